@@ -1,0 +1,1 @@
+"""The ``gatewatch`` command: argument parsing in ``main``, one module per group of commands."""

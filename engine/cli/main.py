@@ -1,0 +1,123 @@
+"""``gatewatch``: argument parsing and dispatch. Exit 0 ok, 1 failed check, 2 bad usage/input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from engine.config import Config, ConfigError, load_config
+
+
+class UsageError(Exception):
+    """A user mistake: one line on stderr, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gatewatch",
+        description="Gatewatch: an access gateway that records and controls database sessions.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("-c", "--config", type=Path,
+                        help="policies file (default: $GATEWATCH_CONFIG)")
+        return sp
+
+    with_config(sub.add_parser("engine", help="run the engine"))
+    demo = sub.add_parser("demo", help="run a complete local demo installation")
+    demo.add_argument("--headless", action="store_true",
+                      help="no TUI: print the connection details as one JSON line")
+    demo.add_argument("-c", "--config", type=Path, help="policies file (default: the example)")
+    sessions = with_config(sub.add_parser("sessions", help="list recorded sessions"))
+    sessions.add_argument("--json", action="store_true")
+    sessions.add_argument("--limit", type=int, default=100)
+    show = with_config(sub.add_parser("show", help="show one session and its statements"))
+    show.add_argument("session", help="session id (or a unique prefix)")
+    show.add_argument("--json", action="store_true")
+    verify = with_config(sub.add_parser("verify", help="check the audit chain of the store"))
+    verify.add_argument("session", nargs="?", help="only this session's records")
+    policy = sub.add_parser("policy", help="work with policies files")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    check = psub.add_parser("check", help="validate a policies file")
+    check.add_argument("file", type=Path)
+    return p
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or (Path(os.environ["GATEWATCH_CONFIG"])
+                           if os.environ.get("GATEWATCH_CONFIG") else None)
+    if path is None:
+        raise UsageError("no policies file: pass -c FILE or set GATEWATCH_CONFIG")
+    return load_config(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"gatewatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from engine.cli import records
+    from engine.cli.runner import run, setup_logging
+    from store import StoreError, open_store
+
+    if args.command == "policy":
+        config = load_config(args.file)
+        print(f"{args.file}: ok ({len(config.identities)} identities, "
+              f"{len(config.connections)} connections)")
+        return 0
+    if args.command == "demo":
+        from engine.demo.run import default_policies, run_demo
+
+        setup_logging("WARNING")
+        return run(run_demo(args.config or default_policies(), headless=args.headless))
+    config = _config(args)
+    if args.command == "engine":
+        from engine.serve import serve
+
+        setup_logging(config.engine.log_level)
+        try:
+            return run(serve(config))
+        except StoreError as exc:
+            raise UsageError(str(exc)) from exc
+        except OSError as exc:
+            raise UsageError(f"cannot start: {exc}") from exc
+    try:
+        store = open_store(config.engine.store, readonly=True)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        if args.command == "sessions":
+            print(records.sessions(store, as_json=args.json, limit=args.limit))
+            return 0
+        if args.command == "show":
+            session = store.find_session(args.session)
+            if session is None:
+                raise UsageError(f"no session {args.session!r} in {config.engine.store}")
+            print(records.show(store, session, as_json=args.json))
+            return 0
+        if args.command == "verify":
+            if args.session and store.find_session(args.session) is None:
+                raise UsageError(f"no session {args.session!r} in {config.engine.store}")
+            session_id = store.find_session(args.session)["id"] if args.session else None  # type: ignore[index]
+            ok, message = records.verify_store(store, session_id)
+            print(message, file=sys.stdout if ok else sys.stderr)
+            return 0 if ok else 1
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    raise UsageError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

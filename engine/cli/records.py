@@ -1,0 +1,80 @@
+"""``sessions``, ``show`` and ``verify``: read the store, print for people or as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store import SqliteStore, verify
+
+
+def _short_time(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else "-"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def sessions(store: SqliteStore, *, as_json: bool, limit: int) -> str:
+    rows = store.sessions(limit)
+    if as_json:
+        return json.dumps(rows)
+    if not rows:
+        return "no sessions recorded yet"
+    headers = ["ID", "IDENTITY", "CONNECTION", "CLIENT", "APPLICATION", "DATABASE", "STARTED",
+               "ENDED", "STMTS", "STATUS"]
+    table = [
+        [r["id"], r["identity"] or "-", r["connection"], r["client_addr"] or "-",
+         (r["application_name"] or "-")[:20], r["database"] or "-", _short_time(r["started_at"]),
+         _short_time(r["ended_at"]), str(r["statements"]),
+         r["status"] + (f" ({r['end_reason']})" if r["end_reason"] else "")]
+        for r in rows
+    ]
+    return _table(table, headers)
+
+
+def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
+    statements = store.statements(session["id"])
+    if as_json:
+        return json.dumps({"session": session, "statements": statements})
+    head = (
+        f"session {session['id']}  {session['identity']} → {session['connection']}"
+        f" ({session['database']})  from {session['client_addr']}\n"
+        f"started {_short_time(session['started_at'])}  ended {_short_time(session['ended_at'])}"
+        f"  status {session['status']}"
+        + (f" ({session['end_reason']})" if session["end_reason"] else "")
+    )
+    if not statements:
+        return head + "\n\nno statements"
+    table = []
+    for s in statements:
+        text = " ".join(s["text"].split())
+        outcome = s["status"]
+        if s["sqlstate"]:
+            outcome += f" {s['sqlstate']}: {s['error']}"
+        table.append([
+            str(s["seq"]), s["started_at"][11:23], _ms(s["duration_ms"]),
+            "-" if s["rows"] is None else str(s["rows"]), outcome[:60],
+            text[:80] + ("…" if len(text) > 80 else ""),
+        ])
+    return head + "\n\n" + _table(table, ["#", "TIME", "DURATION", "ROWS", "RESULT", "STATEMENT"])
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def verify_store(store: SqliteStore, session_id: str | None) -> tuple[bool, str]:
+    result = verify(store, session_id)
+    if result.ok:
+        scope = f"session {session_id}" if session_id else f"{result.sessions} sessions"
+        return True, f"ok: audit chain of {result.records} records intact; {scope} match it"
+    return False, "verification FAILED: " + result.problems[0] + (
+        f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
+    )

@@ -1,0 +1,384 @@
+"""Load ``policies.yaml``: YAML → checked dataclasses, with errors that name file, line and key.
+
+Every scalar may refer to the environment: ``${NAME}`` (must be set) or ``${NAME:-default}``.
+Relative paths are taken from the directory of the policies file. Unknown keys are errors, so
+that a typo never silently turns a rule off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from engine.config.model import (
+    Config,
+    Connection,
+    EngineSettings,
+    IdentityConfig,
+    TlsFiles,
+    Upstream,
+)
+
+T = TypeVar("T")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+_SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+
+
+class ConfigError(Exception):
+    """A policies file that cannot be used; the message is one line for the operator."""
+
+
+class _Doc:
+    """The parsed YAML plus the line of every value, keyed by its path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: dict[tuple[str | int, ...], int] = {}
+
+    def fail(self, where: tuple[str | int, ...], expected: str) -> ConfigError:
+        line = self.lines.get(where)
+        while line is None and where:
+            where = where[:-1]
+            line = self.lines.get(where)
+        key = ".".join(str(p) for p in where) or "(top level)"
+        return ConfigError(f"{self.path}:{line or 1}: {key}: {expected}")
+
+    def build(self, node: yaml.Node, where: tuple[str | int, ...]) -> Any:
+        self.lines[where] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if not isinstance(key_node, yaml.ScalarNode) or not isinstance(key, str):
+                    raise self.fail(where, "mapping keys must be plain strings")
+                if key in out:
+                    raise self.fail((*where, key), "this key is given twice")
+                out[key] = self.build(value_node, (*where, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*where, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        text = self._interpolate(str(node.value), where)
+        if node.style:  # quoted: always a string
+            return text
+        return _plain_scalar(text)
+
+    def _interpolate(self, text: str, where: tuple[str | int, ...]) -> str:
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    raise self.fail(where, f"environment variable {name} is not set")
+                return default
+            return value
+
+        return _ENV.sub(sub, text)
+
+
+def _plain_scalar(text: str) -> Any:
+    """Type a plain (unquoted) scalar after interpolation: null, bool, int, float or str."""
+    if text in ("", "~", "null", "Null", "NULL"):
+        return None
+    if text in ("true", "True", "TRUE", "false", "False", "FALSE"):
+        return text.lower() == "true"
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[-+]?([0-9]*\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?", text):
+        return float(text)
+    return text
+
+
+class _Section:
+    """Typed access to one mapping of the document, remembering which keys were read."""
+
+    def __init__(self, doc: _Doc, data: Any, where: tuple[str | int, ...], what: str) -> None:
+        if not isinstance(data, dict):
+            raise doc.fail(where, f"expected a mapping ({what})")
+        self.doc, self.data, self.where = doc, data, where
+        self._known: set[str] = set()
+
+    def get(self, key: str, kind: Callable[[Any, tuple[str | int, ...]], T], default: T) -> T:
+        self._known.add(key)
+        if key not in self.data or self.data[key] is None:
+            return default
+        return kind(self.data[key], (*self.where, key))
+
+    def need(self, key: str, kind: Callable[[Any, tuple[str | int, ...]], T]) -> T:
+        self._known.add(key)
+        if key not in self.data or self.data[key] is None:
+            raise self.doc.fail(self.where, f"missing required key '{key}'")
+        return kind(self.data[key], (*self.where, key))
+
+    def section(self, key: str, what: str) -> _Section | None:
+        self._known.add(key)
+        if self.data.get(key) is None:
+            return None
+        return _Section(self.doc, self.data[key], (*self.where, key), what)
+
+    def done(self) -> None:
+        for key in self.data:
+            if key not in self._known:
+                known = ", ".join(sorted(self._known))
+                raise self.doc.fail((*self.where, key), f"unknown key (expected one of: {known})")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a policies file; raise ``ConfigError`` with a one-line reason."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policies file: {exc.strerror}") from exc
+    doc = _Doc(path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if node is None:
+        raise ConfigError(f"{path}:1: the policies file is empty")
+    top = _Section(doc, doc.build(node, ()), (), "the policies file")
+    return _Builder(doc, path.parent.resolve()).config(top)
+
+
+class _Builder:
+    def __init__(self, doc: _Doc, base: Path) -> None:
+        self.doc = doc
+        self.base = base
+
+    # scalar kinds ------------------------------------------------------------------------
+    def string(self, value: Any, where: tuple[str | int, ...]) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.doc.fail(where, "expected a string")
+        return str(value)
+
+    def name(self, value: Any, where: tuple[str | int, ...]) -> str:
+        text = self.string(value, where)
+        if not _NAME.match(text):
+            raise self.doc.fail(where, f"'{text}' is not a valid name (letters, digits, _.@-)")
+        return text
+
+    def path(self, value: Any, where: tuple[str | int, ...]) -> Path:
+        text = self.string(value, where)
+        if not text:
+            raise self.doc.fail(where, "expected a path")
+        p = Path(text).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def port(self, value: Any, where: tuple[str | int, ...]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise self.doc.fail(where, "expected a TCP port number (0-65535)")
+        return value
+
+    def names(self, value: Any, where: tuple[str | int, ...]) -> frozenset[str]:
+        if not isinstance(value, list):
+            raise self.doc.fail(where, "expected a list of names")
+        return frozenset(self.name(v, (*where, i)) for i, v in enumerate(value))
+
+    def seconds(self, value: Any, where: tuple[str | int, ...]) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", str(value))
+        if not match:
+            raise self.doc.fail(where, "expected a duration such as 10s, 500ms or 2m")
+        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+        return float(match.group(1)) * scale
+
+    def size(self, value: Any, where: tuple[str | int, ...]) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB)\s*", str(value))
+        if not match:
+            raise self.doc.fail(where, "expected a size such as 64MiB, 512KiB or a byte count")
+        return int(match.group(1)) * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[
+            match.group(2)
+        ]
+
+    def choice(self, *options: str) -> Callable[[Any, tuple[str | int, ...]], str]:
+        def kind(value: Any, where: tuple[str | int, ...]) -> str:
+            text = self.string(value, where)
+            if text not in options:
+                raise self.doc.fail(where, f"expected one of {', '.join(options)}, not '{text}'")
+            return text
+
+        return kind
+
+    def listen(self, value: Any, where: tuple[str | int, ...]) -> tuple[str, int]:
+        text = self.string(value, where)
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if host != "localhost":
+                raise self.doc.fail(where, "expected HOST:PORT with an IP address") from None
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise self.doc.fail(where, "expected HOST:PORT, for example 127.0.0.1:6432")
+        return host, int(port)
+
+    # sections ----------------------------------------------------------------------------
+    def config(self, top: _Section) -> Config:
+        version = top.get("version", lambda v, w: v, 1)
+        if version != 1:
+            raise self.doc.fail(("version",), "this Gatewatch reads policies version 1")
+        engine = self.engine(top.section("engine", "engine settings"))
+        identities = self.identities(top.get("identities", self.list_of("identity"), []))
+        connections = self.connections(
+            top.get("connections", self.list_of("connection"), []), identities
+        )
+        rules = tuple(top.get("rules", self.list_of("rule"), []))
+        masking = tuple(top.get("masking", self.list_of("masking rule"), []))
+        top.done()
+        return Config(self.doc.path, engine, identities, connections, rules, masking)
+
+    def list_of(self, what: str) -> Callable[[Any, tuple[str | int, ...]], list[Any]]:
+        def kind(value: Any, where: tuple[str | int, ...]) -> list[Any]:
+            if not isinstance(value, list):
+                raise self.doc.fail(where, f"expected a list of {what} entries")
+            return value
+
+        return kind
+
+    def engine(self, sec: _Section | None) -> EngineSettings:
+        if sec is None:
+            raise self.doc.fail((), "missing required key 'engine' (store and control_socket)")
+        settings = EngineSettings(
+            store=sec.need("store", self.path),
+            control_socket=sec.need("control_socket", self.path),
+            startup_timeout=sec.get("startup_timeout", self.seconds, 10.0),
+            max_message_size=sec.get("max_message_size", self.size, 64 * 1024 * 1024),
+            durability=sec.get("durability", self.choice("normal", "full"), "normal"),
+            log_level=sec.get(
+                "log_level", self.choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
+            ),
+        )
+        sec.done()
+        return settings
+
+    def identities(self, items: list[Any]) -> tuple[IdentityConfig, ...]:
+        out: list[IdentityConfig] = []
+        for i, item in enumerate(items):
+            sec = _Section(self.doc, item, ("identities", i), "an identity")
+            ident = IdentityConfig(
+                name=sec.need("name", self.name),
+                groups=sec.get("groups", self.names, frozenset()),
+                kind=sec.get("kind", self.choice("person", "agent"), "person"),
+                token_sha256=sec.get("token_sha256", self.sha256, None),
+                token_env=sec.get("token_env", self.string, None),
+            )
+            if (ident.token_sha256 is None) == (ident.token_env is None):
+                raise self.doc.fail(
+                    ("identities", i),
+                    "give exactly one of token_sha256 or token_env (never a plaintext token)",
+                )
+            sec.done()
+            if any(o.name == ident.name for o in out):
+                raise self.doc.fail(("identities", i, "name"), f"identity '{ident.name}' twice")
+            out.append(ident)
+        return tuple(out)
+
+    def sha256(self, value: Any, where: tuple[str | int, ...]) -> str:
+        text = self.string(value, where).lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", text):
+            raise self.doc.fail(where, "expected the hex SHA-256 of the token (64 hex digits)")
+        return text
+
+    def connections(
+        self, items: list[Any], identities: tuple[IdentityConfig, ...]
+    ) -> tuple[Connection, ...]:
+        out: list[Connection] = []
+        known = {i.name for i in identities}
+        for i, item in enumerate(items):
+            where: tuple[str | int, ...] = ("connections", i)
+            sec = _Section(self.doc, item, where, "a connection")
+            name = sec.need("name", self.name)
+            kind = sec.need("kind", self.choice("postgres"))
+            host, port = sec.need("listen", self.listen)
+            tls = self.tls(sec.section("tls", "TLS certificate and key"))
+            up = sec.section("upstream", "the target")
+            if up is None:
+                raise self.doc.fail(where, "missing required key 'upstream'")
+            upstream = self.upstream(up)
+            databases = sec.get("databases", self.names, None)
+            allow = sec.section("allow", "who may use this connection")
+            groups: frozenset[str] = frozenset()
+            people: frozenset[str] = frozenset()
+            if allow is not None:
+                groups = allow.get("groups", self.names, frozenset())
+                people = allow.get("identities", self.names, frozenset())
+                allow.done()
+                unknown = people - known
+                if unknown:
+                    raise self.doc.fail(
+                        (*where, "allow", "identities"),
+                        f"unknown identity {sorted(unknown)[0]!r}",
+                    )
+            sec.done()
+            if any(o.name == name for o in out):
+                raise self.doc.fail((*where, "name"), f"connection '{name}' is defined twice")
+            if any((o.listen_host, o.listen_port) == (host, port) for o in out if port):
+                raise self.doc.fail((*where, "listen"), f"{host}:{port} is used twice")
+            out.append(
+                Connection(
+                    name=name,
+                    kind=kind,
+                    listen_host=host,
+                    listen_port=port,
+                    upstream=upstream,
+                    tls=tls,
+                    databases=tuple(sorted(databases)) if databases is not None else None,
+                    allow_groups=groups,
+                    allow_identities=people,
+                )
+            )
+        return tuple(out)
+
+    def tls(self, sec: _Section | None) -> TlsFiles | None:
+        if sec is None:
+            return None
+        cert = sec.get("cert", self.string, "")
+        key = sec.get("key", self.string, "")
+        sec.done()
+        if not cert and not key:
+            return None  # both empty (for example unset environment variables): TLS off
+        if not cert or not key:
+            raise self.doc.fail(sec.where, "give both cert and key, or neither")
+        return TlsFiles(self.path(cert, (*sec.where, "cert")), self.path(key, (*sec.where, "key")))
+
+    def upstream(self, sec: _Section) -> Upstream:
+        upstream = Upstream(
+            host=sec.need("host", self.string),
+            port=sec.get("port", self.port, 5432),
+            user=sec.need("user", self.string),
+            password_env=sec.get("password_env", self.string, None),
+            password_file=sec.get("password_file", self.path, None),
+            sslmode=sec.get("sslmode", self.choice(*_SSLMODES), "prefer"),
+            sslrootcert=sec.get("sslrootcert", self.path, None),
+            connect_timeout=sec.get("connect_timeout", self.seconds, 10.0),
+        )
+        if "password" in sec.data:
+            raise self.doc.fail(
+                (*sec.where, "password"),
+                "target passwords never go in this file: use password_env or password_file",
+            )
+        if upstream.password_env and upstream.password_file:
+            raise self.doc.fail(sec.where, "give password_env or password_file, not both")
+        sec.done()
+        return upstream
+
+
+def token_digest(token: str) -> str:
+    """What ``token_sha256`` holds for a token."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,80 @@
+"""The validated configuration: plain frozen dataclasses, built only by ``engine.config.load``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+    user: str
+    password_env: str | None = None
+    password_file: Path | None = None
+    sslmode: str = "prefer"  # disable | prefer | require | verify-ca | verify-full
+    sslrootcert: Path | None = None
+    connect_timeout: float = 10.0
+
+    def password(self) -> str | None:
+        """Read the target credential at the moment it is needed; it is never kept in config."""
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        if self.password_file is not None:
+            return self.password_file.read_text().rstrip("\r\n")
+        return None
+
+
+@dataclass(frozen=True)
+class Connection:
+    name: str
+    kind: str  # "postgres" (SSH arrives with its own issue)
+    listen_host: str
+    listen_port: int
+    upstream: Upstream
+    tls: TlsFiles | None = None
+    databases: tuple[str, ...] | None = None
+    allow_groups: frozenset[str] = frozenset()
+    allow_identities: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    name: str
+    groups: frozenset[str]
+    kind: str = "person"  # "person" or "agent"
+    token_sha256: str | None = None
+    token_env: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    store: Path
+    control_socket: Path
+    startup_timeout: float = 10.0
+    max_message_size: int = 64 * 1024 * 1024
+    durability: str = "normal"  # "normal": WAL commit; "full": fsync per group commit
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    engine: EngineSettings
+    identities: tuple[IdentityConfig, ...]
+    connections: tuple[Connection, ...]
+    # Room for the guardrail and masking issues: kept as validated-to-be-lists raw data.
+    rules: tuple[Any, ...] = field(default_factory=tuple)
+    masking: tuple[Any, ...] = field(default_factory=tuple)
+
+    def connection(self, name: str) -> Connection | None:
+        return next((c for c in self.connections if c.name == name), None)

@@ -1,0 +1,115 @@
+"""Bring up the demo: PostgreSQL target with sample data, TLS, tokens, engine; then wait."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.config import load_config
+from engine.demo.pgcluster import PgCluster, free_port
+from engine.demo.tls import self_signed
+from engine.engine import Engine
+
+DEMO_DB = "shop"
+DEMO_ROLE = "gatewatch"
+
+
+def default_policies() -> Path:
+    """The example policies.yaml at the repository root (next to the packages)."""
+    return Path(__file__).resolve().parents[2] / "policies.yaml"
+
+
+def _prepare_target(cluster: PgCluster, password: str) -> None:
+    cluster.start()
+    cluster.create_role(DEMO_ROLE, password)
+    cluster.sql(f'CREATE DATABASE {DEMO_DB} OWNER "{DEMO_ROLE}";')
+    seed = resources.files("engine.demo").joinpath("seed.sql").read_text()
+    cluster.sql(f'SET ROLE "{DEMO_ROLE}";\n{seed}', dbname=DEMO_DB)
+
+
+async def run_demo(policies: Path, *, headless: bool) -> int:
+    work = Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))
+    cluster = PgCluster(work / "pg")
+    engine: Engine | None = None
+    try:
+        target_password = secrets.token_urlsafe(24)
+        await asyncio.to_thread(_prepare_target, cluster, target_password)
+        cert, key = self_signed(work / "tls")
+        tokens = {"alice": secrets.token_urlsafe(18), "oncall": secrets.token_urlsafe(18)}
+        listen_port = free_port()
+        os.environ.update({
+            "GATEWATCH_SHOP_LISTEN": f"127.0.0.1:{listen_port}",
+            "GATEWATCH_SHOP_PG_HOST": cluster.host,
+            "GATEWATCH_SHOP_PG_PORT": str(cluster.port),
+            "GATEWATCH_SHOP_PG_USER": DEMO_ROLE,
+            "GATEWATCH_SHOP_PG_PASSWORD": target_password,
+            "GATEWATCH_TLS_CERT": str(cert),
+            "GATEWATCH_TLS_KEY": str(key),
+            "GATEWATCH_ALICE_TOKEN": tokens["alice"],
+            "GATEWATCH_ONCALL_TOKEN": tokens["oncall"],
+        })
+        config = load_config(policies)
+        engine = Engine(config)
+        await engine.start()
+        host, port = engine.listeners["shop"]
+        info: dict[str, Any] = {
+            "config": str(policies),
+            "store": str(config.engine.store),
+            "control": str(config.engine.control_socket),
+            "postgres": {"host": host, "port": port, "dbname": DEMO_DB, "user": "alice",
+                         "password": tokens["alice"]},
+            "postgres_direct": {"host": cluster.host, "port": cluster.port, "dbname": DEMO_DB,
+                                "user": DEMO_ROLE, "password": target_password},
+            "approver": {"user": "oncall", "token": tokens["oncall"]},
+        }
+        if headless:
+            print(json.dumps(info), flush=True)
+        else:
+            _print_readable(info)
+        await _wait_for_signal()
+        return 0
+    finally:
+        if engine is not None:
+            await engine.stop()
+        await asyncio.to_thread(cluster.stop)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _print_readable(info: dict[str, Any]) -> None:
+    pg = info["postgres"]
+    direct = info["postgres_direct"]
+    print(
+        "Gatewatch demo is running (the operator's TUI arrives with its own issue).\n\n"
+        f"  through the gateway:  PGPASSWORD='{pg['password']}' psql "
+        f"'host={pg['host']} port={pg['port']} dbname={pg['dbname']} user={pg['user']}'\n"
+        f"  straight to the target: PGPASSWORD='{direct['password']}' psql "
+        f"'host={direct['host']} port={direct['port']} dbname={direct['dbname']} "
+        f"user={direct['user']}'\n"
+        f"  approver:             {info['approver']['user']} / {info['approver']['token']}\n\n"
+        f"  recorded sessions:    gatewatch sessions -c {info['config']}\n"
+        f"  store:                {info['store']}\n\n"
+        "Press Ctrl-C to stop; the target and its data are removed.",
+        flush=True,
+    )
+
+
+async def _wait_for_signal() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    print("stopping…", file=sys.stderr, flush=True)

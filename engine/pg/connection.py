@@ -1,0 +1,364 @@
+"""One client's PostgreSQL session: the only code of the front end that does I/O.
+
+It runs the handshake (``startup``), then wires both ``Side`` protocols to a ``PgRelay`` by
+callbacks: client bytes → relay → (commit the statements' records) → target; target bytes →
+relay → client. While a commit is pending, reading from the client is paused, so order is kept
+without a queue or a task per chunk. Flow control pauses the opposite side when a write buffer
+fills up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import Connection, EngineSettings
+from engine.identity import Identity, IdentityProvider
+from engine.pg import codec, startup
+from engine.pg.cancel import CancelKeys, UpstreamKey
+from engine.pg.codec import ProtocolViolation
+from engine.pg.relay import PgRelay, StatementFinished, StatementStarted
+from engine.pg.side import PeerClosed, Side
+from engine.recorder import Recorder
+from store import Op, StoreError
+from store import ops as O
+
+log = logging.getLogger(__name__)
+
+# Target login errors whose text helps the user and reveals nothing about the credential.
+_RELAYED_LOGIN_ERRORS = ("3D000", "53300", "57P03", "55000")
+
+
+@dataclass
+class PgContext:
+    """What every PostgreSQL session of the engine shares."""
+
+    settings: EngineSettings
+    identities: IdentityProvider
+    recorder: Recorder
+    cancel_keys: CancelKeys
+    live: dict[str, PgConnection] = field(default_factory=dict)
+    tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class PgConnection:
+    def __init__(self, ctx: PgContext, conn: Connection, client: Side) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.client = client
+        self.upstream: Side | None = None
+        self.session_id = new_session_id()
+        self.identity: Identity | None = None
+        self.params: dict[str, str] = {}
+        self.started = time.time()
+        self.relay = PgRelay(ctx.settings.max_message_size)
+        self._recorded = False  # the session's open record is in the store
+        self._ended = False
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._cancel_pid: int | None = None
+        self._statement_started: dict[int, float] = {}
+        self._committing = False
+        self._held: list[bytes] = []
+        self._client_blocked = False  # the target's write buffer is full
+        self._upstream_blocked = False  # the client's write buffer is full
+
+    # --- handshake ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._handshake_and_relay()
+        except ProtocolViolation as exc:
+            log.info("session %s: protocol violation from client: %s", self.session_id, exc)
+            self._fatal(str(exc), exc.sqlstate)
+            self._end("protocol violation", error=str(exc))
+        except PeerClosed:
+            self._end("client disconnected")
+        except StoreError as exc:
+            log.error("session %s refused: the store is not writable: %s", self.session_id, exc)
+            self._fatal("the gateway cannot record sessions right now, so it admits none",
+                        "58030", hint="Tell the operator: the gateway's store is not writable.")
+            self._recorded = False
+            self._end("store unwritable")
+        except TimeoutError:
+            log.info("session %s: client %s sent no startup in time", self.session_id,
+                     self.client.peer())
+            self._fatal("timeout expired during startup", "08006")
+            self._end("startup timeout")
+        except asyncio.CancelledError:
+            self._end("engine stopped")
+            raise
+        except Exception:  # a bug in one session must not take the engine down
+            log.exception("session %s failed", self.session_id)
+            self._fatal("internal gateway error; the session is closed", "XX000")
+            self._end("gateway error")
+
+    async def _handshake_and_relay(self) -> None:
+        settings = self.ctx.settings
+        async with asyncio.timeout(settings.startup_timeout):
+            hello = await startup.client_hello(self.client, self.ctx.tls.get(self.conn.name))
+            if hello.cancel is not None:
+                await self.ctx.cancel_keys.cancel(*hello.cancel)
+                self.client.close()
+                return
+            self.params = hello.params
+            user = hello.params["user"]
+            token = await startup.read_password(self.client, settings.max_message_size)
+        if not hello.tls:
+            log.warning(
+                "session %s: %s sent its token over a connection without TLS",
+                self.session_id, user,
+            )
+        identity = await self.ctx.identities.authenticate(user, token)
+        if identity is None:
+            await self._reject("authentication failed", "28P01",
+                               f'password authentication failed for user "{user}"')
+            return
+        self.identity = identity
+        refusal = self._refusal(identity, hello.params["database"])
+        if refusal is not None:
+            await self._reject("not allowed", "28000", refusal)
+            return
+        await self._open_record("open")
+        try:
+            greeting = await startup.connect_upstream(
+                self.conn.upstream, hello.params, settings.max_message_size
+            )
+        except startup.UpstreamUnavailable as exc:
+            log.warning("session %s: connection %s: %s", self.session_id, self.conn.name, exc)
+            if isinstance(exc, startup.UpstreamRefused) and exc.sqlstate in (
+                _RELAYED_LOGIN_ERRORS
+            ):
+                self._fatal(exc.message, exc.sqlstate)
+            else:
+                self._fatal(
+                    f'the target of connection "{self.conn.name}" is not available',
+                    "08006",
+                    hint="The gateway has logged the reason; try again later or tell the operator.",
+                )
+            self._end("upstream unavailable", error=str(exc))
+            return
+        self._start_relay(greeting)
+        await self._done
+
+    def _refusal(self, identity: Identity, database: str) -> str | None:
+        conn = self.conn
+        allowed = (identity.name in conn.allow_identities) or bool(
+            identity.groups & conn.allow_groups
+        )
+        if not allowed:
+            return f'identity "{identity.name}" may not use connection "{conn.name}"'
+        if conn.databases is not None and database not in conn.databases:
+            return f'connection "{conn.name}" does not allow database "{database}"'
+        return None
+
+    async def _reject(self, reason: str, sqlstate: str, message: str) -> None:
+        log.info("session %s: %s from %s: %s", self.session_id, reason, self.client.peer(),
+                 message)
+        self._fatal(message, sqlstate)
+        await self._open_record("rejected", end_reason=reason)
+        self.client.close()
+        self._ended = True
+
+    async def _open_record(self, status: str, end_reason: str | None = None) -> None:
+        ident = self.identity
+        fields: dict[str, Any] = {
+            "protocol": "postgres",
+            "connection": self.conn.name,
+            "identity": ident.name if ident else self.params.get("user"),
+            "identity_kind": ident.kind if ident else None,
+            "client_addr": self.client.peer(),
+            "application_name": self.params.get("application_name"),
+            "database": self.params.get("database"),
+            "started_at": O.utc(self.started),
+            "status": status,
+        }
+        ops = [Op(O.SESSION_OPEN, self.session_id, 0, fields)]
+        if end_reason is not None:
+            ops.append(Op(O.SESSION_CLOSE, self.session_id, 0, {
+                "ended_at": O.utc(time.time()), "status": status, "end_reason": end_reason}))
+        await self.ctx.recorder.commit(ops)
+        self._recorded = end_reason is None
+
+    def _start_relay(self, greeting: startup.UpstreamGreeting) -> None:
+        upstream = self.upstream = greeting.side
+        host, port = self.conn.upstream.host, self.conn.upstream.port
+        pid, secret = self.ctx.cancel_keys.issue(
+            UpstreamKey(host, port, greeting.pid, greeting.secret)
+        )
+        self._cancel_pid = pid
+        self.relay.transaction_status = greeting.transaction_status
+        self.ctx.live[self.session_id] = self
+        self.client.write(
+            codec.auth_request(0)
+            + greeting.status_messages
+            + codec.backend_key_data(pid, secret)
+            + codec.ready_for_query(greeting.transaction_status)
+        )
+        self.client.on_pause_writing = functools.partial(self._client_full, True)
+        self.client.on_resume_writing = functools.partial(self._client_full, False)
+        upstream.on_pause_writing = functools.partial(self._upstream_full, True)
+        upstream.on_resume_writing = functools.partial(self._upstream_full, False)
+        upstream.relay(self._server_data, self._upstream_lost)
+        self.client.relay(self._client_data, self._client_lost)
+
+    # --- relay ----------------------------------------------------------------------------
+
+    def _client_data(self, data: bytes) -> None:
+        if self._committing:
+            self._held.append(data)
+            return
+        try:
+            out, started = self.relay.client_data(data)
+        except ProtocolViolation as exc:
+            log.info("session %s: protocol violation from client: %s", self.session_id, exc)
+            self._fatal(str(exc), exc.sqlstate)
+            self._end("protocol violation", error=str(exc))
+            return
+        if not started:
+            if out and self.upstream is not None:
+                self.upstream.write(out)
+            return
+        sid = self.session_id
+        ops = [
+            Op(O.STATEMENT_START, sid, s.seq, {
+                "protocol": s.protocol,
+                "text": s.text,
+                "params": s.params,
+                "started_at": O.utc(s.started),
+                "status": "running",
+            })
+            for s in started
+        ]
+        self._committing = True
+        self.client.pause_reading()
+        self.ctx.recorder.commit(ops).add_done_callback(
+            functools.partial(self._committed, out, started)
+        )
+
+    def _committed(
+        self, out: bytes, started: list[StatementStarted], fut: asyncio.Future[None]
+    ) -> None:
+        self._committing = False
+        if self._ended:
+            return
+        exc = fut.exception()
+        if exc is not None:
+            # Fail closed: a statement that cannot be recorded does not run (invariant 1).
+            log.error("session %s: statement not recorded, session ended: %s", self.session_id,
+                      exc)
+            self._fatal("the gateway could not record this statement, so it was not run",
+                        "58030", hint="Tell the operator: the gateway's store is not writable.")
+            self._end("store unwritable", error=str(exc))
+            return
+        for s in started:
+            self._statement_started[s.seq] = s.started
+        if self.upstream is not None:
+            self.upstream.write(out)
+        if not self._client_blocked:
+            self.client.resume_reading()
+        held, self._held = self._held, []
+        for data in held:
+            self._client_data(data)
+
+    def _server_data(self, data: bytes) -> None:
+        try:
+            out, finished = self.relay.server_data(data)
+        except ProtocolViolation as exc:
+            log.warning("session %s: the target broke the protocol: %s", self.session_id, exc)
+            self._fatal("the target sent an invalid message; the session is closed", "08P01")
+            self._end("upstream protocol violation", error=str(exc))
+            return
+        if finished:
+            self._finish(finished)
+        if out:
+            self.client.write(out)
+
+    def _finish(self, finished: list[StatementFinished]) -> None:
+        write = self.ctx.recorder.write
+        sid = self.session_id
+        started = self._statement_started
+        for f in finished:
+            began = started.pop(f.seq, f.finished)
+            write(Op(O.STATEMENT_END, sid, f.seq, {
+                "finished_at": O.utc(f.finished),
+                "duration_ms": round((f.finished - began) * 1000, 3),
+                "status": f.status,
+                "command": f.command,
+                "rows": f.rows,
+                "sqlstate": f.sqlstate,
+                "error": f.error,
+            }))
+
+    # --- flow control ---------------------------------------------------------------------
+
+    def _client_full(self, full: bool) -> None:
+        """The client reads slower than the target answers: stop reading the target."""
+        self._upstream_blocked = full
+        if self.upstream is not None:
+            (self.upstream.pause_reading if full else self.upstream.resume_reading)()
+
+    def _upstream_full(self, full: bool) -> None:
+        self._client_blocked = full
+        if full:
+            self.client.pause_reading()
+        elif not self._committing:
+            self.client.resume_reading()
+
+    # --- ending ---------------------------------------------------------------------------
+
+    def _client_lost(self, exc: Exception | None) -> None:
+        self._end("client quit" if self.relay.terminated else "client disconnected")
+
+    def _upstream_lost(self, exc: Exception | None) -> None:
+        if not self._ended:
+            self._fatal("the connection to the target was lost", "08006")
+        self._end("upstream lost")
+
+    def terminate(self, reason: str, message: str, sqlstate: str = "57P01") -> None:
+        """End the session from outside (engine shutdown; later, an operator's kill)."""
+        self._fatal(message, sqlstate)
+        self._end(reason)
+
+    def _fatal(self, message: str, sqlstate: str, hint: str | None = None) -> None:
+        if not self._ended:
+            self.client.write(codec.error_response(message, sqlstate, "FATAL", hint=hint))
+
+    def _end(self, reason: str, error: str | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.ctx.live.pop(self.session_id, None)
+        if self._cancel_pid is not None:
+            self.ctx.cancel_keys.release(self._cancel_pid)
+        self.client.close()
+        if self.upstream is not None:
+            self.upstream.close()
+        if self._recorded:
+            now = time.time()
+            lost = [
+                StatementFinished(seq, "lost", None, None, None, f"session ended: {reason}", now)
+                for seq in self.relay.open_statements()
+                if seq in self._statement_started
+            ]
+            self._finish(lost)
+            self.ctx.recorder.write(Op(O.SESSION_CLOSE, self.session_id, 0, {
+                "ended_at": O.utc(now), "status": "closed", "end_reason": reason}))
+        if error:
+            log.info("session %s ended: %s (%s)", self.session_id, reason, error)
+        if not self._done.done():
+            self._done.set_result(None)
+
+
+async def serve_client(ctx: PgContext, conn: Connection, client: Side) -> None:
+    """Entry point for one accepted connection."""
+    await PgConnection(ctx, conn, client).run()

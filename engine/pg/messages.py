@@ -1,0 +1,145 @@
+"""Decoders for the message bodies whose contents the gateway reads.
+
+Every decoder raises ``ProtocolViolation`` on a body that does not have the documented layout,
+so that a malformed message ends its session with a clear error instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.pg.codec import ProtocolViolation
+
+PARAM_PREVIEW_CHARS = 64
+PARAM_PREVIEW_COUNT = 16
+
+
+def _cstring(body: bytes, pos: int, what: str) -> tuple[str, int]:
+    end = body.find(b"\x00", pos)
+    if end < 0:
+        raise ProtocolViolation(f"malformed {what} message: unterminated string")
+    return body[pos:end].decode("utf-8", "replace"), end + 1
+
+
+def _int(body: bytes, pos: int, size: int, what: str) -> tuple[int, int]:
+    end = pos + size
+    if end > len(body):
+        raise ProtocolViolation(f"malformed {what} message: truncated")
+    return int.from_bytes(body[pos:end], "big", signed=True), end
+
+
+def query_text(body: bytes) -> str:
+    text, end = _cstring(body, 0, "Query")
+    if end != len(body):
+        raise ProtocolViolation("malformed Query message: data after the query string")
+    return text
+
+
+@dataclass(slots=True)
+class Parse:
+    name: str
+    query: str
+
+
+def parse(body: bytes) -> Parse:
+    name, pos = _cstring(body, 0, "Parse")
+    query, pos = _cstring(body, pos, "Parse")
+    count, pos = _int(body, pos, 2, "Parse")
+    if count < 0 or pos + 4 * count != len(body):
+        raise ProtocolViolation("malformed Parse message: bad parameter type list")
+    return Parse(name, query)
+
+
+@dataclass(slots=True)
+class Bind:
+    portal: str
+    statement: str
+    params: str | None
+
+
+def bind(body: bytes) -> Bind:
+    """Bind, with a short preview of its parameters for the record (never the full values)."""
+    portal, pos = _cstring(body, 0, "Bind")
+    statement, pos = _cstring(body, pos, "Bind")
+    nfmt, pos = _int(body, pos, 2, "Bind")
+    if nfmt < 0:
+        raise ProtocolViolation("malformed Bind message: negative format count")
+    formats = []
+    for _ in range(nfmt):
+        fmt, pos = _int(body, pos, 2, "Bind")
+        formats.append(fmt)
+    nparams, pos = _int(body, pos, 2, "Bind")
+    if nparams < 0 or (nfmt > 1 and nfmt != nparams):
+        raise ProtocolViolation("malformed Bind message: format and parameter counts differ")
+    previews: list[str] = []
+    for i in range(nparams):
+        size, pos = _int(body, pos, 4, "Bind")
+        if size < -1:
+            raise ProtocolViolation("malformed Bind message: negative parameter length")
+        if size == -1:
+            value = "NULL"
+        else:
+            end = pos + size
+            if end > len(body):
+                raise ProtocolViolation("malformed Bind message: truncated parameter")
+            if i < PARAM_PREVIEW_COUNT:
+                fmt = formats[0] if nfmt == 1 else (formats[i] if nfmt else 0)
+                value = _preview(body[pos : min(end, pos + PARAM_PREVIEW_CHARS * 4)], size, fmt)
+            pos = end
+        if i < PARAM_PREVIEW_COUNT:
+            previews.append(value)
+    nres, pos = _int(body, pos, 2, "Bind")
+    if nres < 0 or pos + 2 * nres != len(body):
+        raise ProtocolViolation("malformed Bind message: bad result format list")
+    if nparams > PARAM_PREVIEW_COUNT:
+        previews.append(f"… {nparams - PARAM_PREVIEW_COUNT} more")
+    return Bind(portal, statement, ", ".join(previews) if nparams else None)
+
+
+def _preview(raw: bytes, size: int, fmt: int) -> str:
+    if fmt == 1:
+        shown = raw[: PARAM_PREVIEW_CHARS // 2].hex()
+        return f"\\x{shown}{'…' if size > PARAM_PREVIEW_CHARS // 2 else ''}"
+    text = raw.decode("utf-8", "replace")
+    if len(text) > PARAM_PREVIEW_CHARS or size > len(raw):
+        text = text[:PARAM_PREVIEW_CHARS] + "…"
+    return repr(text)
+
+
+def execute_portal(body: bytes) -> str:
+    portal, pos = _cstring(body, 0, "Execute")
+    _, pos = _int(body, pos, 4, "Execute")
+    if pos != len(body):
+        raise ProtocolViolation("malformed Execute message: trailing data")
+    return portal
+
+
+def describe_or_close(body: bytes, what: str) -> tuple[str, str]:
+    if not body or body[0] not in b"SP":
+        raise ProtocolViolation(f"malformed {what} message: expected 'S' or 'P'")
+    name, pos = _cstring(body, 1, what)
+    if pos != len(body):
+        raise ProtocolViolation(f"malformed {what} message: trailing data")
+    return chr(body[0]), name
+
+
+def command_rows(body: bytes) -> tuple[str, int | None]:
+    """The command tag of a CommandComplete and the row count it carries, if any."""
+    tag = body.rstrip(b"\x00").decode("ascii", "replace")
+    last = tag.rpartition(" ")[2]
+    return tag, int(last) if last.isdigit() else None
+
+
+def error_fields(body: bytes) -> dict[str, str]:
+    """Fields of an ErrorResponse or NoticeResponse, keyed by their one-letter code."""
+    fields: dict[str, str] = {}
+    pos = 0
+    n = len(body)
+    while pos < n and body[pos] != 0:
+        code = chr(body[pos])
+        end = body.find(b"\x00", pos + 1)
+        if end < 0:
+            break
+        fields[code] = body[pos + 1 : end].decode("utf-8", "replace")
+        pos = end + 1
+    return fields

@@ -1,0 +1,270 @@
+"""The state machine of an authenticated PostgreSQL session, without sockets.
+
+``PgRelay`` is fed the bytes each side sends and answers with what to do next:
+
+- ``client_data(data)`` → ``(to_server, started)``: the bytes of the complete frontend
+  messages to forward, and the ``StatementStarted`` records that must be committed *before*
+  those bytes are forwarded (DESIGN.md invariant 1);
+- ``server_data(data)`` → ``(to_client, finished)``: the bytes of complete backend messages to
+  pass on, and the ``StatementFinished`` records they close.
+
+A statement is one Query message (simple protocol; all of its statements share the record) or
+one Execute (extended protocol; its text comes from the Parse that named it). To know which
+response closes which statement, the relay keeps the queue of responses the target owes — one
+entry per Parse, Bind, Describe, Execute, Close, Sync and Query — and pops it as they arrive,
+following PostgreSQL's rule that after an error in the extended protocol everything up to the
+next Sync is skipped. Only complete messages cross the gateway: a half-received message waits
+in the buffer, so a later filter (masking) can rewrite whole messages.
+
+Anything that is not valid protocol raises ``ProtocolViolation``; the connection ends that
+session with an ErrorResponse and a recorded reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from engine.pg import messages
+from engine.pg.codec import ProtocolViolation, check_length
+
+# What the target owes us, in order.
+_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE = range(7)
+_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE))
+
+_FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
+_BACKEND_ASYNC = frozenset(b"NAS")  # Notice, Notification, ParameterStatus: at any time
+_BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
+
+SKIPPED = "not executed: an earlier message of the pipeline failed"
+
+
+@dataclass(slots=True)
+class StatementStarted:
+    seq: int
+    text: str
+    protocol: str  # "simple" or "extended"
+    params: str | None
+    started: float
+
+
+@dataclass(slots=True)
+class StatementFinished:
+    seq: int
+    status: str  # "ok", "error" or "skipped"
+    command: str | None
+    rows: int | None
+    sqlstate: str | None
+    error: str | None
+    finished: float
+
+
+class _Open:
+    """A statement that has been forwarded and not yet answered."""
+
+    __slots__ = ("command", "error", "rows", "seq", "sqlstate")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.rows: int | None = None
+        self.command: str | None = None
+        self.sqlstate: str | None = None
+        self.error: str | None = None
+
+    def finish(self, status: str | None = None) -> StatementFinished:
+        if status is None:
+            status = "error" if self.sqlstate else "ok"
+        return StatementFinished(
+            self.seq, status, self.command, self.rows, self.sqlstate, self.error, time.time()
+        )
+
+
+class PgRelay:
+    def __init__(self, max_message_size: int) -> None:
+        self.max_message_size = max_message_size
+        self.transaction_status = b"I"
+        self.statements = 0
+        self.terminated = False  # the client sent Terminate
+        self._client_buf = b""
+        self._server_buf = b""
+        self._owed: deque[tuple[int, _Open | None]] = deque()
+        self._prepared: dict[str, str] = {}
+        self._portals: dict[str, tuple[str, str | None]] = {}
+
+    # --- frontend -------------------------------------------------------------------------
+
+    def client_data(self, data: bytes) -> tuple[bytes, list[StatementStarted]]:
+        buf = self._client_buf + data if self._client_buf else data
+        started: list[StatementStarted] = []
+        n = len(buf)
+        pos = 0
+        limit = self.max_message_size
+        while n - pos >= 5:
+            tag = buf[pos]
+            length = int.from_bytes(buf[pos + 1 : pos + 5], "big", signed=True)
+            if length < 4 or length - 4 > limit:
+                check_length(tag, length, limit)
+            end = pos + 1 + length
+            if end > n:
+                break
+            if tag not in _FRONTEND_PASS:
+                self._frontend(tag, buf[pos + 5 : end], started)
+            pos = end
+        self._client_buf = buf[pos:]
+        return (buf[:pos] if pos != n else buf), started
+
+    def _frontend(self, tag: int, body: bytes, started: list[StatementStarted]) -> None:
+        owed = self._owed
+        if tag == 81:  # 'Q'
+            text = messages.query_text(body)
+            record = self._start(text, "simple", None, started)
+            owed.append((_SIMPLE, record))
+        elif tag == 66:  # 'B'
+            bind = messages.bind(body)
+            text = self._prepared.get(bind.statement)
+            if text is None:
+                text = f"-- prepared statement {bind.statement!r} (not seen by the gateway)"
+            self._portals[bind.portal] = (text, bind.params)
+            owed.append((_BIND, None))
+        elif tag == 69:  # 'E'
+            portal = messages.execute_portal(body)
+            text, params = self._portals.get(portal, (f"-- unknown portal {portal!r}", None))
+            record = self._start(text, "extended", params, started)
+            owed.append((_EXECUTE, record))
+        elif tag == 83:  # 'S'
+            if body:
+                raise ProtocolViolation("malformed Sync message: unexpected body")
+            owed.append((_SYNC, None))
+        elif tag == 80:  # 'P'
+            parsed = messages.parse(body)
+            self._prepared[parsed.name] = parsed.query
+            owed.append((_PARSE, None))
+        elif tag == 68:  # 'D'
+            messages.describe_or_close(body, "Describe")
+            owed.append((_DESCRIBE, None))
+        elif tag == 67:  # 'C'
+            kind, name = messages.describe_or_close(body, "Close")
+            (self._prepared if kind == "S" else self._portals).pop(name, None)
+            owed.append((_CLOSE, None))
+        elif tag == 88:  # 'X'
+            self.terminated = True
+        elif tag == 70:  # 'F'
+            raise ProtocolViolation(
+                "fast-path function calls are not allowed through the gateway", sqlstate="0A000"
+            )
+        else:
+            shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
+            raise ProtocolViolation(f"invalid frontend message type {shown}")
+
+    def _start(
+        self, text: str, protocol: str, params: str | None, started: list[StatementStarted]
+    ) -> _Open:
+        self.statements += 1
+        seq = self.statements
+        started.append(StatementStarted(seq, text, protocol, params, time.time()))
+        return _Open(seq)
+
+    # --- backend --------------------------------------------------------------------------
+
+    def server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
+        buf = self._server_buf + data if self._server_buf else data
+        finished: list[StatementFinished] = []
+        n = len(buf)
+        pos = 0
+        limit = self.max_message_size
+        owed = self._owed
+        while n - pos >= 5:
+            tag = buf[pos]
+            length = int.from_bytes(buf[pos + 1 : pos + 5], "big", signed=True)
+            if length < 4 or length - 4 > limit:
+                check_length(tag, length, limit)
+            end = pos + 1 + length
+            if end > n:
+                break
+            if tag == 68:  # 'D' DataRow: the bulk of most results, nothing to track
+                pos = end
+                continue
+            if tag == 67:  # 'C' CommandComplete
+                self._complete(buf[pos + 5 : end], finished)
+            elif tag == 90:  # 'Z' ReadyForQuery
+                self.transaction_status = buf[pos + 5 : end]
+                self._ready(finished)
+            elif tag == 69:  # 'E'
+                self._error(buf[pos + 5 : end], finished)
+            elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
+                if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
+                    owed.popleft()
+            elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
+                if owed and owed[0][0] == _DESCRIBE:
+                    owed.popleft()
+            elif tag in (73, 115):  # 'I' EmptyQueryResponse, 's' PortalSuspended
+                if owed and owed[0][0] == _EXECUTE:
+                    _, record = owed.popleft()
+                    if record is not None:
+                        finished.append(record.finish())
+            elif tag not in _BACKEND_KNOWN:
+                shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
+                raise ProtocolViolation(f"the target sent an invalid message type {shown}")
+            pos = end
+        self._server_buf = buf[pos:]
+        return (buf[:pos] if pos != n else buf), finished
+
+    def _complete(self, body: bytes, finished: list[StatementFinished]) -> None:
+        owed = self._owed
+        if not owed:
+            return
+        kind, record = owed[0]
+        if record is None or kind not in (_EXECUTE, _SIMPLE):
+            return
+        command, rows = messages.command_rows(body)
+        record.command = command
+        if rows is not None:
+            record.rows = (record.rows or 0) + rows if kind == _SIMPLE else rows
+        if kind == _EXECUTE:
+            owed.popleft()
+            finished.append(record.finish())
+
+    def _error(self, body: bytes, finished: list[StatementFinished]) -> None:
+        owed = self._owed
+        if not owed:
+            return
+        fields = messages.error_fields(body)
+        kind, record = owed[0]
+        if kind == _SIMPLE:
+            if record is not None:
+                record.sqlstate = fields.get("C")
+                record.error = fields.get("M")
+            return
+        if kind not in _EXTENDED_UNTIL_SYNC:
+            return
+        # PostgreSQL now skips everything up to the next Sync.
+        first = True
+        while owed and owed[0][0] != _SYNC:
+            kind, record = owed.popleft()
+            if record is None:
+                first = False
+                continue
+            if first:
+                record.sqlstate = fields.get("C")
+                record.error = fields.get("M")
+                finished.append(record.finish())
+            else:
+                finished.append(record.finish("skipped"))
+            first = False
+
+    def _ready(self, finished: list[StatementFinished]) -> None:
+        owed = self._owed
+        while owed:
+            kind, record = owed.popleft()
+            if kind == _SYNC:
+                return
+            if record is not None:
+                if kind == _SIMPLE:
+                    finished.append(record.finish())
+                    return
+                finished.append(record.finish("skipped"))
+
+    def open_statements(self) -> list[int]:
+        """Sequence numbers of statements forwarded and not yet answered."""
+        return [record.seq for _, record in self._owed if record is not None]

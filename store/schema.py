@@ -1,0 +1,52 @@
+"""Schema and forward migrations. ``MIGRATIONS[i]`` takes a store from version i to i + 1."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        protocol TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        identity TEXT,
+        identity_kind TEXT,
+        client_addr TEXT,
+        application_name TEXT,
+        database TEXT,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL,
+        end_reason TEXT
+    );
+    CREATE INDEX sessions_started ON sessions (started_at);
+    CREATE TABLE statements (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        seq INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        text TEXT NOT NULL,
+        params TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        duration_ms REAL,
+        status TEXT NOT NULL,
+        command TEXT,
+        rows INTEGER,
+        sqlstate TEXT,
+        error TEXT,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        ref INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_session ON audit (session_id, seq);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
