@@ -1,70 +1,78 @@
 """Group commit of session records: the hook between front ends and the store.
 
 Front ends hand over ``Op`` records. ``commit(ops)`` returns a future that completes once those
-ops are durable in the store; a front end forwards a statement only after that (DESIGN.md
-invariant 1). ``write(op)`` is for records nothing waits on (a statement's end, a session's end).
+ops are committed to the store's journal; a front end forwards a statement only after that
+(DESIGN.md invariant 1). ``write(op)`` is for records nothing waits on (a statement's end, a
+session's end): they ride along with the next commit, or go out within ``LAZY_DELAY``.
 
-Everything handed over within one turn of the event loop is written in one transaction. With
-``durability: full`` each transaction is fsynced, in a worker thread, while the next batch
-gathers: one fsync serves every statement that arrived meanwhile (group commit). With the default
-``normal``, SQLite's WAL commit survives a crash of the engine but not of the machine, and the
-batch is written on the loop, which costs a few microseconds per statement.
+Everything handed over within one turn of the event loop is committed with one journal write.
+With ``durability: full`` that write is followed by ``fdatasync``, in a worker thread, while the
+next batch gathers (group commit: one fsync serves every statement that arrived meanwhile).
+The store moves journal records into SQLite in the background (``checkpoint``), at most
+``LAZY_DELAY`` after they were committed, so readers see them within that delay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from store import Op, SqliteStore, StoreError
 
 log = logging.getLogger(__name__)
 
+LAZY_DELAY = 0.05
+_CHECKPOINT_AT = 20_000  # records waiting in the journal that trigger a checkpoint at once
 _MAX_RETAINED = 100_000
+
+_Waiter = tuple[int, int, asyncio.Future[None]]
 
 
 class Recorder:
     def __init__(self, store: SqliteStore, durability: str = "normal") -> None:
         self._store = store
-        self._threaded = durability == "full"
         self._loop = asyncio.get_running_loop()
         self._ops: list[Op] = []
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[_Waiter] = []
         self._scheduled = False
+        self._lazy: asyncio.TimerHandle | None = None
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._in_flight: asyncio.Future[None] | None = None
-        self._executor = ThreadPoolExecutor(1, "gatewatch-store") if self._threaded else None
+        self._executor = ThreadPoolExecutor(1, "gatewatch-store") if durability == "full" else None
         self.failures = 0
+
+    # --- handing over ---------------------------------------------------------------------
 
     def write(self, op: Op) -> None:
         self._ops.append(op)
-        self._schedule()
+        if not self._scheduled and self._lazy is None:
+            self._lazy = self._loop.call_later(LAZY_DELAY, self._flush)
 
     def commit(self, ops: list[Op]) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = self._loop.create_future()
         start = len(self._ops)
         self._ops.extend(ops)
         self._waiters.append((start, len(self._ops), fut))
-        self._schedule()
-        return fut
-
-    def _schedule(self) -> None:
-        if not self._scheduled and self._in_flight is None:
+        if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
+        return fut
 
-    def _take(self) -> tuple[list[Op], list[tuple[int, int, asyncio.Future[None]]]]:
-        ops, waiters = self._ops, self._waiters
-        self._ops, self._waiters = [], []
-        self._scheduled = False
-        return ops, waiters
+    # --- writing --------------------------------------------------------------------------
 
     def _flush(self) -> None:
         if self._in_flight is not None:
-            return
-        ops, waiters = self._take()
+            return  # the running write reschedules us when it is done
+        self._scheduled = False
+        if self._lazy is not None:
+            self._lazy.cancel()
+            self._lazy = None
+        ops, waiters = self._ops, self._waiters
         if not ops:
             return
+        self._ops, self._waiters = [], []
         if self._executor is None:
             try:
                 self._store.apply(ops)
@@ -72,76 +80,100 @@ class Recorder:
                 self._failed(ops, waiters, exc)
                 return
             self._succeeded(waiters)
+            self._after_commit()
             return
-        self._in_flight = self._loop.run_in_executor(self._executor, self._store.apply, ops)
-        self._in_flight.add_done_callback(lambda f: self._threaded_done(f, ops, waiters))
+        self._run_in_thread(
+            lambda: self._store.apply(ops),
+            lambda exc: self._failed(ops, waiters, exc) if exc else self._succeeded(waiters),
+        )
 
-    def _threaded_done(
-        self,
-        fut: asyncio.Future[None],
-        ops: list[Op],
-        waiters: list[tuple[int, int, asyncio.Future[None]]],
-    ) -> None:
-        self._in_flight = None
-        exc = fut.exception()
-        if isinstance(exc, StoreError):
-            self._failed(ops, waiters, exc)
-        elif exc is not None:
-            self._failed(ops, waiters, StoreError(f"store write failed: {exc!r}"))
-        else:
-            self._succeeded(waiters)
-        if self._ops:
-            self._schedule()
+    def _run_in_thread(self, job: Callable[[], None],
+                       done: Callable[[StoreError | None], None]) -> None:
+        assert self._executor is not None
+        self._in_flight = self._loop.run_in_executor(self._executor, job)
+
+        def finished(fut: asyncio.Future[None]) -> None:
+            self._in_flight = None
+            exc = fut.exception()
+            if exc is not None and not isinstance(exc, StoreError):
+                exc = StoreError(f"store write failed: {exc!r}")
+            done(exc)  # type: ignore[arg-type]
+            if exc is None:
+                self._after_commit()
+            if self._ops:
+                self._scheduled = True
+                self._loop.call_soon(self._flush)
+
+        self._in_flight.add_done_callback(finished)
+
+    def _after_commit(self) -> None:
+        if self._store.pending >= _CHECKPOINT_AT:
+            self._checkpoint()
+        elif self._checkpoint_timer is None and self._store.pending:
+            self._checkpoint_timer = self._loop.call_later(LAZY_DELAY, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        if self._executor is None:
+            try:
+                self._store.checkpoint()
+            except StoreError as exc:
+                log.error("%s; new statements are refused until it can be written", exc)
+            return
+        if self._in_flight is not None:
+            self._checkpoint_timer = self._loop.call_later(LAZY_DELAY, self._checkpoint)
+            return
+        self._run_in_thread(self._store.checkpoint, self._checkpoint_failed)
 
     @staticmethod
-    def _succeeded(waiters: list[tuple[int, int, asyncio.Future[None]]]) -> None:
+    def _checkpoint_failed(exc: StoreError | None) -> None:
+        if exc is not None:
+            log.error("%s; new statements are refused until it can be written", exc)
+
+    @staticmethod
+    def _succeeded(waiters: list[_Waiter]) -> None:
         for _, _, fut in waiters:
             if not fut.done():
                 fut.set_result(None)
 
-    def _failed(
-        self,
-        ops: list[Op],
-        waiters: list[tuple[int, int, asyncio.Future[None]]],
-        exc: StoreError,
-    ) -> None:
+    def _failed(self, ops: list[Op], waiters: list[_Waiter], exc: StoreError) -> None:
         """Fail the waiters (their statements are not forwarded); keep the other records."""
         self.failures += 1
         awaited = [False] * len(ops)
         for start, end, fut in waiters:
-            for i in range(start, end):
-                awaited[i] = True
+            awaited[start:end] = [True] * (end - start)
             if not fut.done():
                 fut.set_exception(exc)
         keep = [op for op, w in zip(ops, awaited, strict=True) if not w]
         if len(self._ops) + len(keep) > _MAX_RETAINED:
             log.error("store unwritable: dropping %d records: %s", len(keep), exc)
-            keep = []
-        else:
-            log.error("store write failed (%d records kept for retry): %s", len(keep), exc)
+            return
+        log.error("store write failed (%d records kept for retry): %s", len(keep), exc)
         if keep:
             shift = len(keep)
             self._ops[:0] = keep
             self._waiters = [(s + shift, e + shift, f) for s, e, f in self._waiters]
 
     async def drain(self) -> None:
-        """Write everything handed over so far (at shutdown)."""
+        """Commit and checkpoint everything handed over so far (at shutdown)."""
         for _ in range(100):
             if self._in_flight is not None:
                 await asyncio.wait([self._in_flight])
+                continue
             if not self._ops:
-                return
-            ops, waiters = self._take()
-            try:
-                if self._executor is None:
-                    self._store.apply(ops)
-                else:
-                    await self._loop.run_in_executor(self._executor, self._store.apply, ops)
-            except StoreError as exc:
-                self._failed([], waiters, exc)
-                log.error("records lost at shutdown (%d): %s", len(ops), exc)
-                return
-            self._succeeded(waiters)
+                break
+            self._flush()
+        if self._in_flight is not None:
+            await asyncio.wait([self._in_flight])
+        for handle in (self._lazy, self._checkpoint_timer):
+            if handle is not None:
+                handle.cancel()
+        try:
+            self._store.checkpoint()
+        except StoreError as exc:
+            log.error("records left in the journal at shutdown: %s", exc)
 
     def close(self) -> None:
         if self._executor is not None:

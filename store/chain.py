@@ -9,8 +9,13 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(fields: dict[str, Any]) -> str:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The body as hashed and stored. Key order is the writer's; the hash covers this exact
+    text, so a reader never needs to re-serialise it."""
+    return _encode(fields)
 
 
 def link(prev: str, seq: int, kind: str, session_id: str, ref: int, body: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +12,7 @@ import sqlite_utils
 
 from store import ops as O
 from store.chain import GENESIS, canonical, link
+from store.journal import Journal, JournalRecord
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -20,64 +22,152 @@ class StoreError(Exception):
 
 _SESSION_INSERT = (
     "INSERT INTO sessions (id, protocol, connection, identity, identity_kind, client_addr,"
-    " application_name, database, started_at, status)"
+    " application_name, database, started_at, status, ended_at, end_reason)"
     " VALUES (:id, :protocol, :connection, :identity, :identity_kind, :client_addr,"
-    " :application_name, :database, :started_at, :status)"
+    " :application_name, :database, :started_at, :status, :ended_at, :end_reason)"
 )
 _SESSION_CLOSE = (
     "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason"
     " WHERE id = :id"
 )
 _STATEMENT_INSERT = (
-    "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status)"
-    " VALUES (:id, :ref, :protocol, :text, :params, :started_at, :status)"
+    "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status,"
+    " finished_at, duration_ms, command, rows, sqlstate, error)"
+    " VALUES (:id, :ref, :protocol, :text, :params, :started_at, :status,"
+    " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error)"
 )
 _STATEMENT_END = (
     "UPDATE statements SET finished_at = :finished_at, duration_ms = :duration_ms,"
     " status = :status, command = :command, rows = :rows, sqlstate = :sqlstate, error = :error"
     " WHERE session_id = :id AND seq = :ref"
 )
-_SQL = {
-    O.SESSION_OPEN: _SESSION_INSERT,
-    O.SESSION_CLOSE: _SESSION_CLOSE,
-    O.STATEMENT_START: _STATEMENT_INSERT,
-    O.STATEMENT_END: _STATEMENT_END,
-}
+_SESSION_CLOSED = dict.fromkeys(O.SESSION_CLOSE_FIELDS)
+_STATEMENT_ENDED = dict.fromkeys(O.STATEMENT_END_FIELDS)
+
+_Rows = dict[Any, dict[str, Any]]
+
+
+def _merge(
+    pending: list[tuple[JournalRecord, dict[str, Any]]],
+) -> tuple[_Rows, _Rows, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fold a checkpoint's records into one row per session and statement: a statement that
+    started and ended since the last checkpoint is one INSERT instead of INSERT + UPDATE."""
+    sessions: _Rows = {}
+    statements: _Rows = {}
+    session_updates: list[dict[str, Any]] = []
+    statement_updates: list[dict[str, Any]] = []
+    for record, fields in pending:
+        kind, sid, ref = record.kind, record.session_id, record.ref
+        if kind == O.STATEMENT_START:
+            statements[(sid, ref)] = {**_STATEMENT_ENDED, **fields, "id": sid, "ref": ref}
+        elif kind == O.STATEMENT_END:
+            row = statements.get((sid, ref))
+            if row is not None:
+                row.update(fields)
+            else:
+                statement_updates.append({**fields, "id": sid, "ref": ref})
+        elif kind == O.SESSION_OPEN:
+            sessions[sid] = {**_SESSION_CLOSED, **fields, "id": sid}
+        elif kind == O.SESSION_CLOSE:
+            row = sessions.get(sid)
+            if row is not None:
+                row.update(fields)
+            else:
+                session_updates.append({**fields, "id": sid})
+    return sessions, statements, session_updates, statement_updates
+
 _AUDIT = "INSERT INTO audit (seq, kind, session_id, ref, body, prev, hash) VALUES (?,?,?,?,?,?,?)"
 
 
 class SqliteStore:
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, writer: bool) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, writer: bool,
+                 durability: str = "normal") -> None:
         self.path = path
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
-        self._writer = writer
         self._seq, self._head = self._chain_head()
+        self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
+        self._broken: StoreError | None = None
+        self.journal: Journal | None = None
+        if writer:
+            self.journal = Journal(journal_path(path), fsync=durability == "full")
+            self._replay()
 
     # --- writing --------------------------------------------------------------------------
 
     def apply(self, batch: Iterable[O.Op]) -> None:
-        """Write a batch of ops and their audit records in one transaction.
+        """Commit a batch of ops: chain them and append them to the journal in one write.
 
-        Raises ``StoreError`` (after rolling back) when SQLite cannot write, for example when
-        the disk or the database is full; the in-memory chain head is left as it was.
+        Raises ``StoreError`` when the journal cannot be written (disk full, I/O error) or when
+        the database refused the last checkpoint (for example ``database or disk is full``):
+        then nothing of the batch is committed and the chain head is left as it was.
         """
-        conn = self.conn
+        if self._broken is not None:
+            self.checkpoint()
+        assert self.journal is not None, "a read-only store cannot be written"
         seq, head = self._seq, self._head
+        records: list[tuple[JournalRecord, dict[str, Any]]] = []
+        for op in batch:
+            seq += 1
+            body = canonical(op.fields)
+            prev, head = head, link(head, seq, op.kind, op.session_id, op.ref, body)
+            records.append(
+                (JournalRecord(seq, op.kind, op.session_id, op.ref, prev, head, body), op.fields)
+            )
+        try:
+            self.journal.append([r for r, _ in records])
+        except OSError as exc:
+            raise StoreError(f"cannot write to the store journal {self.journal.path}: "
+                             f"{exc.strerror or exc}") from exc
+        self._seq, self._head = seq, head
+        self._pending.extend(records)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def checkpoint(self) -> None:
+        """Move committed records from the journal into the database, in one transaction."""
+        if not self._pending:
+            self._broken = None
+            return
+        conn = self.conn
+        sessions, statements, session_updates, statement_updates = _merge(self._pending)
         try:
             conn.execute("BEGIN")
-            for op in batch:
-                seq += 1
-                body = canonical(op.fields)
-                prev, head = head, link(head, seq, op.kind, op.session_id, op.ref, body)
-                conn.execute(_SQL[op.kind], {**op.fields, "id": op.session_id, "ref": op.ref})
-                conn.execute(_AUDIT, (seq, op.kind, op.session_id, op.ref, body, prev, head))
+            conn.executemany(_SESSION_INSERT, sessions.values())
+            conn.executemany(_SESSION_CLOSE, session_updates)
+            conn.executemany(_STATEMENT_INSERT, statements.values())
+            conn.executemany(_STATEMENT_END, statement_updates)
+            conn.executemany(_AUDIT, [
+                (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
+                for r, _ in self._pending
+            ])
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
-        self._seq, self._head = seq, head
+            self._broken = StoreError(f"cannot write to the store {self.path}: {exc}")
+            raise self._broken from exc
+        self._pending.clear()
+        self._broken = None
+        assert self.journal is not None
+        self.journal.clear()
+
+    def _replay(self) -> None:
+        """Records committed to the journal but not yet in the database (after a crash)."""
+        assert self.journal is not None
+        for record in self.journal.records():
+            if record.seq <= self._seq:
+                continue
+            if record.seq != self._seq + 1 or record.prev != self._head:
+                raise StoreError(
+                    f"the journal {self.journal.path} does not continue the audit chain at "
+                    f"record {record.seq}: refusing to start (move it aside to investigate)"
+                )
+            self._pending.append((record, json.loads(record.body)))
+            self._seq, self._head = record.seq, record.hash
+        self.checkpoint()
 
     def interrupted_sessions(self) -> list[str]:
         rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'open'").fetchall()
@@ -122,7 +212,16 @@ class SqliteStore:
         )
 
     def close(self) -> None:
+        if self.journal is not None:
+            try:
+                self.checkpoint()
+            finally:
+                self.journal.close()
         self.conn.close()
+
+
+def journal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
 
 
 def open_store(path: Path, *, durability: str = "normal", readonly: bool = False) -> SqliteStore:
@@ -147,7 +246,7 @@ def open_store(path: Path, *, durability: str = "normal", readonly: bool = False
                 raise StoreError(
                     f"the store {path} has schema {version}, newer than this Gatewatch reads"
                 )
-        return SqliteStore(path, conn, writer=not readonly)
+        return SqliteStore(path, conn, writer=not readonly, durability=durability)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
 

@@ -69,8 +69,6 @@ class PgConnection:
         self._statement_started: dict[int, float] = {}
         self._committing = False
         self._held: list[bytes] = []
-        self._client_blocked = False  # the target's write buffer is full
-        self._upstream_blocked = False  # the client's write buffer is full
 
     # --- handshake ------------------------------------------------------------------------
 
@@ -239,8 +237,9 @@ class PgConnection:
             })
             for s in started
         ]
+        # Reading goes on: what arrives meanwhile waits in _held, in order. Pausing the
+        # transport would cost two system calls per statement for nothing.
         self._committing = True
-        self.client.pause_reading()
         self.ctx.recorder.commit(ops).add_done_callback(
             functools.partial(self._committed, out, started)
         )
@@ -264,8 +263,6 @@ class PgConnection:
             self._statement_started[s.seq] = s.started
         if self.upstream is not None:
             self.upstream.write(out)
-        if not self._client_blocked:
-            self.client.resume_reading()
         held, self._held = self._held, []
         for data in held:
             self._client_data(data)
@@ -303,16 +300,12 @@ class PgConnection:
 
     def _client_full(self, full: bool) -> None:
         """The client reads slower than the target answers: stop reading the target."""
-        self._upstream_blocked = full
         if self.upstream is not None:
             (self.upstream.pause_reading if full else self.upstream.resume_reading)()
 
     def _upstream_full(self, full: bool) -> None:
-        self._client_blocked = full
-        if full:
-            self.client.pause_reading()
-        elif not self._committing:
-            self.client.resume_reading()
+        """The target reads slower than the client sends (COPY FROM): stop reading the client."""
+        (self.client.pause_reading if full else self.client.resume_reading)()
 
     # --- ending ---------------------------------------------------------------------------
 

@@ -1,0 +1,114 @@
+"""Shared set-up for benchmarks: a throw-away target, a policies file, an engine process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.demo.pgcluster import PgCluster, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Setup:
+    cluster: PgCluster
+    work: Path
+    target_password: str
+    token: str
+    gateway_port: int
+
+    def direct_dsn(self) -> str:
+        return (f"host=127.0.0.1 port={self.cluster.port} dbname=bench user=bench "
+                f"password={self.target_password} sslmode=disable")
+
+    def gateway_dsn(self) -> str:
+        return (f"host=127.0.0.1 port={self.gateway_port} dbname=bench user=bencher "
+                f"password={self.token} sslmode=disable")
+
+
+POLICY = """\
+version: 1
+engine:
+  store: {store}
+  control_socket: {control}
+  durability: {durability}
+  log_level: WARNING
+identities:
+  - name: bencher
+    groups: [bench]
+    token_env: BENCH_TOKEN
+connections:
+  - name: bench
+    kind: postgres
+    listen: 127.0.0.1:{port}
+    upstream:
+      host: 127.0.0.1
+      port: {pg_port}
+      user: bench
+      password_env: BENCH_PG_PASSWORD
+      sslmode: disable
+    allow:
+      groups: [bench]
+"""
+
+
+@contextlib.contextmanager
+def target() -> Iterator[Setup]:
+    work = Path(tempfile.mkdtemp(prefix="gatewatch-bench-"))
+    cluster = PgCluster(work / "pg")
+    cluster.start()
+    try:
+        password = secrets.token_urlsafe(16)
+        cluster.create_role("bench", password)
+        cluster.sql('CREATE DATABASE bench OWNER bench;')
+        yield Setup(cluster, work, password, secrets.token_urlsafe(16), free_port())
+    finally:
+        cluster.stop()
+
+
+@contextlib.contextmanager
+def engine(setup: Setup, durability: str = "normal") -> Iterator[subprocess.Popen[bytes]]:
+    policy = setup.work / f"policies-{durability}.yaml"
+    policy.write_text(POLICY.format(
+        store=setup.work / f"store-{durability}.db", control=setup.work / "control.sock",
+        durability=durability, port=setup.gateway_port, pg_port=setup.cluster.port))
+    env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
+                            env=env, cwd=ROOT)
+    try:
+        wait_port(setup.gateway_port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+__all__ = ["Setup", "engine", "free_port", "rss_kib", "target"]

@@ -1,0 +1,80 @@
+"""The store's commit log: one append-only file next to the SQLite database.
+
+Committing a batch is one ``write()`` (plus ``fdatasync`` with ``durability: full``); the
+records are moved into SQLite afterwards in large transactions (``SqliteStore.checkpoint``)
+and the journal is emptied. On this machine a SQLite transaction costs about 100 µs — mostly
+system calls — against about 15 µs for one append, and the difference is the gateway's
+throughput. On open, records the database does not have yet are replayed from the journal.
+
+A line is ``seq \\t kind \\t session \\t ref \\t prev \\t hash \\t body-json \\n``; bodies are
+JSON, so they never contain a raw tab or newline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+
+class JournalRecord(NamedTuple):
+    seq: int
+    kind: str
+    session_id: str
+    ref: int
+    prev: str
+    hash: str
+    body: str
+
+    def line(self) -> bytes:
+        return (
+            f"{self.seq}\t{self.kind}\t{self.session_id}\t{self.ref}\t{self.prev}\t{self.hash}\t"
+            f"{self.body}\n"
+        ).encode()
+
+
+class Journal:
+    def __init__(self, path: Path, *, fsync: bool) -> None:
+        self.path = path
+        self._fsync = fsync
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def append(self, records: list[JournalRecord]) -> None:
+        """Write the records durably, or raise OSError leaving the file as it was."""
+        data = b"".join(r.line() for r in records)
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(28, "short write to the journal (disk full?)")
+            if self._fsync:
+                os.fdatasync(self._fd)
+        except OSError:
+            os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
+
+    def records(self) -> Iterator[JournalRecord]:
+        """Complete records in the file; a torn last line (a machine crash mid-write) is
+        skipped: it was never acknowledged."""
+        with self.path.open("rb") as f:
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    return
+                parts = raw[:-1].decode().split("\t", 6)
+                if len(parts) != 7:
+                    return
+                seq, kind, sid, ref, prev, digest, body = parts
+                yield JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body)
+
+    def clear(self) -> None:
+        os.ftruncate(self._fd, 0)
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        os.close(self._fd)
