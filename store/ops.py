@@ -54,7 +54,7 @@ def utc(ts: float) -> str:
     if _second[0] != whole:
         _second[0] = whole
         _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    micros = int(round((ts - whole) * 1_000_000))
+    micros = round((ts - whole) * 1_000_000)
     if micros >= 1_000_000:
         return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
     return f"{_second[1]}.{micros:06d}+00:00"
