@@ -238,20 +238,21 @@ class PgRelay:
             return
         if kind not in _EXTENDED_UNTIL_SYNC:
             return
-        # PostgreSQL now skips everything up to the next Sync.
+        # PostgreSQL now skips everything up to the next Sync. The error belongs to the first
+        # Execute still owed: the failing message (Parse, Bind or Describe, say a division by
+        # zero folded at Bind) was preparing that statement. Later Executes never ran.
         first = True
         while owed and owed[0][0] != _SYNC:
             kind, record = owed.popleft()
             if record is None:
-                first = False
                 continue
             if first:
                 record.sqlstate = fields.get("C")
                 record.error = fields.get("M")
                 finished.append(record.finish())
+                first = False
             else:
                 finished.append(record.finish("skipped"))
-            first = False
 
     def _ready(self, finished: list[StatementFinished]) -> None:
         owed = self._owed

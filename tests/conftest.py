@@ -1,0 +1,250 @@
+"""Shared fixtures: a throw-away PostgreSQL target and a Gatewatch engine in front of it.
+
+Integration tests need PostgreSQL's server binaries and client tools. Without them they skip
+with the reason; with GATEWATCH_REQUIRE_INTEGRATION=1 (CI sets it) they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvloop
+
+from engine.config import load_config
+from engine.demo.pgcluster import PgCluster, free_port, missing_binaries
+from engine.demo.tls import self_signed
+from engine.engine import Engine
+from store import SqliteStore, open_store
+
+T = TypeVar("T")
+REQUIRE = os.environ.get("GATEWATCH_REQUIRE_INTEGRATION") == "1"
+
+
+def need(*tools: str) -> None:
+    """Skip (or, in CI, fail) when a real component the test drives is not installed."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if "postgres" in tools:
+        missing = [t for t in missing if t not in ("postgres", "initdb", "pg_ctl")]
+        missing += missing_binaries()
+    if missing:
+        reason = f"needs {', '.join(sorted(set(missing)))} (install postgresql / openssh)"
+        if REQUIRE:
+            pytest.fail(f"GATEWATCH_REQUIRE_INTEGRATION=1 but {reason}")
+        pytest.skip(reason)
+
+
+@dataclass
+class Target:
+    cluster: PgCluster
+    passwords: dict[str, str]
+    tls: tuple[Path, Path]
+
+    def direct(self, user: str = "gw_scram", dbname: str = "shop") -> str:
+        pw = self.passwords.get(user, "")
+        return (f"host=127.0.0.1 port={self.cluster.port} dbname={dbname} user={user} "
+                f"password={pw} sslmode=disable")
+
+    def superuser(self, dbname: str = "shop") -> str:
+        return self.cluster.dsn(dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    need("postgres", "psql")
+    tls = self_signed(tmp_path_factory.mktemp("target-tls"), "target")
+    cluster = PgCluster(tls=tls)
+    cluster.start()
+    try:
+        passwords = {"gw_scram": secrets.token_urlsafe(12), "gw_md5": secrets.token_urlsafe(12)}
+        cluster.create_role("gw_scram", passwords["gw_scram"])
+        cluster.create_role("gw_md5", passwords["gw_md5"], md5=True)
+        cluster.create_role("gw_trust", None)
+        cluster.sql('CREATE DATABASE shop OWNER gw_scram;')
+        seed = resources.files("engine.demo").joinpath("seed.sql").read_text()
+        cluster.sql(
+            f"SET ROLE gw_scram;\n{seed}\nRESET ROLE;\n"
+            "GRANT ALL ON SCHEMA public TO gw_md5, gw_trust;\n"
+            "GRANT ALL ON ALL TABLES IN SCHEMA public TO gw_md5, gw_trust;\n"
+            "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO gw_md5, gw_trust;\n",
+            dbname="shop",
+        )
+        yield Target(cluster, passwords, tls)
+    finally:
+        cluster.stop()
+
+
+POLICY = """\
+version: 1
+engine:
+  store: {work}/store.db
+  control_socket: {work}/control.sock
+  startup_timeout: {startup_timeout}
+  max_message_size: {max_message_size}
+identities:
+  - name: alice
+    groups: [engineering]
+    token_env: GWTEST_ALICE_TOKEN
+  - name: bob
+    groups: [marketing]
+    token_env: GWTEST_BOB_TOKEN
+  - name: robot
+    kind: agent
+    groups: [agents]
+    token_sha256: {robot_digest}
+connections:
+  - name: shop
+    kind: postgres
+    listen: 127.0.0.1:0
+    tls: {{cert: {cert}, key: {key}}}
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
+               password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable}}
+    databases: [shop, postgres]
+    allow: {{groups: [engineering, agents]}}
+  - name: shop_md5
+    kind: postgres
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_md5,
+               password_file: {work}/md5-password, sslmode: disable}}
+    allow: {{identities: [alice]}}
+  - name: shop_trust
+    kind: postgres
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_trust, sslmode: disable}}
+    allow: {{identities: [alice]}}
+  - name: shop_tls
+    kind: postgres
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
+               password_env: GWTEST_SCRAM_PASSWORD, sslmode: require}}
+    allow: {{identities: [alice]}}
+  - name: nowhere
+    kind: postgres
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {dead_port}, user: gw_scram,
+               password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable, connect_timeout: 3s}}
+    allow: {{identities: [alice]}}
+"""
+
+TOKENS = {"alice": secrets.token_urlsafe(12), "bob": secrets.token_urlsafe(12),
+          "robot": secrets.token_urlsafe(12)}
+
+
+@dataclass
+class Gateway:
+    """A running engine in a background thread (uvloop, as in production)."""
+
+    engine: Engine
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    work: Path
+    target: Target
+    tokens: dict[str, str] = field(default_factory=lambda: dict(TOKENS))
+
+    def port(self, connection: str = "shop") -> int:
+        return self.engine.listeners[connection][1]
+
+    def dsn(self, connection: str = "shop", user: str = "alice", dbname: str = "shop",
+            **extra: str) -> str:
+        parts = {"host": "127.0.0.1", "port": str(self.port(connection)), "dbname": dbname,
+                 "user": user, "password": self.tokens.get(user, "x"), "sslmode": "disable",
+                 **extra}
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+    def env(self, user: str = "alice") -> dict[str, str]:
+        return {**os.environ, "PGPASSWORD": self.tokens[user]}
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def store(self) -> SqliteStore:
+        return open_store(self.work / "store.db", readonly=True)
+
+    def wait_for(self, check: Callable[[SqliteStore], T], timeout: float = 10) -> T:
+        """Poll the store (records reach SQLite within the recorder's checkpoint delay)."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if (self.work / "store.db").exists():
+                store = self.store()
+                try:
+                    last = check(store)
+                finally:
+                    store.close()
+                if last:
+                    return last
+            time.sleep(0.05)
+        raise AssertionError(f"store never satisfied the check (last: {last!r})")
+
+    def sessions(self) -> list[dict[str, Any]]:
+        store = self.store()
+        try:
+            return store.sessions()
+        finally:
+            store.close()
+
+
+def start_gateway(target: Target, work: Path, **settings: Any) -> Gateway:
+    cert, key = self_signed(work / "tls", "gateway")
+    (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
+    import hashlib
+
+    values = {"startup_timeout": "5s", "max_message_size": "16MiB", **settings}
+    text = POLICY.format(
+        work=work, cert=cert, key=key, pg_port=target.cluster.port, dead_port=free_port(),
+        robot_digest=hashlib.sha256(TOKENS["robot"].encode()).hexdigest(), **values,
+    )
+    (work / "policies.yaml").write_text(text)
+    os.environ["GWTEST_ALICE_TOKEN"] = TOKENS["alice"]
+    os.environ["GWTEST_BOB_TOKEN"] = TOKENS["bob"]
+    os.environ["GWTEST_SCRAM_PASSWORD"] = target.passwords["gw_scram"]
+    config = load_config(work / "policies.yaml")
+    loop = uvloop.new_event_loop()
+    engine = Engine(config)
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(engine.start())
+        except BaseException as exc:  # reported to the test below
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="gatewatch-engine", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if failure:
+        raise failure[0]
+    return Gateway(engine, loop, thread, work, target)
+
+
+def stop_gateway(gw: Gateway) -> None:
+    if gw.thread.is_alive():
+        asyncio.run_coroutine_threadsafe(gw.engine.stop(), gw.loop).result(30)
+        gw.loop.call_soon_threadsafe(gw.loop.stop)
+        gw.thread.join(30)
+    gw.loop.close()
+
+
+@pytest.fixture
+def gateway(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
+    gw = start_gateway(pg_target, tmp_path)
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
