@@ -28,6 +28,7 @@ from engine.engine import Engine
 from store import SqliteStore, open_store
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRE = os.environ.get("GATEWATCH_REQUIRE_INTEGRATION") == "1"
 
 
@@ -105,7 +106,7 @@ identities:
 connections:
   - name: shop
     kind: postgres
-    listen: 127.0.0.1:0
+    listen: 127.0.0.1:{shop_port}
     tls: {{cert: {cert}, key: {key}}}
     upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
                password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable}}
@@ -194,12 +195,13 @@ class Gateway:
             store.close()
 
 
-def start_gateway(target: Target, work: Path, **settings: Any) -> Gateway:
-    cert, key = self_signed(work / "tls", "gateway")
-    (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
+def write_policy(target: Target, work: Path, **settings: Any) -> Path:
+    """A policies file for ``target`` in ``work``; the tokens go into the environment."""
     import hashlib
 
-    values = {"startup_timeout": "5s", "max_message_size": "16MiB", **settings}
+    cert, key = self_signed(work / "tls", "gateway")
+    (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
+    values = {"startup_timeout": "5s", "max_message_size": "16MiB", "shop_port": 0, **settings}
     text = POLICY.format(
         work=work, cert=cert, key=key, pg_port=target.cluster.port, dead_port=free_port(),
         robot_digest=hashlib.sha256(TOKENS["robot"].encode()).hexdigest(), **values,
@@ -208,7 +210,11 @@ def start_gateway(target: Target, work: Path, **settings: Any) -> Gateway:
     os.environ["GWTEST_ALICE_TOKEN"] = TOKENS["alice"]
     os.environ["GWTEST_BOB_TOKEN"] = TOKENS["bob"]
     os.environ["GWTEST_SCRAM_PASSWORD"] = target.passwords["gw_scram"]
-    config = load_config(work / "policies.yaml")
+    return work / "policies.yaml"
+
+
+def start_gateway(target: Target, work: Path, **settings: Any) -> Gateway:
+    config = load_config(write_policy(target, work, **settings))
     loop = uvloop.new_event_loop()
     engine = Engine(config)
     ready = threading.Event()

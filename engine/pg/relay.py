@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import NoReturn
 
 from engine.pg import messages
 from engine.pg.codec import ProtocolViolation, check_length
@@ -33,7 +34,8 @@ from engine.pg.codec import ProtocolViolation, check_length
 _PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE = range(7)
 _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE))
 
-_FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
+_FRONTEND_PASS = frozenset(b"dcfH")
+_FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _BACKEND_ASYNC = frozenset(b"NAS")  # Notice, Notification, ParameterStatus: at any time
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 
@@ -80,6 +82,11 @@ class _Open:
         )
 
 
+def _unknown_frontend(tag: int) -> NoReturn:
+    shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
+    raise ProtocolViolation(f"invalid frontend message type {shown}")
+
+
 class PgRelay:
     def __init__(self, max_message_size: int) -> None:
         self.max_message_size = max_message_size
@@ -100,8 +107,12 @@ class PgRelay:
         n = len(buf)
         pos = 0
         limit = self.max_message_size
-        while n - pos >= 5:
+        while pos < n:
             tag = buf[pos]
+            if tag not in _FRONTEND_KNOWN:  # judged on its first byte, as PostgreSQL does
+                _unknown_frontend(tag)
+            if n - pos < 5:
+                break
             length = int.from_bytes(buf[pos + 1 : pos + 5], "big", signed=True)
             if length < 4 or length - 4 > limit:
                 check_length(tag, length, limit)
@@ -154,8 +165,7 @@ class PgRelay:
                 "fast-path function calls are not allowed through the gateway", sqlstate="0A000"
             )
         else:
-            shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
-            raise ProtocolViolation(f"invalid frontend message type {shown}")
+            _unknown_frontend(tag)
 
     def _start(
         self, text: str, protocol: str, params: str | None, started: list[StatementStarted]

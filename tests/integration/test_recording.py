@@ -1,0 +1,207 @@
+"""Recording: invariant 1 (recorded before forwarded), fail closed, crash recovery, verify."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from engine.demo.pgcluster import free_port
+from store import ops as O
+from tests.conftest import ROOT, Gateway, Target, write_policy
+from tests.integration.wire import Wire, first_error
+
+pytestmark = pytest.mark.integration
+
+
+def _running_on_target(target: Target, marker: str) -> bool:
+    with psycopg.connect(target.superuser(), autocommit=True) as admin:
+        row = admin.execute(
+            "select count(*) from pg_stat_activity where query like %s and pid <>"
+            " pg_backend_pid()", [f"%{marker}%"]).fetchone()
+    return bool(row and row[0])
+
+
+def test_statement_reaches_the_target_only_after_its_record_is_committed(
+    gateway: Gateway,
+) -> None:
+    marker = "gw_marker_7f3a"
+    recorder = gateway.engine.recorder
+    assert recorder is not None
+    gate = gateway.call(_make_event())
+    original = recorder.commit
+
+    def gated(ops: list[O.Op]) -> asyncio.Future[None]:
+        inner = original(ops)
+        if not any(marker in str(op.fields.get("text")) for op in ops):
+            return inner
+        outer: asyncio.Future[None] = gateway.loop.create_future()
+
+        async def release() -> None:
+            await inner  # committed to the store...
+            await gate.wait()  # ...and held there until the test lets it go
+            outer.set_result(None)
+
+        asyncio.ensure_future(release())
+        return outer
+
+    recorder.commit = gated  # type: ignore[method-assign]
+    result: list[Any] = []
+    with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+        worker = threading.Thread(target=lambda: result.append(
+            conn.execute(f"select '{marker}' as m").fetchone()))
+        worker.start()
+        journal = gateway.work / "store.db.journal"
+        deadline = time.monotonic() + 10
+        while marker not in _committed_text(gateway, journal):
+            assert time.monotonic() < deadline, "the statement's record was never committed"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert not _running_on_target(gateway.target, marker), "forwarded before the commit"
+        assert not result
+        gateway.loop.call_soon_threadsafe(gate.set)
+        worker.join(10)
+    assert result == [(marker,)]
+
+
+async def _make_event() -> asyncio.Event:
+    return asyncio.Event()
+
+
+def _committed_text(gateway: Gateway, journal: Path) -> str:
+    text = journal.read_text() if journal.exists() else ""
+    store = gateway.store()
+    try:
+        rows = store.conn.execute("select text from statements").fetchall()
+    finally:
+        store.close()
+    return text + "\n".join(r[0] for r in rows)
+
+
+def test_full_store_refuses_statements_and_loses_nothing(gateway: Gateway) -> None:
+    store = gateway.engine.store
+    assert store is not None
+
+    async def fill() -> None:
+        pages = store.conn.execute("pragma page_count").fetchone()[0]
+        store.conn.execute(f"pragma max_page_count = {pages}")
+
+    async def unfill() -> None:
+        store.conn.execute("pragma max_page_count = 1073741823")
+
+    gateway.call(fill())
+    big = "select 'kept' -- " + "x" * 200_000
+    with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+        conn.execute("create temp table probe (id int)")
+        assert conn.execute(big).fetchone() == ("kept",)  # committed to the journal
+        time.sleep(0.3)  # the checkpoint into SQLite now fails: database or disk is full
+        with pytest.raises(psycopg.OperationalError) as info:
+            conn.execute("insert into probe values (1)")
+        assert "could not record this statement, so it was not run" in str(info.value)
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(gateway.dsn())
+    assert "cannot record sessions right now" in str(info.value)
+    gateway.call(unfill())
+    with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    texts = gateway.wait_for(lambda s: [r[0] for r in s.conn.execute(
+        "select text from statements where text like 'select ''kept''%'")])
+    assert texts == [big]
+    assert gateway.wait_for(lambda s: [r for r in s.sessions()
+                                       if r["end_reason"] == "store unwritable"])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env=env or dict(os.environ))
+
+
+def start_engine_process(policy: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            Wire(port, timeout=1).close()
+            return proc
+        except OSError:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_engine_crash_marks_sessions_interrupted_and_keeps_records(
+    pg_target: Target, tmp_path: Path,
+) -> None:
+    port = free_port()
+    policy = write_policy(pg_target, tmp_path, shop_port=port)
+    dsn = (f"host=127.0.0.1 port={port} dbname=shop user=alice "
+           f"password={os.environ['GWTEST_ALICE_TOKEN']} sslmode=disable")
+    engine = start_engine_process(policy, port)
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("select 'before the crash'")
+    engine.send_signal(signal.SIGKILL)  # no chance to checkpoint or close anything
+    engine.wait(10)
+    conn.close()
+    engine = start_engine_process(policy, port)
+    try:
+        listed = run_cli("sessions", "--json", "-c", str(policy))
+        assert listed.returncode == 0, listed.stderr
+        import json
+
+        sessions = json.loads(listed.stdout)
+        assert [s["status"] for s in sessions] == ["interrupted"]
+        assert sessions[0]["end_reason"] == "engine restarted"
+        shown = json.loads(run_cli("show", sessions[0]["id"][:6], "--json", "-c",
+                                   str(policy)).stdout)
+        assert [s["text"] for s in shown["statements"]] == ["select 'before the crash'"]
+        verified = run_cli("verify", "-c", str(policy))
+        assert verified.returncode == 0, verified.stderr
+        assert verified.stdout.startswith("ok: audit chain of")
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(30) == 0
+
+
+def test_engine_stop_ends_live_sessions(pg_target: Target, tmp_path: Path) -> None:
+    port = free_port()
+    policy = write_policy(pg_target, tmp_path, shop_port=port)
+    engine = start_engine_process(policy, port)
+    wire = Wire(port)
+    wire.login("alice", os.environ["GWTEST_ALICE_TOKEN"])
+    engine.send_signal(signal.SIGTERM)
+    err = first_error(wire)
+    assert err["S"] == "FATAL" and err["C"] == "57P01"
+    assert "shutting down" in err["M"]
+    assert engine.wait(30) == 0
+    sessions = run_cli("sessions", "-c", str(policy))
+    assert "closed (engine stopped)" in sessions.stdout
+
+
+def test_verify_detects_an_edited_statement(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+        conn.execute("select 'evidence'")
+    session = gateway.wait_for(lambda s: next((r for r in s.sessions() if r["ended_at"]),
+                                              None))
+    policy = str(gateway.work / "policies.yaml")
+    assert run_cli("verify", "-c", policy).returncode == 0
+    assert run_cli("verify", str(session["id"]), "-c", policy).returncode == 0
+    db = sqlite3.connect(gateway.work / "store.db")
+    db.execute("update statements set text = 'select ''nothing to see''' where text ="
+               " 'select ''evidence'''")
+    db.commit()
+    db.close()
+    result = run_cli("verify", "-c", policy)
+    assert result.returncode == 1
+    assert result.stderr.startswith("verification FAILED: statement 1 of session")
+    assert "text differs" in result.stderr
