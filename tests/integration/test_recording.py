@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from engine.demo.pgcluster import free_port
+from engine.tasks import spawn
 from store import ops as O
 from tests.conftest import ROOT, Gateway, Target, write_policy
 from tests.integration.wire import Wire, first_error
@@ -52,7 +53,7 @@ def test_statement_reaches_the_target_only_after_its_record_is_committed(
             await gate.wait()  # ...and held there until the test lets it go
             outer.set_result(None)
 
-        asyncio.ensure_future(release())
+        spawn(release(), name="test-gate")
         return outer
 
     recorder.commit = gated  # type: ignore[method-assign]
