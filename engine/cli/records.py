@@ -58,10 +58,12 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
         outcome = s["status"]
         if s["sqlstate"]:
             outcome += f" {s['sqlstate']}: {s['error']}"
+        shown = text[:80] + ("…" if len(text) > 80 else "")
+        if s["params"]:
+            shown += f"  ← {s['params'][:60]}"
         table.append([
             str(s["seq"]), s["started_at"][11:23], _ms(s["duration_ms"]),
-            "-" if s["rows"] is None else str(s["rows"]), outcome[:60],
-            text[:80] + ("…" if len(text) > 80 else ""),
+            "-" if s["rows"] is None else str(s["rows"]), outcome[:60], shown,
         ])
     return head + "\n\n" + _table(table, ["#", "TIME", "DURATION", "ROWS", "RESULT", "STATEMENT"])
 

@@ -1,0 +1,80 @@
+"""The ``gatewatch`` command: exit statuses and one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import Gateway
+from tests.integration.test_recording import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_sessions_and_show(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn(application_name="cli-test"), autocommit=True) as conn:
+        conn.execute("select %s::text", ["41"])
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            conn.execute("select nosuch from customers")
+    policy = str(gateway.work / "policies.yaml")
+    session = gateway.wait_for(lambda s: next(
+        (r for r in s.sessions() if r["application_name"] == "cli-test" and r["ended_at"]),
+        None))
+    listed = run_cli("sessions", "-c", policy)
+    assert listed.returncode == 0
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "IDENTITY", "CONNECTION", "CLIENT"]
+    line = next(r for r in rows if r.startswith(session["id"]))
+    assert "alice" in line and "cli-test" in line and "closed (client quit)" in line
+    as_json = json.loads(run_cli("sessions", "--json", "-c", policy).stdout)
+    entry = next(s for s in as_json if s["id"] == session["id"])
+    assert entry["statements"] == 2 and entry["database"] == "shop"
+    assert entry["client_addr"].startswith("127.0.0.1:")
+    shown = run_cli("show", session["id"], "-c", policy)
+    assert shown.returncode == 0
+    assert "select $1::text" in shown.stdout and "'41'" in shown.stdout
+    assert "error 42703" in shown.stdout
+    detail = json.loads(run_cli("show", session["id"], "--json", "-c", policy).stdout)
+    first, second = detail["statements"]
+    assert first["params"] == "'41'" and first["rows"] == 1 and first["protocol"] == "extended"
+    assert second["sqlstate"] == "42703" and "nosuch" in second["error"]
+    env = {**os.environ, "GATEWATCH_CONFIG": policy}
+    assert run_cli("show", session["id"][:8], env=env).returncode == 0
+
+
+def test_user_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GATEWATCH_CONFIG"}
+    no_config = run_cli("sessions", env=env)
+    assert no_config.returncode == 2
+    assert no_config.stderr == "gatewatch: no policies file: pass -c FILE or set" \
+        " GATEWATCH_CONFIG\n"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nengine:\n  store: x.db\n  control_socket: c.sock\n"
+                      "connections:\n  - name: a\n    kind: postgres\n    listen: nope\n")
+    for args in (["policy", "check", str(broken)], ["engine", "-c", str(broken)]):
+        result = run_cli(*args)
+        assert result.returncode == 2
+        assert result.stderr == (f"gatewatch: {broken}:8: connections.0.listen: expected "
+                                 "HOST:PORT with an IP address\n")
+    missing = run_cli("policy", "check", str(tmp_path / "absent.yaml"))
+    assert missing.returncode == 2 and "cannot read the policies file" in missing.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(f"version: 1\nengine:\n  store: {tmp_path}/none.db\n"
+                    "  control_socket: c.sock\n")
+    no_store = run_cli("sessions", "-c", str(good))
+    assert no_store.returncode == 2 and "no store at" in no_store.stderr
+    assert "Traceback" not in no_store.stderr
+    assert run_cli("frobnicate").returncode == 2
+
+
+def test_show_unknown_session(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn()) as conn:
+        conn.execute("select 1")
+    gateway.wait_for(lambda s: s.sessions())
+    result = run_cli("show", "zzzz", "-c", str(gateway.work / "policies.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("gatewatch: no session 'zzzz' in")
