@@ -45,7 +45,6 @@ MIGRATIONS: tuple[str, ...] = (
         prev TEXT NOT NULL,
         hash TEXT NOT NULL
     );
-    CREATE INDEX audit_session ON audit (session_id, seq);
     """,
 )
 

@@ -111,9 +111,8 @@ class SqliteStore:
             seq += 1
             body = canonical(op.fields)
             prev, head = head, link(head, seq, op.kind, op.session_id, op.ref, body)
-            records.append(
-                (JournalRecord(seq, op.kind, op.session_id, op.ref, prev, head, body), op.fields)
-            )
+            records.append((JournalRecord(seq, op.kind, op.session_id, op.ref, prev, head,
+                                          body.decode()), op.fields))
         try:
             self.journal.append([r for r, _ in records])
         except OSError as exc:
@@ -164,6 +163,12 @@ class SqliteStore:
                 raise StoreError(
                     f"the journal {self.journal.path} does not continue the audit chain at "
                     f"record {record.seq}: refusing to start (move it aside to investigate)"
+                )
+            if link(record.prev, record.seq, record.kind, record.session_id, record.ref,
+                    record.body.encode()) != record.hash:
+                raise StoreError(
+                    f"the journal {self.journal.path} record {record.seq} does not match its "
+                    "hash: refusing to start (move it aside to investigate)"
                 )
             self._pending.append((record, json.loads(record.body)))
             self._seq, self._head = record.seq, record.hash

@@ -44,7 +44,7 @@ def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
         if prev != head:
             result.problems.append(f"{where}: does not link to the record before it")
             return result
-        head = link(prev, seq, kind, sid, ref, body)
+        head = link(prev, seq, kind, sid, ref, body.encode())
         if head != stored_hash:
             result.problems.append(f"{where}: content does not match its hash (edited)")
             return result

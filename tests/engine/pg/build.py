@@ -107,7 +107,8 @@ def row_description(*names: str) -> bytes:
 
 
 def parameter_description(*oids: int) -> bytes:
-    return message(b"t", struct.pack("!h", len(oids)) + b"".join(struct.pack("!i", o) for o in oids))
+    body = struct.pack("!h", len(oids)) + b"".join(struct.pack("!i", o) for o in oids)
+    return message(b"t", body)
 
 
 def data_row(*values: bytes | None) -> bytes:

@@ -250,7 +250,11 @@ def test_notice_response_fields() -> None:
     [
         (codec.ready_for_query(b"T"), b"Z", b"T"),
         (codec.ready_for_query(), b"Z", b"I"),
-        (codec.auth_request(10, b"SCRAM-SHA-256\x00\x00"), b"R", b"\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00"),
+        (
+            codec.auth_request(10, b"SCRAM-SHA-256\x00\x00"),
+            b"R",
+            b"\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00",
+        ),
         (codec.auth_request(0), b"R", b"\x00\x00\x00\x00"),
         (codec.backend_key_data(1234, -5), b"K", struct.pack("!ii", 1234, -5)),
         (codec.parameter_status("TimeZone", "UTC"), b"S", b"TimeZone\x00UTC\x00"),

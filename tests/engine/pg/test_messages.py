@@ -181,7 +181,9 @@ def test_execute_portal() -> None:
     assert messages.execute_portal(b"cur\x00" + i(50)) == "cur"
 
 
-@pytest.mark.parametrize("body", [b"", b"cur", b"cur\x00", b"cur\x00\x00\x00\x00", b"\x00" + i(0) + b"x"])
+@pytest.mark.parametrize(
+    "body", [b"", b"cur", b"cur\x00", b"cur\x00\x00\x00\x00", b"\x00" + i(0) + b"x"]
+)
 def test_execute_malformed(body: bytes) -> None:
     with pytest.raises(ProtocolViolation, match="Execute"):
         messages.execute_portal(body)

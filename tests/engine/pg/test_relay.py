@@ -199,7 +199,9 @@ def test_pipelined_statements_in_one_chunk(conv: Conversation) -> None:
         for _ in range(3)
     )
     finished = conv.server(reply)
-    assert [(f.seq, f.status, f.rows) for f in finished] == [(1, "ok", 1), (2, "ok", 1), (3, "ok", 1)]
+    assert [(f.seq, f.status, f.rows) for f in finished] == [
+        (1, "ok", 1), (2, "ok", 1), (3, "ok", 1),
+    ]
 
 
 def test_error_at_second_execute_skips_the_rest_until_sync(conv: Conversation) -> None:
