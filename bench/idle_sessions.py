@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from bench.harness import engine, rss_kib, target  # noqa: E402
+from bench.harness import engine, rss_kib, target
 
 
 def main() -> None:

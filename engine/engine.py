@@ -82,7 +82,7 @@ class Engine:
                {"ended_at": now, "status": "interrupted", "end_reason": "engine restarted"})
             for sid in left_open
         ]
-        await self.recorder.commit(ops)
+        await self.recorder.committed(ops)
         log.warning("marked %d sessions left open by a previous run as interrupted",
                     len(left_open))
 

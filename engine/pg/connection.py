@@ -184,7 +184,7 @@ class PgConnection:
         if end_reason is not None:
             ops.append(Op(O.SESSION_CLOSE, self.session_id, 0, {
                 "ended_at": O.utc(time.time()), "status": status, "end_reason": end_reason}))
-        await self.ctx.recorder.commit(ops)
+        await self.ctx.recorder.committed(ops)
         self._recorded = end_reason is None
 
     def _start_relay(self, greeting: startup.UpstreamGreeting) -> None:
@@ -240,17 +240,14 @@ class PgConnection:
         # Reading goes on: what arrives meanwhile waits in _held, in order. Pausing the
         # transport would cost two system calls per statement for nothing.
         self._committing = True
-        self.ctx.recorder.commit(ops).add_done_callback(
-            functools.partial(self._committed, out, started)
-        )
+        self.ctx.recorder.commit(ops, functools.partial(self._committed, out, started))
 
     def _committed(
-        self, out: bytes, started: list[StatementStarted], fut: asyncio.Future[None]
+        self, out: bytes, started: list[StatementStarted], exc: StoreError | None
     ) -> None:
         self._committing = False
         if self._ended:
             return
-        exc = fut.exception()
         if exc is not None:
             # Fail closed: a statement that cannot be recorded does not run (invariant 1).
             log.error("session %s: statement not recorded, session ended: %s", self.session_id,

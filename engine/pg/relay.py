@@ -34,8 +34,8 @@ from engine.pg.codec import ProtocolViolation, check_length
 _PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE = range(7)
 _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE))
 
-_FRONTEND_PASS = frozenset(b"dcfH")
-_FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
+_FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
+_FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
 _BACKEND_ASYNC = frozenset(b"NAS")  # Notice, Notification, ParameterStatus: at any time
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 

@@ -17,7 +17,9 @@ import psycopg
 import pytest
 
 from engine.demo.pgcluster import free_port
+from engine.recorder import Done
 from engine.tasks import spawn
+from store import StoreError
 from store import ops as O
 from tests.conftest import ROOT, Gateway, Target, write_policy
 from tests.integration.wire import Wire, first_error
@@ -42,19 +44,20 @@ def test_statement_reaches_the_target_only_after_its_record_is_committed(
     gate = gateway.call(_make_event())
     original = recorder.commit
 
-    def gated(ops: list[O.Op]) -> asyncio.Future[None]:
-        inner = original(ops)
+    def gated(ops: list[O.Op], done: Done) -> None:
         if not any(marker in str(op.fields.get("text")) for op in ops):
-            return inner
-        outer: asyncio.Future[None] = gateway.loop.create_future()
+            original(ops, done)
+            return
 
-        async def release() -> None:
-            await inner  # committed to the store...
-            await gate.wait()  # ...and held there until the test lets it go
-            outer.set_result(None)
+        def committed(exc: StoreError | None) -> None:
+            # Committed to the store; now held there until the test lets it go.
+            spawn(release(exc), name="test-gate")
 
-        spawn(release(), name="test-gate")
-        return outer
+        async def release(exc: StoreError | None) -> None:
+            await gate.wait()
+            done(exc)
+
+        original(ops, committed)
 
     recorder.commit = gated  # type: ignore[method-assign]
     result: list[Any] = []

@@ -48,11 +48,17 @@ def test_open_store_creates_the_schema(store: SqliteStore, db_path: Path) -> Non
     assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_reopening_does_not_migrate_again(db_path: Path) -> None:
-    open_store(db_path).close()
+def test_reopening_keeps_schema_and_records(db_path: Path) -> None:
+    first = open_store(db_path)
+    first.apply(a_session("s1"))
+    first.close()  # close() checkpoints
     again = open_store(db_path)
     try:
-        assert again.conn.execute("SELECT count(*) FROM meta").fetchone() == (1,)
+        assert again.conn.execute("SELECT key, value FROM meta").fetchall() == [
+            ("schema_version", str(SCHEMA_VERSION))
+        ]
+        assert [r["seq"] for r in again.statements("s1")] == [1, 2]
+        assert verify(again).ok
     finally:
         again.close()
 
@@ -270,7 +276,7 @@ def test_torn_last_journal_line_is_ignored(db_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: store/sqlite.py:131 + store/journal.py:42: when a torn journal tail is all "
+    reason="BUG: store/sqlite.py:130 + store/journal.py:42: when a torn journal tail is all "
     "there is to replay, checkpoint() returns early and never truncates it, so the next "
     "append is glued to the torn bytes and the following restart fails (ValueError) with "
     "acknowledged records lost",
@@ -305,6 +311,16 @@ def test_journal_that_does_not_continue_the_chain_is_refused(db_path: Path) -> N
     line[4] = b"f" * 64  # prev no longer names record 1's hash
     journal_path(db_path).write_bytes(b"\t".join(line) + b"\n")
     with pytest.raises(StoreError, match="does not continue the audit chain at record 2"):
+        open_store(db_path)
+
+
+def test_journal_record_edited_before_replay_is_refused(db_path: Path) -> None:
+    first = open_store(db_path)
+    first.apply([session_open("s1"), statement_start("s1", 1, "DROP TABLE audit_me")])
+    crash(first)
+    data = journal_path(db_path).read_bytes()
+    journal_path(db_path).write_bytes(data.replace(b"DROP TABLE audit_me", b"SELECT 'harmless'"))
+    with pytest.raises(StoreError, match="record 2 does not match its hash"):
         open_store(db_path)
 
 

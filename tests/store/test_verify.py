@@ -62,7 +62,7 @@ def test_edited_audit_body_with_recomputed_hash_breaks_the_next_link(
     body = body.replace("SELECT 2", "SELECT 3")
     recorded.conn.execute(
         "UPDATE audit SET body = ?, hash = ? WHERE seq = 4",
-        (body, link(prev, seq, kind, sid, ref, body)),
+        (body, link(prev, seq, kind, sid, ref, body.encode())),
     )
     [problem] = problems(recorded)
     assert problem.startswith("audit record 5 ")

@@ -438,7 +438,26 @@ def test_section_of_the_wrong_type(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: engine/config/load.py:144: read_text() raises UnicodeDecodeError (not "
+    reason="BUG: engine/config/load.py:193,202: a bare 0 is refused but 0s, 0ms and 0B pass, "
+    "giving a startup timeout or message limit of zero",
+)
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("startup_timeout: 500ms", "startup_timeout: 0s"),
+     ("startup_timeout: 500ms", "startup_timeout: 0ms"),
+     ("max_message_size: 2MiB", "max_message_size: 0B")],
+    ids=["0s", "0ms", "0B"],
+)
+def test_zero_with_a_unit_is_refused_like_a_bare_zero(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, VALID.replace(key, value)))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: engine/config/load.py:138: read_text() raises UnicodeDecodeError (not "
     "ConfigError) for a file that is not UTF-8, so `policy check` shows a traceback",
 )
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
@@ -450,7 +469,7 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: engine/config/load.py:55: a recursive YAML alias makes _Doc.build recurse "
+    reason="BUG: engine/config/load.py:64-67: a recursive YAML alias makes _Doc.build recurse "
     "until RecursionError instead of a ConfigError",
 )
 def test_recursive_alias(tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ def test_scram_malformed_server_first(template: str) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: upstream_auth.py:85-90: a server-first with i=0, a salt that is not base64 or "
+    reason="BUG: upstream_auth.py:81-88: a server-first with i=0, a salt that is not base64 or "
     "bytes that are not UTF-8 raises ValueError/binascii.Error, not UpstreamAuthError",
 )
 @pytest.mark.parametrize(
@@ -189,6 +189,21 @@ def test_scram_malformed_server_final() -> None:
     auth.respond(AUTH_SASL_CONTINUE, server.first(password_body(initial)))
     with pytest.raises(UpstreamAuthError, match="malformed SCRAM server-final"):
         auth.respond(AUTH_SASL_FINAL, b"e=invalid-proof")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: upstream_auth.py:104: a server-final whose signature is not base64 raises "
+    "binascii.Error, not UpstreamAuthError",
+)
+def test_scram_server_final_that_is_not_base64() -> None:
+    server = ScramServer("pw")
+    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
+    assert initial is not None
+    auth.respond(AUTH_SASL_CONTINUE, server.first(password_body(initial)))
+    with pytest.raises(UpstreamAuthError):
+        auth.respond(AUTH_SASL_FINAL, b"v=abc")
 
 
 def test_sasl_without_scram_sha_256_is_refused() -> None:
