@@ -56,17 +56,24 @@ class Journal:
         self._size += len(data)
 
     def records(self) -> Iterator[JournalRecord]:
-        """Complete records in the file; a torn last line (a machine crash mid-write) is
-        skipped: it was never acknowledged."""
+        """Complete records in the file. A torn last line (a crash in the middle of a write,
+        which was never acknowledged) is cut off, so that later appends start on a clean line.
+        Raises ValueError for a complete line that is not a record."""
+        good = 0
         with self.path.open("rb") as f:
-            for raw in f:
+            for number, raw in enumerate(f, 1):
                 if not raw.endswith(b"\n"):
-                    return
-                parts = raw[:-1].decode().split("\t", 6)
-                if len(parts) != 7:
-                    return
-                seq, kind, sid, ref, prev, digest, body = parts
-                yield JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body)
+                    break  # torn tail
+                try:
+                    seq, kind, sid, ref, prev, digest, body = raw[:-1].decode().split("\t", 6)
+                    record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise ValueError(f"line {number} is not a journal record") from exc
+                good += len(raw)
+                yield record
+        if good != self._size:
+            os.ftruncate(self._fd, good)
+            self._size = good
 
     def clear(self) -> None:
         os.ftruncate(self._fd, 0)

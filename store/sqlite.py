@@ -156,23 +156,32 @@ class SqliteStore:
     def _replay(self) -> None:
         """Records committed to the journal but not yet in the database (after a crash)."""
         assert self.journal is not None
-        for record in self.journal.records():
-            if record.seq <= self._seq:
-                continue
-            if record.seq != self._seq + 1 or record.prev != self._head:
-                raise StoreError(
-                    f"the journal {self.journal.path} does not continue the audit chain at "
-                    f"record {record.seq}: refusing to start (move it aside to investigate)"
-                )
-            if link(record.prev, record.seq, record.kind, record.session_id, record.ref,
-                    record.body.encode()) != record.hash:
-                raise StoreError(
-                    f"the journal {self.journal.path} record {record.seq} does not match its "
-                    "hash: refusing to start (move it aside to investigate)"
-                )
-            self._pending.append((record, json.loads(record.body)))
-            self._seq, self._head = record.seq, record.hash
-        self.checkpoint()
+        try:
+            for record in self.journal.records():
+                if record.seq <= self._seq:
+                    continue  # checkpointed before the crash, journal not yet emptied
+                if record.seq != self._seq + 1 or record.prev != self._head:
+                    raise StoreError(
+                        f"the journal {self.journal.path} does not continue the audit chain at "
+                        f"record {record.seq}: refusing to start (move it aside to investigate)"
+                    )
+                if link(record.prev, record.seq, record.kind, record.session_id, record.ref,
+                        record.body.encode()) != record.hash:
+                    raise StoreError(
+                        f"the journal {self.journal.path} record {record.seq} does not match "
+                        "its hash: refusing to start (move it aside to investigate)"
+                    )
+                self._pending.append((record, json.loads(record.body)))
+                self._seq, self._head = record.seq, record.hash
+        except ValueError as exc:
+            raise StoreError(
+                f"the journal {self.journal.path} is damaged ({exc}): refusing to start "
+                "(move it aside to investigate)"
+            ) from exc
+        if self._pending:
+            self.checkpoint()
+        elif self.journal.size:
+            self.journal.clear()
 
     def interrupted_sessions(self) -> list[str]:
         rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'open'").fetchall()
@@ -217,12 +226,14 @@ class SqliteStore:
         )
 
     def close(self) -> None:
-        if self.journal is not None:
-            try:
-                self.checkpoint()
-            finally:
-                self.journal.close()
-        self.conn.close()
+        try:
+            if self.journal is not None:
+                try:
+                    self.checkpoint()
+                finally:
+                    self.journal.close()
+        finally:
+            self.conn.close()
 
 
 def journal_path(path: Path) -> Path:

@@ -74,9 +74,9 @@ def _compare_tables(
         if expected is None:
             result.problems.append(f"session {sid}: in the sessions table but not in the audit")
             continue
-        for key, value in expected.items():
-            if row.get(key) != value:
-                result.problems.append(f"session {sid}: {key} differs from the audit record")
+        for name, value in expected.items():
+            if row.get(name) != value:
+                result.problems.append(f"session {sid}: {name} differs from the audit record")
                 break
     for sid in sessions:
         if (session_id is None or sid == session_id) and sid not in seen:
@@ -84,7 +84,7 @@ def _compare_tables(
     where_sql = "WHERE session_id = ?" if session_id else ""
     seen_statements: set[tuple[str, int]] = set()
     for row in store.db.query(f"SELECT * FROM statements {where_sql}", args):
-        key = (row["session_id"], row["seq"])
+        key: tuple[str, int] = (row["session_id"], row["seq"])
         seen_statements.add(key)
         expected = statements.get(key)
         if expected is None:
@@ -98,6 +98,6 @@ def _compare_tables(
                     f"statement {key[1]} of session {key[0]}: {name} differs from the audit"
                 )
                 break
-    for key in statements:
-        if (session_id is None or key[0] == session_id) and key not in seen_statements:
-            result.problems.append(f"statement {key[1]} of session {key[0]}: missing")
+    for sid_seq in statements:
+        if (session_id is None or sid_seq[0] == session_id) and sid_seq not in seen_statements:
+            result.problems.append(f"statement {sid_seq[1]} of session {sid_seq[0]}: missing")

@@ -71,7 +71,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     from store import StoreError, open_store
 
     if args.command == "policy":
-        config = load_config(args.file)
+        if not args.file.is_file():
+            raise UsageError(f"{args.file}: no such policies file")
+        try:
+            config = load_config(args.file)
+        except ConfigError as exc:  # a failed check (exit 1), not a usage mistake
+            print(f"gatewatch: {exc}", file=sys.stderr)
+            return 1
         print(f"{args.file}: ok ({len(config.identities)} identities, "
               f"{len(config.connections)} connections)")
         return 0

@@ -51,8 +51,13 @@ class _Doc:
         key = ".".join(str(p) for p in where) or "(top level)"
         return ConfigError(f"{self.path}:{line or 1}: {key}: {expected}")
 
-    def build(self, node: yaml.Node, where: tuple[str | int, ...]) -> Any:
+    def build(self, node: yaml.Node, where: tuple[str | int, ...],
+              parents: frozenset[int] = frozenset()) -> Any:
         self.lines[where] = node.start_mark.line + 1
+        if id(node) in parents:
+            raise self.fail(where, "a YAML alias refers to itself")
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            parents = parents | {id(node)}
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -61,10 +66,10 @@ class _Doc:
                     raise self.fail(where, "mapping keys must be plain strings")
                 if key in out:
                     raise self.fail((*where, key), "this key is given twice")
-                out[key] = self.build(value_node, (*where, key))
+                out[key] = self.build(value_node, (*where, key), parents)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*where, i)) for i, item in enumerate(node.value)]
+            return [self.build(item, (*where, i), parents) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
         text = self._interpolate(str(node.value), where)
         if node.style:  # quoted: always a string
@@ -135,9 +140,12 @@ def load_config(path: str | Path) -> Config:
     """Read and check a policies file; raise ``ConfigError`` with a one-line reason."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policies file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the policies file is not UTF-8 text (byte {exc.start})"
+                          ) from exc
     doc = _Doc(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -194,7 +202,10 @@ class _Builder:
         if not match:
             raise self.doc.fail(where, "expected a duration such as 10s, 500ms or 2m")
         scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-        return float(match.group(1)) * scale
+        seconds = float(match.group(1)) * scale
+        if seconds <= 0:
+            raise self.doc.fail(where, "expected a duration above zero")
+        return seconds
 
     def size(self, value: Any, where: tuple[str | int, ...]) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -202,9 +213,12 @@ class _Builder:
         match = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB)\s*", str(value))
         if not match:
             raise self.doc.fail(where, "expected a size such as 64MiB, 512KiB or a byte count")
-        return int(match.group(1)) * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[
+        size = int(match.group(1)) * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[
             match.group(2)
         ]
+        if size <= 0:
+            raise self.doc.fail(where, "expected a size above zero")
+        return size
 
     def choice(self, *options: str) -> Callable[[Any, tuple[str | int, ...]], str]:
         def kind(value: Any, where: tuple[str | int, ...]) -> str:
@@ -238,8 +252,8 @@ class _Builder:
         connections = self.connections(
             top.get("connections", self.list_of("connection"), []), identities
         )
-        rules = tuple(top.get("rules", self.list_of("rule"), []))
-        masking = tuple(top.get("masking", self.list_of("masking rule"), []))
+        rules: tuple[Any, ...] = tuple(top.get("rules", self.list_of("rule"), []))
+        masking: tuple[Any, ...] = tuple(top.get("masking", self.list_of("masking rule"), []))
         top.done()
         return Config(self.doc.path, engine, identities, connections, rules, masking)
 

@@ -80,7 +80,7 @@ class MessageReader:
 
 def parse_startup_header(header: bytes) -> int:
     """Length of the untagged startup packet whose first 4 bytes are ``header``."""
-    (length,) = _I32.unpack(header)
+    length: int = _I32.unpack(header)[0]
     if length < 8 or length > MAX_STARTUP_PACKET:
         raise ProtocolViolation(f"invalid startup packet length {length}")
     return length

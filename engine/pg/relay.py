@@ -77,8 +77,9 @@ class _Open:
     def finish(self, status: str | None = None) -> StatementFinished:
         if status is None:
             status = "error" if self.sqlstate else "ok"
+        error = SKIPPED if status == "skipped" else self.error
         return StatementFinished(
-            self.seq, status, self.command, self.rows, self.sqlstate, self.error, time.time()
+            self.seq, status, self.command, self.rows, self.sqlstate, error, time.time()
         )
 
 
@@ -133,10 +134,10 @@ class PgRelay:
             owed.append((_SIMPLE, record))
         elif tag == 66:  # 'B'
             bind = messages.bind(body)
-            text = self._prepared.get(bind.statement)
-            if text is None:
-                text = f"-- prepared statement {bind.statement!r} (not seen by the gateway)"
-            self._portals[bind.portal] = (text, bind.params)
+            known = self._prepared.get(bind.statement)
+            if known is None:
+                known = f"-- prepared statement {bind.statement!r} (not seen by the gateway)"
+            self._portals[bind.portal] = (known, bind.params)
             owed.append((_BIND, None))
         elif tag == 69:  # 'E'
             portal = messages.execute_portal(body)

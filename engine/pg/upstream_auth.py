@@ -8,6 +8,7 @@ The password never leaves this object except inside the proofs the target asks f
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -39,6 +40,14 @@ class UpstreamAuthenticator:
         self._salted = b""
 
     def respond(self, code: int, payload: bytes) -> bytes | None:
+        try:
+            return self._respond(code, payload)
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            # A target that sends an unusable challenge gets no answer (and no password).
+            raise UpstreamAuthError(f"malformed authentication request from the target: {exc}"
+                                    ) from exc
+
+    def _respond(self, code: int, payload: bytes) -> bytes | None:
         if code == AUTH_OK:
             return None
         if code == AUTH_CLEARTEXT:
@@ -81,10 +90,14 @@ class UpstreamAuthenticator:
         server_first = payload.decode()
         attrs = dict(part.split("=", 1) for part in server_first.split(",") if "=" in part)
         nonce, salt, iterations = attrs.get("r", ""), attrs.get("s"), attrs.get("i", "")
-        if not nonce.startswith(self._nonce) or salt is None or not iterations.isdigit():
+        if (not nonce.startswith(self._nonce) or len(nonce) == len(self._nonce) or salt is None
+                or not iterations.isdigit() or int(iterations) < 1):
             raise UpstreamAuthError("malformed SCRAM server-first message")
         self._salted = hashlib.pbkdf2_hmac(
-            "sha256", self._require_password().encode(), base64.b64decode(salt), int(iterations)
+            "sha256",
+            self._require_password().encode(),
+            base64.b64decode(salt, validate=True),
+            int(iterations),
         )
         client_key = hmac.digest(self._salted, b"Client Key", "sha256")
         stored_key = hashlib.sha256(client_key).digest()
@@ -101,5 +114,5 @@ class UpstreamAuthenticator:
             raise UpstreamAuthError("malformed SCRAM server-final message")
         server_key = hmac.digest(self._salted, b"Server Key", "sha256")
         expected = hmac.digest(server_key, self._auth_message, "sha256")
-        if not hmac.compare_digest(base64.b64decode(text[2:]), expected):
+        if not hmac.compare_digest(base64.b64decode(text[2:], validate=True), expected):
             raise UpstreamAuthError("the target's SCRAM signature is wrong: refusing to go on")

@@ -274,13 +274,6 @@ def test_torn_last_journal_line_is_ignored(db_path: Path) -> None:
         second.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: store/sqlite.py:130 + store/journal.py:42: when a torn journal tail is all "
-    "there is to replay, checkpoint() returns early and never truncates it, so the next "
-    "append is glued to the torn bytes and the following restart fails (ValueError) with "
-    "acknowledged records lost",
-)
 def test_records_after_a_torn_tail_survive_the_next_crash(db_path: Path) -> None:
     first = open_store(db_path)
     first.apply([session_open("s1")])
