@@ -6,8 +6,10 @@ import asyncio
 import logging
 import ssl
 import time
+from typing import Any
 
 from engine.config import Config
+from engine.control import ControlServer
 from engine.identity import StaticTokens
 from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
@@ -30,6 +32,11 @@ class Engine:
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+        self.started = time.time()
+        self.control = ControlServer(config.engine.control_socket, {
+            "hello": self._hello,
+            "sessions": self._live_sessions,
+        })
 
     async def start(self) -> None:
         settings = self.config.engine
@@ -44,6 +51,7 @@ class Engine:
         )
         loop = asyncio.get_running_loop()
         try:
+            await self.control.start()
             for conn in self.config.connections:
                 if conn.tls is not None:
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -86,7 +94,21 @@ class Engine:
         log.warning("marked %d sessions left open by a previous run as interrupted",
                     len(left_open))
 
+    def _hello(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "engine": "gatewatch",
+            "config": str(self.config.path),
+            "store": str(self.config.engine.store),
+            "uptime_s": round(time.time() - self.started, 3),
+            "listeners": {name: f"{h}:{p}" for name, (h, p) in self.listeners.items()},
+        }
+
+    def _live_sessions(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        live = self.pg.live.values() if self.pg is not None else []
+        return [session.describe() for session in live]
+
     async def stop(self) -> None:
+        await self.control.stop()
         for server in self._servers:
             server.close()
         if self.pg is not None:

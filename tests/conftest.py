@@ -89,7 +89,7 @@ POLICY = """\
 version: 1
 engine:
   store: {work}/store.db
-  control_socket: {work}/control.sock
+  control_socket: {control}
   startup_timeout: {startup_timeout}
   max_message_size: {max_message_size}
 identities:
@@ -201,7 +201,8 @@ def write_policy(target: Target, work: Path, **settings: Any) -> Path:
 
     cert, key = self_signed(work / "tls", "gateway")
     (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
-    values = {"startup_timeout": "5s", "max_message_size": "16MiB", "shop_port": 0, **settings}
+    values = {"startup_timeout": "5s", "max_message_size": "16MiB", "shop_port": 0,
+              "control": work / "control.sock", **settings}
     text = POLICY.format(
         work=work, cert=cert, key=key, pg_port=target.cluster.port, dead_port=free_port(),
         robot_digest=hashlib.sha256(TOKENS["robot"].encode()).hexdigest(), **values,

@@ -70,6 +70,22 @@ class PgConnection:
         self._committing = False
         self._held: list[bytes] = []
 
+    def describe(self) -> dict[str, Any]:
+        """What the control API shows of a live session."""
+        return {
+            "id": self.session_id,
+            "protocol": "postgres",
+            "connection": self.conn.name,
+            "identity": self.identity.name if self.identity else None,
+            "identity_kind": self.identity.kind if self.identity else None,
+            "client_addr": self.client.peer(),
+            "application_name": self.params.get("application_name"),
+            "database": self.params.get("database"),
+            "started_at": O.utc(self.started),
+            "statements": self.relay.statements,
+            "transaction_status": self.relay.transaction_status.decode(errors="replace"),
+        }
+
     # --- handshake ------------------------------------------------------------------------
 
     async def run(self) -> None:

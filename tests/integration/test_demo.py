@@ -44,6 +44,10 @@ def test_demo_headless(tmp_path: Path) -> None:
         with psycopg.connect(host=direct["host"], port=direct["port"], dbname=direct["dbname"],
                              user=direct["user"], password=direct["password"]) as conn:
             assert conn.execute("select current_user").fetchone() == (direct["user"],)
+        from tests.integration.test_control import ask
+
+        (hello,) = ask(Path(info["control"]), b'{"op": "hello"}')
+        assert hello["ok"] and hello["result"]["listeners"]["shop"] == f"{pg['host']}:{pg['port']}"
         approver = info["approver"]
         with psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
                              user=approver["user"], password=approver["token"]) as conn:
