@@ -95,11 +95,17 @@ def _print_readable(info: dict[str, Any]) -> None:
         f"'host={direct['host']} port={direct['port']} dbname={direct['dbname']} "
         f"user={direct['user']}'\n"
         f"  approver:             {info['approver']['user']} / {info['approver']['token']}\n\n"
-        f"  recorded sessions:    gatewatch sessions -c {info['config']}\n"
+        f"  recorded sessions:    {_gatewatch()} sessions -c {info['config']}\n"
         f"  store:                {info['store']}\n\n"
         "Press Ctrl-C to stop; the target and its data are removed.",
         flush=True,
     )
+
+
+def _gatewatch() -> str:
+    """How the user started us, so that the hint works without the venv on PATH."""
+    argv0 = Path(sys.argv[0])
+    return str(argv0) if argv0.name == "gatewatch" else "gatewatch"
 
 
 async def _wait_for_signal() -> None:
