@@ -1,4 +1,7 @@
-"""pgbench -S through Gatewatch, directly, and through pgbouncer, in one run.
+"""pgbench -S through Gatewatch, directly, through pgbouncer and a bare relay, in one run.
+
+The bare relay (bench/bare_relay.py: uvloop, no parsing, no recording) is the floor of any
+Python proxy on this machine: it shows how much of the gap to direct is the extra hop itself.
 
     .venv/bin/python bench/pgbench_compare.py [--seconds 10] [--scale 5]
 
@@ -72,30 +75,36 @@ def main() -> None:
         subprocess.run(["pgbench", "-i", "-q", "-s", str(args.scale), setup.direct_dsn()],
                        check=True, capture_output=True)
         bouncer = start_pgbouncer(setup)
+        relay_port = free_port()
+        relay = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_relay.py")),
+                                  str(relay_port), str(setup.cluster.port)])
+        wait_port(relay_port)
+        relay_dsn = setup.direct_dsn().replace(f"port={setup.cluster.port}", f"port={relay_port}")
         results: dict[tuple[str, int, str], tuple[float, float]] = {}
         with engine(setup, args.durability):
             for mode in args.modes.split(","):
                 for c in map(int, args.clients.split(",")):
-                    results[("direct", c, mode)] = pgbench(setup.direct_dsn(), c, mode,
-                                                           args.seconds)
-                    results[("gatewatch", c, mode)] = pgbench(setup.gateway_dsn(), c, mode,
-                                                              args.seconds)
+                    paths = [("direct", setup.direct_dsn()), ("gatewatch", setup.gateway_dsn()),
+                             ("bare relay", relay_dsn)]
                     if bouncer:
-                        results[("pgbouncer", c, mode)] = pgbench(bouncer[1], c, mode,
-                                                                  args.seconds)
+                        paths.append(("pgbouncer", bouncer[1]))
+                    for name, dsn in paths:
+                        results[(name, c, mode)] = pgbench(dsn, c, mode, args.seconds)
+        relay.terminate()
+        relay.wait()
         if bouncer:
             bouncer[0].terminate()
             bouncer[0].wait()
     print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, recording on "
           f"(durability {args.durability})")
-    print(f"{'path':<10} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
+    print(f"{'path':<11} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
           f"{'/pgbouncer':>10}")
     for (path, c, mode), (tps, lat) in sorted(results.items(), key=lambda kv: (kv[0][2],
                                                                              kv[0][1])):
         direct = results[("direct", c, mode)][0]
         bouncer_tps = results.get(("pgbouncer", c, mode), (0.0, 0.0))[0]
         vs_bouncer = f"{tps / bouncer_tps:.2f}" if bouncer_tps else "-"
-        print(f"{path:<10} {mode:<9} {c:>2} {tps:>9.0f} {lat:>7.3f} {tps / direct:>8.2f} "
+        print(f"{path:<11} {mode:<9} {c:>2} {tps:>9.0f} {lat:>7.3f} {tps / direct:>8.2f} "
               f"{vs_bouncer:>10}")
 
 

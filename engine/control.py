@@ -1,10 +1,12 @@
-"""The control API: JSON lines over a Unix socket, for the operator's TUI and CLI.
+"""The control API: JSON lines over a Unix socket, for the operator's TUI and the CLI.
 
-One request per line, ``{"id": 1, "op": "sessions"}``; one answer per line,
-``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false, "error": "..."}``.
-Operations today: ``hello`` (engine and listeners) and ``sessions`` (live sessions). Approvals,
-kill and the event stream arrive with the guardrails issue. The socket is created mode 0600:
-only the engine's own user can attach until operator authentication exists.
+Protocol version 1. One request per line, ``{"id": 1, "op": "approvals", ...}``; one answer
+per line, ``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false, "error": "..."}``.
+A connection first says ``hello`` with an operator's token (the same identities as users; the
+socket's mode 0600 is not an identity); only approvers (``guardrails.approvers``) may go on.
+Operations: ``hello``, ``sessions``, ``approvals``, ``approve``, ``deny``, ``kill`` and
+``subscribe``, after which the connection carries ``{"event": ..., "data": ...}`` lines (with
+``"dropped": N`` when a slow reader missed events) until it closes.
 """
 
 from __future__ import annotations
@@ -15,24 +17,42 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from engine.events import EventHub
+from engine.identity import Identity
+
 log = logging.getLogger(__name__)
 
+PROTOCOL_VERSION = 1
 MAX_REQUEST = 1024 * 1024
-Handler = Callable[[dict[str, Any]], Any]
 
 
 class ControlError(Exception):
-    """A request the engine cannot answer; the message goes back to the caller."""
+    """A request the engine refuses or cannot answer; the message goes back to the caller."""
+
+
+class Peer:
+    """One control connection's state."""
+
+    def __init__(self) -> None:
+        self.identity: Identity | None = None
+
+
+Handler = Callable[[Peer, dict[str, Any]], Awaitable[Any]]
 
 
 class ControlServer:
-    def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
+    def __init__(self, path: Path, handlers: dict[str, Handler],
+                 authenticate: Callable[[dict[str, Any]], Awaitable[Identity]],
+                 may_operate: Callable[[Identity], bool], events: EventHub) -> None:
         self.path = path
         self._handlers = handlers
+        self._authenticate = authenticate
+        self._may_operate = may_operate
+        self._events = events
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -51,30 +71,72 @@ class ControlServer:
         self.path.chmod(0o600)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = Peer()
         try:
             while line := await reader.readline():
-                writer.write(self._answer(line) + b"\n")
+                answer, subscribe = await self._answer(peer, line)
+                writer.write(answer + b"\n")
                 await writer.drain()
+                if subscribe:
+                    await self._stream(writer, reader)
+                    return
         except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
             log.info("control client dropped: %s", exc)
         finally:
             writer.close()
 
-    def _answer(self, line: bytes) -> bytes:
+    async def _stream(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+        sub = self._events.subscribe()
+        closed = asyncio.ensure_future(reader.read())  # returns when the client goes away
+        try:
+            while not closed.done():
+                waiter = asyncio.ensure_future(sub.next_batch())
+                await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    waiter.cancel()
+                    break
+                batch, dropped = waiter.result()
+                if dropped:
+                    writer.write(json.dumps({"event": "dropped", "data": {"count": dropped}})
+                                 .encode() + b"\n")
+                for event in batch:
+                    writer.write(json.dumps(event, default=str).encode() + b"\n")
+                await writer.drain()
+        finally:
+            self._events.unsubscribe(sub)
+            closed.cancel()
+
+    async def _answer(self, peer: Peer, line: bytes) -> tuple[bytes, bool]:
         request_id = None
+        subscribe = False
         try:
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise ControlError("a request is a JSON object")
             request_id = request.get("id")
-            handler = self._handlers.get(str(request.get("op")))
-            if handler is None:
-                raise ControlError(f"unknown op {request.get('op')!r}; "
-                                   f"known: {', '.join(sorted(self._handlers))}")
-            body = {"id": request_id, "ok": True, "result": handler(request)}
+            op = str(request.get("op"))
+            if op == "hello":
+                peer.identity = await self._authenticate(request)
+                result: Any = {"protocol": PROTOCOL_VERSION, "identity": peer.identity.name,
+                               "operator": self._may_operate(peer.identity)}
+                result.update(await self._handlers["hello"](peer, request))
+            else:
+                handler = self._handlers.get(op)
+                if handler is None:
+                    known = ", ".join(sorted(self._handlers))
+                    raise ControlError(f"unknown op {op!r}; known: {known}")
+                if peer.identity is None:
+                    raise ControlError("say hello with an operator token first")
+                if not self._may_operate(peer.identity):
+                    raise ControlError(f"{peer.identity.name} is not an operator")
+                if op == "subscribe":
+                    subscribe, result = True, {"subscribed": True}
+                else:
+                    result = await handler(peer, request)
+            body = {"id": request_id, "ok": True, "result": result}
         except (ControlError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             body = {"id": request_id, "ok": False, "error": str(exc)}
-        return json.dumps(body, default=str).encode()
+        return json.dumps(body, default=str).encode(), subscribe
 
     async def stop(self) -> None:
         if self._server is None:
@@ -93,5 +155,3 @@ def _in_use(path: Path) -> bool:
         except OSError:
             return False
     return True
-
-

@@ -8,9 +8,12 @@ import ssl
 import time
 from typing import Any
 
+from engine.approvals import Broker, BrokerError, recovery_ops
 from engine.config import Config
-from engine.control import ControlServer
-from engine.identity import StaticTokens
+from engine.control import ControlError, ControlServer, Peer
+from engine.events import EventHub
+from engine.guardrail import Guard
+from engine.identity import Identity, StaticTokens
 from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
 from engine.pg.side import Side
@@ -33,21 +36,41 @@ class Engine:
         self._sessions: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self.started = time.time()
-        self.control = ControlServer(config.engine.control_socket, {
-            "hello": self._hello,
-            "sessions": self._live_sessions,
-        })
+        self.identities = StaticTokens(config.identities)
+        self.guard = Guard(config.rules, config.guardrails)
+        self.events = EventHub()
+        self.broker: Broker | None = None
+        self.control = ControlServer(
+            config.engine.control_socket,
+            {
+                "hello": self._hello,
+                "sessions": self._list_sessions,
+                "approvals": self._approvals,
+                "approve": self._approve,
+                "deny": self._deny,
+                "kill": self._kill,
+                "subscribe": self._hello,  # handled by the server: switches to events
+            },
+            authenticate=self._operator,
+            may_operate=lambda who: self.broker is not None and self.broker.may_decide(who),
+            events=self.events,
+        )
 
     async def start(self) -> None:
         settings = self.config.engine
         self.store = open_store(settings.store, durability=settings.durability)
         self.recorder = Recorder(self.store, settings.durability)
         await self._recover()
+        self.broker = Broker(self.recorder, self.config.guardrails)
+        self.broker.listeners.append(self.events.publish)
         self.pg = PgContext(
             settings=settings,
-            identities=StaticTokens(self.config.identities),
+            identities=self.identities,
             recorder=self.recorder,
             cancel_keys=CancelKeys(),
+            guard=self.guard,
+            broker=self.broker,
+            events=self.events,
         )
         loop = asyncio.get_running_loop()
         try:
@@ -81,6 +104,11 @@ class Engine:
     async def _recover(self) -> None:
         """Sessions left open by a crash are marked interrupted (DESIGN.md invariant 3)."""
         assert self.store is not None and self.recorder is not None
+        stale = self.store.pending_approvals()
+        if stale:
+            await self.recorder.committed(recovery_ops(stale))
+            log.warning("expired %d approval requests left pending by a previous run",
+                        len(stale))
         left_open = self.store.interrupted_sessions()
         if not left_open:
             return
@@ -94,7 +122,18 @@ class Engine:
         log.warning("marked %d sessions left open by a previous run as interrupted",
                     len(left_open))
 
-    def _hello(self, request: dict[str, Any]) -> dict[str, Any]:
+    # --- control API ----------------------------------------------------------------------
+
+    async def _operator(self, request: dict[str, Any]) -> Identity:
+        token = request.get("token")
+        if not isinstance(token, str) or not token:
+            raise ControlError("hello needs the operator's token")
+        who = await self.identities.identify(token)
+        if who is None:
+            raise ControlError("authentication failed")
+        return who
+
+    async def _hello(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         return {
             "engine": "gatewatch",
             "config": str(self.config.path),
@@ -103,12 +142,55 @@ class Engine:
             "listeners": {name: f"{h}:{p}" for name, (h, p) in self.listeners.items()},
         }
 
-    def _live_sessions(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _list_sessions(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         live = self.pg.live.values() if self.pg is not None else []
-        return [session.describe() for session in live]
+        limit = _limit(request)
+        recent = self.store.sessions(limit) if self.store is not None else []
+        return {"live": [session.describe() for session in live], "recent": recent}
+
+    async def _approvals(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.broker is not None and self.store is not None
+        return {
+            "pending": [r.describe() for r in self.broker.pending.values()],
+            "recent": self.store.approvals(limit=_limit(request)),
+        }
+
+    async def _approve(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._decide(peer, request, approve=True)
+
+    async def _deny(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._decide(peer, request, approve=False)
+
+    async def _decide(self, peer: Peer, request: dict[str, Any], *,
+                      approve: bool) -> dict[str, Any]:
+        assert self.broker is not None and peer.identity is not None
+        reason = request.get("reason")
+        try:
+            req = await self.broker.decide(str(request.get("request")), peer.identity, approve,
+                                           str(reason) if reason else None)
+        except BrokerError as exc:
+            raise ControlError(str(exc)) from exc
+        return req.describe()
+
+    async def _kill(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        assert peer.identity is not None
+        wanted = str(request.get("session", ""))
+        live = self.pg.live if self.pg is not None else {}
+        matches = [sid for sid in live if sid.startswith(wanted)] if wanted else []
+        if len(matches) != 1:
+            raise ControlError(f"no live session {wanted!r}" if not matches else
+                               f"session id prefix {wanted!r} is ambiguous")
+        session = live[matches[0]]
+        reason = str(request.get("reason") or "no reason given")
+        session.terminate(f"killed by {peer.identity.name}: {reason}",
+                          f"the session was ended by operator {peer.identity.name}: {reason}",
+                          "57P01", status="killed")
+        return {"session": matches[0], "killed_by": peer.identity.name, "reason": reason}
 
     async def stop(self) -> None:
         await self.control.stop()
+        if self.broker is not None:
+            self.broker.expire_all("engine stopped")
         for server in self._servers:
             server.close()
         if self.pg is not None:
@@ -133,3 +215,10 @@ class Engine:
         await self._stopped.wait()
 
 
+
+
+def _limit(request: dict[str, Any]) -> int:
+    value = request.get("limit", 100)
+    if not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ControlError("limit must be a whole number from 1 to 10000")
+    return value

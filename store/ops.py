@@ -9,8 +9,11 @@ SESSION_OPEN = "session.open"
 SESSION_CLOSE = "session.close"
 STATEMENT_START = "statement.start"
 STATEMENT_END = "statement.end"
+APPROVAL_REQUEST = "approval.request"
+APPROVAL_UPDATE = "approval.update"
 
-KINDS = (SESSION_OPEN, SESSION_CLOSE, STATEMENT_START, STATEMENT_END)
+KINDS = (SESSION_OPEN, SESSION_CLOSE, STATEMENT_START, STATEMENT_END, APPROVAL_REQUEST,
+         APPROVAL_UPDATE)
 
 # The columns each kind of op writes; verify checks the tables against exactly these.
 SESSION_OPEN_FIELDS = (
@@ -25,7 +28,14 @@ SESSION_OPEN_FIELDS = (
     "status",
 )
 SESSION_CLOSE_FIELDS = ("ended_at", "status", "end_reason")
-STATEMENT_START_FIELDS = ("protocol", "text", "params", "started_at", "status")
+STATEMENT_START_FIELDS = (
+    "protocol", "text", "params", "started_at", "status", "verdict", "rule", "approval_id",
+)
+APPROVAL_REQUEST_FIELDS = (
+    "session_id", "requester", "connection", "statement", "statement_hash", "rule", "reason",
+    "created_at", "expires_at", "status",
+)
+APPROVAL_UPDATE_FIELDS = ("status", "approvals", "decided_at", "decided_by", "decision_reason")
 STATEMENT_END_FIELDS = (
     "finished_at",
     "duration_ms",
@@ -39,7 +49,7 @@ STATEMENT_END_FIELDS = (
 
 class Op(NamedTuple):
     kind: str
-    session_id: str
+    session_id: str  # for approval ops: the approval request's id
     ref: int  # the statement's sequence number within its session; 0 for session ops
     fields: dict[str, Any]
 

@@ -46,6 +46,30 @@ MIGRATIONS: tuple[str, ...] = (
         hash TEXT NOT NULL
     );
     """,
+    # 2: guardrail verdicts on statements, and approval requests.
+    """
+    ALTER TABLE statements ADD COLUMN verdict TEXT NOT NULL DEFAULT 'allow';
+    ALTER TABLE statements ADD COLUMN rule TEXT;
+    ALTER TABLE statements ADD COLUMN approval_id TEXT;
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        requester TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        statement TEXT NOT NULL,
+        statement_hash TEXT NOT NULL,
+        rule TEXT,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        approvals TEXT,
+        decided_at TEXT,
+        decided_by TEXT,
+        decision_reason TEXT
+    );
+    CREATE INDEX approvals_status ON approvals (status);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

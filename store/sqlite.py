@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -32,9 +32,21 @@ _SESSION_CLOSE = (
 )
 _STATEMENT_INSERT = (
     "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status,"
-    " finished_at, duration_ms, command, rows, sqlstate, error)"
+    " verdict, rule, approval_id, finished_at, duration_ms, command, rows, sqlstate, error)"
     " VALUES (:id, :ref, :protocol, :text, :params, :started_at, :status,"
+    " :verdict, :rule, :approval_id,"
     " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error)"
+)
+_APPROVAL_INSERT = (
+    "INSERT INTO approvals (id, session_id, requester, connection, statement, statement_hash,"
+    " rule, reason, created_at, expires_at, status, approvals, decided_at, decided_by,"
+    " decision_reason) VALUES (:id, :session_id, :requester, :connection, :statement,"
+    " :statement_hash, :rule, :reason, :created_at, :expires_at, :status, :approvals,"
+    " :decided_at, :decided_by, :decision_reason)"
+)
+_APPROVAL_UPDATE = (
+    "UPDATE approvals SET status = :status, approvals = :approvals, decided_at = :decided_at,"
+    " decided_by = :decided_by, decision_reason = :decision_reason WHERE id = :id"
 )
 _STATEMENT_END = (
     "UPDATE statements SET finished_at = :finished_at, duration_ms = :duration_ms,"
@@ -43,23 +55,35 @@ _STATEMENT_END = (
 )
 _SESSION_CLOSED = dict.fromkeys(O.SESSION_CLOSE_FIELDS)
 _STATEMENT_ENDED = dict.fromkeys(O.STATEMENT_END_FIELDS)
+_STATEMENT_JUDGED = {"verdict": "allow", "rule": None, "approval_id": None}
+_APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)
 
 _Rows = dict[Any, dict[str, Any]]
 
 
-def _merge(
-    pending: list[tuple[JournalRecord, dict[str, Any]]],
-) -> tuple[_Rows, _Rows, list[dict[str, Any]], list[dict[str, Any]]]:
+class _Merged(NamedTuple):
+    sessions: _Rows
+    statements: _Rows
+    session_updates: list[dict[str, Any]]
+    statement_updates: list[dict[str, Any]]
+    approvals: _Rows
+    approval_updates: list[dict[str, Any]]
+
+
+def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
     """Fold a checkpoint's records into one row per session and statement: a statement that
     started and ended since the last checkpoint is one INSERT instead of INSERT + UPDATE."""
     sessions: _Rows = {}
     statements: _Rows = {}
     session_updates: list[dict[str, Any]] = []
     statement_updates: list[dict[str, Any]] = []
+    approvals: _Rows = {}
+    approval_updates: list[dict[str, Any]] = []
     for record, fields in pending:
         kind, sid, ref = record.kind, record.session_id, record.ref
         if kind == O.STATEMENT_START:
-            statements[(sid, ref)] = {**_STATEMENT_ENDED, **fields, "id": sid, "ref": ref}
+            statements[(sid, ref)] = {**_STATEMENT_ENDED, **_STATEMENT_JUDGED, **fields,
+                                      "id": sid, "ref": ref}
         elif kind == O.STATEMENT_END:
             row = statements.get((sid, ref))
             if row is not None:
@@ -74,7 +98,16 @@ def _merge(
                 row.update(fields)
             else:
                 session_updates.append({**fields, "id": sid})
-    return sessions, statements, session_updates, statement_updates
+        elif kind == O.APPROVAL_REQUEST:
+            approvals[sid] = {**_APPROVAL_OPEN, **fields, "id": sid}
+        elif kind == O.APPROVAL_UPDATE:
+            row = approvals.get(sid)
+            if row is not None:
+                row.update(fields)
+            else:
+                approval_updates.append({**_APPROVAL_OPEN, **fields, "id": sid})
+    return _Merged(sessions, statements, session_updates, statement_updates, approvals,
+                   approval_updates)
 
 _AUDIT = "INSERT INTO audit (seq, kind, session_id, ref, body, prev, hash) VALUES (?,?,?,?,?,?,?)"
 
@@ -131,13 +164,15 @@ class SqliteStore:
             self._broken = None
             return
         conn = self.conn
-        sessions, statements, session_updates, statement_updates = _merge(self._pending)
+        merged = _merge(self._pending)
         try:
             conn.execute("BEGIN")
-            conn.executemany(_SESSION_INSERT, sessions.values())
-            conn.executemany(_SESSION_CLOSE, session_updates)
-            conn.executemany(_STATEMENT_INSERT, statements.values())
-            conn.executemany(_STATEMENT_END, statement_updates)
+            conn.executemany(_SESSION_INSERT, merged.sessions.values())
+            conn.executemany(_SESSION_CLOSE, merged.session_updates)
+            conn.executemany(_STATEMENT_INSERT, merged.statements.values())
+            conn.executemany(_STATEMENT_END, merged.statement_updates)
+            conn.executemany(_APPROVAL_INSERT, merged.approvals.values())
+            conn.executemany(_APPROVAL_UPDATE, merged.approval_updates)
             conn.executemany(_AUDIT, [
                 (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
                 for r, _ in self._pending
@@ -224,6 +259,15 @@ class SqliteStore:
                 "SELECT * FROM statements WHERE session_id = ? ORDER BY seq", [session_id]
             )
         )
+
+    def approvals(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+        return list(self.db.query(
+            f"SELECT * FROM approvals {where} ORDER BY created_at DESC LIMIT ?", [*args, limit]))
+
+    def pending_approvals(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM approvals WHERE status = 'pending'").fetchall()]
 
     def close(self) -> None:
         try:

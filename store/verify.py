@@ -29,6 +29,7 @@ def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
     result = VerifyResult()
     sessions: dict[str, dict[str, Any]] = {}
     statements: dict[tuple[str, int], dict[str, Any]] = {}
+    approvals: dict[str, dict[str, Any]] = {}
     expected_seq = 0
     head = GENESIS
     cur = store.conn.execute(
@@ -53,7 +54,13 @@ def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
             sessions.setdefault(sid, {}).update(fields)
         elif kind in (O.STATEMENT_START, O.STATEMENT_END):
             statements.setdefault((sid, ref), {}).update(fields)
+        elif kind in (O.APPROVAL_REQUEST, O.APPROVAL_UPDATE):
+            approvals.setdefault(sid, {}).update(fields)
+        else:
+            result.problems.append(f"{where}: unknown kind of record")
+            return result
     _compare_tables(store, sessions, statements, session_id, result)
+    _compare_approvals(store, approvals, session_id, result)
     result.sessions = len(sessions) if session_id is None else int(session_id in sessions)
     return result
 
@@ -101,3 +108,26 @@ def _compare_tables(
     for sid_seq in statements:
         if (session_id is None or sid_seq[0] == session_id) and sid_seq not in seen_statements:
             result.problems.append(f"statement {sid_seq[1]} of session {sid_seq[0]}: missing")
+
+
+def _compare_approvals(
+    store: SqliteStore,
+    approvals: dict[str, dict[str, Any]],
+    session_id: str | None,
+    result: VerifyResult,
+) -> None:
+    where_sql, args = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
+    seen: set[str] = set()
+    for row in store.db.query(f"SELECT * FROM approvals {where_sql}", args):
+        seen.add(row["id"])
+        expected = approvals.get(row["id"])
+        if expected is None:
+            result.problems.append(f"approval {row['id']}: not in the audit (inserted later)")
+            continue
+        for name, value in expected.items():
+            if row.get(name) != value:
+                result.problems.append(f"approval {row['id']}: {name} differs from the audit")
+                break
+    for aid, fields in approvals.items():
+        if (session_id is None or fields.get("session_id") == session_id) and aid not in seen:
+            result.problems.append(f"approval {aid}: recorded in the audit but missing")

@@ -103,6 +103,18 @@ identities:
     kind: agent
     groups: [agents]
     token_sha256: {robot_digest}
+  - name: oncall
+    groups: [operators]
+    token_env: GWTEST_ONCALL_TOKEN
+  - name: second
+    groups: [operators, engineering]
+    token_env: GWTEST_SECOND_TOKEN
+guardrails:
+  fallback: block
+  review_timeout: {review_timeout}
+  min_approvals: {min_approvals}
+  approvers: {{groups: [operators]}}
+{rules}
 connections:
   - name: shop
     kind: postgres
@@ -111,7 +123,7 @@ connections:
     upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
                password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable}}
     databases: [shop, postgres]
-    allow: {{groups: [engineering, agents]}}
+    allow: {{groups: [engineering, agents, operators]}}
   - name: shop_md5
     kind: postgres
     listen: 127.0.0.1:0
@@ -137,8 +149,8 @@ connections:
     allow: {{identities: [alice]}}
 """
 
-TOKENS = {"alice": secrets.token_urlsafe(12), "bob": secrets.token_urlsafe(12),
-          "robot": secrets.token_urlsafe(12)}
+TOKENS = {name: secrets.token_urlsafe(12)
+          for name in ("alice", "bob", "robot", "oncall", "second")}
 
 
 @dataclass
@@ -202,7 +214,8 @@ def write_policy(target: Target, work: Path, **settings: Any) -> Path:
     cert, key = self_signed(work / "tls", "gateway")
     (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
     values = {"startup_timeout": "5s", "max_message_size": "16MiB", "shop_port": 0,
-              "control": work / "control.sock", **settings}
+              "control": work / "control.sock", "review_timeout": "5m", "min_approvals": 1,
+              "rules": "rules: []", **settings}
     text = POLICY.format(
         work=work, cert=cert, key=key, pg_port=target.cluster.port, dead_port=free_port(),
         robot_digest=hashlib.sha256(TOKENS["robot"].encode()).hexdigest(), **values,
@@ -210,6 +223,8 @@ def write_policy(target: Target, work: Path, **settings: Any) -> Path:
     (work / "policies.yaml").write_text(text)
     os.environ["GWTEST_ALICE_TOKEN"] = TOKENS["alice"]
     os.environ["GWTEST_BOB_TOKEN"] = TOKENS["bob"]
+    os.environ["GWTEST_ONCALL_TOKEN"] = TOKENS["oncall"]
+    os.environ["GWTEST_SECOND_TOKEN"] = TOKENS["second"]
     os.environ["GWTEST_SCRAM_PASSWORD"] = target.passwords["gw_scram"]
     return work / "policies.yaml"
 

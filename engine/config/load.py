@@ -25,11 +25,16 @@ from engine.config.model import (
     TlsFiles,
     Upstream,
 )
+from engine.guardrail.classify import STATEMENT_KINDS
+from engine.guardrail.rules import ACTIONS, GuardrailSettings, Match, Rule
 
 T = TypeVar("T")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 _SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+
+
+_NONE: tuple[str, ...] = ()
 
 
 class ConfigError(Exception):
@@ -252,10 +257,108 @@ class _Builder:
         connections = self.connections(
             top.get("connections", self.list_of("connection"), []), identities
         )
-        rules: tuple[Any, ...] = tuple(top.get("rules", self.list_of("rule"), []))
+        guardrails = self.guardrails(top.section("guardrails", "guardrail settings"), identities)
+        rules = self.rules(top.get("rules", self.list_of("rule"), []), identities, connections)
         masking: tuple[Any, ...] = tuple(top.get("masking", self.list_of("masking rule"), []))
         top.done()
-        return Config(self.doc.path, engine, identities, connections, rules, masking)
+        return Config(self.doc.path, engine, identities, connections, rules, guardrails,
+                      masking)
+
+    def guardrails(self, sec: _Section | None,
+                   identities: tuple[IdentityConfig, ...]) -> GuardrailSettings:
+        if sec is None:
+            return GuardrailSettings()
+        approvers = sec.section("approvers", "who may decide approvals and kill sessions")
+        groups, people = frozenset({"operators"}), frozenset[str]()
+        if approvers is not None:
+            groups = approvers.get("groups", self.names, frozenset())
+            people = approvers.get("identities", self.names, frozenset())
+            approvers.done()
+            unknown = people - {i.name for i in identities}
+            if unknown:
+                raise self.doc.fail((*approvers.where, "identities"),
+                                    f"unknown identity {sorted(unknown)[0]!r}")
+        settings = GuardrailSettings(
+            fallback=sec.get("fallback", self.choice(*ACTIONS), "block"),
+            review_timeout=sec.get("review_timeout", self.seconds, 300.0),
+            approver_groups=groups,
+            approver_identities=people,
+            min_approvals=sec.get("min_approvals", self.positive, 1),
+            cache_size=sec.get("cache_size", self.positive, 10_000),
+        )
+        sec.done()
+        return settings
+
+    def positive(self, value: Any, where: tuple[str | int, ...]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.doc.fail(where, "expected a whole number of at least 1")
+        return value
+
+    def patterns(self, value: Any, where: tuple[str | int, ...]) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.doc.fail(where, "expected a non-empty list")
+        return tuple(self.string(v, (*where, i)).lower() for i, v in enumerate(value))
+
+    def kinds(self, value: Any, where: tuple[str | int, ...]) -> frozenset[str]:
+        out = set()
+        for i, item in enumerate(self.patterns(value, where)):
+            kind = " ".join(item.upper().split())
+            if kind not in STATEMENT_KINDS:
+                raise self.doc.fail((*where, i), f"unknown statement kind {kind!r} (known: "
+                                    f"{', '.join(sorted(STATEMENT_KINDS))})")
+            out.add(kind)
+        return frozenset(out)
+
+    def regex(self, value: Any, where: tuple[str | int, ...]) -> re.Pattern[str]:
+        text = self.string(value, where)
+        try:
+            return re.compile(text)
+        except re.error as exc:
+            raise self.doc.fail(where, f"not a valid regular expression: {exc}") from exc
+
+    def rules(self, items: list[Any], identities: tuple[IdentityConfig, ...],
+              connections: tuple[Connection, ...]) -> tuple[Rule, ...]:
+        out: list[Rule] = []
+        people = {i.name for i in identities}
+        conns = {c.name for c in connections}
+        for i, item in enumerate(items):
+            where: tuple[str | int, ...] = ("rules", i)
+            sec = _Section(self.doc, item, where, "a rule")
+            name = sec.need("name", self.name)
+            action = sec.need("action", self.choice(*ACTIONS))
+            m = sec.section("match", "what the rule matches")
+            if m is None:
+                raise self.doc.fail(where, "missing required key 'match'")
+            match = Match(
+                statements=m.get("statements", self.kinds, frozenset()),
+                functions=m.get("functions", self.patterns, _NONE),
+                tables=m.get("tables", self.patterns, _NONE),
+                schemas=frozenset(m.get("schemas", self.patterns, _NONE)),
+                access=m.get("access", self.choice("read", "write", "any"), "any"),
+                regex=m.get("regex", self.regex, None),
+            )
+            m.done()
+            if match.empty():
+                raise self.doc.fail(m.where, "a match needs at least one of statements, "
+                                    "functions, tables, schemas or regex")
+            rule = Rule(
+                name=name, action=action, match=match,
+                connections=sec.get("connections", self.names, None),
+                groups=sec.get("groups", self.names, None),
+                identities=sec.get("identities", self.names, None),
+                message=sec.get("message", self.string, None),
+            )
+            sec.done()
+            for key, known, given in (("connections", conns, rule.connections),
+                                      ("identities", people, rule.identities)):
+                unknown = (given or frozenset()) - known
+                if unknown:
+                    raise self.doc.fail((*where, key), f"unknown {key[:-1]} "
+                                        f"{sorted(unknown)[0]!r}")
+            if any(r.name == name for r in out):
+                raise self.doc.fail((*where, "name"), f"rule '{name}' is defined twice")
+            out.append(rule)
+        return tuple(out)
 
     def list_of(self, what: str) -> Callable[[Any, tuple[str | int, ...]], list[Any]]:
         def kind(value: Any, where: tuple[str | int, ...]) -> list[Any]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.guardrail.rules import GuardrailSettings, Rule
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -72,8 +74,9 @@ class Config:
     engine: EngineSettings
     identities: tuple[IdentityConfig, ...]
     connections: tuple[Connection, ...]
-    # Room for the guardrail and masking issues: kept as validated-to-be-lists raw data.
-    rules: tuple[Any, ...] = field(default_factory=tuple)
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    # Room for the masking issue: kept as validated-to-be-a-list raw data.
     masking: tuple[Any, ...] = field(default_factory=tuple)
 
     def connection(self, name: str) -> Connection | None:

@@ -22,3 +22,7 @@ class IdentityProvider(Protocol):
         authentication failed.
         """
         ...
+
+    async def identify(self, token: str) -> Identity | None:
+        """The identity a token alone proves (operators on the control API), or None."""
+        ...

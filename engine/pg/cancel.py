@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.pg import codec
@@ -29,18 +30,25 @@ class UpstreamKey:
 class CancelKeys:
     def __init__(self) -> None:
         self._keys: dict[int, tuple[int, UpstreamKey]] = {}
+        self._hooks: dict[int, Callable[[], None]] = {}
 
-    def issue(self, upstream: UpstreamKey) -> tuple[int, int]:
+    def issue(self, upstream: UpstreamKey,
+              on_cancel: Callable[[], None] | None = None) -> tuple[int, int]:
+        """A key for the client; ``on_cancel`` runs when a matching CancelRequest arrives
+        (a statement held at the gateway for approval is withdrawn there)."""
         while True:
             pid = secrets.randbelow(2**31 - 1) + 1
             if pid not in self._keys:
                 break
         secret = secrets.randbits(32) - 2**31
         self._keys[pid] = (secret, upstream)
+        if on_cancel is not None:
+            self._hooks[pid] = on_cancel
         return pid, secret
 
     def release(self, pid: int) -> None:
         self._keys.pop(pid, None)
+        self._hooks.pop(pid, None)
 
     def lookup(self, pid: int, secret: int) -> UpstreamKey | None:
         entry = self._keys.get(pid)
@@ -57,6 +65,9 @@ class CancelKeys:
         if upstream is None:
             log.info("CancelRequest with an unknown key ignored")
             return False
+        hook = self._hooks.get(pid)
+        if hook is not None:
+            hook()
         payload = upstream.pid.to_bytes(4, "big", signed=True) + upstream.secret.to_bytes(
             4, "big", signed=True
         )

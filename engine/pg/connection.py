@@ -18,14 +18,24 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.approvals import ApprovalRequest, Broker
 from engine.config import Connection, EngineSettings
+from engine.events import EventHub
+from engine.guardrail import Guard
 from engine.identity import Identity, IdentityProvider
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.codec import ProtocolViolation
-from engine.pg.relay import PgRelay, StatementFinished, StatementStarted
+from engine.pg.relay import (
+    Decision,
+    Hold,
+    PgRelay,
+    StatementFinished,
+    StatementStarted,
+)
 from engine.pg.side import PeerClosed, Side
 from engine.recorder import Recorder
+from engine.tasks import spawn
 from store import Op, StoreError
 from store import ops as O
 
@@ -43,6 +53,9 @@ class PgContext:
     identities: IdentityProvider
     recorder: Recorder
     cancel_keys: CancelKeys
+    guard: Guard
+    broker: Broker
+    events: EventHub
     live: dict[str, PgConnection] = field(default_factory=dict)
     tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
 
@@ -69,6 +82,8 @@ class PgConnection:
         self._statement_started: dict[int, float] = {}
         self._committing = False
         self._held: list[bytes] = []
+        self.approval: ApprovalRequest | None = None  # the request this session waits on
+        self._asking = False  # an approval request is being created
 
     def describe(self) -> dict[str, Any]:
         """What the control API shows of a live session."""
@@ -84,6 +99,7 @@ class PgConnection:
             "started_at": O.utc(self.started),
             "statements": self.relay.statements,
             "transaction_status": self.relay.transaction_status.decode(errors="replace"),
+            "waiting_for": self.approval.id if self.approval is not None else None,
         }
 
     # --- handshake ------------------------------------------------------------------------
@@ -207,8 +223,11 @@ class PgConnection:
         upstream = self.upstream = greeting.side
         host, port = self.conn.upstream.host, self.conn.upstream.port
         pid, secret = self.ctx.cancel_keys.issue(
-            UpstreamKey(host, port, greeting.pid, greeting.secret)
+            UpstreamKey(host, port, greeting.pid, greeting.secret), self._cancel_requested
         )
+        assert self.identity is not None
+        self.relay.guard = self.ctx.guard.for_session(
+            self.conn.name, self.identity.name, self.identity.groups)
         self._cancel_pid = pid
         self.relay.transaction_status = greeting.transaction_status
         self.ctx.live[self.session_id] = self
@@ -232,15 +251,20 @@ class PgConnection:
             self._held.append(data)
             return
         try:
-            out, started = self.relay.client_data(data)
+            outcome = self.relay.client_data(data)
         except ProtocolViolation as exc:
             log.info("session %s: protocol violation from client: %s", self.session_id, exc)
             self._fatal(str(exc), exc.sqlstate)
             self._end("protocol violation", error=str(exc))
             return
+        out, started, finished, reply, hold = outcome
         if not started:
             if out and self.upstream is not None:
                 self.upstream.write(out)
+            if reply:
+                self.client.write(reply)
+            if hold is not None:
+                self._ask(hold)
             return
         sid = self.session_id
         ops = [
@@ -250,16 +274,21 @@ class PgConnection:
                 "params": s.params,
                 "started_at": O.utc(s.started),
                 "status": "running",
+                "verdict": s.verdict,
+                "rule": s.rule,
+                "approval_id": s.approval,
             })
             for s in started
         ]
         # Reading goes on: what arrives meanwhile waits in _held, in order. Pausing the
         # transport would cost two system calls per statement for nothing.
         self._committing = True
-        self.ctx.recorder.commit(ops, functools.partial(self._committed, out, started))
+        self.ctx.recorder.commit(
+            ops, functools.partial(self._committed, out, started, finished, reply, hold))
 
     def _committed(
-        self, out: bytes, started: list[StatementStarted], exc: StoreError | None
+        self, out: bytes, started: list[StatementStarted], finished: list[StatementFinished],
+        reply: bytes, hold: Hold | None, exc: StoreError | None,
     ) -> None:
         self._committing = False
         if self._ended:
@@ -272,13 +301,82 @@ class PgConnection:
                         "58030", hint="Tell the operator: the gateway's store is not writable.")
             self._end("store unwritable", error=str(exc))
             return
+        refused = {f.seq for f in finished}
         for s in started:
-            self._statement_started[s.seq] = s.started
-        if self.upstream is not None:
+            if s.seq not in refused:
+                self._statement_started[s.seq] = s.started
+        if finished:
+            for f in finished:
+                self._statement_started[f.seq] = f.finished
+            self._finish(finished)
+        if out and self.upstream is not None:
             self.upstream.write(out)
+        if reply:
+            self.client.write(reply)
+        if hold is not None:
+            self._ask(hold)
         held, self._held = self._held, []
         for data in held:
             self._client_data(data)
+
+    # --- approvals ------------------------------------------------------------------------
+
+    def _ask(self, hold: Hold) -> None:
+        self._asking = True
+        spawn(self._request_approval(hold), name=f"approval-request-{self.session_id}")
+
+    async def _request_approval(self, hold: Hold) -> None:
+        assert self.identity is not None
+        verdict = hold.judgement.verdict
+        try:
+            req = await self.ctx.broker.request(
+                session_id=self.session_id, requester=self.identity.name,
+                connection=self.conn.name, statement=hold.text, rule=verdict.rule,
+                reason=verdict.reason, on_decided=self._decided)
+        except StoreError as exc:
+            log.error("session %s: approval request not recorded: %s", self.session_id, exc)
+            self._asking = False
+            self._resume(Decision(False, None, "the gateway could not record the approval "
+                                  "request, so the statement was not run", "58030"))
+            return
+        self._asking = False
+        if self._ended:
+            self.ctx.broker.withdraw(req.id, "session ended")
+            return
+        self.approval = req
+        minutes = self.ctx.broker.settings.review_timeout / 60
+        self.client.write(codec.notice_response(
+            f'statement held for approval {req.id} (rule "{verdict.rule}": {verdict.reason});'
+            f" waiting up to {minutes:g} min for an operator",
+            hint=f"An operator approves it with: gatewatch approve {req.id}",
+        ))
+
+    def _decided(self, req: ApprovalRequest) -> None:
+        self.approval = None
+        if self._ended:
+            return
+        if req.status == "approved":
+            self._resume(Decision(True, req.id))
+            return
+        if req.status == "denied":
+            why = f": {req.decision_reason}" if req.decision_reason else ""
+            message = f"statement denied by {req.decided_by}{why}"
+        else:
+            message = f"approval request {req.id} {req.status}: {req.decision_reason}"
+        self._resume(Decision(False, req.id, message))
+
+    def _resume(self, decision: Decision) -> None:
+        self.relay.decide(decision)
+        self._client_data(b"")
+
+    def _cancel_requested(self) -> None:
+        """A CancelRequest for this session: a held statement is withdrawn."""
+        req = self.approval
+        if req is not None and not self._ended:
+            self.approval = None
+            self.ctx.broker.withdraw(req.id, "canceled by the client")
+            self._resume(Decision(False, req.id, "canceling statement due to user request",
+                                  "57014"))
 
     def _server_data(self, data: bytes) -> None:
         try:
@@ -330,20 +428,24 @@ class PgConnection:
             self._fatal("the connection to the target was lost", "08006")
         self._end("upstream lost")
 
-    def terminate(self, reason: str, message: str, sqlstate: str = "57P01") -> None:
-        """End the session from outside (engine shutdown; later, an operator's kill)."""
+    def terminate(self, reason: str, message: str, sqlstate: str = "57P01",
+                  status: str = "closed") -> None:
+        """End the session from outside (engine shutdown, an operator's kill)."""
         self._fatal(message, sqlstate)
-        self._end(reason)
+        self._end(reason, status=status)
 
     def _fatal(self, message: str, sqlstate: str, hint: str | None = None) -> None:
         if not self._ended:
             self.client.write(codec.error_response(message, sqlstate, "FATAL", hint=hint))
 
-    def _end(self, reason: str, error: str | None = None) -> None:
+    def _end(self, reason: str, error: str | None = None, status: str = "closed") -> None:
         if self._ended:
             return
         self._ended = True
         self.ctx.live.pop(self.session_id, None)
+        if self.approval is not None:
+            self.ctx.broker.withdraw(self.approval.id, f"session ended: {reason}")
+            self.approval = None
         if self._cancel_pid is not None:
             self.ctx.cancel_keys.release(self._cancel_pid)
         self.client.close()
@@ -358,7 +460,7 @@ class PgConnection:
             ]
             self._finish(lost)
             self.ctx.recorder.write(Op(O.SESSION_CLOSE, self.session_id, 0, {
-                "ended_at": O.utc(now), "status": "closed", "end_reason": reason}))
+                "ended_at": O.utc(now), "status": status, "end_reason": reason}))
         if error:
             log.info("session %s ended: %s (%s)", self.session_id, reason, error)
         if not self._done.done():

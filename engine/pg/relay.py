@@ -25,14 +25,17 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NamedTuple, NoReturn
 
-from engine.pg import messages
+from engine.guardrail import Judgement
+from engine.guardrail.guard import SessionGuard
+from engine.pg import codec, messages
 from engine.pg.codec import ProtocolViolation, check_length
 
-# What the target owes us, in order.
-_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE = range(7)
-_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE))
+# What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
+# error) that must reach the client between the target's answers to the messages around it.
+_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE, _INJECT = range(8)
+_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT))
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
@@ -49,6 +52,36 @@ class StatementStarted:
     protocol: str  # "simple" or "extended"
     params: str | None
     started: float
+    verdict: str = "allow"  # allow | block | review (then approved or denied)
+    rule: str | None = None
+    approval: str | None = None
+
+
+@dataclass(slots=True)
+class Hold:
+    """A statement that needs an approval: nothing from the client goes on until decided."""
+
+    text: str
+    protocol: str
+    judgement: Judgement
+
+
+@dataclass(slots=True)
+class Decision:
+    """How a held statement was decided (``PgRelay.decide``)."""
+
+    approved: bool
+    approval: str | None
+    message: str = ""
+    sqlstate: str = "42501"
+
+
+class ClientOutcome(NamedTuple):
+    out: bytes  # forward to the target (after committing ``started``)
+    started: list[StatementStarted]
+    finished: list[StatementFinished]  # statements the gateway answered itself (blocked)
+    reply: bytes  # send to the client after ``out``
+    hold: Hold | None
 
 
 @dataclass(slots=True)
@@ -83,30 +116,50 @@ class _Open:
         )
 
 
+_Judged = tuple[str, str | None, str | None]  # verdict, rule, approval id
+_ALLOWED: _Judged = ("allow", None, None)
+
+
 def _unknown_frontend(tag: int) -> NoReturn:
     shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
     raise ProtocolViolation(f"invalid frontend message type {shown}")
 
 
 class PgRelay:
-    def __init__(self, max_message_size: int) -> None:
+    def __init__(self, max_message_size: int, guard: SessionGuard | None = None) -> None:
         self.max_message_size = max_message_size
+        self.guard = guard
         self.transaction_status = b"I"
         self.statements = 0
         self.terminated = False  # the client sent Terminate
         self._client_buf = b""
         self._server_buf = b""
-        self._owed: deque[tuple[int, _Open | None]] = deque()
-        self._prepared: dict[str, str] = {}
-        self._portals: dict[str, tuple[str, str | None]] = {}
+        self._owed: deque[tuple[int, Any]] = deque()
+        # Statement and portal names → text and how the statement was judged at Parse.
+        self._prepared: dict[str, tuple[str, _Judged]] = {}
+        self._portals: dict[str, tuple[str, str | None, _Judged]] = {}
+        self._discarding = False  # after a refused Parse: drop messages until Sync
+        self._holding = False
+        self._decision: Decision | None = None
+        self._decision_refusal = Decision(False, None)
+        # Per client_data call:
+        self._out: list[bytes] = []
+        self._reply: list[bytes] = []
+        self._finished: list[StatementFinished] = []
+        self._hold: Hold | None = None
 
     # --- frontend -------------------------------------------------------------------------
 
-    def client_data(self, data: bytes) -> tuple[bytes, list[StatementStarted]]:
+    def client_data(self, data: bytes) -> ClientOutcome:
         buf = self._client_buf + data if self._client_buf else data
         started: list[StatementStarted] = []
+        self._out, self._reply, self._finished, self._hold = [], [], [], None
+        if self._holding:
+            self._client_buf = buf
+            return ClientOutcome(b"", started, [], b"", None)
         n = len(buf)
         pos = 0
+        run = 0  # start of the run of messages forwarded as they are
         limit = self.max_message_size
         while pos < n:
             tag = buf[pos]
@@ -120,37 +173,130 @@ class PgRelay:
             end = pos + 1 + length
             if end > n:
                 break
-            if tag not in _FRONTEND_PASS:
-                self._frontend(tag, buf[pos + 5 : end], started)
+            if self._discarding and tag != 83:  # not Sync: PostgreSQL would skip it too
+                keep = False
+            elif tag in _FRONTEND_PASS:
+                keep = True
+            else:
+                keep = self._frontend(tag, buf[pos + 5 : end], started)
+                if self._hold is not None:  # stop here; resume after the decision
+                    break
+            if not keep:
+                if pos > run:
+                    self._out.append(buf[run:pos])
+                run = end
             pos = end
         self._client_buf = buf[pos:]
-        return (buf[:pos] if pos != n else buf), started
+        if run == 0 and not self._out:
+            out = buf[:pos] if pos != n else buf
+        else:
+            self._out.append(buf[run:pos])
+            out = b"".join(self._out)
+        return ClientOutcome(out, started, self._finished, b"".join(self._reply), self._hold)
 
-    def _frontend(self, tag: int, body: bytes, started: list[StatementStarted]) -> None:
+    def decide(self, decision: Decision) -> None:
+        """The held statement was decided; call ``client_data(b"")`` to go on."""
+        self._holding = False
+        self._decision = decision
+
+    @property
+    def holding(self) -> bool:
+        return self._holding
+
+    def _judge(self, text: str, protocol: str) -> tuple[str, _Judged, Judgement | None]:
+        """``allow``, ``block`` or ``hold`` for a statement about to be sent."""
+        decision, self._decision = self._decision, None
+        if self.guard is None:
+            return "allow", _ALLOWED, None
+        judgement = self.guard.judge(text)
+        action = judgement.action
+        if action == "allow":
+            return "allow", ("allow", judgement.rule, None), judgement
+        if action == "block":
+            return "block", ("block", judgement.rule, None), judgement
+        if decision is None:
+            self._holding = True
+            self._hold = Hold(text, protocol, judgement)
+            return "hold", ("review", judgement.rule, None), judgement
+        if decision.approved:
+            return "allow", ("approved", judgement.rule, decision.approval), judgement
+        self._decision_refusal = decision
+        return "deny", ("denied", judgement.rule, decision.approval), judgement
+
+    def _refuse(self, text: str, protocol: str, judged: _Judged, error: bytes,
+                started: list[StatementStarted], *, simple: bool) -> None:
+        """Answer a statement the gateway will not send: record it and queue its error."""
+        record = self._start(text, protocol, None, started, judged)
+        fields = messages.error_fields(error[5:])
+        record.sqlstate, record.error = fields.get("C"), fields.get("M")
+        self._finished.append(record.finish("blocked" if judged[0] == "block" else "denied"))
+        if self._owed:
+            self._owed.append((_INJECT, (error, simple)))
+        else:
+            self._reply.append(error + (codec.ready_for_query(self.transaction_status)
+                                        if simple else b""))
+
+    def _refusal_error(self, action: str, judgement: Judgement | None) -> bytes:
+        if action == "deny":
+            d = self._decision_refusal
+            return codec.error_response(d.message, d.sqlstate,
+                                        hint="The statement was not run.")
+        assert judgement is not None
+        if judgement.parse_error is not None:
+            return codec.error_response(
+                judgement.parse_error, "42601",
+                hint="Gatewatch could not classify this statement, so it did not run it.")
+        v = judgement.verdict
+        return codec.error_response(
+            f'statement blocked by rule "{v.rule}": {v.reason}', "42501",
+            hint=v.hint or "Ask the on-call operator if you need this to run; "
+            "`gatewatch policy explain` shows why it was blocked.",
+        )
+
+    def _frontend(self, tag: int, body: bytes, started: list[StatementStarted]) -> bool:
+        """Handle one message; False when it must not be forwarded."""
         owed = self._owed
         if tag == 81:  # 'Q'
             text = messages.query_text(body)
-            record = self._start(text, "simple", None, started)
+            action, judged, judgement = self._judge(text, "simple")
+            if action == "hold":
+                return False
+            if action != "allow":
+                self._refuse(text, "simple", judged, self._refusal_error(action, judgement),
+                             started, simple=True)
+                return False
+            record = self._start(text, "simple", None, started, judged)
             owed.append((_SIMPLE, record))
         elif tag == 66:  # 'B'
             bind = messages.bind(body)
             known = self._prepared.get(bind.statement)
             if known is None:
-                known = f"-- prepared statement {bind.statement!r} (not seen by the gateway)"
-            self._portals[bind.portal] = (known, bind.params)
+                text = f"-- prepared statement {bind.statement!r} (not seen by the gateway)"
+                known = (text, _ALLOWED)
+            self._portals[bind.portal] = (known[0], bind.params, known[1])
             owed.append((_BIND, None))
         elif tag == 69:  # 'E'
             portal = messages.execute_portal(body)
-            text, params = self._portals.get(portal, (f"-- unknown portal {portal!r}", None))
-            record = self._start(text, "extended", params, started)
+            text, params, judged = self._portals.get(
+                portal, (f"-- unknown portal {portal!r}", None, _ALLOWED))
+            record = self._start(text, "extended", params, started, judged)
             owed.append((_EXECUTE, record))
         elif tag == 83:  # 'S'
             if body:
                 raise ProtocolViolation("malformed Sync message: unexpected body")
+            self._discarding = False
             owed.append((_SYNC, None))
         elif tag == 80:  # 'P'
             parsed = messages.parse(body)
-            self._prepared[parsed.name] = parsed.query
+            action, judged, judgement = self._judge(parsed.query, "extended")
+            if action == "hold":
+                return False
+            if action != "allow":
+                self._refuse(parsed.query, "extended", judged,
+                             self._refusal_error(action, judgement), started, simple=False)
+                self._discarding = True  # as PostgreSQL after an error: skip to Sync
+                return False
+            self._prepared[parsed.name] = (parsed.query, judged)
             owed.append((_PARSE, None))
         elif tag == 68:  # 'D'
             messages.describe_or_close(body, "Describe")
@@ -167,13 +313,15 @@ class PgRelay:
             )
         else:
             _unknown_frontend(tag)
+        return True
 
     def _start(
-        self, text: str, protocol: str, params: str | None, started: list[StatementStarted]
+        self, text: str, protocol: str, params: str | None, started: list[StatementStarted],
+        judged: _Judged = _ALLOWED,
     ) -> _Open:
         self.statements += 1
         seq = self.statements
-        started.append(StatementStarted(seq, text, protocol, params, time.time()))
+        started.append(StatementStarted(seq, text, protocol, params, time.time(), *judged))
         return _Open(seq)
 
     # --- backend --------------------------------------------------------------------------
@@ -183,6 +331,8 @@ class PgRelay:
         finished: list[StatementFinished] = []
         n = len(buf)
         pos = 0
+        run = 0
+        pieces: list[bytes] | None = None  # only when the gateway's own answers are spliced in
         limit = self.max_message_size
         owed = self._owed
         while n - pos >= 5:
@@ -218,7 +368,20 @@ class PgRelay:
                 shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
                 raise ProtocolViolation(f"the target sent an invalid message type {shown}")
             pos = end
+            if owed and owed[0][0] == _INJECT:
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[run:pos])
+                run = pos
+                while owed and owed[0][0] == _INJECT:
+                    error, simple = owed.popleft()[1]
+                    pieces.append(error)
+                    if simple:
+                        pieces.append(codec.ready_for_query(self.transaction_status))
         self._server_buf = buf[pos:]
+        if pieces is not None:
+            pieces.append(buf[run:pos])
+            return b"".join(pieces), finished
         return (buf[:pos] if pos != n else buf), finished
 
     def _complete(self, body: bytes, finished: list[StatementFinished]) -> None:
@@ -255,8 +418,9 @@ class PgRelay:
         first = True
         while owed and owed[0][0] != _SYNC:
             kind, record = owed.popleft()
-            if record is None:
-                continue
+            if record is None or kind == _INJECT:
+                continue  # an injected error of a later refused statement: PostgreSQL too
+                # would report only the first error of the pipeline
             if first:
                 record.sqlstate = fields.get("C")
                 record.error = fields.get("M")
@@ -271,6 +435,8 @@ class PgRelay:
             kind, record = owed.popleft()
             if kind == _SYNC:
                 return
+            if kind == _INJECT:
+                continue
             if record is not None:
                 if kind == _SIMPLE:
                     finished.append(record.finish())
@@ -279,4 +445,5 @@ class PgRelay:
 
     def open_statements(self) -> list[int]:
         """Sequence numbers of statements forwarded and not yet answered."""
-        return [record.seq for _, record in self._owed if record is not None]
+        return [record.seq for kind, record in self._owed
+                if record is not None and kind != _INJECT]

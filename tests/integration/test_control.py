@@ -30,22 +30,28 @@ def ask(path: Path, *lines: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines()]
 
 
+def hello(gateway: Gateway, who: str = "oncall") -> bytes:
+    return json.dumps({"id": 1, "op": "hello", "token": gateway.tokens[who]}).encode()
+
+
 def test_hello_and_live_sessions(gateway: Gateway) -> None:
     path = gateway.work / "control.sock"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with psycopg.connect(gateway.dsn(application_name="watched")) as conn:
         conn.execute("select 1")
-        hello, sessions = ask(path, b'{"id": 1, "op": "hello"}', b'{"id": 2, "op": "sessions"}')
-        assert hello["ok"] and hello["id"] == 1
-        assert hello["result"]["listeners"]["shop"] == f"127.0.0.1:{gateway.port()}"
-        live = [s for s in sessions["result"] if s["application_name"] == "watched"]
+        greeting, sessions = ask(path, hello(gateway), b'{"id": 2, "op": "sessions"}')
+        assert greeting["ok"] and greeting["id"] == 1
+        assert greeting["result"]["identity"] == "oncall" and greeting["result"]["operator"]
+        assert greeting["result"]["protocol"] == 1
+        assert greeting["result"]["listeners"]["shop"] == f"127.0.0.1:{gateway.port()}"
+        live = [s for s in sessions["result"]["live"] if s["application_name"] == "watched"]
         assert len(live) == 1
         assert live[0]["identity"] == "alice" and live[0]["statements"] == 2  # BEGIN, select
         assert live[0]["transaction_status"] == "T"  # psycopg opened a transaction
     deadline = time.monotonic() + 10
     while True:  # the engine sees the client's Terminate a moment after close() returns
-        (after,) = ask(path, b'{"op": "sessions"}')
-        if not [s for s in after["result"] if s["application_name"] == "watched"]:
+        _, after = ask(path, hello(gateway), b'{"op": "sessions"}')
+        if not [s for s in after["result"]["live"] if s["application_name"] == "watched"]:
             break
         assert time.monotonic() < deadline, "the ended session stayed in the live list"
         time.sleep(0.05)
@@ -53,12 +59,22 @@ def test_hello_and_live_sessions(gateway: Gateway) -> None:
 
 def test_bad_requests_get_an_error_and_the_connection_goes_on(gateway: Gateway) -> None:
     path = gateway.work / "control.sock"
-    bad, unknown, good = ask(path, b"not json", b'{"id": 7, "op": "frobnicate"}',
-                             b'{"id": 8, "op": "hello"}')
+    early, bad, unknown, good = ask(path, b'{"id": 6, "op": "sessions"}', b"not json",
+                                    b'{"id": 7, "op": "frobnicate"}', hello(gateway))
+    assert not early["ok"] and early["error"] == "say hello with an operator token first"
     assert not bad["ok"] and "Expecting value" in bad["error"]
     assert not unknown["ok"] and unknown["id"] == 7 and "unknown op 'frobnicate'" in unknown[
         "error"]
-    assert good["ok"] and good["id"] == 8
+    assert good["ok"] and good["id"] == 1
+
+
+def test_only_operators_with_a_valid_token_get_in(gateway: Gateway) -> None:
+    path = gateway.work / "control.sock"
+    wrong, _ = ask(path, b'{"op": "hello", "token": "nope"}', b'{"op": "sessions"}')
+    assert not wrong["ok"] and wrong["error"] == "authentication failed"
+    greeting, refused = ask(path, hello(gateway, "alice"), b'{"op": "sessions"}')
+    assert greeting["ok"] and not greeting["result"]["operator"]
+    assert not refused["ok"] and refused["error"] == "alice is not an operator"
 
 
 def test_a_second_engine_on_the_same_socket_refuses_to_start(
@@ -67,4 +83,4 @@ def test_a_second_engine_on_the_same_socket_refuses_to_start(
     work = tmp_path_factory.mktemp("second")
     with pytest.raises(OSError, match="is in use: is an engine running"):
         start_gateway(pg_target, work, control=gateway.work / "control.sock")
-    assert ask(gateway.work / "control.sock", b'{"op": "hello"}')[0]["ok"]
+    assert ask(gateway.work / "control.sock", hello(gateway))[0]["ok"]

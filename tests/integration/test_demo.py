@@ -46,9 +46,11 @@ def test_demo_headless(tmp_path: Path) -> None:
             assert conn.execute("select current_user").fetchone() == (direct["user"],)
         from tests.integration.test_control import ask
 
-        (hello,) = ask(Path(info["control"]), b'{"op": "hello"}')
-        assert hello["ok"] and hello["result"]["listeners"]["shop"] == f"{pg['host']}:{pg['port']}"
         approver = info["approver"]
+        greeting = json.dumps({"op": "hello", "token": approver["token"]}).encode()
+        (hello,) = ask(Path(info["control"]), greeting)
+        assert hello["ok"] and hello["result"]["operator"]
+        assert hello["result"]["listeners"]["shop"] == f"{pg['host']}:{pg['port']}"
         with psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
                              user=approver["user"], password=approver["token"]) as conn:
             assert conn.execute("select 1").fetchone() == (1,)

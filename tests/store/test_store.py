@@ -132,6 +132,9 @@ def test_statement_started_and_ended_in_one_checkpoint_is_one_full_row(
         "rows": 7,
         "sqlstate": None,
         "error": None,
+        "verdict": "allow",
+        "rule": None,
+        "approval_id": None,
     }
 
 

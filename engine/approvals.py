@@ -1,0 +1,185 @@
+"""The approvals broker: statements held for a human decision.
+
+A request is committed before the client is told it waits; decisions are committed before
+they take effect. Rules: nobody decides their own request; only approvers (groups or
+identities in ``guardrails.approvers``) decide; ``min_approvals`` distinct approvers are needed
+to approve, one denial ends it; a request expires after ``review_timeout``; a client's cancel or
+disconnect withdraws it; on engine start every request left pending is expired (fail closed).
+A request is bound to one session and the exact statement (its SHA-256).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.guardrail import GuardrailSettings
+from engine.guardrail.guard import statement_hash
+from engine.identity import Identity
+from engine.recorder import Recorder
+from store import Op
+from store import ops as O
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(Exception):
+    """A decision the broker refuses; the message says why (for the operator)."""
+
+
+@dataclass
+class ApprovalRequest:
+    id: str
+    session_id: str
+    requester: str
+    connection: str
+    statement: str
+    rule: str | None
+    reason: str
+    created: float
+    expires: float
+    status: str = "pending"  # pending | approved | denied | expired | withdrawn
+    approvers: list[str] = field(default_factory=list)
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    decided: float | None = None
+    on_decided: Callable[[ApprovalRequest], None] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "session_id": self.session_id, "requester": self.requester,
+            "connection": self.connection, "statement": self.statement, "rule": self.rule,
+            "reason": self.reason, "created_at": O.utc(self.created),
+            "expires_at": O.utc(self.expires), "status": self.status,
+            "approvals": list(self.approvers), "decided_by": self.decided_by,
+            "decision_reason": self.decision_reason,
+        }
+
+
+def new_request_id() -> str:
+    return "a" + secrets.token_hex(4)
+
+
+class Broker:
+    def __init__(self, recorder: Recorder, settings: GuardrailSettings) -> None:
+        self._recorder = recorder
+        self.settings = settings
+        self.pending: dict[str, ApprovalRequest] = {}
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def may_decide(self, who: Identity) -> bool:
+        s = self.settings
+        return who.name in s.approver_identities or bool(who.groups & s.approver_groups)
+
+    async def request(self, *, session_id: str, requester: str, connection: str, statement: str,
+                      rule: str | None, reason: str,
+                      on_decided: Callable[[ApprovalRequest], None]) -> ApprovalRequest:
+        now = time.time()
+        req = ApprovalRequest(new_request_id(), session_id, requester, connection, statement,
+                              rule, reason, now, now + self.settings.review_timeout,
+                              on_decided=on_decided)
+        await self._recorder.committed([Op(O.APPROVAL_REQUEST, req.id, 0, {
+            "session_id": session_id, "requester": requester, "connection": connection,
+            "statement": statement, "statement_hash": statement_hash(statement),
+            "rule": rule, "reason": reason, "created_at": O.utc(req.created),
+            "expires_at": O.utc(req.expires), "status": "pending",
+        })])
+        self.pending[req.id] = req
+        req.timer = asyncio.get_running_loop().call_later(
+            self.settings.review_timeout, self._expire, req.id)
+        self._emit("approval.requested", req)
+        log.info("approval %s requested by %s on %s (rule %s)", req.id, requester, connection,
+                 rule)
+        return req
+
+    async def decide(self, request_id: str, who: Identity, approve: bool,
+                     reason: str | None) -> ApprovalRequest:
+        req = self.pending.get(request_id)
+        if req is None:
+            raise BrokerError(f"no pending approval request {request_id!r} (decided, expired "
+                              "or unknown)")
+        if not self.may_decide(who):
+            raise BrokerError(f"{who.name} is not an approver")
+        if who.name == req.requester:
+            raise BrokerError("nobody approves their own request")
+        if who.name in req.approvers:
+            raise BrokerError(f"{who.name} has already approved {request_id}")
+        if approve:
+            approvers = [*req.approvers, who.name]
+            status = "approved" if len(approvers) >= self.settings.min_approvals else "pending"
+        else:
+            approvers, status = list(req.approvers), "denied"
+        now = time.time()
+        await self._recorder.committed([Op(O.APPROVAL_UPDATE, req.id, 0, {
+            "status": status, "approvals": ",".join(approvers) or None,
+            "decided_at": O.utc(now) if status != "pending" else None,
+            "decided_by": who.name, "decision_reason": reason,
+        })])
+        if self.pending.get(request_id) is not req or req.status != "pending":
+            raise BrokerError(f"approval request {request_id} ended while deciding")
+        req.approvers = approvers
+        req.decided_by, req.decision_reason = who.name, reason
+        if status != "pending":
+            self._finish(req, status, now)
+        else:
+            self._emit("approval.vote", req)
+        return req
+
+    def withdraw(self, request_id: str, why: str) -> None:
+        req = self.pending.get(request_id)
+        if req is not None:
+            req.decision_reason = why
+            self._write_end(req, "withdrawn", None, why)
+            self._finish(req, "withdrawn", time.time(), notify=False)
+
+    def _expire(self, request_id: str) -> None:
+        req = self.pending.get(request_id)
+        if req is not None:
+            why = f"no decision within {self.settings.review_timeout:g} s"
+            req.decision_reason = why
+            self._write_end(req, "expired", None, why)
+            self._finish(req, "expired", time.time())
+
+    def _write_end(self, req: ApprovalRequest, status: str, by: str | None, why: str) -> None:
+        self._recorder.write(Op(O.APPROVAL_UPDATE, req.id, 0, {
+            "status": status, "approvals": ",".join(req.approvers) or None,
+            "decided_at": O.utc(time.time()), "decided_by": by, "decision_reason": why,
+        }))
+
+    def _finish(self, req: ApprovalRequest, status: str, when: float, *,
+                notify: bool = True) -> None:
+        req.status, req.decided = status, when
+        self.pending.pop(req.id, None)
+        if req.timer is not None:
+            req.timer.cancel()
+        self._emit("approval.decided", req)
+        log.info("approval %s %s (%s)", req.id, status, req.decided_by or req.decision_reason)
+        if notify and req.on_decided is not None:
+            req.on_decided(req)
+
+    def _emit(self, event: str, req: ApprovalRequest) -> None:
+        body = req.describe()
+        for listener in list(self.listeners):
+            listener(event, body)
+
+    def expire_all(self, why: str) -> None:
+        for request_id in list(self.pending):
+            req = self.pending[request_id]
+            req.decision_reason = why
+            self._write_end(req, "expired", None, why)
+            self._finish(req, "expired", time.time())
+
+
+def recovery_ops(pending_ids: list[str]) -> list[Op]:
+    """Requests a previous run left pending expire on start (DESIGN.md invariant 3)."""
+    now = O.utc(time.time())
+    return [Op(O.APPROVAL_UPDATE, rid, 0, {
+        "status": "expired", "approvals": None, "decided_at": now, "decided_by": None,
+        "decision_reason": "engine restarted",
+    }) for rid in pending_ids]

@@ -1,0 +1,80 @@
+"""Judge whole query strings for one session, with a verdict cache keyed by exact text."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from engine.guardrail.classify import ParseFailure, classify
+from engine.guardrail.rules import GuardrailSettings, Rule, Verdict, judge_statement
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The decision on one query string: the strictest of its statements' verdicts."""
+
+    action: str  # allow | review | block
+    verdict: Verdict  # the statement's verdict that decided
+    statements: tuple[Verdict, ...]
+    parse_error: str | None = None
+
+    @property
+    def rule(self) -> str | None:
+        return self.verdict.rule
+
+
+def statement_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SessionGuard:
+    """The rules that apply to one session (connection and identity), with its own cache."""
+
+    def __init__(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
+        self.rules = rules
+        self.settings = settings
+        self._cache: dict[str, Judgement] = {}
+
+    def judge(self, text: str) -> Judgement:
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        judgement = self._judge(text)
+        if len(self._cache) >= self.settings.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[text] = judgement
+        return judgement
+
+    def _judge(self, text: str) -> Judgement:
+        try:
+            statements = classify(text)
+        except ParseFailure as exc:
+            verdict = Verdict(
+                self.settings.fallback, "fallback",
+                f"PostgreSQL's parser rejects it ({exc}), so it cannot be classified",
+                text,
+            )
+            return Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc))
+        if not statements:
+            verdict = Verdict("allow", None, "empty query", text)
+            return Judgement("allow", verdict, (verdict,))
+        verdicts = tuple(judge_statement(self.rules, facts) for facts in statements)
+        decisive = max(verdicts, key=lambda v: v.severity)
+        return Judgement(decisive.action, decisive, verdicts)
+
+
+class Guard:
+    """All rules of the policies file; hands each session the rules that apply to it."""
+
+    def __init__(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
+        self.rules = rules
+        self.settings = settings
+        self._sessions: dict[tuple[str, str, frozenset[str]], SessionGuard] = {}
+
+    def for_session(self, connection: str, identity: str, groups: frozenset[str]) -> SessionGuard:
+        key = (connection, identity, groups)
+        guard = self._sessions.get(key)
+        if guard is None:
+            applicable = tuple(r for r in self.rules if r.applies(connection, identity, groups))
+            guard = self._sessions[key] = SessionGuard(applicable, self.settings)
+        return guard

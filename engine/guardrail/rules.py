@@ -1,0 +1,148 @@
+"""Guardrail rules as the policies file states them, and how one rule judges one statement.
+
+Precedence: rules are tried in the order of the file; the first rule that applies to the
+session (connection, identity, groups) and matches the statement decides. No match: allow.
+Within one rule every criterion given must hold (AND); within a list any entry may (OR).
+For a multi-statement query the strictest verdict of its statements wins
+(block > review > allow), so that if any statement is blocked none runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+from engine.guardrail.classify import Facts
+
+ACTIONS = ("allow", "review", "block")
+SEVERITY = {"allow": 0, "review": 1, "block": 2}
+
+
+@dataclass(frozen=True)
+class Match:
+    statements: frozenset[str] = frozenset()
+    functions: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    schemas: frozenset[str] = frozenset()
+    access: str = "any"  # read | write | any (for tables and schemas)
+    regex: re.Pattern[str] | None = None
+
+    def empty(self) -> bool:
+        return not (self.statements or self.functions or self.tables or self.schemas
+                    or self.regex)
+
+    def test(self, facts: Facts) -> str | None:
+        """Why ``facts`` match, in the operator's words, or None."""
+        reasons: list[str] = []
+        if self.statements:
+            hit = sorted(facts.kinds & self.statements)
+            if not hit:
+                return None
+            reasons.append(" and ".join(hit))
+        if self.functions:
+            called = sorted(f for f in facts.functions
+                            if any(fnmatch.fnmatchcase(f, p) for p in self.functions))
+            if not called:
+                return None
+            reasons.append("calls " + ", ".join(called))
+        relations = self._relations(facts)
+        if self.tables:
+            hit = sorted(t for t in relations if any(_table_matches(t, p) for p in self.tables))
+            if not hit:
+                return None
+            reasons.append(f"{self._verb()} " + ", ".join(hit))
+        if self.schemas:
+            hit = sorted(t for t in relations if t.partition(".")[0] in self.schemas
+                         and "." in t)
+            if not hit:
+                return None
+            reasons.append(f"{self._verb()} " + ", ".join(hit))
+        if self.regex is not None:
+            if not self.regex.search(facts.text):
+                return None
+            reasons.append(f"text matches /{self.regex.pattern}/")
+        return "; ".join(reasons)
+
+    def _relations(self, facts: Facts) -> set[str]:
+        if self.access == "read":
+            return facts.reads
+        if self.access == "write":
+            return facts.writes
+        return facts.reads | facts.writes
+
+    def _verb(self) -> str:
+        return {"read": "reads", "write": "writes"}.get(self.access, "uses")
+
+
+def _table_matches(table: str, pattern: str) -> bool:
+    """``public.customers`` matches itself and an unqualified ``customers`` (it may resolve
+    there through search_path); ``customers`` matches that table in any schema."""
+    if fnmatch.fnmatchcase(table, pattern):
+        return True
+    _, dot, name = table.rpartition(".")
+    if dot and "." not in pattern:
+        return fnmatch.fnmatchcase(name, pattern)
+    if not dot and "." in pattern:
+        return fnmatch.fnmatchcase(table, pattern.rpartition(".")[2])
+    return False
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    action: str
+    match: Match
+    connections: frozenset[str] | None = None
+    groups: frozenset[str] | None = None
+    identities: frozenset[str] | None = None
+    message: str | None = None
+
+    def applies(self, connection: str, identity: str, groups: frozenset[str]) -> bool:
+        if self.connections is not None and connection not in self.connections:
+            return False
+        if self.identities is not None and identity in self.identities:
+            return True
+        if self.groups is not None:
+            return bool(groups & self.groups)
+        return self.identities is None
+
+
+@dataclass(frozen=True)
+class GuardrailSettings:
+    fallback: str = "block"
+    review_timeout: float = 300.0
+    approver_groups: frozenset[str] = frozenset({"operators"})
+    approver_identities: frozenset[str] = frozenset()
+    min_approvals: int = 1
+    cache_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str
+    rule: str | None
+    reason: str
+    statement: str
+    hint: str | None = None
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY[self.action]
+
+
+ALLOW = "allow"
+
+
+def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
+    for rule in rules:
+        why = rule.match.test(facts)
+        if why is not None:
+            return Verdict(rule.action, rule.name, why, facts.text, rule.message)
+    return Verdict(ALLOW, None, facts.describe(), facts.text)
+
+
+@dataclass
+class RuleSet:
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+    settings: GuardrailSettings = field(default_factory=GuardrailSettings)
