@@ -43,6 +43,27 @@ def _parser() -> argparse.ArgumentParser:
     psub = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     check = psub.add_parser("check", help="validate a policies file")
     check.add_argument("file", type=Path)
+    explain = with_config(psub.add_parser(
+        "explain", help="show how a statement would be judged (no engine needed)"))
+    explain.add_argument("--connection", required=True)
+    explain.add_argument("--user", required=True, help="the identity's name")
+    explain.add_argument("--sql", required=True)
+
+    def operator(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_config(sp)
+        sp.add_argument("--token", help="operator token (default: $GATEWATCH_TOKEN)")
+        return sp
+
+    approvals = operator(sub.add_parser("approvals", help="list waiting approval requests"))
+    approvals.add_argument("--json", action="store_true")
+    for name, text in (("approve", "approve a held statement"),
+                       ("deny", "deny a held statement")):
+        sp = operator(sub.add_parser(name, help=text))
+        sp.add_argument("request", metavar="ID", help="the approval request's id")
+        sp.add_argument("--reason", help="why (recorded)")
+    kill = operator(sub.add_parser("kill", help="end a live session"))
+    kill.add_argument("session", metavar="SESSION", help="session id (or a unique prefix)")
+    kill.add_argument("--reason", help="why (recorded, and told to the client)")
     return p
 
 
@@ -70,6 +91,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     from engine.cli.runner import run, setup_logging
     from store import StoreError, open_store
 
+    if args.command == "policy" and args.policy_command == "explain":
+        from engine.cli.explain import ExplainError, explain
+
+        try:
+            _, text = explain(_config(args), args.connection, args.user, args.sql)
+        except ExplainError as exc:
+            raise UsageError(str(exc)) from exc
+        print(text)
+        return 0
     if args.command == "policy":
         if not args.file.is_file():
             raise UsageError(f"{args.file}: no such policies file")
@@ -87,6 +117,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         setup_logging("WARNING")
         return run(run_demo(args.config or default_policies(), headless=args.headless))
     config = _config(args)
+    if args.command in ("approvals", "approve", "deny", "kill"):
+        from engine.cli import operate
+
+        try:
+            if args.command == "approvals":
+                print(operate.approvals(config, args.token, as_json=args.json))
+            elif args.command == "kill":
+                print(operate.kill(config, args.token, args.session, args.reason))
+            else:
+                print(operate.decide(config, args.token, args.request,
+                                     approve=args.command == "approve", reason=args.reason))
+        except operate.OperateError as exc:
+            return operate.fail(str(exc))
+        return 0
     if args.command == "engine":
         from engine.serve import serve
 
