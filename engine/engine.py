@@ -14,6 +14,7 @@ from engine.control import ControlError, ControlServer, Peer
 from engine.events import EventHub
 from engine.guardrail import Guard
 from engine.identity import Identity, StaticTokens
+from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
 from engine.pg.side import Side
@@ -40,6 +41,7 @@ class Engine:
         self.guard = Guard(config.rules, config.guardrails)
         self.events = EventHub()
         self.broker: Broker | None = None
+        self.webhook: Webhook | None = None
         self.control = ControlServer(
             config.engine.control_socket,
             {
@@ -63,6 +65,9 @@ class Engine:
         await self._recover()
         self.broker = Broker(self.recorder, self.config.guardrails)
         self.broker.listeners.append(self.events.publish)
+        if self.config.guardrails.webhook:
+            self.webhook = Webhook(self.config.guardrails.webhook)
+            self.broker.listeners.append(self.webhook.approval_event)
         self.pg = PgContext(
             settings=settings,
             identities=self.identities,
@@ -191,6 +196,8 @@ class Engine:
         await self.control.stop()
         if self.broker is not None:
             self.broker.expire_all("engine stopped")
+        if self.webhook is not None:
+            self.webhook.close()
         for server in self._servers:
             server.close()
         if self.pg is not None:

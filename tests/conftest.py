@@ -114,6 +114,7 @@ guardrails:
   review_timeout: {review_timeout}
   min_approvals: {min_approvals}
   approvers: {{groups: [operators]}}
+  webhook: {webhook}
 {rules}
 connections:
   - name: shop
@@ -215,7 +216,7 @@ def write_policy(target: Target, work: Path, **settings: Any) -> Path:
     (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
     values = {"startup_timeout": "5s", "max_message_size": "16MiB", "shop_port": 0,
               "control": work / "control.sock", "review_timeout": "5m", "min_approvals": 1,
-              "rules": "rules: []", **settings}
+              "rules": "rules: []", "webhook": '""', **settings}
     text = POLICY.format(
         work=work, cert=cert, key=key, pg_port=target.cluster.port, dead_port=free_port(),
         robot_digest=hashlib.sha256(TOKENS["robot"].encode()).hexdigest(), **values,

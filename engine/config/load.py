@@ -285,9 +285,18 @@ class _Builder:
             approver_identities=people,
             min_approvals=sec.get("min_approvals", self.positive, 1),
             cache_size=sec.get("cache_size", self.positive, 10_000),
+            webhook=sec.get("webhook", self.url, None),
         )
         sec.done()
         return settings
+
+    def url(self, value: Any, where: tuple[str | int, ...]) -> str | None:
+        text = self.string(value, where)
+        if not text:
+            return None  # an empty value (say, an unset environment variable): no webhook
+        if not re.match(r"^https?://[^/\s]+", text):
+            raise self.doc.fail(where, "expected an http:// or https:// URL")
+        return text
 
     def positive(self, value: Any, where: tuple[str | int, ...]) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -116,6 +116,7 @@ class GuardrailSettings:
     approver_identities: frozenset[str] = frozenset()
     min_approvals: int = 1
     cache_size: int = 10_000
+    webhook: str | None = None
 
 
 @dataclass(frozen=True)

@@ -226,3 +226,66 @@ def test_engine_restart_expires_pending_requests(pg_target: Target, tmp_path: Pa
     finally:
         engine.send_signal(signal.SIGTERM)
         engine.wait(30)
+
+
+class _Hook:
+    """A local webhook receiver that fails its first delivery, to exercise the retry."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+        calls: list[int] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                calls.append(1)
+                if len(calls) == 1:
+                    self.send_response(503)
+                else:
+                    received.append(json.loads(body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.received, self.calls = received, calls
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/gatewatch"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_webhook_announces_requests_with_retry(pg_target: Target, tmp_path: Path) -> None:
+    hook = _Hook()
+    gw = start_guarded(pg_target, tmp_path, webhook=hook.url)
+    try:
+        client = psql_held(gw)
+        request = wait_for_request(gw)
+        deadline = time.monotonic() + 15
+        while not hook.received:
+            assert time.monotonic() < deadline, "the webhook was never delivered"
+            time.sleep(0.05)
+        assert len(hook.calls) == 2  # the first attempt got 503 and was retried
+        message = hook.received[0]
+        assert f"gatewatch approve {request['id']}" in message["text"]
+        assert message["gatewatch"]["request"]["requester"] == "alice"
+        run_cli("deny", request["id"], env=cli_env(gw))
+        client.communicate(timeout=30)
+    finally:
+        stop_gateway(gw)
+        hook.server.shutdown()
+
+
+def test_dead_webhook_never_delays_the_session(pg_target: Target, tmp_path: Path) -> None:
+    gw = start_guarded(pg_target, tmp_path, webhook=f"http://127.0.0.1:{free_port()}/x")
+    try:
+        client = psql_held(gw)
+        request = wait_for_request(gw)
+        assert run_cli("approve", request["id"], env=cli_env(gw)).returncode == 0
+        out, _ = client.communicate(timeout=30)
+        assert out.split() == ["SELECT", "1", "DELETE", "1"]
+    finally:
+        stop_gateway(gw)
