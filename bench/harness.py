@@ -48,6 +48,7 @@ identities:
   - name: bencher
     groups: [bench]
     token_env: BENCH_TOKEN
+{guardrails}
 connections:
   - name: bench
     kind: postgres
@@ -77,17 +78,29 @@ def target() -> Iterator[Setup]:
         cluster.stop()
 
 
+def example_guardrails() -> str:
+    """The guardrails and rules of the repository's policies.yaml, as shipped."""
+    text = (ROOT / "policies.yaml").read_text()
+    start = text.index("\nguardrails:\n") + 1
+    end = text.index("\n# Masking", start)
+    return text[start:end]
+
+
 @contextlib.contextmanager
-def engine(setup: Setup, durability: str = "normal") -> Iterator[subprocess.Popen[bytes]]:
-    policy = setup.work / f"policies-{durability}.yaml"
+def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False,
+           port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    name = f"{durability}{'-rules' if guardrails else ''}"
+    port = port or setup.gateway_port
+    policy = setup.work / f"policies-{name}.yaml"
     policy.write_text(POLICY.format(
-        store=setup.work / f"store-{durability}.db", control=setup.work / "control.sock",
-        durability=durability, port=setup.gateway_port, pg_port=setup.cluster.port))
+        store=setup.work / f"store-{name}.db", control=setup.work / f"control-{name}.sock",
+        durability=durability, port=port, pg_port=setup.cluster.port,
+        guardrails=example_guardrails() if guardrails else ""))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
                             env=env, cwd=ROOT)
     try:
-        wait_port(setup.gateway_port)
+        wait_port(port)
         yield proc
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -81,11 +81,14 @@ def main() -> None:
         wait_port(relay_port)
         relay_dsn = setup.direct_dsn().replace(f"port={setup.cluster.port}", f"port={relay_port}")
         results: dict[tuple[str, int, str], tuple[float, float]] = {}
-        with engine(setup, args.durability):
+        rules_port = free_port()
+        rules_dsn = setup.gateway_dsn().replace(f"port={setup.gateway_port}", f"port={rules_port}")
+        with engine(setup, args.durability), engine(setup, args.durability, guardrails=True,
+                                                    port=rules_port):
             for mode in args.modes.split(","):
                 for c in map(int, args.clients.split(",")):
                     paths = [("direct", setup.direct_dsn()), ("gatewatch", setup.gateway_dsn()),
-                             ("bare relay", relay_dsn)]
+                             ("gw+rules", rules_dsn), ("bare relay", relay_dsn)]
                     if bouncer:
                         paths.append(("pgbouncer", bouncer[1]))
                     for name, dsn in paths:
@@ -96,7 +99,7 @@ def main() -> None:
             bouncer[0].terminate()
             bouncer[0].wait()
     print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, recording on "
-          f"(durability {args.durability})")
+          f"(durability {args.durability}); gw+rules: the example policies.yaml guardrails")
     print(f"{'path':<11} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
           f"{'/pgbouncer':>10}")
     for (path, c, mode), (tps, lat) in sorted(results.items(), key=lambda kv: (kv[0][2],
