@@ -96,6 +96,9 @@ def _print_readable(info: dict[str, Any]) -> None:
         f"user={direct['user']}'\n"
         f"  approver:             {info['approver']['user']} / {info['approver']['token']}\n\n"
         f"  recorded sessions:    {_gatewatch()} sessions -c {info['config']}\n"
+        f"  held statements:      GATEWATCH_TOKEN='{info['approver']['token']}' {_gatewatch()}"
+        f" approvals -c {info['config']}\n"
+        "  try a guardrail:      DROP TABLE orders;   (blocked)   DELETE FROM orders;   (held)\n"
         f"  store:                {info['store']}\n\n"
         "Press Ctrl-C to stop; the target and its data are removed.",
         flush=True,
