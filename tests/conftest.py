@@ -142,6 +142,13 @@ connections:
     upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
                password_env: GWTEST_SCRAM_PASSWORD, sslmode: require}}
     allow: {{identities: [alice]}}
+  - name: shop_jit
+    kind: postgres
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
+               password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable}}
+    access: {{approval: true, grant: 1m}}
+    allow: {{identities: [alice]}}
   - name: nowhere
     kind: postgres
     listen: 127.0.0.1:0

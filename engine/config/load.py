@@ -298,6 +298,11 @@ class _Builder:
             raise self.doc.fail(where, "expected an http:// or https:// URL")
         return text
 
+    def boolean(self, value: Any, where: tuple[str | int, ...]) -> bool:
+        if not isinstance(value, bool):
+            raise self.doc.fail(where, "expected true or false")
+        return value
+
     def positive(self, value: Any, where: tuple[str | int, ...]) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.doc.fail(where, "expected a whole number of at least 1")
@@ -438,6 +443,12 @@ class _Builder:
                 raise self.doc.fail(where, "missing required key 'upstream'")
             upstream = self.upstream(up)
             databases = sec.get("databases", self.names, None)
+            access = sec.section("access", "just-in-time access")
+            access_approval, access_grant = False, 3600.0
+            if access is not None:
+                access_approval = access.get("approval", self.boolean, False)
+                access_grant = access.get("grant", self.seconds, 3600.0)
+                access.done()
             allow = sec.section("allow", "who may use this connection")
             groups: frozenset[str] = frozenset()
             people: frozenset[str] = frozenset()
@@ -467,6 +478,8 @@ class _Builder:
                     databases=tuple(sorted(databases)) if databases is not None else None,
                     allow_groups=groups,
                     allow_identities=people,
+                    access_approval=access_approval,
+                    access_grant=access_grant,
                 )
             )
         return tuple(out)

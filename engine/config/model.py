@@ -47,6 +47,10 @@ class Connection:
     databases: tuple[str, ...] | None = None
     allow_groups: frozenset[str] = frozenset()
     allow_identities: frozenset[str] = frozenset()
+    # Just-in-time access: a session opens only after an approval, which then lets that
+    # identity open sessions on this connection for ``access_grant`` seconds.
+    access_approval: bool = False
+    access_grant: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class PgContext:
     broker: Broker
     events: EventHub
     live: dict[str, PgConnection] = field(default_factory=dict)
+    # Just-in-time access granted: (identity, connection) → until when.
+    grants: dict[tuple[str, str], float] = field(default_factory=dict)
     tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
 
 
@@ -84,6 +86,7 @@ class PgConnection:
         self._held: list[bytes] = []
         self.approval: ApprovalRequest | None = None  # the request this session waits on
         self._asking = False  # an approval request is being created
+        self._auth_ok_sent = False
 
     def describe(self) -> dict[str, Any]:
         """What the control API shows of a live session."""
@@ -159,6 +162,8 @@ class PgConnection:
             await self._reject("not allowed", "28000", refusal)
             return
         await self._open_record("open")
+        if self.conn.access_approval and not await self._access_granted(identity):
+            return
         try:
             greeting = await startup.connect_upstream(
                 self.conn.upstream, hello.params, settings.max_message_size
@@ -179,6 +184,50 @@ class PgConnection:
             return
         self._start_relay(greeting)
         await self._done
+
+    async def _access_granted(self, identity: Identity) -> bool:
+        """Just-in-time access: ask for an approval unless a grant is still valid."""
+        key = (identity.name, self.conn.name)
+        if self.ctx.grants.get(key, 0.0) > time.time():
+            return True
+        decided: asyncio.Future[ApprovalRequest] = asyncio.get_running_loop().create_future()
+
+        def on_decided(request: ApprovalRequest) -> None:
+            if not decided.done():
+                decided.set_result(request)
+
+        req = await self.ctx.broker.request(
+            session_id=self.session_id, requester=identity.name, connection=self.conn.name,
+            statement=f"-- open sessions on {self.conn.name} as {identity.name} for "
+                      f"{self.conn.access_grant / 60:g} min (database "
+                      f"{self.params.get('database')})",
+            rule="access-approval", reason="this connection opens only with an approval",
+            on_decided=on_decided)
+        self.approval = req
+        # libpq takes notices only once authenticated: say so now, the rest follows approval.
+        self.client.write(codec.auth_request(0))
+        self._auth_ok_sent = True
+        self.client.write(codec.notice_response(
+            f"connection {self.conn.name} needs an approval before a session opens: request "
+            f"{req.id} is waiting for an operator",
+            hint=f"An operator approves it with: gatewatch approve {req.id}"))
+        waits: set[asyncio.Future[Any]] = {decided, self.client.lost()}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        self.approval = None
+        if not decided.done():
+            self.ctx.broker.withdraw(req.id, "client disconnected while waiting")
+            self._end("client disconnected")
+            return False
+        outcome = decided.result()
+        if outcome.status == "approved":
+            self.ctx.grants[key] = time.time() + self.conn.access_grant
+            return True
+        who = f" by {outcome.decided_by}" if outcome.status == "denied" else ""
+        why = f": {outcome.decision_reason}" if outcome.decision_reason else ""
+        self._fatal(f"access to connection {self.conn.name} {outcome.status}{who}{why}",
+                    "28000")
+        self._end(f"access {outcome.status}")
+        return False
 
     def _refusal(self, identity: Identity, database: str) -> str | None:
         conn = self.conn
@@ -232,7 +281,7 @@ class PgConnection:
         self.relay.transaction_status = greeting.transaction_status
         self.ctx.live[self.session_id] = self
         self.client.write(
-            codec.auth_request(0)
+            (b"" if self._auth_ok_sent else codec.auth_request(0))
             + greeting.status_messages
             + codec.backend_key_data(pid, secret)
             + codec.ready_for_query(greeting.transaction_status)

@@ -26,6 +26,7 @@ class Side(asyncio.Protocol):
         self.on_data: Callable[[bytes], None] | None = None
         self.on_lost: Callable[[Exception | None], None] | None = None
         self.on_pause_writing: Callable[[], None] | None = None
+        self._lost: asyncio.Future[None] | None = None
         self.on_resume_writing: Callable[[], None] | None = None
 
     # --- asyncio.Protocol -----------------------------------------------------------------
@@ -48,6 +49,8 @@ class Side(asyncio.Protocol):
         self.closed = True
         self.close_exc = exc
         self._wake()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         if self.on_lost is not None:
             self.on_lost(exc)
 
@@ -80,6 +83,14 @@ class Side(asyncio.Protocol):
         length = int.from_bytes(header[1:5], "big", signed=True)
         check_length(header[0], length, max_size)
         return header[0], await self.read_exactly(length - 4)
+
+    def lost(self) -> asyncio.Future[None]:
+        """A future that completes when the peer goes away (for long waits in the handshake)."""
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+            if self.closed:
+                self._lost.set_result(None)
+        return self._lost
 
     @property
     def buffered(self) -> int:

@@ -289,3 +289,33 @@ def test_dead_webhook_never_delays_the_session(pg_target: Target, tmp_path: Path
         assert out.split() == ["SELECT", "1", "DELETE", "1"]
     finally:
         stop_gateway(gw)
+
+
+def test_just_in_time_access(guarded: Gateway) -> None:
+    client = subprocess.Popen(["psql", "-X", "-At", "-d", guarded.dsn("shop_jit"), "-c",
+                               "select 'in'"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    request = wait_for_request(guarded)
+    assert request["rule"] == "access-approval"
+    assert request["statement"].startswith("-- open sessions on shop_jit as alice for 1 min")
+    assert run_cli("approve", request["id"], env=cli_env(guarded)).returncode == 0
+    out, err = client.communicate(timeout=30)
+    assert out.strip() == "in", err
+    assert f"request {request['id']} is waiting for an operator" in err
+    # The grant lets alice open more sessions without asking again.
+    with psycopg.connect(guarded.dsn("shop_jit"), connect_timeout=10) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_just_in_time_access_denied(guarded: Gateway) -> None:
+    client = subprocess.Popen(["psql", "-X", "-d", guarded.dsn("shop_jit"), "-c", "select 1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    request = wait_for_request(guarded)
+    assert run_cli("deny", request["id"], "--reason", "use the replica",
+                   env=cli_env(guarded)).returncode == 0
+    _, err = client.communicate(timeout=30)
+    assert client.returncode == 2
+    assert "access to connection shop_jit denied by oncall: use the replica" in err
+    session = guarded.wait_for(lambda s: next(
+        (r for r in s.sessions() if r["connection"] == "shop_jit" and r["ended_at"]), None))
+    assert session["end_reason"] == "access denied"
