@@ -280,6 +280,7 @@ class PgConnection:
         self._cancel_pid = pid
         self.relay.transaction_status = greeting.transaction_status
         self.ctx.live[self.session_id] = self
+        self.ctx.events.publish("session.opened", self.describe())
         self.client.write(
             (b"" if self._auth_ok_sent else codec.auth_request(0))
             + greeting.status_messages
@@ -354,6 +355,12 @@ class PgConnection:
         for s in started:
             if s.seq not in refused:
                 self._statement_started[s.seq] = s.started
+        if self.ctx.events.active:
+            for s in started:
+                self.ctx.events.publish("statement.started", {
+                    "session": self.session_id, "seq": s.seq, "text": s.text,
+                    "protocol": s.protocol, "verdict": s.verdict, "rule": s.rule,
+                    "approval": s.approval})
         if finished:
             for f in finished:
                 self._statement_started[f.seq] = f.finished
@@ -441,6 +448,12 @@ class PgConnection:
             self.client.write(out)
 
     def _finish(self, finished: list[StatementFinished]) -> None:
+        events = self.ctx.events
+        if events.active:
+            for f in finished:
+                events.publish("statement.finished", {
+                    "session": self.session_id, "seq": f.seq, "status": f.status,
+                    "rows": f.rows, "sqlstate": f.sqlstate, "error": f.error})
         write = self.ctx.recorder.write
         sid = self.session_id
         started = self._statement_started
@@ -512,6 +525,8 @@ class PgConnection:
                 "ended_at": O.utc(now), "status": status, "end_reason": reason}))
         if error:
             log.info("session %s ended: %s (%s)", self.session_id, reason, error)
+        self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,
+                                                   "reason": reason})
         if not self._done.done():
             self._done.set_result(None)
 

@@ -84,3 +84,25 @@ def test_a_second_engine_on_the_same_socket_refuses_to_start(
     with pytest.raises(OSError, match="is in use: is an engine running"):
         start_gateway(pg_target, work, control=gateway.work / "control.sock")
     assert ask(gateway.work / "control.sock", hello(gateway))[0]["ok"]
+
+
+def test_subscribe_streams_session_and_statement_events(gateway: Gateway) -> None:
+    path = gateway.work / "control.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        s.sendall(hello(gateway) + b"\n" + b'{"id": 2, "op": "subscribe"}\n')
+        reader = s.makefile("rb")
+        assert json.loads(reader.readline())["ok"]
+        assert json.loads(reader.readline())["result"] == {"subscribed": True}
+        with psycopg.connect(gateway.dsn(application_name="streamed"), autocommit=True) as conn:
+            conn.execute("select 42")
+        seen: list[dict[str, Any]] = []
+        while not any(e["event"] == "session.closed" for e in seen):
+            seen.append(json.loads(reader.readline()))
+    kinds = [e["event"] for e in seen]
+    assert kinds == ["session.opened", "statement.started", "statement.finished",
+                     "session.closed"]
+    assert seen[0]["data"]["application_name"] == "streamed"
+    assert seen[1]["data"]["text"] == "select 42" and seen[1]["data"]["verdict"] == "allow"
+    assert seen[2]["data"]["status"] == "ok" and seen[2]["data"]["rows"] == 1
