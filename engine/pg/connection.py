@@ -309,12 +309,7 @@ class PgConnection:
             return
         out, started, finished, reply, hold = outcome
         if not started:
-            if out and self.upstream is not None:
-                self.upstream.write(out)
-            if reply:
-                self.client.write(reply)
-            if hold is not None:
-                self._ask(hold)
+            self._deliver(out, reply, hold)
             return
         sid = self.session_id
         ops = [
@@ -365,15 +360,19 @@ class PgConnection:
             for f in finished:
                 self._statement_started[f.seq] = f.finished
             self._finish(finished)
+        self._deliver(out, reply, hold)
+        held, self._held = self._held, []
+        for data in held:
+            self._client_data(data)
+
+    def _deliver(self, out: bytes, reply: bytes, hold: Hold | None) -> None:
+        """What the relay decided for a chunk, once its statements are recorded."""
         if out and self.upstream is not None:
             self.upstream.write(out)
         if reply:
             self.client.write(reply)
         if hold is not None:
             self._ask(hold)
-        held, self._held = self._held, []
-        for data in held:
-            self._client_data(data)
 
     # --- approvals ------------------------------------------------------------------------
 
