@@ -140,3 +140,47 @@ def test_policy_explain_cli(tmp_path: Path) -> None:
     bad = run_cli("policy", "explain", "-c", str(ROOT / "policies.yaml"), "--connection",
                   "nope", "--user", "alice", "--sql", "select 1")
     assert bad.returncode == 2 and "no connection 'nope'" in bad.stderr
+
+
+REVIEWED = [
+    "DELETE FROM orders",
+    "update orders set status = 'paid' where true",
+    "UPDATE orders SET status = 'paid' WHERE 1=1",
+    "delete from orders where 'a' = 'a'",
+    "WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d",
+    "EXPLAIN ANALYZE DELETE FROM orders",
+    "PREPARE wipe AS DELETE FROM public.orders",
+    "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS $$ DELETE FROM orders $$",
+    "delete/**/from orders where id > 0 or true",
+]
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+@pytest.mark.parametrize("sql", REVIEWED, ids=[s[:40] for s in REVIEWED])
+def test_reviewed_in_both_protocols(guarded: Gateway, protocol: str, sql: str) -> None:
+    """Held for a human; denied here, so nothing changes and the session goes on."""
+    import threading
+
+    from tests.integration.guarded import operator, wait_for_request
+
+    cursor = psycopg.ClientCursor if protocol == "simple" else psycopg.Cursor
+    failure: list[BaseException] = []
+    with psycopg.connect(guarded.dsn(), autocommit=True, cursor_factory=cursor) as conn:
+
+        def run() -> None:
+            try:
+                conn.execute(sql)  # type: ignore[arg-type]
+            except psycopg.Error as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        request = wait_for_request(guarded)
+        assert request["statement"] == sql and request["rule"] == "review-unbounded-writes"
+        with operator(guarded) as client:
+            client.call("deny", request=request["id"], reason="corpus")
+        worker.join(30)
+        assert isinstance(failure[0], errors.InsufficientPrivilege)
+        assert "statement denied by oncall: corpus" in str(failure[0])
+        assert conn.execute("select 1").fetchone() == (1,)
+    assert orders(guarded.target) == 2000
