@@ -61,11 +61,17 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
         shown = text[:80] + ("…" if len(text) > 80 else "")
         if s["params"]:
             shown += f"  ← {s['params'][:60]}"
+        verdict = s.get("verdict") or "allow"
+        if s.get("rule"):
+            verdict += f" ({s['rule']})"
+        if s.get("approval_id"):
+            verdict += f" {s['approval_id']}"
         table.append([
             str(s["seq"]), s["started_at"][11:23], _ms(s["duration_ms"]),
-            "-" if s["rows"] is None else str(s["rows"]), outcome[:60], shown,
+            "-" if s["rows"] is None else str(s["rows"]), verdict, outcome[:60], shown,
         ])
-    return head + "\n\n" + _table(table, ["#", "TIME", "DURATION", "ROWS", "RESULT", "STATEMENT"])
+    return head + "\n\n" + _table(
+        table, ["#", "TIME", "DURATION", "ROWS", "VERDICT", "RESULT", "STATEMENT"])
 
 
 def _ms(value: float | None) -> str:

@@ -39,7 +39,7 @@ class Match:
             hit = sorted(facts.kinds & self.statements)
             if not hit:
                 return None
-            reasons.append(" and ".join(hit))
+            reasons.append(" and ".join(_specific(facts, kind) for kind in hit))
         if self.functions:
             called = sorted(f for f in facts.functions
                             if any(fnmatch.fnmatchcase(f, p) for p in self.functions))
@@ -73,6 +73,15 @@ class Match:
 
     def _verb(self) -> str:
         return {"read": "reads", "write": "writes"}.get(self.access, "uses")
+
+
+def _specific(facts: Facts, kind: str) -> str:
+    """The most specific kind the statement has within the one a rule names (DROP → DROP
+    TABLE), with the tables it writes: what the user reads in the error."""
+    best = max((k for k in facts.kinds if k.startswith(kind)), key=len, default=kind)
+    if facts.writes:
+        best += " " + ", ".join(sorted(facts.writes))
+    return best
 
 
 def _table_matches(table: str, pattern: str) -> bool:
