@@ -363,12 +363,13 @@ class _Builder:
                 message=sec.get("message", self.string, None),
             )
             sec.done()
-            for key, known, given in (("connections", conns, rule.connections),
-                                      ("identities", people, rule.identities)):
+            for key, noun, known, given in (
+                ("connections", "connection", conns, rule.connections),
+                ("identities", "identity", people, rule.identities),
+            ):
                 unknown = (given or frozenset()) - known
                 if unknown:
-                    raise self.doc.fail((*where, key), f"unknown {key[:-1]} "
-                                        f"{sorted(unknown)[0]!r}")
+                    raise self.doc.fail((*where, key), f"unknown {noun} {sorted(unknown)[0]!r}")
             if any(r.name == name for r in out):
                 raise self.doc.fail((*where, "name"), f"rule '{name}' is defined twice")
             out.append(rule)

@@ -11,6 +11,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -27,6 +28,8 @@ _EXPLICIT_KINDS = {
     "COPY", "COPY PROGRAM", "COPY FILE", "DO", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED",
     "CREATE FUNCTION UNPARSED BODY", "VACUUM", "VACUUM FULL", "ANALYZE", "EXPLAIN",
     "EXPLAIN ANALYZE", "SET", "SET ROLE", "CREATE TABLE", "ALTER TABLE", "DROP DATABASE",
+    "GRANT ROLE", "REVOKE ROLE", "CREATE VIEW", "CREATE INDEX", "CREATE DATABASE",
+    "CREATE RULE", "CREATE TABLE AS", "ALTER ROLE", "RENAME", "CALL",
 }
 
 
@@ -53,6 +56,9 @@ class Facts:
     functions: set[str] = field(default_factory=set)
     reads: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
+    # Settings the statement changes: name → new value (None: reset or not a constant;
+    # name "*": set_config with a name that is not a constant).
+    settings: dict[str, str | None] = field(default_factory=dict)
 
     def describe(self) -> str:
         parts = [", ".join(sorted(self.kinds)) or "unknown statement"]
@@ -68,11 +74,13 @@ class Facts:
 def classify(sql: str) -> list[Facts]:
     """Facts for each statement of ``sql`` (a multi-statement string gives several)."""
     try:
+        raw = sql.encode()
         tree = orjson.loads(parse_sql_json(sql))
     except ParseError as exc:
         cursor = exc.args[1] if len(exc.args) > 1 else None
         raise ParseFailure(str(exc.args[0]) if exc.args else str(exc), cursor) from exc
-    raw = sql.encode()
+    except UnicodeEncodeError as exc:
+        raise ParseFailure("the statement is not valid UTF-8 text", None) from exc
     out: list[Facts] = []
     for entry in tree.get("stmts", []):
         start = entry.get("stmt_location", 0)
@@ -135,7 +143,7 @@ class _Walker:
             "DropStmt": self._drop,
             "TruncateStmt": self._truncate,
             "GrantStmt": self._grant,
-            "GrantRoleStmt": self._grant,
+            "GrantRoleStmt": self._grant_role,
             "CopyStmt": self._copy,
             "DoStmt": self._do,
             "CreateFunctionStmt": self._create_function,
@@ -143,6 +151,13 @@ class _Walker:
             "ExplainStmt": self._explain,
             "VariableSetStmt": self._set,
             "CreateStmt": self._create_table,
+            "CreateTableAsStmt": self._create_table_as,
+            "ViewStmt": self._created("VIEW", "view"),
+            "IndexStmt": self._created("INDEX", None),
+            "CreatedbStmt": self._created("DATABASE", None),
+            "RuleStmt": self._created("RULE", "relation"),
+            "RenameStmt": self._rename,
+            "CallStmt": self._call,
             "AlterTableStmt": self._alter_table,
             "DropdbStmt": self._dropdb,
             "FuncCall": self._func_call,
@@ -174,6 +189,48 @@ class _Walker:
             kinds.add(first)
         if "ROLE" in words.split() or words in ("CREATE USER", "ALTER USER", "DROP USER"):
             kinds.add("ROLE")
+
+    def _created(self, what: str, target: str | None) -> Callable[[dict[str, Any]], bool]:
+        def handler(node: dict[str, Any]) -> bool:
+            self.facts.kinds.update({"CREATE", f"CREATE {what}"})
+            if target is not None:
+                self._write(node.get(target))
+            return True
+
+        return handler
+
+    def _create_table_as(self, node: dict[str, Any]) -> bool:
+        self.facts.kinds.update({"CREATE", "CREATE TABLE AS"})
+        into = node.get("into", {})
+        into = into.get("IntoClause", into) if isinstance(into, dict) else {}
+        self._write(into.get("rel"))
+        return True
+
+    def _rename(self, node: dict[str, Any]) -> bool:
+        kinds = self.facts.kinds
+        kinds.update({"ALTER", "RENAME"})
+        what = str(node.get("renameType", "")).removeprefix("OBJECT_")
+        if what == "ROLE":
+            kinds.update({"ALTER ROLE", "ROLE"})
+        elif what == "TABLE":
+            kinds.add("ALTER TABLE")
+            self._write(node.get("relation"))
+        elif what == "DATABASE":
+            kinds.add("ALTER DATABASE")
+        return True
+
+    def _call(self, node: dict[str, Any]) -> bool:
+        self.facts.kinds.add("CALL")
+        call = node.get("funccall")
+        if isinstance(call, dict):
+            self._func_call(call.get("FuncCall", call))
+        return True
+
+    def _grant_role(self, node: dict[str, Any]) -> bool:
+        granted = node.get("is_grant", False)
+        self.facts.kinds.update({"GRANT" if granted else "REVOKE",
+                                 "GRANT ROLE" if granted else "REVOKE ROLE", "ROLE"})
+        return True
 
     def _create_table(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.update({"CREATE", "CREATE TABLE"})
@@ -292,7 +349,7 @@ class _Walker:
         return True
 
     def _vacuum(self, node: dict[str, Any]) -> bool:
-        is_vacuum = node.get("is_vacuumcmd", True)
+        is_vacuum = node.get("is_vacuumcmd", False)  # pglast leaves a false flag out
         self.facts.kinds.add("VACUUM" if is_vacuum else "ANALYZE")
         for option in node.get("options", []):
             if isinstance(option, dict) and option.get("DefElem", {}).get("defname") == "full":
@@ -301,10 +358,12 @@ class _Walker:
 
     def _explain(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("EXPLAIN")
-        analyze = any(
-            isinstance(o, dict) and o.get("DefElem", {}).get("defname") == "analyze"
-            for o in node.get("options", [])
-        )
+        analyze = False
+        for option in node.get("options", []):
+            elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+            if elem.get("defname") == "analyze":
+                # EXPLAIN (ANALYZE false) does not run the statement; no argument means true.
+                analyze = _option_truth(elem.get("arg")) is not False
         if analyze:
             self.facts.kinds.add("EXPLAIN ANALYZE")
         return analyze  # only EXPLAIN ANALYZE runs the statement inside
@@ -314,14 +373,34 @@ class _Walker:
         self.facts.kinds.add("SET")
         if name in ("role", "session_authorization"):
             self.facts.kinds.add("SET ROLE")
+        value: str | None = None
+        args = node.get("args", [])
+        if node.get("kind") == "VAR_SET_VALUE" and len(args) == 1:
+            known, constant = _constant(args[0])
+            value = str(constant) if known and constant is not None else None
+        if name:
+            self.facts.settings[name] = value
         return True
 
     # --- expressions --------------------------------------------------------------------
     def _func_call(self, node: dict[str, Any]) -> bool:
         parts = _name(node.get("funcname", []))
         if parts:
-            self.facts.functions.add(parts[-1].lower())
+            name = parts[-1].lower()
+            self.facts.functions.add(name)
+            if name == "set_config":
+                self._set_config(node.get("args", []))
         return True
+
+    def _set_config(self, args: list[Any]) -> None:
+        """set_config(name, value, is_local) is SET by another name."""
+        known, setting = _constant(args[0]) if args else (False, None)
+        setting = str(setting).lower() if known and setting is not None else "*"
+        known, value = _constant(args[1]) if len(args) > 1 else (False, None)
+        self.facts.settings[setting] = str(value) if known and value is not None else None
+        self.facts.kinds.add("SET")
+        if setting in ("role", "session_authorization", "*"):
+            self.facts.kinds.add("SET ROLE")
 
     def _range_var(self, node: dict[str, Any]) -> bool:
         name = _relation(node)
@@ -334,18 +413,26 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "<>": operator.ne, "!=": operator.ne, "<": operator.lt,
     ">": operator.gt, "<=": operator.le, ">=": operator.ge,
 }
+_TRUE_WORDS = {"t", "true", "on", "yes", "y", "1"}
+_FALSE_WORDS = {"f", "false", "off", "no", "n", "0"}
 
 
 def _unbounded(where: Any) -> bool:
-    """No WHERE, or one that is always true: WHERE true, 1=1, 'a'='a', x OR true, NOT false."""
-    return where is None or _always_true(where)
+    """No WHERE, or one that is always true: WHERE true, 1=1, 'a'='a', x OR true, NOT (1=2)."""
+    return where is None or _truth(where) is True
 
 
 def _constant(node: Any) -> tuple[bool, Any]:
+    """(known, value) of a literal, through casts; numbers as Decimal, so 1 = 1.0."""
     if not isinstance(node, dict):
         return False, None
     if "TypeCast" in node:
-        return _constant(node["TypeCast"].get("arg"))
+        known, value = _constant(node["TypeCast"].get("arg"))
+        type_name = _name(node["TypeCast"].get("typeName", {}).get("names", []))
+        if known and type_name and type_name[-1] in ("bool", "boolean"):
+            truth = _word_truth(value)
+            return (truth is not None), truth
+        return known, value
     const = node.get("A_Const")
     if not isinstance(const, dict):
         return False, None
@@ -355,58 +442,96 @@ def _constant(node: Any) -> tuple[bool, Any]:
         if key in const:
             value = const[key]
             inner = value.get(key) if isinstance(value, dict) else value
-            if key == "ival" and inner is None:
-                inner = 0  # pglast omits a zero
-            if key == "boolval" and inner is None:
-                inner = False
+            if key == "ival":
+                return True, Decimal(inner or 0)  # pglast omits a zero
+            if key == "fval":
+                try:
+                    return True, Decimal(str(inner))
+                except InvalidOperation:
+                    return False, None
+            if key == "boolval":
+                return True, bool(inner)
             return True, inner
     return False, None
 
 
-def _always_true(node: Any) -> bool:
+def _option_truth(arg: Any) -> bool | None:
+    """The value of an option like EXPLAIN's ANALYZE: no argument means true."""
+    if not isinstance(arg, dict):
+        return True if arg is None else None
+    for key, field_name in (("String", "sval"), ("Boolean", "boolval"), ("Integer", "ival")):
+        if key in arg:
+            inner = arg[key].get(field_name)
+            if key == "Boolean":
+                return bool(inner)
+            return _word_truth(str(inner if inner is not None else 0))
+    known, value = _constant(arg)
+    return _word_truth(value) if known else None
+
+
+def _word_truth(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal):
+        return value != 0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    return None
+
+
+def _truth(node: Any) -> bool | None:
+    """Three-valued: True or False when the expression is the same for every row, else None."""
     if not isinstance(node, dict):
-        return False
+        return None
     known, value = _constant(node)
     if known:
-        return value is True or value in ("t", "true", "on", "yes", "1") or (
-            isinstance(value, int) and not isinstance(value, bool) and value != 0)
+        return _word_truth(value)
     if "BoolExpr" in node:
         expr = node["BoolExpr"]
-        args = expr.get("args", [])
+        args = [_truth(a) for a in expr.get("args", [])]
         op = expr.get("boolop")
         if op == "OR_EXPR":
-            return any(_always_true(a) for a in args)
+            return True if True in args else (False if args and all(a is False for a in args)
+                                              else None)
         if op == "AND_EXPR":
-            return all(_always_true(a) for a in args)
-        if op == "NOT_EXPR" and args:
-            return _always_false(args[0])
+            return False if False in args else (True if args and all(a is True for a in args)
+                                                else None)
+        if op == "NOT_EXPR" and args and args[0] is not None:
+            return not args[0]
+        return None
     if "A_Expr" in node:
-        expr = node["A_Expr"]
-        ops = _name(expr.get("name", []))
-        lk, lv = _constant(expr.get("lexpr"))
-        rk, rv = _constant(expr.get("rexpr"))
-        if expr.get("kind") == "AEXPR_OP" and ops and lk and rk and lv is not None:
-            compare = _COMPARISONS.get(ops[-1])
-            try:
-                return compare is not None and bool(compare(lv, rv))
-            except TypeError:
-                return False
-        if expr.get("kind") == "AEXPR_OP" and ops and ops[-1] == "=" and _same_column(
-                expr.get("lexpr"), expr.get("rexpr")):
-            return True  # WHERE id = id (true but for NULLs: treated as unbounded)
+        return _comparison(node["A_Expr"])
     if "NullTest" in node:
         test = node["NullTest"]
         known, value = _constant(test.get("arg"))
         if known:
             return bool((value is None) == (test.get("nulltesttype") == "IS_NULL"))
-    return False
+    return None
 
 
-def _always_false(node: Any) -> bool:
-    known, value = _constant(node)
-    if known:
-        return value is False or value in ("f", "false", "off", "no", "0") or value == 0
-    return False
+def _comparison(expr: dict[str, Any]) -> bool | None:
+    ops = _name(expr.get("name", []))
+    if expr.get("kind") != "AEXPR_OP" or not ops:
+        return None
+    compare = _COMPARISONS.get(ops[-1])
+    if compare is None:
+        return None
+    lk, lv = _constant(expr.get("lexpr"))
+    rk, rv = _constant(expr.get("rexpr"))
+    if lk and rk:
+        if lv is None or rv is None:
+            return None  # NULL: neither true nor false
+        try:
+            return bool(compare(lv, rv))
+        except TypeError:  # '1' = 1 and the like: PostgreSQL would coerce; do not guess
+            return None
+    if ops[-1] == "=" and _same_column(expr.get("lexpr"), expr.get("rexpr")):
+        return True  # WHERE id = id: true for every row but NULLs; treated as unbounded
+    return None
 
 
 def _same_column(left: Any, right: Any) -> bool:

@@ -39,7 +39,8 @@ class Match:
             hit = sorted(facts.kinds & self.statements)
             if not hit:
                 return None
-            reasons.append(" and ".join(_specific(facts, kind) for kind in hit))
+            shown = dict.fromkeys(_specific(facts, kind) for kind in hit)  # once each
+            reasons.append(" and ".join(shown))
         if self.functions:
             called = sorted(f for f in facts.functions
                             if any(fnmatch.fnmatchcase(f, p) for p in self.functions))

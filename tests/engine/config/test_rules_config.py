@@ -234,8 +234,6 @@ def test_unknown_identity_in_scope(tmp_path: Path) -> None:
                  "rules.0.identities", "^unknown .*'mallory'$")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the message says 'unknown identitie' (key[:-1] of "
-                   "'identities')")
 def test_unknown_identity_in_scope_wording(tmp_path: Path) -> None:
     assert_error(tmp_path, SCOPED_TO_MALLORY, line_of(SCOPED_TO_MALLORY, "mallory"),
                  "rules.0.identities", "^unknown identity 'mallory'$")

@@ -358,14 +358,10 @@ def test_judgement_type(shipped: SessionGuard) -> None:
 # --- known bugs ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ALTER ROLE ... RENAME is kind RENAME only "
-                   "(RenameStmt), so the shipped role rule does not block it")
 def test_shipped_policy_blocks_role_rename(shipped: SessionGuard) -> None:
     assert shipped.judge("ALTER ROLE alice RENAME TO mallory").action == "block"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: set_config('role', ...) is SET ROLE by another "
-                   "name; policies.yaml blocks SET ROLE but not set_config")
 def test_shipped_policy_blocks_set_role_through_set_config(shipped: SessionGuard) -> None:
     assert shipped.judge("SELECT set_config('role', 'postgres', false)").action == "block"
 

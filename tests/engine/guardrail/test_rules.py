@@ -41,9 +41,6 @@ def test_statements_reason_says_precisely_what_was_refused() -> None:
     assert both.test(facts({"SELECT", "TRUNCATE"})) == "SELECT and TRUNCATE"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a rule naming both DELETE and DELETE WITHOUT WHERE "
-                   "says 'DELETE WITHOUT WHERE t and DELETE WITHOUT WHERE t' (_specific widens "
-                   "each hit to the same kind)")
 def test_statements_reason_names_each_kind_once() -> None:
     m = Match(statements=frozenset({"DELETE", "DELETE WITHOUT WHERE"}))
     [stmt] = classify("DELETE FROM t")
