@@ -72,6 +72,9 @@ class Broker:
         self.settings = settings
         self.pending: dict[str, ApprovalRequest] = {}
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # Decisions are taken one at a time: each is worked out from the state left by the
+        # one before it, and committed before the next starts.
+        self._deciding = asyncio.Lock()
 
     def may_decide(self, who: Identity) -> bool:
         s = self.settings
@@ -100,6 +103,11 @@ class Broker:
 
     async def decide(self, request_id: str, who: Identity, approve: bool,
                      reason: str | None) -> ApprovalRequest:
+        async with self._deciding:
+            return await self._decide(request_id, who, approve, reason)
+
+    async def _decide(self, request_id: str, who: Identity, approve: bool,
+                      reason: str | None) -> ApprovalRequest:
         req = self.pending.get(request_id)
         if req is None:
             raise BrokerError(f"no pending approval request {request_id!r} (decided, expired "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from engine.guardrail.classify import ParseFailure, classify
+from engine.guardrail import reading
+from engine.guardrail.classify import Facts, ParseFailure, classify
 from engine.guardrail.rules import GuardrailSettings, Rule, Verdict, judge_statement
 
 
@@ -58,9 +59,21 @@ class SessionGuard:
         if not statements:
             verdict = Verdict("allow", None, "empty query", text)
             return Judgement("allow", verdict, (verdict,))
-        verdicts = tuple(judge_statement(self.rules, facts) for facts in statements)
+        verdicts = tuple(_builtin(facts) or judge_statement(self.rules, facts)
+                         for facts in statements)
         decisive = max(verdicts, key=lambda v: v.severity)
         return Judgement(decisive.action, decisive, verdicts)
+
+
+def _builtin(facts: Facts) -> Verdict | None:
+    """Checks that come before any rule (and that no rule can turn off)."""
+    if facts.settings:
+        why = reading.unsafe_change(facts.settings)
+        if why is not None:
+            return Verdict("block", reading.RULE,
+                           f"{why}: the gateway must read SQL exactly as the server does",
+                           facts.text)
+    return None
 
 
 class Guard:

@@ -25,7 +25,7 @@ from engine.guardrail import Guard
 from engine.identity import Identity, IdentityProvider
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
-from engine.pg.codec import ProtocolViolation
+from engine.pg.codec import MessageReader, ProtocolViolation
 from engine.pg.relay import (
     Decision,
     Hold,
@@ -279,6 +279,15 @@ class PgConnection:
             self.conn.name, self.identity.name, self.identity.groups)
         self._cancel_pid = pid
         self.relay.transaction_status = greeting.transaction_status
+        for tag, body in MessageReader(self.ctx.settings.max_message_size).feed(
+                greeting.status_messages):
+            if tag == ord("S"):
+                name, _, rest = body.partition(b"\x00")
+                self.relay.parameter_status(name.decode(errors="replace"),
+                                            rest.rstrip(b"\x00").decode(errors="replace"))
+        if self.relay.unreadable is not None:
+            log.warning("session %s: %s; every statement will be refused", self.session_id,
+                        self.relay.unreadable)
         self.ctx.live[self.session_id] = self
         self.ctx.events.publish("session.opened", self.describe())
         self.client.write(

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
-from engine.guardrail import Judgement
+from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.pg import codec, messages
 from engine.pg.codec import ProtocolViolation, check_length
@@ -142,6 +142,7 @@ class PgRelay:
         self._holding = False
         self._decision: Decision | None = None
         self._decision_refusal = Decision(False, None)
+        self.unreadable: str | None = None  # why statements cannot be judged (then refused)
         # Per client_data call:
         self._out: list[bytes] = []
         self._reply: list[bytes] = []
@@ -203,11 +204,22 @@ class PgRelay:
     def holding(self) -> bool:
         return self._holding
 
+    def parameter_status(self, name: str, value: str) -> None:
+        """The target reports a setting (at login and whenever it changes)."""
+        why = reading.unsafe_state(name, value)
+        if why is not None and self.unreadable is None:
+            self.unreadable = why
+
     def _judge(self, text: str, protocol: str) -> tuple[str, _Judged, Judgement | None]:
         """``allow``, ``block`` or ``hold`` for a statement about to be sent."""
         decision, self._decision = self._decision, None
         if self.guard is None:
             return "allow", _ALLOWED, None
+        if self.unreadable is not None:
+            verdict = Verdict("block", reading.RULE, f"{self.unreadable}, so the gateway "
+                              "cannot read SQL as the server does", text)
+            return "block", ("block", reading.RULE, None), Judgement("block", verdict,
+                                                                      (verdict,))
         judgement = self.guard.judge(text)
         action = judgement.action
         if action == "allow":
@@ -359,6 +371,8 @@ class PgRelay:
             elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
                 if owed and owed[0][0] == _DESCRIBE:
                     owed.popleft()
+            elif tag == 83:  # 'S' ParameterStatus
+                self._parameter(buf[pos + 5 : end])
             elif tag in (73, 115):  # 'I' EmptyQueryResponse, 's' PortalSuspended
                 if owed and owed[0][0] == _EXECUTE:
                     _, record = owed.popleft()
@@ -383,6 +397,11 @@ class PgRelay:
             pieces.append(buf[run:pos])
             return b"".join(pieces), finished
         return (buf[:pos] if pos != n else buf), finished
+
+    def _parameter(self, body: bytes) -> None:
+        name, _, rest = body.partition(b"\x00")
+        self.parameter_status(name.decode("utf-8", "replace"),
+                              rest.rstrip(b"\x00").decode("utf-8", "replace"))
 
     def _complete(self, body: bytes, finished: list[StatementFinished]) -> None:
         owed = self._owed

@@ -364,9 +364,6 @@ async def test_recovery_ops_expire_what_a_previous_run_left_pending(env: Env) ->
 # --- known bugs ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: decide() commits before it re-checks the request; "
-                   "an approval and a denial arriving together both reach the store, the broker "
-                   "keeps the first (approved, the statement runs) and the record says denied")
 async def test_simultaneous_approve_and_deny_agree_with_the_record(env: Env) -> None:
     broker = env.broker()
     decided = Decisions()
@@ -378,8 +375,6 @@ async def test_simultaneous_approve_and_deny_agree_with_the_record(env: Env) -> 
     assert row["status"] == req.status
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: decide() computes the new approver list before "
-                   "awaiting the commit, so two approvals arriving together lose one vote")
 async def test_simultaneous_approvals_both_count(env: Env) -> None:
     broker = env.broker(min_approvals=2)
     decided = Decisions()

@@ -184,3 +184,28 @@ def test_reviewed_in_both_protocols(guarded: Gateway, protocol: str, sql: str) -
         assert "statement denied by oncall: corpus" in str(failure[0])
         assert conn.execute("select 1").fetchone() == (1,)
     assert orders(guarded.target) == 2000
+
+
+def test_sessions_the_guard_cannot_read_are_refused(guarded: Gateway) -> None:
+    """standard_conforming_strings off or a client encoding whose characters can end in a
+    backslash would let the server see statements the guard does not: fail closed."""
+    attack = "SELECT 'x\\'' ; DROP TABLE orders; --'"
+    for extra in ({"options": "-c standard_conforming_strings=off"},
+                  {"client_encoding": "SJIS"}):
+        with psycopg.connect(guarded.dsn(), autocommit=True,
+                             cursor_factory=psycopg.ClientCursor, **extra) as conn:
+            with pytest.raises(errors.InsufficientPrivilege, match="gateway-sql-reading"):
+                conn.execute(attack)
+            with pytest.raises(errors.InsufficientPrivilege, match="cannot read SQL"):
+                conn.execute("select 1")
+    with psycopg.connect(guarded.dsn(), autocommit=True,
+                         cursor_factory=psycopg.ClientCursor) as conn:
+        for change in ("SET standard_conforming_strings = off",
+                       "SET client_encoding = 'SJIS'", "SET NAMES 'BIG5'",
+                       "select set_config('standard_conforming_strings', 'off', false)",
+                       "select set_config(current_user, 'x', false)"):
+            with pytest.raises(errors.InsufficientPrivilege, match="gateway-sql-reading"):
+                conn.execute(change)  # type: ignore[arg-type]
+        conn.execute("SET client_encoding = 'UTF8'")  # harmless ones pass
+        conn.execute("SET standard_conforming_strings = on")
+    assert orders(guarded.target) == 2000
