@@ -54,6 +54,7 @@ class ControlServer:
         self._may_operate = may_operate
         self._events = events
         self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,7 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = Peer()
+        self._clients.add(writer)
         try:
             while line := await reader.readline():
                 answer, subscribe = await self._answer(peer, line)
@@ -83,6 +85,7 @@ class ControlServer:
         except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
             log.info("control client dropped: %s", exc)
         finally:
+            self._clients.discard(writer)
             writer.close()
 
     async def _stream(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
@@ -142,6 +145,8 @@ class ControlServer:
         if self._server is None:
             return  # never started: the path may be another engine's socket
         self._server.close()
+        for writer in list(self._clients):  # attached TUIs see the engine go and reconnect
+            writer.close()
         await self._server.wait_closed()
         self._server = None
         with contextlib.suppress(FileNotFoundError):

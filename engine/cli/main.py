@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--token", help="operator token (default: $GATEWATCH_TOKEN)")
         return sp
 
+    tui = operator(sub.add_parser("tui", help="the operator's terminal UI"))
+    tui.add_argument("--theme", choices=["gatewatch-dark", "gatewatch-light",
+                                         "gatewatch-high-contrast"])
     approvals = operator(sub.add_parser("approvals", help="list waiting approval requests"))
     approvals.add_argument("--json", action="store_true")
     for name, text in (("approve", "approve a held statement"),
@@ -117,6 +120,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         setup_logging("WARNING")
         return run(run_demo(args.config or default_policies(), headless=args.headless))
     config = _config(args)
+    if args.command == "tui":
+        token = args.token or os.environ.get("GATEWATCH_TOKEN")
+        if not token:
+            raise UsageError("no operator token: set GATEWATCH_TOKEN or pass --token")
+        from tui.main import run_tui
+
+        run_tui(config.engine.control_socket, token, args.theme)
+        return 0
     if args.command in ("approvals", "approve", "deny", "kill"):
         from engine.cli import operate
 

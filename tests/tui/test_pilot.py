@@ -1,0 +1,101 @@
+"""The TUI against a real engine and a real PostgreSQL: decide and kill from the keyboard."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from textual.widgets import Static
+
+from tests.conftest import Gateway, Target, stop_gateway
+from tests.integration.guarded import start_guarded
+from tui.app import GatewatchApp
+from tui.source import LiveSource
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def guarded(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
+    gw = start_guarded(pg_target, tmp_path)
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+def held(gateway: Gateway) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["psql", "-X", "-d", gateway.dsn(), "-c",
+         "create temp table t as select 1 as a; delete from t"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+async def until(pilot: object, check: object, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the TUI never showed it"
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+def app_for(gateway: Gateway) -> GatewatchApp:
+    return GatewatchApp(LiveSource(gateway.work / "control.sock", gateway.tokens["oncall"]))
+
+
+async def test_approve_from_the_keyboard(guarded: Gateway) -> None:
+    client = held(guarded)
+    app = app_for(guarded)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.sub_title == "1 pending approval")
+        await pilot.press("2")
+        await until(pilot, lambda: len(app.approvals_screen.pending) == 1)
+        await pilot.press("a", "enter")
+        out, err = client.communicate(timeout=30)
+        assert out.split() == ["SELECT", "1", "DELETE", "1"], err
+        await until(pilot, lambda: app.sub_title == "no pending approvals")
+
+
+async def test_deny_with_a_reason_from_the_keyboard(guarded: Gateway) -> None:
+    client = held(guarded)
+    app = app_for(guarded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: len(app.approvals_screen.pending) == 1)
+        await pilot.press("d", *"not in prod", "enter")
+        _, err = client.communicate(timeout=30)
+        assert "statement denied by oncall: not in prod" in err
+
+
+async def test_kill_from_the_keyboard(guarded: Gateway) -> None:
+    with psycopg.connect(guarded.dsn(application_name="victim"), autocommit=True) as conn:
+        conn.execute("select 1")
+        app = app_for(guarded)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: any(r.get("application_name") == "victim"
+                                           and r["status"] == "live"
+                                           for r in app.sessions_screen.rows))
+            await pilot.press("slash", *"victim", "enter", "enter")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "SessionScreen")
+            await pilot.press("k", *"runaway", "enter", *"yes", "enter")
+            await until(pilot, lambda: not any(r.get("application_name") == "victim"
+                                               and r["status"] == "live"
+                                               for r in app.sessions_screen.rows))
+        with pytest.raises(psycopg.OperationalError, match="ended by operator oncall: runaway"):
+            conn.execute("select 1")
+
+
+async def test_engine_away_shows_a_banner_and_reconnects(guarded: Gateway,
+                                                         tmp_path: Path) -> None:
+    app = GatewatchApp(LiveSource(tmp_path / "nothing.sock", guarded.tokens["oncall"]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        banner = app.sessions_screen.query_one("#banner", Static)
+        await until(pilot, lambda: banner.has_class("shown"))
+        assert "engine unreachable" in str(banner.render())
+        # The engine appears where the TUI looks: it connects and the banner goes.
+        app.source = LiveSource(guarded.work / "control.sock", guarded.tokens["oncall"])
+        await until(pilot, lambda: not banner.has_class("shown"), timeout=20)
+        assert app.connected

@@ -1,0 +1,193 @@
+"""The operator's TUI: a thin App over screens, themes and a data source.
+
+Live data comes from the engine's control socket (``tui.source.LiveSource``), history from the
+store; the App never imports engine internals. Events mark what is stale; a timer refreshes
+stale screens at most twice a second, so a burst of events never floods the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from themes import DEFAULT, THEMES
+from tui.client import EngineGone, Refused
+from tui.screens.approvals import ApprovalsScreen
+from tui.screens.session import SessionScreen
+from tui.screens.sessions import SessionsScreen
+from tui.screens.stats import StatsScreen
+from tui.source import Source
+
+RETRY_MAX = 8.0
+
+
+class GatewatchApp(App[None]):
+    TITLE = "Gatewatch"
+    BINDINGS = [
+        Binding("1", "mode('sessions')", "Sessions", id="app.sessions"),
+        Binding("2", "mode('approvals')", "Approvals", id="app.approvals"),
+        Binding("3", "mode('stats')", "Statistics", id="app.stats"),
+        Binding("question_mark", "show_help_panel", "Keys", id="app.keys"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, source: Source, *, clock: Callable[[], float] = time.time,
+                 theme: str = DEFAULT, live: bool = True) -> None:
+        super().__init__()
+        self.source = source
+        self.now = clock
+        self._theme_name = theme
+        self._live = live  # False: no event listener and no timers (snapshot tests)
+        self.sessions_screen = SessionsScreen()
+        self.approvals_screen = ApprovalsScreen()
+        self.stats_screen = StatsScreen()
+        self.stale = {"sessions", "approvals", "stats"}
+        self.pending_ids: set[str] = set()
+        self.decided_here: set[str] = set()  # no "left the queue" note for our own decisions
+        self.connected = False
+
+    def on_mount(self) -> None:
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = self._theme_name
+        self.add_mode("sessions", lambda: self.sessions_screen)
+        self.add_mode("approvals", lambda: self.approvals_screen)
+        self.add_mode("stats", lambda: self.stats_screen)
+        self.switch_mode("sessions")
+        if self._live:
+            self.listen()
+            self.set_interval(0.5, self._refresh_stale)
+            self.set_interval(5.0, self._refresh_all)
+        else:
+            self.refresh_data()
+
+    # --- navigation -------------------------------------------------------------------------
+
+    def action_mode(self, mode: str) -> None:
+        self.switch_mode(mode)
+        self.stale.add(mode)
+        self.refresh_data()
+
+    def open_session(self, row: dict[str, Any]) -> None:
+        screen = SessionScreen(row)
+        self.push_screen(screen)
+        self.load_statements(screen)
+
+    # --- data ---------------------------------------------------------------------------
+
+    @work(exclusive=True, group="events")
+    async def listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.source.connect()
+                self._banner(None)
+                self.connected = True
+                delay = 0.5
+                self.stale.update({"sessions", "approvals", "stats"})
+                self.refresh_data()
+                while True:
+                    for event in await self.source.next_events():
+                        self._on_event(event)
+            except EngineGone as exc:
+                self.connected = False
+                self._banner(f"⚠ engine unreachable ({exc}) — retrying in {delay:g} s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        if kind.startswith("approval."):
+            self.stale.add("approvals")
+            if kind == "approval.requested":
+                data = event.get("data", {})
+                self.bell()
+                self.notify(f"{data.get('requester')} asks to run a statement on "
+                            f"{data.get('connection')} — press 2", title="Approval requested",
+                            timeout=10)
+        self.stale.add("sessions")
+
+    def _refresh_stale(self) -> None:
+        if self.stale and self.connected:
+            self.refresh_data()
+
+    def _refresh_all(self) -> None:
+        self.stale.update({"sessions", "approvals"})
+
+    @work(exclusive=True, group="refresh")
+    async def refresh_data(self) -> None:
+        stale, self.stale = self.stale, set()
+        now = self.now()
+        approvals = await self.source.approvals()
+        self.approvals_screen.show(approvals, now)
+        self._pending(approvals)
+        if "sessions" in stale:
+            self.sessions_screen.show(await self.source.sessions(), now)
+        if "stats" in stale:
+            self.stats_screen.show(await self.source.stats())
+
+    def _pending(self, approvals: dict[str, Any]) -> None:
+        pending = approvals.get("pending", [])
+        ids = {r["id"] for r in pending}
+        gone = self.pending_ids - ids - self.decided_here
+        if gone:
+            recent = {r["id"]: r for r in approvals.get("recent", [])}
+            for rid in gone:
+                status = recent.get(rid, {}).get("status")
+                said = status if status not in (None, "pending") else "decided elsewhere"
+                self.notify(f"request {rid} left the queue: {said}", timeout=6)
+        self.pending_ids = ids
+        self.sub_title = (f"{len(pending)} pending approval{'s' if len(pending) != 1 else ''}"
+                          if pending else "no pending approvals")
+
+    @work(group="session")
+    async def load_statements(self, screen: SessionScreen) -> None:
+        screen.show(await self.source.statements(screen.session["id"]))
+
+    @work(group="decide")
+    async def decide(self, request_id: str, approve: bool, reason: str | None) -> None:
+        self.decided_here.add(request_id)
+        result = await self.source.decide(request_id, approve, reason)
+        status = result.get("status") if isinstance(result, dict) else "done"
+        self.notify(f"{request_id}: {status}", title="Approved" if approve else "Denied")
+        self.stale.update({"approvals", "sessions"})
+        self.refresh_data()
+
+    @work(group="kill")
+    async def kill(self, session_id: str, reason: str | None) -> None:
+        await self.source.kill(session_id, reason)
+        self.notify(f"session {session_id[:12]} killed", title="Killed")
+        if isinstance(self.screen, SessionScreen):
+            self.pop_screen()
+        self.stale.add("sessions")
+        self.refresh_data()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker becomes something the operator sees."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, Refused):
+            self.notify(str(error), title="Refused", severity="error", timeout=8)
+        elif isinstance(error, EngineGone):
+            self._banner(f"⚠ engine unreachable ({error})")
+        else:
+            self.notify(f"{type(error).__name__}: {error}", title="Error", severity="error")
+
+    def _banner(self, text: str | None) -> None:
+        for screen in (self.sessions_screen, self.approvals_screen, self.stats_screen,
+                       self.screen):
+            try:
+                banner = screen.query_one("#banner", Static)
+            except Exception:  # a screen not mounted yet, or a modal without a banner
+                continue
+            banner.update(text or "")
+            banner.set_class(text is not None, "shown")

@@ -1,0 +1,17 @@
+"""``gatewatch tui``: attach to a running engine as an operator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui.app import GatewatchApp
+from tui.source import LiveSource
+
+
+def run_tui(control: Path, token: str, theme: str | None = None) -> None:
+    app = GatewatchApp(LiveSource(control, token), **({"theme": theme} if theme else {}))
+    app.run()
+
+
+async def run_tui_async(control: Path, token: str) -> None:
+    await GatewatchApp(LiveSource(control, token)).run_async()

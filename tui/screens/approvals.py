@@ -1,0 +1,110 @@
+"""2 — Approvals: the pending queue; the selected statement in full with SQL highlighting.
+
+`a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.syntax import Syntax
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from tui import timefmt
+from tui.screens.reason import ReasonPrompt
+
+COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
+
+
+class ApprovalsScreen(Screen[None]):
+    AUTO_FOCUS = "#approvals"
+    CSS_PATH = "approvals.tcss"
+    BINDINGS = [
+        Binding("a", "approve", "Approve", id="approvals.approve"),
+        Binding("d", "deny", "Deny", id="approvals.deny"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[dict[str, Any]] = []
+        self.theme_name = "monokai"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="banner")
+        table: DataTable[str] = DataTable(id="approvals", cursor_type="row")
+        table.add_columns(*COLUMNS)
+        yield table
+        with VerticalScroll(id="detail"):
+            yield Static("No approval requests are waiting.", id="statement")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+
+    def show(self, data: dict[str, Any], now: float) -> None:
+        self.pending = list(data.get("pending", []))
+        if self.is_mounted:
+            self._render_rows(now)
+
+    def _render_rows(self, now: float) -> None:
+        table = self.query_one("#approvals", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for r in self.pending:
+            created, expires = timefmt.parse(r["created_at"]), timefmt.parse(r["expires_at"])
+            table.add_row(r["id"], r["requester"], r["connection"], r.get("rule") or "-",
+                          timefmt.span(now - created if created else None),
+                          timefmt.span(expires - now if expires else None),
+                          str(len(r.get("approvals", []))), key=r["id"])
+        if self.pending:
+            table.move_cursor(row=min(cursor, len(self.pending) - 1))
+        self._show_selected()
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one("#approvals", DataTable)
+        if not self.pending or table.cursor_row < 0:
+            return None
+        return self.pending[min(table.cursor_row, len(self.pending) - 1)]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        detail = self.query_one("#statement", Static)
+        req = self.selected()
+        if req is None:
+            detail.update("No approval requests are waiting.")
+            return
+        dark = self.app.current_theme.dark
+        detail.update(Syntax(
+            f"-- {req['id']}: {req['requester']} on {req['connection']}\n"
+            f"-- rule {req.get('rule')}: {req.get('reason')}\n{req['statement']}",
+            "sql", word_wrap=True, theme="monokai" if dark else "default",
+            background_color="default"))
+
+    def action_approve(self) -> None:
+        self._decide(approve=True)
+
+    def action_deny(self) -> None:
+        self._decide(approve=False)
+
+    def _decide(self, *, approve: bool) -> None:
+        req = self.selected()
+        if req is None:
+            self.app.notify("Nothing to decide.", severity="warning")
+            return
+        verb = "Approve" if approve else "Deny"
+
+        def decided(reason: str | None) -> None:
+            if reason is not None:  # None: the operator pressed Esc
+                self.app.decide(req["id"], approve, reason or None)  # type: ignore[attr-defined]
+
+        self.app.push_screen(
+            ReasonPrompt(f"{verb} {req['id']} from {req['requester']}?",
+                         "reason (optional)" if approve else "reason (told to the user)"),
+            decided)

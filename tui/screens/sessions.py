@@ -1,0 +1,120 @@
+"""1 — Sessions: live ones first, then recent; `/` filters; Enter opens one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from tui import timefmt
+
+COLUMNS = ("ID", "IDENTITY", "CONNECTION", "CLIENT", "STARTED", "DURATION", "STMTS", "STATUS")
+
+
+class SessionsScreen(Screen[None]):
+    AUTO_FOCUS = "#sessions"
+    CSS_PATH = "sessions.tcss"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="sessions.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="sessions.clear"),
+        Binding("enter", "open", "Open", id="sessions.open"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="banner")
+        yield Input(placeholder="filter: identity, connection, client, application, id…",
+                    id="filter")
+        table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+        yield Static("", id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+
+    def show(self, data: dict[str, Any], now: float) -> None:
+        live = {s["id"]: {**s, "status": "live"} for s in data.get("live", [])}
+        recent = [r for r in data.get("recent", []) if r["id"] not in live]
+        self.rows = [*live.values(), *recent]
+        if self.is_mounted:
+            self._render_rows(now)
+
+    def _render_rows(self, now: float) -> None:
+        table = self.query_one("#sessions", DataTable)
+        wanted = self.filter_text.lower()
+        cursor = table.cursor_row
+        table.clear()
+        shown = 0
+        for row in self.rows:
+            cells = self._cells(row, now)
+            haystack = " ".join([*cells, row["id"], row.get("application_name") or "",
+                                 row.get("database") or ""]).lower()
+            if wanted and wanted not in haystack:
+                continue
+            table.add_row(*cells, key=row["id"])
+            shown += 1
+        if shown:
+            table.move_cursor(row=min(cursor, shown - 1))
+        live = sum(1 for r in self.rows if r["status"] == "live")
+        filtered = f" · filter “{self.filter_text}”" if self.filter_text else ""
+        self.query_one("#summary", Static).update(
+            f"{live} live · {len(self.rows)} listed · {shown} shown{filtered}")
+
+    @staticmethod
+    def _cells(row: dict[str, Any], now: float) -> list[str]:
+        started = timefmt.parse(row.get("started_at"))
+        ended = timefmt.parse(row.get("ended_at"))
+        duration = (ended or now) - started if started else None
+        status = row["status"]
+        if row.get("waiting_for"):
+            status = f"waiting {row['waiting_for']}"
+        elif row.get("end_reason") and status != "live":
+            status = f"{status}: {row['end_reason']}"
+        return [row["id"][:12], row.get("identity") or "-", row.get("connection") or "-",
+                row.get("client_addr") or "-", timefmt.clock(row.get("started_at")),
+                timefmt.span(duration), str(row.get("statements", 0)), status[:40]]
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.filter_text = ""
+        self.query_one("#sessions", DataTable).focus()
+        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#sessions", DataTable).focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self._open(str(event.row_key.value))
+
+    def action_open(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            self._open(str(key.value))
+
+    def _open(self, session_id: str) -> None:
+        row = next((r for r in self.rows if r["id"] == session_id), None)
+        if row is not None:
+            self.app.open_session(row)  # type: ignore[attr-defined]

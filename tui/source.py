@@ -1,0 +1,141 @@
+"""Where the TUI's data comes from: the engine's control API (live) and its store (history).
+
+Screens talk to a ``Source``; ``LiveSource`` is the real one. Snapshot tests give the app a
+``FixedSource`` with deterministic data (fixed clock, fixed rows), so the look is pinned
+without an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Protocol
+
+from store import open_store
+from tui.client import ControlConnection, EngineGone
+
+
+class Source(Protocol):
+    identity: str
+
+    async def connect(self) -> None: ...
+    async def sessions(self) -> dict[str, Any]: ...
+    async def approvals(self) -> dict[str, Any]: ...
+    async def decide(self, request_id: str, approve: bool, reason: str | None) -> Any: ...
+    async def kill(self, session_id: str, reason: str | None) -> Any: ...
+    async def statements(self, session_id: str) -> list[dict[str, Any]]: ...
+    async def stats(self) -> dict[str, Any]: ...
+    async def next_events(self) -> list[dict[str, Any]]: ...
+
+
+STATS_QUERIES = {
+    "by_connection": "select connection as k, count(*) as n from sessions group by 1"
+                     " order by 2 desc",
+    "by_identity": "select coalesce(identity, '?') as k, count(*) as n from sessions"
+                   " group by 1 order by 2 desc limit 10",
+    "by_verdict": "select verdict as k, count(*) as n from statements group by 1 order by 2 desc",
+    "by_rule": "select rule as k, count(*) as n from statements where rule is not null"
+               " and verdict <> 'allow' group by 1 order by 2 desc limit 10",
+    "blocks_per_hour": "select substr(started_at, 1, 13) as k, count(*) as n from statements"
+                       " where verdict in ('block', 'denied') group by 1 order by 1 desc"
+                       " limit 24",
+}
+
+
+class LiveSource:
+    def __init__(self, control: Path, token: str) -> None:
+        self._control = control
+        self._token = token
+        self._requests = ControlConnection(control, token)
+        self._events: ControlConnection | None = None
+        self._stream: Any = None
+        self._store_path: Path | None = None
+        self.identity = ""
+
+    async def connect(self) -> None:
+        await self._requests.close()
+        self._requests = ControlConnection(self._control, self._token)
+        hello = await self._requests.connect()
+        self.identity = str(hello.get("identity"))
+        self._store_path = Path(hello["store"])
+        if self._events is not None:
+            await self._events.close()
+        self._events = ControlConnection(self._control, self._token)
+        await self._events.connect()
+        self._stream = self._events.events().__aiter__()
+
+    async def sessions(self) -> dict[str, Any]:
+        return dict(await self._requests.call("sessions", limit=1000))
+
+    async def approvals(self) -> dict[str, Any]:
+        return dict(await self._requests.call("approvals", limit=200))
+
+    async def decide(self, request_id: str, approve: bool, reason: str | None) -> Any:
+        return await self._requests.call("approve" if approve else "deny", request=request_id,
+                                         reason=reason)
+
+    async def kill(self, session_id: str, reason: str | None) -> Any:
+        return await self._requests.call("kill", session=session_id, reason=reason)
+
+    async def statements(self, session_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._read, lambda s: s.statements(session_id))
+
+    async def stats(self) -> dict[str, Any]:
+        def read(store: Any) -> dict[str, Any]:
+            return {name: [(r[0], r[1]) for r in store.conn.execute(sql)]
+                    for name, sql in STATS_QUERIES.items()}
+
+        return dict(await asyncio.to_thread(self._read, read))
+
+    def _read(self, fn: Any) -> Any:
+        if self._store_path is None:
+            raise EngineGone("not connected")
+        store = open_store(self._store_path, readonly=True)
+        try:
+            return fn(store)
+        finally:
+            store.close()
+
+    async def next_events(self) -> list[dict[str, Any]]:
+        if self._stream is None:
+            raise EngineGone("not connected")
+        return [await self._stream.__anext__()]
+
+
+class FixedSource:
+    """Deterministic data for snapshot tests and for trying the UI without an engine."""
+
+    def __init__(self, sessions: dict[str, Any], approvals: dict[str, Any],
+                 statements: dict[str, list[dict[str, Any]]], stats: dict[str, Any]) -> None:
+        self._sessions, self._approvals = sessions, approvals
+        self._statements, self._stats = statements, stats
+        self.identity = "oncall"
+        self.decisions: list[tuple[str, bool, str | None]] = []
+
+    async def connect(self) -> None:
+        return None
+
+    async def sessions(self) -> dict[str, Any]:
+        return self._sessions
+
+    async def approvals(self) -> dict[str, Any]:
+        return self._approvals
+
+    async def decide(self, request_id: str, approve: bool, reason: str | None) -> Any:
+        self.decisions.append((request_id, approve, reason))
+        self._approvals = {**self._approvals, "pending": [
+            r for r in self._approvals["pending"] if r["id"] != request_id]}
+        return {"id": request_id, "status": "approved" if approve else "denied"}
+
+    async def kill(self, session_id: str, reason: str | None) -> Any:
+        return {"session": session_id, "killed_by": self.identity, "reason": reason}
+
+    async def statements(self, session_id: str) -> list[dict[str, Any]]:
+        return self._statements.get(session_id, [])
+
+    async def stats(self) -> dict[str, Any]:
+        return self._stats
+
+    async def next_events(self) -> list[dict[str, Any]]:
+        await asyncio.Event().wait()  # never: fixed data does not change
+        return []
