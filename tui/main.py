@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from themes import DEFAULT
 from tui.app import GatewatchApp
 from tui.source import LiveSource
 
 
 def run_tui(control: Path, token: str, theme: str | None = None) -> None:
-    app = GatewatchApp(LiveSource(control, token), **({"theme": theme} if theme else {}))
-    app.run()
+    GatewatchApp(LiveSource(control, token), theme=theme or DEFAULT).run()
 
 
-async def run_tui_async(control: Path, token: str) -> None:
-    await GatewatchApp(LiveSource(control, token)).run_async()
+async def run_tui_async(control: Path, token: str, theme: str | None = None) -> None:
+    await GatewatchApp(LiveSource(control, token), theme=theme or DEFAULT).run_async()

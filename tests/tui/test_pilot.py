@@ -35,8 +35,8 @@ def held(gateway: Gateway) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-async def until(pilot: object, check: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
+async def until(pilot: object, check: object, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, "the TUI never showed it"
         await pilot.pause(0.05)  # type: ignore[attr-defined]
@@ -97,5 +97,5 @@ async def test_engine_away_shows_a_banner_and_reconnects(guarded: Gateway,
         assert "engine unreachable" in str(banner.render())
         # The engine appears where the TUI looks: it connects and the banner goes.
         app.source = LiveSource(guarded.work / "control.sock", guarded.tokens["oncall"])
-        await until(pilot, lambda: not banner.has_class("shown"), timeout=20)
+        await until(pilot, lambda: not banner.has_class("shown"), seconds=20)
         assert app.connected
