@@ -40,13 +40,14 @@ class GatewatchApp(App[None]):
     ]
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.time,
-                 theme: str = DEFAULT, live: bool = True) -> None:
+                 theme: str = DEFAULT, live: bool = True, hint: str | None = None) -> None:
         super().__init__()
+        self.hint = hint
         self.source = source
         self.now = clock
         self._theme_name = theme
         self._live = live  # False: no event listener and no timers (snapshot tests)
-        self.sessions_screen = SessionsScreen()
+        self.sessions_screen = SessionsScreen(hint)
         self.approvals_screen = ApprovalsScreen()
         self.stats_screen = StatsScreen()
         self.stale = {"sessions", "approvals", "stats"}

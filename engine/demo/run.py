@@ -73,9 +73,10 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
         }
         if headless:
             print(json.dumps(info), flush=True)
+            await _wait_for_signal()
         else:
-            _print_readable(info)
-        await _wait_for_signal()
+            await _run_tui(info)
+            _print_readable(info, stopping=True)
         return 0
     finally:
         if engine is not None:
@@ -84,11 +85,33 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _print_readable(info: dict[str, Any]) -> None:
+async def _run_tui(info: dict[str, Any]) -> None:
+    """The operator's TUI, as the demo's approver, in this process (over the control socket)."""
+    from tui.app import GatewatchApp
+    from tui.source import LiveSource
+
+    pg = info["postgres"]
+    hint = (f"demo: PGPASSWORD='{pg['password']}' psql 'host={pg['host']} port={pg['port']} "
+            f"dbname={pg['dbname']} user={pg['user']}'  then try DELETE FROM orders;")
+    app = GatewatchApp(LiveSource(Path(info["control"]), info["approver"]["token"]), hint=hint)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.exit)
+    try:
+        await app.run_async()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _print_readable(info: dict[str, Any], *, stopping: bool = False) -> None:
     pg = info["postgres"]
     direct = info["postgres_direct"]
+    if stopping:
+        print("Gatewatch demo: the TUI closed; stopping and removing the target.", flush=True)
+        return
     print(
-        "Gatewatch demo is running (the operator's TUI arrives with its own issue).\n\n"
+        "Gatewatch demo is running.\n\n"
         f"  through the gateway:  PGPASSWORD='{pg['password']}' psql "
         f"'host={pg['host']} port={pg['port']} dbname={pg['dbname']} user={pg['user']}'\n"
         f"  straight to the target: PGPASSWORD='{direct['password']}' psql "

@@ -23,8 +23,9 @@ class SessionsScreen(Screen[None]):
         Binding("enter", "open", "Open", id="sessions.open"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, hint: str | None = None) -> None:
         super().__init__()
+        self.hint = hint
         self.rows: list[dict[str, Any]] = []
         self.filter_text = ""
 
@@ -36,6 +37,8 @@ class SessionsScreen(Screen[None]):
         table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
+        if self.hint:
+            yield Static(self.hint, id="hint")
         yield Static("", id="summary")
         yield Footer()
 
