@@ -11,7 +11,9 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from tui import timefmt
 
-COLUMNS = ("ID", "IDENTITY", "CONNECTION", "CLIENT", "STARTED", "DURATION", "STMTS", "STATUS")
+# What matters at 3 a.m. comes first, so that 80 columns show it: who, where, and in what state.
+COLUMNS = ("ID", "IDENTITY", "CONNECTION", "STATUS", "DURATION", "STMTS", "STARTED UTC",
+           "CLIENT")
 
 
 class SessionsScreen(Screen[None]):
@@ -84,9 +86,9 @@ class SessionsScreen(Screen[None]):
             status = f"waiting {row['waiting_for']}"
         elif row.get("end_reason") and status != "live":
             status = f"{status}: {row['end_reason']}"
-        return [row["id"][:12], row.get("identity") or "-", row.get("connection") or "-",
-                row.get("client_addr") or "-", timefmt.clock(row.get("started_at")),
-                timefmt.span(duration), str(row.get("statements", 0)), status[:40]]
+        return [row["id"][:8], row.get("identity") or "-", row.get("connection") or "-",
+                status[:30], timefmt.span(duration), str(row.get("statements", 0)),
+                timefmt.clock(row.get("started_at")), row.get("client_addr") or "-"]
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
