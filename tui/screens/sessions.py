@@ -30,6 +30,7 @@ class SessionsScreen(Screen[None]):
         self.hint = hint
         self.rows: list[dict[str, Any]] = []
         self.filter_text = ""
+        self._shown: dict[str, list[str]] = {}  # session id → cells as on screen, in order
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -56,25 +57,35 @@ class SessionsScreen(Screen[None]):
             self._render_rows(now)
 
     def _render_rows(self, now: float) -> None:
+        """Update the table in place: only changed cells are touched, and the table is rebuilt
+        only when sessions come, go or reorder (a full rebuild of 1,000 rows costs seconds)."""
         table = self.query_one("#sessions", DataTable)
         wanted = self.filter_text.lower()
-        cursor = table.cursor_row
-        table.clear()
-        shown = 0
+        desired: dict[str, list[str]] = {}
         for row in self.rows:
             cells = self._cells(row, now)
             haystack = " ".join([*cells, row["id"], row.get("application_name") or "",
                                  row.get("database") or ""]).lower()
             if wanted and wanted not in haystack:
                 continue
-            table.add_row(*cells, key=row["id"])
-            shown += 1
-        if shown:
-            table.move_cursor(row=min(cursor, shown - 1))
+            desired[row["id"]] = cells
+        if list(desired) != list(self._shown):
+            cursor = table.cursor_row
+            table.clear()
+            table.add_rows(list(desired.values()))
+            if desired:
+                table.move_cursor(row=min(max(cursor, 0), len(desired) - 1))
+        else:
+            for index, (sid, cells) in enumerate(desired.items()):
+                before = self._shown[sid]
+                for column, (old, new) in enumerate(zip(before, cells, strict=True)):
+                    if old != new:
+                        table.update_cell_at((index, column), new)
+        self._shown = desired
         live = sum(1 for r in self.rows if r["status"] == "live")
         filtered = f" · filter “{self.filter_text}”" if self.filter_text else ""
         self.query_one("#summary", Static).update(
-            f"{live} live · {len(self.rows)} listed · {shown} shown{filtered}")
+            f"{live} live · {len(self.rows)} listed · {len(desired)} shown{filtered}")
 
     @staticmethod
     def _cells(row: dict[str, Any], now: float) -> list[str]:
@@ -111,13 +122,15 @@ class SessionsScreen(Screen[None]):
         self.query_one("#sessions", DataTable).focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self._open(str(event.row_key.value))
+        self._open_row(event.cursor_row)
 
     def action_open(self) -> None:
-        table = self.query_one("#sessions", DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-            self._open(str(key.value))
+        self._open_row(self.query_one("#sessions", DataTable).cursor_row)
+
+    def _open_row(self, index: int) -> None:
+        ids = list(self._shown)
+        if 0 <= index < len(ids):
+            self._open(ids[index])
 
     def _open(self, session_id: str) -> None:
         row = next((r for r in self.rows if r["id"] == session_id), None)

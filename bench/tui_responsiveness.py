@@ -1,0 +1,122 @@
+"""TUI figures: key-press handling with 1,000 sessions listed while one session streams
+statements, and (with a real engine) the time from a statement being held to the request
+being on the operator's screen.
+
+    .venv/bin/python bench/tui_responsiveness.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.tui.fixtures import NOW, fixed_source, iso  # noqa: E402
+from tui.app import GatewatchApp  # noqa: E402
+from tui.source import FixedSource  # noqa: E402
+
+
+class Busy(FixedSource):
+    """1,000 live sessions; one of them runs ~1,000 statements a second (an event each)."""
+
+    def __init__(self) -> None:
+        base = fixed_source()
+        live = [{"id": f"{i:016x}", "identity": f"user{i % 50}", "connection": "shop",
+                 "client_addr": f"10.0.{i // 250}.{i % 250}:5000", "database": "shop",
+                 "application_name": "app", "started_at": iso(-i), "statements": i,
+                 "waiting_for": None} for i in range(1000)]
+        super().__init__({"live": live, "recent": []}, {"pending": [], "recent": []},
+                         {}, base._stats)
+        self.live = live
+
+    async def next_events(self) -> list[dict[str, Any]]:
+        await asyncio.sleep(0.001)
+        self.live[0]["statements"] += 1
+        return [{"event": "statement.finished", "data": {"session": self.live[0]["id"]}}]
+
+
+async def keypress_latency() -> list[float]:
+    app = GatewatchApp(Busy(), clock=lambda: NOW)
+    app.connected = True
+    times = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(1.0)
+        for _ in range(60):
+            start = time.perf_counter()
+            await pilot.press("down")
+            await pilot.pause()
+            times.append((time.perf_counter() - start) * 1000)
+            await pilot.pause(0.05)
+    return times
+
+
+def main() -> None:
+    times = asyncio.run(keypress_latency())
+    q = statistics.quantiles(times, n=20)
+    print(f"key press with 1,000 sessions and a streaming session: median "
+          f"{statistics.median(times):.1f} ms, p95 {q[18]:.1f} ms, max {max(times):.1f} ms")
+    held_to_screen()
+
+
+def held_to_screen(rounds: int = 10) -> None:
+    """Real engine and PostgreSQL: from psql sending a held statement to the TUI showing it."""
+    from tests.conftest import PgCluster, Target, stop_gateway
+    from tests.integration.guarded import start_guarded
+    from tui.source import LiveSource
+    import tempfile
+
+    from engine.demo.tls import self_signed
+
+    work = Path(tempfile.mkdtemp(prefix="gatewatch-tui-bench-"))
+    tls = self_signed(work / "tls", "target")
+    cluster = PgCluster(tls=tls)
+    cluster.start()
+    try:
+        cluster.create_role("gw_scram", "pw")
+        cluster.create_role("gw_md5", "pw2", md5=True)
+        cluster.create_role("gw_trust", None)
+        cluster.sql("CREATE DATABASE shop OWNER gw_scram;")
+        gw = start_guarded(Target(cluster, {"gw_scram": "pw", "gw_md5": "pw2"}, tls),
+                           work / "gw")
+        try:
+            results = asyncio.run(_held_rounds(gw, rounds))
+        finally:
+            stop_gateway(gw)
+    finally:
+        cluster.stop()
+    print(f"held statement to the operator's screen: median {statistics.median(results):.0f} "
+          f"ms, max {max(results):.0f} ms ({rounds} rounds)")
+
+
+async def _held_rounds(gw: Any, rounds: int) -> list[float]:
+    from tui.source import LiveSource
+
+    out = []
+    app = GatewatchApp(LiveSource(gw.work / "control.sock", gw.tokens["oncall"]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        while not app.connected:
+            await pilot.pause(0.05)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            client = subprocess.Popen(["psql", "-X", "-d", gw.dsn(), "-c",
+                                       "create temp table t as select 1 a; delete from t"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            while not app.approvals_screen.pending:
+                await pilot.pause(0.005)
+            out.append((time.perf_counter() - start) * 1000)
+            await pilot.press("d", "enter")
+            await asyncio.to_thread(client.wait)
+            while app.approvals_screen.pending:
+                await pilot.pause(0.02)
+    return out
+
+
+if __name__ == "__main__":
+    main()
