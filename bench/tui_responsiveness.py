@@ -17,9 +17,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.tui.fixtures import NOW, fixed_source, iso  # noqa: E402
-from tui.app import GatewatchApp  # noqa: E402
-from tui.source import FixedSource  # noqa: E402
+from tests.tui.fixtures import NOW, fixed_source, iso
+from tui.app import GatewatchApp
+from tui.source import FixedSource
 
 
 class Busy(FixedSource):
@@ -66,12 +66,11 @@ def main() -> None:
 
 def held_to_screen(rounds: int = 10) -> None:
     """Real engine and PostgreSQL: from psql sending a held statement to the TUI showing it."""
-    from tests.conftest import PgCluster, Target, stop_gateway
-    from tests.integration.guarded import start_guarded
-    from tui.source import LiveSource
     import tempfile
 
     from engine.demo.tls import self_signed
+    from tests.conftest import PgCluster, Target, stop_gateway
+    from tests.integration.guarded import start_guarded
 
     work = Path(tempfile.mkdtemp(prefix="gatewatch-tui-bench-"))
     tls = self_signed(work / "tls", "target")

@@ -81,13 +81,19 @@ def classify(sql: str) -> list[Facts]:
         raise ParseFailure(str(exc.args[0]) if exc.args else str(exc), cursor) from exc
     except UnicodeEncodeError as exc:
         raise ParseFailure("the statement is not valid UTF-8 text", None) from exc
+    except (ValueError, RecursionError) as exc:  # orjson's depth limit, and the like
+        raise ParseFailure("the statement is too deeply nested for the gateway to classify",
+                           None) from exc
     out: list[Facts] = []
     for entry in tree.get("stmts", []):
         start = entry.get("stmt_location", 0)
         length = entry.get("stmt_len", 0) or len(raw) - start
         text = raw[start : start + length].decode(errors="replace").strip()
         facts = Facts(text)
-        _Walker(facts).visit(entry.get("stmt", {}))
+        try:
+            _Walker(facts).visit(entry.get("stmt", {}))
+        except RecursionError as exc:
+            raise ParseFailure("the statement is too deeply nested to classify", None) from exc
         out.append(facts)
     return out
 

@@ -454,6 +454,8 @@ class PgConnection:
             self._finish(finished)
         if out:
             self.client.write(out)
+        if self.relay.wants_input:
+            self._client_data(b"")  # SQL that waited for the statements before it
 
     def _finish(self, finished: list[StatementFinished]) -> None:
         events = self.ctx.events

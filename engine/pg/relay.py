@@ -39,6 +39,7 @@ _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _I
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
+_FLUSH = b"H\x00\x00\x00\x04"
 _BACKEND_ASYNC = frozenset(b"NAS")  # Notice, Notification, ParameterStatus: at any time
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 
@@ -143,6 +144,9 @@ class PgRelay:
         self._decision: Decision | None = None
         self._decision_refusal = Decision(False, None)
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
+        self._running = 0  # statements (Query, Execute) sent and not yet answered
+        self._deferred = False  # new SQL text waits until they are answered
+        self.wants_input = False  # set when deferred input may go on (see server_data)
         # Per client_data call:
         self._out: list[bytes] = []
         self._reply: list[bytes] = []
@@ -155,6 +159,11 @@ class PgRelay:
         buf = self._client_buf + data if self._client_buf else data
         started: list[StatementStarted] = []
         self._out, self._reply, self._finished, self._hold = [], [], [], None
+        self.wants_input = False
+        if self._deferred and self._running:
+            self._client_buf = buf
+            return ClientOutcome(b"", started, [], b"", None)
+        self._deferred = False
         if self._holding:
             self._client_buf = buf
             return ClientOutcome(b"", started, [], b"", None)
@@ -173,6 +182,17 @@ class PgRelay:
                 check_length(tag, length, limit)
             end = pos + 1 + length
             if end > n:
+                break
+            if tag in (81, 80) and self._running and self.guard is not None and (
+                    not self._discarding):
+                # New SQL text waits until the statements before it are answered: one of them
+                # could change how the server reads SQL (standard_conforming_strings, say),
+                # and the guard must judge this text as the server will read it. A Flush
+                # makes the target send what it owes even when the client has not synced.
+                self._deferred = True
+                self._out.append(buf[run:pos])
+                self._out.append(_FLUSH)
+                run = pos
                 break
             if self._discarding and tag != 83:  # not Sync: PostgreSQL would skip it too
                 keep = False
@@ -279,6 +299,7 @@ class PgRelay:
                 return False
             record = self._start(text, "simple", None, started, judged)
             owed.append((_SIMPLE, record))
+            self._running += 1
         elif tag == 66:  # 'B'
             bind = messages.bind(body)
             known = self._prepared.get(bind.statement)
@@ -293,6 +314,7 @@ class PgRelay:
                 portal, (f"-- unknown portal {portal!r}", None, _ALLOWED))
             record = self._start(text, "extended", params, started, judged)
             owed.append((_EXECUTE, record))
+            self._running += 1
         elif tag == 83:  # 'S'
             if body:
                 raise ProtocolViolation("malformed Sync message: unexpected body")
@@ -367,15 +389,15 @@ class PgRelay:
                 self._error(buf[pos + 5 : end], finished)
             elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
                 if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
-                    owed.popleft()
+                    self._pop()
             elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
                 if owed and owed[0][0] == _DESCRIBE:
-                    owed.popleft()
+                    self._pop()
             elif tag == 83:  # 'S' ParameterStatus
                 self._parameter(buf[pos + 5 : end])
             elif tag in (73, 115):  # 'I' EmptyQueryResponse, 's' PortalSuspended
                 if owed and owed[0][0] == _EXECUTE:
-                    _, record = owed.popleft()
+                    _, record = self._pop()
                     if record is not None:
                         finished.append(record.finish())
             elif tag not in _BACKEND_KNOWN:
@@ -388,11 +410,13 @@ class PgRelay:
                 pieces.append(buf[run:pos])
                 run = pos
                 while owed and owed[0][0] == _INJECT:
-                    error, simple = owed.popleft()[1]
+                    error, simple = self._pop()[1]
                     pieces.append(error)
                     if simple:
                         pieces.append(codec.ready_for_query(self.transaction_status))
         self._server_buf = buf[pos:]
+        if self._deferred and not self._running:
+            self.wants_input = True
         if pieces is not None:
             pieces.append(buf[run:pos])
             return b"".join(pieces), finished
@@ -415,7 +439,7 @@ class PgRelay:
         if rows is not None:
             record.rows = (record.rows or 0) + rows if kind == _SIMPLE else rows
         if kind == _EXECUTE:
-            owed.popleft()
+            self._pop()
             finished.append(record.finish())
 
     def _error(self, body: bytes, finished: list[StatementFinished]) -> None:
@@ -436,7 +460,7 @@ class PgRelay:
         # zero folded at Bind) was preparing that statement. Later Executes never ran.
         first = True
         while owed and owed[0][0] != _SYNC:
-            kind, record = owed.popleft()
+            kind, record = self._pop()
             if record is None or kind == _INJECT:
                 continue  # an injected error of a later refused statement: PostgreSQL too
                 # would report only the first error of the pipeline
@@ -451,7 +475,7 @@ class PgRelay:
     def _ready(self, finished: list[StatementFinished]) -> None:
         owed = self._owed
         while owed:
-            kind, record = owed.popleft()
+            kind, record = self._pop()
             if kind == _SYNC:
                 return
             if kind == _INJECT:
@@ -461,6 +485,12 @@ class PgRelay:
                     finished.append(record.finish())
                     return
                 finished.append(record.finish("skipped"))
+
+    def _pop(self) -> tuple[int, Any]:
+        entry = self._owed.popleft()
+        if entry[0] in (_SIMPLE, _EXECUTE):
+            self._running -= 1
+        return entry
 
     def open_statements(self) -> list[int]:
         """Sequence numbers of statements forwarded and not yet answered."""

@@ -209,3 +209,24 @@ def test_sessions_the_guard_cannot_read_are_refused(guarded: Gateway) -> None:
         conn.execute("SET client_encoding = 'UTF8'")  # harmless ones pass
         conn.execute("SET standard_conforming_strings = on")
     assert orders(guarded.target) == 2000
+
+
+def test_pipelined_sql_behind_a_settings_change_is_judged_after_it(guarded: Gateway) -> None:
+    """A function may turn standard_conforming_strings off; SQL sent behind it in the same
+    write must not be judged before the server has said so."""
+    from engine.pg import codec
+    from tests.integration.wire import Wire, errors_in
+
+    wire = Wire(guarded.port())
+    wire.login("alice", guarded.tokens["alice"])
+    wire.query("CREATE FUNCTION pg_temp.blind() RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+               "RETURN set_config('standard_conforming_strings', 'off', false); END $$")
+    wire.send(codec.message(b"Q", b"SELECT pg_temp.blind()\x00")
+              + codec.message(b"Q", b"SELECT 'x\\'' ; DROP TABLE orders; --'\x00"))
+    first = wire.until(b"Z")
+    second = wire.until(b"Z")
+    assert not errors_in(first)
+    assert errors_in(second)[0]["C"] == "42501"
+    assert "cannot read SQL" in errors_in(second)[0]["M"]
+    wire.close()
+    assert orders(guarded.target) == 2000

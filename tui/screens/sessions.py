@@ -6,6 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
@@ -80,7 +81,7 @@ class SessionsScreen(Screen[None]):
                 before = self._shown[sid]
                 for column, (old, new) in enumerate(zip(before, cells, strict=True)):
                     if old != new:
-                        table.update_cell_at((index, column), new)
+                        table.update_cell_at(Coordinate(index, column), new)
         self._shown = desired
         live = sum(1 for r in self.rows if r["status"] == "live")
         filtered = f" · filter “{self.filter_text}”" if self.filter_text else ""

@@ -533,3 +533,23 @@ def test_fuzz_well_framed_backend_messages_with_random_bodies(msgs: list[bytes])
     out, finished = relay.server_data(data)
     assert out == data
     assert len({f.seq for f in finished}) == len(finished)  # never finished twice
+
+
+def test_new_sql_waits_for_the_statements_before_it_when_guarded() -> None:
+    """A statement in flight may change how the server reads SQL (a function calling
+    set_config('standard_conforming_strings', 'off')): text after it is judged only once it
+    is answered, and a Flush makes the target answer without waiting for the client's Sync."""
+    from engine.guardrail import Guard, GuardrailSettings
+
+    relay = PgRelay(1 << 20, Guard((), GuardrailSettings()).for_session("c", "u", frozenset()))
+    first, second = b.query("SELECT blind()"), b.query("SELECT 'x\\'' ; DROP TABLE t; --'")
+    out, started, *_ = relay.client_data(first + second)
+    assert out == first + b"H\x00\x00\x00\x04"
+    assert [s.text for s in started] == ["SELECT blind()"]
+    assert relay.client_data(b"")[0] == b""  # still waiting
+    relay.server_data(message(b"S", b"standard_conforming_strings\x00off\x00")
+                      + b.command_complete("SELECT 1") + b.ready())
+    assert relay.wants_input
+    out, started, finished, reply, _ = relay.client_data(b"")
+    assert out == b"" and started[0].verdict == "block"
+    assert finished[0].status == "blocked" and b"cannot read SQL" in reply
