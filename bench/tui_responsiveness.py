@@ -104,7 +104,7 @@ async def _held_rounds(gw: Any, rounds: int) -> list[float]:
             await pilot.pause(0.05)
         for _ in range(rounds):
             start = time.perf_counter()
-            client = subprocess.Popen(["psql", "-X", "-d", gw.dsn(), "-c",
+            client = subprocess.Popen(["psql", "-X", "-d", gw.dsn(), "-c",  # noqa: ASYNC220
                                        "create temp table t as select 1 a; delete from t"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             while not app.approvals_screen.pending:

@@ -129,7 +129,7 @@ connections:
     kind: postgres
     listen: 127.0.0.1:0
     upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_md5,
-               password_file: {work}/md5-password, sslmode: disable}}
+               password_file: {work}/md5-password, sslmode: disable, auth: {md5_auth}}}
     allow: {{identities: [alice]}}
   - name: shop_trust
     kind: postgres
@@ -223,7 +223,7 @@ def write_policy(target: Target, work: Path, **settings: Any) -> Path:
     (work / "md5-password").write_text(target.passwords["gw_md5"] + "\n")
     values = {"startup_timeout": "5s", "max_message_size": "16MiB", "shop_port": 0,
               "control": work / "control.sock", "review_timeout": "5m", "min_approvals": 1,
-              "rules": "rules: []", "webhook": '""', **settings}
+              "rules": "rules: []", "webhook": '""', "md5_auth": "[md5]", **settings}
     text = POLICY.format(
         work=work, cert=cert, key=key, pg_port=target.cluster.port, dead_port=free_port(),
         robot_digest=hashlib.sha256(TOKENS["robot"].encode()).hexdigest(), **values,

@@ -298,6 +298,13 @@ class _Builder:
             raise self.doc.fail(where, "expected an http:// or https:// URL")
         return text
 
+    def auth_methods(self, value: Any, where: tuple[str | int, ...]) -> tuple[str, ...]:
+        methods = self.patterns(value, where)
+        for i, method in enumerate(methods):
+            if method not in ("scram-sha-256", "md5", "password"):
+                raise self.doc.fail((*where, i), "expected scram-sha-256, md5 or password")
+        return methods
+
     def boolean(self, value: Any, where: tuple[str | int, ...]) -> bool:
         if not isinstance(value, bool):
             raise self.doc.fail(where, "expected true or false")
@@ -507,6 +514,7 @@ class _Builder:
             sslmode=sec.get("sslmode", self.choice(*_SSLMODES), "prefer"),
             sslrootcert=sec.get("sslrootcert", self.path, None),
             connect_timeout=sec.get("connect_timeout", self.seconds, 10.0),
+            auth=sec.get("auth", self.auth_methods, ("scram-sha-256",)),
         )
         if "password" in sec.data:
             raise self.doc.fail(

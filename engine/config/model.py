@@ -26,6 +26,9 @@ class Upstream:
     sslmode: str = "prefer"  # disable | prefer | require | verify-ca | verify-full
     sslrootcert: Path | None = None
     connect_timeout: float = 10.0
+    # How the gateway may prove itself to the target. SCRAM never reveals the password to
+    # whoever asks; md5 and password (cleartext) do, so they must be listed explicitly.
+    auth: tuple[str, ...] = ("scram-sha-256",)
 
     def password(self) -> str | None:
         """Read the target credential at the moment it is needed; it is never kept in config."""

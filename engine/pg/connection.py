@@ -57,8 +57,8 @@ class PgContext:
     broker: Broker
     events: EventHub
     live: dict[str, PgConnection] = field(default_factory=dict)
-    # Just-in-time access granted: (identity, connection) → until when.
-    grants: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Just-in-time access granted: (identity, connection, database) → until when.
+    grants: dict[tuple[str, str, str], float] = field(default_factory=dict)
     tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
 
 
@@ -187,7 +187,8 @@ class PgConnection:
 
     async def _access_granted(self, identity: Identity) -> bool:
         """Just-in-time access: ask for an approval unless a grant is still valid."""
-        key = (identity.name, self.conn.name)
+        database = self.params.get("database", "")
+        key = (identity.name, self.conn.name, database)
         if self.ctx.grants.get(key, 0.0) > time.time():
             return True
         decided: asyncio.Future[ApprovalRequest] = asyncio.get_running_loop().create_future()

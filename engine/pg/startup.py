@@ -22,8 +22,14 @@ from engine.pg.upstream_auth import UpstreamAuthenticator, UpstreamAuthError
 
 log = logging.getLogger(__name__)
 
-# Startup parameters a client may not pass to the target.
-_REFUSED_PARAMS = {"replication": "replication connections are not allowed through the gateway"}
+# Startup parameters passed on to the target; any other is refused, since it would act like a
+# SET that the guardrails never see (options=-c role=..., role=..., session_authorization=...).
+PASSED_PARAMS = frozenset({
+    "user", "database", "application_name", "client_encoding", "datestyle", "timezone",
+    "extra_float_digits", "intervalstyle", "search_path", "default_transaction_isolation",
+    "default_transaction_read_only", "statement_timeout", "lock_timeout",
+    "idle_in_transaction_session_timeout", "bytea_output",
+})
 
 
 @dataclass
@@ -78,9 +84,17 @@ async def client_hello(client: Side, tls: ssl.SSLContext | None) -> ClientHello:
         if not params.get("user"):
             raise ProtocolViolation("no PostgreSQL user name specified in startup packet",
                                     sqlstate="28000")
-        for key, reason in _REFUSED_PARAMS.items():
-            if key in params and params[key].lower() not in ("0", "false", "off", "no"):
-                raise ProtocolViolation(reason, sqlstate="28000")
+        if "replication" in params and params["replication"].lower() not in (
+                "0", "false", "off", "no"):
+            raise ProtocolViolation("replication connections are not allowed through the "
+                                    "gateway", sqlstate="28000")
+        params.pop("replication", None)
+        refused = sorted(k for k in params if k.lower() not in PASSED_PARAMS)
+        if refused:
+            raise ProtocolViolation(
+                f"startup parameter {refused[0]!r} is not allowed through the gateway "
+                "(it would change the session where the guardrails cannot see it)",
+                sqlstate="28000")
         params.setdefault("database", params["user"])
         hello.params = params
         return hello
@@ -94,6 +108,9 @@ async def read_password(client: Side, max_size: int) -> str:
     if not body.endswith(b"\x00"):
         raise ProtocolViolation("malformed password message")
     return body[:-1].decode("utf-8", "replace")
+
+
+_METHODS = {3: "password", 5: "md5", 10: "scram-sha-256"}
 
 
 class UpstreamUnavailable(Exception):
@@ -169,9 +186,14 @@ async def _login(
             tag, body = await side.read_message(max_size)
             if tag == ord("R"):
                 code = int.from_bytes(body[:4], "big")
-                if code == 3 and not tls:
-                    log.warning("target %s asks for a cleartext password without TLS",
-                                upstream.host)
+                method = _METHODS.get(code)
+                if method is not None and method not in upstream.auth:
+                    # A spoofed target could ask for the password in the clear (or as MD5,
+                    # which is as good as cleartext offline): only methods the connection
+                    # allows are answered.
+                    raise UpstreamAuthError(
+                        f"the target asks for {method} authentication, which this connection "
+                        f"does not allow (upstream.auth: {', '.join(upstream.auth)})")
                 reply = auth.respond(code, body[4:])
                 if reply is not None:
                     side.write(reply)

@@ -190,8 +190,16 @@ def test_sessions_the_guard_cannot_read_are_refused(guarded: Gateway) -> None:
     """standard_conforming_strings off or a client encoding whose characters can end in a
     backslash would let the server see statements the guard does not: fail closed."""
     attack = "SELECT 'x\\'' ; DROP TABLE orders; --'"
-    for extra in ({"options": "-c standard_conforming_strings=off"},
-                  {"client_encoding": "SJIS"}):
+    for option in ("-c standard_conforming_strings=off", "-c role=postgres"):
+        with pytest.raises(psycopg.OperationalError, match="startup parameter 'options'"):
+            psycopg.connect(guarded.dsn(options=option.replace(" ", "\\ ")))
+    from engine.pg import codec
+    from tests.integration.wire import Wire, first_error
+
+    wire = Wire(guarded.port())  # libpq cannot send it; a hand-made client can
+    wire.send(codec.startup_message({"user": "alice", "database": "shop", "role": "postgres"}))
+    assert "startup parameter 'role' is not allowed" in first_error(wire)["M"]
+    for extra in ({"client_encoding": "SJIS"},):
         with psycopg.connect(guarded.dsn(), autocommit=True,
                              cursor_factory=psycopg.ClientCursor, **extra) as conn:
             with pytest.raises(errors.InsufficientPrivilege, match="gateway-sql-reading"):

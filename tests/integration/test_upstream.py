@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, Target, start_gateway, stop_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +49,17 @@ def test_backend_key_is_the_gateways_own(gateway: Gateway) -> None:
         client_pid = conn.info.backend_pid
         real_pid = conn.execute("select pg_backend_pid()").fetchone()[0]  # type: ignore[index]
     assert client_pid != real_pid
+
+
+def test_only_the_allowed_authentication_methods_are_answered(pg_target: Target,
+                                                              tmp_path: Path) -> None:
+    """A connection that allows only SCRAM never hands its password to a target that asks
+    for MD5 (or cleartext): a spoofed target would learn it."""
+    gw = start_gateway(pg_target, tmp_path, md5_auth="[scram-sha-256]")
+    try:
+        with pytest.raises(psycopg.OperationalError, match="is not available"):
+            psycopg.connect(gw.dsn("shop_md5"))
+        assert gw.wait_for(lambda s: [r for r in s.sessions()
+                                      if r["end_reason"] == "upstream unavailable"])
+    finally:
+        stop_gateway(gw)
