@@ -40,6 +40,7 @@ _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _I
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
 _FLUSH = b"H\x00\x00\x00\x04"
+_WAITING_LIMIT = 16 * 1024 * 1024
 _BACKEND_ASYNC = frozenset(b"NAS")  # Notice, Notification, ParameterStatus: at any time
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 
@@ -121,6 +122,16 @@ _Judged = tuple[str, str | None, str | None]  # verdict, rule, approval id
 _ALLOWED: _Judged = ("allow", None, None)
 
 
+class _Prepared:
+    """A prepared statement as the gateway judged it."""
+
+    __slots__ = ("executed", "judged", "name", "text")
+
+    def __init__(self, name: str, text: str, judged: _Judged) -> None:
+        self.name, self.text, self.judged = name, text, judged
+        self.executed = False
+
+
 def _unknown_frontend(tag: int) -> NoReturn:
     shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
     raise ProtocolViolation(f"invalid frontend message type {shown}")
@@ -137,8 +148,11 @@ class PgRelay:
         self._server_buf = b""
         self._owed: deque[tuple[int, Any]] = deque()
         # Statement and portal names → text and how the statement was judged at Parse.
-        self._prepared: dict[str, tuple[str, _Judged]] = {}
-        self._portals: dict[str, tuple[str, str | None, _Judged]] = {}
+        # A name is live once the target confirmed it (ParseComplete, CloseComplete): a Parse
+        # the target refuses must not change what a later Bind is recorded and judged as.
+        self._prepared: dict[str, _Prepared] = {}
+        self._parsing: dict[str, _Prepared] = {}  # sent, not yet confirmed (latest per name)
+        self._portals: dict[str, tuple[_Prepared, str | None]] = {}
         self._discarding = False  # after a refused Parse: drop messages until Sync
         self._holding = False
         self._decision: Decision | None = None
@@ -160,13 +174,16 @@ class PgRelay:
         started: list[StatementStarted] = []
         self._out, self._reply, self._finished, self._hold = [], [], [], None
         self.wants_input = False
-        if self._deferred and self._running:
+        waiting = self._holding or (self._deferred and self._running)
+        if waiting:
+            # Reading goes on (so that a client that leaves is seen), but what may pile up
+            # meanwhile is bounded: a held session must not eat the engine's memory.
+            if len(buf) > min(self.max_message_size, _WAITING_LIMIT):
+                raise ProtocolViolation("too much data sent while a statement waits",
+                                        sqlstate="54000")
             self._client_buf = buf
             return ClientOutcome(b"", started, [], b"", None)
         self._deferred = False
-        if self._holding:
-            self._client_buf = buf
-            return ClientOutcome(b"", started, [], b"", None)
         n = len(buf)
         pos = 0
         run = 0  # start of the run of messages forwarded as they are
@@ -223,6 +240,11 @@ class PgRelay:
     @property
     def holding(self) -> bool:
         return self._holding
+
+    @property
+    def waiting(self) -> bool:
+        """Client input waits (for an approval, or for statements before it)."""
+        return self._holding or (self._deferred and self._running > 0)
 
     def parameter_status(self, name: str, value: str) -> None:
         """The target reports a setting (at login and whenever it changes)."""
@@ -302,17 +324,37 @@ class PgRelay:
             self._running += 1
         elif tag == 66:  # 'B'
             bind = messages.bind(body)
-            known = self._prepared.get(bind.statement)
-            if known is None:
-                text = f"-- prepared statement {bind.statement!r} (not seen by the gateway)"
-                known = (text, _ALLOWED)
-            self._portals[bind.portal] = (known[0], bind.params, known[1])
+            prepared = self._parsing.get(bind.statement) or self._prepared.get(bind.statement)
+            error = None
+            if prepared is None:  # fail closed: never run what the gateway did not judge
+                error = codec.error_response(
+                    f'prepared statement "{bind.statement}" does not exist', "26000",
+                    hint="Statements prepared with SQL PREPARE run with SQL EXECUTE through "
+                    "the gateway.")
+            elif prepared.judged[0] == "approved" and prepared.executed:
+                error = codec.error_response(
+                    f"approval {prepared.judged[2]} covered one execution of this statement",
+                    "42501", hint="Send it again to ask for a new approval.")
+            if error is not None:
+                text = prepared.text if prepared else f"-- Bind of {bind.statement!r}"
+                judged = prepared.judged if prepared else ("block", None, None)
+                self._refuse(text, "extended", ("block", judged[1], judged[2]), error, started,
+                             simple=False)
+                self._discarding = True
+                return False
+            assert prepared is not None
+            self._portals[bind.portal] = (prepared, bind.params)
             owed.append((_BIND, None))
         elif tag == 69:  # 'E'
             portal = messages.execute_portal(body)
-            text, params, judged = self._portals.get(
-                portal, (f"-- unknown portal {portal!r}", None, _ALLOWED))
-            record = self._start(text, "extended", params, started, judged)
+            found = self._portals.get(portal)
+            if found is None:
+                prepared, params = _Prepared("", f"-- unknown portal {portal!r}",
+                                             _ALLOWED), None
+            else:
+                prepared, params = found
+            prepared.executed = True
+            record = self._start(prepared.text, "extended", params, started, prepared.judged)
             owed.append((_EXECUTE, record))
             self._running += 1
         elif tag == 83:  # 'S'
@@ -330,15 +372,24 @@ class PgRelay:
                              self._refusal_error(action, judgement), started, simple=False)
                 self._discarding = True  # as PostgreSQL after an error: skip to Sync
                 return False
-            self._prepared[parsed.name] = (parsed.query, judged)
-            owed.append((_PARSE, None))
+            if parsed.name and (parsed.name in self._prepared or parsed.name in self._parsing):
+                # PostgreSQL refuses this too (42P05); answering it here keeps the gateway's
+                # idea of what the name means the same as the target's.
+                self._refuse(parsed.query, "extended", ("block", None, None),
+                             codec.error_response(f'prepared statement "{parsed.name}" '
+                                                  "already exists", "42P05"),
+                             started, simple=False)
+                self._discarding = True
+                return False
+            entry = _Prepared(parsed.name, parsed.query, judged)
+            self._parsing[parsed.name] = entry
+            owed.append((_PARSE, entry))
         elif tag == 68:  # 'D'
             messages.describe_or_close(body, "Describe")
             owed.append((_DESCRIBE, None))
         elif tag == 67:  # 'C'
             kind, name = messages.describe_or_close(body, "Close")
-            (self._prepared if kind == "S" else self._portals).pop(name, None)
-            owed.append((_CLOSE, None))
+            owed.append((_CLOSE, (kind, name)))
         elif tag == 88:  # 'X'
             self.terminated = True
         elif tag == 70:  # 'F'
@@ -389,7 +440,7 @@ class PgRelay:
                 self._error(buf[pos + 5 : end], finished)
             elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
                 if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
-                    self._pop()
+                    self._confirmed(*self._pop())
             elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
                 if owed and owed[0][0] == _DESCRIBE:
                     self._pop()
@@ -461,7 +512,11 @@ class PgRelay:
         first = True
         while owed and owed[0][0] != _SYNC:
             kind, record = self._pop()
-            if record is None or kind == _INJECT:
+            if kind == _PARSE:
+                if isinstance(record, _Prepared) and self._parsing.get(record.name) is record:
+                    del self._parsing[record.name]  # refused or skipped by the target
+                continue
+            if record is None or kind in (_INJECT, _CLOSE):
                 continue  # an injected error of a later refused statement: PostgreSQL too
                 # would report only the first error of the pipeline
             if first:
@@ -478,13 +533,27 @@ class PgRelay:
             kind, record = self._pop()
             if kind == _SYNC:
                 return
-            if kind == _INJECT:
+            if kind == _PARSE:  # never confirmed: the target skipped it
+                if isinstance(record, _Prepared) and self._parsing.get(record.name) is record:
+                    del self._parsing[record.name]
                 continue
-            if record is not None:
-                if kind == _SIMPLE:
-                    finished.append(record.finish())
-                    return
-                finished.append(record.finish("skipped"))
+            if record is None or kind not in (_SIMPLE, _EXECUTE):
+                continue
+            if kind == _SIMPLE:
+                finished.append(record.finish())
+                return
+            finished.append(record.finish("skipped"))
+
+    def _confirmed(self, kind: int, payload: Any) -> None:
+        """The target accepted a Parse or a Close: now the name means what it says."""
+        if kind == _PARSE:
+            entry: _Prepared = payload
+            if self._parsing.get(entry.name) is entry:
+                del self._parsing[entry.name]
+            self._prepared[entry.name] = entry
+        elif kind == _CLOSE:
+            what, name = payload
+            (self._prepared if what == "S" else self._portals).pop(name, None)
 
     def _pop(self) -> tuple[int, Any]:
         entry = self._owed.popleft()

@@ -324,10 +324,23 @@ def test_describe_with_no_data(conv: Conversation) -> None:
 
 
 def test_close_statement_forgets_its_text(conv: Conversation) -> None:
+    """After CloseComplete the name is gone: a Bind of it is refused (fail closed), not run
+    as something the gateway never judged."""
     conv.client(b.parse("SELECT 1", name="s1") + b.close("S", "s1") + b.SYNC)
     conv.server(b.PARSE_COMPLETE + b.CLOSE_COMPLETE + b.ready())
+    out, _, finished, reply, _ = conv.relay.client_data(
+        b.bind(statement="s1") + b.execute() + b.SYNC)
+    assert out == b.SYNC  # only the Sync reaches the target
+    assert finished[0].sqlstate == "26000" and b'"s1" does not exist' in reply
+
+
+def test_a_parse_the_target_refuses_does_not_rename_the_statement(conv: Conversation) -> None:
+    conv.client(b.parse("SELECT email FROM customers", name="s1") + b.SYNC)
+    conv.server(b.PARSE_COMPLETE + b.ready())
+    out, *_, reply, _ = conv.relay.client_data(b.parse("SELECT 1", name="s1") + b.SYNC)
+    assert out == b.SYNC and b"already exists" in reply  # answered like PostgreSQL (42P05)
     [s] = conv.client(b.bind(statement="s1") + b.execute() + b.SYNC)
-    assert s.text == "-- prepared statement 's1' (not seen by the gateway)"
+    assert s.text == "SELECT email FROM customers"  # recorded as what really runs
 
 
 def test_close_portal_forgets_it(conv: Conversation) -> None:
@@ -349,9 +362,11 @@ def test_close_complete_keeps_the_queue_in_step(conv: Conversation) -> None:
 
 
 def test_bind_to_statement_never_parsed(conv: Conversation) -> None:
-    [s] = conv.client(b.bind([b"1"], statement="ghost") + b.execute() + b.SYNC)
-    assert s.text == "-- prepared statement 'ghost' (not seen by the gateway)"
-    assert s.params == "'1'"
+    """Fail closed: a statement the gateway never judged is not run (PostgreSQL's 26000)."""
+    out, started, finished, reply, _ = conv.relay.client_data(
+        b.bind([b"1"], statement="ghost") + b.execute() + b.SYNC)
+    assert out == b.SYNC and [s.text for s in started] == ["-- Bind of 'ghost'"]
+    assert finished[0].status == "blocked" and b'"ghost" does not exist' in reply
 
 
 # --- bytes and buffering ---------------------------------------------------------------------
