@@ -122,6 +122,38 @@ _Judged = tuple[str, str | None, str | None]  # verdict, rule, approval id
 _ALLOWED: _Judged = ("allow", None, None)
 
 
+class _Incoming:
+    """Bytes of one direction not parsed yet. A large message that arrives in many chunks is
+    gathered in a list and joined once it is complete: concatenating on every chunk would
+    copy it over and over (quadratic in its size, and every session on the loop would wait)."""
+
+    __slots__ = ("chunks", "need", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.need = 0
+
+    def take(self, data: bytes) -> bytes | None:
+        """What to parse now, or None while a message is still incomplete."""
+        if not self.chunks:
+            return data
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size < self.need:
+            return None
+        joined = b"".join(self.chunks)
+        self.chunks, self.size, self.need = [], 0, 0
+        return joined
+
+    def keep(self, rest: bytes, need: int) -> None:
+        """Remember unparsed bytes; ``need``: how many the message they begin needs."""
+        if rest:
+            self.chunks, self.size, self.need = [rest], len(rest), need
+        else:
+            self.chunks, self.size, self.need = [], 0, 0
+
+
 class _Prepared:
     """A prepared statement as the gateway judged it."""
 
@@ -144,8 +176,8 @@ class PgRelay:
         self.transaction_status = b"I"
         self.statements = 0
         self.terminated = False  # the client sent Terminate
-        self._client_buf = b""
-        self._server_buf = b""
+        self._client_in = _Incoming()
+        self._server_in = _Incoming()
         self._owed: deque[tuple[int, Any]] = deque()
         # Statement and portal names → text and how the statement was judged at Parse.
         # A name is live once the target confirmed it (ParseComplete, CloseComplete): a Parse
@@ -170,22 +202,28 @@ class PgRelay:
     # --- frontend -------------------------------------------------------------------------
 
     def client_data(self, data: bytes) -> ClientOutcome:
-        buf = self._client_buf + data if self._client_buf else data
+        buf = self._client_in.take(data)
         started: list[StatementStarted] = []
         self._out, self._reply, self._finished, self._hold = [], [], [], None
         self.wants_input = False
         waiting = self._holding or (self._deferred and self._running)
+        if buf is None:  # the rest of a large message is still on its way
+            if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
+                raise ProtocolViolation("too much data sent while a statement waits",
+                                        sqlstate="54000")
+            return ClientOutcome(b"", started, [], b"", None)
         if waiting:
             # Reading goes on (so that a client that leaves is seen), but what may pile up
             # meanwhile is bounded: a held session must not eat the engine's memory.
             if len(buf) > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
                                         sqlstate="54000")
-            self._client_buf = buf
+            self._client_in.keep(buf, 0)
             return ClientOutcome(b"", started, [], b"", None)
         self._deferred = False
         n = len(buf)
         pos = 0
+        need = 0  # length of a message that has begun but not fully arrived
         run = 0  # start of the run of messages forwarded as they are
         limit = self.max_message_size
         while pos < n:
@@ -199,6 +237,7 @@ class PgRelay:
                 check_length(tag, length, limit)
             end = pos + 1 + length
             if end > n:
+                need = end - pos
                 break
             if tag in (81, 80) and self._running and self.guard is not None and (
                     not self._discarding):
@@ -224,7 +263,7 @@ class PgRelay:
                     self._out.append(buf[run:pos])
                 run = end
             pos = end
-        self._client_buf = buf[pos:]
+        self._client_in.keep(buf[pos:] if pos else buf, need)
         if run == 0 and not self._out:
             out = buf[:pos] if pos != n else buf
         else:
@@ -412,10 +451,14 @@ class PgRelay:
     # --- backend --------------------------------------------------------------------------
 
     def server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
-        buf = self._server_buf + data if self._server_buf else data
         finished: list[StatementFinished] = []
+        gathered = self._server_in.take(data)
+        if gathered is None:
+            return b"", finished
+        buf = gathered
         n = len(buf)
         pos = 0
+        need = 0
         run = 0
         pieces: list[bytes] | None = None  # only when the gateway's own answers are spliced in
         limit = self.max_message_size
@@ -427,6 +470,7 @@ class PgRelay:
                 check_length(tag, length, limit)
             end = pos + 1 + length
             if end > n:
+                need = end - pos
                 break
             if tag == 68:  # 'D' DataRow: the bulk of most results, nothing to track
                 pos = end
@@ -465,7 +509,7 @@ class PgRelay:
                     pieces.append(error)
                     if simple:
                         pieces.append(codec.ready_for_query(self.transaction_status))
-        self._server_buf = buf[pos:]
+        self._server_in.keep(buf[pos:] if pos else buf, need)
         if self._deferred and not self._running:
             self.wants_input = True
         if pieces is not None:
