@@ -72,6 +72,7 @@ def main() -> None:
     held_to_screen()
 
 
+
 def held_to_screen(rounds: int = 10) -> None:
     """Real engine and PostgreSQL: from psql sending a held statement to the TUI showing it."""
     import tempfile
@@ -102,26 +103,35 @@ def held_to_screen(rounds: int = 10) -> None:
 
 
 async def _held_rounds(gw: Any, rounds: int) -> list[float]:
+    """From the request's creation in the engine to it being listed on the approvals screen."""
     from tui.source import LiveSource
+    from tui.timefmt import parse
 
     out = []
     app = GatewatchApp(LiveSource(gw.work / "control.sock", gw.tokens["oncall"]))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
-        while not app.connected:
-            await pilot.pause(0.05)
+        for _ in range(100):
+            if app.connected:
+                break
+            await asyncio.sleep(0.05)
         for _ in range(rounds):
-            start = time.perf_counter()
             client = subprocess.Popen(["psql", "-X", "-d", gw.dsn(), "-c",  # noqa: ASYNC220
                                        "create temp table t as select 1 a; delete from t"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            while not app.approvals_screen.pending:
-                await pilot.pause(0.005)
-            out.append((time.perf_counter() - start) * 1000)
-            await pilot.press("d", "enter")
-            await asyncio.to_thread(client.wait)
-            while app.approvals_screen.pending:
-                await pilot.pause(0.02)
+            for _ in range(5000):
+                if app.approvals_screen.pending:
+                    break
+                await asyncio.sleep(0.001)
+            seen = time.time()
+            request = app.approvals_screen.pending[0]
+            out.append((seen - (parse(request["created_at"]) or seen)) * 1000)
+            client.kill()  # the disconnect withdraws the request
+            client.wait()
+            for _ in range(500):
+                if not app.approvals_screen.pending:
+                    break
+                await asyncio.sleep(0.01)
     return out
 
 

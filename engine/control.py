@@ -55,6 +55,7 @@ class ControlServer:
         self._events = events
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._handlers_running: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,9 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = Peer()
         self._clients.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers_running.add(task)
         try:
             while line := await reader.readline():
                 answer, subscribe = await self._answer(peer, line)
@@ -86,11 +90,14 @@ class ControlServer:
             log.info("control client dropped: %s", exc)
         finally:
             self._clients.discard(writer)
+            if task is not None:
+                self._handlers_running.discard(task)
             writer.close()
 
     async def _stream(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         sub = self._events.subscribe()
         closed = asyncio.ensure_future(reader.read())  # returns when the client goes away
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(asyncio.sleep(0))
         try:
             while not closed.done():
                 waiter = asyncio.ensure_future(sub.next_batch())
@@ -108,6 +115,8 @@ class ControlServer:
         finally:
             self._events.unsubscribe(sub)
             closed.cancel()
+            if not waiter.done():
+                waiter.cancel()
 
     async def _answer(self, peer: Peer, line: bytes) -> tuple[bytes, bool]:
         request_id = None
@@ -147,6 +156,10 @@ class ControlServer:
         self._server.close()
         for writer in list(self._clients):  # attached TUIs see the engine go and reconnect
             writer.close()
+        for task in list(self._handlers_running):
+            task.cancel()
+        if self._handlers_running:
+            await asyncio.gather(*self._handlers_running, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
         with contextlib.suppress(FileNotFoundError):

@@ -108,6 +108,7 @@ class GatewatchApp(App[None]):
         kind = event.get("event", "")
         if kind.startswith("approval."):
             self.stale.add("approvals")
+            self.refresh_data()  # at once: an operator waits for these, not for the timer
             if kind == "approval.requested":
                 data = event.get("data", {})
                 self.bell()
