@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from themes import DEFAULT, THEMES
 from tui.client import EngineGone, Refused
+from tui.commands import GatewatchCommands
 from tui.screens.approvals import ApprovalsScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
@@ -31,6 +32,7 @@ RETRY_MAX = 8.0
 
 class GatewatchApp(App[None]):
     TITLE = "Gatewatch"
+    COMMANDS = App.COMMANDS | {GatewatchCommands}
     BINDINGS = [
         Binding("1", "mode('sessions')", "Sessions", id="app.sessions"),
         Binding("2", "mode('approvals')", "Approvals", id="app.approvals"),

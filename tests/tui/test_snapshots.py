@@ -59,3 +59,19 @@ async def test_deny_from_the_keyboard_with_fixed_data() -> None:
         await app.workers.wait_for_complete()
         assert escaped.decisions == []  # Esc cancels
         assert app.sub_title == "1 pending approval"
+
+
+async def test_command_palette_reaches_screens_and_themes() -> None:
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+p", *"Statistics")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_mode == "stats"
+        await pilot.press("ctrl+p", *"Theme: gatewatch-light")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.theme == "gatewatch-light"
