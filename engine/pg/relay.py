@@ -100,16 +100,18 @@ class StatementFinished:
 class _Open:
     """A statement that has been forwarded and not yet answered."""
 
-    __slots__ = ("command", "error", "rows", "seq", "sqlstate")
+    __slots__ = ("closed", "command", "error", "rows", "seq", "sqlstate")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
+        self.closed = False
         self.rows: int | None = None
         self.command: str | None = None
         self.sqlstate: str | None = None
         self.error: str | None = None
 
     def finish(self, status: str | None = None) -> StatementFinished:
+        self.closed = True
         if status is None:
             status = "error" if self.sqlstate else "ok"
         error = SKIPPED if status == "skipped" else self.error
@@ -184,7 +186,8 @@ class PgRelay:
         # the target refuses must not change what a later Bind is recorded and judged as.
         self._prepared: dict[str, _Prepared] = {}
         self._parsing: dict[str, _Prepared] = {}  # sent, not yet confirmed (latest per name)
-        self._portals: dict[str, tuple[_Prepared, str | None]] = {}
+        self._portals: dict[str, tuple[_Prepared, str | None, _Open]] = {}
+        self._bound: dict[int, _Open] = {}  # records of Binds whose Execute has not come
         self._discarding = False  # after a refused Parse: drop messages until Sync
         self._holding = False
         self._decision: Decision | None = None
@@ -382,18 +385,28 @@ class PgRelay:
                 self._discarding = True
                 return False
             assert prepared is not None
-            self._portals[bind.portal] = (prepared, bind.params)
-            owed.append((_BIND, None))
+            # The record is made here, not at Execute: Bind plans the statement, and planning
+            # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
+            # reach the target before its record is committed (invariant 1).
+            record = self._start(prepared.text, "extended", bind.params, started,
+                                 prepared.judged)
+            self._bound[record.seq] = record
+            self._portals[bind.portal] = (prepared, bind.params, record)
+            owed.append((_BIND, record))
         elif tag == 69:  # 'E'
             portal = messages.execute_portal(body)
             found = self._portals.get(portal)
             if found is None:
-                prepared, params = _Prepared("", f"-- unknown portal {portal!r}",
-                                             _ALLOWED), None
+                prepared = _Prepared("", f"-- unknown portal {portal!r}", _ALLOWED)
+                params, bound = None, None
             else:
-                prepared, params = found
+                prepared, params, bound = found
             prepared.executed = True
-            record = self._start(prepared.text, "extended", params, started, prepared.judged)
+            if bound is not None and self._bound.pop(bound.seq, None) is bound:
+                record = bound  # the Bind's record: this is its execution
+            else:  # a portal executed again (after PortalSuspended), or unknown
+                record = self._start(prepared.text, "extended", params, started,
+                                     prepared.judged)
             owed.append((_EXECUTE, record))
             self._running += 1
         elif tag == 83:  # 'S'
@@ -494,7 +507,7 @@ class PgRelay:
                 if owed and owed[0][0] == _EXECUTE:
                     _, record = self._pop()
                     if record is not None:
-                        finished.append(record.finish())
+                        self._close(record, finished)
             elif tag not in _BACKEND_KNOWN:
                 shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
                 raise ProtocolViolation(f"the target sent an invalid message type {shown}")
@@ -535,7 +548,7 @@ class PgRelay:
             record.rows = (record.rows or 0) + rows if kind == _SIMPLE else rows
         if kind == _EXECUTE:
             self._pop()
-            finished.append(record.finish())
+            self._close(record, finished)
 
     def _error(self, body: bytes, finished: list[StatementFinished]) -> None:
         owed = self._owed
@@ -566,16 +579,17 @@ class PgRelay:
             if first:
                 record.sqlstate = fields.get("C")
                 record.error = fields.get("M")
-                finished.append(record.finish())
+                self._close(record, finished)
                 first = False
             else:
-                finished.append(record.finish("skipped"))
+                self._close(record, finished, "skipped")
 
     def _ready(self, finished: list[StatementFinished]) -> None:
         owed = self._owed
         while owed:
             kind, record = self._pop()
             if kind == _SYNC:
+                self._close_bound(finished)
                 return
             if kind == _PARSE:  # never confirmed: the target skipped it
                 if isinstance(record, _Prepared) and self._parsing.get(record.name) is record:
@@ -584,9 +598,19 @@ class PgRelay:
             if record is None or kind not in (_SIMPLE, _EXECUTE):
                 continue
             if kind == _SIMPLE:
-                finished.append(record.finish())
+                self._close(record, finished)
                 return
-            finished.append(record.finish("skipped"))
+            self._close(record, finished, "skipped")
+
+    def _close_bound(self, finished: list[StatementFinished]) -> None:
+        """At a Sync's ReadyForQuery: Binds that were never executed are done (planned only)."""
+        if not self._bound or any(k in (_BIND, _EXECUTE) for k, _ in self._owed):
+            return
+        for record in list(self._bound.values()):
+            if not record.closed:
+                record.command = "BIND"
+                finished.append(record.finish("ok"))
+        self._bound.clear()
 
     def _confirmed(self, kind: int, payload: Any) -> None:
         """The target accepted a Parse or a Close: now the name means what it says."""
@@ -599,6 +623,13 @@ class PgRelay:
             what, name = payload
             (self._prepared if what == "S" else self._portals).pop(name, None)
 
+    def _close(self, record: _Open, finished: list[StatementFinished],
+               status: str | None = None) -> None:
+        """Finish a statement's record once (a Bind's record is met again at its Execute)."""
+        if not record.closed:
+            finished.append(record.finish(status))
+        self._bound.pop(record.seq, None)
+
     def _pop(self) -> tuple[int, Any]:
         entry = self._owed.popleft()
         if entry[0] in (_SIMPLE, _EXECUTE):
@@ -607,5 +638,7 @@ class PgRelay:
 
     def open_statements(self) -> list[int]:
         """Sequence numbers of statements forwarded and not yet answered."""
-        return [record.seq for kind, record in self._owed
-                if record is not None and kind != _INJECT]
+        seqs = {record.seq for kind, record in self._owed
+                if isinstance(record, _Open) and not record.closed}
+        seqs.update(seq for seq, record in self._bound.items() if not record.closed)
+        return sorted(seqs)

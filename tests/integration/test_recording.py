@@ -209,3 +209,23 @@ def test_verify_detects_an_edited_statement(gateway: Gateway) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("verification FAILED: statement 1 of session")
     assert "text differs" in result.stderr
+
+
+def test_code_run_at_bind_is_recorded_first(gateway: Gateway) -> None:
+    """Planning at Bind evaluates IMMUTABLE functions: the statement's record must exist
+    even when the client never sends Execute (invariant 1)."""
+    from engine.pg import codec
+
+    wire = Wire(gateway.port())
+    wire.login("alice", gateway.tokens["alice"])
+    wire.query("CREATE SEQUENCE pg_temp.hits; CREATE FUNCTION pg_temp.tick() RETURNS bigint"
+               " LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN nextval('pg_temp.hits'); END $$")
+    wire.send(codec.message(b"P", b"\x00SELECT pg_temp.tick()\x00\x00\x00")
+              + codec.message(b"B", b"\x00\x00\x00\x00\x00\x00\x00\x00")
+              + codec.message(b"S"))
+    wire.until(b"Z")
+    assert any(t == ord("D") for t, _ in wire.query("select last_value from pg_temp.hits"))
+    wire.close()
+    rows = gateway.wait_for(lambda s: [r for r in s.conn.execute(
+        "select status, command from statements where text = 'SELECT pg_temp.tick()'")])
+    assert rows == [("ok", "BIND")]

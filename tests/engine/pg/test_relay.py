@@ -169,11 +169,23 @@ def test_parse_bind_execute_sync(conv: Conversation) -> None:
     assert conv.relay.open_statements() == []
 
 
-def test_execute_started_only_by_execute(conv: Conversation) -> None:
-    assert conv.client(b.parse("SELECT 1") + b.bind() + b.describe("P")) == []
-    assert conv.client(b.FLUSH) == []
-    [s] = conv.client(b.execute() + b.SYNC)
+def test_the_record_starts_at_bind(conv: Conversation) -> None:
+    """Bind plans the statement, and planning can run code: its record comes first; the
+    Execute that follows is the same statement (no second record)."""
+    [s] = conv.client(b.parse("SELECT 1") + b.bind() + b.describe("P"))
     assert s.text == "SELECT 1"
+    assert conv.client(b.FLUSH) == []
+    assert conv.client(b.execute() + b.SYNC) == []
+    [f] = conv.server(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.row_description()
+                      + b.data_row(b"1") + b.command_complete("SELECT 1") + b.ready())
+    assert (f.seq, f.status, f.rows) == (s.seq, "ok", 1)
+
+
+def test_a_bind_never_executed_is_closed_at_ready_for_query(conv: Conversation) -> None:
+    [s] = conv.client(b.parse("SELECT tick()") + b.bind() + b.SYNC)
+    [f] = conv.server(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.ready())
+    assert (f.seq, f.status, f.command) == (s.seq, "ok", "BIND")
+    assert conv.relay.open_statements() == []
 
 
 def test_named_statement_reused_by_later_binds(conv: Conversation) -> None:
