@@ -43,16 +43,22 @@ class ControlConnection:
             raise EngineGone("not connected")
         async with self._lock:
             self._next += 1
+            request_id = self._next
             try:
-                self._writer.write(json.dumps({"id": self._next, "op": op, **args}).encode()
+                self._writer.write(json.dumps({"id": request_id, "op": op, **args}).encode()
                                    + b"\n")
                 await self._writer.drain()
-                line = await self._reader.readline()
+                while True:
+                    # A call cancelled while it waited (a worker replaced by a newer one)
+                    # leaves its answer behind: skip answers to other requests.
+                    line = await self._reader.readline()
+                    if not line:
+                        raise EngineGone("the engine closed the connection")
+                    answer = json.loads(line)
+                    if answer.get("id") == request_id:
+                        break
             except (OSError, asyncio.IncompleteReadError) as exc:
                 raise EngineGone(f"lost the engine: {exc}") from exc
-        if not line:
-            raise EngineGone("the engine closed the connection")
-        answer = json.loads(line)
         if not answer.get("ok"):
             raise Refused(str(answer.get("error")))
         return answer.get("result")
