@@ -278,3 +278,15 @@ def gateway(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
         yield gw
     finally:
         stop_gateway(gw)
+
+
+@pytest.fixture
+def guarded(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway with the example policies.yaml's guardrail rules."""
+    from tests.integration.guarded import start_guarded
+
+    gw = start_guarded(pg_target, tmp_path)
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)

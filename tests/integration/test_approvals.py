@@ -8,7 +8,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,6 @@ pytestmark = pytest.mark.integration
 HELD = "create temp table t as select 1 as a; delete from t"
 
 
-@pytest.fixture
-def guarded(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
-    gw = start_guarded(pg_target, tmp_path)
-    try:
-        yield gw
-    finally:
-        stop_gateway(gw)
 
 
 def psql_held(gateway: Gateway, user: str = "alice", sql: str = HELD) -> subprocess.Popen[str]:

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from textual.widgets import Static
 
-from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import start_guarded
+from tests.conftest import Gateway
 from tui.app import GatewatchApp
 from tui.source import LiveSource
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def guarded(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
-    gw = start_guarded(pg_target, tmp_path)
-    try:
-        yield gw
-    finally:
-        stop_gateway(gw)
 
 
 def held(gateway: Gateway) -> subprocess.Popen[str]:
