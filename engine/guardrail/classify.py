@@ -171,19 +171,25 @@ class _Walker:
         }
 
     def visit(self, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if isinstance(value, dict) and key[:1].isupper():
-                    handler = self.handlers.get(key)
+        """Visit every dict and list below ``node``; scalars (most values) cost no call."""
+        handlers = self.handlers
+        if isinstance(node, list):
+            for item in node:
+                if isinstance(item, dict | list):
+                    self.visit(item)
+            return
+        for key, value in node.items():
+            if isinstance(value, dict):
+                if key[:1].isupper():
+                    handler = handlers.get(key)
                     if handler is None:
                         if key.endswith("Stmt"):
                             self._generic(key)
                     elif not handler(value):
                         continue  # the handler decided not to look inside
                 self.visit(value)
-        elif isinstance(node, list):
-            for item in node:
-                self.visit(item)
+            elif isinstance(value, list):
+                self.visit(value)
 
     # --- statements ---------------------------------------------------------------------
     def _generic(self, node_type: str) -> None:
