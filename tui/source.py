@@ -39,6 +39,8 @@ STATS_QUERIES = {
     "blocks_per_hour": "select substr(started_at, 1, 13) as k, count(*) as n from statements"
                        " where verdict in ('block', 'denied') group by 1 order by 1 desc"
                        " limit 24",
+    "reviews_per_hour": "select substr(created_at, 1, 13) as k, count(*) as n from approvals"
+                        " group by 1 order by 1 desc limit 24",
 }
 
 

@@ -57,6 +57,7 @@ def fixed_source() -> FixedSource:
         "by_rule": [("no-drop", 7), ("review-unbounded-writes", 4), ("no-do-blocks", 5)],
         "blocks_per_hour": [("2026-11-18T08", 3), ("2026-11-18T07", 0), ("2026-11-18T06", 5),
                             ("2026-11-18T05", 1), ("2026-11-18T04", 0), ("2026-11-18T03", 2)],
+        "reviews_per_hour": [("2026-11-18T08", 1), ("2026-11-18T06", 3), ("2026-11-18T02", 1)],
     }
     return FixedSource({"live": live, "recent": recent}, {"pending": pending, "recent": []},
                        statements, stats)

@@ -3,6 +3,7 @@ rule and per hour (sparkline). Masking counts will join when masking exists."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from textual.app import ComposeResult
@@ -26,8 +27,10 @@ class StatsScreen(Screen[None]):
                 table.border_title = title
                 table.add_columns("", "COUNT")
                 yield table
-        yield Static("Blocked or denied per hour (last 24 h, oldest left)", id="spark-title")
+        yield Static("", id="spark-title")
         yield Sparkline([], id="spark")
+        yield Static("", id="reviews-title")
+        yield Sparkline([], id="reviews")
         yield Footer()
 
     def __init__(self) -> None:
@@ -49,10 +52,26 @@ class StatsScreen(Screen[None]):
             table.clear()
             for name, count in stats.get(key, []):
                 table.add_row(str(name), str(count))
-        hours = [count for _, count in reversed(stats.get("blocks_per_hour", []))]
-        spark = self.query_one("#spark", Sparkline)
-        spark.display = any(hours)
-        spark.data = hours or [0]
-        title = "Blocked or denied per hour (oldest left)" if any(hours) else (
-            "Blocked or denied: none recorded")
-        self.query_one("#spark-title", Static).update(title)
+        for key, spark_id, title_id, what in (
+            ("blocks_per_hour", "#spark", "#spark-title", "Blocked or denied"),
+            ("reviews_per_hour", "#reviews", "#reviews-title", "Held for approval"),
+        ):
+            rows = stats.get(key, [])
+            hours = _hourly(rows)
+            spark = self.query_one(spark_id, Sparkline)
+            spark.display = any(hours)
+            spark.data = hours or [0]
+            title = (f"{what} per hour, {rows[-1][0][11:13]}h to {rows[0][0][11:13]}h UTC: "
+                     f"{sum(hours)} in all" if any(hours) else f"{what}: none recorded")
+            self.query_one(title_id, Static).update(title)
+
+
+def _hourly(rows: list[tuple[str, int]]) -> list[int]:
+    """Counts per hour from the oldest listed hour to the newest, quiet hours as zeros."""
+    if not rows:
+        return []
+    counts = {datetime.strptime(k, "%Y-%m-%dT%H"): int(n) for k, n in rows}
+    first, last = min(counts), max(counts)
+    span = min(int((last - first).total_seconds() // 3600), 47)
+    start = last - timedelta(hours=span)
+    return [counts.get(start + timedelta(hours=h), 0) for h in range(span + 1)]
