@@ -150,14 +150,15 @@ class Engine:
     async def _list_sessions(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         live = self.pg.live.values() if self.pg is not None else []
         limit = _limit(request)
-        recent = self.store.sessions(limit) if self.store is not None else []
+        recent = (self.store.sessions(limit, _before(request)) if self.store is not None
+                  else [])
         return {"live": [session.describe() for session in live], "recent": recent}
 
     async def _approvals(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         assert self.broker is not None and self.store is not None
         return {
             "pending": [r.describe() for r in self.broker.pending.values()],
-            "recent": self.store.approvals(limit=_limit(request)),
+            "recent": self.store.approvals(limit=_limit(request), before=_before(request)),
         }
 
     async def _approve(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
@@ -228,4 +229,12 @@ def _limit(request: dict[str, Any]) -> int:
     value = request.get("limit", 100)
     if not isinstance(value, int) or not 1 <= value <= 10_000:
         raise ControlError("limit must be a whole number from 1 to 10000")
+    return value
+
+
+def _before(request: dict[str, Any]) -> str | None:
+    """Paging: the started_at/created_at of the last row of the previous page."""
+    value = request.get("before")
+    if value is not None and not isinstance(value, str):
+        raise ControlError("before must be a time as the previous page gave it")
     return value

@@ -228,12 +228,14 @@ class SqliteStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    def sessions(self, limit: int = 100) -> list[dict[str, Any]]:
+    def sessions(self, limit: int = 100, before: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``before``: a started_at to page back from (exclusive)."""
+        where, args = ("WHERE s.started_at < ?", [before]) if before else ("", [])
         return list(
             self.db.query(
                 "SELECT s.*, (SELECT count(*) FROM statements t WHERE t.session_id = s.id)"
-                " AS statements FROM sessions s ORDER BY s.started_at DESC LIMIT ?",
-                [limit],
+                f" AS statements FROM sessions s {where} ORDER BY s.started_at DESC LIMIT ?",
+                [*args, limit],
             )
         )
 
@@ -260,8 +262,17 @@ class SqliteStore:
             )
         )
 
-    def approvals(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+    def approvals(self, status: str | None = None, limit: int = 100,
+                  before: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``before``: a created_at to page back from (exclusive)."""
+        clauses, args = [], []
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if before:
+            clauses.append("created_at < ?")
+            args.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return list(self.db.query(
             f"SELECT * FROM approvals {where} ORDER BY created_at DESC LIMIT ?", [*args, limit]))
 

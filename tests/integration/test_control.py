@@ -106,3 +106,22 @@ def test_subscribe_streams_session_and_statement_events(gateway: Gateway) -> Non
     assert seen[0]["data"]["application_name"] == "streamed"
     assert seen[1]["data"]["text"] == "select 42" and seen[1]["data"]["verdict"] == "allow"
     assert seen[2]["data"]["status"] == "ok" and seen[2]["data"]["rows"] == 1
+
+
+def test_sessions_page_back_with_before(gateway: Gateway) -> None:
+    for n in range(3):
+        with psycopg.connect(gateway.dsn(application_name=f"page{n}")) as conn:
+            conn.execute("select 1")
+            time.sleep(0.01)
+    gateway.wait_for(lambda s: len([r for r in s.sessions()
+                                    if (r["application_name"] or "").startswith("page")]) == 3)
+    path = gateway.work / "control.sock"
+    _, first = ask(path, hello(gateway), b'{"op": "sessions", "limit": 2}')
+    names = [r["application_name"] for r in first["result"]["recent"]]
+    assert names == ["page2", "page1"]
+    before = json.dumps(first["result"]["recent"][-1]["started_at"])
+    _, second = ask(path, hello(gateway),
+                    f'{{"op": "sessions", "limit": 2, "before": {before}}}'.encode())
+    assert [r["application_name"] for r in second["result"]["recent"]] == ["page0"]
+    _, bad = ask(path, hello(gateway), b'{"op": "sessions", "before": 5}')
+    assert not bad["ok"] and "before must be" in bad["error"]
