@@ -2,19 +2,24 @@
 
 ``PgRelay`` is fed the bytes each side sends and answers with what to do next:
 
-- ``client_data(data)`` → ``(to_server, started)``: the bytes of the complete frontend
-  messages to forward, and the ``StatementStarted`` records that must be committed *before*
-  those bytes are forwarded (DESIGN.md invariant 1);
+- ``client_data(data)`` → ``ClientOutcome``: the bytes of complete frontend messages to
+  forward, the ``StatementStarted`` records that must be committed *before* those bytes are
+  forwarded (DESIGN.md invariant 1), the statements the gateway refused itself (with the
+  ErrorResponse to send), and a ``Hold`` when a statement waits for an approval;
 - ``server_data(data)`` → ``(to_client, finished)``: the bytes of complete backend messages to
-  pass on, and the ``StatementFinished`` records they close.
+  pass on (with the gateway's own errors spliced in where the protocol expects them), and the
+  ``StatementFinished`` records they close.
 
 A statement is one Query message (simple protocol; all of its statements share the record) or
-one Execute (extended protocol; its text comes from the Parse that named it). To know which
-response closes which statement, the relay keeps the queue of responses the target owes — one
-entry per Parse, Bind, Describe, Execute, Close, Sync and Query — and pops it as they arrive,
-following PostgreSQL's rule that after an error in the extended protocol everything up to the
-next Sync is skipped. Only complete messages cross the gateway: a half-received message waits
-in the buffer, so a later filter (masking) can rewrite whole messages.
+one Bind (extended protocol: Bind plans the statement, and planning can already run code; the
+Execute that follows is that statement; its text comes from the Parse that named it, judged by
+the guard at Parse). To know which response closes which statement, the relay keeps the queue of
+responses the target owes — one entry per Parse, Bind, Describe, Execute, Close, Sync and Query
+— and pops it as they arrive, following PostgreSQL's rule that after an error in the extended
+protocol everything up to the next Sync is skipped. Names of prepared statements take effect
+when the target confirms them. New SQL text waits while statements are in flight, so that it is
+judged as the server will read it. Only complete messages cross the gateway (a later filter,
+masking, can rewrite whole messages); large ones are gathered without quadratic copying.
 
 Anything that is not valid protocol raises ``ProtocolViolation``; the connection ends that
 session with an ErrorResponse and a recorded reason.
