@@ -66,6 +66,9 @@ connections:
 
 @contextlib.contextmanager
 def target() -> Iterator[Setup]:
+    # A benchmark stopped with SIGTERM (timeout, Ctrl-C from a wrapper) still removes its
+    # throw-away cluster: turn the signal into SystemExit so that the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="gatewatch-bench-"))
     cluster = PgCluster(work / "pg")
     cluster.start()
