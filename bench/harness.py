@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,7 @@ def target() -> Iterator[Setup]:
         yield Setup(cluster, work, password, secrets.token_urlsafe(16), free_port())
     finally:
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def example_guardrails() -> str:
