@@ -171,6 +171,20 @@ class _Prepared:
         self.executed = False
 
 
+def _blocked(judgement: Judgement) -> bytes:
+    """The ErrorResponse for a statement the guard blocks (or cannot parse)."""
+    if judgement.parse_error is not None:
+        return codec.error_response(
+            judgement.parse_error, "42601",
+            hint="Gatewatch could not classify this statement, so it did not run it.")
+    v = judgement.verdict
+    return codec.error_response(
+        f'statement blocked by rule "{v.rule}": {v.reason}', "42501",
+        hint=v.hint or "Ask the on-call operator if you need this to run; "
+        "`gatewatch policy explain` shows why it was blocked.",
+    )
+
+
 def _unknown_frontend(tag: int) -> NoReturn:
     shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
     raise ProtocolViolation(f"invalid frontend message type {shown}")
@@ -196,7 +210,6 @@ class PgRelay:
         self._discarding = False  # after a refused Parse: drop messages until Sync
         self._holding = False
         self._decision: Decision | None = None
-        self._decision_refusal = Decision(False, None)
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
         self._running = 0  # statements (Query, Execute) sent and not yet answered
         self._deferred = False  # new SQL text waits until they are answered
@@ -284,45 +297,37 @@ class PgRelay:
         self._holding = False
         self._decision = decision
 
-    @property
-    def holding(self) -> bool:
-        return self._holding
-
-    @property
-    def waiting(self) -> bool:
-        """Client input waits (for an approval, or for statements before it)."""
-        return self._holding or (self._deferred and self._running > 0)
-
     def parameter_status(self, name: str, value: str) -> None:
         """The target reports a setting (at login and whenever it changes)."""
         why = reading.unsafe_state(name, value)
         if why is not None and self.unreadable is None:
             self.unreadable = why
 
-    def _judge(self, text: str, protocol: str) -> tuple[str, _Judged, Judgement | None]:
-        """``allow``, ``block`` or ``hold`` for a statement about to be sent."""
+    def _judge(self, text: str, protocol: str) -> tuple[str, _Judged, bytes]:
+        """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
+        about to be sent."""
         decision, self._decision = self._decision, None
         if self.guard is None:
-            return "allow", _ALLOWED, None
+            return "allow", _ALLOWED, b""
         if self.unreadable is not None:
             verdict = Verdict("block", reading.RULE, f"{self.unreadable}, so the gateway "
                               "cannot read SQL as the server does", text)
-            return "block", ("block", reading.RULE, None), Judgement("block", verdict,
-                                                                      (verdict,))
+            return "refuse", ("block", reading.RULE, None), _blocked(
+                Judgement("block", verdict, (verdict,)))
         judgement = self.guard.judge(text)
         action = judgement.action
         if action == "allow":
-            return "allow", ("allow", judgement.rule, None), judgement
+            return "allow", ("allow", judgement.rule, None), b""
         if action == "block":
-            return "block", ("block", judgement.rule, None), judgement
+            return "refuse", ("block", judgement.rule, None), _blocked(judgement)
         if decision is None:
             self._holding = True
             self._hold = Hold(text, protocol, judgement)
-            return "hold", ("review", judgement.rule, None), judgement
+            return "hold", ("review", judgement.rule, None), b""
         if decision.approved:
-            return "allow", ("approved", judgement.rule, decision.approval), judgement
-        self._decision_refusal = decision
-        return "deny", ("denied", judgement.rule, decision.approval), judgement
+            return "allow", ("approved", judgement.rule, decision.approval), b""
+        return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
+            decision.message, decision.sqlstate, hint="The statement was not run.")
 
     def _refuse(self, text: str, protocol: str, judged: _Judged, error: bytes,
                 started: list[StatementStarted], *, simple: bool) -> None:
@@ -337,34 +342,16 @@ class PgRelay:
             self._reply.append(error + (codec.ready_for_query(self.transaction_status)
                                         if simple else b""))
 
-    def _refusal_error(self, action: str, judgement: Judgement | None) -> bytes:
-        if action == "deny":
-            d = self._decision_refusal
-            return codec.error_response(d.message, d.sqlstate,
-                                        hint="The statement was not run.")
-        assert judgement is not None
-        if judgement.parse_error is not None:
-            return codec.error_response(
-                judgement.parse_error, "42601",
-                hint="Gatewatch could not classify this statement, so it did not run it.")
-        v = judgement.verdict
-        return codec.error_response(
-            f'statement blocked by rule "{v.rule}": {v.reason}', "42501",
-            hint=v.hint or "Ask the on-call operator if you need this to run; "
-            "`gatewatch policy explain` shows why it was blocked.",
-        )
-
     def _frontend(self, tag: int, body: bytes, started: list[StatementStarted]) -> bool:
         """Handle one message; False when it must not be forwarded."""
         owed = self._owed
         if tag == 81:  # 'Q'
             text = messages.query_text(body)
-            action, judged, judgement = self._judge(text, "simple")
+            action, judged, error = self._judge(text, "simple")
             if action == "hold":
                 return False
-            if action != "allow":
-                self._refuse(text, "simple", judged, self._refusal_error(action, judgement),
-                             started, simple=True)
+            if action == "refuse":
+                self._refuse(text, "simple", judged, error, started, simple=True)
                 return False
             record = self._start(text, "simple", None, started, judged)
             owed.append((_SIMPLE, record))
@@ -421,12 +408,11 @@ class PgRelay:
             owed.append((_SYNC, None))
         elif tag == 80:  # 'P'
             parsed = messages.parse(body)
-            action, judged, judgement = self._judge(parsed.query, "extended")
+            action, judged, error = self._judge(parsed.query, "extended")
             if action == "hold":
                 return False
-            if action != "allow":
-                self._refuse(parsed.query, "extended", judged,
-                             self._refusal_error(action, judgement), started, simple=False)
+            if action == "refuse":
+                self._refuse(parsed.query, "extended", judged, error, started, simple=False)
                 self._discarding = True  # as PostgreSQL after an error: skip to Sync
                 return False
             if parsed.name and (parsed.name in self._prepared or parsed.name in self._parsing):
