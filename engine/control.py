@@ -134,14 +134,14 @@ class ControlServer:
                 result.update(await self._handlers["hello"](peer, request))
             else:
                 handler = self._handlers.get(op)
-                if handler is None:
-                    known = ", ".join(sorted(self._handlers))
+                if handler is None and op != "subscribe":
+                    known = ", ".join(sorted([*self._handlers, "subscribe"]))
                     raise ControlError(f"unknown op {op!r}; known: {known}")
                 if peer.identity is None:
                     raise ControlError("say hello with an operator token first")
                 if not self._may_operate(peer.identity):
                     raise ControlError(f"{peer.identity.name} is not an operator")
-                if op == "subscribe":
+                if handler is None:  # subscribe: this connection now carries events
                     subscribe, result = True, {"subscribed": True}
                 else:
                     result = await handler(peer, request)

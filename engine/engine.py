@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from engine.approvals import Broker, BrokerError, recovery_ops
-from engine.config import Config
+from engine.config import Config, Connection
 from engine.control import ControlError, ControlServer, Peer
 from engine.events import EventHub
 from engine.guardrail import Guard
@@ -51,7 +51,6 @@ class Engine:
                 "approve": self._approve,
                 "deny": self._deny,
                 "kill": self._kill,
-                "subscribe": self._hello,  # handled by the server: switches to events
             },
             authenticate=self._operator,
             may_operate=lambda who: self.broker is not None and self.broker.may_decide(who),
@@ -86,7 +85,7 @@ class Engine:
                     ctx.load_cert_chain(conn.tls.cert, conn.tls.key)
                     self.pg.tls[conn.name] = ctx
 
-                def factory(conn: object = conn) -> Side:
+                def factory(conn: Connection = conn) -> Side:
                     return Side(on_made=lambda side: self._accept(conn, side))
 
                 server = await loop.create_server(
@@ -100,9 +99,9 @@ class Engine:
             await self.stop()
             raise
 
-    def _accept(self, conn: object, side: Side) -> None:
+    def _accept(self, conn: Connection, side: Side) -> None:
         assert self.pg is not None
-        task = spawn(serve_client(self.pg, conn, side), name=f"pg-client-{side.peer()}")  # type: ignore[arg-type]
+        task = spawn(serve_client(self.pg, conn, side), name=f"pg-client-{side.peer()}")
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)
 

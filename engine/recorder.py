@@ -45,7 +45,6 @@ class Recorder:
         self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._in_flight: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, "gatewatch-store") if durability == "full" else None
-        self.failures = 0
 
     # --- handing over ---------------------------------------------------------------------
 
@@ -161,7 +160,6 @@ class Recorder:
 
     def _failed(self, ops: list[Op], waiters: list[_Waiter], exc: StoreError) -> None:
         """Fail the waiters (their statements are not forwarded); keep the other records."""
-        self.failures += 1
         awaited = [False] * len(ops)
         for start, end, _ in waiters:
             awaited[start:end] = [True] * (end - start)

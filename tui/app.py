@@ -32,6 +32,7 @@ RETRY_MAX = 8.0
 
 class GatewatchApp(App[None]):
     TITLE = "Gatewatch"
+    CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {GatewatchCommands}
     BINDINGS = [
         Binding("1", "mode('sessions')", "Sessions", id="app.sessions"),

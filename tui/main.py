@@ -17,6 +17,3 @@ def run_tui(control: Path, token: str, theme: str | None = None) -> None:
         chosen = DEFAULT
     GatewatchApp(LiveSource(control, token), theme=chosen).run()
 
-
-async def run_tui_async(control: Path, token: str, theme: str | None = None) -> None:
-    await GatewatchApp(LiveSource(control, token), theme=theme or DEFAULT).run_async()

@@ -86,6 +86,7 @@ class PgConnection:
         self._held: list[bytes] = []
         self.approval: ApprovalRequest | None = None  # the request this session waits on
         self._asking = False  # an approval request is being created
+        self._canceled_while_asking = False
         self._auth_ok_sent = False
 
     def describe(self) -> dict[str, Any]:
@@ -409,6 +410,10 @@ class PgConnection:
             self.ctx.broker.withdraw(req.id, "session ended")
             return
         self.approval = req
+        if self._canceled_while_asking:  # the client's Ctrl-C came while we recorded it
+            self._canceled_while_asking = False
+            self._cancel_requested()
+            return
         minutes = self.ctx.broker.settings.review_timeout / 60
         self.client.write(codec.notice_response(
             f'statement held for approval {req.id} (rule "{verdict.rule}": {verdict.reason});'
@@ -436,6 +441,9 @@ class PgConnection:
 
     def _cancel_requested(self) -> None:
         """A CancelRequest for this session: a held statement is withdrawn."""
+        if self._asking:
+            self._canceled_while_asking = True
+            return
         req = self.approval
         if req is not None and not self._ended:
             self.approval = None

@@ -178,7 +178,7 @@ async def _login(
     params = {k: v for k, v in client_params.items() if k != "user"}
     params["user"] = upstream.user
     side.write(codec.startup_message(params))
-    auth = UpstreamAuthenticator(upstream.user, upstream.password(), over_tls=tls)
+    auth = UpstreamAuthenticator(upstream.user, upstream.password())
     statuses: list[bytes] = []
     pid = secret = 0
     try:

@@ -30,10 +30,9 @@ class UpstreamAuthError(Exception):
 
 
 class UpstreamAuthenticator:
-    def __init__(self, user: str, password: str | None, *, over_tls: bool) -> None:
+    def __init__(self, user: str, password: str | None) -> None:
         self._user = user
         self._password = password
-        self._over_tls = over_tls
         self._nonce = ""
         self._client_first_bare = ""
         self._auth_message = b""

@@ -92,7 +92,7 @@ def scram_exchange(
     client_password: str, server_password: str, *, tamper: bool = False
 ) -> tuple[ScramServer, UpstreamAuthenticator]:
     server = ScramServer(server_password)
-    auth = UpstreamAuthenticator("gatewatch", client_password, over_tls=False)
+    auth = UpstreamAuthenticator("gatewatch", client_password)
     initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256-PLUS\x00SCRAM-SHA-256\x00\x00")
     assert initial is not None
     server_first = server.first(password_body(initial))
@@ -115,7 +115,7 @@ def test_scram_proof_verifies_and_server_signature_is_accepted() -> None:
 def test_scram_wrong_password_does_not_verify() -> None:
     # The test server is able to say no: the passing test above means something.
     server = ScramServer("right")
-    auth = UpstreamAuthenticator("gatewatch", "wrong", over_tls=False)
+    auth = UpstreamAuthenticator("gatewatch", "wrong")
     initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
     assert initial is not None
     response = auth.respond(AUTH_SASL_CONTINUE, server.first(password_body(initial)))
@@ -134,7 +134,7 @@ def test_scram_wrong_server_signature_is_refused() -> None:
 
 def test_scram_nonces_are_fresh() -> None:
     def nonce() -> bytes:
-        auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+        auth = UpstreamAuthenticator("u", "pw")
         initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
         assert initial is not None
         return password_body(initial).rpartition(b"r=")[2]
@@ -143,7 +143,7 @@ def test_scram_nonces_are_fresh() -> None:
 
 
 def test_scram_server_nonce_must_extend_the_client_nonce() -> None:
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
     with pytest.raises(UpstreamAuthError, match="server-first"):
         auth.respond(AUTH_SASL_CONTINUE, b"r=someoneelse,s=c2FsdA==,i=4096")
@@ -154,7 +154,7 @@ def test_scram_server_nonce_must_extend_the_client_nonce() -> None:
     ["r={nonce}x,i=4096", "r={nonce}x,s=c2FsdA==", "r={nonce}x,s=c2FsdA==,i=many"],
 )
 def test_scram_malformed_server_first(template: str) -> None:
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
     assert initial is not None
     nonce = password_body(initial).rpartition(b"r=")[2].decode()
@@ -168,7 +168,7 @@ def test_scram_malformed_server_first(template: str) -> None:
     ids=["zero-iterations", "bad-base64-salt", "not-utf8"],
 )
 def test_scram_server_first_that_cannot_be_used_is_an_auth_error(template: bytes) -> None:
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
     assert initial is not None
     nonce = password_body(initial).rpartition(b"r=")[2]
@@ -178,7 +178,7 @@ def test_scram_server_first_that_cannot_be_used_is_an_auth_error(template: bytes
 
 def test_scram_malformed_server_final() -> None:
     server = ScramServer("pw")
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
     assert initial is not None
     auth.respond(AUTH_SASL_CONTINUE, server.first(password_body(initial)))
@@ -188,7 +188,7 @@ def test_scram_malformed_server_final() -> None:
 
 def test_scram_server_final_that_is_not_base64() -> None:
     server = ScramServer("pw")
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     initial = auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
     assert initial is not None
     auth.respond(AUTH_SASL_CONTINUE, server.first(password_body(initial)))
@@ -197,13 +197,13 @@ def test_scram_server_final_that_is_not_base64() -> None:
 
 
 def test_sasl_without_scram_sha_256_is_refused() -> None:
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     with pytest.raises(UpstreamAuthError, match="no supported SASL mechanism"):
         auth.respond(AUTH_SASL, b"SCRAM-SHA-256-PLUS\x00OAUTHBEARER\x00\x00")
 
 
 def test_sasl_without_password_is_refused() -> None:
-    auth = UpstreamAuthenticator("u", None, over_tls=False)
+    auth = UpstreamAuthenticator("u", None)
     with pytest.raises(UpstreamAuthError, match="holds none"):
         auth.respond(AUTH_SASL, b"SCRAM-SHA-256\x00\x00")
 
@@ -213,7 +213,7 @@ def test_sasl_without_password_is_refused() -> None:
 
 def test_md5_response() -> None:
     salt = b"\x01\x02\xfe\xff"
-    auth = UpstreamAuthenticator("gw_md5", "hunter2", over_tls=False)
+    auth = UpstreamAuthenticator("gw_md5", "hunter2")
     reply = auth.respond(AUTH_MD5, salt)
     assert reply is not None
     inner = hashlib.md5(b"hunter2gw_md5").hexdigest()
@@ -222,34 +222,34 @@ def test_md5_response() -> None:
 
 
 def test_md5_depends_on_the_salt() -> None:
-    auth = UpstreamAuthenticator("u", "pw", over_tls=False)
+    auth = UpstreamAuthenticator("u", "pw")
     assert auth.respond(AUTH_MD5, b"aaaa") != auth.respond(AUTH_MD5, b"bbbb")
 
 
 @pytest.mark.parametrize("salt", [b"", b"abc", b"abcde"])
 def test_md5_malformed_salt(salt: bytes) -> None:
     with pytest.raises(UpstreamAuthError, match="malformed MD5"):
-        UpstreamAuthenticator("u", "pw", over_tls=False).respond(AUTH_MD5, salt)
+        UpstreamAuthenticator("u", "pw").respond(AUTH_MD5, salt)
 
 
 def test_cleartext_password() -> None:
-    reply = UpstreamAuthenticator("u", "pä ss", over_tls=True).respond(AUTH_CLEARTEXT, b"")
+    reply = UpstreamAuthenticator("u", "pä ss").respond(AUTH_CLEARTEXT, b"")
     assert reply is not None
     assert password_body(reply) == "pä ss".encode() + b"\x00"
 
 
 @pytest.mark.parametrize("code", [AUTH_CLEARTEXT, AUTH_MD5])
 def test_missing_password(code: int) -> None:
-    auth = UpstreamAuthenticator("u", None, over_tls=False)
+    auth = UpstreamAuthenticator("u", None)
     with pytest.raises(UpstreamAuthError, match="holds none"):
         auth.respond(code, b"salt")
 
 
 def test_trust_needs_no_password() -> None:
-    assert UpstreamAuthenticator("u", None, over_tls=False).respond(AUTH_OK, b"") is None
+    assert UpstreamAuthenticator("u", None).respond(AUTH_OK, b"") is None
 
 
 @pytest.mark.parametrize("code", [2, 6, 7, 8, 9, 99, -1])  # Kerberos, SCM, GSS, SSPI, ...
 def test_unsupported_method(code: int) -> None:
     with pytest.raises(UpstreamAuthError, match=f"unsupported authentication method {code}"):
-        UpstreamAuthenticator("u", "pw", over_tls=False).respond(code, b"")
+        UpstreamAuthenticator("u", "pw").respond(code, b"")
