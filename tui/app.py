@@ -87,7 +87,7 @@ class GatewatchApp(App[None]):
 
     # --- data ---------------------------------------------------------------------------
 
-    @work(exclusive=True, group="events")
+    @work(exclusive=True, group="events", exit_on_error=False)
     async def listen(self) -> None:
         delay = 0.5
         while True:
@@ -104,6 +104,12 @@ class GatewatchApp(App[None]):
             except EngineGone as exc:
                 self.connected = False
                 self._banner(f"⚠ engine unreachable ({exc}) — retrying in {delay:g} s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+            except Exception as exc:  # a bug must not end live updates for the rest of the night
+                self.connected = False
+                self.notify(f"{type(exc).__name__}: {exc} — reconnecting", title="Error",
+                            severity="error")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
 
@@ -127,7 +133,7 @@ class GatewatchApp(App[None]):
     def _refresh_all(self) -> None:
         self.stale.update({"sessions", "approvals"})
 
-    @work(exclusive=True, group="refresh")
+    @work(exclusive=True, group="refresh", exit_on_error=False)
     async def refresh_data(self) -> None:
         stale, self.stale = self.stale, set()
         now = self.now()
@@ -153,11 +159,11 @@ class GatewatchApp(App[None]):
         self.sub_title = (f"{len(pending)} pending approval{'s' if len(pending) != 1 else ''}"
                           if pending else "no pending approvals")
 
-    @work(group="session")
+    @work(group="session", exit_on_error=False)
     async def load_statements(self, screen: SessionScreen) -> None:
         screen.show(await self.source.statements(screen.session["id"]))
 
-    @work(group="decide")
+    @work(group="decide", exit_on_error=False)
     async def decide(self, request_id: str, approve: bool, reason: str | None) -> None:
         self.decided_here.add(request_id)
         result = await self.source.decide(request_id, approve, reason)
@@ -166,7 +172,7 @@ class GatewatchApp(App[None]):
         self.stale.update({"approvals", "sessions"})
         self.refresh_data()
 
-    @work(group="kill")
+    @work(group="kill", exit_on_error=False)
     async def kill(self, session_id: str, reason: str | None) -> None:
         await self.source.kill(session_id, reason)
         self.notify(f"session {session_id[:12]} killed", title="Killed")

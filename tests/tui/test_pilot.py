@@ -19,9 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 
-def held(gateway: Gateway) -> subprocess.Popen[str]:
+def held(gateway: Gateway, user: str = "alice") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        ["psql", "-X", "-d", gateway.dsn(), "-c",
+        ["psql", "-X", "-d", gateway.dsn(user=user), "-c",
          "create temp table t as select 1 as a; delete from t"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -48,6 +48,26 @@ async def test_approve_from_the_keyboard(guarded: Gateway) -> None:
         out, err = client.communicate(timeout=30)
         assert out.split() == ["SELECT", "1", "DELETE", "1"], err
         await until(pilot, lambda: app.sub_title == "no pending approvals")
+
+
+async def test_a_refused_decision_is_shown_and_the_tui_goes_on(guarded: Gateway) -> None:
+    """oncall's own statement: the engine refuses self-approval; the operator reads why and the
+    TUI keeps working (a failed worker must never take the app down)."""
+    client = held(guarded, user="oncall")
+    app = app_for(guarded)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: len(app.approvals_screen.pending) == 1)
+            await pilot.press("a", "enter")
+            await until(pilot, lambda: any(n.title == "Refused"
+                                           for n in app._notifications))
+            assert app.is_running
+            await pilot.press("1")
+            assert app.screen is app.sessions_screen
+    finally:
+        client.kill()
+        client.communicate()
 
 
 async def test_deny_with_a_reason_from_the_keyboard(guarded: Gateway) -> None:

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui import timefmt
+from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
 
 COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
@@ -48,8 +49,7 @@ class ApprovalsScreen(Screen[None]):
 
     def show(self, data: dict[str, Any], now: float) -> None:
         self.pending = list(data.get("pending", []))
-        if self.is_mounted:
-            self._render_rows(now)
+        paint(self, lambda: self._render_rows(now))
 
     def _render_rows(self, now: float) -> None:
         table = self.query_one("#approvals", DataTable)

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui import timefmt
+from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
 
 COLUMNS = ("#", "TIME", "MS", "ROWS", "VERDICT", "RESULT", "STATEMENT")
@@ -46,8 +47,7 @@ class SessionScreen(Screen[None]):
 
     def show(self, statements: list[dict[str, Any]]) -> None:
         self.statements = statements
-        if self.is_mounted:
-            self._render_rows()
+        paint(self, self._render_rows)
 
     def _render_rows(self) -> None:
         statements = self.statements

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from tui import timefmt
+from tui.screens.painting import paint
 
 # What matters at 3 a.m. comes first, so that 80 columns show it: who, where, and in what state.
 COLUMNS = ("ID", "IDENTITY", "CONNECTION", "STATUS", "DURATION", "STMTS", "STARTED UTC",
@@ -54,8 +55,7 @@ class SessionsScreen(Screen[None]):
         live = {s["id"]: {**s, "status": "live"} for s in data.get("live", [])}
         recent = [r for r in data.get("recent", []) if r["id"] not in live]
         self.rows = [*live.values(), *recent]
-        if self.is_mounted:
-            self._render_rows(now)
+        paint(self, lambda: self._render_rows(now))
 
     def _render_rows(self, now: float) -> None:
         """Update the table in place: only changed cells are touched, and the table is rebuilt

@@ -11,6 +11,8 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
+from tui.screens.painting import paint
+
 PANELS = (("by_connection", "Sessions per connection"), ("by_identity", "Most active identities"),
           ("by_verdict", "Statements by verdict"), ("by_rule", "Refusals and reviews per rule"))
 
@@ -42,8 +44,7 @@ class StatsScreen(Screen[None]):
 
     def show(self, stats: dict[str, Any]) -> None:
         self.stats = stats
-        if self.is_mounted:
-            self._render_stats()
+        paint(self, self._render_stats)
 
     def _render_stats(self) -> None:
         stats = self.stats
