@@ -7,11 +7,14 @@ system calls — against about 15 µs for one append, and the difference is the 
 throughput. On open, records the database does not have yet are replayed from the journal.
 
 A line is ``seq \\t kind \\t session \\t ref \\t prev \\t hash \\t body-json \\n``; bodies are
-JSON, so they never contain a raw tab or newline.
+JSON, so they never contain a raw tab or newline. A record that carries bytes (an SSH output
+chunk) appends ``\\t base64`` after its body.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +29,16 @@ class JournalRecord(NamedTuple):
     prev: str
     hash: str
     body: str
+    blob: bytes | None = None
 
     def line(self) -> bytes:
-        return (
+        head = (
             f"{self.seq}\t{self.kind}\t{self.session_id}\t{self.ref}\t{self.prev}\t{self.hash}\t"
-            f"{self.body}\n"
+            f"{self.body}"
         ).encode()
+        if self.blob is None:
+            return head + b"\n"
+        return b"".join((head, b"\t", base64.b64encode(self.blob), b"\n"))
 
 
 class Journal:
@@ -65,9 +72,12 @@ class Journal:
                 if not raw.endswith(b"\n"):
                     break  # torn tail
                 try:
-                    seq, kind, sid, ref, prev, digest, body = raw[:-1].decode().split("\t", 6)
-                    record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body)
-                except (ValueError, UnicodeDecodeError) as exc:
+                    seq, kind, sid, ref, prev, digest, rest = raw[:-1].decode().split("\t", 6)
+                    body, tab, encoded = rest.partition("\t")
+                    blob = base64.b64decode(encoded, validate=True) if tab else None
+                    record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body,
+                                           blob)
+                except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
                     raise ValueError(f"line {number} is not a journal record") from exc
                 good += len(raw)
                 yield record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -11,9 +12,12 @@ STATEMENT_START = "statement.start"
 STATEMENT_END = "statement.end"
 APPROVAL_REQUEST = "approval.request"
 APPROVAL_UPDATE = "approval.update"
+# A chunk of an SSH session's bytes. The op carries them in ``blob``; its fields (and so the
+# audit chain) carry their size and SHA-256.
+SSH_OUTPUT = "ssh.output"
 
 KINDS = (SESSION_OPEN, SESSION_CLOSE, STATEMENT_START, STATEMENT_END, APPROVAL_REQUEST,
-         APPROVAL_UPDATE)
+         APPROVAL_UPDATE, SSH_OUTPUT)
 
 # The columns each kind of op writes; verify checks the tables against exactly these.
 SESSION_OPEN_FIELDS = (
@@ -26,6 +30,7 @@ SESSION_OPEN_FIELDS = (
     "database",
     "started_at",
     "status",
+    "target",
 )
 SESSION_CLOSE_FIELDS = ("ended_at", "status", "end_reason")
 STATEMENT_START_FIELDS = (
@@ -44,14 +49,27 @@ STATEMENT_END_FIELDS = (
     "rows",
     "sqlstate",
     "error",
+    "exit_status",
 )
+SSH_OUTPUT_FIELDS = ("t", "channel", "stream", "size", "sha256")
+# Streams of ssh.output: o (stdout/terminal), e (stderr), i (input on channels without a
+# terminal), r (window size "COLSxROWS").
+STREAMS = ("o", "e", "i", "r")
 
 
 class Op(NamedTuple):
     kind: str
     session_id: str  # for approval ops: the approval request's id
-    ref: int  # the statement's sequence number within its session; 0 for session ops
+    ref: int  # the statement's (or output chunk's) number within its session; 0 for sessions
     fields: dict[str, Any]
+    blob: bytes | None = None  # ssh.output: the bytes themselves
+
+
+def output_op(session_id: str, ref: int, t: float, channel: int, stream: str,
+              data: bytes) -> Op:
+    return Op(SSH_OUTPUT, session_id, ref,
+              {"t": round(t, 6), "channel": channel, "stream": stream, "size": len(data),
+               "sha256": hashlib.sha256(data).hexdigest()}, data)
 
 
 _second: list[Any] = [None, ""]

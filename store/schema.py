@@ -70,6 +70,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX approvals_status ON approvals (status);
     """,
+    # 3: SSH sessions. Commands share the statements table (protocol 'ssh') and add their exit
+    # status; terminal and channel bytes live in ssh_output, one row per recorded chunk, while
+    # the audit chain holds each chunk's size and SHA-256 (not the bytes twice).
+    """
+    ALTER TABLE statements ADD COLUMN exit_status INTEGER;
+    ALTER TABLE sessions ADD COLUMN target TEXT;
+    CREATE TABLE ssh_output (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        seq INTEGER NOT NULL,
+        t REAL NOT NULL,
+        channel INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,9 +22,9 @@ class StoreError(Exception):
 
 _SESSION_INSERT = (
     "INSERT INTO sessions (id, protocol, connection, identity, identity_kind, client_addr,"
-    " application_name, database, started_at, status, ended_at, end_reason)"
+    " application_name, database, started_at, status, ended_at, end_reason, target)"
     " VALUES (:id, :protocol, :connection, :identity, :identity_kind, :client_addr,"
-    " :application_name, :database, :started_at, :status, :ended_at, :end_reason)"
+    " :application_name, :database, :started_at, :status, :ended_at, :end_reason, :target)"
 )
 _SESSION_CLOSE = (
     "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason"
@@ -32,10 +32,11 @@ _SESSION_CLOSE = (
 )
 _STATEMENT_INSERT = (
     "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status,"
-    " verdict, rule, approval_id, finished_at, duration_ms, command, rows, sqlstate, error)"
+    " verdict, rule, approval_id, finished_at, duration_ms, command, rows, sqlstate, error,"
+    " exit_status)"
     " VALUES (:id, :ref, :protocol, :text, :params, :started_at, :status,"
     " :verdict, :rule, :approval_id,"
-    " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error)"
+    " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error, :exit_status)"
 )
 _APPROVAL_INSERT = (
     "INSERT INTO approvals (id, session_id, requester, connection, statement, statement_hash,"
@@ -50,10 +51,13 @@ _APPROVAL_UPDATE = (
 )
 _STATEMENT_END = (
     "UPDATE statements SET finished_at = :finished_at, duration_ms = :duration_ms,"
-    " status = :status, command = :command, rows = :rows, sqlstate = :sqlstate, error = :error"
-    " WHERE session_id = :id AND seq = :ref"
+    " status = :status, command = :command, rows = :rows, sqlstate = :sqlstate, error = :error,"
+    " exit_status = :exit_status WHERE session_id = :id AND seq = :ref"
 )
-_SESSION_CLOSED = dict.fromkeys(O.SESSION_CLOSE_FIELDS)
+_OUTPUT_INSERT = (
+    "INSERT INTO ssh_output (session_id, seq, t, channel, stream, data) VALUES (?,?,?,?,?,?)"
+)
+_SESSION_CLOSED = {**dict.fromkeys(O.SESSION_CLOSE_FIELDS), "target": None}
 _STATEMENT_ENDED = dict.fromkeys(O.STATEMENT_END_FIELDS)
 _STATEMENT_JUDGED = {"verdict": "allow", "rule": None, "approval_id": None}
 _APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)
@@ -68,6 +72,7 @@ class _Merged(NamedTuple):
     statement_updates: list[dict[str, Any]]
     approvals: _Rows
     approval_updates: list[dict[str, Any]]
+    output: list[tuple[Any, ...]]
 
 
 def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
@@ -79,9 +84,13 @@ def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
     statement_updates: list[dict[str, Any]] = []
     approvals: _Rows = {}
     approval_updates: list[dict[str, Any]] = []
+    output: list[tuple[Any, ...]] = []
     for record, fields in pending:
         kind, sid, ref = record.kind, record.session_id, record.ref
-        if kind == O.STATEMENT_START:
+        if kind == O.SSH_OUTPUT:
+            output.append((sid, ref, fields["t"], fields["channel"], fields["stream"],
+                           record.blob or b""))
+        elif kind == O.STATEMENT_START:
             statements[(sid, ref)] = {**_STATEMENT_ENDED, **_STATEMENT_JUDGED, **fields,
                                       "id": sid, "ref": ref}
         elif kind == O.STATEMENT_END:
@@ -89,7 +98,7 @@ def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
             if row is not None:
                 row.update(fields)
             else:
-                statement_updates.append({**fields, "id": sid, "ref": ref})
+                statement_updates.append({**_STATEMENT_ENDED, **fields, "id": sid, "ref": ref})
         elif kind == O.SESSION_OPEN:
             sessions[sid] = {**_SESSION_CLOSED, **fields, "id": sid}
         elif kind == O.SESSION_CLOSE:
@@ -107,7 +116,7 @@ def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
             else:
                 approval_updates.append({**_APPROVAL_OPEN, **fields, "id": sid})
     return _Merged(sessions, statements, session_updates, statement_updates, approvals,
-                   approval_updates)
+                   approval_updates, output)
 
 _AUDIT = "INSERT INTO audit (seq, kind, session_id, ref, body, prev, hash) VALUES (?,?,?,?,?,?,?)"
 
@@ -145,7 +154,7 @@ class SqliteStore:
             body = canonical(op.fields)
             prev, head = head, link(head, seq, op.kind, op.session_id, op.ref, body)
             records.append((JournalRecord(seq, op.kind, op.session_id, op.ref, prev, head,
-                                          body.decode()), op.fields))
+                                          body.decode(), op.blob), op.fields))
         try:
             self.journal.append([r for r, _ in records])
         except OSError as exc:
@@ -173,6 +182,7 @@ class SqliteStore:
             conn.executemany(_STATEMENT_END, merged.statement_updates)
             conn.executemany(_APPROVAL_INSERT, merged.approvals.values())
             conn.executemany(_APPROVAL_UPDATE, merged.approval_updates)
+            conn.executemany(_OUTPUT_INSERT, merged.output)
             conn.executemany(_AUDIT, [
                 (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
                 for r, _ in self._pending
@@ -261,6 +271,15 @@ class SqliteStore:
                 "SELECT * FROM statements WHERE session_id = ? ORDER BY seq", [session_id]
             )
         )
+
+    def output(self, session_id: str, after: int = 0,
+               limit: int = 10_000) -> list[tuple[int, float, int, str, bytes]]:
+        """An SSH session's recorded chunks in order: (seq, t, channel, stream, data)."""
+        return self.conn.execute(
+            "SELECT seq, t, channel, stream, data FROM ssh_output"
+            " WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (session_id, after, limit),
+        ).fetchall()
 
     def approvals(self, status: str | None = None, limit: int = 100,
                   before: str | None = None) -> list[dict[str, Any]]:

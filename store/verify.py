@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
     sessions: dict[str, dict[str, Any]] = {}
     statements: dict[tuple[str, int], dict[str, Any]] = {}
     approvals: dict[str, dict[str, Any]] = {}
+    output: dict[tuple[str, int], dict[str, Any]] = {}
     expected_seq = 0
     head = GENESIS
     cur = store.conn.execute(
@@ -56,11 +58,14 @@ def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
             statements.setdefault((sid, ref), {}).update(fields)
         elif kind in (O.APPROVAL_REQUEST, O.APPROVAL_UPDATE):
             approvals.setdefault(sid, {}).update(fields)
+        elif kind == O.SSH_OUTPUT:
+            output[(sid, ref)] = fields
         else:
             result.problems.append(f"{where}: unknown kind of record")
             return result
     _compare_tables(store, sessions, statements, session_id, result)
     _compare_approvals(store, approvals, session_id, result)
+    _compare_output(store, output, session_id, result)
     result.sessions = len(sessions) if session_id is None else int(session_id in sessions)
     return result
 
@@ -131,3 +136,29 @@ def _compare_approvals(
     for aid, fields in approvals.items():
         if (session_id is None or fields.get("session_id") == session_id) and aid not in seen:
             result.problems.append(f"approval {aid}: recorded in the audit but missing")
+
+
+def _compare_output(
+    store: SqliteStore,
+    output: dict[tuple[str, int], dict[str, Any]],
+    session_id: str | None,
+    result: VerifyResult,
+) -> None:
+    """Each recorded chunk of SSH bytes must be the one whose size and SHA-256 the chain holds."""
+    where_sql, args = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
+    seen: set[tuple[str, int]] = set()
+    rows = store.conn.execute(
+        f"SELECT session_id, seq, t, channel, stream, data FROM ssh_output {where_sql}", args)
+    for sid, seq, t, channel, stream, data in rows:
+        key = (sid, seq)
+        seen.add(key)
+        expected = output.get(key)
+        if expected is None:
+            result.problems.append(f"output chunk {seq} of session {sid}: not in the audit")
+        elif (expected["size"] != len(data)
+              or expected["sha256"] != hashlib.sha256(data).hexdigest()
+              or (expected["t"], expected["channel"], expected["stream"]) != (t, channel, stream)):
+            result.problems.append(f"output chunk {seq} of session {sid}: differs from the audit")
+    for key in output:
+        if (session_id is None or key[0] == session_id) and key not in seen:
+            result.problems.append(f"output chunk {key[1]} of session {key[0]}: missing")

@@ -135,6 +135,7 @@ def test_statement_started_and_ended_in_one_checkpoint_is_one_full_row(
         "verdict": "allow",
         "rule": None,
         "approval_id": None,
+        "exit_status": None,
     }
 
 
