@@ -8,6 +8,8 @@ import ssl
 import time
 from typing import Any
 
+import asyncssh
+
 from engine.approvals import Broker, BrokerError, recovery_ops
 from engine.config import Config, Connection
 from engine.control import ControlError, ControlServer, Peer
@@ -19,6 +21,9 @@ from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
 from engine.pg.side import Side
 from engine.recorder import Recorder
+from engine.ssh.hostkey import load_or_create_host_key
+from engine.ssh.server import GatewayServer
+from engine.ssh.session import SshContext
 from engine.tasks import spawn
 from store import Op, SqliteStore, open_store
 from store import ops as O
@@ -32,6 +37,8 @@ class Engine:
         self.store: SqliteStore | None = None
         self.recorder: Recorder | None = None
         self.pg: PgContext | None = None
+        self.ssh: SshContext | None = None
+        self._ssh_servers: list[asyncssh.SSHAcceptor] = []
         self.listeners: dict[str, tuple[str, int]] = {}
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task[None]] = set()
@@ -76,10 +83,15 @@ class Engine:
             broker=self.broker,
             events=self.events,
         )
+        self.ssh = SshContext(settings=settings, recorder=self.recorder, guard=self.guard,
+                              broker=self.broker, events=self.events)
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()
             for conn in self.config.connections:
+                if conn.kind == "ssh":
+                    await self._listen_ssh(conn)
+                    continue
                 if conn.tls is not None:
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     ctx.load_cert_chain(conn.tls.cert, conn.tls.key)
@@ -98,6 +110,26 @@ class Engine:
         except BaseException:
             await self.stop()
             raise
+
+    async def _listen_ssh(self, conn: Connection) -> None:
+        assert self.ssh is not None and conn.ssh is not None
+        key = load_or_create_host_key(conn.ssh.host_key or self.config.engine.store.with_name(
+            f"ssh_host_{conn.name}_ed25519_key"))
+        ctx, identities = self.ssh, self.identities
+        acceptor = await asyncssh.create_server(
+            lambda: GatewayServer(ctx, conn, identities), conn.listen_host, conn.listen_port,
+            server_host_keys=[key], encoding=None, line_editor=False,
+            agent_forwarding=False, x11_forwarding=False, allow_scp=False,
+            login_timeout=self.config.engine.startup_timeout, server_version="Gatewatch",
+            reuse_address=True)
+        self._ssh_servers.append(acceptor)
+        host, port = acceptor.sockets[0].getsockname()[:2]
+        self.listeners[conn.name] = (host, port)
+        log.info("connection %s (ssh) listening on %s:%d", conn.name, host, port)
+
+    def live(self) -> dict[str, Any]:
+        """Every live session, PostgreSQL and SSH, by id."""
+        return {**(self.pg.live if self.pg else {}), **(self.ssh.live if self.ssh else {})}
 
     def _accept(self, conn: Connection, side: Side) -> None:
         assert self.pg is not None
@@ -147,7 +179,7 @@ class Engine:
         }
 
     async def _list_sessions(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
-        live = self.pg.live.values() if self.pg is not None else []
+        live = self.live().values()
         limit = _limit(request)
         recent = (self.store.sessions(limit, _before(request)) if self.store is not None
                   else [])
@@ -180,7 +212,7 @@ class Engine:
     async def _kill(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         assert peer.identity is not None
         wanted = str(request.get("session", ""))
-        live = self.pg.live if self.pg is not None else {}
+        live = self.live()
         matches = [sid for sid in live if sid.startswith(wanted)] if wanted else []
         if len(matches) != 1:
             raise ControlError(f"no live session {wanted!r}" if not matches else
@@ -200,9 +232,10 @@ class Engine:
             self.webhook.close()
         for server in self._servers:
             server.close()
-        if self.pg is not None:
-            for session in list(self.pg.live.values()):
-                session.terminate("engine stopped", "the gateway is shutting down")
+        for session in list(self.live().values()):
+            session.terminate("engine stopped", "the gateway is shutting down")
+        for acceptor in self._ssh_servers:
+            acceptor.close()
         for task in list(self._sessions):
             task.cancel()
         if self._sessions:
@@ -210,6 +243,11 @@ class Engine:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        for acceptor in self._ssh_servers:
+            await acceptor.wait_closed()
+        self._ssh_servers.clear()
+        if self.ssh is not None:
+            await asyncio.sleep(0)  # let ended SSH sessions hand their last records over
         if self.recorder is not None:
             await self.recorder.drain()
             self.recorder.close()

@@ -21,11 +21,14 @@ from engine.config.model import (
     Config,
     Connection,
     EngineSettings,
+    Forward,
     IdentityConfig,
+    SshSettings,
     TlsFiles,
     Upstream,
 )
 from engine.guardrail.classify import STATEMENT_KINDS
+from engine.guardrail.commands import COMMAND_KINDS
 from engine.guardrail.rules import ACTIONS, GuardrailSettings, Match, Rule
 
 T = TypeVar("T")
@@ -330,6 +333,16 @@ class _Builder:
             out.add(kind)
         return frozenset(out)
 
+    def command_kinds(self, value: Any, where: tuple[str | int, ...]) -> frozenset[str]:
+        out = set()
+        for i, item in enumerate(self.patterns(value, where)):
+            kind = " ".join(item.upper().split())
+            if kind not in COMMAND_KINDS:
+                raise self.doc.fail((*where, i), f"unknown command kind {kind!r} (known: "
+                                    f"{', '.join(sorted(COMMAND_KINDS))})")
+            out.add(kind)
+        return frozenset(out)
+
     def regex(self, value: Any, where: tuple[str | int, ...]) -> re.Pattern[str]:
         text = self.string(value, where)
         try:
@@ -357,11 +370,18 @@ class _Builder:
                 schemas=frozenset(m.get("schemas", self.patterns, _NONE)),
                 access=m.get("access", self.choice("read", "write", "any"), "any"),
                 regex=m.get("regex", self.regex, None),
+                commands=m.get("commands", self.command_kinds, frozenset()),
+                programs=m.get("programs", self.patterns, _NONE),
+                paths=m.get("paths", self.patterns, _NONE),
             )
             m.done()
             if match.empty():
                 raise self.doc.fail(m.where, "a match needs at least one of statements, "
-                                    "functions, tables, schemas or regex")
+                                    "functions, tables, schemas, commands, programs or regex")
+            if not (match.for_sql() or match.for_commands()):
+                raise self.doc.fail(m.where, "a match is either for SQL (statements, "
+                                    "functions, tables, schemas) or for shell commands "
+                                    "(commands, programs, paths), not both")
             rule = Rule(
                 name=name, action=action, match=match,
                 connections=sec.get("connections", self.names, None),
@@ -416,6 +436,7 @@ class _Builder:
                 kind=sec.get("kind", self.choice("person", "agent"), "person"),
                 token_sha256=sec.get("token_sha256", self.sha256, None),
                 token_env=sec.get("token_env", self.string, None),
+                ssh_keys=tuple(sec.get("ssh_keys", self.public_keys, [])),
             )
             if (ident.token_sha256 is None) == (ident.token_env is None):
                 raise self.doc.fail(
@@ -443,13 +464,18 @@ class _Builder:
             where: tuple[str | int, ...] = ("connections", i)
             sec = _Section(self.doc, item, where, "a connection")
             name = sec.need("name", self.name)
-            kind = sec.need("kind", self.choice("postgres"))
+            kind = sec.need("kind", self.choice("postgres", "ssh"))
             host, port = sec.need("listen", self.listen)
             tls = self.tls(sec.section("tls", "TLS certificate and key"))
             up = sec.section("upstream", "the target")
             if up is None:
                 raise self.doc.fail(where, "missing required key 'upstream'")
-            upstream = self.upstream(up)
+            upstream = self.upstream(up) if kind == "postgres" else self.ssh_upstream(up)
+            ssh = None
+            if kind == "ssh":
+                ssh = self.ssh_settings(sec.section("ssh", "SSH settings"))
+            elif "ssh" in sec.data:
+                raise self.doc.fail((*where, "ssh"), "ssh settings are for kind: ssh")
             databases = sec.get("databases", self.names, None)
             access = sec.section("access", "just-in-time access")
             access_approval, access_grant = False, 3600.0
@@ -488,9 +514,80 @@ class _Builder:
                     allow_identities=people,
                     access_approval=access_approval,
                     access_grant=access_grant,
+                    ssh=ssh,
                 )
             )
         return tuple(out)
+
+    def ssh_upstream(self, sec: _Section) -> Upstream:
+        upstream = Upstream(
+            host=sec.need("host", self.string),
+            port=sec.get("port", self.port, 22),
+            user=sec.need("user", self.string),
+            password_env=sec.get("password_env", self.string, None),
+            password_file=sec.get("password_file", self.path, None),
+            key_file=sec.get("key_file", self.path, None),
+            known_hosts=sec.need("known_hosts", self.path),
+            connect_timeout=sec.get("connect_timeout", self.seconds, 10.0),
+        )
+        if "password" in sec.data:
+            raise self.doc.fail(
+                (*sec.where, "password"),
+                "target passwords never go in this file: use password_env or password_file",
+            )
+        given = [k for k in ("password_env", "password_file", "key_file") if k in sec.data]
+        if len(given) != 1:
+            raise self.doc.fail(sec.where, "give exactly one target credential: key_file, "
+                                "password_env or password_file")
+        sec.done()
+        return upstream
+
+    def ssh_settings(self, sec: _Section | None) -> SshSettings:
+        if sec is None:
+            return SshSettings()
+        forwards: list[Forward] = []
+        items: list[Any] = sec.get("forward", self.list_of("forward"), [])
+        for i, item in enumerate(items):
+            fw = _Section(self.doc, item, (*sec.where, "forward", i), "a forward destination")
+            ports = fw.get("ports", self.port_list, None)
+            forwards.append(Forward(fw.need("to", self.network), ports))
+            fw.done()
+        settings = SshSettings(
+            host_key=sec.get("host_key", self.optional_path, None),
+            shell=sec.get("shell", self.boolean, True),
+            forward=tuple(forwards),
+            max_channels=sec.get("max_channels", self.positive, 10),
+            login_attempts=sec.get("login_attempts", self.positive, 3),
+        )
+        sec.done()
+        return settings
+
+    def optional_path(self, value: Any, where: tuple[str | int, ...]) -> Path | None:
+        return self.path(value, where) if self.string(value, where) else None
+
+    def network(self, value: Any, where: tuple[str | int, ...]) -> Any:
+        try:
+            return ipaddress.ip_network(self.string(value, where), strict=False)
+        except ValueError as exc:
+            raise self.doc.fail(where, f"expected an address or CIDR network: {exc}") from exc
+
+    def port_list(self, value: Any, where: tuple[str | int, ...]) -> frozenset[int]:
+        if not isinstance(value, list) or not value:
+            raise self.doc.fail(where, "expected a list of ports")
+        return frozenset(self.port(v, (*where, i)) for i, v in enumerate(value))
+
+    def public_keys(self, value: Any, where: tuple[str | int, ...]) -> list[str]:
+        if not isinstance(value, list):
+            raise self.doc.fail(where, "expected a list of OpenSSH public keys")
+        out = []
+        for i, item in enumerate(value):
+            text = " ".join(self.string(item, (*where, i)).split())
+            parts = text.split(" ")
+            if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
+                raise self.doc.fail((*where, i), "expected an OpenSSH public key line "
+                                    "(ssh-ed25519 AAAA… comment)")
+            out.append(text)
+        return out
 
     def tls(self, sec: _Section | None) -> TlsFiles | None:
         if sec is None:

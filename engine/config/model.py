@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ class Upstream:
     # How the gateway may prove itself to the target. SCRAM never reveals the password to
     # whoever asks; md5 and password (cleartext) do, so they must be listed explicitly.
     auth: tuple[str, ...] = ("scram-sha-256",)
+    # SSH targets: the gateway's own key for the target, and the target's host key(s). There is
+    # no trust on first use: a target whose key is not in known_hosts is refused.
+    key_file: Path | None = None
+    known_hosts: Path | None = None
 
     def password(self) -> str | None:
         """Read the target credential at the moment it is needed; it is never kept in config."""
@@ -40,9 +45,33 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class Forward:
+    """Destinations that ``ssh -L`` may reach through the target: a network and its ports."""
+
+    network: IPv4Network | IPv6Network
+    ports: frozenset[int] | None  # None: any port
+
+    def allows(self, address: str, port: int) -> bool:
+        try:
+            ip = ip_address(address)
+        except ValueError:
+            return False
+        return ip in self.network and (self.ports is None or port in self.ports)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    host_key: Path | None = None  # the gateway's host key; None: generated beside the store
+    shell: bool = True  # False: exec (and sftp/scp) only, no interactive shell
+    forward: tuple[Forward, ...] = ()  # ssh -L destinations; empty: none
+    max_channels: int = 10  # per session
+    login_attempts: int = 3  # failed authentications before the client is disconnected
+
+
+@dataclass(frozen=True)
 class Connection:
     name: str
-    kind: str  # "postgres" (SSH arrives with its own issue)
+    kind: str  # "postgres" or "ssh"
     listen_host: str
     listen_port: int
     upstream: Upstream
@@ -54,6 +83,7 @@ class Connection:
     # identity open sessions on this connection for ``access_grant`` seconds.
     access_approval: bool = False
     access_grant: float = 3600.0
+    ssh: SshSettings | None = None  # kind ssh
 
 
 @dataclass(frozen=True)
@@ -63,6 +93,7 @@ class IdentityConfig:
     kind: str = "person"  # "person" or "agent"
     token_sha256: str | None = None
     token_env: str | None = None
+    ssh_keys: tuple[str, ...] = ()  # OpenSSH public key lines that prove this identity
 
 
 @dataclass(frozen=True)

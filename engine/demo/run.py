@@ -14,8 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.config import load_config
+from engine.config import Config, load_config
 from engine.demo.pgcluster import PgCluster, free_port
+from engine.demo.sshtarget import DemoSshTarget
 from engine.demo.tls import self_signed
 from engine.engine import Engine
 
@@ -39,10 +40,14 @@ def _prepare_target(cluster: PgCluster, password: str) -> None:
 async def run_demo(policies: Path, *, headless: bool) -> int:
     work = Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))
     cluster = PgCluster(work / "pg")
+    ssh_target = DemoSshTarget(work / "ssh-home")
     engine: Engine | None = None
     try:
         target_password = secrets.token_urlsafe(24)
         await asyncio.to_thread(_prepare_target, cluster, target_password)
+        await ssh_target.start()
+        known_hosts = work / "ssh_known_hosts"
+        known_hosts.write_text(ssh_target.known_hosts_line() + "\n")
         cert, key = self_signed(work / "tls")
         tokens = {"alice": secrets.token_urlsafe(18), "oncall": secrets.token_urlsafe(18)}
         listen_port = free_port()
@@ -56,11 +61,18 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
             "GATEWATCH_TLS_KEY": str(key),
             "GATEWATCH_ALICE_TOKEN": tokens["alice"],
             "GATEWATCH_ONCALL_TOKEN": tokens["oncall"],
+            "GATEWATCH_WEB_LISTEN": f"127.0.0.1:{free_port()}",
+            "GATEWATCH_WEB_SSH_HOST": ssh_target.host,
+            "GATEWATCH_WEB_SSH_PORT": str(ssh_target.port),
+            "GATEWATCH_WEB_SSH_USER": ssh_target.user,
+            "GATEWATCH_WEB_SSH_PASSWORD": ssh_target.password,
+            "GATEWATCH_WEB_KNOWN_HOSTS": str(known_hosts),
         })
         config = load_config(policies)
         engine = Engine(config)
         await engine.start()
         host, port = engine.listeners["shop"]
+        ssh_host, ssh_port = engine.listeners["web"]
         info: dict[str, Any] = {
             "config": str(policies),
             "store": str(config.engine.store),
@@ -69,6 +81,11 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
                          "password": tokens["alice"]},
             "postgres_direct": {"host": cluster.host, "port": cluster.port, "dbname": DEMO_DB,
                                 "user": DEMO_ROLE, "password": target_password},
+            "ssh": {"host": ssh_host, "port": ssh_port, "user": "alice",
+                    "password": tokens["alice"], "host_key": _gateway_host_key(config)},
+            "ssh_direct": {"host": ssh_target.host, "port": ssh_target.port,
+                           "user": ssh_target.user, "password": ssh_target.password,
+                           "host_key": ssh_target.known_hosts_line().split(" ", 1)[1]},
             "approver": {"user": "oncall", "token": tokens["oncall"]},
         }
         if headless:
@@ -81,8 +98,15 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
     finally:
         if engine is not None:
             await engine.stop()
+        await ssh_target.stop()
         await asyncio.to_thread(cluster.stop)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _gateway_host_key(config: Config) -> str:
+    """The gateway's SSH host key as a known_hosts entry's "type base64" (to pin it)."""
+    pub = config.engine.store.with_name("ssh_host_web_ed25519_key.pub")
+    return " ".join(pub.read_text().split()[:2])
 
 
 async def _run_tui(info: dict[str, Any]) -> None:
@@ -117,6 +141,8 @@ def _print_readable(info: dict[str, Any], *, stopping: bool = False) -> None:
         f"  straight to the target: PGPASSWORD='{direct['password']}' psql "
         f"'host={direct['host']} port={direct['port']} dbname={direct['dbname']} "
         f"user={direct['user']}'\n"
+        f"  ssh through the gateway: ssh -p {info['ssh']['port']} "
+        f"{info['ssh']['user']}@{info['ssh']['host']}   (password: {info['ssh']['password']})\n"
         f"  approver:             {info['approver']['user']} / {info['approver']['token']}\n\n"
         f"  recorded sessions:    {_gatewatch()} sessions -c {info['config']}\n"
         f"  held statements:      GATEWATCH_TOKEN='{info['approver']['token']}' {_gatewatch()}"

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from engine.guardrail import reading
 from engine.guardrail.classify import Facts, ParseFailure, classify
-from engine.guardrail.rules import GuardrailSettings, Rule, Verdict, judge_statement
+from engine.guardrail.commands import classify_command
+from engine.guardrail.rules import (
+    GuardrailSettings,
+    Rule,
+    Verdict,
+    judge_command,
+    judge_statement,
+)
+from engine.guardrail.shellwords import ShellParseError
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,26 @@ class SessionGuard:
         self.rules = rules
         self.settings = settings
         self._cache: dict[str, Judgement] = {}
+        self._commands: dict[str, Judgement] = {}
+
+    def judge_command(self, line: str) -> Judgement:
+        """A shell command line (SSH exec, or a line entered in an interactive shell)."""
+        cached = self._commands.get(line)
+        if cached is not None:
+            return cached
+        try:
+            facts = classify_command(line)
+        except ShellParseError as exc:
+            verdict = Verdict(self.settings.fallback, "fallback",
+                              f"the command cannot be read as shell words ({exc})", line)
+            judgement = Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc))
+        else:
+            verdict = judge_command(self.rules, facts)
+            judgement = Judgement(verdict.action, verdict, (verdict,))
+        if len(self._commands) >= self.settings.cache_size:
+            self._commands.pop(next(iter(self._commands)))
+        self._commands[line] = judgement
+        return judgement
 
     def judge(self, text: str) -> Judgement:
         cached = self._cache.get(text)

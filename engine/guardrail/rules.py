@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from engine.guardrail.classify import Facts
+from engine.guardrail.commands import CommandFacts
 
 ACTIONS = ("allow", "review", "block")
 SEVERITY = {"allow": 0, "review": 1, "block": 2}
@@ -27,13 +28,54 @@ class Match:
     schemas: frozenset[str] = frozenset()
     access: str = "any"  # read | write | any (for tables and schemas)
     regex: re.Pattern[str] | None = None
+    # Shell commands (SSH exec and interactive command lines)
+    commands: frozenset[str] = frozenset()  # kinds: RM RECURSIVE, MKFS, ...
+    programs: tuple[str, ...] = ()  # program names after normalisation, glob patterns
+    paths: tuple[str, ...] = ()  # path operands of those commands, glob patterns
 
     def empty(self) -> bool:
         return not (self.statements or self.functions or self.tables or self.schemas
-                    or self.regex)
+                    or self.regex or self.commands or self.programs)
+
+    def for_sql(self) -> bool:
+        return not (self.commands or self.programs or self.paths)
+
+    def for_commands(self) -> bool:
+        return not (self.statements or self.functions or self.tables or self.schemas)
+
+    def test_command(self, facts: CommandFacts) -> str | None:
+        """Why a shell command line matches, in the operator's words, or None. A rule that
+        names SQL criteria never matches a command (and the reverse)."""
+        if not self.for_commands():
+            return None
+        reasons: list[str] = []
+        if self.commands:
+            hit = sorted(facts.kinds & self.commands)
+            if not hit:
+                return None
+            reasons.append(" and ".join(hit))
+        if self.programs:
+            ran = sorted(p for p in facts.programs
+                         if any(fnmatch.fnmatchcase(p, pat) for pat in self.programs))
+            if not ran:
+                return None
+            reasons.append("runs " + ", ".join(ran))
+        if self.paths:
+            touched = sorted(p for p in facts.paths
+                             if any(fnmatch.fnmatchcase(p, pat) for pat in self.paths))
+            if not touched:
+                return None
+            reasons.append("on " + ", ".join(touched))
+        if self.regex is not None:
+            if not self.regex.search(facts.text):
+                return None
+            reasons.append(f"text matches /{self.regex.pattern}/")
+        return "; ".join(reasons)
 
     def test(self, facts: Facts) -> str | None:
         """Why ``facts`` match, in the operator's words, or None."""
+        if not self.for_sql():
+            return None
         reasons: list[str] = []
         if self.statements:
             hit = sorted(facts.kinds & self.statements)
@@ -143,6 +185,14 @@ class Verdict:
 
 
 ALLOW = "allow"
+
+
+def judge_command(rules: tuple[Rule, ...], facts: CommandFacts) -> Verdict:
+    for rule in rules:
+        why = rule.match.test_command(facts)
+        if why is not None:
+            return Verdict(rule.action, rule.name, why, facts.text, rule.message)
+    return Verdict(ALLOW, None, facts.describe(), facts.text)
 
 
 def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:

@@ -6,6 +6,7 @@ plaintext in the file, and compared in constant time.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -43,6 +44,23 @@ class StaticTokens:
             log.info("authentication failed for %r: wrong token", user)
             return None
         return Identity(ident.name, ident.groups, ident.kind, "static")
+
+    def by_public_key(self, user: str, public_data: bytes) -> Identity | None:
+        """The identity ``user`` when ``public_data`` (an SSH public key blob) is one of its
+        registered keys."""
+        ident = self._by_name.get(user)
+        if ident is None or not ident.ssh_keys:
+            log.info("public key authentication failed for %r: no keys registered", user)
+            return None
+        for line in ident.ssh_keys:
+            try:
+                known = base64.b64decode(line.split(" ")[1])
+            except (IndexError, ValueError):
+                continue
+            if hmac.compare_digest(known, public_data):
+                return Identity(ident.name, ident.groups, ident.kind, "publickey")
+        log.info("public key authentication failed for %r: key not registered", user)
+        return None
 
     def identity(self, name: str) -> Identity | None:
         ident = self._by_name.get(name)

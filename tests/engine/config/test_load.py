@@ -469,7 +469,7 @@ def test_recursive_alias(tmp_path: Path) -> None:
 def test_policy_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == f"{EXAMPLE}: ok (3 identities, 1 connections)"
+    assert out.strip() == f"{EXAMPLE}: ok (3 identities, 2 connections)"
     assert err == ""
 
 

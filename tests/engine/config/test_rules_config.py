@@ -201,7 +201,23 @@ def test_rule_without_match(tmp_path: Path) -> None:
 def test_rule_with_empty_match(tmp_path: Path, match: str) -> None:
     text = BASE + f"rules:\n  - name: r1\n    action: block\n    {match}\n"
     assert_error(tmp_path, text, line_of(text, "match:"), "rules.0.match",
-                 "a match needs at least one of statements, functions, tables, schemas or regex")
+                 "a match needs at least one of statements, functions, tables, schemas, "
+                 "commands, programs or regex")
+
+
+def test_rule_mixing_sql_and_shell_criteria(tmp_path: Path) -> None:
+    text = BASE + ("rules:\n  - name: r1\n    action: block\n"
+                   "    match: {statements: [DROP], commands: [MKFS]}\n")
+    assert_error(tmp_path, text, line_of(text, "match:"), "rules.0.match",
+                 re.escape("a match is either for SQL (statements, functions, tables, schemas) "
+                           "or for shell commands (commands, programs, paths), not both"))
+
+
+def test_unknown_command_kind(tmp_path: Path) -> None:
+    text = BASE + ("rules:\n  - name: r1\n    action: block\n"
+                   "    match: {commands: [RM EVERYTHING]}\n")
+    assert_error(tmp_path, text, line_of(text, "RM EVERYTHING"), "rules.0.match.commands.0",
+                 "unknown command kind 'RM EVERYTHING'")
 
 
 def test_unknown_match_key(tmp_path: Path) -> None:

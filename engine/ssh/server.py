@@ -1,0 +1,220 @@
+"""The asyncssh server in front of one SSH connection: who may log in, and what they may open.
+
+The login name is the identity (``ssh -p PORT alice@gateway``); the listener names the target,
+one per connection as for PostgreSQL. Authentication: the identity's token as the password (or
+keyboard-interactive answer), or a public key registered to the identity. Failed attempts are
+throttled per client address and the client is disconnected after ``login_attempts``.
+Agent and X11 forwarding are refused (the listener turns them off); remote forwarding (-R) is
+refused; local forwarding (-L) reaches only the connection's ``forward`` destinations, through
+the target, and each attempt is recorded with its verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import asyncssh
+
+from engine.config import Connection
+from engine.identity import Identity, StaticTokens
+from engine.ssh.bridge import ChannelBridge
+from engine.ssh.session import SshContext, SshSession
+from engine.ssh.upstream import TargetUnavailable
+from store import StoreError
+
+log = logging.getLogger(__name__)
+
+_THROTTLE_WINDOW = 300.0
+_failures: dict[str, tuple[int, float]] = {}  # client address → (recent failures, last one)
+
+
+def _penalty(addr: str) -> float:
+    count, last = _failures.get(addr, (0, 0.0))
+    if time.monotonic() - last > _THROTTLE_WINDOW:
+        return 0.0
+    return min(0.2 * 2 ** max(count - 1, 0), 5.0) if count else 0.0
+
+
+def _failed(addr: str) -> None:
+    count, last = _failures.get(addr, (0, 0.0))
+    if time.monotonic() - last > _THROTTLE_WINDOW:
+        count = 0
+    _failures[addr] = (count + 1, time.monotonic())
+    if len(_failures) > 10_000:  # bounded: forget the oldest
+        oldest = min(_failures, key=lambda a: _failures[a][1])
+        _failures.pop(oldest, None)
+
+
+class GatewayServer(asyncssh.SSHServer):
+    def __init__(self, ctx: SshContext, conn: Connection, identities: StaticTokens) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.identities = identities
+        self.session: SshSession | None = None
+        self.client_conn: asyncssh.SSHServerConnection | None = None
+        self.addr = "?"
+        self.attempts = 0
+        self.channels = 0
+
+    # --- connection -----------------------------------------------------------------------
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.client_conn = conn
+        peer = conn.get_extra_info("peername")
+        self.addr = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session is not None:
+            reason = "client disconnected" if exc is None else f"connection lost: {exc}"
+            self.session.end(reason)
+
+    # --- authentication -------------------------------------------------------------------
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def kbdint_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> Awaitable[bool]:
+        return self._token_login(username, password)
+
+    def get_kbdint_challenge(self, username: str, lang: str,
+                             submethods: str) -> tuple[str, str, str, list[tuple[str, bool]]]:
+        return ("Gatewatch", f"Sign in as {username} with your token.", "",
+                [("Token: ", False)])
+
+    def validate_kbdint_response(self, username: str,
+                                 responses: Sequence[str]) -> Awaitable[bool] | bool:
+        if len(responses) != 1:
+            return False
+        return self._token_login(username, responses[0])
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> Awaitable[bool]:
+        return self._key_login(username, key)
+
+    async def _token_login(self, username: str, token: str) -> bool:
+        host = self.addr.rpartition(":")[0]
+        await asyncio.sleep(_penalty(host))
+        identity = await self.identities.authenticate(username, token)
+        return await self._admit(username, identity, "token")
+
+    async def _key_login(self, username: str, key: asyncssh.SSHKey) -> bool:
+        host = self.addr.rpartition(":")[0]
+        await asyncio.sleep(_penalty(host))
+        identity = self.identities.by_public_key(username, key.public_data)
+        return await self._admit(username, identity, "public key")
+
+    async def _admit(self, username: str, identity: Identity | None, how: str) -> bool:
+        host = self.addr.rpartition(":")[0]
+        if identity is not None and not self._may_use(identity):
+            log.info("ssh %s: identity %s may not use connection %s", self.addr,
+                     identity.name, self.conn.name)
+            identity = None
+        if identity is None:
+            _failed(host)
+            self.attempts += 1
+            assert self.conn.ssh is not None
+            if self.attempts >= self.conn.ssh.login_attempts and self.client_conn is not None:
+                log.warning("ssh %s: %d failed logins as %r, disconnected", self.addr,
+                            self.attempts, username)
+                self.client_conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                                            "too many failed attempts")
+            return False
+        if self.session is not None:  # already in (a second method after partial success)
+            return True
+        assert self.client_conn is not None
+        version = self.client_conn.get_extra_info("client_version") or ""
+        session = SshSession(self.ctx, self.conn, uuid.uuid4().hex[:16], self.addr,
+                             str(version))
+        session.client_conn = self.client_conn
+        try:
+            await session.open(identity)
+        except StoreError as exc:
+            log.error("ssh %s refused: the store is not writable: %s", self.addr, exc)
+            return False
+        self.session = session
+        log.info("ssh session %s: %s signed in with a %s from %s", session.session_id,
+                 identity.name, how, self.addr)
+        return True
+
+    def _may_use(self, identity: Identity) -> bool:
+        conn = self.conn
+        return identity.name in conn.allow_identities or bool(identity.groups & conn.allow_groups)
+
+    # --- channels -------------------------------------------------------------------------
+
+    def session_requested(self) -> ChannelBridge:
+        session = self.session
+        assert session is not None and self.conn.ssh is not None
+        if len(session.bridges) >= self.conn.ssh.max_channels:
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                f"at most {self.conn.ssh.max_channels} channels per session")
+        self.channels += 1
+        return ChannelBridge(session, self.channels)
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                             orig_port: int) -> Awaitable[Any]:
+        return self._forward(dest_host, dest_port)
+
+    async def _forward(self, dest_host: str, dest_port: int) -> Any:
+        session = self.session
+        assert session is not None and self.conn.ssh is not None and self.client_conn
+        text = f"forward to {dest_host}:{dest_port}"
+        address, why = await _resolve(dest_host)
+        allowed = address is not None and any(
+            f.allows(address, dest_port) for f in self.conn.ssh.forward)
+        if not allowed:
+            reason = why or (f"{dest_host}:{dest_port} is outside the connection's allowed "
+                             "forward destinations")
+            await session.refused(text, "forward-not-allowed", reason)
+            log.info("ssh session %s: %s refused: %s", session.session_id, text, reason)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                            f"gatewatch: {reason}")
+        admission = await session.admit(text, "forward")
+        if not admission.allowed:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                            f"gatewatch: {admission.message}")
+        session.end_command(admission.seq, "ok", None, None, command="forward")
+        try:
+            target = await session.target()
+        except TargetUnavailable as exc:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, str(exc)) from exc
+        assert address is not None
+        return await self.client_conn.forward_tunneled_connection(target, address, dest_port)
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        if self.session is not None:
+            log.info("ssh session %s: remote forwarding of %s:%d refused",
+                     self.session.session_id, listen_host, listen_port)
+            self.session.note_refusal(f"remote forward {listen_host}:{listen_port}",
+                                      "remote forwarding (-R) is not allowed")
+        return False
+
+
+async def _resolve(host: str) -> tuple[str | None, str | None]:
+    """The address a forward goes to. Names are resolved here, once, and the connection goes
+    to that address, so that what was checked is what is reached."""
+    try:
+        return str(ipaddress.ip_address(host)), None
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return None, f"{host} does not resolve"
+    addresses = sorted({str(info[4][0]) for info in infos})
+    return (addresses[0], None) if addresses else (None, f"{host} does not resolve")

@@ -1,0 +1,259 @@
+"""One client's SSH connection through the gateway: identity, target, record, judgement."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncssh
+
+from engine.approvals import ApprovalRequest, Broker
+from engine.config import Connection, EngineSettings
+from engine.events import EventHub
+from engine.guardrail import Guard
+from engine.guardrail.guard import SessionGuard
+from engine.identity import Identity
+from engine.recorder import Recorder
+from engine.ssh.tape import Tape
+from engine.ssh.upstream import TargetUnavailable, connect_target
+from engine.tasks import spawn
+from store import Op, StoreError
+from store import ops as O
+
+log = logging.getLogger(__name__)
+
+
+class Bridge(Protocol):
+    """What a session needs of each of its channels."""
+
+    def pressure(self, on: bool) -> None: ...
+    def close_with(self, message: str) -> None: ...
+
+
+@dataclass
+class SshContext:
+    settings: EngineSettings
+    recorder: Recorder
+    guard: Guard
+    broker: Broker
+    events: EventHub
+    live: dict[str, SshSession] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The gateway's answer to one command: run it (recorded as ``seq``) or not, and why."""
+
+    allowed: bool
+    seq: int
+    message: str = ""
+
+
+class SshSession:
+    def __init__(self, ctx: SshContext, conn: Connection, session_id: str,
+                 client_addr: str, client_version: str) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.session_id = session_id
+        self.client_addr = client_addr
+        self.client_version = client_version
+        self.identity: Identity | None = None
+        self.guard: SessionGuard | None = None
+        self.started = time.time()
+        self.seq = 0
+        self.bridges: list[Bridge] = []
+        self.ended = False
+        self.waiting_for: str | None = None
+        self.client_conn: asyncssh.SSHServerConnection | None = None
+        self._target: asyncio.Task[asyncssh.SSHClientConnection] | None = None
+        self._command_started: dict[int, float] = {}
+        self.tape = Tape(ctx.recorder, session_id, self.started, self._pressure, self._store_failed)
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def open(self, identity: Identity) -> None:
+        """Authenticated: record the session (before anything reaches the target), register
+        it, and start connecting to the target."""
+        self.identity = identity
+        self.guard = self.ctx.guard.for_session(self.conn.name, identity.name, identity.groups)
+        up = self.conn.upstream
+        await self.ctx.recorder.committed([Op(O.SESSION_OPEN, self.session_id, 0, {
+            "protocol": "ssh", "connection": self.conn.name, "identity": identity.name,
+            "identity_kind": identity.kind, "client_addr": self.client_addr,
+            "application_name": self.client_version, "database": None,
+            "started_at": O.utc(self.started), "status": "open",
+            "target": f"{up.user}@{up.host}:{up.port}",
+        })])
+        self.ctx.live[self.session_id] = self
+        self.ctx.events.publish("session.opened", self.describe())
+        self._target = spawn(connect_target(up), name=f"ssh-target-{self.session_id}")
+        self._target.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def target(self) -> asyncssh.SSHClientConnection:
+        """The connection to the target (TargetUnavailable if it cannot be had)."""
+        assert self._target is not None
+        return await asyncio.shield(self._target)
+
+    def end(self, reason: str, status: str = "closed") -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.ctx.live.pop(self.session_id, None)
+        if self.waiting_for is not None:
+            self.ctx.broker.withdraw(self.waiting_for, "session ended")
+        spawn(self._close_record(reason, status), name=f"ssh-close-{self.session_id}")
+        if self._target is not None:
+            if self._target.done() and not self._target.cancelled() \
+                    and self._target.exception() is None:
+                self._target.result().close()
+            else:
+                self._target.cancel()
+        if self.client_conn is not None:
+            self.client_conn.close()
+        self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,
+                                                   "reason": reason})
+
+    async def _close_record(self, reason: str, status: str) -> None:
+        now = time.time()
+        for seq in list(self._command_started):
+            self.end_command(seq, "interrupted", None, f"session ended: {reason}", now=now)
+        await self.tape.drain()
+        self.ctx.recorder.write(Op(O.SESSION_CLOSE, self.session_id, 0, {
+            "ended_at": O.utc(now), "status": status, "end_reason": reason}))
+
+    def terminate(self, reason: str, message: str, sqlstate: str = "57P01",
+                  status: str = "closed") -> None:
+        """End the session from outside (engine shutdown, an operator's kill)."""
+        for bridge in list(self.bridges):
+            bridge.close_with(message)
+        self.end(reason, status)
+
+    def describe(self) -> dict[str, Any]:
+        ident = self.identity
+        up = self.conn.upstream
+        return {
+            "id": self.session_id, "protocol": "ssh", "connection": self.conn.name,
+            "identity": ident.name if ident else None,
+            "identity_kind": ident.kind if ident else None,
+            "client_addr": self.client_addr, "application_name": self.client_version,
+            "database": None, "target": f"{up.user}@{up.host}:{up.port}",
+            "started_at": O.utc(self.started), "statements": self.seq,
+            "channels": len(self.bridges), "waiting_for": self.waiting_for,
+            "recorded_bytes": self.tape.recorded_bytes,
+        }
+
+    def _pressure(self, on: bool) -> None:
+        for bridge in self.bridges:
+            bridge.pressure(on)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        log.error("session %s: output not recorded, session ended: %s", self.session_id, exc)
+        self.terminate("store unwritable", "the gateway cannot record this session, so it "
+                       "ends it", status="error")
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def admit(self, text: str, kind: str,
+                    on_held: Callable[[str], None] | None = None) -> Admission:
+        """Judge a command, record it, and wait for an approval when a rule asks for one.
+        Nothing reaches the target before the record is committed (invariant 1)."""
+        assert self.guard is not None and self.identity is not None
+        judgement = self.guard.judge_command(text) if kind != "subsystem" else None
+        verdict = judgement.verdict if judgement is not None else None
+        self.seq += 1
+        seq = self.seq
+        now = time.time()
+        fields = {
+            "protocol": "ssh", "text": text, "params": None, "started_at": O.utc(now),
+            "status": "running", "verdict": judgement.action if judgement else "allow",
+            "rule": verdict.rule if verdict else None, "approval_id": None,
+        }
+        await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, seq, fields)])
+        self._command_started[seq] = now
+        self.ctx.events.publish("statement.started", {
+            "session": self.session_id, "seq": seq, "text": text, "protocol": "ssh",
+            "verdict": fields["verdict"], "rule": fields["rule"], "approval": None})
+        if judgement is None or verdict is None or judgement.action == "allow":
+            return Admission(True, seq)
+        hint = f" {verdict.hint}" if verdict.hint else ""
+        if judgement.action == "block":
+            message = f'blocked by rule "{verdict.rule}": {verdict.reason}.{hint}'
+            self.end_command(seq, "blocked", None, message)
+            return Admission(False, seq, message)
+        return await self._review(seq, text, verdict.rule, verdict.reason, on_held)
+
+    async def refused(self, text: str, rule: str, reason: str) -> None:
+        """Record something the gateway refused by its own settings, not by a rule."""
+        self.seq += 1
+        now = time.time()
+        self._command_started[self.seq] = now
+        await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, self.seq, {
+            "protocol": "ssh", "text": text, "params": None, "started_at": O.utc(now),
+            "status": "running", "verdict": "block", "rule": rule, "approval_id": None})])
+        self.end_command(self.seq, "blocked", None, reason, command=text.split(" ")[0])
+
+    def note_refusal(self, text: str, reason: str) -> None:
+        spawn(self.refused(text, "gateway", reason), name=f"ssh-refusal-{self.session_id}")
+
+    async def _review(self, seq: int, text: str, rule: str | None, reason: str,
+                      on_held: Callable[[str], None] | None) -> Admission:
+        assert self.identity is not None
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[ApprovalRequest] = loop.create_future()
+
+        def on_decided(req: ApprovalRequest) -> None:
+            if not decided.done():
+                decided.set_result(req)
+
+        try:
+            req = await self.ctx.broker.request(
+                session_id=self.session_id, requester=self.identity.name,
+                connection=self.conn.name, statement=text, rule=rule, reason=reason,
+                on_decided=on_decided)
+        except StoreError as exc:
+            message = "the gateway could not record the approval request, so it did not run"
+            self.end_command(seq, "error", None, f"{message}: {exc}")
+            return Admission(False, seq, message)
+        self.waiting_for = req.id
+        self.ctx.events.publish("session.waiting", {"id": self.session_id, "approval": req.id})
+        if on_held is not None:
+            minutes = self.ctx.broker.settings.review_timeout / 60
+            on_held(f'held for approval {req.id} (rule "{rule}": {reason}); waiting up to '
+                    f"{minutes:g} min for an operator")
+        try:
+            outcome = await decided
+        finally:
+            if self.waiting_for == req.id:
+                self.waiting_for = None
+            if not decided.done():
+                self.ctx.broker.withdraw(req.id, "client went away")
+        if outcome.status == "approved":
+            return Admission(True, seq, f"approved by {outcome.decided_by}")
+        why = f": {outcome.decision_reason}" if outcome.decision_reason else ""
+        message = (f"denied by {outcome.decided_by}{why}" if outcome.status == "denied"
+                   else f"approval request {outcome.id} {outcome.status}{why}")
+        self.end_command(seq, "denied", None, message)
+        return Admission(False, seq, message)
+
+    def end_command(self, seq: int, status: str, exit_status: int | None,
+                    error: str | None, *, command: str | None = None,
+                    now: float | None = None) -> None:
+        began = self._command_started.pop(seq, None)
+        if began is None:
+            return
+        now = time.time() if now is None else now
+        self.ctx.recorder.write(Op(O.STATEMENT_END, self.session_id, seq, {
+            "finished_at": O.utc(now), "duration_ms": round((now - began) * 1000, 3),
+            "status": status, "command": command, "rows": None, "sqlstate": None,
+            "error": error, "exit_status": exit_status,
+        }))
+        self.ctx.events.publish("statement.finished", {
+            "session": self.session_id, "seq": seq, "status": status, "rows": None,
+            "sqlstate": None, "error": error})
+
+
+__all__ = ["Admission", "SshContext", "SshSession", "TargetUnavailable"]

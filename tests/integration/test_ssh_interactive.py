@@ -1,0 +1,306 @@
+"""Finer SSH cases with the asyncssh client: terminals, judged command lines, approvals,
+forwarding, channel limits, a client that stops reading, kills and abrupt ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import asyncssh
+import pytest
+
+from tests.integration.test_ssh_gateway import need
+from tests.sshd import SshdTarget, missing_sshd, start_sshd
+from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
+    need(missing_sshd())
+    target = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+class Echo:
+    """A TCP echo server: the destination of allowed port forwards."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+
+            def echo(c: object = conn) -> None:
+                with c:  # type: ignore[attr-defined]
+                    while data := c.recv(65536):  # type: ignore[attr-defined]
+                        c.sendall(data)  # type: ignore[attr-defined]
+
+            threading.Thread(target=echo, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def echo() -> Echo:
+    return Echo()
+
+
+@pytest.fixture(scope="module")
+def gw(sshd: SshdTarget, echo: Echo,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
+    gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw"), forward_port=echo.port)
+    try:
+        yield gateway
+    finally:
+        stop_ssh_gateway(gateway)
+
+
+def connect(gw: SshGateway, user: str = "alice",
+            connection: str = "web") -> asyncssh.connection._ConnectionContext:  # type: ignore[name-defined]
+    known = asyncssh.import_known_hosts(gw.host_key_line(connection) + "\n")
+    return asyncssh.connect("127.0.0.1", gw.port(connection), username=user,
+                            password=gw.tokens[user], known_hosts=known, client_keys=None,
+                            agent_path=None, config=None, preferred_auth="password")
+
+
+async def read_until(process: asyncssh.SSHClientProcess, wanted: str,  # type: ignore[type-arg]
+                     seconds: float = 10) -> str:
+    seen = ""
+    deadline = time.monotonic() + seconds
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {wanted!r}; screen so far: {seen!r}"
+        try:
+            seen += await asyncio.wait_for(process.stdout.read(4096), left)
+        except TimeoutError:
+            continue
+    return seen
+
+
+async def shell(conn: asyncssh.SSHClientConnection,
+                size: tuple[int, int] = (80, 24)) -> asyncssh.SSHClientProcess:  # type: ignore[type-arg]
+    process = await conn.create_process(term_type="xterm", term_size=size,
+                                        env={"LANG": "C.UTF-8"})
+    process.stdin.write("export PS1='gw$ '; stty -echoctl 2>/dev/null\n")
+    await read_until(process, "gw$ ")
+    return process
+
+
+async def test_shell_with_a_terminal_behaves_as_direct(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        process = await shell(conn)
+        process.stdin.write("echo T=$TERM; stty size\n")
+        out = await read_until(process, "24 80")
+        assert "T=xterm" in out
+        process.change_terminal_size(100, 30)
+        await asyncio.sleep(0.2)
+        process.stdin.write("stty size\n")
+        await read_until(process, "30 100")
+        process.stdin.write("sleep 30\n")
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        process.stdin.write("\x03")
+        process.stdin.write("echo after-interrupt\n")
+        await read_until(process, "after-interrupt\r\n")
+        assert time.monotonic() - started < 10
+        process.stdin.write("exit 7\n")
+        await asyncio.wait_for(process.wait_closed(), 10)
+        assert process.exit_status == 7
+
+
+async def test_a_blocked_line_is_not_run_and_the_shell_goes_on(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        process = await shell(conn)
+        process.stdin.write("echo $((6*7)) forbidden-word\n")
+        out = await read_until(process, "[gatewatch] blocked by rule")
+        process.stdin.write("echo $((6*8)) fine\n")
+        out += await read_until(process, "48 fine\r\n")
+        assert "42 forbidden-word" not in out
+        process.stdin.write("exit\n")
+        await asyncio.wait_for(process.wait_closed(), 10)
+    rows = gw.query("SELECT text, verdict, status FROM statements WHERE text LIKE ?",
+                    "%forbidden-word")
+    assert any(r["verdict"] == "block" and r["status"] == "blocked" for r in rows)
+
+
+async def test_a_line_typed_with_editing_keys_is_judged_as_shown(gw: SshGateway) -> None:
+    """Keystrokes say `echo forbiddXn-word`, backspaces fix it: the screen shows the truth."""
+    async with connect(gw) as conn:
+        process = await shell(conn)
+        process.stdin.write("echo $((2*3))-forbiddX\x7fen-word\n")
+        out = await read_until(process, "[gatewatch] blocked by rule")
+        assert "6-forbidden-word" not in out.split("[gatewatch]")[0].split("\n", 1)[-1]
+        process.stdin.write("exit\n")
+
+
+async def test_review_holds_a_command_until_an_operator_approves(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        task = asyncio.ensure_future(conn.run("echo needs-review approved-ran", check=False))
+        request = await _pending(gw)
+        assert request.statement == "echo needs-review approved-ran"
+        oncall = gw.engine.identities.identity("oncall")
+        assert oncall is not None
+        gw.call(gw.engine.broker.decide(request.id, oncall, True, None))  # type: ignore[union-attr]
+        result = await asyncio.wait_for(task, 20)
+        assert result.stdout == "needs-review approved-ran\n"
+        assert "held for approval" in str(result.stderr)
+
+
+async def test_review_denied_does_not_run(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        task = asyncio.ensure_future(conn.run("echo needs-review denied-ran", check=False))
+        request = await _pending(gw)
+        oncall = gw.engine.identities.identity("oncall")
+        assert oncall is not None
+        gw.call(gw.engine.broker.decide(request.id, oncall, False, "not now"))  # type: ignore[union-attr]
+        result = await asyncio.wait_for(task, 20)
+        assert result.exit_status == 1
+        assert "denied by oncall: not now" in str(result.stderr)
+        assert "denied-ran" not in str(result.stdout)
+
+
+async def _pending(gw: SshGateway) -> object:
+    deadline = time.monotonic() + 10
+    while True:
+        pending = list(gw.engine.broker.pending.values())  # type: ignore[union-attr]
+        if pending:
+            return pending[0]
+        assert time.monotonic() < deadline, "no approval request appeared"
+        await asyncio.sleep(0.05)
+
+
+async def test_forwarding_only_to_allowed_destinations(gw: SshGateway, echo: Echo) -> None:
+    async with connect(gw) as conn:
+        reader, writer = await conn.open_connection("127.0.0.1", echo.port)
+        writer.write(b"ping through the target")
+        assert await asyncio.wait_for(reader.readexactly(23), 10) == b"ping through the target"
+        writer.close()
+        with pytest.raises(asyncssh.ChannelOpenError, match="outside the connection's allowed"):
+            await conn.open_connection("127.0.0.1", 22)
+        with pytest.raises(asyncssh.ChannelOpenError, match="outside the connection's allowed"):
+            await conn.open_connection("10.1.2.3", echo.port)
+    verdicts: dict[str, str] = {}
+    deadline = time.monotonic() + 10
+    while len(verdicts) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        rows = gw.query("SELECT text, verdict FROM statements WHERE text LIKE 'forward to %'")
+        verdicts = {r["text"]: r["verdict"] for r in rows}
+    assert verdicts[f"forward to 127.0.0.1:{echo.port}"] == "allow"
+    assert verdicts["forward to 127.0.0.1:22"] == "block"
+
+
+async def test_remote_forwarding_is_refused(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        with pytest.raises(asyncssh.ChannelListenError):
+            await conn.start_server(lambda *a: None, "127.0.0.1", 0)
+
+
+async def test_a_client_opening_many_channels_gets_a_bounded_number(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        opened, refused = [], 0
+        for _ in range(100):
+            try:
+                chan, _ = await conn.create_session(asyncssh.SSHClientSession, "sleep 5")
+                opened.append(chan)
+            except asyncssh.ChannelOpenError:
+                refused += 1
+        assert len(opened) == 5 and refused == 95
+        for chan in opened:
+            chan.close()
+        await asyncio.sleep(0.5)
+        result = await asyncio.wait_for(conn.run("echo still-fine", check=False), 10)
+        assert result.stdout == "still-fine\n"
+
+
+async def test_a_client_that_stops_reading_does_not_grow_the_gateway(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        process = await conn.create_process("cat /dev/zero", encoding=None)
+        await process.stdout.read(1)
+        process.stdout.channel.pause_reading()
+        await asyncio.sleep(2)
+        held = gw.call(_gateway_buffers(gw))
+        assert held < 16 * 1024 * 1024, f"the gateway holds {held} bytes for a stalled client"
+        process.stdout.channel.resume_reading()
+        await process.stdout.readexactly(1 << 20)
+        process.close()
+
+
+async def _gateway_buffers(gw: SshGateway) -> int:
+    assert gw.engine.ssh is not None
+    total = 0
+    for session in gw.engine.ssh.live.values():
+        total += session.tape.outstanding
+        for bridge in session.bridges:
+            chan = bridge.chan  # type: ignore[attr-defined]
+            total += chan.get_write_buffer_size() if chan is not None else 0
+    return total
+
+
+async def test_kill_from_the_operator_ends_the_session(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        process = await shell(conn)
+        assert gw.engine.ssh is not None
+        [sid] = [s for s, v in gw.engine.ssh.live.items()
+                 if v.identity and v.identity.name == "alice"]
+        oncall = gw.engine.identities.identity("oncall")
+        from engine.control import Peer
+
+        peer = Peer.__new__(Peer)
+        peer.identity = oncall
+        gw.call(gw.engine._kill(peer, {"session": sid, "reason": "runaway"}))
+        out = await read_until(process, "runaway")
+        assert "killed by oncall" in out or "ended by operator oncall" in out
+        await asyncio.wait_for(process.wait_closed(), 10)
+    deadline = time.monotonic() + 10
+    while gw.query("SELECT status FROM sessions WHERE id = ?", sid)[0]["status"] == "open":
+        assert time.monotonic() < deadline, "the session's end was never recorded"
+        await asyncio.sleep(0.05)
+    row = gw.query("SELECT status, end_reason FROM sessions WHERE id = ?", sid)[0]
+    assert row["status"] == "killed"
+    assert row["end_reason"] == "killed by oncall: runaway"
+
+
+async def test_abrupt_client_disconnect_closes_the_record(gw: SshGateway) -> None:
+    conn = await connect(gw)
+    process = await shell(conn)
+    assert gw.engine.ssh is not None
+    sid = next(s for s, v in gw.engine.ssh.live.items() if v.identity)
+    conn.abort()
+    del process
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.query("SELECT status, ended_at FROM sessions WHERE id = ?", sid)
+        if rows and rows[0]["ended_at"]:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    async with connect(gw) as again:  # and the gateway carries on
+        assert (await again.run("echo ok", check=False)).stdout == "ok\n"
+
+
+async def test_target_side_dying_mid_command_ends_the_channel(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        # the target's per-session sshd process dies: the channel ends, the client is told
+        result = await asyncio.wait_for(
+            conn.run("echo before; kill -9 $PPID; sleep 5; echo after", check=False), 20)
+        assert "before" in str(result.stdout) and "after" not in str(result.stdout)
+    async with connect(gw) as again:
+        assert (await again.run("echo ok", check=False)).stdout == "ok\n"
+
