@@ -262,12 +262,15 @@ class _Walker:
 
     def invoke(self, args: list[_Arg], depth: int) -> _Flow:
         """Unwrap wrappers down to the command that runs, and judge it."""
-        via_xargs = False
+        via_xargs = wrapped = False
         for _ in range(MAX_UNWRAP):
             head = args[0]
             if head.dynamic or head.computed:
                 self.note(f"{head.text} as program name")
                 self.to_shell(head.sources)
+                if wrapped and args[1:] and not args[1].text.startswith("-"):  # sudo $OPTS rm
+                    args = args[1:]
+                    continue
                 self.commands.append(tuple(a.text for a in args))
                 return _Flow(head.sources, reads=_ANY)
             if not head.text:
@@ -279,6 +282,7 @@ class _Walker:
             if not inner:
                 break
             via_xargs |= program == "xargs"
+            wrapped = True
             args = inner
         else:
             raise ShellParseError(f"a command is wrapped in more than {MAX_UNWRAP} wrappers")

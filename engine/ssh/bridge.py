@@ -20,6 +20,7 @@ from engine.ssh.lines import LineWatcher, find_enter
 from engine.ssh.session import SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
+from store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,11 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._refuse(f"gateway error: {type(exc).__name__}", 255)
 
     async def _open(self) -> None:
+        try:
+            await self.s.wait_open()
+        except StoreError:
+            self._refuse("the gateway cannot record sessions right now, so it runs nothing", 255)
+            return
         if self.kind in ("exec", "subsystem"):
             text = self.command if self.kind == "exec" else f"sftp (subsystem {self.subsystem})"
             assert text is not None

@@ -3,7 +3,8 @@
 The login name is the identity (``ssh -p PORT alice@gateway``); the listener names the target,
 one per connection as for PostgreSQL. Authentication: the identity's token as the password (or
 keyboard-interactive answer), or a public key registered to the identity. Failed attempts are
-throttled per client address and the client is disconnected after ``login_attempts``.
+answered late (longer for an address that keeps failing) and the client is disconnected after
+``login_attempts`` failures.
 Agent and X11 forwarding are refused (the listener turns them off); remote forwarding (-R) is
 refused; local forwarding (-L) reaches only the connection's ``forward`` destinations, through
 the target, and each attempt is recorded with its verdict.
@@ -26,6 +27,7 @@ from engine.identity import Identity, StaticTokens
 from engine.ssh.bridge import ChannelBridge
 from engine.ssh.session import SshContext, SshSession
 from engine.ssh.upstream import TargetUnavailable
+from engine.tasks import spawn
 from store import StoreError
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class GatewayServer(asyncssh.SSHServer):
         self.addr = "?"
         self.attempts = 0
         self.channels = 0
+        self.identity: Identity | None = None
+        self.how = ""
 
     # --- connection -----------------------------------------------------------------------
 
@@ -106,15 +110,13 @@ class GatewayServer(asyncssh.SSHServer):
         return self._key_login(username, key)
 
     async def _token_login(self, username: str, token: str) -> bool:
-        host = self.addr.rpartition(":")[0]
-        await asyncio.sleep(_penalty(host))
         identity = await self.identities.authenticate(username, token)
         return await self._admit(username, identity, "token")
 
     async def _key_login(self, username: str, key: asyncssh.SSHKey) -> bool:
-        host = self.addr.rpartition(":")[0]
-        await asyncio.sleep(_penalty(host))
         identity = self.identities.by_public_key(username, key.public_data)
+        if identity is None:  # clients offer every key they have: not a guess, not throttled
+            return False
         return await self._admit(username, identity, "public key")
 
     async def _admit(self, username: str, identity: Identity | None, how: str) -> bool:
@@ -124,7 +126,10 @@ class GatewayServer(asyncssh.SSHServer):
                      identity.name, self.conn.name)
             identity = None
         if identity is None:
+            # A failure is answered late, and later for an address that keeps failing (a
+            # success never waits: a guesser sharing an address must not slow its users).
             _failed(host)
+            await asyncio.sleep(_penalty(host))
             self.attempts += 1
             assert self.conn.ssh is not None
             if self.attempts >= self.conn.ssh.login_attempts and self.client_conn is not None:
@@ -133,22 +138,30 @@ class GatewayServer(asyncssh.SSHServer):
                 self.client_conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
                                             "too many failed attempts")
             return False
-        if self.session is not None:  # already in (a second method after partial success)
-            return True
-        assert self.client_conn is not None
+        # Not yet a session: a public key is validated once before the client proves that it
+        # holds the private key. The session opens in auth_completed, once asyncssh is sure.
+        self.identity, self.how = identity, how
+        return True
+
+    def auth_completed(self) -> None:
+        identity = self.identity
+        assert identity is not None and self.client_conn is not None
         version = self.client_conn.get_extra_info("client_version") or ""
         session = SshSession(self.ctx, self.conn, uuid.uuid4().hex[:16], self.addr,
                              str(version))
         session.client_conn = self.client_conn
+        self.session = session
+        spawn(self._open(session, identity), name=f"ssh-open-{session.session_id}")
+
+    async def _open(self, session: SshSession, identity: Identity) -> None:
         try:
             await session.open(identity)
         except StoreError as exc:
             log.error("ssh %s refused: the store is not writable: %s", self.addr, exc)
-            return False
-        self.session = session
+            session.end("store unwritable", "error")
+            return
         log.info("ssh session %s: %s signed in with a %s from %s", session.session_id,
-                 identity.name, how, self.addr)
-        return True
+                 identity.name, self.how, self.addr)
 
     def _may_use(self, identity: Identity) -> bool:
         conn = self.conn
@@ -173,6 +186,11 @@ class GatewayServer(asyncssh.SSHServer):
     async def _forward(self, dest_host: str, dest_port: int) -> Any:
         session = self.session
         assert session is not None and self.conn.ssh is not None and self.client_conn
+        try:
+            await session.wait_open()
+        except StoreError as exc:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED,
+                                            "the gateway cannot record sessions") from exc
         text = f"forward to {dest_host}:{dest_port}"
         address, why = await _resolve(dest_host)
         allowed = address is not None and any(

@@ -71,27 +71,41 @@ class SshSession:
         self.client_conn: asyncssh.SSHServerConnection | None = None
         self._target: asyncio.Task[asyncssh.SSHClientConnection] | None = None
         self._command_started: dict[int, float] = {}
+        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._opened.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.tape = Tape(ctx.recorder, session_id, self.started, self._pressure, self._store_failed)
 
     # --- life -----------------------------------------------------------------------------
 
     async def open(self, identity: Identity) -> None:
         """Authenticated: record the session (before anything reaches the target), register
-        it, and start connecting to the target."""
+        it, and start connecting to the target. Channels wait for this (``wait_open``)."""
         self.identity = identity
         self.guard = self.ctx.guard.for_session(self.conn.name, identity.name, identity.groups)
         up = self.conn.upstream
-        await self.ctx.recorder.committed([Op(O.SESSION_OPEN, self.session_id, 0, {
-            "protocol": "ssh", "connection": self.conn.name, "identity": identity.name,
-            "identity_kind": identity.kind, "client_addr": self.client_addr,
-            "application_name": self.client_version, "database": None,
-            "started_at": O.utc(self.started), "status": "open",
-            "target": f"{up.user}@{up.host}:{up.port}",
-        })])
+        try:
+            await self.ctx.recorder.committed([Op(O.SESSION_OPEN, self.session_id, 0, {
+                "protocol": "ssh", "connection": self.conn.name, "identity": identity.name,
+                "identity_kind": identity.kind, "client_addr": self.client_addr,
+                "application_name": self.client_version, "database": None,
+                "started_at": O.utc(self.started), "status": "open",
+                "target": f"{up.user}@{up.host}:{up.port}",
+            })])
+        except BaseException as exc:
+            self._opened.set_exception(exc if isinstance(exc, Exception)
+                                       else StoreError("session not recorded"))
+            raise
+        self._opened.set_result(None)
+        if self.ended:
+            return
         self.ctx.live[self.session_id] = self
         self.ctx.events.publish("session.opened", self.describe())
         self._target = spawn(connect_target(up), name=f"ssh-target-{self.session_id}")
         self._target.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def wait_open(self) -> None:
+        """Until the session's record is committed (StoreError if it could not be)."""
+        await asyncio.shield(self._opened)
 
     async def target(self) -> asyncssh.SSHClientConnection:
         """The connection to the target (TargetUnavailable if it cannot be had)."""
@@ -118,6 +132,10 @@ class SshSession:
                                                    "reason": reason})
 
     async def _close_record(self, reason: str, status: str) -> None:
+        try:
+            await self.wait_open()
+        except Exception:
+            return  # never recorded as open: nothing to close
         now = time.time()
         for seq in list(self._command_started):
             self.end_command(seq, "interrupted", None, f"session ended: {reason}", now=now)

@@ -304,3 +304,31 @@ async def test_target_side_dying_mid_command_ends_the_channel(gw: SshGateway) ->
     async with connect(gw) as again:
         assert (await again.run("echo ok", check=False)).stdout == "ok\n"
 
+
+
+async def test_repeated_wrong_tokens_are_slowed_and_then_disconnected(gw: SshGateway) -> None:
+    tries: list[float] = []
+
+    class Guesser(asyncssh.SSHClient):
+        def password_auth_requested(self) -> str | None:
+            tries.append(time.monotonic())
+            return f"guess-{len(tries)}" if len(tries) <= 10 else None
+
+    known = asyncssh.import_known_hosts(gw.host_key_line() + "\n")
+    with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError)):
+        await asyncssh.connect("127.0.0.1", gw.port(), username="alice", known_hosts=known,
+                               client_factory=Guesser, client_keys=None, agent_path=None,
+                               config=None, preferred_auth="password")
+    assert len(tries) == 3  # login_attempts: 3, then the gateway hangs up
+    assert tries[-1] - tries[0] >= 0.2  # failures are answered late
+    async with connect(gw) as conn:  # the right token still gets in at once
+        assert (await conn.run("echo in", check=False)).stdout == "in\n"
+
+
+async def test_an_unregistered_key_is_refused(gw: SshGateway) -> None:
+    stranger = asyncssh.generate_private_key("ssh-ed25519")
+    known = asyncssh.import_known_hosts(gw.host_key_line() + "\n")
+    with pytest.raises(asyncssh.PermissionDenied):
+        await asyncssh.connect("127.0.0.1", gw.port(), username="alice", known_hosts=known,
+                               client_keys=[stranger], agent_path=None, config=None,
+                               preferred_auth="publickey")

@@ -88,6 +88,8 @@ NORMALISED = [
     case("busybox rm -rf /", RM_RF, {"/"}),
     case("find / -exec rm -rf {} +", RM_RF, {"/"}),
     case("sudo sudo env nice nohup rm -rf /", RM_RF, {"/"}),
+    case("sudo $OPTS rm -rf /", RM_RF, {"/"}, id="unknown wrapper options"),
+    case("env $VARS rm -rf /", RM_RF, {"/"}),
     # --- shells -------------------------------------------------------------------------
     case("sh -c 'rm -rf /'", RM_RF, {"/"}),
     case('bash -c "sudo rm -rf /"', RM_RF, {"/"}),
@@ -271,6 +273,7 @@ def test_commands_and_programs_are_normalised() -> None:
     ("$(echo rm) -rf /", ["$(echo rm) as program name"]),
     ("{rm,-rf,/}", ["{rm,-rf,/} as program name"]),
     ("rm${IFS}-rf${IFS}/", ["rm${IFS}-rf${IFS}/ as program name"]),
+    ("sudo $CMD -rf /", ["$CMD as program name"]),
     ("sh < /dev/stdin", [READS_INPUT]),
     ("eval $X", [EXPANDED_CODE, "$X as program name"]),
     ('sh -c "rm $ARGS"', [EXPANDED_CODE]),
