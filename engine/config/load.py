@@ -373,15 +373,16 @@ class _Builder:
                 commands=m.get("commands", self.command_kinds, frozenset()),
                 programs=m.get("programs", self.patterns, _NONE),
                 paths=m.get("paths", self.patterns, _NONE),
+                opaque=m.get("opaque", self.boolean, False),
             )
             m.done()
             if match.empty():
                 raise self.doc.fail(m.where, "a match needs at least one of statements, "
-                                    "functions, tables, schemas, commands, programs or regex")
+                                    "functions, tables, schemas, commands, programs, opaque or regex")
             if not (match.for_sql() or match.for_commands()):
                 raise self.doc.fail(m.where, "a match is either for SQL (statements, "
                                     "functions, tables, schemas) or for shell commands "
-                                    "(commands, programs, paths), not both")
+                                    "(commands, programs, paths, opaque), not both")
             rule = Rule(
                 name=name, action=action, match=match,
                 connections=sec.get("connections", self.names, None),

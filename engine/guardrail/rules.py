@@ -32,13 +32,14 @@ class Match:
     commands: frozenset[str] = frozenset()  # kinds: RM RECURSIVE, MKFS, ...
     programs: tuple[str, ...] = ()  # program names after normalisation, glob patterns
     paths: tuple[str, ...] = ()  # path operands of those commands, glob patterns
+    opaque: bool = False  # the line runs something the gateway cannot see (a script, $CMD…)
 
     def empty(self) -> bool:
         return not (self.statements or self.functions or self.tables or self.schemas
-                    or self.regex or self.commands or self.programs)
+                    or self.regex or self.commands or self.programs or self.opaque)
 
     def for_sql(self) -> bool:
-        return not (self.commands or self.programs or self.paths)
+        return not (self.commands or self.programs or self.paths or self.opaque)
 
     def for_commands(self) -> bool:
         return not (self.statements or self.functions or self.tables or self.schemas)
@@ -66,6 +67,10 @@ class Match:
             if not touched:
                 return None
             reasons.append("on " + ", ".join(touched))
+        if self.opaque:
+            if not facts.opaque:
+                return None
+            reasons.append("not seen: " + ", ".join(facts.opaque))
         if self.regex is not None:
             if not self.regex.search(facts.text):
                 return None

@@ -202,7 +202,7 @@ def test_rule_with_empty_match(tmp_path: Path, match: str) -> None:
     text = BASE + f"rules:\n  - name: r1\n    action: block\n    {match}\n"
     assert_error(tmp_path, text, line_of(text, "match:"), "rules.0.match",
                  "a match needs at least one of statements, functions, tables, schemas, "
-                 "commands, programs or regex")
+                 "commands, programs, opaque or regex")
 
 
 def test_rule_mixing_sql_and_shell_criteria(tmp_path: Path) -> None:
@@ -210,7 +210,8 @@ def test_rule_mixing_sql_and_shell_criteria(tmp_path: Path) -> None:
                    "    match: {statements: [DROP], commands: [MKFS]}\n")
     assert_error(tmp_path, text, line_of(text, "match:"), "rules.0.match",
                  re.escape("a match is either for SQL (statements, functions, tables, schemas) "
-                           "or for shell commands (commands, programs, paths), not both"))
+                           "or for shell commands (commands, programs, paths, opaque), "
+                           "not both"))
 
 
 def test_unknown_command_kind(tmp_path: Path) -> None:

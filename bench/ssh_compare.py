@@ -1,0 +1,393 @@
+"""SSH straight to OpenSSH's sshd and through Gatewatch, side by side, in one run.
+
+    .venv/bin/python bench/ssh_compare.py [--size 300M] [--repeat 3] [--keystrokes 500]
+                                          [--sessions 50]
+
+1. Bulk throughput: ``ssh HOST 'head -c SIZE /dev/zero'`` into /dev/null with OpenSSH's client
+   (``-o Compression=no``; to the gateway as alice, her token typed through SSH_ASKPASS), direct
+   and gateway runs alternating; best and median. The gateway records every byte it relays into
+   its SQLite store: that is part of the cost, and the store's size is printed.
+2. Keystroke echo latency: one printable byte sent to ``cat`` on a PTY until the terminal's echo
+   comes back, direct and gateway alternating on two open shells; p50, p99 and what is added.
+3. Memory per idle interactive session (PTY shell) through the gateway: the engine runs in a
+   thread of this process, so its cost is this process's VmRSS growth; sshd's own cost is the
+   PSS (and RSS) of its per-connection processes, measured on the gateway's upstream sessions.
+
+The asyncssh clients of 2 and 3 run in a child process (this file with ``--client``): here they
+would share the GIL with the engine (2) and add their own memory to the engine's (3). The memory
+figure is taken first, before a 300 MB run has grown and fragmented the heap that new sessions
+would otherwise reuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncssh
+
+from bench.harness import rss_kib
+from tests.sshd import SshdTarget, _children, start_sshd
+from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
+
+TOKEN_ENV = "GATEWATCH_BENCH_TOKEN"
+WARMUP_KEYS = 20
+# Keys are typed this far apart, not back to back: a person's keystrokes find both paths idle.
+KEY_GAP = 0.005
+
+
+# --- the asyncssh client (runs in a child process) ----------------------------------------
+
+async def open_shell(t: dict[str, Any]) -> tuple[asyncssh.SSHClientConnection,
+                                                 asyncssh.SSHClientProcess[bytes]]:
+    """An interactive shell on a PTY, its prompt read."""
+    conn = await asyncssh.connect(
+        t["host"], t["port"], username=t["user"], known_hosts=t["known_hosts"],
+        password=os.environ[TOKEN_ENV] if t["token"] else None,
+        client_keys=[t["key"]] if t["key"] else None,
+        preferred_auth="password" if t["token"] else "publickey",
+        agent_path=None, config=None)
+    proc = await conn.create_process(term_type="xterm", term_size=(80, 24), encoding=None)
+    await quiet(proc)
+    return conn, proc
+
+
+async def quiet(proc: asyncssh.SSHClientProcess[bytes], silence: float = 0.3,
+                limit: float = 15.0) -> bytes:
+    """Read output until none has come for ``silence`` seconds (a prompt, a judged line)."""
+    got = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            data = await asyncio.wait_for(proc.stdout.read(65536), silence)
+        except TimeoutError:
+            return got
+        if not data:
+            raise RuntimeError(f"the shell ended; it printed {got[-200:]!r}")
+        got += data
+    raise RuntimeError(f"the shell never fell silent; it printed {got[-200:]!r}")
+
+
+async def keystrokes(targets: dict[str, dict[str, Any]], count: int) -> dict[str, list[float]]:
+    shells = {name: await open_shell(t) for name, t in targets.items()}
+    for _, proc in shells.values():
+        proc.stdin.write(b"exec cat\r")  # the tty echoes what is typed; cat waits for Enter
+        await quiet(proc)
+    names = list(shells)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(WARMUP_KEYS + count):
+        key = bytes([ord("a") + i % 26])
+        for name in names[i % 2:] + names[:i % 2]:  # who goes first alternates
+            proc = shells[name][1]
+            start = time.perf_counter()
+            proc.stdin.write(key)
+            echo = await asyncio.wait_for(proc.stdout.readexactly(1), 10)
+            elapsed = time.perf_counter() - start
+            if echo != key:
+                raise RuntimeError(f"{name}: typed {key!r}, the terminal echoed {echo!r}")
+            if i >= WARMUP_KEYS:
+                times[name].append(elapsed)
+            await asyncio.sleep(KEY_GAP)
+    for conn, _ in shells.values():
+        conn.close()
+        await conn.wait_closed()
+    return times
+
+
+async def idle(target: dict[str, Any], count: int) -> None:
+    """Open ``count`` PTY shells, say "ready", keep them open until stdin closes."""
+    gate = asyncio.Semaphore(8)
+
+    async def one() -> asyncssh.SSHClientConnection:
+        async with gate:
+            return (await open_shell(target))[0]
+
+    conns = await asyncio.gather(*(one() for _ in range(count)))
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    for conn in conns:
+        conn.close()
+    await asyncio.gather(*(conn.wait_closed() for conn in conns))
+
+
+def client_main(spec: dict[str, Any]) -> None:
+    if spec["mode"] == "keystrokes":
+        print(json.dumps(asyncio.run(keystrokes(spec["targets"], spec["count"]))), flush=True)
+    else:
+        asyncio.run(idle(spec["target"], spec["count"]))
+
+
+# --- the benchmark ----------------------------------------------------------------------
+
+class Clients:
+    """Child processes running the asyncssh client; all of them end with the benchmark."""
+
+    def __init__(self, gw: SshGateway) -> None:
+        self.gw = gw
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, spec: dict[str, Any]) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--client", json.dumps(spec)], text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, TOKEN_ENV: self.gw.tokens["alice"]})
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def direct_target(sshd: SshdTarget) -> dict[str, Any]:
+    return {"host": sshd.host, "port": sshd.port, "user": sshd.user,
+            "known_hosts": str(sshd.known_hosts), "key": str(sshd.client_key), "token": False}
+
+
+def gateway_target(gw: SshGateway) -> dict[str, Any]:
+    known = gw.work / "known_hosts_bench"
+    known.write_text(gw.host_key_line("web") + "\n")
+    return {"host": "127.0.0.1", "port": gw.port("web"), "user": "alice",
+            "known_hosts": str(known), "key": None, "token": True}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size as ``head -c`` reads it: K, M, G are powers of 1024, KB, MB, GB of 1000."""
+    m = re.fullmatch(r"(\d+)([KMGT]?)(B?)", text.upper())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 300M")
+    power = "KMGT".find(m.group(2)) + 1 if m.group(2) else 0
+    return int(m.group(1)) * (1000 if m.group(3) else 1024) ** power
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def sshd_processes(sshd: SshdTarget) -> list[int]:
+    """sshd's per-connection processes (privileged monitor and session child; not the shells)."""
+    found, todo = [], _children(sshd.process.pid)
+    while todo:
+        pid = todo.pop()
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name == "sshd":
+            found.append(pid)
+            todo.extend(_children(pid))
+    return found
+
+
+def memory(gw: SshGateway, sshd: SshdTarget, clients: Clients, count: int) -> dict[str, float]:
+    target = gateway_target(gw)
+    warm = clients.start({"mode": "idle", "target": target, "count": 1})
+    assert warm.stdout and warm.stdin
+    warm.stdout.readline()
+    warm.communicate("\n", timeout=30)
+    wait_for(lambda: not gw.engine.ssh.live, "the warm-up session to end")
+    gc.collect()
+    time.sleep(0.5)
+    before = rss_kib(os.getpid())
+    sshd_before = [(rss_kib(p), pss_kib(p)) for p in sshd_processes(sshd)]
+    proc = clients.start({"mode": "idle", "target": target, "count": count})
+    assert proc.stdout and proc.stdin
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("the idle sessions did not open")
+    time.sleep(1)
+    live = len(gw.engine.ssh.live)
+    if live != count:
+        raise RuntimeError(f"{count} sessions opened but the engine holds {live}")
+    after = rss_kib(os.getpid())
+    sshd_after = [(rss_kib(p), pss_kib(p)) for p in sshd_processes(sshd)]
+    proc.communicate("\n", timeout=60)
+    grow = [sum(x[i] for x in sshd_after) - sum(x[i] for x in sshd_before) for i in (0, 1)]
+    return {"engine": (after - before) / count, "sshd_rss": grow[0] / count,
+            "sshd_pss": grow[1] / count, "sshd_procs": (len(sshd_after) - len(sshd_before)) / count,
+            "before": before, "after": after}
+
+
+def latency(gw: SshGateway, sshd: SshdTarget, clients: Clients,
+            count: int) -> dict[str, list[float]]:
+    proc = clients.start({"mode": "keystrokes", "count": count,
+                          "targets": {"direct": direct_target(sshd),
+                                      "gatewatch": gateway_target(gw)}})
+    out, _ = proc.communicate(timeout=120 + count)
+    if proc.returncode != 0:
+        raise RuntimeError("the keystroke client failed")
+    result: dict[str, list[float]] = json.loads(out)
+    return result
+
+
+def throughput(gw: SshGateway, sshd: SshdTarget, size: str,
+               repeat: int) -> dict[str, list[float]]:
+    command = f"head -c {size} /dev/zero"
+    options = ("-o", "Compression=no")
+    runs = {"direct": (sshd.ssh_argv(command, options=options), None),
+            "gatewatch": (gw.ssh_argv(command, options=options), gw.env("alice"))}
+    mib = parse_size(size) / 2**20
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, (argv, env) in runs.items():
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           check=True, timeout=1800)
+            rates[name].append(mib / (time.perf_counter() - start))
+    return rates
+
+
+def connect_time(gw: SshGateway, sshd: SshdTarget, repeat: int) -> dict[str, list[float]]:
+    """Seconds for ``ssh HOST true``: handshake, login, a channel, and (gateway) the upstream."""
+    runs = {"direct": (sshd.ssh_argv("true"), None),
+            "gatewatch": (gw.ssh_argv("true"), gw.env("alice"))}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, (argv, env) in runs.items():
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           check=True, timeout=60)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def store_size(gw: SshGateway) -> tuple[int, int]:
+    """Bytes of the SQLite store with its WAL and journal, and bytes of output it recorded."""
+    on_disk = sum(p.stat().st_size for p in gw.work.glob("store.db*"))
+    rows = gw.query("SELECT sum(length(data)) AS n FROM ssh_output")
+    return on_disk, int(rows[0]["n"] or 0)
+
+
+@contextlib.contextmanager
+def ssh_setup() -> Iterator[tuple[SshdTarget, SshGateway, Clients]]:
+    # Stopped with SIGTERM the benchmark still stops sshd and the engine and removes its files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = Path(tempfile.mkdtemp(prefix="gatewatch-bench-ssh-"))
+    sshd = gw = clients = None
+    try:
+        sshd = start_sshd(work / "sshd")
+        gw = start_ssh_gateway(sshd, work / "gw")
+        clients = Clients(gw)
+        yield sshd, gw, clients
+    finally:
+        if clients is not None:
+            clients.close()
+        if gw is not None:
+            stop_ssh_gateway(gw)
+        if sshd is not None:
+            sshd.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def header() -> str:
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "?")
+    openssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+    import cryptography
+    return (f"machine: {os.cpu_count()} cores ({model}), loopback\n"
+            f"versions: {openssh}; asyncssh {asyncssh.__version__}, cryptography "
+            f"{cryptography.__version__}, Python {sys.version.split()[0]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="300M", help="bytes per bulk run, as head -c reads it")
+    ap.add_argument("--repeat", type=int, default=3, help="bulk runs per path")
+    ap.add_argument("--keystrokes", type=int, default=500)
+    ap.add_argument("--sessions", type=int, default=50, help="idle sessions for the memory")
+    args = ap.parse_args()
+    parse_size(args.size)
+    print(header(), flush=True)
+    with ssh_setup() as (sshd, gw, clients):
+        print("memory ...", file=sys.stderr, flush=True)
+        mem = memory(gw, sshd, clients, args.sessions)
+        print("keystrokes ...", file=sys.stderr, flush=True)
+        keys = latency(gw, sshd, clients, args.keystrokes)
+        print("connect ...", file=sys.stderr, flush=True)
+        connect = connect_time(gw, sshd, 5)
+        print("throughput ...", file=sys.stderr, flush=True)
+        rates = throughput(gw, sshd, args.size, args.repeat)
+        wait_for(lambda: not gw.engine.ssh.live, "the sessions to end")
+        time.sleep(0.5)  # the recorder's lazy writes and checkpoint
+        on_disk, recorded = store_size(gw)
+
+    d, g = rates["direct"], rates["gatewatch"]
+    print(f"\n1. bulk throughput: ssh -o Compression=no HOST 'head -c {args.size} /dev/zero' "
+          f"> /dev/null, {args.repeat} runs per path, alternating (MiB/s)")
+    print(f"{'path':<10} {'best':>8} {'/direct':>8} {'median':>8} {'/direct':>8}")
+    for name, r in rates.items():
+        print(f"{name:<10} {max(r):>8.1f} {max(r) / max(d):>8.2f} {statistics.median(r):>8.1f} "
+              f"{statistics.median(r) / statistics.median(d):>8.2f}")
+    print(f"gateway store after the run: {on_disk / 2**20:.0f} MiB on disk (store.db, WAL, "
+          f"journal) for {args.repeat} x {args.size} relayed"
+          f"; {recorded / 2**20:.0f} MiB of output recorded in it")
+    cd, cg = statistics.median(connect["direct"]), statistics.median(connect["gatewatch"])
+    print("   session setup, ssh HOST true (median of 5, ms): "
+          f"direct {cd * 1e3:.0f}, gatewatch {cg * 1e3:.0f} ({cg / cd:.2f}x)")
+
+    kd, kg = keys["direct"], keys["gatewatch"]
+    print(f"\n2. keystroke echo: one byte to cat on a PTY until its echo is back, "
+          f"{len(kd)} keys per path, alternating (ms)")
+    print(f"{'path':<10} {'p50':>7} {'/direct':>8} {'p99':>7} {'/direct':>8}")
+    for name, k in keys.items():
+        print(f"{name:<10} {pct(k, .5) * 1e3:>7.3f} {pct(k, .5) / pct(kd, .5):>8.2f} "
+              f"{pct(k, .99) * 1e3:>7.3f} {pct(k, .99) / pct(kd, .99):>8.2f}")
+    print(f"added by the gateway: p50 {(pct(kg, .5) - pct(kd, .5)) * 1e3:+.3f} ms, "
+          f"p99 {(pct(kg, .99) - pct(kd, .99)) * 1e3:+.3f} ms")
+
+    print(f"\n3. memory per idle interactive session (PTY shell), {args.sessions} sessions (KiB)")
+    print(f"{'path':<42} {'KiB':>7} {'/direct':>8}")
+    rows = [(f"direct: sshd processes, PSS ({mem['sshd_procs']:.0f} per session)",
+             mem["sshd_pss"]),
+            ("direct: sshd processes, RSS (shared pages too)", mem["sshd_rss"]),
+            ("gatewatch: engine VmRSS growth", mem["engine"])]
+    for name, kib in rows:
+        print(f"{name:<42} {kib:>7.0f} {kib / mem['sshd_pss']:>8.2f}")
+    print(f"engine VmRSS {mem['before'] / 1024:.1f} MiB before, {mem['after'] / 1024:.1f} MiB "
+          f"with {args.sessions} sessions; sshd measured on the gateway's upstream sessions, "
+          "which a direct session costs alike (the shells not counted)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--client"]:
+        client_main(json.loads(sys.argv[2]))
+    else:
+        main()
