@@ -4,23 +4,46 @@ from __future__ import annotations
 
 from engine.config import Config
 from engine.guardrail import Guard
+from engine.guardrail.commands import classify_command
+from engine.guardrail.guard import SessionGuard
 
 
 class ExplainError(Exception):
     pass
 
 
-def explain(config: Config, connection: str, user: str, sql: str) -> tuple[str, str]:
-    """The verdict and a readable explanation of how each statement was judged."""
+def _guard(config: Config, connection: str, user: str) -> SessionGuard:
     if config.connection(connection) is None:
         known = ", ".join(c.name for c in config.connections)
         raise ExplainError(f"no connection {connection!r} (known: {known})")
     identity = next((i for i in config.identities if i.name == user), None)
     if identity is None:
         raise ExplainError(f"no identity {user!r} in {config.path}")
-    guard = Guard(config.rules, config.guardrails).for_session(connection, user,
-                                                                identity.groups)
-    judgement = guard.judge(sql)
+    return Guard(config.rules, config.guardrails).for_session(connection, user, identity.groups)
+
+
+def explain_command(config: Config, connection: str, user: str,
+                    line: str) -> tuple[str, str]:
+    """The verdict on a shell command line, with the facts the rules saw."""
+    judgement = _guard(config, connection, user).judge_command(line)
+    lines = [f"verdict: {judgement.action.upper()}"
+             + (f" (rule {judgement.rule})" if judgement.rule else " (no rule matched)")]
+    if judgement.parse_error:
+        lines.append(f"  cannot be read as shell words: {judgement.parse_error}; the fallback "
+                     f"({config.guardrails.fallback}) applies")
+    else:
+        facts = classify_command(line)
+        lines.append(f"  {judgement.verdict.reason}")
+        for argv in facts.commands:
+            lines.append(f"  runs: {' '.join(argv)[:100]}")
+        for reason in facts.opaque:
+            lines.append(f"  not seen: {reason}")
+    return judgement.action, "\n".join(lines)
+
+
+def explain(config: Config, connection: str, user: str, sql: str) -> tuple[str, str]:
+    """The verdict and a readable explanation of how each statement was judged."""
+    judgement = _guard(config, connection, user).judge(sql)
     lines = [f"verdict: {judgement.action.upper()}"
              + (f" (rule {judgement.rule})" if judgement.rule else " (no rule matched)")]
     if judgement.parse_error:

@@ -47,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         "explain", help="show how a statement would be judged (no engine needed)"))
     explain.add_argument("--connection", required=True)
     explain.add_argument("--user", required=True, help="the identity's name")
-    explain.add_argument("--sql", required=True)
+    what = explain.add_mutually_exclusive_group(required=True)
+    what.add_argument("--sql", help="a SQL query string (PostgreSQL connections)")
+    what.add_argument("--command", dest="shell_command",
+                      help="a shell command line (SSH connections)")
 
     def operator(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_config(sp)
@@ -95,10 +98,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from store import StoreError, open_store
 
     if args.command == "policy" and args.policy_command == "explain":
-        from engine.cli.explain import ExplainError, explain
+        from engine.cli.explain import ExplainError, explain, explain_command
 
         try:
-            _, text = explain(_config(args), args.connection, args.user, args.sql)
+            if args.sql is not None:
+                _, text = explain(_config(args), args.connection, args.user, args.sql)
+            else:
+                _, text = explain_command(_config(args), args.connection, args.user,
+                                          args.shell_command)
         except ExplainError as exc:
             raise UsageError(str(exc)) from exc
         print(text)

