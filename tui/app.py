@@ -159,9 +159,12 @@ class GatewatchApp(App[None]):
         self.sub_title = (f"{len(pending)} pending approval{'s' if len(pending) != 1 else ''}"
                           if pending else "no pending approvals")
 
-    @work(group="session", exit_on_error=False)
+    @work(exclusive=True, group="session", exit_on_error=False)
     async def load_statements(self, screen: SessionScreen) -> None:
-        screen.show(await self.source.statements(screen.session["id"]))
+        sid = screen.session["id"]
+        screen.show(await self.source.statements(sid))
+        if screen.ssh:
+            screen.show_output(await self.source.output(sid, screen.last_chunk))
 
     @work(group="decide", exit_on_error=False)
     async def decide(self, request_id: str, approve: bool, reason: str | None) -> None:

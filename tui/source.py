@@ -14,6 +14,9 @@ from typing import Any, Protocol
 from store import open_store
 from tui.client import ControlConnection, EngineGone
 
+# A recorded piece of an SSH session: (seq, seconds from start, channel, stream, bytes).
+Chunk = tuple[int, float, int, str, bytes]
+
 
 class Source(Protocol):
     identity: str
@@ -24,6 +27,7 @@ class Source(Protocol):
     async def decide(self, request_id: str, approve: bool, reason: str | None) -> Any: ...
     async def kill(self, session_id: str, reason: str | None) -> Any: ...
     async def statements(self, session_id: str) -> list[dict[str, Any]]: ...
+    async def output(self, session_id: str, after: int) -> list[Chunk]: ...
     async def stats(self) -> dict[str, Any]: ...
     async def next_events(self) -> list[dict[str, Any]]: ...
 
@@ -82,6 +86,9 @@ class LiveSource:
     async def statements(self, session_id: str) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._read, lambda s: s.statements(session_id))
 
+    async def output(self, session_id: str, after: int) -> list[Chunk]:
+        return await asyncio.to_thread(self._read, lambda s: s.output(session_id, after))
+
     async def stats(self) -> dict[str, Any]:
         def read(store: Any) -> dict[str, Any]:
             return {name: [(r[0], r[1]) for r in store.conn.execute(sql)]
@@ -108,8 +115,10 @@ class FixedSource:
     """Deterministic data for snapshot tests and for trying the UI without an engine."""
 
     def __init__(self, sessions: dict[str, Any], approvals: dict[str, Any],
-                 statements: dict[str, list[dict[str, Any]]], stats: dict[str, Any]) -> None:
+                 statements: dict[str, list[dict[str, Any]]], stats: dict[str, Any],
+                 output: dict[str, list[Chunk]] | None = None) -> None:
         self._sessions, self._approvals = sessions, approvals
+        self._output = output or {}
         self._statements, self._stats = statements, stats
         self.identity = "oncall"
         self.decisions: list[tuple[str, bool, str | None]] = []
@@ -137,6 +146,9 @@ class FixedSource:
 
     async def stats(self) -> dict[str, Any]:
         return self._stats
+
+    async def output(self, session_id: str, after: int) -> list[Chunk]:
+        return [c for c in self._output.get(session_id, []) if c[0] > after]
 
     async def next_events(self) -> list[dict[str, Any]]:
         await asyncio.Event().wait()  # never: fixed data does not change

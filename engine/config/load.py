@@ -378,7 +378,8 @@ class _Builder:
             m.done()
             if match.empty():
                 raise self.doc.fail(m.where, "a match needs at least one of statements, "
-                                    "functions, tables, schemas, commands, programs, opaque or regex")
+                                    "functions, tables, schemas, commands, programs, opaque "
+                                    "or regex")
             if not (match.for_sql() or match.for_commands()):
                 raise self.doc.fail(m.where, "a match is either for SQL (statements, "
                                     "functions, tables, schemas) or for shell commands "

@@ -10,7 +10,7 @@ passwords); readline's edit-and-execute (Ctrl-X Ctrl-E) runs what an editor wrot
 
 from __future__ import annotations
 
-import pyte
+from engine.ssh.emulator import Emulator
 
 ENTER_KEYS = (b"\r", b"\n", b"\x0f")  # Enter, Ctrl-J and readline's operate-and-get-next
 _ALT_SCREENS = {mode << 5 for mode in (47, 1047, 1049)}
@@ -24,17 +24,17 @@ def find_enter(data: bytes) -> int:
 
 class LineWatcher:
     def __init__(self, cols: int, rows: int) -> None:
-        self.screen = pyte.Screen(max(cols, 1), max(rows, 1))
-        self._stream = pyte.ByteStream(self.screen)
+        self._emulator = Emulator(cols, rows)
+        self.screen = self._emulator.screen
         self._prompt: tuple[int, str] | None = None  # (row, text before the cursor)
         self._output_since_typing = True
 
     def output(self, data: bytes) -> None:
-        self._stream.feed(data)
+        self._emulator.feed(data)
         self._output_since_typing = True
 
     def resize(self, cols: int, rows: int) -> None:
-        self.screen.resize(max(rows, 1), max(cols, 1))
+        self._emulator.resize(cols, rows)
 
     def typed(self) -> None:
         """The user sends keys: the first keys after output start a new line to read."""

@@ -61,3 +61,37 @@ def fixed_source() -> FixedSource:
     }
     return FixedSource({"live": live, "recent": recent}, {"pending": pending, "recent": []},
                        statements, stats)
+
+
+SSH_ID = "9c0ffee5ab12cd34"
+
+# What a recorded shell printed: colours, a title, an OSC 52 clipboard write, device queries,
+# a bell and an oversized sequence — none of which may reach the operator's terminal.
+SSH_OUTPUT = [
+    (1, 0.0, 1, "r", b"80x24"),
+    (2, 0.1, 1, "o", b"\x1b]0;pwned-title\x07\x1b[1;32mdeploy@web1\x1b[0m:~$ "),
+    (3, 1.0, 1, "o", b"ls\r\n\x1b[34mapp\x1b[0m  notes.txt  \x1b[31m.env\x1b[0m\r\n"),
+    (4, 1.2, 1, "o", b"\x1b]52;c;cm0gLXJmIC8K\x07\x1b[6n\x1b[c\x07"
+                     b"\x1b[" + b"9" * 5000 + b"m"),
+    (5, 1.3, 1, "o", b"\x1b[1;32mdeploy@web1\x1b[0m:~$ rm -rf /etc\r\n"
+                     b"[gatewatch] blocked by rule \"no-recursive-rm-of-system-paths\"\r\n"),
+    (6, 2.0, 1, "o", b"\x1b[1;32mdeploy@web1\x1b[0m:~$ "),
+]
+
+
+def ssh_source() -> FixedSource:
+    live = [
+        {"id": SSH_ID, "protocol": "ssh", "identity": "alice", "connection": "web",
+         "client_addr": "10.1.2.3:50022", "application_name": "SSH-2.0-OpenSSH_9.2p1",
+         "database": None, "target": "deploy@10.0.0.5:22", "started_at": iso(-120),
+         "statements": 2, "waiting_for": None},
+    ]
+    statements = {SSH_ID: [
+        {"seq": 1, "started_at": iso(-119), "duration_ms": 0.0, "rows": None, "exit_status": None,
+         "verdict": "allow", "rule": None, "status": "ok", "sqlstate": None, "text": "ls"},
+        {"seq": 2, "started_at": iso(-118), "duration_ms": 0.0, "rows": None, "exit_status": None,
+         "verdict": "block", "rule": "no-recursive-rm-of-system-paths", "status": "blocked",
+         "sqlstate": None, "text": "rm -rf /etc"},
+    ]}
+    return FixedSource({"live": live, "recent": []}, {"pending": [], "recent": []}, statements,
+                       {}, output={SSH_ID: list(SSH_OUTPUT)})

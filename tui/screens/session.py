@@ -1,4 +1,5 @@
-"""One session: its statements with verdicts and outcomes; `k` kills it (reason, then yes)."""
+"""One session: its statements (or SSH commands) with verdicts and outcomes, and for SSH the
+terminal as the user sees it, through a terminal emulator; `k` kills it (reason, then yes)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui import timefmt
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
+from tui.source import Chunk
+from tui.widgets.terminal import TerminalView
 
 COLUMNS = ("#", "TIME", "MS", "ROWS", "VERDICT", "RESULT", "STATEMENT")
+SSH_COLUMNS = ("#", "TIME", "MS", "EXIT", "VERDICT", "RESULT", "COMMAND")
 
 
 class SessionScreen(Screen[None]):
@@ -27,23 +32,51 @@ class SessionScreen(Screen[None]):
     def __init__(self, session: dict[str, Any]) -> None:
         super().__init__()
         self.session = session
+        self.ssh = session.get("protocol") == "ssh"
         self.statements: list[dict[str, Any]] = []
+        self.last_chunk = 0  # the last recorded SSH chunk shown
+        self._terminals: set[int] = set()  # channels with a terminal (they record a size)
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="banner")
         s = self.session
+        where = s.get("target") if self.ssh else s.get("database")
         yield Static(f"{s['id']}  {s.get('identity')} → {s.get('connection')} "
-                     f"({s.get('database')}) from {s.get('client_addr')}  "
+                     f"({where}) from {s.get('client_addr')}  "
                      f"started {timefmt.clock(s.get('started_at'))}  {s['status']}",
                      id="summary")
+        if self.ssh:
+            yield TerminalView(id="terminal")
         table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
+        table.add_columns(*(SSH_COLUMNS if self.ssh else COLUMNS))
         yield table
         yield Footer()
 
     def on_mount(self) -> None:
         self._render_rows()
+        if self.session.get("status") == "live" and getattr(self.app, "_live", False):
+            self.set_interval(0.5, lambda: self.app.load_statements(self))  # type: ignore[attr-defined]
+
+    def show_output(self, chunks: list[Chunk]) -> None:
+        """Feed newly recorded SSH bytes to the terminal emulator, in order."""
+        if not chunks:
+            return
+        try:
+            terminal = self.query_one("#terminal", TerminalView)
+        except NoMatches:
+            return
+        for seq, _t, channel, stream, data in chunks:
+            self.last_chunk = max(self.last_chunk, seq)
+            if stream == "r":
+                cols, _, rows = data.decode(errors="replace").partition("x")
+                if cols.isdigit() and rows.isdigit():
+                    self._terminals.add(channel)
+                    terminal.resize_terminal(int(cols), int(rows))
+            elif stream in ("o", "e"):
+                # exec output has no terminal to turn \n into \r\n: do it here
+                terminal.feed(data if channel in self._terminals
+                              else data.replace(b"\n", b"\r\n"))
 
     def show(self, statements: list[dict[str, Any]]) -> None:
         self.statements = statements
@@ -61,9 +94,10 @@ class SessionScreen(Screen[None]):
             if st.get("rule"):
                 verdict += f" ({st['rule']})"
             text = " ".join(st["text"].split())
+            count = st.get("exit_status") if self.ssh else st["rows"]
             table.add_row(str(st["seq"]), timefmt.clock(st["started_at"]),
                           "-" if st["duration_ms"] is None else f"{st['duration_ms']:.1f}",
-                          "-" if st["rows"] is None else str(st["rows"]), verdict, outcome,
+                          "-" if count is None else str(count), verdict, outcome,
                           text[:200])
 
     def action_back(self) -> None:

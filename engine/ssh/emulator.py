@@ -1,0 +1,36 @@
+"""A terminal emulator (pyte) that survives whatever a target prints.
+
+pyte's parser is a generator: one exception (a CSI parameter of thousands of digits overflows
+``int()``) ends it, and every later byte would be lost. Over-long parameter strings are cut
+before they reach it, and if the parser fails anyway it is replaced (the screen is kept), so a
+hostile or broken program can garble its own screen but never stop the emulation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pyte
+
+log = logging.getLogger(__name__)
+
+_LONG_CSI = re.compile(rb"\x1b\[[0-9;:?<=>!]{64,}")
+
+
+class Emulator:
+    def __init__(self, cols: int, rows: int) -> None:
+        self.screen = pyte.Screen(max(cols, 1), max(rows, 1))
+        self._stream = pyte.ByteStream(self.screen)
+
+    def feed(self, data: bytes) -> None:
+        if b"\x1b[" in data:
+            data = _LONG_CSI.sub(b"\x1b[", data)
+        try:
+            self._stream.feed(data)
+        except Exception as exc:  # pyte's parser died: start a fresh one on the same screen
+            log.debug("terminal emulator reset after %s", exc)
+            self._stream = pyte.ByteStream(self.screen)
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.screen.resize(max(min(rows, 500), 1), max(min(cols, 1000), 1))

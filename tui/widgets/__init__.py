@@ -1,0 +1,1 @@
+"""Widgets that own their rendering (and their messages)."""
