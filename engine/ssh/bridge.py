@@ -142,8 +142,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def close_with(self, message: str) -> None:
         if self.chan is not None and not self._closed:
-            self.chan.write_stderr(say(message)) if self.term is None \
-                else self.chan.write(say(message))
+            self._tell(message)
             self.chan.exit(255)
 
     def _block_up(self, why: str, on: bool) -> None:
@@ -165,20 +164,24 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._block_client("held", True)
 
     def _tell(self, message: str) -> None:
+        """A message from the gateway to the user, recorded as what the user saw."""
         if self.chan is None or self._closed:
             return
         if self.term is not None:
-            self.chan.write(say(message))
+            data = say(message)
+            self.chan.write(data)
+            self.s.tape.add(self.number, "o", data)
+            if self.watcher is not None:
+                self.watcher.output(data)
         else:
-            self.chan.write_stderr(f"gatewatch: {message}\n".encode())
+            data = f"gatewatch: {message}\n".encode()
+            self.chan.write_stderr(data)
+            self.s.tape.add(self.number, "e", data)
 
     def _refuse(self, message: str, status: int) -> None:
         if self.chan is None or self._closed:
             return
-        if self.term is not None:
-            self.chan.write(say(message))
-        else:
-            self.chan.write_stderr(f"gatewatch: {message}\n".encode())
+        self._tell(message)
         self._exit = ("status", status)
         self.chan.exit(status)
 
@@ -305,8 +308,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         # Not run: abort the line in the shell (Ctrl-C discards it, continuation lines too),
         # drop whatever was typed or pasted after it, and tell the user why.
         self.up.write(b"\x03")
-        assert self.chan is not None
-        self.chan.write(say(admission.message))
+        self._tell(admission.message)
         self._judging = False
         self._held, self._held_size = [], 0
         self._block_client("held", False)

@@ -217,7 +217,7 @@ async def test_a_client_opening_many_channels_gets_a_bounded_number(gw: SshGatew
         opened, refused = [], 0
         for _ in range(100):
             try:
-                chan, _ = await conn.create_session(asyncssh.SSHClientSession, "sleep 5")
+                chan, _ = await conn.create_session(asyncssh.SSHClientSession, "sleep 60")
                 opened.append(chan)
             except asyncssh.ChannelOpenError:
                 refused += 1
@@ -299,7 +299,7 @@ async def test_target_side_dying_mid_command_ends_the_channel(gw: SshGateway) ->
     async with connect(gw) as conn:
         # the target's per-session sshd process dies: the channel ends, the client is told
         result = await asyncio.wait_for(
-            conn.run("echo before; kill -9 $PPID; sleep 5; echo after", check=False), 20)
+            conn.run("echo before; sleep 1; kill -9 $PPID; sleep 5; echo after", check=False), 20)
         assert "before" in str(result.stdout) and "after" not in str(result.stdout)
     async with connect(gw) as again:
         assert (await again.run("echo ok", check=False)).stdout == "ok\n"
