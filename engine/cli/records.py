@@ -43,9 +43,11 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
     statements = store.statements(session["id"])
     if as_json:
         return json.dumps({"session": session, "statements": statements})
+    ssh = session.get("protocol") == "ssh"
+    where = session.get("target") if ssh else session["database"]
     head = (
         f"session {session['id']}  {session['identity']} → {session['connection']}"
-        f" ({session['database']})  from {session['client_addr']}\n"
+        f" ({where})  from {session['client_addr']}\n"
         f"started {_short_time(session['started_at'])}  ended {_short_time(session['ended_at'])}"
         f"  status {session['status']}"
         + (f" ({session['end_reason']})" if session["end_reason"] else "")
@@ -58,6 +60,8 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
         outcome = s["status"]
         if s["sqlstate"]:
             outcome += f" {s['sqlstate']}: {s['error']}"
+        elif ssh and s["error"]:
+            outcome += f": {s['error']}"
         shown = text[:80] + ("…" if len(text) > 80 else "")
         if s["params"]:
             shown += f"  ← {s['params'][:60]}"
@@ -68,10 +72,16 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
             verdict += f" {s['approval_id']}"
         table.append([
             str(s["seq"]), s["started_at"][11:23], _ms(s["duration_ms"]),
-            "-" if s["rows"] is None else str(s["rows"]), verdict, outcome[:60], shown,
+            _count(s, ssh), verdict, outcome[:60], shown,
         ])
     return head + "\n\n" + _table(
-        table, ["#", "TIME", "DURATION", "ROWS", "VERDICT", "RESULT", "STATEMENT"])
+        table, ["#", "TIME", "DURATION", "EXIT" if ssh else "ROWS", "VERDICT", "RESULT",
+                "COMMAND" if ssh else "STATEMENT"])
+
+
+def _count(statement: dict[str, Any], ssh: bool) -> str:
+    value = statement.get("exit_status") if ssh else statement["rows"]
+    return "-" if value is None else str(value)
 
 
 def _ms(value: float | None) -> str:

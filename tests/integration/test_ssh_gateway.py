@@ -229,3 +229,20 @@ def _wait(gw: SshGateway, sql: str, *args: object, timeout: float = 10) -> list[
             assert rows, f"the store never had: {sql} {args}"
             return rows  # type: ignore[return-value]
         time.sleep(0.05)
+
+
+def test_show_lists_an_ssh_sessions_commands_with_exit_status(gw: SshGateway) -> None:
+    import sys
+
+    marker = os.urandom(4).hex()
+    assert run(gw, f"echo {marker}; exit 5").returncode == 5
+    [row] = _wait(gw, "SELECT session_id FROM statements WHERE text LIKE ?"
+                      " AND exit_status IS NOT NULL", f"%{marker}%")
+    out = subprocess.run([sys.executable, "-m", "engine", "show", str(row["session_id"]), "-c",
+                          str(gw.work / "policies.yaml")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"({gw.sshd.user}@127.0.0.1:{gw.sshd.port})" in out.stdout
+    header, line = out.stdout.splitlines()[3], out.stdout.splitlines()[4]
+    assert "EXIT" in header and "COMMAND" in header
+    assert "  5  " in line and "exit status 5" in line
