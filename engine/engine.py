@@ -24,6 +24,7 @@ from engine.recorder import Recorder
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.ssh.server import GatewayServer
 from engine.ssh.session import SshContext
+from engine.ssh.upstream import CLIENT_SIDE_CIPHERS
 from engine.tasks import spawn
 from store import Op, SqliteStore, open_store
 from store import ops as O
@@ -121,6 +122,7 @@ class Engine:
             server_host_keys=[key], encoding=None, line_editor=False,
             agent_forwarding=False, x11_forwarding=False, allow_scp=False,
             login_timeout=self.config.engine.startup_timeout, server_version="Gatewatch",
+            encryption_algs=list(CLIENT_SIDE_CIPHERS),
             reuse_address=True)
         self._ssh_servers.append(acceptor)
         host, port = acceptor.sockets[0].getsockname()[:2]

@@ -11,8 +11,10 @@ out within ``LAZY_DELAY``.
 Everything handed over within one turn of the event loop is committed with one journal write.
 With ``durability: full`` that write is followed by ``fdatasync``, in a worker thread, while the
 next batch gathers (group commit: one fsync serves every statement that arrived meanwhile).
-The store moves journal records into SQLite in the background (``checkpoint``), at most
-``LAZY_DELAY`` after they were committed, so readers see them within that delay.
+The store moves journal records into SQLite in the background, at most ``LAZY_DELAY`` after
+they were committed, so readers see them within that delay. That move runs in a worker thread
+(SQLite releases the GIL while it writes) while commits go on to a fresh journal file: with SSH
+sessions streaming hundreds of MB, doing it on the event loop stalled every relay.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Recorder:
         self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._in_flight: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, "gatewatch-store") if durability == "full" else None
+        self._checkpointer = ThreadPoolExecutor(1, "gatewatch-checkpoint")
+        self._checkpointing: asyncio.Future[StoreError | None] | None = None
 
     # --- handing over ---------------------------------------------------------------------
 
@@ -131,21 +135,27 @@ class Recorder:
         if self._checkpoint_timer is not None:
             self._checkpoint_timer.cancel()
             self._checkpoint_timer = None
-        if self._executor is None:
-            try:
-                self._store.checkpoint()
-            except StoreError as exc:
-                log.error("%s; new statements are refused until it can be written", exc)
-            return
-        if self._in_flight is not None:
+        if self._checkpointing is not None:
+            return  # when it finishes it looks again
+        if self._in_flight is not None:  # a journal write is running: rotate after it
             self._checkpoint_timer = self._loop.call_later(LAZY_DELAY, self._checkpoint)
             return
-        self._run_in_thread(self._store.checkpoint, self._checkpoint_failed)
+        job = self._store.start_checkpoint()
+        if job is None:
+            return
+        self._checkpointing = self._loop.run_in_executor(self._checkpointer, job)
+        self._checkpointing.add_done_callback(self._checkpointed)
 
-    @staticmethod
-    def _checkpoint_failed(exc: StoreError | None) -> None:
-        if exc is not None:
-            log.error("%s; new statements are refused until it can be written", exc)
+    def _checkpointed(self, fut: asyncio.Future[StoreError | None]) -> None:
+        self._checkpointing = None
+        exc = fut.exception()
+        result = fut.result() if exc is None else StoreError(f"store write failed: {exc!r}")
+        self._store.finish_checkpoint(result)
+        if result is not None:
+            log.error("%s; new statements are refused until it can be written", result)
+            self._checkpoint_timer = self._loop.call_later(LAZY_DELAY, self._checkpoint)
+            return
+        self._after_commit()
 
     @staticmethod
     def _notify(waiters: list[_Waiter], exc: StoreError | None) -> None:
@@ -180,11 +190,14 @@ class Recorder:
             if self._in_flight is not None:
                 await asyncio.wait([self._in_flight])
                 continue
+            if self._checkpointing is not None:
+                await asyncio.wait([self._checkpointing])
+                continue
             if not self._ops:
                 break
             self._flush()
-        if self._in_flight is not None:
-            await asyncio.wait([self._in_flight])
+        while self._in_flight is not None or self._checkpointing is not None:
+            await asyncio.wait([f for f in (self._in_flight, self._checkpointing) if f])
         for handle in (self._lazy, self._checkpoint_timer):
             if handle is not None:
                 handle.cancel()
@@ -196,3 +209,4 @@ class Recorder:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)

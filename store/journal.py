@@ -7,7 +7,12 @@ system calls — against about 15 µs for one append, and the difference is the 
 throughput. On open, records the database does not have yet are replayed from the journal.
 
 A line is ``seq \\t kind \\t session \\t ref \\t prev \\t hash \\t body-json \\n``; bodies are
-JSON, so they never contain a raw tab or newline. A record that carries bytes (an SSH output
+JSON, so they never contain a raw tab or newline.
+
+A checkpoint that runs in a worker thread first ``rotate``s the journal: the file is renamed
+``<journal>.<n>`` and a new one takes the appends that arrive while the thread writes SQLite.
+The rotated files are removed once their records are in the database; until then (and after a
+crash) they are replayed before the current file, oldest first. A record that carries bytes (an SSH output
 chunk) appends ``\\t base64`` after its body.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -62,25 +67,49 @@ class Journal:
             raise
         self._size += len(data)
 
+    def rotate(self) -> Path | None:
+        """Move the records written so far to a file of their own (returned, or None when there
+        are none) and go on appending to a fresh journal."""
+        if self._size == 0:
+            return None
+        taken = {int(p.suffix[1:]) for p in self.rotated()}
+        old = self.path.with_name(f"{self.path.name}.{max(taken, default=0) + 1}")
+        fd = os.open(self.path.with_name(self.path.name + ".next"),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        try:
+            os.rename(self.path, old)
+            os.rename(self.path.with_name(self.path.name + ".next"), self.path)
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(self._fd)
+        self._fd, self._size = fd, 0
+        if self._fsync:  # the renames must survive a crash as the records do
+            dirfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        return old
+
+    def rotated(self) -> list[Path]:
+        """Rotated files not yet removed, oldest first."""
+        prefix = self.path.name + "."
+        found = [p for p in self.path.parent.glob(prefix + "*")
+                 if p.name[len(prefix):].isdigit()]
+        return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+
+    def all_records(self) -> Iterator[JournalRecord]:
+        """Rotated files' records, then the current file's (replay after a crash)."""
+        for path in self.rotated():
+            yield from _read(path)
+        yield from self.records()
+
     def records(self) -> Iterator[JournalRecord]:
         """Complete records in the file. A torn last line (a crash in the middle of a write,
         which was never acknowledged) is cut off, so that later appends start on a clean line.
         Raises ValueError for a complete line that is not a record."""
-        good = 0
-        with self.path.open("rb") as f:
-            for number, raw in enumerate(f, 1):
-                if not raw.endswith(b"\n"):
-                    break  # torn tail
-                try:
-                    seq, kind, sid, ref, prev, digest, rest = raw[:-1].decode().split("\t", 6)
-                    body, tab, encoded = rest.partition("\t")
-                    blob = base64.b64decode(encoded, validate=True) if tab else None
-                    record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body,
-                                           blob)
-                except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-                    raise ValueError(f"line {number} is not a journal record") from exc
-                good += len(raw)
-                yield record
+        good = yield from _read(self.path)
         if good != self._size:
             os.ftruncate(self._fd, good)
             self._size = good
@@ -95,3 +124,23 @@ class Journal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _read(path: Path) -> Generator[JournalRecord, None, int]:
+    """The complete records of one journal file; returns how many bytes they take. A torn last
+    line is left out (the current file is cut there by its owner)."""
+    good = 0
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):
+                break  # torn tail
+            try:
+                seq, kind, sid, ref, prev, digest, rest = raw[:-1].decode().split("\t", 6)
+                body, tab, encoded = rest.partition("\t")
+                blob = base64.b64decode(encoded, validate=True) if tab else None
+                record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body, blob)
+            except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+                raise ValueError(f"{path.name} line {number} is not a journal record") from exc
+            good += len(raw)
+            yield record
+    return good

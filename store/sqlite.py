@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -130,6 +130,7 @@ class SqliteStore:
         self._seq, self._head = self._chain_head()
         self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
         self._broken: StoreError | None = None
+        self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
         self.journal: Journal | None = None
         if writer:
             self.journal = Journal(journal_path(path), fsync=durability == "full")
@@ -168,12 +169,61 @@ class SqliteStore:
         return len(self._pending)
 
     def checkpoint(self) -> None:
-        """Move committed records from the journal into the database, in one transaction."""
+        """Move committed records from the journal into the database, in one transaction,
+        here and now (start, shutdown, and retries after a failure)."""
+        if self._job is not None:
+            return  # a checkpoint is running in a worker thread: it will take these too
         if not self._pending:
             self._broken = None
             return
+        records = self._pending
+        self._pending = []
+        self._finish(records, self._write_or_error(records), whole_journal=True)
+        if self._broken is not None:
+            raise self._broken
+
+    def start_checkpoint(self) -> Callable[[], StoreError | None] | None:
+        """The same, with the SQLite work done by the returned function in a worker thread
+        while the engine goes on committing to a fresh journal; hand its result to
+        ``finish_checkpoint``. None when there is nothing to move (or one is running)."""
+        if self._job is not None or not self._pending:
+            return None
+        assert self.journal is not None
+        records = self._pending
+        self._pending = []
+        try:
+            self.journal.rotate()
+        except OSError as exc:
+            self._pending[:0] = records
+            self._broken = StoreError(f"cannot rotate the store journal: {exc}")
+            return None
+        self._job = records
+        return lambda: self._write_or_error(records)
+
+    def finish_checkpoint(self, result: StoreError | None) -> None:
+        records, self._job = self._job, None
+        assert records is not None
+        self._finish(records, result, whole_journal=False)
+
+    def _finish(self, records: list[tuple[JournalRecord, dict[str, Any]]],
+                result: StoreError | None, *, whole_journal: bool) -> None:
+        assert self.journal is not None
+        if result is not None:
+            self._pending[:0] = records  # kept (and still in the journal files) for a retry
+            self._broken = result
+            return
+        self._broken = None
+        for path in self.journal.rotated():
+            path.unlink(missing_ok=True)
+        if whole_journal and not self._pending:
+            self.journal.clear()
+
+    def _write_or_error(self, records: list[tuple[JournalRecord, dict[str, Any]]]
+                        ) -> StoreError | None:
+        """Insert ``records`` in one transaction. Touches only the connection, so it may run
+        in a worker thread (SQLite serialises use of the connection)."""
         conn = self.conn
-        merged = _merge(self._pending)
+        merged = _merge(records)
         try:
             conn.execute("BEGIN")
             conn.executemany(_SESSION_INSERT, merged.sessions.values())
@@ -185,24 +235,20 @@ class SqliteStore:
             conn.executemany(_OUTPUT_INSERT, merged.output)
             conn.executemany(_AUDIT, [
                 (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
-                for r, _ in self._pending
+                for r, _ in records
             ])
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._broken = StoreError(f"cannot write to the store {self.path}: {exc}")
-            raise self._broken from exc
-        self._pending.clear()
-        self._broken = None
-        assert self.journal is not None
-        self.journal.clear()
+            return StoreError(f"cannot write to the store {self.path}: {exc}")
+        return None
 
     def _replay(self) -> None:
         """Records committed to the journal but not yet in the database (after a crash)."""
         assert self.journal is not None
         try:
-            for record in self.journal.records():
+            for record in self.journal.all_records():
                 if record.seq <= self._seq:
                     continue  # checkpointed before the crash, journal not yet emptied
                 if record.seq != self._seq + 1 or record.prev != self._head:
@@ -225,8 +271,11 @@ class SqliteStore:
             ) from exc
         if self._pending:
             self.checkpoint()
-        elif self.journal.size:
-            self.journal.clear()
+        else:
+            if self.journal.size:
+                self.journal.clear()
+            for path in self.journal.rotated():
+                path.unlink(missing_ok=True)
 
     def interrupted_sessions(self) -> list[str]:
         rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'open'").fetchall()
