@@ -12,8 +12,8 @@ JSON, so they never contain a raw tab or newline.
 A checkpoint that runs in a worker thread first ``rotate``s the journal: the file is renamed
 ``<journal>.<n>`` and a new one takes the appends that arrive while the thread writes SQLite.
 The rotated files are removed once their records are in the database; until then (and after a
-crash) they are replayed before the current file, oldest first. A record that carries bytes (an SSH output
-chunk) appends ``\\t base64`` after its body.
+crash) they are replayed before the current file, oldest first. A record that carries bytes
+(an SSH output chunk) appends ``\\t base64`` after its body.
 """
 
 from __future__ import annotations
