@@ -307,6 +307,9 @@ async def test_target_side_dying_mid_command_ends_the_channel(gw: SshGateway) ->
 
 
 async def test_repeated_wrong_tokens_are_slowed_and_then_disconnected(gw: SshGateway) -> None:
+    from engine.ssh import server
+
+    server._failures.clear()  # failures of earlier tests from 127.0.0.1 would slow this one
     tries: list[float] = []
 
     class Guesser(asyncssh.SSHClient):
