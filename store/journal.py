@@ -12,14 +12,15 @@ JSON, so they never contain a raw tab or newline.
 A checkpoint that runs in a worker thread first ``rotate``s the journal: the file is renamed
 ``<journal>.<n>`` and a new one takes the appends that arrive while the thread writes SQLite.
 The rotated files are removed once their records are in the database; until then (and after a
-crash) they are replayed before the current file, oldest first. A record that carries bytes
-(an SSH output chunk) appends ``\\t base64`` after its body.
+crash) they are replayed before the current file, oldest first.
+
+A record that carries bytes (an SSH output chunk) ends its line with ``\\t #<length>`` and is
+followed by the bytes themselves and a newline: copied as they are (base64 took a third of the
+engine's time when a session streamed bulk output).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ class JournalRecord(NamedTuple):
         ).encode()
         if self.blob is None:
             return head + b"\n"
-        return b"".join((head, b"\t", base64.b64encode(self.blob), b"\n"))
+        return b"".join((head, b"\t#%d\n" % len(self.blob), self.blob, b"\n"))
 
 
 class Journal:
@@ -131,16 +132,29 @@ def _read(path: Path) -> Generator[JournalRecord, None, int]:
     line is left out (the current file is cut there by its owner)."""
     good = 0
     with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
+        number = 0
+        while raw := f.readline():
+            number += 1
             if not raw.endswith(b"\n"):
                 break  # torn tail
+            size = len(raw)
             try:
                 seq, kind, sid, ref, prev, digest, rest = raw[:-1].decode().split("\t", 6)
-                body, tab, encoded = rest.partition("\t")
-                blob = base64.b64decode(encoded, validate=True) if tab else None
+                body, tab, marker = rest.partition("\t")
+                blob = None
+                if tab:
+                    if not marker.startswith("#") or not marker[1:].isdigit():
+                        raise ValueError("bad blob marker")
+                    length = int(marker[1:])
+                    data = f.read(length + 1)
+                    if len(data) < length + 1:
+                        break  # torn tail inside the bytes
+                    if data[-1:] != b"\n":
+                        raise ValueError("bytes not followed by a newline")
+                    blob, size = data[:-1], size + len(data)
                 record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body, blob)
-            except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-                raise ValueError(f"{path.name} line {number} is not a journal record") from exc
-            good += len(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path.name} record {number} is not a journal record") from exc
+            good += size
             yield record
     return good

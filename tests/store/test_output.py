@@ -44,3 +44,21 @@ def test_edited_or_removed_output_is_found(store: SqliteStore) -> None:
     problems = verify(store, "s1").problems
     assert "output chunk 1 of session s1: differs from the audit" in problems
     assert "output chunk 2 of session s1: missing" in problems
+
+
+def test_a_crash_in_the_middle_of_an_output_chunk_keeps_what_came_before(db_path: Path) -> None:
+    store = open_store(db_path)
+    store.apply([session_open("s1"), O.output_op("s1", 1, 0.1, 0, "o", b"first\n")])
+    store.apply([O.output_op("s1", 2, 0.2, 0, "o", BINARY * 100)])
+    crash(store)
+    journal = db_path.with_name(db_path.name + ".journal")
+    journal.write_bytes(journal.read_bytes()[:-3000])  # the write was torn inside the bytes
+    again = open_store(db_path)
+    try:
+        assert again.output("s1") == [(1, 0.1, 0, "o", b"first\n")]
+        assert verify(again).ok
+        again.apply([O.output_op("s1", 3, 0.3, 0, "o", b"after")])  # appends on a clean line
+        again.checkpoint()
+        assert [c[0] for c in again.output("s1")] == [1, 3]
+    finally:
+        again.close()
