@@ -1,23 +1,37 @@
 """One client channel and its twin on the target, relayed byte for byte and teed to the tape.
 
-Flow control goes both ways: when the client cannot take more (asyncssh calls
-``pause_writing`` on our server session) the target channel stops being read, and when the
-target cannot take more the client channel stops being read; the tape's back-pressure stops
-reading the target too. So no buffer grows with what a peer sends.
+Client input goes through one queue (``_queue``, None standing for EOF) that ``_pump`` empties
+in order. What the target gets depends on the channel:
+
+- exec and sftp: the bytes as they come (the command itself was judged before the channel
+  opened on the target);
+- a shell with a terminal: keys go through until Enter; then the line is read off the screen
+  (``lines.py``), judged, recorded, and only then is the Enter sent;
+- a shell without a terminal (``ssh -T``, a script piped into ssh): each line of input is a
+  command and is judged before the target sees it.
+
+While a line is judged (or waits for an approval), input waits in the queue; above
+``_QUEUE_MAX`` bytes the client channel stops being read. Flow control goes both ways: when
+the client cannot take more (asyncssh calls ``pause_writing`` on our server session) the target
+channel stops being read, and when the target cannot take more the client channel stops being
+read; the tape's back-pressure stops reading the target too. So no buffer grows with what a peer
+sends. Writes to a channel that is closing are dropped: a peer going away is not an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncssh
 from asyncssh import EXTENDED_DATA_STDERR
 
 from engine.ssh.lines import LineWatcher, find_enter
-from engine.ssh.session import SshSession
+from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
 from store import StoreError
@@ -28,11 +42,19 @@ log = logging.getLogger(__name__)
 # and the recording. It must keep state across calls for values split between chunks.
 OutputFilter = Callable[[bytes], bytes]
 
-_HELD_INPUT_MAX = 64 * 1024  # typed ahead while a line is judged; beyond it, reading pauses
+_QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
+_LINE_MAX = 64 * 1024  # a line without a terminal longer than this is judged as it stands
+_ECHO_WAIT = 1.5  # at most this long for the echo of what was typed, before reading the line
+_QUIET = 0.02  # the target silent this long after the echo: the line is complete on screen
 
 
 def say(text: str) -> bytes:
     return f"\r\n[gatewatch] {text}\r\n".encode()
+
+
+def _ends_continued(text: str) -> bool:
+    """A line ending in an unescaped backslash continues on the next one."""
+    return (len(text) - len(text.rstrip("\\"))) % 2 == 1
 
 
 class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
@@ -47,15 +69,19 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
         self.watcher: LineWatcher | None = None
         self.output_filter: OutputFilter | None = None
-        # Client input waiting (for the target, or for a verdict); None stands for EOF.
-        self._held: list[bytes | None] = []
-        self._held_size = 0
+        self._queue: deque[bytes | None] = deque()
+        self._queued = 0
         self._judging = False
+        self._partial = b""  # a shell without a terminal: the line being received
+        self._continued = ""  # a line ended with a backslash: it goes on in the next one
         self._seq: int | None = None  # the exec/subsystem command's record
         self._up_blocks: set[str] = set()  # why the target channel is not read
         self._client_blocks: set[str] = set()  # why the client channel is not read
         self._exit: tuple[str, Any] | None = None
         self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_output = 0.0
+        self._last_input = 0.0
 
     # --- asyncssh: the client's channel ---------------------------------------------------
 
@@ -87,19 +113,13 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return True
 
     def session_started(self) -> None:
-        spawn(self._start(), name=f"ssh-channel-{self.s.session_id}-{self.number}")
+        self._spawn(self._start(), "channel")
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
-        if self.up is None or self._judging or self._held:
-            self._hold(data)
-            return
-        self._from_client(data)
+        self._enqueue(data)
 
     def eof_received(self) -> bool:
-        if self.up is not None and not self._held and not self._judging:
-            self.up.write_eof()
-        else:
-            self._held.append(None)  # EOF after what is held
+        self._enqueue(None)
         return True  # half-close: the client still reads output
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int,
@@ -108,15 +128,16 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.watcher is not None:
             self.watcher.resize(width, height)
         if self.up is not None:
-            self.up.change_terminal_size(width, height, pixwidth, pixheight)
+            self._guarded(lambda: self.up.change_terminal_size(  # type: ignore[union-attr]
+                width, height, pixwidth, pixheight))
 
     def signal_received(self, signal: str) -> None:
         if self.up is not None:
-            self.up.send_signal(signal)
+            self._guarded(lambda: self.up.send_signal(signal))  # type: ignore[union-attr]
 
     def break_received(self, msec: int) -> bool:
         if self.up is not None:
-            self.up.send_break(msec)
+            self._guarded(lambda: self.up.send_break(msec))  # type: ignore[union-attr]
         return True
 
     def pause_writing(self) -> None:
@@ -129,13 +150,14 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._closed = True
         if self in self.s.bridges:
             self.s.bridges.remove(self)
+        self.cancel()
         if self.up is not None:
             self.up.close()
         if self._seq is not None and self._exit is None:
             self.s.end_command(self._seq, "interrupted", None, "the client closed the channel",
                                command=self.kind)
 
-    # --- the gateway's side ---------------------------------------------------------------
+    # --- the session's side ---------------------------------------------------------------
 
     def pressure(self, on: bool) -> None:
         self._block_up("store", on)
@@ -143,7 +165,32 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def close_with(self, message: str) -> None:
         if self.chan is not None and not self._closed:
             self._tell(message)
-            self.chan.exit(255)
+            self._guarded(lambda: self.chan.exit(255))  # type: ignore[union-attr]
+
+    def cancel(self) -> None:
+        """Stop waiting for verdicts and approvals (their requests are withdrawn)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        task = spawn(coro, name=f"ssh-{what}-{self.s.session_id}-{self.number}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _guarded(write: Callable[[], object]) -> None:
+        """A write to a channel that is closing is dropped: the peer went away."""
+        try:
+            write()
+        except (BrokenPipeError, OSError, asyncssh.Error):
+            pass
+
+    def _to_target(self, data: bytes) -> None:
+        if self.up is not None:
+            self._last_input = time.monotonic()
+            self._guarded(lambda: self.up.write(data))  # type: ignore[union-attr]
 
     def _block_up(self, why: str, on: bool) -> None:
         before = bool(self._up_blocks)
@@ -157,25 +204,20 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.chan is not None and before != bool(self._client_blocks):
             (self.chan.pause_reading if self._client_blocks else self.chan.resume_reading)()
 
-    def _hold(self, data: bytes) -> None:
-        self._held.append(data)
-        self._held_size += len(data)
-        if self._held_size > _HELD_INPUT_MAX:
-            self._block_client("held", True)
-
     def _tell(self, message: str) -> None:
         """A message from the gateway to the user, recorded as what the user saw."""
-        if self.chan is None or self._closed:
+        chan = self.chan
+        if chan is None or self._closed:
             return
         if self.term is not None:
             data = say(message)
-            self.chan.write(data)
+            self._guarded(lambda: chan.write(data))
             self.s.tape.add(self.number, "o", data)
             if self.watcher is not None:
                 self.watcher.output(data)
         else:
             data = f"gatewatch: {message}\n".encode()
-            self.chan.write_stderr(data)
+            self._guarded(lambda: chan.write_stderr(data))
             self.s.tape.add(self.number, "e", data)
 
     def _refuse(self, message: str, status: int) -> None:
@@ -183,7 +225,9 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return
         self._tell(message)
         self._exit = ("status", status)
-        self.chan.exit(status)
+        self._guarded(lambda: self.chan.exit(status))  # type: ignore[union-attr]
+
+    # --- opening --------------------------------------------------------------------------
 
     async def _start(self) -> None:
         """Judge what the channel is for, record it, open the twin channel on the target."""
@@ -227,105 +271,174 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             kwargs["command"] = self.command
         elif self.kind == "subsystem":
             kwargs["subsystem"] = self.subsystem
+        opening = spawn(target.create_session(lambda: _TargetSide(self), **kwargs),
+                        name=f"ssh-open-{self.s.session_id}-{self.number}")
         try:
-            self.up, _ = await target.create_session(lambda: _TargetSide(self), **kwargs)
+            up, _ = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # the client left while the target opened its side: close that side once open
+            opening.add_done_callback(
+                lambda f: f.cancelled() or f.exception() is not None or f.result()[0].close())
+            raise
         except (asyncssh.Error, OSError) as exc:
             raise TargetUnavailable(f"the target refused the channel: {exc}") from exc
+        if self._closed:  # the client left while the target opened its side
+            up.close()
+            return
+        self.up = up
+        if self.s.tape.pressed:
+            self._up_blocks.add("store")
         if self._up_blocks:
-            self.up.pause_reading()
-        self._release()
+            up.pause_reading()
+        self._pump()
 
-    def _release(self) -> None:
-        """Send, in order, what the client sent while we were not ready; stop again at a line
-        that must be judged. Reading from the client resumes only once all of it is out."""
-        while self._held and not self._judging and self.up is not None:
-            data = self._held.pop(0)
+    # --- client input ---------------------------------------------------------------------
+
+    def _enqueue(self, data: bytes | None) -> None:
+        self._queue.append(data)
+        if data:
+            self._queued += len(data)
+            if self._queued > _QUEUE_MAX:
+                self._block_client("queued", True)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Hand queued input to the target in order, stopping at a line to be judged."""
+        while self._queue and not self._judging and self.up is not None and not self._closed:
+            data = self._queue.popleft()
             if data is None:
-                self.up.write_eof()
-            else:
-                self._held_size -= len(data)
-                self._from_client(data)
-        if not self._held:
-            self._held_size = 0
-            self._block_client("held", False)
-
-    def _from_client(self, data: bytes) -> None:
-        assert self.up is not None
-        watcher = self.watcher
-        if watcher is None:
-            if self.term is None:  # a terminal's input is not recorded (passwords)
+                self._end_of_input()
+                continue
+            self._queued -= len(data)
+            if self.kind != "shell":
                 self.s.tape.add(self.number, "i", data)
-            self.up.write(data)
+                self._to_target(data)
+            elif self.watcher is not None:
+                self._keys(data)
+            else:
+                self._lines(data)
+        if self._queued <= _QUEUE_MAX // 2:
+            self._block_client("queued", False)
+
+    def _end_of_input(self) -> None:
+        if self.kind == "shell" and self.watcher is None and self._partial:
+            self._queue.appendleft(None)  # the last line has no newline: judge it first
+            line, self._partial = self._partial, b""
+            self._judging = True
+            self._spawn(self._judge_plain_line(line), "line")
             return
-        if watcher.full_screen:
-            self.up.write(data)
-            return
+        if self.up is not None:
+            self._guarded(self.up.write_eof)  # type: ignore[union-attr]
+
+    def _keys(self, data: bytes) -> None:
+        """A terminal: keys go through; Enter waits for the verdict on the line on screen."""
+        assert self.watcher is not None
         enter = find_enter(data)
+        self.watcher.typed()
         if enter < 0:
-            watcher.typed()
-            self.up.write(data)
+            self._to_target(data)
             return
         if enter:
-            watcher.typed()
-            self.up.write(data[:enter])
+            self._to_target(data[:enter])
+        if len(data) > enter + 1:
+            rest = data[enter + 1:]
+            self._queue.appendleft(rest)
+            self._queued += len(rest)
         self._judging = True
-        self._held.insert(0, data[enter:])
-        self._held_size += len(data) - enter
-        spawn(self._judge_line(), name=f"ssh-line-{self.s.session_id}-{self.number}")
+        self._spawn(self._judge_screen_line(data[enter:enter + 1]), "line")
 
-    async def _judge_line(self) -> None:
+    def _lines(self, data: bytes) -> None:
+        """No terminal: every line of input is a command for the shell."""
+        self._partial += data
+        cut = self._partial.find(b"\n")
+        if cut < 0:
+            if len(self._partial) > _LINE_MAX:  # judge what there is rather than hold it all
+                cut = len(self._partial) - 1
+            else:
+                return
+        line, rest = self._partial[:cut + 1], self._partial[cut + 1:]
+        self._partial = b""
+        if rest:
+            self._queue.appendleft(rest)
+            self._queued += len(rest)
+        self._judging = True
+        self._spawn(self._judge_plain_line(line), "line")
+
+    async def _judge_plain_line(self, line: bytes) -> None:
+        text = line.decode(errors="replace").rstrip("\r\n")
+        await self._judged(text, (text,), line, lenient=False, terminal=False)
+
+    async def _judge_screen_line(self, enter: bytes) -> None:
+        assert self.watcher is not None
+        await self._echoed()
+        lenient = self.watcher.full_screen
+        seen = self.watcher.line()
+        await self._judged(seen.text, seen.readings, enter, lenient=lenient, terminal=True)
+
+    async def _judged(self, text: str, readings: tuple[str, ...], send: bytes, *,
+                      lenient: bool, terminal: bool) -> None:
+        """Decide one line, then send it on (``send``: the Enter key or the line's bytes), or
+        abort it."""
         try:
-            await self._judge_line_inner()
+            if self._continued:
+                text = self._continued + text
+                readings = tuple(self._continued + r for r in readings)
+            if _ends_continued(text) and not lenient:
+                # the shell waits for the rest: nothing runs yet, judge it whole later
+                self._continued = text[:-1]
+                self._judging = False
+                self._to_target(send)
+                self._pump()
+                return
+            self._continued = ""
+            if not text.strip():
+                self._judging = False
+                self._to_target(send)
+                self._pump()
+                return
+            admission = await self.s.admit(text, "shell", self._tell, readings=readings,
+                                           lenient=lenient)
+            self._after_verdict(admission, send, terminal)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("session %s: judging a command line failed", self.s.session_id)
-            self._refuse("gateway error while judging the command line", 255)
+            self._after_verdict(Admission(False, 0, "gateway error while judging the line"),
+                                send, terminal)
 
-    async def _judge_line_inner(self) -> None:
-        assert self.watcher is not None and self.up is not None
-        await self._quiet()
-        line = self.watcher.line()
-        if not line:
-            self._judging = False
-            self._release()
-            return
-        admission = await self.s.admit(line, "shell", self._tell)
+    def _after_verdict(self, admission: Admission, send: bytes, terminal: bool) -> None:
         if self._closed:
             return
-        first = self._held[0] if self._held else None
-        enter = first[:1] if first else b"\r"
         if admission.allowed:
-            self.s.end_command(admission.seq, "ok", None, None, command="shell")
+            if admission.seq:
+                self.s.end_command(admission.seq, "ok", None, None, command="shell")
             self._judging = False
-            if first:
-                self._held_size -= 1
-                if first[1:]:
-                    self._held[0] = first[1:]
-                else:
-                    self._held.pop(0)
-            self.up.write(enter)
-            self._release()
+            self._to_target(send)
+            self._pump()
             return
-        # Not run: abort the line in the shell (Ctrl-C discards it, continuation lines too),
-        # drop whatever was typed or pasted after it, and tell the user why.
-        self.up.write(b"\x03")
+        # Not run. At a terminal the line is aborted in the shell (Ctrl-C discards it and any
+        # continuation lines); what was typed or pasted after it is dropped, an EOF kept.
+        if terminal:
+            self._to_target(b"\x03")
         self._tell(admission.message)
+        kept = [item for item in self._queue if item is None]
+        self._queue = deque(kept)
+        self._queued = 0
         self._judging = False
-        self._held, self._held_size = [], 0
-        self._block_client("held", False)
+        self._pump()
 
-    async def _quiet(self) -> None:
-        """Let the echo of what was typed reach the screen: wait until the target has been
-        silent for a moment (at most a fraction of a second)."""
-        import asyncio
-
-        deadline = time.monotonic() + 0.3
+    async def _echoed(self) -> None:
+        """Let what was typed reach the screen before the line is read: wait for output that
+        came after the last key sent, then for a moment of silence (bounded)."""
+        deadline = time.monotonic() + _ECHO_WAIT
         while time.monotonic() < deadline:
-            last = self._last_output
-            await asyncio.sleep(0.02)
-            if self._last_output == last:
-                return
-
-    _last_output = 0.0
+            if self._last_output >= self._last_input or not self._last_input:
+                last = self._last_output
+                await asyncio.sleep(_QUIET)
+                if self._last_output == last:
+                    return
+            else:
+                await asyncio.sleep(_QUIET / 2)
 
     # --- from the target ------------------------------------------------------------------
 
@@ -337,12 +450,13 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.s.tape.add(self.number, "e" if stderr else "o", data)
         if self.watcher is not None and not stderr:
             self.watcher.output(data)
-        if self.chan is not None and not self._closed:
-            self.chan.write(data, datatype)
+        chan = self.chan
+        if chan is not None and not self._closed:
+            self._guarded(lambda: chan.write(data, datatype))
 
     def target_eof(self) -> None:
         if self.chan is not None and not self._closed:
-            self.chan.write_eof()
+            self._guarded(self.chan.write_eof)  # type: ignore[union-attr]
 
     def target_exit(self, how: str, value: Any) -> None:
         self._exit = (how, value)
@@ -357,15 +471,17 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 "the target closed the channel")
             self.s.end_command(self._seq, "ok" if status == 0 else "error", status, error,
                                command=self.kind)
-        if self.chan is None or self._closed:
+        chan = self.chan
+        if chan is None or self._closed:
             return
         if self._exit is None:
-            self.chan.close()
+            self._guarded(chan.close)
         elif self._exit[0] == "signal":
             signal, core_dumped, msg, lang = self._exit[1]
-            self.chan.exit_with_signal(signal, core_dumped, msg, lang)
+            self._guarded(lambda: chan.exit_with_signal(signal, core_dumped, msg, lang))
         else:
-            self.chan.exit(self._exit[1])
+            status_ = self._exit[1]
+            self._guarded(lambda: chan.exit(status_))
 
 
 class _TargetSide(asyncssh.SSHClientSession):  # type: ignore[type-arg]

@@ -18,9 +18,26 @@ log = logging.getLogger(__name__)
 _LONG_CSI = re.compile(rb"\x1b\[[0-9;:?<=>!]{64,}")
 
 
+class _Screen(pyte.Screen):  # type: ignore[misc]
+    """pyte's screen, counting how often it scrolled (to follow a row as it moves up)."""
+
+    scrolled = 0
+
+    def index(self) -> None:
+        bottom = (self.margins or (0, self.lines - 1))[1]
+        if self.cursor.y == bottom:
+            self.scrolled += 1
+        super().index()
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        super().resize(lines, columns)
+        self.cursor.y = min(self.cursor.y, self.lines - 1)  # pyte leaves it below a shorter one
+        self.cursor.x = min(self.cursor.x, self.columns - 1)
+
+
 class Emulator:
     def __init__(self, cols: int, rows: int) -> None:
-        self.screen = pyte.Screen(max(cols, 1), max(rows, 1))
+        self.screen = _Screen(max(cols, 1), max(rows, 1))
         self._stream = pyte.ByteStream(self.screen)
 
     def feed(self, data: bytes) -> None:

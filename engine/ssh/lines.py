@@ -3,17 +3,25 @@
 Keystrokes alone cannot say it (editing keys, history, tab completion, a paste), so the output
 stream is fed into a terminal emulator (pyte) and, at Enter, the line is read off the screen as
 the shell displays it. The prompt is whatever stood before the cursor when the user began to
-type. Honest limits: a full-screen program (the alternate screen: vim, less, top) is not judged;
-input that a program reads without echo is invisible (and so is not recorded — on purpose, for
-passwords); readline's edit-and-execute (Ctrl-X Ctrl-E) runs what an editor wrote.
+type; the row it was on is followed as the screen scrolls. When the prompt cannot be found
+again (the screen was cleared or redrawn), the line is also read from after each usual prompt
+ending (``$ ``, ``# ``, ``> ``, ``% ``) and the strictest verdict of those readings applies.
+
+Honest limits: input that a program reads without echo is invisible (and so is not recorded —
+on purpose, for passwords); lines typed inside full-screen programs (the alternate screen: vim,
+less) are judged like shell lines but what PostgreSQL's or Python's REPL does with a line is
+not shell; readline's edit-and-execute (Ctrl-X Ctrl-E) runs what an editor wrote.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from engine.ssh.emulator import Emulator
 
 ENTER_KEYS = (b"\r", b"\n", b"\x0f")  # Enter, Ctrl-J and readline's operate-and-get-next
 _ALT_SCREENS = {mode << 5 for mode in (47, 1047, 1049)}
+_PROMPT_ENDINGS = ("$ ", "# ", "> ", "% ")
 
 
 def find_enter(data: bytes) -> int:
@@ -22,11 +30,17 @@ def find_enter(data: bytes) -> int:
     return min(found) if found else -1
 
 
+@dataclass(frozen=True)
+class Line:
+    text: str  # the command as read after the prompt
+    readings: tuple[str, ...]  # every plausible reading, ``text`` first
+
+
 class LineWatcher:
     def __init__(self, cols: int, rows: int) -> None:
         self._emulator = Emulator(cols, rows)
         self.screen = self._emulator.screen
-        self._prompt: tuple[int, str] | None = None  # (row, text before the cursor)
+        self._prompt: tuple[int, str, int] | None = None  # row, text before the cursor, scrolls
         self._output_since_typing = True
 
     def output(self, data: bytes) -> None:
@@ -36,28 +50,42 @@ class LineWatcher:
     def resize(self, cols: int, rows: int) -> None:
         self._emulator.resize(cols, rows)
 
+    def _cursor_row(self) -> int:
+        return min(max(self.screen.cursor.y, 0), self.screen.lines - 1)
+
     def typed(self) -> None:
         """The user sends keys: the first keys after output start a new line to read."""
         if self._output_since_typing and self._prompt is None:
-            cursor = self.screen.cursor
-            self._prompt = (cursor.y, self.screen.display[cursor.y][: cursor.x])
+            y = self._cursor_row()
+            x = min(self.screen.cursor.x, self.screen.columns)
+            self._prompt = (y, self.screen.display[y][:x], self.screen.scrolled)
         self._output_since_typing = False
 
     @property
     def full_screen(self) -> bool:
         return bool(self.screen.mode & _ALT_SCREENS)
 
-    def line(self) -> str:
-        """The command line on screen now (prompt removed), and start afresh."""
+    def line(self) -> Line:
+        """The command line on screen now, and start afresh."""
         display = self.screen.display
-        y = self.screen.cursor.y
-        row, prompt = self._prompt if self._prompt is not None else (y, "")
+        y = self._cursor_row()
+        row, prompt, scrolls = self._prompt if self._prompt is not None else (y, "", 0)
         self._prompt = None
         self._output_since_typing = True
-        if row > y:
-            row, prompt = y, ""  # the screen scrolled or was cleared since
-        text = "".join(display[r].rstrip() if r == y else display[r]
-                       for r in range(row, y + 1))
-        if prompt and text.startswith(prompt):
-            text = text[len(prompt):]
-        return text.strip()
+        row -= self.screen.scrolled - scrolls
+        if row > y or row < 0:
+            row, prompt = max(min(row, y), 0), ""  # cleared, redrawn or scrolled away
+        text = "".join(display[r] if r < y else display[r].rstrip() for r in range(row, y + 1))
+        readings = []
+        bare = prompt.rstrip()
+        if prompt and text.startswith(bare):
+            readings.append(text[len(bare):].strip())
+        else:
+            readings.append(text.strip())
+            for ending in _PROMPT_ENDINGS:
+                at = text.find(ending)
+                while at >= 0:
+                    readings.append(text[at + len(ending):].strip())
+                    at = text.find(ending, at + 1)
+        unique = tuple(dict.fromkeys(r for r in readings))
+        return Line(unique[0], unique)

