@@ -135,9 +135,11 @@ async def test_a_blocked_line_is_not_run_and_the_shell_goes_on(gw: SshGateway) -
         assert "42 forbidden-word" not in out
         process.stdin.write("exit\n")
         await asyncio.wait_for(process.wait_closed(), 10)
-    rows = gw.query("SELECT text, verdict, status FROM statements WHERE text LIKE ?",
-                    "%forbidden-word")
-    assert any(r["verdict"] == "block" and r["status"] == "blocked" for r in rows)
+    deadline = time.monotonic() + 10
+    while not any(r["verdict"] == "block" and r["status"] == "blocked" for r in gw.query(
+            "SELECT verdict, status FROM statements WHERE text LIKE ?", "%forbidden-word")):
+        assert time.monotonic() < deadline, "the blocked line was never recorded as blocked"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_line_typed_with_editing_keys_is_judged_as_shown(gw: SshGateway) -> None:
