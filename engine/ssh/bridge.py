@@ -30,6 +30,8 @@ from typing import Any
 import asyncssh
 from asyncssh import EXTENDED_DATA_STDERR
 
+from engine.guardrail.commands import READS_INPUT, classify_command
+from engine.guardrail.shellwords import ShellParseError
 from engine.ssh.lines import LineWatcher, find_enter
 from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
@@ -53,8 +55,65 @@ def say(text: str) -> bytes:
 
 
 def _ends_continued(text: str) -> bool:
-    """A line ending in an unescaped backslash continues on the next one."""
-    return (len(text) - len(text.rstrip("\\"))) % 2 == 1
+    """A line ending in an unescaped backslash continues on the next one, unless that
+    backslash is in a comment."""
+    if (len(text) - len(text.rstrip("\\"))) % 2 == 0:
+        return False
+    quote, escaped, previous = "", False, " "
+    for char in text[:-1]:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous in " \t;&|()":
+            return False  # a comment runs to the end of the line
+        previous = char
+    return True
+
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "su", "sudo",
+                     "runuser", "doas", "login"})
+
+
+def _reads_commands(command: str) -> str | None:
+    """For an exec: "shell" when it starts a shell that reads commands from its input,
+    "other" for another interpreter (python, psql …), None when it reads no commands."""
+    try:
+        facts = classify_command(command)
+    except ShellParseError:
+        return None
+    if READS_INPUT not in facts.opaque:
+        return None
+    return "shell" if facts.programs & _SHELLS else "other"
+
+
+def _edited(keys: bytes) -> str:
+    """What keys typed at a line editor spell, roughly: printable text with backspaces and
+    Ctrl-U applied (escape sequences dropped)."""
+    out: list[str] = []
+    text = keys.decode(errors="replace")
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in "\x7f\b":
+            if out:
+                out.pop()
+        elif char == "\x15":
+            out.clear()
+        elif char == "\x1b":  # skip an escape sequence
+            i += 1
+            if i < len(text) and text[i] in "[O":
+                i += 1
+                while i < len(text) and not ("@" <= text[i] <= "~"):
+                    i += 1
+        elif char >= " ":
+            out.append(char)
+        i += 1
+    return "".join(out)
 
 
 class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
@@ -82,6 +141,11 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_output = 0.0
         self._last_input = 0.0
+        self._size: tuple[int, int, int, int] | None = None  # the latest window size
+        self._typed = bytearray()  # keys since the prompt, for a line the screen does not show
+        # exec of a program that reads commands from its input (bash, python, sudo -i …): its
+        # lines are judged as a shell's are; "other" (not a shell) is judged leniently
+        self._reads_commands: str | None = None
 
     # --- asyncssh: the client's channel ---------------------------------------------------
 
@@ -125,6 +189,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def terminal_size_changed(self, width: int, height: int, pixwidth: int,
                               pixheight: int) -> None:
         self.s.tape.mark_size(self.number, width, height)
+        self._size = (width, height, pixwidth, pixheight)
         if self.watcher is not None:
             self.watcher.resize(width, height)
         if self.up is not None:
@@ -250,6 +315,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.kind in ("exec", "subsystem"):
             text = self.command if self.kind == "exec" else f"sftp (subsystem {self.subsystem})"
             assert text is not None
+            if self.kind == "exec":
+                self._reads_commands = _reads_commands(text)
             admission = await self.s.admit(text, self.kind, self._tell)
             self._seq = admission.seq
             if not admission.allowed:
@@ -264,7 +331,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.term is not None:
             term_type, term_size, term_modes = self.term
             kwargs.update(term_type=term_type, term_size=term_size, term_modes=term_modes)
-            if self.kind == "shell":
+            if self.kind == "shell" or self._reads_commands:
                 self.watcher = LineWatcher(term_size[0] or 80, term_size[1] or 24)
             self.s.tape.mark_size(self.number, term_size[0], term_size[1])
         if self.kind == "exec":
@@ -286,6 +353,9 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             up.close()
             return
         self.up = up
+        size = self._size
+        if size is not None and self.term is not None and size != self.term[1]:
+            self._guarded(lambda: up.change_terminal_size(*size))
         if self.s.tape.pressed:
             self._up_blocks.add("store")
         if self._up_blocks:
@@ -310,8 +380,9 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self._end_of_input()
                 continue
             self._queued -= len(data)
-            if self.kind != "shell":
-                self.s.tape.add(self.number, "i", data)
+            if self.kind != "shell" and self._reads_commands is None:
+                if self.term is None:  # what is typed at a terminal is not recorded
+                    self.s.tape.add(self.number, "i", data)
                 self._to_target(data)
             elif self.watcher is not None:
                 self._keys(data)
@@ -335,6 +406,11 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         assert self.watcher is not None
         enter = find_enter(data)
         self.watcher.typed()
+        keys = data if enter < 0 else data[:enter]
+        if b"\x03" in keys or b"\x04" in keys:  # the shell drops an unfinished command
+            self._continued = ""
+            self._typed.clear()
+        self._typed += keys
         if enter < 0:
             self._to_target(data)
             return
@@ -366,14 +442,36 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     async def _judge_plain_line(self, line: bytes) -> None:
         text = line.decode(errors="replace").rstrip("\r\n")
-        await self._judged(text, (text,), line, lenient=False, terminal=False)
+        await self._judged(text, (text,), line, lenient=self._reads_commands == "other",
+                           terminal=False)
 
     async def _judge_screen_line(self, enter: bytes) -> None:
         assert self.watcher is not None
         await self._echoed()
-        lenient = self.watcher.full_screen
+        lenient = self.watcher.full_screen or self._reads_commands == "other"
         seen = self.watcher.line()
+        typed, self._typed = _edited(bytes(self._typed)), bytearray()
+        if seen.incomplete and not lenient:
+            self._after_verdict(Admission(False, 0, "the line is longer than the screen, so "
+                                          "the gateway cannot read it whole; run it with exec "
+                                          "or from a script"), enter, terminal=True)
+            return
+        if not seen.text and typed.strip():
+            await self._unseen(typed, enter)
+            return
         await self._judged(seen.text, seen.readings, enter, lenient=lenient, terminal=True)
+
+    async def _unseen(self, typed: str, enter: bytes) -> None:
+        """Keys were typed but the screen shows nothing (echo is off: a password, or
+        ``stty -echo``). Judge what the keys spell; record it only if it is refused, since it
+        may well be a password."""
+        judgement = self.s.judge((typed,), lenient=True)
+        if judgement.action == "allow":
+            self._after_verdict(Admission(True, 0), enter, terminal=True)
+            return
+        admission = await self.s.admit("(typed without echo)", "shell", self._tell,
+                                       readings=(typed,), lenient=True)
+        self._after_verdict(admission, enter, terminal=True)
 
     async def _judged(self, text: str, readings: tuple[str, ...], send: bytes, *,
                       lenient: bool, terminal: bool) -> None:

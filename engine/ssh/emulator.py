@@ -12,6 +12,7 @@ import logging
 import re
 
 import pyte
+from wcwidth import wcwidth
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,25 @@ class _Screen(pyte.Screen):  # type: ignore[misc]
         if self.cursor.y == bottom:
             self.scrolled += 1
         super().index()
+
+    @property
+    def display(self) -> list[str]:
+        """pyte's rendering, minus its failure on a wide character whose second cell was
+        overwritten (an IndexError that any program could trigger with a backspace)."""
+        rows = []
+        for y in range(self.lines):
+            line = self.buffer[y]
+            cells: list[str] = []
+            stub = False
+            for x in range(self.columns):
+                if stub:
+                    stub = False
+                    continue
+                data = line[x].data or " "
+                cells.append(data)
+                stub = wcwidth(data[0]) == 2
+            rows.append("".join(cells))
+        return rows
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
         super().resize(lines, columns)

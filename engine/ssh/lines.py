@@ -34,6 +34,7 @@ def find_enter(data: bytes) -> int:
 class Line:
     text: str  # the command as read after the prompt
     readings: tuple[str, ...]  # every plausible reading, ``text`` first
+    incomplete: bool = False  # its start scrolled off the top of the screen
 
 
 class LineWatcher:
@@ -69,10 +70,13 @@ class LineWatcher:
         """The command line on screen now, and start afresh."""
         display = self.screen.display
         y = self._cursor_row()
+        known = self._prompt is not None
         row, prompt, scrolls = self._prompt if self._prompt is not None else (y, "", 0)
         self._prompt = None
         self._output_since_typing = True
         row -= self.screen.scrolled - scrolls
+        incomplete = row < 0 and known
+        lost = prompt
         if row > y or row < 0:
             row, prompt = max(min(row, y), 0), ""  # cleared, redrawn or scrolled away
         text = "".join(display[r] if r < y else display[r].rstrip() for r in range(row, y + 1))
@@ -82,10 +86,12 @@ class LineWatcher:
             readings.append(text[len(bare):].strip())
         else:
             readings.append(text.strip())
+            if lost.strip() and lost.strip() in text:  # the prompt, elsewhere on the row
+                readings.append(text[text.find(lost.strip()) + len(lost.strip()):].strip())
             for ending in _PROMPT_ENDINGS:
                 at = text.find(ending)
                 while at >= 0:
                     readings.append(text[at + len(ending):].strip())
                     at = text.find(ending, at + 1)
         unique = tuple(dict.fromkeys(r for r in readings))
-        return Line(unique[0], unique)
+        return Line(unique[0], unique, incomplete)

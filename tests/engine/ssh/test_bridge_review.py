@@ -1,9 +1,11 @@
 """Bugs found reviewing ``engine/ssh/bridge.py``, ``session.py``, ``server.py`` (and ``lines.py``).
 
-Each test states the behaviour the gateway should have and fails today; it is marked
-``xfail(strict=True)`` with the bug, so that a fix turns it into a failure to be unmarked.
-The first half drives the real gateway between asyncssh's client and OpenSSH's sshd (the
-fixtures of ``tests/integration/test_ssh_interactive.py``); the second half drives the objects
+Each test states the behaviour the gateway should have. Bugs that were fixed while the review
+went on are kept as regression tests (a comment says what they caught); bugs still open are
+marked ``xfail(strict=True)`` with the bug as the reason, so that a fix turns the test into a
+failure until the mark is removed (the last section, "second round").
+The real-gateway tests drive the gateway between asyncssh's client and OpenSSH's sshd (the
+pattern of ``tests/integration/test_ssh_interactive.py``); the others drive the objects
 directly, without sockets, where timing must be exact.
 
 Commands that a rule should stop are chosen to do no harm if they run (the tests may run as
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,10 +36,8 @@ from engine.ssh.session import SshContext, SshSession
 from engine.ssh.tape import HIGH_WATER
 from store import Op, StoreError
 from store import ops as O
-from tests.integration.test_ssh_gateway import need
 from tests.integration.test_ssh_interactive import connect
-from tests.sshd import SshdTarget, missing_sshd, start_sshd
-from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
+from tests.sshgw import SshGateway
 
 integration = pytest.mark.integration
 
@@ -53,25 +53,6 @@ OUTCOMES = ("[gatewatch] blocked", "ran-42", "FORBIDDEN-WORD")
 
 
 # === against the real gateway and sshd ======================================================
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
-    need(missing_sshd())
-    target = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield target
-    finally:
-        target.stop()
-
-
-@pytest.fixture(scope="module")
-def gw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
-    gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw"))
-    try:
-        yield gateway
-    finally:
-        stop_ssh_gateway(gateway)
 
 
 class Terminal:
@@ -709,3 +690,229 @@ def test_reading_the_line_after_the_screen_got_smaller(then: str) -> None:
     watcher.output(b"".join(b"%d\r\n" % i for i in range(60)) + b"gw$ ")
     watcher.resize(80, 20)
     getattr(watcher, then)()
+
+
+# === second round: open bugs in the reworked bridge (lines read off the screen) ==============
+#
+# Each of these runs a line that a rule blocks, through the gateway as it is now (queue,
+# continuation, several readings of a line).
+
+
+@integration
+# Regression (found in review, fixed): bridge.py _judged: a line that reads as empty is let
+# through without a judgement or a record; after `stty -echo` bash shows nothing of what is typed,
+# so every line reads as empty and runs unjudged and unrecorded
+async def test_a_shell_without_echo_still_has_its_lines_judged(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type("stty -echo\r")
+        await term.until("gw$ ")
+        await asyncio.sleep(0.3)
+        term.type(FORBIDDEN_LINE + "\r")
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+@pytest.mark.xfail(strict=True, reason=(
+    "lines.py ENTER_KEYS / bridge.py _keys: only CR, Ctrl-J and Ctrl-O are taken as Enter, "
+    "but readline's keys are the user's to bind: after `bind '\"\\C-t\": accept-line'` "
+    "Ctrl-T runs the line and the gateway never judges it"))
+async def test_a_rebound_accept_line_key_does_not_skip_judgement(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type("bind '\"\\C-t\": accept-line'\r")
+        await term.until("gw$ ")
+        await asyncio.sleep(0.3)
+        term.type(FORBIDDEN_LINE + "\x14")  # Ctrl-T
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+# Regression (found in review, fixed): bridge.py _ends_continued/_judged: any line ending in a
+# backslash is taken as continued, but in a comment bash does not continue it; after '#\\' the
+# gateway judges the next line as '#' + line (a comment: allowed) while bash runs the line itself
+async def test_a_comment_ending_in_a_backslash_does_not_hide_the_next_line(
+        gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type("#\\\r")
+        await term.until("gw$ ")
+        await asyncio.sleep(0.3)
+        term.type(RM_LINE + "\r")
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+# Regression (found in review, fixed): bridge.py _judged: a shell without a terminal takes '#\\'
+# as continued too, so the next line of the script is judged as a comment and runs
+async def test_a_comment_ending_in_a_backslash_in_a_script(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        process = await conn.create_process()  # a shell request without a pty
+        process.stdin.write("#\\\n" + RM_LINE + "\n")
+        process.stdin.write_eof()
+        result = await asyncio.wait_for(process.wait(), 10)
+    assert "ran-42" not in str(result.stdout)
+
+
+@integration
+@pytest.mark.xfail(strict=True, reason=(
+    "bridge.py _continued: Ctrl-C at the continuation prompt makes bash drop the unfinished "
+    "command, but the gateway keeps it and puts it in front of the next line: 'echo \\' then "
+    "Ctrl-C then 'rm -rf /etc/...' is judged as 'echo rm -rf /etc/...' and runs"))
+async def test_an_abandoned_continuation_does_not_prefix_the_next_line(
+        gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type("echo \\\r")
+        await term.until("> ")
+        term.type("\x03")
+        await term.until("gw$ ")
+        await asyncio.sleep(0.3)
+        term.type(RM_LINE + "\r")
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+# Regression (found in review, fixed): lines.py line(): when the prompt cannot be found again
+# (Ctrl-L cleared the screen) the other readings start only after '$ ', '# ', '> ' or '% '; with
+# any other prompt (PS1='X ', a starship-style arrow) the only reading is 'X rm -rf ...', the
+# command 'X', and it runs
+async def test_a_line_redrawn_by_ctrl_l_under_another_prompt_is_judged(
+        gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type("PS1='X '\r")
+        await term.until("X ")
+        await asyncio.sleep(0.3)
+        term.type(RM_LINE)
+        await term.until("ran-$((6*7))")
+        term.type("\x0c")  # Ctrl-L
+        await term.until("\x1b[2J")
+        await asyncio.sleep(0.3)
+        term.type("\r")
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+@pytest.mark.xfail(strict=True, reason=(
+    "lines.py line(): a line longer than the screen scrolls its start (and the prompt) off "
+    "the top; only what is still on screen is read, so 'rm -rf /etc/... # xxxx…' is judged "
+    "as 'xxxx…' and runs (oversized input is not refused as invariant 2 asks)"))
+async def test_a_line_longer_than_the_screen_is_judged_whole_or_refused(
+        gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type(RM_LINE + " # " + "x" * 2500 + "\r")  # 80x24 holds 1920 characters
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+# Regression (found in review, fixed): bridge.py _pump: only a 'shell' request gets its lines
+# judged; an exec of a shell ('ssh -t gw bash', or a script piped into 'ssh gw bash') is judged
+# once as 'bash' and then every line typed or piped into it reaches the target unjudged
+@pytest.mark.parametrize("pty", [True, False], ids=["with-pty", "without-pty"])
+async def test_lines_given_to_a_shell_started_by_exec_are_judged(gw: SshGateway,
+                                                                 pty: bool) -> None:
+    async with connect(gw) as conn:
+        if pty:
+            process = await conn.create_process("bash --norc -i", term_type="xterm",
+                                                term_size=(80, 24))
+            term = Terminal(process)
+            await term.until("$ ", "# ")
+            await asyncio.sleep(0.3)
+            term.type(FORBIDDEN_LINE + "\r")
+            assert await term.outcome() == "[gatewatch] blocked"
+        else:
+            process = await conn.create_process("bash")
+            process.stdin.write(FORBIDDEN_LINE + "\n")
+            process.stdin.write_eof()
+            result = await asyncio.wait_for(process.wait(), 10)
+            assert "FORBIDDEN-WORD" not in str(result.stdout)
+
+
+@integration
+# Regression (found in review, fixed): bridge.py _pump records every non-shell channel's input as
+# stream 'i', terminals included (the old rule was: a terminal's input is not recorded, for
+# passwords); a password typed into sudo/read -s under 'ssh -t gw cmd' is stored in clear
+async def test_what_is_typed_at_a_terminal_without_echo_is_not_recorded(
+        gw: SshGateway) -> None:
+    secret = f"pw-{time.monotonic_ns()}"
+    async with connect(gw) as conn:
+        process = await conn.create_process(
+            "read -s -p 'Password: ' pw; echo; echo got-${#pw}", term_type="xterm",
+            term_size=(80, 24))
+        term = Terminal(process)
+        await term.until("Password: ")
+        term.type(secret + "\r")
+        await term.until(f"got-{len(secret)}")
+    deadline = time.monotonic() + 10
+    while not any(f"got-{len(secret)}".encode() in bytes(r["data"]) for r in gw.query(
+            "SELECT data FROM ssh_output WHERE stream = 'o'")):
+        assert time.monotonic() < deadline, "the channel's output was never recorded"
+        await asyncio.sleep(0.1)
+    typed = [bytes(r["data"]) for r in gw.query(
+        "SELECT data FROM ssh_output WHERE stream = 'i'")]
+    assert not any(secret.encode() in data for data in typed)
+
+
+# Regression (found in review, fixed): bridge.py terminal_size_changed: a window-change that
+# arrives while the target channel is being opened resizes the LineWatcher but is not forwarded
+# (self.up is still None) and the pty was requested with the old size: the target and the watcher
+# disagree from then on, so wrapped lines are read wrong
+async def test_a_window_change_while_the_channel_opens_reaches_the_target() -> None:
+    class SizedReadline(Readline):
+        size: tuple[int, ...] = ()
+
+        def change_terminal_size(self, *size: int) -> None:
+            self.size = size[:2]
+
+    class SizingTarget(Target):
+        async def create_session(self, factory: Callable[[], Any],
+                                 **kwargs: Any) -> tuple[Readline, Any]:
+            self.opening += 1
+            assert self.gate is not None
+            await self.gate.wait()
+            side = factory()
+            channel = SizedReadline(side, self.delay)
+            channel.size = tuple(kwargs["term_size"][:2])
+            self.channels.append(channel)
+            return channel, side
+
+    target = SizingTarget()
+    target.gate = asyncio.Event()
+    session = make_session(target)
+    chan = ClientChannel()
+    bridge = ChannelBridge(session, 1)
+    bridge.connection_made(chan)  # type: ignore[arg-type]
+    bridge.pty_requested("xterm", (80, 24, 0, 0), {})
+    assert bridge.shell_requested()
+    bridge.session_started()
+    await until(lambda: target.opening)
+    bridge.terminal_size_changed(120, 40, 0, 0)  # the user resizes the window meanwhile
+    target.gate.set()
+    await until(lambda: target.channels)
+    await asyncio.sleep(0.05)
+    assert bridge.watcher is not None
+    assert (bridge.watcher.screen.columns, bridge.watcher.screen.lines) == (120, 40)
+    assert target.channels[0].size == (120, 40)  # type: ignore[attr-defined]
+
+
+@integration
+@pytest.mark.xfail(strict=True, reason=(
+    "bridge.py _reads_commands: an exec's input is judged line by line only when the "
+    "command's programs are in the _SHELLS list; any other way to start a shell (perl's or "
+    "python's exec, a copy of bash under another name, tmux, ssh to the target itself) "
+    "gives an interactive shell whose lines reach the target unjudged"))
+@pytest.mark.parametrize("command", [
+    "perl -e 'exec \"/bin/bash\", \"--norc\", \"-i\"'",
+    "/usr/bin/python3 -c 'import os; os.execv(\"/bin/bash\", [\"bash\", \"--norc\", \"-i\"])'",
+], ids=["perl", "python"])
+async def test_a_shell_started_through_an_interpreter_has_its_lines_judged(
+        gw: SshGateway, command: str) -> None:
+    async with connect(gw) as conn:
+        process = await conn.create_process(command, term_type="xterm", term_size=(80, 24))
+        term = Terminal(process)
+        await term.until("$ ", "# ")
+        await asyncio.sleep(0.3)
+        term.type(FORBIDDEN_LINE + "\r")
+        assert await term.outcome() == "[gatewatch] blocked"
