@@ -132,7 +132,16 @@ class SqliteStore:
         self._broken: StoreError | None = None
         self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
         self.journal: Journal | None = None
+        # Checkpoints write through a connection of their own: they may run in a worker
+        # thread, and a transaction there must never meet a reader's statement (sqlite-utils
+        # wraps queries in savepoints) on the connection the engine reads with.
+        self.writer = conn
         if writer:
+            self.writer = sqlite3.connect(f"file:{path}", uri=True, isolation_level=None,
+                                          check_same_thread=False, timeout=10)
+            self.writer.execute("PRAGMA busy_timeout = 10000")
+            self.writer.execute(
+                f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
             self.journal = Journal(journal_path(path), fsync=durability == "full")
             self._replay()
 
@@ -222,7 +231,7 @@ class SqliteStore:
                         ) -> StoreError | None:
         """Insert ``records`` in one transaction. Touches only the connection, so it may run
         in a worker thread (SQLite serialises use of the connection)."""
-        conn = self.conn
+        conn = self.writer
         merged = _merge(records)
         try:
             conn.execute("BEGIN")
@@ -356,6 +365,8 @@ class SqliteStore:
                 finally:
                     self.journal.close()
         finally:
+            if self.writer is not self.conn:
+                self.writer.close()
             self.conn.close()
 
 

@@ -98,10 +98,10 @@ def test_full_store_refuses_statements_and_loses_nothing(gateway: Gateway) -> No
 
     async def fill() -> None:
         pages = store.conn.execute("pragma page_count").fetchone()[0]
-        store.conn.execute(f"pragma max_page_count = {pages}")
+        store.writer.execute(f"pragma max_page_count = {pages}")
 
     async def unfill() -> None:
-        store.conn.execute("pragma max_page_count = 1073741823")
+        store.writer.execute("pragma max_page_count = 1073741823")
 
     gateway.call(fill())
     big = "select 'kept' -- " + "x" * 200_000

@@ -326,7 +326,7 @@ def test_journal_record_edited_before_replay_is_refused(db_path: Path) -> None:
 
 def fill_up(store: SqliteStore) -> None:
     pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
-    store.conn.execute(f"PRAGMA max_page_count = {pages}")
+    store.writer.execute(f"PRAGMA max_page_count = {pages}")
 
 
 def test_full_database_fails_closed_and_loses_nothing(store: SqliteStore) -> None:
@@ -346,7 +346,7 @@ def test_full_database_fails_closed_and_loses_nothing(store: SqliteStore) -> Non
     assert store.pending == 38
     assert store.conn.execute("SELECT max(seq) FROM audit").fetchone()[0] == head
 
-    store.conn.execute("PRAGMA max_page_count = 1000000")
+    store.writer.execute("PRAGMA max_page_count = 1000000")
     store.checkpoint()
     assert store.pending == 0
     seqs = [r["seq"] for r in store.statements("s1")]
@@ -371,7 +371,7 @@ def test_refused_batch_is_not_in_the_journal(store: SqliteStore, db_path: Path) 
     with pytest.raises(StoreError):
         store.apply([statement_start("s1", 100)])
     assert journal_path(db_path).read_bytes() == before
-    store.conn.execute("PRAGMA max_page_count = 1000000")
+    store.writer.execute("PRAGMA max_page_count = 1000000")
     store.checkpoint()
     assert 100 not in [r["seq"] for r in store.statements("s1")]
 
