@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import uvloop
 
 from engine.config import load_config
 from engine.demo.pgcluster import PgCluster, free_port, missing_binaries
 from engine.demo.tls import self_signed
 from engine.engine import Engine
 from store import SqliteStore, open_store
+from tests.enginethread import run_engine
+from tests.sshd import SshdTarget, missing_sshd, start_sshd
+from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,28 +240,7 @@ def write_policy(target: Target, work: Path, **settings: Any) -> Path:
 
 
 def start_gateway(target: Target, work: Path, **settings: Any) -> Gateway:
-    config = load_config(write_policy(target, work, **settings))
-    loop = uvloop.new_event_loop()
-    engine = Engine(config)
-    ready = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(engine.start())
-        except BaseException as exc:  # reported to the test below
-            failure.append(exc)
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="gatewatch-engine", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if failure:
-        raise failure[0]
+    engine, loop, thread = run_engine(load_config(write_policy(target, work, **settings)))
     return Gateway(engine, loop, thread, work, target)
 
 
@@ -278,6 +259,32 @@ def gateway(pg_target: Target, tmp_path: Path) -> Iterator[Gateway]:
         yield gw
     finally:
         stop_gateway(gw)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
+    """A throw-away OpenSSH sshd, one per test module."""
+    missing = missing_sshd()
+    if missing:
+        reason = f"needs {', '.join(sorted(missing))} (install openssh-server / rsync)"
+        if REQUIRE:
+            pytest.fail(f"GATEWATCH_REQUIRE_INTEGRATION=1 but {reason}")
+        pytest.skip(reason)
+    target = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
+    """A gateway with SSH connections in front of ``sshd``, one per test module."""
+    gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw"))
+    try:
+        yield gateway
+    finally:
+        stop_ssh_gateway(gateway)
 
 
 @pytest.fixture

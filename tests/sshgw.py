@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvloop
-
 from engine.config import load_config
 from engine.demo.pgcluster import free_port
 from engine.engine import Engine
 from store import SqliteStore, open_store
+from tests.enginethread import run_engine
 from tests.sshd import SshdTarget, known_hosts_line, make_client_key
 
 T = TypeVar("T")
@@ -173,28 +172,7 @@ def start_ssh_gateway(sshd: SshdTarget, work: Path, *, forward_port: int = 0,
     (work / "policies.yaml").write_text(text)
     for name, token in TOKENS.items():
         os.environ[f"GWSSH_{name.upper()}_TOKEN"] = token
-    config = load_config(work / "policies.yaml")
-    loop = uvloop.new_event_loop()
-    engine = Engine(config)
-    ready = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(engine.start())
-        except BaseException as exc:  # reported to the test below
-            failure.append(exc)
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="gatewatch-ssh-engine", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if failure:
-        raise failure[0]
+    engine, loop, thread = run_engine(load_config(work / "policies.yaml"))
     return SshGateway(engine, loop, thread, work, sshd, alice_key, forward_port)
 
 

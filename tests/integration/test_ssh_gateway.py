@@ -9,46 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from store import verify
-from tests.sshd import SshdTarget, missing_sshd, start_sshd
-from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
+from tests.conftest import need
+from tests.sshd import SshdTarget
+from tests.sshgw import SshGateway
 
 pytestmark = pytest.mark.integration
-
-REQUIRE = os.environ.get("GATEWATCH_REQUIRE_INTEGRATION") == "1"
-
-
-def need(missing: list[str]) -> None:
-    if missing:
-        reason = f"needs {', '.join(sorted(set(missing)))} (install openssh-server / rsync)"
-        if REQUIRE:
-            pytest.fail(f"GATEWATCH_REQUIRE_INTEGRATION=1 but {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
-    need(missing_sshd())
-    target = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield target
-    finally:
-        target.stop()
-
-
-@pytest.fixture(scope="module")
-def gw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
-    gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw"))
-    try:
-        yield gateway
-    finally:
-        stop_ssh_gateway(gateway)
-
 
 def run(gw: SshGateway, *command: str, user: str = "alice", token: str | None = None,
         connection: str = "web", options: tuple[str, ...] = (), key: bool = False,
@@ -175,7 +145,7 @@ def test_sftp_batch(gw: SshGateway, remote: Path, tmp_path: Path) -> None:
 
 
 def test_rsync_over_the_gateway(gw: SshGateway, remote: Path, tmp_path: Path) -> None:
-    need([] if _which("rsync") else ["rsync"])
+    need("rsync")
     source = tmp_path / "tree"
     (source / "sub").mkdir(parents=True)
     (source / "sub" / "f.bin").write_bytes(os.urandom(200_000))
@@ -212,12 +182,6 @@ def test_target_down_is_a_clear_error(gw: SshGateway) -> None:
     result = run(gw, "echo hi", connection="web_down")
     assert result.returncode == 255
     assert b"unreachable" in result.stderr
-
-
-def _which(tool: str) -> bool:
-    import shutil
-
-    return shutil.which(tool) is not None
 
 
 def _wait(gw: SshGateway, sql: str, *args: object, timeout: float = 10) -> list[dict[str, object]]:

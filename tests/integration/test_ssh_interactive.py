@@ -10,21 +10,10 @@ from collections.abc import Iterator
 import asyncssh
 import pytest
 
-from tests.integration.test_ssh_gateway import need
-from tests.sshd import SshdTarget, missing_sshd, start_sshd
+from tests.sshd import SshdTarget
 from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
-    need(missing_sshd())
-    target = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield target
-    finally:
-        target.stop()
 
 
 class Echo:
