@@ -79,16 +79,22 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "su",
                      "runuser", "doas", "login"})
 
 
-def _reads_commands(command: str) -> str | None:
-    """For an exec: "shell" when it starts a shell that reads commands from its input,
-    "other" for another interpreter (python, psql …), None when it reads no commands."""
+def _reads_commands(command: str, terminal: bool) -> str | None:
+    """For an exec: whether its input is judged line by line, like a shell's: "shell" (strict)
+    when it starts a shell that reads commands from its input, "other" (lenient: a line that is
+    not shell words passes) for anything else that may — every program given a terminal (it
+    may be or start a shell: ``perl -e 'exec "/bin/bash"'``), and without a terminal every
+    command the gateway cannot see into (interpreter code, a script, eval). None for plain data
+    channels (scp -t, rsync --server, cat > file), whose input is bytes, not commands."""
     try:
         facts = classify_command(command)
     except ShellParseError:
-        return None
-    if READS_INPUT not in facts.opaque:
-        return None
-    return "shell" if facts.programs & _SHELLS else "other"
+        return "other" if terminal else None
+    if READS_INPUT in facts.opaque and facts.programs & _SHELLS:
+        return "shell"
+    if terminal or facts.opaque:
+        return "other"
+    return None
 
 
 def _edited(keys: bytes) -> str:
@@ -316,7 +322,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             text = self.command if self.kind == "exec" else f"sftp (subsystem {self.subsystem})"
             assert text is not None
             if self.kind == "exec":
-                self._reads_commands = _reads_commands(text)
+                self._reads_commands = _reads_commands(text, self.term is not None)
             admission = await self.s.admit(text, self.kind, self._tell)
             self._seq = admission.seq
             if not admission.allowed:
@@ -410,6 +416,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if b"\x03" in keys or b"\x04" in keys:  # the shell drops an unfinished command
             self._continued = ""
             self._typed.clear()
+            self.watcher.forget_prompt()
         self._typed += keys
         if enter < 0:
             self._to_target(data)

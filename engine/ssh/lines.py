@@ -62,6 +62,11 @@ class LineWatcher:
             self._prompt = (y, self.screen.display[y][:x], self.screen.scrolled)
         self._output_since_typing = False
 
+    def forget_prompt(self) -> None:
+        """The line was abandoned (Ctrl-C): the next keys start a new one under a new prompt."""
+        self._prompt = None
+        self._output_since_typing = True
+
     @property
     def full_screen(self) -> bool:
         return bool(self.screen.mode & _ALT_SCREENS)

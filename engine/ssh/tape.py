@@ -5,8 +5,9 @@ recorder every ``FLUSH_DELAY`` or every ``FLUSH_BYTES``, whichever comes first. 
 has not yet committed is counted: above ``HIGH_WATER`` the tape asks the bridges to stop reading
 from the target (``on_pressure(True)``) and below ``LOW_WATER`` to go on, so a session that
 prints hundreds of MB never holds more than a few MB in memory, and a slow store slows the
-session instead of growing it. A store that fails ends the session (``on_failure``): what cannot
-be recorded is not shown.
+session instead of growing it. Output reaches the client before its chunk is committed (up to
+``HIGH_WATER`` ahead); a store that fails ends the session (``on_failure``), so at most that
+much was shown and not recorded.
 """
 
 from __future__ import annotations

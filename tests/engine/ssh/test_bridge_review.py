@@ -755,10 +755,10 @@ async def test_a_comment_ending_in_a_backslash_in_a_script(gw: SshGateway) -> No
 
 
 @integration
-@pytest.mark.xfail(strict=True, reason=(
-    "bridge.py _continued: Ctrl-C at the continuation prompt makes bash drop the unfinished "
-    "command, but the gateway keeps it and puts it in front of the next line: 'echo \\' then "
-    "Ctrl-C then 'rm -rf /etc/...' is judged as 'echo rm -rf /etc/...' and runs"))
+# Regression (found in review, fixed): bridge.py _keys/lines.py typed(): Ctrl-C at the
+# continuation prompt ends the line, but the prompt for the next one was taken at the Ctrl-C key
+# (the '> ' row), so the next line is read as '> ' + that row + 'gw$ rm -rf ...' = 'gw$ rm -rf
+# ...' and runs (before the first fix the stale 'echo ' was put in front of it instead)
 async def test_an_abandoned_continuation_does_not_prefix_the_next_line(
         gw: SshGateway) -> None:
     async with connect(gw) as conn:
@@ -794,16 +794,15 @@ async def test_a_line_redrawn_by_ctrl_l_under_another_prompt_is_judged(
 
 
 @integration
-@pytest.mark.xfail(strict=True, reason=(
-    "lines.py line(): a line longer than the screen scrolls its start (and the prompt) off "
-    "the top; only what is still on screen is read, so 'rm -rf /etc/... # xxxx…' is judged "
-    "as 'xxxx…' and runs (oversized input is not refused as invariant 2 asks)"))
+# Regression (found in review, fixed): lines.py line(): a line longer than the screen scrolls its
+# start (and the prompt) off the top; only what was still on screen was read, so
+# 'rm -rf /etc/... # xxxx…' was judged as 'xxxx…' and ran (oversized input must be refused)
 async def test_a_line_longer_than_the_screen_is_judged_whole_or_refused(
         gw: SshGateway) -> None:
     async with connect(gw) as conn:
         term = await open_shell(conn)
         term.type(RM_LINE + " # " + "x" * 2500 + "\r")  # 80x24 holds 1920 characters
-        assert await term.outcome() == "[gatewatch] blocked"
+        assert await term.until("[gatewatch] ", "ran-42") == "[gatewatch] "
 
 
 @integration
@@ -898,11 +897,10 @@ async def test_a_window_change_while_the_channel_opens_reaches_the_target() -> N
 
 
 @integration
-@pytest.mark.xfail(strict=True, reason=(
-    "bridge.py _reads_commands: an exec's input is judged line by line only when the "
-    "command's programs are in the _SHELLS list; any other way to start a shell (perl's or "
-    "python's exec, a copy of bash under another name, tmux, ssh to the target itself) "
-    "gives an interactive shell whose lines reach the target unjudged"))
+# Regression (found in review, fixed): bridge.py _reads_commands: an exec's input is judged line
+# by line only when the command's programs are in the _SHELLS list; any other way to start a shell
+# (perl's or python's exec, a copy of bash under another name, tmux, ssh to the target itself)
+# gives an interactive shell whose lines reach the target unjudged
 @pytest.mark.parametrize("command", [
     "perl -e 'exec \"/bin/bash\", \"--norc\", \"-i\"'",
     "/usr/bin/python3 -c 'import os; os.execv(\"/bin/bash\", [\"bash\", \"--norc\", \"-i\"])'",
@@ -915,4 +913,22 @@ async def test_a_shell_started_through_an_interpreter_has_its_lines_judged(
         await term.until("$ ", "# ")
         await asyncio.sleep(0.3)
         term.type(FORBIDDEN_LINE + "\r")
+        assert await term.outcome() == "[gatewatch] blocked"
+
+
+@integration
+# Regression (found in review, fixed): bridge.py _keys/lines.py typed(): the prompt is taken at
+# the first key after output and kept until Enter; keys that make the shell start a fresh line
+# without Enter (Ctrl-C, also Ctrl-D in some programs) leave it on the old row, so the next line
+# is read as 'abc<spaces>gw$ rm -rf ...' (first word 'abc', no rule matches) and runs: type
+# anything, Ctrl-C, then the command
+async def test_the_line_after_a_ctrl_c_is_judged(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        term = await open_shell(conn)
+        term.type("abc")
+        await term.until("abc")
+        term.type("\x03")
+        await term.until("gw$ ")
+        await asyncio.sleep(0.3)
+        term.type(RM_LINE + "\r")
         assert await term.outcome() == "[gatewatch] blocked"
