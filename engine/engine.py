@@ -16,6 +16,7 @@ from engine.control import ControlError, ControlServer, Peer
 from engine.events import EventHub
 from engine.guardrail import Guard
 from engine.identity import Identity, StaticTokens
+from engine.masking.policy import masking_key
 from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
@@ -85,7 +86,9 @@ class Engine:
             events=self.events,
         )
         self.ssh = SshContext(settings=settings, recorder=self.recorder, guard=self.guard,
-                              broker=self.broker, events=self.events)
+                              broker=self.broker, events=self.events,
+                              masking_rules=self.config.masking,
+                              masking_key=masking_key(settings.masking_key_env))
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()

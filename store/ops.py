@@ -32,7 +32,7 @@ SESSION_OPEN_FIELDS = (
     "status",
     "target",
 )
-SESSION_CLOSE_FIELDS = ("ended_at", "status", "end_reason")
+SESSION_CLOSE_FIELDS = ("ended_at", "status", "end_reason", "masked")
 STATEMENT_START_FIELDS = (
     "protocol", "text", "params", "started_at", "status", "verdict", "rule", "approval_id",
 )
@@ -50,6 +50,7 @@ STATEMENT_END_FIELDS = (
     "sqlstate",
     "error",
     "exit_status",
+    "masked",
 )
 SSH_OUTPUT_FIELDS = ("t", "channel", "stream", "size", "sha256")
 # Streams of ssh.output: o (stdout/terminal), e (stderr), i (input on channels without a

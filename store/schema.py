@@ -86,6 +86,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (session_id, seq)
     ) WITHOUT ROWID;
     """,
+    # 4: masking counts, as JSON objects {"rule:detector-or-column": count}: per statement (its
+    # result, notices and errors) and per session (SSH output).
+    """
+    ALTER TABLE statements ADD COLUMN masked TEXT;
+    ALTER TABLE sessions ADD COLUMN masked TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

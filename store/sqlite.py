@@ -22,21 +22,22 @@ class StoreError(Exception):
 
 _SESSION_INSERT = (
     "INSERT INTO sessions (id, protocol, connection, identity, identity_kind, client_addr,"
-    " application_name, database, started_at, status, ended_at, end_reason, target)"
+    " application_name, database, started_at, status, ended_at, end_reason, target, masked)"
     " VALUES (:id, :protocol, :connection, :identity, :identity_kind, :client_addr,"
-    " :application_name, :database, :started_at, :status, :ended_at, :end_reason, :target)"
+    " :application_name, :database, :started_at, :status, :ended_at, :end_reason, :target,"
+    " :masked)"
 )
 _SESSION_CLOSE = (
-    "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason"
-    " WHERE id = :id"
+    "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason,"
+    " masked = :masked WHERE id = :id"
 )
 _STATEMENT_INSERT = (
     "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status,"
     " verdict, rule, approval_id, finished_at, duration_ms, command, rows, sqlstate, error,"
-    " exit_status)"
+    " exit_status, masked)"
     " VALUES (:id, :ref, :protocol, :text, :params, :started_at, :status,"
     " :verdict, :rule, :approval_id,"
-    " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error, :exit_status)"
+    " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error, :exit_status, :masked)"
 )
 _APPROVAL_INSERT = (
     "INSERT INTO approvals (id, session_id, requester, connection, statement, statement_hash,"
@@ -52,7 +53,7 @@ _APPROVAL_UPDATE = (
 _STATEMENT_END = (
     "UPDATE statements SET finished_at = :finished_at, duration_ms = :duration_ms,"
     " status = :status, command = :command, rows = :rows, sqlstate = :sqlstate, error = :error,"
-    " exit_status = :exit_status WHERE session_id = :id AND seq = :ref"
+    " exit_status = :exit_status, masked = :masked WHERE session_id = :id AND seq = :ref"
 )
 _OUTPUT_INSERT = (
     "INSERT INTO ssh_output (session_id, seq, t, channel, stream, data) VALUES (?,?,?,?,?,?)"
@@ -106,7 +107,7 @@ def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
             if row is not None:
                 row.update(fields)
             else:
-                session_updates.append({**fields, "id": sid})
+                session_updates.append({**_SESSION_CLOSED, **fields, "id": sid})
         elif kind == O.APPROVAL_REQUEST:
             approvals[sid] = {**_APPROVAL_OPEN, **fields, "id": sid}
         elif kind == O.APPROVAL_UPDATE:

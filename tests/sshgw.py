@@ -65,6 +65,11 @@ rules:
   - name: no-forbidden-word
     action: block
     match: {{regex: "forbidden-word"}}
+masking:
+  - name: personal-data
+    detect: [email, payment_card, aws_secret_key, private_key, secret_assignment]
+    strategy: partial
+    keep_last: 4
 connections:
   - name: web
     kind: ssh

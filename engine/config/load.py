@@ -23,6 +23,7 @@ from engine.config.model import (
     EngineSettings,
     Forward,
     IdentityConfig,
+    MaskingRule,
     SshSettings,
     TlsFiles,
     Upstream,
@@ -30,6 +31,8 @@ from engine.config.model import (
 from engine.guardrail.classify import STATEMENT_KINDS
 from engine.guardrail.commands import COMMAND_KINDS
 from engine.guardrail.rules import ACTIONS, GuardrailSettings, Match, Rule
+from engine.masking.detectors import BUILTIN as DETECTORS
+from engine.masking.strategies import KINDS as MASKING_STRATEGIES
 
 T = TypeVar("T")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -262,7 +265,8 @@ class _Builder:
         )
         guardrails = self.guardrails(top.section("guardrails", "guardrail settings"), identities)
         rules = self.rules(top.get("rules", self.list_of("rule"), []), identities, connections)
-        masking: tuple[Any, ...] = tuple(top.get("masking", self.list_of("masking rule"), []))
+        masking = self.masking(top.get("masking", self.list_of("masking rule"), []),
+                               identities, connections)
         top.done()
         return Config(self.doc.path, engine, identities, connections, rules, guardrails,
                       masking)
@@ -404,6 +408,61 @@ class _Builder:
             out.append(rule)
         return tuple(out)
 
+    def masking(self, items: list[Any], identities: tuple[IdentityConfig, ...],
+                connections: tuple[Connection, ...]) -> tuple[MaskingRule, ...]:
+        out: list[MaskingRule] = []
+        people = {i.name for i in identities}
+        conns = {c.name for c in connections}
+        for i, item in enumerate(items):
+            where: tuple[str | int, ...] = ("masking", i)
+            sec = _Section(self.doc, item, where, "a masking rule")
+            name = sec.need("name", self.name)
+            regex = sec.get("regex", self.regex, None)
+            rule = MaskingRule(
+                name=name,
+                detectors=tuple(sec.get("detect", self.detector_names, [])),
+                regex=regex.pattern if regex is not None else None,
+                columns=sec.get("columns", self.patterns, _NONE),
+                strategy=sec.get("strategy", self.choice(*MASKING_STRATEGIES), "redact"),
+                keep_first=sec.get("keep_first", self.count, 0),
+                keep_last=sec.get("keep_last", self.count, 0),
+                exempt=sec.get("exempt", self.boolean, False),
+                connections=sec.get("connections", self.names, None),
+                groups=sec.get("groups", self.names, None),
+                identities=sec.get("identities", self.names, None),
+            )
+            sec.done()
+            if not (rule.exempt or rule.detectors or rule.regex or rule.columns):
+                raise self.doc.fail(where, "a masking rule needs detect, regex or columns "
+                                    "(or exempt: true)")
+            if rule.strategy == "null" and not rule.columns:
+                raise self.doc.fail((*where, "strategy"), "null replaces whole columns: it "
+                                    "needs columns")
+            for key, noun, known, given in (
+                ("connections", "connection", conns, rule.connections),
+                ("identities", "identity", people, rule.identities),
+            ):
+                unknown = (given or frozenset()) - known
+                if unknown:
+                    raise self.doc.fail((*where, key), f"unknown {noun} {sorted(unknown)[0]!r}")
+            if any(r.name == name for r in out):
+                raise self.doc.fail((*where, "name"), f"masking rule '{name}' is defined twice")
+            out.append(rule)
+        return tuple(out)
+
+    def detector_names(self, value: Any, where: tuple[str | int, ...]) -> list[str]:
+        names = list(self.patterns(value, where))
+        for i, detector in enumerate(names):
+            if detector not in DETECTORS:
+                raise self.doc.fail((*where, i), f"unknown detector {detector!r} (known: "
+                                    f"{', '.join(sorted(DETECTORS))})")
+        return names
+
+    def count(self, value: Any, where: tuple[str | int, ...]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.doc.fail(where, "expected a whole number, 0 or more")
+        return value
+
     def list_of(self, what: str) -> Callable[[Any, tuple[str | int, ...]], list[Any]]:
         def kind(value: Any, where: tuple[str | int, ...]) -> list[Any]:
             if not isinstance(value, list):
@@ -424,6 +483,7 @@ class _Builder:
             log_level=sec.get(
                 "log_level", self.choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
+            masking_key_env=sec.get("masking_key_env", self.string, None),
         )
         sec.done()
         return settings

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
-from typing import Any
 
 from engine.guardrail.rules import GuardrailSettings, Rule
 
@@ -97,6 +96,33 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class MaskingRule:
+    """What to mask (value detectors, a custom regex, or result columns), how, and for whom.
+    An ``exempt`` rule turns masking off for the sessions it applies to (and is recorded)."""
+
+    name: str
+    detectors: tuple[str, ...] = ()
+    regex: str | None = None
+    columns: tuple[str, ...] = ()  # "column", "table.column" or "schema.table.column" globs
+    strategy: str = "redact"  # redact | partial | hash | null
+    keep_first: int = 0
+    keep_last: int = 0
+    exempt: bool = False
+    connections: frozenset[str] | None = None
+    groups: frozenset[str] | None = None
+    identities: frozenset[str] | None = None
+
+    def applies(self, connection: str, identity: str, groups: frozenset[str]) -> bool:
+        if self.connections is not None and connection not in self.connections:
+            return False
+        if self.identities is not None and identity in self.identities:
+            return True
+        if self.groups is not None:
+            return bool(groups & self.groups)
+        return self.identities is None
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     store: Path
     control_socket: Path
@@ -104,6 +130,7 @@ class EngineSettings:
     max_message_size: int = 64 * 1024 * 1024
     durability: str = "normal"  # "normal": WAL commit; "full": fsync per group commit
     log_level: str = "INFO"
+    masking_key_env: str | None = None  # the key of the hash masking strategy
 
 
 @dataclass(frozen=True)
@@ -114,8 +141,7 @@ class Config:
     connections: tuple[Connection, ...]
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
-    # Room for the masking issue: kept as validated-to-be-a-list raw data.
-    masking: tuple[Any, ...] = field(default_factory=tuple)
+    masking: tuple[MaskingRule, ...] = field(default_factory=tuple)
 
     def connection(self, name: str) -> Connection | None:
         return next((c for c in self.connections if c.name == name), None)

@@ -32,6 +32,7 @@ from asyncssh import EXTENDED_DATA_STDERR
 
 from engine.guardrail.commands import READS_INPUT, classify_command
 from engine.guardrail.shellwords import ShellParseError
+from engine.masking.stream import StreamMasker
 from engine.ssh.lines import LineWatcher, find_enter
 from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
@@ -48,6 +49,7 @@ _QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is n
 _LINE_MAX = 64 * 1024  # a line without a terminal longer than this is judged as it stands
 _ECHO_WAIT = 1.5  # at most this long for the echo of what was typed, before reading the line
 _QUIET = 0.02  # the target silent this long after the echo: the line is complete on screen
+_MASK_QUIET = 0.02  # terminal output held back by masking is released after this much quiet
 
 
 def say(text: str) -> bytes:
@@ -95,6 +97,18 @@ def _reads_commands(command: str, terminal: bool) -> str | None:
     if terminal or facts.opaque:
         return "other"
     return None
+
+
+_TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
+
+
+def _transfers_files(command: str) -> bool:
+    """The server side of a file transfer (``scp -t``, ``rsync --server``)."""
+    try:
+        facts = classify_command(command)
+    except ShellParseError:
+        return False
+    return bool(facts.programs & _TRANSFERS)
 
 
 def _edited(keys: bytes) -> str:
@@ -152,6 +166,9 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         # exec of a program that reads commands from its input (bash, python, sudo -i …): its
         # lines are judged as a shell's are; "other" (not a shell) is judged leniently
         self._reads_commands: str | None = None
+        self._maskers: dict[bool, StreamMasker] = {}  # stderr? → its masker
+        self._data_channel = False  # sftp, scp, rsync: file transfer protocols
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     # --- asyncssh: the client's channel ---------------------------------------------------
 
@@ -323,6 +340,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             assert text is not None
             if self.kind == "exec":
                 self._reads_commands = _reads_commands(text, self.term is not None)
+            self._data_channel = self.kind == "subsystem" or _transfers_files(text)
             admission = await self.s.admit(text, self.kind, self._tell)
             self._seq = admission.seq
             if not admission.allowed:
@@ -552,21 +570,93 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.output_filter is not None:
             data = self.output_filter(data)
         stderr = datatype == EXTENDED_DATA_STDERR
-        self.s.tape.add(self.number, "e" if stderr else "o", data)
         if self.watcher is not None and not stderr:
+            # the line watcher sees the screen as the shell drew it: masking must not hide a
+            # command from judgement (nor hold back its echo)
             self.watcher.output(data)
+        masking = self.s.masking
+        if masking is not None and masking.active and masking.values is not None:
+            masker = self._maskers.get(stderr)
+            if masker is None:
+                masker = self._maskers[stderr] = StreamMasker(masking.values)
+            if self._data_channel:
+                # a file transfer protocol (sftp, scp, rsync): rewriting its bytes would break
+                # it, so they reach the client as they are; the recording gets them masked
+                self._record_masked(masker, data, stderr)
+                self._send(data, datatype)
+                return
+            data = masker.feed(data)
+            self._count(masker)
+            if masker.held and self._flush_timer is None and self.term is not None:
+                # at a terminal a prompt or an echoed key has no line break after it: release
+                # it once the target is quiet for a moment (without a terminal, output is held
+                # to the end of its line, or MAX_HOLD, or the end of the stream)
+                self._flush_timer = asyncio.get_running_loop().call_later(
+                    _MASK_QUIET, self._flush_masked)
+            if not data:
+                return
+        self._emit(data, datatype)
+
+    def _flush_masked(self) -> None:
+        self._flush_timer = None
+        for stderr, masker in self._maskers.items():
+            if masker.held:
+                if time.monotonic() - self._last_output < _MASK_QUIET:
+                    self._flush_timer = asyncio.get_running_loop().call_later(
+                        _MASK_QUIET, self._flush_masked)
+                    return
+                data = masker.flush()
+                self._count(masker)
+                if data:
+                    self._emit(data, EXTENDED_DATA_STDERR if stderr else None)
+
+    def _count(self, masker: StreamMasker) -> None:
+        if masker.counts:
+            assert self.s.masking is not None
+            for detector, n in masker.counts.items():
+                self.s.masked[self.s.masking.count_key(detector)] += n
+            masker.counts.clear()
+
+    def _record_masked(self, masker: StreamMasker, data: bytes, stderr: bool) -> None:
+        masked = masker.feed(data)
+        self._count(masker)
+        if masked:
+            self.s.tape.add(self.number, "e" if stderr else "o", masked)
+
+    def _send(self, data: bytes, datatype: int | None) -> None:
+        chan = self.chan
+        if chan is not None and not self._closed:
+            self._guarded(lambda: chan.write(data, datatype))
+
+    def _emit(self, data: bytes, datatype: int | None) -> None:
+        stderr = datatype == EXTENDED_DATA_STDERR
+        self.s.tape.add(self.number, "e" if stderr else "o", data)
         chan = self.chan
         if chan is not None and not self._closed:
             self._guarded(lambda: chan.write(data, datatype))
 
     def target_eof(self) -> None:
+        self._release_masked()
         if self.chan is not None and not self._closed:
             self._guarded(self.chan.write_eof)  # type: ignore[union-attr]
 
     def target_exit(self, how: str, value: Any) -> None:
         self._exit = (how, value)
 
+    def _release_masked(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        for stderr, masker in self._maskers.items():
+            data = masker.flush()
+            self._count(masker)
+            if data and self._data_channel:  # already sent as it was: only the recording
+                self.s.tape.add(self.number, "e" if stderr else "o", data)
+            elif data:
+                self._emit(data, EXTENDED_DATA_STDERR if stderr else None)
+
     def target_closed(self, exc: Exception | None) -> None:
+        self._release_masked()
         if self._seq is not None:
             how, value = self._exit or ("", None)
             status: int | None = value if how == "status" else None

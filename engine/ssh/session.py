@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -12,12 +14,13 @@ from typing import Any, Protocol
 import asyncssh
 
 from engine.approvals import ApprovalRequest, Broker
-from engine.config import Connection, EngineSettings
+from engine.config import Connection, EngineSettings, MaskingRule
 from engine.events import EventHub
 from engine.guardrail import Guard
 from engine.guardrail.guard import Judgement, SessionGuard
 from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
+from engine.masking.policy import SessionMasking, for_session
 from engine.recorder import Recorder
 from engine.ssh.tape import Tape
 from engine.ssh.upstream import TargetUnavailable, connect_target
@@ -44,6 +47,8 @@ class SshContext:
     broker: Broker
     events: EventHub
     live: dict[str, SshSession] = field(default_factory=dict)
+    masking_rules: tuple[MaskingRule, ...] = ()
+    masking_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class SshSession:
         self.client_conn: asyncssh.SSHServerConnection | None = None
         self._target: asyncio.Task[asyncssh.SSHClientConnection] | None = None
         self._command_started: dict[int, float] = {}
+        self.masking: SessionMasking | None = None
+        self.masked: Counter[str] = Counter()  # "rule:detector" → values masked
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._opened.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.tape = Tape(ctx.recorder, session_id, self.started, self._pressure, self._store_failed)
@@ -84,6 +91,8 @@ class SshSession:
         it, and start connecting to the target. Channels wait for this (``wait_open``)."""
         self.identity = identity
         self.guard = self.ctx.guard.for_session(self.conn.name, identity.name, identity.groups)
+        self.masking = for_session(self.ctx.masking_rules, self.conn.name, identity.name,
+                                   identity.groups, self.ctx.masking_key)
         up = self.conn.upstream
         try:
             await self.ctx.recorder.committed([Op(O.SESSION_OPEN, self.session_id, 0, {
@@ -144,8 +153,13 @@ class SshSession:
         for seq in list(self._command_started):
             self.end_command(seq, "interrupted", None, f"session ended: {reason}", now=now)
         await self.tape.drain()
+        counts = dict(self.masked)
+        if self.masking is not None and self.masking.exempt_by:
+            counts = {f"{self.masking.exempt_by}:exempt": 1}
+        masked = json.dumps(counts, sort_keys=True) if counts else None
         self.ctx.recorder.write(Op(O.SESSION_CLOSE, self.session_id, 0, {
-            "ended_at": O.utc(now), "status": status, "end_reason": reason}))
+            "ended_at": O.utc(now), "status": status, "end_reason": reason,
+            "masked": masked}))
 
     def terminate(self, reason: str, message: str, sqlstate: str = "57P01",
                   status: str = "closed") -> None:

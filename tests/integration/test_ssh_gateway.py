@@ -6,6 +6,7 @@ through: the tests run as root in CI.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -211,3 +212,27 @@ def test_show_lists_an_ssh_sessions_commands_with_exit_status(gw: SshGateway) ->
     header, line = out.stdout.splitlines()[3], out.stdout.splitlines()[4]
     assert "EXIT" in header and "COMMAND" in header
     assert "  5  " in line and "exit status 5" in line
+
+
+def test_output_is_masked_before_the_client_and_the_recording(gw: SshGateway) -> None:
+    marker = os.urandom(4).hex()
+    # the value is split over two writes a moment apart: it must still be recognised
+    command = (f"echo {marker}; printf 'mail alice.{marker}@exam'; sleep 0.3; "
+               "printf 'ple.com card 4242 4242 4242 4242\\n'; echo password=hunter2-secret >&2")
+    result = run(gw, command)
+    assert result.returncode == 0, result.stderr
+    out, err = result.stdout.decode(), result.stderr.decode()
+    assert f"alice.{marker}@example.com" not in out and "4242 4242 4242 4242" not in out
+    assert out.count("4242") == 1  # partial: the last four are kept
+    assert "hunter2-secret" not in err
+    [row] = _wait(gw, "SELECT session_id FROM statements WHERE text LIKE ?", f"%{marker}%")
+    sid = row["session_id"]
+    _wait(gw, "SELECT id FROM sessions WHERE id = ? AND ended_at IS NOT NULL", sid)
+    recorded = b"".join(r["data"] for r in gw.query(
+        "SELECT data FROM ssh_output WHERE session_id = ? ORDER BY seq", sid))
+    assert f"{marker}@example.com".encode() not in recorded
+    assert b"4242 4242 4242 4242" not in recorded and b"hunter2-secret" not in recorded
+    [session] = gw.query("SELECT masked FROM sessions WHERE id = ?", sid)
+    counts = json.loads(str(session["masked"]))
+    assert counts["personal-data:email"] == 1 and counts["personal-data:payment_card"] == 1
+    assert counts["personal-data:secret_assignment"] == 1

@@ -326,3 +326,14 @@ async def test_an_unregistered_key_is_refused(gw: SshGateway) -> None:
         await asyncssh.connect("127.0.0.1", gw.port(), username="alice", known_hosts=known,
                                client_keys=[stranger], agent_path=None, config=None,
                                preferred_auth="publickey")
+
+
+async def test_terminal_output_is_masked_and_prompts_still_appear(gw: SshGateway) -> None:
+    async with connect(gw) as conn:
+        process = await shell(conn)  # the prompt appeared: held-back output is released
+        process.stdin.write("printf '%s@%s card %s\\n' bob example.com 4242424242424242\n")
+        out = await read_until(process, "gw$ ")
+        assert "bob@example.com" not in out and "4242424242424242" not in out
+        assert "************4242" in out
+        process.stdin.write("exit\n")
+        await asyncio.wait_for(process.wait_closed(), 10)

@@ -136,6 +136,7 @@ def test_statement_started_and_ended_in_one_checkpoint_is_one_full_row(
         "rule": None,
         "approval_id": None,
         "exit_status": None,
+        "masked": None,
     }
 
 

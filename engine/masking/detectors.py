@@ -1,0 +1,291 @@
+"""Value detectors: a regular expression per kind of sensitive value, validated where it can be.
+
+A ``Detector`` finds candidate spans with its ``pattern`` and keeps those its ``validate`` accepts
+(Luhn for payment cards, mod 97 for IBANs, a JSON header for JWTs). When the pattern has a group
+named ``value``, only that group is masked: ``password=hunter2`` masks ``hunter2``, not the key.
+
+Every built-in pattern is compiled with ``re.ASCII`` so that ``\\d`` and ``\\w`` mean the same in
+every context, and each one names a ``trigger`` that every match contains: plain strings (``@``
+for an email, ``AKIA|ASIA``) or a regex compiled with ``re.ASCII | re.VERBOSE`` (``DIGITS`` for
+every number-shaped detector, ``ASSIGNMENT``). The masker joins the triggers of the detectors it
+uses into one pre-screen, so that the common value, which contains nothing, costs a few
+substring tests and one regex search.
+
+Built-in patterns never let a match run across a line break (a private key block excepted), and
+the stream masker relies on it; ``tests/engine/masking/test_stream.py`` checks the rules it
+derives from the patterns (``engine.masking.stream``) against them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Finding(NamedTuple):
+    """A span of text to mask, and the detector that found it. (A tuple: cheap to make.)"""
+
+    start: int
+    end: int
+    detector: str
+
+
+# A failed validation retries shorter matches at the same start, at most this many times: a card
+# followed by its expiry ("4242 4242 4242 4242 12/25") first matches as 18 digits. Bounded so
+# that a long invalid candidate (a JWT whose header is not JSON) costs a few matches, not one per
+# character.
+_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One kind of value: where it may be (``pattern``) and whether a candidate is one.
+
+    ``validate`` receives the text to be masked (the ``value`` group when the pattern has one) and
+    may reject it. ``trigger`` is a regex fragment, ASCII only, that matches somewhere inside every
+    match of ``pattern`` (a ``|``-list of plain strings is tested with ``in``); ``None`` (custom
+    detectors) means the pattern itself is the pre-screen.
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    validate: Callable[[str], bool] | None = None
+    trigger: str | None = None
+
+    def find(self, text: str) -> Iterator[Finding]:
+        """The spans of ``text`` this detector masks, in order, validated."""
+        group: int | str = "value" if "value" in self.pattern.groupindex else 0
+        for m in self.pattern.finditer(text):
+            found = self._accept(text, m, group)
+            if found is not None:
+                yield found
+
+    def _accept(self, text: str, m: re.Match[str], group: int | str) -> Finding | None:
+        start, end = m.span(group)
+        if start < 0 or end <= start:  # an optional value group that did not take part
+            return None
+        if self.validate is None or self.validate(text[start:end]):
+            return Finding(start, end, self.name)
+        # Retry at the same start with shorter matches, but only those that end where the real
+        # text has a boundary: a shorter prefix of a longer number is not a value of its own.
+        origin = m.start()
+        limit = m.end()
+        for _ in range(_RETRIES):
+            shorter = self.pattern.match(text, origin, limit - 1)
+            if shorter is None:
+                return None
+            limit = shorter.end()
+            if limit < len(text) and text[limit].isalnum():
+                continue
+            start, end = shorter.span(group)
+            if start >= 0 and end > start and self.validate(text[start:end]):
+                return Finding(start, end, self.name)
+        return None
+
+
+def custom(name: str, regex: str) -> Detector:
+    """A detector from the policies file: ``regex`` as written, a ``value`` group if it has one.
+
+    Custom patterns are not validated and have no trigger, so the masker runs each of them on
+    every value that reaches it; the stream masker keeps whole lines back while one is in use.
+    """
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"masking detector name {name!r} must be letters, digits, - and _ only.")
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise ValueError(
+            f"masking pattern {name!r} is not a valid regular expression ({exc}); fix it in the "
+            "policies file.") from exc
+    return Detector(name, pattern)
+
+
+# --- checksums -------------------------------------------------------------------------------
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check of payment card numbers; ``digits`` holds digits only."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card_valid(value: str) -> bool:
+    digits = value.replace(" ", "").replace("-", "")
+    # All one digit ("0000 0000 0000 0000") passes Luhn but is a placeholder, not a card.
+    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits)
+
+
+# ISO 13616 registry: the length of an IBAN in each country that issues them.
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+
+def iban_valid(value: str) -> bool:
+    """Known country, that country's length, and the mod-97 check (ISO 7064) equal to 1."""
+    iban = value.replace(" ", "")
+    if IBAN_LENGTHS.get(iban[:2]) != len(iban):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _phone_valid(value: str) -> bool:
+    return 8 <= sum(ch.isdigit() for ch in value) <= 15
+
+
+def _jwt_valid(value: str) -> bool:
+    header = value.split(".", 1)[0]
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        parsed = json.loads(decoded)
+    except (binascii.Error, ValueError):  # bad base64, not UTF-8, not JSON
+        return False
+    return isinstance(parsed, dict) and "alg" in parsed
+
+
+# --- the built-in detectors --------------------------------------------------------------------
+
+def _builtin(name: str, regex: str, trigger: str,
+             validate: Callable[[str], bool] | None = None) -> Detector:
+    return Detector(name, re.compile(regex, re.ASCII | re.VERBOSE), validate, trigger)
+
+
+# The header of a private key block (PEM, OpenSSH, PGP); group 1 is its label, which the footer
+# repeats. The stream masker holds text from an open header until that footer arrives.
+_KEY_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"
+KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
+
+# The trigger of every number-shaped detector, one regex so that the pre-screen searches once.
+# Each detector's shape has one of its parts: four digits, maybe a separator, four digits (cards);
+# 3-2-4 (SSNs); 3-4 (North American phones); a + and five digits (E.164, not a time zone like
+# +0200); two capitals and two digits (IBANs). Dates, times, IP addresses and version numbers
+# have none of them. Each part starts where a run of digits starts (every detector's left
+# boundary excludes a digit before it), so only those digits are tried; and the regex starts
+# with a character class, which the engine skips to in C.
+DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
+                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ -]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
+                                       | (?<=[A-Z]{2}\d\d) ))"""
+
+# The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
+# ends in a letter), which lets timestamps and times through without running the key regexes.
+ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
+
+# Words that end the key of a secret assignment (whatever comes before them: DB_PASSWORD), by
+# first letter: see _first_letter_led.
+SECRET_WORDS = {
+    "p": r"assw(?:or)?d | assphrase | rivate[_-]?key",
+    "s": r"ecret(?:[_-]?(?:access[_-]?)?key)?",
+    "a": r"pi[_-]?key",
+    "t": r"oken",
+    "c": r"redentials?",
+}
+
+
+def _first_letter_led(words: dict[str, str]) -> str:
+    """Case-insensitive ``password|secret|...`` written to start with a class of first letters.
+
+    The regex engine skips to a leading character class in C, but tries a case-insensitive
+    alternation at every position in its matcher loop: on bulk SSH output the led form is
+    several times faster, which matters since assignments are looked for in most lines.
+    """
+    letters = "".join(c.lower() + c.upper() for c in words)
+    branches = " | ".join(f"(?<={c})(?:{rest})" for c, rest in words.items())
+    return f"[{letters}](?i:{branches})"
+
+
+_DETECTORS = (
+    # The whole block, header to footer. Without its footer the block runs to the end of the
+    # text: a truncated key is still a key (the stream masker holds a block until its footer).
+    Detector("private_key", re.compile(
+        rf"-----BEGIN (?P<label>{_KEY_LABEL})-----(?:[\s\S]*?-----END (?P=label)-----|[\s\S]*\Z)",
+        re.ASCII), None, "-----BEGIN"),
+    _builtin("jwt", r"""
+        (?<![\w-]) eyJ[A-Za-z0-9_-]{2,} \. [A-Za-z0-9_-]{2,} \. [A-Za-z0-9_-]*
+        """, "eyJ", _jwt_valid),
+    _builtin("aws_access_key", r"""
+        (?<![A-Za-z0-9]) (?:AKIA|ASIA)[A-Z0-9]{16} (?![A-Za-z0-9])
+        """, "AKIA|ASIA"),
+    # aws_secret_access_key = ..., AWS_SECRET_ACCESS_KEY=..., "SecretAccessKey": "...". What comes
+    # before the key word does not matter: only the value is masked.
+    _builtin("aws_secret_key", r"""
+        (?i:secret[_-]?(?:access[_-]?)?key) ["']? [\ \t]*[=:][\ \t]* ["']?
+        (?P<value>[A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])
+        """, ASSIGNMENT),
+    # key = value, key: value, "key": "value"; a quoted value may hold spaces and runs to its
+    # closing quote (or the end of the line); a bare one stops at white space and , ; & " '.
+    _builtin("secret_assignment", rf"""
+        {_first_letter_led(SECRET_WORDS)} ["']? [\ \t]*[=:][\ \t]*
+        (?P<q>["'])?
+        (?P<value>(?(q)(?:(?!(?P=q))[^\r\n])+|[^\s"',;&]+))
+        """, ASSIGNMENT),
+    _builtin("email", r"""
+        (?<![\w.+%-]) [A-Za-z0-9_][A-Za-z0-9._%+-]*+ @ (?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63} (?![\w-])
+        """, "@"),
+    # 13-19 digits, together or in groups with one kind of separator: 4-4-4-4(-1..3), and the
+    # 4-6-5 / 4-6-4 of American Express and Diners. No issuer prefix is required. (Led by the
+    # first digit, with the left boundary checked after it, so that the search skips in C.)
+    _builtin("payment_card", r"""
+        \d (?<![\w.-]\d)
+        (?: \d{3}(?P<s1>[\ -])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
+          | \d{3}(?P<s2>[\ -])\d{6}(?P=s2)\d{4,5}
+          | \d{12,18} )
+        (?!\w|\.\d)
+        """, DIGITS, _card_valid),
+    # Country, check digits, then the rest together or in groups of four.
+    _builtin("iban", r"""
+        (?<![A-Za-z0-9]) [A-Z]{2}\d{2}
+        (?: [A-Z0-9]{11,30} | (?:\ [A-Z0-9]{4}){2,7}(?:\ [A-Z0-9]{1,3})? )
+        (?![A-Za-z0-9])
+        """, DIGITS, iban_valid),
+    # AAA-GG-SSSS without the numbers never issued: area 000, 666, 9xx; group 00; serial 0000.
+    _builtin("us_ssn", r"""
+        (?<![\w-]) (?!000|666|9)\d{3} - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
+        """, DIGITS),
+    # E.164 (+ and 8-15 digits, spaces, dashes, an area code in parentheses), or the North
+    # American (555) 123-4567 and 555-123-4567. Dots are not separators: no IPs, no versions.
+    # Led by the first character, the left boundary checked after it, as for cards.
+    _builtin("phone", r"""
+        [+(\d]
+        (?: (?<![\w+]\+) (?<=\+) \d (?:[\ -]?\d | [\ -]?\(\d{1,4}\)){7,14} (?!\w)
+          | (?<![\w(+-][(\d])
+            (?: (?<=1) [\ -] (?:\(\d{3}\)\ ? | \d{3}-)      # 1-555-..., 1 (555) ...
+              | (?<=\() \d{3}\)\ ?                           # (555) ...
+              | (?<=\d) \d\d- )                               # 555-...
+            \d{3}-\d{4} (?![\w-]) )
+        """, DIGITS, _phone_valid),
+)
+
+BUILTIN: dict[str, Detector] = {d.name: d for d in _DETECTORS}
+
+# How every key that SECRET_WORDS or aws_secret_key accepts ends, in lower case. A stream masker
+# keeps back text after a word that ends like this, since "= value" may still follow it.
+KEY_ENDINGS = ("password", "passwd", "passphrase", "secret", "key", "token", "credential",
+               "credentials")
+
+# The order BUILTIN lists them in is also the order that breaks ties between findings of the
+# same span: "password=4242..." is a password (redacted) before it is a card (partly shown).
+
+
+def is_builtin(detector: Detector) -> bool:
+    return BUILTIN.get(detector.name) is detector

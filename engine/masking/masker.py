@@ -1,0 +1,193 @@
+"""Mask the sensitive values inside one text value.
+
+``ValueMasker`` runs a set of detectors over a text and replaces each finding with its
+detector's strategy. Most values contain nothing, so the first step is one pre-screen built from
+the detectors' triggers: substring tests for the plain ones (``@``, ``-----BEGIN``, ``eyJ``,
+``AKIA``, ``ASIA``) and one compiled regex for the others (number shapes such as four digits,
+a separator and four more; ``=`` or ``:`` after a word). A value it rejects costs those few
+tests; in a value it lets through, only the detectors whose own trigger occurs are run.
+
+Findings that overlap are resolved once: the earliest start wins, then the longest, then the
+detector listed first; a finding that starts inside a kept one but runs past its end extends it,
+so that no value is left half-masked and nothing is masked twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from engine.masking.detectors import BUILTIN, Detector, Finding
+from engine.masking.strategies import REDACT, Strategy
+
+
+class ValueMasker:
+    """Detectors, a strategy for each (``default`` for those not named) and the hashing key.
+
+    ``detectors`` defaults to every built-in one, in ``BUILTIN`` order; that order breaks ties
+    between findings of the same span. Raises ``ValueError`` with one sentence for a strategy
+    that names no detector, two detectors of one name, or a hash strategy without a key.
+    """
+
+    def __init__(self, detectors: Iterable[Detector] | None = None,
+                 strategies: Mapping[str, Strategy] | None = None, *,
+                 default: Strategy = REDACT, key: bytes = b"") -> None:
+        self.detectors = tuple(BUILTIN.values() if detectors is None else detectors)
+        names = [d.name for d in self.detectors]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"masking detector {repeated[0]!r} is defined twice; rename one.")
+        chosen = dict(strategies or {})
+        unknown = sorted(set(chosen) - set(names))
+        if unknown:
+            raise ValueError(f"masking strategy for {unknown[0]!r}, which is not a detector in "
+                             f"use ({', '.join(names)}).")
+        self.strategies = {n: chosen.get(n, default) for n in names}
+        if not key and any(s.kind == "hash" for s in self.strategies.values()):
+            raise ValueError("a hash masking strategy needs a secret key; configure one.")
+        self.key = key
+
+        # The pre-screen: plain-string triggers are substring tests (memchr-fast); the others
+        # (built-in: DIGITS, ASSIGNMENT) are joined into one regex, led by a character class.
+        triggers = list(dict.fromkeys(d.trigger for d in self.detectors if d.trigger))
+        literals: list[str] = []
+        regexes: list[str] = []
+        gates: dict[str, Callable[[str], object]] = {}
+        for t in triggers:
+            words = _plain_strings(t)
+            if words is None:
+                regexes.append(t)
+                gates[t] = re.compile(t, _TRIGGER_FLAGS).search
+            else:
+                literals.extend(w for w in words if w not in literals)
+                gates[t] = _contains_any(words)
+        self._literals = tuple(literals)
+        self._literals_bytes = tuple(w.encode("ascii") for w in literals)
+        combined = _combined(regexes)
+        self._screen = re.compile(combined, _TRIGGER_FLAGS) if regexes else None
+        self._screen_bytes = re.compile(combined.encode("ascii"), re.VERBOSE) if regexes else None
+        # Custom detectors have no trigger: the pattern is its own pre-screen.
+        self._untriggered = tuple(d for d in self.detectors if d.trigger is None)
+        # Detectors grouped by trigger (four share DIGITS), so that find tests each one once.
+        members: dict[str | None, list[tuple[int, Detector]]] = {}
+        for order, d in enumerate(self.detectors):
+            members.setdefault(d.trigger, []).append((order, d))
+        self._groups = tuple((gates[t] if t is not None else None, tuple(m))
+                             for t, m in members.items())
+
+    def strategy_for(self, detector: str) -> Strategy:
+        return self.strategies[detector]
+
+    def screen(self, data: bytes) -> bool:
+        """Whether ``data`` (a whole message, say) could contain anything to mask.
+
+        ``False`` is a promise: no value inside it has a finding, so it passes untouched.
+        """
+        for word in self._literals_bytes:
+            if word in data:
+                return True
+        if self._screen_bytes is not None and self._screen_bytes.search(data) is not None:
+            return True
+        if not self._untriggered:
+            return False
+        text = data.decode("utf-8", "surrogateescape")
+        return any(d.pattern.search(text) is not None for d in self._untriggered)
+
+    def screen_text(self, text: str) -> bool:
+        """``screen`` for text already decoded."""
+        for word in self._literals:
+            if word in text:
+                return True
+        if self._screen is not None and self._screen.search(text) is not None:
+            return True
+        return any(d.pattern.search(text) is not None for d in self._untriggered)
+
+    def find(self, text: str) -> list[Finding]:
+        """The spans to mask in ``text``, in order, not overlapping."""
+        if not self.screen_text(text):
+            return []
+        found: list[tuple[int, int, int, Finding]] = []
+        for gate, group in self._groups:
+            if gate is not None and not gate(text):
+                continue
+            for order, detector in group:
+                for f in detector.find(text):
+                    found.append((f.start, -f.end, order, f))
+        if len(found) < 2:
+            return [f for *_, f in found]
+        found.sort()
+        kept: list[Finding] = []
+        for *_, f in found:
+            if kept and f.start < kept[-1].end:
+                last = kept[-1]
+                if f.end > last.end:
+                    kept[-1] = Finding(last.start, f.end, last.detector)
+                continue
+            kept.append(f)
+        return kept
+
+    def replacement(self, detector: str, value: str) -> str:
+        """What ``value``, found by ``detector``, becomes inside a text (NULL is not possible)."""
+        strategy = self.strategies[detector]
+        masked = strategy.apply(value, self.key)
+        return strategy.mask if masked is None else masked
+
+    def mask(self, text: str) -> tuple[str, list[str]]:
+        """``text`` with every finding masked, and the detector of each masked value in order."""
+        findings = self.find(text)
+        if not findings:
+            return text, []
+        parts: list[str] = []
+        pos = 0
+        for f in findings:
+            parts.append(text[pos:f.start])
+            parts.append(self.replacement(f.detector, text[f.start:f.end]))
+            pos = f.end
+        parts.append(text[pos:])
+        return "".join(parts), [f.detector for f in findings]
+
+
+_TRIGGER_FLAGS = re.ASCII | re.VERBOSE
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def _plain_strings(trigger: str) -> tuple[str, ...] | None:
+    """``"AKIA|ASIA"`` → ``("AKIA", "ASIA")``; ``None`` when the trigger is a real regex."""
+    words = tuple(trigger.split("|"))
+    if all(w and _META.isdisjoint(w) for w in words):
+        return words
+    return None
+
+
+def _contains_any(words: tuple[str, ...]) -> Callable[[str], bool]:
+    if len(words) == 1:
+        word = words[0]
+        return lambda text: word in text
+    return lambda text: any(w in text for w in words)
+
+
+def _combined(regexes: list[str]) -> str:
+    """One regex matching wherever one of ``regexes`` does.
+
+    A plain alternation would make the engine attempt every branch at every position, in its
+    matcher loop. When every trigger starts with a character class, the result starts with the
+    union of those classes instead (the engine skips to candidates in C), and each branch checks
+    its own class by looking behind: ``[\\d+=:](?:(?<=[\\d+])...|(?<=[=:])...)``.
+    """
+    heads = [_leading_class(r) for r in regexes]
+    classes = [h for h in heads if h is not None]
+    if len(regexes) < 2 or len(classes) < len(regexes):
+        return "|".join(f"(?:{r})" for r in regexes)
+    union = "".join(cls for cls, _ in classes)
+    return f"[{union}](?:" + "|".join(f"(?<=[{cls}])(?:{rest})" for cls, rest in classes) + ")"
+
+
+def _leading_class(regex: str) -> tuple[str, str] | None:
+    """``"[=:](?<=x)"`` → ``("=:", "(?<=x)")``; ``None`` unless a simple class leads."""
+    end = regex.find("]", 1)
+    if not regex.startswith("[") or regex.startswith("[^") or end < 0:
+        return None
+    body = regex[1:end]
+    if "[" in body or body.endswith("\\") or body.startswith("-") or body.endswith("-"):
+        return None  # a dash at an edge would make a range once joined with another class
+    return body, regex[end + 1:]

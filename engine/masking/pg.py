@@ -1,0 +1,434 @@
+"""Masking of PostgreSQL results: the values a client reads, rewritten before it reads them.
+
+Sans-io, like the relay: ``ResultMasker.rewrite(messages)`` takes a buffer of complete backend
+messages (what ``PgRelay.server_data`` hands back) and returns the bytes to send to the client,
+with the number of values masked. One ``ResultMasker`` per session, because a DataRow means
+nothing without the RowDescription before it.
+
+- ``RowDescription`` ('T') sets the plan of each column: a column rule applies (the caller's
+  ``column_rule`` decides, by name or by table and attribute number), or only the value detectors
+  apply, or nothing can apply (binary values of scalar types).
+- ``DataRow`` ('D') values are masked where the plan says so and the row is rebuilt with its new
+  lengths; values left alone are byte-identical. A row nothing can touch (no column rule, and the
+  detectors' ``screen`` finds nothing in its bytes) is forwarded without being parsed.
+- ``CopyData`` ('d') of a text or CSV COPY TO STDOUT is masked as a whole line; binary COPY
+  cannot be inspected and is only counted in ``uninspected``, for the caller's policy to judge.
+- ``NoticeResponse`` and ``ErrorResponse``: their message, detail, hint, context and internal
+  query fields are masked (an input syntax error quotes the value it could not read).
+
+Which rows a description covers: the rows that follow it until the result ends (CommandComplete,
+EmptyQueryResponse, ErrorResponse or ReadyForQuery); a PortalSuspended keeps it, as the next
+Execute of that portal continues the same rows. Drivers that cache a prepared statement's
+description (pgjdbc, asyncpg, Npgsql) execute it later without a new Describe, so its rows come
+with no description: detectors still read every value as text, column rules cannot be applied,
+and ``uninspected[UNDESCRIBED_ROW]`` counts such rows when column rules are configured.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from engine.pg.codec import ProtocolViolation
+
+# Reasons counted in ``ResultMasker.uninspected``: data that may hold what should be masked
+# but that the gateway could not rewrite.
+BINARY_COPY = "binary COPY data"
+BINARY_VALUE = "binary value of a non-text type"
+UNDESCRIBED_ROW = "row without a description (column rules not applied)"
+
+TEXT, BINARY, UNKNOWN_FORMAT = 0, 1, -1
+
+# Types whose binary representation is their text in UTF-8 (the gateway insists on
+# client_encoding UTF8), so a binary value is masked like a text one. jsonb's binary form is a
+# version byte (1) before the JSON text.
+TEXT_LIKE_TYPES = frozenset({
+    25,  # text
+    1043,  # varchar
+    1042,  # bpchar
+    19,  # name
+    114,  # json
+    3802,  # jsonb
+    705,  # unknown
+    142,  # xml
+})
+_JSON_TYPES = frozenset({114, 3802})
+# Binary values of these types are numbers, dates and flags: no text can hide in them, so a
+# binary value of one is not even screened.
+_SCALAR_TYPES = frozenset({
+    16, 18, 20, 21, 23, 26, 700, 701, 790, 1082, 1083, 1114, 1184, 1186, 1266, 1700, 2950,
+})
+
+# What to do with a column's values (see ``_mode``).
+_KEEP = 0  # nothing applies
+_OPAQUE = 1  # binary value of a non-text type: cannot be masked, reported if screened dirty
+_DETECT = 2  # value detectors on the text
+_DETECT_JSON = 3  # the same, after jsonb's version byte when there is one
+_RULE = 4  # the column rule's strategy on the text
+_RULE_JSON = 5  # the same, for json/jsonb: the result must stay JSON
+_RULE_NULL = 6  # a column rule on a binary value of another type: NULL
+
+_I32 = struct.Struct("!i")
+_I16 = struct.Struct("!h")
+_FIELD = struct.Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
+_NULL = _I32.pack(-1)
+_JSONB_VERSION = 1
+_MASKED_FIELDS = frozenset(b"MDHWq")  # message, detail, hint, where, internal query
+
+_NO_COPY, _COPY_TEXT, _COPY_BINARY = range(3)
+
+
+class TextMasker(Protocol):
+    """What this module needs of the value detectors (``engine.masking.masker.ValueMasker``).
+
+    ``screen`` is asked about raw protocol bytes: a whole buffer of messages, one message, one
+    value. It must answer True whenever any part of them, decoded as UTF-8, could be changed by
+    ``mask`` (a prefilter: a false positive costs time, a false negative leaks).
+    """
+
+    def mask(self, text: str) -> tuple[str, list[str]]:
+        """The masked text and the names of the detectors that fired."""
+        ...
+
+    def screen(self, data: bytes) -> bool:
+        """Could anything in ``data`` need masking?"""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnAction:
+    """A column rule that applies to a result column.
+
+    ``strategy`` gets the value as text and returns the masked text, or None for SQL NULL. A
+    binary value of a type that is not text-like becomes NULL without calling it: the gateway
+    cannot build a valid binary value of an arbitrary type that hides the original, and NULL is
+    the one value every type accepts. In json and jsonb columns, a result that is not JSON is
+    sent as a JSON string, so that the client can still decode the column.
+    """
+
+    rule: str
+    strategy: Callable[[str], str | None]
+
+
+ColumnRule = Callable[[str, int, int], ColumnAction | None]
+"""``column_rule(name, table_oid, attnum)``: the rule for a result column, if any."""
+
+
+class ResultColumn(NamedTuple):
+    name: str
+    table_oid: int  # 0 when the column is not a table's column
+    attnum: int
+    type_oid: int
+    format: int  # TEXT, BINARY or UNKNOWN_FORMAT (a prepared statement's description)
+    action: ColumnAction | None
+
+
+def _mode(column: ResultColumn) -> int:
+    text_like = column.type_oid in TEXT_LIKE_TYPES
+    is_json = column.type_oid in _JSON_TYPES
+    if column.action is not None:
+        if column.format == TEXT or text_like:
+            return _RULE_JSON if is_json else _RULE
+        return _RULE_NULL  # binary, or a format not known yet: NULL is right for both
+    if column.format == BINARY and not text_like:
+        return _KEEP if column.type_oid in _SCALAR_TYPES else _OPAQUE
+    # A value whose format is not known is read as text: a binary value of a non-text type
+    # that a detector matches is unlikely, and masking it makes it unreadable, not leaky.
+    return _DETECT_JSON if is_json else _DETECT
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a strategy returned a lone surrogate of its own
+        return text.encode("utf-8", "replace")
+
+
+def _malformed(what: str) -> ProtocolViolation:
+    return ProtocolViolation(f"malformed {what} message from the target")
+
+
+class ResultMasker:
+    """Masks the results of one session. Feed it every backend message, in order."""
+
+    def __init__(self, masker: TextMasker, column_rule: ColumnRule | None = None) -> None:
+        self._mask = masker.mask
+        self._screen = masker.screen
+        self._column_rule = column_rule
+        self.uninspected: Counter[str] = Counter()  # reason → messages or values, cumulative
+        self.columns: tuple[ResultColumn, ...] | None = None  # the description in force
+        self._modes: tuple[int, ...] = ()
+        self._rules = False  # a column rule applies to a column of the description
+        self._detect = True  # the detectors may apply to a value (rows must be screened)
+        self._statement_description = False  # after ParameterDescription: Describe statement
+        self._copy = _NO_COPY
+
+    def reset(self) -> None:
+        """Forget the result in progress (done at each ReadyForQuery)."""
+        self._describe(None)
+        self._statement_description = False
+        self._copy = _NO_COPY
+
+    def _describe(self, columns: tuple[ResultColumn, ...] | None) -> None:
+        self.columns = columns
+        if columns is None:
+            self._modes = ()
+            self._rules, self._detect = False, True
+            return
+        self._modes = modes = tuple(_mode(c) for c in columns)
+        self._rules = any(m >= _RULE for m in modes)
+        self._detect = any(_OPAQUE <= m <= _DETECT_JSON for m in modes)
+
+    def rewrite(self, messages: bytes) -> tuple[bytes, Counter[tuple[str, str]]]:
+        """Masked ``messages`` (complete backend messages, back to back), and how many values
+        were masked, by (rule or detector, column name or "")."""
+        counts: Counter[tuple[str, str]] = Counter()
+        n = len(messages)
+        view: memoryview | None = None  # made when the first message changes
+        pieces: list[bytes | memoryview] = []
+        run = 0  # start of the bytes not copied to ``pieces`` yet
+        pos = 0
+        dirty: bool | None = None  # the screen of the whole buffer, asked when first needed
+        unpack = _I32.unpack_from
+        while pos < n:
+            if n - pos < 5:
+                raise ProtocolViolation("the masker was given an incomplete message")
+            tag = messages[pos]
+            end = pos + 1 + unpack(messages, pos + 1)[0]
+            if end < pos + 5 or end > n:
+                raise ProtocolViolation("the masker was given an incomplete message")
+            new: bytes | None = None
+            if tag == 68:  # 'D' DataRow: the hot path
+                detect = self._detect
+                if detect:
+                    if dirty is None:
+                        dirty = self._screen(messages)
+                    detect = dirty and self._screen(messages[pos + 5 : end])
+                if detect or self._rules:
+                    new = self._data_row(messages, pos + 5, end, detect, counts)
+                elif self.columns is None and self._column_rule is not None:
+                    self.uninspected[UNDESCRIBED_ROW] += 1
+            elif tag == 100:  # 'd' CopyData
+                if self._copy == _COPY_TEXT:
+                    if dirty is None:
+                        dirty = self._screen(messages)
+                    if dirty:
+                        new = self._copy_line(messages, pos + 5, end, counts)
+                elif self._copy == _COPY_BINARY:
+                    self.uninspected[BINARY_COPY] += 1
+            elif tag == 84:  # 'T' RowDescription
+                self._row_description(messages, pos + 5, end)
+            elif tag == 116:  # 't' ParameterDescription: a RowDescription or NoData follows
+                self._statement_description = True
+            elif tag == 110:  # 'n' NoData
+                self._statement_description = False
+            elif tag in (69, 78):  # 'E' ErrorResponse, 'N' NoticeResponse
+                if dirty is None:
+                    dirty = self._screen(messages)
+                if dirty:
+                    new = self._fields(messages, pos, end, counts)
+                if tag == 69:  # the statement, and a COPY in progress, ended
+                    self._describe(None)
+                    self._copy = _NO_COPY
+            elif tag in (67, 73):  # 'C' CommandComplete, 'I' EmptyQueryResponse
+                self._describe(None)
+            elif tag == 90:  # 'Z' ReadyForQuery
+                self.reset()
+            elif tag == 72:  # 'H' CopyOutResponse
+                if end - pos < 6:
+                    raise _malformed("CopyOutResponse")
+                self._copy = _COPY_TEXT if messages[pos + 5] == 0 else _COPY_BINARY
+            elif tag == 99:  # 'c' CopyDone
+                self._copy = _NO_COPY
+            if new is not None:
+                if view is None:
+                    view = memoryview(messages)
+                if run < pos:
+                    pieces.append(view[run:pos])
+                pieces.append(new)
+                run = end
+            pos = end
+        if view is None:
+            return messages, counts
+        if run < n:
+            pieces.append(view[run:n])
+        return b"".join(pieces), counts
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def _row_description(self, buf: bytes, start: int, end: int) -> None:
+        formats_known = not self._statement_description
+        self._statement_description = False
+        if end - start < 2:
+            raise _malformed("RowDescription")
+        count = _I16.unpack_from(buf, start)[0]
+        rule = self._column_rule
+        p = start + 2
+        columns: list[ResultColumn] = []
+        for _ in range(count):
+            nul = buf.find(b"\x00", p, end)
+            if nul < 0 or nul + 1 + _FIELD.size > end:
+                raise _malformed("RowDescription")
+            name = buf[p:nul].decode("utf-8", "replace")
+            table, attnum, type_oid, _, _, fmt = _FIELD.unpack_from(buf, nul + 1)
+            p = nul + 1 + _FIELD.size
+            if not formats_known:
+                # Describe of a prepared statement reports text for every column: the real
+                # formats are chosen later, by the Bind that the gateway does not read here.
+                fmt = UNKNOWN_FORMAT
+            action = rule(name, table, attnum) if rule is not None else None
+            columns.append(ResultColumn(name, table, attnum, type_oid, fmt, action))
+        if p != end:
+            raise _malformed("RowDescription")
+        self._describe(tuple(columns))
+
+    def _data_row(self, buf: bytes, start: int, end: int, detect: bool,
+                  counts: Counter[tuple[str, str]]) -> bytes | None:
+        """The rebuilt DataRow whose body is ``buf[start:end]``, or None if no value changed.
+        ``detect``: the row's bytes screened dirty."""
+        if end - start < 2:
+            raise _malformed("DataRow")
+        ncols = _I16.unpack_from(buf, start)[0]
+        columns = self.columns
+        modes = self._modes
+        if columns is None or ncols != len(modes):
+            # No description, or not this row's (a statement executed without one): the
+            # detectors read every value as text; column rules cannot be applied.
+            if self._column_rule is not None:
+                self.uninspected[UNDESCRIBED_ROW] += 1
+            if columns is not None:  # came here for the rules: screen now
+                detect = self._screen(buf[start:end])
+            if not detect:
+                return None
+            columns = None
+            modes = (_DETECT,) * ncols
+        screen, unpack = self._screen, _I32.unpack_from
+        pieces: list[bytes] = []
+        last = start  # start of the bytes not copied to ``pieces`` yet
+        growth = 0
+        p = start + 2
+        for i, mode in enumerate(modes):
+            if p + 4 > end:
+                raise _malformed("DataRow")
+            size = unpack(buf, p)[0]
+            vstart = p + 4
+            if size < 0:
+                if size != -1:
+                    raise _malformed("DataRow")
+                p = vstart
+                continue
+            vend = p = vstart + size
+            if vend > end:
+                raise _malformed("DataRow")
+            if mode <= _DETECT_JSON:  # the cheap checks first: most values stay as they are
+                if not detect or mode == _KEEP or not screen(buf[vstart:vend]):
+                    continue
+                if mode == _OPAQUE:
+                    self.uninspected[BINARY_VALUE] += 1
+                    continue
+            raw = buf[vstart:vend]
+            value = self._value(mode, raw, columns[i] if columns is not None else None, counts)
+            if value is raw:
+                continue
+            pieces.append(buf[last : vstart - 4])
+            if value is None:
+                pieces.append(_NULL)
+                growth -= size
+            else:
+                pieces.append(_I32.pack(len(value)))
+                pieces.append(value)
+                growth += len(value) - size
+            last = vend
+        if p != end:
+            raise _malformed("DataRow")
+        if not pieces:
+            return None
+        pieces.append(buf[last:end])
+        pieces.insert(0, b"D" + _I32.pack(end - start + 4 + growth))
+        return b"".join(pieces)
+
+    def _value(self, mode: int, raw: bytes, column: ResultColumn | None,
+               counts: Counter[tuple[str, str]]) -> bytes | None:
+        """A value masked as its column's mode says: new bytes, None for NULL, or ``raw``
+        itself when it stays as it is."""
+        name = column.name if column is not None else ""
+        prefix = b""
+        if mode in (_DETECT_JSON, _RULE_JSON) and raw[:1] == b"\x01":  # jsonb's version byte
+            prefix = raw[:1]
+        if mode <= _DETECT_JSON:
+            text = raw[len(prefix) :].decode("utf-8", "surrogateescape")
+            masked, fired = self._mask(text)
+            for detector in fired:
+                counts[(detector, name)] += 1
+            return raw if masked == text else prefix + _encode(masked)
+        assert column is not None and column.action is not None
+        action = column.action
+        counts[(action.rule, name)] += 1
+        if mode == _RULE_NULL:
+            return None
+        result = action.strategy(raw[len(prefix) :].decode("utf-8", "surrogateescape"))
+        if result is None:
+            return None
+        if mode == _RULE_JSON:
+            result = _as_json(result)
+        return prefix + _encode(result)
+
+    def _copy_line(self, buf: bytes, start: int, end: int,
+                   counts: Counter[tuple[str, str]]) -> bytes | None:
+        """A CopyData of a text or CSV COPY TO STDOUT, masked; its newline stays."""
+        data = buf[start:end]
+        if not self._screen(data):
+            return None
+        newline = data.endswith(b"\n")
+        text = (data[:-1] if newline else data).decode("utf-8", "surrogateescape")
+        masked, fired = self._mask(text)
+        for detector in fired:
+            counts[(detector, "")] += 1
+        if masked == text:
+            return None
+        body = _encode(masked) + (b"\n" if newline else b"")
+        return b"d" + _I32.pack(len(body) + 4) + body
+
+    def _fields(self, buf: bytes, pos: int, end: int,
+                counts: Counter[tuple[str, str]]) -> bytes | None:
+        """An ErrorResponse or NoticeResponse (at ``buf[pos:end]``) with its texts masked."""
+        body = buf[pos + 5 : end]
+        if not self._screen(body):
+            return None
+        fields: list[bytes] = []
+        changed = False
+        p = 0
+        n = len(body)
+        while p < n and body[p] != 0:
+            stop = body.find(b"\x00", p + 1)
+            if stop < 0:
+                raise _malformed("ErrorResponse" if buf[pos] == 69 else "NoticeResponse")
+            field = body[p : stop + 1]
+            if body[p] in _MASKED_FIELDS and self._screen(field):
+                text = body[p + 1 : stop].decode("utf-8", "surrogateescape")
+                masked, fired = self._mask(text)
+                for detector in fired:
+                    counts[(detector, "")] += 1
+                if masked != text:
+                    # A NUL would end the C string early and shift every field after it.
+                    field = body[p : p + 1] + _encode(masked.replace("\x00", "")) + b"\x00"
+                    changed = True
+            fields.append(field)
+            p = stop + 1
+        if not changed:
+            return None
+        fields.append(b"\x00")
+        new_body = b"".join(fields)
+        return buf[pos : pos + 1] + _I32.pack(len(new_body) + 4) + new_body
+
+
+def _as_json(text: str) -> str:
+    try:
+        json.loads(text)
+    except ValueError:
+        return json.dumps(text)
+    return text

@@ -1,0 +1,94 @@
+"""Which masking applies to one session: its value detectors, its column rules, its exemption.
+
+Built once per session from the policies file's ``masking`` rules that apply to the session's
+connection and identity, in file order. An ``exempt`` rule that applies turns masking off for
+the session (the exemption is recorded with the session). A detector named by several rules
+takes the first rule's strategy; counts are kept by rule name and detector (or column).
+
+Column rules match result column names (``email``), ``table.column`` and
+``schema.table.column`` globs once the table behind a column is known; today only the column
+name as the result shows it is known to the gateway (resolving RowDescription's table OID and
+attribute number through the catalog is not built yet), so an alias escapes a column rule —
+the value detectors still see the value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from engine.config import MaskingRule
+from engine.masking.detectors import BUILTIN, Detector, custom
+from engine.masking.masker import ValueMasker
+from engine.masking.pg import ColumnAction
+from engine.masking.strategies import Strategy
+
+
+@dataclass
+class SessionMasking:
+    values: ValueMasker | None  # None: no value detector applies
+    columns: tuple[tuple[str, MaskingRule], ...] = ()
+    exempt_by: str | None = None  # the exempt rule's name, when masking is off
+    rule_of: dict[str, str] = field(default_factory=dict)  # detector → rule
+    key: bytes = b""
+
+    @property
+    def active(self) -> bool:
+        return self.exempt_by is None and (self.values is not None or bool(self.columns))
+
+    def column_rule(self, name: str, table_oid: int, attnum: int) -> ColumnAction | None:
+        for pattern, rule in self.columns:
+            if fnmatch.fnmatchcase(name.lower(), pattern.rpartition(".")[2].lower()):
+                return ColumnAction(rule.name, functools.partial(_apply, _strategy(rule),
+                                                                  key=self.key))
+        return None
+
+    def count_key(self, detector: str) -> str:
+        return f"{self.rule_of.get(detector, detector)}:{detector}"
+
+
+def _apply(strategy: Strategy, value: str, *, key: bytes) -> str | None:
+    return strategy.apply(value, key)
+
+
+def _strategy(rule: MaskingRule) -> Strategy:
+    return Strategy(rule.strategy, keep_first=rule.keep_first, keep_last=rule.keep_last)
+
+
+def masking_key(env: str | None) -> bytes:
+    """The hash strategy's key: from the environment variable the policies file names, or a
+    random one for this run (hashes then match within a run, not across restarts)."""
+    value = os.environ.get(env) if env else None
+    return hashlib.sha256(value.encode()).digest() if value else _RUN_KEY
+
+
+_RUN_KEY = os.urandom(32)
+
+
+def for_session(rules: tuple[MaskingRule, ...], connection: str, identity: str,
+                groups: frozenset[str], key: bytes) -> SessionMasking:
+    applicable = [r for r in rules if r.applies(connection, identity, groups)]
+    exempt = next((r.name for r in applicable if r.exempt), None)
+    if exempt is not None:
+        return SessionMasking(None, exempt_by=exempt, key=key)
+    detectors: dict[str, Detector] = {}
+    strategies: dict[str, Strategy] = {}
+    rule_of: dict[str, str] = {}
+    columns: list[tuple[str, MaskingRule]] = []
+    for rule in applicable:
+        chosen = [BUILTIN[name] for name in rule.detectors]
+        if rule.regex:
+            chosen.append(custom(rule.name, rule.regex))
+        for detector in chosen:
+            if detector.name in detectors:
+                continue
+            detectors[detector.name] = detector
+            strategies[detector.name] = (_strategy(rule) if rule.strategy != "null"
+                                         else Strategy("redact"))
+            rule_of[detector.name] = rule.name
+        columns += [(pattern, rule) for pattern in rule.columns]
+    values = (ValueMasker(detectors.values(), strategies, key=key) if detectors else None)
+    return SessionMasking(values, tuple(columns), None, rule_of, key)

@@ -1,0 +1,291 @@
+"""Mask a byte stream that arrives in arbitrary chunks: the output of an SSH channel.
+
+``StreamMasker.feed(data)`` returns the bytes that can be released now and keeps back a tail in
+which a value may still be growing; ``flush()`` releases the tail. Released text is masked by the
+``ValueMasker`` exactly as if the whole stream had been masked at once, as long as the stream is
+not flushed in the middle: the tail is cut only where no detector's match can cross the cut.
+
+- Bytes are decoded as UTF-8 with ``surrogateescape`` by an incremental decoder, so a multi-byte
+  character is never split and arbitrary bytes come back unchanged where nothing is masked.
+- The safe cuts follow from the built-in patterns (``engine.masking.detectors``): no match
+  crosses a line break (CR or LF), and one crosses a blank or a comma only after a word that
+  ends in a digit, a capital, ``) = : - +``, a quote around a key, or a secret word
+  (``password``, ``key``...), or while a quote is open. The tail held back is therefore
+  usually the last word of the last line. With a custom detector (any pattern) only line
+  breaks are cuts.
+- A private key block is held from its header until its footer, up to ``max_key_block``
+  characters; a longer (or truncated, at ``flush``) block is masked as it stands and the lines
+  of key material that follow it are dropped until the footer, so that no part of a key leaks.
+- A line longer than ``max_hold`` without a safe cut is cut at its last blank, comma or brace
+  (a value there may be split; this is the price of a bound on memory and latency).
+- Terminal escape sequences pass through unchanged. Colour (SGR) and erase-line sequences, which
+  ``grep --color`` puts inside values, are looked through; any other sequence (cursor
+  movement) separates values, since what it draws next is elsewhere on the screen.
+
+An interactive shell prints prompts and echoes keys without a line break, and the last word of a
+prompt is held back like any other: the caller must ``flush()`` once the target has been quiet
+for a moment (the SSH bridge already waits for quiet), and at the end of the channel. A value
+that straddles such a flush is not recognised; a key block open at a flush is masked whole.
+
+``counts`` (a ``Counter`` of detector names) accumulates one entry per masked value.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from bisect import bisect_left, bisect_right
+from collections import Counter
+
+from engine.masking.detectors import KEY_ENDINGS, KEY_HEADER, is_builtin
+from engine.masking.masker import ValueMasker
+
+MAX_HOLD = 4096  # characters of an unfinished line held back (bytes, for ASCII)
+MAX_KEY_BLOCK = 16384  # characters of a private key block held back until its footer
+
+# ECMA-48: CSI (ESC [ params intermediates final) and the two-byte escapes (ESC ] starting an
+# OSC included: its text is then ordinary text, which may be masked).
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[ -/]*[0-~])")
+_SEE_THROUGH = re.compile(r"\x1b\[[0-9;:]*m|\x1b\[[0-2]?K")  # SGR colours, erase in line
+_BREAKS = re.compile(r"[ \t,]+")
+_FORCED_BREAKS = " \t,{}<>|"
+# A word ending in one of these may be the first part of a value that goes on after a blank:
+# card, phone and IBAN groups, "key =", "key: value", a private key header.
+_CONTINUES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ)=:-+")
+# What the lines of a key block look like: base64, or a PEM header like "Proc-Type: 4,ENCRYPTED".
+_KEY_LINE = re.compile(r"[A-Za-z0-9+/=]*|[A-Za-z][A-Za-z0-9-]*: .*")
+
+
+class StreamMasker:
+    """The masking state of one direction of one channel."""
+
+    def __init__(self, masker: ValueMasker, *, max_hold: int = MAX_HOLD,
+                 max_key_block: int = MAX_KEY_BLOCK) -> None:
+        self.masker = masker
+        self.max_hold = max_hold
+        self.max_key_block = max_key_block
+        self.counts: Counter[str] = Counter()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._held = ""
+        # Held characters in which no in-line cut exists: those need not be looked at again.
+        self._rejected = 0
+        # The label of a key block whose start was released masked and whose rest is dropped.
+        self._key_label: str | None = None
+        # Word cuts are derived from the built-in patterns; a custom one may match anything.
+        self._word_cuts = all(is_builtin(d) for d in masker.detectors)
+        self._keys = any(d.name == "private_key" and is_builtin(d) for d in masker.detectors)
+
+    @property
+    def held(self) -> int:
+        """How many characters are kept back, waiting for more data or a flush."""
+        return len(self._held)
+
+    def feed(self, data: bytes) -> bytes:
+        """The masked bytes that can be released after ``data``."""
+        text = self._decoder.decode(data)
+        if not text:
+            return b""
+        return self._release(self._held + text, final=False)
+
+    def flush(self) -> bytes:
+        """Release everything held, masked as it stands (end of stream, or a quiet target)."""
+        text = self._held + self._decoder.decode(b"", final=True)
+        self._decoder.reset()
+        if not text:
+            return b""
+        return self._release(text, final=True)
+
+    # --- where to cut ----------------------------------------------------------------------------
+
+    def _release(self, text: str, *, final: bool) -> bytes:
+        if self._key_label is not None:
+            text, inside = self._drop_key_lines(text, final)
+            if inside:
+                self._held = text
+                return b""
+        if final:
+            cut = len(text)
+            opened, _ = self._key_blocks(text)
+            if opened is not None:
+                self._key_label = opened[1]
+            self._rejected = 0
+        else:
+            cut = self._cut(text)
+        released, self._held = text[:cut], text[cut:]
+        return self._mask(released).encode("utf-8", "surrogateescape")
+
+    def _cut(self, text: str) -> int:
+        n = len(text)
+        limit = n
+        opened, closed = self._key_blocks(text)
+        if opened is not None:
+            begin, label = opened
+            if n - begin > self.max_key_block:
+                self._key_label = label  # masked to the end now; the rest is dropped
+                self._rejected = 0
+                return n
+            limit = begin
+        start = max(text.rfind("\n", 0, limit), text.rfind("\r", 0, limit)) + 1
+        floor = self._rejected if start == 0 else start
+        cut = start
+        if closed is not None and closed[1] > start:
+            # The last line ends a key block: cut after its footer, or before its header.
+            cut = closed[0]
+            floor = max(floor, closed[1])
+        if self._word_cuts:
+            found = self._word_cut(text, start, limit, floor)
+            if found is not None:
+                cut = found
+        if limit < n:  # an open key block is held whole
+            self._rejected = 0
+        elif n - max(cut, start) > self.max_hold:
+            # An unfinished line too long to hold: cut it anyway (after a key block it ends).
+            cut = max(self._forced_cut(text, n), closed[1] if closed is not None else 0)
+            self._rejected = 0
+        else:
+            self._rejected = n - cut if cut >= start else 0
+        return cut
+
+    def _word_cut(self, text: str, start: int, limit: int, floor: int) -> int | None:
+        """The last cut after a blank or comma in ``text[start:limit]`` that no match crosses.
+
+        Looks from the right, so that the usual answer (before the last word) is found at once;
+        cuts at or before ``floor`` are known to be unsafe.
+        """
+        line = text[start:limit]
+        backwards = line[::-1]
+        open_double = line.count('"')
+        open_single = line.count("'")
+        right = limit
+        for run in _BREAKS.finditer(backwards):
+            cut = limit - run.start()
+            if cut <= floor:
+                break
+            between = text[cut:right]
+            open_double -= between.count('"')
+            open_single -= between.count("'")
+            right = cut
+            if open_double % 2 or open_single % 2:
+                continue  # inside a quoted value
+            before = _BREAKS.search(backwards, run.end())
+            word_start = limit - before.start() if before is not None else start
+            if _ends_values(text[word_start:limit - run.end()]):
+                return cut
+        return None
+
+    def _forced_cut(self, text: str, n: int) -> int:
+        low = n - self.max_hold
+        at = max(text.rfind(ch, low, n) for ch in _FORCED_BREAKS)
+        return at + 1 if at >= 0 else low
+
+    def _key_blocks(self, text: str) -> tuple[tuple[int, str] | None, tuple[int, int] | None]:
+        """The first key block without its footer (start, label), and the last closed one before
+        it (start, end), in the order the private_key pattern finds them."""
+        opened: tuple[int, str] | None = None
+        closed: tuple[int, int] | None = None
+        if not self._keys:
+            return opened, closed
+        pos = 0
+        while (header := KEY_HEADER.search(text, pos)) is not None:
+            footer = f"-----END {header.group(1)}-----"
+            end = text.find(footer, header.end())
+            if end < 0:
+                opened = header.start(), header.group(1)
+                break
+            pos = end + len(footer)
+            closed = header.start(), pos
+        return opened, closed
+
+    def _drop_key_lines(self, text: str, final: bool) -> tuple[str, bool]:
+        """Drop the key material after a block released early: (what is left, still inside)."""
+        assert self._key_label is not None
+        footer = f"-----END {self._key_label}-----"
+        pos = 0
+        while pos < len(text):
+            newline = text.find("\n", pos)
+            if newline < 0 and not final and len(text) - pos <= self.max_hold:
+                return text[pos:], True  # an unfinished line: wait for the rest
+            end = len(text) if newline < 0 else newline + 1
+            line = text[pos:end]
+            at = line.find(footer)
+            if at >= 0:
+                self._key_label = None
+                return text[pos + at + len(footer):], False
+            if _KEY_LINE.fullmatch(line.rstrip("\r\n")) is None:
+                self._key_label = None  # not key material: the block has ended after all
+                return text[pos:], False
+            pos = end
+        if final:
+            self._key_label = None
+        return "", self._key_label is not None
+
+    # --- masking what is released ----------------------------------------------------------------
+
+    def _mask(self, text: str) -> str:
+        if not text:
+            return text
+        if "\x1b" not in text:
+            masked, names = self.masker.mask(text)
+            self.counts.update(names)
+            return masked
+        # Split at the escapes that separate values; look through the others.
+        out: list[str] = []
+        piece = 0  # where the current piece begins in text
+        plain: list[str] = []  # the piece's text without its see-through escapes
+        places: list[int] = []  # where each see-through escape sits in that plain text
+        sizes: list[int] = []
+        length = 0
+        pos = 0
+        for esc in _ESCAPE.finditer(text):
+            plain.append(text[pos:esc.start()])
+            length += esc.start() - pos
+            pos = esc.end()
+            if _SEE_THROUGH.fullmatch(esc.group()):
+                places.append(length)
+                sizes.append(len(esc.group()))
+                continue
+            out.append(self._mask_piece(text[piece:esc.start()], "".join(plain), places, sizes))
+            out.append(esc.group())
+            piece, plain, places, sizes, length = esc.end(), [], [], [], 0
+        plain.append(text[pos:])
+        out.append(self._mask_piece(text[piece:], "".join(plain), places, sizes))
+        return "".join(out)
+
+    def _mask_piece(self, raw: str, plain: str, places: list[int], sizes: list[int]) -> str:
+        if not places:
+            masked, names = self.masker.mask(raw)
+            self.counts.update(names)
+            return masked
+        findings = self.masker.find(plain)
+        if not findings:
+            return raw
+        shift = [0]
+        for size in sizes:
+            shift.append(shift[-1] + size)
+        out: list[str] = []
+        pos = 0
+        for f in findings:
+            # Escapes just before a value stay before its mask (a colour then applies to it),
+            # those inside it follow the mask, those just after it stay after it.
+            begin = f.start + shift[bisect_right(places, f.start)]
+            end = f.end + shift[bisect_left(places, f.end)]
+            out.append(raw[pos:begin])
+            out.append(self.masker.replacement(f.detector, plain[f.start:f.end]))
+            out.extend(esc.group() for esc in _ESCAPE.finditer(raw, begin, end))
+            pos = end
+            self.counts[f.detector] += 1
+        out.append(raw[pos:])
+        return "".join(out)
+
+
+def _ends_values(word: str) -> bool:
+    """Whether a word before a blank or comma ends every value: nothing after it can join it."""
+    if "\x1b" in word:
+        word = _ESCAPE.sub("", word)
+        if "\x1b" in word:
+            return False  # an escape sequence still arriving
+    if word[-1:] in ("'", '"'):
+        word = word[:-1]  # "password": the key's closing quote
+    if not word:
+        return True
+    return word[-1] not in _CONTINUES and not word.lower().endswith(KEY_ENDINGS)

@@ -1,0 +1,201 @@
+"""Detectors: what each built-in one finds, what it must leave alone, and the pre-screen promise.
+
+Each row pins the exact text a detector masks in a sample (for ``secret_assignment`` and
+``aws_secret_key`` only the value). The negative rows are the look-alikes that matter in
+practice: failed checksums, never-issued SSNs, dates, IP addresses, versions, plain integers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.masking.detectors import BUILTIN, custom, iban_valid, luhn_valid
+from engine.masking.masker import ValueMasker
+
+FUZZ = settings(database=None, deadline=None, max_examples=200)
+
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwia"
+       "WF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n"
+       "4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u\n"
+       "-----END RSA PRIVATE KEY-----")
+OPENSSH = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+           "-----END OPENSSH PRIVATE KEY-----")
+
+FOUND = [
+    # (detector, text, the values it masks)
+    ("email", "mail a@b.co now", ["a@b.co"]),
+    ("email", "signup ok user=alice.martin@example.com plan=pro", ["alice.martin@example.com"]),
+    ("email", "bounce for dave+x@mail.example.co.uk.", ["dave+x@mail.example.co.uk"]),
+    ("email", '{"email":"a@b.co"}', ["a@b.co"]),
+    ("payment_card", "4242424242424242", ["4242424242424242"]),
+    ("payment_card", "card=4111 1111 1111 1111", ["4111 1111 1111 1111"]),
+    ("payment_card", "5555-5555-5555-4444", ["5555-5555-5555-4444"]),
+    ("payment_card", "amex 3782 822463 10005", ["3782 822463 10005"]),
+    ("payment_card", "diners 30569309025904", ["30569309025904"]),
+    ("payment_card", "visa13 4222222222222", ["4222222222222"]),
+    ("payment_card", "19 digits 6011000990139424123", []),  # 19 digits, fails Luhn
+    ("payment_card", "card 4242 4242 4242 4242 12/25", ["4242 4242 4242 4242"]),  # + expiry
+    ("iban", "DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
+    ("iban", "iban=GB82WEST12345698765432;", ["GB82WEST12345698765432"]),
+    ("iban", "NL91ABNA0417164300 and FR1420041010050500013M02606",
+     ["NL91ABNA0417164300", "FR1420041010050500013M02606"]),
+    ("iban", "GB82 WEST 1234 5698 7654 32 ABCD", ["GB82 WEST 1234 5698 7654 32"]),
+    ("us_ssn", "ssn 123-45-6789", ["123-45-6789"]),
+    ("us_ssn", "078-05-1120,", ["078-05-1120"]),
+    ("phone", "call +1 555 123 4567", ["+1 555 123 4567"]),
+    ("phone", "+44 (20) 7946 0958", ["+44 (20) 7946 0958"]),
+    ("phone", "+33 1 23 45 67 89", ["+33 1 23 45 67 89"]),
+    ("phone", "+4915112345678", ["+4915112345678"]),
+    ("phone", "(555) 123-4567", ["(555) 123-4567"]),
+    ("phone", "tel: 555-123-4567.", ["555-123-4567"]),
+    ("phone", "1-800-555-0199", ["1-800-555-0199"]),
+    ("jwt", f"Authorization: Bearer {JWT}", [JWT]),
+    ("aws_access_key", "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", ["AKIAIOSFODNN7EXAMPLE"]),
+    ("aws_access_key", '"AccessKeyId": "ASIAY34FZKBOKMUTVV7A"', ["ASIAY34FZKBOKMUTVV7A"]),
+    ("aws_secret_key", f"AWS_SECRET_ACCESS_KEY={SECRET}", [SECRET]),
+    ("aws_secret_key", f"aws_secret_access_key = {SECRET}", [SECRET]),
+    ("aws_secret_key", f'"SecretAccessKey": "{SECRET}",', [SECRET]),
+    ("private_key", f"key:\n{PEM}\nafter", [PEM]),
+    ("private_key", f"{OPENSSH}\n", [OPENSSH]),
+    ("private_key", "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE",  # truncated: to the end
+     ["-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE"]),
+    ("secret_assignment", "password=hunter2", ["hunter2"]),
+    ("secret_assignment", "DB_PASSWORD = 'correct horse'", ["correct horse"]),
+    ("secret_assignment", '{"password": "s3cr3t", "user": "bob"}', ["s3cr3t"]),
+    ("secret_assignment", "passwd: letmein", ["letmein"]),
+    ("secret_assignment", "client_secret=abc&x=1", ["abc"]),
+    ("secret_assignment", "x-api-key: k1\tGITHUB_TOKEN=ghp_123", ["k1", "ghp_123"]),
+    ("secret_assignment", "API_KEY=xyz", ["xyz"]),
+]
+
+NOT_FOUND = [
+    ("email", "user@host:~$ "),
+    ("email", "no at sign here"),
+    ("email", "a@localhost"),
+    ("payment_card", "4242424242424241"),  # Luhn fails
+    ("payment_card", "4242 4242 4242 4241"),
+    ("payment_card", "0000 0000 0000 0000"),  # a placeholder
+    ("payment_card", "order 12345678901234567890"),  # 20 digits
+    ("payment_card", "pi 3.4242424242424242"),  # a fraction
+    ("payment_card", "4242 4242-4242 4242"),  # mixed separators
+    ("iban", "DE89 3704 0044 0532 0130 01"),  # mod 97 fails
+    ("iban", "DE89370400440532013"),  # too short for DE
+    ("iban", "ZZ89370400440532013000"),  # no such country
+    ("us_ssn", "000-12-3456"),
+    ("us_ssn", "666-12-3456"),
+    ("us_ssn", "900-12-3456"),
+    ("us_ssn", "123-00-4567"),
+    ("us_ssn", "123-45-0000"),
+    ("us_ssn", "123-45-67890"),
+    ("phone", "2024-05-02"),
+    ("phone", "2024-05-02T09:14:03Z"),
+    ("phone", "12:30:45"),
+    ("phone", "192.168.1.10"),
+    ("phone", "v10.15.7"),
+    ("phone", "1234567890"),
+    ("phone", "id 12345678901234"),
+    ("phone", "+1234567"),  # 7 digits
+    ("phone", "x+12345678"),
+    ("jwt", "eyJmb28iOiJiYXIifQ.eyJ4IjoxfQ.sig"),  # header without "alg"
+    ("jwt", "eyJhbGciOiJIUzI1NiJ9"),  # one segment
+    ("aws_access_key", "AKIAIOSFODNN7EXAMPL"),  # 15 after the prefix
+    ("aws_access_key", "XAKIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_key", f"some_other_value={SECRET}"),
+    ("aws_secret_key", "aws_secret_access_key=short"),
+    ("private_key", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"),
+    ("private_key", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"),
+    ("secret_assignment", "Password: "),
+    ("secret_assignment", "[sudo] password for demo:"),
+    ("secret_assignment", "password_hash=x"),
+    ("secret_assignment", "PWD=/home/demo"),
+    ("secret_assignment", "tokens: 5"),
+    ("secret_assignment", 'password=""'),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "values"), FOUND)
+def test_finds(name: str, text: str, values: list[str]) -> None:
+    assert [text[f.start:f.end] for f in BUILTIN[name].find(text)] == values
+
+
+@pytest.mark.parametrize(("name", "text"), NOT_FOUND)
+def test_leaves_alone(name: str, text: str) -> None:
+    assert list(BUILTIN[name].find(text)) == []
+
+
+def test_findings_name_their_detector() -> None:
+    [f] = BUILTIN["email"].find("x a@b.co")
+    assert (f.start, f.end, f.detector) == (2, 8, "email")
+
+
+def test_builtin_names() -> None:
+    assert set(BUILTIN) == {"email", "payment_card", "iban", "us_ssn", "phone", "jwt",
+                            "aws_access_key", "aws_secret_key", "private_key",
+                            "secret_assignment"}
+
+
+@pytest.mark.parametrize(("digits", "valid"), [
+    ("4242424242424242", True), ("4111111111111111", True), ("378282246310005", True),
+    ("4242424242424241", False), ("1234567812345678", False), ("79927398713", True),
+])
+def test_luhn(digits: str, valid: bool) -> None:
+    assert luhn_valid(digits) is valid
+
+
+@pytest.mark.parametrize(("iban", "valid"), [
+    ("DE89370400440532013000", True), ("GB82WEST12345698765432", True),
+    ("NO9386011117947", True), ("DE89370400440532013001", False), ("GB82WEST1234569876543", False),
+])
+def test_iban_checksum(iban: str, valid: bool) -> None:
+    assert iban_valid(iban) is valid
+
+
+# --- custom detectors ------------------------------------------------------------------------
+
+def test_custom_masks_the_value_group_when_there_is_one() -> None:
+    whole = custom("order_ref", r"ORD-\d{6}")
+    part = custom("pin", r"pin (?P<value>\d{4})")
+    assert [(f.start, f.end) for f in whole.find("ref ORD-123456.")] == [(4, 14)]
+    assert [(f.start, f.end, f.detector) for f in part.find("pin 1234")] == [(4, 8, "pin")]
+
+
+def test_custom_rejects_bad_regex_and_names_in_one_sentence() -> None:
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        custom("broken", "(unclosed")
+    with pytest.raises(ValueError, match="letters, digits"):
+        custom("no spaces", "x")
+
+
+def test_empty_matches_are_not_findings() -> None:
+    assert list(custom("maybe", r"x*").find("abc")) == []
+
+
+# --- triggers: the pre-screen may only reject text in which nothing can be found -------------
+
+ALONE = {name: ValueMasker([detector]) for name, detector in BUILTIN.items()}
+ALL = ValueMasker()
+
+
+@pytest.mark.parametrize(("name", "text", "values"), [row for row in FOUND if row[2]])
+def test_every_sample_passes_its_own_trigger(name: str, text: str, values: list[str]) -> None:
+    assert ALONE[name].screen_text(text)
+    assert ALL.screen(text.encode())
+
+
+PIECES = [row[1] for row in FOUND] + [row[1] for row in NOT_FOUND] + [
+    " ", "\n", ",", "=", ":", "-", "+", "(", ")", "'", '"', "0", "7", "A", "a", "@", ".",
+]
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(PIECES), max_size=6))
+def test_no_finding_without_its_trigger(parts: list[str]) -> None:
+    text = "".join(parts)
+    for name, detector in BUILTIN.items():
+        if list(detector.find(text)):
+            assert ALONE[name].screen_text(text), (name, text)
+            assert ALL.screen(text.encode()), (name, text)

@@ -1,0 +1,432 @@
+"""``ResultMasker`` as conversations: backend messages in, masked messages and counts out."""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.masking.pg import (
+    BINARY_COPY,
+    BINARY_VALUE,
+    UNDESCRIBED_ROW,
+    ColumnAction,
+    ColumnRule,
+    ResultMasker,
+)
+from engine.pg import codec
+from engine.pg.codec import MessageReader, ProtocolViolation, cstr, message
+from engine.pg.messages import error_fields
+from tests.engine.pg import build as b
+
+FUZZ = settings(database=None, deadline=None, max_examples=300)
+
+TEXT, INT4, INT8, BYTEA, JSONB, VARCHAR = 25, 23, 20, 17, 3802, 1043
+
+
+class FakeMasker:
+    """Masks e-mail-like words and runs of exactly 16 digits; screens for '@' or 16 digits."""
+
+    EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*", re.ASCII)
+    CARD = re.compile(r"(?<!\d)\d{16}(?!\d)", re.ASCII)
+    SCREEN = re.compile(rb"@|\d{16}")
+
+    def __init__(self) -> None:
+        self.screened = 0
+
+    def mask(self, text: str) -> tuple[str, list[str]]:
+        fired: list[str] = []
+
+        def email(_: re.Match[str]) -> str:
+            fired.append("email")
+            return "<email>"
+
+        def card(m: re.Match[str]) -> str:
+            fired.append("card")
+            return "*" * 12 + m.group()[-4:]
+
+        return self.CARD.sub(card, self.EMAIL.sub(email, text)), fired
+
+    def screen(self, data: bytes) -> bool:
+        self.screened += 1
+        return self.SCREEN.search(data) is not None
+
+
+def column(name: str, type_oid: int = TEXT, fmt: int = 0, table: int = 0,
+           attnum: int = 0) -> tuple[str, int, int, int, int]:
+    return name, type_oid, fmt, table, attnum
+
+
+def row_description(*columns: tuple[str, int, int, int, int]) -> bytes:
+    body = struct.pack("!h", len(columns))
+    for name, type_oid, fmt, table, attnum in columns:
+        body += cstr(name) + struct.pack("!IhIhih", table, attnum, type_oid, -1, -1, fmt)
+    return message(b"T", body)
+
+
+def copy_out_response(fmt: int, columns: int = 2) -> bytes:
+    return message(b"H", bytes([fmt]) + struct.pack("!h", columns)
+                   + struct.pack("!h", fmt) * columns)
+
+
+def parse_row(msg: bytes) -> list[bytes | None]:
+    """The values of one DataRow, checking every declared length on the way."""
+    [(tag, body)] = MessageReader(1 << 20).feed(msg)
+    assert tag == ord("D")
+    (count,) = struct.unpack_from("!h", body)
+    pos = 2
+    values: list[bytes | None] = []
+    for _ in range(count):
+        (size,) = struct.unpack_from("!i", body, pos)
+        pos += 4
+        if size == -1:
+            values.append(None)
+            continue
+        assert size >= 0 and pos + size <= len(body)
+        values.append(body[pos : pos + size])
+        pos += size
+    assert pos == len(body)
+    return values
+
+
+def split(data: bytes) -> list[tuple[int, bytes]]:
+    reader = MessageReader(1 << 20)
+    out = reader.feed(data)
+    assert reader.pending == 0
+    return out
+
+
+def null_strategy(_: str) -> str | None:
+    return None
+
+
+def redact(_: str) -> str | None:
+    return "***"
+
+
+def rules(**by_name: ColumnAction) -> ColumnRule:
+    def column_rule(name: str, table_oid: int, attnum: int) -> ColumnAction | None:
+        return by_name.get(name)
+
+    return column_rule
+
+
+def masker(**by_name: ColumnAction) -> ResultMasker:
+    rule = rules(**by_name) if by_name else None
+    return ResultMasker(FakeMasker(), rule)
+
+
+EMAIL = b"alice@example.com"
+CARD = b"4111111111111111"
+
+
+# --- DataRow, text format --------------------------------------------------------------------
+
+
+def test_clean_rows_come_back_as_the_same_object() -> None:
+    m = masker()
+    data = row_description(column("id"), column("name")) + b.data_row(b"1", b"bob") + b.ready()
+    out, counts = m.rewrite(data)
+    assert out is data
+    assert counts == Counter()
+
+
+def test_detectors_mask_text_values_and_leave_the_rest_byte_identical() -> None:
+    m = masker()
+    m.rewrite(row_description(column("id"), column("mail"), column("note")))
+    out, counts = m.rewrite(b.data_row(b"1", b"mail: " + EMAIL, None))
+    assert parse_row(out) == [b"1", b"mail: <email>", None]
+    assert counts == Counter({("email", "mail"): 1})
+
+
+def test_several_detectors_in_one_value_are_all_counted() -> None:
+    m = masker()
+    m.rewrite(row_description(column("note")))
+    out, counts = m.rewrite(b.data_row(EMAIL + b" paid with " + CARD))
+    assert parse_row(out) == [b"<email> paid with ************1111"]
+    assert counts == Counter({("email", "note"): 1, ("card", "note"): 1})
+
+
+def test_undecodable_bytes_round_trip_around_a_masked_value() -> None:
+    m = masker()
+    m.rewrite(row_description(column("note")))
+    out, _ = m.rewrite(b.data_row(b"\xff\xfe " + EMAIL + b" \xc3"))
+    assert parse_row(out) == [b"\xff\xfe <email> \xc3"]
+
+
+def test_column_rule_applies_by_name_and_counts_under_its_rule() -> None:
+    m = masker(ssn=ColumnAction("hide-ssn", redact))
+    m.rewrite(row_description(column("id", INT4), column("ssn")))
+    out, counts = m.rewrite(b.data_row(b"7", b"123-45-6789") + b.data_row(b"8", None))
+    rows = [parse_row(message(bytes([t]), body)) for t, body in split(out)]
+    assert rows == [[b"7", b"***"], [b"8", None]]  # NULL stays NULL, the strategy is not asked
+    assert counts == Counter({("hide-ssn", "ssn"): 1})
+
+
+def test_column_rule_receives_table_and_attnum() -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    def rule(name: str, table_oid: int, attnum: int) -> ColumnAction | None:
+        seen.append((name, table_oid, attnum))
+        return ColumnAction("t-3", null_strategy) if (table_oid, attnum) == (16400, 3) else None
+
+    m = ResultMasker(FakeMasker(), rule)
+    m.rewrite(row_description(column("a", table=16400, attnum=2),
+                              column("b", table=16400, attnum=3)))
+    assert seen == [("a", 16400, 2), ("b", 16400, 3)]
+    out, counts = m.rewrite(b.data_row(b"x", b"secret"))
+    assert parse_row(out) == [b"x", None]
+    assert counts == Counter({("t-3", "b"): 1})
+
+
+def test_a_rule_column_is_not_also_run_through_the_detectors() -> None:
+    keep_domain = ColumnAction("domain-only", lambda v: "…@" + v.partition("@")[2])
+    m = masker(mail=keep_domain)
+    m.rewrite(row_description(column("mail")))
+    out, counts = m.rewrite(b.data_row(EMAIL))
+    assert parse_row(out) == ["…@example.com".encode()]
+    assert counts == Counter({("domain-only", "mail"): 1})
+
+
+# --- DataRow, binary format ------------------------------------------------------------------
+
+
+def test_binary_text_values_are_masked_as_text() -> None:
+    m = masker()
+    m.rewrite(row_description(column("id", INT4, 1), column("mail", VARCHAR, 1)))
+    out, counts = m.rewrite(b.data_row(struct.pack("!i", 64), EMAIL))
+    assert parse_row(out) == [struct.pack("!i", 64), b"<email>"]
+    assert counts == Counter({("email", "mail"): 1})
+
+
+@pytest.mark.parametrize("strategy", [null_strategy, redact])
+def test_rule_on_a_binary_int_column_sends_null(strategy: Callable[[str], str | None]) -> None:
+    m = masker(salary=ColumnAction("hide-salary", strategy))
+    m.rewrite(row_description(column("id", INT4, 1), column("salary", INT4, 1)))
+    one = struct.pack("!i", 1)
+    out, counts = m.rewrite(b.data_row(one, struct.pack("!i", 250_000)))
+    assert parse_row(out) == [one, None]
+    assert counts == Counter({("hide-salary", "salary"): 1})
+
+
+def test_jsonb_binary_keeps_its_version_byte() -> None:
+    m = masker()
+    m.rewrite(row_description(column("doc", JSONB, 1)))
+    out, counts = m.rewrite(b.data_row(b'\x01{"email": "' + EMAIL + b'"}'))
+    assert parse_row(out) == [b'\x01{"email": "<email>"}']
+    assert counts == Counter({("email", "doc"): 1})
+
+
+@pytest.mark.parametrize(("result", "sent"), [("***", b'"***"'), ('{"hidden": true}', None)])
+def test_a_rule_on_json_keeps_the_value_json(result: str, sent: bytes | None) -> None:
+    sent = sent or result.encode()
+    m = masker(doc=ColumnAction("hide-doc", lambda _: result))
+    m.rewrite(row_description(column("doc", JSONB, 1), column("doc", JSONB, 0)))
+    out, _ = m.rewrite(b.data_row(b'\x01{"a": 1}', b'{"a": 1}'))
+    assert parse_row(out) == [b"\x01" + sent, sent]
+
+
+def test_binary_values_of_other_types_are_left_alone_and_reported() -> None:
+    m = masker()
+    m.rewrite(row_description(column("blob", BYTEA, 1), column("n", INT8, 1)))
+    row = b.data_row(b"\x00" + EMAIL, struct.pack("!q", 4111111111111111))
+    out, counts = m.rewrite(row)
+    assert out == row
+    assert counts == Counter()
+    assert m.uninspected == Counter({BINARY_VALUE: 1})
+
+
+def test_formats_of_a_prepared_statements_description_are_not_trusted() -> None:
+    """Describe of a statement ('t' then 'T') reports text formats; Bind may ask for binary."""
+    m = masker(salary=ColumnAction("hide-salary", redact), mail=ColumnAction("m", redact))
+    param = message(b"t", struct.pack("!h", 0))
+    m.rewrite(param + row_description(column("salary", INT4, 0), column("mail", TEXT, 0)))
+    out, _ = m.rewrite(b.data_row(struct.pack("!i", 9), EMAIL))
+    assert parse_row(out) == [None, b"***"]  # NULL is right in either format
+
+
+def test_rows_without_a_description_get_the_detectors_and_are_reported() -> None:
+    m = masker(ssn=ColumnAction("hide-ssn", redact))
+    m.rewrite(row_description(column("ssn")) + b.command_complete("SELECT 0") + b.ready())
+    out, counts = m.rewrite(b.data_row(b"123-45-6789", EMAIL) + b.data_row(b"x", b"y"))
+    first, second = (message(bytes([t]), body) for t, body in split(out))
+    assert parse_row(first) == [b"123-45-6789", b"<email>"]
+    assert parse_row(second) == [b"x", b"y"]
+    assert counts == Counter({("email", ""): 1})
+    assert m.uninspected == Counter({UNDESCRIBED_ROW: 2})
+
+
+def test_a_row_that_does_not_fit_the_description_is_treated_as_undescribed() -> None:
+    m = masker(ssn=ColumnAction("hide-ssn", redact))
+    m.rewrite(row_description(column("ssn")))
+    out, _ = m.rewrite(b.data_row(b"a", EMAIL))
+    assert parse_row(out) == [b"a", b"<email>"]
+    assert m.uninspected == Counter({UNDESCRIBED_ROW: 1})
+
+
+def test_description_lasts_across_portal_suspended_but_not_past_command_complete() -> None:
+    m = masker(ssn=ColumnAction("hide-ssn", redact))
+    suspended = message(b"s")
+    out, _ = m.rewrite(row_description(column("ssn")) + b.data_row(b"1") + suspended
+                       + b.data_row(b"2") + b.command_complete("SELECT 2") + b.data_row(b"3"))
+    rows = [parse_row(message(bytes([t]), body)) for t, body in split(out) if t == ord("D")]
+    assert rows == [[b"***"], [b"***"], [b"3"]]
+
+
+# --- buffers of several messages -------------------------------------------------------------
+
+
+def test_a_whole_result_in_one_buffer() -> None:
+    m = masker(ssn=ColumnAction("hide-ssn", null_strategy))
+    data = (
+        row_description(column("id", INT4), column("mail"), column("ssn"))
+        + b.data_row(b"1", EMAIL, b"123")
+        + b.data_row(b"2", b"bob", None)
+        + b.data_row(b"3", None, b"456")
+        + b.command_complete("SELECT 3")
+        + b.ready()
+    )
+    out, counts = m.rewrite(data)
+    msgs = split(out)
+    assert [chr(t) for t, _ in msgs] == list("TDDDCZ")
+    assert [parse_row(message(b"D", body)) for t, body in msgs if t == ord("D")] == [
+        [b"1", b"<email>", None], [b"2", b"bob", None], [b"3", None, None]]
+    assert (msgs[0], msgs[-2:]) == (split(data)[0], split(data)[-2:])
+    assert counts == Counter({("email", "mail"): 1, ("hide-ssn", "ssn"): 2})
+
+
+def test_other_messages_pass_unchanged() -> None:
+    m = masker()
+    data = (codec.parameter_status("application_name", "a@b.c") + b.PARSE_COMPLETE
+            + b.BIND_COMPLETE + message(b"A", b"\x00\x00\x00\x01chan\x00x@y.z\x00") + b.ready())
+    assert m.rewrite(data) == (data, Counter())
+
+
+def test_incomplete_input_is_refused() -> None:
+    m = masker()
+    with pytest.raises(ProtocolViolation):
+        m.rewrite(b.data_row(b"abc")[:-1])
+
+
+def test_malformed_data_row_is_a_protocol_violation() -> None:
+    m = masker()
+    m.rewrite(row_description(column("a")))
+    with pytest.raises(ProtocolViolation):
+        m.rewrite(message(b"D", struct.pack("!hi", 1, 50) + EMAIL))
+
+
+# --- COPY TO STDOUT --------------------------------------------------------------------------
+
+
+def test_copy_out_text_rows_are_masked_and_keep_their_newline() -> None:
+    m = masker()
+    data = (copy_out_response(0) + b.copy_data(b"1\t" + EMAIL + b"\n")
+            + b.copy_data(b"2\tbob\n") + b.COPY_DONE + b.command_complete("COPY 2") + b.ready())
+    out, counts = m.rewrite(data)
+    copied = [body for t, body in split(out) if t == ord("d")]
+    assert copied == [b"1\t<email>\n", b"2\tbob\n"]
+    assert counts == Counter({("email", ""): 1})
+
+
+def test_copy_data_after_copy_done_is_not_copy_out() -> None:
+    m = masker()
+    m.rewrite(copy_out_response(0) + b.COPY_DONE)
+    row = b.copy_data(EMAIL + b"\n")
+    assert m.rewrite(row) == (row, Counter())
+
+
+def test_binary_copy_is_passed_and_counted() -> None:
+    m = masker()
+    data = copy_out_response(1) + b.copy_data(b"PGCOPY\n\xff\r\n\x00" + EMAIL) + b.COPY_DONE
+    out, counts = m.rewrite(data)
+    assert out is data
+    assert counts == Counter()
+    assert m.uninspected == Counter({BINARY_COPY: 1})
+
+
+# --- NoticeResponse and ErrorResponse --------------------------------------------------------
+
+
+def test_error_fields_are_masked() -> None:
+    m = masker()
+    error = codec.error_response(
+        'invalid input syntax for type integer: "alice@example.com"', "22P02",
+        detail=f"Key (card)=({CARD.decode()}) already exists.", hint="ask bob@example.org")
+    out, counts = m.rewrite(error + b.ready())
+    [(tag, body), _] = split(out)
+    assert tag == ord("E")
+    fields = error_fields(body)
+    assert fields["M"] == 'invalid input syntax for type integer: "<email>"'
+    assert fields["D"] == "Key (card)=(************1111) already exists."
+    assert fields["H"] == "ask <email>"
+    assert (fields["S"], fields["C"]) == ("ERROR", "22P02")
+    assert counts == Counter({("email", ""): 2, ("card", ""): 1})
+
+
+def test_notice_fields_are_masked_and_other_fields_kept() -> None:
+    m = masker()
+    body = b"SNOTICE\x00C00000\x00Mfor alice@example.com\x00Wline 3 at x@y.z\x00Fa@b.c\x00\x00"
+    out, _ = m.rewrite(message(b"N", body))
+    fields = error_fields(split(out)[0][1])
+    assert (fields["M"], fields["W"], fields["F"]) == ("for <email>", "line 3 at <email>",
+                                                      "a@b.c")
+
+
+def test_clean_error_passes_as_is() -> None:
+    m = masker()
+    error = codec.error_response('relation "t" does not exist', "42P01")
+    out, _ = m.rewrite(error)
+    assert out is error
+
+
+# --- property: rebuilt rows stay valid -------------------------------------------------------
+
+VALUES = st.one_of(
+    st.none(),
+    st.binary(max_size=24),
+    st.sampled_from([EMAIL, CARD, b"x " + EMAIL + b" y", b"\x01" + EMAIL, b"12345678901234567"]),
+    st.text(max_size=12).map(str.encode),
+)
+# A column: its value, type, format, and whether a column rule (redact to "***") covers it.
+COLUMNS = st.tuples(VALUES, st.sampled_from([TEXT, INT4, BYTEA, JSONB]), st.sampled_from([0, 1]),
+                    st.booleans())
+
+
+def expected(value: bytes | None, type_oid: int, fmt: int, ruled: bool) -> bytes | None:
+    binary_other = fmt == 1 and type_oid in (INT4, BYTEA)
+    if value is None or (binary_other and not ruled):
+        return value
+    if ruled and binary_other:
+        return None
+    prefix = b""
+    if type_oid == JSONB and value[:1] == b"\x01":
+        prefix, value = value[:1], value[1:]
+    if ruled:
+        return prefix + (b'"***"' if type_oid == JSONB else b"***")
+    masked, _ = FakeMasker().mask(value.decode("utf-8", "surrogateescape"))
+    return prefix + masked.encode("utf-8", "surrogateescape")
+
+
+@FUZZ
+@given(st.lists(COLUMNS, max_size=8))
+def test_rewritten_rows_reparse_and_untouched_values_are_identical(
+    cols: Sequence[tuple[bytes | None, int, int, bool]],
+) -> None:
+    ruled = {f"c{i}": ColumnAction("r", redact) for i, c in enumerate(cols) if c[3]}
+    m = masker(**ruled)
+    m.rewrite(row_description(*(column(f"c{i}", c[1], c[2]) for i, c in enumerate(cols))))
+    row = b.data_row(*(c[0] for c in cols))
+    out, counts = m.rewrite(row + b.command_complete("SELECT 1"))
+    msgs = split(out)
+    assert [t for t, _ in msgs] == [ord("D"), ord("C")]
+    values = parse_row(message(b"D", msgs[0][1]))
+    assert len(values) == len(cols)
+    for got, col in zip(values, cols, strict=True):
+        assert got == expected(*col)
+    if not counts:
+        assert out == row + b.command_complete("SELECT 1")

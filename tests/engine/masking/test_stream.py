@@ -1,0 +1,225 @@
+"""StreamMasker: chunk boundaries must not change what is masked, and must not change bytes.
+
+The central property: for any text, feeding it in any number of chunks split anywhere gives
+byte for byte what feeding it whole gives. Two-chunk splits are tried exhaustively on a corpus,
+more chunks with hypothesis, and random byte streams both with and without findings.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.masking.detectors import custom
+from engine.masking.masker import ValueMasker
+from engine.masking.strategies import Strategy
+from engine.masking.stream import MAX_HOLD, StreamMasker
+
+FUZZ = settings(database=None, deadline=None, max_examples=200)
+
+MASKER = ValueMasker(strategies={"payment_card": Strategy("partial", keep_last=4)})
+
+PEM = (b"-----BEGIN RSA PRIVATE KEY-----\r\n"
+       b"MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\r\n"
+       b"VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\r\n"
+       b"-----END RSA PRIVATE KEY-----\r\n")
+
+CORPUS = [
+    b"2024-05-02T09:14:03Z INFO  signup ok user=alice.martin@example.com plan=pro\n"
+    b"2024-05-02T09:15:41Z WARN  payment retry user=bob@example.org card=4111 1111 1111 1111\n",
+    b'{"email":"a@b.co","card":"4242 4242 4242 4242","note":"caf\xc3\xa9 \xe2\x82\xac"}\n',
+    b"DATABASE_URL=postgres://shop:Demo-Pa55word@db.internal.example:5432/shop\n"
+    b"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n"
+    b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    b"demo@host:~$ cat id_rsa\r\n" + PEM + b"demo@host:~$ ",
+    b"\x1b[01;31m\x1b[Kalice@example.com\x1b[m\x1b[K: call +44 20 7946 0958 or (555) 123-4567\r\n",
+    b"password = 'correct horse battery' token: abc,def iban DE89 3704 0044 0532 0130 00 ok",
+    b" id | ssn         | phone\n----+-------------+--------------\n"
+    b"  1 | 123-45-6789 | 555-123-4567\n",
+    b"\x1b[2J\x1b[H\x1b[1;1Hcard 4242\x1b[0m 4242 4242 4242\x1b[5C a@b.co\xff\xfe binary",
+]
+
+
+def whole(data: bytes, masker: ValueMasker = MASKER) -> bytes:
+    stream = StreamMasker(masker)
+    return stream.feed(data) + stream.flush()
+
+
+def chunked(chunks: list[bytes], masker: ValueMasker = MASKER) -> bytes:
+    stream = StreamMasker(masker)
+    return b"".join(stream.feed(c) for c in chunks) + stream.flush()
+
+
+def split(data: bytes, points: list[int]) -> list[bytes]:
+    cuts = [0, *sorted(min(p, len(data)) for p in points), len(data)]
+    return [data[a:b] for a, b in pairwise(cuts)]
+
+
+def test_corpus_is_masked() -> None:
+    out = whole(b"".join(CORPUS)).decode("utf-8", "surrogateescape")
+    for secret in ("alice.martin@example.com", "4111 1111", "AKIAIOSFODNN7EXAMPLE",
+                   "wJalrXUtnFEMI", "MIIEow", "PRIVATE KEY", "correct horse", "abc,",
+                   "DE89", "123-45-6789", "555-123-4567", "7946", "a@b.co"):
+        assert secret not in out
+    assert "**** **** **** 4242" in out and "**** **** **** 1111" in out
+    assert "\x1b[01;31m\x1b[K****\x1b[m\x1b[K" in out  # grep's colours stay around the mask
+
+
+@pytest.mark.parametrize("data", CORPUS)
+def test_every_two_chunk_split_gives_the_same_output(data: bytes) -> None:
+    expected = whole(data)
+    for at in range(len(data) + 1):
+        assert chunked([data[:at], data[at:]]) == expected, at
+
+
+@FUZZ
+@given(st.sampled_from(CORPUS), st.lists(st.integers(0, 400), min_size=2, max_size=2))
+def test_three_chunks(data: bytes, points: list[int]) -> None:
+    assert chunked(split(data, points)) == whole(data)
+
+
+@FUZZ
+@given(st.sampled_from(CORPUS), st.lists(st.integers(0, 400), max_size=30))
+def test_many_chunks(data: bytes, points: list[int]) -> None:
+    assert chunked(split(data, points)) == whole(data)
+
+
+# Pieces that put values, near misses and every kind of cut next to each other.
+PIECES = [
+    b" ", b"  ", b"\t", b",", b"\n", b"\r\n", b"\r", b"=", b":", b"'", b'"', b"-", b"+", b"(",
+    b")", b"4242", b"4242 ", b"4111 1111 1111 1111", b"a@b.co", b"x.y", b"@", b"password",
+    b"token", b"TOKEN=", b"secret_key: ", b"DE89", b" 3704 0044 0532 0130 00", b"123-45-",
+    b"6789", b"+1 555 123", b" 4567", b"(555) ", b"123-4567", b"AKIAIOSFODNN7EXAMPLE",
+    b"eyJhbGciOiJIUzI1NiJ9", b".eyJ4IjoxfQ.c2ln", b"-----BEGIN EC PRIVATE KEY-----",
+    b"-----END EC PRIVATE KEY-----", b"MIIE", b"\x1b[31m", b"\x1b[m", b"\x1b[2C", b"\x1b[",
+    b"\xc3\xa9", b"\xe2\x82", b"\xac", b"\xff", b"word", b"OK", b"9",
+]
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(PIECES), max_size=25), st.lists(st.integers(0, 300),
+                                                                   max_size=6))
+def test_any_mix_any_split(parts: list[bytes], points: list[int]) -> None:
+    data = b"".join(parts)
+    assert chunked(split(data, points)) == whole(data)
+
+
+@FUZZ
+@given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=8))
+def test_random_bytes_any_split(data: bytes, points: list[int]) -> None:
+    assert chunked(split(data, points)) == whole(data)
+
+
+# Without digits, @, =, : and A (AKIA, ASIA) no built-in detector can fire.
+QUIET = st.binary(max_size=2000).map(
+    lambda b: bytes(x for x in b if x not in b"0123456789@=:A"))
+
+
+@FUZZ
+@given(QUIET, st.lists(st.integers(0, 2000), max_size=8))
+def test_random_bytes_without_findings_pass_unchanged(data: bytes, points: list[int]) -> None:
+    stream = StreamMasker(MASKER)
+    out = b"".join(stream.feed(c) for c in split(data, points)) + stream.flush()
+    assert out == data
+    assert not stream.counts
+
+
+def test_key_block_split_into_many_chunks_is_masked_whole() -> None:
+    data = b"$ cat id_rsa\r\n" + PEM + b"$ "
+    stream = StreamMasker(MASKER)
+    out = b"".join(stream.feed(data[i:i + 7]) for i in range(0, len(data), 7))
+    assert b"MIIE" not in out and b"BEGIN" not in out
+    out += stream.flush()
+    assert out == b"$ cat id_rsa\r\n****\r\n$ "
+    assert stream.counts == {"private_key": 1}
+
+
+def test_key_block_is_held_until_its_footer() -> None:
+    stream = StreamMasker(MASKER)
+    head, tail = PEM[:80], PEM[80:]
+    assert stream.feed(b"ok\n" + head) == b"ok\n"
+    assert stream.held == len(head)
+    assert stream.feed(tail) == b"****\r\n"
+
+
+def test_key_block_longer_than_the_cap_is_masked_and_its_rest_dropped() -> None:
+    stream = StreamMasker(MASKER, max_key_block=100)
+    body = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n" * 10
+    out = stream.feed(b"-----BEGIN RSA PRIVATE KEY-----\r\n" + body[:200])
+    assert out == b"****"  # everything so far, masked as one key
+    out += stream.feed(body[200:] + b"-----END RSA PRIVATE KEY-----\r\n$ ls\r\n")
+    out += stream.flush()
+    assert out == b"****\r\n$ ls\r\n"
+    assert stream.counts == {"private_key": 1}
+
+
+def test_truncated_key_block_at_flush_is_masked_and_its_rest_dropped() -> None:
+    stream = StreamMasker(MASKER)
+    assert stream.feed(PEM[:90]) == b""
+    assert stream.flush() == b"****"  # the target went quiet in the middle of the key
+    assert stream.feed(PEM[90:] + b"after\n") == b"\r\nafter\n"
+
+
+def test_key_lines_stop_being_dropped_at_text_that_is_not_key_material() -> None:
+    stream = StreamMasker(MASKER, max_key_block=40)
+    out = stream.feed(b"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU\n")
+    out += stream.feed(b"QUJD\nthis is not base64!\n") + stream.flush()
+    assert out == b"****this is not base64!\n"
+
+
+def test_escape_sequences_pass_through_unchanged() -> None:
+    data = b"\x1b]0;demo@host: ~\x07\x1b[?2004h\x1b[01;32mdemo@host\x1b[00m:\x1b[01;34m~\x1b[00m$ "
+    assert chunked([data[:9], data[9:30], data[30:]]) == data
+
+
+def test_values_inside_colour_sequences_are_masked_and_colours_kept() -> None:
+    data = b"card=\x1b[1;31m4242\x1b[0m 4242 4242 4242\n"
+    assert whole(data) == b"card=\x1b[1;31m**** **** **** 4242\x1b[0m\n"
+
+
+def test_cursor_movement_separates_values() -> None:
+    # What follows the movement is drawn elsewhere: not the same value.
+    assert whole(b"4242 4242\x1b[10G4242 4242\n") == b"4242 4242\x1b[10G4242 4242\n"
+
+
+def test_multibyte_characters_are_never_split() -> None:
+    data = "é€😀 a@b.co é".encode()
+    for at in range(len(data) + 1):
+        assert chunked([data[:at], data[at:]]) == "é€😀 **** é".encode()
+
+
+def test_a_prompt_waits_for_flush_and_plain_words_do_not() -> None:
+    stream = StreamMasker(MASKER)
+    assert stream.feed(b"total 12\r\ndrwxr-xr-x 2 demo demo 4096 notes ") == (
+        b"total 12\r\ndrwxr-xr-x 2 demo demo 4096 notes ")
+    assert stream.feed(b"Password:") == b""  # "Password: hunter2" may be coming
+    assert stream.feed(b" ") == b""
+    assert stream.flush() == b"Password: "
+    assert stream.feed(b"ls") == b""  # a word may still grow
+    assert stream.feed(b" -la ") == b"ls -la "
+
+
+def test_counts_accumulate_per_detector() -> None:
+    stream = StreamMasker(MASKER)
+    stream.feed(b"a@b.co c@d.io\n123-45-6789\n")
+    stream.flush()
+    assert stream.counts == {"email": 2, "us_ssn": 1}
+
+
+def test_a_long_line_without_cuts_is_not_held_beyond_the_bound() -> None:
+    stream = StreamMasker(MASKER)
+    line = b"4" * 3000 + b" " + b"9" * 3000
+    out = stream.feed(line)
+    assert stream.held <= MAX_HOLD
+    assert out + stream.flush() == line
+
+
+def test_with_a_custom_detector_whole_lines_are_held() -> None:
+    masker = ValueMasker([custom("ticket", r"TCK-\d+ \d+")])
+    stream = StreamMasker(masker)
+    assert stream.feed(b"see TCK-12 ") == b""
+    assert stream.feed(b"34 done\nnext") == b"see **** done\n"
+    assert stream.flush() == b"next"
