@@ -84,6 +84,8 @@ class Engine:
             guard=self.guard,
             broker=self.broker,
             events=self.events,
+            masking_rules=self.config.masking,
+            masking_key=masking_key(settings.masking_key_env),
         )
         self.ssh = SshContext(settings=settings, recorder=self.recorder, guard=self.guard,
                               broker=self.broker, events=self.events,

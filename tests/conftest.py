@@ -118,6 +118,21 @@ guardrails:
   approvers: {{groups: [operators]}}
   webhook: {webhook}
 {rules}
+masking:
+  - name: personal-data
+    detect: [email, payment_card, iban, us_ssn, phone, jwt, aws_access_key, aws_secret_key,
+             private_key, secret_assignment]
+    strategy: partial
+    keep_last: 4
+    connections: [shop_masked]
+  - name: national-ids
+    columns: [national_id]
+    strategy: hash
+    connections: [shop_masked]
+  - name: auditors-see-everything
+    exempt: true
+    identities: [second]
+    connections: [shop_masked]
 connections:
   - name: shop
     kind: postgres
@@ -127,6 +142,12 @@ connections:
                password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable}}
     databases: [shop, postgres]
     allow: {{groups: [engineering, agents, operators]}}
+  - name: shop_masked
+    kind: postgres
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_scram,
+               password_env: GWTEST_SCRAM_PASSWORD, sslmode: disable}}
+    allow: {{groups: [engineering, operators]}}
   - name: shop_md5
     kind: postgres
     listen: 127.0.0.1:0

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import ssl
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.approvals import ApprovalRequest, Broker
-from engine.config import Connection, EngineSettings
+from engine.config import Connection, EngineSettings, MaskingRule
 from engine.events import EventHub
 from engine.guardrail import Guard
 from engine.identity import Identity, IdentityProvider
+from engine.masking.pg import ResultMasker
+from engine.masking.policy import SessionMasking, for_session
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.codec import MessageReader, ProtocolViolation
@@ -40,6 +44,19 @@ from store import Op, StoreError
 from store import ops as O
 
 log = logging.getLogger(__name__)
+
+
+class _NoValues:
+    """For sessions with column rules only: no value detector applies."""
+
+    def mask(self, text: str) -> tuple[str, list[str]]:
+        return text, []
+
+    def screen(self, data: bytes) -> bool:
+        return False
+
+
+_NOTHING = _NoValues()
 
 # Target login errors whose text helps the user and reveals nothing about the credential.
 _RELAYED_LOGIN_ERRORS = ("3D000", "53300", "57P03", "55000")
@@ -60,6 +77,8 @@ class PgContext:
     # Just-in-time access granted: (identity, connection, database) → until when.
     grants: dict[tuple[str, str, str], float] = field(default_factory=dict)
     tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
+    masking_rules: tuple[MaskingRule, ...] = ()
+    masking_key: bytes = b""
 
 
 def new_session_id() -> str:
@@ -88,6 +107,9 @@ class PgConnection:
         self._asking = False  # an approval request is being created
         self._canceled_while_asking = False
         self._auth_ok_sent = False
+        self.masking: SessionMasking | None = None
+        self.results: ResultMasker | None = None  # masking of results, notices and errors
+        self.masked: Counter[str] = Counter()
 
     def describe(self) -> dict[str, Any]:
         """What the control API shows of a live session."""
@@ -279,6 +301,12 @@ class PgConnection:
         assert self.identity is not None
         self.relay.guard = self.ctx.guard.for_session(
             self.conn.name, self.identity.name, self.identity.groups)
+        masking = for_session(self.ctx.masking_rules, self.conn.name, self.identity.name,
+                              self.identity.groups, self.ctx.masking_key)
+        self.masking = masking
+        if masking.active:
+            self.results = ResultMasker(masking.values or _NOTHING,
+                                        masking.column_rule if masking.columns else None)
         self._cancel_pid = pid
         self.relay.transaction_status = greeting.transaction_status
         for tag, body in MessageReader(self.ctx.settings.max_message_size).feed(
@@ -326,8 +354,8 @@ class PgConnection:
         ops = [
             Op(O.STATEMENT_START, sid, s.seq, {
                 "protocol": s.protocol,
-                "text": s.text,
-                "params": s.params,
+                "text": self._mask_text(s.text),
+                "params": self._mask_text(s.params),
                 "started_at": O.utc(s.started),
                 "status": "running",
                 "verdict": s.verdict,
@@ -454,6 +482,10 @@ class PgConnection:
     def _server_data(self, data: bytes) -> None:
         try:
             out, finished = self.relay.server_data(data)
+            if out and self.results is not None:
+                out, counts = self.results.rewrite(out)
+                if counts:
+                    self._count(counts)
         except ProtocolViolation as exc:
             log.warning("session %s: the target broke the protocol: %s", self.session_id, exc)
             self._fatal("the target sent an invalid message; the session is closed", "08P01")
@@ -485,7 +517,7 @@ class PgConnection:
                 "command": f.command,
                 "rows": f.rows,
                 "sqlstate": f.sqlstate,
-                "error": f.error,
+                "error": self._mask_text(f.error),
             }))
 
     # --- flow control ---------------------------------------------------------------------
@@ -519,6 +551,31 @@ class PgConnection:
         if not self._ended:
             self.client.write(codec.error_response(message, sqlstate, "FATAL", hint=hint))
 
+    # --- masking ---------------------------------------------------------------------------
+
+    def _count(self, counts: Counter[tuple[str, str]]) -> None:
+        masking = self.masking
+        assert masking is not None
+        for (name, column), n in counts.items():
+            key = masking.count_key(name) if name in masking.rule_of else f"{name}:column"
+            self.masked[f"{key}/{column}" if column else key] += n
+
+    def _mask_text(self, text: str | None) -> str | None:
+        """What is recorded of a statement (its text, parameters, error) is masked too."""
+        masking = self.masking
+        if text is None or masking is None or not masking.active or masking.values is None:
+            return text
+        masked, fired = masking.values.mask(text)
+        for name in fired:
+            self.masked[masking.count_key(name) + "/recorded"] += 1
+        return masked
+
+    def _masked_json(self) -> str | None:
+        masking = self.masking
+        if masking is not None and masking.exempt_by:
+            return json.dumps({f"{masking.exempt_by}:exempt": 1})
+        return json.dumps(dict(self.masked), sort_keys=True) if self.masked else None
+
     def _end(self, reason: str, error: str | None = None, status: str = "closed") -> None:
         if self._ended:
             return
@@ -541,7 +598,8 @@ class PgConnection:
             ]
             self._finish(lost)
             self.ctx.recorder.write(Op(O.SESSION_CLOSE, self.session_id, 0, {
-                "ended_at": O.utc(now), "status": status, "end_reason": reason}))
+                "ended_at": O.utc(now), "status": status, "end_reason": reason,
+                "masked": self._masked_json()}))
         if error:
             log.info("session %s ended: %s (%s)", self.session_id, reason, error)
         self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,

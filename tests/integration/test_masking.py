@@ -1,0 +1,127 @@
+"""Masking through the PostgreSQL gateway: what a client receives and what is recorded."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import asyncpg
+import psycopg
+import pytest
+
+from tests.conftest import Gateway
+
+pytestmark = pytest.mark.integration
+
+EMAIL = re.compile(r"[a-z]+\.[a-z]+\d+@example\.com", re.IGNORECASE)
+CARDS = ("4111111111111111", "5555555555554444", "378282246310005", "6011111111111117",
+         "4012888888881881", "5105105105105100")
+
+EVASIONS = [
+    "select email from customers order by id limit 5",
+    "select upper(email) from customers order by id limit 5",
+    "select email || '' from customers order by id limit 5",
+    "select concat('<', email, '>') from customers order by id limit 5",
+    "select format('%s / %s', full_name, email) from customers order by id limit 5",
+    "select row_to_json(c) from customers c order by id limit 3",
+    "select json_agg(email) from (select email from customers order by id limit 5) s",
+    "select string_agg(email, ',') from (select email from customers order by id limit 5) s",
+    "select email::varchar(200), card_number::text from customers order by id limit 5",
+    "select email from customers where id = 1 union all select card_number from customers"
+    " where id < 4",
+    "select (select email from customers where id = 2) as x",
+    "with c as (select email, card_number from customers order by id limit 4) select * from c",
+    "select lower(email) as alias_hides_nothing, card_number as cn from customers limit 3",
+]
+
+
+def leaked(text: str) -> list[str]:
+    return EMAIL.findall(text) + [c for c in CARDS if c in text]
+
+
+@pytest.mark.parametrize("sql", EVASIONS, ids=[s[7:40] for s in EVASIONS])
+def test_no_detected_value_reaches_the_client(gateway: Gateway, sql: str) -> None:
+    with psycopg.connect(gateway.target.direct()) as direct:
+        assert leaked(str(direct.execute(sql).fetchall())), "the query shows no personal data"
+    for binary in (False, True):
+        with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+            rows = conn.cursor(binary=binary).execute(sql).fetchall()
+        assert rows and not leaked(str(rows)), (binary, rows)
+
+
+def test_partial_and_hash_strategies_and_untouched_columns(gateway: Gateway) -> None:
+    sql = "select id, full_name, card_number, national_id from customers where id in (1, 7)"
+    with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+        rows = conn.execute(sql + " order by id").fetchall()
+    with psycopg.connect(gateway.target.direct()) as direct:
+        raw = direct.execute(sql + " order by id").fetchall()
+    assert [r[:2] for r in rows] == [r[:2] for r in raw]  # unmasked columns byte-identical
+    assert rows[0][2] == "*" * 12 + raw[0][2][-4:]
+    assert rows[0][3].startswith("h:") and rows[0][3] != raw[0][3]
+    assert rows[1][3] == rows[0][3] if raw[1][3] == raw[0][3] else rows[1][3] != rows[0][3]
+
+
+def test_errors_notices_and_copy_do_not_leak(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation) as info:
+            conn.execute("select 'mallory.x42@example.com'::int")
+        # (libpq adds the query the client itself sent as context: only the server's fields)
+        assert "mallory.x42@example.com" not in (info.value.diag.message_primary or "")
+        assert "invalid input syntax" in (info.value.diag.message_primary or "")
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        conn.execute("do $$ begin raise notice 'card 4111111111111111'; end $$")
+        assert notices and "4111111111111111" not in notices[0]
+        with conn.cursor().copy("copy (select email, card_number from customers order by id"
+                                " limit 5) to stdout") as copy:
+            data = b"".join(bytes(chunk) for chunk in copy)
+        assert data.count(b"\n") == 5 and not leaked(data.decode())
+
+
+async def test_asyncpg_decodes_masked_binary_results(gateway: Gateway) -> None:
+    conn = await asyncpg.connect(host="127.0.0.1", port=gateway.port("shop_masked"),
+                                 user="alice", password=gateway.tokens["alice"],
+                                 database="shop", ssl=False)
+    try:
+        rows = await conn.fetch("select id, email, national_id, row_to_json(c)::jsonb as j"
+                                " from customers c order by id limit 3")
+    finally:
+        await conn.close()
+    assert [r["id"] for r in rows] == [1, 2, 3]
+    assert not leaked(str([dict(r) for r in rows]))
+    assert all(r["national_id"].startswith("h:") for r in rows)
+    assert isinstance(json.loads(rows[0]["j"]), dict)
+
+
+def test_recorded_statements_are_masked_and_counts_kept(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked", application_name="masked-probe")) as conn:
+        conn.execute("select 'probe.one1@example.com' as x, email from customers limit 2")
+    session = gateway.wait_for(lambda s: [r for r in s.sessions()
+                                          if r["application_name"] == "masked-probe"
+                                          and r["ended_at"]])[0]
+    store = gateway.store()
+    try:
+        texts = [r["text"] for r in store.statements(session["id"])]
+    finally:
+        store.close()
+    assert texts and not any("probe.one1@example.com" in t for t in texts)
+    counts = json.loads(session["masked"])
+    assert counts["personal-data:email/email"] >= 2
+    assert counts["personal-data:email/recorded"] == 1
+
+
+def test_an_exempt_identity_sees_values_and_the_exemption_is_recorded(
+        gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked", user="second",
+                                     application_name="auditor")) as conn:
+        rows = conn.execute("select email from customers order by id limit 2").fetchall()
+    assert all(EMAIL.fullmatch(r[0]) for r in rows)
+    deadline = time.monotonic() + 10
+    while True:
+        rows2 = [r for r in gateway.sessions() if r["application_name"] == "auditor"
+                 and r["ended_at"]]
+        if rows2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert json.loads(rows2[0]["masked"]) == {"auditors-see-everything:exempt": 1}
