@@ -45,6 +45,11 @@ STATS_QUERIES = {
                        " limit 24",
     "reviews_per_hour": "select substr(created_at, 1, 13) as k, count(*) as n from approvals"
                         " group by 1 order by 1 desc limit 24",
+    # sessions.masked: {"rule:detector/column": n}; rule and detector or column, summed
+    "masked": "select substr(m.key, 1, coalesce(nullif(instr(m.key, '/'), 0) - 1,"
+              " length(m.key))) as k, sum(m.value) as n from sessions s,"
+              " json_each(s.masked) m where s.masked is not null group by 1"
+              " order by 2 desc limit 10",
 }
 
 

@@ -58,6 +58,8 @@ def fixed_source() -> FixedSource:
         "blocks_per_hour": [("2026-11-18T08", 3), ("2026-11-18T07", 0), ("2026-11-18T06", 5),
                             ("2026-11-18T05", 1), ("2026-11-18T04", 0), ("2026-11-18T03", 2)],
         "reviews_per_hour": [("2026-11-18T08", 1), ("2026-11-18T06", 3), ("2026-11-18T02", 1)],
+        "masked": [("personal-data:email", 312), ("personal-data:payment_card", 120),
+                   ("national-ids:column", 200)],
     }
     return FixedSource({"live": live, "recent": recent}, {"pending": pending, "recent": []},
                        statements, stats)

@@ -1,5 +1,5 @@
 """3 — Statistics: sessions per connection and identity, statements by verdict, refusals per
-rule and per hour (sparkline). Masking counts will join when masking exists."""
+rule and per hour (sparkline), and masked values per rule and detector or column."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 from tui.screens.painting import paint
 
 PANELS = (("by_connection", "Sessions per connection"), ("by_identity", "Most active identities"),
-          ("by_verdict", "Statements by verdict"), ("by_rule", "Refusals and reviews per rule"))
+          ("by_verdict", "Statements by verdict"), ("by_rule", "Refusals and reviews per rule"),
+          ("masked", "Masked values per rule"))
 
 
 class StatsScreen(Screen[None]):
