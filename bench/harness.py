@@ -50,6 +50,7 @@ identities:
     groups: [bench]
     token_env: BENCH_TOKEN
 {guardrails}
+{masking}
 connections:
   - name: bench
     kind: postgres
@@ -92,15 +93,22 @@ def example_guardrails() -> str:
 
 
 @contextlib.contextmanager
+def example_masking() -> str:
+    """The masking rules of the repository's policies.yaml, as shipped."""
+    text = (ROOT / "policies.yaml").read_text()
+    return text[text.index("\nmasking:\n") + 1:]
+
+
 def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False,
-           port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    name = f"{durability}{'-rules' if guardrails else ''}"
+           masking: bool = False, port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    name = f"{durability}{'-rules' if guardrails else ''}{'-masking' if masking else ''}"
     port = port or setup.gateway_port
     policy = setup.work / f"policies-{name}.yaml"
     policy.write_text(POLICY.format(
         store=setup.work / f"store-{name}.db", control=setup.work / f"control-{name}.sock",
         durability=durability, port=port, pg_port=setup.cluster.port,
-        guardrails=example_guardrails() if guardrails else ""))
+        guardrails=example_guardrails() if guardrails else "",
+        masking=example_masking() if masking else ""))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
                             env=env, cwd=ROOT)

@@ -70,6 +70,7 @@ masking:
     detect: [email, payment_card, aws_secret_key, private_key, secret_assignment]
     strategy: partial
     keep_last: 4
+    connections: [web]
 connections:
   - name: web
     kind: ssh

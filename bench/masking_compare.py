@@ -1,0 +1,80 @@
+"""What masking costs: a SELECT of 1,000 rows of mixed columns, 200 times, straight to
+PostgreSQL, through Gatewatch without masking, and through Gatewatch with the example masking
+rules (policies.yaml), in one run: rows/s and ratios.
+
+    .venv/bin/python bench/masking_compare.py [--repeat 200]
+
+Aim (issue 6): masking costs at most 30% of the unmasked gateway's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import engine, free_port, target
+
+SETUP = """
+CREATE TABLE people (
+    id integer PRIMARY KEY, full_name text, email text, card text, note text,
+    amount numeric(10, 2), created timestamptz, active boolean);
+INSERT INTO people
+SELECT i, 'Person ' || i, 'person' || i || '@example.com',
+       (ARRAY['4111111111111111', '5555555555554444', '378282246310005'])[1 + i % 3],
+       'ordered ' || i % 17 || ' items on ' || (date '2026-01-01' + i % 300),
+       i * 1.25, timestamptz '2026-01-01' + i * interval '1 hour', i % 2 = 0
+FROM generate_series(1, 1000) AS i;
+"""
+QUERY = "SELECT * FROM people ORDER BY id"
+
+
+def run(dsn: str, repeat: int) -> float:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(QUERY).fetchall()  # warm up
+        start = time.perf_counter()
+        rows = 0
+        for _ in range(repeat):
+            rows += len(conn.execute(QUERY).fetchall())
+        return rows / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+    with target() as setup:
+        with psycopg.connect(setup.direct_dsn(), autocommit=True) as conn:
+            conn.execute(SETUP)
+        results: dict[str, list[float]] = {"direct": [], "gatewatch": [], "gatewatch+masking": []}
+        plain_port, masked_port = free_port(), free_port()
+        with engine(setup, port=plain_port), engine(setup, masking=True, port=masked_port):
+            plain = setup.gateway_dsn().replace(f"port={setup.gateway_port}",
+                                                f"port={plain_port}")
+            masked = setup.gateway_dsn().replace(f"port={setup.gateway_port}",
+                                                 f"port={masked_port}")
+            with psycopg.connect(masked) as conn:  # the example rules really apply
+                row = conn.execute(QUERY + " LIMIT 1").fetchone()
+                assert row is not None and "@example.com" not in str(row), row
+            for _ in range(3):  # alternate, best of three
+                results["direct"].append(run(setup.direct_dsn(), args.repeat))
+                results["gatewatch"].append(run(plain, args.repeat))
+                results["gatewatch+masking"].append(run(masked, args.repeat))
+    best = {k: max(v) for k, v in results.items()}
+    print(f"{QUERY} (1,000 rows x 8 columns, 3 of them personal data), {args.repeat} times,"
+          " best of 3 (rows/s)")
+    print(f"{'path':<20}{'rows/s':>12}{'/direct':>10}{'/gatewatch':>12}")
+    for name, value in best.items():
+        print(f"{name:<20}{value:>12.0f}{value / best['direct']:>10.2f}"
+              f"{value / best['gatewatch']:>12.2f}")
+    cost = 1 - best["gatewatch+masking"] / best["gatewatch"]
+    print(f"masking costs {cost:.0%} of the unmasked gateway's throughput (aim: at most 30%)")
+
+
+if __name__ == "__main__":
+    main()
