@@ -92,13 +92,13 @@ def example_guardrails() -> str:
     return text[start:end]
 
 
-@contextlib.contextmanager
 def example_masking() -> str:
     """The masking rules of the repository's policies.yaml, as shipped."""
     text = (ROOT / "policies.yaml").read_text()
     return text[text.index("\nmasking:\n") + 1:]
 
 
+@contextlib.contextmanager
 def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False,
            masking: bool = False, port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
     name = f"{durability}{'-rules' if guardrails else ''}{'-masking' if masking else ''}"
