@@ -46,6 +46,7 @@ class ValueMasker:
         if not key and any(s.kind == "hash" for s in self.strategies.values()):
             raise ValueError("a hash masking strategy needs a secret key; configure one.")
         self.key = key
+        self._cache: dict[str, tuple[str, tuple[str, ...]]] = {}
 
         # The pre-screen: plain-string triggers are substring tests (memchr-fast); the others
         # (built-in: DIGITS, ASSIGNMENT) are joined into one regex, led by a character class.
@@ -133,7 +134,21 @@ class ValueMasker:
         return strategy.mask if masked is None else masked
 
     def mask(self, text: str) -> tuple[str, list[str]]:
-        """``text`` with every finding masked, and the detector of each masked value in order."""
+        """``text`` with every finding masked, and the detector of each masked value in order.
+        Short values are remembered (a bounded cache): results repeat the same cards, phone
+        numbers and addresses row after row, and masking is deterministic."""
+        if len(text) <= _CACHED_LENGTH:
+            cached = self._cache.get(text)
+            if cached is not None:
+                return cached[0], list(cached[1])
+            result = self._mask(text)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[text] = (result[0], tuple(result[1]))
+            return result
+        return self._mask(text)
+
+    def _mask(self, text: str) -> tuple[str, list[str]]:
         findings = self.find(text)
         if not findings:
             return text, []
@@ -147,6 +162,8 @@ class ValueMasker:
         return "".join(parts), [f.detector for f in findings]
 
 
+_CACHE_SIZE = 8192
+_CACHED_LENGTH = 256
 _TRIGGER_FLAGS = re.ASCII | re.VERBOSE
 _META = frozenset(".^$*+?{}[]\\|()")
 
