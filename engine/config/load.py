@@ -396,17 +396,23 @@ class _Builder:
                 message=sec.get("message", self.string, None),
             )
             sec.done()
-            for key, noun, known, given in (
-                ("connections", "connection", conns, rule.connections),
-                ("identities", "identity", people, rule.identities),
-            ):
-                unknown = (given or frozenset()) - known
-                if unknown:
-                    raise self.doc.fail((*where, key), f"unknown {noun} {sorted(unknown)[0]!r}")
+            self.known_scope(where, rule.connections, conns, rule.identities, people)
             if any(r.name == name for r in out):
                 raise self.doc.fail((*where, "name"), f"rule '{name}' is defined twice")
             out.append(rule)
         return tuple(out)
+
+    def known_scope(self, where: tuple[str | int, ...], connections: frozenset[str] | None,
+                    conns: set[str], identities: frozenset[str] | None,
+                    people: set[str]) -> None:
+        """A rule's scope names only connections and identities that exist."""
+        for key, noun, known, given in (
+            ("connections", "connection", conns, connections),
+            ("identities", "identity", people, identities),
+        ):
+            unknown = (given or frozenset()) - known
+            if unknown:
+                raise self.doc.fail((*where, key), f"unknown {noun} {sorted(unknown)[0]!r}")
 
     def masking(self, items: list[Any], identities: tuple[IdentityConfig, ...],
                 connections: tuple[Connection, ...]) -> tuple[MaskingRule, ...]:
@@ -438,13 +444,7 @@ class _Builder:
             if rule.strategy == "null" and not rule.columns:
                 raise self.doc.fail((*where, "strategy"), "null replaces whole columns: it "
                                     "needs columns")
-            for key, noun, known, given in (
-                ("connections", "connection", conns, rule.connections),
-                ("identities", "identity", people, rule.identities),
-            ):
-                unknown = (given or frozenset()) - known
-                if unknown:
-                    raise self.doc.fail((*where, key), f"unknown {noun} {sorted(unknown)[0]!r}")
+            self.known_scope(where, rule.connections, conns, rule.identities, people)
             if any(r.name == name for r in out):
                 raise self.doc.fail((*where, "name"), f"masking rule '{name}' is defined twice")
             out.append(rule)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 
-from engine.guardrail.rules import GuardrailSettings, Rule
+from engine.guardrail.rules import GuardrailSettings, Rule, in_scope
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,7 @@ class MaskingRule:
     identities: frozenset[str] | None = None
 
     def applies(self, connection: str, identity: str, groups: frozenset[str]) -> bool:
-        if self.connections is not None and connection not in self.connections:
-            return False
-        if self.identities is not None and identity in self.identities:
-            return True
-        if self.groups is not None:
-            return bool(groups & self.groups)
-        return self.identities is None
+        return in_scope(self, connection, identity, groups)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.guardrail.classify import Facts
 from engine.guardrail.commands import CommandFacts
@@ -156,13 +157,29 @@ class Rule:
     message: str | None = None
 
     def applies(self, connection: str, identity: str, groups: frozenset[str]) -> bool:
-        if self.connections is not None and connection not in self.connections:
-            return False
-        if self.identities is not None and identity in self.identities:
-            return True
-        if self.groups is not None:
-            return bool(groups & self.groups)
-        return self.identities is None
+        return in_scope(self, connection, identity, groups)
+
+
+class Scoped(Protocol):
+    @property
+    def connections(self) -> frozenset[str] | None: ...
+    @property
+    def groups(self) -> frozenset[str] | None: ...
+    @property
+    def identities(self) -> frozenset[str] | None: ...
+
+
+def in_scope(rule: Scoped, connection: str, identity: str, groups: frozenset[str]) -> bool:
+    """Whether a rule scoped by connections, groups and identities applies to a session: the
+    connection must be listed (when any are); then a listed identity, or a listed group, or
+    no list of either."""
+    if rule.connections is not None and connection not in rule.connections:
+        return False
+    if rule.identities is not None and identity in rule.identities:
+        return True
+    if rule.groups is not None:
+        return bool(groups & rule.groups)
+    return rule.identities is None
 
 
 @dataclass(frozen=True)
