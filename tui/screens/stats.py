@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
@@ -28,7 +29,7 @@ class StatsScreen(Screen[None]):
             for key, title in PANELS:
                 table: DataTable[str] = DataTable(id=key, show_cursor=False)
                 table.border_title = title
-                table.add_columns("", "COUNT")
+                table.add_columns("COUNT", "")  # the count first: long names are cut, not it
                 yield table
         yield Static("", id="spark-title")
         yield Sparkline([], id="spark")
@@ -53,7 +54,11 @@ class StatsScreen(Screen[None]):
             table = self.query_one(f"#{key}", DataTable)
             table.clear()
             for name, count in stats.get(key, []):
-                table.add_row(str(name), str(count))
+                shown = str(name)
+                if key == "masked":  # "rule:detector": what was found first, it is shorter
+                    rule, _, what = shown.partition(":")
+                    shown = f"{what} ({rule})" if what else rule
+                table.add_row(Text(str(count), justify="right"), shown)
         for key, spark_id, title_id, what in (
             ("blocks_per_hour", "#spark", "#spark-title", "Blocked or denied"),
             ("reviews_per_hour", "#reviews", "#reviews-title", "Held for approval"),
