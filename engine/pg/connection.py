@@ -126,6 +126,7 @@ class PgConnection:
             "statements": self.relay.statements,
             "transaction_status": self.relay.transaction_status.decode(errors="replace"),
             "waiting_for": self.approval.id if self.approval is not None else None,
+            "masked": dict(self.masked),
         }
 
     # --- handshake ------------------------------------------------------------------------
@@ -603,7 +604,8 @@ class PgConnection:
         if error:
             log.info("session %s ended: %s (%s)", self.session_id, reason, error)
         self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,
-                                                   "reason": reason})
+                                                   "reason": reason,
+                                                   "masked": dict(self.masked)})
         if not self._done.done():
             self._done.set_result(None)
 

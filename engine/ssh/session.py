@@ -142,7 +142,8 @@ class SshSession:
         if self.client_conn is not None:
             self.client_conn.close()
         self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,
-                                                   "reason": reason})
+                                                   "reason": reason,
+                                                   "masked": dict(self.masked)})
 
     async def _close_record(self, reason: str, status: str) -> None:
         try:
@@ -181,6 +182,7 @@ class SshSession:
             "channels": len(self.bridges),
             "waiting_for": self.waiting[0] if self.waiting else None,
             "recorded_bytes": self.tape.recorded_bytes,
+            "masked": dict(self.masked),
         }
 
     def _pressure(self, on: bool) -> None:

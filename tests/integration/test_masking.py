@@ -125,3 +125,16 @@ def test_an_exempt_identity_sees_values_and_the_exemption_is_recorded(
             break
         time.sleep(0.05)
     assert json.loads(rows2[0]["masked"]) == {"auditors-see-everything:exempt": 1}
+
+
+def test_live_counts_are_served_over_the_control_api(gateway: Gateway) -> None:
+    from tests.integration.test_control import ask
+
+    with psycopg.connect(gateway.dsn("shop_masked", application_name="counted")) as conn:
+        conn.execute("select email, card_number from customers order by id limit 3").fetchall()
+        hello = json.dumps({"op": "hello", "token": gateway.tokens["oncall"]}).encode()
+        request = json.dumps({"op": "sessions", "id": 1}).encode()
+        _, answer = ask(gateway.work / "control.sock", hello, request)
+        [live] = [s for s in answer["result"]["live"] if s["application_name"] == "counted"]
+        assert live["masked"]["personal-data:email/email"] == 3
+        assert live["masked"]["personal-data:payment_card/card_number"] == 3
