@@ -66,7 +66,19 @@ class ValueMasker:
         self._literals_bytes = tuple(w.encode("ascii") for w in literals)
         combined = _combined(regexes)
         self._screen = re.compile(combined, _TRIGGER_FLAGS) if regexes else None
-        self._screen_bytes = re.compile(combined.encode("ascii"), re.VERBOSE) if regexes else None
+        # Raw protocol bytes put a value's 4-byte length right before it, and a length byte can
+        # be an ASCII digit: a trigger that looks behind for "no digit before" would then miss
+        # the value (a leak), so the byte screens drop that look-behind (more false positives,
+        # never a false negative).
+        self._screen_bytes = (re.compile(_loose(combined).encode("ascii"), re.VERBOSE)
+                              if regexes else None)
+        # For a short value (most column values), one regex call answers what the substring
+        # tests and the trigger regex answer together: a match of ``@|eyJ|...|<triggers>``
+        # wherever one of them matches. Per call it costs one search instead of six; on a long
+        # buffer the substring tests stay, as they skip in memchr rather than at each ``e``.
+        short = [f"[\\x{ord(w[0]):02x}]{re.escape(w[1:])}" for w in literals] + regexes
+        self._screen_short = (re.compile(_loose(_combined(short)).encode("ascii"), re.VERBOSE)
+                              if short else None)
         # Custom detectors have no trigger: the pattern is its own pre-screen.
         self._untriggered = tuple(d for d in self.detectors if d.trigger is None)
         # Detectors grouped by trigger (four share DIGITS), so that find tests each one once.
@@ -84,6 +96,13 @@ class ValueMasker:
 
         ``False`` is a promise: no value inside it has a finding, so it passes untouched.
         """
+        if len(data) <= _SHORT and self._screen_short is not None:
+            if self._screen_short.search(data) is not None:
+                return True
+            if not self._untriggered:
+                return False
+            return any(d.pattern.search(data.decode("utf-8", "surrogateescape")) is not None
+                       for d in self._untriggered)
         for word in self._literals_bytes:
             if word in data:
                 return True
@@ -137,10 +156,10 @@ class ValueMasker:
         """``text`` with every finding masked, and the detector of each masked value in order.
         Short values are remembered (a bounded cache): results repeat the same cards, phone
         numbers and addresses row after row, and masking is deterministic."""
+        cached = self._cache.get(text)  # a long text is never there, and costs one hash
+        if cached is not None:
+            return cached[0], list(cached[1])
         if len(text) <= _CACHED_LENGTH:
-            cached = self._cache.get(text)
-            if cached is not None:
-                return cached[0], list(cached[1])
             result = self._mask(text)
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
@@ -162,7 +181,13 @@ class ValueMasker:
         return "".join(parts), [f.detector for f in findings]
 
 
+def _loose(pattern: str) -> str:
+    """A trigger pattern without its negative look-behinds (for raw protocol bytes)."""
+    return re.sub(r"\(\?<!(?:[^()\\]|\\.)*\)", "", pattern)
+
+
 _CACHE_SIZE = 8192
+_SHORT = 256  # longest ``screen`` data searched with the one regex
 _CACHED_LENGTH = 256
 _TRIGGER_FLAGS = re.ASCII | re.VERBOSE
 _META = frozenset(".^$*+?{}[]\\|()")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 KINDS = ("redact", "partial", "hash", "null")
@@ -22,6 +23,8 @@ KINDS = ("redact", "partial", "hash", "null")
 # Characters ``partial`` leaves in place: card and phone separators, and the punctuation that
 # gives an email or a phone number its shape.
 SEPARATORS = frozenset(" -./()+@")
+
+_HIDDEN = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(SEPARATORS)) + "]")
 
 _HASH_DIGITS = 12  # 48 bits: collisions between distinct values of one column stay unlikely
 
@@ -55,12 +58,22 @@ class Strategy:
 
 def partial(value: str, keep_first: int, keep_last: int) -> str:
     """``value`` with all but its first and last few non-separator characters turned into ``*``."""
-    positions = [i for i, ch in enumerate(value) if ch not in SEPARATORS]
-    if keep_first + keep_last >= len(positions):
-        shown: set[int] = set()
-    else:
-        shown = set(positions[:keep_first]) | set(positions[len(positions) - keep_last:])
-    return "".join(ch if ch in SEPARATORS or i in shown else "*" for i, ch in enumerate(value))
+    # One regex pass stars every non-separator; only the few shown characters at each end are
+    # walked in Python (this runs for every masked value: a per-character loop cost 5 µs).
+    masked = _HIDDEN.sub("*", value)
+    if keep_first + keep_last >= masked.count("*"):  # each non-separator is one ``*`` now
+        return masked
+    start, left = 0, keep_first
+    while left:
+        if value[start] not in SEPARATORS:
+            left -= 1
+        start += 1
+    stop, left = len(value), keep_last
+    while left:
+        stop -= 1
+        if value[stop] not in SEPARATORS:
+            left -= 1
+    return value[:start] + masked[start:stop] + value[stop:]
 
 
 def keyed_hash(value: str, key: bytes) -> str:

@@ -134,3 +134,26 @@ def test_findings_are_ordered_and_disjoint(parts: list[str]) -> None:
     for a, b in pairwise(findings):
         assert a.end <= b.start
     assert all(f.start < f.end for f in findings)
+
+
+def test_a_length_byte_that_is_a_digit_does_not_hide_a_value_from_the_byte_screen() -> None:
+    """Raw DataRow bytes put each value's length right before it; a length of 48-57 ends in
+    an ASCII digit, which a digit-run trigger looking behind for "no digit" would take as
+    part of the number (found in review: the SSN below was never masked)."""
+    import struct
+
+    from engine.masking.pg import ResultMasker
+
+    value = b"123-45-6789 is the SSN of somebody named Johnny!!"
+    assert len(value) == 49  # length bytes 00 00 00 31: the last one is "1"
+    masker = ValueMasker()
+    assert masker.screen(struct.pack("!i", len(value)) + value)
+    field = b"note\x00" + struct.pack("!IhIhih", 0, 0, 25, -1, -1, 0)
+    desc = struct.pack("!h", 1) + field
+    row = struct.pack("!hi", 1, len(value)) + value
+    done = b"SELECT 1\x00"
+    messages = (b"T" + struct.pack("!i", len(desc) + 4) + desc
+                + b"D" + struct.pack("!i", len(row) + 4) + row
+                + b"C" + struct.pack("!i", len(done) + 4) + done)
+    out, counts = ResultMasker(masker).rewrite(messages)
+    assert b"123-45-6789" not in out and counts
