@@ -76,6 +76,7 @@ class Engine:
         if self.config.guardrails.webhook:
             self.webhook = Webhook(self.config.guardrails.webhook)
             self.broker.listeners.append(self.webhook.approval_event)
+        key = masking_key(settings.masking_key_env)
         self.pg = PgContext(
             settings=settings,
             identities=self.identities,
@@ -85,12 +86,12 @@ class Engine:
             broker=self.broker,
             events=self.events,
             masking_rules=self.config.masking,
-            masking_key=masking_key(settings.masking_key_env),
+            masking_key=key,
         )
         self.ssh = SshContext(settings=settings, recorder=self.recorder, guard=self.guard,
                               broker=self.broker, events=self.events,
                               masking_rules=self.config.masking,
-                              masking_key=masking_key(settings.masking_key_env))
+                              masking_key=key)
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()

@@ -41,10 +41,6 @@ from store import StoreError
 
 log = logging.getLogger(__name__)
 
-# Output filter hook (masking plugs in here): bytes from the target → bytes for the client
-# and the recording. It must keep state across calls for values split between chunks.
-OutputFilter = Callable[[bytes], bytes]
-
 _QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
 _LINE_MAX = 64 * 1024  # a line without a terminal longer than this is judged as it stands
 _ECHO_WAIT = 1.5  # at most this long for the echo of what was typed, before reading the line
@@ -147,7 +143,6 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.subsystem: str | None = None
         self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
         self.watcher: LineWatcher | None = None
-        self.output_filter: OutputFilter | None = None
         self._queue: deque[bytes | None] = deque()
         self._queued = 0
         self._judging = False
@@ -567,8 +562,6 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def from_target(self, data: bytes, datatype: int | None) -> None:
         self._last_output = time.monotonic()
-        if self.output_filter is not None:
-            data = self.output_filter(data)
         stderr = datatype == EXTENDED_DATA_STDERR
         if self.watcher is not None and not stderr:
             # the line watcher sees the screen as the shell drew it: masking must not hide a
