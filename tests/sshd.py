@@ -12,8 +12,10 @@ Root and non-root differ in what sshd can do, not in how it is driven:
 - as anyone else sshd runs without privilege separation and can only log that same user in;
   it needs no directory of its own and never reads /etc/shadow.
 
-Either way sshd logs the user in with their real home directory as the working directory, so
-tests put files under ``SshdTarget.home`` and name them by absolute path.
+Either way sshd logs the user in with their real home directory as the working directory, but
+with ``HOME`` set to ``SshdTarget.home`` (a scratch directory, through ``PermitUserEnvironment``)
+so that no start-up file of the real user runs. Tests put files under ``SshdTarget.home`` and
+name them by absolute path.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ PermitTTY yes
 PrintMotd no
 PrintLastLog no
 AcceptEnv LANG LC_*
+PermitUserEnvironment HOME
 MaxSessions 200
 MaxStartups 100:30:200
 LogLevel VERBOSE
@@ -244,9 +247,11 @@ def start_sshd(work: Path) -> SshdTarget:
     host_key_pub = _keygen(host_key, "gatewatch-test-host")
     client_key = work / "client_ed25519"
     authorized_keys = work / "authorized_keys"
-    authorized_keys.write_text(make_client_key(client_key) + "\n")
     home = work / "home"
     home.mkdir(exist_ok=True)
+    # HOME points at a scratch directory, so the user's shell start-up files (root's .bashrc
+    # runs `pyenv init`, which can wait 60 s on a lock left by a killed login) stay out of it.
+    authorized_keys.write_text(f'environment="HOME={home}" {make_client_key(client_key)}\n')
     config = work / "sshd_config"
     log = work / "sshd.log"
 
