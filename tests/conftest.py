@@ -129,6 +129,10 @@ masking:
     columns: [national_id]
     strategy: hash
     connections: [shop_masked]
+  - name: order-status
+    columns: [public.orders.status]
+    strategy: redact
+    connections: [shop_masked]
   - name: auditors-see-everything
     exempt: true
     identities: [second]

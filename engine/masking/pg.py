@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import json
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from engine.pg.codec import ProtocolViolation
 
@@ -104,14 +104,32 @@ class ColumnAction:
     """A column rule that applies to a result column.
 
     ``strategy`` gets the value as text and returns the masked text, or None for SQL NULL. A
-    binary value of a type that is not text-like becomes NULL without calling it: the gateway
-    cannot build a valid binary value of an arbitrary type that hides the original, and NULL is
-    the one value every type accepts. In json and jsonb columns, a result that is not JSON is
+    value of a type that is not text-like (numbers, dates, uuids, arrays, enums, in text or
+    binary format) becomes NULL without calling it: the masked text would not be a valid value
+    of the type, clients fail the whole result on a value they cannot parse, and NULL is the one
+    value every type accepts. In json and jsonb columns, a result that is not JSON is
     sent as a JSON string, so that the client can still decode the column.
     """
 
     rule: str
     strategy: Callable[[str], str | None]
+
+
+class ColumnSource(NamedTuple):
+    """The table column a result column was read from (``engine.pg.catalog`` finds it)."""
+
+    schema: str
+    table: str
+    column: str
+
+
+class Unavailable:
+    def __repr__(self) -> str:
+        return "UNAVAILABLE"
+
+
+UNAVAILABLE: Final = Unavailable()
+"""The source of a column whose table's catalog entry could not be read."""
 
 
 ColumnRule = Callable[[str, int, int], ColumnAction | None]
@@ -131,9 +149,11 @@ def _mode(column: ResultColumn) -> int:
     text_like = column.type_oid in TEXT_LIKE_TYPES
     is_json = column.type_oid in _JSON_TYPES
     if column.action is not None:
-        if column.format == TEXT or text_like:
+        # Only a text-like type takes any text: "****" is no integer, date, uuid or array, and
+        # a client that cannot parse a value fails the whole result. NULL fits every type.
+        if text_like:
             return _RULE_JSON if is_json else _RULE
-        return _RULE_NULL  # binary, or a format not known yet: NULL is right for both
+        return _RULE_NULL
     if column.format == BINARY and not text_like:
         return _KEEP if column.type_oid in _SCALAR_TYPES else _OPAQUE
     # A value whose format is not known is read as text: a binary value of a non-text type
@@ -155,10 +175,21 @@ def _malformed(what: str) -> ProtocolViolation:
 class ResultMasker:
     """Masks the results of one session. Feed it every backend message, in order."""
 
-    def __init__(self, masker: TextMasker, column_rule: ColumnRule | None = None) -> None:
+    def __init__(self, masker: TextMasker, column_rule: ColumnRule | None = None,
+                 known_table: Callable[[int], bool] | None = None) -> None:
         self._mask = masker.mask
         self._screen = masker.screen
         self._column_rule = column_rule
+        # ``known_table(oid)``: whether ``column_rule`` can tell this table's columns apart now.
+        # A RowDescription naming a table it does not know stops ``rewrite`` (see ``missing``).
+        self._known_table = known_table
+        self.missing: frozenset[int] = frozenset()  # tables the last ``rewrite`` stopped for
+        self.stopped_at: int | None = None  # where in its input it stopped
+        # Counts of each result that ended (CommandComplete, EmptyQueryResponse, ErrorResponse),
+        # in order, for the caller to give to its statements; what the result in progress has
+        # masked so far is carried over to the next ``rewrite``.
+        self.ended: deque[Counter[tuple[str, str]]] = deque()
+        self._carry: Counter[tuple[str, str]] = Counter()
         self.uninspected: Counter[str] = Counter()  # reason → messages or values, cumulative
         self.columns: tuple[ResultColumn, ...] | None = None  # the description in force
         self._modes: tuple[int, ...] = ()
@@ -193,6 +224,8 @@ class ResultMasker:
         """Masked ``messages`` (complete backend messages, back to back), and how many values
         were masked, by (rule or detector, column name or "")."""
         counts: Counter[tuple[str, str]] = Counter()
+        mark: Counter[tuple[str, str]] = Counter()  # ``counts`` when the last result ended
+        self.missing, self.stopped_at = frozenset(), None
         n = len(messages)
         view: memoryview | None = None  # made when the first message changes
         pieces: list[bytes | memoryview] = []
@@ -227,6 +260,12 @@ class ResultMasker:
                 elif self._copy == _COPY_BINARY:
                     self.uninspected[BINARY_COPY] += 1
             elif tag == 84:  # 'T' RowDescription
+                if self._known_table is not None:
+                    missing = self._unknown_tables(messages, pos + 5, end)
+                    if missing:  # the caller looks them up and gives us the rest again
+                        self.missing, self.stopped_at = missing, pos
+                        n = pos
+                        break
                 self._row_description(messages, pos + 5, end)
             elif tag == 116:  # 't' ParameterDescription: a RowDescription or NoData follows
                 self._statement_description = True
@@ -240,8 +279,10 @@ class ResultMasker:
                 if tag == 69:  # the statement, and a COPY in progress, ended
                     self._describe(None)
                     self._copy = _NO_COPY
+                    mark = self._result_ended(counts, mark)
             elif tag in (67, 73):  # 'C' CommandComplete, 'I' EmptyQueryResponse
                 self._describe(None)
+                mark = self._result_ended(counts, mark)
             elif tag == 90:  # 'Z' ReadyForQuery
                 self.reset()
             elif tag == 72:  # 'H' CopyOutResponse
@@ -258,11 +299,42 @@ class ResultMasker:
                 pieces.append(new)
                 run = end
             pos = end
+        if counts:
+            self._carry.update(counts - mark)
         if view is None:
-            return messages, counts
+            return (messages if n == len(messages) else messages[:n]), counts
         if run < n:
             pieces.append(view[run:n])
         return b"".join(pieces), counts
+
+    def _result_ended(self, counts: Counter[tuple[str, str]],
+                      mark: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
+        result = self._carry
+        if counts != mark:
+            result.update(counts - mark)
+            mark = counts.copy()
+        self.ended.append(result)
+        self._carry = Counter()
+        return mark
+
+    def _unknown_tables(self, buf: bytes, start: int, end: int) -> frozenset[int]:
+        """Table OIDs of a RowDescription (at ``buf[start:end]``) that ``known_table`` does not
+        know. A malformed message answers nothing: ``_row_description`` reports it."""
+        known = self._known_table
+        assert known is not None
+        if end - start < 2:
+            return frozenset()
+        unknown: set[int] = set()
+        p = start + 2
+        for _ in range(_I16.unpack_from(buf, start)[0]):
+            nul = buf.find(b"\x00", p, end)
+            if nul < 0 or nul + 1 + _FIELD.size > end:
+                break
+            table = _I32.unpack_from(buf, nul + 1)[0] & 0xFFFFFFFF
+            if table and not known(table):
+                unknown.add(table)
+            p = nul + 1 + _FIELD.size
+        return frozenset(unknown)
 
     # --- messages ---------------------------------------------------------------------------
 

@@ -5,11 +5,17 @@ connection and identity, in file order. An ``exempt`` rule that applies turns ma
 the session (the exemption is recorded with the session). A detector named by several rules
 takes the first rule's strategy; counts are kept by rule name and detector (or column).
 
-Column rules match result column names (``email``), ``table.column`` and
-``schema.table.column`` globs once the table behind a column is known; today only the column
-name as the result shows it is known to the gateway (resolving RowDescription's table OID and
-attribute number through the catalog is not built yet), so an alias escapes a column rule —
-the value detectors still see the value.
+Column rules are globs over column names: ``email``, ``customers.email`` or
+``public.customers.email``. When a result column is read straight from a table (or a view),
+RowDescription carries the table OID and attribute number; ``sources`` (the connection's
+``engine.pg.catalog.TableCatalog``) turns them into schema, table and column, and the pattern is
+matched against their last parts, so ``SELECT email AS e FROM customers`` is caught whatever
+the alias. A computed column (``upper(email) AS email``) has no table: a one-part pattern is
+matched against the name the result shows, and the value detectors still read the value. A
+column whose table the catalog could not be read for is masked as if a rule named it
+(``catalog-unavailable``: failing closed). A view's column is the view's: a rule on
+``customers.national_id`` does not follow it into ``CREATE VIEW v AS SELECT national_id AS nid``
+— name the view's column too.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.config import MaskingRule
 from engine.masking.detectors import BUILTIN, Detector, custom
 from engine.masking.masker import ValueMasker
-from engine.masking.pg import ColumnAction
-from engine.masking.strategies import Strategy
+from engine.masking.pg import UNAVAILABLE, ColumnAction, ColumnSource, Unavailable
+from engine.masking.strategies import REDACT, Strategy
 
 
 @dataclass
@@ -34,20 +41,43 @@ class SessionMasking:
     exempt_by: str | None = None  # the exempt rule's name, when masking is off
     rule_of: dict[str, str] = field(default_factory=dict)  # detector → rule
     key: bytes = b""
+    sources: Sources | None = None  # table columns behind result columns (PostgreSQL)
 
     @property
     def active(self) -> bool:
         return self.exempt_by is None and (self.values is not None or bool(self.columns))
 
     def column_rule(self, name: str, table_oid: int, attnum: int) -> ColumnAction | None:
+        source = (self.sources.column(table_oid, attnum)
+                  if table_oid and self.sources is not None else None)
+        if source is UNAVAILABLE:
+            return ColumnAction(CATALOG_UNAVAILABLE, _redact)
+        if isinstance(source, ColumnSource):  # a table's column: the table's names decide
+            have = [part.lower() for part in source]
+        else:  # computed: only the name the result shows
+            have = [name.lower()]
         for pattern, rule in self.columns:
-            if fnmatch.fnmatchcase(name.lower(), pattern.rpartition(".")[2].lower()):
+            parts = pattern.lower().split(".")
+            if len(parts) <= len(have) and all(
+                    fnmatch.fnmatchcase(mine, want)
+                    for mine, want in zip(have[-len(parts):], parts, strict=True)):
                 return ColumnAction(rule.name, functools.partial(_apply, _strategy(rule),
                                                                   key=self.key))
         return None
 
     def count_key(self, detector: str) -> str:
         return f"{self.rule_of.get(detector, detector)}:{detector}"
+
+
+class Sources(Protocol):
+    def column(self, table_oid: int, attnum: int) -> ColumnSource | Unavailable | None: ...
+
+
+CATALOG_UNAVAILABLE = "catalog-unavailable"
+
+
+def _redact(value: str) -> str | None:
+    return REDACT.apply(value, b"")
 
 
 def _apply(strategy: Strategy, value: str, *, key: bytes) -> str | None:

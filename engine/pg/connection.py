@@ -29,6 +29,7 @@ from engine.masking.pg import ResultMasker
 from engine.masking.policy import SessionMasking, for_session
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
+from engine.pg.catalog import TableCatalog
 from engine.pg.codec import MessageReader, ProtocolViolation
 from engine.pg.relay import (
     Decision,
@@ -79,6 +80,8 @@ class PgContext:
     tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
     masking_rules: tuple[MaskingRule, ...] = ()
     masking_key: bytes = b""
+    # The table columns behind result columns, per (connection, database), for column rules.
+    catalogs: dict[tuple[str, str], TableCatalog] = field(default_factory=dict)
 
 
 def new_session_id() -> str:
@@ -110,6 +113,11 @@ class PgConnection:
         self.masking: SessionMasking | None = None
         self.results: ResultMasker | None = None  # masking of results, notices and errors
         self.masked: Counter[str] = Counter()
+        # Backend messages (and the statements they finish) held while the catalog is read.
+        self._results_held: bytearray | None = None
+        self._finished_held: list[StatementFinished] = []
+        self._client_is_full = False
+        self._catalog: TableCatalog | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the control API shows of a live session."""
@@ -306,8 +314,17 @@ class PgConnection:
                               self.identity.groups, self.ctx.masking_key)
         self.masking = masking
         if masking.active:
+            catalog = None
+            if masking.columns:
+                database = self.params.get("database", "")
+                catalog = self.ctx.catalogs.get((self.conn.name, database))
+                if catalog is None:
+                    catalog = self.ctx.catalogs[(self.conn.name, database)] = TableCatalog(
+                        self.conn.upstream, database, self.ctx.settings.max_message_size)
+                masking.sources = self._catalog = catalog
             self.results = ResultMasker(masking.values or _NOTHING,
-                                        masking.column_rule if masking.columns else None)
+                                        masking.column_rule if masking.columns else None,
+                                        catalog.known if catalog is not None else None)
         self._cancel_pid = pid
         self.relay.transaction_status = greeting.transaction_status
         for tag, body in MessageReader(self.ctx.settings.max_message_size).feed(
@@ -483,21 +500,63 @@ class PgConnection:
     def _server_data(self, data: bytes) -> None:
         try:
             out, finished = self.relay.server_data(data)
-            if out and self.results is not None:
-                out, counts = self.results.rewrite(out)
-                if counts:
-                    self._count(counts)
         except ProtocolViolation as exc:
-            log.warning("session %s: the target broke the protocol: %s", self.session_id, exc)
-            self._fatal("the target sent an invalid message; the session is closed", "08P01")
-            self._end("upstream protocol violation", error=str(exc))
+            self._target_broke_protocol(exc)
             return
+        if self._results_held is not None:  # a catalog lookup is under way: keep the order
+            self._results_held += out
+            self._finished_held += finished
+        else:
+            self._deliver_results(out, finished)
+        if self.relay.wants_input and not self._ended:
+            self._client_data(b"")  # SQL that waited for the statements before it
+
+    def _deliver_results(self, out: bytes, finished: list[StatementFinished]) -> None:
+        """Mask ``out`` and send it to the client; record ``finished``. A result from a table
+        the catalog does not know yet stops here: what comes before it is sent, the rest is
+        held (and the target no longer read) until the lookup is done."""
+        results = self.results
+        if out and results is not None:
+            try:
+                masked, counts = results.rewrite(out)
+            except ProtocolViolation as exc:
+                self._target_broke_protocol(exc)
+                return
+            if counts:
+                self._count(counts)
+            if results.stopped_at is not None:
+                self._results_held = bytearray(out[results.stopped_at:])
+                self._finished_held = list(finished)
+                if self.upstream is not None:
+                    self.upstream.pause_reading()
+                spawn(self._look_up_tables(results.missing),
+                      f"pg session {self.session_id} catalog")
+                if masked:
+                    self.client.write(masked)
+                return
+            out = masked
         if finished:
             self._finish(finished)
         if out:
             self.client.write(out)
-        if self.relay.wants_input:
-            self._client_data(b"")  # SQL that waited for the statements before it
+
+    async def _look_up_tables(self, tables: frozenset[int]) -> None:
+        assert self._catalog is not None
+        await self._catalog.resolve(tables)
+        held, finished = self._results_held, self._finished_held
+        self._results_held, self._finished_held = None, []
+        if self._ended or held is None:
+            return
+        self._deliver_results(bytes(held), finished)
+        if self._results_held is None and not self._client_is_full and self.upstream is not None:
+            self.upstream.resume_reading()
+        if self.relay.wants_input and not self._ended:
+            self._client_data(b"")
+
+    def _target_broke_protocol(self, exc: ProtocolViolation) -> None:
+        log.warning("session %s: the target broke the protocol: %s", self.session_id, exc)
+        self._fatal("the target sent an invalid message; the session is closed", "08P01")
+        self._end("upstream protocol violation", error=str(exc))
 
     def _finish(self, finished: list[StatementFinished]) -> None:
         events = self.ctx.events
@@ -509,8 +568,16 @@ class PgConnection:
         write = self.ctx.recorder.write
         sid = self.session_id
         started = self._statement_started
+        # Each result the target ended (with its masking counts) belongs to the next statement
+        # that finished with a result, in order: both come from the same backend messages.
+        ended = self.results.ended if self.results is not None else None
         for f in finished:
             began = started.pop(f.seq, f.finished)
+            masked = None
+            if ended and f.status in ("ok", "error"):
+                counts = ended.popleft()
+                if counts:
+                    masked = json.dumps(self._count_keys(counts), sort_keys=True)
             write(Op(O.STATEMENT_END, sid, f.seq, {
                 "finished_at": O.utc(f.finished),
                 "duration_ms": round((f.finished - began) * 1000, 3),
@@ -519,13 +586,17 @@ class PgConnection:
                 "rows": f.rows,
                 "sqlstate": f.sqlstate,
                 "error": self._mask_text(f.error),
+                "masked": masked,
             }))
+        if ended:
+            ended.clear()  # results of statements the gateway did not count (none expected)
 
     # --- flow control ---------------------------------------------------------------------
 
     def _client_full(self, full: bool) -> None:
         """The client reads slower than the target answers: stop reading the target."""
-        if self.upstream is not None:
+        self._client_is_full = full
+        if self.upstream is not None and (full or self._results_held is None):
             (self.upstream.pause_reading if full else self.upstream.resume_reading)()
 
     def _upstream_full(self, full: bool) -> None:
@@ -555,11 +626,19 @@ class PgConnection:
     # --- masking ---------------------------------------------------------------------------
 
     def _count(self, counts: Counter[tuple[str, str]]) -> None:
+        self.masked.update(self._count_keys(counts))
+
+    def _count_keys(self, counts: Counter[tuple[str, str]]) -> dict[str, int]:
+        """Counts by (rule or detector, column) as the store keeps them: "rule:detector/column"
+        for a detector, "rule:column/column" for a column rule."""
         masking = self.masking
         assert masking is not None
+        keyed: dict[str, int] = {}
         for (name, column), n in counts.items():
             key = masking.count_key(name) if name in masking.rule_of else f"{name}:column"
-            self.masked[f"{key}/{column}" if column else key] += n
+            key = f"{key}/{column}" if column else key
+            keyed[key] = keyed.get(key, 0) + n
+        return keyed
 
     def _mask_text(self, text: str | None) -> str | None:
         """What is recorded of a statement (its text, parameters, error) is masked too."""

@@ -138,3 +138,84 @@ def test_live_counts_are_served_over_the_control_api(gateway: Gateway) -> None:
         [live] = [s for s in answer["result"]["live"] if s["application_name"] == "counted"]
         assert live["masked"]["personal-data:email/email"] == 3
         assert live["masked"]["personal-data:payment_card/card_number"] == 3
+
+
+# --- column rules follow the table column behind a result column ------------------------------
+
+
+def test_an_alias_does_not_hide_a_table_column_from_its_rule(gateway: Gateway) -> None:
+    sql = ("select c.national_id as nid, o.status as s, 'paid' as status"
+           " from customers c join orders o on o.customer_id = c.id order by o.id limit 3")
+    with psycopg.connect(gateway.target.direct()) as direct:
+        raw = direct.execute(sql).fetchall()
+    for binary in (False, True):
+        with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+            rows = conn.cursor(binary=binary).execute(sql).fetchall()
+        assert len(rows) == len(raw) == 3
+        for got, was in zip(rows, raw, strict=True):
+            assert got[0].startswith("h:") and got[0] != was[0]  # national-ids: hash
+            assert got[1] != was[1] and was[1] not in got[1]  # public.orders.status: redact
+            assert got[2] == "paid"  # computed, and the rule is qualified: not a table column
+
+
+def test_results_of_several_tables_in_one_query_are_each_resolved(gateway: Gateway) -> None:
+    # Two RowDescriptions naming two tables, back to back in one simple query; and the same
+    # through psycopg's pipeline mode, where results arrive without a round trip between them.
+    with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+        cur = conn.execute("select status from orders order by id limit 2;"
+                           " select national_id as x from customers order by id limit 2")
+        statuses = cur.fetchall()
+        assert cur.nextset()
+        second = cur.fetchall()
+        with conn.pipeline():
+            a = conn.execute("select status from orders order by id limit 2")
+            b = conn.execute("select national_id from customers order by id limit 2")
+            c = conn.execute("select id from orders order by id limit 2")
+        first, third, ids = a.fetchall(), b.fetchall(), c.fetchall()
+    assert all(r[0].startswith("h:") for r in second + third)
+    assert all(r[0] not in ("new", "paid", "shipped", "refunded") for r in statuses + first)
+    assert [r[0] for r in ids] == [1, 2]
+
+
+def test_counts_are_kept_per_statement(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked", application_name="per-statement"),
+                         autocommit=True) as conn:
+        conn.execute("select email from customers order by id limit 3").fetchall()
+        conn.execute("select id from customers order by id limit 3").fetchall()
+        conn.execute("select national_id from customers order by id limit 2").fetchall()
+    session = gateway.wait_for(lambda s: [r for r in s.sessions()
+                                          if r["application_name"] == "per-statement"
+                                          and r["ended_at"]])[0]
+    store = gateway.store()
+    try:
+        statements = store.statements(session["id"])
+    finally:
+        store.close()
+    counts = [json.loads(s["masked"]) if s["masked"] else None for s in statements]
+    assert counts == [{"personal-data:email/email": 3}, None,
+                      {"national-ids:column/national_id": 2}]
+
+
+def test_a_table_the_catalog_cannot_be_read_for_is_masked(gateway: Gateway) -> None:
+    # The gateway reads the catalog over a connection of its own; with the target's role
+    # limited to the one connection the session holds, that read is refused: fail closed.
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+        direct.execute("drop table if exists notes_unread;"
+                       " create table notes_unread (id int, body text);"
+                       " insert into notes_unread values (1, 'plain words')")
+    superuser = gateway.target.superuser()
+    with psycopg.connect(superuser, autocommit=True) as admin:
+        admin.execute("alter role gw_scram connection limit 1")
+        try:
+            with psycopg.connect(gateway.dsn("shop_masked",
+                                             application_name="no-catalog")) as conn:
+                rows = conn.execute("select id, body from notes_unread").fetchall()
+                again = conn.execute("select 'plain words' as body").fetchall()
+        finally:
+            admin.execute("alter role gw_scram connection limit -1")
+    assert rows == [(None, "****")]  # an integer cannot hold "****": NULL
+    assert again == [("plain words",)]  # computed columns are not the catalog's business
+    session = gateway.wait_for(lambda s: [r for r in s.sessions()
+                                          if r["application_name"] == "no-catalog"
+                                          and r["ended_at"]])[0]
+    assert json.loads(session["masked"])["catalog-unavailable:column/body"] == 1

@@ -401,7 +401,7 @@ def expected(value: bytes | None, type_oid: int, fmt: int, ruled: bool) -> bytes
     binary_other = fmt == 1 and type_oid in (INT4, BYTEA)
     if value is None or (binary_other and not ruled):
         return value
-    if ruled and binary_other:
+    if ruled and type_oid in (INT4, BYTEA):  # a rule on a type that takes no text: NULL
         return None
     prefix = b""
     if type_oid == JSONB and value[:1] == b"\x01":
@@ -430,3 +430,43 @@ def test_rewritten_rows_reparse_and_untouched_values_are_identical(
         assert got == expected(*col)
     if not counts:
         assert out == row + b.command_complete("SELECT 1")
+
+
+# --- tables the caller must look up first, and counts per result -----------------------------
+
+
+def test_a_description_of_an_unknown_table_stops_the_rewrite_before_it() -> None:
+    known = {16400}
+    m = ResultMasker(FakeMasker(), rules(), known.__contains__)
+    first = (row_description(column("id", INT4, table=16400, attnum=1))
+             + b.data_row(b"1") + b.command_complete("SELECT 1"))
+    second = row_description(column("mail", table=16500, attnum=2)) + b.data_row(EMAIL)
+    data = first + second + b.command_complete("SELECT 1") + b.ready()
+    out, _ = m.rewrite(data)
+    assert out == first  # delivered; the rest waits for the lookup
+    assert m.missing == frozenset({16500}) and m.stopped_at == len(first)
+    known.add(16500)
+    out, counts = m.rewrite(data[m.stopped_at:])
+    assert m.missing == frozenset() and m.stopped_at is None
+    rows = [parse_row(message(b"D", body)) for tag, body in split(out) if tag == ord("D")]
+    assert rows == [[b"<email>"]]
+    assert counts == Counter({("email", "mail"): 1})
+
+
+def test_computed_columns_and_known_tables_never_stop_the_rewrite() -> None:
+    m = ResultMasker(FakeMasker(), rules(), lambda oid: False)
+    data = row_description(column("x")) + b.data_row(b"1") + b.ready()
+    out, _ = m.rewrite(data)
+    assert out is data and m.stopped_at is None
+
+
+def test_each_ended_result_carries_its_own_counts_across_buffers() -> None:
+    m = masker()
+    m.rewrite(row_description(column("mail")) + b.data_row(EMAIL))  # the result goes on...
+    assert list(m.ended) == []
+    m.rewrite(b.data_row(EMAIL) + b.command_complete("SELECT 2")
+              + row_description(column("note")) + b.data_row(b"clean")
+              + b.command_complete("SELECT 1")
+              + b.error("22P02", "bad value " + CARD.decode()) + b.ready())
+    assert list(m.ended) == [Counter({("email", "mail"): 2}), Counter(),
+                             Counter({("card", ""): 1})]

@@ -1,0 +1,162 @@
+"""The table columns behind result columns, read from the target's catalog for column masking.
+
+A RowDescription names each result column as the query spelled it (``SELECT email AS e`` says
+``e``) but also carries the table OID and attribute number of a column read straight from a
+table. Column masking rules name table columns (``customers.email``), so an alias must not
+escape them: ``TableCatalog`` turns (table OID, attnum) into (schema, table, column).
+
+One catalog per connection and database, shared by its sessions. A lookup opens its own short
+connection to the target with the connection's credential, through the same login code as the
+sessions (TLS settings, allowed authentication methods), runs one catalog query for every table
+it was asked about, and closes. These queries are the gateway's own: they are not recorded as
+statements, and the target sees them with ``application_name`` ``gatewatch catalog``.
+
+What it costs: one round trip to the target (plus a login) the first time a session's result
+comes from a table, then nothing for ``TTL`` seconds. A column renamed in the meantime keeps its
+old name here until the entry expires; that is the window in which a rename can move a column
+out of (or into) a rule.
+
+Failing closed: when the catalog cannot be read (the target refuses the extra connection, times
+out, answers an error), the tables asked about are marked ``UNAVAILABLE`` for ``RETRY`` seconds
+and the caller masks their columns as if a rule named them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from engine.config import Upstream
+from engine.masking.pg import UNAVAILABLE, ColumnSource, Unavailable
+from engine.pg import codec, messages, startup
+from engine.pg.side import PeerClosed, Side
+
+log = logging.getLogger(__name__)
+
+TTL = 60.0
+RETRY = 10.0
+APPLICATION_NAME = "gatewatch catalog"
+
+
+class CatalogError(Exception):
+    """The catalog could not be read; the detail is for the log."""
+
+
+class TableCatalog:
+    def __init__(self, upstream: Upstream, database: str, max_message_size: int,
+                 *, ttl: float = TTL, retry: float = RETRY) -> None:
+        self.upstream = upstream
+        self.database = database
+        self.max_message_size = max_message_size
+        self.ttl = ttl
+        self.retry = retry
+        # table oid → (valid until, {attnum: source} or UNAVAILABLE)
+        self._tables: dict[int, tuple[float, dict[int, ColumnSource] | Unavailable]] = {}
+        self._lock = asyncio.Lock()
+        self.lookups = 0  # catalog queries run (for tests and statistics)
+
+    def known(self, table_oid: int) -> bool:
+        """Whether ``column`` can answer for this table now, without a lookup."""
+        entry = self._tables.get(table_oid)
+        return entry is not None and entry[0] > time.monotonic()
+
+    def column(self, table_oid: int, attnum: int) -> ColumnSource | Unavailable | None:
+        """The table column behind a result column; None for a table or column that does not
+        exist (any more), UNAVAILABLE when the catalog could not be read."""
+        entry = self._tables.get(table_oid)
+        if entry is None:
+            return None
+        columns = entry[1]
+        if isinstance(columns, Unavailable):
+            return UNAVAILABLE
+        return columns.get(attnum)
+
+    async def resolve(self, table_oids: set[int] | frozenset[int]) -> None:
+        """Read the columns of these tables into the cache. Never raises: a failure marks the
+        tables UNAVAILABLE (and is logged), so the caller can go on, masking them."""
+        async with self._lock:  # sessions asking at once share one lookup
+            wanted = sorted(o for o in table_oids if not self.known(o))
+            if not wanted:
+                return
+            self.lookups += 1
+            try:
+                found = await self._query(wanted)
+            except CatalogError as exc:
+                log.warning("masking: cannot read the catalog of database %r to see which "
+                            "table columns a result holds (%s); their values are masked until "
+                            "it can be read", self.database, exc)
+                until = time.monotonic() + self.retry
+                for oid in wanted:
+                    self._tables[oid] = (until, UNAVAILABLE)
+                return
+            until = time.monotonic() + self.ttl
+            for oid in wanted:
+                self._tables[oid] = (until, found.get(oid, {}))
+
+    async def _query(self, oids: list[int]) -> dict[int, dict[int, ColumnSource]]:
+        params = {"user": self.upstream.user, "database": self.database,
+                  "application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
+        try:
+            greeting = await startup.connect_upstream(self.upstream, params,
+                                                      self.max_message_size)
+        except startup.UpstreamUnavailable as exc:
+            raise CatalogError(str(exc)) from exc
+        side = greeting.side
+        try:
+            async with asyncio.timeout(self.upstream.connect_timeout):
+                side.write(codec.message(b"Q", codec.cstr(catalog_query(oids))))
+                return await self._read_rows(side)
+        except TimeoutError as exc:
+            raise CatalogError("the catalog query timed out") from exc
+        except PeerClosed as exc:
+            raise CatalogError("the target closed the catalog connection") from exc
+        finally:
+            side.write(codec.message(b"X"))
+            side.close()
+
+    async def _read_rows(self, side: Side) -> dict[int, dict[int, ColumnSource]]:
+        found: dict[int, dict[int, ColumnSource]] = {}
+        error: str | None = None
+        while True:
+            tag, body = await side.read_message(self.max_message_size)
+            if tag == ord("D"):
+                oid, attnum, schema, table, column = _values(body)
+                found.setdefault(int(oid), {})[int(attnum)] = ColumnSource(schema, table, column)
+            elif tag == ord("E"):
+                fields = messages.error_fields(body)
+                error = f"{fields.get('C', '')} {fields.get('M', 'error')}"
+            elif tag == ord("Z"):
+                if error is not None:
+                    raise CatalogError(f"the catalog query failed: {error}")
+                return found
+
+
+def catalog_query(oids: list[int]) -> str:
+    """The one query a lookup runs. The OIDs are integers from a RowDescription, formatted as
+    such: nothing a client sends ends up in this text."""
+    listed = ",".join(str(int(o)) for o in oids)
+    return (
+        "SELECT a.attrelid::int8, a.attnum, n.nspname, c.relname, a.attname"
+        " FROM pg_catalog.pg_attribute a"
+        " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        f" WHERE a.attrelid IN ({listed}) AND a.attnum > 0 AND NOT a.attisdropped"
+    )
+
+
+def _values(body: bytes) -> tuple[str, str, str, str, str]:
+    """The five text values of one DataRow of ``catalog_query`` (never NULL)."""
+    count = int.from_bytes(body[0:2], "big")
+    if count != 5:
+        raise CatalogError(f"the catalog query answered {count} columns, not 5")
+    values: list[str] = []
+    pos = 2
+    for _ in range(5):
+        size = int.from_bytes(body[pos:pos + 4], "big", signed=True)
+        pos += 4
+        if size < 0 or pos + size > len(body):
+            raise CatalogError("the catalog query answered a malformed row")
+        values.append(body[pos:pos + size].decode("utf-8", "replace"))
+        pos += size
+    return values[0], values[1], values[2], values[3], values[4]
