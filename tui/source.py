@@ -50,6 +50,18 @@ STATS_QUERIES = {
               " length(m.key))) as k, sum(m.value) as n from sessions s,"
               " json_each(s.masked) m where s.masked is not null group by 1"
               " order by 2 desc limit 10",
+    # the column (or "recorded", for statement texts) after the "/"; exemptions have none
+    "masked_columns": "select substr(m.key, instr(m.key, '/') + 1) as k, sum(m.value) as n"
+                      " from sessions s, json_each(s.masked) m where s.masked is not null"
+                      " and instr(m.key, '/') > 0 group by 1 order by 2 desc limit 10",
+    # over time: PostgreSQL counts per statement, SSH counts per session (its output)
+    "masked_per_hour": "select substr(t, 1, 13) as k, sum(n) as n from ("
+                       "select st.started_at as t, m.value as n from statements st,"
+                       " json_each(st.masked) m where st.masked is not null"
+                       " union all select s.started_at, m.value from sessions s,"
+                       " json_each(s.masked) m where s.masked is not null"
+                       " and s.protocol = 'ssh' and m.key not like '%:exempt')"
+                       " group by 1 order by 1 desc limit 24",
 }
 
 

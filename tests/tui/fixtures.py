@@ -60,6 +60,10 @@ def fixed_source() -> FixedSource:
         "reviews_per_hour": [("2026-11-18T08", 1), ("2026-11-18T06", 3), ("2026-11-18T02", 1)],
         "masked": [("personal-data:email", 312), ("personal-data:payment_card", 120),
                    ("national-ids:column", 200)],
+        "masked_columns": [("email", 300), ("national_id", 200), ("card_number", 120),
+                           ("recorded", 12)],
+        "masked_per_hour": [("2026-11-18T08", 140), ("2026-11-18T07", 90),
+                            ("2026-11-18T05", 310), ("2026-11-18T04", 92)],
     }
     return FixedSource({"live": live, "recent": recent}, {"pending": pending, "recent": []},
                        statements, stats)

@@ -1,5 +1,6 @@
 """3 — Statistics: sessions per connection and identity, statements by verdict, refusals per
-rule and per hour (sparkline), and masked values per rule and detector or column."""
+rule and per hour (sparklines), and masked values per rule and detector, per column, and per
+hour."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tui.screens.painting import paint
 
 PANELS = (("by_connection", "Sessions per connection"), ("by_identity", "Most active identities"),
           ("by_verdict", "Statements by verdict"), ("by_rule", "Refusals and reviews per rule"),
-          ("masked", "Masked values per rule"))
+          ("masked", "Masked, by rule"), ("masked_columns", "Masked, by column"))
 
 
 class StatsScreen(Screen[None]):
@@ -35,6 +36,8 @@ class StatsScreen(Screen[None]):
         yield Sparkline([], id="spark")
         yield Static("", id="reviews-title")
         yield Sparkline([], id="reviews")
+        yield Static("", id="masked-title")
+        yield Sparkline([], id="masked-spark")
         yield Footer()
 
     def __init__(self) -> None:
@@ -62,6 +65,7 @@ class StatsScreen(Screen[None]):
         for key, spark_id, title_id, what in (
             ("blocks_per_hour", "#spark", "#spark-title", "Blocked or denied"),
             ("reviews_per_hour", "#reviews", "#reviews-title", "Held for approval"),
+            ("masked_per_hour", "#masked-spark", "#masked-title", "Values masked"),
         ):
             rows = stats.get(key, [])
             hours = _hourly(rows)
