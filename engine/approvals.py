@@ -82,14 +82,17 @@ class Broker:
 
     async def request(self, *, session_id: str, requester: str, connection: str, statement: str,
                       rule: str | None, reason: str,
-                      on_decided: Callable[[ApprovalRequest], None]) -> ApprovalRequest:
+                      on_decided: Callable[[ApprovalRequest], None],
+                      real_statement: str | None = None) -> ApprovalRequest:
+        """``statement`` is what operators see and the store keeps (masked, where masking
+        applies); the recorded hash is of ``real_statement``, what will run, when given."""
         now = time.time()
         req = ApprovalRequest(new_request_id(), session_id, requester, connection, statement,
                               rule, reason, now, now + self.settings.review_timeout,
                               on_decided=on_decided)
         await self._recorder.committed([Op(O.APPROVAL_REQUEST, req.id, 0, {
             "session_id": session_id, "requester": requester, "connection": connection,
-            "statement": statement, "statement_hash": statement_hash(statement),
+            "statement": statement, "statement_hash": statement_hash(real_statement or statement),
             "rule": rule, "reason": reason, "created_at": O.utc(req.created),
             "expires_at": O.utc(req.expires), "status": "pending",
         })])

@@ -410,7 +410,8 @@ class PgConnection:
         if self.ctx.events.active:
             for s in started:
                 self.ctx.events.publish("statement.started", {
-                    "session": self.session_id, "seq": s.seq, "text": s.text,
+                    "session": self.session_id, "seq": s.seq,
+                    "text": self._mask_text(s.text, count=False),
                     "protocol": s.protocol, "verdict": s.verdict, "rule": s.rule,
                     "approval": s.approval})
         if finished:
@@ -443,8 +444,9 @@ class PgConnection:
         try:
             req = await self.ctx.broker.request(
                 session_id=self.session_id, requester=self.identity.name,
-                connection=self.conn.name, statement=hold.text, rule=verdict.rule,
-                reason=verdict.reason, on_decided=self._decided)
+                connection=self.conn.name, statement=self._mask_text(hold.text, count=False) or "",
+                real_statement=hold.text, rule=verdict.rule, reason=verdict.reason,
+                on_decided=self._decided)
         except StoreError as exc:
             log.error("session %s: approval request not recorded: %s", self.session_id, exc)
             self._asking = False
@@ -560,11 +562,6 @@ class PgConnection:
 
     def _finish(self, finished: list[StatementFinished]) -> None:
         events = self.ctx.events
-        if events.active:
-            for f in finished:
-                events.publish("statement.finished", {
-                    "session": self.session_id, "seq": f.seq, "status": f.status,
-                    "rows": f.rows, "sqlstate": f.sqlstate, "error": f.error})
         write = self.ctx.recorder.write
         sid = self.session_id
         started = self._statement_started
@@ -573,11 +570,12 @@ class PgConnection:
         ended = self.results.ended if self.results is not None else None
         for f in finished:
             began = started.pop(f.seq, f.finished)
-            masked = None
+            counts: dict[str, int] | None = None
             if ended and f.status in ("ok", "error"):
-                counts = ended.popleft()
-                if counts:
-                    masked = json.dumps(self._count_keys(counts), sort_keys=True)
+                counted = ended.popleft()
+                if counted:
+                    counts = self._count_keys(counted)
+            error = self._mask_text(f.error)  # it leaves the engine (events) and is recorded
             write(Op(O.STATEMENT_END, sid, f.seq, {
                 "finished_at": O.utc(f.finished),
                 "duration_ms": round((f.finished - began) * 1000, 3),
@@ -585,9 +583,13 @@ class PgConnection:
                 "command": f.command,
                 "rows": f.rows,
                 "sqlstate": f.sqlstate,
-                "error": self._mask_text(f.error),
-                "masked": masked,
+                "error": error,
+                "masked": json.dumps(counts, sort_keys=True) if counts else None,
             }))
+            if events.active:
+                events.publish("statement.finished", {
+                    "session": sid, "seq": f.seq, "status": f.status, "rows": f.rows,
+                    "sqlstate": f.sqlstate, "error": error, "masked": counts or {}})
         if ended:
             ended.clear()  # results of statements the gateway did not count (none expected)
 
@@ -640,14 +642,16 @@ class PgConnection:
             keyed[key] = keyed.get(key, 0) + n
         return keyed
 
-    def _mask_text(self, text: str | None) -> str | None:
-        """What is recorded of a statement (its text, parameters, error) is masked too."""
+    def _mask_text(self, text: str | None, *, count: bool = True) -> str | None:
+        """What is recorded of a statement (its text, parameters, error), and shown of it to
+        operators, is masked too. ``count``: once per recorded text, not per showing."""
         masking = self.masking
         if text is None or masking is None or not masking.active or masking.values is None:
             return text
         masked, fired = masking.values.mask(text)
-        for name in fired:
-            self.masked[masking.count_key(name) + "/recorded"] += 1
+        if count:
+            for name in fired:
+                self.masked[masking.count_key(name) + "/recorded"] += 1
         return masked
 
     def _masked_json(self) -> str | None:

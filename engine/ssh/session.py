@@ -223,15 +223,16 @@ class SshSession:
         self.seq += 1
         seq = self.seq
         now = time.time()
+        shown = self.mask_text(text)
         fields = {
-            "protocol": "ssh", "text": text, "params": None, "started_at": O.utc(now),
+            "protocol": "ssh", "text": shown, "params": None, "started_at": O.utc(now),
             "status": "running", "verdict": judgement.action if judgement else "allow",
             "rule": verdict.rule if verdict else None, "approval_id": None,
         }
         await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, seq, fields)])
         self._command_started[seq] = now
         self.ctx.events.publish("statement.started", {
-            "session": self.session_id, "seq": seq, "text": text, "protocol": "ssh",
+            "session": self.session_id, "seq": seq, "text": shown, "protocol": "ssh",
             "verdict": fields["verdict"], "rule": fields["rule"], "approval": None})
         if judgement is None or verdict is None or judgement.action == "allow":
             return Admission(True, seq)
@@ -240,7 +241,7 @@ class SshSession:
             message = f'blocked by rule "{verdict.rule}": {verdict.reason}.{hint}'
             self.end_command(seq, "blocked", None, message)
             return Admission(False, seq, message)
-        return await self._review(seq, text, verdict.rule, verdict.reason, on_held)
+        return await self._review(seq, text, verdict.rule, verdict.reason, on_held, shown)
 
     async def refused(self, text: str, rule: str, reason: str) -> None:
         """Record something the gateway refused by its own settings, not by a rule."""
@@ -249,15 +250,16 @@ class SshSession:
         now = time.time()
         self._command_started[seq] = now
         await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, seq, {
-            "protocol": "ssh", "text": text, "params": None, "started_at": O.utc(now),
-            "status": "running", "verdict": "block", "rule": rule, "approval_id": None})])
+            "protocol": "ssh", "text": self.mask_text(text), "params": None,
+            "started_at": O.utc(now), "status": "running", "verdict": "block", "rule": rule,
+            "approval_id": None})])
         self.end_command(seq, "blocked", None, reason, command=text.split(" ")[0])
 
     def note_refusal(self, text: str, reason: str) -> None:
         spawn(self.refused(text, "gateway", reason), name=f"ssh-refusal-{self.session_id}")
 
     async def _review(self, seq: int, text: str, rule: str | None, reason: str,
-                      on_held: Callable[[str], None] | None) -> Admission:
+                      on_held: Callable[[str], None] | None, shown: str) -> Admission:
         assert self.identity is not None
         loop = asyncio.get_running_loop()
         decided: asyncio.Future[ApprovalRequest] = loop.create_future()
@@ -269,8 +271,8 @@ class SshSession:
         try:
             req = await self.ctx.broker.request(
                 session_id=self.session_id, requester=self.identity.name,
-                connection=self.conn.name, statement=text, rule=rule, reason=reason,
-                on_decided=on_decided)
+                connection=self.conn.name, statement=shown, real_statement=text, rule=rule,
+                reason=reason, on_decided=on_decided)
         except StoreError as exc:
             message = "the gateway could not record the approval request, so it did not run"
             self.end_command(seq, "error", None, f"{message}: {exc}")
@@ -298,6 +300,17 @@ class SshSession:
                    else f"approval request {outcome.id} {outcome.status}{why}")
         self.end_command(seq, "denied", None, message)
         return Admission(False, seq, message)
+
+    def mask_text(self, text: str) -> str:
+        """A command line as it is recorded and shown to operators: masked like the output
+        (``echo 4111…`` must not put the card number in the store)."""
+        masking = self.masking
+        if masking is None or not masking.active or masking.values is None:
+            return text
+        masked, fired = masking.values.mask(text)
+        for name in fired:
+            self.masked[masking.count_key(name) + "/recorded"] += 1
+        return masked
 
     def end_command(self, seq: int, status: str, exit_status: int | None,
                     error: str | None, *, command: str | None = None,

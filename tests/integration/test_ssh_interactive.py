@@ -338,3 +338,29 @@ async def test_terminal_output_is_masked_and_prompts_still_appear(gw: SshGateway
         assert "************4242" in out
         process.stdin.write("exit\n")
         await asyncio.wait_for(process.wait_closed(), 10)
+
+
+async def test_command_lines_are_recorded_and_shown_to_approvers_masked(gw: SshGateway) -> None:
+    """The card number a command line carries is masked in the record and the approval queue;
+    the approval is still bound to the line that runs (its hash), and that line runs as typed."""
+    from engine.guardrail.guard import statement_hash
+
+    line = "echo needs-review 4111111111111111"
+    async with connect(gw) as conn:
+        task = asyncio.ensure_future(conn.run(line, check=False))
+        request = await _pending(gw)
+        assert "4111111111111111" not in request.statement and "1111" in request.statement
+        oncall = gw.engine.identities.identity("oncall")
+        assert oncall is not None
+        gw.call(gw.engine.broker.decide(request.id, oncall, True, None))  # type: ignore[union-attr]
+        result = await asyncio.wait_for(task, 20)
+        assert result.exit_status == 0
+    [row] = gw.query("SELECT statement, statement_hash FROM approvals WHERE id = ?", request.id)
+    assert "4111111111111111" not in row["statement"]
+    assert row["statement_hash"] == statement_hash(line)
+    deadline = time.monotonic() + 10
+    while not (rows := gw.query("SELECT text FROM statements WHERE text LIKE ?",
+                                "echo needs-review %1111")):
+        assert time.monotonic() < deadline, "the command was never recorded"
+        await asyncio.sleep(0.05)
+    assert all("4111111111111111" not in r["text"] for r in rows)
