@@ -92,6 +92,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE statements ADD COLUMN masked TEXT;
     ALTER TABLE sessions ADD COLUMN masked TEXT;
     """,
+    # 5: a session's audit records without scanning the whole chain (exports, verification of
+    # an exported file).
+    """
+    CREATE INDEX audit_session ON audit (session_id, seq);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

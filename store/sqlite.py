@@ -340,6 +340,37 @@ class SqliteStore:
             (session_id, after, limit),
         ).fetchall()
 
+    def output_size(self, session_id: str) -> int:
+        """Bytes recorded for an SSH session (``length()`` of a BLOB reads no content pages)."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(length(data)), 0) FROM ssh_output WHERE session_id = ?",
+            (session_id,)).fetchone()
+        return int(row[0])
+
+    # --- reading the audit chain (exports are cut at a chain head) -------------------------
+
+    def audit_head(self) -> tuple[int, str]:
+        """The newest audit record in the database, as (seq, hash); (0, GENESIS) when empty."""
+        return self._chain_head()
+
+    def audit_hash(self, seq: int) -> str | None:
+        row = self.conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def session_audit(self, session_id: str, after: int, upto: int,
+                      limit: int = 1000) -> list[tuple[int, str, str, int, str, str, str]]:
+        """A session's audit records with ``after < seq <= upto``, in order: its own and its
+        approval requests' (whose records are keyed by the request id), as
+        (seq, kind, key, ref, body, prev, hash)."""
+        return self.conn.execute(
+            "SELECT seq, kind, session_id, ref, body, prev, hash FROM audit"
+            " WHERE seq > ? AND seq <= ? AND (session_id = ? OR (kind IN ('approval.request',"
+            " 'approval.update') AND session_id IN"
+            " (SELECT id FROM approvals WHERE session_id = ?)))"
+            " ORDER BY seq LIMIT ?",
+            (after, upto, session_id, session_id, limit),
+        ).fetchall()
+
     def approvals(self, status: str | None = None, limit: int = 100,
                   before: str | None = None) -> list[dict[str, Any]]:
         """Newest first; ``before``: a created_at to page back from (exclusive)."""
