@@ -81,6 +81,13 @@ class ValueMasker:
                               if short else None)
         # Custom detectors have no trigger: the pattern is its own pre-screen.
         self._untriggered = tuple(d for d in self.detectors if d.trigger is None)
+        # For ``ResultMasker``: one search per DataRow instead of a screen per value. Sound only
+        # for a pattern whose match in a value alone is also a match inside the row around it
+        # (engine.masking.pg.TextMasker), so anything context-dependent turns it off.
+        self.screen_pattern: re.Pattern[bytes] | None = None
+        if (self._screen_short is not None and not self._untriggered
+                and not _CONTEXT.search(self._screen_short.pattern.decode("ascii"))):
+            self.screen_pattern = self._screen_short
         # Detectors grouped by trigger (four share DIGITS), so that find tests each one once.
         members: dict[str | None, list[tuple[int, Detector]]] = {}
         for order, d in enumerate(self.detectors):
@@ -185,6 +192,10 @@ def _loose(pattern: str) -> str:
     """A trigger pattern without its negative look-behinds (for raw protocol bytes)."""
     return re.sub(r"\(\?<!(?:[^()\\]|\\.)*\)", "", pattern)
 
+
+# Negative look-arounds, anchors and word boundaries: what makes a match depend on what lies
+# outside it (the escapes are matched with their backslash, so "\\$" is a literal dollar).
+_CONTEXT = re.compile(r"\(\?<?!|(?<!\\)[$^]|\\[bBAZz]")
 
 _CACHE_SIZE = 8192
 _SHORT = 256  # longest ``screen`` data searched with the one regex

@@ -27,9 +27,10 @@ and ``uninspected[UNDESCRIBED_ROW]`` counts such rows when column rules are conf
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
@@ -97,6 +98,13 @@ class TextMasker(Protocol):
     def screen(self, data: bytes) -> bool:
         """Could anything in ``data`` need masking?"""
         ...
+
+    # Optional: ``screen_pattern``, a bytes regex such that whenever ``screen(value)`` is True
+    # for a value inside a buffer, some match of the pattern in the buffer overlaps the value.
+    # A pattern has that property when it has no negative look-around, no anchor and no word
+    # boundary: what matches in the value alone then matches at the same place in the buffer
+    # (positive look-behinds see the same bytes, or more). Given one, a DataRow is searched
+    # once and only the values a match touches go to the detectors.
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +201,11 @@ class ResultMasker:
         self.uninspected: Counter[str] = Counter()  # reason → messages or values, cumulative
         self.columns: tuple[ResultColumn, ...] | None = None  # the description in force
         self._modes: tuple[int, ...] = ()
-        # Per column of the description: a value of it was masked. Such a column's values go to
-        # the detectors without the separate screen first (an email column is masked in every
-        # row; the detectors answer from their cache, and screening first only repeated work).
-        self._masked_before: list[bool] = []
+        # One search over a whole DataRow tells which of its values could need masking (see
+        # ``TextMasker.screen_pattern``), instead of a screen per value.
+        pattern = getattr(masker, "screen_pattern", None)
+        self._finditer: Callable[[bytes, int, int], Iterator[re.Match[bytes]]] | None = (
+            pattern.finditer if pattern is not None else None)
         self._rules = False  # a column rule applies to a column of the description
         self._detect = True  # the detectors may apply to a value (rows must be screened)
         self._statement_description = False  # after ParameterDescription: Describe statement
@@ -212,11 +221,9 @@ class ResultMasker:
         self.columns = columns
         if columns is None:
             self._modes = ()
-            self._masked_before = []
             self._rules, self._detect = False, True
             return
         self._modes = modes = tuple(_mode(c) for c in columns)
-        self._masked_before = [False] * len(columns)
         self._rules = any(m >= _RULE for m in modes)
         self._detect = any(_OPAQUE <= m <= _DETECT_JSON for m in modes)
 
@@ -243,12 +250,20 @@ class ResultMasker:
             new: bytes | None = None
             if tag == 68:  # 'D' DataRow: the hot path
                 detect = self._detect
+                spans: list[tuple[int, int]] | None = None
                 if detect:
                     if dirty is None:
                         dirty = self._screen(messages)
-                    detect = dirty and self._screen(messages[pos + 5 : end])
+                    if not dirty:
+                        detect = False
+                    elif self._finditer is not None:
+                        spans = [m.span() for m in self._finditer(messages, pos + 5, end)]
+                        detect = bool(spans)
+                    else:
+                        detect = self._screen(messages[pos + 5 : end])
                 if detect or self._rules:
-                    new = self._data_row(messages, pos + 5, end, detect, counts)
+                    new = self._data_row(messages, pos + 5, end, detect, counts,
+                                         spans if detect else None)
                 elif self.columns is None and self._column_rule is not None:
                     self.uninspected[UNDESCRIBED_ROW] += 1
             elif tag == 100:  # 'd' CopyData
@@ -365,15 +380,16 @@ class ResultMasker:
         self._describe(tuple(columns))
 
     def _data_row(self, buf: bytes, start: int, end: int, detect: bool,
-                  counts: Counter[tuple[str, str]]) -> bytes | None:
+                  counts: Counter[tuple[str, str]],
+                  spans: list[tuple[int, int]] | None = None) -> bytes | None:
         """The rebuilt DataRow whose body is ``buf[start:end]``, or None if no value changed.
-        ``detect``: the row's bytes screened dirty."""
+        ``detect``: the row's bytes screened dirty; ``spans``: where ``screen_pattern`` matched
+        in them (a value no span overlaps is clean), or None to screen each value."""
         if end - start < 2:
             raise _malformed("DataRow")
         ncols = _I16.unpack_from(buf, start)[0]
         columns = self.columns
         modes = self._modes
-        masked_before = self._masked_before
         if columns is None or ncols != len(modes):
             # No description, or not this row's (a statement executed without one): the
             # detectors read every value as text; column rules cannot be applied.
@@ -385,8 +401,9 @@ class ResultMasker:
                 return None
             columns = None
             modes = (_DETECT,) * ncols
-            masked_before = [False] * ncols  # not remembered across rows without a description
         screen, mask, unpack = self._screen, self._mask, _I32.unpack_from
+        nspans = len(spans) if spans is not None else 0
+        k = 0  # the first span that ends after the value in hand
         pieces: list[bytes] = []
         last = start  # start of the bytes not copied to ``pieces`` yet
         growth = 0
@@ -404,13 +421,19 @@ class ResultMasker:
             vend = p = vstart + size
             if vend > end:
                 raise _malformed("DataRow")
+            if detect and spans is not None:
+                while k < nspans and spans[k][1] <= vstart:
+                    k += 1
+                dirty_value = k < nspans and spans[k][0] < vend
+            else:
+                dirty_value = detect  # screened below, value by value
             if mode == _DETECT:  # the hot case, inlined: ``_value`` does the same
-                if not detect:
+                if not dirty_value:
                     continue
                 raw = buf[vstart:vend]
                 # Most values stay as they are: the screen rejects them. Skipping it changes
                 # nothing but the cost, as the detectors find nothing where it finds nothing.
-                if not masked_before[i] and not screen(raw):
+                if spans is None and not screen(raw):
                     continue
                 text = raw.decode("utf-8", "surrogateescape")
                 masked, fired = mask(text)
@@ -420,11 +443,11 @@ class ResultMasker:
                         counts[(detector, name)] += 1
                 if masked == text:
                     continue
-                masked_before[i] = True
                 value: bytes | None = _encode(masked)
             else:
                 if mode <= _DETECT_JSON:  # the cheap checks first
-                    if not detect or mode == _KEEP or not screen(buf[vstart:vend]):
+                    if (not dirty_value or mode == _KEEP
+                            or (spans is None and not screen(buf[vstart:vend]))):
                         continue
                     if mode == _OPAQUE:
                         self.uninspected[BINARY_VALUE] += 1
