@@ -15,6 +15,7 @@ nothing without the RowDescription before it.
   cannot be inspected and is only counted in ``uninspected``, for the caller's policy to judge.
 - ``NoticeResponse`` and ``ErrorResponse``: their message, detail, hint, context and internal
   query fields are masked (an input syntax error quotes the value it could not read).
+- ``NotificationResponse``: the payload of a NOTIFY (the channel name is left as it is).
 
 Which rows a description covers: the rows that follow it until the result ends (CommandComplete,
 EmptyQueryResponse, ErrorResponse or ReadyForQuery); a PortalSuspended keeps it, as the next
@@ -295,6 +296,11 @@ class ResultMasker:
                     self._describe(None)
                     self._copy = _NO_COPY
                     mark = self._result_ended(counts, mark)
+            elif tag == 65:  # 'A' NotificationResponse: pg_notify payloads are free text
+                if dirty is None:
+                    dirty = self._screen(messages)
+                if dirty:
+                    new = self._notification(messages, pos, end, counts)
             elif tag in (67, 73):  # 'C' CommandComplete, 'I' EmptyQueryResponse
                 self._describe(None)
                 mark = self._result_ended(counts, mark)
@@ -516,6 +522,22 @@ class ResultMasker:
         body = _encode(masked) + (b"\n" if newline else b"")
         return b"d" + _I32.pack(len(body) + 4) + body
 
+    def _notification(self, buf: bytes, pos: int, end: int,
+                      counts: Counter[tuple[str, str]]) -> bytes | None:
+        """A NotificationResponse (at ``buf[pos:end]``) with its payload masked."""
+        start, stop = _split_notification(buf, pos, end)
+        payload = buf[start:stop]
+        if not self._screen(payload):
+            return None
+        text = payload.decode("utf-8", "surrogateescape")
+        masked, fired = self._mask(text)
+        for detector in fired:
+            counts[(detector, "")] += 1
+        if masked == text:
+            return None
+        body = buf[pos + 5 : start] + _encode(masked.replace("\x00", "")) + b"\x00"
+        return b"A" + _I32.pack(len(body) + 4) + body
+
     def _fields(self, buf: bytes, pos: int, end: int,
                 counts: Counter[tuple[str, str]]) -> bytes | None:
         """An ErrorResponse or NoticeResponse (at ``buf[pos:end]``) with its texts masked."""
@@ -547,6 +569,15 @@ class ResultMasker:
         fields.append(b"\x00")
         new_body = b"".join(fields)
         return buf[pos : pos + 1] + _I32.pack(len(new_body) + 4) + new_body
+
+
+def _split_notification(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Where a NotificationResponse's payload starts and ends (its NUL)."""
+    channel_end = buf.find(b"\x00", pos + 9, end)
+    payload_end = buf.find(b"\x00", channel_end + 1, end) if channel_end >= 0 else -1
+    if payload_end != end - 1:
+        raise _malformed("NotificationResponse")
+    return channel_end + 1, payload_end
 
 
 def _as_json(text: str) -> str:

@@ -219,3 +219,13 @@ def test_a_table_the_catalog_cannot_be_read_for_is_masked(gateway: Gateway) -> N
                                           if r["application_name"] == "no-catalog"
                                           and r["ended_at"]])[0]
     assert json.loads(session["masked"])["catalog-unavailable:column/body"] == 1
+
+
+def test_notify_payloads_are_masked(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as listener, \
+            psycopg.connect(gateway.target.direct(), autocommit=True) as sender:
+        listener.execute("listen paid")
+        sender.execute("select pg_notify('paid', 'card 4111111111111111 of bob.x1@example.com')")
+        notes = list(listener.notifies(timeout=10, stop_after=1))
+    assert [n.channel for n in notes] == ["paid"]
+    assert not leaked(notes[0].payload) and notes[0].payload.endswith(".com")

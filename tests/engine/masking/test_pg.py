@@ -303,7 +303,7 @@ def test_a_whole_result_in_one_buffer() -> None:
 def test_other_messages_pass_unchanged() -> None:
     m = masker()
     data = (codec.parameter_status("application_name", "a@b.c") + b.PARSE_COMPLETE
-            + b.BIND_COMPLETE + message(b"A", b"\x00\x00\x00\x01chan\x00x@y.z\x00") + b.ready())
+            + b.BIND_COMPLETE + b.ready())
     assert m.rewrite(data) == (data, Counter())
 
 
@@ -499,3 +499,14 @@ def test_the_row_search_masks_exactly_what_value_screens_mask(
     description = row_description(*(column(f"c{i}") for i in range(len(values))))
     data = description + b.data_row(*values) + b.command_complete("SELECT 1")
     assert ResultMasker(fast).rewrite(data) == ResultMasker(slow).rewrite(data)
+
+
+def test_a_notification_payload_is_masked_and_its_channel_kept() -> None:
+    body = struct.pack("!i", 4242) + cstr("orders") + cstr("paid by " + EMAIL.decode())
+    out, counts = masker().rewrite(message(b"A", body) + b.ready())
+    [(tag, got), _] = split(out)
+    assert tag == ord("A") and got == struct.pack("!i", 4242) + cstr("orders") + cstr(
+        "paid by <email>")
+    assert counts == Counter({("email", ""): 1})
+    with pytest.raises(ProtocolViolation):
+        masker().rewrite(message(b"A", struct.pack("!i", 1) + b"chan\x00" + EMAIL))
