@@ -20,9 +20,11 @@ nothing without the RowDescription before it.
 Which rows a description covers: the rows that follow it until the result ends (CommandComplete,
 EmptyQueryResponse, ErrorResponse or ReadyForQuery); a PortalSuspended keeps it, as the next
 Execute of that portal continues the same rows. Drivers that cache a prepared statement's
-description (pgjdbc, asyncpg, Npgsql) execute it later without a new Describe, so its rows come
-with no description: detectors still read every value as text, column rules cannot be applied,
-and ``uninspected[UNDESCRIBED_ROW]`` counts such rows when column rules are configured.
+description (pgjdbc, asyncpg, Npgsql) execute it later without a new Describe; where column
+rules apply the gateway describes every bound portal itself (``describes_portals``) and drops
+the answer, so their rows are described too. Rows that still come without a description have
+every value read as text by the detectors, and are counted in
+``uninspected[UNDESCRIBED_ROW]`` when column rules are configured.
 """
 
 from __future__ import annotations
@@ -199,6 +201,12 @@ class ResultMasker:
         # masked so far is carried over to the next ``rewrite``.
         self.ended: deque[Counter[tuple[str, str]]] = deque()
         self._carry: Counter[tuple[str, str]] = Counter()
+        # ``engine.pg.relay.PgRelay.describe_portals``: every Bind is followed by the gateway's
+        # own Describe of the portal, whose RowDescription (or NoData) follows BindComplete;
+        # it describes the rows of the Execute to come, and is dropped from what the client
+        # reads.
+        self.describes_portals = False
+        self._injected_describe = False
         self.uninspected: Counter[str] = Counter()  # reason → messages or values, cumulative
         self.columns: tuple[ResultColumn, ...] | None = None  # the description in force
         self._modes: tuple[int, ...] = ()
@@ -283,10 +291,19 @@ class ResultMasker:
                         n = pos
                         break
                 self._row_description(messages, pos + 5, end)
+                if self._injected_describe:
+                    self._injected_describe = False
+                    new = b""  # the gateway asked, not the client: it never sees the answer
             elif tag == 116:  # 't' ParameterDescription: a RowDescription or NoData follows
                 self._statement_description = True
             elif tag == 110:  # 'n' NoData
                 self._statement_description = False
+                if self._injected_describe:
+                    self._injected_describe = False
+                    self._describe(None)
+                    new = b""
+            elif tag == 50:  # '2' BindComplete: the gateway's own Describe is answered next
+                self._injected_describe = self.describes_portals
             elif tag in (69, 78):  # 'E' ErrorResponse, 'N' NoticeResponse
                 if dirty is None:
                     dirty = self._screen(messages)
@@ -295,6 +312,7 @@ class ResultMasker:
                 if tag == 69:  # the statement, and a COPY in progress, ended
                     self._describe(None)
                     self._copy = _NO_COPY
+                    self._injected_describe = False  # skipped until Sync, like the rest
                     mark = self._result_ended(counts, mark)
             elif tag == 65:  # 'A' NotificationResponse: pg_notify payloads are free text
                 if dirty is None:

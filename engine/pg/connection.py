@@ -325,6 +325,9 @@ class PgConnection:
             self.results = ResultMasker(masking.values or _NOTHING,
                                         masking.column_rule if masking.columns else None,
                                         catalog.known if catalog is not None else None)
+            # Column rules need every result described, also what a driver runs from a
+            # prepared statement whose description it cached.
+            self.relay.describe_portals = self.results.describes_portals = bool(masking.columns)
         self._cancel_pid = pid
         self.relay.transaction_status = greeting.transaction_status
         for tag, body in MessageReader(self.ctx.settings.max_message_size).feed(

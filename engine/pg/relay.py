@@ -214,6 +214,11 @@ class PgRelay:
         self._running = 0  # statements (Query, Execute) sent and not yet answered
         self._deferred = False  # new SQL text waits until they are answered
         self.wants_input = False  # set when deferred input may go on (see server_data)
+        # Column masking: after each Bind the gateway sends a Describe of the portal itself,
+        # so that the result's columns are known even when the client does not ask (drivers
+        # that cached a prepared statement's description do not). The masker drops the answer.
+        self.describe_portals = False
+        self._inject_after: bytes | None = None
         # Per client_data call:
         self._out: list[bytes] = []
         self._reply: list[bytes] = []
@@ -279,6 +284,12 @@ class PgRelay:
                 keep = self._frontend(tag, buf[pos + 5 : end], started)
                 if self._hold is not None:  # stop here; resume after the decision
                     break
+                if self._inject_after is not None:  # the gateway's Describe after a Bind
+                    self._out.append(buf[run:end])
+                    self._out.append(self._inject_after)
+                    self._inject_after = None
+                    run = pos = end
+                    continue
             if not keep:
                 if pos > run:
                     self._out.append(buf[run:pos])
@@ -385,6 +396,9 @@ class PgRelay:
             self._bound[record.seq] = record
             self._portals[bind.portal] = (prepared, bind.params, record)
             owed.append((_BIND, record))
+            if self.describe_portals:
+                self._inject_after = codec.message(b"D", b"P" + codec.cstr(bind.portal))
+                owed.append((_DESCRIBE, None))
         elif tag == 69:  # 'E'
             portal = messages.execute_portal(body)
             found = self._portals.get(portal)

@@ -229,3 +229,32 @@ def test_notify_payloads_are_masked(gateway: Gateway) -> None:
         notes = list(listener.notifies(timeout=10, stop_after=1))
     assert [n.channel for n in notes] == ["paid"]
     assert not leaked(notes[0].payload) and notes[0].payload.endswith(".com")
+
+
+async def test_column_rules_apply_to_statements_a_driver_runs_without_describing(
+        gateway: Gateway) -> None:
+    # asyncpg describes a prepared statement once and then only binds and executes it; the
+    # gateway describes each portal itself, and the client never sees those answers.
+    conn = await asyncpg.connect(host="127.0.0.1", port=gateway.port("shop_masked"),
+                                 user="alice", password=gateway.tokens["alice"],
+                                 database="shop", ssl=False)
+    try:
+        statement = await conn.prepare("select c.id, national_id as nid, o.status"
+                                       " from customers c join orders o on o.customer_id = c.id"
+                                       " where c.id = $1 order by o.id limit 1")
+        results = [await statement.fetch(i) for i in (1, 2, 3, 1)]
+        again = await conn.fetch("select 1 as one")  # the session is still in step
+    finally:
+        await conn.close()
+    assert [r[0]["id"] for r in results] == [1, 2, 3, 1]
+    assert all(r[0]["nid"].startswith("h:") for r in results)
+    assert results[0][0]["nid"] == results[3][0]["nid"]  # keyed hash: stable
+    assert all(r[0]["status"] not in ("new", "paid", "shipped", "refunded") for r in results)
+    assert [dict(r) for r in again] == [{"one": 1}]
+
+
+def test_psycopg_prepared_statements_are_masked_by_column(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked"), prepare_threshold=0) as conn:
+        rows = [conn.execute("select national_id from customers where id = %s", (i,),
+                             prepare=True).fetchone() for i in (1, 2, 1)]
+    assert all(r is not None and r[0].startswith("h:") for r in rows)

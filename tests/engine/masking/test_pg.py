@@ -510,3 +510,22 @@ def test_a_notification_payload_is_masked_and_its_channel_kept() -> None:
     assert counts == Counter({("email", ""): 1})
     with pytest.raises(ProtocolViolation):
         masker().rewrite(message(b"A", struct.pack("!i", 1) + b"chan\x00" + EMAIL))
+
+
+def test_the_gateways_own_describe_is_used_for_rows_and_never_reaches_the_client() -> None:
+    m = masker(secret=ColumnAction("hide", redact))
+    m.describes_portals = True
+    client_asked = row_description(column("secret"))
+    data = (b.PARSE_COMPLETE + b.BIND_COMPLETE + row_description(column("secret"))
+            + b.data_row(b"x") + b.command_complete("SELECT 1")
+            + b.BIND_COMPLETE + b.NO_DATA + b.command_complete("INSERT 0 1")
+            + b.BIND_COMPLETE + row_description(column("secret")) + client_asked
+            + b.data_row(b"y") + b.command_complete("SELECT 1") + b.ready())
+    out, counts = m.rewrite(data)
+    assert [chr(t) for t, _ in split(out)] == list("12DC2C2TDCZ")
+    assert counts == Counter({("hide", "secret"): 2})
+    # After a failed Bind nothing of the gateway's Describe comes: nothing is dropped.
+    m2 = masker()
+    m2.describes_portals = True
+    failed = b.PARSE_COMPLETE + b.error("42P01", "no such table") + b.ready()
+    assert m2.rewrite(failed)[0] == failed

@@ -580,3 +580,16 @@ def test_new_sql_waits_for_the_statements_before_it_when_guarded() -> None:
     out, started, finished, reply, _ = relay.client_data(b"")
     assert out == b"" and started[0].verdict == "block"
     assert finished[0].status == "blocked" and b"cannot read SQL" in reply
+
+
+def test_for_column_masking_each_bind_is_followed_by_the_gateways_describe() -> None:
+    relay = PgRelay(1 << 20)
+    relay.describe_portals = True
+    sent = b.parse("SELECT a FROM t", "s1") + b.bind([], statement="s1") + b.execute() + b.SYNC
+    out, [s], *_ = relay.client_data(sent)
+    assert out == (b.parse("SELECT a FROM t", "s1") + b.bind([], statement="s1")
+                   + b.describe("P") + b.execute() + b.SYNC)
+    # The answer to it is tracked like the client's own Describe: the statement still closes.
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.row_description("a"))
+    _, [f] = relay.server_data(b.data_row(b"1") + b.command_complete("SELECT 1") + b.ready())
+    assert (f.seq, f.status, f.rows) == (s.seq, "ok", 1)
