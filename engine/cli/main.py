@@ -39,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     verify = with_config(sub.add_parser("verify", help="check the audit chain of the store"))
     verify.add_argument("session", nargs="?", help="only this session's records")
+    verify.add_argument("--export", type=Path, metavar="FILE",
+                        help="check that FILE, made by gatewatch export, matches the store")
+    export = with_config(sub.add_parser(
+        "export", help="write a session as evidence: asciicast, JSON lines or CSV"))
+    export.add_argument("session", help="session id (or a unique prefix)")
+    export.add_argument("--format", required=True, choices=["asciicast", "jsonl", "csv"])
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write to FILE (default: standard output)")
+    export.add_argument("--channel", type=int, metavar="N",
+                        help="asciicast: follow SSH channel N (default: the first terminal)")
     policy = sub.add_parser("policy", help="work with policies files")
     psub = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     check = psub.add_parser("check", help="validate a policies file")
@@ -67,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
         sp = operator(sub.add_parser(name, help=text))
         sp.add_argument("request", metavar="ID", help="the approval request's id")
         sp.add_argument("--reason", help="why (recorded)")
+    with_config(sub.add_parser(
+        "login", help="sign in with the identity provider (device flow) and cache the token"))
+    connect = with_config(sub.add_parser(
+        "connect", help="open psql or ssh on a connection, signed in with the cached token",
+        usage="gatewatch connect [-c FILE] [--user USER] [--dbname DB] NAME [-- ARG ...]",
+        epilog="Arguments after -- go to psql or ssh unchanged."))
+    connect.add_argument("name", metavar="NAME", help="the connection's name")
+    connect.add_argument("--user", help="login name (default: the one in the token)")
+    connect.add_argument("--dbname", help="database (default: the connection's first)")
+    connect.set_defaults(args=[])
     kill = operator(sub.add_parser("kill", help="end a live session"))
     kill.add_argument("session", metavar="SESSION", help="session id (or a unique prefix)")
     kill.add_argument("--reason", help="why (recorded, and told to the client)")
@@ -82,7 +102,14 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if argv[:1] == ["connect"] and "--" in argv:  # psql/ssh arguments: argparse never sees them
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     args = _parser().parse_args(argv)
+    if args.command == "connect":
+        args.args = passthrough
     try:
         return _dispatch(args)
     except (UsageError, ConfigError) as exc:
@@ -130,6 +157,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         setup_logging("WARNING")
         return run(run_demo(args.config or default_policies(), headless=args.headless))
     config = _config(args)
+    if args.command in ("login", "connect"):
+        from engine.cli import login
+
+        return login.command(config, args)
     if args.command == "tui":
         token = args.token or os.environ.get("GATEWATCH_TOKEN")
         if not token:
@@ -176,6 +207,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                 raise UsageError(f"no session {args.session!r} in {config.engine.store}")
             print(records.show(store, session, as_json=args.json))
             return 0
+        if args.command == "export":
+            from engine.cli.export import export_command
+
+            return export_command(store, args.session, args.format, args.output, args.channel)
+        if args.command == "verify" and args.export is not None:
+            from engine.cli.export import verify_export
+
+            return verify_export(store, args.session, args.export)
         if args.command == "verify":
             if args.session and store.find_session(args.session) is None:
                 raise UsageError(f"no session {args.session!r} in {config.engine.store}")

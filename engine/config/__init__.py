@@ -2,18 +2,21 @@
 
 from engine.config.load import ConfigError, load_config
 from engine.config.model import (
+    AgentRule,
     Config,
     Connection,
     EngineSettings,
     Forward,
     IdentityConfig,
     MaskingRule,
+    OidcSettings,
     SshSettings,
     TlsFiles,
     Upstream,
 )
 
 __all__ = [
+    "AgentRule",
     "Config",
     "ConfigError",
     "Connection",
@@ -21,6 +24,7 @@ __all__ = [
     "Forward",
     "IdentityConfig",
     "MaskingRule",
+    "OidcSettings",
     "SshSettings",
     "TlsFiles",
     "Upstream",

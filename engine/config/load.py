@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 import yaml
 
 from engine.config.model import (
+    AgentRule,
     Config,
     Connection,
     EngineSettings,
     Forward,
     IdentityConfig,
     MaskingRule,
+    OidcSettings,
     SshSettings,
     TlsFiles,
     Upstream,
@@ -38,6 +40,12 @@ T = TypeVar("T")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 _SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+# Signature algorithms an OIDC token may use: asymmetric only. HMAC ("HS256") would let anyone
+# who holds the provider's *public* key mint tokens if it were ever keyed with it, and "none"
+# is no signature at all; neither can be listed.
+OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                   "ES512", "EdDSA", "Ed25519")
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 _NONE: tuple[str, ...] = ()
@@ -260,6 +268,7 @@ class _Builder:
             raise self.doc.fail(("version",), "this Gatewatch reads policies version 1")
         engine = self.engine(top.section("engine", "engine settings"))
         identities = self.identities(top.get("identities", self.list_of("identity"), []))
+        oidc = self.identity(top.section("identity", "identity providers"))
         connections = self.connections(
             top.get("connections", self.list_of("connection"), []), identities
         )
@@ -269,7 +278,100 @@ class _Builder:
                                identities, connections)
         top.done()
         return Config(self.doc.path, engine, identities, connections, rules, guardrails,
-                      masking)
+                      masking, oidc=oidc)
+
+    # identity.oidc -------------------------------------------------------------------------
+    def identity(self, sec: _Section | None) -> OidcSettings | None:
+        if sec is None:
+            return None
+        oidc = self.oidc(sec.section("oidc", "the OpenID Connect provider"))
+        sec.done()
+        return oidc
+
+    def oidc(self, sec: _Section | None) -> OidcSettings | None:
+        if sec is None:
+            return None
+        if "issuer" not in sec.data:
+            raise self.doc.fail(sec.where, "missing required key 'issuer'")
+        issuer = sec.get("issuer", self.string, "")
+        if not issuer:  # given but empty (an unset ${VAR:-}): OIDC is off, static tokens only
+            return None
+        self.issuer_url(issuer, (*sec.where, "issuer"))
+        agent = sec.section("agent", "how agent tokens are told apart")
+        rule = AgentRule()
+        if agent is not None:
+            rule = AgentRule(
+                claim=agent.get("claim", self.claim, rule.claim),
+                values=agent.get("values", self.strings, rule.values),
+                vendor_claim=agent.get("vendor_claim", self.claim, rule.vendor_claim),
+            )
+            agent.done()
+        settings = OidcSettings(
+            issuer=issuer,
+            audiences=sec.need("audiences", self.strings),
+            algorithms=sec.get("algorithms", self.algorithms, ("RS256", "ES256")),
+            username_claim=sec.get("username_claim", self.claim, "preferred_username"),
+            groups_claim=sec.get("groups_claim", self.claim, "groups"),
+            clock_skew=sec.get("clock_skew", self.skew, 60.0),
+            max_token_bytes=sec.get("max_token_bytes", self.size, 8192),
+            jwks_refresh=sec.get("jwks_refresh", self.seconds, 3600.0),
+            jwks_cooldown=sec.get("jwks_cooldown", self.seconds, 30.0),
+            http_timeout=sec.get("http_timeout", self.seconds, 5.0),
+            agent=rule,
+            client_id=sec.get("client_id", self.string, None),
+            scopes=sec.get("scopes", self.strings, ("openid", "profile", "offline_access")),
+            login_token=sec.get("login_token", self.choice("access_token", "id_token"),
+                                "access_token"),
+        )
+        sec.done()
+        if settings.max_token_bytes > 65536:
+            raise self.doc.fail((*sec.where, "max_token_bytes"), "at most 64KiB: a token is "
+                                "read before it is proven, so its size is capped")
+        return settings
+
+    def issuer_url(self, text: str, where: tuple[str | int, ...]) -> None:
+        match = re.fullmatch(r"(https?)://(\[[^\]/]+\]|[^/:\s]+)(:\d+)?(/[^\s?#]*)?", text)
+        if not match:
+            raise self.doc.fail(where, "expected the issuer's URL, such as "
+                                "https://login.example.com/realms/corp")
+        host = match.group(2).strip("[]")
+        if match.group(1) == "http" and host not in _LOOPBACK_HOSTS:
+            raise self.doc.fail(where, "the issuer must use https:// (plain http only on "
+                                "the loopback address, for demos and tests)")
+
+    def claim(self, value: Any, where: tuple[str | int, ...]) -> str:
+        text = self.string(value, where)
+        if not re.fullmatch(r"[A-Za-z0-9_:/.-]+", text) or ".." in text:
+            raise self.doc.fail(where, f"'{text}' is not a claim name (a dotted path such as "
+                                "realm_access.roles reaches into objects)")
+        return text
+
+    def strings(self, value: Any, where: tuple[str | int, ...]) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise self.doc.fail(where, "expected a non-empty list of strings")
+        out = tuple(self.string(v, (*where, i)) for i, v in enumerate(value))
+        if any(not v for v in out):
+            raise self.doc.fail(where, "expected non-empty strings")
+        return out
+
+    def algorithms(self, value: Any, where: tuple[str | int, ...]) -> tuple[str, ...]:
+        out = self.strings(value, where)
+        for i, alg in enumerate(out):
+            if alg.lower() == "none" or alg.upper().startswith("HS"):
+                raise self.doc.fail((*where, i), f"{alg} is refused: only asymmetric "
+                                    f"signatures ({', '.join(OIDC_ALGORITHMS)})")
+            if alg not in OIDC_ALGORITHMS:
+                raise self.doc.fail((*where, i), f"unknown algorithm {alg!r} (expected one of "
+                                    f"{', '.join(OIDC_ALGORITHMS)})")
+        return out
+
+    def skew(self, value: Any, where: tuple[str | int, ...]) -> float:
+        seconds = 0.0 if value == 0 or value == "0s" else self.seconds(value, where)
+        if seconds > 600:
+            raise self.doc.fail(where, "at most 10m: a larger skew keeps expired tokens alive")
+        return seconds
 
     def guardrails(self, sec: _Section | None,
                    identities: tuple[IdentityConfig, ...]) -> GuardrailSettings:

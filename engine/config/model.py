@@ -96,6 +96,43 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AgentRule:
+    """How an OIDC token tells an AI agent apart from a person: a claim and the values that
+    mean "agent" (a ``kind`` claim the provider adds, or Auth0's ``gty: client-credentials``),
+    and the claim that carries the agent's vendor tag."""
+
+    claim: str = "kind"
+    values: tuple[str, ...] = ("agent",)
+    vendor_claim: str = "vendor"
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """``identity.oidc``: tokens from the corporate OpenID provider (see engine/identity/oidc.py).
+
+    Only asymmetric signature algorithms can be listed: ``none`` and HMAC are refused when the
+    file is loaded, so a key confusion cannot be configured in.
+    """
+
+    issuer: str
+    audiences: tuple[str, ...]
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    username_claim: str = "preferred_username"  # absent from a token: ``sub`` is the name
+    groups_claim: str = "groups"  # a dotted path reaches into objects: realm_access.roles
+    clock_skew: float = 60.0
+    max_token_bytes: int = 8192
+    jwks_refresh: float = 3600.0  # keys are fetched again when older than this
+    jwks_cooldown: float = 30.0  # at most one fetch per cooldown for an unknown key id
+    http_timeout: float = 5.0
+    agent: AgentRule = field(default_factory=AgentRule)
+    # ``gatewatch login`` (the device flow): the public client registered for the CLI, the
+    # scopes it asks for, and which of the returned tokens it presents to the gateway.
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "offline_access")
+    login_token: str = "access_token"  # or "id_token"
+
+
+@dataclass(frozen=True)
 class MaskingRule:
     """What to mask (value detectors, a custom regex, or result columns), how, and for whom.
     An ``exempt`` rule turns masking off for the sessions it applies to (and is recorded)."""
@@ -136,6 +173,7 @@ class Config:
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     masking: tuple[MaskingRule, ...] = field(default_factory=tuple)
+    oidc: OidcSettings | None = None  # identity.oidc; None: static identities only
 
     def connection(self, name: str) -> Connection | None:
         return next((c for c in self.connections if c.name == name), None)

@@ -1,0 +1,161 @@
+"""OIDC through a real gateway: real PostgreSQL, real psql, tokens from the demo provider.
+
+The engine is wired the way the lead's one-line change in engine/engine.py will wire it
+(``CombinedIdentities.from_config`` in place of ``StaticTokens``); until then the fixture puts it
+in place for the test.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine.cli import login as cli
+from engine.cli.main import main
+from engine.config import Config, load_config
+from engine.demo.oidc import DemoOidcProvider
+from engine.demo.pgcluster import free_port
+from engine.identity import CombinedIdentities
+from engine.identity.fetch import post_form
+from tests import sshgw
+from tests.conftest import TOKENS, Gateway, Target, need, stop_gateway, write_policy
+from tests.engine.identity.tokens import FakeClock
+from tests.enginethread import run_engine
+from tests.sshd import SshdTarget, make_client_key
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def idp() -> Iterator[DemoOidcProvider]:
+    with DemoOidcProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def oidc_gateway(pg_target: Target, tmp_path: Path, idp: DemoOidcProvider,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
+    path = write_policy(pg_target, tmp_path, shop_port=free_port())  # connect reads the port
+    with path.open("a") as f:
+        f.write(f"identity:\n  oidc: {{issuer: '{idp.issuer}', audiences: [gatewatch], "
+                "client_id: gatewatch-cli}\n")
+    config = load_config(path)
+    monkeypatch.setattr("engine.engine.StaticTokens",
+                        lambda identities: CombinedIdentities.from_config(config))
+    engine, loop, thread = run_engine(config)
+    gw = Gateway(engine, loop, thread, tmp_path, pg_target)
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+def agent_token(idp: DemoOidcProvider) -> str:
+    info = idp.demo_info()
+    status, body = post_form(info["token_endpoint"], {"grant_type": "client_credentials"},
+                             timeout=5, basic_auth=(info["client_id"], info["client_secret"]))
+    assert status == 200
+    return str(body["access_token"])
+
+
+def test_an_agent_signs_in_with_a_client_credentials_token(oidc_gateway: Gateway,
+                                                           idp: DemoOidcProvider) -> None:
+    info = idp.demo_info()
+    with psycopg.connect(oidc_gateway.dsn(user=info["pg_user"]), password=agent_token(idp),
+                         autocommit=True) as conn:
+        assert conn.execute("select current_user").fetchone() == ("gw_scram",)
+    session = oidc_gateway.wait_for(
+        lambda store: [s for s in store.sessions() if s["identity"] == "triage-agent"])[0]
+    assert session["identity_kind"] == "agent"
+
+
+def test_static_tokens_still_open_sessions(oidc_gateway: Gateway) -> None:
+    with psycopg.connect(oidc_gateway.dsn(), password=TOKENS["alice"], autocommit=True) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("how", ["wrong user", "wrong audience", "expired"])
+def test_bad_tokens_are_refused(oidc_gateway: Gateway, idp: DemoOidcProvider, how: str) -> None:
+    user, token = {
+        "wrong user": ("alice", agent_token(idp)),
+        "wrong audience": ("alice", idp.user_token("alice", audience="other")),
+        "expired": ("alice", idp.user_token("alice", lifetime=-3600)),
+    }[how]
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(oidc_gateway.dsn(user=user), password=token)
+
+
+def test_gatewatch_connect_runs_psql_with_the_cached_token(
+        oidc_gateway: Gateway, idp: DemoOidcProvider, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    need("psql")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GATEWATCH_TOKEN", raising=False)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    config: Config = oidc_gateway.engine.config
+    clock = FakeClock(time.time())
+
+    def person(seconds: float) -> None:  # approves at once: no real waiting
+        clock.advance(seconds)
+        for code in idp.pending_user_codes():
+            idp.approve(code, "alice")
+
+    cli.login(config, out=io.StringIO(), sleep=person, clock=clock)
+    assert main(["connect", "-c", str(config.path), "shop", "--", "-At", "-c",
+                 "select 'through the gateway as ' || current_user"]) == 0
+    assert "through the gateway as gw_scram" in capfd.readouterr().out
+    sessions = oidc_gateway.wait_for(
+        lambda store: [s for s in store.sessions() if s["identity"] == "alice"])
+    assert sessions
+
+
+def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
+        sshd: SshdTarget, idp: DemoOidcProvider, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The real OpenSSH client reaches the gateway with the cached OIDC token, typed by the
+    askpass helper that ``connect`` provides; the token is never on its command line."""
+    work = tmp_path / "gw"
+    work.mkdir()
+    port = free_port()
+    text = sshgw.POLICY.format(
+        work=work, alice_key=make_client_key(work / "alice_key"), review_timeout="1m",
+        sshd_port=sshd.port, sshd_user=sshd.user, client_key=sshd.client_key,
+        known_hosts=sshd.known_hosts, forward_port=free_port(), dead_port=free_port())
+    text = text.replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}", 1)
+    text += (f"identity:\n  oidc: {{issuer: '{idp.issuer}', audiences: [gatewatch], "
+             "client_id: gatewatch-cli}\n")
+    path = work / "policies.yaml"
+    path.write_text(text)
+    for name, token in sshgw.TOKENS.items():
+        monkeypatch.setenv(f"GWSSH_{name.upper()}_TOKEN", token)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GATEWATCH_TOKEN", raising=False)
+    config = load_config(path)
+    monkeypatch.setattr("engine.engine.StaticTokens",
+                        lambda identities: CombinedIdentities.from_config(config))
+    engine, loop, thread = run_engine(config)
+    gw = sshgw.SshGateway(engine, loop, thread, work, sshd, work / "alice_key", 0)
+    try:
+        clock = FakeClock(time.time())
+
+        def person(seconds: float) -> None:
+            clock.advance(seconds)
+            for code in idp.pending_user_codes():
+                idp.approve(code, "alice")
+
+        cli.login(config, out=io.StringIO(), sleep=person, clock=clock)
+        options = gw.client_options()
+        at = options.index("PreferredAuthentications=password,keyboard-interactive")
+        del options[at - 1:at + 1]  # connect chooses the authentication methods itself
+        assert main(["connect", "-c", str(path), "web", "--", *options,
+                     "echo", "through-the-gateway"]) == 0
+        assert "through-the-gateway" in capfd.readouterr().out
+        rows = gw.query("SELECT identity FROM sessions WHERE protocol = 'ssh'")
+        assert [r["identity"] for r in rows] == ["alice"]
+    finally:
+        sshgw.stop_ssh_gateway(gw)
