@@ -15,7 +15,7 @@ from engine.config import Config, Connection
 from engine.control import ControlError, ControlServer, Peer
 from engine.events import EventHub
 from engine.guardrail import Guard
-from engine.identity import Identity, StaticTokens
+from engine.identity import CombinedIdentities, Identity
 from engine.masking.policy import masking_key
 from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
@@ -46,7 +46,8 @@ class Engine:
         self._sessions: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self.started = time.time()
-        self.identities = StaticTokens(config.identities)
+        # Static tokens and SSH keys (offline use), and OIDC tokens when identity.oidc is set.
+        self.identities = CombinedIdentities.from_config(config)
         self.guard = Guard(config.rules, config.guardrails)
         self.events = EventHub()
         self.broker: Broker | None = None
@@ -70,6 +71,7 @@ class Engine:
         settings = self.config.engine
         self.store = open_store(settings.store, durability=settings.durability)
         self.recorder = Recorder(self.store, settings.durability)
+        await self.identities.warm_up()  # a provider that is down shows in the log now
         await self._recover()
         self.broker = Broker(self.recorder, self.config.guardrails)
         self.broker.listeners.append(self.events.publish)
@@ -77,6 +79,7 @@ class Engine:
             self.webhook = Webhook(self.config.guardrails.webhook)
             self.broker.listeners.append(self.webhook.approval_event)
         key = masking_key(settings.masking_key_env)
+        grace = self.config.oidc.session_grace if self.config.oidc is not None else 0.0
         self.pg = PgContext(
             settings=settings,
             identities=self.identities,
@@ -87,11 +90,12 @@ class Engine:
             events=self.events,
             masking_rules=self.config.masking,
             masking_key=key,
+            token_grace=grace,
         )
         self.ssh = SshContext(settings=settings, recorder=self.recorder, guard=self.guard,
                               broker=self.broker, events=self.events,
                               masking_rules=self.config.masking,
-                              masking_key=key)
+                              masking_key=key, token_grace=grace)
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()

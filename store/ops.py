@@ -31,6 +31,7 @@ SESSION_OPEN_FIELDS = (
     "started_at",
     "status",
     "target",
+    "identity_vendor",
 )
 SESSION_CLOSE_FIELDS = ("ended_at", "status", "end_reason", "masked")
 STATEMENT_START_FIELDS = (

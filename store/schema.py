@@ -97,6 +97,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX audit_session ON audit (session_id, seq);
     """,
+    # 6: the vendor of an agent identity (an OIDC claim), for sessions and statistics.
+    """
+    ALTER TABLE sessions ADD COLUMN identity_vendor TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

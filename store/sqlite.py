@@ -22,10 +22,11 @@ class StoreError(Exception):
 
 _SESSION_INSERT = (
     "INSERT INTO sessions (id, protocol, connection, identity, identity_kind, client_addr,"
-    " application_name, database, started_at, status, ended_at, end_reason, target, masked)"
+    " application_name, database, started_at, status, ended_at, end_reason, target, masked,"
+    " identity_vendor)"
     " VALUES (:id, :protocol, :connection, :identity, :identity_kind, :client_addr,"
     " :application_name, :database, :started_at, :status, :ended_at, :end_reason, :target,"
-    " :masked)"
+    " :masked, :identity_vendor)"
 )
 _SESSION_CLOSE = (
     "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason,"
@@ -58,7 +59,8 @@ _STATEMENT_END = (
 _OUTPUT_INSERT = (
     "INSERT INTO ssh_output (session_id, seq, t, channel, stream, data) VALUES (?,?,?,?,?,?)"
 )
-_SESSION_CLOSED = {**dict.fromkeys(O.SESSION_CLOSE_FIELDS), "target": None}
+_SESSION_CLOSED = {**dict.fromkeys(O.SESSION_CLOSE_FIELDS), "target": None,
+                   "identity_vendor": None}
 _STATEMENT_ENDED = dict.fromkeys(O.STATEMENT_END_FIELDS)
 _STATEMENT_JUDGED = {"verdict": "allow", "rule": None, "approval_id": None}
 _APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)

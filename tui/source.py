@@ -35,8 +35,9 @@ class Source(Protocol):
 STATS_QUERIES = {
     "by_connection": "select connection as k, count(*) as n from sessions group by 1"
                      " order by 2 desc",
-    "by_identity": "select coalesce(identity, '?') as k, count(*) as n from sessions"
-                   " group by 1 order by 2 desc limit 10",
+    # agents show their vendor: "triage-agent (example-ai)"
+    "by_identity": "select coalesce(identity, '?') || coalesce(' (' || identity_vendor || ')',"
+                   " '') as k, count(*) as n from sessions group by 1 order by 2 desc limit 10",
     "by_verdict": "select verdict as k, count(*) as n from statements group by 1 order by 2 desc",
     "by_rule": "select rule as k, count(*) as n from statements where rule is not null"
                " and verdict <> 'allow' group by 1 order by 2 desc limit 10",

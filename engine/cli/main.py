@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def operator(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_config(sp)
-        sp.add_argument("--token", help="operator token (default: $GATEWATCH_TOKEN)")
+        sp.add_argument("--token", help="operator token (default: $GATEWATCH_TOKEN, else the "
+                        "token `gatewatch login` cached)")
         return sp
 
     tui = operator(sub.add_parser("tui", help="the operator's terminal UI"))
@@ -161,10 +162,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from engine.cli import login
 
         return login.command(config, args)
+    if args.command in ("tui", "approvals", "approve", "deny", "kill"):
+        from engine.cli.login import LoginError, token_for
+
+        try:  # --token, $GATEWATCH_TOKEN, or the operator's cached `gatewatch login`
+            token = token_for(config, args.token)
+        except LoginError as exc:
+            if exc.status == 2:
+                raise UsageError(str(exc)) from exc
+            print(f"gatewatch: {exc}", file=sys.stderr)
+            return exc.status
     if args.command == "tui":
-        token = args.token or os.environ.get("GATEWATCH_TOKEN")
-        if not token:
-            raise UsageError("no operator token: set GATEWATCH_TOKEN or pass --token")
         from tui.main import run_tui
 
         run_tui(config.engine.control_socket, token, args.theme)
@@ -174,11 +182,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         try:
             if args.command == "approvals":
-                print(operate.approvals(config, args.token, as_json=args.json))
+                print(operate.approvals(config, token, as_json=args.json))
             elif args.command == "kill":
-                print(operate.kill(config, args.token, args.session, args.reason))
+                print(operate.kill(config, token, args.session, args.reason))
             else:
-                print(operate.decide(config, args.token, args.request,
+                print(operate.decide(config, token, args.request,
                                      approve=args.command == "approve", reason=args.reason))
         except operate.OperateError as exc:
             return operate.fail(str(exc))

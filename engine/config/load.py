@@ -184,6 +184,7 @@ class _Builder:
     def __init__(self, doc: _Doc, base: Path) -> None:
         self.doc = doc
         self.base = base
+        self.names_are_open = False
 
     # scalar kinds ------------------------------------------------------------------------
     def string(self, value: Any, where: tuple[str | int, ...]) -> str:
@@ -269,6 +270,9 @@ class _Builder:
         engine = self.engine(top.section("engine", "engine settings"))
         identities = self.identities(top.get("identities", self.list_of("identity"), []))
         oidc = self.identity(top.section("identity", "identity providers"))
+        # With an OpenID provider, people and agents are named by their tokens: a policy may
+        # name one the file does not list.
+        self.names_are_open = oidc is not None
         connections = self.connections(
             top.get("connections", self.list_of("connection"), []), identities
         )
@@ -322,6 +326,7 @@ class _Builder:
             scopes=sec.get("scopes", self.strings, ("openid", "profile", "offline_access")),
             login_token=sec.get("login_token", self.choice("access_token", "id_token"),
                                 "access_token"),
+            session_grace=sec.get("session_grace", self.seconds, 0.0),
         )
         sec.done()
         if settings.max_token_bytes > 65536:
@@ -384,7 +389,7 @@ class _Builder:
             people = approvers.get("identities", self.names, frozenset())
             approvers.done()
             unknown = people - {i.name for i in identities}
-            if unknown:
+            if unknown and not self.names_are_open:
                 raise self.doc.fail((*approvers.where, "identities"),
                                     f"unknown identity {sorted(unknown)[0]!r}")
         settings = GuardrailSettings(
@@ -655,7 +660,7 @@ class _Builder:
                 people = allow.get("identities", self.names, frozenset())
                 allow.done()
                 unknown = people - known
-                if unknown:
+                if unknown and not self.names_are_open:
                     raise self.doc.fail(
                         (*where, "allow", "identities"),
                         f"unknown identity {sorted(unknown)[0]!r}",

@@ -130,6 +130,8 @@ class OidcSettings:
     client_id: str | None = None
     scopes: tuple[str, ...] = ("openid", "profile", "offline_access")
     login_token: str = "access_token"  # or "id_token"
+    # A session signed in with a token ends when the token expires, after this much grace.
+    session_grace: float = 0.0
 
 
 @dataclass(frozen=True)

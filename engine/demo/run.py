@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config, load_config
+from engine.demo.oidc import DemoOidcProvider
 from engine.demo.pgcluster import PgCluster, free_port
 from engine.demo.sshtarget import DemoSshTarget
 from engine.demo.tls import self_signed
@@ -41,8 +42,10 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
     work = Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))
     cluster = PgCluster(work / "pg")
     ssh_target = DemoSshTarget(work / "ssh-home")
+    idp: DemoOidcProvider | None = None
     engine: Engine | None = None
     try:
+        idp = await asyncio.to_thread(DemoOidcProvider().start)
         target_password = secrets.token_urlsafe(24)
         await asyncio.to_thread(_prepare_target, cluster, target_password)
         await ssh_target.start()
@@ -67,6 +70,7 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
             "GATEWATCH_WEB_SSH_USER": ssh_target.user,
             "GATEWATCH_WEB_SSH_PASSWORD": ssh_target.password,
             "GATEWATCH_WEB_KNOWN_HOSTS": str(known_hosts),
+            "GATEWATCH_OIDC_ISSUER": idp.issuer,
         })
         config = load_config(policies)
         engine = Engine(config)
@@ -87,6 +91,9 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
                            "user": ssh_target.user, "password": ssh_target.password,
                            "host_key": ssh_target.known_hosts_line().split(" ", 1)[1]},
             "approver": {"user": "oncall", "token": tokens["oncall"]},
+            # A client-credentials token from here, as the password of pg_user on the
+            # postgres listener, opens a session as the agent.
+            "oidc": idp.demo_info(),
         }
         if headless:
             print(json.dumps(info), flush=True)
@@ -99,6 +106,8 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
         if engine is not None:
             await engine.stop()
         await ssh_target.stop()
+        if idp is not None:
+            await asyncio.to_thread(idp.stop)
         await asyncio.to_thread(cluster.stop)
         shutil.rmtree(work, ignore_errors=True)
 

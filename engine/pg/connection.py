@@ -25,6 +25,7 @@ from engine.config import Connection, EngineSettings, MaskingRule
 from engine.events import EventHub
 from engine.guardrail import Guard
 from engine.identity import Identity, IdentityProvider
+from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.masking.pg import ResultMasker
 from engine.masking.policy import SessionMasking, for_session
 from engine.pg import codec, startup
@@ -80,6 +81,7 @@ class PgContext:
     tls: dict[str, ssl.SSLContext] = field(default_factory=dict)
     masking_rules: tuple[MaskingRule, ...] = ()
     masking_key: bytes = b""
+    token_grace: float = 0.0  # a session outlives its OIDC token by this much
     # The table columns behind result columns, per (connection, database), for column rules.
     catalogs: dict[tuple[str, str], TableCatalog] = field(default_factory=dict)
 
@@ -118,6 +120,7 @@ class PgConnection:
         self._finished_held: list[StatementFinished] = []
         self._client_is_full = False
         self._catalog: TableCatalog | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the control API shows of a live session."""
@@ -127,6 +130,7 @@ class PgConnection:
             "connection": self.conn.name,
             "identity": self.identity.name if self.identity else None,
             "identity_kind": self.identity.kind if self.identity else None,
+            "identity_vendor": self.identity.vendor if self.identity else None,
             "client_addr": self.client.peer(),
             "application_name": self.params.get("application_name"),
             "database": self.params.get("database"),
@@ -288,6 +292,7 @@ class PgConnection:
             "connection": self.conn.name,
             "identity": ident.name if ident else self.params.get("user"),
             "identity_kind": ident.kind if ident else None,
+            "identity_vendor": ident.vendor if ident else None,
             "client_addr": self.client.peer(),
             "application_name": self.params.get("application_name"),
             "database": self.params.get("database"),
@@ -340,6 +345,7 @@ class PgConnection:
             log.warning("session %s: %s; every statement will be refused", self.session_id,
                         self.relay.unreadable)
         self.ctx.live[self.session_id] = self
+        self._expiry = watch_expiry(self.identity, self.ctx.token_grace, self._token_expired)
         self.ctx.events.publish("session.opened", self.describe())
         self.client.write(
             (b"" if self._auth_ok_sent else codec.auth_request(0))
@@ -624,6 +630,11 @@ class PgConnection:
         self._fatal(message, sqlstate)
         self._end(reason, status=status)
 
+    def _token_expired(self) -> None:
+        log.info("session %s: the token of %s expired", self.session_id,
+                 self.identity.name if self.identity else "?")
+        self.terminate(EXPIRED, MESSAGE, "57P01")
+
     def _fatal(self, message: str, sqlstate: str, hint: str | None = None) -> None:
         if not self._ended:
             self.client.write(codec.error_response(message, sqlstate, "FATAL", hint=hint))
@@ -668,6 +679,8 @@ class PgConnection:
             return
         self._ended = True
         self.ctx.live.pop(self.session_id, None)
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.approval is not None:
             self.ctx.broker.withdraw(self.approval.id, f"session ended: {reason}")
             self.approval = None

@@ -23,7 +23,7 @@ from typing import Any
 import asyncssh
 
 from engine.config import Connection
-from engine.identity import Identity, StaticTokens
+from engine.identity import Identity, IdentityDirectory
 from engine.ssh.bridge import ChannelBridge
 from engine.ssh.session import SshContext, SshSession
 from engine.ssh.upstream import TargetUnavailable
@@ -54,7 +54,7 @@ def _failed(addr: str) -> None:
 
 
 class GatewayServer(asyncssh.SSHServer):
-    def __init__(self, ctx: SshContext, conn: Connection, identities: StaticTokens) -> None:
+    def __init__(self, ctx: SshContext, conn: Connection, identities: IdentityDirectory) -> None:
         self.ctx = ctx
         self.conn = conn
         self.identities = identities

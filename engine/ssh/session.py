@@ -20,6 +20,7 @@ from engine.guardrail import Guard
 from engine.guardrail.guard import Judgement, SessionGuard
 from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
+from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.masking.policy import SessionMasking, for_session
 from engine.recorder import Recorder
 from engine.ssh.tape import Tape
@@ -49,6 +50,7 @@ class SshContext:
     live: dict[str, SshSession] = field(default_factory=dict)
     masking_rules: tuple[MaskingRule, ...] = ()
     masking_key: bytes = b""
+    token_grace: float = 0.0  # a session outlives its OIDC token by this much
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class SshSession:
         self._command_started: dict[int, float] = {}
         self.masking: SessionMasking | None = None
         self.masked: Counter[str] = Counter()  # "rule:detector" → values masked
+        self._expiry: asyncio.TimerHandle | None = None
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._opened.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.tape = Tape(ctx.recorder, session_id, self.started, self._pressure, self._store_failed)
@@ -97,7 +100,8 @@ class SshSession:
         try:
             await self.ctx.recorder.committed([Op(O.SESSION_OPEN, self.session_id, 0, {
                 "protocol": "ssh", "connection": self.conn.name, "identity": identity.name,
-                "identity_kind": identity.kind, "client_addr": self.client_addr,
+                "identity_kind": identity.kind, "identity_vendor": identity.vendor,
+                "client_addr": self.client_addr,
                 "application_name": self.client_version, "database": None,
                 "started_at": O.utc(self.started), "status": "open",
                 "target": f"{up.user}@{up.host}:{up.port}",
@@ -110,6 +114,8 @@ class SshSession:
         if self.ended:
             return
         self.ctx.live[self.session_id] = self
+        self._expiry = watch_expiry(identity, self.ctx.token_grace,
+                                    lambda: self.terminate(EXPIRED, MESSAGE))
         self.ctx.events.publish("session.opened", self.describe())
         self._target = spawn(connect_target(up), name=f"ssh-target-{self.session_id}")
         self._target.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -128,6 +134,8 @@ class SshSession:
             return
         self.ended = True
         self.ctx.live.pop(self.session_id, None)
+        if self._expiry is not None:
+            self._expiry.cancel()
         for bridge in list(self.bridges):
             bridge.cancel()
         for request_id in list(self.waiting):
@@ -176,6 +184,7 @@ class SshSession:
             "id": self.session_id, "protocol": "ssh", "connection": self.conn.name,
             "identity": ident.name if ident else None,
             "identity_kind": ident.kind if ident else None,
+            "identity_vendor": ident.vendor if ident else None,
             "client_addr": self.client_addr, "application_name": self.client_version,
             "database": None, "target": f"{up.user}@{up.host}:{up.port}",
             "started_at": O.utc(self.started), "statements": self.seq,

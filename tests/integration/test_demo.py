@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -54,6 +56,28 @@ def test_demo_headless(tmp_path: Path) -> None:
         with psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
                              user=approver["user"], password=approver["token"]) as conn:
             assert conn.execute("select 1").fetchone() == (1,)
+        # An agent: a client-credentials token from the demo's OpenID provider, presented as
+        # the password of pg_user, opens a session recorded as that agent with its vendor.
+        oidc = info["oidc"]
+        grant = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": oidc["client_id"],
+            "client_secret": oidc["client_secret"]}).encode()
+        with urllib.request.urlopen(oidc["token_endpoint"], grant, timeout=10) as answer:
+            token = json.loads(answer.read())["access_token"]
+        with psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
+                             user=oidc["pg_user"], password=token, application_name="agent",
+                             sslmode="require") as conn:
+            assert conn.execute("select 2").fetchone() == (2,)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
+                            user=oidc["pg_user"], password=token[:-4] + "AAAA",
+                            sslmode="require")
+        listed = subprocess.run([sys.executable, "-m", "engine", "sessions", "--json",
+                                 "-c", info["config"]],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        [agent] = [r for r in json.loads(listed.stdout) if r["application_name"] == "agent"]
+        assert (agent["identity"], agent["identity_kind"], agent["identity_vendor"]) == (
+            oidc["pg_user"], "agent", "example-ai")
         for key in ("ssh", "ssh_direct"):  # same host, with and without the gateway
             out = _ssh(info[key], tmp_path, "pwd; echo $((6*7))")
             assert out.returncode == 0, out.stderr

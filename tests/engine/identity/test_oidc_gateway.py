@@ -1,8 +1,7 @@
 """OIDC through a real gateway: real PostgreSQL, real psql, tokens from the demo provider.
 
-The engine is wired the way the lead's one-line change in engine/engine.py will wire it
-(``CombinedIdentities.from_config`` in place of ``StaticTokens``); until then the fixture puts it
-in place for the test.
+The engine builds its identities with ``CombinedIdentities.from_config``: the policies file's
+``identity.oidc`` section turns OIDC on.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from engine.cli.main import main
 from engine.config import Config, load_config
 from engine.demo.oidc import DemoOidcProvider
 from engine.demo.pgcluster import free_port
-from engine.identity import CombinedIdentities
 from engine.identity.fetch import post_form
 from tests import sshgw
 from tests.conftest import TOKENS, Gateway, Target, need, stop_gateway, write_policy
@@ -38,15 +36,12 @@ def idp() -> Iterator[DemoOidcProvider]:
 
 
 @pytest.fixture
-def oidc_gateway(pg_target: Target, tmp_path: Path, idp: DemoOidcProvider,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
+def oidc_gateway(pg_target: Target, tmp_path: Path, idp: DemoOidcProvider) -> Iterator[Gateway]:
     path = write_policy(pg_target, tmp_path, shop_port=free_port())  # connect reads the port
     with path.open("a") as f:
         f.write(f"identity:\n  oidc: {{issuer: '{idp.issuer}', audiences: [gatewatch], "
                 "client_id: gatewatch-cli}\n")
     config = load_config(path)
-    monkeypatch.setattr("engine.engine.StaticTokens",
-                        lambda identities: CombinedIdentities.from_config(config))
     engine, loop, thread = run_engine(config)
     gw = Gateway(engine, loop, thread, tmp_path, pg_target)
     try:
@@ -136,8 +131,6 @@ def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("GATEWATCH_TOKEN", raising=False)
     config = load_config(path)
-    monkeypatch.setattr("engine.engine.StaticTokens",
-                        lambda identities: CombinedIdentities.from_config(config))
     engine, loop, thread = run_engine(config)
     gw = sshgw.SshGateway(engine, loop, thread, work, sshd, work / "alice_key", 0)
     try:
@@ -159,3 +152,21 @@ def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
         assert [r["identity"] for r in rows] == ["alice"]
     finally:
         sshgw.stop_ssh_gateway(gw)
+
+
+def test_a_session_ends_when_its_token_expires(oidc_gateway: Gateway,
+                                               idp: DemoOidcProvider) -> None:
+    info = idp.demo_info()
+    token = idp.agent_token(lifetime=2)
+    with psycopg.connect(oidc_gateway.dsn(user=info["pg_user"]), password=token,
+                         autocommit=True, application_name="short-lived") as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+        deadline = time.monotonic() + 30
+        with pytest.raises(psycopg.OperationalError, match="token expired"):
+            while time.monotonic() < deadline:
+                conn.execute("select 1")
+                time.sleep(0.2)
+    session = oidc_gateway.wait_for(
+        lambda store: [s for s in store.sessions()
+                       if s["application_name"] == "short-lived" and s["ended_at"]])[0]
+    assert session["end_reason"] == "token expired"
