@@ -18,10 +18,13 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from engine.replay import SessionNotFound, open_timeline
+from store import StoreError, open_store
 from themes import DEFAULT, THEMES
 from tui.client import EngineGone, Refused
 from tui.commands import GatewatchCommands
 from tui.screens.approvals import ApprovalsScreen
+from tui.screens.replay import ReplayScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.screens.stats import StatsScreen
@@ -81,9 +84,29 @@ class GatewatchApp(App[None]):
         self.refresh_data()
 
     def open_session(self, row: dict[str, Any]) -> None:
+        """A live session's view; a recorded one's replay (when the store can be read)."""
+        if row.get("status") != "live" and self.source.store_path() is not None:
+            self.open_replay(str(row["id"]))
+            return
         screen = SessionScreen(row)
         self.push_screen(screen)
         self.load_statements(screen)
+
+    def open_replay(self, session_id: str) -> None:
+        path = self.source.store_path()
+        if path is None:
+            self.notify("replay needs the engine's store", severity="warning")
+            return
+        store = open_store(path, readonly=True)
+        try:
+            timeline = open_timeline(store, session_id)
+            row = store.find_session(timeline.session.id) or {"id": session_id}
+        except (SessionNotFound, StoreError) as exc:
+            store.close()
+            self.notify(str(exc), title="Replay", severity="error")
+            return
+        self.push_screen(ReplayScreen(timeline, row, live=self._live, standalone=False),
+                         callback=lambda _: store.close())
 
     # --- data ---------------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ class Source(Protocol):
     async def output(self, session_id: str, after: int) -> list[Chunk]: ...
     async def stats(self) -> dict[str, Any]: ...
     async def next_events(self) -> list[dict[str, Any]]: ...
+    def store_path(self) -> Path | None:
+        """The store to replay recorded sessions from (None: replay is not available)."""
+        ...
 
 
 STATS_QUERIES = {
@@ -114,6 +117,9 @@ class LiveSource:
 
         return dict(await asyncio.to_thread(self._read, read))
 
+    def store_path(self) -> Path | None:
+        return self._store_path
+
     def _read(self, fn: Any) -> Any:
         if self._store_path is None:
             raise EngineGone("not connected")
@@ -134,8 +140,10 @@ class FixedSource:
 
     def __init__(self, sessions: dict[str, Any], approvals: dict[str, Any],
                  statements: dict[str, list[dict[str, Any]]], stats: dict[str, Any],
-                 output: dict[str, list[Chunk]] | None = None) -> None:
+                 output: dict[str, list[Chunk]] | None = None,
+                 store: Path | None = None) -> None:
         self._sessions, self._approvals = sessions, approvals
+        self._store = store  # a real store holding recorded sessions, for replay
         self._output = output or {}
         self._statements, self._stats = statements, stats
         self.identity = "oncall"
@@ -171,3 +179,6 @@ class FixedSource:
     async def next_events(self) -> list[dict[str, Any]]:
         await asyncio.Event().wait()  # never: fixed data does not change
         return []
+
+    def store_path(self) -> Path | None:
+        return self._store

@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     show = with_config(sub.add_parser("show", help="show one session and its statements"))
     show.add_argument("session", help="session id (or a unique prefix)")
     show.add_argument("--json", action="store_true")
+    replay = with_config(sub.add_parser(
+        "replay", help="move through a recorded session in time (a terminal UI)"))
+    replay.add_argument("session", help="session id (or a unique prefix)")
+    replay.add_argument("--theme", choices=["gatewatch-dark", "gatewatch-light",
+                                            "gatewatch-high-contrast"])
     verify = with_config(sub.add_parser("verify", help="check the audit chain of the store"))
     verify.add_argument("session", nargs="?", help="only this session's records")
     verify.add_argument("--export", type=Path, metavar="FILE",
@@ -162,16 +167,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         from engine.cli import login
 
         return login.command(config, args)
+    if args.command == "replay":
+        from engine.replay import SessionNotFound
+        from tui.replay import run_replay
+
+        if not config.engine.store.exists():
+            raise UsageError(f"no store at {config.engine.store}: nothing recorded yet")
+        try:
+            run_replay(config.engine.store, args.session,
+                       args.theme or os.environ.get("GATEWATCH_THEME"))
+        except (SessionNotFound, StoreError) as exc:
+            raise UsageError(str(exc).strip('"')) from exc
+        return 0
     if args.command in ("tui", "approvals", "approve", "deny", "kill"):
         from engine.cli.login import LoginError, token_for
 
         try:  # --token, $GATEWATCH_TOKEN, or the operator's cached `gatewatch login`
             token = token_for(config, args.token)
         except LoginError as exc:
-            if exc.status == 2:
+            if args.command == "tui":
                 raise UsageError(str(exc)) from exc
             print(f"gatewatch: {exc}", file=sys.stderr)
-            return exc.status
+            return 1  # as every failed operator command (see engine.cli.operate)
     if args.command == "tui":
         from tui.main import run_tui
 

@@ -6,14 +6,16 @@ import pytest
 from textual.binding import Binding
 
 from tui.app import GatewatchApp
+from tui.replay import ReplayApp
 from tui.screens.approvals import ApprovalsScreen
 from tui.screens.reason import ReasonPrompt
+from tui.screens.replay import ReplayScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.screens.stats import StatsScreen
 
 OWNERS = [GatewatchApp, SessionsScreen, ApprovalsScreen, SessionScreen, StatsScreen,
-          ReasonPrompt]
+          ReasonPrompt, ReplayScreen, ReplayApp]
 
 
 @pytest.mark.parametrize("owner", OWNERS, ids=lambda o: o.__name__)

@@ -59,7 +59,7 @@ class TerminalView(ScrollView):
     def __init__(self, cols: int = 80, rows: int = 24, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._emulator = Emulator(cols, rows)
-        self.screen_buffer = self._emulator.screen
+        self.screen_buffer: pyte.Screen = self._emulator.screen
         self.virtual_size = Size(cols, rows)
         self.fed = 0
 
@@ -71,6 +71,12 @@ class TerminalView(ScrollView):
     def resize_terminal(self, cols: int, rows: int) -> None:
         self._emulator.resize(cols, rows)
         self.virtual_size = Size(self.screen_buffer.columns, self.screen_buffer.lines)
+        self.refresh()
+
+    def show_screen(self, screen: pyte.Screen) -> None:
+        """Render ``screen`` (a replay's emulator, say) instead of this view's own."""
+        self.screen_buffer = screen
+        self.virtual_size = Size(screen.columns, screen.lines)
         self.refresh()
 
     def text(self) -> str:

@@ -1,0 +1,255 @@
+"""The replay screen, driven from the keyboard and the mouse over a recorded fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.replay import open_timeline
+from store import SqliteStore, open_store
+from tests.tui.replayed import PG_ID, SSH_ID, recorded_store
+from tui.replay import ReplayApp
+from tui.screens.replay import ReplayScreen
+from tui.widgets.terminal import TerminalView
+from tui.widgets.timeline import TimelineBar
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return recorded_store(tmp_path_factory.mktemp("replay"))
+
+
+@pytest.fixture
+def store(store_path: Path) -> Iterator[SqliteStore]:
+    s = open_store(store_path, readonly=True)
+    yield s
+    s.close()
+
+
+def app_for(store: SqliteStore, session: str, *, live: bool = False) -> ReplayApp:
+    return ReplayApp(store, open_timeline(store, session), live=live)
+
+
+def screen_text(app: ReplayApp) -> str:
+    return app.screen.query_one("#terminal", TerminalView).text()
+
+
+async def test_keys_move_through_time(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        assert screen.position == 0.0 and "app" not in screen_text(app)
+        await pilot.press("right")  # 5 s: the listing and the hostile output are on screen
+        assert screen.position == 5.0
+        assert "notes.txt" in screen_text(app) and "after-hostile" in screen_text(app)
+        await pilot.press("shift+right")  # a minute later, before the late output
+        assert screen.position == 65.0 and "needle-in-output" in screen_text(app)
+        assert "late output" not in screen_text(app)
+        await pilot.press("end")
+        assert screen.position == screen.timeline.duration == 310.0
+        assert "late output after a long silence" in screen_text(app)
+        await pilot.press("shift+left", "left")
+        assert screen.position == 245.0 and "late output" not in screen_text(app)
+        await pilot.press("home")
+        assert screen.position == 0.0 and "notes.txt" not in screen_text(app)
+
+
+async def test_next_and_previous_command(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("n")
+        assert screen.position == 2.0
+        await pilot.press("n")
+        assert screen.position == 10.0 and "blocked by rule" in screen_text(app)
+        await pilot.press("n")
+        assert screen.position == 20.0
+        await pilot.press("p", "p")
+        assert screen.position == 2.0
+
+
+async def test_speed_and_idle_squeezing(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert screen.speed == 4.0
+        await pilot.press(*["right_square_bracket"] * 5)
+        assert screen.speed == 16.0  # the fastest
+        await pilot.press(*["left_square_bracket"] * 9)
+        assert screen.speed == 0.25  # the slowest
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+        screen.seek(30.0)
+        screen.advance(10.0)  # ten seconds of play at 2x: 20 s of the session
+        assert screen.position == pytest.approx(50.0)
+        await pilot.press("i")  # idle squeezed: the 270 s silence plays in a few seconds
+        screen.seek(30.0)
+        screen.advance(5.0)
+        assert screen.position > 290.0
+        assert "idle squeezed" in screen.status_text
+
+
+async def test_space_plays_until_the_end(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID, live=True)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("i", *["right_square_bracket"] * 3)  # squeezed, 8x
+        await pilot.press("space")
+        seen = [screen.position]
+        for _ in range(600):
+            await pilot.pause(0.05)
+            seen.append(screen.position)
+            if not screen.playing:
+                break
+        assert not screen.playing and screen.position == screen.timeline.duration
+        assert seen == sorted(seen) and len(set(seen)) > 3  # it moved on, frame by frame
+
+
+async def test_space_at_the_end_plays_again_from_the_start(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)  # no play timer: time stands still
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("end", "space")
+        assert screen.playing and screen.position == 0.0
+        await pilot.press("space")
+        assert not screen.playing
+
+
+async def test_search_jumps_from_match_to_match(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("slash", *"restart", "enter")
+        assert screen.position == 25.0
+        await pilot.press("escape")  # closes the search box, not the replay
+        assert app.is_running and not screen.query_one("#search").display
+        await pilot.press("home", "slash", "ctrl+a", "ctrl+k", *"PROMPT-NEVER", "enter")
+        assert screen.position == 0.0  # no match: stays, and says so
+        await pilot.press("escape")
+        screen.seek(0.0)
+        screen._needle = "deploy@web1"
+        await pilot.press("full_stop")
+        first = screen.position
+        await pilot.press("full_stop")
+        assert screen.position > first
+        await pilot.press("comma")
+        assert screen.position == first
+
+
+async def test_hostile_output_never_reaches_the_operators_terminal(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("right")
+        text = screen_text(app)
+        assert "after-hostile" in text
+        assert "\x1b" not in text and "\x07" not in text and "pwned" not in text
+        assert app.title == "Gatewatch replay"  # the recorded title set no title here
+        strips = [app.screen.query_one("#terminal", TerminalView).render_line(y)
+                  for y in range(24)]
+        assert not any("\x1b" in segment.text for strip in strips for segment in strip)
+
+
+async def test_clicking_the_timeline_seeks(store: SqliteStore) -> None:
+    app = app_for(store, SSH_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        bar = screen.query_one("#timeline", TimelineBar)
+        await pilot.click("#timeline", offset=(bar.size.width - 1, 1))
+        assert screen.position == pytest.approx(310.0)
+        await pilot.click("#timeline", offset=(0, 1))
+        assert screen.position == 0.0
+
+
+async def test_a_postgresql_session_moves_through_its_statements(store: SqliteStore) -> None:
+    app = app_for(store, PG_ID)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("n")
+        assert screen.position == 1.0
+        assert "personal-data:email/email: 3" in screen.detail_text
+        await pilot.press("n")
+        assert screen.position == 4.0 and "no-drop" in screen.detail_text
+        await pilot.press("slash", *"count", "enter")
+        assert screen.position == 9.0
+        await pilot.press("escape", "escape")
+        assert not app.is_running
+
+
+def test_replay_screen_snapshots(snap_compare: Callable[..., bool], store_path: Path) -> None:
+    store = open_store(store_path, readonly=True)
+    try:
+        async def at_ten_seconds(pilot: Any) -> None:
+            await pilot.press("right", "right")
+            await pilot.pause()
+
+        assert snap_compare(app_for(store, SSH_ID), terminal_size=(100, 34),
+                            run_before=at_ten_seconds)
+    finally:
+        store.close()
+
+
+def test_replay_screen_snapshot_postgresql(snap_compare: Callable[..., bool],
+                                           store_path: Path) -> None:
+    store = open_store(store_path, readonly=True)
+    try:
+        async def at_the_block(pilot: Any) -> None:
+            await pilot.press("n", "n")
+            await pilot.pause()
+
+        assert snap_compare(app_for(store, PG_ID), terminal_size=(100, 30),
+                            run_before=at_the_block)
+    finally:
+        store.close()
+
+
+async def test_enter_on_a_recorded_session_in_the_operators_tui_opens_its_replay(
+        store_path: Path) -> None:
+    from tests.tui.fixtures import NOW, fixed_source
+    from tui.app import GatewatchApp
+
+    source = fixed_source()
+    source._store = store_path
+    source._sessions = {"live": [], "recent": [
+        {"id": SSH_ID, "protocol": "ssh", "identity": "alice", "connection": "box",
+         "client_addr": "10.0.0.1:5000", "application_name": None, "database": None,
+         "started_at": "2026-09-21T14:13:20+00:00", "ended_at": "2026-09-21T14:18:30+00:00",
+         "statements": 3, "status": "closed", "end_reason": "killed by oncall"}]}
+    app = GatewatchApp(source, clock=lambda: NOW, live=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ReplayScreen)
+        await pilot.press("n")
+        assert app.screen.position == 2.0
+        await pilot.press("escape")  # back to the sessions list, the app goes on
+        assert not isinstance(app.screen, ReplayScreen) and app.is_running
+
+
+def test_replay_of_an_unknown_session_is_a_one_line_usage_error(store_path: Path,
+                                                               tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config = tmp_path / "p.yaml"
+    config.write_text(f"version: 1\nengine:\n  store: {store_path}\n"
+                      f"  control_socket: {tmp_path / 'c.sock'}\n")
+    out = subprocess.run([sys.executable, "-m", "engine", "replay", "nope", "-c", str(config)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith("gatewatch: no recorded session 'nope'")
+    assert out.stderr.count("\n") == 1

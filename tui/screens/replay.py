@@ -1,0 +1,316 @@
+"""Replay: move through a recorded session in time, like a video, in the terminal.
+
+SSH sessions show the terminal as it was at time t, rendered cell by cell from the replay's
+terminal emulator (``engine.replay.TerminalTimeline``) — recorded escape sequences never reach
+the operator's terminal (DESIGN.md invariant 7). PostgreSQL sessions show their statements,
+the one current at t selected with its verdict, duration, rows, error and masked counts.
+
+Keys: ←/→ 5 s, shift+←/→ 1 min, Home/End, space plays and pauses, [ and ] change the speed
+(0.25x to 16x), i squeezes idle time, n/p jump to the next or previous command, / searches
+(the output of an SSH session, the statement texts of a PostgreSQL one) and . and , go to
+the next and previous match. A click or drag on the timeline seeks.
+
+The timeline reads the store on the UI thread: a seek restores the nearest keyframe and feeds
+at most a keyframe's worth of output (bench/replay_seek.py measures it), and SQLite objects
+stay in the thread that made them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from engine.replay import (
+    KINDS,
+    IdleMap,
+    StatementTimeline,
+    TerminalTimeline,
+    Timeline,
+)
+from tui.widgets.terminal import TerminalView
+from tui.widgets.timeline import TimelineBar
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+TICK = 0.05  # seconds between frames while playing
+MAX_IDLE = 2.0  # with idle skipping on, a silence plays in at most this long
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ReplayScreen(Screen[None]):
+    CSS_PATH = "replay.tcss"
+    BINDINGS = [
+        Binding("space", "play", "Play/pause", id="replay.play"),
+        Binding("left", "step(-5)", "-5 s", id="replay.back"),
+        Binding("right", "step(5)", "+5 s", id="replay.forward"),
+        Binding("shift+left", "step(-60)", "-1 min", show=False, id="replay.back-minute"),
+        Binding("shift+right", "step(60)", "+1 min", show=False, id="replay.forward-minute"),
+        Binding("home", "jump('start')", "Start", show=False, id="replay.start"),
+        Binding("end", "jump('end')", "End", show=False, id="replay.end"),
+        Binding("left_square_bracket", "speed(-1)", "Slower", id="replay.slower"),
+        Binding("right_square_bracket", "speed(1)", "Faster", id="replay.faster"),
+        Binding("i", "idle", "Skip idle", id="replay.idle"),
+        Binding("n", "command(1)", "Next command", id="replay.next"),
+        Binding("p", "command(-1)", "Previous command", id="replay.previous"),
+        Binding("slash", "search", "Search", id="replay.search"),
+        Binding("full_stop", "match(1)", "Next match", show=False, id="replay.next-match"),
+        Binding("comma", "match(-1)", "Previous match", show=False, id="replay.previous-match"),
+        Binding("escape", "back", "Back", id="replay.back-out"),
+    ]
+
+    def __init__(self, timeline: Timeline, row: dict[str, Any], *, live: bool = True,
+                 standalone: bool = True) -> None:
+        super().__init__()
+        self.row = row  # the session as the store lists it
+        self.standalone = standalone  # the whole app (gatewatch replay): Esc quits
+        self.timeline = timeline
+        self.ssh = isinstance(timeline, TerminalTimeline)
+        self.position = 0.0
+        self.speed = 1.0
+        self.playing = False
+        self.skip_idle = False
+        self._idle: IdleMap | None = None
+        self._play_from: tuple[float, float] | None = None  # (monotonic, play time) at start
+        self._needle: str | None = None
+        self._live = live  # False: no play timer (snapshot tests drive time themselves)
+        self.detail_text = ""  # what #detail and #status show, as plain text
+        self.status_text = ""
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        row = self.row
+        where = row.get("target") if self.ssh else row.get("database")
+        yield Static(f"replay {row['id']}  {row.get('identity')} → {row.get('connection')} "
+                     f"({where})  started {(row.get('started_at') or '')[:19].replace('T', ' ')}"
+                     f"  {row.get('end_reason') or row.get('status')}", id="summary")
+        if self.ssh:
+            yield TerminalView(id="terminal")
+        else:
+            table: DataTable[Any] = DataTable(id="statements", cursor_type="row",
+                                              zebra_stripes=True)
+            table.add_columns("AT", "VERDICT", "DURATION", "ROWS", "RESULT", "STATEMENT")
+            yield table
+            yield Static("", id="detail")
+        yield Input(placeholder="search the output (Enter: next match, Esc: close)"
+                    if self.ssh else "search the statements (Enter: next match, Esc: close)",
+                    id="search")
+        yield Static("", id="status")
+        yield TimelineBar(id="timeline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).display = False
+        if not self.ssh:
+            table = self.query_one("#statements", DataTable)
+            assert isinstance(self.timeline, StatementTimeline)
+            for s in self.timeline.statements:
+                result = s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}"
+                table.add_row(clock(s.t), s.verdict + (f" ({s.rule})" if s.rule else ""),
+                              "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
+                              "-" if s.rows is None else str(s.rows), result[:40],
+                              " ".join(s.text.split())[:200])
+        if self._live:
+            self.set_interval(TICK, self._tick)
+        self.seek(0.0)
+
+    # --- moving ---------------------------------------------------------------------------
+
+    def seek(self, t: float) -> None:
+        duration = self.timeline.duration
+        self.position = min(max(t, 0.0), duration)
+        if isinstance(self.timeline, TerminalTimeline):
+            screen = self.timeline.seek(self.position)
+            self.query_one("#terminal", TerminalView).show_screen(screen)
+        else:
+            current = self.timeline.seek(self.position)
+            self._show_statement(current)
+        if self.playing:
+            self._play_from = (time.monotonic(), self._to_play(self.position))
+        self._show_status()
+
+    def _show_statement(self, index: int | None) -> None:
+        assert isinstance(self.timeline, StatementTimeline)
+        detail = self.query_one("#detail", Static)
+        if index is None:
+            detail.update("before the first statement")
+            return
+        table = self.query_one("#statements", DataTable)
+        if table.cursor_row != index:
+            table.move_cursor(row=index)
+        s = self.timeline.statements[index]
+        lines = [f"-- #{s.seq} at {clock(s.t)}: {s.verdict}"
+                 + (f" by rule {s.rule}" if s.rule else "")
+                 + (f", approval {s.approval_id}" if s.approval_id else "")
+                 + f", {s.status}"
+                 + ("" if s.duration_ms is None else f", {s.duration_ms:.1f} ms")
+                 + ("" if s.rows is None else f", {s.rows} rows")]
+        if s.sqlstate or s.error:
+            lines.append(f"-- error {s.sqlstate or ''}: {s.error or ''}")
+        if s.masked:
+            lines.append("-- masked: " + ", ".join(f"{k}: {n}" for k, n in s.masked.items()))
+        lines.append(s.text)
+        self.detail_text = "\n".join(lines)
+        dark = self.app.current_theme.dark
+        detail.update(Syntax(self.detail_text, "sql", word_wrap=True,
+                             theme="monokai" if dark else "default",
+                             background_color="default"))
+
+    def _show_status(self) -> None:
+        state = "▶ playing" if self.playing else "⏸ paused"
+        idle = "  idle squeezed" if self.skip_idle else ""
+        needle = f"  search: {self._needle!r} (. next, , previous)" if self._needle else ""
+        last = self.timeline.markers.previous(self.position + 1e-6, KINDS)
+        event = f"  last: {last.kind} at {clock(last.t)}: {last.label}" if last else ""
+        self.status_text = (f"{state}  {clock(self.position)} / "
+                            f"{clock(self.timeline.duration)}  {self.speed:g}x{idle}{needle}"
+                            f"{event}")
+        self.query_one("#status", Static).update(Text(self.status_text))
+        self.query_one("#timeline", TimelineBar).show(self.position, self.timeline.duration,
+                                                      self.timeline.markers)
+
+    def on_timeline_bar_seek(self, event: TimelineBar.Seek) -> None:
+        self.seek(event.t)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(self.timeline, StatementTimeline):
+            self.seek(self.timeline.time_of(event.cursor_row))
+
+    # --- playing ----------------------------------------------------------------------------
+
+    def _idle_map(self) -> IdleMap | None:
+        if not self.skip_idle:
+            return None
+        if self._idle is None:
+            timeline = self.timeline
+            if isinstance(timeline, TerminalTimeline):
+                self._idle = timeline.idle_map(MAX_IDLE)
+            else:
+                self._idle = IdleMap([m.t for m in timeline.markers], timeline.duration,
+                                     MAX_IDLE)
+        return self._idle
+
+    def _to_play(self, t: float) -> float:
+        idle = self._idle_map()
+        return idle.to_play(t) if idle is not None else t
+
+    def _to_session(self, p: float) -> float:
+        idle = self._idle_map()
+        return idle.to_session(p) if idle is not None else p
+
+    def advance(self, seconds: float) -> None:
+        """Play ``seconds`` of wall time at the current speed (the timer's step; tests)."""
+        played = self._to_play(self.position) + seconds * self.speed
+        self.seek(self._to_session(played))
+        if self.position >= self.timeline.duration:
+            self.playing = False
+            self._show_status()
+
+    def _tick(self) -> None:
+        if not self.playing or self._play_from is None:
+            return
+        started, play_t = self._play_from
+        target = self._to_session(play_t + (time.monotonic() - started) * self.speed)
+        self.seek(target)
+        if self.position >= self.timeline.duration:
+            self.playing = False
+            self._play_from = None
+            self._show_status()
+
+    def action_play(self) -> None:
+        if not self.playing and self.position >= self.timeline.duration:
+            self.position = 0.0  # at the end: play again from the start
+        self.playing = not self.playing
+        self._play_from = (time.monotonic(), self._to_play(self.position)) if self.playing \
+            else None
+        self.seek(self.position)
+
+    def action_step(self, seconds: float) -> None:
+        self.seek(self.position + seconds)
+
+    def action_jump(self, where: str) -> None:
+        self.seek(0.0 if where == "start" else self.timeline.duration)
+
+    def action_speed(self, step: int) -> None:
+        i = SPEEDS.index(self.speed) if self.speed in SPEEDS else 2
+        self.speed = SPEEDS[min(max(i + step, 0), len(SPEEDS) - 1)]
+        if self.playing:
+            self._play_from = (time.monotonic(), self._to_play(self.position))
+        self._show_status()
+
+    def action_idle(self) -> None:
+        self.skip_idle = not self.skip_idle
+        if self.playing:
+            self._play_from = (time.monotonic(), self._to_play(self.position))
+        self._show_status()
+
+    def action_command(self, direction: int) -> None:
+        timeline = self.timeline
+        # A marker exactly at the position is "here": step just past it either way.
+        marker = (timeline.next_marker(self.position + 1e-6) if direction > 0
+                  else timeline.previous_marker(self.position - 1e-6))
+        if marker is None:
+            self.notify("no more commands that way", timeout=2)
+            return
+        self.seek(marker.t)
+
+    # --- searching --------------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.value = self._needle or ""
+        self.call_after_refresh(box.focus)  # focusable once it is laid out
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "search":
+            return
+        needle = event.value.strip()
+        if not needle:
+            return
+        self._needle = needle
+        self.action_match(1)
+
+    def action_match(self, direction: int) -> None:
+        if not self._needle:
+            self.notify("no search yet: press / first", timeout=2)
+            return
+        found = self._find(self._needle, direction < 0)
+        if found is None:
+            self.notify(f"{self._needle!r}: no {'later' if direction > 0 else 'earlier'} match",
+                        timeout=3)
+            self._show_status()
+            return
+        self.seek(found)
+
+    def _find(self, needle: str, backwards: bool) -> float | None:
+        timeline = self.timeline
+        if isinstance(timeline, TerminalTimeline):
+            return timeline.find(needle, self.position, backwards)
+        wanted = needle.lower()
+        hits = [s.t for s in timeline.statements if wanted in s.text.lower()]
+        if backwards:
+            return max((t for t in hits if t < self.position), default=None)
+        return min((t for t in hits if t > self.position), default=None)
+
+    def action_back(self) -> None:
+        box = self.query_one("#search", Input)
+        if box.display:  # Esc closes the search box first
+            box.display = False
+            self.set_focus(None)
+            return
+        if self.standalone:
+            self.app.exit()
+        else:
+            self.dismiss()
