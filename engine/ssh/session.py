@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -172,9 +173,14 @@ class SshSession:
 
     def terminate(self, reason: str, message: str, sqlstate: str = "57P01",
                   status: str = "closed") -> None:
-        """End the session from outside (engine shutdown, an operator's kill)."""
+        """End the session from outside (engine shutdown, an operator's kill, an expired
+        token). Open channels are told why on stderr; the disconnect says it too, for a
+        client that had no channel open yet."""
         for bridge in list(self.bridges):
             bridge.close_with(message)
+        if self.client_conn is not None:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.client_conn.disconnect(asyncssh.DISC_BY_APPLICATION, message)
         self.end(reason, status)
 
     def describe(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The engine builds its identities with ``CombinedIdentities.from_config``: the po
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,11 +110,10 @@ def test_gatewatch_connect_runs_psql_with_the_cached_token(
     assert sessions
 
 
-def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
-        sshd: SshdTarget, idp: DemoOidcProvider, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
-    """The real OpenSSH client reaches the gateway with the cached OIDC token, typed by the
-    askpass helper that ``connect`` provides; the token is never on its command line."""
+@pytest.fixture
+def oidc_ssh_gateway(sshd: SshdTarget, idp: DemoOidcProvider, tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[sshgw.SshGateway]:
+    """An SSH connection (``web``) in front of the real sshd, with OIDC turned on."""
     work = tmp_path / "gw"
     work.mkdir()
     port = free_port()
@@ -124,34 +124,59 @@ def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
     text = text.replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}", 1)
     text += (f"identity:\n  oidc: {{issuer: '{idp.issuer}', audiences: [gatewatch], "
              "client_id: gatewatch-cli}\n")
-    path = work / "policies.yaml"
-    path.write_text(text)
+    (work / "policies.yaml").write_text(text)
     for name, token in sshgw.TOKENS.items():
         monkeypatch.setenv(f"GWSSH_{name.upper()}_TOKEN", token)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("GATEWATCH_TOKEN", raising=False)
-    config = load_config(path)
+    config = load_config(work / "policies.yaml")
     engine, loop, thread = run_engine(config)
     gw = sshgw.SshGateway(engine, loop, thread, work, sshd, work / "alice_key", 0)
     try:
-        clock = FakeClock(time.time())
-
-        def person(seconds: float) -> None:
-            clock.advance(seconds)
-            for code in idp.pending_user_codes():
-                idp.approve(code, "alice")
-
-        cli.login(config, out=io.StringIO(), sleep=person, clock=clock)
-        options = gw.client_options()
-        at = options.index("PreferredAuthentications=password,keyboard-interactive")
-        del options[at - 1:at + 1]  # connect chooses the authentication methods itself
-        assert main(["connect", "-c", str(path), "web", "--", *options,
-                     "echo", "through-the-gateway"]) == 0
-        assert "through-the-gateway" in capfd.readouterr().out
-        rows = gw.query("SELECT identity FROM sessions WHERE protocol = 'ssh'")
-        assert [r["identity"] for r in rows] == ["alice"]
+        yield gw
     finally:
         sshgw.stop_ssh_gateway(gw)
+
+
+def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
+        oidc_ssh_gateway: sshgw.SshGateway, idp: DemoOidcProvider, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The real OpenSSH client reaches the gateway with the cached OIDC token, typed by the
+    askpass helper that ``connect`` provides; the token is never on its command line."""
+    gw = oidc_ssh_gateway
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GATEWATCH_TOKEN", raising=False)
+    config = gw.engine.config
+    path = gw.work / "policies.yaml"
+    clock = FakeClock(time.time())
+
+    def person(seconds: float) -> None:
+        clock.advance(seconds)
+        for code in idp.pending_user_codes():
+            idp.approve(code, "alice")
+
+    cli.login(config, out=io.StringIO(), sleep=person, clock=clock)
+    options = gw.client_options()
+    at = options.index("PreferredAuthentications=password,keyboard-interactive")
+    del options[at - 1:at + 1]  # connect chooses the authentication methods itself
+    assert main(["connect", "-c", str(path), "web", "--", *options,
+                 "echo", "through-the-gateway"]) == 0
+    assert "through-the-gateway" in capfd.readouterr().out
+    rows = gw.query("SELECT identity FROM sessions WHERE protocol = 'ssh'")
+    assert [r["identity"] for r in rows] == ["alice"]
+
+
+def test_an_ssh_session_ends_when_its_token_expires(oidc_ssh_gateway: sshgw.SshGateway,
+                                                    idp: DemoOidcProvider) -> None:
+    gw = oidc_ssh_gateway
+    env = gw.env("alice", idp.user_token("alice", lifetime=2))
+    out = subprocess.run(gw.ssh_argv("sleep 60; echo never"), env=env, capture_output=True,
+                         text=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert "never" not in out.stdout and out.returncode != 0
+    assert "token expired" in out.stderr
+    deadline = time.monotonic() + 20
+    while not (rows := gw.query("SELECT end_reason FROM sessions WHERE ended_at IS NOT NULL")):
+        assert time.monotonic() < deadline, "the session's end was never recorded"
+        time.sleep(0.05)
+    assert [r["end_reason"] for r in rows] == ["token expired"]
 
 
 def test_a_session_ends_when_its_token_expires(oidc_gateway: Gateway,
