@@ -197,22 +197,21 @@ def test_counts_are_kept_per_statement(gateway: Gateway) -> None:
 
 
 def test_a_table_the_catalog_cannot_be_read_for_is_masked(gateway: Gateway) -> None:
-    # The gateway reads the catalog over a connection of its own; with the target's role
-    # limited to the one connection the session holds, that read is refused: fail closed.
+    # The gateway reads the catalog over a connection of its own. Once the session is open,
+    # new logins of the target's role are made to fail (a library that does not exist must
+    # be loaded at login), so that read is refused: fail closed.
     with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
         direct.execute("drop table if exists notes_unread;"
                        " create table notes_unread (id int, body text);"
                        " insert into notes_unread values (1, 'plain words')")
-    superuser = gateway.target.superuser()
-    with psycopg.connect(superuser, autocommit=True) as admin:
-        admin.execute("alter role gw_scram connection limit 1")
+    with psycopg.connect(gateway.target.superuser(), autocommit=True) as admin, \
+            psycopg.connect(gateway.dsn("shop_masked", application_name="no-catalog")) as conn:
+        admin.execute("alter role gw_scram set session_preload_libraries = 'no_such_library'")
         try:
-            with psycopg.connect(gateway.dsn("shop_masked",
-                                             application_name="no-catalog")) as conn:
-                rows = conn.execute("select id, body from notes_unread").fetchall()
-                again = conn.execute("select 'plain words' as body").fetchall()
+            rows = conn.execute("select id, body from notes_unread").fetchall()
+            again = conn.execute("select 'plain words' as body").fetchall()
         finally:
-            admin.execute("alter role gw_scram connection limit -1")
+            admin.execute("alter role gw_scram reset session_preload_libraries")
     assert rows == [(None, "****")]  # an integer cannot hold "****": NULL
     assert again == [("plain words",)]  # computed columns are not the catalog's business
     session = gateway.wait_for(lambda s: [r for r in s.sessions()
