@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +26,13 @@ class VerifyResult:
 
 
 
-def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
-    """Walk the whole chain (links are global), compare tables for one session or all."""
+PROGRESS_EVERY = 10_000  # audit records between calls of ``progress``
+
+
+def verify(store: SqliteStore, session_id: str | None = None,
+           progress: Callable[[int], None] | None = None) -> VerifyResult:
+    """Walk the whole chain (links are global), compare tables for one session or all.
+    ``progress(n)`` is called as each ``n`` more audit records have been checked."""
     result = VerifyResult()
     sessions: dict[str, dict[str, Any]] = {}
     statements: dict[tuple[str, int], dict[str, Any]] = {}
@@ -40,6 +46,8 @@ def verify(store: SqliteStore, session_id: str | None = None) -> VerifyResult:
     for seq, kind, sid, ref, body, prev, stored_hash in cur:
         expected_seq += 1
         result.records += 1
+        if progress is not None and result.records % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
         where = f"audit record {seq} ({kind}, session {sid})"
         if seq != expected_seq:
             result.problems.append(f"audit record {expected_seq} is missing (next is {seq})")

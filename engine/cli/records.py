@@ -89,7 +89,11 @@ def _ms(value: float | None) -> str:
 
 
 def verify_store(store: SqliteStore, session_id: str | None) -> tuple[bool, str]:
-    result = verify(store, session_id)
+    from engine.export.progress import Progress
+
+    with Progress("verifying the audit chain", store.audit_head()[0],
+                  unit="records") as progress:
+        result = verify(store, session_id, progress.advance)
     if result.ok:
         scope = f"session {session_id}" if session_id else f"{result.sessions} sessions"
         return True, f"ok: audit chain of {result.records} records intact; {scope} match it"

@@ -146,3 +146,13 @@ def test_deleted_session_row(recorded: SqliteStore) -> None:
     recorded.conn.execute("DELETE FROM sessions WHERE id = 's1'")
     assert problems(recorded) == ["session s1: recorded in the audit but missing"]
     assert verify(recorded, "s2").ok
+
+
+def test_progress_is_reported_as_records_are_checked(recorded: SqliteStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.verify
+
+    monkeypatch.setattr(store.verify, "PROGRESS_EVERY", 2)
+    seen: list[int] = []
+    result = verify(recorded, progress=seen.append)
+    assert result.ok and seen and sum(seen) == result.records - result.records % 2
