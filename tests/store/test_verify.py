@@ -150,9 +150,9 @@ def test_deleted_session_row(recorded: SqliteStore) -> None:
 
 def test_progress_is_reported_as_records_are_checked(recorded: SqliteStore,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import store.verify
+    import sys
 
-    monkeypatch.setattr(store.verify, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(sys.modules["store.verify"], "PROGRESS_EVERY", 2)
     seen: list[int] = []
     result = verify(recorded, progress=seen.append)
     assert result.ok and seen and sum(seen) == result.records - result.records % 2
