@@ -124,6 +124,9 @@ class ColumnAction:
 
     rule: str
     strategy: Callable[[str], str | None]
+    # What counts name the column by: the table column behind it ("customers.national_id")
+    # when known, so that an alias does not scatter one column's counts; else its own name.
+    source: str | None = None
 
 
 class ColumnSource(NamedTuple):
@@ -514,7 +517,7 @@ class ResultMasker:
             return raw if masked == text else prefix + _encode(masked)
         assert column is not None and column.action is not None
         action = column.action
-        counts[(action.rule, name)] += 1
+        counts[(action.rule, action.source or name)] += 1
         if mode == _RULE_NULL:
             return None
         result = action.strategy(raw[len(prefix) :].decode("utf-8", "surrogateescape"))

@@ -62,7 +62,9 @@ class SessionMasking:
                     fnmatch.fnmatchcase(mine, want)
                     for mine, want in zip(have[-len(parts):], parts, strict=True)):
                 return ColumnAction(rule.name, functools.partial(_apply, _strategy(rule),
-                                                                  key=self.key))
+                                                                  key=self.key),
+                                    ".".join(source[1:]) if isinstance(source, ColumnSource)
+                                    else None)
         return None
 
     def count_key(self, detector: str) -> str:

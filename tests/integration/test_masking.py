@@ -193,7 +193,7 @@ def test_counts_are_kept_per_statement(gateway: Gateway) -> None:
         store.close()
     counts = [json.loads(s["masked"]) if s["masked"] else None for s in statements]
     assert counts == [{"personal-data:email/email": 3}, None,
-                      {"national-ids:column/national_id": 2}]
+                      {"national-ids:column/customers.national_id": 2}]  # the table column
 
 
 def test_a_table_the_catalog_cannot_be_read_for_is_masked(gateway: Gateway) -> None:

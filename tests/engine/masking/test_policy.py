@@ -53,3 +53,11 @@ def test_a_table_the_catalog_could_not_read_is_masked() -> None:
     action = masking("nothing_like_this").column_rule("anything", 999, 1)
     assert action is not None and action.rule == CATALOG_UNAVAILABLE
     assert action.strategy("4111111111111111") != "4111111111111111"
+
+
+def test_counts_name_the_table_column_whatever_the_alias() -> None:
+    rule = masking("national_id").column_rule
+    action = rule("nid", 100, 3)
+    assert action is not None and action.source == "customers.national_id"
+    computed = masking("email").column_rule("email", 0, 0)
+    assert computed is not None and computed.source is None  # counted by the name shown
