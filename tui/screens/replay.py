@@ -42,9 +42,12 @@ TICK = 0.05  # seconds between frames while playing
 MAX_IDLE = 2.0  # with idle skipping on, a silence plays in at most this long
 
 
-def clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def clock(seconds: float, *, tenths: bool = False) -> str:
+    """``01:02:03``; with ``tenths`` (short sessions, where statements are fractions of a
+    second apart) ``00:00:03.2``."""
+    whole = max(0, int(seconds))
+    text = f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    return f"{text}.{int(max(seconds, 0) * 10) % 10}" if tenths else text
 
 
 class ReplayScreen(Screen[None]):
@@ -117,7 +120,8 @@ class ReplayScreen(Screen[None]):
             assert isinstance(self.timeline, StatementTimeline)
             for s in self.timeline.statements:
                 result = s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}"
-                table.add_row(clock(s.t), s.verdict + (f" ({s.rule})" if s.rule else ""),
+                verdict = s.verdict + (f" ({s.rule})" if s.rule else "")
+                table.add_row(clock(s.t, tenths=True), verdict,
                               "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
                               "-" if s.rows is None else str(s.rows), result[:40],
                               " ".join(s.text.split())[:200])
@@ -150,7 +154,7 @@ class ReplayScreen(Screen[None]):
         if table.cursor_row != index:
             table.move_cursor(row=index)
         s = self.timeline.statements[index]
-        lines = [f"-- #{s.seq} at {clock(s.t)}: {s.verdict}"
+        lines = [f"-- #{s.seq} at {clock(s.t, tenths=True)}: {s.verdict}"
                  + (f" by rule {s.rule}" if s.rule else "")
                  + (f", approval {s.approval_id}" if s.approval_id else "")
                  + f", {s.status}"
@@ -172,10 +176,12 @@ class ReplayScreen(Screen[None]):
         idle = "  idle squeezed" if self.skip_idle else ""
         needle = f"  search: {self._needle!r} (. next, , previous)" if self._needle else ""
         last = self.timeline.markers.previous(self.position + 1e-6, KINDS)
-        event = f"  last: {last.kind} at {clock(last.t)}: {last.label}" if last else ""
-        self.status_text = (f"{state}  {clock(self.position)} / "
-                            f"{clock(self.timeline.duration)}  {self.speed:g}x{idle}{needle}"
-                            f"{event}")
+        event = (f"  last: {last.kind} at {clock(last.t, tenths=True)}: {last.label}"
+                 if last else "")
+        fine = self.timeline.duration < 600
+        self.status_text = (f"{state}  {clock(self.position, tenths=fine)} / "
+                            f"{clock(self.timeline.duration, tenths=fine)}  {self.speed:g}x"
+                            f"{idle}{needle}{event}")
         self.query_one("#status", Static).update(Text(self.status_text))
         self.query_one("#timeline", TimelineBar).show(self.position, self.timeline.duration,
                                                       self.timeline.markers)
