@@ -11,7 +11,8 @@ these objects and render what they return.
   ``engine.ssh.emulator``), output search (``search.py``).
 - ``StatementTimeline`` (PostgreSQL): the statements at their times; ``seek(t)`` → the index
   of the statement current at t.
-- Both: ``duration``, ``markers`` (commands, blocks, approvals, masking, kill/end;
+- Both: ``duration``, ``statements`` (the session's statements or commands, as
+  ``Statement``), ``markers`` (commands, blocks, approvals, masking, kill/end;
   ``markers.py``) with ``next_marker``/``previous_marker`` for n/p, and ``session``
   (``source.SessionInfo``). ``IdleMap`` (``idle.py``) squeezes long silences for playing.
 

@@ -28,7 +28,7 @@ _BY_VERDICT: dict[str, Kind] = {"allow": "command", "block": "block", "denied": 
                                 "review": "review"}
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Marker:
     t: float  # seconds from the session's start
     kind: Kind
@@ -88,7 +88,8 @@ class Markers(Sequence[Marker]):
     """A session's markers in time order, with next/previous by kind."""
 
     def __init__(self, markers: Iterable[Marker]) -> None:
-        self._markers = sorted(markers)
+        # in time, and at the same time in the order of KINDS (a command before its masking)
+        self._markers = sorted(markers, key=lambda m: (m.t, KINDS.index(m.kind)))
         self._times = [m.t for m in self._markers]
 
     @classmethod

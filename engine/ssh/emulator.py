@@ -20,34 +20,36 @@ on how they were cut into ``feed`` calls (chunks, slices between keyframes): so
   one saved cursor; pyte a list that ``ESC 7`` repeated would grow) and titles.
 
 Queries (DSR, DA) are answered by nobody: ``write_process_input`` drops the answer, so a
-recording never makes the emulator emit bytes. Titles and OSC 52 clipboard writes only set
-strings on the screen object.
+recording never makes the emulator emit bytes. A title only sets a string on the screen; OSC 52
+clipboard writes and other OSC strings are parsed and dropped.
 
 An OSC string that never ends still grows inside pyte's parser, up to the size of the output
 that follows it (a recording is bounded; pyte's parser is not ours to cut).
 
 Speed, with the same results as pyte: printing was its hot spot (a Python loop and a
-namedtuple per character, about 0.3 MB/s): runs of printable ASCII take a fast path that
-writes cells from a cache of ``Char`` objects shared by equal cells (also what keeps snapshots
-small); complete CSI sequences with plain parameters and two-character escapes are dispatched
-without going through the parser one character at a time; a scroll moves only the rows that
-exist. Together about 2-6 times faster, depending on the output.
+namedtuple per character): runs of printable ASCII take a fast path that writes cells from a
+cache of ``Char`` objects shared by equal cells; colour changes are remembered; complete CSI
+sequences with plain parameters and two-character escapes are dispatched without going
+through the parser one character at a time; a scroll moves only the rows that exist. On the
+output of bench/replay_seek.py: 2 MB/s here, where pyte alone does 0.3 MB/s. The caches are
+module-wide and hold immutable values only, so emulators (and threads) share them safely.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
+import operator
+import pickle
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import pyte
-from pyte import control as ctrl
 from pyte import modes as mo
-from pyte.charsets import LAT1_MAP
+from pyte.charsets import LAT1_MAP, MAPS
 from pyte.screens import Char, Cursor, Margins, Savepoint, StaticDefaultDict
 from wcwidth import wcwidth
 
@@ -95,10 +97,37 @@ def _attrs(key: tuple[Any, ...]) -> Char:
     return attrs
 
 
+_BLANK, _BLANK_REVERSED = Char(" "), Char(" ", reverse=True)
+_SGR: dict[tuple[Any, ...], Char] = {}  # (attributes, SGR parameters, DECSCNM) → attributes
+
+
 class _Screen(pyte.Screen):  # type: ignore[misc]
     """pyte's screen, counting how often it scrolled (to follow a row as it moves up)."""
 
     scrolled = 0
+    _drawn_with: Char | None = None
+    _drawn_cells: _Cells
+
+    @property
+    def default_char(self) -> Char:
+        """pyte's, without building a new one for every row."""
+        return _BLANK_REVERSED if mo.DECSCNM in self.mode else _BLANK
+
+    def select_graphic_rendition(self, *attrs: int, **kwargs: Any) -> None:
+        """pyte's, remembered: a colour change is a pure function of the attributes before,
+        the parameters and reverse video, and output repeats the same few all the time."""
+        if kwargs:  # ESC [ ? … m: pyte refuses it (a TypeError), and so do we
+            super().select_graphic_rendition(*attrs, **kwargs)
+            return
+        key = (self.cursor.attrs, attrs, mo.DECSCNM in self.mode)
+        after = _SGR.get(key)
+        if after is None:
+            super().select_graphic_rendition(*attrs)
+            if len(_SGR) > 4096:
+                _SGR.clear()
+            _SGR[key] = self.cursor.attrs
+        else:
+            self.cursor.attrs = after
 
     def index(self) -> None:
         """pyte's ``index``, counting scrolls, in one pass over the rows that exist: rows
@@ -181,9 +210,23 @@ class _Screen(pyte.Screen):  # type: ignore[misc]
             self._draw_slowly(data)
             return
         cursor, columns = self.cursor, self.columns
-        cells = _cells(cursor.attrs)
+        if cursor.attrs is self._drawn_with:  # same attributes as last time: same cells
+            cells = self._drawn_cells
+        else:
+            cells = self._drawn_cells = _cells(cursor.attrs)
+            self._drawn_with = cursor.attrs
+        x, end = cursor.x, len(data)
+        if 0 <= x and x + end <= columns and x < columns:  # the usual case: fits on the line
+            line = self.buffer[cursor.y]
+            if end == 1:
+                line[x] = cells[data]
+            else:
+                line.update(zip(range(x, x + end), map(cells.__getitem__, data)))  # noqa: B905
+            cursor.x = x + end
+            self.dirty.add(cursor.y)
+            return
         wrap = mo.DECAWM in self.mode
-        start, end = 0, len(data)
+        start = 0
         while start < end:
             if cursor.x == columns:
                 if not wrap:  # each character left overwrites the last column
@@ -232,72 +275,66 @@ class _Screen(pyte.Screen):  # type: ignore[misc]
         """An answer to a query (DSR, DA): there is nobody to send it to, on purpose."""
 
 
-# A complete CSI with plain parameters, or a two-character escape, met between sequences:
-# dispatched here as pyte's parser would (same methods, same arguments) without sending it
-# through the parser a character at a time. Anything else (OSC, DCS, ``ESC (``, parameters
-# with other characters, an escape cut by the end of a feed) takes pyte's own path.
-_ESCAPE = re.compile(r"\x1b(?:\[(\?)?([0-9;]{0,64})([@-~])|([!\x22$&\x27*-Z\\^-~]))")
+# What ``_Stream.feed`` handles itself when pyte's parser is between sequences, in one match:
+# 1: a run of text (pyte's own pattern), 2: CR LF, 3: another C0 control that pyte acts on,
+# 4-6: a complete CSI with plain parameters, 7: a two-character escape. Each is dispatched to
+# the method pyte's parser would call, with the same arguments, without going through the
+# parser a character at a time. Anything else (OSC, DCS, ``ESC (``, parameters with other
+# characters, an escape cut by the end of a feed) takes pyte's own path.
+_TOKEN = re.compile(
+    f"({pyte.Stream._text_pattern.pattern})"
+    r"|(\r\n)|([\x07-\x0d])"
+    r"|\x1b(?:\[(\?)?([0-9;]{0,64})([@-~])|([!\x22$&\x27*-Z\\^-~]))")
 
 
 class _Stream(pyte.ByteStream):  # type: ignore[misc]
     def attach(self, screen: pyte.Screen) -> None:
         super().attach(screen)
-        self._basic = {c: getattr(screen, name) for c, name in self.basic.items()
-                       if c not in (ctrl.SO, ctrl.SI)}  # shifts do nothing in UTF-8
+        self._basic = {c: getattr(screen, name) for c, name in self.basic.items()}
         self._csi = {c: getattr(screen, name) for c, name in self.csi.items()}
         self._escape = {c: getattr(screen, name) for c, name in self.escape.items()}
 
     def feed(self, data: bytes) -> None:  # type: ignore[override]
-        """pyte's ``Stream.feed`` with the fast paths described at ``_ESCAPE``."""
+        """pyte's ``Stream.feed``, with the fast paths described at ``_TOKEN``."""
         text: str = self.utf8_decoder.decode(data)
-        listener = self.listener
-        assert listener is not None
-        draw, debug = listener.draw, listener.debug
-        match_text, match_escape = self._text_pattern.match, _ESCAPE.match
+        screen = self.listener
+        assert screen is not None
+        draw, debug = screen.draw, screen.debug
+        carriage_return, linefeed = screen.carriage_return, screen.linefeed
+        token = _TOKEN.match
         basic, csi, escape = self._basic, self._csi, self._escape
         send = self._send_to_parser
         taking = self._taking_plain_text
         at, end = 0, len(text)
         while at < end:
-            if not taking:
+            match = token(text, at) if taking else None
+            if match is None:
                 taking = send(text[at])
                 at += 1
                 continue
-            match = match_text(text, at)
-            if match:
-                at = match.end()
-                draw(match.group())
-                continue
-            char = text[at]
-            handler = basic.get(char)
-            if handler is not None:
-                at += 1
-                self._dispatch(handler)
-                continue
-            match = match_escape(text, at) if char == "\x1b" else None
-            if match is None:
-                taking = send(char)
-                at += 1
-                continue
             at = match.end()
-            private, params, final, other = match.groups()
-            if other is not None:
-                self._dispatch(escape.get(other, debug))
-            elif private:
-                self._dispatch(csi.get(final, debug),
-                               *[min(int(p or 0), 9999) for p in params.split(";")],
-                               private=True)
-            else:
-                self._dispatch(csi.get(final, debug),
-                               *[min(int(p or 0), 9999) for p in params.split(";")])
+            kind = match.lastindex
+            try:
+                if kind == 1:
+                    draw(match.group(1))
+                elif kind == 2:
+                    carriage_return()
+                    linefeed()
+                elif kind == 3:
+                    basic[match.group(3)]()
+                elif kind == 7:
+                    escape.get(match.group(7), debug)()
+                else:
+                    private, params, final = match.group(4, 5, 6)
+                    args = [min(int(p or 0), 9999) for p in params.split(";")]
+                    if private:
+                        csi.get(final, debug)(*args, private=True)
+                    else:
+                        csi.get(final, debug)(*args)
+            except Exception as exc:  # as in _send_to_parser: that sequence is lost
+                log.debug("terminal emulator parser reset after %r", exc)
+                self._initialize_parser()
         self._taking_plain_text = taking
-
-    def _dispatch(self, handler: Any, *args: int, **kwargs: bool) -> None:
-        try:
-            handler(*args, **kwargs)
-        except Exception as exc:  # as in _send_to_parser: the sequence is lost
-            log.debug("terminal emulator parser reset after %r", exc)
-            self._initialize_parser()
 
     def _send_to_parser(self, data: str) -> bool | None:
         try:
@@ -312,23 +349,26 @@ class _Stream(pyte.ByteStream):  # type: ignore[misc]
         """UTF-8 throughout (see the module docstring)."""
 
 
-# One screen row, as a snapshot keeps it (hashable, so equal rows of keyframes are shared):
+# One screen row, as a snapshot keeps it:
 # (default cell, columns present: n for 0..n-1 or a tuple, their characters: one str when each
 # is one code point or a tuple, attribute runs: (attrs, count, attrs, count, …)).
 Row = tuple[Char, int | tuple[int, ...], str | tuple[str, ...], tuple[Any, ...]]
 
 
+_DATA, _ATTRIBUTES = operator.itemgetter(0), operator.itemgetter(slice(1, None))
+
+
 def _encode_row(line: StaticDefaultDict[int, Char]) -> Row:
-    items = sorted(line.items())
-    xs = tuple(x for x, _ in items)
-    chars = [c for _, c in items]
-    datas = [c[0] for c in chars]
+    xs = sorted(line)
+    chars = list(map(line.__getitem__, xs))
+    datas = list(map(_DATA, chars))
     runs: list[Any] = []
-    for key, group in itertools.groupby(c[1:] for c in chars):
-        runs += (_attrs(key), sum(1 for _ in group))
-    text: str | tuple[str, ...] = ("".join(datas) if all(len(d) == 1 for d in datas)
-                                   else tuple(datas))
-    present: int | tuple[int, ...] = len(xs) if xs == tuple(range(len(xs))) else xs
+    for key, group in itertools.groupby(map(_ATTRIBUTES, chars)):
+        runs += (_attrs(key), len(list(group)))
+    single = bool(datas) and min(map(len, datas)) == 1 == max(map(len, datas))
+    text: str | tuple[str, ...] = "".join(datas) if single or not datas else tuple(datas)
+    present: int | tuple[int, ...] = len(xs) if not xs or xs[-1] == len(xs) - 1 \
+        else tuple(xs)
     return (line.default, present, text, tuple(runs))
 
 
@@ -346,24 +386,39 @@ def _decode_row(row: Row) -> StaticDefaultDict[int, Char]:
     return line
 
 
+def _charset_name(charset: str) -> str:
+    """One of pyte's character maps by its name (the map itself if it is none of them)."""
+    for name, known in MAPS.items():
+        if charset is known or charset == known:
+            return name
+    return charset
+
+
+def _charset(name: str) -> str:
+    return MAPS.get(name, name)  # the very object: ``draw`` checks identity
+
+
+_SavedCursor = tuple[int, int, Char, bool, str, str, int, bool, bool]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Snapshot:
-    """Everything of an emulator at rest that later bytes can depend on, and nothing mutable.
+    """Everything of an emulator at rest that later bytes can depend on, as plain immutable
+    data (so that it pickles small: see ``pack``).
 
-    What it costs: a few bytes per printed cell (the row's characters as one string plus its
-    attribute runs); rows equal to a row of an earlier snapshot taken with the same ``rows``
-    table are shared. Restoring builds one dict per row.
+    What it costs: a few bytes per printed cell as objects (the row's characters as one string
+    plus its attribute runs), a tenth of that packed. Restoring builds one dict per row.
     """
 
     columns: int
     lines: int
     rows: tuple[tuple[int, Row], ...]
     cursor: tuple[int, int, Char, bool]
-    savepoints: tuple[Savepoint, ...]
+    savepoints: tuple[_SavedCursor, ...]
     mode: frozenset[int]
-    margins: Margins | None
+    margins: tuple[int, int] | None
     charset: int
-    g0_charset: str
+    g0_charset: str  # a name in pyte.charsets.MAPS
     g1_charset: str
     tabstops: frozenset[int]
     title: str
@@ -372,8 +427,20 @@ class Snapshot:
     scrolled: int
 
     def cells(self) -> int:
-        """Printed cells held (to size keyframes)."""
+        """Printed cells held."""
         return sum(len(row[2]) for _, row in self.rows)
+
+    def pack(self) -> bytes:
+        """The snapshot as bytes, compressed (a few KiB for a full 200x50 screen; about
+        0.2 ms to pack, 0.1 ms to unpack). Only for ``unpack`` in this process: it is a
+        pickle, never to be read from anywhere else."""
+        return zlib.compress(pickle.dumps(self, protocol=5), 1)
+
+    @staticmethod
+    def unpack(packed: bytes) -> Snapshot:
+        snap = pickle.loads(zlib.decompress(packed))  # our own bytes only: see pack
+        assert isinstance(snap, Snapshot)
+        return snap
 
 
 class Emulator:
@@ -397,25 +464,24 @@ class Emulator:
         stream = self._stream
         return bool(stream._taking_plain_text) and not stream.utf8_decoder.getstate()[0]
 
-    def snapshot(self, rows: dict[Row, Row] | None = None) -> Snapshot:
-        """The emulator's state; only ``at_rest`` (a sequence half parsed is not captured).
-        ``rows``: a table of rows already kept, to share equal ones between snapshots."""
+    def snapshot(self) -> Snapshot:
+        """The emulator's state; only ``at_rest`` (a sequence half parsed is not captured)."""
         if not self.at_rest:
             raise ValueError("the emulator is inside a sequence: no snapshot here")
         s = self.screen
-        encoded = []
-        for y in sorted(s.buffer):
-            row = _encode_row(s.buffer[y])
-            if rows is not None:
-                row = rows.setdefault(row, row)
-            encoded.append((y, row))
         c = s.cursor
         return Snapshot(
-            columns=s.columns, lines=s.lines, rows=tuple(encoded),
+            columns=s.columns, lines=s.lines,
+            rows=tuple((y, _encode_row(s.buffer[y])) for y in sorted(s.buffer)),
             cursor=(c.x, c.y, c.attrs, c.hidden),
-            savepoints=tuple(p._replace(cursor=copy.copy(p.cursor)) for p in s.savepoints),
-            mode=frozenset(s.mode), margins=s.margins, charset=s.charset,
-            g0_charset=s.g0_charset, g1_charset=s.g1_charset, tabstops=frozenset(s.tabstops),
+            savepoints=tuple(
+                (p.cursor.x, p.cursor.y, p.cursor.attrs, p.cursor.hidden,
+                 _charset_name(p.g0_charset), _charset_name(p.g1_charset), p.charset,
+                 p.origin, p.wrap) for p in s.savepoints),
+            mode=frozenset(s.mode),
+            margins=None if s.margins is None else (s.margins.top, s.margins.bottom),
+            charset=s.charset, g0_charset=_charset_name(s.g0_charset),
+            g1_charset=_charset_name(s.g1_charset), tabstops=frozenset(s.tabstops),
             title=s.title, icon_name=s.icon_name, saved_columns=s.saved_columns,
             scrolled=s.scrolled)
 
@@ -427,16 +493,24 @@ class Emulator:
         s.buffer.clear()
         for y, row in snap.rows:
             s.buffer[y] = _decode_row(row)
-        x, y, attrs, hidden = snap.cursor
-        s.cursor = Cursor(x, y, attrs)
-        s.cursor.hidden = hidden
-        s.savepoints = [p._replace(cursor=copy.copy(p.cursor)) for p in snap.savepoints]
+        s.cursor = _cursor(*snap.cursor)
+        s.savepoints = [
+            Savepoint(_cursor(x, y, attrs, hidden), _charset(g0), _charset(g1), charset,
+                      origin, wrap)
+            for x, y, attrs, hidden, g0, g1, charset, origin, wrap in snap.savepoints]
         s.mode = set(snap.mode)
-        s.margins = snap.margins
-        s.charset, s.g0_charset, s.g1_charset = snap.charset, snap.g0_charset, snap.g1_charset
+        s.margins = None if snap.margins is None else Margins(*snap.margins)
+        s.charset = snap.charset
+        s.g0_charset, s.g1_charset = _charset(snap.g0_charset), _charset(snap.g1_charset)
         s.tabstops = set(snap.tabstops)
         s.title, s.icon_name = snap.title, snap.icon_name
         s.saved_columns = snap.saved_columns
         s.scrolled = snap.scrolled
         s.dirty = set(range(s.lines))
         self._stream = _Stream(self.screen)
+
+
+def _cursor(x: int, y: int, attrs: Char, hidden: bool) -> Cursor:
+    cursor = Cursor(x, y, attrs)
+    cursor.hidden = hidden
+    return cursor

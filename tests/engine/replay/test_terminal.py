@@ -134,6 +134,22 @@ def test_keyframes_are_built_only_as_far_as_seeks_need(tmp_path: Path) -> None:
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
+def test_building_in_slices_of_time_between_seeks(tmp_path: Path) -> None:
+    chunks = noisy_session(5, 300)
+    rec = record(tmp_path, chunks)
+    timeline = TerminalTimeline(rec.store, "s1", every_cost=500)
+    rounds = done = 0
+    while not timeline.build(budget=0.0):  # one chunk per call: the least it does
+        assert timeline.keyframes.frontier == done + 1
+        done, rounds = done + 1, rounds + 1
+        if rounds % 40 == 0:  # a seek in between (it may build further itself)
+            t = chunks[rounds * 3 % len(chunks)][0]
+            assert screen_state(timeline.seek(t)) == screen_state(straight_replay(chunks, t))
+            done = timeline.keyframes.frontier
+    assert timeline.indexed == 1.0 and rounds > 100
+    assert timeline.build() is True
+
+
 def test_time_based_keyframes_in_a_quiet_session(tmp_path: Path) -> None:
     chunks: list[Chunk] = [(float(t), 0, "o", f"tick {t}\r\n".encode()) for t in range(0, 600, 7)]
     rec = record(tmp_path, chunks)
@@ -155,6 +171,14 @@ def test_only_terminal_channels_are_shown(tmp_path: Path) -> None:
     assert timeline.index.channels == {1}
     text = "\n".join(timeline.seek(1.0).display)
     assert "shell$ err" in text and "SFTP" not in text and "typed" not in text
+
+
+def test_a_size_of_zero_is_no_size(tmp_path: Path) -> None:
+    rec = record(tmp_path, [(0.0, 0, "r", b"0x0"), (0.1, 0, "r", b"junk"),
+                            (0.2, 0, "o", b"still 80 columns")])
+    screen = TerminalTimeline(rec.store, "s1").seek(1)
+    assert (screen.columns, screen.lines) == (80, 24)
+    assert screen.display[0].startswith("still 80 columns")
 
 
 def test_a_session_without_a_terminal_shows_its_output_with_line_breaks(
