@@ -50,11 +50,20 @@ class ApprovalRequest:
     decided: float | None = None
     on_decided: Callable[[ApprovalRequest], None] | None = None
     timer: asyncio.TimerHandle | None = None
+    # What will run when it is approved, exactly; ``statement`` is what the store keeps
+    # (masked). Kept in memory only, for the approvers who decide (the control API is theirs
+    # alone): masking can hide syntax — ``'api_key: ' OR true --'`` reads ``'api_key: ****`` —
+    # and nobody should approve what they cannot see.
+    exact: str | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, *, exact: bool = True) -> dict[str, Any]:
+        """As approvers see it on the control API: the exact statement; ``exact=False`` for
+        anything that leaves the engine otherwise (a webhook): as recorded, masked."""
         return {
             "id": self.id, "session_id": self.session_id, "requester": self.requester,
-            "connection": self.connection, "statement": self.statement, "rule": self.rule,
+            "connection": self.connection,
+            "statement": (self.exact or self.statement) if exact else self.statement,
+            "rule": self.rule,
             "reason": self.reason, "created_at": O.utc(self.created),
             "expires_at": O.utc(self.expires), "status": self.status,
             "approvals": list(self.approvers), "decided_by": self.decided_by,
@@ -71,7 +80,9 @@ class Broker:
         self._recorder = recorder
         self.settings = settings
         self.pending: dict[str, ApprovalRequest] = {}
-        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []  # approvers only
+        # Listeners outside the engine (webhooks): they get the statement masked.
+        self.outside_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         # Decisions are taken one at a time: each is worked out from the state left by the
         # one before it, and committed before the next starts.
         self._deciding = asyncio.Lock()
@@ -84,12 +95,12 @@ class Broker:
                       rule: str | None, reason: str,
                       on_decided: Callable[[ApprovalRequest], None],
                       real_statement: str | None = None) -> ApprovalRequest:
-        """``statement`` is what operators see and the store keeps (masked, where masking
-        applies); the recorded hash is of ``real_statement``, what will run, when given."""
+        """``statement`` is what the store keeps (masked, where masking applies);
+        ``real_statement`` is what will run: its hash is recorded, and approvers see it."""
         now = time.time()
         req = ApprovalRequest(new_request_id(), session_id, requester, connection, statement,
                               rule, reason, now, now + self.settings.review_timeout,
-                              on_decided=on_decided)
+                              on_decided=on_decided, exact=real_statement)
         await self._recorder.committed([Op(O.APPROVAL_REQUEST, req.id, 0, {
             "session_id": session_id, "requester": requester, "connection": connection,
             "statement": statement, "statement_hash": statement_hash(real_statement or statement),
@@ -178,6 +189,10 @@ class Broker:
         body = req.describe()
         for listener in list(self.listeners):
             listener(event, body)
+        if self.outside_listeners:
+            masked = req.describe(exact=False)
+            for listener in list(self.outside_listeners):
+                listener(event, masked)
 
     def expire_all(self, why: str) -> None:
         for request_id in list(self.pending):

@@ -77,7 +77,7 @@ class Engine:
         self.broker.listeners.append(self.events.publish)
         if self.config.guardrails.webhook:
             self.webhook = Webhook(self.config.guardrails.webhook)
-            self.broker.listeners.append(self.webhook.approval_event)
+            self.broker.outside_listeners.append(self.webhook.approval_event)
         key = masking_key(settings.masking_key_env)
         grace = self.config.oidc.session_grace if self.config.oidc is not None else 0.0
         self.pg = PgContext(

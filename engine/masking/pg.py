@@ -22,9 +22,10 @@ EmptyQueryResponse, ErrorResponse or ReadyForQuery); a PortalSuspended keeps it,
 Execute of that portal continues the same rows. Drivers that cache a prepared statement's
 description (pgjdbc, asyncpg, Npgsql) execute it later without a new Describe; where column
 rules apply the gateway describes every bound portal itself (``describes_portals``) and drops
-the answer, so their rows are described too. Rows that still come without a description have
-every value read as text by the detectors, and are counted in
-``uninspected[UNDESCRIBED_ROW]`` when column rules are configured.
+the answer, so their rows are described too (every Execute of every portal). Rows that still
+come without a description are counted in ``uninspected[UNDESCRIBED_ROW]``; with column rules
+and ``describes_portals`` every value of such a row becomes NULL (failing closed: which column
+a value belongs to is unknown), otherwise the detectors read every value as text.
 """
 
 from __future__ import annotations
@@ -204,12 +205,11 @@ class ResultMasker:
         # masked so far is carried over to the next ``rewrite``.
         self.ended: deque[Counter[tuple[str, str]]] = deque()
         self._carry: Counter[tuple[str, str]] = Counter()
-        # ``engine.pg.relay.PgRelay.describe_portals``: every Bind is followed by the gateway's
-        # own Describe of the portal, whose RowDescription (or NoData) follows BindComplete;
-        # it describes the rows of the Execute to come, and is dropped from what the client
-        # reads.
+        # ``engine.pg.relay.PgRelay.describe_portals``: each Execute is preceded by the
+        # gateway's own Describe of the portal; its answer comes re-tagged (0: RowDescription,
+        # 1: NoData), describes the rows of that Execute, and is dropped from what the client
+        # reads. Rows with no description then fail closed when column rules apply.
         self.describes_portals = False
-        self._injected_describe = False
         self.uninspected: Counter[str] = Counter()  # reason → messages or values, cumulative
         self.columns: tuple[ResultColumn, ...] | None = None  # the description in force
         self._modes: tuple[int, ...] = ()
@@ -278,6 +278,8 @@ class ResultMasker:
                                          spans if detect else None)
                 elif self.columns is None and self._column_rule is not None:
                     self.uninspected[UNDESCRIBED_ROW] += 1
+                    if self.describes_portals:
+                        new = _null_row(messages, pos + 5, end, counts)
             elif tag == 100:  # 'd' CopyData
                 if self._copy == _COPY_TEXT:
                     if dirty is None:
@@ -286,7 +288,7 @@ class ResultMasker:
                         new = self._copy_line(messages, pos + 5, end, counts)
                 elif self._copy == _COPY_BINARY:
                     self.uninspected[BINARY_COPY] += 1
-            elif tag == 84:  # 'T' RowDescription
+            elif tag == 84 or tag == 0:  # 'T' RowDescription, or the gateway's own
                 if self._known_table is not None:
                     missing = self._unknown_tables(messages, pos + 5, end)
                     if missing:  # the caller looks them up and gives us the rest again
@@ -294,19 +296,15 @@ class ResultMasker:
                         n = pos
                         break
                 self._row_description(messages, pos + 5, end)
-                if self._injected_describe:
-                    self._injected_describe = False
+                if tag == 0:
                     new = b""  # the gateway asked, not the client: it never sees the answer
             elif tag == 116:  # 't' ParameterDescription: a RowDescription or NoData follows
                 self._statement_description = True
             elif tag == 110:  # 'n' NoData
                 self._statement_description = False
-                if self._injected_describe:
-                    self._injected_describe = False
-                    self._describe(None)
-                    new = b""
-            elif tag == 50:  # '2' BindComplete: the gateway's own Describe is answered next
-                self._injected_describe = self.describes_portals
+            elif tag == 1:  # NoData, answering the gateway's own Describe
+                self._describe(None)
+                new = b""
             elif tag in (69, 78):  # 'E' ErrorResponse, 'N' NoticeResponse
                 if dirty is None:
                     dirty = self._screen(messages)
@@ -315,7 +313,6 @@ class ResultMasker:
                 if tag == 69:  # the statement, and a COPY in progress, ended
                     self._describe(None)
                     self._copy = _NO_COPY
-                    self._injected_describe = False  # skipped until Sync, like the rest
                     mark = self._result_ended(counts, mark)
             elif tag == 65:  # 'A' NotificationResponse: pg_notify payloads are free text
                 if dirty is None:
@@ -422,6 +419,8 @@ class ResultMasker:
             # detectors read every value as text; column rules cannot be applied.
             if self._column_rule is not None:
                 self.uninspected[UNDESCRIBED_ROW] += 1
+                if self.describes_portals:
+                    return _null_row(buf, start, end, counts)
             if columns is not None:  # came here for the rules: screen now
                 detect = self._screen(buf[start:end])
             if not detect:
@@ -590,6 +589,23 @@ class ResultMasker:
         fields.append(b"\x00")
         new_body = b"".join(fields)
         return buf[pos : pos + 1] + _I32.pack(len(new_body) + 4) + new_body
+
+
+UNDESCRIBED = "undescribed-row"  # the count of values NULLed in rows without a description
+
+
+def _null_row(buf: bytes, start: int, end: int,
+              counts: Counter[tuple[str, str]]) -> bytes:
+    """A DataRow (body at ``buf[start:end]``) with every value NULL: column rules apply, and
+    nothing says which column a value is."""
+    if end - start < 2:
+        raise _malformed("DataRow")
+    ncols: int = _I16.unpack_from(buf, start)[0]
+    if ncols < 0:
+        raise _malformed("DataRow")
+    counts[(UNDESCRIBED, "")] += ncols
+    body: bytes = _I16.pack(ncols) + _NULL * ncols
+    return b"D" + _I32.pack(len(body) + 4) + body
 
 
 def _split_notification(buf: bytes, pos: int, end: int) -> tuple[int, int]:

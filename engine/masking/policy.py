@@ -10,8 +10,9 @@ Column rules are globs over column names: ``email``, ``customers.email`` or
 RowDescription carries the table OID and attribute number; ``sources`` (the connection's
 ``engine.pg.catalog.TableCatalog``) turns them into schema, table and column, and the pattern is
 matched against their last parts, so ``SELECT email AS e FROM customers`` is caught whatever
-the alias. A computed column (``upper(email) AS email``) has no table: a one-part pattern is
-matched against the name the result shows, and the value detectors still read the value. A
+the alias. A computed column (``upper(email) AS email``, a UNION arm) has no table: every
+pattern's last part is matched against the name the result shows (over-masking rather than
+letting ``status || ''`` escape ``orders.status``), and the value detectors still read it. A
 column whose table the catalog could not be read for is masked as if a rule named it
 (``catalog-unavailable``: failing closed). A view's column is the view's: a rule on
 ``customers.national_id`` does not follow it into ``CREATE VIEW v AS SELECT national_id AS nid``
@@ -54,10 +55,12 @@ class SessionMasking:
             return ColumnAction(CATALOG_UNAVAILABLE, _redact)
         if isinstance(source, ColumnSource):  # a table's column: the table's names decide
             have = [part.lower() for part in source]
-        else:  # computed: only the name the result shows
+        else:  # computed (or a table the catalog does not have): the name the result shows
             have = [name.lower()]
         for pattern, rule in self.columns:
             parts = pattern.lower().split(".")
+            if len(have) == 1:  # ``orders.status`` still catches ``status || ''`` AS status
+                parts = parts[-1:]
             if len(parts) <= len(have) and all(
                     fnmatch.fnmatchcase(mine, want)
                     for mine, want in zip(have[-len(parts):], parts, strict=True)):

@@ -82,7 +82,7 @@ class TableCatalog:
             self.lookups += 1
             try:
                 found = await self._query(wanted)
-            except CatalogError as exc:
+            except Exception as exc:  # whatever went wrong, the tables are masked: fail closed
                 log.warning("masking: cannot read the catalog of database %r to see which "
                             "table columns a result holds (%s); their values are masked until "
                             "it can be read", self.database, exc)

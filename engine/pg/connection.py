@@ -437,7 +437,12 @@ class PgConnection:
         if out and self.upstream is not None:
             self.upstream.write(out)
         if reply:
-            self.client.write(reply)
+            if self._results_held is not None:
+                # The gateway's own answer (a refused statement's error) comes after results
+                # of earlier statements that wait for a catalog lookup, never before them.
+                self._results_held += reply
+            else:
+                self.client.write(reply)
         if hold is not None:
             self._ask(hold)
 
@@ -553,7 +558,14 @@ class PgConnection:
 
     async def _look_up_tables(self, tables: frozenset[int]) -> None:
         assert self._catalog is not None
-        await self._catalog.resolve(tables)
+        try:
+            await self._catalog.resolve(tables)
+        except Exception:  # resolve fails closed itself; a bug must not leave the session hung
+            log.exception("session %s: catalog lookup failed", self.session_id)
+            if not self._ended:
+                self._fatal("the gateway could not check this result's columns", "XX000")
+                self._end("catalog lookup failed")
+            return
         held, finished = self._results_held, self._finished_held
         self._results_held, self._finished_held = None, []
         if self._ended or held is None:
@@ -691,6 +703,9 @@ class PgConnection:
             self.upstream.close()
         if self._recorded:
             now = time.time()
+            held, self._finished_held = self._finished_held, []
+            if held:  # finished at the target; their results never reached the client
+                self._finish(held)
             lost = [
                 StatementFinished(seq, "lost", None, None, None, f"session ended: {reason}", now)
                 for seq in self.relay.open_statements()

@@ -40,6 +40,11 @@ from engine.pg.codec import ProtocolViolation, check_length
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
 _PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE, _INJECT = range(8)
+_GATEWAY = object()  # the record of a Describe the gateway sent itself (describe_portals)
+# Tags of the answers to that Describe, as server_data hands them on. Never sent by a server
+# (its tags are ASCII letters) and never to a client: ``engine.masking.pg`` drops them.
+GATEWAY_ROW_DESCRIPTION = b"\x00"
+GATEWAY_NO_DATA = b"\x01"
 _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT))
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
@@ -214,11 +219,14 @@ class PgRelay:
         self._running = 0  # statements (Query, Execute) sent and not yet answered
         self._deferred = False  # new SQL text waits until they are answered
         self.wants_input = False  # set when deferred input may go on (see server_data)
-        # Column masking: after each Bind the gateway sends a Describe of the portal itself,
-        # so that the result's columns are known even when the client does not ask (drivers
-        # that cached a prepared statement's description do not). The masker drops the answer.
+        # Column masking: right before each Execute the gateway sends a Describe of the portal
+        # itself, so that the columns of the rows that follow are known even when the client
+        # did not ask (drivers that cached a prepared statement's description do not), for
+        # every portal and every Execute of it (a portal suspended and run again after Sync).
+        # Its answer is handed on with the tag GATEWAY_ROW_DESCRIPTION or GATEWAY_NO_DATA, for
+        # the masker to use and drop: the client never sees it.
         self.describe_portals = False
-        self._inject_after: bytes | None = None
+        self._inject_before: bytes | None = None
         # Per client_data call:
         self._out: list[bytes] = []
         self._reply: list[bytes] = []
@@ -284,12 +292,11 @@ class PgRelay:
                 keep = self._frontend(tag, buf[pos + 5 : end], started)
                 if self._hold is not None:  # stop here; resume after the decision
                     break
-                if self._inject_after is not None:  # the gateway's Describe after a Bind
-                    self._out.append(buf[run:end])
-                    self._out.append(self._inject_after)
-                    self._inject_after = None
-                    run = pos = end
-                    continue
+                if self._inject_before is not None:  # the gateway's Describe, then Execute
+                    self._out.append(buf[run:pos])
+                    self._out.append(self._inject_before)
+                    self._inject_before = None
+                    run = pos
             if not keep:
                 if pos > run:
                     self._out.append(buf[run:pos])
@@ -396,9 +403,6 @@ class PgRelay:
             self._bound[record.seq] = record
             self._portals[bind.portal] = (prepared, bind.params, record)
             owed.append((_BIND, record))
-            if self.describe_portals:
-                self._inject_after = codec.message(b"D", b"P" + codec.cstr(bind.portal))
-                owed.append((_DESCRIBE, None))
         elif tag == 69:  # 'E'
             portal = messages.execute_portal(body)
             found = self._portals.get(portal)
@@ -413,6 +417,9 @@ class PgRelay:
             else:  # a portal executed again (after PortalSuspended), or unknown
                 record = self._start(prepared.text, "extended", params, started,
                                      prepared.judged)
+            if self.describe_portals:
+                self._inject_before = codec.message(b"D", b"P" + codec.cstr(portal))
+                owed.append((_DESCRIBE, _GATEWAY))
             owed.append((_EXECUTE, record))
             self._running += 1
         elif tag == 83:  # 'S'
@@ -504,8 +511,14 @@ class PgRelay:
                 if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
                     self._confirmed(*self._pop())
             elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
-                if owed and owed[0][0] == _DESCRIBE:
-                    self._pop()
+                if owed and owed[0][0] == _DESCRIBE and self._pop()[1] is _GATEWAY:
+                    # The answer to the gateway's own Describe: re-tagged for the masker.
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[run:pos])
+                    pieces.append((GATEWAY_ROW_DESCRIPTION if tag == 84 else GATEWAY_NO_DATA)
+                                  + buf[pos + 1 : end])
+                    run = end
             elif tag == 83:  # 'S' ParameterStatus
                 self._parameter(buf[pos + 5 : end])
             elif tag in (73, 115):  # 'I' EmptyQueryResponse, 's' PortalSuspended
@@ -578,9 +591,9 @@ class PgRelay:
                 if isinstance(record, _Prepared) and self._parsing.get(record.name) is record:
                     del self._parsing[record.name]  # refused or skipped by the target
                 continue
-            if record is None or kind in (_INJECT, _CLOSE):
-                continue  # an injected error of a later refused statement: PostgreSQL too
-                # would report only the first error of the pipeline
+            if not isinstance(record, _Open) or kind in (_INJECT, _CLOSE):
+                continue  # an injected error of a later refused statement (PostgreSQL too
+                # would report only the first error of the pipeline), or a Describe
             if first:
                 record.sqlstate = fields.get("C")
                 record.error = fields.get("M")

@@ -340,9 +340,10 @@ async def test_terminal_output_is_masked_and_prompts_still_appear(gw: SshGateway
         await asyncio.wait_for(process.wait_closed(), 10)
 
 
-async def test_command_lines_are_recorded_and_shown_to_approvers_masked(gw: SshGateway) -> None:
-    """The card number a command line carries is masked in the record and the approval queue;
-    the approval is still bound to the line that runs (its hash), and that line runs as typed."""
+async def test_command_lines_are_recorded_masked_and_shown_exactly_to_approvers(
+        gw: SshGateway) -> None:
+    """The card number a command line carries is masked in the record (and for webhooks);
+    approvers see the line exactly, the approval is bound to it (its hash), and it runs."""
     from engine.guardrail.guard import statement_hash
 
     line = "echo needs-review 4111111111111111"
@@ -350,6 +351,9 @@ async def test_command_lines_are_recorded_and_shown_to_approvers_masked(gw: SshG
         task = asyncio.ensure_future(conn.run(line, check=False))
         request = await _pending(gw)
         assert "4111111111111111" not in request.statement and "1111" in request.statement
+        # approvers see exactly what would run (masking could hide syntax); the store does not
+        assert request.describe()["statement"] == line
+        assert "4111111111111111" not in request.describe(exact=False)["statement"]
         oncall = gw.engine.identities.identity("oncall")
         assert oncall is not None
         gw.call(gw.engine.broker.decide(request.id, oncall, True, None))  # type: ignore[union-attr]

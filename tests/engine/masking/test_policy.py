@@ -45,8 +45,9 @@ def test_qualified_patterns_match_schema_table_and_column() -> None:
 def test_a_computed_column_is_matched_by_the_name_it_shows() -> None:
     session = masking("email", "customers.national_id")
     assert session.column_rule("email", 0, 0) is not None       # upper(email) AS email
-    assert session.column_rule("national_id", 0, 0) is None     # qualified: needs a table
+    assert session.column_rule("national_id", 0, 0) is not None  # qualified: the last part
     assert session.column_rule("email", 100, 77) is not None    # a column the catalog lacks
+    assert session.column_rule("other", 0, 0) is None
 
 
 def test_a_table_the_catalog_could_not_read_is_masked() -> None:

@@ -582,14 +582,33 @@ def test_new_sql_waits_for_the_statements_before_it_when_guarded() -> None:
     assert finished[0].status == "blocked" and b"cannot read SQL" in reply
 
 
-def test_for_column_masking_each_bind_is_followed_by_the_gateways_describe() -> None:
+def test_for_column_masking_each_execute_is_preceded_by_the_gateways_describe() -> None:
+    from engine.pg.relay import GATEWAY_ROW_DESCRIPTION
+
     relay = PgRelay(1 << 20)
     relay.describe_portals = True
-    sent = b.parse("SELECT a FROM t", "s1") + b.bind([], statement="s1") + b.execute() + b.SYNC
-    out, [s], *_ = relay.client_data(sent)
-    assert out == (b.parse("SELECT a FROM t", "s1") + b.bind([], statement="s1")
-                   + b.describe("P") + b.execute() + b.SYNC)
-    # The answer to it is tracked like the client's own Describe: the statement still closes.
-    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.row_description("a"))
-    _, [f] = relay.server_data(b.data_row(b"1") + b.command_complete("SELECT 1") + b.ready())
-    assert (f.seq, f.status, f.rows) == (s.seq, "ok", 1)
+    sent = (b.parse("SELECT a FROM t", "s1") + b.bind([], portal="p1", statement="s1")
+            + b.bind([], portal="p2", statement="s1") + b.execute("p1") + b.execute("p2")
+            + b.SYNC)
+    out, started, *_ = relay.client_data(sent)
+    assert out == (b.parse("SELECT a FROM t", "s1") + b.bind([], portal="p1", statement="s1")
+                   + b.bind([], portal="p2", statement="s1")
+                   + b.describe("P", "p1") + b.execute("p1")
+                   + b.describe("P", "p2") + b.execute("p2") + b.SYNC)
+    # Its answers come re-tagged for the masker; the statements still close.
+    out, _ = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.BIND_COMPLETE
+                               + b.row_description("a"))
+    assert out.endswith(GATEWAY_ROW_DESCRIPTION + b.row_description("a")[1:])
+    _, done = relay.server_data(b.data_row(b"1") + b.command_complete("SELECT 1")
+                                + b.row_description("a") + b.data_row(b"2")
+                                + b.command_complete("SELECT 1") + b.ready())
+    assert [(f.seq, f.status, f.rows) for f in done] == [(s.seq, "ok", 1) for s in started]
+
+
+def test_an_error_skips_the_gateways_describes_with_the_rest() -> None:
+    relay = PgRelay(1 << 20)
+    relay.describe_portals = True
+    relay.client_data(b.parse("SELECT 1/0") + b.bind([]) + b.execute() + b.SYNC)
+    out, [f] = relay.server_data(b.PARSE_COMPLETE + b.error("22012", "division by zero")
+                                 + b.ready())
+    assert (f.status, f.sqlstate) == ("error", "22012") and b"\x00" not in out[:1]
