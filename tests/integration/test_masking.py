@@ -257,3 +257,31 @@ def test_psycopg_prepared_statements_are_masked_by_column(gateway: Gateway) -> N
         rows = [conn.execute("select national_id from customers where id = %s", (i,),
                              prepare=True).fetchone() for i in (1, 2, 1)]
     assert all(r is not None and r[0].startswith("h:") for r in rows)
+
+
+def test_each_portal_is_masked_by_its_own_columns(gateway: Gateway) -> None:
+    """Two portals bound before either runs, and a portal suspended and run again after a
+    Sync: each Execute's rows get the column rules of that portal's own columns."""
+    from tests.engine.pg import build as b
+    from tests.integration.wire import Wire
+
+    wire = Wire(gateway.port("shop_masked"))
+    wire.login("alice", gateway.tokens["alice"])
+    try:
+        wire.send(b.parse("select national_id from customers where id = 1", "s1")
+                  + b.parse("select 'plain'::text", "s2")
+                  + b.bind([], portal="p1", statement="s1")
+                  + b.bind([], portal="p2", statement="s2")
+                  + b.execute("p1") + b.execute("p2") + b.SYNC)
+        rows = [body for tag, body in wire.until(b"Z") if tag == ord("D")]
+        assert len(rows) == 2 and b"h:" in rows[0] and b"plain" in rows[1]
+        wire.query("begin")
+        wire.send(b.parse("select national_id from customers order by id limit 3", "s3")
+                  + b.bind([], portal="p3", statement="s3") + b.execute("p3", 1) + b.SYNC)
+        first = [body for tag, body in wire.until(b"Z") if tag == ord("D")]
+        wire.send(b.execute("p3", 1) + b.SYNC)  # the same portal, after the Sync
+        second = [body for tag, body in wire.until(b"Z") if tag == ord("D")]
+        assert len(first) == len(second) == 1
+        assert b"h:" in first[0] and b"h:" in second[0]
+    finally:
+        wire.close()
