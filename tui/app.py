@@ -105,8 +105,8 @@ class GatewatchApp(App[None]):
             store.close()
             self.notify(str(exc), title="Replay", severity="error")
             return
-        self.push_screen(ReplayScreen(timeline, row, live=self._live, standalone=False),
-                         callback=lambda _: store.close())
+        # The screen owns the store from here and closes it when it goes away.
+        self.push_screen(ReplayScreen(store, timeline, row, live=self._live, standalone=False))
 
     # --- data ---------------------------------------------------------------------------
 

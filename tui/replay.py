@@ -37,7 +37,7 @@ class ReplayApp(App[None]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = self._theme_name
-        self.push_screen(ReplayScreen(self.timeline, self.row, live=self._live))
+        self.push_screen(ReplayScreen(self.store, self.timeline, self.row, live=self._live))
 
 
 def run_replay(store_path: Path, session_id: str, theme: str | None = None) -> None:
@@ -47,6 +47,7 @@ def run_replay(store_path: Path, session_id: str, theme: str | None = None) -> N
     store = open_store(store_path, readonly=True)
     try:
         timeline = open_timeline(store, session_id)
-        ReplayApp(store, timeline, theme=theme).run()
-    finally:
+    except BaseException:
         store.close()
+        raise
+    ReplayApp(store, timeline, theme=theme).run()  # the replay screen closes the store

@@ -10,16 +10,22 @@ Keys: ←/→ 5 s, shift+←/→ 1 min, Home/End, space plays and pauses, [ and 
 (the output of an SSH session, the statement texts of a PostgreSQL one) and . and , go to
 the next and previous match. A click or drag on the timeline seeks.
 
-The timeline reads the store on the UI thread: a seek restores the nearest keyframe and feeds
-at most a keyframe's worth of output (bench/replay_seek.py measures it), and SQLite objects
-stay in the thread that made them.
+Every use of an SSH timeline runs on one thread of the screen's own, in order: seeks (a seek
+far ahead first takes the keyframes up to there, which on a long session takes a while),
+searches, and, between them, keyframes taken ahead in slices of 50 ms. The UI thread only ever
+draws a copy of the screen a seek produced (``Frame``), so it never reads an emulator that is
+being fed. Requests pile up as one: while a seek runs, only the latest wanted time is kept.
+The screen owns the store it is given and closes it on that thread when it goes away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
+import pyte
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -34,12 +40,37 @@ from engine.replay import (
     TerminalTimeline,
     Timeline,
 )
+from store import SqliteStore
 from tui.widgets.terminal import TerminalView
 from tui.widgets.timeline import TimelineBar
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 TICK = 0.05  # seconds between frames while playing
 MAX_IDLE = 2.0  # with idle skipping on, a silence plays in at most this long
+
+
+class _Cursor(NamedTuple):
+    x: int
+    y: int
+    hidden: bool
+
+
+class Frame:
+    """A copy of a pyte screen, for the UI thread to draw while the emulator moves on."""
+
+    def __init__(self, screen: pyte.Screen) -> None:
+        self.columns, self.lines = screen.columns, screen.lines
+        self.buffer = [[line[x] for x in range(self.columns)]
+                       for line in (screen.buffer[y] for y in range(self.lines))]
+        cursor = screen.cursor
+        self.cursor = _Cursor(cursor.x, cursor.y, cursor.hidden)
+
+    @property
+    def display(self) -> list[str]:
+        return ["".join(char.data for char in line) for line in self.buffer]
+
+
+BUILD_SLICE = 0.05  # seconds of keyframe taking between two looks at the request queue
 
 
 def clock(seconds: float, *, tenths: bool = False) -> str:
@@ -71,9 +102,17 @@ class ReplayScreen(Screen[None]):
         Binding("escape", "back", "Back", id="replay.back-out"),
     ]
 
-    def __init__(self, timeline: Timeline, row: dict[str, Any], *, live: bool = True,
-                 standalone: bool = True) -> None:
+    def __init__(self, store: SqliteStore, timeline: Timeline, row: dict[str, Any], *,
+                 live: bool = True, standalone: bool = True) -> None:
         super().__init__()
+        self.store = store  # closed by this screen, on its thread, when it goes away
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="replay")
+        self._want: float | None = None  # the latest time asked for, not yet shown
+        self._seeking = False  # the seek loop runs
+        self._indexing = False  # keyframes are being taken ahead
+        self._searching = 0  # searches in flight
+        self._settled = asyncio.Event()
+        self._settled.set()
         self.row = row  # the session as the store lists it
         self.standalone = standalone  # the whole app (gatewatch replay): Esc quits
         self.timeline = timeline
@@ -127,7 +166,35 @@ class ReplayScreen(Screen[None]):
                               " ".join(s.text.split())[:200])
         if self._live:
             self.set_interval(TICK, self._tick)
+            if isinstance(self.timeline, TerminalTimeline):
+                self.run_worker(self._take_keyframes(), group="replay-keyframes",
+                                exit_on_error=False)
         self.seek(0.0)
+
+    def on_unmount(self) -> None:
+        self._executor.submit(self.store.close)  # after what the thread is doing now
+        self._executor.shutdown(wait=False, cancel_futures=False)
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _take_keyframes(self) -> None:
+        """Keyframes for the whole session, a slice at a time, so later seeks are fast."""
+        timeline = self.timeline
+        assert isinstance(timeline, TerminalTimeline)
+        self._indexing = True
+        try:
+            while not await self._in_thread(timeline.build, None, BUILD_SLICE):
+                self._show_status()
+        finally:
+            self._indexing = False
+            self._show_status()
+
+    async def idle(self) -> None:
+        """Until every seek and search asked for is done and shown (tests, scripts)."""
+        while self._seeking or self._searching or self._want is not None:
+            self._settled.clear()
+            await self._settled.wait()
 
     # --- moving ---------------------------------------------------------------------------
 
@@ -135,14 +202,29 @@ class ReplayScreen(Screen[None]):
         duration = self.timeline.duration
         self.position = min(max(t, 0.0), duration)
         if isinstance(self.timeline, TerminalTimeline):
-            screen = self.timeline.seek(self.position)
-            self.query_one("#terminal", TerminalView).show_screen(screen)
+            self._want = self.position
+            if not self._seeking:
+                self._seeking = True
+                self.run_worker(self._seek_loop(), group="replay-seek", exit_on_error=False)
         else:
             current = self.timeline.seek(self.position)
             self._show_statement(current)
         if self.playing:
             self._play_from = (time.monotonic(), self._to_play(self.position))
         self._show_status()
+
+    async def _seek_loop(self) -> None:
+        timeline = self.timeline
+        assert isinstance(timeline, TerminalTimeline)
+        try:
+            while self._want is not None:
+                t, self._want = self._want, None
+                frame = await self._in_thread(lambda t=t: Frame(timeline.seek(t)))
+                self.query_one("#terminal", TerminalView).show_screen(frame)
+        finally:
+            self._seeking = False
+            self._settled.set()
+            self._show_status()
 
     def _show_statement(self, index: int | None) -> None:
         assert isinstance(self.timeline, StatementTimeline)
@@ -173,6 +255,8 @@ class ReplayScreen(Screen[None]):
 
     def _show_status(self) -> None:
         state = "▶ playing" if self.playing else "⏸ paused"
+        if self._indexing and isinstance(self.timeline, TerminalTimeline):
+            state += f"  (indexing {self.timeline.indexed:.0%}: seeks far ahead wait for it)"
         idle = "  idle squeezed" if self.skip_idle else ""
         needle = f"  search: {self._needle!r} (. next, , previous)" if self._needle else ""
         last = self.timeline.markers.previous(self.position + 1e-6, KINDS)
@@ -292,18 +376,29 @@ class ReplayScreen(Screen[None]):
         if not self._needle:
             self.notify("no search yet: press / first", timeout=2)
             return
-        found = self._find(self._needle, direction < 0)
-        if found is None:
-            self.notify(f"{self._needle!r}: no {'later' if direction > 0 else 'earlier'} match",
-                        timeout=3)
-            self._show_status()
-            return
-        self.seek(found)
+        self._searching += 1
+        self.run_worker(self._match(self._needle, direction), group="replay-search",
+                        exit_on_error=False)
 
-    def _find(self, needle: str, backwards: bool) -> float | None:
+    async def _match(self, needle: str, direction: int) -> None:
+        try:
+            found = await self._find(needle, direction < 0)
+            if found is None:
+                self.notify(f"{needle!r}: no {'later' if direction > 0 else 'earlier'} match",
+                            timeout=3)
+                self._show_status()
+                return
+            self.seek(found)
+        finally:
+            self._searching -= 1
+            self._settled.set()
+
+    async def _find(self, needle: str, backwards: bool) -> float | None:
         timeline = self.timeline
-        if isinstance(timeline, TerminalTimeline):
-            return timeline.find(needle, self.position, backwards)
+        if isinstance(timeline, TerminalTimeline):  # may read the whole output: its thread
+            found: float | None = await self._in_thread(timeline.find, needle, self.position,
+                                                        backwards)
+            return found
         wanted = needle.lower()
         hits = [s.t for s in timeline.statements if wanted in s.text.lower()]
         if backwards:

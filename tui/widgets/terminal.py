@@ -9,6 +9,8 @@ by the emulator and have no effect outside this widget.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyte
 from rich.segment import Segment
 from rich.style import Style
@@ -59,7 +61,7 @@ class TerminalView(ScrollView):
     def __init__(self, cols: int = 80, rows: int = 24, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._emulator = Emulator(cols, rows)
-        self.screen_buffer: pyte.Screen = self._emulator.screen
+        self.screen_buffer: Any = self._emulator.screen
         self.virtual_size = Size(cols, rows)
         self.fed = 0
 
@@ -73,8 +75,10 @@ class TerminalView(ScrollView):
         self.virtual_size = Size(self.screen_buffer.columns, self.screen_buffer.lines)
         self.refresh()
 
-    def show_screen(self, screen: pyte.Screen) -> None:
-        """Render ``screen`` (a replay's emulator, say) instead of this view's own."""
+    def show_screen(self, screen: Any) -> None:
+        """Render ``screen`` instead of this view's own: anything with pyte's ``buffer``
+        (rows indexable by column), ``cursor``, ``lines``, ``columns`` and ``display`` — a
+        replay's ``Frame``."""
         self.screen_buffer = screen
         self.virtual_size = Size(screen.columns, screen.lines)
         self.refresh()
