@@ -52,6 +52,9 @@ async def test_keys_move_through_time(store: SqliteStore) -> None:
         screen = app.screen
         assert isinstance(screen, ReplayScreen)
         await screen.idle()
+        # Nothing holds the focus: a focused view or the (hidden) search box would take the
+        # arrow keys, Home and End for itself.
+        assert app.focused is None
         assert screen.position == 0.0 and "app" not in screen_text(app)
         await press(pilot, "right")  # 5 s: the listing and the hostile output are on screen
         assert screen.position == 5.0

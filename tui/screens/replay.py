@@ -83,6 +83,7 @@ def clock(seconds: float, *, tenths: bool = False) -> str:
 
 class ReplayScreen(Screen[None]):
     CSS_PATH = "replay.tcss"
+    AUTO_FOCUS = ""  # no focus: the keys are the screen's; the search box takes them when open
     BINDINGS = [
         Binding("space", "play", "Play/pause", id="replay.play"),
         Binding("left", "step(-5)", "-5 s", id="replay.back"),
@@ -137,11 +138,16 @@ class ReplayScreen(Screen[None]):
         yield Static(f"replay {row['id']}  {row.get('identity')} → {row.get('connection')} "
                      f"({where})  started {(row.get('started_at') or '')[:19].replace('T', ' ')}"
                      f"  {row.get('end_reason') or row.get('status')}", id="summary")
+        # Nothing here takes the focus (but the search box): a focused scroll view or table
+        # would take ←/→/Home/End for itself, and those keys move through time.
         if self.ssh:
-            yield TerminalView(id="terminal")
+            view = TerminalView(id="terminal")
+            view.can_focus = False
+            yield view
         else:
             table: DataTable[Any] = DataTable(id="statements", cursor_type="row",
                                               zebra_stripes=True)
+            table.can_focus = False
             table.add_columns("AT", "VERDICT", "DURATION", "ROWS", "RESULT", "STATEMENT")
             yield table
             yield Static("", id="detail")
