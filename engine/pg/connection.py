@@ -588,14 +588,25 @@ class PgConnection:
         started = self._statement_started
         # Each result the target ended (with its masking counts) belongs to the next statement
         # that finished with a result, in order: both come from the same backend messages.
+        # Several results for one statement (a multi-statement Query) all go to it; a Bind
+        # closed unexecuted at Sync, or a refused statement, had no result of its own.
+        per: dict[int, Counter[tuple[str, str]]] = {}
         ended = self.results.ended if self.results is not None else None
-        for f in finished:
+        if ended:
+            receivers = [i for i, f in enumerate(finished)
+                         if f.status in ("ok", "error") and f.command != "BIND"]
+            for i in receivers:
+                if not ended:
+                    break
+                per[i] = ended.popleft()
+            if receivers:
+                last = per.setdefault(receivers[-1], Counter())
+                while ended:
+                    last.update(ended.popleft())
+        for i, f in enumerate(finished):
             began = started.pop(f.seq, f.finished)
-            counts: dict[str, int] | None = None
-            if ended and f.status in ("ok", "error"):
-                counted = ended.popleft()
-                if counted:
-                    counts = self._count_keys(counted)
+            counted = per.get(i)
+            counts = self._count_keys(counted) if counted else None
             error = self._mask_text(f.error)  # it leaves the engine (events) and is recorded
             write(Op(O.STATEMENT_END, sid, f.seq, {
                 "finished_at": O.utc(f.finished),
@@ -611,8 +622,6 @@ class PgConnection:
                 events.publish("statement.finished", {
                     "session": sid, "seq": f.seq, "status": f.status, "rows": f.rows,
                     "sqlstate": f.sqlstate, "error": error, "masked": counts or {}})
-        if ended:
-            ended.clear()  # results of statements the gateway did not count (none expected)
 
     # --- flow control ---------------------------------------------------------------------
 

@@ -285,3 +285,20 @@ def test_each_portal_is_masked_by_its_own_columns(gateway: Gateway) -> None:
         assert b"h:" in first[0] and b"h:" in second[0]
     finally:
         wire.close()
+
+
+def test_a_multi_statement_query_counts_every_result(gateway: Gateway) -> None:
+    with psycopg.connect(gateway.dsn("shop_masked", application_name="multi-count"),
+                         autocommit=True) as conn:
+        conn.execute("select email from customers order by id limit 2;"
+                     " select national_id from customers order by id limit 3")
+    session = gateway.wait_for(lambda s: [r for r in s.sessions()
+                                          if r["application_name"] == "multi-count"
+                                          and r["ended_at"]])[0]
+    store = gateway.store()
+    try:
+        [statement] = store.statements(session["id"])
+    finally:
+        store.close()
+    assert json.loads(statement["masked"]) == {
+        "personal-data:email/email": 2, "national-ids:column/customers.national_id": 3}
