@@ -30,7 +30,9 @@ def sessions(store: SqliteStore, *, as_json: bool, limit: int) -> str:
     headers = ["ID", "IDENTITY", "CONNECTION", "CLIENT", "APPLICATION", "DATABASE", "STARTED",
                "ENDED", "STMTS", "STATUS"]
     table = [
-        [r["id"], r["identity"] or "-", r["connection"], r["client_addr"] or "-",
+        [r["id"], (r["identity"] or "-") + (f" ({r['identity_vendor']})"
+                                            if r.get("identity_vendor") else ""),
+         r["connection"], r["client_addr"] or "-",
          (r["application_name"] or "-")[:20], r["database"] or "-", _short_time(r["started_at"]),
          _short_time(r["ended_at"]), str(r["statements"]),
          r["status"] + (f" ({r['end_reason']})" if r["end_reason"] else "")]

@@ -78,6 +78,9 @@ def test_demo_headless(tmp_path: Path) -> None:
         [agent] = [r for r in json.loads(listed.stdout) if r["application_name"] == "agent"]
         assert (agent["identity"], agent["identity_kind"], agent["identity_vendor"]) == (
             oidc["pg_user"], "agent", "example-ai")
+        table = subprocess.run([sys.executable, "-m", "engine", "sessions", "-c", info["config"]],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert f"{oidc['pg_user']} (example-ai)" in table.stdout
         for key in ("ssh", "ssh_direct"):  # same host, with and without the gateway
             out = _ssh(info[key], tmp_path, "pwd; echo $((6*7))")
             assert out.returncode == 0, out.stderr

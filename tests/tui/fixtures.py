@@ -20,7 +20,8 @@ def fixed_source() -> FixedSource:
         {"id": "5f2eb99776c24e55", "identity": "alice", "connection": "shop",
          "client_addr": "10.1.2.3:51234", "application_name": "psql", "database": "shop",
          "started_at": iso(-754), "statements": 17, "waiting_for": "a1b2c3d4"},
-        {"id": "77aa0c13e4b94d21", "identity": "report-bot", "connection": "shop",
+        {"id": "77aa0c13e4b94d21", "identity": "report-bot", "identity_kind": "agent",
+         "identity_vendor": "example-ai", "connection": "shop",
          "client_addr": "10.1.9.9:40000", "application_name": "etl", "database": "shop",
          "started_at": iso(-3605), "statements": 18204, "waiting_for": None},
     ]

@@ -98,7 +98,10 @@ class SessionsScreen(Screen[None]):
             status = f"waiting {row['waiting_for']}"
         elif row.get("end_reason") and status != "live":
             status = f"{status}: {row['end_reason']}"
-        return [row["id"][:8], row.get("identity") or "-", row.get("connection") or "-",
+        who = row.get("identity") or "-"
+        if row.get("identity_vendor"):  # an agent: whose it is
+            who += f" ({row['identity_vendor']})"
+        return [row["id"][:8], who, row.get("connection") or "-",
                 status[:30], timefmt.span(duration), str(row.get("statements", 0)),
                 timefmt.clock(row.get("started_at")), row.get("client_addr") or "-"]
 
