@@ -395,11 +395,12 @@ class PgConnection:
         # transport would cost two system calls per statement for nothing.
         self._committing = True
         self.ctx.recorder.commit(
-            ops, functools.partial(self._committed, out, started, finished, reply, hold))
+            ops, functools.partial(self._committed, out, started, ops, finished, reply, hold))
 
     def _committed(
-        self, out: bytes, started: list[StatementStarted], finished: list[StatementFinished],
-        reply: bytes, hold: Hold | None, exc: StoreError | None,
+        self, out: bytes, started: list[StatementStarted], ops: list[Op],
+        finished: list[StatementFinished], reply: bytes, hold: Hold | None,
+        exc: StoreError | None,
     ) -> None:
         self._committing = False
         if self._ended:
@@ -417,10 +418,10 @@ class PgConnection:
             if s.seq not in refused:
                 self._statement_started[s.seq] = s.started
         if self.ctx.events.active:
-            for s in started:
+            for s, op in zip(started, ops, strict=True):
                 self.ctx.events.publish("statement.started", {
                     "session": self.session_id, "seq": s.seq,
-                    "text": self._mask_text(s.text, count=False),
+                    "text": op.fields["text"],  # masked once, as recorded
                     "protocol": s.protocol, "verdict": s.verdict, "rule": s.rule,
                     "approval": s.approval})
         if finished:
