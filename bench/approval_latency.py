@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 
 from bench.harness import POLICY, example_guardrails, target, wait_port
-from engine.cli.control_client import ControlClient
+from gatewatch.cli.control_client import ControlClient
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = """
@@ -50,7 +50,7 @@ def one_round(dsn: str, control: Path, token: str, *, via_cli: bool,
             request = pending[0]["id"]
             start = time.perf_counter()
             if via_cli:
-                subprocess.run([sys.executable, "-m", "engine", "approve", request], env=env,
+                subprocess.run([sys.executable, "-m", "gatewatch", "approve", request], env=env,
                                cwd=ROOT, check=True, capture_output=True)
             else:
                 client.call("approve", request=request)
@@ -73,7 +73,7 @@ def main() -> None:
         env = {**os.environ, "BENCH_TOKEN": setup.token,
                "BENCH_PG_PASSWORD": setup.target_password, "BENCH_ONCALL_TOKEN": oncall,
                "GATEWATCH_TOKEN": oncall, "GATEWATCH_CONFIG": str(policy)}
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
+        proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
                                 env=env, cwd=ROOT)
         try:
             wait_port(setup.gateway_port)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.demo.pgcluster import PgCluster, free_port
+from gatewatch.demo.pgcluster import PgCluster, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False
         guardrails=example_guardrails() if guardrails else "",
         masking=example_masking() if masking else ""))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
                             env=env, cwd=ROOT)
     try:
         wait_port(port)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.replay import TerminalTimeline
-from engine.ssh.emulator import Emulator
+from recordings.emulator import Emulator
+from recordings.replay import TerminalTimeline
 from store import Op, open_store
 from store import ops as O
 

@@ -77,7 +77,7 @@ def held_to_screen(rounds: int = 10) -> None:
     """Real engine and PostgreSQL: from psql sending a held statement to the TUI showing it."""
     import tempfile
 
-    from engine.demo.tls import self_signed
+    from gatewatch.demo.tls import self_signed
     from tests.conftest import PgCluster, Target, stop_gateway
     from tests.integration.guarded import start_guarded
 

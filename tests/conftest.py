@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import pytest
 
 from engine.config import load_config
-from engine.demo.pgcluster import PgCluster, free_port, missing_binaries
-from engine.demo.tls import self_signed
 from engine.engine import Engine
+from gatewatch.demo.pgcluster import PgCluster, free_port, missing_binaries
+from gatewatch.demo.tls import self_signed
 from store import SqliteStore, open_store
 from tests.enginethread import run_engine
 from tests.sshd import SshdTarget, missing_sshd, start_sshd
@@ -74,7 +74,7 @@ def pg_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         cluster.create_role("gw_md5", passwords["gw_md5"], md5=True)
         cluster.create_role("gw_trust", None)
         cluster.sql('CREATE DATABASE shop OWNER gw_scram;')
-        seed = resources.files("engine.demo").joinpath("seed.sql").read_text()
+        seed = resources.files("gatewatch.demo").joinpath("seed.sql").read_text()
         cluster.sql(
             f"SET ROLE gw_scram;\n{seed}\nRESET ROLE;\n"
             "GRANT ALL ON SCHEMA public TO gw_md5, gw_trust;\n"

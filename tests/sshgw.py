@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.config import load_config
-from engine.demo.pgcluster import free_port
 from engine.engine import Engine
+from gatewatch.demo.pgcluster import free_port
 from store import SqliteStore, open_store
 from tests.enginethread import run_engine
 from tests.sshd import SshdTarget, known_hosts_line, make_client_key

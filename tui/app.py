@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from engine.replay import SessionNotFound, open_timeline
+from recordings.replay import SessionNotFound, open_timeline
 from store import StoreError, open_store
 from themes import DEFAULT, THEMES
 from tui.client import EngineGone, Refused

@@ -11,7 +11,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from engine.replay import Timeline, open_timeline
+from recordings.replay import Timeline, open_timeline
 from store import SqliteStore, open_store
 from themes import DEFAULT, THEMES
 from tui.screens.replay import ReplayScreen
@@ -41,7 +41,7 @@ class ReplayApp(App[None]):
 
 
 def run_replay(store_path: Path, session_id: str, theme: str | None = None) -> None:
-    """Raises ``engine.replay.SessionNotFound`` (and StoreError) for the CLI to report."""
+    """Raises ``recordings.replay.SessionNotFound`` (and StoreError) for the CLI to report."""
     if theme not in {t.name for t in THEMES}:
         theme = DEFAULT
     store = open_store(store_path, readonly=True)

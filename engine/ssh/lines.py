@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.ssh.emulator import Emulator
+from recordings.emulator import Emulator
 
 ENTER_KEYS = (b"\r", b"\n", b"\x0f")  # Enter, Ctrl-J and readline's operate-and-get-next
 _ALT_SCREENS = {mode << 5 for mode in (47, 1047, 1049)}

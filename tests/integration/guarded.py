@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.cli.control_client import ControlClient
+from gatewatch.cli.control_client import ControlClient
 from tests.conftest import ROOT, Gateway, Target, start_gateway
 
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from engine.cli.control_client import ControlRefused
-from engine.demo.pgcluster import free_port
+from gatewatch.cli.control_client import ControlRefused
+from gatewatch.demo.pgcluster import free_port
 from tests.conftest import Gateway, Target, stop_gateway, write_policy
 from tests.integration.guarded import (
     cli_env,

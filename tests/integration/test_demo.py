@@ -25,7 +25,7 @@ def test_demo_headless(tmp_path: Path) -> None:
     need("postgres", "psql")
     env = {**os.environ, "GATEWATCH_STORE": str(tmp_path / "demo.db"),
            "GATEWATCH_CONTROL": str(tmp_path / "demo.sock")}
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "demo", "--headless"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "demo", "--headless"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -72,14 +72,15 @@ def test_demo_headless(tmp_path: Path) -> None:
             psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
                             user=oidc["pg_user"], password=token[:-4] + "AAAA",
                             sslmode="require")
-        listed = subprocess.run([sys.executable, "-m", "engine", "sessions", "--json",
+        listed = subprocess.run([sys.executable, "-m", "gatewatch", "sessions", "--json",
                                  "-c", info["config"]],
                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         [agent] = [r for r in json.loads(listed.stdout) if r["application_name"] == "agent"]
         assert (agent["identity"], agent["identity_kind"], agent["identity_vendor"]) == (
             oidc["pg_user"], "agent", "example-ai")
-        table = subprocess.run([sys.executable, "-m", "engine", "sessions", "-c", info["config"]],
-                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        table = subprocess.run([sys.executable, "-m", "gatewatch", "sessions", "-c",
+                                info["config"]], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=60)
         assert f"{oidc['pg_user']} (example-ai)" in table.stdout
         for key in ("ssh", "ssh_direct"):  # same host, with and without the gateway
             out = _ssh(info[key], tmp_path, "pwd; echo $((6*7))")

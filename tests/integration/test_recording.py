@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.demo.pgcluster import free_port
 from engine.recorder import Done
 from engine.tasks import spawn
+from gatewatch.demo.pgcluster import free_port
 from store import StoreError
 from store import ops as O
 from tests.conftest import ROOT, Gateway, Target, write_policy
@@ -126,12 +126,12 @@ def test_full_store_refuses_statements_and_loses_nothing(gateway: Gateway) -> No
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gatewatch", *args], capture_output=True,
                           text=True, timeout=60, cwd=ROOT, env=env or dict(os.environ))
 
 
 def start_engine_process(policy: Path, port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "engine", "-c", str(policy)],
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while True:

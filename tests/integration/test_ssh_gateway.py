@@ -204,7 +204,7 @@ def test_show_lists_an_ssh_sessions_commands_with_exit_status(gw: SshGateway) ->
     assert run(gw, f"echo {marker}; exit 5").returncode == 5
     [row] = _wait(gw, "SELECT session_id FROM statements WHERE text LIKE ?"
                       " AND exit_status IS NOT NULL", f"%{marker}%")
-    out = subprocess.run([sys.executable, "-m", "engine", "show", str(row["session_id"]), "-c",
+    out = subprocess.run([sys.executable, "-m", "gatewatch", "show", str(row["session_id"]), "-c",
                           str(gw.work / "policies.yaml")], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from store import Op
 from store import ops as O
-from tests.engine.replay.build import T0, Recording, new_store
+from tests.recordings.replay.build import T0, Recording, new_store
 
 SSH_ID = "5eed0000aaaa1111"
 PG_ID = "5eed0000bbbb2222"

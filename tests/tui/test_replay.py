@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.replay import open_timeline
+from recordings.replay import open_timeline
 from store import SqliteStore, open_store
 from tests.tui.replayed import PG_ID, SSH_ID, recorded_store
 from tui.replay import ReplayApp
@@ -261,7 +261,7 @@ def test_replay_of_an_unknown_session_is_a_one_line_usage_error(store_path: Path
     config = tmp_path / "p.yaml"
     config.write_text(f"version: 1\nengine:\n  store: {store_path}\n"
                       f"  control_socket: {tmp_path / 'c.sock'}\n")
-    out = subprocess.run([sys.executable, "-m", "engine", "replay", "nope", "-c", str(config)],
+    out = subprocess.run([sys.executable, "-m", "gatewatch", "replay", "nope", "-c", str(config)],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.startswith("gatewatch: no recorded session 'nope'")

@@ -1,7 +1,7 @@
 """Replay: move through a recorded session in time, like a video, in the terminal.
 
 SSH sessions show the terminal as it was at time t, rendered cell by cell from the replay's
-terminal emulator (``engine.replay.TerminalTimeline``) — recorded escape sequences never reach
+terminal emulator (``recordings.replay.TerminalTimeline``) — recorded escape sequences never reach
 the operator's terminal (DESIGN.md invariant 7). PostgreSQL sessions show their statements,
 the one current at t selected with its verdict, duration, rows, error and masked counts.
 
@@ -33,7 +33,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from engine.replay import (
+from recordings.replay import (
     KINDS,
     IdleMap,
     StatementTimeline,

@@ -18,7 +18,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from engine.ssh.emulator import Emulator
+from recordings.emulator import Emulator
 
 _NAMED = {"brown": "yellow"}  # pyte's name for ANSI colour 3
 

@@ -16,7 +16,7 @@ from textual import events
 from textual.message import Message
 from textual.widget import Widget
 
-from engine.replay import Marker
+from recordings.replay import Marker
 
 # Marks and their precedence when several markers share a column (later wins).
 _GLYPHS: dict[str, str] = {

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.main import main
 from engine.config import ConfigError, load_config
 from engine.config.load import token_digest
+from gatewatch.cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "policies.yaml"

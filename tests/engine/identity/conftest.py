@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.demo.oidc import DemoOidcProvider
 from engine.identity import OidcIdentities, OidcValidator
+from gatewatch.demo.oidc import DemoOidcProvider
 from tests.engine.identity.tokens import FakeClock, settings_for
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import IdentityConfig, load_config
-from engine.demo.oidc import DemoOidcProvider
 from engine.identity import CombinedIdentities, OidcIdentities, StaticTokens, looks_like_jwt
+from gatewatch.demo.oidc import DemoOidcProvider
 
 KEY = "ssh-ed25519 " + base64.b64encode(b"public-key-blob").decode() + " alice@laptop"
 STATIC = (

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from engine.demo.oidc import DemoOidcProvider
 from engine.identity import OidcIdentities, OidcValidator
 from engine.identity.fetch import FetchError
 from engine.identity.jwks import parse_jwks
+from gatewatch.demo.oidc import DemoOidcProvider
 from tests.engine.identity.tokens import (
     FakeClock,
     attacker_key,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import login as cli
-from engine.cli.main import main
 from engine.config import Config, load_config
-from engine.demo.oidc import DemoOidcProvider
 from engine.identity import OidcIdentities
+from gatewatch.cli import login as cli
+from gatewatch.cli.main import main
+from gatewatch.demo.oidc import DemoOidcProvider
 from tests.engine.identity.tokens import FakeClock, settings_for
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.main import main
 from engine.config import AgentRule, ConfigError, OidcSettings, load_config
+from gatewatch.cli.main import main
 
 BASE = """\
 version: 1

@@ -15,12 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from engine.cli import login as cli
-from engine.cli.main import main
 from engine.config import Config, load_config
-from engine.demo.oidc import DemoOidcProvider
-from engine.demo.pgcluster import free_port
 from engine.identity.fetch import post_form
+from gatewatch.cli import login as cli
+from gatewatch.cli.main import main
+from gatewatch.demo.oidc import DemoOidcProvider
+from gatewatch.demo.pgcluster import free_port
 from tests import sshgw
 from tests.conftest import TOKENS, Gateway, Target, need, stop_gateway, write_policy
 from tests.engine.identity.tokens import FakeClock

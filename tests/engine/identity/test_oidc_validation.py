@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.demo.oidc import DemoOidcProvider
 from engine.identity import OidcIdentities, OidcValidator, TokenRejected
+from gatewatch.demo.oidc import DemoOidcProvider
 from tests.engine.identity.tokens import (
     FakeClock,
     attacker_key,

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from engine.config import OidcSettings
-from engine.demo.oidc import DemoOidcProvider
+from gatewatch.demo.oidc import DemoOidcProvider
 
 
 class FakeClock:

@@ -27,7 +27,7 @@ async def test_a_target_that_hangs_up_marks_the_tables_unavailable() -> None:
 
 
 async def test_a_target_that_is_down_marks_the_tables_unavailable() -> None:
-    from engine.demo.pgcluster import free_port
+    from gatewatch.demo.pgcluster import free_port
 
     catalog = TableCatalog(Upstream("127.0.0.1", free_port(), "gw", sslmode="disable"),
                            "shop", 1 << 20)

@@ -1,0 +1,258 @@
+"""``gatewatch``: argument parsing and dispatch. Exit 0 ok, 1 failed check, 2 bad usage/input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from engine.config import Config, ConfigError, load_config
+
+
+class UsageError(Exception):
+    """A user mistake: one line on stderr, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gatewatch",
+        description="Gatewatch: an access gateway that records and controls database sessions.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("-c", "--config", type=Path,
+                        help="policies file (default: $GATEWATCH_CONFIG)")
+        return sp
+
+    with_config(sub.add_parser("engine", help="run the engine"))
+    demo = sub.add_parser("demo", help="run a complete local demo installation")
+    demo.add_argument("--headless", action="store_true",
+                      help="no TUI: print the connection details as one JSON line")
+    demo.add_argument("-c", "--config", type=Path, help="policies file (default: the example)")
+    sessions = with_config(sub.add_parser("sessions", help="list recorded sessions"))
+    sessions.add_argument("--json", action="store_true")
+    sessions.add_argument("--limit", type=int, default=100)
+    show = with_config(sub.add_parser("show", help="show one session and its statements"))
+    show.add_argument("session", help="session id (or a unique prefix)")
+    show.add_argument("--json", action="store_true")
+    replay = with_config(sub.add_parser(
+        "replay", help="move through a recorded session in time (a terminal UI)"))
+    replay.add_argument("session", help="session id (or a unique prefix)")
+    replay.add_argument("--theme", choices=["gatewatch-dark", "gatewatch-light",
+                                            "gatewatch-high-contrast"])
+    verify = with_config(sub.add_parser("verify", help="check the audit chain of the store"))
+    verify.add_argument("session", nargs="?", help="only this session's records")
+    verify.add_argument("--export", type=Path, metavar="FILE",
+                        help="check that FILE, made by gatewatch export, matches the store")
+    export = with_config(sub.add_parser(
+        "export", help="write a session as evidence: asciicast, JSON lines or CSV"))
+    export.add_argument("session", help="session id (or a unique prefix)")
+    export.add_argument("--format", required=True, choices=["asciicast", "jsonl", "csv"])
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write to FILE (default: standard output)")
+    export.add_argument("--channel", type=int, metavar="N",
+                        help="asciicast: follow SSH channel N (default: the first terminal)")
+    policy = sub.add_parser("policy", help="work with policies files")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    check = psub.add_parser("check", help="validate a policies file")
+    check.add_argument("file", type=Path)
+    explain = with_config(psub.add_parser(
+        "explain", help="show how a statement would be judged (no engine needed)"))
+    explain.add_argument("--connection", required=True)
+    explain.add_argument("--user", required=True, help="the identity's name")
+    what = explain.add_mutually_exclusive_group(required=True)
+    what.add_argument("--sql", help="a SQL query string (PostgreSQL connections)")
+    what.add_argument("--command", dest="shell_command",
+                      help="a shell command line (SSH connections)")
+
+    def operator(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_config(sp)
+        sp.add_argument("--token", help="operator token (default: $GATEWATCH_TOKEN, else the "
+                        "token `gatewatch login` cached)")
+        return sp
+
+    tui = operator(sub.add_parser("tui", help="the operator's terminal UI"))
+    tui.add_argument("--theme", choices=["gatewatch-dark", "gatewatch-light",
+                                         "gatewatch-high-contrast"])
+    approvals = operator(sub.add_parser("approvals", help="list waiting approval requests"))
+    approvals.add_argument("--json", action="store_true")
+    for name, text in (("approve", "approve a held statement"),
+                       ("deny", "deny a held statement")):
+        sp = operator(sub.add_parser(name, help=text))
+        sp.add_argument("request", metavar="ID", help="the approval request's id")
+        sp.add_argument("--reason", help="why (recorded)")
+    with_config(sub.add_parser(
+        "login", help="sign in with the identity provider (device flow) and cache the token"))
+    connect = with_config(sub.add_parser(
+        "connect", help="open psql or ssh on a connection, signed in with the cached token",
+        usage="gatewatch connect [-c FILE] [--user USER] [--dbname DB] NAME [-- ARG ...]",
+        epilog="Arguments after -- go to psql or ssh unchanged."))
+    connect.add_argument("name", metavar="NAME", help="the connection's name")
+    connect.add_argument("--user", help="login name (default: the one in the token)")
+    connect.add_argument("--dbname", help="database (default: the connection's first)")
+    connect.set_defaults(args=[])
+    kill = operator(sub.add_parser("kill", help="end a live session"))
+    kill.add_argument("session", metavar="SESSION", help="session id (or a unique prefix)")
+    kill.add_argument("--reason", help="why (recorded, and told to the client)")
+    return p
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or (Path(os.environ["GATEWATCH_CONFIG"])
+                           if os.environ.get("GATEWATCH_CONFIG") else None)
+    if path is None:
+        raise UsageError("no policies file: pass -c FILE or set GATEWATCH_CONFIG")
+    return load_config(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if argv[:1] == ["connect"] and "--" in argv:  # psql/ssh arguments: argparse never sees them
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
+    args = _parser().parse_args(argv)
+    if args.command == "connect":
+        args.args = passthrough
+    try:
+        return _dispatch(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"gatewatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `gatewatch sessions | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from gatewatch.cli import records
+    from gatewatch.cli.runner import run, setup_logging
+    from store import StoreError, open_store
+
+    if args.command == "policy" and args.policy_command == "explain":
+        from gatewatch.cli.explain import ExplainError, explain, explain_command
+
+        try:
+            if args.sql is not None:
+                _, text = explain(_config(args), args.connection, args.user, args.sql)
+            else:
+                _, text = explain_command(_config(args), args.connection, args.user,
+                                          args.shell_command)
+        except ExplainError as exc:
+            raise UsageError(str(exc)) from exc
+        print(text)
+        return 0
+    if args.command == "policy":
+        if not args.file.is_file():
+            raise UsageError(f"{args.file}: no such policies file")
+        try:
+            config = load_config(args.file)
+        except ConfigError as exc:  # a failed check (exit 1), not a usage mistake
+            print(f"gatewatch: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.file}: ok ({len(config.identities)} identities, "
+              f"{len(config.connections)} connections)")
+        return 0
+    if args.command == "demo":
+        from gatewatch.demo.run import default_policies, run_demo
+
+        setup_logging("WARNING")
+        return run(run_demo(args.config or default_policies(), headless=args.headless))
+    config = _config(args)
+    if args.command in ("login", "connect"):
+        from gatewatch.cli import login
+
+        return login.command(config, args)
+    if args.command == "replay":
+        from recordings.replay import SessionNotFound
+        from tui.replay import run_replay
+
+        if not config.engine.store.exists():
+            raise UsageError(f"no store at {config.engine.store}: nothing recorded yet")
+        try:
+            run_replay(config.engine.store, args.session,
+                       args.theme or os.environ.get("GATEWATCH_THEME"))
+        except (SessionNotFound, StoreError) as exc:
+            raise UsageError(str(exc).strip('"')) from exc
+        return 0
+    if args.command in ("tui", "approvals", "approve", "deny", "kill"):
+        from gatewatch.cli.login import LoginError, token_for
+
+        try:  # --token, $GATEWATCH_TOKEN, or the operator's cached `gatewatch login`
+            token = token_for(config, args.token)
+        except LoginError as exc:
+            if args.command == "tui":
+                raise UsageError(str(exc)) from exc
+            print(f"gatewatch: {exc}", file=sys.stderr)
+            return 1  # as every failed operator command (see gatewatch.cli.operate)
+    if args.command == "tui":
+        from tui.main import run_tui
+
+        run_tui(config.engine.control_socket, token, args.theme)
+        return 0
+    if args.command in ("approvals", "approve", "deny", "kill"):
+        from gatewatch.cli import operate
+
+        try:
+            if args.command == "approvals":
+                print(operate.approvals(config, token, as_json=args.json))
+            elif args.command == "kill":
+                print(operate.kill(config, token, args.session, args.reason))
+            else:
+                print(operate.decide(config, token, args.request,
+                                     approve=args.command == "approve", reason=args.reason))
+        except operate.OperateError as exc:
+            return operate.fail(str(exc))
+        return 0
+    if args.command == "engine":
+        from engine.serve import serve
+
+        setup_logging(config.engine.log_level)
+        try:
+            return run(serve(config))
+        except StoreError as exc:
+            raise UsageError(str(exc)) from exc
+        except OSError as exc:
+            raise UsageError(f"cannot start: {exc}") from exc
+    try:
+        store = open_store(config.engine.store, readonly=True)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        if args.command == "sessions":
+            print(records.sessions(store, as_json=args.json, limit=args.limit))
+            return 0
+        if args.command == "show":
+            session = store.find_session(args.session)
+            if session is None:
+                raise UsageError(f"no session {args.session!r} in {config.engine.store}")
+            print(records.show(store, session, as_json=args.json))
+            return 0
+        if args.command == "export":
+            from gatewatch.cli.export import export_command
+
+            return export_command(store, args.session, args.format, args.output, args.channel)
+        if args.command == "verify" and args.export is not None:
+            from gatewatch.cli.export import verify_export
+
+            return verify_export(store, args.session, args.export)
+        if args.command == "verify":
+            if args.session and store.find_session(args.session) is None:
+                raise UsageError(f"no session {args.session!r} in {config.engine.store}")
+            session_id = store.find_session(args.session)["id"] if args.session else None  # type: ignore[index]
+            ok, message = records.verify_store(store, session_id)
+            print(message, file=sys.stdout if ok else sys.stderr)
+            return 0 if ok else 1
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    raise UsageError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

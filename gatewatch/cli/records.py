@@ -1,0 +1,104 @@
+"""``sessions``, ``show`` and ``verify``: read the store, print for people or as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store import SqliteStore, verify
+
+
+def _short_time(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else "-"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def sessions(store: SqliteStore, *, as_json: bool, limit: int) -> str:
+    rows = store.sessions(limit)
+    if as_json:
+        return json.dumps(rows)
+    if not rows:
+        return "no sessions recorded yet"
+    headers = ["ID", "IDENTITY", "CONNECTION", "CLIENT", "APPLICATION", "DATABASE", "STARTED",
+               "ENDED", "STMTS", "STATUS"]
+    table = [
+        [r["id"], (r["identity"] or "-") + (f" ({r['identity_vendor']})"
+                                            if r.get("identity_vendor") else ""),
+         r["connection"], r["client_addr"] or "-",
+         (r["application_name"] or "-")[:20], r["database"] or "-", _short_time(r["started_at"]),
+         _short_time(r["ended_at"]), str(r["statements"]),
+         r["status"] + (f" ({r['end_reason']})" if r["end_reason"] else "")]
+        for r in rows
+    ]
+    return _table(table, headers)
+
+
+def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
+    statements = store.statements(session["id"])
+    if as_json:
+        return json.dumps({"session": session, "statements": statements})
+    ssh = session.get("protocol") == "ssh"
+    where = session.get("target") if ssh else session["database"]
+    head = (
+        f"session {session['id']}  {session['identity']} → {session['connection']}"
+        f" ({where})  from {session['client_addr']}\n"
+        f"started {_short_time(session['started_at'])}  ended {_short_time(session['ended_at'])}"
+        f"  status {session['status']}"
+        + (f" ({session['end_reason']})" if session["end_reason"] else "")
+    )
+    if not statements:
+        return head + "\n\nno statements"
+    table = []
+    for s in statements:
+        text = " ".join(s["text"].split())
+        outcome = s["status"]
+        if s["sqlstate"]:
+            outcome += f" {s['sqlstate']}: {s['error']}"
+        elif ssh and s["error"]:
+            outcome += f": {s['error']}"
+        shown = text[:80] + ("…" if len(text) > 80 else "")
+        if s["params"]:
+            shown += f"  ← {s['params'][:60]}"
+        verdict = s.get("verdict") or "allow"
+        if s.get("rule"):
+            verdict += f" ({s['rule']})"
+        if s.get("approval_id"):
+            verdict += f" {s['approval_id']}"
+        table.append([
+            str(s["seq"]), s["started_at"][11:23], _ms(s["duration_ms"]),
+            _count(s, ssh), verdict, outcome[:60], shown,
+        ])
+    return head + "\n\n" + _table(
+        table, ["#", "TIME", "DURATION", "EXIT" if ssh else "ROWS", "VERDICT", "RESULT",
+                "COMMAND" if ssh else "STATEMENT"])
+
+
+def _count(statement: dict[str, Any], ssh: bool) -> str:
+    value = statement.get("exit_status") if ssh else statement["rows"]
+    return "-" if value is None else str(value)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def verify_store(store: SqliteStore, session_id: str | None) -> tuple[bool, str]:
+    from recordings.export.progress import Progress
+
+    with Progress("verifying the audit chain", store.audit_head()[0],
+                  unit="records") as progress:
+        result = verify(store, session_id, progress.advance)
+    if result.ok:
+        scope = f"session {session_id}" if session_id else f"{result.sessions} sessions"
+        return True, f"ok: audit chain of {result.records} records intact; {scope} match it"
+    return False, "verification FAILED: " + result.problems[0] + (
+        f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
+    )

@@ -1,0 +1,128 @@
+"""Markers on a session's timeline: commands, blocks, approvals, masking, and its end.
+
+Built from the store's records, not from the output: a command's marker is at the time it
+was judged (``started_at``: the moment the user pressed Enter, before any of its output);
+an approval's decision at the time it was decided; the end at ``ended_at``, as ``kill`` when
+an operator ended the session (its ``end_reason`` says "killed by …"). Masking markers are
+per statement: PostgreSQL records masked counts per statement; SSH records them for the whole
+session only (the output is one stream), so an SSH replay has no masking markers —
+``SessionInfo.masked`` has its totals.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from recordings.replay import source
+from store import SqliteStore
+
+Kind = Literal["command", "block", "review", "approved", "denied", "masked", "kill", "end"]
+KINDS: tuple[Kind, ...] = ("command", "block", "review", "approved", "denied", "masked",
+                           "kill", "end")
+# What n/p move through: every command the user ran or tried to run.
+COMMAND_KINDS: frozenset[Kind] = frozenset({"command", "block", "review"})
+_BY_VERDICT: dict[str, Kind] = {"allow": "command", "block": "block", "denied": "block",
+                                "review": "review"}
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    t: float  # seconds from the session's start
+    kind: Kind
+    label: str
+    seq: int | None = None  # the statement (command) it belongs to
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def statement_markers(info: source.SessionInfo,
+                      statements: Iterable[dict[str, Any]]) -> Iterator[Marker]:
+    for st in statements:
+        at = source.epoch(st.get("started_at"))
+        if at is None:
+            continue
+        t = max(at - info.started, 0.0)
+        verdict = st.get("verdict") or "allow"
+        kind = _BY_VERDICT.get(verdict, "command")
+        label = _one_line(st.get("text") or "")
+        if st.get("rule") and kind != "command":
+            label = f"{label} (rule {st['rule']})"
+        yield Marker(t, kind, label, st.get("seq"))
+        masked = source.counts(st.get("masked"))
+        if masked:
+            total = sum(masked.values())
+            what = ", ".join(sorted(masked))
+            yield Marker(t, "masked", f"{total} value(s) masked: {_one_line(what, 80)}",
+                         st.get("seq"))
+
+
+def approval_markers(info: source.SessionInfo,
+                     approvals: Iterable[dict[str, Any]]) -> Iterator[Marker]:
+    for req in approvals:
+        at = source.epoch(req.get("decided_at"))
+        status = req.get("status") or "pending"
+        if at is None or status == "pending":
+            continue
+        by = f" by {req['decided_by']}" if req.get("decided_by") else ""
+        why = f": {req['decision_reason']}" if req.get("decision_reason") else ""
+        kind: Kind = "approved" if status == "approved" else "denied"
+        yield Marker(max(at - info.started, 0.0), kind,
+                     f"{status}{by}{why} — {_one_line(req.get('statement') or '', 80)}")
+
+
+def end_marker(info: source.SessionInfo) -> Marker | None:
+    if info.length is None:
+        return None
+    reason = info.end_reason or info.status
+    kind: Kind = "kill" if reason.startswith("killed by") else "end"
+    return Marker(info.length, kind, _one_line(reason))
+
+
+class Markers(Sequence[Marker]):
+    """A session's markers in time order, with next/previous by kind."""
+
+    def __init__(self, markers: Iterable[Marker]) -> None:
+        # in time, and at the same time in the order of KINDS (a command before its masking)
+        self._markers = sorted(markers, key=lambda m: (m.t, KINDS.index(m.kind)))
+        self._times = [m.t for m in self._markers]
+
+    @classmethod
+    def load(cls, store: SqliteStore, info: source.SessionInfo,
+             statements: Iterable[dict[str, Any]] | None = None) -> Markers:
+        """From the store: the session's statements (unless given), approval requests and
+        end."""
+        rows = store.statements(info.id) if statements is None else statements
+        found = [*statement_markers(info, rows),
+                 *approval_markers(info, source.approvals(store, info.id))]
+        end = end_marker(info)
+        return cls([*found, end] if end is not None else found)
+
+    def __getitem__(self, i: int) -> Marker:  # type: ignore[override]
+        return self._markers[i]
+
+    def __len__(self) -> int:
+        return len(self._markers)
+
+    def next(self, t: float, kinds: Collection[Kind] = COMMAND_KINDS) -> Marker | None:
+        """The first marker of ``kinds`` strictly after ``t``."""
+        for i in range(bisect_right(self._times, t), len(self._markers)):
+            if self._markers[i].kind in kinds:
+                return self._markers[i]
+        return None
+
+    def previous(self, t: float, kinds: Collection[Kind] = COMMAND_KINDS) -> Marker | None:
+        """The last marker of ``kinds`` strictly before ``t``."""
+        for i in range(bisect_left(self._times, t) - 1, -1, -1):
+            if self._markers[i].kind in kinds:
+                return self._markers[i]
+        return None
+
+    def between(self, start: float, end: float) -> list[Marker]:
+        """Markers with ``start <= t < end`` (to draw one cell of a timeline bar)."""
+        return self._markers[bisect_left(self._times, start):bisect_left(self._times, end)]
