@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.events import ApprovalDecided, ApprovalEvent, ApprovalRequested, ApprovalVoted
 from engine.guardrail import GuardrailSettings
 from engine.guardrail.guard import statement_hash
 from engine.identity import Identity
@@ -80,9 +81,9 @@ class Broker:
         self._recorder = recorder
         self.settings = settings
         self.pending: dict[str, ApprovalRequest] = {}
-        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []  # approvers only
+        self.listeners: list[Callable[[ApprovalEvent], None]] = []  # approvers only
         # Listeners outside the engine (webhooks): they get the statement masked.
-        self.outside_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.outside_listeners: list[Callable[[ApprovalEvent], None]] = []
         # Decisions are taken one at a time: each is worked out from the state left by the
         # one before it, and committed before the next starts.
         self._deciding = asyncio.Lock()
@@ -110,7 +111,7 @@ class Broker:
         self.pending[req.id] = req
         req.timer = asyncio.get_running_loop().call_later(
             self.settings.review_timeout, self._expire, req.id)
-        self._emit("approval.requested", req)
+        self._emit(ApprovalRequested, req)
         log.info("approval %s requested by %s on %s (rule %s)", req.id, requester, connection,
                  rule)
         return req
@@ -150,7 +151,7 @@ class Broker:
         if status != "pending":
             self._finish(req, status, now)
         else:
-            self._emit("approval.vote", req)
+            self._emit(ApprovalVoted, req)
         return req
 
     def withdraw(self, request_id: str, why: str) -> None:
@@ -180,19 +181,19 @@ class Broker:
         self.pending.pop(req.id, None)
         if req.timer is not None:
             req.timer.cancel()
-        self._emit("approval.decided", req)
+        self._emit(ApprovalDecided, req)
         log.info("approval %s %s (%s)", req.id, status, req.decided_by or req.decision_reason)
         if notify and req.on_decided is not None:
             req.on_decided(req)
 
-    def _emit(self, event: str, req: ApprovalRequest) -> None:
-        body = req.describe()
+    def _emit(self, kind: type[ApprovalEvent], req: ApprovalRequest) -> None:
+        event = kind(req.describe())
         for listener in list(self.listeners):
-            listener(event, body)
+            listener(event)
         if self.outside_listeners:
-            masked = req.describe(exact=False)
+            masked = kind(req.describe(exact=False))
             for listener in list(self.outside_listeners):
-                listener(event, masked)
+                listener(masked)
 
     def expire_all(self, why: str) -> None:
         for request_id in list(self.pending):

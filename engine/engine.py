@@ -195,7 +195,7 @@ class Engine:
         limit = _limit(request)
         recent = (self.store.sessions(limit, _before(request)) if self.store is not None
                   else [])
-        return {"live": [session.describe() for session in live], "recent": recent}
+        return {"live": [session.describe().to_dict() for session in live], "recent": recent}
 
     async def _approvals(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         assert self.broker is not None and self.store is not None

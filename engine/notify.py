@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine.events import ApprovalEvent, ApprovalRequested
 from engine.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,11 @@ class Webhook:
         self.delivered = 0
         self.failed = 0
 
-    def approval_event(self, event: str, request: dict[str, Any]) -> None:
+    def approval_event(self, event: ApprovalEvent) -> None:
         """Broker listener: announce new requests."""
-        if event != "approval.requested":
+        if not isinstance(event, ApprovalRequested):
             return
+        request = event.request
         statement = " ".join(request["statement"].split())
         if len(statement) > 300:
             statement = statement[:300] + "…"
@@ -54,7 +56,7 @@ class Webhook:
             "text": (f"Gatewatch: {request['requester']} asks to run a statement on "
                      f"{request['connection']} (rule {request['rule']}). Approve with "
                      f"`gatewatch approve {request['id']}`.\n```{statement}```"),
-            "gatewatch": {"event": event, "request": request},
+            "gatewatch": {"event": event.name, "request": request},
         })
 
     def send(self, payload: dict[str, Any]) -> None:

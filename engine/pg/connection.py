@@ -20,9 +20,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import events as ev
 from engine.approvals import ApprovalRequest, Broker
 from engine.config import Connection, EngineSettings, MaskingRule
-from engine.events import EventHub
+from engine.events import EventHub, SessionView
 from engine.guardrail import Guard
 from engine.identity import Identity, IdentityProvider
 from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
@@ -122,24 +123,21 @@ class PgConnection:
         self._catalog: TableCatalog | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SessionView:
         """What the control API shows of a live session."""
-        return {
-            "id": self.session_id,
-            "protocol": "postgres",
-            "connection": self.conn.name,
-            "identity": self.identity.name if self.identity else None,
-            "identity_kind": self.identity.kind if self.identity else None,
-            "identity_vendor": self.identity.vendor if self.identity else None,
-            "client_addr": self.client.peer(),
-            "application_name": self.params.get("application_name"),
-            "database": self.params.get("database"),
-            "started_at": O.utc(self.started),
-            "statements": self.relay.statements,
-            "transaction_status": self.relay.transaction_status.decode(errors="replace"),
-            "waiting_for": self.approval.id if self.approval is not None else None,
-            "masked": dict(self.masked),
-        }
+        ident = self.identity
+        return SessionView(
+            id=self.session_id, protocol="postgres", connection=self.conn.name,
+            identity=ident.name if ident else None,
+            identity_kind=ident.kind if ident else None,
+            identity_vendor=ident.vendor if ident else None,
+            client_addr=self.client.peer(),
+            application_name=self.params.get("application_name"),
+            database=self.params.get("database"), target=None,
+            started_at=O.utc(self.started), statements=self.relay.statements,
+            waiting_for=self.approval.id if self.approval is not None else None,
+            masked=dict(self.masked),
+            transaction_status=self.relay.transaction_status.decode(errors="replace"))
 
     # --- handshake ------------------------------------------------------------------------
 
@@ -346,7 +344,7 @@ class PgConnection:
                         self.relay.unreadable)
         self.ctx.live[self.session_id] = self
         self._expiry = watch_expiry(self.identity, self.ctx.token_grace, self._token_expired)
-        self.ctx.events.publish("session.opened", self.describe())
+        self.ctx.events.publish(ev.SessionOpened(self.describe()))
         self.client.write(
             (b"" if self._auth_ok_sent else codec.auth_request(0))
             + greeting.status_messages
@@ -419,11 +417,9 @@ class PgConnection:
                 self._statement_started[s.seq] = s.started
         if self.ctx.events.active:
             for s, op in zip(started, ops, strict=True):
-                self.ctx.events.publish("statement.started", {
-                    "session": self.session_id, "seq": s.seq,
-                    "text": op.fields["text"],  # masked once, as recorded
-                    "protocol": s.protocol, "verdict": s.verdict, "rule": s.rule,
-                    "approval": s.approval})
+                self.ctx.events.publish(ev.StatementStarted(
+                    self.session_id, s.seq, op.fields["text"],  # masked once, as recorded
+                    s.protocol, s.verdict, s.rule, s.approval))
         if finished:
             for f in finished:
                 self._statement_started[f.seq] = f.finished
@@ -620,9 +616,8 @@ class PgConnection:
                 "masked": json.dumps(counts, sort_keys=True) if counts else None,
             }))
             if events.active:
-                events.publish("statement.finished", {
-                    "session": sid, "seq": f.seq, "status": f.status, "rows": f.rows,
-                    "sqlstate": f.sqlstate, "error": error, "masked": counts or {}})
+                events.publish(ev.StatementFinished(sid, f.seq, f.status, f.rows, f.sqlstate,
+                                                    error, counts or {}))
 
     # --- flow control ---------------------------------------------------------------------
 
@@ -727,9 +722,8 @@ class PgConnection:
                 "masked": self._masked_json()}))
         if error:
             log.info("session %s ended: %s (%s)", self.session_id, reason, error)
-        self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,
-                                                   "reason": reason,
-                                                   "masked": dict(self.masked)})
+        self.ctx.events.publish(ev.SessionClosed(self.session_id, status, reason,
+                                                 dict(self.masked)))
         if not self._done.done():
             self._done.set_result(None)
 

@@ -10,13 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncssh
 
+from engine import events as ev
 from engine.approvals import ApprovalRequest, Broker
 from engine.config import Connection, EngineSettings, MaskingRule
-from engine.events import EventHub
+from engine.events import EventHub, SessionView
 from engine.guardrail import Guard
 from engine.guardrail.guard import Judgement, SessionGuard
 from engine.guardrail.rules import SEVERITY, Verdict
@@ -117,7 +118,7 @@ class SshSession:
         self.ctx.live[self.session_id] = self
         self._expiry = watch_expiry(identity, self.ctx.token_grace,
                                     lambda: self.terminate(EXPIRED, MESSAGE))
-        self.ctx.events.publish("session.opened", self.describe())
+        self.ctx.events.publish(ev.SessionOpened(self.describe()))
         self._target = spawn(connect_target(up), name=f"ssh-target-{self.session_id}")
         self._target.add_done_callback(lambda t: t.cancelled() or t.exception())
 
@@ -150,9 +151,8 @@ class SshSession:
                 self._target.cancel()
         if self.client_conn is not None:
             self.client_conn.close()
-        self.ctx.events.publish("session.closed", {"id": self.session_id, "status": status,
-                                                   "reason": reason,
-                                                   "masked": dict(self.masked)})
+        self.ctx.events.publish(ev.SessionClosed(self.session_id, status, reason,
+                                                 dict(self.masked)))
 
     async def _close_record(self, reason: str, status: str) -> None:
         try:
@@ -183,22 +183,20 @@ class SshSession:
                 self.client_conn.disconnect(asyncssh.DISC_BY_APPLICATION, message)
         self.end(reason, status)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SessionView:
         ident = self.identity
         up = self.conn.upstream
-        return {
-            "id": self.session_id, "protocol": "ssh", "connection": self.conn.name,
-            "identity": ident.name if ident else None,
-            "identity_kind": ident.kind if ident else None,
-            "identity_vendor": ident.vendor if ident else None,
-            "client_addr": self.client_addr, "application_name": self.client_version,
-            "database": None, "target": f"{up.user}@{up.host}:{up.port}",
-            "started_at": O.utc(self.started), "statements": self.seq,
-            "channels": len(self.bridges),
-            "waiting_for": self.waiting[0] if self.waiting else None,
-            "recorded_bytes": self.tape.recorded_bytes,
-            "masked": dict(self.masked),
-        }
+        return SessionView(
+            id=self.session_id, protocol="ssh", connection=self.conn.name,
+            identity=ident.name if ident else None,
+            identity_kind=ident.kind if ident else None,
+            identity_vendor=ident.vendor if ident else None,
+            client_addr=self.client_addr, application_name=self.client_version,
+            database=None, target=f"{up.user}@{up.host}:{up.port}",
+            started_at=O.utc(self.started), statements=self.seq,
+            waiting_for=self.waiting[0] if self.waiting else None,
+            masked=dict(self.masked), channels=len(self.bridges),
+            recorded_bytes=self.tape.recorded_bytes)
 
     def _pressure(self, on: bool) -> None:
         for bridge in self.bridges:
@@ -239,16 +237,16 @@ class SshSession:
         seq = self.seq
         now = time.time()
         shown = self.mask_text(text)
+        action = judgement.action if judgement else "allow"
+        rule = verdict.rule if verdict else None
         fields = {
             "protocol": "ssh", "text": shown, "params": None, "started_at": O.utc(now),
-            "status": "running", "verdict": judgement.action if judgement else "allow",
-            "rule": verdict.rule if verdict else None, "approval_id": None,
+            "status": "running", "verdict": action, "rule": rule, "approval_id": None,
         }
         await self.ctx.recorder.committed([Op(O.STATEMENT_START, self.session_id, seq, fields)])
         self._command_started[seq] = now
-        self.ctx.events.publish("statement.started", {
-            "session": self.session_id, "seq": seq, "text": shown, "protocol": "ssh",
-            "verdict": fields["verdict"], "rule": fields["rule"], "approval": None})
+        self.ctx.events.publish(ev.StatementStarted(
+            self.session_id, seq, shown, "ssh", action, rule, None))
         if judgement is None or verdict is None or judgement.action == "allow":
             return Admission(True, seq)
         hint = f" {verdict.hint}" if verdict.hint else ""
@@ -293,7 +291,7 @@ class SshSession:
             self.end_command(seq, "error", None, f"{message}: {exc}")
             return Admission(False, seq, message)
         self.waiting.append(req.id)
-        self.ctx.events.publish("session.waiting", {"id": self.session_id, "approval": req.id})
+        self.ctx.events.publish(ev.SessionWaiting(self.session_id, req.id))
         if on_held is not None:
             minutes = self.ctx.broker.settings.review_timeout / 60
             on_held(f'held for approval {req.id} (rule "{rule}": {reason}); waiting up to '
@@ -339,9 +337,8 @@ class SshSession:
             "status": status, "command": command, "rows": None, "sqlstate": None,
             "error": error, "exit_status": exit_status,
         }))
-        self.ctx.events.publish("statement.finished", {
-            "session": self.session_id, "seq": seq, "status": status, "rows": None,
-            "sqlstate": None, "error": error})
+        self.ctx.events.publish(ev.StatementFinished(self.session_id, seq, status, None, None,
+                                                     error))
 
 
 __all__ = ["Admission", "SshContext", "SshSession", "TargetUnavailable"]

@@ -47,7 +47,7 @@ class Env:
 
     def broker(self, **settings: Any) -> Broker:
         broker = Broker(self.recorder, GuardrailSettings(**{"review_timeout": 60.0, **settings}))
-        broker.listeners.append(lambda event, body: self.events.append((event, body)))
+        broker.listeners.append(lambda event: self.events.append((event.name, event.request)))
         self.brokers.append(broker)
         return broker
 
