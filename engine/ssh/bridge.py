@@ -339,7 +339,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             admission = await self.s.admit(text, self.kind, self._tell)
             self._seq = admission.seq
             if not admission.allowed:
-                self._refuse(admission.message, 126 if "blocked" in admission.message else 1)
+                self._refuse(admission.message, 126 if admission.blocked else 1)
                 return
         target = await self.s.target()
         if self._closed:

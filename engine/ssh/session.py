@@ -57,11 +57,14 @@ class SshContext:
 
 @dataclass(frozen=True)
 class Admission:
-    """The gateway's answer to one command: run it (recorded as ``seq``) or not, and why."""
+    """The gateway's answer to one command: run it (recorded as ``seq``) or not, and why.
+    ``blocked``: refused by a rule or by the gateway itself (exit status 126), as opposed to
+    denied by an approver, expired, or not recorded (exit status 1)."""
 
     allowed: bool
     seq: int
     message: str = ""
+    blocked: bool = False
 
 
 class SshSession:
@@ -253,7 +256,7 @@ class SshSession:
         if judgement.action == "block":
             message = f'blocked by rule "{verdict.rule}": {verdict.reason}.{hint}'
             self.end_command(seq, "blocked", None, message)
-            return Admission(False, seq, message)
+            return Admission(False, seq, message, blocked=True)
         return await self._review(seq, text, verdict.rule, verdict.reason, on_held, shown)
 
     async def refused(self, text: str, rule: str, reason: str) -> None:
