@@ -8,12 +8,12 @@ from engine.config.model import (
     EngineSettings,
     Forward,
     IdentityConfig,
-    MaskingRule,
     OidcSettings,
     SshSettings,
     TlsFiles,
     Upstream,
 )
+from engine.masking.rules import MaskingRule
 
 __all__ = [
     "AgentRule",

@@ -24,7 +24,6 @@ from engine.config.model import (
     EngineSettings,
     Forward,
     IdentityConfig,
-    MaskingRule,
     OidcSettings,
     SshSettings,
     TlsFiles,
@@ -34,6 +33,7 @@ from engine.guardrail.classify import STATEMENT_KINDS
 from engine.guardrail.commands import COMMAND_KINDS
 from engine.guardrail.rules import ACTIONS, GuardrailSettings, Match, Rule
 from engine.masking.detectors import BUILTIN as DETECTORS
+from engine.masking.rules import MaskingRule
 from engine.masking.strategies import KINDS as MASKING_STRATEGIES
 
 T = TypeVar("T")

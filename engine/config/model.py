@@ -1,4 +1,9 @@
-"""The validated configuration: plain frozen dataclasses, built only by ``engine.config.load``."""
+"""The validated configuration: plain frozen dataclasses, built only by ``engine.config.load``.
+
+The rules of a feature are that feature's own types (``engine.guardrail.rules.Rule``,
+``engine.masking.rules.MaskingRule``): the features sit below the policies file and never
+import it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 
-from engine.guardrail.rules import GuardrailSettings, Rule, in_scope
+from engine.guardrail.rules import GuardrailSettings, Rule
+from engine.masking.rules import MaskingRule
 
 
 @dataclass(frozen=True)
@@ -132,27 +138,6 @@ class OidcSettings:
     login_token: str = "access_token"  # or "id_token"
     # A session signed in with a token ends when the token expires, after this much grace.
     session_grace: float = 0.0
-
-
-@dataclass(frozen=True)
-class MaskingRule:
-    """What to mask (value detectors, a custom regex, or result columns), how, and for whom.
-    An ``exempt`` rule turns masking off for the sessions it applies to (and is recorded)."""
-
-    name: str
-    detectors: tuple[str, ...] = ()
-    regex: str | None = None
-    columns: tuple[str, ...] = ()  # "column", "table.column" or "schema.table.column" globs
-    strategy: str = "redact"  # redact | partial | hash | null
-    keep_first: int = 0
-    keep_last: int = 0
-    exempt: bool = False
-    connections: frozenset[str] | None = None
-    groups: frozenset[str] | None = None
-    identities: frozenset[str] | None = None
-
-    def applies(self, connection: str, identity: str, groups: frozenset[str]) -> bool:
-        return in_scope(self, connection, identity, groups)
 
 
 @dataclass(frozen=True)

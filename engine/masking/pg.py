@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
-from engine.pg.codec import ProtocolViolation
+from engine.wire import ProtocolViolation
 
 # Reasons counted in ``ResultMasker.uninspected``: data that may hold what should be masked
 # but that the gateway could not rewrite.
@@ -81,7 +81,6 @@ _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
 _FIELD = struct.Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
 _NULL = _I32.pack(-1)
-_JSONB_VERSION = 1
 _MASKED_FIELDS = frozenset(b"MDHWq")  # message, detail, hint, where, internal query
 
 _NO_COPY, _COPY_TEXT, _COPY_BINARY = range(3)

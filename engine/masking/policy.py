@@ -28,10 +28,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.config import MaskingRule
 from engine.masking.detectors import BUILTIN, Detector, custom
 from engine.masking.masker import ValueMasker
 from engine.masking.pg import UNAVAILABLE, ColumnAction, ColumnSource, Unavailable
+from engine.masking.rules import MaskingRule
 from engine.masking.strategies import REDACT, Strategy
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+# Defined in engine.wire, below result masking (which raises it too); the front end imports it
+# from here.
+from engine.wire import ProtocolViolation as ProtocolViolation
+
 PROTOCOL_3_0 = 196608  # 3 << 16
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
@@ -19,14 +23,6 @@ MAX_STARTUP_PACKET = 10_000  # PostgreSQL's own limit for the startup packet
 
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
-
-
-class ProtocolViolation(Exception):
-    """A peer sent bytes that are not valid protocol: its session must end."""
-
-    def __init__(self, message: str, sqlstate: str = "08P01") -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
 
 
 def check_length(tag: int, length: int, max_size: int) -> None:
