@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from engine.guardrail.shellwords import (
+    MAX_DEPTH,
     MAX_LENGTH,
     Compound,
     Pipeline,
@@ -60,7 +61,6 @@ from engine.guardrail.shellwords import (
     parse,
 )
 
-MAX_DEPTH = 8  # shells within shells and syntax nesting, together
 MAX_UNWRAP = 64  # wrappers around one command (sudo env nice …)
 MAX_NESTED_CODE = 2 * MAX_LENGTH  # characters of code given to shells, parsed in turn
 
@@ -291,7 +291,7 @@ class _Walker:
         if _is_script_path(head.text):
             self.kinds.add("SCRIPT FILE")
             self.note(RUNS_SCRIPT)
-        if program in _SHELLS or program in _OTHER_SHELLS:
+        if program in SHELLS or program in _OTHER_SHELLS:
             return self.shell(program, rest, depth, via_xargs)
         family = _interpreter(program)
         if family is not None:
@@ -306,7 +306,7 @@ class _Walker:
     def shell(self, program: str, args: list[_Arg], depth: int, via_xargs: bool) -> _Flow:
         """``sh -c CODE``, ``sh FILE``, or ``sh`` reading its standard input; ``via_xargs``:
         xargs supplies the missing code."""
-        language = "sh" if program in _SHELLS else program
+        language = "sh" if program in SHELLS else program
         command = from_stdin = False
         i = 0
         while i < len(args):
@@ -450,8 +450,11 @@ def _recurses_in_background(name: str, body: Script) -> bool:
 
 # --- names ----------------------------------------------------------------------------------
 
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh",
-                     "oksh", "ash", "rbash", "yash", "posh"})
+# Shells whose code is POSIX shell words: what they are given (``-c``, a here-document, a
+# pipe) is parsed in turn. Wrappers that start one (``sudo -s``, ``su``, ``busybox sh``) are
+# unwrapped to it, so a name here is in ``programs`` whenever such a shell runs.
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh",
+                    "oksh", "ash", "rbash", "yash", "posh"})
 _OTHER_SHELLS = frozenset({"csh", "tcsh", "fish", "nu", "xonsh", "elvish", "pwsh"})
 _SYSTEM_DIRS = frozenset({"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin",
                           "/usr/local/sbin", "/usr/libexec", "/snap/bin"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from engine.guardrail.classify import Facts
@@ -223,9 +223,3 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
         if why is not None:
             return Verdict(rule.action, rule.name, why, facts.text, rule.message)
     return Verdict(ALLOW, None, facts.describe(), facts.text)
-
-
-@dataclass
-class RuleSet:
-    rules: tuple[Rule, ...] = field(default_factory=tuple)
-    settings: GuardrailSettings = field(default_factory=GuardrailSettings)

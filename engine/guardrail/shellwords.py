@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 MAX_LENGTH = 64 * 1024
-MAX_DEPTH = 8
+MAX_DEPTH = 8  # nesting levels in one line; ``commands`` counts shells within shells too
 MAX_COMMANDS = 2000  # simple commands in one line: bounds the work hostile input can cause
 
 

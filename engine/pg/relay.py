@@ -51,7 +51,6 @@ _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forw
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
 _FLUSH = b"H\x00\x00\x00\x04"
 _WAITING_LIMIT = 16 * 1024 * 1024
-_BACKEND_ASYNC = frozenset(b"NAS")  # Notice, Notification, ParameterStatus: at any time
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 
 SKIPPED = "not executed: an earlier message of the pipeline failed"

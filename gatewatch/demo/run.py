@@ -1,4 +1,6 @@
-"""Bring up the demo: PostgreSQL target with sample data, TLS, tokens, engine; then wait."""
+"""Bring up the demo and tear it down: a PostgreSQL target seeded with sample data, an SSH
+target, an OpenID provider, TLS, tokens, and the engine with the example policies; then the TUI
+as the approver, or (headless) one JSON line on stdout and a wait for SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -100,7 +102,7 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
             await _wait_for_signal()
         else:
             await _run_tui(info)
-            _print_readable(info, stopping=True)
+            print("Gatewatch demo: the TUI closed; stopping and removing the target.", flush=True)
         return 0
     finally:
         if engine is not None:
@@ -138,38 +140,6 @@ async def _run_tui(info: dict[str, Any]) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-
-def _print_readable(info: dict[str, Any], *, stopping: bool = False) -> None:
-    pg = info["postgres"]
-    direct = info["postgres_direct"]
-    if stopping:
-        print("Gatewatch demo: the TUI closed; stopping and removing the target.", flush=True)
-        return
-    print(
-        "Gatewatch demo is running.\n\n"
-        f"  through the gateway:  PGPASSWORD='{pg['password']}' psql "
-        f"'host={pg['host']} port={pg['port']} dbname={pg['dbname']} user={pg['user']}'\n"
-        f"  straight to the target: PGPASSWORD='{direct['password']}' psql "
-        f"'host={direct['host']} port={direct['port']} dbname={direct['dbname']} "
-        f"user={direct['user']}'\n"
-        f"  ssh through the gateway: ssh -p {info['ssh']['port']} "
-        f"{info['ssh']['user']}@{info['ssh']['host']}   (password: {info['ssh']['password']})\n"
-        f"  approver:             {info['approver']['user']} / {info['approver']['token']}\n\n"
-        f"  recorded sessions:    {_gatewatch()} sessions -c {info['config']}\n"
-        f"  held statements:      GATEWATCH_TOKEN='{info['approver']['token']}' {_gatewatch()}"
-        f" approvals -c {info['config']}\n"
-        "  try a guardrail:      DROP TABLE orders;   (blocked)   DELETE FROM orders;   (held)\n"
-        f"  store:                {info['store']}\n\n"
-        "Press Ctrl-C to stop; the target and its data are removed.",
-        flush=True,
-    )
-
-
-def _gatewatch() -> str:
-    """How the user started us, so that the hint works without the venv on PATH."""
-    argv0 = Path(sys.argv[0])
-    return str(argv0) if argv0.name == "gatewatch" else "gatewatch"
 
 
 async def _wait_for_signal() -> None:

@@ -17,14 +17,13 @@ from hypothesis import strategies as st
 from engine.guardrail.commands import (
     COMMAND_KINDS,
     EXPANDED_CODE,
-    MAX_DEPTH,
     READS_INPUT,
     RUNS_OUTPUT,
     RUNS_SCRIPT,
     CommandFacts,
     classify_command,
 )
-from engine.guardrail.shellwords import MAX_LENGTH, ShellParseError
+from engine.guardrail.shellwords import MAX_DEPTH, MAX_LENGTH, ShellParseError
 
 FUZZ = settings(database=None, deadline=None, max_examples=300)
 RM_RF = {"RM", "RM RECURSIVE", "RM FORCE"}
