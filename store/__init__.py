@@ -7,8 +7,9 @@ appends one audit record per op, each hashing its predecessor, so that ``verify`
 whether anything was edited, removed or inserted afterwards.
 """
 
+from store import reads
 from store.ops import Op
 from store.sqlite import SqliteStore, StoreError, open_store
 from store.verify import VerifyResult, verify
 
-__all__ = ["Op", "SqliteStore", "StoreError", "VerifyResult", "open_store", "verify"]
+__all__ = ["Op", "SqliteStore", "StoreError", "VerifyResult", "open_store", "reads", "verify"]

@@ -8,14 +8,18 @@ without an engine.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from store import open_store
+from store import SqliteStore, open_store, reads
+from store.reads import Statistics
 from tui.client import ControlConnection, EngineGone
 
 # A recorded piece of an SSH session: (seq, seconds from start, channel, stream, bytes).
 Chunk = tuple[int, float, int, str, bytes]
+
+T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -28,45 +32,11 @@ class Source(Protocol):
     async def kill(self, session_id: str, reason: str | None) -> Any: ...
     async def statements(self, session_id: str) -> list[dict[str, Any]]: ...
     async def output(self, session_id: str, after: int) -> list[Chunk]: ...
-    async def stats(self) -> dict[str, Any]: ...
+    async def stats(self) -> Statistics: ...
     async def next_events(self) -> list[dict[str, Any]]: ...
     def store_path(self) -> Path | None:
         """The store to replay recorded sessions from (None: replay is not available)."""
         ...
-
-
-STATS_QUERIES = {
-    "by_connection": "select connection as k, count(*) as n from sessions group by 1"
-                     " order by 2 desc",
-    # agents show their vendor: "triage-agent (example-ai)"
-    "by_identity": "select coalesce(identity, '?') || coalesce(' (' || identity_vendor || ')',"
-                   " '') as k, count(*) as n from sessions group by 1 order by 2 desc limit 10",
-    "by_verdict": "select verdict as k, count(*) as n from statements group by 1 order by 2 desc",
-    "by_rule": "select rule as k, count(*) as n from statements where rule is not null"
-               " and verdict <> 'allow' group by 1 order by 2 desc limit 10",
-    "blocks_per_hour": "select substr(started_at, 1, 13) as k, count(*) as n from statements"
-                       " where verdict in ('block', 'denied') group by 1 order by 1 desc"
-                       " limit 24",
-    "reviews_per_hour": "select substr(created_at, 1, 13) as k, count(*) as n from approvals"
-                        " group by 1 order by 1 desc limit 24",
-    # sessions.masked: {"rule:detector/column": n}; rule and detector or column, summed
-    "masked": "select substr(m.key, 1, coalesce(nullif(instr(m.key, '/'), 0) - 1,"
-              " length(m.key))) as k, sum(m.value) as n from sessions s,"
-              " json_each(s.masked) m where s.masked is not null group by 1"
-              " order by 2 desc limit 10",
-    # the column (or "recorded", for statement texts) after the "/"; exemptions have none
-    "masked_columns": "select substr(m.key, instr(m.key, '/') + 1) as k, sum(m.value) as n"
-                      " from sessions s, json_each(s.masked) m where s.masked is not null"
-                      " and instr(m.key, '/') > 0 group by 1 order by 2 desc limit 10",
-    # over time: PostgreSQL counts per statement, SSH counts per session (its output)
-    "masked_per_hour": "select substr(t, 1, 13) as k, sum(n) as n from ("
-                       "select st.started_at as t, m.value as n from statements st,"
-                       " json_each(st.masked) m where st.masked is not null"
-                       " union all select s.started_at, m.value from sessions s,"
-                       " json_each(s.masked) m where s.masked is not null"
-                       " and s.protocol = 'ssh' and m.key not like '%:exempt')"
-                       " group by 1 order by 1 desc limit 24",
-}
 
 
 class LiveSource:
@@ -110,17 +80,14 @@ class LiveSource:
     async def output(self, session_id: str, after: int) -> list[Chunk]:
         return await asyncio.to_thread(self._read, lambda s: s.output(session_id, after))
 
-    async def stats(self) -> dict[str, Any]:
-        def read(store: Any) -> dict[str, Any]:
-            return {name: [(r[0], r[1]) for r in store.conn.execute(sql)]
-                    for name, sql in STATS_QUERIES.items()}
-
-        return dict(await asyncio.to_thread(self._read, read))
+    async def stats(self) -> Statistics:
+        return await asyncio.to_thread(self._read, reads.statistics)
 
     def store_path(self) -> Path | None:
         return self._store_path
 
-    def _read(self, fn: Any) -> Any:
+    def _read(self, fn: Callable[[SqliteStore], T]) -> T:
+        """``fn`` on the store, opened read-only for it (in a thread: SQLite blocks)."""
         if self._store_path is None:
             raise EngineGone("not connected")
         store = open_store(self._store_path, readonly=True)
@@ -139,7 +106,7 @@ class FixedSource:
     """Deterministic data for snapshot tests and for trying the UI without an engine."""
 
     def __init__(self, sessions: dict[str, Any], approvals: dict[str, Any],
-                 statements: dict[str, list[dict[str, Any]]], stats: dict[str, Any],
+                 statements: dict[str, list[dict[str, Any]]], stats: Statistics,
                  output: dict[str, list[Chunk]] | None = None,
                  store: Path | None = None) -> None:
         self._sessions, self._approvals = sessions, approvals
@@ -170,7 +137,7 @@ class FixedSource:
     async def statements(self, session_id: str) -> list[dict[str, Any]]:
         return self._statements.get(session_id, [])
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> Statistics:
         return self._stats
 
     async def output(self, session_id: str, after: int) -> list[Chunk]:

@@ -1,24 +1,25 @@
-"""What the replay reads from the store, in one place.
+"""What the replay reads from the store.
 
-``SqliteStore`` gives a session, its statements and its output chunks with their bytes. The
-replay also needs the chunk list *without* the bytes (an index over 100 MB must not read them),
-the bytes of a seq range filtered to the channels shown, and a session's approval requests:
-those three queries are here, read-only, on the store's reading connection. They belong in
-``store/sqlite.py`` next to ``output()``; they live here until the store grows them.
+``session_info`` gives a recorded session's times and state (``SessionInfo``). The rest — the
+chunk list *without* the bytes (an index over 100 MB must not read them), the bytes of a seq
+range filtered to the channels shown, and a session's approval requests — is SQL, so it lives
+in ``store/reads.py``; the names below let the replay's modules go on reading it as
+``source.chunk_rows`` and so on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from store import SqliteStore
+from store import SqliteStore, reads
 
-# (seq, t, channel, stream, size, data of a window-size chunk else None)
-ChunkRow = tuple[int, float, int, str, int, bytes | None]
+terminal_channels = reads.terminal_channels
+chunk_rows = reads.chunk_rows
+chunk_bytes = reads.chunk_bytes
+approvals = reads.session_approvals
 
 
 def epoch(iso: str | None) -> float | None:
@@ -68,43 +69,3 @@ def session_info(store: SqliteStore, session_id: str) -> SessionInfo:
     return SessionInfo(id=row["id"], protocol=row["protocol"], started=started,
                        ended=epoch(row.get("ended_at")), status=row["status"],
                        end_reason=row.get("end_reason"), masked=counts(row.get("masked")))
-
-
-def terminal_channels(store: SqliteStore, session_id: str) -> list[int]:
-    """Channels that recorded a window size: the ones that had a terminal (a PTY)."""
-    rows = store.conn.execute(
-        "SELECT DISTINCT channel FROM ssh_output WHERE session_id = ? AND stream = 'r'"
-        " ORDER BY channel", (session_id,)).fetchall()
-    return [int(r[0]) for r in rows]
-
-
-def chunk_rows(store: SqliteStore, session_id: str, after: int,
-               limit: int) -> list[ChunkRow]:
-    """The next ``limit`` chunks after seq ``after``, without their bytes (``length()`` of a
-    BLOB reads no overflow pages) except for window sizes, which are a few bytes."""
-    return store.conn.execute(
-        "SELECT seq, t, channel, stream, length(data),"
-        " CASE WHEN stream = 'r' THEN data END FROM ssh_output"
-        " WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (session_id, after, limit)).fetchall()
-
-
-def chunk_bytes(store: SqliteStore, session_id: str, first: int, last: int,
-                channels: Collection[int]) -> dict[int, bytes]:
-    """The output bytes (streams o and e) of ``channels`` with ``first <= seq <= last``."""
-    if not channels:
-        return {}
-    marks = ",".join("?" * len(channels))
-    rows = store.conn.execute(
-        "SELECT seq, data FROM ssh_output WHERE session_id = ? AND seq >= ? AND seq <= ?"
-        f" AND stream IN ('o', 'e') AND channel IN ({marks})",
-        (session_id, first, last, *channels)).fetchall()
-    return {int(seq): bytes(data) for seq, data in rows}
-
-
-def approvals(store: SqliteStore, session_id: str) -> list[dict[str, Any]]:
-    """The session's approval requests, oldest first."""
-    cur = store.conn.execute(
-        "SELECT * FROM approvals WHERE session_id = ? ORDER BY created_at", (session_id,))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -5,7 +5,6 @@ hour."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +12,7 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
+from store.reads import Statistics
 from tui.screens.painting import paint
 
 PANELS = (("by_connection", "Sessions per connection"), ("by_identity", "Most active identities"),
@@ -42,12 +42,12 @@ class StatsScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stats: dict[str, Any] = {}
+        self.stats: Statistics = {}
 
     def on_mount(self) -> None:
         self._render_stats()
 
-    def show(self, stats: dict[str, Any]) -> None:
+    def show(self, stats: Statistics) -> None:
         self.stats = stats
         paint(self, self._render_stats)
 

@@ -1,0 +1,108 @@
+"""Reads that span rows or tables, for the operator's views: statistics and replay.
+
+``SqliteStore`` reads one kind of row at a time (sessions, statements, output chunks with their
+bytes). What the TUI and the replay need beyond that is here, so that SQL against the store
+lives in ``store/`` only:
+
+- ``statistics``: counts per connection, identity, verdict, rule and hour, and masked values
+  per rule, column and hour (the TUI's statistics screen).
+- ``terminal_channels``, ``chunk_rows``, ``chunk_bytes``: an SSH session's output as the
+  replay indexes it, the chunk list *without* the bytes (an index over 100 MB must not read
+  them) and then the bytes of a seq range, filtered to the channels shown.
+- ``session_approvals``: a session's approval requests, oldest first.
+
+All of them only read, on the store's reading connection; a read-only store will do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from store.sqlite import SqliteStore
+
+# (seq, t, channel, stream, size, data of a window-size chunk else None)
+ChunkRow = tuple[int, float, int, str, int, bytes | None]
+
+# name → [(key, count)], largest first, or newest hour first for the ``*_per_hour`` ones
+Statistics = dict[str, list[tuple[str, int]]]
+
+STATISTICS_QUERIES = {
+    "by_connection": "select connection as k, count(*) as n from sessions group by 1"
+                     " order by 2 desc",
+    # agents show their vendor: "triage-agent (example-ai)"
+    "by_identity": "select coalesce(identity, '?') || coalesce(' (' || identity_vendor || ')',"
+                   " '') as k, count(*) as n from sessions group by 1 order by 2 desc limit 10",
+    "by_verdict": "select verdict as k, count(*) as n from statements group by 1 order by 2 desc",
+    "by_rule": "select rule as k, count(*) as n from statements where rule is not null"
+               " and verdict <> 'allow' group by 1 order by 2 desc limit 10",
+    "blocks_per_hour": "select substr(started_at, 1, 13) as k, count(*) as n from statements"
+                       " where verdict in ('block', 'denied') group by 1 order by 1 desc"
+                       " limit 24",
+    "reviews_per_hour": "select substr(created_at, 1, 13) as k, count(*) as n from approvals"
+                        " group by 1 order by 1 desc limit 24",
+    # sessions.masked: {"rule:detector/column": n}; rule and detector or column, summed
+    "masked": "select substr(m.key, 1, coalesce(nullif(instr(m.key, '/'), 0) - 1,"
+              " length(m.key))) as k, sum(m.value) as n from sessions s,"
+              " json_each(s.masked) m where s.masked is not null group by 1"
+              " order by 2 desc limit 10",
+    # the column (or "recorded", for statement texts) after the "/"; exemptions have none
+    "masked_columns": "select substr(m.key, instr(m.key, '/') + 1) as k, sum(m.value) as n"
+                      " from sessions s, json_each(s.masked) m where s.masked is not null"
+                      " and instr(m.key, '/') > 0 group by 1 order by 2 desc limit 10",
+    # over time: PostgreSQL counts per statement, SSH counts per session (its output)
+    "masked_per_hour": "select substr(t, 1, 13) as k, sum(n) as n from ("
+                       "select st.started_at as t, m.value as n from statements st,"
+                       " json_each(st.masked) m where st.masked is not null"
+                       " union all select s.started_at, m.value from sessions s,"
+                       " json_each(s.masked) m where s.masked is not null"
+                       " and s.protocol = 'ssh' and m.key not like '%:exempt')"
+                       " group by 1 order by 1 desc limit 24",
+}
+
+
+def statistics(store: SqliteStore) -> Statistics:
+    """Every statistic the TUI shows, by name (the keys of ``STATISTICS_QUERIES``)."""
+    return {name: [(str(k), int(n or 0)) for k, n in store.conn.execute(sql)]
+            for name, sql in STATISTICS_QUERIES.items()}
+
+
+def terminal_channels(store: SqliteStore, session_id: str) -> list[int]:
+    """Channels that recorded a window size: the ones that had a terminal (a PTY)."""
+    rows = store.conn.execute(
+        "SELECT DISTINCT channel FROM ssh_output WHERE session_id = ? AND stream = 'r'"
+        " ORDER BY channel", (session_id,)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def chunk_rows(store: SqliteStore, session_id: str, after: int,
+               limit: int) -> list[ChunkRow]:
+    """The next ``limit`` chunks after seq ``after``, without their bytes (``length()`` of a
+    BLOB reads no overflow pages) except for window sizes, which are a few bytes."""
+    rows: list[ChunkRow] = store.conn.execute(
+        "SELECT seq, t, channel, stream, length(data),"
+        " CASE WHEN stream = 'r' THEN data END FROM ssh_output"
+        " WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (session_id, after, limit)).fetchall()
+    return rows
+
+
+def chunk_bytes(store: SqliteStore, session_id: str, first: int, last: int,
+                channels: Collection[int]) -> dict[int, bytes]:
+    """The output bytes (streams o and e) of ``channels`` with ``first <= seq <= last``."""
+    if not channels:
+        return {}
+    marks = ",".join("?" * len(channels))
+    rows = store.conn.execute(
+        "SELECT seq, data FROM ssh_output WHERE session_id = ? AND seq >= ? AND seq <= ?"
+        f" AND stream IN ('o', 'e') AND channel IN ({marks})",
+        (session_id, first, last, *channels)).fetchall()
+    return {int(seq): bytes(data) for seq, data in rows}
+
+
+def session_approvals(store: SqliteStore, session_id: str) -> list[dict[str, Any]]:
+    """The session's approval requests, oldest first, as rows of the approvals table."""
+    cur = store.conn.execute(
+        "SELECT * FROM approvals WHERE session_id = ? ORDER BY created_at", (session_id,))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
