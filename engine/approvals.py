@@ -204,7 +204,7 @@ class Broker:
 
 
 def recovery_ops(pending_ids: list[str]) -> list[Op]:
-    """Requests a previous run left pending expire on start (DESIGN.md invariant 3)."""
+    """Requests a previous run left pending expire on start (ARCHITECTURE.md invariant 3)."""
     now = O.utc(time.time())
     return [Op(O.APPROVAL_UPDATE, rid, 0, {
         "status": "expired", "approvals": None, "decided_at": now, "decided_by": None,

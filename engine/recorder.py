@@ -2,8 +2,8 @@
 
 Front ends hand over ``Op`` records. ``commit(ops, done)`` calls ``done(None)`` once those ops
 are committed to the store's journal (or ``done(error)``); a front end forwards a statement only
-after that (DESIGN.md invariant 1). The callback is called directly from the flush, not through
-a future, which saves a turn of the event loop per statement; ``committed(ops)`` is the
+after that (ARCHITECTURE.md invariant 1). The callback is called directly from the flush, not
+through a future, which saves a turn of the event loop per statement; ``committed(ops)`` is the
 awaitable form for code that is not on the hot path. ``write(op)`` is for records nothing
 waits on (a statement's end, a session's end): they ride along with the next commit, or go
 out within ``LAZY_DELAY``.

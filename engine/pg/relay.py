@@ -4,7 +4,7 @@
 
 - ``client_data(data)`` → ``ClientOutcome``: the bytes of complete frontend messages to
   forward, the ``StatementStarted`` records that must be committed *before* those bytes are
-  forwarded (DESIGN.md invariant 1), the statements the gateway refused itself (with the
+  forwarded (ARCHITECTURE.md invariant 1), the statements the gateway refused itself (with the
   ErrorResponse to send), and a ``Hold`` when a statement waits for an approval;
 - ``server_data(data)`` → ``(to_client, finished)``: the bytes of complete backend messages to
   pass on (with the gateway's own errors spliced in where the protocol expects them), and the

@@ -475,7 +475,7 @@ def test_policy_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_policy_check_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, VALID.replace("port: 5433", "port: 99999"))
-    assert main(["policy", "check", str(path)]) == 1  # DESIGN.md: a failed check exits 1
+    assert main(["policy", "check", str(path)]) == 1  # ARCHITECTURE.md: a failed check exits 1
     out, err = capsys.readouterr()
     assert out == ""
     lines = err.splitlines()
