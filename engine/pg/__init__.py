@@ -5,11 +5,20 @@ The protocol logic is sans-io, in the style of mitmproxy's proxy layers and asyn
 - ``codec`` frames bytes into messages and builds the messages the gateway itself sends;
 - ``messages`` decodes the few frontend/backend messages whose contents matter to us;
 - ``relay`` is the state machine of an authenticated session: bytes in from either side,
-  commands out (forward these bytes, record this statement, tell the client this error);
-- ``upstream_auth`` answers the target's SCRAM-SHA-256, MD5 or cleartext challenge;
-- ``startup`` runs the handshake on both sides (TLS, the client's token, the target's login);
-- ``connection`` is the only code that touches asyncio transports: one instance per client.
+  commands out (forward these bytes, record these statements first, tell the client this
+  error, hold this statement for an approval);
+- ``upstream_auth`` answers the target's SCRAM-SHA-256, MD5 or cleartext challenge.
 
-Nothing here imports the store directly: statements go to the ``Recorder`` hook, which commits
-them (group commit) before ``connection`` lets their bytes reach the target.
+The I/O around them: ``side`` is the asyncio protocol of one peer (client or target);
+``startup`` runs the handshake on both sides (TLS, the client's token, the target's login);
+``cancel`` maps the backend keys clients see to the targets' own (CancelRequest); ``catalog``
+reads the table columns behind result columns from the target, for column masking; ``results``
+is the way back (results masked, then the statements they finish closed); ``connection`` is one
+client's session, the ``Transport`` of its ``engine.session.Session``, and wires the two sides
+to the relay.
+
+Nothing here opens, reads or writes the store. Statement records are ``store.Op`` values that go
+through the ``Recorder`` hook (``engine.recorder``), which commits them (group commit) before
+``connection`` lets their bytes reach the target; ``connection`` also catches
+``store.StoreError``, so that what cannot be recorded is refused (SQLSTATE 58030), not run.
 """
