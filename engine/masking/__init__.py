@@ -8,7 +8,12 @@ pre-screen that lets the common value (which holds nothing) through after a few 
 and one regex search; ``screen`` does the same for a whole protocol message. ``stream``
 wraps it for byte streams cut into arbitrary chunks (SSH output): it holds back only the tail
 in which a value may still be growing, so that a value split between chunks is masked as if
-it had arrived whole. Nothing here does I/O; the PostgreSQL relay and the SSH bridge call in.
+it had arrived whole. ``pg`` masks PostgreSQL results message by message (DataRow by the
+RowDescription before it, COPY data, notices and errors). ``rules`` holds the ``masking:`` rules
+of the policies file and ``policy`` decides which of them apply to a session.
+
+Nothing here does I/O, and nothing here imports the policies file's loader (``engine.config``)
+or a front end: the PostgreSQL and SSH front ends call in.
 """
 
 from engine.masking.detectors import BUILTIN, Detector, Finding, custom
