@@ -13,12 +13,13 @@ The I/O around them: ``side`` is the asyncio protocol of one peer (client or tar
 ``startup`` runs the handshake on both sides (TLS, the client's token, the target's login);
 ``cancel`` maps the backend keys clients see to the targets' own (CancelRequest); ``catalog``
 reads the table columns behind result columns from the target, for column masking; ``results``
-is the way back (results masked, then the statements they finish closed); ``connection`` is one
-client's session, the ``Transport`` of its ``engine.session.Session``, and wires the two sides
-to the relay.
+is the way back (results masked, then the statements they finish closed); ``held`` is the
+statement held for an approval (and the client's Ctrl-C on it); ``connection`` is one client's
+session, the ``Transport`` of its ``engine.session.Session``, and wires the two sides to the
+relay.
 
 Nothing here opens, reads or writes the store. Statement records are ``store.Op`` values that go
 through the ``Recorder`` hook (``engine.recorder``), which commits them (group commit) before
-``connection`` lets their bytes reach the target; ``connection`` also catches
+``connection`` lets their bytes reach the target; the front end also catches
 ``store.StoreError``, so that what cannot be recorded is refused (SQLSTATE 58030), not run.
 """
