@@ -230,7 +230,7 @@ def memory(gw: SshGateway, sshd: SshdTarget, clients: Clients, count: int) -> di
     assert warm.stdout and warm.stdin
     warm.stdout.readline()
     warm.communicate("\n", timeout=30)
-    wait_for(lambda: not gw.engine.ssh.live, "the warm-up session to end")
+    wait_for(lambda: not gw.engine.live(), "the warm-up session to end")
     gc.collect()
     time.sleep(0.5)
     before = rss_kib(os.getpid())
@@ -240,7 +240,7 @@ def memory(gw: SshGateway, sshd: SshdTarget, clients: Clients, count: int) -> di
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError("the idle sessions did not open")
     time.sleep(1)
-    live = len(gw.engine.ssh.live)
+    live = len(gw.engine.live())
     if live != count:
         raise RuntimeError(f"{count} sessions opened but the engine holds {live}")
     after = rss_kib(os.getpid())
@@ -372,7 +372,7 @@ def main() -> None:
         connect = connect_time(gw, sshd, 5)
         print("throughput ...", file=sys.stderr, flush=True)
         bulk = throughput(gw, sshd, args.size, args.repeat, args.ciphers.split(","))
-        wait_for(lambda: not gw.engine.ssh.live, "the sessions to end")
+        wait_for(lambda: not gw.engine.live(), "the sessions to end")
         time.sleep(0.5)  # the recorder's lazy writes and checkpoint
         on_disk, recorded = store_size(gw)
 

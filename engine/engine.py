@@ -22,9 +22,9 @@ from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
 from engine.pg.side import Side
 from engine.recorder import Recorder
+from engine.session import Session, SessionContext
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.ssh.server import GatewayServer
-from engine.ssh.session import SshContext
 from engine.ssh.upstream import CLIENT_SIDE_CIPHERS
 from engine.tasks import spawn
 from store import Op, SqliteStore, open_store
@@ -38,8 +38,8 @@ class Engine:
         self.config = config
         self.store: SqliteStore | None = None
         self.recorder: Recorder | None = None
+        self.sessions: SessionContext | None = None  # what every session shares
         self.pg: PgContext | None = None
-        self.ssh: SshContext | None = None
         self._ssh_servers: list[asyncssh.SSHAcceptor] = []
         self.listeners: dict[str, tuple[str, int]] = {}
         self._servers: list[asyncio.Server] = []
@@ -80,22 +80,11 @@ class Engine:
             self.broker.outside_listeners.append(self.webhook.approval_event)
         key = masking_key(settings.masking_key_env)
         grace = self.config.oidc.session_grace if self.config.oidc is not None else 0.0
-        self.pg = PgContext(
-            settings=settings,
-            identities=self.identities,
-            recorder=self.recorder,
-            cancel_keys=CancelKeys(),
-            guard=self.guard,
-            broker=self.broker,
-            events=self.events,
-            masking_rules=self.config.masking,
-            masking_key=key,
-            token_grace=grace,
-        )
-        self.ssh = SshContext(settings=settings, recorder=self.recorder, guard=self.guard,
-                              broker=self.broker, events=self.events,
-                              masking_rules=self.config.masking,
-                              masking_key=key, token_grace=grace)
+        self.sessions = SessionContext(
+            settings=settings, identities=self.identities, recorder=self.recorder,
+            guard=self.guard, broker=self.broker, events=self.events,
+            masking_rules=self.config.masking, masking_key=key, token_grace=grace)
+        self.pg = PgContext(self.sessions, CancelKeys())
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()
@@ -123,10 +112,10 @@ class Engine:
             raise
 
     async def _listen_ssh(self, conn: Connection) -> None:
-        assert self.ssh is not None and conn.ssh is not None
+        assert self.sessions is not None and conn.ssh is not None
         key = load_or_create_host_key(conn.ssh.host_key or self.config.engine.store.with_name(
             f"ssh_host_{conn.name}_ed25519_key"))
-        ctx, identities = self.ssh, self.identities
+        ctx, identities = self.sessions, self.identities
         acceptor = await asyncssh.create_server(
             lambda: GatewayServer(ctx, conn, identities), conn.listen_host, conn.listen_port,
             server_host_keys=[key], encoding=None, line_editor=False,
@@ -139,9 +128,9 @@ class Engine:
         self.listeners[conn.name] = (host, port)
         log.info("connection %s (ssh) listening on %s:%d", conn.name, host, port)
 
-    def live(self) -> dict[str, Any]:
+    def live(self) -> dict[str, Session]:
         """Every live session, PostgreSQL and SSH, by id."""
-        return {**(self.pg.live if self.pg else {}), **(self.ssh.live if self.ssh else {})}
+        return dict(self.sessions.live) if self.sessions is not None else {}
 
     def _accept(self, conn: Connection, side: Side) -> None:
         assert self.pg is not None
@@ -150,7 +139,7 @@ class Engine:
         task.add_done_callback(self._sessions.discard)
 
     async def _recover(self) -> None:
-        """Sessions left open by a crash are marked interrupted (DESIGN.md invariant 3)."""
+        """Sessions left open by a crash are marked interrupted (ARCHITECTURE.md invariant 3)."""
         assert self.store is not None and self.recorder is not None
         stale = self.store.pending_approvals()
         if stale:
@@ -233,7 +222,7 @@ class Engine:
         reason = str(request.get("reason") or "no reason given")
         session.terminate(f"killed by {peer.identity.name}: {reason}",
                           f"the session was ended by operator {peer.identity.name}: {reason}",
-                          "57P01", status="killed")
+                          status="killed")
         return {"session": matches[0], "killed_by": peer.identity.name, "reason": reason}
 
     async def stop(self) -> None:
@@ -258,8 +247,7 @@ class Engine:
         for acceptor in self._ssh_servers:
             await acceptor.wait_closed()
         self._ssh_servers.clear()
-        if self.ssh is not None:
-            await asyncio.sleep(0)  # let ended SSH sessions hand their last records over
+        await asyncio.sleep(0)  # let ended SSH sessions hand their last records over
         if self.recorder is not None:
             await self.recorder.drain()
             self.recorder.close()
@@ -267,9 +255,6 @@ class Engine:
             self.store.close()
             self.store = None
         self._stopped.set()
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
 
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -24,37 +23,18 @@ import asyncssh
 
 from engine.config import Connection
 from engine.identity import Identity, IdentityDirectory
+from engine.session import SessionContext, may_use
 from engine.ssh.bridge import ChannelBridge
-from engine.ssh.session import SshContext, SshSession
+from engine.ssh.session import SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
 from store import StoreError
 
 log = logging.getLogger(__name__)
 
-_THROTTLE_WINDOW = 300.0
-_failures: dict[str, tuple[int, float]] = {}  # client address → (recent failures, last one)
-
-
-def _penalty(addr: str) -> float:
-    count, last = _failures.get(addr, (0, 0.0))
-    if time.monotonic() - last > _THROTTLE_WINDOW:
-        return 0.0
-    return min(0.2 * 2 ** max(count - 1, 0), 5.0) if count else 0.0
-
-
-def _failed(addr: str) -> None:
-    count, last = _failures.get(addr, (0, 0.0))
-    if time.monotonic() - last > _THROTTLE_WINDOW:
-        count = 0
-    _failures[addr] = (count + 1, time.monotonic())
-    if len(_failures) > 10_000:  # bounded: forget the oldest
-        oldest = min(_failures, key=lambda a: _failures[a][1])
-        _failures.pop(oldest, None)
-
-
 class GatewayServer(asyncssh.SSHServer):
-    def __init__(self, ctx: SshContext, conn: Connection, identities: IdentityDirectory) -> None:
+    def __init__(self, ctx: SessionContext, conn: Connection,
+                 identities: IdentityDirectory) -> None:
         self.ctx = ctx
         self.conn = conn
         self.identities = identities
@@ -120,16 +100,14 @@ class GatewayServer(asyncssh.SSHServer):
         return await self._admit(username, identity, "public key")
 
     async def _admit(self, username: str, identity: Identity | None, how: str) -> bool:
-        host = self.addr.rpartition(":")[0]
-        if identity is not None and not self._may_use(identity):
+        if identity is not None and may_use(self.conn, identity) is not None:
             log.info("ssh %s: identity %s may not use connection %s", self.addr,
                      identity.name, self.conn.name)
             identity = None
         if identity is None:
             # A failure is answered late, and later for an address that keeps failing (a
             # success never waits: a guesser sharing an address must not slow its users).
-            _failed(host)
-            await asyncio.sleep(_penalty(host))
+            await self.ctx.throttle.failed(self.addr.rpartition(":")[0])
             self.attempts += 1
             assert self.conn.ssh is not None
             if self.attempts >= self.conn.ssh.login_attempts and self.client_conn is not None:
@@ -163,10 +141,6 @@ class GatewayServer(asyncssh.SSHServer):
         log.info("ssh session %s: %s signed in with a %s from %s", session.session_id,
                  identity.name, self.how, self.addr)
 
-    def _may_use(self, identity: Identity) -> bool:
-        conn = self.conn
-        return identity.name in conn.allow_identities or bool(identity.groups & conn.allow_groups)
-
     # --- channels -------------------------------------------------------------------------
 
     def session_requested(self) -> ChannelBridge:
@@ -191,6 +165,8 @@ class GatewayServer(asyncssh.SSHServer):
         except StoreError as exc:
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED,
                                             "the gateway cannot record sessions") from exc
+        except TargetUnavailable as exc:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, str(exc)) from exc
         text = f"forward to {dest_host}:{dest_port}"
         address, why = await _resolve(dest_host)
         allowed = address is not None and any(

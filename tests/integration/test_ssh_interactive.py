@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import asyncssh
 import pytest
 
+from engine.ssh.session import SshSession
+from engine.throttle import LoginThrottle
 from tests.sshd import SshdTarget
 from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
 
@@ -235,9 +237,10 @@ async def test_a_client_that_stops_reading_does_not_grow_the_gateway(gw: SshGate
 
 
 async def _gateway_buffers(gw: SshGateway) -> int:
-    assert gw.engine.ssh is not None
     total = 0
-    for session in gw.engine.ssh.live.values():
+    for live in gw.engine.live().values():
+        session = live.transport
+        assert isinstance(session, SshSession)
         total += session.tape.outstanding
         for bridge in session.bridges:
             chan = bridge.chan  # type: ignore[attr-defined]
@@ -248,8 +251,7 @@ async def _gateway_buffers(gw: SshGateway) -> int:
 async def test_kill_from_the_operator_ends_the_session(gw: SshGateway) -> None:
     async with connect(gw) as conn:
         process = await shell(conn)
-        assert gw.engine.ssh is not None
-        [sid] = [s for s, v in gw.engine.ssh.live.items()
+        [sid] = [s for s, v in gw.engine.live().items()
                  if v.identity and v.identity.name == "alice"]
         oncall = gw.engine.identities.identity("oncall")
         from engine.control import Peer
@@ -272,8 +274,7 @@ async def test_kill_from_the_operator_ends_the_session(gw: SshGateway) -> None:
 async def test_abrupt_client_disconnect_closes_the_record(gw: SshGateway) -> None:
     conn = await connect(gw)
     process = await shell(conn)
-    assert gw.engine.ssh is not None
-    sid = next(s for s, v in gw.engine.ssh.live.items() if v.identity)
+    sid = next(s for s, v in gw.engine.live().items() if v.identity)
     conn.abort()
     del process
     deadline = time.monotonic() + 10
@@ -299,9 +300,8 @@ async def test_target_side_dying_mid_command_ends_the_channel(gw: SshGateway) ->
 
 
 async def test_repeated_wrong_tokens_are_slowed_and_then_disconnected(gw: SshGateway) -> None:
-    from engine.ssh import server
-
-    server._failures.clear()  # failures of earlier tests from 127.0.0.1 would slow this one
+    assert gw.engine.sessions is not None  # failures of earlier tests would slow this one
+    gw.engine.sessions.throttle = LoginThrottle()
     tries: list[float] = []
 
     class Guesser(asyncssh.SSHClient):

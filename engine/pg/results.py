@@ -1,0 +1,145 @@
+"""The way back from the target: results masked before they reach the client, statements closed.
+
+``ResultPath`` takes what the relay let through from the target, masks it (``ResultMasker``:
+column rules by the table column behind each result column, value detectors on every value),
+writes it to the client, and closes the records of the statements the same messages finished,
+each with the masking counts of its own results. When a result comes from a table the catalog
+has not looked up yet, what precedes it goes out, the rest is held (and the target is no longer
+read) until the lookup is done: a row is never sent before the gateway knows its columns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from engine.masking.pg import ResultMasker
+from engine.pg.catalog import TableCatalog
+from engine.pg.codec import ProtocolViolation
+from engine.pg.relay import StatementFinished
+from engine.pg.side import Side
+from engine.session import Session
+from engine.tasks import spawn
+
+log = logging.getLogger(__name__)
+
+
+class ResultPath:
+    def __init__(self, session: Session, client: Side, results: ResultMasker | None,
+                 catalog: TableCatalog | None, *,
+                 broken: Callable[[ProtocolViolation], None],
+                 failed: Callable[[str], None], more_input: Callable[[], None]) -> None:
+        self.session = session
+        self.client = client
+        self.upstream: Side | None = None
+        self.results = results
+        self.catalog = catalog
+        self._broken = broken  # the target sent what cannot be read
+        self._failed = failed  # the catalog lookup failed: end the session with this
+        self._more_input = more_input  # the relay may take client input again
+        self.held: bytearray | None = None  # backend bytes held while the catalog is read
+        self._finished_held: list[StatementFinished] = []
+        self.client_full = False
+
+    def deliver(self, out: bytes, finished: list[StatementFinished]) -> None:
+        """Backend bytes the relay let through, and the statements they finished."""
+        if self.held is not None:  # a catalog lookup is under way: keep the order
+            self.held += out
+            self._finished_held += finished
+        else:
+            self._deliver(out, finished)
+
+    def reply(self, data: bytes) -> None:
+        """The gateway's own answer (a refused statement's error) comes after results of
+        earlier statements that wait for a catalog lookup, never before them."""
+        if self.held is not None:
+            self.held += data
+        else:
+            self.client.write(data)
+
+    def _deliver(self, out: bytes, finished: list[StatementFinished]) -> None:
+        results = self.results
+        if out and results is not None:
+            try:
+                masked, counts = results.rewrite(out)
+            except ProtocolViolation as exc:
+                self._broken(exc)
+                return
+            if counts:
+                self.session.masked.update(self.keys(counts))
+            if results.stopped_at is not None:
+                self.held = bytearray(out[results.stopped_at:])
+                self._finished_held = list(finished)
+                if self.upstream is not None:
+                    self.upstream.pause_reading()
+                spawn(self._look_up(results.missing), f"pg session {self.session.id} catalog")
+                if masked:
+                    self.client.write(masked)
+                return
+            out = masked
+        if finished:
+            self.finish(finished)
+        if out:
+            self.client.write(out)
+
+    async def _look_up(self, tables: frozenset[int]) -> None:
+        assert self.catalog is not None
+        try:
+            await self.catalog.resolve(tables)
+        except Exception:  # resolve fails closed itself; a bug must not leave the session hung
+            log.exception("session %s: catalog lookup failed", self.session.id)
+            self._failed("the gateway could not check this result's columns")
+            return
+        held, finished = self.held, self._finished_held
+        self.held, self._finished_held = None, []
+        if self.session.ended or held is None:
+            return
+        self._deliver(bytes(held), finished)
+        if self.held is None and not self.client_full and self.upstream is not None:
+            self.upstream.resume_reading()
+        self._more_input()
+
+    def drain_held(self) -> None:
+        """The session ends: statements that finished at the target, whose results never
+        reached the client, are recorded all the same."""
+        held, self._finished_held = self._finished_held, []
+        if held:
+            self.finish(held)
+
+    def finish(self, finished: list[StatementFinished]) -> None:
+        """Close the records of ``finished``. Each result the target ended (with its masking
+        counts) belongs to the next statement that finished with a result, in order: both
+        come from the same backend messages. Several results for one statement (a
+        multi-statement Query) all go to it; a Bind closed unexecuted at Sync, or a refused
+        statement, had no result of its own."""
+        per: dict[int, Counter[tuple[str, str]]] = {}
+        ended = self.results.ended if self.results is not None else None
+        if ended:
+            receivers = [i for i, f in enumerate(finished)
+                         if f.status in ("ok", "error") and f.command != "BIND"]
+            for i in receivers:
+                if not ended:
+                    break
+                per[i] = ended.popleft()
+            if receivers:
+                last = per.setdefault(receivers[-1], Counter())
+                while ended:
+                    last.update(ended.popleft())
+        for i, f in enumerate(finished):
+            counted = per.get(i)
+            self.session.finished(f.seq, f.status, command=f.command, rows=f.rows,
+                                  sqlstate=f.sqlstate, error=f.error, at=f.finished,
+                                  masked=self.keys(counted) if counted else None)
+
+    def keys(self, counts: Counter[tuple[str, str]]) -> dict[str, int]:
+        """Counts by (rule or detector, column) as the store keeps them: "rule:detector/column"
+        for a detector, "rule:column/column" for a column rule."""
+        masking = self.session.masking
+        assert masking is not None
+        keyed: dict[str, int] = {}
+        for (name, column), n in counts.items():
+            key = masking.count_key(name) if name in masking.rule_of else f"{name}:column"
+            key = f"{key}/{column}" if column else key
+            keyed[key] = keyed.get(key, 0) + n
+        return keyed
