@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from engine.events import ApprovalDecided, ApprovalRequested, ApprovalVoted, Event
 from recordings.replay import SessionNotFound, open_timeline
 from store import StoreError, open_store
 from themes import DEFAULT, THEMES
@@ -53,8 +54,8 @@ class GatewatchApp(App[None]):
         self.now = clock
         self._theme_name = theme
         self._live = live  # False: no event listener and no timers (snapshot tests)
-        self.sessions_screen = SessionsScreen(hint)
-        self.approvals_screen = ApprovalsScreen()
+        self.sessions_screen = SessionsScreen(hint, clock=clock)
+        self.approvals_screen = ApprovalsScreen(clock=clock)
         self.stats_screen = StatsScreen()
         self.stale = {"sessions", "approvals", "stats"}
         self.pending_ids: set[str] = set()
@@ -83,12 +84,14 @@ class GatewatchApp(App[None]):
         self.stale.add(mode)
         self.refresh_data()
 
-    def open_session(self, row: dict[str, Any]) -> None:
+    @on(SessionsScreen.Open)
+    def open_session(self, message: SessionsScreen.Open) -> None:
         """A live session's view; a recorded one's replay (when the store can be read)."""
+        row = message.session
         if row.get("status") != "live" and self.source.store_path() is not None:
             self.open_replay(str(row["id"]))
             return
-        screen = SessionScreen(row)
+        screen = SessionScreen(row, follow=self._live)
         self.push_screen(screen)
         self.load_statements(screen)
 
@@ -136,18 +139,23 @@ class GatewatchApp(App[None]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event", "")
-        if kind.startswith("approval."):
-            self.stale.add("approvals")
-            self.refresh_data()  # at once: an operator waits for these, not for the timer
-            if kind == "approval.requested":
-                data = event.get("data", {})
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case ApprovalRequested(request=request):
+                self._approvals_changed()
                 self.bell()
-                self.notify(f"{data.get('requester')} asks to run a statement on "
-                            f"{data.get('connection')} — press 2", title="Approval requested",
+                self.notify(f"{request.get('requester')} asks to run a statement on "
+                            f"{request.get('connection')} — press 2", title="Approval requested",
                             timeout=10)
+            case ApprovalVoted() | ApprovalDecided():
+                self._approvals_changed()
+            case _:  # the rest change the sessions list: the timer refreshes it, coalesced
+                pass
         self.stale.add("sessions")
+
+    def _approvals_changed(self) -> None:
+        self.stale.add("approvals")
+        self.refresh_data()  # at once: an operator waits for these, not for the timer
 
     def _refresh_stale(self) -> None:
         if self.stale and self.connected:
@@ -182,12 +190,20 @@ class GatewatchApp(App[None]):
         self.sub_title = (f"{len(pending)} pending approval{'s' if len(pending) != 1 else ''}"
                           if pending else "no pending approvals")
 
+    @on(SessionScreen.Stale)
+    def session_stale(self, message: SessionScreen.Stale) -> None:
+        self.load_statements(message.session_screen)
+
     @work(exclusive=True, group="session", exit_on_error=False)
     async def load_statements(self, screen: SessionScreen) -> None:
         sid = screen.session["id"]
         screen.show(await self.source.statements(sid))
         if screen.ssh:
             screen.show_output(await self.source.output(sid, screen.last_chunk))
+
+    @on(ApprovalsScreen.Decision)
+    def decided(self, message: ApprovalsScreen.Decision) -> None:
+        self.decide(message.request_id, message.approve, message.reason)
 
     @work(group="decide", exit_on_error=False)
     async def decide(self, request_id: str, approve: bool, reason: str | None) -> None:
@@ -197,6 +213,10 @@ class GatewatchApp(App[None]):
         self.notify(f"{request_id}: {status}", title="Approved" if approve else "Denied")
         self.stale.update({"approvals", "sessions"})
         self.refresh_data()
+
+    @on(SessionScreen.Kill)
+    def kill_session(self, message: SessionScreen.Kill) -> None:
+        self.kill(message.session_id, message.reason)
 
     @work(group="kill", exit_on_error=False)
     async def kill(self, session_id: str, reason: str | None) -> None:

@@ -1,4 +1,9 @@
-"""The TUI's side of the control API: requests, the event stream, reconnection with backoff."""
+"""The TUI's side of the control API: requests, and the event stream as typed events.
+
+The control socket carries JSON lines; ``events()`` is where they become ``engine.events`` types
+(``decode``), so that nothing above this module sees an event as a dict or its kind as a string.
+Reconnection with backoff is the App's (``GatewatchApp.listen``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from engine.events import Event, decode
 
 
 class EngineGone(Exception):
@@ -63,8 +70,9 @@ class ControlConnection:
             raise Refused(str(answer.get("error")))
         return answer.get("result")
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Subscribe; yields events until the engine goes away (then raises EngineGone)."""
+    async def events(self) -> AsyncIterator[Event]:
+        """Subscribe; yields events until the engine goes away (then raises EngineGone). A line
+        that is no event this TUI knows comes as ``Unknown``."""
         await self.call("subscribe")
         assert self._reader is not None
         while True:
@@ -74,7 +82,8 @@ class ControlConnection:
                 raise EngineGone(f"lost the engine: {exc}") from exc
             if not line:
                 raise EngineGone("the engine closed the event stream")
-            yield json.loads(line)
+            body = json.loads(line)
+            yield decode(body if isinstance(body, dict) else {})
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -8,10 +8,11 @@ without an engine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from engine.events import Event
 from store import SqliteStore, open_store, reads
 from store.reads import Statistics
 from tui.client import ControlConnection, EngineGone
@@ -33,7 +34,7 @@ class Source(Protocol):
     async def statements(self, session_id: str) -> list[dict[str, Any]]: ...
     async def output(self, session_id: str, after: int) -> list[Chunk]: ...
     async def stats(self) -> Statistics: ...
-    async def next_events(self) -> list[dict[str, Any]]: ...
+    async def next_events(self) -> list[Event]: ...
     def store_path(self) -> Path | None:
         """The store to replay recorded sessions from (None: replay is not available)."""
         ...
@@ -45,7 +46,7 @@ class LiveSource:
         self._token = token
         self._requests = ControlConnection(control, token)
         self._events: ControlConnection | None = None
-        self._stream: Any = None
+        self._stream: AsyncIterator[Event] | None = None
         self._store_path: Path | None = None
         self.identity = ""
 
@@ -96,7 +97,7 @@ class LiveSource:
         finally:
             store.close()
 
-    async def next_events(self) -> list[dict[str, Any]]:
+    async def next_events(self) -> list[Event]:
         if self._stream is None:
             raise EngineGone("not connected")
         return [await self._stream.__anext__()]
@@ -115,6 +116,8 @@ class FixedSource:
         self._statements, self._stats = statements, stats
         self.identity = "oncall"
         self.decisions: list[tuple[str, bool, str | None]] = []
+        self.kills: list[tuple[str, str | None]] = []
+        self.events: list[Event] = []  # handed out once, in one batch (tests)
 
     async def connect(self) -> None:
         return None
@@ -132,6 +135,7 @@ class FixedSource:
         return {"id": request_id, "status": "approved" if approve else "denied"}
 
     async def kill(self, session_id: str, reason: str | None) -> Any:
+        self.kills.append((session_id, reason))
         return {"session": session_id, "killed_by": self.identity, "reason": reason}
 
     async def statements(self, session_id: str) -> list[dict[str, Any]]:
@@ -143,8 +147,11 @@ class FixedSource:
     async def output(self, session_id: str, after: int) -> list[Chunk]:
         return [c for c in self._output.get(session_id, []) if c[0] > after]
 
-    async def next_events(self) -> list[dict[str, Any]]:
-        await asyncio.Event().wait()  # never: fixed data does not change
+    async def next_events(self) -> list[Event]:
+        if self.events:
+            batch, self.events = self.events, []
+            return batch
+        await asyncio.Event().wait()  # never again: fixed data does not change
         return []
 
     def store_path(self) -> Path | None:

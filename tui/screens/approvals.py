@@ -1,38 +1,66 @@
 """2 — Approvals: the pending queue; the selected statement in full with SQL highlighting.
 
-`a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels).
+`a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels); the
+decision goes to the app as a ``Decision`` message. The command palette offers both too while
+this screen is shown (``ApprovalCommands``).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui import timefmt
+from tui.commands import Command, CommandList
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
 
 COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
 
 
+class ApprovalCommands(CommandList):
+    """Approve and deny from the command palette, while the queue is shown (the request they
+    act on is the one selected here)."""
+
+    def commands(self) -> list[Command]:
+        screen = self.screen
+        if not isinstance(screen, ApprovalsScreen):
+            return []
+        return [("Approve the selected request", "asks for a reason", screen.action_approve),
+                ("Deny the selected request", "asks for a reason", screen.action_deny)]
+
+
 class ApprovalsScreen(Screen[None]):
     AUTO_FOCUS = "#approvals"
     CSS_PATH = "approvals.tcss"
+    COMMANDS = {ApprovalCommands}
     BINDINGS = [
         Binding("a", "approve", "Approve", id="approvals.approve"),
         Binding("d", "deny", "Deny", id="approvals.deny"),
     ]
 
-    def __init__(self) -> None:
+    class Decision(Message):
+        """The operator approved or denied a request (``reason`` None: none given)."""
+
+        def __init__(self, request_id: str, approve: bool, reason: str | None) -> None:
+            super().__init__()
+            self.request_id = request_id
+            self.approve = approve
+            self.reason = reason
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.pending: list[dict[str, Any]] = []
-        self.theme_name = "monokai"
+        self._clock = clock  # ages and time left are shown as of now
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,7 +73,7 @@ class ApprovalsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+        self._render_rows(self._clock())
 
     def show(self, data: dict[str, Any], now: float) -> None:
         self.pending = list(data.get("pending", []))
@@ -102,7 +130,7 @@ class ApprovalsScreen(Screen[None]):
 
         def decided(reason: str | None) -> None:
             if reason is not None:  # None: the operator pressed Esc
-                self.app.decide(req["id"], approve, reason or None)  # type: ignore[attr-defined]
+                self.post_message(self.Decision(req["id"], approve, reason or None))
 
         self.app.push_screen(
             ReasonPrompt(f"{verb} {req['id']} from {req['requester']}?",

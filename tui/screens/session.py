@@ -1,5 +1,9 @@
 """One session: its statements (or SSH commands) with verdicts and outcomes, and for SSH the
-terminal as the user sees it, through a terminal emulator; `k` kills it (reason, then yes)."""
+terminal as the user sees it, through a terminal emulator; `k` kills it (reason, then yes).
+
+The app fills the screen (``show``, ``show_output``); while the session is live the screen asks
+for more twice a second (``Stale``), and a kill goes to the app as ``Kill``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -29,9 +34,27 @@ class SessionScreen(Screen[None]):
         Binding("escape", "back", "Back", id="session.back"),
     ]
 
-    def __init__(self, session: dict[str, Any]) -> None:
+    class Stale(Message):
+        """A live session's view wants its new statements (and SSH output)."""
+
+        def __init__(self, session_screen: SessionScreen) -> None:
+            super().__init__()
+            self.session_screen = session_screen
+
+    class Kill(Message):
+        """The operator confirmed killing the session (``reason`` None: none given)."""
+
+        def __init__(self, session_id: str, reason: str | None) -> None:
+            super().__init__()
+            self.session_id = session_id
+            self.reason = reason
+
+    def __init__(self, session: dict[str, Any], *, follow: bool = True) -> None:
+        """``follow``: ask for new statements while the session is live (not in snapshot
+        tests, whose data is fixed)."""
         super().__init__()
         self.session = session
+        self.follow = follow
         self.ssh = session.get("protocol") == "ssh"
         self.statements: list[dict[str, Any]] = []
         self.last_chunk = 0  # the last recorded SSH chunk shown
@@ -55,8 +78,8 @@ class SessionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._render_rows()
-        if self.session.get("status") == "live" and getattr(self.app, "_live", False):
-            self.set_interval(0.5, lambda: self.app.load_statements(self))  # type: ignore[attr-defined]
+        if self.session.get("status") == "live" and self.follow:
+            self.set_interval(0.5, lambda: self.post_message(self.Stale(self)))
 
     def show_output(self, chunks: list[Chunk]) -> None:
         """Feed newly recorded SSH bytes to the terminal emulator, in order."""
@@ -115,7 +138,7 @@ class SessionScreen(Screen[None]):
 
             def confirmed(answer: str | None) -> None:
                 if answer is not None and answer.lower() in ("y", "yes"):
-                    self.app.kill(sid, reason or None)  # type: ignore[attr-defined]
+                    self.post_message(self.Kill(sid, reason or None))
 
             self.app.push_screen(ReasonPrompt(f"Kill session {sid[:12]}? Type yes to confirm",
                                               "yes / no"), confirmed)

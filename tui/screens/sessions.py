@@ -1,12 +1,15 @@
-"""1 — Sessions: live ones first, then recent; `/` filters; Enter opens one."""
+"""1 — Sessions: live ones first, then recent; `/` filters; Enter opens one (``Open``)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
@@ -27,9 +30,18 @@ class SessionsScreen(Screen[None]):
         Binding("enter", "open", "Open", id="sessions.open"),
     ]
 
-    def __init__(self, hint: str | None = None) -> None:
+    class Open(Message):
+        """The operator chose a session to look at: its live view, or its replay."""
+
+        def __init__(self, session: dict[str, Any]) -> None:
+            super().__init__()
+            self.session = session  # the row as listed
+
+    def __init__(self, hint: str | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.hint = hint
+        self._clock = clock  # durations are shown as of now
         self.rows: list[dict[str, Any]] = []
         self.filter_text = ""
         self._shown: dict[str, list[str]] = {}  # session id → cells as on screen, in order
@@ -49,7 +61,7 @@ class SessionsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
-        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+        self._render_rows(self._clock())
 
     def show(self, data: dict[str, Any], now: float) -> None:
         live = {s["id"]: {**s, "status": "live"} for s in data.get("live", [])}
@@ -116,11 +128,11 @@ class SessionsScreen(Screen[None]):
         box.display = False
         self.filter_text = ""
         self.query_one("#sessions", DataTable).focus()
-        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+        self._render_rows(self._clock())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
-        self._render_rows(self.app.now())  # type: ignore[attr-defined]
+        self._render_rows(self._clock())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#sessions", DataTable).focus()
@@ -139,4 +151,4 @@ class SessionsScreen(Screen[None]):
     def _open(self, session_id: str) -> None:
         row = next((r for r in self.rows if r["id"] == session_id), None)
         if row is not None:
-            self.app.open_session(row)  # type: ignore[attr-defined]
+            self.post_message(self.Open(row))

@@ -63,7 +63,8 @@ class TimelineBar(Widget):
         for marker in self.markers:
             x = self._column(marker.t, width)
             rank = _RANK.get(marker.kind, 0)
-            if marks[x] is None or rank >= marks[x][0]:  # type: ignore[index]
+            there = marks[x]
+            if there is None or rank >= there[0]:
                 marks[x] = (rank, marker.kind)
         top = Text()
         for mark in marks:
