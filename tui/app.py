@@ -1,8 +1,10 @@
 """The operator's TUI: a thin App over screens, themes and a data source.
 
 Live data comes from the engine's control socket (``tui.source.LiveSource``), history from the
-store; the App never imports engine internals. Events mark what is stale; a timer refreshes
-stale screens at most twice a second, so a burst of events never floods the UI.
+store; the App never imports engine internals. Events arrive typed (``engine.events``) and mark
+what is stale; a timer refreshes stale screens at most twice a second, so a burst of events
+never floods the UI. Screens ask for what they cannot do themselves (open a session, decide a
+request, kill a session, follow a live one) with their own messages, handled here with ``@on``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ these objects and render what they return.
 
 - ``TerminalTimeline`` (SSH): ``seek(t)`` returns the pyte screen as it was at t — rendered
   the way ``tui/widgets/terminal.py`` renders the live one, through cells, never by writing
-  recorded bytes to the operator's terminal (DESIGN.md invariant 7). Behind it: the chunk
+  recorded bytes to the operator's terminal (ARCHITECTURE.md invariant 7). Behind it: the chunk
   index read without the bytes (``chunks.py``), keyframes taken as the output is indexed so a
   seek replays only from the nearest one (``keyframes.py``, snapshots from
   ``recordings.emulator``), output search (``search.py``).

@@ -1,1 +1,2 @@
-"""The TUI's screens: sessions (1), approvals (2), statistics (3), and one session's view."""
+"""The TUI's screens: sessions (1), approvals (2), statistics (3), one session's view, a recorded
+session's replay, and the prompt for a reason."""

@@ -2,7 +2,7 @@
 
 SSH sessions show the terminal as it was at time t, rendered cell by cell from the replay's
 terminal emulator (``recordings.replay.TerminalTimeline``) — recorded escape sequences never reach
-the operator's terminal (DESIGN.md invariant 7). PostgreSQL sessions show their statements,
+the operator's terminal (ARCHITECTURE.md invariant 7). PostgreSQL sessions show their statements,
 the one current at t selected with its verdict, duration, rows, error and masked counts.
 
 Keys: ←/→ 5 s, shift+←/→ 1 min, Home/End, space plays and pauses, [ and ] change the speed

@@ -1,5 +1,5 @@
 """A recorded terminal, shown through a terminal emulator (pyte) — never by writing the
-recorded bytes to the operator's terminal (DESIGN.md invariant 7).
+recorded bytes to the operator's terminal (ARCHITECTURE.md invariant 7).
 
 Only characters from pyte's screen buffer reach Textual, each drawn with a style built from the
 cell's attributes; control characters that a recording could smuggle into a cell are drawn as
