@@ -1,21 +1,18 @@
 """One client channel and its twin on the target, relayed byte for byte and teed to the tape.
 
-Client input goes through one queue (``_queue``, None standing for EOF) that ``_pump`` empties
-in order. What the target gets depends on the channel:
+``ChannelBridge`` is the asyncssh side of a channel and nothing more: it opens the twin channel
+on the target, feeds what happens to the channel's ``InputGate`` (``gate.py``, where client
+input is held until its line is judged) and carries out the actions that come back — writing to
+the target, asking the session to judge and record a line (``SshSession.admit``, awaited in a
+task of its own; its answer goes back to the gate), telling the user, timers. Output from the
+target is masked (``engine.masking.stream``) before it reaches the client or the tape.
 
-- exec and sftp: the bytes as they come (the command itself was judged before the channel
-  opened on the target);
-- a shell with a terminal: keys go through until Enter; then the line is read off the screen
-  (``lines.py``), judged, recorded, and only then is the Enter sent;
-- a shell without a terminal (``ssh -T``, a script piped into ssh): each line of input is a
-  command and is judged before the target sees it.
-
-While a line is judged (or waits for an approval), input waits in the queue; above
-``_QUEUE_MAX`` bytes the client channel stops being read. Flow control goes both ways: when
-the client cannot take more (asyncssh calls ``pause_writing`` on our server session) the target
-channel stops being read, and when the target cannot take more the client channel stops being
-read; the tape's back-pressure stops reading the target too. So no buffer grows with what a peer
-sends. Writes to a channel that is closing are dropped: a peer going away is not an error.
+Flow control goes both ways: when the client cannot take more (asyncssh calls
+``pause_writing`` on our server session) the target channel stops being read, and when the
+target cannot take more the client channel stops being read; the tape's back-pressure stops
+reading the target too, and the gate's queue of held input stops reading the client. So no
+buffer grows with what a peer sends. Writes to a channel that is closing are dropped: a peer
+going away is not an error.
 """
 
 from __future__ import annotations
@@ -23,17 +20,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncssh
 from asyncssh import EXTENDED_DATA_STDERR
 
-from engine.guardrail.commands import READS_INPUT, classify_command
+from engine.guardrail.commands import classify_command
 from engine.guardrail.shellwords import ShellParseError
 from engine.masking.stream import StreamMasker
-from engine.ssh.lines import LineWatcher, find_enter
+from engine.ssh.gate import (
+    Action,
+    ClientData,
+    ClientEof,
+    Decided,
+    Event,
+    GatewayOutput,
+    InputGate,
+    Judge,
+    PauseClient,
+    RecordInput,
+    Resized,
+    ResumeClient,
+    SendEof,
+    SendToTarget,
+    TargetOpened,
+    TargetOutput,
+    Tell,
+    WakeAfter,
+    Wakeup,
+    for_channel,
+)
 from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
@@ -41,58 +58,12 @@ from store import StoreError
 
 log = logging.getLogger(__name__)
 
-_QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
-_LINE_MAX = 64 * 1024  # a line without a terminal longer than this is judged as it stands
-_ECHO_WAIT = 1.5  # at most this long for the echo of what was typed, before reading the line
-_QUIET = 0.02  # the target silent this long after the echo: the line is complete on screen
 _MASK_QUIET = 0.02  # terminal output held back by masking is released after this much quiet
+_JUDGE_FAILED = "gateway error while judging the line"
 
 
 def say(text: str) -> bytes:
     return f"\r\n[gatewatch] {text}\r\n".encode()
-
-
-def _ends_continued(text: str) -> bool:
-    """A line ending in an unescaped backslash continues on the next one, unless that
-    backslash is in a comment."""
-    if (len(text) - len(text.rstrip("\\"))) % 2 == 0:
-        return False
-    quote, escaped, previous = "", False, " "
-    for char in text[:-1]:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quote != "'":
-            escaped = True
-        elif quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and previous in " \t;&|()":
-            return False  # a comment runs to the end of the line
-        previous = char
-    return True
-
-
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "su", "sudo",
-                     "runuser", "doas", "login"})
-
-
-def _reads_commands(command: str, terminal: bool) -> str | None:
-    """For an exec: whether its input is judged line by line, like a shell's: "shell" (strict)
-    when it starts a shell that reads commands from its input, "other" (lenient: a line that is
-    not shell words passes) for anything else that may — every program given a terminal (it
-    may be or start a shell: ``perl -e 'exec "/bin/bash"'``), and without a terminal every
-    command the gateway cannot see into (interpreter code, a script, eval). None for plain data
-    channels (scp -t, rsync --server, cat > file), whose input is bytes, not commands."""
-    try:
-        facts = classify_command(command)
-    except ShellParseError:
-        return "other" if terminal else None
-    if READS_INPUT in facts.opaque and facts.programs & _SHELLS:
-        return "shell"
-    if terminal or facts.opaque:
-        return "other"
-    return None
 
 
 _TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
@@ -107,31 +78,6 @@ def _transfers_files(command: str) -> bool:
     return bool(facts.programs & _TRANSFERS)
 
 
-def _edited(keys: bytes) -> str:
-    """What keys typed at a line editor spell, roughly: printable text with backspaces and
-    Ctrl-U applied (escape sequences dropped)."""
-    out: list[str] = []
-    text = keys.decode(errors="replace")
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char in "\x7f\b":
-            if out:
-                out.pop()
-        elif char == "\x15":
-            out.clear()
-        elif char == "\x1b":  # skip an escape sequence
-            i += 1
-            if i < len(text) and text[i] in "[O":
-                i += 1
-                while i < len(text) and not ("@" <= text[i] <= "~"):
-                    i += 1
-        elif char >= " ":
-            out.append(char)
-        i += 1
-    return "".join(out)
-
-
 class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def __init__(self, session: SshSession, number: int) -> None:
         self.s = session
@@ -142,25 +88,16 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.command: str | None = None
         self.subsystem: str | None = None
         self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
-        self.watcher: LineWatcher | None = None
-        self._queue: deque[bytes | None] = deque()
-        self._queued = 0
-        self._judging = False
-        self._partial = b""  # a shell without a terminal: the line being received
-        self._continued = ""  # a line ended with a backslash: it goes on in the next one
+        self.gate: InputGate | None = None  # from session_started on
         self._seq: int | None = None  # the exec/subsystem command's record
         self._up_blocks: set[str] = set()  # why the target channel is not read
         self._client_blocks: set[str] = set()  # why the client channel is not read
         self._exit: tuple[str, Any] | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.TimerHandle | None = None  # the gate's WakeAfter
         self._last_output = 0.0
-        self._last_input = 0.0
         self._size: tuple[int, int, int, int] | None = None  # the latest window size
-        self._typed = bytearray()  # keys since the prompt, for a line the screen does not show
-        # exec of a program that reads commands from its input (bash, python, sudo -i …): its
-        # lines are judged as a shell's are; "other" (not a shell) is judged leniently
-        self._reads_commands: str | None = None
         self._maskers: dict[bool, StreamMasker] = {}  # stderr? → its masker
         self._data_channel = False  # sftp, scp, rsync: file transfer protocols
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -195,21 +132,22 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return True
 
     def session_started(self) -> None:
+        size = self._size or (self.term[1] if self.term is not None else None)
+        self.gate = for_channel(self.kind, self.command, size[:2] if size else None)
         self._spawn(self._start(), "channel")
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
-        self._enqueue(data)
+        self._feed(ClientData(data))
 
     def eof_received(self) -> bool:
-        self._enqueue(None)
+        self._feed(ClientEof())
         return True  # half-close: the client still reads output
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int,
                               pixheight: int) -> None:
         self.s.tape.mark_size(self.number, width, height)
         self._size = (width, height, pixwidth, pixheight)
-        if self.watcher is not None:
-            self.watcher.resize(width, height)
+        self._feed(Resized(width, height))
         if self.up is not None:
             self._guarded(lambda: self.up.change_terminal_size(  # type: ignore[union-attr]
                 width, height, pixwidth, pixheight))
@@ -245,13 +183,31 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def pressure(self, on: bool) -> None:
         self._block_up("store", on)
 
+    def tell(self, message: str) -> None:
+        """A message from the gateway to the user, recorded as what the user saw."""
+        chan = self.chan
+        if chan is None or self._closed:
+            return
+        if self.term is not None:
+            data = say(message)
+            self._guarded(lambda: chan.write(data))
+            self.s.tape.add(self.number, "o", data)
+            self._feed(GatewayOutput(data))
+        else:
+            data = f"gatewatch: {message}\n".encode()
+            self._guarded(lambda: chan.write_stderr(data))
+            self.s.tape.add(self.number, "e", data)
+
     def close_with(self, message: str) -> None:
         if self.chan is not None and not self._closed:
-            self._tell(message)
+            self.tell(message)
             self._guarded(lambda: self.chan.exit(255))  # type: ignore[union-attr]
 
     def cancel(self) -> None:
-        """Stop waiting for verdicts and approvals (their requests are withdrawn)."""
+        """Stop waiting for echoes, verdicts and approvals (their requests are withdrawn)."""
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
         for task in list(self._tasks):
             task.cancel()
 
@@ -272,7 +228,6 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def _to_target(self, data: bytes) -> None:
         if self.up is not None:
-            self._last_input = time.monotonic()
             self._guarded(lambda: self.up.write(data))  # type: ignore[union-attr]
 
     def _block_up(self, why: str, on: bool) -> None:
@@ -287,26 +242,10 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.chan is not None and before != bool(self._client_blocks):
             (self.chan.pause_reading if self._client_blocks else self.chan.resume_reading)()
 
-    def _tell(self, message: str) -> None:
-        """A message from the gateway to the user, recorded as what the user saw."""
-        chan = self.chan
-        if chan is None or self._closed:
-            return
-        if self.term is not None:
-            data = say(message)
-            self._guarded(lambda: chan.write(data))
-            self.s.tape.add(self.number, "o", data)
-            if self.watcher is not None:
-                self.watcher.output(data)
-        else:
-            data = f"gatewatch: {message}\n".encode()
-            self._guarded(lambda: chan.write_stderr(data))
-            self.s.tape.add(self.number, "e", data)
-
     def _refuse(self, message: str, status: int) -> None:
         if self.chan is None or self._closed:
             return
-        self._tell(message)
+        self.tell(message)
         self._exit = ("status", status)
         self._guarded(lambda: self.chan.exit(status))  # type: ignore[union-attr]
 
@@ -333,10 +272,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.kind in ("exec", "subsystem"):
             text = self.command if self.kind == "exec" else f"sftp (subsystem {self.subsystem})"
             assert text is not None
-            if self.kind == "exec":
-                self._reads_commands = _reads_commands(text, self.term is not None)
             self._data_channel = self.kind == "subsystem" or _transfers_files(text)
-            admission = await self.s.admit(text, self.kind, self._tell)
+            admission = await self.s.admit(text, self.kind, self.tell)
             self._seq = admission.seq
             if not admission.allowed:
                 self._refuse(admission.message, 126 if admission.blocked else 1)
@@ -350,8 +287,6 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.term is not None:
             term_type, term_size, term_modes = self.term
             kwargs.update(term_type=term_type, term_size=term_size, term_modes=term_modes)
-            if self.kind == "shell" or self._reads_commands:
-                self.watcher = LineWatcher(term_size[0] or 80, term_size[1] or 24)
             self.s.tape.mark_size(self.number, term_size[0], term_size[1])
         if self.kind == "exec":
             kwargs["command"] = self.command
@@ -379,194 +314,77 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._up_blocks.add("store")
         if self._up_blocks:
             up.pause_reading()
-        self._pump()
+        self._feed(TargetOpened())
 
-    # --- client input ---------------------------------------------------------------------
+    # --- client input: the gate ---------------------------------------------------------------
 
-    def _enqueue(self, data: bytes | None) -> None:
-        self._queue.append(data)
-        if data:
-            self._queued += len(data)
-            if self._queued > _QUEUE_MAX:
-                self._block_client("queued", True)
-        self._pump()
-
-    def _pump(self) -> None:
-        """Hand queued input to the target in order, stopping at a line to be judged."""
-        while self._queue and not self._judging and self.up is not None and not self._closed:
-            data = self._queue.popleft()
-            if data is None:
-                self._end_of_input()
-                continue
-            self._queued -= len(data)
-            if self.kind != "shell" and self._reads_commands is None:
-                if self.term is None:  # what is typed at a terminal is not recorded
-                    self.s.tape.add(self.number, "i", data)
-                self._to_target(data)
-            elif self.watcher is not None:
-                self._keys(data)
-            else:
-                self._lines(data)
-        if self._queued <= _QUEUE_MAX // 2:
-            self._block_client("queued", False)
-
-    def _end_of_input(self) -> None:
-        if self.kind == "shell" and self.watcher is None and self._partial:
-            self._queue.appendleft(None)  # the last line has no newline: judge it first
-            line, self._partial = self._partial, b""
-            self._judging = True
-            self._spawn(self._judge_plain_line(line), "line")
+    def _feed(self, event: Event) -> None:
+        gate = self.gate
+        if gate is None or self._closed:
             return
-        if self.up is not None:
-            self._guarded(self.up.write_eof)  # type: ignore[union-attr]
-
-    def _keys(self, data: bytes) -> None:
-        """A terminal: keys go through; Enter waits for the verdict on the line on screen."""
-        assert self.watcher is not None
-        enter = find_enter(data)
-        self.watcher.typed()
-        keys = data if enter < 0 else data[:enter]
-        if b"\x03" in keys or b"\x04" in keys:  # the shell drops an unfinished command
-            self._continued = ""
-            self._typed.clear()
-            self.watcher.forget_prompt()
-        self._typed += keys
-        if enter < 0:
-            self._to_target(data)
-            return
-        if enter:
-            self._to_target(data[:enter])
-        if len(data) > enter + 1:
-            rest = data[enter + 1:]
-            self._queue.appendleft(rest)
-            self._queued += len(rest)
-        self._judging = True
-        self._spawn(self._judge_screen_line(data[enter:enter + 1]), "line")
-
-    def _lines(self, data: bytes) -> None:
-        """No terminal: every line of input is a command for the shell."""
-        self._partial += data
-        cut = self._partial.find(b"\n")
-        if cut < 0:
-            if len(self._partial) > _LINE_MAX:  # judge what there is rather than hold it all
-                cut = len(self._partial) - 1
-            else:
-                return
-        line, rest = self._partial[:cut + 1], self._partial[cut + 1:]
-        self._partial = b""
-        if rest:
-            self._queue.appendleft(rest)
-            self._queued += len(rest)
-        self._judging = True
-        self._spawn(self._judge_plain_line(line), "line")
-
-    async def _judge_plain_line(self, line: bytes) -> None:
-        text = line.decode(errors="replace").rstrip("\r\n")
-        await self._judged(text, (text,), line, lenient=self._reads_commands == "other",
-                           terminal=False)
-
-    async def _judge_screen_line(self, enter: bytes) -> None:
-        assert self.watcher is not None
-        await self._echoed()
-        lenient = self.watcher.full_screen or self._reads_commands == "other"
-        seen = self.watcher.line()
-        typed, self._typed = _edited(bytes(self._typed)), bytearray()
-        if seen.incomplete and not lenient:
-            self._after_verdict(Admission(False, 0, "the line is longer than the screen, so "
-                                          "the gateway cannot read it whole; run it with exec "
-                                          "or from a script"), enter, terminal=True)
-            return
-        if not seen.text and typed.strip():
-            await self._unseen(typed, enter)
-            return
-        await self._judged(seen.text, seen.readings, enter, lenient=lenient, terminal=True)
-
-    async def _unseen(self, typed: str, enter: bytes) -> None:
-        """Keys were typed but the screen shows nothing (echo is off: a password, or
-        ``stty -echo``). Judge what the keys spell; record it only if it is refused, since it
-        may well be a password."""
-        judgement = self.s.judge((typed,), lenient=True)
-        if judgement.action == "allow":
-            self._after_verdict(Admission(True, 0), enter, terminal=True)
-            return
-        admission = await self.s.admit("(typed without echo)", "shell", self._tell,
-                                       readings=(typed,), lenient=True)
-        self._after_verdict(admission, enter, terminal=True)
-
-    async def _judged(self, text: str, readings: tuple[str, ...], send: bytes, *,
-                      lenient: bool, terminal: bool) -> None:
-        """Decide one line, then send it on (``send``: the Enter key or the line's bytes), or
-        abort it."""
         try:
-            if self._continued:
-                text = self._continued + text
-                readings = tuple(self._continued + r for r in readings)
-            if _ends_continued(text) and not lenient:
-                # the shell waits for the rest: nothing runs yet, judge it whole later
-                self._continued = text[:-1]
-                self._judging = False
-                self._to_target(send)
-                self._pump()
-                return
-            self._continued = ""
-            if not text.strip():
-                self._judging = False
-                self._to_target(send)
-                self._pump()
-                return
-            admission = await self.s.admit(text, "shell", self._tell, readings=readings,
-                                           lenient=lenient)
-            self._after_verdict(admission, send, terminal)
+            actions = gate.handle(event)
+        except Exception:  # a bug: this channel's input stops, nothing more reaches the target
+            log.exception("session %s channel %d: input gate failed", self.s.session_id,
+                          self.number)
+            self.gate = None
+            self.close_with("gateway error while reading input")
+            return
+        for action in actions:
+            self._carry_out(action)
+
+    def _carry_out(self, action: Action) -> None:
+        match action:
+            case SendToTarget(data):
+                self._to_target(data)
+            case SendEof():
+                if self.up is not None:
+                    self._guarded(self.up.write_eof)
+            case RecordInput(data):
+                self.s.tape.add(self.number, "i", data)
+            case Judge():
+                self._spawn(self._judge(action), "line")
+            case Tell(message):
+                self.tell(message)
+            case PauseClient():
+                self._block_client("queued", True)
+            case ResumeClient():
+                self._block_client("queued", False)
+            case WakeAfter(seconds):
+                self._wake = asyncio.get_running_loop().call_later(seconds, self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        self._feed(Wakeup())
+
+    async def _judge(self, line: Judge) -> None:
+        """Judge and record a line (an approval may take minutes), then tell the gate."""
+        try:
+            if line.unseen and self.s.judge(line.readings, lenient=True).action == "allow":
+                admission = Admission(True, 0)  # not recorded: it may well be a password
+            else:
+                admission = await self.s.admit(line.text, "shell", self.tell,
+                                               readings=line.readings, lenient=line.lenient)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("session %s: judging a command line failed", self.s.session_id)
-            self._after_verdict(Admission(False, 0, "gateway error while judging the line"),
-                                send, terminal)
-
-    def _after_verdict(self, admission: Admission, send: bytes, terminal: bool) -> None:
+            admission = Admission(False, 0, _JUDGE_FAILED)
         if self._closed:
             return
-        if admission.allowed:
-            if admission.seq:
-                self.s.end_command(admission.seq, "ok", None, None, command="shell")
-            self._judging = False
-            self._to_target(send)
-            self._pump()
-            return
-        # Not run. At a terminal the line is aborted in the shell (Ctrl-C discards it and any
-        # continuation lines); what was typed or pasted after it is dropped, an EOF kept.
-        if terminal:
-            self._to_target(b"\x03")
-        self._tell(admission.message)
-        kept = [item for item in self._queue if item is None]
-        self._queue = deque(kept)
-        self._queued = 0
-        self._judging = False
-        self._pump()
-
-    async def _echoed(self) -> None:
-        """Let what was typed reach the screen before the line is read: wait for output that
-        came after the last key sent, then for a moment of silence (bounded)."""
-        deadline = time.monotonic() + _ECHO_WAIT
-        while time.monotonic() < deadline:
-            if self._last_output >= self._last_input or not self._last_input:
-                last = self._last_output
-                await asyncio.sleep(_QUIET)
-                if self._last_output == last:
-                    return
-            else:
-                await asyncio.sleep(_QUIET / 2)
+        if admission.allowed and admission.seq:
+            self.s.end_command(admission.seq, "ok", None, None, command="shell")
+        self._feed(Decided(admission.allowed, admission.message))
 
     # --- from the target ------------------------------------------------------------------
 
     def from_target(self, data: bytes, datatype: int | None) -> None:
         self._last_output = time.monotonic()
         stderr = datatype == EXTENDED_DATA_STDERR
-        if self.watcher is not None and not stderr:
-            # the line watcher sees the screen as the shell drew it: masking must not hide a
-            # command from judgement (nor hold back its echo)
-            self.watcher.output(data)
+        if not stderr:
+            # the gate sees the screen as the shell drew it: masking must not hide a command
+            # from judgement (nor hold back its echo)
+            self._feed(TargetOutput(data))
         masking = self.s.masking
         if masking is not None and masking.active and masking.values is not None:
             masker = self._maskers.get(stderr)

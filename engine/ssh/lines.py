@@ -11,6 +11,9 @@ Honest limits: input that a program reads without echo is invisible (and so is n
 on purpose, for passwords); lines typed inside full-screen programs (the alternate screen: vim,
 less) are judged like shell lines but what PostgreSQL's or Python's REPL does with a line is
 not shell; readline's edit-and-execute (Ctrl-X Ctrl-E) runs what an editor wrote.
+
+``continues`` and ``spelled`` read a line the other ways the gate needs: whether the shell waits
+for more of it (a backslash at its end), and what keys spell when the screen shows nothing.
 """
 
 from __future__ import annotations
@@ -100,3 +103,49 @@ class LineWatcher:
                     at = text.find(ending, at + 1)
         unique = tuple(dict.fromkeys(r for r in readings))
         return Line(unique[0], unique, incomplete)
+
+
+def continues(text: str) -> bool:
+    """A line ending in an unescaped backslash continues on the next one, unless that
+    backslash is in a comment."""
+    if (len(text) - len(text.rstrip("\\"))) % 2 == 0:
+        return False
+    quote, escaped, previous = "", False, " "
+    for char in text[:-1]:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous in " \t;&|()":
+            return False  # a comment runs to the end of the line
+        previous = char
+    return True
+
+
+def spelled(keys: bytes) -> str:
+    """What keys typed at a line editor spell, roughly: printable text with backspaces and
+    Ctrl-U applied (escape sequences dropped). For a line the screen does not show."""
+    out: list[str] = []
+    text = keys.decode(errors="replace")
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in "\x7f\b":
+            if out:
+                out.pop()
+        elif char == "\x15":
+            out.clear()
+        elif char == "\x1b":  # skip an escape sequence
+            i += 1
+            if i < len(text) and text[i] in "[O":
+                i += 1
+                while i < len(text) and not ("@" <= text[i] <= "~"):
+                    i += 1
+        elif char >= " ":
+            out.append(char)
+        i += 1
+    return "".join(out)

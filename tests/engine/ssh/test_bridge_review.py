@@ -509,8 +509,8 @@ async def shell_bridge(session: SshSession, number: int = 1) -> tuple[ChannelBri
     bridge.pty_requested("xterm", (80, 24, 0, 0), {})
     assert bridge.shell_requested()
     bridge.session_started()
-    await until(lambda: bridge.watcher is not None
-                and bridge.watcher.screen.display[0].startswith("gw$"))
+    await until(lambda: bridge.gate is not None and bridge.gate.watcher is not None
+                and bridge.gate.watcher.screen.display[0].startswith("gw$"))
     return bridge, chan
 
 
@@ -891,8 +891,8 @@ async def test_a_window_change_while_the_channel_opens_reaches_the_target() -> N
     target.gate.set()
     await until(lambda: target.channels)
     await asyncio.sleep(0.05)
-    assert bridge.watcher is not None
-    assert (bridge.watcher.screen.columns, bridge.watcher.screen.lines) == (120, 40)
+    assert bridge.gate is not None and bridge.gate.watcher is not None
+    assert (bridge.gate.watcher.screen.columns, bridge.gate.watcher.screen.lines) == (120, 40)
     assert target.channels[0].size == (120, 40)  # type: ignore[attr-defined]
 
 

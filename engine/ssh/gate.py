@@ -1,0 +1,452 @@
+"""The input side of one SSH channel: what the client sends, held until the gateway judged it.
+
+``InputGate`` is a state machine without I/O, in the manner of mitmproxy's protocol layers: the
+bridge (``bridge.py``) hands it events — client bytes, the client's end of input, the target's
+terminal output, a verdict on a line it asked to have judged, a wake-up it asked for — and
+carries out the actions it returns, in order: send bytes to the target, record input, judge a
+line, tell the user, stop or resume reading the client, wake it later. It holds no socket, task
+or clock, so a conversation with it is a test (``tests/engine/ssh/test_gate.py``).
+
+What reaches the target depends on the channel (``for_channel``):
+
+- ``PASS`` (sftp, scp, an exec whose input is data): the bytes as they come, recorded when there
+  is no terminal; the command itself was judged before the channel opened.
+- ``KEYS`` (a terminal): keys go through until Enter; then, once the echo has reached the
+  screen, the line is read off it (``lines.py``) and judged, and only an allowed line gets its
+  Enter. A refused line is aborted with Ctrl-C.
+- ``LINES`` (no terminal: ``ssh -T``, a script piped into ssh): each line is judged before the
+  target sees any of it.
+
+While a line waits for its echo or its verdict, later input waits in the gate's queue, in order
+(nothing typed reaches the target before its line is judged: ARCHITECTURE.md invariant 1); above
+``QUEUE_MAX`` bytes the client stops being read. After a refused line what was sent behind it is
+dropped, an end of input kept. What cannot be read whole (a line longer than the screen, a
+command longer than ``LINE_MAX``) is refused (invariant 9) unless the gate is lenient: a program
+that is not a shell, or a full-screen one, whose lines may not be shell words at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from engine.guardrail.commands import READS_INPUT, classify_command
+from engine.guardrail.shellwords import ShellParseError
+from engine.ssh.lines import LineWatcher, continues, find_enter, spelled
+
+QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
+LINE_MAX = 64 * 1024  # the longest command the gateway reads (a line, or continued lines)
+QUIET = 0.02  # the target silent this long after the echo: the line is complete on screen
+ECHO_WAITS = 75  # at most this many QUIET periods (1.5 s) for the echo before reading the line
+
+CTRL_C = b"\x03"  # aborts the line in a shell, continuation lines included
+UNSEEN = "(typed without echo)"  # how a line the screen did not show is recorded
+LONGER_THAN_SCREEN = ("the line is longer than the screen, so the gateway cannot read it whole; "
+                      "run it with exec or from a script")
+TOO_LONG = (f"the command is longer than {LINE_MAX // 1024} KiB, so the gateway cannot read it "
+            "whole; put it in a script on the target and run that")
+
+
+# --- events: what the bridge tells the gate -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientData:
+    """Bytes from the client: keys at a terminal, else input."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEof:
+    """The client's input ended (it still reads output)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOpened:
+    """The target's channel is open: input may flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutput:
+    """What the target wrote to the client's terminal (stdout, before masking: masking must not
+    hide a command from judgement)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOutput:
+    """What the gateway itself wrote to the client's terminal: on the screen, but not an echo."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Resized:
+    cols: int
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    """The time asked for with ``WakeAfter`` has passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The verdict on the line of the last ``Judge``: run it or not, and why not."""
+
+    allowed: bool
+    message: str = ""
+
+
+Event = (ClientData | ClientEof | TargetOpened | TargetOutput | GatewayOutput | Resized
+         | Wakeup | Decided)
+
+
+# --- actions: what the gate asks of the bridge ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendToTarget:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendEof:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInput:
+    """Record input as the client sent it (data channels without a terminal)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """Judge and record one command line, then answer with ``Decided``. ``readings``: every
+    plausible reading of the line, ``text`` first. ``unseen``: keys the screen did not show (a
+    password, perhaps): recorded only if refused."""
+
+    text: str
+    readings: tuple[str, ...]
+    lenient: bool
+    unseen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tell:
+    """A message from the gateway to the user."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PauseClient:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeClient:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class WakeAfter:
+    """Send ``Wakeup`` after this many seconds (one at a time)."""
+
+    seconds: float
+
+
+Action = (SendToTarget | SendEof | RecordInput | Judge | Tell | PauseClient | ResumeClient
+          | WakeAfter)
+
+
+# --- which gate a channel gets --------------------------------------------------------------
+
+
+class Mode(enum.Enum):
+    PASS = "pass"
+    KEYS = "keys"
+    LINES = "lines"
+
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "su", "sudo",
+                     "runuser", "doas", "login"})
+
+
+def reads_commands(command: str, terminal: bool) -> str | None:
+    """For an exec: whether its input is judged line by line, like a shell's: "shell" (strict)
+    when it starts a shell that reads commands from its input, "other" (lenient: a line that is
+    not shell words passes) for anything else that may — every program given a terminal (it
+    may be or start a shell: ``perl -e 'exec "/bin/bash"'``), and without a terminal every
+    command the gateway cannot see into (interpreter code, a script, eval). None for plain data
+    channels (scp -t, rsync --server, cat > file), whose input is bytes, not commands."""
+    try:
+        facts = classify_command(command)
+    except ShellParseError:
+        return "other" if terminal else None
+    if READS_INPUT in facts.opaque and facts.programs & _SHELLS:
+        return "shell"
+    if terminal or facts.opaque:
+        return "other"
+    return None
+
+
+def for_channel(kind: str, command: str | None, size: tuple[int, int] | None) -> InputGate:
+    """The gate of a channel: ``kind`` as the client asked for it ("shell", "exec",
+    "subsystem"), an exec's command, the terminal's columns and rows (None: no terminal)."""
+    if kind == "shell":
+        reads: str | None = "shell"
+    elif kind == "exec" and command is not None:
+        reads = reads_commands(command, size is not None)
+    else:
+        reads = None
+    if reads is None:  # keys typed at a terminal are not recorded: they may be a password
+        return InputGate(Mode.PASS, record=size is None)
+    if size is None:
+        return InputGate(Mode.LINES, lenient=reads == "other")
+    return InputGate(Mode.KEYS, size=size, lenient=reads == "other")
+
+
+# --- the gate -------------------------------------------------------------------------------
+
+
+class InputGate:
+    def __init__(self, mode: Mode, *, size: tuple[int, int] | None = None,
+                 lenient: bool = False, record: bool = False) -> None:
+        self.mode = mode
+        self.lenient = lenient  # lines that are not shell words pass; what is not whole too
+        self.record = record  # PASS: input is recorded as it goes
+        self.watcher: LineWatcher | None = None
+        if mode is Mode.KEYS:
+            cols, rows = size or (80, 24)
+            self.watcher = LineWatcher(cols or 80, rows or 24)
+        self._out: list[Action] = []
+        self._queue: deque[bytes | None] = deque()  # None: the client's end of input
+        self._queued = 0  # bytes in the queue
+        self._paused = False  # the client is not read
+        self._open = False  # the target's channel
+        self._waiting: str | None = None  # "echo" or "verdict": input stays queued
+        self._send = b""  # what the line being judged sends if allowed: Enter, or its bytes
+        self._continued = ""  # a line ended with a backslash: it goes on in the next one
+        self._partial = b""  # LINES: the line being received
+        self._discarding = False  # LINES: the rest of a refused line is dropped
+        self._typed = bytearray()  # KEYS: keys since the prompt, for a line the screen hides
+        self._typed_whole = True  # … all of them (at most LINE_MAX are kept)
+        self._echo_due = False  # KEYS: keys were sent and no output came after them yet
+        self._quiet = True  # no output since the last wake-up
+        self._waits = 0  # wake-ups spent waiting for the echo
+
+    @property
+    def busy(self) -> bool:
+        """A line waits for its echo or its verdict."""
+        return self._waiting is not None
+
+    def handle(self, event: Event) -> list[Action]:
+        out = self._out = []
+        match event:
+            case ClientData(data) if data:
+                self._queue.append(data)
+                self._queued += len(data)
+                self._pump()
+            case ClientEof():
+                self._queue.append(None)
+                self._pump()
+            case TargetOpened():
+                self._open = True
+                self._pump()
+            case TargetOutput(data) if self.watcher is not None:
+                self.watcher.output(data)
+                self._echo_due = self._quiet = False
+            case GatewayOutput(data) if self.watcher is not None:
+                self.watcher.output(data)
+            case Resized(cols, rows) if self.watcher is not None:
+                self.watcher.resize(cols, rows)
+            case Wakeup() if self._waiting == "echo":
+                self._wakeup()
+            case Decided(allowed, message) if self._waiting == "verdict":
+                self._decided(allowed, message)
+        if not self._paused and self._queued > QUEUE_MAX:
+            self._paused = True
+            out.append(PauseClient())
+        elif self._paused and self._queued <= QUEUE_MAX // 2:
+            self._paused = False
+            out.append(ResumeClient())
+        self._out = []
+        return out
+
+    # --- the queue ----------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Hand queued input on in order, stopping at a line to be judged."""
+        while self._queue and self._open and self._waiting is None:
+            data = self._queue.popleft()
+            if data is None:
+                self._end_of_input()
+                continue
+            self._queued -= len(data)
+            if self.mode is Mode.KEYS:
+                self._keys(data)
+            elif self.mode is Mode.LINES:
+                self._lines(data)
+            else:
+                if self.record:
+                    self._out.append(RecordInput(data))
+                self._out.append(SendToTarget(data))
+
+    def _put_back(self, rest: bytes) -> None:
+        if rest:
+            self._queue.appendleft(rest)
+            self._queued += len(rest)
+
+    def _to_target(self, data: bytes) -> None:
+        self._out.append(SendToTarget(data))
+        self._echo_due = True
+
+    def _end_of_input(self) -> None:
+        if self.mode is Mode.LINES and self._partial:
+            self._queue.appendleft(None)  # the last line has no newline: judge it first
+            line, self._partial = self._partial, b""
+            self._plain_line(line)
+            return
+        self._out.append(SendEof())
+
+    # --- a terminal ---------------------------------------------------------------------------
+
+    def _keys(self, data: bytes) -> None:
+        """Keys go through; Enter waits for the echo, then for the verdict on the line."""
+        assert self.watcher is not None
+        enter = find_enter(data)
+        self.watcher.typed()
+        keys = data if enter < 0 else data[:enter]
+        dropped = max(keys.rfind(b"\x03"), keys.rfind(b"\x04"))
+        if dropped >= 0:  # the shell drops an unfinished command
+            self._continued = ""
+            self._typed.clear()
+            self._typed_whole = True
+            self.watcher.forget_prompt()
+        self._typed += keys[dropped + 1:]
+        if len(self._typed) > LINE_MAX:
+            del self._typed[LINE_MAX:]
+            self._typed_whole = False
+        if enter < 0:
+            self._to_target(data)
+            return
+        if enter:
+            self._to_target(data[:enter])
+        self._put_back(data[enter + 1:])
+        self._send = data[enter:enter + 1]
+        self._waiting, self._waits, self._quiet = "echo", 0, True
+        self._out.append(WakeAfter(QUIET))
+
+    def _wakeup(self) -> None:
+        """Let what was typed reach the screen before the line is read: output after the last
+        key sent, then a moment of silence (or, at most, ECHO_WAITS moments)."""
+        self._waits += 1
+        if (self._echo_due or not self._quiet) and self._waits < ECHO_WAITS:
+            self._quiet = True
+            self._out.append(WakeAfter(QUIET))
+            return
+        self._waiting = None
+        self._screen_line()
+
+    def _screen_line(self) -> None:
+        assert self.watcher is not None
+        lenient = self.watcher.full_screen or self.lenient
+        seen = self.watcher.line()
+        typed, whole = spelled(bytes(self._typed)), self._typed_whole
+        self._typed.clear()
+        self._typed_whole = True
+        if seen.incomplete and not lenient:
+            self._refuse(LONGER_THAN_SCREEN)
+        elif seen.text or not typed.strip():
+            self._judged(seen.text, seen.readings, lenient)
+        elif not whole and not lenient:
+            self._refuse(TOO_LONG)
+        else:
+            # Keys were typed but the screen shows nothing: echo is off (a password, or
+            # ``stty -echo``). What the keys spell is judged, and recorded only if refused.
+            self._waiting = "verdict"
+            self._out.append(Judge(UNSEEN, (typed,), lenient=True, unseen=True))
+
+    # --- no terminal --------------------------------------------------------------------------
+
+    def _lines(self, data: bytes) -> None:
+        """Every line of input is a command for the shell."""
+        if self._discarding:
+            cut = data.find(b"\n")
+            if cut < 0:
+                return
+            self._discarding = False
+            data = data[cut + 1:]
+        self._partial += data
+        cut = self._partial.find(b"\n")
+        if cut < 0:
+            if len(self._partial) <= LINE_MAX:
+                return
+            if not self.lenient:  # refused, and the rest of it dropped as it comes
+                self._partial, self._discarding = b"", True
+                self._refuse(TOO_LONG)
+                return
+            cut = len(self._partial) - 1  # judged as it stands rather than held whole
+        line, rest = self._partial[:cut + 1], self._partial[cut + 1:]
+        self._partial = b""
+        self._put_back(rest)
+        self._plain_line(line)
+
+    def _plain_line(self, line: bytes) -> None:
+        text = line.decode(errors="replace").rstrip("\r\n")
+        self._send = line
+        self._judged(text, (text,), self.lenient)
+
+    # --- judging ------------------------------------------------------------------------------
+
+    def _judged(self, text: str, readings: tuple[str, ...], lenient: bool) -> None:
+        """Decide what to do with one line: send it on (``_send``: its Enter or its bytes),
+        have it judged, or refuse it."""
+        if self._continued:
+            text = self._continued + text
+            readings = tuple(self._continued + r for r in readings)
+        if len(text) > LINE_MAX and not lenient:
+            self._refuse(TOO_LONG)
+        elif continues(text) and not lenient:
+            # the shell waits for the rest: nothing runs yet, judge it whole later
+            self._continued = text[:-1]
+            self._release()
+        elif not text.strip():
+            self._continued = ""
+            self._release()
+        else:
+            self._waiting = "verdict"
+            self._out.append(Judge(text, readings, lenient))
+
+    def _decided(self, allowed: bool, message: str) -> None:
+        self._waiting = None
+        if allowed:
+            self._continued = ""
+            self._release()
+        else:
+            self._refuse(message)
+
+    def _release(self) -> None:
+        self._to_target(self._send)
+        self._pump()
+
+    def _refuse(self, message: str) -> None:
+        """The line does not run. At a terminal it is aborted in the shell (Ctrl-C discards it
+        and its continuation lines); without one, nothing of it was sent, and the shell still
+        holds the lines continued before it, so they stay in front of the next line. What was
+        typed or sent after it is dropped, an end of input kept."""
+        self._waiting = None
+        if self.mode is Mode.KEYS:
+            self._to_target(CTRL_C)
+            self._continued = ""
+        self._out.append(Tell(message))
+        self._queue = deque(item for item in self._queue if item is None)
+        self._queued = 0
+        self._pump()
