@@ -143,6 +143,9 @@ def test_wrong_token(gateway: Gateway, bystander: object) -> None:
     assert 'password authentication failed for user "alice"' in str(info.value)
     session = ended(gateway, "authentication failed")
     assert session["status"] == "rejected"
+    # Answered late, like a failed SSH login: the same throttle counts both protocols.
+    assert gateway.engine.sessions is not None
+    assert gateway.engine.sessions.throttle.penalty("127.0.0.1") > 0
 
 
 def test_unknown_user(gateway: Gateway) -> None:

@@ -1,0 +1,56 @@
+"""Failed logins are answered late, later for an address that keeps failing; successes never."""
+
+from __future__ import annotations
+
+import pytest
+
+import engine.throttle as throttle_module
+from engine.throttle import MAX_ADDRESSES, MAX_DELAY, WINDOW, LoginThrottle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(throttle_module.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(throttle_module.asyncio, "sleep", clock.sleep)
+    return clock
+
+
+async def test_each_failure_from_one_address_waits_twice_as_long_up_to_the_cap(
+        clock: Clock) -> None:
+    throttle = LoginThrottle()
+    for _ in range(8):
+        await throttle.failed("10.0.0.1")
+    assert clock.slept == [0.2, 0.4, 0.8, 1.6, 3.2, MAX_DELAY, MAX_DELAY, MAX_DELAY]
+    assert throttle.penalty("10.0.0.2") == 0.0  # another address is not slowed
+
+
+async def test_failures_are_forgotten_after_the_window(clock: Clock) -> None:
+    throttle = LoginThrottle()
+    await throttle.failed("10.0.0.1")
+    await throttle.failed("10.0.0.1")
+    clock.now += WINDOW + 1
+    assert throttle.penalty("10.0.0.1") == 0.0
+    await throttle.failed("10.0.0.1")
+    assert clock.slept[-1] == 0.2
+
+
+async def test_memory_is_bounded(clock: Clock) -> None:
+    throttle = LoginThrottle()
+    for n in range(MAX_ADDRESSES + 5):
+        clock.now += 0.001
+        throttle.note(f"host-{n}")
+    assert throttle.penalty("host-0") == 0.0  # the oldest were forgotten
+    assert throttle.penalty(f"host-{MAX_ADDRESSES + 4}") > 0
