@@ -1,8 +1,9 @@
 """Where the TUI's data comes from: the engine's control API (live) and its store (history).
 
-Screens talk to a ``Source``; ``LiveSource`` is the real one. Snapshot tests give the app a
-``FixedSource`` with deterministic data (fixed clock, fixed rows), so the look is pinned
-without an engine.
+The app reads through a ``Source`` (in workers) and hands what it read to the screens;
+``LiveSource`` is the real one: requests and typed events over the control socket, history from
+the store opened read-only, in a thread. Snapshot tests give the app a ``FixedSource`` with
+deterministic data (fixed clock, fixed rows), so the look is pinned without an engine.
 """
 
 from __future__ import annotations

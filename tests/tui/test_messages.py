@@ -37,7 +37,7 @@ async def test_kill_from_the_keyboard_with_fixed_data() -> None:
         await pilot.press("k", *"runaway", "enter", *"yes", "enter")
         await settled(pilot)
         assert source.kills == [(LIVE, "runaway")]
-        assert app.screen is app.sessions_screen  # back to the list
+        assert app.sessions_screen.is_current  # back to the list
 
 
 class Following(FixedSource):

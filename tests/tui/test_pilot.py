@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.conftest import Gateway
@@ -17,8 +19,6 @@ from tui.source import LiveSource
 pytestmark = pytest.mark.integration
 
 
-
-
 def held(gateway: Gateway, user: str = "alice") -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["psql", "-X", "-d", gateway.dsn(user=user), "-c",
@@ -26,11 +26,11 @@ def held(gateway: Gateway, user: str = "alice") -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-async def until(pilot: object, check: object, seconds: float = 15) -> None:
+async def until(pilot: Pilot[None], check: Callable[[], bool], seconds: float = 15) -> None:
     deadline = time.monotonic() + seconds
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "the TUI never showed it"
-        await pilot.pause(0.05)  # type: ignore[attr-defined]
+        await pilot.pause(0.05)
 
 
 def app_for(gateway: Gateway) -> GatewatchApp:
