@@ -23,8 +23,8 @@ from engine.guardrail import GuardrailSettings
 from engine.guardrail.guard import statement_hash
 from engine.identity import Identity
 from engine.recorder import Recorder
-from store import Op
 from store import ops as O
+from store import records as R
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,11 @@ class Broker:
         req = ApprovalRequest(new_request_id(), session_id, requester, connection, statement,
                               rule, reason, now, now + self.settings.review_timeout,
                               on_decided=on_decided, exact=real_statement)
-        await self._recorder.committed([Op(O.APPROVAL_REQUEST, req.id, 0, {
-            "session_id": session_id, "requester": requester, "connection": connection,
-            "statement": statement, "statement_hash": statement_hash(real_statement or statement),
-            "rule": rule, "reason": reason, "created_at": O.utc(req.created),
-            "expires_at": O.utc(req.expires), "status": "pending",
-        })])
+        await self._recorder.committed([R.ApprovalOpen(
+            req.id, session_id=session_id, requester=requester, connection=connection,
+            statement=statement, statement_hash=statement_hash(real_statement or statement),
+            rule=rule, reason=reason, created_at=O.utc(req.created),
+            expires_at=O.utc(req.expires), status="pending")])
         self.pending[req.id] = req
         req.timer = asyncio.get_running_loop().call_later(
             self.settings.review_timeout, self._expire, req.id)
@@ -139,11 +138,10 @@ class Broker:
         else:
             approvers, status = list(req.approvers), "denied"
         now = time.time()
-        await self._recorder.committed([Op(O.APPROVAL_UPDATE, req.id, 0, {
-            "status": status, "approvals": ",".join(approvers) or None,
-            "decided_at": O.utc(now) if status != "pending" else None,
-            "decided_by": who.name, "decision_reason": reason,
-        })])
+        await self._recorder.committed([R.ApprovalUpdate(
+            req.id, status=status, approvals=",".join(approvers) or None,
+            decided_at=O.utc(now) if status != "pending" else None,
+            decided_by=who.name, decision_reason=reason)])
         if self.pending.get(request_id) is not req or req.status != "pending":
             raise BrokerError(f"approval request {request_id} ended while deciding")
         req.approvers = approvers
@@ -170,10 +168,9 @@ class Broker:
             self._finish(req, "expired", time.time())
 
     def _write_end(self, req: ApprovalRequest, status: str, by: str | None, why: str) -> None:
-        self._recorder.write(Op(O.APPROVAL_UPDATE, req.id, 0, {
-            "status": status, "approvals": ",".join(req.approvers) or None,
-            "decided_at": O.utc(time.time()), "decided_by": by, "decision_reason": why,
-        }))
+        self._recorder.write(R.ApprovalUpdate(
+            req.id, status=status, approvals=",".join(req.approvers) or None,
+            decided_at=O.utc(time.time()), decided_by=by, decision_reason=why))
 
     def _finish(self, req: ApprovalRequest, status: str, when: float, *,
                 notify: bool = True) -> None:
@@ -203,10 +200,9 @@ class Broker:
             self._finish(req, "expired", time.time())
 
 
-def recovery_ops(pending_ids: list[str]) -> list[Op]:
+def recovery_ops(pending_ids: list[str]) -> list[R.ApprovalUpdate]:
     """Requests a previous run left pending expire on start (ARCHITECTURE.md invariant 3)."""
     now = O.utc(time.time())
-    return [Op(O.APPROVAL_UPDATE, rid, 0, {
-        "status": "expired", "approvals": None, "decided_at": now, "decided_by": None,
-        "decision_reason": "engine restarted",
-    }) for rid in pending_ids]
+    return [R.ApprovalUpdate(rid, status="expired", approvals=None, decided_at=now,
+                             decided_by=None, decision_reason="engine restarted")
+            for rid in pending_ids]

@@ -27,8 +27,9 @@ from engine.ssh.hostkey import load_or_create_host_key
 from engine.ssh.server import GatewayServer
 from engine.ssh.upstream import CLIENT_SIDE_CIPHERS
 from engine.tasks import spawn
-from store import Op, SqliteStore, open_store
+from store import SqliteStore, open_store
 from store import ops as O
+from store import records as R
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,9 @@ class Engine:
         if not left_open:
             return
         now = O.utc(time.time())
-        ops = [
-            Op(O.SESSION_CLOSE, sid, 0,
-               {"ended_at": now, "status": "interrupted", "end_reason": "engine restarted"})
-            for sid in left_open
-        ]
-        await self.recorder.committed(ops)
+        await self.recorder.committed([
+            R.SessionClose(sid, ended_at=now, status="interrupted", end_reason="engine restarted")
+            for sid in left_open])
         log.warning("marked %d sessions left open by a previous run as interrupted",
                     len(left_open))
 

@@ -1,10 +1,11 @@
 """Group commit of session records: the hook between front ends and the store.
 
-Front ends hand over ``Op`` records. ``commit(ops, done)`` calls ``done(None)`` once those ops
-are committed to the store's journal (or ``done(error)``); a front end forwards a statement only
+Front ends hand over typed records (``store.records``); the recorder keeps them as the
+store's ``Op``s. ``commit(records, done)`` calls ``done(None)`` once those records are
+committed to the store's journal (or ``done(error)``); a front end forwards a statement only
 after that (ARCHITECTURE.md invariant 1). The callback is called directly from the flush, not
-through a future, which saves a turn of the event loop per statement; ``committed(ops)`` is the
-awaitable form for code that is not on the hot path. ``write(op)`` is for records nothing
+through a future, which saves a turn of the event loop per statement; ``committed(records)`` is
+the awaitable form for code that is not on the hot path. ``write(record)`` is for records nothing
 waits on (a statement's end, a session's end): they ride along with the next commit, or go
 out within ``LAZY_DELAY``.
 
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from store import Op, SqliteStore, StoreError
+from store.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,20 @@ class Recorder:
 
     # --- handing over ---------------------------------------------------------------------
 
-    def write(self, op: Op) -> None:
-        self._ops.append(op)
+    def write(self, record: Record) -> None:
+        self._ops.append(record.op())
         if not self._scheduled and self._lazy is None:
             self._lazy = self._loop.call_later(LAZY_DELAY, self._flush)
 
-    def commit(self, ops: list[Op], done: Done) -> None:
+    def commit(self, records: Sequence[Record], done: Done) -> None:
         start = len(self._ops)
-        self._ops.extend(ops)
+        self._ops.extend(r.op() for r in records)
         self._waiters.append((start, len(self._ops), done))
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
 
-    async def committed(self, ops: list[Op]) -> None:
+    async def committed(self, records: Sequence[Record]) -> None:
         fut: asyncio.Future[None] = self._loop.create_future()
 
         def done(exc: StoreError | None) -> None:
@@ -76,7 +78,7 @@ class Recorder:
             else:
                 fut.set_exception(exc)
 
-        self.commit(ops, done)
+        self.commit(records, done)
         await fut
 
     # --- writing --------------------------------------------------------------------------

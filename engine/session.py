@@ -43,8 +43,8 @@ from engine.masking.policy import SessionMasking, for_session
 from engine.recorder import Recorder
 from engine.tasks import spawn
 from engine.throttle import LoginThrottle
-from store import Op
 from store import ops as O
+from store import records as R
 
 log = logging.getLogger(__name__)
 
@@ -156,19 +156,17 @@ class Session:
         refused at login; it is closed in the same commit."""
         ident = self.identity
         status = "rejected" if rejected is not None else "open"
-        ops = [Op(O.SESSION_OPEN, self.id, 0, {
-            "protocol": self.protocol, "connection": self.conn.name,
-            "identity": ident.name if ident else user,
-            "identity_kind": ident.kind if ident else None,
-            "identity_vendor": ident.vendor if ident else None,
-            "client_addr": self.client_addr, "application_name": self.application_name,
-            "database": self.database, "started_at": O.utc(self.started), "status": status,
-            "target": self.target,
-        })]
+        records: list[R.Record] = [R.SessionOpen(
+            self.id, protocol=self.protocol, connection=self.conn.name,
+            identity=ident.name if ident else user,
+            identity_kind=ident.kind if ident else None,
+            client_addr=self.client_addr, application_name=self.application_name,
+            database=self.database, started_at=O.utc(self.started), status=status,
+            target=self.target, identity_vendor=ident.vendor if ident else None)]
         if rejected is not None:
-            ops.append(Op(O.SESSION_CLOSE, self.id, 0, {
-                "ended_at": O.utc(time.time()), "status": status, "end_reason": rejected}))
-        await self.ctx.recorder.committed(ops)
+            records.append(R.SessionClose(self.id, ended_at=O.utc(time.time()), status=status,
+                                          end_reason=rejected))
+        await self.ctx.recorder.committed(records)
         if rejected is not None:
             self.ended = True
             return
@@ -264,24 +262,24 @@ class Session:
     def statement_record(self, seq: int, text: str | None, *, protocol: str | None = None,
                          params: str | None = None, verdict: str = "allow",
                          rule: str | None = None, approval: str | None = None,
-                         at: float | None = None) -> Op:
+                         at: float | None = None) -> R.StatementStart:
         """The record of a statement about to run: its text (and parameters) masked. The
         front end commits it before the statement reaches the target. ``protocol``: how it
         came (PostgreSQL: simple or extended), the session's protocol by default."""
         at = time.time() if at is None else at
-        return Op(O.STATEMENT_START, self.id, seq, {
-            "protocol": protocol or self.protocol, "text": self.mask_text(text),
-            "params": self.mask_text(params), "started_at": O.utc(at), "status": "running",
-            "verdict": verdict, "rule": rule, "approval_id": approval})
+        return R.StatementStart(
+            self.id, seq, protocol=protocol or self.protocol, text=self.mask_text(text),
+            params=self.mask_text(params), started_at=O.utc(at), status="running",
+            verdict=verdict, rule=rule, approval_id=approval)
 
-    def running(self, op: Op, at: float | None = None) -> None:
-        """``op`` (from ``started``) is committed: the statement runs (since ``at``)."""
-        f = op.fields
-        self._started[op.ref] = time.time() if at is None else at
+    def running(self, record: R.StatementStart, at: float | None = None) -> None:
+        """``record`` (from ``statement_record``) is committed: the statement runs (since
+        ``at``)."""
+        self._started[record.seq] = time.time() if at is None else at
         if self.ctx.events.active:
             self.ctx.events.publish(StatementStarted(
-                self.id, op.ref, f["text"], f["protocol"], f["verdict"], f["rule"],
-                f["approval_id"]))
+                self.id, record.seq, record.text, record.protocol, record.verdict, record.rule,
+                record.approval_id))
 
     def finished(self, seq: int, status: str, *, command: str | None = None,
                  rows: int | None = None, sqlstate: str | None = None,
@@ -293,11 +291,11 @@ class Session:
             return
         at = time.time() if at is None else at
         error = self.mask_text(error)  # it leaves the engine (events) and is recorded
-        self.ctx.recorder.write(Op(O.STATEMENT_END, self.id, seq, {
-            "finished_at": O.utc(at), "duration_ms": round((at - began) * 1000, 3),
-            "status": status, "command": command, "rows": rows, "sqlstate": sqlstate,
-            "error": error, "exit_status": exit_status,
-            "masked": json.dumps(masked, sort_keys=True) if masked else None}))
+        self.ctx.recorder.write(R.StatementEnd(
+            self.id, seq, finished_at=O.utc(at), duration_ms=round((at - began) * 1000, 3),
+            status=status, command=command, rows=rows, sqlstate=sqlstate, error=error,
+            exit_status=exit_status,
+            masked=json.dumps(masked, sort_keys=True) if masked else None))
         if self.ctx.events.active:
             self.ctx.events.publish(StatementFinished(self.id, seq, status, rows, sqlstate,
                                                       error, masked or {}))
@@ -392,6 +390,6 @@ class Session:
         now = time.time()
         for seq in list(self._started):
             self.finished(seq, "interrupted", error=f"session ended: {reason}", at=now)
-        self.ctx.recorder.write(Op(O.SESSION_CLOSE, self.id, 0, {
-            "ended_at": O.utc(now), "status": status, "end_reason": reason,
-            "masked": self.masked_json()}))
+        self.ctx.recorder.write(R.SessionClose(
+            self.id, ended_at=O.utc(now), status=status, end_reason=reason,
+            masked=self.masked_json()))

@@ -31,7 +31,8 @@ from engine.pg.results import ResultPath
 from engine.pg.side import PeerClosed, Side
 from engine.session import AccessRefused, Session, SessionContext
 from engine.tasks import spawn
-from store import Op, StoreError
+from store import StoreError
+from store.records import StatementStart
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,8 @@ class PgConnection:
         self.ctx.sessions.recorder.commit(ops, functools.partial(
             self._committed, out, started, ops, finished, reply, hold))
 
-    def _committed(self, out: bytes, started: list[StatementStarted], ops: list[Op],
+    def _committed(self, out: bytes, started: list[StatementStarted],
+                   ops: list[StatementStart],
                    finished: list[StatementFinished], reply: bytes, hold: Hold | None,
                    exc: StoreError | None) -> None:
         self._committing = False

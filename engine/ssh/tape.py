@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 
 from engine.recorder import Recorder
-from store import Op, StoreError
-from store import ops as O
+from store import StoreError
+from store.records import SshOutput
 
 FLUSH_DELAY = 0.05
 FLUSH_BYTES = 256 * 1024
@@ -40,7 +40,7 @@ class Tape:
         self._chunk = bytearray()
         self._key: tuple[int, str] | None = None
         self._chunk_t = 0.0
-        self._ops: list[Op] = []
+        self._ops: list[SshOutput] = []
         self._op_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self.seq = 0
@@ -74,9 +74,8 @@ class Tape:
             return
         self.seq += 1
         channel, stream = self._key
-        op = O.output_op(self.session_id, self.seq, self._chunk_t, channel, stream,
-                         bytes(self._chunk))
-        self._ops.append(op)
+        self._ops.append(SshOutput.of(self.session_id, self.seq, self._chunk_t, channel,
+                                      stream, bytes(self._chunk)))
         self._op_bytes += len(self._chunk)
         self._chunk.clear()
         self._key = None

@@ -20,7 +20,7 @@ from engine.recorder import Done
 from engine.tasks import spawn
 from gatewatch.demo.pgcluster import free_port
 from store import StoreError
-from store import ops as O
+from store.records import Record
 from tests.conftest import ROOT, Gateway, Target, write_policy
 from tests.integration.wire import Wire, first_error
 
@@ -44,9 +44,9 @@ def test_statement_reaches_the_target_only_after_its_record_is_committed(
     gate = gateway.call(_make_event())
     original = recorder.commit
 
-    def gated(ops: list[O.Op], done: Done) -> None:
-        if not any(marker in str(op.fields.get("text")) for op in ops):
-            original(ops, done)
+    def gated(records: list[Record], done: Done) -> None:
+        if not any(marker in str(r.op().fields.get("text")) for r in records):
+            original(records, done)
             return
 
         def committed(exc: StoreError | None) -> None:
@@ -57,7 +57,7 @@ def test_statement_reaches_the_target_only_after_its_record_is_committed(
             await gate.wait()
             done(exc)
 
-        original(ops, committed)
+        original(records, committed)
 
     recorder.commit = gated  # type: ignore[method-assign]
     result: list[Any] = []

@@ -18,6 +18,7 @@ from engine.ssh import tape as tape_module
 from engine.ssh.tape import FLUSH_BYTES, FLUSH_DELAY, HIGH_WATER, LOW_WATER, Tape
 from store import Op, StoreError
 from store import ops as O
+from store.records import Record
 
 Done = Callable[[StoreError | None], None]
 
@@ -29,11 +30,11 @@ class FakeRecorder:
         self.commits: list[tuple[list[Op], Done]] = []
         self.awaited: list[list[Op]] = []
 
-    def commit(self, ops: list[Op], done: Done) -> None:
-        self.commits.append((list(ops), done))
+    def commit(self, records: list[Record], done: Done) -> None:
+        self.commits.append(([r.op() for r in records], done))
 
-    async def committed(self, ops: list[Op]) -> None:
-        self.awaited.append(list(ops))
+    async def committed(self, records: list[Record]) -> None:
+        self.awaited.append([r.op() for r in records])
 
     @property
     def ops(self) -> list[Op]:
