@@ -13,16 +13,18 @@ What reaches the target depends on the channel (``for_channel``):
   is no terminal; the command itself was judged before the channel opened.
 - ``KEYS`` (a terminal): keys go through until Enter; then, once the echo has reached the
   screen, the line is read off it (``lines.py``) and judged, and only an allowed line gets its
-  Enter. A refused line is aborted with Ctrl-C.
+  Enter. A refused line is aborted with Ctrl-C. Keys after an Enter wait for the shell's answer
+  (its next prompt), so that a pasted line is read under its own prompt.
 - ``LINES`` (no terminal: ``ssh -T``, a script piped into ssh): each line is judged before the
   target sees any of it.
 
-While a line waits for its echo or its verdict, later input waits in the gate's queue, in order
-(nothing typed reaches the target before its line is judged: ARCHITECTURE.md invariant 1); above
-``QUEUE_MAX`` bytes the client stops being read. After a refused line what was sent behind it is
-dropped, an end of input kept. What cannot be read whole (a line longer than the screen, a
-command longer than ``LINE_MAX``) is refused (invariant 9) unless the gate is lenient: a program
-that is not a shell, or a full-screen one, whose lines may not be shell words at all.
+While a line waits for its echo, its verdict or the shell's answer, later input waits in the
+gate's queue, in order (nothing typed reaches the target before its line is judged:
+ARCHITECTURE.md invariant 1); above ``QUEUE_MAX`` bytes the client stops being read. After a
+refused line what was sent behind it is dropped, an end of input kept. What cannot be read whole
+(a line longer than the screen, a command longer than ``LINE_MAX``) is refused (invariant 9)
+unless the gate is lenient: a program that is not a shell, or a full-screen one, whose lines may
+not be shell words at all.
 """
 
 from __future__ import annotations
@@ -231,7 +233,7 @@ class InputGate:
         self._queued = 0  # bytes in the queue
         self._paused = False  # the client is not read
         self._open = False  # the target's channel
-        self._waiting: str | None = None  # "echo" or "verdict": input stays queued
+        self._waiting: str | None = None  # "echo", "verdict" or "answer": input stays queued
         self._send = b""  # what the line being judged sends if allowed: Enter, or its bytes
         self._continued = ""  # a line ended with a backslash: it goes on in the next one
         self._partial = b""  # LINES: the line being received
@@ -240,12 +242,7 @@ class InputGate:
         self._typed_whole = True  # … all of them (at most LINE_MAX are kept)
         self._echo_due = False  # KEYS: keys were sent and no output came after them yet
         self._quiet = True  # no output since the last wake-up
-        self._waits = 0  # wake-ups spent waiting for the echo
-
-    @property
-    def busy(self) -> bool:
-        """A line waits for its echo or its verdict."""
-        return self._waiting is not None
+        self._waits = 0  # wake-ups spent waiting for the echo or the answer
 
     def handle(self, event: Event) -> list[Action]:
         out = self._out = []
@@ -267,7 +264,7 @@ class InputGate:
                 self.watcher.output(data)
             case Resized(cols, rows) if self.watcher is not None:
                 self.watcher.resize(cols, rows)
-            case Wakeup() if self._waiting == "echo":
+            case Wakeup() if self._waiting in ("echo", "answer"):
                 self._wakeup()
             case Decided(allowed, message) if self._waiting == "verdict":
                 self._decided(allowed, message)
@@ -341,19 +338,28 @@ class InputGate:
             self._to_target(data[:enter])
         self._put_back(data[enter + 1:])
         self._send = data[enter:enter + 1]
-        self._waiting, self._waits, self._quiet = "echo", 0, True
+        self._wait_for("echo")
+
+    def _wait_for(self, what: str) -> None:
+        """Let the screen catch up with what was sent: output after the last key, then a
+        moment of silence (or, at most, ECHO_WAITS moments). For the "echo" of a line before
+        it is read; for the shell's "answer" to an Enter or a Ctrl-C before more keys go: keys
+        typed ahead would otherwise take the line the shell is leaving for their prompt, and
+        the next line be read with that one's output in front of it."""
+        self._waiting, self._waits, self._quiet = what, 0, True
         self._out.append(WakeAfter(QUIET))
 
     def _wakeup(self) -> None:
-        """Let what was typed reach the screen before the line is read: output after the last
-        key sent, then a moment of silence (or, at most, ECHO_WAITS moments)."""
         self._waits += 1
         if (self._echo_due or not self._quiet) and self._waits < ECHO_WAITS:
             self._quiet = True
             self._out.append(WakeAfter(QUIET))
             return
-        self._waiting = None
-        self._screen_line()
+        waited, self._waiting = self._waiting, None
+        if waited == "echo":
+            self._screen_line()
+        else:
+            self._pump()
 
     def _screen_line(self) -> None:
         assert self.watcher is not None
@@ -435,7 +441,13 @@ class InputGate:
 
     def _release(self) -> None:
         self._to_target(self._send)
-        self._pump()
+        self._answered()
+
+    def _answered(self) -> None:
+        if self.mode is Mode.KEYS:
+            self._wait_for("answer")
+        else:
+            self._pump()
 
     def _refuse(self, message: str) -> None:
         """The line does not run. At a terminal it is aborted in the shell (Ctrl-C discards it
@@ -449,4 +461,4 @@ class InputGate:
         self._out.append(Tell(message))
         self._queue = deque(item for item in self._queue if item is None)
         self._queued = 0
-        self._pump()
+        self._answered()
