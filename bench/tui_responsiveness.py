@@ -17,6 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.events import Event, StatementFinished
 from tests.tui.fixtures import NOW, fixed_source, iso
 from tui.app import GatewatchApp
 from tui.source import FixedSource
@@ -35,10 +36,11 @@ class Busy(FixedSource):
                          {}, base._stats)
         self.live = live
 
-    async def next_events(self) -> list[dict[str, Any]]:
+    async def next_events(self) -> list[Event]:
         await asyncio.sleep(0.001)
         self.live[0]["statements"] += 1
-        return [{"event": "statement.finished", "data": {"session": self.live[0]["id"]}}]
+        seq = self.live[0]["statements"]
+        return [StatementFinished(self.live[0]["id"], seq, "ok", 1, None, None)]
 
 
 async def keypress_latency() -> list[float]:

@@ -17,11 +17,12 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from engine.events import EventHub
+from engine.events import Dropped, EventHub
 from engine.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class ControlServer:
                     break
                 batch, dropped = waiter.result()
                 if dropped:
-                    writer.write(json.dumps({"event": "dropped", "data": {"count": dropped}})
+                    writer.write(json.dumps(Dropped(dropped).to_wire(time.time()))
                                  .encode() + b"\n")
                 for event in batch:
                     writer.write(json.dumps(event, default=str).encode() + b"\n")

@@ -62,6 +62,24 @@ def test_the_tui_reaching_into_the_pg_front_end_is_caught(tmp_path: Path) -> Non
     assert "never engine internals BROKEN" in out.stdout
 
 
+def test_masking_importing_the_pg_front_end_breaks_the_engines_layers(tmp_path: Path) -> None:
+    tree = _copy(tmp_path)
+    (tree / "engine" / "masking" / "violation.py").write_text("from engine.pg import codec\n")
+    out = _lint(tree)
+    assert out.returncode == 1
+    assert "Inside the engine, layers point down" in out.stdout
+    assert "engine.masking.violation -> engine.pg.codec" in out.stdout
+
+
+def test_the_session_core_importing_a_front_end_is_caught(tmp_path: Path) -> None:
+    tree = _copy(tmp_path)
+    path = tree / "engine" / "session.py"
+    path.write_text(path.read_text() + "\nfrom engine.ssh import session as _front\n")
+    out = _lint(tree)
+    assert out.returncode == 1
+    assert "engine.session -> engine.ssh.session" in out.stdout
+
+
 CHECK = """
 import importlib, json, pkgutil, sys
 import engine, recordings, store
