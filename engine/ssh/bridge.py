@@ -5,7 +5,7 @@ on the target, feeds what happens to the channel's ``InputGate`` (``gate.py``, w
 input is held until its line is judged) and carries out the actions that come back — writing to
 the target, asking the session to judge and record a line (``SshSession.admit``, awaited in a
 task of its own; its answer goes back to the gate), telling the user, timers. Output from the
-target is masked (``engine.masking.stream``) before it reaches the client or the tape.
+target is masked (``output.py``) before it reaches the client or the tape.
 
 Flow control goes both ways: when the client cannot take more (asyncssh calls
 ``pause_writing`` on our server session) the target channel stops being read, and when the
@@ -26,9 +26,6 @@ from typing import Any
 import asyncssh
 from asyncssh import EXTENDED_DATA_STDERR
 
-from engine.guardrail.commands import classify_command
-from engine.guardrail.shellwords import ShellParseError
-from engine.masking.stream import StreamMasker
 from engine.ssh.gate import (
     Action,
     ClientData,
@@ -51,6 +48,7 @@ from engine.ssh.gate import (
     Wakeup,
     for_channel,
 )
+from engine.ssh.output import ChannelOutput, Out, transfers_files
 from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
@@ -64,18 +62,6 @@ _JUDGE_FAILED = "gateway error while judging the line"
 
 def say(text: str) -> bytes:
     return f"\r\n[gatewatch] {text}\r\n".encode()
-
-
-_TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
-
-
-def _transfers_files(command: str) -> bool:
-    """The server side of a file transfer (``scp -t``, ``rsync --server``)."""
-    try:
-        facts = classify_command(command)
-    except ShellParseError:
-        return False
-    return bool(facts.programs & _TRANSFERS)
 
 
 class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
@@ -98,7 +84,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._wake: asyncio.TimerHandle | None = None  # the gate's WakeAfter
         self._last_output = 0.0
         self._size: tuple[int, int, int, int] | None = None  # the latest window size
-        self._maskers: dict[bool, StreamMasker] = {}  # stderr? → its masker
+        self._output: ChannelOutput | None = None  # its masking, once output comes
         self._data_channel = False  # sftp, scp, rsync: file transfer protocols
         self._flush_timer: asyncio.TimerHandle | None = None
 
@@ -134,6 +120,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def session_started(self) -> None:
         size = self._size or (self.term[1] if self.term is not None else None)
         self.gate = for_channel(self.kind, self.command, size[:2] if size else None)
+        for notice in self.s.notices():  # what the session said before a channel could show it
+            self.tell(notice)
         self._spawn(self._start(), "channel")
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
@@ -272,7 +260,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.kind in ("exec", "subsystem"):
             text = self.command if self.kind == "exec" else f"sftp (subsystem {self.subsystem})"
             assert text is not None
-            self._data_channel = self.kind == "subsystem" or _transfers_files(text)
+            self._data_channel = self.kind == "subsystem" or transfers_files(text)
             admission = await self.s.admit(text, self.kind, self.tell)
             self._seq = admission.seq
             if not admission.allowed:
@@ -385,66 +373,53 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             # the gate sees the screen as the shell drew it: masking must not hide a command
             # from judgement (nor hold back its echo)
             self._feed(TargetOutput(data))
-        masking = self.s.masking
-        if masking is not None and masking.active and masking.values is not None:
-            masker = self._maskers.get(stderr)
-            if masker is None:
-                masker = self._maskers[stderr] = StreamMasker(masking.values)
-            if self._data_channel:
-                # a file transfer protocol (sftp, scp, rsync): rewriting its bytes would break
-                # it, so they reach the client as they are; the recording gets them masked
-                self._record_masked(masker, data, stderr)
-                self._send(data, datatype)
-                return
-            data = masker.feed(data)
-            self._count(masker)
-            if masker.held and self._flush_timer is None and self.term is not None:
-                # at a terminal a prompt or an echoed key has no line break after it: release
-                # it once the target is quiet for a moment (without a terminal, output is held
-                # to the end of its line, or MAX_HOLD, or the end of the stream)
-                self._flush_timer = asyncio.get_running_loop().call_later(
-                    _MASK_QUIET, self._flush_masked)
-            if not data:
-                return
-        self._emit(data, datatype)
+        output = self._masked_output()
+        if output is None:
+            self._emit(Out(stderr, data, data))
+            return
+        self._emit(output.feed(data, stderr))
+        if output.held and self._flush_timer is None and self.term is not None \
+                and not output.transfer:
+            # at a terminal a prompt or an echoed key has no line break after it: release it
+            # once the target is quiet for a moment (without a terminal, output is held to the
+            # end of its line, or MAX_HOLD, or the end of the stream)
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                _MASK_QUIET, self._flush_masked)
+
+    def _masked_output(self) -> ChannelOutput | None:
+        if self._output is None and ChannelOutput.masks(self.s.masking):
+            assert self.s.masking is not None
+            self._output = ChannelOutput(self.s.masking, self.s.masked,
+                                         transfer=self._data_channel)
+        return self._output
 
     def _flush_masked(self) -> None:
         self._flush_timer = None
-        for stderr, masker in self._maskers.items():
-            if masker.held:
-                if time.monotonic() - self._last_output < _MASK_QUIET:
-                    self._flush_timer = asyncio.get_running_loop().call_later(
-                        _MASK_QUIET, self._flush_masked)
-                    return
-                data = masker.flush()
-                self._count(masker)
-                if data:
-                    self._emit(data, EXTENDED_DATA_STDERR if stderr else None)
+        if self._output is None or not self._output.held:
+            return
+        if time.monotonic() - self._last_output < _MASK_QUIET:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                _MASK_QUIET, self._flush_masked)
+            return
+        for out in self._output.flush():
+            self._emit(out)
 
-    def _count(self, masker: StreamMasker) -> None:
-        if masker.counts:
-            assert self.s.masking is not None
-            for detector, n in masker.counts.items():
-                self.s.masked[self.s.masking.count_key(detector)] += n
-            masker.counts.clear()
+    def _release_masked(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._output is not None:
+            for out in self._output.flush(end=True):
+                self._emit(out)
 
-    def _record_masked(self, masker: StreamMasker, data: bytes, stderr: bool) -> None:
-        masked = masker.feed(data)
-        self._count(masker)
-        if masked:
-            self.s.tape.add(self.number, "e" if stderr else "o", masked)
-
-    def _send(self, data: bytes, datatype: int | None) -> None:
+    def _emit(self, out: Out) -> None:
+        """Output to the tape, and to the client."""
+        if out.recorded:
+            self.s.tape.add(self.number, "e" if out.stderr else "o", out.recorded)
         chan = self.chan
-        if chan is not None and not self._closed:
-            self._guarded(lambda: chan.write(data, datatype))
-
-    def _emit(self, data: bytes, datatype: int | None) -> None:
-        stderr = datatype == EXTENDED_DATA_STDERR
-        self.s.tape.add(self.number, "e" if stderr else "o", data)
-        chan = self.chan
-        if chan is not None and not self._closed:
-            self._guarded(lambda: chan.write(data, datatype))
+        if out.sent and chan is not None and not self._closed:
+            datatype = EXTENDED_DATA_STDERR if out.stderr else None
+            self._guarded(lambda: chan.write(out.sent, datatype))
 
     def target_eof(self) -> None:
         self._release_masked()
@@ -453,18 +428,6 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def target_exit(self, how: str, value: Any) -> None:
         self._exit = (how, value)
-
-    def _release_masked(self) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        for stderr, masker in self._maskers.items():
-            data = masker.flush()
-            self._count(masker)
-            if data and self._data_channel:  # already sent as it was: only the recording
-                self.s.tape.add(self.number, "e" if stderr else "o", data)
-            elif data:
-                self._emit(data, EXTENDED_DATA_STDERR if stderr else None)
 
     def target_closed(self, exc: Exception | None) -> None:
         self._release_masked()
