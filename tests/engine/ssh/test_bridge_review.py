@@ -41,6 +41,7 @@ from engine.ssh.session import SshSession
 from engine.ssh.tape import HIGH_WATER
 from store import Op, StoreError
 from store import ops as O
+from store.records import Record
 from tests.integration.test_ssh_interactive import connect
 from tests.sshgw import SshGateway
 
@@ -312,11 +313,6 @@ async def until(condition: Callable[[], object], seconds: float = 3) -> None:
         await asyncio.sleep(0.01)
 
 
-def as_op(record: Any) -> Op:
-    """What the store gets: an ``Op``, or a typed record's ``op()``."""
-    return record.op() if hasattr(record, "op") else record  # type: ignore[no-any-return]
-
-
 class Recorder:
     """The recorder's interface; commits at the next turn of the loop, or when told to."""
 
@@ -325,14 +321,14 @@ class Recorder:
         self.ops: list[Op] = []
         self._waiting: list[Callable[[StoreError | None], None]] = []
 
-    def commit(self, records: list[Any], done: Callable[[StoreError | None], None]) -> None:
-        self.ops.extend(as_op(r) for r in records)
+    def commit(self, records: list[Record], done: Callable[[StoreError | None], None]) -> None:
+        self.ops.extend(r.op() for r in records)
         if self.hold:
             self._waiting.append(done)
         else:
             asyncio.get_running_loop().call_soon(done, None)
 
-    async def committed(self, records: list[Any]) -> None:
+    async def committed(self, records: list[Record]) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def done(exc: StoreError | None) -> None:
@@ -342,8 +338,8 @@ class Recorder:
         self.commit(records, done)
         await fut
 
-    def write(self, record: Any) -> None:
-        self.ops.append(as_op(record))
+    def write(self, record: Record) -> None:
+        self.ops.append(record.op())
 
     def settle(self) -> None:
         waiting, self._waiting = self._waiting, []
