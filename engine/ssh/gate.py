@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 from engine.guardrail.commands import READS_INPUT, classify_command
 from engine.guardrail.shellwords import ShellParseError
@@ -218,7 +219,13 @@ def for_channel(kind: str, command: str | None, size: tuple[int, int] | None) ->
 # --- the gate -------------------------------------------------------------------------------
 
 
+Waiting = Literal["echo", "verdict", "answer"]  # for the line's echo, its verdict, the shell
+
+
 class InputGate:
+    """The input of one channel; ``handle`` takes an event and returns the actions it calls
+    for, in order."""
+
     def __init__(self, mode: Mode, *, size: tuple[int, int] | None = None,
                  lenient: bool = False, record: bool = False) -> None:
         self.mode = mode
@@ -233,7 +240,8 @@ class InputGate:
         self._queued = 0  # bytes in the queue
         self._paused = False  # the client is not read
         self._open = False  # the target's channel
-        self._waiting: str | None = None  # "echo", "verdict" or "answer": input stays queued
+        self._pumping = False  # in _pump's loop (a line released there lets it go on)
+        self._waiting: Waiting | None = None  # meanwhile input stays queued
         self._send = b""  # what the line being judged sends if allowed: Enter, or its bytes
         self._continued = ""  # a line ended with a backslash: it goes on in the next one
         self._partial = b""  # LINES: the line being received
@@ -280,21 +288,29 @@ class InputGate:
     # --- the queue ----------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Hand queued input on in order, stopping at a line to be judged."""
-        while self._queue and self._open and self._waiting is None:
-            data = self._queue.popleft()
-            if data is None:
-                self._end_of_input()
-                continue
-            self._queued -= len(data)
-            if self.mode is Mode.KEYS:
-                self._keys(data)
-            elif self.mode is Mode.LINES:
-                self._lines(data)
-            else:
-                if self.record:
-                    self._out.append(RecordInput(data))
-                self._out.append(SendToTarget(data))
+        """Hand queued input on in order, stopping at a line to be judged. A line released
+        while pumping (empty, continued) lets the loop go on rather than pump again inside
+        it: a script of ten thousand empty lines must not nest ten thousand calls."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue and self._open and self._waiting is None:
+                data = self._queue.popleft()
+                if data is None:
+                    self._end_of_input()
+                    continue
+                self._queued -= len(data)
+                if self.mode is Mode.KEYS:
+                    self._keys(data)
+                elif self.mode is Mode.LINES:
+                    self._lines(data)
+                else:
+                    if self.record:
+                        self._out.append(RecordInput(data))
+                    self._out.append(SendToTarget(data))
+        finally:
+            self._pumping = False
 
     def _put_back(self, rest: bytes) -> None:
         if rest:
@@ -340,7 +356,7 @@ class InputGate:
         self._send = data[enter:enter + 1]
         self._wait_for("echo")
 
-    def _wait_for(self, what: str) -> None:
+    def _wait_for(self, what: Waiting) -> None:
         """Let the screen catch up with what was sent: output after the last key, then a
         moment of silence (or, at most, ECHO_WAITS moments). For the "echo" of a line before
         it is read; for the shell's "answer" to an Enter or a Ctrl-C before more keys go: keys
@@ -441,9 +457,10 @@ class InputGate:
 
     def _release(self) -> None:
         self._to_target(self._send)
-        self._answered()
+        self._next_line()
 
-    def _answered(self) -> None:
+    def _next_line(self) -> None:
+        """After a line went or was aborted: at a terminal, the shell's answer first."""
         if self.mode is Mode.KEYS:
             self._wait_for("answer")
         else:
@@ -461,4 +478,4 @@ class InputGate:
         self._out.append(Tell(message))
         self._queue = deque(item for item in self._queue if item is None)
         self._queued = 0
-        self._answered()
+        self._next_line()

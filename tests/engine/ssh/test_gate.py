@@ -416,6 +416,11 @@ def test_empty_lines_go_through(script: Conversation) -> None:
     assert script.keys(b"\n  \n") == [SendToTarget(b"\n"), SendToTarget(b"  \n")]
 
 
+def test_many_lines_released_at_once_do_not_nest(script: Conversation) -> None:
+    assert sent(script.keys(b"\n" * 20_000 + b"x \\\n" * 5_000)) == (
+        b"\n" * 20_000 + b"x \\\n" * 5_000)
+
+
 def test_continued_lines_of_a_script_are_judged_whole(script: Conversation) -> None:
     assert script.keys(b"echo forbidden-\\\n") == [SendToTarget(b"echo forbidden-\\\n")]
     assert script.keys(b"word\n") == [judge("echo forbidden-word")]
