@@ -8,6 +8,10 @@ the bridge do. The shell on the other side is imagined: its echo is written out 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -113,6 +117,16 @@ def script() -> Conversation:
     conv = Conversation(for_channel("shell", None, None))
     assert conv(TargetOpened()) == []
     return conv
+
+
+def test_the_gate_does_no_io() -> None:
+    """Importing it brings in no event loop, SSH library or socket."""
+    check = ("import sys, engine.ssh.gate; "
+             "print(sorted({'asyncio', 'asyncssh', 'socket'} & set(sys.modules)))")
+    root = Path(__file__).resolve().parents[3]
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                         check=True, cwd=root)
+    assert run.stdout.strip() == "[]"
 
 
 # --- which gate a channel gets ---------------------------------------------------------------
