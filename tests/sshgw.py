@@ -95,6 +95,13 @@ connections:
     upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
                key_file: {client_key}, known_hosts: {work}/wrong_known_hosts}}
     allow: {{groups: [engineering]}}
+  - name: web_jit
+    kind: ssh
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
+               key_file: {client_key}, known_hosts: {known_hosts}}}
+    access: {{approval: true, grant: 1m}}
+    allow: {{groups: [engineering]}}
   - name: web_down
     kind: ssh
     listen: 127.0.0.1:0

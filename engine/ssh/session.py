@@ -37,6 +37,7 @@ class Bridge(Protocol):
     """What a session needs of each of its channels."""
 
     def pressure(self, on: bool) -> None: ...
+    def tell(self, message: str) -> None: ...
     def close_with(self, message: str) -> None: ...
     def cancel(self) -> None: ...
 
@@ -97,13 +98,9 @@ class SshSession:
 
     def tell(self, message: str) -> None:
         """To every open channel, on its stderr (or terminal); kept for channels to come."""
-        told = False
         for bridge in self.bridges:
-            tell = getattr(bridge, "tell", None)
-            if tell is not None:
-                tell(message)
-                told = True
-        if not told:
+            bridge.tell(message)
+        if not self.bridges:
             self._notices.append(message)
 
     def notices(self) -> list[str]:
