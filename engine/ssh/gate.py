@@ -34,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.guardrail.commands import READS_INPUT, classify_command
+from engine.guardrail.commands import READS_INPUT, SHELLS, classify_command
 from engine.guardrail.shellwords import ShellParseError
 from engine.ssh.lines import LineWatcher, continues, find_enter, spelled
 
@@ -178,8 +178,7 @@ class Mode(enum.Enum):
     LINES = "lines"
 
 
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "su", "sudo",
-                     "runuser", "doas", "login"})
+
 
 
 def reads_commands(command: str, terminal: bool) -> str | None:
@@ -193,7 +192,7 @@ def reads_commands(command: str, terminal: bool) -> str | None:
         facts = classify_command(command)
     except ShellParseError:
         return "other" if terminal else None
-    if READS_INPUT in facts.opaque and facts.programs & _SHELLS:
+    if READS_INPUT in facts.opaque and facts.programs & SHELLS:
         return "shell"
     if terminal or facts.opaque:
         return "other"
