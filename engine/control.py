@@ -3,7 +3,9 @@
 Protocol version 1. One request per line, ``{"id": 1, "op": "approvals", ...}``; one answer
 per line, ``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false, "error": "..."}``.
 A connection first says ``hello`` with an operator's token (the same identities as users; the
-socket's mode 0600 is not an identity); only approvers (``guardrails.approvers``) may go on.
+socket's mode 0600 is not an identity); only approvers (``guardrails.approvers``) get an answer:
+any other token, valid or not, gets one error and the connection closes, having learnt nothing
+about the engine (ARCHITECTURE.md invariant 13).
 Operations: ``hello``, ``sessions``, ``approvals``, ``approve``, ``deny``, ``kill`` and
 ``subscribe``, after which the connection carries ``{"event": ..., "data": ...}`` lines (with
 ``"dropped": N`` when a slow reader missed events) until it closes.
@@ -40,6 +42,7 @@ class Peer:
 
     def __init__(self) -> None:
         self.identity: Identity | None = None
+        self.refused = False  # a hello that failed: the connection closes after the answer
 
 
 Handler = Callable[[Peer, dict[str, Any]], Awaitable[Any]]
@@ -84,6 +87,8 @@ class ControlServer:
                 answer, subscribe = await self._answer(peer, line)
                 writer.write(answer + b"\n")
                 await writer.drain()
+                if peer.refused:
+                    return
                 if subscribe:
                     await self._stream(writer, reader)
                     return
@@ -129,9 +134,14 @@ class ControlServer:
             request_id = request.get("id")
             op = str(request.get("op"))
             if op == "hello":
-                peer.identity = await self._authenticate(request)
-                result: Any = {"protocol": PROTOCOL_VERSION, "identity": peer.identity.name,
-                               "operator": self._may_operate(peer.identity)}
+                peer.identity, peer.refused = None, True  # unless this hello succeeds
+                who = await self._authenticate(request)
+                if not self._may_operate(who):
+                    log.info("control: %s is not an operator; connection closed", who.name)
+                    raise ControlError(f"{who.name} is not an operator")
+                peer.identity, peer.refused = who, False
+                result: Any = {"protocol": PROTOCOL_VERSION, "identity": who.name,
+                               "operator": True}
                 result.update(await self._handlers["hello"](peer, request))
             else:
                 handler = self._handlers.get(op)
