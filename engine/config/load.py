@@ -727,6 +727,8 @@ class _Builder:
             forward=tuple(forwards),
             max_channels=sec.get("max_channels", self.positive, 10),
             login_attempts=sec.get("login_attempts", self.positive, 3),
+            login_grace=sec.get("login_grace", self.seconds, 30.0),
+            max_unauthenticated=sec.get("max_unauthenticated", self.positive, 10),
         )
         sec.done()
         return settings

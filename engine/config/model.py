@@ -71,6 +71,8 @@ class SshSettings:
     forward: tuple[Forward, ...] = ()  # ssh -L destinations; empty: none
     max_channels: int = 10  # per session
     login_attempts: int = 3  # failed authentications before the client is disconnected
+    login_grace: float = 30.0  # seconds from connect to a completed login, or disconnected
+    max_unauthenticated: int = 10  # connections per address not yet logged in
 
 
 @dataclass(frozen=True)
