@@ -42,7 +42,7 @@ from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.masking.policy import SessionMasking, for_session
 from engine.recorder import Recorder
 from engine.tasks import spawn
-from engine.throttle import LoginThrottle
+from engine.throttle import LoginThrottle, Unauthenticated
 from store import ops as O
 from store import records as R
 
@@ -87,6 +87,7 @@ class SessionContext:
     masking_key: bytes = b""
     token_grace: float = 0.0  # a session outlives its OIDC token by this much
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    unauthenticated: Unauthenticated = field(default_factory=Unauthenticated)
 
 
 class AccessRefused(Exception):

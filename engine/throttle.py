@@ -40,3 +40,32 @@ class LoginThrottle:
         """Count a failure from ``address``, then wait its penalty."""
         self.note(address)
         await asyncio.sleep(self.penalty(address))
+
+
+class Unauthenticated:
+    """Connections per address that have not logged in yet, so that one address cannot hold
+    the listener with connections that never do (a banner never sent, a login never finished).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+
+    def enter(self, address: str, cap: int) -> bool:
+        """Count a new connection from ``address``; False (not counted) when it already has
+        ``cap`` that have not logged in."""
+        count = self._open.get(address, 0)
+        if count >= cap:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def leave(self, address: str) -> None:
+        """A counted connection logged in or went away."""
+        count = self._open.get(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+        else:
+            self._open.pop(address, None)
+
+    def count(self, address: str) -> int:
+        return self._open.get(address, 0)

@@ -45,6 +45,8 @@ class GatewayServer(asyncssh.SSHServer):
         self.channels = 0
         self.identity: Identity | None = None
         self.how = ""
+        self._counted = False  # counted among its address's connections not logged in
+        self._grace: asyncio.TimerHandle | None = None
 
     # --- connection -----------------------------------------------------------------------
 
@@ -52,8 +54,36 @@ class GatewayServer(asyncssh.SSHServer):
         self.client_conn = conn
         peer = conn.get_extra_info("peername")
         self.addr = f"{peer[0]}:{peer[1]}" if peer else "?"
+        assert self.conn.ssh is not None
+        settings, loop = self.conn.ssh, asyncio.get_running_loop()
+        host = self.addr.rpartition(":")[0]
+        if not self.ctx.unauthenticated.enter(host, settings.max_unauthenticated):
+            log.warning("ssh %s: %d connections from %s are not logged in yet; refused",
+                        self.addr, settings.max_unauthenticated, host)
+            loop.call_soon(conn.abort)
+            return
+        self._counted = True
+        self._grace = loop.call_later(settings.login_grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        """No completed login within ``login_grace``: the connection is dropped (a client that
+        never sends its banner is not even able to hear why)."""
+        log.info("ssh %s: no login within %g s, disconnected", self.addr,
+                 self.conn.ssh.login_grace if self.conn.ssh else 0)
+        self._logged_in_or_gone()
+        if self.client_conn is not None:
+            self.client_conn.abort()
+
+    def _logged_in_or_gone(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if self._counted:
+            self._counted = False
+            self.ctx.unauthenticated.leave(self.addr.rpartition(":")[0])
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._logged_in_or_gone()
         if self.session is not None:
             reason = "client disconnected" if exc is None else f"connection lost: {exc}"
             self.session.end(reason)
@@ -122,6 +152,7 @@ class GatewayServer(asyncssh.SSHServer):
         return True
 
     def auth_completed(self) -> None:
+        self._logged_in_or_gone()
         identity = self.identity
         assert identity is not None and self.client_conn is not None
         version = self.client_conn.get_extra_info("client_version") or ""

@@ -54,3 +54,16 @@ async def test_memory_is_bounded(clock: Clock) -> None:
         throttle.note(f"host-{n}")
     assert throttle.penalty("host-0") == 0.0  # the oldest were forgotten
     assert throttle.penalty(f"host-{MAX_ADDRESSES + 4}") > 0
+
+
+def test_connections_not_logged_in_are_counted_per_address_up_to_the_cap() -> None:
+    from engine.throttle import Unauthenticated
+
+    pending = Unauthenticated()
+    assert [pending.enter("10.0.0.1", 2) for _ in range(3)] == [True, True, False]
+    assert pending.enter("10.0.0.2", 2)  # another address has its own count
+    pending.leave("10.0.0.1")
+    assert pending.enter("10.0.0.1", 2)
+    pending.leave("10.0.0.1")
+    pending.leave("10.0.0.1")
+    assert pending.count("10.0.0.1") == 0
