@@ -158,6 +158,12 @@ connections:
     upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_md5,
                password_file: {work}/md5-password, sslmode: disable, auth: {md5_auth}}}
     allow: {{identities: [alice]}}
+  - name: shop_plain
+    kind: postgres
+    listen: 127.0.0.1:0
+    tls: optional
+    upstream: {{host: 127.0.0.1, port: {pg_port}, user: gw_trust, sslmode: disable}}
+    allow: {{identities: [alice]}}
   - name: shop_trust
     kind: postgres
     listen: 127.0.0.1:0

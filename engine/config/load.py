@@ -635,7 +635,10 @@ class _Builder:
             name = sec.need("name", self.name)
             kind = sec.need("kind", self.choice("postgres", "ssh"))
             host, port = sec.need("listen", self.listen)
-            tls = self.tls(sec.section("tls", "TLS certificate and key"))
+            # ``tls: optional``: tokens may come in clear from other hosts too (said explicitly)
+            tls_optional = sec.get("tls", lambda v, w: v, None) == "optional"
+            tls = None if tls_optional else self.tls(
+                sec.section("tls", "TLS certificate and key, or optional"))
             up = sec.section("upstream", "the target")
             if up is None:
                 raise self.doc.fail(where, "missing required key 'upstream'")
@@ -678,6 +681,7 @@ class _Builder:
                     listen_port=port,
                     upstream=upstream,
                     tls=tls,
+                    tls_optional=tls_optional,
                     databases=tuple(sorted(databases)) if databases is not None else None,
                     allow_groups=groups,
                     allow_identities=people,

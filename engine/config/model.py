@@ -83,6 +83,9 @@ class Connection:
     listen_port: int
     upstream: Upstream
     tls: TlsFiles | None = None
+    # Tokens travel only over TLS, loopback excepted, unless the connection says
+    # ``tls: optional``.
+    tls_optional: bool = False
     databases: tuple[str, ...] | None = None
     allow_groups: frozenset[str] = frozenset()
     allow_identities: frozenset[str] = frozenset()

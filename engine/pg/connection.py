@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import ssl
 import time
@@ -151,13 +152,16 @@ class PgConnection:
                 self.client.close()
                 return
             user = hello.params["user"]
+            session = self.session
+            session.database = hello.params["database"]
+            session.application_name = hello.params.get("application_name")
+            if not (hello.tls or self.conn.tls_optional or _loopback(self.client.peer())):
+                # Refused before the token is asked for, so that it is never sent in clear.
+                await self._reject(user, "no TLS", "28000",
+                                   f'connection "{self.conn.name}" takes tokens only over TLS',
+                                   hint="Connect with sslmode=require.", throttle=False)
+                return
             token = await startup.read_password(self.client, settings.max_message_size)
-        session = self.session
-        session.database = hello.params["database"]
-        session.application_name = hello.params.get("application_name")
-        if not hello.tls:
-            log.warning("session %s: %s sent its token over a connection without TLS",
-                        session.id, user)
         identity = await self.ctx.sessions.identities.authenticate(user, token)
         if identity is None:
             await self._reject(user, "authentication failed", "28P01",
@@ -199,11 +203,13 @@ class PgConnection:
         waiting.result()  # AccessRefused: the session is over
         return True
 
-    async def _reject(self, user: str, reason: str, sqlstate: str, message: str) -> None:
+    async def _reject(self, user: str, reason: str, sqlstate: str, message: str, *,
+                      hint: str | None = None, throttle: bool = True) -> None:
         log.info("session %s: %s from %s: %s", self.session.id, reason, self.client.peer(),
                  message)
-        await self.session.login_failed()
-        self._fatal(message, sqlstate)
+        if throttle:
+            await self.session.login_failed()
+        self._fatal(message, sqlstate, hint=hint)
         await self.session.record_open(user=user, rejected=reason)
         self.client.close()
 
@@ -371,6 +377,14 @@ class PgConnection:
         if error and not self.session.ended:
             log.info("session %s ended: %s (%s)", self.session.id, reason, error)
         self.session.end(reason, status)
+
+
+def _loopback(peer: str) -> bool:
+    """Whether a client address ("host:port") is on this host's loopback."""
+    try:
+        return ipaddress.ip_address(peer.rpartition(":")[0].strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def serve_client(ctx: PgContext, conn: Connection, client: Side) -> None:
