@@ -13,9 +13,10 @@ from tui.screens.replay import ReplayScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.screens.stats import StatsScreen
+from tui.widgets.choice import ChoiceTable
 
 OWNERS = [GatewatchApp, SessionsScreen, ApprovalsScreen, SessionScreen, StatsScreen,
-          ReasonPrompt, ReplayScreen, ReplayApp]
+          ReasonPrompt, ReplayScreen, ReplayApp, ChoiceTable]
 
 
 @pytest.mark.parametrize("owner", OWNERS, ids=lambda o: o.__name__)

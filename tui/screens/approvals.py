@@ -1,5 +1,8 @@
 """2 — Approvals: the pending queue; the selected statement in full with SQL highlighting.
 
+The selection is the request the operator chose, by id (``ChoiceTable``): requests coming and
+going never move it onto another one. When the chosen request leaves the queue nothing is
+selected until the operator moves, and `a`/`d` say so instead of acting on another request.
 `a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels); the
 decision goes to the app as a ``Decision`` message. The command palette offers both too while
 this screen is shown (``ApprovalCommands``).
@@ -12,17 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.syntax import Syntax
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from tui import timefmt
 from tui.commands import Command, CommandList
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
+from tui.widgets.choice import ChoiceTable
 
 COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
 
@@ -60,12 +65,13 @@ class ApprovalsScreen(Screen[None]):
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.pending: list[dict[str, Any]] = []
+        self.recent: dict[str, dict[str, Any]] = {}  # decided requests by id, to say why one left
         self._clock = clock  # ages and time left are shown as of now
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="banner")
-        table: DataTable[str] = DataTable(id="approvals", cursor_type="row")
+        table = ChoiceTable(id="approvals")
         table.add_columns(*COLUMNS)
         yield table
         with VerticalScroll(id="detail"):
@@ -77,36 +83,49 @@ class ApprovalsScreen(Screen[None]):
 
     def show(self, data: dict[str, Any], now: float) -> None:
         self.pending = list(data.get("pending", []))
+        self.recent = {r["id"]: r for r in data.get("recent", [])}
         paint(self, lambda: self._render_rows(now))
 
     def _render_rows(self, now: float) -> None:
-        table = self.query_one("#approvals", DataTable)
-        cursor = table.cursor_row
-        table.clear()
+        table = self.query_one("#approvals", ChoiceTable)
+        rows = []
         for r in self.pending:
             created, expires = timefmt.parse(r["created_at"]), timefmt.parse(r["expires_at"])
-            table.add_row(r["id"], r["requester"], r["connection"], r.get("rule") or "-",
-                          timefmt.span(now - created if created else None),
-                          timefmt.span(expires - now if expires else None),
-                          str(len(r.get("approvals", []))), key=r["id"])
-        if self.pending:
-            table.move_cursor(row=min(cursor, len(self.pending) - 1))
+            rows.append((r["id"], [r["id"], r["requester"], r["connection"], r.get("rule") or "-",
+                                   timefmt.span(now - created if created else None),
+                                   timefmt.span(expires - now if expires else None),
+                                   str(len(r.get("approvals", [])))]))
+        table.fill(rows)
         self._show_selected()
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one("#approvals", DataTable)
-        if not self.pending or table.cursor_row < 0:
-            return None
-        return self.pending[min(table.cursor_row, len(self.pending) - 1)]
+        """The request the operator chose, by id — never whatever row the cursor is on."""
+        chosen = self.query_one("#approvals", ChoiceTable).chosen
+        return next((r for r in self.pending if r["id"] == chosen), None)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def _left(self) -> str | None:
+        """Why nothing is selected: the chosen request left the queue (None: it did not)."""
+        lost = self.query_one("#approvals", ChoiceTable).lost
+        if lost is None:
+            return None
+        status = self.recent.get(lost, {}).get("status")
+        how = f" ({status})" if status and status != "pending" else ""
+        return f"Request {lost} left the queue{how}: nothing is selected."
+
+    @on(ChoiceTable.Chosen)
+    def _chosen(self) -> None:
         self._show_selected()
 
     def _show_selected(self) -> None:
         detail = self.query_one("#statement", Static)
         req = self.selected()
         if req is None:
-            detail.update("No approval requests are waiting.")
+            left = self._left()
+            if left is not None:
+                detail.update(f"{left}\nMove with ↑/↓ (or j/k) to choose a request."
+                              if self.pending else left)
+            else:
+                detail.update("No approval requests are waiting.")
             return
         dark = self.app.current_theme.dark
         detail.update(Syntax(
@@ -124,7 +143,12 @@ class ApprovalsScreen(Screen[None]):
     def _decide(self, *, approve: bool) -> None:
         req = self.selected()
         if req is None:
-            self.app.notify("Nothing to decide.", severity="warning")
+            left = self._left()
+            if left is not None:
+                self.app.notify(f"{left} Move with ↑/↓ to choose one, then press "
+                                f"{'a' if approve else 'd'}.", severity="warning")
+            else:
+                self.app.notify("No approval requests are waiting.", severity="warning")
             return
         verb = "Approve" if approve else "Deny"
 

@@ -1,4 +1,9 @@
-"""1 — Sessions: live ones first, then recent; `/` filters; Enter opens one (``Open``)."""
+"""1 — Sessions: live ones first, then recent; `/` filters; Enter opens one (``Open``).
+
+The selection is the session the operator chose, by id (``ChoiceTable``): a session opening
+above it does not move it onto another one. If the chosen session leaves the list, nothing is
+selected until the operator moves (Enter says so).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -15,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from tui import timefmt
 from tui.screens.painting import paint
+from tui.widgets.choice import ChoiceTable
 
 # What matters at 3 a.m. comes first, so that 80 columns show it: who, where, and in what state.
 COLUMNS = ("ID", "IDENTITY", "CONNECTION", "STATUS", "DURATION", "STMTS", "STARTED UTC",
@@ -51,7 +58,7 @@ class SessionsScreen(Screen[None]):
         yield Static("", id="banner")
         yield Input(placeholder="filter: identity, connection, client, application, id…",
                     id="filter")
-        table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        table = ChoiceTable(id="sessions", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
         if self.hint:
@@ -69,10 +76,11 @@ class SessionsScreen(Screen[None]):
         self.rows = [*live.values(), *recent]
         paint(self, lambda: self._render_rows(now))
 
-    def _render_rows(self, now: float) -> None:
+    def _render_rows(self, now: float, *, operator: bool = False) -> None:
         """Update the table in place: only changed cells are touched, and the table is rebuilt
-        only when sessions come, go or reorder (a full rebuild of 1,000 rows costs seconds)."""
-        table = self.query_one("#sessions", DataTable)
+        only when sessions come, go or reorder (a full rebuild of 1,000 rows costs seconds).
+        ``operator``: the operator's filter changed what is shown (see ``ChoiceTable.fill``)."""
+        table = self.query_one("#sessions", ChoiceTable)
         wanted = self.filter_text.lower()
         desired: dict[str, list[str]] = {}
         for row in self.rows:
@@ -83,11 +91,7 @@ class SessionsScreen(Screen[None]):
                 continue
             desired[row["id"]] = cells
         if list(desired) != list(self._shown):
-            cursor = table.cursor_row
-            table.clear()
-            table.add_rows(list(desired.values()))
-            if desired:
-                table.move_cursor(row=min(max(cursor, 0), len(desired) - 1))
+            table.fill(list(desired.items()), operator=operator)
         else:
             for index, (sid, cells) in enumerate(desired.items()):
                 before = self._shown[sid]
@@ -127,26 +131,29 @@ class SessionsScreen(Screen[None]):
         box.value = ""
         box.display = False
         self.filter_text = ""
-        self.query_one("#sessions", DataTable).focus()
-        self._render_rows(self._clock())
+        self.query_one("#sessions", ChoiceTable).focus()
+        self._render_rows(self._clock(), operator=True)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
-        self._render_rows(self._clock())
+        self._render_rows(self._clock(), operator=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#sessions", DataTable).focus()
+        self.query_one("#sessions", ChoiceTable).focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self._open_row(event.cursor_row)
+        if event.row_key.value is not None:
+            self._open(event.row_key.value)
 
+    @on(ChoiceTable.NothingChosen)
     def action_open(self) -> None:
-        self._open_row(self.query_one("#sessions", DataTable).cursor_row)
-
-    def _open_row(self, index: int) -> None:
-        ids = list(self._shown)
-        if 0 <= index < len(ids):
-            self._open(ids[index])
+        table = self.query_one("#sessions", ChoiceTable)
+        if table.chosen is None:
+            gone = f"Session {table.lost[:8]} left the list: " if table.lost else ""
+            self.app.notify(f"{gone}nothing is selected. Move with ↑/↓ to choose a session.",
+                            severity="warning")
+            return
+        self._open(table.chosen)
 
     def _open(self, session_id: str) -> None:
         row = next((r for r in self.rows if r["id"] == session_id), None)
