@@ -17,6 +17,12 @@ crash) they are replayed before the current file, oldest first.
 A record that carries bytes (an SSH output chunk) ends its line with ``\\t #<length>`` and is
 followed by the bytes themselves and a newline: copied as they are (base64 took a third of the
 engine's time when a session streamed bulk output).
+
+Replay reads the files with ``scan``, which changes nothing: besides the records it yields a
+``Leftover`` for bytes that are not records — a torn tail (a write a crash cut short) or lines
+that cannot be read — so that the store keeps them aside instead of dropping them. ``moved``
+tells whether the file at the journal's path is still the one being appended to (someone may
+have removed it); ``reopen`` starts a new one there.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
+
+from store.files import create_private
 
 
 class JournalRecord(NamedTuple):
@@ -47,11 +55,21 @@ class JournalRecord(NamedTuple):
         return b"".join((head, b"\t#%d\n" % len(self.blob), self.blob, b"\n"))
 
 
+class Leftover(NamedTuple):
+    """Bytes of a journal file that are not complete records, from ``offset`` to its end."""
+
+    path: Path
+    offset: int
+    data: bytes
+    torn: bool  # a write cut short by a crash (True), or lines that are not records (False)
+    reason: str
+
+
 class Journal:
     def __init__(self, path: Path, *, fsync: bool) -> None:
         self.path = path
         self._fsync = fsync
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = create_private(path, os.O_WRONLY | os.O_APPEND)
         self._size = os.fstat(self._fd).st_size
 
     def append(self, records: list[JournalRecord]) -> None:
@@ -75,8 +93,8 @@ class Journal:
             return None
         taken = {int(p.suffix[1:]) for p in self.rotated()}
         old = self.path.with_name(f"{self.path.name}.{max(taken, default=0) + 1}")
-        fd = os.open(self.path.with_name(self.path.name + ".next"),
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        fd = create_private(self.path.with_name(self.path.name + ".next"),
+                            os.O_WRONLY | os.O_TRUNC | os.O_APPEND)
         try:
             os.rename(self.path, old)
             os.rename(self.path.with_name(self.path.name + ".next"), self.path)
@@ -95,25 +113,29 @@ class Journal:
 
     def rotated(self) -> list[Path]:
         """Rotated files not yet removed, oldest first."""
-        prefix = self.path.name + "."
-        found = [p for p in self.path.parent.glob(prefix + "*")
-                 if p.name[len(prefix):].isdigit()]
-        return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+        return rotated_files(self.path)
 
-    def all_records(self) -> Iterator[JournalRecord]:
-        """Rotated files' records, then the current file's (replay after a crash)."""
-        for path in self.rotated():
-            yield from _read(path)
-        yield from self.records()
+    def scan(self) -> Iterator[tuple[Path, JournalRecord | Leftover]]:
+        """Rotated files' records, then the current file's, each file's leftover after its
+        records, with the file they are in (replay after a crash). Reads only: the caller
+        clears the files once it has kept what they hold."""
+        return scan(self.path)
 
-    def records(self) -> Iterator[JournalRecord]:
-        """Complete records in the file. A torn last line (a crash in the middle of a write,
-        which was never acknowledged) is cut off, so that later appends start on a clean line.
-        Raises ValueError for a complete line that is not a record."""
-        good = yield from _read(self.path)
-        if good != self._size:
-            os.ftruncate(self._fd, good)
-            self._size = good
+    def moved(self) -> bool:
+        """True when the file at the journal's path is no longer the one being appended to
+        (removed, or replaced): appends would go where no replay finds them."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        held = os.fstat(self._fd)
+        return (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino)
+
+    def reopen(self) -> None:
+        """Go on appending to a new, empty file at the journal's path (after ``moved``)."""
+        fd = create_private(self.path, os.O_WRONLY | os.O_APPEND)
+        os.close(self._fd)
+        self._fd, self._size = fd, os.fstat(fd).st_size
 
     def clear(self) -> None:
         os.ftruncate(self._fd, 0)
@@ -127,16 +149,41 @@ class Journal:
         os.close(self._fd)
 
 
-def _read(path: Path) -> Generator[JournalRecord, None, int]:
-    """The complete records of one journal file; returns how many bytes they take. A torn last
-    line is left out (the current file is cut there by its owner)."""
+def rotated_files(path: Path) -> list[Path]:
+    """The journal ``path``'s rotated files that exist, oldest first."""
+    prefix = path.name + "."
+    found = [p for p in path.parent.glob(prefix + "*") if p.name[len(prefix):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+
+
+def scan(path: Path) -> Iterator[tuple[Path, JournalRecord | Leftover]]:
+    """What the journal ``path`` and its rotated files hold, oldest first (see
+    ``Journal.scan``); a file removed meanwhile raises FileNotFoundError."""
+    for file in [*rotated_files(path), path]:
+        if file is path and not path.exists():
+            return
+        reading = _read(file)
+        while True:
+            try:
+                record = next(reading)
+            except StopIteration as end:
+                if end.value is not None:
+                    yield file, end.value
+                break
+            yield file, record
+
+
+def _read(path: Path) -> Generator[JournalRecord, None, Leftover | None]:
+    """The complete records of one journal file; returns what follows them, if anything: a
+    torn last record, or the rest of the file from the first line that is not a record (what
+    follows such a line cannot be told apart from a blob's bytes)."""
     good = 0
     with path.open("rb") as f:
         number = 0
         while raw := f.readline():
             number += 1
             if not raw.endswith(b"\n"):
-                break  # torn tail
+                return _leftover(f, path, good, True, f"record {number} was cut short")
             size = len(raw)
             try:
                 seq, kind, sid, ref, prev, digest, rest = raw[:-1].decode().split("\t", 6)
@@ -148,13 +195,20 @@ def _read(path: Path) -> Generator[JournalRecord, None, int]:
                     length = int(marker[1:])
                     data = f.read(length + 1)
                     if len(data) < length + 1:
-                        break  # torn tail inside the bytes
+                        return _leftover(f, path, good, True,
+                                         f"record {number} was cut short in its bytes")
                     if data[-1:] != b"\n":
                         raise ValueError("bytes not followed by a newline")
                     blob, size = data[:-1], size + len(data)
                 record = JournalRecord(int(seq), kind, sid, int(ref), prev, digest, body, blob)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{path.name} record {number} is not a journal record") from exc
+            except (ValueError, UnicodeDecodeError):
+                return _leftover(f, path, good, False,
+                                 f"line {number} and what follows are not journal records")
             good += size
             yield record
-    return good
+    return None
+
+
+def _leftover(f: BinaryIO, path: Path, offset: int, torn: bool, reason: str) -> Leftover:
+    f.seek(offset)
+    return Leftover(path, offset, f.read(), torn, reason)

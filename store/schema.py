@@ -101,6 +101,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sessions ADD COLUMN identity_vendor TEXT;
     """,
+    # 7: what journal replay found and could not apply (a record that does not continue the
+    # chain, or takes a place another record holds, bytes that are not records, a write a
+    # crash cut short), kept as it was found: verify names each one.
+    """
+    CREATE TABLE rejected (
+        id INTEGER PRIMARY KEY,
+        found_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        seq INTEGER,
+        kind TEXT,
+        session_id TEXT,
+        torn INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

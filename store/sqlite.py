@@ -1,9 +1,25 @@
-"""The SQLite store: one file, WAL, one writer (the engine), any number of readers."""
+"""The SQLite store: one file, WAL, one writer (the engine), any number of readers.
+
+The writer holds the store's lock (``store/lock.py``) from before it touches anything until it
+closes, and keeps the store's files private (``store/files.py``; ARCHITECTURE.md invariant 12).
+Replay after a crash never drops what it cannot apply: such records, and bytes of the journal
+that are not records, are kept in the ``rejected`` table, where ``verify`` finds them.
+
+Before each checkpoint the writer checks that its files are still where it opened them: a
+store file removed while the engine runs is still open, so it is written back to its path
+from the open connection (SQLite's backup) and the engine goes on with it; a removed journal
+is started again with every record not yet in the database; a removed lock file is taken
+again, unless another engine got there first. Until a repair succeeds the store is broken and
+statements are refused.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -12,12 +28,15 @@ import sqlite_utils
 
 from store import ops as O
 from store.chain import GENESIS, canonical, link
-from store.journal import Journal, JournalRecord
+from store.errors import StoreError, StoreLocked
+from store.files import check_private, private_directory, touch_private
+from store.journal import Journal, JournalRecord, Leftover
+from store.lock import StoreLock
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 
+log = logging.getLogger(__name__)
 
-class StoreError(Exception):
-    """The store cannot be opened or written; the message is for the operator."""
+__all__ = ["SqliteStore", "StoreError", "journal_path", "open_store"]
 
 
 _SESSION_INSERT = (
@@ -122,11 +141,41 @@ def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
                    approval_updates, output)
 
 _AUDIT = "INSERT INTO audit (seq, kind, session_id, ref, body, prev, hash) VALUES (?,?,?,?,?,?,?)"
+_REJECTED = (
+    "INSERT INTO rejected (found_at, source, seq, kind, session_id, torn, reason, data)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
+class Rejected(NamedTuple):
+    """What replay found in the journal and could not apply, kept as it was found."""
+
+    source: str  # the journal file's name
+    seq: int | None
+    kind: str | None
+    session_id: str | None
+    torn: bool  # a write a crash cut short
+    reason: str
+    data: bytes
+
+    @classmethod
+    def record(cls, source: Path, record: JournalRecord, reason: str) -> Rejected:
+        return cls(source.name, record.seq, record.kind, record.session_id, False, reason,
+                   record.line())
+
+    @classmethod
+    def leftover(cls, found: Leftover) -> Rejected:
+        return cls(found.path.name, None, None, None, found.torn,
+                   f"{found.reason} (from byte {found.offset})", found.data)
+
+    def row(self, found_at: str) -> tuple[Any, ...]:
+        return (found_at, self.source, self.seq, self.kind, self.session_id, int(self.torn),
+                self.reason, self.data)
 
 
 class SqliteStore:
     def __init__(self, path: Path, conn: sqlite3.Connection, *, writer: bool,
-                 durability: str = "normal") -> None:
+                 durability: str = "normal", lock: StoreLock | None = None) -> None:
         self.path = path
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
@@ -134,19 +183,34 @@ class SqliteStore:
         self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
         self._broken: StoreError | None = None
         self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
+        self._durability = durability
+        self._lock = lock
+        self._file = _identity(path) if writer else None
         self.journal: Journal | None = None
         # Checkpoints write through a connection of their own: they may run in a worker
         # thread, and a transaction there must never meet a reader's statement (sqlite-utils
         # wraps queries in savepoints) on the connection the engine reads with.
         self.writer = conn
         if writer:
-            self.writer = sqlite3.connect(f"file:{path}", uri=True, isolation_level=None,
-                                          check_same_thread=False, timeout=10)
-            self.writer.execute("PRAGMA busy_timeout = 10000")
-            self.writer.execute(
-                f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
-            self.journal = Journal(journal_path(path), fsync=durability == "full")
-            self._replay()
+            assert lock is not None, "the writer holds the store's lock"
+            self.writer = self._connect_writer()
+            try:
+                self.journal = Journal(journal_path(path), fsync=durability == "full")
+                self._replay()
+            except BaseException:
+                if self.journal is not None:
+                    self.journal.close()
+                self.writer.close()
+                raise
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.path}", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(
+            f"PRAGMA synchronous = {'FULL' if self._durability == 'full' else 'NORMAL'}")
+        return conn
 
     # --- writing --------------------------------------------------------------------------
 
@@ -158,7 +222,7 @@ class SqliteStore:
         then nothing of the batch is committed and the chain head is left as it was.
         """
         if self._broken is not None:
-            self.checkpoint()
+            self._checkpoint_now()  # files out of place are put back by the next checkpoint
         assert self.journal is not None, "a read-only store cannot be written"
         seq, head = self._seq, self._head
         records: list[tuple[JournalRecord, dict[str, Any]]] = []
@@ -182,9 +246,20 @@ class SqliteStore:
 
     def checkpoint(self) -> None:
         """Move committed records from the journal into the database, in one transaction,
-        here and now (start, shutdown, and retries after a failure)."""
+        here and now (start, shutdown, and retries after a failure), after putting back any
+        of the store's files that were removed. Call it where nothing else uses the store."""
         if self._job is not None:
             return  # a checkpoint is running in a worker thread: it will take these too
+        try:
+            self._keep_in_place()
+        except StoreError as exc:
+            self._broken = exc
+            raise
+        self._checkpoint_now()
+
+    def _checkpoint_now(self) -> None:
+        if self._job is not None:
+            return
         if not self._pending:
             self._broken = None
             return
@@ -197,20 +272,34 @@ class SqliteStore:
     def start_checkpoint(self) -> Callable[[], StoreError | None] | None:
         """The same, with the SQLite work done by the returned function in a worker thread
         while the engine goes on committing to a fresh journal; hand its result to
-        ``finish_checkpoint``. None when there is nothing to move (or one is running)."""
+        ``finish_checkpoint``. None when there is nothing to move (or one is running). Called
+        on the engine's thread, between commits."""
         if self._job is not None or not self._pending:
             return None
         assert self.journal is not None
+        try:
+            self._keep_in_place()
+        except StoreError as exc:
+            return self._failing(exc)
         records = self._pending
         self._pending = []
         try:
             self.journal.rotate()
-        except OSError as exc:
+        except OSError as exc:  # no new file in the directory: move them here and now
             self._pending[:0] = records
-            self._broken = StoreError(f"cannot rotate the store journal: {exc}")
+            log.warning("cannot rotate the store journal (%s): checkpointing in place", exc)
+            try:
+                self._checkpoint_now()
+            except StoreError as failed:
+                return self._failing(failed)
             return None
         self._job = records
         return lambda: self._write_or_error(records)
+
+    def _failing(self, exc: StoreError) -> Callable[[], StoreError | None]:
+        """A checkpoint job that reports ``exc``: the recorder logs it and tries again."""
+        self._job = []
+        return lambda: exc
 
     def finish_checkpoint(self, result: StoreError | None) -> None:
         records, self._job = self._job, None
@@ -230,10 +319,16 @@ class SqliteStore:
         if whole_journal and not self._pending:
             self.journal.clear()
 
-    def _write_or_error(self, records: list[tuple[JournalRecord, dict[str, Any]]]
-                        ) -> StoreError | None:
+    def _write_or_error(self, records: list[tuple[JournalRecord, dict[str, Any]]],
+                        rejected: Iterable[Rejected] = ()) -> StoreError | None:
         """Insert ``records`` in one transaction. Touches only the connection, so it may run
         in a worker thread (SQLite serialises use of the connection)."""
+        if self._file is not None and _identity(self.path) != self._file:
+            return StoreError(f"the store {self.path} was removed or replaced while the engine"
+                              " ran: nothing is written until it is back")
+        if self._lock is not None and not self._lock.still_ours():
+            return StoreError(f"the store's lock file {self._lock.path} was removed while the"
+                              " engine ran: nothing is written until it holds the lock again")
         conn = self.writer
         merged = _merge(records)
         try:
@@ -249,6 +344,8 @@ class SqliteStore:
                 (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
                 for r, _ in records
             ])
+            found_at = O.utc(time.time())
+            conn.executemany(_REJECTED, [r.row(found_at) for r in rejected])
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -256,33 +353,126 @@ class SqliteStore:
             return StoreError(f"cannot write to the store {self.path}: {exc}")
         return None
 
-    def _replay(self) -> None:
-        """Records committed to the journal but not yet in the database (after a crash)."""
-        assert self.journal is not None
+    # --- files out of place ----------------------------------------------------------------
+
+    def _keep_in_place(self) -> None:
+        """Put back what was removed from under the running engine: the directory, the lock
+        file (unless another engine now holds a new one), the store file (from the open
+        connection), the journal (with every record not yet in the database)."""
+        assert self.journal is not None and self._lock is not None
+        if self._lock.still_ours() and _identity(self.path) == self._file \
+                and not self.journal.moved():
+            return
         try:
-            for record in self.journal.all_records():
-                if record.seq <= self._seq:
-                    continue  # checkpointed before the crash, journal not yet emptied
-                if record.seq != self._seq + 1 or record.prev != self._head:
-                    raise StoreError(
-                        f"the journal {self.journal.path} does not continue the audit chain at "
-                        f"record {record.seq}: refusing to start (move it aside to investigate)"
-                    )
-                if link(record.prev, record.seq, record.kind, record.session_id, record.ref,
-                        record.body.encode()) != record.hash:
-                    raise StoreError(
-                        f"the journal {self.journal.path} record {record.seq} does not match "
-                        "its hash: refusing to start (move it aside to investigate)"
-                    )
-                self._pending.append((record, json.loads(record.body)))
-                self._seq, self._head = record.seq, record.hash
-        except ValueError as exc:
+            private_directory(self.path.parent)
+            if not self._lock.still_ours():
+                self._lock.retake()
+                log.error("the store's lock file %s was removed while the engine ran: took a"
+                          " new one", self._lock.path)
+            if _identity(self.path) != self._file:
+                self._restore()
+            if self.journal.moved():
+                self.journal.reopen()
+                unsaved = [r for r, _ in [*(self._job or []), *self._pending]]
+                if unsaved:
+                    self.journal.append(unsaved)
+                log.error("the store journal %s was removed while the engine ran: started a new"
+                          " one with the %d records not yet in the database", self.journal.path,
+                          len(unsaved))
+        except StoreLocked as exc:
+            raise StoreError(f"the store's lock file was removed while the engine ran and"
+                             f" another engine took the store: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot put back the store's files in {self.path.parent}: {exc}"
+                             ) from exc
+
+    def _restore(self) -> None:
+        """The store file was removed while the engine had it open: write what the open
+        connection still reads back to its path (SQLite's online backup), then go on there.
+        A file someone put in its place is not ours to overwrite."""
+        if self.path.exists():
             raise StoreError(
-                f"the journal {self.journal.path} is damaged ({exc}): refusing to start "
-                "(move it aside to investigate)"
-            ) from exc
-        if self._pending:
-            self.checkpoint()
+                f"the store {self.path} was replaced by another file while the engine ran:"
+                " refusing to write to either; stop the engine and find out which is the store")
+        copy = self.path.with_name(self.path.name + ".restoring")
+        copy.unlink(missing_ok=True)
+        touch_private(copy)
+        target = sqlite3.connect(copy)
+        try:
+            self.writer.backup(target)
+        finally:
+            target.close()
+        # The old connections read a file that is gone. SQLite neither checkpoints nor removes
+        # the -wal of a database that moved, so closing them cannot touch the new one; what
+        # is left at the old -wal and -shm names belongs to the removed file.
+        self.writer.close()
+        self.conn.close()
+        for leftover in ("-wal", "-shm"):
+            self.path.with_name(self.path.name + leftover).unlink(missing_ok=True)
+        os.rename(copy, self.path)
+        _sync_directory(self.path.parent)
+        self._file = _identity(self.path)
+        self.writer = self._connect_writer()
+        self.conn = sqlite3.connect(f"file:{self.path}", uri=True, isolation_level=None,
+                                    check_same_thread=False, timeout=10)
+        self.conn.execute("PRAGMA busy_timeout = 10000")
+        self.db = sqlite_utils.Database(self.conn)
+        log.error("the store %s was removed while the engine ran: wrote it back from the open"
+                  " database (%d audit records)", self.path, self._chain_head()[0])
+
+    # --- replay ---------------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        """Records committed to the journal but not yet in the database (after a crash).
+
+        A record that is already in the database (a crash between a checkpoint's COMMIT and
+        the journal's truncation) is skipped once its hash says it is the same record. What
+        cannot be applied — a record that does not continue the chain, or whose hash does not
+        match, or that takes a place in the chain another record holds, and bytes that are not
+        records — is kept in the ``rejected`` table and logged; ``verify`` fails naming it."""
+        assert self.journal is not None
+        stored_seq = self._seq
+        replayed: dict[int, str] = {}
+        rejected: list[Rejected] = []
+        for source, found in self.journal.scan():
+            if isinstance(found, Leftover):
+                rejected.append(Rejected.leftover(found))
+                continue
+            record = found
+            reason = None
+            if record.seq <= self._seq:
+                held = (self.audit_hash(record.seq) if record.seq <= stored_seq
+                        else replayed.get(record.seq))
+                if held == record.hash:
+                    continue  # checkpointed before the crash, journal not yet emptied
+                reason = f"audit record {record.seq} is another record"
+            elif record.seq != self._seq + 1 or record.prev != self._head:
+                reason = f"does not continue the audit chain (its head is record {self._seq})"
+            elif link(record.prev, record.seq, record.kind, record.session_id, record.ref,
+                      record.body.encode()) != record.hash:
+                reason = "does not match its hash (edited)"
+            if reason is not None:
+                rejected.append(Rejected.record(source, record, reason))
+                continue
+            try:
+                fields = json.loads(record.body)
+            except ValueError:
+                rejected.append(Rejected.record(source, record, "its body is not JSON"))
+                continue
+            self._pending.append((record, fields))
+            replayed[record.seq] = record.hash
+            self._seq, self._head = record.seq, record.hash
+        for r in rejected:
+            log.error("journal %s: %s%s: kept in the store's rejected table", r.source,
+                      f"record {r.seq} ({r.kind}, session {r.session_id}) " if r.seq else "",
+                      r.reason)
+        if rejected:
+            records, self._pending = self._pending, []
+            self._finish(records, self._write_or_error(records, rejected), whole_journal=True)
+            if self._broken is not None:
+                raise self._broken
+        elif self._pending:
+            self._checkpoint_now()
         else:
             if self.journal.size:
                 self.journal.clear()
@@ -402,6 +592,25 @@ class SqliteStore:
             if self.writer is not self.conn:
                 self.writer.close()
             self.conn.close()
+            if self._lock is not None:
+                self._lock.release()  # last: nothing of this engine touches the store after
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (device and inode), None when there is none."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def journal_path(path: Path) -> Path:
@@ -409,30 +618,79 @@ def journal_path(path: Path) -> Path:
 
 
 def open_store(path: Path, *, durability: str = "normal", readonly: bool = False) -> SqliteStore:
-    """Open (and, for the writer, create and migrate) the store at ``path``."""
-    if readonly and not path.exists():
+    """Open the store at ``path``: read-only (the CLI, the TUI), or as its one writer (the
+    engine), which first takes the store's lock — before anything touches it: migrations,
+    journal replay — and creates, migrates and replays it. Raises ``StoreError``;
+    ``StoreLocked`` when another engine holds the store, ``ExposedStore`` when others can
+    read it."""
+    if readonly:
+        return _open_reader(path)
+    lock = _lock(path)
+    try:
+        return _open_writer(path, durability, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_reader(path: Path) -> SqliteStore:
+    if not path.exists():
         raise StoreError(f"no store at {path}: has the engine run with this policies file?")
     try:
-        if not readonly:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        conn = sqlite3.connect(
-            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10
-        )
-        conn.execute("PRAGMA busy_timeout = 10000")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
-            _migrate(conn)
-        else:
-            version = _version(conn)
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store {path} has schema {version}, newer than this Gatewatch reads"
-                )
-        return SqliteStore(path, conn, writer=not readonly, durability=durability)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=10)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        version = _version(conn)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {path} has schema {version}, newer than this Gatewatch reads")
+        return SqliteStore(path, conn, writer=False)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot open the store {path}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _lock(path: Path) -> StoreLock:
+    """The writer's lock, in a private directory (created 0700 when absent), on files that
+    are private (ARCHITECTURE.md invariant 12)."""
+    try:
+        private_directory(path.parent)
+        check_private(path)
+        return StoreLock.acquire(path)
+    except OSError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from exc
+
+
+def _open_writer(path: Path, durability: str, lock: StoreLock) -> SqliteStore:
+    try:
+        touch_private(path)  # before SQLite creates it: its -wal and -shm take this mode
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc.strerror or exc}") from exc
+    try:
+        conn = sqlite3.connect(f"file:{path}", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=10)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+        conn.execute("BEGIN IMMEDIATE")  # a file the engine cannot write fails here, not later
+        conn.execute("ROLLBACK")
+        _migrate(conn)
+        return SqliteStore(path, conn, writer=True, durability=durability, lock=lock)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot open the store {path} for writing: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
 
 
 def _version(conn: sqlite3.Connection) -> int:

@@ -1,16 +1,38 @@
-"""Recompute the audit chain and check that the tables say what the chain says."""
+"""Recompute the audit chain and check that the tables — and the journal — say what it says.
+
+``verify`` never says ok while a record is missing. It checks, in one read transaction (so a
+running engine's checkpoints cannot make the tables and the chain disagree mid-way):
+
+- the audit chain: every sequence number from 1 with no gap, each record linked to the one
+  before it, each hash recomputed;
+- the tables against the chain (sessions, statements, approvals, SSH output);
+- the journal beside the store, read before the database: its records already moved into the
+  database must be the same records, and those not yet moved must continue the chain from
+  the database's head with no gap (they are what the engine has committed and a statement may
+  have been forwarded on); bytes that are not records fail;
+- the ``rejected`` table, where journal replay keeps what it could not apply: each record
+  kept there fails, naming it; a torn write (a crash in the middle of one, never acknowledged
+  with ``durability: full``) is a note.
+
+A journal that a running engine rotates while it is read is read again; its last, incomplete
+line is a write in progress and is left for the engine (or the next replay).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from store import ops as O
 from store.chain import GENESIS, link
-from store.sqlite import SqliteStore
+from store.journal import JournalRecord, Leftover, rotated_files, scan
+from store.sqlite import SqliteStore, journal_path
 
 
 @dataclass
@@ -18,12 +40,12 @@ class VerifyResult:
     records: int = 0
     sessions: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # true and worth saying, not failures
+    pending: int = 0  # records committed to the journal, not yet in the tables
 
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
 
 
 PROGRESS_EVERY = 10_000  # audit records between calls of ``progress``
@@ -31,9 +53,28 @@ PROGRESS_EVERY = 10_000  # audit records between calls of ``progress``
 
 def verify(store: SqliteStore, session_id: str | None = None,
            progress: Callable[[int], None] | None = None) -> VerifyResult:
-    """Walk the whole chain (links are global), compare tables for one session or all.
-    ``progress(n)`` is called as each ``n`` more audit records have been checked."""
+    """Walk the whole chain (links are global), compare tables for one session or all, then
+    the journal and the rejected records (global too). ``progress(n)`` is called as each
+    ``n`` more audit records have been checked."""
+    journal = _read_journal(journal_path(store.path))  # before the database: see _check_journal
     result = VerifyResult()
+    began = not store.conn.in_transaction
+    if began:
+        store.conn.execute("BEGIN")
+    try:
+        head_seq, head = _walk_chain(store, session_id, progress, result)
+        if result.ok:
+            _check_journal(store, journal, head_seq, head, result)
+        _check_rejected(store, result)
+    finally:
+        if began:
+            store.conn.execute("COMMIT")
+    return result
+
+
+def _walk_chain(store: SqliteStore, session_id: str | None,
+                progress: Callable[[int], None] | None, result: VerifyResult) -> tuple[int, str]:
+    """The chain's records in order, then the tables against them; returns the head."""
     sessions: dict[str, dict[str, Any]] = {}
     statements: dict[tuple[str, int], dict[str, Any]] = {}
     approvals: dict[str, dict[str, Any]] = {}
@@ -51,14 +92,14 @@ def verify(store: SqliteStore, session_id: str | None = None,
         where = f"audit record {seq} ({kind}, session {sid})"
         if seq != expected_seq:
             result.problems.append(f"audit record {expected_seq} is missing (next is {seq})")
-            return result
+            return seq, head
         if prev != head:
             result.problems.append(f"{where}: does not link to the record before it")
-            return result
+            return seq, head
         head = link(prev, seq, kind, sid, ref, body.encode())
         if head != stored_hash:
             result.problems.append(f"{where}: content does not match its hash (edited)")
-            return result
+            return seq, head
         fields = json.loads(body)
         if kind in (O.SESSION_OPEN, O.SESSION_CLOSE):
             sessions.setdefault(sid, {}).update(fields)
@@ -70,12 +111,131 @@ def verify(store: SqliteStore, session_id: str | None = None,
             output[(sid, ref)] = fields
         else:
             result.problems.append(f"{where}: unknown kind of record")
-            return result
+            return seq, head
     _compare_tables(store, sessions, statements, session_id, result)
     _compare_approvals(store, approvals, session_id, result)
     _compare_output(store, output, session_id, result)
     result.sessions = len(sessions) if session_id is None else int(session_id in sessions)
-    return result
+    return expected_seq, head
+
+
+# --- the journal -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Journal:
+    path: Path
+    records: list[JournalRecord] = field(default_factory=list)
+    leftovers: list[Leftover] = field(default_factory=list)  # not records, except a torn tail
+    steady: bool = True  # False: a running engine kept rotating it while it was read
+
+
+def _files(path: Path) -> dict[str, tuple[int, int]]:
+    """The journal's files now: name -> (inode, size)."""
+    found = {}
+    for file in [*rotated_files(path), path]:
+        try:
+            info = os.stat(file)
+        except FileNotFoundError:
+            continue
+        found[file.name] = (info.st_ino, info.st_size)
+    return found
+
+
+def _read_journal(path: Path, attempts: int = 20) -> _Journal:
+    """Every journal file's records, read while no file was renamed, removed or cut (a running
+    engine rotates its journal at each checkpoint); the current file's torn tail is a write in
+    progress and is left out."""
+    journal = _Journal(path)
+    for _ in range(attempts):
+        journal = _Journal(path)
+        before = _files(path)
+        try:
+            for file, found in scan(path):
+                if isinstance(found, JournalRecord):
+                    journal.records.append(found)
+                elif not (found.torn and file == path):
+                    journal.leftovers.append(found)
+        except FileNotFoundError:
+            time.sleep(0.01)
+            continue
+        after = _files(path)
+        if before.keys() == after.keys() and all(
+                after[name][0] == ino and after[name][1] >= size
+                for name, (ino, size) in before.items()):
+            return journal
+        time.sleep(0.01)
+    journal.steady = False
+    return journal
+
+
+def _check_journal(store: SqliteStore, journal: _Journal, head_seq: int, head: str,
+                   result: VerifyResult) -> None:
+    """The journal was read before the database's snapshot, and a record leaves the journal
+    only after it is in the database: so every record committed is in the snapshot or in what
+    was read of the journal, and a gap between them is a record lost."""
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    expected, prev = head_seq + 1, head
+    for record in journal.records:
+        where = (f"journal record {record.seq} ({record.kind}, session {record.session_id})"
+                 f" in {journal.path.name}")
+        if record.seq <= head_seq:
+            if store.audit_hash(record.seq) != record.hash:
+                problems.append(f"{where}: differs from audit record {record.seq} in the store")
+            continue
+        if record.seq < expected:
+            if seen.get(record.seq) != record.hash:
+                problems.append(f"{where}: differs from the journal's other record {record.seq}")
+            continue
+        if record.seq != expected:
+            problems.append(f"audit records {expected} to {record.seq - 1} are missing: in"
+                            " neither the store nor its journal")
+            break
+        if record.prev != prev:
+            problems.append(f"{where}: does not link to the record before it")
+            break
+        if link(record.prev, record.seq, record.kind, record.session_id, record.ref,
+                record.body.encode()) != record.hash:
+            problems.append(f"{where}: content does not match its hash (edited)")
+            break
+        seen[record.seq] = record.hash
+        expected, prev = record.seq + 1, record.hash
+        result.pending += 1
+    for leftover in journal.leftovers:
+        problems.append(f"the journal file {leftover.path.name}: {leftover.reason}"
+                        f" ({len(leftover.data)} bytes from byte {leftover.offset})")
+    if problems and not journal.steady:
+        result.notes.append("the engine rotated its journal all the time verify read it: run"
+                            " verify again to check the journal")
+        return
+    result.problems += problems
+    if result.pending:
+        result.notes.append(
+            f"{result.pending} records are committed to the journal and not yet in the"
+            " tables: a running engine moves them within moments, a stopped one at its next"
+            " start")
+
+
+def _check_rejected(store: SqliteStore, result: VerifyResult) -> None:
+    """What journal replay kept aside (schema 7 on; an older store has nothing there)."""
+    has_table = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rejected'").fetchone()
+    if not has_table:
+        return
+    rows = store.conn.execute(
+        "SELECT id, found_at, source, seq, kind, session_id, torn, reason, length(data)"
+        " FROM rejected ORDER BY id")
+    for rid, found_at, source, seq, kind, sid, torn, reason, size in rows:
+        what = (f"journal record {seq} ({kind}, session {sid})" if seq is not None
+                else f"{size} bytes of {source}")
+        kept = f"kept in the store's rejected table (id {rid}) by the replay of {found_at[:19]}"
+        if torn:
+            result.notes.append(f"{what}: a write cut short by a crash ({reason}), never"
+                                f" acknowledged with durability: full; {kept}")
+        else:
+            result.problems.append(f"{what} could not be replayed into the store: {reason};"
+                                   f" {kept}")
 
 
 def _compare_tables(

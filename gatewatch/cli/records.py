@@ -98,7 +98,9 @@ def verify_store(store: SqliteStore, session_id: str | None) -> tuple[bool, str]
         result = verify(store, session_id, progress.advance)
     if result.ok:
         scope = f"session {session_id}" if session_id else f"{result.sessions} sessions"
-        return True, f"ok: audit chain of {result.records} records intact; {scope} match it"
+        return True, "\n".join([
+            f"ok: audit chain of {result.records} records intact; {scope} match it",
+            *(f"note: {note}" for note in result.notes)])
     return False, "verification FAILED: " + result.problems[0] + (
         f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
     )

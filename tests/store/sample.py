@@ -63,7 +63,10 @@ def a_session(sid: str, statements: int = 2) -> list[Op]:
 
 
 def crash(store: SqliteStore) -> None:
-    """Stop using a store the way a killed engine does: no checkpoint, no close()."""
+    """Stop using a store the way a killed engine does: no checkpoint, no close(); the kernel
+    releases the store's lock with the process."""
     store.conn.close()
     assert store.journal is not None
     store.journal.close()
+    assert store._lock is not None
+    store._lock.release()

@@ -299,7 +299,12 @@ def test_records_after_a_torn_tail_survive_the_next_crash(db_path: Path) -> None
         third.close()
 
 
-def test_journal_that_does_not_continue_the_chain_is_refused(db_path: Path) -> None:
+def rejected(store: SqliteStore) -> list[tuple[object, ...]]:
+    return store.conn.execute(
+        "SELECT source, seq, kind, session_id, torn, reason FROM rejected ORDER BY id").fetchall()
+
+
+def test_journal_that_does_not_continue_the_chain_is_kept_aside(db_path: Path) -> None:
     first = open_store(db_path)
     first.apply([session_open("s1")])
     first.checkpoint()
@@ -308,18 +313,43 @@ def test_journal_that_does_not_continue_the_chain_is_refused(db_path: Path) -> N
     line = journal_lines(db_path)[0].split(b"\t")
     line[4] = b"f" * 64  # prev no longer names record 1's hash
     journal_path(db_path).write_bytes(b"\t".join(line) + b"\n")
-    with pytest.raises(StoreError, match="does not continue the audit chain at record 2"):
-        open_store(db_path)
+    second = open_store(db_path)
+    try:
+        assert rejected(second) == [(
+            "gatewatch.db.journal", 2, O.STATEMENT_START, "s1", 0,
+            "does not continue the audit chain (its head is record 1)")]
+        kept = second.conn.execute("SELECT data FROM rejected").fetchone()[0]
+        assert kept == b"\t".join(line) + b"\n"  # as it was found
+        assert journal_path(db_path).stat().st_size == 0
+        result = verify(second)
+        assert result.problems == [
+            "journal record 2 (statement.start, session s1) could not be replayed into the"
+            " store: does not continue the audit chain (its head is record 1); kept in the"
+            " store's rejected table (id 1) by the replay of " + result.problems[0][-19:]]
+        second.apply([statement_start("s1", 1, "SELECT 'after'")])  # the chain goes on
+        second.checkpoint()
+        assert count(second, "audit") == 2
+        assert len(verify(second).problems) == 1
+    finally:
+        second.close()
 
 
-def test_journal_record_edited_before_replay_is_refused(db_path: Path) -> None:
+def test_journal_record_edited_before_replay_is_kept_aside(db_path: Path) -> None:
     first = open_store(db_path)
     first.apply([session_open("s1"), statement_start("s1", 1, "DROP TABLE audit_me")])
     crash(first)
     data = journal_path(db_path).read_bytes()
     journal_path(db_path).write_bytes(data.replace(b"DROP TABLE audit_me", b"SELECT 'harmless'"))
-    with pytest.raises(StoreError, match="record 2 does not match its hash"):
-        open_store(db_path)
+    second = open_store(db_path)
+    try:
+        assert [r[1:] for r in rejected(second)] == [
+            (2, O.STATEMENT_START, "s1", 0, "does not match its hash (edited)")]
+        assert count(second, "statements") == 0
+        [problem] = verify(second).problems
+        assert problem.startswith("journal record 2 (statement.start, session s1) could not be"
+                                  " replayed into the store: does not match its hash (edited)")
+    finally:
+        second.close()
 
 
 # --- failing closed --------------------------------------------------------------------------
