@@ -2,6 +2,11 @@
 
 PostgreSQL refuses to run as root; when we are root (as in CI) the server runs as the
 ``postgres`` system user on a directory that user owns.
+
+The superuser logs in without a password over the Unix socket, whose directory is 0700: only the
+server's user (and root) reach it. Over TCP the tests also let ``postgres`` and ``gw_trust`` in
+without one; ``trust_tcp=False`` (the demo, whose SSH target shares the host) takes that away, so
+that over TCP every role needs its password.
 """
 
 from __future__ import annotations
@@ -43,13 +48,15 @@ def missing_binaries() -> list[str]:
 class PgCluster:
     """Start with ``start()``; the superuser ``postgres`` connects over the Unix socket."""
 
-    def __init__(self, base: Path | None = None, *, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, base: Path | None = None, *, tls: tuple[Path, Path] | None = None,
+                 trust_tcp: bool = True) -> None:
         self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="gatewatch-pg-"))
         self.data = self.base / "data"
         self.socket_dir = self.base / "sock"
         self.port = free_port()
         self.host = "127.0.0.1"
         self._tls = tls
+        self._trust_tcp = trust_tcp
         self._as_postgres = os.geteuid() == 0
         self.started = False
 
@@ -69,14 +76,16 @@ class PgCluster:
         missing = missing_binaries()
         if missing:
             raise RuntimeError(f"PostgreSQL server binaries not found: {', '.join(missing)}")
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
+        self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        for path in (self.base, self.socket_dir):   # whatever the umask or the caller made
+            path.chmod(0o700)
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
             for path in (self.base, self.socket_dir):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
-            # The server runs as postgres: every directory above the data must be traversable.
-            for parent in [self.base, *self.base.parents]:
+            # The server runs as postgres: every directory above its own must be traversable.
+            for parent in self.base.parents:
                 if parent.stat().st_mode & 0o001 == 0:
                     parent.chmod(parent.stat().st_mode | 0o711)
         initdb = pg_bin("initdb")
@@ -104,10 +113,11 @@ class PgCluster:
             conf += ["ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"]
         with (self.data / "postgresql.conf").open("a") as f:
             f.write("\n".join(conf) + "\n")
+        trusted = ("host all postgres 127.0.0.1/32 trust\n"
+                   "host all gw_trust 127.0.0.1/32 trust\n") if self._trust_tcp else ""
         (self.data / "pg_hba.conf").write_text(
             "local all all trust\n"
-            "host all postgres 127.0.0.1/32 trust\n"
-            "host all gw_trust 127.0.0.1/32 trust\n"
+            f"{trusted}"
             "host all gw_md5 127.0.0.1/32 md5\n"
             "host all all 127.0.0.1/32 scram-sha-256\n"
         )
@@ -139,12 +149,13 @@ class PgCluster:
         self.sql("\n".join(parts))
 
     def stop(self) -> None:
-        if self.started:
+        # A server whose start was interrupted may be up without start() having returned.
+        if self.started or (self.data / "postmaster.pid").exists():
             pg_ctl = pg_bin("pg_ctl")
             assert pg_ctl is not None
             try:
                 self._run([pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
-            except subprocess.CalledProcessError:
+            except ClusterError:    # already down; the directory goes all the same
                 pass
             self.started = False
         shutil.rmtree(self.base, ignore_errors=True)

@@ -15,7 +15,15 @@ pseudo-terminal, exec with separate stdout/stderr and exit status, signals, ``sc
   channel's send buffer is full (``pause_writing``), and the client's input is held back
   (``pause_reading``) while the child does not read: neither direction buffers without bound.
 
-Everything runs as the current OS user: this is a throw-away demo host, not a sandbox.
+Who the children run as: ``run_as`` names an unprivileged account (what ``gatewatch demo``
+passes when it runs as root, see ``account.py``); shells, commands and file transfers then run
+as that account in its own home, and file transfers go through OpenSSH's ``sftp-server`` and
+``scp`` as that account too, because asyncssh's in-process file server would serve them with
+the demo's own rights (its ``chroot`` only maps paths; a symlink in the home leads anywhere).
+Without ``run_as`` everything runs as the current OS user, with asyncssh's file server rooted
+in the home: a throw-away host for tests, not a sandbox. Every child carries a per-target
+marker in its environment, so that ``stop()`` also ends what a session left running in the
+background (``nohup``, ``setsid``) and nothing else.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ import fcntl
 import hmac
 import logging
 import os
+import pwd
 import secrets
+import shutil
 import signal
 import struct
 import subprocess
@@ -60,6 +70,13 @@ _SIGNALS = {
 # fd 0 (setsid + TIOCSCTTY + dup to 0/1/2), then exec. A preexec_fn would do the same inside
 # our own process, which is unsafe once threads exist; this costs one short interpreter start.
 _LOGIN_TTY = "import os, sys; os.login_tty(0); os.execvp(sys.argv[1], sys.argv[1:])"
+# util-linux's setsid does the same without an interpreter, and works for an account that may
+# not run ours (a virtualenv under /root is out of its reach).
+_SETSID = shutil.which("setsid")
+_SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                 "/usr/libexec/sftp-server")
+# The environment variable that marks the children of one target (see ``stop()``).
+_MARK = "GATEWATCH_DEMO_TARGET"
 
 _SAMPLE_FILES = {
     "notes.txt": (
@@ -90,13 +107,18 @@ class DemoSshTarget:
     ``user``/``password`` log in (the password is random unless given), as does
     ``authorized_key`` when set. ``host_key`` is an ed25519 key made for this target;
     ``known_hosts_line()`` is the line an OpenSSH ``known_hosts`` file needs to trust it.
+    With ``run_as`` the children run as that account (whose name is then the login name
+    unless ``user`` says otherwise) in ``workdir``, which becomes theirs (mode 0700).
     """
 
-    def __init__(self, workdir: Path, *, user: str = "demo", password: str | None = None,
-                 authorized_key: asyncssh.SSHKey | None = None) -> None:
+    def __init__(self, workdir: Path, *, user: str | None = None, password: str | None = None,
+                 authorized_key: asyncssh.SSHKey | None = None,
+                 run_as: pwd.struct_passwd | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = 0
-        self.user = user
+        self.run_as = run_as
+        self.user = user or (run_as.pw_name if run_as is not None else "demo")
+        self.mark = secrets.token_hex(8)
         self.password = password if password is not None else secrets.token_urlsafe(24)
         self.authorized_key = authorized_key
         self.workdir = Path(workdir)
@@ -108,11 +130,17 @@ class DemoSshTarget:
 
     async def start(self) -> None:
         """Seed the scratch directory and listen on a free loopback port."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name, text in _SAMPLE_FILES.items():
             path = self.workdir / name
             if not path.exists():
                 path.write_text(text)
+        if self.run_as is not None:
+            # Seeded before any session exists, then handed over: from here on only the
+            # account writes in its home, and only it (and root) can look inside.
+            for path in (self.workdir, *(self.workdir / name for name in _SAMPLE_FILES)):
+                os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
+            self.workdir.chmod(0o700)
         self._acceptor = await asyncssh.listen(
             self.host, 0,
             server_factory=lambda: _DemoServer(self),
@@ -142,6 +170,9 @@ class DemoSshTarget:
             for process in running:
                 process.hang_up(sig)
             await asyncio.wait([p.reaped for p in running], timeout=2)
+        # What a session left behind in a session of its own (nohup, setsid, a daemon) is no
+        # longer in any process group above; it still carries this target's marker.
+        _kill_marked(f"{_MARK}={self.mark}".encode())
         if self._acceptor is not None:
             await self._acceptor.wait_closed()
             self._acceptor = None
@@ -174,6 +205,11 @@ class DemoSshTarget:
         user_ok = hmac.compare_digest(username.encode(), self.user.encode())
         key_ok = hmac.compare_digest(key.public_data, self.authorized_key.public_data)
         return user_ok and key_ok
+
+    def sftp_server(self) -> str | None:
+        """OpenSSH's sftp-server, which serves file transfers when the children run as
+        ``run_as``; None when it is not installed."""
+        return next((path for path in _SFTP_SERVERS if os.access(path, os.X_OK)), None)
 
     def file_server(self, chan: SSHChannel[bytes]) -> asyncssh.SFTPServer:
         # asyncssh types the factory's argument as any channel; it is always the server's.
@@ -271,14 +307,23 @@ class _SessionRouter(asyncssh.SSHServerSession[bytes]):
         return self._route(_ProcessSession(self._target, None)).shell_requested()
 
     def exec_requested(self, command: str) -> bool:
-        if command.startswith("scp "):     # legacy scp (``scp -O``); OpenSSH 9 uses sftp
+        # Legacy scp (``scp -O``; OpenSSH 9 uses sftp): in-process unless the children run
+        # as another account, whose own scp then runs the command like any other.
+        if command.startswith("scp ") and self._target.run_as is None:
             return self._file_transfer().exec_requested(command)
         return self._route(_ProcessSession(self._target, command)).exec_requested(command)
 
     def subsystem_requested(self, subsystem: str) -> bool:
         if subsystem != "sftp":
             return False
-        return self._file_transfer().subsystem_requested(subsystem)
+        if self._target.run_as is None:
+            return self._file_transfer().subsystem_requested(subsystem)
+        server = self._target.sftp_server()
+        if server is None:
+            log.warning("demo SSH target: no sftp-server installed; sftp refused")
+            return False
+        return self._route(_ProcessSession(self._target, None, program=[server])
+                           ).subsystem_requested(subsystem)
 
     def session_started(self) -> None:
         if self._inner is not None:
@@ -323,11 +368,14 @@ class _SessionRouter(asyncssh.SSHServerSession[bytes]):
 
 
 class _ProcessSession(asyncssh.SSHServerSession[bytes]):
-    """One shell or command: a child on a pty or on pipes, relayed with flow control."""
+    """One shell, command or file server: a child on a pty or on pipes, relayed with flow
+    control. ``program`` runs as it is (sftp-server), ``command`` through the shell."""
 
-    def __init__(self, target: DemoSshTarget, command: str | None) -> None:
+    def __init__(self, target: DemoSshTarget, command: str | None, *,
+                 program: list[str] | None = None) -> None:
         self._target = target
         self._command = command
+        self._program = program
         self._loop = asyncio.get_running_loop()
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._popen: subprocess.Popen[bytes] | None = None
@@ -354,12 +402,16 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
     def exec_requested(self, command: str) -> bool:
         return True
 
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return True
+
     def session_started(self) -> None:
         assert self._chan is not None
         try:
             self._spawn(self._chan)
         except OSError as exc:
-            log.warning("demo SSH target could not start %r: %s", self._command or "shell", exc)
+            log.warning("demo SSH target could not start %r: %s",
+                        self._command or self._program or "shell", exc)
             self._close_fds()
             self._chan.write_stderr(f"gatewatch demo target: cannot start: {exc}\r\n".encode())
             self._chan.exit(127)
@@ -369,7 +421,9 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
     def _spawn(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         shell = self._target.shell
         term_type = chan.get_terminal_type()
-        if self._command is not None:
+        if self._program is not None:
+            argv = self._program
+        elif self._command is not None:
             argv = [shell, "-c", self._command]
         elif shell.endswith("bash"):
             argv = [shell, "--noprofile", "--norc", *(["-i"] if term_type else [])]
@@ -377,6 +431,10 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
             argv = [shell, *(["-i"] if term_type else [])]
         env = self._environment(chan)
         workdir = self._target.workdir
+        account = self._target.run_as
+        # Popen switches groups and user in the child, after fork and before exec.
+        uid, gid = (account.pw_uid, account.pw_gid) if account is not None else (None, None)
+        groups: list[int] | None = [] if account is not None else None
 
         if term_type is not None:
             master, slave = os.openpty()
@@ -385,12 +443,18 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
             try:
                 width, height, pixwidth, pixheight = chan.get_terminal_size()
                 _set_window_size(master, width, height, pixwidth, pixheight)
+                if account is not None:     # as sshd does: the user's terminal is theirs
+                    os.fchown(slave, account.pw_uid, -1)
+                    os.fchmod(slave, 0o620)
                 env["TERM"] = term_type
                 env["SSH_TTY"] = os.ttyname(slave)
-                # No start_new_session: login_tty's own setsid() makes the new session.
+                # No start_new_session: setsid's (or login_tty's) own setsid() makes the new
+                # session, whose controlling terminal is then the pty on fd 0.
+                login_tty = ([_SETSID, "--ctty"] if _SETSID is not None
+                             else [sys.executable, "-I", "-S", "-c", _LOGIN_TTY])
                 self._popen = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", _LOGIN_TTY, *argv],
-                    stdin=slave, stdout=slave, stderr=slave, cwd=workdir, env=env,
+                    [*login_tty, *argv], stdin=slave, stdout=slave, stderr=slave, cwd=workdir,
+                    env=env, user=uid, group=gid, extra_groups=groups,
                 )
             finally:
                 os.close(slave)
@@ -406,6 +470,7 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
                 self._popen = subprocess.Popen(
                     argv, stdin=stdin_r, stdout=stdout_w, stderr=stderr_w, cwd=workdir, env=env,
                     start_new_session=True,     # its own process group, for signals and hang-up
+                    user=uid, group=gid, extra_groups=groups,
                 )
             finally:
                 for fd in (stdin_r, stdout_w, stderr_w):
@@ -424,10 +489,11 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
 
     def _environment(self, chan: asyncssh.SSHServerChannel[bytes]) -> dict[str, str]:
         target = self._target
+        name = target.run_as.pw_name if target.run_as is not None else target.user
         env = {
-            "HOME": str(target.workdir), "PWD": str(target.workdir), "USER": target.user,
-            "LOGNAME": target.user, "SHELL": target.shell, "PATH": _PATH, "LANG": "C.UTF-8",
-            "PS1": f"{target.user}:\\w$ ",
+            "HOME": str(target.workdir), "PWD": str(target.workdir), "USER": name,
+            "LOGNAME": name, "SHELL": target.shell, "PATH": _PATH, "LANG": "C.UTF-8",
+            "PS1": f"{target.user}:\\w$ ", _MARK: target.mark,
         }
         # Like Debian's sshd (AcceptEnv LANG LC_*): the client may choose its locale.
         for key, value in chan.get_environment().items():
@@ -660,6 +726,25 @@ class _ProcessSession(asyncssh.SSHServerSession[bytes]):
         self._close_stdin()
         for fd in list(self._outputs):
             self._close_output(fd)
+
+
+def _kill_marked(mark: bytes) -> None:
+    """SIGKILL every process whose environment holds ``mark`` (``NAME=value``).
+
+    Best effort: a process that was started with a fresh environment (``env -i``) escapes it.
+    """
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:         # gone already, or not ours to read
+            continue
+        if mark in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _set_window_size(fd: int, width: int, height: int, pixwidth: int, pixheight: int) -> None:

@@ -1,11 +1,16 @@
 """``DemoSshTarget`` driven by asyncssh's client and by the real OpenSSH tools (ssh, scp, sftp,
-rsync): exec, a shell on a pty, signals, flow control, forwarding, file transfer, refusals."""
+rsync): exec, a shell on a pty, signals, flow control, forwarding, file transfer, refusals.
+
+Each test runs twice: with the children as the current user, and (as root) as the demo's own
+unprivileged account, as ``gatewatch demo`` runs them."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shlex
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +18,23 @@ from typing import Any
 import asyncssh
 import pytest
 
+from gatewatch.demo.account import target_account
 from gatewatch.demo.sshtarget import DemoSshTarget
 from tests.conftest import need
 
 
-@pytest.fixture
-async def target(tmp_path: Path) -> AsyncIterator[DemoSshTarget]:
-    ssh_target = DemoSshTarget(tmp_path / "home")
+@pytest.fixture(params=["current-user", "account"])
+async def target(request: pytest.FixtureRequest, tmp_path: Path
+                 ) -> AsyncIterator[DemoSshTarget]:
+    if request.param == "current-user":
+        ssh_target = DemoSshTarget(tmp_path / "home")
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("the target switches to another account only when we are root")
+        # Outside pytest's 0700 directories, which the account could not enter.
+        home = Path(tempfile.mkdtemp(prefix="gatewatch-sshtarget-"))
+        request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
+        ssh_target = DemoSshTarget(home, run_as=target_account())
     await ssh_target.start()
     try:
         yield ssh_target
@@ -87,7 +102,7 @@ async def test_commands_run_in_the_seeded_home(target: DemoSshTarget) -> None:
     lines = result.stdout.splitlines()
     home = str(target.workdir)
     assert lines[0] == home
-    assert lines[1] == f"{home} demo C.UTF-8"
+    assert lines[1] == f"{home} {target.user} C.UTF-8"
     assert "AWS_SECRET_ACCESS_KEY=" in result.stdout
     assert int(lines[-1]) >= 3
 
@@ -104,7 +119,8 @@ async def test_shell_on_a_pty(target: DemoSshTarget) -> None:
     async with connect(target) as conn:
         process = await conn.create_process(term_type="xterm", term_size=(80, 24))
         term = Terminal(process)
-        await term.expect("demo:~$ ")
+        prompt = f"{target.user}:~$ "
+        await term.expect(prompt)
 
         term.send("echo $TERM; stty size\n")
         await term.expect("xterm\r\n24 80\r\n")
@@ -117,7 +133,7 @@ async def test_shell_on_a_pty(target: DemoSshTarget) -> None:
         await term.expect("sleep 30\r\n")
         await asyncio.sleep(0.3)            # let sleep become the foreground job
         term.send("\x03")
-        await term.expect("demo:~$ ", within=3)
+        await term.expect(prompt, within=3)
         term.send("echo status=$?\n")
         await term.expect("status=130")
 
@@ -176,12 +192,69 @@ async def test_port_forwarding_reaches_loopback_only(target: DemoSshTarget) -> N
 
 
 async def test_sftp_is_rooted_in_the_home(target: DemoSshTarget) -> None:
+    if target.run_as is not None:
+        pytest.skip("as an account, sftp has that account's rights (next test)")
     async with connect(target) as conn, conn.start_sftp_client() as sftp:
         names = await sftp.listdir(".")
         assert {"notes.txt", ".env", "app.log"} <= set(names)
         async with sftp.open("/../../escape.txt", "w") as f:
             await f.write("x")
     assert (target.workdir / "escape.txt").read_text() == "x"
+
+
+async def test_sftp_as_an_account_has_its_rights_and_no_more(target: DemoSshTarget) -> None:
+    # asyncssh's in-process server would serve this with the demo's rights (root); OpenSSH's
+    # sftp-server runs as the account, which may write its home and nothing of root's.
+    if target.run_as is None:
+        pytest.skip("only when the target runs as an account of its own")
+    async with connect(target) as conn, conn.start_sftp_client() as sftp:
+        assert {"notes.txt", ".env", "app.log"} <= set(await sftp.listdir("."))
+        async with sftp.open("mine.txt", "w") as f:
+            await f.write("x")
+        with pytest.raises(asyncssh.SFTPError):
+            await sftp.open("/etc/gatewatch-demo-escape.txt", "w")
+        with pytest.raises(asyncssh.SFTPError):
+            await sftp.open("/etc/shadow", "r")
+    assert (target.workdir / "mine.txt").stat().st_uid == target.run_as.pw_uid
+    assert not await asyncio.to_thread(os.path.lexists, "/etc/gatewatch-demo-escape.txt")
+
+
+async def test_an_account_cannot_read_root_or_its_memory(target: DemoSshTarget,
+                                                        tmp_path: Path) -> None:
+    if target.run_as is None:
+        pytest.skip("only when the target runs as an account of its own")
+    secret = tmp_path / "secret"
+    secret.write_text("not for the target")
+    async with connect(target) as conn:
+        result = await conn.run(f"id -un; cat {secret}; cat /proc/{os.getpid()}/environ; "
+                                f"head -c 1 /proc/{os.getpid()}/mem")
+    assert str(result.stdout).splitlines() == [target.run_as.pw_name]
+    assert str(result.stderr).count("Permission denied") == 3, result.stderr
+
+
+async def test_stop_ends_what_a_session_left_in_the_background(target: DemoSshTarget) -> None:
+    # setsid and nohup take a process out of the session's process group, so hanging the
+    # group up misses it; the target's marker in its environment does not.
+    async with connect(target) as conn:
+        result = await conn.run("setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $!")
+        pid = int(str(result.stdout))
+    os.kill(pid, 0)                         # the session is over; it still runs
+    await asyncio.wait_for(target.stop(), 10)
+    for _ in range(50):
+        if _state(pid) in (None, "Z"):     # gone, or killed and waiting for init to reap it
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"process {pid} outlived the target")
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter (R, S, Z…), or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat.rsplit(") ", 1)[1][:1]
 
 
 async def test_wrong_password_is_refused(target: DemoSshTarget) -> None:
