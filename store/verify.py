@@ -125,7 +125,7 @@ def _walk_chain(store: SqliteStore, session_id: str | None,
 @dataclass
 class _Journal:
     path: Path
-    records: list[JournalRecord] = field(default_factory=list)
+    records: list[tuple[Path, JournalRecord]] = field(default_factory=list)
     leftovers: list[Leftover] = field(default_factory=list)  # not records, except a torn tail
     steady: bool = True  # False: a running engine kept rotating it while it was read
 
@@ -153,7 +153,7 @@ def _read_journal(path: Path, attempts: int = 20) -> _Journal:
         try:
             for file, found in scan(path):
                 if isinstance(found, JournalRecord):
-                    journal.records.append(found)
+                    journal.records.append((file, found))
                 elif not (found.torn and file == path):
                     journal.leftovers.append(found)
         except FileNotFoundError:
@@ -177,11 +177,13 @@ def _check_journal(store: SqliteStore, journal: _Journal, head_seq: int, head: s
     problems: list[str] = []
     seen: dict[int, str] = {}
     expected, prev = head_seq + 1, head
-    for record in journal.records:
+    for file, record in journal.records:
         where = (f"journal record {record.seq} ({record.kind}, session {record.session_id})"
-                 f" in {journal.path.name}")
+                 f" in {file.name}")
         if record.seq <= head_seq:
-            if store.audit_hash(record.seq) != record.hash:
+            if store.audit_hash(record.seq) != record.hash or link(
+                    record.prev, record.seq, record.kind, record.session_id, record.ref,
+                    record.body.encode()) != record.hash:
                 problems.append(f"{where}: differs from audit record {record.seq} in the store")
             continue
         if record.seq < expected:

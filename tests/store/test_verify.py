@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from store import SqliteStore, verify
+from store import SqliteStore, open_store, verify
 from store.chain import link
-from tests.store.sample import a_session
+from store.sqlite import journal_path
+from tests.store.sample import a_session, session_open, statement_start
+
+
+def journal_lines(db_path: Path) -> list[bytes]:
+    return journal_path(db_path).read_bytes().splitlines()
 
 
 @pytest.fixture
@@ -156,3 +163,67 @@ def test_progress_is_reported_as_records_are_checked(recorded: SqliteStore,
     seen: list[int] = []
     result = verify(recorded, progress=seen.append)
     assert result.ok and seen and sum(seen) == result.records - result.records % 2
+
+
+# --- the journal beside the store ------------------------------------------------------------
+
+
+def test_records_committed_to_the_journal_are_checked_and_noted(
+    recorded: SqliteStore, db_path: Path,
+) -> None:
+    recorded.apply([session_open("s3"), statement_start("s3", 1, "DELETE FROM orders")])
+    reader = open_store(db_path, readonly=True)  # as `gatewatch verify` beside the engine
+    try:
+        result = verify(reader)
+    finally:
+        reader.close()
+    assert result.ok, result.problems
+    assert (result.records, result.pending) == (12, 2)
+    assert result.notes == [
+        "2 records are committed to the journal and not yet in the tables: a running engine"
+        " moves them within moments, a stopped one at its next start"]
+
+
+def test_a_journal_record_edited_while_pending(recorded: SqliteStore, db_path: Path) -> None:
+    recorded.apply([session_open("s3"), statement_start("s3", 1, "DELETE FROM orders")])
+    journal = journal_path(db_path)
+    journal.write_bytes(journal.read_bytes().replace(b"DELETE FROM orders", b"SELECT 1"))
+    assert problems(recorded) == [
+        "journal record 14 (statement.start, session s3) in gatewatch.db.journal: content does"
+        " not match its hash (edited)"]
+
+
+def test_a_lost_journal_file_is_a_gap(recorded: SqliteStore, db_path: Path) -> None:
+    recorded.apply([session_open("s3")])
+    assert recorded.start_checkpoint() is not None  # record 13 in .journal.1, job not run
+    recorded.apply([statement_start("s3", 1, "DELETE FROM orders")])
+    journal_path(db_path).with_name("gatewatch.db.journal.1").unlink()
+    assert problems(recorded) == [
+        "audit records 13 to 13 are missing: in neither the store nor its journal"]
+
+
+def test_a_journal_record_that_differs_from_the_store(
+    recorded: SqliteStore, db_path: Path,
+) -> None:
+    recorded.apply([session_open("s3")])
+    job = recorded.start_checkpoint()
+    assert job is not None and job() is None  # in the database; .journal.1 not yet removed
+    rotated = journal_path(db_path).with_name("gatewatch.db.journal.1")
+    rotated.write_bytes(rotated.read_bytes().replace(b"alice", b"mallory"))
+    assert problems(recorded) == [
+        "journal record 13 (session.open, session s3) in gatewatch.db.journal.1: differs from"
+        " audit record 13 in the store"]
+
+
+def test_bytes_in_the_journal_that_are_not_records(recorded: SqliteStore, db_path: Path) -> None:
+    recorded.apply([session_open("s3")])
+    with journal_path(db_path).open("ab") as f:
+        f.write(b"not a record\n")
+    assert problems(recorded) == [
+        "the journal file gatewatch.db.journal: line 2 and what follows are not journal"
+        f" records (13 bytes from byte {len(journal_lines(db_path)[0]) + 1})"]
+
+
+def test_an_older_store_without_a_rejected_table(recorded: SqliteStore) -> None:
+    recorded.conn.execute("DROP TABLE rejected")
+    assert verify(recorded).ok
