@@ -15,9 +15,12 @@ APPROVAL_UPDATE = "approval.update"
 # A chunk of an SSH session's bytes. The op carries them in ``blob``; its fields (and so the
 # audit chain) carry their size and SHA-256.
 SSH_OUTPUT = "ssh.output"
+# An operator keeps an identity out (of every connection, or of one) until a time; lifted early.
+LOCKOUT_SET = "lockout.set"
+LOCKOUT_LIFT = "lockout.lift"
 
 KINDS = (SESSION_OPEN, SESSION_CLOSE, STATEMENT_START, STATEMENT_END, APPROVAL_REQUEST,
-         APPROVAL_UPDATE, SSH_OUTPUT)
+         APPROVAL_UPDATE, SSH_OUTPUT, LOCKOUT_SET, LOCKOUT_LIFT)
 
 # The columns each kind of op writes; verify checks the tables against exactly these.
 SESSION_OPEN_FIELDS = (
@@ -54,6 +57,10 @@ STATEMENT_END_FIELDS = (
     "masked",
 )
 SSH_OUTPUT_FIELDS = ("t", "channel", "stream", "size", "sha256")
+LOCKOUT_SET_FIELDS = (
+    "identity", "connection", "until", "created_at", "created_by", "reason", "session_id",
+)
+LOCKOUT_LIFT_FIELDS = ("lifted_at", "lifted_by", "lift_reason")
 # Streams of ssh.output: o (stdout/terminal), e (stderr), i (input on channels without a
 # terminal), r (window size "COLSxROWS").
 STREAMS = ("o", "e", "i", "r")

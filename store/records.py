@@ -145,5 +145,33 @@ class SshOutput(Record):
                    hashlib.sha256(data).hexdigest(), data)
 
 
+@dataclass(frozen=True, slots=True)
+class LockoutSet(Record):
+    """An operator keeps ``identity`` out of ``connection`` (None: of every connection) until
+    ``until``, usually while killing its session ``session_id`` (``engine.lockout``)."""
+
+    kind: ClassVar[str] = O.LOCKOUT_SET
+    KEY: ClassVar[tuple[str, str | None]] = ("lockout_id", None)
+    lockout_id: str
+    identity: str
+    connection: str | None
+    until: str
+    created_at: str
+    created_by: str
+    reason: str
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutLift(Record):
+    kind: ClassVar[str] = O.LOCKOUT_LIFT
+    KEY: ClassVar[tuple[str, str | None]] = ("lockout_id", None)
+    lockout_id: str
+    lifted_at: str
+    lifted_by: str
+    lift_reason: str | None
+
+
 KINDS: tuple[type[Record], ...] = (SessionOpen, SessionClose, StatementStart, StatementEnd,
-                                   ApprovalOpen, ApprovalUpdate, SshOutput)
+                                   ApprovalOpen, ApprovalUpdate, SshOutput, LockoutSet,
+                                   LockoutLift)

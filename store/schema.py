@@ -117,6 +117,24 @@ MIGRATIONS: tuple[str, ...] = (
         data BLOB NOT NULL
     );
     """,
+    # 8: lock-outs (``store.lockouts``): an identity kept out of every connection (connection
+    # NULL) or of one until a time, unless lifted.
+    """
+    CREATE TABLE lockouts (
+        id TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        connection TEXT,
+        until TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        session_id TEXT,
+        lifted_at TEXT,
+        lifted_by TEXT,
+        lift_reason TEXT
+    );
+    CREATE INDEX lockouts_until ON lockouts (until);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

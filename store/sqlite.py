@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from store import lockouts
 from store import ops as O
 from store.chain import GENESIS, canonical, link
 from store.errors import StoreError, StoreLocked
@@ -340,6 +341,7 @@ class SqliteStore:
             conn.executemany(_APPROVAL_INSERT, merged.approvals.values())
             conn.executemany(_APPROVAL_UPDATE, merged.approval_updates)
             conn.executemany(_OUTPUT_INSERT, merged.output)
+            lockouts.write(conn, records)
             conn.executemany(_AUDIT, [
                 (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
                 for r, _ in records

@@ -32,6 +32,7 @@ from typing import Any
 from store import ops as O
 from store.chain import GENESIS, link
 from store.journal import JournalRecord, Leftover, rotated_files, scan
+from store.lockouts import compare as compare_lockouts
 from store.sqlite import SqliteStore, journal_path
 
 
@@ -79,6 +80,7 @@ def _walk_chain(store: SqliteStore, session_id: str | None,
     statements: dict[tuple[str, int], dict[str, Any]] = {}
     approvals: dict[str, dict[str, Any]] = {}
     output: dict[tuple[str, int], dict[str, Any]] = {}
+    lockouts: dict[str, dict[str, Any]] = {}
     expected_seq = 0
     head = GENESIS
     cur = store.conn.execute(
@@ -109,12 +111,16 @@ def _walk_chain(store: SqliteStore, session_id: str | None,
             approvals.setdefault(sid, {}).update(fields)
         elif kind == O.SSH_OUTPUT:
             output[(sid, ref)] = fields
+        elif kind in (O.LOCKOUT_SET, O.LOCKOUT_LIFT):
+            lockouts.setdefault(sid, {}).update(fields)
         else:
             result.problems.append(f"{where}: unknown kind of record")
             return seq, head
     _compare_tables(store, sessions, statements, session_id, result)
     _compare_approvals(store, approvals, session_id, result)
     _compare_output(store, output, session_id, result)
+    if session_id is None:  # lock-outs belong to no one session
+        compare_lockouts(store, lockouts, result.problems)
     result.sessions = len(sessions) if session_id is None else int(session_id in sessions)
     return expected_seq, head
 

@@ -17,6 +17,8 @@ COLUMNS = {
     R.ApprovalOpen: O.APPROVAL_REQUEST_FIELDS,
     R.ApprovalUpdate: O.APPROVAL_UPDATE_FIELDS,
     R.SshOutput: O.SSH_OUTPUT_FIELDS,
+    R.LockoutSet: O.LOCKOUT_SET_FIELDS,
+    R.LockoutLift: O.LOCKOUT_LIFT_FIELDS,
 }
 
 
