@@ -30,6 +30,8 @@ a value belongs to is unknown), otherwise the detectors read every value as text
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import struct
@@ -38,6 +40,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
+from engine.masking import binary
+from engine.masking.flow import Statement, StatementFlow
+from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
 from engine.wire import ProtocolViolation
 
 # Reasons counted in ``ResultMasker.uninspected``: data that may hold what should be masked
@@ -67,23 +72,43 @@ _JSON_TYPES = frozenset({114, 3802})
 _SCALAR_TYPES = frozenset({
     16, 18, 20, 21, 23, 26, 700, 701, 790, 1082, 1083, 1114, 1184, 1186, 1266, 1700, 2950,
 })
+# Of those, the binary values that hold no digits a detector could read (flags, dates, times).
+_NO_TEXT_TYPES = frozenset({16, 1082, 1083, 1114, 1184, 1186, 1266})
 
 # What to do with a column's values (see ``_mode``).
 _KEEP = 0  # nothing applies
-_OPAQUE = 1  # binary value of a non-text type: cannot be masked, reported if screened dirty
+_OPAQUE = 1  # binary value of a type the gateway cannot decode: NULL if it holds a finding
 _DETECT = 2  # value detectors on the text
 _DETECT_JSON = 3  # the same, after jsonb's version byte when there is one
-_RULE = 4  # the column rule's strategy on the text
-_RULE_JSON = 5  # the same, for json/jsonb: the result must stay JSON
-_RULE_NULL = 6  # a column rule on a binary value of another type: NULL
+_DETECT_BINARY = 4  # a binary value of a built-in type: decoded, masked, re-encoded (binary.py)
+_DETECT_TYPED = 5  # text of a type that cannot hold a mask (numbers, uuids): NULL on a finding
+_DETECT_BYTEA = 6  # bytea in text format: its bytes (hex) decoded, masked, re-encoded
+_RULE = 7  # the column rule's strategy on the text
+_RULE_JSON = 8  # the same, for json/jsonb: the result must stay JSON
+_RULE_NULL = 9  # a column rule on a value of another type: NULL
+_RULE_BYTEA = 10  # a column rule on a bytea: the masked text as bytes
+_DECODED = frozenset({_OPAQUE, _DETECT_BINARY})  # raw bytes say nothing: always decoded
+# Text-format types whose text a client reads as text even masked: arrays of text-like types
+# and records (psycopg and asyncpg split them into strings).
+_TEXT_CONTAINERS = frozenset({1009, 1015, 1014, 1003, 199, 3807, 143, 2249, 2287})
+_USER_TYPES = 16384  # OIDs from here on are the database's own (enums, composites, domains)
 
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
 _FIELD = struct.Struct("!IhIhih")  # table oid, attnum, type oid, typlen, typmod, format
 _NULL = _I32.pack(-1)
-_MASKED_FIELDS = frozenset(b"MDHWq")  # message, detail, hint, where, internal query
+# Every text field of an error or notice (RAISE ... USING sets column, constraint, datatype,
+# table and schema to any text); not severity, SQLSTATE, positions or the server's source.
+_MASKED_FIELDS = frozenset(b"MDHWqstcdn")
+_STATEMENT_FIELDS = frozenset(b"MDHWqstcdn")  # what a statement reading masked columns hides
+LINEAGE_UNKNOWN = "lineage-unknown"
+READS_MASKED = "reads-masked-column"  # an error of a statement that reads a masked column
 
 _NO_COPY, _COPY_TEXT, _COPY_BINARY = range(3)
+_LINEAGE_TAGS = frozenset({84, 0, 72, 69, 78})  # messages that need the statement's lineage
+# Messages that move ``StatementFlow`` on.
+_FLOW_TAGS = frozenset({84, 0, 110, 1, 72, 71, 87, 67, 73, 115, 69, 90})
+_BINARY_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 class TextMasker(Protocol):
@@ -149,6 +174,10 @@ UNAVAILABLE: Final = Unavailable()
 ColumnRule = Callable[[str, int, int], ColumnAction | None]
 """``column_rule(name, table_oid, attnum)``: the rule for a result column, if any."""
 
+LineageRule = Callable[[frozenset[Source]], ColumnAction | None]
+"""``lineage_rule(sources)``: the rule for a result column computed from these table columns
+(``UNKNOWN`` among them: fail closed)."""
+
 
 class ResultColumn(NamedTuple):
     name: str
@@ -160,16 +189,29 @@ class ResultColumn(NamedTuple):
 
 
 def _mode(column: ResultColumn) -> int:
-    text_like = column.type_oid in TEXT_LIKE_TYPES
-    is_json = column.type_oid in _JSON_TYPES
+    oid = column.type_oid
+    text_like = oid in TEXT_LIKE_TYPES
+    is_json = oid in _JSON_TYPES
     if column.action is not None:
         # Only a text-like type takes any text: "****" is no integer, date, uuid or array, and
-        # a client that cannot parse a value fails the whole result. NULL fits every type.
+        # a client that cannot parse a value fails the whole result. NULL fits every type;
+        # a bytea takes any bytes.
         if text_like:
             return _RULE_JSON if is_json else _RULE
+        if oid == binary.BYTEA and column.format != UNKNOWN_FORMAT:
+            return _RULE_BYTEA
         return _RULE_NULL
-    if column.format == BINARY and not text_like:
-        return _KEEP if column.type_oid in _SCALAR_TYPES else _OPAQUE
+    if column.format == BINARY:
+        if text_like:
+            return _DETECT_JSON if is_json else _DETECT
+        if oid in _NO_TEXT_TYPES:
+            return _KEEP
+        return _DETECT_BINARY if binary.known(oid) else _OPAQUE
+    if column.format == TEXT:
+        if oid == binary.BYTEA:
+            return _DETECT_BYTEA
+        if not text_like and oid not in _TEXT_CONTAINERS and oid < _USER_TYPES:
+            return _DETECT_TYPED
     # A value whose format is not known is read as text: a binary value of a non-text type
     # that a detector matches is unlikely, and masking it makes it unreadable, not leaky.
     return _DETECT_JSON if is_json else _DETECT
@@ -190,10 +232,24 @@ class ResultMasker:
     """Masks the results of one session. Feed it every backend message, in order."""
 
     def __init__(self, masker: TextMasker, column_rule: ColumnRule | None = None,
-                 known_table: Callable[[int], bool] | None = None) -> None:
+                 known_table: Callable[[int], bool] | None = None, *,
+                 flow: StatementFlow | None = None,
+                 lineage_rule: LineageRule | None = None) -> None:
         self._mask = masker.mask
         self._screen = masker.screen
         self._column_rule = column_rule
+        # Lineage (column rules only): which statement each result is of, and the rule for a
+        # column computed from table columns. ``missing_names``: catalog names the last
+        # ``rewrite`` stopped for (like ``missing``); ``names_failed``: the lookup failed, go
+        # on failing closed.
+        self.flow = flow
+        self._lineage_rule = lineage_rule
+        self.missing_names: Missing | None = None
+        self.names_failed = False
+        self._hide_errors = False  # the statement in progress reads a masked column
+        self._copy_actions: tuple[ColumnAction | None, ...] = ()
+        self._copy_options: tuple[str, str, str] = ("text", "\t", "\\N")
+        self._copy_rest = b""  # a binary COPY's bytes not yet a whole tuple
         # ``known_table(oid)``: whether ``column_rule`` can tell this table's columns apart now.
         # A RowDescription naming a table it does not know stops ``rewrite`` (see ``missing``).
         self._known_table = known_table
@@ -235,8 +291,8 @@ class ResultMasker:
             self._rules, self._detect = False, True
             return
         self._modes = modes = tuple(_mode(c) for c in columns)
-        self._rules = any(m >= _RULE for m in modes)
-        self._detect = any(_OPAQUE <= m <= _DETECT_JSON for m in modes)
+        self._rules = any(m >= _RULE for m in modes) or any(m in _DECODED for m in modes)
+        self._detect = any(_OPAQUE <= m < _RULE for m in modes)
 
     def rewrite(self, messages: bytes) -> tuple[bytes, Counter[tuple[str, str]]]:
         """Masked ``messages`` (complete backend messages, back to back), and how many values
@@ -244,6 +300,8 @@ class ResultMasker:
         counts: Counter[tuple[str, str]] = Counter()
         mark: Counter[tuple[str, str]] = Counter()  # ``counts`` when the last result ended
         self.missing, self.stopped_at = frozenset(), None
+        self.missing_names = None
+        flow = self.flow
         n = len(messages)
         view: memoryview | None = None  # made when the first message changes
         pieces: list[bytes | memoryview] = []
@@ -259,6 +317,16 @@ class ResultMasker:
             if end < pos + 5 or end > n:
                 raise ProtocolViolation("the masker was given an incomplete message")
             new: bytes | None = None
+            if flow is not None and tag in _LINEAGE_TAGS and tag != 68:
+                statement = flow.upcoming(tag)
+                lineage = self._lineage(statement)
+                if lineage is not None and not self.names_failed and (
+                        lineage.missing.relations or lineage.missing.functions):
+                    self.missing_names, self.stopped_at = lineage.missing, pos
+                    n = pos
+                    break
+                if tag in (69, 78):
+                    self._hide_errors = self._reads_masked(lineage, statement)
             if tag == 68:  # 'D' DataRow: the hot path
                 detect = self._detect
                 spans: list[tuple[int, int]] | None = None
@@ -272,7 +340,7 @@ class ResultMasker:
                         detect = bool(spans)
                     else:
                         detect = self._screen(messages[pos + 5 : end])
-                if detect or self._rules:
+                if detect or self._rules:  # (decoded binary values count as rules here)
                     new = self._data_row(messages, pos + 5, end, detect, counts,
                                          spans if detect else None)
                 elif self.columns is None and self._column_rule is not None:
@@ -283,10 +351,10 @@ class ResultMasker:
                 if self._copy == _COPY_TEXT:
                     if dirty is None:
                         dirty = self._screen(messages)
-                    if dirty:
+                    if dirty or self._copy_actions:
                         new = self._copy_line(messages, pos + 5, end, counts)
                 elif self._copy == _COPY_BINARY:
-                    self.uninspected[BINARY_COPY] += 1
+                    new = self._copy_binary(messages[pos + 5 : end], counts)
             elif tag == 84 or tag == 0:  # 'T' RowDescription, or the gateway's own
                 if self._known_table is not None:
                     missing = self._unknown_tables(messages, pos + 5, end)
@@ -307,8 +375,9 @@ class ResultMasker:
             elif tag in (69, 78):  # 'E' ErrorResponse, 'N' NoticeResponse
                 if dirty is None:
                     dirty = self._screen(messages)
-                if dirty:
+                if dirty or self._hide_errors:
                     new = self._fields(messages, pos, end, counts)
+                self._hide_errors = False
                 if tag == 69:  # the statement, and a COPY in progress, ended
                     self._describe(None)
                     self._copy = _NO_COPY
@@ -327,8 +396,13 @@ class ResultMasker:
                 if end - pos < 6:
                     raise _malformed("CopyOutResponse")
                 self._copy = _COPY_TEXT if messages[pos + 5] == 0 else _COPY_BINARY
+                self._copy_rest = b""
+                self._copy_plan(messages, pos + 5, end)
             elif tag == 99:  # 'c' CopyDone
                 self._copy = _NO_COPY
+                self._copy_rest = b""  # a tuple cut short is not sent (invariant 9)
+            if flow is not None and tag in _FLOW_TAGS:
+                flow.advance(tag)
             if new is not None:
                 if view is None:
                     view = memoryview(messages)
@@ -400,7 +474,61 @@ class ResultMasker:
             columns.append(ResultColumn(name, table, attnum, type_oid, fmt, action))
         if p != end:
             raise _malformed("RowDescription")
+        actions = self._lineage_actions(len(columns))
+        if actions is not None:
+            columns = [c if c.action is not None or a is None else c._replace(action=a)
+                       for c, a in zip(columns, actions, strict=True)]
         self._describe(tuple(columns))
+
+    # --- lineage -----------------------------------------------------------------------------
+
+    def _lineage(self, statement: Statement | None) -> Lineage | None:
+        if self.flow is None or statement is None:
+            return None
+        return self.flow.lineage(statement)
+
+    def _reads_masked(self, lineage: Lineage | None, statement: Statement | None) -> bool:
+        """Whether the statement in progress reads a masked column (or what it reads cannot
+        be known): its errors and notices may quote such a value."""
+        if self.flow is None or self._lineage_rule is None:
+            return False
+        if statement is None:
+            return self.flow.lost
+        if lineage is None:
+            return False  # it does not parse: the server did not run it
+        return self._lineage_rule(lineage.reads) is not None
+
+    def _lineage_actions(self, count: int) -> list[ColumnAction | None] | None:
+        """The rule of each of ``count`` result columns of the statement in progress, by
+        lineage; None when lineage does not apply."""
+        flow, rule = self.flow, self._lineage_rule
+        if flow is None or rule is None:
+            return None
+        statement = flow.upcoming(84)
+        lineage = self._lineage(statement)
+        if statement is None or lineage is None:
+            if statement is None and flow.lost:  # which statement this is, is unknown
+                return [rule(frozenset({UNKNOWN}))] * count
+            return None
+        cols = lineage.columns
+        if cols is None or len(cols) != count:
+            # The shape is not the one lineage saw (a statement the gateway cannot account
+            # for): every column gets what the statement reads as a whole.
+            whole = rule(lineage.reads) if lineage.reads else None
+            return [whole] * count
+        return [rule(c) if c else None for c in cols]
+
+    def _copy_plan(self, buf: bytes, start: int, end: int) -> None:
+        """A CopyOutResponse: which of its columns a rule masks, by the COPY's lineage."""
+        self._copy_actions = ()
+        if end - start < 3:
+            return
+        count = _I16.unpack_from(buf, start + 1)[0]
+        statement = self.flow.upcoming(72) if self.flow is not None else None
+        actions = self._lineage_actions(count)
+        if actions is not None and any(a is not None for a in actions):
+            self._copy_actions = tuple(actions)
+        self._copy_options = _copy_options(statement)
 
     def _data_row(self, buf: bytes, start: int, end: int, detect: bool,
                   counts: Counter[tuple[str, str]],
@@ -470,12 +598,11 @@ class ResultMasker:
                     continue
                 value: bytes | None = _encode(masked)
             else:
-                if mode <= _DETECT_JSON:  # the cheap checks first
-                    if (not dirty_value or mode == _KEEP
+                if mode == _KEEP:
+                    continue
+                if mode < _RULE and mode not in _DECODED:  # the cheap checks first
+                    if (not dirty_value
                             or (spans is None and not screen(buf[vstart:vend]))):
-                        continue
-                    if mode == _OPAQUE:
-                        self.uninspected[BINARY_VALUE] += 1
                         continue
                 raw = buf[vstart:vend]
                 column = columns[i] if columns is not None else None
@@ -504,6 +631,27 @@ class ResultMasker:
         """A value masked as its column's mode says: new bytes, None for NULL, or ``raw``
         itself when it stays as it is."""
         name = column.name if column is not None else ""
+        if mode in _DECODED or mode in (_DETECT_BYTEA, _DETECT_TYPED):
+            fired: list[str] = []
+            type_oid = column.type_oid if column is not None else 0
+            try:
+                if mode == _DETECT_BINARY:
+                    new = binary.mask_value(type_oid, raw, self._mask, fired)
+                elif mode == _DETECT_BYTEA:
+                    new = binary.bytea_text(raw, self._mask, fired)
+                elif mode == _DETECT_TYPED:
+                    text = raw.decode("utf-8", "surrogateescape")
+                    masked_text, fired = self._mask(text)
+                    new = raw if masked_text == text else None
+                else:
+                    new = binary.mask_opaque(raw, self._mask, fired)
+            except binary.Undecodable:
+                # Not what its type says: opaque, and NULL when it could hold a finding.
+                self.uninspected[BINARY_VALUE] += 1
+                new = binary.mask_opaque(raw, self._mask, fired)
+            for detector in fired:
+                counts[(detector, name)] += 1
+            return new
         prefix = b""
         if mode in (_DETECT_JSON, _RULE_JSON) and raw[:1] == b"\x01":  # jsonb's version byte
             prefix = raw[:1]
@@ -518,6 +666,18 @@ class ResultMasker:
         counts[(action.rule, action.source or name)] += 1
         if mode == _RULE_NULL:
             return None
+        if mode == _RULE_BYTEA:
+            data = raw
+            if column.format == TEXT and raw.startswith(b"\\x"):
+                try:
+                    data = bytes.fromhex(raw[2:].decode("ascii"))
+                except (ValueError, UnicodeDecodeError):
+                    return None
+            masked_bytes = action.strategy(data.decode("utf-8", "surrogateescape"))
+            if masked_bytes is None:
+                return None
+            out = _encode(masked_bytes)
+            return b"\\x" + out.hex().encode("ascii") if column.format == TEXT else out
         result = action.strategy(raw[len(prefix) :].decode("utf-8", "surrogateescape"))
         if result is None:
             return None
@@ -527,41 +687,143 @@ class ResultMasker:
 
     def _copy_line(self, buf: bytes, start: int, end: int,
                    counts: Counter[tuple[str, str]]) -> bytes | None:
-        """A CopyData of a text or CSV COPY TO STDOUT, masked; its newline stays."""
+        """A CopyData of a text or CSV COPY TO STDOUT, masked; its newline stays. Columns a
+        rule masks (by the COPY's lineage) become the COPY's NULL."""
         data = buf[start:end]
-        if not self._screen(data):
+        actions = self._copy_actions
+        if not actions and not self._screen(data):
             return None
         newline = data.endswith(b"\n")
         text = (data[:-1] if newline else data).decode("utf-8", "surrogateescape")
+        original = text
+        if actions:
+            text = self._copy_fields(text, actions, counts)
         masked, fired = self._mask(text)
         for detector in fired:
             counts[(detector, "")] += 1
-        if masked == text:
+        if masked == original:
             return None
         body = _encode(masked) + (b"\n" if newline else b"")
         return b"d" + _I32.pack(len(body) + 4) + body
 
+    def _copy_fields(self, line: str, actions: tuple[ColumnAction | None, ...],
+                     counts: Counter[tuple[str, str]]) -> str:
+        fmt, delimiter, null = self._copy_options
+        if fmt == "csv":
+            rows = list(csv.reader(io.StringIO(line), delimiter=delimiter))
+            if len(rows) != 1:
+                return null  # not one record: nothing of it is sent (fail closed)
+            fields = rows[0]
+            for i, action in enumerate(actions):
+                if action is not None and i < len(fields):
+                    counts[(action.rule, action.source or "")] += 1
+                    fields[i] = null
+            out = io.StringIO()
+            csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
+            # csv quotes an empty field only when it must: the NULL (empty, unquoted) stays one
+            return out.getvalue()
+        parts = line.split(delimiter)
+        if len(parts) != len(actions):
+            return delimiter.join([null] * len(actions))
+        for i, action in enumerate(actions):
+            if action is not None:
+                counts[(action.rule, action.source or "")] += 1
+                parts[i] = null
+        return delimiter.join(parts)
+
+    def _copy_binary(self, data: bytes, counts: Counter[tuple[str, str]]) -> bytes | None:
+        """A CopyData of a binary COPY: whole tuples parsed, a field a rule masks or in which
+        a detector finds a value becomes NULL (the types are not known: NULL fits them all);
+        bytes of a tuple not complete yet wait for the next CopyData."""
+        buf = self._copy_rest + data if self._copy_rest else data
+        pos = 0
+        out: list[bytes] = []
+        if self._copy_rest == b"" and buf.startswith(_BINARY_COPY_SIGNATURE):
+            if len(buf) < 19:
+                self._copy_rest = buf
+                return b""
+            ext = _I32.unpack_from(buf, 15)[0]
+            pos = 19 + max(ext, 0)
+            out.append(buf[:pos])
+        actions = self._copy_actions
+        changed = False
+        while pos + 2 <= len(buf):
+            nfields = _I16.unpack_from(buf, pos)[0]
+            if nfields == -1:  # the trailer
+                out.append(buf[pos:pos + 2])
+                pos += 2
+                continue
+            p = pos + 2
+            fields: list[bytes] = []
+            complete = True
+            for i in range(max(nfields, 0)):
+                if p + 4 > len(buf):
+                    complete = False
+                    break
+                size = _I32.unpack_from(buf, p)[0]
+                if size < 0:
+                    fields.append(_NULL)
+                    p += 4
+                    continue
+                if p + 4 + size > len(buf):
+                    complete = False
+                    break
+                raw = buf[p + 4 : p + 4 + size]
+                p += 4 + size
+                action = actions[i] if i < len(actions) else None
+                if action is not None:
+                    counts[(action.rule, action.source or "")] += 1
+                    fields.append(_NULL)
+                    changed = True
+                    continue
+                fired: list[str] = []
+                if self._screen(raw) and binary.mask_opaque(raw, self._mask, fired) is None:
+                    for detector in fired:
+                        counts[(detector, "")] += 1
+                    fields.append(_NULL)
+                    changed = True
+                    continue
+                fields.append(buf[p - 4 - size : p])
+            if not complete:
+                break
+            out.append(buf[pos:pos + 2] + b"".join(fields))
+            pos = p
+        rest = buf[pos:]
+        if not changed and not rest and not self._copy_rest:
+            self._copy_rest = b""
+            return None
+        self._copy_rest = rest
+        body = b"".join(out)
+        return b"d" + _I32.pack(len(body) + 4) + body if body else b""
+
     def _notification(self, buf: bytes, pos: int, end: int,
                       counts: Counter[tuple[str, str]]) -> bytes | None:
-        """A NotificationResponse (at ``buf[pos:end]``) with its payload masked."""
+        """A NotificationResponse (at ``buf[pos:end]``) with its channel and payload masked."""
         start, stop = _split_notification(buf, pos, end)
-        payload = buf[start:stop]
-        if not self._screen(payload):
+        parts: list[bytes] = [buf[pos + 5 : pos + 9]]
+        changed = False
+        for a, b in ((pos + 9, start - 1), (start, stop)):
+            raw = buf[a:b]
+            if self._screen(raw):
+                text = raw.decode("utf-8", "surrogateescape")
+                masked, fired = self._mask(text)
+                for detector in fired:
+                    counts[(detector, "")] += 1
+                if masked != text:
+                    raw = _encode(masked.replace("\x00", ""))
+                    changed = True
+            parts.append(raw + b"\x00")
+        if not changed:
             return None
-        text = payload.decode("utf-8", "surrogateescape")
-        masked, fired = self._mask(text)
-        for detector in fired:
-            counts[(detector, "")] += 1
-        if masked == text:
-            return None
-        body = buf[pos + 5 : start] + _encode(masked.replace("\x00", "")) + b"\x00"
+        body = b"".join(parts)
         return b"A" + _I32.pack(len(body) + 4) + body
 
     def _fields(self, buf: bytes, pos: int, end: int,
                 counts: Counter[tuple[str, str]]) -> bytes | None:
         """An ErrorResponse or NoticeResponse (at ``buf[pos:end]``) with its texts masked."""
         body = buf[pos + 5 : end]
-        if not self._screen(body):
+        hide = self._hide_errors
+        if not hide and not self._screen(body):
             return None
         fields: list[bytes] = []
         changed = False
@@ -572,7 +834,13 @@ class ResultMasker:
             if stop < 0:
                 raise _malformed("ErrorResponse" if buf[pos] == 69 else "NoticeResponse")
             field = body[p : stop + 1]
-            if body[p] in _MASKED_FIELDS and self._screen(field):
+            if hide and body[p] in _STATEMENT_FIELDS and stop > p + 1:
+                # The statement reads a masked column: any of its texts may quote a value.
+                counts[(READS_MASKED, "")] += 1
+                field = body[p : p + 1] + (b"**** (masked: the statement reads a masked column)"
+                                           if body[p] == 77 else b"****") + b"\x00"
+                changed = True
+            elif body[p] in _MASKED_FIELDS and self._screen(field):
                 text = body[p + 1 : stop].decode("utf-8", "surrogateescape")
                 masked, fired = self._mask(text)
                 for detector in fired:
@@ -605,6 +873,26 @@ def _null_row(buf: bytes, start: int, end: int,
     counts[(UNDESCRIBED, "")] += ncols
     body: bytes = _I16.pack(ncols) + _NULL * ncols
     return b"D" + _I32.pack(len(body) + 4) + body
+
+
+def _copy_options(statement: Statement | None) -> tuple[str, str, str]:
+    """A COPY's format, delimiter and NULL string, from its statement's options."""
+    fmt, delimiter, null = "text", "\t", "\\N"
+    tree = statement.tree if statement is not None else None
+    node = tree.get("CopyStmt") if tree else None
+    if not isinstance(node, dict):
+        return fmt, delimiter, null
+    options: dict[str, str] = {}
+    for item in node.get("options", []):
+        d = item.get("DefElem", {})
+        arg = d.get("arg", {})
+        value = arg.get("String", {}).get("sval") if isinstance(arg, dict) else None
+        options[d.get("defname", "")] = value if value is not None else "true"
+    if options.get("format", "").lower() == "csv" or "csv" in options:
+        fmt, delimiter, null = "csv", ",", ""
+    delimiter = options.get("delimiter", delimiter)
+    null = options.get("null", null)
+    return fmt, delimiter, null
 
 
 def _split_notification(buf: bytes, pos: int, end: int) -> tuple[int, int]:

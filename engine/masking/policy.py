@@ -29,8 +29,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.masking.detectors import BUILTIN, Detector, custom
+from engine.masking.lineage import UNKNOWN, Source
 from engine.masking.masker import ValueMasker
-from engine.masking.pg import UNAVAILABLE, ColumnAction, ColumnSource, Unavailable
+from engine.masking.pg import (
+    LINEAGE_UNKNOWN,
+    UNAVAILABLE,
+    ColumnAction,
+    ColumnSource,
+    Unavailable,
+)
 from engine.masking.rules import MaskingRule
 from engine.masking.strategies import REDACT, Strategy
 
@@ -70,8 +77,43 @@ class SessionMasking:
                                     else None)
         return None
 
+    def lineage_rule(self, sources: frozenset[Source]) -> ColumnAction | None:
+        """The rule for a result column computed from these table columns (lineage): the
+        first rule naming one of them; ``lineage-unknown`` (redact) when one cannot be known.
+        A source whose schema the statement did not name matches a rule's schema."""
+        if not sources:
+            return None
+        if UNKNOWN in sources:
+            return ColumnAction(LINEAGE_UNKNOWN, _redact)
+        for pattern, rule in self.columns:
+            for source in sources:
+                if _source_matches(pattern, source):
+                    return ColumnAction(rule.name, functools.partial(
+                        _apply, _strategy(rule), key=self.key), f"{source.table}.{source.column}")
+        return None
+
+    def masked_source(self, source: Source) -> bool:
+        return source is UNKNOWN or any(_source_matches(p, source) for p, _ in self.columns)
+
+    def masked_name(self, word: str) -> bool:
+        """Whether a word could name a masked column (a function body that says it is
+        not trusted to leave masked columns alone)."""
+        return any(fnmatch.fnmatchcase(word.lower(), p.lower().split(".")[-1])
+                   for p, _ in self.columns)
+
     def count_key(self, detector: str) -> str:
         return f"{self.rule_of.get(detector, detector)}:{detector}"
+
+
+def _source_matches(pattern: str, source: Source) -> bool:
+    parts = pattern.lower().split(".")
+    have = [source.schema, source.table, source.column]
+    for want, mine in zip(reversed(parts), reversed(have), strict=False):
+        if mine is None:
+            continue  # the statement did not name the schema: any schema
+        if not fnmatch.fnmatchcase(mine.lower(), want):
+            return False
+    return True
 
 
 class Sources(Protocol):

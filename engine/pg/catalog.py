@@ -24,10 +24,12 @@ and the caller masks their columns as if a rule named them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
 from engine.config import Upstream
+from engine.masking.lineage import Function, Relation
 from engine.masking.pg import UNAVAILABLE, ColumnSource, Unavailable
 from engine.pg import codec, messages, startup
 from engine.pg.side import PeerClosed, Side
@@ -55,6 +57,12 @@ class TableCatalog:
         self._tables: dict[int, tuple[float, dict[int, ColumnSource] | Unavailable]] = {}
         self._lock = asyncio.Lock()
         self.lookups = 0  # catalog queries run (for tests and statistics)
+        # Relations and functions by name, for lineage (``engine.masking.lineage``): name →
+        # (valid until, every relation or function of that name in any schema). A lookup that
+        # failed leaves the name out, and lineage fails closed on it.
+        self._relations: dict[str, tuple[float, list[Relation]]] = {}
+        self._functions: dict[str, tuple[float, list[Function]]] = {}
+        self.unreadable: set[str] = set()  # names whose lookup failed (until retried)
 
     def known(self, table_oid: int) -> bool:
         """Whether ``column`` can answer for this table now, without a lookup."""
@@ -71,6 +79,47 @@ class TableCatalog:
         if isinstance(columns, Unavailable):
             return UNAVAILABLE
         return columns.get(attnum)
+
+    def relations(self, name: str) -> list[Relation] | None:
+        """Every relation named ``name``; None when not looked up (or expired)."""
+        entry = self._relations.get(name)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def functions(self, name: str) -> list[Function] | None:
+        entry = self._functions.get(name)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    async def resolve_names(self, relations: frozenset[str], functions: frozenset[str]) -> bool:
+        """Look relations and functions up by name. False when the catalog could not be read
+        (the caller fails closed); never raises."""
+        async with self._lock:
+            now = time.monotonic()
+            rels = sorted(n for n in relations if self.relations(n) is None)[:_MAX_NAMES]
+            fns = sorted(n for n in functions if self.functions(n) is None)[:_MAX_NAMES]
+            if not rels and not fns:
+                return True
+            self.lookups += 1
+            try:
+                rows = await self._run(names_query(rels, fns))
+            except Exception as exc:  # fail closed: the caller masks what depends on them
+                log.warning("masking: cannot read the catalog of database %r to follow a "
+                            "statement's lineage (%s); its computed columns are masked",
+                            self.database, exc)
+                return False
+            found_rel: dict[str, list[Relation]] = {n: [] for n in rels}
+            found_fn: dict[str, list[Function]] = {n: [] for n in fns}
+            for kind, schema, name, sub, columns, text in rows:
+                if kind == "r" and name in found_rel:
+                    cols = tuple(json.loads(columns or "[]"))
+                    found_rel[name].append(Relation(schema or "", name, sub or "", cols, text))
+                elif kind == "f" and name in found_fn:
+                    found_fn[name].append(Function(schema or "", name, sub or "", text or ""))
+            until = now + self.ttl
+            for n, r in found_rel.items():
+                self._relations[n] = (until, r)
+            for n, f in found_fn.items():
+                self._functions[n] = (until, f)
+            return True
 
     async def resolve(self, table_oids: set[int] | frozenset[int]) -> None:
         """Read the columns of these tables into the cache. Never raises: a failure marks the
@@ -107,6 +156,40 @@ class TableCatalog:
             async with asyncio.timeout(self.upstream.connect_timeout):
                 side.write(codec.message(b"Q", codec.cstr(catalog_query(oids))))
                 return await self._read_rows(side)
+        except TimeoutError as exc:
+            raise CatalogError("the catalog query timed out") from exc
+        except PeerClosed as exc:
+            raise CatalogError("the target closed the catalog connection") from exc
+        finally:
+            side.write(codec.message(b"X"))
+            side.close()
+
+    async def _run(self, sql: str) -> list[list[str | None]]:
+        """Every row of ``sql``'s results, as text, on a connection of the gateway's own."""
+        params = {"user": self.upstream.user, "database": self.database,
+                  "application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
+        try:
+            greeting = await startup.connect_upstream(self.upstream, params,
+                                                      self.max_message_size)
+        except startup.UpstreamUnavailable as exc:
+            raise CatalogError(str(exc)) from exc
+        side = greeting.side
+        rows: list[list[str | None]] = []
+        error: str | None = None
+        try:
+            async with asyncio.timeout(self.upstream.connect_timeout):
+                side.write(codec.message(b"Q", codec.cstr(sql)))
+                while True:
+                    tag, body = await side.read_message(self.max_message_size)
+                    if tag == ord("D"):
+                        rows.append(_row(body))
+                    elif tag == ord("E"):
+                        fields = messages.error_fields(body)
+                        error = f"{fields.get('C', '')} {fields.get('M', 'error')}"
+                    elif tag == ord("Z"):
+                        if error is not None:
+                            raise CatalogError(f"the catalog query failed: {error}")
+                        return rows
         except TimeoutError as exc:
             raise CatalogError("the catalog query timed out") from exc
         except PeerClosed as exc:
@@ -160,3 +243,48 @@ def _values(body: bytes) -> tuple[str, str, str, str, str]:
         values.append(body[pos:pos + size].decode("utf-8", "replace"))
         pos += size
     return values[0], values[1], values[2], values[3], values[4]
+
+
+_MAX_NAMES = 2000  # names per lookup (a function body's words are looked up as relations)
+
+
+def _literal(name: str) -> str:
+    return "'" + name.replace("\x00", "").replace("'", "''") + "'"
+
+
+def names_query(relations: list[str], functions: list[str]) -> str:
+    """Relations (kind, columns, a view's definition) and functions (language, body) by name.
+    The names come from a client's statement: each is a quoted literal, nothing else."""
+    rels = "ARRAY[" + ",".join(map(_literal, relations)) + "]::text[]"
+    fns = "ARRAY[" + ",".join(map(_literal, functions)) + "]::text[]"
+    return (
+        "SELECT 'r', n.nspname::text, c.relname::text, c.relkind::text,"
+        " (SELECT coalesce(json_agg(a.attname::text ORDER BY a.attnum), '[]')::text"
+        "  FROM pg_catalog.pg_attribute a"
+        "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+        " CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        f" WHERE c.relname = ANY({rels}) AND c.relkind IN ('r', 'v', 'm', 'f', 'p')"
+        " UNION ALL"
+        " SELECT 'f', n.nspname::text, p.proname::text, l.lanname::text, NULL, p.prosrc"
+        " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+        " JOIN pg_catalog.pg_language l ON l.oid = p.prolang"
+        f" WHERE p.proname = ANY({fns})"
+    )
+
+
+def _row(body: bytes) -> list[str | None]:
+    count = int.from_bytes(body[0:2], "big")
+    values: list[str | None] = []
+    pos = 2
+    for _ in range(count):
+        size = int.from_bytes(body[pos:pos + 4], "big", signed=True)
+        pos += 4
+        if size < 0:
+            values.append(None)
+            continue
+        if pos + size > len(body):
+            raise CatalogError("the catalog query answered a malformed row")
+        values.append(body[pos:pos + size].decode("utf-8", "replace"))
+        pos += size
+    return values

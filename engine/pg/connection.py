@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import Connection
-from engine.masking.pg import ResultMasker
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.catalog import TableCatalog
@@ -231,13 +230,11 @@ class PgConnection:
                     catalog = self.ctx.catalogs[key] = TableCatalog(
                         self.conn.upstream, key[1], self.ctx.sessions.settings.max_message_size)
                 masking.sources = self.path.catalog = catalog
-            self.path.results = ResultMasker(
-                masking.values or _NoValues(), masking.column_rule if masking.columns else None,
-                catalog.known if catalog is not None else None)
-            # Column rules need every result described, also what a driver runs from a
-            # prepared statement whose description it cached.
-            self.relay.describe_portals = self.path.results.describes_portals = bool(
-                masking.columns)
+            results = self.path.mask_with(masking, masking.values or _NoValues(), catalog)
+            # Masking needs every result described, also what a driver runs from a prepared
+            # statement whose description it cached: the columns for column rules, the
+            # formats (binary values are decoded by type) for the detectors.
+            self.relay.describe_portals = results.describes_portals = True
         self.relay.transaction_status = greeting.transaction_status
         for tag, body in MessageReader(self.ctx.sessions.settings.max_message_size).feed(
                 greeting.status_messages):
@@ -314,6 +311,7 @@ class PgConnection:
     def _deliver(self, out: bytes, reply: bytes, hold: Hold | None) -> None:
         """What the relay decided for a chunk, once its statements are recorded."""
         if out and self.upstream is not None:
+            self.path.sent(out)
             self.upstream.write(out)
         if reply:
             self.path.reply(reply)

@@ -14,7 +14,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from engine.masking.pg import ResultMasker
+from engine.masking.flow import StatementFlow
+from engine.masking.lineage import Analyzer, Missing
+from engine.masking.pg import ResultMasker, TextMasker
+from engine.masking.policy import SessionMasking
 from engine.pg.catalog import TableCatalog
 from engine.pg.codec import ProtocolViolation
 from engine.pg.relay import StatementFinished
@@ -41,6 +44,27 @@ class ResultPath:
         self.held: bytearray | None = None  # backend bytes held while the catalog is read
         self._finished_held: list[StatementFinished] = []
         self.client_full = False
+
+    def mask_with(self, masking: SessionMasking, values: TextMasker,
+                  catalog: TableCatalog | None) -> ResultMasker:
+        """Mask this session's results. With column rules, each result column follows its
+        statement's lineage (``engine.masking.lineage``) back to table columns, read from the
+        catalog by name."""
+        flow = None
+        if masking.columns and catalog is not None:
+            flow = StatementFlow(Analyzer(catalog, masking.masked_source,
+                                          names=masking.masked_name))
+        self.results = ResultMasker(
+            values, masking.column_rule if masking.columns else None,
+            catalog.known if catalog is not None else None,
+            flow=flow, lineage_rule=masking.lineage_rule if flow is not None else None)
+        self.catalog = catalog
+        return self.results
+
+    def sent(self, data: bytes) -> None:
+        """Frontend messages forwarded to the target: which statement each result is of."""
+        if self.results is not None and self.results.flow is not None:
+            self.results.flow.sent(data)
 
     def deliver(self, out: bytes, finished: list[StatementFinished]) -> None:
         """Backend bytes the relay let through, and the statements they finished."""
@@ -73,7 +97,8 @@ class ResultPath:
                 self._finished_held = list(finished)
                 if self.upstream is not None:
                     self.upstream.pause_reading()
-                spawn(self._look_up(results.missing), f"pg session {self.session.id} catalog")
+                spawn(self._look_up(results.missing, results.missing_names),
+                      f"pg session {self.session.id} catalog")
                 if masked:
                     self.client.write(masked)
                 return
@@ -83,10 +108,15 @@ class ResultPath:
         if out:
             self.client.write(out)
 
-    async def _look_up(self, tables: frozenset[int]) -> None:
+    async def _look_up(self, tables: frozenset[int], names: Missing | None) -> None:
         assert self.catalog is not None
         try:
-            await self.catalog.resolve(tables)
+            if tables:
+                await self.catalog.resolve(tables)
+            if names is not None and self.results is not None:
+                # A failed lookup leaves the names unknown: lineage then fails closed on them.
+                self.results.names_failed = not await self.catalog.resolve_names(
+                    names.relations, names.functions)
         except Exception:  # resolve fails closed itself; a bug must not leave the session hung
             log.exception("session %s: catalog lookup failed", self.session.id)
             self._failed("the gateway could not check this result's columns")

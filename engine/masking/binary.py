@@ -1,0 +1,237 @@
+"""PostgreSQL values in binary format (and bytea in text format): decode, mask, re-encode.
+
+A binary result or a binary COPY carries numbers as their bytes, bytea as raw bytes, arrays and
+records as nested values with their own lengths: a detector reading the raw bytes sees nothing.
+``mask_value`` decodes the built-in types into the text PostgreSQL would print, lets the
+detectors read it, and answers a value the client can still decode:
+
+- text-like types and bytea keep the masked text (bytea's bytes are any bytes);
+- numbers, dates, uuids and other scalars cannot hold a mask: a value with a finding becomes
+  NULL, the one value every type accepts (a typed placeholder, never text a driver rejects);
+- arrays and records are rebuilt element by element (an element may become NULL);
+- a type the gateway cannot decode is opaque (ARCHITECTURE.md invariant 9): when its bytes
+  could hold a finding, the whole value becomes NULL.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+
+Mask = Callable[[str], tuple[str, list[str]]]
+
+NULL: None = None
+
+TEXT_LIKE = frozenset({25, 1043, 1042, 19, 114, 3802, 705, 142, 18})
+BYTEA = 17
+RECORD = 2249
+# Arrays of the types above (and of bytea): element type by array type.
+ARRAY_OF: dict[int, int] = {
+    1009: 25, 1015: 1043, 1014: 1042, 1003: 19, 199: 114, 3807: 3802, 143: 142, 1002: 18,
+    1001: 17, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701, 1231: 1700, 1028: 26,
+    1000: 16, 1182: 1082, 1115: 1114, 1185: 1184, 2951: 2950, 2287: 2249,
+}
+_INTS = {21: struct.Struct("!h"), 23: struct.Struct("!i"), 20: struct.Struct("!q"),
+         26: struct.Struct("!I")}
+_FLOATS = {700: struct.Struct("!f"), 701: struct.Struct("!d")}
+_I32 = struct.Struct("!i")
+_U32 = struct.Struct("!I")
+_NUMERIC_HEAD = struct.Struct("!hhhh")
+# Binary values of these types hold no text at all: flags, dates and times, intervals.
+_NO_TEXT = frozenset({16, 1082, 1083, 1114, 1184, 1186, 1266})
+
+
+class Undecodable(ValueError):
+    """Bytes that are not a valid value of the type they claim to be."""
+
+
+def known(type_oid: int) -> bool:
+    return (type_oid in TEXT_LIKE or type_oid in (BYTEA, RECORD, 1700, 2950) or type_oid in _INTS
+            or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in _NO_TEXT)
+
+
+def text_of(type_oid: int, raw: bytes) -> str | None:
+    """The text a scalar binary value reads as (None: it holds no text)."""
+    if type_oid in _INTS:
+        if len(raw) != _INTS[type_oid].size:
+            raise Undecodable(type_oid)
+        return str(_INTS[type_oid].unpack(raw)[0])
+    if type_oid in _FLOATS:
+        if len(raw) != _FLOATS[type_oid].size:
+            raise Undecodable(type_oid)
+        return repr(_FLOATS[type_oid].unpack(raw)[0])
+    if type_oid == 1700:
+        return _numeric(raw)
+    if type_oid == 2950:
+        if len(raw) != 16:
+            raise Undecodable(type_oid)
+        return str(uuid.UUID(bytes=raw))
+    if type_oid in _NO_TEXT:
+        return None
+    raise Undecodable(type_oid)
+
+
+def _numeric(raw: bytes) -> str:
+    if len(raw) < 8:
+        raise Undecodable(1700)
+    ndigits, weight, sign, dscale = _NUMERIC_HEAD.unpack_from(raw)
+    if len(raw) != 8 + 2 * ndigits:
+        raise Undecodable(1700)
+    if sign == -16384:  # 0xC000 NaN
+        return "NaN"
+    if sign in (-12288, -4096):  # infinities
+        return "Infinity" if sign == -12288 else "-Infinity"
+    digits = struct.unpack_from(f"!{ndigits}h", raw, 8)
+    value = Decimal(0)
+    for i, d in enumerate(digits):
+        value += Decimal(d) * (Decimal(10000) ** (weight - i))
+    if sign == 0x4000:
+        value = -value
+    return f"{value:.{dscale}f}" if dscale >= 0 else str(value)
+
+
+def mask_value(type_oid: int, raw: bytes, mask: Mask, fired: list[str],
+               depth: int = 0) -> bytes | None:
+    """A binary value masked: ``raw`` itself when nothing was found, new bytes, or None (NULL).
+    ``fired`` collects the detectors that found something."""
+    if type_oid in TEXT_LIKE:
+        prefix = raw[:1] if type_oid == 3802 and raw[:1] == b"\x01" else b""
+        text = raw[len(prefix):].decode("utf-8", "surrogateescape")
+        masked, names = mask(text)
+        fired += names
+        return raw if masked == text else prefix + _encode(masked)
+    if type_oid == BYTEA:
+        text = raw.decode("utf-8", "surrogateescape")
+        masked, names = mask(text)
+        fired += names
+        return raw if masked == text else _encode(masked)
+    if depth > 16:
+        raise Undecodable(type_oid)
+    if type_oid in ARRAY_OF:
+        return _array(raw, mask, fired, depth)
+    if type_oid == RECORD:
+        return _record(raw, mask, fired, depth)
+    shown = text_of(type_oid, raw)
+    if shown is None:
+        return raw
+    masked, names = mask(shown)
+    fired += names
+    return raw if masked == shown else None
+
+
+def _array(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None:
+    if len(raw) < 12:
+        raise Undecodable("array")
+    ndim, _, elem = struct.unpack_from("!iiI", raw)
+    if not 0 <= ndim <= 6:
+        raise Undecodable("array")
+    pos = 12 + 8 * ndim
+    if len(raw) < pos:
+        raise Undecodable("array")
+    count = 1 if ndim else 0
+    for d in range(ndim):
+        count *= _I32.unpack_from(raw, 12 + 8 * d)[0]
+    parts: list[bytes] = []
+    changed, nulls = False, False
+    for _ in range(count):
+        if pos + 4 > len(raw):
+            raise Undecodable("array")
+        size = _I32.unpack_from(raw, pos)[0]
+        pos += 4
+        if size < 0:
+            parts.append(_I32.pack(-1))
+            nulls = True
+            continue
+        item = raw[pos:pos + size]
+        if len(item) != size:
+            raise Undecodable("array")
+        pos += size
+        new = mask_value(elem, item, mask, fired, depth + 1) if known(elem) else _opaque(
+            item, mask, fired)
+        if new is None:
+            parts.append(_I32.pack(-1))
+            nulls = changed = True
+        else:
+            changed = changed or new is not item
+            parts.append(_I32.pack(len(new)) + new)
+    if pos != len(raw):
+        raise Undecodable("array")
+    if not changed:
+        return raw
+    head = struct.pack("!iiI", ndim, 1 if nulls else 0, elem) + raw[12:12 + 8 * ndim]
+    return head + b"".join(parts)
+
+
+def _record(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None:
+    if len(raw) < 4:
+        raise Undecodable("record")
+    count = _I32.unpack_from(raw)[0]
+    pos = 4
+    parts: list[bytes] = []
+    changed = False
+    for _ in range(count):
+        if pos + 8 > len(raw):
+            raise Undecodable("record")
+        oid, size = struct.unpack_from("!Ii", raw, pos)
+        pos += 8
+        if size < 0:
+            parts.append(struct.pack("!Ii", oid, -1))
+            continue
+        item = raw[pos:pos + size]
+        if len(item) != size:
+            raise Undecodable("record")
+        pos += size
+        new = mask_value(oid, item, mask, fired, depth + 1) if known(oid) else _opaque(
+            item, mask, fired)
+        if new is None:
+            parts.append(struct.pack("!Ii", oid, -1))
+            changed = True
+        else:
+            changed = changed or new is not item
+            parts.append(struct.pack("!Ii", oid, len(new)) + new)
+    if pos != len(raw):
+        raise Undecodable("record")
+    return raw if not changed else _I32.pack(count) + b"".join(parts)
+
+
+def _opaque(raw: bytes, mask: Mask, fired: list[str]) -> bytes | None:
+    """A value of a type the gateway cannot decode: NULL when its bytes hold a finding."""
+    _, names = mask(raw.decode("utf-8", "surrogateescape"))
+    if names:
+        fired += names
+        return None
+    return raw
+
+
+def mask_opaque(raw: bytes, mask: Mask, fired: list[str]) -> bytes | None:
+    return _opaque(raw, mask, fired)
+
+
+def bytea_text(raw: bytes, mask: Mask, fired: list[str]) -> bytes | None:
+    """A bytea in text format (``\\x`` and hex): its bytes masked, re-encoded in hex."""
+    if not raw.startswith(b"\\x"):
+        return _text_fallback(raw, mask, fired)
+    try:
+        data = bytes.fromhex(raw[2:].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return _text_fallback(raw, mask, fired)
+    text = data.decode("utf-8", "surrogateescape")
+    masked, names = mask(text)
+    fired += names
+    return raw if masked == text else b"\\x" + _encode(masked).hex().encode("ascii")
+
+
+def _text_fallback(raw: bytes, mask: Mask, fired: list[str]) -> bytes | None:
+    text = raw.decode("utf-8", "surrogateescape")
+    masked, names = mask(text)
+    fired += names
+    return raw if masked == text else None  # an escape-format bytea: NULL, not broken text
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")

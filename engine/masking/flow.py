@@ -1,0 +1,223 @@
+"""Which statement each result belongs to, so that its columns can be followed (``lineage``).
+
+``StatementFlow`` is fed the frontend messages the gateway forwards to the target (``sent``)
+and told of each backend message in order (``advance``); ``current`` is then the statement
+whose RowDescription, rows, COPY data or error the target is sending. It keeps the queue of
+answers the target owes, as the relay does: a Query's statements end one by one (each with
+CommandComplete, EmptyQueryResponse, or an ErrorResponse that ends them all); a Describe is
+answered by RowDescription or NoData, an Execute ends with CommandComplete, EmptyQueryResponse
+or PortalSuspended; after an error in the extended protocol the target skips to the next Sync.
+
+Without I/O and without the relay's internals: only bytes that reached the target count, so a
+statement the gateway refused (and answered itself) never enters the queue. When the queue and
+the answers disagree (which a correct target never causes), ``current`` is None and the caller
+fails closed.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.masking.lineage import Analyzer, Lineage, parse
+
+_I32 = struct.Struct("!i")
+_PARSED_CACHE = 512
+
+
+@dataclass(eq=False)
+class Statement:
+    """One statement the target runs: its parse tree, and its lineage once computed."""
+
+    text: str
+    tree: dict[str, Any] | None  # None: PostgreSQL would not parse it (nor run it)
+    lineage: Lineage | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(iter(self.tree), "") if self.tree else ""
+
+
+@dataclass(eq=False)
+class _Query:
+    statements: list[Statement]
+    index: int = 0
+    failed: bool = False
+
+
+@dataclass(eq=False)
+class _Describe:
+    statement: Statement | None
+
+
+@dataclass(eq=False)
+class _Execute:
+    statement: Statement | None
+
+
+@dataclass(eq=False)
+class _Sync:
+    pass
+
+
+_Entry = _Query | _Describe | _Execute | _Sync
+
+
+@dataclass
+class StatementFlow:
+    analyzer: Analyzer
+    _owed: deque[_Entry] = field(default_factory=deque)
+    _prepared: dict[str, Statement] = field(default_factory=dict)
+    _portals: dict[str, Statement] = field(default_factory=dict)
+    _parsed: OrderedDict[str, list[dict[str, Any]] | None] = field(default_factory=OrderedDict)
+    current: Statement | None = None  # the statement whose result is in progress
+    lost: bool = False  # the queue and the answers disagreed once: fail closed from then on
+
+    # --- frontend ---------------------------------------------------------------------------
+
+    def sent(self, data: bytes) -> None:
+        """Complete frontend messages, as forwarded to the target."""
+        pos, n = 0, len(data)
+        while n - pos >= 5:
+            tag = data[pos]
+            end = pos + 1 + _I32.unpack_from(data, pos + 1)[0]
+            if end > n:
+                break
+            body = data[pos + 5 : end]
+            if tag == 81:  # Query
+                text = _cstr(body, 0)[0]
+                trees = self._parse(text)
+                stmts = ([Statement(text, t) for t in trees] if trees is not None
+                         else [Statement(text, None)])
+                self._owed.append(_Query(stmts))
+            elif tag == 80:  # Parse
+                name, p = _cstr(body, 0)
+                text = _cstr(body, p)[0]
+                trees = self._parse(text)
+                self._prepared[name] = Statement(text, trees[0] if trees else None)
+            elif tag == 66:  # Bind
+                portal, p = _cstr(body, 0)
+                name = _cstr(body, p)[0]
+                found = self._prepared.get(name)
+                if found is not None:
+                    self._portals[portal] = Statement(found.text, found.tree)
+                else:
+                    self._portals.pop(portal, None)
+            elif tag == 68:  # Describe
+                kind, name = body[:1], _cstr(body, 1)[0]
+                table = self._prepared if kind == b"S" else self._portals
+                self._owed.append(_Describe(table.get(name)))
+            elif tag == 69:  # Execute
+                self._owed.append(_Execute(self._portals.get(_cstr(body, 0)[0])))
+            elif tag == 83:  # Sync
+                self._owed.append(_Sync())
+            elif tag == 67:  # Close
+                kind, name = body[:1], _cstr(body, 1)[0]
+                (self._prepared if kind == b"S" else self._portals).pop(name, None)
+            pos = end
+
+    def _parse(self, text: str) -> list[dict[str, Any]] | None:
+        if text in self._parsed:
+            self._parsed.move_to_end(text)
+            return self._parsed[text]
+        trees = parse(text)
+        self._parsed[text] = trees
+        if len(self._parsed) > _PARSED_CACHE:
+            self._parsed.popitem(last=False)
+        return trees
+
+    # --- backend ----------------------------------------------------------------------------
+
+    def upcoming(self, tag: int) -> Statement | None:
+        """The statement a RowDescription, CopyOutResponse or ErrorResponse (``tag``) about to
+        be handled belongs to, without moving on (``advance`` does)."""
+        if not self._owed:
+            return self.current if tag in (69, 78) else None
+        front = self._owed[0]
+        if isinstance(front, _Query):
+            return (front.statements[front.index] if front.index < len(front.statements)
+                    else None)
+        if isinstance(front, _Describe | _Execute):
+            return front.statement
+        return self.current if tag in (69, 78) else None
+
+    def advance(self, tag: int) -> None:
+        """A backend message was handled: move the queue on."""
+        owed = self._owed
+        front = owed[0] if owed else None
+        if tag in (84, 0):  # RowDescription (the client's Describe, a query's, the gateway's)
+            if isinstance(front, _Query):
+                self.current = self.upcoming(tag)
+            elif isinstance(front, _Describe):
+                self.current = front.statement
+                owed.popleft()
+            else:
+                self._lose()
+        elif tag in (110, 1):  # NoData
+            if isinstance(front, _Describe):
+                owed.popleft()
+            else:
+                self._lose()
+        elif tag in (72, 71, 87):  # CopyOut-, CopyIn-, CopyBothResponse
+            self.current = self.upcoming(tag)
+        elif tag in (67, 73):  # CommandComplete, EmptyQueryResponse
+            if isinstance(front, _Query):
+                self._learn(front.statements[front.index] if front.index < len(
+                    front.statements) else None)
+                front.index += 1
+            elif isinstance(front, _Execute):
+                self._learn(front.statement)
+                owed.popleft()
+            self.current = None
+        elif tag == 115:  # PortalSuspended
+            if isinstance(front, _Execute):
+                owed.popleft()
+        elif tag == 69:  # ErrorResponse
+            if isinstance(front, _Query):
+                front.failed = True
+            else:
+                while owed and not isinstance(owed[0], _Sync | _Query):
+                    owed.popleft()
+            self.current = None
+        elif tag == 90:  # ReadyForQuery
+            while owed:
+                entry = owed.popleft()
+                if isinstance(entry, _Query | _Sync):
+                    break
+            self.current = None
+
+    def _learn(self, statement: Statement | None) -> None:
+        """A DECLARE or PREPARE ran: its cursor's or statement's columns are known now."""
+        if statement is None or statement.kind not in ("DeclareCursorStmt", "PrepareStmt"):
+            return
+        assert statement.tree is not None
+        lineage = self.analyzer.statement(statement.tree)
+        if lineage.missing.relations or lineage.missing.functions:
+            lineage.declares = (lineage.declares[0], None) if lineage.declares else None
+        self.analyzer.learn(lineage, statement.kind)
+
+    def _lose(self) -> None:
+        self.lost = True
+        self.current = None
+
+    def lineage(self, statement: Statement) -> Lineage | None:
+        """The statement's lineage (computed once); None when it does not parse."""
+        if statement.tree is None:
+            return None
+        if statement.lineage is None or statement.lineage.missing.relations or (
+                statement.lineage.missing.functions):
+            statement.lineage = self.analyzer.statement(statement.tree)
+        return statement.lineage
+
+
+def _cstr(body: bytes, pos: int) -> tuple[str, int]:
+    end = body.find(b"\x00", pos)
+    if end < 0:
+        end = len(body)
+    return body[pos:end].decode("utf-8", "replace"), end + 1
+
+
+Resolver = Callable[[frozenset[str], frozenset[str]], None]

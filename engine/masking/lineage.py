@@ -1,0 +1,777 @@
+"""Lineage: which table columns each result column of a statement is computed from.
+
+A column rule names table columns (``customers.national_id``); PostgreSQL's RowDescription
+names the table column behind a result column only when the column is read straight from a
+table. Everything computed (``national_id || ''``, ``upper(iban)``, ``row_to_json(c)``, a CTE,
+a UNION arm, a view that renames the column) comes without a table. ``lineage`` reads the
+statement's parse tree (pglast, PostgreSQL's own parser) and follows each result column back
+through aliases, expressions, function calls, casts, subqueries, CTEs, set operations, joins,
+``*`` and whole-row references to the table columns it depends on.
+
+The walk is conservative: an expression depends on every column it mentions (a CASE's
+conditions and a function's arguments included); only ``count(...)``, whose result never
+carries a value, is left out. What cannot be followed is ``UNKNOWN`` and the caller fails
+closed (masks the column and counts it as ``lineage-unknown``):
+
+- a function that is not PostgreSQL's own whose body the gateway cannot read, or that runs
+  dynamic SQL, or reads a relation with a column a rule names (``Catalog.function``);
+- PostgreSQL functions that run SQL given as text (``query_to_xml``, ``dblink``...) or read
+  outside the tables (large objects, server files);
+- the statistics PostgreSQL keeps of column values (``pg_stats`` most common values and
+  histograms, ``pg_statistic``);
+- a cursor or a prepared statement the gateway did not see declared (``FETCH``, ``EXECUTE``).
+
+Relations are looked up by name in the target's catalog (``Catalog``): their columns (for ``*``
+and whole-row references) and, for views, their definition, whose own lineage is followed. The
+catalog does not know the session's ``search_path``: an unqualified name stands for every
+relation of that name (PostgreSQL's own ``pg_catalog`` first, as the server resolves it).
+A lookup the catalog has not made yet is reported in ``Lineage.missing``; the caller looks the
+names up and asks again.
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+from pglast.parser import ParseError, parse_sql_json
+
+
+class Source(NamedTuple):
+    """A table column (schema None: the statement did not say, any schema)."""
+
+    schema: str | None
+    table: str
+    column: str
+
+
+UNKNOWN = Source(None, "", "")
+"""A dependency the gateway cannot follow: fail closed."""
+
+Lin = frozenset[Source]
+_NONE: Lin = frozenset()
+_UNKNOWN: Lin = frozenset({UNKNOWN})
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation as the catalog knows it: ``kind`` is pg_class.relkind."""
+
+    schema: str
+    name: str
+    kind: str
+    columns: tuple[str, ...]
+    definition: str | None = None  # a view's query
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    language: str
+    source: str  # the body (prosrc)
+
+
+class Catalog(Protocol):
+    """What lineage needs of the target's catalog. ``None``: not looked up yet."""
+
+    def relations(self, name: str) -> list[Relation] | None: ...
+
+    def functions(self, name: str) -> list[Function] | None: ...
+
+
+class Missing(NamedTuple):
+    relations: frozenset[str]
+    functions: frozenset[str]
+
+
+@dataclass
+class Lineage:
+    """The lineage of one statement.
+
+    ``columns``: one set of sources per result column, or None when the statement returns no
+    rows the gateway can account for (then ``reads`` decides). ``reads``: every column the
+    statement mentions anywhere (errors it raises may quote them). ``missing``: catalog names to
+    look up before the answer is complete (then the rest is provisional).
+    """
+
+    columns: tuple[Lin, ...] | None
+    reads: Lin
+    missing: Missing = field(default_factory=lambda: Missing(frozenset(), frozenset()))
+    declares: tuple[str, tuple[Lin, ...] | None] | None = None  # DECLARE/PREPARE name
+    writes: tuple[tuple[Source, Lin], ...] = ()  # table columns assigned from these sources
+
+
+# PostgreSQL's functions that run SQL given as text, or read what is not in a table.
+_OPAQUE_FUNCTIONS = re.compile(
+    r"(?:query|cursor|table|schema|database)_to_xml(?:schema|_and_xmlschema)?|dblink\w*"
+    r"|lo_get|loread|lo_export|pg_read_file|pg_read_binary_file|pg_ls_\w+|lo_import"
+    r"|xpath|xpath_exists|pg_stat_file|current_setting|pg_get_\w+def|pg_logical\w*")
+# Count of rows or values: the result is a number, never one of the values.
+_VALUE_FREE = frozenset({"count"})
+# Catalog relations that hold samples of column values.
+_STATISTICS = frozenset({"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs",
+                         "pg_statistic_ext_data"})
+_STATISTIC_VALUE = re.compile(r"most_common|histogram|stavalues|stxd|elem_count|exprs")
+_BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
+_TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_MAX_DEPTH = 8
+
+
+def parse(text: str) -> list[dict[str, Any]] | None:
+    """The raw statements of ``text`` (pglast JSON), or None when PostgreSQL would not parse it."""
+    try:
+        tree = orjson.loads(parse_sql_json(text))
+    except ParseError:
+        return None
+    stmts: list[dict[str, Any]] = tree.get("stmts", [])
+    return [s.get("stmt", {}) for s in stmts]
+
+
+class _Range(NamedTuple):
+    name: str  # alias, or the relation's name
+    columns: tuple[tuple[str, Lin], ...]
+
+    def whole(self) -> Lin:
+        out: set[Source] = set()
+        for _, lin in self.columns:
+            out |= lin
+        return frozenset(out)
+
+
+Scope = tuple[tuple[_Range, ...], ...]  # innermost level first
+
+
+class Analyzer:
+    """Computes lineages against a catalog. ``masked(source)`` says whether a rule names a
+    table column; it decides whether a function's body is safe to ignore."""
+
+    def __init__(self, catalog: Catalog, masked: Callable[[Source], bool], *,
+                 names: Callable[[str], bool] | None = None) -> None:
+        self.catalog = catalog
+        self.masked = masked
+        # ``names(word)``: whether a word could be a masked column's name (a function body
+        # that mentions one is not safe); defaults to never.
+        self.names = names or (lambda word: False)
+        self._missing_rel: set[str] = set()
+        self._missing_fn: set[str] = set()
+        self._reads: set[Source] = set()
+        self._depth = 0
+        self._fn_safety: dict[str, bool] = {}
+        # Cursors and prepared statements declared in the session, by name.
+        self.cursors: dict[str, tuple[Lin, ...] | None] = {}
+        self.prepared: dict[str, tuple[Lin, ...] | None] = {}
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def statement(self, stmt: dict[str, Any]) -> Lineage:
+        self._missing_rel, self._missing_fn, self._reads = set(), set(), set()
+        self._fn_safety = {}
+        columns: tuple[Lin, ...] | None = None
+        declares: tuple[str, tuple[Lin, ...] | None] | None = None
+        writes: list[tuple[Source, Lin]] = []
+        kind, node = _only(stmt)
+        try:
+            if kind == "SelectStmt":
+                out = self._select(node, (), {})
+                into = node.get("intoClause")
+                if into:
+                    rel = into.get("rel", {})
+                    writes += self._assign(rel, [n for n, _ in out], out, into.get("colNames"))
+                else:
+                    columns = tuple(lin for _, lin in out)
+            elif kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+                columns, w = self._modify(kind, node)
+                writes += w
+            elif kind == "CopyStmt":
+                if not node.get("is_from"):
+                    columns = self._copy(node)
+            elif kind == "DeclareCursorStmt":
+                q = self._select_any(node.get("query", {}))
+                declares = (node.get("portalname", ""), tuple(lin for _, lin in q))
+            elif kind == "PrepareStmt":
+                sub = self.statement(node.get("query", {}))
+                self._reads |= sub.reads
+                declares = (node.get("name", ""), sub.columns)
+            elif kind == "FetchStmt":
+                name = node.get("portalname", "")
+                columns = self.cursors.get(name, None) if name in self.cursors else None
+                if name not in self.cursors:
+                    columns = None
+                    self._reads.add(UNKNOWN)
+            elif kind == "ExecuteStmt":
+                name = node.get("name", "")
+                if name in self.prepared:
+                    columns = self.prepared[name]
+                else:
+                    self._reads.add(UNKNOWN)
+            elif kind == "CallStmt":
+                lin = self._expr(node.get("funccall", {}), ())
+                self._reads |= lin
+                columns = None
+                if lin:
+                    self._reads.add(UNKNOWN)
+            elif kind == "CreateTableAsStmt":
+                q = self._select_any(node.get("query", {}))
+                into = node.get("into", {})
+                writes += self._assign(into.get("rel", {}), [n for n, _ in q], q,
+                                       into.get("colNames"))
+            elif kind == "ExplainStmt":
+                inner = node.get("query", {})
+                self.statement(inner)  # its reads: an error may still quote a value
+                columns = None
+            elif kind == "CreateStmt" or kind == "ViewStmt":
+                columns = None
+            else:
+                columns = None
+        except RecursionError:
+            columns, self._reads = None, {UNKNOWN}
+        missing = Missing(frozenset(self._missing_rel), frozenset(self._missing_fn))
+        return Lineage(columns, frozenset(self._reads), missing, declares, tuple(writes))
+
+    def learn(self, lineage: Lineage, kind: str) -> None:
+        """Remember what a statement declared (a cursor, a prepared statement)."""
+        if lineage.declares is not None:
+            name, cols = lineage.declares
+            (self.cursors if kind == "DeclareCursorStmt" else self.prepared)[name] = cols
+
+    # --- statements -----------------------------------------------------------------------
+
+    def _select_any(self, node: dict[str, Any]) -> list[tuple[str, Lin]]:
+        kind, inner = _only(node)
+        if kind == "SelectStmt":
+            return self._select(inner, (), {})
+        if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+            cols, _ = self._modify(kind, inner)
+            return [("?column?", lin) for lin in (cols or ())]
+        return []
+
+    def _modify(self, kind: str, node: dict[str, Any],
+                ) -> tuple[tuple[Lin, ...] | None, list[tuple[Source, Lin]]]:
+        ctes = self._with(node.get("withClause"), (), {})
+        rel = node.get("relation", {})
+        target = self._range_var(rel, ctes)
+        assigned: dict[str, Lin] = {}
+        writes: list[tuple[Source, Lin]] = []
+        levels: list[_Range] = [target]
+        if kind == "UpdateStmt":
+            levels += self._from(node.get("fromClause", []), (), ctes)
+        elif kind == "DeleteStmt":
+            levels += self._from(node.get("usingClause", []), (), ctes)
+        elif kind == "MergeStmt":
+            levels += self._from([node.get("sourceRelation", {})], (), ctes)
+        scope: Scope = (tuple(levels),)
+        if kind == "InsertStmt":
+            cols = [_only(c)[1].get("name", "") for c in node.get("cols", [])]
+            if not cols:
+                cols = [n for n, _ in target.columns]
+            sel = node.get("selectStmt")
+            out = self._select_any(sel) if sel else []
+            for name, (_, lin) in zip(cols, out, strict=False):
+                assigned[name] = assigned.get(name, _NONE) | lin
+        elif kind == "UpdateStmt":
+            for t in node.get("targetList", []):
+                res = _only(t)[1]
+                assigned[res.get("name", "")] = (assigned.get(res.get("name", ""), _NONE)
+                                                 | self._expr(res.get("val"), scope))
+        elif kind == "MergeStmt":
+            for clause in node.get("mergeWhenClauses", []):
+                c = _only(clause)[1]
+                names = [_only(t)[1].get("name", "") for t in c.get("targetList", [])]
+                vals = c.get("values") or [(_only(t)[1].get("val")) for t in
+                                            c.get("targetList", [])]
+                if not names:
+                    names = [n for n, _ in target.columns]
+                for name, val in zip(names, vals, strict=False):
+                    assigned[name] = assigned.get(name, _NONE) | self._expr(val, scope)
+        self._expr(node.get("whereClause"), scope)
+        if assigned:
+            src_table = rel.get("relname", "")
+            src_schema = rel.get("schemaname")
+            for name, lin in assigned.items():
+                writes.append((Source(src_schema, src_table, name), lin))
+            cols_with = tuple((n, lin | assigned.get(n, _NONE)) for n, lin in target.columns)
+            target = _Range(target.name, cols_with)
+            scope = ((target, *levels[1:]),)
+        returning = node.get("returningList")  # PostgreSQL 18: returningClause.exprs
+        if returning is None and node.get("returningClause"):
+            returning = _only(node["returningClause"])[1].get("exprs") if (
+                "ReturningClause" in node["returningClause"]) else node["returningClause"].get(
+                "exprs")
+        if not returning:
+            return None, writes
+        return tuple(lin for _, lin in self._targets(returning, scope)), writes
+
+    def _copy(self, node: dict[str, Any]) -> tuple[Lin, ...] | None:
+        query = node.get("query")
+        if query:
+            return tuple(lin for _, lin in self._select_any(query))
+        rel = node.get("relation")
+        if not rel:
+            return None
+        rng = self._range_var(rel, {})
+        wanted = [_only(a)[1].get("sval", "") for a in node.get("attlist", [])]
+        if wanted:
+            by = dict(rng.columns)
+            for w in wanted:
+                self._reads |= by.get(w, _UNKNOWN)
+            return tuple(by.get(w, _UNKNOWN) for w in wanted)
+        for _, lin in rng.columns:
+            self._reads |= lin
+        return tuple(lin for _, lin in rng.columns) or None
+
+    def _assign(self, rel: dict[str, Any], names: list[str], out: list[tuple[str, Lin]],
+                col_names: list[Any] | None) -> list[tuple[Source, Lin]]:
+        if col_names:
+            names = [_only(c)[1].get("sval", "") for c in col_names]
+        return [(Source(rel.get("schemaname"), rel.get("relname", ""), n), lin)
+                for n, (_, lin) in zip(names, out, strict=False)]
+
+    # --- SELECT ----------------------------------------------------------------------------
+
+    def _with(self, clause: dict[str, Any] | None, outer: Scope,
+              ctes: dict[str, list[tuple[str, Lin]]]) -> dict[str, list[tuple[str, Lin]]]:
+        if not clause:
+            return ctes
+        ctes = dict(ctes)
+        w = _only(clause)[1] if "WithClause" in clause else clause
+        recursive = bool(w.get("recursive"))
+        for c in w.get("ctes", []):
+            cte = _only(c)[1]
+            name = cte.get("ctename", "")
+            query = cte.get("ctequery", {})
+            aliases = [_only(a)[1].get("sval", "") for a in cte.get("aliascolnames", [])]
+            if recursive:
+                ctes[name] = []
+                for _ in range(3):  # the recursive term sees the CTE itself: iterate
+                    out = self._cte_query(query, outer, ctes)
+                    if aliases:
+                        out = [(a, lin) for a, (_, lin) in zip(aliases, out, strict=False)]
+                    if out == ctes[name]:
+                        break
+                    ctes[name] = out
+            else:
+                out = self._cte_query(query, outer, ctes)
+                if aliases:
+                    out = [(a, lin) for a, (_, lin) in
+                           zip(aliases + [n for n, _ in out[len(aliases):]], out, strict=False)]
+                ctes[name] = out
+        return ctes
+
+    def _cte_query(self, query: dict[str, Any], outer: Scope,
+                   ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
+        kind, inner = _only(query)
+        if kind == "SelectStmt":
+            return self._select(inner, outer, ctes)
+        if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+            cols, _ = self._modify(kind, inner)
+            return [("?column?", lin) for lin in (cols or ())]
+        return []
+
+    def _select(self, node: dict[str, Any], outer: Scope,
+                ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
+        ctes = self._with(node.get("withClause"), outer, ctes)
+        op = node.get("op", "SETOP_NONE")
+        if op != "SETOP_NONE":
+            left = self._select(_only(node["larg"])[1], outer, ctes)
+            right = self._select(_only(node["rarg"])[1], outer, ctes)
+            out = [(name, lin | (right[i][1] if i < len(right) else _UNKNOWN))
+                   for i, (name, lin) in enumerate(left)]
+            return out
+        values = node.get("valuesLists")
+        if values:
+            width = max(len(_only(v)[1].get("items", [])) for v in values)
+            cols: list[Lin] = [_NONE] * width
+            for v in values:
+                for i, item in enumerate(_only(v)[1].get("items", [])):
+                    cols[i] = cols[i] | self._expr(item, outer)
+            return [(f"column{i + 1}", lin) for i, lin in enumerate(cols)]
+        level = tuple(self._from(node.get("fromClause", []), outer, ctes))
+        scope: Scope = (level, *outer)
+        # Every clause is read (its columns are what the statement reads); only the target
+        # list carries values to the client.
+        for key in ("whereClause", "havingClause", "groupClause", "sortClause",
+                    "distinctClause", "windowClause", "limitCount", "limitOffset"):
+            part = node.get(key)
+            if part:
+                self._expr(part, scope)
+        return self._targets(node.get("targetList", []), scope)
+
+    def _targets(self, targets: list[dict[str, Any]], scope: Scope) -> list[tuple[str, Lin]]:
+        out: list[tuple[str, Lin]] = []
+        for t in targets:
+            res = _only(t)[1]
+            val = res.get("val", {})
+            if "ColumnRef" in val:
+                fields = val["ColumnRef"].get("fields", [])
+                if fields and "A_Star" in fields[-1]:
+                    out += self._star([_only(f)[1].get("sval", "") for f in fields[:-1]],
+                                      scope)
+                    continue
+            lin = self._expr(val, scope)
+            out.append((res.get("name") or _figure_name(val), lin))
+        return out
+
+    def _star(self, qualifier: list[str], scope: Scope) -> list[tuple[str, Lin]]:
+        level = scope[0] if scope else ()
+        if not qualifier:
+            cols = [c for rng in level if not rng.name.startswith("\0") for c in rng.columns]
+        else:
+            rng = _find_range(scope, qualifier[-1])
+            cols = list(rng.columns) if rng is not None else [("?column?", _UNKNOWN)]
+        for _, lin in cols:
+            self._reads |= lin
+        return cols
+
+    def _from(self, items: list[dict[str, Any]], outer: Scope,
+              ctes: dict[str, list[tuple[str, Lin]]]) -> list[_Range]:
+        level: list[_Range] = []
+        for item in items:
+            level += self._from_item(item, outer, tuple(level), ctes)
+        return level
+
+    def _from_item(self, item: dict[str, Any], outer: Scope, before: tuple[_Range, ...],
+                   ctes: dict[str, list[tuple[str, Lin]]]) -> list[_Range]:
+        kind, node = _only(item)
+        alias = node.get("alias")
+        alias_name = _only(alias)[1].get("aliasname") if alias and "Alias" in alias else (
+            alias.get("aliasname") if alias else None)
+        alias_cols = ([_only(c)[1].get("sval", "") for c in
+                       (_only(alias)[1] if "Alias" in alias else alias).get("colnames", [])]
+                      if alias else [])
+        if kind == "RangeVar":
+            name = node.get("relname", "")
+            if not node.get("schemaname") and name in ctes:
+                rng = _Range(name, tuple(ctes[name]))
+            else:
+                rng = self._range_var(node, ctes)
+        elif kind == "RangeSubselect":
+            scope = ((before, *outer) if node.get("lateral") else outer)
+            sub = self._select_any_scoped(node.get("subquery", {}), scope, ctes)
+            rng = _Range("", tuple(sub))
+        elif kind == "JoinExpr":
+            left = self._from_item(node["larg"], outer, before, ctes)
+            right = self._from_item(node["rarg"], outer, (*before, *left), ctes)
+            ranges = left + right
+            using = [_only(u)[1].get("sval", "") for u in node.get("usingClause", [])]
+            if node.get("isNatural"):
+                lnames = {n for r in left for n, _ in r.columns}
+                using = [n for r in right for n, _ in r.columns if n in lnames]
+            on: Scope = (tuple((*before, *ranges)), *outer)
+            if node.get("quals"):
+                self._expr(node["quals"], on)
+            if using:
+                merged = []
+                for name in using:
+                    lin = _NONE
+                    for r in ranges:
+                        for n, ln in r.columns:
+                            if n == name:
+                                lin |= ln
+                    merged.append((name, lin))
+                # ``*`` shows the merged columns first, then each side's others; a qualified
+                # reference (``a.id``, ``a.*``) still sees its side whole (the hidden copy).
+                stripped = [_Range(r.name, tuple(c for c in r.columns if c[0] not in using))
+                            for r in ranges]
+                hidden = [_Range("\0" + r.name, r.columns) for r in ranges if r.name]
+                ranges = [_Range("", tuple(merged)), *stripped, *hidden]
+            if node.get("alias"):
+                joined = tuple(c for r in ranges if not r.name.startswith("\0")
+                               for c in r.columns)
+                return [_Range(alias_name or "", joined)]
+            return ranges
+        elif kind == "RangeFunction":
+            scope = ((before, *outer) if node.get("lateral") else outer)
+            lin = _NONE
+            for f in node.get("functions", []):
+                for part in _only(f)[1].get("items", []) if "List" in f else [f]:
+                    if isinstance(part, dict) and part:
+                        lin |= self._expr(part, scope)
+            ncols = max(len(alias_cols), len(node.get("coldeflist", []) or []), 1)
+            names = alias_cols or [f"f{i}" for i in range(ncols)]
+            rng = _Range(alias_name or "", tuple((n, lin) for n in names))
+            return [rng]
+        elif kind == "RangeTableFunc" or kind == "RangeTableFuncCol":
+            lin = self._expr(node, (before, *outer))
+            names = [_only(c)[1].get("colname", "") for c in node.get("columns", [])]
+            return [_Range(alias_name or "", tuple((n, lin) for n in names or ["?"]))]
+        elif kind == "RangeTableSample":
+            return self._from_item(node.get("relation", {}), outer, before, ctes)
+        else:
+            rng = _Range("", (("?column?", _UNKNOWN),))
+        if alias_name is not None:
+            cols = rng.columns
+            if alias_cols:
+                cols = tuple((alias_cols[i] if i < len(alias_cols) else n, lin)
+                             for i, (n, lin) in enumerate(cols))
+            rng = _Range(alias_name, cols)
+        return [rng]
+
+    def _select_any_scoped(self, node: dict[str, Any], scope: Scope,
+                           ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
+        kind, inner = _only(node)
+        if kind == "SelectStmt":
+            return self._select(inner, scope, ctes)
+        return self._select_any(node)
+
+    def _range_var(self, node: dict[str, Any], ctes: dict[str, list[tuple[str, Lin]]],
+                   ) -> _Range:
+        name = node.get("relname", "")
+        schema = node.get("schemaname")
+        if not schema and name in ctes:
+            return _Range(name, tuple(ctes[name]))
+        cols = self.relation_columns(schema, name)
+        return _Range(name, cols)
+
+    def relation_columns(self, schema: str | None, name: str) -> tuple[tuple[str, Lin], ...]:
+        """The columns of a relation with their lineage (a view's are its query's)."""
+        if name in _STATISTICS and schema in (None, "pg_catalog"):
+            found = self.catalog.relations(name)
+            cols = found[0].columns if found else ()
+            return tuple((c, _UNKNOWN if _STATISTIC_VALUE.search(c) else _NONE) for c in cols) \
+                or (("?column?", _UNKNOWN),)
+        found = self.catalog.relations(name)
+        if found is None:
+            self._missing_rel.add(name)
+            return ()
+        if schema is not None:
+            found = [r for r in found if r.schema == schema]
+        elif any(r.schema == "pg_catalog" for r in found):
+            found = [r for r in found if r.schema == "pg_catalog"]
+        if not found:
+            return ()  # the server will say it does not exist
+        per: list[tuple[tuple[str, Lin], ...]] = [self._columns_of(r) for r in found]
+        if len(per) == 1:
+            return per[0]
+        width = max(len(p) for p in per)
+        merged: list[tuple[str, Lin]] = []
+        for i in range(width):
+            lin = _NONE
+            name_i = "?column?"
+            for p in per:
+                if i < len(p):
+                    name_i = p[i][0]
+                    lin |= p[i][1]
+                    # the same name elsewhere in another schema's relation
+                    lin |= frozenset().union(*(ln for n, ln in p if n == name_i))
+            if any(len(p) != width for p in per):
+                lin |= _UNKNOWN
+            merged.append((name_i, lin))
+        return tuple(merged)
+
+    def _columns_of(self, rel: Relation) -> tuple[tuple[str, Lin], ...]:
+        if rel.kind in ("v", "m") and rel.definition:
+            if self._depth >= _MAX_DEPTH:
+                return tuple((c, _UNKNOWN) for c in rel.columns)
+            stmts = parse(rel.definition)
+            if not stmts:
+                return tuple((c, _UNKNOWN) for c in rel.columns)
+            self._depth += 1
+            try:
+                out = self._select_any(stmts[0])
+            finally:
+                self._depth -= 1
+            own = tuple((Source(rel.schema, rel.name, c),) for c in rel.columns)
+            return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i]))
+                         for i, c in enumerate(rel.columns))
+        return tuple((c, frozenset({Source(rel.schema, rel.name, c)})) for c in rel.columns)
+
+    # --- expressions ----------------------------------------------------------------------
+
+    def _expr(self, node: Any, scope: Scope) -> Lin:
+        """Every source an expression's value depends on (also recorded in ``reads``)."""
+        if isinstance(node, list):
+            out = _NONE
+            for item in node:
+                out |= self._expr(item, scope)
+            return out
+        if not isinstance(node, dict) or not node:
+            return _NONE
+        if len(node) != 1:
+            out = _NONE
+            for key, value in node.items():
+                if key != "location" and isinstance(value, dict | list):
+                    out |= self._expr(value, scope)
+            return out
+        kind, inner = next(iter(node.items()))
+        if not isinstance(inner, dict):
+            return self._expr(inner, scope) if isinstance(inner, list) else _NONE
+        if kind == "ColumnRef":
+            lin = self._column_ref(inner, scope)
+            self._reads |= lin
+            return lin
+        if kind == "A_Const" or kind == "ParamRef" or kind == "SQLValueFunction":
+            return _NONE
+        if kind == "SubLink":
+            sub = self._select_any_scoped(inner.get("subselect", {}), scope, {})
+            lin = self._expr(inner.get("testexpr"), scope)
+            if inner.get("subLinkType") in ("EXPR_SUBLINK", "ARRAY_SUBLINK"):
+                return lin | (sub[0][1] if sub else _NONE)
+            for _, s in sub:
+                lin |= s
+            return lin
+        if kind == "SelectStmt":
+            out = _NONE
+            for _, s in self._select(inner, scope, {}):
+                out |= s
+            return out
+        if kind == "FuncCall":
+            return self._func(inner, scope)
+        if kind == "TypeCast":
+            return self._expr(inner.get("arg"), scope)
+        out = _NONE
+        for key, value in inner.items():
+            if key != "location" and isinstance(value, dict | list):
+                out |= self._expr(value, scope)
+        return out
+
+    def _func(self, node: dict[str, Any], scope: Scope) -> Lin:
+        names = [_only(n)[1].get("sval", "") for n in node.get("funcname", [])]
+        name = names[-1] if names else ""
+        schema = names[-2] if len(names) > 1 else None
+        args = self._expr(node.get("args"), scope)
+        self._expr(node.get("agg_filter"), scope)
+        self._expr(node.get("agg_order"), scope)
+        over = node.get("over")
+        if over:
+            self._expr(over, scope)
+        if _OPAQUE_FUNCTIONS.fullmatch(name):
+            self._reads.add(UNKNOWN)
+            return args | _UNKNOWN
+        if not self.function_safe(schema, name):
+            self._reads.add(UNKNOWN)
+            return args | _UNKNOWN
+        if name in _VALUE_FREE and (schema in (None, "pg_catalog")):
+            return _NONE
+        return args
+
+    def function_safe(self, schema: str | None, name: str) -> bool:
+        """Whether a function's result depends on its arguments only, as far as masked
+        columns go: PostgreSQL's own, or one whose body reads no masked column."""
+        if schema in _BUILTIN_SCHEMAS:
+            return True
+        key = f"{schema}.{name}"
+        known = self._fn_safety.get(key)
+        if known is not None:
+            return known
+        self._fn_safety[key] = True  # a recursive function: its other calls are judged here
+        found = self.catalog.functions(name)
+        if found is None:
+            self._missing_fn.add(name)
+            return True  # provisional: asked again once looked up
+        if schema is not None:
+            found = [f for f in found if f.schema == schema]
+        safe = all(f.schema in _BUILTIN_SCHEMAS or self._body_safe(f) for f in found)
+        self._fn_safety[key] = safe
+        return safe
+
+    def _body_safe(self, fn: Function) -> bool:
+        if fn.language not in _TRUSTED_BODIES:
+            return False
+        words = {w.lower() for w in _WORD.findall(fn.source)}
+        if fn.language == "plpgsql" and "execute" in words:
+            return False  # dynamic SQL: what it reads is a string
+        for word in words:
+            if self.names(word) or _OPAQUE_FUNCTIONS.fullmatch(word):
+                return False
+        if self._depth >= _MAX_DEPTH:
+            return False
+        self._depth += 1
+        try:
+            for word in sorted(words):
+                rels = self.catalog.relations(word)
+                if rels is None:
+                    self._missing_rel.add(word)
+                    continue
+                for rel in rels:
+                    for _, lin in self._columns_of(rel):
+                        if UNKNOWN in lin or any(self.masked(s) for s in lin):
+                            return False
+                fns = self.catalog.functions(word)
+                if fns is None:
+                    self._missing_fn.add(word)
+                    continue
+                if word != fn.name and not self.function_safe(None, word):
+                    return False
+        finally:
+            self._depth -= 1
+        return True
+
+    def _column_ref(self, node: dict[str, Any], scope: Scope) -> Lin:
+        fields = node.get("fields", [])
+        parts = [_only(f)[1].get("sval", "*") if "String" in f else "*" for f in fields]
+        if not parts:
+            return _NONE
+        if parts[-1] == "*":
+            rng = _find_range(scope, parts[-2]) if len(parts) > 1 else None
+            if rng is not None:
+                return rng.whole()
+            out = _NONE
+            for level in scope[:1]:
+                for r in level:
+                    out |= r.whole()
+            return out
+        column = parts[-1]
+        if len(parts) == 1:
+            for level in scope:
+                found = [lin for r in level for n, lin in r.columns if n == column]
+                if found:
+                    return frozenset().union(*found)
+                rng = _find_range((level,), column)
+                if rng is not None:  # a whole-row reference: ``select c from customers c``
+                    return rng.whole()
+            return _NONE
+        rng = _find_range(scope, parts[-2])
+        if rng is None:
+            # ``(c).national_id``-like or a composite column: depend on the whole qualifier
+            return self._column_ref({"fields": [{"String": {"sval": parts[-2]}}]}, scope)
+        found = [lin for n, lin in rng.columns if n == column]
+        if found:
+            return frozenset().union(*found)
+        return rng.whole()
+
+
+def _find_range(scope: Scope, name: str) -> _Range | None:
+    """The range a qualifier names, innermost level first (a join's whole side first)."""
+    for level in scope:
+        hidden = next((r for r in level if r.name == "\0" + name), None)
+        if hidden is not None:
+            return hidden
+        found = next((r for r in level if r.name == name), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _only(node: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(node, dict) and len(node) == 1:
+        key, value = next(iter(node.items()))
+        if isinstance(value, dict):
+            return key, value
+    return "", node if isinstance(node, dict) else {}
+
+
+def _figure_name(val: dict[str, Any]) -> str:
+    kind, node = _only(val)
+    if kind == "ColumnRef":
+        fields = node.get("fields", [])
+        last = _only(fields[-1])[1] if fields else {}
+        return str(last.get("sval", "?column?"))
+    if kind == "FuncCall":
+        names = node.get("funcname", [])
+        return str(_only(names[-1])[1].get("sval", "?column?")) if names else "?column?"
+    if kind == "TypeCast":
+        inner = _figure_name(node.get("arg", {}))
+        return inner
+    return "?column?"
+
+
+def sources(lins: Iterable[Lin]) -> Iterator[Source]:
+    for lin in lins:
+        yield from lin
