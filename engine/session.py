@@ -39,6 +39,7 @@ from engine.guardrail import Guard
 from engine.guardrail.guard import SessionGuard
 from engine.identity import Identity, IdentityProvider
 from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
+from engine.lockout import Lockouts
 from engine.masking.policy import SessionMasking, for_session
 from engine.recorder import Recorder
 from engine.tasks import spawn
@@ -88,6 +89,7 @@ class SessionContext:
     token_grace: float = 0.0  # a session outlives its OIDC token by this much
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     unauthenticated: Unauthenticated = field(default_factory=Unauthenticated)
+    lockouts: Lockouts = field(default_factory=Lockouts)  # operators' lock-outs in force
 
 
 class AccessRefused(Exception):
@@ -127,8 +129,10 @@ class Session:
         self.masking: SessionMasking | None = None
         self.masked: Counter[str] = Counter()  # "rule:detector[/column]" → values masked
         self.waiting: list[str] = []  # approval requests the session waits on, oldest first
+        self._decisions: dict[str, asyncio.Future[ApprovalRequest]] = {}
         self.recorded = False  # the open record is in the store: a close record follows
         self.ended = False
+        self.refused: tuple[str, str] | None = None  # admission refused: (recorded, told)
         self._ending: tuple[str, str] = ("", "")  # why the session ended, and its status
         self._expiry: asyncio.TimerHandle | None = None
         self._started: dict[int, float] = {}  # statements recorded as running → when
@@ -140,22 +144,35 @@ class Session:
         self.identity = identity  # who tried, also when refused: the record says so
         refusal = may_use(self.conn, identity, self.database)
         if refusal is not None:
+            self.refused = ("not allowed", refusal)
             return refusal
+        lockout = self.ctx.lockouts.find(identity.name, self.conn.name)
+        if lockout is not None:
+            self.refused = (f"locked out ({lockout.id})", lockout.message())
+            return self.refused[1]
         self.guard = self.ctx.guard.for_session(self.conn.name, identity.name, identity.groups)
         self.masking = for_session(self.ctx.masking_rules, self.conn.name, identity.name,
                                    identity.groups, self.ctx.masking_key)
         return None
 
-    async def login_failed(self) -> None:
-        """A failed login is answered late, later for an address that keeps failing (a
-        success never waits: a guesser sharing an address must not slow its users)."""
-        await self.ctx.throttle.failed(self.client_addr.rpartition(":")[0])
+    async def login_delay(self) -> None:
+        """Before the token of a login is checked: the wait its address has earned by failing
+        (``engine.throttle``)."""
+        await self.ctx.throttle.wait(self.client_addr.rpartition(":")[0])
+
+    def login_failed(self) -> None:
+        self.ctx.throttle.note(self.client_addr.rpartition(":")[0])
 
     async def record_open(self, *, user: str | None = None,
                           rejected: str | None = None) -> None:
         """The session's open record, committed. ``rejected``: the reason the session was
         refused at login; it is closed in the same commit."""
         ident = self.identity
+        # Refused at admission, the session is recorded as rejected whatever the front end
+        # does next; one that went on regardless (SSH admits after its login) is refused here.
+        enforce = rejected is None and self.refused is not None
+        if self.refused is not None:
+            rejected = self.refused[0]
         status = "rejected" if rejected is not None else "open"
         records: list[R.Record] = [R.SessionOpen(
             self.id, protocol=self.protocol, connection=self.conn.name,
@@ -170,6 +187,11 @@ class Session:
         await self.ctx.recorder.committed(records)
         if rejected is not None:
             self.ended = True
+            if enforce and self.refused is not None:
+                self.transport.refuse(self.refused[1], denied=True)
+                pending = self.transport.close(rejected)
+                if pending is not None:
+                    await pending
             return
         self.recorded = True
         if self.ended:  # it ended while its open record was being committed
@@ -235,6 +257,7 @@ class Session:
             self.ctx.broker.withdraw(req.id, "session ended")
         else:
             self.waiting.append(req.id)
+            self._decisions[req.id] = decided
             self.ctx.events.publish(SessionWaiting(self.id, req.id))
         return req, decided
 
@@ -248,10 +271,16 @@ class Session:
                               or decided.cancelled() else None)
 
     def done_waiting(self, request_id: str, withdraw: str | None = None) -> None:
+        """``request_id`` no longer waits; ``withdraw``: withdrawn for this reason, and
+        whoever waits on its decision hears that it was (nothing waits forever)."""
+        decided = self._decisions.pop(request_id, None)
         if request_id in self.waiting:
             self.waiting.remove(request_id)
             if withdraw is not None:
+                req = self.ctx.broker.pending.get(request_id)
                 self.ctx.broker.withdraw(request_id, withdraw)
+                if req is not None and decided is not None and not decided.done():
+                    decided.set_result(req)
 
     def held_message(self, req: ApprovalRequest, rule: str | None, reason: str) -> str:
         minutes = self.ctx.broker.settings.review_timeout / 60

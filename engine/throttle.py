@@ -1,16 +1,22 @@
-"""Failed logins are answered late, and later for an address that keeps failing.
+"""Logins from an address that keeps failing are slowed down, whatever their outcome.
 
-The delay doubles from 0.2 s with each failure from one address within five minutes, up to
-5 s; a success never waits (a guesser sharing an address must not slow its users). One
-``LoginThrottle`` per engine, shared by every protocol, and bounded in memory.
+Once an address has failed ``FREE_FAILURES`` times within five minutes (a mistyped token or
+two costs nothing), every login attempt from it waits before its token is even looked at: 0.2 s,
+doubling with each further failure, up to 5 s. The wait comes before the check, not before the
+answer to a failure: a guesser who sends the next guess early, or reads success from a quick
+answer, gains nothing (a user sharing an address with a guesser waits too — the price of a
+limit that cannot be walked around). One ``LoginThrottle`` per engine, shared by every protocol,
+and bounded in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 
 WINDOW = 300.0  # failures older than this are forgotten
+FREE_FAILURES = 3
 FIRST_DELAY = 0.2
 MAX_DELAY = 5.0
 MAX_ADDRESSES = 10_000
@@ -18,28 +24,35 @@ MAX_ADDRESSES = 10_000
 
 class LoginThrottle:
     def __init__(self) -> None:
-        self._failures: dict[str, tuple[int, float]] = {}  # address → (failures, last one)
+        # address → (failures, last one), least recently failed first
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def failures(self, address: str) -> int:
+        """Failures from ``address`` within the window."""
+        count, last = self._failures.get(address, (0, 0.0))
+        return count if time.monotonic() - last <= WINDOW else 0
 
     def penalty(self, address: str) -> float:
         """How long the next failure from ``address`` is answered late."""
         count, last = self._failures.get(address, (0, 0.0))
-        if not count or time.monotonic() - last > WINDOW:
+        if count < FREE_FAILURES or time.monotonic() - last > WINDOW:
             return 0.0
-        return float(min(FIRST_DELAY * 2.0 ** (count - 1), MAX_DELAY))
+        return float(min(FIRST_DELAY * 2.0 ** (count - FREE_FAILURES), MAX_DELAY))
 
     def note(self, address: str) -> None:
         count, last = self._failures.get(address, (0, 0.0))
         if time.monotonic() - last > WINDOW:
             count = 0
         self._failures[address] = (count + 1, time.monotonic())
-        if len(self._failures) > MAX_ADDRESSES:  # forget the oldest
-            oldest = min(self._failures, key=lambda a: self._failures[a][1])
-            self._failures.pop(oldest, None)
+        self._failures.move_to_end(address)
+        if len(self._failures) > MAX_ADDRESSES:  # forget the one that failed longest ago
+            self._failures.popitem(last=False)
 
-    async def failed(self, address: str) -> None:
-        """Count a failure from ``address``, then wait its penalty."""
-        self.note(address)
-        await asyncio.sleep(self.penalty(address))
+    async def wait(self, address: str) -> None:
+        """Before a login attempt from ``address`` is checked: its penalty, if any."""
+        delay = self.penalty(address)
+        if delay:
+            await asyncio.sleep(delay)
 
 
 class Unauthenticated:

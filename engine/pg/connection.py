@@ -161,6 +161,7 @@ class PgConnection:
                                    hint="Connect with sslmode=require.", throttle=False)
                 return
             token = await startup.read_password(self.client, settings.max_message_size)
+        await session.login_delay()  # before the check: a quick answer says nothing
         identity = await self.ctx.sessions.identities.authenticate(user, token)
         if identity is None:
             await self._reject(user, "authentication failed", "28P01",
@@ -171,6 +172,7 @@ class PgConnection:
             await self._reject(user, "not allowed", "28000", refusal)
             return
         await session.record_open()
+        session.go_live()  # operators see it (and may kill it) while it waits for access
         if not await self._access():
             return
         try:
@@ -207,7 +209,7 @@ class PgConnection:
         log.info("session %s: %s from %s: %s", self.session.id, reason, self.client.peer(),
                  message)
         if throttle:
-            await self.session.login_failed()
+            self.session.login_failed()
         self._fatal(message, sqlstate, hint=hint)
         await self.session.record_open(user=user, rejected=reason)
         self.client.close()
@@ -245,7 +247,6 @@ class PgConnection:
         if self.relay.unreadable is not None:
             log.warning("session %s: %s; every statement will be refused", session.id,
                         self.relay.unreadable)
-        session.go_live()
         self.client.write(
             (b"" if self._auth_ok_sent else codec.auth_request(0))
             + greeting.status_messages

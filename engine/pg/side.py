@@ -10,6 +10,11 @@ from collections.abc import Callable
 
 from engine.pg.codec import check_length
 
+# What a peer may send ahead while the handshake (or a just-in-time access wait) reads nothing
+# of it: beyond this, reading stops until the session takes it (a client that pipelines
+# hundreds of MB before it is admitted must not grow the engine).
+HANDSHAKE_BUFFER = 2 * 1024 * 1024
+
 
 class PeerClosed(Exception):
     """The peer closed the connection before sending what we were waiting for."""
@@ -22,6 +27,8 @@ class Side(asyncio.Protocol):
         self.closed = False
         self.close_exc: Exception | None = None
         self._buf = bytearray()
+        self._paused = False  # reading stopped while the handshake holds HANDSHAKE_BUFFER
+        self._peer = ""
         self._waiter: asyncio.Future[None] | None = None
         self.on_data: Callable[[bytes], None] | None = None
         self.on_lost: Callable[[Exception | None], None] | None = None
@@ -32,6 +39,9 @@ class Side(asyncio.Protocol):
     # --- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        addr = transport.get_extra_info("peername")  # kept: a reset peer has none later
+        self._peer = (f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2
+                      else str(addr or ""))
         if self._on_made is not None:
             self._on_made(self)
 
@@ -40,6 +50,9 @@ class Side(asyncio.Protocol):
             self.on_data(data)
             return
         self._buf += data
+        if len(self._buf) > HANDSHAKE_BUFFER and not self._paused:
+            self._paused = True
+            self.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -67,8 +80,14 @@ class Side(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    def _unpause(self) -> None:
+        if self._paused:
+            self._paused = False
+            self.resume_reading()
+
     async def read_exactly(self, n: int) -> bytes:
         while len(self._buf) < n:
+            self._unpause()  # what is wanted has not arrived: read on
             if self.closed:
                 raise PeerClosed()
             self._waiter = asyncio.get_running_loop().create_future()
@@ -76,6 +95,8 @@ class Side(asyncio.Protocol):
             self._waiter = None
         out = bytes(self._buf[:n])
         del self._buf[:n]
+        if len(self._buf) <= HANDSHAKE_BUFFER:
+            self._unpause()
         return out
 
     async def read_message(self, max_size: int) -> tuple[int, bytes]:
@@ -116,6 +137,7 @@ class Side(asyncio.Protocol):
         """Switch to callbacks; bytes that arrived during the handshake are delivered first."""
         self.on_data = on_data
         self.on_lost = on_lost
+        self._unpause()
         if self._buf:
             leftover = bytes(self._buf)
             self._buf.clear()
@@ -140,9 +162,4 @@ class Side(asyncio.Protocol):
             self.transport.close()
 
     def peer(self) -> str:
-        if self.transport is None:
-            return ""
-        addr = self.transport.get_extra_info("peername")
-        if isinstance(addr, tuple) and len(addr) >= 2:
-            return f"{addr[0]}:{addr[1]}"
-        return str(addr or "")
+        return self._peer

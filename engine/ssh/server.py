@@ -23,7 +23,7 @@ import asyncssh
 
 from engine.config import Connection
 from engine.identity import Identity, IdentityDirectory
-from engine.session import SessionContext, may_use
+from engine.session import Session, SessionContext, may_use
 from engine.ssh.bridge import ChannelBridge
 from engine.ssh.session import SshSession
 from engine.ssh.upstream import TargetUnavailable
@@ -45,6 +45,7 @@ class GatewayServer(asyncssh.SSHServer):
         self.channels = 0
         self.identity: Identity | None = None
         self.how = ""
+        self.refused: tuple[str, str] | None = None  # the last failed login: (user, why)
         self._counted = False  # counted among its address's connections not logged in
         self._grace: asyncio.TimerHandle | None = None
 
@@ -84,6 +85,8 @@ class GatewayServer(asyncssh.SSHServer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._logged_in_or_gone()
+        if self.session is None and self.refused is not None:
+            self._record_refusal(*self.refused)
         if self.session is not None:
             reason = "client disconnected" if exc is None else f"connection lost: {exc}"
             self.session.end(reason)
@@ -120,6 +123,9 @@ class GatewayServer(asyncssh.SSHServer):
         return self._key_login(username, key)
 
     async def _token_login(self, username: str, token: str) -> bool:
+        # The wait comes before the check, and an attempt that a client's next one cancels is
+        # never checked: sending guesses early gains nothing.
+        await self.ctx.throttle.wait(self.addr.rpartition(":")[0])
         identity = await self.identities.authenticate(username, token)
         return await self._admit(username, identity, "token")
 
@@ -130,15 +136,15 @@ class GatewayServer(asyncssh.SSHServer):
         return await self._admit(username, identity, "public key")
 
     async def _admit(self, username: str, identity: Identity | None, how: str) -> bool:
+        refusal = "authentication failed"
         if identity is not None and may_use(self.conn, identity) is not None:
             log.info("ssh %s: identity %s may not use connection %s", self.addr,
                      identity.name, self.conn.name)
-            identity = None
+            identity, refusal = None, "not allowed"
         if identity is None:
-            # A failure is answered late, and later for an address that keeps failing (a
-            # success never waits: a guesser sharing an address must not slow its users).
-            await self.ctx.throttle.failed(self.addr.rpartition(":")[0])
+            self.ctx.throttle.note(self.addr.rpartition(":")[0])
             self.attempts += 1
+            self.refused = (username, refusal)
             assert self.conn.ssh is not None
             if self.attempts >= self.conn.ssh.login_attempts and self.client_conn is not None:
                 log.warning("ssh %s: %d failed logins as %r, disconnected", self.addr,
@@ -171,6 +177,23 @@ class GatewayServer(asyncssh.SSHServer):
             return
         log.info("ssh session %s: %s signed in with a %s from %s", session.session_id,
                  identity.name, self.how, self.addr)
+
+    def _record_refusal(self, user: str, reason: str) -> None:
+        """A connection that never logged in but tried: recorded as a rejected session, as a
+        PostgreSQL login that fails is (one record per connection, with its last reason)."""
+        assert self.client_conn is not None
+        version = str(self.client_conn.get_extra_info("client_version") or "")
+        up = self.conn.upstream
+        core = Session(self.ctx, self.conn, _NoClient(), protocol="ssh", client_addr=self.addr,
+                       application_name=version, target=f"{up.user}@{up.host}:{up.port}")
+
+        async def record() -> None:
+            try:
+                await core.record_open(user=user, rejected=reason)
+            except StoreError as exc:
+                log.error("ssh %s: failed login not recorded: %s", self.addr, exc)
+
+        spawn(record(), name=f"ssh-refusal-{core.id}")
 
     # --- channels -------------------------------------------------------------------------
 
@@ -243,3 +266,19 @@ async def _resolve(host: str) -> tuple[str | None, str | None]:
         return None, f"{host} does not resolve"
     addresses = sorted({str(info[4][0]) for info in infos})
     return (addresses[0], None) if addresses else (None, f"{host} does not resolve")
+
+
+class _NoClient:
+    """The transport of a session that was refused at login: nothing left to say or close."""
+
+    def tell(self, message: str) -> None:
+        pass
+
+    def refuse(self, message: str, *, denied: bool = False) -> None:
+        pass
+
+    def close(self, reason: str) -> None:
+        return None
+
+    def details(self) -> dict[str, Any]:
+        return {}

@@ -114,8 +114,12 @@ class SshSession:
         for bridge in list(self.bridges):
             bridge.close_with(message)
         if self.client_conn is not None:
+            # An ended session is a clean close; access refused is an authorisation failure,
+            # which clients report with its reason (asyncssh drops a clean close's reason).
+            code = (asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE if denied
+                    else asyncssh.DISC_BY_APPLICATION)
             with contextlib.suppress(OSError, asyncssh.Error):
-                self.client_conn.disconnect(asyncssh.DISC_BY_APPLICATION, message)
+                self.client_conn.disconnect(code, message)
 
     def close(self, reason: str) -> Awaitable[None]:
         for bridge in list(self.bridges):

@@ -282,3 +282,14 @@ async def test_no_approval_is_asked_on_a_connection_without_access_control(env: 
     session.admit(ALICE)
     await session.access()
     assert client.told == [] and not env.ctx.broker.pending
+
+
+async def test_a_session_ended_while_access_waits_does_not_wait_forever(env: Env) -> None:
+    session, _ = env.session("box")
+    session.admit(ALICE)
+    await session.record_open()
+    waiting, request_id = await access_request(env, session)
+    session.terminate("killed by oncall: no", "ended by operator oncall")
+    with pytest.raises(AccessRefused, match="withdrawn"):
+        await asyncio.wait_for(waiting, 5)  # the withdrawal reaches the waiter
+    assert request_id not in env.ctx.broker.pending

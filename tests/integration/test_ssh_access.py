@@ -27,11 +27,23 @@ def gw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         stop_ssh_gateway(gateway)
 
 
-def connect(gw: SshGateway, user: str = "alice") -> asyncssh.connection._ConnectionContext:  # type: ignore[name-defined]
+class Client(asyncssh.SSHClient):
+    """Remembers why the gateway hung up (the disconnect's reason)."""
+
+    def __init__(self) -> None:
+        self.lost: Exception | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+
+
+def connect(gw: SshGateway, user: str = "alice",
+            client: Client | None = None) -> asyncssh.connection._ConnectionContext:  # type: ignore[name-defined]
     known = asyncssh.import_known_hosts(gw.host_key_line("web_jit") + "\n")
     return asyncssh.connect("127.0.0.1", gw.port("web_jit"), username=user,
                             password=gw.tokens[user], known_hosts=known, client_keys=None,
-                            agent_path=None, config=None, preferred_auth="password")
+                            agent_path=None, config=None, preferred_auth="password",
+                            client_factory=(lambda: client) if client else None)
 
 
 async def pending(gw: SshGateway) -> ApprovalRequest:
@@ -77,16 +89,19 @@ async def test_the_session_waits_for_access_then_runs(gw: SshGateway) -> None:
 
 
 async def test_a_denied_session_never_reaches_the_target(gw: SshGateway) -> None:
-    async with connect(gw) as conn:
+    client = Client()
+    async with connect(gw, client=client) as conn:
         run = asyncio.ensure_future(conn.run("echo must-not-run", check=False))
         request = await pending(gw)
         decide(gw, request, False, "use the staging host")
         try:
             result = await asyncio.wait_for(run, 20)
+            told = str(result.stderr)
             assert "must-not-run" not in str(result.stdout)
-            assert "denied by oncall: use the staging host" in str(result.stderr)
-        except (asyncssh.Error, OSError) as exc:  # the disconnect may come first
-            assert "denied by oncall: use the staging host" in str(exc)
+        except (asyncssh.Error, OSError):  # the disconnect came before the channel opened
+            await asyncio.wait_for(conn.wait_closed(), 10)
+            told = str(client.lost)  # the disconnect says why
+        assert "access to connection web_jit denied by oncall: use the staging host" in told
     deadline = time.monotonic() + 10
     while not (rows := sessions_on(gw)) or rows[-1]["status"] == "open":
         assert time.monotonic() < deadline, "the session's end was never recorded"
