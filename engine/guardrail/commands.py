@@ -58,7 +58,12 @@ from engine.guardrail.shellwords import (
     Script,
     ShellParseError,
     SimpleCommand,
+    brace_expand,
+    glob_regex,
+    has_glob,
+    history_expansion,
     parse,
+    unescape,
 )
 
 MAX_UNWRAP = 64  # wrappers around one command (sudo env nice …)
@@ -69,6 +74,8 @@ COMMAND_KINDS = frozenset({
     "WRITE TO DEVICE", "POWER", "DOWNLOAD TO SHELL", "DECODE TO SHELL", "CHMOD 777",
     "CHMOD 777 RECURSIVE", "CHOWN RECURSIVE", "FIREWALL FLUSH", "KUBECTL DELETE",
     "FORK BOMB", "EVAL", "INTERPRETER CODE", "SCRIPT FILE", "HISTORY OFF", "FIND DELETE",
+    "CHMOD RECURSIVE", "RSYNC DELETE", "TAR REMOVE FILES", "NETWORK REDIRECT", "KEY BINDING",
+    "COMMAND IN OPTION",
 })
 
 # Reasons in ``opaque``.
@@ -76,11 +83,26 @@ RUNS_SCRIPT = "runs a script file"
 RUNS_OUTPUT = "runs code that a command produces at run time"
 EXPANDED_CODE = "runs shell code built from expansions at run time"
 READS_INPUT = "runs commands from its standard input"
+UNKNOWN_PROGRAM = "a program only known at run time"
+UNKNOWN_PATH = "a path only known at run time"
+HISTORY = "history expansion runs a line the gateway does not see"
+
+
+Cwd = frozenset[str] | None  # the working directories a line may run in; None: unknown
 
 
 @dataclass(frozen=True)
 class CommandFacts:
-    """What one command line runs, as far as it can be seen."""
+    """What one command line runs, as far as it can be seen.
+
+    What the gateway cannot read is said apart from what it saw, so that the rules can judge
+    it by the strictest rule that could apply (ARCHITECTURE.md invariant 9): ``maybe_kinds``
+    are kinds that hold if an unseen value is what it could be (``rm $OPTS x`` may be
+    ``RM RECURSIVE``); ``unknown_program``: a program name only known at run time, which may
+    be anything (every kind, every program); ``unknown_paths``: a path operand of a
+    destructive command only known at run time (or relative, where the working directory is
+    not known); ``program_patterns``/``path_patterns``: globs that name programs or paths,
+    kept as patterns. ``readings`` says how words the gateway expanded were read."""
 
     text: str
     commands: tuple[tuple[str, ...], ...]
@@ -88,6 +110,19 @@ class CommandFacts:
     kinds: frozenset[str]
     paths: frozenset[str]
     opaque: tuple[str, ...]
+    maybe_kinds: frozenset[str] = frozenset()
+    unknown_program: bool = False
+    unknown_paths: bool = False
+    program_patterns: frozenset[str] = frozenset()
+    path_patterns: frozenset[str] = frozenset()
+    readings: tuple[str, ...] = ()
+    cwd_after: Cwd = None  # where the shell may be once the line ran
+
+    @property
+    def unseen(self) -> bool:
+        """Whether anything a rule could look at is not known."""
+        return bool(self.maybe_kinds or self.unknown_program or self.unknown_paths
+                    or self.program_patterns or self.path_patterns)
 
     def describe(self) -> str:
         parts = [", ".join(sorted(self.kinds)) or "no risky command"]
@@ -100,13 +135,20 @@ class CommandFacts:
         return "; ".join(parts)
 
 
-def classify_command(line: str) -> CommandFacts:
+def classify_command(line: str, cwd: Cwd = None) -> CommandFacts:
     """The facts of a shell command line; raises ``ShellParseError`` when it cannot be read
-    (or nests more than ``MAX_DEPTH`` levels deep), for the caller's fallback."""
-    walker = _Walker()
+    (or nests more than ``MAX_DEPTH`` levels deep), for the caller's fallback. ``cwd``: the
+    directories the line may start in (None: not known), for its relative paths."""
+    walker = _Walker(cwd)
     flow = walker.script(parse(line, max_depth=MAX_DEPTH), 0)
     if flow.reads not in ("", _ANY):
         walker.note(READS_INPUT)
+    history = history_expansion(line)
+    if history is not None:
+        walker.note(HISTORY)
+        walker.unknown_program(f"{history} (history expansion)")
+    if walker.dynamic_code and walker.produced:
+        walker.to_shell(walker.produced)  # curl … | while read l; do eval "$l"; done
     return CommandFacts(
         text=line,
         commands=tuple(walker.commands),
@@ -114,6 +156,13 @@ def classify_command(line: str) -> CommandFacts:
         kinds=frozenset(walker.kinds),
         paths=frozenset(walker.paths),
         opaque=tuple(walker.opaque),
+        maybe_kinds=frozenset(walker.maybe_kinds - walker.kinds),
+        unknown_program=walker.any_program,
+        unknown_paths=walker.any_path,
+        program_patterns=frozenset(walker.program_patterns),
+        path_patterns=frozenset(walker.path_patterns),
+        readings=tuple(dict.fromkeys(walker.readings)),
+        cwd_after=walker.cwds,
     )
 
 
@@ -121,9 +170,16 @@ class _Arg(NamedTuple):
     """One word of a command as the walker sees it."""
 
     text: str
-    dynamic: bool = False  # holds an expansion only known at run time
+    dynamic: bool = False  # not literal: an expansion only known at run time, or a pattern
     computed: bool = False  # holds a command or process substitution
     sources: frozenset[str] = frozenset()  # what those produce: "download", "decode"
+    pattern: str = ""  # a glob or ~ the shell expands (escaped, see shellwords), when that
+    # is all that is not literal in it
+
+    @property
+    def runtime(self) -> bool:
+        """Its value is only known when the line runs."""
+        return self.computed or (self.dynamic and not self.pattern)
 
 
 class _Input(NamedTuple):
@@ -147,27 +203,67 @@ _TO_SHELL = {"download": "DOWNLOAD TO SHELL", "decode": "DECODE TO SHELL"}
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, cwd: Cwd = None) -> None:
         self.commands: list[tuple[str, ...]] = []
         self.programs: set[str] = set()
         self.kinds: set[str] = set()
         self.paths: set[str] = set()
         self.opaque: dict[str, None] = {}  # ordered, each reason once
         self.nested_code = 0
+        self.maybe_kinds: set[str] = set()
+        self.any_program = False
+        self.any_path = False
+        self.program_patterns: set[str] = set()
+        self.path_patterns: set[str] = set()
+        self.readings: list[str] = []
+        self.cwds: Cwd = cwd
+        self.cdpath = False  # CDPATH set on the line: a relative cd may go anywhere
+        self.produced: set[str] = set()  # what any stage downloads or decodes
+        self.dynamic_code = False  # code only known at run time runs somewhere
 
     def note(self, reason: str) -> None:
         self.opaque.setdefault(reason)
 
+    def unknown_program(self, what: str) -> None:
+        """A program only known at run time: it may be any program, with any kind."""
+        self.note(f"{what} as program name")
+        self.any_program = self.dynamic_code = True
+        self.cwds = None  # and it may be a function or script that changes directory
+
+    def unknown_path(self) -> None:
+        self.note(UNKNOWN_PATH)
+        self.any_path = True
+
+    def resolve(self, text: str) -> list[str] | None:
+        """The absolute paths a path operand names in the working directories the line may
+        run in; None if they cannot be known."""
+        if text.startswith("/"):
+            return [_normpath(text)]
+        if self.cwds is None:
+            return None
+        return [_normpath(posixpath.join(cwd, text)) for cwd in sorted(self.cwds)]
+
     def add_paths(self, args: Iterable[_Arg | str]) -> None:
         for arg in args:
-            text = arg if isinstance(arg, str) else arg.text
+            if isinstance(arg, str):
+                arg = _Arg(arg)
+            text = arg.text
             if not text:
                 continue
-            path = _normpath(text)
-            self.paths.add(path)
-            parent, _, last = path.rpartition("/")
-            if not isinstance(arg, str) and arg.dynamic and last and set(last) == {"*"}:
-                self.paths.add(parent or "/")  # dir/* empties dir: judge it as dir
+            if arg.runtime or (arg.pattern.startswith("~")):
+                self.unknown_path()  # $DIR, $(…), ~user: only known at run time
+                continue
+            resolved = self.resolve(text)
+            if resolved is None:
+                self.unknown_path()  # relative, and where the line runs is not known
+                continue
+            for path in resolved:
+                self.paths.add(path)
+                parent, _, last = path.rpartition("/")
+                if arg.pattern and last and set(last) == {"*"}:
+                    self.paths.add(parent or "/")  # dir/* empties dir: judge it as dir
+                if arg.pattern and has_glob(arg.pattern):
+                    self.path_patterns.add(path)
 
     def to_shell(self, sources: Iterable[str]) -> None:
         self.kinds.update(_TO_SHELL[source] for source in sources)
@@ -175,17 +271,32 @@ class _Walker:
     # --- the tree -----------------------------------------------------------------------
 
     def script(self, script: Script, depth: int) -> _Flow:
+        """The pipelines of a list, with the working directory each may run in: after
+        ``cd X &&`` it is X, after ``cd X ||`` the one before, after ``cd X;`` either."""
         sources: set[str] = set()
         reads = ""
+        before = succeeded = self.cwds
         for pipeline in script:
+            if pipeline.after == "&&":
+                self.cwds = succeeded
+            elif pipeline.after == "||":
+                self.cwds = before
+            else:
+                self.cwds = _either(before, succeeded)
+            before = self.cwds
             flow = self.pipeline(pipeline, depth)
+            succeeded = self.cwds
             sources |= flow.sources
             if reads in ("", _ANY):
                 reads = flow.reads or reads
+        self.cwds = _either(before, succeeded)
         return _Flow(frozenset(sources), reads)
 
     def pipeline(self, pipeline: Pipeline, depth: int) -> _Flow:
+        cwds = self.cwds
         flows = [self.stage(stage, depth) for stage in pipeline.stages]
+        if len(pipeline.stages) > 1 or pipeline.background:
+            self.cwds = cwds  # each stage ran in a subshell of its own
         upstream: set[str] = set()
         for i, flow in enumerate(flows):
             if i and flow.reads:
@@ -207,12 +318,18 @@ class _Walker:
         if isinstance(stage, Compound):
             if stage.kind == "function" and _recurses_in_background(stage.name, stage.body):
                 self.kinds.add("FORK BOMB")
+            cwds = self.cwds
+            if stage.kind == "function":
+                self.cwds = None  # it runs later, wherever the shell is then
             flow = self.script(stage.body, depth)
+            if stage.kind in ("subshell", "function"):
+                self.cwds = cwds
         else:
             _assignments(self, stage.assignments, depth)
-            args = [_Arg(text, i in stage.unresolved, i in words,
-                         frozenset(words.get(i, ()))) for i, text in enumerate(stage.argv)]
+            args = self.words(stage, words)
             flow = self.invoke(args, depth) if args else _Flow()
+        if stdin is not None and stdin.kind == "file" and _is_network(stdin.arg.text):
+            flow = flow._replace(sources=flow.sources | {"download"})
         if flow.reads not in ("", _ANY) and stdin is not None:
             fed = self.run_input(stdin, flow.reads, depth)  # a file, or text on the line
             flow = flow._replace(sources=flow.sources | fed.sources, reads=fed.reads)
@@ -222,17 +339,44 @@ class _Walker:
                 self.to_shell(flow.sources)
             else:
                 flow = flow._replace(reads=flow.reads or feeds)
+        self.produced |= sources
         return flow._replace(sources=sources)
+
+    def words(self, stage: SimpleCommand, computed: dict[int, set[str]]) -> list[_Arg]:
+        """The command's words as the shell will have them: brace expansion makes several
+        words of one (``{rm,-rf,X}`` is ``rm -rf X``); globs and ``~`` stay patterns."""
+        args: list[_Arg] = []
+        for i, text in enumerate(stage.argv):
+            pattern = stage.patterns[i] if i < len(stage.patterns) else ""
+            runtime = i in stage.dynamic or i in computed
+            sources = frozenset(computed.get(i, ()))
+            pieces = brace_expand(pattern) if "{" in pattern and i in stage.unresolved \
+                else [pattern]
+            if pieces is None:  # more words than are worth reading: any of them
+                args.append(_Arg(text, True, i in computed, sources))
+                continue
+            if len(pieces) > 1 or pieces[0] != pattern:
+                self.readings.append(f"{text} as {' '.join(unescape(p) for p in pieces)}")
+            for piece in pieces:
+                word = text if piece == pattern else unescape(piece)
+                expands = has_glob(piece) or piece.startswith("~")
+                dynamic = runtime or expands
+                args.append(_Arg(word, dynamic, i in computed, sources,
+                                 piece if expands and not runtime else ""))
+        return args
 
     def substitutions(self, stage: SimpleCommand | Compound, depth: int
                       ) -> tuple[dict[int, set[str]], dict[int, set[str]], str]:
         """Walk the commands inside words; what they produce, per argv index and per
-        redirection, and the language of a ``>( … )`` that runs code."""
+        redirection, and the language of a ``>( … )`` that runs code. They run in
+        subshells: a ``cd`` in them changes nothing after."""
         words: dict[int, set[str]] = {}
         redirected: dict[int, set[str]] = {}
         feeds = ""
+        cwds = self.cwds
         for sub in stage.substitutions:
             flow = self.script(sub.script, depth)
+            self.cwds = cwds
             if flow.reads and sub.kind == ">(":
                 feeds = flow.reads
             elif flow.reads not in ("", _ANY):
@@ -246,17 +390,35 @@ class _Walker:
     def redirects(self, redirects: tuple[Redirect, ...]) -> None:
         for redirect in redirects:
             op = redirect.op.lstrip("0123456789")
+            if _is_network(redirect.target) and op not in ("<<", "<<-", "<<<"):
+                self.kinds.add("NETWORK REDIRECT")  # bash's /dev/tcp: a shell on a socket
             if op in (">", ">>", ">|", "<>", "&>", "&>>") or (
                     op == ">&" and not redirect.target.isdigit() and redirect.target != "-"):
-                self.write_to(redirect.target)
+                self.write_to(_Arg(redirect.target, redirect.unresolved))
 
-    def write_to(self, target: str) -> None:
-        path = _normpath(target)
-        if _is_device(path):
-            self.kinds.add("WRITE TO DEVICE")
-            self.paths.add(path)
-        elif path == "/proc/sysrq-trigger":
-            self.kinds.add("POWER")
+    def write_to(self, target: _Arg) -> None:
+        """A file written to: a device that holds data, or the kernel's sysrq trigger; where
+        the file is only known at run time and could be one, the kinds may hold."""
+        text = target.text
+        if "inputrc" in text:
+            self.kinds.add("KEY BINDING")  # readline's key bindings, read by the next shell
+        if target.dynamic:
+            if _could_be_device(text, self.cwds):
+                self.maybe_kinds.update({"WRITE TO DEVICE", "POWER"})
+                self.unknown_path()
+            return
+        resolved = self.resolve(text)
+        if resolved is None:
+            if _DEVICE_NAME.fullmatch(text):  # sda, where the line runs is not known
+                self.maybe_kinds.add("WRITE TO DEVICE")
+                self.unknown_path()
+            return
+        for path in resolved:
+            if _is_device(path):
+                self.kinds.add("WRITE TO DEVICE")
+                self.paths.add(path)
+            elif path == "/proc/sysrq-trigger":
+                self.kinds.add("POWER")
 
     # --- one command --------------------------------------------------------------------
 
@@ -265,13 +427,15 @@ class _Walker:
         via_xargs = wrapped = False
         for _ in range(MAX_UNWRAP):
             head = args[0]
-            if head.dynamic or head.computed:
-                self.note(f"{head.text} as program name")
+            if head.pattern and has_glob(head.pattern):
+                return self.patterned(head, args[1:], depth)
+            if head.runtime:
+                self.unknown_program(head.text)
                 self.to_shell(head.sources)
-                if wrapped and args[1:] and not args[1].text.startswith("-"):  # sudo $OPTS rm
-                    args = args[1:]
-                    continue
                 self.commands.append(tuple(a.text for a in args))
+                if wrapped and args[1:] and not args[1].text.startswith("-"):  # sudo $OPTS rm
+                    args = args[1:]  # … or sudo $CMD /etc: both readings are judged
+                    continue
                 return _Flow(head.sources, reads=_ANY)
             if not head.text:
                 return _Flow()  # '' is not a command
@@ -291,6 +455,10 @@ class _Walker:
         if _is_script_path(head.text):
             self.kinds.add("SCRIPT FILE")
             self.note(RUNS_SCRIPT)
+        if any(a.runtime or (a.pattern and a.pattern[0] in "*?[") for a in rest):
+            # an operand only known at run time may be any option too (rm $X, rm * with a
+            # file named -rf): what the program's options can make of it may hold
+            self.maybe_kinds |= _OPTION_KINDS.get(program, frozenset())
         if program in SHELLS or program in _OTHER_SHELLS:
             return self.shell(program, rest, depth, via_xargs)
         family = _interpreter(program)
@@ -302,6 +470,24 @@ class _Walker:
         flow = (handler(self, rest, depth) if handler is not None else None) or _Flow()
         return flow._replace(sources=flow.sources | _produces(program, rest),
                              echo=_echo_text(program, rest))
+
+    def patterned(self, head: _Arg, rest: list[_Arg], depth: int) -> _Flow:
+        """A program named by a glob (``/???/rm``, ``reboo?``): judged as every program it
+        can name that the gateway knows of; the pattern is kept for rules that name others."""
+        name = head.pattern.rstrip("/").rpartition("/")[2] or head.pattern
+        self.program_patterns.add(unescape(name))
+        self.note(f"{head.text} as program name (a pattern)")
+        matches = glob_regex(name)
+        names = sorted(n for n in KNOWN_PROGRAMS if matches.fullmatch(n))
+        self.readings.append(f"{head.text} as " + (", ".join(names) or "no program known "
+                                                     "to the gateway"))
+        if _is_script_path(head.text) and not names:
+            self.kinds.add("SCRIPT FILE")
+            self.note(RUNS_SCRIPT)
+        flows = [self.invoke([_Arg(n), *rest], depth) for n in names]
+        self.commands.append((head.text, *(a.text for a in rest)))
+        reads = next((f.reads for f in flows if f.reads), "")
+        return _Flow(frozenset().union(*(f.sources for f in flows)), reads)
 
     def shell(self, program: str, args: list[_Arg], depth: int, via_xargs: bool) -> _Flow:
         """``sh -c CODE``, ``sh FILE``, or ``sh`` reading its standard input; ``via_xargs``:
@@ -384,9 +570,11 @@ class _Walker:
             return _Flow()
         if code.computed:
             self.note(RUNS_OUTPUT)
+            self.unknown_program("code a command produces")
             return _Flow()
-        if code.dynamic:
+        if code.runtime:
             self.note(EXPANDED_CODE)
+            self.unknown_program("code built at run time")
         if depth + 1 > MAX_DEPTH:
             raise ShellParseError(f"the command line nests more than {MAX_DEPTH} levels deep")
         self.nested_code += len(code.text)
@@ -466,6 +654,37 @@ _HARMLESS_DEVICE_PREFIXES = ("/dev/tty", "/dev/fd/", "/dev/pts/", "/dev/shm/", "
                              "/dev/udp/", "/dev/mqueue/")
 _DOWNLOADERS = frozenset({"curl", "wget", "wget2", "fetch", "http", "https", "xh", "GET",
                           "lwp-request", "nc", "ncat", "netcat"})
+
+
+_DEVICE_NAME = re.compile(r"(?:sd|hd|vd|xvd|nvme|mmcblk|md|dm-|loop|nbd|sr|st|nst|fd)[a-z0-9]*"
+                          r"(?:p?[0-9]+)?|(?:mapper|disk|block)/.*")
+
+
+def _is_network(path: str) -> bool:
+    """bash's /dev/tcp and /dev/udp: a redirection to or from them is a socket."""
+    return path.startswith(("/dev/tcp/", "/dev/udp/"))
+
+
+def _could_be_device(text: str, cwds: Cwd) -> bool:
+    """Whether a target only known at run time could be a device or /proc/sysrq-trigger:
+    its literal beginning does not rule it out."""
+    cut = re.search(r"[$`*?\[~]", text)
+    prefix = text[:cut.start()] if cut else text
+    if text.startswith("~"):
+        return False  # a home directory is not /dev
+    if not prefix:
+        return True
+    if prefix.startswith("/"):
+        return any(t.startswith(prefix) or prefix.startswith(t)
+                   for t in ("/dev/", "/proc/sysrq-trigger"))
+    if cwds is None:
+        return bool(_DEVICE_NAME.match(prefix))
+    return any(c.startswith(("/dev", "/proc")) for c in cwds)
+
+
+def _either(a: Cwd, b: Cwd) -> Cwd:
+    """Where the shell is when it may be in either place."""
+    return None if a is None or b is None else a | b
 
 
 def _program_name(word: str) -> str:
@@ -670,10 +889,24 @@ def _after_options(with_arg: str = "", long_with_arg: tuple[str, ...] = (),
     return unwrap
 
 
+_INPUT = _Arg("(input)", dynamic=True)  # words xargs reads from its input
+
+
 def _xargs(args: list[_Arg]) -> list[_Arg] | None:
+    """The command xargs runs, with what it reads from its input as words only known at run
+    time: appended, or put where ``-I``'s replacement string stands (in any word)."""
     opts = _getopt(args, "adEILnPs", ("--arg-file", "--delimiter", "--max-args", "--max-procs",
-                                       "--max-chars", "--process-slot-var"), optional="eil")
-    return opts.rest or [_Arg("echo")]
+                                       "--max-chars", "--process-slot-var", "--replace"),
+                   optional="eil")
+    rest = opts.rest or [_Arg("echo")]
+    replace = opts.found.get("-I") or opts.found.get("-i") or opts.found.get("--replace")
+    if replace is None:
+        if rest[0].text in SHELLS or _interpreter(_program_name(rest[0].text)):
+            return rest  # the walker knows that xargs supplies their code
+        return [*rest, _INPUT]
+    marker = replace.text or "{}"
+    return [rest[0], *(a._replace(dynamic=True, pattern="") if marker in a.text else a
+                       for a in rest[1:])]
 
 
 def _command(args: list[_Arg]) -> list[_Arg] | None:
@@ -715,6 +948,7 @@ _WRAPPERS: dict[str, _Wrapper] = {
     "sudo": _sudo, "doas": _doas, "su": _su, "runuser": _su, "env": _env, "xargs": _xargs,
     "command": _command, "chroot": _chroot, "watch": _watch, "script": _script,
     "busybox": _busybox, "k3s": _kubectl_host, "microk8s": _kubectl_host,
+    "xtables-legacy-multi": _busybox, "xtables-nft-multi": _busybox, "xtables-multi": _busybox,
     "nice": _after_options("n", ("--adjustment",)),
     "nohup": _after_options(),
     "timeout": _after_options("sk", ("--signal", "--kill-after"), skip=1),
@@ -783,18 +1017,23 @@ def _rm(w: _Walker, args: list[_Arg], depth: int) -> None:
 
 
 def _grants_everyone_everything(mode: str) -> bool:
-    """777, 0777, a+rwx, ugo=rwx, +rwx, u+rwx,go+rwX …"""
+    """777, 0777, a+rwx, ugo=rwx, +rwx, u+rwx,go+rwX, u=rwx,go=u … (what the mode may
+    grant, whatever the file had: ``go=u`` copies the owner's bits)."""
     if re.fullmatch(r"[0-7]{3,5}", mode):
         return mode.endswith("777")
     granted: dict[str, set[str]] = {"u": set(), "g": set(), "o": set()}
     for clause in mode.split(","):
-        match = re.fullmatch(r"([ugoa]*)((?:[-+=][rwxXst]*)+)", clause)
+        match = re.fullmatch(r"([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)", clause)
         if match is None:
             return False
         who = match.group(1) or "a"
-        for op, perms in re.findall(r"([-+=])([rwxXst]*)", match.group(2)):
+        for op, perms in re.findall(r"([-+=])([rwxXst]*|[ugo])", match.group(2)):
+            if perms in ("u", "g", "o"):
+                perms = "".join(granted[perms]) or "rwx"  # a copy: at most everything
             for cls in ("ugo" if "a" in who else who):
-                if op in "+=":
+                if op == "=":
+                    granted[cls] = set(perms.replace("X", "x"))
+                elif op == "+":
                     granted[cls] |= set(perms.replace("X", "x"))
     return all({"r", "w", "x"} <= perms for perms in granted.values())
 
@@ -819,6 +1058,8 @@ def _chmod(w: _Walker, args: list[_Arg], depth: int) -> None:
             mode = word
         else:
             operands.append(arg)
+    if recursive:
+        w.kinds.add("CHMOD RECURSIVE")
     if mode is not None and _grants_everyone_everything(mode):
         w.kinds.add("CHMOD 777")
         if recursive:
@@ -855,7 +1096,7 @@ def _mkfs(w: _Walker, args: list[_Arg], depth: int) -> None:
 def _writes(w: _Walker, args: list[_Arg], depth: int) -> None:
     """tee, shred, blkdiscard: their operands are written to."""
     for arg in _split_options(args)[1]:
-        w.write_to(arg.text)
+        w.write_to(arg)
 
 
 def _power(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -884,8 +1125,8 @@ def _operands(args: list[_Arg], with_arg: str, long_with_arg: tuple[str, ...]) -
             operands.append(word)
         elif word.startswith("--"):
             name = word.partition("=")[0]
-            i += "=" not in word and len(name) > 3 and any(o.startswith(name)
-                                                           for o in long_with_arg)
+            i += "=" not in word and (name in long_with_arg or (
+                len(name) > 3 and any(o.startswith(name) for o in long_with_arg)))
         else:
             for j, letter in enumerate(word[1:], 2):
                 if letter in with_arg:
@@ -942,8 +1183,10 @@ def _kubectl(w: _Walker, args: list[_Arg], depth: int) -> None:
         "--namespace", "--context", "--cluster", "--user", "--server", "--kubeconfig",
         "--token", "--as", "--as-group", "--as-uid", "--certificate-authority", "--client-key",
         "--client-certificate", "--request-timeout", "--cache-dir", "--tls-server-name",
-        "--log-file", "--profile", "--profile-output", "--password", "--username", "--v"))
-    if operands[:1] == ["delete"]:
+        "--log-file", "--profile", "--profile-output", "--password", "--username", "--v",
+        "--vmodule", "--output", "--selector", "--field-selector", "--filename"))
+    # a flag the gateway does not know may take a value: "delete" among the first words
+    if "delete" in operands[:3] or (operands[:1] == ["drain"]):
         w.kinds.add("KUBECTL DELETE")
 
 
@@ -959,8 +1202,13 @@ def _source(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
 
 
 def _find(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
-    """find's starting points; ``-delete``; the commands of ``-exec … ;`` (``{}`` stands for
-    the starting point when there is one)."""
+    """find's starting points; ``-delete``; the commands of ``-exec … ;`` and ``-ok``, which
+    run on every file below them: ``{}`` stands for the starting point when there is one
+    (and is only known at run time otherwise, or inside a longer word: a file's name is then
+    part of code); removing, chmod and chown there are recursive. A command that reads its
+    standard input (``-exec sh \\;``) reads find's."""
+    if any(a.runtime for a in args[1:]):  # find . $EXPR: may be -exec anything, or -delete
+        w.unknown_program("find's expression built at run time")
     i = 0
     while i < len(args) and (args[i].text in ("-H", "-L", "-P") or args[i].text[:2] == "-O"):
         i += 1
@@ -979,13 +1227,27 @@ def _find(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
             inner: list[_Arg] = []
             while i < len(args) and args[i].text not in (";", "+"):
                 arg = args[i]
-                if arg.text == "{}" and len(starts) == 1:
-                    arg = starts[0]._replace(dynamic=True)
+                if arg.text == "{}" and len(starts) == 1 and word in ("-exec", "-ok"):
+                    arg = starts[0]
+                elif "{}" in arg.text:
+                    arg = arg._replace(dynamic=True, pattern="")
                 inner.append(arg)
                 i += 1
             i += 1
+            kinds = set(w.kinds)
             inner_flow = w.nested(inner, depth)
-            flow = _Flow(flow.sources | inner_flow.sources)
+            added = w.kinds - kinds
+            if added & {"RM", "RM RECURSIVE"} or (inner and _program_name(inner[0].text)
+                                                  in ("unlink", "shred", "rmdir")):
+                w.kinds.add("FIND DELETE")
+                w.add_paths(starts or ["."])
+            if "CHMOD 777" in added:
+                w.kinds.add("CHMOD 777 RECURSIVE")
+            if inner and _program_name(inner[0].text) == "chmod":
+                w.kinds.add("CHMOD RECURSIVE")
+            if inner and _program_name(inner[0].text) == "chown":
+                w.kinds.add("CHOWN RECURSIVE")
+            flow = _Flow(flow.sources | inner_flow.sources, flow.reads or inner_flow.reads)
     return flow
 
 
@@ -993,13 +1255,33 @@ _HISTORY_OFF = re.compile(r"HISTFILE\+?=(/dev/null)?|(HISTSIZE|HISTFILESIZE|SAVE
 
 
 def _assignments(w: _Walker, words: Iterable[str], depth: int) -> None:
-    """History switched off; PROMPT_COMMAND's code (it runs at every prompt)."""
+    """History switched off; PROMPT_COMMAND's code (it runs at every prompt); variables that
+    change what later words mean: PATH (which file a program name is), CDPATH (where a
+    ``cd`` goes), INPUTRC (key bindings), histchars (history expansion), BASH_ENV and ENV
+    (a file every shell runs)."""
     for word in words:
         if _HISTORY_OFF.fullmatch(word):
             w.kinds.add("HISTORY OFF")
         name, _, value = word.partition("=")
-        if name.rstrip("+") == "PROMPT_COMMAND":
+        name = name.rstrip("+")
+        if name == "PROMPT_COMMAND":
             w.run_code(_Arg(value), "sh", depth)
+        elif name == "PATH" and any(
+                d not in _SYSTEM_DIRS and d not in ("$PATH", "${PATH}")
+                for d in value.split(":")):
+            w.kinds.add("SCRIPT FILE")
+            w.note("programs may be found in directories PATH adds")
+        elif name == "CDPATH":
+            w.cdpath = True
+            w.cwds = None
+        elif name == "INPUTRC":
+            w.kinds.add("KEY BINDING")
+        elif name == "histchars":
+            w.note(HISTORY)
+            w.unknown_program("history expansion with other characters")
+        elif name in ("BASH_ENV", "ENV") and value:
+            w.kinds.add("SCRIPT FILE")
+            w.note(RUNS_SCRIPT)
 
 
 def _declare(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1039,6 +1321,256 @@ def _history(w: _Walker, args: list[_Arg], depth: int) -> None:
         w.kinds.add("HISTORY OFF")
 
 
+def _cd(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """Where the shell goes: known for an absolute directory, or a relative one from a known
+    place; unknown for ``cd`` (home), ``cd -``, ``popd``, a word known only at run time, and
+    a relative one once CDPATH is set."""
+    operands = [a for a in args if a.runtime or not (a.text.startswith(("-", "+"))
+                                                     and len(a.text) > 1)]
+    target = operands[0] if operands else None
+    if (target is None or target.dynamic or target.text == "-" or (
+            w.cdpath and not target.text.startswith(("/", "./", "../")))):
+        w.cwds = None
+        return
+    if not target.text:
+        return
+    resolved = w.resolve(target.text)
+    w.cwds = frozenset(resolved) if resolved is not None else None
+
+
+def _popd(w: _Walker, args: list[_Arg], depth: int) -> None:
+    w.cwds = None
+
+
+def _rsync(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``--delete`` (and its kin) removes files at the destination that the source lacks;
+    ``--remove-source-files`` the sources. ``-e``'s command runs here."""
+    deletes = removes_sources = False
+    operands: list[_Arg] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        word = arg.text
+        i += 1
+        if word == "--":
+            operands += args[i:]
+            break
+        if word.startswith("--"):
+            name, eq, value = word.partition("=")
+            deletes |= name.startswith("--del")
+            removes_sources |= name in ("--remove-source-files", "--remove-sent-files")
+            if name == "--rsh":
+                code = arg._replace(text=value) if eq else _nth(args, i)
+                if code is not None:
+                    w.run_code(code, "sh", depth)
+            i += not eq and name in _RSYNC_WITH_ARG
+        elif word.startswith("-") and len(word) > 1 and not arg.runtime:
+            for j, letter in enumerate(word[1:], 2):
+                if letter in "eBfTM":
+                    rsh = arg._replace(text=word[j:]) if word[j:] else _nth(args, i)
+                    i += not word[j:]
+                    if letter == "e" and rsh is not None:
+                        w.run_code(rsh, "sh", depth)
+                    break
+        else:
+            operands.append(arg)
+    local = [a for a in operands if not re.match(r"[^/]*:|rsync://", a.text)]
+    if deletes and operands:
+        w.kinds.add("RSYNC DELETE")
+        w.add_paths([operands[-1]] if operands[-1] in local else [])
+    if removes_sources:
+        w.kinds.add("RSYNC DELETE")
+        w.add_paths([a for a in local if a is not operands[-1]])
+
+
+_RSYNC_WITH_ARG = frozenset({
+    "--rsh", "--rsync-path", "--filter", "--exclude", "--include", "--exclude-from",
+    "--include-from", "--files-from", "--temp-dir", "--compare-dest", "--copy-dest",
+    "--link-dest", "--log-file", "--password-file", "--port", "--sockopts", "--out-format",
+    "--log-file-format", "--bwlimit", "--timeout", "--contimeout", "--chmod", "--chown",
+    "--usermap", "--groupmap", "--max-size", "--min-size", "--max-delete", "--backup-dir",
+    "--suffix", "--partial-dir", "--skip-compress", "--compress-level", "--checksum-choice",
+    "--block-size", "--modify-window", "--iconv", "--remote-option", "--outbuf", "--address",
+    "--info", "--debug", "--read-batch", "--write-batch", "--only-write-batch"})
+_TAR_CODE = ("--to-command", "--checkpoint-action", "--use-compress-program", "--info-script",
+             "--new-volume-script", "--rsh-command", "--rmt-command")
+_TAR_LONG = ("--remove-files", "--file", "--directory", "--files-from", "--exclude",
+             "--exclude-from", "--owner", "--group", "--mode", "--mtime", "--transform",
+             "--xform", "--label", "--format", "--blocking-factor", "--record-size",
+             "--tape-length", "--newer", "--after-date", "--newer-mtime", "--suffix",
+             "--backup", "--checkpoint", "--volno-file", "--index-file", "--level",
+             "--listed-incremental", "--starting-file", "--strip-components", *_TAR_CODE)
+
+
+def _tar(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``--remove-files`` deletes what was archived; ``--to-command``, ``-I``,
+    ``--checkpoint-action=exec=`` and the volume scripts run commands."""
+    remove = False
+    operands: list[_Arg] = []
+    commands: list[_Arg] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        word = arg.text
+        i += 1
+        if arg.runtime:
+            operands.append(arg)
+        elif word == "--":
+            operands += args[i:]
+            break
+        elif word.startswith("--"):
+            name, eq, value = word.partition("=")
+            full = _long(name, _TAR_LONG) or name
+            remove |= full == "--remove-files"
+            given = arg._replace(text=value) if eq else _nth(args, i)
+            i += not eq and full in _TAR_LONG[1:]
+            if full in _TAR_CODE and given is not None:
+                if full == "--checkpoint-action":
+                    if not given.text.startswith("exec="):
+                        continue
+                    given = given._replace(text=given.text[5:])
+                commands.append(given)
+        elif (word.startswith("-") and len(word) > 1) or (i == 1 and re.fullmatch(
+                r"[A-Za-z]+", word)):
+            dashed = word.startswith("-")
+            letters = word[1:] if dashed else word
+            for j, letter in enumerate(letters, 1):
+                if letter not in "fCTXbgHKLNVIF":
+                    continue
+                attached = letters[j:] if dashed else ""
+                given = arg._replace(text=attached) if attached else _nth(args, i)
+                i += not attached
+                if letter in "IF" and given is not None:
+                    commands.append(given)
+                if attached:
+                    break
+        else:
+            operands.append(arg)
+    if remove:
+        w.kinds.add("TAR REMOVE FILES")
+        w.add_paths(operands)
+    for code in commands:
+        w.kinds.add("COMMAND IN OPTION")
+        w.run_code(code, "sh", depth)
+
+
+_AWK_STRING = r'"((?:[^"\\]|\\.)*)"'
+_AWK_COMMANDS = (re.compile(r"\bsystem\s*\(\s*" + _AWK_STRING + r"\s*\)"),
+                 re.compile(r"\|&?\s*" + _AWK_STRING),
+                 re.compile(_AWK_STRING + r"\s*\|&?\s*getline"))
+_AWK_RUNS = re.compile(r"\bsystem\s*\(|\|&?\s*[^|\s]|\|&?\s*$|\|\s*getline")
+
+
+def _awk(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
+    """awk's program: ``system()``, ``print | "cmd"`` and ``"cmd" | getline`` run commands:
+    a literal one is judged as shell code, anything else is code known only at run time."""
+    program: _Arg | None = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        word = arg.text
+        if arg.runtime or word == "--" or not word.startswith("-") or len(word) < 2:
+            i += word == "--"
+            break
+        i += 1
+        if word in ("-f", "--file") or (word.startswith("-f") and len(word) > 2):
+            w.kinds.add("SCRIPT FILE")
+            w.note(RUNS_SCRIPT)
+            return None
+        if word in ("-e", "--source"):
+            program = _nth(args, i)
+            i += 1
+        elif word in ("-v", "-F", "--assign", "--field-separator"):
+            i += 1
+    if program is None:
+        program = _nth(args, i)
+    if program is None:
+        return None
+    if program.runtime:
+        w.kinds.add("INTERPRETER CODE")
+        w.unknown_program("awk code built at run time")
+        return None
+    code = program.text
+    if not _AWK_RUNS.search(code):
+        return None
+    w.kinds.add("INTERPRETER CODE")
+    literal: list[tuple[int, str]] = []
+    for n, pattern in enumerate(_AWK_COMMANDS):
+        literal += [(n, re.sub(r"\\(.)", r"\1", m.group(1))) for m in pattern.finditer(code)]
+    if len(literal) < len(_AWK_RUNS.findall(code)) or not literal:
+        w.unknown_program("a command awk builds at run time")
+    reads = ""
+    for n, text in literal:
+        flow = w.run_code(_Arg(text), "sh", depth)
+        if flow.reads and n == 1:  # print | "sh": the shell runs what awk prints
+            w.unknown_program("commands awk prints to a shell")
+        elif flow.reads:
+            reads = reads or flow.reads  # system("sh"): a shell on awk's standard input
+    return _Flow(reads=reads)
+
+
+_SED_EXECUTES = re.compile(r"(?:^|[;\n{}])\s*(?:[0-9$,/!~]*\s*)?e(?:\s|;|$)"
+                           r"|s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1[gpiImMw0-9]*e")
+
+
+def _sed(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """GNU sed's ``e`` command and ``s///e`` flag run shell commands."""
+    scripts: list[_Arg] = []
+    operands: list[_Arg] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg.text in ("-e", "--expression"):
+            value = _nth(args, i)
+            i += 1
+            if value is not None:
+                scripts.append(value)
+        elif arg.text.startswith("--expression="):
+            scripts.append(arg._replace(text=arg.text.partition("=")[2]))
+        elif arg.text in ("-f", "--file") or arg.text.startswith("--file="):
+            w.kinds.add("SCRIPT FILE")
+            w.note(RUNS_SCRIPT)
+            i += arg.text in ("-f", "--file")
+        elif not arg.text.startswith("-") or arg.runtime:
+            operands.append(arg)
+    if not scripts and operands:
+        scripts.append(operands[0])
+    for script in scripts:
+        if script.runtime:
+            w.unknown_program("sed script built at run time")
+        elif _SED_EXECUTES.search(script.text):
+            w.kinds.add("INTERPRETER CODE")
+            w.unknown_program("a command sed builds at run time")
+
+
+def _firewall_restore(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """iptables-restore and its kin replace the rule set with what they read."""
+    w.kinds.add("FIREWALL FLUSH")
+
+
+def _bind(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """readline key bindings: a macro or ``-x`` command runs text the gateway never sees as
+    a line. Listing them (``-p``, ``-P``, ``-v``, ``-V``, ``-s``, ``-S``, ``-l``) is fine."""
+    if any(a.text not in ("-p", "-P", "-v", "-V", "-s", "-S", "-l") for a in args):
+        w.kinds.add("KEY BINDING")
+
+
+def _fc(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``fc`` runs lines from the history (``fc -s``, or what an editor leaves): unseen."""
+    if not any(a.text.startswith("-") and "l" in a.text for a in args):
+        w.note(HISTORY)
+        w.unknown_program("fc (a line from the history)")
+
+
+def _loads_code(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``enable -f`` loads a builtin from a shared object; ``hash -p`` names a program's
+    file."""
+    if any(a.text.startswith(("-f", "-p")) for a in args):
+        w.kinds.add("SCRIPT FILE")
+        w.note(RUNS_SCRIPT)
+
+
 _HANDLERS: dict[str, _Handler] = {
     "rm": _rm, "chmod": _chmod, "chown": _chown, "dd": _dd, "tee": _writes,
     "shred": _writes, "blkdiscard": _writes,
@@ -1054,6 +1586,33 @@ _HANDLERS: dict[str, _Handler] = {
     "export": _declare, "declare": _declare, "typeset": _declare, "readonly": _declare,
     "local": _declare, "alias": _alias, "trap": _trap, "unset": _unset, "set": _set,
     "history": _history,
+    "cd": _cd, "pushd": _cd, "popd": _popd, "rsync": _rsync, "tar": _tar, "gtar": _tar,
+    "bsdtar": _tar, "awk": _awk, "gawk": _awk, "mawk": _awk, "nawk": _awk, "sed": _sed,
+    "gsed": _sed, "bind": _bind, "fc": _fc, "enable": _loads_code, "hash": _loads_code,
+    "ebtables": _iptables, "arptables": _iptables, "ebtables-legacy": _iptables,
+    "arptables-legacy": _iptables, "ebtables-nft": _iptables, "arptables-nft": _iptables,
+    **{name: _firewall_restore for name in (
+        "iptables-restore", "ip6tables-restore", "iptables-legacy-restore",
+        "ip6tables-legacy-restore", "iptables-nft-restore", "ip6tables-nft-restore",
+        "ebtables-restore", "arptables-restore", "ipset")},
+}
+
+# Kinds a program's options decide: an operand only known at run time may be such an option.
+_OPTION_KINDS: dict[str, frozenset[str]] = {
+    "rm": frozenset({"RM RECURSIVE", "RM FORCE", "RM NO PRESERVE ROOT"}),
+    "chmod": frozenset({"CHMOD 777", "CHMOD 777 RECURSIVE", "CHMOD RECURSIVE"}),
+    "chown": frozenset({"CHOWN RECURSIVE"}),
+    "find": frozenset({"FIND DELETE"}),
+    "rsync": frozenset({"RSYNC DELETE"}),
+    "tar": frozenset({"TAR REMOVE FILES", "COMMAND IN OPTION"}),
+    "dd": frozenset({"DD TO DEVICE"}),
+    "tee": frozenset({"WRITE TO DEVICE"}), "shred": frozenset({"WRITE TO DEVICE"}),
+    "iptables": frozenset({"FIREWALL FLUSH"}), "ip6tables": frozenset({"FIREWALL FLUSH"}),
+    "nft": frozenset({"FIREWALL FLUSH"}), "ufw": frozenset({"FIREWALL FLUSH"}),
+    "kubectl": frozenset({"KUBECTL DELETE"}), "oc": frozenset({"KUBECTL DELETE"}),
+    "systemctl": frozenset({"POWER", "FIREWALL FLUSH"}), "init": frozenset({"POWER"}),
+    "telinit": frozenset({"POWER"}), "bind": frozenset({"KEY BINDING"}),
+    "awk": frozenset({"INTERPRETER CODE"}), "sed": frozenset({"INTERPRETER CODE"}),
 }
 
 
@@ -1082,3 +1641,18 @@ def _echo_text(program: str, args: list[_Arg]) -> str | None:
     if any(a.dynamic or a.computed or "\\" in a.text or a.text.startswith("-") for a in words):
         return None
     return " ".join(a.text for a in words)
+
+
+# Every program name the gateway knows something about: a glob in a program word is judged as
+# each of these it matches (``/???/rm``, ``reboo?``, ``mk?s.ext4``).
+KNOWN_PROGRAMS = frozenset({
+    *_HANDLERS, *_WRAPPERS, *SHELLS, *_OTHER_SHELLS, *_DOWNLOADERS,
+    *(f"mkfs.{fs}" for fs in ("ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "fat", "msdos",
+                              "ntfs", "exfat", "f2fs", "minix", "cramfs", "bfs", "jfs",
+                              "reiserfs", "nilfs2", "udf")),
+    "python", "python2", "python3", "pypy", "pypy3", "perl", "ruby", "node", "nodejs", "php",
+    "lua", "luajit", "Rscript", *(f"python3.{n}" for n in range(6, 15)),
+    "base64", "base32", "basenc", "xxd", "openssl", "uudecode", "unlink", "rmdir", "truncate",
+    "fdisk", "sfdisk", "sgdisk", "parted", "wipefs", "kill", "pkill", "killall", "crontab",
+    "userdel", "passwd", "mv", "cp", "ln", "install",
+})

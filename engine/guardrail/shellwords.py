@@ -33,6 +33,7 @@ accepted without checking that they balance.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,11 @@ MAX_COMMANDS = 2000  # simple commands in one line: bounds the work hostile inpu
 
 class ShellParseError(ValueError):
     """The line cannot be read as shell words; the message says why in one sentence."""
+
+
+class ShellIncomplete(ShellParseError):
+    """The line ends inside a construct (a quote, ``$(``, ``{``, ``if``, a here-document whose
+    delimiter has not come): a shell would wait for more lines rather than run it."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class SimpleCommand:
     assignments: tuple[str, ...] = ()  # NAME=value words before the program
     redirects: tuple[Redirect, ...] = ()
     substitutions: tuple[Substitution, ...] = ()
+    # argv indexes holding a value only known at run time ($VAR, $( … ), `…`): a subset of
+    # ``unresolved``, which also counts globs, braces and ``~``
+    dynamic: frozenset[int] = frozenset()
+    # each word as a pattern: quoted or escaped ``* ? [ ] { } , ~ \`` carry a backslash, so
+    # that what is left unescaped is what the shell expands (``brace_expand``, ``glob_regex``)
+    patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,18 +103,26 @@ class Compound:
 class Pipeline:
     stages: tuple[SimpleCommand | Compound, ...]
     background: bool = False  # ended by "&"
+    after: str = ""  # the operator before it: "&&" (runs if the one before succeeded), "||"
+    # (if it failed), else "" (runs either way)
 
 
 Script = tuple[Pipeline, ...]
 
 
 def parse(line: str, *, max_depth: int = MAX_DEPTH, max_length: int = MAX_LENGTH,
-          max_commands: int = MAX_COMMANDS) -> Script:
-    """The pipelines of ``line``, in order; raises ``ShellParseError``."""
+          max_commands: int = MAX_COMMANDS, complete: bool = False) -> Script:
+    """The pipelines of ``line``, in order; raises ``ShellParseError`` (``ShellIncomplete``
+    when a shell would wait for more lines; with ``complete``, also for a here-document
+    whose delimiter has not come)."""
     if len(line) > max_length:
         raise ShellParseError(f"the command line is longer than {max_length} characters")
     try:
-        return _freeze(_Parser(line, 0, _Limits(max_depth, max_commands)).script())
+        parser = _Parser(line, 0, _Limits(max_depth, max_commands, complete))
+        script = parser.script()
+        if complete and parser.heredocs:
+            raise ShellIncomplete("a here-document's body has not come yet")
+        return _freeze(script)
     except RecursionError:  # only with a max_depth far above the default
         raise ShellParseError("the command line is nested too deeply") from None
 
@@ -134,6 +154,8 @@ class _Word:
     raw: str  # as written: keywords and assignments are only recognised unquoted
     unresolved: bool = False
     subs: list[_Sub] = field(default_factory=list)
+    dynamic: bool = False  # holds a value only known at run time
+    pattern: str = ""  # see SimpleCommand.patterns
 
 
 @dataclass
@@ -164,6 +186,7 @@ class _Group:
 class _Pipe:
     stages: list[_Cmd | _Group]
     background: bool = False
+    after: str = ""
 
 
 @dataclass
@@ -189,6 +212,7 @@ _PARAMETER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
 _OCTAL = re.compile(r"[0-7]{1,3}")
 _HEX = {2: re.compile(r"[0-9a-fA-F]{1,2}"), 4: re.compile(r"[0-9a-fA-F]{1,4}"),
         8: re.compile(r"[0-9a-fA-F]{1,8}")}
+_ACTIVE = "*?[]{},~"  # what globbing, brace and tilde expansion act on, when unquoted
 _ANSI_ESCAPES = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n",
                  "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
 
@@ -199,6 +223,7 @@ class _Limits:
 
     max_depth: int
     commands_left: int
+    complete: bool = False  # a here-document without its delimiter is ShellIncomplete
 
 
 class _Parser:
@@ -243,6 +268,7 @@ class _Parser:
         a command would start."""
         pipes: list[_Pipe] = []
         need_more = ""
+        connector = ""
         while True:
             tok = self._peek()
             if tok.kind == "newline":
@@ -251,9 +277,10 @@ class _Parser:
             if (tok.kind == "end" or (tok.kind == "op" and tok.raw in stop_ops)
                     or (tok.kind == "word" and tok.raw in stop_words)):
                 if need_more:
-                    raise ShellParseError(f"a command is missing after {need_more!r}")
+                    raise _incomplete(tok, f"a command is missing after {need_more!r}")
                 return pipes
             pipe = self._pipeline(stop_words)
+            pipe.after, connector = connector, ""
             pipes.append(pipe)
             need_more = ""
             tok = self._peek()
@@ -262,7 +289,7 @@ class _Parser:
                 self.peeked = None
             elif tok.kind == "op" and tok.raw in ("&&", "||"):
                 self.peeked = None
-                need_more = tok.raw
+                need_more = connector = tok.raw
             elif tok.kind == "newline":
                 self.peeked = None
             elif not (tok.kind == "end" or (tok.kind == "op" and tok.raw in stop_ops)
@@ -363,7 +390,7 @@ class _Parser:
             elif tok.kind == "op" and tok.raw in ("&&", "||", "(", ")", "<", ">", "|"):
                 cmd.words.append(_Word(tok.raw, tok.raw))
             elif tok.kind != "newline":
-                raise ShellParseError("unterminated [[ test (no ']]')")
+                raise _incomplete(tok, "unterminated [[ test (no ']]')")
 
     def _function(self, name: str) -> _Group:
         self._skip_newlines()
@@ -393,8 +420,8 @@ class _Parser:
                 while True:
                     tok = self._take()
                     if tok.kind != "word" or tok.word is None:
-                        raise ShellParseError("unterminated case (a pattern or 'esac' is "
-                                              "missing)")
+                        raise _incomplete(tok, "unterminated case (a pattern or 'esac' is "
+                                          "missing)")
                     group.subs.extend(tok.word.subs)
                     tok = self._take()
                     if tok.raw == ")":
@@ -406,7 +433,7 @@ class _Parser:
                 if tok.kind == "op" and tok.raw in _CASE_ENDS:
                     self.peeked = None
                 elif tok.raw != "esac":
-                    raise ShellParseError("unterminated case (no 'esac')")
+                    raise _incomplete(tok, "unterminated case (no 'esac')")
 
     def _redirected(self, group: _Group) -> _Group:
         while True:
@@ -429,8 +456,9 @@ class _Parser:
         redirs.append(redir)
 
     def _expect(self, raw: str, message: str) -> None:
-        if self._take().raw != raw:
-            raise ShellParseError(message)
+        tok = self._take()
+        if tok.raw != raw:
+            raise _incomplete(tok, message)
 
     def _skip_newlines(self) -> None:
         while self._peek().kind == "newline":
@@ -482,13 +510,15 @@ class _Parser:
         text = self.text
         start = self.pos
         buf: list[str] = []
+        pat: list[str] = []  # the word as a pattern (SimpleCommand.patterns)
         subs: list[_Sub] = []
-        unresolved = False
+        unresolved = dynamic = False
         brace = bracket = -1  # where an unquoted { or [ opened, for brace expansion and globs
         while self.pos < len(text):
             plain = _PLAIN.match(text, self.pos)
             if plain:
                 buf.append(plain.group())
+                pat.append(plain.group())  # nothing active in it but commas, which are
                 self.pos = plain.end()
                 continue
             c = text[self.pos]
@@ -501,6 +531,16 @@ class _Parser:
                 self.pos += 2
                 subs.append(_Sub(c + "(", self._substitution(f"{c}( process substitution")))
                 buf.append(text[opened:self.pos])
+                pat.append(_escape(text[opened:self.pos]))
+                unresolved = dynamic = True
+            elif c == "(" and self.pos > start and text[self.pos - 1] in "?*+@!" \
+                    and pat and pat[-1][-1:] == text[self.pos - 1]:
+                opened = self.pos - 1  # bash's extglob: @(a|b), !(x), *(…), +(…), ?(…)
+                self.pos += 1
+                with self._nested():
+                    self._balanced(")", subs, "extended glob")
+                buf.append(text[opened + 1:self.pos])
+                pat.append("*")  # whatever it matches: any text, as far as judging goes
                 unresolved = True
             elif c == "(":
                 if not _ASSIGNMENT.fullmatch(text, start, self.pos):
@@ -510,30 +550,44 @@ class _Parser:
                 with self._nested():
                     self._balanced(")", subs, "array assignment")
                 buf.append(text[opened:self.pos])
-                unresolved = True
+                pat.append(_escape(text[opened:self.pos]))
+                unresolved = dynamic = True
             elif c == "\\":
                 if text.startswith("\n", self.pos + 1):
                     self.pos += 2
                 else:
                     buf.append(text[self.pos + 1:self.pos + 2] or "\\")
+                    pat.append(_escape(buf[-1]))
                     self.pos = min(self.pos + 2, len(text))
             elif c == "'":
                 end = text.find("'", self.pos + 1)
                 if end < 0:
-                    raise ShellParseError("unterminated single quote")
+                    raise ShellIncomplete("unterminated single quote")
                 buf.append(text[self.pos + 1:end])
+                pat.append(_escape(buf[-1]))
                 self.pos = end + 1
             elif c == '"' or text.startswith('$"', self.pos):
                 self.pos += 1 if c == '"' else 2
-                unresolved |= self._expanding(buf, subs, '"')
+                before = len(buf)
+                expanded = self._expanding(buf, subs, '"')
+                unresolved |= expanded
+                dynamic |= expanded
+                pat.append(_escape("".join(buf[before:])))
             elif text.startswith("$'", self.pos):
                 self.pos += 2
                 buf.append(self._ansi_c())
+                pat.append(_escape(buf[-1]))
             elif c == "$":
-                unresolved |= self._dollar(buf, subs)
+                before = len(buf)
+                expanded = self._dollar(buf, subs)
+                unresolved |= expanded
+                dynamic |= expanded
+                pat.append(_escape("".join(buf[before:])))
             elif c == "`":
+                before = len(buf)
                 self._backquote(buf, subs)
-                unresolved = True
+                pat.append(_escape("".join(buf[before:])))
+                unresolved = dynamic = True
             else:
                 if c in "*?" or (c == "~" and self.pos == start):
                     unresolved = True
@@ -547,8 +601,10 @@ class _Parser:
                 elif c == "]" and bracket >= 0:
                     unresolved = True
                 buf.append(c)
+                pat.append(c if c in _ACTIVE else _escape(c))
                 self.pos += 1
-        return _Word("".join(buf), text[start:self.pos], unresolved, subs)
+        return _Word("".join(buf), text[start:self.pos], unresolved, subs, dynamic,
+                     "".join(pat))
 
     def _expanding(self, buf: list[str], subs: list[_Sub], terminator: str | None) -> bool:
         """Double-quoted text up to ``terminator`` (or a here-document's whole body, None):
@@ -561,7 +617,7 @@ class _Parser:
             if self.pos >= len(text):
                 if terminator is None:
                     return unresolved
-                raise ShellParseError("unterminated double quote")
+                raise ShellIncomplete("unterminated double quote")
             c = text[self.pos]
             if c == terminator:
                 self.pos += 1
@@ -619,7 +675,7 @@ class _Parser:
             body = self._list(frozenset(), frozenset({")"}))
             tok = self._peek()
             if tok.raw != ")":
-                raise ShellParseError(f"unterminated {what}")
+                raise ShellIncomplete(f"unterminated {what}")
             self.peeked = None
         return body
 
@@ -632,7 +688,7 @@ class _Parser:
         level = 0
         while True:
             if self.pos >= len(text):
-                raise ShellParseError(f"unterminated {what}")
+                raise ShellIncomplete(f"unterminated {what}")
             c = text[self.pos]
             if c == closer:
                 self.pos += 1
@@ -647,7 +703,7 @@ class _Parser:
             elif c == "'":
                 end = text.find("'", self.pos + 1)
                 if end < 0:
-                    raise ShellParseError("unterminated single quote")
+                    raise ShellIncomplete("unterminated single quote")
                 self.pos = end + 1
             elif c == '"':
                 self.pos += 1
@@ -668,7 +724,7 @@ class _Parser:
         i = start + 1
         while True:
             if i >= len(text):
-                raise ShellParseError("unterminated backquote")
+                raise ShellIncomplete("unterminated backquote")
             c = text[i]
             if c == "`":
                 break
@@ -689,7 +745,7 @@ class _Parser:
         out: list[str] = []
         while True:
             if self.pos >= len(text):
-                raise ShellParseError("unterminated $'…' quote")
+                raise ShellIncomplete("unterminated $'…' quote")
             c = text[self.pos]
             if c == "'":
                 self.pos += 1
@@ -738,6 +794,9 @@ class _Parser:
                 if line == delimiter:
                     break
                 lines.append(line)
+            else:
+                if self.limits.complete:
+                    raise ShellIncomplete(f"the here-document has no {delimiter!r} line yet")
             body = "".join(line + "\n" for line in lines)
             if quoted:
                 redir.target = body
@@ -748,13 +807,24 @@ class _Parser:
             redir.target = "".join(buf)
 
 
+def _escape(text: str) -> str:
+    """Literal text in a pattern: what globbing or brace expansion would act on, escaped."""
+    return "".join("\\" + c if c in _ACTIVE or c == "\\" else c for c in text)
+
+
 def _too_deep(max_depth: int) -> str:
     return f"the command line nests more than {max_depth} levels deep"
 
 
+def _incomplete(tok: _Token, message: str) -> ShellParseError:
+    """``message`` as the error of a line that ended too soon (``tok`` is its end), or of one
+    that is wrong."""
+    return (ShellIncomplete if tok.kind == "end" else ShellParseError)(message)
+
+
 def _unexpected(tok: _Token) -> ShellParseError:
     if tok.kind == "end":
-        return ShellParseError("the command line ends where a command should follow")
+        return ShellIncomplete("the command line ends where a command should follow")
     if tok.kind == "newline":
         return ShellParseError("a command is missing before the end of a line")
     if tok.raw == ")":
@@ -771,7 +841,7 @@ def _freeze(pipes: list[_Pipe]) -> Script:
                        if not (isinstance(stage, _Cmd) and not stage.words
                                and not stage.assigns and not stage.redirs))
         if stages:
-            out.append(Pipeline(stages, pipe.background))
+            out.append(Pipeline(stages, pipe.background, pipe.after))
     return tuple(out)
 
 
@@ -803,4 +873,190 @@ def _freeze_stage(stage: _Cmd | _Group) -> SimpleCommand | Compound:
         assignments=tuple(w.text for w in stage.assigns),
         redirects=redirects,
         substitutions=tuple(subs + redirect_subs),
+        dynamic=frozenset(i for i, w in enumerate(stage.words) if w.dynamic),
+        patterns=tuple(w.pattern or _escape(w.text) for w in stage.words),
     )
+
+
+# --- what the shell expands before it runs a word -------------------------------------------
+
+MAX_EXPANSIONS = 256  # words one brace expansion may produce before it counts as unreadable
+_BRACE_SEQUENCE = re.compile(r"(-?[0-9]+)\.\.(-?[0-9]+)(?:\.\.(-?[0-9]+))?"
+                             r"|([A-Za-z])\.\.([A-Za-z])(?:\.\.(-?[0-9]+))?")
+
+
+def unescape(pattern: str) -> str:
+    """A pattern's text, its escapes removed."""
+    return re.sub(r"\\(.)", r"\1", pattern)
+
+
+def has_glob(pattern: str) -> bool:
+    """Whether a pattern holds an unescaped ``*``, ``?`` or ``[…]``."""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "*?" or (c == "[" and "]" in pattern[i + 2:]):
+            return True
+        i += 1
+    return False
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """What a glob pattern matches (escapes honoured; ``*`` may not cross ``/``)."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                out.append(re.escape(c))
+                i += 1
+                continue
+            body = unescape(pattern[i + 1:end])
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\")
+                       .replace("[", "\\[") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    try:
+        return re.compile("".join(out), re.DOTALL)
+    except re.error:
+        return re.compile(".*", re.DOTALL)  # a class the gateway cannot read: anything
+
+
+def brace_expand(pattern: str) -> list[str] | None:
+    """The words bash's brace expansion makes of one word (as a pattern: escaped parts are
+    literal), in order; None when they would be more than ``MAX_EXPANSIONS``."""
+    words = [pattern]
+    done: list[str] = []
+    while words:
+        word = words.pop(0)
+        found = _brace(word)
+        if found is None:
+            done.append(word)
+        else:
+            prefix, alternatives, suffix = found
+            words[:0] = [prefix + a + suffix for a in alternatives]
+        if len(done) + len(words) > MAX_EXPANSIONS:
+            return None
+    return done
+
+
+def _brace(word: str) -> tuple[str, list[str], str] | None:
+    """The first ``{…}`` of ``word`` that expands: (before, alternatives, after)."""
+    i = 0
+    while i < len(word):
+        c = word[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{" and not word[i - 1:i] == "$":
+            level, j, commas = 0, i + 1, []
+            while j < len(word):
+                d = word[j]
+                if d == "\\":
+                    j += 2
+                    continue
+                if d == "{":
+                    level += 1
+                elif d == "}":
+                    if level == 0:
+                        break
+                    level -= 1
+                elif d == "," and level == 0:
+                    commas.append(j)
+                j += 1
+            if j < len(word):
+                body = word[i + 1:j]
+                if commas:
+                    cuts = [i, *commas, j]
+                    parts = [word[a + 1:b] for a, b in itertools.pairwise(cuts)]
+                    return word[:i], parts, word[j + 1:]
+                sequence = _sequence(body)
+                if sequence is not None:
+                    return word[:i], sequence, word[j + 1:]
+        i += 1
+    return None
+
+
+def _sequence(body: str) -> list[str] | None:
+    match = _BRACE_SEQUENCE.fullmatch(body)
+    if match is None:
+        return None
+    if match.group(1) is not None:
+        first, last = int(match.group(1)), int(match.group(2))
+        step = abs(int(match.group(3) or 1)) or 1
+        if abs(last - first) // step >= MAX_EXPANSIONS:
+            return [str(first)] * (MAX_EXPANSIONS + 1)
+        direction = step if last >= first else -step
+        return [str(n) for n in range(first, last + (1 if direction > 0 else -1), direction)]
+    first, last = ord(match.group(4)), ord(match.group(5))
+    step = abs(int(match.group(6) or 1)) or 1
+    direction = step if last >= first else -step
+    return [_escape(chr(n)) for n in range(first, last + (1 if direction > 0 else -1),
+                                            direction)]
+
+
+def history_expansion(line: str) -> str | None:
+    """Where an interactive bash would expand ``line`` from its history (``!!``, ``!$``,
+    ``!-2``, ``!rm``, ``^old^new``), or None: what runs is then another line, unseen.
+    ``!`` is not expanded in single quotes, after a backslash, before a blank, ``=`` or
+    ``(``, at the end of the line or of a double-quoted string, nor as ``${!`` or ``$!``."""
+    stripped = line.lstrip(" \t")
+    if stripped.startswith("^"):
+        return stripped.split("\n", 1)[0]
+    quote = ""
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and quote != "'":
+            i += 2
+            continue
+        if quote == "'":
+            if c == "'":
+                quote = ""
+        elif c == "'" and not quote:
+            quote = "'"
+        elif c == '"':
+            quote = "" if quote else '"'
+        elif c == "!":
+            following = line[i + 1:i + 2]
+            if following and following not in " \t\n=(" \
+                    and not (quote and following == '"') and line[i - 1:i] not in ("$", "{"):
+                end = i + 1
+                while end < len(line) and line[end] not in " \t\n;&|<>()'\"":
+                    end += 1
+                return line[i:max(end, i + 2)]
+        i += 1
+    return None
+
+
+def needs_more(text: str) -> bool:
+    """Whether an interactive shell, given ``text``, would wait for more lines before it runs
+    anything: an open quote, ``$(``, ``{``, ``if``, a trailing ``&&`` or ``|``, a
+    here-document without its delimiter, a backslash at the end."""
+    if text.endswith("\\") and (len(text) - len(text.rstrip("\\"))) % 2:
+        return True
+    try:
+        parse(text, complete=True)
+    except ShellIncomplete:
+        return True
+    except ShellParseError:
+        return False
+    return False

@@ -130,7 +130,7 @@ def test_substitutions_say_where_they_sit() -> None:
     kinds = [(s.kind, s.word, s.redirect) for s in command.substitutions]
     assert kinds == [("$(", 2, None), ("`", None, 0)]
     inner = command.substitutions[0].script
-    assert inner == (Pipeline((SimpleCommand(("rm", "x")),)),)
+    assert inner == (Pipeline((SimpleCommand(("rm", "x"), patterns=("rm", "x")),)),)
 
 
 def test_groups_and_functions() -> None:
