@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from engine.guardrail import reading
 from engine.guardrail.classify import Facts, ParseFailure, classify
-from engine.guardrail.commands import classify_command
+from engine.guardrail.commands import CommandFacts, Cwd, classify_command
 from engine.guardrail.rules import (
     GuardrailSettings,
     Rule,
@@ -26,6 +26,7 @@ class Judgement:
     verdict: Verdict  # the statement's verdict that decided
     statements: tuple[Verdict, ...]
     parse_error: str | None = None
+    facts: CommandFacts | None = None  # a shell command line's facts, when it could be read
 
     @property
     def rule(self) -> str | None:
@@ -45,23 +46,25 @@ class SessionGuard:
         self._cache: dict[str, Judgement] = {}
         self._commands: dict[str, Judgement] = {}
 
-    def judge_command(self, line: str) -> Judgement:
-        """A shell command line (SSH exec, or a line entered in an interactive shell)."""
-        cached = self._commands.get(line)
+    def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
+        """A shell command line (SSH exec, or a line entered in an interactive shell);
+        ``cwd``: the directories it may run in, for its relative paths (None: unknown)."""
+        key = line if cwd is None else f"{line}\0{sorted(cwd)}"
+        cached = self._commands.get(key)
         if cached is not None:
             return cached
         try:
-            facts = classify_command(line)
+            facts = classify_command(line, cwd)
         except ShellParseError as exc:
             verdict = Verdict(self.settings.fallback, "fallback",
                               f"the command cannot be read as shell words ({exc})", line)
             judgement = Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc))
         else:
             verdict = judge_command(self.rules, facts)
-            judgement = Judgement(verdict.action, verdict, (verdict,))
+            judgement = Judgement(verdict.action, verdict, (verdict,), facts=facts)
         if len(self._commands) >= self.settings.cache_size:
             self._commands.pop(next(iter(self._commands)))
-        self._commands[line] = judgement
+        self._commands[key] = judgement
         return judgement
 
     def judge(self, text: str) -> Judgement:

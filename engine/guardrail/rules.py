@@ -78,6 +78,57 @@ class Match:
             reasons.append(f"text matches /{self.regex.pattern}/")
         return "; ".join(reasons)
 
+    def could_match_command(self, facts: CommandFacts) -> str | None:
+        """Why a command line may match once what the gateway cannot read is what it could
+        be (a program or path only known at run time, a glob), or None: ARCHITECTURE.md
+        invariant 9, the strictest rule that could apply."""
+        if not self.for_commands() or not facts.unseen:
+            return None
+        reasons: list[str] = []
+        if self.commands:
+            hit = sorted(facts.kinds & self.commands)
+            maybe = sorted(facts.maybe_kinds & self.commands)
+            if facts.unknown_program and not hit:
+                maybe = sorted(self.commands)
+            if not hit and not maybe:
+                return None
+            reasons.append(" and ".join(hit) if hit else "could be " + " or ".join(maybe))
+        if self.programs:
+            ran = sorted(p for p in facts.programs
+                         if any(fnmatch.fnmatchcase(p, pat) for pat in self.programs))
+            named = sorted(g for g in facts.program_patterns if any(
+                fnmatch.fnmatchcase(pat, g) or fnmatch.fnmatchcase(g, pat)
+                for pat in self.programs))
+            if ran:
+                reasons.append("runs " + ", ".join(ran))
+            elif named:
+                reasons.append("may run " + ", ".join(self.programs) + " (" +
+                               ", ".join(named) + ")")
+            elif facts.unknown_program:
+                reasons.append("may run " + ", ".join(self.programs))
+            else:
+                return None
+        if self.paths:
+            touched = sorted(p for p in facts.paths
+                             if any(fnmatch.fnmatchcase(p, pat) for pat in self.paths))
+            globbed = sorted(g for g in facts.path_patterns
+                             if any(_patterns_meet(g, pat) for pat in self.paths))
+            if touched or globbed:
+                reasons.append("on " + ", ".join(touched + globbed))
+            elif facts.unknown_paths or facts.unknown_program:
+                reasons.append("on a path only known at run time")
+            else:
+                return None
+        if self.opaque:
+            if not facts.opaque:
+                return None
+            reasons.append("not seen: " + ", ".join(facts.opaque))
+        if self.regex is not None:
+            if not self.regex.search(facts.text):
+                return None
+            reasons.append(f"text matches /{self.regex.pattern}/")
+        return "; ".join(reasons)
+
     def test(self, facts: Facts) -> str | None:
         """Why ``facts`` match, in the operator's words, or None."""
         if not self.for_sql():
@@ -131,6 +182,16 @@ def _specific(facts: Facts, kind: str) -> str:
     if facts.writes:
         best += " " + ", ".join(sorted(facts.writes))
     return best
+
+
+def _patterns_meet(glob: str, pattern: str) -> bool:
+    """Whether a path glob from a command line (``/s*``) may name a path a rule's pattern
+    matches (``/srv/*``): one's literal beginning starts the other's. Errs towards yes."""
+    def literal(text: str) -> str:
+        return re.split(r"[*?\[]", text, maxsplit=1)[0]
+
+    a, b = literal(glob), literal(pattern)
+    return a.startswith(b) or b.startswith(a)
 
 
 def _table_matches(table: str, pattern: str) -> bool:
@@ -210,11 +271,31 @@ ALLOW = "allow"
 
 
 def judge_command(rules: tuple[Rule, ...], facts: CommandFacts) -> Verdict:
+    """The first rule that matches what the line is seen to do; and where part of it cannot
+    be read, the strictest rule that could match what that part may be, if stricter
+    (invariant 9)."""
+    return judge_command_readings(rules, facts)[0]
+
+
+def judge_command_readings(rules: tuple[Rule, ...], facts: CommandFacts
+                           ) -> tuple[Verdict, Verdict, Verdict | None]:
+    """(the decision, the verdict on what is seen, the strictest verdict on what the unseen
+    part could be, or None): ``gatewatch policy explain --command`` shows all three."""
+    seen = Verdict(ALLOW, None, facts.describe(), facts.text)
     for rule in rules:
         why = rule.match.test_command(facts)
         if why is not None:
-            return Verdict(rule.action, rule.name, why, facts.text, rule.message)
-    return Verdict(ALLOW, None, facts.describe(), facts.text)
+            seen = Verdict(rule.action, rule.name, why, facts.text, rule.message)
+            break
+    unseen: Verdict | None = None
+    if facts.unseen:
+        for rule in rules:
+            why = rule.match.could_match_command(facts)
+            if why is not None and (unseen is None or SEVERITY[rule.action] > unseen.severity):
+                unseen = Verdict(rule.action, rule.name, why + " (not seen whole: "
+                                 + ", ".join(facts.opaque) + ")", facts.text, rule.message)
+    decided = unseen if unseen is not None and unseen.severity > seen.severity else seen
+    return decided, seen, unseen
 
 
 def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
