@@ -733,6 +733,7 @@ class _Builder:
             login_attempts=sec.get("login_attempts", self.positive, 3),
             login_grace=sec.get("login_grace", self.seconds, 30.0),
             max_unauthenticated=sec.get("max_unauthenticated", self.positive, 10),
+            interactive=sec.get("interactive", self.choice("strict", "lenient"), "lenient"),
         )
         sec.done()
         return settings

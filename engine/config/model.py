@@ -73,6 +73,9 @@ class SshSettings:
     login_attempts: int = 3  # failed authentications before the client is disconnected
     login_grace: float = 30.0  # seconds from connect to a completed login, or disconnected
     max_unauthenticated: int = 10  # connections per address not yet logged in
+    # strict: the gateway owns the command line (its own line editor; only a judged, whole line
+    # reaches the shell); lenient: keys go to the shell and the line is read off the screen
+    interactive: str = "lenient"
 
 
 @dataclass(frozen=True)
