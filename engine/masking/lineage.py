@@ -111,7 +111,7 @@ class Lineage:
 _OPAQUE_FUNCTIONS = re.compile(
     r"(?:query|cursor|table|schema|database)_to_xml(?:schema|_and_xmlschema)?|dblink\w*"
     r"|lo_get|loread|lo_export|pg_read_file|pg_read_binary_file|pg_ls_\w+|lo_import"
-    r"|xpath|xpath_exists|pg_stat_file|current_setting|pg_get_\w+def|pg_logical\w*")
+    r"|pg_stat_file|pg_logical\w*")
 # Count of rows or values: the result is a number, never one of the values.
 _VALUE_FREE = frozenset({"count"})
 # Catalog relations that hold samples of column values.
@@ -122,6 +122,7 @@ _BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_DEPTH = 8
+_ANY = "\0any"  # the column of a function's result that answers to any name
 
 
 def parse(text: str) -> list[dict[str, Any]] | None:
@@ -226,8 +227,15 @@ class Analyzer:
                 inner = node.get("query", {})
                 self.statement(inner)  # its reads: an error may still quote a value
                 columns = None
-            elif kind == "CreateStmt" or kind == "ViewStmt":
-                columns = None
+            elif kind == "DoStmt":
+                # An anonymous block: its errors and notices may quote what it reads.
+                body = ""
+                for arg in node.get("args", []):
+                    d = _only(arg)[1]
+                    if d.get("defname") == "as":
+                        body = _only(d.get("arg", {}))[1].get("sval", "")
+                if not self._body_safe(Function("", "", "plpgsql", body)):
+                    self._reads.add(UNKNOWN)
             else:
                 columns = None
         except RecursionError:
@@ -493,9 +501,11 @@ class Analyzer:
                 for part in _only(f)[1].get("items", []) if "List" in f else [f]:
                     if isinstance(part, dict) and part:
                         lin |= self._expr(part, scope)
-            ncols = max(len(alias_cols), len(node.get("coldeflist", []) or []), 1)
-            names = alias_cols or [f"f{i}" for i in range(ncols)]
-            rng = _Range(alias_name or "", tuple((n, lin) for n in names))
+            # The columns a function returns are its own: any name resolves to its lineage.
+            names = alias_cols or [_ANY]
+            rng = _Range(alias_name or _figure_name(
+                _only(node.get("functions", [{}])[0])[1].get("items", [{}])[0]
+                if node.get("functions") else {}), tuple((n, lin) for n in names))
             return [rng]
         elif kind == "RangeTableFunc" or kind == "RangeTableFuncCol":
             lin = self._expr(node, (before, *outer))
@@ -533,6 +543,8 @@ class Analyzer:
         """The columns of a relation with their lineage (a view's are its query's)."""
         if name in _STATISTICS and schema in (None, "pg_catalog"):
             found = self.catalog.relations(name)
+            if found is None:
+                self._missing_rel.add(name)
             cols = found[0].columns if found else ()
             return tuple((c, _UNKNOWN if _STATISTIC_VALUE.search(c) else _NONE) for c in cols) \
                 or (("?column?", _UNKNOWN),)
@@ -719,19 +731,23 @@ class Analyzer:
             return out
         column = parts[-1]
         if len(parts) == 1:
+            # A function's result answers to any name, but may not have it: look further out
+            # too (``national_id`` in ``(select ... from generate_series(1, 3) i)``).
+            anys = _NONE
             for level in scope:
                 found = [lin for r in level for n, lin in r.columns if n == column]
+                anys = anys.union(*(lin for r in level for n, lin in r.columns if n == _ANY))
                 if found:
-                    return frozenset().union(*found)
+                    return anys.union(*found)
                 rng = _find_range((level,), column)
                 if rng is not None:  # a whole-row reference: ``select c from customers c``
-                    return rng.whole()
-            return _NONE
+                    return anys | rng.whole()
+            return anys
         rng = _find_range(scope, parts[-2])
         if rng is None:
             # ``(c).national_id``-like or a composite column: depend on the whole qualifier
             return self._column_ref({"fields": [{"String": {"sval": parts[-2]}}]}, scope)
-        found = [lin for n, lin in rng.columns if n == column]
+        found = [lin for n, lin in rng.columns if n in (column, _ANY)]
         if found:
             return frozenset().union(*found)
         return rng.whole()

@@ -1,0 +1,185 @@
+"""Lineage: result columns followed back to table columns through the parse tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.masking.lineage import UNKNOWN, Analyzer, Function, Relation, Source, parse
+
+CUSTOMERS = ("id", "full_name", "email", "card_number", "national_id")
+RELATIONS = {
+    "customers": [Relation("public", "customers", "r", CUSTOMERS)],
+    "orders": [Relation("public", "orders", "r", ("id", "customer_id", "status"))],
+    "v": [Relation("public", "v", "v", ("nid", "x"),
+                   "SELECT customers.national_id AS nid, 1 AS x FROM customers")],
+    "vv": [Relation("public", "vv", "v", ("y",), "SELECT v.nid AS y FROM v")],
+    "pg_stats": [Relation("pg_catalog", "pg_stats", "v",
+                          ("tablename", "attname", "most_common_vals", "histogram_bounds"))],
+}
+FUNCTIONS = {
+    "upper": [Function("pg_catalog", "upper", "internal", "")],
+    "leak": [Function("public", "leak", "plpgsql",
+                      "begin return (select national_id from customers limit 1); end")],
+    "dyn": [Function("public", "dyn", "plpgsql", "begin execute 'select 1'; end")],
+    "rows_of": [Function("public", "rows_of", "sql", "select * from customers")],
+    "safe": [Function("public", "safe", "sql", "select $1 || 'x'")],
+    "perl": [Function("public", "perl", "plperl", "return 1")],
+}
+NID = Source("public", "customers", "national_id")
+
+
+class Catalog:
+    def __init__(self, known: bool = True) -> None:
+        self.known = known
+
+    def relations(self, name: str) -> list[Relation] | None:
+        return RELATIONS.get(name, []) if self.known else None
+
+    def functions(self, name: str) -> list[Function] | None:
+        return FUNCTIONS.get(name, []) if self.known else None
+
+
+def tree(sql: str) -> dict[str, Any]:
+    stmts = parse(sql)
+    assert stmts is not None, sql
+    return stmts[0]
+
+
+def analyzer(known: bool = True) -> Analyzer:
+    return Analyzer(Catalog(known), lambda s: s.column == "national_id",
+                    names=lambda w: w == "national_id")
+
+
+def columns(sql: str) -> list[set[str]]:
+    lineage = analyzer().statement(tree(sql))
+    assert lineage.columns is not None, sql
+    return [{"?" if s == UNKNOWN else f"{s.table}.{s.column}" for s in c}
+            for c in lineage.columns]
+
+
+def masked(sql: str) -> list[bool]:
+    return [("customers.national_id" in c or "?" in c) for c in columns(sql)]
+
+
+@pytest.mark.parametrize("sql", [
+    "select national_id || '' from customers",
+    "select national_id::varchar from customers",
+    "select cast(national_id as text) from customers",
+    "select reverse(email) || national_id from customers",
+    "select upper(n) from (select national_id as n from customers) s",
+    "select c from customers c",
+    "select row_to_json(c) from customers c",
+    "select to_jsonb(c.*) from customers c",
+    "select (c).national_id from customers c",
+    "select encode(national_id::bytea, 'base64') from customers",
+    "select substr(national_id, 1, 3) from customers",
+    "select translate(national_id, '1', '2') from customers",
+    "select regexp_replace(national_id, 'x', 'y') from customers",
+    "select split_part(national_id, '-', 2) from customers",
+    "select xmlelement(name x, national_id) from customers",
+    "select ascii(national_id) from customers",
+    "select nid from v",
+    "select y from vv",
+    "select x.nid || '' from v x",
+    "with w as (select national_id from customers) select * from w",
+    "with w(a) as (select national_id from customers) select a from w",
+    "with recursive r(n) as (select national_id from customers union all select n from r)"
+    " select n from r",
+    "select id::text from customers union select national_id from customers",
+    "select (select national_id from customers limit 1)",
+    "select array(select national_id from customers)",
+    "select case when id = 1 then national_id else 'x' end from customers",
+    "select coalesce(national_id, 'x') from customers",
+    "select greatest(national_id, 'a') from customers",
+    "select string_agg(national_id, ',') from customers",
+    "select json_agg(c) from customers c",
+    "select f.v from customers c, lateral (select c.national_id) f(v)",
+    "select j from (customers c join orders o on c.id = o.customer_id) j",
+    "select leak()",
+    "select dyn()",
+    "select perl()",
+    "select national_id from rows_of()",
+    "select most_common_vals from pg_stats",
+    "select histogram_bounds::text from pg_stats",
+    "select query_to_xml('select 1', true, true, '')",
+    "select national_id from customers for update",
+    "values ((select national_id from customers limit 1))",
+    "select format('%s', national_id) from customers",
+    "select national_id collate \"C\" from customers",
+    "select (national_id)[1] from customers",
+])
+def test_each_variant_depends_on_the_masked_column(sql: str) -> None:
+    assert masked(sql) == [True], columns(sql)
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("select id, national_id || '' as n, email from customers", [False, True, False]),
+    ("select * from customers", [False, False, False, False, True]),
+    ("select c.*, o.status from customers c join orders o on o.customer_id = c.id",
+     [False, False, False, False, True, False]),
+    ("select * from customers c join orders o using (id)",
+     [False, False, False, False, True, False, False]),
+    ("select count(national_id), count(*) from customers", [False, False]),
+    ("select safe(email), safe('a'), upper(email) from customers", [False, False, False]),
+    ("select attname, tablename from pg_stats", [False, False]),
+    ("select id from customers where national_id = 'x'", [False]),
+    ("select 1, 'a'", [False, False]),
+])
+def test_only_dependent_columns_are_masked(sql: str, expected: list[bool]) -> None:
+    assert masked(sql) == expected, columns(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "update customers set full_name = national_id returning full_name",
+    "insert into orders (status) select national_id from customers returning status",
+    "delete from customers returning national_id || ''",
+    "copy (select upper(national_id) from customers) to stdout",
+])
+def test_returning_and_copy_follow_the_data(sql: str) -> None:
+    assert masked(sql)[0], columns(sql)
+
+
+def test_copy_of_a_table_lists_its_columns() -> None:
+    assert masked("copy customers to stdout") == [False, False, False, False, True]
+    assert masked("copy customers (email, national_id) to stdout") == [False, True]
+
+
+def test_reads_include_filters_and_unknown_functions() -> None:
+    a = analyzer()
+    assert NID in a.statement(tree("select id from customers where national_id > ''")).reads
+    assert UNKNOWN in a.statement(tree("select leak()")).reads
+    assert UNKNOWN in a.statement(
+        tree("do $$ begin raise notice '%', (select national_id from customers); end $$")
+    ).reads
+    assert not a.statement(tree("do $$ begin raise notice 'hi'; end $$")).reads
+
+
+def test_names_not_looked_up_are_reported_missing() -> None:
+    lineage = analyzer(known=False).statement(tree("select upper(x) from customers, t"))
+    assert lineage.missing.relations == {"customers", "t"}
+    assert lineage.missing.functions == {"upper"}
+
+
+def test_cursors_and_prepared_statements_are_followed() -> None:
+    a = analyzer()
+    for sql, kind in (("declare c cursor for select national_id || '' from customers",
+                       "DeclareCursorStmt"),
+                      ("prepare p as select upper(national_id) from customers", "PrepareStmt")):
+        a.learn(a.statement(tree(sql)), kind)
+    fetched = a.statement(tree("fetch 10 from c")).columns
+    executed = a.statement(tree("execute p")).columns
+    assert fetched is not None and NID in fetched[0]
+    assert executed is not None and NID in executed[0]
+    assert UNKNOWN in a.statement(tree("fetch 1 from never_declared")).reads
+
+
+def test_writes_are_reported() -> None:
+    lineage = analyzer().statement(tree(
+        "create table t2 as select national_id as n from customers"))
+    assert any(target.column == "n" and NID in lin for target, lin in lineage.writes)
+
+
+def test_a_statement_that_does_not_parse_has_no_lineage() -> None:
+    assert parse("selec 1") is None
