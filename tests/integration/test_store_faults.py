@@ -1,0 +1,302 @@
+"""The store under faults, with a real engine, PostgreSQL and psycopg (issue 15): SIGKILL under
+load, a full file system, store files made unwritable or removed while the engine runs, a torn
+journal. Whatever happens, nothing reaches the target unrecorded (invariant 1), nothing
+committed is lost, and ``gatewatch verify`` tells the truth.
+
+The full file system is a small tmpfs and the unwritable files are ext4's immutable flag
+(``chattr +i``, which stops writes through descriptors already open, even root's): both need
+root. Without it these tests skip with the reason; with GATEWATCH_REQUIRE_INTEGRATION=1 they
+fail instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gatewatch.demo.pgcluster import free_port
+from tests.conftest import REQUIRE, Gateway, Target, start_gateway, stop_gateway, write_policy
+from tests.integration.test_recording import run_cli, start_engine_process
+
+pytestmark = pytest.mark.integration
+
+
+def cannot(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"GATEWATCH_REQUIRE_INTEGRATION=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def table(pg_target: Target) -> Iterator[str]:
+    """A table in the target that only the gateway's statements write to."""
+    name = f"faults_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(pg_target.superuser(), autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {name} (v int)")
+        admin.execute(f"GRANT ALL ON {name} TO gw_scram")
+    yield name
+    with psycopg.connect(pg_target.superuser(), autocommit=True) as admin:
+        admin.execute(f"DROP TABLE {name}")
+
+
+def in_target(target: Target, table: str) -> set[int]:
+    with psycopg.connect(target.superuser(), autocommit=True) as admin:
+        return {v for (v,) in admin.execute(f"SELECT v FROM {table}")}
+
+
+def recorded_values(policy: Path, table: str) -> set[int]:
+    """The values of every INSERT INTO ``table`` the store recorded, whatever came of it."""
+    values: set[int] = set()
+    listed = run_cli("sessions", "--json", "--limit", "10000", "-c", str(policy))
+    assert listed.returncode == 0, listed.stderr
+    for session in json.loads(listed.stdout):
+        shown = run_cli("show", session["id"], "--json", "-c", str(policy))
+        for statement in json.loads(shown.stdout)["statements"]:
+            found = re.fullmatch(rf"insert into {table} values \((\d+)\)", statement["text"])
+            if found:
+                values.add(int(found[1]))
+    return values
+
+
+def verified(policy: Path) -> str:
+    result = run_cli("verify", "-c", str(policy))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: audit chain of")
+    return result.stdout
+
+
+# --- SIGKILL under load ----------------------------------------------------------------------
+
+
+def test_sigkill_under_load_loses_no_record(pg_target: Target, tmp_path: Path,
+                                            table: str) -> None:
+    port = free_port()
+    policy = write_policy(pg_target, tmp_path, shop_port=port)
+    dsn = (f"host=127.0.0.1 port={port} dbname=shop user=alice "
+           f"password={os.environ['GWTEST_ALICE_TOKEN']} sslmode=disable")
+    engine = start_engine_process(policy, port)
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
+            for i in range(1_000_000):
+                if stop.is_set():
+                    return
+                conn.execute(f"insert into {table} values ({n * 1_000_000 + i})")
+
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in clients:
+        thread.start()
+    time.sleep(2)
+    engine.send_signal(signal.SIGKILL)  # in the middle of it: no checkpoint, no close
+    engine.wait(10)
+    stop.set()
+    for thread in clients:
+        thread.join(30)
+    ran = in_target(pg_target, table)
+    assert len(ran) > 500, "the load never got going"
+    engine = start_engine_process(policy, port)
+    try:
+        recorded = recorded_values(policy, table)
+        assert ran <= recorded, f"{len(ran - recorded)} rows reached the target unrecorded"
+        print(f"SIGKILL under load: {len(ran)} rows inserted by 8 clients, {len(recorded)}"
+              " recorded")
+        verified(policy)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(30) == 0
+
+
+# --- a full file system ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs, 0700, mounted for this test."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        cannot("a full file system is simulated with a small tmpfs, which needs root")
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
+                           str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        cannot(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Take every free byte of ``directory``'s file system, down to the last one."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for size in (1 << 20, 1 << 12, 1):
+            while True:
+                try:
+                    f.write(b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+    return filler
+
+
+def refused_or_ran(gateway: Gateway, table: str, values: range) -> tuple[list[int], str]:
+    """Insert ``values`` one by one until one is refused; returns those that were answered
+    and the refusal."""
+    answered: list[int] = []
+    try:
+        with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+            for v in values:
+                conn.execute(f"insert into {table} values ({v})")
+                answered.append(v)
+    except psycopg.OperationalError as exc:
+        return answered, f"{exc.sqlstate}: {exc}"
+    return answered, ""
+
+
+def test_a_full_file_system_refuses_statements_and_service_returns(
+    pg_target: Target, small_fs: Path, table: str,
+) -> None:
+    gateway = start_gateway(pg_target, small_fs)
+    policy = small_fs / "policies.yaml"
+    try:
+        with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+            conn.execute(f"insert into {table} values (1)")
+        filler = fill(small_fs)
+        answered, refusal = refused_or_ran(gateway, table, range(2, 200))
+        assert refusal.startswith("58030: ") or "cannot record sessions" in refusal, refusal
+        time.sleep(0.3)
+        with pytest.raises(psycopg.OperationalError, match="cannot record sessions right now"):
+            psycopg.connect(gateway.dsn())
+        assert in_target(pg_target, table) == {1, *answered}  # nothing ran unrecorded
+        filler.unlink()  # space again: service returns without a restart
+        deadline = time.monotonic() + 10
+        while True:
+            again, refusal = refused_or_ran(gateway, table, range(1000, 1003))
+            if not refusal:
+                break
+            assert time.monotonic() < deadline, refusal
+            time.sleep(0.1)
+        assert again == [1000, 1001, 1002]
+        assert gateway.wait_for(lambda s: len(s.statements(s.sessions()[0]["id"])) == 3)
+        assert in_target(pg_target, table) <= recorded_values(policy, table)
+        verified(policy)
+    finally:
+        stop_gateway(gateway)
+    assert in_target(pg_target, table) <= recorded_values(policy, table)
+    verified(policy)
+
+
+# --- store files made unwritable or removed while running ------------------------------------
+
+
+@contextlib.contextmanager
+def immutable(*paths: Path) -> Iterator[None]:
+    """ext4's immutable flag: writes fail even through descriptors already open."""
+    done = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True, text=True)
+    if done.returncode != 0:
+        subprocess.run(["chattr", "-i", *map(str, paths)], capture_output=True, check=False)
+        cannot(f"chattr +i does not work here (needs root and ext4): {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+
+
+def test_store_files_made_unwritable_refuse_statements_until_writable(
+    pg_target: Target, tmp_path: Path, table: str,
+) -> None:
+    if shutil.which("chattr") is None:
+        cannot("needs chattr (e2fsprogs) to make the store's files unwritable")
+    gateway = start_gateway(pg_target, tmp_path)
+    policy = tmp_path / "policies.yaml"
+    files = [tmp_path / name for name in ("store.db", "store.db-wal", "store.db.journal")]
+    try:
+        with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+            conn.execute(f"insert into {table} values (1)")
+            time.sleep(0.2)  # checkpointed
+            with immutable(*files):
+                with pytest.raises(psycopg.OperationalError) as refused:
+                    conn.execute(f"insert into {table} values (2)")
+                assert refused.value.sqlstate == "58030"
+                assert in_target(pg_target, table) == {1}
+                with pytest.raises(psycopg.OperationalError, match="cannot record sessions"):
+                    psycopg.connect(gateway.dsn())
+        again, refusal = refused_or_ran(gateway, table, range(3, 5))  # writable again
+        assert (again, refusal) == ([3, 4], "")
+        assert in_target(pg_target, table) == {1, 3, 4}
+        gateway.wait_for(lambda s: len(s.sessions()) == 2)
+        assert recorded_values(policy, table) == {1, 3, 4}  # 2 could not be recorded: not run
+        verified(policy)
+    finally:
+        stop_gateway(gateway)
+
+
+def test_a_store_removed_while_running_is_put_back_with_nothing_lost(
+    pg_target: Target, tmp_path: Path, table: str,
+) -> None:
+    gateway = start_gateway(pg_target, tmp_path)
+    policy = tmp_path / "policies.yaml"
+    try:
+        with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+            conn.execute(f"insert into {table} values (1)")
+            time.sleep(0.2)
+            for name in ("store.db", "store.db-wal", "store.db-shm", "store.db.journal"):
+                (tmp_path / name).unlink()
+            conn.execute(f"insert into {table} values (2)")  # recorded: the journal is back
+            conn.execute(f"insert into {table} values (3)")
+        assert gateway.wait_for(lambda s: len(s.statements(s.sessions()[0]["id"])) == 3)
+        assert (tmp_path / "store.db").stat().st_mode & 0o777 == 0o600
+        assert recorded_values(policy, table) == {1, 2, 3}
+        verified(policy)
+    finally:
+        stop_gateway(gateway)
+    assert recorded_values(policy, table) == {1, 2, 3}
+    verified(policy)
+
+
+# --- a torn journal --------------------------------------------------------------------------
+
+
+def test_a_torn_journal_is_kept_aside_and_the_engine_starts(
+    pg_target: Target, tmp_path: Path, table: str,
+) -> None:
+    port = free_port()
+    policy = write_policy(pg_target, tmp_path, shop_port=port)
+    dsn = (f"host=127.0.0.1 port={port} dbname=shop user=alice "
+           f"password={os.environ['GWTEST_ALICE_TOKEN']} sslmode=disable")
+    engine = start_engine_process(policy, port)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"insert into {table} values (1)")
+        engine.send_signal(signal.SIGKILL)
+        engine.wait(10)
+    journal = tmp_path / "store.db.journal"
+    torn = b"99\tstatement.start\tcafe\t1\t" + b"0" * 40
+    with journal.open("ab") as f:  # a write the crash cut short
+        f.write(torn)
+    engine = start_engine_process(policy, port)
+    try:
+        assert recorded_values(policy, table) == {1}
+        report = verified(policy)
+        assert (f"note: {len(torn)} bytes of store.db.journal: a write cut short by a crash"
+                in report)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"insert into {table} values (2)")
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(30) == 0
+    assert recorded_values(policy, table) == {1, 2}
