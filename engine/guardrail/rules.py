@@ -191,6 +191,8 @@ def _patterns_meet(glob: str, pattern: str) -> bool:
         return re.split(r"[*?\[]", text, maxsplit=1)[0]
 
     a, b = literal(glob), literal(pattern)
+    if b == pattern:  # the rule names one path: the glob must match it
+        return fnmatch.fnmatchcase(pattern, glob)
     return a.startswith(b) or b.startswith(a)
 
 
