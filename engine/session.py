@@ -41,6 +41,7 @@ from engine.identity import Identity, IdentityProvider
 from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.lockout import Lockouts
 from engine.masking.policy import SessionMasking, for_session
+from engine.masking.statements import mask_statement
 from engine.recorder import Recorder
 from engine.tasks import spawn
 from engine.throttle import LoginThrottle, Unauthenticated
@@ -342,11 +343,14 @@ class Session:
         """A text as it is recorded and shown to operators (a statement, its parameters, an
         error, a command line): masked like results are. ``count``: once per recorded text,
         not per showing."""
-        masking = self.masking
-        if text is None or masking is None or not masking.active or masking.values is None:
+        if text is None:
             return text
-        masked, fired = masking.values.mask(text)
-        if count:
+        masking = self.masking
+        values = (masking.values if masking is not None and masking.active else None)
+        # Literals the detectors find, and a role statement's password (always: a credential
+        # in the record is a leak whatever the masking rules), engine/masking/statements.py.
+        masked, fired = mask_statement(text, values)
+        if count and masking is not None:
             for name in fired:
                 self.masked[masking.count_key(name) + "/recorded"] += 1
         return masked
