@@ -22,13 +22,16 @@ Replay reads the files with ``scan``, which changes nothing: besides the records
 ``Leftover`` for bytes that are not records — a torn tail (a write a crash cut short) or lines
 that cannot be read — so that the store keeps them aside instead of dropping them. ``moved``
 tells whether the file at the journal's path is still the one being appended to (someone may
-have removed it); ``reopen`` starts a new one there.
+have removed it); ``reopen`` starts a new one there. Readers beside a running engine (verify,
+backup) take a ``read_snapshot``, read again while the engine rotates the files under them.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -147,6 +150,57 @@ class Journal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+@dataclass
+class JournalSnapshot:
+    """What the journal files held, read while no file was renamed, removed or cut."""
+
+    path: Path
+    records: list[tuple[Path, JournalRecord]] = field(default_factory=list)
+    leftovers: list[Leftover] = field(default_factory=list)  # not records, except a torn tail
+    steady: bool = True  # False: a running engine kept rotating it while it was read
+
+
+def _files(path: Path) -> dict[str, tuple[int, int]]:
+    """The journal's files now: name -> (inode, size)."""
+    found = {}
+    for file in [*rotated_files(path), path]:
+        try:
+            info = os.stat(file)
+        except FileNotFoundError:
+            continue
+        found[file.name] = (info.st_ino, info.st_size)
+    return found
+
+
+def read_snapshot(path: Path, attempts: int = 20) -> JournalSnapshot:
+    """Every journal file's records, read while no file was renamed, removed or cut (a running
+    engine rotates its journal at each checkpoint), without changing anything: for readers
+    beside a running engine (verify, backup). The current file's torn tail is a write in
+    progress and is left out. Read it before the database: a record leaves the journal only
+    once it is in the database, so the two together miss nothing."""
+    journal = JournalSnapshot(path)
+    for _ in range(attempts):
+        journal = JournalSnapshot(path)
+        before = _files(path)
+        try:
+            for file, found in scan(path):
+                if isinstance(found, JournalRecord):
+                    journal.records.append((file, found))
+                elif not (found.torn and file == path):
+                    journal.leftovers.append(found)
+        except FileNotFoundError:
+            time.sleep(0.01)
+            continue
+        after = _files(path)
+        if before.keys() == after.keys() and all(
+                after[name][0] == ino and after[name][1] >= size
+                for name, (ino, size) in before.items()):
+            return journal
+        time.sleep(0.01)
+    journal.steady = False
+    return journal
 
 
 def rotated_files(path: Path) -> list[Path]:

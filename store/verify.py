@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from store import ops as O
 from store.chain import GENESIS, link
-from store.journal import JournalRecord, Leftover, rotated_files, scan
+from store.journal import JournalSnapshot, read_snapshot
 from store.lockouts import compare as compare_lockouts
 from store.sqlite import SqliteStore, journal_path
 
@@ -57,7 +54,7 @@ def verify(store: SqliteStore, session_id: str | None = None,
     """Walk the whole chain (links are global), compare tables for one session or all, then
     the journal and the rejected records (global too). ``progress(n)`` is called as each
     ``n`` more audit records have been checked."""
-    journal = _read_journal(journal_path(store.path))  # before the database: see _check_journal
+    journal = read_snapshot(journal_path(store.path))  # before the database: see _check_journal
     result = VerifyResult()
     began = not store.conn.in_transaction
     if began:
@@ -128,54 +125,7 @@ def _walk_chain(store: SqliteStore, session_id: str | None,
 # --- the journal -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Journal:
-    path: Path
-    records: list[tuple[Path, JournalRecord]] = field(default_factory=list)
-    leftovers: list[Leftover] = field(default_factory=list)  # not records, except a torn tail
-    steady: bool = True  # False: a running engine kept rotating it while it was read
-
-
-def _files(path: Path) -> dict[str, tuple[int, int]]:
-    """The journal's files now: name -> (inode, size)."""
-    found = {}
-    for file in [*rotated_files(path), path]:
-        try:
-            info = os.stat(file)
-        except FileNotFoundError:
-            continue
-        found[file.name] = (info.st_ino, info.st_size)
-    return found
-
-
-def _read_journal(path: Path, attempts: int = 20) -> _Journal:
-    """Every journal file's records, read while no file was renamed, removed or cut (a running
-    engine rotates its journal at each checkpoint); the current file's torn tail is a write in
-    progress and is left out."""
-    journal = _Journal(path)
-    for _ in range(attempts):
-        journal = _Journal(path)
-        before = _files(path)
-        try:
-            for file, found in scan(path):
-                if isinstance(found, JournalRecord):
-                    journal.records.append((file, found))
-                elif not (found.torn and file == path):
-                    journal.leftovers.append(found)
-        except FileNotFoundError:
-            time.sleep(0.01)
-            continue
-        after = _files(path)
-        if before.keys() == after.keys() and all(
-                after[name][0] == ino and after[name][1] >= size
-                for name, (ino, size) in before.items()):
-            return journal
-        time.sleep(0.01)
-    journal.steady = False
-    return journal
-
-
-def _check_journal(store: SqliteStore, journal: _Journal, head_seq: int, head: str,
+def _check_journal(store: SqliteStore, journal: JournalSnapshot, head_seq: int, head: str,
                    result: VerifyResult) -> None:
     """The journal was read before the database's snapshot, and a record leaves the journal
     only after it is in the database: so every record committed is in the snapshot or in what

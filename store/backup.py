@@ -1,0 +1,70 @@
+"""A copy of a store that a running engine goes on writing (``gatewatch backup DEST``).
+
+The journal is read first (``read_snapshot``), then the database is copied with SQLite's online
+backup, in one read transaction. A record leaves the journal only once it is in the database,
+so the copy and what was read of the journal together hold every record committed when the
+backup began; the journal's records that the copied database lacks are written to
+``DEST.journal`` — where an engine started on DEST replays them from, and where ``verify``
+looks. Both files are created 0600 (ARCHITECTURE.md invariant 12). A backup never takes the
+store's lock: it reads, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.errors import StoreError
+from store.files import create_private, touch_private
+from store.journal import read_snapshot
+from store.sqlite import journal_path, open_store
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    records: int  # audit records in the copied database
+    journal: int  # records committed to the journal only, in DEST.journal
+    unreadable: int  # bytes of the journal that are not records, not copied (verify names them)
+
+
+def backup(store: Path, dest: Path) -> Backup:
+    """Copy ``store`` to ``dest`` (and ``dest.journal`` when the journal holds records the
+    database does not have yet). Raises StoreError; never overwrites a file."""
+    for path in (dest, journal_path(dest)):
+        if path.exists():
+            raise StoreError(f"{path} exists: give the backup a new name")
+    if not dest.parent.is_dir():
+        raise StoreError(f"no directory {dest.parent} for the backup")
+    journal = read_snapshot(journal_path(store))
+    if not journal.steady:
+        raise StoreError("the engine rotated its journal all the time the backup read it: try"
+                         " again")
+    source = open_store(store, readonly=True)
+    try:
+        try:
+            touch_private(dest)  # SQLite writes into it as it is: 0600
+            target = sqlite3.connect(dest)
+            try:
+                source.conn.backup(target)
+                row = target.execute("SELECT max(seq) FROM audit").fetchone()
+            finally:
+                target.close()
+        except (OSError, sqlite3.Error) as exc:
+            dest.unlink(missing_ok=True)
+            raise StoreError(f"cannot write the backup {dest}: {exc}") from exc
+    finally:
+        source.close()
+    head = int(row[0] or 0)
+    later: dict[int, bytes] = {}
+    for _, record in journal.records:
+        if record.seq > head:
+            later.setdefault(record.seq, record.line())
+    if later:
+        fd = create_private(journal_path(dest), os.O_WRONLY | os.O_EXCL)
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(later[seq] for seq in sorted(later)))
+            os.fsync(f.fileno())
+    return Backup(dest, head, len(later), sum(len(x.data) for x in journal.leftovers))
