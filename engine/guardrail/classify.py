@@ -3,40 +3,62 @@
 The walk is generic: every node of the tree is visited, so a DELETE inside a CTE, a function
 called in a subquery of a VALUES list, or a table read in a lateral join is found wherever it
 hides. Handlers per node type add what the operator's vocabulary needs.
+
+Code that runs later is judged when it is created, by the same rules: SQL and PL/pgSQL
+function bodies (``procedural``), DO blocks, rule actions, the function a trigger binds, and
+query strings handed to functions that run them (``querytext``). What runs inside a statement
+becomes its ``parts`` (each with its own facts, for ``policy explain`` and for the strictest
+verdict), and the statement's own facts carry their kinds, functions, reads and writes, so a
+rule on DELETE matches the CREATE FUNCTION whose body deletes. What cannot be read is opaque:
+``DYNAMIC SQL`` (SQL text built at run time) or ``OPAQUE BODY`` (code in a language the gateway
+does not parse, or that does not parse). Binding a function is calling it: operators, casts,
+aggregates, types, triggers and the like put the function they bind in ``functions``.
 """
 
 from __future__ import annotations
 
-import operator
-import re
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 from pglast.parser import ParseError, parse_sql_json
 
+from engine.guardrail import procedural, querytext
+from engine.guardrail.bounds import Target, merge_unbounded, unbounded, where_reach
+from engine.guardrail.kinds import ALTER_TABLE_WORDS, OBJECT_WORDS, STATEMENT_KINDS, words
+from engine.guardrail.literals import constant, name, option_truth
+
+__all__ = ["STATEMENT_KINDS", "TRUSTED_LANGUAGES", "Facts", "ParseFailure", "classify"]
+
 # Procedural languages that can reach the operating system; CREATE FUNCTION in one of them is
 # "CREATE FUNCTION UNTRUSTED".
 TRUSTED_LANGUAGES = frozenset({"sql", "plpgsql", "plperl", "pltcl", "plv8"})
-
-
-_EXPLICIT_KINDS = {
-    "SELECT", "SELECT INTO", "INSERT", "UPDATE", "DELETE", "MERGE", "UPDATE WITHOUT WHERE",
-    "DELETE WITHOUT WHERE", "CREATE", "ALTER", "DROP", "ROLE", "TRUNCATE", "GRANT", "REVOKE",
-    "COPY", "COPY PROGRAM", "COPY FILE", "DO", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED",
-    "CREATE FUNCTION UNPARSED BODY", "VACUUM", "VACUUM FULL", "ANALYZE", "EXPLAIN",
-    "EXPLAIN ANALYZE", "SET", "SET ROLE", "CREATE TABLE", "ALTER TABLE", "DROP DATABASE",
-    "GRANT ROLE", "REVOKE ROLE", "CREATE VIEW", "CREATE INDEX", "CREATE DATABASE",
-    "CREATE RULE", "CREATE TABLE AS", "ALTER ROLE", "RENAME", "CALL",
+# Built-in trigger functions whose effect is known: they touch only the row being written.
+_KNOWN_TRIGGER_FUNCTIONS = frozenset({"suppress_redundant_updates_trigger",
+                                      "tsvector_update_trigger",
+                                      "tsvector_update_trigger_column"})
+# SQL in SQL in SQL …: past this depth a body is opaque (each level is judged once).
+_MAX_DEPTH = 8
+# Options that name a function the object will call (CREATE OPERATOR, AGGREGATE, TYPE, …).
+_FUNCTION_OPTIONS = frozenset({
+    "function", "procedure", "restrict", "join", "sfunc", "finalfunc", "combinefunc",
+    "serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc", "input", "output",
+    "receive", "send", "typmod_in", "typmod_out", "analyze", "subscript", "canonical",
+    "subtype_diff", "start", "gettoken", "end", "lextypes", "headline", "init", "lexize",
+    "handler", "validator", "support",
+})
+# Statement node → the fields that bind functions (option lists, object names, name lists).
+_BINDINGS = {
+    "DefineStmt": ("definition",), "AlterOperatorStmt": ("options",),
+    "AlterTypeStmt": ("options",), "CreateRangeStmt": ("params",),
+    "AlterFunctionStmt": ("actions",), "CreateFdwStmt": ("func_options",),
+    "AlterFdwStmt": ("func_options",), "CreateCastStmt": ("func",),
+    "CreateTransformStmt": ("fromsql", "tosql"), "CreateOpClassStmt": ("items",),
+    "AlterOpFamilyStmt": ("items",), "CreatePLangStmt": ("plhandler", "plinline", "plvalidator"),
+    "CreateAmStmt": ("handler_name",), "CreateConversionStmt": ("func_name",),
 }
-
-
-def _statement_node_types() -> set[str]:
-    from pglast import ast
-
-    return {name for name in dir(ast) if name.endswith("Stmt") and name[:1].isupper()}
 
 
 class ParseFailure(Exception):
@@ -49,7 +71,7 @@ class ParseFailure(Exception):
 
 @dataclass
 class Facts:
-    """What one top-level statement does."""
+    """What one statement does, including what runs inside it."""
 
     text: str
     kinds: set[str] = field(default_factory=set)
@@ -59,6 +81,14 @@ class Facts:
     # Settings the statement changes: name → new value (None: reset or not a constant;
     # name "*": set_config with a name that is not a constant).
     settings: dict[str, str | None] = field(default_factory=dict)
+    # What runs inside: body statements, rule actions, EXECUTE'd strings, query arguments.
+    parts: list[Facts] = field(default_factory=list)
+    origin: str = ""  # where this part sits in the statement that holds it
+    deferred: bool = False  # runs later (a body, a rule), not when the statement runs
+    # Functions this statement creates, by name, with what their bodies do (for triggers).
+    defines: dict[str, Facts] = field(default_factory=dict)
+    # The verdict depends on functions created earlier in the session (a trigger's).
+    uses_session: bool = False
 
     def describe(self) -> str:
         parts = [", ".join(sorted(self.kinds)) or "unknown statement"]
@@ -71,8 +101,12 @@ class Facts:
         return "; ".join(parts)
 
 
-def classify(sql: str) -> list[Facts]:
-    """Facts for each statement of ``sql`` (a multi-statement string gives several)."""
+def classify(sql: str, bodies: Mapping[str, Facts] | None = None,
+             depth: int = 0) -> list[Facts]:
+    """Facts for each statement of ``sql`` (a multi-statement string gives several).
+
+    ``bodies`` are functions created earlier in the session (name → what the body does): a
+    trigger that binds one is judged by it; one created earlier in ``sql`` counts too."""
     try:
         raw = sql.encode()
         tree = orjson.loads(parse_sql_json(sql))
@@ -85,94 +119,47 @@ def classify(sql: str) -> list[Facts]:
         raise ParseFailure("the statement is too deeply nested for the gateway to classify",
                            None) from exc
     out: list[Facts] = []
+    known: dict[str, Facts] = dict(bodies or {})
     for entry in tree.get("stmts", []):
         start = entry.get("stmt_location", 0)
         length = entry.get("stmt_len", 0) or len(raw) - start
         text = raw[start : start + length].decode(errors="replace").strip()
         facts = Facts(text)
         try:
-            _Walker(facts).visit(entry.get("stmt", {}))
+            _Walker(facts, known, depth).visit(entry.get("stmt", {}))
         except RecursionError as exc:
             raise ParseFailure("the statement is too deeply nested to classify", None) from exc
+        known.update(facts.defines)
         out.append(facts)
     return out
-
-
-def _name(parts: list[Any]) -> list[str]:
-    return [p["String"]["sval"] for p in parts if isinstance(p, dict) and "String" in p]
 
 
 def _relation(node: dict[str, Any] | None) -> str | None:
     if not isinstance(node, dict):
         return None
     rel = node.get("RangeVar", node)
-    name = rel.get("relname")
-    if not name:
+    relname = rel.get("relname")
+    if not relname:
         return None
     schema = rel.get("schemaname")
-    return f"{schema}.{name}".lower() if schema else str(name).lower()
+    return f"{schema}.{relname}".lower() if schema else str(relname).lower()
 
 
-def _words(node_type: str) -> str:
-    """AlterTableStmt → ALTER TABLE (the generic kind for node types without a handler)."""
-    base = node_type.removesuffix("Stmt")
-    return " ".join(re.findall(r"[A-Z][a-z]*", base)).upper()
-
-
-_OBJECT_WORDS = {
-    "OBJECT_TABLE": "TABLE", "OBJECT_SCHEMA": "SCHEMA", "OBJECT_INDEX": "INDEX",
-    "OBJECT_VIEW": "VIEW", "OBJECT_MATVIEW": "MATERIALIZED VIEW", "OBJECT_SEQUENCE": "SEQUENCE",
-    "OBJECT_FUNCTION": "FUNCTION", "OBJECT_PROCEDURE": "PROCEDURE", "OBJECT_TYPE": "TYPE",
-    "OBJECT_EXTENSION": "EXTENSION", "OBJECT_TRIGGER": "TRIGGER", "OBJECT_DATABASE": "DATABASE",
-    "OBJECT_FOREIGN_TABLE": "FOREIGN TABLE", "OBJECT_POLICY": "POLICY", "OBJECT_RULE": "RULE",
-}
-
-
-_OBJECT_KINDS = {f"DROP {w}" for w in _OBJECT_WORDS.values()}
-
-# Every kind a rule may name: the explicit vocabulary plus PostgreSQL's statement node types
-# in words (AlterSystemStmt → ALTER SYSTEM, CreateExtensionStmt → CREATE EXTENSION, ...).
-STATEMENT_KINDS = frozenset(
-    _EXPLICIT_KINDS | _OBJECT_KINDS | {_words(n) for n in _statement_node_types()}
-)
+def _trivial(facts: Facts) -> bool:
+    """An expression that only computes (SELECT n > 1): not worth listing as a part."""
+    return (facts.kinds <= {"SELECT"} and not (facts.functions or facts.reads or facts.writes
+                                               or facts.settings or facts.parts))
 
 
 class _Walker:
-    def __init__(self, facts: Facts) -> None:
+    def __init__(self, facts: Facts, bodies: dict[str, Facts], depth: int) -> None:
         self.facts = facts
-        self.handlers: dict[str, Callable[[dict[str, Any]], bool]] = {
-            "SelectStmt": self._select,
-            "InsertStmt": self._insert,
-            "UpdateStmt": self._update,
-            "DeleteStmt": self._delete,
-            "MergeStmt": self._merge,
-            "DropStmt": self._drop,
-            "TruncateStmt": self._truncate,
-            "GrantStmt": self._grant,
-            "GrantRoleStmt": self._grant_role,
-            "CopyStmt": self._copy,
-            "DoStmt": self._do,
-            "CreateFunctionStmt": self._create_function,
-            "VacuumStmt": self._vacuum,
-            "ExplainStmt": self._explain,
-            "VariableSetStmt": self._set,
-            "CreateStmt": self._create_table,
-            "CreateTableAsStmt": self._create_table_as,
-            "ViewStmt": self._created("VIEW", "view"),
-            "IndexStmt": self._created("INDEX", None),
-            "CreatedbStmt": self._created("DATABASE", None),
-            "RuleStmt": self._created("RULE", "relation"),
-            "RenameStmt": self._rename,
-            "CallStmt": self._call,
-            "AlterTableStmt": self._alter_table,
-            "DropdbStmt": self._dropdb,
-            "FuncCall": self._func_call,
-            "RangeVar": self._range_var,
-        }
+        self.bodies = bodies
+        self.depth = depth
 
     def visit(self, node: Any) -> None:
         """Visit every dict and list below ``node``; scalars (most values) cost no call."""
-        handlers = self.handlers
+        handlers = _HANDLERS
         if isinstance(node, list):
             for item in node:
                 if isinstance(item, dict | list):
@@ -185,31 +172,108 @@ class _Walker:
                     if handler is None:
                         if key.endswith("Stmt"):
                             self._generic(key)
-                    elif not handler(value):
+                    elif not handler(self, value):
                         continue  # the handler decided not to look inside
                 self.visit(value)
             elif isinstance(value, list):
                 self.visit(value)
 
+    # --- what runs inside a statement ---------------------------------------------------
+    def _inner(self, sql: str, origin: str, deferred: bool, sink: Facts) -> None:
+        """Classify SQL that runs inside this statement; its facts go into ``sink``."""
+        if self.depth >= _MAX_DEPTH:
+            _opaque(sink, sql, origin, "nested too deeply for the gateway to read", deferred)
+            return
+        try:
+            statements = classify(sql, self.bodies, self.depth + 1)
+        except ParseFailure as exc:
+            _opaque(sink, sql, origin, f"does not parse ({exc})", deferred)
+            return
+        for inner in statements:
+            if _trivial(inner):
+                continue  # RETURN 1, IF n > 0: computes, runs nothing
+            inner.origin, inner.deferred = origin, deferred
+            _combine(sink, inner, deferred)
+            sink.parts.append(inner)
+
+    def _dynamic(self, shown: str, origin: str, deferred: bool, sink: Facts,
+                 builder: str | None = None) -> None:
+        """SQL text only known at run time: opaque; what builds it is judged for its calls."""
+        part = Facts(shown, {"DYNAMIC SQL"}, origin=origin, deferred=deferred)
+        sink.kinds.add("DYNAMIC SQL")
+        if builder is not None:
+            holder = Facts(shown)
+            self._inner(builder, origin, deferred, holder)
+            part.functions |= holder.functions
+            part.reads |= holder.reads
+            part.writes |= holder.writes
+            part.kinds |= holder.kinds - {"SELECT"}
+            _combine(sink, part, deferred)
+        sink.parts.append(part)
+
+    def _plpgsql(self, body: str | None, what: str, deferred: bool, sink: Facts) -> None:
+        try:
+            pieces = procedural.read(self.facts.text, body)
+        except procedural.Unreadable as exc:
+            _opaque(sink, body or self.facts.text, what, f"cannot be read ({exc})", deferred)
+            return
+        for piece in pieces:
+            origin = f"{what}, {piece.origin}"
+            if piece.dynamic:
+                self._dynamic(piece.shown, origin, deferred, sink, piece.sql)
+            else:
+                self._inner(piece.sql, origin, deferred, sink)
+
+    def _deparsed(self, field_name: str) -> list[str] | None:
+        """The statements of an inline body (rule actions, BEGIN ATOMIC) as SQL text, through
+        pglast's deparser; None if it cannot (the inline walk has judged them anyway)."""
+        try:
+            from pglast import parse_sql
+            from pglast.stream import RawStream
+
+            statement = parse_sql(self.facts.text)[0].stmt
+            body = getattr(statement, field_name, None) or ()
+            if field_name == "sql_body" and body and isinstance(body[0], tuple):
+                body = body[0]  # BEGIN ATOMIC … END: a list of statements in a list
+            elif not isinstance(body, tuple):
+                body = (body,)
+            return [str(RawStream()(node)) for node in body if node is not None]
+        except Exception:  # display only: whatever fails, the text is just not shown
+            return None
+
+    def _inline_parts(self, field_name: str, what: str, sink: Facts) -> None:
+        texts = self._deparsed(field_name)
+        for n, text in enumerate(texts or [], 1):
+            self._inner(text, f"{what} {n}" if len(texts or []) > 1 else what, True, sink)
+
     # --- statements ---------------------------------------------------------------------
     def _generic(self, node_type: str) -> None:
-        words = _words(node_type)
+        kind = words(node_type)
         kinds = self.facts.kinds
-        kinds.add(words)
-        first = words.split(" ", 1)[0]
+        kinds.add(kind)
+        first = kind.split(" ", 1)[0]
         if first in ("CREATE", "ALTER", "DROP"):
             kinds.add(first)
-        if "ROLE" in words.split() or words in ("CREATE USER", "ALTER USER", "DROP USER"):
+        if "ROLE" in kind.split() or kind in ("CREATE USER", "ALTER USER", "DROP USER"):
             kinds.add("ROLE")
 
-    def _created(self, what: str, target: str | None) -> Callable[[dict[str, Any]], bool]:
-        def handler(node: dict[str, Any]) -> bool:
-            self.facts.kinds.update({"CREATE", f"CREATE {what}"})
-            if target is not None:
-                self._write(node.get(target))
-            return True
+    def _created(self, node: dict[str, Any], what: str, target: str | None) -> bool:
+        self.facts.kinds.update({"CREATE", f"CREATE {what}"})
+        if target is not None:
+            self._write(node.get(target))
+        return True
 
-        return handler
+    def _binding(self, node: dict[str, Any], node_type: str) -> bool:
+        """Statements that bind functions: the object will call them, so they count as
+        called (a rule on pg_terminate_backend stops CREATE OPERATOR … FUNCTION = it)."""
+        self._generic(node_type)
+        if node_type == "DefineStmt":
+            what = OBJECT_WORDS.get(str(node.get("kind")))
+            if what:
+                self.facts.kinds.update({"CREATE", f"CREATE {what}"})
+        for field_name in _BINDINGS[node_type]:
+            self.facts.functions.update(_bound(node.get(field_name)))
+        return True
 
     def _create_table_as(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.update({"CREATE", "CREATE TABLE AS"})
@@ -221,14 +285,29 @@ class _Walker:
     def _rename(self, node: dict[str, Any]) -> bool:
         kinds = self.facts.kinds
         kinds.update({"ALTER", "RENAME"})
-        what = str(node.get("renameType", "")).removeprefix("OBJECT_")
-        if what == "ROLE":
+        what = str(node.get("renameType", ""))
+        if what in OBJECT_WORDS:
+            kinds.add(f"RENAME {OBJECT_WORDS[what]}")
+        if what == "OBJECT_ROLE":
             kinds.update({"ALTER ROLE", "ROLE"})
-        elif what == "TABLE":
-            kinds.add("ALTER TABLE")
-            self._write(node.get("relation"))
-        elif what == "DATABASE":
+        elif what == "OBJECT_DATABASE":
             kinds.add("ALTER DATABASE")
+        elif what in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
+            kinds.update({"ALTER TABLE", "ALTER TABLE RENAME", "RENAME TABLE"})
+        elif what in ("OBJECT_COLUMN", "OBJECT_TABCONSTRAINT") and node.get(
+                "relationType") in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
+            sub = "COLUMN" if what == "OBJECT_COLUMN" else "CONSTRAINT"
+            kinds.update({"ALTER TABLE", f"ALTER TABLE RENAME {sub}"})
+        if node.get("relation"):
+            self._write(node.get("relation"))
+        return True
+
+    def _set_schema(self, node: dict[str, Any]) -> bool:
+        """ALTER TABLE t SET SCHEMA s: the table leaves the name applications use."""
+        self._generic("AlterObjectSchemaStmt")
+        if node.get("objectType") in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
+            self.facts.kinds.update({"ALTER", "ALTER TABLE", "ALTER TABLE SET SCHEMA"})
+            self._write(node.get("relation"))
         return True
 
     def _call(self, node: dict[str, Any]) -> bool:
@@ -250,8 +329,18 @@ class _Walker:
         return True
 
     def _alter_table(self, node: dict[str, Any]) -> bool:
-        self.facts.kinds.update({"ALTER", "ALTER TABLE"})
+        """ALTER TABLE and its subcommands in their own words (ALTER TABLE DROP COLUMN, …)."""
+        kinds = self.facts.kinds
+        kinds.update({"ALTER", "ALTER TABLE"})
         self._write(node.get("relation"))
+        for item in node.get("cmds", []):
+            cmd = item.get("AlterTableCmd", {}) if isinstance(item, dict) else {}
+            subtype = str(cmd.get("subtype", ""))
+            sub = ALTER_TABLE_WORDS.get(subtype)
+            if subtype == "AT_ColumnDefault" and cmd.get("def") is None:
+                sub = "DROP DEFAULT"
+            if sub:
+                kinds.add(f"ALTER TABLE {sub}")
         return True
 
     def _dropdb(self, node: dict[str, Any]) -> bool:
@@ -276,35 +365,44 @@ class _Walker:
     def _update(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("UPDATE")
         self._write(node.get("relation"))
-        if _unbounded(node.get("whereClause")):
+        target = Target.of(node.get("relation"), node.get("fromClause"))
+        if unbounded(where_reach(node.get("whereClause"), target)):
             self.facts.kinds.add("UPDATE WITHOUT WHERE")
         return True
 
     def _delete(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("DELETE")
         self._write(node.get("relation"))
-        if _unbounded(node.get("whereClause")):
+        target = Target.of(node.get("relation"), node.get("usingClause"))
+        if unbounded(where_reach(node.get("whereClause"), target)):
             self.facts.kinds.add("DELETE WITHOUT WHERE")
         return True
 
     def _merge(self, node: dict[str, Any]) -> bool:
-        self.facts.kinds.add("MERGE")
+        kinds = self.facts.kinds
+        kinds.add("MERGE")
         self._write(node.get("relation"))
+        for item in node.get("mergeWhenClauses", []):
+            clause = item.get("MergeWhenClause", {}) if isinstance(item, dict) else {}
+            command = str(clause.get("commandType", ""))
+            if command in ("CMD_UPDATE", "CMD_DELETE", "CMD_INSERT"):
+                kinds.add(command.removeprefix("CMD_"))
+        kinds.update(merge_unbounded(node))
         return True
 
     def _write(self, relation: Any) -> None:
-        name = _relation(relation)
-        if name:
-            self.facts.writes.add(name)
+        relname = _relation(relation)
+        if relname:
+            self.facts.writes.add(relname)
 
     def _drop(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("DROP")
-        what = _OBJECT_WORDS.get(str(node.get("removeType")))
+        what = OBJECT_WORDS.get(str(node.get("removeType")))
         if what:
             self.facts.kinds.add(f"DROP {what}")
         if node.get("removeType") == "OBJECT_TABLE":
             for obj in node.get("objects", []):
-                parts = _name(obj.get("List", {}).get("items", [])) if isinstance(obj, dict) else []
+                parts = name(obj.get("List", {}).get("items", [])) if isinstance(obj, dict) else []
                 if parts:
                     self.facts.writes.add(".".join(parts).lower())
         return True
@@ -332,33 +430,113 @@ class _Walker:
         return True
 
     def _do(self, node: dict[str, Any]) -> bool:
-        self.facts.kinds.add("DO")  # its body is opaque: judged by the DO rule alone
+        """A DO block runs its body now: PL/pgSQL is read like a function body."""
+        self.facts.kinds.add("DO")
+        language, body = "plpgsql", None
+        for option in node.get("args", []):
+            elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+            arg = elem.get("arg", {})
+            value = arg.get("String", {}).get("sval") if isinstance(arg, dict) else None
+            if elem.get("defname") == "language" and value:
+                language = value.lower()
+            elif elem.get("defname") == "as" and value is not None:
+                body = value
+        sink = Facts(self.facts.text)
+        if language == "plpgsql":
+            self._plpgsql(body, "DO block", False, sink)
+        else:
+            _opaque(sink, body or "", "DO block", f"is in language {language}, which the "
+                    "gateway cannot read", False)
+        self._take(sink, deferred=False)
         return False
 
     def _create_function(self, node: dict[str, Any]) -> bool:
         kinds = self.facts.kinds
         kinds.update({"CREATE", "CREATE FUNCTION"})
-        language, body = "sql", None
+        language, strings = "sql", []
         for option in node.get("options", []):
             elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
             arg = elem.get("arg", {})
             if elem.get("defname") == "language" and isinstance(arg, dict):
                 language = arg.get("String", {}).get("sval", language).lower()
             elif elem.get("defname") == "as" and isinstance(arg, dict):
-                strings = _name(arg.get("List", {}).get("items", []))
-                body = strings[0] if strings else None
+                strings = name(arg.get("List", {}).get("items", []))
+            elif elem.get("defname") == "support":
+                self.facts.functions.update(_bound(arg))
         if language not in TRUSTED_LANGUAGES:
             kinds.add("CREATE FUNCTION UNTRUSTED")
-        if language == "sql" and body:
-            try:  # an SQL body runs as its statements: judge what it does
-                for inner in classify(body):
-                    kinds.update(inner.kinds)
-                    self.facts.functions.update(inner.functions)
-                    self.facts.reads.update(inner.reads)
-                    self.facts.writes.update(inner.writes)
-            except ParseFailure:
+        parts = name(node.get("funcname", []))
+        function = parts[-1].lower() if parts else "?"
+        what = f"body of {function}"
+        sink = Facts(f"{function}(…)")
+        if language == "sql" and node.get("sql_body") is not None:  # BEGIN ATOMIC, RETURN
+            _Walker(sink, self.bodies, self.depth + 1).visit({"body": node["sql_body"]})
+            self._inline_parts("sql_body", what, sink)
+        elif language == "sql" and strings:
+            before = len(sink.parts)
+            self._inner(strings[0], what, True, sink)
+            if any("OPAQUE BODY" in p.kinds for p in sink.parts[before:]):
                 kinds.add("CREATE FUNCTION UNPARSED BODY")
+        elif language == "plpgsql":
+            self._plpgsql(strings[0] if strings else None, what, True, sink)
+            if "OPAQUE BODY" in sink.kinds:
+                kinds.add("CREATE FUNCTION UNPARSED BODY")
+        elif language == "internal" and strings:
+            sink.functions.add(strings[0].lower())  # an alias of a built-in C function
+        else:
+            _opaque(sink, " ".join(strings), what, f"is in language {language}, which the "
+                    "gateway cannot read", True)
+        self._take(sink, deferred=True)
+        self.facts.defines[function] = sink
         return True
+
+    def _take(self, sink: Facts, deferred: bool) -> None:
+        """What ran into ``sink`` is this statement's too, and its parts are listed."""
+        _combine(self.facts, sink, deferred)
+        self.facts.parts.extend(sink.parts)
+
+    def _rule(self, node: dict[str, Any]) -> bool:
+        """CREATE RULE: its actions run with every matching write; judged now (the walk goes
+        into them), and listed as parts."""
+        self.facts.kinds.update({"CREATE", "CREATE RULE"})
+        self._write(node.get("relation"))
+        sink = Facts(self.facts.text)
+        self._inline_parts("actions", "rule action", sink)
+        self.facts.parts.extend(sink.parts)
+        self.facts.uses_session |= sink.uses_session
+        return True
+
+    def _create_trigger(self, node: dict[str, Any]) -> bool:
+        self.facts.kinds.update({"CREATE", "CREATE TRIG", "CREATE TRIGGER"})
+        self._write(node.get("relation"))
+        self._bind_body(node.get("funcname", []), "trigger function")
+        return True
+
+    def _create_event_trigger(self, node: dict[str, Any]) -> bool:
+        self.facts.kinds.update({"CREATE", "CREATE EVENT TRIG", "CREATE EVENT TRIGGER"})
+        self._bind_body(node.get("funcname", []), "event trigger function")
+        return True
+
+    def _bind_body(self, funcname: list[Any], what: str) -> None:
+        """A trigger runs its function on others' writes: judge the body if the gateway saw it
+        created (earlier in this text or this session), else it is opaque."""
+        parts = name(funcname)
+        if not parts:
+            return
+        function = parts[-1].lower()
+        self.facts.functions.add(function)
+        self.facts.uses_session = True
+        body = self.bodies.get(function)
+        origin = f"{what} {function}"
+        if body is not None:
+            bound = dataclasses.replace(body, origin=origin, deferred=True)
+            _combine(self.facts, bound, deferred=True)
+            self.facts.parts.append(bound)
+        elif function not in _KNOWN_TRIGGER_FUNCTIONS:
+            sink = Facts(self.facts.text)
+            _opaque(sink, f"{'.'.join(parts)}()", origin, "was not created through the "
+                    "gateway in this session, so its body was not seen", True)
+            self._take(sink, deferred=True)
 
     def _vacuum(self, node: dict[str, Any]) -> bool:
         is_vacuum = node.get("is_vacuumcmd", False)  # pglast leaves a false flag out
@@ -375,181 +553,160 @@ class _Walker:
             elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
             if elem.get("defname") == "analyze":
                 # EXPLAIN (ANALYZE false) does not run the statement; no argument means true.
-                analyze = _option_truth(elem.get("arg")) is not False
+                analyze = option_truth(elem.get("arg")) is not False
         if analyze:
             self.facts.kinds.add("EXPLAIN ANALYZE")
         return analyze  # only EXPLAIN ANALYZE runs the statement inside
 
     def _set(self, node: dict[str, Any]) -> bool:
-        name = str(node.get("name", "")).lower()
+        setting = str(node.get("name", "")).lower()
         self.facts.kinds.add("SET")
-        if name in ("role", "session_authorization"):
+        if setting in ("role", "session_authorization"):
             self.facts.kinds.add("SET ROLE")
         value: str | None = None
         args = node.get("args", [])
         if node.get("kind") == "VAR_SET_VALUE" and len(args) == 1:
-            known, constant = _constant(args[0])
-            value = str(constant) if known and constant is not None else None
-        if name:
-            self.facts.settings[name] = value
+            known, literal = constant(args[0])
+            value = str(literal) if known and literal is not None else None
+        if setting:
+            self.facts.settings[setting] = value
         return True
 
     # --- expressions --------------------------------------------------------------------
     def _func_call(self, node: dict[str, Any]) -> bool:
-        parts = _name(node.get("funcname", []))
+        parts = name(node.get("funcname", []))
         if parts:
-            name = parts[-1].lower()
-            self.facts.functions.add(name)
-            if name == "set_config":
+            function = parts[-1].lower()
+            self.facts.functions.add(function)
+            if function == "set_config":
                 self._set_config(node.get("args", []))
+            elif function in querytext.NAMES:
+                self._query_text(function, node.get("args", []))
         return True
+
+    def _query_text(self, function: str, args: list[Any]) -> None:
+        """A function that runs SQL given as text: a constant is judged as the SQL it is, as
+        part of this statement; anything else is dynamic SQL."""
+        runs = querytext.runs(function, args)
+        if runs is None:
+            return
+        sink = Facts(self.facts.text)
+        for label, sql in runs.queries:
+            if sql is None:
+                self._dynamic(f"{label} (not a constant)", label, False, sink)
+            else:
+                self._inner(sql, label, False, sink)
+        sink.reads.update(runs.reads)
+        for why in runs.hidden:
+            self._dynamic(why, function, False, sink)
+        self._take(sink, deferred=False)
 
     def _set_config(self, args: list[Any]) -> None:
         """set_config(name, value, is_local) is SET by another name."""
-        known, setting = _constant(args[0]) if args else (False, None)
+        known, setting = constant(args[0]) if args else (False, None)
         setting = str(setting).lower() if known and setting is not None else "*"
-        known, value = _constant(args[1]) if len(args) > 1 else (False, None)
+        known, value = constant(args[1]) if len(args) > 1 else (False, None)
         self.facts.settings[setting] = str(value) if known and value is not None else None
         self.facts.kinds.add("SET")
         if setting in ("role", "session_authorization", "*"):
             self.facts.kinds.add("SET ROLE")
 
     def _range_var(self, node: dict[str, Any]) -> bool:
-        name = _relation(node)
-        if name:
-            self.facts.reads.add(name)
+        relname = _relation(node)
+        if relname:
+            self.facts.reads.add(relname)
         return True
 
 
-_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "=": operator.eq, "<>": operator.ne, "!=": operator.ne, "<": operator.lt,
-    ">": operator.gt, "<=": operator.le, ">=": operator.ge,
+def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
+    """``inner`` runs as part of ``sink``: its facts are ``sink``'s too (settings only when it
+    runs now, not when it is code stored for later)."""
+    sink.kinds |= inner.kinds
+    sink.functions |= inner.functions
+    sink.reads |= inner.reads
+    sink.writes |= inner.writes
+    sink.uses_session |= inner.uses_session
+    if not deferred:
+        sink.settings.update(inner.settings)
+
+
+def _opaque(sink: Facts, text: str, origin: str, why: str, deferred: bool) -> None:
+    """Code the gateway cannot read: an OPAQUE BODY part, never allowed by default."""
+    sink.kinds.add("OPAQUE BODY")
+    shown = " ".join(text.split())
+    sink.parts.append(Facts(shown[:200] or origin, {"OPAQUE BODY"},
+                            origin=f"{origin} {why}", deferred=deferred))
+
+
+def _bound(value: Any) -> set[str]:
+    """Function names bound by a field: DefElem option lists (FUNCTION = f, SFUNC = f, …),
+    ObjectWithArgs (WITH FUNCTION f(int)), operator class items, plain name lists."""
+    out: set[str] = set()
+    if isinstance(value, list):
+        strings = name(value)
+        if strings and len(strings) == len(value):  # a qualified name: [schema, name]
+            return {strings[-1].lower()}
+        for item in value:
+            if not isinstance(item, dict):
+                continue
+            elem = item.get("DefElem")
+            if isinstance(elem, dict):
+                if str(elem.get("defname", "")).lower() in _FUNCTION_OPTIONS:
+                    out |= _bound(elem.get("arg"))
+                continue
+            member = item.get("CreateOpClassItem")
+            if isinstance(member, dict) and member.get("itemtype") == 2:  # FUNCTION n f(…)
+                out |= _bound(member.get("name"))
+        return out
+    if isinstance(value, dict):
+        if "TypeName" in value:
+            return _bound(value["TypeName"].get("names", []))
+        if "List" in value:
+            return _bound(value["List"].get("items", []))
+        if "objname" in value:
+            return _bound(value.get("objname", []))
+        if "String" in value:
+            return {str(value["String"].get("sval", "")).lower()}
+    return out
+
+
+_Handler = Callable[[_Walker, dict[str, Any]], bool]
+_HANDLERS: dict[str, _Handler] = {
+    "SelectStmt": _Walker._select,
+    "InsertStmt": _Walker._insert,
+    "UpdateStmt": _Walker._update,
+    "DeleteStmt": _Walker._delete,
+    "MergeStmt": _Walker._merge,
+    "DropStmt": _Walker._drop,
+    "TruncateStmt": _Walker._truncate,
+    "GrantStmt": _Walker._grant,
+    "GrantRoleStmt": _Walker._grant_role,
+    "CopyStmt": _Walker._copy,
+    "DoStmt": _Walker._do,
+    "CreateFunctionStmt": _Walker._create_function,
+    "VacuumStmt": _Walker._vacuum,
+    "ExplainStmt": _Walker._explain,
+    "VariableSetStmt": _Walker._set,
+    "CreateStmt": _Walker._create_table,
+    "CreateTableAsStmt": _Walker._create_table_as,
+    "ViewStmt": lambda w, n: w._created(n, "VIEW", "view"),
+    "IndexStmt": lambda w, n: w._created(n, "INDEX", None),
+    "CreatedbStmt": lambda w, n: w._created(n, "DATABASE", None),
+    "RuleStmt": _Walker._rule,
+    "RenameStmt": _Walker._rename,
+    "AlterObjectSchemaStmt": _Walker._set_schema,
+    "CallStmt": _Walker._call,
+    "AlterTableStmt": _Walker._alter_table,
+    "DropdbStmt": _Walker._dropdb,
+    "CreateTrigStmt": _Walker._create_trigger,
+    "CreateEventTrigStmt": _Walker._create_event_trigger,
+    "FuncCall": _Walker._func_call,
+    "RangeVar": _Walker._range_var,
 }
-_TRUE_WORDS = {"t", "true", "on", "yes", "y", "1"}
-_FALSE_WORDS = {"f", "false", "off", "no", "n", "0"}
 
 
-def _unbounded(where: Any) -> bool:
-    """No WHERE, or one that is always true: WHERE true, 1=1, 'a'='a', x OR true, NOT (1=2)."""
-    return where is None or _truth(where) is True
+def _binder(node_type: str) -> _Handler:
+    return lambda walker, node: walker._binding(node, node_type)
 
 
-def _constant(node: Any) -> tuple[bool, Any]:
-    """(known, value) of a literal, through casts; numbers as Decimal, so 1 = 1.0."""
-    if not isinstance(node, dict):
-        return False, None
-    if "TypeCast" in node:
-        known, value = _constant(node["TypeCast"].get("arg"))
-        type_name = _name(node["TypeCast"].get("typeName", {}).get("names", []))
-        if known and type_name and type_name[-1] in ("bool", "boolean"):
-            truth = _word_truth(value)
-            return (truth is not None), truth
-        return known, value
-    const = node.get("A_Const")
-    if not isinstance(const, dict):
-        return False, None
-    if const.get("isnull"):
-        return True, None
-    for key in ("ival", "fval", "sval", "boolval", "bsval"):
-        if key in const:
-            value = const[key]
-            inner = value.get(key) if isinstance(value, dict) else value
-            if key == "ival":
-                return True, Decimal(inner or 0)  # pglast omits a zero
-            if key == "fval":
-                try:
-                    return True, Decimal(str(inner))
-                except InvalidOperation:
-                    return False, None
-            if key == "boolval":
-                return True, bool(inner)
-            return True, inner
-    return False, None
-
-
-def _option_truth(arg: Any) -> bool | None:
-    """The value of an option like EXPLAIN's ANALYZE: no argument means true."""
-    if not isinstance(arg, dict):
-        return True if arg is None else None
-    for key, field_name in (("String", "sval"), ("Boolean", "boolval"), ("Integer", "ival")):
-        if key in arg:
-            inner = arg[key].get(field_name)
-            if key == "Boolean":
-                return bool(inner)
-            return _word_truth(str(inner if inner is not None else 0))
-    known, value = _constant(arg)
-    return _word_truth(value) if known else None
-
-
-def _word_truth(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, Decimal):
-        return value != 0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    return None
-
-
-def _truth(node: Any) -> bool | None:
-    """Three-valued: True or False when the expression is the same for every row, else None."""
-    if not isinstance(node, dict):
-        return None
-    known, value = _constant(node)
-    if known:
-        return _word_truth(value)
-    if "BoolExpr" in node:
-        expr = node["BoolExpr"]
-        args = [_truth(a) for a in expr.get("args", [])]
-        op = expr.get("boolop")
-        if op == "OR_EXPR":
-            return True if True in args else (False if args and all(a is False for a in args)
-                                              else None)
-        if op == "AND_EXPR":
-            return False if False in args else (True if args and all(a is True for a in args)
-                                                else None)
-        if op == "NOT_EXPR" and args and args[0] is not None:
-            return not args[0]
-        return None
-    if "A_Expr" in node:
-        return _comparison(node["A_Expr"])
-    if "NullTest" in node:
-        test = node["NullTest"]
-        known, value = _constant(test.get("arg"))
-        if known:
-            return bool((value is None) == (test.get("nulltesttype") == "IS_NULL"))
-    return None
-
-
-def _comparison(expr: dict[str, Any]) -> bool | None:
-    ops = _name(expr.get("name", []))
-    if expr.get("kind") != "AEXPR_OP" or not ops:
-        return None
-    compare = _COMPARISONS.get(ops[-1])
-    if compare is None:
-        return None
-    lk, lv = _constant(expr.get("lexpr"))
-    rk, rv = _constant(expr.get("rexpr"))
-    if lk and rk:
-        if lv is None or rv is None:
-            return None  # NULL: neither true nor false
-        try:
-            return bool(compare(lv, rv))
-        except TypeError:  # '1' = 1 and the like: PostgreSQL would coerce; do not guess
-            return None
-    if ops[-1] == "=" and _same_column(expr.get("lexpr"), expr.get("rexpr")):
-        return True  # WHERE id = id: true for every row but NULLs; treated as unbounded
-    return None
-
-
-def _same_column(left: Any, right: Any) -> bool:
-    if not (isinstance(left, dict) and isinstance(right, dict)):
-        return False
-    lcol, rcol = left.get("ColumnRef"), right.get("ColumnRef")
-    if not (isinstance(lcol, dict) and isinstance(rcol, dict)):
-        return False
-    return _name(lcol.get("fields", [])) == _name(rcol.get("fields", []))
+_HANDLERS.update({node_type: _binder(node_type) for node_type in _BINDINGS})

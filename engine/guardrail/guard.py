@@ -1,4 +1,11 @@
-"""Judge whole query strings for one session, with a verdict cache keyed by exact text."""
+"""Judge whole query strings for one session, with a verdict cache keyed by exact text.
+
+A statement gets the strictest verdict of itself and of everything that runs inside it (its
+``parts``: body statements, rule actions, query strings handed to functions), each judged by
+the same rules. The session also remembers the bodies of functions it allowed to be created, so
+that a trigger binding one later is judged by what the body does; such judgements are not
+cached, since they depend on what came before.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +52,8 @@ class SessionGuard:
         self.settings = settings
         self._cache: dict[str, Judgement] = {}
         self._commands: dict[str, Judgement] = {}
+        # Functions created (allowed) in this session: name → what the body does.
+        self._bodies: dict[str, Facts] = {}
 
     def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
         """A shell command line (SSH exec, or a line entered in an interactive shell);
@@ -71,34 +80,69 @@ class SessionGuard:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        judgement = self._judge(text)
-        if len(self._cache) >= self.settings.cache_size:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[text] = judgement
+        judgement, cacheable = self._judge(text)
+        if cacheable:
+            if len(self._cache) >= self.settings.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[text] = judgement
         return judgement
 
-    def _judge(self, text: str) -> Judgement:
+    def _remember(self, statements: list[Facts]) -> None:
+        for facts in statements:
+            for function, body in facts.defines.items():
+                self._bodies.pop(function, None)
+                if len(self._bodies) >= self.settings.cache_size:
+                    self._bodies.pop(next(iter(self._bodies)))
+                self._bodies[function] = body
+
+    def _judge(self, text: str) -> tuple[Judgement, bool]:
         try:
-            statements = classify(text)
+            statements = classify(text, self._bodies)
         except ParseFailure as exc:
             verdict = Verdict(
                 self.settings.fallback, "fallback",
                 f"PostgreSQL's parser rejects it ({exc}), so it cannot be classified",
                 text,
             )
-            return Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc))
+            return Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc)), True
         if not statements:
             verdict = Verdict("allow", None, "empty query", text)
-            return Judgement("allow", verdict, (verdict,))
-        verdicts = tuple(_builtin(facts) or judge_statement(self.rules, facts)
-                         for facts in statements)
+            return Judgement("allow", verdict, (verdict,)), True
+        verdicts = tuple(judge_facts(self.rules, facts) for facts in statements)
         decisive = max(verdicts, key=lambda v: v.severity)
-        return Judgement(decisive.action, decisive, verdicts)
+        if decisive.action == "allow":
+            self._remember(statements)
+        return (Judgement(decisive.action, decisive, verdicts),
+                not any(f.uses_session for f in statements))
+
+
+def judge_facts(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
+    """The strictest verdict of a statement and of everything that runs inside it. A part
+    that decides is named in the reason; the verdict stays the statement's."""
+    verdict = _builtin(facts) or judge_statement(rules, facts)
+    for part in facts.parts:
+        inner = judge_facts(rules, part)
+        if inner.severity > verdict.severity:
+            verdict = Verdict(inner.action, inner.rule, f"{part.origin}: {inner.reason}",
+                              facts.text, inner.hint)
+    return verdict
+
+
+def parts_judged(rules: tuple[Rule, ...], facts: Facts,
+                 depth: int = 1) -> list[tuple[int, Facts, Verdict]]:
+    """Each part inside ``facts`` (depth first) with its own verdict: what ``policy explain``
+    shows for a CREATE FUNCTION, DO block or CREATE RULE."""
+    out: list[tuple[int, Facts, Verdict]] = []
+    for part in facts.parts:
+        out.append((depth, part, judge_facts(rules, part)))
+        out.extend(parts_judged(rules, part, depth + 1))
+    return out
 
 
 def _builtin(facts: Facts) -> Verdict | None:
-    """Checks that come before any rule (and that no rule can turn off)."""
-    if facts.settings:
+    """Checks that come before any rule (and that no rule can turn off). Code stored to run
+    later changes no setting now; the front end rereads settings after it runs."""
+    if facts.settings and not facts.deferred:
         why = reading.unsafe_change(facts.settings)
         if why is not None:
             return Verdict("block", reading.RULE,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from engine.config import Config
 from engine.guardrail import Guard
+from engine.guardrail.classify import ParseFailure, classify
 from engine.guardrail.commands import classify_command
-from engine.guardrail.guard import SessionGuard
+from engine.guardrail.guard import SessionGuard, parts_judged
 
 
 class ExplainError(Exception):
@@ -42,20 +43,40 @@ def explain_command(config: Config, connection: str, user: str,
 
 
 def explain(config: Config, connection: str, user: str, sql: str) -> tuple[str, str]:
-    """The verdict and a readable explanation of how each statement was judged."""
-    judgement = _guard(config, connection, user).judge(sql)
+    """The verdict and a readable explanation of how each statement was judged, and, for a
+    statement that holds code (CREATE FUNCTION, DO, CREATE RULE, a trigger, a query string
+    handed to a function), how each statement inside it was judged."""
+    guard = _guard(config, connection, user)
+    judgement = guard.judge(sql)
     lines = [f"verdict: {judgement.action.upper()}"
              + (f" (rule {judgement.rule})" if judgement.rule else " (no rule matched)")]
     if judgement.parse_error:
         lines.append(f"  cannot be parsed: {judgement.parse_error}; the fallback "
                      f"({config.guardrails.fallback}) applies")
     else:
+        try:
+            statements = classify(sql)
+        except ParseFailure:  # judged already; cannot happen for text that parsed
+            statements = []
         for n, verdict in enumerate(judgement.statements, 1):
-            text = " ".join(verdict.statement.split())
             rule = f"rule {verdict.rule}" if verdict.rule else "no rule"
             lines.append(f"  {n}. {verdict.action:<6} {rule}: {verdict.reason}")
-            lines.append(f"     {text[:100]}{'…' if len(text) > 100 else ''}")
+            lines.append(f"     {_shown(verdict.statement)}")
+            facts = statements[n - 1] if n <= len(statements) else None
+            inside = parts_judged(guard.rules, facts) if facts is not None else []
+            if inside:
+                lines.append("     inside it:")
+            for depth, part, inner in inside:
+                pad = "     " + "  " * depth
+                rule = f"rule {inner.rule}" if inner.rule else "no rule"
+                lines.append(f"{pad}- {inner.action:<6} {rule}: {part.origin}")
+                lines.append(f"{pad}  {_shown(part.text)}")
     if judgement.action != "allow" and len(judgement.statements) > 1:
         lines.append("  the strictest verdict applies to the whole query: no statement of it "
                      "runs unless all may")
     return judgement.action, "\n".join(lines)
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text.split())
+    return f"{text[:100]}{'…' if len(text) > 100 else ''}"

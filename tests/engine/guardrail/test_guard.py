@@ -108,9 +108,9 @@ def classify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = guard_module.classify
 
-    def counting(sql: str):  # type: ignore[no-untyped-def]
+    def counting(sql: str, *args):  # type: ignore[no-untyped-def]
         calls.append(sql)
-        return real(sql)
+        return real(sql, *args)
 
     monkeypatch.setattr(guard_module, "classify", counting)
     return calls
@@ -258,8 +258,11 @@ def test_shipped_settings() -> None:
     ("SELECT id FROM orders WHERE id IN (SELECT length(pg_read_binary_file('x')))",
      "no-server-file-functions"),
     ("SELECT dblink('host=x', 'SELECT 1')", "no-dblink"),
-    ("SELECT dblink_exec('host=x', 'DROP TABLE orders')", "no-dblink"),
-    ("DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$", "no-do-blocks"),
+    # What the query text or the block does is judged first: the DROP decides.
+    ("SELECT dblink_exec('host=x', 'DROP TABLE orders')", "no-drop"),
+    ("DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$", "no-drop"),
+    ("SELECT dblink_exec('host=x', 'SELECT 1')", "no-dblink"),
+    ("DO $$ BEGIN PERFORM 1; END $$", "no-do-blocks"),
     ("CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'libc', 'system'", "no-untrusted-code"),
     ("CREATE FUNCTION f() RETURNS int LANGUAGE plpython3u AS 'import os'", "no-untrusted-code"),
     ("CREATE EXTENSION dblink", "no-untrusted-code"),

@@ -1,0 +1,101 @@
+"""Constants in pglast's JSON parse tree: literals, through casts, as Python values.
+
+Numbers come back as ``Decimal`` (so that ``1 = 1.0``), booleans as ``bool``, NULL as ``None``;
+``known`` says whether the node is a constant at all.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+_TRUE_WORDS = {"t", "true", "on", "yes", "y", "1"}
+_FALSE_WORDS = {"f", "false", "off", "no", "n", "0"}
+_TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "char", "unknown"})
+
+
+def name(parts: list[Any]) -> list[str]:
+    """The strings of a name list (``funcname``, ``names``, ``fields``), A_Star left out."""
+    return [p["String"]["sval"] for p in parts if isinstance(p, dict) and "String" in p]
+
+
+def constant(node: Any) -> tuple[bool, Any]:
+    """(known, value) of a literal, through casts; numbers as Decimal, so 1 = 1.0."""
+    if not isinstance(node, dict):
+        return False, None
+    if "TypeCast" in node:
+        known, value = constant(node["TypeCast"].get("arg"))
+        type_name = name(node["TypeCast"].get("typeName", {}).get("names", []))
+        if known and type_name and type_name[-1] in ("bool", "boolean"):
+            truth = word_truth(value)
+            return (truth is not None), truth
+        return known, value
+    const = node.get("A_Const")
+    if not isinstance(const, dict):
+        return False, None
+    if const.get("isnull"):
+        return True, None
+    for key in ("ival", "fval", "sval", "boolval", "bsval"):
+        if key in const:
+            value = const[key]
+            inner = value.get(key) if isinstance(value, dict) else value
+            if key == "ival":
+                return True, Decimal(inner or 0)  # pglast omits a zero
+            if key == "fval":
+                try:
+                    return True, Decimal(str(inner))
+                except InvalidOperation:
+                    return False, None
+            if key == "boolval":
+                return True, bool(inner)
+            return True, inner
+    return False, None
+
+
+def string_constant(node: Any) -> str | None:
+    """The text of a string literal (through casts to text types), else None: what a function
+    that runs a query string receives when the gateway can read it."""
+    if not isinstance(node, dict):
+        return None
+    if "TypeCast" in node:
+        cast = node["TypeCast"]
+        type_name = name(cast.get("typeName", {}).get("names", []))
+        if type_name and type_name[-1] not in _TEXT_TYPES:
+            return None
+        return string_constant(cast.get("arg"))
+    const = node.get("A_Const")
+    if not isinstance(const, dict) or const.get("isnull"):
+        return None
+    if "sval" in const:
+        value = const["sval"]
+        inner = value.get("sval") if isinstance(value, dict) else value
+        return str(inner) if inner is not None else ""
+    return None
+
+
+def option_truth(arg: Any) -> bool | None:
+    """The value of an option like EXPLAIN's ANALYZE: no argument means true."""
+    if not isinstance(arg, dict):
+        return True if arg is None else None
+    for key, field_name in (("String", "sval"), ("Boolean", "boolval"), ("Integer", "ival")):
+        if key in arg:
+            inner = arg[key].get(field_name)
+            if key == "Boolean":
+                return bool(inner)
+            return word_truth(str(inner if inner is not None else 0))
+    known, value = constant(arg)
+    return word_truth(value) if known else None
+
+
+def word_truth(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal):
+        return value != 0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    return None
