@@ -6,9 +6,12 @@ A connection first says ``hello`` with an operator's token (the same identities 
 socket's mode 0600 is not an identity); only approvers (``guardrails.approvers``) get an answer:
 any other token, valid or not, gets one error and the connection closes, having learnt nothing
 about the engine (ARCHITECTURE.md invariant 13).
-Operations: ``hello``, ``sessions``, ``approvals``, ``approve``, ``deny``, ``kill`` and
-``subscribe``, after which the connection carries ``{"event": ..., "data": ...}`` lines (with
-``"dropped": N`` when a slow reader missed events) until it closes.
+Operations: ``hello``, ``sessions``, ``approvals``, ``approve``, ``deny``, ``kill`` (with
+``lock_out``: a duration such as ``30m``, and ``scope``: ``identity`` or ``connection``),
+``lockouts``, ``unlock`` and ``subscribe``, after which the connection carries
+``{"event": ..., "data": ...}`` lines (with ``"dropped": N`` when a slow reader missed events)
+until it closes. Ids are given whole or as a unique prefix of at least ``MIN_PREFIX``
+characters (``resolve_id``), for every operation alike.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,31 @@ MAX_REQUEST = 1024 * 1024
 
 class ControlError(Exception):
     """A request the engine refuses or cannot answer; the message goes back to the caller."""
+
+
+MIN_PREFIX = 4  # `kill c` once killed a session from one character (issue 16)
+
+
+def resolve_id(what: str, wanted: object, ids: Iterable[str]) -> str:
+    """The one id of ``ids`` that ``wanted`` names: the whole id, or a unique prefix of at least
+    ``MIN_PREFIX`` characters. ``KeyError`` when none starts so (the caller knows where else to
+    look); ``ControlError`` for a prefix that does but is too short or ambiguous."""
+    text = str(wanted or "").strip()
+    if not text:
+        raise ControlError(f"which {what}? give its id")
+    known = list(ids)
+    if text in known:
+        return text
+    matches = sorted(i for i in known if i.startswith(text))
+    if matches and len(text) < MIN_PREFIX:
+        raise ControlError(f"{what} id {text!r} is too short: give at least {MIN_PREFIX} of its "
+                           "characters")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise ControlError(f"{what} id {text!r} is ambiguous ({shown}): give more characters")
+    if not matches:
+        raise KeyError(text)
+    return matches[0]
 
 
 class Peer:

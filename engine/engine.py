@@ -6,16 +6,18 @@ import asyncio
 import logging
 import ssl
 import time
+from datetime import datetime
 from typing import Any
 
 import asyncssh
 
 from engine.approvals import Broker, BrokerError, recovery_ops
 from engine.config import Config, Connection
-from engine.control import ControlError, ControlServer, Peer
-from engine.events import EventHub
+from engine.control import ControlError, ControlServer, Peer, resolve_id
+from engine.events import ApprovalDecided, ApprovalEvent, EventHub
 from engine.guardrail import Guard
 from engine.identity import CombinedIdentities, Identity
+from engine.lockout import SCOPES, Lockout, LockoutError, new_lockout_id, parse_duration
 from engine.masking.policy import masking_key
 from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
@@ -28,6 +30,7 @@ from engine.ssh.server import GatewayServer
 from engine.ssh.upstream import CLIENT_SIDE_CIPHERS
 from engine.tasks import spawn
 from store import SqliteStore, open_store
+from store import lockouts as stored_lockouts
 from store import ops as O
 from store import records as R
 
@@ -53,6 +56,9 @@ class Engine:
         self.events = EventHub()
         self.broker: Broker | None = None
         self.webhook: Webhook | None = None
+        # Requests decided lately, oldest first: a second decision says what became of one
+        # before the store has it (records reach SQLite a moment after the journal).
+        self._decided: dict[str, dict[str, Any]] = {}
         self.control = ControlServer(
             config.engine.control_socket,
             {
@@ -62,6 +68,8 @@ class Engine:
                 "approve": self._approve,
                 "deny": self._deny,
                 "kill": self._kill,
+                "lockouts": self._lockouts,
+                "unlock": self._unlock,
             },
             authenticate=self._operator,
             may_operate=lambda who: self.broker is not None and self.broker.may_decide(who),
@@ -76,6 +84,7 @@ class Engine:
         await self._recover()
         self.broker = Broker(self.recorder, self.config.guardrails)
         self.broker.listeners.append(self.events.publish)
+        self.broker.listeners.append(self._remember_decision)
         if self.config.guardrails.webhook:
             self.webhook = Webhook(self.config.guardrails.webhook)
             self.broker.outside_listeners.append(self.webhook.approval_event)
@@ -85,6 +94,7 @@ class Engine:
             settings=settings, identities=self.identities, recorder=self.recorder,
             guard=self.guard, broker=self.broker, events=self.events,
             masking_rules=self.config.masking, masking_key=key, token_grace=grace)
+        self._load_lockouts()
         self.pg = PgContext(self.sessions, CancelKeys())
         loop = asyncio.get_running_loop()
         try:
@@ -157,6 +167,18 @@ class Engine:
         log.warning("marked %d sessions left open by a previous run as interrupted",
                     len(left_open))
 
+    def _load_lockouts(self) -> None:
+        """The lock-outs still in force: a restart does not lift them."""
+        assert self.store is not None and self.sessions is not None
+        now = time.time()
+        for row in stored_lockouts.lockouts(self.store, in_force_at=O.utc(now), limit=10_000):
+            self.sessions.lockouts.add(Lockout(
+                row["id"], row["identity"], row["connection"], _epoch(row["until"]),
+                _epoch(row["created_at"]), row["created_by"], row["reason"],
+                row["session_id"]))
+        if self.sessions.lockouts.active:
+            log.info("%d lock-outs in force", len(self.sessions.lockouts.active))
+
     # --- control API ----------------------------------------------------------------------
 
     async def _operator(self, request: dict[str, Any]) -> Identity:
@@ -202,26 +224,126 @@ class Engine:
         assert self.broker is not None and peer.identity is not None
         reason = request.get("reason")
         try:
-            req = await self.broker.decide(str(request.get("request")), peer.identity, approve,
+            request_id = resolve_id("approval request", request.get("request"),
+                                    self.broker.pending)
+        except KeyError as exc:
+            raise ControlError(self._not_pending(str(exc.args[0]))) from None
+        try:
+            req = await self.broker.decide(request_id, peer.identity, approve,
                                            str(reason) if reason else None)
         except BrokerError as exc:
             raise ControlError(str(exc)) from exc
         return req.describe()
 
+    def _remember_decision(self, event: ApprovalEvent) -> None:
+        if isinstance(event, ApprovalDecided):
+            self._decided[event.request["id"]] = {**event.request,
+                                                  "decided_at": O.utc(time.time())}
+            if len(self._decided) > 1000:
+                del self._decided[next(iter(self._decided))]
+
+    def _not_pending(self, wanted: str) -> str:
+        """Why a request id names nothing pending: what became of it, if the engine or the
+        store knows."""
+        assert self.store is not None
+        known = {r["id"]: r for r in self.store.approvals(limit=10_000)} | self._decided
+        found = [r for rid, r in known.items() if rid.startswith(wanted)]
+        if len(found) != 1:
+            return f"no pending approval request {wanted!r} (see gatewatch approvals)"
+        r = found[0]
+        by = f" by {r['decided_by']}" if r.get("decided_by") else ""
+        at = f" at {r['decided_at'][:19].replace('T', ' ')} UTC" if r.get("decided_at") else ""
+        why = f": {r['decision_reason']}" if r.get("decision_reason") else ""
+        return f"approval request {r['id']} is no longer pending: {r['status']}{by}{at}{why}"
+
     async def _kill(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
-        assert peer.identity is not None
-        wanted = str(request.get("session", ""))
+        """End a live session; with ``lock_out``, first record a lock-out of its identity (of
+        every connection, or with ``scope: connection`` of this one), so that the client's
+        reconnection is refused."""
+        assert peer.identity is not None and self.sessions is not None
         live = self.live()
-        matches = [sid for sid in live if sid.startswith(wanted)] if wanted else []
-        if len(matches) != 1:
-            raise ControlError(f"no live session {wanted!r}" if not matches else
-                               f"session id prefix {wanted!r} is ambiguous")
-        session = live[matches[0]]
+        try:
+            sid = resolve_id("session", request.get("session"), live)
+        except KeyError as exc:
+            raise ControlError(f"no live session {exc.args[0]!r} (see gatewatch sessions)"
+                               ) from None
+        session = live[sid]
         reason = str(request.get("reason") or "no reason given")
-        session.terminate(f"killed by {peer.identity.name}: {reason}",
-                          f"the session was ended by operator {peer.identity.name}: {reason}",
-                          status="killed")
-        return {"session": matches[0], "killed_by": peer.identity.name, "reason": reason}
+        who = peer.identity.name
+        lockout = None
+        if request.get("lock_out"):
+            if session.identity is None:
+                raise ControlError(f"session {sid} has no identity yet: nothing to lock out")
+            lockout = await self._lock_out(who, session.identity.name, session.conn.name,
+                                           request, reason, sid)
+        told = f"the session was ended by operator {who}: {reason}"
+        if lockout is not None:
+            told += f"; {lockout.message()}"
+        session.terminate(f"killed by {who}: {reason}", told, status="killed")
+        now = time.time()
+        answer: dict[str, Any] = {"session": sid, "killed_by": who, "reason": reason,
+                                  "lockout": lockout.describe(now) if lockout else None}
+        if lockout is not None:  # what the lock-out does not end: the operator decides
+            answer["still_live"] = [
+                s.id for s in self.live().values() if s.identity is not None
+                and lockout.covers(s.identity.name, s.conn.name, now)]
+        return answer
+
+    async def _lock_out(self, who: str, identity: str, connection: str,
+                        request: dict[str, Any], reason: str,
+                        session_id: str | None) -> Lockout:
+        """Record a lock-out, then put it in force (a lock-out is in the store before it
+        refuses anyone, as every record is before it takes effect)."""
+        assert self.sessions is not None and self.recorder is not None
+        scope = str(request.get("scope") or "identity")
+        if scope not in SCOPES:
+            raise ControlError(f"scope {scope!r}: identity (every connection) or connection "
+                               "(only the session's)")
+        try:
+            seconds = parse_duration(str(request["lock_out"]))
+        except LockoutError as exc:
+            raise ControlError(str(exc)) from None
+        now = time.time()
+        lockout = Lockout(new_lockout_id(), identity,
+                          connection if scope == "connection" else None, now + seconds, now,
+                          who, reason, session_id)
+        await self.recorder.committed([R.LockoutSet(
+            lockout.id, identity=identity, connection=lockout.connection,
+            until=O.utc(lockout.until), created_at=O.utc(now), created_by=who, reason=reason,
+            session_id=session_id)])
+        self.sessions.lockouts.add(lockout)
+        log.info("lock-out %s: %s kept out of %s until %s by %s", lockout.id, identity,
+                 lockout.connection or "every connection", O.utc(lockout.until), who)
+        return lockout
+
+    async def _lockouts(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.sessions is not None and self.store is not None
+        now = time.time()
+        answer: dict[str, Any] = {
+            "in_force": [lo.describe(now) for lo in self.sessions.lockouts.current(now)]}
+        if request.get("all"):
+            answer["recent"] = stored_lockouts.lockouts(self.store, limit=_limit(request))
+        return answer
+
+    async def _unlock(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        assert peer.identity is not None and self.sessions is not None
+        assert self.recorder is not None
+        lockouts = self.sessions.lockouts
+        try:
+            lid = resolve_id("lock-out", request.get("lockout"),
+                             [lo.id for lo in lockouts.current()])
+        except KeyError as exc:
+            raise ControlError(f"no lock-out {exc.args[0]!r} in force (see gatewatch lockouts)"
+                               ) from None
+        reason = request.get("reason")
+        await self.recorder.committed([R.LockoutLift(
+            lid, lifted_at=O.utc(time.time()), lifted_by=peer.identity.name,
+            lift_reason=str(reason) if reason else None)])
+        lifted = lockouts.lift(lid)
+        assert lifted is not None
+        log.info("lock-out %s of %s lifted by %s", lid, lifted.identity, peer.identity.name)
+        return {**lifted.describe(time.time()), "lifted_by": peer.identity.name,
+                "lift_reason": reason}
 
     async def stop(self) -> None:
         await self.control.stop()
@@ -255,6 +377,10 @@ class Engine:
         self._stopped.set()
 
 
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _limit(request: dict[str, Any]) -> int:

@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     kill = operator(sub.add_parser("kill", help="end a live session"))
     kill.add_argument("session", metavar="SESSION", help="session id (or a unique prefix)")
     kill.add_argument("--reason", help="why (recorded, and told to the client)")
+    kill.add_argument("--lock-out", metavar="DURATION",
+                      help="also keep the session's identity out for DURATION (30m, 2h, 1d): "
+                      "its reconnections are refused (recorded; gatewatch unlock lifts it)")
+    kill.add_argument("--scope", choices=["identity", "connection"], default="identity",
+                      help="with --lock-out: out of every connection (identity, the default) "
+                      "or only of the session's connection")
+    lockouts = operator(sub.add_parser("lockouts", help="list the lock-outs in force"))
+    lockouts.add_argument("--json", action="store_true")
+    unlock = operator(sub.add_parser("unlock", help="lift a lock-out before it ends"))
+    unlock.add_argument("lockout", metavar="ID", help="the lock-out's id (or a unique prefix)")
+    unlock.add_argument("--reason", help="why (recorded)")
     return p
 
 
@@ -185,7 +196,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         except (SessionNotFound, StoreError) as exc:
             raise UsageError(str(exc).strip('"')) from exc
         return 0
-    if args.command in ("tui", "approvals", "approve", "deny", "kill"):
+    if args.command in ("tui", "approvals", "approve", "deny", "kill", "lockouts", "unlock"):
         from gatewatch.cli.login import LoginError, token_for
 
         try:  # --token, $GATEWATCH_TOKEN, or the operator's cached `gatewatch login`
@@ -200,14 +211,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         run_tui(config.engine.control_socket, token, args.theme)
         return 0
-    if args.command in ("approvals", "approve", "deny", "kill"):
+    if args.command in ("approvals", "approve", "deny", "kill", "lockouts", "unlock"):
         from gatewatch.cli import operate
 
         try:
             if args.command == "approvals":
                 print(operate.approvals(config, token, as_json=args.json))
             elif args.command == "kill":
-                print(operate.kill(config, token, args.session, args.reason))
+                if args.scope != "identity" and not args.lock_out:
+                    raise UsageError("--scope goes with --lock-out")
+                print(operate.kill(config, token, args.session, args.reason, args.lock_out,
+                                   args.scope))
+            elif args.command == "lockouts":
+                print(operate.lockouts(config, token, as_json=args.json))
+            elif args.command == "unlock":
+                print(operate.unlock(config, token, args.lockout, args.reason))
             else:
                 print(operate.decide(config, token, args.request,
                                      approve=args.command == "approve", reason=args.reason))

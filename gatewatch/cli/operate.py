@@ -1,5 +1,7 @@
-"""``approvals``, ``approve``, ``deny`` and ``kill``: the operator's commands over the control
-socket, with the operator's token from ``--token`` or ``GATEWATCH_TOKEN``."""
+"""``approvals``, ``approve``, ``deny``, ``kill`` (with a lock-out), ``lockouts`` and ``unlock``:
+the operator's commands over the control socket, with the operator's token from ``--token`` or
+``GATEWATCH_TOKEN``. Ids are whole or a unique prefix of at least 4 characters; the engine
+says which when one is not."""
 
 from __future__ import annotations
 
@@ -66,9 +68,44 @@ def decide(config: Config, token: str | None, request_id: str, *, approve: bool,
     return f"{request_id}: {result['status']}"
 
 
-def kill(config: Config, token: str | None, session: str, reason: str | None) -> str:
-    result = _call(config, token, "kill", session=session, reason=reason)
-    return f"session {result['session']} killed by {result['killed_by']}: {result['reason']}"
+def kill(config: Config, token: str | None, session: str, reason: str | None,
+         lock_out: str | None = None, scope: str = "identity") -> str:
+    args: dict[str, Any] = {"session": session, "reason": reason}
+    if lock_out:
+        args.update(lock_out=lock_out, scope=scope)
+    result = _call(config, token, "kill", **args)
+    lines = [f"session {result['session']} killed by {result['killed_by']}: {result['reason']}"]
+    lockout = result.get("lockout")
+    if lockout:
+        lines.append(f"{_lockout_line(lockout)}; gatewatch unlock {lockout['id']} lifts it")
+        others = result.get("still_live") or []
+        if others:
+            lines.append(f"note: {lockout['identity']} still has {len(others)} live "
+                         f"session{'s' if len(others) != 1 else ''} the lock-out does not end: "
+                         f"{', '.join(others)} (gatewatch kill ID ends one)")
+    return "\n".join(lines)
+
+
+def _lockout_line(lo: dict[str, Any]) -> str:
+    where = f"connection {lo['connection']}" if lo.get("connection") else "every connection"
+    return (f"lock-out {lo['id']}: {lo['identity']} kept out of {where} until "
+            f"{lo['until'][:19].replace('T', ' ')} UTC, by {lo['created_by']}: {lo['reason']}")
+
+
+def lockouts(config: Config, token: str | None, *, as_json: bool) -> str:
+    result = _call(config, token, "lockouts")
+    if as_json:
+        return json.dumps(result)
+    in_force = result["in_force"]
+    if not in_force:
+        return "no lock-outs are in force"
+    return "\n".join(_lockout_line(lo) for lo in in_force)
+
+
+def unlock(config: Config, token: str | None, lockout: str, reason: str | None) -> str:
+    result = _call(config, token, "unlock", lockout=lockout, reason=reason)
+    return (f"lock-out {result['id']} lifted by {result['lifted_by']}: {result['identity']} may "
+            "connect again")
 
 
 def fail(message: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import Gateway, Target, start_gateway
+from gatewatch.cli.control_client import ControlRefused
+from tests.conftest import Gateway, Target, start_gateway, stop_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +132,31 @@ def test_sessions_page_back_with_before(gateway: Gateway) -> None:
     assert [r["application_name"] for r in second["result"]["recent"]] == ["page0"]
     _, bad = ask(path, hello(gateway), b'{"op": "sessions", "before": 5}')
     assert not bad["ok"] and "before must be" in bad["error"]
+
+
+def test_ids_are_whole_or_unique_prefixes_and_a_second_decision_says_what_became_of_it(
+        pg_target: Target, tmp_path: Path) -> None:
+    """Issue 16: `kill c` killed a session from one character; `approve` took no prefix; a
+    second approval said only "decided, expired or unknown"."""
+    from tests.integration.guarded import operator, start_guarded, wait_for_request
+
+    gateway = start_guarded(pg_target, tmp_path)
+    try:
+        held = subprocess.Popen(
+            ["psql", "-X", "-d", gateway.dsn(), "-c",
+             "create temp table t as select 1 as a; delete from t"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        request = wait_for_request(gateway)["id"]
+        with operator(gateway) as client:
+            with pytest.raises(ControlRefused, match="too short: give at least 4"):
+                client.call("approve", request=request[:2])
+            client.call("approve", request=request[:4], reason="checked")
+            held.communicate(timeout=30)
+            with pytest.raises(ControlRefused, match=(
+                    f"approval request {request} is no longer pending: approved by oncall at "
+                    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: checked")):
+                client.call("approve", request=request[:4])
+            with pytest.raises(ControlRefused, match="no live session 'ffffffff'"):
+                client.call("kill", session="ffffffff")
+    finally:
+        stop_gateway(gateway)
