@@ -218,12 +218,19 @@ class GatewatchApp(App[None]):
 
     @on(SessionScreen.Kill)
     def kill_session(self, message: SessionScreen.Kill) -> None:
-        self.kill(message.session_id, message.reason)
+        self.kill(message.session_id, message.reason, message.lock_out, message.scope)
 
     @work(group="kill", exit_on_error=False)
-    async def kill(self, session_id: str, reason: str | None) -> None:
-        await self.source.kill(session_id, reason)
-        self.notify(f"session {session_id[:12]} killed", title="Killed")
+    async def kill(self, session_id: str, reason: str | None, lock_out: str | None,
+                   scope: str) -> None:
+        result = await self.source.kill(session_id, reason, lock_out, scope)
+        lockout = result.get("lockout") if isinstance(result, dict) else None
+        said = f"session {session_id[:12]} killed"
+        if lockout:
+            where = lockout["connection"] or "every connection"
+            said += (f"; {lockout['identity']} locked out of {where} until "
+                     f"{lockout['until'][11:16]} UTC (gatewatch unlock {lockout['id']})")
+        self.notify(said, title="Killed")
         if isinstance(self.screen, SessionScreen):
             self.pop_screen()
         self.stale.add("sessions")

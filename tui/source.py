@@ -31,7 +31,11 @@ class Source(Protocol):
     async def sessions(self) -> dict[str, Any]: ...
     async def approvals(self) -> dict[str, Any]: ...
     async def decide(self, request_id: str, approve: bool, reason: str | None) -> Any: ...
-    async def kill(self, session_id: str, reason: str | None) -> Any: ...
+    async def kill(self, session_id: str, reason: str | None, lock_out: str | None = None,
+                   scope: str = "identity") -> Any:
+        """End a live session; ``lock_out`` (``30m``): keep its identity out that long, of
+        every connection (``scope`` identity) or of its own (connection)."""
+        ...
     async def statements(self, session_id: str) -> list[dict[str, Any]]: ...
     async def output(self, session_id: str, after: int) -> list[Chunk]: ...
     async def stats(self) -> Statistics: ...
@@ -73,8 +77,10 @@ class LiveSource:
         return await self._requests.call("approve" if approve else "deny", request=request_id,
                                          reason=reason)
 
-    async def kill(self, session_id: str, reason: str | None) -> Any:
-        return await self._requests.call("kill", session=session_id, reason=reason)
+    async def kill(self, session_id: str, reason: str | None, lock_out: str | None = None,
+                   scope: str = "identity") -> Any:
+        extra = {"lock_out": lock_out, "scope": scope} if lock_out else {}
+        return await self._requests.call("kill", session=session_id, reason=reason, **extra)
 
     async def statements(self, session_id: str) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._read, lambda s: s.statements(session_id))
@@ -117,7 +123,7 @@ class FixedSource:
         self._statements, self._stats = statements, stats
         self.identity = "oncall"
         self.decisions: list[tuple[str, bool, str | None]] = []
-        self.kills: list[tuple[str, str | None]] = []
+        self.kills: list[tuple[str, str | None, str | None, str]] = []
         self.events: list[Event] = []  # handed out once, in one batch (tests)
 
     async def connect(self) -> None:
@@ -135,9 +141,11 @@ class FixedSource:
             r for r in self._approvals["pending"] if r["id"] != request_id]}
         return {"id": request_id, "status": "approved" if approve else "denied"}
 
-    async def kill(self, session_id: str, reason: str | None) -> Any:
-        self.kills.append((session_id, reason))
-        return {"session": session_id, "killed_by": self.identity, "reason": reason}
+    async def kill(self, session_id: str, reason: str | None, lock_out: str | None = None,
+                   scope: str = "identity") -> Any:
+        self.kills.append((session_id, reason, lock_out, scope))
+        return {"session": session_id, "killed_by": self.identity, "reason": reason,
+                "lockout": None}
 
     async def statements(self, session_id: str) -> list[dict[str, Any]]:
         return self._statements.get(session_id, [])

@@ -36,8 +36,29 @@ async def test_kill_from_the_keyboard_with_fixed_data() -> None:
         assert isinstance(app.screen, SessionScreen)
         await pilot.press("k", *"runaway", "enter", *"yes", "enter")
         await settled(pilot)
-        assert source.kills == [(LIVE, "runaway")]
+        assert source.kills == [(LIVE, "runaway", None, "identity")]
         assert app.sessions_screen.is_current  # back to the list
+
+
+async def test_kill_with_a_lock_out_from_the_keyboard() -> None:
+    source = fixed_source()
+    app = GatewatchApp(source, clock=lambda: NOW, live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settled(pilot)
+        await pilot.press("enter")
+        await settled(pilot)
+        await pilot.press("K", *"runaway", "enter", *"30m", "enter", *"yes", "enter")
+        await settled(pilot)
+        assert source.kills == [(LIVE, "runaway", "30m", "identity")]
+        await pilot.press("enter")
+        await settled(pilot)
+        await pilot.press("K", *"wrong db", "enter", *"2h connection", "enter")
+        await settled(pilot)
+        assert isinstance(app.screen, ReasonPrompt)
+        assert "lock alice out of shop for 2h" in str(app.screen._title)
+        await pilot.press(*"yes", "enter")
+        await settled(pilot)
+        assert source.kills[-1] == (LIVE, "wrong db", "2h", "connection")
 
 
 class Following(FixedSource):

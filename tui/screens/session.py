@@ -1,5 +1,7 @@
 """One session: its statements (or SSH commands) with verdicts and outcomes, and for SSH the
-terminal as the user sees it, through a terminal emulator; `k` kills it (reason, then yes).
+terminal as the user sees it, through a terminal emulator; `k` kills it (reason, then yes), `K`
+kills it and locks its identity out for a while (reason, duration and scope, then yes) so that
+the client cannot reconnect at once.
 
 The app fills the screen (``show``, ``show_output``); while the session is live the screen asks
 for more twice a second (``Stale``), and a kill goes to the app as ``Kill``.
@@ -31,6 +33,7 @@ class SessionScreen(Screen[None]):
     CSS_PATH = "sessions.tcss"
     BINDINGS = [
         Binding("k", "kill", "Kill session", id="session.kill"),
+        Binding("K", "kill_lock_out", "Kill + lock out", id="session.kill_lock_out"),
         Binding("escape", "back", "Back", id="session.back"),
     ]
 
@@ -42,12 +45,17 @@ class SessionScreen(Screen[None]):
             self.session_screen = session_screen
 
     class Kill(Message):
-        """The operator confirmed killing the session (``reason`` None: none given)."""
+        """The operator confirmed killing the session (``reason`` None: none given), with
+        ``lock_out`` (a duration such as ``30m``) of its identity from every connection
+        (``scope`` identity) or from this one (connection)."""
 
-        def __init__(self, session_id: str, reason: str | None) -> None:
+        def __init__(self, session_id: str, reason: str | None, lock_out: str | None = None,
+                     scope: str = "identity") -> None:
             super().__init__()
             self.session_id = session_id
             self.reason = reason
+            self.lock_out = lock_out
+            self.scope = scope
 
     def __init__(self, session: dict[str, Any], *, follow: bool = True) -> None:
         """``follow``: ask for new statements while the session is live (not in snapshot
@@ -127,21 +135,56 @@ class SessionScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_kill(self) -> None:
+        self._kill(lock_out=False)
+
+    def action_kill_lock_out(self) -> None:
+        self._kill(lock_out=True)
+
+    def _kill(self, *, lock_out: bool) -> None:
+        """Reason, then (with a lock-out) for how long and of what, then yes."""
         if self.session["status"] != "live":
             self.app.notify("This session has already ended.", severity="warning")
             return
-        sid = self.session["id"]
+        sid, who = self.session["id"], self.session.get("identity") or "?"
+        conn = self.session.get("connection") or "?"
+
+        def confirm(reason: str, duration: str | None, scope: str) -> None:
+            out = ""
+            if duration is not None:
+                out = (f" and lock {who} out of "
+                       f"{conn if scope == 'connection' else 'every connection'} for {duration}")
+
+            def confirmed(answer: str | None) -> None:
+                if answer is not None and answer.lower() in ("y", "yes"):
+                    self.post_message(self.Kill(sid, reason or None, duration, scope))
+
+            self.app.push_screen(ReasonPrompt(f"Kill session {sid[:12]}{out}? Type yes to "
+                                              "confirm", "yes / no"), confirmed)
 
         def reasoned(reason: str | None) -> None:
             if reason is None:
                 return
+            if not lock_out:
+                confirm(reason, None, "identity")
+                return
 
-            def confirmed(answer: str | None) -> None:
-                if answer is not None and answer.lower() in ("y", "yes"):
-                    self.post_message(self.Kill(sid, reason or None))
+            def timed(answer: str | None) -> None:
+                words = (answer or "").split()
+                if not words:
+                    return
+                scope = "identity"
+                if words[1:] in (["connection"], [conn]):
+                    scope = "connection"
+                elif words[1:]:
+                    self.app.notify(f"Write a duration such as 30m, then nothing (every "
+                                    f"connection) or “connection” (only {conn}).",
+                                    title="Lock-out", severity="warning")
+                    return
+                confirm(reason, words[0], scope)
 
-            self.app.push_screen(ReasonPrompt(f"Kill session {sid[:12]}? Type yes to confirm",
-                                              "yes / no"), confirmed)
+            self.app.push_screen(ReasonPrompt(
+                f"Lock {who} out for how long? 30m, 2h, 1d — add “connection” to keep "
+                f"{who} out of {conn} only", "duration [connection]"), timed)
 
         self.app.push_screen(ReasonPrompt(f"Kill session {sid[:12]} — why?",
                                           "reason (told to the user)"), reasoned)
