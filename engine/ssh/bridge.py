@@ -31,6 +31,7 @@ from engine.ssh.gate import (
     ClientData,
     ClientEof,
     Decided,
+    EchoToClient,
     Event,
     GatewayOutput,
     InputGate,
@@ -48,7 +49,7 @@ from engine.ssh.gate import (
     Wakeup,
     for_channel,
 )
-from engine.ssh.output import ChannelOutput, Out, transfers_files
+from engine.ssh.output import ChannelOutput, InputRecord, Out, transfers_files
 from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
@@ -87,6 +88,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._output: ChannelOutput | None = None  # its masking, once output comes
         self._data_channel = False  # sftp, scp, rsync: file transfer protocols
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._input: InputRecord | None = None  # the recording of data channel input
 
     # --- asyncssh: the client's channel ---------------------------------------------------
 
@@ -119,7 +121,10 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def session_started(self) -> None:
         size = self._size or (self.term[1] if self.term is not None else None)
-        self.gate = for_channel(self.kind, self.command, size[:2] if size else None)
+        settings = self.s.conn.ssh
+        strict = settings is not None and settings.interactive == "strict"
+        self.gate = for_channel(self.kind, self.command, size[:2] if size else None,
+                                strict=strict)
         for notice in self.s.notices():  # what the session said before a channel could show it
             self.tell(notice)
         self._spawn(self._start(), "channel")
@@ -328,18 +333,37 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             case SendEof():
                 if self.up is not None:
                     self._guarded(self.up.write_eof)
-            case RecordInput(data):
-                self.s.tape.add(self.number, "i", data)
+            case RecordInput(data):  # an exec's stdin: recorded masked (invariant 6)
+                if self._input is None:
+                    self._input = InputRecord(self.s.masking, self.s.masked)
+                if recorded := self._input.feed(data):
+                    self.s.tape.add(self.number, "i", recorded)
             case Judge():
                 self._spawn(self._judge(action), "line")
             case Tell(message):
                 self.tell(message)
+            case EchoToClient(data):
+                self._echo(data)
             case PauseClient():
                 self._block_client("queued", True)
             case ResumeClient():
                 self._block_client("queued", False)
             case WakeAfter(seconds):
                 self._wake = asyncio.get_running_loop().call_later(seconds, self._woken)
+
+    def _echo(self, data: bytes) -> None:
+        """The gateway's line editor draws on the client's terminal: output that masking
+        held back goes first, so that the echo lands after the prompt."""
+        chan = self.chan
+        if chan is None or self._closed:
+            return
+        if self._output is not None and self._output.held:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+            for out in self._output.flush():
+                self._emit(out)
+        self._guarded(lambda: chan.write(data))
 
     def _woken(self) -> None:
         self._wake = None
@@ -348,11 +372,13 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     async def _judge(self, line: Judge) -> None:
         """Judge and record a line (an approval may take minutes), then tell the gate."""
         try:
-            if line.unseen and self.s.judge(line.readings, lenient=True).action == "allow":
-                admission = Admission(True, 0)  # not recorded: it may well be a password
+            if line.unseen and self.s.judge(line.readings, lenient=True,
+                                            cwd=line.cwd).action == "allow":
+                admission = Admission(True, 0, cwd=line.cwd)  # not recorded: a password?
             else:
                 admission = await self.s.admit(line.text, "shell", self.tell,
-                                               readings=line.readings, lenient=line.lenient)
+                                               readings=line.readings, lenient=line.lenient,
+                                               cwd=line.cwd)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -362,7 +388,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return
         if admission.allowed and admission.seq:
             self.s.end_command(admission.seq, "ok", None, None, command="shell")
-        self._feed(Decided(admission.allowed, admission.message))
+        self._feed(Decided(admission.allowed, admission.message, admission.cwd))
 
     # --- from the target ------------------------------------------------------------------
 
@@ -411,6 +437,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self._output is not None:
             for out in self._output.flush(end=True):
                 self._emit(out)
+        if self._input is not None and (recorded := self._input.flush()):
+            self.s.tape.add(self.number, "i", recorded)
 
     def _emit(self, out: Out) -> None:
         """Output to the tape, and to the client."""

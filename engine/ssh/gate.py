@@ -18,6 +18,20 @@ What reaches the target depends on the channel (``for_channel``):
 - ``LINES`` (no terminal: ``ssh -T``, a script piped into ssh): each line is judged before the
   target sees any of it.
 
+``strict`` (``ssh.interactive: strict``) changes what a terminal does: the gateway owns the
+line. Keys go to the gateway's own line editor (``editor.py``), which echoes them; at Enter the
+whole command (continued over lines while it needs more: an open quote, a here-document) is
+judged, its echo taken off the screen, and only then is it sent to the shell, with its Enter —
+so readline bindings, macros and screen tricks have nothing to act on, and what was judged is
+what the shell got. A refused line never reaches the shell at all. A full-screen program (the
+alternate screen) gets its keys raw, and the lines typed there are not shell lines — but only
+when the line that started it names a known full-screen program (``vim``, ``less``, ``top`` …):
+anything else that turns the alternate screen on still meets the editor. Inside one, a shell
+escape (vim's ``:!cmd``, less's ``!cmd``) is judged as the command it runs, and ``:terminal``
+is refused. A line typed at a password prompt is not echoed, and is judged like a line typed
+without echo in lenient mode. The working directory is followed from the lines judged (and
+from the shell's OSC 7 report before the first line), so that relative paths can be judged.
+
 While a line waits for its echo, its verdict or the shell's answer, later input waits in the
 gate's queue, in order (nothing typed reaches the target before its line is judged:
 ARCHITECTURE.md invariant 1); above ``QUEUE_MAX`` bytes the client stops being read. After a
@@ -30,12 +44,15 @@ not be shell words at all.
 from __future__ import annotations
 
 import enum
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import unquote
 
-from engine.guardrail.commands import READS_INPUT, SHELLS, classify_command
-from engine.guardrail.shellwords import ShellParseError
+from engine.guardrail.commands import READS_INPUT, SHELLS, Cwd, classify_command
+from engine.guardrail.shellwords import ShellParseError, needs_more
+from engine.ssh.editor import Control, Echo, LineEditor, Submit
 from engine.ssh.lines import LineWatcher, continues, find_enter, spelled
 
 QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
@@ -49,6 +66,17 @@ LONGER_THAN_SCREEN = ("the line is longer than the screen, so the gateway cannot
                       "run it with exec or from a script")
 TOO_LONG = (f"the command is longer than {LINE_MAX // 1024} KiB, so the gateway cannot read it "
             "whole; put it in a script on the target and run that")
+NO_TERMINAL = "a terminal inside a full-screen program would run lines the gateway never sees"
+# Programs whose alternate screen gets raw keys in strict mode (what they run is judged).
+FULL_SCREEN = frozenset({"vi", "vim", "vim.tiny", "vim.basic", "nvim", "view", "vimdiff",
+                         "nano", "pico", "less", "more", "most", "man", "top", "htop",
+                         "btop", "atop", "iotop", "mc", "tig", "ncdu", "nmtui", "alsamixer",
+                         "mutt", "neomutt", "emacs"})
+_SECRET = re.compile(r"(?i)(password|passphrase|passcode|\bpin\b|token)[^:\n]*:\s*$")
+_OSC7 = re.compile(rb"\x1b\]7;file://[^/\x07\x1b]*(/[^\x07\x1b]*)(?:\x07|\x1b\\)")
+_SHELL_ESCAPE = re.compile(r"^\s*(?::[^!]*!|!)(?P<command>.+)$")
+_TERMINAL = re.compile(r"^\s*:\s*(?:[0-9,.$%]*\s*)?(?:ter|term|termi|termin|termina|terminal)"
+                       r"\b")
 
 
 # --- events: what the bridge tells the gate -------------------------------------------------
@@ -99,10 +127,12 @@ class Wakeup:
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """The verdict on the line of the last ``Judge``: run it or not, and why not."""
+    """The verdict on the line of the last ``Judge``: run it or not, and why not; ``cwd``:
+    where the shell may be once it ran (None: not known)."""
 
     allowed: bool
     message: str = ""
+    cwd: Cwd = None
 
 
 Event = (ClientData | ClientEof | TargetOpened | TargetOutput | GatewayOutput | Resized
@@ -139,6 +169,15 @@ class Judge:
     readings: tuple[str, ...]
     lenient: bool
     unseen: bool = False
+    cwd: Cwd = None  # the working directories the line may run in (None: not known)
+
+
+@dataclass(frozen=True, slots=True)
+class EchoToClient:
+    """Bytes for the client's terminal from the gateway's line editor (strict mode): not
+    recorded (the shell echoes the line it is sent, and that is recorded)."""
+
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +205,7 @@ class WakeAfter:
 
 
 Action = (SendToTarget | SendEof | RecordInput | Judge | Tell | PauseClient | ResumeClient
-          | WakeAfter)
+          | WakeAfter | EchoToClient)
 
 
 # --- which gate a channel gets --------------------------------------------------------------
@@ -183,25 +222,41 @@ class Mode(enum.Enum):
 
 def reads_commands(command: str, terminal: bool) -> str | None:
     """For an exec: whether its input is judged line by line, like a shell's: "shell" (strict)
-    when it starts a shell that reads commands from its input, "other" (lenient: a line that is
-    not shell words passes) for anything else that may — every program given a terminal (it
-    may be or start a shell: ``perl -e 'exec "/bin/bash"'``), and without a terminal every
-    command the gateway cannot see into (interpreter code, a script, eval). None for plain data
-    channels (scp -t, rsync --server, cat > file), whose input is bytes, not commands."""
+    when it runs something that can start a shell on its input — a shell, ``find -exec sh``,
+    awk's ``system()``, interpreter code, a script, eval, a program only known at run time —
+    "other" (lenient: a line that is not shell words passes) for anything else given a
+    terminal. None for plain data channels (scp -t, rsync --server, cat > file), whose input
+    is bytes, not commands."""
     try:
         facts = classify_command(command)
     except ShellParseError:
-        return "other" if terminal else None
-    if READS_INPUT in facts.opaque and facts.programs & SHELLS:
+        return "shell"
+    if (READS_INPUT in facts.opaque or facts.programs & SHELLS or facts.unknown_program
+            or facts.kinds & _RUNS_CODE):
         return "shell"
     if terminal or facts.opaque:
         return "other"
     return None
 
 
-def for_channel(kind: str, command: str | None, size: tuple[int, int] | None) -> InputGate:
+_RUNS_CODE = frozenset({"INTERPRETER CODE", "SCRIPT FILE", "EVAL", "COMMAND IN OPTION"})
+
+
+def full_screen_program(line: str) -> bool:
+    """Whether a line runs one known full-screen program and nothing else (``sudo vim f``)."""
+    try:
+        facts = classify_command(line)
+    except ShellParseError:
+        return False
+    return (len(facts.commands) == 1 and not facts.unseen and not facts.opaque
+            and facts.commands[0][0] in FULL_SCREEN)
+
+
+def for_channel(kind: str, command: str | None, size: tuple[int, int] | None, *,
+                strict: bool = False) -> InputGate:
     """The gate of a channel: ``kind`` as the client asked for it ("shell", "exec",
-    "subsystem"), an exec's command, the terminal's columns and rows (None: no terminal)."""
+    "subsystem"), an exec's command, the terminal's columns and rows (None: no terminal);
+    ``strict``: the connection's ``ssh.interactive`` is strict."""
     if kind == "shell":
         reads: str | None = "shell"
     elif kind == "exec" and command is not None:
@@ -212,6 +267,9 @@ def for_channel(kind: str, command: str | None, size: tuple[int, int] | None) ->
         return InputGate(Mode.PASS, record=size is None)
     if size is None:
         return InputGate(Mode.LINES, lenient=reads == "other")
+    if strict:
+        return InputGate(Mode.KEYS, size=size, strict=True, full_screen=bool(
+            kind == "exec" and command is not None and full_screen_program(command)))
     return InputGate(Mode.KEYS, size=size, lenient=reads == "other")
 
 
@@ -226,10 +284,23 @@ class InputGate:
     for, in order."""
 
     def __init__(self, mode: Mode, *, size: tuple[int, int] | None = None,
-                 lenient: bool = False, record: bool = False) -> None:
+                 lenient: bool = False, record: bool = False, strict: bool = False,
+                 full_screen: bool = False, history: list[str] | None = None) -> None:
         self.mode = mode
         self.lenient = lenient  # lines that are not shell words pass; what is not whole too
         self.record = record  # PASS: input is recorded as it goes
+        # strict: the gateway's own line editor owns the line (KEYS only)
+        self.editor = LineEditor(history) if strict and mode is Mode.KEYS else None
+        self._full_screen_ok = full_screen  # the alternate screen gets raw keys
+        self._raw_enter = False  # the Enter held is a full-screen program's, not a line's
+        self._line = ""  # strict: the command being judged
+        self._secret = False  # … typed at a password prompt
+        self._prompt = ""  # strict: what stood before the command on its row
+        self._displaced = False  # strict: output came while a line was being edited
+        self._unseen_pending = ""  # unseen lines let through though they did not parse
+        self.cwd: Cwd = None  # where the shell is, as far as the gateway can follow
+        self._follow_cwd = True  # False once CDPATH is set: a cd may go anywhere
+        self._lines_judged = 0
         self.watcher: LineWatcher | None = None
         if mode is Mode.KEYS:
             cols, rows = size or (80, 24)
@@ -267,13 +338,18 @@ class InputGate:
             case TargetOutput(data) if self.watcher is not None:
                 self.watcher.output(data)
                 self._echo_due = self._quiet = False
+                self._target_output(data)
             case GatewayOutput(data) if self.watcher is not None:
                 self.watcher.output(data)
             case Resized(cols, rows) if self.watcher is not None:
                 self.watcher.resize(cols, rows)
+                if self.editor is not None:
+                    self.editor.resize(cols)
             case Wakeup() if self._waiting in ("echo", "answer"):
                 self._wakeup()
-            case Decided(allowed, message) if self._waiting == "verdict":
+            case Decided(allowed, message, cwd) if self._waiting == "verdict":
+                if allowed:
+                    self._follow(cwd)
                 self._decided(allowed, message)
         if not self._paused and self._queued > QUEUE_MAX:
             self._paused = True
@@ -330,8 +406,146 @@ class InputGate:
 
     # --- a terminal ---------------------------------------------------------------------------
 
+    def _follow(self, cwd: Cwd) -> None:
+        """Where the shell is once a judged line ran."""
+        self._lines_judged += 1
+        self.cwd = cwd if self._follow_cwd else None
+        if "CDPATH" in self._line:
+            self._follow_cwd, self.cwd = False, None
+
+    def _target_output(self, data: bytes) -> None:
+        """The shell's OSC 7 report of its directory is believed before the first line only:
+        after that, a line's output could forge it."""
+        if self._lines_judged == 0 and b"\x1b]7;" in data:
+            for match in _OSC7.finditer(data):
+                self.cwd = frozenset({unquote(match.group(1).decode(errors="replace"))})
+        if self.editor is not None and self.editor.active and self._waiting is None:
+            self._displaced = True
+
+    # --- strict: the gateway's line editor ------------------------------------------------
+
+    def _strict_keys(self, data: bytes) -> None:
+        assert self.watcher is not None and self.editor is not None
+        editor, screen = self.editor, self.watcher.screen
+        if self.watcher.full_screen and self._full_screen_ok and not editor.active:
+            self._raw_keys(data)
+            return
+        y = min(max(screen.cursor.y, 0), screen.lines - 1)
+        x = min(screen.cursor.x, screen.columns - 1)
+        if not editor.active:
+            self._prompt = screen.display[y][:x]
+            self._secret = bool(_SECRET.search(self._prompt))
+            editor.start(x, screen.columns, secret=self._secret)
+        elif self._displaced:  # output moved the cursor: draw the line again there
+            self._echo(editor.redraw(x).data)
+        self._displaced = False
+        for out in editor.feed(data):
+            if isinstance(out, Echo):
+                self._echo(out.data)
+            elif isinstance(out, Submit):
+                self._put_back(out.rest)
+                self._submit(out.text)
+            elif isinstance(out, Control):
+                self._put_back(out.rest)
+                self._control(out)
+
+    def _echo(self, data: bytes) -> None:
+        if data:
+            assert self.watcher is not None
+            self._out.append(EchoToClient(data))
+            self.watcher.output(data)
+
+    def _submit(self, text: str) -> None:
+        """Enter: a command that needs more lines goes on; a whole one is judged."""
+        assert self.editor is not None
+        if not self._secret and (needs_more(text) or continues(text)) \
+                and len(text) <= LINE_MAX:
+            self._echo(self.editor.continue_line().data)
+            return
+        self._echo(self.editor.finish().data)
+        self._line = text
+        self._send = text.replace("\n", "\r").encode() + b"\r"
+        if self._secret:
+            readings = (text, self._unseen_pending + "\n" + text) if self._unseen_pending \
+                else (text,)
+            self._waiting = "verdict"
+            self._out.append(Judge(UNSEEN, readings, lenient=True, unseen=True, cwd=self.cwd))
+        elif not text.strip():
+            self._decided(True, "")
+        elif len(text) > LINE_MAX:
+            self._refuse(TOO_LONG)
+        else:
+            self._waiting = "verdict"
+            self._out.append(Judge(text, (text,), lenient=False, cwd=self.cwd))
+
+    def _strict_decided(self, allowed: bool, message: str) -> None:
+        assert self.editor is not None
+        self._waiting = None
+        if not allowed:
+            self._refuse(message)
+            return
+        if self._secret:
+            self._unseen_pending = _unparsed(self._line, self._unseen_pending)
+        else:
+            self._echo(self.editor.erase().data)  # the shell echoes the line it gets
+            self.editor.remember(self._line)
+            self._unseen_pending = ""
+        self._full_screen_ok = full_screen_program(self._line)
+        self._to_target(self._send)
+        self._next_line()
+
+    def _control(self, key: Control) -> None:
+        """Ctrl-C, Ctrl-D on an empty line, Ctrl-Z, Ctrl-\\: the key goes to the shell (or
+        the program it runs), with nothing of the line; Ctrl-L clears the screen."""
+        assert self.editor is not None and self.watcher is not None
+        if key.name == "clear" and self.editor.buf:
+            self._echo(b"\x1b[H\x1b[2J" + self._prompt.encode())
+            self._echo(self.editor.redraw(len(self._prompt)).data)
+            return
+        self._echo(self.editor.finish().data)
+        self._unseen_pending = ""
+        self._to_target(key.key)
+        self._next_line()
+
+    def _raw_keys(self, data: bytes) -> None:
+        """A full-screen program has the keys; an Enter waits until the screen shows what it
+        confirms, in case that is a shell escape."""
+        enter = find_enter(data)
+        if enter < 0:
+            self._to_target(data)
+            return
+        if enter:
+            self._to_target(data[:enter])
+        self._put_back(data[enter + 1:])
+        self._send = data[enter:enter + 1]
+        self._raw_enter = True
+        self._wait_for("echo")
+
+    def _raw_line(self) -> None:
+        """The row the cursor is on, at an Enter in a full-screen program: a shell escape
+        (``:!cmd``, ``!cmd``, ``:r !cmd``) is judged as the command it runs; ``:terminal`` is
+        refused; anything else is the program's own business."""
+        assert self.watcher is not None
+        screen = self.watcher.screen
+        y = min(max(screen.cursor.y, 0), screen.lines - 1)
+        row = screen.display[y].rstrip()
+        self._raw_enter = False
+        escape = _SHELL_ESCAPE.match(row)
+        if _TERMINAL.match(row):
+            self._refuse(NO_TERMINAL)
+        elif escape is not None and escape.group("command").strip():
+            command = escape.group("command").strip()
+            self._line = command
+            self._waiting = "verdict"
+            self._out.append(Judge(command, (command,), lenient=False, cwd=self.cwd))
+        else:
+            self._release()
+
     def _keys(self, data: bytes) -> None:
         """Keys go through; Enter waits for the echo, then for the verdict on the line."""
+        if self.editor is not None:
+            self._strict_keys(data)
+            return
         assert self.watcher is not None
         enter = find_enter(data)
         self.watcher.typed()
@@ -371,7 +585,9 @@ class InputGate:
             self._out.append(WakeAfter(QUIET))
             return
         waited, self._waiting = self._waiting, None
-        if waited == "echo":
+        if waited == "echo" and self._raw_enter:
+            self._raw_line()
+        elif waited == "echo":
             self._screen_line()
         else:
             self._pump()
@@ -393,7 +609,7 @@ class InputGate:
             # Keys were typed but the screen shows nothing: echo is off (a password, or
             # ``stty -echo``). What the keys spell is judged, and recorded only if refused.
             self._waiting = "verdict"
-            self._out.append(Judge(UNSEEN, (typed,), lenient=True, unseen=True))
+            self._out.append(Judge(UNSEEN, (typed,), lenient=True, unseen=True, cwd=self.cwd))
 
     # --- no terminal --------------------------------------------------------------------------
 
@@ -427,6 +643,11 @@ class InputGate:
 
     # --- judging ------------------------------------------------------------------------------
 
+    def _raw_escape(self) -> bool:
+        """The line judged is a shell escape typed in a full-screen program."""
+        return self._send in (b"\r", b"\n", b"\x0f") and self._line != "" and \
+            self.watcher is not None and self.watcher.full_screen and self._full_screen_ok
+
     def _judged(self, text: str, readings: tuple[str, ...], lenient: bool) -> None:
         """Decide what to do with one line: send it on (``_send``: its Enter or its bytes),
         have it judged, or refuse it."""
@@ -444,9 +665,13 @@ class InputGate:
             self._release()
         else:
             self._waiting = "verdict"
-            self._out.append(Judge(text, readings, lenient))
+            self._line = text
+            self._out.append(Judge(text, readings, lenient, cwd=self.cwd))
 
     def _decided(self, allowed: bool, message: str) -> None:
+        if self.editor is not None and self.mode is Mode.KEYS and not self._raw_escape():
+            self._strict_decided(allowed, message)
+            return
         self._waiting = None
         if allowed:
             self._continued = ""
@@ -471,10 +696,32 @@ class InputGate:
         holds the lines continued before it, so they stay in front of the next line. What was
         typed or sent after it is dropped, an end of input kept."""
         self._waiting = None
-        if self.mode is Mode.KEYS:
+        raw = self._raw_escape()
+        if self.editor is not None and raw:
+            self._to_target(b"\x15\x03")  # the program's command line: cleared, left
+        elif self.editor is not None:
+            self.editor.active = False  # nothing of it reached the shell
+        elif self.mode is Mode.KEYS:
             self._to_target(CTRL_C)
             self._continued = ""
         self._out.append(Tell(message))
+        if self.editor is not None and not raw:
+            self._echo(self._prompt.encode())  # the shell's prompt, as it stood
         self._queue = deque(item for item in self._queue if item is None)
         self._queued = 0
-        self._next_line()
+        if self.editor is not None and not raw:
+            self._pump()  # nothing reached the shell: it has nothing to answer
+        else:
+            self._next_line()
+
+
+def _unparsed(line: str, pending: str) -> str:
+    """What an unseen line let through adds to the text a shell may still be reading as one
+    command (an open quote over several lines): the next unseen line is also judged joined
+    to it."""
+    text = f"{pending}\n{line}" if pending else line
+    try:
+        classify_command(text)
+    except ShellParseError:
+        return text[-LINE_MAX:]
+    return ""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncssh
 
 from engine.config import Connection
+from engine.guardrail.commands import Cwd
 from engine.guardrail.guard import Judgement
 from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
@@ -52,6 +53,7 @@ class Admission:
     seq: int
     message: str = ""
     blocked: bool = False
+    cwd: Cwd = None  # where a shell may be once the line ran (None: not known)
 
 
 class AccessNotGiven(TargetUnavailable):
@@ -199,14 +201,15 @@ class SshSession:
 
     # --- commands -------------------------------------------------------------------------
 
-    def judge(self, readings: tuple[str, ...], *, lenient: bool = False) -> Judgement:
+    def judge(self, readings: tuple[str, ...], *, lenient: bool = False,
+              cwd: Cwd = None) -> Judgement:
         """The strictest verdict over every reading of a line (the first is the one shown).
         ``lenient``: a line that is not shell words (typed inside a full-screen program) is
         not refused for that alone; the other readings are guesses, so only the first one's
-        parse failure counts."""
+        parse failure counts. ``cwd``: where the line runs, for its relative paths."""
         guard = self.core.guard
         assert guard is not None
-        judgements = [guard.judge_command(r) for r in readings]
+        judgements = [guard.judge_command(r, cwd) for r in readings]
         first = judgements[0]
         counted = [first] if not (lenient and first.parse_error) else []
         counted += [j for j in judgements[1:] if not j.parse_error]
@@ -217,11 +220,14 @@ class SshSession:
 
     async def admit(self, text: str, kind: str,
                     on_held: Callable[[str], None] | None = None, *,
-                    readings: tuple[str, ...] = (), lenient: bool = False) -> Admission:
+                    readings: tuple[str, ...] = (), lenient: bool = False,
+                    cwd: Cwd = None) -> Admission:
         """Judge a command, record it, and wait for an approval when a rule asks for one.
-        Nothing reaches the target before the record is committed (invariant 1)."""
-        judgement = (self.judge(readings or (text,), lenient=lenient)
+        Nothing reaches the target before the record is committed (invariant 1). An allowed
+        line's admission says where the shell may be after it (``cwd``)."""
+        judgement = (self.judge(readings or (text,), lenient=lenient, cwd=cwd)
                      if kind != "subsystem" else None)
+        after = judgement.facts.cwd_after if judgement and judgement.facts else None
         verdict = judgement.verdict if judgement is not None else None
         action = judgement.action if judgement is not None else "allow"
         self.seq += 1
@@ -231,13 +237,13 @@ class SshSession:
         await self.ctx.recorder.committed([op])
         self.core.running(op)
         if verdict is None or action == "allow":
-            return Admission(True, seq)
+            return Admission(True, seq, cwd=after)
         if action == "block":
             hint = f" {verdict.hint}" if verdict.hint else ""
             message = f'blocked by rule "{verdict.rule}": {verdict.reason}.{hint}'
             self.end_command(seq, "blocked", None, message)
             return Admission(False, seq, message, blocked=True)
-        return await self._review(seq, text, verdict.rule, verdict.reason, on_held)
+        return await self._review(seq, text, verdict.rule, verdict.reason, on_held, after)
 
     async def refused(self, text: str, rule: str, reason: str) -> None:
         """Record something the gateway refused by its own settings, not by a rule."""
@@ -252,7 +258,8 @@ class SshSession:
         spawn(self.refused(text, "gateway", reason), name=f"ssh-refusal-{self.session_id}")
 
     async def _review(self, seq: int, text: str, rule: str | None, reason: str,
-                      on_held: Callable[[str], None] | None) -> Admission:
+                      on_held: Callable[[str], None] | None,
+                      cwd_after: Cwd = None) -> Admission:
         try:
             req, decided = await self.core.ask(text, rule, reason)
         except StoreError as exc:
@@ -267,7 +274,7 @@ class SshSession:
             self.end_command(seq, "denied", None, "the client went away while it waited")
             raise
         if outcome.status == "approved":
-            return Admission(True, seq, f"approved by {outcome.decided_by}")
+            return Admission(True, seq, f"approved by {outcome.decided_by}", cwd=cwd_after)
         why = f": {outcome.decision_reason}" if outcome.decision_reason else ""
         message = (f"denied by {outcome.decided_by}{why}" if outcome.status == "denied"
                    else f"approval request {outcome.id} {outcome.status}{why}")

@@ -28,7 +28,7 @@ import pytest
 from engine import tasks
 from engine.config import Connection, SshSettings, Upstream
 from engine.events import EventHub
-from engine.guardrail.commands import classify_command
+from engine.guardrail.commands import Cwd, classify_command
 from engine.guardrail.guard import Judgement
 from engine.guardrail.rules import Verdict
 from engine.guardrail.shellwords import ShellParseError
@@ -355,9 +355,9 @@ class Recorder:
 
 
 class RmGuard:
-    def judge_command(self, text: str) -> Judgement:
+    def judge_command(self, text: str, cwd: Cwd = None) -> Judgement:
         try:
-            blocked = "RM RECURSIVE" in classify_command(text).kinds
+            blocked = "RM RECURSIVE" in classify_command(text, cwd).kinds
         except ShellParseError:
             blocked = True
         verdict = Verdict("block" if blocked else "allow", "no-rm" if blocked else None,

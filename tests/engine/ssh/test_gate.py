@@ -139,7 +139,13 @@ def test_the_gate_does_no_io() -> None:
     ("exec", "sudo -i", None, Mode.LINES, False, False),
     ("exec", "bash --norc -i", (80, 24), Mode.KEYS, False, False),
     ("exec", "top", (80, 24), Mode.KEYS, True, False),  # any program given a terminal
-    ("exec", "python3 script.py", None, Mode.LINES, True, False),  # cannot see into it
+    ("exec", "python3 script.py", None, Mode.LINES, False, False),  # may start a shell
+    ("exec", "find /tmp -maxdepth 0 -exec sh \\;", None, Mode.LINES, False, False),
+    ("exec", "awk 'BEGIN{system(\"sh\")}'", None, Mode.LINES, False, False),
+    ("exec", "perl -e 'exec \"/bin/sh\"'", None, Mode.LINES, False, False),
+    ("exec", "xargs -I{} sh -c {}", None, Mode.LINES, False, False),
+    ("exec", "$SHELL", None, Mode.LINES, False, False),
+    ("exec", "./deploy.sh", None, Mode.LINES, False, False),
     ("exec", "cat > /tmp/f", None, Mode.PASS, False, True),  # data, recorded
     ("exec", "scp -t /tmp", None, Mode.PASS, False, True),
     ("subsystem", None, None, Mode.PASS, False, True),
@@ -467,7 +473,7 @@ def test_a_line_longer_than_line_max_is_refused_and_dropped_to_its_end(
 
 
 def test_a_line_longer_than_line_max_is_judged_as_it_stands_when_lenient() -> None:
-    data = Conversation(for_channel("exec", "python3 script.py", None))
+    data = Conversation(InputGate(Mode.LINES, lenient=True))
     data(TargetOpened())
     line = b"{" + b"1," * (LINE_MAX // 2)
     assert data.keys(line) == [judge(line.decode(), lenient=True)]
@@ -480,10 +486,14 @@ def test_an_exec_of_a_shell_has_its_input_judged() -> None:
     assert bash.keys(b"rm -rf /etc/x\n") == [judge("rm -rf /etc/x")]
 
 
-def test_an_interpreter_without_a_terminal_is_judged_leniently() -> None:
-    python = Conversation(for_channel("exec", "python3 script.py", None))
-    python(TargetOpened())
-    assert python.keys(b"print('x' \\\n") == [judge("print('x' \\", lenient=True)]
+@pytest.mark.parametrize("command", [
+    "python3 script.py", "find /tmp -maxdepth 0 -exec sh \\;", "awk 'BEGIN{system(\"sh\")}'",
+    "perl -e 'system(\"sh\")'", "xargs -I{} sh -c {}", "timeout 9 sh", "env sh -s"])
+def test_what_can_start_a_shell_has_its_input_judged_as_a_shell_s(command: str) -> None:
+    program = Conversation(for_channel("exec", command, None))
+    program(TargetOpened())
+    assert program.keys(b"rm -rf /etc/x\n") == [judge("rm -rf /etc/x")]
+    assert program.decide(False, BLOCKED) == [Tell(BLOCKED)]
 
 
 # --- data channels ---------------------------------------------------------------------------
