@@ -35,6 +35,7 @@ import io
 import json
 import re
 import struct
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ from typing import Final, NamedTuple, Protocol
 from engine.masking import binary
 from engine.masking.flow import Statement, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
+from engine.masking.masker import ValueMasker
+from engine.masking.strategies import REDACT
+from engine.masking.stream import StreamMasker
 from engine.wire import ProtocolViolation
 
 # Reasons counted in ``ResultMasker.uninspected``: data that may hold what should be masked
@@ -102,6 +106,10 @@ _NULL = _I32.pack(-1)
 _MASKED_FIELDS = frozenset(b"MDHWqstcdn")
 _STATEMENT_FIELDS = frozenset(b"MDHWqstcdn")  # what a statement reading masked columns hides
 LINEAGE_UNKNOWN = "lineage-unknown"
+LARGE_VALUE = 1 << 20  # characters: longer values are masked piece by piece, within a budget
+VALUE_BUDGET = 5.0  # seconds of masking one value may take (in a worker thread: results.py)
+VALUE_BUDGET_COUNT = "value-budget"  # a value whose rest was masked whole
+_PIECE = 1 << 14
 READS_MASKED = "reads-masked-column"  # an error of a statement that reads a masked column
 
 _NO_COPY, _COPY_TEXT, _COPY_BINARY = range(3)
@@ -235,8 +243,13 @@ class ResultMasker:
                  known_table: Callable[[int], bool] | None = None, *,
                  flow: StatementFlow | None = None,
                  lineage_rule: LineageRule | None = None) -> None:
-        self._mask = masker.mask
+        self._values = masker
+        self._mask = self._bounded if isinstance(masker, ValueMasker) else masker.mask
         self._screen = masker.screen
+        # A value this long is masked in pieces by a stream masker (which cuts only where no
+        # value can cross the cut), within ``value_budget`` seconds; what is left when the
+        # budget is spent is masked whole (counted as ``value-budget``).
+        self.value_budget = VALUE_BUDGET
         self._column_rule = column_rule
         # Lineage (column rules only): which statement each result is of, and the rule for a
         # column computed from table columns. ``missing_names``: catalog names the last
@@ -283,6 +296,31 @@ class ResultMasker:
         self._describe(None)
         self._statement_description = False
         self._copy = _NO_COPY
+
+    def _bounded(self, text: str) -> tuple[str, list[str]]:
+        masker = self._values
+        assert isinstance(masker, ValueMasker)
+        if len(text) < LARGE_VALUE:
+            return masker.mask(text)
+        stream = StreamMasker(masker)
+        data = text.encode("utf-8", "surrogateescape")
+        deadline = time.monotonic() + self.value_budget
+        out: list[bytes] = []
+        fired: list[str] = []
+        for at in range(0, len(data), _PIECE):
+            if time.monotonic() > deadline:
+                stream.flush()
+                out.append(REDACT.mask.encode())
+                fired.append(VALUE_BUDGET_COUNT)
+                break
+            out.append(stream.feed(data[at:at + _PIECE]))
+            # Give the GIL away between pieces: in a worker thread (engine.pg.results), the
+            # event loop of every other session then waits for one piece at most.
+            time.sleep(0)
+        else:
+            out.append(stream.flush())
+        fired += stream.counts.elements()
+        return b"".join(out).decode("utf-8", "surrogateescape"), fired
 
     def _describe(self, columns: tuple[ResultColumn, ...] | None) -> None:
         self.columns = columns

@@ -10,6 +10,7 @@ read) until the lookup is done: a row is never sent before the gateway knows its
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from engine.session import Session
 from engine.tasks import spawn
 
 log = logging.getLogger(__name__)
+
+OFF_LOOP = 256 * 1024  # bytes of target output masked in a worker thread rather than inline
 
 
 class ResultPath:
@@ -85,28 +88,73 @@ class ResultPath:
     def _deliver(self, out: bytes, finished: list[StatementFinished]) -> None:
         results = self.results
         if out and results is not None:
+            if len(out) >= OFF_LOOP:
+                # A large buffer (a huge value) is masked in a worker thread: other sessions
+                # go on meanwhile (ARCHITECTURE.md invariant 8). This session's later results
+                # wait behind it, in order, and the target is not read.
+                self.held, self._finished_held = bytearray(), []
+                if self.upstream is not None:
+                    self.upstream.pause_reading()
+                spawn(self._rewrite_off_loop(out, finished),
+                      f"pg session {self.session.id} masking")
+                return
             try:
                 masked, counts = results.rewrite(out)
             except ProtocolViolation as exc:
                 self._broken(exc)
                 return
-            if counts:
-                self.session.masked.update(self.keys(counts))
-            if results.stopped_at is not None:
-                self.held = bytearray(out[results.stopped_at:])
-                self._finished_held = list(finished)
-                if self.upstream is not None:
-                    self.upstream.pause_reading()
-                spawn(self._look_up(results.missing, results.missing_names),
-                      f"pg session {self.session.id} catalog")
-                if masked:
-                    self.client.write(masked)
-                return
-            out = masked
+            self._rewritten(out, finished, masked, counts)
+            return
         if finished:
             self.finish(finished)
         if out:
             self.client.write(out)
+
+    async def _rewrite_off_loop(self, out: bytes, finished: list[StatementFinished]) -> None:
+        results = self.results
+        assert results is not None
+        try:
+            masked, counts = await asyncio.to_thread(results.rewrite, out)
+        except ProtocolViolation as exc:
+            self._broken(exc)
+            return
+        except Exception:  # a bug must not leave the session hung
+            log.exception("session %s: masking failed", self.session.id)
+            self._failed("the gateway could not mask this result")
+            return
+        if self.session.ended:
+            return
+        waiting, waiting_finished = self.held, self._finished_held
+        self.held, self._finished_held = None, []
+        self._rewritten(out, finished, masked, counts)
+        if waiting:
+            self.deliver(bytes(waiting), waiting_finished)
+        elif waiting_finished:
+            self.deliver(b"", waiting_finished)
+        if self.held is None and not self.client_full and self.upstream is not None:
+            self.upstream.resume_reading()
+        self._more_input()
+
+    def _rewritten(self, out: bytes, finished: list[StatementFinished], masked: bytes,
+                   counts: Counter[tuple[str, str]]) -> None:
+        results = self.results
+        assert results is not None
+        if counts:
+            self.session.masked.update(self.keys(counts))
+        if results.stopped_at is not None:
+            self.held = bytearray(out[results.stopped_at:])
+            self._finished_held = list(finished)
+            if self.upstream is not None:
+                self.upstream.pause_reading()
+            spawn(self._look_up(results.missing, results.missing_names),
+                  f"pg session {self.session.id} catalog")
+            if masked:
+                self.client.write(masked)
+            return
+        if finished:
+            self.finish(finished)
+        if masked:
+            self.client.write(masked)
 
     async def _look_up(self, tables: frozenset[int], names: Missing | None) -> None:
         assert self.catalog is not None

@@ -40,6 +40,32 @@ class Out(NamedTuple):
     recorded: bytes  # to the tape
 
 
+class InputRecord:
+    """What the tape records of a data channel's input (an exec's stdin): masked like output
+    (ARCHITECTURE.md invariant 6). The client's bytes reach the target as they are."""
+
+    def __init__(self, masking: SessionMasking | None, counts: Counter[str]) -> None:
+        self._masking = masking
+        self._counts = counts
+        self._masker = (StreamMasker(masking.values) if ChannelOutput.masks(masking)
+                        and masking is not None and masking.values is not None else None)
+
+    def feed(self, data: bytes) -> bytes:
+        if self._masker is None:
+            return data
+        return self._counted(self._masker.feed(data))
+
+    def flush(self) -> bytes:
+        return self._counted(self._masker.flush()) if self._masker is not None else b""
+
+    def _counted(self, masked: bytes) -> bytes:
+        assert self._masker is not None and self._masking is not None
+        for detector, n in self._masker.counts.items():
+            self._counts[self._masking.count_key(detector)] += n
+        self._masker.counts.clear()
+        return masked
+
+
 class ChannelOutput:
     def __init__(self, masking: SessionMasking, counts: Counter[str], *,
                  transfer: bool = False) -> None:

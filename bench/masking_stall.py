@@ -1,0 +1,175 @@
+"""One huge masked value must not stall other sessions (issue 14, ARCHITECTURE.md invariant 8).
+
+One client pulls a 10 MB text value full of card numbers through a masking gateway, while
+another client's ``SELECT 1`` (an open connection, every 20 ms) and an SSH ``echo`` (an open
+session to ``cat``, every 20 ms) are timed through the same engine. Prints the pull's duration
+and the worst and median answer times of the others during it (aim: within 100 ms).
+
+    .venv/bin/python bench/masking_stall.py [--megabytes 10]
+
+The engine runs in its own process (as in production); the clients run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import POLICY, ROOT, Setup, free_port, target, wait_port
+from tests.sshd import start_sshd
+
+SSH_CONNECTION = """
+  - name: web
+    kind: ssh
+    listen: 127.0.0.1:{port}
+    upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
+               key_file: {client_key}, known_hosts: {known_hosts}}}
+    allow: {{groups: [bench]}}
+"""
+MASKING = """
+masking:
+  - name: personal-data
+    detect: [email, payment_card, iban, us_ssn, phone, jwt, aws_access_key, aws_secret_key,
+             private_key, secret_assignment]
+    strategy: partial
+    keep_last: 4
+"""
+
+
+def pull(dsn: str, megabytes: int, out: dict[str, float]) -> None:
+    """The pull runs in a child process: decoding 10 MB here would hold this process's GIL
+    and delay the probes, which would then measure the bench, not the gateway."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--pull", dsn, "--megabytes", str(megabytes)],
+                   check=True)
+    out["pull"] = time.perf_counter() - start
+
+
+def pull_here(dsn: str, megabytes: int) -> None:
+    count = megabytes * 1024 * 1024 // 17
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("select repeat('4111111111111111 ', %s)", (count,)).fetchone()
+    assert row is not None and len(row[0]) >= count and "4111111111111111" not in row[0]
+
+
+def probe_sql(dsn: str, stop: threading.Event, times: list[float]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select 1").fetchall()
+        while not stop.is_set():
+            start = time.perf_counter()
+            conn.execute("select 1").fetchall()
+            times.append(time.perf_counter() - start)
+            time.sleep(0.02)
+
+
+async def probe_ssh(port: int, token: str, stop: threading.Event, times: list[float]) -> None:
+    async with asyncssh.connect("127.0.0.1", port, username="bencher", password=token,
+                                known_hosts=None, client_keys=None) as conn:
+        proc = await conn.create_process("cat", encoding=None)
+        proc.stdin.write(b"warm\n")
+        await proc.stdout.readline()
+        while not stop.is_set():
+            start = time.perf_counter()
+            proc.stdin.write(b"echo\n")
+            await proc.stdout.readline()
+            times.append(time.perf_counter() - start)
+            await asyncio.sleep(0.02)
+        proc.stdin.write_eof()
+
+
+def summary(name: str, times: list[float]) -> str:
+    if not times:
+        return f"{name:<14} no answers"
+    ms = sorted(t * 1000 for t in times)
+    p95 = ms[int(len(ms) * 0.95)]
+    over = sum(t > 100 for t in ms)
+    return (f"{name:<10} n={len(ms):<4} median {statistics.median(ms):6.1f} ms   p95 {p95:6.1f} ms"
+            f"   worst {ms[-1]:6.1f} ms   over 100 ms: {over}")
+
+
+@contextlib.contextmanager
+def engine_with(setup: Setup, ssh: str) -> Iterator[None]:
+    """The bench engine (harness.POLICY) with the example masking and an SSH connection."""
+    private = setup.work / "stall"
+    private.mkdir(mode=0o700, exist_ok=True)
+    policy = private / "policies.yaml"
+    policy.write_text(POLICY.format(
+        store=private / "store.db", control=private / "control.sock",
+        durability="normal", port=setup.gateway_port, pg_port=setup.cluster.port,
+        guardrails="", masking=MASKING) + ssh)
+    env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
+                            env=env, cwd=ROOT)
+    try:
+        wait_port(setup.gateway_port)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=int, default=10)
+    parser.add_argument("--pull", help=argparse.SUPPRESS)  # the child process's DSN
+    args = parser.parse_args()
+    if args.pull:
+        pull_here(args.pull, args.megabytes)
+        return
+    work = Path(tempfile.mkdtemp(prefix="gw-stall-"))
+    sshd = start_sshd(work / "sshd")
+    try:
+        with target() as setup:
+            ssh_port = free_port()
+            ssh = SSH_CONNECTION.format(
+                port=ssh_port, sshd_port=sshd.port, sshd_user=sshd.user,
+                client_key=sshd.client_key, known_hosts=sshd.known_hosts)
+            with engine_with(setup, ssh):
+                dsn = setup.gateway_dsn()
+                for label, load in (("idle", False), ("10 MB pull", True)):
+                    stop = threading.Event()
+                    sql_times: list[float] = []
+                    ssh_times: list[float] = []
+                    result: dict[str, float] = {}
+                    threads = [threading.Thread(target=probe_sql, args=(dsn, stop, sql_times)),
+                               threading.Thread(target=asyncio.run, args=(probe_ssh(
+                                   ssh_port, setup.token, stop, ssh_times),))]
+                    for t in threads:
+                        t.start()
+                    time.sleep(0.5)
+                    sql_times.clear()
+                    ssh_times.clear()
+                    if load:
+                        pull(dsn, args.megabytes, result)
+                    else:
+                        time.sleep(2)
+                    stop.set()
+                    for t in threads:
+                        t.join()
+                    head = (f"{label}: pull of {args.megabytes} MB of card numbers took "
+                            f"{result['pull']:.2f} s" if load else f"{label}:")
+                    print(head)
+                    print("  " + summary("SELECT 1", sql_times))
+                    print("  " + summary("ssh echo", ssh_times))
+    finally:
+        sshd.stop()
+
+
+if __name__ == "__main__":
+    main()
