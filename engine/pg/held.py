@@ -3,7 +3,9 @@
 A session holds at most one statement at a time (the relay stops reading behind it). ``Held``
 records the request through the session core, tells the client that it waits, and turns the
 operator's decision, the request's expiry or the client's CancelRequest into the relay's
-``Decision``, exactly once.
+``Decision``, exactly once. A statement of the extended protocol is held at its Bind: the
+approver sees its parameters too (the preview the record keeps), since one approval covers that
+one execution.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ class Held:
 
     async def _request(self, hold: Hold) -> None:
         verdict = hold.judgement.verdict
+        text = hold.text if hold.params is None else f"{hold.text}\n-- parameters: {hold.params}"
         try:
-            req, decided = await self.session.ask(hold.text, verdict.rule, verdict.reason)
+            req, decided = await self.session.ask(text, verdict.rule, verdict.reason)
         except StoreError as exc:
             log.error("session %s: approval request not recorded: %s", self.session.id, exc)
             self._asking = False

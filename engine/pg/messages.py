@@ -2,6 +2,9 @@
 
 Every decoder raises ``ProtocolViolation`` on a body that does not have the documented layout,
 so that a malformed message ends its session with a clear error instead of a traceback.
+
+SQL text and the names of prepared statements and portals come back as bytes: the relay decodes
+text with the session's encoding, and never decodes a name (``engine.pg.encoding``).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ PARAM_PREVIEW_CHARS = 64
 PARAM_PREVIEW_COUNT = 16
 
 
-def _cstring(body: bytes, pos: int, what: str) -> tuple[str, int]:
+def _cstring(body: bytes, pos: int, what: str) -> tuple[bytes, int]:
     end = body.find(b"\x00", pos)
     if end < 0:
         raise ProtocolViolation(f"malformed {what} message: unterminated string")
-    return body[pos:end].decode("utf-8", "replace"), end + 1
+    return body[pos:end], end + 1
 
 
 def _int(body: bytes, pos: int, size: int, what: str) -> tuple[int, int]:
@@ -28,7 +31,7 @@ def _int(body: bytes, pos: int, size: int, what: str) -> tuple[int, int]:
     return int.from_bytes(body[pos:end], "big", signed=True), end
 
 
-def query_text(body: bytes) -> str:
+def query_text(body: bytes) -> bytes:
     text, end = _cstring(body, 0, "Query")
     if end != len(body):
         raise ProtocolViolation("malformed Query message: data after the query string")
@@ -37,8 +40,8 @@ def query_text(body: bytes) -> str:
 
 @dataclass(slots=True)
 class Parse:
-    name: str
-    query: str
+    name: bytes
+    query: bytes
 
 
 def parse(body: bytes) -> Parse:
@@ -52,13 +55,14 @@ def parse(body: bytes) -> Parse:
 
 @dataclass(slots=True)
 class Bind:
-    portal: str
-    statement: str
+    portal: bytes
+    statement: bytes
     params: str | None
 
 
-def bind(body: bytes) -> Bind:
-    """Bind, with a short preview of its parameters for the record (never the full values)."""
+def bind(body: bytes, codec: str = "utf-8") -> Bind:
+    """Bind, with a short preview of its parameters for the record (never the full values);
+    text parameters are shown decoded with ``codec``, the session's client encoding."""
     portal, pos = _cstring(body, 0, "Bind")
     statement, pos = _cstring(body, pos, "Bind")
     nfmt, pos = _int(body, pos, 2, "Bind")
@@ -84,7 +88,8 @@ def bind(body: bytes) -> Bind:
                 raise ProtocolViolation("malformed Bind message: truncated parameter")
             if i < PARAM_PREVIEW_COUNT:
                 fmt = formats[0] if nfmt == 1 else (formats[i] if nfmt else 0)
-                value = _preview(body[pos : min(end, pos + PARAM_PREVIEW_CHARS * 4)], size, fmt)
+                value = _preview(body[pos : min(end, pos + PARAM_PREVIEW_CHARS * 4)], size, fmt,
+                                 codec)
             pos = end
         if i < PARAM_PREVIEW_COUNT:
             previews.append(value)
@@ -96,17 +101,17 @@ def bind(body: bytes) -> Bind:
     return Bind(portal, statement, ", ".join(previews) if nparams else None)
 
 
-def _preview(raw: bytes, size: int, fmt: int) -> str:
+def _preview(raw: bytes, size: int, fmt: int, codec: str) -> str:
     if fmt == 1:
         shown = raw[: PARAM_PREVIEW_CHARS // 2].hex()
         return f"\\x{shown}{'…' if size > PARAM_PREVIEW_CHARS // 2 else ''}"
-    text = raw.decode("utf-8", "replace")
+    text = raw.decode(codec, "replace")
     if len(text) > PARAM_PREVIEW_CHARS or size > len(raw):
         text = text[:PARAM_PREVIEW_CHARS] + "…"
     return repr(text)
 
 
-def execute_portal(body: bytes) -> str:
+def execute_portal(body: bytes) -> bytes:
     portal, pos = _cstring(body, 0, "Execute")
     _, pos = _int(body, pos, 4, "Execute")
     if pos != len(body):
@@ -114,7 +119,7 @@ def execute_portal(body: bytes) -> str:
     return portal
 
 
-def describe_or_close(body: bytes, what: str) -> tuple[str, str]:
+def describe_or_close(body: bytes, what: str) -> tuple[str, bytes]:
     if not body or body[0] not in b"SP":
         raise ProtocolViolation(f"malformed {what} message: expected 'S' or 'P'")
     name, pos = _cstring(body, 1, what)

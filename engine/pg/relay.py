@@ -12,17 +12,33 @@
 
 A statement is one Query message (simple protocol; all of its statements share the record) or
 one Bind (extended protocol: Bind plans the statement, and planning can already run code; the
-Execute that follows is that statement; its text comes from the Parse that named it, judged by
-the guard at Parse). To know which response closes which statement, the relay keeps the queue of
-responses the target owes — one entry per Parse, Bind, Describe, Execute, Close, Sync and Query
-— and pops it as they arrive, following PostgreSQL's rule that after an error in the extended
-protocol everything up to the next Sync is skipped. Names of prepared statements take effect
-when the target confirms them. New SQL text waits while statements are in flight, so that it is
-judged as the server will read it. Only complete messages cross the gateway (a later filter,
-masking, can rewrite whole messages); large ones are gathered without quadratic copying.
+Execute that follows is that statement, and further Executes of its portal continue it). Its text
+comes from the Parse that named it, judged there; a statement that needs a review is held at
+each Bind, so that one approval covers exactly one execution of one portal (invariant 10).
+SQL-level PREPARE / EXECUTE / DEALLOCATE share the protocol's names (``sqlnames``): ``EXECUTE x``
+is judged as the statement ``x`` names, every time.
 
-Anything that is not valid protocol raises ``ProtocolViolation``; the connection ends that
-session with an ErrorResponse and a recorded reason.
+To know which response closes which statement, the relay keeps the queue of responses the
+target owes — one entry per Parse, Bind, Describe, Execute, Close, Sync and Query — and pops it
+as they arrive, following PostgreSQL's rule that after an error in the extended protocol
+everything up to the next Sync is skipped. Names (kept as bytes, ``encoding``) change when the
+target confirms it; until then a message that depends on an earlier segment's change waits for
+its answer (``names``).
+
+How the server reads SQL text depends on settings a statement may change without the gateway
+seeing it (a function calling set_config): ``standard_conforming_strings`` and
+``client_encoding``, which the server reports only at the next ReadyForQuery. Any statement may
+(views, triggers, rules, defaults and operators run functions nobody named), so after one, new
+text is judged only once that ReadyForQuery has come — unless it reads the same under any
+setting (ASCII without a backslash, nearly all SQL: it goes on at once). When no ReadyForQuery
+can come first (no Sync or Query sent since), such text is refused. A multi-statement Query needs
+nothing more: PostgreSQL reads the whole string before running any of it. Text is decoded with
+the session's client encoding.
+
+Only complete messages cross the gateway (a later filter, masking, can rewrite whole messages);
+large ones are gathered without quadratic copying. Anything that is not valid protocol raises
+``ProtocolViolation``; the connection ends that session with an ErrorResponse and a recorded
+reason.
 """
 
 from __future__ import annotations
@@ -36,6 +52,9 @@ from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.pg import codec, messages
 from engine.pg.codec import ProtocolViolation, check_length
+from engine.pg.encoding import SessionEncoding, reads_the_same
+from engine.pg.names import ALL, Change, Names
+from engine.pg.sqlnames import NameUse, name_uses
 
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
@@ -49,11 +68,15 @@ _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _I
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
-_FLUSH = b"H\x00\x00\x00\x04"
 _WAITING_LIMIT = 16 * 1024 * 1024
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
+_EXECUTE_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
 
 SKIPPED = "not executed: an earlier message of the pipeline failed"
+_UNSETTLED = ("it was sent behind a statement that may have changed how the server reads SQL "
+              "(standard_conforming_strings or client_encoding), without a Sync in between, and "
+              "it contains a backslash or non-ASCII characters: the gateway cannot know how the "
+              "server will read it")
 
 
 @dataclass(slots=True)
@@ -75,6 +98,7 @@ class Hold:
     text: str
     protocol: str
     judgement: Judgement
+    params: str | None = None  # a Bind's parameters (preview), shown to the approver
 
 
 @dataclass(slots=True)
@@ -106,10 +130,35 @@ class StatementFinished:
     finished: float
 
 
+_Judged = tuple[str, str | None, str | None]  # verdict, rule, approval id
+_ALLOWED: _Judged = ("allow", None, None)
+
+
+class _Statement:
+    """A prepared statement as the gateway read it: what its name runs."""
+
+    __slots__ = ("judgement", "text", "uses")
+
+    def __init__(self, text: str, judgement: Judgement | None,
+                 uses: tuple[NameUse, ...] = ()) -> None:
+        self.text = text
+        self.judgement = judgement  # None without a guard
+        self.uses = uses  # what it does with names when it runs (EXECUTE x, PREPARE y …)
+
+
+class _Use(NamedTuple):
+    """One statement's use of names, resolved (``PgRelay._plan``)."""
+
+    use: NameUse
+    key: bytes | None  # the name it prepares, deallocates, declares or closes
+    executed: list[tuple[str, _Statement | None]]  # what each EXECUTE in it runs
+    prepared: _Statement | None  # what PREPARE gives the name
+
+
 class _Open:
     """A statement that has been forwarded and not yet answered."""
 
-    __slots__ = ("closed", "command", "error", "rows", "seq", "sqlstate")
+    __slots__ = ("bound", "closed", "command", "error", "ops", "rows", "seq", "sqlstate")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
@@ -118,6 +167,9 @@ class _Open:
         self.command: str | None = None
         self.sqlstate: str | None = None
         self.error: str | None = None
+        self.bound: Change[_Portal] | None = None  # the portal its Bind makes
+        # Name changes of its SQL (PREPARE, DEALLOCATE …), confirmed by their command tags.
+        self.ops: list[tuple[Names[Any], Change[Any]]] | None = None
 
     def finish(self, status: str | None = None) -> StatementFinished:
         self.closed = True
@@ -129,8 +181,16 @@ class _Open:
         )
 
 
-_Judged = tuple[str, str | None, str | None]  # verdict, rule, approval id
-_ALLOWED: _Judged = ("allow", None, None)
+class _Portal:
+    """A portal a Bind made: one execution of a statement, approved (or not) as a whole."""
+
+    __slots__ = ("executes", "judged", "params", "record", "statement")
+
+    def __init__(self, statement: _Statement, params: str | None, record: _Open,
+                 judged: _Judged, executes: list[_Statement | None]) -> None:
+        self.statement, self.params, self.record, self.judged = (
+            statement, params, record, judged)
+        self.executes = executes  # what its EXECUTEs named when it was judged
 
 
 class _Incoming:
@@ -165,16 +225,6 @@ class _Incoming:
             self.chunks, self.size, self.need = [], 0, 0
 
 
-class _Prepared:
-    """A prepared statement as the gateway judged it."""
-
-    __slots__ = ("executed", "judged", "name", "text")
-
-    def __init__(self, name: str, text: str, judged: _Judged) -> None:
-        self.name, self.text, self.judged = name, text, judged
-        self.executed = False
-
-
 def _blocked(judgement: Judgement) -> bytes:
     """The ErrorResponse for a statement the guard blocks (or cannot parse)."""
     if judgement.parse_error is not None:
@@ -189,6 +239,15 @@ def _blocked(judgement: Judgement) -> bytes:
     )
 
 
+def _refusal(text: str, reason: str, hint: str | None = None) -> Judgement:
+    verdict = Verdict("block", reading.RULE, reason, text, hint)
+    return Judgement("block", verdict, (verdict,))
+
+
+def _executed(plan: list[_Use]) -> list[_Statement | None]:
+    return [statement for step in plan for _, statement in step.executed]
+
+
 def _unknown_frontend(tag: int) -> NoReturn:
     shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
     raise ProtocolViolation(f"invalid frontend message type {shown}")
@@ -201,23 +260,27 @@ class PgRelay:
         self.transaction_status = b"I"
         self.statements = 0
         self.terminated = False  # the client sent Terminate
+        self.encoding = SessionEncoding()
         self._client_in = _Incoming()
         self._server_in = _Incoming()
         self._owed: deque[tuple[int, Any]] = deque()
-        # Statement and portal names → text and how the statement was judged at Parse.
-        # A name is live once the target confirmed it (ParseComplete, CloseComplete): a Parse
-        # the target refuses must not change what a later Bind is recorded and judged as.
-        self._prepared: dict[str, _Prepared] = {}
-        self._parsing: dict[str, _Prepared] = {}  # sent, not yet confirmed (latest per name)
-        self._portals: dict[str, tuple[_Prepared, str | None, _Open]] = {}
+        self._statements: Names[_Statement] = Names()
+        self._portals: Names[_Portal] = Names()
         self._bound: dict[int, _Open] = {}  # records of Binds whose Execute has not come
-        self._discarding = False  # after a refused Parse: drop messages until Sync
+        self._discarding = False  # after a refused message: drop messages until Sync
         self._holding = False
         self._decision: Decision | None = None
+        self._held: tuple[str, str] | None = None  # text and reason the decision is about
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
-        self._running = 0  # statements (Query, Execute) sent and not yet answered
-        self._deferred = False  # new SQL text waits until they are answered
-        self.wants_input = False  # set when deferred input may go on (see server_data)
+        # Segments: each Sync and Query sent is a mark, answered by a ReadyForQuery (or skipped
+        # after an error). A message sent now belongs to the segment of mark ``_sent + 1``.
+        self._sent = 0
+        self._done = 0  # marks answered or skipped
+        self._reported = 0  # the last mark answered by a ReadyForQuery (settings reported)
+        self._unsettled = 0  # the settings that shape reading are known once it is reported
+        self._skipping = False  # the target skips what comes until the next Sync (an error)
+        self._wait = 0  # the message at hand waits until this mark is done
+        self.wants_input = False  # set when waiting input may go on (see server_data)
         # Column masking: right before each Execute the gateway sends a Describe of the portal
         # itself, so that the columns of the rows that follow are known even when the client
         # did not ask (drivers that cached a prepared statement's description do not), for
@@ -229,6 +292,7 @@ class PgRelay:
         # Per client_data call:
         self._out: list[bytes] = []
         self._reply: list[bytes] = []
+        self._started: list[StatementStarted] = []
         self._finished: list[StatementFinished] = []
         self._hold: Hold | None = None
 
@@ -238,8 +302,9 @@ class PgRelay:
         buf = self._client_in.take(data)
         started: list[StatementStarted] = []
         self._out, self._reply, self._finished, self._hold = [], [], [], None
+        self._started = started
         self.wants_input = False
-        waiting = self._holding or (self._deferred and self._running)
+        waiting = self._holding or self._wait > self._done
         if buf is None:  # the rest of a large message is still on its way
             if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
@@ -253,7 +318,7 @@ class PgRelay:
                                         sqlstate="54000")
             self._client_in.keep(buf, 0)
             return ClientOutcome(b"", started, [], b"", None)
-        self._deferred = False
+        self._wait = 0
         n = len(buf)
         pos = 0
         need = 0  # length of a message that has begun but not fully arrived
@@ -272,24 +337,13 @@ class PgRelay:
             if end > n:
                 need = end - pos
                 break
-            if tag in (81, 80) and self._running and self.guard is not None and (
-                    not self._discarding):
-                # New SQL text waits until the statements before it are answered: one of them
-                # could change how the server reads SQL (standard_conforming_strings, say),
-                # and the guard must judge this text as the server will read it. A Flush
-                # makes the target send what it owes even when the client has not synced.
-                self._deferred = True
-                self._out.append(buf[run:pos])
-                self._out.append(_FLUSH)
-                run = pos
-                break
             if self._discarding and tag != 83:  # not Sync: PostgreSQL would skip it too
                 keep = False
             elif tag in _FRONTEND_PASS:
                 keep = True
             else:
-                keep = self._frontend(tag, buf[pos + 5 : end], started)
-                if self._hold is not None:  # stop here; resume after the decision
+                keep = self._frontend(tag, buf[pos + 5 : end])
+                if self._hold is not None or self._wait:  # resume here later
                     break
                 if self._inject_before is not None:  # the gateway's Describe, then Execute
                     self._out.append(buf[run:pos])
@@ -316,143 +370,41 @@ class PgRelay:
 
     def parameter_status(self, name: str, value: str) -> None:
         """The target reports a setting (at login and whenever it changes)."""
-        why = reading.unsafe_state(name, value)
+        self.encoding.report(name, value)
+        why = reading.unsafe_state(name, value) or (
+            self.encoding.unreadable if name == "client_encoding" else None)
         if why is not None and self.unreadable is None:
             self.unreadable = why
 
-    def _judge(self, text: str, protocol: str) -> tuple[str, _Judged, bytes]:
-        """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
-        about to be sent."""
-        decision, self._decision = self._decision, None
-        if self.guard is None:
-            return "allow", _ALLOWED, b""
-        if self.unreadable is not None:
-            verdict = Verdict("block", reading.RULE, f"{self.unreadable}, so the gateway "
-                              "cannot read SQL as the server does", text)
-            return "refuse", ("block", reading.RULE, None), _blocked(
-                Judgement("block", verdict, (verdict,)))
-        judgement = self.guard.judge(text)
-        action = judgement.action
-        if action == "allow":
-            return "allow", ("allow", judgement.rule, None), b""
-        if action == "block":
-            return "refuse", ("block", judgement.rule, None), _blocked(judgement)
-        if decision is None:
-            self._holding = True
-            self._hold = Hold(text, protocol, judgement)
-            return "hold", ("review", judgement.rule, None), b""
-        if decision.approved:
-            return "allow", ("approved", judgement.rule, decision.approval), b""
-        return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
-            decision.message, decision.sqlstate, hint="The statement was not run.")
-
-    def _refuse(self, text: str, protocol: str, judged: _Judged, error: bytes,
-                started: list[StatementStarted], *, simple: bool) -> None:
-        """Answer a statement the gateway will not send: record it and queue its error."""
-        record = self._start(text, protocol, None, started, judged)
-        fields = messages.error_fields(error[5:])
-        record.sqlstate, record.error = fields.get("C"), fields.get("M")
-        self._finished.append(record.finish("blocked" if judged[0] == "block" else "denied"))
-        if self._owed:
-            self._owed.append((_INJECT, (error, simple)))
-        else:
-            self._reply.append(error + (codec.ready_for_query(self.transaction_status)
-                                        if simple else b""))
-
-    def _frontend(self, tag: int, body: bytes, started: list[StatementStarted]) -> bool:
-        """Handle one message; False when it must not be forwarded."""
-        owed = self._owed
+    def _frontend(self, tag: int, body: bytes) -> bool:
+        """Handle one message; False when it must not be forwarded. A handler that waits (an
+        approval, or the answer to an earlier segment) sets ``_hold`` or ``_wait`` before
+        anything else, and the message is handled again from the start when it may go on."""
         if tag == 81:  # 'Q'
-            text = messages.query_text(body)
-            action, judged, error = self._judge(text, "simple")
-            if action == "hold":
-                return False
-            if action == "refuse":
-                self._refuse(text, "simple", judged, error, started, simple=True)
-                return False
-            record = self._start(text, "simple", None, started, judged)
-            owed.append((_SIMPLE, record))
-            self._running += 1
-        elif tag == 66:  # 'B'
-            bind = messages.bind(body)
-            prepared = self._parsing.get(bind.statement) or self._prepared.get(bind.statement)
-            error = None
-            if prepared is None:  # fail closed: never run what the gateway did not judge
-                error = codec.error_response(
-                    f'prepared statement "{bind.statement}" does not exist', "26000",
-                    hint="Statements prepared with SQL PREPARE run with SQL EXECUTE through "
-                    "the gateway.")
-            elif prepared.judged[0] == "approved" and prepared.executed:
-                error = codec.error_response(
-                    f"approval {prepared.judged[2]} covered one execution of this statement",
-                    "42501", hint="Send it again to ask for a new approval.")
-            if error is not None:
-                text = prepared.text if prepared else f"-- Bind of {bind.statement!r}"
-                judged = prepared.judged if prepared else ("block", None, None)
-                self._refuse(text, "extended", ("block", judged[1], judged[2]), error, started,
-                             simple=False)
-                self._discarding = True
-                return False
-            assert prepared is not None
-            # The record is made here, not at Execute: Bind plans the statement, and planning
-            # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
-            # reach the target before its record is committed (invariant 1).
-            record = self._start(prepared.text, "extended", bind.params, started,
-                                 prepared.judged)
-            self._bound[record.seq] = record
-            self._portals[bind.portal] = (prepared, bind.params, record)
-            owed.append((_BIND, record))
-        elif tag == 69:  # 'E'
-            portal = messages.execute_portal(body)
-            found = self._portals.get(portal)
-            if found is None:
-                prepared = _Prepared("", f"-- unknown portal {portal!r}", _ALLOWED)
-                params, bound = None, None
-            else:
-                prepared, params, bound = found
-            prepared.executed = True
-            if bound is not None and self._bound.pop(bound.seq, None) is bound:
-                record = bound  # the Bind's record: this is its execution
-            else:  # a portal executed again (after PortalSuspended), or unknown
-                record = self._start(prepared.text, "extended", params, started,
-                                     prepared.judged)
-            if self.describe_portals:
-                self._inject_before = codec.message(b"D", b"P" + codec.cstr(portal))
-                owed.append((_DESCRIBE, _GATEWAY))
-            owed.append((_EXECUTE, record))
-            self._running += 1
-        elif tag == 83:  # 'S'
+            return self._query(body)
+        if tag == 66:  # 'B'
+            return self._bind(body)
+        if tag == 69:  # 'E'
+            return self._execute(body)
+        if tag == 83:  # 'S'
             if body:
                 raise ProtocolViolation("malformed Sync message: unexpected body")
-            self._discarding = False
-            owed.append((_SYNC, None))
+            self._discarding = self._skipping = False
+            self._sent += 1
+            self._owed.append((_SYNC, None))
         elif tag == 80:  # 'P'
-            parsed = messages.parse(body)
-            action, judged, error = self._judge(parsed.query, "extended")
-            if action == "hold":
-                return False
-            if action == "refuse":
-                self._refuse(parsed.query, "extended", judged, error, started, simple=False)
-                self._discarding = True  # as PostgreSQL after an error: skip to Sync
-                return False
-            if parsed.name and (parsed.name in self._prepared or parsed.name in self._parsing):
-                # PostgreSQL refuses this too (42P05); answering it here keeps the gateway's
-                # idea of what the name means the same as the target's.
-                self._refuse(parsed.query, "extended", ("block", None, None),
-                             codec.error_response(f'prepared statement "{parsed.name}" '
-                                                  "already exists", "42P05"),
-                             started, simple=False)
-                self._discarding = True
-                return False
-            entry = _Prepared(parsed.name, parsed.query, judged)
-            self._parsing[parsed.name] = entry
-            owed.append((_PARSE, entry))
+            return self._parse(body)
         elif tag == 68:  # 'D'
             messages.describe_or_close(body, "Describe")
-            owed.append((_DESCRIBE, None))
+            self._owed.append((_DESCRIBE, None))
         elif tag == 67:  # 'C'
-            kind, name = messages.describe_or_close(body, "Close")
-            owed.append((_CLOSE, (kind, name)))
+            kind, raw = messages.describe_or_close(body, "Close")
+            key = self.encoding.name(raw)
+            change: tuple[Names[Any], Change[Any]] | None = None
+            if key is not None:  # else the target cannot convert it either, and fails
+                names: Names[Any] = self._statements if kind == "S" else self._portals
+                change = (names, names.change(key, None, self._sent + 1))
+            self._owed.append((_CLOSE, change))
         elif tag == 88:  # 'X'
             self.terminated = True
         elif tag == 70:  # 'F'
@@ -463,13 +415,336 @@ class PgRelay:
             _unknown_frontend(tag)
         return True
 
-    def _start(
-        self, text: str, protocol: str, params: str | None, started: list[StatementStarted],
-        judged: _Judged = _ALLOWED,
-    ) -> _Open:
+    def _query(self, body: bytes) -> bool:
+        text = self._text(messages.query_text(body), "simple")
+        if text is None:
+            return False
+        uses = name_uses(text)
+        mark = self._sent + 1
+        plan = self._plan(uses, mark) if uses else None
+        if self._wait:
+            return False
+        judgement = None
+        if self.guard is not None and plan:
+            judgement = self._with_executed(self._judge_text(text), plan, mark, 0)
+            if self._wait:
+                return False
+        action, judged, error = self._decide(text, "simple", judgement)
+        if action == "hold":
+            return False
+        if action == "refuse":
+            self._refuse(text, "simple", judged, error, simple=True)
+            return False
+        record = self._start(text, "simple", None, judged)
+        if self._skipping:  # an error before it and no Sync since: the target skips it
+            self._finished.append(record.finish("skipped"))
+            return True
+        self._sent = mark
+        self._unsettled = mark
+        if plan:
+            record.ops = self._changes(plan, mark)
+        self._owed.append((_SIMPLE, record))
+        return True
+
+    def _parse(self, body: bytes) -> bool:
+        parsed = messages.parse(body)
+        key = self.encoding.name(parsed.name)
+        if key is None:
+            self._refuse_extended(self.encoding.show(parsed.query), codec.error_response(
+                "the prepared statement's name is not valid in the session's client encoding",
+                "22021"))
+            return False
+        mark = self._sent + 1
+        existing = None
+        if key:  # a name in use is refused; unless that is not known yet: the target decides
+            existing, _ = self._statements.lookup(key, mark, strict=True)
+        text = self._text(parsed.query, "extended")
+        if text is None:
+            return False
+        judgement = self._judge_text(text) if self.guard is not None else None
+        if judgement is not None and judgement.action == "block":
+            self._refuse(text, "extended", ("block", judgement.rule, None),
+                         _blocked(judgement), simple=False)
+            self._discarding = True  # as PostgreSQL after an error: skip to Sync
+            return False
+        if existing is not None:
+            # PostgreSQL refuses this too (42P05); answering it here keeps the gateway's
+            # idea of what the name means the same as the target's.
+            self._refuse_extended(text, codec.error_response(
+                f'prepared statement "{self.encoding.show(parsed.name)}" already exists',
+                "42P05"))
+            return False
+        # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
+        entry = _Statement(text, judgement, name_uses(text))
+        self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
+        return True
+
+    def _bind(self, body: bytes) -> bool:
+        bind = messages.bind(body, self.encoding.codec)
+        key = self.encoding.name(bind.statement)
+        portal = self.encoding.name(bind.portal)
+        mark = self._sent + 1
+        statement = None
+        if key is not None and portal is not None:
+            statement, wait = self._statements.lookup(key, mark)
+            if wait:
+                self._wait = wait
+                return False
+        if statement is None:  # fail closed: never run what the gateway did not judge
+            shown = self.encoding.show(bind.statement)
+            self._refuse(f"-- Bind of {shown!r}", "extended", ("block", None, None),
+                         codec.error_response(f'prepared statement "{shown}" does not exist',
+                                              "26000"), simple=False)
+            self._discarding = True
+            return False
+        judgement = statement.judgement
+        executes: list[_Statement | None] = []
+        if statement.uses:
+            plan = self._plan(statement.uses, mark)
+            if self._wait:
+                return False
+            executes = _executed(plan)
+            if judgement is not None:
+                judgement = self._with_executed(judgement, plan, mark, 0)
+                if self._wait:
+                    return False
+        action, judged, error = self._decide(statement.text, "extended", judgement,
+                                             bind.params)
+        if action == "hold":
+            return False
+        if action == "refuse":
+            self._refuse(statement.text, "extended", judged, error, simple=False)
+            self._discarding = True
+            return False
+        assert portal is not None
+        # The record is made here, not at Execute: Bind plans the statement, and planning
+        # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
+        # reach the target before its record is committed (invariant 1).
+        record = self._start(statement.text, "extended", bind.params, judged)
+        self._bound[record.seq] = record
+        record.bound = self._portals.change(
+            portal, _Portal(statement, bind.params, record, judged, executes), mark)
+        self._owed.append((_BIND, record))
+        self._unsettled = mark
+        return True
+
+    def _execute(self, body: bytes) -> bool:
+        raw = messages.execute_portal(body)
+        key = self.encoding.name(raw)
+        mark = self._sent + 1
+        portal = None
+        if key is not None:
+            portal, wait = self._portals.lookup(key, mark)
+            if wait:
+                self._wait = wait
+                return False
+        if portal is None:  # a cursor of SQL DECLARE (judged there), or nothing at all
+            record = self._start(f"-- unknown portal {self.encoding.show(raw)!r}",
+                                 "extended", None)
+        elif portal.record.seq in self._bound:
+            record = portal.record  # the Bind's record: this is its execution
+            uses = portal.statement.uses
+            if uses:
+                # EXECUTE x finds x when it runs, not when it is bound: it must still name
+                # what was judged (and approved) at the Bind.
+                plan = self._plan(uses, mark)
+                if self._wait:
+                    return False
+                if any(a is not b for a, b in zip(_executed(plan), portal.executes,
+                                                  strict=True)):
+                    self._refuse_extended(portal.statement.text, codec.error_response(
+                        "a prepared statement this portal executes was replaced after it was "
+                        "bound", "42501", hint="Bind it again."))
+                    return False
+                record.ops = self._changes(plan, mark)
+            del self._bound[record.seq]
+        else:  # the same execution goes on (after PortalSuspended)
+            record = self._start(portal.statement.text, "extended", portal.params,
+                                 portal.judged)
+        if self.describe_portals:
+            self._inject_before = codec.message(b"D", b"P" + raw + b"\x00")
+            self._owed.append((_DESCRIBE, _GATEWAY))
+        self._owed.append((_EXECUTE, record))
+        self._unsettled = mark
+        return True
+
+    # --- reading and judging --------------------------------------------------------------
+
+    def _text(self, raw: bytes, protocol: str) -> str | None:
+        """SQL text as the server will read it, or None: waiting (``_wait``) or refused."""
+        if self._unsettled > self._reported and self.guard is not None and (
+                not self._skipping and not reads_the_same(raw)):
+            if self._unsettled <= self._sent and self._sent > self._done:
+                self._wait = self._done + 1  # an answer will come first: look again then
+                return None
+            # The statement is in the segment still open: no ReadyForQuery comes before the
+            # server reads this text.
+            shown = self.encoding.show(raw)
+            judgement = _refusal(shown, _UNSETTLED, "Send a Sync (or wait for the results) "
+                                 "before this statement.")
+            self._refuse(shown, protocol, ("block", reading.RULE, None), _blocked(judgement),
+                         simple=protocol == "simple")
+            self._discarding = protocol != "simple"
+            return None
+        text = self.encoding.decode(raw)
+        if text is None:
+            if self.guard is None:
+                return self.encoding.show(raw)  # the target will refuse it
+            shown = self.encoding.show(raw)
+            self._refuse(shown, protocol, ("block", None, None), codec.error_response(
+                f'invalid byte sequence for encoding "{self.encoding.client}"', "22021"),
+                simple=protocol == "simple")
+            self._discarding = protocol != "simple"
+        return text
+
+    def _judge_text(self, text: str) -> Judgement:
+        assert self.guard is not None
+        if self.unreadable is not None:
+            return _refusal(text, f"{self.unreadable}, so the gateway cannot read SQL as the "
+                            "server does")
+        return self.guard.judge(text)
+
+    def _plan(self, uses: tuple[NameUse, ...], mark: int) -> list[_Use]:
+        """For each statement that uses names: the name it changes, as the target holds it,
+        and what each EXECUTE in it runs, given the statements before it in the same text (all
+        one segment: if one fails, the rest does not run). Sets ``_wait`` when a name is not
+        known until an earlier segment is answered."""
+        local: dict[bytes, _Statement | None] = {}
+        cleared = False  # DEALLOCATE ALL earlier in the text
+        plan = []
+        for use in uses:
+            executed: list[tuple[str, _Statement | None]] = []
+            for name in use.executes:
+                key = self.encoding.sql_name(name)
+                statement = None
+                if key is not None:
+                    if key in local or cleared:
+                        statement = local.get(key)
+                    else:
+                        statement, pending = self._statements.lookup(key, mark)
+                        if pending:
+                            self._wait = pending
+                            return []
+                executed.append((name, statement))
+            changed = use.prepare or use.deallocate or use.cursor
+            key = self.encoding.sql_name(changed) if changed is not None else None
+            prepared = None
+            if use.prepare is not None:
+                judgement = self.guard.judge(use.body) if self.guard is not None else None
+                prepared = _Statement(use.body, judgement)
+                if key is not None:
+                    local[key] = prepared
+            elif use.deallocate is not None or use.deallocate_all:
+                if key is None:
+                    cleared = True
+                    local.clear()
+                else:
+                    local[key] = None
+            plan.append(_Use(use, key, executed, prepared))
+        return plan
+
+    def _with_executed(self, judgement: Judgement, plan: list[_Use], mark: int,
+                       depth: int) -> Judgement:
+        """``judgement`` made as strict as what the EXECUTEs in ``plan`` run."""
+        assert self.guard is not None
+        decisive = judgement.verdict
+        verdicts = list(judgement.statements)
+        fallback = self.guard.settings.fallback
+        for step in plan:
+            for name, statement in step.executed:
+                if statement is None or statement.judgement is None:
+                    verdict = Verdict(fallback, "fallback", f"EXECUTE {name}: the gateway does "
+                                      "not know this prepared statement, so it cannot judge "
+                                      "what it runs", f"EXECUTE {name}")
+                elif depth >= _EXECUTE_DEPTH or any(u.tag for u in statement.uses):
+                    verdict = Verdict(fallback, "fallback", f"EXECUTE {name} runs "
+                                      f"“{statement.text}”, which the gateway does not follow",
+                                      statement.text)
+                else:
+                    inner = statement.judgement
+                    if statement.uses:
+                        inner = self._with_executed(
+                            inner, self._plan(statement.uses, mark), mark, depth + 1)
+                        if self._wait:
+                            return judgement
+                    v = inner.verdict
+                    verdict = Verdict(v.action, v.rule, f"EXECUTE {name} runs "
+                                      f"“{statement.text}”: {v.reason}", statement.text, v.hint)
+                verdicts.append(verdict)
+                if verdict.severity > decisive.severity:
+                    decisive = verdict
+        if decisive is judgement.verdict and len(verdicts) == len(judgement.statements):
+            return judgement
+        return Judgement(decisive.action, decisive, tuple(verdicts), parse_error=(
+            judgement.parse_error if decisive is judgement.verdict else None))
+
+    def _changes(self, plan: list[_Use], mark: int,
+                 ) -> list[tuple[Names[Any], Change[Any]]] | None:
+        """The pending name changes of a statement's SQL, confirmed by their command tags
+        (``_complete``) in the order the statements run."""
+        ops: list[tuple[Names[Any], Change[Any]]] = []
+        for use, key, _, prepared in plan:
+            tag = use.tag
+            if not tag or (use.prepare is not None and key is None):
+                continue  # a name not followed: an EXECUTE of it is unknown, a Bind refused
+            names: Names[Any] = self._portals if use.cursor is not None or use.close else (
+                self._statements)
+            if key is None or use.deallocate_all or (use.close and use.cursor is None):
+                key = ALL
+            ops.append((names, names.change(key, prepared, mark, tag)))
+        return ops or None
+
+    def _decide(self, text: str, protocol: str, judgement: Judgement | None,
+                params: str | None = None) -> tuple[str, _Judged, bytes]:
+        """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
+        about to be sent."""
+        decision, self._decision = self._decision, None
+        if self.guard is None:
+            return "allow", _ALLOWED, b""
+        if judgement is None:
+            judgement = self._judge_text(text)
+        elif self.unreadable is not None:
+            judgement = self._judge_text(text)
+        action = judgement.action
+        if action == "allow":
+            return "allow", ("allow", judgement.rule, None), b""
+        if action == "block":
+            return "refuse", ("block", judgement.rule, None), _blocked(judgement)
+        about = (text, judgement.verdict.reason)
+        if decision is None or self._held != about:  # a decision is about what was shown
+            self._holding = True
+            self._held = about
+            self._hold = Hold(text, protocol, judgement, params)
+            return "hold", ("review", judgement.rule, None), b""
+        self._held = None
+        if decision.approved:
+            return "allow", ("approved", judgement.rule, decision.approval), b""
+        return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
+            decision.message, decision.sqlstate, hint="The statement was not run.")
+
+    def _refuse(self, text: str, protocol: str, judged: _Judged, error: bytes, *,
+                simple: bool) -> None:
+        """Answer a statement the gateway will not send: record it and queue its error."""
+        record = self._start(text, protocol, None, judged)
+        fields = messages.error_fields(error[5:])
+        record.sqlstate, record.error = fields.get("C"), fields.get("M")
+        self._finished.append(record.finish("blocked" if judged[0] == "block" else "denied"))
+        if self._owed:
+            self._owed.append((_INJECT, (error, simple)))
+        else:
+            self._reply.append(error + (codec.ready_for_query(self.transaction_status)
+                                        if simple else b""))
+
+    def _refuse_extended(self, text: str, error: bytes) -> None:
+        self._refuse(text, "extended", ("block", None, None), error, simple=False)
+        self._discarding = True
+
+    def _start(self, text: str, protocol: str, params: str | None,
+               judged: _Judged = _ALLOWED) -> _Open:
         self.statements += 1
         seq = self.statements
-        started.append(StatementStarted(seq, text, protocol, params, time.time(), *judged))
+        self._started.append(StatementStarted(seq, text, protocol, params, time.time(),
+                                              *judged))
         return _Open(seq)
 
     # --- backend --------------------------------------------------------------------------
@@ -508,9 +783,9 @@ class PgRelay:
                 self._error(buf[pos + 5 : end], finished)
             elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
                 if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
-                    self._confirmed(*self._pop())
+                    self._confirmed(*owed.popleft())
             elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
-                if owed and owed[0][0] == _DESCRIBE and self._pop()[1] is _GATEWAY:
+                if owed and owed[0][0] == _DESCRIBE and owed.popleft()[1] is _GATEWAY:
                     # The answer to the gateway's own Describe: re-tagged for the masker.
                     if pieces is None:
                         pieces = []
@@ -522,9 +797,7 @@ class PgRelay:
                 self._parameter(buf[pos + 5 : end])
             elif tag in (73, 115):  # 'I' EmptyQueryResponse, 's' PortalSuspended
                 if owed and owed[0][0] == _EXECUTE:
-                    _, record = self._pop()
-                    if record is not None:
-                        self._close(record, finished)
+                    self._close(owed.popleft()[1], finished)
             elif tag not in _BACKEND_KNOWN:
                 shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
                 raise ProtocolViolation(f"the target sent an invalid message type {shown}")
@@ -535,12 +808,12 @@ class PgRelay:
                 pieces.append(buf[run:pos])
                 run = pos
                 while owed and owed[0][0] == _INJECT:
-                    error, simple = self._pop()[1]
+                    error, simple = owed.popleft()[1]
                     pieces.append(error)
                     if simple:
                         pieces.append(codec.ready_for_query(self.transaction_status))
         self._server_in.keep(buf[pos:] if pos else buf, need)
-        if self._deferred and not self._running:
+        if self._wait and self._wait <= self._done:
             self.wants_input = True
         if pieces is not None:
             pieces.append(buf[run:pos])
@@ -563,8 +836,15 @@ class PgRelay:
         record.command = command
         if rows is not None:
             record.rows = (record.rows or 0) + rows if kind == _SIMPLE else rows
+        if record.ops:
+            names, change = record.ops[0]
+            if change.tag == body.rstrip(b"\x00"):  # the next name change took effect
+                record.ops.pop(0)
+                names.confirm(change)
+                if change.tag == b"DISCARD ALL":
+                    self._portals.forget()
         if kind == _EXECUTE:
-            self._pop()
+            owed.popleft()
             self._close(record, finished)
 
     def _error(self, body: bytes, finished: list[StatementFinished]) -> None:
@@ -580,19 +860,28 @@ class PgRelay:
             return
         if kind not in _EXTENDED_UNTIL_SYNC:
             return
+        if kind == _PARSE and record.key == b"":
+            # PostgreSQL drops the unnamed statement before it parses the new one: after a
+            # failed Parse there may be none. Fail closed: a Bind of it is refused.
+            self._statements.live.pop(b"", None)
         # PostgreSQL now skips everything up to the next Sync. The error belongs to the first
         # Execute still owed: the failing message (Parse, Bind or Describe, say a division by
-        # zero folded at Bind) was preparing that statement. Later Executes never ran.
+        # zero folded at Bind) was preparing that statement. Later statements never ran.
         first = True
         while owed and owed[0][0] != _SYNC:
-            kind, record = self._pop()
-            if kind == _PARSE:
-                if isinstance(record, _Prepared) and self._parsing.get(record.name) is record:
-                    del self._parsing[record.name]  # refused or skipped by the target
+            kind, record = owed.popleft()
+            if kind in (_PARSE, _CLOSE):
+                self._unconfirmed(kind, record)
                 continue
-            if not isinstance(record, _Open) or kind in (_INJECT, _CLOSE):
+            if kind == _SIMPLE:  # a Query behind them: skipped, and no ReadyForQuery for it
+                self._done += 1
+                self._close(record, finished, "skipped")
+                continue
+            if not isinstance(record, _Open):
                 continue  # an injected error of a later refused statement (PostgreSQL too
                 # would report only the first error of the pipeline), or a Describe
+            if kind == _BIND and record.bound is not None:
+                self._portals.drop(record.bound)
             if first:
                 record.sqlstate = fields.get("C")
                 record.error = fields.get("M")
@@ -600,24 +889,36 @@ class PgRelay:
                 first = False
             else:
                 self._close(record, finished, "skipped")
+        # With no Sync sent since, what the client sends next is skipped too (its reading
+        # does not matter). The settings are those before the failed transaction, reported
+        # at the next ReadyForQuery: until then, reading stays unsettled.
+        self._skipping = not owed
 
     def _ready(self, finished: list[StatementFinished]) -> None:
         owed = self._owed
         while owed:
-            kind, record = self._pop()
+            kind, record = owed.popleft()
             if kind == _SYNC:
+                self._done += 1
+                self._reported = self._done
                 self._close_bound(finished)
-                return
-            if kind == _PARSE:  # never confirmed: the target skipped it
-                if isinstance(record, _Prepared) and self._parsing.get(record.name) is record:
-                    del self._parsing[record.name]
-                continue
-            if record is None or kind not in (_SIMPLE, _EXECUTE):
+                break
+            if kind in (_PARSE, _CLOSE):  # never confirmed: the target skipped it
+                self._unconfirmed(kind, record)
                 continue
             if kind == _SIMPLE:
+                self._done += 1
+                self._reported = self._done
                 self._close(record, finished)
-                return
-            self._close(record, finished, "skipped")
+                break
+            if kind == _BIND and record.bound is not None:
+                self._portals.drop(record.bound)
+            if kind == _EXECUTE and record is not None:
+                self._close(record, finished, "skipped")
+        self._statements.settle(self._done)
+        self._portals.settle(self._done)
+        if self.transaction_status == b"I":  # the transaction is over, and its portals
+            self._portals.forget()
 
     def _close_bound(self, finished: list[StatementFinished]) -> None:
         """At a Sync's ReadyForQuery: Binds that were never executed are done (planned only)."""
@@ -630,28 +931,31 @@ class PgRelay:
         self._bound.clear()
 
     def _confirmed(self, kind: int, payload: Any) -> None:
-        """The target accepted a Parse or a Close: now the name means what it says."""
+        """The target accepted a Parse, a Bind or a Close: now the name means what it says."""
         if kind == _PARSE:
-            entry: _Prepared = payload
-            if self._parsing.get(entry.name) is entry:
-                del self._parsing[entry.name]
-            self._prepared[entry.name] = entry
-        elif kind == _CLOSE:
-            what, name = payload
-            (self._prepared if what == "S" else self._portals).pop(name, None)
+            self._statements.confirm(payload)
+        elif kind == _BIND:
+            if payload.bound is not None:
+                self._portals.confirm(payload.bound)
+        elif payload is not None:
+            names, change = payload
+            names.confirm(change)
 
-    def _close(self, record: _Open, finished: list[StatementFinished],
+    def _unconfirmed(self, kind: int, payload: Any) -> None:
+        if kind == _PARSE:
+            self._statements.drop(payload)
+        elif payload is not None:
+            names, change = payload
+            names.drop(change)
+
+    def _close(self, record: _Open | None, finished: list[StatementFinished],
                status: str | None = None) -> None:
         """Finish a statement's record once (a Bind's record is met again at its Execute)."""
+        if record is None:
+            return
         if not record.closed:
             finished.append(record.finish(status))
         self._bound.pop(record.seq, None)
-
-    def _pop(self) -> tuple[int, Any]:
-        entry = self._owed.popleft()
-        if entry[0] in (_SIMPLE, _EXECUTE):
-            self._running -= 1
-        return entry
 
     def open_statements(self) -> list[int]:
         """Sequence numbers of statements forwarded and not yet answered."""

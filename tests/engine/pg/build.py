@@ -10,16 +10,25 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from engine.pg.codec import cstr, message
+from engine.pg.codec import message
+
+# Text and names are given as str (sent as UTF-8) or as bytes (sent as they are: another client
+# encoding, or bytes that are not valid in any).
+Text = str | bytes
+
+
+def cstr(value: Text) -> bytes:
+    return (value if isinstance(value, bytes) else value.encode()) + b"\x00"
+
 
 # --- frontend --------------------------------------------------------------------------------
 
 
-def query(sql: str) -> bytes:
+def query(sql: Text) -> bytes:
     return message(b"Q", cstr(sql))
 
 
-def parse(sql: str, name: str = "", types: tuple[int, ...] = ()) -> bytes:
+def parse(sql: Text, name: Text = "", types: tuple[int, ...] = ()) -> bytes:
     body = cstr(name) + cstr(sql) + struct.pack("!h", len(types))
     body += b"".join(struct.pack("!i", t) for t in types)
     return message(b"P", body)
@@ -28,8 +37,8 @@ def parse(sql: str, name: str = "", types: tuple[int, ...] = ()) -> bytes:
 def bind_body(
     params: Sequence[bytes | None] = (),
     *,
-    portal: str = "",
-    statement: str = "",
+    portal: Text = "",
+    statement: Text = "",
     formats: tuple[int, ...] = (),
     results: tuple[int, ...] = (),
 ) -> bytes:
@@ -48,8 +57,8 @@ def bind_body(
 def bind(
     params: Sequence[bytes | None] = (),
     *,
-    portal: str = "",
-    statement: str = "",
+    portal: Text = "",
+    statement: Text = "",
     formats: tuple[int, ...] = (),
 ) -> bytes:
     return message(
@@ -57,15 +66,15 @@ def bind(
     )
 
 
-def describe(kind: str = "P", name: str = "") -> bytes:
+def describe(kind: str = "P", name: Text = "") -> bytes:
     return message(b"D", kind.encode() + cstr(name))
 
 
-def execute(portal: str = "", max_rows: int = 0) -> bytes:
+def execute(portal: Text = "", max_rows: int = 0) -> bytes:
     return message(b"E", cstr(portal) + struct.pack("!i", max_rows))
 
 
-def close(kind: str, name: str = "") -> bytes:
+def close(kind: str, name: Text = "") -> bytes:
     return message(b"C", kind.encode() + cstr(name))
 
 
@@ -79,7 +88,7 @@ def copy_data(data: bytes) -> bytes:
     return message(b"d", data)
 
 
-def pbes(sql: str, params: Sequence[bytes | None] = ()) -> bytes:
+def pbes(sql: Text, params: Sequence[bytes | None] = ()) -> bytes:
     """One statement through the extended protocol, as drivers send it."""
     return parse(sql) + bind(params) + execute() + SYNC
 
@@ -96,6 +105,10 @@ PORTAL_SUSPENDED = message(b"s")
 
 def ready(status: bytes = b"I") -> bytes:
     return message(b"Z", status)
+
+
+def parameter_status(name: str, value: str) -> bytes:
+    return message(b"S", cstr(name) + cstr(value))
 
 
 def row_description(*names: str) -> bytes:

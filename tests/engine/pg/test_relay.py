@@ -443,6 +443,8 @@ def test_fuzz_cutting_a_conversation_anywhere_changes_nothing(data: st.DataObjec
     )
     relay = PgRelay(1 << 20)
     cuts = st.lists(st.integers(0, len(frontend) + len(backend)), max_size=10)
+    started: list[StatementStarted]
+    finished: list[StatementFinished]
     sent, started = feed_in_pieces(relay.client_data, frontend, data.draw(cuts))
     received, finished = feed_in_pieces(relay.server_data, backend, data.draw(cuts))
     assert sent == frontend
@@ -562,26 +564,6 @@ def test_fuzz_well_framed_backend_messages_with_random_bodies(msgs: list[bytes])
     assert len({f.seq for f in finished}) == len(finished)  # never finished twice
 
 
-def test_new_sql_waits_for_the_statements_before_it_when_guarded() -> None:
-    """A statement in flight may change how the server reads SQL (a function calling
-    set_config('standard_conforming_strings', 'off')): text after it is judged only once it
-    is answered, and a Flush makes the target answer without waiting for the client's Sync."""
-    from engine.guardrail import Guard, GuardrailSettings
-
-    relay = PgRelay(1 << 20, Guard((), GuardrailSettings()).for_session("c", "u", frozenset()))
-    first, second = b.query("SELECT blind()"), b.query("SELECT 'x\\'' ; DROP TABLE t; --'")
-    out, started, *_ = relay.client_data(first + second)
-    assert out == first + b"H\x00\x00\x00\x04"
-    assert [s.text for s in started] == ["SELECT blind()"]
-    assert relay.client_data(b"")[0] == b""  # still waiting
-    relay.server_data(message(b"S", b"standard_conforming_strings\x00off\x00")
-                      + b.command_complete("SELECT 1") + b.ready())
-    assert relay.wants_input
-    out, started, finished, reply, _ = relay.client_data(b"")
-    assert out == b"" and started[0].verdict == "block"
-    assert finished[0].status == "blocked" and b"cannot read SQL" in reply
-
-
 def test_for_column_masking_each_execute_is_preceded_by_the_gateways_describe() -> None:
     from engine.pg.relay import GATEWAY_ROW_DESCRIPTION
 
@@ -612,3 +594,534 @@ def test_an_error_skips_the_gateways_describes_with_the_rest() -> None:
     out, [f] = relay.server_data(b.PARSE_COMPLETE + b.error("22012", "division by zero")
                                  + b.ready())
     assert (f.status, f.sqlstate) == ("error", "22012") and b"\x00" not in out[:1]
+
+
+# --- guarded sessions: how SQL is read (issue 12, class 6) -----------------------------------
+
+from engine.guardrail import Guard, GuardrailSettings, Rule  # noqa: E402
+from engine.guardrail.rules import Match  # noqa: E402
+from engine.pg.relay import ClientOutcome, Decision  # noqa: E402
+
+RULES = (
+    Rule("no-drop", "block", Match(statements=frozenset({"DROP"}))),
+    Rule("review-unbounded-writes", "review",
+         Match(statements=frozenset({"UPDATE WITHOUT WHERE", "DELETE WITHOUT WHERE"}))),
+)
+BLIND = "SELECT blind()"  # a function that may turn standard_conforming_strings off
+# One harmless SELECT of a string when standard_conforming_strings is on (as the guard reads);
+# a SELECT and a DROP when it is off.
+TWO_READINGS = "SELECT 'x\\'' ; DROP TABLE t; --'"
+UNSETTLED = "may have changed how the server reads SQL"
+
+
+def guarded(**reported: str) -> PgRelay:
+    relay = PgRelay(1 << 20, Guard(RULES, GuardrailSettings()).for_session("c", "u", frozenset()))
+    for name, value in reported.items():
+        relay.parameter_status(name, value)
+    return relay
+
+
+def refused(outcome: ClientOutcome) -> list[tuple[str, str | None, str | None]]:
+    """(status, rule, message) of each statement the gateway answered itself."""
+    rules = {s.seq: s.rule for s in outcome.started}
+    return [(f.status, rules.get(f.seq), f.error) for f in outcome.finished]
+
+
+def test_reading_same_text_under_any_setting_goes_on_at_once() -> None:
+    """ASCII without a backslash reads the same whatever a function did: no wait, no Sync."""
+    relay = guarded()
+    data = b.parse(BLIND) + b.bind() + b.execute() + b.parse("SELECT 2") + b.bind() + b.execute()
+    out = relay.client_data(data + b.SYNC)
+    assert out.out == data + b.SYNC and len(out.started) == 2
+    # And it is judged: a DROP behind it is blocked at once.
+    out = relay.client_data(b.parse(BLIND) + b.bind() + b.execute() + b.query("DROP TABLE t"))
+    assert [r[:2] for r in refused(out)] == [("blocked", "no-drop")]
+
+
+@pytest.mark.parametrize("second", [
+    b.query(TWO_READINGS),
+    b.parse(TWO_READINGS) + b.bind() + b.execute() + b.SYNC,
+    b.query("SELECT 'é'"),
+    b.parse("SELECT 'é'", "s1") + b.SYNC,
+    b.query("SELECT E'\\x41'"),
+], ids=["query-backslash", "parse-backslash", "query-non-ascii", "parse-non-ascii",
+        "escape-string"])
+@pytest.mark.parametrize("first", [
+    b.parse(BLIND) + b.bind() + b.execute(),
+    b.parse(BLIND) + b.bind() + b.execute() + b.FLUSH,
+    b.parse(BLIND, "f") + b.SYNC + b.bind(statement="f") + b.execute(),
+    b.bind() + b.FLUSH,  # Bind alone plans the statement: IMMUTABLE functions already run
+], ids=["unsynced", "flush-only", "sync-before-bind", "bind-only"])
+def test_text_behind_an_unsynced_statement_is_refused(first: bytes, second: bytes) -> None:
+    """No ReadyForQuery can come between them, so the server's settings cannot be known when
+    it reads the text: refused, and nothing of it reaches the target."""
+    relay = guarded()
+    if first.startswith(b"B"):
+        relay.client_data(b.parse(BLIND) + b.SYNC)
+        relay.server_data(b.PARSE_COMPLETE + b.ready())
+    out = relay.client_data(first + second)
+    assert out.out == first + (b.SYNC if second.endswith(b.SYNC) else b"")
+    [(status, rule, error)] = refused(out)
+    assert (status, rule) == ("blocked", "gateway-sql-reading") and UNSETTLED in (error or "")
+
+
+def test_text_behind_a_synced_statement_waits_for_its_ready_for_query() -> None:
+    relay = guarded()
+    first = b.parse(BLIND) + b.bind() + b.execute() + b.SYNC
+    out = relay.client_data(first + b.query(TWO_READINGS))
+    assert out.out == first and [s.text for s in out.started] == [BLIND]
+    assert relay.client_data(b"").out == b""  # still waiting
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + select_result("off"))
+    assert not relay.wants_input  # answered, but the settings come with ReadyForQuery
+    relay.server_data(b.parameter_status("standard_conforming_strings", "off") + b.ready())
+    assert relay.wants_input
+    out = relay.client_data(b"")
+    assert out.out == b"" and refused(out)[0][:2] == ("blocked", "gateway-sql-reading")
+    assert b"cannot read SQL" in out.reply
+    # From then on the session cannot be read at all.
+    assert refused(relay.client_data(b.query("SELECT 1")))[0][0] == "blocked"
+
+
+def test_text_behind_a_query_waits_and_goes_on_when_nothing_changed() -> None:
+    relay = guarded()
+    out = relay.client_data(b.query(BLIND) + b.query(TWO_READINGS))
+    assert out.out == b.query(BLIND)
+    relay.server_data(select_result("on") + b.ready())
+    out = relay.client_data(b"")
+    assert out.out == b.query(TWO_READINGS) and out.started[0].text == TWO_READINGS
+    assert out.started[0].verdict == "allow"  # one SELECT of a string, as the server reads it
+
+
+def test_a_client_encoding_reported_meanwhile_decodes_the_text_behind() -> None:
+    relay = guarded()
+    latin1 = b"SELECT '\xe9t\xe9'"
+    relay.client_data(b.query(BLIND) + b.query(latin1))
+    relay.server_data(select_result("x") + b.parameter_status("client_encoding", "LATIN1")
+                      + b.ready())
+    out = relay.client_data(b"")
+    assert out.out == b.query(latin1) and out.started[0].text == "SELECT 'été'"
+
+
+def test_a_multi_statement_query_is_read_whole_before_any_of_it_runs() -> None:
+    """PostgreSQL parses the whole string under the settings it had when the Query came, so a
+    function at its start cannot change how the rest is read: judged as the guard reads it."""
+    relay = guarded()
+    text = f"{BLIND}; {TWO_READINGS}"
+    out = relay.client_data(b.query(text))
+    assert out.out == b.query(text) and [s.text for s in out.started] == [text]
+
+
+def test_a_query_skipped_behind_a_failed_pipeline_does_not_wait_forever() -> None:
+    relay = guarded()
+    first = b.parse(BLIND) + b.bind() + b.execute() + b.query("SELECT 1")
+    out = relay.client_data(first + b.query(TWO_READINGS))
+    assert out.out == first
+    # The function fails: PostgreSQL skips everything up to a Sync, both Queries too.
+    _, finished = relay.server_data(b.PARSE_COMPLETE + b.error("22012", "division by zero"))
+    assert [f.status for f in finished] == ["error", "skipped"]
+    assert relay.wants_input
+    out = relay.client_data(b"")
+    assert out.out == b.query(TWO_READINGS)  # skipped by the target: its reading is moot
+    assert [f.status for f in out.finished] == ["skipped"]  # and no answer comes for it
+    assert relay.client_data(b.SYNC).out == b.SYNC
+    assert relay.server_data(b.ready())[1] == [] and relay.open_statements() == []
+
+
+def test_after_an_error_and_a_sync_the_text_waits_for_the_ready_for_query() -> None:
+    relay = guarded()
+    first = b.parse(BLIND) + b.bind() + b.execute() + b.SYNC
+    relay.client_data(first + b.query(TWO_READINGS))
+    relay.server_data(b.PARSE_COMPLETE + b.error("22012", "division by zero"))
+    assert not relay.wants_input
+    relay.server_data(b.ready())
+    assert relay.wants_input and relay.client_data(b"").out == b.query(TWO_READINGS)
+
+
+def test_a_portal_continued_is_a_statement_that_may_change_settings() -> None:
+    relay = guarded()
+    relay.client_data(b.query("BEGIN") + b.parse(BLIND) + b.bind(portal="c")
+                      + b.execute("c", 1) + b.SYNC)
+    relay.server_data(b.command_complete("BEGIN") + b.ready(b"T") + b.PARSE_COMPLETE
+                      + b.BIND_COMPLETE + b.data_row(b"1") + b.PORTAL_SUSPENDED + b.ready(b"T"))
+    out = relay.client_data(b.execute("c", 1) + b.query(TWO_READINGS))
+    assert out.out == b.execute("c", 1) and refused(out)[0][1] == "gateway-sql-reading"
+
+
+def test_text_sent_when_nothing_is_in_flight_is_judged_at_once() -> None:
+    relay = guarded()
+    relay.client_data(b.query(BLIND))
+    relay.server_data(select_result("x") + b.ready())
+    out = relay.client_data(b.query(TWO_READINGS) + b.query("SELECT 'é'"))
+    # The second waits for the first (a statement in flight), the first goes at once.
+    assert out.out == b.query(TWO_READINGS)
+
+
+def test_text_is_decoded_with_the_session_client_encoding() -> None:
+    relay = guarded(client_encoding="LATIN1")
+    out = relay.client_data(b.query(b"SELECT '\xe9'"))
+    assert out.started[0].text == "SELECT 'é'"
+    relay.server_data(select_result("é") + b.ready())
+    out = relay.client_data(b.pbes(b"SELECT '\xfe'", [b"\xe9"]))
+    assert (out.started[0].text, out.started[0].params) == ("SELECT 'þ'", "'é'")
+
+
+def test_text_not_valid_in_the_encoding_is_refused_when_guarded() -> None:
+    relay = guarded()
+    out = relay.client_data(b.query(b"SELECT '\xff'"))
+    assert out.out == b"" and refused(out)[0][0] == "blocked"
+    assert out.started[0].text == "SELECT '\ufffd'" and b"22021" in out.reply
+    # Without a guard the target refuses it; the record shows what can be shown.
+    relay = PgRelay(1 << 20)
+    out = relay.client_data(b.query(b"SELECT '\xff'"))
+    assert out.out == b.query(b"SELECT '\xff'") and out.started[0].text == "SELECT '\ufffd'"
+
+
+@pytest.mark.parametrize("encoding", ["MULE_INTERNAL", "EUC_TW", "SJIS"])
+def test_a_client_encoding_the_gateway_cannot_read_refuses_everything(encoding: str) -> None:
+    relay = guarded(client_encoding=encoding)
+    assert relay.unreadable is not None and encoding in relay.unreadable
+    assert refused(relay.client_data(b.query("SELECT 1")))[0][0] == "blocked"
+
+
+# --- guarded sessions: one approval, one execution (issue 12, class 7) -----------------------
+
+UPDATE_ALL = "UPDATE t SET a = 0"
+
+
+def approve(relay: PgRelay, approval: str = "a1") -> ClientOutcome:
+    relay.decide(Decision(True, approval))
+    return relay.client_data(b"")
+
+
+def deny(relay: PgRelay) -> ClientOutcome:
+    relay.decide(Decision(False, "a9", "statement denied by oncall"))
+    return relay.client_data(b"")
+
+
+def test_a_statement_to_review_is_held_at_its_bind_with_its_parameters() -> None:
+    relay = guarded()
+    out = relay.client_data(b.parse("DELETE FROM t WHERE $1::int > 0 OR true")
+                            + b.bind([b"7"]) + b.execute() + b.SYNC)
+    assert out.out == b.parse("DELETE FROM t WHERE $1::int > 0 OR true")  # Parse runs nothing
+    assert out.hold is not None and out.hold.params == "'7'" and out.started == []
+    out = approve(relay)
+    assert out.out == b.bind([b"7"]) + b.execute() + b.SYNC
+    [s] = out.started
+    assert (s.verdict, s.approval, s.params) == ("approved", "a1", "'7'")
+
+
+def test_an_approval_covers_one_portal_not_two() -> None:
+    """Issue 12: an approved UPDATE bound to two portals ran twice."""
+    relay = guarded()
+    data = (b.parse(UPDATE_ALL, "u") + b.bind(statement="u", portal="p1")
+            + b.bind(statement="u", portal="p2") + b.execute("p1") + b.execute("p2") + b.SYNC)
+    assert relay.client_data(data).hold is not None
+    out = approve(relay)
+    assert out.out == b.bind(statement="u", portal="p1")
+    assert out.hold is not None  # the second portal needs its own approval
+    out = deny(relay)
+    # Denied: an error, and PostgreSQL's rule after an error: nothing more until Sync.
+    assert out.out == b.SYNC and [f.status for f in out.finished] == ["denied"]
+    to_client, done = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.ready())
+    assert b"statement denied by oncall" in to_client  # where the client expects the answer
+    assert [(f.command, f.status) for f in done] == [("BIND", "ok")]  # p1: planned, never run
+
+
+def test_each_bind_of_an_approved_statement_asks_again() -> None:
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL) + b.bind() + b.execute() + b.SYNC)
+    approve(relay, "a1")
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.command_complete("UPDATE 3")
+                      + b.ready())
+    out = relay.client_data(b.bind() + b.execute() + b.SYNC)
+    assert out.out == b"" and out.hold is not None and out.hold.text == UPDATE_ALL
+    out = approve(relay, "a2")
+    assert out.out == b.bind() + b.execute() + b.SYNC and out.started[0].approval == "a2"
+
+
+def test_an_approved_portal_continues_after_a_row_limit() -> None:
+    """Execute with max_rows, then Execute again: one execution going on, not a second one."""
+    relay = guarded()
+    relay.client_data(b.query("BEGIN"))
+    relay.server_data(b.command_complete("BEGIN") + b.ready(b"T"))
+    relay.client_data(b.parse(UPDATE_ALL + " RETURNING a") + b.bind(portal="c")
+                      + b.execute("c", 1) + b.SYNC)
+    out = approve(relay)
+    assert out.started[0].approval == "a1"
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(b"0")
+                      + b.PORTAL_SUSPENDED + b.ready(b"T"))
+    out = relay.client_data(b.execute("c", 1) + b.SYNC)
+    assert out.out == b.execute("c", 1) + b.SYNC and out.hold is None
+    [s] = out.started
+    assert (s.text, s.verdict, s.approval) == (UPDATE_ALL + " RETURNING a", "approved", "a1")
+
+
+def test_a_portal_is_gone_when_its_transaction_ends() -> None:
+    relay = guarded()
+    relay.client_data(b.parse("SELECT 1") + b.bind(portal="c") + b.execute("c", 1) + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(b"1")
+                      + b.PORTAL_SUSPENDED + b.ready(b"I"))
+    out = relay.client_data(b.execute("c") + b.SYNC)
+    assert out.started[0].text == "-- unknown portal 'c'"
+
+
+def test_a_decision_applies_only_to_what_was_shown() -> None:
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL) + b.bind() + b.execute() + b.SYNC)
+    relay._held = ("something else", "")  # what the approver saw is not this statement
+    out = approve(relay)
+    assert out.hold is not None and out.out == b""  # asked again
+
+
+def test_close_then_parse_under_the_same_name_in_one_segment() -> None:
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL, "s") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    data = b.close("S", "s") + b.parse("SELECT 1", "s") + b.bind(statement="s") + b.execute()
+    out = relay.client_data(data + b.SYNC)
+    assert out.out == data + b.SYNC and out.started[0].text == "SELECT 1"
+
+
+def test_close_then_parse_under_the_same_name_in_a_later_segment() -> None:
+    """The Close may be skipped (an error before it): then the target refuses the Parse, and
+    the name still means what it meant."""
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL, "s") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    closing = b.parse("SELECT 1/0") + b.bind() + b.execute() + b.close("S", "s") + b.SYNC
+    again = b.parse("SELECT 1", "s") + b.SYNC
+    out = relay.client_data(closing + again + b.bind(statement="s") + b.execute() + b.SYNC)
+    assert out.out == closing + again  # the Bind waits: "s" is one or the other
+    relay.server_data(b.PARSE_COMPLETE + b.error("22012", "division by zero") + b.ready())
+    assert not relay.wants_input
+    relay.server_data(b.error("42P05", 'prepared statement "s" already exists') + b.ready())
+    out = relay.client_data(b"")
+    assert out.hold is not None and out.hold.text == UPDATE_ALL
+    # And when the Close did close it, the name means the new statement.
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL, "s") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    relay.client_data(b.close("S", "s") + b.SYNC + again + b.bind(statement="s") + b.SYNC)
+    relay.server_data(b.CLOSE_COMPLETE + b.ready() + b.PARSE_COMPLETE + b.ready())
+    out = relay.client_data(b"")
+    assert out.hold is None and out.started[0].text == "SELECT 1"
+
+
+def test_a_parse_skipped_in_an_earlier_segment_does_not_rename_the_unnamed_statement() -> None:
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL) + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    second = b.parse("SELECT * FROM nowhere", "x") + b.parse("SELECT 1") + b.SYNC
+    out = relay.client_data(second + b.bind() + b.execute() + b.SYNC)
+    assert out.out == second  # the Bind waits: which statement it binds is not known yet
+    relay.server_data(b.error("42P01", 'relation "nowhere" does not exist') + b.ready())
+    out = relay.client_data(b"")
+    assert out.hold is not None and out.hold.text == UPDATE_ALL  # what the target still has
+
+
+def test_a_failed_parse_of_the_unnamed_statement_leaves_none() -> None:
+    relay = guarded()
+    relay.client_data(b.parse("SELECT 'old'") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    relay.client_data(b.parse("SELECT * FROM nowhere") + b.SYNC)
+    relay.server_data(b.error("42P01", 'relation "nowhere" does not exist') + b.ready())
+    out = relay.client_data(b.bind() + b.execute() + b.SYNC)
+    assert out.finished[0].sqlstate == "26000"
+
+
+def test_statement_names_are_bytes_never_decoded() -> None:
+    """Issue 12: with client_encoding LATIN1, b'\\xfe' and b'\\xff' both decoded to U+FFFD."""
+    relay = guarded(client_encoding="LATIN1")
+    relay.client_data(b.parse(UPDATE_ALL, b"\xfe") + b.parse("SELECT 1", b"\xff") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.PARSE_COMPLETE + b.ready())
+    out = relay.client_data(b.bind(statement=b"\xff") + b.execute() + b.SYNC)
+    assert out.started[0].text == "SELECT 1" and out.hold is None
+    relay.server_data(b.BIND_COMPLETE + select_result("1") + b.ready())
+    out = relay.client_data(b.bind(statement=b"\xfe") + b.execute() + b.SYNC)
+    assert out.hold is not None and out.hold.text == UPDATE_ALL
+
+
+def test_a_name_is_the_same_after_the_client_encoding_changes() -> None:
+    relay = guarded(client_encoding="LATIN1")
+    relay.client_data(b.parse(UPDATE_ALL, b"\xfe") + b.parse("SELECT 1", "Ã¾".encode("latin-1"))
+                      + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.PARSE_COMPLETE + b.ready())
+    relay.client_data(b.query("SET client_encoding = 'UTF8'"))
+    relay.server_data(b.command_complete("SET") + b.parameter_status("client_encoding", "UTF8")
+                      + b.ready())
+    # "þ" in UTF-8 is the name b'\xfe' had in LATIN1; the target finds the UPDATE.
+    out = relay.client_data(b.bind(statement="þ") + b.execute() + b.SYNC)
+    assert out.hold is not None and out.hold.text == UPDATE_ALL
+
+
+def test_names_longer_than_63_bytes_are_one_name_as_in_postgresql() -> None:
+    relay = guarded()
+    relay.client_data(b.parse(UPDATE_ALL, "a" * 63 + "X") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    out = relay.client_data(b.parse("SELECT 1", "a" * 63 + "Y") + b.SYNC)
+    assert b"already exists" in out.reply
+    out = relay.client_data(b.bind(statement="a" * 63 + "Z") + b.execute() + b.SYNC)
+    assert out.hold is not None and out.hold.text == UPDATE_ALL
+
+
+# --- SQL PREPARE / EXECUTE / DEALLOCATE -------------------------------------------------------
+
+
+def run_query(relay: PgRelay, text: str, answer: bytes, approval: str | None = None,
+              ) -> ClientOutcome:
+    out = relay.client_data(b.query(text))
+    if out.hold is not None and approval is not None:
+        out = approve(relay, approval)
+    relay.server_data(answer + b.ready())
+    return out
+
+
+def test_execute_is_judged_as_the_statement_it_names_every_time() -> None:
+    """Issue 12: an approved PREPARE x AS UPDATE … ran at every EXECUTE x."""
+    relay = guarded()
+    out = run_query(relay, f"PREPARE x AS {UPDATE_ALL}", b.command_complete("PREPARE"), "a1")
+    assert out.started[0].verdict == "approved"
+    for approval in ("a2", "a3"):
+        out = relay.client_data(b.query("EXECUTE x"))
+        assert out.hold is not None
+        assert out.hold.judgement.rule == "review-unbounded-writes"
+        assert f"EXECUTE x runs “{UPDATE_ALL}”" in out.hold.judgement.verdict.reason
+        out = approve(relay, approval)
+        assert out.out == b.query("EXECUTE x") and out.started[0].approval == approval
+        relay.server_data(b.command_complete("UPDATE 3") + b.ready())
+
+
+@pytest.mark.parametrize("text", [
+    "EXPLAIN ANALYZE EXECUTE x", "CREATE TABLE z AS EXECUTE x", "SELECT 1; EXECUTE X",
+    'EXECUTE "x"(1)', "/* */ execute x",
+])
+def test_every_way_to_execute_a_name_is_judged(text: str) -> None:
+    relay = guarded()
+    run_query(relay, f"PREPARE x AS {UPDATE_ALL}", b.command_complete("PREPARE"), "a1")
+    assert relay.client_data(b.query(text)).hold is not None
+
+
+def test_execute_of_a_name_the_gateway_does_not_know_follows_the_fallback() -> None:
+    relay = guarded()
+    out = relay.client_data(b.query("EXECUTE ghost"))
+    assert out.out == b"" and refused(out)[0][:2] == ("blocked", "fallback")
+
+
+def test_execute_of_a_statement_prepared_by_parse_is_judged_as_it() -> None:
+    relay = guarded()
+    relay.client_data(b.parse("DELETE FROM t", "w") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    assert relay.client_data(b.query("EXECUTE w")).hold is not None
+
+
+def test_a_bind_runs_a_statement_prepared_in_sql() -> None:
+    relay = guarded()
+    run_query(relay, "PREPARE Sel AS SELECT 42", b.command_complete("PREPARE"))
+    out = relay.client_data(b.bind(statement="sel") + b.execute() + b.SYNC)  # folded, as PG
+    assert out.started[0].text == "SELECT 42" and out.hold is None
+
+
+def test_an_execute_sent_before_its_prepare_is_answered() -> None:
+    """Either the PREPARE worked and x is the UPDATE, or x does not exist and the EXECUTE
+    fails: it is judged as the UPDATE at once."""
+    relay = guarded()
+    relay.client_data(b.query(f"PREPARE x AS {UPDATE_ALL}") + b.query("EXECUTE x"))
+    out = approve(relay)
+    assert out.out == b.query(f"PREPARE x AS {UPDATE_ALL}")
+    assert out.hold is not None and out.hold.text == "EXECUTE x"
+    # A name that meant something else before is another matter: that waits.
+    relay = guarded()
+    run_query(relay, "PREPARE x AS SELECT 1", b.command_complete("PREPARE"))
+    change = b.query(f"DEALLOCATE x; PREPARE x AS {UPDATE_ALL}")
+    out = relay.client_data(change + b.query("EXECUTE x"))
+    out = approve(relay)
+    assert out.out == change and out.hold is None
+    relay.server_data(b.error("0A000", "not now") + b.ready())  # neither happened
+    assert relay.wants_input
+    out = relay.client_data(b"")
+    assert out.out == b.query("EXECUTE x") and out.started[0].verdict == "allow"
+
+
+def test_a_failed_prepare_names_nothing() -> None:
+    relay = guarded()
+    run_query(relay, "PREPARE x AS SELECT * FROM nowhere",
+              b.error("42P01", 'relation "nowhere" does not exist'))
+    assert refused(relay.client_data(b.query("EXECUTE x")))[0][1] == "fallback"
+
+
+def test_a_prepare_survives_a_later_error_in_the_same_query() -> None:
+    relay = guarded()
+    run_query(relay, f"PREPARE x AS {UPDATE_ALL}; SELECT 1/0",
+              b.command_complete("PREPARE") + b.error("22012", "division by zero"), "a1")
+    assert relay.client_data(b.query("EXECUTE x")).hold is not None
+
+
+def test_prepare_and_execute_in_one_query() -> None:
+    relay = guarded()
+    out = relay.client_data(b.query(f"PREPARE x AS {UPDATE_ALL}; EXECUTE x"))
+    assert out.hold is not None
+    assert any("EXECUTE x runs" in v.reason for v in out.hold.judgement.statements)
+    relay = guarded()
+    out = relay.client_data(b.query("PREPARE y AS SELECT 1; EXECUTE y; DEALLOCATE y; EXECUTE y"))
+    assert refused(out)[0][1] == "fallback"  # the last EXECUTE names nothing any more
+
+
+@pytest.mark.parametrize(("text", "tag"), [
+    ("DEALLOCATE x", "DEALLOCATE"), ("DEALLOCATE PREPARE x", "DEALLOCATE"),
+    ("DEALLOCATE ALL", "DEALLOCATE ALL"), ("DISCARD ALL", "DISCARD ALL"),
+])
+def test_deallocate_and_discard_all_forget(text: str, tag: str) -> None:
+    relay = guarded()
+    run_query(relay, "PREPARE x AS SELECT 1", b.command_complete("PREPARE"))
+    relay.client_data(b.parse("SELECT 2", "s") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    run_query(relay, text, b.command_complete(tag))
+    assert refused(relay.client_data(b.query("EXECUTE x")))[0][1] == "fallback"
+    out = relay.client_data(b.bind(statement="s") + b.execute() + b.SYNC)
+    forgotten = tag != "DEALLOCATE"  # ALL forgets what Parse named too
+    assert (b"does not exist" in out.reply) == forgotten
+
+
+def test_a_deallocate_that_fails_forgets_nothing() -> None:
+    relay = guarded()
+    run_query(relay, "PREPARE x AS SELECT 1", b.command_complete("PREPARE"))
+    run_query(relay, "SELECT 1/0; DEALLOCATE x", b.error("22012", "division by zero"))
+    out = relay.client_data(b.query("EXECUTE x"))
+    assert out.out == b.query("EXECUTE x")
+
+
+def test_a_parse_of_execute_is_judged_at_each_bind_as_what_the_name_then_means() -> None:
+    relay = guarded()
+    run_query(relay, "PREPARE x AS SELECT 1", b.command_complete("PREPARE"))
+    relay.client_data(b.parse("EXECUTE x", "runs_x") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    out = relay.client_data(b.bind(statement="runs_x") + b.execute() + b.SYNC)
+    assert out.hold is None and out.started[0].text == "EXECUTE x"
+    relay.server_data(b.BIND_COMPLETE + select_result("1") + b.ready())
+    run_query(relay, "DEALLOCATE x", b.command_complete("DEALLOCATE"))
+    run_query(relay, f"PREPARE x AS {UPDATE_ALL}", b.command_complete("PREPARE"), "a1")
+    assert relay.client_data(b.bind(statement="runs_x") + b.execute() + b.SYNC).hold is not None
+
+
+def test_an_execute_whose_name_is_replaced_after_its_bind_is_refused() -> None:
+    relay = guarded()
+    run_query(relay, "PREPARE x AS SELECT 1", b.command_complete("PREPARE"))
+    relay.client_data(b.parse("EXECUTE x", "runs_x") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    swap = b.close("S", "x") + b.parse("DELETE FROM t WHERE id = 1", "x")
+    out = relay.client_data(b.bind(statement="runs_x") + swap + b.execute() + b.SYNC)
+    assert out.out == b.bind(statement="runs_x") + swap + b.SYNC
+    to_client, _ = relay.server_data(b.BIND_COMPLETE + b.CLOSE_COMPLETE + b.PARSE_COMPLETE)
+    assert b"replaced after it was bound" in to_client
+
+
+def test_a_declared_cursor_takes_the_name_of_a_portal() -> None:
+    relay = guarded()
+    run_query(relay, "BEGIN", b.command_complete("BEGIN"))
+    relay.client_data(b.parse("SELECT 1") + b.bind(portal="p") + b.execute("p", 1) + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(b"1")
+                      + b.PORTAL_SUSPENDED + b.ready(b"T"))
+    run_query(relay, "CLOSE p; DECLARE p CURSOR FOR SELECT 2",
+              b.command_complete("CLOSE CURSOR") + b.command_complete("DECLARE CURSOR"))
+    out = relay.client_data(b.execute("p") + b.SYNC)
+    assert out.started[0].text == "-- unknown portal 'p'"
