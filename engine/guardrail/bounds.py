@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.guardrail.literals import constant, name, word_truth
 
@@ -79,8 +78,7 @@ _IMMUTABLE = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class _Level:
+class _Level(NamedTuple):
     """One query level's names: qualifier → True when it names the target's row."""
 
     names: dict[str, bool]
@@ -93,8 +91,7 @@ class _Level:
 _Scope = tuple[_Level, ...]
 
 
-@dataclass(frozen=True)
-class _Term:
+class _Term(NamedTuple):
     """A value expression: its constant value if known, whether it may differ between rows,
     a key (equal keys: equal values within one row), and whether it is plain (columns and
     constants joined by operators, so not NULL when its columns are not)."""
@@ -106,30 +103,36 @@ class _Term:
     plain: bool = False
 
 
-@dataclass(frozen=True)
 class Target:
     """The relation a write touches and what else its statement reads (FROM, USING)."""
 
-    relname: str
-    schema: str | None = None
-    alias: str | None = None
-    others: dict[str, bool] = field(default_factory=dict)
-    same_table_others: frozenset[str] = frozenset()
+    __slots__ = ("alias", "others", "relname", "same_table_others", "schema")
+
+    def __init__(self, relname: str, schema: str | None = None, alias: str | None = None,
+                 others: dict[str, bool] | None = None,
+                 same_table_others: frozenset[str] = frozenset()) -> None:
+        self.relname = relname
+        self.schema = schema
+        self.alias = alias
+        self.others = others or {}
+        self.same_table_others = same_table_others
 
     @classmethod
     def of(cls, relation: Any, from_items: list[Any] | None = None) -> Target | None:
         rel = relation.get("RangeVar", relation) if isinstance(relation, dict) else None
         if not isinstance(rel, dict) or not rel.get("relname"):
             return None
-        alias = rel.get("alias", {}).get("aliasname") if isinstance(rel.get("alias"),
-                                                                      dict) else None
+        alias = rel.get("alias")
+        aliasname = alias.get("aliasname") if isinstance(alias, dict) else None
         schema = rel.get("schemaname")
         relname = str(rel["relname"]).lower()
-        others = _from_names(from_items or [])
-        same = frozenset(
-            n for item in (from_items or []) for n in _same_table_names(item, relname, schema))
+        if not from_items:
+            return cls(relname, schema.lower() if schema else None,
+                       aliasname.lower() if aliasname else None)
+        same = frozenset(n for item in from_items
+                         for n in _same_table_names(item, relname, schema))
         return cls(relname, schema.lower() if schema else None,
-                   alias.lower() if alias else None, others, same)
+                   aliasname.lower() if aliasname else None, _from_names(from_items), same)
 
     def names(self) -> dict[str, bool]:
         if self.alias:
@@ -151,6 +154,8 @@ def where_reach(where: Any, target: Target | None) -> Reach:
     """What ``where`` selects of ``target``'s rows (no WHERE at all: every row)."""
     if where is None:
         return Reach.ALL
+    if _column_against_a_value(where):
+        return Reach.SOME  # the common case, decided without building a scope
     if target is None:  # a relation the gateway cannot name: judge the condition alone
         target = Target("")
     reach = _Eval(target).reach(where, target.scope())
@@ -160,6 +165,27 @@ def where_reach(where: Any, target: Target | None) -> Reach:
         if mapped == Reach.ALL:
             return Reach.ALL
     return reach
+
+
+def _column_against_a_value(where: dict[str, Any]) -> bool:
+    """``id = 42``, ``aid = $1``: an unqualified column compared with a constant or a
+    parameter by a comparison operator."""
+    expr = where.get("A_Expr")
+    if not isinstance(expr, dict) or expr.get("kind") != "AEXPR_OP":
+        return False
+    ops = expr.get("name", [])
+    if len(ops) != 1 or ops[0].get("String", {}).get("sval") not in _COMPARISONS:
+        return False
+    left, right = expr.get("lexpr"), expr.get("rexpr")
+    if not (isinstance(left, dict) and isinstance(right, dict)):
+        return False
+    if "ColumnRef" not in left:
+        left, right = right, left
+    column = left.get("ColumnRef")
+    if not isinstance(column, dict) or len(column.get("fields", [])) != 1:
+        return False
+    const = right.get("A_Const")
+    return "ParamRef" in right or (isinstance(const, dict) and not const.get("isnull"))
 
 
 def merge_unbounded(node: dict[str, Any]) -> set[str]:
@@ -293,13 +319,13 @@ class _Eval:
             return Reach.ALL
         if not isinstance(node, dict):
             return Reach.SOME
+        if "A_Expr" in node:
+            return self._a_expr(node["A_Expr"], scope)
+        if "BoolExpr" in node:
+            return self._bool(node["BoolExpr"], scope)
         known, value = constant(node)
         if known:
             return _truth_reach(value)
-        if "BoolExpr" in node:
-            return self._bool(node["BoolExpr"], scope)
-        if "A_Expr" in node:
-            return self._a_expr(node["A_Expr"], scope)
         if "NullTest" in node:
             test = node["NullTest"]
             arg = self.term(test.get("arg"), scope)
@@ -395,8 +421,15 @@ class _Eval:
         ops = name(expr.get("name", []))
         op = ops[-1] if ops else ""
         if kind == "AEXPR_OP" and op in _COMPARISONS:
-            return _compare(op, self.term(expr.get("lexpr"), scope),
-                            self.term(expr.get("rexpr"), scope))
+            left, right = expr.get("lexpr"), expr.get("rexpr")
+            if op in ("=", "<>", "!=") and (_is_predicate(left) or _is_predicate(right)):
+                if _is_predicate(right):
+                    left, right = right, left
+                known, value = constant(right)
+                if known and isinstance(value, bool):  # (id IS NULL) = false
+                    inner = self.reach(left, scope)
+                    return inner if value == (op == "=") else _not(inner)
+            return _compare(op, self.term(left, scope), self.term(right, scope))
         if kind == "AEXPR_OP" and op in _REGEX_OPS:
             left = self.term(expr.get("lexpr"), scope)
             pattern = self.term(expr.get("rexpr"), scope)
@@ -562,6 +595,31 @@ class _Eval:
             str(t.key) for t in terms) + ")"
         return Reach.ALL if key == left.key else None
 
+    def _scalar(self, select: Any, scope: _Scope) -> _Term | None:
+        """(SELECT x) without FROM, or (SELECT x FROM <target's table> s WHERE <true of every
+        row>): the row's own value."""
+        body = select.get("SelectStmt") if isinstance(select, dict) else None
+        if not isinstance(body, dict) or len(body.get("targetList", [])) != 1:
+            return None
+        if not body.get("fromClause"):
+            if any(body.get(k) for k in ("whereClause", "havingClause", "groupClause",
+                                         "valuesLists", "limitCount", "limitOffset")):
+                return None
+            if body.get("op", "SETOP_NONE") != "SETOP_NONE":
+                return None
+            inner_scope = (*scope, _Level({}, False))
+        else:
+            own = _same_table_select(select, self.target)
+            if own is None:
+                return None
+            level, body = own
+            inner_scope = (*scope, level)
+            where = body.get("whereClause")
+            if where is not None and self.reach(where, inner_scope) != Reach.ALL:
+                return None
+        target = body["targetList"][0].get("ResTarget", {}).get("val")
+        return self.term(target, inner_scope)
+
     def _case(self, case: dict[str, Any], scope: _Scope) -> Reach:
         if case.get("arg") is not None:  # CASE x WHEN …: compare, do not guess
             return _by_row(self._depends({"CaseExpr": case}, scope))
@@ -589,12 +647,12 @@ class _Eval:
     def term(self, node: Any, scope: _Scope) -> _Term:
         if not isinstance(node, dict):
             return _Term(row=node is not None)
-        known, value = constant(node)
-        if known:
-            return _Term(True, value, False, "c:" + repr(value), True)
         if "ColumnRef" in node:
             key, row = _column(node["ColumnRef"].get("fields", []), scope)
             return _Term(row=row, key=key, plain=key is not None)
+        known, value = constant(node)
+        if known:
+            return _Term(True, value, False, "c:" + repr(value), True)
         if "ParamRef" in node:
             return _Term(key=f"${node['ParamRef'].get('number', 0)}")
         if "TypeCast" in node:
@@ -632,11 +690,15 @@ class _Eval:
                 if arg.value is not None:
                     return _Term(True, arg.value, False, "c:" + repr(arg.value), True)
             return _Term(row=any(a.row for a in args), key=_joined("coalesce", args))
+        if "SubLink" in node and node["SubLink"].get("subLinkType") == "EXPR_SUBLINK":
+            scalar = self._scalar(node["SubLink"].get("subselect"), scope)
+            if scalar is not None:
+                return scalar
         if "SQLValueFunction" in node:
             return _Term(key="svf:" + str(node["SQLValueFunction"].get("op")))
         if "RowExpr" in node:
             args = [self.term(a, scope) for a in node["RowExpr"].get("args", [])]
-            return _Term(row=any(a.row for a in args), key=_joined("row", args, ""),
+            return _Term(row=any(a.row for a in args), key=_joined("row", args),
                          plain=bool(args) and all(a.plain for a in args))
         if "A_ArrayExpr" in node:
             args = [self.term(a, scope) for a in node["A_ArrayExpr"].get("elements", [])]
@@ -716,6 +778,16 @@ class _Eval:
                    if isinstance(v, dict | list))
 
 
+def _is_predicate(node: Any) -> bool:
+    if not isinstance(node, dict):
+        return False
+    if "A_Expr" in node:
+        expr = node["A_Expr"]
+        ops = name(expr.get("name", []))
+        return expr.get("kind") != "AEXPR_OP" or bool(ops and ops[-1] in _COMPARISONS)
+    return any(k in node for k in ("BoolExpr", "NullTest", "BooleanTest"))
+
+
 def _column(fields: list[Any], scope: _Scope) -> tuple[str | None, bool]:
     """(key, refers to the target's row) of a column reference, resolved through the query
     levels from the innermost out."""
@@ -726,26 +798,28 @@ def _column(fields: list[Any], scope: _Scope) -> tuple[str | None, bool]:
     column = parts[-1]
     qualifier = ".".join(parts[:-1])
     if qualifier:
-        for depth in range(len(scope) - 1, -1, -1):
-            is_row = scope[depth].names.get(qualifier)
-            if is_row is True:
-                return "ROW." + column, True
-            if is_row is False:
-                return f"{depth}:{qualifier}.{column}", False
+        # public.t.id also names t's column when t was written without its schema.
+        for name_ in dict.fromkeys((qualifier, qualifier.rpartition(".")[2])):
+            for depth in range(len(scope) - 1, -1, -1):
+                is_row = scope[depth].names.get(name_)
+                if is_row is True:
+                    return "ROW." + column, True
+                if is_row is False:
+                    return f"{depth}:{name_}.{column}", False
         return f"?{qualifier}.{column}", True  # a name the gateway cannot place: say row
     for depth in range(len(scope) - 1, -1, -1):
         level = scope[depth]
         if level.row_level:
             return "ROW." + column, True
-        if level.has_from:  # might be this level's or an outer row's column
-            return f"{depth}:?.{column}", True
+        if level.has_from:  # might be this level's or an outer row's column (not for *)
+            return f"{depth}:?.{column}", column != "*"
     return "ROW." + column, True
 
 
-def _joined(fn: str, args: list[_Term], prefix: str | None = None) -> str | None:
+def _joined(fn: str, args: list[_Term]) -> str | None:
     if any(a.key is None for a in args):
         return None
-    return f"{fn if prefix is None else prefix}(" + ",".join(str(a.key) for a in args) + ")"
+    return f"{fn}(" + ",".join(str(a.key) for a in args) + ")"
 
 
 def _fold(op: str, left: Any, right: Any) -> tuple[Any] | None:

@@ -30,6 +30,10 @@ def case(sql: str, kinds: set[str], functions: set[str] | None = None,
     return pytest.param(sql, kinds, functions or set(), reads or set(), writes or set(), id=id)
 
 
+# A function in a language that can reach the operating system, whose body the gateway cannot
+# read either.
+UNTRUSTED_BODY = {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED", "OPAQUE BODY"}
+
 CORPUS = [
     # --- plain statements -------------------------------------------------------------------
     case("SELECT 1", {"SELECT"}, id="select"),
@@ -129,16 +133,16 @@ CORPUS = [
          {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNPARSED BODY", "OPAQUE BODY"},
          id="sql-function-unparsed-body"),
     case("CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'lib', 'sym'",
-         {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED", "OPAQUE BODY"}, id="language-c"),
+         UNTRUSTED_BODY, id="language-c"),
     case("CREATE FUNCTION f() RETURNS int LANGUAGE \"C\" AS 'lib', 'sym'",
-         {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED", "OPAQUE BODY"}, id="language-quoted-c"),
+         UNTRUSTED_BODY, id="language-quoted-c"),
     case("CREATE FUNCTION f() RETURNS int LANGUAGE plpython3u AS $$ return 1 $$",
-         {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED", "OPAQUE BODY"}, id="language-plpython3u"),
+         UNTRUSTED_BODY, id="language-plpython3u"),
     case("CREATE FUNCTION f() RETURNS int LANGUAGE 'plpython3u' AS 'return 1'",
-         {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED", "OPAQUE BODY"},
+         UNTRUSTED_BODY,
          id="language-as-string"),
     case("CREATE FUNCTION f() RETURNS int LANGUAGE plperlu AS 'return 1'",
-         {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED", "OPAQUE BODY"}, id="language-plperlu"),
+         UNTRUSTED_BODY, id="language-plperlu"),
     # LANGUAGE internal names a built-in C function: an alias of it is a call of it.
     case("CREATE FUNCTION f() RETURNS int LANGUAGE internal AS 'int4in'",
          {"CREATE", "CREATE FUNCTION", "CREATE FUNCTION UNTRUSTED"}, {"int4in"},
