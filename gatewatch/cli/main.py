@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("session", nargs="?", help="only this session's records")
     verify.add_argument("--export", type=Path, metavar="FILE",
                         help="check that FILE, made by gatewatch export, matches the store")
+    backup = with_config(sub.add_parser(
+        "backup", help="copy the store while the engine runs, and verify the copy"))
+    backup.add_argument("dest", type=Path, metavar="DEST",
+                        help="the copy (a new file; the journal's newest records go beside it)")
     export = with_config(sub.add_parser(
         "export", help="write a session as evidence: asciicast, JSON lines or CSV"))
     export.add_argument("session", help="session id (or a unique prefix)")
@@ -242,6 +246,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
         except OSError as exc:
             raise UsageError(f"cannot start: {exc}") from exc
+    if args.command == "backup":
+        from gatewatch.cli.backup import backup_command
+
+        return backup_command(config.engine.store, args.dest)
     try:
         store = open_store(config.engine.store, readonly=True)
     except StoreError as exc:
