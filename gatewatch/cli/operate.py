@@ -62,6 +62,7 @@ def decide(config: Config, token: str | None, request_id: str, *, approve: bool,
            reason: str | None) -> str:
     result = _call(config, token, "approve" if approve else "deny", request=request_id,
                    reason=reason)
+    request_id = result.get("id", request_id)  # the whole id, when a prefix was given
     if result["status"] == "pending":
         return (f"{request_id}: approval recorded ({len(result['approvals'])} so far); "
                 "more approvers are needed")
