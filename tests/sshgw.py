@@ -110,6 +110,72 @@ connections:
     allow: {{groups: [engineering]}}
 """
 
+# Strict terminal mode with the example policy's command rules, protecting decoys under the
+# target's scratch home ({home}/decoy*) as the example protects system paths: what a test
+# tries to destroy is a decoy, so a bug that let it through would harm nothing.
+STRICT_POLICY = """\
+version: 1
+engine:
+  store: {work}/store.db
+  control_socket: {work}/control.sock
+  startup_timeout: 5s
+identities:
+  - name: alice
+    groups: [engineering]
+    token_env: GWSSH_ALICE_TOKEN
+    ssh_keys: ["{alice_key}"]
+  - name: oncall
+    groups: [operators]
+    token_env: GWSSH_ONCALL_TOKEN
+  - name: bob
+    groups: [marketing]
+    token_env: GWSSH_BOB_TOKEN
+guardrails:
+  fallback: block
+  review_timeout: {review_timeout}
+  approvers: {{groups: [operators]}}
+rules:
+  - name: no-deletes-of-decoys
+    action: block
+    match:
+      commands: [RM, RM RECURSIVE, RM FORCE, RM NO PRESERVE ROOT, FIND DELETE, RSYNC DELETE,
+                 TAR REMOVE FILES, CHMOD RECURSIVE, CHMOD 777, CHOWN RECURSIVE]
+      paths: ["/", "/etc", "/etc/*", "{home}/decoy*", "{home}/decoy*/*"]
+  - name: no-disks-or-power
+    action: block
+    match: {{commands: [MKFS, DD TO DEVICE, WRITE TO DEVICE, POWER, FORK BOMB]}}
+  - name: no-code-piped-into-a-shell
+    action: block
+    match: {{commands: [DOWNLOAD TO SHELL, DECODE TO SHELL, NETWORK REDIRECT]}}
+  - name: no-wide-open-permissions-or-firewall
+    action: block
+    match: {{commands: [CHMOD 777 RECURSIVE, FIREWALL FLUSH, HISTORY OFF]}}
+  - name: no-rebinding-keys
+    action: block
+    match: {{commands: [KEY BINDING]}}
+  - name: review-kubectl-delete
+    action: review
+    match: {{commands: [KUBECTL DELETE]}}
+  - name: review-code-the-gateway-cannot-read
+    action: review
+    match: {{commands: [INTERPRETER CODE, SCRIPT FILE, EVAL, COMMAND IN OPTION]}}
+connections:
+  - name: web
+    kind: ssh
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
+               key_file: {client_key}, known_hosts: {known_hosts}}}
+    ssh: {{interactive: strict}}
+    allow: {{groups: [engineering, operators]}}
+  - name: web_lenient
+    kind: ssh
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
+               key_file: {client_key}, known_hosts: {known_hosts}}}
+    ssh: {{interactive: lenient}}
+    allow: {{groups: [engineering, operators]}}
+"""
+
 TOKENS = {name: secrets.token_urlsafe(12) for name in ("alice", "bob", "oncall")}
 
 
@@ -171,15 +237,16 @@ class SshGateway:
 
 
 def start_ssh_gateway(sshd: SshdTarget, work: Path, *, forward_port: int = 0,
-                      review_timeout: str = "1m") -> SshGateway:
+                      review_timeout: str = "1m", policy: str = POLICY) -> SshGateway:
     work.mkdir(parents=True, exist_ok=True)
     alice_key = work / "alice_key"
     alice_pub = make_client_key(alice_key)
     wrong = work / "wrong_known_hosts"
     wrong_key = work / "wrong_host_key"
     wrong.write_text(known_hosts_line(sshd.host, sshd.port, make_client_key(wrong_key)) + "\n")
-    text = POLICY.format(
-        work=work, alice_key=alice_pub, review_timeout=review_timeout, sshd_port=sshd.port,
+    text = policy.format(
+        work=work, home=sshd.home, alice_key=alice_pub, review_timeout=review_timeout,
+        sshd_port=sshd.port,
         sshd_user=sshd.user, client_key=sshd.client_key, known_hosts=sshd.known_hosts,
         forward_port=forward_port or free_port(), dead_port=free_port())
     (work / "policies.yaml").write_text(text)

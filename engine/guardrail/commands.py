@@ -243,7 +243,9 @@ class _Walker:
             return None
         return [_normpath(posixpath.join(cwd, text)) for cwd in sorted(self.cwds)]
 
-    def add_paths(self, args: Iterable[_Arg | str]) -> None:
+    def add_paths(self, args: Iterable[_Arg | str], below: bool = False) -> None:
+        """Path operands of a destructive command; ``below``: it acts on everything under
+        them too (``rm -r``, ``find``), which is kept as the pattern ``path/*``."""
         for arg in args:
             if isinstance(arg, str):
                 arg = _Arg(arg)
@@ -264,6 +266,8 @@ class _Walker:
                     self.paths.add(parent or "/")  # dir/* empties dir: judge it as dir
                 if arg.pattern and has_glob(arg.pattern):
                     self.path_patterns.add(path)
+                if below:
+                    self.path_patterns.add(path.rstrip("/") + "/*")
 
     def to_shell(self, sources: Iterable[str]) -> None:
         self.kinds.update(_TO_SHELL[source] for source in sources)
@@ -330,6 +334,12 @@ class _Walker:
             flow = self.invoke(args, depth) if args else _Flow()
         if stdin is not None and stdin.kind == "file" and _is_network(stdin.arg.text):
             flow = flow._replace(sources=flow.sources | {"download"})
+        if (stdin is not None and stdin.kind == "text" and isinstance(stage, SimpleCommand)
+                and stage.argv and _program_name(stage.argv[0]) == "cat"
+                and len(stage.argv) == 1):
+            flow = flow._replace(echo=stdin.arg.text)  # cat <<EOF | sh: the text is code
+            if stdin.arg.dynamic or stdin.arg.computed:
+                flow = flow._replace(echo=None)
         if flow.reads not in ("", _ANY) and stdin is not None:
             fed = self.run_input(stdin, flow.reads, depth)  # a file, or text on the line
             flow = flow._replace(sources=flow.sources | fed.sources, reads=fed.reads)
@@ -1013,7 +1023,7 @@ def _rm(w: _Walker, args: list[_Arg], depth: int) -> None:
             w.kinds.add("RM FORCE")
         if name == "--no-preserve-root":
             w.kinds.add("RM NO PRESERVE ROOT")
-    w.add_paths(operands)
+    w.add_paths(operands, below="RM RECURSIVE" in w.kinds)
 
 
 def _grants_everyone_everything(mode: str) -> bool:
@@ -1064,7 +1074,9 @@ def _chmod(w: _Walker, args: list[_Arg], depth: int) -> None:
         w.kinds.add("CHMOD 777")
         if recursive:
             w.kinds.add("CHMOD 777 RECURSIVE")
-    w.add_paths(operands)
+    elif mode is not None and mode[:1] in ("$", "`"):
+        w.maybe_kinds.add("CHMOD 777 RECURSIVE" if recursive else "CHMOD 777")
+    w.add_paths(operands, below=recursive)
 
 
 def _chown(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1073,9 +1085,11 @@ def _chown(w: _Walker, args: list[_Arg], depth: int) -> None:
              "--verbose", "--dereference", "--no-dereference", "--preserve-root",
              "--no-preserve-root", "--help", "--version")
     names = {_long(o, known) for o in options if o.startswith("--")}
-    if "--recursive" in names or any("R" in o for o in options if not o.startswith("--")):
+    recursive = "--recursive" in names or any("R" in o for o in options
+                                              if not o.startswith("--"))
+    if recursive:
         w.kinds.add("CHOWN RECURSIVE")
-    w.add_paths(operands if "--reference" in names else operands[1:])
+    w.add_paths(operands if "--reference" in names else operands[1:], below=recursive)
 
 
 def _dd(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1222,7 +1236,7 @@ def _find(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
         i += 1
         if word == "-delete":
             w.kinds.add("FIND DELETE")
-            w.add_paths(starts or ["."])
+            w.add_paths(starts or ["."], below=True)
         elif word in ("-exec", "-execdir", "-ok", "-okdir"):
             inner: list[_Arg] = []
             while i < len(args) and args[i].text not in (";", "+"):
@@ -1240,7 +1254,10 @@ def _find(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
             if added & {"RM", "RM RECURSIVE"} or (inner and _program_name(inner[0].text)
                                                   in ("unlink", "shred", "rmdir")):
                 w.kinds.add("FIND DELETE")
-                w.add_paths(starts or ["."])
+                w.add_paths(starts or ["."], below=True)
+            elif added & _OPTION_KINDS["chmod"] | added & _OPTION_KINDS["chown"] or (
+                    inner and _program_name(inner[0].text) in ("chmod", "chown")):
+                w.add_paths(starts or ["."], below=True)
             if "CHMOD 777" in added:
                 w.kinds.add("CHMOD 777 RECURSIVE")
             if inner and _program_name(inner[0].text) == "chmod":
@@ -1377,7 +1394,7 @@ def _rsync(w: _Walker, args: list[_Arg], depth: int) -> None:
     local = [a for a in operands if not re.match(r"[^/]*:|rsync://", a.text)]
     if deletes and operands:
         w.kinds.add("RSYNC DELETE")
-        w.add_paths([operands[-1]] if operands[-1] in local else [])
+        w.add_paths([operands[-1]] if operands[-1] in local else [], below=True)
     if removes_sources:
         w.kinds.add("RSYNC DELETE")
         w.add_paths([a for a in local if a is not operands[-1]])
