@@ -5,8 +5,8 @@ from __future__ import annotations
 from engine.config import Config
 from engine.guardrail import Guard
 from engine.guardrail.classify import ParseFailure, classify
-from engine.guardrail.commands import classify_command
 from engine.guardrail.guard import SessionGuard, parts_judged
+from engine.guardrail.rules import judge_command_readings
 
 
 class ExplainError(Exception):
@@ -25,20 +25,34 @@ def _guard(config: Config, connection: str, user: str) -> SessionGuard:
 
 def explain_command(config: Config, connection: str, user: str,
                     line: str) -> tuple[str, str]:
-    """The verdict on a shell command line, with the facts the rules saw."""
-    judgement = _guard(config, connection, user).judge_command(line)
+    """The verdict on a shell command line: the facts the rules saw, how words the gateway
+    expanded were read, and the readings it weighed — what the line is seen to do, and what
+    its unread part could be (the strictest rule that could match) — with the one that
+    decided."""
+    guard = _guard(config, connection, user)
+    judgement = guard.judge_command(line)
     lines = [f"verdict: {judgement.action.upper()}"
              + (f" (rule {judgement.rule})" if judgement.rule else " (no rule matched)")]
-    if judgement.parse_error:
+    facts = judgement.facts
+    if judgement.parse_error or facts is None:
         lines.append(f"  cannot be read as shell words: {judgement.parse_error}; the fallback "
                      f"({config.guardrails.fallback}) applies")
-    else:
-        facts = classify_command(line)
-        lines.append(f"  {judgement.verdict.reason}")
-        for argv in facts.commands:
-            lines.append(f"  runs: {' '.join(argv)[:100]}")
-        for reason in facts.opaque:
-            lines.append(f"  not seen: {reason}")
+        return judgement.action, "\n".join(lines)
+    lines.append(f"  {judgement.verdict.reason}")
+    for argv in facts.commands:
+        lines.append(f"  runs: {' '.join(argv)[:100]}")
+    for reading in facts.readings:
+        lines.append(f"  read: {reading[:100]}")
+    for reason in facts.opaque:
+        lines.append(f"  not seen: {reason}")
+    decided, seen, unseen = judge_command_readings(guard.rules, facts)
+    lines.append("  readings:")
+    for name, verdict in (("as seen", seen), ("as it could be", unseen)):
+        if verdict is None:
+            continue
+        rule = f"rule {verdict.rule}" if verdict.rule else "no rule"
+        mark = "decided" if verdict is decided else "       "
+        lines.append(f"    {mark} {name}: {verdict.action} ({rule}): {verdict.reason}"[:200])
     return judgement.action, "\n".join(lines)
 
 
