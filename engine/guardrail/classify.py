@@ -242,9 +242,9 @@ class _Walker:
             return None
 
     def _inline_parts(self, field_name: str, what: str, sink: Facts) -> None:
-        texts = self._deparsed(field_name)
-        for n, text in enumerate(texts or [], 1):
-            self._inner(text, f"{what} {n}" if len(texts or []) > 1 else what, True, sink)
+        """``what`` is a format with ``{n}``, the statement's number in the body."""
+        for n, text in enumerate(self._deparsed(field_name) or [], 1):
+            self._inner(text, what.format(n=n), True, sink)
 
     # --- statements ---------------------------------------------------------------------
     def _generic(self, node_type: str) -> None:
@@ -294,10 +294,11 @@ class _Walker:
             kinds.add("ALTER DATABASE")
         elif what in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME", "RENAME TABLE"})
-        elif what in ("OBJECT_COLUMN", "OBJECT_TABCONSTRAINT") and node.get(
-                "relationType") in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
-            sub = "COLUMN" if what == "OBJECT_COLUMN" else "CONSTRAINT"
-            kinds.update({"ALTER TABLE", f"ALTER TABLE RENAME {sub}"})
+        elif what == "OBJECT_COLUMN" and node.get("relationType") in ("OBJECT_TABLE",
+                                                                       "OBJECT_FOREIGN_TABLE"):
+            kinds.update({"ALTER TABLE", "ALTER TABLE RENAME COLUMN"})
+        elif what == "OBJECT_TABCONSTRAINT":  # only tables have these (domains: DOMCONSTRAINT)
+            kinds.update({"ALTER TABLE", "ALTER TABLE RENAME CONSTRAINT"})
         if node.get("relation"):
             self._write(node.get("relation"))
         return True
@@ -471,7 +472,8 @@ class _Walker:
         sink = Facts(f"{function}(…)")
         if language == "sql" and node.get("sql_body") is not None:  # BEGIN ATOMIC, RETURN
             _Walker(sink, self.bodies, self.depth + 1).visit({"body": node["sql_body"]})
-            self._inline_parts("sql_body", what, sink)
+            escaped = what.replace("{", "{{").replace("}", "}}")  # a quoted name may hold {
+            self._inline_parts("sql_body", escaped + ", statement {n}", sink)
         elif language == "sql" and strings:
             before = len(sink.parts)
             self._inner(strings[0], what, True, sink)
@@ -501,7 +503,7 @@ class _Walker:
         self.facts.kinds.update({"CREATE", "CREATE RULE"})
         self._write(node.get("relation"))
         sink = Facts(self.facts.text)
-        self._inline_parts("actions", "rule action", sink)
+        self._inline_parts("actions", "rule action {n}", sink)
         self.facts.parts.extend(sink.parts)
         self.facts.uses_session |= sink.uses_session
         return True

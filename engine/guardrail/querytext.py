@@ -77,7 +77,7 @@ def runs(function: str, args: list[Any]) -> Runs | None:
         for index in _dblink_positions(function, positional):
             query("remote query", positional[index])
     elif function in _XML_TABLE:
-        table = string_constant(named.get("tbl", positional[0] if positional else None))
+        table = _table_name(named.get("tbl", positional[0] if positional else None))
         if table is not None and _QUALIFIED.match(table):
             out.reads.append(_relation(table))
         else:
@@ -151,6 +151,17 @@ def _connectby(args: list[Any], out: Runs) -> None:
     if ordered:
         sql += f" ORDER BY {names[3]}"
     out.queries.append(("connectby's query", sql))
+
+
+def _table_name(node: Any) -> str | None:
+    """A regclass argument: 'name' or 'name'::regclass."""
+    if isinstance(node, dict) and "TypeCast" in node:
+        cast = node["TypeCast"]
+        names = [n.get("String", {}).get("sval") for n in
+                 cast.get("typeName", {}).get("names", []) if isinstance(n, dict)]
+        if names and names[-1] == "regclass":
+            node = cast.get("arg")
+    return string_constant(node)
 
 
 def _relation(text: str) -> str:

@@ -492,3 +492,183 @@ def test_rename_is_an_alter(sql: str, kind: str) -> None:
 
 def test_create_table_as_writes_its_table() -> None:
     assert one("CREATE TABLE x AS SELECT * FROM t").writes == {"x"}
+
+
+# --- binding is calling: statements that make a function run later -------------------------
+
+BINDINGS = [
+    "CREATE OPERATOR @~@ (FUNCTION = pg_terminate_backend, LEFTARG = int, RIGHTARG = bigint)",
+    "CREATE OPERATOR public.@~@ (PROCEDURE = pg_catalog.pg_terminate_backend, LEFTARG = int)",
+    "create operator ~~~ (function = \"pg_terminate_backend\", rightarg = int)",
+    "CREATE OPERATOR === (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int, "
+    "RESTRICT = pg_terminate_backend)",
+    "CREATE OPERATOR === (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int, "
+    "JOIN = pg_terminate_backend)",
+    "ALTER OPERATOR === (int, int) SET (RESTRICT = pg_terminate_backend)",
+    "CREATE AGGREGATE a(int) (SFUNC = pg_terminate_backend, STYPE = int)",
+    "CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, FINALFUNC = pg_terminate_backend)",
+    "CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, COMBINEFUNC = pg_terminate_backend)",
+    "CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, MSFUNC = int4pl, "
+    "MINVFUNC = pg_terminate_backend, MSTYPE = int)",
+    "CREATE AGGREGATE a (BASETYPE = int, SFUNC = pg_terminate_backend, STYPE = int)",
+    "CREATE CAST (int AS text) WITH FUNCTION pg_terminate_backend(int) AS IMPLICIT",
+    "CREATE CAST (int AS text) WITH FUNCTION pg_catalog.pg_terminate_backend(int)",
+    "CREATE TYPE ty (INPUT = pg_terminate_backend, OUTPUT = f_out)",
+    "CREATE TYPE r AS RANGE (SUBTYPE = int, SUBTYPE_DIFF = pg_terminate_backend)",
+    "CREATE TYPE r AS RANGE (SUBTYPE = int, CANONICAL = pg_terminate_backend)",
+    "ALTER TYPE ty SET (RECEIVE = pg_terminate_backend)",
+    "CREATE TABLE t (a int DEFAULT pg_terminate_backend(1)::int)",
+    "CREATE TABLE t (a int, b bool GENERATED ALWAYS AS (pg_terminate_backend(a)) STORED)",
+    "CREATE TABLE t (a int CHECK (pg_terminate_backend(a)))",
+    "CREATE TABLE t (a int) PARTITION BY RANGE ((pg_terminate_backend(a)::int))",
+    "ALTER TABLE t ALTER COLUMN a SET DEFAULT pg_terminate_backend(1)::int",
+    "ALTER TABLE t ADD COLUMN b bool DEFAULT pg_terminate_backend(1)",
+    "ALTER TABLE t ADD CONSTRAINT c CHECK (pg_terminate_backend(a))",
+    "ALTER TABLE t ALTER COLUMN a TYPE bool USING pg_terminate_backend(a)",
+    "CREATE DOMAIN d AS int CHECK (pg_terminate_backend(VALUE))",
+    "CREATE DOMAIN d AS int DEFAULT pg_terminate_backend(1)::int",
+    "ALTER DOMAIN d ADD CONSTRAINT c CHECK (pg_terminate_backend(VALUE))",
+    "ALTER DOMAIN d SET DEFAULT pg_terminate_backend(1)::int",
+    "CREATE INDEX i ON t ((pg_terminate_backend(a)))",
+    "CREATE INDEX i ON t (a) WHERE pg_terminate_backend(a)",
+    "CREATE STATISTICS s ON (pg_terminate_backend(a)::int), b FROM t",
+    "CREATE POLICY p ON t USING (pg_terminate_backend(a))",
+    "CREATE POLICY p ON t FOR INSERT WITH CHECK (pg_terminate_backend(a))",
+    "CREATE VIEW v AS SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+    "CREATE MATERIALIZED VIEW v AS SELECT pg_terminate_backend(1)",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO SELECT pg_terminate_backend(1)",
+    "CREATE RULE r AS ON INSERT TO t WHERE pg_terminate_backend(1) DO INSTEAD NOTHING",
+    "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION pg_terminate_backend()",
+    "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW WHEN (pg_terminate_backend(1)) "
+    "EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+    "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE PROCEDURE pg_terminate_backend()",
+    "CREATE FUNCTION f(int) RETURNS int LANGUAGE sql SUPPORT pg_terminate_backend "
+    "AS 'SELECT 1'",
+    "ALTER FUNCTION f(int) SUPPORT pg_terminate_backend",
+    "CREATE FUNCTION f(x bool DEFAULT pg_terminate_backend(1)) RETURNS int LANGUAGE sql "
+    "AS 'SELECT 1'",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE internal AS 'pg_terminate_backend'",
+    "CREATE OPERATOR CLASS c FOR TYPE int USING btree AS OPERATOR 1 <, "
+    "FUNCTION 1 pg_terminate_backend(int, int)",
+    "ALTER OPERATOR FAMILY f USING btree ADD FUNCTION 1 (int, int) pg_terminate_backend(int, int)",
+    "CREATE LANGUAGE x HANDLER pg_terminate_backend",
+    "CREATE FOREIGN DATA WRAPPER w HANDLER pg_terminate_backend",
+    "ALTER FOREIGN DATA WRAPPER w VALIDATOR pg_terminate_backend",
+    "CREATE ACCESS METHOD am TYPE TABLE HANDLER pg_terminate_backend",
+    "CREATE CONVERSION c FOR 'UTF8' TO 'LATIN1' FROM pg_terminate_backend",
+    "CREATE TRANSFORM FOR int LANGUAGE plpgsql (FROM SQL WITH FUNCTION pg_terminate_backend("
+    "internal), TO SQL WITH FUNCTION f2(internal))",
+    "CREATE TEXT SEARCH PARSER p (START = pg_terminate_backend, GETTOKEN = g, END = e, "
+    "LEXTYPES = l)",
+    "CREATE TEXT SEARCH TEMPLATE tpl (LEXIZE = pg_terminate_backend)",
+    "CREATE SCHEMA s CREATE TABLE t (a int DEFAULT pg_terminate_backend(1)::int)",
+]
+
+
+@pytest.mark.parametrize("sql", BINDINGS)
+def test_binding_a_function_is_calling_it(sql: str) -> None:
+    assert "pg_terminate_backend" in one(sql).functions
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE OPERATOR === (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int, "
+    "COMMUTATOR = ===, NEGATOR = !==)",
+    "CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, INITCOND = '0')",
+    "CREATE CAST (int AS text) WITH INOUT",
+    "CREATE TYPE ty AS (a int, b text)",
+    "COMMENT ON FUNCTION pg_terminate_backend(int) IS 'x'",
+])
+def test_options_that_are_not_functions_are_not_calls(sql: str) -> None:
+    assert "pg_terminate_backend" not in one(sql).functions
+    assert not one(sql).functions - {"int4eq", "int4pl"}
+
+
+# --- triggers judge the function they bind --------------------------------------------------
+
+TRIGGER_FUNCTION = ("CREATE FUNCTION wipe() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "UPDATE t SET x = 0; RETURN NEW; END $$")
+
+
+def test_a_trigger_is_judged_by_the_body_it_binds_when_the_gateway_saw_it() -> None:
+    created, trigger = classify(f"{TRIGGER_FUNCTION}; CREATE TRIGGER tr AFTER INSERT ON u "
+                                "FOR EACH ROW EXECUTE FUNCTION wipe()")
+    assert "UPDATE WITHOUT WHERE" in created.kinds
+    assert {"CREATE TRIGGER", "UPDATE", "UPDATE WITHOUT WHERE"} <= trigger.kinds
+    assert "OPAQUE BODY" not in trigger.kinds
+    assert trigger.writes == {"t", "u"}
+    assert trigger.uses_session
+    (bound,) = trigger.parts
+    assert bound.origin == "trigger function wipe" and bound.deferred
+    # From an earlier statement of the session (what the guard remembers), too.
+    (again,) = classify("CREATE TRIGGER tr AFTER INSERT ON u FOR EACH ROW EXECUTE FUNCTION "
+                        "public.wipe()", bodies=created.defines)
+    assert "UPDATE WITHOUT WHERE" in again.kinds
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE TRIGGER tr AFTER INSERT ON u FOR EACH ROW EXECUTE FUNCTION unseen()",
+    "CREATE TRIGGER tr AFTER INSERT ON u FOR EACH ROW EXECUTE PROCEDURE s.unseen('a', 'b')",
+    "CREATE CONSTRAINT TRIGGER tr AFTER INSERT ON u DEFERRABLE FOR EACH ROW "
+    "EXECUTE FUNCTION unseen()",
+    "CREATE TRIGGER tr INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION check_primary_key("
+    "'id', 't', 'id')",
+    "CREATE EVENT TRIGGER e ON sql_drop EXECUTE FUNCTION unseen()",
+    "CREATE SCHEMA s CREATE TRIGGER tr AFTER INSERT ON u EXECUTE FUNCTION unseen()",
+])
+def test_a_trigger_on_a_function_the_gateway_never_saw_is_opaque(sql: str) -> None:
+    facts = one(sql)
+    assert "OPAQUE BODY" in facts.kinds
+    assert facts.uses_session
+
+
+def test_built_in_trigger_functions_are_known() -> None:
+    facts = one("CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW "
+                "EXECUTE FUNCTION suppress_redundant_updates_trigger()")
+    assert "OPAQUE BODY" not in facts.kinds
+
+
+def test_a_trigger_on_a_function_in_a_language_the_gateway_cannot_read_is_opaque() -> None:
+    _, trigger = classify("CREATE FUNCTION t() RETURNS trigger LANGUAGE plperl AS "
+                          "'return'; CREATE TRIGGER tr AFTER INSERT ON u "
+                          "EXECUTE FUNCTION t()")
+    assert "OPAQUE BODY" in trigger.kinds
+
+
+# --- rules: their actions run with every matching write ------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "inside"), [
+    ("CREATE RULE r AS ON INSERT TO t DO ALSO DELETE FROM u", {"DELETE WITHOUT WHERE"}),
+    ("CREATE RULE r AS ON UPDATE TO t DO INSTEAD (UPDATE u SET a = 0; DELETE FROM v "
+     "WHERE id = old.id)", {"UPDATE WITHOUT WHERE", "DELETE"}),
+    ("CREATE OR REPLACE RULE r AS ON DELETE TO t DO ALSO TRUNCATE u", set()),
+    ("CREATE RULE r AS ON SELECT TO t DO INSTEAD SELECT pg_terminate_backend(1)", set()),
+])
+def test_rule_actions_are_judged_when_the_rule_is_created(sql: str, inside: set[str]) -> None:
+    try:
+        facts = one(sql)
+    except ParseFailure:
+        return  # TRUNCATE is no rule action: PostgreSQL's parser refuses it too
+    assert {"CREATE", "CREATE RULE"} | inside <= facts.kinds
+    assert facts.parts and all(p.deferred and p.origin.startswith("rule action")
+                               for p in facts.parts)
+
+
+# --- parts: what runs inside, for policy explain and the strictest verdict -------------------
+
+
+def test_parts_say_where_they_are() -> None:
+    facts = one("CREATE FUNCTION f(q text) RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n"
+                "  EXECUTE q;\n  DELETE FROM t WHERE id = 1;\nEND $$")
+    assert [(p.origin, p.text, sorted(p.kinds)) for p in facts.parts] == [
+        ("body of f, line 3: EXECUTE", "q", ["DYNAMIC SQL"]),
+        ("body of f, line 4: statement", "DELETE FROM t WHERE id = 1", ["DELETE"]),
+    ]
+    sql_body = one("CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+                   "DELETE FROM t; SELECT 1; END")
+    assert [p.origin for p in sql_body.parts] == ["body of g, statement 1"]
+    assert sql_body.defines["g"].kinds >= {"DELETE", "DELETE WITHOUT WHERE"}
+    returning = one("CREATE FUNCTION h() RETURNS bool LANGUAGE sql "
+                    "RETURN pg_terminate_backend(1)")
+    assert "pg_terminate_backend" in returning.functions
+    assert "pg_terminate_backend" in returning.defines["h"].functions
