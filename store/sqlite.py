@@ -185,6 +185,7 @@ class SqliteStore:
         self._broken: StoreError | None = None
         self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
         self._durability = durability
+        self._cannot_rotate = False
         self._lock = lock
         self._file = _identity(path) if writer else None
         self.journal: Journal | None = None
@@ -288,12 +289,18 @@ class SqliteStore:
             self.journal.rotate()
         except OSError as exc:  # no new file in the directory: move them here and now
             self._pending[:0] = records
-            log.warning("cannot rotate the store journal (%s): checkpointing in place", exc)
+            if not self._cannot_rotate:  # once, not at every checkpoint
+                log.warning("cannot rotate the store journal (%s): checkpointing on the"
+                            " engine's thread until it can", exc)
+            self._cannot_rotate = True
             try:
                 self._checkpoint_now()
             except StoreError as failed:
                 return self._failing(failed)
             return None
+        if self._cannot_rotate:
+            log.warning("the store journal rotates again")
+            self._cannot_rotate = False
         self._job = records
         return lambda: self._write_or_error(records)
 
