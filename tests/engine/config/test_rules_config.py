@@ -309,3 +309,25 @@ def test_invalid_review_timeout(tmp_path: Path) -> None:
 def test_unknown_guardrails_key(tmp_path: Path) -> None:
     text = BASE + "guardrails:\n  fallbak: block\n"
     assert_error(tmp_path, text, line_of(text, "fallbak:"), "guardrails.fallbak", "unknown key")
+
+
+def test_kinds_for_code_the_gateway_cannot_read_and_destructive_alter_table(
+        tmp_path: Path) -> None:
+    text = BASE + """\
+rules:
+  - name: no-dynamic
+    action: block
+    match: {statements: [dynamic sql, "Alter Table Drop Column", ALTER TABLE RENAME]}
+  - name: opaque
+    action: review
+    match: {statements: [OPAQUE BODY, RENAME TABLE, ALTER TABLE SET DATA TYPE]}
+"""
+    config = load_config(write(tmp_path, text))
+    assert config.rules[0].match.statements == {"DYNAMIC SQL", "ALTER TABLE DROP COLUMN",
+                                                "ALTER TABLE RENAME"}
+    guard = Guard(config.rules, config.guardrails).for_session("shop", "alice",
+                                                               frozenset({"engineering"}))
+    assert guard.judge("ALTER TABLE t DROP COLUMN a").rule == "no-dynamic"
+    assert guard.judge("CREATE FUNCTION f() RETURNS int LANGUAGE plperl AS '1'").rule == (
+        "opaque")
+    assert guard.judge("ALTER TABLE t ALTER a TYPE text").rule == "opaque"

@@ -375,3 +375,190 @@ def test_turning_standard_conforming_strings_off_is_not_allowed(shipped: Session
 
 def test_switching_to_an_unsafe_client_encoding_is_not_allowed(shipped: SessionGuard) -> None:
     assert shipped.judge("SET client_encoding = 'SJIS'").action != "allow"
+
+
+# --- code that runs later: the strictest verdict of what is inside --------------------------
+
+INSIDE = (
+    Rule("no-dynamic", "block", Match(statements=frozenset({"DYNAMIC SQL"}))),
+    Rule("allow-functions", "allow", Match(statements=frozenset({"CREATE FUNCTION"}))),
+    Rule("no-drop", "block", Match(statements=frozenset({"DROP"}))),
+    Rule("review-deletes", "review", Match(statements=frozenset({"DELETE"}))),
+    Rule("opaque", "review", Match(statements=frozenset({"OPAQUE BODY"}))),
+)
+
+
+def test_an_allow_rule_for_the_statement_does_not_cover_what_runs_inside() -> None:
+    judged = session(INSIDE).judge("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ "
+                                   "BEGIN DROP TABLE t; END $$")
+    assert (judged.action, judged.rule) == ("block", "no-drop")
+    assert judged.verdict.reason.startswith("body of f, line 1: statement: DROP TABLE t")
+    assert judged.verdict.statement.startswith("CREATE FUNCTION f()")
+    plain = session(INSIDE).judge("CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ "
+                                  "BEGIN RETURN 1; END $$")
+    assert (plain.action, plain.rule) == ("allow", "allow-functions")
+
+
+def test_parts_judged_lists_each_statement_inside_with_its_verdict() -> None:
+    from engine.guardrail.classify import classify
+    from engine.guardrail.guard import parts_judged
+
+    (facts,) = classify("CREATE FUNCTION f(q text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+                        "EXECUTE q; EXECUTE 'DELETE FROM t WHERE id = 1'; "
+                        "PERFORM 1; END $$")
+    shown = [(depth, part.origin, verdict.action, verdict.rule)
+             for depth, part, verdict in parts_judged(INSIDE, facts)]
+    assert shown == [
+        (1, "body of f, line 1: EXECUTE", "block", "no-dynamic"),
+        (1, "body of f, line 1: EXECUTE of a constant string", "review", "review-deletes"),
+    ]
+
+
+def test_settings_inside_a_function_body_are_not_refused_when_it_is_created() -> None:
+    # The body runs later; the front end rereads the settings after it runs.
+    judged = session(()).judge("CREATE FUNCTION blind() RETURNS text LANGUAGE plpgsql AS $$ "
+                               "BEGIN RETURN set_config('standard_conforming_strings', 'off', "
+                               "false); END $$")
+    assert judged.action == "allow"
+    now = session(()).judge("DO $$ BEGIN SET standard_conforming_strings = off; END $$")
+    assert (now.action, now.rule) == ("block", "gateway-sql-reading")
+    text = session(()).judge("SELECT query_to_xml('SELECT set_config(''client_encoding'', "
+                             "''SJIS'', false)', true, true, '')")
+    assert text.action == "block"
+
+
+TRIGGER_BODY = ("CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "NEW.changed := now(); INSERT INTO audit (what) VALUES (TG_OP); "
+                "RETURN NEW; END $$")
+TRIGGER = "CREATE TRIGGER s BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp()"
+
+
+def test_a_trigger_on_a_function_allowed_earlier_in_the_session_is_judged_by_its_body(
+        classify_calls: list[str]) -> None:
+    g = session(INSIDE)
+    assert g.judge(TRIGGER).rule == "opaque"  # not seen yet: opaque
+    assert g.judge(TRIGGER_BODY).action == "allow"
+    assert g.judge(TRIGGER).action == "allow"  # now the body is known
+    assert classify_calls.count(TRIGGER) == 2  # depends on the session: never cached
+
+
+def test_a_function_that_was_not_allowed_is_not_remembered() -> None:
+    g = session(INSIDE)
+    assert g.judge("CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "DELETE FROM audit; RETURN NEW; END $$").action == "review"
+    assert g.judge(TRIGGER).rule == "opaque"
+    # Replaced by an allowed body: that one is what the trigger binds.
+    assert g.judge(TRIGGER_BODY).action == "allow"
+    assert g.judge(TRIGGER).action == "allow"
+    # And a later reviewed replacement does not count until it is allowed.
+    g.judge("CREATE OR REPLACE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "DROP TABLE audit; RETURN NEW; END $$")
+    assert g.judge(TRIGGER).action == "allow"
+
+
+def test_remembered_bodies_are_bounded() -> None:
+    g = session(INSIDE, cache_size=2)
+    for name in ("a", "b", "c"):
+        g.judge(TRIGGER_BODY.replace("stamp()", f"{name}()"))
+    assert g.judge(TRIGGER.replace("stamp()", "a()")).rule == "opaque"
+    assert g.judge(TRIGGER.replace("stamp()", "c()")).action == "allow"
+
+
+# --- the shipped policy and the classes of issue 12 -----------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "rule"), [
+    # Procedural code is read.
+    ("CREATE FUNCTION f(q text) RETURNS void LANGUAGE plpgsql AS $$BEGIN EXECUTE q; END$$",
+     "no-dynamic-sql"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN "
+     "EXECUTE 'ALTER ROLE CURRENT_USER PASSWORD ''x'''; END$$", "no-role-or-grant-changes"),
+    ("CREATE PROCEDURE p() LANGUAGE plpgsql AS $$BEGIN TRUNCATE orders; END$$", "no-truncate"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN "
+     "PERFORM pg_terminate_backend(pid) FROM pg_stat_activity; END$$", "no-backend-control"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC DROP TABLE orders; END",
+     "no-drop"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN "
+     "EXECUTE format('DROP TABLE %I', 'orders'); END$$", "no-dynamic-sql"),
+    # SQL passed as text.
+    ("SELECT query_to_xml('select pg_terminate_backend(pid) from pg_stat_activity', "
+     "true, true, '')", "no-backend-control"),
+    ("SELECT * FROM ts_stat('select pg_terminate_backend(1)::text::tsvector')",
+     "no-backend-control"),
+    ("SELECT query_to_xml(q, true, true, '') FROM (SELECT 'DROP TABLE orders' AS q) s",
+     "no-dynamic-sql"),
+    ("SELECT query_to_xml($1, true, true, '')", "no-dynamic-sql"),
+    # Binding is calling.
+    ("CREATE OPERATOR @~@ (FUNCTION = pg_terminate_backend, LEFTARG = int, RIGHTARG = bigint)",
+     "no-backend-control"),
+    ("CREATE CAST (int AS bigint) WITH FUNCTION pg_cancel_backend(int)", "no-backend-control"),
+    ("CREATE AGGREGATE kill(int) (SFUNC = pg_terminate_backend, STYPE = bool)",
+     "no-backend-control"),
+    ("CREATE TABLE t (a int DEFAULT pg_reload_conf()::int)", "no-backend-control"),
+    ("CREATE INDEX i ON orders ((pg_terminate_backend(id)))", "no-backend-control"),
+    ("CREATE DOMAIN d AS int CHECK (pg_terminate_backend(VALUE))", "no-backend-control"),
+    ("CREATE FUNCTION k(int) RETURNS bool LANGUAGE internal AS 'pg_terminate_backend'",
+     "no-untrusted-code"),
+    # Destruction not spelled DROP.
+    ("ALTER TABLE orders DROP COLUMN status", "no-drop-column-or-rename-table"),
+    ("alter table orders drop status", "no-drop-column-or-rename-table"),
+    ("ALTER TABLE orders RENAME TO orders_old", "no-drop-column-or-rename-table"),
+    ("ALTER TABLE public.orders SET SCHEMA archive", "no-drop-column-or-rename-table"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN "
+     "ALTER TABLE orders DROP COLUMN status; END$$", "no-drop-column-or-rename-table"),
+])
+def test_shipped_policy_blocks_what_hides_in_code(shipped: SessionGuard, sql: str,
+                                                  rule: str) -> None:
+    judged = shipped.judge(sql)
+    assert (judged.action, judged.rule) == ("block", rule)
+
+
+@pytest.mark.parametrize(("sql", "rule"), [
+    ("CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+     "UPDATE orders SET status = 'x'; RETURN NEW; END$$", "review-unbounded-writes"),
+    ("CREATE RULE r AS ON INSERT TO orders DO ALSO DELETE FROM customers",
+     "review-unbounded-writes"),
+    ("DELETE FROM orders WHERE id IS NOT NULL", "review-unbounded-writes"),
+    ("UPDATE orders SET status = 'x' WHERE 1 BETWEEN 0 AND 2", "review-unbounded-writes"),
+    ("DELETE FROM orders WHERE EXISTS (SELECT 1)", "review-unbounded-writes"),
+    ("DELETE FROM orders WHERE id IN (SELECT id FROM orders)", "review-unbounded-writes"),
+    ("MERGE INTO orders o USING orders s ON o.id = s.id WHEN MATCHED THEN DELETE",
+     "review-unbounded-writes"),
+    ("ALTER TABLE orders DROP CONSTRAINT orders_pkey", "review-destructive-alter-table"),
+    ("ALTER TABLE orders ALTER COLUMN status TYPE int USING 0",
+     "review-destructive-alter-table"),
+    ("ALTER TABLE orders RENAME COLUMN status TO state", "review-destructive-alter-table"),
+    ("ALTER TABLE orders DISABLE TRIGGER ALL", "review-destructive-alter-table"),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE plperl AS 'return 1'", "review-opaque-code"),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$BEGIN FOOBAR; END$$",
+     "review-opaque-code"),
+    ("CREATE TRIGGER t AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION unseen()",
+     "review-opaque-code"),
+])
+def test_shipped_policy_holds_what_needs_eyes(shipped: SessionGuard, sql: str,
+                                              rule: str) -> None:
+    judged = shipped.judge(sql)
+    assert (judged.action, judged.rule) == ("review", rule)
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE FUNCTION add_order(c int, a numeric) RETURNS int LANGUAGE plpgsql AS $$ "
+    "DECLARE new_id int; BEGIN INSERT INTO orders (customer_id, amount) VALUES (c, a) "
+    "RETURNING id INTO new_id; UPDATE customers SET orders = orders + 1 WHERE id = c; "
+    "RETURN new_id; END $$",
+    "CREATE OR REPLACE FUNCTION total(c int) RETURNS numeric LANGUAGE sql STABLE AS "
+    "'SELECT sum(amount) FROM orders WHERE customer_id = c'",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1",
+    "SELECT query_to_xml('SELECT id FROM orders', true, true, '')",
+    "UPDATE pgbench_accounts SET abalance = abalance + 5 WHERE aid = 42",
+    "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+    "DELETE FROM orders WHERE id = ANY($1)",
+    "MERGE INTO orders o USING (VALUES (1, 'paid')) v(id, s) ON o.id = v.id "
+    "WHEN MATCHED THEN UPDATE SET status = v.s WHEN NOT MATCHED THEN INSERT (id) VALUES (v.id)",
+    "ALTER TABLE orders ADD COLUMN note text",
+    "CREATE INDEX orders_status ON orders (lower(status))",
+    "CREATE OPERATOR === (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int)",
+])
+def test_shipped_policy_still_allows_ordinary_work(shipped: SessionGuard, sql: str) -> None:
+    judged = shipped.judge(sql)
+    assert judged.action == "allow", judged.verdict
