@@ -122,6 +122,12 @@ class ControlServer:
                     return
         except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
             log.info("control client dropped: %s", exc)
+        except asyncio.CancelledError:
+            # stop() cancels the handlers it started and waits for them. Ending here instead of
+            # re-raising is deliberate: on Python 3.11 the streams server's done-callback calls
+            # task.exception() on a cancelled handler, which prints a CancelledError traceback
+            # over the operator's terminal on every `q` (issue 16).
+            return
         finally:
             self._clients.discard(writer)
             if task is not None:
