@@ -245,6 +245,7 @@ class ResultMasker:
                  lineage_rule: LineageRule | None = None) -> None:
         self._values = masker
         self._mask = self._bounded if isinstance(masker, ValueMasker) else masker.mask
+        self._mask_inline = masker.mask  # the hot path checks the length itself
         self._screen = masker.screen
         # A value this long is masked in pieces by a stream masker (which cuts only where no
         # value can cross the cut), within ``value_budget`` seconds; what is left when the
@@ -592,7 +593,7 @@ class ResultMasker:
                 return None
             columns = None
             modes = (_DETECT,) * ncols
-        screen, mask, unpack = self._screen, self._mask, _I32.unpack_from
+        screen, mask, unpack = self._screen, self._mask_inline, _I32.unpack_from
         nspans = len(spans) if spans is not None else 0
         k = 0  # the first span that ends after the value in hand
         pieces: list[bytes] = []
@@ -627,7 +628,7 @@ class ResultMasker:
                 if spans is None and not screen(raw):
                     continue
                 text = raw.decode("utf-8", "surrogateescape")
-                masked, fired = mask(text)
+                masked, fired = mask(text) if size < LARGE_VALUE else self._mask(text)
                 if fired:
                     name = columns[i].name if columns is not None else ""
                     for detector in fired:
