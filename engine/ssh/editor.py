@@ -111,6 +111,9 @@ class LineEditor:
     def erase(self) -> Echo:
         """Take the command's echo off the screen (the shell is about to echo it itself):
         back to where it began, and clear to the end of the screen."""
+        if self.secret:
+            self.active = False
+            return Echo(b"")
         out = self._move(self._shown, 0)
         if self._above:
             out += f"\x1b[{self._above}A\r" + (f"\x1b[{self._first_col}C"
@@ -121,6 +124,8 @@ class LineEditor:
     def finish(self) -> Echo:
         """Leave the command's echo as it stands and put the cursor after it."""
         self.active = False
+        if self.secret:
+            return Echo(b"")
         out = self._move(self._shown, len(self.buf))
         self._shown = len(self.buf)
         return Echo(out.encode())

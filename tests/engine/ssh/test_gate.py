@@ -29,6 +29,7 @@ from engine.ssh.gate import (
     ClientData,
     ClientEof,
     Decided,
+    EchoToClient,
     Event,
     GatewayOutput,
     InputGate,
@@ -601,3 +602,160 @@ def test_a_script_whose_lines_are_all_allowed_reaches_the_target_unchanged(
         out += actions
     assert sent(out) == b"".join(chunks)
     assert out[-1] == SendEof()
+
+
+# --- strict: the gateway's own line editor ---------------------------------------------------
+
+
+def strict(size: tuple[int, int] = (80, 24)) -> Conversation:
+    chat = Conversation(InputGate(Mode.KEYS, size=size, strict=True))
+    chat(TargetOpened())
+    chat.shows(PROMPT)
+    return chat
+
+
+def echoed(actions: list[Action]) -> bytes:
+    return b"".join(a.data for a in actions if isinstance(a, EchoToClient))
+
+
+def test_strict_keys_are_echoed_by_the_gateway_and_reach_the_shell_only_when_judged() -> None:
+    chat = strict()
+    typing = chat.keys(b"echo hi")
+    assert sent(typing) == b"" and echoed(typing) == b"echo hi"
+    assert chat.keys(b"\r") == [judge("echo hi")]
+    went = chat.decide(True)
+    assert sent(went) == b"echo hi\r"  # the whole line with its Enter, at once
+    assert b"\x1b[J" in echoed(went)  # the gateway's echo is taken off: the shell echoes it
+    assert went.index(next(a for a in went if isinstance(a, EchoToClient))) < went.index(
+        SendToTarget(b"echo hi\r"))
+
+
+@pytest.mark.parametrize("keys", [
+    b"bind -x '\"\\C-t\":rm -rf /etc'\r\x14\r",  # the bound key never reaches readline
+    b"rm -rf /etc\r",
+    b"rm -rf /e\x1b[Dtc\r",
+])
+def test_strict_a_refused_line_never_reaches_the_shell(keys: bytes) -> None:
+    chat = strict()
+    actions = chat.keys(keys)
+    assert sent(actions) == b""
+    judged = [a for a in actions if isinstance(a, Judge)]
+    refused = chat.decide(False, BLOCKED)
+    assert sent(refused) == b""
+    assert Tell(BLOCKED) in refused
+    assert echoed(refused).endswith(PROMPT)  # the prompt drawn again, nothing for the shell
+    assert judged
+
+
+@pytest.mark.parametrize(("lines", "whole"), [
+    ([b"echo '", b"'; rm -rf /etc; echo '", b"'"], "echo '\n'; rm -rf /etc; echo '\n'"),
+    ([b"cat <<EOF | sh", b"rm -rf /etc", b"EOF"], "cat <<EOF | sh\nrm -rf /etc\nEOF"),
+    ([b"rm -rf /e\\", b"tc"], "rm -rf /e\\\ntc"),
+    ([b"echo $(", b"rm -rf /etc)"], "echo $(\nrm -rf /etc)"),
+    ([b"if true", b"then rm -rf /etc; fi"], None),  # complete lines, each judged
+])
+def test_strict_a_command_that_needs_more_lines_is_judged_whole(lines: list[bytes],
+                                                                whole: str | None) -> None:
+    chat = strict()
+    judged: list[Judge] = []
+    for line in lines:
+        actions = chat.keys(line + b"\r")
+        assert sent(actions) == b""
+        judged += [a for a in actions if isinstance(a, Judge)]
+        if judged and whole is None:
+            chat.decide(True)
+            chat.answer()
+    if whole is not None:
+        assert [j.text for j in judged] == [whole]
+        assert sent(chat.decide(True)) == whole.replace("\n", "\r").encode() + b"\r"
+
+
+def test_strict_ctrl_c_and_ctrl_d_go_to_the_shell_without_the_line() -> None:
+    chat = strict()
+    assert sent(chat.keys(b"sleep 9\x03")) == CTRL_C
+    chat.answer()
+    assert sent(chat.keys(b"\x04")) == b"\x04"
+
+
+def test_strict_up_recalls_this_session_s_lines() -> None:
+    chat = strict()
+    chat.keys(b"echo one\r")
+    chat.decide(True)
+    chat.answer()
+    assert chat.keys(b"\x1b[A\r") == [EchoToClient(b"echo one\x1b[J"),
+                                      judge("echo one")]
+
+
+def test_strict_history_expansion_is_judged_as_typed() -> None:
+    chat = strict()
+    assert [a for a in chat.keys(b"!!\r") if isinstance(a, Judge)] == [judge("!!")]
+
+
+def test_strict_a_password_prompt_is_not_echoed_and_judged_unseen() -> None:
+    chat = strict()
+    chat.shows(b"\r\n[sudo] password for alice: ")
+    actions = chat.keys(b"s3cr'et\r")
+    assert echoed(actions) == b""
+    assert actions[-1] == Judge(UNSEEN, ("s3cr'et",), lenient=True, unseen=True)
+    assert sent(chat.decide(True)) == b"s3cr'et\r"
+    chat.answer()
+    chat.shows(b"\r\nPassword: ")
+    # an open quote let through at a prompt that hides input: the next line is read with it
+    actions = chat.keys(b"; rm -rf /etc #'\r")
+    assert actions[-1].readings == ("; rm -rf /etc #'",  # type: ignore[union-attr]
+                                    "s3cr'et\n; rm -rf /etc #'")
+
+
+def test_strict_the_alternate_screen_is_raw_only_for_a_known_full_screen_program() -> None:
+    chat = strict()
+    chat.keys(b"printf '\\033[?1049h'\r")
+    chat.decide(True)
+    chat.shows(b"\x1b[?1049h")
+    chat.settle()
+    actions = chat.keys(b"rm -rf /etc\r")
+    assert sent(actions) == b"" and actions[-1] == judge("rm -rf /etc")  # still the editor
+    chat.decide(False, BLOCKED)
+    vim = strict()
+    vim.keys(b"vim notes.txt\r")
+    vim.decide(True)
+    vim.shows(b"\x1b[?1049h\x1b[H\x1b[2J")
+    vim.settle()
+    assert sent(vim.keys(b"ihello\x1b")) == b"ihello\x1b"  # raw keys
+    vim.keys(b":w\r")
+    vim.shows(b"\x1b[24;1H:w")
+    assert sent(vim.settle()) == b"\r"  # vim's own command line: not a shell line
+
+
+def test_strict_a_shell_escape_in_a_full_screen_program_is_judged() -> None:
+    chat = Conversation(InputGate(Mode.KEYS, size=(80, 24), strict=True, full_screen=True))
+    chat(TargetOpened())
+    chat.shows(b"\x1b[?1049h\x1b[H\x1b[2J")
+    chat.keys(b":!rm -rf /etc\r")
+    chat.shows(b"\x1b[24;1H:!rm -rf /etc")
+    assert chat.settle() == [judge("rm -rf /etc")]
+    refused = chat.decide(False, BLOCKED)
+    assert sent(refused) == b"\x15\x03" and Tell(BLOCKED) in refused
+    chat.answer()
+    chat.keys(b":terminal\r")
+    chat.shows(b"\x1b[24;1H:terminal")
+    assert any(isinstance(a, Tell) for a in chat.settle())
+
+
+def test_strict_the_working_directory_is_followed() -> None:
+    chat = strict()
+    chat.shows(b"\x1b]7;file://host/srv/app\x07")
+    assert chat.gate.cwd == frozenset({"/srv/app"})  # the shell's report, before any line
+    actions = chat.keys(b"rm -rf build\r")
+    assert actions[-1] == Judge("rm -rf build", ("rm -rf build",), False,
+                                cwd=frozenset({"/srv/app"}))
+    chat(Decided(True, "", frozenset({"/srv/app", "/tmp"})))
+    chat.shows(b"\x1b]7;file://host/etc\x07")  # after a line ran, output could forge it
+    assert chat.gate.cwd == frozenset({"/srv/app", "/tmp"})
+
+
+def test_the_gate_of_a_strict_terminal() -> None:
+    assert for_channel("shell", None, (80, 24), strict=True).editor is not None
+    assert for_channel("shell", None, (80, 24)).editor is None
+    assert for_channel("exec", "bash", None, strict=True).editor is None  # no terminal
+    vim = for_channel("exec", "vim notes", (80, 24), strict=True)
+    assert vim.editor is not None and vim._full_screen_ok
