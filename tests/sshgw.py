@@ -82,6 +82,13 @@ connections:
       max_channels: 5
       login_attempts: 3
     allow: {{groups: [engineering, operators]}}
+  - name: web_strict
+    kind: ssh
+    listen: 127.0.0.1:0
+    upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
+               key_file: {client_key}, known_hosts: {known_hosts}}}
+    ssh: {{interactive: strict}}
+    allow: {{groups: [engineering, operators]}}
   - name: web_exec_only
     kind: ssh
     listen: 127.0.0.1:0
@@ -238,7 +245,8 @@ class SshGateway:
 
 def start_ssh_gateway(sshd: SshdTarget, work: Path, *, forward_port: int = 0,
                       review_timeout: str = "1m", policy: str = POLICY) -> SshGateway:
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)  # the store lives here: 0700
+    work.chmod(0o700)  # the store refuses a directory others can read
     alice_key = work / "alice_key"
     alice_pub = make_client_key(alice_key)
     wrong = work / "wrong_known_hosts"
