@@ -68,6 +68,7 @@ _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _I
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
+_FLUSH = b"H\x00\x00\x00\x04"
 _WAITING_LIMIT = 16 * 1024 * 1024
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 _EXECUTE_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
@@ -289,6 +290,7 @@ class PgRelay:
         # the masker to use and drop: the client never sees it.
         self.describe_portals = False
         self._inject_before: bytes | None = None
+        self._flush = False  # a refusal waits behind answers the target still owes
         # Per client_data call:
         self._out: list[bytes] = []
         self._reply: list[bytes] = []
@@ -353,6 +355,9 @@ class PgRelay:
             if not keep:
                 if pos > run:
                     self._out.append(buf[run:pos])
+                if self._flush:  # the target must answer what came before the refusal
+                    self._out.append(_FLUSH)
+                    self._flush = False
                 run = end
             pos = end
         self._client_in.keep(buf[pos:] if pos else buf, need)
@@ -730,7 +735,10 @@ class PgRelay:
         record.sqlstate, record.error = fields.get("C"), fields.get("M")
         self._finished.append(record.finish("blocked" if judged[0] == "block" else "denied"))
         if self._owed:
+            # After what the target owes: a Flush makes it answer now, as PostgreSQL answers
+            # an error at once (the client may wait for it without a Sync).
             self._owed.append((_INJECT, (error, simple)))
+            self._flush = True
         else:
             self._reply.append(error + (codec.ready_for_query(self.transaction_status)
                                         if simple else b""))

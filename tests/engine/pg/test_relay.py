@@ -660,7 +660,8 @@ def test_text_behind_an_unsynced_statement_is_refused(first: bytes, second: byte
         relay.client_data(b.parse(BLIND) + b.SYNC)
         relay.server_data(b.PARSE_COMPLETE + b.ready())
     out = relay.client_data(first + second)
-    assert out.out == first + (b.SYNC if second.endswith(b.SYNC) else b"")
+    # A Flush after them: the target answers now, and the client gets the error in its place.
+    assert out.out == first + b.FLUSH + (b.SYNC if second.endswith(b.SYNC) else b"")
     [(status, rule, error)] = refused(out)
     assert (status, rule) == ("blocked", "gateway-sql-reading") and UNSETTLED in (error or "")
 
@@ -744,7 +745,11 @@ def test_a_portal_continued_is_a_statement_that_may_change_settings() -> None:
     relay.server_data(b.command_complete("BEGIN") + b.ready(b"T") + b.PARSE_COMPLETE
                       + b.BIND_COMPLETE + b.data_row(b"1") + b.PORTAL_SUSPENDED + b.ready(b"T"))
     out = relay.client_data(b.execute("c", 1) + b.query(TWO_READINGS))
-    assert out.out == b.execute("c", 1) and refused(out)[0][1] == "gateway-sql-reading"
+    assert out.out == b.execute("c", 1) + b.FLUSH
+    assert refused(out)[0][1] == "gateway-sql-reading"
+    to_client, _ = relay.server_data(b.data_row(b"2") + b.PORTAL_SUSPENDED)
+    assert to_client.endswith(b"Send a Sync (or wait for the results) before this statement."
+                              b"\x00\x00" + b.ready(b"T"))
 
 
 def test_text_sent_when_nothing_is_in_flight_is_judged_at_once() -> None:
@@ -821,7 +826,7 @@ def test_an_approval_covers_one_portal_not_two() -> None:
     assert out.hold is not None  # the second portal needs its own approval
     out = deny(relay)
     # Denied: an error, and PostgreSQL's rule after an error: nothing more until Sync.
-    assert out.out == b.SYNC and [f.status for f in out.finished] == ["denied"]
+    assert out.out == b.FLUSH + b.SYNC and [f.status for f in out.finished] == ["denied"]
     to_client, done = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.ready())
     assert b"statement denied by oncall" in to_client  # where the client expects the answer
     assert [(f.command, f.status) for f in done] == [("BIND", "ok")]  # p1: planned, never run
@@ -1110,7 +1115,7 @@ def test_an_execute_whose_name_is_replaced_after_its_bind_is_refused() -> None:
     relay.server_data(b.PARSE_COMPLETE + b.ready())
     swap = b.close("S", "x") + b.parse("DELETE FROM t WHERE id = 1", "x")
     out = relay.client_data(b.bind(statement="runs_x") + swap + b.execute() + b.SYNC)
-    assert out.out == b.bind(statement="runs_x") + swap + b.SYNC
+    assert out.out == b.bind(statement="runs_x") + swap + b.FLUSH + b.SYNC
     to_client, _ = relay.server_data(b.BIND_COMPLETE + b.CLOSE_COMPLETE + b.PARSE_COMPLETE)
     assert b"replaced after it was bound" in to_client
 
