@@ -97,9 +97,8 @@ def tags(messages: list[tuple[int, bytes]]) -> str:
 
 def records(gw: Gateway, app: str) -> list[tuple[str, str, str]]:
     """(text, verdict, status) of each statement of the ended session named ``app``."""
-    session = gw.wait_for(lambda s: next((r for r in s.sessions()
-                                          if r["application_name"] == app and r["ended_at"]),
-                                         None))
+    session: dict[str, Any] = gw.wait_for(lambda s: next(
+        (r for r in s.sessions() if r["application_name"] == app and r["ended_at"]), {}))
     store = gw.store()
     try:
         rows = store.statements(session["id"])
