@@ -279,7 +279,7 @@ class _Walker:
         ``cd X &&`` it is X, after ``cd X ||`` the one before, after ``cd X;`` either."""
         sources: set[str] = set()
         reads = ""
-        before = succeeded = self.cwds
+        before = succeeded = anywhere = self.cwds  # anywhere: where the list may end
         for pipeline in script:
             if pipeline.after == "&&":
                 self.cwds = succeeded
@@ -290,10 +290,11 @@ class _Walker:
             before = self.cwds
             flow = self.pipeline(pipeline, depth)
             succeeded = self.cwds
+            anywhere = _either(_either(anywhere, before), succeeded)
             sources |= flow.sources
             if reads in ("", _ANY):
                 reads = flow.reads or reads
-        self.cwds = _either(before, succeeded)
+        self.cwds = anywhere  # a failed step of a chain ends it wherever it had got
         return _Flow(frozenset(sources), reads)
 
     def pipeline(self, pipeline: Pipeline, depth: int) -> _Flow:
