@@ -72,6 +72,11 @@ class _Shutdown:
             self.signal = signum
             self.interrupt()
 
+    def running(self, stop: Callable[[], object]) -> None:
+        """The demo is up: from now on a signal calls ``stop``. (Signal handlers run between
+        steps of the event loop, so none is missed between the start and this call.)"""
+        self.interrupt = stop
+
 
 async def run_demo(policies: Path, *, headless: bool) -> int:
     loop = asyncio.get_running_loop()
@@ -92,20 +97,15 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
                 return 128 + shutdown.signal
             if headless:
                 stop = asyncio.Event()
-                shutdown.interrupt = stop.set
-                if shutdown.signal is None:
-                    print(json.dumps(info), flush=True)
-                    await stop.wait()
+                shutdown.running(stop.set)
+                print(json.dumps(info), flush=True)
+                await stop.wait()
                 _say("stopping…")
             else:
                 from gatewatch.demo.tui import run_tui
 
-                def on_signal(stop: Callable[[], object]) -> None:
-                    shutdown.interrupt = stop
-
-                if shutdown.signal is None:
-                    await run_tui(info, on_signal)
-            shutdown.interrupt = _nothing
+                await run_tui(info, shutdown.running)
+            shutdown.running(_nothing)
         if not headless:
             _say(f"Gatewatch demo: stopped; {info['dir']} (store, control socket, targets, keys "
                  "and tokens) removed.")

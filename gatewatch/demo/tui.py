@@ -56,9 +56,9 @@ def _driver() -> type[Driver] | None:
     return DemoDriver
 
 
-async def run_tui(info: dict[str, Any], on_signal: Callable[[Callable[[], object]], None]
+async def run_tui(info: dict[str, Any], running: Callable[[Callable[[], object]], None]
                   ) -> None:
-    """Run the TUI until ``q``, or until the callable handed to ``on_signal`` is called."""
+    """Run the TUI until ``q``, or until the callable it hands to ``running`` is called."""
     from tui.app import GatewatchApp
     from tui.source import LiveSource
 
@@ -78,5 +78,5 @@ async def run_tui(info: dict[str, Any], on_signal: Callable[[Callable[[], object
     driver = _driver()
     if driver is not None:
         app.driver_class = driver
-    on_signal(app.exit)
+    running(app.exit)
     await app.run_async()

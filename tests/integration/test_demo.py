@@ -152,7 +152,8 @@ def test_demo_headless(start: Any, base: Path, tmp_path: Path) -> None:
     assert hello["result"]["listeners"]["shop"] == f"{pg['host']}:{pg['port']}"
     with connect(pg, user=approver["user"], password=approver["token"]) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
-    # The agent with a static token: made at start, not the one in the example's comment.
+    # The agent with a static token: made at start; a token known from elsewhere (the
+    # example's comment once gave one) is refused.
     with connect(pg, user="report-bot", password=info["tokens"]["report-bot"],
                  sslmode="require") as conn:
         assert conn.execute("select 3").fetchone() == (3,)

@@ -70,7 +70,7 @@ def test_every_identity_gets_a_token_made_at_start_and_no_secret_is_written(
         assert ident.token_env is None
         assert ident.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
         assert token not in text
-    # The example's report-bot digest (its plaintext is in a comment there) is not accepted.
+    # Not the example's report-bot token, whose plaintext its comment gave (or any known one).
     example = {i.name: i for i in load_config(default_policies()).identities}
     [bot] = [i for i in config.identities if i.name == "report-bot"]
     assert bot.token_sha256 != example["report-bot"].token_sha256
