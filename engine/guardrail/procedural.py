@@ -75,7 +75,9 @@ def read(statement: str, body: str | None) -> list[Piece]:
     try:
         functions = orjson.loads(parse_plpgsql_json(statement))
     except ParseError as exc:
-        raise Unreadable(str(exc.args[0]) if exc.args else str(exc)) from exc
+        functions = _with_plain_signature(statement, body)
+        if functions is None:
+            raise Unreadable(str(exc.args[0]) if exc.args else str(exc)) from exc
     except (ValueError, RecursionError) as exc:
         raise Unreadable("the body is too deeply nested to read") from exc
     if not isinstance(functions, list) or len(functions) != 1:
@@ -94,6 +96,61 @@ def read(statement: str, body: str | None) -> list[Piece]:
             pieces.append(Piece(f"declaration of {name}", "SELECT " + default,
                                 shown=default.strip()))
     return pieces
+
+
+def _with_plain_signature(statement: str, body: str | None) -> Any:
+    """libpg_query's compiler cannot look types up: a VARIADIC parameter or one typed
+    ``t.c%TYPE`` fails there although PostgreSQL accepts it. The same body compiled with the
+    same parameter names in a signature it can handle reads the same SQL; None if that fails
+    too (then the body is opaque)."""
+    if body is None:
+        return None
+    try:
+        tree = orjson.loads(parse_sql_json(statement))
+        node = tree["stmts"][0]["stmt"]["CreateFunctionStmt"]
+    except (ParseError, ValueError, RecursionError, KeyError, IndexError, TypeError):
+        return None
+    params, columns = [], []
+    for item in node.get("parameters", []):
+        param = item.get("FunctionParameter", {}) if isinstance(item, dict) else {}
+        name = param.get("name")
+        typed = f'"{name}" ' if name else ""
+        typed += _type_text(param.get("argType"))
+        mode = param.get("mode")
+        if mode == "FUNC_PARAM_TABLE":
+            columns.append(typed)
+        else:
+            params.append({"FUNC_PARAM_OUT": "OUT ", "FUNC_PARAM_INOUT": "INOUT "}.get(
+                str(mode), "") + typed)
+    if columns:
+        returns = f"RETURNS TABLE ({', '.join(columns)})"
+    elif node.get("returnType"):
+        setof = "SETOF " if node["returnType"].get("setof") else ""
+        returns = f"RETURNS {setof}{_type_text(node['returnType'])}"
+    else:
+        returns = ""
+    tag = "gw"
+    while f"${tag}$" in body:
+        tag += "x"
+    what = "PROCEDURE" if node.get("is_procedure") else "FUNCTION"
+    plain = (f"CREATE {what} gatewatch_body({', '.join(params)}) {returns} "
+             f"LANGUAGE plpgsql AS ${tag}${body}${tag}$")
+    try:
+        return orjson.loads(parse_plpgsql_json(plain))
+    except (ParseError, ValueError, RecursionError):
+        return None
+
+
+def _type_text(type_name: Any) -> str:
+    """A TypeName as SQL; ``%TYPE`` references become text (their type needs the catalog)."""
+    if not isinstance(type_name, dict) or type_name.get("pct_type"):
+        return "text"
+    names = [p["String"]["sval"] for p in type_name.get("names", [])
+             if isinstance(p, dict) and "String" in p]
+    if not names:
+        return "text"
+    bounds = "[]" * len(type_name.get("arrayBounds", []))
+    return ".".join('"' + n.replace('"', '""') + '"' for n in names) + bounds
 
 
 def _walk(node: Any, owner: str, key: str | None, line: int, out: list[Piece]) -> None:

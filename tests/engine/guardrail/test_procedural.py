@@ -199,7 +199,6 @@ def test_a_procedure_and_a_trigger_function_are_read() -> None:
     function("BEGIN RETURN QUERY SELECT 1; END"),  # RETURN QUERY in a non-SETOF function
     function("BEGIN undeclared := 1; RETURN 1; END"),
     function("BEGIN RETURN 1;"),  # unterminated
-    function("BEGIN RETURN 1; END", args="x t.c%TYPE"),  # %TYPE arguments: not supported
     "DO $$ BEGIN FOOBAR; END $$",
     function("BEGIN EXECUTE 'DROP TABL t'; RETURN 1; END"),  # the constant does not parse
 ])
@@ -270,3 +269,21 @@ def test_depth_is_bounded() -> None:
         sql = f"DO $d{n}$ BEGIN EXECUTE $e{n}${sql}$e{n}$; END $d{n}$"
     facts = one(sql)
     assert "OPAQUE BODY" in facts.kinds  # past the depth the gateway reads
+
+
+@pytest.mark.parametrize(("args", "returns"), [
+    ("VARIADIC xs int[]", "int"), ("x t.c%TYPE", "int"), ("x public.t.c%TYPE, OUT y int", None),
+    ("x t.c%TYPE", "TABLE (a int, \"B\" text)"), ("VARIADIC xs text[]", "SETOF int"),
+])
+def test_signatures_libpg_query_cannot_type_are_still_read(args: str,
+                                                           returns: str | None) -> None:
+    # Its compiler cannot look up %TYPE or the element type of a VARIADIC array; PostgreSQL
+    # can, so the body is read with a signature it can handle.
+    signature = f"RETURNS {returns} " if returns else ""
+    facts = one(f"CREATE FUNCTION f({args}) {signature}LANGUAGE plpgsql AS $$ BEGIN "
+                "DELETE FROM t WHERE id IS NOT NULL; EXECUTE 'TRUNCATE u'; END $$")
+    assert "OPAQUE BODY" not in facts.kinds
+    assert {"DELETE WITHOUT WHERE", "TRUNCATE"} <= facts.kinds
+    procedure = one(f"CREATE PROCEDURE p({args.replace('OUT y int', 'INOUT y int')}) "
+                    "LANGUAGE plpgsql AS $$ BEGIN TRUNCATE u; END $$")
+    assert "TRUNCATE" in procedure.kinds and "OPAQUE BODY" not in procedure.kinds
