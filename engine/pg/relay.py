@@ -138,13 +138,18 @@ _ALLOWED: _Judged = ("allow", None, None)
 class _Statement:
     """A prepared statement as the gateway read it: what its name runs."""
 
-    __slots__ = ("judgement", "text", "uses")
+    __slots__ = ("allowed", "judgement", "text", "uses")
 
     def __init__(self, text: str, judgement: Judgement | None,
                  uses: tuple[NameUse, ...] = ()) -> None:
         self.text = text
         self.judgement = judgement  # None without a guard
         self.uses = uses  # what it does with names when it runs (EXECUTE x, PREPARE y …)
+        # How each Bind is recorded when that needs no judging again: allowed on its own
+        # and naming no other statement.
+        self.allowed: _Judged | None = None
+        if not uses and (judgement is None or judgement.action == "allow"):
+            self.allowed = _ALLOWED if judgement is None else ("allow", judgement.rule, None)
 
 
 class _Use(NamedTuple):
@@ -504,23 +509,26 @@ class PgRelay:
             return False
         judgement = statement.judgement
         executes: list[_Statement | None] = []
-        if statement.uses:
-            plan = self._plan(statement.uses, mark)
-            if self._wait:
-                return False
-            executes = _executed(plan)
-            if judgement is not None:
-                judgement = self._with_executed(judgement, plan, mark, 0)
+        if statement.allowed is not None and self.unreadable is None:
+            judged = statement.allowed  # the common case: decided once, at Parse
+        else:
+            if statement.uses:
+                plan = self._plan(statement.uses, mark)
                 if self._wait:
                     return False
-        action, judged, error = self._decide(statement.text, "extended", judgement,
-                                             bind.params)
-        if action == "hold":
-            return False
-        if action == "refuse":
-            self._refuse(statement.text, "extended", judged, error, simple=False)
-            self._discarding = True
-            return False
+                executes = _executed(plan)
+                if judgement is not None:
+                    judgement = self._with_executed(judgement, plan, mark, 0)
+                    if self._wait:
+                        return False
+            action, judged, error = self._decide(statement.text, "extended", judgement,
+                                                 bind.params)
+            if action == "hold":
+                return False
+            if action == "refuse":
+                self._refuse(statement.text, "extended", judged, error, simple=False)
+                self._discarding = True
+                return False
         assert portal is not None
         # The record is made here, not at Execute: Bind plans the statement, and planning
         # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
@@ -923,10 +931,13 @@ class PgRelay:
                 self._portals.drop(record.bound)
             if kind == _EXECUTE and record is not None:
                 self._close(record, finished, "skipped")
-        self._statements.settle(self._done)
-        self._portals.settle(self._done)
-        if self.transaction_status == b"I":  # the transaction is over, and its portals
-            self._portals.forget()
+        if self._statements.pending:
+            self._statements.settle(self._done)
+        portals = self._portals
+        if portals.pending:
+            portals.settle(self._done)
+        if portals.live and self.transaction_status == b"I":  # the transaction is over,
+            portals.forget()  # and its portals with it
 
     def _close_bound(self, finished: list[StatementFinished]) -> None:
         """At a Sync's ReadyForQuery: Binds that were never executed are done (planned only)."""
