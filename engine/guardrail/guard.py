@@ -16,6 +16,7 @@ from engine.guardrail import reading
 from engine.guardrail.classify import Facts, ParseFailure, classify
 from engine.guardrail.commands import CommandFacts, Cwd, classify_command
 from engine.guardrail.rules import (
+    SEVERITY,
     GuardrailSettings,
     Rule,
     Verdict,
@@ -108,7 +109,8 @@ class SessionGuard:
         if not statements:
             verdict = Verdict("allow", None, "empty query", text)
             return Judgement("allow", verdict, (verdict,)), True
-        verdicts = tuple(judge_facts(self.rules, facts) for facts in statements)
+        fallback = self.settings.fallback
+        verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         decisive = max(verdicts, key=lambda v: v.severity)
         if decisive.action == "allow":
             self._remember(statements)
@@ -116,26 +118,47 @@ class SessionGuard:
                 not any(f.uses_session for f in statements))
 
 
-def judge_facts(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
+# Kinds of what the gateway cannot read (ARCHITECTURE.md invariant 9).
+OPAQUE_KINDS = frozenset({"DYNAMIC SQL", "OPAQUE BODY"})
+
+
+def judge_facts(rules: tuple[Rule, ...], facts: Facts, fallback: str = "block") -> Verdict:
     """The strictest verdict of a statement and of everything that runs inside it. A part
     that decides is named in the reason; the verdict stays the statement's."""
     verdict = _builtin(facts) or judge_statement(rules, facts)
+    if verdict.rule is None and facts.kinds & OPAQUE_KINDS:
+        verdict = _unseen(rules, facts, fallback)
     for part in facts.parts:
-        inner = judge_facts(rules, part)
+        inner = judge_facts(rules, part, fallback)
         if inner.severity > verdict.severity:
             verdict = Verdict(inner.action, inner.rule, f"{part.origin}: {inner.reason}",
                               facts.text, inner.hint)
     return verdict
 
 
-def parts_judged(rules: tuple[Rule, ...], facts: Facts,
+def _unseen(rules: tuple[Rule, ...], facts: Facts, fallback: str) -> Verdict:
+    """No rule names what the gateway cannot read: it could be anything, so it meets the
+    strictest SQL rule of the session (ARCHITECTURE.md invariant 9), or the fallback when no
+    rule could stop it. Never allowed by default."""
+    what = " and ".join(sorted(facts.kinds & OPAQUE_KINDS))
+    could = [r for r in rules if r.match.for_sql() and r.action != "allow"]
+    if not could:
+        return Verdict(fallback, "fallback", f"{what}: the gateway cannot read it and no rule "
+                       "names it, so the fallback applies", facts.text)
+    strictest = max(could, key=lambda r: SEVERITY[r.action])  # the first of the strictest
+    return Verdict(strictest.action, strictest.name,
+                   f"{what}: the gateway cannot read it, so it meets the strictest rule that "
+                   "could apply", facts.text, strictest.message)
+
+
+def parts_judged(rules: tuple[Rule, ...], facts: Facts, fallback: str = "block",
                  depth: int = 1) -> list[tuple[int, Facts, Verdict]]:
     """Each part inside ``facts`` (depth first) with its own verdict: what ``policy explain``
     shows for a CREATE FUNCTION, DO block or CREATE RULE."""
     out: list[tuple[int, Facts, Verdict]] = []
     for part in facts.parts:
-        out.append((depth, part, judge_facts(rules, part)))
-        out.extend(parts_judged(rules, part, depth + 1))
+        out.append((depth, part, judge_facts(rules, part, fallback)))
+        out.extend(parts_judged(rules, part, fallback, depth + 1))
     return out
 
 

@@ -77,7 +77,8 @@ def explain(config: Config, connection: str, user: str, sql: str) -> tuple[str, 
             lines.append(f"  {n}. {verdict.action:<6} {rule}: {verdict.reason}")
             lines.append(f"     {_shown(verdict.statement)}")
             facts = statements[n - 1] if n <= len(statements) else None
-            inside = parts_judged(guard.rules, facts) if facts is not None else []
+            inside = (parts_judged(guard.rules, facts, config.guardrails.fallback)
+                      if facts is not None else [])
             if inside:
                 lines.append("     inside it:")
             for depth, part, inner in inside:

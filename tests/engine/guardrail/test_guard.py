@@ -562,3 +562,34 @@ def test_shipped_policy_holds_what_needs_eyes(shipped: SessionGuard, sql: str,
 def test_shipped_policy_still_allows_ordinary_work(shipped: SessionGuard, sql: str) -> None:
     judged = shipped.judge(sql)
     assert judged.action == "allow", judged.verdict
+
+
+# --- what no rule names and the gateway cannot read is never allowed ----------------------
+
+
+@pytest.mark.parametrize(("rules", "fallback", "action", "rule"), [
+    # No rule names DYNAMIC SQL: it meets the strictest rule that could apply to SQL.
+    (RULES, "block", "block", "no-drop"),
+    ((RULES[2],), "block", "review", "review-deletes"),
+    # No rule that could stop it: the fallback.
+    ((), "block", "block", "fallback"),
+    ((), "review", "review", "fallback"),
+    ((Rule("allow-select", "allow", Match(statements=frozenset({"SELECT"}))),), "block",
+     "block", "fallback"),
+    # A rule that names it decides, allow included: the operator chose.
+    ((Rule("dynamic-ok", "allow", Match(statements=frozenset({"DYNAMIC SQL"}))), *RULES),
+     "block", "allow", "dynamic-ok"),
+])
+def test_what_the_gateway_cannot_read_is_never_allowed_by_default(
+        rules: tuple[Rule, ...], fallback: str, action: str, rule: str) -> None:
+    g = session(rules, fallback=fallback)
+    for sql in ("CREATE FUNCTION f(q text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+                "EXECUTE q; END $$",
+                "SELECT query_to_xml(q, true, true, '') FROM t",
+                "CREATE FUNCTION f() RETURNS int LANGUAGE plperl AS 'return 1'"):
+        judged = g.judge(sql)
+        if "plperl" in sql and rule == "dynamic-ok":
+            continue  # OPAQUE BODY is not what that rule names
+        assert (judged.action, judged.rule) == (action, rule), sql
+        if rule not in ("fallback", "dynamic-ok"):
+            assert "meets the strictest rule that could apply" in judged.verdict.reason
