@@ -251,7 +251,7 @@ class Session:
 
         req = await self.ctx.broker.request(
             session_id=self.id, requester=self.identity.name, connection=self.conn.name,
-            statement=self.mask_text(text, count=False) or "",
+            statement=self.mask_text(text, count=False, sql=self.protocol == "postgres") or "",
             real_statement=text if exact else None, rule=rule, reason=reason,
             on_decided=on_decided)
         if self.ended:
@@ -299,7 +299,8 @@ class Session:
         came (PostgreSQL: simple or extended), the session's protocol by default."""
         at = time.time() if at is None else at
         return R.StatementStart(
-            self.id, seq, protocol=protocol or self.protocol, text=self.mask_text(text),
+            self.id, seq, protocol=protocol or self.protocol,
+            text=self.mask_text(text, sql=self.protocol == "postgres"),
             params=self.mask_text(params), started_at=O.utc(at), status="running",
             verdict=verdict, rule=rule, approval_id=approval)
 
@@ -339,17 +340,25 @@ class Session:
 
     # --- masking of texts -----------------------------------------------------------------
 
-    def mask_text(self, text: str | None, *, count: bool = True) -> str | None:
+    def mask_text(self, text: str | None, *, count: bool = True,
+                  sql: bool = False) -> str | None:
         """A text as it is recorded and shown to operators (a statement, its parameters, an
-        error, a command line): masked like results are. ``count``: once per recorded text,
-        not per showing."""
+        error, a command line): masked like results are. ``sql``: the text is SQL (a
+        PostgreSQL statement), read by PostgreSQL's scanner; anything else (parameters,
+        errors, shell lines) is masked as plain text. ``count``: once per recorded text, not
+        per showing."""
         if text is None:
             return text
         masking = self.masking
         values = (masking.values if masking is not None and masking.active else None)
-        # Literals the detectors find, and a role statement's password (always: a credential
-        # in the record is a leak whatever the masking rules), engine/masking/statements.py.
-        masked, fired = mask_statement(text, values)
+        if sql:
+            # Literals the detectors find, and a role statement's password (always: a
+            # credential in the record is a leak whatever the masking rules).
+            masked, fired = mask_statement(text, values)
+        elif values is not None:
+            masked, fired = values.mask(text)
+        else:
+            return text
         if count and masking is not None:
             for name in fired:
                 self.masked[masking.count_key(name) + "/recorded"] += 1

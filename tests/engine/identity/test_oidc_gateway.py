@@ -115,7 +115,7 @@ def oidc_ssh_gateway(sshd: SshdTarget, idp: DemoOidcProvider, tmp_path: Path,
                      monkeypatch: pytest.MonkeyPatch) -> Iterator[sshgw.SshGateway]:
     """An SSH connection (``web``) in front of the real sshd, with OIDC turned on."""
     work = tmp_path / "gw"
-    work.mkdir()
+    work.mkdir(mode=0o700)  # the store lives here
     port = free_port()
     text = sshgw.POLICY.format(
         work=work, alice_key=make_client_key(work / "alice_key"), review_timeout="1m",
