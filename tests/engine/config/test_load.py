@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError, load_config
-from engine.config.load import token_digest
 from gatewatch.cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -105,7 +104,7 @@ def test_example_policies_load() -> None:
     assert [i.name for i in config.identities] == ["alice", "oncall", "report-bot"]
     bot = config.identities[2]
     assert bot.kind == "agent"
-    assert bot.token_sha256 == token_digest("report-bot-demo-token")
+    assert bot.token_env == "GATEWATCH_REPORT_BOT_TOKEN" and bot.token_sha256 is None
     shop = config.connection("shop")
     assert shop is not None
     assert (shop.listen_host, shop.listen_port) == ("127.0.0.1", 6432)
