@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.pg.codec import ProtocolViolation, message
@@ -1130,3 +1130,123 @@ def test_a_declared_cursor_takes_the_name_of_a_portal() -> None:
               b.command_complete("CLOSE CURSOR") + b.command_complete("DECLARE CURSOR"))
     out = relay.client_data(b.execute("p") + b.SYNC)
     assert out.started[0].text == "-- unknown portal 'p'"
+
+
+# --- the names model against a model of PostgreSQL -------------------------------------------
+
+
+class FakePostgres:
+    """Just enough of PostgreSQL's extended protocol: named and unnamed statements, a Parse
+    that fails on a missing table, 42P05 for a name in use, 26000 for an unknown one, and
+    everything skipped after an error until Sync. ``ran``: the texts Executes ran, in order."""
+
+    def __init__(self) -> None:
+        from engine.pg.codec import MessageReader
+
+        self.reader = MessageReader(1 << 20)
+        self.statements: dict[bytes, str] = {}
+        self.portal: str | None = None
+        self.ignoring = False
+        self.ran: list[str] = []
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        for tag, body in self.reader.feed(data):
+            kind = chr(tag)
+            if kind == "S":
+                self.ignoring = False
+                out.append(b.ready())
+                continue
+            if self.ignoring or kind == "H":
+                continue
+            error = None
+            if kind == "P":
+                name, text, _ = body.split(b"\x00", 2)
+                if not name:
+                    self.statements.pop(b"", None)  # before it parses, as PostgreSQL does
+                if name and name in self.statements:
+                    error = b.error("42P05", "prepared statement already exists")
+                elif b"missing" in text:
+                    error = b.error("42P01", "relation does not exist")
+                else:
+                    self.statements[name] = text.decode()
+                    out.append(b.PARSE_COMPLETE)
+            elif kind == "B":
+                _, name, _ = body.split(b"\x00", 2)
+                if name not in self.statements:
+                    error = b.error("26000", "prepared statement does not exist")
+                else:
+                    self.portal = self.statements[name]
+                    out.append(b.BIND_COMPLETE)
+            elif kind == "E":
+                assert self.portal is not None
+                self.ran.append(self.portal)
+                out.append(b.command_complete("SELECT 1"))
+            elif kind == "C":
+                if body[:1] == b"S":
+                    self.statements.pop(body[1:-1], None)
+                out.append(b.CLOSE_COMPLETE)
+            if error is not None:
+                out.append(error)
+                self.ignoring = True
+        return b"".join(out)
+
+
+# Pipelines as segments (each ends with a Sync) of a few messages, with names that collide.
+SEGMENTS = st.lists(st.lists(st.sampled_from([
+    ("parse", "", "SELECT 1"), ("parse", "", "SELECT 2"), ("parse", "a", "SELECT 3"),
+    ("parse", "b", "SELECT * FROM missing"), ("run", "", ""), ("run", "a", ""),
+    ("close", "a", ""),
+]), min_size=1, max_size=3), min_size=2, max_size=5)
+OPS = SEGMENTS.map(lambda segments: [op for seg in segments for op in [*seg, ("sync", "", "")]])
+
+
+_SYNC = ("sync", "", "")
+_FAILS = ("parse", "b", "SELECT * FROM missing")
+
+
+@settings(database=None, deadline=None, max_examples=1000)
+@given(OPS, st.sampled_from([True, True, True, False]))
+# The shapes that matter, whatever the search finds: a change skipped in an earlier segment.
+@example([("parse", "", "SELECT 1"), _SYNC, _FAILS, ("parse", "", "SELECT 2"), _SYNC,
+          ("run", "", ""), _SYNC], True)
+@example([("parse", "a", "SELECT 3"), _SYNC, _FAILS, ("close", "a", ""), _SYNC,
+          ("parse", "a", "SELECT 4"), _SYNC, ("run", "a", ""), _SYNC], True)
+@example([("parse", "a", "SELECT 3"), _SYNC, ("close", "a", ""), _SYNC,
+          ("parse", "a", "SELECT 4"), _SYNC, ("run", "a", ""), _SYNC], True)
+@example([("parse", "", "SELECT 1"), _SYNC, ("parse", "", "SELECT * FROM missing"), _SYNC,
+          ("run", "", ""), _SYNC], True)
+def test_fuzz_what_ran_is_what_was_recorded(ops: list[tuple[str, str, str]],
+                                            pipelined: bool) -> None:
+    """Whatever the pipeline, and whichever of its messages fail or are skipped, every
+    statement the target ran has a record with its text: the gateway's idea of what a name
+    means never differs from the target's (invariant 11)."""
+    sent = []
+    for op, name, text in ops:
+        if op == "parse":
+            sent.append(b.parse(text, name))
+        elif op == "run":
+            sent.append(b.bind(statement=name) + b.execute())
+        elif op == "close":
+            sent.append(b.close("S", name))
+        else:
+            sent.append(b.SYNC)
+    sent.append(b.SYNC)
+    relay, target = PgRelay(1 << 20), FakePostgres()
+    texts: dict[int, str] = {}
+    statuses: dict[int, str] = {}
+    chunks = sent if not pipelined else [b"".join(sent)]
+    for chunk in chunks:
+        outcome = relay.client_data(chunk)
+        while True:
+            texts.update((s.seq, s.text) for s in outcome.started)
+            statuses.update((f.seq, f.status) for f in outcome.finished)
+            answer = target.feed(outcome.out)
+            _, finished = relay.server_data(answer)
+            statuses.update((f.seq, f.status) for f in finished)
+            if not relay.wants_input:
+                break
+            outcome = relay.client_data(b"")
+    assert relay.client_data(b"").out == b""  # nothing left waiting
+    recorded = [texts[seq] for seq in sorted(texts) if statuses.get(seq) == "ok"]
+    assert recorded == target.ran
