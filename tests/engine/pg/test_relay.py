@@ -1250,3 +1250,129 @@ def test_fuzz_what_ran_is_what_was_recorded(ops: list[tuple[str, str, str]],
     assert relay.client_data(b"").out == b""  # nothing left waiting
     recorded = [texts[seq] for seq in sorted(texts) if statuses.get(seq) == "ok"]
     assert recorded == target.ran
+
+
+# --- more variants of classes 6 and 7 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", [
+    "SELECT 1",  # any statement: views, triggers, rules and operators run functions unseen
+    "CALL p()", "SET search_path = public", "RESET ALL", "DISCARD ALL",
+    "SELECT set_config('application_name', 'x', false)", "INSERT INTO t VALUES (1)",
+    "SELECT * FROM some_view", "COMMIT",
+])
+def test_text_behind_any_statement_waits_for_its_ready_for_query(first: str) -> None:
+    relay = guarded()
+    out = relay.client_data(b.query(first) + b.query("SELECT 'é'"))
+    assert out.out == b.query(first)
+    relay.server_data(b.command_complete("X") + b.ready())
+    assert relay.client_data(b"").out == b.query("SELECT 'é'")
+
+
+def test_text_behind_a_held_statement_waits_for_it_to_run() -> None:
+    relay = guarded()
+    out = relay.client_data(b.query(UPDATE_ALL) + b.query(TWO_READINGS))
+    assert out.hold is not None
+    out = approve(relay)
+    assert out.out == b.query(UPDATE_ALL)  # the other waits for its ReadyForQuery
+    relay.server_data(b.command_complete("UPDATE 3") + b.ready())
+    assert relay.client_data(b"").out == b.query(TWO_READINGS)
+
+
+def test_a_client_encoding_set_in_sql_decodes_what_follows() -> None:
+    relay = guarded(client_encoding="LATIN1")
+    relay.client_data(b.query("SET client_encoding = 'UTF8'"))
+    relay.server_data(b.command_complete("SET") + b.parameter_status("client_encoding", "UTF8")
+                      + b.ready())
+    out = relay.client_data(b.query("SELECT 'é'"))
+    assert out.started[0].text == "SELECT 'é'"
+
+
+def test_a_latin1_session_decodes_parse_text_and_names_the_same_way() -> None:
+    relay = guarded(client_encoding="LATIN1")
+    out = relay.client_data(b.parse(b"SELECT '\xe9'", b"\xe9") + b.bind(statement=b"\xe9")
+                            + b.execute() + b.SYNC)
+    assert out.started[0].text == "SELECT 'é'"
+
+
+def test_an_invalid_statement_name_is_refused() -> None:
+    relay = guarded(client_encoding="WIN1252")  # 0x81 has no character: no conversion
+    out = relay.client_data(b.parse("SELECT 1", b"\x81") + b.SYNC)
+    assert out.out == b.SYNC and b"22021" in out.reply
+
+
+def test_a_statement_prepared_in_sql_is_held_at_each_bind() -> None:
+    relay = guarded()
+    run_query(relay, f"PREPARE x AS {UPDATE_ALL}", b.command_complete("PREPARE"), "a1")
+    for approval in ("a2", "a3"):
+        out = relay.client_data(b.bind(statement="x") + b.execute() + b.SYNC)
+        assert out.hold is not None and out.hold.text == UPDATE_ALL
+        assert approve(relay, approval).started[0].approval == approval
+        relay.server_data(b.BIND_COMPLETE + b.command_complete("UPDATE 3") + b.ready())
+
+
+def test_prepare_and_deallocate_sent_through_the_extended_protocol() -> None:
+    relay = guarded()
+    relay.client_data(b.pbes(f"PREPARE x AS {UPDATE_ALL}"))
+    approve(relay)
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.command_complete("PREPARE")
+                      + b.ready())
+    assert relay.client_data(b.query("EXECUTE x")).hold is not None
+    deny(relay)
+    relay.server_data(b.ready())
+    relay.client_data(b.pbes("DEALLOCATE x"))
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.command_complete("DEALLOCATE")
+                      + b.ready())
+    assert refused(relay.client_data(b.query("EXECUTE x")))[0][1] == "fallback"
+
+
+def test_long_sql_names_meet_the_protocol_names_they_are_cut_to() -> None:
+    relay = guarded()
+    run_query(relay, f"PREPARE {'b' * 70} AS {UPDATE_ALL}", b.command_complete("PREPARE"), "a1")
+    out = relay.client_data(b.bind(statement="b" * 63 + "zzz") + b.execute() + b.SYNC)
+    assert out.hold is not None and out.hold.text == UPDATE_ALL
+    deny(relay)
+    relay.server_data(b.ready())
+    assert relay.client_data(b.query("EXECUTE " + "b" * 80)).hold is not None
+
+
+@pytest.mark.parametrize("text", ["EXPLAIN EXECUTE ghost", "CREATE TABLE z AS EXECUTE ghost",
+                                  "SELECT 1; EXECUTE ghost", "EXPLAIN ANALYZE EXECUTE ghost"])
+def test_any_execute_of_an_unknown_name_follows_the_fallback(text: str) -> None:
+    relay = guarded()
+    out = relay.client_data(b.query(text))
+    assert out.out == b"" and refused(out)[0][1] == "fallback"
+
+
+def test_without_a_guard_names_are_still_followed_for_the_records() -> None:
+    relay = PgRelay(1 << 20)
+    relay.client_data(b.query("PREPARE Sel AS SELECT 42"))
+    relay.server_data(b.command_complete("PREPARE") + b.ready())
+    out = relay.client_data(b.bind(statement="sel") + b.execute() + b.SYNC)
+    assert out.started[0].text == "SELECT 42"
+
+
+def test_an_approved_bind_with_column_masking_describes_its_portal() -> None:
+    from engine.pg.relay import GATEWAY_ROW_DESCRIPTION
+
+    relay = guarded()
+    relay.describe_portals = True
+    relay.client_data(b.parse(UPDATE_ALL + " RETURNING a") + b.bind() + b.execute() + b.SYNC)
+    out = approve(relay)
+    assert out.out == b.bind() + b.describe("P") + b.execute() + b.SYNC
+    to_client, done = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE
+                                        + b.row_description("a") + b.data_row(b"0")
+                                        + b.command_complete("UPDATE 1") + b.ready())
+    assert GATEWAY_ROW_DESCRIPTION + b.row_description("a")[1:] in to_client
+    assert [(f.status, f.rows) for f in done] == [("ok", 1)]
+
+
+def test_an_unnamed_portal_bound_again_is_the_new_one() -> None:
+    relay = guarded()
+    relay.client_data(b.query("BEGIN"))
+    relay.server_data(b.command_complete("BEGIN") + b.ready(b"T"))
+    relay.client_data(b.parse("SELECT 1") + b.bind() + b.execute("", 1) + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(b"1")
+                      + b.PORTAL_SUSPENDED + b.ready(b"T"))
+    out = relay.client_data(b.parse(UPDATE_ALL) + b.bind() + b.execute() + b.SYNC)
+    assert out.hold is not None  # the unnamed portal is now this UPDATE, to review
