@@ -5,7 +5,8 @@ records the request through the session core, tells the client that it waits, an
 operator's decision, the request's expiry or the client's CancelRequest into the relay's
 ``Decision``, exactly once. A statement of the extended protocol is held at its Bind: the
 approver sees its parameters too (the preview the record keeps), since one approval covers that
-one execution.
+one execution; and for an EXECUTE, what the prepared statement runs. Both go with the text,
+which the session core masks for the store.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ class Held:
 
     async def _request(self, hold: Hold) -> None:
         verdict = hold.judgement.verdict
-        text = hold.text if hold.params is None else f"{hold.text}\n-- parameters: {hold.params}"
+        text = hold.text
+        if hold.params is not None:
+            text += f"\n-- parameters: {hold.params}"
+        for note in hold.notes:
+            text += f"\n-- {note}"
         try:
             req, decided = await self.session.ask(text, verdict.rule, verdict.reason)
         except StoreError as exc:

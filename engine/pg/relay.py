@@ -100,6 +100,9 @@ class Hold:
     protocol: str
     judgement: Judgement
     params: str | None = None  # a Bind's parameters (preview), shown to the approver
+    # What else the approver must see: what each EXECUTE in it runs. Kept out of the verdict's
+    # reason, which is stored as it is, while these go with the text, masked like it.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -276,7 +279,7 @@ class PgRelay:
         self._discarding = False  # after a refused message: drop messages until Sync
         self._holding = False
         self._decision: Decision | None = None
-        self._held: tuple[str, str] | None = None  # text and reason the decision is about
+        self._held: tuple[str, str | None, tuple[str, ...]] | None = None  # what was shown
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
         # Segments: each Sync and Query sent is a mark, answered by a ReadyForQuery (or skipped
         # after an error). A message sent now belongs to the segment of mark ``_sent + 1``.
@@ -439,7 +442,7 @@ class PgRelay:
             judgement = self._with_executed(self._judge_text(text), plan, mark, 0)
             if self._wait:
                 return False
-        action, judged, error = self._decide(text, "simple", judgement)
+        action, judged, error = self._decide(text, "simple", judgement, plan=plan)
         if action == "hold":
             return False
         if action == "refuse":
@@ -512,6 +515,7 @@ class PgRelay:
         if statement.allowed is not None and self.unreadable is None:
             judged = statement.allowed  # the common case: decided once, at Parse
         else:
+            plan = None
             if statement.uses:
                 plan = self._plan(statement.uses, mark)
                 if self._wait:
@@ -522,7 +526,7 @@ class PgRelay:
                     if self._wait:
                         return False
             action, judged, error = self._decide(statement.text, "extended", judgement,
-                                                 bind.params)
+                                                 bind.params, plan)
             if action == "hold":
                 return False
             if action == "refuse":
@@ -670,9 +674,9 @@ class PgRelay:
                                       "not know this prepared statement, so it cannot judge "
                                       "what it runs", f"EXECUTE {name}")
                 elif depth >= _EXECUTE_DEPTH or any(u.tag for u in statement.uses):
-                    verdict = Verdict(fallback, "fallback", f"EXECUTE {name} runs "
-                                      f"“{statement.text}”, which the gateway does not follow",
-                                      statement.text)
+                    verdict = Verdict(fallback, "fallback", f"EXECUTE {name} runs a statement "
+                                      "that executes or prepares others this deep, which the "
+                                      "gateway does not follow", statement.text)
                 else:
                     inner = statement.judgement
                     if statement.uses:
@@ -681,8 +685,8 @@ class PgRelay:
                         if self._wait:
                             return judgement
                     v = inner.verdict
-                    verdict = Verdict(v.action, v.rule, f"EXECUTE {name} runs "
-                                      f"“{statement.text}”: {v.reason}", statement.text, v.hint)
+                    verdict = Verdict(v.action, v.rule, f"EXECUTE {name} runs {v.reason}",
+                                      statement.text, v.hint)
                 verdicts.append(verdict)
                 if verdict.severity > decisive.severity:
                     decisive = verdict
@@ -708,7 +712,8 @@ class PgRelay:
         return ops or None
 
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
-                params: str | None = None) -> tuple[str, _Judged, bytes]:
+                params: str | None = None, plan: list[_Use] | None = None,
+                ) -> tuple[str, _Judged, bytes]:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
         about to be sent."""
         decision, self._decision = self._decision, None
@@ -723,11 +728,15 @@ class PgRelay:
             return "allow", ("allow", judgement.rule, None), b""
         if action == "block":
             return "refuse", ("block", judgement.rule, None), _blocked(judgement)
-        about = (text, judgement.verdict.reason)
-        if decision is None or self._held != about:  # a decision is about what was shown
+        notes = tuple(f"EXECUTE {name} runs: {statement.text}" for step in plan or ()
+                      for name, statement in step.executed if statement is not None)
+        about = (text, params, notes)
+        # An approval is about what the approver was shown (a name may have come to mean
+        # something else meanwhile: a change skipped by the target); a refusal is final.
+        if decision is None or (decision.approved and self._held != about):
             self._holding = True
             self._held = about
-            self._hold = Hold(text, protocol, judgement, params)
+            self._hold = Hold(text, protocol, judgement, params, notes)
             return "hold", ("review", judgement.rule, None), b""
         self._held = None
         if decision.approved:

@@ -870,12 +870,15 @@ def test_a_portal_is_gone_when_its_transaction_ends() -> None:
     assert out.started[0].text == "-- unknown portal 'c'"
 
 
-def test_a_decision_applies_only_to_what_was_shown() -> None:
+def test_an_approval_applies_only_to_what_was_shown() -> None:
     relay = guarded()
     relay.client_data(b.parse(UPDATE_ALL) + b.bind() + b.execute() + b.SYNC)
-    relay._held = ("something else", "")  # what the approver saw is not this statement
+    relay._held = ("something else", None, ())  # what the approver saw is not this statement
     out = approve(relay)
     assert out.hold is not None and out.out == b""  # asked again
+    relay._held = ("something else", None, ())
+    out = deny(relay)  # a refusal is final whatever it was about
+    assert out.hold is None and out.finished[0].status == "denied"
 
 
 def test_close_then_parse_under_the_same_name_in_one_segment() -> None:
@@ -990,7 +993,8 @@ def test_execute_is_judged_as_the_statement_it_names_every_time() -> None:
         out = relay.client_data(b.query("EXECUTE x"))
         assert out.hold is not None
         assert out.hold.judgement.rule == "review-unbounded-writes"
-        assert f"EXECUTE x runs “{UPDATE_ALL}”" in out.hold.judgement.verdict.reason
+        assert out.hold.judgement.verdict.reason == "EXECUTE x runs UPDATE WITHOUT WHERE t"
+        assert out.hold.notes == (f"EXECUTE x runs: {UPDATE_ALL}",)  # masked with the text
         out = approve(relay, approval)
         assert out.out == b.query("EXECUTE x") and out.started[0].approval == approval
         relay.server_data(b.command_complete("UPDATE 3") + b.ready())
