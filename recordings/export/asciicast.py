@@ -2,9 +2,10 @@
 
 A cast is one terminal, so it follows **one channel**: by default the first channel that has a
 terminal (its first record is a window size — the gateway records the size before it opens the
-target side), or the channel asked for. Several shells over one connection (ssh multiplexing)
-would interleave into garbage on one screen; each other channel gets a marker where it opens,
-and its bytes stay in the jsonl export. Of the followed channel:
+target side), else the first channel with output (`ssh host cmd` has no terminal, and its
+output is what the user saw), or the channel asked for. Several shells over one connection
+(ssh multiplexing) would interleave into garbage on one screen; each other channel gets a
+marker where it opens, and its bytes stay in the jsonl export. Of the followed channel:
 
 - streams ``o`` and ``e`` become ``"o"`` events (on a terminal stderr shares the screen);
 - ``r`` (recorded as ``COLSxROWS``) becomes a ``"r"`` resize event; the first size before any
@@ -74,6 +75,8 @@ def pick_channel(store: SqliteStore, session_id: str, upto: int, wanted: int | N
         have = ", ".join(map(str, seen)) or "none"
         raise ExportError(f"session {session_id} has no output on channel {wanted}"
                           f" (channels with output: {have})")
+    if seen:  # no terminal at all (`ssh host cmd`): what the user saw is the first channel's
+        return Channel(next(iter(seen)), False, *DEFAULT_SIZE)
     return Channel(None, False, *DEFAULT_SIZE)
 
 

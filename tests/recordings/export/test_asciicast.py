@@ -126,14 +126,16 @@ def test_invalid_utf8_and_a_character_cut_off_at_the_end(writer: SqliteStore,
     assert [e[2] for e in events if e[1] == "o"] == ["bad \ufffd byte, cut ", "\ufffd"]
 
 
-def test_a_session_without_a_terminal_has_markers_only(writer: SqliteStore,
-                                                       reader: SqliteStore) -> None:
+def test_a_session_without_a_terminal_plays_its_output(writer: SqliteStore,
+                                                      reader: SqliteStore) -> None:
+    """``ssh host uptime``: no channel has a terminal, so the cast follows the first channel
+    with output, which is what the user saw (issue 16: the cast held markers only)."""
     record(writer, [ssh_open("s1"), command("s1", 1, "uptime", 0.5),
                     out("s1", 1, 0.6, b"up 3 days\n")])
     header, events = cast(reader, "s1")
-    assert header["gatewatch"]["channel"] is None
+    assert header["gatewatch"]["channel"] == 0
     assert (header["width"], header["height"]) == (80, 24)
-    assert [e[1] for e in events] == ["m", "m"]
+    assert [e[1:] for e in events if e[1] == "o"] == [["o", "up 3 days\r\n"]]
 
 
 def test_postgres_sessions_have_no_cast(writer: SqliteStore, reader: SqliteStore) -> None:

@@ -94,6 +94,17 @@ def test_asciinema_cat_prints_the_recorded_terminal(config: Path, tmp_path: Path
     assert done.stdout.decode() == SCREEN
 
 
+def test_asciinema_cat_plays_an_exec_session(config: Path, tmp_path: Path,
+                                            writer: SqliteStore) -> None:
+    """``ssh host cmd`` has no terminal; the cast still plays what the user saw."""
+    record(writer, [ssh_open("s1"), out("s1", 1, 0.1, b"up 3 days\nload 0.1\n", channel=0),
+                    out("s1", 2, 0.2, b"warning\n", channel=0, stream="e")])
+    cast = export_cast(config, "s1", tmp_path / "s1.cast")
+    done = asciinema("cat", str(cast))
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.decode() == "up 3 days\r\nload 0.1\r\nwarning\r\n"
+
+
 def test_asciinema_play_accepts_the_file_in_a_terminal(config: Path, tmp_path: Path,
                                                       writer: SqliteStore) -> None:
     record(writer, an_ssh_session("s1"))
