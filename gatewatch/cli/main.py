@@ -114,11 +114,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# With neither -c nor GATEWATCH_CONFIG, the policies file of the current directory: in a
+# checkout (the example's) or an installation's own directory, `gatewatch sessions` works as the
+# README writes it. A policies file is looked for nowhere else (no walking up, no home).
+HERE = Path("policies.yaml")
+
+
 def _config(args: argparse.Namespace) -> Config:
     path = args.config or (Path(os.environ["GATEWATCH_CONFIG"])
                            if os.environ.get("GATEWATCH_CONFIG") else None)
+    if path is None and HERE.is_file():
+        path = HERE
     if path is None:
-        raise UsageError("no policies file: pass -c FILE or set GATEWATCH_CONFIG")
+        raise UsageError("no policies file: pass -c FILE or set GATEWATCH_CONFIG (or run "
+                         "where policies.yaml is)")
     return load_config(path)
 
 
@@ -250,6 +259,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gatewatch.cli.backup import backup_command
 
         return backup_command(config.engine.store, args.dest)
+    if args.command == "sessions" and not config.engine.store.exists():
+        # Nothing recorded yet is an answer, not a mistake (a fresh checkout or installation).
+        print("[]" if args.json else f"no sessions recorded yet (no store at "
+              f"{config.engine.store})")
+        return 0
     try:
         store = open_store(config.engine.store, readonly=True)
     except StoreError as exc:

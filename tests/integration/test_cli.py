@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import ROOT, Gateway
 from tests.integration.test_recording import run_cli
 
 pytestmark = pytest.mark.integration
@@ -48,10 +50,13 @@ def test_sessions_and_show(gateway: Gateway) -> None:
 
 def test_user_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GATEWATCH_CONFIG"}
-    no_config = run_cli("sessions", env=env)
+    # Outside a directory with a policies.yaml (the checkout has one: see test_readme_commands).
+    no_config = subprocess.run([sys.executable, "-m", "gatewatch", "sessions"], cwd=tmp_path,
+                               env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                               text=True, timeout=60)
     assert no_config.returncode == 2
     assert no_config.stderr == "gatewatch: no policies file: pass -c FILE or set" \
-        " GATEWATCH_CONFIG\n"
+        " GATEWATCH_CONFIG (or run where policies.yaml is)\n"
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\nengine:\n  store: x.db\n  control_socket: c.sock\n"
                       "connections:\n  - name: a\n    kind: postgres\n    listen: nope\n")
@@ -66,9 +71,12 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(f"version: 1\nengine:\n  store: {tmp_path}/none.db\n"
                     "  control_socket: c.sock\n")
-    no_store = run_cli("sessions", "-c", str(good))
+    no_store = run_cli("show", "abcd", "-c", str(good))
     assert no_store.returncode == 2 and "no store at" in no_store.stderr
     assert "Traceback" not in no_store.stderr
+    # Listing a store nothing was recorded in yet is an answer, not a mistake.
+    empty = run_cli("sessions", "-c", str(good))
+    assert empty.returncode == 0 and "no sessions recorded yet (no store at" in empty.stdout
     assert run_cli("frobnicate").returncode == 2
 
 
