@@ -734,6 +734,7 @@ class _Builder:
             login_grace=sec.get("login_grace", self.seconds, 30.0),
             max_unauthenticated=sec.get("max_unauthenticated", self.positive, 10),
             interactive=sec.get("interactive", self.choice("strict", "lenient"), "lenient"),
+            transfers=sec.get("transfers", self.choice("mask", "refuse", "allow"), "mask"),
         )
         sec.done()
         return settings

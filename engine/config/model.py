@@ -76,6 +76,9 @@ class SshSettings:
     # strict: the gateway owns the command line (its own line editor; only a judged, whole line
     # reaches the shell); lenient: keys go to the shell and the line is read off the screen
     interactive: str = "lenient"
+    # File transfers (sftp, scp) from the target: mask their file data like terminal output
+    # (length kept, so the protocols still parse), refuse them, or allow them unmasked.
+    transfers: str = "mask"
 
 
 @dataclass(frozen=True)
