@@ -2,11 +2,15 @@
 
 Every scalar may refer to the environment: ``${NAME}`` (must be set) or ``${NAME:-default}``.
 Relative paths are taken from the directory of the policies file. Unknown keys are errors, so
-that a typo never silently turns a rule off.
+that a typo never silently turns a rule off; a misspelt key is named as unknown, with the key
+it is closest to ("did you mean"), even when the key it stands for is a required one. A file
+that loads may still carry warnings (``check_config``): what works but cannot be what was meant,
+such as an approver group nobody is in.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import os
@@ -61,6 +65,7 @@ class _Doc:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines: dict[tuple[str | int, ...], int] = {}
+        self.warnings: list[str] = []
 
     def fail(self, where: tuple[str | int, ...], expected: str) -> ConfigError:
         line = self.lines.get(where)
@@ -69,6 +74,10 @@ class _Doc:
             line = self.lines.get(where)
         key = ".".join(str(p) for p in where) or "(top level)"
         return ConfigError(f"{self.path}:{line or 1}: {key}: {expected}")
+
+    def warn(self, where: tuple[str | int, ...], what: str) -> None:
+        """A warning in the shape of an error (file:line: key: what)."""
+        self.warnings.append(str(self.fail(where, what)))
 
     def build(self, node: yaml.Node, where: tuple[str | int, ...],
               parents: frozenset[int] = frozenset()) -> Any:
@@ -139,6 +148,11 @@ class _Section:
     def need(self, key: str, kind: Callable[[Any, tuple[str | int, ...]], T]) -> T:
         self._known.add(key)
         if key not in self.data or self.data[key] is None:
+            # `actoin:` is a misspelt `action:`, not a missing one: name the key that is there.
+            typo = difflib.get_close_matches(key, [k for k in self.data if k != key], 1, 0.75)
+            if typo:
+                raise self.doc.fail((*self.where, typo[0]),
+                                    f"unknown key '{typo[0]}' (did you mean '{key}'?)")
             raise self.doc.fail(self.where, f"missing required key '{key}'")
         return kind(self.data[key], (*self.where, key))
 
@@ -151,13 +165,40 @@ class _Section:
     def done(self) -> None:
         for key in self.data:
             if key not in self._known:
+                close = difflib.get_close_matches(key, sorted(self._known), 1, 0.75)
+                if close:
+                    raise self.doc.fail((*self.where, key),
+                                        f"unknown key '{key}' (did you mean '{close[0]}'?)")
                 known = ", ".join(sorted(self._known))
                 raise self.doc.fail((*self.where, key), f"unknown key (expected one of: {known})")
 
 
+def _closest(word: str, names: frozenset[str] | set[str], what: str) -> str:
+    """``unknown statement kind 'DELTE' (did you mean: DELETE, ...)``: the few names closest to
+    a wrong one (by spelling, then those sharing its first word), never all of them (there are
+    about 180 statement kinds)."""
+    close = difflib.get_close_matches(word, sorted(names), 5, 0.6)
+    first = word.split(" ", 1)[0]
+    close += [n for n in sorted(names) if n.split(" ", 1)[0] == first and n not in close]
+    if not close:
+        return f"unknown {what} {word!r} (none of the {len(names)} known is close to it)"
+    more = f", … {len(close) - 5} more" if len(close) > 5 else ""
+    return f"unknown {what} {word!r} (did you mean: {', '.join(close[:5])}{more})"
+
+
 def load_config(path: str | Path) -> Config:
     """Read and check a policies file; raise ``ConfigError`` with a one-line reason."""
-    path = Path(path)
+    return _load(Path(path))[0]
+
+
+def check_config(path: str | Path) -> tuple[Config, list[str]]:
+    """``gatewatch policy check``: the file loaded as the engine loads it, and its warnings
+    (each ``file:line: key: what``), which do not stop an engine."""
+    config, doc = _load(Path(path))
+    return config, doc.warnings
+
+
+def _load(path: Path) -> tuple[Config, _Doc]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -177,7 +218,7 @@ def load_config(path: str | Path) -> Config:
     if node is None:
         raise ConfigError(f"{path}:1: the policies file is empty")
     top = _Section(doc, doc.build(node, ()), (), "the policies file")
-    return _Builder(doc, path.parent.resolve()).config(top)
+    return _Builder(doc, path.parent.resolve()).config(top), doc
 
 
 class _Builder:
@@ -392,6 +433,12 @@ class _Builder:
             if unknown and not self.names_are_open:
                 raise self.doc.fail((*approvers.where, "identities"),
                                     f"unknown identity {sorted(unknown)[0]!r}")
+            if not self.names_are_open:  # with OIDC, groups come from tokens: members unknown
+                for group in sorted(groups):
+                    if not any(group in i.groups for i in identities):
+                        self.doc.warn((*approvers.where, "groups"),
+                                      f"no identity is in the approver group '{group}': "
+                                      "nobody in it can approve, deny or kill")
         settings = GuardrailSettings(
             fallback=sec.get("fallback", self.choice(*ACTIONS), "block"),
             review_timeout=sec.get("review_timeout", self.seconds, 300.0),
@@ -439,8 +486,8 @@ class _Builder:
         for i, item in enumerate(self.patterns(value, where)):
             kind = " ".join(item.upper().split())
             if kind not in STATEMENT_KINDS:
-                raise self.doc.fail((*where, i), f"unknown statement kind {kind!r} (known: "
-                                    f"{', '.join(sorted(STATEMENT_KINDS))})")
+                raise self.doc.fail((*where, i), _closest(kind, STATEMENT_KINDS,
+                                                          "statement kind"))
             out.add(kind)
         return frozenset(out)
 
@@ -449,8 +496,8 @@ class _Builder:
         for i, item in enumerate(self.patterns(value, where)):
             kind = " ".join(item.upper().split())
             if kind not in COMMAND_KINDS:
-                raise self.doc.fail((*where, i), f"unknown command kind {kind!r} (known: "
-                                    f"{', '.join(sorted(COMMAND_KINDS))})")
+                raise self.doc.fail((*where, i), _closest(kind, COMMAND_KINDS,
+                                                          "command kind"))
             out.add(kind)
         return frozenset(out)
 

@@ -173,13 +173,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "policy":
         if not args.file.is_file():
             raise UsageError(f"{args.file}: no such policies file")
+        from engine.config.load import check_config
+
         try:
-            config = load_config(args.file)
+            config, warnings = check_config(args.file)
         except ConfigError as exc:  # a failed check (exit 1), not a usage mistake
             print(f"gatewatch: {exc}", file=sys.stderr)
             return 1
+        for warning in warnings:  # the engine would run on it: exit 0, but say it
+            print(f"gatewatch: warning: {warning}", file=sys.stderr)
         print(f"{args.file}: ok ({len(config.identities)} identities, "
-              f"{len(config.connections)} connections)")
+              f"{len(config.connections)} connections"
+              + (f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''})"
+                 if warnings else ")"))
         return 0
     if args.command == "demo":
         from gatewatch.demo.account import AccountError

@@ -244,7 +244,7 @@ def test_unknown_key(tmp_path: Path) -> None:
     text = VALID.replace("      port: 5433", "      prot: 5433")
     assert_error(
         tmp_path, text, line_of(text, "prot: 5433"), "connections.0.upstream.prot",
-        r"unknown key \(expected one of: .*port.*\)",
+        r"unknown key 'prot' \(did you mean 'port'\?\)",
     )
 
 
