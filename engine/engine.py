@@ -12,6 +12,7 @@ from typing import Any
 import asyncssh
 
 from engine.approvals import Broker, BrokerError, recovery_ops
+from engine.audit_stream import AuditStream
 from engine.config import Config, Connection
 from engine.control import ControlError, ControlServer, Peer, resolve_id
 from engine.events import ApprovalDecided, ApprovalEvent, EventHub
@@ -19,11 +20,13 @@ from engine.guardrail import Guard
 from engine.identity import CombinedIdentities, Identity
 from engine.lockout import SCOPES, Lockout, LockoutError, new_lockout_id, parse_duration
 from engine.masking.policy import masking_key
+from engine.metrics import Metrics, MetricsServer, StreamStats
 from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgContext, serve_client
 from engine.pg.side import Side
 from engine.recorder import Recorder
+from engine.reload import PolicyReloader, ReloadResult
 from engine.session import Session, SessionContext
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.ssh.server import GatewayServer
@@ -56,6 +59,12 @@ class Engine:
         self.events = EventHub()
         self.broker: Broker | None = None
         self.webhook: Webhook | None = None
+        # engine.metrics: counters fed by the recorder, served beside the listeners.
+        self.metrics = Metrics() if config.engine.metrics is not None else None
+        self.metrics_server: MetricsServer | None = None
+        self.audit_stream: AuditStream | None = None
+        self.reloader: PolicyReloader | None = None
+        self._stopping = False
         # Requests decided lately, oldest first: a second decision says what became of one
         # before the store has it (records reach SQLite a moment after the journal).
         self._decided: dict[str, dict[str, Any]] = {}
@@ -70,6 +79,7 @@ class Engine:
                 "kill": self._kill,
                 "lockouts": self._lockouts,
                 "unlock": self._unlock,
+                "reload": self._reload,
             },
             authenticate=self._operator,
             may_operate=lambda who: self.broker is not None and self.broker.may_decide(who),
@@ -80,6 +90,7 @@ class Engine:
         settings = self.config.engine
         self.store = open_store(settings.store, durability=settings.durability)
         self.recorder = Recorder(self.store, settings.durability)
+        self._observe(self.store, self.recorder)
         await self.identities.warm_up()  # a provider that is down shows in the log now
         await self._recover()
         self.broker = Broker(self.recorder, self.config.guardrails)
@@ -96,6 +107,8 @@ class Engine:
             masking_rules=self.config.masking, masking_key=key, token_grace=grace)
         self._load_lockouts()
         self.pg = PgContext(self.sessions, CancelKeys())
+        self.reloader = PolicyReloader(self.config, self.guard, self.broker, self.sessions,
+                                       self.recorder, self.events)
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()
@@ -118,9 +131,49 @@ class Engine:
                 host, port = server.sockets[0].getsockname()[:2]
                 self.listeners[conn.name] = (host, port)
                 log.info("connection %s listening on %s:%d", conn.name, host, port)
+            if self.metrics is not None and settings.metrics is not None:
+                self.metrics_server = MetricsServer(
+                    self.metrics, settings.metrics.listen_host, settings.metrics.listen_port,
+                    self._not_ready)
+                await self.metrics_server.start()
         except BaseException:
             await self.stop()
             raise
+
+    def _observe(self, store: SqliteStore, recorder: Recorder) -> None:
+        """Metrics and the audit stream listen to what the recorder commits (from the first
+        record: recovery's too)."""
+        stream = self.config.engine.audit_stream
+        if self.metrics is not None:
+            recorder.listeners.append(self.metrics.committed)
+            self.metrics.backlog = lambda: store.pending
+        if stream is not None:
+            stats = StreamStats()
+            if self.metrics is not None:
+                self.metrics.stream = stats
+            self.audit_stream = AuditStream(stream, recorder.write, stats)
+            self.audit_stream.start()  # OSError: a sink that cannot be opened stops the start
+            recorder.listeners.append(self.audit_stream.committed)
+
+    def _not_ready(self) -> str | None:
+        """Why the engine does not take sessions now (``/readyz``), or None."""
+        if self._stopping:
+            return "the engine is stopping"
+        if self.store is None:
+            return "the store is not open"
+        if self.store.broken is not None:
+            return f"the store is not writable: {self.store.broken}"
+        down = [c.name for c in self.config.connections if c.name not in self.listeners]
+        if down:
+            return f"connection {down[0]} is not listening"
+        return None
+
+    async def reload(self, by: str) -> ReloadResult:
+        """Read the policies file again (SIGHUP, ``gatewatch reload``): ``engine.reload``."""
+        assert self.reloader is not None
+        result = await self.reloader.reload(by)
+        self.config = self.reloader.config
+        return result
 
     async def _listen_ssh(self, conn: Connection) -> None:
         assert self.sessions is not None and conn.ssh is not None
@@ -345,7 +398,14 @@ class Engine:
         return {**lifted.describe(time.time()), "lifted_by": peer.identity.name,
                 "lift_reason": reason}
 
+    async def _reload(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        assert peer.identity is not None
+        return (await self.reload(f"operator {peer.identity.name}")).to_dict()
+
     async def stop(self) -> None:
+        self._stopping = True
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.control.stop()
         if self.broker is not None:
             self.broker.expire_all("engine stopped")
@@ -368,6 +428,8 @@ class Engine:
             await acceptor.wait_closed()
         self._ssh_servers.clear()
         await asyncio.sleep(0)  # let ended SSH sessions hand their last records over
+        if self.audit_stream is not None:  # before the drain: its last gap record goes in
+            await self.audit_stream.stop()
         if self.recorder is not None:
             await self.recorder.drain()
             self.recorder.close()

@@ -138,6 +138,18 @@ class ApprovalDecided(ApprovalEvent):
 
 
 @dataclass(frozen=True)
+class PolicyReloaded(Event):
+    """The policies file was read again: ``applied`` (live sessions judge their next statement
+    by it) or ``refused`` (the old policy stays; ``message`` says why)."""
+
+    name: ClassVar[str] = "policy.reloaded"
+    status: str
+    by: str
+    message: str
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Dropped(Event):
     """Sent to a subscriber that read too slowly: it missed ``count`` events."""
 
@@ -156,7 +168,8 @@ class Unknown(Event):
 KINDS: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (SessionOpened, SessionClosed, SessionWaiting, StatementStarted,
-                StatementFinished, ApprovalRequested, ApprovalVoted, ApprovalDecided, Dropped)
+                StatementFinished, ApprovalRequested, ApprovalVoted, ApprovalDecided,
+                PolicyReloaded, Dropped)
 }
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from store import Op, SqliteStore, StoreError
+from store.journal import JournalRecord
 from store.records import Record
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,10 @@ _MAX_RETAINED = 100_000
 
 Done = Callable[[StoreError | None], None]
 _Waiter = tuple[int, int, Done]
+# Told of every group committed, on the engine's thread, after the waiters: the records as
+# chained, and how long the commit took (seconds). Metrics and the audit stream listen here;
+# a listener must not block (it runs on the data path) and its errors are logged, not raised.
+CommitListener = Callable[[list[JournalRecord], float], None]
 
 
 class Recorder:
@@ -51,6 +57,7 @@ class Recorder:
         self._executor = ThreadPoolExecutor(1, "gatewatch-store") if durability == "full" else None
         self._checkpointer = ThreadPoolExecutor(1, "gatewatch-checkpoint")
         self._checkpointing: asyncio.Future[StoreError | None] | None = None
+        self.listeners: list[CommitListener] = []
 
     # --- handing over ---------------------------------------------------------------------
 
@@ -94,19 +101,37 @@ class Recorder:
         if not ops:
             return
         self._ops, self._waiters = [], []
+        began = time.perf_counter()
         if self._executor is None:
             try:
-                self._store.apply(ops)
+                chained = self._store.apply(ops)
             except StoreError as exc:
                 self._failed(ops, waiters, exc)
                 return
             self._succeeded(waiters)
+            self._tell(chained, began)
             self._after_commit()
             return
-        self._run_in_thread(
-            lambda: self._store.apply(ops),
-            lambda exc: self._failed(ops, waiters, exc) if exc else self._succeeded(waiters),
-        )
+        out: list[JournalRecord] = []
+
+        def done(exc: StoreError | None) -> None:
+            if exc is not None:
+                self._failed(ops, waiters, exc)
+                return
+            self._succeeded(waiters)
+            self._tell(out, began)
+
+        self._run_in_thread(lambda: out.extend(self._store.apply(ops)), done)
+
+    def _tell(self, chained: list[JournalRecord], began: float) -> None:
+        if not self.listeners:
+            return
+        seconds = time.perf_counter() - began
+        for listener in self.listeners:
+            try:
+                listener(chained, seconds)
+            except Exception:  # metrics or a sink must never fail a commit
+                log.exception("a commit listener failed")
 
     def _run_in_thread(self, job: Callable[[], None],
                        done: Callable[[StoreError | None], None]) -> None:

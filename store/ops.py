@@ -18,9 +18,14 @@ SSH_OUTPUT = "ssh.output"
 # An operator keeps an identity out (of every connection, or of one) until a time; lifted early.
 LOCKOUT_SET = "lockout.set"
 LOCKOUT_LIFT = "lockout.lift"
+# The engine's own records, kept in the audit chain only (no table of their own): records the
+# audit stream could not deliver (``engine.audit_stream``), and a policy reload or its refusal.
+AUDIT_GAP = "audit.gap"
+POLICY_RELOAD = "policy.reload"
 
 KINDS = (SESSION_OPEN, SESSION_CLOSE, STATEMENT_START, STATEMENT_END, APPROVAL_REQUEST,
-         APPROVAL_UPDATE, SSH_OUTPUT, LOCKOUT_SET, LOCKOUT_LIFT)
+         APPROVAL_UPDATE, SSH_OUTPUT, LOCKOUT_SET, LOCKOUT_LIFT, AUDIT_GAP, POLICY_RELOAD)
+CHAIN_ONLY = (AUDIT_GAP, POLICY_RELOAD)
 
 # The columns each kind of op writes; verify checks the tables against exactly these.
 SESSION_OPEN_FIELDS = (
@@ -61,6 +66,8 @@ LOCKOUT_SET_FIELDS = (
     "identity", "connection", "until", "created_at", "created_by", "reason", "session_id",
 )
 LOCKOUT_LIFT_FIELDS = ("lifted_at", "lifted_by", "lift_reason")
+AUDIT_GAP_FIELDS = ("first_seq", "last_seq", "dropped", "at", "reason")
+POLICY_RELOAD_FIELDS = ("at", "by", "path", "sha256", "status", "error", "changed")
 # Streams of ssh.output: o (stdout/terminal), e (stderr), i (input on channels without a
 # terminal), r (window size "COLSxROWS").
 STREAMS = ("o", "e", "i", "r")

@@ -172,6 +172,39 @@ class LockoutLift(Record):
     lift_reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class AuditGap(Record):
+    """Audit records ``first_seq`` to ``last_seq`` that the audit stream ``sink`` dropped
+    (``dropped`` of them: its queue was full), so that the SIEM's copy of the chain has a
+    gap the store explains."""
+
+    kind: ClassVar[str] = O.AUDIT_GAP
+    KEY: ClassVar[tuple[str, str | None]] = ("sink", None)
+    sink: str
+    first_seq: int
+    last_seq: int
+    dropped: int
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReload(Record):
+    """The policies file read again (SIGHUP, ``gatewatch reload``): applied, or refused with
+    ``error`` and the old policy kept. ``changed``: the sections that changed (JSON list)."""
+
+    kind: ClassVar[str] = O.POLICY_RELOAD
+    KEY: ClassVar[tuple[str, str | None]] = ("node", None)
+    node: str
+    at: str
+    by: str
+    path: str
+    sha256: str | None
+    status: str  # applied | refused
+    error: str | None
+    changed: str | None
+
+
 KINDS: tuple[type[Record], ...] = (SessionOpen, SessionClose, StatementStart, StatementEnd,
                                    ApprovalOpen, ApprovalUpdate, SshOutput, LockoutSet,
-                                   LockoutLift)
+                                   LockoutLift, AuditGap, PolicyReload)

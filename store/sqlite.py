@@ -216,8 +216,9 @@ class SqliteStore:
 
     # --- writing --------------------------------------------------------------------------
 
-    def apply(self, batch: Iterable[O.Op]) -> None:
-        """Commit a batch of ops: chain them and append them to the journal in one write.
+    def apply(self, batch: Iterable[O.Op]) -> list[JournalRecord]:
+        """Commit a batch of ops: chain them and append them to the journal in one write;
+        returns them as committed (with their sequence numbers and hashes).
 
         Raises ``StoreError`` when the journal cannot be written (disk full, I/O error) or when
         the database refused the last checkpoint (for example ``database or disk is full``):
@@ -241,10 +242,16 @@ class SqliteStore:
                              f"{exc.strerror or exc}") from exc
         self._seq, self._head = seq, head
         self._pending.extend(records)
+        return [r for r, _ in records]
 
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def broken(self) -> StoreError | None:
+        """Why the store cannot be written now (until a checkpoint succeeds), or None."""
+        return self._broken
 
     def checkpoint(self) -> None:
         """Move committed records from the journal into the database, in one transaction,

@@ -3,11 +3,13 @@
 from engine.config.load import ConfigError, load_config
 from engine.config.model import (
     AgentRule,
+    AuditStreamSettings,
     Config,
     Connection,
     EngineSettings,
     Forward,
     IdentityConfig,
+    MetricsSettings,
     OidcSettings,
     SshSettings,
     TlsFiles,
@@ -17,6 +19,7 @@ from engine.masking.rules import MaskingRule
 
 __all__ = [
     "AgentRule",
+    "AuditStreamSettings",
     "Config",
     "ConfigError",
     "Connection",
@@ -24,6 +27,7 @@ __all__ = [
     "Forward",
     "IdentityConfig",
     "MaskingRule",
+    "MetricsSettings",
     "OidcSettings",
     "SshSettings",
     "TlsFiles",

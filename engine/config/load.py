@@ -23,11 +23,13 @@ import yaml
 
 from engine.config.model import (
     AgentRule,
+    AuditStreamSettings,
     Config,
     Connection,
     EngineSettings,
     Forward,
     IdentityConfig,
+    MetricsSettings,
     OidcSettings,
     SshSettings,
     TlsFiles,
@@ -638,9 +640,51 @@ class _Builder:
                 "log_level", self.choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
             masking_key_env=sec.get("masking_key_env", self.string, None),
+            metrics=self.metrics(sec.section("metrics", "the metrics endpoint")),
+            audit_stream=self.audit_stream(sec.section("audit_stream", "the audit stream")),
         )
         sec.done()
         return settings
+
+    def metrics(self, sec: _Section | None) -> MetricsSettings | None:
+        if sec is None:
+            return None
+        host, port = sec.need("listen", self.listen)
+        sec.done()
+        return MetricsSettings(host, port)
+
+    def audit_stream(self, sec: _Section | None) -> AuditStreamSettings | None:
+        if sec is None:
+            return None
+        sink = sec.need("sink", self.choice("file", "syslog"))
+        host, port = "127.0.0.1", 514
+        if sink == "syslog":
+            host, port = sec.need("address", self.address)
+        elif "address" in sec.data:
+            raise self.doc.fail((*sec.where, "address"), "address is for sink: syslog")
+        path = sec.need("path", self.path) if sink == "file" else None
+        if sink != "file" and "path" in sec.data:
+            raise self.doc.fail((*sec.where, "path"), "path is for sink: file")
+        settings = AuditStreamSettings(
+            sink=sink, path=path,
+            max_size=sec.get("max_size", self.size, 64 * 1024 * 1024),
+            keep=sec.get("keep", self.positive, 5),
+            host=host, port=port,
+            transport=sec.get("transport", self.choice("udp", "tcp"), "udp"),
+            queue=sec.get("queue", self.positive, 10_000),
+            app_name=sec.get("app_name", self.name, "gatewatch"),
+        )
+        sec.done()
+        return settings
+
+    def address(self, value: Any, where: tuple[str | int, ...]) -> tuple[str, int]:
+        """HOST:PORT where HOST may be a name (a SIEM's collector)."""
+        text = self.string(value, where)
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise self.doc.fail(where, "expected HOST:PORT, for example siem.example.com:514")
+        return host, int(port)
 
     def identities(self, items: list[Any]) -> tuple[IdentityConfig, ...]:
         out: list[IdentityConfig] = []

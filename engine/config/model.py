@@ -152,6 +152,32 @@ class OidcSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``engine.metrics``: where ``/metrics``, ``/healthz`` and ``/readyz`` are served."""
+
+    listen_host: str
+    listen_port: int
+
+
+@dataclass(frozen=True)
+class AuditStreamSettings:
+    """``engine.audit_stream``: every audit record, as committed, to a SIEM's sink. ``file``:
+    JSON lines at ``path``, rotated at ``max_size`` (``keep`` old files); ``syslog``: RFC 5424
+    to ``host:port`` over ``udp`` or ``tcp`` (octet-counted framing, RFC 6587). At most
+    ``queue`` records wait; beyond that they are dropped, counted and recorded as a gap."""
+
+    sink: str  # file | syslog
+    path: Path | None = None
+    max_size: int = 64 * 1024 * 1024
+    keep: int = 5
+    host: str = "127.0.0.1"
+    port: int = 514
+    transport: str = "udp"  # udp | tcp
+    queue: int = 10_000
+    app_name: str = "gatewatch"
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     store: Path
     control_socket: Path
@@ -160,6 +186,8 @@ class EngineSettings:
     durability: str = "normal"  # "normal": WAL commit; "full": fsync per group commit
     log_level: str = "INFO"
     masking_key_env: str | None = None  # the key of the hash masking strategy
+    metrics: MetricsSettings | None = None  # None: no metrics endpoint
+    audit_stream: AuditStreamSettings | None = None  # None: the store is the only copy
 
 
 @dataclass(frozen=True)

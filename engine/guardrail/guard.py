@@ -56,6 +56,13 @@ class SessionGuard:
         # Functions created (allowed) in this session: name → what the body does.
         self._bodies: dict[str, Facts] = {}
 
+    def replace(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
+        """A reloaded policy: the next statement is judged by ``rules`` (verdicts remembered
+        under the old ones are forgotten; what the session created is still known)."""
+        self.rules, self.settings = rules, settings
+        self._cache.clear()
+        self._commands.clear()
+
     def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
         """A shell command line (SSH exec, or a line entered in an interactive shell);
         ``cwd``: the directories it may run in, for its relative paths (None: unknown)."""
@@ -181,6 +188,14 @@ class Guard:
         self.rules = rules
         self.settings = settings
         self._sessions: dict[tuple[str, str, frozenset[str]], SessionGuard] = {}
+
+    def replace(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
+        """A reloaded policy, put in force in place: every session's guard (live sessions hold
+        theirs) gets the rules that now apply to it, from its next statement."""
+        self.rules, self.settings = rules, settings
+        for (connection, identity, groups), guard in self._sessions.items():
+            guard.replace(tuple(r for r in rules if r.applies(connection, identity, groups)),
+                          settings)
 
     def for_session(self, connection: str, identity: str, groups: frozenset[str]) -> SessionGuard:
         key = (connection, identity, groups)

@@ -19,6 +19,8 @@ COLUMNS = {
     R.SshOutput: O.SSH_OUTPUT_FIELDS,
     R.LockoutSet: O.LOCKOUT_SET_FIELDS,
     R.LockoutLift: O.LOCKOUT_LIFT_FIELDS,
+    R.AuditGap: O.AUDIT_GAP_FIELDS,
+    R.PolicyReload: O.POLICY_RELOAD_FIELDS,
 }
 
 
