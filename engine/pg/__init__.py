@@ -8,8 +8,9 @@ The protocol logic is sans-io, in the style of mitmproxy's proxy layers and asyn
   commands out (forward these bytes, record these statements first, tell the client this
   error, hold this statement for an approval); it keeps what names mean with ``names`` (a
   change counts once the target confirms it), ``sqlnames`` (PREPARE, EXECUTE, DEALLOCATE in
-  SQL text) and ``encoding`` (the session's client and server encodings: SQL text decoded as
-  the server reads it, names as bytes the way it holds them);
+  SQL text), ``prepared`` (what EXECUTE runs, judged as such) and ``encoding`` (the session's
+  client and server encodings: SQL text decoded as the server reads it, names as bytes the
+  way it holds them);
 - ``upstream_auth`` answers the target's SCRAM-SHA-256, MD5 or cleartext challenge.
 
 The I/O around them: ``side`` is the asyncio protocol of one peer (client or target);

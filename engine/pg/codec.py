@@ -39,6 +39,39 @@ def _tag(tag: int) -> str:
     return repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
 
 
+class Gathering:
+    """Bytes of one direction not parsed yet, for the relay's in-place scan. A large message
+    that arrives in many chunks is gathered in a list and joined once it is complete:
+    concatenating on every chunk would copy it over and over (quadratic in its size, and every
+    session on the loop would wait)."""
+
+    __slots__ = ("chunks", "need", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.need = 0
+
+    def take(self, data: bytes) -> bytes | None:
+        """What to parse now, or None while a message is still incomplete."""
+        if not self.chunks:
+            return data
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size < self.need:
+            return None
+        joined = b"".join(self.chunks)
+        self.chunks, self.size, self.need = [], 0, 0
+        return joined
+
+    def keep(self, rest: bytes, need: int) -> None:
+        """Remember unparsed bytes; ``need``: how many the message they begin needs."""
+        if rest:
+            self.chunks, self.size, self.need = [rest], len(rest), need
+        else:
+            self.chunks, self.size, self.need = [], 0, 0
+
+
 class MessageReader:
     """Accumulates bytes and hands back complete ``(tag, body)`` messages.
 

@@ -15,15 +15,15 @@ one Bind (extended protocol: Bind plans the statement, and planning can already 
 Execute that follows is that statement, and further Executes of its portal continue it). Its text
 comes from the Parse that named it, judged there; a statement that needs a review is held at
 each Bind, so that one approval covers exactly one execution of one portal (invariant 10).
-SQL-level PREPARE / EXECUTE / DEALLOCATE share the protocol's names (``sqlnames``): ``EXECUTE x``
-is judged as the statement ``x`` names, every time.
+SQL-level PREPARE / EXECUTE / DEALLOCATE share the protocol's names (``sqlnames``, ``prepared``):
+``EXECUTE x`` is judged as the statement ``x`` names, every time.
 
 To know which response closes which statement, the relay keeps the queue of responses the
 target owes — one entry per Parse, Bind, Describe, Execute, Close, Sync and Query — and pops it
 as they arrive, following PostgreSQL's rule that after an error in the extended protocol
-everything up to the next Sync is skipped. Names (kept as bytes, ``encoding``) change when the
-target confirms it; until then a message that depends on an earlier segment's change waits for
-its answer (``names``).
+everything up to the next Sync is skipped. What a name (kept as bytes, ``encoding``) means
+changes when the target confirms the change; a message that depends on a change not yet
+answered in an earlier segment waits for that answer (``names``).
 
 How the server reads SQL text depends on settings a statement may change without the gateway
 seeing it (a function calling set_config): ``standard_conforming_strings`` and
@@ -51,10 +51,20 @@ from typing import Any, NamedTuple, NoReturn
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.pg import codec, messages
-from engine.pg.codec import ProtocolViolation, check_length
+from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
-from engine.pg.names import ALL, Change, Names
-from engine.pg.sqlnames import NameUse, name_uses
+from engine.pg.names import Change, Names
+from engine.pg.prepared import (
+    ALLOWED,
+    Judged,
+    NotYet,
+    Prepared,
+    Statement,
+    Use,
+    executed,
+    notes,
+)
+from engine.pg.sqlnames import name_uses
 
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
@@ -71,7 +81,6 @@ _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
 _FLUSH = b"H\x00\x00\x00\x04"
 _WAITING_LIMIT = 16 * 1024 * 1024
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
-_EXECUTE_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
 
 SKIPPED = "not executed: an earlier message of the pipeline failed"
 _UNSETTLED = ("it was sent behind a statement that may have changed how the server reads SQL "
@@ -134,36 +143,6 @@ class StatementFinished:
     finished: float
 
 
-_Judged = tuple[str, str | None, str | None]  # verdict, rule, approval id
-_ALLOWED: _Judged = ("allow", None, None)
-
-
-class _Statement:
-    """A prepared statement as the gateway read it: what its name runs."""
-
-    __slots__ = ("allowed", "judgement", "text", "uses")
-
-    def __init__(self, text: str, judgement: Judgement | None,
-                 uses: tuple[NameUse, ...] = ()) -> None:
-        self.text = text
-        self.judgement = judgement  # None without a guard
-        self.uses = uses  # what it does with names when it runs (EXECUTE x, PREPARE y …)
-        # How each Bind is recorded when that needs no judging again: allowed on its own
-        # and naming no other statement.
-        self.allowed: _Judged | None = None
-        if not uses and (judgement is None or judgement.action == "allow"):
-            self.allowed = _ALLOWED if judgement is None else ("allow", judgement.rule, None)
-
-
-class _Use(NamedTuple):
-    """One statement's use of names, resolved (``PgRelay._plan``)."""
-
-    use: NameUse
-    key: bytes | None  # the name it prepares, deallocates, declares or closes
-    executed: list[tuple[str, _Statement | None]]  # what each EXECUTE in it runs
-    prepared: _Statement | None  # what PREPARE gives the name
-
-
 class _Open:
     """A statement that has been forwarded and not yet answered."""
 
@@ -195,43 +174,11 @@ class _Portal:
 
     __slots__ = ("executes", "judged", "params", "record", "statement")
 
-    def __init__(self, statement: _Statement, params: str | None, record: _Open,
-                 judged: _Judged, executes: list[_Statement | None]) -> None:
+    def __init__(self, statement: Statement, params: str | None, record: _Open,
+                 judged: Judged, executes: list[Statement | None]) -> None:
         self.statement, self.params, self.record, self.judged = (
             statement, params, record, judged)
         self.executes = executes  # what its EXECUTEs named when it was judged
-
-
-class _Incoming:
-    """Bytes of one direction not parsed yet. A large message that arrives in many chunks is
-    gathered in a list and joined once it is complete: concatenating on every chunk would
-    copy it over and over (quadratic in its size, and every session on the loop would wait)."""
-
-    __slots__ = ("chunks", "need", "size")
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.need = 0
-
-    def take(self, data: bytes) -> bytes | None:
-        """What to parse now, or None while a message is still incomplete."""
-        if not self.chunks:
-            return data
-        self.chunks.append(data)
-        self.size += len(data)
-        if self.size < self.need:
-            return None
-        joined = b"".join(self.chunks)
-        self.chunks, self.size, self.need = [], 0, 0
-        return joined
-
-    def keep(self, rest: bytes, need: int) -> None:
-        """Remember unparsed bytes; ``need``: how many the message they begin needs."""
-        if rest:
-            self.chunks, self.size, self.need = [rest], len(rest), need
-        else:
-            self.chunks, self.size, self.need = [], 0, 0
 
 
 def _blocked(judgement: Judgement) -> bytes:
@@ -253,10 +200,6 @@ def _refusal(text: str, reason: str, hint: str | None = None) -> Judgement:
     return Judgement("block", verdict, (verdict,))
 
 
-def _executed(plan: list[_Use]) -> list[_Statement | None]:
-    return [statement for step in plan for _, statement in step.executed]
-
-
 def _unknown_frontend(tag: int) -> NoReturn:
     shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
     raise ProtocolViolation(f"invalid frontend message type {shown}")
@@ -270,10 +213,11 @@ class PgRelay:
         self.statements = 0
         self.terminated = False  # the client sent Terminate
         self.encoding = SessionEncoding()
-        self._client_in = _Incoming()
-        self._server_in = _Incoming()
+        self._client_in = Gathering()
+        self._server_in = Gathering()
         self._owed: deque[tuple[int, Any]] = deque()
-        self._statements: Names[_Statement] = Names()
+        self._prepared = Prepared(self.encoding)
+        self._statements = self._prepared.names
         self._portals: Names[_Portal] = Names()
         self._bound: dict[int, _Open] = {}  # records of Binds whose Execute has not come
         self._discarding = False  # after a refused message: drop messages until Sync
@@ -434,13 +378,16 @@ class PgRelay:
             return False
         uses = name_uses(text)
         mark = self._sent + 1
-        plan = self._plan(uses, mark) if uses else None
-        if self._wait:
-            return False
+        plan = None
         judgement = None
-        if self.guard is not None and plan:
-            judgement = self._with_executed(self._judge_text(text), plan, mark, 0)
-            if self._wait:
+        if uses:
+            try:
+                plan = self._prepared.plan(uses, mark, self.guard)
+                if self.guard is not None:
+                    judgement = self._prepared.strictest(self._judge_text(text), plan, mark,
+                                                         self.guard)
+            except NotYet as wait:
+                self._wait = wait.mark
                 return False
         action, judged, error = self._decide(text, "simple", judgement, plan=plan)
         if action == "hold":
@@ -455,7 +402,7 @@ class PgRelay:
         self._sent = mark
         self._unsettled = mark
         if plan:
-            record.ops = self._changes(plan, mark)
+            record.ops = self._prepared.changes(plan, mark, self._portals)
         self._owed.append((_SIMPLE, record))
         return True
 
@@ -488,7 +435,7 @@ class PgRelay:
                 "42P05"))
             return False
         # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
-        entry = _Statement(text, judgement, name_uses(text))
+        entry = Statement(text, judgement, name_uses(text))
         self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
         return True
 
@@ -511,20 +458,20 @@ class PgRelay:
             self._discarding = True
             return False
         judgement = statement.judgement
-        executes: list[_Statement | None] = []
+        executes: list[Statement | None] = []
         if statement.allowed is not None and self.unreadable is None:
             judged = statement.allowed  # the common case: decided once, at Parse
         else:
             plan = None
             if statement.uses:
-                plan = self._plan(statement.uses, mark)
-                if self._wait:
+                try:
+                    plan = self._prepared.plan(statement.uses, mark, self.guard)
+                    if judgement is not None and self.guard is not None:
+                        judgement = self._prepared.strictest(judgement, plan, mark, self.guard)
+                except NotYet as wait:
+                    self._wait = wait.mark
                     return False
-                executes = _executed(plan)
-                if judgement is not None:
-                    judgement = self._with_executed(judgement, plan, mark, 0)
-                    if self._wait:
-                        return False
+                executes = executed(plan)
             action, judged, error = self._decide(statement.text, "extended", judgement,
                                                  bind.params, plan)
             if action == "hold":
@@ -564,16 +511,18 @@ class PgRelay:
             if uses:
                 # EXECUTE x finds x when it runs, not when it is bound: it must still name
                 # what was judged (and approved) at the Bind.
-                plan = self._plan(uses, mark)
-                if self._wait:
+                try:
+                    plan = self._prepared.plan(uses, mark, self.guard)
+                except NotYet as wait:
+                    self._wait = wait.mark
                     return False
-                if any(a is not b for a, b in zip(_executed(plan), portal.executes,
+                if any(a is not b for a, b in zip(executed(plan), portal.executes,
                                                   strict=True)):
                     self._refuse_extended(portal.statement.text, codec.error_response(
                         "a prepared statement this portal executes was replaced after it was "
                         "bound", "42501", hint="Bind it again."))
                     return False
-                record.ops = self._changes(plan, mark)
+                record.ops = self._prepared.changes(plan, mark, self._portals)
             del self._bound[record.seq]
         else:  # the same execution goes on (after PortalSuspended)
             record = self._start(portal.statement.text, "extended", portal.params,
@@ -621,104 +570,14 @@ class PgRelay:
                             "server does")
         return self.guard.judge(text)
 
-    def _plan(self, uses: tuple[NameUse, ...], mark: int) -> list[_Use]:
-        """For each statement that uses names: the name it changes, as the target holds it,
-        and what each EXECUTE in it runs, given the statements before it in the same text (all
-        one segment: if one fails, the rest does not run). Sets ``_wait`` when a name is not
-        known until an earlier segment is answered."""
-        local: dict[bytes, _Statement | None] = {}
-        cleared = False  # DEALLOCATE ALL earlier in the text
-        plan = []
-        for use in uses:
-            executed: list[tuple[str, _Statement | None]] = []
-            for name in use.executes:
-                key = self.encoding.sql_name(name)
-                statement = None
-                if key is not None:
-                    if key in local or cleared:
-                        statement = local.get(key)
-                    else:
-                        statement, pending = self._statements.lookup(key, mark)
-                        if pending:
-                            self._wait = pending
-                            return []
-                executed.append((name, statement))
-            changed = use.prepare or use.deallocate or use.cursor
-            key = self.encoding.sql_name(changed) if changed is not None else None
-            prepared = None
-            if use.prepare is not None:
-                judgement = self.guard.judge(use.body) if self.guard is not None else None
-                prepared = _Statement(use.body, judgement)
-                if key is not None:
-                    local[key] = prepared
-            elif use.deallocate is not None or use.deallocate_all:
-                if key is None:
-                    cleared = True
-                    local.clear()
-                else:
-                    local[key] = None
-            plan.append(_Use(use, key, executed, prepared))
-        return plan
-
-    def _with_executed(self, judgement: Judgement, plan: list[_Use], mark: int,
-                       depth: int) -> Judgement:
-        """``judgement`` made as strict as what the EXECUTEs in ``plan`` run."""
-        assert self.guard is not None
-        decisive = judgement.verdict
-        verdicts = list(judgement.statements)
-        fallback = self.guard.settings.fallback
-        for step in plan:
-            for name, statement in step.executed:
-                if statement is None or statement.judgement is None:
-                    verdict = Verdict(fallback, "fallback", f"EXECUTE {name}: the gateway does "
-                                      "not know this prepared statement, so it cannot judge "
-                                      "what it runs", f"EXECUTE {name}")
-                elif depth >= _EXECUTE_DEPTH or any(u.tag for u in statement.uses):
-                    verdict = Verdict(fallback, "fallback", f"EXECUTE {name} runs a statement "
-                                      "that executes or prepares others this deep, which the "
-                                      "gateway does not follow", statement.text)
-                else:
-                    inner = statement.judgement
-                    if statement.uses:
-                        inner = self._with_executed(
-                            inner, self._plan(statement.uses, mark), mark, depth + 1)
-                        if self._wait:
-                            return judgement
-                    v = inner.verdict
-                    verdict = Verdict(v.action, v.rule, f"EXECUTE {name} runs {v.reason}",
-                                      statement.text, v.hint)
-                verdicts.append(verdict)
-                if verdict.severity > decisive.severity:
-                    decisive = verdict
-        if decisive is judgement.verdict and len(verdicts) == len(judgement.statements):
-            return judgement
-        return Judgement(decisive.action, decisive, tuple(verdicts), parse_error=(
-            judgement.parse_error if decisive is judgement.verdict else None))
-
-    def _changes(self, plan: list[_Use], mark: int,
-                 ) -> list[tuple[Names[Any], Change[Any]]] | None:
-        """The pending name changes of a statement's SQL, confirmed by their command tags
-        (``_complete``) in the order the statements run."""
-        ops: list[tuple[Names[Any], Change[Any]]] = []
-        for use, key, _, prepared in plan:
-            tag = use.tag
-            if not tag or (use.prepare is not None and key is None):
-                continue  # a name not followed: an EXECUTE of it is unknown, a Bind refused
-            names: Names[Any] = self._portals if use.cursor is not None or use.close else (
-                self._statements)
-            if key is None or use.deallocate_all or (use.close and use.cursor is None):
-                key = ALL
-            ops.append((names, names.change(key, prepared, mark, tag)))
-        return ops or None
-
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
-                params: str | None = None, plan: list[_Use] | None = None,
-                ) -> tuple[str, _Judged, bytes]:
+                params: str | None = None, plan: list[Use] | None = None,
+                ) -> tuple[str, Judged, bytes]:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
         about to be sent."""
         decision, self._decision = self._decision, None
         if self.guard is None:
-            return "allow", _ALLOWED, b""
+            return "allow", ALLOWED, b""
         if judgement is None:
             judgement = self._judge_text(text)
         elif self.unreadable is not None:
@@ -728,15 +587,14 @@ class PgRelay:
             return "allow", ("allow", judgement.rule, None), b""
         if action == "block":
             return "refuse", ("block", judgement.rule, None), _blocked(judgement)
-        notes = tuple(f"EXECUTE {name} runs: {statement.text}" for step in plan or ()
-                      for name, statement in step.executed if statement is not None)
-        about = (text, params, notes)
+        shown = notes(plan)
+        about = (text, params, shown)
         # An approval is about what the approver was shown (a name may have come to mean
         # something else meanwhile: a change skipped by the target); a refusal is final.
         if decision is None or (decision.approved and self._held != about):
             self._holding = True
             self._held = about
-            self._hold = Hold(text, protocol, judgement, params, notes)
+            self._hold = Hold(text, protocol, judgement, params, shown)
             return "hold", ("review", judgement.rule, None), b""
         self._held = None
         if decision.approved:
@@ -744,7 +602,7 @@ class PgRelay:
         return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
             decision.message, decision.sqlstate, hint="The statement was not run.")
 
-    def _refuse(self, text: str, protocol: str, judged: _Judged, error: bytes, *,
+    def _refuse(self, text: str, protocol: str, judged: Judged, error: bytes, *,
                 simple: bool) -> None:
         """Answer a statement the gateway will not send: record it and queue its error."""
         record = self._start(text, protocol, None, judged)
@@ -765,7 +623,7 @@ class PgRelay:
         self._discarding = True
 
     def _start(self, text: str, protocol: str, params: str | None,
-               judged: _Judged = _ALLOWED) -> _Open:
+               judged: Judged = ALLOWED) -> _Open:
         self.statements += 1
         seq = self.statements
         self._started.append(StatementStarted(seq, text, protocol, params, time.time(),
