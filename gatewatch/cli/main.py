@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     kill.add_argument("--scope", choices=["identity", "connection"], default="identity",
                       help="with --lock-out: out of every connection (identity, the default) "
                       "or only of the session's connection")
+    reload = operator(sub.add_parser(
+        "reload", help="make the running engine read its policies file again (as SIGHUP does)"))
+    reload.add_argument("--json", action="store_true")
     lockouts = operator(sub.add_parser("lockouts", help="list the lock-outs in force"))
     lockouts.add_argument("--json", action="store_true")
     unlock = operator(sub.add_parser("unlock", help="lift a lock-out before it ends"))
@@ -215,7 +218,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         except (SessionNotFound, StoreError) as exc:
             raise UsageError(str(exc).strip('"')) from exc
         return 0
-    if args.command in ("tui", "approvals", "approve", "deny", "kill", "lockouts", "unlock"):
+    if args.command in ("tui", "approvals", "approve", "deny", "kill", "lockouts", "unlock",
+                        "reload"):
         from gatewatch.cli.login import LoginError, token_for
 
         try:  # --token, $GATEWATCH_TOKEN, or the operator's cached `gatewatch login`
@@ -230,10 +234,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         run_tui(config.engine.control_socket, token, args.theme)
         return 0
-    if args.command in ("approvals", "approve", "deny", "kill", "lockouts", "unlock"):
+    if args.command in ("approvals", "approve", "deny", "kill", "lockouts", "unlock",
+                        "reload"):
         from gatewatch.cli import operate
 
         try:
+            if args.command == "reload":
+                return operate.reload(config, token, as_json=args.json)
             if args.command == "approvals":
                 print(operate.approvals(config, token, as_json=args.json))
             elif args.command == "kill":

@@ -1,6 +1,6 @@
-"""``approvals``, ``approve``, ``deny``, ``kill`` (with a lock-out), ``lockouts`` and ``unlock``:
-the operator's commands over the control socket, with the operator's token from ``--token`` or
-``GATEWATCH_TOKEN``. Ids are whole or a unique prefix of at least 4 characters; the engine
+"""``approvals``, ``approve``, ``deny``, ``kill`` (with a lock-out), ``lockouts``, ``unlock`` and
+``reload``: the operator's commands over the control socket, with the operator's token from
+``--token`` or ``GATEWATCH_TOKEN``. Ids are whole or a unique prefix of at least 4 characters; the engine
 says which when one is not."""
 
 from __future__ import annotations
@@ -107,6 +107,20 @@ def unlock(config: Config, token: str | None, lockout: str, reason: str | None) 
     result = _call(config, token, "unlock", lockout=lockout, reason=reason)
     return (f"lock-out {result['id']} lifted by {result['lifted_by']}: {result['identity']} may "
             "connect again")
+
+
+def reload(config: Config, token: str | None, *, as_json: bool) -> int:
+    """``gatewatch reload``: the engine reads its policies file again. Exit 0 when the new
+    policy is in force, 1 when the engine refused the file (the old one stays), with the
+    engine's one-line reason."""
+    result = _call(config, token, "reload")
+    if as_json:
+        print(json.dumps(result))
+    if result.get("status") != "applied":
+        return fail(str(result.get("message")))
+    if not as_json:
+        print(result.get("message"))
+    return 0
 
 
 def fail(message: str) -> int:

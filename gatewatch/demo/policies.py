@@ -72,6 +72,7 @@ class Sandbox:
     ssh_known_hosts: Path
     tls: tuple[Path, Path]             # certificate and key towards PostgreSQL clients
     oidc_issuer: str
+    metrics_listen: str | None = None  # engine.metrics.listen, "127.0.0.1:PORT"
 
 
 class DemoPolicies:
@@ -108,6 +109,9 @@ class DemoPolicies:
             raise PoliciesError(f"{self.source}: no engine section")
         _put(engine, "store", _string(str(sandbox.store)))
         _put(engine, "control_socket", _string(str(sandbox.control_socket)))
+        if sandbox.metrics_listen is not None:
+            _put(engine, "metrics", yaml.MappingNode("tag:yaml.org,2002:map", [(
+                yaml.ScalarNode(_STR, "listen"), _string(sandbox.metrics_listen))]))
         for item in _items(root, "identities"):
             name = _text(_get(item, "name"))
             _drop(item, *_TOKEN_KEYS)

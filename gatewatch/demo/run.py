@@ -158,6 +158,7 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[st
         ssh_known_hosts=known_hosts,
         tls=self_signed(work / "tls"),
         oidc_issuer=idp.issuer,
+        metrics_listen=f"127.0.0.1:{free_port()}",
     ))
     config = load_config(config_path)
     engine = Engine(config)
@@ -198,6 +199,8 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[st
         # A client-credentials token from here, as the password of pg_user on the
         # postgres listener, opens a session as the agent.
         "oidc": idp.demo_info(),
+        # Prometheus exposition (/healthz and /readyz beside it).
+        "metrics": engine.metrics_server.url if engine.metrics_server is not None else None,
     }
 
 
