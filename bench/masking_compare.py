@@ -3,6 +3,7 @@ PostgreSQL, through Gatewatch without masking, and through Gatewatch with the ex
 rules (policies.yaml), in one run: rows/s and ratios.
 
     .venv/bin/python bench/masking_compare.py [--repeat 200]
+    .venv/bin/python bench/masking_compare.py --detectors   # the detectors alone, no sockets
 
 Aim (issue 6): masking costs at most 30% of the unmasked gateway's throughput.
 
@@ -55,10 +56,72 @@ def run(dsn: str, repeat: int) -> float:
         return rows / (time.perf_counter() - start)
 
 
+def _ordinary_output() -> bytes:
+    """Terminal output that holds nothing to mask: logs, a listing, source, long words."""
+    lines = []
+    for i in range(20_000):
+        lines.append(f"2026-01-{1 + i % 28:02d}T10:{i % 60:02d}:00Z INFO worker-{i % 7} handled "
+                     f"request {i} in {i % 900} ms path=/api/v1/orders/{i} status=200")
+        lines.append(f"-rw-r--r-- 1 deploy deploy {i * 37} Jan {1 + i % 28} 10:{i % 60:02d} "
+                     f"AbstractSingletonProxyFactoryBean_{i}.java")
+        lines.append(f"    def handle_{i}(self, request: Request) -> Response:  # sha256 "
+                     f"{(i * 2654435761) % (1 << 64):016x}{(i * 40503) % (1 << 32):08x}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def detectors() -> None:
+    """The value detectors alone, without and with encoded candidates (base64, hex, URL): the
+    result values of QUERY, and ordinary SSH output. Alternated, best of three: the machine's
+    load moves absolute figures, not the ratio."""
+    from engine.masking import StreamMasker, ValueMasker
+
+    values = []
+    for i in range(1, 1001):
+        values += [f"Person {i}", f"person{i}@example.com",
+                   ["4111111111111111", "5555555555554444", "378282246310005"][i % 3],
+                   f"ordered {i % 17} items on 2026-01-{1 + i % 28:02d}", f"{i * 1.25:.2f}",
+                   "2026-01-01 10:00:00+00", "t"]
+    clean = [v for v in values if "@" not in v and not v[:1].isdigit()]
+    output = _ordinary_output()
+    best: dict[tuple[bool, str], float] = {}
+    for _ in range(3):
+        for encodings in (False, True):
+            fresh = ValueMasker(encodings=encodings)  # no cache: every value screened
+            start = time.perf_counter()
+            for v in values:
+                fresh._mask(v)
+            per_value = (time.perf_counter() - start) / len(values) * 1e6
+            start = time.perf_counter()
+            for _ in range(20):
+                for v in clean:
+                    fresh._mask(v)
+            per_clean = (time.perf_counter() - start) / (20 * len(clean)) * 1e6
+            stream = StreamMasker(ValueMasker(encodings=encodings))
+            start = time.perf_counter()
+            for i in range(0, len(output), 32768):
+                stream.feed(output[i:i + 32768])
+            stream.flush()
+            rate = len(output) / (time.perf_counter() - start) / 1e6
+            for name, figure in (("value", per_value), ("clean", per_clean),
+                                 ("stream", -rate)):
+                key = (encodings, name)
+                best[key] = min(best.get(key, figure), figure)
+    for encodings in (False, True):
+        print(f"encoded candidates {'on ' if encodings else 'off'}: a result value "
+              f"{best[(encodings, 'value')]:.2f} us, one without findings "
+              f"{best[(encodings, 'clean')]:.2f} us; ordinary SSH output "
+              f"({len(output) / 1e6:.1f} MB) {-best[(encodings, 'stream')]:.1f} MB/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--detectors", action="store_true",
+                        help="time the value detectors alone (no PostgreSQL, no gateway)")
     args = parser.parse_args()
+    if args.detectors:
+        detectors()
+        return
     with target() as setup:
         with psycopg.connect(setup.direct_dsn(), autocommit=True) as conn:
             conn.execute(SETUP)

@@ -7,6 +7,10 @@ the detectors' triggers: substring tests for the plain ones (``@``, ``-----BEGIN
 a separator and four more; ``=`` or ``:`` after a word). A value it rejects costs those few
 tests; in a value it lets through, only the detectors whose own trigger occurs are run.
 
+Detected values inside base64, hex and URL encodings are found too (``encoded``): a candidate
+run is decoded and its decoded text masked like any other; the pre-screens let a text with a
+candidate through.
+
 Findings that overlap are resolved once: the earliest start wins, then the longest, then the
 detector listed first; a finding that starts inside a kept one but runs past its end extends it,
 so that no value is left half-masked and nothing is masked twice.
@@ -18,7 +22,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from engine.masking.detectors import BUILTIN, Detector, Finding
-from engine.masking.strategies import REDACT, Strategy
+from engine.masking.encoded import RUN_TRIGGER, URL_TRIGGER, EncodedValues
+from engine.masking.strategies import REDACT, SEPARATORS, Strategy
 
 
 class ValueMasker:
@@ -31,7 +36,8 @@ class ValueMasker:
 
     def __init__(self, detectors: Iterable[Detector] | None = None,
                  strategies: Mapping[str, Strategy] | None = None, *,
-                 default: Strategy = REDACT, key: bytes = b"") -> None:
+                 default: Strategy = REDACT, key: bytes = b"", encodings: bool = True,
+                 keep_length: bool = False) -> None:
         self.detectors = tuple(BUILTIN.values() if detectors is None else detectors)
         names = [d.name for d in self.detectors]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -46,7 +52,11 @@ class ValueMasker:
         if not key and any(s.kind == "hash" for s in self.strategies.values()):
             raise ValueError("a hash masking strategy needs a secret key; configure one.")
         self.key = key
+        # A file transfer's data must keep its length (and so its protocol's framing): every
+        # replacement then keeps the value's length in UTF-8 bytes.
+        self.keep_length = keep_length
         self._cache: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._encoded = EncodedValues(self.find) if encodings else None
 
         # The pre-screen: plain-string triggers are substring tests (memchr-fast); the others
         # (built-in: DIGITS, ASSIGNMENT) are joined into one regex, led by a character class.
@@ -77,6 +87,14 @@ class ValueMasker:
         # wherever one of them matches. Per call it costs one search instead of six; on a long
         # buffer the substring tests stay, as they skip in memchr rather than at each ``e``.
         short = [f"[\\x{ord(w[0]):02x}]{re.escape(w[1:])}" for w in literals] + regexes
+        if encodings:  # a candidate run or a %XX escape lets a value through to ``find``
+            short += [RUN_TRIGGER, URL_TRIGGER]
+            self._encoded_bytes: re.Pattern[bytes] | None = re.compile(
+                f"{RUN_TRIGGER}|{URL_TRIGGER}".encode("ascii"))
+            self._encoded_text: re.Pattern[str] | None = re.compile(
+                f"{RUN_TRIGGER}|{URL_TRIGGER}")
+        else:
+            self._encoded_bytes = self._encoded_text = None
         self._screen_short = (re.compile(_loose(_combined(short)).encode("ascii"), re.VERBOSE)
                               if short else None)
         # Custom detectors have no trigger: the pattern is its own pre-screen.
@@ -115,6 +133,8 @@ class ValueMasker:
                 return True
         if self._screen_bytes is not None and self._screen_bytes.search(data) is not None:
             return True
+        if self._encoded_bytes is not None and self._encoded_bytes.search(data) is not None:
+            return True
         if not self._untriggered:
             return False
         text = data.decode("utf-8", "surrogateescape")
@@ -126,6 +146,8 @@ class ValueMasker:
             if word in text:
                 return True
         if self._screen is not None and self._screen.search(text) is not None:
+            return True
+        if self._encoded_text is not None and self._encoded_text.search(text) is not None:
             return True
         return any(d.pattern.search(text) is not None for d in self._untriggered)
 
@@ -140,6 +162,10 @@ class ValueMasker:
             for order, detector in group:
                 for f in detector.find(text):
                     found.append((f.start, -f.end, order, f))
+        if self._encoded is not None and self._encoded_text is not None \
+                and self._encoded_text.search(text) is not None:
+            last = len(self.detectors)  # a plain finding of the same span wins
+            found.extend((f.start, -f.end, last, f) for f in self._encoded.find(text))
         if len(found) < 2:
             return [f for *_, f in found]
         found.sort()
@@ -157,7 +183,12 @@ class ValueMasker:
         """What ``value``, found by ``detector``, becomes inside a text (NULL is not possible)."""
         strategy = self.strategies[detector]
         masked = strategy.apply(value, self.key)
-        return strategy.mask if masked is None else masked
+        if masked is None:
+            masked = strategy.mask
+        if self.keep_length and len(masked.encode("utf-8", "surrogateescape")) != len(
+                value.encode("utf-8", "surrogateescape")):
+            masked = _HIDDEN_BYTES.sub(_stars, value)
+        return masked
 
     def mask(self, text: str) -> tuple[str, list[str]]:
         """``text`` with every finding masked, and the detector of each masked value in order.
@@ -186,6 +217,14 @@ class ValueMasker:
             pos = f.end
         parts.append(text[pos:])
         return "".join(parts), [f.detector for f in findings]
+
+
+# What a length-keeping replacement stars: every character but a separator (in UTF-8 bytes).
+_HIDDEN_BYTES = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(SEPARATORS)) + "]")
+
+
+def _stars(m: re.Match[str]) -> str:
+    return "*" * len(m.group().encode("utf-8", "surrogateescape"))
 
 
 def _loose(pattern: str) -> str:
