@@ -164,8 +164,8 @@ class ValueMasker:
                     found.append((f.start, -f.end, order, f))
         if self._encoded is not None and self._encoded_text is not None \
                 and self._encoded_text.search(text) is not None:
-            last = len(self.detectors)  # a plain finding of the same span wins
-            found.extend((f.start, -f.end, last, f) for f in self._encoded.find(text))
+            after = len(self.detectors)  # a plain finding of the same span wins
+            found.extend((f.start, -f.end, after, f) for f in self._encoded.find(text))
         if len(found) < 2:
             return [f for *_, f in found]
         found.sort()
