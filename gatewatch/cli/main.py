@@ -124,14 +124,18 @@ HERE = Path("policies.yaml")
 
 
 def _config(args: argparse.Namespace) -> Config:
-    path = args.config or (Path(os.environ["GATEWATCH_CONFIG"])
-                           if os.environ.get("GATEWATCH_CONFIG") else None)
+    return load_config(_config_path(args))
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    path: Path | None = args.config or (Path(os.environ["GATEWATCH_CONFIG"])
+                                        if os.environ.get("GATEWATCH_CONFIG") else None)
     if path is None and HERE.is_file():
         path = HERE
     if path is None:
         raise UsageError("no policies file: pass -c FILE or set GATEWATCH_CONFIG (or run "
                          "where policies.yaml is)")
-    return load_config(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +205,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run(run_demo(args.config or default_policies(), headless=args.headless))
         except (AccountError, ClusterError, PoliciesError) as exc:
             raise UsageError(f"demo: {exc}") from exc
+    if args.command == "reload":
+        try:
+            config = _config(args)
+        except ConfigError as exc:  # the engine refuses it too: ask it, so that it records it
+            from gatewatch.cli import operate
+
+            return operate.reload_unloadable(_config_path(args), exc, args.token,
+                                             as_json=args.json)
     config = _config(args)
     if args.command in ("login", "connect"):
         from gatewatch.cli import login

@@ -1,14 +1,17 @@
 """``approvals``, ``approve``, ``deny``, ``kill`` (with a lock-out), ``lockouts``, ``unlock`` and
 ``reload``: the operator's commands over the control socket, with the operator's token from
-``--token`` or ``GATEWATCH_TOKEN``. Ids are whole or a unique prefix of at least 4 characters; the engine
-says which when one is not."""
+``--token`` or ``GATEWATCH_TOKEN``. Ids are whole or a unique prefix of at least 4 characters;
+the engine says which when one is not."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from engine.config import Config
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
@@ -121,6 +124,43 @@ def reload(config: Config, token: str | None, *, as_json: bool) -> int:
     if not as_json:
         print(result.get("message"))
     return 0
+
+
+def reload_unloadable(path: Path, error: Exception, token: str | None, *,
+                      as_json: bool) -> int:
+    """``gatewatch reload`` of a file that does not load: the running engine is still asked
+    (it records the refusal, and answers with the same message), found through the control
+    socket the file names, if its engine section can be read at all; else the reason here."""
+    socket = _control_socket(path)
+    if socket is None:
+        return fail(f"{error} (the engine was not asked; the policy in force stays)")
+    token = token or os.environ.get("GATEWATCH_TOKEN")
+    if not token:
+        return fail(f"{error} (no operator token to ask the engine: the policy in force stays)")
+    try:
+        with ControlClient(socket, token) as client:
+            result = client.call("reload")
+    except (ControlRefused, EngineUnreachable) as exc:
+        return fail(f"{error} ({exc}; the policy in force stays)")
+    if as_json:
+        print(json.dumps(result))
+    if result.get("status") != "applied":
+        return fail(str(result.get("message")))
+    print(result.get("message"))  # the engine read it differently (the file changed since)
+    return 0
+
+
+def _control_socket(path: Path) -> Path | None:
+    """``engine.control_socket`` of a policies file that does not load as a whole."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        value = doc["engine"]["control_socket"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(value, str) or "${" in value:
+        return None
+    socket = Path(value).expanduser()
+    return socket if socket.is_absolute() else path.parent.resolve() / socket
 
 
 def fail(message: str) -> int:
