@@ -64,10 +64,13 @@ def main() -> None:
     args = ap.parse_args()
     with target() as setup:
         policy = setup.work / "approvals.yaml"
-        control = setup.work / "control-approvals.sock"
-        text = POLICY.format(store=setup.work / "approvals.db", control=control,
+        private = setup.work / "engine-approvals"  # the store's own 0700 directory
+        private.mkdir(mode=0o700, exist_ok=True)
+        control = private / "control.sock"
+        text = POLICY.format(store=private / "approvals.db", control=control,
                              durability="normal", port=setup.gateway_port,
-                             pg_port=setup.cluster.port, guardrails=example_guardrails())
+                             pg_port=setup.cluster.port, guardrails=example_guardrails(),
+                             masking="")
         policy.write_text(text.replace("identities:\n", "identities:" + OPERATOR, 1))
         oncall = "bench-oncall-token"
         env = {**os.environ, "BENCH_TOKEN": setup.token,

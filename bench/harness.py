@@ -104,8 +104,10 @@ def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False
     name = f"{durability}{'-rules' if guardrails else ''}{'-masking' if masking else ''}"
     port = port or setup.gateway_port
     policy = setup.work / f"policies-{name}.yaml"
+    private = setup.work / f"engine-{name}"  # the store's own 0700 directory (the work
+    private.mkdir(mode=0o700, exist_ok=True)  # directory is open to the cluster's user)
     policy.write_text(POLICY.format(
-        store=setup.work / f"store-{name}.db", control=setup.work / f"control-{name}.sock",
+        store=private / "store.db", control=private / "control.sock",
         durability=durability, port=port, pg_port=setup.cluster.port,
         guardrails=example_guardrails() if guardrails else "",
         masking=example_masking() if masking else ""))
