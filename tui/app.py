@@ -24,7 +24,7 @@ from engine.events import ApprovalDecided, ApprovalRequested, ApprovalVoted, Eve
 from recordings.replay import SessionNotFound, open_timeline
 from store import StoreError, open_store
 from themes import DEFAULT, THEMES
-from tui.client import EngineGone, Refused
+from tui.client import EngineGone, Refused, refused_message
 from tui.commands import GatewatchCommands
 from tui.screens.approvals import ApprovalsScreen
 from tui.screens.replay import ReplayScreen
@@ -129,6 +129,10 @@ class GatewatchApp(App[None]):
                 while True:
                     for event in await self.source.next_events():
                         self._on_event(event)
+            except Refused as exc:  # the hello: a wrong token, or one a restart made stale
+                self.connected = False
+                self.exit(return_code=1, message=f"gatewatch: {refused_message(str(exc))}")
+                return
             except EngineGone as exc:
                 self.connected = False
                 self._banner(f"⚠ engine unreachable ({exc}) — retrying in {delay:g} s")

@@ -24,6 +24,13 @@ class Refused(Exception):
     """The engine answered with an error (the message is its reason)."""
 
 
+def refused_message(reason: str) -> str:
+    """What to tell an operator whose hello the engine refused (a wrong token, one that is not
+    an approver's, or a demo's token from an earlier run)."""
+    return (f"the engine refused the operator token ({reason}): give an approver's token "
+            "with --token or GATEWATCH_TOKEN (a demo's tokens change each time it starts)")
+
+
 class ControlConnection:
     """One connection to the control socket, authenticated with the operator's token."""
 

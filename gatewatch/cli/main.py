@@ -242,10 +242,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"gatewatch: {exc}", file=sys.stderr)
             return 1  # as every failed operator command (see gatewatch.cli.operate)
     if args.command == "tui":
-        from tui.main import run_tui
+        from tui.main import TokenRefused, run_tui
 
-        run_tui(config.engine.control_socket, token, args.theme)
-        return 0
+        try:
+            return run_tui(config.engine.control_socket, token, args.theme)
+        except TokenRefused as exc:  # said before the screen is taken: exit 1, as operate's
+            print(f"gatewatch: {exc}", file=sys.stderr)
+            return 1
     if args.command in ("approvals", "approve", "deny", "kill", "lockouts", "unlock",
                         "reload"):
         from gatewatch.cli import operate

@@ -47,7 +47,7 @@ SKIP = {
     "demo": "opens the TUI: needs a terminal (walked in tmux; --headless is what this module "
             "runs)",
     "tui": "a full-screen UI: needs a terminal (tests/tui drive it with Pilot; a wrong token "
-           "is tested without one in test_tui_refuses_a_wrong_token)",
+           "is tested without one in tests/tui/test_pilot.py)",
     "replay": "a full-screen UI: needs a terminal (tests/tui/test_replay.py)",
     "login": "the device flow waits for a person to open the URL and enter the code "
              "(tests/gatewatch exercise it against a provider)",

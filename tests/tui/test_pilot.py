@@ -110,3 +110,27 @@ async def test_engine_away_shows_a_banner_and_reconnects(guarded: Gateway,
         app.source = LiveSource(guarded.work / "control.sock", guarded.tokens["oncall"])
         await until(pilot, lambda: not banner.has_class("shown"), seconds=20)
         assert app.connected
+
+
+async def test_a_token_that_is_not_an_operators_ends_the_tui_saying_why(gateway: Gateway) -> None:
+    """alice is no approver: the hello is refused, and the TUI ends with exit status 1 and the
+    reason instead of retrying behind a banner that blames the socket (issue 16)."""
+    app = GatewatchApp(LiveSource(gateway.work / "control.sock", gateway.tokens["alice"]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 1
+
+
+def test_gatewatch_tui_with_a_wrong_token_exits_1_before_taking_the_screen(
+        gateway: Gateway) -> None:
+    from tests.integration.test_recording import run_cli
+
+    for token, reason in (("not-a-token", "unknown token"),
+                          (gateway.tokens["alice"], "alice is not an operator")):
+        done = run_cli("tui", "-c", str(gateway.work / "policies.yaml"), "--token", token)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("gatewatch: the engine refused the operator token ("), \
+            done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
+        if reason != "unknown token":
+            assert reason in done.stderr
