@@ -15,7 +15,8 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
   breaks are cuts.
 - A private key block is held from its header until its footer, up to ``max_key_block``
   characters; a longer (or truncated, at ``flush``) block is masked as it stands and the lines
-  of key material that follow it are dropped until the footer, so that no part of a key leaks.
+  of key material that follow it are dropped until the footer, so that no part of a key leaks
+  (turned into stars instead when the masker keeps lengths: a file transfer).
 - A line longer than ``max_hold`` without a safe cut is cut at its last blank, comma or brace
   (a value there may be split; this is the price of a bound on memory and latency).
 - Terminal escape sequences pass through unchanged. Colour (SGR) and erase-line sequences, which
@@ -98,11 +99,15 @@ class StreamMasker:
     # --- where to cut ----------------------------------------------------------------------------
 
     def _release(self, text: str, *, final: bool) -> bytes:
+        dropped = ""
         if self._key_label is not None:
+            before = text
             text, inside = self._drop_key_lines(text, final)
+            if self.masker.keep_length:  # a transfer: the key's lines become stars instead
+                dropped = _LINE_CONTENT.sub(_stars, before[:len(before) - len(text)])
             if inside:
                 self._held = text
-                return b""
+                return dropped.encode("utf-8", "surrogateescape")
         if final:
             cut = len(text)
             opened, _ = self._key_blocks(text)
@@ -112,7 +117,7 @@ class StreamMasker:
         else:
             cut = self._cut(text)
         released, self._held = text[:cut], text[cut:]
-        return self._mask(released).encode("utf-8", "surrogateescape")
+        return (dropped + self._mask(released)).encode("utf-8", "surrogateescape")
 
     def _cut(self, text: str) -> int:
         n = len(text)
@@ -276,6 +281,13 @@ class StreamMasker:
             self.counts[f.detector] += 1
         out.append(raw[pos:])
         return "".join(out)
+
+
+_LINE_CONTENT = re.compile(r"[^\r\n]+")
+
+
+def _stars(m: re.Match[str]) -> str:
+    return "*" * len(m.group().encode("utf-8", "surrogateescape"))
 
 
 def _ends_values(word: str) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 import asyncssh
 from asyncssh import EXTENDED_DATA_STDERR
 
+from engine.masking.transfer import TransferError
 from engine.ssh.gate import (
     Action,
     ClientData,
@@ -49,7 +50,14 @@ from engine.ssh.gate import (
     Wakeup,
     for_channel,
 )
-from engine.ssh.output import ChannelOutput, InputRecord, Out, transfers_files
+from engine.ssh.output import (
+    ChannelOutput,
+    InputRecord,
+    Out,
+    transfer_kind,
+    transfers_files,
+    transforms_output,
+)
 from engine.ssh.session import Admission, SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
@@ -87,6 +95,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._size: tuple[int, int, int, int] | None = None  # the latest window size
         self._output: ChannelOutput | None = None  # its masking, once output comes
         self._data_channel = False  # sftp, scp, rsync: file transfer protocols
+        self._transfer: str | None = None  # "sftp", "scp", "rsync" (transfer_kind)
         self._flush_timer: asyncio.TimerHandle | None = None
         self._input: InputRecord | None = None  # the recording of data channel input
 
@@ -266,10 +275,17 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             text = self.command if self.kind == "exec" else f"sftp (subsystem {self.subsystem})"
             assert text is not None
             self._data_channel = self.kind == "subsystem" or transfers_files(text)
+            if self._data_channel:
+                self._transfer = transfer_kind(self.command if self.kind == "exec" else None)
             admission = await self.s.admit(text, self.kind, self.tell)
             self._seq = admission.seq
             if not admission.allowed:
                 self._refuse(admission.message, 126 if admission.blocked else 1)
+                return
+            refusal = self._transfer_refusal()
+            if refusal is not None:  # recorded: the command's record says why it did not run
+                self.s.end_command(self._seq, "error", None, refusal, command=self.kind)
+                self._refuse(refusal, 1)
                 return
         target = await self.s.target()
         if self._closed:
@@ -308,6 +324,21 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self._up_blocks:
             up.pause_reading()
         self._feed(TargetOpened())
+
+    def _transfer_refusal(self) -> str | None:
+        """Why a file transfer may not run (``ssh.transfers``), or None."""
+        if not self._data_channel:
+            return None
+        settings = self.s.conn.ssh
+        policy = settings.transfers if settings is not None else "mask"
+        if policy == "refuse":
+            return ("file transfers (sftp, scp, rsync) are refused on this connection "
+                    "(ssh.transfers: refuse); ask an administrator for another way")
+        if policy == "mask" and ChannelOutput.masks(self.s.masking) \
+                and self._transfer not in ("sftp", "scp"):
+            return ("this file transfer cannot be masked (use sftp or scp); "
+                    "the connection masks transfers (ssh.transfers: mask)")
+        return None
 
     # --- client input: the gate ---------------------------------------------------------------
 
@@ -403,9 +434,17 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if output is None:
             self._emit(Out(stderr, data, data))
             return
-        self._emit(output.feed(data, stderr))
-        if output.held and self._flush_timer is None and self.term is not None \
-                and not output.transfer:
+        try:
+            self._emit(output.feed(data, stderr))
+        except TransferError as exc:  # not the protocol it claims: nothing more goes out
+            log.info("session %s: file transfer closed: %s", self.s.session_id, exc)
+            self._output = None
+            if self.up is not None:
+                self.up.close()
+            self.close_with("the file transfer was closed: the gateway could not read it")
+            return
+        if output.held and self._flush_timer is None and (
+                (self.term is not None and output.transfer is None) or output.quiet_flush):
             # at a terminal a prompt or an echoed key has no line break after it: release it
             # once the target is quiet for a moment (without a terminal, output is held to the
             # end of its line, or MAX_HOLD, or the end of the stream)
@@ -415,8 +454,15 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def _masked_output(self) -> ChannelOutput | None:
         if self._output is None and ChannelOutput.masks(self.s.masking):
             assert self.s.masking is not None
-            self._output = ChannelOutput(self.s.masking, self.s.masked,
-                                         transfer=self._data_channel)
+            settings = self.s.conn.ssh
+            transfer = None
+            if self._data_channel:
+                allowed = settings is not None and settings.transfers == "allow"
+                transfer = "allow" if allowed else self._transfer
+            self._output = ChannelOutput(
+                self.s.masking, self.s.masked, transfer=transfer,
+                whole=(self.kind == "exec" and not self._data_channel
+                       and transforms_output(self.command or "")))
         return self._output
 
     def _flush_masked(self) -> None:

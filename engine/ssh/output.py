@@ -7,8 +7,16 @@ be growing; ``flush`` releases it (the bridge calls it when a terminal has been 
 moment, since a prompt has no line break after it, and at the end of the stream). The values
 masked are counted into the session's counter, by rule and detector.
 
-File transfer protocols (sftp, scp, rsync) cannot be rewritten without breaking them: their bytes
-reach the client as they are and only the recording is masked — a known gap of invariant 6.
+File transfers follow the connection's ``ssh.transfers``: ``mask`` (the default) rewrites the
+file data of SFTP replies and of legacy scp in place with a length-keeping mask
+(``engine.masking.transfer``), so the client gets what the tape records; ``allow`` passes their
+bytes as they are (the recording is still masked). A transfer the gateway cannot read (rsync)
+is refused under ``mask``, as is every transfer under ``refuse`` (the bridge does that).
+
+A command whose output re-encodes its input (``rev``, ``fold``, ``base64``, ``xxd``, ``od``,
+``tr``, a compressor...: ``transforms_output``) turns a file the gateway would mask into text it
+cannot read: on an exec channel its whole output is masked (every byte but white space becomes
+``*``; counted as ``output-transform``), failing closed (ARCHITECTURE.md invariant 9).
 No I/O here: the bridge writes and records what it is told.
 """
 
@@ -19,10 +27,49 @@ from typing import NamedTuple
 
 from engine.guardrail.commands import classify_command
 from engine.guardrail.shellwords import ShellParseError
+from engine.masking.masker import ValueMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.stream import StreamMasker
+from engine.masking.transfer import ScpMasker, SftpMasker
 
 _TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
+# Programs whose output re-encodes what they read: reversed, folded, dumped, encoded,
+# translated, compressed, converted. The gateway cannot mask a value in what they print.
+OUTPUT_TRANSFORMS = frozenset({
+    "rev", "fold", "fmt", "cut", "tr", "od", "xxd", "hexdump", "hd", "base64", "base32",
+    "basenc", "uuencode", "gzip", "bzip2", "xz", "zstd", "lz4", "compress", "iconv", "openssl",
+    "gpg", "column", "paste", "split", "expand", "unexpand", "shuf",
+})
+OUTPUT_TRANSFORM = "output-transform"  # the count of an exec's output masked whole
+_WHITE = frozenset(b" \t\r\n")
+_STARRED = bytes(b if b in _WHITE else 42 for b in range(256))
+
+
+def transfer_kind(command: str | None) -> str | None:
+    """What file transfer a channel's command (None: the sftp subsystem) runs: "sftp",
+    "scp", another ("rsync"), or None for none."""
+    if command is None:
+        return "sftp"
+    try:
+        programs = classify_command(command).programs
+    except ShellParseError:
+        return None
+    found = programs & _TRANSFERS
+    if not found:
+        return None
+    if found & {"sftp-server", "internal-sftp"}:
+        return "sftp" if found <= {"sftp-server", "internal-sftp"} else "rsync"
+    return "scp" if found == {"scp"} else "rsync"
+
+
+def transforms_output(command: str) -> bool:
+    """Whether a command line runs a program whose output re-encodes its input (a line the
+    gateway cannot parse is taken as one: fail closed)."""
+    try:
+        programs = classify_command(command).programs
+    except ShellParseError:
+        return True
+    return bool(programs & OUTPUT_TRANSFORMS)
 
 
 def transfers_files(command: str) -> bool:
@@ -67,13 +114,23 @@ class InputRecord:
 
 
 class ChannelOutput:
+    """``transfer``: "sftp" or "scp" masked in place, "allow" sent as it is (recorded
+    masked), None for ordinary output. ``whole``: every byte masked (an output transform)."""
+
     def __init__(self, masking: SessionMasking, counts: Counter[str], *,
-                 transfer: bool = False) -> None:
+                 transfer: str | None = None, whole: bool = False) -> None:
         assert masking.values is not None
         self._masking = masking
         self._counts = counts  # the session's: "rule:detector" → values masked
-        self.transfer = transfer  # a file transfer: sent as it is, recorded masked
+        self.transfer = transfer
+        self.whole = whole
         self._maskers: dict[bool, StreamMasker] = {}  # stderr? → its masker
+        self._files: SftpMasker | ScpMasker | None = None
+        if transfer in ("sftp", "scp"):
+            values = masking.values
+            kept = ValueMasker(values.detectors, values.strategies, key=values.key,
+                               keep_length=True)
+            self._files = SftpMasker(kept) if transfer == "sftp" else ScpMasker(kept)
 
     @staticmethod
     def masks(masking: SessionMasking | None) -> bool:
@@ -83,30 +140,55 @@ class ChannelOutput:
     @property
     def held(self) -> bool:
         """Output is held back, waiting for more of it or for a flush."""
-        return any(masker.held for masker in self._maskers.values())
+        return any(masker.held for masker in self._maskers.values()) or (
+            self._files is not None and self._files.held)
+
+    @property
+    def quiet_flush(self) -> bool:
+        """Held output must be released once the target is quiet even without a terminal: an
+        SFTP client may wait for the reply held back."""
+        return self.transfer == "sftp"
 
     def feed(self, data: bytes, stderr: bool) -> Out:
+        """Raises ``TransferError`` when a transfer's bytes are not its protocol."""
+        if self.whole:
+            if data.translate(None, b" \t\r\n"):
+                self._counts[f"{OUTPUT_TRANSFORM}:{OUTPUT_TRANSFORM}"] += 1
+            masked = data.translate(_STARRED)
+            return Out(stderr, masked, masked)
+        if self._files is not None and not stderr:
+            masked = self._files.feed(data)
+            self._count(self._files.counts)
+            return Out(stderr, masked, masked)
         masker = self._maskers.get(stderr)
         if masker is None:
             assert self._masking.values is not None
             masker = self._maskers[stderr] = StreamMasker(self._masking.values)
         masked = self._counted(masker, masker.feed(data))
-        return Out(stderr, data if self.transfer else masked, masked)
+        return Out(stderr, data if self.transfer == "allow" else masked, masked)
 
     def flush(self, *, end: bool = False) -> list[Out]:
         """What is held, masked as it stands; at the ``end`` of the output, also a character
         cut in the middle."""
         out = []
+        if self._files is not None and (self._files.held or end):
+            masked = self._files.flush()
+            self._count(self._files.counts)
+            if masked:
+                out.append(Out(False, masked, masked))
         for stderr, masker in self._maskers.items():
             if not (masker.held or end):
                 continue
             masked = self._counted(masker, masker.flush())
             if masked:
-                out.append(Out(stderr, b"" if self.transfer else masked, masked))
+                out.append(Out(stderr, b"" if self.transfer == "allow" else masked, masked))
         return out
 
     def _counted(self, masker: StreamMasker, masked: bytes) -> bytes:
-        for detector, n in masker.counts.items():
-            self._counts[self._masking.count_key(detector)] += n
-        masker.counts.clear()
+        self._count(masker.counts)
         return masked
+
+    def _count(self, counts: Counter[str]) -> None:
+        for detector, n in counts.items():
+            self._counts[self._masking.count_key(detector)] += n
+        counts.clear()

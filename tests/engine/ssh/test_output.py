@@ -8,7 +8,14 @@ import pytest
 
 from engine.masking.policy import SessionMasking, for_session
 from engine.masking.rules import MaskingRule
-from engine.ssh.output import ChannelOutput, Out, transfers_files
+from engine.masking.transfer import TransferError
+from engine.ssh.output import (
+    ChannelOutput,
+    Out,
+    transfer_kind,
+    transfers_files,
+    transforms_output,
+)
 
 CARD = b"4111 1111 1111 1111"
 
@@ -18,8 +25,9 @@ def card_masking() -> SessionMasking:
                        frozenset(), b"k" * 32)
 
 
-def cards(counts: Counter[str], *, transfer: bool = False) -> ChannelOutput:
-    return ChannelOutput(card_masking(), counts, transfer=transfer)
+def cards(counts: Counter[str], *, transfer: str | None = None,
+          whole: bool = False) -> ChannelOutput:
+    return ChannelOutput(card_masking(), counts, transfer=transfer, whole=whole)
 
 
 def test_output_is_masked_for_the_client_and_the_tape_and_counted() -> None:
@@ -39,9 +47,9 @@ def test_a_value_that_may_still_grow_is_held_until_a_flush() -> None:
     assert not output.held and output.flush(end=True) == []
 
 
-def test_a_file_transfer_reaches_the_client_as_it_is_and_is_recorded_masked() -> None:
+def test_an_allowed_file_transfer_reaches_the_client_as_it_is_and_is_recorded_masked() -> None:
     counts: Counter[str] = Counter()
-    output = cards(counts, transfer=True)
+    output = cards(counts, transfer="allow")
     assert output.feed(CARD + b"\n", False) == Out(False, CARD + b"\n", b"****\n")
     assert output.feed(b"x " + CARD, False) == Out(False, b"x " + CARD, b"x ")
     assert output.flush(end=True) == [Out(False, b"", b"****")]  # sent already
@@ -67,3 +75,95 @@ def test_masking_applies_only_with_value_detectors() -> None:
 ])
 def test_which_commands_transfer_files(command: str, transfer: bool) -> None:
     assert transfers_files(command) == transfer
+
+
+def _sftp_data(request: int, data: bytes) -> bytes:
+    body = bytes([103]) + request.to_bytes(4, "big") + len(data).to_bytes(4, "big") + data
+    return len(body).to_bytes(4, "big") + body
+
+
+def _sftp_status(request: int) -> bytes:
+    body = bytes([101]) + request.to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes(8)
+    return len(body).to_bytes(4, "big") + body
+
+
+@pytest.mark.parametrize("cut", [1, 7, 13, 100, 4096])
+def test_an_sftp_download_is_masked_in_place_whatever_its_replies_and_chunks(cut: int) -> None:
+    counts: Counter[str] = Counter()
+    output = cards(counts, transfer="sftp")
+    content = b"".join(b"row %d pays " % i + CARD + b"\n" for i in range(300))
+    replies = b"".join(_sftp_data(i, content[at:at + 333])
+                       for i, at in enumerate(range(0, len(content), 333)))
+    stream = replies + _sftp_status(999)
+    sent = b"".join(output.feed(stream[at:at + cut], False).sent
+                    for at in range(0, len(stream), cut))
+    sent += b"".join(out.sent for out in output.flush(end=True))
+    assert len(sent) == len(stream)  # every length kept: the client still parses it
+    assert CARD not in sent and b"4111" not in sent.replace(b"\n", b"")
+    assert sent.endswith(_sftp_status(999))
+    assert counts == {"cards:payment_card": 300}
+
+
+def test_an_sftp_reply_held_back_goes_out_at_a_quiet_flush() -> None:
+    output = cards(Counter(), transfer="sftp")
+    packet = _sftp_data(1, b"pays " + CARD[:9])
+    assert output.feed(packet, False).sent == b""
+    assert output.held and output.quiet_flush
+    assert [out.sent for out in output.flush()] == [_sftp_data(1, b"pays 4111 1111")]
+
+
+def test_sftp_that_is_not_sftp_closes_the_transfer() -> None:
+    output = cards(Counter(), transfer="sftp")
+    with pytest.raises(TransferError):
+        output.feed(b"\xff\xff\xff\xff and more", False)
+
+
+@pytest.mark.parametrize("cut", [1, 5, 64, 10_000])
+def test_an_scp_download_is_masked_and_keeps_its_announced_size(cut: int) -> None:
+    counts: Counter[str] = Counter()
+    output = cards(counts, transfer="scp")
+    body = b"a " + CARD + b"\nb " + CARD + b"\n"
+    stream = (b"\x00D0755 0 dir\nC0644 %d cards.txt\n" % len(body) + body + b"\x00"
+              b"C0600 5 t.txt\nhello\x00E\n")
+    sent = b"".join(output.feed(stream[at:at + cut], False).sent
+                    for at in range(0, len(stream), cut))
+    assert len(sent) == len(stream)
+    assert CARD not in sent and b"C0644 %d cards.txt\n" % len(body) in sent
+    assert sent.endswith(b"C0600 5 t.txt\nhello\x00E\n")
+    assert counts == {"cards:payment_card": 2}
+
+
+def test_a_redacting_rule_keeps_lengths_in_a_transfer() -> None:
+    masking = for_session((MaskingRule("mail", detectors=("email",), strategy="hash"),),
+                          "web", "alice", frozenset(), b"k" * 32)
+    output = ChannelOutput(masking, Counter(), transfer="scp")
+    body = "é alice@example.com\n".encode()
+    sent = output.feed(b"C0644 %d f\n" % len(body) + body + b"\x00", False).sent
+    assert sent == b"C0644 %d f\n" % len(body) + "é *****@*******.***\n".encode() + b"\x00"
+
+
+def test_the_whole_output_of_an_output_transform_is_masked() -> None:
+    counts: Counter[str] = Counter()
+    out = cards(counts, whole=True).feed(b"1111 1111 1111 1114\nmoc.elpmaxe@ecila\n", False)
+    assert out.sent == out.recorded == b"**** **** **** ****\n*****************\n"
+    assert counts == {"output-transform:output-transform": 1}
+
+
+@pytest.mark.parametrize(("command", "kind"), [
+    (None, "sftp"), ("scp -f secrets.txt", "scp"), ("scp -t /tmp", "scp"),
+    ("/usr/lib/openssh/sftp-server", "sftp"), ("rsync --server --sender . x", "rsync"),
+    ("cat x", None),
+])
+def test_transfer_kinds(command: str | None, kind: str | None) -> None:
+    assert transfer_kind(command) == kind
+
+
+@pytest.mark.parametrize(("command", "transforms"), [
+    ("rev secrets.txt", True), ("fold -w5 secrets.txt", True), ("od -c secrets.txt", True),
+    ("xxd -p secrets.txt", True), ("base64 secrets.txt", True), ("cat secrets.txt | rev", True),
+    ("sudo tr 0-9 a-j < secrets.txt", True), ("gzip -c secrets.txt", True),
+    ("sh -c 'cut -c1-8 secrets.txt'", True), ("echo 'unclosed", True),
+    ("cat secrets.txt", False), ("ls -l", False), ("grep alice secrets.txt", False),
+])
+def test_output_transforms(command: str, transforms: bool) -> None:
+    assert transforms_output(command) is transforms

@@ -1,0 +1,161 @@
+"""File transfers from an SSH target, masked in place: SFTP's file data and legacy scp's files.
+
+A transfer cannot take a mask that changes a length: SFTP frames every reply with its length
+and scp announces each file's size. So transfers are masked with a length-keeping masker
+(``ValueMasker(keep_length=True)``): a partial mask stays as it is, any other (redact, hash,
+a key block) becomes one ``*`` per byte of the value, separators kept. The file's bytes are
+fed to a ``StreamMasker``, so that a value split between two replies is masked as if whole.
+
+- ``SftpMasker`` reads the target's SFTP packets (uint32 length, type, ...). The data of each
+  ``SSH_FXP_DATA`` reply is fed to the stream masker, and a reply goes out once all of its bytes
+  are released, rewritten in place; other packets go out as they are, after every reply before
+  them (the stream is flushed first, since a status or a handle ends a file). A reply whose
+  bytes are still held waits for the next reply (clients keep many reads in flight) or for
+  ``flush``, which the bridge calls when the target is quiet. All replies are read as one
+  stream: files are downloaded one after another, and a value never spans two of them.
+- ``ScpMasker`` reads the legacy scp protocol the target's ``scp -f`` speaks: control lines
+  (``C0644 size name``, ``D``, ``E``, ``T``, warnings), acknowledgements (a NUL byte), and
+  after each ``C`` line exactly ``size`` bytes of file, masked and flushed at the file's end.
+
+What a transfer's masking cannot do: read a compressed or binary format (a zip of a CSV, a
+database file) — values inside it pass, as in terminal output; and file names in directory
+listings are not masked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+from engine.masking.masker import ValueMasker
+from engine.masking.stream import StreamMasker
+
+SSH_FXP_DATA = 103
+MAX_PACKET = 1 << 24  # bytes: OpenSSH's sftp-server sends at most 256 KiB; more is not SFTP
+MAX_LINE = 1 << 16  # bytes of an scp control line
+
+
+class TransferError(ValueError):
+    """The target's side of a transfer is not the protocol it should be."""
+
+
+class SftpMasker:
+    def __init__(self, masker: ValueMasker) -> None:
+        if not masker.keep_length:
+            raise ValueError("a transfer needs a masker that keeps lengths")
+        self._stream = StreamMasker(masker)
+        self._buf = bytearray()
+        self._pending: deque[tuple[bytes, int]] = deque()  # DATA replies: header, data length
+        self._released = bytearray()  # masked file bytes not placed in a reply yet
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self._stream.counts
+
+    @property
+    def held(self) -> bool:
+        return bool(self._pending)
+
+    def feed(self, data: bytes) -> bytes:
+        """What the client may have of the target's bytes so far: whole packets only."""
+        self._buf += data
+        out: list[bytes] = []
+        buf = self._buf
+        pos = 0
+        while len(buf) - pos >= 4:
+            n = int.from_bytes(buf[pos:pos + 4], "big")
+            if n < 1 or n > MAX_PACKET:
+                raise TransferError(f"an SFTP packet of {n} bytes")
+            if len(buf) - pos < 4 + n:
+                break
+            packet = bytes(buf[pos:pos + 4 + n])
+            pos += 4 + n
+            if packet[4] == SSH_FXP_DATA:
+                if n < 9 or int.from_bytes(packet[9:13], "big") != n - 9:
+                    raise TransferError("an SFTP data reply whose lengths do not agree")
+                self._pending.append((packet[:13], n - 9))
+                self._released += self._stream.feed(packet[13:])
+                out.append(self._drain())
+            else:
+                out.append(self.flush())
+                out.append(packet)
+        del buf[:pos]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """Every data reply waiting, masked as the stream stands (a quiet target, or a packet
+        that is not file data)."""
+        if not self._pending:
+            return b""
+        self._released += self._stream.flush()
+        out = self._drain()
+        if self._pending or self._released:
+            raise TransferError("masking changed the length of SFTP file data")
+        return out
+
+    def _drain(self) -> bytes:
+        out: list[bytes] = []
+        while self._pending and len(self._released) >= self._pending[0][1]:
+            head, size = self._pending.popleft()
+            out.append(head + bytes(self._released[:size]))
+            del self._released[:size]
+        return b"".join(out)
+
+
+class ScpMasker:
+    def __init__(self, masker: ValueMasker) -> None:
+        if not masker.keep_length:
+            raise ValueError("a transfer needs a masker that keeps lengths")
+        self._stream = StreamMasker(masker)
+        self._line = bytearray()
+        self._left = 0  # bytes of the current file still to come
+        self._fed = 0  # of the current file, fed to the stream masker
+        self._sent = 0  # of the current file, released
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self._stream.counts
+
+    @property
+    def held(self) -> bool:
+        return False  # file data is released whole at the file's end, which always comes
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._left:
+                piece = data[pos:pos + self._left]
+                pos += len(piece)
+                self._left -= len(piece)
+                self._fed += len(piece)
+                masked = self._stream.feed(piece)
+                if not self._left:
+                    masked += self._stream.flush()
+                self._sent += len(masked)
+                out.append(masked)
+                if not self._left and self._sent != self._fed:
+                    raise TransferError("masking changed the length of an scp file")
+                continue
+            if not self._line and data[pos] == 0:  # an acknowledgement
+                out.append(data[pos:pos + 1])
+                pos += 1
+                continue
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                self._line += data[pos:]
+                if len(self._line) > MAX_LINE:
+                    raise TransferError("an scp control line without its end")
+                break
+            line = bytes(self._line) + data[pos:newline + 1]
+            self._line.clear()
+            pos = newline + 1
+            out.append(line)
+            if line[:1] == b"C":  # C<mode> <size> <name>: the file's bytes follow
+                fields = line[1:].split(b" ", 2)
+                if len(fields) < 3 or not fields[1].isdigit():
+                    raise TransferError("an scp file header without its size")
+                self._left, self._fed, self._sent = int(fields[1]), 0, 0
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        return b""
