@@ -257,6 +257,15 @@ class _Walker:
         if "ROLE" in kind.split() or kind in ("CREATE USER", "ALTER USER", "DROP USER"):
             kinds.add("ROLE")
 
+    def _execute(self, node: dict[str, Any]) -> bool:
+        """``EXECUTE name``: at the top level the relay judges it as what the name holds in
+        the session, every time. Inside stored code (a function or procedure body, DO, a
+        rule) the name means whatever was prepared when the code runs: opaque."""
+        self.facts.kinds.add("EXECUTE")
+        if self.depth > 0:
+            self.facts.kinds.add("OPAQUE BODY")
+        return True
+
     def _created(self, node: dict[str, Any], what: str, target: str | None) -> bool:
         self.facts.kinds.update({"CREATE", f"CREATE {what}"})
         if target is not None:
@@ -674,6 +683,7 @@ def _bound(value: Any) -> set[str]:
 
 _Handler = Callable[[_Walker, dict[str, Any]], bool]
 _HANDLERS: dict[str, _Handler] = {
+    "ExecuteStmt": _Walker._execute,
     "SelectStmt": _Walker._select,
     "InsertStmt": _Walker._insert,
     "UpdateStmt": _Walker._update,
