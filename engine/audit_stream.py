@@ -167,6 +167,7 @@ class _Run:
         self.first = self.last = seq
         self.count = 0
         self.only_gaps = True
+        self.causes: list[str] = []  # why, in the order they happened
 
 
 class AuditStream:
@@ -211,9 +212,9 @@ class AuditStream:
             if self._run is not None:
                 self._end_run()
         for record in records[len(take):]:
-            self._dropped(record)
+            self._dropped(record, "the queue was full (the sink fell behind)")
 
-    def _dropped(self, record: JournalRecord) -> None:
+    def _dropped(self, record: JournalRecord, cause: str) -> None:
         self.stats.dropped += 1
         if self._closed:
             return
@@ -225,13 +226,15 @@ class AuditStream:
         run.first, run.last = min(run.first, record.seq), max(run.last, record.seq)
         run.count += 1
         run.only_gaps = run.only_gaps and record.kind == O.AUDIT_GAP
+        if cause not in run.causes:
+            run.causes.append(cause)
 
     def _lost(self, record: JournalRecord) -> None:
         """The writer thread could not deliver ``record`` (on the engine's thread)."""
         self.stats.failed_writes += 1
-        self._dropped(record)
+        self._dropped(record, "writes to the sink failed")
 
-    def _end_run(self, reason: str = "the sink's queue was full or its writes failed") -> None:
+    def _end_run(self) -> None:
         run, self._run = self._run, None
         if self._gap_timer is not None:
             self._gap_timer.cancel()
@@ -239,6 +242,7 @@ class AuditStream:
         if run is None or run.only_gaps:
             return
         self.stats.gaps += 1
+        reason = "; ".join(run.causes)
         log.warning("audit stream: %d records (%d to %d) not delivered: %s", run.count,
                     run.first, run.last, reason)
         self._write(R.AuditGap(SINK_NAME, run.first, run.last, run.count,
@@ -278,12 +282,12 @@ class AuditStream:
                     left = list(self._queue)
                     self._queue.clear()
                 for record in left:
-                    self._dropped(record)
+                    self._dropped(record, "the engine stopped before the sink took them")
                 if self._sink is not None:
                     self._sink.close()  # unblocks a send stuck on a socket
                 await asyncio.to_thread(thread.join, STOP_WAIT)
             await asyncio.sleep(0)  # the writer's last reports of records it lost
-        self._end_run("the engine stopped before the sink took them")
+        self._end_run()
         self._closed = True
         if self._sink is not None:
             self._sink.close()

@@ -149,9 +149,9 @@ def test_every_record_of_a_session_reaches_syslog_in_order_with_its_hash(
         with psycopg.connect(gw.dsn(application_name="siem"), autocommit=True) as conn:
             for n in range(5):
                 conn.execute("select %s::int", [n])
-        sid = gw.wait_for(lambda s: next((r["id"] for r in s.sessions()
-                                          if r["application_name"] == "siem"
-                                          and r["status"] == "closed"), None))
+        sid: str = gw.wait_for(lambda s: next((r["id"] for r in s.sessions()
+                                               if r["application_name"] == "siem"
+                                               and r["status"] == "closed"), ""))
         store = gw.store()
         stored = store.session_audit(sid, 0, 10**9)
         store.close()

@@ -593,3 +593,22 @@ def test_what_the_gateway_cannot_read_is_never_allowed_by_default(
         assert (judged.action, judged.rule) == (action, rule), sql
         if rule not in ("fallback", "dynamic-ok"):
             assert "meets the strictest rule that could apply" in judged.verdict.reason
+
+
+# --- a reloaded policy ------------------------------------------------------------------------
+
+
+def test_a_reload_changes_the_rules_a_live_sessions_guard_applies() -> None:
+    guard = Guard(RULES, GuardrailSettings())
+    live = guard.for_session("shop", "alice", ENG)  # what a live session holds
+    other = guard.for_session("reports", "bob", frozenset())
+    assert live.judge("select * from orders").action == "allow"  # and now cached
+    assert live.judge("drop table t").action == "block"
+    scoped = Rule("no-orders-in-shop", "block", Match(tables=("orders",)),
+                  connections=frozenset({"shop"}))
+    guard.replace((scoped,), GuardrailSettings(fallback="review"))
+    assert live.judge("select * from orders").action == "block"  # the cache was emptied
+    assert live.judge("drop table t").action == "allow"  # the old rule is gone
+    assert live.judge("selec nonsense").action == "review"  # the new fallback
+    assert other.judge("select * from orders").action == "allow"  # not in its scope
+    assert guard.for_session("shop", "alice", ENG) is live
