@@ -280,6 +280,10 @@ class ResultMasker:
         # reads. Rows with no description then fail closed when column rules apply.
         self.describes_portals = False
         self.uninspected: Counter[str] = Counter()  # reason → messages or values, cumulative
+        # The message (M) of each error whose text the client got masked: original → masked,
+        # for the statement's record (``recorded_error``), which the relay wrote from the
+        # target's bytes. Bounded: a record not claimed (a session that ended) is dropped.
+        self._errors: dict[str, str] = {}
         self.columns: tuple[ResultColumn, ...] | None = None  # the description in force
         self._modes: tuple[int, ...] = ()
         # One search over a whole DataRow tells which of its values could need masking (see
@@ -876,9 +880,11 @@ class ResultMasker:
             if hide and body[p] in _STATEMENT_FIELDS and stop > p + 1:
                 # The statement reads a masked column: any of its texts may quote a value.
                 counts[(READS_MASKED, "")] += 1
-                field = body[p : p + 1] + (b"**** (masked: the statement reads a masked column)"
+                field = body[p : p + 1] + (HIDDEN_ERROR.encode()
                                            if body[p] == 77 else b"****") + b"\x00"
                 changed = True
+                if body[p] == 77 and buf[pos] == 69:
+                    self._remember_error(body[p + 1 : stop], HIDDEN_ERROR)
             elif body[p] in _MASKED_FIELDS and self._screen(field):
                 text = body[p + 1 : stop].decode("utf-8", "surrogateescape")
                 masked, fired = self._mask(text)
@@ -888,6 +894,8 @@ class ResultMasker:
                     # A NUL would end the C string early and shift every field after it.
                     field = body[p : p + 1] + _encode(masked.replace("\x00", "")) + b"\x00"
                     changed = True
+                    if body[p] == 77 and buf[pos] == 69:
+                        self._remember_error(body[p + 1 : stop], masked.replace("\x00", ""))
             fields.append(field)
             p = stop + 1
         if not changed:
@@ -896,6 +904,23 @@ class ResultMasker:
         new_body = b"".join(fields)
         return buf[pos : pos + 1] + _I32.pack(len(new_body) + 4) + new_body
 
+
+    def _remember_error(self, original: bytes, masked: str) -> None:
+        if len(self._errors) >= _ERRORS_KEPT:
+            self._errors.pop(next(iter(self._errors)))
+        self._errors[original.decode("utf-8", "replace")] = masked
+
+    def recorded_error(self, text: str) -> tuple[str, list[str]]:
+        """An error message as the statement's record keeps it: as the client got it when
+        this masker rewrote it, else read by the detectors (with the names that fired)."""
+        masked = self._errors.pop(text, None)
+        if masked is not None:
+            return masked, []
+        return self._mask(text)
+
+
+HIDDEN_ERROR = "**** (masked: the statement reads a masked column)"
+_ERRORS_KEPT = 64
 
 UNDESCRIBED = "undescribed-row"  # the count of values NULLed in rows without a description
 

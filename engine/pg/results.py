@@ -206,8 +206,13 @@ class ResultPath:
                     last.update(ended.popleft())
         for i, f in enumerate(finished):
             counted = per.get(i)
+            error = f.error
+            if error is not None and self.results is not None:
+                # The relay read the target's error; the record keeps what the client got
+                # (ARCHITECTURE.md invariant 6): an error may quote a masked column's value.
+                error, _ = self.results.recorded_error(error)
             self.session.finished(f.seq, f.status, command=f.command, rows=f.rows,
-                                  sqlstate=f.sqlstate, error=f.error, at=f.finished,
+                                  sqlstate=f.sqlstate, error=error, at=f.finished,
                                   masked=self.keys(counted) if counted else None)
 
     def keys(self, counts: Counter[tuple[str, str]]) -> dict[str, int]:
