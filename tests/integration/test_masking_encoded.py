@@ -10,6 +10,7 @@ import urllib.parse
 import psycopg
 import pytest
 
+from store import SqliteStore
 from tests.conftest import Gateway
 
 pytestmark = pytest.mark.integration
@@ -93,12 +94,11 @@ def test_the_recorded_error_text_is_masked_as_the_client_saw_it(gateway: Gateway
     sessions = gateway.wait_for(lambda store: [s for s in store.sessions()
                                                if s.get("connection") == "shop_masked"])
 
-    def errors(store: object) -> list[str] | None:
+    def errors(store: SqliteStore) -> list[str]:
         found: list[str] = []
         for s in sessions:
-            found += [st["error"] for st in store.statements(s["id"])  # type: ignore[attr-defined]
-                      if st.get("error")]
-        return found if len(found) >= len(statements) else None
+            found += [st["error"] for st in store.statements(s["id"]) if st.get("error")]
+        return found if len(found) >= len(statements) else []
 
     recorded = gateway.wait_for(errors)
     text = "\n".join(recorded)
