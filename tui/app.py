@@ -44,7 +44,11 @@ class GatewatchApp(App[None]):
         Binding("1", "mode('sessions')", "Sessions", id="app.sessions"),
         Binding("2", "mode('approvals')", "Approvals", id="app.approvals"),
         Binding("3", "mode('stats')", "Statistics", id="app.stats"),
-        Binding("question_mark", "show_help_panel", "Keys", id="app.keys"),
+        Binding("question_mark", "toggle_keys", "Keys", id="app.keys"),
+        # Before the screens' own Esc (back, clear the filter): while the keys panel is open,
+        # Esc closes it (check_action lets the key through to the screen otherwise).
+        Binding("escape", "hide_keys", "Close keys", show=False, priority=True,
+                id="app.hide-keys"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -80,6 +84,24 @@ class GatewatchApp(App[None]):
             self.refresh_data()
 
     # --- navigation -------------------------------------------------------------------------
+
+    def _keys_shown(self) -> bool:
+        return bool(self.screen.query("HelpPanel"))
+
+    def action_toggle_keys(self) -> None:
+        """``?`` opens the keys panel and closes it again (issue 16: it only opened)."""
+        if self._keys_shown():
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_hide_keys(self) -> None:
+        self.action_hide_help_panel()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_keys":
+            return self._keys_shown()
+        return True
 
     def action_mode(self, mode: str) -> None:
         self.switch_mode(mode)

@@ -1,0 +1,36 @@
+"""The keys panel closes as it opens (issue 16: ``?`` and Esc left it open), and Esc goes back
+to doing what the screen binds it to once the panel is closed."""
+
+from __future__ import annotations
+
+from textual.widgets import HelpPanel, Input
+
+from tests.tui.fixtures import NOW, fixed_source
+from tui.app import GatewatchApp
+
+
+def shown(app: GatewatchApp) -> bool:
+    return bool(app.screen.query(HelpPanel))
+
+
+async def test_question_mark_and_escape_close_the_keys_panel() -> None:
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert shown(app)
+        await pilot.press("question_mark")
+        assert not shown(app)
+        await pilot.press("question_mark")
+        assert shown(app)
+        await pilot.press("escape")
+        assert not shown(app)
+
+
+async def test_escape_without_the_panel_is_the_screens() -> None:
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", "a")
+        box = app.screen.query_one("#filter", Input)
+        assert box.display and box.value == "a"
+        await pilot.press("escape")   # the sessions screen clears its filter
+        assert not box.display and box.value == ""
