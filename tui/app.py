@@ -172,8 +172,10 @@ class GatewatchApp(App[None]):
             case ApprovalRequested(request=request):
                 self._approvals_changed()
                 self.bell()
+                # On the approvals screen the request is in the queue already: no "press 2".
+                where = "" if self.current_mode == "approvals" else " — press 2"
                 self.notify(f"{request.get('requester')} asks to run a statement on "
-                            f"{request.get('connection')} — press 2", title="Approval requested",
+                            f"{request.get('connection')}{where}", title="Approval requested",
                             timeout=10)
             case ApprovalVoted() | ApprovalDecided():
                 self._approvals_changed()

@@ -1,5 +1,6 @@
 """The keys panel closes as it opens (issue 16: ``?`` and Esc left it open), and Esc goes back
-to doing what the screen binds it to once the panel is closed."""
+to doing what the screen binds it to once the panel is closed; a toast does not send the operator
+to the screen they are on."""
 
 from __future__ import annotations
 
@@ -34,3 +35,19 @@ async def test_escape_without_the_panel_is_the_screens() -> None:
         assert box.display and box.value == "a"
         await pilot.press("escape")   # the sessions screen clears its filter
         assert not box.display and box.value == ""
+
+
+async def test_the_request_toast_says_press_2_only_away_from_the_approvals_screen() -> None:
+    from engine.events import ApprovalRequested
+
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    request = ApprovalRequested({"id": "r1", "requester": "alice", "connection": "shop"})
+    async with app.run_test(size=(80, 24)) as pilot:
+        app._on_event(request)
+        await pilot.pause()
+        await pilot.press("2")
+        app._on_event(request)
+        await pilot.pause()
+        texts = [n.message for n in app._notifications]
+    assert texts == ["alice asks to run a statement on shop — press 2",
+                     "alice asks to run a statement on shop"]
