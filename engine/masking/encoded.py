@@ -16,7 +16,8 @@ decode and one screen of the decoded bytes. Binary data decoded from a candidate
 as it is (``surrogateescape``): a value inside it is still found.
 
 What is not read: a run cut off its 4-character alignment (base64 that starts inside a word),
-unpadded base64 whose length is not a multiple of 4,
+unpadded base64 whose length is not a multiple of 4, URL encoding without a ``%XX`` escape
+(``4111+1111+1111+1111``),
 encodings split by anything but line breaks, and other transformations (reversed text, folded
 lines, ``od`` dumps): the SSH side masks the whole output of commands that transform it
 (``engine.ssh.output``).
@@ -37,11 +38,12 @@ MAX_CANDIDATE = 1 << 20  # characters: longer runs are decoded in the first MAX_
 # No dash: every date and UUID would be a candidate (base64url holding a dash is not read).
 _B64 = "A-Za-z0-9+/_"
 # A run of base64 or hex characters (padding after it), the lines after it that are runs too
-# (a wrapped block: ``base64`` wraps at 76, ``xxd -p`` at 60). The class leads so that the
+# (a wrapped block: ``base64`` wraps at 76, ``xxd -p`` at 60; a short last line only with its
+# padding, so that a word on the next line is not taken in). The class leads so that the
 # search skips in C; the look-behind keeps a run from starting inside a longer one.
 RUN = re.compile(
     rf"[{_B64}](?<![{_B64}][{_B64}])[{_B64}]{{{MIN_RUN - 1},}}=*"
-    rf"(?:\r?\n[{_B64}]{{4,}}=*(?=[\r\n]|\Z))*", re.ASCII)
+    rf"(?:\r?\n(?:[{_B64}]{{{MIN_RUN},}}=*|[{_B64}]{{2,}}==?)(?=[\r\n]|\Z))*", re.ASCII)
 # What the screens look for: a run anywhere (no look-behind: raw protocol bytes put a length
 # before a value, and it may be a letter).
 RUN_TRIGGER = rf"[{_B64}]{{{MIN_RUN}}}"

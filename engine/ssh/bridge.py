@@ -335,7 +335,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return ("file transfers (sftp, scp, rsync) are refused on this connection "
                     "(ssh.transfers: refuse); ask an administrator for another way")
         if policy == "mask" and ChannelOutput.masks(self.s.masking) \
-                and self._transfer not in ("sftp", "scp"):
+                and self._transfer not in ("sftp", "scp", "upload"):
             return ("this file transfer cannot be masked (use sftp or scp); "
                     "the connection masks transfers (ssh.transfers: mask)")
         return None
@@ -458,7 +458,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             transfer = None
             if self._data_channel:
                 allowed = settings is not None and settings.transfers == "allow"
-                transfer = "allow" if allowed else self._transfer
+                transfer = ("allow" if allowed or self._transfer == "upload"
+                            else self._transfer)
             self._output = ChannelOutput(
                 self.s.masking, self.s.masked, transfer=transfer,
                 whole=(self.kind == "exec" and not self._data_channel

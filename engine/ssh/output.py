@@ -10,8 +10,9 @@ masked are counted into the session's counter, by rule and detector.
 File transfers follow the connection's ``ssh.transfers``: ``mask`` (the default) rewrites the
 file data of SFTP replies and of legacy scp in place with a length-keeping mask
 (``engine.masking.transfer``), so the client gets what the tape records; ``allow`` passes their
-bytes as they are (the recording is still masked). A transfer the gateway cannot read (rsync)
-is refused under ``mask``, as is every transfer under ``refuse`` (the bridge does that).
+bytes as they are (the recording is still masked). A download the gateway cannot read (rsync
+``--sender``) is refused under ``mask`` (an rsync upload passes: only acknowledgements come
+back), as is every transfer under ``refuse`` (the bridge does that).
 
 A command whose output re-encodes its input (``rev``, ``fold``, ``base64``, ``xxd``, ``od``,
 ``tr``, a compressor...: ``transforms_output``) turns a file the gateway would mask into text it
@@ -47,7 +48,7 @@ _STARRED = bytes(b if b in _WHITE else 42 for b in range(256))
 
 def transfer_kind(command: str | None) -> str | None:
     """What file transfer a channel's command (None: the sftp subsystem) runs: "sftp",
-    "scp", another ("rsync"), or None for none."""
+    "scp", "upload" (rsync to the target), another ("rsync"), or None for none."""
     if command is None:
         return "sftp"
     try:
@@ -59,7 +60,11 @@ def transfer_kind(command: str | None) -> str | None:
         return None
     if found & {"sftp-server", "internal-sftp"}:
         return "sftp" if found <= {"sftp-server", "internal-sftp"} else "rsync"
-    return "scp" if found == {"scp"} else "rsync"
+    if found == {"scp"}:
+        return "scp"
+    if found == {"rsync"} and "--sender" not in command.split():
+        return "upload"  # rsync's server receiving: what goes back is acknowledgements
+    return "rsync"
 
 
 def transforms_output(command: str) -> bool:

@@ -152,6 +152,7 @@ def test_the_whole_output_of_an_output_transform_is_masked() -> None:
 @pytest.mark.parametrize(("command", "kind"), [
     (None, "sftp"), ("scp -f secrets.txt", "scp"), ("scp -t /tmp", "scp"),
     ("/usr/lib/openssh/sftp-server", "sftp"), ("rsync --server --sender . x", "rsync"),
+    ("rsync --server -a . /tmp/x", "upload"),
     ("cat x", None),
 ])
 def test_transfer_kinds(command: str | None, kind: str | None) -> None:

@@ -1,0 +1,99 @@
+"""File transfers masked in place: SFTP data replies and legacy scp files keep their lengths."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.masking import ValueMasker
+from engine.masking.transfer import ScpMasker, SftpMasker, TransferError
+
+CONTENT = ("id,email,card\n" + "".join(
+    f"{i},person{i}@example.com,4111 1111 1111 1111\n" for i in range(300))).encode()
+KEY_FILE = (b"config\n-----BEGIN OPENSSH PRIVATE KEY-----\n" + b"QUJD" * 19 + b"\n") * 1 + \
+    (b"QUJD" * 19 + b"\n") * 400 + b"-----END OPENSSH PRIVATE KEY-----\nend\n"
+
+
+def packet(kind: int, body: bytes) -> bytes:
+    return struct.pack("!IB", len(body) + 1, kind) + body
+
+
+def data(request: int, chunk: bytes) -> bytes:
+    return packet(103, struct.pack("!II", request, len(chunk)) + chunk)
+
+
+def replies(content: bytes, size: int) -> bytes:
+    handle = packet(102, struct.pack("!I", 1) + struct.pack("!I", 4) + b"h001")
+    body = b"".join(data(i + 2, content[at:at + size])
+                    for i, at in enumerate(range(0, len(content), size)))
+    return handle + body + packet(101, struct.pack("!II", 999, 1) + bytes(8))
+
+
+def file_data(stream: bytes) -> bytes:
+    out, pos = b"", 0
+    while pos < len(stream):
+        n = struct.unpack_from("!I", stream, pos)[0]
+        if stream[pos + 4] == 103:
+            out += stream[pos + 13:pos + 4 + n]
+        pos += 4 + n
+    return out
+
+
+def through(masker: SftpMasker | ScpMasker, stream: bytes, cut: int) -> bytes:
+    out = b"".join(masker.feed(stream[at:at + cut]) for at in range(0, len(stream), cut))
+    return out + masker.flush()
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(1, 5000), cut=st.integers(1, 9000))
+def test_sftp_replies_of_any_size_in_any_chunks(size: int, cut: int) -> None:
+    stream = replies(CONTENT, size)
+    out = through(SftpMasker(ValueMasker(keep_length=True)), stream, cut)
+    assert len(out) == len(stream)
+    got = file_data(out)
+    assert len(got) == len(CONTENT) and got.count(b"\n") == CONTENT.count(b"\n")
+    assert b"@example.com" not in got and b"4111 1111" not in got
+
+
+def test_a_private_key_in_a_transfer_becomes_stars_of_its_length() -> None:
+    stream = replies(KEY_FILE, 1000)
+    out = through(SftpMasker(ValueMasker(keep_length=True)), stream, 700)
+    got = file_data(out)
+    assert len(got) == len(KEY_FILE) and b"QUJD" not in got
+    assert got.startswith(b"config\n") and got.endswith(b"\nend\n")
+
+
+@pytest.mark.parametrize("bad", [
+    b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", packet(103, b"\x00\x00\x00\x01\x00\x00\x00\x09ab"),
+])
+def test_what_is_not_sftp_is_refused(bad: bytes) -> None:
+    with pytest.raises(TransferError):
+        SftpMasker(ValueMasker(keep_length=True)).feed(bad)
+
+
+def test_a_transfer_needs_a_length_keeping_masker() -> None:
+    with pytest.raises(ValueError):
+        SftpMasker(ValueMasker())
+    with pytest.raises(ValueError):
+        ScpMasker(ValueMasker())
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(1, 9000))
+def test_scp_files_in_any_chunks(cut: int) -> None:
+    stream = (b"T1700000000 0 1700000000 0\n" + b"C0644 %d a.csv\n" % len(CONTENT) + CONTENT
+              + b"\x00D0755 0 sub\nC0600 %d k\n" % len(KEY_FILE) + KEY_FILE + b"\x00E\n"
+              + b"\x01scp: warning\n")
+    out = through(ScpMasker(ValueMasker(keep_length=True)), stream, cut)
+    assert len(out) == len(stream)
+    assert b"@example.com" not in out and b"4111 1111" not in out and b"QUJD" not in out
+    assert b"C0644 %d a.csv\n" % len(CONTENT) in out and out.endswith(b"\x00E\n\x01scp: warning\n")
+
+
+@pytest.mark.parametrize("bad", [b"C0644 size name\n", b"C" + b"x" * 70_000])
+def test_a_broken_scp_header_is_refused(bad: bytes) -> None:
+    with pytest.raises(TransferError):
+        ScpMasker(ValueMasker(keep_length=True)).feed(bad)
