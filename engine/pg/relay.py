@@ -31,7 +31,9 @@ seeing it (a function calling set_config): ``standard_conforming_strings`` and
 (views, triggers, rules, defaults and operators run functions nobody named), so after one, new
 text is judged only once that ReadyForQuery has come — unless it reads the same under any
 setting (ASCII without a backslash, nearly all SQL: it goes on at once). When no ReadyForQuery
-can come first (no Sync or Query sent since), such text is refused. A multi-statement Query needs
+can come first (no Sync or Query sent since), such text is refused. Names of statements and
+portals are held as their bytes converted from the client encoding, so a message with a
+non-ASCII name waits (or is refused) the same way. A multi-statement Query needs
 nothing more: PostgreSQL reads the whole string before running any of it. Text is decoded with
 the session's client encoding.
 
@@ -87,6 +89,11 @@ _UNSETTLED = ("it was sent behind a statement that may have changed how the serv
               "(standard_conforming_strings or client_encoding), without a Sync in between, and "
               "it contains a backslash or non-ASCII characters: the gateway cannot know how the "
               "server will read it")
+
+
+_UNSETTLED_NAME = ("it names a prepared statement or portal with non-ASCII bytes, sent behind a "
+                   "statement that may have changed client_encoding, without a Sync in between: "
+                   "the gateway cannot know which name the server will read")
 
 
 @dataclass(slots=True)
@@ -356,6 +363,8 @@ class PgRelay:
             self._owed.append((_DESCRIBE, None))
         elif tag == 67:  # 'C'
             kind, raw = messages.describe_or_close(body, "Close")
+            if not self._names_settled(f"-- Close of {self.encoding.show(raw)!r}", raw):
+                return False
             key = self.encoding.name(raw)
             change: tuple[Names[Any], Change[Any]] | None = None
             if key is not None:  # else the target cannot convert it either, and fails
@@ -408,6 +417,8 @@ class PgRelay:
 
     def _parse(self, body: bytes) -> bool:
         parsed = messages.parse(body)
+        if not self._names_settled(self.encoding.show(parsed.query), parsed.name):
+            return False
         key = self.encoding.name(parsed.name)
         if key is None:
             self._refuse_extended(self.encoding.show(parsed.query), codec.error_response(
@@ -441,6 +452,9 @@ class PgRelay:
 
     def _bind(self, body: bytes) -> bool:
         bind = messages.bind(body, self.encoding.codec)
+        if not self._names_settled(f"-- Bind of {self.encoding.show(bind.statement)!r}",
+                                   bind.statement, bind.portal):
+            return False
         key = self.encoding.name(bind.statement)
         portal = self.encoding.name(bind.portal)
         mark = self._sent + 1
@@ -494,6 +508,8 @@ class PgRelay:
 
     def _execute(self, body: bytes) -> bool:
         raw = messages.execute_portal(body)
+        if not self._names_settled(f"-- Execute of portal {self.encoding.show(raw)!r}", raw):
+            return False
         key = self.encoding.name(raw)
         mark = self._sent + 1
         portal = None
@@ -562,6 +578,27 @@ class PgRelay:
                 simple=protocol == "simple")
             self._discarding = protocol != "simple"
         return text
+
+    def _names_settled(self, shown: str, *raws: bytes) -> bool:
+        """Whether a message's names can be looked up now: False when it waits (``_wait``)
+        or was refused. A name is held as its bytes converted from the client encoding, so
+        after a statement that may have changed client_encoding a non-ASCII name may be
+        another name to the server (issue 12: b'\\xc3\\xa9' read as LATIN1 after a function
+        set it named the UPDATE, not the SELECT the gateway looked up). It waits for the
+        settings like SQL text does, whether or not the session is guarded: the record must
+        say what ran (ARCHITECTURE.md invariants 10 and 11)."""
+        if (self._unsettled <= self._reported or self._skipping
+                or all(raw.isascii() for raw in raws)):
+            return True
+        if self._unsettled <= self._sent and self._sent > self._done:
+            self._wait = self._done + 1  # an answer will come first: look again then
+            return False
+        judgement = _refusal(shown, _UNSETTLED_NAME, "Send a Sync (or wait for the results) "
+                             "before this message.")
+        self._refuse(shown, "extended", ("block", reading.RULE, None), _blocked(judgement),
+                     simple=False)
+        self._discarding = True
+        return False
 
     def _judge_text(self, text: str) -> Judgement:
         assert self.guard is not None

@@ -29,6 +29,9 @@ pytestmark = pytest.mark.integration
 # PL/pgSQL would write it (created on the target directly: how it got there is class 1's).
 BLIND = ("CREATE OR REPLACE FUNCTION public.blind() RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
          "RETURN set_config('standard_conforming_strings', 'off', false); END $$")
+# A function that turns client_encoding to LATIN1 (issue 12, found by an outside attacker).
+FLIP_ENC = ("CREATE OR REPLACE FUNCTION public.flip_enc() RETURNS void LANGUAGE sql AS "
+            "$$SET client_encoding = 'LATIN1'$$")
 _names = itertools.count(1)
 
 
@@ -37,6 +40,7 @@ def gw(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with psycopg.connect(pg_target.superuser(), autocommit=True) as admin:
         admin.execute("SET ROLE gw_scram")
         admin.execute(BLIND)
+        admin.execute(FLIP_ENC)
     gateway = start_guarded(pg_target, tmp_path_factory.mktemp("guardrail-relay"))
     try:
         yield gateway
@@ -405,3 +409,47 @@ def test_a_name_forgotten_by_discard_all_is_not_run(gw: Gateway) -> None:
     wire.send(b.bind(statement="s") + b.execute() + b.SYNC)
     assert errors_of(wire.until(b"Z"))[0]["C"] == "26000"
     wire.close()
+
+
+# --- names read under a client_encoding a statement changed in the same pipeline -------------
+
+E_ACUTE = "é".encode()  # b'\xc3\xa9': "é" in UTF-8, but "Ã©" once the server reads LATIN1
+
+
+def test_a_non_ascii_name_behind_an_encoding_change_cannot_run_the_other_statement(
+        gw: Gateway) -> None:
+    """The outside attacker's pipeline: flip_enc() sets LATIN1, then a Bind of b'\xc3\xa9',
+    which the server reads as 'Ã©' (the UPDATE) while the gateway looked up 'é' (SELECT 1)."""
+    victim = Victim(gw.target)
+    wire = login(gw, "c6-names")
+    wire.send(b.parse(victim.bump, "Ã©") + b.parse("SELECT 1", E_ACUTE) + b.SYNC)
+    assert tags(wire.until(b"Z")) == "11Z"  # parsed, never run: nothing to approve
+    wire.send(b.parse("SELECT flip_enc()") + b.bind() + b.execute()
+              + b.bind(statement=E_ACUTE) + b.execute() + b.SYNC)
+    answer = wire.until(b"Z")
+    [error] = errors_of(answer)
+    assert error["C"] == "42501" and "gateway-sql-reading" in error["M"]
+    assert "which name the server will read" in error["M"] and "Send a Sync" in error["H"]
+    wire.close()
+    assert victim.total() == 0
+    assert records(gw, "c6-names") == [("SELECT flip_enc()", "allow", "ok"),
+                                       ("-- Bind of 'é'", "block", "blocked")]
+
+
+def test_a_non_ascii_name_after_a_synced_encoding_change_is_what_the_server_reads(
+        gw: Gateway) -> None:
+    """With a Sync between them the Bind waits for the reported client_encoding and is judged
+    as the statement the server will run: the UPDATE, held; denied, nothing changes."""
+    victim = Victim(gw.target)
+    wire = login(gw, "c6-names-synced")
+    wire.send(b.parse(victim.bump, "Ã©") + b.parse("SELECT 1", E_ACUTE) + b.SYNC)
+    wire.until(b"Z")
+    wire.send(b.pbes("SELECT flip_enc()") + b.bind(statement=E_ACUTE) + b.execute() + b.SYNC)
+    wire.until(b"Z")
+    request = decide(gw, False)
+    assert request["statement"].startswith(victim.bump)
+    assert "denied" in errors_of(wire.until(b"Z"))[0]["M"]
+    wire.close()
+    assert victim.total() == 0
+    assert records(gw, "c6-names-synced") == [("SELECT flip_enc()", "allow", "ok"),
+                                              (victim.bump, "denied", "denied")]

@@ -1380,3 +1380,83 @@ def test_an_unnamed_portal_bound_again_is_the_new_one() -> None:
                       + b.PORTAL_SUSPENDED + b.ready(b"T"))
     out = relay.client_data(b.parse(UPDATE_ALL) + b.bind() + b.execute() + b.SYNC)
     assert out.hold is not None  # the unnamed portal is now this UPDATE, to review
+
+
+# --- names behind a statement that may change client_encoding (issue 12, an outside attack) --
+
+FLIP = "SELECT flip_enc()"  # a SQL function whose body runs SET client_encoding = 'LATIN1'
+E_ACUTE = "é".encode()  # b'\xc3\xa9': "é" in UTF-8, "Ã©" (another name) in LATIN1
+
+
+def two_names(relay: PgRelay) -> None:
+    """An UPDATE named 'Ã©' in UTF-8 bytes and a SELECT named b'\\xc3\\xa9', known to both."""
+    relay.client_data(b.parse(UPDATE_ALL, "Ã©") + b.parse("SELECT 1", E_ACUTE) + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.PARSE_COMPLETE + b.ready())
+
+
+@pytest.mark.parametrize("second", [
+    b.bind(statement=E_ACUTE) + b.execute(),
+    b.bind(statement="s", portal=E_ACUTE) + b.execute(E_ACUTE),
+    b.parse("SELECT 2", "ü"),
+    b.close("S", E_ACUTE),
+], ids=["bind-statement", "bind-portal", "parse", "close"])
+def test_a_non_ascii_name_behind_an_unsynced_statement_is_refused(second: bytes) -> None:
+    """The attack: flip_enc() sets LATIN1 in the same pipeline, and the server reads the name
+    b'\\xc3\\xa9' as 'Ã©' (the UPDATE) while the gateway looked up 'é' (the SELECT)."""
+    relay = guarded()
+    two_names(relay)
+    relay.client_data(b.parse("SELECT 1", "s") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    first = b.parse(FLIP) + b.bind() + b.execute()
+    out = relay.client_data(first + second + b.SYNC)
+    assert out.out == first + b.FLUSH + b.SYNC and out.hold is None
+    [(status, rule, error)] = refused(out)
+    assert (status, rule) == ("blocked", "gateway-sql-reading")
+    assert "which name the server will read" in (error or "")
+    assert out.started[0].text == FLIP and len(out.started) == 2  # nothing else recorded
+
+
+def test_a_non_ascii_name_behind_a_synced_statement_is_read_with_the_new_encoding() -> None:
+    relay = guarded()
+    two_names(relay)
+    first = b.parse(FLIP) + b.bind() + b.execute() + b.SYNC
+    out = relay.client_data(first + b.bind(statement=E_ACUTE) + b.execute() + b.SYNC)
+    assert out.out == first  # the Bind waits for the settings
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + select_result(""))
+    assert not relay.wants_input
+    relay.server_data(b.parameter_status("client_encoding", "LATIN1") + b.ready())
+    assert relay.wants_input
+    out = relay.client_data(b"")
+    # In LATIN1 those bytes are 'Ã©': the UPDATE, held for review, never recorded as SELECT 1.
+    assert out.out == b"" and out.hold is not None and out.hold.text == UPDATE_ALL
+
+
+def test_a_non_ascii_name_goes_on_when_the_encoding_did_not_change() -> None:
+    relay = guarded()
+    two_names(relay)
+    relay.client_data(b.query("SELECT 1") + b.bind(statement=E_ACUTE) + b.execute() + b.SYNC)
+    relay.server_data(select_result("1") + b.ready())
+    out = relay.client_data(b"")
+    assert out.out == b.bind(statement=E_ACUTE) + b.execute() + b.SYNC
+    assert out.started[0].text == "SELECT 1"
+
+
+def test_ascii_names_behind_an_unsynced_statement_go_on_at_once() -> None:
+    relay = guarded()
+    relay.client_data(b.parse("SELECT 2", "s") + b.SYNC)
+    relay.server_data(b.PARSE_COMPLETE + b.ready())
+    data = (b.parse(FLIP) + b.bind() + b.execute() + b.bind(statement="s", portal="p")
+            + b.execute("p") + b.close("P", "p") + b.SYNC)
+    out = relay.client_data(data)
+    assert out.out == data and [s.text for s in out.started] == [FLIP, "SELECT 2"]
+
+
+def test_names_wait_for_the_settings_without_a_guard_too() -> None:
+    relay = PgRelay(1 << 20)
+    two_names(relay)
+    first = b.parse(FLIP) + b.bind() + b.execute() + b.SYNC
+    out = relay.client_data(first + b.bind(statement=E_ACUTE) + b.execute() + b.SYNC)
+    assert out.out == first
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + select_result("")
+                      + b.parameter_status("client_encoding", "LATIN1") + b.ready())
+    assert relay.client_data(b"").started[0].text == UPDATE_ALL
