@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 GAP_EVERY = 1.0  # seconds between gap records while records are being dropped
 STOP_WAIT = 2.0  # seconds the engine's stop waits for the sink to take what is queued
+BATCH_DELAY = 0.01  # seconds the writer waits after a write, for the next batch to gather
 SINK_NAME = "audit-stream"
 UDP_MAX = 60_000  # bytes of one syslog datagram; a longer record's body is cut (and says so)
 _SD_ID = "gatewatch@32473"  # 32473: the private enterprise number for examples (RFC 5612)
@@ -72,9 +73,9 @@ def syslog_message(record: JournalRecord, *, hostname: str, app_name: str, at: f
 
 
 class Sink(Protocol):
-    def send(self, record: JournalRecord) -> None:
-        """Deliver one record (blocking is allowed: this runs in the writer thread);
-        ``OSError`` when it could not."""
+    def send(self, records: list[JournalRecord]) -> None:
+        """Deliver records, in order (blocking is allowed: this runs in the writer thread);
+        ``OSError`` when it could not (all of them count as lost)."""
 
     def close(self) -> None: ...
 
@@ -86,16 +87,28 @@ class FileSink:
     def __init__(self, path: Path, max_size: int, keep: int) -> None:
         self.path, self.max_size, self.keep = path, max_size, keep
         self._file = self._open()
+        self._size = os.fstat(self._file).st_size
 
     def _open(self) -> int:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        return fd
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
-    def send(self, record: JournalRecord) -> None:
-        line = json_line(record) + b"\n"
-        if os.fstat(self._file).st_size + len(line) > self.max_size:
-            self._rotate()
-        os.write(self._file, line)
+    def send(self, records: list[JournalRecord]) -> None:
+        out = bytearray()
+        for record in records:
+            line = json_line(record) + b"\n"
+            if self._size + len(out) + len(line) > self.max_size and (self._size or out):
+                self._write(out)
+                out.clear()
+                self._rotate()
+            out += line
+        self._write(out)
+
+    def _write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._file, view)
+            self._size += n
+            view = view[n:]
 
     def _rotate(self) -> None:
         os.close(self._file)
@@ -105,6 +118,7 @@ class FileSink:
                 os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         self._file = self._open()
+        self._size = 0
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -131,16 +145,18 @@ class SyslogSink:
                 self._sock.settimeout(None)
         return self._sock
 
-    def send(self, record: JournalRecord) -> None:
+    def send(self, records: list[JournalRecord]) -> None:
         udp = self.transport == "udp"
-        message = syslog_message(record, hostname=self.hostname, app_name=self.app_name,
-                                 at=time.time(), limit=UDP_MAX if udp else None)
+        now = time.time()
+        messages = [syslog_message(r, hostname=self.hostname, app_name=self.app_name, at=now,
+                                   limit=UDP_MAX if udp else None) for r in records]
         sock = self._connect()
         try:
             if udp:
-                sock.send(message)
+                for message in messages:
+                    sock.send(message)
             else:
-                sock.sendall(b"%d " % len(message) + message)
+                sock.sendall(b"".join(b"%d %s" % (len(m), m) for m in messages))
         except OSError:
             self.close()
             raise
@@ -229,10 +245,11 @@ class AuditStream:
         if cause not in run.causes:
             run.causes.append(cause)
 
-    def _lost(self, record: JournalRecord) -> None:
-        """The writer thread could not deliver ``record`` (on the engine's thread)."""
+    def _lost(self, records: list[JournalRecord]) -> None:
+        """The writer thread could not deliver ``records`` (on the engine's thread)."""
         self.stats.failed_writes += 1
-        self._dropped(record, "writes to the sink failed")
+        for record in records:
+            self._dropped(record, "writes to the sink failed")
 
     def _end_run(self) -> None:
         run, self._run = self._run, None
@@ -258,15 +275,21 @@ class AuditStream:
                     self._ready.wait()
                 if not self._queue:
                     return
-                record = self._queue.popleft()
+                batch = list(self._queue)
+                self._queue.clear()
             try:
-                self._sink.send(record)
+                self._sink.send(batch)
             except OSError as exc:
-                log.debug("audit stream: record %d not delivered: %s", record.seq, exc)
+                log.debug("audit stream: records %d to %d not delivered: %s", batch[0].seq,
+                          batch[-1].seq, exc)
                 with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
-                    self._loop.call_soon_threadsafe(self._lost, record)
+                    self._loop.call_soon_threadsafe(self._lost, batch)
             else:
-                self.stats.sent += 1
+                self.stats.sent += len(batch)
+            if not self._stopping:
+                # Let a batch gather: one write (and one switch of threads) per batch instead
+                # of per record. Writing record by record cost a fifth of pgbench's TPS.
+                time.sleep(BATCH_DELAY)
 
     async def stop(self) -> None:
         """Deliver what is queued (for up to ``STOP_WAIT`` seconds), record the last gap, close
