@@ -28,7 +28,12 @@ from pglast.parser import ParseError, parse_sql_json
 from engine.guardrail import procedural, querytext
 from engine.guardrail.bounds import Target, merge_unbounded, unbounded, where_reach
 from engine.guardrail.kinds import ALTER_TABLE_WORDS, OBJECT_WORDS, STATEMENT_KINDS, words
-from engine.guardrail.literals import constant, name, option_truth
+from engine.guardrail.literals import (
+    constant,
+    name,
+    option_truth,
+    reads_differently_without_scs,
+)
 
 __all__ = ["STATEMENT_KINDS", "TRUSTED_LANGUAGES", "Facts", "ParseFailure", "classify"]
 
@@ -179,8 +184,13 @@ class _Walker:
                 self.visit(value)
 
     # --- what runs inside a statement ---------------------------------------------------
-    def _inner(self, sql: str, origin: str, deferred: bool, sink: Facts) -> None:
-        """Classify SQL that runs inside this statement; its facts go into ``sink``."""
+    def _inner(self, sql: str, origin: str, deferred: bool, sink: Facts,
+               reread: bool = True) -> None:
+        """Classify SQL that runs inside this statement; its facts go into ``sink``.
+        ``reread``: the server parses this text again when it runs (a body, a query string),
+        not a tree it stored (rule actions, BEGIN ATOMIC)."""
+        if reread:
+            self._scs_check(sql, origin, deferred, sink)
         if self.depth >= _MAX_DEPTH:
             _opaque(sink, sql, origin, "nested too deeply for the gateway to read", deferred)
             return
@@ -203,15 +213,27 @@ class _Walker:
         sink.kinds.add("DYNAMIC SQL")
         if builder is not None:
             holder = Facts(shown)
-            self._inner(builder, origin, deferred, holder)
+            self._inner(builder, origin, deferred, holder, reread=False)  # the body's text
             part.functions |= holder.functions
             part.reads |= holder.reads
             part.writes |= holder.writes
             part.kinds |= holder.kinds - {"SELECT"}
+            part.settings.update(holder.settings)
             _combine(sink, part, deferred)
         sink.parts.append(part)
 
+    def _scs_check(self, sql: str, origin: str, deferred: bool, sink: Facts) -> None:
+        """Text the server reads when it runs, under the standard_conforming_strings of that
+        moment (which code the gateway never saw may have turned off): if it could read
+        differently, the gateway's one reading is not enough, and the text is opaque."""
+        if reads_differently_without_scs(sql):
+            _opaque(sink, sql, origin, "could be read differently with "
+                    "standard_conforming_strings off (a '…' string holds a backslash; write "
+                    "E'…' or $$…$$)", deferred)
+
     def _plpgsql(self, body: str | None, what: str, deferred: bool, sink: Facts) -> None:
+        if body is not None:
+            self._scs_check(body, what, deferred, sink)
         try:
             pieces = procedural.read(self.facts.text, body)
         except procedural.Unreadable as exc:
@@ -244,7 +266,7 @@ class _Walker:
     def _inline_parts(self, field_name: str, what: str, sink: Facts) -> None:
         """``what`` is a format with ``{n}``, the statement's number in the body."""
         for n, text in enumerate(self._deparsed(field_name) or [], 1):
-            self._inner(text, what.format(n=n), True, sink)
+            self._inner(text, what.format(n=n), True, sink, reread=False)
 
     # --- statements ---------------------------------------------------------------------
     def _generic(self, node_type: str) -> None:
@@ -583,6 +605,17 @@ class _Walker:
             self.facts.settings[setting] = value
         return True
 
+    def _stored_setting(self, node: dict[str, Any], node_type: str) -> bool:
+        """ALTER ROLE / DATABASE / SYSTEM … SET: a setting for sessions and calls to come,
+        noted like SET's for the reading check (it is not a SET of this session)."""
+        self._generic(node_type)
+        stmt = node.get("setstmt")
+        if isinstance(stmt, dict):
+            kinds = set(self.facts.kinds)
+            self._set(stmt)
+            self.facts.kinds &= kinds
+        return True
+
     # --- expressions --------------------------------------------------------------------
     def _func_call(self, node: dict[str, Any]) -> bool:
         parts = name(node.get("funcname", []))
@@ -630,15 +663,15 @@ class _Walker:
 
 
 def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
-    """``inner`` runs as part of ``sink``: its facts are ``sink``'s too (settings only when it
-    runs now, not when it is code stored for later)."""
+    """``inner`` runs as part of ``sink``: its facts are ``sink``'s too, settings included when
+    it is code stored for later (a body that turns standard_conforming_strings off changes how
+    the next body it calls is read, inside one statement the gateway judged once)."""
     sink.kinds |= inner.kinds
     sink.functions |= inner.functions
     sink.reads |= inner.reads
     sink.writes |= inner.writes
     sink.uses_session |= inner.uses_session
-    if not deferred:
-        sink.settings.update(inner.settings)
+    sink.settings.update(inner.settings)
 
 
 def _opaque(sink: Facts, text: str, origin: str, why: str, deferred: bool) -> None:
@@ -699,6 +732,9 @@ _HANDLERS: dict[str, _Handler] = {
     "VacuumStmt": _Walker._vacuum,
     "ExplainStmt": _Walker._explain,
     "VariableSetStmt": _Walker._set,
+    "AlterRoleSetStmt": lambda w, n: w._stored_setting(n, "AlterRoleSetStmt"),
+    "AlterDatabaseSetStmt": lambda w, n: w._stored_setting(n, "AlterDatabaseSetStmt"),
+    "AlterSystemStmt": lambda w, n: w._stored_setting(n, "AlterSystemStmt"),
     "CreateStmt": _Walker._create_table,
     "CreateTableAsStmt": _Walker._create_table_as,
     "ViewStmt": lambda w, n: w._created(n, "VIEW", "view"),

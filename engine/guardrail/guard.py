@@ -170,9 +170,11 @@ def parts_judged(rules: tuple[Rule, ...], facts: Facts, fallback: str = "block",
 
 
 def _builtin(facts: Facts) -> Verdict | None:
-    """Checks that come before any rule (and that no rule can turn off). Code stored to run
-    later changes no setting now; the front end rereads settings after it runs."""
-    if facts.settings and not facts.deferred:
+    """Checks that come before any rule (and that no rule can turn off). A setting that
+    changes how SQL is read is refused wherever it is changed: now, in code stored to run
+    later (a body that turns standard_conforming_strings off, then calls another body, which
+    the server then reads differently inside one statement), or for sessions to come."""
+    if facts.settings:
         why = reading.unsafe_change(facts.settings)
         if why is not None:
             return Verdict("block", reading.RULE,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pglast.parser import ParseError, scan
+
 _TRUE_WORDS = {"t", "true", "on", "yes", "y", "1"}
 _FALSE_WORDS = {"f", "false", "off", "no", "n", "0"}
 _TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "char", "unknown"})
@@ -99,3 +101,18 @@ def word_truth(value: Any) -> bool | None:
         if word in _FALSE_WORDS:
             return False
     return None
+
+
+def reads_differently_without_scs(sql: str) -> bool:
+    """Whether the server could read ``sql`` differently with ``standard_conforming_strings``
+    off: a plain ``'…'`` string holding a backslash (off, it is an escape string, so ``'a\\'``
+    does not end where the gateway's parser ends it). Without one, the scanner takes the same
+    path under both settings, so one reading is sound. Stored code is read when it runs, under
+    whatever the setting is then. Text that does not scan counts as reading differently."""
+    try:
+        tokens = scan(sql)
+    except ParseError:
+        return True
+    raw = sql.encode()
+    return any(t.name == "SCONST" and raw[t.start:t.start + 1] == b"'"
+               and b"\\" in raw[t.start:t.end + 1] for t in tokens)

@@ -414,12 +414,13 @@ def test_parts_judged_lists_each_statement_inside_with_its_verdict() -> None:
     ]
 
 
-def test_settings_inside_a_function_body_are_not_refused_when_it_is_created() -> None:
-    # The body runs later; the front end rereads the settings after it runs.
+def test_settings_inside_a_function_body_are_refused_when_it_is_created() -> None:
+    # The body runs later, but a body it then calls (in the same statement, before any
+    # ReadyForQuery) is read by the server under the new setting: refused wherever changed.
     judged = session(()).judge("CREATE FUNCTION blind() RETURNS text LANGUAGE plpgsql AS $$ "
                                "BEGIN RETURN set_config('standard_conforming_strings', 'off', "
                                "false); END $$")
-    assert judged.action == "allow"
+    assert (judged.action, judged.rule) == ("block", "gateway-sql-reading")
     now = session(()).judge("DO $$ BEGIN SET standard_conforming_strings = off; END $$")
     assert (now.action, now.rule) == ("block", "gateway-sql-reading")
     text = session(()).judge("SELECT query_to_xml('SELECT set_config(''client_encoding'', "

@@ -235,10 +235,11 @@ def test_ordinary_functions_stay_ordinary() -> None:
     assert not facts.settings
 
 
-def test_settings_in_a_body_are_not_changed_by_creating_it() -> None:
+def test_settings_in_a_body_are_the_statements_too() -> None:
+    # What a body sets is noted on the CREATE FUNCTION: the reading check refuses it there.
     facts = one(function("BEGIN PERFORM set_config('standard_conforming_strings', 'off', "
                          "false); RETURN 1; END"))
-    assert facts.settings == {}
+    assert facts.settings == {"standard_conforming_strings": "off"}
     assert any(p.settings for p in facts.parts)
     block = one("DO $$ BEGIN SET standard_conforming_strings = off; END $$")
     assert block.settings == {"standard_conforming_strings": "off"}
