@@ -167,6 +167,60 @@ def where_reach(where: Any, target: Target | None) -> Reach:
     return reach
 
 
+def constants_blind(where: Any) -> bool:
+    """Whether ``where_reach(where, …)`` is the same whatever values its constants hold (a
+    verdict on it may then be reused for a text that differs only in them). True without a
+    WHERE, for a condition with no constant at all, and for constants compared with a column
+    in conjunctions (``aid = 42``, ``a = 1 AND b IN (2, 3)``, ``x BETWEEN 1 AND 9``): a column
+    is never known, so such a comparison only looks at the row. Anything else (``1 = 1``,
+    ``id < 5 OR id >= 5``, ``name LIKE '%'``) may have been decided by the values: False."""
+    if where is None:
+        return True
+    if isinstance(where, dict):
+        expr = where.get("BoolExpr")
+        if isinstance(expr, dict) and expr.get("boolop") == "AND_EXPR":
+            return all(constants_blind(arg) for arg in expr.get("args", []))
+        if _column_against_constants(where):
+            return True
+    return not _has_constant(where)
+
+
+def _column_against_constants(node: dict[str, Any]) -> bool:
+    expr = node.get("A_Expr")
+    if not isinstance(expr, dict):
+        return False
+    kind, left, right = expr.get("kind"), expr.get("lexpr"), expr.get("rexpr")
+    if kind == "AEXPR_OP":
+        ops = name(expr.get("name", []))
+        if len(ops) != 1 or ops[0] not in _COMPARISONS:
+            return False
+        if isinstance(right, dict) and "ColumnRef" in right:
+            left, right = right, left
+        return (isinstance(left, dict) and "ColumnRef" in left
+                and _is_constant(right))
+    if kind in ("AEXPR_IN", "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN"):
+        items = right.get("List", {}).get("items") if isinstance(right, dict) else right
+        return (isinstance(left, dict) and "ColumnRef" in left and isinstance(items, list)
+                and all(_is_constant(i) for i in items))
+    return False
+
+
+def _is_constant(node: Any) -> bool:
+    """A literal, or a literal cast to a type (``'2024-01-01'::date``)."""
+    if isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    return isinstance(node, dict) and "A_Const" in node
+
+
+def _has_constant(node: Any) -> bool:
+    if isinstance(node, list):
+        return any(_has_constant(item) for item in node)
+    if not isinstance(node, dict):
+        return False
+    return "A_Const" in node or any(_has_constant(v) for v in node.values()
+                                    if isinstance(v, dict | list))
+
+
 def _column_against_a_value(where: dict[str, Any]) -> bool:
     """``id = 42``, ``aid = $1``: an unqualified column compared with a constant or a
     parameter by a comparison operator."""

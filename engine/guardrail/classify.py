@@ -23,10 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
 from engine.guardrail import procedural, querytext
-from engine.guardrail.bounds import Target, merge_unbounded, unbounded, where_reach
+from engine.guardrail.bounds import (
+    Target,
+    constants_blind,
+    merge_unbounded,
+    unbounded,
+    where_reach,
+)
 from engine.guardrail.kinds import ALTER_TABLE_WORDS, OBJECT_WORDS, STATEMENT_KINDS, words
 from engine.guardrail.literals import (
     constant,
@@ -66,6 +73,33 @@ _BINDINGS = {
 }
 
 
+# Types whose input is a catalog object's name: a literal cast to one names a function,
+# table, role… (so do the to_reg* functions given a string).
+_CATALOG_NAME_TYPES = frozenset({
+    "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper",
+    "regoperator", "regproc", "regprocedure", "regrole", "regtype",
+})
+_NAMES_FROM_TEXT = frozenset(f"to_{t}" for t in _CATALOG_NAME_TYPES)
+
+
+def _generic_kinds(node_type: str) -> frozenset[str]:
+    """The kinds a statement node type stands for in words (AlterSystemStmt → ALTER SYSTEM,
+    with ALTER; role statements also ROLE)."""
+    kind = words(node_type)
+    kinds = {kind}
+    first = kind.split(" ", 1)[0]
+    if first in ("CREATE", "ALTER", "DROP"):
+        kinds.add(first)
+    if "ROLE" in kind.split() or kind in ("CREATE USER", "ALTER USER", "DROP USER"):
+        kinds.add("ROLE")
+    return frozenset(kinds)
+
+
+# Built once: every statement node type's kinds (a regular expression per statement cost
+# more than the rest of a simple statement's walk).
+_GENERIC_KINDS = {n: _generic_kinds(n) for n in dir(ast) if n.endswith("Stmt") and n[:1].isupper()}
+
+
 class ParseFailure(Exception):
     """PostgreSQL's parser rejects the text (the target would too)."""
 
@@ -94,6 +128,13 @@ class Facts:
     defines: dict[str, Facts] = field(default_factory=dict)
     # The verdict depends on functions created earlier in the session (a trigger's).
     uses_session: bool = False
+    # These facts hold for every text that differs from this one only in the values of its
+    # constants (what ``pglast.parser.normalize`` replaces with $n): nothing here was read
+    # from a literal, a setting's value or a body written as a string. False wherever a
+    # handler read one (SET, set_config, functions that run SQL text, DO and function
+    # bodies, a WHERE whose bounds were decided from constants, casts of a literal to a
+    # catalog name). The guard keys verdicts by the normalized text only when this holds.
+    by_shape: bool = True
 
     def describe(self) -> str:
         parts = [", ".join(sorted(self.kinds)) or "unknown statement"]
@@ -270,14 +311,8 @@ class _Walker:
 
     # --- statements ---------------------------------------------------------------------
     def _generic(self, node_type: str) -> None:
-        kind = words(node_type)
-        kinds = self.facts.kinds
-        kinds.add(kind)
-        first = kind.split(" ", 1)[0]
-        if first in ("CREATE", "ALTER", "DROP"):
-            kinds.add(first)
-        if "ROLE" in kind.split() or kind in ("CREATE USER", "ALTER USER", "DROP USER"):
-            kinds.add("ROLE")
+        kinds = _GENERIC_KINDS.get(node_type)
+        self.facts.kinds.update(kinds if kinds is not None else _generic_kinds(node_type))
 
     def _execute(self, node: dict[str, Any]) -> bool:
         """``EXECUTE name``: at the top level the relay judges it as what the name holds in
@@ -298,6 +333,7 @@ class _Walker:
         """Statements that bind functions: the object will call them, so they count as
         called (a rule on pg_terminate_backend stops CREATE OPERATOR … FUNCTION = it)."""
         self._generic(node_type)
+        self.facts.by_shape = False  # option values may be string constants (SFUNC = 'f')
         if node_type == "DefineStmt":
             what = OBJECT_WORDS.get(str(node.get("kind")))
             if what:
@@ -398,21 +434,26 @@ class _Walker:
         self.facts.kinds.add("UPDATE")
         self._write(node.get("relation"))
         target = Target.of(node.get("relation"), node.get("fromClause"))
-        if unbounded(where_reach(node.get("whereClause"), target)):
+        where = node.get("whereClause")
+        if unbounded(where_reach(where, target)):
             self.facts.kinds.add("UPDATE WITHOUT WHERE")
+        self.facts.by_shape &= constants_blind(where)
         return True
 
     def _delete(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("DELETE")
         self._write(node.get("relation"))
         target = Target.of(node.get("relation"), node.get("usingClause"))
-        if unbounded(where_reach(node.get("whereClause"), target)):
+        where = node.get("whereClause")
+        if unbounded(where_reach(where, target)):
             self.facts.kinds.add("DELETE WITHOUT WHERE")
+        self.facts.by_shape &= constants_blind(where)
         return True
 
     def _merge(self, node: dict[str, Any]) -> bool:
         kinds = self.facts.kinds
         kinds.add("MERGE")
+        self.facts.by_shape = False  # merge_unbounded reads constant rows and conditions
         self._write(node.get("relation"))
         for item in node.get("mergeWhenClauses", []):
             clause = item.get("MergeWhenClause", {}) if isinstance(item, dict) else {}
@@ -464,6 +505,7 @@ class _Walker:
     def _do(self, node: dict[str, Any]) -> bool:
         """A DO block runs its body now: PL/pgSQL is read like a function body."""
         self.facts.kinds.add("DO")
+        self.facts.by_shape = False  # the body is a string constant
         language, body = "plpgsql", None
         for option in node.get("args", []):
             elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
@@ -485,6 +527,7 @@ class _Walker:
     def _create_function(self, node: dict[str, Any]) -> bool:
         kinds = self.facts.kinds
         kinds.update({"CREATE", "CREATE FUNCTION"})
+        self.facts.by_shape = False  # the body is a string constant
         language, strings = "sql", []
         for option in node.get("options", []):
             elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
@@ -532,6 +575,7 @@ class _Walker:
         """CREATE RULE: its actions run with every matching write; judged now (the walk goes
         into them), and listed as parts."""
         self.facts.kinds.update({"CREATE", "CREATE RULE"})
+        self.facts.by_shape = False  # its actions are read back through the deparser
         self._write(node.get("relation"))
         sink = Facts(self.facts.text)
         self._inline_parts("actions", "rule action {n}", sink)
@@ -587,6 +631,7 @@ class _Walker:
             if elem.get("defname") == "analyze":
                 # EXPLAIN (ANALYZE false) does not run the statement; no argument means true.
                 analyze = option_truth(elem.get("arg")) is not False
+                self.facts.by_shape &= elem.get("arg") is None
         if analyze:
             self.facts.kinds.add("EXPLAIN ANALYZE")
         return analyze  # only EXPLAIN ANALYZE runs the statement inside
@@ -594,6 +639,7 @@ class _Walker:
     def _set(self, node: dict[str, Any]) -> bool:
         setting = str(node.get("name", "")).lower()
         self.facts.kinds.add("SET")
+        self.facts.by_shape = False  # the value is a constant the settings check reads
         if setting in ("role", "session_authorization"):
             self.facts.kinds.add("SET ROLE")
         value: str | None = None
@@ -623,9 +669,13 @@ class _Walker:
             function = parts[-1].lower()
             self.facts.functions.add(function)
             if function == "set_config":
+                self.facts.by_shape = False
                 self._set_config(node.get("args", []))
             elif function in querytext.NAMES:
+                self.facts.by_shape = False  # runs, or reads, what its string arguments say
                 self._query_text(function, node.get("args", []))
+            elif function in _NAMES_FROM_TEXT:
+                self.facts.by_shape = False
         return True
 
     def _query_text(self, function: str, args: list[Any]) -> None:
@@ -655,6 +705,17 @@ class _Walker:
         if setting in ("role", "session_authorization", "*"):
             self.facts.kinds.add("SET ROLE")
 
+    def _type_cast(self, node: dict[str, Any]) -> bool:
+        """'pg_terminate_backend'::regproc names a function (or table, role…) in a literal.
+        The rules do not read such names today; keyed by exact text they never will be
+        wrong to."""
+        arg = node.get("arg")
+        if isinstance(arg, dict) and "A_Const" in arg:
+            names = name(node.get("typeName", {}).get("names", []))
+            if names and names[-1].lower() in _CATALOG_NAME_TYPES:
+                self.facts.by_shape = False
+        return True
+
     def _range_var(self, node: dict[str, Any]) -> bool:
         relname = _relation(node)
         if relname:
@@ -671,6 +732,7 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.reads |= inner.reads
     sink.writes |= inner.writes
     sink.uses_session |= inner.uses_session
+    sink.by_shape &= inner.by_shape
     sink.settings.update(inner.settings)
 
 
@@ -750,6 +812,7 @@ _HANDLERS: dict[str, _Handler] = {
     "CreateEventTrigStmt": _Walker._create_event_trigger,
     "FuncCall": _Walker._func_call,
     "RangeVar": _Walker._range_var,
+    "TypeCast": _Walker._type_cast,
 }
 
 

@@ -1,16 +1,32 @@
-"""Judge whole query strings for one session, with a verdict cache keyed by exact text.
+"""Judge whole query strings for one session, with verdict caches by text and by shape.
 
 A statement gets the strictest verdict of itself and of everything that runs inside it (its
 ``parts``: body statements, rule actions, query strings handed to functions), each judged by
 the same rules. The session also remembers the bodies of functions it allowed to be created, so
 that a trigger binding one later is judged by what the body does; such judgements are not
 cached, since they depend on what came before.
+
+Verdicts are cached by exact text, and also by *shape*: the text with its constants replaced
+by ``$1, $2…`` (``pglast.parser.normalize``, ~4 µs), so that ``WHERE aid = 1`` and ``WHERE aid
+= 2`` are classified once. Two texts of one shape are the same text outside their constants,
+so their parse trees differ only in the constants' values. A verdict is kept by shape only
+when it provably did not read one: the classifier says so (``Facts.by_shape``: no SET or
+set_config, no SQL or names in strings, no bodies, no WHERE decided from its constants), no
+rule of the session reads the text (a regular expression) or anything but the kinds, names and
+tables of a statement, and the text holds no ``$`` (a parameter or a dollar quote would make
+the normalized form ambiguous). Everything else is cached by exact text only. Why not
+``pglast.parser.fingerprint``: it also forgets what is not a constant (a DO block's body, a
+SET's value, ``EXECUTE x`` versus ``EXECUTE y``, ``1::int`` versus ``'f'::regproc``), so equal
+fingerprints do not mean equal trees.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
+
+from pglast.parser import ParseError, normalize
 
 from engine.guardrail import reading
 from engine.guardrail.classify import Facts, ParseFailure, classify
@@ -18,6 +34,7 @@ from engine.guardrail.commands import CommandFacts, Cwd, classify_command
 from engine.guardrail.rules import (
     SEVERITY,
     GuardrailSettings,
+    Match,
     Rule,
     Verdict,
     judge_command,
@@ -52,6 +69,8 @@ class SessionGuard:
         self.rules = rules
         self.settings = settings
         self._cache: dict[str, Judgement] = {}
+        self._shapes: dict[str, Judgement] = {}  # normalized text → verdict (see above)
+        self._by_shape = shape_blind(rules)
         self._commands: dict[str, Judgement] = {}
         # Functions created (allowed) in this session: name → what the body does.
         self._bodies: dict[str, Facts] = {}
@@ -60,7 +79,9 @@ class SessionGuard:
         """A reloaded policy: the next statement is judged by ``rules`` (verdicts remembered
         under the old ones are forgotten; what the session created is still known)."""
         self.rules, self.settings = rules, settings
+        self._by_shape = shape_blind(rules)
         self._cache.clear()
+        self._shapes.clear()
         self._commands.clear()
 
     def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
@@ -88,12 +109,33 @@ class SessionGuard:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        judgement, cacheable = self._judge(text)
-        if cacheable:
-            if len(self._cache) >= self.settings.cache_size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[text] = judgement
+        shape = self._shape(text)
+        if shape is not None:
+            cached = self._shapes.get(shape)
+            if cached is not None:
+                return cached
+        judgement, cacheable, by_shape = self._judge(text)
+        if not cacheable:
+            return judgement
+        if shape is not None and by_shape and len(judgement.statements) == 1:
+            # Kept as the shape's verdict: the statement it names is the normalized text,
+            # never one session's constants.
+            verdict = dataclasses.replace(judgement.verdict, statement=shape)
+            judgement = dataclasses.replace(judgement, verdict=verdict, statements=(verdict,))
+            _put(self._shapes, shape, judgement, self.settings.cache_size)
+        else:
+            _put(self._cache, text, judgement, self.settings.cache_size)
         return judgement
+
+    def _shape(self, text: str) -> str | None:
+        """The text with its constants as $1, $2…, or None when verdicts on it may not be
+        shared by shape (see the module's docstring)."""
+        if not self._by_shape or "$" in text:
+            return None
+        try:
+            return normalize(text)
+        except (ParseError, UnicodeError, ValueError):
+            return None  # classify says why, and the verdict is kept by exact text
 
     def _remember(self, statements: list[Facts]) -> None:
         for facts in statements:
@@ -103,7 +145,8 @@ class SessionGuard:
                     self._bodies.pop(next(iter(self._bodies)))
                 self._bodies[function] = body
 
-    def _judge(self, text: str) -> tuple[Judgement, bool]:
+    def _judge(self, text: str) -> tuple[Judgement, bool, bool]:
+        """(the judgement, whether it may be cached, whether by shape)."""
         try:
             statements = classify(text, self._bodies)
         except ParseFailure as exc:
@@ -112,17 +155,43 @@ class SessionGuard:
                 f"PostgreSQL's parser rejects it ({exc}), so it cannot be classified",
                 text,
             )
-            return Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc)), True
+            return (Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc)),
+                    True, False)
         if not statements:
             verdict = Verdict("allow", None, "empty query", text)
-            return Judgement("allow", verdict, (verdict,)), True
+            return Judgement("allow", verdict, (verdict,)), True, False
         fallback = self.settings.fallback
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         decisive = max(verdicts, key=lambda v: v.severity)
         if decisive.action == "allow":
             self._remember(statements)
         return (Judgement(decisive.action, decisive, verdicts),
-                not any(f.uses_session for f in statements))
+                not any(f.uses_session for f in statements),
+                all(f.by_shape and not f.settings for f in statements))
+
+
+def _put(cache: dict[str, Judgement], key: str, judgement: Judgement, size: int) -> None:
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))  # the oldest entry
+    cache[key] = judgement
+
+
+# What a rule may look at for its verdict to be shared by texts of one shape: the kinds,
+# functions, tables and schemas of a statement (and a command's facts, which SQL never has).
+_SHAPE_BLIND_FIELDS = ("statements", "functions", "tables", "schemas", "access", "commands",
+                       "programs", "paths", "opaque")
+
+
+def shape_blind(rules: tuple[Rule, ...]) -> bool:
+    """Whether no rule reads what differs between texts of one shape. A criterion this list
+    does not know (a regular expression on the text, one added later) makes it False, so a
+    new kind of rule is kept by exact text until someone decides otherwise."""
+    for rule in rules:
+        match = rule.match
+        known = Match(**{f: getattr(match, f) for f in _SHAPE_BLIND_FIELDS})
+        if known != match:
+            return False
+    return True
 
 
 # Kinds of what the gateway cannot read (ARCHITECTURE.md invariant 9).
