@@ -21,6 +21,7 @@ it exists.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -28,6 +29,10 @@ from collections.abc import Callable
 import psycopg
 
 from bench.harness import target
+
+
+def _offset(one: Callable[[int], None], base: int, i: int) -> None:
+    one(base + i)
 
 
 def timed(writes: int, one: Callable[[int], None]) -> list[float]:
@@ -83,7 +88,7 @@ def main() -> None:
             for name, one, wrapped in cases:
                 if wrapped:
                     run("BEGIN")
-                samples = timed(10, lambda i, one=one, base=round_ * 10: one(base + i))
+                samples = timed(10, functools.partial(_offset, one, round_ * 10))
                 if wrapped:
                     run("COMMIT")
                 if round_ >= 20:  # warm-up rounds left out
