@@ -18,7 +18,7 @@ aggregates, types, triggers and the like put the function they bind in ``functio
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,10 +124,9 @@ class Facts:
     parts: list[Facts] = field(default_factory=list)
     origin: str = ""  # where this part sits in the statement that holds it
     deferred: bool = False  # runs later (a body, a rule), not when the statement runs
-    # Functions this statement creates, by name, with what their bodies do (for triggers).
+    # Functions this statement creates, by identity (``s.f(int4)``), with what their bodies
+    # do: a trigger later in the same text that binds one is judged by it.
     defines: dict[str, Facts] = field(default_factory=dict)
-    # The verdict depends on functions created earlier in the session (a trigger's).
-    uses_session: bool = False
     # These facts hold for every text that differs from this one only in the values of its
     # constants (what ``pglast.parser.normalize`` replaces with $n): nothing here was read
     # from a literal, a setting's value or a body written as a string. False wherever a
@@ -147,12 +146,16 @@ class Facts:
         return "; ".join(parts)
 
 
-def classify(sql: str, bodies: Mapping[str, Facts] | None = None,
-             depth: int = 0) -> list[Facts]:
+def classify(sql: str, depth: int = 0) -> list[Facts]:
     """Facts for each statement of ``sql`` (a multi-statement string gives several).
 
-    ``bodies`` are functions created earlier in the session (name → what the body does): a
-    trigger that binds one is judged by it; one created earlier in ``sql`` counts too."""
+    A trigger is judged by the body of the function it binds only when that function is
+    created earlier in the same text, under the same schema-qualified name, with no statement
+    between that could run code or change what the name means (see ``_KEEPS_FUNCTIONS``): the
+    server stops a query string at its first error, so if the CREATE FUNCTION fails ("already
+    exists"), the trigger is never created. Anything else binds a body the gateway has not
+    seen, which is opaque. No memory is kept across texts: a function the session created
+    before may since have been replaced, renamed or never created at all."""
     try:
         raw = sql.encode()
         tree = orjson.loads(parse_sql_json(sql))
@@ -165,7 +168,7 @@ def classify(sql: str, bodies: Mapping[str, Facts] | None = None,
         raise ParseFailure("the statement is too deeply nested for the gateway to classify",
                            None) from exc
     out: list[Facts] = []
-    known: dict[str, Facts] = dict(bodies or {})
+    known: dict[str, Facts] = {}
     for entry in tree.get("stmts", []):
         start = entry.get("stmt_location", 0)
         length = entry.get("stmt_len", 0) or len(raw) - start
@@ -175,7 +178,10 @@ def classify(sql: str, bodies: Mapping[str, Facts] | None = None,
             _Walker(facts, known, depth).visit(entry.get("stmt", {}))
         except RecursionError as exc:
             raise ParseFailure("the statement is too deeply nested to classify", None) from exc
-        known.update(facts.defines)
+        if _keeps_functions(entry.get("stmt", {})):
+            known.update(facts.defines)
+        else:
+            known.clear()
         out.append(facts)
     return out
 
@@ -236,7 +242,7 @@ class _Walker:
             _opaque(sink, sql, origin, "nested too deeply for the gateway to read", deferred)
             return
         try:
-            statements = classify(sql, self.bodies, self.depth + 1)
+            statements = classify(sql, self.depth + 1)
         except ParseFailure as exc:
             _opaque(sink, sql, origin, f"does not parse ({exc})", deferred)
             return
@@ -545,7 +551,7 @@ class _Walker:
         what = f"body of {function}"
         sink = Facts(f"{function}(…)")
         if language == "sql" and node.get("sql_body") is not None:  # BEGIN ATOMIC, RETURN
-            _Walker(sink, self.bodies, self.depth + 1).visit({"body": node["sql_body"]})
+            _Walker(sink, {}, self.depth + 1).visit({"body": node["sql_body"]})
             escaped = what.replace("{", "{{").replace("}", "}}")  # a quoted name may hold {
             self._inline_parts("sql_body", escaped + ", statement {n}", sink)
         elif language == "sql" and strings:
@@ -563,7 +569,7 @@ class _Walker:
             _opaque(sink, " ".join(strings), what, f"is in language {language}, which the "
                     "gateway cannot read", True)
         self._take(sink, deferred=True)
-        self.facts.defines[function] = sink
+        self.facts.defines[_identity(parts, node.get("parameters", []))] = sink
         return True
 
     def _take(self, sink: Facts, deferred: bool) -> None:
@@ -580,7 +586,6 @@ class _Walker:
         sink = Facts(self.facts.text)
         self._inline_parts("actions", "rule action {n}", sink)
         self.facts.parts.extend(sink.parts)
-        self.facts.uses_session |= sink.uses_session
         return True
 
     def _create_trigger(self, node: dict[str, Any]) -> bool:
@@ -595,24 +600,29 @@ class _Walker:
         return True
 
     def _bind_body(self, funcname: list[Any], what: str) -> None:
-        """A trigger runs its function on others' writes: judge the body if the gateway saw it
-        created (earlier in this text or this session), else it is opaque."""
+        """A trigger runs its function (looked up with no arguments) on others' writes: judge
+        the body if this text creates it under the same schema-qualified name (see
+        ``classify``), else it is opaque. An unqualified name is looked up along a search_path
+        the gateway does not know (pg_catalog first, or later; never pg_temp, where an
+        unqualified CREATE FUNCTION may go), so it never matches a body."""
         parts = name(funcname)
         if not parts:
             return
         function = parts[-1].lower()
         self.facts.functions.add(function)
-        self.facts.uses_session = True
-        body = self.bodies.get(function)
-        origin = f"{what} {function}"
+        body = self.bodies.get(_identity(parts, [])) if len(parts) > 1 else None
+        origin = f"{what} {'.'.join(parts)}"
         if body is not None:
             bound = dataclasses.replace(body, origin=origin, deferred=True)
             _combine(self.facts, bound, deferred=True)
             self.facts.parts.append(bound)
-        elif function not in _KNOWN_TRIGGER_FUNCTIONS:
+        elif not (len(parts) == 2 and parts[0] == "pg_catalog"
+                  and function in _KNOWN_TRIGGER_FUNCTIONS):
             sink = Facts(self.facts.text)
-            _opaque(sink, f"{'.'.join(parts)}()", origin, "was not created through the "
-                    "gateway in this session, so its body was not seen", True)
+            why = ("is named without its schema, so which function it is depends on the "
+                   "session's search_path" if len(parts) == 1 else
+                   "is not created earlier in the same query text, so its body was not seen")
+            _opaque(sink, f"{'.'.join(parts)}()", origin, why, True)
             self._take(sink, deferred=True)
 
     def _vacuum(self, node: dict[str, Any]) -> bool:
@@ -731,9 +741,38 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.functions |= inner.functions
     sink.reads |= inner.reads
     sink.writes |= inner.writes
-    sink.uses_session |= inner.uses_session
     sink.by_shape &= inner.by_shape
     sink.settings.update(inner.settings)
+
+
+# Statements after which a function created earlier in the same text is still the one its
+# name means when a later trigger binds it: they run no code (no call, no write that fires a
+# trigger, no COMMIT that fires deferred ones) and rename, move or drop nothing.
+_KEEPS_FUNCTIONS = frozenset({"CreateFunctionStmt", "CreateTrigStmt", "CreateEventTrigStmt",
+                              "CommentStmt"})
+
+
+def _keeps_functions(stmt: dict[str, Any]) -> bool:
+    node_type = next(iter(stmt), "")
+    if node_type == "CreateStmt":  # a new table (a partition's bounds are checked: not one)
+        node = stmt[node_type]
+        return not (isinstance(node, dict) and node.get("partbound"))
+    return node_type in _KEEPS_FUNCTIONS
+
+
+def _identity(parts: list[str], parameters: list[Any]) -> str:
+    """A function as the catalog identifies it: its name as written (schema-qualified or
+    not) and the types of its input parameters (OUT and TABLE columns left out)."""
+    types = []
+    for item in parameters:
+        param = item.get("FunctionParameter", {}) if isinstance(item, dict) else {}
+        if param.get("mode") in ("FUNC_PARAM_OUT", "FUNC_PARAM_TABLE"):
+            continue
+        arg = param.get("argType", {})
+        names = name(arg.get("names", [])) if isinstance(arg, dict) else []
+        bounds = "[]" * len(arg.get("arrayBounds", [])) if isinstance(arg, dict) else ""
+        types.append(".".join(names) + bounds if names else "?")
+    return f"{'.'.join(parts)}({','.join(types)})"
 
 
 def _opaque(sink: Facts, text: str, origin: str, why: str, deferred: bool) -> None:

@@ -2,9 +2,9 @@
 
 A statement gets the strictest verdict of itself and of everything that runs inside it (its
 ``parts``: body statements, rule actions, query strings handed to functions), each judged by
-the same rules. The session also remembers the bodies of functions it allowed to be created, so
-that a trigger binding one later is judged by what the body does; such judgements are not
-cached, since they depend on what came before.
+the same rules. Nothing is remembered from one text to the next: a trigger is judged by its
+function's body only when the same text creates it (``classify``); a function allowed earlier
+may since have failed to be created, been replaced or renamed, so binding it later is opaque.
 
 Verdicts are cached by exact text, and also by *shape*: the text with its constants replaced
 by ``$1, $2…`` (``pglast.parser.normalize``, ~4 µs), so that ``WHERE aid = 1`` and ``WHERE aid
@@ -72,12 +72,10 @@ class SessionGuard:
         self._shapes: dict[str, Judgement] = {}  # normalized text → verdict (see above)
         self._by_shape = shape_blind(rules)
         self._commands: dict[str, Judgement] = {}
-        # Functions created (allowed) in this session: name → what the body does.
-        self._bodies: dict[str, Facts] = {}
 
     def replace(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
         """A reloaded policy: the next statement is judged by ``rules`` (verdicts remembered
-        under the old ones are forgotten; what the session created is still known)."""
+        under the old ones are forgotten)."""
         self.rules, self.settings = rules, settings
         self._by_shape = shape_blind(rules)
         self._cache.clear()
@@ -137,18 +135,10 @@ class SessionGuard:
         except (ParseError, UnicodeError, ValueError):
             return None  # classify says why, and the verdict is kept by exact text
 
-    def _remember(self, statements: list[Facts]) -> None:
-        for facts in statements:
-            for function, body in facts.defines.items():
-                self._bodies.pop(function, None)
-                if len(self._bodies) >= self.settings.cache_size:
-                    self._bodies.pop(next(iter(self._bodies)))
-                self._bodies[function] = body
-
     def _judge(self, text: str) -> tuple[Judgement, bool, bool]:
         """(the judgement, whether it may be cached, whether by shape)."""
         try:
-            statements = classify(text, self._bodies)
+            statements = classify(text)
         except ParseFailure as exc:
             verdict = Verdict(
                 self.settings.fallback, "fallback",
@@ -163,10 +153,7 @@ class SessionGuard:
         fallback = self.settings.fallback
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         decisive = max(verdicts, key=lambda v: v.severity)
-        if decisive.action == "allow":
-            self._remember(statements)
-        return (Judgement(decisive.action, decisive, verdicts),
-                not any(f.uses_session for f in statements),
+        return (Judgement(decisive.action, decisive, verdicts), True,
                 all(f.by_shape and not f.settings for f in statements))
 
 

@@ -585,24 +585,24 @@ def test_options_that_are_not_functions_are_not_calls(sql: str) -> None:
 
 # --- triggers judge the function they bind --------------------------------------------------
 
-TRIGGER_FUNCTION = ("CREATE FUNCTION wipe() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                    "UPDATE t SET x = 0; RETURN NEW; END $$")
+TRIGGER_FUNCTION = ("CREATE FUNCTION public.wipe() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN UPDATE t SET x = 0; RETURN NEW; END $$")
 
 
-def test_a_trigger_is_judged_by_the_body_it_binds_when_the_gateway_saw_it() -> None:
+def test_a_trigger_is_judged_by_the_body_it_binds_when_the_same_text_creates_it() -> None:
     created, trigger = classify(f"{TRIGGER_FUNCTION}; CREATE TRIGGER tr AFTER INSERT ON u "
-                                "FOR EACH ROW EXECUTE FUNCTION wipe()")
+                                "FOR EACH ROW EXECUTE FUNCTION public.wipe()")
     assert "UPDATE WITHOUT WHERE" in created.kinds
+    assert set(created.defines) == {"public.wipe()"}
     assert {"CREATE TRIGGER", "UPDATE", "UPDATE WITHOUT WHERE"} <= trigger.kinds
     assert "OPAQUE BODY" not in trigger.kinds
     assert trigger.writes == {"t", "u"}
-    assert trigger.uses_session
     (bound,) = trigger.parts
-    assert bound.origin == "trigger function wipe" and bound.deferred
-    # From an earlier statement of the session (what the guard remembers), too.
+    assert bound.origin == "trigger function public.wipe" and bound.deferred
+    # From an earlier text, no: it may have failed, or been replaced since.
     (again,) = classify("CREATE TRIGGER tr AFTER INSERT ON u FOR EACH ROW EXECUTE FUNCTION "
-                        "public.wipe()", bodies=created.defines)
-    assert "UPDATE WITHOUT WHERE" in again.kinds
+                        "public.wipe()")
+    assert "OPAQUE BODY" in again.kinds
 
 
 @pytest.mark.parametrize("sql", [
@@ -618,19 +618,22 @@ def test_a_trigger_is_judged_by_the_body_it_binds_when_the_gateway_saw_it() -> N
 def test_a_trigger_on_a_function_the_gateway_never_saw_is_opaque(sql: str) -> None:
     facts = one(sql)
     assert "OPAQUE BODY" in facts.kinds
-    assert facts.uses_session
 
 
-def test_built_in_trigger_functions_are_known() -> None:
+def test_built_in_trigger_functions_are_known_by_their_schema() -> None:
+    facts = one("CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW "
+                "EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()")
+    assert "OPAQUE BODY" not in facts.kinds
+    # Unqualified, a function of the same name earlier in the search_path would be bound.
     facts = one("CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW "
                 "EXECUTE FUNCTION suppress_redundant_updates_trigger()")
-    assert "OPAQUE BODY" not in facts.kinds
+    assert "OPAQUE BODY" in facts.kinds
 
 
 def test_a_trigger_on_a_function_in_a_language_the_gateway_cannot_read_is_opaque() -> None:
-    _, trigger = classify("CREATE FUNCTION t() RETURNS trigger LANGUAGE plperl AS "
+    _, trigger = classify("CREATE FUNCTION s.t() RETURNS trigger LANGUAGE plperl AS "
                           "'return'; CREATE TRIGGER tr AFTER INSERT ON u "
-                          "EXECUTE FUNCTION t()")
+                          "EXECUTE FUNCTION s.t()")
     assert "OPAQUE BODY" in trigger.kinds
 
 
@@ -667,8 +670,8 @@ def test_parts_say_where_they_are() -> None:
     sql_body = one("CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC "
                    "DELETE FROM t; SELECT 1; END")
     assert [p.origin for p in sql_body.parts] == ["body of g, statement 1"]
-    assert sql_body.defines["g"].kinds >= {"DELETE", "DELETE WITHOUT WHERE"}
+    assert sql_body.defines["g()"].kinds >= {"DELETE", "DELETE WITHOUT WHERE"}
     returning = one("CREATE FUNCTION h() RETURNS bool LANGUAGE sql "
                     "RETURN pg_terminate_backend(1)")
     assert "pg_terminate_backend" in returning.functions
-    assert "pg_terminate_backend" in returning.defines["h"].functions
+    assert "pg_terminate_backend" in returning.defines["h()"].functions

@@ -428,41 +428,30 @@ def test_settings_inside_a_function_body_are_refused_when_it_is_created() -> Non
     assert text.action == "block"
 
 
-TRIGGER_BODY = ("CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "NEW.changed := now(); INSERT INTO audit (what) VALUES (TG_OP); "
+TRIGGER_BODY = ("CREATE OR REPLACE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN NEW.changed := now(); INSERT INTO audit (what) VALUES (TG_OP); "
                 "RETURN NEW; END $$")
-TRIGGER = "CREATE TRIGGER s BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp()"
+TRIGGER = "CREATE TRIGGER s BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION public.stamp()"
 
 
-def test_a_trigger_on_a_function_allowed_earlier_in_the_session_is_judged_by_its_body(
-        classify_calls: list[str]) -> None:
+def test_a_trigger_is_judged_by_its_body_only_when_the_same_text_creates_it() -> None:
     g = session(INSIDE)
-    assert g.judge(TRIGGER).rule == "opaque"  # not seen yet: opaque
+    assert g.judge(f"{TRIGGER_BODY}; {TRIGGER}").action == "allow"
+    # The same function allowed in an earlier text is not remembered: that CREATE may have
+    # failed ("already exists"), and the function the name means may do anything.
     assert g.judge(TRIGGER_BODY).action == "allow"
-    assert g.judge(TRIGGER).action == "allow"  # now the body is known
-    assert classify_calls.count(TRIGGER) == 2  # depends on the session: never cached
-
-
-def test_a_function_that_was_not_allowed_is_not_remembered() -> None:
-    g = session(INSIDE)
-    assert g.judge("CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                   "DELETE FROM audit; RETURN NEW; END $$").action == "review"
     assert g.judge(TRIGGER).rule == "opaque"
-    # Replaced by an allowed body: that one is what the trigger binds.
-    assert g.judge(TRIGGER_BODY).action == "allow"
-    assert g.judge(TRIGGER).action == "allow"
-    # And a later reviewed replacement does not count until it is allowed.
-    g.judge("CREATE OR REPLACE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "DROP TABLE audit; RETURN NEW; END $$")
-    assert g.judge(TRIGGER).action == "allow"
+    # A harmful body in the same text is what the trigger does.
+    wipe = TRIGGER_BODY.replace("INSERT INTO audit (what) VALUES (TG_OP)", "DELETE FROM audit")
+    assert g.judge(f"{wipe}; {TRIGGER}").rule == "review-deletes"
 
 
-def test_remembered_bodies_are_bounded() -> None:
-    g = session(INSIDE, cache_size=2)
-    for name in ("a", "b", "c"):
-        g.judge(TRIGGER_BODY.replace("stamp()", f"{name}()"))
-    assert g.judge(TRIGGER.replace("stamp()", "a()")).rule == "opaque"
-    assert g.judge(TRIGGER.replace("stamp()", "c()")).action == "allow"
+def test_no_body_is_remembered_across_texts(classify_calls: list[str]) -> None:
+    g = session(INSIDE)
+    assert g.judge(TRIGGER).rule == "opaque"
+    g.judge(TRIGGER_BODY)
+    assert g.judge(TRIGGER).rule == "opaque"
+    assert classify_calls.count(TRIGGER) == 1  # depends on nothing before it: cached
 
 
 # --- the shipped policy and the classes of issue 12 -----------------------------------------

@@ -190,8 +190,8 @@ def test_a_procedure_and_a_trigger_function_are_read() -> None:
                   "UPDATE t SET x = 0; NEW.y := pg_sleep(0); RETURN NEW; END $$")
     assert {"UPDATE", "UPDATE WITHOUT WHERE"} <= trigger.kinds
     assert "pg_sleep" in trigger.functions
-    assert set(trigger.defines) == {"trg"}
-    assert "UPDATE WITHOUT WHERE" in trigger.defines["trg"].kinds
+    assert set(trigger.defines) == {"trg()"}
+    assert "UPDATE WITHOUT WHERE" in trigger.defines["trg()"].kinds
 
 
 @pytest.mark.parametrize("sql", [
