@@ -20,7 +20,13 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from engine.events import ApprovalDecided, ApprovalRequested, ApprovalVoted, Event
+from engine.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    ApprovalVoted,
+    Event,
+    PolicyReloaded,
+)
 from recordings.replay import SessionNotFound, open_timeline
 from store import StoreError, open_store
 from themes import DEFAULT, THEMES
@@ -179,6 +185,11 @@ class GatewatchApp(App[None]):
                             timeout=10)
             case ApprovalVoted() | ApprovalDecided():
                 self._approvals_changed()
+            case PolicyReloaded(status=status, by=by, message=message):
+                # Every operator hears of a policy change (or a refused one), whoever made it.
+                self.notify(f"{message} (by {by})", title=f"Policy reload {status}",
+                            severity="information" if status == "applied" else "warning",
+                            timeout=10)
             case _:  # the rest change the sessions list: the timer refreshes it, coalesced
                 pass
         self.stale.add("sessions")

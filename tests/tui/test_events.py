@@ -133,3 +133,21 @@ async def test_approval_events_refresh_at_once_the_rest_wait_for_the_timer() -> 
         assert source.reads == ["approvals", "sessions"]
         assert app.stale == set()
         assert not app._notifications  # only a new request is announced
+
+
+async def test_a_policy_reload_is_announced_to_every_operator() -> None:
+    from engine.events import PolicyReloaded
+
+    source = Counting()
+    source.events = [PolicyReloaded("applied", "oncall", "policy reloaded: 2 rules changed"),
+                     PolicyReloaded("refused", "bob", "policies.yaml:3: unknown key 'actoin'")]
+    app = GatewatchApp(source, clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(200):
+            if len(app._notifications) >= 2:
+                break
+            await pilot.pause(0.02)
+        applied, refused = sorted(app._notifications, key=lambda n: n.title)
+        assert (applied.title, applied.severity) == ("Policy reload applied", "information")
+        assert applied.message == "policy reloaded: 2 rules changed (by oncall)"
+        assert (refused.title, refused.severity) == ("Policy reload refused", "warning")
