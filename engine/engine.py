@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from engine.masking.policy import masking_key
 from engine.metrics import Metrics, MetricsServer, StreamStats
 from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
-from engine.pg.connection import PgContext, serve_client
+from engine.pg.connection import PgConnection, PgContext, serve_client
 from engine.pg.side import Side
 from engine.recorder import Recorder
 from engine.reload import PolicyReloader, ReloadResult
@@ -107,6 +108,8 @@ class Engine:
             masking_rules=self.config.masking, masking_key=key, token_grace=grace)
         self._load_lockouts()
         self.pg = PgContext(self.sessions, CancelKeys())
+        if self.metrics is not None:
+            self.metrics.pg_bytes = self._pg_bytes
         self.reloader = PolicyReloader(self.config, self.guard, self.broker, self.sessions,
                                        self.recorder, self.events)
         loop = asyncio.get_running_loop()
@@ -191,6 +194,17 @@ class Engine:
         host, port = acceptor.sockets[0].getsockname()[:2]
         self.listeners[conn.name] = (host, port)
         log.info("connection %s (ssh) listening on %s:%d", conn.name, host, port)
+
+    def _pg_bytes(self) -> dict[tuple[str, str], int]:
+        """PostgreSQL bytes relayed: by ended sessions, and so far by live ones."""
+        if self.sessions is None:
+            return {}
+        totals = Counter(self.sessions.relayed)
+        for session in self.sessions.live.values():
+            if isinstance(session.transport, PgConnection):
+                for direction, count in session.transport.relayed().items():
+                    totals[(session.conn.name, direction)] += count
+        return dict(totals)
 
     def live(self) -> dict[str, Session]:
         """Every live session, PostgreSQL and SSH, by id."""

@@ -113,6 +113,12 @@ class _Live(Collector):
                                     "Records committed to the journal, not yet in SQLite")
         backlog.add_metric([], m.backlog())
         yield backlog
+        relayed = CounterMetricFamily(
+            "gatewatch_postgres_bytes", "PostgreSQL bytes relayed (in: from clients, out: to"
+            " clients)", labels=["connection", "direction"])
+        for (connection, direction), count in sorted(m.pg_bytes().items()):
+            relayed.add_metric([connection, direction], count)
+        yield relayed
         s = m.stream
         if s is not None:
             for name, doc, value in (
@@ -172,6 +178,7 @@ class Metrics:
         for outcome in OUTCOMES:
             self.approvals.labels(outcome)
         self.backlog: Callable[[], int] = lambda: 0
+        self.pg_bytes: Callable[[], dict[tuple[str, str], int]] = dict
         self.stream: StreamStats | None = None
         self._vendor = Bounded()
         # session id → (labels of its sessions families, connection, protocol); rejected ones

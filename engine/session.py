@@ -90,6 +90,9 @@ class SessionContext:
     token_grace: float = 0.0  # a session outlives its OIDC token by this much
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     unauthenticated: Unauthenticated = field(default_factory=Unauthenticated)
+    # PostgreSQL bytes relayed by ended sessions, by (connection, direction): the metrics add
+    # the live sessions' own counts at scrape time (nothing on the data path but a sum).
+    relayed: Counter[tuple[str, str]] = field(default_factory=Counter)
     lockouts: Lockouts = field(default_factory=Lockouts)  # operators' lock-outs in force
 
 

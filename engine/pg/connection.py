@@ -98,6 +98,8 @@ class PgConnection:
             self.path.finish([
                 StatementFinished(seq, "lost", None, None, None, f"session ended: {reason}", now)
                 for seq in self.relay.open_statements() if self.session.is_running(seq)])
+        for direction, count in self.relayed().items():
+            self.ctx.sessions.relayed[(self.conn.name, direction)] += count
         if self._cancel_pid is not None:
             self.ctx.cancel_keys.release(self._cancel_pid)
         self.client.close()
@@ -105,6 +107,10 @@ class PgConnection:
             self.upstream.close()
         if not self._done.done():
             self._done.set_result(None)
+
+    def relayed(self) -> dict[str, int]:
+        """Bytes this session relayed: from the client to the target and back."""
+        return {"in": self.client.received, "out": self.client.sent}
 
     def details(self) -> dict[str, Any]:
         return {"statements": self.relay.statements,

@@ -29,6 +29,8 @@ class Side(asyncio.Protocol):
         self._buf = bytearray()
         self._paused = False  # reading stopped while the handshake holds HANDSHAKE_BUFFER
         self._peer = ""
+        self.received = 0  # bytes read from the peer, and written to it (metrics)
+        self.sent = 0
         self._waiter: asyncio.Future[None] | None = None
         self.on_data: Callable[[bytes], None] | None = None
         self.on_lost: Callable[[Exception | None], None] | None = None
@@ -46,6 +48,7 @@ class Side(asyncio.Protocol):
             self._on_made(self)
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         if self.on_data is not None:
             self.on_data(data)
             return
@@ -147,6 +150,7 @@ class Side(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
+            self.sent += len(data)
             self.transport.write(data)
 
     def pause_reading(self) -> None:

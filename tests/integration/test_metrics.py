@@ -134,3 +134,18 @@ def test_counters_move_with_traffic_and_labels_carry_no_text_or_data(
         assert not any(text in v.lower() for v in labels), text
     sessions = {s["id"] for s in metered.sessions()}
     assert not labels & sessions
+
+
+def test_postgres_bytes_relayed_are_counted_live_and_after_the_session(
+        metered: Gateway) -> None:
+    def relayed(direction: str) -> float:
+        return scrape(metered).get(("gatewatch_postgres_bytes_total",
+                                    (("connection", "shop"), ("direction", direction))), 0.0)
+
+    before_in, before_out = relayed("in"), relayed("out")
+    with psycopg.connect(metered.dsn(), autocommit=True) as conn:
+        conn.execute("select repeat('x', 100000)").fetchone()
+        live_out = relayed("out")  # counted while the session is live
+        assert live_out - before_out >= 100_000
+    after_in, after_out = relayed("in"), relayed("out")  # and kept once it ended
+    assert after_out >= live_out and after_in - before_in > len("select repeat('x', 100000)")
