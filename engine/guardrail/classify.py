@@ -134,6 +134,8 @@ class Facts:
     # bodies, a WHERE whose bounds were decided from constants, casts of a literal to a
     # catalog name). The guard keys verdicts by the normalized text only when this holds.
     by_shape: bool = True
+    # Where ``text`` sits in the query string (characters), for a statement of one.
+    span: tuple[int, int] = (0, 0)
 
     def describe(self) -> str:
         parts = [", ".join(sorted(self.kinds)) or "unknown statement"]
@@ -172,8 +174,12 @@ def classify(sql: str, depth: int = 0) -> list[Facts]:
     for entry in tree.get("stmts", []):
         start = entry.get("stmt_location", 0)
         length = entry.get("stmt_len", 0) or len(raw) - start
-        text = raw[start : start + length].decode(errors="replace").strip()
+        piece = raw[start : start + length].decode(errors="replace")
+        text = piece.strip()
         facts = Facts(text)
+        if depth == 0:
+            head = len(raw[:start].decode(errors="replace")) + len(piece) - len(piece.lstrip())
+            facts.span = (head, head + len(text))
         try:
             _Walker(facts, known, depth).visit(entry.get("stmt", {}))
         except RecursionError as exc:
@@ -365,9 +371,10 @@ class _Walker:
             kinds.update({"ALTER ROLE", "ROLE"})
         elif what == "OBJECT_DATABASE":
             kinds.add("ALTER DATABASE")
-        elif what in _RELATIONS:  # ALTER INDEX v3 RENAME renames v3, a table or not
+        elif what in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME", "RENAME TABLE"})
-        elif what == "OBJECT_COLUMN" and node.get("relationType") in _RELATIONS:
+        elif what == "OBJECT_COLUMN" and node.get("relationType") in ("OBJECT_TABLE",
+                                                                       "OBJECT_FOREIGN_TABLE"):
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME COLUMN"})
         elif what == "OBJECT_TABCONSTRAINT":  # only tables have these (domains: DOMCONSTRAINT)
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME CONSTRAINT"})
@@ -376,10 +383,9 @@ class _Walker:
         return True
 
     def _set_schema(self, node: dict[str, Any]) -> bool:
-        """ALTER TABLE t SET SCHEMA s: the table leaves the name applications use (spelled
-        with any relation's keyword: the gateway cannot see what t is)."""
+        """ALTER TABLE t SET SCHEMA s: the table leaves the name applications use."""
         self._generic("AlterObjectSchemaStmt")
-        if node.get("objectType") in _RELATIONS:
+        if node.get("objectType") in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
             self.facts.kinds.update({"ALTER", "ALTER TABLE", "ALTER TABLE SET SCHEMA"})
             self._write(node.get("relation"))
         return True
@@ -743,13 +749,6 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.writes |= inner.writes
     sink.by_shape &= inner.by_shape
     sink.settings.update(inner.settings)
-
-
-# Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
-# TABLE act on any relation and ALTER INDEX rename any relation, and the gateway cannot see
-# which kind of relation a name is: each of them may be a table's rename or move.
-_RELATIONS = frozenset({"OBJECT_TABLE", "OBJECT_FOREIGN_TABLE", "OBJECT_INDEX", "OBJECT_VIEW",
-                        "OBJECT_SEQUENCE", "OBJECT_MATVIEW"})
 
 
 # Statements after which a function created earlier in the same text is still the one its

@@ -12,9 +12,10 @@ by ``$1, $2…`` (``pglast.parser.normalize``, ~4 µs), so that ``WHERE aid = 1`
 so their parse trees differ only in the constants' values. A verdict is kept by shape only
 when it provably did not read one: the classifier says so (``Facts.by_shape``: no SET or
 set_config, no SQL or names in strings, no bodies, no WHERE decided from its constants), no
-rule of the session reads the text (a regular expression) or anything but the kinds, names and
-tables of a statement, and the text holds no ``$`` (a parameter or a dollar quote would make
-the normalized form ambiguous). Everything else is cached by exact text only. Why not
+rule of the session reads anything but the kinds, names and tables of a statement and its text
+(a regular expression, which is tried on each text: the verdicts of one shape are kept by which
+expressions match), the text is one statement, and it holds no ``$`` (a parameter or a dollar
+quote would make the normalized form ambiguous). Everything else is cached by exact text. Why not
 ``pglast.parser.fingerprint``: it also forgets what is not a constant (a DO block's body, a
 SET's value, ``EXECUTE x`` versus ``EXECUTE y``, ``1::int`` versus ``'f'::regproc``), so equal
 fingerprints do not mean equal trees.
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pglast.parser import ParseError, normalize
 
@@ -69,8 +72,11 @@ class SessionGuard:
         self.rules = rules
         self.settings = settings
         self._cache: dict[str, Judgement] = {}
-        self._shapes: dict[str, Judgement] = {}  # normalized text → verdict (see above)
+        # normalized text → (characters before and after its statement, verdicts by which
+        # of the session's regular expressions match the statement)
+        self._shapes: dict[str, tuple[int, int, dict[tuple[bool, ...], Judgement]]] = {}
         self._by_shape = shape_blind(rules)
+        self._patterns = _patterns(rules)
         self._commands: dict[str, Judgement] = {}
 
     def replace(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
@@ -78,6 +84,7 @@ class SessionGuard:
         under the old ones are forgotten)."""
         self.rules, self.settings = rules, settings
         self._by_shape = shape_blind(rules)
+        self._patterns = _patterns(rules)
         self._cache.clear()
         self._shapes.clear()
         self._commands.clear()
@@ -109,21 +116,36 @@ class SessionGuard:
             return cached
         shape = self._shape(text)
         if shape is not None:
-            cached = self._shapes.get(shape)
-            if cached is not None:
-                return cached
-        judgement, cacheable, by_shape = self._judge(text)
+            entry = self._shapes.get(shape)
+            if entry is not None:
+                head, tail, verdicts = entry
+                cached = verdicts.get(self._matches(text[head:len(text) - tail]))
+                if cached is not None:
+                    return cached
+        judgement, cacheable, span = self._judge(text)
         if not cacheable:
             return judgement
-        if shape is not None and by_shape and len(judgement.statements) == 1:
-            # Kept as the shape's verdict: the statement it names is the normalized text,
-            # never one session's constants.
-            verdict = dataclasses.replace(judgement.verdict, statement=shape)
-            judgement = dataclasses.replace(judgement, verdict=verdict, statements=(verdict,))
-            _put(self._shapes, shape, judgement, self.settings.cache_size)
-        else:
+        if shape is None or span is None:
             _put(self._cache, text, judgement, self.settings.cache_size)
+            return judgement
+        # Kept as the shape's verdict: the statement it names is the normalized text, never
+        # one session's constants. Texts of one shape have the same characters around their
+        # statement (constants sit inside it), so the span found here serves them all.
+        verdict = dataclasses.replace(judgement.verdict, statement=shape)
+        judgement = dataclasses.replace(judgement, verdict=verdict, statements=(verdict,))
+        head, tail = span[0], len(text) - span[1]
+        entry = self._shapes.get(shape)
+        if entry is None:
+            entry = (head, tail, {})
+            _put(self._shapes, shape, entry, self.settings.cache_size)
+        if entry[:2] == (head, tail):
+            entry[2][self._matches(text[span[0]:span[1]])] = judgement
         return judgement
+
+    def _matches(self, statement: str) -> tuple[bool, ...]:
+        """Which of the session's regular expressions find something in the statement: all
+        that a rule reads and that may differ between texts of one shape."""
+        return tuple(pattern.search(statement) is not None for pattern in self._patterns)
 
     def _shape(self, text: str) -> str | None:
         """The text with its constants as $1, $2…, or None when verdicts on it may not be
@@ -135,8 +157,9 @@ class SessionGuard:
         except (ParseError, UnicodeError, ValueError):
             return None  # classify says why, and the verdict is kept by exact text
 
-    def _judge(self, text: str) -> tuple[Judgement, bool, bool]:
-        """(the judgement, whether it may be cached, whether by shape)."""
+    def _judge(self, text: str) -> tuple[Judgement, bool, tuple[int, int] | None]:
+        """(the judgement, whether it may be cached, and where its statement sits when it is
+        one statement whose verdict may be kept by shape)."""
         try:
             statements = classify(text)
         except ParseFailure as exc:
@@ -146,32 +169,40 @@ class SessionGuard:
                 text,
             )
             return (Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc)),
-                    True, False)
+                    True, None)
         if not statements:
             verdict = Verdict("allow", None, "empty query", text)
-            return Judgement("allow", verdict, (verdict,)), True, False
+            return Judgement("allow", verdict, (verdict,)), True, None
         fallback = self.settings.fallback
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         decisive = max(verdicts, key=lambda v: v.severity)
-        return (Judgement(decisive.action, decisive, verdicts), True,
-                all(f.by_shape and not f.settings for f in statements))
+        one = statements[0]
+        by_shape = len(statements) == 1 and one.by_shape and not one.settings
+        return Judgement(decisive.action, decisive, verdicts), True, one.span if by_shape else None
 
 
-def _put(cache: dict[str, Judgement], key: str, judgement: Judgement, size: int) -> None:
+def _put(cache: dict[str, _V], key: str, value: _V, size: int) -> None:
     if len(cache) >= size:
         cache.pop(next(iter(cache)))  # the oldest entry
-    cache[key] = judgement
+    cache[key] = value
 
+
+_V = TypeVar("_V")
 
 # What a rule may look at for its verdict to be shared by texts of one shape: the kinds,
-# functions, tables and schemas of a statement (and a command's facts, which SQL never has).
-_SHAPE_BLIND_FIELDS = ("statements", "functions", "tables", "schemas", "access", "commands",
-                       "programs", "paths", "opaque")
+# functions, tables and schemas of a statement (and a command's facts, which SQL never has);
+# a regular expression on the text is tried on each text (``SessionGuard._matches``).
+_SHAPE_BLIND_FIELDS = ("statements", "functions", "tables", "schemas", "access", "regex",
+                       "commands", "programs", "paths", "opaque")
+
+
+def _patterns(rules: tuple[Rule, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(r.match.regex for r in rules if r.match.regex is not None and r.match.for_sql())
 
 
 def shape_blind(rules: tuple[Rule, ...]) -> bool:
-    """Whether no rule reads what differs between texts of one shape. A criterion this list
-    does not know (a regular expression on the text, one added later) makes it False, so a
+    """Whether no rule reads what differs between texts of one shape, but through a regular
+    expression. A criterion this list does not know (one added later) makes it False, so a
     new kind of rule is kept by exact text until someone decides otherwise."""
     for rule in rules:
         match = rule.match

@@ -25,9 +25,12 @@ RULES = (
     Rule("review-deletes", "review", Match(statements=frozenset({"DELETE"}))),
     Rule("review-untrusted", "review", Match(statements=frozenset({"CREATE FUNCTION"}))),
 )
+# A rule on the text itself: tried on each text, whatever its shape.
+WITH_TEXT = (Rule("no-secrets", "block", Match(regex=re.compile(r"secret|'5'|\b2\b"))),
+             *RULES)
 
 # Templates with constant slots, and constants that flip their verdicts.
-INTS = ["1", "2", "5", "-1", "NULL", "true", "false", "'1'", "'%'", "'a%'"]
+INTS = ["1", "2", "5", "-1", "NULL", "true", "false", "'1'", "'%'", "'a%'", "'5'", "'secret'"]
 SQL = ["'select 1'", "'drop table t'", "'delete from t'", "'select * from customers'",
        "'select pg_terminate_backend(1)'", "'not sql at all('"]
 SETTINGS = ["'client_encoding'", "'standard_conforming_strings'", "'search_path'"]
@@ -79,29 +82,51 @@ TEMPLATES: list[tuple[str, list[list[str]]]] = [
     ("INSERT INTO t (a, b) VALUES ({}, {})", [INTS, INTS]),
     ("SELECT {} /* a comment */, {}", [INTS, INTS]),
     ("SELECT {}; DELETE FROM t WHERE {}", [INTS, INTS]),
+    ("/* secret */ SELECT * FROM t WHERE a = {} ; -- 2", [INTS]),
+    ("  DELETE FROM t WHERE id = {};", [INTS]),
 ]
 
 
-def texts() -> st.SearchStrategy[str]:
-    def fill(template: tuple[str, list[list[str]]]) -> st.SearchStrategy[str]:
-        text, slots = template
-        return st.tuples(*(st.sampled_from(s) for s in slots)).map(lambda v: text.format(*v))
-    return st.sampled_from(TEMPLATES).flatmap(fill)
+def fill(template: tuple[str, list[list[str]]]) -> st.SearchStrategy[str]:
+    text, slots = template
+    return st.tuples(*(st.sampled_from(s) for s in slots)).map(lambda v: text.format(*v))
 
 
-def fresh(text: str, rules: tuple[Rule, ...] = RULES) -> tuple[str, str | None, str]:
+def sequences() -> st.SearchStrategy[list[str]]:
+    """Texts from a few templates at a time, so that texts of one shape meet often."""
+    def texts(templates: list[tuple[str, list[list[str]]]]) -> st.SearchStrategy[list[str]]:
+        return st.lists(st.sampled_from(templates).flatmap(fill), min_size=1, max_size=30)
+    return st.lists(st.sampled_from(TEMPLATES), min_size=1, max_size=3).flatmap(texts)
+
+
+def fresh(text: str, rules: tuple[Rule, ...]) -> tuple[str, str | None, str]:
     """The verdict on ``text`` judged afresh, by a guard that has seen nothing else."""
     j = SessionGuard(rules, GuardrailSettings()).judge(text)
     return j.action, j.rule, j.verdict.reason
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(texts(), min_size=1, max_size=40), st.sampled_from([1, 3, 10_000]))
-def test_a_cached_verdict_is_the_verdict_judged_afresh(sequence: list[str], size: int) -> None:
-    guard = SessionGuard(RULES, GuardrailSettings(cache_size=size))
+@given(sequences(), st.sampled_from([1, 3, 10_000]),
+       st.sampled_from([RULES, WITH_TEXT]))
+def test_a_cached_verdict_is_the_verdict_judged_afresh(sequence: list[str], size: int,
+                                                       rules: tuple[Rule, ...]) -> None:
+    guard = SessionGuard(rules, GuardrailSettings(cache_size=size))
     for text in sequence:
         got = guard.judge(text)
-        assert (got.action, got.rule, got.verdict.reason) == fresh(text), text
+        assert (got.action, got.rule, got.verdict.reason) == fresh(text, rules), text
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=[t[0] for t in TEMPLATES])
+@pytest.mark.parametrize("rules", [RULES, WITH_TEXT], ids=["rules", "with-text"])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_each_shape_judged_in_any_order(template: tuple[str, list[list[str]]],
+                                        rules: tuple[Rule, ...], data: st.DataObject) -> None:
+    sequence = data.draw(st.lists(fill(template), min_size=2, max_size=12))
+    guard = SessionGuard(rules, GuardrailSettings())
+    for text in sequence:
+        got = guard.judge(text)
+        assert (got.action, got.rule, got.verdict.reason) == fresh(text, rules), text
 
 
 @pytest.mark.parametrize(("first", "then", "actions"), [
@@ -166,13 +191,15 @@ def test_ordinary_statements_are_judged_by_shape(text: str) -> None:
     assert all(f.by_shape for f in classify(text))
 
 
-def test_a_rule_that_reads_the_text_keeps_verdicts_by_exact_text() -> None:
-    rules = (Rule("no-secret", "block", Match(regex=re.compile("secret"))),)
-    assert not shape_blind(rules)
-    assert shape_blind(RULES)
-    guard = SessionGuard(rules, GuardrailSettings())
-    assert guard.judge("SELECT * FROM t WHERE a = 'public'").action == "allow"
-    assert guard.judge("SELECT * FROM t WHERE a = 'secret'").action == "block"
+def test_a_rule_on_the_text_is_tried_on_each_text() -> None:
+    assert shape_blind(WITH_TEXT)
+    guard = SessionGuard(WITH_TEXT, GuardrailSettings())
+    for _ in range(2):
+        assert guard.judge("SELECT * FROM t WHERE a = 'public'").action == "allow"
+        assert guard.judge("SELECT * FROM t WHERE a = 'secret'").action == "block"
+        # Read in the statement only, as when judged afresh: not in a comment before it.
+        assert guard.judge("/* secret */ SELECT * FROM t WHERE a = 'x'").action == "allow"
+        assert guard.judge("/* secret */ SELECT * FROM t WHERE a = '5'").action == "block"
 
 
 def test_texts_with_a_dollar_are_kept_by_exact_text() -> None:
