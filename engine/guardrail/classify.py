@@ -371,10 +371,9 @@ class _Walker:
             kinds.update({"ALTER ROLE", "ROLE"})
         elif what == "OBJECT_DATABASE":
             kinds.add("ALTER DATABASE")
-        elif what in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
+        elif what in _RELATIONS:  # ALTER INDEX v3 RENAME renames v3, a table or not
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME", "RENAME TABLE"})
-        elif what == "OBJECT_COLUMN" and node.get("relationType") in ("OBJECT_TABLE",
-                                                                       "OBJECT_FOREIGN_TABLE"):
+        elif what == "OBJECT_COLUMN" and node.get("relationType") in _RELATIONS:
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME COLUMN"})
         elif what == "OBJECT_TABCONSTRAINT":  # only tables have these (domains: DOMCONSTRAINT)
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME CONSTRAINT"})
@@ -383,9 +382,10 @@ class _Walker:
         return True
 
     def _set_schema(self, node: dict[str, Any]) -> bool:
-        """ALTER TABLE t SET SCHEMA s: the table leaves the name applications use."""
+        """ALTER TABLE t SET SCHEMA s: the table leaves the name applications use (spelled
+        with any relation's keyword: the gateway cannot see what t is)."""
         self._generic("AlterObjectSchemaStmt")
-        if node.get("objectType") in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
+        if node.get("objectType") in _RELATIONS:
             self.facts.kinds.update({"ALTER", "ALTER TABLE", "ALTER TABLE SET SCHEMA"})
             self._write(node.get("relation"))
         return True
@@ -749,6 +749,13 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.writes |= inner.writes
     sink.by_shape &= inner.by_shape
     sink.settings.update(inner.settings)
+
+
+# Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
+# TABLE act on any relation and ALTER INDEX rename any relation, and the gateway cannot see
+# which kind of relation a name is: each of them may be a table's rename or move.
+_RELATIONS = frozenset({"OBJECT_TABLE", "OBJECT_FOREIGN_TABLE", "OBJECT_INDEX", "OBJECT_VIEW",
+                        "OBJECT_SEQUENCE", "OBJECT_MATVIEW"})
 
 
 # Statements after which a function created earlier in the same text is still the one its
