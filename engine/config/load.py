@@ -45,7 +45,7 @@ from engine.masking.strategies import KINDS as MASKING_STRATEGIES
 T = TypeVar("T")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-_SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
 # Signature algorithms an OIDC token may use: asymmetric only. HMAC ("HS256") would let anyone
 # who holds the provider's *public* key mint tokens if it were ever keyed with it, and "none"
 # is no signature at all; neither can be listed.
@@ -876,7 +876,7 @@ class _Builder:
             user=sec.need("user", self.string),
             password_env=sec.get("password_env", self.string, None),
             password_file=sec.get("password_file", self.path, None),
-            sslmode=sec.get("sslmode", self.choice(*_SSLMODES), "prefer"),
+            sslmode=sec.get("sslmode", self.choice(*SSLMODES), "prefer"),
             sslrootcert=sec.get("sslrootcert", self.path, None),
             connect_timeout=sec.get("connect_timeout", self.seconds, 10.0),
             auth=sec.get("auth", self.auth_methods, ("scram-sha-256",)),

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     psub = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     check = psub.add_parser("check", help="validate a policies file")
     check.add_argument("file", type=Path)
+    psub.add_parser("schema", help="print the JSON Schema of policies files (for editors)")
     explain = with_config(psub.add_parser(
         "explain", help="show how a statement would be judged (no engine needed)"))
     explain.add_argument("--connection", required=True)
@@ -164,6 +165,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from gatewatch.cli.runner import run, setup_logging
     from store import StoreError, open_store
 
+    if args.command == "policy" and args.policy_command == "schema":
+        from engine.config.schema import schema_text
+
+        sys.stdout.write(schema_text())
+        return 0
     if args.command == "policy" and args.policy_command == "explain":
         from gatewatch.cli.explain import ExplainError, explain, explain_command
 
