@@ -63,6 +63,7 @@ from engine.guardrail.shellwords import (
     has_glob,
     history_expansion,
     parse,
+    simple_commands,
     unescape,
 )
 
@@ -86,6 +87,7 @@ READS_INPUT = "runs commands from its standard input"
 UNKNOWN_PROGRAM = "a program only known at run time"
 UNKNOWN_PATH = "a path only known at run time"
 HISTORY = "history expansion runs a line the gateway does not see"
+PIPED_CODE = "runs code another command writes into it at run time"
 
 
 Cwd = frozenset[str] | None  # the working directories a line may run in; None: unknown
@@ -117,6 +119,8 @@ class CommandFacts:
     path_patterns: frozenset[str] = frozenset()
     readings: tuple[str, ...] = ()
     cwd_after: Cwd = None  # where the shell may be once the line ran
+    cdpath: bool = False  # it may change CDPATH (any spelling, or code not seen): from then
+    # on a relative ``cd`` may go anywhere
 
     @property
     def unseen(self) -> bool:
@@ -162,8 +166,24 @@ def classify_command(line: str, cwd: Cwd = None) -> CommandFacts:
         program_patterns=frozenset(walker.program_patterns),
         path_patterns=frozenset(walker.path_patterns),
         readings=tuple(dict.fromkeys(walker.readings)),
-        cwd_after=walker.cwds,
+        cwd_after=None if walker.cdpath else walker.cwds,
+        cdpath=walker.cdpath,
     )
+
+
+_SHELLISH = re.compile(r"[;&|`\n]|\$\(|\(\(|^\s*(?:for|while|until|if|case|select|function|"
+                       r"coproc|time|exec|eval|\{|\(|\[\[|!)(?:\s|\(|$)")
+
+
+def could_be_shell(text: str) -> bool:
+    """Whether text the gateway could not parse may still be a command to a shell: it holds
+    a separator, a substitution or a keyword, or starts with a program the gateway knows.
+    Bash reads more than the gateway's parser, so such text is never let through because it
+    does not parse."""
+    if _SHELLISH.search(text):
+        return True
+    first = text.split(None, 1)[0] if text.strip() else ""
+    return _program_name(first.strip("'\"\\")) in KNOWN_PROGRAMS
 
 
 class _Arg(NamedTuple):
@@ -229,6 +249,7 @@ class _Walker:
         self.note(f"{what} as program name")
         self.any_program = self.dynamic_code = True
         self.cwds = None  # and it may be a function or script that changes directory
+        self.cdpath = True  # … or CDPATH
 
     def unknown_path(self) -> None:
         self.note(UNKNOWN_PATH)
@@ -255,6 +276,8 @@ class _Walker:
             if arg.runtime or (arg.pattern.startswith("~")):
                 self.unknown_path()  # $DIR, $(…), ~user: only known at run time
                 continue
+            if _climbs(text):  # a/b/../c: where ".." leads depends on what a/b is (a
+                self.unknown_path()  # symbolic link goes elsewhere); as text, too
             resolved = self.resolve(text)
             if resolved is None:
                 self.unknown_path()  # relative, and where the line runs is not known
@@ -271,6 +294,17 @@ class _Walker:
 
     def to_shell(self, sources: Iterable[str]) -> None:
         self.kinds.update(_TO_SHELL[source] for source in sources)
+
+    def piped_code(self, language: str) -> None:
+        """A shell or interpreter runs what another stage writes into it (``printf … | sh``,
+        ``cat f | sh``, ``gzip -dc x | perl``): code only known at run time. For a shell it may
+        be any command (the strictest rule that could apply decides); for an interpreter it
+        is interpreter code."""
+        self.note(PIPED_CODE)
+        if language == "sh":
+            self.unknown_program("code piped into a shell")
+        else:
+            self.kinds.add("INTERPRETER CODE")
 
     # --- the tree -----------------------------------------------------------------------
 
@@ -310,7 +344,7 @@ class _Walker:
                 if flow.reads == _ANY:
                     pass  # already reported as a program name known only at run time
                 elif echoed is None:
-                    self.note(READS_INPUT)
+                    self.piped_code(flow.reads)
                 else:
                     self.run_code(_Arg(echoed), flow.reads, depth)
             upstream |= flow.sources
@@ -411,9 +445,9 @@ class _Walker:
         """A file written to: a device that holds data, or the kernel's sysrq trigger; where
         the file is only known at run time and could be one, the kinds may hold."""
         text = target.text
-        if "inputrc" in text:
+        if _names_inputrc(target):
             self.kinds.add("KEY BINDING")  # readline's key bindings, read by the next shell
-        if target.dynamic:
+        if target.dynamic or _climbs(text):
             if _could_be_device(text, self.cwds):
                 self.maybe_kinds.update({"WRITE TO DEVICE", "POWER"})
                 self.unknown_path()
@@ -463,6 +497,10 @@ class _Walker:
             raise ShellParseError(f"a command is wrapped in more than {MAX_UNWRAP} wrappers")
         rest = args[1:]
         self.commands.append((program, *(a.text for a in rest)))
+        if any(_names_inputrc(a) for a in args):
+            self.kinds.add("KEY BINDING")  # readline's key bindings, by any program or path
+        if any("CDPATH" in a.text or a.runtime for a in args) and program in _SETS_VARIABLES:
+            self.cdpath = True
         if _is_script_path(head.text):
             self.kinds.add("SCRIPT FILE")
             self.note(RUNS_SCRIPT)
@@ -478,9 +516,38 @@ class _Walker:
         handler = _HANDLERS.get(program)
         if handler is None and program.startswith("mkfs."):
             handler = _mkfs
+        if handler is None and program not in _INERT and program not in KNOWN_PROGRAMS:
+            self.speculate(rest, depth)
         flow = (handler(self, rest, depth) if handler is not None else None) or _Flow()
         return flow._replace(sources=flow.sources | _produces(program, rest),
                              echo=_echo_text(program, rest))
+
+    def speculate(self, args: list[_Arg], depth: int) -> None:
+        """A program the gateway knows nothing of may run its operands as a command
+        (``taskset 1 rm -rf X``, ``strace -f rm …``) or an option's value as code (``-c``,
+        ``--command``, ``-e``): where an operand names a program the gateway knows, the rest
+        is judged as that command too, and such an option's value as shell code (a value that
+        is not shell words is left alone: it may be anything else)."""
+        cwds, cdpath = self.cwds, self.cdpath
+        for j, arg in enumerate(args):
+            name, eq, value = arg.text.partition("=")
+            if not arg.runtime and name in _COMMAND_OPTIONS and (eq or j + 1 < len(args)):
+                code = arg._replace(text=value) if eq else args[j + 1]
+                try:
+                    parsed = parse(code.text, max_depth=MAX_DEPTH - depth - 1)
+                except ShellParseError:
+                    continue
+                if any(_program_name(c.argv[0]) in KNOWN_PROGRAMS
+                       for c in simple_commands(parsed) if c.argv):
+                    self.kinds.add("COMMAND IN OPTION")
+                    self.run_code(code, "sh", depth)
+            elif (not arg.runtime and not arg.text.startswith("-")
+                  and _program_name(arg.text) in _RUNNABLE and depth + 1 <= MAX_DEPTH):
+                self.readings.append(f"{' '.join(a.text for a in args[j:])} as a command "
+                                     "the program runs")
+                self.invoke(args[j:], depth + 1)
+                break
+        self.cwds, self.cdpath = cwds, cdpath or self.cdpath
 
     def patterned(self, head: _Arg, rest: list[_Arg], depth: int) -> _Flow:
         """A program named by a glob (``/???/rm``, ``reboo?``): judged as every program it
@@ -560,7 +627,11 @@ class _Walker:
                 if letter in spec.with_arg or letter in spec.attached:
                     i += letter in spec.with_arg and not attached
                     break
-        if i >= len(args):
+        if i >= len(args) or (args[i].text == "-" and not args[i].runtime):
+            # no code and no script: it reads its code from its standard input (a REPL at a
+            # terminal, or whatever is fed to it): not shell words, and not seen
+            self.kinds.add("INTERPRETER CODE")
+            self.note(f"{program} reads its code from its standard input")
             return _Flow(reads=program)
         return self.run_file(args[i], program, depth)
 
@@ -676,21 +747,43 @@ def _is_network(path: str) -> bool:
     return path.startswith(("/dev/tcp/", "/dev/udp/"))
 
 
+def _climbs(text: str) -> bool:
+    """Whether a path goes up (``..``) after a component it went down into: where it then
+    is depends on what that component is (a symbolic link leads elsewhere)."""
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    return any(p == ".." for p in parts[next((i for i, p in enumerate(parts) if p != ".."),
+                                             len(parts)):])
+
+
 def _could_be_device(text: str, cwds: Cwd) -> bool:
     """Whether a target only known at run time could be a device or /proc/sysrq-trigger:
     its literal beginning does not rule it out."""
+    if _climbs(text):
+        return True  # ~root/../dev/sda, x/../../dev/sda
     cut = re.search(r"[$`*?\[~]", text)
     prefix = text[:cut.start()] if cut else text
     if text.startswith("~"):
         return False  # a home directory is not /dev
     if not prefix:
         return True
-    if prefix.startswith("/"):
-        return any(t.startswith(prefix) or prefix.startswith(t)
-                   for t in ("/dev/", "/proc/sysrq-trigger"))
-    if cwds is None:
-        return bool(_DEVICE_NAME.match(prefix))
-    return any(c.startswith(("/dev", "/proc")) for c in cwds)
+    if not prefix.startswith("/"):
+        if cwds is None:
+            return bool(_DEVICE_NAME.match(prefix)) or ("/" not in prefix and any(
+                d.startswith(prefix) for d in ("dev", "proc")))
+        starts = [posixpath.join(c, prefix) for c in cwds]
+    else:
+        starts = [prefix]
+    return any(t.startswith(start) or start.startswith(t)
+               for start in starts for t in ("/dev/", "/proc/sysrq-trigger"))
+
+
+def _names_inputrc(arg: _Arg) -> bool:
+    """A word that is, or as a pattern could be, readline's key bindings file."""
+    if "inputrc" in arg.text.lower():
+        return True
+    last = arg.pattern.rpartition("/")[2]  # a leading dot is never matched by a pattern
+    return has_glob(last) and last.startswith(("\\.", ".")) and bool(
+        glob_regex(last).fullmatch(".inputrc"))
 
 
 def _either(a: Cwd, b: Cwd) -> Cwd:
@@ -951,6 +1044,54 @@ def _busybox(args: list[_Arg]) -> list[_Arg] | None:
     return args if args and not args[0].text.startswith("-") else None
 
 
+def _taskset(args: list[_Arg]) -> list[_Arg] | None:
+    opts = _getopt(args)
+    return None if {"-p", "--pid"} & opts.found.keys() else opts.rest[1:] or None
+
+
+def _setarch(args: list[_Arg]) -> list[_Arg] | None:
+    """``setarch ARCH [options] [program …]``: without a program, a shell."""
+    if args and not args[0].text.startswith("-"):
+        args = args[1:]
+    return _getopt(args).rest or [_SH]
+
+
+def _shell_if_none(with_arg: str = "", long_with_arg: tuple[str, ...] = ()) -> _Wrapper:
+    """A wrapper that starts a shell when given no command (unshare, nsenter)."""
+    def unwrap(args: list[_Arg]) -> list[_Arg] | None:
+        return _getopt(args, with_arg, long_with_arg).rest or [_SH]
+    return unwrap
+
+
+def _flock(args: list[_Arg]) -> list[_Arg] | None:
+    """``flock [options] FILE COMMAND…``, ``flock [options] FILE -c CODE``, ``flock FD``."""
+    operands: list[_Arg] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        word = arg.text
+        i += 1
+        if operands and not word.startswith("-"):
+            return operands[1:] + args[i - 1:]
+        if word in ("-c", "--command") or word.startswith("--command="):
+            code = arg._replace(text=word.partition("=")[2]) if "=" in word \
+                else _nth(args, i)
+            return [_SH, _Arg("-c"), code] if code is not None else None
+        if word in ("-w", "--timeout", "-E", "--conflict-exit-code"):
+            i += 1
+        elif not word.startswith("-") or arg.runtime:
+            operands.append(arg)
+    return None
+
+
+def _sg(args: list[_Arg]) -> list[_Arg] | None:
+    """``sg [-] GROUP [-c] COMMAND``: the command runs in ``/bin/sh -c``; none: a shell."""
+    rest = [a for a in args if a.text != "-"][1:]
+    if rest[:1] and rest[0].text == "-c":
+        rest = rest[1:]
+    return [_SH, _Arg("-c"), _joined(rest)] if rest else [_SH]
+
+
 def _kubectl_host(args: list[_Arg]) -> list[_Arg] | None:
     return args if args and args[0].text == "kubectl" else None
 
@@ -970,6 +1111,29 @@ _WRAPPERS: dict[str, _Wrapper] = {
     "ionice": _after_options("cnpPu", ("--class", "--classdata", "--pid", "--pgid", "--uid")),
     "setsid": _after_options(),
     "pkexec": _after_options(long_with_arg=("--user",)),
+    "taskset": _taskset, "setarch": _setarch,
+    **{name: _after_options() for name in ("linux32", "linux64", "uname26", "i386",
+                                           "x86_64")},
+    "unshare": _shell_if_none("SGRw", ("--setuid", "--setgid", "--root", "--wd",
+                                        "--propagation", "--setgroups", "--map-user",
+                                        "--map-group", "--map-users", "--map-groups")),
+    "nsenter": _shell_if_none("tSGrwTCU", ("--target", "--setuid", "--setgid", "--root",
+                                            "--wd")),
+    "flock": _flock, "sg": _sg, "newgrp": lambda args: [_SH],
+    "prlimit": _after_options("po", ("--pid", "--output"), optional="cdefilmnqrstxy"),
+    "setpriv": _after_options(),
+    "chrt": _after_options(skip=1), "numactl": _after_options("CcmNpPi"),
+    "strace": _after_options("eoOpPsuIXbS"), "ltrace": _after_options("eoOpsuanS"),
+    "firejail": _after_options(), "bwrap": _after_options(), "faketime": _after_options(skip=1),
+    "fakeroot": _after_options(), "eatmydata": _after_options(), "nocache": _after_options(),
+    "catchsegv": _after_options(), "proxychains": _after_options("f"),
+    "proxychains4": _after_options("f"), "torsocks": _after_options(),
+    "systemd-run": _after_options("pEuM", ("--property", "--setenv", "--unit",
+                                             "--machine", "--description", "--slice",
+                                             "--uid", "--gid", "--working-directory")),
+    "runcon": _after_options("urtl"), "cgexec": _after_options("g"),
+    "dbus-launch": _after_options(), "xvfb-run": _after_options("nsfe"),
+    "sshpass": _after_options("pfde"),
 }
 
 
@@ -1094,12 +1258,20 @@ def _chown(w: _Walker, args: list[_Arg], depth: int) -> None:
 
 
 def _dd(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``of=``: resolved against the working directory; bash expands ``~`` after ``=``."""
     for arg in args:
-        if arg.text.startswith("of="):
-            path = _normpath(arg.text[3:]) if arg.text[3:] else ""
-            w.add_paths([path])
-            if _is_device(path):
+        if arg.text.startswith("of=") and arg.text[3:]:
+            target = arg._replace(text=arg.text[3:])
+            if target.text.startswith("~"):
+                target = target._replace(dynamic=True, pattern=target.text)
+            w.add_paths([target])
+            kinds = set(w.kinds), set(w.maybe_kinds)
+            w.write_to(target)
+            if "WRITE TO DEVICE" in w.kinds - kinds[0]:
+                w.kinds.discard("WRITE TO DEVICE")  # dd's own kind says it
                 w.kinds.add("DD TO DEVICE")
+            if "WRITE TO DEVICE" in w.maybe_kinds - kinds[1]:
+                w.maybe_kinds.add("DD TO DEVICE")
 
 
 def _mkfs(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1178,12 +1350,20 @@ def _iptables(w: _Walker, args: list[_Arg], depth: int) -> None:
                 "--flush".startswith(word) or ("--delete-chain".startswith(word)
                                                and len(word) > len("--delete"))):
             w.kinds.add("FIREWALL FLUSH")
-        elif re.fullmatch(r"-[a-zA-Z]*[FX][a-zA-Z]*", word):
-            w.kinds.add("FIREWALL FLUSH")
+        elif re.fullmatch(r"-[a-zA-Z]*[FXPDZ][a-zA-Z]*", word) or (
+                word.startswith("--") and len(word) > 3
+                and any(o.startswith(word) for o in ("--policy", "--delete", "--zero"))):
+            w.kinds.add("FIREWALL FLUSH")  # flushed, deleted, or its policy changed
 
 
 def _nft(w: _Walker, args: list[_Arg], depth: int) -> None:
-    if "flush" in " ".join(a.text for a in args).split():
+    """A ruleset loaded from a file (``-f``, standard input too) replaces or changes what
+    is there, as does ``flush``, ``delete`` or ``destroy``; interactive mode (``-i``) reads
+    commands."""
+    words = " ".join(a.text for a in args).replace(";", " ").split()
+    if {"flush", "delete", "destroy", "reset", "replace"} & set(words) or any(
+            re.fullmatch(r"-[a-zA-Z]*[fi][a-zA-Z]*|--file(=.*)?|--interactive", a.text)
+            for a in args):
         w.kinds.add("FIREWALL FLUSH")
 
 
@@ -1200,8 +1380,11 @@ def _kubectl(w: _Walker, args: list[_Arg], depth: int) -> None:
         "--client-certificate", "--request-timeout", "--cache-dir", "--tls-server-name",
         "--log-file", "--profile", "--profile-output", "--password", "--username", "--v",
         "--vmodule", "--output", "--selector", "--field-selector", "--filename"))
-    # a flag the gateway does not know may take a value: "delete" among the first words
-    if "delete" in operands[:3] or (operands[:1] == ["drain"]):
+    # a flag the gateway does not know may take a value: "delete" anywhere among the words
+    texts = [a.text for a in args]
+    if "delete" in operands or "drain" in operands or (
+            "replace" in operands and any(t.startswith("--force") for t in texts)) or (
+            "apply" in operands and any(t.startswith("--prune") for t in texts)):
         w.kinds.add("KUBECTL DELETE")
 
 
@@ -1272,26 +1455,43 @@ def _find(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
 _HISTORY_OFF = re.compile(r"HISTFILE\+?=(/dev/null)?|(HISTSIZE|HISTFILESIZE|SAVEHIST)\+?=0")
 
 
+# Variables whose value the shell (or a program it runs) later expands or runs as code.
+_PROMPTS = frozenset({"PS0", "PS1", "PS2", "PS3", "PS4"})  # expanded: $( … ) in them runs
+_COMMAND_VARIABLES = frozenset({"PROMPT_COMMAND", "PAGER", "MANPAGER", "GIT_PAGER", "EDITOR",
+                                "VISUAL", "FCEDIT", "LESSOPEN", "LESSCLOSE", "GIT_SSH_COMMAND",
+                                "GIT_EDITOR", "GIT_EXTERNAL_DIFF", "SUDO_ASKPASS", "SSH_ASKPASS",
+                                "GIT_ASKPASS", "BROWSER", "SYSTEMD_PAGER"})
+
+
 def _assignments(w: _Walker, words: Iterable[str], depth: int) -> None:
-    """History switched off; PROMPT_COMMAND's code (it runs at every prompt); variables that
-    change what later words mean: PATH (which file a program name is), CDPATH (where a
-    ``cd`` goes), INPUTRC (key bindings), histchars (history expansion), BASH_ENV and ENV
-    (a file every shell runs)."""
+    """History switched off; code the shell runs later — PROMPT_COMMAND at every prompt,
+    ``$( … )`` in PS0/PS1/PS2/PS4 whenever a prompt or trace line is drawn, the commands a
+    pager or editor variable names; variables that change what later words mean: PATH
+    (which file a program name is), CDPATH (where a ``cd`` goes), INPUTRC (key bindings),
+    histchars (history expansion), BASH_ENV and ENV (a file every shell runs)."""
     for word in words:
         if _HISTORY_OFF.fullmatch(word):
             w.kinds.add("HISTORY OFF")
         name, _, value = word.partition("=")
-        name = name.rstrip("+")
-        if name == "PROMPT_COMMAND":
-            w.run_code(_Arg(value), "sh", depth)
+        name = re.sub(r"\[.*", "", name.rstrip("+"))  # NAME[1]=, NAME+=
+        if name.startswith("-"):
+            continue  # an option of declare/export
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            w.unknown_program(f"a variable named at run time ({name})")  # export $V=…
+            continue
+        if "CDPATH" in word:
+            w.cdpath = True  # declare -x CD""PATH=…, export CDPATH, declare -n r=CDPATH
+            w.cwds = None
+        if name in _PROMPTS:
+            quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            w.run_code(_Arg(": " + quoted), "sh", depth)
+        elif name in _COMMAND_VARIABLES:
+            w.run_code(_Arg(value.removeprefix("|").replace("%s", "FILE")), "sh", depth)
         elif name == "PATH" and any(
                 d not in _SYSTEM_DIRS and d not in ("$PATH", "${PATH}")
                 for d in value.split(":")):
             w.kinds.add("SCRIPT FILE")
             w.note("programs may be found in directories PATH adds")
-        elif name == "CDPATH":
-            w.cdpath = True
-            w.cwds = None
         elif name == "INPUTRC":
             w.kinds.add("KEY BINDING")
         elif name == "histchars":
@@ -1303,7 +1503,26 @@ def _assignments(w: _Walker, words: Iterable[str], depth: int) -> None:
 
 
 def _declare(w: _Walker, args: list[_Arg], depth: int) -> None:
-    _assignments(w, (a.text for a in args), depth)
+    """``export``/``declare``/``local``…: their assignments; a word only known at run time
+    may assign anything (PS1, CDPATH), and ``declare -n`` makes a name another variable."""
+    if any(a.runtime for a in args):
+        w.unknown_program("a variable assigned at run time")
+    if any(a.text.startswith("-") and "n" in a.text for a in args):
+        w.cdpath = True
+        w.cwds = None
+    _assignments(w, (a.text for a in args if not a.runtime), depth)
+
+
+def _reads_variable(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``read``, ``mapfile``, ``printf -v``: a variable set to what is only known at run
+    time; one the shell runs or expands later (PS1, PROMPT_COMMAND …) is unseen code."""
+    names = {re.sub(r"\[.*", "", a.text) for a in args}
+    if any(a.runtime for a in args) or names & (_PROMPTS | _COMMAND_VARIABLES | {
+            "BASH_ENV", "ENV", "INPUTRC", "histchars", "PATH"}):
+        w.unknown_program("a variable the shell runs, set at run time")
+    if "CDPATH" in names:
+        w.cdpath = True
+        w.cwds = None
 
 
 def _alias(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1328,15 +1547,28 @@ def _unset(w: _Walker, args: list[_Arg], depth: int) -> None:
 
 
 def _set(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``set +o history``; ``set -o vi``/``emacs`` (and their ``+o``): readline's keymap, so
+    keys mean something else; ``set -o`` with a word only known at run time: either."""
     texts = [a.text for a in args]
     if any(t.startswith("+") and "o" in t and texts[i + 1:i + 2] == ["history"]
            for i, t in enumerate(texts)):
         w.kinds.add("HISTORY OFF")
+    for i, t in enumerate(texts):
+        if t[:1] in "-+" and "o" in t and i + 1 < len(args) and (
+                texts[i + 1] in ("vi", "emacs") or args[i + 1].runtime):
+            w.kinds.add("KEY BINDING")
+        if t[:1] in "-+" and "T" in t[1:] and not t.startswith("--"):
+            w.note("DEBUG and RETURN traps run inside functions")
 
 
 def _history(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``-c`` clears the history; ``-s``, ``-r``, ``-n`` (and ``-p``, which expands) put
+    lines the gateway never judged where history expansion (``!!``) runs them later."""
     if any(re.fullmatch(r"-[a-z]*c[a-z]*", a.text) for a in args):
         w.kinds.add("HISTORY OFF")
+    if any(re.fullmatch(r"-[a-z]*[srnp][a-z]*", a.text) or a.runtime for a in args):
+        w.note(HISTORY)
+        w.unknown_program("history written or expanded (a line the gateway does not see)")
 
 
 def _cd(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1346,7 +1578,9 @@ def _cd(w: _Walker, args: list[_Arg], depth: int) -> None:
     operands = [a for a in args if a.runtime or not (a.text.startswith(("-", "+"))
                                                      and len(a.text) > 1)]
     target = operands[0] if operands else None
-    if (target is None or target.dynamic or target.text == "-" or (
+    physical = any(a.text.startswith("-") and "P" in a.text and not a.runtime for a in args
+                   if a not in operands)
+    if (target is None or physical or target.dynamic or target.text == "-" or (
             w.cdpath and not target.text.startswith(("/", "./", "../")))):
         w.cwds = None
         return
@@ -1476,7 +1710,8 @@ _AWK_STRING = r'"((?:[^"\\]|\\.)*)"'
 _AWK_COMMANDS = (re.compile(r"\bsystem\s*\(\s*" + _AWK_STRING + r"\s*\)"),
                  re.compile(r"\|&?\s*" + _AWK_STRING),
                  re.compile(_AWK_STRING + r"\s*\|&?\s*getline"))
-_AWK_RUNS = re.compile(r"\bsystem\s*\(|\|&?\s*[^|\s]|\|&?\s*$|\|\s*getline")
+_AWK_RUNS = re.compile(r"\bsystem\s*\(|\|&?\s*[^|\s]|\|&?\s*$|\|\s*getline|@\s*[A-Za-z_(]"
+                       r"|@load|@include")
 
 
 def _awk(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
@@ -1491,8 +1726,12 @@ def _awk(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
             i += word == "--"
             break
         i += 1
-        if word in ("-f", "--file") or (word.startswith("-f") and len(word) > 2):
-            w.kinds.add("SCRIPT FILE")
+        name = word.partition("=")[0]
+        if name in ("-f", "--file", "-E", "--exec", "-i", "--include", "-l", "--load") or (
+                word[:2] in ("-f", "-E", "-i", "-l") and len(word) > 2) or (
+                len(name) > 3 and any(o.startswith(name) for o in (
+                    "--file", "--exec", "--include", "--load"))):
+            w.kinds.add("SCRIPT FILE")  # a program file, a library, a shared object
             w.note(RUNS_SCRIPT)
             return None
         if word in ("-e", "--source"):
@@ -1515,7 +1754,7 @@ def _awk(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
     literal: list[tuple[int, str]] = []
     for n, pattern in enumerate(_AWK_COMMANDS):
         literal += [(n, re.sub(r"\\(.)", r"\1", m.group(1))) for m in pattern.finditer(code)]
-    if len(literal) < len(_AWK_RUNS.findall(code)) or not literal:
+    if len(literal) < len(_AWK_RUNS.findall(code)) or not literal or "@" in code:
         w.unknown_program("a command awk builds at run time")
     reads = ""
     for n, text in literal:
@@ -1562,6 +1801,215 @@ def _sed(w: _Walker, args: list[_Arg], depth: int) -> None:
             w.unknown_program("a command sed builds at run time")
 
 
+def _unlink(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """unlink, rmdir: a delete of their operands."""
+    w.kinds.add("RM")
+    w.add_paths(_split_options(args)[1])
+
+
+def _mv(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """mv takes its sources away from where they were (a delete there) and may replace the
+    destination: both count as deletes of those paths (a directory moved: all below it)."""
+    options, operands = _split_options(args)
+    target = next((o.partition("=")[2] for o in options if o.startswith("--target")), None)
+    if any(re.fullmatch(r"-[a-zA-Z]*t", o) for o in options):
+        target = ""  # -t DIR: the directory was read as an operand
+    if len(operands) < 2 and target is None:
+        return
+    w.kinds.add("RM")
+    w.kinds.add("RM RECURSIVE")
+    w.add_paths(operands, below=True)
+
+
+def _chgrp(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """chgrp is chown of the group: judged as chown."""
+    _chown(w, args, depth)
+
+
+def _truncate(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """truncate throws away a file's contents: a delete of what the file held."""
+    options, operands = _split_options(args)
+    w.kinds.add("RM")
+    with_value = any(re.fullmatch(r"-[a-zA-Z]*[sr]", o) for o in options)
+    w.add_paths(operands[1:] if with_value else operands)
+    for arg in operands:
+        w.write_to(arg)
+
+
+def _shred(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """shred overwrites its operands; ``-u``/``--remove`` deletes them too."""
+    operands = _split_options(args)[1]
+    w.kinds.add("RM")
+    w.add_paths(operands)
+    for arg in operands:
+        w.write_to(arg)
+
+
+def _ln(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """A link to a path is a way to act on that path under another name, which the gateway
+    will not recognise later (``ln -s /srv /tmp/l; rm -rf /tmp/l/x``): a link made to a path
+    may be any destructive command on it, so the strictest rule on that path decides."""
+    options, operands = _split_options(args)
+    if any(o.startswith("-") and "t" in o.lstrip("-")[:1] for o in options):
+        sources = operands[1:]
+    else:
+        sources = operands[:-1] if len(operands) > 1 else operands
+    before = set(w.paths)
+    w.add_paths(sources, below=True)
+    if w.paths != before or w.any_path:
+        w.maybe_kinds |= _LINKED
+        w.readings.append("a link to " + ", ".join(a.text for a in sources)
+                          + " as any destructive command on it")
+
+
+_LINKED = frozenset({"RM", "RM RECURSIVE", "RM FORCE", "CHMOD RECURSIVE", "CHMOD 777",
+                     "CHOWN RECURSIVE", "FIND DELETE", "RSYNC DELETE", "TAR REMOVE FILES",
+                     "WRITE TO DEVICE"})
+
+
+def _at(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
+    """at and batch read the commands of a job from their standard input (or ``-f FILE``);
+    they run later, in a shell."""
+    opts = _getopt(args, "fqtF")
+    if {"-l", "-r", "-d", "-c", "-V"} & opts.found.keys():
+        return None
+    if "-f" in opts.found:
+        w.kinds.add("SCRIPT FILE")
+        w.note(RUNS_SCRIPT)
+        return None
+    return _Flow(reads="sh")
+
+
+def _parallel(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
+    """GNU parallel runs its command with arguments after ``:::``, or each line of its input
+    as a command when it has none."""
+    cut = next((i for i, a in enumerate(args) if a.text in (":::", "::::", ":::+")), len(args))
+    opts = _getopt(args[:cut], "jSaIdEPX", ("--jobs", "--sshlogin", "--arg-file",
+                                            "--delimiter", "--joblog", "--results"))
+    if not opts.rest:
+        return _Flow(reads="sh")
+    w.run_code(_joined([a._replace(dynamic=True, pattern="") if "{" in a.text else a
+                        for a in opts.rest]), "sh", depth)
+    return None
+
+
+_SSH_COMMAND_OPTIONS = ("proxycommand", "localcommand", "knownhostscommand",
+                        "remotecommand", "permitlocalcommand", "match")
+
+
+def _ssh(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """ssh, scp, sftp: ``-o ProxyCommand=…`` (and LocalCommand, KnownHostsCommand, Match
+    exec) runs here; ``-F`` names a configuration that may hold such commands; scp and
+    sftp's ``-S`` name the program to run."""
+    for i, arg in enumerate(args):
+        word = arg.text
+        value: _Arg | None = None
+        if word == "-o":
+            value = _nth(args, i + 1)
+        elif word.startswith("-o"):
+            value = arg._replace(text=word[2:])
+        elif word in ("-F", "-S") or (word[:2] in ("-F", "-S") and len(word) > 2):
+            w.kinds.add("COMMAND IN OPTION")
+            w.note("runs commands a file or option names")
+        if value is None:
+            continue
+        key, _, rest = value.text.replace("=", " ", 1).partition(" ")
+        if value.runtime or key.lower() in _SSH_COMMAND_OPTIONS:
+            w.kinds.add("COMMAND IN OPTION")
+            if key.lower() in ("proxycommand", "localcommand", "knownhostscommand"):
+                try:
+                    w.run_code(value._replace(text=rest.strip()), "sh", depth)
+                except ShellParseError:
+                    w.unknown_program("an ssh option's command")
+
+
+_GIT_SAFE_CONFIG = re.compile(r"(?i)(user|color|advice|init|i18n|column|safe|http|status|log|"
+                              r"format|merge\.conflictstyle|pull\.rebase|push\.default|"
+                              r"core\.(quotepath|autocrlf|filemode|ignorecase))\b")
+
+
+def _git(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``git -c KEY=VALUE``: an alias starting with ``!`` is shell code, and many keys name
+    programs git runs (core.pager, core.sshCommand, diff.external, filters …)."""
+    i = 0
+    while i < len(args) and args[i].text.startswith("-"):
+        word = args[i].text
+        i += 1
+        if word in ("-c", "--config-env") or word.startswith("--config-env="):
+            value = word.partition("=")[2] if "=" in word else (
+                args[i].text if i < len(args) else "")
+            i += "=" not in word
+            key, _, setting = value.partition("=")
+            if args[i - 1].runtime or not _GIT_SAFE_CONFIG.match(key):
+                w.kinds.add("COMMAND IN OPTION")
+                w.note(f"git -c {key} may name a command git runs")
+            if key.lower().startswith("alias.") and setting.startswith("!"):
+                w.run_code(_Arg(setting[1:]), "sh", depth)
+        elif word in ("-C", "--git-dir", "--work-tree", "--namespace", "--exec-path"):
+            i += 1
+        elif word.startswith("--exec-path") or word.startswith("--upload-pack"):
+            w.kinds.add("COMMAND IN OPTION")
+
+
+def _zip(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """zip's ``-TT CMD``/``--unzip-command CMD`` runs CMD to test the archive."""
+    for i, arg in enumerate(args):
+        name, eq, value = arg.text.partition("=")
+        if arg.text.startswith("-TT") or name == "--unzip-command":
+            code = (arg._replace(text=arg.text[3:]) if len(arg.text) > 3 and not eq else
+                    arg._replace(text=value) if eq else _nth(args, i + 1))
+            w.kinds.add("COMMAND IN OPTION")
+            if code is not None:
+                w.run_code(code, "sh", depth)
+
+
+_TMUX_SAFE = frozenset({"ls", "list-sessions", "list-windows", "lsw", "list-panes", "lsp",
+                        "attach", "a", "at", "attach-session", "detach", "detach-client",
+                        "has-session", "has", "kill-session", "kill-server", "kill-window",
+                        "kill-pane", "display-message", "display", "info", "start-server",
+                        "rename-session", "rename-window", "select-window", "select-pane",
+                        "list-keys", "lsk", "show-options", "show", "capture-pane"})
+
+
+def _multiplexer(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """tmux and screen run commands they are given (``tmux new -d CMD``, ``send-keys``,
+    ``run-shell``, ``screen -X stuff``): outside what only lists or attaches, what they run
+    is COMMAND IN OPTION, and each word that could be code is judged as code too."""
+    operands = [a for a in args if not a.text.startswith("-")]
+    if not operands or (operands[0].text in _TMUX_SAFE and len(operands) < 4):
+        return
+    w.kinds.add("COMMAND IN OPTION")
+    w.note("runs commands given to a terminal multiplexer")
+    for arg in operands:
+        if arg.runtime:
+            w.unknown_program("a command given to a terminal multiplexer")
+            continue
+        try:
+            w.run_code(arg, "sh", depth)
+        except ShellParseError:
+            w.unknown_program("a command given to a terminal multiplexer")
+
+
+def _complete(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``complete -C CMD``/``compgen -C``: CMD runs at each completion; ``-F FUNC`` a
+    function defined elsewhere."""
+    for i, arg in enumerate(args):
+        if arg.text in ("-C", "-F") or (arg.text[:2] in ("-C", "-F") and len(arg.text) > 2):
+            code = arg._replace(text=arg.text[2:]) if len(arg.text) > 2 else _nth(args, i + 1)
+            w.kinds.add("COMMAND IN OPTION")
+            if code is not None and arg.text.startswith("-C"):
+                w.run_code(code, "sh", depth)
+
+
+def _crontab(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """A crontab installed from a file or standard input runs its commands later."""
+    opts = _getopt(args, "uT")
+    if {"-l", "-r", "-T"} & opts.found.keys() and not opts.rest:
+        return
+    w.kinds.add("SCRIPT FILE")
+    w.note(RUNS_SCRIPT)
+
+
 def _firewall_restore(w: _Walker, args: list[_Arg], depth: int) -> None:
     """iptables-restore and its kin replace the rule set with what they read."""
     w.kinds.add("FIREWALL FLUSH")
@@ -1591,7 +2039,7 @@ def _loads_code(w: _Walker, args: list[_Arg], depth: int) -> None:
 
 _HANDLERS: dict[str, _Handler] = {
     "rm": _rm, "chmod": _chmod, "chown": _chown, "dd": _dd, "tee": _writes,
-    "shred": _writes, "blkdiscard": _writes,
+    "shred": _shred, "blkdiscard": _writes,
     "mkfs": _mkfs, "mke2fs": _mkfs, "mkswap": _mkfs, "wipefs": _mkfs, "mkdosfs": _mkfs,
     "mkntfs": _mkfs,
     "shutdown": _power, "reboot": _power, "halt": _power, "poweroff": _power,
@@ -1607,6 +2055,13 @@ _HANDLERS: dict[str, _Handler] = {
     "cd": _cd, "pushd": _cd, "popd": _popd, "rsync": _rsync, "tar": _tar, "gtar": _tar,
     "bsdtar": _tar, "awk": _awk, "gawk": _awk, "mawk": _awk, "nawk": _awk, "sed": _sed,
     "gsed": _sed, "bind": _bind, "fc": _fc, "enable": _loads_code, "hash": _loads_code,
+    "unlink": _unlink, "rmdir": _unlink, "mv": _mv, "chgrp": _chgrp, "truncate": _truncate,
+    "ln": _ln, "at": _at, "batch": _at, "parallel": _parallel, "ssh": _ssh, "scp": _ssh,
+    "sftp": _ssh, "git": _git, "zip": _zip, "tmux": _multiplexer, "screen": _multiplexer,
+    "complete": _complete, "compgen": _complete, "crontab": _crontab,
+    "read": _reads_variable, "mapfile": _reads_variable, "readarray": _reads_variable,
+    "printf": lambda w, args, depth: _reads_variable(w, args[1:], depth)
+    if args[:1] and args[0].text.startswith("-v") else None,
     "ebtables": _iptables, "arptables": _iptables, "ebtables-legacy": _iptables,
     "arptables-legacy": _iptables, "ebtables-nft": _iptables, "arptables-nft": _iptables,
     **{name: _firewall_restore for name in (
@@ -1674,3 +2129,28 @@ KNOWN_PROGRAMS = frozenset({
     "fdisk", "sfdisk", "sgdisk", "parted", "wipefs", "kill", "pkill", "killall", "crontab",
     "userdel", "passwd", "mv", "cp", "ln", "install",
 })
+# Programs known to do nothing with their operands but read them (or print them): no
+# operand of theirs is speculated to be a command.
+_INERT = frozenset({
+    "echo", "printf", "man", "info", "whatis", "apropos", "which", "whereis", "type", "help",
+    "grep", "egrep", "fgrep", "rg", "ag", "ack", "apt", "apt-get", "apt-cache", "dpkg", "rpm",
+    "yum", "dnf", "pip", "pip3", "npm", "cat", "less", "more", "head", "tail", "wc", "sort",
+    "uniq", "file", "stat", "ls", "test", "[", "[[", "true", "false", ":", "locate", "pgrep",
+    "pkill", "killall", "kill", "ps", "diff", "cmp", "tldr", "basename", "dirname", "realpath",
+    "readlink", "mkdir", "touch", "date", "id", "whoami", "hostname", "uname", "printenv",
+    "let", "expr", "seq", "shift", "return", "exit", "wait", "jobs", "fg", "bg", "disown",
+    "ulimit", "umask", "getent", "sleep", "cut", "tr", "column", "jq", "yq", "nl", "od",
+    "hexdump", "md5sum", "sha256sum", "sha1sum", "cksum", "du", "df", "free", "uptime",
+    "w", "who", "last", "lsblk", "blkid", "mount", "findmnt", "ip", "ss", "netstat", "ping",
+    "dig", "host", "nslookup", "journalctl", "dmesg", "tput", "clear", "reset", "stty",
+})
+# Operand words a program may run as a command: judged as that command when a program the
+# gateway does not know has them (``taskset 1 rm …``).
+_RUNNABLE = frozenset(KNOWN_PROGRAMS - _INERT - {"cd", "pushd", "popd", "export", "declare",
+                                                 "typeset", "readonly", "local", "unset",
+                                                 "set", "history", "alias", "hash"})
+_COMMAND_OPTIONS = frozenset({"-c", "--command", "-e", "--exec", "--eval", "-x", "--execute",
+                              "--run", "--shell-command", "-TT"})
+# Builtins that set variables from their words (CDPATH among them).
+_SETS_VARIABLES = frozenset({"export", "declare", "typeset", "readonly", "local", "read",
+                             "mapfile", "readarray", "printf", "let", "eval", "source", "."})

@@ -103,7 +103,7 @@ class SessionGuard:
                               f"the command cannot be read as shell words ({exc})", line)
             judgement = Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc))
         else:
-            verdict = judge_command(self.rules, facts)
+            verdict = judge_command(self.rules, facts, self.settings.fallback)
             judgement = Judgement(verdict.action, verdict, (verdict,), facts=facts)
         if len(self._commands) >= self.settings.cache_size:
             self._commands.pop(next(iter(self._commands)))

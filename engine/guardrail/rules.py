@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.guardrail.classify import Facts
-from engine.guardrail.commands import CommandFacts
+from engine.guardrail.commands import READS_INPUT, CommandFacts
 
 ACTIONS = ("allow", "review", "block")
 SEVERITY = {"allow": 0, "review": 1, "block": 2}
@@ -272,14 +272,16 @@ class Verdict:
 ALLOW = "allow"
 
 
-def judge_command(rules: tuple[Rule, ...], facts: CommandFacts) -> Verdict:
+def judge_command(rules: tuple[Rule, ...], facts: CommandFacts,
+                  fallback: str = "block") -> Verdict:
     """The first rule that matches what the line is seen to do; and where part of it cannot
     be read, the strictest rule that could match what that part may be, if stricter
-    (invariant 9)."""
-    return judge_command_readings(rules, facts)[0]
+    (invariant 9); code nothing could be matched against is never allowed by default."""
+    return judge_command_readings(rules, facts, fallback)[0]
 
 
-def judge_command_readings(rules: tuple[Rule, ...], facts: CommandFacts
+def judge_command_readings(rules: tuple[Rule, ...], facts: CommandFacts,
+                           fallback: str = "block"
                            ) -> tuple[Verdict, Verdict, Verdict | None]:
     """(the decision, the verdict on what is seen, the strictest verdict on what the unseen
     part could be, or None): ``gatewatch policy explain --command`` shows all three."""
@@ -296,6 +298,24 @@ def judge_command_readings(rules: tuple[Rule, ...], facts: CommandFacts
             if why is not None and (unseen is None or SEVERITY[rule.action] > unseen.severity):
                 unseen = Verdict(rule.action, rule.name, why + " (not seen whole: "
                                  + ", ".join(facts.opaque) + ")", facts.text, rule.message)
+    # What the gateway cannot read, where no rule named what the line is seen to do and
+    # nothing it could be matched a rule: it could be anything, so it meets the strictest
+    # command rule of the session, or the fallback when none could stop it — as DYNAMIC SQL
+    # and OPAQUE BODY do on the SQL side. A shell reading the terminal or the channel's
+    # input (``bash``, ``sh -s``) is not hidden: the gate judges each line it reads.
+    hidden = [o for o in facts.opaque if o != READS_INPUT]
+    if seen.rule is None and hidden and (unseen is None or unseen.action == ALLOW):
+        could = [r for r in rules if r.match.for_commands() and r.action != ALLOW]
+        what = ", ".join(hidden)
+        if could:
+            strictest = max(could, key=lambda r: SEVERITY[r.action])
+            unseen = Verdict(strictest.action, strictest.name,
+                             f"not seen: {what}: the gateway cannot read it, so it meets the "
+                             "strictest rule that could apply", facts.text, strictest.message)
+        else:
+            unseen = Verdict(fallback, "fallback", f"not seen: {what}: the gateway cannot "
+                             "read it and no rule names it, so the fallback applies",
+                             facts.text)
     decided = unseen if unseen is not None and unseen.severity > seen.severity else seen
     return decided, seen, unseen
 

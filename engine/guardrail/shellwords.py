@@ -27,8 +27,9 @@ nesting deeper than ``max_depth`` (each substitution, subshell, group, case, ``$
 ``$((…))`` is a level); lines longer than ``max_length`` or with more than ``max_commands``
 simple commands, so that hostile input costs bounded time and never recurses without bound.
 A shell would reject most of these too; callers apply their fallback. ``((…))`` arithmetic
-commands are read as nested subshells (harmless words), and ``fi``/``done``/``then`` are
-accepted without checking that they balance.
+commands are read as nested subshells (harmless words, their substitutions seen), ``for ((…))``
+as a command holding its substitutions, and ``fi``/``done``/``then`` are accepted without
+checking that they balance.
 """
 
 from __future__ import annotations
@@ -318,6 +319,9 @@ class _Parser:
             tok = self._peek()
         if tok.kind == "word" and tok.raw in stop_words and skipped:
             return _Cmd()
+        if tok.kind == "word" and tok.raw == "for" and \
+                self.text[self.pos:].lstrip(" \t").startswith("(("):
+            return self._arithmetic_for()
         if tok.kind == "op" and tok.raw == "(":
             self.peeked = None
             with self._nested():
@@ -378,6 +382,24 @@ class _Parser:
                 return self._function(cmd.words[0].text)
             else:
                 return cmd
+
+    def _arithmetic_for(self) -> _Cmd:
+        """``for (( init; test; step ))``: arithmetic, whose command substitutions run; the
+        body follows as ``do … done`` (or a ``{ …; }`` group), read as commands of the list."""
+        self.peeked = None
+        self.pos = self.text.index("((", self.pos) + 2
+        subs: list[_Sub] = []
+        with self._nested():
+            self._balanced(")", subs, "arithmetic for (( … ))")
+            if not self.text.startswith(")", self.pos):
+                raise ShellParseError("an arithmetic for must end with '))'")
+            self.pos += 1
+        cmd = _Cmd()
+        cmd.words.append(_Word(":", ":", bool(subs), subs, bool(subs), ":"))
+        rest = self.text[self.pos:].lstrip(" \t")
+        if rest.startswith("{"):  # for ((…)) { …; }: the group is the next command
+            self.text = self.text[:self.pos] + ";" + self.text[self.pos:]
+        return cmd
 
     def _test_words(self, cmd: _Cmd) -> None:
         """``[[ … ]]``: operators inside are words of the test, not of the shell."""
@@ -540,6 +562,7 @@ class _Parser:
                 with self._nested():
                     self._balanced(")", subs, "extended glob")
                 buf.append(text[opened + 1:self.pos])
+                pat[-1] = pat[-1][:-1]  # the operator is part of the pattern, not a letter
                 pat.append("*")  # whatever it matches: any text, as far as judging goes
                 unresolved = True
             elif c == "(":

@@ -53,7 +53,7 @@ from urllib.parse import unquote
 from engine.guardrail.commands import READS_INPUT, SHELLS, Cwd, classify_command
 from engine.guardrail.shellwords import ShellParseError, needs_more
 from engine.ssh.editor import Control, Echo, LineEditor, Submit
-from engine.ssh.lines import LineWatcher, continues, find_enter, spelled
+from engine.ssh.lines import MODE_EVENTS_MAX, LineWatcher, continues, find_enter, spelled
 
 QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
 LINE_MAX = 64 * 1024  # the longest command the gateway reads (a line, or continued lines)
@@ -66,17 +66,36 @@ LONGER_THAN_SCREEN = ("the line is longer than the screen, so the gateway cannot
                       "run it with exec or from a script")
 TOO_LONG = (f"the command is longer than {LINE_MAX // 1024} KiB, so the gateway cannot read it "
             "whole; put it in a script on the target and run that")
-NO_TERMINAL = "a terminal inside a full-screen program would run lines the gateway never sees"
+NO_TERMINAL = ("a command inside a full-screen program that could run code or a terminal the "
+               "gateway never sees; leave the program and run it at the prompt")
+CONTROL_CHARACTERS = "the line holds control characters, which the shell could read as keys"
 # Programs whose alternate screen gets raw keys in strict mode (what they run is judged).
+# Programs with a command line of their own that runs anything (emacs's M-x, mc's command
+# line, mutt's and tig's shell escapes) are not here: they meet the editor.
 FULL_SCREEN = frozenset({"vi", "vim", "vim.tiny", "vim.basic", "nvim", "view", "vimdiff",
                          "nano", "pico", "less", "more", "most", "man", "top", "htop",
-                         "btop", "atop", "iotop", "mc", "tig", "ncdu", "nmtui", "alsamixer",
-                         "mutt", "neomutt", "emacs"})
+                         "btop", "atop", "iotop", "nmtui", "alsamixer"})
+# … of those, the ones that turn bracketed paste on themselves (after the alternate screen)
+_PASTING = frozenset({"vi", "vim", "vim.tiny", "vim.basic", "nvim", "view", "vimdiff", "nano",
+                      "pico"})
+_VIM = frozenset({"vi", "vim", "vim.tiny", "vim.basic", "nvim", "view", "vimdiff"})
 _SECRET = re.compile(r"(?i)(password|passphrase|passcode|\bpin\b|token)[^:\n]*:\s*$")
 _OSC7 = re.compile(rb"\x1b\]7;file://[^/\x07\x1b]*(/[^\x07\x1b]*)(?:\x07|\x1b\\)")
-_SHELL_ESCAPE = re.compile(r"^\s*(?::[^!]*!|!)(?P<command>.+)$")
-_TERMINAL = re.compile(r"^\s*:\s*(?:[0-9,.$%]*\s*)?(?:ter|term|termi|termin|termina|terminal)"
-                       r"\b")
+# A shell escape: vim's ``:!cmd``/``:r !cmd``, less's ``!cmd`` and ``|Xcmd``, nano's and
+# emacs's prompts for a command.
+_SHELL_ESCAPE = re.compile(r"^\s*(?::[^!]*!|!|\|.|(?:[A-Za-z ]*[Cc]ommand[A-Za-z ]*|"
+                           r"[Ee]xecute[A-Za-z ]*)(?:\[[^]]*\])?:\s*)(?P<command>.+)$")
+_UNPIPED_ESCAPE = re.compile(r"^\s*(?::\s*(?:r|read)?\s*)?!")
+# vim's command line: only what cannot run code passes (writing, quitting, moving, plain
+# settings, searching and substituting without expressions); anything else — :terminal under
+# any spelling (:vert ter, :tab ter), :py, :lua, :call system(), :exe, :source, :normal … —
+# is refused rather than enumerated.
+_VIM_SAFE = re.compile(
+    r"^:\s*(?:[0-9,.$%'<>+-]*\s*)?(?:(?:w|wq|wa|wqa|wall|x|xa|xit|q|qa|qall|quit|wn|n|N|next|"
+    r"prev|e|edit|up|update|u|undo|red|redo|noh|nohlsearch|set?|setl|setlocal|syn|syntax|"
+    r"ls|buffers|b|bn|bp|help|h|sp|vs|split|vsplit|only|close|bd|pwd|d|y|j|m|t|co|>|<|=|)"
+    r"!?(?:\s+[^!|`$=\\]*)?|(?:s|substitute|&&?)(?:([^\w\s\\|\"])(?:(?!\1).)*\1(?:(?!\1)"
+    r"[^=\\])*(?:\1[gciInp&#lr]*)?)?)\s*$")
 
 
 # --- events: what the bridge tells the gate -------------------------------------------------
@@ -244,12 +263,19 @@ _RUNS_CODE = frozenset({"INTERPRETER CODE", "SCRIPT FILE", "EVAL", "COMMAND IN O
 
 def full_screen_program(line: str) -> bool:
     """Whether a line runs one known full-screen program and nothing else (``sudo vim f``)."""
+    return bool(_full_screen_name(line))
+
+
+def _full_screen_name(line: str) -> str:
+    """The known full-screen program a line runs, and nothing else; "" if none."""
     try:
         facts = classify_command(line)
     except ShellParseError:
-        return False
-    return (len(facts.commands) == 1 and not facts.unseen and not facts.opaque
-            and facts.commands[0][0] in FULL_SCREEN)
+        return ""
+    if (len(facts.commands) == 1 and not facts.unseen and not facts.opaque
+            and facts.commands[0][0] in FULL_SCREEN):
+        return facts.commands[0][0]
+    return ""
 
 
 def for_channel(kind: str, command: str | None, size: tuple[int, int] | None, *,
@@ -268,8 +294,8 @@ def for_channel(kind: str, command: str | None, size: tuple[int, int] | None, *,
     if size is None:
         return InputGate(Mode.LINES, lenient=reads == "other")
     if strict:
-        return InputGate(Mode.KEYS, size=size, strict=True, full_screen=bool(
-            kind == "exec" and command is not None and full_screen_program(command)))
+        return InputGate(Mode.KEYS, size=size, strict=True, full_screen=(
+            _full_screen_name(command) if kind == "exec" and command is not None else ""))
     return InputGate(Mode.KEYS, size=size, lenient=reads == "other")
 
 
@@ -285,14 +311,17 @@ class InputGate:
 
     def __init__(self, mode: Mode, *, size: tuple[int, int] | None = None,
                  lenient: bool = False, record: bool = False, strict: bool = False,
-                 full_screen: bool = False, history: list[str] | None = None) -> None:
+                 full_screen: str | bool = "", history: list[str] | None = None) -> None:
         self.mode = mode
         self.lenient = lenient  # lines that are not shell words pass; what is not whole too
         self.record = record  # PASS: input is recorded as it goes
         # strict: the gateway's own line editor owns the line (KEYS only)
         self.editor = LineEditor(history) if strict and mode is Mode.KEYS else None
-        self._full_screen_ok = full_screen  # the alternate screen gets raw keys
+        # strict: the full-screen program the last judged line started ("" none): its
+        # alternate screen gets raw keys while it runs (``_raw_allowed``)
+        self._program = ("vim" if full_screen is True else full_screen or "")
         self._raw_enter = False  # the Enter held is a full-screen program's, not a line's
+        self._escape_judged = False  # the line being judged is a full-screen program's
         self._line = ""  # strict: the command being judged
         self._secret = False  # … typed at a password prompt
         self._prompt = ""  # strict: what stood before the command on its row
@@ -305,6 +334,8 @@ class InputGate:
         if mode is Mode.KEYS:
             cols, rows = size or (80, 24)
             self.watcher = LineWatcher(cols or 80, rows or 24)
+            if self._program:
+                self.watcher.watch_modes()
         self._out: list[Action] = []
         self._queue: deque[bytes | None] = deque()  # None: the client's end of input
         self._queued = 0  # bytes in the queue
@@ -409,9 +440,9 @@ class InputGate:
     def _follow(self, cwd: Cwd) -> None:
         """Where the shell is once a judged line ran."""
         self._lines_judged += 1
+        if self._follow_cwd and _may_set_cdpath(self._line):
+            self._follow_cwd = False  # for the rest of the session
         self.cwd = cwd if self._follow_cwd else None
-        if "CDPATH" in self._line:
-            self._follow_cwd, self.cwd = False, None
 
     def _target_output(self, data: bytes) -> None:
         """The shell's OSC 7 report of its directory is believed before the first line only:
@@ -427,14 +458,16 @@ class InputGate:
     def _strict_keys(self, data: bytes) -> None:
         assert self.watcher is not None and self.editor is not None
         editor, screen = self.editor, self.watcher.screen
-        if self.watcher.full_screen and self._full_screen_ok and not editor.active:
+        if not editor.active and self._raw_allowed():
             self._raw_keys(data)
             return
         y = min(max(screen.cursor.y, 0), screen.lines - 1)
         x = min(screen.cursor.x, screen.columns - 1)
         if not editor.active:
             self._prompt = screen.display[y][:x]
-            self._secret = bool(_SECRET.search(self._prompt))
+            # a password prompt is not readline's: a shell's prompt saying "token:" is not one
+            self._secret = bool(_SECRET.search(self._prompt)) and \
+                not self.watcher.bracketed_paste
             editor.start(x, screen.columns, secret=self._secret)
         elif self._displaced:  # output moved the cursor: draw the line again there
             self._echo(editor.redraw(x).data)
@@ -464,8 +497,10 @@ class InputGate:
             return
         self._echo(self.editor.finish().data)
         self._line = text
-        self._send = text.replace("\n", "\r").encode() + b"\r"
-        if self._secret:
+        self._send = self._keys_for(text)
+        if any((c < " " and c not in "\n\t") or "\x7f" <= c <= "\x9f" for c in text):
+            self._refuse(CONTROL_CHARACTERS)
+        elif self._secret:
             readings = (text, self._unseen_pending + "\n" + text) if self._unseen_pending \
                 else (text,)
             self._waiting = "verdict"
@@ -490,9 +525,47 @@ class InputGate:
             self._echo(self.editor.erase().data)  # the shell echoes the line it gets
             self.editor.remember(self._line)
             self._unseen_pending = ""
-        self._full_screen_ok = full_screen_program(self._line)
+        self._program = "" if self._secret else _full_screen_name(self._line)
+        assert self.watcher is not None
+        if self._program:
+            self.watcher.watch_modes()  # from here on, what the program does to the screen
+        else:
+            self.watcher.events = None
         self._to_target(self._send)
         self._next_line()
+
+    def _keys_for(self, text: str) -> bytes:
+        """What is sent for a judged line: when the target's line editor takes pasted text
+        literally (readline 8.1+ with bracketed paste on: it said so with ``ESC[?2004h``), the
+        line goes as a paste, so that no key binding or macro can act on its characters;
+        otherwise (a program reading plain lines, a password prompt) as typed."""
+        assert self.watcher is not None
+        if self.watcher.bracketed_paste and not self._secret:
+            return b"\x1b[200~" + text.encode() + b"\x1b[201~\r"
+        return text.replace("\n", "\r").encode() + b"\r"
+
+    def _raw_allowed(self) -> bool:
+        """Whether keys go raw to the full-screen program the last judged line started: only
+        while that program holds the alternate screen it turned on. It ends for good (until
+        another full-screen line is judged) once the alternate screen is left, once readline
+        starts reading a line before the program took the screen (its prompt is back), once
+        the shell's prompt shows again, or when the screen's modes changed more often than
+        the gateway keeps count of: screen state alone never grants raw keys."""
+        watcher = self.watcher
+        if not self._program or watcher is None:
+            return False
+        events = watcher.events or []
+        ok = (watcher.full_screen and events[:1] == ["alt+"] and "alt-" not in events
+              and len(events) < MODE_EVENTS_MAX
+              and ("paste+" not in events or self._program in _PASTING))
+        if ok and self._prompt.strip():
+            screen = watcher.screen
+            y = min(max(screen.cursor.y, 0), screen.lines - 1)
+            ok = screen.display[y][:screen.cursor.x] != self._prompt  # the prompt is back
+        if not ok:
+            self._program = ""
+            watcher.events = None
+        return ok
 
     def _control(self, key: Control) -> None:
         """Ctrl-C, Ctrl-D on an empty line, Ctrl-Z, Ctrl-\\: the key goes to the shell (or
@@ -531,14 +604,22 @@ class InputGate:
         row = screen.display[y].rstrip()
         self._raw_enter = False
         escape = _SHELL_ESCAPE.match(row)
-        if _TERMINAL.match(row):
+        self._escape_judged = True
+        if self._program in _VIM and row.lstrip().startswith(":") and \
+                not _VIM_SAFE.match(row.strip()) and not (
+                    escape is not None and re.match(r"^\s*:[0-9,.$%'<>+-]*(?:r|read|w|"
+                                                    r"write)?\s*!", row)):
             self._refuse(NO_TERMINAL)
         elif escape is not None and escape.group("command").strip():
             command = escape.group("command").strip()
             self._line = command
             self._waiting = "verdict"
-            self._out.append(Judge(command, (command,), lenient=False, cwd=self.cwd))
+            # ``:w !cmd``, ``:%!cmd``, less's ``|Xcmd``: the command reads the file on its
+            # standard input, which the gateway does not see (``:w !sh`` runs the buffer)
+            piped = () if _UNPIPED_ESCAPE.match(row) else (f"cat | {command}",)
+            self._out.append(Judge(command, (command, *piped), lenient=False, cwd=self.cwd))
         else:
+            self._escape_judged = False
             self._release()
 
     def _keys(self, data: bytes) -> None:
@@ -645,8 +726,7 @@ class InputGate:
 
     def _raw_escape(self) -> bool:
         """The line judged is a shell escape typed in a full-screen program."""
-        return self._send in (b"\r", b"\n", b"\x0f") and self._line != "" and \
-            self.watcher is not None and self.watcher.full_screen and self._full_screen_ok
+        return self._escape_judged
 
     def _judged(self, text: str, readings: tuple[str, ...], lenient: bool) -> None:
         """Decide what to do with one line: send it on (``_send``: its Enter or its bytes),
@@ -674,6 +754,7 @@ class InputGate:
             return
         self._waiting = None
         if allowed:
+            self._escape_judged = False
             self._continued = ""
             self._release()
         else:
@@ -697,6 +778,7 @@ class InputGate:
         typed or sent after it is dropped, an end of input kept."""
         self._waiting = None
         raw = self._raw_escape()
+        self._escape_judged = False
         if self.editor is not None and raw:
             self._to_target(b"\x15\x03")  # the program's command line: cleared, left
         elif self.editor is not None:
@@ -713,6 +795,15 @@ class InputGate:
             self._pump()  # nothing reached the shell: it has nothing to answer
         else:
             self._next_line()
+
+
+def _may_set_cdpath(line: str) -> bool:
+    """Whether a line may change ``CDPATH`` (by any spelling, or by running code the gateway
+    cannot read): a relative ``cd`` may then go anywhere."""
+    try:
+        return classify_command(line).cdpath
+    except ShellParseError:
+        return True
 
 
 def _unparsed(line: str, pending: str) -> str:

@@ -18,6 +18,7 @@ for more of it (a backslash at its end), and what keys spell when the screen sho
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from recordings.emulator import Emulator
@@ -25,6 +26,9 @@ from recordings.emulator import Emulator
 ENTER_KEYS = (b"\r", b"\n", b"\x0f")  # Enter, Ctrl-J and readline's operate-and-get-next
 _ALT_SCREENS = {mode << 5 for mode in (47, 1047, 1049)}
 _PROMPT_ENDINGS = ("$ ", "# ", "> ", "% ")
+BRACKETED_PASTE = 2004 << 5  # pyte keeps private modes shifted
+MODE_EVENTS_MAX = 64  # screen-mode changes kept while a full-screen program may run
+_AT_ESCAPE = re.compile(rb"(?=\x1b)")
 
 
 def find_enter(data: bytes) -> int:
@@ -46,10 +50,42 @@ class LineWatcher:
         self.screen = self._emulator.screen
         self._prompt: tuple[int, str, int] | None = None  # row, text before the cursor, scrolls
         self._output_since_typing = True
+        # While ``events`` is a list, each change of the alternate screen ("alt+", "alt-")
+        # and each time the target turns bracketed paste on ("paste+": readline starting to
+        # read a line) is appended, in order, even when several come in one chunk of output
+        # (a program leaving the alternate screen and a prompt turning it on again).
+        self.events: list[str] | None = None
+        self._alt = False
+        self._paste = False
 
     def output(self, data: bytes) -> None:
-        self._emulator.feed(data)
+        if self.events is None or b"\x1b" not in data:
+            self._emulator.feed(data)
+            self._observe()
+        else:  # cut before each escape: no change of mode hides behind a later one
+            for piece in _AT_ESCAPE.split(data):
+                if piece:
+                    self._emulator.feed(piece)
+                    self._observe()
         self._output_since_typing = True
+
+    def watch_modes(self) -> None:
+        """Start a fresh list of mode changes (a full-screen program is about to start)."""
+        self.events = []
+
+    def _observe(self) -> None:
+        alt, paste = self.full_screen, self.bracketed_paste
+        if self.events is not None and len(self.events) < MODE_EVENTS_MAX:  # full: over
+            if alt != self._alt:
+                self.events.append("alt+" if alt else "alt-")
+            if paste and not self._paste:
+                self.events.append("paste+")
+        self._alt, self._paste = alt, paste
+
+    @property
+    def bracketed_paste(self) -> bool:
+        """The target asked for pasted text to be marked (readline reading a line, 8.1+)."""
+        return BRACKETED_PASTE in self.screen.mode
 
     def resize(self, cols: int, rows: int) -> None:
         self._emulator.resize(cols, rows)

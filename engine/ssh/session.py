@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import asyncssh
 
 from engine.config import Connection
-from engine.guardrail.commands import Cwd
+from engine.guardrail.commands import Cwd, could_be_shell
 from engine.guardrail.guard import Judgement
 from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
@@ -204,14 +204,18 @@ class SshSession:
     def judge(self, readings: tuple[str, ...], *, lenient: bool = False,
               cwd: Cwd = None) -> Judgement:
         """The strictest verdict over every reading of a line (the first is the one shown).
-        ``lenient``: a line that is not shell words (typed inside a full-screen program) is
-        not refused for that alone; the other readings are guesses, so only the first one's
-        parse failure counts. ``cwd``: where the line runs, for its relative paths."""
+        ``lenient``: a line that is not shell words (typed inside a full-screen program, or
+        at a password prompt) is not refused for that alone — unless it could be shell (a
+        separator, a keyword, a known program: bash reads more than the gateway's parser,
+        so "does not parse" never lets shell through); the other readings are guesses, so
+        only the first one's parse failure counts. ``cwd``: where the line runs, for its
+        relative paths."""
         guard = self.core.guard
         assert guard is not None
         judgements = [guard.judge_command(r, cwd) for r in readings]
         first = judgements[0]
-        counted = [first] if not (lenient and first.parse_error) else []
+        counted = [first] if not (lenient and first.parse_error
+                                  and not could_be_shell(readings[0])) else []
         counted += [j for j in judgements[1:] if not j.parse_error]
         if not counted:
             return Judgement("allow", Verdict("allow", None, "not shell words", readings[0]),

@@ -758,4 +758,4 @@ def test_the_gate_of_a_strict_terminal() -> None:
     assert for_channel("shell", None, (80, 24)).editor is None
     assert for_channel("exec", "bash", None, strict=True).editor is None  # no terminal
     vim = for_channel("exec", "vim notes", (80, 24), strict=True)
-    assert vim.editor is not None and vim._full_screen_ok
+    assert vim.editor is not None and vim._program == "vim"
