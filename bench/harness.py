@@ -100,8 +100,11 @@ def example_masking() -> str:
 
 @contextlib.contextmanager
 def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False,
-           masking: bool = False, port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    name = f"{durability}{'-rules' if guardrails else ''}{'-masking' if masking else ''}"
+           masking: bool = False, port: int | None = None,
+           root: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    """An engine process; ``root``: the checkout it runs from (another one to compare)."""
+    name = (f"{durability}{'-rules' if guardrails else ''}{'-masking' if masking else ''}"
+            f"{'' if root == ROOT else '-' + root.name}")
     port = port or setup.gateway_port
     policy = setup.work / f"policies-{name}.yaml"
     private = setup.work / f"engine-{name}"  # the store's own 0700 directory (the work
@@ -113,7 +116,7 @@ def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False
         masking=example_masking() if masking else ""))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
-                            env=env, cwd=ROOT)
+                            env=env, cwd=root)
     try:
         wait_port(port)
         yield proc
@@ -132,6 +135,27 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the main thread's, the other threads') user + system CPU time of a process so far.
+    The engine's other threads are its store's workers (the checkpoint, fdatasync)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(task.name) == pid:
+            main += seconds
+        else:
+            other += seconds
+    # Threads that ended count in the process's own total only.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    total = (int(fields[11]) + int(fields[12])) / tick
+    return main, max(total - main, other)
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -139,4 +163,4 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-__all__ = ["Setup", "engine", "free_port", "rss_kib", "target"]
+__all__ = ["Setup", "cpu_seconds", "engine", "free_port", "rss_kib", "target"]
