@@ -53,13 +53,38 @@ _KNOWN_TRIGGER_FUNCTIONS = frozenset({"suppress_redundant_updates_trigger",
                                       "tsvector_update_trigger_column"})
 # SQL in SQL in SQL …: past this depth a body is opaque (each level is judged once).
 _MAX_DEPTH = 8
-# Options that name a function the object will call (CREATE OPERATOR, AGGREGATE, TYPE, …).
+# Options that name a function the object will call (CREATE OPERATOR, AGGREGATE — "sfunc1"
+# is the old syntax's —, TYPE, RANGE, TEXT SEARCH PARSER/TEMPLATE, FOREIGN DATA WRAPPER, ALTER
+# OPERATOR/TYPE … SET, ALTER FUNCTION … SUPPORT), as PostgreSQL 15's DefineAggregate,
+# DefineOperator, DefineType, DefineRange, DefineTSParser/Template and the FDW code read them.
 _FUNCTION_OPTIONS = frozenset({
-    "function", "procedure", "restrict", "join", "sfunc", "finalfunc", "combinefunc",
-    "serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc", "input", "output",
-    "receive", "send", "typmod_in", "typmod_out", "analyze", "subscript", "canonical",
-    "subtype_diff", "start", "gettoken", "end", "lextypes", "headline", "init", "lexize",
-    "handler", "validator", "support",
+    "function", "procedure", "restrict", "join", "sfunc", "sfunc1", "finalfunc",
+    "combinefunc", "serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc", "input",
+    "output", "receive", "send", "typmod_in", "typmod_out", "analyze", "subscript",
+    "canonical", "subtype_diff", "start", "gettoken", "end", "lextypes", "headline", "init",
+    "lexize", "handler", "validator", "support",
+})
+# Options of those statements known to name no function (types, operators, constants,
+# flags). Matching is case-insensitive; any other option whose value is a name counts as
+# binding a function of that name (fail closed: an option this list does not know, or one a
+# later PostgreSQL adds, is read as a function).
+_OTHER_OPTIONS = frozenset({
+    # CREATE AGGREGATE, both syntaxes
+    "basetype", "stype", "stype1", "sspace", "initcond", "initcond1", "mstype", "msspace",
+    "minitcond", "finalfunc_extra", "finalfunc_modify", "mfinalfunc_extra",
+    "mfinalfunc_modify", "sortop", "parallel", "hypothetical",
+    # CREATE OPERATOR (COMMUTATOR and NEGATOR name operators, created as shells if new)
+    "leftarg", "rightarg", "commutator", "negator", "hashes", "merges",
+    # CREATE TYPE, CREATE TYPE … AS RANGE, ALTER TYPE … SET
+    "internallength", "passedbyvalue", "alignment", "storage", "like", "category",
+    "preferred", "default", "element", "delimiter", "collatable", "subtype",
+    "subtype_opclass", "collation", "multirange_type_name",
+    # CREATE COLLATION, TEXT SEARCH DICTIONARY / CONFIGURATION
+    "locale", "lc_collate", "lc_ctype", "provider", "deterministic", "version", "rules",
+    "from", "template", "parser", "copy",
+    # ALTER FUNCTION's actions
+    "volatility", "strict", "security", "leakproof", "cost", "rows", "set", "window",
+    "language", "as", "transform",
 })
 # Statement node → the fields that bind functions (option lists, object names, name lists).
 _BINDINGS = {
@@ -809,7 +834,8 @@ def _bound(value: Any) -> set[str]:
                 continue
             elem = item.get("DefElem")
             if isinstance(elem, dict):
-                if str(elem.get("defname", "")).lower() in _FUNCTION_OPTIONS:
+                option = str(elem.get("defname", "")).lower()
+                if option in _FUNCTION_OPTIONS or option not in _OTHER_OPTIONS:
                     out |= _bound(elem.get("arg"))
                 continue
             member = item.get("CreateOpClassItem")
