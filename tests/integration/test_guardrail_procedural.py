@@ -351,12 +351,13 @@ def test_ordinary_functions_triggers_and_writes_pass(guarded: Gateway) -> None:
               SELECT count(*) INTO total FROM gw12_log WHERE item = n;
               RETURN total;
             END $$""")
-        conn.execute("""
-            CREATE FUNCTION gw12_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN NEW.note := coalesce(NEW.note, '') || '*'; RETURN NEW; END $$""")
-        # The trigger binds a function this session created: its body is known.
-        conn.execute("CREATE TRIGGER gw12_stamp BEFORE UPDATE ON gw12_items "
-                     "FOR EACH ROW EXECUTE FUNCTION gw12_stamp()")
+        # The trigger binds a function created in the same text, under its schema: its body
+        # is the one bound (a failed CREATE would stop the text before the trigger).
+        psycopg.ClientCursor(conn).execute("""
+            CREATE FUNCTION public.gw12_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN NEW.note := coalesce(NEW.note, '') || '*'; RETURN NEW; END $$;
+            CREATE TRIGGER gw12_stamp BEFORE UPDATE ON gw12_items
+            FOR EACH ROW EXECUTE FUNCTION public.gw12_stamp()""")
         assert conn.execute("SELECT gw12_touch(7)").fetchone() == (1,)
         assert conn.execute("SELECT gw12_touch(%s)", [7]).fetchone() == (2,)
         conn.execute("UPDATE gw12_items SET x = x WHERE id = %s", [8])
