@@ -91,6 +91,8 @@ PIPED_CODE = "runs code another command writes into it at run time"
 
 
 Cwd = frozenset[str] | None  # the working directories a line may run in; None: unknown
+# Unknown, and CDPATH may be set (an earlier line changed it): a relative ``cd`` goes anywhere
+CDPATH_SET: Cwd = frozenset({"\0CDPATH"})
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,8 @@ class _Walker:
         self.program_patterns: set[str] = set()
         self.path_patterns: set[str] = set()
         self.readings: list[str] = []
-        self.cwds: Cwd = cwd
-        self.cdpath = False  # CDPATH set on the line: a relative cd may go anywhere
+        self.cdpath = cwd is not None and bool(cwd & CDPATH_SET)  # CDPATH may be set: a
+        self.cwds: Cwd = None if self.cdpath else cwd  # relative cd may go anywhere
         self.produced: set[str] = set()  # what any stage downloads or decodes
         self.dynamic_code = False  # code only known at run time runs somewhere
 
@@ -288,7 +290,7 @@ class _Walker:
                 if arg.pattern and last and set(last) == {"*"}:
                     self.paths.add(parent or "/")  # dir/* empties dir: judge it as dir
                 if arg.pattern and has_glob(arg.pattern):
-                    self.path_patterns.add(path)
+                    self.path_patterns.update(self.resolve(arg.pattern) or [path])
                 if below:
                     self.path_patterns.add(path.rstrip("/") + "/*")
 
@@ -1395,6 +1397,7 @@ def _eval(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
 
 def _source(w: _Walker, args: list[_Arg], depth: int) -> _Flow:
     w.kinds.add("EVAL")
+    w.cdpath = True  # a file run in this shell may set anything (CDPATH, PS1 …)
     operands = args[1:] if args[:1] and args[0].text == "--" else args
     return w.run_file(operands[0], "sh", depth) if operands else _Flow()
 
@@ -1863,8 +1866,7 @@ def _ln(w: _Walker, args: list[_Arg], depth: int) -> None:
 
 
 _LINKED = frozenset({"RM", "RM RECURSIVE", "RM FORCE", "CHMOD RECURSIVE", "CHMOD 777",
-                     "CHOWN RECURSIVE", "FIND DELETE", "RSYNC DELETE", "TAR REMOVE FILES",
-                     "WRITE TO DEVICE"})
+                     "CHOWN RECURSIVE", "FIND DELETE", "RSYNC DELETE", "TAR REMOVE FILES"})
 
 
 def _at(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:

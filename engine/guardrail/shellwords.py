@@ -1040,7 +1040,18 @@ def history_expansion(line: str) -> str | None:
     """Where an interactive bash would expand ``line`` from its history (``!!``, ``!$``,
     ``!-2``, ``!rm``, ``^old^new``), or None: what runs is then another line, unseen.
     ``!`` is not expanded in single quotes, after a backslash, before a blank, ``=`` or
-    ``(``, at the end of the line or of a double-quoted string, nor as ``${!`` or ``$!``."""
+    ``(``, at the end of the line or of a double-quoted string, nor as ``${!`` or ``$!``.
+    Bash expands each line it reads on its own, so each physical line is also read afresh
+    (a quote the gateway thinks open, in a comment, does not hide ``!!`` on the next)."""
+    if "\n" in line:
+        for physical in line.split("\n"):
+            found = _history_expansion(physical)
+            if found is not None:
+                return found
+    return _history_expansion(line)
+
+
+def _history_expansion(line: str) -> str | None:
     stripped = line.lstrip(" \t")
     if stripped.startswith("^"):
         return stripped.split("\n", 1)[0]

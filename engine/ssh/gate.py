@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from engine.guardrail.commands import READS_INPUT, SHELLS, Cwd, classify_command
+from engine.guardrail.commands import CDPATH_SET, READS_INPUT, SHELLS, Cwd, classify_command
 from engine.guardrail.shellwords import ShellParseError, needs_more
 from engine.ssh.editor import Control, Echo, LineEditor, Submit
 from engine.ssh.lines import MODE_EVENTS_MAX, LineWatcher, continues, find_enter, spelled
@@ -442,7 +442,7 @@ class InputGate:
         self._lines_judged += 1
         if self._follow_cwd and _may_set_cdpath(self._line):
             self._follow_cwd = False  # for the rest of the session
-        self.cwd = cwd if self._follow_cwd else None
+        self.cwd = cwd if self._follow_cwd else CDPATH_SET
 
     def _target_output(self, data: bytes) -> None:
         """The shell's OSC 7 report of its directory is believed before the first line only:

@@ -286,3 +286,62 @@ def test_a_shell_escape_inside_vim_is_judged(term: Terminal, decoy: Path) -> Non
     term.keys("\x1b:q!\r")
     term.wait_for(b"gw$ ", at)
     assert intact(decoy)
+
+
+# --- issue 13, second round: the classes an outside attacker found ----------------------------
+
+EXEC_ATTACKS_2 = [
+    "for ((i=0;i<1;i++)); do rm -rf {d}; done", "printf 'rm -rf {d}\\n' | sh",
+    "printf 'rm -rf {d}\\n' > /tmp/gw-s2; cat /tmp/gw-s2 | sh", "taskset 1 rm -rf {d}",
+    "setarch $(uname -m) rm -rf {d}", "flock /tmp/gw-lock -c 'rm -rf {d}'",
+    "sg $(id -gn) -c 'rm -rf {d}'", "git -c alias.x='!rm -rf {d}' x",
+    "/usr/bin/@(rm) -rf {d}", "rm -rf {p}/+({n})", "mv {d} /tmp/gw-moved-{n}",
+    "unlink {d}/keep", "truncate -s0 {d}/keep", "chgrp -R $(id -gn) {d} && chmod 777 {d}",
+    "ln -s {d} /tmp/gw-l-{n} && rm -rf /tmp/gw-l-{n}/keep",
+    "echo 'system \"rm -rf {d}\";' | perl",
+]
+
+
+@pytest.mark.parametrize("attack", EXEC_ATTACKS_2)
+def test_exec_attack_classes_2_leave_the_decoy(gw: SshGateway, decoy: Path, attack: str) -> None:
+    line = attack.format(d=decoy, p=decoy.parent, n=decoy.name)
+    result = run(gw, line)
+    assert intact(decoy), f"{line!r} reached the decoy: {result.stderr!r}"
+
+
+def test_a_pipe_into_an_exec_d_wrapper_shell_is_judged(gw: SshGateway, decoy: Path) -> None:
+    result = run(gw, "taskset 1 sh", stdin=f"rm -rf {decoy}\n".encode())
+    assert intact(decoy), result
+
+
+STRICT_ATTACKS_2 = [
+    # finding 1: a prompt that turns the alternate screen on again after less
+    ["PS1='\\[\\e[?1049h\\]gw$ '", "less /etc/hostname", "q", "rm -rf {d}"],
+    ["export LESS=-FX PS1='\\[\\e[?1049h\\]gw$ '", "less /dev/null", "rm -rf {d}"],
+    # finding 2: a readline macro read by a new shell
+    ["printf '\"\\\\C-t\": \"\\\\C-a rm -rf {d} #\\\\C-m\"\\n' > /tmp/gw-irc-{n}",
+     "cp /tmp/gw-irc-{n} ~/.inputrc", "exec bash", "echo \x14"],
+    # finding 3: a prompt that looks like a password prompt
+    ["PS1='token: '", "for ((i=0;i<1;i++)); do rm -rf {d}; done"],
+    # finding 4: code in the prompt
+    ["PS1='$(rm -rf {d})gw$ '"],
+    # finding 8: history written, then expanded on a continuation line
+    ["history -s rm -rf {d}", "{{ echo x # it's", "!!", "}}"],
+    # finding 9: CDPATH spelled so that no substring test sees it
+    ["declare -x CD\"\"PATH={p}", "cd /tmp && cd {n} && rm -rf ../{n}"],
+]
+
+
+@pytest.mark.parametrize("lines", STRICT_ATTACKS_2, ids=lambda lines: " ⏎ ".join(lines)[:60])
+def test_strict_terminal_attack_classes_2_leave_the_decoy(gw: SshGateway, decoy: Path,
+                                                          lines: list[str]) -> None:
+    term = Terminal(gw)
+    try:
+        for line in lines:
+            at = term.mark()
+            term.keys(line.format(d=decoy, p=decoy.parent, n=decoy.name) + "\r")
+            time.sleep(0.5)
+            term.wait_for(b"", at)
+    finally:
+        term.close()
+    assert intact(decoy), term.seen[-2000:]

@@ -147,3 +147,98 @@ def test_a_relative_path_is_resolved_in_the_followed_directory() -> None:
     assert classify_command("(cd /srv); ls", frozenset({"/tmp"})).cwd_after == frozenset(
         {"/tmp"})  # a subshell's cd stays there
     assert classify_command("cd $X", frozenset({"/tmp"})).cwd_after is None
+
+
+# --- issue 13, second round: every class an outside attacker found fails closed --------------
+
+PROTECTING = (
+    Rule("no-deletes", "block", Match(
+        commands=frozenset({"RM", "RM RECURSIVE", "RM FORCE", "FIND DELETE", "CHMOD RECURSIVE",
+                            "CHOWN RECURSIVE", "CHMOD 777", "RSYNC DELETE"}),
+        paths=("/srv/prot", "/srv/prot/*", "/etc", "/etc/*"))),
+    Rule("no-devices", "block", Match(commands=frozenset({"DD TO DEVICE", "WRITE TO DEVICE",
+                                                          "FIREWALL FLUSH"}))),
+    Rule("no-keys", "block", Match(commands=frozenset({"KEY BINDING"}))),
+    Rule("review-code", "review", Match(commands=frozenset({
+        "INTERPRETER CODE", "SCRIPT FILE", "EVAL", "COMMAND IN OPTION", "KUBECTL DELETE"}))),
+)
+P = "/srv/prot/victim"
+
+
+@pytest.mark.parametrize("line", [
+    # 3. arithmetic for
+    f"for ((i=0;i<1;i++)); do rm -rf {P}; done", f"for (( ; ; )) {{ rm -rf {P}; }}",
+    # 4. code the shell runs later
+    f"PS1='$(rm -rf {P})$ '", f"PS0='`rm -rf {P}`'", f"export PS4='$(rm -rf {P})'; set -x",
+    f"PROMPT_COMMAND+=('rm -rf {P}')", "read -r PS1", "printf -v PS1 %s x",
+    f"declare -x PS1='$(rm -rf {P})'", f"complete -C 'rm -rf {P}' ls", "export $V=x",
+    f"LESSOPEN='|rm -rf {P} %s' less x",
+    # 5. a pipe into something that runs its input
+    f"printf 'rm -rf {P}\\n' | sh", "cat /tmp/s | sh", "gzip -dc x | bash -s",
+    "history -p x | bash", "curl -s x | parallel", "base64 -d f | sudo sh",
+    # 6. interpreters reading code from their input
+    "perl", "python3 -", "echo 'system \"id\";' | perl", "ruby < /tmp/x",
+    # 7. wrappers and programs running their operands or options as commands
+    f"taskset 1 rm -rf {P}", f"taskset -c 0 rm -rf {P}", f"setarch x86_64 rm -rf {P}",
+    f"unshare -r rm -rf {P}", f"flock /tmp/l -c 'rm -rf {P}'", f"flock /tmp/l rm -rf {P}",
+    f"zip a.zip b -T -TT 'rm -rf {P}'", f"prlimit --nofile=10 rm -rf {P}",
+    f"setpriv --reuid=0 rm -rf {P}", f"sg root -c 'rm -rf {P}'", f"sg root 'rm -rf {P}'",
+    f"tmux new -d 'rm -rf {P}'", f"at now <<< 'rm -rf {P}'", f"echo 'rm -rf {P}' | batch",
+    f"ssh -o ProxyCommand='rm -rf {P}' h", f"ssh -oProxyCommand='rm -rf {P}' h",
+    f"git -c alias.x='!rm -rf {P}' x", f"strace -f rm -rf {P}", f"someprog 1 2 rm -rf {P}",
+    f"someprog --command='rm -rf {P}'", f"nice -n 5 ionice -c3 taskset 1 rm -rf {P}",
+    # 8. history written, then expanded on a continuation line
+    f"history -s rm -rf {P}", "history -r /tmp/h", "{ echo x # it's\n!!\n}",
+    "{ echo x\n^vic^vic\n}",
+    # 2. key bindings by any path or program
+    "cp /tmp/x ~/.inputrc", "mv /tmp/x /etc/inputrc", "ln -sf /tmp/x ~/.inputrc",
+    "cat > ~/.input''rc <<EOF\nx\nEOF", "cp /tmp/x ~/.[i]nputrc", "INPUTRC=/tmp/x bash",
+    "bind 'set enable-bracketed-paste off'", "set -o vi", "set -o emacs", "vim ~/.inputrc",
+    # 10. extglob
+    f"/usr/bin/@(rm) -rf {P}", "rm -rf /srv/+(prot)/victim", "python@(3) -c x",
+    # 11. links to protected paths, '..' through a component
+    "ln -s /srv/prot /tmp/l", "ln -s /etc /tmp/e", f"rm -rf /tmp/l/../../{P[1:]}",
+    # 13. devices
+    "cd /dev && dd if=/dev/zero of=sda", "dd if=/dev/zero of=~root/../dev/sda",
+    "echo x > ~root/../dev/sda", "cd / && echo x > de?/sda", "cd /dev; echo x > sda",
+    # 14. firewall
+    "nft -f /dev/stdin <<< 'flush ruleset'", "nft -f /tmp/rules", "iptables -P INPUT ACCEPT",
+    "iptables --policy INPUT ACCEPT",
+    # 15. kubectl
+    "kubectl --foo a --foo b --foo c delete pod x", "kubectl replace --force -f x.yaml",
+    "kubectl apply --prune -f d/ -l a=b",
+    # 16. awk and other destroyers
+    "awk --file=x", "gawk -E file", "awk -i lib 'BEGIN{}'", "awk -f x /etc/passwd",
+    "awk 'BEGIN{f=\"system\"; @f(\"id\")}'", "unlink /etc/passwd", f"mv {P} /tmp",
+    "chgrp -R x /etc", "truncate -s0 /etc/passwd", "shred -u /etc/passwd", "rmdir /etc/x",
+])
+def test_attack_classes_are_not_allowed(line: str) -> None:
+    guard = SessionGuard(PROTECTING, GuardrailSettings(fallback="block"))
+    judgement = guard.judge_command(line)
+    assert judgement.action != "allow", (line, judgement.verdict, judgement.facts
+                                         and judgement.facts.describe())
+
+
+@pytest.mark.parametrize("line", [
+    "ls -la", "echo hi | grep h", "git status", "git -c user.name=x commit -m y", "vim /tmp/x",
+    "export PS1='\\u@\\h:\\w\\$ '", "PS1='$PWD> '", "for ((i=0;i<3;i++)); do echo $i; done",
+    "cat f | grep x", "taskset -c 0 make", "ln -s /tmp/a /tmp/b", "rm -rf /tmp/build",
+    "history", "history 10", "dd if=/dev/zero of=/tmp/x bs=1M count=1", "kubectl get pods",
+    "awk '{print $1}' f", "mv /tmp/a /tmp/b", "bash", "python3 -m json.tool f",
+    "ssh -o StrictHostKeyChecking=no host uptime", "tmux ls", "head -c 10 f", "wc -c f.sh",
+])
+def test_ordinary_work_is_still_allowed(line: str) -> None:
+    guard = SessionGuard(PROTECTING, GuardrailSettings(fallback="block"))
+    assert guard.judge_command(line).action == "allow", guard.judge_command(line).verdict
+
+
+def test_what_no_rule_names_and_cannot_be_read_meets_the_strictest_rule() -> None:
+    """As DYNAMIC SQL and OPAQUE BODY do: never allowed by default."""
+    rules = (Rule("review-kubectl", "review", Match(programs=("kubectl",))),
+             Rule("no-rm", "block", Match(commands=frozenset({"RM RECURSIVE"}),
+                                          paths=("/etc",))))
+    v = judge_command(rules, classify_command("python3 -c 'print(1)'"))
+    assert (v.action, v.rule) == ("block", "no-rm") and "cannot read" in v.reason
+    v = judge_command((), classify_command("python3 -c 'print(1)'"), fallback="review")
+    assert (v.action, v.rule) == ("review", "fallback")
+    assert judge_command(rules, classify_command("bash")).action == "allow"  # gate judges it

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.guardrail.commands import CDPATH_SET, classify_command
 from engine.ssh.gate import (
     CTRL_C,
     ECHO_WAITS,
@@ -759,3 +760,106 @@ def test_the_gate_of_a_strict_terminal() -> None:
     assert for_channel("exec", "bash", None, strict=True).editor is None  # no terminal
     vim = for_channel("exec", "vim notes", (80, 24), strict=True)
     assert vim.editor is not None and vim._program == "vim"
+
+
+# --- issue 13, second round: the classes an outside attacker found -------------------------
+
+ALT_ON, ALT_OFF, PASTE_ON = b"\x1b[?1049h", b"\x1b[?1049l", b"\x1b[?2004h"
+
+
+def full_screen_started(chat: Conversation, line: bytes = b"less /etc/hostname") -> None:
+    chat.keys(line + b"\r")
+    chat.decide(True)
+
+
+@pytest.mark.parametrize("after", [
+    ALT_ON + b"(END)" + ALT_OFF + b"\r\n" + ALT_ON + PROMPT,  # the prompt turns it on again
+    ALT_ON + b"(END)" + ALT_OFF + b"\r\n" + PASTE_ON + ALT_ON + PROMPT,
+    b"\r\n" + PASTE_ON + ALT_ON + PROMPT,  # less -FX exits at once: never took the screen
+    ALT_ON + b"(END)\x1b[?10" ,  # a mode change cut in two by the network …
+])
+def test_strict_raw_keys_end_with_the_full_screen_program(after: bytes) -> None:
+    """Finding 1: after less (or whatever the judged line started) ends, a prompt that turns
+    the alternate screen on again gets the gateway's editor, not raw keys."""
+    chat = strict()
+    full_screen_started(chat)
+    chat.shows(after)
+    if after.endswith(b"\x1b[?10"):
+        chat.shows(b"49l\r\n" + ALT_ON + PROMPT)  # … still seen leaving the screen
+    chat.settle()
+    typed = chat.keys(b"rm -rf /etc")
+    assert sent(typed) == b"" and echoed(typed) == b"rm -rf /etc"  # the editor has it
+    assert chat.keys(b"\r") == [judge("rm -rf /etc")]
+
+
+def test_strict_raw_keys_while_the_full_screen_program_runs() -> None:
+    chat = strict()
+    full_screen_started(chat)
+    chat.shows(b"less /etc/hostname\r\n" + ALT_ON + b"\x1b[H\x1b[2Jhost\r\n(END)")
+    chat.settle()
+    assert sent(chat.keys(b"q")) == b"q"  # the program's key, at once
+
+
+def test_strict_screen_state_alone_never_grants_raw_keys() -> None:
+    chat = strict()
+    chat.keys(b"printf x\r")
+    chat.decide(True)
+    chat.shows(b"x" + ALT_ON + PROMPT)
+    chat.settle()
+    assert sent(chat.keys(b"rm -rf /etc")) == b""
+
+
+@pytest.mark.parametrize("row", [b":vert ter", b":tab ter", b":bo terminal", b":py import os",
+                                 b':call system("rm -rf /etc")', b':call term_start("sh")',
+                                 b':exe "ter"', b":s/x/\\=system('id')/"])
+def test_strict_vim_commands_that_can_run_code_are_refused(row: bytes) -> None:
+    """Finding 12: vim's command line passes only what cannot run code."""
+    chat = Conversation(InputGate(Mode.KEYS, size=(80, 24), strict=True, full_screen="vim"))
+    chat(TargetOpened())
+    chat.shows(ALT_ON + b"\x1b[H\x1b[2J")
+    chat.keys(row + b"\r")
+    chat.shows(b"\x1b[24;1H" + row)
+    refused = chat.settle()
+    assert any(isinstance(a, Tell) for a in refused) and b"\r" not in sent(refused)
+
+
+def test_strict_vim_writing_the_buffer_into_a_command_is_judged_as_piped_code() -> None:
+    chat = Conversation(InputGate(Mode.KEYS, size=(80, 24), strict=True, full_screen="vim"))
+    chat(TargetOpened())
+    chat.shows(ALT_ON + b"\x1b[H\x1b[2J")
+    chat.keys(b":w !sh\r")
+    chat.shows(b"\x1b[24;1H:w !sh")
+    assert chat.settle() == [judge("sh", "sh", "cat | sh")]
+
+
+def test_strict_lines_go_as_a_bracketed_paste_when_readline_takes_one() -> None:
+    """Finding 2: no key binding or macro can act on a judged line's characters."""
+    chat = Conversation(InputGate(Mode.KEYS, size=(80, 24), strict=True))
+    chat(TargetOpened())
+    chat.shows(PASTE_ON + PROMPT)
+    chat.keys(b"echo hi\r")
+    assert sent(chat.decide(True)) == b"\x1b[200~echo hi\x1b[201~\r"
+
+
+def test_strict_a_readline_prompt_is_not_a_password_prompt() -> None:
+    """Finding 3: PS1='token: ' does not make lines lenient."""
+    chat = Conversation(InputGate(Mode.KEYS, size=(80, 24), strict=True))
+    chat(TargetOpened())
+    chat.shows(PASTE_ON + b"token: ")
+    assert chat.keys(b"rm -rf /etc\r")[-1] == judge("rm -rf /etc")
+
+
+@pytest.mark.parametrize("line", ['declare -x CD""PATH=/tmp/prot', "export CDPATH=/x",
+                                  "source ~/.profile", "read -r CDPATH"])
+def test_strict_cdpath_by_any_spelling_ends_following_the_directory(line: str) -> None:
+    """Finding 9."""
+    chat = strict()
+    chat.keys(line.encode() + b"\r")
+    chat(Decided(True, "", frozenset({"/tmp"})))
+    chat.answer()
+    chat.keys(b"cd /tmp\r")
+    chat(Decided(True, "", frozenset({"/tmp"})))
+    chat.answer()
+    assert chat.gate.cwd == CDPATH_SET
+    assert chat.keys(b"cd x && rm -rf ../x\r")[-1].cwd == CDPATH_SET  # type: ignore[union-attr]
+    assert classify_command("cd /tmp && cd x && rm -rf ../x", CDPATH_SET).unknown_paths
