@@ -65,6 +65,11 @@ rules:
   - name: no-forbidden-word
     action: block
     match: {{regex: "forbidden-word"}}
+  # Inline interpreter code is allowed here (the example policy reviews it), so that tests can
+  # start a shell through an interpreter and see its lines judged.
+  - name: interpreters-allowed-in-tests
+    action: allow
+    match: {{commands: [INTERPRETER CODE]}}
 masking:
   - name: personal-data
     detect: [email, payment_card, aws_secret_key, private_key, secret_assignment]
