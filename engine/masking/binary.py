@@ -36,6 +36,7 @@ ARRAY_OF: dict[int, int] = {
 _INTS = {21: struct.Struct("!h"), 23: struct.Struct("!i"), 20: struct.Struct("!q"),
          26: struct.Struct("!I")}
 _FLOATS = {700: struct.Struct("!f"), 701: struct.Struct("!d")}
+MONEY = 790
 _I32 = struct.Struct("!i")
 _U32 = struct.Struct("!I")
 _NUMERIC_HEAD = struct.Struct("!hhhh")
@@ -48,7 +49,8 @@ class Undecodable(ValueError):
 
 
 def known(type_oid: int) -> bool:
-    return (type_oid in TEXT_LIKE or type_oid in (BYTEA, RECORD, 1700, 2950) or type_oid in _INTS
+    return (type_oid in TEXT_LIKE or type_oid in (BYTEA, RECORD, 1700, 2950, MONEY)
+            or type_oid in _INTS
             or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in _NO_TEXT)
 
 
@@ -64,6 +66,11 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
         return repr(_FLOATS[type_oid].unpack(raw)[0])
     if type_oid == 1700:
         return _numeric(raw)
+    if type_oid == MONEY:  # an int64 of cents (lc_monetary with two fraction digits)
+        if len(raw) != 8:
+            raise Undecodable(type_oid)
+        cents = _INTS[20].unpack(raw)[0]
+        return f"{Decimal(cents) / 100:.2f}"
     if type_oid == 2950:
         if len(raw) != 16:
             raise Undecodable(type_oid)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -121,9 +122,22 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _card_valid(value: str) -> bool:
-    digits = value.replace(" ", "").replace("-", "")
+    digits = value.replace(" ", "").replace("-", "").replace(",", "")
+    if not digits.isdigit():  # a number's form: its integer digits, or its value's
+        whole = re.split("[.eE]", digits, maxsplit=1)[0]
+        try:
+            number = str(int(decimal.Decimal(digits)))
+        except (decimal.InvalidOperation, ValueError, OverflowError):
+            number = ""
+        return any(_card_digits(d) for d in (whole, number, digits.partition("e")[0].replace(
+            ".", "").partition("E")[0]))
+    return _card_digits(digits)
+
+
+def _card_digits(digits: str) -> bool:
     # All one digit ("0000 0000 0000 0000") passes Luhn but is a placeholder, not a card.
-    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits)
+    return (13 <= len(digits) <= 19 and digits.isdigit() and len(set(digits)) > 1
+            and luhn_valid(digits))
 
 
 # ISO 13616 registry: the length of an IBAN in each country that issues them.
@@ -184,8 +198,9 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # boundary excludes a digit before it), so only those digits are tried; and the regex starts
 # with a character class, which the engine skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
-                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ -]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
-                                       | (?<=[A-Z]{2}\d\d) ))"""
+                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
+                                       | (?<=[A-Z]{2}\d\d) | \.\d{8} )
+                   | (?<![\d,]\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
 
 # The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
 # ends in a letter), which lets timestamps and times through without running the key regexes.
@@ -245,11 +260,17 @@ _DETECTORS = (
     # 13-19 digits, together or in groups with one kind of separator: 4-4-4-4(-1..3), and the
     # 4-6-5 / 4-6-4 of American Express and Diners. No issuer prefix is required. (Led by the
     # first digit, with the left boundary checked after it, so that the search skips in C.)
+    # Numeric forms of one too: a decimal or exponent after it (``::numeric(30,2)``,
+    # ``::float8``, ``4111111111111111e0``), thousands groups (``::money``: $5,555,...,444.00)
+    # and scientific notation (``4.111111111111111e+15``).
     _builtin("payment_card", r"""
         \d (?<![\w.-]\d)
-        (?: \d{3}(?P<s1>[\ -])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
+        (?: \d{2,3}(?P<s1>[\ ,-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
           | \d{3}(?P<s2>[\ -])\d{6}(?P=s2)\d{4,5}
-          | \d{12,18} )
+          | \d{0,2}(?:,\d{3}){4,6}
+          | \d{12,18}
+          | \.\d{8,18}[eE]\+?\d{1,2} )
+        (?:\.\d+)? (?:[eE][+-]?\d+)?
         (?!\w|\.\d)
         """, DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.

@@ -22,10 +22,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.masking.lineage import Analyzer, Lineage, parse
+from engine.masking.lineage import UNKNOWN, Analyzer, Lineage, Source, parse
 
 _I32 = struct.Struct("!i")
 _PARSED_CACHE = 512
+# Statements that change no catalog entry lineage reads (relations, columns, views, functions).
+# Any other statement that completes may have (DDL, DO, CALL, SELECT INTO...): until its
+# transaction ends the gateway's catalog, read on a connection of its own, may not show it.
+_CATALOG_KEEPING = frozenset({
+    "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt",
+    "DeclareCursorStmt", "FetchStmt", "ClosePortalStmt", "PrepareStmt", "ExecuteStmt",
+    "DeallocateStmt", "TransactionStmt", "VariableSetStmt", "VariableShowStmt", "ExplainStmt",
+    "ListenStmt", "UnlistenStmt", "NotifyStmt", "LockStmt", "CheckPointStmt",
+})
+# Statements whose lineage matters when they complete (what they write, what they declare):
+# their catalog names are looked up before their CommandComplete is handled.
+COMPLETION_LINEAGE = frozenset({
+    "InsertStmt", "UpdateStmt", "MergeStmt", "CreateTableAsStmt", "SelectStmt",
+    "DeclareCursorStmt", "PrepareStmt",
+})
 
 
 @dataclass(eq=False)
@@ -75,6 +90,10 @@ class StatementFlow:
     _parsed: OrderedDict[str, list[dict[str, Any]] | None] = field(default_factory=OrderedDict)
     current: Statement | None = None  # the statement whose result is in progress
     lost: bool = False  # the queue and the answers disagreed once: fail closed from then on
+    # A statement of the transaction in progress may have changed the catalog (DDL): lineage
+    # cannot be trusted until the transaction ends (every column is masked meanwhile), and
+    # then the connection's catalog cache is dropped so that every session reads it afresh.
+    catalog_changed: bool = False
 
     # --- frontend ---------------------------------------------------------------------------
 
@@ -189,15 +208,62 @@ class StatementFlow:
                     break
             self.current = None
 
+    def ready(self, status: int) -> None:
+        """A ReadyForQuery with this transaction status: at the end of a transaction that
+        may have changed the catalog, the connection's catalog cache is dropped."""
+        if status == 73 and self.catalog_changed:  # 'I': idle, the transaction is over
+            self.catalog_changed = False
+            invalidate = getattr(self.analyzer.catalog, "invalidate", None)
+            if invalidate is not None:
+                invalidate()
+
     def _learn(self, statement: Statement | None) -> None:
-        """A DECLARE or PREPARE ran: its cursor's or statement's columns are known now."""
-        if statement is None or statement.kind not in ("DeclareCursorStmt", "PrepareStmt"):
+        """A statement completed: a DECLARE's or PREPARE's columns are known now, what an
+        INSERT, UPDATE or CREATE TABLE AS wrote carries the lineage of what it was computed
+        from, and a statement that may have changed the catalog is noted."""
+        if statement is None or statement.tree is None:
             return
-        assert statement.tree is not None
-        lineage = self.analyzer.statement(statement.tree)
-        if lineage.missing.relations or lineage.missing.functions:
-            lineage.declares = (lineage.declares[0], None) if lineage.declares else None
-        self.analyzer.learn(lineage, statement.kind)
+        kind = statement.kind
+        if kind not in _CATALOG_KEEPING or (
+                kind == "SelectStmt" and statement.tree[kind].get("intoClause")):
+            self.catalog_changed = True
+        if kind == "RenameStmt":
+            self._renamed(statement.tree[kind])
+        if kind not in COMPLETION_LINEAGE:
+            return
+        lineage = self.lineage(statement)
+        assert lineage is not None
+        unsure = bool(lineage.missing.relations or lineage.missing.functions)
+        if kind in ("DeclareCursorStmt", "PrepareStmt"):
+            if unsure:
+                lineage.declares = (lineage.declares[0], None) if lineage.declares else None
+            self.analyzer.learn(lineage, kind)
+            return
+        taint = getattr(self.analyzer.catalog, "taint", None)
+        if taint is None:
+            return
+        for target, sources in lineage.writes:
+            if sources:
+                taint(target.table, target.column, sources)
+        if unsure:  # what was written is not known: every column of the tables it wrote
+            for table in lineage.written:
+                taint(table, "*", frozenset({UNKNOWN}))
+
+    def _renamed(self, node: dict[str, Any]) -> None:
+        """A renamed column or table keeps the rules of its old name: rules name columns, and
+        ``ALTER TABLE customers RENAME national_id TO x`` moves no value."""
+        taint = getattr(self.analyzer.catalog, "taint", None)
+        rel = node.get("relation") or {}
+        table, schema = rel.get("relname", ""), rel.get("schemaname")
+        new = node.get("newname", "")
+        if taint is None or not table or not new:
+            return
+        if node.get("renameType") == "OBJECT_COLUMN":
+            old = node.get("subname", "")
+            taint(table, new, frozenset({Source(schema, table, old)}))
+        elif node.get("renameType") in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW",
+                                        "OBJECT_FOREIGN_TABLE"):
+            taint(new, "*", frozenset({Source(schema, table, "*")}))
 
     def _lose(self) -> None:
         self.lost = True

@@ -78,7 +78,11 @@ class Function:
 
 
 class Catalog(Protocol):
-    """What lineage needs of the target's catalog. ``None``: not looked up yet."""
+    """What lineage needs of the target's catalog. ``None``: not looked up yet.
+
+    A catalog may also answer ``derived(table, column)``: the sources of values written into
+    that table column by earlier statements (``CREATE TABLE AS``, ``INSERT ... SELECT``,
+    ``UPDATE ... SET``), which a read of the column carries on (see ``Lineage.writes``)."""
 
     def relations(self, name: str) -> list[Relation] | None: ...
 
@@ -105,6 +109,7 @@ class Lineage:
     missing: Missing = field(default_factory=lambda: Missing(frozenset(), frozenset()))
     declares: tuple[str, tuple[Lin, ...] | None] | None = None  # DECLARE/PREPARE name
     writes: tuple[tuple[Source, Lin], ...] = ()  # table columns assigned from these sources
+    written: frozenset[str] = frozenset()  # the tables it writes into (by name)
 
 
 # PostgreSQL's functions that run SQL given as text, or read what is not in a table.
@@ -163,6 +168,7 @@ class Analyzer:
         self._missing_rel: set[str] = set()
         self._missing_fn: set[str] = set()
         self._reads: set[Source] = set()
+        self._written: set[str] = set()
         self._depth = 0
         self._fn_safety: dict[str, bool] = {}
         # Cursors and prepared statements declared in the session, by name.
@@ -173,6 +179,7 @@ class Analyzer:
 
     def statement(self, stmt: dict[str, Any]) -> Lineage:
         self._missing_rel, self._missing_fn, self._reads = set(), set(), set()
+        self._written = set()
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
@@ -200,18 +207,13 @@ class Analyzer:
                 sub = self.statement(node.get("query", {}))
                 self._reads |= sub.reads
                 declares = (node.get("name", ""), sub.columns)
-            elif kind == "FetchStmt":
-                name = node.get("portalname", "")
-                columns = self.cursors.get(name, None) if name in self.cursors else None
-                if name not in self.cursors:
-                    columns = None
-                    self._reads.add(UNKNOWN)
-            elif kind == "ExecuteStmt":
-                name = node.get("name", "")
-                if name in self.prepared:
-                    columns = self.prepared[name]
-                else:
-                    self._reads.add(UNKNOWN)
+            elif kind in ("FetchStmt", "ExecuteStmt"):
+                # The rows are the declared query's: its columns when the gateway followed
+                # them (None: not, and every column is masked). What it reads is not kept:
+                # its errors may quote any value it reads (fail closed).
+                name = node.get("portalname" if kind == "FetchStmt" else "name", "")
+                columns = (self.cursors if kind == "FetchStmt" else self.prepared).get(name)
+                self._reads.add(UNKNOWN)
             elif kind == "CallStmt":
                 lin = self._expr(node.get("funccall", {}), ())
                 self._reads |= lin
@@ -241,7 +243,8 @@ class Analyzer:
         except RecursionError:
             columns, self._reads = None, {UNKNOWN}
         missing = Missing(frozenset(self._missing_rel), frozenset(self._missing_fn))
-        return Lineage(columns, frozenset(self._reads), missing, declares, tuple(writes))
+        return Lineage(columns, frozenset(self._reads), missing, declares, tuple(writes),
+                       frozenset(self._written))
 
     def learn(self, lineage: Lineage, kind: str) -> None:
         """Remember what a statement declared (a cursor, a prepared statement)."""
@@ -299,6 +302,7 @@ class Analyzer:
                 for name, val in zip(names, vals, strict=False):
                     assigned[name] = assigned.get(name, _NONE) | self._expr(val, scope)
         self._expr(node.get("whereClause"), scope)
+        self._written.add(rel.get("relname", ""))
         if assigned:
             src_table = rel.get("relname", "")
             src_schema = rel.get("schemaname")
@@ -338,6 +342,7 @@ class Analyzer:
                 col_names: list[Any] | None) -> list[tuple[Source, Lin]]:
         if col_names:
             names = [_only(c)[1].get("sval", "") for c in col_names]
+        self._written.add(rel.get("relname", ""))
         return [(Source(rel.get("schemaname"), rel.get("relname", ""), n), lin)
                 for n, (_, lin) in zip(names, out, strict=False)]
 
@@ -557,7 +562,9 @@ class Analyzer:
         elif any(r.schema == "pg_catalog" for r in found):
             found = [r for r in found if r.schema == "pg_catalog"]
         if not found:
-            return ()  # the server will say it does not exist
+            # Not in the catalog the gateway reads: a temporary table, or one created in a
+            # transaction not committed yet, or since the lookup. Unknown, never empty.
+            return ((_ANY, _UNKNOWN),)
         per: list[tuple[tuple[str, Lin], ...]] = [self._columns_of(r) for r in found]
         if len(per) == 1:
             return per[0]
@@ -590,9 +597,16 @@ class Analyzer:
             finally:
                 self._depth -= 1
             own = tuple((Source(rel.schema, rel.name, c),) for c in rel.columns)
-            return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i]))
+            return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i])
+                          | self._derived(rel.name, c))
                          for i, c in enumerate(rel.columns))
-        return tuple((c, frozenset({Source(rel.schema, rel.name, c)})) for c in rel.columns)
+        return tuple((c, frozenset({Source(rel.schema, rel.name, c)}) | self._derived(rel.name, c))
+                     for c in rel.columns)
+
+    def _derived(self, table: str, column: str) -> Lin:
+        """What earlier statements wrote into this table column (``Catalog.derived``)."""
+        derived = getattr(self.catalog, "derived", None)
+        return derived(table, column) if derived is not None else _NONE
 
     # --- expressions ----------------------------------------------------------------------
 
@@ -686,6 +700,10 @@ class Analyzer:
     def _body_safe(self, fn: Function) -> bool:
         if fn.language not in _TRUSTED_BODIES:
             return False
+        if not fn.source.strip():
+            # A body the catalog did not show (a SQL-standard body lives in prosqlbody, not
+            # prosrc): what it reads is unknown (ARCHITECTURE.md invariant 9).
+            return False
         words = {w.lower() for w in _WORD.findall(fn.source)}
         if fn.language == "plpgsql" and "execute" in words:
             return False  # dynamic SQL: what it reads is a string
@@ -742,7 +760,9 @@ class Analyzer:
                 rng = _find_range((level,), column)
                 if rng is not None:  # a whole-row reference: ``select c from customers c``
                     return anys | rng.whole()
-            return anys
+            # A name no range has (a column renamed or added since the catalog was read, a
+            # system column): what the server reads there is unknown.
+            return anys or _UNKNOWN
         rng = _find_range(scope, parts[-2])
         if rng is None:
             # ``(c).national_id``-like or a composite column: depend on the whole qualifier

@@ -11,8 +11,9 @@ nothing without the RowDescription before it.
 - ``DataRow`` ('D') values are masked where the plan says so and the row is rebuilt with its new
   lengths; values left alone are byte-identical. A row nothing can touch (no column rule, and the
   detectors' ``screen`` finds nothing in its bytes) is forwarded without being parsed.
-- ``CopyData`` ('d') of a text or CSV COPY TO STDOUT is masked as a whole line; binary COPY
-  cannot be inspected and is only counted in ``uninspected``, for the caller's policy to judge.
+- ``CopyData`` ('d') of a text or CSV COPY TO STDOUT is masked as a whole line. A binary COPY
+  carries no types (a card number cast to bigint is eight bytes): it is refused, the client
+  gets an ErrorResponse instead of its CopyOutResponse, data and CommandComplete.
 - ``NoticeResponse`` and ``ErrorResponse``: their message, detail, hint, context and internal
   query fields are masked (an input syntax error quotes the value it could not read).
 - ``NotificationResponse``: the payload of a NOTIFY (the channel name is left as it is).
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
 from engine.masking import binary
-from engine.masking.flow import Statement, StatementFlow
+from engine.masking.flow import COMPLETION_LINEAGE, Statement, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
 from engine.masking.masker import ValueMasker
 from engine.masking.strategies import REDACT
@@ -111,12 +112,13 @@ VALUE_BUDGET = 5.0  # seconds of masking one value may take (in a worker thread:
 VALUE_BUDGET_COUNT = "value-budget"  # a value whose rest was masked whole
 _PIECE = 1 << 14
 READS_MASKED = "reads-masked-column"  # an error of a statement that reads a masked column
+NOTIFICATION_MASKED = "notification"  # a NOTIFY channel or payload, masked whole
+BINARY_COPY_REFUSED = "binary-copy-refused"  # a binary COPY TO STDOUT, whose rows were refused
 
-_NO_COPY, _COPY_TEXT, _COPY_BINARY = range(3)
+_NO_COPY, _COPY_TEXT, _COPY_REFUSED, _COPY_REFUSED_DONE = range(4)
 _LINEAGE_TAGS = frozenset({84, 0, 72, 69, 78})  # messages that need the statement's lineage
 # Messages that move ``StatementFlow`` on.
 _FLOW_TAGS = frozenset({84, 0, 110, 1, 72, 71, 87, 67, 73, 115, 69, 90})
-_BINARY_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 class TextMasker(Protocol):
@@ -263,7 +265,6 @@ class ResultMasker:
         self._hide_errors = False  # the statement in progress reads a masked column
         self._copy_actions: tuple[ColumnAction | None, ...] = ()
         self._copy_options: tuple[str, str, str] = ("text", "\t", "\\N")
-        self._copy_rest = b""  # a binary COPY's bytes not yet a whole tuple
         # ``known_table(oid)``: whether ``column_rule`` can tell this table's columns apart now.
         # A RowDescription naming a table it does not know stops ``rewrite`` (see ``missing``).
         self._known_table = known_table
@@ -360,7 +361,8 @@ class ResultMasker:
             if end < pos + 5 or end > n:
                 raise ProtocolViolation("the masker was given an incomplete message")
             new: bytes | None = None
-            if flow is not None and tag in _LINEAGE_TAGS and tag != 68:
+            if flow is not None and (tag in _LINEAGE_TAGS or (
+                    tag == 67 and _completion_lineage(flow.upcoming(tag)))):
                 statement = flow.upcoming(tag)
                 lineage = self._lineage(statement)
                 if lineage is not None and not self.names_failed and (
@@ -396,8 +398,8 @@ class ResultMasker:
                         dirty = self._screen(messages)
                     if dirty or self._copy_actions:
                         new = self._copy_line(messages, pos + 5, end, counts)
-                elif self._copy == _COPY_BINARY:
-                    new = self._copy_binary(messages[pos + 5 : end], counts)
+                elif self._copy == _COPY_REFUSED:
+                    new = b""
             elif tag == 84 or tag == 0:  # 'T' RowDescription, or the gateway's own
                 if self._known_table is not None:
                     missing = self._unknown_tables(messages, pos + 5, end)
@@ -415,6 +417,12 @@ class ResultMasker:
             elif tag == 1:  # NoData, answering the gateway's own Describe
                 self._describe(None)
                 new = b""
+            elif tag == 69 and self._copy in (_COPY_REFUSED, _COPY_REFUSED_DONE):
+                new = b""  # the client was told already: the refused COPY's own end
+                self._describe(None)
+                self._copy = _NO_COPY
+                self._hide_errors = False
+                mark = self._result_ended(counts, mark)
             elif tag in (69, 78):  # 'E' ErrorResponse, 'N' NoticeResponse
                 if dirty is None:
                     dirty = self._screen(messages)
@@ -426,24 +434,43 @@ class ResultMasker:
                     self._copy = _NO_COPY
                     mark = self._result_ended(counts, mark)
             elif tag == 65:  # 'A' NotificationResponse: pg_notify payloads are free text
-                if dirty is None:
-                    dirty = self._screen(messages)
-                if dirty:
-                    new = self._notification(messages, pos, end, counts)
+                if flow is not None:
+                    # Column rules apply: a payload may be a masked column's value in any form,
+                    # which no detector recognises (fail closed).
+                    new = self._notification(messages, pos, end, counts, whole=True)
+                else:
+                    if dirty is None:
+                        dirty = self._screen(messages)
+                    if dirty:
+                        new = self._notification(messages, pos, end, counts)
             elif tag in (67, 73):  # 'C' CommandComplete, 'I' EmptyQueryResponse
+                if self._copy == _COPY_REFUSED_DONE:
+                    new = b""  # the client got an error for this COPY instead
+                    self._copy = _NO_COPY
                 self._describe(None)
                 mark = self._result_ended(counts, mark)
             elif tag == 90:  # 'Z' ReadyForQuery
                 self.reset()
+                if flow is not None and end - pos >= 6:
+                    flow.ready(messages[pos + 5])
             elif tag == 72:  # 'H' CopyOutResponse
                 if end - pos < 6:
                     raise _malformed("CopyOutResponse")
-                self._copy = _COPY_TEXT if messages[pos + 5] == 0 else _COPY_BINARY
-                self._copy_rest = b""
-                self._copy_plan(messages, pos + 5, end)
+                if messages[pos + 5] != 0:
+                    # Binary COPY data carries no type: a card number cast to bigint or
+                    # numeric is a few bytes no detector or rule can tell (lineage knows its
+                    # sources, not its type). Refused whole, with a reason (invariant 9).
+                    self._copy = _COPY_REFUSED
+                    counts[(BINARY_COPY_REFUSED, "")] += 1
+                    new = _BINARY_COPY_ERROR
+                else:
+                    self._copy = _COPY_TEXT
+                    self._copy_plan(messages, pos + 5, end)
             elif tag == 99:  # 'c' CopyDone
-                self._copy = _NO_COPY
-                self._copy_rest = b""  # a tuple cut short is not sent (invariant 9)
+                refused = self._copy == _COPY_REFUSED
+                self._copy = _COPY_REFUSED_DONE if refused else _NO_COPY
+                if refused:
+                    new = b""
             if flow is not None and tag in _FLOW_TAGS:
                 flow.advance(tag)
             if new is not None:
@@ -535,10 +562,14 @@ class ResultMasker:
         be known): its errors and notices may quote such a value."""
         if self.flow is None or self._lineage_rule is None:
             return False
-        if statement is None:
-            return self.flow.lost
+        if statement is None or self.flow.catalog_changed:
+            return True  # which statement, or what its names mean, is unknown: fail closed
         if lineage is None:
             return False  # it does not parse: the server did not run it
+        if statement.kind not in _READS_KNOWN:
+            # DDL (CREATE INDEX, ALTER TABLE ... GENERATED), COMMIT (deferred constraints)...
+            # read table values lineage does not follow: their errors quote them.
+            return True
         return self._lineage_rule(lineage.reads) is not None
 
     def _lineage_actions(self, count: int) -> list[ColumnAction | None] | None:
@@ -549,15 +580,19 @@ class ResultMasker:
             return None
         statement = flow.upcoming(84)
         lineage = self._lineage(statement)
-        if statement is None or lineage is None:
-            if statement is None and flow.lost:  # which statement this is, is unknown
-                return [rule(frozenset({UNKNOWN}))] * count
-            return None
+        if statement is None or lineage is None or flow.catalog_changed:
+            # Which statement this is, or what its names mean (the transaction changed the
+            # catalog), is unknown: every column is masked.
+            return [rule(_UNKNOWN_LINEAGE)] * count
         cols = lineage.columns
         if cols is None or len(cols) != count:
-            # The shape is not the one lineage saw (a statement the gateway cannot account
-            # for): every column gets what the statement reads as a whole.
-            whole = rule(lineage.reads) if lineage.reads else None
+            # The shape is not the one lineage saw (a FETCH of a cursor it could not follow,
+            # a function's record, a statement it cannot account for): unknown, unless the
+            # statement shows no table values (SHOW, EXPLAIN: what it reads decides).
+            if cols is None and statement.kind in _ROWS_WITHOUT_VALUES:
+                whole = rule(lineage.reads) if lineage.reads else None
+            else:
+                whole = rule(lineage.reads | _UNKNOWN_LINEAGE)
             return [whole] * count
         return [rule(c) if c else None for c in cols]
 
@@ -774,80 +809,23 @@ class ResultMasker:
                 parts[i] = null
         return delimiter.join(parts)
 
-    def _copy_binary(self, data: bytes, counts: Counter[tuple[str, str]]) -> bytes | None:
-        """A CopyData of a binary COPY: whole tuples parsed, a field a rule masks or in which
-        a detector finds a value becomes NULL (the types are not known: NULL fits them all);
-        bytes of a tuple not complete yet wait for the next CopyData."""
-        buf = self._copy_rest + data if self._copy_rest else data
-        pos = 0
-        out: list[bytes] = []
-        if self._copy_rest == b"" and buf.startswith(_BINARY_COPY_SIGNATURE):
-            if len(buf) < 19:
-                self._copy_rest = buf
-                return b""
-            ext = _I32.unpack_from(buf, 15)[0]
-            pos = 19 + max(ext, 0)
-            out.append(buf[:pos])
-        actions = self._copy_actions
-        changed = False
-        while pos + 2 <= len(buf):
-            nfields = _I16.unpack_from(buf, pos)[0]
-            if nfields == -1:  # the trailer
-                out.append(buf[pos:pos + 2])
-                pos += 2
-                continue
-            p = pos + 2
-            fields: list[bytes] = []
-            complete = True
-            for i in range(max(nfields, 0)):
-                if p + 4 > len(buf):
-                    complete = False
-                    break
-                size = _I32.unpack_from(buf, p)[0]
-                if size < 0:
-                    fields.append(_NULL)
-                    p += 4
-                    continue
-                if p + 4 + size > len(buf):
-                    complete = False
-                    break
-                raw = buf[p + 4 : p + 4 + size]
-                p += 4 + size
-                action = actions[i] if i < len(actions) else None
-                if action is not None:
-                    counts[(action.rule, action.source or "")] += 1
-                    fields.append(_NULL)
-                    changed = True
-                    continue
-                fired: list[str] = []
-                if self._screen(raw) and binary.mask_opaque(raw, self._mask, fired) is None:
-                    for detector in fired:
-                        counts[(detector, "")] += 1
-                    fields.append(_NULL)
-                    changed = True
-                    continue
-                fields.append(buf[p - 4 - size : p])
-            if not complete:
-                break
-            out.append(buf[pos:pos + 2] + b"".join(fields))
-            pos = p
-        rest = buf[pos:]
-        if not changed and not rest and not self._copy_rest:
-            self._copy_rest = b""
-            return None
-        self._copy_rest = rest
-        body = b"".join(out)
-        return b"d" + _I32.pack(len(body) + 4) + body if body else b""
-
     def _notification(self, buf: bytes, pos: int, end: int,
-                      counts: Counter[tuple[str, str]]) -> bytes | None:
-        """A NotificationResponse (at ``buf[pos:end]``) with its channel and payload masked."""
+                      counts: Counter[tuple[str, str]], *, whole: bool = False) -> bytes | None:
+        """A NotificationResponse (at ``buf[pos:end]``) with its channel and payload masked
+        (``whole``: a payload replaced by the redaction mark unless empty)."""
         start, stop = _split_notification(buf, pos, end)
         parts: list[bytes] = [buf[pos + 5 : pos + 9]]
         changed = False
         for a, b in ((pos + 9, start - 1), (start, stop)):
             raw = buf[a:b]
-            if self._screen(raw):
+            # The channel is one the client LISTENs to by that exact name: it already has it
+            # (screened all the same). The payload may be anything a session computed.
+            if whole and a == start:
+                if raw:
+                    counts[(NOTIFICATION_MASKED, "")] += 1
+                    raw = REDACT.mask.encode()
+                    changed = True
+            elif self._screen(raw):
                 text = raw.decode("utf-8", "surrogateescape")
                 masked, fired = self._mask(text)
                 for detector in fired:
@@ -937,6 +915,34 @@ def _null_row(buf: bytes, start: int, end: int,
     counts[(UNDESCRIBED, "")] += ncols
     body: bytes = _I16.pack(ncols) + _NULL * ncols
     return b"D" + _I32.pack(len(body) + 4) + body
+
+
+_UNKNOWN_LINEAGE = frozenset({UNKNOWN})
+
+
+def _error(sqlstate: str, message: str) -> bytes:
+    body = b"".join(key + value.encode() + b"\x00" for key, value in (
+        (b"S", "ERROR"), (b"V", "ERROR"), (b"C", sqlstate), (b"M", message))) + b"\x00"
+    return b"E" + _I32.pack(len(body) + 4) + body
+
+
+_BINARY_COPY_ERROR = _error(
+    "0A000", "COPY TO STDOUT in binary format is refused where masking applies, since its "
+    "values cannot be masked: use FORMAT text or csv.")
+# Statements whose rows show no table value (settings, plans).
+_ROWS_WITHOUT_VALUES = frozenset({"VariableShowStmt", "ExplainStmt"})
+# Statements whose ``Lineage.reads`` holds every table column they read.
+_READS_KNOWN = frozenset({
+    "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt",
+    "DeclareCursorStmt", "PrepareStmt", "ExplainStmt", "CreateTableAsStmt", "FetchStmt",
+    "ExecuteStmt", "CallStmt", "DoStmt", "VariableShowStmt",
+})
+
+
+def _completion_lineage(statement: Statement | None) -> bool:
+    """Whether a statement's lineage is needed when it completes (what it wrote or declared,
+    ``StatementFlow._learn``): its catalog names are looked up first."""
+    return statement is not None and statement.kind in COMPLETION_LINEAGE
 
 
 def _copy_options(statement: Statement | None) -> tuple[str, str, str]:

@@ -71,10 +71,11 @@ class SessionMasking:
             if len(parts) <= len(have) and all(
                     fnmatch.fnmatchcase(mine, want)
                     for mine, want in zip(have[-len(parts):], parts, strict=True)):
-                return ColumnAction(rule.name, functools.partial(_apply, _strategy(rule),
-                                                                  key=self.key),
-                                    ".".join(source[1:]) if isinstance(source, ColumnSource)
-                                    else None)
+                if isinstance(source, ColumnSource):
+                    return ColumnAction(rule.name, functools.partial(
+                        _apply, _strategy(rule), key=self.key), ".".join(source[1:]))
+                return ColumnAction(rule.name, functools.partial(
+                    _apply, _strategy(rule, computed=True), key=self.key))
         return None
 
     def lineage_rule(self, sources: frozenset[Source]) -> ColumnAction | None:
@@ -89,7 +90,8 @@ class SessionMasking:
             for source in sources:
                 if _source_matches(pattern, source):
                     return ColumnAction(rule.name, functools.partial(
-                        _apply, _strategy(rule), key=self.key), f"{source.table}.{source.column}")
+                        _apply, _strategy(rule, computed=True), key=self.key),
+                                        f"{source.table}.{source.column}")
         return None
 
     def masked_source(self, source: Source) -> bool:
@@ -131,7 +133,12 @@ def _apply(strategy: Strategy, value: str, *, key: bytes) -> str | None:
     return strategy.apply(value, key)
 
 
-def _strategy(rule: MaskingRule) -> Strategy:
+def _strategy(rule: MaskingRule, *, computed: bool = False) -> Strategy:
+    """The rule's strategy; for a computed column (``substr(card_number, 5, 4)``), a partial
+    one redacts whole: the characters it keeps would be a different piece of the value in each
+    expression, and a few expressions would show all of it."""
+    if computed and rule.strategy == "partial":
+        return REDACT
     return Strategy(rule.strategy, keep_first=rule.keep_first, keep_last=rule.keep_last)
 
 

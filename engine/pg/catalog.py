@@ -29,7 +29,7 @@ import logging
 import time
 
 from engine.config import Upstream
-from engine.masking.lineage import Function, Relation
+from engine.masking.lineage import Function, Relation, Source
 from engine.masking.pg import UNAVAILABLE, ColumnSource, Unavailable
 from engine.pg import codec, messages, startup
 from engine.pg.side import PeerClosed, Side
@@ -63,6 +63,38 @@ class TableCatalog:
         self._relations: dict[str, tuple[float, list[Relation]]] = {}
         self._functions: dict[str, tuple[float, list[Function]]] = {}
         self.unreadable: set[str] = set()  # names whose lookup failed (until retried)
+        # Table columns that statements of this connection's sessions wrote values into, and
+        # the sources of those values (lineage): a read of the column carries them on. Kept in
+        # memory for the engine's life (not persisted, not expired: a restart forgets them).
+        self._derived: dict[tuple[str, str], frozenset[Source]] = {}
+        self.generation = 0  # bumped by ``invalidate``: a lookup begun before is not kept
+
+    def invalidate(self) -> None:
+        """Forget every cached entry (a session changed the catalog: DDL). What was written
+        where (``taint``) is kept."""
+        self.generation += 1
+        self._tables.clear()
+        self._relations.clear()
+        self._functions.clear()
+
+    def taint(self, table: str, column: str, sources: frozenset[Source]) -> None:
+        """Values computed from ``sources`` were written into ``table.column`` ("*": any
+        column of the table)."""
+        key = (table.lower(), "*" if column == _ANY_COLUMN else column.lower())
+        if len(self._derived) >= _MAX_DERIVED and key not in self._derived:
+            key = (key[0], "*")  # bounded: beyond this, a table is tainted whole
+        self._derived[key] = self._derived.get(key, frozenset()) | sources
+
+    def derived(self, table: str, column: str) -> frozenset[Source]:
+        """The sources of values written into this table column (see ``taint``)."""
+        if not self._derived:
+            return frozenset()
+        t = table.lower()
+        found = self._derived.get((t, column.lower()), frozenset())
+        for source in self._derived.get((t, "*"), frozenset()):
+            # A table renamed from another: its column of this name, under the old name.
+            found |= {source._replace(column=column) if source.column == "*" else source}
+        return found
 
     def known(self, table_oid: int) -> bool:
         """Whether ``column`` can answer for this table now, without a lookup."""
@@ -94,6 +126,7 @@ class TableCatalog:
         (the caller fails closed); never raises."""
         async with self._lock:
             now = time.monotonic()
+            generation = self.generation
             rels = sorted(n for n in relations if self.relations(n) is None)[:_MAX_NAMES]
             fns = sorted(n for n in functions if self.functions(n) is None)[:_MAX_NAMES]
             if not rels and not fns:
@@ -114,6 +147,8 @@ class TableCatalog:
                     found_rel[name].append(Relation(schema or "", name, sub or "", cols, text))
                 elif kind == "f" and name in found_fn:
                     found_fn[name].append(Function(schema or "", name, sub or "", text or ""))
+            if generation != self.generation:
+                return True  # the catalog changed meanwhile: the caller asks again
             until = now + self.ttl
             for n, r in found_rel.items():
                 self._relations[n] = (until, r)
@@ -128,6 +163,7 @@ class TableCatalog:
             wanted = sorted(o for o in table_oids if not self.known(o))
             if not wanted:
                 return
+            generation = self.generation
             self.lookups += 1
             try:
                 found = await self._query(wanted)
@@ -139,7 +175,9 @@ class TableCatalog:
                 for oid in wanted:
                     self._tables[oid] = (until, UNAVAILABLE)
                 return
-            until = time.monotonic() + self.ttl
+            # Kept even when the catalog changed meanwhile (the caller needs an answer now), but
+            # only until the next lookup: OIDs name one table for its whole life.
+            until = time.monotonic() + (self.ttl if generation == self.generation else 0.5)
             for oid in wanted:
                 self._tables[oid] = (until, found.get(oid, {}))
 
@@ -245,6 +283,8 @@ def _values(body: bytes) -> tuple[str, str, str, str, str]:
     return values[0], values[1], values[2], values[3], values[4]
 
 
+_MAX_DERIVED = 10_000  # table columns remembered as written from other columns
+_ANY_COLUMN = "\0any"  # lineage's name for a column of a relation it does not know
 _MAX_NAMES = 2000  # names per lookup (a function body's words are looked up as relations)
 
 
@@ -266,7 +306,10 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN ('r', 'v', 'm', 'f', 'p')"
         " UNION ALL"
-        " SELECT 'f', n.nspname::text, p.proname::text, l.lanname::text, NULL, p.prosrc"
+        # A SQL-standard body (BEGIN ATOMIC ... END, RETURN ...) is not in prosrc (empty) but
+        # in prosqlbody; pg_get_functiondef prints it on every version that has one.
+        " SELECT 'f', n.nspname::text, p.proname::text, l.lanname::text, NULL,"
+        " CASE WHEN p.prosrc = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END"
         " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
         " JOIN pg_catalog.pg_language l ON l.oid = p.prolang"
         f" WHERE p.proname = ANY({fns})"

@@ -137,9 +137,11 @@ def test_demo_headless(start: Any, base: Path, tmp_path: Path) -> None:
     pg, direct = info["postgres"], info["postgres_direct"]
     with connect(pg, sslmode="require") as conn:
         assert conn.info.pgconn.ssl_in_use
-        row = conn.execute("select count(*), count(distinct email),"
-                           " bool_and(card_number is not null) from customers").fetchone()
-        assert row == (200, 200, True)
+        # (a value computed from card_number, such as bool_and(card_number is not null), is
+        # masked: the example policy's column rules follow it; a count shows no value)
+        row = conn.execute("select count(*), count(distinct email), count(card_number)"
+                           " from customers").fetchone()
+        assert row == (200, 200, 200)
         assert conn.execute("select count(*) from orders").fetchone() == (2000,)
     with connect(direct) as conn:
         assert conn.execute("select current_user").fetchone() == (direct["user"],)

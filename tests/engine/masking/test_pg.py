@@ -341,22 +341,24 @@ def test_copy_data_after_copy_done_is_not_copy_out() -> None:
     assert m.rewrite(row) == (row, Counter())
 
 
-def test_binary_copy_is_parsed_and_a_field_with_a_finding_is_null() -> None:
+def test_binary_copy_out_is_refused_with_an_error_instead_of_its_data() -> None:
     m = masker()
     header = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-    tuple_ = struct.pack("!h", 2) + struct.pack("!i", 2) + b"ok" + struct.pack("!i", len(EMAIL)) \
-        + EMAIL
+    # a card number cast to bigint: eight bytes that no detector reads
+    tuple_ = struct.pack("!h", 1) + struct.pack("!i", 8) + struct.pack("!q", 5555555555554444)
     trailer = struct.pack("!h", -1)
-    # the header with the first tuple, the tuple cut in two CopyData, then the trailer
     data = (copy_out_response(1) + b.copy_data(header + tuple_[:7]) + b.copy_data(tuple_[7:])
-            + b.copy_data(trailer) + b.COPY_DONE)
+            + b.copy_data(trailer) + b.COPY_DONE + b.command_complete("COPY 1") + b.ready())
     out, counts = m.rewrite(data)
-    body = b"".join(b for t, b in split(out) if t == ord("d"))
-    assert EMAIL not in body
-    assert body == header + struct.pack("!h", 2) + struct.pack("!i", 2) + b"ok" \
-        + struct.pack("!i", -1) + trailer
-    assert sum(counts.values()) == 1
-    assert m.uninspected == Counter()
+    messages = split(out)
+    assert [tag for tag, _ in messages] == [ord("E"), ord("Z")]
+    fields = error_fields(messages[0][1])
+    assert fields["C"] == "0A000" and "FORMAT text or csv" in fields["M"]
+    assert counts == Counter({("binary-copy-refused", ""): 1})
+    assert m.ended and list(m.ended) == [Counter({("binary-copy-refused", ""): 1})]
+    # the next result is masked as usual
+    text = m.rewrite(copy_out_response(0) + b.copy_data(EMAIL + b"\n") + b.COPY_DONE)[0]
+    assert EMAIL not in text and ord("d") in [tag for tag, _ in split(text)]
 
 
 # --- NoticeResponse and ErrorResponse --------------------------------------------------------
