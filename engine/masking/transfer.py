@@ -12,7 +12,11 @@ fed to a ``StreamMasker``, so that a value split between two replies is masked a
   them (the stream is flushed first, since a status or a handle ends a file). A reply whose
   bytes are still held waits for the next reply (clients keep many reads in flight) or for
   ``flush``, which the bridge calls when the target is quiet. All replies are read as one
-  stream: files are downloaded one after another, and a value never spans two of them.
+  stream, so the client's READ requests are followed too (``request``, from the bridge): a
+  reply is masked only as the next bytes of the one file being read, from offset 0 on; a
+  read at another offset, of a second file before the first is closed, or a reply to no
+  read is refused with a failure status in its place (reads at chosen offsets would
+  otherwise give each value in pieces that no detector recognises).
 - ``ScpMasker`` reads the legacy scp protocol the target's ``scp -f`` speaks: control lines
   (``C0644 size name``, ``D``, ``E``, ``T``, warnings), acknowledgements (a NUL byte), and
   after each ``C`` line exactly ``size`` bytes of file, masked and flushed at the file's end.
@@ -29,7 +33,13 @@ from collections import Counter, deque
 from engine.masking.masker import ValueMasker
 from engine.masking.stream import StreamMasker
 
+SSH_FXP_READ = 5
+SSH_FXP_CLOSE = 4
+SSH_FXP_STATUS = 101
 SSH_FXP_DATA = 103
+SSH_FX_FAILURE = 4
+OUT_OF_ORDER = ("the gateway masks file data read in order only: this read was refused (read "
+                "the file from its start, in order, without other files in between)")
 MAX_PACKET = 1 << 24  # bytes: OpenSSH's sftp-server sends at most 256 KiB; more is not SFTP
 MAX_LINE = 1 << 16  # bytes of an scp control line
 
@@ -46,6 +56,15 @@ class SftpMasker:
         self._buf = bytearray()
         self._pending: deque[tuple[bytes, int]] = deque()  # DATA replies: header, data length
         self._released = bytearray()  # masked file bytes not placed in a reply yet
+        # The client's READ requests (``request``): id → (handle, offset). Once requests are
+        # seen, a DATA reply is masked only as the next bytes of the file being read: the one
+        # stream of bytes must be one file in offset order, or a value read in pieces at
+        # chosen offsets (or between another file's pieces) would pass in clear.
+        self._tracked = False
+        self._requests = bytearray()
+        self._reads: dict[int, tuple[bytes, int]] = {}
+        self._handle: bytes | None = None  # the file being read, and where it is at
+        self._offset = 0
 
     @property
     def counts(self) -> Counter[str]:
@@ -72,14 +91,67 @@ class SftpMasker:
             if packet[4] == SSH_FXP_DATA:
                 if n < 9 or int.from_bytes(packet[9:13], "big") != n - 9:
                     raise TransferError("an SFTP data reply whose lengths do not agree")
+                if self._tracked and not self._in_order(packet, n - 9):
+                    # Refused in its place, without flushing: the file read in order may
+                    # have a value's first half held back, its second half still to come.
+                    self._pending.append((_status(packet[5:9], OUT_OF_ORDER), 0))
+                    out.append(self._drain())
+                    continue
                 self._pending.append((packet[:13], n - 9))
                 self._released += self._stream.feed(packet[13:])
                 out.append(self._drain())
-            else:
+            elif self._tracked and n >= 5 and (
+                    int.from_bytes(packet[5:9], "big") not in self._reads):
+                # A reply to another request (a stat, a listing) ends no file: in its place.
+                self._pending.append((packet, 0))
+                out.append(self._drain())
+            else:  # the end of the file (EOF to a read), or untracked
+                self._reads.pop(int.from_bytes(packet[5:9], "big"), None)
                 out.append(self.flush())
                 out.append(packet)
         del buf[:pos]
         return b"".join(out)
+
+    def request(self, data: bytes) -> None:
+        """The client's bytes to the target: which file and offset each READ asks for."""
+        self._tracked = True
+        self._requests += data
+        buf = self._requests
+        pos = 0
+        while len(buf) - pos >= 4:
+            n = int.from_bytes(buf[pos:pos + 4], "big")
+            if n < 1 or n > MAX_PACKET:
+                raise TransferError(f"an SFTP request of {n} bytes")
+            if len(buf) - pos < 4 + n:
+                break
+            packet = bytes(buf[pos:pos + 4 + n])
+            pos += 4 + n
+            if packet[4] in (SSH_FXP_READ, SSH_FXP_CLOSE) and n >= 9:
+                size = int.from_bytes(packet[9:13], "big")
+                handle = packet[13:13 + size]
+                if packet[4] == SSH_FXP_CLOSE:
+                    if handle == self._handle:
+                        self._handle = None
+                elif 13 + size + 8 <= len(packet):
+                    offset = int.from_bytes(packet[13 + size:13 + size + 8], "big")
+                    self._reads[int.from_bytes(packet[5:9], "big")] = (handle, offset)
+        del buf[:pos]
+
+    def _in_order(self, packet: bytes, size: int) -> bool:
+        """Whether a DATA reply holds the next bytes of the file being read (a first read at
+        offset 0 starts a file; the file before it must have been closed)."""
+        read = self._reads.pop(int.from_bytes(packet[5:9], "big"), None)
+        if read is None:
+            return False
+        handle, offset = read
+        if handle != self._handle:
+            if self._handle is not None or offset != 0:
+                return False
+            self._handle, self._offset = handle, 0
+        if offset != self._offset:
+            return False
+        self._offset += size
+        return True
 
     def flush(self) -> bytes:
         """Every data reply waiting, masked as the stream stands (a quiet target, or a packet
@@ -99,6 +171,14 @@ class SftpMasker:
             out.append(head + bytes(self._released[:size]))
             del self._released[:size]
         return b"".join(out)
+
+
+def _status(request_id: bytes, message: str) -> bytes:
+    """An SSH_FXP_STATUS reply (failure) to a request, with the reason."""
+    text = message.encode()
+    body = (bytes([SSH_FXP_STATUS]) + request_id + SSH_FX_FAILURE.to_bytes(4, "big")
+            + len(text).to_bytes(4, "big") + text + (0).to_bytes(4, "big"))
+    return len(body).to_bytes(4, "big") + body
 
 
 class ScpMasker:

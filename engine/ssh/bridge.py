@@ -229,6 +229,13 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             pass
 
     def _to_target(self, data: bytes) -> None:
+        if self._data_channel and (output := self._masked_output()) is not None:
+            try:
+                output.sent(data)  # SFTP: which file and offset each read asks for
+            except TransferError as exc:
+                log.info("session %s: file transfer closed: %s", self.s.session_id, exc)
+                self.close_with("the file transfer was closed: the gateway could not read it")
+                return
         if self.up is not None:
             self._guarded(lambda: self.up.write(data))  # type: ignore[union-attr]
 

@@ -154,6 +154,12 @@ class ChannelOutput:
         SFTP client may wait for the reply held back."""
         return self.transfer == "sftp"
 
+    def sent(self, data: bytes) -> None:
+        """The client's bytes to the target: an SFTP transfer learns which file and offset
+        each read is of (``SftpMasker.request``). Raises ``TransferError`` like ``feed``."""
+        if isinstance(self._files, SftpMasker):
+            self._files.request(data)
+
     def feed(self, data: bytes, stderr: bool) -> Out:
         """Raises ``TransferError`` when a transfer's bytes are not its protocol."""
         if self.whole:

@@ -97,3 +97,70 @@ def test_scp_files_in_any_chunks(cut: int) -> None:
 def test_a_broken_scp_header_is_refused(bad: bytes) -> None:
     with pytest.raises(TransferError):
         ScpMasker(ValueMasker(keep_length=True)).feed(bad)
+
+
+# --- SFTP reads at chosen offsets ------------------------------------------------------------
+
+
+def read(request: int, handle: bytes, offset: int, length: int) -> bytes:
+    return packet(5, struct.pack("!II", request, len(handle)) + handle
+                  + struct.pack("!QI", offset, length))
+
+
+def close(request: int, handle: bytes) -> bytes:
+    return packet(4, struct.pack("!II", request, len(handle)) + handle)
+
+
+def statuses(stream: bytes) -> list[int]:
+    out, pos = [], 0
+    while pos < len(stream):
+        n = struct.unpack_from("!I", stream, pos)[0]
+        if stream[pos + 4] == 101:
+            out.append(struct.unpack_from("!I", stream, pos + 5)[0])
+        pos += 4 + n
+    return out
+
+
+def test_sftp_reads_in_order_are_masked_across_replies() -> None:
+    masker = SftpMasker(ValueMasker(keep_length=True))
+    masker.request(b"".join(read(i, b"h1", i * 7, 7) for i in range(len(CONTENT) // 7 + 1)))
+    stream = b"".join(data(i, CONTENT[i * 7:i * 7 + 7]) for i in range(len(CONTENT) // 7 + 1))
+    out = through(masker, stream, 1000)
+    got = file_data(out)
+    assert len(got) == len(CONTENT) and b"4111 1111" not in got and b"@example.com" not in got
+    assert statuses(out) == []
+
+
+@pytest.mark.parametrize("order", [
+    [1, 0, 3, 2],  # pairs swapped: each reply is one piece of a card, never a whole one
+    [0, 2, 1, 3],
+    [2, 3],  # a file read from the middle
+])
+def test_sftp_reads_out_of_offset_order_are_refused(order: list[int]) -> None:
+    line = b"4111 1111 1111 1111\n"  # 20 bytes, read 5 at a time
+    masker = SftpMasker(ValueMasker(keep_length=True))
+    masker.request(b"".join(read(i, b"h1", i * 5, 5) for i in order))
+    out = masker.feed(b"".join(data(i, line[i * 5:i * 5 + 5]) for i in order)) + masker.flush()
+    assert statuses(out), out
+    assert b"1111" not in file_data(out).replace(b" ", b"")[:8] or len(statuses(out)) >= 2
+    joined = b"".join(line[i * 5:i * 5 + 5] for i in order)
+    assert joined.replace(b" ", b"") not in file_data(out).replace(b" ", b"")
+
+
+def test_sftp_a_second_file_between_the_pieces_of_the_first_is_refused() -> None:
+    masker = SftpMasker(ValueMasker(keep_length=True))
+    masker.request(read(1, b"a", 0, 10) + read(2, b"b", 0, 10) + read(3, b"a", 10, 9))
+    out = masker.feed(data(1, b"4111 1111 ") + data(2, b"hello worl") + data(3, b"1111 1111"))
+    out += masker.flush()
+    assert statuses(out) == [2]
+    assert b"4111 1111 " not in file_data(out)
+    # once the first is closed, the second may be read
+    masker.request(close(4, b"a") + read(5, b"b", 0, 10))
+    assert file_data(masker.feed(data(5, b"hello worl")) + masker.flush()) == b"hello worl"
+
+
+def test_sftp_a_reply_to_no_read_is_refused() -> None:
+    masker = SftpMasker(ValueMasker(keep_length=True))
+    masker.request(read(1, b"a", 0, 19))
+    out = masker.feed(data(9, b"4111 1111 1111 1111")) + masker.flush()
+    assert statuses(out) == [9] and b"4111" not in out
