@@ -19,7 +19,14 @@ closed (masks the column and counts it as ``lineage-unknown``):
   outside the tables (large objects, server files);
 - the statistics PostgreSQL keeps of column values (``pg_stats`` most common values and
   histograms, ``pg_statistic``);
-- a cursor or a prepared statement the gateway did not see declared (``FETCH``, ``EXECUTE``).
+- a cursor or a prepared statement the gateway did not see declared, or whose declaration it
+  could not follow (``FETCH``, ``EXECUTE``);
+- a relation the catalog does not show (a temporary table, one created since the lookup or in
+  a transaction not committed yet), and a column name no relation in scope has;
+- a function whose body the catalog shows empty (a SQL-standard body it could not read).
+
+What a statement writes (``Lineage.writes``) is remembered by the catalog (``derived``): a
+later read of that table column depends on what was written into it.
 
 Relations are looked up by name in the target's catalog (``Catalog``): their columns (for ``*``
 and whole-row references) and, for views, their definition, whose own lineage is followed. The

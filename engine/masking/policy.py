@@ -14,9 +14,10 @@ the alias. A computed column (``upper(email) AS email``, a UNION arm) has no tab
 pattern's last part is matched against the name the result shows (over-masking rather than
 letting ``status || ''`` escape ``orders.status``), and the value detectors still read it. A
 column whose table the catalog could not be read for is masked as if a rule named it
-(``catalog-unavailable``: failing closed). A view's column is the view's: a rule on
-``customers.national_id`` does not follow it into ``CREATE VIEW v AS SELECT national_id AS nid``
-— name the view's column too.
+(``catalog-unavailable``: failing closed). Lineage (``lineage_rule``) follows a computed
+column, or a view's, back to the table columns it is computed from. A partial rule redacts a
+computed column whole: ``substr(card_number, 5, 4)`` would otherwise be shown whole, and a
+few such pieces the whole value.
 """
 
 from __future__ import annotations
