@@ -92,7 +92,7 @@ PIPED_CODE = "runs code another command writes into it at run time"
 
 Cwd = frozenset[str] | None  # the working directories a line may run in; None: unknown
 # Unknown, and CDPATH may be set (an earlier line changed it): a relative ``cd`` goes anywhere
-CDPATH_SET: Cwd = frozenset({"\0CDPATH"})
+CDPATH_SET: frozenset[str] = frozenset({"\0CDPATH"})
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ class _Walker:
         self.program_patterns: set[str] = set()
         self.path_patterns: set[str] = set()
         self.readings: list[str] = []
-        self.cdpath = cwd is not None and bool(cwd & CDPATH_SET)  # CDPATH may be set: a
+        self.cdpath = bool(cwd is not None and cwd & CDPATH_SET)  # CDPATH may be set: a
         self.cwds: Cwd = None if self.cdpath else cwd  # relative cd may go anywhere
         self.produced: set[str] = set()  # what any stage downloads or decodes
         self.dynamic_code = False  # code only known at run time runs somewhere
