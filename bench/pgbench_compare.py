@@ -11,7 +11,7 @@ Prints TPS, average latency and the ratio to direct for -c 1 and -c 8, -M simple
 engine's CPU time per transaction (utime + stime from /proc, split into the event loop's
 thread and the others: the store's checkpoint and fsync workers). ``--baseline DIR`` runs the
 same engines from another checkout too (``git archive <commit> | tar -x -C DIR``), in the same
-run, so a change is measured against its parent under the same load.
+run, so a change is measured against its parent under the same load (repeat it for more).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("--modes", default="simple,prepared")
     ap.add_argument("--durability", default="normal")
     ap.add_argument("--cpu", action="store_true", help="engine CPU per transaction")
-    ap.add_argument("--baseline", type=Path, help="another checkout to run the engines from too")
+    ap.add_argument("--baseline", type=Path, action="append", default=[],
+                    help="another checkout to run the engines from too (may be repeated)")
     args = ap.parse_args()
     load = os.getloadavg()
     with target() as setup, contextlib.ExitStack() as stack:
@@ -112,7 +113,7 @@ def main() -> None:
         results: dict[tuple[str, int, str], Run] = {}
         # name → (dsn, engine pid or None)
         paths: dict[str, tuple[str, int | None]] = {"direct": (setup.direct_dsn(), None)}
-        roots = [("", ROOT)] + ([(" (base)", args.baseline.resolve())] if args.baseline else [])
+        roots = [("", ROOT)] + [(f" ({b.name})", b.resolve()) for b in args.baseline]
         for suffix, root in roots:
             for label, rules in (("gatewatch", False), ("gw+rules", True)):
                 port = free_port()
