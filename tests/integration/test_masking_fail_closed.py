@@ -242,7 +242,8 @@ def test_errors_that_quote_values_are_hidden(gateway: Gateway) -> None:
     assert len(errors) == len(attempts), errors
     assert not leaked(values, " ".join(errors)), errors
     # what is recorded is what the client got
-    session = next(s for s in gateway.sessions() if s["connection"] == "shop_masked")
+    session = gateway.wait_for(lambda st: next(  # the store takes its records within ~50 ms
+        (s for s in st.sessions() if s["connection"] == "shop_masked"), None))
 
     def recorded_errors(store: SqliteStore) -> list[str] | None:
         found = [r["error"] for r in store.statements(session["id"]) if r["error"]]

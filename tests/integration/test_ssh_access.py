@@ -57,6 +57,16 @@ async def pending(gw: SshGateway) -> ApprovalRequest:
         await asyncio.sleep(0.05)
 
 
+async def channel_open(gw: SshGateway) -> None:
+    from engine.ssh.session import SshSession
+
+    deadline = time.monotonic() + 10
+    while not any(isinstance(s.transport, SshSession) and s.transport.bridges
+                  for s in gw.engine.live().values() if s.conn.name == "web_jit"):
+        assert time.monotonic() < deadline, "the client's channel never opened"
+        await asyncio.sleep(0.02)
+
+
 def decide(gw: SshGateway, request: ApprovalRequest, approve: bool, reason: str | None) -> None:
     oncall = gw.engine.identities.identity("oncall")
     assert oncall is not None and gw.engine.broker is not None
@@ -93,6 +103,7 @@ async def test_a_denied_session_never_reaches_the_target(gw: SshGateway) -> None
     async with connect(gw, client=client) as conn:
         run = asyncio.ensure_future(conn.run("echo must-not-run", check=False))
         request = await pending(gw)
+        await channel_open(gw)  # so that the reason can be said on it (else: the disconnect)
         decide(gw, request, False, "use the staging host")
         try:
             result = await asyncio.wait_for(run, 20)
