@@ -12,7 +12,6 @@ fail instead.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -28,16 +27,11 @@ import psycopg
 import pytest
 
 from gatewatch.demo.pgcluster import free_port
-from tests.conftest import REQUIRE, Gateway, Target, start_gateway, stop_gateway, write_policy
+from tests.conftest import Gateway, Target, start_gateway, stop_gateway, write_policy
+from tests.fullfs import cannot, fill, tmpfs
 from tests.integration.test_recording import run_cli, start_engine_process
 
 pytestmark = pytest.mark.integration
-
-
-def cannot(reason: str) -> None:
-    if REQUIRE:
-        pytest.fail(f"GATEWATCH_REQUIRE_INTEGRATION=1 but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -126,32 +120,8 @@ def test_sigkill_under_load_loses_no_record(pg_target: Target, tmp_path: Path,
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs, 0700, mounted for this test."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        cannot("a full file system is simulated with a small tmpfs, which needs root")
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
-                           str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        cannot(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "fs", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Take every free byte of ``directory``'s file system, down to the last one."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as f:
-        for size in (1 << 20, 1 << 12, 1):
-            while True:
-                try:
-                    f.write(b"\0" * size)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC
-                    break
-    return filler
 
 
 def refused_or_ran(gateway: Gateway, table: str, values: range) -> tuple[list[int], str]:

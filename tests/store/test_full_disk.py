@@ -5,53 +5,20 @@ the test skips, or fails with GATEWATCH_REQUIRE_INTEGRATION=1)."""
 
 from __future__ import annotations
 
-import errno
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from store import StoreError, open_store, verify
-from tests.conftest import REQUIRE
+from tests.fullfs import fill, tmpfs
 from tests.store.sample import a_session, session_open, statement_start
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    reason = None
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        reason = "a full disk is simulated with a small tmpfs, which needs root"
-    else:
-        mount = tmp_path / "fs"
-        mount.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
-                               str(mount)], capture_output=True, text=True)
-        if done.returncode != 0:
-            reason = f"cannot mount a tmpfs here: {done.stderr.strip()}"
-    if reason is not None:
-        if REQUIRE:
-            pytest.fail(f"GATEWATCH_REQUIRE_INTEGRATION=1 but {reason}")
-        pytest.skip(reason)
-    try:
+    with tmpfs(tmp_path / "fs", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as f:
-        for size in (1 << 16, 1 << 12, 1):
-            while True:
-                try:
-                    f.write(b"\0" * size)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC
-                    break
-    return filler
 
 
 def test_a_full_disk_refuses_commits_and_loses_nothing(small_fs: Path) -> None:
