@@ -30,12 +30,13 @@ class UpstreamKey:
 class CancelKeys:
     def __init__(self) -> None:
         self._keys: dict[int, tuple[int, UpstreamKey]] = {}
-        self._hooks: dict[int, Callable[[], None]] = {}
+        self._hooks: dict[int, Callable[[], bool]] = {}
 
     def issue(self, upstream: UpstreamKey,
-              on_cancel: Callable[[], None] | None = None) -> tuple[int, int]:
-        """A key for the client; ``on_cancel`` runs when a matching CancelRequest arrives
-        (a statement held at the gateway for approval is withdrawn there)."""
+              on_cancel: Callable[[], bool] | None = None) -> tuple[int, int]:
+        """A key for the client; ``on_cancel`` runs when a matching CancelRequest arrives (a
+        statement held at the gateway for approval is withdrawn there); when it says it
+        handled the cancel, the target is not asked to cancel anything."""
         while True:
             pid = secrets.randbelow(2**31 - 1) + 1
             if pid not in self._keys:
@@ -66,8 +67,8 @@ class CancelKeys:
             log.info("CancelRequest with an unknown key ignored")
             return False
         hook = self._hooks.get(pid)
-        if hook is not None:
-            hook()
+        if hook is not None and hook():
+            return True
         payload = upstream.pid.to_bytes(4, "big", signed=True) + upstream.secret.to_bytes(
             4, "big", signed=True
         )

@@ -87,17 +87,21 @@ class Held:
             message = f"approval request {req.id} {req.status}: {req.decision_reason}"
         self._resume(Decision(False, req.id, message))
 
-    def cancel(self) -> None:
-        """A CancelRequest for this session: a held statement is withdrawn."""
+    def cancel(self) -> bool:
+        """A CancelRequest for this session: a held statement is withdrawn. True when there
+        was one: the client's statement is the held one, and the cancel goes no further (sent
+        on to the target, it would cancel whatever the client runs next)."""
         if self._asking:
             self._canceled_while_asking = True
-            return
+            return True
         req = self.approval
         if req is not None and not self.session.ended:
             self.approval = None
             self.session.done_waiting(req.id, "canceled by the client")
             self._resume(Decision(False, req.id, "canceling statement due to user request",
                                   "57014"))
+            return True
+        return False
 
     def forget(self) -> None:
         """The session ended (its requests are withdrawn by the core)."""
