@@ -24,9 +24,11 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
   movement) separates values, since what it draws next is elsewhere on the screen.
 
 An interactive shell prints prompts and echoes keys without a line break, and the last word of a
-prompt is held back like any other: the caller must ``flush()`` once the target has been quiet
-for a moment (the SSH bridge already waits for quiet), and at the end of the channel. A value
-that straddles such a flush is not recognised; a key block open at a flush is masked whole.
+prompt is held back like any other. ``preview()`` says what a flush would release of it now,
+without releasing it: a terminal shows that at once and rewrites it if a value completes later
+(``engine.masking.terminal``), while the record waits for the decision. Otherwise the caller
+must ``flush()`` once the target has been quiet for a moment, and at the end of the channel. A
+value that straddles a flush is not recognised; a key block open at a flush is masked whole.
 
 ``counts`` (a ``Counter`` of detector names) accumulates one entry per masked value.
 """
@@ -80,6 +82,19 @@ class StreamMasker:
     def held(self) -> int:
         """How many characters are kept back, waiting for more data or a flush."""
         return len(self._held)
+
+    def preview(self) -> str | None:
+        """The tail as ``flush`` would release it now (masked as it stands), without releasing
+        it or counting its values; None inside a key block, which is only ever shown whole.
+        A character cut in the middle is not in it."""
+        held = self._held
+        if not held:
+            return ""
+        if self._key_label is not None or (self._keys and KEY_HEADER.search(held)):
+            return None
+        if "\x1b" in held:
+            return None  # escapes are masked piece by piece; a terminal will not rewrite them
+        return self.masker.mask(held)[0]
 
     def feed(self, data: bytes) -> bytes:
         """The masked bytes that can be released after ``data``."""

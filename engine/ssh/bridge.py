@@ -65,7 +65,9 @@ from store import StoreError
 
 log = logging.getLogger(__name__)
 
-_MASK_QUIET = 0.02  # terminal output held back by masking is released after this much quiet
+# Output held back by masking is released after this much quiet: at a terminal only a tail it
+# cannot show at once and rewrite later (engine.masking.terminal), and an SFTP reply.
+_MASK_QUIET = 0.02
 _JUDGE_FAILED = "gateway error while judging the line"
 
 
@@ -150,6 +152,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.s.tape.mark_size(self.number, width, height)
         self._size = (width, height, pixwidth, pixheight)
         self._feed(Resized(width, height))
+        if self._output is not None:
+            self._output.resize(width, height)
         if self.up is not None:
             self._guarded(lambda: self.up.change_terminal_size(  # type: ignore[union-attr]
                 width, height, pixwidth, pixheight))
@@ -192,6 +196,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return
         if self.term is not None:
             data = say(message)
+            self._commit_masked()
             self._guarded(lambda: chan.write(data))
             self.s.tape.add(self.number, "o", data)
             self._feed(GatewayOutput(data))
@@ -395,13 +400,18 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         chan = self.chan
         if chan is None or self._closed:
             return
-        if self._output is not None and self._output.held:
+        self._commit_masked()
+        self._guarded(lambda: chan.write(data))
+
+    def _commit_masked(self) -> None:
+        """Before the gateway writes on the terminal: masked output held back goes first, and
+        what is shown can no longer be rewritten (the cursor moves)."""
+        if self._output is not None:
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
                 self._flush_timer = None
             for out in self._output.flush():
                 self._emit(out)
-        self._guarded(lambda: chan.write(data))
 
     def _woken(self) -> None:
         self._wake = None
@@ -467,10 +477,12 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 allowed = settings is not None and settings.transfers == "allow"
                 transfer = ("allow" if allowed or self._transfer == "upload"
                             else self._transfer)
+            size = self._size or (self.term[1] if self.term is not None else None)
             self._output = ChannelOutput(
                 self.s.masking, self.s.masked, transfer=transfer,
                 whole=(self.kind == "exec" and not self._data_channel
-                       and transforms_output(self.command or "")))
+                       and transforms_output(self.command or "")),
+                screen=size[:2] if size is not None else None)
         return self._output
 
     def _flush_masked(self) -> None:

@@ -3,9 +3,11 @@
 ``ChannelOutput`` keeps a ``StreamMasker`` for each of the channel's output streams (stdout,
 stderr) and says, for each piece of output, what the client gets and what the tape records
 (ARCHITECTURE.md invariant 6). A masker holds back the tail of the stream where a value may still
-be growing; ``flush`` releases it (the bridge calls it when a terminal has been quiet for a
-moment, since a prompt has no line break after it, and at the end of the stream). The values
-masked are counted into the session's counter, by rule and detector.
+be growing; at a terminal (``screen``) the client sees that tail at once and has it rewritten if
+a value completes later (``TerminalMasker``), while the tape waits for the decision. ``flush``
+releases what is held (the bridge calls it when output is ``held`` and the target has been quiet
+for a moment, since a prompt has no line break after it, and at the end of the stream). The
+values masked are counted into the session's counter, by rule and detector.
 
 File transfers follow the connection's ``ssh.transfers``: ``mask`` (the default) rewrites the
 file data of SFTP replies and of legacy scp in place with a length-keeping mask
@@ -31,6 +33,7 @@ from engine.guardrail.shellwords import ShellParseError
 from engine.masking.masker import ValueMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.stream import StreamMasker
+from engine.masking.terminal import TerminalMasker
 from engine.masking.transfer import ScpMasker, SftpMasker
 
 _TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
@@ -120,16 +123,19 @@ class InputRecord:
 
 class ChannelOutput:
     """``transfer``: "sftp" or "scp" masked in place, "allow" sent as it is (recorded
-    masked), None for ordinary output. ``whole``: every byte masked (an output transform)."""
+    masked), None for ordinary output. ``whole``: every byte masked (an output transform).
+    ``screen``: the client's terminal (columns, rows), whose output is shown at once."""
 
     def __init__(self, masking: SessionMasking, counts: Counter[str], *,
-                 transfer: str | None = None, whole: bool = False) -> None:
+                 transfer: str | None = None, whole: bool = False,
+                 screen: tuple[int, int] | None = None) -> None:
         assert masking.values is not None
         self._masking = masking
         self._counts = counts  # the session's: "rule:detector" → values masked
         self.transfer = transfer
         self.whole = whole
-        self._maskers: dict[bool, StreamMasker] = {}  # stderr? → its masker
+        self._maskers: dict[bool, StreamMasker | TerminalMasker] = {}  # stderr? → its masker
+        self._screen = screen if transfer is None and screen and screen[0] > 0 else None
         self._files: SftpMasker | ScpMasker | None = None
         if transfer in ("sftp", "scp"):
             values = masking.values
@@ -174,7 +180,13 @@ class ChannelOutput:
         masker = self._maskers.get(stderr)
         if masker is None:
             assert self._masking.values is not None
-            masker = self._maskers[stderr] = StreamMasker(self._masking.values)
+            masker = self._maskers[stderr] = (
+                StreamMasker(self._masking.values) if self._screen is None
+                else TerminalMasker(self._masking.values, *self._screen))
+        if isinstance(masker, TerminalMasker):
+            sent, masked = masker.feed(data)
+            self._count(masker.counts)
+            return Out(stderr, sent, masked)
         masked = self._counted(masker, masker.feed(data))
         return Out(stderr, data if self.transfer == "allow" else masked, masked)
 
@@ -188,12 +200,26 @@ class ChannelOutput:
             if masked:
                 out.append(Out(False, masked, masked))
         for stderr, masker in self._maskers.items():
+            if isinstance(masker, TerminalMasker):  # what is shown is committed too
+                sent, masked = masker.flush()
+                self._count(masker.counts)
+                if sent or masked:
+                    out.append(Out(stderr, sent, masked))
+                continue
             if not (masker.held or end):
                 continue
             masked = self._counted(masker, masker.flush())
             if masked:
                 out.append(Out(stderr, b"" if self.transfer == "allow" else masked, masked))
         return out
+
+    def resize(self, cols: int, rows: int) -> None:
+        """The client's terminal changed size."""
+        if self._screen is not None:
+            self._screen = (cols, rows)
+            for masker in self._maskers.values():
+                if isinstance(masker, TerminalMasker):
+                    masker.resize(cols, rows)
 
     def _counted(self, masker: StreamMasker, masked: bytes) -> bytes:
         self._count(masker.counts)

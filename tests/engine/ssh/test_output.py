@@ -168,3 +168,17 @@ def test_transfer_kinds(command: str | None, kind: str | None) -> None:
 ])
 def test_output_transforms(command: str, transforms: bool) -> None:
     assert transforms_output(command) is transforms
+
+
+def test_at_a_terminal_output_is_shown_at_once_and_recorded_once_decided() -> None:
+    counts: Counter[str] = Counter()
+    output = ChannelOutput(card_masking(), counts, screen=(80, 24))
+    assert output.feed(b"pay 4111 1111 11", False) == Out(False, b"pay 4111 1111 11", b"pay ")
+    assert not output.held  # shown: no quiet moment to wait for
+    out = output.feed(b"11 1111\r\n", False)
+    assert out.recorded == b"****\r\n"  # the tape never had the digits
+    # back over the 12 characters shown, the mask, the 8 cells left blanked, the line break
+    assert out.sent == b"\x1b[12D****" + b" " * 8 + b"\x1b[8D\r\n"
+    assert CARD not in out.sent and counts == {"cards:payment_card": 1}
+    output.resize(40, 10)
+    assert output.flush(end=True) == []
