@@ -534,6 +534,7 @@ class _Builder:
                 programs=m.get("programs", self.patterns, _NONE),
                 paths=m.get("paths", self.patterns, _NONE),
                 opaque=m.get("opaque", self.boolean, False),
+                rows_over=m.get("rows_over", self.count, None),
             )
             m.done()
             if match.empty():
@@ -544,6 +545,10 @@ class _Builder:
                 raise self.doc.fail(m.where, "a match is either for SQL (statements, "
                                     "functions, tables, schemas) or for shell commands "
                                     "(commands, programs, paths, opaque), not both")
+            if match.rows_over is not None and action == "allow":
+                raise self.doc.fail((*m.where, "rows_over"), "rows_over holds or refuses "
+                                    "writes over a count: the rule's action must be review "
+                                    "or block")
             rule = Rule(
                 name=name, action=action, match=match,
                 connections=sec.get("connections", self.names, None),

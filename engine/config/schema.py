@@ -132,7 +132,7 @@ def schema() -> Schema:
     match = _object({
         "statements": _NAMES, "functions": _NAMES, "tables": _NAMES, "schemas": _NAMES,
         "access": _choice("read", "write", "any"), "regex": _STRING, "commands": _NAMES,
-        "programs": _NAMES, "paths": _NAMES, "opaque": _BOOL,
+        "programs": _NAMES, "paths": _NAMES, "opaque": _BOOL, "rows_over": _COUNT,
     }, description="every key given must hold; any entry of a list may")
     rule = _object({"name": _STRING, "action": _choice(*ACTIONS), "match": match,
                     **_scope(), "message": _STRING}, ("name", "action", "match"))

@@ -177,7 +177,9 @@ class SessionGuard:
             return Judgement("allow", verdict, (verdict,)), True, None
         fallback = self.settings.fallback
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
-        decisive = max(verdicts, key=lambda v: v.severity)
+        # Of equal strength, a verdict that stands whatever the count wins over a rows_over
+        # one (which may come to nothing).
+        decisive = max(verdicts, key=lambda v: (v.severity, v.rows_over is None))
         one = statements[0]
         by_shape = len(statements) == 1 and one.by_shape and not one.settings
         return Judgement(decisive.action, decisive, verdicts), True, one.span if by_shape else None
@@ -194,8 +196,10 @@ _V = TypeVar("_V")
 # What a rule may look at for its verdict to be shared by texts of one shape: the kinds,
 # functions, tables and schemas of a statement (and a command's facts, which SQL never has);
 # a regular expression on the text is tried on each text (``SessionGuard._matches``).
+# ``rows_over`` too: whether a statement may be counted is read from its tree without its
+# constants' values (``rules.countable``); the count itself is taken at each run.
 _SHAPE_BLIND_FIELDS = ("statements", "functions", "tables", "schemas", "access", "regex",
-                       "commands", "programs", "paths", "opaque")
+                       "commands", "programs", "paths", "opaque", "rows_over")
 
 
 def _patterns(rules: tuple[Rule, ...]) -> tuple[re.Pattern[str], ...]:

@@ -14,10 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+import pglast
+from pglast import ast
+
 from engine.guardrail.classify import Facts
 from engine.guardrail.commands import READS_INPUT, CommandFacts
 
 ACTIONS = ("allow", "review", "block")
+COUNTED_KINDS = frozenset({"UPDATE", "DELETE", "MERGE"})  # what ``rows_over`` counts
 SEVERITY = {"allow": 0, "review": 1, "block": 2}
 
 
@@ -34,16 +38,21 @@ class Match:
     programs: tuple[str, ...] = ()  # program names after normalisation, glob patterns
     paths: tuple[str, ...] = ()  # path operands of those commands, glob patterns
     opaque: bool = False  # the line runs something the gateway cannot see (a script, $CMD…)
+    # An UPDATE, DELETE or MERGE matches only when it writes more rows than this: the gateway
+    # counts them by running it (``engine/pg/rowcount.py``); see ``judge_statement``.
+    rows_over: int | None = None
 
     def empty(self) -> bool:
         return not (self.statements or self.functions or self.tables or self.schemas
-                    or self.regex or self.commands or self.programs or self.opaque)
+                    or self.regex or self.commands or self.programs or self.opaque
+                    or self.rows_over is not None)
 
     def for_sql(self) -> bool:
         return not (self.commands or self.programs or self.paths or self.opaque)
 
     def for_commands(self) -> bool:
-        return not (self.statements or self.functions or self.tables or self.schemas)
+        return not (self.statements or self.functions or self.tables or self.schemas
+                    or self.rows_over is not None)
 
     def test_command(self, facts: CommandFacts) -> str | None:
         """Why a shell command line matches, in the operator's words, or None. A rule that
@@ -134,6 +143,8 @@ class Match:
         if not self.for_sql():
             return None
         reasons: list[str] = []
+        if self.rows_over is not None and not facts.kinds & COUNTED_KINDS:
+            return None
         if self.statements:
             hit = sorted(facts.kinds & self.statements)
             if not hit:
@@ -263,6 +274,11 @@ class Verdict:
     reason: str
     statement: str
     hint: str | None = None
+    # A ``rows_over`` rule's verdict: it stands only when the statement writes more than
+    # this many rows; otherwise ``under`` does. The gateway counts by running the statement
+    # and rolling it back when over. Anything that does not count treats it as ``action``.
+    rows_over: int | None = None
+    under: Verdict | None = None
 
     @property
     def severity(self) -> int:
@@ -321,8 +337,53 @@ def judge_command_readings(rules: tuple[Rule, ...], facts: CommandFacts,
 
 
 def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
+    """The first rule that matches decides. A ``rows_over`` rule matches only over its count,
+    which is not known yet: the rules after it are tried too, and the verdict is the rule's
+    action counted (``Verdict.rows_over``) only where it is stricter than theirs, so that no
+    other review or block is hidden behind a count that turns out small."""
+    counted: list[tuple[Rule, str]] = []
+    verdict = Verdict(ALLOW, None, facts.describe(), facts.text)
     for rule in rules:
         why = rule.match.test(facts)
-        if why is not None:
-            return Verdict(rule.action, rule.name, why, facts.text, rule.message)
-    return Verdict(ALLOW, None, facts.describe(), facts.text)
+        if why is None:
+            continue
+        if rule.match.rows_over is not None:
+            counted.append((rule, why))
+            continue
+        verdict = Verdict(rule.action, rule.name, why, facts.text, rule.message)
+        break
+    if not counted:
+        return verdict
+    # Several rows_over rules: the strictest action over the smallest count (errs strict).
+    rule, why = max(counted, key=lambda c: SEVERITY[c[0].action])
+    if SEVERITY[rule.action] <= verdict.severity:
+        return verdict
+    limit = min(r.match.rows_over or 0 for r, _ in counted)
+    if not countable(facts):
+        # The tag would not say how many rows it writes: it meets the rule (invariant 9).
+        return Verdict(rule.action, rule.name, f"{why}; the gateway cannot count the rows it "
+                       "writes (a data-modifying WITH, code run inside it, or not one UPDATE, "
+                       "DELETE or MERGE)", facts.text, rule.message)
+    return Verdict(rule.action, rule.name, f"{why}; writes more than {limit} rows",
+                   facts.text, rule.message, rows_over=limit, under=verdict)
+
+
+def countable(facts: Facts) -> bool:
+    """Whether the server's CommandComplete counts every row ``facts`` writes: one UPDATE,
+    DELETE or MERGE, with no data-modifying WITH (PostgreSQL allows one only at the top) and
+    nothing run inside it that the gateway reads as code of its own (``facts.parts``).
+    Triggers and rules on the table are not seen here (see README)."""
+    if facts.parts or len(facts.writes) != 1:
+        return False
+    try:
+        statements = pglast.parse_sql(facts.text)
+    except pglast.parser.ParseError:
+        return False
+    if len(statements) != 1:
+        return False
+    stmt = statements[0].stmt
+    if not isinstance(stmt, (ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
+        return False
+    with_clause = getattr(stmt, "withClause", None)
+    ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
+    return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes)

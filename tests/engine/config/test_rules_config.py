@@ -331,3 +331,12 @@ rules:
     assert guard.judge("CREATE FUNCTION f() RETURNS int LANGUAGE plperl AS '1'").rule == (
         "opaque")
     assert guard.judge("ALTER TABLE t ALTER a TYPE text").rule == "opaque"
+
+
+def test_rows_over_loads_and_needs_review_or_block(tmp_path: Path) -> None:
+    rule = "rules:\n  - name: big\n    action: {action}\n    match: {{rows_over: 100}}\n"
+    config = load_config(write(tmp_path, BASE + rule.format(action="review")))
+    assert config.rules[0].match.rows_over == 100
+    text = BASE + rule.format(action="allow")
+    assert_error(tmp_path, text, line_of(text, "rows_over"), "rules.0.match.rows_over",
+                 "must be review or block")
