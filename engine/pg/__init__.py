@@ -11,6 +11,9 @@ The protocol logic is sans-io, in the style of mitmproxy's proxy layers and asyn
   SQL text), ``prepared`` (what EXECUTE runs, judged as such) and ``encoding`` (the session's
   client and server encodings: SQL text decoded as the server reads it, names as bytes the
   way it holds them);
+- ``rowcount`` counts the rows a write changes for a ``rows_over`` rule: the relay sends it
+  behind the gateway's BEGIN or SAVEPOINT, and the count decides COMMIT (or RELEASE) or
+  ROLLBACK and a hold;
 - ``upstream_auth`` answers the target's SCRAM-SHA-256, MD5 or cleartext challenge.
 
 The I/O around them: ``side`` is the asyncio protocol of one peer (client or target);

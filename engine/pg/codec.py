@@ -64,6 +64,15 @@ class Gathering:
         self.chunks, self.size, self.need = [], 0, 0
         return joined
 
+    def unread(self, data: bytes) -> None:
+        """Put whole messages back in front, to be parsed again."""
+        if self.chunks:
+            self.chunks.insert(0, data)
+            self.size += len(data)
+            self.need += len(data) if self.need else 0
+        else:
+            self.chunks, self.size, self.need = [data], len(data), 0
+
     def keep(self, rest: bytes, need: int) -> None:
         """Remember unparsed bytes; ``need``: how many the message they begin needs."""
         if rest:

@@ -319,7 +319,7 @@ class PgConnection:
         """What the relay decided for a chunk, once its statements are recorded."""
         if out and self.upstream is not None:
             self.path.sent(out)
-            self.upstream.write(out)
+            self.upstream.write(self.relay.wire(out))
         if reply:
             self.path.reply(reply)
         if hold is not None:
@@ -331,6 +331,9 @@ class PgConnection:
         except ProtocolViolation as exc:
             self._target_broke(exc)
             return
+        ours = self.relay.upstream_data()  # ending a count of rows (rowcount)
+        if ours and self.upstream is not None:
+            self.upstream.write(ours)
         self.path.deliver(out, finished)
         self._more_input()
 

@@ -52,7 +52,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
-from engine.pg import codec, messages
+from engine.pg import codec, messages, rowcount
 from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
 from engine.pg.names import Change, Names
@@ -202,6 +202,15 @@ def _blocked(judgement: Judgement) -> bytes:
     )
 
 
+def _uncountable(judgement: Judgement) -> bytes:
+    """For a write a rows_over rule counts, sent where the gateway cannot count it yet."""
+    return codec.error_response(
+        f'rule "{judgement.rule}" holds writes over {judgement.verdict.rows_over} rows, and '
+        "the gateway counts rows only for one UPDATE, DELETE or MERGE sent alone as a simple "
+        "Query", "0A000", hint="Send the statement alone through the simple protocol (psql, "
+        "or a driver's client-side binding), or ask an operator.")
+
+
 def _refusal(text: str, reason: str, hint: str | None = None) -> Judgement:
     verdict = Verdict("block", reading.RULE, reason, text, hint)
     return Judgement("block", verdict, (verdict,))
@@ -256,6 +265,15 @@ class PgRelay:
         self._started: list[StatementStarted] = []
         self._finished: list[StatementFinished] = []
         self._hold: Hold | None = None
+        # Counting the rows of a write (``rows_over``, ``rowcount``): the count under way, the
+        # judgement and Query message it is of, the Query as the target gets it (``wire``),
+        # what to send the target next (``upstream_data``), and a hold once it is over.
+        self._count: rowcount.RowCount | None = None
+        self._to_count: Judgement | None = None
+        self._count_query: tuple[str, bytes] | None = None
+        self._rewrite: tuple[bytes, bytes] | None = None
+        self._to_target = b""
+        self._count_hold: Hold | None = None
 
     # --- frontend -------------------------------------------------------------------------
 
@@ -265,12 +283,13 @@ class PgRelay:
         self._out, self._reply, self._finished, self._hold = [], [], [], None
         self._started = started
         self.wants_input = False
-        waiting = self._holding or self._wait > self._done
+        counted, self._count_hold = self._count_hold, None  # held once its count was over
+        waiting = self._holding or self._wait > self._done or self._count is not None
         if buf is None:  # the rest of a large message is still on its way
             if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
                                         sqlstate="54000")
-            return ClientOutcome(b"", started, [], b"", None)
+            return ClientOutcome(b"", started, [], b"", counted)
         if waiting:
             # Reading goes on (so that a client that leaves is seen), but what may pile up
             # meanwhile is bounded: a held session must not eat the engine's memory.
@@ -278,7 +297,7 @@ class PgRelay:
                 raise ProtocolViolation("too much data sent while a statement waits",
                                         sqlstate="54000")
             self._client_in.keep(buf, 0)
-            return ClientOutcome(b"", started, [], b"", None)
+            return ClientOutcome(b"", started, [], b"", counted)
         self._wait = 0
         n = len(buf)
         pos = 0
@@ -319,6 +338,8 @@ class PgRelay:
                     self._flush = False
                 run = end
             pos = end
+            if self._count is not None:  # what follows waits for the count (its BEGIN)
+                break
         self._client_in.keep(buf[pos:] if pos else buf, need)
         if run == 0 and not self._out:
             out = buf[:pos] if pos != n else buf
@@ -326,6 +347,23 @@ class PgRelay:
             self._out.append(buf[run:pos])
             out = b"".join(self._out)
         return ClientOutcome(out, started, self._finished, b"".join(self._reply), self._hold)
+
+    def wire(self, out: bytes) -> bytes:
+        """``out`` (a ``ClientOutcome``'s) as the target gets it: a write being counted goes
+        in one Query behind the gateway's BEGIN or SAVEPOINT. The masking of results reads
+        ``out`` itself, the statement the client sent."""
+        rewrite, self._rewrite = self._rewrite, None
+        if rewrite is None:
+            return out
+        original, replacement = rewrite
+        assert out.endswith(original)
+        return out[: len(out) - len(original)] + replacement
+
+    def upstream_data(self) -> bytes:
+        """What the gateway itself sends the target after ``server_data``: the COMMIT,
+        RELEASE or ROLLBACK that ends a count."""
+        data, self._to_target = self._to_target, b""
+        return data
 
     def decide(self, decision: Decision) -> None:
         """The held statement was decided; call ``client_data(b"")`` to go on."""
@@ -404,6 +442,25 @@ class PgRelay:
         if action == "refuse":
             self._refuse(text, "simple", judged, error, simple=True)
             return False
+        count = None
+        if action == "count" and not self._skipping:
+            if self._owed:  # its transaction status is known once everything is answered
+                if self._owed[-1][0] in (_SYNC, _SIMPLE):
+                    self._wait = self._sent
+                else:
+                    self._refuse(text, "simple", judged, codec.error_response(
+                        "a statement whose rows a rows_over rule counts cannot follow "
+                        "extended-protocol messages without a Sync", "0A000",
+                        hint="Send a Sync first."), simple=True)
+                return False
+            if self.transaction_status in (b"I", b"T"):  # aborted (E): it runs nothing
+                in_transaction = self.transaction_status == b"T"
+                assert self._to_count is not None and self._to_count.verdict.rows_over is not None
+                count = rowcount.RowCount(self._to_count.verdict.rows_over, in_transaction,
+                                          min(self.max_message_size, _WAITING_LIMIT))
+                query = codec.message(b"Q", body)
+                self._count_query = (text, query)
+                self._rewrite = (query, rowcount.wrapped(body, in_transaction))
         record = self._start(text, "simple", None, judged)
         if self._skipping:  # an error before it and no Sync since: the target skips it
             self._finished.append(record.finish("skipped"))
@@ -413,6 +470,7 @@ class PgRelay:
         if plan:
             record.ops = self._prepared.changes(plan, mark, self._portals)
         self._owed.append((_SIMPLE, record))
+        self._count = count
         return True
 
     def _parse(self, body: bytes) -> bool:
@@ -433,6 +491,11 @@ class PgRelay:
         if text is None:
             return False
         judgement = self._judge_text(text) if self.guard is not None else None
+        if judgement is not None and judgement.verdict.rows_over is not None:
+            self._refuse(text, "extended", ("block", judgement.rule, None),
+                         _uncountable(judgement), simple=False)
+            self._discarding = True
+            return False
         if judgement is not None and judgement.action == "block":
             self._refuse(text, "extended", ("block", judgement.rule, None),
                          _blocked(judgement), simple=False)
@@ -622,6 +685,11 @@ class PgRelay:
         action = judgement.action
         if action == "allow":
             return "allow", ("allow", judgement.rule, None), b""
+        if judgement.verdict.rows_over is not None and decision is None:
+            if protocol != "simple" or len(judgement.statements) != 1 or plan:
+                return "refuse", ("block", judgement.rule, None), _uncountable(judgement)
+            self._to_count = judgement
+            return "count", ("count", judgement.rule, None), b""
         if action == "block":
             return "refuse", ("block", judgement.rule, None), _blocked(judgement)
         shown = notes(plan)
@@ -670,6 +738,84 @@ class PgRelay:
     # --- backend --------------------------------------------------------------------------
 
     def server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
+        if self._count is None:
+            return self._server_data(data)
+        finished: list[StatementFinished] = []
+        direct, data = self._counted(data, finished)
+        if self._count is not None:
+            return b"", finished
+        out, more = self._server_data(data)
+        return direct + out, finished + more
+
+    def _counted(self, data: bytes, finished: list[StatementFinished]) -> tuple[bytes, bytes]:
+        """The target's answers while a write is counted: (bytes for the client now, bytes
+        for the usual path once the count is done: the statement's answers as if it had run
+        alone, and whatever followed them)."""
+        count = self._count
+        assert count is not None
+        buf = self._server_in.take(data)
+        if buf is None:
+            return b"", b""
+        n, pos, need, limit = len(buf), 0, 0, self.max_message_size
+        while n - pos >= 5:
+            tag = buf[pos]
+            length = int.from_bytes(buf[pos + 1 : pos + 5], "big", signed=True)
+            if length < 4 or length - 4 > limit:
+                check_length(tag, length, limit)
+            end = pos + 1 + length
+            if end > n:
+                need = end - pos
+                break
+            if tag not in _BACKEND_KNOWN:
+                shown = repr(chr(tag)) if 32 <= tag < 127 else f"0x{tag:02x}"
+                raise ProtocolViolation(f"the target sent an invalid message type {shown}")
+            if tag == 83:  # 'S' ParameterStatus: known at once (the usual path sees it again)
+                self._parameter(buf[pos + 5 : end])
+            count.message(tag, buf[pos:end])
+            pos = end
+            self._to_target += count.to_target
+            count.to_target = b""
+            if count.result is not None:
+                break
+        if count.result is None:
+            self._server_in.keep(buf[pos:], need)
+            return b"", b""
+        self._server_in.keep(b"", 0)
+        self._count = None
+        self.wants_input = True  # what the client sent meanwhile goes on (or the hold)
+        if isinstance(count.result, bytes):
+            return b"", count.result + buf[pos:]
+        return self._over(count.result, finished), buf[pos:]
+
+    def _over(self, over: rowcount.Over, finished: list[StatementFinished]) -> bytes:
+        """A counted write was rolled back: its record says so; it is held for an approval
+        (and asked for again: ``client_data`` hands the hold on) or refused."""
+        kind, record = self._owed.popleft()
+        assert kind == _SIMPLE and self._to_count is not None and self._count_query is not None
+        self._done += 1
+        self._reported = self._done
+        self.transaction_status = over.status
+        record.command, record.rows = over.command, over.rows
+        judgement, (text, query) = self._to_count, self._count_query
+        self._to_count = self._count_query = None
+        verdict = judgement.verdict
+        if verdict.action == "block":
+            message = (f'statement blocked by rule "{verdict.rule}": {over.why} (the gateway '
+                       "ran it and rolled it back)")
+            record.sqlstate, record.error = "42501", message
+            finished.append(record.finish("blocked"))
+            return codec.error_response(message, "42501", hint=verdict.hint) + (
+                codec.ready_for_query(over.status))
+        record.error = f"rolled back by the gateway: {over.why}; held for an approval"
+        finished.append(record.finish("rolled back"))
+        self._holding = True
+        self._held = (text, None, notes(None))
+        self._count_hold = Hold(text, "simple", judgement, notes=(
+            f"statement {record.seq} ran and was rolled back by the gateway: {over.why}",))
+        self._client_in.unread(query)  # asked again once decided: it runs, or is refused
+        return b""
+
+    def _server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
         finished: list[StatementFinished] = []
         gathered = self._server_in.take(data)
         if gathered is None:

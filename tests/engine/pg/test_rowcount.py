@@ -1,0 +1,213 @@
+"""Writes judged by the rows they change (``rows_over``) as relay conversations: the write
+goes behind the gateway's BEGIN or SAVEPOINT, is counted, then committed, released, or rolled
+back and held; what the client sends meanwhile waits; the client sees what the statement alone
+would have answered."""
+
+from __future__ import annotations
+
+from engine.guardrail import Guard, GuardrailSettings, Rule
+from engine.guardrail.rules import Match
+from engine.pg.codec import message
+from engine.pg.relay import ClientOutcome, Decision, PgRelay
+from tests.engine.pg import build as b
+
+RULES = (
+    Rule("review-unbounded-writes", "review",
+         Match(statements=frozenset({"UPDATE WITHOUT WHERE", "DELETE WITHOUT WHERE"}))),
+    Rule("big-writes", "review", Match(rows_over=100)),
+    Rule("huge-deletes", "block", Match(statements=frozenset({"DELETE"}), rows_over=1000)),
+)
+WRITE = "UPDATE t SET a = 0 WHERE k = 'x'"
+
+
+def relay(status: bytes = b"I") -> PgRelay:
+    r = PgRelay(1 << 20, Guard(RULES, GuardrailSettings()).for_session("c", "u", frozenset()))
+    r.transaction_status = status
+    return r
+
+
+def q(sql: str) -> bytes:
+    return message(b"Q", sql.encode() + b"\x00")
+
+
+def sent(r: PgRelay, data: bytes) -> tuple[ClientOutcome, bytes]:
+    """The outcome, and what the target gets for it."""
+    out = r.client_data(data)
+    return out, r.wire(out.out)
+
+
+def test_under_the_limit_in_autocommit_commits_and_answers_as_the_statement_alone() -> None:
+    r = relay()
+    out, wire = sent(r, b.query(WRITE) + b.query("SELECT 1"))
+    assert out.out == b.query(WRITE)  # the SELECT waits: it would run inside our BEGIN
+    assert wire == q("BEGIN;" + WRITE)
+    [s] = out.started
+    assert (s.verdict, s.rule) == ("count", "big-writes")
+    to_client, done = r.server_data(b.command_complete("BEGIN") + b.command_complete("UPDATE 3")
+                                    + b.ready(b"T"))
+    assert (to_client, done) == (b"", [])
+    assert r.upstream_data() == q("COMMIT")
+    assert r.client_data(b"").out == b""  # still counting
+    to_client, done = r.server_data(b.command_complete("COMMIT") + b.ready(b"I"))
+    assert to_client == b.command_complete("UPDATE 3") + b.ready(b"I")
+    assert [(f.status, f.command, f.rows) for f in done] == [("ok", "UPDATE 3", 3)]
+    assert r.wants_input and r.transaction_status == b"I"
+    out, wire = sent(r, b"")
+    assert out.out == wire == b.query("SELECT 1")
+
+
+def test_over_the_limit_is_rolled_back_held_and_run_once_when_approved() -> None:
+    r = relay()
+    out, wire = sent(r, b.query(WRITE))
+    assert wire == q("BEGIN;" + WRITE)
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("UPDATE 150")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, done = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert to_client == b""
+    [f] = done
+    assert (f.status, f.rows) == ("rolled back", 150) and "more than 100" in (f.error or "")
+    held = r.client_data(b"")
+    assert held.hold is not None and held.out == b""
+    assert held.hold.text == WRITE and "150 rows" in held.hold.notes[0]
+    assert r.client_data(b.query("SELECT 2")).out == b""  # waits behind the hold
+    r.decide(Decision(True, "a1"))
+    out, wire = sent(r, b"")
+    # Run once, as it is (no count, no rewrite); what the client sent behind it follows.
+    assert out.out == wire == b.query(WRITE) + b.query("SELECT 2")
+    assert [(s.verdict, s.approval, s.seq) for s in out.started] == [
+        ("approved", "a1", 2), ("allow", None, 3)]
+
+
+def test_denied_after_the_count_runs_nothing_more() -> None:
+    r = relay()
+    sent(r, b.query(WRITE))
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("UPDATE 150")
+                  + b.ready(b"T"))
+    r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(False, "a1", "statement denied by oncall"))
+    out, wire = sent(r, b"")
+    assert wire == b"" and b"statement denied by oncall" in out.reply
+    assert [f.status for f in out.finished] == ["denied"]
+
+
+def test_inside_a_transaction_a_savepoint_is_released_or_rolled_back_to() -> None:
+    r = relay(b"T")
+    _, wire = sent(r, b.query(WRITE + " RETURNING a"))
+    assert wire == q("SAVEPOINT gatewatch_rows;" + WRITE + " RETURNING a")
+    rows = b.row_description("a") + b.data_row(b"0")
+    r.server_data(b.command_complete("SAVEPOINT") + rows + b.command_complete("UPDATE 1")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("RELEASE SAVEPOINT gatewatch_rows")
+    to_client, _ = r.server_data(b.command_complete("RELEASE") + b.ready(b"T"))
+    assert to_client == rows + b.command_complete("UPDATE 1") + b.ready(b"T")
+
+    sent(r, b.query(WRITE))
+    r.server_data(b.command_complete("SAVEPOINT") + b.command_complete("UPDATE 500")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("ROLLBACK TO SAVEPOINT gatewatch_rows; "
+                                  "RELEASE SAVEPOINT gatewatch_rows")
+    r.server_data(b.command_complete("ROLLBACK") + b.command_complete("RELEASE")
+                  + b.ready(b"T"))
+    assert r.client_data(b"").hold is not None and r.transaction_status == b"T"
+
+
+def test_an_error_inside_a_transaction_leaves_it_aborted() -> None:
+    """No ROLLBACK TO that would hide the error: the client's transaction is aborted, as
+    without the gateway; the error's position is in the client's own text."""
+    r = relay(b"T")
+    sent(r, b.query(WRITE))
+    err = message(b"E", b"SERROR\x00C23505\x00Mduplicate key\x00P40\x00\x00")
+    to_client, done = r.server_data(b.command_complete("SAVEPOINT") + err + b.ready(b"E"))
+    assert r.upstream_data() == b""
+    assert to_client == message(b"E", b"SERROR\x00C23505\x00Mduplicate key\x00P15\x00\x00") + (
+        b.ready(b"E"))
+    assert [(f.status, f.sqlstate) for f in done] == [("error", "23505")]
+
+
+def test_an_error_at_commit_is_the_statement_s_error() -> None:
+    """A deferred constraint fails at the gateway's COMMIT: the client sees what PostgreSQL
+    sends for the statement alone, the rows, then the error in place of CommandComplete."""
+    r = relay()
+    sent(r, b.query(WRITE + " RETURNING a"))
+    rows = b.row_description("a") + b.data_row(b"0")
+    r.server_data(b.command_complete("BEGIN") + rows + b.command_complete("UPDATE 1")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("COMMIT")
+    err = b.error("23503", "violates foreign key constraint")
+    to_client, done = r.server_data(err + b.ready(b"I"))
+    assert to_client == rows + err + b.ready(b"I")
+    assert [(f.status, f.sqlstate) for f in done] == [("error", "23503")]
+
+
+def test_an_error_in_autocommit_ends_the_gateway_s_transaction() -> None:
+    r = relay()
+    sent(r, b.query(WRITE))
+    err = b.error("22012", "division by zero")
+    assert r.server_data(b.command_complete("BEGIN") + err + b.ready(b"E")) == (b"", [])
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, done = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert to_client == err + b.ready(b"I")
+    assert [f.status for f in done] == ["error"]
+
+
+def test_a_count_that_cannot_be_read_is_held() -> None:
+    """A rule DO INSTEAD may answer with another tag: no count, so it is held."""
+    r = relay()
+    sent(r, b.query(WRITE))
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("INSERT 0 1")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("ROLLBACK")
+    _, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert f.status == "rolled back" and "cannot be read" in (f.error or "")
+    assert r.client_data(b"").hold is not None
+
+
+def test_over_a_blocking_limit_is_refused() -> None:
+    r = relay()
+    sent(r, b.query("DELETE FROM t WHERE k = 'x'"))
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("DELETE 5000")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert b'blocked by rule "huge-deletes"' in to_client and to_client.endswith(b.ready(b"I"))
+    assert f.status == "blocked"
+
+
+def test_other_reviews_are_not_hidden_by_a_count() -> None:
+    r = relay()
+    out = r.client_data(b.query("UPDATE t SET a = 0"))  # no WHERE: reviewed whatever the count
+    assert out.hold is not None and out.hold.judgement.rule == "review-unbounded-writes"
+    assert out.out == b""
+
+
+def test_what_cannot_be_counted_is_held_or_refused() -> None:
+    # A data-modifying WITH: the tag counts only the outer statement's rows → held.
+    out = relay().client_data(b.query(
+        "WITH d AS (UPDATE u SET b = 1 WHERE k = 'y' RETURNING k) UPDATE t SET a = 0 "
+        "WHERE k = 'x'"))
+    assert out.hold is not None and "cannot count" in out.hold.judgement.verdict.reason
+    # Two statements in one Query, or the extended protocol: refused, with what to do.
+    out = relay().client_data(b.query(WRITE + "; SELECT 1"))
+    assert b"sent alone as a simple Query" in out.reply and out.out == b""
+    out = relay().client_data(b.parse(WRITE) + b.bind() + b.execute() + b.SYNC)
+    assert b"sent alone as a simple Query" in out.reply
+    assert [f.status for f in out.finished] == ["blocked"]
+
+
+def test_reads_are_not_counted() -> None:
+    out, wire = sent(relay(), b.query("SELECT * FROM t"))
+    assert out.out == wire == b.query("SELECT * FROM t")
+    assert [s.verdict for s in out.started] == ["allow"]
+
+
+def test_a_write_behind_unanswered_queries_waits_for_them() -> None:
+    """Its transaction status must be known (autocommit or not) before it is wrapped."""
+    r = relay()
+    out = r.client_data(b.query("SELECT 1") + b.query(WRITE))
+    assert out.out == b.query("SELECT 1")
+    r.server_data(b.command_complete("SELECT 1") + b.ready(b"T"))
+    assert r.wants_input
+    out, wire = sent(r, b"")
+    assert wire == q("SAVEPOINT gatewatch_rows;" + WRITE)
