@@ -37,6 +37,12 @@ non-ASCII name waits (or is refused) the same way. A multi-statement Query needs
 nothing more: PostgreSQL reads the whole string before running any of it. Text is decoded with
 the session's client encoding.
 
+A write a ``rows_over`` rule could hold (one UPDATE, DELETE or MERGE, alone in a simple
+Query) is counted before it stands (``rowcount``): the target gets it behind the gateway's BEGIN
+or SAVEPOINT (``wire``), what the client sends behind it waits, and the gateway's COMMIT,
+RELEASE or ROLLBACK goes out after ``server_data`` (``upstream_data``); over the limit it is
+rolled back and held (``client_data`` hands the ``Hold`` on), and asked for again once decided.
+
 Only complete messages cross the gateway (a later filter, masking, can rewrite whole messages);
 large ones are gathered without quadratic copying. Anything that is not valid protocol raises
 ``ProtocolViolation``; the connection ends that session with an ErrorResponse and a recorded
