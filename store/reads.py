@@ -4,8 +4,9 @@
 bytes). What the TUI and the replay need beyond that is here, so that SQL against the store
 lives in ``store/`` only:
 
-- ``statistics``: counts per connection, identity, verdict, rule and hour, and masked values
-  per rule, column and hour (the TUI's statistics screen).
+- ``statistics``: counts per connection, identity, outcome, rule and hour, and masked values
+  per rule, column and hour (the TUI's statistics screen). A held statement its client
+  withdrew (a cancel, a disconnect) is ``withdrawn``, never ``denied``: nobody refused it.
 - ``terminal_channels``, ``chunk_rows``, ``chunk_bytes``: an SSH session's output as the
   replay indexes it, the chunk list *without* the bytes (an index over 100 MB must not read
   them) and then the bytes of a seq range, filtered to the channels shown.
@@ -27,17 +28,30 @@ ChunkRow = tuple[int, float, int, str, int, bytes | None]
 # name → [(key, count)], largest first, or newest hour first for the ``*_per_hour`` ones
 Statistics = dict[str, list[tuple[str, int]]]
 
+# A statement's outcome: its verdict, except that a held one the client withdrew is
+# "withdrawn". PostgreSQL records such a statement as refused ("denied") with the approval
+# request it waited on, whose status says "withdrawn"; SSH records a held command as "review"
+# that ended "denied" with the broker's words ("approval request … withdrawn: …") or with "the
+# client went away" when the session ended under it.
+OUTCOME = ("(select case when (st.verdict = 'denied' and exists (select 1 from approvals a"
+           " where a.id = st.approval_id and a.status = 'withdrawn')) or (st.verdict = 'review'"
+           " and st.status = 'denied' and (st.error like 'approval request % withdrawn%'"
+           " or st.error like 'the client went away%')) then 'withdrawn' else st.verdict end)")
+
 STATISTICS_QUERIES = {
     "by_connection": "select connection as k, count(*) as n from sessions group by 1"
                      " order by 2 desc",
-    # agents show their vendor: "triage-agent (example-ai)"
+    # agents show their vendor: "triage-agent (example-ai)"; only sessions that opened (a
+    # failed login is no activity of the identity it named)
     "by_identity": "select coalesce(identity, '?') || coalesce(' (' || identity_vendor || ')',"
-                   " '') as k, count(*) as n from sessions group by 1 order by 2 desc limit 10",
-    "by_verdict": "select verdict as k, count(*) as n from statements group by 1 order by 2 desc",
+                   " '') as k, count(*) as n from sessions where status <> 'rejected'"
+                   " group by 1 order by 2 desc limit 10",
+    "by_verdict": f"select {OUTCOME} as k, count(*) as n from statements st group by 1"
+                  " order by 2 desc",
     "by_rule": "select rule as k, count(*) as n from statements where rule is not null"
                " and verdict <> 'allow' group by 1 order by 2 desc limit 10",
     "blocks_per_hour": "select substr(started_at, 1, 13) as k, count(*) as n from statements"
-                       " where verdict in ('block', 'denied') group by 1 order by 1 desc"
+                       f" st where {OUTCOME} in ('block', 'denied') group by 1 order by 1 desc"
                        " limit 24",
     "reviews_per_hour": "select substr(created_at, 1, 13) as k, count(*) as n from approvals"
                         " group by 1 order by 1 desc limit 24",

@@ -97,6 +97,41 @@ def test_sessions_and_statements_are_counted(stats: reads.Statistics) -> None:
     assert stats["reviews_per_hour"] == [(hour, 1)]
 
 
+def test_withdrawn_is_its_own_outcome_and_failed_logins_are_no_activity(
+        db_path: Path) -> None:
+    """Issue 16: a held statement the client withdrew was counted (and drawn per hour) as
+    denied, and someone who only failed to log in was among the most active identities."""
+    ops = [
+        session_open("pg"),
+        # held, then the client's Ctrl-C: refused with the request it waited on, withdrawn
+        statement_start("pg", 1, "DELETE FROM orders", verdict="denied",
+                        rule="review-deletes", approval_id="w1"),
+        statement_end("pg", 1, status="denied", sqlstate="57014",
+                      error="canceling statement due to user request"),
+        *approval("w1", "pg", 1, "withdrawn"),
+        # held, then denied by an operator
+        statement_start("pg", 2, "DELETE FROM orders", verdict="denied",
+                        rule="review-deletes", approval_id="d1"),
+        statement_end("pg", 2, status="denied"),
+        *approval("d1", "pg", 2, "denied"),
+        session_open("ssh", protocol="ssh", connection="web"),
+        statement_start("ssh", 1, "systemctl restart nginx", verdict="review",
+                        rule="review-restarts"),
+        statement_end("ssh", 1, status="denied",
+                      error="approval request a1 withdrawn: the client went away"),
+        statement_start("ssh", 2, "systemctl stop nginx", verdict="review",
+                        rule="review-restarts"),
+        statement_end("ssh", 2, status="denied",
+                      error="the client went away while it waited"),
+        session_open("nobody", identity="mallory", status="rejected"),
+    ]
+    with read_only(db_path, ops) as store:
+        stats = reads.statistics(store)
+    assert dict(stats["by_verdict"]) == {"withdrawn": 3, "denied": 1}
+    assert stats["blocks_per_hour"] == [(O.utc(T0)[:13], 1)]
+    assert dict(stats["by_identity"]) == {"alice": 2}
+
+
 def test_masking_statistics_by_rule_column_and_hour(stats: reads.Statistics) -> None:
     assert dict(stats["masked"]) == {"personal-data:email": 4, "national-ids:column": 2,
                                      "personal-data:payment_card": 4, "auditors:exempt": 1}
