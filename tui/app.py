@@ -5,6 +5,14 @@ store; the App never imports engine internals. Events arrive typed (``engine.eve
 what is stale; a timer refreshes stale screens at most twice a second, so a burst of events
 never floods the UI. Screens ask for what they cannot do themselves (open a session, decide a
 request, kill a session, follow a live one) with their own messages, handled here with ``@on``.
+
+While the engine is unreachable what the screens show is what was true when it was lost: the
+sub-title says since when, the pending count is "as of" then, and live or waiting sessions are
+marked as not known to be so (``set_stale``). How a request left the queue comes from the
+engine's ``approval.decided`` event (the store may not have it yet): approved, denied, expired
+or withdrawn by its client — never "denied" nor "decided elsewhere" for a client's cancel.
+Toasts are few and short: at most ``MAX_TOASTS`` at once (the oldest goes), at the top right
+on the approvals screen so that they never cover the statement being decided.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import Notify
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
@@ -30,9 +39,10 @@ from engine.events import (
 from recordings.replay import SessionNotFound, open_timeline
 from store import StoreError, open_store
 from themes import DEFAULT, THEMES
+from tui import timefmt
 from tui.client import EngineGone, Refused, refused_message
 from tui.commands import GatewatchCommands
-from tui.screens.approvals import ApprovalsScreen
+from tui.screens.approvals import ApprovalsScreen, outcome
 from tui.screens.replay import ReplayScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
@@ -40,6 +50,7 @@ from tui.screens.stats import StatsScreen
 from tui.source import Source
 
 RETRY_MAX = 8.0
+MAX_TOASTS = 3  # more would hide the screen; the approvals list keeps what they said
 
 
 class GatewatchApp(App[None]):
@@ -68,11 +79,14 @@ class GatewatchApp(App[None]):
         self._live = live  # False: no event listener and no timers (snapshot tests)
         self.sessions_screen = SessionsScreen(hint, clock=clock)
         self.approvals_screen = ApprovalsScreen(clock=clock)
-        self.stats_screen = StatsScreen()
+        self.stats_screen = StatsScreen(clock=clock)
         self.stale = {"sessions", "approvals", "stats"}
         self.pending_ids: set[str] = set()
         self.decided_here: set[str] = set()  # no "left the queue" note for our own decisions
+        self.outcomes: dict[str, dict[str, Any]] = {}  # request id → as the engine decided it
         self.connected = False
+        self.unreachable_since: float | None = None
+        self.pending_count = 0
 
     def on_mount(self) -> None:
         for theme in THEMES:
@@ -151,6 +165,7 @@ class GatewatchApp(App[None]):
                 await self.source.connect()
                 self._banner(None)
                 self.connected = True
+                self._set_stale(None)
                 delay = 0.5
                 self.stale.update({"sessions", "approvals", "stats"})
                 self.refresh_data()
@@ -163,7 +178,10 @@ class GatewatchApp(App[None]):
                 return
             except EngineGone as exc:
                 self.connected = False
-                self._banner(f"⚠ engine unreachable ({exc}) — retrying in {delay:g} s")
+                self._set_stale(self.unreachable_since or self.now())
+                self._banner(f"⚠ engine unreachable since "
+                             f"{timefmt.clock_of(self.unreachable_since or self.now())} UTC "
+                             f"({exc}) — what is shown is as of then; retrying in {delay:g} s")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
             except Exception as exc:  # a bug must not end live updates for the rest of the night
@@ -178,12 +196,15 @@ class GatewatchApp(App[None]):
             case ApprovalRequested(request=request):
                 self._approvals_changed()
                 self.bell()
-                # On the approvals screen the request is in the queue already: no "press 2".
-                where = "" if self.current_mode == "approvals" else " — press 2"
-                self.notify(f"{request.get('requester')} asks to run a statement on "
-                            f"{request.get('connection')}{where}", title="Approval requested",
-                            timeout=10)
-            case ApprovalVoted() | ApprovalDecided():
+                # On the approvals screen the request is in the queue already: no toast.
+                if self.current_mode != "approvals":
+                    self.notify(f"{request.get('requester')} asks to run a statement on "
+                                f"{request.get('connection')} — press 2",
+                                title="Approval requested", timeout=8)
+            case ApprovalDecided(request=request):
+                self.outcomes[str(request.get("id"))] = dict(request)
+                self._approvals_changed()
+            case ApprovalVoted():
                 self._approvals_changed()
             case PolicyReloaded(status=status, by=by, message=message):
                 # Every operator hears of a policy change (or a refused one), whoever made it.
@@ -210,7 +231,7 @@ class GatewatchApp(App[None]):
         stale, self.stale = self.stale, set()
         now = self.now()
         approvals = await self.source.approvals()
-        self.approvals_screen.show(approvals, now)
+        self.approvals_screen.show(approvals, now, self.outcomes)
         self._pending(approvals)
         if "sessions" in stale:
             self.sessions_screen.show(await self.source.sessions(), now)
@@ -223,13 +244,40 @@ class GatewatchApp(App[None]):
         gone = self.pending_ids - ids - self.decided_here
         if gone:
             recent = {r["id"]: r for r in approvals.get("recent", [])}
-            for rid in gone:
-                status = recent.get(rid, {}).get("status")
-                said = status if status not in (None, "pending") else "decided elsewhere"
-                self.notify(f"request {rid} left the queue: {said}", timeout=6)
+            # One toast for all that left together (a burst must not stack a toast each).
+            said = [f"{rid}: {outcome(self.outcomes.get(rid) or recent.get(rid) or {})}"
+                    for rid in sorted(gone)]
+            self.notify("\n".join(said), title=f"Left the queue ({len(said)})"
+                        if len(said) > 1 else "Left the queue", timeout=5)
         self.pending_ids = ids
-        self.sub_title = (f"{len(pending)} pending approval{'s' if len(pending) != 1 else ''}"
-                          if pending else "no pending approvals")
+        self.pending_count = len(pending)
+        self._sub_title()
+
+    def _sub_title(self) -> None:
+        n = self.pending_count
+        pending = f"{n} pending approval{'s' if n != 1 else ''}" if n else "no pending approvals"
+        if self.unreachable_since is not None:
+            self.sub_title = (f"⚠ STALE since {timefmt.clock_of(self.unreachable_since)} UTC "
+                              f"(engine unreachable) · {pending} as of then")
+        else:
+            self.sub_title = pending
+
+    def _set_stale(self, since: float | None) -> None:
+        """Mark what is shown as stale since ``since`` (None: fresh again)."""
+        if since == self.unreachable_since:
+            return
+        self.unreachable_since = since
+        self.sessions_screen.set_stale(since)
+        self.approvals_screen.set_stale(since)
+        self._sub_title()
+
+    def on_notify(self, event: Notify) -> None:
+        """At most ``MAX_TOASTS`` at once: the oldest goes (issue 16: toasts stacked up)."""
+        # Runs before App's own handler adds the new one (subclass first), so room is made
+        # for it. Textual keeps notifications in order of arrival but offers no public way to
+        # drop one: this reaches into its collection (to revisit when Textual upgrades).
+        while len(self._notifications) >= MAX_TOASTS:
+            self._unnotify(next(iter(self._notifications)), refresh=False)
 
     @on(SessionScreen.Stale)
     def session_stale(self, message: SessionScreen.Stale) -> None:
@@ -283,7 +331,9 @@ class GatewatchApp(App[None]):
         if isinstance(error, Refused):
             self.notify(str(error), title="Refused", severity="error", timeout=8)
         elif isinstance(error, EngineGone):
-            self._banner(f"⚠ engine unreachable ({error})")
+            self._set_stale(self.unreachable_since or self.now())
+            self._banner(f"⚠ engine unreachable ({error}) — what is shown is as of "
+                         f"{timefmt.clock_of(self.unreachable_since or self.now())} UTC")
         else:
             self.notify(f"{type(error).__name__}: {error}", title="Error", severity="error")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def parse(value: str | None) -> float | None:
@@ -24,3 +24,8 @@ def span(seconds: float | None) -> str:
 
 def clock(value: str | None) -> str:
     return value[11:19] if value else "-"
+
+
+def clock_of(when: float) -> str:
+    """A moment as HH:MM:SS UTC (the clock the store's times are in)."""
+    return datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S")

@@ -6,7 +6,7 @@ from typing import Any
 
 from tui.source import FixedSource
 
-NOW = 1_795_000_000.0  # 2026-11-18T08:26:40Z
+NOW = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 
 
 def iso(offset: float) -> str:
@@ -53,20 +53,29 @@ def fixed_source() -> FixedSource:
     ]}
     stats = {
         "by_connection": [("shop", 41), ("billing", 9)],
-        "by_identity": [("alice", 20), ("report-bot", 18), ("bob", 11), ("mallory", 1)],
-        "by_verdict": [("allow", 20531), ("block", 12), ("approved", 3), ("denied", 1)],
+        "by_identity": [("alice", 20), ("report-bot", 18), ("bob", 11)],
+        "by_verdict": [("allow", 20531), ("block", 12), ("approved", 3), ("withdrawn", 2),
+                       ("denied", 1)],
         "by_rule": [("no-drop", 7), ("review-unbounded-writes", 4), ("no-do-blocks", 5)],
-        "blocks_per_hour": [("2026-11-18T08", 3), ("2026-11-18T07", 0), ("2026-11-18T06", 5),
-                            ("2026-11-18T05", 1), ("2026-11-18T04", 0), ("2026-11-18T03", 2)],
-        "reviews_per_hour": [("2026-11-18T08", 1), ("2026-11-18T06", 3), ("2026-11-18T02", 1)],
+        "blocks_per_hour": [("2026-11-18T11", 3), ("2026-11-18T10", 0), ("2026-11-18T09", 5),
+                            ("2026-11-18T08", 1), ("2026-11-18T07", 0), ("2026-11-18T06", 2)],
+        "reviews_per_hour": [("2026-11-18T11", 1), ("2026-11-18T09", 3), ("2026-11-18T05", 1)],
         "masked": [("personal-data:email", 312), ("personal-data:payment_card", 120),
                    ("national-ids:column", 200)],
         "masked_columns": [("email", 300), ("national_id", 200), ("card_number", 120),
                            ("recorded", 12)],
-        "masked_per_hour": [("2026-11-18T08", 140), ("2026-11-18T07", 90),
-                            ("2026-11-18T05", 310), ("2026-11-18T04", 92)],
+        "masked_per_hour": [("2026-11-18T11", 140), ("2026-11-18T10", 90),
+                            ("2026-11-18T08", 310), ("2026-11-18T07", 92)],
     }
-    return FixedSource({"live": live, "recent": recent}, {"pending": pending, "recent": []},
+    decided = [
+        {**pending[0], "id": "a9f00001", "requester": "bob", "statement": "UPDATE stock SET n = 0",
+         "created_at": iso(-300), "status": "withdrawn", "decided_at": iso(-280),
+         "decided_by": None, "decision_reason": "canceled by the client"},
+        {**pending[0], "id": "a9f00002", "statement": "TRUNCATE audit_tmp",
+         "created_at": iso(-900), "status": "approved", "decided_at": iso(-870),
+         "decided_by": "oncall", "decision_reason": "cleanup ticket 4411"},
+    ]
+    return FixedSource({"live": live, "recent": recent}, {"pending": pending, "recent": decided},
                        statements, stats)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recordings.replay import open_timeline
+from recordings.replay import StatementTimeline, open_timeline
 from store import SqliteStore, open_store
 from tests.tui.replayed import PG_ID, SSH_ID, recorded_store
 from tui.replay import ReplayApp
@@ -266,3 +266,24 @@ def test_replay_of_an_unknown_session_is_a_one_line_usage_error(store_path: Path
     assert out.returncode == 2
     assert out.stderr.startswith("gatewatch: no recorded session 'nope'")
     assert out.stderr.count("\n") == 1
+
+
+async def test_a_postgresql_replay_keeps_the_statement_column_when_narrow(
+        store: SqliteStore) -> None:
+    """Issue 16: at 80 columns the replay lost STATEMENT; at 120 RESULT had 40 characters to
+    STATEMENT's 13. Columns give way by importance, and STATEMENT takes the room."""
+    from textual.widgets import DataTable
+
+    app = app_for(store, PG_ID)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#statements", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[-1] == "STATEMENT" and "AT" in labels and "VERDICT" in labels
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause()
+        widths = {str(c.label): c.width for c in table.columns.values()}
+        assert widths["STATEMENT"] > 2 * widths["RESULT"]
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        assert isinstance(screen.timeline, StatementTimeline)
+        assert table.row_count == len(screen.timeline.statements)

@@ -99,19 +99,19 @@ async def test_when_the_chosen_request_leaves_nothing_is_selected_and_a_says_so(
         await pilot.press("2", "down")  # alice's UPDATE
         await settled(pilot)
         await engine_says(pilot, source, pending=[BOB, BOT],
-                          recent=[{**ALICE, "status": "approved"}])
+                          recent=[{**ALICE, "status": "approved", "decided_by": "bob"}])
         screen = app.approvals_screen
         table = screen.query_one(ChoiceTable)
         assert screen.selected() is None
         assert not table.show_cursor  # no row looks selected
-        assert "a11ce002 left the queue (approved): nothing is selected" in detail(app)
+        assert "a11ce002 left the queue (approved by bob): nothing is selected" in detail(app)
         for key in ("a", "d"):
             app.clear_notifications()
             await pilot.press(key)
             await settled(pilot)
             assert app.screen is screen  # no prompt for another request
             [note] = list(app._notifications)
-            assert "a11ce002 left the queue (approved)" in note.message
+            assert "a11ce002 left the queue (approved by bob)" in note.message
             assert f"then press {key}" in note.message
         assert source.decisions == []
         # A request arriving meanwhile is not chosen for the operator either.

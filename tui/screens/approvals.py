@@ -6,6 +6,11 @@ selected until the operator moves, and `a`/`d` say so instead of acting on anoth
 `a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels); the
 decision goes to the app as a ``Decision`` message. The command palette offers both too while
 this screen is shown (``ApprovalCommands``).
+
+Below the statement, recent decisions: how each request ended (``outcome``), newest first —
+approved or denied by whom, expired, or withdrawn (by its client's cancel, or because its
+session ended), which is never a denial. While the engine is unreachable the queue is marked
+as it was when the engine was lost (``set_stale``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from tui import timefmt
 from tui.commands import Command, CommandList
@@ -30,6 +35,20 @@ from tui.screens.reason import ReasonPrompt
 from tui.widgets.choice import ChoiceTable
 
 COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
+DECIDED_COLUMNS = ("WHEN", "ID", "REQUESTER", "OUTCOME", "STATEMENT")
+RECENT = 50  # decisions listed
+
+
+def outcome(req: dict[str, Any]) -> str:
+    """How a request left the queue, in a few words: "approved by bob", "denied by bob: not
+    now", "expired: no decision within 300 s", "withdrawn: canceled by the client"."""
+    status = req.get("status")
+    why = f": {req['decision_reason']}" if req.get("decision_reason") else ""
+    if status in ("approved", "denied"):
+        return f"{status} by {req.get('decided_by') or '?'}{why}"
+    if status in ("expired", "withdrawn"):
+        return f"{status}{why}"
+    return "no longer pending (the engine has not said how yet)"
 
 
 class ApprovalCommands(CommandList):
@@ -67,27 +86,52 @@ class ApprovalsScreen(Screen[None]):
         self.pending: list[dict[str, Any]] = []
         self.recent: dict[str, dict[str, Any]] = {}  # decided requests by id, to say why one left
         self._clock = clock  # ages and time left are shown as of now
+        self.stale_since: float | None = None  # the engine is unreachable since then
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="banner")
+        yield Static("", id="stale")
         table = ChoiceTable(id="approvals")
         table.add_columns(*COLUMNS)
         yield table
         with VerticalScroll(id="detail"):
             yield Static("No approval requests are waiting.", id="statement")
+        decided: DataTable[str] = DataTable(id="decided", show_cursor=False,
+                                            zebra_stripes=True)
+        decided.border_title = "Recent decisions"
+        decided.add_columns(*DECIDED_COLUMNS)
+        yield decided
         yield Footer()
 
     def on_mount(self) -> None:
         self._render_rows(self._clock())
 
-    def show(self, data: dict[str, Any], now: float) -> None:
+    def show(self, data: dict[str, Any], now: float,
+             outcomes: dict[str, dict[str, Any]] | None = None) -> None:
+        """The queue and recent decisions; ``outcomes``: requests as the engine said it
+        decided them (its events come before the store has them)."""
         self.pending = list(data.get("pending", []))
-        self.recent = {r["id"]: r for r in data.get("recent", [])}
+        recent = {r["id"]: r for r in data.get("recent", []) if r.get("status") != "pending"}
+        for rid, req in (outcomes or {}).items():
+            if req.get("status") not in (None, "pending"):
+                recent[rid] = {**recent.get(rid, {}), **req}
+        self.recent = recent
         paint(self, lambda: self._render_rows(now))
+
+    def set_stale(self, since: float | None) -> None:
+        """The engine is unreachable since ``since`` (None: reachable again)."""
+        self.stale_since = since
+        paint(self, lambda: self._render_rows(self._clock()))
 
     def _render_rows(self, now: float) -> None:
         table = self.query_one("#approvals", ChoiceTable)
+        note = self.query_one("#stale", Static)
+        note.display = self.stale_since is not None
+        if self.stale_since is not None:
+            now = min(now, self.stale_since)
+            note.update(f"⚠ STALE: pending as of {timefmt.clock_of(self.stale_since)} UTC, "
+                        "when the engine was lost; they may have been decided since")
         rows = []
         for r in self.pending:
             created, expires = timefmt.parse(r["created_at"]), timefmt.parse(r["expires_at"])
@@ -97,6 +141,18 @@ class ApprovalsScreen(Screen[None]):
                                    str(len(r.get("approvals", [])))]))
         table.fill(rows)
         self._show_selected()
+        self._render_decided()
+
+    def _render_decided(self) -> None:
+        decided = self.query_one("#decided", DataTable)
+        decided.clear()
+        newest = sorted(self.recent.values(),
+                        key=lambda r: r.get("decided_at") or r.get("created_at") or "",
+                        reverse=True)[:RECENT]
+        for r in newest:
+            decided.add_row(timefmt.clock(r.get("decided_at") or r.get("created_at")),
+                            r["id"], str(r.get("requester") or "-"), outcome(r)[:60],
+                            " ".join(str(r.get("statement") or "").split())[:120])
 
     def selected(self) -> dict[str, Any] | None:
         """The request the operator chose, by id — never whatever row the cursor is on."""
@@ -108,8 +164,8 @@ class ApprovalsScreen(Screen[None]):
         lost = self.query_one("#approvals", ChoiceTable).lost
         if lost is None:
             return None
-        status = self.recent.get(lost, {}).get("status")
-        how = f" ({status})" if status and status != "pending" else ""
+        req = self.recent.get(lost)
+        how = f" ({outcome(req)})" if req is not None else ""
         return f"Request {lost} left the queue{how}: nothing is selected."
 
     @on(ChoiceTable.Chosen)

@@ -41,12 +41,18 @@ from recordings.replay import (
     Timeline,
 )
 from store import SqliteStore
+from tui.widgets.columns import Column, lay_out, project
 from tui.widgets.terminal import TerminalView
 from tui.widgets.timeline import TimelineBar
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 TICK = 0.05  # seconds between frames while playing
 MAX_IDLE = 2.0  # with idle skipping on, a silence plays in at most this long
+# A PostgreSQL session's statements; rank: what stays at 80 columns (the statement, when, the
+# verdict, the result), then the figures.
+STATEMENT_COLUMNS = (Column("AT", 8, 1), Column("VERDICT", 18, 2), Column("DURATION", 10, 4),
+                     Column("ROWS", 6, 5), Column("RESULT", 14, 3),
+                     Column("STATEMENT", 20, 0, rest=True))
 
 
 class _Cursor(NamedTuple):
@@ -126,6 +132,7 @@ class ReplayScreen(Screen[None]):
         self._play_from: tuple[float, float] | None = None  # (monotonic, play time) at start
         self._needle: str | None = None
         self._live = live  # False: no play timer (snapshot tests drive time themselves)
+        self._layout: list[tuple[int, int]] | None = None  # statement columns kept
         self.detail_text = ""  # what #detail and #status show, as plain text
         self.status_text = ""
 
@@ -148,7 +155,6 @@ class ReplayScreen(Screen[None]):
             table: DataTable[Any] = DataTable(id="statements", cursor_type="row",
                                               zebra_stripes=True)
             table.can_focus = False
-            table.add_columns("AT", "VERDICT", "DURATION", "ROWS", "RESULT", "STATEMENT")
             yield table
             yield Static("", id="detail")
         yield Input(placeholder="search the output (Enter: next match, Esc: close)"
@@ -161,21 +167,36 @@ class ReplayScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
         if not self.ssh:
-            table = self.query_one("#statements", DataTable)
-            assert isinstance(self.timeline, StatementTimeline)
-            for s in self.timeline.statements:
-                result = s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}"
-                verdict = s.verdict + (f" ({s.rule})" if s.rule else "")
-                table.add_row(clock(s.t, tenths=True), verdict,
-                              "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
-                              "-" if s.rows is None else str(s.rows), result[:40],
-                              " ".join(s.text.split())[:200])
+            self._fill_statements()
         if self._live:
             self.set_interval(TICK, self._tick)
             if isinstance(self.timeline, TerminalTimeline):
                 self.run_worker(self._take_keyframes(), group="replay-keyframes",
                                 exit_on_error=False)
         self.seek(0.0)
+
+    def _fill_statements(self) -> None:
+        """The statements, in the columns the width keeps (STATEMENT first: issue 16, at 80
+        columns it was lost and at 120 RESULT took 40 characters to its 13)."""
+        table = self.query_one("#statements", DataTable)
+        layout = lay_out(table, STATEMENT_COLUMNS, self.app.size.width, self._layout)
+        if layout is None:
+            return
+        self._layout = layout
+        assert isinstance(self.timeline, StatementTimeline)
+        for s in self.timeline.statements:
+            result = s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}"
+            verdict = s.verdict + (f" ({s.rule})" if s.rule else "")
+            table.add_row(*project([
+                clock(s.t, tenths=True), verdict,
+                "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
+                "-" if s.rows is None else str(s.rows), result,
+                " ".join(s.text.split())[:500]], layout))
+
+    def on_resize(self) -> None:
+        if not self.ssh and self._layout is not None:
+            self._fill_statements()
+            self.seek(self.position)  # the cursor back on the statement shown
 
     def on_unmount(self) -> None:
         self._executor.submit(self.store.close)  # after what the thread is doing now

@@ -4,7 +4,9 @@ kills it and locks its identity out for a while (reason, duration and scope, the
 the client cannot reconnect at once.
 
 The app fills the screen (``show``, ``show_output``); while the session is live the screen asks
-for more twice a second (``Stale``), and a kill goes to the app as ``Kill``.
+for more twice a second (``Stale``), and a kill goes to the app as ``Kill``. Enter on a row
+shows the statement whole (``StatementDetail``); in the table columns give way by importance,
+the statement first (``tui.widgets.columns``), and a held one reads "held", not "running".
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tui import timefmt
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
+from tui.screens.statement import StatementDetail, outcome
 from tui.source import Chunk
+from tui.widgets.columns import Column, lay_out, project
 from tui.widgets.terminal import TerminalView
 
-COLUMNS = ("#", "TIME", "MS", "ROWS", "VERDICT", "RESULT", "STATEMENT")
-SSH_COLUMNS = ("#", "TIME", "MS", "EXIT", "VERDICT", "RESULT", "COMMAND")
+# rank: the statement first (at 80 columns it keeps 24 characters), then when, why and how.
+COLUMNS = (Column("#", 4, 4), Column("TIME", 8, 1), Column("MS", 7, 5), Column("ROWS", 6, 6),
+           Column("VERDICT", 18, 2), Column("RESULT", 14, 3),
+           Column("STATEMENT", 20, 0, rest=True))
+SSH_COLUMNS = (*COLUMNS[:3], Column("EXIT", 4, 6), *COLUMNS[4:6],
+               Column("COMMAND", 20, 0, rest=True))
 
 
 class SessionScreen(Screen[None]):
@@ -67,6 +75,7 @@ class SessionScreen(Screen[None]):
         self.statements: list[dict[str, Any]] = []
         self.last_chunk = 0  # the last recorded SSH chunk shown
         self._terminals: set[int] = set()  # channels with a terminal (they record a size)
+        self._layout: list[tuple[int, int]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -79,9 +88,7 @@ class SessionScreen(Screen[None]):
                      id="summary")
         if self.ssh:
             yield TerminalView(id="terminal")
-        table: DataTable[str] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*(SSH_COLUMNS if self.ssh else COLUMNS))
-        yield table
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -113,23 +120,36 @@ class SessionScreen(Screen[None]):
         self.statements = statements
         paint(self, self._render_rows)
 
+    def on_resize(self) -> None:
+        self._render_rows()
+
     def _render_rows(self) -> None:
         statements = self.statements
         table = self.query_one("#sessions", DataTable)
+        layout = lay_out(table, SSH_COLUMNS if self.ssh else COLUMNS, self.app.size.width,
+                         self._layout)
+        self._layout = layout or self._layout
+        assert self._layout is not None
+        row = table.cursor_row
         table.clear()
         for st in statements:
-            outcome = st["status"]
-            if st.get("sqlstate"):
-                outcome += f" {st['sqlstate']}"
             verdict = st.get("verdict") or "allow"
             if st.get("rule"):
                 verdict += f" ({st['rule']})"
             text = " ".join(st["text"].split())
             count = st.get("exit_status") if self.ssh else st["rows"]
-            table.add_row(str(st["seq"]), timefmt.clock(st["started_at"]),
-                          "-" if st["duration_ms"] is None else f"{st['duration_ms']:.1f}",
-                          "-" if count is None else str(count), verdict, outcome,
-                          text[:200])
+            table.add_row(*project([
+                str(st["seq"]), timefmt.clock(st["started_at"]),
+                "-" if st["duration_ms"] is None else f"{st['duration_ms']:.1f}",
+                "-" if count is None else str(count), verdict, outcome(st), text[:500]],
+                self._layout))
+        if statements:  # a refresh keeps the cursor where the operator put it
+            table.move_cursor(row=min(row, len(statements) - 1), scroll=False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if 0 <= event.cursor_row < len(self.statements):
+            self.app.push_screen(StatementDetail(self.statements[event.cursor_row],
+                                                 ssh=self.ssh))
 
     def action_back(self) -> None:
         self.app.pop_screen()

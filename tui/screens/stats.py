@@ -1,22 +1,26 @@
-"""3 — Statistics: sessions per connection and identity, statements by verdict, refusals per
-rule and per hour (sparklines), and masked values per rule and detector, per column, and per
-hour."""
+"""3 — Statistics: sessions per connection and identity (sessions that opened), statements by
+outcome (withdrawn apart from denied), refusals per rule, masked values per rule and detector
+and per column, and per hour over the last day (``HourBars``: one column per hour ending with
+the current one, quiet hours as gaps)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from store.reads import Statistics
 from tui.screens.painting import paint
+from tui.widgets.hourbars import HourBars
 
 PANELS = (("by_connection", "Sessions per connection"), ("by_identity", "Most active identities"),
-          ("by_verdict", "Statements by verdict"), ("by_rule", "Refusals and reviews per rule"),
+          ("by_verdict", "Statements by outcome"), ("by_rule", "Refusals and reviews per rule"),
           ("masked", "Masked, by rule"), ("masked_columns", "Masked, by column"))
 
 
@@ -33,16 +37,17 @@ class StatsScreen(Screen[None]):
                 table.add_columns("COUNT", "")  # the count first: long names are cut, not it
                 yield table
         yield Static("", id="spark-title")
-        yield Sparkline([], id="spark")
+        yield HourBars(id="spark")
         yield Static("", id="reviews-title")
-        yield Sparkline([], id="reviews")
+        yield HourBars(id="reviews")
         yield Static("", id="masked-title")
-        yield Sparkline([], id="masked-spark")
+        yield HourBars(id="masked-spark")
         yield Footer()
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.stats: Statistics = {}
+        self._clock = clock  # the last hour drawn is the current one
 
     def on_mount(self) -> None:
         self._render_stats()
@@ -62,27 +67,29 @@ class StatsScreen(Screen[None]):
                     rule, _, what = shown.partition(":")
                     shown = f"{what} ({rule})" if what else rule
                 table.add_row(Text(str(count), justify="right"), shown)
+        now = datetime.fromtimestamp(self._clock(), UTC).replace(minute=0, second=0,
+                                                                  microsecond=0, tzinfo=None)
+        first = now - timedelta(hours=HOURS - 1)
         for key, spark_id, title_id, what in (
             ("blocks_per_hour", "#spark", "#spark-title", "Blocked or denied"),
             ("reviews_per_hour", "#reviews", "#reviews-title", "Held for approval"),
             ("masked_per_hour", "#masked-spark", "#masked-title", "Values masked"),
         ):
-            rows = stats.get(key, [])
-            hours = _hourly(rows)
-            spark = self.query_one(spark_id, Sparkline)
+            hours = hourly(stats.get(key, []), now)
+            spark = self.query_one(spark_id, HourBars)
             spark.display = any(hours)
-            spark.data = hours or [0]
-            title = (f"{what} per hour, {rows[-1][0][11:13]}h to {rows[0][0][11:13]}h UTC: "
-                     f"{sum(hours)} in all" if any(hours) else f"{what}: none recorded")
+            spark.show(hours, first.hour)
+            title = (f"{what} per hour, {HOURS} h to {now:%H}h UTC: {sum(hours)}, at most "
+                     f"{max(hours)}/h" if any(hours) else f"{what}: none in the last {HOURS} h")
             self.query_one(title_id, Static).update(title)
 
 
-def _hourly(rows: list[tuple[str, int]]) -> list[int]:
-    """Counts per hour from the oldest listed hour to the newest, quiet hours as zeros."""
-    if not rows:
-        return []
+HOURS = 24
+
+
+def hourly(rows: list[tuple[str, int]], now: datetime) -> list[int]:
+    """Counts for the ``HOURS`` hours ending with ``now``'s, oldest first, quiet hours as
+    zeros (older hours are not drawn)."""
     counts = {datetime.strptime(k, "%Y-%m-%dT%H"): int(n) for k, n in rows}
-    first, last = min(counts), max(counts)
-    span = min(int((last - first).total_seconds() // 3600), 47)
-    start = last - timedelta(hours=span)
-    return [counts.get(start + timedelta(hours=h), 0) for h in range(span + 1)]
+    start = now - timedelta(hours=HOURS - 1)
+    return [counts.get(start + timedelta(hours=h), 0) for h in range(HOURS)]

@@ -1,0 +1,75 @@
+"""A statement (or SSH command) whole: Enter on a row of a live session shows it here, with
+its verdict, outcome and error, because the table cuts it to one line (issue 16: Enter did
+nothing). Esc, Enter or q close it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from tui import timefmt
+
+
+def describe(st: dict[str, Any], *, ssh: bool) -> str:
+    """The lines above the text: number, time, verdict and rule, outcome, figures, error."""
+    parts = [f"#{st.get('seq')} at {timefmt.clock(st.get('started_at'))} UTC",
+             f"verdict {st.get('verdict') or 'allow'}"
+             + (f" by rule {st['rule']}" if st.get("rule") else "")
+             + (f", approval {st['approval_id']}" if st.get("approval_id") else ""),
+             f"outcome {outcome(st)}"]
+    if st.get("duration_ms") is not None:
+        parts.append(f"{st['duration_ms']:.1f} ms")
+    count = st.get("exit_status") if ssh else st.get("rows")
+    if count is not None:
+        parts.append(f"exit {count}" if ssh else f"{count} rows")
+    lines = [" · ".join(parts)]
+    if st.get("sqlstate") or st.get("error"):
+        lines.append(f"error {st.get('sqlstate') or ''}: {st.get('error') or ''}".strip())
+    return "\n".join(lines)
+
+
+def outcome(st: dict[str, Any]) -> str:
+    """What became of it; a statement held for approval is "held", not "running" (it has not
+    reached the target)."""
+    status = str(st.get("status") or "?")
+    if status == "running" and st.get("verdict") == "review":
+        return "held"
+    return status + (f" {st['sqlstate']}" if st.get("sqlstate") else "")
+
+
+class StatementDetail(ModalScreen[None]):
+    CSS_PATH = "statement.tcss"
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="statement.close"),
+        Binding("enter", "close", "Close", show=False, id="statement.close-enter"),
+        Binding("q", "close", "Close", show=False, id="statement.close-q"),
+    ]
+
+    def __init__(self, statement: dict[str, Any], *, ssh: bool) -> None:
+        super().__init__()
+        self.statement = statement
+        self.ssh = ssh
+
+    def compose(self) -> ComposeResult:
+        st = self.statement
+        text = str(st.get("text") or "")
+        dark = self.app.current_theme.dark
+        body = (Text(text) if self.ssh else
+                Syntax(text, "sql", word_wrap=True, theme="monokai" if dark else "default",
+                       background_color="default"))
+        with VerticalScroll(id="statement-box"):
+            yield Label("Command" if self.ssh else "Statement", id="statement-title")
+            yield Static(Group(Text(describe(st, ssh=self.ssh)), Text(""), body),
+                         id="statement-text")
+            yield Label("Esc closes", id="statement-help")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
