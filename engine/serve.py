@@ -1,5 +1,11 @@
 """``gatewatch engine``: run until SIGINT/SIGTERM, then end sessions and flush the store.
-SIGHUP reads the policies file again (``engine.reload``)."""
+SIGHUP reads the policies file again (``engine.reload``).
+
+The handlers are installed before ``Engine.start``: a SIGTERM while the engine starts (a
+service manager stopping it at once, an operator's Ctrl-C while the store replays its journal)
+would otherwise end the process on the spot, with listeners half open and the store not
+closed. During the start a signal cancels it instead, and what was started is stopped.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +22,45 @@ log = logging.getLogger(__name__)
 
 async def serve(config: Config) -> int:
     engine = Engine(config)
-    await engine.start()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
     stop = asyncio.Event()
+    starting = True
+
+    def stop_signal() -> None:
+        if starting and not stop.is_set():
+            main.cancel()  # once: a second signal must not cut the stop of what started
+        stop.set()
+
+    def reload_signal() -> None:
+        if starting:
+            log.warning("SIGHUP while the engine starts: ignored (it reads the file now)")
+            return
+        spawn(engine.reload("SIGHUP"), name="policy-reload")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(
-        signal.SIGHUP, lambda: spawn(engine.reload("SIGHUP"), name="policy-reload"))
-    log.info("engine ready (store %s)", config.engine.store)
+        loop.add_signal_handler(sig, stop_signal)
+    loop.add_signal_handler(signal.SIGHUP, reload_signal)
     try:
-        await stop.wait()
+        try:
+            await engine.start()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            main.uncancel()
+            log.info("stopped while starting")
+            if engine.store is not None:  # cancelled before start's own clean-up could run
+                await engine.stop()
+            return 0
+        starting = False
+        log.info("engine ready (store %s)", config.engine.store)
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping: ending live sessions")
+            await engine.stop()
+        return 0
     finally:
-        log.info("stopping: ending live sessions")
-        await engine.stop()
-    return 0
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)

@@ -6,8 +6,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.config import Config, ConfigError, load_config
+# Only the standard library at import time: a Ctrl-C while the engine's modules load (the
+# first half second of every command) is then inside main's try, an exit 130 with no traceback
+# (issue 16). The engine's modules are imported where they are used.
+if TYPE_CHECKING:
+    from engine.config import Config
 
 
 class UsageError(Exception):
@@ -125,6 +130,8 @@ HERE = Path("policies.yaml")
 
 
 def _config(args: argparse.Namespace) -> Config:
+    from engine.config import load_config
+
     return load_config(_config_path(args))
 
 
@@ -140,6 +147,15 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while modules load, before any handler of ours is set
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
+    from engine.config import ConfigError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
     if argv[:1] == ["connect"] and "--" in argv:  # psql/ssh arguments: argparse never sees them
@@ -153,14 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"gatewatch: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # `gatewatch sessions | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError
     from gatewatch.cli import records
     from gatewatch.cli.runner import run, setup_logging
     from store import StoreError, open_store
