@@ -525,6 +525,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def target_closed(self, exc: Exception | None) -> None:
         self._release_masked()
+        if self._exit is not None and self.kind in ("shell", "exec"):
+            self.s.channel_exited(self.kind, *self._exit)
         if self._seq is not None:
             how, value = self._exit or ("", None)
             status: int | None = value if how == "status" else None

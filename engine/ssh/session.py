@@ -79,6 +79,9 @@ class SshSession:
         self._opened.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.tape = Tape(ctx.recorder, session_id, self.core.started, self._pressure,
                          self._store_failed)
+        # How the target last ended a channel by itself (the user typed exit, a command ran
+        # to its end): a disconnect that follows is the user quitting (issue 16).
+        self.quit: str | None = None
 
     @property
     def identity(self) -> Identity | None:
@@ -185,7 +188,15 @@ class SshSession:
         return await asyncio.shield(self._target)
 
     def end(self, reason: str, status: str = "closed") -> None:
+        if reason == "client disconnected" and self.quit is not None:
+            reason = self.quit
         self.core.end(reason, status)
+
+    def channel_exited(self, kind: str, how: str, value: Any) -> None:
+        """The target ended a ``kind`` channel (shell, exec) with an exit status or signal."""
+        ended = f"status {value}" if how == "status" else f"signal {value and value[0]}"
+        what = "the shell" if kind == "shell" else "the command"
+        self.quit = f"client quit ({what} ended: {ended})"
 
     def terminate(self, reason: str, message: str, status: str = "closed") -> None:
         self.core.terminate(reason, message, status)

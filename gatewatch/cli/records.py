@@ -60,6 +60,8 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
     for s in statements:
         text = " ".join(s["text"].split())
         outcome = s["status"]
+        if outcome == "running" and s.get("verdict") == "review":
+            outcome = "held"  # waiting for an approval: it has not reached the target
         if s["sqlstate"]:
             outcome += f" {s['sqlstate']}: {s['error']}"
         elif ssh and s["error"]:

@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.conftest import ROOT, Gateway
 from tests.integration.test_recording import run_cli
+from tests.sshgw import SshGateway
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +90,54 @@ def test_show_unknown_session(gateway: Gateway) -> None:
     result = run_cli("show", "zzzz", "-c", str(gateway.work / "policies.yaml"))
     assert result.returncode == 2
     assert result.stderr.startswith("gatewatch: no session 'zzzz' in")
+
+
+# --- show of an SSH session (issue 16) -------------------------------------------------------
+
+
+def _ssh(gw: SshGateway, *command: str, stdin: bytes = b"",
+         options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(gw.ssh_argv(*command, options=options), env=gw.env(), input=stdin,
+                          capture_output=True, timeout=60)
+
+
+def _session_of(gw: SshGateway, marker: str, *, ended: bool) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        rows = gw.query("SELECT s.* FROM sessions s JOIN statements t ON t.session_id = s.id"
+                        " WHERE t.text LIKE ?" + (" AND s.ended_at IS NOT NULL" if ended
+                                                  else ""), f"%{marker}%")
+        if rows:
+            return rows[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no session ran {marker}")
+
+
+def test_show_says_a_held_ssh_command_is_held(gw: SshGateway) -> None:
+    marker = os.urandom(4).hex()
+    client = subprocess.Popen(gw.ssh_argv(f"echo needs-review {marker}"), env=gw.env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        session = _session_of(gw, marker, ended=False)
+        shown = run_cli("show", str(session["id"]), "-c", str(gw.work / "policies.yaml"))
+        assert shown.returncode == 0, shown.stderr
+        line = next(r for r in shown.stdout.splitlines() if marker in r)
+        assert " held " in line and "running" not in line
+    finally:
+        client.kill()
+        client.wait(10)
+
+
+def test_exit_is_recorded_as_the_user_quitting(gw: SshGateway) -> None:
+    marker = os.urandom(4).hex()
+    assert _ssh(gw, f"echo {marker}; exit 0").returncode == 0
+    session = _session_of(gw, marker, ended=True)
+    assert session["end_reason"] == "client quit (the command ended: status 0)"
+    # a shell the user leaves with exit
+    shell = _ssh(gw, stdin=f"echo {marker}-shell\nexit\n".encode(), options=("-tt",))
+    assert shell.returncode == 0, shell.stderr
+    session = _session_of(gw, f"{marker}-shell", ended=True)
+    assert session["end_reason"] == "client quit (the shell ended: status 0)"
+    shown = run_cli("show", str(session["id"]), "-c", str(gw.work / "policies.yaml"))
+    assert "status closed (client quit (the shell ended: status 0))" in shown.stdout
