@@ -32,11 +32,14 @@ Statistics = dict[str, list[tuple[str, int]]]
 # "withdrawn". PostgreSQL records such a statement as refused ("denied") with the approval
 # request it waited on, whose status says "withdrawn"; SSH records a held command as "review"
 # that ended "denied" with the broker's words ("approval request … withdrawn: …") or with "the
-# client went away" when the session ended under it.
+# client went away" when the session ended under it; any other such end is "denied" (by an
+# operator, or the request expired), as PostgreSQL records it.
 OUTCOME = ("(select case when (st.verdict = 'denied' and exists (select 1 from approvals a"
            " where a.id = st.approval_id and a.status = 'withdrawn')) or (st.verdict = 'review'"
            " and st.status = 'denied' and (st.error like 'approval request % withdrawn%'"
-           " or st.error like 'the client went away%')) then 'withdrawn' else st.verdict end)")
+           " or st.error like 'the client went away%')) then 'withdrawn'"
+           " when st.verdict = 'review' and st.status = 'denied' then 'denied'"
+           " else st.verdict end)")
 
 STATISTICS_QUERIES = {
     "by_connection": "select connection as k, count(*) as n from sessions group by 1"

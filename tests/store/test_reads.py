@@ -123,12 +123,15 @@ def test_withdrawn_is_its_own_outcome_and_failed_logins_are_no_activity(
                         rule="review-restarts"),
         statement_end("ssh", 2, status="denied",
                       error="the client went away while it waited"),
+        statement_start("ssh", 3, "kubectl delete pod web-1", verdict="review",
+                        rule="review-kubectl-delete"),
+        statement_end("ssh", 3, status="denied", error="denied by bob: not in prod"),
         session_open("nobody", identity="mallory", status="rejected"),
     ]
     with read_only(db_path, ops) as store:
         stats = reads.statistics(store)
-    assert dict(stats["by_verdict"]) == {"withdrawn": 3, "denied": 1}
-    assert stats["blocks_per_hour"] == [(O.utc(T0)[:13], 1)]
+    assert dict(stats["by_verdict"]) == {"withdrawn": 3, "denied": 2}  # SSH's denial too
+    assert stats["blocks_per_hour"] == [(O.utc(T0)[:13], 2)]
     assert dict(stats["by_identity"]) == {"alice": 2}
 
 
