@@ -124,6 +124,10 @@ class GatewatchApp(App[None]):
         return True
 
     def action_mode(self, mode: str) -> None:
+        if mode == "approvals":  # the queue shows them now: their toasts would only cover it
+            for note in [n for n in self._notifications if n.title == "Approval requested"]:
+                self._unnotify(note, refresh=False)
+            self._refresh_notifications()
         self.switch_mode(mode)
         self.stale.add(mode)
         self.refresh_data()

@@ -102,3 +102,18 @@ async def test_the_statistics_show_withdrawn_apart_and_one_busy_hour_as_one_bar(
         spark = screen.query_one("#spark", HourBars)
         top = str(spark.render()).splitlines()[0]
         assert top.endswith("███") and set(top[:-3]) == {"·"}
+
+
+async def test_going_to_the_queue_clears_the_toasts_that_pointed_to_it() -> None:
+    from engine.events import ApprovalRequested
+
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        app._on_event(ApprovalRequested({"id": "a1", "requester": "alice",
+                                         "connection": "shop"}))
+        app.notify("something else")
+        await pilot.pause()
+        await pilot.press("2")
+        await settled(pilot)
+        assert [n.message for n in app._notifications] == ["something else"]

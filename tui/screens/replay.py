@@ -50,7 +50,7 @@ TICK = 0.05  # seconds between frames while playing
 MAX_IDLE = 2.0  # with idle skipping on, a silence plays in at most this long
 # A PostgreSQL session's statements; rank: what stays at 80 columns (the statement, when, the
 # verdict, the result), then the figures.
-STATEMENT_COLUMNS = (Column("AT", 8, 1), Column("VERDICT", 18, 2), Column("DURATION", 10, 4),
+STATEMENT_COLUMNS = (Column("AT", 10, 1), Column("VERDICT", 18, 2), Column("DURATION", 10, 4),
                      Column("ROWS", 6, 5), Column("RESULT", 14, 3),
                      Column("STATEMENT", 20, 0, rest=True))
 
