@@ -259,12 +259,12 @@ class GatewatchApp(App[None]):
 
     def _sub_title(self) -> None:
         n = self.pending_count
-        pending = f"{n} pending approval{'s' if n != 1 else ''}" if n else "no pending approvals"
-        if self.unreachable_since is not None:
-            self.sub_title = (f"⚠ STALE since {timefmt.clock_of(self.unreachable_since)} UTC "
-                              f"(engine unreachable) · {pending} as of then")
+        if self.unreachable_since is not None:  # short: 80 columns cut the header's end
+            self.sub_title = (f"⚠ STALE since {timefmt.clock_of(self.unreachable_since)} UTC"
+                              f" · {n or 'none'} pending then")
         else:
-            self.sub_title = pending
+            self.sub_title = (f"{n} pending approval{'s' if n != 1 else ''}" if n
+                              else "no pending approvals")
 
     def _set_stale(self, since: float | None) -> None:
         """Mark what is shown as stale since ``since`` (None: fresh again)."""

@@ -43,7 +43,7 @@ class HourBars(Widget):
         counts = list(self.counts)
         if not counts:
             return Text("")
-        cell = max(1, min(3, self.size.width // len(counts)))  # columns per hour
+        cell = max(1, min(6, self.size.width // len(counts)))  # columns per hour
         largest = max(counts)
         bars_style = self.get_component_rich_style("hourbars--bar")
         quiet_style = self.get_component_rich_style("hourbars--quiet")
