@@ -37,6 +37,7 @@ from engine.ssh.gate import (
     GatewayOutput,
     InputGate,
     Judge,
+    LineSent,
     PauseClient,
     RecordInput,
     Resized,
@@ -241,6 +242,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 log.info("session %s: file transfer closed: %s", self.s.session_id, exc)
                 self.close_with("the file transfer was closed: the gateway could not read it")
                 return
+        if b"\x1a" in data and self._output is not None:  # Ctrl-Z: a job may go on later
+            self._output.suspended()
         if self.up is not None:
             self._guarded(lambda: self.up.write(data))  # type: ignore[union-attr]
 
@@ -387,6 +390,9 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.tell(message)
             case EchoToClient(data):
                 self._echo(data)
+            case LineSent(transforms, delimited, detaches):
+                if (output := self._masked_output()) is not None:
+                    output.line_sent(transforms, delimited=delimited, detaches=detaches)
             case PauseClient():
                 self._block_client("queued", True)
             case ResumeClient():
@@ -478,10 +484,14 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 transfer = ("allow" if allowed or self._transfer == "upload"
                             else self._transfer)
             size = self._size or (self.term[1] if self.term is not None else None)
+            transforms = (self.kind == "exec" and not self._data_channel
+                          and transforms_output(self.command or ""))
+            # a shell started by the exec (bash -i): its commands are told apart from its first
+            # prompt on, as in a shell channel
+            shell = self.gate is not None and self.gate.shell_lines
             self._output = ChannelOutput(
                 self.s.masking, self.s.masked, transfer=transfer,
-                whole=(self.kind == "exec" and not self._data_channel
-                       and transforms_output(self.command or "")),
+                whole=transforms and not shell, until_prompt=transforms and shell,
                 screen=size[:2] if size is not None else None)
         return self._output
 

@@ -54,6 +54,7 @@ from engine.guardrail.commands import CDPATH_SET, READS_INPUT, SHELLS, Cwd, clas
 from engine.guardrail.shellwords import ShellParseError, needs_more
 from engine.ssh.editor import Control, Echo, LineEditor, Submit
 from engine.ssh.lines import MODE_EVENTS_MAX, LineWatcher, continues, find_enter, spelled
+from engine.ssh.output import detaches, transforms_output
 
 QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
 LINE_MAX = 64 * 1024  # the longest command the gateway reads (a line, or continued lines)
@@ -200,6 +201,17 @@ class EchoToClient:
 
 
 @dataclass(frozen=True, slots=True)
+class LineSent:
+    """A judged command line is sent to the shell (``ChannelOutput.line_sent``): whether it
+    ``transforms`` its output, whether readline reads it (``delimited``: bracketed paste is
+    on, so its output is delimited), whether it ``detaches`` something that writes later."""
+
+    transforms: bool
+    delimited: bool
+    detaches: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Tell:
     """A message from the gateway to the user."""
 
@@ -224,7 +236,7 @@ class WakeAfter:
 
 
 Action = (SendToTarget | SendEof | RecordInput | Judge | Tell | PauseClient | ResumeClient
-          | WakeAfter | EchoToClient)
+          | WakeAfter | EchoToClient | LineSent)
 
 
 # --- which gate a channel gets --------------------------------------------------------------
@@ -323,6 +335,7 @@ class InputGate:
         self._raw_enter = False  # the Enter held is a full-screen program's, not a line's
         self._escape_judged = False  # the line being judged is a full-screen program's
         self._line = ""  # strict: the command being judged
+        self._command = False  # the line being judged is a command for the shell (seen)
         self._secret = False  # … typed at a password prompt
         self._prompt = ""  # strict: what stood before the command on its row
         self._displaced = False  # strict: output came while a line was being edited
@@ -511,6 +524,7 @@ class InputGate:
             self._refuse(TOO_LONG)
         else:
             self._waiting = "verdict"
+            self._command = True
             self._out.append(Judge(text, (text,), lenient=False, cwd=self.cwd))
 
     def _strict_decided(self, allowed: bool, message: str) -> None:
@@ -531,6 +545,7 @@ class InputGate:
             self.watcher.watch_modes()  # from here on, what the program does to the screen
         else:
             self.watcher.events = None
+        self._line_sent()
         self._to_target(self._send)
         self._next_line()
 
@@ -617,6 +632,7 @@ class InputGate:
             # ``:w !cmd``, ``:%!cmd``, less's ``|Xcmd``: the command reads the file on its
             # standard input, which the gateway does not see (``:w !sh`` runs the buffer)
             piped = () if _UNPIPED_ESCAPE.match(row) else (f"cat | {command}",)
+            self._command = True
             self._out.append(Judge(command, (command, *piped), lenient=False, cwd=self.cwd))
         else:
             self._escape_judged = False
@@ -746,6 +762,7 @@ class InputGate:
         else:
             self._waiting = "verdict"
             self._line = text
+            self._command = not self.lenient  # a shell's line, not a program's input
             self._out.append(Judge(text, readings, lenient, cwd=self.cwd))
 
     def _decided(self, allowed: bool, message: str) -> None:
@@ -756,9 +773,26 @@ class InputGate:
         if allowed:
             self._escape_judged = False
             self._continued = ""
+            self._line_sent()
             self._release()
         else:
             self._refuse(message)
+
+    def _line_sent(self) -> None:
+        """The output side learns of a judged command about to go to the shell: whether its
+        output is masked whole (``engine.ssh.output``)."""
+        if self._command:
+            self._command = False
+            delimited = self.watcher is not None and self.watcher.bracketed_paste
+            transforms = transforms_output(self._line)
+            if transforms or delimited:
+                self._out.append(LineSent(transforms, delimited, detaches(self._line)))
+
+    @property
+    def shell_lines(self) -> bool:
+        """The target reads shell lines at a terminal, each judged (``LineSent`` tells which
+        go on)."""
+        return self.mode is Mode.KEYS and not self.lenient
 
     def _release(self) -> None:
         self._to_target(self._send)
@@ -777,6 +811,7 @@ class InputGate:
         holds the lines continued before it, so they stay in front of the next line. What was
         typed or sent after it is dropped, an end of input kept."""
         self._waiting = None
+        self._command = False
         raw = self._raw_escape()
         self._escape_judged = False
         if self.editor is not None and raw:

@@ -16,20 +16,41 @@ bytes as they are (the recording is still masked). A download the gateway cannot
 ``--sender``) is refused under ``mask`` (an rsync upload passes: only acknowledgements come
 back), as is every transfer under ``refuse`` (the bridge does that).
 
-A command whose output re-encodes its input (``rev``, ``fold``, ``base64``, ``xxd``, ``od``,
-``tr``, a compressor...: ``transforms_output``) turns a file the gateway would mask into text it
-cannot read: on an exec channel its whole output is masked (every byte but white space becomes
-``*``; counted as ``output-transform``), failing closed (ARCHITECTURE.md invariant 9).
+A command is taken to transform its output (``transforms_output``) unless every program it
+runs, in every stage of every pipeline once wrappers (``sudo``, ``nice``, ``timeout`` …) are
+unwrapped, is one that prints what it reads, or metadata, unchanged (``PLAIN_PROGRAMS``: ``cat``,
+``head``, ``grep``, ``ls`` … with the options that would cut or re-encode refused: ``grep -o``,
+``head -c``), no word holds a value only known at run time (``$x``, ``$(…)``: a shell slices and
+splits them) and no here-document expands one. ``awk``, ``sed``, ``tr``, an interpreter, an
+unknown program and a line the gateway cannot read transform (ARCHITECTURE.md invariant 9): their
+output is text the masker cannot read, so it is masked whole (every byte but white space becomes
+``*``; counted as ``output-transform``). On an exec channel that is its whole output. At an
+interactive shell the bridge tells ``ChannelOutput`` of each judged line sent (``line_sent``):
+bash's readline turns bracketed paste off once it has read a line and on again with the next
+prompt (``ESC[?2004l`` … ``ESC[?2004h``), which delimits each command's output, so only that is
+masked whole — not the prompt, nor the echo of the line. A shell that does not show those
+switches, a line that may go on writing after its prompt (``&``, ``setsid``, a job suspended
+while masked whole) mask the rest of the channel whole. What a transforming program writes can
+forge those switches: the honest limit of reading a terminal's stream.
 No I/O here: the bridge writes and records what it is told.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, deque
+from collections.abc import Iterator
 from typing import NamedTuple
 
-from engine.guardrail.commands import classify_command
-from engine.guardrail.shellwords import ShellParseError
+from engine.guardrail.commands import SHELLS, classify_command
+from engine.guardrail.shellwords import (
+    Compound,
+    Pipeline,
+    Script,
+    ShellParseError,
+    SimpleCommand,
+    parse,
+)
 from engine.masking.masker import ValueMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.stream import StreamMasker
@@ -37,16 +58,41 @@ from engine.masking.terminal import TerminalMasker
 from engine.masking.transfer import ScpMasker, SftpMasker
 
 _TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
-# Programs whose output re-encodes what they read: reversed, folded, dumped, encoded,
-# translated, compressed, converted. The gateway cannot mask a value in what they print.
-OUTPUT_TRANSFORMS = frozenset({
-    "rev", "fold", "fmt", "cut", "tr", "od", "xxd", "hexdump", "hd", "base64", "base32",
-    "basenc", "uuencode", "gzip", "bzip2", "xz", "zstd", "lz4", "compress", "iconv", "openssl",
-    "gpg", "column", "paste", "split", "expand", "unexpand", "shuf",
+# Programs that print what they read, or metadata, unchanged: a value in their output stands as
+# it stood in the file, where the masker finds it. ``echo``/``printf`` print their arguments, which
+# are on the command line (recorded masked) as long as none is only known at run time.
+PLAIN_PROGRAMS = frozenset({
+    "cat", "head", "tail", "grep", "egrep", "fgrep", "sort", "uniq", "wc", "tee", "ls", "pwd",
+    "cd", "ps", "df", "du", "free", "uptime", "id", "whoami", "groups", "hostname", "uname",
+    "date", "env", "printenv", "stat", "echo", "printf", "true", "false", ":", "exit",
+    "sleep", "test", "[", "export", "unset", "stty", "umask", "read",
 })
-OUTPUT_TRANSFORM = "output-transform"  # the count of an exec's output masked whole
+# Options that make a plain program cut or re-encode what it prints: short letters (in any
+# cluster, also ``-5c``) and long names.
+_CUTTING = {
+    "grep": ("o", ("--only-matching",)), "egrep": ("o", ("--only-matching",)),
+    "fgrep": ("o", ("--only-matching",)),
+    "head": ("c", ("--bytes",)), "tail": ("c", ("--bytes",)),
+    "cat": ("vATet", ("--show-all", "--show-nonprinting", "--show-tabs")),
+    "date": ("f", ("--file",)),
+}
+# Wrappers that run the command they are given and change nothing of what it prints.
+_TRANSPARENT = frozenset({
+    "sudo", "doas", "su", "runuser", "env", "command", "builtin", "exec", "nice", "ionice",
+    "timeout", "time", "stdbuf", "chrt", "taskset", "prlimit", "setpriv", "sg", "newgrp",
+})
+_SYSTEM_BIN = ("/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/", "/usr/local/bin/")
+_SHELL_OPTIONS = frozenset("ceu")  # sh -c CODE, with -e/-u at most (not -l: start-up files)
+_DETACHING = frozenset({"setsid", "nohup", "disown", "bg", "at", "batch", "systemd-run",
+                        "daemonize", "start-stop-daemon", "screen", "tmux"})
+_RUNS_CODE = frozenset({"INTERPRETER CODE", "SCRIPT FILE", "EVAL", "COMMAND IN OPTION"})
+_MAX_NESTED = 4
+_LITERAL_ARITHMETIC = re.compile(r"\$\(\([0-9+*/%() -]*\)\)")  # $((2+3)): from the line only
+OUTPUT_TRANSFORM = "output-transform"  # the count of output masked whole
 _WHITE = frozenset(b" \t\r\n")
 _STARRED = bytes(b if b in _WHITE else 42 for b in range(256))
+PASTE_OFF = b"\x1b[?2004l"  # readline has read a line: the command runs
+PASTE_ON = b"\x1b[?2004h"  # readline reads the next one: the prompt
 
 
 def transfer_kind(command: str | None) -> str | None:
@@ -71,13 +117,92 @@ def transfer_kind(command: str | None) -> str | None:
 
 
 def transforms_output(command: str) -> bool:
-    """Whether a command line runs a program whose output re-encodes its input (a line the
-    gateway cannot parse is taken as one: fail closed)."""
+    """Whether a command line may print what it reads other than unchanged: unless every
+    program it runs is a plain one (``PLAIN_PROGRAMS``), fed nothing only known at run time
+    (fail closed: a line the gateway cannot read transforms)."""
+    return not _plain(command, 0)
+
+
+def detaches(command: str) -> bool:
+    """Whether a line may go on writing once its prompt is back: a pipeline run in the
+    background, or a program that detaches one."""
     try:
-        programs = classify_command(command).programs
+        facts = classify_command(command)
+        script = parse(command)
     except ShellParseError:
         return True
-    return bool(programs & OUTPUT_TRANSFORMS)
+    return bool(facts.programs & _DETACHING) or any(p.background for p in _pipelines(script))
+
+
+def _plain(command: str, depth: int) -> bool:
+    try:
+        facts = classify_command(command)
+        script = parse(command)
+    except ShellParseError:
+        return False
+    if (depth > _MAX_NESTED or facts.opaque or facts.unknown_program or facts.program_patterns
+            or facts.kinds & _RUNS_CODE or _runtime_words(script)):
+        return False
+    heads = {argv[0] for argv in facts.commands if argv}
+    if facts.programs - {_name(h) for h in heads} - _TRANSPARENT:
+        return False  # a wrapper that changes what its command prints (xargs, watch, strace)
+    return all(argv and _plain_command(argv, depth) for argv in facts.commands)
+
+
+def _name(word: str) -> str:
+    """A program's name: bare, or in a system directory (``./cat`` is not ``cat``)."""
+    if "/" not in word:
+        return word
+    return word.rsplit("/", 1)[1] if word.startswith(_SYSTEM_BIN) else word
+
+
+def _plain_command(argv: tuple[str, ...], depth: int) -> bool:
+    name = _name(argv[0])
+    if name in SHELLS:  # sh -c CODE (its last word): plain when CODE is
+        options = argv[1:-1]
+        flags = set("".join(o[1:] for o in options))
+        return (bool(options) and "c" in flags and flags <= _SHELL_OPTIONS
+                and all(o.startswith("-") and len(o) > 1 for o in options)
+                and _plain(argv[-1], depth + 1))
+    if name not in PLAIN_PROGRAMS:
+        return False
+    letters, long_names = _CUTTING.get(name, ("", ()))
+    for word in argv[1:]:
+        if word == "--":
+            break
+        if word.startswith("--"):
+            if word.split("=", 1)[0] in long_names:
+                return False
+        elif word[:1] in "-+" and len(word) > 1 and set(word[1:]) & set(letters):
+            return False
+    return True
+
+
+def _runtime_words(script: Script) -> bool:
+    """A word only known at run time (``$x``, ``$(…)``: a shell may slice, split or join it) or
+    a here-document or here-string that expands one."""
+    for pipeline in _pipelines(script):
+        for stage in pipeline.stages:
+            redirects = stage.redirects
+            if isinstance(stage, SimpleCommand) and any(
+                    set(_LITERAL_ARITHMETIC.sub("", stage.argv[i])) & set("$`(")
+                    for i in stage.dynamic):
+                return True
+            if any(r.op.lstrip("0123456789").startswith("<<") and r.unresolved
+                   for r in redirects):
+                return True
+    return False
+
+
+def _pipelines(script: Script) -> Iterator[Pipeline]:
+    """Every pipeline of ``script``: in substitutions, groups, subshells and functions too."""
+    for pipeline in script:
+        yield pipeline
+        for stage in pipeline.stages:
+            for sub in stage.substitutions:
+                yield from _pipelines(sub.script)
+            if isinstance(stage, Compound):
+                yield from _pipelines(stage.body)
 
 
 def transfers_files(command: str) -> bool:
@@ -123,11 +248,15 @@ class InputRecord:
 
 class ChannelOutput:
     """``transfer``: "sftp" or "scp" masked in place, "allow" sent as it is (recorded
-    masked), None for ordinary output. ``whole``: every byte masked (an output transform).
-    ``screen``: the client's terminal (columns, rows), whose output is shown at once."""
+    masked), None for ordinary output. ``whole``: every byte masked (an output transform, or
+    a terminal whose commands cannot be told apart any more); ``until_prompt``: masked whole
+    until readline's first prompt (an exec that transforms and starts a shell whose lines are
+    judged: ``bash -i``, ``perl -e 'exec "bash"'``), then command by command. ``screen``: the
+    client's terminal (columns, rows), whose output is shown at once."""
 
     def __init__(self, masking: SessionMasking, counts: Counter[str], *,
                  transfer: str | None = None, whole: bool = False,
+                 until_prompt: bool = False,
                  screen: tuple[int, int] | None = None) -> None:
         assert masking.values is not None
         self._masking = masking
@@ -137,6 +266,12 @@ class ChannelOutput:
         self._maskers: dict[bool, StreamMasker | TerminalMasker] = {}  # stderr? → its masker
         self._screen = screen if transfer is None and screen and screen[0] > 0 else None
         self._files: SftpMasker | ScpMasker | None = None
+        # At a terminal: the judged lines sent, not yet begun (True: it transforms), whether
+        # the command running now is masked whole, and the start of a switch cut by a chunk.
+        self._lines: deque[bool] = deque()
+        self._running_whole = until_prompt
+        self._cut = b""
+        self._delimited = until_prompt  # once a shell's commands are told apart, always
         if transfer in ("sftp", "scp"):
             values = masking.values
             kept = ValueMasker(values.detectors, values.strategies, key=values.key,
@@ -151,8 +286,25 @@ class ChannelOutput:
     @property
     def held(self) -> bool:
         """Output is held back, waiting for more of it or for a flush."""
-        return any(masker.held for masker in self._maskers.values()) or (
+        return bool(self._cut) or any(masker.held for masker in self._maskers.values()) or (
             self._files is not None and self._files.held)
+
+    def line_sent(self, transforms: bool, *, delimited: bool, detaches: bool = False) -> None:
+        """A judged line went to an interactive shell: ``transforms`` (``transforms_output``);
+        ``delimited``: readline reads it, so bracketed paste goes off when it runs and on at
+        the next prompt; ``detaches`` (``detaches``): it may write after its prompt. A line
+        that transforms and cannot be delimited masks the rest of the channel whole."""
+        if transforms and (detaches or not delimited):
+            self.whole = True
+        elif delimited:
+            self._lines.append(transforms)
+            self._delimited = True
+
+    def suspended(self) -> None:
+        """The client sent Ctrl-Z: a command masked whole may be resumed after its prompt
+        (``bg``), so the rest of the channel is masked whole."""
+        if self._running_whole:
+            self.whole = True
 
     @property
     def quiet_flush(self) -> bool:
@@ -168,6 +320,8 @@ class ChannelOutput:
 
     def feed(self, data: bytes, stderr: bool) -> Out:
         """Raises ``TransferError`` when a transfer's bytes are not its protocol."""
+        if self._delimited and not stderr and not self.whole and self.transfer is None:
+            return self._commands(data)
         if self.whole:
             if data.translate(None, b" \t\r\n"):
                 self._counts[f"{OUTPUT_TRANSFORM}:{OUTPUT_TRANSFORM}"] += 1
@@ -190,10 +344,61 @@ class ChannelOutput:
         masked = self._counted(masker, masker.feed(data))
         return Out(stderr, data if self.transfer == "allow" else masked, masked)
 
+    def _commands(self, data: bytes) -> Out:
+        """Terminal output cut at readline's switches: from bracketed paste off (a line read,
+        its command runs) to on (the next prompt), a command's output, masked whole if its
+        line transforms — or if it is not known which line it is (ARCHITECTURE.md invariant
+        9): a line ahead of it that transforms, or no line sent that the shell reads."""
+        data, self._cut = self._cut + data, b""
+        sent, recorded = bytearray(), bytearray()
+        at = 0
+        while at < len(data):
+            switch = PASTE_ON if self._running_whole else PASTE_OFF
+            found = data.find(switch, at)
+            end = found + len(switch) if found >= 0 else _switch_start(data, at)
+            piece = data[at:end]
+            self._cut, at = (b"", end) if found >= 0 else (data[end:], len(data))
+            if self._running_whole:
+                if found >= 0:  # the prompt is back: it and what follows as usual
+                    self._running_whole = False
+                    piece, prompt = piece[:-len(switch)], piece[-len(switch):]
+                out = self._starred(piece)
+                sent += out.sent
+                recorded += out.recorded
+                piece = prompt if found >= 0 else b""
+            out = self._as_usual(piece)
+            sent += out.sent
+            recorded += out.recorded
+            if found >= 0 and switch == PASTE_OFF:  # a line was read: its command runs
+                whole = self._lines.popleft() if self._lines else True
+                self._running_whole = whole or any(self._lines)
+                if self._running_whole:  # what masking held of the echo goes first
+                    for held in self.flush():
+                        sent += held.sent
+                        recorded += held.recorded
+        return Out(False, bytes(sent), bytes(recorded))
+
+    def _starred(self, data: bytes) -> Out:
+        if data.translate(None, b" \t\r\n"):
+            self._counts[f"{OUTPUT_TRANSFORM}:{OUTPUT_TRANSFORM}"] += 1
+        masked = data.translate(_STARRED)
+        return Out(False, masked, masked)
+
+    def _as_usual(self, data: bytes) -> Out:
+        self._delimited = False
+        try:
+            return self.feed(data, False) if data else Out(False, b"", b"")
+        finally:
+            self._delimited = True
+
     def flush(self, *, end: bool = False) -> list[Out]:
         """What is held, masked as it stands; at the ``end`` of the output, also a character
         cut in the middle."""
         out = []
+        if self._cut:
+            cut, self._cut = self._cut, b""
+            out.append(self._starred(cut) if self._running_whole or self.whole
+                       else self._as_usual(cut))
         if self._files is not None and (self._files.held or end):
             masked = self._files.flush()
             self._count(self._files.counts)
@@ -229,3 +434,12 @@ class ChannelOutput:
         for detector, n in counts.items():
             self._counts[self._masking.count_key(detector)] += n
         counts.clear()
+
+
+def _switch_start(data: bytes, at: int) -> int:
+    """Where a bracketed-paste switch may begin at the end of ``data`` (cut by the chunk),
+    else ``len(data)``."""
+    start = data.rfind(b"\x1b", max(at, len(data) - len(PASTE_ON) + 1))
+    if start >= 0 and (PASTE_ON.startswith(data[start:]) or PASTE_OFF.startswith(data[start:])):
+        return start
+    return len(data)

@@ -35,6 +35,7 @@ from engine.ssh.gate import (
     GatewayOutput,
     InputGate,
     Judge,
+    LineSent,
     Mode,
     PauseClient,
     RecordInput,
@@ -573,8 +574,8 @@ def test_nothing_is_sent_while_a_line_is_judged(channel: tuple[str, tuple[int, i
     for event in events:
         actions = gate.handle(event)
         if judged is not None and isinstance(event, Decided):
-            if event.allowed:
-                first = actions[0]
+            if event.allowed:  # after what the output side is told of the line
+                first = next(a for a in actions if not isinstance(a, LineSent))
                 assert isinstance(first, SendToTarget)
                 if size is not None:
                     assert first.data in (b"\r", b"\n", b"\x0f")
@@ -863,3 +864,61 @@ def test_strict_cdpath_by_any_spelling_ends_following_the_directory(line: str) -
     assert chat.gate.cwd == CDPATH_SET
     assert chat.keys(b"cd x && rm -rf ../x\r")[-1].cwd == CDPATH_SET  # type: ignore[union-attr]
     assert classify_command("cd /tmp && cd x && rm -rf ../x", CDPATH_SET).unknown_paths
+
+
+# --- the output side learns which lines transform (issue 14) ----------------------------------
+
+
+PASTING = b"\x1b[?2004h"  # readline reads a line (bash 5.1+)
+
+
+def test_a_transforming_line_tells_the_output_side_before_its_enter() -> None:
+    conv = Conversation(for_channel("shell", None, (80, 24)))
+    conv(TargetOpened())
+    conv.shows(PASTING + PROMPT)
+    conv.typed(b"rev secrets.txt")
+    went = conv.decide(True)
+    assert went[:2] == [LineSent(True, delimited=True, detaches=False), SendToTarget(b"\r")]
+    conv.answer(b"1111\r\n")
+    conv.shows(PASTING)
+    assert conv.typed(b"cat f") == [judge("cat f")]
+    # a plain line is told too when readline reads it: the output side counts the lines
+    assert conv.decide(True)[0] == LineSent(False, delimited=True, detaches=False)
+
+
+def test_a_plain_line_without_bracketed_paste_tells_nothing(term: Conversation) -> None:
+    assert term.typed(b"cat f") == [judge("cat f")]
+    assert term.decide(True) == [SendToTarget(b"\r"), WakeAfter(QUIET)]
+
+
+def test_a_transforming_line_without_bracketed_paste_is_told_undelimited(
+        term: Conversation) -> None:
+    term.typed(b"od -c f &")
+    assert term.decide(True)[0] == LineSent(True, delimited=False, detaches=True)
+
+
+def test_strict_a_transforming_line_tells_the_output_side() -> None:
+    chat = strict()
+    chat.shows(PASTING)
+    chat.keys(b"xxd f\r")
+    went = chat.decide(True)
+    told = [a for a in went if isinstance(a, LineSent)]
+    assert told == [LineSent(True, delimited=True, detaches=False)]
+    assert went.index(told[0]) < went.index(next(a for a in went if isinstance(a, SendToTarget)))
+
+
+def test_refused_lines_and_passwords_tell_the_output_side_nothing(term: Conversation) -> None:
+    term.typed(b"rev f")
+    assert not [a for a in term.decide(False, BLOCKED) if isinstance(a, LineSent)]
+    term.answer()
+    term.keys(b"hunter2")  # typed without echo: a password, not a command line
+    term.keys(b"\r")
+    term.settle()
+    assert not [a for a in term.decide(True) if isinstance(a, LineSent)]
+
+
+def test_lines_given_to_a_program_that_is_not_a_shell_tell_nothing() -> None:
+    conv = Conversation(for_channel("exec", "cat", (80, 24)))  # lenient: input to cat
+    conv(TargetOpened())
+    conv.typed(b"rev f")
+    assert not [a for a in conv.decide(True) if isinstance(a, LineSent)]

@@ -10,8 +10,11 @@ from engine.masking.policy import SessionMasking, for_session
 from engine.masking.rules import MaskingRule
 from engine.masking.transfer import TransferError
 from engine.ssh.output import (
+    PASTE_OFF,
+    PASTE_ON,
     ChannelOutput,
     Out,
+    detaches,
     transfer_kind,
     transfers_files,
     transforms_output,
@@ -164,7 +167,22 @@ def test_transfer_kinds(command: str | None, kind: str | None) -> None:
     ("xxd -p secrets.txt", True), ("base64 secrets.txt", True), ("cat secrets.txt | rev", True),
     ("sudo tr 0-9 a-j < secrets.txt", True), ("gzip -c secrets.txt", True),
     ("sh -c 'cut -c1-8 secrets.txt'", True), ("echo 'unclosed", True),
+    # issue 14, outside attack: anything but a plain reader transforms (allow-list)
+    ("sed 's/./& /g' f", True), ("awk '{print substr($0,1,12); print substr($0,13)}' f", True),
+    ("tac -r -s . f", True), ("dd conv=swab if=f", True), ("sort f | sed 's/1/I/g'", True),
+    ("sed 's/@/ AT /' f", True), ("grep -o '[0-9]*' f", True), ("grep -ho x f", True),
+    ("grep --only-matching x f", True), ("perl -pe 's/(.)/$1 /g' f", True),
+    ("python3 -c 'print(open(\"f\").read()[::-1])'", True), ("head -c 12 f", True),
+    ("tail -5c f", True), ("tail --bytes=5 f", True), ("cat -A f", True),
+    ("x=$(cat f); echo ${x:0:8}", True), ("cat f | xargs -n1 echo", True),
+    ("cat <<< \"$x\"", True), ("while read -n1 c; do echo $c; done < f", True),
+    ("./cat f", True), ("bash -lc 'cat f'", True), ("watch cat f", True),
+    ("frobnicate f", True), ("$PAGER f", True), ("date -f f", True),
     ("cat secrets.txt", False), ("ls -l", False), ("grep alice secrets.txt", False),
+    ("sudo -u app nice -n 5 cat f | head -3 | grep -c x", False), ("/bin/cat f", False),
+    ("head -n 5 f; tail -n +3 f", False), ("sh -c 'cat f'", False), ("echo hi", False),
+    ("printf '%s\\n' a b", False), ("echo ready-$((2+3))", False), ("exit 3", False),
+    ("grep --color=always x f", False), ("cat <<'EOF'\nplain $x\nEOF", False),
 ])
 def test_output_transforms(command: str, transforms: bool) -> None:
     assert transforms_output(command) is transforms
@@ -182,3 +200,73 @@ def test_at_a_terminal_output_is_shown_at_once_and_recorded_once_decided() -> No
     assert CARD not in out.sent and counts == {"cards:payment_card": 1}
     output.resize(40, 10)
     assert output.flush(end=True) == []
+
+
+PROMPT = PASTE_ON + b"gw$ "
+
+
+def ran(command: bytes, output: bytes) -> bytes:
+    """What bash writes for one line: its echo, readline done, the output, the next prompt."""
+    return command + b"\r\n" + PASTE_OFF + b"\r" + output + PROMPT
+
+
+def test_at_a_shell_the_output_of_a_transforming_line_is_masked_whole_not_its_prompt() -> None:
+    counts: Counter[str] = Counter()
+    output = cards(counts)
+    output.line_sent(True, delimited=True)
+    out = output.feed(ran(b"rev f", b"1111 1111 1111 1114\r\n"), False)
+    assert out.sent == out.recorded == ran(b"rev f", b"**** **** **** ****\r\n")
+    assert counts == {"output-transform:output-transform": 1}
+    output.line_sent(False, delimited=True)  # a plain reader after it: masked as usual
+    out = output.feed(ran(b"cat f", b"pay " + CARD + b"\r\n"), False)
+    assert out.sent == ran(b"cat f", b"pay ****\r\n")
+
+
+def test_the_switches_are_found_across_chunks_and_each_line_gets_its_own_output() -> None:
+    output = cards(Counter())
+    output.line_sent(False, delimited=True)
+    output.line_sent(True, delimited=True)  # typed ahead: read after the first one ran
+    stream = ran(b"cat f", b"x " + CARD + b"\r\n") + ran(b"xxd f", b"3431 3131\r\n")
+    sent = b"".join(output.feed(stream[i:i + 3], False).sent for i in range(0, len(stream), 3))
+    sent += b"".join(out.sent for out in output.flush(end=True))
+    # the line ahead of a transforming one is masked whole too: which output is whose is not
+    # known for sure until the transforming one ran
+    assert sent == ran(b"cat f", b"* **** **** **** ****\r\n") + ran(b"xxd f", b"**** ****\r\n")
+    assert b"3431" not in sent and b"4111" not in sent
+
+
+def test_a_line_the_shell_reads_that_was_not_announced_is_masked_whole() -> None:
+    output = cards(Counter())
+    output.line_sent(False, delimited=True)
+    output.feed(ran(b"ls", b"a b\r\n"), False)
+    out = output.feed(ran(b"", b"secret\r\n"), False)  # a line no LineSent told of
+    assert out.sent == ran(b"", b"******\r\n")
+
+
+@pytest.mark.parametrize("how", ["undelimited", "detaches", "suspended"])
+def test_what_may_write_after_its_prompt_masks_the_rest_of_the_channel(how: str) -> None:
+    output = cards(Counter())
+    if how == "suspended":
+        output.line_sent(True, delimited=True)
+        output.feed(b"rev big\r\n" + PASTE_OFF + b"\r1111", False)
+        output.suspended()  # Ctrl-Z: then bg, and the job writes after the prompt
+    else:
+        output.line_sent(True, delimited=how != "undelimited", detaches=how == "detaches")
+    out = output.feed(ran(b"cat f", b"x\r\n"), False)
+    assert set(out.sent) <= set(b"* \t\r\n") and output.whole
+
+
+def test_an_exec_that_starts_a_shell_is_masked_whole_until_its_first_prompt() -> None:
+    output = ChannelOutput(card_masking(), Counter(), until_prompt=True)
+    out = output.feed(b"tac f\r\n" + PROMPT, False)
+    assert out.sent == b"*** *\r\n" + PROMPT
+    output.line_sent(False, delimited=True)
+    assert output.feed(ran(b"echo hi", b"hi\r\n"), False).sent == ran(b"echo hi", b"hi\r\n")
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("rev f &", True), ("setsid rev f", True), ("(sleep 1; rev f) & wait", True),
+    ("rev f", False), ("echo 'unclosed", True),
+])
+def test_lines_that_may_write_after_their_prompt(command: str, expected: bool) -> None:
+    assert detaches(command) is expected
