@@ -160,7 +160,10 @@ def test_gatewatch_connect_runs_ssh_with_an_askpass_helper(
     assert main(["connect", "-c", str(path), "web", "--", *options,
                  "echo", "through-the-gateway"]) == 0
     assert "through-the-gateway" in capfd.readouterr().out
-    rows = gw.query("SELECT identity FROM sessions WHERE protocol = 'ssh'")
+    deadline = time.monotonic() + 10  # records reach SQLite within the checkpoint delay
+    while not (rows := gw.query("SELECT identity FROM sessions WHERE protocol = 'ssh'")):
+        assert time.monotonic() < deadline, "the session was never recorded"
+        time.sleep(0.05)
     assert [r["identity"] for r in rows] == ["alice"]
 
 
