@@ -32,7 +32,7 @@ from engine.config import Upstream
 from engine.masking.lineage import Function, Relation, Source
 from engine.masking.pg import UNAVAILABLE, ColumnSource, Unavailable
 from engine.pg import codec, messages, startup
-from engine.pg.side import PeerClosed, Side
+from engine.pg.side import PeerClosed
 
 log = logging.getLogger(__name__)
 
@@ -182,25 +182,13 @@ class TableCatalog:
                 self._tables[oid] = (until, found.get(oid, {}))
 
     async def _query(self, oids: list[int]) -> dict[int, dict[int, ColumnSource]]:
-        params = {"user": self.upstream.user, "database": self.database,
-                  "application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
-        try:
-            greeting = await startup.connect_upstream(self.upstream, params,
-                                                      self.max_message_size)
-        except startup.UpstreamUnavailable as exc:
-            raise CatalogError(str(exc)) from exc
-        side = greeting.side
-        try:
-            async with asyncio.timeout(self.upstream.connect_timeout):
-                side.write(codec.message(b"Q", codec.cstr(catalog_query(oids))))
-                return await self._read_rows(side)
-        except TimeoutError as exc:
-            raise CatalogError("the catalog query timed out") from exc
-        except PeerClosed as exc:
-            raise CatalogError("the target closed the catalog connection") from exc
-        finally:
-            side.write(codec.message(b"X"))
-            side.close()
+        found: dict[int, dict[int, ColumnSource]] = {}
+        for row in await self._run(catalog_query(oids)):
+            if len(row) != 5 or any(v is None for v in row):
+                raise CatalogError("the catalog query answered a malformed row")
+            oid, attnum, schema, table, column = (str(v) for v in row)
+            found.setdefault(int(oid), {})[int(attnum)] = ColumnSource(schema, table, column)
+        return found
 
     async def _run(self, sql: str) -> list[list[str | None]]:
         """Every row of ``sql``'s results, as text, on a connection of the gateway's own."""
@@ -236,23 +224,6 @@ class TableCatalog:
             side.write(codec.message(b"X"))
             side.close()
 
-    async def _read_rows(self, side: Side) -> dict[int, dict[int, ColumnSource]]:
-        found: dict[int, dict[int, ColumnSource]] = {}
-        error: str | None = None
-        while True:
-            tag, body = await side.read_message(self.max_message_size)
-            if tag == ord("D"):
-                oid, attnum, schema, table, column = _values(body)
-                found.setdefault(int(oid), {})[int(attnum)] = ColumnSource(schema, table, column)
-            elif tag == ord("E"):
-                fields = messages.error_fields(body)
-                error = f"{fields.get('C', '')} {fields.get('M', 'error')}"
-            elif tag == ord("Z"):
-                if error is not None:
-                    raise CatalogError(f"the catalog query failed: {error}")
-                return found
-
-
 def catalog_query(oids: list[int]) -> str:
     """The one query a lookup runs. The OIDs are integers from a RowDescription, formatted as
     such: nothing a client sends ends up in this text."""
@@ -264,23 +235,6 @@ def catalog_query(oids: list[int]) -> str:
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE a.attrelid IN ({listed}) AND a.attnum > 0 AND NOT a.attisdropped"
     )
-
-
-def _values(body: bytes) -> tuple[str, str, str, str, str]:
-    """The five text values of one DataRow of ``catalog_query`` (never NULL)."""
-    count = int.from_bytes(body[0:2], "big")
-    if count != 5:
-        raise CatalogError(f"the catalog query answered {count} columns, not 5")
-    values: list[str] = []
-    pos = 2
-    for _ in range(5):
-        size = int.from_bytes(body[pos:pos + 4], "big", signed=True)
-        pos += 4
-        if size < 0 or pos + size > len(body):
-            raise CatalogError("the catalog query answered a malformed row")
-        values.append(body[pos:pos + size].decode("utf-8", "replace"))
-        pos += size
-    return values[0], values[1], values[2], values[3], values[4]
 
 
 _MAX_DERIVED = 10_000  # table columns remembered as written from other columns
