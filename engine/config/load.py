@@ -635,8 +635,21 @@ class _Builder:
     def engine(self, sec: _Section | None) -> EngineSettings:
         if sec is None:
             raise self.doc.fail((), "missing required key 'engine' (store and control_socket)")
+        url = sec.need("store", self.string)
+        shared = url.startswith(("postgresql://", "postgres://"))
+        local = sec.get("local_store", self.path, None)
+        if local is not None and not shared:
+            raise self.doc.fail((*sec.where, "local_store"),
+                                "local_store is for a PostgreSQL store (engine.store: "
+                                "postgresql://...); a SQLite store keeps its files beside it")
         settings = EngineSettings(
-            store=sec.need("store", self.path),
+            store=(local or self.base / "gatewatch-local.db") if shared
+            else self.path(url, (*sec.where, "store")),
+            store_url=url if shared else None,
+            node=sec.get("node", self.name, None),
+            workers=sec.get("workers", self.positive, None),
+            heartbeat=sec.get("heartbeat", self.seconds, 5.0),
+            node_timeout=sec.get("node_timeout", self.seconds, 30.0),
             control_socket=sec.need("control_socket", self.path),
             startup_timeout=sec.get("startup_timeout", self.seconds, 10.0),
             max_message_size=sec.get("max_message_size", self.size, 64 * 1024 * 1024),

@@ -8,6 +8,7 @@ import it.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
@@ -179,8 +180,15 @@ class AuditStreamSettings:
 
 @dataclass(frozen=True)
 class EngineSettings:
+    # SQLite: the store's file. With a PostgreSQL store (``store_url``): this node's own local
+    # file beside it (its journal, the SSH host key), ``engine.local_store``.
     store: Path
     control_socket: Path
+    store_url: str | None = None  # ``engine.store: postgresql://…``: the fleet's shared store
+    node: str | None = None  # this engine's name in the store; None: host name and listener
+    workers: int | None = None  # processes on the same listeners; None: the machine's cores
+    heartbeat: float = 5.0  # how often a node says it is alive in the store
+    node_timeout: float = 30.0  # a node silent this long is lost: its sessions are ended
     startup_timeout: float = 10.0
     max_message_size: int = 64 * 1024 * 1024
     durability: str = "normal"  # "normal": WAL commit; "full": fsync per group commit
@@ -203,3 +211,19 @@ class Config:
 
     def connection(self, name: str) -> Connection | None:
         return next((c for c in self.connections if c.name == name), None)
+
+    def node_name(self) -> str:
+        """``engine.node``, or this host's name and its first listener (``db1-5432``), so that
+        two engines on one machine sharing a store are two nodes."""
+        if self.engine.node:
+            return self.engine.node
+        port = self.connections[0].listen_port if self.connections else 0
+        return f"{socket.gethostname()}-{port}"
+
+    def worker_count(self) -> int:
+        """``engine.workers``, or one per core of this machine."""
+        return self.engine.workers or os.cpu_count() or 1
+
+    def store_location(self) -> Path | str:
+        """What ``store.open_store`` opens: the PostgreSQL URL, or the SQLite file."""
+        return self.engine.store_url or self.engine.store

@@ -113,7 +113,12 @@ def schema() -> Schema:
         "agent": _object({"claim": _STRING, "values": _NAMES, "vendor_claim": _STRING}),
     }, description="sign-in through the corporate OpenID Connect provider")
     engine = _object({
-        "store": _STRING, "control_socket": _STRING, "startup_timeout": _DURATION,
+        "store": {"type": "string",
+                  "description": "a SQLite file, or postgresql://USER@HOST:PORT/DB (the "
+                                 "password through ${VAR} or libpq's environment)"},
+        "local_store": _STRING, "node": _STRING, "workers": _POSITIVE,
+        "heartbeat": _DURATION, "node_timeout": _DURATION,
+        "control_socket": _STRING, "startup_timeout": _DURATION,
         "max_message_size": _SIZE, "durability": _choice("normal", "full"),
         "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
         "masking_key_env": _STRING,
