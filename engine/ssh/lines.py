@@ -121,24 +121,47 @@ class LineWatcher:
         row -= self.screen.scrolled - scrolls
         incomplete = row < 0 and known
         lost = prompt
+        redrawn = False
+        if not incomplete and not (row <= y and display[max(row, 0)].startswith(prompt)):
+            # The screen was cleared or redrawn since the first key (Ctrl-L, a program
+            # repainting): the shell draws the same prompt again, nearest above the cursor.
+            found = self._find_prompt(prompt, y)
+            redrawn = found is not None
+            row = found if found is not None else min(row, y)
         if row > y or row < 0:
-            row, prompt = max(min(row, y), 0), ""  # cleared, redrawn or scrolled away
-        text = "".join(display[r] if r < y else display[r].rstrip() for r in range(row, y + 1))
+            row, prompt = max(min(row, y), 0), ""  # scrolled away, or redrawn out of sight
+        text = self._text(row, y)
         readings = []
         bare = prompt.rstrip()
         if prompt and text.startswith(bare):
             readings.append(text[len(bare):].strip())
-        else:
-            readings.append(text.strip())
-            if lost.strip() and lost.strip() in text:  # the prompt, elsewhere on the row
-                readings.append(text[text.find(lost.strip()) + len(lost.strip()):].strip())
+        if redrawn or not readings:
+            # Where the line begins is a guess: every other reading is judged too, from the
+            # top of the screen, so a prompt drawn inside a command does not hide its start.
+            whole = self._text(0, y) if redrawn else text
+            readings.append(whole.strip())
+            if lost.strip() and lost.strip() in whole:  # the prompt, elsewhere on the row
+                readings.append(whole[whole.find(lost.strip()) + len(lost.strip()):].strip())
             for ending in _PROMPT_ENDINGS:
-                at = text.find(ending)
+                at = whole.find(ending)
                 while at >= 0:
-                    readings.append(text[at + len(ending):].strip())
-                    at = text.find(ending, at + 1)
+                    readings.append(whole[at + len(ending):].strip())
+                    at = whole.find(ending, at + 1)
         unique = tuple(dict.fromkeys(r for r in readings))
         return Line(unique[0], unique, incomplete)
+
+    def _text(self, first: int, last: int) -> str:
+        """Rows ``first`` to ``last`` as one line (a command wraps from row to row)."""
+        display = self.screen.display
+        return "".join(display[r] if r < last else display[r].rstrip()
+                       for r in range(first, last + 1))
+
+    def _find_prompt(self, prompt: str, y: int) -> int | None:
+        """The nearest row at or above the cursor that begins with ``prompt``."""
+        if not prompt.strip():
+            return None
+        display = self.screen.display
+        return next((r for r in range(y, -1, -1) if display[r].startswith(prompt)), None)
 
 
 def continues(text: str) -> bool:

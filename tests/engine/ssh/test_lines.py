@@ -299,6 +299,50 @@ def test_resize_while_a_line_is_typed() -> None:
     assert watcher.line().text == "df -h /"
 
 
+# --- the screen cleared or redrawn under the line (Ctrl-L) ------------------------------------
+
+CLEAR = b"\x1b[H\x1b[2J"  # what bash writes for Ctrl-L before it draws the prompt again
+
+
+def test_a_line_typed_after_ctrl_l_is_read_without_the_prompt() -> None:
+    # Ctrl-L is the first key: the prompt is taken on row 3, then drawn again on row 0
+    watcher = prompt_then(b"", before=b"a\r\nb\r\nc\r\n")
+    watcher.output(CLEAR + PROMPT)
+    watcher.typed()
+    watcher.output(b"ls -l")
+    line = watcher.line()
+    assert line.text == "ls -l"
+    assert "user@host:~$ ls -l" in line.readings  # where it begins is a guess: both judged
+
+
+def test_ctrl_l_in_the_middle_of_a_line() -> None:
+    watcher = prompt_then(b"echo x", before=b"a\r\nb\r\n")
+    watcher.output(CLEAR + PROMPT + b"echo x")  # readline draws the prompt and the line again
+    watcher.typed()
+    watcher.output(b"y")
+    assert watcher.line().text == "echo xy"
+
+
+def test_a_line_that_wraps_after_ctrl_l_is_read_from_its_first_row() -> None:
+    watcher = LineWatcher(20, 10)
+    watcher.output(b"a\r\nb\r\ngw$ ")
+    watcher.typed()
+    watcher.output(CLEAR + b"gw$ " + b"echo 0123456789abcdefghijkl")
+    assert watcher.screen.cursor.y == 1
+    assert watcher.line().text == "echo 0123456789abcdefghijkl"
+
+
+def test_a_prompt_drawn_inside_a_command_after_ctrl_l_does_not_hide_its_start() -> None:
+    watcher = LineWatcher(20, 10)
+    watcher.output(b"a\r\nb\r\ngw$ ")
+    watcher.typed()
+    # the second row of the command begins with the prompt's text
+    watcher.output(CLEAR + b"gw$ " + b"rm -rf /etc;: xx" + b"gw$ ls")
+    assert watcher.screen.display[1].startswith("gw$ ls")
+    line = watcher.line()
+    assert "rm -rf /etc;: xxgw$ ls" in line.readings
+
+
 # --- fuzz ------------------------------------------------------------------------------------
 
 
