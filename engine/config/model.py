@@ -227,3 +227,12 @@ class Config:
     def store_location(self) -> Path | str:
         """What ``store.open_store`` opens: the PostgreSQL URL, or the SQLite file."""
         return self.engine.store_url or self.engine.store
+
+    def store_shown(self) -> str:
+        """The store as a log line may show it: a URL without its password."""
+        url = self.engine.store_url
+        if url is None:
+            return str(self.engine.store)
+        scheme, _, rest = url.partition("://")
+        user, at, host = rest.rpartition("@")
+        return f"{scheme}://{user.split(':', 1)[0]}{at}{host}"
