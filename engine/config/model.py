@@ -8,6 +8,7 @@ import it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
@@ -218,7 +219,8 @@ class Config:
         if self.engine.node:
             return self.engine.node
         port = self.connections[0].listen_port if self.connections else 0
-        return f"{socket.gethostname()}-{port}"
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("._-")
+        return f"{host[:80] or 'gatewatch'}-{port}"
 
     def worker_count(self) -> int:
         """``engine.workers``, or one per core of this machine."""
