@@ -206,6 +206,19 @@ DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
 # ends in a letter), which lets timestamps and times through without running the key regexes.
 ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
 
+# The triggers above in forms hyperscan compiles (``engine.masking.prefilter``): no
+# look-arounds. A positive look-behind becomes the characters it looked at, so a native match
+# may start a few bytes before the trigger's; negative look-behinds are dropped, as the byte
+# screens drop them (more matches, never fewer). Bytes, so \d is [0-9] as under re.ASCII.
+# tests/engine/masking/test_prefilter.py checks that each matches wherever its trigger does.
+NATIVE_TRIGGERS: dict[str, str] = {
+    DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
+             r"|\d\d(?:\d\d[ ,\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8})"
+             r"|[A-Z]{2}\d\d"
+             r"|\d\d?\d?,\d{3},\d{3},\d{3}"),
+    ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
+}
+
 # Words that end the key of a secret assignment (whatever comes before them: DB_PASSWORD), by
 # first letter: see _first_letter_led.
 SECRET_WORDS = {

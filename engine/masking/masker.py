@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from engine.masking.detectors import BUILTIN, Detector, Finding
+from engine.masking import prefilter
+from engine.masking.detectors import BUILTIN, NATIVE_TRIGGERS, Detector, Finding
 from engine.masking.encoded import RUN_TRIGGER, URL_TRIGGER, EncodedValues
+from engine.masking.prefilter import Prefilter
 from engine.masking.strategies import REDACT, SEPARATORS, Strategy
 
 
@@ -37,7 +39,7 @@ class ValueMasker:
     def __init__(self, detectors: Iterable[Detector] | None = None,
                  strategies: Mapping[str, Strategy] | None = None, *,
                  default: Strategy = REDACT, key: bytes = b"", encodings: bool = True,
-                 keep_length: bool = False) -> None:
+                 keep_length: bool = False, native: bool = True) -> None:
         self.detectors = tuple(BUILTIN.values() if detectors is None else detectors)
         names = [d.name for d in self.detectors]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -99,6 +101,14 @@ class ValueMasker:
                               if short else None)
         # Custom detectors have no trigger: the pattern is its own pre-screen.
         self._untriggered = tuple(d for d in self.detectors if d.trigger is None)
+        # The same triggers compiled by hyperscan (``prefilter``), when it is installed and
+        # every trigger has a native form: ``screen`` then scans in C. ``native=False`` keeps
+        # the Python screen (which answers the same), as does a custom detector.
+        self.prefilter: Prefilter | None = None
+        if native and not self._untriggered:
+            self.prefilter = prefilter.build(
+                literals, regexes, NATIVE_TRIGGERS,
+                encoded=(RUN_TRIGGER, URL_TRIGGER) if encodings else ())
         # For ``ResultMasker``: one search per DataRow instead of a screen per value. Sound only
         # for a pattern whose match in a value alone is also a match inside the row around it
         # (engine.masking.pg.TextMasker), so anything context-dependent turns it off.
@@ -121,6 +131,8 @@ class ValueMasker:
 
         ``False`` is a promise: no value inside it has a finding, so it passes untouched.
         """
+        if self.prefilter is not None and len(data) > _NATIVE_FROM:
+            return self.prefilter.first(data) >= 0
         if len(data) <= _SHORT and self._screen_short is not None:
             if self._screen_short.search(data) is not None:
                 return True
@@ -238,6 +250,7 @@ _CONTEXT = re.compile(r"\(\?<?!|(?<!\\)[$^]|\\[bBAZz]")
 
 _CACHE_SIZE = 8192
 _SHORT = 256  # longest ``screen`` data searched with the one regex
+_NATIVE_FROM = 64  # shorter data is screened as fast by the one regex as by a hyperscan call
 _CACHED_LENGTH = 256
 _TRIGGER_FLAGS = re.ASCII | re.VERBOSE
 _META = frozenset(".^$*+?{}[]\\|()")

@@ -116,6 +116,7 @@ NOTIFICATION_MASKED = "notification"  # a NOTIFY channel or payload, masked whol
 BINARY_COPY_REFUSED = "binary-copy-refused"  # a binary COPY TO STDOUT, whose rows were refused
 
 _NO_COPY, _COPY_TEXT, _COPY_REFUSED, _COPY_REFUSED_DONE = range(4)
+_NO_HIT = -2  # ``_data_row`` without the native prefilter's match
 _LINEAGE_TAGS = frozenset({84, 0, 72, 69, 78})  # messages that need the statement's lineage
 # Messages that move ``StatementFlow`` on.
 _FLOW_TAGS = frozenset({84, 0, 110, 1, 72, 71, 87, 67, 73, 115, 69, 90})
@@ -292,6 +293,12 @@ class ResultMasker:
         pattern = getattr(masker, "screen_pattern", None)
         self._finditer: Callable[[bytes, int, int], Iterator[re.Match[bytes]]] | None = (
             pattern.finditer if pattern is not None else None)
+        # Better still, the native prefilter (``engine.masking.prefilter``): a scan in C tells
+        # whether a row could need masking, and where a match ends; rows it passes are not
+        # parsed, and in a row it does not pass only values near a match are screened.
+        native = getattr(masker, "prefilter", None)
+        self._first: Callable[[bytes | memoryview, int, int | None], int] | None = (
+            native.first if native is not None else None)
         self._rules = False  # a column rule applies to a column of the description
         self._detect = True  # the detectors may apply to a value (rows must be screened)
         self._statement_description = False  # after ParameterDescription: Describe statement
@@ -375,11 +382,15 @@ class ResultMasker:
             if tag == 68:  # 'D' DataRow: the hot path
                 detect = self._detect
                 spans: list[tuple[int, int]] | None = None
+                hit = _NO_HIT
                 if detect:
                     if dirty is None:
                         dirty = self._screen(messages)
                     if not dirty:
                         detect = False
+                    elif self._first is not None:
+                        hit = self._first(messages, pos + 5, end)
+                        detect = hit >= 0
                     elif self._finditer is not None:
                         spans = [m.span() for m in self._finditer(messages, pos + 5, end)]
                         detect = bool(spans)
@@ -387,7 +398,7 @@ class ResultMasker:
                         detect = self._screen(messages[pos + 5 : end])
                 if detect or self._rules:  # (decoded binary values count as rules here)
                     new = self._data_row(messages, pos + 5, end, detect, counts,
-                                         spans if detect else None)
+                                         spans if detect else None, hit if detect else _NO_HIT)
                 elif self.columns is None and self._column_rule is not None:
                     self.uninspected[UNDESCRIBED_ROW] += 1
                     if self.describes_portals:
@@ -610,10 +621,17 @@ class ResultMasker:
 
     def _data_row(self, buf: bytes, start: int, end: int, detect: bool,
                   counts: Counter[tuple[str, str]],
-                  spans: list[tuple[int, int]] | None = None) -> bytes | None:
+                  spans: list[tuple[int, int]] | None = None,
+                  hit: int = -2) -> bytes | None:
         """The rebuilt DataRow whose body is ``buf[start:end]``, or None if no value changed.
         ``detect``: the row's bytes screened dirty; ``spans``: where ``screen_pattern`` matched
-        in them (a value no span overlaps is clean), or None to screen each value."""
+        in them (a value no span overlaps is clean), or None to screen each value; ``hit``:
+        the end of a native prefilter match in the row (``_NO_HIT``: no native prefilter).
+
+        With ``hit``, the values are walked with the prefilter: a value that a match ends in
+        goes to the detectors; one before it is screened (the match reported need not be the
+        first); after it, the rest of the row is scanned again from the value in hand, and
+        when nothing matches there, every value left is clean."""
         if end - start < 2:
             raise _malformed("DataRow")
         ncols = _I16.unpack_from(buf, start)[0]
@@ -633,6 +651,8 @@ class ResultMasker:
             columns = None
             modes = (_DETECT,) * ncols
         screen, mask, unpack = self._screen, self._mask_inline, _I32.unpack_from
+        first = self._first
+        screened = spans is not None  # ``dirty_value`` is the answer (no screen of the value)
         nspans = len(spans) if spans is not None else 0
         k = 0  # the first span that ends after the value in hand
         pieces: list[bytes] = []
@@ -656,6 +676,13 @@ class ResultMasker:
                 while k < nspans and spans[k][1] <= vstart:
                     k += 1
                 dirty_value = k < nspans and spans[k][0] < vend
+            elif hit != _NO_HIT and mode != _KEEP:
+                if 0 <= hit <= vstart and first is not None:
+                    hit = first(buf, vstart, end)  # what was found lies before this value
+                # -1: nothing in the rest of the row. A match ending inside this value makes
+                # it a candidate; one ending after it says nothing of it: screened below.
+                dirty_value = hit > vstart
+                screened = hit <= vend
             else:
                 dirty_value = detect  # screened below, value by value
             if mode == _DETECT:  # the hot case, inlined: ``_value`` does the same
@@ -664,7 +691,7 @@ class ResultMasker:
                 raw = buf[vstart:vend]
                 # Most values stay as they are: the screen rejects them. Skipping it changes
                 # nothing but the cost, as the detectors find nothing where it finds nothing.
-                if spans is None and not screen(raw):
+                if not screened and not screen(raw):
                     continue
                 text = raw.decode("utf-8", "surrogateescape")
                 masked, fired = mask(text) if size < LARGE_VALUE else self._mask(text)
@@ -680,7 +707,7 @@ class ResultMasker:
                     continue
                 if mode < _RULE and mode not in _DECODED:  # the cheap checks first
                     if (not dirty_value
-                            or (spans is None and not screen(buf[vstart:vend]))):
+                            or (not screened and not screen(buf[vstart:vend]))):
                         continue
                 raw = buf[vstart:vend]
                 column = columns[i] if columns is not None else None
