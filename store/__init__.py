@@ -1,21 +1,56 @@
-"""Persistence for Gatewatch: sessions, statements and the audit chain.
+"""Persistence for Gatewatch: sessions, statements, the audit chains and the fleet's nodes.
 
-The engine and the CLI/TUI speak to the store only through this package. ``SqliteStore`` keeps
-one SQLite file in WAL mode (readers never block the single writer). Every change is written as
-an ``Op``; ``apply`` commits a batch of them with one append to the journal (``journal.py``),
-one audit record per op, each hashing its predecessor (``chain.py``), and checkpoints move them
-into SQLite in bulk, so that ``verify`` can tell whether anything was edited, removed or
-inserted afterwards.
+The engine and the CLI/TUI speak to the store only through this package. Public API:
 
-The writer is the engine alone: it holds the store's lock (``lock.py``) from before it touches
-the store until it closes it, and keeps the store's files private (``files.py``); readers never
-lock. Replay after a crash keeps what it cannot apply in the ``rejected`` table, and ``backup``
-copies a store while the engine writes it.
+- ``open_store(location, *, node=None, durability="normal", readonly=False)``: a path is a
+  SQLite store, ``postgresql://USER@HOST:PORT/DB`` a PostgreSQL one (``store.postgres``). A
+  writer opens it as node ``node`` (default ``default_node()``: the host's name); several nodes
+  (processes, machines) write one store at once, each with its own lock, journal and chain. A
+  second writer under the same node name is refused (``StoreLocked``).
+- Writing (the engine's recorder): ``apply(ops)`` commits to the node's journal (the commit
+  point: ARCHITECTURE.md invariant 1); ``checkpoint()`` / ``start_checkpoint()`` +
+  ``finish_checkpoint(result)`` move records into the shared database.
+- Start-up recovery (invariant 3): ``interrupted_sessions()`` and ``pending_approvals()`` are
+  this node's only — never a sibling's.
+- Nodes: ``register_node(info)`` (JSON-able: listeners, control socket; the node itself is
+  registered by ``open_store``), ``heartbeat()``, ``nodes()`` (rows: name, host, pid,
+  started_at, heartbeat_at, stopped_at, lost_at, lost_by, info), ``lost_nodes(after_s)``
+  (names whose heartbeat is older and that did not stop cleanly), and
+  ``end_lost_node(node, after_s) -> list[Record] | None``: claims the lost node (one node
+  alone does it), replays the journal it left when it is on this machine (taking its lock
+  first: a node whose process still holds its lock is not lost, None), and returns the
+  ``SessionClose`` (status ``interrupted``, reason ``node lost``) and ``ApprovalUpdate``
+  (``expired``) records the caller commits through its recorder, in its own chain.
+  ``session_node(sid)``: the node that holds a session. The blocking calls (heartbeat,
+  end_lost_node, notify) may wait for another node's write: call them off the event loop.
+- Fleet commands: ``notify(node, command: dict) -> int`` and ``listen(node=None)``, an async
+  iterator of the commands sent to the node (each once, with its ``id``): LISTEN/NOTIFY on
+  PostgreSQL, polling every 50 ms on SQLite.
+- Reading: ``sessions``, ``find_session``, ``statements``, ``approvals``, ``output`` and
+  ``reads`` (rows carry their ``node``); ``audit_head(node=None)``, ``audit_heads()``,
+  ``audit_hash(seq, node=None)``, ``session_audit(..., node=None)`` per chain; ``verify(store)``
+  checks every node's chain, the tables against them and the journals beside the store
+  (``VerifyResult.chains``: records per node).
+
+``SqliteStore`` keeps one SQLite file in WAL mode (readers never block writers). Every change is
+written as an ``Op``; ``apply`` commits a batch of them with one append to the node's journal
+(``journal.py``), one audit record per op, each hashing its predecessor in the node's chain
+(``chain.py``), and checkpoints move them into SQLite in bulk — short write transactions that
+wait for other nodes' (SQLite's busy timeout, then retries) — so that ``verify`` can tell
+whether anything was edited, removed or inserted afterwards.
+
+Each writer holds its node's lock (``lock.py``) from before it touches the store until it
+closes it, and keeps the store's files private (``files.py``); readers never lock. Replay after
+a crash keeps what it cannot apply in the ``rejected`` table, and ``backup`` copies a store
+while the engines write it.
 """
 
 from store import reads
+from store.errors import StoreLocked
+from store.nodes import NODE_LOST, default_node
 from store.ops import Op
 from store.sqlite import SqliteStore, StoreError, open_store
 from store.verify import VerifyResult, verify
 
-__all__ = ["Op", "SqliteStore", "StoreError", "VerifyResult", "open_store", "reads", "verify"]
+__all__ = ["NODE_LOST", "Op", "SqliteStore", "StoreError", "StoreLocked", "VerifyResult",
+           "default_node", "open_store", "reads", "verify"]

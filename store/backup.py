@@ -3,10 +3,10 @@
 The journal is read first (``read_snapshot``), then the database is copied with SQLite's online
 backup, in one read transaction. A record leaves the journal only once it is in the database,
 so the copy and what was read of the journal together hold every record committed when the
-backup began; the journal's records that the copied database lacks are written to
-``DEST.journal`` — where an engine started on DEST replays them from, and where ``verify``
-looks. Both files are created 0600 (ARCHITECTURE.md invariant 12). A backup never takes the
-store's lock: it reads, as the CLI does.
+backup began; each node's journal records that the copied database lacks are written to that
+node's journal beside DEST (``DEST.<node>.journal``), where an engine started on DEST as that
+node replays them from, and where ``verify`` looks. The files are created 0600 (ARCHITECTURE.md
+invariant 12). A backup never takes a node's lock: it reads, as the CLI does.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from store.errors import StoreError
 from store.files import create_private, touch_private
 from store.journal import read_snapshot
-from store.sqlite import journal_path, open_store
+from store.nodes import journals, node_journal
+from store.sqlite import open_store
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,17 @@ class Backup:
 
 
 def backup(store: Path, dest: Path) -> Backup:
-    """Copy ``store`` to ``dest`` (and ``dest.journal`` when the journal holds records the
-    database does not have yet). Raises StoreError; never overwrites a file."""
-    for path in (dest, journal_path(dest)):
+    """Copy ``store`` to ``dest`` (and, for each node whose journal holds records the database
+    does not have yet, that node's journal beside ``dest``). Raises StoreError; never
+    overwrites a file."""
+    names = journals(store)
+    for path in (dest, *(node_journal(dest, node) for node in names)):
         if path.exists():
             raise StoreError(f"{path} exists: give the backup a new name")
     if not dest.parent.is_dir():
         raise StoreError(f"no directory {dest.parent} for the backup")
-    journal = read_snapshot(journal_path(store))
-    if not journal.steady:
+    snapshots = {node: read_snapshot(path) for node, path in names.items()}
+    if not all(j.steady for j in snapshots.values()):
         raise StoreError("the engine rotated its journal all the time the backup read it: try"
                          " again")
     source = open_store(store, readonly=True)
@@ -49,7 +52,7 @@ def backup(store: Path, dest: Path) -> Backup:
             target = sqlite3.connect(dest)
             try:
                 source.conn.backup(target)
-                row = target.execute("SELECT max(seq) FROM audit").fetchone()
+                heads = dict(target.execute("SELECT node, max(seq) FROM audit GROUP BY node"))
             finally:
                 target.close()
         except (OSError, sqlite3.Error) as exc:
@@ -57,14 +60,18 @@ def backup(store: Path, dest: Path) -> Backup:
             raise StoreError(f"cannot write the backup {dest}: {exc}") from exc
     finally:
         source.close()
-    head = int(row[0] or 0)
-    later: dict[int, bytes] = {}
-    for _, record in journal.records:
-        if record.seq > head:
-            later.setdefault(record.seq, record.line())
-    if later:
-        fd = create_private(journal_path(dest), os.O_WRONLY | os.O_EXCL)
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(later[seq] for seq in sorted(later)))
-            os.fsync(f.fileno())
-    return Backup(dest, head, len(later), sum(len(x.data) for x in journal.leftovers))
+    written = 0
+    for node, journal in snapshots.items():
+        head = int(heads.get(node) or 0)
+        later: dict[int, bytes] = {}
+        for _, record in journal.records:
+            if record.seq > head:
+                later.setdefault(record.seq, record.line())
+        if later:
+            fd = create_private(node_journal(dest, node), os.O_WRONLY | os.O_EXCL)
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"".join(later[seq] for seq in sorted(later)))
+                os.fsync(f.fileno())
+            written += len(later)
+    return Backup(dest, sum(int(n or 0) for n in heads.values()), written,
+                  sum(len(x.data) for j in snapshots.values() for x in j.leftovers))

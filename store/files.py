@@ -54,13 +54,13 @@ def touch_private(path: Path) -> None:
 
 
 def store_files(store: Path) -> list[Path]:
-    """The files of the store at ``store`` that exist: database, SQLite's, the journal's, the
-    lock."""
-    names = [store.name + suffix for suffix in ("", "-wal", "-shm", "-journal", ".journal",
-                                                ".lock")]
+    """The files of the store at ``store`` that exist: database, SQLite's, every node's
+    journals and lock (and those of an engine from before nodes)."""
+    names = [store.name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
     found = [store.with_name(n) for n in names if store.with_name(n).exists()]
-    prefix = store.name + ".journal."
-    found += sorted(p for p in store.parent.glob(prefix + "*") if p.is_file())
+    found += sorted(p for p in store.parent.glob(store.name + ".*")
+                    if p.is_file() and (p.suffix in (".journal", ".lock") or ".journal." in p.name
+                                        or p.name.endswith(".journal")))
     return found
 
 

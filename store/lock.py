@@ -1,7 +1,9 @@
-"""One writer per store (ARCHITECTURE.md invariant 12): an exclusive lock on a file beside it.
+"""One writer per node of a store (ARCHITECTURE.md invariant 12): an exclusive lock on a file
+beside it, one per node name.
 
-The engine takes ``<store>.lock`` with ``flock(LOCK_EX | LOCK_NB)`` before anything touches the
-store (migrations, journal replay, recovery) and holds it for its life. The kernel releases the
+A node takes ``<store>.<node>.lock`` (``store.nodes.node_lock``) with
+``flock(LOCK_EX | LOCK_NB)`` before anything touches the store (migrations, journal replay,
+recovery) and holds it for its life; other nodes hold their own. The kernel releases the
 lock when the process ends, however it ends, so a crashed engine never leaves a stale lock: the
 file's content (the holder's PID and host) is only there to name the holder in the refusal.
 The lock file is never removed: removing it while another engine waits to open it would let
@@ -22,34 +24,40 @@ from pathlib import Path
 
 from store.errors import StoreLocked
 from store.files import create_private
+from store.nodes import default_node, node_lock
 
 
-def lock_path(store: Path) -> Path:
-    return store.with_name(store.name + ".lock")
+def lock_path(store: Path, node: str | None = None) -> Path:
+    """The lock file of ``node`` (by default this host's node) on ``store``."""
+    return node_lock(store, default_node() if node is None else node)
 
 
 class StoreLock:
-    """The writer's lock on one store; ``release`` (or the process ending) gives it up."""
+    """A node's lock on one store; ``release`` (or the process ending) gives it up."""
 
-    def __init__(self, store: Path, fd: int) -> None:
+    def __init__(self, store: Path, fd: int, node: str) -> None:
         self.store = store
-        self.path = lock_path(store)
+        self.node = node
+        self.path = lock_path(store, node)
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, store: Path) -> StoreLock:
-        """Lock ``store`` for this process or raise ``StoreLocked`` naming who holds it.
-        Raises OSError when the lock file cannot be created or opened."""
-        path = lock_path(store)
+    def acquire(cls, store: Path, node: str) -> StoreLock:
+        """Lock ``store`` as ``node`` for this process or raise ``StoreLocked`` naming who
+        holds it. Raises OSError when the lock file cannot be created or opened."""
+        path = lock_path(store, node)
         fd = create_private(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
+            other = node != default_node()
             raise StoreLocked(
-                f"the store {store} is in use by another engine ({holder}): stop that one"
-                " first, or give this one a store of its own (engine.store)") from None
+                f"the store {store} is in use by another engine"
+                f"{f' as node {node}' if other else ''} ({holder}): stop that one first, or"
+                f" give this one{' a node name of its own (engine.node) or' if other else ''}"
+                " a store of its own (engine.store)") from None
         except BaseException:
             os.close(fd)
             raise
@@ -58,7 +66,7 @@ class StoreLock:
             os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         except OSError:
             pass  # a full file system: the lock holds all the same, unnamed
-        return cls(store, fd)
+        return cls(store, fd, node)
 
     @property
     def held(self) -> bool:
@@ -79,7 +87,7 @@ class StoreLock:
     def retake(self) -> None:
         """After the lock file was removed: lock a new one at the path, or raise StoreLocked
         when another engine got there first. The old lock is kept until the new one is held."""
-        fresh = StoreLock.acquire(self.store)
+        fresh = StoreLock.acquire(self.store, self.node)
         self.release()
         self._fd, fresh._fd = fresh._fd, None
 

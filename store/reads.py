@@ -11,6 +11,8 @@ lives in ``store/`` only:
   replay indexes it, the chunk list *without* the bytes (an index over 100 MB must not read
   them) and then the bytes of a seq range, filtered to the channels shown.
 - ``session_approvals``: a session's approval requests, oldest first.
+- ``session_statements``: a session's statements with their ``outcome`` (as ``by_verdict``
+  counts them), so that the replay, the TUI and ``gatewatch show`` say "withdrawn" alike.
 
 All of them only read, on the store's reading connection; a read-only store will do.
 """
@@ -121,5 +123,15 @@ def session_approvals(store: SqliteStore, session_id: str) -> list[dict[str, Any
     """The session's approval requests, oldest first, as rows of the approvals table."""
     cur = store.conn.execute(
         "SELECT * FROM approvals WHERE session_id = ? ORDER BY created_at", (session_id,))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def session_statements(store: SqliteStore, session_id: str) -> list[dict[str, Any]]:
+    """The session's statements in order, as rows of the statements table with ``outcome``:
+    the verdict, but "withdrawn" for a held one its client withdrew (``OUTCOME``)."""
+    cur = store.conn.execute(
+        f"SELECT st.*, {OUTCOME} AS outcome FROM statements st WHERE st.session_id = ?"
+        " ORDER BY st.seq", (session_id,))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

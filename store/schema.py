@@ -135,6 +135,57 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX lockouts_until ON lockouts (until);
     """,
+    # 9: nodes (``store.nodes``). Each node writes its own audit chain, keyed (node, seq); the
+    # records written before are the chain of the node that was the default one (``:node``,
+    # the host's name, bound when the migration runs). Sessions and approvals name the node
+    # that opened them; ``nodes`` holds who writes the store and their heartbeats (the node
+    # from before is listed, never having sent one, when it wrote anything: so that another
+    # node takes over what it left), ``fleet_commands`` what one node asks of another.
+    """
+    CREATE TABLE audit_by_node (
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        ref INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (node, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO audit_by_node (node, seq, kind, session_id, ref, body, prev, hash)
+        SELECT :node, seq, kind, session_id, ref, body, prev, hash FROM audit;
+    DROP TABLE audit;
+    ALTER TABLE audit_by_node RENAME TO audit;
+    CREATE INDEX audit_session ON audit (session_id, node, seq);
+    ALTER TABLE sessions ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    ALTER TABLE approvals ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    UPDATE sessions SET node = :node;
+    UPDATE approvals SET node = :node;
+    CREATE INDEX sessions_node ON sessions (node, status);
+    CREATE INDEX approvals_node ON approvals (node, status);
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        host TEXT,
+        pid INTEGER,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        stopped_at TEXT,
+        lost_at TEXT,
+        lost_by TEXT,
+        info TEXT
+    );
+    INSERT INTO nodes (name, started_at, heartbeat_at)
+        SELECT :node, '', '' WHERE EXISTS (SELECT 1 FROM audit);
+    CREATE TABLE fleet_commands (
+        id INTEGER PRIMARY KEY,
+        node TEXT NOT NULL,
+        command TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        taken_at TEXT
+    );
+    CREATE INDEX fleet_commands_node ON fleet_commands (node, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

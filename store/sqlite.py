@@ -15,12 +15,14 @@ statements are refused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,29 +30,49 @@ import sqlite_utils
 
 from store import lockouts
 from store import ops as O
-from store.chain import GENESIS, canonical, link
+from store import records as R
+from store.chain import canonical, link
 from store.errors import StoreError, StoreLocked
 from store.files import check_private, private_directory, touch_private
-from store.journal import Journal, JournalRecord, Leftover
+from store.journal import (
+    Journal,
+    JournalRecord,
+    JournalSnapshot,
+    Leftover,
+    read_snapshot,
+    rotated_files,
+    scan,
+)
 from store.lock import StoreLock
+from store.nodes import (
+    NODE_LOST,
+    check_node,
+    default_node,
+    genesis,
+    journals,
+    node_journal,
+)
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SqliteStore", "StoreError", "journal_path", "open_store"]
+__all__ = ["SqliteStore", "StoreError", "journal_path", "open_sqlite", "open_store"]
 
 
 _SESSION_INSERT = (
     "INSERT INTO sessions (id, protocol, connection, identity, identity_kind, client_addr,"
     " application_name, database, started_at, status, ended_at, end_reason, target, masked,"
-    " identity_vendor)"
+    " identity_vendor, node)"
     " VALUES (:id, :protocol, :connection, :identity, :identity_kind, :client_addr,"
     " :application_name, :database, :started_at, :status, :ended_at, :end_reason, :target,"
-    " :masked, :identity_vendor)"
+    " :masked, :identity_vendor, :node)"
 )
+# A session's own node closes it as often as it likes (the last close stands); another node
+# (ending a lost node's sessions) only while it is still open: a node's own close, replayed
+# from its journal after that, still stands. ``verify`` folds the chains by the same rule.
 _SESSION_CLOSE = (
     "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason,"
-    " masked = :masked WHERE id = :id"
+    " masked = :masked WHERE id = :id AND (node = :writer OR ended_at IS NULL)"
 )
 _STATEMENT_INSERT = (
     "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status,"
@@ -63,13 +85,16 @@ _STATEMENT_INSERT = (
 _APPROVAL_INSERT = (
     "INSERT INTO approvals (id, session_id, requester, connection, statement, statement_hash,"
     " rule, reason, created_at, expires_at, status, approvals, decided_at, decided_by,"
-    " decision_reason) VALUES (:id, :session_id, :requester, :connection, :statement,"
+    " decision_reason, node) VALUES (:id, :session_id, :requester, :connection, :statement,"
     " :statement_hash, :rule, :reason, :created_at, :expires_at, :status, :approvals,"
-    " :decided_at, :decided_by, :decision_reason)"
+    " :decided_at, :decided_by, :decision_reason, :node)"
 )
+# Updates apply while the request is pending; once decided, only its own node's decisions
+# (never another node's expiry of a lost node's requests) change it again.
 _APPROVAL_UPDATE = (
     "UPDATE approvals SET status = :status, approvals = :approvals, decided_at = :decided_at,"
     " decided_by = :decided_by, decision_reason = :decision_reason WHERE id = :id"
+    " AND (status = 'pending' OR (node = :writer AND :status <> 'pending'))"
 )
 _STATEMENT_END = (
     "UPDATE statements SET finished_at = :finished_at, duration_ms = :duration_ms,"
@@ -86,6 +111,13 @@ _STATEMENT_JUDGED = {"verdict": "allow", "rule": None, "approval_id": None}
 _APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)
 
 _Rows = dict[Any, dict[str, Any]]
+_BUSY_ATTEMPTS = 20  # a checkpoint tries again while other nodes' writes keep SQLite busy
+POLL_S = 0.05  # how often ``listen`` looks for fleet commands
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """SQLite's write lock stayed with another node's process beyond the busy timeout."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class _Merged(NamedTuple):
@@ -98,9 +130,10 @@ class _Merged(NamedTuple):
     output: list[tuple[Any, ...]]
 
 
-def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
-    """Fold a checkpoint's records into one row per session and statement: a statement that
-    started and ended since the last checkpoint is one INSERT instead of INSERT + UPDATE."""
+def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]], node: str) -> _Merged:
+    """Fold a checkpoint's records (of ``node``'s chain) into one row per session and
+    statement: a statement that started and ended since the last checkpoint is one INSERT
+    instead of INSERT + UPDATE."""
     sessions: _Rows = {}
     statements: _Rows = {}
     session_updates: list[dict[str, Any]] = []
@@ -123,25 +156,31 @@ def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]]) -> _Merged:
             else:
                 statement_updates.append({**_STATEMENT_ENDED, **fields, "id": sid, "ref": ref})
         elif kind == O.SESSION_OPEN:
-            sessions[sid] = {**_SESSION_CLOSED, **fields, "id": sid}
+            sessions[sid] = {**_SESSION_CLOSED, **fields, "id": sid, "node": node}
         elif kind == O.SESSION_CLOSE:
             row = sessions.get(sid)
             if row is not None:
                 row.update(fields)
             else:
-                session_updates.append({**_SESSION_CLOSED, **fields, "id": sid})
+                session_updates.append({**_SESSION_CLOSED, **fields, "id": sid,
+                                        "writer": node})
         elif kind == O.APPROVAL_REQUEST:
-            approvals[sid] = {**_APPROVAL_OPEN, **fields, "id": sid}
+            approvals[sid] = {**_APPROVAL_OPEN, **fields, "id": sid, "node": node}
         elif kind == O.APPROVAL_UPDATE:
             row = approvals.get(sid)
             if row is not None:
-                row.update(fields)
+                if row["status"] == "pending" or fields.get("status") != "pending":
+                    row.update(fields)
             else:
-                approval_updates.append({**_APPROVAL_OPEN, **fields, "id": sid})
+                approval_updates.append({**_APPROVAL_OPEN, **fields, "id": sid,
+                                         "writer": node})
     return _Merged(sessions, statements, session_updates, statement_updates, approvals,
                    approval_updates, output)
 
-_AUDIT = "INSERT INTO audit (seq, kind, session_id, ref, body, prev, hash) VALUES (?,?,?,?,?,?,?)"
+_AUDIT = (
+    "INSERT INTO audit (node, seq, kind, session_id, ref, body, prev, hash)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
 _REJECTED = (
     "INSERT INTO rejected (found_at, source, seq, kind, session_id, torn, reason, data)"
     " VALUES (?,?,?,?,?,?,?,?)"
@@ -176,11 +215,13 @@ class Rejected(NamedTuple):
 
 class SqliteStore:
     def __init__(self, path: Path, conn: sqlite3.Connection, *, writer: bool,
-                 durability: str = "normal", lock: StoreLock | None = None) -> None:
+                 node: str, durability: str = "normal", lock: StoreLock | None = None) -> None:
         self.path = path
+        self.node = node
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self._seq, self._head = self._chain_head()
+        self._control: sqlite3.Connection | None = None  # nodes, fleet commands, takeovers
         self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
         self._broken: StoreError | None = None
         self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
@@ -197,12 +238,15 @@ class SqliteStore:
             assert lock is not None, "the writer holds the store's lock"
             self.writer = self._connect_writer()
             try:
-                self.journal = Journal(journal_path(path), fsync=durability == "full")
+                self.journal = Journal(journal_path(path, node), fsync=durability == "full")
                 self._replay()
+                self._register()
             except BaseException:
                 if self.journal is not None:
                     self.journal.close()
                 self.writer.close()
+                if self._control is not None:
+                    self._control.close()
                 raise
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -335,19 +379,36 @@ class SqliteStore:
             self.journal.clear()
 
     def _write_or_error(self, records: list[tuple[JournalRecord, dict[str, Any]]],
-                        rejected: Iterable[Rejected] = ()) -> StoreError | None:
-        """Insert ``records`` in one transaction. Touches only the connection, so it may run
-        in a worker thread (SQLite serialises use of the connection)."""
+                        rejected: Iterable[Rejected] = (), *, node: str | None = None,
+                        conn: sqlite3.Connection | None = None) -> StoreError | None:
+        """Insert ``records`` (of ``node``'s chain: by default this node's) in one
+        transaction. Touches only the connection, so it may run in a worker thread (SQLite
+        serialises use of the connection). Other nodes' processes write the same file: the
+        transaction takes SQLite's write lock first (BEGIN IMMEDIATE), waiting for theirs
+        within the busy timeout, and a busy database is tried again."""
         if self._file is not None and _identity(self.path) != self._file:
             return StoreError(f"the store {self.path} was removed or replaced while the engine"
                               " ran: nothing is written until it is back")
         if self._lock is not None and not self._lock.still_ours():
             return StoreError(f"the store's lock file {self._lock.path} was removed while the"
                               " engine ran: nothing is written until it holds the lock again")
-        conn = self.writer
-        merged = _merge(records)
+        conn = self.writer if conn is None else conn
+        node = self.node if node is None else node
+        merged = _merge(records, node)
+        for attempt in range(_BUSY_ATTEMPTS):
+            failed = self._write_once(conn, node, records, merged, rejected)
+            if failed is None or not _busy(failed) or attempt == _BUSY_ATTEMPTS - 1:
+                break
+            time.sleep(0.05 * (attempt + 1))
+        if failed is None:
+            return None
+        return StoreError(f"cannot write to the store {self.path}: {failed}")
+
+    def _write_once(self, conn: sqlite3.Connection, node: str,
+                    records: list[tuple[JournalRecord, dict[str, Any]]], merged: _Merged,
+                    rejected: Iterable[Rejected]) -> sqlite3.Error | None:
         try:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")
             conn.executemany(_SESSION_INSERT, merged.sessions.values())
             conn.executemany(_SESSION_CLOSE, merged.session_updates)
             conn.executemany(_STATEMENT_INSERT, merged.statements.values())
@@ -357,7 +418,7 @@ class SqliteStore:
             conn.executemany(_OUTPUT_INSERT, merged.output)
             lockouts.write(conn, records)
             conn.executemany(_AUDIT, [
-                (r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
+                (node, r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
                 for r, _ in records
             ])
             found_at = O.utc(time.time())
@@ -366,7 +427,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            return StoreError(f"cannot write to the store {self.path}: {exc}")
+            return exc
         return None
 
     # --- files out of place ----------------------------------------------------------------
@@ -439,7 +500,8 @@ class SqliteStore:
     # --- replay ---------------------------------------------------------------------------
 
     def _replay(self) -> None:
-        """Records committed to the journal but not yet in the database (after a crash).
+        """Records committed to this node's journal but not yet in the database (after a
+        crash).
 
         A record that is already in the database (a crash between a checkpoint's COMMIT and
         the journal's truncation) is skipped once its hash says it is the same record. What
@@ -447,41 +509,9 @@ class SqliteStore:
         match, or that takes a place in the chain another record holds, and bytes that are not
         records — is kept in the ``rejected`` table and logged; ``verify`` fails naming it."""
         assert self.journal is not None
-        stored_seq = self._seq
-        replayed: dict[int, str] = {}
-        rejected: list[Rejected] = []
-        for source, found in self.journal.scan():
-            if isinstance(found, Leftover):
-                rejected.append(Rejected.leftover(found))
-                continue
-            record = found
-            reason = None
-            if record.seq <= self._seq:
-                held = (self.audit_hash(record.seq) if record.seq <= stored_seq
-                        else replayed.get(record.seq))
-                if held == record.hash:
-                    continue  # checkpointed before the crash, journal not yet emptied
-                reason = f"audit record {record.seq} is another record"
-            elif record.seq != self._seq + 1 or record.prev != self._head:
-                reason = f"does not continue the audit chain (its head is record {self._seq})"
-            elif link(record.prev, record.seq, record.kind, record.session_id, record.ref,
-                      record.body.encode()) != record.hash:
-                reason = "does not match its hash (edited)"
-            if reason is not None:
-                rejected.append(Rejected.record(source, record, reason))
-                continue
-            try:
-                fields = json.loads(record.body)
-            except ValueError:
-                rejected.append(Rejected.record(source, record, "its body is not JSON"))
-                continue
-            self._pending.append((record, fields))
-            replayed[record.seq] = record.hash
-            self._seq, self._head = record.seq, record.hash
-        for r in rejected:
-            log.error("journal %s: %s%s: kept in the store's rejected table", r.source,
-                      f"record {r.seq} ({r.kind}, session {r.session_id}) " if r.seq else "",
-                      r.reason)
+        pending, rejected, self._seq, self._head = self._scan_chain(
+            self.journal.path, self.node, self._seq, self._head)
+        self._pending.extend(pending)
         if rejected:
             records, self._pending = self._pending, []
             self._finish(records, self._write_or_error(records, rejected), whole_journal=True)
@@ -495,13 +525,224 @@ class SqliteStore:
             for path in self.journal.rotated():
                 path.unlink(missing_ok=True)
 
+    def _scan_chain(self, path: Path, node: str, seq: int, head: str,
+                    ) -> tuple[list[tuple[JournalRecord, dict[str, Any]]], list[Rejected], int,
+                               str]:
+        """What the journal ``path`` of ``node``'s chain (whose head in the database is
+        ``seq``, ``head``) holds that the database lacks, and what cannot be applied; with
+        the chain's head after them."""
+        stored_seq = seq
+        replayed: dict[int, str] = {}
+        rejected: list[Rejected] = []
+        pending: list[tuple[JournalRecord, dict[str, Any]]] = []
+        for source, found in scan(path):
+            if isinstance(found, Leftover):
+                rejected.append(Rejected.leftover(found))
+                continue
+            record = found
+            reason = None
+            if record.seq <= seq:
+                held = (self.audit_hash(record.seq, node) if record.seq <= stored_seq
+                        else replayed.get(record.seq))
+                if held == record.hash:
+                    continue  # checkpointed before the crash, journal not yet emptied
+                reason = f"audit record {record.seq} is another record"
+            elif record.seq != seq + 1 or record.prev != head:
+                reason = f"does not continue the audit chain (its head is record {seq})"
+            elif link(record.prev, record.seq, record.kind, record.session_id, record.ref,
+                      record.body.encode()) != record.hash:
+                reason = "does not match its hash (edited)"
+            if reason is not None:
+                rejected.append(Rejected.record(source, record, reason))
+                continue
+            try:
+                fields = json.loads(record.body)
+            except ValueError:
+                rejected.append(Rejected.record(source, record, "its body is not JSON"))
+                continue
+            pending.append((record, fields))
+            replayed[record.seq] = record.hash
+            seq, head = record.seq, record.hash
+        for r in rejected:
+            log.error("journal %s: %s%s: kept in the store's rejected table", r.source,
+                      f"record {r.seq} ({r.kind}, session {r.session_id}) " if r.seq else "",
+                      r.reason)
+        return pending, rejected, seq, head
+
+    def _replay_other(self, node: str) -> int:
+        """Replay the journal another node left beside the store (it crashed), holding that
+        node's lock meanwhile; returns the records moved. The node's files are emptied once
+        its records are in the database. Raises StoreLocked when the node is running."""
+        lock = StoreLock.acquire(self.path, node)
+        try:
+            path = journal_path(self.path, node)
+            seq, head = self._chain_head(node)
+            pending, rejected, _, _ = self._scan_chain(path, node, seq, head)
+            if pending or rejected:
+                failed = self._write_or_error(pending, rejected, node=node,
+                                              conn=self._control_conn())
+                if failed is not None:
+                    raise failed
+                log.warning("replayed %d records node %s left in its journal%s", len(pending),
+                            node,
+                            f", kept {len(rejected)} aside" if rejected else "")
+            for file in [*rotated_files(path), path]:
+                file.unlink(missing_ok=True)
+            return len(pending)
+        finally:
+            lock.release()
+
     def interrupted_sessions(self) -> list[str]:
-        rows = self.conn.execute("SELECT id FROM sessions WHERE status = 'open'").fetchall()
+        """This node's sessions left open: never another node's (ARCHITECTURE.md invariant
+        3); a lost node's are ended by ``end_lost_node``."""
+        rows = self.conn.execute(
+            "SELECT id FROM sessions WHERE status = 'open' AND node = ?", (self.node,)
+        ).fetchall()
         return [r[0] for r in rows]
 
-    def _chain_head(self) -> tuple[int, str]:
-        row = self.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS)
+    def _chain_head(self, node: str | None = None) -> tuple[int, str]:
+        node = self.node if node is None else node
+        row = self.conn.execute(
+            "SELECT seq, hash FROM audit WHERE node = ? ORDER BY seq DESC LIMIT 1",
+            (node,)).fetchone()
+        return (row[0], row[1]) if row else (0, genesis(node))
+
+    # --- nodes and the fleet ----------------------------------------------------------------
+
+    def _control_conn(self) -> sqlite3.Connection:
+        """The connection for node bookkeeping, fleet commands and other nodes' replays: never
+        the checkpoint's (which may be in a worker thread) nor the reading one."""
+        if self._control is None:
+            self._control = sqlite3.connect(f"file:{self.path}", uri=True,
+                                            isolation_level=None, check_same_thread=False,
+                                            timeout=10)
+            self._control.execute("PRAGMA busy_timeout = 10000")
+        return self._control
+
+    def _register(self) -> None:
+        """At open: this node in the ``nodes`` table (started now, not lost, not stopped)."""
+        now = O.utc(time.time())
+        conn = self._control_conn()
+        conn.execute(
+            "INSERT INTO nodes (name, host, pid, started_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET host = excluded.host,"
+            " pid = excluded.pid, started_at = excluded.started_at,"
+            " heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, lost_at = NULL,"
+            " lost_by = NULL",
+            (self.node, socket.gethostname(), os.getpid(), now, now))
+
+    def _stopped(self) -> None:
+        try:
+            self._control_conn().execute(
+                "UPDATE nodes SET stopped_at = ? WHERE name = ? AND pid = ?",
+                (O.utc(time.time()), self.node, os.getpid()))
+        except sqlite3.Error as exc:
+            log.warning("cannot mark node %s stopped in the store: %s", self.node, exc)
+
+    def register_node(self, info: dict[str, Any] | None = None) -> None:
+        """Say what this node serves (listeners, control socket: JSON-able), for ``nodes``."""
+        self._control_conn().execute(
+            "UPDATE nodes SET info = ? WHERE name = ?",
+            (None if info is None else json.dumps(info, sort_keys=True), self.node))
+
+    def heartbeat(self) -> None:
+        """This node is alive now. May wait for another node's write (the busy timeout): call
+        it off the event loop."""
+        self._control_conn().execute("UPDATE nodes SET heartbeat_at = ? WHERE name = ?",
+                                     (O.utc(time.time()), self.node))
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node that ever wrote the store, by name: name, host, pid, started_at,
+        heartbeat_at, stopped_at (a clean stop), lost_at and lost_by (another node ended its
+        sessions), info (JSON, as ``register_node`` gave it)."""
+        return list(self.db.query("SELECT * FROM nodes ORDER BY name"))
+
+    def lost_nodes(self, after_s: float) -> list[str]:
+        """Nodes that did not stop cleanly and whose last heartbeat is older than ``after_s``
+        seconds, and whose sessions no node has ended yet (or whose claim is as old)."""
+        cutoff = O.utc(time.time() - after_s)
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM nodes WHERE name <> ? AND stopped_at IS NULL"
+            " AND heartbeat_at < ? AND (lost_at IS NULL OR (lost_at < ? AND EXISTS (SELECT 1"
+            " FROM sessions s WHERE s.node = nodes.name AND s.status = 'open')))"
+            " ORDER BY name", (self.node, cutoff, cutoff))]
+
+    def end_lost_node(self, node: str, after_s: float) -> list[R.Record] | None:
+        """Take over a lost node (see ``lost_nodes``): claim it, so that one node alone does
+        this; replay the journal it left beside the store, holding its lock (when its lock is
+        held, its process lives: it is not lost, and None is returned); then the records
+        that end its open sessions (``node lost``) and expire its pending approvals, for the
+        caller to commit through its recorder: they go in this node's chain. None when the
+        node is not lost or another node claimed it. Blocking: call it off the event loop."""
+        now_t = time.time()
+        now, cutoff = O.utc(now_t), O.utc(now_t - after_s)
+        conn = self._control_conn()
+        claimed = conn.execute(
+            "UPDATE nodes SET lost_at = ?, lost_by = ? WHERE name = ?"
+            " AND name <> ? AND stopped_at IS NULL AND heartbeat_at < ?"
+            " AND (lost_at IS NULL OR lost_at < ?)", (now, self.node, node, self.node, cutoff,
+                                                      cutoff))
+        if claimed.rowcount != 1:
+            return None
+        try:
+            self._replay_other(node)
+        except StoreLocked:
+            conn.execute("UPDATE nodes SET lost_at = NULL, lost_by = NULL WHERE name = ?",
+                         (node,))
+            log.warning("node %s has not sent a heartbeat for %.0f s but its process holds"
+                        " its lock: not ending its sessions", node, after_s)
+            return None
+        except (OSError, StoreError) as exc:
+            log.error("cannot replay the journal of lost node %s (%s): ending its sessions"
+                      " as the store has them", node, exc)
+        return self._lost_records(node, now)
+
+    def _lost_records(self, node: str, now: str) -> list[R.Record]:
+        sessions = [r[0] for r in self.conn.execute(
+            "SELECT id FROM sessions WHERE node = ? AND status = 'open' ORDER BY started_at",
+            (node,))]
+        approvals = [r[0] for r in self.conn.execute(
+            "SELECT id FROM approvals WHERE node = ? AND status = 'pending'"
+            " ORDER BY created_at", (node,))]
+        records: list[R.Record] = [
+            R.ApprovalUpdate(rid, status="expired", approvals=None, decided_at=now,
+                             decided_by=None, decision_reason=NODE_LOST) for rid in approvals]
+        records += [R.SessionClose(sid, ended_at=now, status="interrupted",
+                                   end_reason=NODE_LOST) for sid in sessions]
+        return records
+
+    def notify(self, node: str, command: dict[str, Any]) -> int:
+        """Ask ``node`` to do ``command`` (JSON-able: approve, deny, kill…); returns its id.
+        The node's ``listen`` yields it within 50 ms."""
+        cur = self._control_conn().execute(
+            "INSERT INTO fleet_commands (node, command, created_at) VALUES (?, ?, ?)",
+            (node, json.dumps(command, sort_keys=True), O.utc(time.time())))
+        return int(cur.lastrowid or 0)
+
+    async def listen(self, node: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The commands sent to ``node`` (by default this one), each once, oldest first, as
+        ``notify`` gave them with their ``id``: polled every 50 ms (a read in WAL never
+        waits; taking one is a short write, off the event loop)."""
+        node = self.node if node is None else node
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                 check_same_thread=False, timeout=10)
+        try:
+            while True:
+                rows = reader.execute(
+                    "SELECT id, command FROM fleet_commands WHERE node = ? AND taken_at IS NULL"
+                    " ORDER BY id", (node,)).fetchall()
+                for cid, text in rows:
+                    if await asyncio.to_thread(self._take, int(cid)):
+                        yield {**json.loads(text), "id": int(cid)}
+                await asyncio.sleep(POLL_S)
+        finally:
+            reader.close()
+
+    def _take(self, cid: int) -> bool:
+        cur = self._control_conn().execute(
+            "UPDATE fleet_commands SET taken_at = ? WHERE id = ? AND taken_at IS NULL",
+            (O.utc(time.time()), cid))
+        return cur.rowcount == 1
 
     # --- reading --------------------------------------------------------------------------
 
@@ -557,27 +798,78 @@ class SqliteStore:
 
     # --- reading the audit chain (exports are cut at a chain head) -------------------------
 
-    def audit_head(self) -> tuple[int, str]:
-        """The newest audit record in the database, as (seq, hash); (0, GENESIS) when empty."""
-        return self._chain_head()
+    def audit_head(self, node: str | None = None) -> tuple[int, str]:
+        """The newest audit record of ``node``'s chain (by default this handle's node) in the
+        database, as (seq, hash); (0, its genesis) when empty."""
+        return self._chain_head(node)
 
-    def audit_hash(self, seq: int) -> str | None:
-        row = self.conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+    def audit_heads(self) -> dict[str, tuple[int, str]]:
+        """Every chain's newest record in the database, by node."""
+        rows = self.conn.execute(
+            "SELECT a.node, a.seq, a.hash FROM audit a JOIN (SELECT node, max(seq) AS seq"
+            " FROM audit GROUP BY node) h ON a.node = h.node AND a.seq = h.seq ORDER BY 1")
+        return {str(n): (int(q), str(h)) for n, q, h in rows}
+
+    def audit_hash(self, seq: int, node: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT hash FROM audit WHERE node = ? AND seq = ?",
+                                (self.node if node is None else node, seq)).fetchone()
+        return None if row is None else str(row[0])
+
+    def session_node(self, session_id: str) -> str | None:
+        """The node that opened ``session_id`` (None: no such session in the database)."""
+        row = self.conn.execute("SELECT node FROM sessions WHERE id = ?",
+                                (session_id,)).fetchone()
         return None if row is None else str(row[0])
 
     def session_audit(self, session_id: str, after: int, upto: int,
-                      limit: int = 1000) -> list[tuple[int, str, str, int, str, str, str]]:
-        """A session's audit records with ``after < seq <= upto``, in order: its own and its
-        approval requests' (whose records are keyed by the request id), as
-        (seq, kind, key, ref, body, prev, hash)."""
+                      limit: int = 1000, node: str | None = None,
+                      ) -> list[tuple[int, str, str, int, str, str, str]]:
+        """A session's audit records in the chain of ``node`` (by default this handle's) with
+        ``after < seq <= upto``, in order: its own and its approval requests' (whose records
+        are keyed by the request id), as (seq, kind, key, ref, body, prev, hash). A session's
+        records are in the chain of the node that held it (``session_node``), but for the
+        close another node wrote when that one was lost."""
         return self.conn.execute(
             "SELECT seq, kind, session_id, ref, body, prev, hash FROM audit"
-            " WHERE seq > ? AND seq <= ? AND (session_id = ? OR (kind IN ('approval.request',"
-            " 'approval.update') AND session_id IN"
+            " WHERE node = ? AND seq > ? AND seq <= ? AND (session_id = ? OR (kind IN"
+            " ('approval.request', 'approval.update') AND session_id IN"
             " (SELECT id FROM approvals WHERE session_id = ?)))"
             " ORDER BY seq LIMIT ?",
-            (after, upto, session_id, session_id, limit),
+            (self.node if node is None else node, after, upto, session_id, session_id, limit),
         ).fetchall()
+
+    # --- what verify reads ---------------------------------------------------------------
+
+    def journal_snapshots(self) -> dict[str, JournalSnapshot]:
+        """Every node's journal beside the store, as read now (verify reads them before the
+        database: a record leaves a journal only once it is in the database)."""
+        return {node: read_snapshot(path) for node, path in journals(self.path).items()}
+
+    def begin_read(self) -> bool:
+        """One snapshot for the reads that follow, until ``end_read``; False when a
+        transaction was open already (then the caller must not end it)."""
+        if self.conn.in_transaction:
+            return False
+        self.conn.execute("BEGIN")
+        return True
+
+    def end_read(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def audit_records(self) -> Iterator[tuple[str, int, str, str, int, str, str, str]]:
+        """Every audit record, chain by chain (by node), each in order: (node, seq, kind,
+        session, ref, body, prev, hash)."""
+        yield from self.conn.execute(
+            "SELECT node, seq, kind, session_id, ref, body, prev, hash FROM audit"
+            " ORDER BY node, seq")
+
+    def has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                                 " name = ?", (name,)).fetchone() is not None
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Rows as dicts (column -> value) of ``sql`` with ``?`` placeholders."""
+        yield from self.db.query(sql, list(args))
 
     def approvals(self, status: str | None = None, limit: int = 100,
                   before: str | None = None) -> list[dict[str, Any]]:
@@ -594,19 +886,24 @@ class SqliteStore:
             f"SELECT * FROM approvals {where} ORDER BY created_at DESC LIMIT ?", [*args, limit]))
 
     def pending_approvals(self) -> list[str]:
+        """This node's approval requests left pending: never another node's."""
         return [r[0] for r in self.conn.execute(
-            "SELECT id FROM approvals WHERE status = 'pending'").fetchall()]
+            "SELECT id FROM approvals WHERE status = 'pending' AND node = ?", (self.node,)
+        ).fetchall()]
 
     def close(self) -> None:
         try:
             if self.journal is not None:
                 try:
                     self.checkpoint()
+                    self._stopped()
                 finally:
                     self.journal.close()
         finally:
             if self.writer is not self.conn:
                 self.writer.close()
+            if self._control is not None:
+                self._control.close()
             self.conn.close()
             if self._lock is not None:
                 self._lock.release()  # last: nothing of this engine touches the store after
@@ -629,19 +926,36 @@ def _sync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def journal_path(path: Path) -> Path:
-    return path.with_name(path.name + ".journal")
+def journal_path(path: Path, node: str | None = None) -> Path:
+    """The journal of ``node`` (by default this host's node) beside the store ``path``."""
+    return node_journal(path, default_node() if node is None else node)
 
 
-def open_store(path: Path, *, durability: str = "normal", readonly: bool = False) -> SqliteStore:
-    """Open the store at ``path``: read-only (the CLI, the TUI), or as its one writer (the
-    engine), which first takes the store's lock — before anything touches it: migrations,
-    journal replay — and creates, migrates and replays it. Raises ``StoreError``;
-    ``StoreLocked`` when another engine holds the store, ``ExposedStore`` when others can
-    read it."""
+def open_store(location: Path | str, *, node: str | None = None, durability: str = "normal",
+               readonly: bool = False) -> SqliteStore:
+    """Open the store at ``location`` as node ``node`` (by default this host's name): a path
+    is a SQLite store (``open_sqlite``); ``postgresql://USER@HOST:PORT/DB`` a PostgreSQL
+    store (``store.postgres``). Raises ``StoreError``."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from store.postgres import open_postgres
+
+        return open_postgres(location, node=node, durability=durability,
+                             readonly=readonly)
+    return open_sqlite(Path(location), node=node, durability=durability, readonly=readonly)
+
+
+def open_sqlite(path: Path, *, node: str | None = None, durability: str = "normal",
+                readonly: bool = False) -> SqliteStore:
+    """Open the SQLite store at ``path``: read-only (the CLI, the TUI), or as the writer of
+    node ``node`` (by default this host's name), which first takes that node's lock — before
+    anything touches the store: migrations, journal replay — and creates, migrates and replays
+    it. Other nodes may write the same store at the same time, each with its own lock and
+    journal. Raises ``StoreError``; ``StoreLocked`` when an engine runs as that node,
+    ``ExposedStore`` when others can read the store."""
+    node = check_node(default_node() if node is None else node)
     if readonly:
-        return _open_reader(path)
-    lock = _lock(path)
+        return _open_reader(path, node)
+    lock = _lock(path, node)
     try:
         return _open_writer(path, durability, lock)
     except BaseException:
@@ -649,7 +963,7 @@ def open_store(path: Path, *, durability: str = "normal", readonly: bool = False
         raise
 
 
-def _open_reader(path: Path) -> SqliteStore:
+def _open_reader(path: Path, node: str) -> SqliteStore:
     if not path.exists():
         raise StoreError(f"no store at {path}: has the engine run with this policies file?")
     try:
@@ -663,7 +977,10 @@ def _open_reader(path: Path) -> SqliteStore:
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the store {path} has schema {version}, newer than this Gatewatch reads")
-        return SqliteStore(path, conn, writer=False)
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"the store {path} has schema {version}, older than this Gatewatch"
+                             " reads: start the engine once to bring it up to date")
+        return SqliteStore(path, conn, writer=False, node=node)
     except sqlite3.Error as exc:
         conn.close()
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
@@ -672,13 +989,13 @@ def _open_reader(path: Path) -> SqliteStore:
         raise
 
 
-def _lock(path: Path) -> StoreLock:
-    """The writer's lock, in a private directory (created 0700 when absent), on files that
+def _lock(path: Path, node: str) -> StoreLock:
+    """The node's lock, in a private directory (created 0700 when absent), on files that
     are private (ARCHITECTURE.md invariant 12)."""
     try:
         private_directory(path.parent)
         check_private(path)
-        return StoreLock.acquire(path)
+        return StoreLock.acquire(path, node)
     except OSError as exc:
         raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from exc
 
@@ -700,7 +1017,8 @@ def _open_writer(path: Path, durability: str, lock: StoreLock) -> SqliteStore:
         conn.execute("BEGIN IMMEDIATE")  # a file the engine cannot write fails here, not later
         conn.execute("ROLLBACK")
         _migrate(conn)
-        return SqliteStore(path, conn, writer=True, durability=durability, lock=lock)
+        return SqliteStore(path, conn, writer=True, node=lock.node, durability=durability,
+                           lock=lock)
     except sqlite3.Error as exc:
         conn.close()
         raise StoreError(f"cannot open the store {path} for writing: {exc}") from exc
@@ -720,15 +1038,22 @@ def _version(conn: sqlite3.Connection) -> int:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    version = _version(conn)
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"store schema {version} is newer than this Gatewatch ({SCHEMA_VERSION})")
-    for target in range(version, SCHEMA_VERSION):
+    """Bring the schema up to date, one version per transaction; the version is read inside
+    each (BEGIN IMMEDIATE), so that nodes starting together migrate it once."""
+    while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            target = _version(conn)
+            if target > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store schema {target} is newer than this Gatewatch ({SCHEMA_VERSION})")
+            if target == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
             for statement in MIGRATIONS[target].split(";"):
                 if statement.strip():
-                    conn.execute(statement)
+                    conn.execute(statement, {"node": default_node()} if ":node" in statement
+                                 else ())
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

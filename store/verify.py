@@ -28,9 +28,10 @@ from typing import Any
 
 from store import ops as O
 from store.chain import GENESIS, link
-from store.journal import JournalSnapshot, read_snapshot
+from store.journal import JournalSnapshot
 from store.lockouts import compare as compare_lockouts
-from store.sqlite import SqliteStore, journal_path
+from store.nodes import default_node, genesis
+from store.sqlite import SqliteStore
 
 
 @dataclass
@@ -40,6 +41,7 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # true and worth saying, not failures
     pending: int = 0  # records committed to the journal, not yet in the tables
+    chains: dict[str, int] = field(default_factory=dict)  # audit records per node's chain
 
     @property
     def ok(self) -> bool:
@@ -51,95 +53,154 @@ PROGRESS_EVERY = 10_000  # audit records between calls of ``progress``
 
 def verify(store: SqliteStore, session_id: str | None = None,
            progress: Callable[[int], None] | None = None) -> VerifyResult:
-    """Walk the whole chain (links are global), compare tables for one session or all, then
-    the journal and the rejected records (global too). ``progress(n)`` is called as each
-    ``n`` more audit records have been checked."""
-    journal = read_snapshot(journal_path(store.path))  # before the database: see _check_journal
+    """Walk every node's whole chain (links are per node), compare tables for one session or
+    all, then the journals beside the store and the rejected records. ``progress(n)`` is
+    called as each ``n`` more audit records have been checked."""
+    journals = store.journal_snapshots()  # before the database: see _check_journal
     result = VerifyResult()
-    began = not store.conn.in_transaction
-    if began:
-        store.conn.execute("BEGIN")
+    began = store.begin_read()
     try:
-        head_seq, head = _walk_chain(store, session_id, progress, result)
-        if result.ok:
-            _check_journal(store, journal, head_seq, head, result)
+        heads = _walk_chains(store, session_id, progress, result)
+        for node, journal in journals.items():
+            if result.ok:
+                head_seq, head = heads.get(node, (0, genesis(node)))
+                _check_journal(store, node, journal, head_seq, head, result)
         _check_rejected(store, result)
     finally:
         if began:
-            store.conn.execute("COMMIT")
+            store.end_read()
     return result
 
 
-def _walk_chain(store: SqliteStore, session_id: str | None,
-                progress: Callable[[int], None] | None, result: VerifyResult) -> tuple[int, str]:
-    """The chain's records in order, then the tables against them; returns the head."""
-    sessions: dict[str, dict[str, Any]] = {}
-    statements: dict[tuple[str, int], dict[str, Any]] = {}
-    approvals: dict[str, dict[str, Any]] = {}
-    output: dict[tuple[str, int], dict[str, Any]] = {}
-    lockouts: dict[str, dict[str, Any]] = {}
-    expected_seq = 0
-    head = GENESIS
-    cur = store.conn.execute(
-        "SELECT seq, kind, session_id, ref, body, prev, hash FROM audit ORDER BY seq"
-    )
-    for seq, kind, sid, ref, body, prev, stored_hash in cur:
+class _Folded:
+    """What the chains say the tables hold, folded as the checkpoints apply them: a
+    session's (or request's) own node's records in its chain's order; another node's close
+    (or expiry) only while the session is still open (the request still pending)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.session_node: dict[str, str] = {}
+        self.closes: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.statements: dict[tuple[str, int], dict[str, Any]] = {}
+        self.approvals: dict[str, dict[str, Any]] = {}
+        self.approval_node: dict[str, str] = {}
+        self.decisions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.output: dict[tuple[str, int], dict[str, Any]] = {}
+        self.lockouts: dict[str, dict[str, Any]] = {}
+
+    def add(self, node: str, kind: str, sid: str, ref: int, fields: dict[str, Any]) -> bool:
+        if kind == O.SESSION_OPEN:
+            self.sessions.setdefault(sid, {}).update(fields)
+            self.session_node[sid] = node
+        elif kind == O.SESSION_CLOSE:
+            self.closes.setdefault(sid, []).append((node, fields))
+        elif kind in (O.STATEMENT_START, O.STATEMENT_END):
+            self.statements.setdefault((sid, ref), {}).update(fields)
+        elif kind == O.APPROVAL_REQUEST:
+            self.approvals.setdefault(sid, {}).update(fields)
+            self.approval_node[sid] = node
+        elif kind == O.APPROVAL_UPDATE:
+            self.decisions.setdefault(sid, []).append((node, fields))
+        elif kind == O.SSH_OUTPUT:
+            self.output[(sid, ref)] = fields
+        elif kind in (O.LOCKOUT_SET, O.LOCKOUT_LIFT):
+            self.lockouts.setdefault(sid, {}).update(fields)
+        elif kind not in O.CHAIN_ONLY:  # chain-only: the chain's hash is the whole check
+            return False
+        return True
+
+    def finish(self) -> None:
+        for sid, closes in self.closes.items():
+            row = self.sessions.setdefault(sid, {})
+            owner = self.session_node.get(sid)
+            own = [f for n, f in closes if n == owner]
+            for fields in own or sorted((f for _, f in closes),
+                                        key=lambda f: str(f.get("ended_at")))[:1]:
+                row.update(fields)
+        for aid, decisions in self.decisions.items():
+            row = self.approvals.setdefault(aid, {})
+            owner = self.approval_node.get(aid)
+            for node, fields in sorted(decisions, key=lambda d: d[0] != owner):  # own first
+                if row.get("status") == "pending" or (
+                        node == owner and fields.get("status") != "pending"):
+                    row.update(fields)
+
+
+def _walk_chains(store: SqliteStore, session_id: str | None,
+                 progress: Callable[[int], None] | None,
+                 result: VerifyResult) -> dict[str, tuple[int, str]]:
+    """Each node's chain in order, then the tables against them; returns each chain's head."""
+    folded = _Folded()
+    heads: dict[str, tuple[int, str]] = {}
+    node: str | None = None
+    expected_seq, head = 0, GENESIS
+    broken: set[str] = set()
+    for node_, seq, kind, sid, ref, body, prev, stored_hash in store.audit_records():
+        if node_ != node:
+            node, expected_seq, head = node_, 0, genesis(node_)
+            result.chains[node] = 0
+        if node in broken:
+            continue
         expected_seq += 1
         result.records += 1
+        result.chains[node] += 1
         if progress is not None and result.records % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
-        where = f"audit record {seq} ({kind}, session {sid})"
+        where = f"audit record {seq}{_of(node)} ({kind}, session {sid})"
         if seq != expected_seq:
-            result.problems.append(f"audit record {expected_seq} is missing (next is {seq})")
-            return seq, head
+            result.problems.append(
+                f"audit record {expected_seq}{_of(node)} is missing (next is {seq})")
+            broken.add(node)
+            continue
         if prev != head:
             result.problems.append(f"{where}: does not link to the record before it")
-            return seq, head
+            broken.add(node)
+            continue
         head = link(prev, seq, kind, sid, ref, body.encode())
         if head != stored_hash:
             result.problems.append(f"{where}: content does not match its hash (edited)")
-            return seq, head
-        fields = json.loads(body)
-        if kind in (O.SESSION_OPEN, O.SESSION_CLOSE):
-            sessions.setdefault(sid, {}).update(fields)
-        elif kind in (O.STATEMENT_START, O.STATEMENT_END):
-            statements.setdefault((sid, ref), {}).update(fields)
-        elif kind in (O.APPROVAL_REQUEST, O.APPROVAL_UPDATE):
-            approvals.setdefault(sid, {}).update(fields)
-        elif kind == O.SSH_OUTPUT:
-            output[(sid, ref)] = fields
-        elif kind in (O.LOCKOUT_SET, O.LOCKOUT_LIFT):
-            lockouts.setdefault(sid, {}).update(fields)
-        elif kind in O.CHAIN_ONLY:
-            pass  # no table says otherwise: the chain's hash is the whole check
-        else:
+            broken.add(node)
+            continue
+        heads[node] = (seq, head)
+        if not folded.add(node, kind, sid, ref, json.loads(body)):
             result.problems.append(f"{where}: unknown kind of record")
-            return seq, head
-    _compare_tables(store, sessions, statements, session_id, result)
-    _compare_approvals(store, approvals, session_id, result)
-    _compare_output(store, output, session_id, result)
+            broken.add(node)
+    if broken:
+        return heads
+    folded.finish()
+    _compare_tables(store, folded, session_id, result)
+    _compare_approvals(store, folded, session_id, result)
+    _compare_output(store, folded.output, session_id, result)
     if session_id is None:  # lock-outs belong to no one session
-        compare_lockouts(store, lockouts, result.problems)
+        compare_lockouts(store, folded.lockouts, result.problems)
+    sessions = folded.sessions
     result.sessions = len(sessions) if session_id is None else int(session_id in sessions)
-    return expected_seq, head
+    return heads
+
+
+def _of(node: str) -> str:
+    """Which chain a message is about: said for every node but this host's default one (the
+    only one of a store with a single engine)."""
+    return "" if node == default_node() else f" of node {node}"
 
 
 # --- the journal -----------------------------------------------------------------------------
 
 
-def _check_journal(store: SqliteStore, journal: JournalSnapshot, head_seq: int, head: str,
-                   result: VerifyResult) -> None:
+def _check_journal(store: SqliteStore, node: str, journal: JournalSnapshot, head_seq: int,
+                   head: str, result: VerifyResult) -> None:
     """The journal was read before the database's snapshot, and a record leaves the journal
     only after it is in the database: so every record committed is in the snapshot or in what
     was read of the journal, and a gap between them is a record lost."""
     problems: list[str] = []
     seen: dict[int, str] = {}
     expected, prev = head_seq + 1, head
+    pending = 0
     for file, record in journal.records:
         where = (f"journal record {record.seq} ({record.kind}, session {record.session_id})"
                  f" in {file.name}")
         if record.seq <= head_seq:
-            if store.audit_hash(record.seq) != record.hash or link(
+            if store.audit_hash(record.seq, node) != record.hash or link(
                     record.prev, record.seq, record.kind, record.session_id, record.ref,
                     record.body.encode()) != record.hash:
                 problems.append(f"{where}: differs from audit record {record.seq} in the store")
@@ -149,8 +210,8 @@ def _check_journal(store: SqliteStore, journal: JournalSnapshot, head_seq: int, 
                 problems.append(f"{where}: differs from the journal's other record {record.seq}")
             continue
         if record.seq != expected:
-            problems.append(f"audit records {expected} to {record.seq - 1} are missing: in"
-                            " neither the store nor its journal")
+            problems.append(f"audit records {expected} to {record.seq - 1}{_of(node)} are"
+                            " missing: in neither the store nor its journal")
             break
         if record.prev != prev:
             problems.append(f"{where}: does not link to the record before it")
@@ -161,7 +222,7 @@ def _check_journal(store: SqliteStore, journal: JournalSnapshot, head_seq: int, 
             break
         seen[record.seq] = record.hash
         expected, prev = record.seq + 1, record.hash
-        result.pending += 1
+        pending += 1
     for leftover in journal.leftovers:
         problems.append(f"the journal file {leftover.path.name}: {leftover.reason}"
                         f" ({len(leftover.data)} bytes from byte {leftover.offset})")
@@ -170,18 +231,17 @@ def _check_journal(store: SqliteStore, journal: JournalSnapshot, head_seq: int, 
                             " verify again to check the journal")
         return
     result.problems += problems
-    if result.pending:
+    result.pending += pending
+    if pending:
         result.notes.append(
-            f"{result.pending} records are committed to the journal and not yet in the"
-            " tables: a running engine moves them within moments, a stopped one at its next"
-            " start")
+            f"{pending} records are committed to the journal{_of(node)} and not yet in the"
+            " tables: a running engine"
+            " moves them within moments, a stopped one at its next start")
 
 
 def _check_rejected(store: SqliteStore, result: VerifyResult) -> None:
     """What journal replay kept aside (schema 7 on; an older store has nothing there)."""
-    has_table = store.conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rejected'").fetchone()
-    if not has_table:
+    if not store.has_table("rejected"):
         return
     rows = store.conn.execute(
         "SELECT id, found_at, source, seq, kind, session_id, torn, reason, length(data)"
@@ -198,21 +258,20 @@ def _check_rejected(store: SqliteStore, result: VerifyResult) -> None:
                                    f" {kept}")
 
 
-def _compare_tables(
-    store: SqliteStore,
-    sessions: dict[str, dict[str, Any]],
-    statements: dict[tuple[str, int], dict[str, Any]],
-    session_id: str | None,
-    result: VerifyResult,
-) -> None:
+def _compare_tables(store: SqliteStore, folded: _Folded, session_id: str | None,
+                    result: VerifyResult) -> None:
+    sessions, statements = folded.sessions, folded.statements
     where_sql, args = ("WHERE id = ?", [session_id]) if session_id else ("", [])
     seen: set[str] = set()
-    for row in store.db.query(f"SELECT * FROM sessions {where_sql}", args):
+    for row in store.query(f"SELECT * FROM sessions {where_sql}", args):
         sid = row["id"]
         seen.add(sid)
         expected = sessions.get(sid)
-        if expected is None:
+        if expected is None or sid not in folded.session_node:
             result.problems.append(f"session {sid}: in the sessions table but not in the audit")
+            continue
+        if row.get("node", "") != folded.session_node[sid]:
+            result.problems.append(f"session {sid}: its node differs from the audit's chain")
             continue
         for name, value in expected.items():
             if row.get(name) != value:
@@ -223,7 +282,7 @@ def _compare_tables(
             result.problems.append(f"session {sid}: recorded in the audit but missing")
     where_sql = "WHERE session_id = ?" if session_id else ""
     seen_statements: set[tuple[str, int]] = set()
-    for row in store.db.query(f"SELECT * FROM statements {where_sql}", args):
+    for row in store.query(f"SELECT * FROM statements {where_sql}", args):
         key: tuple[str, int] = (row["session_id"], row["seq"])
         seen_statements.add(key)
         expected = statements.get(key)
@@ -243,19 +302,20 @@ def _compare_tables(
             result.problems.append(f"statement {sid_seq[1]} of session {sid_seq[0]}: missing")
 
 
-def _compare_approvals(
-    store: SqliteStore,
-    approvals: dict[str, dict[str, Any]],
-    session_id: str | None,
-    result: VerifyResult,
-) -> None:
+def _compare_approvals(store: SqliteStore, folded: _Folded, session_id: str | None,
+                       result: VerifyResult) -> None:
+    approvals = folded.approvals
     where_sql, args = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
     seen: set[str] = set()
-    for row in store.db.query(f"SELECT * FROM approvals {where_sql}", args):
+    for row in store.query(f"SELECT * FROM approvals {where_sql}", args):
         seen.add(row["id"])
         expected = approvals.get(row["id"])
-        if expected is None:
+        if expected is None or row["id"] not in folded.approval_node:
             result.problems.append(f"approval {row['id']}: not in the audit (inserted later)")
+            continue
+        if row.get("node", "") != folded.approval_node[row["id"]]:
+            result.problems.append(f"approval {row['id']}: its node differs from the audit's"
+                                   " chain")
             continue
         for name, value in expected.items():
             if row.get(name) != value:
