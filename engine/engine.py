@@ -1,13 +1,16 @@
-"""The engine: one asyncio process that owns the store, the listeners and the live sessions."""
+"""The engine: one asyncio process that owns the listeners and the live sessions, and writes the
+store as one node (of one machine's workers, or of a fleet)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
 import time
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -22,6 +25,7 @@ from engine.identity import CombinedIdentities, Identity
 from engine.lockout import SCOPES, Lockout, LockoutError, new_lockout_id, parse_duration
 from engine.masking.policy import masking_key
 from engine.metrics import Metrics, MetricsServer, StreamStats
+from engine.node import Placement
 from engine.notify import Webhook
 from engine.pg.cancel import CancelKeys
 from engine.pg.connection import PgConnection, PgContext, serve_client
@@ -29,6 +33,7 @@ from engine.pg.side import Side
 from engine.recorder import Recorder
 from engine.reload import PolicyReloader, ReloadResult
 from engine.session import Session, SessionContext
+from engine.siblings import CancelListener, forward_cancel
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.ssh.server import GatewayServer
 from engine.ssh.upstream import CLIENT_SIDE_CIPHERS
@@ -42,8 +47,11 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, placement: Placement | None = None) -> None:
         self.config = config
+        # A lone engine is one node of one worker; a worker gets its place from its supervisor.
+        self.placement = placement or Placement(config.node_name())
+        self._cancel_listener: CancelListener | None = None
         self.store: SqliteStore | None = None
         self.recorder: Recorder | None = None
         self.sessions: SessionContext | None = None  # what every session shares
@@ -61,7 +69,8 @@ class Engine:
         self.broker: Broker | None = None
         self.webhook: Webhook | None = None
         # engine.metrics: counters fed by the recorder, served beside the listeners.
-        self.metrics = Metrics() if config.engine.metrics is not None else None
+        self.metrics = (Metrics() if config.engine.metrics is not None and self.placement.metrics
+                        else None)
         self.metrics_server: MetricsServer | None = None
         self.audit_stream: AuditStream | None = None
         self.reloader: PolicyReloader | None = None
@@ -70,7 +79,7 @@ class Engine:
         # before the store has it (records reach SQLite a moment after the journal).
         self._decided: dict[str, dict[str, Any]] = {}
         self.control = ControlServer(
-            config.engine.control_socket,
+            self.placement.control_socket or config.engine.control_socket,
             {
                 "hello": self._hello,
                 "sessions": self._list_sessions,
@@ -81,6 +90,9 @@ class Engine:
                 "lockouts": self._lockouts,
                 "unlock": self._unlock,
                 "reload": self._reload,
+                # A sibling worker's lock-out, put in force (lifted) here too (engine/fanout.py).
+                "lockout.adopt": self._adopt_lockout,
+                "lockout.forget": self._forget_lockout,
             },
             authenticate=self._operator,
             may_operate=lambda who: self.broker is not None and self.broker.may_decide(who),
@@ -89,7 +101,7 @@ class Engine:
 
     async def start(self) -> None:
         settings = self.config.engine
-        self.store = open_store(settings.store, durability=settings.durability)
+        self.store = _open_store(self.config, self.placement.node)
         self.recorder = Recorder(self.store, settings.durability)
         self._observe(self.store, self.recorder)
         await self.identities.warm_up()  # a provider that is down shows in the log now
@@ -100,14 +112,16 @@ class Engine:
         if self.config.guardrails.webhook:
             self.webhook = Webhook(self.config.guardrails.webhook)
             self.broker.outside_listeners.append(self.webhook.approval_event)
-        key = masking_key(settings.masking_key_env)
+        # Workers hash with the key their supervisor chose once: equal values hash equally
+        # whichever worker a client reached.
+        key = self.placement.masking_key or masking_key(settings.masking_key_env)
         grace = self.config.oidc.session_grace if self.config.oidc is not None else 0.0
         self.sessions = SessionContext(
             settings=settings, identities=self.identities, recorder=self.recorder,
             guard=self.guard, broker=self.broker, events=self.events,
             masking_rules=self.config.masking, masking_key=key, token_grace=grace)
         self._load_lockouts()
-        self.pg = PgContext(self.sessions, CancelKeys())
+        self.pg = PgContext(self.sessions, self._cancel_keys())
         if self.metrics is not None:
             self.metrics.pg_bytes = self._pg_bytes
         self.reloader = PolicyReloader(self.config, self.guard, self.broker, self.sessions,
@@ -115,6 +129,10 @@ class Engine:
         loop = asyncio.get_running_loop()
         try:
             await self.control.start()
+            if self.placement.worker:
+                self._cancel_listener = CancelListener(
+                    self.placement.cancel_paths[self.placement.index], self.pg.cancel_keys)
+                await self._cancel_listener.start()
             for conn in self.config.connections:
                 if conn.kind == "ssh":
                     await self._listen_ssh(conn)
@@ -127,9 +145,13 @@ class Engine:
                 def factory(conn: Connection = conn) -> Side:
                     return Side(on_made=lambda side: self._accept(conn, side))
 
-                server = await loop.create_server(
-                    factory, conn.listen_host, conn.listen_port, reuse_address=True
-                )
+                sock = self.placement.sockets.get(conn.name)
+                if sock is not None:  # the supervisor's, shared with the other workers
+                    server = await loop.create_server(factory, sock=sock)
+                else:
+                    server = await loop.create_server(
+                        factory, conn.listen_host, conn.listen_port, reuse_address=True
+                    )
                 self._servers.append(server)
                 host, port = server.sockets[0].getsockname()[:2]
                 self.listeners[conn.name] = (host, port)
@@ -142,6 +164,17 @@ class Engine:
         except BaseException:
             await self.stop()
             raise
+
+    def _cancel_keys(self) -> CancelKeys:
+        """Keys for this worker's share of the key space; a sibling's key goes to it."""
+        place = self.placement
+
+        async def forward(slot: int, pid: int, secret: int) -> bool:
+            return await forward_cancel(place.cancel_paths[slot], pid, secret)
+
+        if not place.worker:
+            return CancelKeys()
+        return CancelKeys(place.index, place.count, forward)
 
     def _observe(self, store: SqliteStore, recorder: Recorder) -> None:
         """Metrics and the audit stream listen to what the recorder commits (from the first
@@ -180,16 +213,17 @@ class Engine:
 
     async def _listen_ssh(self, conn: Connection) -> None:
         assert self.sessions is not None and conn.ssh is not None
-        key = load_or_create_host_key(conn.ssh.host_key or self.config.engine.store.with_name(
-            f"ssh_host_{conn.name}_ed25519_key"))
+        key = load_or_create_host_key(host_key_path(self.config, conn))
         ctx, identities = self.sessions, self.identities
+        sock = self.placement.sockets.get(conn.name)
+        where: dict[str, Any] = ({"sock": sock} if sock is not None else {
+            "host": conn.listen_host, "port": conn.listen_port, "reuse_address": True})
         acceptor = await asyncssh.create_server(
-            lambda: GatewayServer(ctx, conn, identities), conn.listen_host, conn.listen_port,
+            lambda: GatewayServer(ctx, conn, identities),
             server_host_keys=[key], encoding=None, line_editor=False,
             agent_forwarding=False, x11_forwarding=False, allow_scp=False,
             login_timeout=self.config.engine.startup_timeout, server_version="Gatewatch",
-            encryption_algs=list(CLIENT_SIDE_CIPHERS),
-            reuse_address=True)
+            encryption_algs=list(CLIENT_SIDE_CIPHERS), **where)
         self._ssh_servers.append(acceptor)
         host, port = acceptor.sockets[0].getsockname()[:2]
         self.listeners[conn.name] = (host, port)
@@ -260,6 +294,7 @@ class Engine:
     async def _hello(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         return {
             "engine": "gatewatch",
+            "node": self.placement.node,
             "config": str(self.config.path),
             "store": str(self.config.engine.store),
             "uptime_s": round(time.time() - self.started, 3),
@@ -412,6 +447,28 @@ class Engine:
         return {**lifted.describe(time.time()), "lifted_by": peer.identity.name,
                 "lift_reason": reason}
 
+    async def _adopt_lockout(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        """A lock-out another worker of this engine recorded: in force here too (it is already
+        in the store, which this worker reads at its next start)."""
+        assert self.sessions is not None
+        row = request.get("lockout")
+        if not isinstance(row, dict):
+            raise ControlError("lockout.adopt needs the lock-out as kill described it")
+        try:
+            lockout = Lockout(str(row["id"]), str(row["identity"]), row.get("connection"),
+                              _epoch(row["until"]), _epoch(row["created_at"]),
+                              str(row["created_by"]), str(row["reason"]), row.get("session_id"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ControlError(f"lockout.adopt: not a lock-out ({exc})") from None
+        self.sessions.lockouts.add(lockout)
+        return {"adopted": lockout.id}
+
+    async def _forget_lockout(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
+        """A lock-out another worker of this engine lifted (and recorded lifting)."""
+        assert self.sessions is not None
+        lifted = self.sessions.lockouts.lift(str(request.get("lockout")))
+        return {"forgotten": lifted.id if lifted is not None else None}
+
     async def _reload(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         assert peer.identity is not None
         return (await self.reload(f"operator {peer.identity.name}")).to_dict()
@@ -421,6 +478,8 @@ class Engine:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.control.stop()
+        if self._cancel_listener is not None:
+            await self._cancel_listener.stop()
         if self.broker is not None:
             self.broker.expire_all("engine stopped")
         if self.webhook is not None:
@@ -453,6 +512,23 @@ class Engine:
         self._stopped.set()
 
 
+
+
+def host_key_path(config: Config, conn: Connection) -> Path:
+    """The SSH host key of ``conn``: the one given, or one made once beside the store (every
+    worker of an engine loads the one its supervisor made)."""
+    assert conn.ssh is not None
+    return conn.ssh.host_key or config.engine.store.with_name(
+        f"ssh_host_{conn.name}_ed25519_key")
+
+
+def _open_store(config: Config, node: str) -> SqliteStore:
+    """The store, opened as this node."""
+    settings = config.engine
+    if "node" not in inspect.signature(open_store).parameters:  # a store of one engine only
+        return open_store(settings.store, durability=settings.durability)
+    return open_store(config.store_location(), node=node,  # type: ignore[call-arg,arg-type,unused-ignore]
+                      durability=settings.durability)
 
 
 def _epoch(iso: str) -> float:

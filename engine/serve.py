@@ -1,6 +1,10 @@
 """``gatewatch engine``: run until SIGINT/SIGTERM, then end sessions and flush the store.
 SIGHUP reads the policies file again (``engine.reload``).
 
+With ``engine.workers`` above one (the default on a machine of several cores) this process is
+the supervisor of that many engine processes (``engine/workers.py``); each of them, and a lone
+engine, runs ``run_engine``.
+
 The handlers are installed before ``Engine.start``: a SIGTERM while the engine starts (a
 service manager stopping it at once, an operator's Ctrl-C while the store replays its journal)
 would otherwise end the process on the spot, with listeners half open and the store not
@@ -12,16 +16,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from engine.config import Config
 from engine.engine import Engine
+from engine.node import Placement
 from engine.tasks import spawn
+from engine.workers import supervise
 
 log = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> int:
-    engine = Engine(config)
+    if config.worker_count() > 1 and shares_store():
+        return await supervise(config)
+    return await run_engine(config)
+
+
+def shares_store() -> bool:
+    """Whether the store takes several writing nodes (a store of one writer cannot have
+    workers)."""
+    import inspect
+
+    from store import open_store
+
+    return "node" in inspect.signature(open_store).parameters
+
+
+async def run_engine(config: Config, placement: Placement | None = None,
+                     ready: Callable[[Engine], None] | None = None) -> int:
+    """One engine until a signal; ``ready`` is told once it takes sessions."""
+    engine = Engine(config, placement)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -54,7 +79,10 @@ async def serve(config: Config) -> int:
                 await engine.stop()
             return 0
         starting = False
-        log.info("engine ready (store %s)", config.engine.store)
+        log.info("engine ready (node %s, store %s)", engine.placement.node,
+                 config.store_shown())
+        if ready is not None:
+            ready(engine)
         try:
             await stop.wait()
         finally:

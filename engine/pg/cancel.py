@@ -3,6 +3,12 @@
 Clients only ever see keys the gateway made up; each maps to the target's real backend key.
 A CancelRequest on the listener is matched (secret compared in constant time) and sent on to
 the target over a fresh connection, as libpq itself does.
+
+With ``engine.workers`` several processes accept on one port, and the kernel hands the
+CancelRequest's connection to any of them, seldom the one holding the session. So the key says
+whose it is: the process id the client gets is ``n * slots + slot`` (``slot``: this worker's
+index), and a key of a sibling's slot is handed to that sibling (``forward``) instead of being
+dropped as unknown. The sibling checks the secret as if the request had come to it.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.pg import codec
@@ -27,8 +33,18 @@ class UpstreamKey:
     secret: int
 
 
+MAX_SLOTS = 64  # workers whose keys can be told apart
+
+
 class CancelKeys:
-    def __init__(self) -> None:
+    def __init__(self, slot: int = 0, slots: int = 1,
+                 forward: Callable[[int, int, int], Awaitable[bool]] | None = None) -> None:
+        """``slot`` of ``slots``: this worker's share of the key space; ``forward(slot, pid,
+        secret)`` hands a sibling's key to that sibling."""
+        if not 0 <= slot < slots <= MAX_SLOTS:
+            raise ValueError(f"worker {slot} of {slots}: at most {MAX_SLOTS} workers")
+        self.slot, self.slots = slot, slots
+        self._forward = forward
         self._keys: dict[int, tuple[int, UpstreamKey]] = {}
         self._hooks: dict[int, Callable[[], bool]] = {}
 
@@ -38,7 +54,7 @@ class CancelKeys:
         statement held at the gateway for approval is withdrawn there); when it says it
         handled the cancel, the target is not asked to cancel anything."""
         while True:
-            pid = secrets.randbelow(2**31 - 1) + 1
+            pid = (secrets.randbelow((2**31 - 1) // self.slots - 1) + 1) * self.slots + self.slot
             if pid not in self._keys:
                 break
         secret = secrets.randbits(32) - 2**31
@@ -61,9 +77,19 @@ class CancelKeys:
             return None
         return upstream
 
-    async def cancel(self, pid: int, secret: int) -> bool:
+    def owner(self, pid: int) -> int:
+        """The worker whose key ``pid`` is."""
+        return pid % self.slots
+
+    async def cancel(self, pid: int, secret: int, *, forwarded: bool = False) -> bool:
+        """Cancel what the key names; a sibling's key goes to the sibling (once: a forwarded
+        request is never forwarded again)."""
         upstream = self.lookup(pid, secret)
         if upstream is None:
+            owner = self.owner(pid)
+            if not forwarded and owner != self.slot and self._forward is not None:
+                log.info("CancelRequest for a session of worker %d: handed to it", owner)
+                return await self._forward(owner, pid, secret)
             log.info("CancelRequest with an unknown key ignored")
             return False
         hook = self._hooks.get(pid)

@@ -1,0 +1,160 @@
+"""pgbench -S through Gatewatch with ``engine.workers`` 1 and 2, beside direct and pgbouncer, in
+one run (issue 17: does a second worker use the second core?).
+
+    .venv/bin/python bench/workers.py [--seconds 10] [--scale 5] [--clients 1,8]
+        [--modes simple,prepared] [--workers 1,2]
+
+Each engine runs the demo's configuration: the example policies.yaml's guardrails and masking,
+recording on. Prints TPS, average latency, the ratio to direct and to one worker, and the
+engine's CPU time per transaction (the supervisor and every worker: user + system from /proc).
+pgbouncer (the Debian package) is used when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import (
+    POLICY,
+    ROOT,
+    Setup,
+    example_guardrails,
+    example_masking,
+    free_port,
+    target,
+    wait_port,
+)
+from bench.pgbench_compare import start_pgbouncer
+
+
+class Run(NamedTuple):
+    tps: float
+    latency_ms: float
+    transactions: int
+    cpu_s: float | None  # the engine's, all processes
+
+    def cpu_us_per_tx(self) -> float | None:
+        if self.cpu_s is None or not self.transactions:
+            return None
+        return self.cpu_s * 1e6 / self.transactions
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system seconds of ``pid`` and its live descendants (the workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None) -> Run:
+    before = tree_cpu(pid) if pid is not None else None
+    out = subprocess.run(
+        ["pgbench", "-S", "-n", "-M", mode, "-c", str(clients), "-j", str(clients),
+         "-T", str(seconds), dsn],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    cpu = tree_cpu(pid) - before if pid is not None and before is not None else None
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"actually processed: (\d+)", out).group(1))  # type: ignore[union-attr]
+    return Run(tps, lat, done, cpu)
+
+
+@contextlib.contextmanager
+def engine(setup: Setup, workers: int) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """An engine with the demo's rules and masking and ``workers`` workers; its DSN."""
+    port = free_port()
+    private = setup.work / f"engine-w{workers}"
+    private.mkdir(mode=0o700)
+    policy = private / "policies.yaml"
+    policy.write_text(POLICY.format(
+        store=private / "store.db", control=private / "control.sock", durability="normal",
+        port=port, pg_port=setup.cluster.port, guardrails=example_guardrails(),
+        masking=example_masking(),
+    ).replace("  log_level: WARNING\n", f"  log_level: WARNING\n  workers: {workers}\n"))
+    env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
+                            env=env, cwd=ROOT)
+    try:
+        wait_port(port)
+        dsn = setup.gateway_dsn().replace(f"port={setup.gateway_port}", f"port={port}")
+        warm_up(dsn)
+        yield proc, dsn
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def warm_up(dsn: str) -> None:
+    """Connections that arrive before every worker is ready wait in the listen queue: one short
+    run through every worker before anything is measured."""
+    subprocess.run(["pgbench", "-S", "-n", "-c", "8", "-j", "8", "-t", "20", dsn],
+                   check=True, capture_output=True, timeout=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--scale", type=int, default=5)
+    ap.add_argument("--clients", default="1,8")
+    ap.add_argument("--modes", default="simple,prepared")
+    ap.add_argument("--workers", default="1,2")
+    args = ap.parse_args()
+    load = os.getloadavg()
+    results: dict[tuple[str, int, str], Run] = {}
+    with target() as setup, contextlib.ExitStack() as stack:
+        subprocess.run(["pgbench", "-i", "-q", "-s", str(args.scale), setup.direct_dsn()],
+                       check=True, capture_output=True)
+        paths: dict[str, tuple[str, int | None]] = {"direct": (setup.direct_dsn(), None)}
+        bouncer = start_pgbouncer(setup)
+        if bouncer:
+            stack.callback(bouncer[0].wait)
+            stack.callback(bouncer[0].terminate)
+            paths["pgbouncer"] = (bouncer[1], None)
+        for n in map(int, args.workers.split(",")):
+            proc, dsn = stack.enter_context(engine(setup, n))
+            paths[f"gatewatch w={n}"] = (dsn, proc.pid)
+        for mode in args.modes.split(","):
+            for c in map(int, args.clients.split(",")):
+                for name, (dsn, pid) in paths.items():
+                    results[(name, c, mode)] = pgbench(dsn, c, mode, args.seconds, pid)
+    after = os.getloadavg()
+    first = f"gatewatch w={args.workers.split(',')[0]}"
+    print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, through the demo's rules and "
+          f"masking (recording on); {os.cpu_count()} CPUs, load average {load[0]:.2f} before, "
+          f"{after[0]:.2f} after")
+    print(f"{'path':<16} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
+          f"{'/' + first:>14} {'engine µs/tx':>13}")
+    for (path, c, mode), run in results.items():
+        direct = results[("direct", c, mode)].tps
+        one = results.get((first, c, mode))
+        vs_one = f"{run.tps / one.tps:.2f}" if one and path.startswith("gatewatch") else "-"
+        cpu = run.cpu_us_per_tx()
+        print(f"{path:<16} {mode:<9} {c:>2} {run.tps:>9.0f} {run.latency_ms:>7.3f} "
+              f"{run.tps / direct:>8.2f} {vs_one:>14} "
+              f"{f'{cpu:.0f}' if cpu is not None else '-':>13}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""One worker of an engine with ``engine.workers`` above one: ``python -m engine.worker``, started
+by the supervisor (``engine/workers.py``), never by hand.
+
+The supervisor writes one JSON line on the worker's stdin (the policies file, the worker's index
+and node name, the masking key, the file descriptors of its listening sockets, where its
+siblings take forwarded CancelRequests, its private control socket) and reads ``ready`` on its
+stdout once the worker takes sessions. stdin is a pipe only the two share: the masking key never
+appears in an argument list or the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.config import ConfigError, load_config
+from engine.engine import Engine
+from engine.node import Placement
+from engine.serve import run_engine
+from store import StoreError
+
+
+def placement(setup: dict[str, Any]) -> Placement:
+    return Placement(
+        node=str(setup["node"]), index=int(setup["index"]), count=int(setup["count"]),
+        masking_key=bytes.fromhex(setup["masking_key"]),
+        sockets={name: socket.socket(fileno=int(fd)) for name, fd in setup["sockets"].items()},
+        cancel_paths=tuple(Path(p) for p in setup["cancel_paths"]),
+        metrics=int(setup["index"]) == 0, control_socket=Path(setup["control_socket"]))
+
+
+def _ready(engine: Engine) -> None:
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    setup = json.loads(sys.stdin.readline())
+    place = placement(setup)
+    logging.basicConfig(
+        stream=sys.stderr, level=setup.get("log_level", "INFO"),
+        format=f"%(asctime)s %(levelname)s [w{place.index}] %(name)s: %(message)s")
+    try:
+        config = load_config(setup["config"])
+    except ConfigError as exc:
+        print(f"worker {place.index}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run_engine(config, place, _ready))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_engine(config, place, _ready))
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (OSError, StoreError) as exc:  # a store or socket that cannot be opened: one line
+        print(f"worker: {exc}", file=sys.stderr)
+        sys.exit(2)

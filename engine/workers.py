@@ -1,0 +1,273 @@
+"""``engine.workers: N``: N engine processes on the same listeners, and their supervisor.
+
+One asyncio process uses one core; a gateway on a machine of several cores would leave the
+others idle while clients wait. So with ``engine.workers`` above one, ``gatewatch engine`` is a
+supervisor: it decides once what every worker must share, starts the workers
+(``python -m engine.worker``), restarts one that dies, forwards SIGTERM and SIGHUP, and serves
+the operator's control socket for all of them (``engine/fanout.py``).
+
+What is decided once, here, and why:
+
+- **The listening sockets.** For each connection, one socket per worker, bound to the same
+  address with SO_REUSEPORT (the kernel spreads new connections over them); a port 0 is chosen
+  once. The supervisor keeps them: a restarted worker takes over its predecessor's accept queue,
+  and connections that arrived meanwhile wait in it rather than being refused.
+- **The masking key.** Without ``engine.masking_key_env`` each process would draw its own, and
+  one value would hash two ways depending on the worker a client reached.
+- **The SSH host keys**, generated once before any worker reads them.
+
+Each worker is a node of its own in the store (``<node>-w<i>``): its own journal and audit
+chain, and a start-up that recovers only its own records, so a worker that starts (or restarts)
+never marks a sibling's sessions interrupted or expires its approvals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.config import Config
+from engine.engine import host_key_path
+from engine.fanout import Fanout
+from engine.masking.policy import masking_key
+from engine.node import sibling_path, worker_node
+from engine.ssh.hostkey import load_or_create_host_key
+from engine.tasks import spawn
+
+log = logging.getLogger(__name__)
+
+_ROOT = Path(__file__).resolve().parents[1]  # where ``engine`` is importable from
+READY_TIMEOUT = 120.0  # a worker replays its journal before it is ready
+STOP_TIMEOUT = 30.0  # then SIGKILL
+RESTART_DELAY = (0.5, 30.0)  # the first and the longest wait before a restart
+
+
+def _die_with_parent() -> None:
+    """In the worker, before it runs: the kernel kills it when the supervisor ends, however
+    the supervisor ends (SIGKILL included), as if the whole engine had been killed; no worker
+    outlives its engine holding the store and the port."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class WorkersError(OSError):
+    """The workers could not be started; one line for the operator."""
+
+
+@dataclass
+class Worker:
+    index: int
+    node: str
+    control: Path
+    proc: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    restarts: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def listening_sockets(config: Config, count: int) -> dict[str, list[socket.socket]]:
+    """``count`` sockets per connection, each bound with SO_REUSEPORT to its address (port 0:
+    one port, chosen by the first bind) and listening."""
+    out: dict[str, list[socket.socket]] = {}
+    try:
+        for conn in config.connections:
+            family = socket.getaddrinfo(conn.listen_host, conn.listen_port,
+                                        type=socket.SOCK_STREAM,
+                                        flags=socket.AI_PASSIVE)[0][0]
+            port = conn.listen_port
+            socks = out.setdefault(conn.name, [])
+            for _ in range(count):
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                socks.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((conn.listen_host, port))
+                sock.listen(1024)
+                sock.setblocking(False)
+                sock.set_inheritable(True)
+                port = sock.getsockname()[1]
+    except OSError as exc:
+        for socks in out.values():
+            for sock in socks:
+                sock.close()
+        raise WorkersError(f"cannot listen for the workers: {exc}") from exc
+    return out
+
+
+class Supervisor:
+    def __init__(self, config: Config, count: int) -> None:
+        self.config = config
+        self.count = count
+        node = config.node_name()
+        control = config.engine.control_socket
+        self.workers = [Worker(i, worker_node(node, i), sibling_path(control, i, "control"))
+                        for i in range(count)]
+        self.cancel_paths = [sibling_path(control, i, "cancel") for i in range(count)]
+        self.sockets: dict[str, list[socket.socket]] = {}
+        self.key = b""
+        self.fanout = Fanout(control, [(w.node, w.control) for w in self.workers])
+        self.listeners: dict[str, tuple[str, int]] = {}
+        self._stopping = False
+        self._watchers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.fanout.start()  # first: it fails when another engine serves this socket
+        try:
+            self.key = masking_key(self.config.engine.masking_key_env)
+            for conn in self.config.connections:
+                if conn.kind == "ssh":
+                    load_or_create_host_key(host_key_path(self.config, conn))
+            self.sockets = listening_sockets(self.config, self.count)
+            for name, socks in self.sockets.items():
+                self.listeners[name] = socks[0].getsockname()[:2]
+            for worker in self.workers:
+                await self._spawn(worker)
+            await self._all_ready()
+        except BaseException:
+            await self.stop()
+            raise
+        for name, (host, port) in self.listeners.items():
+            log.info("connection %s listening on %s:%d (%d workers)", name, host, port,
+                     self.count)
+        self._watchers = [spawn(self._watch(w), name=f"worker-{w.index}-watch")
+                          for w in self.workers]
+
+    async def _spawn(self, worker: Worker) -> None:
+        fds = {name: socks[worker.index].fileno() for name, socks in self.sockets.items()}
+        setup = {
+            "config": str(self.config.path), "node": worker.node, "index": worker.index,
+            "count": self.count, "masking_key": self.key.hex(), "sockets": fds,
+            "cancel_paths": [str(p) for p in self.cancel_paths],
+            "control_socket": str(worker.control), "log_level": self.config.engine.log_level,
+        }
+        worker.ready = asyncio.Event()
+        worker.started = time.monotonic()
+        worker.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "engine.worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()),
+            cwd=_ROOT, preexec_fn=_die_with_parent)
+        assert worker.proc.stdin is not None and worker.proc.stdout is not None
+        worker.proc.stdin.write(json.dumps(setup).encode() + b"\n")
+        await worker.proc.stdin.drain()
+        worker.proc.stdin.close()
+        spawn(self._read_ready(worker, worker.proc.stdout), name=f"worker-{worker.index}-ready")
+
+    @staticmethod
+    async def _read_ready(worker: Worker, out: asyncio.StreamReader) -> None:
+        while line := await out.readline():
+            if line.strip() == b"ready":
+                worker.ready.set()
+
+    async def _all_ready(self) -> None:
+        """Every worker takes sessions, or the start fails with the first one that ended."""
+        async with asyncio.timeout(READY_TIMEOUT):
+            for worker in self.workers:
+                assert worker.proc is not None
+                ready = asyncio.ensure_future(worker.ready.wait())
+                ended = asyncio.ensure_future(worker.proc.wait())
+                await asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+                if not worker.ready.is_set():
+                    await ended
+                    raise WorkersError(f"worker {worker.index} ({worker.node}) did not start "
+                                       f"(exit status {worker.proc.returncode}; see its log)")
+                ended.cancel()
+
+    async def _watch(self, worker: Worker) -> None:
+        """Restart the worker when it ends while the engine runs (after a pause that grows
+        while it keeps dying at once)."""
+        delay = RESTART_DELAY[0]
+        while not self._stopping:
+            assert worker.proc is not None
+            status = await worker.proc.wait()
+            if self._stopping:
+                return
+            lived = time.monotonic() - worker.started
+            delay = RESTART_DELAY[0] if lived > 60 else min(delay * 2, RESTART_DELAY[1])
+            log.error("worker %d (%s) ended (status %s) after %.0f s; restarting in %.1f s",
+                      worker.index, worker.node, status, lived, delay)
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            worker.restarts += 1
+            try:
+                await self._spawn(worker)
+            except OSError as exc:
+                log.error("worker %d could not be restarted: %s", worker.index, exc)
+
+    def signal_workers(self, sig: int) -> None:
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.proc.send_signal(sig)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._watchers:
+            task.cancel()
+        await self.fanout.stop()
+        self.signal_workers(signal.SIGTERM)
+        procs = [w.proc for w in self.workers if w.proc is not None]
+        if procs:
+            _, pending = await asyncio.wait(
+                [asyncio.ensure_future(p.wait()) for p in procs], timeout=STOP_TIMEOUT)
+            if pending:
+                log.error("%d workers did not stop within %.0f s: killed", len(pending),
+                          STOP_TIMEOUT)
+                self.signal_workers(signal.SIGKILL)
+                await asyncio.wait(pending)
+        for socks in self.sockets.values():
+            for sock in socks:
+                sock.close()
+        self.sockets.clear()
+
+
+async def supervise(config: Config) -> int:
+    """Run ``engine.workers`` engines until SIGINT/SIGTERM (forwarded to them); SIGHUP makes
+    each read the policies file again."""
+    supervisor = Supervisor(config, config.worker_count())
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stop = asyncio.Event()
+    starting = True
+
+    def stop_signal() -> None:
+        if starting and not stop.is_set():
+            main.cancel()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_signal)
+    loop.add_signal_handler(signal.SIGHUP, supervisor.signal_workers, signal.SIGHUP)
+    try:
+        try:
+            await supervisor.start()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            main.uncancel()
+            log.info("stopped while starting")
+            return 0
+        starting = False
+        log.info("engine ready: %d workers (node %s, store %s)", supervisor.count,
+                 config.node_name(), config.store_shown())
+        await stop.wait()
+        log.info("stopping: ending live sessions in every worker")
+        await supervisor.stop()
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+__all__ = ["Supervisor", "WorkersError", "listening_sockets", "supervise"]
