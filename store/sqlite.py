@@ -113,6 +113,7 @@ _APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)
 _Rows = dict[Any, dict[str, Any]]
 _BUSY_ATTEMPTS = 20  # a checkpoint tries again while other nodes' writes keep SQLite busy
 POLL_S = 0.05  # how often ``listen`` looks for fleet commands
+CLAIM_S = 60.0  # a claim on a lost node that another node may take over after this long
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -659,13 +660,15 @@ class SqliteStore:
 
     def lost_nodes(self, after_s: float) -> list[str]:
         """Nodes that did not stop cleanly and whose last heartbeat is older than ``after_s``
-        seconds, and whose sessions no node has ended yet (or whose claim is as old)."""
-        cutoff = O.utc(time.time() - after_s)
+        seconds, and that no node has claimed (or whose claimer left its sessions open for
+        ``CLAIM_S``: it died before committing their ends)."""
+        now = time.time()
+        cutoff, lease = O.utc(now - after_s), O.utc(now - CLAIM_S)
         return [r[0] for r in self.conn.execute(
             "SELECT name FROM nodes WHERE name <> ? AND stopped_at IS NULL"
             " AND heartbeat_at < ? AND (lost_at IS NULL OR (lost_at < ? AND EXISTS (SELECT 1"
             " FROM sessions s WHERE s.node = nodes.name AND s.status = 'open')))"
-            " ORDER BY name", (self.node, cutoff, cutoff))]
+            " ORDER BY name", (self.node, cutoff, lease))]
 
     def end_lost_node(self, node: str, after_s: float) -> list[R.Record] | None:
         """Take over a lost node (see ``lost_nodes``): claim it, so that one node alone does
@@ -675,13 +678,13 @@ class SqliteStore:
         caller to commit through its recorder: they go in this node's chain. None when the
         node is not lost or another node claimed it. Blocking: call it off the event loop."""
         now_t = time.time()
-        now, cutoff = O.utc(now_t), O.utc(now_t - after_s)
+        now, cutoff, lease = O.utc(now_t), O.utc(now_t - after_s), O.utc(now_t - CLAIM_S)
         conn = self._control_conn()
         claimed = conn.execute(
             "UPDATE nodes SET lost_at = ?, lost_by = ? WHERE name = ?"
             " AND name <> ? AND stopped_at IS NULL AND heartbeat_at < ?"
             " AND (lost_at IS NULL OR lost_at < ?)", (now, self.node, node, self.node, cutoff,
-                                                      cutoff))
+                                                      lease))
         if claimed.rowcount != 1:
             return None
         try:
