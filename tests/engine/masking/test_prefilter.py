@@ -1,0 +1,207 @@
+"""The native prefilter (hyperscan) against the Python screen: never a "no" where a detector
+finds something, and the same masked results with and without it."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.masking import prefilter
+from engine.masking.detectors import ASSIGNMENT, DIGITS, NATIVE_TRIGGERS
+from engine.masking.masker import ValueMasker, _loose
+from engine.masking.pg import ResultMasker
+from engine.pg.codec import cstr, message
+
+FUZZ = settings(database=None, deadline=None, max_examples=300)
+
+needs_hyperscan = pytest.mark.skipif(
+    not prefilter.available(), reason="hyperscan is not installed (or GATEWATCH_NO_HYPERSCAN)")
+
+# One of every detector's values, in each form the detectors read.
+SEEDS = [
+    "alice.smith@example.com", "a@b.co",
+    "4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "378282246310005",
+    "3782 822463 10005", "4111111111111111.00", "4111111111111111e0",
+    "4.111111111111111e+15", "$4,111,111,111,111,111.00", "5555555555554444",
+    "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432",
+    "123-45-6789", "+14155552671", "+1 415 555 2671", "(415) 555-2671", "415-555-2671",
+    "1-415-555-2671",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "AKIAIOSFODNN7EXAMPLE", "ASIAIOSFODNN7EXAMPLE",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END RSA PRIVATE KEY-----",
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE",
+    "password=hunter2", 'token: "abc def ghi"', "DB_PASSWORD='s3cr3t'", "api_key:xyz123",
+    "Credentials = p@ss",
+]
+# What comes close to a value and is none.
+NEAR_MISSES = [
+    "4111111111111112", "411111111111", "123-45-678", "000-12-3456", "AKIA123", "user@host",
+    "eyJ.x", "+0200", "2026-01-01 10:00:00+00", "10.0.0.1", "v10.12.4", "password",
+    "key", "a = b", "YWJj", "deadbeef", "%zz", "%4", "DE00 0000", "ab12", "1,000,000",
+    "12:30:45", "0000 0000 0000 0000", "-----BEGIN CERTIFICATE-----", "+", "=", "@",
+]
+
+
+def _encodings(value: str) -> list[str]:
+    raw = value.encode()
+    return [
+        value,
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+        raw.hex(),
+        raw.hex().upper(),
+        quote(value, safe=""),
+        "\\x" + raw.hex(),  # a bytea's text form
+        base64.encodebytes(raw * 3).decode(),  # wrapped at 76
+    ]
+
+
+PIECES = [e for s in SEEDS for e in _encodings(s)] + NEAR_MISSES + [
+    e for s in NEAR_MISSES for e in _encodings(s)[1:4]]
+
+_filler = st.text(st.sampled_from("abcXYZ019 -+.,:=@%'\"()/\t_\n\x00é"), max_size=12)
+value_text = st.lists(st.one_of(st.sampled_from(PIECES), _filler), max_size=5).map("".join)
+# Sometimes long, so that the length bytes before a value are ASCII digits and letters, and
+# the per-value screens take both of their paths (short values, long ones).
+padded = st.tuples(value_text, st.integers(0, 130), st.sampled_from("x 9A=")).map(
+    lambda t: t[0] + t[2] * t[1] if t[1] % 3 else t[2] * t[1] + t[0])
+
+TEXT, VARCHAR, INT8, NUMERIC, BYTEA, JSON, USER = 25, 1043, 20, 1700, 17, 114, 20000
+
+
+def _column(name: str, type_oid: int, fmt: int) -> bytes:
+    return cstr(name) + struct.pack("!IhIhih", 0, 0, type_oid, -1, -1, fmt)
+
+
+def _row(values: list[str | None]) -> bytes:
+    body = struct.pack("!h", len(values))
+    for v in values:
+        if v is None:
+            body += struct.pack("!i", -1)
+        else:
+            raw = v.encode("utf-8", "surrogateescape")
+            body += struct.pack("!i", len(raw)) + raw
+    return message(b"D", body)
+
+
+def _notice(text: str) -> bytes:
+    return message(b"N", b"SNOTICE\x00C00000\x00M" + text.replace("\x00", "").encode()
+                   + b"\x00\x00")
+
+
+@st.composite
+def results(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A description, and the rows (maybe a notice among them) and end of its result."""
+    types = draw(st.lists(st.tuples(
+        st.sampled_from([TEXT, TEXT, VARCHAR, INT8, NUMERIC, BYTEA, JSON, USER]),
+        st.sampled_from([0, 0, 0, 1])), min_size=1, max_size=5))
+    body = struct.pack("!h", len(types)) + b"".join(
+        _column(f"c{i}", t, f if t in (TEXT, VARCHAR, JSON) else 0)
+        for i, (t, f) in enumerate(types))
+    out = b""
+    for _ in range(draw(st.integers(1, 6))):
+        out += _row([draw(st.one_of(st.none(), padded)) for _ in types])
+        if draw(st.integers(0, 9)) == 0:
+            out += _notice(draw(padded))
+    return message(b"T", body), out + message(b"C", b"SELECT 1\x00")
+
+
+@needs_hyperscan
+@FUZZ
+@given(results(), st.booleans())
+def test_masked_results_are_the_same_with_and_without_the_prefilter(
+        result: tuple[bytes, bytes], described: bool) -> None:
+    description, rows = result
+    # Without a description the detectors read every value as text.
+    buf = description + rows if described else rows
+    native, python = ValueMasker(), ValueMasker(native=False)
+    assert native.prefilter is not None and python.prefilter is None
+    a, counts_a = ResultMasker(native).rewrite(buf)
+    b, counts_b = ResultMasker(python).rewrite(buf)
+    assert a == b
+    assert counts_a == counts_b
+
+
+@needs_hyperscan
+@FUZZ
+@given(padded, st.binary(max_size=8), st.binary(max_size=8))
+def test_the_prefilter_never_says_no_where_a_detector_finds(
+        text: str, before: bytes, after: bytes) -> None:
+    """Wherever the detectors (with encoded candidates) find something in a value, the
+    prefilter finds a match in the value's bytes, also inside bytes around it (a row)."""
+    masker = ValueMasker()
+    assert masker.prefilter is not None
+    if not ValueMasker(native=False).find(text):
+        return
+    raw = text.encode("utf-8", "surrogateescape")
+    assert masker.prefilter.first(raw) >= 0
+    row = before + raw + after
+    hit = masker.prefilter.first(row, len(before), len(before) + len(raw))
+    assert len(before) < hit <= len(before) + len(raw)
+    assert masker.screen(raw) and masker.screen(row)
+
+
+@needs_hyperscan
+@FUZZ
+@given(st.text(st.sampled_from("0123456789 +()-,.=:AZaz\"'\t#"), max_size=40))
+@pytest.mark.parametrize("trigger", [DIGITS, ASSIGNMENT])
+def test_native_forms_match_wherever_their_trigger_does(trigger: str, text: str) -> None:
+    native = prefilter.Prefilter([NATIVE_TRIGGERS[trigger]])
+    raw = text.encode()
+    strict = re.compile(trigger, re.ASCII | re.VERBOSE)
+    loose = re.compile(_loose(trigger).encode(), re.VERBOSE)
+    for m in loose.finditer(raw):
+        # Inside the match's own bytes (and so in any buffer around them), a native match
+        # that ends within it (it may start a few bytes before, where a look-behind looked).
+        lo = max(0, m.start() - 4)
+        hit = native.first(raw, lo, m.end())
+        assert lo < hit <= m.end(), (text, m)
+    if strict.search(text):
+        assert native.first(raw) >= 0
+
+
+@needs_hyperscan
+def test_a_clean_result_is_answered_by_one_scan() -> None:
+    masker = ValueMasker()
+    rows = b"".join(_row([str(i), f"Person {i}", "2026-01-01 10:00:00+00"]) for i in range(500))
+    assert not masker.screen(rows)
+    assert masker.screen(rows + _row(["alice@example.com"]))
+
+
+def test_without_hyperscan_the_python_screen_masks_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback: hyperscan turned off (as where it is not installed) leaves no prefilter,
+    and masking is what it is with one."""
+    monkeypatch.setenv(prefilter.DISABLE_ENV, "1")
+    assert not prefilter.available()
+    fallback = ValueMasker()
+    assert fallback.prefilter is None
+    assert ResultMasker(fallback)._first is None
+    body = struct.pack("!h", 2) + _column("a", TEXT, 0) + _column("b", BYTEA, 0)
+    buf = (message(b"T", body) + _row(["mail alice@example.com now", None])
+           + _row(["ok", "\\x" + b"card 4111111111111111".hex()])
+           + _row(["clean", "\\x00"]) + message(b"C", b"SELECT 3\x00"))
+    out, counts = ResultMasker(fallback).rewrite(buf)
+    assert b"alice@example.com" not in out and b"41111111" not in bytes.fromhex(
+        re.search(rb"\\x([0-9a-f]+)", out).group(1).decode())  # type: ignore[union-attr]
+    assert counts[("email", "a")] == 1 and counts[("payment_card", "b")] == 1
+    monkeypatch.delenv(prefilter.DISABLE_ENV)
+    if prefilter.available():
+        native = ValueMasker()
+        assert native.prefilter is not None
+        assert ResultMasker(native).rewrite(buf) == (out, counts)
+
+
+def test_a_custom_detector_keeps_the_python_screen() -> None:
+    """A custom pattern has no trigger to compile: no prefilter (the Python screen runs it)."""
+    from engine.masking.detectors import BUILTIN, custom
+    masker = ValueMasker([BUILTIN["email"], custom("ticket", r"TICKET-\d+")])
+    assert masker.prefilter is None
+    assert masker.mask("see TICKET-42") == ("see ****", ["ticket"])
