@@ -317,9 +317,11 @@ class PgConnection:
 
     def _deliver(self, out: bytes, reply: bytes, hold: Hold | None) -> None:
         """What the relay decided for a chunk, once its statements are recorded."""
-        if out and self.upstream is not None:
-            self.path.sent(out)
-            self.upstream.write(self.relay.wire(out))
+        wire = self.relay.wire(out)  # with the gateway's own messages (rows_over counts)
+        if wire and self.upstream is not None:
+            if out:
+                self.path.sent(out)
+            self.upstream.write(wire)
         if reply:
             self.path.reply(reply)
         if hold is not None:
@@ -334,6 +336,9 @@ class PgConnection:
         ours = self.relay.upstream_data()  # ending a count of rows (rowcount)
         if ours and self.upstream is not None:
             self.upstream.write(ours)
+        late = self.relay.seen_late()  # a counted write that stands: its results are masked
+        if late:
+            self.path.sent(late)
         self.path.deliver(out, finished)
         self._more_input()
 

@@ -77,16 +77,20 @@ from engine.pg.sqlnames import name_uses
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
 _PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE, _INJECT = range(8)
+# The gateway's own statements (``rowcount``): [answers still to come], dropped as they arrive.
+_OURS = 8
+_OURS_TAGS = frozenset(b"123CNZ")
 _GATEWAY = object()  # the record of a Describe the gateway sent itself (describe_portals)
 # Tags of the answers to that Describe, as server_data hands them on. Never sent by a server
 # (its tags are ASCII letters) and never to a client: ``engine.masking.pg`` drops them.
 GATEWAY_ROW_DESCRIPTION = b"\x00"
 GATEWAY_NO_DATA = b"\x01"
-_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT))
+_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT, _OURS))
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
 _FLUSH = b"H\x00\x00\x00\x04"
+_SYNC_MESSAGE = b"S\x00\x00\x00\x04"
 _WAITING_LIMIT = 16 * 1024 * 1024
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 
@@ -185,13 +189,17 @@ class _Open:
 class _Portal:
     """A portal a Bind made: one execution of a statement, approved (or not) as a whole."""
 
-    __slots__ = ("executes", "judged", "params", "record", "statement")
+    __slots__ = ("bind", "counted", "executes", "judged", "params", "record", "statement")
 
     def __init__(self, statement: Statement, params: str | None, record: _Open,
                  judged: Judged, executes: list[Statement | None]) -> None:
         self.statement, self.params, self.record, self.judged = (
             statement, params, record, judged)
         self.executes = executes  # what its EXECUTEs named when it was judged
+        # A write a rows_over rule counts: its judgement, and its Bind, sent again when it is
+        # held and approved (its portal is spent by then).
+        self.counted: Judgement | None = None
+        self.bind = b""
 
 
 def _blocked(judgement: Judgement) -> bytes:
@@ -212,9 +220,15 @@ def _uncountable(judgement: Judgement) -> bytes:
     """For a write a rows_over rule counts, sent where the gateway cannot count it yet."""
     return codec.error_response(
         f'rule "{judgement.rule}" holds writes over {judgement.verdict.rows_over} rows, and '
-        "the gateway counts rows only for one UPDATE, DELETE or MERGE sent alone as a simple "
-        "Query", "0A000", hint="Send the statement alone through the simple protocol (psql, "
-        "or a driver's client-side binding), or ask an operator.")
+        "the gateway counts rows only for one UPDATE, DELETE or MERGE alone in its Query or "
+        "prepared statement", "0A000", hint="Send the statement on its own, or ask an "
+        "operator.")
+
+
+def _not_counted(why: str, hint: str) -> bytes:
+    """For a write a rows_over rule counts, in a shape the gateway cannot count soundly."""
+    return codec.error_response(f"the gateway counts the rows of this write and {why}",
+                                "0A000", hint=hint)
 
 
 def _refusal(text: str, reason: str, hint: str | None = None) -> Judgement:
@@ -274,12 +288,25 @@ class PgRelay:
         # Counting the rows of a write (``rows_over``, ``rowcount``): the count under way, the
         # judgement and Query message it is of, the Query as the target gets it (``wire``),
         # what to send the target next (``upstream_data``), and a hold once it is over.
-        self._count: rowcount.RowCount | None = None
+        self._count: rowcount.RowCount | rowcount.ExtendedCount | None = None
         self._to_count: Judgement | None = None
-        self._count_query: tuple[str, bytes] | None = None
-        self._rewrite: tuple[bytes, bytes] | None = None
+        self._count_query: tuple[str, bytes, str | None] | None = None  # text, unread, params
+        self._wire: tuple[int, bytes] | None = None  # (before the last n bytes, insert)
         self._to_target = b""
         self._count_hold: Hold | None = None
+        # The client's messages a count sends, handed to the result masker (``seen_late``)
+        # only when the statement stands: over the limit, the target's answers never reach
+        # the client, and the masker must not wait for them.
+        self._count_sent = b""
+        self._late = b""
+        # The extended protocol (``rowcount.ExtendedCount``): a counted Execute waits for every
+        # answer owed before it (``_drain``); the texts Executed in the segment since the last
+        # Sync or Query, for whether it is in a transaction block; and the block the gateway
+        # opened itself when it was not (1: open; 2: its COMMIT sent before the Sync that ends
+        # the segment; 3: that segment failed, the gateway's ROLLBACK is on its way).
+        self._drain = False
+        self._segment: list[str] = []
+        self._own_block = 0
 
     # --- frontend -------------------------------------------------------------------------
 
@@ -290,7 +317,8 @@ class PgRelay:
         self._started = started
         self.wants_input = False
         counted, self._count_hold = self._count_hold, None  # held once its count was over
-        waiting = self._holding or self._wait > self._done or self._count is not None
+        waiting = (self._holding or self._wait > self._done or self._count is not None
+                   or self._own_block > 1 or (self._drain and bool(self._owed)))
         if buf is None:  # the rest of a large message is still on its way
             if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
@@ -305,6 +333,7 @@ class PgRelay:
             self._client_in.keep(buf, 0)
             return ClientOutcome(b"", started, [], b"", counted)
         self._wait = 0
+        self._drain = False
         n = len(buf)
         pos = 0
         need = 0  # length of a message that has begun but not fully arrived
@@ -329,7 +358,7 @@ class PgRelay:
                 keep = True
             else:
                 keep = self._frontend(tag, buf[pos + 5 : end])
-                if self._hold is not None or self._wait:  # resume here later
+                if self._hold is not None or self._wait or self._drain:  # resume here later
                     break
                 if self._inject_before is not None:  # the gateway's Describe, then Execute
                     self._out.append(buf[run:pos])
@@ -344,7 +373,7 @@ class PgRelay:
                     self._flush = False
                 run = end
             pos = end
-            if self._count is not None:  # what follows waits for the count (its BEGIN)
+            if self._count is not None or self._own_block > 1:  # what follows waits
                 break
         self._client_in.keep(buf[pos:] if pos else buf, need)
         if run == 0 and not self._out:
@@ -352,18 +381,28 @@ class PgRelay:
         else:
             self._out.append(buf[run:pos])
             out = b"".join(self._out)
+        if self._drain:  # the target answers what came before the counted Execute now
+            out += _FLUSH
         return ClientOutcome(out, started, self._finished, b"".join(self._reply), self._hold)
 
     def wire(self, out: bytes) -> bytes:
-        """``out`` (a ``ClientOutcome``'s) as the target gets it: a write being counted goes
-        in one Query behind the gateway's BEGIN or SAVEPOINT. The masking of results reads
-        ``out`` itself, the statement the client sent."""
-        rewrite, self._rewrite = self._rewrite, None
-        if rewrite is None:
+        """``out`` (a ``ClientOutcome``'s) as the target gets it, with the gateway's own
+        messages: a write being counted (in one Query behind the gateway's BEGIN or
+        SAVEPOINT; an Execute behind them, then a Flush), the COMMIT in front of the Sync
+        that ends a block the gateway opened. It may be longer than an empty ``out``. The
+        masking of results reads ``out`` itself (then ``seen_late``), what the client sent."""
+        wire, self._wire = self._wire, None
+        if wire is None:
             return out
-        original, replacement = rewrite
-        assert out.endswith(original)
-        return out[: len(out) - len(original)] + replacement
+        cut, inserted = wire
+        at = len(out) - cut
+        return out[:at] + inserted + out[at:]
+
+    def seen_late(self) -> bytes:
+        """The client's messages of a counted write that stands, for the result masker
+        before the answers ``server_data`` hands on (they were not in ``out``)."""
+        late, self._late = self._late, b""
+        return late
 
     def upstream_data(self) -> bytes:
         """What the gateway itself sends the target after ``server_data``: the COMMIT,
@@ -399,6 +438,14 @@ class PgRelay:
                 raise ProtocolViolation("malformed Sync message: unexpected body")
             self._discarding = self._skipping = False
             self._sent += 1
+            self._segment = []
+            if self._own_block == 1:
+                # The segment ran in the gateway's block: committed here, as PostgreSQL
+                # commits its implicit transaction at Sync. After an error it is skipped, and
+                # the Sync's answer says so (``_ready``). What follows waits for that answer.
+                self._own_block = 2
+                self._wire = (len(_SYNC_MESSAGE), rowcount.COMMIT)
+                self._owed.append((_OURS, [rowcount.ANSWERS]))
             self._owed.append((_SYNC, None))
         elif tag == 80:  # 'P'
             return self._parse(body)
@@ -428,6 +475,13 @@ class PgRelay:
     def _query(self, body: bytes) -> bool:
         text = self._text(messages.query_text(body), "simple")
         if text is None:
+            return False
+        if self._own_block == 1:
+            # It would end the implicit transaction of the pipeline before it, which runs in
+            # the gateway's block since a write was counted: refused, the block left as it is.
+            self._refuse(text, "simple", ("block", None, None), _not_counted(
+                "the pipeline in front of this Query runs in a transaction block of the "
+                "gateway's until its Sync", "Send a Sync before a simple Query."), simple=True)
             return False
         uses = name_uses(text)
         mark = self._sent + 1
@@ -465,19 +519,21 @@ class PgRelay:
                 count = rowcount.RowCount(self._to_count.verdict.rows_over, in_transaction,
                                           min(self.max_message_size, _WAITING_LIMIT))
                 query = codec.message(b"Q", body)
-                self._count_query = (text, query)
-                self._rewrite = (query, rowcount.wrapped(body, in_transaction))
+                self._count_query = (text, query, None)
+                self._count_sent = query
+                self._wire = (0, rowcount.wrapped(body, in_transaction))
         record = self._start(text, "simple", None, judged)
         if self._skipping:  # an error before it and no Sync since: the target skips it
             self._finished.append(record.finish("skipped"))
             return True
         self._sent = mark
         self._unsettled = mark
+        self._segment = []
         if plan:
             record.ops = self._prepared.changes(plan, mark, self._portals)
         self._owed.append((_SIMPLE, record))
         self._count = count
-        return True
+        return count is None  # a counted Query goes to the target as ``wire`` has it
 
     def _parse(self, body: bytes) -> bool:
         parsed = messages.parse(body)
@@ -497,12 +553,8 @@ class PgRelay:
         if text is None:
             return False
         judgement = self._judge_text(text) if self.guard is not None else None
-        if judgement is not None and judgement.verdict.rows_over is not None:
-            self._refuse(text, "extended", ("block", judgement.rule, None),
-                         _uncountable(judgement), simple=False)
-            self._discarding = True
-            return False
-        if judgement is not None and judgement.action == "block":
+        if (judgement is not None and judgement.action == "block"
+                and judgement.verdict.rows_over is None):  # a count is judged at its Bind
             self._refuse(text, "extended", ("block", judgement.rule, None),
                          _blocked(judgement), simple=False)
             self._discarding = True  # as PostgreSQL after an error: skip to Sync
@@ -563,14 +615,17 @@ class PgRelay:
                 self._refuse(statement.text, "extended", judged, error, simple=False)
                 self._discarding = True
                 return False
+        counted, self._to_count = self._to_count, None
         assert portal is not None
         # The record is made here, not at Execute: Bind plans the statement, and planning
         # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
         # reach the target before its record is committed (invariant 1).
         record = self._start(statement.text, "extended", bind.params, judged)
         self._bound[record.seq] = record
-        record.bound = self._portals.change(
-            portal, _Portal(statement, bind.params, record, judged, executes), mark)
+        made = _Portal(statement, bind.params, record, judged, executes)
+        if counted is not None:
+            made.counted, made.bind = counted, codec.message(b"B", body)
+        record.bound = self._portals.change(portal, made, mark)
         self._owed.append((_BIND, record))
         self._unsettled = mark
         return True
@@ -587,6 +642,20 @@ class PgRelay:
             if wait:
                 self._wait = wait
                 return False
+        count = None
+        if portal is not None and not self._skipping:
+            if self._own_block == 1 and rowcount.transaction_effect(portal.statement.text):
+                self._refuse_extended(portal.statement.text, _not_counted(
+                    "the pipeline runs in a transaction block of the gateway's until its Sync, "
+                    "which this statement would change", "Send a Sync before it."))
+                return False
+            if portal.counted is not None:
+                if self._owed:  # everything before it answered first (a Flush asks for it)
+                    self._drain = True
+                    return False
+                count = self._counter(raw, body, portal)
+                if count is None:
+                    return False
         if portal is None:  # a cursor of SQL DECLARE (judged there), or nothing at all
             record = self._start(f"-- unknown portal {self.encoding.show(raw)!r}",
                                  "extended", None)
@@ -612,12 +681,57 @@ class PgRelay:
         else:  # the same execution goes on (after PortalSuspended)
             record = self._start(portal.statement.text, "extended", portal.params,
                                  portal.judged)
+        if portal is not None:
+            self._segment.append(portal.statement.text)
+        describe = b""
         if self.describe_portals:
-            self._inject_before = codec.message(b"D", b"P" + raw + b"\x00")
+            describe = codec.message(b"D", b"P" + raw + b"\x00")
             self._owed.append((_DESCRIBE, _GATEWAY))
         self._owed.append((_EXECUTE, record))
         self._unsettled = mark
-        return True
+        if count is None:
+            self._inject_before = describe or None
+            return True
+        # Counted: behind the gateway's BEGIN (no block yet) and SAVEPOINT, then a Flush;
+        # the count under way holds what the client sends next (``_counted``).
+        assert portal is not None and portal.counted is not None
+        execute = describe + codec.message(b"E", body)
+        self._wire = (0, (rowcount.BEGIN if count.begins else b"") + rowcount.SAVEPOINT_
+                      + execute + _FLUSH)
+        self._count, self._count_sent = count, execute
+        self._to_count = portal.counted
+        self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
+                             portal.params)
+        return False
+
+    def _counter(self, raw: bytes, body: bytes,
+                 portal: _Portal) -> rowcount.ExtendedCount | None:
+        """The count of a counted portal's Execute, everything before it answered; or None
+        when it is refused: a shape the gateway cannot count soundly (fail closed)."""
+        assert portal.counted is not None and portal.counted.verdict.rows_over is not None
+        limit = portal.counted.verdict.rows_over
+        if body[len(raw) + 1 :] != b"\x00\x00\x00\x00":
+            error = _not_counted("a row limit on its Execute would leave it unfinished when "
+                                 "counted", "Execute it without a row limit (max_rows 0).")
+        elif rowcount.RESERVED in (raw, *self._statements.live, *self._portals.live) or any(
+                c.key == rowcount.RESERVED for c in self._statements.pending) or any(
+                c.key == rowcount.RESERVED for c in self._portals.pending):
+            error = _not_counted(f"{rowcount.RESERVED.decode()} is a name it uses for that",
+                                 "Name your statements and portals otherwise.")
+        else:
+            in_block = self._own_block == 1 or self.transaction_status != b"I"
+            if not self._own_block:  # the status is the segment's start: what ran since
+                for text in self._segment:
+                    effect = rowcount.transaction_effect(text)
+                    if effect is not None and effect != rowcount.TRANSACTION_SAME:
+                        in_block = effect == rowcount.TRANSACTION_OPENS
+            begins = not in_block
+            if begins:
+                self._own_block = 1
+            return rowcount.ExtendedCount(limit, begins, raw,
+                                          min(self.max_message_size, _WAITING_LIMIT))
+        self._refuse_extended(portal.statement.text, error)
+        return None
 
     # --- reading and judging --------------------------------------------------------------
 
@@ -692,7 +806,7 @@ class PgRelay:
         if action == "allow":
             return "allow", ("allow", judgement.rule, None), b""
         if judgement.verdict.rows_over is not None and decision is None:
-            if protocol != "simple" or len(judgement.statements) != 1 or plan:
+            if len(judgement.statements) != 1 or plan:
                 return "refuse", ("block", judgement.rule, None), _uncountable(judgement)
             self._to_count = judgement
             return "count", ("count", judgement.rule, None), b""
@@ -789,20 +903,35 @@ class PgRelay:
         self._server_in.keep(b"", 0)
         self._count = None
         self.wants_input = True  # what the client sent meanwhile goes on (or the hold)
+        sent, self._count_sent = self._count_sent, b""
         if isinstance(count.result, bytes):
+            self._to_count = self._count_query = None
+            self._late = sent  # the statement stands (or failed): its answers are masked
             return b"", count.result + buf[pos:]
-        return self._over(count.result, finished), buf[pos:]
+        extended = isinstance(count, rowcount.ExtendedCount)
+        return self._over(count.result, finished, extended), buf[pos:]
 
-    def _over(self, over: rowcount.Over, finished: list[StatementFinished]) -> bytes:
+    def _over(self, over: rowcount.Over, finished: list[StatementFinished],
+              extended: bool) -> bytes:
         """A counted write was rolled back: its record says so; it is held for an approval
-        (and asked for again: ``client_data`` hands the hold on) or refused."""
-        kind, record = self._owed.popleft()
-        assert kind == _SIMPLE and self._to_count is not None and self._count_query is not None
-        self._done += 1
-        self._reported = self._done
-        self.transaction_status = over.status
+        (and asked for again: ``client_data`` hands the hold on) or refused. In the extended
+        protocol what is asked again is its Bind and Execute (its portal is spent), and a
+        refusal skips to the Sync, as an error there would."""
+        assert self._to_count is not None and self._count_query is not None
+        if extended:
+            if self._owed[0][0] == _DESCRIBE:  # the gateway's own, answered and dropped
+                self._owed.popleft()
+            kind, record = self._owed.popleft()
+            assert kind == _EXECUTE
+            self._bound.pop(record.seq, None)
+        else:
+            kind, record = self._owed.popleft()
+            assert kind == _SIMPLE
+            self._done += 1
+            self._reported = self._done
+            self.transaction_status = over.status
         record.command, record.rows = over.command, over.rows
-        judgement, (text, query) = self._to_count, self._count_query
+        judgement, (text, again, params) = self._to_count, self._count_query
         self._to_count = self._count_query = None
         verdict = judgement.verdict
         if verdict.action == "block":
@@ -810,15 +939,19 @@ class PgRelay:
                        "ran it and rolled it back)")
             record.sqlstate, record.error = "42501", message
             finished.append(record.finish("blocked"))
-            return codec.error_response(message, "42501", hint=verdict.hint) + (
-                codec.ready_for_query(over.status))
+            error = codec.error_response(message, "42501", hint=verdict.hint)
+            if extended:
+                self._discarding = True
+                return error
+            return error + codec.ready_for_query(over.status)
         record.error = f"rolled back by the gateway: {over.why}; held for an approval"
         finished.append(record.finish("rolled back"))
         self._holding = True
-        self._held = (text, None, notes(None))
-        self._count_hold = Hold(text, "simple", judgement, notes=(
-            f"statement {record.seq} ran and was rolled back by the gateway: {over.why}",))
-        self._client_in.unread(query)  # asked again once decided: it runs, or is refused
+        self._held = (text, params, notes(None))
+        self._count_hold = Hold(
+            text, "extended" if extended else "simple", judgement, params, notes=(
+                f"statement {record.seq} ran and was rolled back by the gateway: {over.why}",))
+        self._client_in.unread(again)  # asked again once decided: it runs, or is refused
         return b""
 
     def _server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
@@ -846,11 +979,37 @@ class PgRelay:
             if tag == 68:  # 'D' DataRow: the bulk of most results, nothing to track
                 pos = end
                 continue
-            if tag == 67:  # 'C' CommandComplete
+            if owed and owed[0][0] == _OURS and tag in _OURS_TAGS:
+                # An answer to the gateway's own statement: the client never sees it.
+                self._ours(tag, buf[pos + 5 : end])
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[run:pos])
+                run = end
+            elif tag == 67:  # 'C' CommandComplete
                 self._complete(buf[pos + 5 : end], finished)
             elif tag == 90:  # 'Z' ReadyForQuery
                 self.transaction_status = buf[pos + 5 : end]
                 self._ready(finished)
+                if self._own_block == 2:
+                    self._own_block = 0
+                    self.wants_input = True
+                    if self.transaction_status == b"E":
+                        # The segment failed in the gateway's block: where PostgreSQL would
+                        # have ended its implicit transaction at this Sync, the gateway rolls
+                        # its block back, and the client hears the session as idle. What it
+                        # sends next waits for that (settings revert with it).
+                        self._own_block = 3
+                        self.wants_input = False
+                        self._to_target += rowcount.ROLLBACK + _SYNC_MESSAGE
+                        owed.append((_OURS, [rowcount.ANSWERS + 1]))
+                        self.transaction_status = b"I"
+                        self._portals.forget()
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(buf[run:pos])
+                        pieces.append(codec.ready_for_query(b"I"))
+                        run = end
             elif tag == 69:  # 'E'
                 self._error(buf[pos + 5 : end], finished)
             elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
@@ -885,12 +1044,25 @@ class PgRelay:
                     if simple:
                         pieces.append(codec.ready_for_query(self.transaction_status))
         self._server_in.keep(buf[pos:] if pos else buf, need)
-        if self._wait and self._wait <= self._done:
+        if (self._wait and self._wait <= self._done) or (self._drain and not owed):
             self.wants_input = True
         if pieces is not None:
             pieces.append(buf[run:pos])
             return b"".join(pieces), finished
         return (buf[:pos] if pos != n else buf), finished
+
+    def _ours(self, tag: int, body: bytes) -> None:
+        """An answer to the gateway's own statements (``_OURS``), dropped."""
+        if tag == 78:  # a notice of the gateway's statement
+            return
+        left = self._owed[0][1]
+        left[0] -= 1
+        if not left[0]:
+            self._owed.popleft()
+        if tag == 90:  # the gateway's ROLLBACK of its failed block is done
+            self.transaction_status = body
+            self._own_block = 0
+            self.wants_input = True
 
     def _parameter(self, body: bytes) -> None:
         name, _, rest = body.partition(b"\x00")

@@ -20,7 +20,11 @@ write (``bench/rows_over.py``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import pglast
+from pglast.enums.parsenodes import TransactionStmtKind
 
 from engine.pg import codec, messages
 
@@ -119,18 +123,7 @@ class RowCount:
                 self._phase = 3
                 self.result = self._answers(codec.ready_for_query(status))
             return
-        command, rows = (messages.command_rows(self._complete[5:])
-                         if self._complete is not None else (None, None))
-        verb = command.split(" ", 1)[0] if command else None
-        if verb not in _COUNTED_TAGS or rows is None:
-            why = f"its count cannot be read (the server answered {command or 'no count'})"
-            self._over = Over(None, command, why, b"")
-        elif rows > self.limit:
-            self._over = Over(rows, command, f"it writes {rows} rows, more than {self.limit}",
-                              b"")
-        elif self._overflow:
-            self._over = Over(rows, command, f"its result is larger than the {self._keep} "
-                              "bytes the gateway keeps while it counts", b"")
+        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep)
         if self._over is not None:
             finish = _ROLLBACK_TO if self.in_transaction else _ROLLBACK
         else:
@@ -169,3 +162,170 @@ def _shift_position(msg: bytes, shift: int) -> bytes:
             fields[i] = b"P" + str(max(int(field[1:]) - shift, 1)).encode()
             return codec.message(b"E", b"\x00".join(fields))
     return msg
+
+
+# --- the extended protocol -----------------------------------------------------------------
+#
+# In the extended protocol the gateway's statements go as messages of their own, under a
+# statement and portal name of the gateway (``RESERVED``): the unnamed ones are the client's
+# (a Bind of the unnamed statement after ours would run our SAVEPOINT), and a simple Query in
+# the middle of a pipeline would end its implicit transaction and drop the unnamed portal.
+# Each is Parse, Bind, Execute and two Closes: five answers, all dropped.
+
+RESERVED = b"_gatewatch_rows_"
+ANSWERS = 5
+FLUSH = b"H\x00\x00\x00\x04"
+SYNC = b"S\x00\x00\x00\x04"
+_ANSWER_TAGS = frozenset(b"123C")  # ParseComplete, BindComplete, CloseComplete, CommandComplete
+
+
+def statement(sql: bytes) -> bytes:
+    """One statement of the gateway's own, in the extended protocol (``ANSWERS`` answers)."""
+    name = RESERVED + b"\x00"
+    return (codec.message(b"P", name + sql + b"\x00\x00\x00")
+            + codec.message(b"B", name + name + b"\x00\x00\x00\x00\x00\x00")
+            + codec.message(b"E", name + b"\x00\x00\x00\x00")
+            + codec.message(b"C", b"S" + name) + codec.message(b"C", b"P" + name))
+
+
+BEGIN = statement(b"BEGIN")
+SAVEPOINT_ = statement(b"SAVEPOINT " + SAVEPOINT)
+RELEASE = statement(_RELEASE)
+ROLLBACK_TO = statement(b"ROLLBACK TO SAVEPOINT " + SAVEPOINT)
+COMMIT = statement(_COMMIT)
+ROLLBACK = statement(_ROLLBACK)
+
+
+def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int) -> Over | None:
+    """Whether a write stands by its CommandComplete: None under the limit, else why not."""
+    command, rows = (messages.command_rows(complete[5:]) if complete is not None
+                     else (None, None))
+    verb = command.split(" ", 1)[0] if command else None
+    if verb not in _COUNTED_TAGS or rows is None:
+        why = f"its count cannot be read (the server answered {command or 'no count'})"
+        return Over(None, command, why, b"")
+    if rows > limit:
+        return Over(rows, command, f"it writes {rows} rows, more than {limit}", b"")
+    if overflow:
+        return Over(rows, command, f"its result is larger than the {keep} bytes the gateway "
+                    "keeps while it counts", b"")
+    return None
+
+
+class ExtendedCount:
+    """One Execute of the extended protocol counted, fed the target's answers one whole
+    message at a time, everything the client sent before it already answered. Sent: the
+    gateway's BEGIN (the session was in no transaction block) and SAVEPOINT, the client's
+    Execute (the gateway's Describe of its portal in front when results are masked), and a
+    Flush. Their answers are dropped, the Execute's kept (``keep`` bytes at most); then it
+    sends RELEASE, or ROLLBACK TO, RELEASE and a Close of the portal (it is bound again when
+    approved) and drops their answers too. ``result`` is then the Execute's answers, for the
+    relay's usual path, or an ``Over``. An error of the Execute, or of the gateway's own
+    statements, ends it at once: the target now skips everything up to the next Sync (which
+    ends the gateway's transaction block too: ``relay``), and the client hears the error."""
+
+    def __init__(self, limit: int, begin: bool, portal: bytes, keep: int) -> None:
+        self.limit = limit
+        self.begins = begin
+        self._keep = keep
+        self._portal = portal
+        self._expect = ANSWERS * (2 if begin else 1)
+        self._phase = 0  # 0: the gateway's statements; 1: the Execute; 2: the finishing ones
+        self._kept: list[bytes] = []
+        self._size = 0
+        self._overflow = False
+        self._complete: bytes | None = None
+        self._over: Over | None = None
+        self.to_target = b""
+        self.result: bytes | Over | None = None
+
+    def message(self, tag: int, msg: bytes) -> None:
+        if self._phase == 0:
+            if tag in _ANSWER_TAGS:
+                self._expect -= 1
+                if self._expect == 0:
+                    self._phase = 1
+            elif tag == 69:
+                self._end(msg)
+            elif tag != 78:  # a notice of the gateway's statements is the gateway's
+                self._hold(msg)
+            return
+        if self._phase == 1:
+            if tag == 67:
+                self._complete = msg
+                self._counted()
+            elif tag == 69:
+                self._end(msg)
+            elif tag in (73, 115):  # EmptyQueryResponse, PortalSuspended: no count
+                self._counted()
+            else:
+                self._hold(msg)
+            return
+        if tag in _ANSWER_TAGS:
+            self._expect -= 1
+            if self._expect == 0:
+                self._phase = 3
+                self.result = self._over if self._over is not None else self._answers(b"")
+        elif tag == 69:
+            # The gateway's RELEASE or ROLLBACK TO failed (short of a broken server, never):
+            # the client hears it, after the statement's answers when it was to stand.
+            self._end(msg)
+        elif tag != 78:
+            self._hold(msg)
+
+    def _hold(self, msg: bytes) -> None:
+        self._size += len(msg)
+        if self._size > self._keep:
+            self._overflow = True
+            self._kept = []
+        if not self._overflow:
+            self._kept.append(msg)
+
+    def _answers(self, tail: bytes) -> bytes:
+        """The Execute's answers (its CommandComplete unless rolled back), then ``tail``."""
+        complete = self._complete if self._over is None and self._complete else b""
+        return b"".join(self._kept) + complete + tail
+
+    def _end(self, error: bytes) -> None:
+        self._phase = 3
+        self.result = self._answers(error)
+
+    def _counted(self) -> None:
+        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep)
+        if self._over is None:
+            self.to_target, self._expect = RELEASE + FLUSH, ANSWERS
+        else:
+            close = codec.message(b"C", b"P" + self._portal + b"\x00")
+            self.to_target = ROLLBACK_TO + RELEASE + close + FLUSH
+            self._expect = 2 * ANSWERS + 1
+        self._phase = 2
+
+
+TRANSACTION_OPENS, TRANSACTION_CLOSES, TRANSACTION_SAME = "opens", "closes", "same"
+
+
+@functools.lru_cache(maxsize=256)
+def transaction_effect(text: str) -> str | None:
+    """What a statement does to the transaction block: opens one (BEGIN, START TRANSACTION),
+    closes it (COMMIT, ROLLBACK, PREPARE TRANSACTION), leaves it as it is (SAVEPOINT,
+    RELEASE, ROLLBACK TO, AND CHAIN, COMMIT PREPARED); None: it is no transaction statement.
+    Nothing else opens or closes a block (a procedure's COMMIT never leaves one open)."""
+    try:
+        trees = pglast.parse_sql(text)
+    except pglast.parser.ParseError:
+        return None
+    effect = None
+    for raw in trees:
+        node = raw.stmt
+        if not isinstance(node, pglast.ast.TransactionStmt):
+            continue
+        kind = node.kind
+        if kind in (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START):
+            effect = TRANSACTION_OPENS
+        elif kind in (TransactionStmtKind.TRANS_STMT_COMMIT,
+                      TransactionStmtKind.TRANS_STMT_ROLLBACK,
+                      TransactionStmtKind.TRANS_STMT_PREPARE) and not node.chain:
+            effect = TRANSACTION_CLOSES
+        elif effect is None:
+            effect = TRANSACTION_SAME
+    return effect

@@ -14,8 +14,10 @@ import pytest
 from psycopg import errors
 
 from tests.conftest import Gateway, Target, start_gateway, stop_gateway
+from tests.engine.pg import build as b
 from tests.integration.guarded import example_rules, wait_for_request
 from tests.integration.test_guardrail_relay import decide, in_thread, records
+from tests.integration.wire import Wire, errors_in
 
 pytestmark = pytest.mark.integration
 
@@ -152,9 +154,161 @@ def test_returning_rows_reach_the_client(gw: Gateway) -> None:
     assert sorted(rows) == [(1,), (2,), (3,)] and table.total() == 3
 
 
-def test_the_extended_protocol_is_refused_with_what_to_do(gw: Gateway) -> None:
+# --- the extended protocol (psycopg's server-side binding, prepared statements, pipelines) ---
+
+
+def extended(gw: Gateway, app: str, autocommit: bool = True) -> psycopg.Connection[Any]:
+    return psycopg.connect(gw.dsn(application_name=app), autocommit=autocommit)
+
+
+def param(table: Table) -> str:
+    """The UPDATE as psycopg sends it (the record's text is the Parse's)."""
+    return f"UPDATE {table.name} SET n = n + 1 WHERE id <= $1"
+
+
+def test_extended_under_the_limit_runs_at_once(gw: Gateway) -> None:
     table = Table(gw.target)
-    with psycopg.connect(gw.dsn(), autocommit=True) as conn:
-        with pytest.raises(errors.FeatureNotSupported, match="simple Query"):
-            conn.execute(f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s", [5])
+    sql = f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s"
+    with extended(gw, "rows-ext") as conn:
+        assert conn.execute(sql, [50]).rowcount == 50
+        assert conn.execute(sql, [5], prepare=True).rowcount == 5  # a named statement
+        assert conn.execute(sql, [5], prepare=True).rowcount == 5
+        rows = conn.execute(sql + " RETURNING id", [2]).fetchall()
+        assert sorted(rows) == [(1,), (2,)]
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # idle: the gateway's block ended
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert table.total() == 62
+    assert records(gw, "rows-ext") == [
+        (param(table), "count", "ok"), (param(table), "count", "ok"),
+        (param(table), "count", "ok"), (param(table) + " RETURNING id", "count", "ok"),
+        ("SELECT 1", "allow", "ok")]
+
+
+def test_extended_over_the_limit_waits_for_an_approval_and_runs_once(gw: Gateway) -> None:
+    table = Table(gw.target)
+
+    def work() -> int:
+        with extended(gw, "rows-ext-over") as conn:
+            n = conn.execute(f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s",
+                             [150]).rowcount
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            return n
+
+    thread, out = in_thread(work)
+    request = wait_for_request(gw)
+    # What the approver sees: the text, its parameters (binary here: psycopg sends ints so),
+    # and the count.
+    assert "150 rows" in request["statement"] and "-- parameters: " in request["statement"]
+    assert table.total() == 0  # counted, rolled back: nothing happened yet
+    decide(gw, True)
+    thread.join(30)
+    assert out == [150]
+    assert table.total() == 150  # once
+    assert records(gw, "rows-ext-over") == [
+        (param(table), "count", "rolled back"), (param(table), "approved", "ok"),
+        ("SELECT 1", "allow", "ok")]
+
+
+def test_extended_in_a_transaction_denied_leaves_the_rest_of_it(gw: Gateway) -> None:
+    table = Table(gw.target)
+    sql = f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s"
+
+    def work() -> Any:
+        with extended(gw, "rows-ext-tx", autocommit=False) as conn:
+            assert conn.execute(sql, [10], prepare=True).rowcount == 10
+            try:
+                conn.execute(sql, [200], prepare=True)
+            except errors.InsufficientPrivilege as exc:
+                conn.commit()  # the transaction goes on: the first UPDATE commits
+                return str(exc)
+        return None
+
+    thread, out = in_thread(work)
+    wait_for_request(gw)
     assert table.total() == 0
+    decide(gw, False)
+    thread.join(30)
+    assert out and "denied" in str(out[0])
+    assert table.total() == 10
+    assert [r[1:] for r in records(gw, "rows-ext-tx")] == [
+        ("allow", "ok"), ("count", "ok"), ("count", "rolled back"), ("denied", "denied"),
+        ("allow", "ok")]  # BEGIN, the small UPDATE, the big one counted then denied, COMMIT
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_pipeline_counts_each_write(gw: Gateway, autocommit: bool) -> None:
+    table = Table(gw.target)
+    sql = f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s"
+    app = f"rows-pipe-{autocommit}"
+    with extended(gw, app, autocommit) as conn:
+        with conn.pipeline():
+            cursors = [conn.execute(sql, [n]) for n in (10, 20, 30)]
+            total = conn.execute(f"SELECT sum(n) FROM {table.name}")
+        assert [c.rowcount for c in cursors] == [10, 20, 30]
+        assert total.fetchone() == (60,)
+        conn.commit()
+    assert table.total() == 60
+    verdicts = [r[1:] for r in records(gw, app)]
+    assert verdicts.count(("count", "ok")) == 3 and all(v[1] == "ok" for v in verdicts)
+
+
+def test_an_error_in_a_pipeline_rolls_back_the_counted_write(gw: Gateway) -> None:
+    """Autocommit: the segment is one implicit transaction in PostgreSQL; it still is."""
+    table = Table(gw.target)
+    with extended(gw, "rows-pipe-error") as conn:
+        with pytest.raises(errors.DivisionByZero):
+            with conn.pipeline():
+                conn.execute(f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s", [10])
+                conn.execute(f"UPDATE {table.name} SET n = 1 / 0 WHERE id = %s", [1])
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert table.total() == 0
+
+
+def test_a_pipeline_over_the_limit_waits_and_the_rest_follows(gw: Gateway) -> None:
+    table = Table(gw.target)
+
+    def work() -> list[int]:
+        with extended(gw, "rows-pipe-over") as conn, conn.pipeline():
+            sql = f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s"
+            cursors = [conn.execute(sql, [n]) for n in (10, 150, 20)]
+            conn.execute("SELECT 1")
+        return [c.rowcount for c in cursors]
+
+    thread, out = in_thread(work)
+    request = wait_for_request(gw)
+    assert "150 rows" in request["statement"]
+    decide(gw, True)
+    thread.join(30)
+    assert out == [[10, 150, 20]]
+    assert table.total() == 180
+
+
+def test_shapes_the_gateway_cannot_count_are_refused_on_the_wire(gw: Gateway) -> None:
+    """A row limit on the Execute, and transaction control behind a counted write in the
+    block the gateway opened for it, before the Sync: refused, nothing of them runs."""
+    table = Table(gw.target)
+    wire = Wire(gw.port())
+    try:
+        wire.login("alice", gw.tokens["alice"])
+        update = table.bump(10)
+        wire.send(b.parse(update) + b.bind() + b.execute(max_rows=5) + b.SYNC)
+        [error] = errors_in(wire.until(b"Z"))
+        assert error["C"] == "0A000" and "row limit" in error["M"]
+        wire.send(b.parse(update) + b.bind() + b.execute() + b.parse("COMMIT", "c")
+                  + b.bind(statement="c") + b.execute() + b.SYNC)
+        answers = wire.until(b"Z")
+        [error] = errors_in(answers)
+        assert error["C"] == "0A000" and "Sync" in (error.get("H") or "")
+        assert answers[-1] == (ord("Z"), b"I")
+        assert [t for t, _ in answers if t == ord("C")] == [ord("C")]  # the UPDATE's
+        wire.send(b.parse(update) + b.bind() + b.execute() + b.query("SELECT 1"))
+        answers = wire.until(b"Z")
+        assert errors_in(answers)[0]["C"] == "0A000"
+        wire.send(b.SYNC)
+        assert wire.until(b"Z")[-1] == (ord("Z"), b"I")
+    finally:
+        wire.close()
+    # The two UPDATEs before the refusals stood (as after any refusal by the gateway, the
+    # rest of the segment is skipped, and the Sync commits what ran before it).
+    assert table.total() == 20
