@@ -4,11 +4,11 @@ store as one node (of one machine's workers, or of a fleet)."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import ssl
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from engine.audit_stream import AuditStream
 from engine.config import Config, Connection
 from engine.control import ControlError, ControlServer, Peer, resolve_id
 from engine.events import ApprovalDecided, ApprovalEvent, EventHub
+from engine.fleet import Fleet, FleetGrants, GrantKey
+from engine.fleet import Handler as FleetHandler
 from engine.guardrail import Guard
 from engine.identity import CombinedIdentities, Identity
 from engine.lockout import SCOPES, Lockout, LockoutError, new_lockout_id, parse_duration
@@ -47,11 +49,15 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, config: Config, placement: Placement | None = None) -> None:
+    def __init__(self, config: Config, placement: Placement | None = None,
+                 before_listen: Callable[[], Awaitable[None]] | None = None) -> None:
         self.config = config
+        self._before_listen = before_listen  # a worker waits for its siblings to recover
         # A lone engine is one node of one worker; a worker gets its place from its supervisor.
         self.placement = placement or Placement(config.node_name())
         self._cancel_listener: CancelListener | None = None
+        self.fleet: Fleet | None = None
+        self._fleet_cancels = (0.0, 0)  # (second, count): CancelRequests offered to the fleet
         self.store: SqliteStore | None = None
         self.recorder: Recorder | None = None
         self.sessions: SessionContext | None = None  # what every session shares
@@ -121,6 +127,10 @@ class Engine:
             guard=self.guard, broker=self.broker, events=self.events,
             masking_rules=self.config.masking, masking_key=key, token_grace=grace)
         self._load_lockouts()
+        self.fleet = Fleet(self.store, self.recorder, self.placement.node,
+                           heartbeat=settings.heartbeat, timeout=settings.node_timeout,
+                           handlers=self._fleet_handlers())
+        self.sessions.grants = FleetGrants(self._tell_grant)
         self.pg = PgContext(self.sessions, self._cancel_keys())
         if self.metrics is not None:
             self.metrics.pg_bytes = self._pg_bytes
@@ -128,6 +138,8 @@ class Engine:
                                        self.recorder, self.events)
         loop = asyncio.get_running_loop()
         try:
+            if self._before_listen is not None:
+                await self._before_listen()
             await self.control.start()
             if self.placement.worker:
                 self._cancel_listener = CancelListener(
@@ -161,6 +173,11 @@ class Engine:
                     self.metrics, settings.metrics.listen_host, settings.metrics.listen_port,
                     self._not_ready)
                 await self.metrics_server.start()
+            await asyncio.to_thread(self.store.register_node, {
+                "listeners": {n: f"{h}:{p}" for n, (h, p) in self.listeners.items()},
+                "control": str(self.control.path), "worker": self.placement.index,
+                "workers": self.placement.count})
+            self.fleet.start()
         except BaseException:
             await self.stop()
             raise
@@ -173,8 +190,31 @@ class Engine:
             return await forward_cancel(place.cancel_paths[slot], pid, secret)
 
         if not place.worker:
-            return CancelKeys()
-        return CancelKeys(place.index, place.count, forward)
+            return CancelKeys(elsewhere=self._cancel_elsewhere)
+        return CancelKeys(place.index, place.count, forward, self._cancel_elsewhere)
+
+    async def _cancel_elsewhere(self, pid: int, secret: int) -> bool:
+        """A key none of this engine's workers knows: offer it to the fleet's other nodes (at
+        most 20 a second: anyone can send CancelRequests, and each is a write per node)."""
+        if self.fleet is None:
+            return False
+        second, count = self._fleet_cancels
+        now = int(time.time())
+        if now != second:
+            second, count = now, 0
+        if count >= 20:
+            log.info("CancelRequest with an unknown key ignored (too many this second)")
+            return False
+        self._fleet_cancels = (second, count + 1)
+        try:
+            sent = await self.fleet.broadcast({"op": "cancel", "pid": pid, "secret": secret},
+                                              but=self.placement.own_nodes())
+        except Exception as exc:
+            log.warning("could not offer a CancelRequest to the fleet: %s", exc)
+            return False
+        if not sent:
+            log.info("CancelRequest with an unknown key ignored")
+        return sent > 0
 
     def _observe(self, store: SqliteStore, recorder: Recorder) -> None:
         """Metrics and the audit stream listen to what the recorder commits (from the first
@@ -302,16 +342,23 @@ class Engine:
         }
 
     async def _list_sessions(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
-        live = self.live().values()
+        live = [{**session.describe().to_dict(), "node": self.placement.node}
+                for session in self.live().values()]
         limit = _limit(request)
         recent = (self.store.sessions(limit, _before(request)) if self.store is not None
                   else [])
-        return {"live": [session.describe().to_dict() for session in live], "recent": recent}
+        if self.fleet is not None:  # the other nodes' (as the store has them)
+            live += self.fleet.remote_sessions(self.placement.own_nodes())
+        return {"live": live, "recent": recent}
 
     async def _approvals(self, peer: Peer, request: dict[str, Any]) -> dict[str, Any]:
         assert self.broker is not None and self.store is not None
+        pending = [{**r.describe(), "node": self.placement.node}
+                   for r in self.broker.pending.values()]
+        if self.fleet is not None:
+            pending += self.fleet.remote_pending(self.placement.own_nodes())
         return {
-            "pending": [r.describe() for r in self.broker.pending.values()],
+            "pending": pending,
             "recent": self.store.approvals(limit=_limit(request), before=_before(request)),
         }
 
@@ -329,6 +376,9 @@ class Engine:
             request_id = resolve_id("approval request", request.get("request"),
                                     self.broker.pending)
         except KeyError as exc:
+            elsewhere = await self._decide_elsewhere(peer.identity, request, approve)
+            if elsewhere is not None:
+                return elsewhere
             raise ControlError(self._not_pending(str(exc.args[0]))) from None
         try:
             req = await self.broker.decide(request_id, peer.identity, approve,
@@ -367,6 +417,9 @@ class Engine:
         try:
             sid = resolve_id("session", request.get("session"), live)
         except KeyError as exc:
+            elsewhere = await self._kill_elsewhere(peer.identity, request)
+            if elsewhere is not None:
+                return elsewhere
             raise ControlError(f"no live session {exc.args[0]!r} (see gatewatch sessions)"
                                ) from None
         session = live[sid]
@@ -414,6 +467,7 @@ class Engine:
             until=O.utc(lockout.until), created_at=O.utc(now), created_by=who, reason=reason,
             session_id=session_id)])
         self.sessions.lockouts.add(lockout)
+        self._tell_fleet({"op": "lockout.adopt", "lockout": lockout.describe(now)})
         log.info("lock-out %s: %s kept out of %s until %s by %s", lockout.id, identity,
                  lockout.connection or "every connection", O.utc(lockout.until), who)
         return lockout
@@ -443,6 +497,7 @@ class Engine:
             lift_reason=str(reason) if reason else None)])
         lifted = lockouts.lift(lid)
         assert lifted is not None
+        self._tell_fleet({"op": "lockout.forget", "lockout": lid})
         log.info("lock-out %s of %s lifted by %s", lid, lifted.identity, peer.identity.name)
         return {**lifted.describe(time.time()), "lifted_by": peer.identity.name,
                 "lift_reason": reason}
@@ -451,13 +506,8 @@ class Engine:
         """A lock-out another worker of this engine recorded: in force here too (it is already
         in the store, which this worker reads at its next start)."""
         assert self.sessions is not None
-        row = request.get("lockout")
-        if not isinstance(row, dict):
-            raise ControlError("lockout.adopt needs the lock-out as kill described it")
         try:
-            lockout = Lockout(str(row["id"]), str(row["identity"]), row.get("connection"),
-                              _epoch(row["until"]), _epoch(row["created_at"]),
-                              str(row["created_by"]), str(row["reason"]), row.get("session_id"))
+            lockout = _lockout(request.get("lockout"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ControlError(f"lockout.adopt: not a lock-out ({exc})") from None
         self.sessions.lockouts.add(lockout)
@@ -473,8 +523,143 @@ class Engine:
         assert peer.identity is not None
         return (await self.reload(f"operator {peer.identity.name}")).to_dict()
 
+    # --- the fleet ------------------------------------------------------------------------
+
+    async def _decide_elsewhere(self, who: Identity, request: dict[str, Any],
+                                approve: bool) -> dict[str, Any] | None:
+        """A request pending on another node: that node decides it (the decision travels
+        through the store's command channel); the request as the store then has it. None when
+        no other node holds such a request."""
+        if self.fleet is None:
+            return None
+        pending = {r["id"]: r for r in self.fleet.remote_pending(self.placement.own_nodes())}
+        try:
+            rid = resolve_id("approval request", request.get("request"), pending)
+        except KeyError:
+            return None
+        node = pending[rid]["node"]
+        reason = request.get("reason")
+        await self.fleet.send(node, {"op": "decide", "request": rid, "approve": approve,
+                                     "by": who.name, "groups": sorted(who.groups),
+                                     "reason": str(reason) if reason else None})
+        row = await self._until_stored(lambda: next(
+            (r for r in self._stored_approvals() if r["id"] == rid
+             and r["status"] != "pending"), None))
+        if row is None:
+            raise ControlError(f"approval request {rid} is held by node {node}, which has not "
+                               "decided it (it refuses a requester's own approval and anyone "
+                               "who is not an approver there): see its log")
+        return {**row, "node": node}
+
+    def _stored_approvals(self) -> list[dict[str, Any]]:
+        return self.store.approvals(limit=1000) if self.store is not None else []
+
+    async def _kill_elsewhere(self, who: Identity, request: dict[str, Any]
+                              ) -> dict[str, Any] | None:
+        """A session another node holds: that node ends it; with ``lock_out``, the lock-out is
+        recorded here and put in force fleet-wide first."""
+        if self.fleet is None:
+            return None
+        live = {r["id"]: r for r in self.fleet.remote_sessions(self.placement.own_nodes())}
+        try:
+            sid = resolve_id("session", request.get("session"), live)
+        except KeyError:
+            return None
+        row, node = live[sid], live[sid]["node"]
+        reason = str(request.get("reason") or "no reason given")
+        lockout = None
+        if request.get("lock_out"):
+            if not row.get("identity"):
+                raise ControlError(f"session {sid} has no identity yet: nothing to lock out")
+            lockout = await self._lock_out(who.name, row["identity"], row["connection"],
+                                           request, reason, sid)
+        await self.fleet.send(node, {"op": "kill", "session": sid, "by": who.name,
+                                     "reason": reason,
+                                     "lockout": lockout.message() if lockout else None})
+        ended = await self._until_stored(lambda: next(
+            (s for s in self.store.sessions(1000) if s["id"] == sid
+             and s["status"] != "open"), None) if self.store is not None else None)
+        if ended is None:
+            raise ControlError(f"session {sid} is held by node {node}, which has not ended it "
+                               "yet: see its log")
+        return {"session": sid, "killed_by": who.name, "reason": reason, "node": node,
+                "lockout": lockout.describe(time.time()) if lockout else None}
+
+    @staticmethod
+    async def _until_stored(found: Callable[[], Any]) -> Any:
+        """Poll the store for up to 5 s (another node's records reach it a moment after its
+        journal); None when ``found`` never found it."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            value = found()
+            if value is not None or time.monotonic() > deadline:
+                return value
+            await asyncio.sleep(0.05)
+
+    def _fleet_handlers(self) -> dict[str, FleetHandler]:
+        return {"decide": self._fleet_decide, "kill": self._fleet_kill,
+                "lockout.adopt": self._fleet_adopt, "lockout.forget": self._fleet_forget,
+                "grant": self._fleet_grant, "cancel": self._fleet_cancel}
+
+    def _tell_fleet(self, command: dict[str, Any]) -> None:
+        """Tell every other live node (this engine's sibling workers too), in the background."""
+        if self.fleet is None:
+            return
+        fleet = self.fleet
+
+        async def tell() -> None:
+            try:
+                await fleet.broadcast(command)
+            except Exception as exc:
+                log.warning("could not tell the fleet (%s): %s", command.get("op"), exc)
+
+        spawn(tell(), name=f"fleet-{command.get('op')}")
+
+    def _tell_grant(self, key: GrantKey, until: float) -> None:
+        self._tell_fleet({"op": "grant", "key": list(key), "until": until})
+
+    async def _fleet_decide(self, command: dict[str, Any]) -> None:
+        assert self.broker is not None
+        who = Identity(str(command["by"]), frozenset(map(str, command.get("groups") or [])),
+                       source=f"node {command.get('from')}")
+        await self.broker.decide(str(command["request"]), who, bool(command["approve"]),
+                                 command.get("reason"))
+
+    async def _fleet_kill(self, command: dict[str, Any]) -> None:
+        session = self.live().get(str(command["session"]))
+        if session is None:
+            return  # it ended meanwhile
+        who, reason = command.get("by"), command.get("reason")
+        told = f"the session was ended by operator {who}: {reason}"
+        if command.get("lockout"):
+            told += f"; {command['lockout']}"
+        session.terminate(f"killed by {who} (through node {command.get('from')}): {reason}",
+                          told, status="killed")
+
+    async def _fleet_adopt(self, command: dict[str, Any]) -> None:
+        assert self.sessions is not None
+        self.sessions.lockouts.add(_lockout(command.get("lockout")))
+
+    async def _fleet_forget(self, command: dict[str, Any]) -> None:
+        assert self.sessions is not None
+        self.sessions.lockouts.lift(str(command.get("lockout")))
+
+    async def _fleet_grant(self, command: dict[str, Any]) -> None:
+        assert self.sessions is not None
+        grants = self.sessions.grants
+        identity, connection, database = (str(part) for part in command["key"])
+        if isinstance(grants, FleetGrants):
+            grants.adopt((identity, connection, database), float(command["until"]))
+
+    async def _fleet_cancel(self, command: dict[str, Any]) -> None:
+        assert self.pg is not None
+        await self.pg.cancel_keys.cancel(int(command["pid"]), int(command["secret"]),
+                                         forwarded=True)
+
     async def stop(self) -> None:
         self._stopping = True
+        if self.fleet is not None:
+            await self.fleet.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.control.stop()
@@ -524,11 +709,17 @@ def host_key_path(config: Config, conn: Connection) -> Path:
 
 def _open_store(config: Config, node: str) -> SqliteStore:
     """The store, opened as this node."""
-    settings = config.engine
-    if "node" not in inspect.signature(open_store).parameters:  # a store of one engine only
-        return open_store(settings.store, durability=settings.durability)
-    return open_store(config.store_location(), node=node,  # type: ignore[call-arg,arg-type,unused-ignore]
-                      durability=settings.durability)
+    return open_store(config.store_location(), node=node,
+                      durability=config.engine.durability)
+
+
+def _lockout(row: object) -> Lockout:
+    """A lock-out as ``Lockout.describe`` gave it (from a sibling or another node)."""
+    if not isinstance(row, dict):
+        raise TypeError("a lock-out is an object")
+    return Lockout(str(row["id"]), str(row["identity"]), row.get("connection"),
+                   _epoch(row["until"]), _epoch(row["created_at"]), str(row["created_by"]),
+                   str(row["reason"]), row.get("session_id"))
 
 
 def _epoch(iso: str) -> float:

@@ -25,6 +25,11 @@ class Placement:
     cancel_paths: tuple[Path, ...] = ()  # by worker index: where each takes forwarded cancels
     metrics: bool = True  # serve engine.metrics (one worker does: the port is not shared)
     control_socket: Path | None = None  # a worker's private one; None: engine.control_socket
+    siblings: tuple[str, ...] = ()  # every worker's node name, this one's included
+
+    def own_nodes(self) -> frozenset[str]:
+        """This engine's nodes: its workers' (whose sessions the supervisor lists itself)."""
+        return frozenset((self.node, *self.siblings))
 
     @property
     def worker(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from engine.config import Config
 from engine.engine import Engine
@@ -28,25 +28,17 @@ log = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> int:
-    if config.worker_count() > 1 and shares_store():
+    if config.worker_count() > 1:
         return await supervise(config)
     return await run_engine(config)
 
 
-def shares_store() -> bool:
-    """Whether the store takes several writing nodes (a store of one writer cannot have
-    workers)."""
-    import inspect
-
-    from store import open_store
-
-    return "node" in inspect.signature(open_store).parameters
-
-
 async def run_engine(config: Config, placement: Placement | None = None,
-                     ready: Callable[[Engine], None] | None = None) -> int:
-    """One engine until a signal; ``ready`` is told once it takes sessions."""
-    engine = Engine(config, placement)
+                     ready: Callable[[Engine], None] | None = None,
+                     before_listen: Callable[[], Awaitable[None]] | None = None) -> int:
+    """One engine until a signal; ``ready`` is told once it takes sessions, and
+    ``before_listen`` is awaited between its recovery and its first listener."""
+    engine = Engine(config, placement, before_listen)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None

@@ -2,10 +2,11 @@
 by the supervisor (``engine/workers.py``), never by hand.
 
 The supervisor writes one JSON line on the worker's stdin (the policies file, the worker's index
-and node name, the masking key, the file descriptors of its listening sockets, where its
-siblings take forwarded CancelRequests, its private control socket) and reads ``ready`` on its
-stdout once the worker takes sessions. stdin is a pipe only the two share: the masking key never
-appears in an argument list or the environment.
+and node name, the masking key, the file descriptors of its sockets, where its siblings take
+forwarded CancelRequests, its private control socket). The worker says ``recovered`` on its
+stdout once it has recovered its own records, waits for ``listen`` on stdin (sent when every
+worker has recovered), and says ``ready`` once it takes sessions. stdin is a pipe only the two
+share: the masking key never appears in an argument list or the environment.
 """
 
 from __future__ import annotations
@@ -31,12 +32,23 @@ def placement(setup: dict[str, Any]) -> Placement:
         masking_key=bytes.fromhex(setup["masking_key"]),
         sockets={name: socket.socket(fileno=int(fd)) for name, fd in setup["sockets"].items()},
         cancel_paths=tuple(Path(p) for p in setup["cancel_paths"]),
-        metrics=int(setup["index"]) == 0, control_socket=Path(setup["control_socket"]))
+        metrics=int(setup["index"]) == 0, control_socket=Path(setup["control_socket"]),
+        siblings=tuple(str(n) for n in setup["nodes"]))
 
 
 def _ready(engine: Engine) -> None:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+
+
+async def _recovered() -> None:
+    """Say this worker recovered its records; listen when the supervisor says so (once every
+    worker has: ``engine/workers.py``)."""
+    sys.stdout.write("recovered\n")
+    sys.stdout.flush()
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if line.strip() != "listen":
+        raise OSError("the supervisor went away before this worker could listen")
 
 
 def main() -> int:
@@ -53,9 +65,9 @@ def main() -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run_engine(config, place, _ready))
+        return asyncio.run(run_engine(config, place, _ready, _recovered))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_engine(config, place, _ready))
+        return runner.run(run_engine(config, place, _ready, _recovered))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ import contextlib
 import ctypes
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,8 @@ from engine.masking.policy import masking_key
 from engine.node import sibling_path, worker_node
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.tasks import spawn
+from store import StoreLocked
+from store.lock import StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +75,16 @@ class Worker:
     proc: asyncio.subprocess.Process | None = None
     started: float = 0.0
     restarts: int = 0
+    recovered: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def listening_sockets(config: Config, count: int) -> dict[str, list[socket.socket]]:
     """``count`` sockets per connection, each bound with SO_REUSEPORT to its address (port 0:
-    one port, chosen by the first bind) and listening."""
+    one port, chosen by the first bind). They do not listen yet: each worker makes its own
+    listen when it is ready (asyncio's server does), so that a connection is never queued
+    for a worker still replaying its journal; a socket then listens until the supervisor
+    closes it, across restarts of its worker."""
     out: dict[str, list[socket.socket]] = {}
     try:
         for conn in config.connections:
@@ -91,8 +99,7 @@ def listening_sockets(config: Config, count: int) -> dict[str, list[socket.socke
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.bind((conn.listen_host, port))
-                sock.listen(1024)
-                sock.setblocking(False)
+                sock.setblocking(False)  # bound only: a worker listens once it is ready
                 sock.set_inheritable(True)
                 port = sock.getsockname()[1]
     except OSError as exc:
@@ -104,9 +111,12 @@ def listening_sockets(config: Config, count: int) -> dict[str, list[socket.socke
 
 
 class Supervisor:
-    def __init__(self, config: Config, count: int) -> None:
+    def __init__(self, config: Config, count: int, log: Path | None = None) -> None:
+        """``log``: a file the workers' stderr is appended to (by default they share the
+        supervisor's stderr)."""
         self.config = config
         self.count = count
+        self.log = log
         node = config.node_name()
         control = config.engine.control_socket
         self.workers = [Worker(i, worker_node(node, i), sibling_path(control, i, "control"))
@@ -119,8 +129,23 @@ class Supervisor:
         self._stopping = False
         self._watchers: list[asyncio.Task[None]] = []
 
+    def _check_locks(self) -> None:
+        """Refuse at once, with the store's own message, when an engine runs as one of these
+        nodes: before anything else, since a second engine's sockets would join the first's
+        on the same ports (SO_REUSEPORT) and take some of its clients."""
+        if self.config.engine.store_url is not None:
+            return  # the PostgreSQL store refuses a second writer of a node when it opens
+        for worker in self.workers:
+            try:
+                StoreLock.acquire(self.config.engine.store, worker.node).release()
+            except StoreLocked:
+                raise
+            except OSError:
+                return  # no store directory yet: the worker makes it (and says what fails)
+
     async def start(self) -> None:
-        await self.fanout.start()  # first: it fails when another engine serves this socket
+        self._check_locks()
+        await self.fanout.start()  # it fails when another engine serves this socket
         try:
             self.key = masking_key(self.config.engine.masking_key_env)
             for conn in self.config.connections:
@@ -131,7 +156,12 @@ class Supervisor:
                 self.listeners[name] = socks[0].getsockname()[:2]
             for worker in self.workers:
                 await self._spawn(worker)
-            await self._all_ready()
+            # Every worker recovers its own records before any listens: once the port takes
+            # connections, what the previous run left open is marked as a lone engine marks it.
+            await self._all(lambda w: w.recovered, "did not recover its records")
+            for worker in self.workers:
+                self._listen(worker)
+            await self._all(lambda w: w.ready, "did not start")
         except BaseException:
             await self.stop()
             raise
@@ -148,37 +178,51 @@ class Supervisor:
             "count": self.count, "masking_key": self.key.hex(), "sockets": fds,
             "cancel_paths": [str(p) for p in self.cancel_paths],
             "control_socket": str(worker.control), "log_level": self.config.engine.log_level,
+            "nodes": [w.node for w in self.workers],
         }
-        worker.ready = asyncio.Event()
+        worker.ready, worker.recovered = asyncio.Event(), asyncio.Event()
         worker.started = time.monotonic()
+        stderr = (os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                  if self.log is not None else None)
         worker.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "engine.worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()),
-            cwd=_ROOT, preexec_fn=_die_with_parent)
+            cwd=_ROOT, preexec_fn=_die_with_parent, stderr=stderr)
+        if stderr is not None:
+            os.close(stderr)  # the worker has its own copy
         assert worker.proc.stdin is not None and worker.proc.stdout is not None
         worker.proc.stdin.write(json.dumps(setup).encode() + b"\n")
         await worker.proc.stdin.drain()
-        worker.proc.stdin.close()
-        spawn(self._read_ready(worker, worker.proc.stdout), name=f"worker-{worker.index}-ready")
+        spawn(self._read_state(worker, worker.proc.stdout), name=f"worker-{worker.index}-state")
 
     @staticmethod
-    async def _read_ready(worker: Worker, out: asyncio.StreamReader) -> None:
+    async def _read_state(worker: Worker, out: asyncio.StreamReader) -> None:
+        """What the worker says on its stdout: ``recovered``, then ``ready``."""
         while line := await out.readline():
-            if line.strip() == b"ready":
+            if line.strip() == b"recovered":
+                worker.recovered.set()
+            elif line.strip() == b"ready":
                 worker.ready.set()
 
-    async def _all_ready(self) -> None:
-        """Every worker takes sessions, or the start fails with the first one that ended."""
+    @staticmethod
+    def _listen(worker: Worker) -> None:
+        """Let the worker listen (it waits for this line once it has recovered)."""
+        if worker.proc is not None and worker.proc.stdin is not None:
+            worker.proc.stdin.write(b"listen\n")
+            worker.proc.stdin.close()
+
+    async def _all(self, state: Callable[[Worker], asyncio.Event], failed: str) -> None:
+        """Every worker reaches ``state``, or the start fails with the first that ended."""
         async with asyncio.timeout(READY_TIMEOUT):
             for worker in self.workers:
                 assert worker.proc is not None
-                ready = asyncio.ensure_future(worker.ready.wait())
+                reached = asyncio.ensure_future(state(worker).wait())
                 ended = asyncio.ensure_future(worker.proc.wait())
-                await asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED)
-                ready.cancel()
-                if not worker.ready.is_set():
+                await asyncio.wait({reached, ended}, return_when=asyncio.FIRST_COMPLETED)
+                reached.cancel()
+                if not state(worker).is_set():
                     await ended
-                    raise WorkersError(f"worker {worker.index} ({worker.node}) did not start "
+                    raise WorkersError(f"worker {worker.index} ({worker.node}) {failed} "
                                        f"(exit status {worker.proc.returncode}; see its log)")
                 ended.cancel()
 
@@ -201,8 +245,20 @@ class Supervisor:
             worker.restarts += 1
             try:
                 await self._spawn(worker)
+                await self._restarted(worker)
             except OSError as exc:
                 log.error("worker %d could not be restarted: %s", worker.index, exc)
+
+    async def _restarted(self, worker: Worker) -> None:
+        """A restarted worker listens as soon as it has recovered its own records."""
+        assert worker.proc is not None
+        reached = asyncio.ensure_future(worker.recovered.wait())
+        ended = asyncio.ensure_future(worker.proc.wait())
+        await asyncio.wait({reached, ended}, return_when=asyncio.FIRST_COMPLETED)
+        reached.cancel()
+        ended.cancel()
+        if worker.recovered.is_set():
+            self._listen(worker)
 
     def signal_workers(self, sig: int) -> None:
         for worker in self.workers:

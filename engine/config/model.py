@@ -8,14 +8,13 @@ import it.
 from __future__ import annotations
 
 import os
-import re
-import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 
 from engine.guardrail.rules import GuardrailSettings, Rule
 from engine.masking.rules import MaskingRule
+from store.nodes import default_node
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ class EngineSettings:
     store: Path
     control_socket: Path
     store_url: str | None = None  # ``engine.store: postgresql://…``: the fleet's shared store
-    node: str | None = None  # this engine's name in the store; None: host name and listener
+    node: str | None = None  # this engine's name in the store; None: the host's name
     workers: int | None = None  # processes on the same listeners; None: the machine's cores
     heartbeat: float = 5.0  # how often a node says it is alive in the store
     node_timeout: float = 30.0  # a node silent this long is lost: its sessions are ended
@@ -214,13 +213,10 @@ class Config:
         return next((c for c in self.connections if c.name == name), None)
 
     def node_name(self) -> str:
-        """``engine.node``, or this host's name and its first listener (``db1-5432``), so that
-        two engines on one machine sharing a store are two nodes."""
-        if self.engine.node:
-            return self.engine.node
-        port = self.connections[0].listen_port if self.connections else 0
-        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("._-")
-        return f"{host[:80] or 'gatewatch'}-{port}"
+        """``engine.node``, or the store's default: this host's name (the name a lone engine's
+        records, lock and journal have always had). Two engines of one machine writing one
+        store need names of their own; the store refuses a second writer under one name."""
+        return self.engine.node or default_node()
 
     def worker_count(self) -> int:
         """``engine.workers``, or one per core of this machine."""

@@ -8,7 +8,9 @@ With ``engine.workers`` several processes accept on one port, and the kernel han
 CancelRequest's connection to any of them, seldom the one holding the session. So the key says
 whose it is: the process id the client gets is ``n * slots + slot`` (``slot``: this worker's
 index), and a key of a sibling's slot is handed to that sibling (``forward``) instead of being
-dropped as unknown. The sibling checks the secret as if the request had come to it.
+dropped as unknown. The sibling checks the secret as if the request had come to it. Behind a
+load balancer the request may even reach another machine: a key no worker here knows is offered
+to the fleet's other nodes (``elsewhere``), which check it the same way.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ MAX_SLOTS = 64  # workers whose keys can be told apart
 
 class CancelKeys:
     def __init__(self, slot: int = 0, slots: int = 1,
-                 forward: Callable[[int, int, int], Awaitable[bool]] | None = None) -> None:
+                 forward: Callable[[int, int, int], Awaitable[bool]] | None = None,
+                 elsewhere: Callable[[int, int], Awaitable[bool]] | None = None) -> None:
         """``slot`` of ``slots``: this worker's share of the key space; ``forward(slot, pid,
-        secret)`` hands a sibling's key to that sibling."""
+        secret)`` hands a sibling's key to that sibling; ``elsewhere(pid, secret)`` offers a
+        key nobody here knows to the other nodes of the fleet (another machine's)."""
+        self._elsewhere = elsewhere
         if not 0 <= slot < slots <= MAX_SLOTS:
             raise ValueError(f"worker {slot} of {slots}: at most {MAX_SLOTS} workers")
         self.slot, self.slots = slot, slots
@@ -86,10 +91,15 @@ class CancelKeys:
         request is never forwarded again)."""
         upstream = self.lookup(pid, secret)
         if upstream is None:
+            if forwarded:
+                return False
             owner = self.owner(pid)
-            if not forwarded and owner != self.slot and self._forward is not None:
+            if owner != self.slot and self._forward is not None:
                 log.info("CancelRequest for a session of worker %d: handed to it", owner)
-                return await self._forward(owner, pid, secret)
+                if await self._forward(owner, pid, secret):
+                    return True
+            if self._elsewhere is not None:
+                return await self._elsewhere(pid, secret)
             log.info("CancelRequest with an unknown key ignored")
             return False
         hook = self._hooks.get(pid)
