@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true",
                       help="no TUI: print the connection details as one JSON line")
     demo.add_argument("-c", "--config", type=Path, help="policies file (default: the example)")
+    demo.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                      help="postgres: two engine nodes sharing a PostgreSQL store")
     sessions = with_config(sub.add_parser("sessions", help="list recorded sessions"))
     sessions.add_argument("--json", action="store_true")
     sessions.add_argument("--limit", type=int, default=100)
@@ -223,7 +225,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         setup_logging("WARNING")
         try:
-            return run(run_demo(args.config or default_policies(), headless=args.headless))
+            return run(run_demo(args.config or default_policies(), headless=args.headless,
+                                store=args.store))
         except (AccountError, ClusterError, PoliciesError) as exc:
             raise UsageError(f"demo: {exc}") from exc
     if args.command == "reload":

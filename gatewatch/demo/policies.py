@@ -73,6 +73,9 @@ class Sandbox:
     tls: tuple[Path, Path]             # certificate and key towards PostgreSQL clients
     oidc_issuer: str
     metrics_listen: str | None = None  # engine.metrics.listen, "127.0.0.1:PORT"
+    store_url: str | None = None       # a PostgreSQL store; ``store`` is then the node's file
+    node: str | None = None            # engine.node
+    workers: int | None = None         # engine.workers; None: the default (the cores)
 
 
 class DemoPolicies:
@@ -107,7 +110,15 @@ class DemoPolicies:
         engine = _get(root, "engine")
         if not isinstance(engine, yaml.MappingNode):
             raise PoliciesError(f"{self.source}: no engine section")
-        _put(engine, "store", _string(str(sandbox.store)))
+        if sandbox.store_url is not None:
+            _put(engine, "store", _string(sandbox.store_url))
+            _put(engine, "local_store", _string(str(sandbox.store)))
+        else:
+            _put(engine, "store", _string(str(sandbox.store)))
+        if sandbox.node is not None:
+            _put(engine, "node", _string(sandbox.node))
+        if sandbox.workers is not None:
+            _put(engine, "workers", _number(sandbox.workers))
         _put(engine, "control_socket", _string(str(sandbox.control_socket)))
         if sandbox.metrics_listen is not None:
             _put(engine, "metrics", yaml.MappingNode("tag:yaml.org,2002:map", [(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import json
 import os
@@ -36,8 +37,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.config import Config, load_config
-from engine.engine import Engine
+from engine.engine import host_key_path
 from gatewatch.demo.account import target_account
+from gatewatch.demo.nodes import DemoNode
 from gatewatch.demo.oidc import DemoOidcProvider
 from gatewatch.demo.pgcluster import PgCluster, free_port
 from gatewatch.demo.policies import DemoPolicies, PoliciesError, Sandbox, Target
@@ -78,7 +80,9 @@ class _Shutdown:
         self.interrupt = stop
 
 
-async def run_demo(policies: Path, *, headless: bool) -> int:
+async def run_demo(policies: Path, *, headless: bool, store: str = "sqlite") -> int:
+    """``store``: ``sqlite`` (one node, the default workers) or ``postgres`` (two nodes, one
+    worker each, sharing a store in the demo's cluster)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -88,7 +92,7 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
     try:
         async with contextlib.AsyncExitStack() as cleanup:
             try:
-                info = await _bring_up(policies, cleanup)
+                info = await _bring_up(policies, cleanup, headless=headless, store=store)
             except asyncio.CancelledError:
                 if shutdown.signal is None:
                     raise
@@ -115,7 +119,8 @@ async def run_demo(policies: Path, *, headless: bool) -> int:
             loop.remove_signal_handler(sig)
 
 
-async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[str, Any]:
+async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack, *, headless: bool,
+                    store: str) -> dict[str, Any]:
     """Start everything, registering each piece's undoing before it starts."""
     load_config(source)     # a broken file fails here, with the loader's file:line: message
     policies = DemoPolicies(source)
@@ -146,7 +151,7 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[st
     known_hosts.write_text(ssh_target.known_hosts_line() + "\n")
     tokens = {name: secrets.token_urlsafe(18) for name in policies.identities}
     config_path = work / "policies.yaml"
-    policies.write(config_path, Sandbox(
+    sandbox = Sandbox(
         store=work / "gatewatch.db",
         control_socket=work / "control.sock",
         tokens=tokens,
@@ -159,11 +164,31 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[st
         tls=self_signed(work / "tls"),
         oidc_issuer=idp.issuer,
         metrics_listen=f"127.0.0.1:{free_port()}",
-    ))
+    )
+    log = None if headless else work / "engine.log"  # workers' stderr, under the TUI
+    second: tuple[Config, DemoNode] | None = None
+    if store == "postgres":
+        url = await _blocking(lambda: _store_database(cluster, work))
+        sandbox = dataclasses.replace(sandbox, store=work / "node-a.db", store_url=url,
+                                      node="demo-a", workers=1)
+        second_path = work / "policies-b.yaml"
+        policies.write(second_path, dataclasses.replace(
+            sandbox, store=work / "node-b.db", node="demo-b",
+            control_socket=work / "control-b.sock", metrics_listen=None,
+            listen={name: f"127.0.0.1:{free_port()}" for name, _ in policies.connections}))
+        second_config = load_config(second_path)
+        second = (second_config, DemoNode(second_config, log))
+    policies.write(config_path, sandbox)
     config = load_config(config_path)
-    engine = Engine(config)
+    engine = DemoNode(config, log)
     cleanup.push_async_callback(engine.stop)
     await engine.start()
+    nodes = [_node_info(config, engine)]
+    if second is not None:
+        _same_host_keys(config, second[0])  # one gateway to SSH clients, whichever node
+        cleanup.push_async_callback(second[1].stop)
+        await second[1].start()
+        nodes.append(_node_info(*second))
 
     approver = tokens[DEMO_APPROVER]
     _secret(work / "operator.env",
@@ -177,7 +202,9 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[st
     ssh_host, ssh_port = engine.listeners[ssh_name]
     return {
         "config": str(config_path),
-        "store": str(config.engine.store),
+        "store": config.store_shown(),
+        # Each node of the demo (two with --store postgres): its control socket, its listeners.
+        "nodes": nodes,
         "control": str(config.engine.control_socket),
         "dir": str(work),
         # What another terminal needs for `gatewatch sessions`, `approvals`, `approve`…
@@ -200,8 +227,41 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack) -> dict[st
         # postgres listener, opens a session as the agent.
         "oidc": idp.demo_info(),
         # Prometheus exposition (/healthz and /readyz beside it).
-        "metrics": engine.metrics_server.url if engine.metrics_server is not None else None,
+        "metrics": engine.metrics,
     }
+
+
+STORE_ROLE = "gatewatch_store"
+
+
+def _store_database(cluster: PgCluster, work: Path) -> str:
+    """A database of the demo's cluster for the nodes' shared store; its URL (the password is
+    in a libpq passfile in the sandbox, not in the policies file)."""
+    password = secrets.token_urlsafe(24)
+    cluster.create_role(STORE_ROLE, password)
+    cluster.sql(f'CREATE DATABASE {STORE_ROLE} OWNER "{STORE_ROLE}";')
+    passfile = _secret(work / "store.pgpass",
+                       f"{cluster.host}:{cluster.port}:{STORE_ROLE}:{STORE_ROLE}:{password}\n")
+    return (f"postgresql://{STORE_ROLE}@{cluster.host}:{cluster.port}/{STORE_ROLE}"
+            f"?passfile={passfile}")
+
+
+def _same_host_keys(first: Config, second: Config) -> None:
+    """The second node presents the first node's SSH host key (clients pin one key)."""
+    for conn in first.connections:
+        other = second.connection(conn.name)
+        if conn.kind != "ssh" or other is None:
+            continue
+        src, dst = host_key_path(first, conn), host_key_path(second, other)
+        for suffix in ("", ".pub"):
+            source = src.with_name(src.name + suffix)
+            _secret(dst.with_name(dst.name + suffix), source.read_text())
+
+
+def _node_info(config: Config, node: DemoNode) -> dict[str, Any]:
+    return {"node": config.node_name(), "workers": node.workers,
+            "control": str(config.engine.control_socket),
+            "listen": {name: f"{h}:{p}" for name, (h, p) in node.listeners.items()}}
 
 
 def _prepare_target(cluster: PgCluster, password: str) -> None:
