@@ -16,13 +16,16 @@ fails closed.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.masking.lineage import UNKNOWN, Analyzer, Lineage, Source, parse
+from engine.masking.lineage import UNKNOWN, Analyzer, Lineage, Missing, parse
+
+log = logging.getLogger(__name__)
 
 _I32 = struct.Struct("!i")
 _PARSED_CACHE = 512
@@ -35,12 +38,17 @@ _CATALOG_KEEPING = frozenset({
     "DeallocateStmt", "TransactionStmt", "VariableSetStmt", "VariableShowStmt", "ExplainStmt",
     "ListenStmt", "UnlistenStmt", "NotifyStmt", "LockStmt", "CheckPointStmt",
 })
-# Statements whose lineage matters when they complete (what they write, what they declare):
-# their catalog names are looked up before their CommandComplete is handled.
+# Statements whose lineage matters when they complete (what they write, directly or through
+# the functions, triggers and rules they run; what they declare): their catalog names are
+# looked up before their CommandComplete is handled.
 COMPLETION_LINEAGE = frozenset({
-    "InsertStmt", "UpdateStmt", "MergeStmt", "CreateTableAsStmt", "SelectStmt",
-    "DeclareCursorStmt", "PrepareStmt",
+    "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt", "SelectStmt",
+    "DeclareCursorStmt", "PrepareStmt", "ExecuteStmt", "CallStmt", "DoStmt", "CopyStmt",
+    "ExplainStmt", "RenameStmt", "TruncateStmt",
 })
+# Statements that may commit part of their work before they fail (transaction control inside
+# a procedure or a DO block): what they wrote is followed even when they end in an error.
+_COMMITS_INSIDE = frozenset({"CallStmt", "DoStmt"})
 
 
 @dataclass(eq=False)
@@ -50,6 +58,11 @@ class Statement:
     text: str
     tree: dict[str, Any] | None  # None: PostgreSQL would not parse it (nor run it)
     lineage: Lineage | None = None
+    # The catalog's check count when the statement was first followed, and whether every
+    # catalog name its lineage used has been checked against the target since
+    # (``StatementFlow.lineage``).
+    checked_from: int | None = None
+    checked: bool = False
 
     @property
     def kind(self) -> str:
@@ -195,6 +208,9 @@ class StatementFlow:
             if isinstance(front, _Execute):
                 owed.popleft()
         elif tag == 69:  # ErrorResponse
+            failing = self.upcoming(tag)
+            if failing is not None and failing.kind in _COMMITS_INSIDE:
+                self._learn(failing, failed=True)
             if isinstance(front, _Query):
                 front.failed = True
             else:
@@ -217,18 +233,17 @@ class StatementFlow:
             if invalidate is not None:
                 invalidate()
 
-    def _learn(self, statement: Statement | None) -> None:
-        """A statement completed: a DECLARE's or PREPARE's columns are known now, what an
-        INSERT, UPDATE or CREATE TABLE AS wrote carries the lineage of what it was computed
-        from, and a statement that may have changed the catalog is noted."""
+    def _learn(self, statement: Statement | None, *, failed: bool = False) -> None:
+        """A statement completed: a DECLARE's or PREPARE's columns are known now, what it
+        wrote (itself, or through the functions, triggers and rules it ran) carries the
+        lineage of what it was computed from, and a statement that may have changed the
+        catalog is noted."""
         if statement is None or statement.tree is None:
             return
         kind = statement.kind
-        if kind not in _CATALOG_KEEPING or (
-                kind == "SelectStmt" and statement.tree[kind].get("intoClause")):
+        if not failed and (kind not in _CATALOG_KEEPING or (
+                kind == "SelectStmt" and statement.tree[kind].get("intoClause"))):
             self.catalog_changed = True
-        if kind == "RenameStmt":
-            self._renamed(statement.tree[kind])
         if kind not in COMPLETION_LINEAGE:
             return
         lineage = self.lineage(statement)
@@ -238,45 +253,68 @@ class StatementFlow:
             if unsure:
                 lineage.declares = (lineage.declares[0], None) if lineage.declares else None
             self.analyzer.learn(lineage, kind)
-            return
+            if kind == "PrepareStmt":
+                return  # what it writes, it writes at each EXECUTE
         taint = getattr(self.analyzer.catalog, "taint", None)
         if taint is None:
             return
         for target, sources in lineage.writes:
             if sources:
                 taint(target.table, target.column, sources)
-        if unsure:  # what was written is not known: every column of the tables it wrote
+        if lineage.opaque is not None or lineage.missing.functions:
+            # Code the gateway cannot read ran: any table may now hold any value it could
+            # read (ARCHITECTURE.md invariant 9).
+            reason = lineage.opaque or "functions it runs could not be looked up"
+            log.warning("masking: a statement ran code the gateway cannot follow (%s): every "
+                        "table's columns are masked as lineage-unknown from now on", reason)
+            taint("*", "*", frozenset({UNKNOWN}))
+        elif unsure:  # what was written is not known: every column of the tables it wrote
             for table in lineage.written:
                 taint(table, "*", frozenset({UNKNOWN}))
-
-    def _renamed(self, node: dict[str, Any]) -> None:
-        """A renamed column or table keeps the rules of its old name: rules name columns, and
-        ``ALTER TABLE customers RENAME national_id TO x`` moves no value."""
-        taint = getattr(self.analyzer.catalog, "taint", None)
-        rel = node.get("relation") or {}
-        table, schema = rel.get("relname", ""), rel.get("schemaname")
-        new = node.get("newname", "")
-        if taint is None or not table or not new:
-            return
-        if node.get("renameType") == "OBJECT_COLUMN":
-            old = node.get("subname", "")
-            taint(table, new, frozenset({Source(schema, table, old)}))
-        elif node.get("renameType") in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW",
-                                        "OBJECT_FOREIGN_TABLE"):
-            taint(new, "*", frozenset({Source(schema, table, "*")}))
 
     def _lose(self) -> None:
         self.lost = True
         self.current = None
 
     def lineage(self, statement: Statement) -> Lineage | None:
-        """The statement's lineage (computed once); None when it does not parse."""
+        """The statement's lineage; None when it does not parse.
+
+        Once per statement, every catalog name the lineage used is checked against the
+        target's catalog (a view replaced, a trigger added, by anyone, on any path): until
+        the catalog (``stamp``) says each was read or checked after the statement was first
+        seen here, the lineage comes back with those names in ``missing``, and the caller
+        looks them up (which checks them) before it uses the lineage."""
         if statement.tree is None:
             return None
-        if statement.lineage is None or statement.lineage.missing.relations or (
-                statement.lineage.missing.functions):
-            statement.lineage = self.analyzer.statement(statement.tree)
-        return statement.lineage
+        catalog = self.analyzer.catalog
+        stamp = getattr(catalog, "stamp", None)
+        if statement.checked_from is None:
+            statement.checked_from = int(getattr(catalog, "checks", 0))
+        known = statement.lineage
+        if known is not None and statement.checked and not (
+                known.missing.relations or known.missing.functions):
+            return known
+        lineage = statement.lineage = self.analyzer.statement(statement.tree)
+        if lineage.missing.relations or lineage.missing.functions:
+            return lineage
+        if stamp is None:
+            statement.checked = True
+            return lineage
+        since = statement.checked_from
+        stale = Missing(
+            frozenset(n for n in lineage.consulted.relations if stamp(n) <= since),
+            frozenset(n for n in lineage.consulted.functions if stamp(n) <= since))
+        if stale.relations or stale.functions:
+            # Not to be used as cached: what depends on them fails closed unless the caller
+            # looks them up (and so checks them) first.
+            self.analyzer.distrust = stale
+            try:
+                lineage = statement.lineage = self.analyzer.statement(statement.tree)
+            finally:
+                self.analyzer.distrust = None
+            return lineage
+        statement.checked = True
+        return lineage
 
 
 def _cstr(body: bytes, pos: int) -> tuple[str, int]:

@@ -48,6 +48,8 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from pglast.parser import ParseError, parse_sql_json
 
+from engine.masking import bodies
+
 
 class Source(NamedTuple):
     """A table column (schema None: the statement did not say, any schema)."""
@@ -74,6 +76,13 @@ class Relation:
     kind: str
     columns: tuple[str, ...]
     definition: str | None = None  # a view's query
+    # What a write into the relation also runs: its triggers' functions ("schema.name"), its
+    # rules other than a view's SELECT (``CREATE RULE`` text, pg_get_ruledef), the default
+    # expressions of its columns; and its generated columns (computed from the others).
+    triggers: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    generated: tuple[str, ...] = ()
+    defaults: tuple[str, ...] = ()  # column default expressions that call functions
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class Function:
     name: str
     language: str
     source: str  # the body (prosrc)
+    definition: str = ""  # the whole CREATE FUNCTION (pg_get_functiondef), for PL/pgSQL
 
 
 class Catalog(Protocol):
@@ -117,6 +127,13 @@ class Lineage:
     declares: tuple[str, tuple[Lin, ...] | None] | None = None  # DECLARE/PREPARE name
     writes: tuple[tuple[Source, Lin], ...] = ()  # table columns assigned from these sources
     written: frozenset[str] = frozenset()  # the tables it writes into (by name)
+    # Code the statement runs that the gateway cannot read (dynamic SQL, a body in another
+    # language): what it wrote, and where, is unknown. The reason, for the log.
+    opaque: str | None = None
+    # Every catalog name the lineage depends on (looked up or not): checked against the
+    # target's catalog once per statement (``engine.pg.catalog``).
+    consulted: Missing = field(default_factory=lambda: Missing(frozenset(), frozenset()))
+    prepared_writes: tuple[tuple[Source, Lin], ...] = ()  # a PREPARE's, for each EXECUTE
 
 
 # PostgreSQL's functions that run SQL given as text, or read what is not in a table.
@@ -134,6 +151,7 @@ _BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_DEPTH = 8
+_MAX_EFFECTS = 200  # bodies, triggers and rules followed for one statement
 _ANY = "\0any"  # the column of a function's result that answers to any name
 
 
@@ -174,90 +192,338 @@ class Analyzer:
         self.names = names or (lambda word: False)
         self._missing_rel: set[str] = set()
         self._missing_fn: set[str] = set()
+        self._consulted_rel: set[str] = set()
+        self._consulted_fn: set[str] = set()
         self._reads: set[Source] = set()
         self._written: set[str] = set()
+        self._writes: list[tuple[Source, Lin]] = []
+        # User functions the statement calls: (schema, name, what their arguments carry).
+        self._calls: list[tuple[str | None, str, Lin]] = []
+        self._opaque: str | None = None
+        # Inside a body (a function's, a trigger's, a DO block's): names no relation has are
+        # the body's variables (what they hold is in what the body reads, see ``_body``), and
+        # NEW and OLD are the rows of the table a trigger fires on.
+        self._in_body = False
+        self._bound: tuple[_Range, ...] = ()
+        self._no_derived = False  # a view's base columns for a write through it
+        # Names whose cached catalog entries are not to be used (not checked yet): they
+        # count as not looked up (``StatementFlow.lineage``).
+        self.distrust: Missing | None = None
+        self._prepared_writes: tuple[tuple[Source, Lin], ...] = ()
         self._depth = 0
         self._fn_safety: dict[str, bool] = {}
         # Cursors and prepared statements declared in the session, by name.
         self.cursors: dict[str, tuple[Lin, ...] | None] = {}
         self.prepared: dict[str, tuple[Lin, ...] | None] = {}
+        # What a prepared statement writes when executed (and whether code it runs is opaque).
+        self.prepared_writes: dict[str, tuple[tuple[tuple[Source, Lin], ...], str | None]] = {}
 
     # --- entry points ---------------------------------------------------------------------
 
     def statement(self, stmt: dict[str, Any]) -> Lineage:
         self._missing_rel, self._missing_fn, self._reads = set(), set(), set()
-        self._written = set()
+        self._consulted_rel, self._consulted_fn = set(), set()
+        self._written, self._writes, self._calls = set(), [], []
+        self._opaque, self._in_body, self._bound = None, False, ()
+        self._prepared_writes = ()
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
-        writes: list[tuple[Source, Lin]] = []
-        kind, node = _only(stmt)
         try:
-            if kind == "SelectStmt":
-                out = self._select(node, (), {})
-                into = node.get("intoClause")
-                if into:
-                    rel = into.get("rel", {})
-                    writes += self._assign(rel, [n for n, _ in out], out, into.get("colNames"))
-                else:
-                    columns = tuple(lin for _, lin in out)
-            elif kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
-                columns, w = self._modify(kind, node)
-                writes += w
-            elif kind == "CopyStmt":
-                if not node.get("is_from"):
-                    columns = self._copy(node)
-            elif kind == "DeclareCursorStmt":
-                q = self._select_any(node.get("query", {}))
-                declares = (node.get("portalname", ""), tuple(lin for _, lin in q))
-            elif kind == "PrepareStmt":
-                sub = self.statement(node.get("query", {}))
-                self._reads |= sub.reads
-                declares = (node.get("name", ""), sub.columns)
-            elif kind in ("FetchStmt", "ExecuteStmt"):
-                # The rows are the declared query's: its columns when the gateway followed
-                # them (None: not, and every column is masked). What it reads is not kept:
-                # its errors may quote any value it reads (fail closed).
-                name = node.get("portalname" if kind == "FetchStmt" else "name", "")
-                columns = (self.cursors if kind == "FetchStmt" else self.prepared).get(name)
-                self._reads.add(UNKNOWN)
-            elif kind == "CallStmt":
-                lin = self._expr(node.get("funccall", {}), ())
-                self._reads |= lin
-                columns = None
-                if lin:
-                    self._reads.add(UNKNOWN)
-            elif kind == "CreateTableAsStmt":
-                q = self._select_any(node.get("query", {}))
-                into = node.get("into", {})
-                writes += self._assign(into.get("rel", {}), [n for n, _ in q], q,
-                                       into.get("colNames"))
-            elif kind == "ExplainStmt":
-                inner = node.get("query", {})
-                self.statement(inner)  # its reads: an error may still quote a value
-                columns = None
-            elif kind == "DoStmt":
-                # An anonymous block: its errors and notices may quote what it reads.
-                body = ""
-                for arg in node.get("args", []):
-                    d = _only(arg)[1]
-                    if d.get("defname") == "as":
-                        body = _only(d.get("arg", {}))[1].get("sval", "")
-                if not self._body_safe(Function("", "", "plpgsql", body)):
-                    self._reads.add(UNKNOWN)
-            else:
-                columns = None
+            columns, declares = self._stmt(stmt)
+            self._effects()
         except RecursionError:
             columns, self._reads = None, {UNKNOWN}
+            self._opaque = self._opaque or "statement too deeply nested to follow"
         missing = Missing(frozenset(self._missing_rel), frozenset(self._missing_fn))
-        return Lineage(columns, frozenset(self._reads), missing, declares, tuple(writes),
-                       frozenset(self._written))
+        consulted = Missing(frozenset(self._consulted_rel), frozenset(self._consulted_fn))
+        return Lineage(columns, frozenset(self._reads), missing, declares, tuple(self._writes),
+                       frozenset(self._written), self._opaque, consulted,
+                       self._prepared_writes)
+
+    def _stmt(self, stmt: dict[str, Any],
+              ) -> tuple[tuple[Lin, ...] | None, tuple[str, tuple[Lin, ...] | None] | None]:
+        """One statement's result columns and declaration; what it reads, writes and calls
+        accumulates in the analyzer's state."""
+        columns: tuple[Lin, ...] | None = None
+        declares: tuple[str, tuple[Lin, ...] | None] | None = None
+        kind, node = _only(stmt)
+        if kind == "SelectStmt":
+            out = self._select(node, (), {})
+            into = node.get("intoClause")
+            if into:
+                rel = into.get("rel", {})
+                self._writes += self._assign(rel, [n for n, _ in out], out,
+                                             into.get("colNames"))
+            else:
+                columns = tuple(lin for _, lin in out)
+        elif kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+            columns = self._modify(kind, node)
+        elif kind == "CopyStmt":
+            if not node.get("is_from"):
+                columns = self._copy(node)
+            else:
+                rel = node.get("relation") or {}
+                self._range_var(rel, {})
+                self._written.add(rel.get("relname", ""))
+                if node.get("filename") or node.get("is_program"):
+                    # A server file or a program's output: anything may be in it (a COPY TO
+                    # of a masked column earlier, a dump).
+                    self._writes.append((Source(rel.get("schemaname"), rel.get("relname", ""),
+                                                _ANY), _UNKNOWN))
+        elif kind == "DeclareCursorStmt":
+            q = self._select_any(node.get("query", {}))
+            declares = (node.get("portalname", ""), tuple(lin for _, lin in q))
+        elif kind == "PrepareStmt":
+            start = len(self._writes)
+            cols, _ = self._stmt(node.get("query", {}))
+            declares = (node.get("name", ""), cols)
+            # What it writes happens at each EXECUTE (``learn`` keeps it for then).
+            self._prepared_writes = tuple(self._writes[start:])
+            del self._writes[start:]
+        elif kind in ("FetchStmt", "ExecuteStmt"):
+            # The rows are the declared query's: its columns when the gateway followed
+            # them (None: not, and every column is masked). What it reads is not kept:
+            # its errors may quote any value it reads (fail closed).
+            name = node.get("portalname" if kind == "FetchStmt" else "name", "")
+            columns = (self.cursors if kind == "FetchStmt" else self.prepared).get(name)
+            self._reads.add(UNKNOWN)
+            if kind == "ExecuteStmt":
+                self._expr(node.get("params"), ())
+                found = self.prepared_writes.get(name)
+                if found is None:
+                    self._opaque = self._opaque or f"EXECUTE of {name!r}, not seen prepared"
+                else:
+                    self._writes += found[0]
+                    self._opaque = self._opaque or found[1]
+        elif kind == "CallStmt":
+            lin = self._expr({"FuncCall": node.get("funccall") or {}}, ())
+            self._reads |= lin
+            columns = None
+            if lin:
+                self._reads.add(UNKNOWN)
+        elif kind == "CreateTableAsStmt":
+            q = self._select_any(node.get("query", {}))
+            into = node.get("into", {})
+            self._writes += self._assign(into.get("rel", {}), [n for n, _ in q], q,
+                                         into.get("colNames"))
+        elif kind == "ExplainStmt":
+            self._stmt(node.get("query", {}))  # its reads: an error may still quote a value
+            columns = None
+        elif kind == "DoStmt":
+            # An anonymous block: its errors and notices may quote what it reads, and what it
+            # writes is followed like any body's (``_body``).
+            body = ""
+            language = "plpgsql"
+            for arg in node.get("args", []):
+                d = _only(arg)[1]
+                value = _only(d.get("arg", {}))[1].get("sval", "")
+                if d.get("defname") == "as":
+                    body = value
+                elif d.get("defname") == "language":
+                    language = value.lower()
+            if not self._body_safe(Function("", "", language, body)):
+                self._reads.add(UNKNOWN)
+            self._run_code(Function("", "", language, body), _NONE, ())
+        elif kind == "RenameStmt":
+            self._rename(node)
+        elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
+            for rel in node.get("relations", []):
+                self._written.add(_only(rel)[1].get("relname", ""))
+        return columns, declares
+
+    def _rename(self, node: dict[str, Any]) -> None:
+        """A renamed column or table keeps the rules of its old name: rules name columns, and
+        ``ALTER TABLE customers RENAME national_id TO x`` moves no value."""
+        rel = node.get("relation") or {}
+        table, schema = rel.get("relname", ""), rel.get("schemaname")
+        new = node.get("newname", "")
+        if not table or not new:
+            return
+        if node.get("renameType") == "OBJECT_COLUMN":
+            self._writes.append((Source(schema, table, new),
+                                 frozenset({Source(schema, table, node.get("subname", ""))})))
+        elif node.get("renameType") in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW",
+                                        "OBJECT_FOREIGN_TABLE"):
+            self._writes.append((Source(schema, new, _ANY),
+                                 frozenset({Source(schema, table, "*")})))
+
+    # --- code the statement runs ----------------------------------------------------------
+
+    def _effects(self) -> None:
+        """Follow what the statement runs besides itself, until nothing new comes up: the
+        bodies of the user functions it calls, the triggers and rules of the relations it
+        writes, the base tables of the views it writes through. Each adds writes (and maybe
+        more calls and written relations)."""
+        done_calls: dict[tuple[str | None, str], Lin] = {}
+        done_tables: set[str] = set()
+        steps = 0
+        while True:
+            progressed = False
+            for schema, name, args in list(self._calls):
+                key = (schema, name)
+                seen = done_calls.get(key)
+                if seen is not None and args <= seen:
+                    continue
+                done_calls[key] = (seen or _NONE) | args
+                progressed = True
+                steps += 1
+                if steps > _MAX_EFFECTS:
+                    self._opaque = self._opaque or "too much code to follow"
+                    return
+                self._call_effects(schema, name, done_calls[key])
+            for table in sorted(self._written - done_tables):
+                done_tables.add(table)
+                progressed = True
+                steps += 1
+                if steps > _MAX_EFFECTS:
+                    self._opaque = self._opaque or "too much code to follow"
+                    return
+                self._write_effects(table)
+            if not progressed:
+                return
+
+    def _call_effects(self, schema: str | None, name: str, args: Lin) -> None:
+        if schema in _BUILTIN_SCHEMAS:
+            return
+        found = self._functions(name)
+        if found is None:
+            self._missing_fn.add(name)
+            return
+        if schema is not None:
+            found = [f for f in found if f.schema == schema]
+        for fn in found:
+            if fn.schema not in _BUILTIN_SCHEMAS:
+                self._run_code(fn, args, ())
+
+    def _write_effects(self, table: str) -> None:
+        """A write into ``table`` (by name: any schema's) also runs its triggers and rules,
+        and a view passes it on to its base tables."""
+        found = self._relations(table)
+        self._consulted_rel.add(table)
+        if found is None:
+            self._missing_rel.add(table)
+            return
+        into = [(t, lin) for t, lin in self._writes if t.table == table]
+        new = frozenset().union(*(lin for _, lin in into))
+        for rel in found:
+            if rel.schema in _BUILTIN_SCHEMAS:
+                continue
+            columns = self._columns_of(rel)
+            row = tuple((c, lin | new) for c, lin in columns)
+            bound = (_Range("new", row), _Range("old", row))
+            for trigger in rel.triggers:
+                fn_schema, _, fn_name = trigger.rpartition(".")
+                fns = self._functions(fn_name)
+                self._consulted_fn.add(fn_name)
+                if fns is None:
+                    self._missing_fn.add(fn_name)
+                    continue
+                for fn in fns:
+                    if fn.schema == fn_schema or not fn_schema:
+                        self._run_code(fn, new, bound)
+            for default in rel.defaults:  # an INSERT evaluates them (a function may write)
+                trees = parse("SELECT " + default)
+                if trees is None:
+                    self._opaque = self._opaque or f"a default of {table!r} cannot be read"
+                    continue
+                self._expr(trees[0], ())
+            for rule in rel.rules:
+                trees = parse(rule)
+                node = _only(trees[0])[1] if trees else {}
+                actions = node.get("actions") if trees and "RuleStmt" in trees[0] else None
+                if actions is None:
+                    self._opaque = self._opaque or f"a rule of {table!r} the gateway cannot read"
+                    continue
+                self._body([a for a in actions if isinstance(a, dict)], new, bound)
+            if rel.kind == "v" and rel.definition and into:
+                self._through_view(rel, into)
+
+    def _through_view(self, view: Relation, into: list[tuple[Source, Lin]]) -> None:
+        """Values written into a view's columns land in the columns its query reads them from
+        (an updatable view); what was already derived is left out, so as not to taint the
+        sources themselves."""
+        stmts = parse(view.definition or "")
+        if not stmts:
+            self._opaque = self._opaque or f"the view {view.name!r} cannot be read"
+            return
+        saved = self._reads, self._writes, self._no_derived
+        self._reads, self._writes, self._no_derived = set(), [], True
+        try:
+            out = self._select_any(stmts[0])
+        finally:
+            self._reads, self._writes, self._no_derived = saved
+        by_name = {c: (out[i][1] if i < len(out) else _UNKNOWN)
+                   for i, c in enumerate(view.columns)}
+        for target, lin in into:
+            bases = (frozenset().union(*by_name.values()) if target.column == _ANY
+                     else by_name.get(target.column, _UNKNOWN))
+            for base in bases:
+                if base is UNKNOWN or base.column in ("", "*"):
+                    continue
+                self._writes.append((base, lin))
+                self._written.add(base.table)
+
+    def _run_code(self, fn: Function, args: Lin, bound: tuple[_Range, ...]) -> None:
+        """A function's (or DO block's, or trigger's) body: its statements are followed as
+        the statement's own; what they write carries what the body reads (``_body``). A body
+        the gateway cannot read makes the statement opaque."""
+        if fn.language not in _TRUSTED_BODIES:
+            self._opaque = self._opaque or f"code in language {fn.language!r}"
+            return
+        if self._depth >= _MAX_DEPTH:
+            self._opaque = self._opaque or "code nested too deeply to follow"
+            return
+        code = bodies.statements(fn.language, fn.source, fn.definition)
+        if isinstance(code, str):
+            self._opaque = self._opaque or code
+            return
+        self._depth += 1
+        try:
+            self._body(list(code), args, bound)
+        finally:
+            self._depth -= 1
+
+    def _body(self, statements: list[dict[str, Any]], args: Lin,
+              bound: tuple[_Range, ...]) -> None:
+        """Statements of one body. A value moves through a body's variables in ways a walk
+        of each statement cannot see (``SELECT x INTO v``, then ``INSERT ... VALUES (v)``):
+        every value the body writes carries everything the body reads, and its arguments."""
+        saved = self._reads, self._writes, self._in_body, self._bound
+        calls_from = len(self._calls)
+        self._reads, self._writes, self._in_body, self._bound = set(), [], True, bound
+        try:
+            for stmt in statements:
+                self._stmt(stmt)
+            reads, writes = self._reads, self._writes
+        finally:
+            self._reads, self._writes, self._in_body, self._bound = saved
+        union = frozenset(reads) | args
+        self._reads |= reads
+        self._writes += [(target, lin | union) for target, lin in writes]
+        # What the body calls gets what the body holds.
+        self._calls[calls_from:] = [(s, n, a | union) for s, n, a in self._calls[calls_from:]]
+
+    def _relations(self, name: str) -> list[Relation] | None:
+        if self.distrust is not None and name in self.distrust.relations:
+            return None
+        return self.catalog.relations(name)
+
+    def _functions(self, name: str) -> list[Function] | None:
+        if self.distrust is not None and name in self.distrust.functions:
+            return None
+        return self.catalog.functions(name)
 
     def learn(self, lineage: Lineage, kind: str) -> None:
         """Remember what a statement declared (a cursor, a prepared statement)."""
         if lineage.declares is not None:
             name, cols = lineage.declares
             (self.cursors if kind == "DeclareCursorStmt" else self.prepared)[name] = cols
+            if kind == "PrepareStmt":
+                unsure = bool(lineage.missing.relations or lineage.missing.functions)
+                self.prepared_writes[name] = (
+                    lineage.prepared_writes,
+                    lineage.opaque or ("its lineage was not followed" if unsure else None))
 
     # --- statements -----------------------------------------------------------------------
 
@@ -266,17 +532,18 @@ class Analyzer:
         if kind == "SelectStmt":
             return self._select(inner, (), {})
         if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
-            cols, _ = self._modify(kind, inner)
+            cols = self._modify(kind, inner)
             return [("?column?", lin) for lin in (cols or ())]
         return []
 
-    def _modify(self, kind: str, node: dict[str, Any],
-                ) -> tuple[tuple[Lin, ...] | None, list[tuple[Source, Lin]]]:
+    def _modify(self, kind: str, node: dict[str, Any]) -> tuple[Lin, ...] | None:
+        """The RETURNING columns of an INSERT, UPDATE, DELETE or MERGE (None: none); what it
+        writes goes to ``_writes`` (also from inside a WITH)."""
         ctes = self._with(node.get("withClause"), (), {})
         rel = node.get("relation", {})
         target = self._range_var(rel, ctes)
         assigned: dict[str, Lin] = {}
-        writes: list[tuple[Source, Lin]] = []
+        writes = self._writes
         levels: list[_Range] = [target]
         if kind == "UpdateStmt":
             levels += self._from(node.get("fromClause", []), (), ctes)
@@ -291,8 +558,23 @@ class Analyzer:
                 cols = [n for n, _ in target.columns]
             sel = node.get("selectStmt")
             out = self._select_any(sel) if sel else []
+            if cols == [_ANY]:  # a table the catalog does not show: any column, any value
+                out = [(_ANY, frozenset().union(*(lin for _, lin in out)))]
             for name, (_, lin) in zip(cols, out, strict=False):
                 assigned[name] = assigned.get(name, _NONE) | lin
+            conflict = _only(node.get("onConflictClause", {}))[1] if node.get(
+                "onConflictClause") else {}
+            if conflict.get("targetList"):
+                # ON CONFLICT DO UPDATE: EXCLUDED is the row being inserted.
+                excluded = _Range("excluded", tuple(
+                    (n, lin | assigned.get(n, _NONE) | assigned.get(_ANY, _NONE))
+                    for n, lin in target.columns))
+                on: Scope = ((target, excluded),)
+                for t in conflict.get("targetList", []):
+                    res = _only(t)[1]
+                    assigned[res.get("name", "")] = (assigned.get(res.get("name", ""), _NONE)
+                                                     | self._expr(res.get("val"), on))
+                self._expr(conflict.get("whereClause"), on)
         elif kind == "UpdateStmt":
             for t in node.get("targetList", []):
                 res = _only(t)[1]
@@ -324,8 +606,8 @@ class Analyzer:
                 "ReturningClause" in node["returningClause"]) else node["returningClause"].get(
                 "exprs")
         if not returning:
-            return None, writes
-        return tuple(lin for _, lin in self._targets(returning, scope)), writes
+            return None
+        return tuple(lin for _, lin in self._targets(returning, scope))
 
     def _copy(self, node: dict[str, Any]) -> tuple[Lin, ...] | None:
         query = node.get("query")
@@ -390,7 +672,7 @@ class Analyzer:
         if kind == "SelectStmt":
             return self._select(inner, outer, ctes)
         if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
-            cols, _ = self._modify(kind, inner)
+            cols = self._modify(kind, inner)
             return [("?column?", lin) for lin in (cols or ())]
         return []
 
@@ -443,8 +725,14 @@ class Analyzer:
         if not qualifier:
             cols = [c for rng in level if not rng.name.startswith("\0") for c in rng.columns]
         else:
-            rng = _find_range(scope, qualifier[-1])
-            cols = list(rng.columns) if rng is not None else [("?column?", _UNKNOWN)]
+            rng = _find_range(scope, qualifier[-1]) or _find_range((self._bound,),
+                                                                   qualifier[-1])
+            if rng is not None:
+                cols = list(rng.columns)
+            elif self._in_body:  # a record variable: what it holds the body read
+                cols = [("?column?", _NONE)]
+            else:
+                cols = [("?column?", _UNKNOWN)]
         for _, lin in cols:
             self._reads |= lin
         return cols
@@ -554,13 +842,15 @@ class Analyzer:
     def relation_columns(self, schema: str | None, name: str) -> tuple[tuple[str, Lin], ...]:
         """The columns of a relation with their lineage (a view's are its query's)."""
         if name in _STATISTICS and schema in (None, "pg_catalog"):
-            found = self.catalog.relations(name)
+            found = self._relations(name)
+            self._consulted_rel.add(name)
             if found is None:
                 self._missing_rel.add(name)
             cols = found[0].columns if found else ()
             return tuple((c, _UNKNOWN if _STATISTIC_VALUE.search(c) else _NONE) for c in cols) \
                 or (("?column?", _UNKNOWN),)
-        found = self.catalog.relations(name)
+        found = self._relations(name)
+        self._consulted_rel.add(name)
         if found is None:
             self._missing_rel.add(name)
             return ()
@@ -607,13 +897,23 @@ class Analyzer:
             return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i])
                           | self._derived(rel.name, c))
                          for i, c in enumerate(rel.columns))
-        return tuple((c, frozenset({Source(rel.schema, rel.name, c)}) | self._derived(rel.name, c))
-                     for c in rel.columns)
+        cols: tuple[tuple[str, Lin], ...] = tuple(
+            (c, frozenset({Source(rel.schema, rel.name, c)}) | self._derived(rel.name, c))
+            for c in rel.columns)
+        if rel.generated:
+            # A generated column is computed from the row's other columns: it carries them
+            # all (``GENERATED ALWAYS AS (national_id) STORED`` under another name).
+            row: Lin = frozenset().union(*(lin for _, lin in cols))
+            cols = tuple((c, lin | row if c in rel.generated else lin) for c, lin in cols)
+        return cols
 
     def _derived(self, table: str, column: str) -> Lin:
         """What earlier statements wrote into this table column (``Catalog.derived``)."""
         derived = getattr(self.catalog, "derived", None)
-        return derived(table, column) if derived is not None else _NONE
+        if derived is None or self._no_derived:
+            return _NONE
+        found: Lin = derived(table, column)
+        return found
 
     # --- expressions ----------------------------------------------------------------------
 
@@ -676,7 +976,12 @@ class Analyzer:
             self._expr(over, scope)
         if _OPAQUE_FUNCTIONS.fullmatch(name):
             self._reads.add(UNKNOWN)
+            if name.startswith(("dblink", "lo_import")) or name.endswith("_to_xml"):
+                # SQL given as text (it may write), a file read into a large object
+                self._opaque = self._opaque or f"{name}() runs what the gateway cannot read"
             return args | _UNKNOWN
+        if schema not in _BUILTIN_SCHEMAS:
+            self._calls.append((schema, name, args))
         if not self.function_safe(schema, name):
             self._reads.add(UNKNOWN)
             return args | _UNKNOWN
@@ -694,7 +999,8 @@ class Analyzer:
         if known is not None:
             return known
         self._fn_safety[key] = True  # a recursive function: its other calls are judged here
-        found = self.catalog.functions(name)
+        found = self._functions(name)
+        self._consulted_fn.add(name)
         if found is None:
             self._missing_fn.add(name)
             return True  # provisional: asked again once looked up
@@ -722,7 +1028,9 @@ class Analyzer:
         self._depth += 1
         try:
             for word in sorted(words):
-                rels = self.catalog.relations(word)
+                rels = self._relations(word)
+                self._consulted_rel.add(word)
+                self._consulted_fn.add(word)
                 if rels is None:
                     self._missing_rel.add(word)
                     continue
@@ -730,7 +1038,7 @@ class Analyzer:
                     for _, lin in self._columns_of(rel):
                         if UNKNOWN in lin or any(self.masked(s) for s in lin):
                             return False
-                fns = self.catalog.functions(word)
+                fns = self._functions(word)
                 if fns is None:
                     self._missing_fn.add(word)
                     continue
@@ -767,10 +1075,17 @@ class Analyzer:
                 rng = _find_range((level,), column)
                 if rng is not None:  # a whole-row reference: ``select c from customers c``
                     return anys | rng.whole()
+            bound = _find_range((self._bound,), column)
+            if bound is not None:  # NEW or OLD in a trigger
+                return anys | bound.whole()
+            if self._in_body:
+                # A body's variable or parameter: what it holds is what the body reads
+                # (``_body``), or an argument.
+                return anys
             # A name no range has (a column renamed or added since the catalog was read, a
             # system column): what the server reads there is unknown.
             return anys or _UNKNOWN
-        rng = _find_range(scope, parts[-2])
+        rng = _find_range(scope, parts[-2]) or _find_range((self._bound,), parts[-2])
         if rng is None:
             # ``(c).national_id``-like or a composite column: depend on the whole qualifier
             return self._column_ref({"fields": [{"String": {"sval": parts[-2]}}]}, scope)

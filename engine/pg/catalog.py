@@ -16,6 +16,17 @@ comes from a table, then nothing for ``TTL`` seconds. A column renamed in the me
 old name here until the entry expires; that is the window in which a rename can move a column
 out of (or into) a rule.
 
+Lineage's names (relations, views, functions, triggers) are cached too, but never trusted
+without a check: each statement whose lineage used them has them checked once
+(``resolve_names`` with cached names, ``stamp``): one query on a connection the catalog keeps
+open compares a version of each name (the ``xmin`` of its catalog rows: pg_class, pg_namespace,
+pg_attribute, pg_rewrite, pg_trigger, pg_attrdef, pg_proc) with the cached one, and reads
+again what changed. A view replaced directly on the target is seen by the next statement.
+
+What statements wrote (``taint``) is kept in a journal beside the store (``taint_file``), keyed
+by the target (host, port, database): it outlives a restart, and engines (workers) sharing the
+store's directory read what the others wrote before each check.
+
 Failing closed: when the catalog cannot be read (the target refuses the extra connection, times
 out, answers an error), the tables asked about are marked ``UNAVAILABLE`` for ``RETRY`` seconds
 and the caller masks their columns as if a rule named them.
@@ -24,9 +35,13 @@ and the caller masks their columns as if a rule named them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import time
+from pathlib import Path
+from typing import Any
 
 from engine.config import Upstream
 from engine.masking.lineage import Function, Relation, Source
@@ -38,7 +53,13 @@ log = logging.getLogger(__name__)
 
 TTL = 60.0
 RETRY = 10.0
+IDLE = 30.0  # seconds the catalog's own connection stays open unused
 APPLICATION_NAME = "gatewatch catalog"
+
+
+def taint_file(store: Path) -> Path:
+    """Where the journal of what was written from what lives: beside the store."""
+    return store.with_name(store.name + ".taint")
 
 
 class CatalogError(Exception):
@@ -47,7 +68,8 @@ class CatalogError(Exception):
 
 class TableCatalog:
     def __init__(self, upstream: Upstream, database: str, max_message_size: int,
-                 *, ttl: float = TTL, retry: float = RETRY) -> None:
+                 *, ttl: float = TTL, retry: float = RETRY,
+                 taint_file: Path | None = None) -> None:
         self.upstream = upstream
         self.database = database
         self.max_message_size = max_message_size
@@ -64,10 +86,23 @@ class TableCatalog:
         self._functions: dict[str, tuple[float, list[Function]]] = {}
         self.unreadable: set[str] = set()  # names whose lookup failed (until retried)
         # Table columns that statements of this connection's sessions wrote values into, and
-        # the sources of those values (lineage): a read of the column carries them on. Kept in
-        # memory for the engine's life (not persisted, not expired: a restart forgets them).
+        # the sources of those values (lineage): a read of the column carries them on. Never
+        # expired; kept in ``taint_file`` (when given), which other engines append to too.
         self._derived: dict[tuple[str, str], frozenset[Source]] = {}
         self.generation = 0  # bumped by ``invalidate``: a lookup begun before is not kept
+        # Checks of lineage's names: ``checks`` counts lookups, ``_stamps`` says at which one
+        # each name was last read or checked (``StatementFlow.lineage`` compares).
+        self.checks = 0
+        self._stamps: dict[str, int] = {}
+        self._versions: dict[tuple[str, str], str] = {}  # (kind, name) → version
+        self.probes = 0  # version checks run (for tests and statistics)
+        self._side: Any = None  # the catalog's own connection, kept open between queries
+        self._idle: asyncio.TimerHandle | None = None
+        self._target = f"{upstream.host}:{upstream.port}/{database}"
+        self.taint_file = taint_file
+        self._taint_read = 0  # bytes of the journal read so far
+        if taint_file is not None:
+            self._read_taints()
 
     def invalidate(self) -> None:
         """Forget every cached entry (a session changed the catalog: DDL). What was written
@@ -76,14 +111,72 @@ class TableCatalog:
         self._tables.clear()
         self._relations.clear()
         self._functions.clear()
+        self._stamps.clear()
+
+    def stamp(self, name: str) -> int:
+        """The lookup at which ``name`` (a relation's or a function's) was last read or
+        checked against the target; 0 if never."""
+        return self._stamps.get(name, 0)
 
     def taint(self, table: str, column: str, sources: frozenset[Source]) -> None:
         """Values computed from ``sources`` were written into ``table.column`` ("*": any
-        column of the table)."""
-        key = (table.lower(), "*" if column == _ANY_COLUMN else column.lower())
+        column of the table; table "*": any table, when code the gateway cannot read ran)."""
+        if self._add_taint(table, column, sources) and self.taint_file is not None:
+            record = {"target": self._target, "table": table, "column": column,
+                      "sources": sorted([s.schema, s.table, s.column] for s in sources)}
+            line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+            try:
+                fd = os.open(self.taint_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line)
+                finally:
+                    os.close(fd)
+            except OSError as exc:  # kept in memory for this engine's life all the same
+                log.error("masking: cannot keep what was written from masked columns in %s "
+                          "(%s): a restart would forget it", self.taint_file, exc)
+
+    def _add_taint(self, table: str, column: str, sources: frozenset[Source]) -> bool:
+        key = (table.lower(), "*" if column in (_ANY_COLUMN, "*") else column.lower())
         if len(self._derived) >= _MAX_DERIVED and key not in self._derived:
             key = (key[0], "*")  # bounded: beyond this, a table is tainted whole
-        self._derived[key] = self._derived.get(key, frozenset()) | sources
+        before = self._derived.get(key, frozenset())
+        if sources <= before:
+            return False
+        self._derived[key] = before | sources
+        return True
+
+    def _read_taints(self) -> None:
+        """What this and other engines wrote into the journal since it was last read."""
+        path = self.taint_file
+        if path is None:
+            return
+        try:
+            size = path.stat().st_size
+            if size <= self._taint_read:
+                return
+            with path.open("rb") as f:
+                f.seek(self._taint_read)
+                data = f.read(size - self._taint_read)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("masking: cannot read %s (%s)", path, exc)
+            return
+        done = data.rfind(b"\n") + 1  # a line being appended is read next time
+        self._taint_read += done
+        for line in data[:done].splitlines():
+            try:
+                record = json.loads(line)
+                if record.get("target") != self._target:
+                    continue
+                sources = frozenset(Source(sc, t, c) for sc, t, c in record["sources"])
+                self._add_taint(str(record["table"]), str(record["column"]), sources)
+            except (ValueError, KeyError, TypeError):
+                # A line that cannot be read: what it said is unknown, so anything may be
+                # anywhere (fail closed).
+                log.error("masking: %s holds a line it cannot read: every table's columns "
+                          "are masked as lineage-unknown", path)
+                self._add_taint("*", "*", frozenset({Source(None, "", "")}))
 
     def derived(self, table: str, column: str) -> frozenset[Source]:
         """The sources of values written into this table column (see ``taint``)."""
@@ -94,6 +187,7 @@ class TableCatalog:
         for source in self._derived.get((t, "*"), frozenset()):
             # A table renamed from another: its column of this name, under the old name.
             found |= {source._replace(column=column) if source.column == "*" else source}
+        found |= self._derived.get(("*", "*"), frozenset())
         return found
 
     def known(self, table_oid: int) -> bool:
@@ -122,38 +216,72 @@ class TableCatalog:
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
     async def resolve_names(self, relations: frozenset[str], functions: frozenset[str]) -> bool:
-        """Look relations and functions up by name. False when the catalog could not be read
-        (the caller fails closed); never raises."""
+        """Look relations and functions up by name; names already cached are checked against
+        the target's catalog and read again if they changed. Every name asked about is
+        stamped with this lookup (``stamp``). False when the catalog could not be read: the
+        names asked about are then forgotten, so lineage fails closed on them; never raises."""
         async with self._lock:
-            now = time.monotonic()
+            self.checks += 1
+            check = self.checks
+            self._read_taints()
             generation = self.generation
-            rels = sorted(n for n in relations if self.relations(n) is None)[:_MAX_NAMES]
-            fns = sorted(n for n in functions if self.functions(n) is None)[:_MAX_NAMES]
+            rels = sorted(relations)[:_MAX_NAMES]
+            fns = sorted(functions)[:_MAX_NAMES]
             if not rels and not fns:
                 return True
-            self.lookups += 1
             try:
-                rows = await self._run(names_query(rels, fns))
+                cached_r = [n for n in rels if self.relations(n) is not None]
+                cached_f = [n for n in fns if self.functions(n) is not None]
+                stale_r, stale_f = [], []
+                if cached_r or cached_f:
+                    self.probes += 1
+                    versions = {(kind, name): version or ""
+                                for _, _, name, kind, _, version, _ in
+                                await self._run(versions_query(cached_r, cached_f))}
+                    stale_r = [n for n in cached_r if versions.get(("r", n), "")
+                               != self._versions.get(("r", n))]
+                    stale_f = [n for n in cached_f if versions.get(("f", n), "")
+                               != self._versions.get(("f", n))]
+                fetch_r = sorted({n for n in rels if n not in cached_r} | set(stale_r))
+                fetch_f = sorted({n for n in fns if n not in cached_f} | set(stale_f))
+                rows = await self._run(names_query(fetch_r, fetch_f)) if (
+                    fetch_r or fetch_f) else []
+                if fetch_r or fetch_f:
+                    self.lookups += 1
             except Exception as exc:  # fail closed: the caller masks what depends on them
                 log.warning("masking: cannot read the catalog of database %r to follow a "
                             "statement's lineage (%s); its computed columns are masked",
                             self.database, exc)
+                for n in rels:
+                    self._relations.pop(n, None)
+                for n in fns:
+                    self._functions.pop(n, None)
                 return False
-            found_rel: dict[str, list[Relation]] = {n: [] for n in rels}
-            found_fn: dict[str, list[Function]] = {n: [] for n in fns}
-            for kind, schema, name, sub, columns, text in rows:
-                if kind == "r" and name in found_rel:
-                    cols = tuple(json.loads(columns or "[]"))
-                    found_rel[name].append(Relation(schema or "", name, sub or "", cols, text))
+            found_rel: dict[str, list[Relation]] = {n: [] for n in fetch_r}
+            found_fn: dict[str, list[Function]] = {n: [] for n in fetch_f}
+            versions = {}
+            for kind, schema, name, sub, columns, text, extra in rows:
+                if kind == "v" and name is not None:
+                    versions[(sub or "", name)] = text or ""
+                elif kind == "r" and name in found_rel:
+                    found_rel[name].append(_relation(schema, name, sub, columns, text, extra))
                 elif kind == "f" and name in found_fn:
-                    found_fn[name].append(Function(schema or "", name, sub or "", text or ""))
+                    more = json.loads(extra or "{}")
+                    found_fn[name].append(Function(schema or "", name, sub or "", text or "",
+                                                   more.get("definition") or ""))
             if generation != self.generation:
                 return True  # the catalog changed meanwhile: the caller asks again
-            until = now + self.ttl
+            until = time.monotonic() + self.ttl
             for n, r in found_rel.items():
                 self._relations[n] = (until, r)
+                self._versions[("r", n)] = versions.get(("r", n), "")
             for n, f in found_fn.items():
                 self._functions[n] = (until, f)
+                self._versions[("f", n)] = versions.get(("f", n), "")
+            for n in rels:
+                self._stamps[n] = max(self._stamps.get(n, 0), check)
+            for n in fns:
+                self._stamps[n] = max(self._stamps.get(n, 0), check)
             return True
 
     async def resolve(self, table_oids: set[int] | frozenset[int]) -> None:
@@ -191,7 +319,27 @@ class TableCatalog:
         return found
 
     async def _run(self, sql: str) -> list[list[str | None]]:
-        """Every row of ``sql``'s results, as text, on a connection of the gateway's own."""
+        """Every row of ``sql``'s results, as text, on the connection the catalog keeps (a
+        new one when it has none, or when the one it kept turns out closed)."""
+        for attempt in range(2):
+            side = self._side
+            reused = side is not None
+            if side is None:
+                side = self._side = await self._connect()
+            try:
+                rows = await self._ask(side, sql)
+            except _QueryFailed:
+                raise
+            except CatalogError:
+                self.close()
+                if reused and attempt == 0:
+                    continue  # the target may have closed an idle connection: once more
+                raise
+            self._keep_open()
+            return rows
+        raise CatalogError("the catalog connection failed twice")  # not reached
+
+    async def _connect(self) -> Any:
         params = {"user": self.upstream.user, "database": self.database,
                   "application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
         try:
@@ -199,7 +347,9 @@ class TableCatalog:
                                                       self.max_message_size)
         except startup.UpstreamUnavailable as exc:
             raise CatalogError(str(exc)) from exc
-        side = greeting.side
+        return greeting.side
+
+    async def _ask(self, side: Any, sql: str) -> list[list[str | None]]:
         rows: list[list[str | None]] = []
         error: str | None = None
         try:
@@ -214,15 +364,42 @@ class TableCatalog:
                         error = f"{fields.get('C', '')} {fields.get('M', 'error')}"
                     elif tag == ord("Z"):
                         if error is not None:
-                            raise CatalogError(f"the catalog query failed: {error}")
+                            self._keep_open()
+                            raise _QueryFailed(f"the catalog query failed: {error}")
                         return rows
         except TimeoutError as exc:
             raise CatalogError("the catalog query timed out") from exc
-        except PeerClosed as exc:
+        except (PeerClosed, OSError) as exc:
             raise CatalogError("the target closed the catalog connection") from exc
-        finally:
-            side.write(codec.message(b"X"))
-            side.close()
+
+    def _keep_open(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(IDLE, self.close)
+
+    def close(self) -> None:
+        """Close the catalog's own connection (it opens again when needed)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        side, self._side = self._side, None
+        if side is not None:
+            with contextlib.suppress(Exception):
+                side.write(codec.message(b"X"))
+                side.close()
+
+
+class _QueryFailed(CatalogError):
+    """The target answered the catalog query with an error (the connection is fine)."""
+
+
+def _relation(schema: str | None, name: str, kind: str | None, columns: str | None,
+              definition: str | None, extra: str | None) -> Relation:
+    more = json.loads(extra or "{}")
+    return Relation(schema or "", name, kind or "", tuple(json.loads(columns or "[]")),
+                    definition, tuple(more.get("triggers") or ()), tuple(more.get("rules") or ()),
+                    tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()))
+
 
 def catalog_query(oids: list[int]) -> str:
     """The one query a lookup runs. The OIDs are integers from a RowDescription, formatted as
@@ -246,27 +423,87 @@ def _literal(name: str) -> str:
     return "'" + name.replace("\x00", "").replace("'", "''") + "'"
 
 
+def _names(names: list[str]) -> str:
+    return "ARRAY[" + ",".join(map(_literal, names)) + "]::text[]"
+
+
+# The version of one relation: the xmin of each catalog row that says what lineage reads of
+# it (a row updated in place by DDL gets a new xmin), and its OID (dropped and created again).
+_RELATION_VERSION = (
+    "c.oid::text || '/' || c.xmin::text || '/' || ns.xmin::text"
+    " || '/' || coalesce((SELECT string_agg(a.attnum::text || '.' || a.xmin::text, ','"
+    "  ORDER BY a.attnum) FROM pg_catalog.pg_attribute a"
+    "  WHERE a.attrelid = c.oid AND a.attnum > 0), '')"
+    " || '/' || coalesce((SELECT string_agg(r.oid::text || '.' || r.xmin::text, ','"
+    "  ORDER BY r.oid) FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(t.oid::text || '.' || t.xmin::text, ','"
+    "  ORDER BY t.oid) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(d.oid::text || '.' || d.xmin::text, ','"
+    "  ORDER BY d.oid) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = c.oid), '')"
+)
+_FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
+_RELKINDS = "('r', 'v', 'm', 'f', 'p')"
+
+
+def versions_query(relations: list[str], functions: list[str]) -> str:
+    """One row per name: ('v', NULL, name, 'r' or 'f', NULL, version, NULL). A name nothing
+    has gets '' (created later, it changes)."""
+    return (
+        "SELECT 'v', NULL, n, 'r', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
+        f" FROM (SELECT {_RELATION_VERSION} AS v FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace"
+        f" WHERE c.relname = n AND c.relkind IN {_RELKINDS}) x), '')::text, NULL"
+        f" FROM unnest({_names(relations)}) n"
+        " UNION ALL"
+        " SELECT 'v', NULL, n, 'f', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
+        f" FROM (SELECT {_FUNCTION_VERSION} AS v FROM pg_catalog.pg_proc p"
+        " JOIN pg_catalog.pg_namespace ns ON ns.oid = p.pronamespace"
+        " WHERE p.proname = n) x), '')::text, NULL"
+        f" FROM unnest({_names(functions)}) n"
+    )
+
+
 def names_query(relations: list[str], functions: list[str]) -> str:
-    """Relations (kind, columns, a view's definition) and functions (language, body) by name.
-    The names come from a client's statement: each is a quoted literal, nothing else."""
-    rels = "ARRAY[" + ",".join(map(_literal, relations)) + "]::text[]"
-    fns = "ARRAY[" + ",".join(map(_literal, functions)) + "]::text[]"
+    """Relations (kind, columns, a view's definition, triggers, rules, generated columns,
+    defaults that call functions) and functions (language, body, definition) by name, and
+    the version of each name (``versions_query``), all in one snapshot. The names come from a
+    client's statement: each is a quoted literal, nothing else."""
+    rels, fns = _names(relations), _names(functions)
     return (
         "SELECT 'r', n.nspname::text, c.relname::text, c.relkind::text,"
         " (SELECT coalesce(json_agg(a.attname::text ORDER BY a.attnum), '[]')::text"
         "  FROM pg_catalog.pg_attribute a"
         "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
-        " CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END"
+        " CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END,"
+        " json_build_object("
+        "  'triggers', (SELECT coalesce(json_agg(pn.nspname || '.' || p.proname), '[]')"
+        "   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid"
+        "   JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace"
+        "   WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),"
+        "  'rules', (SELECT coalesce(json_agg(pg_catalog.pg_get_ruledef(r.oid)), '[]')"
+        "   FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1'),"
+        "  'generated', (SELECT coalesce(json_agg(a.attname), '[]')"
+        "   FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+        "   AND NOT a.attisdropped AND a.attgenerated <> ''),"
+        "  'defaults', (SELECT coalesce(json_agg(pg_catalog.pg_get_expr(d.adbin, d.adrelid)),"
+        "   '[]') FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a"
+        "   ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
+        "   WHERE d.adrelid = c.oid AND a.attgenerated = ''))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        f" WHERE c.relname = ANY({rels}) AND c.relkind IN ('r', 'v', 'm', 'f', 'p')"
+        f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"
         # A SQL-standard body (BEGIN ATOMIC ... END, RETURN ...) is not in prosrc (empty) but
-        # in prosqlbody; pg_get_functiondef prints it on every version that has one.
+        # in prosqlbody; pg_get_functiondef prints it on every version that has one. A
+        # PL/pgSQL body is compiled with its signature (parameters, trigger or not).
         " SELECT 'f', n.nspname::text, p.proname::text, l.lanname::text, NULL,"
-        " CASE WHEN p.prosrc = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END"
+        " CASE WHEN p.prosrc = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END,"
+        " json_build_object('definition', CASE WHEN p.prokind IN ('f', 'p')"
+        "  AND (l.lanname = 'plpgsql' OR p.prosrc = '')"
+        "  THEN pg_catalog.pg_get_functiondef(p.oid) END)::text"
         " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
         " JOIN pg_catalog.pg_language l ON l.oid = p.prolang"
         f" WHERE p.proname = ANY({fns})"
+        " UNION ALL " + versions_query(relations, functions)
     )
 
 

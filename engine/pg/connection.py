@@ -23,7 +23,7 @@ from typing import Any
 from engine.config import Connection
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
-from engine.pg.catalog import TableCatalog
+from engine.pg.catalog import TableCatalog, taint_file
 from engine.pg.codec import MessageReader, ProtocolViolation
 from engine.pg.held import Held
 from engine.pg.relay import Decision, Hold, PgRelay, StatementFinished, StatementStarted
@@ -236,7 +236,8 @@ class PgConnection:
                 catalog = self.ctx.catalogs.get(key)
                 if catalog is None:
                     catalog = self.ctx.catalogs[key] = TableCatalog(
-                        self.conn.upstream, key[1], self.ctx.sessions.settings.max_message_size)
+                        self.conn.upstream, key[1], self.ctx.sessions.settings.max_message_size,
+                        taint_file=taint_file(self.ctx.sessions.settings.store))
                 masking.sources = self.path.catalog = catalog
             results = self.path.mask_with(masking, masking.values or _NoValues(), catalog)
             # Masking needs every result described, also what a driver runs from a prepared
