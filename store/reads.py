@@ -80,10 +80,34 @@ STATISTICS_QUERIES = {
 }
 
 
+# The same on a PostgreSQL store, where JSON objects are read with jsonb_each_text and
+# instr() is strpos().
+_PG_MASKED_KEYS = ("jsonb_each_text(s.masked::jsonb) m")
+PG_STATISTICS_QUERIES = {
+    **STATISTICS_QUERIES,
+    "masked": "select substr(m.key, 1, coalesce(nullif(strpos(m.key, '/'), 0) - 1,"
+              f" length(m.key))) as k, sum(m.value::bigint) as n from sessions s,"
+              f" {_PG_MASKED_KEYS} where s.masked is not null group by 1"
+              " order by 2 desc limit 10",
+    "masked_columns": "select substr(m.key, strpos(m.key, '/') + 1) as k,"
+                      f" sum(m.value::bigint) as n from sessions s, {_PG_MASKED_KEYS}"
+                      " where s.masked is not null and strpos(m.key, '/') > 0 group by 1"
+                      " order by 2 desc limit 10",
+    "masked_per_hour": "select substr(t, 1, 13) as k, sum(n) as n from ("
+                       "select st.started_at as t, m.value::bigint as n from statements st,"
+                       " jsonb_each_text(st.masked::jsonb) m where st.masked is not null"
+                       " union all select s.started_at, m.value::bigint from sessions s,"
+                       f" {_PG_MASKED_KEYS} where s.masked is not null"
+                       " and s.protocol = 'ssh' and m.key not like '%:exempt') q"
+                       " group by 1 order by 1 desc limit 24",
+}
+
+
 def statistics(store: SqliteStore) -> Statistics:
     """Every statistic the TUI shows, by name (the keys of ``STATISTICS_QUERIES``)."""
+    queries = PG_STATISTICS_QUERIES if store.dialect == "postgresql" else STATISTICS_QUERIES
     return {name: [(str(k), int(n or 0)) for k, n in store.conn.execute(sql)]
-            for name, sql in STATISTICS_QUERIES.items()}
+            for name, sql in queries.items()}
 
 
 def terminal_channels(store: SqliteStore, session_id: str) -> list[int]:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import psycopg
 import sqlite_utils
 
 from store import lockouts
@@ -116,7 +117,12 @@ POLL_S = 0.05  # how often ``listen`` looks for fleet commands
 CLAIM_S = 60.0  # a claim on a lost node that another node may take over after this long
 
 
-def _busy(exc: sqlite3.Error) -> bool:
+# What a database refuses, SQLite's or PostgreSQL's (``store.postgres`` speaks to psycopg
+# through the same methods).
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+
+def _busy(exc: Exception) -> bool:
     """SQLite's write lock stayed with another node's process beyond the busy timeout."""
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -220,7 +226,7 @@ class SqliteStore:
         self.path = path
         self.node = node
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self.db = self._database(conn)
         self._seq, self._head = self._chain_head()
         self._control: sqlite3.Connection | None = None  # nodes, fleet commands, takeovers
         self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
@@ -407,7 +413,7 @@ class SqliteStore:
 
     def _write_once(self, conn: sqlite3.Connection, node: str,
                     records: list[tuple[JournalRecord, dict[str, Any]]], merged: _Merged,
-                    rejected: Iterable[Rejected]) -> sqlite3.Error | None:
+                    rejected: Iterable[Rejected]) -> Exception | None:
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(_SESSION_INSERT, merged.sessions.values())
@@ -425,7 +431,7 @@ class SqliteStore:
             found_at = O.utc(time.time())
             conn.executemany(_REJECTED, [r.row(found_at) for r in rejected])
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return exc
@@ -610,6 +616,15 @@ class SqliteStore:
 
     # --- nodes and the fleet ----------------------------------------------------------------
 
+    dialect = "sqlite"
+
+    def _database(self, conn: sqlite3.Connection) -> sqlite_utils.Database:
+        return sqlite_utils.Database(conn)
+
+    def _clock(self) -> float:
+        """Now, as the nodes of this store agree on it (one machine: its clock)."""
+        return time.time()
+
     def _control_conn(self) -> sqlite3.Connection:
         """The connection for node bookkeeping, fleet commands and other nodes' replays: never
         the checkpoint's (which may be in a worker thread) nor the reading one."""
@@ -622,7 +637,7 @@ class SqliteStore:
 
     def _register(self) -> None:
         """At open: this node in the ``nodes`` table (started now, not lost, not stopped)."""
-        now = O.utc(time.time())
+        now = O.utc(self._clock())
         conn = self._control_conn()
         conn.execute(
             "INSERT INTO nodes (name, host, pid, started_at, heartbeat_at)"
@@ -636,8 +651,8 @@ class SqliteStore:
         try:
             self._control_conn().execute(
                 "UPDATE nodes SET stopped_at = ? WHERE name = ? AND pid = ?",
-                (O.utc(time.time()), self.node, os.getpid()))
-        except sqlite3.Error as exc:
+                (O.utc(self._clock()), self.node, os.getpid()))
+        except DB_ERRORS as exc:
             log.warning("cannot mark node %s stopped in the store: %s", self.node, exc)
 
     def register_node(self, info: dict[str, Any] | None = None) -> None:
@@ -650,7 +665,7 @@ class SqliteStore:
         """This node is alive now. May wait for another node's write (the busy timeout): call
         it off the event loop."""
         self._control_conn().execute("UPDATE nodes SET heartbeat_at = ? WHERE name = ?",
-                                     (O.utc(time.time()), self.node))
+                                     (O.utc(self._clock()), self.node))
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node that ever wrote the store, by name: name, host, pid, started_at,
@@ -662,7 +677,7 @@ class SqliteStore:
         """Nodes that did not stop cleanly and whose last heartbeat is older than ``after_s``
         seconds, and that no node has claimed (or whose claimer left its sessions open for
         ``CLAIM_S``: it died before committing their ends)."""
-        now = time.time()
+        now = self._clock()
         cutoff, lease = O.utc(now - after_s), O.utc(now - CLAIM_S)
         return [r[0] for r in self.conn.execute(
             "SELECT name FROM nodes WHERE name <> ? AND stopped_at IS NULL"
@@ -677,7 +692,7 @@ class SqliteStore:
         that end its open sessions (``node lost``) and expire its pending approvals, for the
         caller to commit through its recorder: they go in this node's chain. None when the
         node is not lost or another node claimed it. Blocking: call it off the event loop."""
-        now_t = time.time()
+        now_t = self._clock()
         now, cutoff, lease = O.utc(now_t), O.utc(now_t - after_s), O.utc(now_t - CLAIM_S)
         conn = self._control_conn()
         claimed = conn.execute(
@@ -935,15 +950,17 @@ def journal_path(path: Path, node: str | None = None) -> Path:
 
 
 def open_store(location: Path | str, *, node: str | None = None, durability: str = "normal",
-               readonly: bool = False) -> SqliteStore:
+               readonly: bool = False, local: Path | None = None) -> SqliteStore:
     """Open the store at ``location`` as node ``node`` (by default this host's name): a path
     is a SQLite store (``open_sqlite``); ``postgresql://USER@HOST:PORT/DB`` a PostgreSQL
-    store (``store.postgres``). Raises ``StoreError``."""
+    store (``store.postgres``), whose node keeps its journal and lock file beside ``local``
+    (``engine.local_store``; None: a file named after the database in
+    ``$XDG_STATE_HOME/gatewatch``). Raises ``StoreError``."""
     if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
         from store.postgres import open_postgres
 
         return open_postgres(location, node=node, durability=durability,
-                             readonly=readonly)
+                             readonly=readonly, local=local)
     return open_sqlite(Path(location), node=node, durability=durability, readonly=readonly)
 
 

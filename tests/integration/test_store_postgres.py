@@ -1,0 +1,209 @@
+"""The PostgreSQL store (issue 17) against a real, throw-away PostgreSQL: nodes writing at
+once each in its own chain, verify passing and catching tampering, one engine per node name
+on any machine, a lost node's sessions ended by another, a node killed with SIGKILL losing no
+acknowledged record, fleet commands by LISTEN/NOTIFY, and the reads the CLI and TUI use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from store import NODE_LOST, StoreError, open_store, reads, verify
+from store import ops as O
+from store.errors import StoreLocked
+from store.postgres import PostgresStore, pg_sql
+from tests.conftest import ROOT, Target
+from tests.integration.test_store_nodes import WRITER, acknowledged
+from tests.store.sample import T0, a_session, session_open, statement_start
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def url(pg_target: Target, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database of its own and a role whose password reaches libpq as PGPASSWORD."""
+    name = "gwstore_" + secrets.token_hex(4)
+    password = secrets.token_urlsafe(12)
+    pg_target.cluster.sql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}';"
+                          f" CREATE DATABASE {name} OWNER {name};")
+    monkeypatch.setenv("PGPASSWORD", password)
+    yield f"postgresql://{name}@127.0.0.1:{pg_target.cluster.port}/{name}"
+
+
+def node(url: str, name: str, tmp_path: Path) -> PostgresStore:
+    """Node ``name`` as if on a machine of its own: its local files in a directory of its own."""
+    store = open_store(url, node=name, local=tmp_path / name / "local.db")
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+def approval_request(rid: str, sid: str) -> O.Op:
+    return O.Op(O.APPROVAL_REQUEST, rid, 0, {
+        "session_id": sid, "requester": "alice", "connection": "shop",
+        "statement": "DELETE FROM orders", "statement_hash": "h", "rule": "review",
+        "reason": "deletes", "created_at": O.utc(T0 + 1), "expires_at": O.utc(T0 + 600),
+        "status": "pending"})
+
+
+def test_parameters_are_psycopgs_and_literals_are_left_alone() -> None:
+    assert pg_sql("SELECT ? WHERE a = :a AND b LIKE '50%:x?' AND c::text = '%'") == (
+        "SELECT %s WHERE a = %(a)s AND b LIKE '50%:x?' AND c::text = '%'")
+    assert pg_sql("SELECT 1 WHERE x LIKE 'a' || ? AND y % 2 = 0") == (
+        "SELECT 1 WHERE x LIKE 'a' || %s AND y %% 2 = 0")
+
+
+def test_two_nodes_write_at_once_and_verify_catches_tampering(
+        url: str, tmp_path: Path, pg_target: Target) -> None:
+    a, b = node(url, "a", tmp_path), node(url, "b", tmp_path)
+    try:
+        def write(store: PostgresStore, prefix: str) -> None:
+            for n in range(30):
+                store.apply(a_session(f"{prefix}{n}", statements=3))
+                if n % 5 == 0:
+                    store.checkpoint()
+            store.apply([O.output_op(f"{prefix}0", 1, T0, 0, "o", b"hello"),
+                         O.output_op(f"{prefix}0", 2, T0 + 1, 0, "o", bytes(range(256)))])
+            store.checkpoint()
+
+        threads = [threading.Thread(target=write, args=(s, s.node)) for s in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        result = verify(a)
+        assert result.ok, result.problems
+        assert set(result.chains) == {"a", "b"} and result.sessions == 60
+        session = a.find_session("b1")
+        assert session is not None and session["node"] == "b"
+        assert [s["seq"] for s in a.statements("b1")] == [1, 2, 3]
+        assert a.output("a0") and reads.statistics(a)["by_connection"] == [("shop", 60)]
+    finally:
+        a.close()
+        b.close()
+    reader = open_store(url, readonly=True, local=tmp_path / "reader" / "local.db")
+    try:
+        assert verify(reader).ok
+        assert sorted(n["name"] for n in reader.nodes()) == ["a", "b"]
+    finally:
+        reader.close()
+    db = url.rsplit("/", 1)[1]
+    for n, tamper in enumerate((
+            "UPDATE statements SET text = 'SELECT 0' WHERE session_id = 'a3' AND seq = 1",
+            "DELETE FROM audit WHERE node = 'b' AND seq = 7",
+            "UPDATE audit SET body = replace(body, 'SELECT 2', 'SELECT 9')"
+            " WHERE node = 'a' AND seq = 4",
+            "UPDATE ssh_output SET data = 'x'::bytea WHERE session_id = 'a0'",
+            "UPDATE sessions SET node = 'a' WHERE id = 'b2'")):
+        copy = f"{db}_{n}"
+        pg_target.cluster.sql(f"CREATE DATABASE {copy} TEMPLATE {db} OWNER {db};")
+        pg_target.cluster.sql(f"{tamper};", dbname=copy)
+        reader = open_store(url.rsplit("/", 1)[0] + "/" + copy, readonly=True,
+                            local=tmp_path / "reader" / "local.db")
+        try:
+            assert not verify(reader).ok, tamper
+        finally:
+            reader.close()
+
+
+def test_one_engine_per_node_name_on_any_machine(url: str, tmp_path: Path) -> None:
+    a = node(url, "a", tmp_path)
+    try:
+        with pytest.raises(StoreLocked, match="as node a"):
+            open_store(url, node="a", local=tmp_path / "elsewhere" / "local.db")
+    finally:
+        a.close()
+    node(url, "a", tmp_path / "later").close()  # let go with the engine
+
+
+def test_a_wrong_password_says_so(url: str, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "wrong")
+    with pytest.raises(StoreError, match="password authentication failed"):
+        node(url, "a", tmp_path)
+
+
+def test_a_lost_node_is_ended_by_another_and_its_own_records_stay_its_own(
+        url: str, tmp_path: Path) -> None:
+    a = node(url, "a", tmp_path)
+    a.apply([session_open("s1"), statement_start("s1", 1, "DELETE FROM orders",
+                                                 verdict="review", approval_id="r1"),
+             approval_request("r1", "s1")])
+    a.checkpoint()
+    assert a._holder is not None
+    a._holder.close()  # as a machine that died: its advisory lock goes with the connection
+    b = node(url, "b", tmp_path)
+    try:
+        assert b.interrupted_sessions() == [] and b.pending_approvals() == []
+        assert b.lost_nodes(0) == ["a"]
+        records = b.end_lost_node("a", 0)
+        assert records is not None and b.end_lost_node("a", 0) is None
+        b.apply([r.op() for r in records])
+        b.checkpoint()
+        session = b.find_session("s1")
+        assert session is not None and (session["status"], session["end_reason"]) == (
+            "interrupted", NODE_LOST)
+        assert b.approvals()[0]["status"] == "expired"
+        result = verify(b)
+        assert result.ok, result.problems
+        assert result.chains == {"a": 3, "b": 2}
+    finally:
+        b.close()
+
+
+def test_fleet_commands_by_listen_and_notify(url: str, tmp_path: Path) -> None:
+    a, b = node(url, "a", tmp_path), node(url, "b", tmp_path)
+
+    async def exchange() -> list[dict[str, object]]:
+        got: list[dict[str, object]] = []
+
+        async def take() -> None:
+            async for command in a.listen():
+                got.append(command)
+                if len(got) == 2:
+                    return
+
+        task = asyncio.ensure_future(take())
+        await asyncio.sleep(0.3)
+        b.notify("b", {"op": "not for a"})
+        b.notify("a", {"op": "approve", "request": "r1"})
+        b.notify("a", {"op": "kill", "session": "s1"})
+        await asyncio.wait_for(task, 10)
+        return got
+
+    try:
+        assert [c["op"] for c in asyncio.run(exchange())] == ["approve", "kill"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_node_killed_mid_write_loses_nothing(url: str, tmp_path: Path) -> None:
+    local = tmp_path / "a" / "local.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GW_LOCAL": str(local)}
+    script = WRITER.replace("store = open_store(path, node=node)",
+                            "import os\nstore = open_store(sys.argv[1], node=node,"
+                            " local=Path(os.environ['GW_LOCAL']))")
+    open_store(url, node="setup", local=tmp_path / "setup" / "local.db").close()
+    proc = subprocess.Popen([sys.executable, "-c", script, url, "a", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    acked = acknowledged(proc.stdout, until=305)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    acked = max(acked, acknowledged(proc.stdout))
+    again = open_store(url, node="a", local=local)  # replays its local journal
+    try:
+        assert again.audit_head()[0] >= acked
+        result = verify(again)
+        assert result.ok, result.problems
+    finally:
+        again.close()
