@@ -27,8 +27,9 @@ from store.sqlite import open_store
 class Backup:
     path: Path
     records: int  # audit records in the copied database
-    journal: int  # records committed to the journal only, in DEST.journal
+    journal: int  # records committed to a journal only, copied to the journals beside DEST
     unreadable: int  # bytes of the journal that are not records, not copied (verify names them)
+    journals: tuple[Path, ...] = ()  # the journals beside DEST that hold them
 
 
 def backup(store: Path, dest: Path) -> Backup:
@@ -60,7 +61,7 @@ def backup(store: Path, dest: Path) -> Backup:
             raise StoreError(f"cannot write the backup {dest}: {exc}") from exc
     finally:
         source.close()
-    written = 0
+    written, files = 0, []
     for node, journal in snapshots.items():
         head = int(heads.get(node) or 0)
         later: dict[int, bytes] = {}
@@ -73,5 +74,7 @@ def backup(store: Path, dest: Path) -> Backup:
                 f.write(b"".join(later[seq] for seq in sorted(later)))
                 os.fsync(f.fileno())
             written += len(later)
+            files.append(node_journal(dest, node))
     return Backup(dest, sum(int(n or 0) for n in heads.values()), written,
-                  sum(len(x.data) for j in snapshots.values() for x in j.leftovers))
+                  sum(len(x.data) for j in snapshots.values() for x in j.leftovers),
+                  tuple(files))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from store import StoreError, open_store, verify
 from store.backup import backup
-from store.sqlite import journal_path
 
 
 def backup_command(store: Path, dest: Path) -> int:
@@ -23,7 +22,8 @@ def backup_command(store: Path, dest: Path) -> int:
         result = verify(copy)
     finally:
         copy.close()
-    beside = f" and {made.journal} in {journal_path(dest)}" if made.journal else ""
+    beside = (f" and {made.journal} in {', '.join(str(p) for p in made.journals)}"
+              if made.journal else "")
     print(f"backed up {store} to {dest}: {made.records} audit records{beside}")
     if made.unreadable:
         print(f"note: {made.unreadable} bytes of the journal are not records and were not"

@@ -12,6 +12,7 @@ import pytest
 
 from store import NODE_LOST, SqliteStore, StoreError, open_store, verify
 from store import ops as O
+from store.backup import backup
 from store.chain import GENESIS, canonical, link
 from store.errors import StoreLocked
 from store.nodes import default_node
@@ -250,6 +251,30 @@ def test_fleet_commands_reach_the_node_they_are_for_once(db_path: Path) -> None:
     try:
         got = asyncio.run(exchange())
         assert [c["op"] for c in got] == ["approve", "kill"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_backup_carries_every_nodes_journal(db_path: Path, tmp_path: Path) -> None:
+    a = open_store(db_path, node="a")
+    b = open_store(db_path)  # the default node, beside a
+    try:
+        a.apply(a_session("s1"))
+        b.apply(a_session("s2"))
+        a.checkpoint()
+        b.checkpoint()
+        a.apply([session_open("s3")])  # committed to the journals only
+        b.apply([session_open("s4"), statement_start("s4", 1)])
+        made = backup(db_path, tmp_path / "copy.db")
+        assert (made.records, made.journal) == (12, 3)
+        assert sorted(p.name for p in made.journals) == ["copy.db.a.journal", "copy.db.journal"]
+        copy = open_store(tmp_path / "copy.db", readonly=True)
+        try:
+            result = verify(copy)
+            assert result.ok and result.pending == 3, result.problems
+        finally:
+            copy.close()
     finally:
         a.close()
         b.close()
