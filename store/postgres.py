@@ -44,7 +44,7 @@ from store.files import check_private, private_directory
 from store.lock import StoreLock
 from store.nodes import check_node, default_node
 from store.schema import SCHEMA_VERSION
-from store.sqlite import SqliteStore, journal_path
+from store.sqlite import SqliteStore, controlled, journal_path
 
 CHANNEL = "gatewatch_fleet"  # LISTEN/NOTIFY channel of fleet commands; the payload: the node
 _MIGRATION_LOCK = 0x6761_7465  # pg_advisory_xact_lock key while the schema is created
@@ -259,6 +259,7 @@ class PostgresStore(SqliteStore):
             self._control = PgConnection(_connect(self.dsn))  # type: ignore[assignment]
         return self._control
 
+    @controlled
     def _clock(self) -> float:
         """The database server's clock: the nodes' machines may disagree."""
         row = self._control_conn().execute(
@@ -297,6 +298,7 @@ class PostgresStore(SqliteStore):
         finally:
             conn.execute("SELECT pg_advisory_unlock(?)", (key,))
 
+    @controlled
     def notify(self, node: str, command: dict[str, Any]) -> int:
         conn = self._control_conn()
         conn.execute("BEGIN")

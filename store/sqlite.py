@@ -16,15 +16,17 @@ statements are refused.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 import sqlite_utils
@@ -112,6 +114,18 @@ _STATEMENT_JUDGED = {"verdict": "allow", "rule": None, "approval_id": None}
 _APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)
 
 _Rows = dict[Any, dict[str, Any]]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def controlled(method: _F) -> _F:
+    """Run ``method`` holding the store's control lock: heartbeats, takeovers and fleet
+    commands come from the event loop and from worker threads, and one's transaction on the
+    control connection must never take in another's statements."""
+    @functools.wraps(method)
+    def locked(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._control_lock:
+            return method(self, *args, **kwargs)
+    return locked  # type: ignore[return-value]
 _BUSY_ATTEMPTS = 20  # a checkpoint tries again while other nodes' writes keep SQLite busy
 POLL_S = 0.05  # how often ``listen`` looks for fleet commands
 CLAIM_S = 60.0  # a claim on a lost node that another node may take over after this long
@@ -229,6 +243,7 @@ class SqliteStore:
         self.db = self._database(conn)
         self._seq, self._head = self._chain_head()
         self._control: sqlite3.Connection | None = None  # nodes, fleet commands, takeovers
+        self._control_lock = threading.RLock()  # its users run in several threads
         self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
         self._broken: StoreError | None = None
         self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
@@ -635,6 +650,7 @@ class SqliteStore:
             self._control.execute("PRAGMA busy_timeout = 10000")
         return self._control
 
+    @controlled
     def _register(self) -> None:
         """At open: this node in the ``nodes`` table (started now, not lost, not stopped)."""
         now = O.utc(self._clock())
@@ -647,6 +663,7 @@ class SqliteStore:
             " lost_by = NULL",
             (self.node, socket.gethostname(), os.getpid(), now, now))
 
+    @controlled
     def _stopped(self) -> None:
         try:
             self._control_conn().execute(
@@ -655,12 +672,14 @@ class SqliteStore:
         except DB_ERRORS as exc:
             log.warning("cannot mark node %s stopped in the store: %s", self.node, exc)
 
+    @controlled
     def register_node(self, info: dict[str, Any] | None = None) -> None:
         """Say what this node serves (listeners, control socket: JSON-able), for ``nodes``."""
         self._control_conn().execute(
             "UPDATE nodes SET info = ? WHERE name = ?",
             (None if info is None else json.dumps(info, sort_keys=True), self.node))
 
+    @controlled
     def heartbeat(self) -> None:
         """This node is alive now. May wait for another node's write (the busy timeout): call
         it off the event loop."""
@@ -685,6 +704,7 @@ class SqliteStore:
             " FROM sessions s WHERE s.node = nodes.name AND s.status = 'open')))"
             " ORDER BY name", (self.node, cutoff, lease))]
 
+    @controlled
     def end_lost_node(self, node: str, after_s: float) -> list[R.Record] | None:
         """Take over a lost node (see ``lost_nodes``): claim it, so that one node alone does
         this; replay the journal it left beside the store, holding its lock (when its lock is
@@ -729,6 +749,7 @@ class SqliteStore:
                                    end_reason=NODE_LOST) for sid in sessions]
         return records
 
+    @controlled
     def notify(self, node: str, command: dict[str, Any]) -> int:
         """Ask ``node`` to do ``command`` (JSON-able: approve, deny, kill…); returns its id.
         The node's ``listen`` yields it within 50 ms."""
@@ -756,6 +777,7 @@ class SqliteStore:
         finally:
             reader.close()
 
+    @controlled
     def _take(self, cid: int) -> bool:
         cur = self._control_conn().execute(
             "UPDATE fleet_commands SET taken_at = ? WHERE id = ? AND taken_at IS NULL",
