@@ -187,7 +187,8 @@ class Supervisor:
         worker.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "engine.worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()),
-            cwd=_ROOT, preexec_fn=_die_with_parent, stderr=stderr)
+            cwd=_ROOT, preexec_fn=_die_with_parent, stderr=stderr,
+            start_new_session=True)  # a terminal's Ctrl-C or hang-up is the supervisor's
         if stderr is not None:
             os.close(stderr)  # the worker has its own copy
         assert worker.proc.stdin is not None and worker.proc.stdout is not None

@@ -150,4 +150,5 @@ async def run_tui(info: dict[str, Any], running: Callable[[Callable[[], object]]
         await app.run_async()
     summary = log_summary(log)
     if summary:
-        print(summary, file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print(summary, file=sys.stderr, flush=True)
