@@ -206,12 +206,16 @@ DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
 # ends in a letter), which lets timestamps and times through without running the key regexes.
 ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
 
-# The triggers above in forms hyperscan compiles (``engine.masking.prefilter``): no
-# look-arounds. A positive look-behind becomes the characters it looked at, so a native match
-# may start a few bytes before the trigger's; negative look-behinds are dropped, as the byte
-# screens drop them (more matches, never fewer). Bytes, so \d is [0-9] as under re.ASCII.
-# tests/engine/masking/test_prefilter.py checks that each matches wherever its trigger does.
+# Triggers in forms hyperscan compiles (``engine.masking.prefilter``): no look-arounds, and
+# each matches inside every match of the detectors that use the trigger. A positive
+# look-behind becomes the characters it looked at, so a native match may start a few bytes
+# before the trigger's; negative look-behinds are dropped, as the byte screens drop them.
+# Bytes, so \d is [0-9] as under re.ASCII. The "@" of an e-mail address is read with the
+# characters around it (every address has a local-part character before it and a domain
+# character after it), so that a length of 64 (0x40) in the protocol's framing does not look
+# like one. tests/engine/masking/test_prefilter.py checks each against its detectors.
 NATIVE_TRIGGERS: dict[str, str] = {
+    "@": r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]",
     DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
              r"|\d\d(?:\d\d[ ,\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8})"
              r"|[A-Z]{2}\d\d"

@@ -107,7 +107,7 @@ class ValueMasker:
         self.prefilter: Prefilter | None = None
         if native and not self._untriggered:
             self.prefilter = prefilter.build(
-                literals, regexes, NATIVE_TRIGGERS,
+                triggers, NATIVE_TRIGGERS,
                 encoded=(RUN_TRIGGER, URL_TRIGGER) if encodings else ())
         # For ``ResultMasker``: one search per DataRow instead of a screen per value. Sound only
         # for a pattern whose match in a value alone is also a match inside the row around it

@@ -359,6 +359,9 @@ class ResultMasker:
         run = 0  # start of the bytes not copied to ``pieces`` yet
         pos = 0
         dirty: bool | None = None  # the screen of the whole buffer, asked when first needed
+        first = self._first
+        rows_end = 0  # the end of the run of DataRows screened last, and whether it is dirty
+        rows_dirty = True
         unpack = _I32.unpack_from
         while pos < n:
             if n - pos < 5:
@@ -383,14 +386,26 @@ class ResultMasker:
                 detect = self._detect
                 spans: list[tuple[int, int]] | None = None
                 hit = _NO_HIT
-                if detect:
+                if detect and first is not None:
+                    # The rows in a run, not the whole buffer: a description's column names
+                    # and type OIDs would look like values to the screen.
+                    if pos >= rows_end:
+                        rows_end = _rows_end(messages, pos, n)
+                        rows_dirty = first(messages, pos, rows_end) >= 0
+                    if rows_dirty:
+                        hit = first(messages, pos + 5, end)
+                        detect = hit >= 0
+                    else:
+                        detect = False
+                        if not self._rules and (self.columns is not None
+                                                or self._column_rule is None):
+                            pos = rows_end  # the whole run passes as it is
+                            continue
+                elif detect:
                     if dirty is None:
                         dirty = self._screen(messages)
                     if not dirty:
                         detect = False
-                    elif self._first is not None:
-                        hit = self._first(messages, pos + 5, end)
-                        detect = hit >= 0
                     elif self._finditer is not None:
                         spans = [m.span() for m in self._finditer(messages, pos + 5, end)]
                         detect = bool(spans)
@@ -928,6 +943,18 @@ HIDDEN_ERROR = "**** (masked: the statement reads a masked column)"
 _ERRORS_KEPT = 64
 
 UNDESCRIBED = "undescribed-row"  # the count of values NULLed in rows without a description
+
+
+def _rows_end(buf: bytes, pos: int, n: int) -> int:
+    """Where the run of DataRows starting at ``pos`` ends (a message that is not one, the end
+    of the buffer, or a malformed length, which the caller then reports)."""
+    unpack = _I32.unpack_from
+    while n - pos >= 5 and buf[pos] == 68:
+        end = pos + 1 + unpack(buf, pos + 1)[0]
+        if end < pos + 5 or end > n:
+            break
+        pos = end
+    return pos
 
 
 def _null_row(buf: bytes, start: int, end: int,

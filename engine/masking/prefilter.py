@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from threading import get_ident
 from typing import Any
@@ -55,7 +55,7 @@ class Prefilter:
         self._db.compile(expressions=[e.encode("ascii") for e in self.expressions],
                          ids=list(range(len(self.expressions))),
                          elements=len(self.expressions),
-                         flags=[_hs.HS_FLAG_SINGLEMATCH] * len(self.expressions))
+                         flags=[0] * len(self.expressions))
         self._scratches: dict[int, Any] = {}  # thread id → its scratch
         self._terminated: type[BaseException] = _hs.ScanTerminated
 
@@ -84,23 +84,30 @@ class Prefilter:
         return self.first(data) >= 0
 
 
-def build(literals: Sequence[str], regexes: Sequence[str], native: dict[str, str], *,
+def build(triggers: Sequence[str], native: Mapping[str, str], *,
           encoded: Sequence[str] = ()) -> Prefilter | None:
-    """The prefilter of a masker's triggers: plain strings, regex triggers (each must have a
-    native form in ``native``), and the encoded candidates' triggers (already native). None
-    when native screening is not available or a trigger has no native form."""
+    """The prefilter of a masker's triggers, and of the encoded candidates' triggers (already
+    native). A trigger is compiled in its native form when it has one, else as the plain
+    strings it lists (``AKIA|ASIA``). None when native screening is not available, or a
+    trigger is a regex without a native form."""
     if not available():
         return None
-    forms: list[str] = [re.escape(w) for w in literals]
-    for regex in regexes:
-        form = native.get(regex)
+    forms: list[str] = []
+    for trigger in triggers:
+        form = native.get(trigger)
         if form is None:
-            return None
+            words = trigger.split("|")
+            if not all(w and _META.isdisjoint(w) for w in words):
+                return None
+            form = "|".join(re.escape(w) for w in words)
         forms.append(form)
     forms += encoded
     if not forms:
         return None
     return _compiled(tuple(forms))
+
+
+_META = frozenset(".^$*+?{}[]\\|()")
 
 
 def _stop(_id: int, _from: int, to: int, _flags: int, found: list[int]) -> bool:
