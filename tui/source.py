@@ -83,7 +83,9 @@ class LiveSource:
         return await self._requests.call("kill", session=session_id, reason=reason, **extra)
 
     async def statements(self, session_id: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._read, lambda s: s.statements(session_id))
+        # with each one's outcome: "withdrawn" where the store's verdict says "denied"
+        return await asyncio.to_thread(self._read,
+                                       lambda s: reads.session_statements(s, session_id))
 
     async def output(self, session_id: str, after: int) -> list[Chunk]:
         return await asyncio.to_thread(self._read, lambda s: s.output(session_id, after))

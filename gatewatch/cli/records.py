@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from store import SqliteStore, verify
+from store import SqliteStore, reads, verify
 
 
 def _short_time(value: str | None) -> str:
@@ -42,7 +42,7 @@ def sessions(store: SqliteStore, *, as_json: bool, limit: int) -> str:
 
 
 def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
-    statements = store.statements(session["id"])
+    statements = reads.session_statements(store, session["id"])  # with their outcome
     if as_json:
         return json.dumps({"session": session, "statements": statements})
     ssh = session.get("protocol") == "ssh"
@@ -62,6 +62,9 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
         outcome = s["status"]
         if outcome == "running" and s.get("verdict") == "review":
             outcome = "held"  # waiting for an approval: it has not reached the target
+        withdrawn = s.get("outcome") == "withdrawn"  # nobody denied it: the client gave up
+        if withdrawn:
+            outcome = "withdrawn"
         if s["sqlstate"]:
             outcome += f" {s['sqlstate']}: {s['error']}"
         elif ssh and s["error"]:
@@ -69,7 +72,7 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
         shown = text[:80] + ("…" if len(text) > 80 else "")
         if s["params"]:
             shown += f"  ← {s['params'][:60]}"
-        verdict = s.get("verdict") or "allow"
+        verdict = "withdrawn" if withdrawn else s.get("verdict") or "allow"
         if s.get("rule"):
             verdict += f" ({s['rule']})"
         if s.get("approval_id"):

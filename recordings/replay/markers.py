@@ -3,7 +3,13 @@
 Built from the store's records, not from the output: a command's marker is at the time it
 was judged (``started_at``: the moment the user pressed Enter, before any of its output);
 an approval's decision at the time it was decided; the end at ``ended_at``, as ``kill`` when
-an operator ended the session (its ``end_reason`` says "killed by …"). Masking markers are
+an operator ended the session (its ``end_reason`` says "killed by …").
+
+A statement's kind is its outcome (``store.reads.OUTCOME``): a held statement its client
+withdrew (a cancel, a disconnect) is ``withdrawn``, never a denial — nobody refused it
+(issue 16). PostgreSQL records a held statement when it is decided, so its marker says how:
+ran (``command``), ``block`` for a denial, ``withdrawn``; an SSH command is recorded when it is
+held (``review``) and the approval's marker says later what became of it. Masking markers are
 per statement: PostgreSQL records masked counts per statement; SSH records them for the whole
 session only (the output is one stream), so an SSH replay has no masking markers —
 ``SessionInfo.masked`` has its totals.
@@ -12,20 +18,29 @@ session only (the output is one stream), so an SSH replay has no masking markers
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from recordings.replay import source
 from store import SqliteStore
 
-Kind = Literal["command", "block", "review", "approved", "denied", "masked", "kill", "end"]
-KINDS: tuple[Kind, ...] = ("command", "block", "review", "approved", "denied", "masked",
-                           "kill", "end")
+Kind = Literal["command", "block", "review", "withdrawn", "approved", "denied", "masked",
+               "kill", "end"]
+KINDS: tuple[Kind, ...] = ("command", "block", "review", "withdrawn", "approved", "denied",
+                           "masked", "kill", "end")
 # What n/p move through: every command the user ran or tried to run.
-COMMAND_KINDS: frozenset[Kind] = frozenset({"command", "block", "review"})
-_BY_VERDICT: dict[str, Kind] = {"allow": "command", "block": "block", "denied": "block",
-                                "review": "review"}
+COMMAND_KINDS: frozenset[Kind] = frozenset({"command", "block", "review", "withdrawn"})
+_BY_OUTCOME: dict[str, Kind] = {"allow": "command", "approved": "command", "block": "block",
+                                "denied": "block", "review": "review",
+                                "withdrawn": "withdrawn"}
+_BY_STATUS: dict[str, Kind] = {"approved": "approved", "withdrawn": "withdrawn"}
+
+
+def outcome(st: dict[str, Any]) -> str:
+    """A statement row's outcome: ``outcome`` as ``store.reads.session_statements`` reads it,
+    else its verdict (rows read some other way)."""
+    return str(st.get("outcome") or st.get("verdict") or "allow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +56,24 @@ def _one_line(text: str, limit: int = 120) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
-def statement_markers(info: source.SessionInfo,
-                      statements: Iterable[dict[str, Any]]) -> Iterator[Marker]:
+def statement_markers(info: source.SessionInfo, statements: Iterable[dict[str, Any]],
+                      withdrawals: Mapping[str, str] | None = None) -> Iterator[Marker]:
+    """``withdrawals``: approval request id → how it was withdrawn ("canceled by the
+    client"), said on the marker of the statement that waited on it."""
     for st in statements:
         at = source.epoch(st.get("started_at"))
         if at is None:
             continue
         t = max(at - info.started, 0.0)
-        verdict = st.get("verdict") or "allow"
-        kind = _BY_VERDICT.get(verdict, "command")
+        # held at this time (SSH): the approval's marker tells the rest
+        kind: Kind = ("review" if st.get("verdict") == "review"
+                      else _BY_OUTCOME.get(outcome(st), "command"))
         label = _one_line(st.get("text") or "")
         if st.get("rule") and kind != "command":
             label = f"{label} (rule {st['rule']})"
+        if kind == "withdrawn":
+            how = (withdrawals or {}).get(st.get("approval_id") or "")
+            label = f"{label}: withdrawn" + (f": {how}" if how else " by its client")
         yield Marker(t, kind, label, st.get("seq"))
         masked = source.counts(st.get("masked"))
         if masked:
@@ -62,16 +83,18 @@ def statement_markers(info: source.SessionInfo,
                          st.get("seq"))
 
 
-def approval_markers(info: source.SessionInfo,
-                     approvals: Iterable[dict[str, Any]]) -> Iterator[Marker]:
+def approval_markers(info: source.SessionInfo, approvals: Iterable[dict[str, Any]],
+                     told: Collection[str] = ()) -> Iterator[Marker]:
+    """Decisions on the session's approval requests; a withdrawal only when no statement
+    marker (``told``: the requests statements name) says it already (n/p would stop twice)."""
     for req in approvals:
         at = source.epoch(req.get("decided_at"))
         status = req.get("status") or "pending"
-        if at is None or status == "pending":
+        if at is None or status == "pending" or (status == "withdrawn" and req["id"] in told):
             continue
         by = f" by {req['decided_by']}" if req.get("decided_by") else ""
         why = f": {req['decision_reason']}" if req.get("decision_reason") else ""
-        kind: Kind = "approved" if status == "approved" else "denied"
+        kind = _BY_STATUS.get(status, "denied")  # expired: no approval, as good as denied
         yield Marker(max(at - info.started, 0.0), kind,
                      f"{status}{by}{why} — {_one_line(req.get('statement') or '', 80)}")
 
@@ -97,9 +120,13 @@ class Markers(Sequence[Marker]):
              statements: Iterable[dict[str, Any]] | None = None) -> Markers:
         """From the store: the session's statements (unless given), approval requests and
         end."""
-        rows = store.statements(info.id) if statements is None else statements
-        found = [*statement_markers(info, rows),
-                 *approval_markers(info, source.approvals(store, info.id))]
+        rows = list(source.statements(store, info.id) if statements is None else statements)
+        requests = source.approvals(store, info.id)
+        told = {st["approval_id"] for st in rows if st.get("approval_id")}
+        withdrawals = {str(r["id"]): str(r.get("decision_reason") or "") for r in requests
+                       if r.get("status") == "withdrawn"}
+        found = [*statement_markers(info, rows, withdrawals),
+                 *approval_markers(info, requests, told)]
         end = end_marker(info)
         return cls([*found, end] if end is not None else found)
 

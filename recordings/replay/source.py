@@ -20,6 +20,7 @@ terminal_channels = reads.terminal_channels
 chunk_rows = reads.chunk_rows
 chunk_bytes = reads.chunk_bytes
 approvals = reads.session_approvals
+statements = reads.session_statements  # with each one's outcome (withdrawn, not denied)
 
 
 def epoch(iso: str | None) -> float | None:

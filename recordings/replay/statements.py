@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recordings.replay import source
-from recordings.replay.markers import COMMAND_KINDS, Kind, Marker, Markers
+from recordings.replay.markers import COMMAND_KINDS, Kind, Marker, Markers, outcome
 from store import SqliteStore
 
 
@@ -27,7 +27,7 @@ class Statement:
     seq: int
     t: float  # seconds from the session's start
     text: str
-    verdict: str  # allow | block | review
+    verdict: str  # allow | block | review (SSH) | approved | denied (PostgreSQL, decided)
     status: str  # ok, error, blocked, denied, running, interrupted, …
     rule: str | None = None
     approval_id: str | None = None
@@ -37,6 +37,7 @@ class Statement:
     sqlstate: str | None = None
     error: str | None = None
     masked: Mapping[str, int] = field(default_factory=dict)
+    outcome: str = ""  # the verdict, but "withdrawn" for a held one its client withdrew
 
     @property
     def end(self) -> float | None:
@@ -56,7 +57,7 @@ def statements(info: source.SessionInfo, rows: Iterable[dict[str, Any]]) -> list
             approval_id=row.get("approval_id"), duration_ms=row.get("duration_ms"),
             rows=row.get("rows"), exit_status=row.get("exit_status"),
             sqlstate=row.get("sqlstate"), error=row.get("error"),
-            masked=source.counts(row.get("masked"))))
+            masked=source.counts(row.get("masked")), outcome=outcome(row)))
     found.sort(key=lambda s: (s.t, s.seq))
     return found
 
@@ -77,7 +78,7 @@ class StatementTimeline:
     @classmethod
     def open(cls, store: SqliteStore, session_id: str) -> StatementTimeline:
         info = source.session_info(store, session_id)
-        rows = store.statements(info.id)
+        rows = source.statements(store, info.id)
         return cls(info, statements(info, rows), Markers.load(store, info, rows))
 
     def seek(self, t: float) -> int | None:

@@ -60,7 +60,7 @@ class TerminalTimeline:
         self.keyframes = Keyframes(self.index, *DEFAULT_SIZE, every_cost=every_cost,
                                    every_seconds=every_seconds)
         self.emulator = Emulator(*DEFAULT_SIZE)
-        rows = store.statements(self.session.id)
+        rows = source.statements(store, self.session.id)
         # the session's commands, as the statements table keeps them (the list a screen shows)
         self.statements: list[Statement] = statements(self.session, rows)
         self.markers = Markers.load(store, self.session, rows)
@@ -93,7 +93,7 @@ class TerminalTimeline:
         """Pick up what a live session recorded since (chunks, commands, its end)."""
         self.index.refresh()
         self.session = source.session_info(self._store, self.session.id)
-        rows = self._store.statements(self.session.id)
+        rows = source.statements(self._store, self.session.id)
         self.statements = statements(self.session, rows)
         self.markers = Markers.load(self._store, self.session, rows)
         self.duration = self._duration()

@@ -130,6 +130,11 @@ def test_withdrawn_is_its_own_outcome_and_failed_logins_are_no_activity(
     ]
     with read_only(db_path, ops) as store:
         stats = reads.statistics(store)
+        # one rule for a statement's outcome: the replay, the TUI and `show` read it here
+        pg, ssh = (reads.session_statements(store, sid) for sid in ("pg", "ssh"))
+    assert [(s["seq"], s["outcome"]) for s in pg] == [(1, "withdrawn"), (2, "denied")]
+    assert [s["outcome"] for s in ssh] == ["withdrawn", "withdrawn", "denied"]
+    assert pg[0]["text"] == "DELETE FROM orders" and pg[0]["verdict"] == "denied"
     assert dict(stats["by_verdict"]) == {"withdrawn": 3, "denied": 2}  # SSH's denial too
     assert stats["blocks_per_hour"] == [(O.utc(T0)[:13], 2)]
     assert dict(stats["by_identity"]) == {"alice": 2}

@@ -95,3 +95,36 @@ async def test_enter_on_a_statement_shows_it_whole() -> None:
         await pilot.press("escape")
         await settled(pilot)
         assert not isinstance(app.screen, StatementDetail)
+
+
+def test_identity_grows_to_its_longest_name_with_room_to_spare() -> None:
+    """Issue 16: IDENTITY stayed 14 wide at 160 columns, cutting "report-bot (example-ai)",
+    while DETAIL had 60; at 80 it is cut rather than push STARTED or CLIENT out."""
+    wide = dict(fit(COLUMNS, 160, {1: 23}))
+    assert wide[1] == 23 and wide[len(COLUMNS) - 1] > 23  # DETAIL keeps the most room
+    assert dict(fit(COLUMNS, 160, {1: 5}))[1] == 14  # short names: as it was
+    assert dict(fit(COLUMNS, 160, {1: 200}))[1] == COLUMNS[1].most
+    narrow = fit(COLUMNS, 80, {1: 23})
+    assert [COLUMNS[i].label for i, _ in narrow] == [
+        "ID", "IDENTITY", "CONNECTION", "STATUS", "STARTED", "CLIENT"]
+    assert dict(narrow)[1] == 14
+    # a statement keeps at least half of what is left over
+    statement = len(STATEMENT_COLUMNS) - 1
+    grown = dict(fit(STATEMENT_COLUMNS, 120, {4: 200, 5: 200}))
+    plain = dict(fit(STATEMENT_COLUMNS, 120))
+    assert grown[statement] >= STATEMENT_COLUMNS[statement].width + (
+        plain[statement] - STATEMENT_COLUMNS[statement].width) // 2
+
+
+async def test_sessions_show_an_agents_identity_whole_at_160_columns() -> None:
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settled(pilot)
+        table = app.sessions_screen.query_one("#sessions", DataTable)
+        who = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert "report-bot (example-ai)" in who
+        await pilot.resize_terminal(80, 24)
+        await settled(pilot)
+        assert labels(table) == ["ID", "IDENTITY", "CONNECTION", "STATUS", "STARTED", "CLIENT"]
+        who = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert "report-bot (e…" in who  # cut, with the mark that says so

@@ -5,6 +5,8 @@ gaps on bars scaled to their own largest hour."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -117,3 +119,72 @@ async def test_going_to_the_queue_clears_the_toasts_that_pointed_to_it() -> None
         await pilot.press("2")
         await settled(pilot)
         assert [n.message for n in app._notifications] == ["something else"]
+
+
+async def test_a_statement_its_client_withdrew_reads_withdrawn_in_the_live_session() -> None:
+    """PostgreSQL records such a statement as "denied" (the client got an error); the rows the
+    TUI reads carry its outcome (``store.reads.session_statements``), which the screen says."""
+    source = fixed_source()
+    source._statements["5f2eb99776c24e55"].append(
+        {"seq": 4, "started_at": source._statements["5f2eb99776c24e55"][0]["started_at"],
+         "duration_ms": 0.0, "rows": None, "verdict": "denied",
+         "rule": "review-unbounded-writes", "approval_id": "a9f00001", "status": "denied",
+         "sqlstate": "57014", "error": "canceling statement due to user request",
+         "text": "UPDATE stock SET n = 0", "outcome": "withdrawn"})
+    app = GatewatchApp(source, clock=lambda: NOW, live=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settled(pilot)
+        await pilot.press("enter")  # alice's live session
+        await settled(pilot)
+        table = app.screen.query_one("#sessions", DataTable)
+        names = [str(c.label) for c in table.columns.values()]
+        row = dict(zip(names, cells(table)[3], strict=True))
+        assert row["VERDICT"] == "withdrawn (review-unbounded-writes)"
+        assert row["RESULT"] == "withdrawn 57014"
+        await pilot.press("down", "down", "down", "enter")
+        await settled(pilot)
+        text = "\n".join(line.text for line in app.screen._compositor.render_strips())
+        assert "verdict withdrawn" in text and "outcome withdrawn 57014" in text
+        assert "denied" not in text
+
+
+async def test_the_replay_draws_a_withdrawn_statement_as_withdrawn(tmp_path: Path) -> None:
+    from recordings.replay import open_timeline
+    from store import Op, open_store
+    from store import ops as O
+    from tests.recordings.replay.build import Recording, new_store
+    from tests.recordings.replay.test_statements import _held
+    from tui.replay import ReplayApp
+    from tui.screens.replay import ReplayScreen
+    from tui.widgets.timeline import TimelineBar
+
+    rec = Recording(new_store(tmp_path), "pg3", protocol="postgres")
+    rec.approval("w1", 1.0, 3.0, "withdrawn", "DELETE FROM orders", by="",
+                 reason="canceled by the client")
+    ops: list[Op] = _held("pg3", 1, 3.0, "DELETE FROM orders", "denied", "w1",
+                          status="denied", sqlstate="57014", rows=None,
+                          error="canceling statement due to user request")
+    rec.store.apply(ops)
+    rec.close(10.0)
+    rec.store.close()
+    assert O.STATEMENT_START == ops[0].kind
+    store = open_store(tmp_path / "gatewatch.db", readonly=True)
+    try:
+        app = ReplayApp(store, open_timeline(store, "pg3"), live=False)
+        async with app.run_test(size=(100, 24)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ReplayScreen)
+            await pilot.press("n")
+            await screen.idle()
+            await pilot.pause()
+            table = screen.query_one("#statements", DataTable)
+            names = [str(c.label) for c in table.columns.values()]
+            row = dict(zip(names, cells(table)[0], strict=True))
+            assert row["VERDICT"].startswith("withdrawn (review-")  # cut at 100 columns
+            assert "withdrawn by its client: nobody denied it" in screen.detail_text
+            assert "last: withdrawn at 00:00:03.0" in screen.status_text
+            assert "denied" not in screen.status_text
+            bar = screen.query_one("#timeline", TimelineBar)
+            assert "↩" in bar.render().plain and "✗" not in bar.render().plain
+    finally:
+        store.close()

@@ -36,12 +36,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from recordings.replay import (
     KINDS,
     IdleMap,
+    Statement,
     StatementTimeline,
     TerminalTimeline,
     Timeline,
 )
 from store import SqliteStore
-from tui.widgets.columns import Column, lay_out, project
+from tui.widgets.columns import Column, lay_out, longest, project
 from tui.widgets.terminal import TerminalView
 from tui.widgets.timeline import TimelineBar
 
@@ -50,9 +51,16 @@ TICK = 0.05  # seconds between frames while playing
 MAX_IDLE = 2.0  # with idle skipping on, a silence plays in at most this long
 # A PostgreSQL session's statements; rank: what stays at 80 columns (the statement, when, the
 # verdict, the result), then the figures.
-STATEMENT_COLUMNS = (Column("AT", 10, 1), Column("VERDICT", 18, 2), Column("DURATION", 10, 4),
-                     Column("ROWS", 6, 5), Column("RESULT", 14, 3),
+STATEMENT_COLUMNS = (Column("AT", 10, 1), Column("VERDICT", 18, 2, most=40),
+                     Column("DURATION", 10, 4), Column("ROWS", 6, 5),
+                     Column("RESULT", 14, 3, most=30),
                      Column("STATEMENT", 20, 0, rest=True))
+
+
+def _verdict(s: Statement) -> str:
+    """The VERDICT column: what was decided, "withdrawn" where the client withdrew a held
+    statement (the store's verdict says "denied": the client got an error)."""
+    return "withdrawn" if s.outcome == "withdrawn" else s.verdict
 
 
 class _Cursor(NamedTuple):
@@ -179,19 +187,19 @@ class ReplayScreen(Screen[None]):
         """The statements, in the columns the width keeps (STATEMENT first: issue 16, at 80
         columns it was lost and at 120 RESULT took 40 characters to its 13)."""
         table = self.query_one("#statements", DataTable)
-        layout = lay_out(table, STATEMENT_COLUMNS, self.app.size.width, self._layout)
+        assert isinstance(self.timeline, StatementTimeline)
+        rows = [[clock(s.t, tenths=True), _verdict(s) + (f" ({s.rule})" if s.rule else ""),
+                 "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
+                 "-" if s.rows is None else str(s.rows),
+                 s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}",
+                 " ".join(s.text.split())[:500]] for s in self.timeline.statements]
+        layout = lay_out(table, STATEMENT_COLUMNS, self.app.size.width, self._layout,
+                         longest(rows, STATEMENT_COLUMNS))
         if layout is None:
             return
         self._layout = layout
-        assert isinstance(self.timeline, StatementTimeline)
-        for s in self.timeline.statements:
-            result = s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}"
-            verdict = s.verdict + (f" ({s.rule})" if s.rule else "")
-            table.add_row(*project([
-                clock(s.t, tenths=True), verdict,
-                "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
-                "-" if s.rows is None else str(s.rows), result,
-                " ".join(s.text.split())[:500]], layout))
+        for cells in rows:
+            table.add_row(*project(cells, layout))
 
     def on_resize(self) -> None:
         if not self.ssh and self._layout is not None:
@@ -263,10 +271,13 @@ class ReplayScreen(Screen[None]):
         if table.cursor_row != index:
             table.move_cursor(row=index)
         s = self.timeline.statements[index]
-        lines = [f"-- #{s.seq} at {clock(s.t, tenths=True)}: {s.verdict}"
+        withdrawn = s.outcome == "withdrawn"
+        lines = [f"-- #{s.seq} at {clock(s.t, tenths=True)}: "
+                 + ("held" if withdrawn else s.verdict)
                  + (f" by rule {s.rule}" if s.rule else "")
                  + (f", approval {s.approval_id}" if s.approval_id else "")
-                 + f", {s.status}"
+                 + (", withdrawn by its client: nobody denied it" if withdrawn
+                    else f", {s.status}")
                  + ("" if s.duration_ms is None else f", {s.duration_ms:.1f} ms")
                  + ("" if s.rows is None else f", {s.rows} rows")]
         if s.sqlstate or s.error:

@@ -24,13 +24,14 @@ from tui import timefmt
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
 from tui.screens.statement import StatementDetail, outcome
+from tui.screens.statement import verdict as shown_verdict
 from tui.source import Chunk
-from tui.widgets.columns import Column, lay_out, project
+from tui.widgets.columns import Column, lay_out, longest, project
 from tui.widgets.terminal import TerminalView
 
 # rank: the statement first (at 80 columns it keeps 24 characters), then when, why and how.
 COLUMNS = (Column("#", 4, 4), Column("TIME", 8, 1), Column("MS", 7, 5), Column("ROWS", 6, 6),
-           Column("VERDICT", 18, 2), Column("RESULT", 14, 3),
+           Column("VERDICT", 18, 2, most=40), Column("RESULT", 14, 3, most=30),
            Column("STATEMENT", 20, 0, rest=True))
 SSH_COLUMNS = (*COLUMNS[:3], Column("EXIT", 4, 6), *COLUMNS[4:6],
                Column("COMMAND", 20, 0, rest=True))
@@ -126,25 +127,27 @@ class SessionScreen(Screen[None]):
     def _render_rows(self) -> None:
         statements = self.statements
         table = self.query_one("#sessions", DataTable)
-        layout = lay_out(table, SSH_COLUMNS if self.ssh else COLUMNS, self.app.size.width,
-                         self._layout)
+        rows = [self._cells(st) for st in statements]
+        columns = SSH_COLUMNS if self.ssh else COLUMNS
+        layout = lay_out(table, columns, self.app.size.width, self._layout,
+                         longest(rows, columns))
         self._layout = layout or self._layout
         assert self._layout is not None
         row = table.cursor_row
         table.clear()
-        for st in statements:
-            verdict = st.get("verdict") or "allow"
-            if st.get("rule"):
-                verdict += f" ({st['rule']})"
-            text = " ".join(st["text"].split())
-            count = st.get("exit_status") if self.ssh else st["rows"]
-            table.add_row(*project([
-                str(st["seq"]), timefmt.clock(st["started_at"]),
-                "-" if st["duration_ms"] is None else f"{st['duration_ms']:.1f}",
-                "-" if count is None else str(count), verdict, outcome(st), text[:500]],
-                self._layout))
+        for cells in rows:
+            table.add_row(*project(cells, self._layout))
         if statements:  # a refresh keeps the cursor where the operator put it
             table.move_cursor(row=min(row, len(statements) - 1), scroll=False)
+
+    def _cells(self, st: dict[str, Any]) -> list[str]:
+        """A statement's cells, in the columns' order."""
+        verdict = shown_verdict(st) + (f" ({st['rule']})" if st.get("rule") else "")
+        count = st.get("exit_status") if self.ssh else st["rows"]
+        return [str(st["seq"]), timefmt.clock(st["started_at"]),
+                "-" if st["duration_ms"] is None else f"{st['duration_ms']:.1f}",
+                "-" if count is None else str(count), verdict, outcome(st),
+                " ".join(st["text"].split())[:500]]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if 0 <= event.cursor_row < len(self.statements):

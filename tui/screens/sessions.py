@@ -30,11 +30,12 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from tui import timefmt
 from tui.screens.painting import paint
 from tui.widgets.choice import ChoiceTable
-from tui.widgets.columns import Column, lay_out, project
+from tui.widgets.columns import Column, lay_out, longest, project
 
 # In the order shown; rank: what stays when the terminal is narrow (who, in what state, where,
 # since when, from where), then how long and how much, then the details.
-COLUMNS = (Column("ID", 8, 0), Column("IDENTITY", 14, 1), Column("CONNECTION", 10, 3),
+# IDENTITY grows to its longest name with room to spare (an agent's carries its vendor).
+COLUMNS = (Column("ID", 8, 0), Column("IDENTITY", 14, 1, most=32), Column("CONNECTION", 10, 3),
            Column("STATUS", 11, 2), Column("DURATION", 8, 6), Column("STMTS", 6, 7),
            Column("STARTED", 8, 4), Column("CLIENT", 15, 5), Column("DETAIL", 16, 8, rest=True))
 
@@ -100,16 +101,18 @@ class SessionsScreen(Screen[None]):
         only when sessions come, go or reorder (a full rebuild of 1,000 rows costs seconds).
         ``operator``: the operator's filter changed what is shown (see ``ChoiceTable.fill``)."""
         table = self.query_one("#sessions", ChoiceTable)
-        layout = lay_out(table, COLUMNS, self.app.size.width, self._layout)
+        if self.stale_since is not None:
+            now = min(now, self.stale_since)  # nothing is known to have lasted longer
+        every = [(row, self._cells(row, now, stale=self.stale_since is not None))
+                 for row in self.rows]
+        layout = lay_out(table, COLUMNS, self.app.size.width, self._layout,
+                         longest((cells for _, cells in every), COLUMNS))
         if layout is not None:  # new columns: every row is filled again
             self._layout, self._shown = layout, {}
         assert self._layout is not None
-        if self.stale_since is not None:
-            now = min(now, self.stale_since)  # nothing is known to have lasted longer
         wanted = self.filter_text.lower()
         desired: dict[str, list[str]] = {}
-        for row in self.rows:
-            cells = self._cells(row, now, stale=self.stale_since is not None)
+        for row, cells in every:
             haystack = " ".join([*cells, row["id"], row.get("application_name") or "",
                                  row.get("database") or ""]).lower()
             if wanted and wanted not in haystack:

@@ -21,7 +21,7 @@ from tui import timefmt
 def describe(st: dict[str, Any], *, ssh: bool) -> str:
     """The lines above the text: number, time, verdict and rule, outcome, figures, error."""
     parts = [f"#{st.get('seq')} at {timefmt.clock(st.get('started_at'))} UTC",
-             f"verdict {st.get('verdict') or 'allow'}"
+             f"verdict {verdict(st)}"
              + (f" by rule {st['rule']}" if st.get("rule") else "")
              + (f", approval {st['approval_id']}" if st.get("approval_id") else ""),
              f"outcome {outcome(st)}"]
@@ -36,12 +36,23 @@ def describe(st: dict[str, Any], *, ssh: bool) -> str:
     return "\n".join(lines)
 
 
+def verdict(st: dict[str, Any]) -> str:
+    """What was decided: the store's verdict, but "withdrawn" for a held statement its client
+    withdrew (a cancel, a disconnect), which nobody denied (the store says "denied": the
+    client was answered with an error)."""
+    if st.get("outcome") == "withdrawn":
+        return "withdrawn"
+    return str(st.get("verdict") or "allow")
+
+
 def outcome(st: dict[str, Any]) -> str:
     """What became of it; a statement held for approval is "held", not "running" (it has not
-    reached the target)."""
+    reached the target); one its client withdrew is "withdrawn", not "denied"."""
     status = str(st.get("status") or "?")
     if status == "running" and st.get("verdict") == "review":
         return "held"
+    if st.get("outcome") == "withdrawn":
+        status = "withdrawn"
     return status + (f" {st['sqlstate']}" if st.get("sqlstate") else "")
 
 

@@ -2,9 +2,11 @@
 
 Two rows the width of the widget. The first holds a mark per column where something happened
 in that column's slice of time — the most telling one when several share a column (a kill
-over a block over a held command over an ordinary one). The second is the played part, with
-the position as a block. A click or a drag anywhere on it asks to seek there (``Seek``).
-Colours come from component classes in ``tui/screens/replay.tcss`` (theme variables only).
+over a block over a withdrawn command over a held one over an ordinary one); a withdrawn
+command has its own mark (↩): its client gave up on it, nobody denied it. The second is the
+played part, with the position as a block. A click or a drag anywhere on it asks to seek
+there (``Seek``). Colours come from component classes in ``tui/screens/replay.tcss`` (theme
+variables only).
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ from recordings.replay import Marker
 
 # Marks and their precedence when several markers share a column (later wins).
 _GLYPHS: dict[str, str] = {
-    "command": "│", "masked": "◆", "approved": "✓", "review": "⏸", "denied": "✗",
-    "block": "✗", "end": "■", "kill": "☠",
+    "command": "│", "masked": "◆", "approved": "✓", "review": "⏸", "withdrawn": "↩",
+    "denied": "✗", "block": "✗", "end": "■", "kill": "☠",
 }
-_ORDER = ("command", "masked", "approved", "review", "denied", "block", "end", "kill")
+_ORDER = ("command", "masked", "approved", "review", "withdrawn", "denied", "block", "end",
+          "kill")
 _RANK = {kind: i for i, kind in enumerate(_ORDER)}
 
 
 class TimelineBar(Widget):
     COMPONENT_CLASSES = {
         "timeline--played", "timeline--rest", "timeline--position", "timeline--command",
-        "timeline--block", "timeline--review", "timeline--approved", "timeline--masked",
-        "timeline--end",
+        "timeline--block", "timeline--review", "timeline--withdrawn", "timeline--approved",
+        "timeline--masked", "timeline--end",
     }
 
     class Seek(Message):

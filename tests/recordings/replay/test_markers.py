@@ -77,3 +77,19 @@ def test_markers_between_for_a_timeline_bar() -> None:
     assert [m.label for m in markers.between(1.5, 9.0)] == ["b", "c"]
     assert len(markers) == 4 and markers[0].label == "a"
     assert markers.next(9.0) is None
+
+
+def test_an_ssh_command_its_client_withdrew_is_withdrawn_not_denied(tmp_path: Path) -> None:
+    rec = Recording(new_store(tmp_path))
+    rec.command(2.0, "systemctl restart db", "review", rule="prod-change", status="denied",
+                error="approval request req1 withdrawn: the client went away")
+    rec.approval("req1", 2.1, 7.0, "withdrawn", "systemctl restart db", by="",
+                 reason="the client went away")
+    rec.close(9.0)
+    got = [(m.t, m.kind, m.label) for m in TerminalTimeline(rec.store, "s1").markers]
+    assert got == [
+        (pytest.approx(2.0), "review", "systemctl restart db (rule prod-change)"),
+        (pytest.approx(7.0), "withdrawn",
+         "withdrawn: the client went away — systemctl restart db"),
+        (pytest.approx(9.0), "end", "client quit"),
+    ]

@@ -80,3 +80,40 @@ def test_an_open_session_lasts_until_its_last_statement(tmp_path: Path) -> None:
     timeline = StatementTimeline.open(rec.store, "pg2")
     assert timeline.duration == pytest.approx(3.02)
     assert timeline.markers[-1].kind == "command"  # no end marker while it is open
+
+
+def _held(sid: str, seq: int, at: float, text: str, verdict: str, request: str,
+          **end: object) -> list[Op]:
+    """A held statement as PostgreSQL records it when it is decided: its verdict says how
+    (approved, or denied: the client got an error), with the request it waited on."""
+    ops = statement(sid, seq, at, text, verdict=verdict, rule="review-deletes", **end)
+    ops[0].fields["approval_id"] = request
+    return ops
+
+
+def test_a_statement_its_client_withdrew_is_withdrawn_not_denied(tmp_path: Path) -> None:
+    """Issue 16: the replay drew a statement cancelled while it was held as a denial."""
+    rec = Recording(new_store(tmp_path), "pg3", protocol="postgres")
+    rec.approval("w1", 1.0, 3.0, "withdrawn", "DELETE FROM orders", by="",
+                 reason="canceled by the client")
+    rec.approval("d1", 5.0, 6.0, "denied", "DELETE FROM stock", reason="not now")
+    rec.store.apply([
+        *_held("pg3", 1, 3.0, "DELETE FROM orders", "denied", "w1", status="denied",
+               sqlstate="57014", error="canceling statement due to user request", rows=None),
+        *_held("pg3", 2, 6.0, "DELETE FROM stock", "denied", "d1", status="denied",
+               sqlstate="42501", error="statement denied by bob: not now", rows=None),
+    ])
+    rec.close(10.0)
+    timeline = StatementTimeline.open(rec.store, "pg3")
+    withdrawn, denied = timeline.statements
+    assert (withdrawn.outcome, denied.outcome) == ("withdrawn", "denied")
+    got = [(m.t, m.kind, m.label) for m in timeline.markers]
+    assert got == [
+        (pytest.approx(3.0), "withdrawn",
+         "DELETE FROM orders (rule review-deletes): withdrawn: canceled by the client"),
+        (pytest.approx(6.0), "block", "DELETE FROM stock (rule review-deletes)"),
+        (pytest.approx(6.0), "denied", "denied by bob: not now — DELETE FROM stock"),
+        (pytest.approx(10.0), "end", "client quit"),
+    ]  # the withdrawal once: its request's marker would say it again
+    first = timeline.next_marker(0.0)
+    assert first is not None and first.kind == "withdrawn"  # n stops at it: a command

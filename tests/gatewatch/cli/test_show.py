@@ -1,0 +1,39 @@
+"""``gatewatch show``: what became of each statement, as the operator reads it (issue 16: a
+statement its client withdrew while it was held read "denied")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gatewatch.cli.records import show
+from store import open_store
+from tests.recordings.replay.build import Recording, new_store
+from tests.recordings.replay.test_statements import _held
+
+
+def test_a_statement_its_client_withdrew_is_shown_withdrawn(tmp_path: Path) -> None:
+    rec = Recording(new_store(tmp_path), "pg3", protocol="postgres")
+    rec.approval("w1", 1.0, 3.0, "withdrawn", "DELETE FROM orders", by="",
+                 reason="canceled by the client")
+    rec.approval("d1", 5.0, 6.0, "denied", "DELETE FROM stock", reason="not now")
+    rec.store.apply([
+        *_held("pg3", 1, 3.0, "DELETE FROM orders", "denied", "w1", status="denied",
+               sqlstate="57014", error="canceling statement due to user request", rows=None),
+        *_held("pg3", 2, 6.0, "DELETE FROM stock", "denied", "d1", status="denied",
+               sqlstate="42501", error="statement denied by bob: not now", rows=None),
+    ])
+    rec.close(10.0)
+    rec.store.close()
+    store = open_store(tmp_path / "gatewatch.db", readonly=True)
+    try:
+        session = store.find_session("pg3")
+        assert session is not None
+        text = show(store, session, as_json=False)
+        withdrawn = next(line for line in text.splitlines() if "DELETE FROM orders" in line)
+        denied = next(line for line in text.splitlines() if "DELETE FROM stock" in line)
+        assert "withdrawn (review-deletes) w1" in withdrawn
+        assert "withdrawn 57014: canceling statement" in withdrawn
+        assert "denied" not in withdrawn
+        assert "denied (review-deletes) d1" in denied and "denied 42501" in denied
+    finally:
+        store.close()
