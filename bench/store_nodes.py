@@ -9,7 +9,10 @@ an engine writes at a few thousand statements per second), and prints per node t
 committed per second and the checkpoints' median and 99th-percentile time (a checkpoint that
 waits for another node's is that much longer: how long records stay in the journal only).
 
-    .venv/bin/python bench/store_nodes.py [--nodes 2] [--seconds 5] [--rate 5000]
+With ``--postgres`` the nodes write a PostgreSQL store on a throw-away cluster (initdb) instead,
+each with its local journal.
+
+    .venv/bin/python bench/store_nodes.py [--nodes 2] [--seconds 5] [--rate 5000] [--postgres]
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from pathlib import Path
 from store import open_store
 from tests.store.sample import session_open, statement_start, statement_end
 
-path, node = Path(sys.argv[1]), sys.argv[2]
+location, node = sys.argv[1], sys.argv[2]
 seconds, start_at, rate = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-store = open_store(path, node=node)
+local = Path(sys.argv[6]) / node / "local.db"
+store = open_store(location, node=node, local=local)
 store.apply([session_open(node)])
 store.checkpoint()
 while time.time() < start_at:
@@ -60,10 +64,11 @@ print(json.dumps({"records": records, "seconds": seconds, "checkpoints": checkpo
 """
 
 
-def run(path: Path, nodes: int, seconds: float, rate: float) -> list[dict[str, float]]:
-    start_at = time.time() + 1.5  # every node open before any writes
-    procs = [subprocess.Popen([sys.executable, "-c", NODE, str(path), f"n{nodes}-{i}",
-                               str(seconds), str(start_at), str(rate)],
+def run(location: str, local: Path, nodes: int, seconds: float,
+        rate: float) -> list[dict[str, float]]:
+    start_at = time.time() + 2.0  # every node open before any writes
+    procs = [subprocess.Popen([sys.executable, "-c", NODE, location, f"n{nodes}-{i}-{rate:.0f}",
+                               str(seconds), str(start_at), str(rate), str(local)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
              for i in range(nodes)]
     out = []
@@ -86,21 +91,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=5000.0,
                         help="records/s per node in the paced runs (a statement is two)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a PostgreSQL store on a throw-away cluster instead of SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "state"
         directory.mkdir(mode=0o700)
-        for rate in (0.0, args.rate):
-            pace = f"at {rate:,.0f} records/s per node" if rate else "flat out"
-            for count in (1, args.nodes):
-                results = run(directory / f"store{count}-{rate:.0f}.db", count, args.seconds,
-                              rate)
-                total = sum(r["records_per_s"] for r in results)
-                print(f"{count} node(s) {pace}: {total:,.0f} records/s in all")
-                for i, r in enumerate(results):
-                    print(f"  node {i}: {r['records_per_s']:,.0f} records/s,"
-                          f" {r['checkpoints']:.0f} checkpoints, median {r['median_ms']:.2f} ms,"
-                          f" p99 {r['p99_ms']:.2f} ms")
+        cluster = None
+        if args.postgres:
+            from gatewatch.demo.pgcluster import PgCluster
+
+            cluster = PgCluster(Path(tmp) / "pg")
+            cluster.start()
+        try:
+            for rate in (0.0, args.rate):
+                for count in (1, args.nodes):
+                    location = (f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"
+                                if cluster else str(directory / f"store{count}-{rate:.0f}.db"))
+                    report(run(location, directory, count, args.seconds, rate), count, rate)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+
+
+def report(results: list[dict[str, float]], count: int, rate: float) -> None:
+    pace = f"at {rate:,.0f} records/s per node" if rate else "flat out"
+    total = sum(r["records_per_s"] for r in results)
+    print(f"{count} node(s) {pace}: {total:,.0f} records/s in all")
+    for i, r in enumerate(results):
+        print(f"  node {i}: {r['records_per_s']:,.0f} records/s, {r['checkpoints']:.0f}"
+              f" checkpoints, median {r['median_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,26 @@ def pg_sql(sql: str) -> str:
     return _TOKEN.sub(one, sql)
 
 
+_INSERT = re.compile(r"\s*INSERT INTO (\w+) \(([^)]*)\)\s*VALUES \(([^)]*)\)\s*", re.I)
+
+
+@lru_cache(maxsize=64)
+def _copy_of(sql: str) -> tuple[str, tuple[str, ...] | None] | None:
+    """``COPY table (columns) FROM STDIN`` for an INSERT whose values are all parameters, and
+    the parameters' names in column order (None: positional ``?``); None for any other SQL."""
+    m = _INSERT.fullmatch(sql)
+    if m is None:
+        return None
+    values = [v.strip() for v in m.group(3).split(",")]
+    if all(v == "?" for v in values):
+        names = None
+    elif all(re.fullmatch(r":\w+", v) for v in values):
+        names = tuple(v[1:] for v in values)
+    else:
+        return None
+    return f"COPY {m.group(1)} ({m.group(2)}) FROM STDIN", names
+
+
 class PgCursor:
     """The result of ``PgConnection.execute``: rows as tuples, as sqlite3's cursor has them."""
 
@@ -166,10 +186,20 @@ class PgConnection:
         return PgCursor(self.raw.execute(pg_sql(sql), args))  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Any) -> None:
+        """An INSERT of plain values goes as one COPY (about twice as fast as the pipelined
+        INSERTs a checkpoint otherwise sends); anything else row by row, pipelined."""
         rows = list(rows)
-        if rows:
-            with self.raw.cursor() as cur:
+        if not rows:
+            return
+        copy = _copy_of(sql)
+        with self.raw.cursor() as cur:
+            if copy is None:
                 cur.executemany(pg_sql(sql), rows)  # type: ignore[arg-type]
+                return
+            statement, names = copy
+            with cur.copy(statement) as out:  # type: ignore[arg-type]
+                for row in rows:
+                    out.write_row([row[n] for n in names] if names else row)
 
     @property
     def in_transaction(self) -> bool:
