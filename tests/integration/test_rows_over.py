@@ -1,6 +1,6 @@
 """Writes judged by their effect (issue 12, ``rows_over``) through the gateway and a real
-PostgreSQL, with the example rules and one more: review writes over 100 rows. Each effect is
-checked on the target directly, and the records say what ran."""
+PostgreSQL, with the example rules (``review-big-writes``: review writes over 100 rows). Each
+effect is checked on the target directly, and the records say what ran."""
 
 from __future__ import annotations
 
@@ -21,17 +21,13 @@ from tests.integration.wire import Wire, errors_in
 
 pytestmark = pytest.mark.integration
 
-BIG_WRITES = """  - name: big-writes
-    action: review
-    match: {rows_over: 100}
-"""
 _names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def gw(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gateway = start_gateway(pg_target, tmp_path_factory.mktemp("rows-over"),
-                            rules=example_rules() + BIG_WRITES)
+                            rules=example_rules())
     try:
         yield gateway
     finally:
@@ -88,7 +84,7 @@ def test_over_the_limit_waits_for_an_approval_and_runs_once(gw: Gateway) -> None
 
     thread, out = in_thread(work)
     request = wait_for_request(gw)
-    assert "150 rows" in request["statement"] and request["rule"] == "big-writes"
+    assert "150 rows" in request["statement"] and request["rule"] == "review-big-writes"
     assert table.total() == 0  # counted, rolled back: nothing happened yet
     decide(gw, True)
     thread.join(30)
