@@ -336,7 +336,9 @@ class Engine:
             "engine": "gatewatch",
             "node": self.placement.node,
             "config": str(self.config.path),
-            "store": str(self.config.engine.store),
+            # what the operator's TUI reads history from (a URL without its password: the
+            # TUI's libpq environment or passfile gives it)
+            "store": self.config.store_shown(),
             "uptime_s": round(time.time() - self.started, 3),
             "listeners": {name: f"{h}:{p}" for name, (h, p) in self.listeners.items()},
         }

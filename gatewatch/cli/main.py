@@ -311,13 +311,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gatewatch.cli.backup import backup_command
 
         return backup_command(config.engine.store, args.dest)
-    if args.command == "sessions" and not config.engine.store.exists():
+    shared = config.engine.store_url is not None  # a PostgreSQL store: nothing on this disk
+    if args.command == "sessions" and not shared and not config.engine.store.exists():
         # Nothing recorded yet is an answer, not a mistake (a fresh checkout or installation).
         print("[]" if args.json else f"no sessions recorded yet (no store at "
               f"{config.engine.store})")
         return 0
     try:
-        store = open_store(config.engine.store, readonly=True)
+        store = open_store(config.store_location(), readonly=True)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
     try:
@@ -327,7 +328,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "show":
             session = store.find_session(args.session)
             if session is None:
-                raise UsageError(f"no session {args.session!r} in {config.engine.store}")
+                raise UsageError(f"no session {args.session!r} in {config.store_shown()}")
             print(records.show(store, session, as_json=args.json))
             return 0
         if args.command == "export":
@@ -340,7 +341,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return verify_export(store, args.session, args.export)
         if args.command == "verify":
             if args.session and store.find_session(args.session) is None:
-                raise UsageError(f"no session {args.session!r} in {config.engine.store}")
+                raise UsageError(f"no session {args.session!r} in {config.store_shown()}")
             session_id = store.find_session(args.session)["id"] if args.session else None  # type: ignore[index]
             ok, message = records.verify_store(store, session_id)
             print(message, file=sys.stdout if ok else sys.stderr)
