@@ -253,11 +253,14 @@ async def _others(ups: list[_Upstream], but: _Upstream, request: dict[str, Any])
 
 
 def _merged(ups: list[_Upstream], answers: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """One answer: the lists under ``key`` of every worker, each row with its node, and the
-    rest (the store's rows) from the first."""
+    """One answer: the lists under ``key`` of every worker, each row once with its node, and
+    the rest (the store's rows) from the first."""
     out = dict(answers[0])
-    out[key] = [{**row, "node": row.get("node") or up.node}
-                for up, a in zip(ups, answers, strict=True) for row in a.get(key, [])]
+    rows: dict[str, dict[str, Any]] = {}
+    for up, answer in zip(ups, answers, strict=True):
+        for row in answer.get(key, []):  # another engine's, from the store, comes from each
+            rows.setdefault(row["id"], {**row, "node": row.get("node") or up.node})
+    out[key] = list(rows.values())
     return out
 
 
