@@ -98,14 +98,18 @@ def _ms(value: float | None) -> str:
 def verify_store(store: SqliteStore, session_id: str | None) -> tuple[bool, str]:
     from recordings.export.progress import Progress
 
-    with Progress("verifying the audit chain", store.audit_head()[0],
-                  unit="records") as progress:
+    total = sum(seq for seq, _ in store.audit_heads().values())
+    with Progress("verifying the audit chain", total, unit="records") as progress:
         result = verify(store, session_id, progress.advance)
     if result.ok:
         scope = f"session {session_id}" if session_id else f"{result.sessions} sessions"
-        return True, "\n".join([
-            f"ok: audit chain of {result.records} records intact; {scope} match it",
-            *(f"note: {note}" for note in result.notes)])
+        if len(result.chains) < 2:
+            said = f"ok: audit chain of {result.records} records intact; {scope} match it"
+        else:  # one chain per node that wrote the store
+            each = ", ".join(f"node {node}: {n}" for node, n in sorted(result.chains.items()))
+            said = (f"ok: {len(result.chains)} audit chains of {result.records} records intact"
+                    f" ({each}); {scope} match them")
+        return True, "\n".join([said, *(f"note: {note}" for note in result.notes)])
     return False, "verification FAILED: " + result.problems[0] + (
         f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
     )
