@@ -710,9 +710,11 @@ def host_key_path(config: Config, conn: Connection) -> Path:
 
 
 def _open_store(config: Config, node: str) -> SqliteStore:
-    """The store, opened as this node."""
+    """The store, opened as this node (a PostgreSQL store's node keeps its journal beside
+    ``engine.local_store``)."""
     return open_store(config.store_location(), node=node,
-                      durability=config.engine.durability)
+                      durability=config.engine.durability,
+                      local=config.engine.store if config.engine.store_url else None)
 
 
 def _lockout(row: object) -> Lockout:
