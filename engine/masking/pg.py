@@ -183,11 +183,12 @@ UNAVAILABLE: Final = Unavailable()
 
 
 ColumnRule = Callable[[str, int, int], ColumnAction | None]
-"""``column_rule(name, table_oid, attnum)``: the rule for a result column, if any."""
+"""``column_rule(name, table_oid, attnum)``: the rule for a result column, if any. For a
+computed column (``table_oid`` 0) it must depend on the name alone: the answer is kept."""
 
 LineageRule = Callable[[frozenset[Source]], ColumnAction | None]
 """``lineage_rule(sources)``: the rule for a result column computed from these table columns
-(``UNKNOWN`` among them: fail closed)."""
+(``UNKNOWN`` among them: fail closed). A function of ``sources`` alone: answers are kept."""
 
 
 class ResultColumn(NamedTuple):
@@ -260,7 +261,10 @@ class ResultMasker:
         # ``rewrite`` stopped for (like ``missing``); ``names_failed``: the lookup failed, go
         # on failing closed.
         self.flow = flow
-        self._lineage_rule = lineage_rule
+        self._lineage_rule = (_remembered(lineage_rule) if lineage_rule is not None
+                              else None)
+        # A computed column's rule depends on its name alone (no table, no catalog): kept.
+        self._computed_rules: dict[str, ColumnAction | None] = {}
         self.missing_names: Missing | None = None
         self.names_failed = False
         self._hide_errors = False  # the statement in progress reads a masked column
@@ -566,7 +570,12 @@ class ResultMasker:
                 # Describe of a prepared statement reports text for every column: the real
                 # formats are chosen later, by the Bind that the gateway does not read here.
                 fmt = UNKNOWN_FORMAT
-            action = rule(name, table, attnum) if rule is not None else None
+            if rule is None:
+                action = None
+            elif table:  # a table's column: the catalog, which changes, decides
+                action = rule(name, table, attnum)
+            else:
+                action = self._computed_rule(rule, name)
             columns.append(ResultColumn(name, table, attnum, type_oid, fmt, action))
         if p != end:
             raise _malformed("RowDescription")
@@ -575,6 +584,15 @@ class ResultMasker:
             columns = [c if c.action is not None or a is None else c._replace(action=a)
                        for c, a in zip(columns, actions, strict=True)]
         self._describe(tuple(columns))
+
+    def _computed_rule(self, rule: ColumnRule, name: str) -> ColumnAction | None:
+        rules = self._computed_rules
+        if name in rules:
+            return rules[name]
+        if len(rules) >= _REMEMBERED:
+            rules.clear()
+        action = rules[name] = rule(name, 0, 0)
+        return action
 
     # --- lineage -----------------------------------------------------------------------------
 
@@ -943,6 +961,25 @@ HIDDEN_ERROR = "**** (masked: the statement reads a masked column)"
 _ERRORS_KEPT = 64
 
 UNDESCRIBED = "undescribed-row"  # the count of values NULLed in rows without a description
+
+
+_REMEMBERED = 4096  # rules remembered per session, by column name or by sources
+
+
+def _remembered(rule: LineageRule) -> LineageRule:
+    """``rule`` remembering its answers: the rule for a set of table columns is the policy's
+    (it reads no catalog), and a session asks again for every result it reads."""
+    answers: dict[frozenset[Source], ColumnAction | None] = {}
+
+    def remembered(sources: frozenset[Source]) -> ColumnAction | None:
+        if sources in answers:
+            return answers[sources]
+        if len(answers) >= _REMEMBERED:
+            answers.clear()
+        action = answers[sources] = rule(sources)
+        return action
+
+    return remembered
 
 
 def _rows_end(buf: bytes, pos: int, n: int) -> int:
