@@ -289,11 +289,11 @@ class PostgresStore(SqliteStore):
             self._control = PgConnection(_connect(self.dsn))  # type: ignore[assignment]
         return self._control
 
-    @controlled
     def _clock(self) -> float:
-        """The database server's clock: the nodes' machines may disagree."""
-        row = self._control_conn().execute(
-            "SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        """The database server's clock: the nodes' machines may disagree. Read on the
+        reading connection, which nothing holds for long (``lost_nodes`` runs on the event
+        loop while a takeover may hold the control connection)."""
+        row = self.conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
         return float(row[0])
 
     def has_table(self, name: str) -> bool:
