@@ -38,7 +38,7 @@ def export_command(store: SqliteStore, session_ref: str, fmt: str, output: Path 
     session = store.find_session(session_ref)
     if session is None:
         return usage(f"no session {session_ref!r} in {store.path}")
-    head = chain_head(store)
+    head = chain_head(store, session["id"])  # the chain of the node that held it
     try:
         with progress_for(store, session, f"exporting {session['id']}") as progress:
             if output is None and sys.stdout.isatty():

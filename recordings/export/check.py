@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NamedTuple
 import orjson
 
 from recordings.export.csvfile import COMMENT
-from recordings.export.events import ChainHead, ExportError
+from recordings.export.events import ChainHead, ExportError, node_of
 from recordings.export.formats import export
 from recordings.export.progress import Progress
 from store import SqliteStore, verify
@@ -116,7 +116,7 @@ def _head_problem(store: SqliteStore, meta: FileMetadata) -> str | None:
     result = verify(store, meta.session_id)
     if not result.ok:
         return f"the store itself does not verify: {result.problems[0]}"
-    stored = store.audit_hash(meta.head.seq)
+    stored = store.audit_hash(meta.head.seq, node=node_of(store, meta.session_id))
     if stored is None:
         return (f"its chain head (audit record {meta.head.seq}) is not a record of this "
                 "store's audit chain: the file comes from another store, or was edited")

@@ -48,9 +48,18 @@ class ChainHead(NamedTuple):
     hash: str
 
 
-def chain_head(store: SqliteStore) -> ChainHead:
-    seq, digest = store.audit_head()
+def chain_head(store: SqliteStore, session_id: str | None = None) -> ChainHead:
+    """The newest record of the chain ``session_id`` is in (``node_of``); without one, of
+    the chain of the store's own node."""
+    seq, digest = store.audit_head(None if session_id is None else node_of(store, session_id))
     return ChainHead(seq, digest)
+
+
+def node_of(store: SqliteStore, session_id: str) -> str | None:
+    """The node whose audit chain holds the session: the engine (or worker) that opened it.
+    Several nodes (engines, or an engine's workers) share a store, each with a chain of its
+    own; a reading handle's own node has none of their records (None: no such session)."""
+    return store.session_node(session_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +90,9 @@ def session_records(store: SqliteStore, session_id: str, upto: int, *, after: in
     The audit has no index by session, so each read walks the chain's range: callers start
     later passes just before the session's first record (``opening(...).seq - 1``)."""
     chunks = _Chunks(store, session_id) if data else None
+    node = node_of(store, session_id)
     while True:
-        page = store.session_audit(session_id, after, upto, AUDIT_PAGE)
+        page = store.session_audit(session_id, after, upto, AUDIT_PAGE, node=node)
         for seq, kind, key, ref, text, prev, digest in page:
             body = text.encode()
             values: dict[str, Any] = orjson.loads(body)

@@ -170,3 +170,32 @@ def test_a_session_the_store_does_not_have_fails(recorded: SqliteStore, reader: 
     path.write_bytes(path.read_bytes().replace(b'"id":"pg"', b'"id":"gone"', 1))
     result = check_export(reader, path)
     assert result == (False, f"{path} is an export of session gone, which is not in this store")
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_a_session_another_node_recorded_exports_and_checks(db_path: Path, tmp_path: Path,
+                                                             fmt: str) -> None:
+    """Several engines (or one engine's workers) share a store, each node with its own chain:
+    a session is exported from, and checked against, the chain of the node that held it —
+    not the reading handle's own (issue 16, the demo's walk: with workers, every export
+    failed with "no records up to audit record 0")."""
+    from store import open_store
+
+    worker = open_store(db_path, node="vm-w1")
+    try:
+        record(worker, an_ssh_session("s1"))
+    finally:
+        worker.close()
+    reader = open_store(db_path, readonly=True)
+    try:
+        assert reader.audit_head()[0] == 0  # the reader's own node wrote nothing
+        session = reader.find_session("s1")
+        assert session is not None
+        path = tmp_path / f"export.{fmt}"
+        with path.open("wb") as f:
+            export(reader, session, fmt, f, chain_head(reader, "s1"))
+        assert chain_head(reader, "s1").seq > 0
+        result = check_export(reader, path)
+        assert result.ok, result.message
+    finally:
+        reader.close()
