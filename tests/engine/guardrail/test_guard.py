@@ -12,7 +12,7 @@ import engine.guardrail.guard as guard_module
 from engine.config import load_config
 from engine.guardrail import Guard, GuardrailSettings, Judgement, Rule
 from engine.guardrail.guard import SessionGuard, statement_hash
-from engine.guardrail.rules import Match
+from engine.guardrail.rules import Match, Verdict
 
 REPO = Path(__file__).resolve().parents[3]
 ENG = frozenset({"engineering"})
@@ -320,7 +320,6 @@ def test_shipped_policy_reviews_unbounded_writes(shipped: SessionGuard, sql: str
     "DELETE FROM orders WHERE id = 1",
     "DELETE FROM orders WHERE 1=2",
     "DELETE FROM orders WHERE a IS NULL",
-    "WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *) SELECT * FROM d",
     "EXPLAIN DELETE FROM orders",
     "EXPLAIN SELECT pg_read_file('x')",
     "COPY orders FROM STDIN",
@@ -336,8 +335,35 @@ def test_shipped_policy_reviews_unbounded_writes(shipped: SessionGuard, sql: str
 ])
 def test_shipped_policy_allows_ordinary_work(shipped: SessionGuard, sql: str) -> None:
     judged = shipped.judge(sql)
-    assert judged.action == "allow", judged.verdict
-    assert judged.rule is None
+    verdict = allowed_under_the_count(judged)
+    assert verdict.action == "allow", verdict
+    assert verdict.rule is None
+
+
+def allowed_under_the_count(judged: Judgement) -> Verdict:
+    """The verdict that stands when a write the example counts (review-big-writes, rows_over
+    100) writes no more than 100 rows; any other judgement as it is."""
+    if judged.verdict.rows_over is None:
+        return judged.verdict
+    assert (judged.rule, judged.verdict.rows_over) == ("review-big-writes", 100)
+    assert judged.verdict.under is not None
+    return judged.verdict.under
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *) SELECT * FROM d",
+    "CREATE FUNCTION add_order(c int, a numeric) RETURNS int LANGUAGE plpgsql AS $$ "
+    "DECLARE new_id int; BEGIN INSERT INTO orders (customer_id, amount) VALUES (c, a) "
+    "RETURNING id INTO new_id; UPDATE customers SET orders = orders + 1 WHERE id = c; "
+    "RETURN new_id; END $$",
+])
+def test_shipped_policy_reviews_writes_it_cannot_count(shipped: SessionGuard,
+                                                        sql: str) -> None:
+    """What the CommandComplete would not count meets review-big-writes outright (a
+    data-modifying WITH; a function whose UPDATE runs later, uncounted): invariant 9."""
+    judged = shipped.judge(sql)
+    assert (judged.action, judged.rule, judged.verdict.rows_over) == (
+        "review", "review-big-writes", None)
 
 
 def test_shipped_policy_falls_back_to_block(shipped: SessionGuard) -> None:
@@ -532,10 +558,6 @@ def test_shipped_policy_holds_what_needs_eyes(shipped: SessionGuard, sql: str,
 
 
 @pytest.mark.parametrize("sql", [
-    "CREATE FUNCTION add_order(c int, a numeric) RETURNS int LANGUAGE plpgsql AS $$ "
-    "DECLARE new_id int; BEGIN INSERT INTO orders (customer_id, amount) VALUES (c, a) "
-    "RETURNING id INTO new_id; UPDATE customers SET orders = orders + 1 WHERE id = c; "
-    "RETURN new_id; END $$",
     "CREATE OR REPLACE FUNCTION total(c int) RETURNS numeric LANGUAGE sql STABLE AS "
     "'SELECT sum(amount) FROM orders WHERE customer_id = c'",
     "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1",
@@ -551,7 +573,7 @@ def test_shipped_policy_holds_what_needs_eyes(shipped: SessionGuard, sql: str,
 ])
 def test_shipped_policy_still_allows_ordinary_work(shipped: SessionGuard, sql: str) -> None:
     judged = shipped.judge(sql)
-    assert judged.action == "allow", judged.verdict
+    assert allowed_under_the_count(judged).action == "allow", judged.verdict
 
 
 # --- what no rule names and the gateway cannot read is never allowed ----------------------
