@@ -1,0 +1,182 @@
+"""Writes judged by the rows they change (``rows_over``) in the extended protocol, as relay
+conversations: the counted Execute waits for what is owed before it, goes behind the gateway's
+SAVEPOINT (and BEGIN outside a transaction block, committed in front of the Sync), the answers
+to the gateway's own messages never reach the client, and over the limit the Bind and Execute
+are asked again once approved."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.pg import rowcount
+from engine.pg.relay import GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
+from tests.engine.pg import build as b
+from tests.engine.pg.test_rowcount import WRITE, relay, sent
+
+OWED = b.PARSE_COMPLETE + b.BIND_COMPLETE + b.NO_DATA  # answers to Parse, Bind, Describe
+BEFORE = b.parse(WRITE) + b.bind() + b.describe()  # psycopg's, in front of its Execute
+
+
+def ours(tag: str) -> bytes:
+    """The target's answers to one statement of the gateway's (``rowcount.statement``)."""
+    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.command_complete(tag) + b.CLOSE_COMPLETE
+            + b.CLOSE_COMPLETE)
+
+
+def counting(r: PgRelay, before: bytes = BEFORE, after: bytes = b.SYNC,
+             owed: bytes = OWED) -> bytes:
+    """Send ``before``, the counted Execute and ``after``; answer what is owed before the
+    Execute; what the target gets then (the gateway's statements and the Execute)."""
+    out, wire = sent(r, before + b.execute() + after)
+    # It waits, and the target is asked for its answers to what came before it.
+    assert out.out == wire == before + b.FLUSH
+    assert r.server_data(owed)[0] == owed and r.wants_input
+    out, wire = sent(r, b"")
+    assert out.out == b""  # nothing of it in what the masker reads yet
+    return wire
+
+
+def test_outside_a_block_it_runs_in_the_gateway_s_block_committed_before_the_sync() -> None:
+    r = relay()
+    wire = counting(r)
+    assert wire == rowcount.BEGIN + rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
+    to_client, done = r.server_data(ours("BEGIN") + ours("SAVEPOINT")
+                                    + b.command_complete("UPDATE 3"))
+    assert (to_client, done) == (b"", [])
+    assert r.upstream_data() == rowcount.RELEASE + b.FLUSH
+    to_client, done = r.server_data(ours("RELEASE"))
+    assert to_client == b.command_complete("UPDATE 3")
+    assert [(f.status, f.rows) for f in done] == [("ok", 3)]
+    assert r.seen_late() == b.execute()
+    # The Sync that follows commits the gateway's block: the client sees its answer only.
+    out, wire = sent(r, b"")
+    assert out.out == b.SYNC and wire == rowcount.COMMIT + b.SYNC
+    assert r.client_data(b.query("SELECT 1")).out == b""  # waits for the Sync's answer
+    to_client, _ = r.server_data(ours("COMMIT") + b.ready(b"I"))
+    assert to_client == b.ready(b"I") and r.wants_input
+    assert sent(r, b"")[1] == b.query("SELECT 1")
+
+
+def test_inside_the_client_s_block_only_a_savepoint() -> None:
+    r = relay(b"T")
+    assert counting(r) == rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
+    r.server_data(ours("SAVEPOINT") + b.command_complete("UPDATE 1"))
+    assert r.upstream_data() == rowcount.RELEASE + b.FLUSH
+    r.server_data(ours("RELEASE"))
+    assert sent(r, b"")[1] == b.SYNC  # no COMMIT: the transaction is the client's
+
+
+def test_a_begin_earlier_in_the_pipeline_is_a_block() -> None:
+    """psycopg's pipeline opens the client's transaction with a BEGIN of its own segment."""
+    r = relay()
+    begin = b.parse("BEGIN") + b.bind() + b.execute()
+    wire = counting(r, begin + BEFORE, owed=OWED[:-5] + b.command_complete("BEGIN") + OWED)
+    assert wire == rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
+
+
+def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() -> None:
+    r = relay()
+    counting(r)
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 150"))
+    assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
+                                 + b.FLUSH)
+    to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert to_client == b"" and r.seen_late() == b""
+    assert (f.status, f.rows) == ("rolled back", 150)
+    held = r.client_data(b"")
+    assert held.hold is not None and held.hold.protocol == "extended"
+    assert "150 rows" in held.hold.notes[0]
+    r.decide(Decision(True, "a1"))
+    out, wire = sent(r, b"")
+    # Bound again and run once, as it is: no count; the Sync then commits the block.
+    assert out.out == b.bind() + b.execute() + b.SYNC
+    assert [(s.verdict, s.approval) for s in out.started] == [("approved", "a1")]
+    assert wire == b.bind() + b.execute() + rowcount.COMMIT + b.SYNC
+
+
+def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
+    r = relay(b"T")
+    counting(r)
+    r.server_data(ours("SAVEPOINT") + b.command_complete("DELETE 500"))
+    r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(False, "a1", "statement denied by oncall"))
+    out, wire = sent(r, b"")
+    assert b"statement denied by oncall" in out.reply
+    assert wire == b.SYNC  # the Execute asked again is skipped, as after an error
+
+
+def test_a_failed_segment_rolls_the_gateway_s_block_back_and_the_client_hears_idle() -> None:
+    r = relay()
+    counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
+             + b.SYNC)
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
+    assert r.upstream_data() == rowcount.RELEASE + b.FLUSH
+    r.server_data(ours("RELEASE"))
+    _, wire = sent(r, b"")
+    assert wire.endswith(rowcount.COMMIT + b.SYNC)
+    error = b.error("22012", "division by zero")
+    to_client, _ = r.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + error + b.ready(b"E"))
+    assert to_client == b.PARSE_COMPLETE + b.BIND_COMPLETE + error + b.ready(b"I")
+    assert r.upstream_data() == rowcount.ROLLBACK + b.SYNC
+    assert r.client_data(b.query("SELECT 1")).out == b""  # waits for the rollback
+    to_client, _ = r.server_data(ours("ROLLBACK") + b.ready(b"I"))
+    assert to_client == b"" and r.wants_input and r.transaction_status == b"I"
+    assert sent(r, b"")[1] == b.query("SELECT 1")
+
+
+def test_masked_sessions_describe_the_counted_portal_for_the_masker() -> None:
+    r = relay(b"T")
+    r.describe_portals = True
+    wire = counting(r)
+    describe = b.describe()
+    assert wire == rowcount.SAVEPOINT_ + describe + b.execute() + b.FLUSH
+    rows = b.row_description("a") + b.data_row(b"1")
+    r.server_data(ours("SAVEPOINT") + rows + b.command_complete("UPDATE 1"))
+    to_client, _ = r.server_data(ours("RELEASE"))
+    # The gateway's Describe is answered by the RowDescription, re-tagged for the masker,
+    # which is handed the Describe and the Execute now that the write stands.
+    assert to_client == (GATEWAY_ROW_DESCRIPTION + rows[1:] + b.command_complete("UPDATE 1"))
+    assert r.seen_late() == describe + b.execute()
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    (b.parse(WRITE) + b.bind() + b.execute(max_rows=5) + b.SYNC, b"row limit"),
+    (b.parse(WRITE) + b.bind(portal="_gatewatch_rows_") + b.execute("_gatewatch_rows_")
+     + b.SYNC, b"is a name it uses"),
+])
+def test_shapes_it_cannot_count_are_refused(data: bytes, why: bytes) -> None:
+    r = relay(b"T")
+    out = r.client_data(data)
+    r.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE)
+    out = r.client_data(b"")
+    assert why in out.reply or why in r.server_data(b"")[0]
+    assert b.execute() not in out.out and [f.status for f in out.finished] == ["blocked"]
+
+
+def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused() -> None:
+    r = relay()
+    counting(r, after=b.parse("COMMIT", "c") + b.bind(statement="c") + b.execute() + b.SYNC)
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
+    r.server_data(ours("RELEASE"))
+    out, wire = sent(r, b"")
+    [refused] = out.finished
+    assert refused.status == "blocked" and "would change" in (refused.error or "")
+    # What came before it goes on (answered at once: a Flush), the COMMIT before the Sync.
+    assert wire == (b.parse("COMMIT", "c") + b.bind(statement="c") + b.FLUSH + rowcount.COMMIT
+                    + b.SYNC)
+
+
+@pytest.mark.parametrize(("sql", "effect"), [
+    ("BEGIN", rowcount.TRANSACTION_OPENS), ("start transaction read only",
+                                            rowcount.TRANSACTION_OPENS),
+    ("COMMIT", rowcount.TRANSACTION_CLOSES), ("end", rowcount.TRANSACTION_CLOSES),
+    ("abort", rowcount.TRANSACTION_CLOSES), ("PREPARE TRANSACTION 'x'",
+                                             rowcount.TRANSACTION_CLOSES),
+    ("COMMIT AND CHAIN", rowcount.TRANSACTION_SAME), ("ROLLBACK TO SAVEPOINT a",
+                                                      rowcount.TRANSACTION_SAME),
+    ("SAVEPOINT a", rowcount.TRANSACTION_SAME), ("RELEASE a", rowcount.TRANSACTION_SAME),
+    ("SELECT 1", None), ("CALL p()", None), ("not sql", None),
+])
+def test_transaction_effect(sql: str, effect: str | None) -> None:
+    assert rowcount.transaction_effect(sql) == effect
