@@ -312,6 +312,9 @@ class StatementFlow:
                 lineage = statement.lineage = self.analyzer.statement(statement.tree)
             finally:
                 self.analyzer.distrust = None
+            # All of them at once (what a distrusted view reads was not reached this time).
+            lineage.missing = Missing(stale.relations | lineage.missing.relations,
+                                      stale.functions | lineage.missing.functions)
             return lineage
         statement.checked = True
         return lineage

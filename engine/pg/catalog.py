@@ -97,6 +97,7 @@ class TableCatalog:
         self._versions: dict[tuple[str, str], str] = {}  # (kind, name) → version
         self.probes = 0  # version checks run (for tests and statistics)
         self._side: Any = None  # the catalog's own connection, kept open between queries
+        self._prepared = False  # whether the version probe is prepared on it
         self._idle: asyncio.TimerHandle | None = None
         self._target = f"{upstream.host}:{upstream.port}/{database}"
         self.taint_file = taint_file
@@ -237,11 +238,13 @@ class TableCatalog:
                     self.probes += 1
                     versions = {(kind, name): version or ""
                                 for _, _, name, kind, _, version, _ in
-                                await self._run(versions_query(cached_r, cached_f))}
+                                await self._run(cached_r, cached_f)}
                     stale_r = [n for n in cached_r if versions.get(("r", n), "")
                                != self._versions.get(("r", n))]
                     stale_f = [n for n in cached_f if versions.get(("f", n), "")
                                != self._versions.get(("f", n))]
+                if stale_r:
+                    self._tables.clear()  # a relation changed: its columns by OID too
                 fetch_r = sorted({n for n in rels if n not in cached_r} | set(stale_r))
                 fetch_f = sorted({n for n in fns if n not in cached_f} | set(stale_f))
                 rows = await self._run(names_query(fetch_r, fetch_f)) if (
@@ -318,23 +321,35 @@ class TableCatalog:
             found.setdefault(int(oid), {})[int(attnum)] = ColumnSource(schema, table, column)
         return found
 
-    async def _run(self, sql: str) -> list[list[str | None]]:
+    async def _run(self, sql: str | list[str], functions: list[str] | None = None,
+                   ) -> list[list[str | None]]:
         """Every row of ``sql``'s results, as text, on the connection the catalog keeps (a
-        new one when it has none, or when the one it kept turns out closed)."""
+        new one when it has none, or when the one it kept turns out closed). Given two lists
+        of names instead, the versions of those names (``probe_query``)."""
         for attempt in range(2):
             side = self._side
             reused = side is not None
             if side is None:
                 side = self._side = await self._connect()
+                self._prepared = False
+            if isinstance(sql, str):
+                text = sql
+            else:
+                text = probe_query(sql, functions or [], prepare=not self._prepared)
             try:
-                rows = await self._ask(side, sql)
+                rows = await self._ask(side, text)
             except _QueryFailed:
+                if not isinstance(sql, str):
+                    # Whether it is prepared is not known now: a fresh connection next time.
+                    self.close()
                 raise
             except CatalogError:
                 self.close()
                 if reused and attempt == 0:
                     continue  # the target may have closed an idle connection: once more
                 raise
+            if not isinstance(sql, str):
+                self._prepared = True
             self._keep_open()
             return rows
         raise CatalogError("the catalog connection failed twice")  # not reached
@@ -445,21 +460,38 @@ _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"
 
 
+_PROBE = "gatewatch_versions"
+
+
+def probe_query(relations: list[str], functions: list[str], *, prepare: bool) -> str:
+    """``versions_query`` as a prepared statement of the catalog's connection (planned once:
+    planning is most of its cost), prepared first when ``prepare``."""
+    execute = f"EXECUTE {_PROBE}({_names(relations)}, {_names(functions)})"
+    if not prepare:
+        return execute
+    return (f"PREPARE {_PROBE}(text[], text[]) AS {versions_query_of('$1', '$2')}; "
+            + execute)
+
+
 def versions_query(relations: list[str], functions: list[str]) -> str:
     """One row per name: ('v', NULL, name, 'r' or 'f', NULL, version, NULL). A name nothing
     has gets '' (created later, it changes)."""
+    return versions_query_of(_names(relations), _names(functions))
+
+
+def versions_query_of(relations: str, functions: str) -> str:
     return (
         "SELECT 'v', NULL, n, 'r', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
         f" FROM (SELECT {_RELATION_VERSION} AS v FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace"
         f" WHERE c.relname = n AND c.relkind IN {_RELKINDS}) x), '')::text, NULL"
-        f" FROM unnest({_names(relations)}) n"
+        f" FROM unnest({relations}) n"
         " UNION ALL"
         " SELECT 'v', NULL, n, 'f', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
         f" FROM (SELECT {_FUNCTION_VERSION} AS v FROM pg_catalog.pg_proc p"
         " JOIN pg_catalog.pg_namespace ns ON ns.oid = p.pronamespace"
         " WHERE p.proname = n) x), '')::text, NULL"
-        f" FROM unnest({_names(functions)}) n"
+        f" FROM unnest({functions}) n"
     )
 
 

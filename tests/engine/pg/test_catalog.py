@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from engine.config import Upstream
 from engine.masking.pg import UNAVAILABLE
@@ -55,3 +56,49 @@ def test_a_sql_standard_body_is_read_from_prosqlbody() -> None:
     from engine.pg.catalog import names_query
 
     assert "pg_get_functiondef" in names_query([], ["f"])
+
+
+def test_what_was_written_is_kept_in_a_journal_other_catalogs_read(tmp_path: Path) -> None:
+    from engine.masking.lineage import Source
+    from engine.pg.catalog import taint_file
+
+    journal = taint_file(tmp_path / "store.db")
+    upstream = Upstream("127.0.0.1", 5432, "gw", sslmode="disable")
+    nid = Source("public", "customers", "national_id")
+    first = TableCatalog(upstream, "shop", 1 << 20, taint_file=journal)
+    other = TableCatalog(upstream, "shop", 1 << 20, taint_file=journal)  # another engine
+    elsewhere = TableCatalog(upstream, "billing", 1 << 20, taint_file=journal)
+    first.taint("notes", "body", frozenset({nid}))
+    first.taint("notes", "body", frozenset({nid}))  # nothing new: not written again
+    assert journal.stat().st_mode & 0o777 == 0o600
+    assert len(journal.read_bytes().splitlines()) == 1
+    other._read_taints()
+    elsewhere._read_taints()
+    assert other.derived("notes", "body") == {nid}
+    assert elsewhere.derived("notes", "body") == set()  # another database
+    restarted = TableCatalog(upstream, "shop", 1 << 20, taint_file=journal)
+    assert restarted.derived("notes", "body") == {nid}
+    # code the gateway could not read ran: every table, every column
+    first.taint("*", "*", frozenset({Source(None, "", "")}))
+    assert Source(None, "", "") in TableCatalog(upstream, "shop", 1 << 20,
+                                                taint_file=journal).derived("orders", "id")
+
+
+def test_a_journal_line_that_cannot_be_read_fails_closed(tmp_path: Path) -> None:
+    from engine.masking.lineage import UNKNOWN
+
+    journal = tmp_path / "store.db.taint"
+    journal.write_bytes(b'{"target": "127.0.0.1:5432/shop", "table": \n')
+    catalog = TableCatalog(Upstream("127.0.0.1", 5432, "gw", sslmode="disable"), "shop",
+                           1 << 20, taint_file=journal)
+    assert UNKNOWN in catalog.derived("orders", "id")
+
+
+def test_the_version_probe_is_prepared_once_per_connection() -> None:
+    from engine.pg.catalog import names_query, probe_query
+
+    first = probe_query(["orders"], ["f"], prepare=True)
+    assert first.startswith("PREPARE gatewatch_versions(text[], text[])")
+    assert probe_query(["o'x"], [], prepare=False) == (
+        "EXECUTE gatewatch_versions(ARRAY['o''x']::text[], ARRAY[]::text[])")
+    assert "'v', NULL, n, 'r'" in names_query(["orders"], [])  # versions in the same snapshot
