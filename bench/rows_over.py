@@ -1,21 +1,20 @@
-"""What judging a write by its effect (``rows_over: N``, issue 12) would cost per write.
+"""What judging a write by its effect (``rows_over: N``, issue 12) costs per write.
 
-    .venv/bin/python bench/rows_over.py [--writes 3000] [--gateway]
+    .venv/bin/python -m bench.rows_over [--writes 3000] [--gateway]
 
-On a throw-away PostgreSQL directly, with the messages the gateway injects
-(``engine/pg/rowcount.py``), one UPDATE of one row by its key, sent as a simple Query (libpq's
-PQexec):
+One UPDATE of one row by its key, in both protocols: ``simple`` (a Query, libpq's PQexec) and
+``extended`` (Parse, Bind, Describe, Execute, Sync: libpq's PQexecParams, what drivers send
+with server-side binding); each in autocommit and inside a client transaction (10 writes to a
+transaction, as an application's would be).
 
-- ``plain``: the UPDATE alone (autocommit), what a guarded UPDATE costs today on the target;
-- ``probe-autocommit``: ``BEGIN`` and the UPDATE sent together, the count read from its
-  CommandComplete, then ``COMMIT`` (one more round trip, and a transaction opened by hand);
-- ``probe-in-transaction``: inside the client's transaction, ``SAVEPOINT`` with the UPDATE,
-  then ``RELEASE SAVEPOINT`` (against the same UPDATE inside a transaction without them).
+Without ``--gateway``, on a throw-away PostgreSQL directly, with the statements the gateway
+adds (``engine/pg/rowcount.py``): the UPDATE alone against ``BEGIN`` or ``SAVEPOINT`` with it
+and ``COMMIT`` or ``RELEASE`` after, what counting costs the server and one round trip.
 
-With ``--gateway``, the same UPDATEs through an engine with the example rules, then through
-one with a rule that reviews writes over 100 rows added (``rows_over: 100``): the whole cost
-of counting, the gateway's own work included. The engines run one after the other (not
-interleaved), so compare figures from one run only.
+With ``--gateway``, in one run, rounds of 10 writes interleaved between: PostgreSQL directly,
+an engine with the example rules without ``review-big-writes`` (nothing counted), and an
+engine with the example rules as shipped (every UPDATE counted). The last two differ only by
+the count: their difference is its whole cost, the gateway's own work included.
 """
 
 from __future__ import annotations
@@ -24,12 +23,13 @@ import argparse
 import contextlib
 import functools
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import psycopg
 
@@ -37,35 +37,36 @@ from bench import harness
 from bench.harness import target
 from gatewatch.demo.pgcluster import free_port
 
-ROWS_OVER_RULE = """  - name: big-writes
-    action: review
-    match: {rows_over: 100}
-"""
+# One write (its number), how to run BEGIN and COMMIT, whether in a transaction.
+Case = tuple[Callable[[int], None], Callable[[str], None], bool]
 
 
-def _offset(one: Callable[[int], None], base: int, i: int) -> None:
-    one(base + i)
-
-
-def timed(writes: int, one: Callable[[int], None]) -> list[float]:
+def timed(writes: int, one: Callable[[int], None], base: int) -> list[float]:
     out = []
     for i in range(writes):
         started = time.perf_counter()
-        one(i)
+        one(base + i)
         out.append((time.perf_counter() - started) * 1e6)
     return out
 
 
+def without_rows_over(rules: str) -> str:
+    """The example rules without their rows_over rule (and its comment)."""
+    out = re.sub(r"(?m)^  # Judged by its effect:.*\n(  #.*\n)*", "", rules)
+    out = re.sub(r"(?m)^  - name: review-big-writes\n(    .*\n)+", "", out)
+    assert "rows_over" not in out
+    return out
+
+
 @contextlib.contextmanager
-def _engine(setup: harness.Setup, name: str, rules: str, port: int) -> Iterator[None]:
-    """An engine with the example guardrails and ``rules`` appended, its own store."""
+def _engine(setup: harness.Setup, name: str, guardrails: str, port: int) -> Iterator[None]:
+    """An engine with ``guardrails`` (the policies file's section), its own store."""
     private = setup.work / f"engine-{name}"
     private.mkdir(mode=0o700)
     policy = setup.work / f"policies-{name}.yaml"
     policy.write_text(harness.POLICY.format(
         store=private / "store.db", control=private / "control.sock", durability="normal",
-        port=port, pg_port=setup.cluster.port,
-        guardrails=harness.example_guardrails() + "\n" + rules, masking=""))
+        port=port, pg_port=setup.cluster.port, guardrails=guardrails, masking=""))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
                             env=env, cwd=harness.ROOT)
@@ -77,55 +78,117 @@ def _engine(setup: harness.Setup, name: str, rules: str, port: int) -> Iterator[
         proc.wait(30)
 
 
-def _update(run: Callable[[str], None], i: int) -> None:
-    run(f"UPDATE accounts SET balance = balance + 1 WHERE id = {i % 10000 + 1}")
+def _checked(result: psycopg.pq.abc.PGresult) -> None:
+    if result.error_message:
+        raise RuntimeError(result.error_message.decode())
 
 
-def _runner(pg: psycopg.pq.abc.PGconn) -> Callable[[str], None]:
-    def run(sql: str) -> None:
-        result = pg.exec_(sql.encode())
-        if result.error_message:
-            raise RuntimeError(result.error_message.decode())
-    return run
+def simple(pg: psycopg.pq.abc.PGconn, sql: str) -> None:
+    _checked(pg.exec_(sql.encode()))
+
+
+def update(pg: psycopg.pq.abc.PGconn, protocol: str, i: int) -> None:
+    key = i % 10000 + 1
+    if protocol == "simple":
+        simple(pg, f"UPDATE accounts SET balance = balance + 1 WHERE id = {key}")
+    else:
+        _checked(pg.exec_params(b"UPDATE accounts SET balance = balance + 1 WHERE id = $1",
+                                [str(key).encode()]))
+
+
+def measure(cases: Mapping[str, Case], writes: int) -> dict[str, list[float]]:
+    """Rounds of 10 writes per case, interleaved (no case gets a warmer cache); the first 20
+    rounds are a warm-up."""
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for round_ in range(writes // 10 + 20):
+        for name, (one, run, wrapped) in cases.items():
+            if wrapped:
+                run("BEGIN")
+            samples = timed(10, one, round_ * 10)
+            if wrapped:
+                run("COMMIT")
+            if round_ >= 20:
+                results[name].extend(samples)
+    return results
+
+
+def report(results: dict[str, list[float]], writes: int,
+           differences: list[tuple[str, str, str]]) -> None:
+    width = max(len(name) for name in results) + 2
+    print(f"{'case':<{width}} {'median µs':>10} {'p95 µs':>8}  per write, {writes} writes")
+    for name, samples in results.items():
+        samples.sort()
+        print(f"{name:<{width}} {statistics.median(samples):>10.0f} "
+              f"{samples[int(len(samples) * 0.95)]:>8.0f}")
+    for label, base, other in differences:
+        extra = statistics.median(results[other]) - statistics.median(results[base])
+        print(f"{label}: {extra:.0f} µs per write")
+
+
+def _setup_table(setup: harness.Setup) -> None:
+    with psycopg.connect(setup.direct_dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
+        conn.execute("INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 10000) g")
 
 
 def through_gateway(writes: int) -> None:
-    """Two engines at once, the example rules with and without a rows_over rule; rounds of
-    10 writes interleaved between them, as above."""
     with contextlib.ExitStack() as stack:
         setup = stack.enter_context(target())
-        with psycopg.connect(setup.direct_dsn(), autocommit=True) as conn:
-            conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
-            conn.execute("INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 10000) g")
-        cases: list[tuple[str, Callable[[int], None], Callable[[str], None], bool]] = []
-        for name, rules in (("gateway", ""), ("gateway-rows-over", ROWS_OVER_RULE)):
+        _setup_table(setup)
+        rules = harness.example_guardrails()
+        dsns = {"direct": setup.direct_dsn()}
+        for name, guardrails in (("no-count", without_rows_over(rules)), ("counted", rules)):
             port = free_port()
-            stack.enter_context(_engine(setup, name, rules, port))
-            dsn = setup.gateway_dsn().replace(f"port={setup.gateway_port}", f"port={port}")
-            run = _runner(stack.enter_context(psycopg.connect(dsn, autocommit=True)).pgconn)
-            update: Callable[[int], None] = functools.partial(_update, run)
-            cases.append((name, update, run, False))
-            cases.append((f"{name}-in-transaction", update, run, True))
-        results: dict[str, list[float]] = {case[0]: [] for case in cases}
-        for round_ in range(writes // 10 + 20):
-            for case, one, run, wrapped in cases:
-                if wrapped:
-                    run("BEGIN")
-                samples = timed(10, functools.partial(_offset, one, round_ * 10))
-                if wrapped:
-                    run("COMMIT")
-                if round_ >= 20:
-                    results[case].extend(samples)
-    print(f"{'case':<34} {'median µs':>10} {'p95 µs':>8}  per write, {writes} writes")
-    for case, samples in results.items():
-        samples.sort()
-        print(f"{case:<34} {statistics.median(samples):>10.0f} "
-              f"{samples[int(len(samples) * 0.95)]:>8.0f}")
-    for suffix in ("", "-in-transaction"):
-        extra = (statistics.median(results[f"gateway-rows-over{suffix}"])
-                 - statistics.median(results[f"gateway{suffix}"]))
-        print(f"added by counting, through the gateway{suffix or ' (autocommit)'}: "
-              f"{extra:.0f} µs per write")
+            stack.enter_context(_engine(setup, name, guardrails, port))
+            dsns[name] = setup.gateway_dsn().replace(f"port={setup.gateway_port}",
+                                                     f"port={port}")
+        cases: dict[str, Case] = {}
+        for where, dsn in dsns.items():
+            pg = stack.enter_context(psycopg.connect(dsn, autocommit=True)).pgconn
+            for protocol in ("simple", "extended"):
+                for wrapped in (False, True):
+                    name = f"{where} {protocol}{' in-transaction' if wrapped else ''}"
+                    cases[name] = (functools.partial(update, pg, protocol),
+                                   functools.partial(simple, pg), wrapped)
+        results = measure(cases, writes)
+    differences = []
+    for protocol in ("simple", "extended"):
+        for tx in ("", " in-transaction"):
+            differences.append((f"added by counting, {protocol}{tx or ' autocommit'}",
+                                f"no-count {protocol}{tx}", f"counted {protocol}{tx}"))
+            differences.append((f"gateway without counting over direct, {protocol}"
+                                f"{tx or ' autocommit'}", f"direct {protocol}{tx}",
+                                f"no-count {protocol}{tx}"))
+    report(results, writes, differences)
+
+
+def on_postgres(writes: int) -> None:
+    """The statements the gateway adds, sent by hand to PostgreSQL (simple protocol)."""
+    with target() as setup:
+        _setup_table(setup)
+        with psycopg.connect(setup.direct_dsn(), autocommit=True) as conn:
+            pg = conn.pgconn
+            run = functools.partial(simple, pg)
+
+            def sql(i: int) -> str:
+                return f"UPDATE accounts SET balance = balance + 1 WHERE id = {i % 10000 + 1}"
+
+            def probe_autocommit(i: int) -> None:
+                run(f"BEGIN; {sql(i)}")
+                run("COMMIT")
+
+            def probe_in_transaction(i: int) -> None:
+                run(f"SAVEPOINT gatewatch_rows; {sql(i)}")
+                run("RELEASE SAVEPOINT gatewatch_rows")
+
+            plain = functools.partial(update, pg, "simple")
+            results = measure({
+                "plain": (plain, run, False), "probe-autocommit": (probe_autocommit, run, False),
+                "in-transaction": (plain, run, True),
+                "probe-in-transaction": (probe_in_transaction, run, True)}, writes)
+    report(results, writes, [
+        ("added by the probe (autocommit)", "plain", "probe-autocommit"),
+        ("added by the probe (in a transaction)", "in-transaction", "probe-in-transaction")])
 
 
 def main() -> None:
@@ -133,64 +196,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=3000)
     parser.add_argument("--gateway", action="store_true")
     args = parser.parse_args()
-    if args.gateway:
-        through_gateway(args.writes)
-        return
-    with target() as setup, psycopg.connect(setup.direct_dsn(), autocommit=True) as conn:
-        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
-        conn.execute("INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 10000) g")
-        pg = conn.pgconn
-
-        def run(sql: str) -> None:
-            result = pg.exec_(sql.encode())
-            if result.error_message:
-                raise RuntimeError(result.error_message.decode())
-
-        def update(i: int) -> str:
-            return f"UPDATE accounts SET balance = balance + 1 WHERE id = {i % 10000 + 1}"
-
-        def plain(i: int) -> None:
-            run(update(i))
-
-        def probe_autocommit(i: int) -> None:
-            # One round trip for BEGIN + the UPDATE (the gateway sends both at once; here as
-            # one string, which costs the server the same), one for COMMIT.
-            run(f"BEGIN; {update(i)}")
-            run("COMMIT")
-
-        def in_transaction(i: int) -> None:
-            run(update(i))
-
-        def probe_in_transaction(i: int) -> None:
-            run(f"SAVEPOINT gatewatch_rows; {update(i)}")
-            run("RELEASE SAVEPOINT gatewatch_rows")
-
-        cases: list[tuple[str, Callable[[int], None], bool]] = [
-            ("plain", plain, False), ("probe-autocommit", probe_autocommit, False),
-            ("in-transaction", in_transaction, True),
-            ("probe-in-transaction", probe_in_transaction, True)]
-        results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
-        # Rounds of 10 writes per case, interleaved (no case gets a warmer cache); writes
-        # "in a transaction" are 10 to a client transaction, as an application's would be.
-        for round_ in range(args.writes // 10 + 20):
-            for name, one, wrapped in cases:
-                if wrapped:
-                    run("BEGIN")
-                samples = timed(10, functools.partial(_offset, one, round_ * 10))
-                if wrapped:
-                    run("COMMIT")
-                if round_ >= 20:  # warm-up rounds left out
-                    results[name].extend(samples)
-
-    print(f"{'case':<22} {'median µs':>10} {'p95 µs':>8}  per write, {args.writes} writes")
-    for name in ("plain", "probe-autocommit", "in-transaction", "probe-in-transaction"):
-        samples = sorted(results[name])
-        print(f"{name:<22} {statistics.median(samples):>10.0f} "
-              f"{samples[int(len(samples) * 0.95)]:>8.0f}")
-    for base, probed in (("plain", "probe-autocommit"),
-                         ("in-transaction", "probe-in-transaction")):
-        extra = statistics.median(results[probed]) - statistics.median(results[base])
-        print(f"added by the probe ({probed}): {extra:.0f} µs per write")
+    (through_gateway if args.gateway else on_postgres)(args.writes)
 
 
 if __name__ == "__main__":

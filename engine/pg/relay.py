@@ -905,6 +905,8 @@ class PgRelay:
         self.wants_input = True  # what the client sent meanwhile goes on (or the hold)
         sent, self._count_sent = self._count_sent, b""
         if isinstance(count.result, bytes):
+            if isinstance(count, rowcount.ExtendedCount) and count.released:
+                self._owed.append((_OURS, [rowcount.ANSWERS]))  # after the Execute's entry
             self._to_count = self._count_query = None
             self._late = sent  # the statement stands (or failed): its answers are masked
             return b"", count.result + buf[pos:]

@@ -217,10 +217,11 @@ class ExtendedCount:
     message at a time, everything the client sent before it already answered. Sent: the
     gateway's BEGIN (the session was in no transaction block) and SAVEPOINT, the client's
     Execute (the gateway's Describe of its portal in front when results are masked), and a
-    Flush. Their answers are dropped, the Execute's kept (``keep`` bytes at most); then it
-    sends RELEASE, or ROLLBACK TO, RELEASE and a Close of the portal (it is bound again when
-    approved) and drops their answers too. ``result`` is then the Execute's answers, for the
-    relay's usual path, or an ``Over``. An error of the Execute, or of the gateway's own
+    Flush. Their answers are dropped, the Execute's kept (``keep`` bytes at most); then
+    under the limit ``result`` is at once the Execute's answers, for the relay's usual path,
+    and RELEASE goes out (``released``: the relay drops its answers); over it, ROLLBACK TO,
+    RELEASE and a Close of the portal (bound again when approved) go out, their answers are
+    dropped here, and ``result`` is an ``Over``. An error of the Execute, or of the gateway's own
     statements, ends it at once: the target now skips everything up to the next Sync (which
     ends the gateway's transaction block too: ``relay``), and the client hears the error."""
 
@@ -237,6 +238,7 @@ class ExtendedCount:
         self._complete: bytes | None = None
         self._over: Over | None = None
         self.to_target = b""
+        self.released = False  # RELEASE sent, its answers still to come (``ANSWERS``)
         self.result: bytes | Over | None = None
 
     def message(self, tag: int, msg: bytes) -> None:
@@ -293,12 +295,16 @@ class ExtendedCount:
     def _counted(self) -> None:
         self._over = _verdict(self._complete, self.limit, self._overflow, self._keep)
         if self._over is None:
-            self.to_target, self._expect = RELEASE + FLUSH, ANSWERS
+            # It stands: released without waiting for the answer (a round trip saved on
+            # every write under the limit); the relay drops the RELEASE's answers as they come.
+            self.to_target, self.released = RELEASE, True
+            self._phase = 3
+            self.result = self._answers(b"")
         else:
             close = codec.message(b"C", b"P" + self._portal + b"\x00")
             self.to_target = ROLLBACK_TO + RELEASE + close + FLUSH
             self._expect = 2 * ANSWERS + 1
-        self._phase = 2
+            self._phase = 2
 
 
 TRANSACTION_OPENS, TRANSACTION_CLOSES, TRANSACTION_SAME = "opens", "closes", "same"
