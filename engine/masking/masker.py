@@ -11,6 +11,10 @@ Detected values inside base64, hex and URL encodings are found too (``encoded``)
 run is decoded and its decoded text masked like any other; the pre-screens let a text with a
 candidate through.
 
+Where hyperscan is installed the same triggers are compiled into one database
+(``engine.masking.prefilter``) and ``screen`` scans longer data in C; ``ResultMasker`` uses it
+to skip rows. It answers as the Python screen does: never "nothing" where a detector finds.
+
 Findings that overlap are resolved once: the earliest start wins, then the longest, then the
 detector listed first; a finding that starts inside a kept one but runs past its end extends it,
 so that no value is left half-masked and nothing is masked twice.
