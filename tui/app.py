@@ -11,8 +11,9 @@ sub-title says since when, the pending count is "as of" then, and live or waitin
 marked as not known to be so (``set_stale``). How a request left the queue comes from the
 engine's ``approval.decided`` event (the store may not have it yet): approved, denied, expired
 or withdrawn by its client — never "denied" nor "decided elsewhere" for a client's cancel.
-Toasts are few and short: at most ``MAX_TOASTS`` at once (the oldest goes), at the top right
-on the approvals screen so that they never cover the statement being decided.
+Toasts are few and short: at most ``MAX_TOASTS`` at once (the oldest goes), at the bottom
+right, which on the approvals screen is the list of recent decisions, not the queue nor the
+statement being decided (the approve/deny prompt also shows that statement itself).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class GatewatchApp(App[None]):
         self.stale = {"sessions", "approvals", "stats"}
         self.pending_ids: set[str] = set()
         self.decided_here: set[str] = set()  # no "left the queue" note for our own decisions
+        self.approvals_screen.decided_here = self.decided_here  # the same set: "You decided"
         self.outcomes: dict[str, dict[str, Any]] = {}  # request id → as the engine decided it
         self.connected = False
         self.unreachable_since: float | None = None
@@ -206,7 +208,11 @@ class GatewatchApp(App[None]):
                                 f"{request.get('connection')} — press 2",
                                 title="Approval requested", timeout=8)
             case ApprovalDecided(request=request):
-                self.outcomes[str(request.get("id"))] = dict(request)
+                # when: the event's moment until the store's decided_at is read (the event
+                # has none, and the list would say when it was asked instead)
+                self.outcomes[str(request.get("id"))] = {
+                    **request,
+                    "decided_at": request.get("decided_at") or timefmt.iso_of(self.now())}
                 self._approvals_changed()
             case ApprovalVoted():
                 self._approvals_changed()

@@ -29,3 +29,8 @@ def clock(value: str | None) -> str:
 def clock_of(when: float) -> str:
     """A moment as HH:MM:SS UTC (the clock the store's times are in)."""
     return datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S")
+
+
+def iso_of(when: float) -> str:
+    """A moment as the store writes times (ISO 8601, UTC)."""
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="microseconds")

@@ -14,9 +14,10 @@ from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.screens.stats import StatsScreen
 from tui.widgets.choice import ChoiceTable
+from tui.widgets.rowtable import RowTable
 
 OWNERS = [GatewatchApp, SessionsScreen, ApprovalsScreen, SessionScreen, StatsScreen,
-          ReasonPrompt, ReplayScreen, ReplayApp, ChoiceTable]
+          ReasonPrompt, ReplayScreen, ReplayApp, ChoiceTable, RowTable]
 
 
 @pytest.mark.parametrize("owner", OWNERS, ids=lambda o: o.__name__)

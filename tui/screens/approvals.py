@@ -3,9 +3,11 @@
 The selection is the request the operator chose, by id (``ChoiceTable``): requests coming and
 going never move it onto another one. When the chosen request leaves the queue nothing is
 selected until the operator moves, and `a`/`d` say so instead of acting on another request.
-`a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels); the
-decision goes to the app as a ``Decision`` message. The command palette offers both too while
-this screen is shown (``ApprovalCommands``).
+`a` approves and `d` denies, each asking for a reason (Enter confirms, Esc cancels) under the
+statement it is about (the prompt covers the screen's own copy); the decision goes to the app
+as a ``Decision`` message. After a decision of their own nothing is selected either, and the
+screen says "You decided …" rather than that the request left. The command palette offers
+both too while this screen is shown (``ApprovalCommands``).
 
 Below the statement, recent decisions: how each request ended (``outcome``), newest first —
 approved or denied by whom, expired, or withdrawn (by its client's cancel, or because its
@@ -85,6 +87,7 @@ class ApprovalsScreen(Screen[None]):
         super().__init__()
         self.pending: list[dict[str, Any]] = []
         self.recent: dict[str, dict[str, Any]] = {}  # decided requests by id, to say why one left
+        self.decided_here: set[str] = set()  # requests this operator decided here (the app's)
         self._clock = clock  # ages and time left are shown as of now
         self.stale_since: float | None = None  # the engine is unreachable since then
 
@@ -115,7 +118,7 @@ class ApprovalsScreen(Screen[None]):
         recent = {r["id"]: r for r in data.get("recent", []) if r.get("status") != "pending"}
         for rid, req in (outcomes or {}).items():
             if req.get("status") not in (None, "pending"):
-                recent[rid] = {**recent.get(rid, {}), **req}
+                recent[rid] = {**req, **recent.get(rid, {})}  # the store's, once it has it
         self.recent = recent
         paint(self, lambda: self._render_rows(now))
 
@@ -164,6 +167,8 @@ class ApprovalsScreen(Screen[None]):
         lost = self.query_one("#approvals", ChoiceTable).lost
         if lost is None:
             return None
+        if lost in self.decided_here:  # the operator's own decision: no news to them
+            return f"You decided {lost}: nothing is selected."
         req = self.recent.get(lost)
         how = f" ({outcome(req)})" if req is not None else ""
         return f"Request {lost} left the queue{how}: nothing is selected."
@@ -213,6 +218,7 @@ class ApprovalsScreen(Screen[None]):
                 self.post_message(self.Decision(req["id"], approve, reason or None))
 
         self.app.push_screen(
-            ReasonPrompt(f"{verb} {req['id']} from {req['requester']}?",
-                         "reason (optional)" if approve else "reason (told to the user)"),
+            ReasonPrompt(f"{verb} {req['id']} from {req['requester']} on {req['connection']}?",
+                         "reason (optional)" if approve else "reason (told to the user)",
+                         detail=str(req.get("statement") or "")),
             decided)

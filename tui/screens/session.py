@@ -27,6 +27,7 @@ from tui.screens.statement import StatementDetail, outcome
 from tui.screens.statement import verdict as shown_verdict
 from tui.source import Chunk
 from tui.widgets.columns import Column, lay_out, longest, project
+from tui.widgets.rowtable import RowTable
 from tui.widgets.terminal import TerminalView
 
 # rank: the statement first (at 80 columns it keeps 24 characters), then when, why and how.
@@ -89,7 +90,7 @@ class SessionScreen(Screen[None]):
                      id="summary")
         if self.ssh:
             yield TerminalView(id="terminal")
-        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -52,7 +52,7 @@ def outcome(st: dict[str, Any]) -> str:
     if status == "running" and st.get("verdict") == "review":
         return "held"
     if st.get("outcome") == "withdrawn":
-        status = "withdrawn"
+        return "withdrawn"  # its SQLSTATE (57014, a cancel) is only what the client got
     return status + (f" {st['sqlstate']}" if st.get("sqlstate") else "")
 
 
