@@ -342,7 +342,9 @@ def test_other_destructive_forms_are_held(guarded: Gateway, sql: str) -> None:
 
 def test_ordinary_functions_triggers_and_writes_pass(guarded: Gateway) -> None:
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-        conn.execute("""
+        # A function whose UPDATE runs later, uncounted, meets review-big-writes (rows_over)
+        # when it is created: an operator approves it once.
+        worker = threading.Thread(target=conn.execute, args=("""
             CREATE FUNCTION gw12_touch(n int) RETURNS int LANGUAGE plpgsql AS $$
             DECLARE total int;
             BEGIN
@@ -350,7 +352,13 @@ def test_ordinary_functions_triggers_and_writes_pass(guarded: Gateway) -> None:
               UPDATE gw12_items SET note = 'touched' WHERE id = n;
               SELECT count(*) INTO total FROM gw12_log WHERE item = n;
               RETURN total;
-            END $$""")
+            END $$""",))
+        worker.start()
+        request = wait_for_request(guarded)
+        assert request["rule"] == "review-big-writes"
+        with operator(guarded) as client:
+            client.call("approve", request=request["id"], reason="issue 12")
+        worker.join(30)
         # The trigger binds a function created in the same text, under its schema: its body
         # is the one bound (a failed CREATE would stop the text before the trigger).
         psycopg.ClientCursor(conn).execute("""
@@ -405,7 +413,8 @@ def test_policy_explain_shows_the_verdict_of_each_statement_inside(tmp_path: Pat
                     "  DELETE FROM orders WHERE id IS NOT NULL;\nEND $$")
     assert shown.startswith("verdict: BLOCK (rule no-dynamic-sql)")
     assert "inside it:" in shown
-    assert "- allow  no rule: body of f, line 3: statement" in shown
+    # Run later, the UPDATE's rows cannot be counted: review-big-writes (rows_over) holds it.
+    assert "- review rule review-big-writes: body of f, line 3: statement" in shown
     assert "UPDATE orders SET status = 'paid' WHERE id = 1" in shown
     assert "- block  rule no-dynamic-sql: body of f, line 4: EXECUTE" in shown
     assert "- review rule review-unbounded-writes: body of f, line 5: statement" in shown
