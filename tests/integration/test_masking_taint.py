@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import Gateway, Target, need, start_gateway, stop_gateway
 from tests.integration.test_masking_lineage import leaked, seeded
+from tests.integration.test_workers import Workers, on_each_worker, workers
+
+__all__ = ["workers"]  # the module's fixture: an engine with two workers
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +275,22 @@ def test_taint_outlives_a_restart(pg_target: Target, tmp_path: Path) -> None:
         stop_gateway(gw)
         with psycopg.connect(pg_target.direct(), autocommit=True) as direct:
             direct.execute(f"drop table {notes}")
+
+
+def test_a_copy_made_through_one_worker_is_masked_in_the_other(
+        workers: Workers, pg_target: Target) -> None:
+    notes = name()
+    with psycopg.connect(pg_target.direct()) as direct:
+        values = [r[0] for r in direct.execute("select national_id from customers").fetchall()]
+    first, second = on_each_worker(workers.dsn("shop_masked"))
+    try:
+        first.execute(f"create table {notes} (body text)")
+        # the table is looked up by the second worker before anything is copied into it
+        assert second.execute(f"select * from {notes}").fetchall() == []
+        first.execute(f"insert into {notes} select national_id from customers")
+        rows = second.execute(f"select * from {notes}").fetchall()
+    finally:
+        first.execute(f"drop table if exists {notes}")
+        first.close()
+        second.close()
+    assert len(rows) == len(values) and not leaked(values, str(rows)), rows[:3]
