@@ -17,6 +17,7 @@ import pytest
 
 from store import open_store, verify
 from store import records as R
+from store.errors import StoreLocked
 from store.sqlite import journal_path
 from tests.conftest import ROOT
 
@@ -131,3 +132,36 @@ def test_a_node_killed_mid_write_loses_nothing(tmp_path: Path, who: str) -> None
         assert result.chains["b"] == 30 * 12
     finally:
         store.close()
+
+
+def test_nodes_starting_together_create_one_store(tmp_path: Path) -> None:
+    """No store yet: both create the directory and file, and migrate the schema once (each
+    migration reads the version inside its own write transaction)."""
+    path = tmp_path / "state" / "gatewatch.db"
+    writers = [start_writer(path, node, 5) for node in ("a", "b", "c")]
+    for proc in writers:
+        assert proc.stdout is not None
+        assert acknowledged(proc.stdout) == 5 * 12
+        assert proc.wait(60) == 0
+    reader = open_store(path, readonly=True)
+    try:
+        result = verify(reader)
+        assert result.ok, result.problems
+        assert result.chains == {"a": 60, "b": 60, "c": 60}
+    finally:
+        reader.close()
+
+
+def test_a_node_name_is_held_by_one_process(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "gatewatch.db"
+    holder = start_writer(path, "a", 0)
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLocked, match=f"as node a \\(process {holder.pid} on "):
+            open_store(path, node="a")
+        open_store(path, node="b").close()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    open_store(path, node="a").close()  # the kernel let go of it with the process

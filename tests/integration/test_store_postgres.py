@@ -207,3 +207,29 @@ def test_a_node_killed_mid_write_loses_nothing(url: str, tmp_path: Path) -> None
         assert result.ok, result.problems
     finally:
         again.close()
+
+
+def test_nodes_starting_together_create_the_schema_once(url: str, tmp_path: Path) -> None:
+    opened: list[PostgresStore] = []
+    failed: list[BaseException] = []
+
+    def start(name: str) -> None:
+        try:
+            opened.append(node(url, name, tmp_path))
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert failed == [] and len(opened) == 3
+        for store in opened:
+            store.apply(a_session(f"s-{store.node}"))
+            store.checkpoint()
+        assert verify(opened[0]).chains == {"a": 6, "b": 6, "c": 6}
+    finally:
+        for store in opened:
+            store.close()
