@@ -308,3 +308,37 @@ def test_shapes_the_gateway_cannot_count_are_refused_on_the_wire(gw: Gateway) ->
     # The two UPDATEs before the refusals stood (as after any refusal by the gateway, the
     # rest of the segment is skipped, and the Sync commits what ran before it).
     assert table.total() == 20
+
+
+# --- with result masking (every portal described by the gateway, results rewritten) ---------
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_returning_rows_of_a_counted_write_are_masked(gw: Gateway, protocol: str) -> None:
+    table = Table(gw.target)
+    table._admin(f"ALTER TABLE {table.name} ADD COLUMN email text")
+    factory = psycopg.ClientCursor if protocol == "simple" else psycopg.Cursor
+    sql = (f"UPDATE {table.name} SET n = n + 1, email = 'user' || id || '@example.com' "
+           "WHERE id <= %s RETURNING id, email")
+    app = f"rows-masked-{protocol}"
+
+    def work() -> list[tuple[Any, ...]]:
+        with psycopg.connect(gw.dsn("shop_masked", application_name=app), autocommit=True,
+                             cursor_factory=factory) as conn:
+            small = conn.execute(sql, [3]).fetchall()
+            big = conn.execute(sql, [120]).fetchall()
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            return [*small, *big]
+
+    thread, out = in_thread(work)
+    request = wait_for_request(gw)
+    assert "120 rows" in request["statement"]
+    decide(gw, True)
+    thread.join(30)
+    [rows] = out
+    assert len(rows) == 123 and table.total() == 123
+    emails = [email for _, email in rows]
+    assert all("@" in e and e != f"user{i}@example.com" for (i, _), e in zip(rows, emails,
+                                                                             strict=True))
+    assert [r[1:] for r in records(gw, app)] == [
+        ("count", "ok"), ("count", "rolled back"), ("approved", "ok"), ("allow", "ok")]
