@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from store import NODE_LOST, StoreError, open_store, reads, verify
+from store import NODE_LOST, SqliteStore, StoreError, open_store, reads, verify
 from store import ops as O
 from store.errors import StoreLocked
 from store.postgres import PostgresStore, pg_sql
@@ -186,8 +187,9 @@ def test_fleet_commands_by_listen_and_notify(url: str, tmp_path: Path) -> None:
         b.close()
 
 
-def test_a_node_killed_mid_write_loses_nothing(url: str, tmp_path: Path) -> None:
-    local = tmp_path / "a" / "local.db"
+@pytest.mark.parametrize("who", ["itself", "another node of its machine"])
+def test_a_node_killed_mid_write_loses_nothing(url: str, tmp_path: Path, who: str) -> None:
+    local = tmp_path / "machine" / "local.db"  # the machine's engine.local_store
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GW_LOCAL": str(local)}
     script = WRITER.replace("store = open_store(path, node=node)",
                             "import os\nstore = open_store(sys.argv[1], node=node,"
@@ -200,13 +202,41 @@ def test_a_node_killed_mid_write_loses_nothing(url: str, tmp_path: Path) -> None
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     acked = max(acked, acknowledged(proc.stdout))
-    again = open_store(url, node="a", local=local)  # replays its local journal
+    store: SqliteStore
+    if who == "itself":
+        store = open_until_free(url, "a", local)  # replays its local journal
+    else:
+        store = open_store(url, node="b", local=local)
+        records = None
+        for _ in range(200):  # until the server has ended the dead node's connection
+            records = store.end_lost_node("a", 0)
+            if records is not None:
+                break
+            time.sleep(0.05)
+        assert records is not None
+        store.apply([r.op() for r in records])
+        store.checkpoint()
     try:
-        assert again.audit_head()[0] >= acked
-        result = verify(again)
+        assert store.audit_head("a")[0] >= acked
+        assert [s for s in store.sessions(limit=1000) if s["status"] == "open"
+                and s["node"] == "a" and who != "itself"] == []
+        result = verify(store)
         assert result.ok, result.problems
     finally:
-        again.close()
+        store.close()
+
+
+def open_until_free(url: str, name: str, local: Path) -> PostgresStore:
+    """Open node ``name`` once the server has ended its killed engine's connection."""
+    for _ in range(200):
+        try:
+            store = open_store(url, node=name, local=local)
+        except StoreLocked:
+            time.sleep(0.05)
+            continue
+        assert isinstance(store, PostgresStore)
+        return store
+    raise AssertionError(f"node {name}'s lock was never let go")
 
 
 def test_nodes_starting_together_create_the_schema_once(url: str, tmp_path: Path) -> None:
