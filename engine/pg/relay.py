@@ -91,6 +91,7 @@ _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forw
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
 _FLUSH = b"H\x00\x00\x00\x04"
 _SYNC_MESSAGE = b"S\x00\x00\x00\x04"
+_SEGMENT_TEXTS = 256  # statements executed in one segment remembered as they are
 _WAITING_LIMIT = 16 * 1024 * 1024
 _BACKEND_KNOWN = frozenset(b"RKSZTDCENAI123tnsGHWdcVv")
 
@@ -505,6 +506,7 @@ class PgRelay:
         count = None
         if action == "count" and not self._skipping:
             if self._owed:  # its transaction status is known once everything is answered
+                self._to_count = None  # judged again then
                 if self._owed[-1][0] in (_SYNC, _SIMPLE):
                     self._wait = self._sent
                 else:
@@ -522,6 +524,8 @@ class PgRelay:
                 self._count_query = (text, query, None)
                 self._count_sent = query
                 self._wire = (0, rowcount.wrapped(body, in_transaction))
+        if count is None:
+            self._to_count = None  # nothing counted (an error came first): it runs as it is
         record = self._start(text, "simple", None, judged)
         if self._skipping:  # an error before it and no Sync since: the target skips it
             self._finished.append(record.finish("skipped"))
@@ -594,6 +598,7 @@ class PgRelay:
             return False
         judgement = statement.judgement
         executes: list[Statement | None] = []
+        counted = None
         if statement.allowed is not None and self.unreadable is None:
             judged = statement.allowed  # the common case: decided once, at Parse
         else:
@@ -615,7 +620,8 @@ class PgRelay:
                 self._refuse(statement.text, "extended", judged, error, simple=False)
                 self._discarding = True
                 return False
-        counted, self._to_count = self._to_count, None
+            if action == "count":  # at its Execute (``_counter``)
+                counted, self._to_count = self._to_count, None
         assert portal is not None
         # The record is made here, not at Execute: Bind plans the statement, and planning
         # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
@@ -682,7 +688,7 @@ class PgRelay:
             record = self._start(portal.statement.text, "extended", portal.params,
                                  portal.judged)
         if portal is not None:
-            self._segment.append(portal.statement.text)
+            self._executed(portal.statement.text)
         describe = b""
         if self.describe_portals:
             describe = codec.message(b"D", b"P" + raw + b"\x00")
@@ -704,6 +710,29 @@ class PgRelay:
                              portal.params)
         return False
 
+    def _executed(self, text: str) -> None:
+        """Remember what the segment executed; folded once it grows (a pipeline of many
+        Executes without a Sync), keeping only whether it opened or closed a block."""
+        segment = self._segment
+        if segment and segment[-1] == text:
+            return
+        segment.append(text)
+        if len(segment) > _SEGMENT_TEXTS:
+            effect = self._segment_effect()
+            segment.clear()
+            if effect is not None:
+                segment.append("BEGIN" if effect == rowcount.TRANSACTION_OPENS else "COMMIT")
+
+    def _segment_effect(self) -> str | None:
+        """Whether the statements executed in this segment leave a block open or closed,
+        or None: they change nothing."""
+        last = None
+        for text in self._segment:
+            effect = rowcount.transaction_effect(text)
+            if effect is not None and effect != rowcount.TRANSACTION_SAME:
+                last = effect
+        return last
+
     def _counter(self, raw: bytes, body: bytes,
                  portal: _Portal) -> rowcount.ExtendedCount | None:
         """The count of a counted portal's Execute, everything before it answered; or None
@@ -721,10 +750,9 @@ class PgRelay:
         else:
             in_block = self._own_block == 1 or self.transaction_status != b"I"
             if not self._own_block:  # the status is the segment's start: what ran since
-                for text in self._segment:
-                    effect = rowcount.transaction_effect(text)
-                    if effect is not None and effect != rowcount.TRANSACTION_SAME:
-                        in_block = effect == rowcount.TRANSACTION_OPENS
+                effect = self._segment_effect()
+                if effect is not None:
+                    in_block = effect == rowcount.TRANSACTION_OPENS
             begins = not in_block
             if begins:
                 self._own_block = 1

@@ -177,3 +177,18 @@ def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused()
 ])
 def test_transaction_effect(sql: str, effect: str | None) -> None:
     assert rowcount.transaction_effect(sql) == effect
+
+
+def test_a_write_not_counted_leaves_nothing_for_the_next_portal() -> None:
+    """In an aborted transaction a write is sent as it is (it runs nothing); the judgement it
+    would have been counted by is not carried over to the next Bind, a SELECT's."""
+    r = relay(b"E")
+    out, wire = sent(r, b.query(WRITE))
+    assert wire == out.out == b.query(WRITE)
+    r.server_data(b.error("25P02", "current transaction is aborted") + b.ready(b"E"))
+    sent(r, b.query("ROLLBACK"))
+    r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    select = b.parse("SELECT 1") + b.bind() + b.execute() + b.SYNC
+    out, wire = sent(r, select)
+    assert out.out == wire == select
+    assert [s.verdict for s in out.started] == ["allow"]
