@@ -27,6 +27,7 @@ policies file may build with ``${VAR}``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import time
@@ -48,6 +49,7 @@ from store.sqlite import SqliteStore, controlled, journal_path
 
 CHANNEL = "gatewatch_fleet"  # LISTEN/NOTIFY channel of fleet commands; the payload: the node
 _MIGRATION_LOCK = 0x6761_7465  # pg_advisory_xact_lock key while the schema is created
+_CURSORS = itertools.count()  # names of server-side cursors
 _TOKEN = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|\?|%")
 
 # The schema of ``store/schema.py`` at version 9, in PostgreSQL's types. Ids compare byte by
@@ -210,15 +212,29 @@ class PgConnection:
 
 
 class _Rows:
-    """``sqlite_utils.Database.query`` over a ``PgConnection``: rows as dicts."""
+    """``sqlite_utils.Database.query`` over a ``PgConnection``: rows as dicts, read as they are
+    iterated inside a transaction (a server-side cursor), all at once outside one."""
 
     def __init__(self, conn: PgConnection) -> None:
         self._conn = conn
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[list[str], Any]]:
+        """(column names, row) of ``sql``."""
+        if not self._conn.in_transaction:
+            cur = self._conn.execute(sql, params)
+            names = [d.name for d in cur.description or ()]
+            for row in cur.fetchall():
+                yield names, row
+            return
+        with self._conn.raw.cursor(name=f"gatewatch_{next(_CURSORS)}") as named:
+            named.itersize = 2000
+            named.execute(pg_sql(sql), tuple(params) or None)  # type: ignore[arg-type]
+            names = [d.name for d in named.description or ()]
+            for row in named:
+                yield names, row
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
-        cur = self._conn.execute(sql, params)
-        names = [d.name for d in cur.description or ()]
-        for row in cur.fetchall():
+        for names, row in self.stream(sql, params):
             yield dict(zip(names, row, strict=True))
 
 
@@ -299,6 +315,10 @@ class PostgresStore(SqliteStore):
     def has_table(self, name: str) -> bool:
         return bool(self.conn.execute("SELECT to_regclass(?) IS NOT NULL",
                                       (name,)).fetchone()[0])
+
+    def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
+        for _, row in _Rows(self.conn).stream(sql, args):  # type: ignore[arg-type]
+            yield row
 
     def _restore(self) -> None:
         """The local file ``local`` names is no store here (the database is): nothing to

@@ -137,8 +137,9 @@ DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 
 def _busy(exc: Exception) -> bool:
-    """SQLite's write lock stayed with another node's process beyond the busy timeout."""
-    return "locked" in str(exc) or "busy" in str(exc)
+    """SQLite's write lock stayed with another node's process beyond the busy timeout (or
+    PostgreSQL chose this transaction to break a deadlock): worth trying again."""
+    return any(word in str(exc) for word in ("locked", "busy", "deadlock"))
 
 
 class _Merged(NamedTuple):
@@ -899,9 +900,14 @@ class SqliteStore:
     def audit_records(self) -> Iterator[tuple[str, int, str, str, int, str, str, str]]:
         """Every audit record, chain by chain (by node), each in order: (node, seq, kind,
         session, ref, body, prev, hash)."""
-        yield from self.conn.execute(
+        yield from self.stream(
             "SELECT node, seq, kind, session_id, ref, body, prev, hash FROM audit"
             " ORDER BY node, seq")
+
+    def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
+        """Rows (tuples) of ``sql`` read as they are iterated, never all at once (verify walks
+        every record and output chunk)."""
+        yield from self.conn.execute(sql, tuple(args))
 
     def has_table(self, name: str) -> bool:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND"

@@ -335,7 +335,7 @@ def _compare_output(
     """Each recorded chunk of SSH bytes must be the one whose size and SHA-256 the chain holds."""
     where_sql, args = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
     seen: set[tuple[str, int]] = set()
-    rows = store.conn.execute(
+    rows = store.stream(
         f"SELECT session_id, seq, t, channel, stream, data FROM ssh_output {where_sql}", args)
     for sid, seq, t, channel, stream, data in rows:
         key = (sid, seq)
