@@ -5,11 +5,14 @@ was judged (``started_at``: the moment the user pressed Enter, before any of its
 an approval's decision at the time it was decided; the end at ``ended_at``, as ``kill`` when
 an operator ended the session (its ``end_reason`` says "killed by …").
 
-A statement's kind is its outcome (``store.reads.OUTCOME``): a held statement its client
-withdrew (a cancel, a disconnect) is ``withdrawn``, never a denial — nobody refused it
-(issue 16). PostgreSQL records a held statement when it is decided, so its marker says how:
-ran (``command``), ``block`` for a denial, ``withdrawn``; an SSH command is recorded when it is
-held (``review``) and the approval's marker says later what became of it. Masking markers are
+A statement's kind is its outcome (``store.reads.OUTCOME``). PostgreSQL records a held
+statement when it is decided, with the request it waited on: its marker is that decision —
+``approved`` (it ran), ``denied``, or ``withdrawn`` by its client (a cancel, a disconnect),
+which nobody refused and is never drawn as a denial (issue 16) — labelled with who decided and
+why, and the request's own marker is not added (n/p would stop twice at one moment). An SSH
+command is recorded when it is held (``review``); its request's marker says later what became
+of it. n/p move through commands: markers of statements (with a ``seq``), not decisions on
+their own. Masking markers are
 per statement: PostgreSQL records masked counts per statement; SSH records them for the whole
 session only (the output is one stream), so an SSH replay has no masking markers —
 ``SessionInfo.masked`` has its totals.
@@ -29,10 +32,12 @@ Kind = Literal["command", "block", "review", "withdrawn", "approved", "denied", 
                "kill", "end"]
 KINDS: tuple[Kind, ...] = ("command", "block", "review", "withdrawn", "approved", "denied",
                            "masked", "kill", "end")
-# What n/p move through: every command the user ran or tried to run.
-COMMAND_KINDS: frozenset[Kind] = frozenset({"command", "block", "review", "withdrawn"})
-_BY_OUTCOME: dict[str, Kind] = {"allow": "command", "approved": "command", "block": "block",
-                                "denied": "block", "review": "review",
+# What n/p move through: every command the user ran or tried to run (a statement's marker:
+# one with a ``seq``; an SSH command's later decision is not a command of its own).
+COMMAND_KINDS: frozenset[Kind] = frozenset({"command", "block", "review", "withdrawn",
+                                            "approved", "denied"})
+_BY_OUTCOME: dict[str, Kind] = {"allow": "command", "approved": "approved", "block": "block",
+                                "denied": "denied", "review": "review",
                                 "withdrawn": "withdrawn"}
 _BY_STATUS: dict[str, Kind] = {"approved": "approved", "withdrawn": "withdrawn"}
 
@@ -57,9 +62,10 @@ def _one_line(text: str, limit: int = 120) -> str:
 
 
 def statement_markers(info: source.SessionInfo, statements: Iterable[dict[str, Any]],
-                      withdrawals: Mapping[str, str] | None = None) -> Iterator[Marker]:
-    """``withdrawals``: approval request id → how it was withdrawn ("canceled by the
-    client"), said on the marker of the statement that waited on it."""
+                      decisions: Mapping[str, str] | None = None) -> Iterator[Marker]:
+    """``decisions``: approval request id → how it was decided ("denied by bob: not now",
+    "withdrawn: canceled by the client"), said on the marker of the statement that waited
+    on it."""
     for st in statements:
         at = source.epoch(st.get("started_at"))
         if at is None:
@@ -71,9 +77,9 @@ def statement_markers(info: source.SessionInfo, statements: Iterable[dict[str, A
         label = _one_line(st.get("text") or "")
         if st.get("rule") and kind != "command":
             label = f"{label} (rule {st['rule']})"
-        if kind == "withdrawn":
-            how = (withdrawals or {}).get(st.get("approval_id") or "")
-            label = f"{label}: withdrawn" + (f": {how}" if how else " by its client")
+        if kind in ("approved", "denied", "withdrawn"):
+            how = (decisions or {}).get(st.get("approval_id") or "")
+            label = f"{label}: {how or kind}"
         yield Marker(t, kind, label, st.get("seq"))
         masked = source.counts(st.get("masked"))
         if masked:
@@ -83,20 +89,26 @@ def statement_markers(info: source.SessionInfo, statements: Iterable[dict[str, A
                          st.get("seq"))
 
 
+def decision(req: dict[str, Any]) -> str:
+    """How a request was decided: "approved by bob", "denied by bob: not now", "withdrawn:
+    canceled by the client", "expired: …"."""
+    by = f" by {req['decided_by']}" if req.get("decided_by") else ""
+    why = f": {req['decision_reason']}" if req.get("decision_reason") else ""
+    return f"{req.get('status') or 'pending'}{by}{why}"
+
+
 def approval_markers(info: source.SessionInfo, approvals: Iterable[dict[str, Any]],
                      told: Collection[str] = ()) -> Iterator[Marker]:
-    """Decisions on the session's approval requests; a withdrawal only when no statement
-    marker (``told``: the requests statements name) says it already (n/p would stop twice)."""
+    """Decisions on the session's approval requests, but for those a statement's marker says
+    already (``told``: the requests statements name)."""
     for req in approvals:
         at = source.epoch(req.get("decided_at"))
         status = req.get("status") or "pending"
-        if at is None or status == "pending" or (status == "withdrawn" and req["id"] in told):
+        if at is None or status == "pending" or req["id"] in told:
             continue
-        by = f" by {req['decided_by']}" if req.get("decided_by") else ""
-        why = f": {req['decision_reason']}" if req.get("decision_reason") else ""
         kind = _BY_STATUS.get(status, "denied")  # expired: no approval, as good as denied
         yield Marker(max(at - info.started, 0.0), kind,
-                     f"{status}{by}{why} — {_one_line(req.get('statement') or '', 80)}")
+                     f"{decision(req)} — {_one_line(req.get('statement') or '', 80)}")
 
 
 def end_marker(info: source.SessionInfo) -> Marker | None:
@@ -105,6 +117,13 @@ def end_marker(info: source.SessionInfo) -> Marker | None:
     reason = info.end_reason or info.status
     kind: Kind = "kill" if reason.startswith("killed by") else "end"
     return Marker(info.length, kind, _one_line(reason))
+
+
+def _counts(marker: Marker, kinds: Collection[Kind]) -> bool:
+    """``marker`` is one of ``kinds``; a decision without a statement (an SSH command's
+    approval, its ``seq`` None) is no command for n/p."""
+    return marker.kind in kinds and (marker.seq is not None
+                                     or marker.kind not in COMMAND_KINDS)
 
 
 class Markers(Sequence[Marker]):
@@ -123,9 +142,8 @@ class Markers(Sequence[Marker]):
         rows = list(source.statements(store, info.id) if statements is None else statements)
         requests = source.approvals(store, info.id)
         told = {st["approval_id"] for st in rows if st.get("approval_id")}
-        withdrawals = {str(r["id"]): str(r.get("decision_reason") or "") for r in requests
-                       if r.get("status") == "withdrawn"}
-        found = [*statement_markers(info, rows, withdrawals),
+        decisions = {str(r["id"]): decision(r) for r in requests}
+        found = [*statement_markers(info, rows, decisions),
                  *approval_markers(info, requests, told)]
         end = end_marker(info)
         return cls([*found, end] if end is not None else found)
@@ -137,16 +155,17 @@ class Markers(Sequence[Marker]):
         return len(self._markers)
 
     def next(self, t: float, kinds: Collection[Kind] = COMMAND_KINDS) -> Marker | None:
-        """The first marker of ``kinds`` strictly after ``t``."""
+        """The first marker of ``kinds`` strictly after ``t`` (of ``COMMAND_KINDS``: a
+        statement's, not a decision of its own)."""
         for i in range(bisect_right(self._times, t), len(self._markers)):
-            if self._markers[i].kind in kinds:
+            if _counts(self._markers[i], kinds):
                 return self._markers[i]
         return None
 
     def previous(self, t: float, kinds: Collection[Kind] = COMMAND_KINDS) -> Marker | None:
-        """The last marker of ``kinds`` strictly before ``t``."""
+        """The last marker of ``kinds`` strictly before ``t`` (as ``next``)."""
         for i in range(bisect_left(self._times, t) - 1, -1, -1):
-            if self._markers[i].kind in kinds:
+            if _counts(self._markers[i], kinds):
                 return self._markers[i]
         return None
 

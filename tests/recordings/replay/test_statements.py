@@ -111,9 +111,11 @@ def test_a_statement_its_client_withdrew_is_withdrawn_not_denied(tmp_path: Path)
     assert got == [
         (pytest.approx(3.0), "withdrawn",
          "DELETE FROM orders (rule review-deletes): withdrawn: canceled by the client"),
-        (pytest.approx(6.0), "block", "DELETE FROM stock (rule review-deletes)"),
-        (pytest.approx(6.0), "denied", "denied by bob: not now — DELETE FROM stock"),
+        (pytest.approx(6.0), "denied",
+         "DELETE FROM stock (rule review-deletes): denied by bob: not now"),
         (pytest.approx(10.0), "end", "client quit"),
-    ]  # the withdrawal once: its request's marker would say it again
+    ]  # each decision once: the request's own marker would say it again, at the same time
     first = timeline.next_marker(0.0)
     assert first is not None and first.kind == "withdrawn"  # n stops at it: a command
+    second = timeline.next_marker(first.t)
+    assert second is not None and second.kind == "denied" and second.seq == 2
