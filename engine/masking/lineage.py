@@ -152,6 +152,11 @@ _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_DEPTH = 8
 _MAX_EFFECTS = 200  # bodies, triggers and rules followed for one statement
+# Where a value kept in a setting can be read back (``set_config``; ``SET`` takes literals).
+_SETTINGS = (Source("pg_catalog", "pg_settings", "setting"),
+             Source("pg_catalog", "pg_stat_activity", "application_name"))
+_SETTINGS_WRITE = frozenset({"set_config"})
+_SETTINGS_READ = frozenset({"current_setting"})
 _ANY = "\0any"  # the column of a function's result that answers to any name
 
 
@@ -327,6 +332,8 @@ class Analyzer:
             self._run_code(Function("", "", language, body), _NONE, ())
         elif kind == "RenameStmt":
             self._rename(node)
+        elif kind == "VariableShowStmt":  # a setting may hold what set_config() kept
+            self._reads |= self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
         elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
             for rel in node.get("relations", []):
                 self._written.add(_only(rel)[1].get("relname", ""))
@@ -987,6 +994,13 @@ class Analyzer:
             return args | _UNKNOWN
         if name in _VALUE_FREE and (schema in (None, "pg_catalog")):
             return _NONE
+        if name in _SETTINGS_WRITE and schema in (None, "pg_catalog") and args:
+            # A value kept in a setting is read back with SHOW, current_setting(),
+            # pg_settings, or pg_stat_activity (application_name) by any session.
+            for where in _SETTINGS:
+                self._writes.append((where, args))
+        if name in _SETTINGS_READ and schema in (None, "pg_catalog"):
+            return args | self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
         return args
 
     def function_safe(self, schema: str | None, name: str) -> bool:

@@ -19,6 +19,7 @@ from engine.masking.flow import StatementFlow
 from engine.masking.lineage import Analyzer, Missing
 from engine.masking.pg import ResultMasker, TextMasker
 from engine.masking.policy import SessionMasking
+from engine.masking.strategies import REDACT
 from engine.pg.catalog import TableCatalog
 from engine.pg.codec import ProtocolViolation
 from engine.pg.relay import StatementFinished
@@ -27,6 +28,8 @@ from engine.session import Session
 from engine.tasks import spawn
 
 log = logging.getLogger(__name__)
+
+_APPLICATION_NAME = b"application_name\x00"
 
 OFF_LOOP = 256 * 1024  # bytes of target output masked in a worker thread rather than inline
 
@@ -110,6 +113,31 @@ class ResultPath:
         if out:
             self.client.write(out)
 
+    def _reported_settings(self, out: bytes) -> bytes:
+        """A ParameterStatus reporting ``application_name`` set from a masked column
+        (``set_config('application_name', national_id, false)``): its value is masked whole.
+        Lineage keeps what settings were set from (``engine.masking.lineage``)."""
+        masking = self.session.masking
+        if self.catalog is None or masking is None or _APPLICATION_NAME not in out:
+            return out
+        kept = self.catalog.derived("pg_settings", "setting")
+        if not kept or masking.lineage_rule(kept) is None:
+            return out
+        pieces: list[bytes] = []
+        pos = 0
+        while pos + 5 <= len(out):
+            end = pos + 1 + int.from_bytes(out[pos + 1:pos + 5], "big")
+            if end > len(out):
+                break
+            if out[pos] == ord("S") and out[pos + 5:end].startswith(_APPLICATION_NAME):
+                body = _APPLICATION_NAME + REDACT.mask.encode() + b"\x00"
+                pieces.append(b"S" + (len(body) + 4).to_bytes(4, "big") + body)
+            else:
+                pieces.append(out[pos:end])
+            pos = end
+        pieces.append(out[pos:])
+        return b"".join(pieces)
+
     async def _rewrite_off_loop(self, out: bytes, finished: list[StatementFinished]) -> None:
         results = self.results
         assert results is not None
@@ -141,6 +169,8 @@ class ResultPath:
         assert results is not None
         if counts:
             self.session.masked.update(self.keys(counts))
+        if masked and results.flow is not None:
+            masked = self._reported_settings(masked)  # after the statements it ends learnt
         if results.stopped_at is not None:
             self.held = bytearray(out[results.stopped_at:])
             self._finished_held = list(finished)

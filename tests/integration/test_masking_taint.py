@@ -294,3 +294,23 @@ def test_a_copy_made_through_one_worker_is_masked_in_the_other(
         first.close()
         second.close()
     assert len(rows) == len(values) and not leaked(values, str(rows)), rows[:3]
+
+
+def test_a_value_kept_in_a_setting(gateway: Gateway) -> None:
+    values = seeded(gateway)
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        kept = conn.execute("select set_config('gw.kept', national_id, false),"
+                            " set_config('application_name', national_id, false)"
+                            " from customers where id = 3").fetchall()
+        rows = conn.execute("select current_setting('gw.kept')").fetchall()
+        rows += conn.execute("show gw.kept").fetchall()
+        rows += conn.execute("select setting from pg_settings where name = 'gw.kept'"
+                             ).fetchall()
+        rows += conn.execute("select application_name from pg_stat_activity"
+                             " where pid = pg_backend_pid()").fetchall()
+        status = conn.info.parameter_status("application_name")
+        direct = conn.execute("select 1").fetchall()
+    assert kept and not leaked(values, str(kept))
+    assert len(rows) >= 3 and not leaked(values, str(rows)), rows
+    assert not leaked(values, str(status)), status
+    assert direct == [(1,)]

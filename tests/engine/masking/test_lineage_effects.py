@@ -170,3 +170,20 @@ def test_distrusted_names_count_as_not_looked_up() -> None:
     a.distrust = Missing(frozenset({"bv"}), frozenset())
     lineage = a.statement(sql)
     assert lineage.missing.relations == {"bv"}
+
+
+def test_a_value_kept_in_a_setting_is_read_back_with_its_sources() -> None:
+    kept = analyzer().statement(tree("select set_config('x.y', national_id, false)"
+                                     " from customers"))
+    assert carries_nid(written(kept)["pg_settings.setting"])
+    assert carries_nid(written(kept)["pg_stat_activity.application_name"])
+    assert not analyzer().statement(tree("select set_config('x.y', 'literal', false)")).writes
+
+    class Kept(Catalog):
+        def derived(self, table: str, column: str) -> frozenset[Source]:
+            return frozenset({NID}) if table == "pg_settings" else frozenset()
+
+    a = Analyzer(Kept(), lambda s: s == NID)
+    read = a.statement(tree("select current_setting('x.y')"))
+    assert read.columns is not None and NID in read.columns[0]
+    assert NID in a.statement(tree("show x.y")).reads
