@@ -865,7 +865,8 @@ class SqliteStore:
     def session_audit(self, session_id: str, after: int, upto: int,
                       limit: int = 1000, node: str | None = None,
                       ) -> list[tuple[int, str, str, int, str, str, str]]:
-        """A session's audit records in the chain of ``node`` (by default this handle's) with
+        """A session's audit records in the chain of ``node`` (by default the session's own
+        node's, ``session_node``; this handle's when the session is not in the database) with
         ``after < seq <= upto``, in order: its own and its approval requests' (whose records
         are keyed by the request id), as (seq, kind, key, ref, body, prev, hash). A session's
         records are in the chain of the node that held it (``session_node``), but for the
@@ -876,7 +877,8 @@ class SqliteStore:
             " ('approval.request', 'approval.update') AND session_id IN"
             " (SELECT id FROM approvals WHERE session_id = ?)))"
             " ORDER BY seq LIMIT ?",
-            (self.node if node is None else node, after, upto, session_id, session_id, limit),
+            (node or self.session_node(session_id) or self.node, after, upto, session_id,
+             session_id, limit),
         ).fetchall()
 
     # --- what verify reads ---------------------------------------------------------------
