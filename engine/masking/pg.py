@@ -367,8 +367,9 @@ class ResultMasker:
         pos = 0
         dirty: bool | None = None  # the screen of the whole buffer, asked when first needed
         first = self._first
-        rows_end = 0  # the end of the run of DataRows screened last, and whether it is dirty
-        rows_dirty = True
+        rows_end = 0  # the end of the run of DataRows screened last
+        block_end = 0  # the end of the block of rows in hand, and whether it may need masking
+        block_dirty = True
         unpack = _I32.unpack_from
         while pos < n:
             if n - pos < 5:
@@ -395,18 +396,28 @@ class ResultMasker:
                 hit = _NO_HIT
                 if detect and first is not None:
                     # The rows in a run, not the whole buffer: a description's column names
-                    # and type OIDs would look like values to the screen.
+                    # and type OIDs would look like values to the screen. A run with a match
+                    # is screened again in blocks of rows, so that a value among many clean
+                    # rows does not make each of them a scan.
                     if pos >= rows_end:
                         rows_end = _rows_end(messages, pos, n)
-                        rows_dirty = first(messages, pos, rows_end) >= 0
-                    if rows_dirty:
+                        if first(messages, pos, rows_end) >= 0:
+                            block_end = _rows_end(messages, pos, rows_end, _BLOCK)
+                            block_dirty = (block_end == rows_end
+                                           or first(messages, pos, block_end) >= 0)
+                        else:
+                            block_end, block_dirty = rows_end, False
+                    elif pos >= block_end:
+                        block_end = _rows_end(messages, pos, rows_end, _BLOCK)
+                        block_dirty = first(messages, pos, block_end) >= 0
+                    if block_dirty:
                         hit = first(messages, pos + 5, end)
                         detect = hit >= 0
                     else:
                         detect = False
                         if not self._rules and (self.columns is not None
                                                 or self._column_rule is None):
-                            pos = rows_end  # the whole run passes as it is
+                            pos = block_end  # the whole block (or run) passes as it is
                             continue
                 elif detect:
                     if dirty is None:
@@ -967,6 +978,7 @@ UNDESCRIBED = "undescribed-row"  # the count of values NULLed in rows without a 
 
 
 _REMEMBERED = 4096  # rules remembered per session, by column name or by sources
+_BLOCK = 32  # rows screened together inside a run that holds a match
 
 
 def _remembered(rule: LineageRule) -> LineageRule:
@@ -985,11 +997,13 @@ def _remembered(rule: LineageRule) -> LineageRule:
     return remembered
 
 
-def _rows_end(buf: bytes, pos: int, n: int) -> int:
+def _rows_end(buf: bytes, pos: int, n: int, most: int = -1) -> int:
     """Where the run of DataRows starting at ``pos`` ends (a message that is not one, the end
-    of the buffer, or a malformed length, which the caller then reports)."""
+    of the buffer, or a malformed length, which the caller then reports), or its first
+    ``most`` rows."""
     unpack = _I32.unpack_from
-    while n - pos >= 5 and buf[pos] == 68:
+    while n - pos >= 5 and buf[pos] == 68 and most:
+        most -= 1
         end = pos + 1 + unpack(buf, pos + 1)[0]
         if end < pos + 5 or end > n:
             break

@@ -130,6 +130,21 @@ def test_masked_results_are_the_same_with_and_without_the_prefilter(
 
 
 @needs_hyperscan
+@settings(database=None, deadline=None, max_examples=60)
+@given(st.integers(1, 120), st.dictionaries(st.integers(0, 119), padded, max_size=4))
+def test_values_among_many_clean_rows_are_masked_the_same(
+        count: int, seeded: dict[int, str]) -> None:
+    """Long results are screened in runs and blocks of rows: the rows around a value pass
+    whole, the value is masked as the Python screen masks it."""
+    body = struct.pack("!h", 2) + _column("a", TEXT, 0) + _column("b", TEXT, 0)
+    buf = message(b"T", body) + b"".join(
+        _row([f"row {i} of {count}", seeded.get(i, "nothing here")]) for i in range(count)
+    ) + message(b"C", b"SELECT 1\x00")
+    native, python = ValueMasker(), ValueMasker(native=False)
+    assert ResultMasker(native).rewrite(buf) == ResultMasker(python).rewrite(buf)
+
+
+@needs_hyperscan
 @FUZZ
 @given(padded, st.binary(max_size=8), st.binary(max_size=8))
 def test_the_prefilter_never_says_no_where_a_detector_finds(
