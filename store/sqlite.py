@@ -245,6 +245,7 @@ class SqliteStore:
         self._seq, self._head = self._chain_head()
         self._control: sqlite3.Connection | None = None  # nodes, fleet commands, takeovers
         self._control_lock = threading.RLock()  # its users run in several threads
+        self._alive_said: set[str] = set()  # silent nodes whose process holds their lock
         self._pending: list[tuple[JournalRecord, dict[str, Any]]] = []
         self._broken: StoreError | None = None
         self._job: list[tuple[JournalRecord, dict[str, Any]]] | None = None  # in a thread
@@ -728,8 +729,10 @@ class SqliteStore:
         except StoreLocked:
             conn.execute("UPDATE nodes SET lost_at = NULL, lost_by = NULL WHERE name = ?",
                          (node,))
-            log.warning("node %s has not sent a heartbeat for %.0f s but its process holds"
-                        " its lock: not ending its sessions", node, after_s)
+            if node not in self._alive_said:  # once: the fleet asks at every heartbeat
+                self._alive_said.add(node)
+                log.warning("node %s has not sent a heartbeat for %.0f s but its process holds"
+                            " its lock: not ending its sessions", node, after_s)
             return None
         except (OSError, StoreError) as exc:
             log.error("cannot replay the journal of lost node %s (%s): ending its sessions"
