@@ -2,11 +2,13 @@
 
 The engine and the CLI/TUI speak to the store only through this package. Public API:
 
-- ``open_store(location, *, node=None, durability="normal", readonly=False)``: a path is a
-  SQLite store, ``postgresql://USER@HOST:PORT/DB`` a PostgreSQL one (``store.postgres``). A
-  writer opens it as node ``node`` (default ``default_node()``: the host's name); several nodes
-  (processes, machines) write one store at once, each with its own lock, journal and chain. A
-  second writer under the same node name is refused (``StoreLocked``).
+- ``open_store(location, *, node=None, durability="normal", readonly=False, local=None)``: a
+  path is a SQLite store, ``postgresql://USER@HOST:PORT/DB`` a PostgreSQL one
+  (``store.postgres``; its nodes keep their journal and lock file beside ``local``, i.e.
+  ``engine.local_store``). A writer opens it as node ``node`` (default ``default_node()``: the
+  host's name, whose files keep a single engine's names); several nodes (processes, machines)
+  write one store at once, each with its own lock, journal and chain. A second writer under
+  the same node name is refused (``StoreLocked``), on any machine for PostgreSQL.
 - Writing (the engine's recorder): ``apply(ops)`` commits to the node's journal (the commit
   point: ARCHITECTURE.md invariant 1); ``checkpoint()`` / ``start_checkpoint()`` +
   ``finish_checkpoint(result)`` move records into the shared database.
@@ -28,7 +30,9 @@ The engine and the CLI/TUI speak to the store only through this package. Public 
   PostgreSQL, polling every 50 ms on SQLite.
 - Reading: ``sessions``, ``find_session``, ``statements``, ``approvals``, ``output`` and
   ``reads`` (rows carry their ``node``); ``audit_head(node=None)``, ``audit_heads()``,
-  ``audit_hash(seq, node=None)``, ``session_audit(..., node=None)`` per chain; ``verify(store)``
+  ``audit_hash(seq, node=None)``, ``session_audit(..., node=None)`` per chain (a session's
+  records are in ``session_node(sid)``'s chain: an export cuts at that chain's head, not at
+  this handle's node's); ``verify(store)``
   checks every node's chain, the tables against them and the journals beside the store
   (``VerifyResult.chains``: records per node).
 
