@@ -111,3 +111,22 @@ def test_a_long_statement_in_the_prompt_says_what_is_not_shown() -> None:
     lines = long.splitlines()
     assert len(lines) == DETAIL_LINES
     assert lines[-1] == "… 15 more lines: Esc, and read it whole"
+
+
+async def test_statistics_at_80x24_show_every_outcome() -> None:
+    """The walk at 80x24 showed three outcomes of five (approved and denied below the fold,
+    behind a scrollbar the size of a character)."""
+    from tui.widgets.hourbars import HourBars
+
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        await pilot.press("3")
+        await settled(pilot)
+        outcomes = app.stats_screen.query_one("#by_verdict", DataTable)
+        assert outcomes.row_count == 5 and outcomes.max_scroll_y == 0
+        assert all(t.max_scroll_y == 0 for t in app.stats_screen.query(DataTable))
+        assert app.stats_screen.query_one("#spark", HourBars).size.height == 1  # no axis
+        await pilot.resize_terminal(160, 48)
+        await settled(pilot)
+        assert app.stats_screen.query_one("#spark", HourBars).size.height == 2
