@@ -110,8 +110,10 @@ assert PG_SCHEMA_VERSION == SCHEMA_VERSION, "a new SQLite migration needs its Po
 @lru_cache(maxsize=512)
 def pg_sql(sql: str) -> str:
     """``sql`` as written for SQLite's module (``?``, ``:name``) in psycopg's parameter style
-    (``%s``, ``%(name)s``, a literal ``%`` doubled); quoted literals and ``::`` casts are left
-    as they are. ``BEGIN IMMEDIATE`` (SQLite's write lock up front) is a plain BEGIN."""
+    (``%s``, ``%(name)s``, every ``%`` doubled, in quoted literals too: psycopg reads them
+    everywhere); ``?`` and ``:name`` in quoted literals and ``::`` casts are left as they are.
+    The statement is always sent with parameters (an empty tuple at least), so that psycopg
+    undoubles them. ``BEGIN IMMEDIATE`` (SQLite's write lock up front) is a plain BEGIN."""
     if sql.strip().upper() == "BEGIN IMMEDIATE":
         return "BEGIN"
 
@@ -123,7 +125,7 @@ def pg_sql(sql: str) -> str:
             return "%%"
         if m.group(1):
             return f"%({m.group(1)})s"
-        return token  # a literal or a cast
+        return token.replace("%", "%%")  # a literal (psycopg reads % even there) or a cast
 
     return _TOKEN.sub(one, sql)
 
@@ -184,7 +186,7 @@ class PgConnection:
         self.raw = conn
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
-        args = params if isinstance(params, dict) else (tuple(params) or None)
+        args = params if isinstance(params, dict) else tuple(params)
         return PgCursor(self.raw.execute(pg_sql(sql), args))  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Any) -> None:
@@ -228,7 +230,7 @@ class _Rows:
             return
         with self._conn.raw.cursor(name=f"gatewatch_{next(_CURSORS)}") as named:
             named.itersize = 2000
-            named.execute(pg_sql(sql), tuple(params) or None)  # type: ignore[arg-type]
+            named.execute(pg_sql(sql), tuple(params))  # type: ignore[arg-type]
             names = [d.name for d in named.description or ()]
             for row in named:
                 yield names, row

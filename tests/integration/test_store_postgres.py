@@ -57,7 +57,7 @@ def approval_request(rid: str, sid: str) -> O.Op:
 
 def test_parameters_are_psycopgs_and_literals_are_left_alone() -> None:
     assert pg_sql("SELECT ? WHERE a = :a AND b LIKE '50%:x?' AND c::text = '%'") == (
-        "SELECT %s WHERE a = %(a)s AND b LIKE '50%:x?' AND c::text = '%'")
+        "SELECT %s WHERE a = %(a)s AND b LIKE '50%%:x?' AND c::text = '%%'")
     assert pg_sql("SELECT 1 WHERE x LIKE 'a' || ? AND y % 2 = 0") == (
         "SELECT 1 WHERE x LIKE 'a' || %s AND y %% 2 = 0")
 
@@ -263,3 +263,35 @@ def test_nodes_starting_together_create_the_schema_once(url: str, tmp_path: Path
     finally:
         for store in opened:
             store.close()
+
+
+def test_the_reads_of_the_cli_and_tui(url: str, tmp_path: Path) -> None:
+    a = node(url, "a", tmp_path)
+    try:
+        a.register_node({"listeners": {"shop": 6432}})
+        a.heartbeat()
+        a.apply([session_open("s1", protocol="ssh"),
+                 O.output_op("s1", 1, T0, 0, "r", b"80x24"),
+                 O.output_op("s1", 2, T0 + 1, 0, "o", b"\x1b[1mhello\xff"),
+                 statement_start("s1", 1, "ls", masked='{"personal-data:email/recorded": 2}'),
+                 O.Op(O.SESSION_CLOSE, "s1", 0, {
+                     "ended_at": O.utc(T0 + 9), "status": "closed", "end_reason": "client quit",
+                     "masked": '{"personal-data:email/email": 3, "x:exempt": 1}'})])
+        a.checkpoint()
+        [row] = a.nodes()
+        assert row["info"] == '{"listeners": {"shop": 6432}}' and row["pid"] == os.getpid()
+        assert reads.terminal_channels(a, "s1") == [0]
+        assert [r[:5] for r in reads.chunk_rows(a, "s1", 0, 10)] == [
+            (1, T0, 0, "r", 5), (2, T0 + 1, 0, "o", 10)]
+        assert reads.chunk_bytes(a, "s1", 1, 2, [0]) == {2: b"\x1b[1mhello\xff"}
+        assert a.output_size("s1") == 15
+        stats = reads.statistics(a)
+        assert stats["masked"] == [("personal-data:email", 3), ("x:exempt", 1)]
+        assert stats["masked_columns"] == [("email", 3)]
+        assert stats["masked_per_hour"][0][1] == 5
+        found = a.find_session("s")
+        assert found is not None and found["id"] == "s1" and found["statements"] == 1
+        assert reads.session_statements(a, "s1")[0]["outcome"] == "allow"
+        assert verify(a, "s1").ok
+    finally:
+        a.close()
