@@ -77,15 +77,18 @@ from engine.pg.sqlnames import name_uses
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
 _PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE, _INJECT = range(8)
-# The gateway's own statements (``rowcount``): [answers still to come], dropped as they arrive.
-_OURS = 8
+# The gateway's own statements (``rowcount``): [answers still to come, whether a ReadyForQuery
+# is one of them], dropped as they arrive;
+# and where the answers of a counted Execute begin (what comes before is the usual path's).
+_OURS, _COUNT = 8, 9
 _OURS_TAGS = frozenset(b"123CNZ")
 _GATEWAY = object()  # the record of a Describe the gateway sent itself (describe_portals)
 # Tags of the answers to that Describe, as server_data hands them on. Never sent by a server
 # (its tags are ASCII letters) and never to a client: ``engine.masking.pg`` drops them.
 GATEWAY_ROW_DESCRIPTION = b"\x00"
 GATEWAY_NO_DATA = b"\x01"
-_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT, _OURS))
+_EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT, _OURS,
+                                  _COUNT))
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
@@ -300,12 +303,13 @@ class PgRelay:
         # the client, and the masker must not wait for them.
         self._count_sent = b""
         self._late = b""
-        # The extended protocol (``rowcount.ExtendedCount``): a counted Execute waits for every
-        # answer owed before it (``_drain``); the texts Executed in the segment since the last
-        # Sync or Query, for whether it is in a transaction block; and the block the gateway
-        # opened itself when it was not (1: open; 2: its COMMIT sent before the Sync that ends
-        # the segment; 3: that segment failed, the gateway's ROLLBACK is on its way).
-        self._drain = False
+        # The extended protocol (``rowcount.ExtendedCount``): whether the answers of the counted
+        # Execute have begun (those owed before it take the usual path); the texts Executed in
+        # the segment since the last Sync or Query, for whether it is in a transaction block;
+        # and the block the gateway opened itself when it was not (1: open; 2: its COMMIT sent
+        # before the Sync that ends the segment; 3: that segment failed, the gateway's
+        # ROLLBACK is on its way).
+        self._counting = False
         self._segment: list[str] = []
         self._own_block = 0
 
@@ -319,7 +323,7 @@ class PgRelay:
         self.wants_input = False
         counted, self._count_hold = self._count_hold, None  # held once its count was over
         waiting = (self._holding or self._wait > self._done or self._count is not None
-                   or self._own_block > 1 or (self._drain and bool(self._owed)))
+                   or self._own_block > 1)
         if buf is None:  # the rest of a large message is still on its way
             if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
@@ -334,7 +338,6 @@ class PgRelay:
             self._client_in.keep(buf, 0)
             return ClientOutcome(b"", started, [], b"", counted)
         self._wait = 0
-        self._drain = False
         n = len(buf)
         pos = 0
         need = 0  # length of a message that has begun but not fully arrived
@@ -359,7 +362,7 @@ class PgRelay:
                 keep = True
             else:
                 keep = self._frontend(tag, buf[pos + 5 : end])
-                if self._hold is not None or self._wait or self._drain:  # resume here later
+                if self._hold is not None or self._wait:  # resume here later
                     break
                 if self._inject_before is not None:  # the gateway's Describe, then Execute
                     self._out.append(buf[run:pos])
@@ -382,8 +385,6 @@ class PgRelay:
         else:
             self._out.append(buf[run:pos])
             out = b"".join(self._out)
-        if self._drain:  # the target answers what came before the counted Execute now
-            out += _FLUSH
         return ClientOutcome(out, started, self._finished, b"".join(self._reply), self._hold)
 
     def wire(self, out: bytes) -> bytes:
@@ -437,6 +438,7 @@ class PgRelay:
         if tag == 83:  # 'S'
             if body:
                 raise ProtocolViolation("malformed Sync message: unexpected body")
+            skipping = self._skipping
             self._discarding = self._skipping = False
             self._sent += 1
             self._segment = []
@@ -445,8 +447,9 @@ class PgRelay:
                 # commits its implicit transaction at Sync. After an error it is skipped, and
                 # the Sync's answer says so (``_ready``). What follows waits for that answer.
                 self._own_block = 2
-                self._wire = (len(_SYNC_MESSAGE), rowcount.COMMIT)
-                self._owed.append((_OURS, [rowcount.ANSWERS]))
+                if not skipping:  # else the target skips it (and answers nothing)
+                    self._wire = (len(_SYNC_MESSAGE), rowcount.COMMIT)
+                    self._owed.append((_OURS, [rowcount.ANSWERS, False]))
             self._owed.append((_SYNC, None))
         elif tag == 80:  # 'P'
             return self._parse(body)
@@ -656,8 +659,8 @@ class PgRelay:
                     "which this statement would change", "Send a Sync before it."))
                 return False
             if portal.counted is not None:
-                if self._owed:  # everything before it answered first (a Flush asks for it)
-                    self._drain = True
+                if self._done < self._sent:  # the status its segment began with, first
+                    self._wait = self._sent
                     return False
                 count = self._counter(raw, body, portal)
                 if count is None:
@@ -690,6 +693,8 @@ class PgRelay:
         if portal is not None:
             self._executed(portal.statement.text)
         describe = b""
+        if count is not None:
+            self._owed.append((_COUNT, None))
         if self.describe_portals:
             describe = codec.message(b"D", b"P" + raw + b"\x00")
             self._owed.append((_DESCRIBE, _GATEWAY))
@@ -888,12 +893,23 @@ class PgRelay:
     def server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
         if self._count is None:
             return self._server_data(data)
+        before = b""
         finished: list[StatementFinished] = []
+        if isinstance(self._count, rowcount.ExtendedCount) and not self._counting:
+            # Answers to what the client sent in front of the counted Execute: the usual path,
+            # up to where the count's own answers begin (``_COUNT``).
+            before, finished = self._server_data(data)
+            data = b""
+            if self._count is None or self._owed[0][0] != _COUNT:
+                return before, finished  # not yet; or given up (an error came first)
+            self._owed.popleft()
+            self._counting = True
         direct, data = self._counted(data, finished)
         if self._count is not None:
-            return b"", finished
+            return before, finished
+        self._counting = False
         out, more = self._server_data(data)
-        return direct + out, finished + more
+        return before + direct + out, finished + more
 
     def _counted(self, data: bytes, finished: list[StatementFinished]) -> tuple[bytes, bytes]:
         """The target's answers while a write is counted: (bytes for the client now, bytes
@@ -934,7 +950,7 @@ class PgRelay:
         sent, self._count_sent = self._count_sent, b""
         if isinstance(count.result, bytes):
             if isinstance(count, rowcount.ExtendedCount) and count.released:
-                self._owed.append((_OURS, [rowcount.ANSWERS]))  # after the Execute's entry
+                self._owed.append((_OURS, [rowcount.ANSWERS, False]))  # after the Execute's
             self._to_count = self._count_query = None
             self._late = sent  # the statement stands (or failed): its answers are masked
             return b"", count.result + buf[pos:]
@@ -1006,9 +1022,13 @@ class PgRelay:
             if end > n:
                 need = end - pos
                 break
+            if owed and owed[0][0] == _COUNT:  # the rest is the count's (``server_data``)
+                break
             if tag == 68:  # 'D' DataRow: the bulk of most results, nothing to track
                 pos = end
                 continue
+            while tag == 90 and owed and owed[0][0] == _OURS and not owed[0][1][1]:
+                owed.popleft()  # skipped by the target (an error came first): no answers
             if owed and owed[0][0] == _OURS and tag in _OURS_TAGS:
                 # An answer to the gateway's own statement: the client never sees it.
                 self._ours(tag, buf[pos + 5 : end])
@@ -1032,7 +1052,7 @@ class PgRelay:
                         self._own_block = 3
                         self.wants_input = False
                         self._to_target += rowcount.ROLLBACK + _SYNC_MESSAGE
-                        owed.append((_OURS, [rowcount.ANSWERS + 1]))
+                        owed.append((_OURS, [rowcount.ANSWERS + 1, True]))
                         self.transaction_status = b"I"
                         self._portals.forget()
                         if pieces is None:
@@ -1074,7 +1094,7 @@ class PgRelay:
                     if simple:
                         pieces.append(codec.ready_for_query(self.transaction_status))
         self._server_in.keep(buf[pos:] if pos else buf, need)
-        if (self._wait and self._wait <= self._done) or (self._drain and not owed):
+        if self._wait and self._wait <= self._done:
             self.wants_input = True
         if pieces is not None:
             pieces.append(buf[run:pos])
@@ -1144,6 +1164,12 @@ class PgRelay:
         first = True
         while owed and owed[0][0] != _SYNC:
             kind, record = owed.popleft()
+            if kind == _COUNT:  # the counted Execute is skipped too: nothing to count
+                self._count = None
+                self._to_count = self._count_query = None
+                self._count_sent = b""
+                self.wants_input = True
+                continue
             if kind in (_PARSE, _CLOSE):
                 self._unconfirmed(kind, record)
                 continue

@@ -25,15 +25,14 @@ def ours(tag: str) -> bytes:
 
 def counting(r: PgRelay, before: bytes = BEFORE, after: bytes = b.SYNC,
              owed: bytes = OWED) -> bytes:
-    """Send ``before``, the counted Execute and ``after``; answer what is owed before the
-    Execute; what the target gets then (the gateway's statements and the Execute)."""
+    """Send ``before``, the counted Execute and ``after``; the target answers what came
+    before the Execute (the client gets that at once); what the target got after it (the
+    gateway's statements and the Execute, in the same write)."""
     out, wire = sent(r, before + b.execute() + after)
-    # It waits, and the target is asked for its answers to what came before it.
-    assert out.out == wire == before + b.FLUSH
-    assert r.server_data(owed)[0] == owed and r.wants_input
-    out, wire = sent(r, b"")
-    assert out.out == b""  # nothing of it in what the masker reads yet
-    return wire
+    assert out.out == before  # what the masker reads; the counted Execute only once it stands
+    assert wire.startswith(before)
+    assert r.server_data(owed)[0] == owed
+    return wire[len(before):]
 
 
 def test_outside_a_block_it_runs_in_the_gateway_s_block_committed_before_the_sync() -> None:
@@ -138,18 +137,17 @@ def test_masked_sessions_describe_the_counted_portal_for_the_masker() -> None:
     assert r.seen_late() == describe + b.execute()
 
 
-@pytest.mark.parametrize(("data", "why"), [
-    (b.parse(WRITE) + b.bind() + b.execute(max_rows=5) + b.SYNC, b"row limit"),
-    (b.parse(WRITE) + b.bind(portal="_gatewatch_rows_") + b.execute("_gatewatch_rows_")
-     + b.SYNC, b"is a name it uses"),
+@pytest.mark.parametrize(("bind", "execute", "why"), [
+    (b.bind(), b.execute(max_rows=5), b"row limit"),
+    (b.bind(portal="_gatewatch_rows_"), b.execute("_gatewatch_rows_"), b"is a name it uses"),
 ])
-def test_shapes_it_cannot_count_are_refused(data: bytes, why: bytes) -> None:
+def test_shapes_it_cannot_count_are_refused(bind: bytes, execute: bytes, why: bytes) -> None:
     r = relay(b"T")
-    out = r.client_data(data)
-    r.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE)
-    out = r.client_data(b"")
-    assert why in out.reply or why in r.server_data(b"")[0]
-    assert b.execute() not in out.out and [f.status for f in out.finished] == ["blocked"]
+    out = r.client_data(b.parse(WRITE) + bind + execute + b.SYNC)
+    assert out.out == b.parse(WRITE) + bind + b.FLUSH + b.SYNC  # not the Execute
+    assert [f.status for f in out.finished] == ["blocked"]
+    to_client, _ = r.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE)
+    assert why in to_client
 
 
 def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused() -> None:
@@ -192,3 +190,37 @@ def test_a_write_not_counted_leaves_nothing_for_the_next_portal() -> None:
     out, wire = sent(r, select)
     assert out.out == wire == select
     assert [s.verdict for s in out.started] == ["allow"]
+
+
+def test_an_error_in_front_of_the_counted_execute_gives_the_count_up() -> None:
+    """The target skips the gateway's statements and the Execute up to the Sync: nothing is
+    counted, the client hears the error, the Sync's answer is the segment's (idle)."""
+    r = relay()
+    wire = counting(r, owed=b"")
+    assert wire.startswith(rowcount.BEGIN)
+    error = b.error("42P01", "relation does not exist")
+    to_client, done = r.server_data(error)
+    assert to_client == error and r.wants_input
+    assert [f.status for f in done] == ["error"]
+    _, wire = sent(r, b"")
+    assert wire == b.SYNC  # no COMMIT: the target would skip it
+    to_client, _ = r.server_data(b.ready(b"I"))
+    assert to_client == b.ready(b"I") and r.upstream_data() == b""
+
+
+def test_a_commit_skipped_after_an_error_does_not_take_the_sync_s_answer() -> None:
+    """The error arrives after the COMMIT in front of the Sync was sent: the target skips the
+    COMMIT, and the Sync's ReadyForQuery is the client's (the block rolled back after it)."""
+    r = relay()
+    counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
+             + b.SYNC)
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
+    assert r.upstream_data() == rowcount.RELEASE
+    _, wire = sent(r, b"")
+    assert wire.endswith(rowcount.COMMIT + b.SYNC)
+    error = b.error("22012", "division by zero")
+    r.server_data(ours("RELEASE") + b.PARSE_COMPLETE + b.BIND_COMPLETE)
+    to_client, _ = r.server_data(error)
+    assert to_client == error
+    to_client, _ = r.server_data(b.ready(b"E"))
+    assert to_client == b.ready(b"I") and r.upstream_data() == rowcount.ROLLBACK + b.SYNC
