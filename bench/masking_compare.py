@@ -124,7 +124,8 @@ def rewrite_only() -> None:
     maskers = {"python": ValueMasker(BUILTIN.values(), dict.fromkeys(BUILTIN, partial),
                                      native=False),
                "hyperscan": ValueMasker(BUILTIN.values(), dict.fromkeys(BUILTIN, partial))}
-    if maskers["hyperscan"].prefilter is None:
+    native = maskers["hyperscan"].prefilter
+    if native is None or not native.wait(30):
         print("hyperscan is not available here: both figures are the Python screen's")
     buffers = {"full": _rows(clean=False), "clean": _rows(clean=True)}
     for _ in range(9):

@@ -135,8 +135,9 @@ class ValueMasker:
 
         ``False`` is a promise: no value inside it has a finding, so it passes untouched.
         """
-        if self.prefilter is not None and len(data) > _NATIVE_FROM:
-            return self.prefilter.first(data) >= 0
+        native = self.prefilter
+        if native is not None and len(data) > _NATIVE_FROM and native.compiled:
+            return native.first(data) >= 0
         if len(data) <= _SHORT and self._screen_short is not None:
             if self._screen_short.search(data) is not None:
                 return True

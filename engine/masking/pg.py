@@ -303,9 +303,9 @@ class ResultMasker:
         # Better still, the native prefilter (``engine.masking.prefilter``): a scan in C tells
         # whether a row could need masking, and where a match ends; rows it passes are not
         # parsed, and in a row it does not pass only values near a match are screened.
-        native = getattr(masker, "prefilter", None)
+        self._native = getattr(masker, "prefilter", None)
         self._first: Callable[[bytes | memoryview, int, int | None], int] | None = (
-            native.first if native is not None else None)
+            self._native.first if self._native is not None else None)
         self._rules = False  # a column rule applies to a column of the description
         self._detect = True  # the detectors may apply to a value (rows must be screened)
         self._statement_description = False  # after ParameterDescription: Describe statement
@@ -367,6 +367,8 @@ class ResultMasker:
         pos = 0
         dirty: bool | None = None  # the screen of the whole buffer, asked when first needed
         first = self._first
+        if self._native is not None and not self._native.compiled:
+            first = None  # still compiling: the Python screen, as without hyperscan
         rows_end = 0  # the end of the run of DataRows screened last
         block_end = 0  # the end of the block of rows in hand, and whether it may need masking
         block_dirty = True

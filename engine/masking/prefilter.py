@@ -23,8 +23,10 @@ set to 1) ``build`` returns None and masking runs the Python screen: the same re
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from threading import get_ident
@@ -37,6 +39,7 @@ except ImportError:  # pragma: no cover - depends on the platform
     _hs = None
 
 DISABLE_ENV = "GATEWATCH_NO_HYPERSCAN"
+log = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -45,31 +48,66 @@ def available() -> bool:
 
 
 class Prefilter:
-    """A compiled set of native trigger patterns. Thread-safe: each thread scans with its own
-    scratch space (hyperscan refuses a scratch in use by another scan)."""
+    """A set of native trigger patterns, compiled into one database. Thread-safe: each thread
+    scans with its own scratch space (hyperscan refuses a scratch in use by another scan).
 
-    def __init__(self, expressions: Sequence[str]) -> None:
+    Compiling takes tens of milliseconds: with ``background`` it happens in a thread of its
+    own (hyperscan lets the event loop run meanwhile), and until it is done ``compiled`` is
+    False and ``first`` answers "maybe" for anything not empty (callers use their Python
+    screen then)."""
+
+    def __init__(self, expressions: Sequence[str], *, background: bool = False) -> None:
         assert _hs is not None
         self.expressions = tuple(expressions)
-        self._db: Any = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-        self._db.compile(expressions=[e.encode("ascii") for e in self.expressions],
-                         ids=list(range(len(self.expressions))),
-                         elements=len(self.expressions),
-                         flags=[0] * len(self.expressions))
+        self._db: Any = None
+        self._done = threading.Event()
         self._scratches: dict[int, Any] = {}  # thread id → its scratch
         self._terminated: type[BaseException] = _hs.ScanTerminated
+        if background:
+            threading.Thread(target=self._compile, name="masking prefilter compile",
+                             daemon=True).start()
+        else:
+            self._compile()
+
+    def _compile(self) -> None:
+        assert _hs is not None
+        try:
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            db.compile(expressions=[e.encode("ascii") for e in self.expressions],
+                       ids=list(range(len(self.expressions))),
+                       elements=len(self.expressions),
+                       flags=[0] * len(self.expressions))
+        except _hs.error as exc:  # a form hyperscan cannot compile: "maybe" for ever
+            log.warning("masking: hyperscan cannot compile the prefilter (%s); results are "
+                        "screened in Python", exc)
+        else:
+            self._db = db
+        self._done.set()
+
+    @property
+    def compiled(self) -> bool:
+        return self._db is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the database (tests, benchmarks); whether it is compiled."""
+        self._done.wait(timeout)
+        return self.compiled
 
     def first(self, data: bytes | memoryview, start: int = 0, end: int | None = None) -> int:
         """The end offset (in ``data``) of a match inside ``data[start:end]``, or -1 when there
         is none. Which match is not said: hyperscan does not promise to report the earliest.
         """
+        db = self._db
+        if db is None:  # not compiled (yet): anything may match
+            stop = len(data) if end is None else end
+            return stop if stop > start else -1
         view = data if start == 0 and end is None else memoryview(data)[start:end]
         scratch = self._scratches.get(get_ident())
         if scratch is None:
             scratch = self._new_scratch()
         found: list[int] = []
         try:
-            self._db.scan(view, _stop, 0, found, scratch)
+            db.scan(view, _stop, 0, found, scratch)
         except self._terminated:
             return start + found[0]
         return -1
@@ -116,11 +154,8 @@ def _stop(_id: int, _from: int, to: int, _flags: int, found: list[int]) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _compiled(forms: tuple[str, ...]) -> Prefilter | None:
-    """One database per set of triggers (every session of a masking rule shares it)."""
-    assert _hs is not None
-    try:
-        return Prefilter(forms)
-    except _hs.error:  # a form hyperscan cannot compile: the Python screen stays
-        return None
+def _compiled(forms: tuple[str, ...]) -> Prefilter:
+    """One database per set of triggers (every session of a masking rule shares it),
+    compiled off the caller's thread: the first session of a rule does not stall the others."""
+    return Prefilter(forms, background=True)
 

@@ -49,6 +49,14 @@ NEAR_MISSES = [
 ]
 
 
+def _native() -> ValueMasker:
+    """A masker with the built-in detectors whose prefilter is compiled (it compiles in a
+    thread of its own)."""
+    masker = ValueMasker()
+    assert masker.prefilter is not None and masker.prefilter.wait(30)
+    return masker
+
+
 def _encodings(value: str) -> list[str]:
     raw = value.encode()
     return [
@@ -121,8 +129,8 @@ def test_masked_results_are_the_same_with_and_without_the_prefilter(
     description, rows = result
     # Without a description the detectors read every value as text.
     buf = description + rows if described else rows
-    native, python = ValueMasker(), ValueMasker(native=False)
-    assert native.prefilter is not None and python.prefilter is None
+    native, python = _native(), ValueMasker(native=False)
+    assert python.prefilter is None
     a, counts_a = ResultMasker(native).rewrite(buf)
     b, counts_b = ResultMasker(python).rewrite(buf)
     assert a == b
@@ -140,7 +148,7 @@ def test_values_among_many_clean_rows_are_masked_the_same(
     buf = message(b"T", body) + b"".join(
         _row([f"row {i} of {count}", seeded.get(i, "nothing here")]) for i in range(count)
     ) + message(b"C", b"SELECT 1\x00")
-    native, python = ValueMasker(), ValueMasker(native=False)
+    native, python = _native(), ValueMasker(native=False)
     assert ResultMasker(native).rewrite(buf) == ResultMasker(python).rewrite(buf)
 
 
@@ -151,7 +159,7 @@ def test_the_prefilter_never_says_no_where_a_detector_finds(
         text: str, before: bytes, after: bytes) -> None:
     """Wherever the detectors (with encoded candidates) find something in a value, the
     prefilter finds a match in the value's bytes, also inside bytes around it (a row)."""
-    masker = ValueMasker()
+    masker = _native()
     assert masker.prefilter is not None
     if not ValueMasker(native=False).find(text):
         return
@@ -196,7 +204,7 @@ def test_native_forms_match_inside_every_match_of_their_detectors(
 def test_a_clean_result_is_answered_by_one_scan() -> None:
     """Rows without values pass without being parsed, also when their framing holds bytes a
     trigger has (a length of 64 is "@"); one value among them is found."""
-    masker = ValueMasker()
+    masker = _native()
     assert masker.prefilter is not None
     columns = [_column("customer_created_timestamp", TEXT, 0), _column("n", TEXT, 0)]
     description = message(b"T", struct.pack("!h", 2) + b"".join(columns))
@@ -233,9 +241,7 @@ def test_without_hyperscan_the_python_screen_masks_the_same(
     assert counts[("email", "a")] == 1 and counts[("payment_card", "b")] == 1
     monkeypatch.delenv(prefilter.DISABLE_ENV)
     if prefilter.available():
-        native = ValueMasker()
-        assert native.prefilter is not None
-        assert ResultMasker(native).rewrite(buf) == (out, counts)
+        assert ResultMasker(_native()).rewrite(buf) == (out, counts)
 
 
 def test_a_custom_detector_keeps_the_python_screen() -> None:
@@ -243,3 +249,26 @@ def test_a_custom_detector_keeps_the_python_screen() -> None:
     masker = ValueMasker([BUILTIN["email"], custom("ticket", r"TICKET-\d+")])
     assert masker.prefilter is None
     assert masker.mask("see TICKET-42") == ("see ****", ["ticket"])
+
+
+@needs_hyperscan
+def test_while_the_prefilter_compiles_results_are_screened_in_python() -> None:
+    """Compiling takes tens of milliseconds, off the event loop: meanwhile ``first`` answers
+    "maybe" and the result masker and ``screen`` use the Python screen."""
+
+    class Compiling(prefilter.Prefilter):
+        def _compile(self) -> None:
+            pass  # never done
+
+    pending = Compiling(["@"])
+    assert not pending.compiled and not pending.wait(0.01)
+    assert pending.first(b"abc") == 3 and pending.first(b"abc", 1, 2) == 2
+    assert pending.first(b"") == -1 and pending.first(b"abc", 2, 2) == -1
+    masker = ValueMasker()
+    masker.prefilter = pending
+    python = ValueMasker(native=False)
+    body = struct.pack("!h", 1) + _column("a", TEXT, 0)
+    buf = (message(b"T", body) + b"".join(_row([f"row {i}"]) for i in range(50))
+           + _row(["alice@example.com"]) + message(b"C", b"SELECT 51\x00"))
+    assert ResultMasker(masker).rewrite(buf) == ResultMasker(python).rewrite(buf)
+    assert masker.screen(buf) == python.screen(buf)
