@@ -146,7 +146,7 @@ class TextMasker(Protocol):
     # once and only the values a match touches go to the detectors.
     # Optional too: ``prefilter`` (``engine.masking.prefilter.Prefilter``), whose ``first``
     # finds the end of a match in a slice of a buffer, with the same property; it is preferred
-    # (rows are scanned in C, and a run of clean rows is skipped whole).
+    # once ``compiled`` (rows are scanned in C, and a run of clean rows is skipped whole).
 
 
 @dataclass(frozen=True, slots=True)
