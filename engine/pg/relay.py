@@ -38,10 +38,17 @@ nothing more: PostgreSQL reads the whole string before running any of it. Text i
 the session's client encoding.
 
 A write a ``rows_over`` rule could hold (one UPDATE, DELETE or MERGE, alone in a simple
-Query) is counted before it stands (``rowcount``): the target gets it behind the gateway's BEGIN
-or SAVEPOINT (``wire``), what the client sends behind it waits, and the gateway's COMMIT,
-RELEASE or ROLLBACK goes out after ``server_data`` (``upstream_data``); over the limit it is
-rolled back and held (``client_data`` hands the ``Hold`` on), and asked for again once decided.
+Query or a prepared statement) is counted before it stands (``rowcount``): the target gets it
+behind the gateway's BEGIN or SAVEPOINT (``wire``; in the extended protocol, at each Execute of
+its portal, as messages of the gateway's own whose answers the client never sees), what the
+client sends behind it waits, and the gateway's COMMIT, RELEASE or ROLLBACK goes out after
+``server_data`` (``upstream_data``); over the limit it is rolled back and held (``client_data``
+hands the ``Hold`` on), and asked for again once decided (its Bind and Execute, in the extended
+protocol: one approval, one execution). In the extended protocol a segment in no transaction
+block runs in the gateway's own from the counted write on, committed in front of its Sync (and
+rolled back after it when the segment failed, the client told it is idle), as PostgreSQL's
+implicit transaction would end there. The result masker is handed a counted statement only
+once it stands (``seen_late``).
 
 Only complete messages cross the gateway (a later filter, masking, can rewrite whole messages);
 large ones are gathered without quadratic copying. Anything that is not valid protocol raises

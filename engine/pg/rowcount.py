@@ -1,5 +1,7 @@
 """Counting the rows a write changes before it is let stand (``rows_over``), without sockets.
 
+Simple protocol (``RowCount``); the extended protocol's ``ExtendedCount`` is further down.
+
 A statement a ``rows_over`` rule may hold is sent as one simple Query with the gateway's own
 statement in front: ``BEGIN;`` in autocommit, ``SAVEPOINT gatewatch_rows;`` inside the client's
 transaction. In one query string an error stops the rest, so the write never runs outside the
