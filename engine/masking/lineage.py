@@ -149,6 +149,7 @@ _STATISTICS = frozenset({"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_e
 _STATISTIC_VALUE = re.compile(r"most_common|histogram|stavalues|stxd|elem_count|exprs")
 _BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
+_INSTALLED_CODE = frozenset({"c", "internal"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_DEPTH = 8
 _MAX_EFFECTS = 200  # bodies, triggers and rules followed for one statement
@@ -475,6 +476,11 @@ class Analyzer:
         """A function's (or DO block's, or trigger's) body: its statements are followed as
         the statement's own; what they write carries what the body reads (``_body``). A body
         the gateway cannot read makes the statement opaque."""
+        if fn.language in _INSTALLED_CODE:
+            # Compiled code a superuser installed (an extension's functions): taken not to
+            # copy data between tables; the ones known to run SQL given as text are opaque by
+            # name (``_OPAQUE_FUNCTIONS``).
+            return
         if fn.language not in _TRUSTED_BODIES:
             self._opaque = self._opaque or f"code in language {fn.language!r}"
             return

@@ -226,10 +226,17 @@ class TableCatalog:
             check = self.checks
             self._read_taints()
             generation = self.generation
-            rels = sorted(relations)[:_MAX_NAMES]
-            fns = sorted(functions)[:_MAX_NAMES]
+            rels, fns = sorted(relations), sorted(functions)
             if not rels and not fns:
                 return True
+            if len(rels) > _MAX_NAMES or len(fns) > _MAX_NAMES:
+                log.warning("masking: a statement's lineage needs more than %d catalog names; "
+                            "what depends on them is masked", _MAX_NAMES)
+                for n in rels:
+                    self._relations.pop(n, None)
+                for n in fns:
+                    self._functions.pop(n, None)
+                return False
             try:
                 cached_r = [n for n in rels if self.relations(n) is not None]
                 cached_f = [n for n in fns if self.functions(n) is not None]

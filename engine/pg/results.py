@@ -192,9 +192,14 @@ class ResultPath:
             if tables:
                 await self.catalog.resolve(tables)
             if names is not None and self.results is not None:
-                # A failed lookup leaves the names unknown: lineage then fails closed on them.
-                self.results.names_failed = not await self.catalog.resolve_names(
+                # A failed lookup leaves the names unknown: lineage then fails closed on them,
+                # without asking again, for the catalog's retry interval.
+                results = self.results
+                results.names_failed = not await self.catalog.resolve_names(
                     names.relations, names.functions)
+                if results.names_failed:
+                    asyncio.get_running_loop().call_later(
+                        self.catalog.retry, setattr, results, "names_failed", False)
         except Exception:  # resolve fails closed itself; a bug must not leave the session hung
             log.exception("session %s: catalog lookup failed", self.session.id)
             self._failed("the gateway could not check this result's columns")

@@ -45,6 +45,7 @@ FUNCTIONS = {
     "dyn": [Function("public", "dyn", "plpgsql", "begin execute 'insert into notes select '"
                      " || 'national_id from customers'; end")],
     "perl": [Function("public", "perl", "plperl", "return 1")],
+    "crypt": [Function("public", "crypt", "c", "pg_crypt")],
     "stamp_it": [Function("public", "stamp_it", "plpgsql",
                           "begin insert into notes (body) select national_id from customers;"
                           " return 1; end")],
@@ -145,6 +146,7 @@ def test_code_that_cannot_be_read_is_opaque() -> None:
     assert "plperl" in (a.statement(tree("select perl()")).opaque or "")
     assert a.statement(tree("DO $$begin execute format('x %s', 1); end$$")).opaque
     assert a.statement(tree("select upper('x')")).opaque is None
+    assert a.statement(tree("select crypt('x', 'y')")).opaque is None  # an extension's C
 
 
 def test_copy_from_a_file_or_a_program_writes_anything() -> None:
