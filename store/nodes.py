@@ -11,11 +11,13 @@ and ``<store>.<node>.lock``. A name is letters, digits, ``.``, ``_`` and ``-`` (
 fits): one file-name part, and a journal's name never ends like a rotated file's number.
 
 Records written before nodes existed are the chain of the node that was then the default one
-(the host's name when the store was migrated).
+(the host's name when the store was migrated, kept in the ``zero_chain`` table): the one
+chain that starts at the all-zero hash, as the single chain always did.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from pathlib import Path
@@ -43,11 +45,14 @@ def check_node(node: str) -> str:
     return node
 
 
-def genesis(node: str) -> str:
-    """The ``prev`` of the first record of ``node``'s chain: the same for every node, so that
-    the records from before nodes are simply the default node's chain."""
-    del node
-    return GENESIS
+def genesis(node: str, zero: str | None) -> str:
+    """The ``prev`` of the first record of ``node``'s chain: the all-zero hash for the store's
+    first node ``zero`` (the default node when the store was created or migrated to nodes,
+    whose chain holds the records from before nodes), a hash of its name for any other, so
+    that a chain relabelled as another node's no longer links."""
+    if node == zero:
+        return GENESIS
+    return hashlib.sha256(f"gatewatch audit chain of node\n{node}".encode()).hexdigest()
 
 
 def node_journal(store: Path, node: str) -> Path:

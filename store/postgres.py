@@ -10,7 +10,8 @@ its journal when it comes back, and a node of the same machine that finds it los
 for it. What is lost with a node's disk is what it had committed to its journal and not yet
 moved: at most the last checkpoint interval's records (about 50 ms).
 
-The same schema as SQLite (``PG_SCHEMA``, created and migrated under an advisory lock so that
+The same schema as SQLite (``PG_SCHEMA``; no chain starts at the all-zero hash, as no
+records come from before nodes; created and migrated under an advisory lock so that
 nodes starting together do it once), the same per-node audit chains, nodes table and verify.
 A node holds, for its life, a session-level advisory lock keyed by its name on a connection
 of its own (with TCP keepalives, so that the server lets go of a dead machine's within about
@@ -101,7 +102,8 @@ CREATE TABLE nodes (
 CREATE TABLE fleet_commands (
     id BIGSERIAL PRIMARY KEY, node TEXT NOT NULL, command TEXT NOT NULL,
     created_at TEXT NOT NULL, taken_at TEXT);
-CREATE INDEX fleet_commands_node ON fleet_commands (node, id)
+CREATE INDEX fleet_commands_node ON fleet_commands (node, id);
+CREATE TABLE zero_chain (node TEXT NOT NULL)
 """
 PG_SCHEMA_VERSION = 9  # the SQLite schema version PG_SCHEMA matches
 assert PG_SCHEMA_VERSION == SCHEMA_VERSION, "a new SQLite migration needs its PostgreSQL twin"

@@ -140,7 +140,8 @@ MIGRATIONS: tuple[str, ...] = (
     # the host's name, bound when the migration runs). Sessions and approvals name the node
     # that opened them; ``nodes`` holds who writes the store and their heartbeats (the node
     # from before is listed, never having sent one, when it wrote anything: so that another
-    # node takes over what it left), ``fleet_commands`` what one node asks of another.
+    # node takes over what it left), ``fleet_commands`` what one node asks of another, and
+    # ``zero_chain`` the one node whose chain starts at the all-zero hash (``store.nodes``).
     """
     CREATE TABLE audit_by_node (
         node TEXT NOT NULL,
@@ -185,6 +186,8 @@ MIGRATIONS: tuple[str, ...] = (
         taken_at TEXT
     );
     CREATE INDEX fleet_commands_node ON fleet_commands (node, id);
+    CREATE TABLE zero_chain (node TEXT NOT NULL);
+    INSERT INTO zero_chain (node) VALUES (:node);
     """,
 )
 

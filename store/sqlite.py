@@ -242,6 +242,7 @@ class SqliteStore:
         self.node = node
         self.conn = conn
         self.db = self._database(conn)
+        self._zero = self._zero_genesis()
         self._seq, self._head = self._chain_head()
         self._control: sqlite3.Connection | None = None  # nodes, fleet commands, takeovers
         self._control_lock = threading.RLock()  # its users run in several threads
@@ -629,7 +630,15 @@ class SqliteStore:
         row = self.conn.execute(
             "SELECT seq, hash FROM audit WHERE node = ? ORDER BY seq DESC LIMIT 1",
             (node,)).fetchone()
-        return (row[0], row[1]) if row else (0, genesis(node))
+        return (row[0], row[1]) if row else (0, self.genesis(node))
+
+    def genesis(self, node: str) -> str:
+        """The ``prev`` of the first record of ``node``'s chain (``store.nodes.genesis``)."""
+        return genesis(node, self._zero)
+
+    def _zero_genesis(self) -> str | None:
+        row = self.conn.execute("SELECT node FROM zero_chain").fetchone()
+        return None if row is None else str(row[0])
 
     # --- nodes and the fleet ----------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from store import ops as O
 from store.chain import GENESIS, link
 from store.journal import JournalSnapshot
 from store.lockouts import compare as compare_lockouts
-from store.nodes import default_node, genesis
+from store.nodes import default_node
 from store.sqlite import SqliteStore
 
 
@@ -63,7 +63,7 @@ def verify(store: SqliteStore, session_id: str | None = None,
         heads = _walk_chains(store, session_id, progress, result)
         for node, journal in journals.items():
             if result.ok:
-                head_seq, head = heads.get(node, (0, genesis(node)))
+                head_seq, head = heads.get(node, (0, store.genesis(node)))
                 _check_journal(store, node, journal, head_seq, head, result)
         _check_rejected(store, result)
     finally:
@@ -137,7 +137,7 @@ def _walk_chains(store: SqliteStore, session_id: str | None,
     broken: set[str] = set()
     for node_, seq, kind, sid, ref, body, prev, stored_hash in store.audit_records():
         if node_ != node:
-            node, expected_seq, head = node_, 0, genesis(node_)
+            node, expected_seq, head = node_, 0, store.genesis(node_)
             result.chains[node] = 0
         if node in broken:
             continue

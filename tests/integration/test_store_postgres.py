@@ -103,7 +103,9 @@ def test_two_nodes_write_at_once_and_verify_catches_tampering(
             "UPDATE audit SET body = replace(body, 'SELECT 2', 'SELECT 9')"
             " WHERE node = 'a' AND seq = 4",
             "UPDATE ssh_output SET data = 'x'::bytea WHERE session_id = 'a0'",
-            "UPDATE sessions SET node = 'a' WHERE id = 'b2'")):
+            "UPDATE sessions SET node = 'a' WHERE id = 'b2'",
+            "UPDATE audit SET node = 'c' WHERE node = 'b';"  # a chain relabelled whole
+            " UPDATE sessions SET node = 'c' WHERE node = 'b'")):
         copy = f"{db}_{n}"
         pg_target.cluster.sql(f"CREATE DATABASE {copy} TEMPLATE {db} OWNER {db};")
         pg_target.cluster.sql(f"{tamper};", dbname=copy)

@@ -175,14 +175,17 @@ def test_tampering_in_any_chain_is_caught(db_path: Path) -> None:
                 "UPDATE audit SET node = 'a', seq = 7 WHERE node = 'b' AND seq = 6",
                 "UPDATE sessions SET node = 'b' WHERE id = 's1'",
                 "INSERT INTO audit SELECT 'c', seq, kind, session_id, ref, body, prev, hash"
-                " FROM audit WHERE node = 'a' AND seq = 1"):
+                " FROM audit WHERE node = 'a' AND seq = 1",
+                # a whole chain relabelled as a node that never wrote, with its sessions
+                "UPDATE audit SET node = 'c' WHERE node = 'b';"
+                " UPDATE sessions SET node = 'c' WHERE node = 'b'"):
         copy = db_path.with_name("copy.db")
         copy.unlink(missing_ok=True)
         src = sqlite3.connect(db_path)
         dst = sqlite3.connect(copy)
         src.backup(dst)
         src.close()
-        dst.execute(sql)
+        dst.executescript(sql)
         dst.commit()
         dst.close()
         reader = open_store(copy, readonly=True)
