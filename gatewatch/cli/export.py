@@ -20,6 +20,7 @@ from recordings.export.check import check_export
 from recordings.export.events import StoreMismatch
 from recordings.export.formats import Exported, progress_for
 from recordings.export.progress import Progress
+from recordings.sessions import find_session
 from store import SqliteStore
 
 
@@ -35,7 +36,7 @@ def failed(message: str) -> int:
 
 def export_command(store: SqliteStore, session_ref: str, fmt: str, output: Path | None,
                    channel: int | None) -> int:
-    session = store.find_session(session_ref)
+    session = find_session(store, session_ref)
     if session is None:
         return usage(f"no session {session_ref!r} in {store.path}")
     head = chain_head(store, session["id"])  # the chain of the node that held it
@@ -85,7 +86,7 @@ def _to_file(store: SqliteStore, session: dict[str, Any], fmt: str, output: Path
 def verify_export(store: SqliteStore, session_ref: str | None, path: Path) -> int:
     session_id = None
     if session_ref is not None:
-        session = store.find_session(session_ref)
+        session = find_session(store, session_ref)
         if session is None:
             return usage(f"no session {session_ref!r} in {store.path}")
         session_id = session["id"]

@@ -321,12 +321,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         store = open_store(config.store_location(), readonly=True)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
+    from recordings.sessions import find_session  # a prefix of at least 4 characters
+
     try:
         if args.command == "sessions":
             print(records.sessions(store, as_json=args.json, limit=args.limit))
             return 0
         if args.command == "show":
-            session = store.find_session(args.session)
+            session = find_session(store, args.session)
             if session is None:
                 raise UsageError(f"no session {args.session!r} in {config.store_shown()}")
             print(records.show(store, session, as_json=args.json))
@@ -340,9 +342,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             return verify_export(store, args.session, args.export)
         if args.command == "verify":
-            if args.session and store.find_session(args.session) is None:
+            if args.session and find_session(store, args.session) is None:
                 raise UsageError(f"no session {args.session!r} in {config.store_shown()}")
-            session_id = store.find_session(args.session)["id"] if args.session else None  # type: ignore[index]
+            session_id = find_session(store, args.session)["id"] if args.session else None  # type: ignore[index]
             ok, message = records.verify_store(store, session_id)
             print(message, file=sys.stdout if ok else sys.stderr)
             return 0 if ok else 1

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from recordings.sessions import find_session
 from store import SqliteStore, reads
 
 terminal_channels = reads.terminal_channels
@@ -60,8 +61,9 @@ class SessionNotFound(LookupError):
 
 
 def session_info(store: SqliteStore, session_id: str) -> SessionInfo:
-    """The session by its id or an unambiguous prefix (``StoreError`` when ambiguous)."""
-    row = store.find_session(session_id)
+    """The session by its id or an unambiguous prefix of at least 4 characters
+    (``StoreError`` when shorter or ambiguous)."""
+    row = find_session(store, session_id)  # at least 4 characters, as everywhere
     if row is None:
         raise SessionNotFound(f"no recorded session {session_id!r}: "
                               "see `gatewatch sessions` for the ids")

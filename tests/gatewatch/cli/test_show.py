@@ -37,3 +37,38 @@ def test_a_statement_its_client_withdrew_is_shown_withdrawn(tmp_path: Path) -> N
         assert "denied (review-deletes) d1" in denied and "denied 42501" in denied
     finally:
         store.close()
+
+
+def test_every_command_that_reads_the_store_takes_4_characters_of_an_id(tmp_path: Path) -> None:
+    """Issue 16: one rule for ids, as the control API's for kill and approve — whole, or a
+    unique prefix of at least 4 characters, with a one-line reason otherwise."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    work = tmp_path / "w"
+    work.mkdir(mode=0o700)
+    rec = Recording(new_store(work), "c0ffee11aa22bb33")
+    rec.out(0.1, b"$ ")
+    rec.close(1.0)
+    rec.store.close()
+    config = tmp_path / "p.yaml"
+    config.write_text(f"version: 1\nengine:\n  store: {work / 'gatewatch.db'}\n"
+                      f"  control_socket: {tmp_path / 'c.sock'}\n")
+
+    def gatewatch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gatewatch", *args, "-c", str(config)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "GATEWATCH_CONFIG": ""})
+
+    for command in (["show", "c"], ["show", "c0f"], ["export", "c0f", "--format", "jsonl"],
+                    ["verify", "c0"], ["replay", "c"]):
+        out = gatewatch(*command)
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert out.stderr == ("gatewatch: session id "
+                              f"'{command[1]}' is too short: give at least 4 of its "
+                              "characters\n"), command
+    assert gatewatch("show", "c0ff").returncode == 0
+    assert gatewatch("show", "c0ffee11aa22bb33").returncode == 0

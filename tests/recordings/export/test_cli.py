@@ -47,7 +47,7 @@ def one_line(err: str) -> str:
 def test_export_to_a_file_then_verify(config: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     cast = tmp_path / "ssh-1.cast"
-    code, out, err = run(capsys, "export", "ssh", "--format", "asciicast", "-o", str(cast),
+    code, out, err = run(capsys, "export", "ssh-", "--format", "asciicast", "-o", str(cast),
                          "-c", str(config))
     assert (code, err) == (0, "")
     assert out.startswith(f"wrote {cast}: asciicast export of session ssh-1 as of audit record")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from recordings.replay import SessionNotFound, TerminalTimeline, open_timeline
 from recordings.replay.keyframes import position
+from store import StoreError
 from tests.recordings.replay.build import Recording, new_store, screen_state, straight_replay
 
 Chunk = tuple[float, int, str, bytes]
@@ -225,7 +226,9 @@ def test_a_live_session_grows_on_refresh(tmp_path: Path) -> None:
 
 def test_open_timeline_by_prefix_and_unknown_sessions(tmp_path: Path) -> None:
     rec = record(tmp_path, [(0.0, 0, "o", b"x")], sid="abcdef")
-    assert isinstance(open_timeline(rec.store, "abc"), TerminalTimeline)
+    assert isinstance(open_timeline(rec.store, "abcd"), TerminalTimeline)
+    with pytest.raises(StoreError, match="too short: give at least 4"):
+        open_timeline(rec.store, "abc")  # one rule for ids everywhere (issue 16)
     with pytest.raises(SessionNotFound):
         open_timeline(rec.store, "zzz")
     pg = Recording(rec.store, "pg1", protocol="postgres")
