@@ -291,22 +291,8 @@ class Engine:
         task.add_done_callback(self._sessions.discard)
 
     async def _recover(self) -> None:
-        """Sessions left open by a crash are marked interrupted (ARCHITECTURE.md invariant 3)."""
         assert self.store is not None and self.recorder is not None
-        stale = self.store.pending_approvals()
-        if stale:
-            await self.recorder.committed(recovery_ops(stale))
-            log.warning("expired %d approval requests left pending by a previous run",
-                        len(stale))
-        left_open = self.store.interrupted_sessions()
-        if not left_open:
-            return
-        now = O.utc(time.time())
-        await self.recorder.committed([
-            R.SessionClose(sid, ended_at=now, status="interrupted", end_reason="engine restarted")
-            for sid in left_open])
-        log.warning("marked %d sessions left open by a previous run as interrupted",
-                    len(left_open))
+        await recover(self.store, self.recorder)
 
     def _load_lockouts(self) -> None:
         """The lock-outs still in force: a restart does not lift them."""
@@ -699,6 +685,41 @@ class Engine:
         self._stopped.set()
 
 
+
+
+async def recover(store: SqliteStore, recorder: Recorder) -> None:
+    """Sessions a previous run of this node left open are marked interrupted, and its pending
+    requests expire (ARCHITECTURE.md invariant 3): this node's only, never another's."""
+    stale = store.pending_approvals()
+    if stale:
+        await recorder.committed(recovery_ops(stale))
+        log.warning("expired %d approval requests left pending by a previous run (node %s)",
+                    len(stale), store.node)
+    left_open = store.interrupted_sessions()
+    if not left_open:
+        return
+    now = O.utc(time.time())
+    await recorder.committed([
+        R.SessionClose(sid, ended_at=now, status="interrupted", end_reason="engine restarted")
+        for sid in left_open])
+    log.warning("marked %d sessions left open by a previous run as interrupted (node %s)",
+                len(left_open), store.node)
+
+
+async def recover_node(config: Config, node: str) -> None:
+    """Open the store as ``node``, recover what a previous run of it left (its journal replayed
+    by the store, then ``recover``), and close it, stopped cleanly: the supervisor does this for
+    the engine's own node name, which its workers do not write (``engine/workers.py``)."""
+    store = _open_store(config, node)
+    try:
+        recorder = Recorder(store, config.engine.durability)
+        try:
+            await recover(store, recorder)
+            await recorder.drain()
+        finally:
+            recorder.close()
+    finally:
+        store.close()
 
 
 def host_key_path(config: Config, conn: Connection) -> Path:

@@ -75,6 +75,8 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         sys.exit(130)
-    except (OSError, StoreError) as exc:  # a store or socket that cannot be opened: one line
-        print(f"worker: {exc}", file=sys.stderr)
+    except (OSError, StoreError) as exc:  # a store or socket that cannot be opened: the
+        # supervisor says it, as a lone engine would (and logs which worker it was)
+        kind = "store" if isinstance(exc, StoreError) else "os"
+        print(f"failed {kind} {' '.join(str(exc).split())}", flush=True)
         sys.exit(2)

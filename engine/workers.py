@@ -31,34 +31,38 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import Config
-from engine.engine import host_key_path
+from engine.engine import host_key_path, recover_node
 from engine.fanout import Fanout
 from engine.masking.policy import masking_key
 from engine.node import sibling_path, worker_node
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.tasks import spawn
-from store import StoreLocked
+from store import StoreError, StoreLocked
 from store.lock import StoreLock
 
 log = logging.getLogger(__name__)
 
 _ROOT = Path(__file__).resolve().parents[1]  # where ``engine`` is importable from
 READY_TIMEOUT = 120.0  # a worker replays its journal before it is ready
-STOP_TIMEOUT = 30.0  # then SIGKILL
+STOP_TIMEOUT = 30.0
+ORPHAN_WAIT = 10.0  # how long a killed supervisor's workers may take to die  # then SIGKILL
 RESTART_DELAY = (0.5, 30.0)  # the first and the longest wait before a restart
 
 
 def _die_with_parent() -> None:
-    """In the worker, before it runs: the kernel kills it when the supervisor ends, however
-    the supervisor ends (SIGKILL included), as if the whole engine had been killed; no worker
-    outlives its engine holding the store and the port."""
+    """In the worker, before it runs: the kernel kills it when the supervisor ends, however the
+    supervisor ends (SIGKILL included), as if the whole engine had been killed; no worker
+    outlives its engine holding the store and the port (for the moment it takes to die: a
+    client may still connect in that moment, and is dropped)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -67,15 +71,66 @@ class WorkersError(OSError):
     """The workers could not be started; one line for the operator."""
 
 
+class _Process:
+    """A worker process, started with ``subprocess`` and followed from asyncio: its exit and its
+    stdout lines are handed to the loop by threads (the same on uvloop and asyncio)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], on_line: Callable[[bytes], None]) -> None:
+        self.popen = popen
+        loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[int] = loop.create_future()
+
+        def settle(code: int) -> None:
+            if not self._ended.done():
+                self._ended.set_result(code)
+
+        def waiter() -> None:
+            code = popen.wait()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle, code)
+
+        def reader() -> None:
+            assert popen.stdout is not None
+            for line in popen.stdout:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(on_line, line)
+
+        threading.Thread(target=reader, name=f"worker-{popen.pid}-out", daemon=True).start()
+        threading.Thread(target=waiter, name=f"worker-{popen.pid}-wait", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._ended.result() if self._ended.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._ended)
+
+    def send_signal(self, sig: int) -> None:
+        if not self._ended.done():
+            self.popen.send_signal(sig)
+
+    def tell(self, line: bytes) -> None:
+        """A line on the worker's stdin (a few bytes: the pipe never fills)."""
+        assert self.popen.stdin is not None
+        with contextlib.suppress(OSError):
+            self.popen.stdin.write(line)
+            self.popen.stdin.flush()
+
+
 @dataclass
 class Worker:
     index: int
     node: str
     control: Path
-    proc: asyncio.subprocess.Process | None = None
+    proc: _Process | None = None
     started: float = 0.0
     restarts: int = 0
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
+    failure: tuple[str, str] | None = None  # ("store" or "os", message): why it did not start
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -126,26 +181,45 @@ class Supervisor:
         self.key = b""
         self.fanout = Fanout(control, [(w.node, w.control) for w in self.workers])
         self.listeners: dict[str, tuple[str, int]] = {}
+        self._lock: StoreLock | None = None
         self._stopping = False
         self._watchers: list[asyncio.Task[None]] = []
 
-    def _check_locks(self) -> None:
-        """Refuse at once, with the store's own message, when an engine runs as one of these
-        nodes: before anything else, since a second engine's sockets would join the first's
-        on the same ports (SO_REUSEPORT) and take some of its clients."""
+    async def _check_locks(self) -> None:
+        """Refuse, with the store's own message, when an engine runs as one of the workers'
+        nodes: before any socket is bound, since a second engine's sockets would join the
+        first's on the same ports (SO_REUSEPORT) and take some of its clients. A worker of a
+        supervisor that was just killed takes a moment to notice and die: its lock is waited
+        for a few seconds."""
         if self.config.engine.store_url is not None:
             return  # the PostgreSQL store refuses a second writer of a node when it opens
+        deadline = time.monotonic() + ORPHAN_WAIT
         for worker in self.workers:
-            try:
-                StoreLock.acquire(self.config.engine.store, worker.node).release()
-            except StoreLocked:
-                raise
-            except OSError:
-                return  # no store directory yet: the worker makes it (and says what fails)
+            while True:
+                try:
+                    StoreLock.acquire(self.config.engine.store, worker.node).release()
+                    break
+                except StoreLocked:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+                except OSError:
+                    return  # no store directory yet: the worker makes it (and says what fails)
 
     async def start(self) -> None:
-        self._check_locks()
-        await self.fanout.start()  # it fails when another engine serves this socket
+        # First what a lone engine does first, under the engine's own node name (which no
+        # worker writes): open the store — a second engine is refused here, with the store's
+        # own message, before it touches anything — and recover what a previous run left
+        # (a lone engine's sessions, or its journal), then hold that node's lock.
+        await recover_node(self.config, self.config.node_name())
+        if self.config.engine.store_url is None:
+            self._lock = StoreLock.acquire(self.config.engine.store, self.config.node_name())
+        try:
+            await self._check_locks()
+            await self.fanout.start()  # it fails when another engine serves this socket
+        except BaseException:
+            self._release()
+            raise
         try:
             self.key = masking_key(self.config.engine.masking_key_env)
             for conn in self.config.connections:
@@ -155,7 +229,7 @@ class Supervisor:
             for name, socks in self.sockets.items():
                 self.listeners[name] = socks[0].getsockname()[:2]
             for worker in self.workers:
-                await self._spawn(worker)
+                self._spawn(worker)
             # Every worker recovers its own records before any listens: once the port takes
             # connections, what the previous run left open is marked as a lone engine marks it.
             await self._all(lambda w: w.recovered, "did not recover its records")
@@ -171,7 +245,7 @@ class Supervisor:
         self._watchers = [spawn(self._watch(w), name=f"worker-{w.index}-watch")
                           for w in self.workers]
 
-    async def _spawn(self, worker: Worker) -> None:
+    def _spawn(self, worker: Worker) -> None:
         fds = {name: socks[worker.index].fileno() for name, socks in self.sockets.items()}
         setup = {
             "config": str(self.config.path), "node": worker.node, "index": worker.index,
@@ -184,33 +258,36 @@ class Supervisor:
         worker.started = time.monotonic()
         stderr = (os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                   if self.log is not None else None)
-        worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine.worker", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()),
-            cwd=_ROOT, preexec_fn=_die_with_parent, stderr=stderr,
-            start_new_session=True)  # a terminal's Ctrl-C or hang-up is the supervisor's
-        if stderr is not None:
-            os.close(stderr)  # the worker has its own copy
-        assert worker.proc.stdin is not None and worker.proc.stdout is not None
-        worker.proc.stdin.write(json.dumps(setup).encode() + b"\n")
-        await worker.proc.stdin.drain()
-        spawn(self._read_state(worker, worker.proc.stdout), name=f"worker-{worker.index}-state")
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "engine.worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=stderr, pass_fds=tuple(fds.values()),
+                cwd=_ROOT, preexec_fn=_die_with_parent,
+                start_new_session=True)  # a terminal's Ctrl-C or hang-up is the supervisor's
+        finally:
+            if stderr is not None:
+                os.close(stderr)  # the worker has its own copy
+        worker.proc = _Process(popen, lambda line: self._state(worker, line))
+        worker.proc.tell(json.dumps(setup).encode() + b"\n")
 
     @staticmethod
-    async def _read_state(worker: Worker, out: asyncio.StreamReader) -> None:
-        """What the worker says on its stdout: ``recovered``, then ``ready``."""
-        while line := await out.readline():
-            if line.strip() == b"recovered":
-                worker.recovered.set()
-            elif line.strip() == b"ready":
-                worker.ready.set()
+    def _state(worker: Worker, line: bytes) -> None:
+        """What the worker says on its stdout: ``recovered``, then ``ready``; or why it could
+        not start (``failed store|os MESSAGE``)."""
+        word, _, rest = line.decode(errors="replace").strip().partition(" ")
+        if word == "recovered":
+            worker.recovered.set()
+        elif word == "ready":
+            worker.ready.set()
+        elif word == "failed":
+            kind, _, message = rest.partition(" ")
+            worker.failure = (kind, message)
 
     @staticmethod
     def _listen(worker: Worker) -> None:
         """Let the worker listen (it waits for this line once it has recovered)."""
-        if worker.proc is not None and worker.proc.stdin is not None:
-            worker.proc.stdin.write(b"listen\n")
-            worker.proc.stdin.close()
+        if worker.proc is not None:
+            worker.proc.tell(b"listen\n")
 
     async def _all(self, state: Callable[[Worker], asyncio.Event], failed: str) -> None:
         """Every worker reaches ``state``, or the start fails with the first that ended."""
@@ -223,6 +300,10 @@ class Supervisor:
                 reached.cancel()
                 if not state(worker).is_set():
                     await ended
+                    await asyncio.sleep(0.1)  # its last words, read by its reader thread
+                    if worker.failure is not None:  # as a lone engine would have said it
+                        kind, message = worker.failure
+                        raise StoreError(message) if kind == "store" else WorkersError(message)
                     raise WorkersError(f"worker {worker.index} ({worker.node}) {failed} "
                                        f"(exit status {worker.proc.returncode}; see its log)")
                 ended.cancel()
@@ -245,7 +326,7 @@ class Supervisor:
                 return
             worker.restarts += 1
             try:
-                await self._spawn(worker)
+                self._spawn(worker)
                 await self._restarted(worker)
             except OSError as exc:
                 log.error("worker %d could not be restarted: %s", worker.index, exc)
@@ -265,7 +346,7 @@ class Supervisor:
         for worker in self.workers:
             if worker.proc is not None and worker.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    worker.proc.send_signal(sig)
+                    worker.proc.send_signal(sig)  # (a worker that just ended: nothing to do)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -286,6 +367,12 @@ class Supervisor:
             for sock in socks:
                 sock.close()
         self.sockets.clear()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 async def supervise(config: Config) -> int:

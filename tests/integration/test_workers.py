@@ -25,13 +25,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.serve import shares_store
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
 from gatewatch.demo.pgcluster import free_port
 from tests.conftest import ROOT, TOKENS, Target, write_policy
 
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(
-    not shares_store(), reason="the store takes one writer: no workers until it takes nodes")]
+pytestmark = pytest.mark.integration
 
 WORKERS = 2
 
