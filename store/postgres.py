@@ -53,7 +53,7 @@ _MIGRATION_LOCK = 0x6761_7465  # pg_advisory_xact_lock key while the schema is c
 _CURSORS = itertools.count()  # names of server-side cursors
 _TOKEN = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|\?|%")
 
-# The schema of ``store/schema.py`` at version 9, in PostgreSQL's types. Ids compare byte by
+# The schema of ``store/schema.py`` at version 10, in PostgreSQL's types. Ids compare byte by
 # byte (COLLATE "C"), as SQLite's do: a session id prefix is a range.
 PG_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,7 +105,7 @@ CREATE TABLE fleet_commands (
 CREATE INDEX fleet_commands_node ON fleet_commands (node, id);
 CREATE TABLE zero_chain (node TEXT NOT NULL)
 """
-PG_SCHEMA_VERSION = 9  # the SQLite schema version PG_SCHEMA matches
+PG_SCHEMA_VERSION = 10  # the SQLite schema version PG_SCHEMA matches
 assert PG_SCHEMA_VERSION == SCHEMA_VERSION, "a new SQLite migration needs its PostgreSQL twin"
 
 

@@ -140,8 +140,7 @@ MIGRATIONS: tuple[str, ...] = (
     # the host's name, bound when the migration runs). Sessions and approvals name the node
     # that opened them; ``nodes`` holds who writes the store and their heartbeats (the node
     # from before is listed, never having sent one, when it wrote anything: so that another
-    # node takes over what it left), ``fleet_commands`` what one node asks of another, and
-    # ``zero_chain`` the one node whose chain starts at the all-zero hash (``store.nodes``).
+    # node takes over what it left), ``fleet_commands`` what one node asks of another.
     """
     CREATE TABLE audit_by_node (
         node TEXT NOT NULL,
@@ -186,6 +185,11 @@ MIGRATIONS: tuple[str, ...] = (
         taken_at TEXT
     );
     CREATE INDEX fleet_commands_node ON fleet_commands (node, id);
+    """,
+    # 10: the one node whose chain starts at the all-zero hash (``store.nodes.genesis``): the
+    # default node of the machine that migrated the store, whose chain holds the records from
+    # before nodes; every other chain starts at a hash of its node's name.
+    """
     CREATE TABLE zero_chain (node TEXT NOT NULL);
     INSERT INTO zero_chain (node) VALUES (:node);
     """,
