@@ -1,7 +1,13 @@
-"""The SQLite store: one file, WAL, one writer (the engine), any number of readers.
+"""The SQLite store: one file, WAL, one writer per node (engines, or an engine's workers), any
+number of readers.
 
-The writer holds the store's lock (``store/lock.py``) from before it touches anything until it
-closes, and keeps the store's files private (``store/files.py``; ARCHITECTURE.md invariant 12).
+Each writer is a node (``store/nodes.py``) with its own journal and audit chain; it holds its
+node's lock (``store/lock.py``) from before it touches anything until it closes, and keeps the
+store's files private (``store/files.py``; ARCHITECTURE.md invariant 12). Nodes' checkpoints
+share the database through SQLite's own locking: each is one short write transaction taken up
+front (BEGIN IMMEDIATE), waiting for another node's within the busy timeout and tried again
+after it. Node bookkeeping (``nodes``: registration, heartbeats, lost nodes and their
+takeover) and fleet commands go through a connection of their own.
 Replay after a crash never drops what it cannot apply: such records, and bytes of the journal
 that are not records, are kept in the ``rejected`` table, where ``verify`` finds them.
 
