@@ -5,16 +5,16 @@ A RowDescription names each result column as the query spelled it (``SELECT emai
 table. Column masking rules name table columns (``customers.email``), so an alias must not
 escape them: ``TableCatalog`` turns (table OID, attnum) into (schema, table, column).
 
-One catalog per connection and database, shared by its sessions. A lookup opens its own short
-connection to the target with the connection's credential, through the same login code as the
-sessions (TLS settings, allowed authentication methods), runs one catalog query for every table
-it was asked about, and closes. These queries are the gateway's own: they are not recorded as
+One catalog per connection and database, shared by its sessions. Lookups run on a connection
+of the catalog's own to the target with the connection's credential, through the same login
+code as the sessions (TLS settings, allowed authentication methods), kept open while in use
+(closed after ``IDLE`` seconds unused, opened again when needed): one catalog query for every
+table it was asked about. These queries are the gateway's own: they are not recorded as
 statements, and the target sees them with ``application_name`` ``gatewatch catalog``.
 
-What it costs: one round trip to the target (plus a login) the first time a session's result
-comes from a table, then nothing for ``TTL`` seconds. A column renamed in the meantime keeps its
-old name here until the entry expires; that is the window in which a rename can move a column
-out of (or into) a rule.
+What it costs: one round trip to the target the first time a session's result comes from a
+table, then nothing for ``TTL`` seconds, unless a check of lineage's names (below) finds one of
+its relations changed, which drops these entries.
 
 Lineage's names (relations, views, functions, triggers) are cached too, but never trusted
 without a check: each statement whose lineage used them has them checked once
@@ -98,6 +98,8 @@ class TableCatalog:
         self.probes = 0  # version checks run (for tests and statistics)
         self._side: Any = None  # the catalog's own connection, kept open between queries
         self._prepared = False  # whether the version probe is prepared on it
+        # Names asked about while a lookup runs, served together by the next one.
+        self._batch: tuple[set[str], set[str], asyncio.Future[bool]] | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._target = f"{upstream.host}:{upstream.port}/{database}"
         self.taint_file = taint_file
@@ -220,79 +222,104 @@ class TableCatalog:
         """Look relations and functions up by name; names already cached are checked against
         the target's catalog and read again if they changed. Every name asked about is
         stamped with this lookup (``stamp``). False when the catalog could not be read: the
-        names asked about are then forgotten, so lineage fails closed on them; never raises."""
-        async with self._lock:
-            self.checks += 1
-            check = self.checks
-            self._read_taints()
-            generation = self.generation
-            rels, fns = sorted(relations), sorted(functions)
-            if not rels and not fns:
-                return True
-            if len(rels) > _MAX_NAMES or len(fns) > _MAX_NAMES:
-                log.warning("masking: a statement's lineage needs more than %d catalog names; "
-                            "what depends on them is masked", _MAX_NAMES)
-                for n in rels:
-                    self._relations.pop(n, None)
-                for n in fns:
-                    self._functions.pop(n, None)
-                return False
-            try:
-                cached_r = [n for n in rels if self.relations(n) is not None]
-                cached_f = [n for n in fns if self.functions(n) is not None]
-                stale_r, stale_f = [], []
-                if cached_r or cached_f:
-                    self.probes += 1
-                    versions = {(kind, name): version or ""
-                                for _, _, name, kind, _, version, _ in
-                                await self._run(cached_r, cached_f)}
-                    stale_r = [n for n in cached_r if versions.get(("r", n), "")
-                               != self._versions.get(("r", n))]
-                    stale_f = [n for n in cached_f if versions.get(("f", n), "")
-                               != self._versions.get(("f", n))]
-                if stale_r:
-                    self._tables.clear()  # a relation changed: its columns by OID too
-                fetch_r = sorted({n for n in rels if n not in cached_r} | set(stale_r))
-                fetch_f = sorted({n for n in fns if n not in cached_f} | set(stale_f))
-                rows = await self._run(names_query(fetch_r, fetch_f)) if (
-                    fetch_r or fetch_f) else []
-                if fetch_r or fetch_f:
-                    self.lookups += 1
-            except Exception as exc:  # fail closed: the caller masks what depends on them
-                log.warning("masking: cannot read the catalog of database %r to follow a "
-                            "statement's lineage (%s); its computed columns are masked",
-                            self.database, exc)
-                for n in rels:
-                    self._relations.pop(n, None)
-                for n in fns:
-                    self._functions.pop(n, None)
-                return False
-            found_rel: dict[str, list[Relation]] = {n: [] for n in fetch_r}
-            found_fn: dict[str, list[Function]] = {n: [] for n in fetch_f}
-            versions = {}
-            for kind, schema, name, sub, columns, text, extra in rows:
-                if kind == "v" and name is not None:
-                    versions[(sub or "", name)] = text or ""
-                elif kind == "r" and name in found_rel:
-                    found_rel[name].append(_relation(schema, name, sub, columns, text, extra))
-                elif kind == "f" and name in found_fn:
-                    more = json.loads(extra or "{}")
-                    found_fn[name].append(Function(schema or "", name, sub or "", text or "",
-                                                   more.get("definition") or ""))
-            if generation != self.generation:
-                return True  # the catalog changed meanwhile: the caller asks again
-            until = time.monotonic() + self.ttl
-            for n, r in found_rel.items():
-                self._relations[n] = (until, r)
-                self._versions[("r", n)] = versions.get(("r", n), "")
-            for n, f in found_fn.items():
-                self._functions[n] = (until, f)
-                self._versions[("f", n)] = versions.get(("f", n), "")
-            for n in rels:
-                self._stamps[n] = max(self._stamps.get(n, 0), check)
-            for n in fns:
-                self._stamps[n] = max(self._stamps.get(n, 0), check)
+        names asked about are then forgotten, so lineage fails closed on them; never raises.
+
+        Sessions asking while another lookup runs are served together by the next one (one
+        query for all of them): each statement's check costs one round trip, not a queue."""
+        batch = self._batch
+        if batch is not None:  # a lookup waits for its turn: ride with it
+            batch[0].update(relations)
+            batch[1].update(functions)
+            return await asyncio.shield(batch[2])
+        batch = self._batch = (set(relations), set(functions),
+                               asyncio.get_running_loop().create_future())
+        try:
+            async with self._lock:
+                self._batch = None  # from here on, newcomers wait for the next lookup
+                found = await self._resolve_names(frozenset(batch[0]), frozenset(batch[1]))
+        except BaseException:
+            if self._batch is batch:
+                self._batch = None
+            if not batch[2].done():
+                batch[2].set_result(False)
+            raise
+        batch[2].set_result(found)
+        return found
+
+    async def _resolve_names(self, relations: frozenset[str], functions: frozenset[str],
+                             ) -> bool:
+        """``resolve_names`` for one batch, under the lock."""
+        self.checks += 1
+        check = self.checks
+        self._read_taints()
+        generation = self.generation
+        rels, fns = sorted(relations), sorted(functions)
+        if not rels and not fns:
             return True
+        if len(rels) > _MAX_NAMES or len(fns) > _MAX_NAMES:
+            log.warning("masking: a statement's lineage needs more than %d catalog names; "
+                        "what depends on them is masked", _MAX_NAMES)
+            for n in rels:
+                self._relations.pop(n, None)
+            for n in fns:
+                self._functions.pop(n, None)
+            return False
+        try:
+            cached_r = [n for n in rels if self.relations(n) is not None]
+            cached_f = [n for n in fns if self.functions(n) is not None]
+            stale_r, stale_f = [], []
+            if cached_r or cached_f:
+                self.probes += 1
+                versions = {(kind, name): version or ""
+                            for _, _, name, kind, _, version, _ in
+                            await self._run(cached_r, cached_f)}
+                stale_r = [n for n in cached_r if versions.get(("r", n), "")
+                           != self._versions.get(("r", n))]
+                stale_f = [n for n in cached_f if versions.get(("f", n), "")
+                           != self._versions.get(("f", n))]
+            if stale_r:
+                self._tables.clear()  # a relation changed: its columns by OID too
+            fetch_r = sorted({n for n in rels if n not in cached_r} | set(stale_r))
+            fetch_f = sorted({n for n in fns if n not in cached_f} | set(stale_f))
+            rows = await self._run(names_query(fetch_r, fetch_f)) if (
+                fetch_r or fetch_f) else []
+            if fetch_r or fetch_f:
+                self.lookups += 1
+        except Exception as exc:  # fail closed: the caller masks what depends on them
+            log.warning("masking: cannot read the catalog of database %r to follow a "
+                        "statement's lineage (%s); its computed columns are masked",
+                        self.database, exc)
+            for n in rels:
+                self._relations.pop(n, None)
+            for n in fns:
+                self._functions.pop(n, None)
+            return False
+        found_rel: dict[str, list[Relation]] = {n: [] for n in fetch_r}
+        found_fn: dict[str, list[Function]] = {n: [] for n in fetch_f}
+        versions = {}
+        for kind, schema, name, sub, columns, text, extra in rows:
+            if kind == "v" and name is not None:
+                versions[(sub or "", name)] = text or ""
+            elif kind == "r" and name in found_rel:
+                found_rel[name].append(_relation(schema, name, sub, columns, text, extra))
+            elif kind == "f" and name in found_fn:
+                more = json.loads(extra or "{}")
+                found_fn[name].append(Function(schema or "", name, sub or "", text or "",
+                                               more.get("definition") or ""))
+        if generation != self.generation:
+            return True  # the catalog changed meanwhile: the caller asks again
+        until = time.monotonic() + self.ttl
+        for n, r in found_rel.items():
+            self._relations[n] = (until, r)
+            self._versions[("r", n)] = versions.get(("r", n), "")
+        for n, f in found_fn.items():
+            self._functions[n] = (until, f)
+            self._versions[("f", n)] = versions.get(("f", n), "")
+        for n in rels:
+            self._stamps[n] = max(self._stamps.get(n, 0), check)
+        for n in fns:
+            self._stamps[n] = max(self._stamps.get(n, 0), check)
+        return True
 
     async def resolve(self, table_oids: set[int] | frozenset[int]) -> None:
         """Read the columns of these tables into the cache. Never raises: a failure marks the

@@ -102,3 +102,22 @@ def test_the_version_probe_is_prepared_once_per_connection() -> None:
     assert probe_query(["o'x"], [], prepare=False) == (
         "EXECUTE gatewatch_versions(ARRAY['o''x']::text[], ARRAY[]::text[])")
     assert "'v', NULL, n, 'r'" in names_query(["orders"], [])  # versions in the same snapshot
+
+
+async def test_sessions_asking_at_once_share_one_lookup() -> None:
+    catalog = TableCatalog(Upstream("127.0.0.1", 1, "gw", sslmode="disable"), "shop", 1 << 20)
+    asked: list[str] = []
+
+    async def run(sql: object, functions: object = None) -> list[list[str | None]]:
+        asked.append(str(sql))
+        await asyncio.sleep(0)
+        return []
+
+    catalog._run = run  # type: ignore[method-assign]
+    async with catalog._lock:  # a lookup is under way: these wait for the next one
+        waiting = [asyncio.ensure_future(catalog.resolve_names(frozenset({n}), frozenset()))
+                   for n in ("a", "b", "c")]
+        await asyncio.sleep(0)
+    assert await asyncio.gather(*waiting) == [True, True, True]
+    assert len(asked) == 1 and all(f"'{n}'" in asked[0] for n in "abc")
+    assert catalog.stamp("a") == catalog.stamp("c") == catalog.checks == 1
