@@ -83,6 +83,9 @@ class Relation:
     rules: tuple[str, ...] = ()
     generated: tuple[str, ...] = ()
     defaults: tuple[str, ...] = ()  # column default expressions that call functions
+    # Partitions and inheritance: the relations whose rows are this one's, or whose rows
+    # this one's are (a write into one is read through the other).
+    family: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -446,6 +449,11 @@ class Analyzer:
                 self._body([a for a in actions if isinstance(a, dict)], new, bound)
             if rel.kind == "v" and rel.definition and into:
                 self._through_view(rel, into)
+            for other in rel.family:  # a partition's rows are its parent's, and back
+                if other != table:
+                    self._writes += [(t._replace(schema=None, table=other), lin)
+                                     for t, lin in into]
+                    self._written.add(other)
 
     def _through_view(self, view: Relation, into: list[tuple[Source, Lin]]) -> None:
         """Values written into a view's columns land in the columns its query reads them from

@@ -447,7 +447,8 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
     more = json.loads(extra or "{}")
     return Relation(schema or "", name, kind or "", tuple(json.loads(columns or "[]")),
                     definition, tuple(more.get("triggers") or ()), tuple(more.get("rules") or ()),
-                    tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()))
+                    tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()),
+                    tuple(more.get("family") or ()))
 
 
 def catalog_query(oids: list[int]) -> str:
@@ -489,6 +490,9 @@ _RELATION_VERSION = (
     "  ORDER BY t.oid) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid), '')"
     " || '/' || coalesce((SELECT string_agg(d.oid::text || '.' || d.xmin::text, ','"
     "  ORDER BY d.oid) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(i.inhrelid::text || '.' || i.inhparent::text"
+    "  || '.' || i.xmin::text, ',' ORDER BY i.inhrelid, i.inhparent)"
+    "  FROM pg_catalog.pg_inherits i WHERE c.oid IN (i.inhrelid, i.inhparent)), '')"
 )
 _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"
@@ -554,7 +558,10 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "  'defaults', (SELECT coalesce(json_agg(pg_catalog.pg_get_expr(d.adbin, d.adrelid)),"
         "   '[]') FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a"
         "   ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
-        "   WHERE d.adrelid = c.oid AND a.attgenerated = ''))::text"
+        "   WHERE d.adrelid = c.oid AND a.attgenerated = ''),"
+        "  'family', (SELECT coalesce(json_agg(k.relname), '[]') FROM pg_catalog.pg_inherits i"
+        "   JOIN pg_catalog.pg_class k ON k.oid IN (i.inhrelid, i.inhparent) AND k.oid <> c.oid"
+        "   WHERE c.oid IN (i.inhrelid, i.inhparent)))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"

@@ -314,3 +314,16 @@ def test_a_value_kept_in_a_setting(gateway: Gateway) -> None:
     assert len(rows) >= 3 and not leaked(values, str(rows)), rows
     assert not leaked(values, str(status)), status
     assert direct == [(1,)]
+
+
+def test_partitions_and_their_parent(gateway: Gateway, tables: list[str]) -> None:
+    parent, part, other, part2 = name(), name(), name(), name()
+    tables += [part, parent, part2, other]
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(f"create table {parent} (id int, v text) partition by range (id)")
+        conn.execute(f"create table {part} partition of {parent} for values from (0) to (1000)")
+        conn.execute(f"insert into {parent} select id, national_id from customers")
+        conn.execute(f"create table {other} (id int, v text) partition by range (id)")
+        conn.execute(f"create table {part2} partition of {other} for values from (0) to (1000)")
+        conn.execute(f"insert into {part2} select id, national_id from customers")
+    assert_masked(gateway, f"select * from {part}", f"select v from {other}")
