@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from store.errors import StoreError, StoreLocked
 from store.files import check_private, private_directory
+from store.journal import JournalRecord
 from store.lock import StoreLock
 from store.nodes import check_node, default_node
 from store.schema import SCHEMA_VERSION
-from store.sqlite import SqliteStore, controlled, journal_path
+from store.sqlite import Rejected, SqliteStore, controlled, journal_path
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "gatewatch_fleet"  # LISTEN/NOTIFY channel of fleet commands; the payload: the node
 _MIGRATION_LOCK = 0x6761_7465  # pg_advisory_xact_lock key while the schema is created
@@ -155,25 +159,25 @@ def _copy_of(sql: str) -> tuple[str, tuple[str, ...] | None] | None:
 class PgCursor:
     """The result of ``PgConnection.execute``: rows as tuples, as sqlite3's cursor has them."""
 
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any] | None) -> None:
         self._cur = cur
 
     def fetchone(self) -> Any:
-        return self._cur.fetchone() if self._cur.description else None
+        return self._cur.fetchone() if self._cur is not None and self.description else None
 
     def fetchall(self) -> list[Any]:
-        return self._cur.fetchall() if self._cur.description else []
+        return self._cur.fetchall() if self._cur is not None and self.description else []
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._cur) if self._cur.description else iter(())
+        return iter(self._cur) if self._cur is not None and self.description else iter(())
 
     @property
     def description(self) -> Any:
-        return self._cur.description
+        return None if self._cur is None else self._cur.description
 
     @property
     def rowcount(self) -> int:
-        return self._cur.rowcount
+        return -1 if self._cur is None else self._cur.rowcount
 
     @property
     def lastrowid(self) -> None:
@@ -182,14 +186,49 @@ class PgCursor:
 
 class PgConnection:
     """A psycopg connection (autocommit: transactions are the store's own BEGIN/COMMIT)
-    behind the part of ``sqlite3.Connection`` the store uses."""
+    behind the part of ``sqlite3.Connection`` the store uses. A connection the server or the
+    network ended is opened again by the next statement that starts a transaction or runs
+    outside one (a transaction it broke fails, and the store tries its records again)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], dsn: str, *, read_only: bool = False,
+                 ) -> None:
         self.raw = conn
+        self._dsn, self._read_only = dsn, read_only
+        self._transaction = False  # between the store's BEGIN and its COMMIT or ROLLBACK
+
+    def _usable(self) -> psycopg.Connection[Any]:
+        """The connection, opened again if it was lost — never inside a transaction: a
+        COMMIT on a new connection would report success for statements the old one lost."""
+        if (self.raw.closed or self.raw.broken) and not self._transaction:
+            self.raw = _connect(self._dsn, read_only=self._read_only)
+        return self.raw
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
         args = params if isinstance(params, dict) else tuple(params)
-        return PgCursor(self.raw.execute(pg_sql(sql), args))  # type: ignore[arg-type]
+        statement = pg_sql(sql)
+        if statement in ("COMMIT", "ROLLBACK"):
+            ending, self._transaction = self._transaction, False
+            if statement == "ROLLBACK" and (self.raw.closed or self.raw.broken):
+                return PgCursor(None)  # the transaction went with the connection
+            if ending and (self.raw.closed or self.raw.broken):
+                raise psycopg.OperationalError("the connection to the store was lost in a"
+                                               " transaction: nothing of it was written")
+        try:
+            cur = PgCursor(self._usable().execute(statement, args))  # type: ignore[arg-type]
+        except psycopg.OperationalError:
+            if self._transaction or not self.lost:
+                raise
+            # lost before this statement (the server or network ended it while idle): once
+            # more on a new connection, as nothing of it ran
+            cur = PgCursor(self._usable().execute(statement, args))  # type: ignore[arg-type]
+        if statement.startswith("BEGIN"):
+            self._transaction = True
+        return cur
+
+    @property
+    def lost(self) -> bool:
+        """The server or the network ended the connection."""
+        return bool(self.raw.closed or self.raw.broken)
 
     def executemany(self, sql: str, rows: Any) -> None:
         """An INSERT of plain values goes as one COPY (about twice as fast as the pipelined
@@ -197,6 +236,7 @@ class PgConnection:
         rows = list(rows)
         if not rows:
             return
+        self._usable()
         copy = _copy_of(sql)
         with self.raw.cursor() as cur:
             if copy is None:
@@ -209,6 +249,8 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
+        if self.raw.closed or self.raw.broken:
+            return False
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
     def close(self) -> None:
@@ -246,8 +288,9 @@ def _connect(dsn: str, *, read_only: bool = False, keepalive: bool = False,
              ) -> psycopg.Connection[Any]:
     options = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                "keepalives_count": 3} if keepalive else {}
-    conn = psycopg.connect(dsn, autocommit=True, application_name="gatewatch-store",
-                           connect_timeout=10, **options)  # type: ignore[arg-type]
+    name = "gatewatch-node" if keepalive else "gatewatch-store"
+    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name=name,
+                           **options)  # type: ignore[arg-type]
     try:
         if keepalive:  # the server's side: a dead machine's backend ends, and its lock goes
             conn.execute("SET tcp_keepalives_idle = 10")
@@ -302,11 +345,12 @@ class PostgresStore(SqliteStore):
 
     def _connect_writer(self) -> Any:
         self._file = None  # the database is not a file here
-        return PgConnection(_connect(self.dsn))
+        return PgConnection(_connect(self.dsn), self.dsn)
 
     def _control_conn(self) -> Any:
         if self._control is None:
-            self._control = PgConnection(_connect(self.dsn))  # type: ignore[assignment]
+            self._control = PgConnection(  # type: ignore[assignment]
+                _connect(self.dsn), self.dsn)
         return self._control
 
     def _clock(self) -> float:
@@ -389,6 +433,40 @@ class PostgresStore(SqliteStore):
         finally:
             await aconn.close()
 
+    def _write_or_error(self, records: list[tuple[JournalRecord, dict[str, Any]]],
+                        rejected: Iterable[Rejected] = (), *, node: str | None = None,
+                        conn: Any = None) -> StoreError | None:
+        """As SQLite's, while this engine holds its node's advisory lock: while the connection
+        that held it is lost (a restarted server, a network cut) nothing is written — another
+        engine could take the name — until the next heartbeat (off the event loop) takes it
+        again. Statements are refused meanwhile, as with any store that cannot be written."""
+        if self._holder is not None and (self._holder.closed or self._holder.broken):
+            return StoreError(f"this engine's hold on node {self.node} in {shown(self.dsn)} was"
+                              " lost: nothing is written until its next heartbeat takes it"
+                              " again")
+        return super()._write_or_error(records, rejected, node=node, conn=conn)
+
+    def _keep_holder(self) -> None:
+        """The node's advisory lock taken again on a new connection when the one that held
+        it was lost; StoreError when another engine took the name meanwhile (then nothing is
+        written until this one is stopped)."""
+        if self._holder is None or not (self._holder.closed or self._holder.broken):
+            return
+        try:
+            self._holder = _hold(self.dsn, self.node)
+        except StoreLocked as exc:
+            raise StoreError(f"this engine lost its hold on node {self.node} and another took"
+                             f" it: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot hold node {self.node} in {shown(self.dsn)}: {exc}"
+                             ) from exc
+        log.warning("node %s holds its lock in the store again (its connection was lost)",
+                    self.node)
+
+    def heartbeat(self) -> None:
+        self._keep_holder()
+        super().heartbeat()
+
     def close(self) -> None:
         try:
             super().close()
@@ -414,7 +492,7 @@ def open_postgres(dsn: str, *, node: str | None = None, durability: str = "norma
     base = local_base(dsn) if local is None else local
     try:
         if readonly:
-            conn = PgConnection(_connect(dsn, read_only=True))
+            conn = PgConnection(_connect(dsn, read_only=True), dsn, read_only=True)
             try:
                 if _version(conn) != PG_SCHEMA_VERSION:
                     raise StoreError(f"no Gatewatch store at {shown(dsn)}: has the engine run"
@@ -438,13 +516,8 @@ def _open_writer(dsn: str, base: Path, node: str, durability: str) -> PostgresSt
                          ) from exc
     holder = conn = None
     try:
-        holder = _connect(dsn, keepalive=True)
-        if not holder.execute("SELECT pg_try_advisory_lock(%s)",
-                              (_node_key(node),)).fetchone()[0]:  # type: ignore[index]
-            raise StoreLocked(
-                f"the store {shown(dsn)} is in use by another engine as node {node}: stop that"
-                " one first, or give this one a node name of its own (engine.node)")
-        conn = PgConnection(_connect(dsn))
+        holder = _hold(dsn, node)
+        conn = PgConnection(_connect(dsn), dsn)
         _migrate(conn)
         return PostgresStore(dsn, base, conn, writer=True, node=node, durability=durability,
                              lock=lock, holder=holder)
@@ -455,6 +528,21 @@ def _open_writer(dsn: str, base: Path, node: str, durability: str) -> PostgresSt
             holder.close()
         lock.release()
         raise
+
+
+def _hold(dsn: str, node: str) -> psycopg.Connection[Any]:
+    """A connection holding ``node``'s advisory lock; StoreLocked when another has it."""
+    holder = _connect(dsn, keepalive=True)
+    try:
+        if not holder.execute("SELECT pg_try_advisory_lock(%s)",
+                              (_node_key(node),)).fetchone()[0]:  # type: ignore[index]
+            raise StoreLocked(
+                f"the store {shown(dsn)} is in use by another engine as node {node}: stop that"
+                " one first, or give this one a node name of its own (engine.node)")
+    except BaseException:
+        holder.close()
+        raise
+    return holder
 
 
 def _version(conn: PgConnection) -> int:

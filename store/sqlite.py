@@ -428,7 +428,8 @@ class SqliteStore:
         merged = _merge(records, node)
         for attempt in range(_BUSY_ATTEMPTS):
             failed = self._write_once(conn, node, records, merged, rejected)
-            if failed is None or not _busy(failed) or attempt == _BUSY_ATTEMPTS - 1:
+            lost = getattr(conn, "lost", False)  # PostgreSQL: opened again by the next try
+            if failed is None or not (_busy(failed) or lost) or attempt == _BUSY_ATTEMPTS - 1:
                 break
             time.sleep(0.05 * (attempt + 1))
         if failed is None:

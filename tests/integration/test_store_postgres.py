@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from store import NODE_LOST, SqliteStore, StoreError, open_store, reads, verify
@@ -295,5 +296,41 @@ def test_the_reads_of_the_cli_and_tui(url: str, tmp_path: Path) -> None:
         assert found is not None and found["id"] == "s1" and found["statements"] == 1
         assert reads.session_statements(a, "s1")[0]["outcome"] == "allow"
         assert verify(a, "s1").ok
+    finally:
+        a.close()
+
+
+def test_connections_the_server_ended_are_opened_again(
+        url: str, tmp_path: Path, pg_target: Target) -> None:
+    a = node(url, "a", tmp_path)
+    db = url.rsplit("/", 1)[1]
+
+    def terminate(application: str) -> None:
+        pg_target.cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              f" WHERE datname = '{db}' AND application_name = '{application}'")
+
+    try:
+        a.apply(a_session("s1"))
+        a.checkpoint()
+        terminate("gatewatch-store")  # the reading, writing and control connections
+        assert len(a.sessions()) == 1  # a read opens its connection again
+        a.apply(a_session("s2"))
+        a.checkpoint()  # so does a checkpoint, never half a transaction on each
+        assert sorted(s["id"] for s in a.sessions()) == ["s1", "s2"]
+        terminate("gatewatch-node")  # the connection that holds the node's lock
+        assert a._holder is not None
+        with pytest.raises(psycopg.OperationalError):
+            a._holder.execute("SELECT 1")  # the client learns it at its next use
+        a.apply(a_session("s3"))
+        with pytest.raises(StoreError, match="hold on node a"):
+            a.checkpoint()  # nothing is written while another engine could take the name
+        with pytest.raises(StoreError, match="hold on node a"):
+            a.apply([statement_start("s3", 9)])  # and statements are refused
+        a.heartbeat()  # takes it again
+        a.checkpoint()
+        with pytest.raises(StoreLocked):
+            open_store(url, node="a", local=tmp_path / "elsewhere" / "local.db")
+        result = verify(a)
+        assert result.ok and result.sessions == 3, result.problems
     finally:
         a.close()
