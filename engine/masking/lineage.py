@@ -336,12 +336,32 @@ class Analyzer:
             self._run_code(Function("", "", language, body), _NONE, ())
         elif kind == "RenameStmt":
             self._rename(node)
+        elif kind == "AlterTableStmt":
+            self._alter_table(node)
         elif kind == "VariableShowStmt":  # a setting may hold what set_config() kept
             self._reads |= self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
         elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
             for rel in node.get("relations", []):
                 self._written.add(_only(rel)[1].get("relname", ""))
         return columns, declares
+
+    def _alter_table(self, node: dict[str, Any]) -> None:
+        """``ALTER COLUMN c TYPE … USING expr`` rewrites c from the row's other columns."""
+        rel = node.get("relation") or {}
+        rng: _Range | None = None
+        for cmd in node.get("cmds", []):
+            c = _only(cmd)[1]
+            if c.get("subtype") != "AT_AlterColumnType":
+                continue
+            using = _only(c.get("def", {}))[1].get("raw_default")
+            if not using:
+                continue
+            if rng is None:
+                rng = self._range_var(rel, {})
+                self._written.add(rel.get("relname", ""))
+            lin = self._expr(using, ((rng,),))
+            self._writes.append((Source(rel.get("schemaname"), rel.get("relname", ""),
+                                        c.get("name", "")), lin))
 
     def _rename(self, node: dict[str, Any]) -> None:
         """A renamed column or table keeps the rules of its old name: rules name columns, and

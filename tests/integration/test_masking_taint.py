@@ -327,3 +327,16 @@ def test_partitions_and_their_parent(gateway: Gateway, tables: list[str]) -> Non
         conn.execute(f"create table {part2} partition of {other} for values from (0) to (1000)")
         conn.execute(f"insert into {part2} select id, national_id from customers")
     assert_masked(gateway, f"select * from {part}", f"select v from {other}")
+
+
+def test_a_column_rewritten_by_alter_table_using(gateway: Gateway, tables: list[str]) -> None:
+    t = name()
+    tables.append(t)
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+        direct.execute(f"create table {t} as select id, full_name, national_id from customers")
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        assert conn.execute(f"select full_name from {t} where id = 1").fetchone() == (
+            "Grace Hopper",)
+        conn.execute(f"alter table {t} alter column full_name type varchar(20)"
+                     " using national_id")
+    assert_masked(gateway, f"select full_name from {t}")

@@ -189,3 +189,11 @@ def test_a_value_kept_in_a_setting_is_read_back_with_its_sources() -> None:
     read = a.statement(tree("select current_setting('x.y')"))
     assert read.columns is not None and NID in read.columns[0]
     assert NID in a.statement(tree("show x.y")).reads
+
+
+def test_a_column_rewritten_from_another_by_alter_table() -> None:
+    lineage = analyzer().statement(tree("alter table customers alter column full_name"
+                                        " type text using national_id || ''"))
+    assert carries_nid(written(lineage)["customers.full_name"])
+    assert not analyzer().statement(tree("alter table customers alter column id"
+                                         " type bigint")).writes
