@@ -317,6 +317,7 @@ class PgRelay:
         # before the Sync that ends the segment; 3: that segment failed, the gateway's
         # ROLLBACK is on its way).
         self._counting = False
+        self._release = b""  # a counted write's RELEASE, sent in front of the next messages
         self._segment: list[str] = []
         self._own_block = 0
 
@@ -401,11 +402,13 @@ class PgRelay:
         that ends a block the gateway opened. It may be longer than an empty ``out``. The
         masking of results reads ``out`` itself (then ``seen_late``), what the client sent."""
         wire, self._wire = self._wire, None
-        if wire is None:
-            return out
-        cut, inserted = wire
-        at = len(out) - cut
-        return out[:at] + inserted + out[at:]
+        if wire is not None:
+            cut, inserted = wire
+            at = len(out) - cut
+            out = out[:at] + inserted + out[at:]
+        if self._release and out:
+            out, self._release = self._release + out, b""
+        return out
 
     def seen_late(self) -> bytes:
         """The client's messages of a counted write that stands, for the result masker
@@ -957,7 +960,10 @@ class PgRelay:
         sent, self._count_sent = self._count_sent, b""
         if isinstance(count.result, bytes):
             if isinstance(count, rowcount.ExtendedCount) and count.released:
-                self._owed.append((_OURS, [rowcount.ANSWERS, False]))  # after the Execute's
+                # Sent in front of what the client sends next (its Sync, most often: one
+                # write, one wake-up of the server), answered after the Execute's answers.
+                self._release = rowcount.RELEASE
+                self._owed.append((_OURS, [rowcount.ANSWERS, False]))
             self._to_count = self._count_query = None
             self._late = sent  # the statement stands (or failed): its answers are masked
             return b"", count.result + buf[pos:]

@@ -221,7 +221,7 @@ class ExtendedCount:
     Execute (the gateway's Describe of its portal in front when results are masked), and a
     Flush. Their answers are dropped, the Execute's kept (``keep`` bytes at most); then
     under the limit ``result`` is at once the Execute's answers, for the relay's usual path,
-    and RELEASE goes out (``released``: the relay drops its answers); over it, ROLLBACK TO,
+    and RELEASE is for the relay to send (``released``) and drop its answers; over it, ROLLBACK TO,
     RELEASE and a Close of the portal (bound again when approved) go out, their answers are
     dropped here, and ``result`` is an ``Over``. An error of the Execute, or of the gateway's own
     statements, ends it at once: the target now skips everything up to the next Sync (which
@@ -240,7 +240,7 @@ class ExtendedCount:
         self._complete: bytes | None = None
         self._over: Over | None = None
         self.to_target = b""
-        self.released = False  # RELEASE sent, its answers still to come (``ANSWERS``)
+        self.released = False  # under the limit: RELEASE goes out with the client's next
         self.result: bytes | Over | None = None
 
     def message(self, tag: int, msg: bytes) -> None:
@@ -298,8 +298,9 @@ class ExtendedCount:
         self._over = _verdict(self._complete, self.limit, self._overflow, self._keep)
         if self._over is None:
             # It stands: released without waiting for the answer (a round trip saved on
-            # every write under the limit); the relay drops the RELEASE's answers as they come.
-            self.to_target, self.released = RELEASE, True
+            # every write under the limit), in front of what the client sends next (the
+            # relay's ``wire``), which drops the RELEASE's answers as they come.
+            self.released = True
             self._phase = 3
             self.result = self._answers(b"")
         else:

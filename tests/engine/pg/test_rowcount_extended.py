@@ -41,15 +41,14 @@ def test_outside_a_block_it_runs_in_the_gateway_s_block_committed_before_the_syn
     assert wire == rowcount.BEGIN + rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
     to_client, done = r.server_data(ours("BEGIN") + ours("SAVEPOINT")
                                     + b.command_complete("UPDATE 3"))
-    # Under the limit it stands at once; the RELEASE goes out without waiting for it.
+    # Under the limit it stands at once; the RELEASE goes out without waiting for it, in
+    # front of the Sync that follows, which commits the gateway's block.
     assert to_client == b.command_complete("UPDATE 3")
     assert [(f.status, f.rows) for f in done] == [("ok", 3)]
-    assert r.upstream_data() == rowcount.RELEASE
-    assert r.seen_late() == b.execute()
-    assert r.server_data(ours("RELEASE")) == (b"", [])
-    # The Sync that follows commits the gateway's block: the client sees its answer only.
+    assert r.upstream_data() == b"" and r.seen_late() == b.execute()
     out, wire = sent(r, b"")
-    assert out.out == b.SYNC and wire == rowcount.COMMIT + b.SYNC
+    assert out.out == b.SYNC and wire == rowcount.RELEASE + rowcount.COMMIT + b.SYNC
+    assert r.server_data(ours("RELEASE")) == (b"", [])  # the client sees the Sync's answer
     assert r.client_data(b.query("SELECT 1")).out == b""  # waits for the Sync's answer
     to_client, _ = r.server_data(ours("COMMIT") + b.ready(b"I"))
     assert to_client == b.ready(b"I") and r.wants_input
@@ -60,8 +59,8 @@ def test_inside_the_client_s_block_only_a_savepoint() -> None:
     r = relay(b"T")
     assert counting(r) == rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
     r.server_data(ours("SAVEPOINT") + b.command_complete("UPDATE 1"))
-    assert r.upstream_data() == rowcount.RELEASE
-    assert sent(r, b"")[1] == b.SYNC  # no COMMIT: the transaction is the client's
+    # No COMMIT: the transaction is the client's.
+    assert sent(r, b"")[1] == rowcount.RELEASE + b.SYNC
 
 
 def test_a_begin_earlier_in_the_pipeline_is_a_block() -> None:
@@ -109,9 +108,8 @@ def test_a_failed_segment_rolls_the_gateway_s_block_back_and_the_client_hears_id
     counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
              + b.SYNC)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
-    assert r.upstream_data() == rowcount.RELEASE
     _, wire = sent(r, b"")
-    assert wire.endswith(rowcount.COMMIT + b.SYNC)
+    assert wire.startswith(rowcount.RELEASE) and wire.endswith(rowcount.COMMIT + b.SYNC)
     error = b.error("22012", "division by zero")
     to_client, _ = r.server_data(ours("RELEASE") + b.PARSE_COMPLETE + b.BIND_COMPLETE + error
                                  + b.ready(b"E"))
@@ -158,8 +156,8 @@ def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused()
     [refused] = out.finished
     assert refused.status == "blocked" and "would change" in (refused.error or "")
     # What came before it goes on (answered at once: a Flush), the COMMIT before the Sync.
-    assert wire == (b.parse("COMMIT", "c") + b.bind(statement="c") + b.FLUSH + rowcount.COMMIT
-                    + b.SYNC)
+    assert wire == (rowcount.RELEASE + b.parse("COMMIT", "c") + b.bind(statement="c") + b.FLUSH
+                    + rowcount.COMMIT + b.SYNC)
 
 
 @pytest.mark.parametrize(("sql", "effect"), [
@@ -215,9 +213,8 @@ def test_a_commit_skipped_after_an_error_does_not_take_the_sync_s_answer() -> No
     counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
              + b.SYNC)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
-    assert r.upstream_data() == rowcount.RELEASE
     _, wire = sent(r, b"")
-    assert wire.endswith(rowcount.COMMIT + b.SYNC)
+    assert wire.startswith(rowcount.RELEASE) and wire.endswith(rowcount.COMMIT + b.SYNC)
     error = b.error("22012", "division by zero")
     r.server_data(ours("RELEASE") + b.PARSE_COMPLETE + b.BIND_COMPLETE)
     to_client, _ = r.server_data(error)
