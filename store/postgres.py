@@ -27,13 +27,14 @@ policies file may build with ``${VAR}``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -412,26 +413,36 @@ class PostgresStore(SqliteStore):
             raise
         return int(row[0])
 
-    async def listen(self, node: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def listen(self, node: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The commands sent to ``node``, each once: woken by NOTIFY (and every second, in
-        case a notification was missed across a reconnection)."""
+        case a notification was missed); a lost connection is opened again."""
         node = self.node if node is None else node
-        aconn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True,
-                                                      application_name="gatewatch-fleet")
-        try:
-            await aconn.execute(f"LISTEN {CHANNEL}")
-            while True:
-                cur = await aconn.execute(
-                    "UPDATE fleet_commands SET taken_at = %s WHERE id IN (SELECT id FROM"
-                    " fleet_commands WHERE node = %s AND taken_at IS NULL ORDER BY id FOR"
-                    " UPDATE SKIP LOCKED) RETURNING id, command",
-                    (_utc(time.time()), node))
-                for cid, text in sorted(await cur.fetchall()):
-                    yield {**orjson.loads(text), "id": int(cid)}
-                async for note in aconn.notifies(timeout=1.0, stop_after=1):
-                    del note  # any node's: look again
-        finally:
-            await aconn.close()
+        while True:
+            try:
+                aconn = await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, application_name="gatewatch-fleet")
+            except psycopg.OperationalError as exc:
+                log.warning("cannot listen for fleet commands (%s): trying again", exc)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await aconn.execute(f"LISTEN {CHANNEL}")
+                while True:
+                    cur = await aconn.execute(
+                        "UPDATE fleet_commands SET taken_at = %s WHERE id IN (SELECT id FROM"
+                        " fleet_commands WHERE node = %s AND taken_at IS NULL ORDER BY id FOR"
+                        " UPDATE SKIP LOCKED) RETURNING id, command",
+                        (_utc(time.time()), node))
+                    for cid, text in sorted(await cur.fetchall()):
+                        yield {**orjson.loads(text), "id": int(cid)}
+                    async for note in aconn.notifies(timeout=1.0, stop_after=1):
+                        del note  # any node's: look again
+            except psycopg.OperationalError as exc:
+                log.warning("lost the connection that listens for fleet commands (%s):"
+                            " opening it again", exc)
+                await asyncio.sleep(0.2)
+            finally:
+                await aconn.close()
 
     def _write_or_error(self, records: list[tuple[JournalRecord, dict[str, Any]]],
                         rejected: Iterable[Rejected] = (), *, node: str | None = None,

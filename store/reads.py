@@ -35,12 +35,17 @@ Statistics = dict[str, list[tuple[str, int]]]
 # request it waited on, whose status says "withdrawn"; SSH records a held command as "review"
 # that ended "denied" with the broker's words ("approval request … withdrawn: …") or with "the
 # client went away" when the session ended under it; any other such end is "denied" (by an
-# operator, or the request expired), as PostgreSQL records it.
+# operator, or the request expired), as PostgreSQL records it. An SSH command held and then
+# run (it ended ok, in error or interrupted, but not for want of a recorded request) was
+# "approved", as PostgreSQL records it; one still held stays "review".
 OUTCOME = ("(select case when (st.verdict = 'denied' and exists (select 1 from approvals a"
            " where a.id = st.approval_id and a.status = 'withdrawn')) or (st.verdict = 'review'"
            " and st.status = 'denied' and (st.error like 'approval request % withdrawn%'"
            " or st.error like 'the client went away%')) then 'withdrawn'"
            " when st.verdict = 'review' and st.status = 'denied' then 'denied'"
+           " when st.verdict = 'review' and st.status in ('ok', 'error', 'interrupted')"
+           " and coalesce(st.error, '') not like 'the gateway could not record%'"
+           " then 'approved'"
            " else st.verdict end)")
 
 STATISTICS_QUERIES = {

@@ -30,7 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -778,7 +778,7 @@ class SqliteStore:
             (node, json.dumps(command, sort_keys=True), O.utc(time.time())))
         return int(cur.lastrowid or 0)
 
-    async def listen(self, node: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def listen(self, node: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The commands sent to ``node`` (by default this one), each once, oldest first, as
         ``notify`` gave them with their ``id``: polled every 50 ms (a read in WAL never
         waits; taking one is a short write, off the event loop)."""

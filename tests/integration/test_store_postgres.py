@@ -334,3 +334,28 @@ def test_connections_the_server_ended_are_opened_again(
         assert result.ok and result.sessions == 3, result.problems
     finally:
         a.close()
+
+
+def test_a_listener_whose_connection_was_lost_listens_again(
+        url: str, tmp_path: Path, pg_target: Target) -> None:
+    a, b = node(url, "a", tmp_path), node(url, "b", tmp_path)
+    db = url.rsplit("/", 1)[1]
+
+    async def exchange() -> list[object]:
+        got: list[object] = []
+        listening = a.listen()
+        b.notify("a", {"op": "approve"})
+        got.append((await asyncio.wait_for(listening.__anext__(), 10))["op"])
+        await asyncio.to_thread(
+            pg_target.cluster.sql, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{db}' AND application_name = 'gatewatch-fleet'")
+        b.notify("a", {"op": "kill"})
+        got.append((await asyncio.wait_for(listening.__anext__(), 10))["op"])
+        await listening.aclose()
+        return got
+
+    try:
+        assert asyncio.run(exchange()) == ["approve", "kill"]
+    finally:
+        a.close()
+        b.close()
