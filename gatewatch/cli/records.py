@@ -72,7 +72,9 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
         shown = text[:80] + ("…" if len(text) > 80 else "")
         if s["params"]:
             shown += f"  ← {s['params'][:60]}"
-        verdict = "withdrawn" if withdrawn else s.get("verdict") or "allow"
+        # how a held one ended, for both protocols (an SSH command's record keeps "review")
+        decided = s.get("outcome") in ("approved", "denied", "withdrawn")
+        verdict = s["outcome"] if decided else s.get("verdict") or "allow"
         if s.get("rule"):
             verdict += f" ({s['rule']})"
         if s.get("approval_id"):

@@ -126,6 +126,15 @@ def test_withdrawn_is_its_own_outcome_and_failed_logins_are_no_activity(
         statement_start("ssh", 3, "kubectl delete pod web-1", verdict="review",
                         rule="review-kubectl-delete"),
         statement_end("ssh", 3, status="denied", error="denied by bob: not in prod"),
+        # held, approved, run (an SSH command's record keeps "review": it ran as approved)
+        statement_start("ssh", 4, "systemctl reload nginx", verdict="review",
+                        rule="review-restarts"),
+        statement_end("ssh", 4, status="ok"),
+        statement_start("ssh", 5, "systemctl reload db", verdict="review",
+                        rule="review-restarts"),
+        statement_end("ssh", 5, status="error",
+                      error="the gateway could not record the approval request, so it did not"
+                            " run: disk full"),
         session_open("nobody", identity="mallory", status="rejected"),
     ]
     with read_only(db_path, ops) as store:
@@ -133,9 +142,11 @@ def test_withdrawn_is_its_own_outcome_and_failed_logins_are_no_activity(
         # one rule for a statement's outcome: the replay, the TUI and `show` read it here
         pg, ssh = (reads.session_statements(store, sid) for sid in ("pg", "ssh"))
     assert [(s["seq"], s["outcome"]) for s in pg] == [(1, "withdrawn"), (2, "denied")]
-    assert [s["outcome"] for s in ssh] == ["withdrawn", "withdrawn", "denied"]
+    assert [s["outcome"] for s in ssh] == ["withdrawn", "withdrawn", "denied", "approved",
+                                           "review"]
     assert pg[0]["text"] == "DELETE FROM orders" and pg[0]["verdict"] == "denied"
-    assert dict(stats["by_verdict"]) == {"withdrawn": 3, "denied": 2}  # SSH's denial too
+    assert dict(stats["by_verdict"]) == {"withdrawn": 3, "denied": 2, "approved": 1,
+                                         "review": 1}  # SSH's denial and approval too
     assert stats["blocks_per_hour"] == [(O.utc(T0)[:13], 2)]
     assert dict(stats["by_identity"]) == {"alice": 2}
 

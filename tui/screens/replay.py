@@ -60,7 +60,7 @@ STATEMENT_COLUMNS = (Column("AT", 10, 1), Column("VERDICT", 18, 2, most=40),
 def _verdict(s: Statement) -> str:
     """The VERDICT column: what was decided, "withdrawn" where the client withdrew a held
     statement (the store's verdict says "denied": the client got an error)."""
-    return "withdrawn" if s.outcome == "withdrawn" else s.verdict
+    return s.outcome if s.outcome in ("approved", "denied", "withdrawn") else s.verdict
 
 
 class _Cursor(NamedTuple):

@@ -36,12 +36,16 @@ def describe(st: dict[str, Any], *, ssh: bool) -> str:
     return "\n".join(lines)
 
 
+DECIDED = ("approved", "denied", "withdrawn")  # how a held statement ended
+
+
 def verdict(st: dict[str, Any]) -> str:
-    """What was decided: the store's verdict, but "withdrawn" for a held statement its client
-    withdrew (a cancel, a disconnect), which nobody denied (the store says "denied": the
-    client was answered with an error)."""
-    if st.get("outcome") == "withdrawn":
-        return "withdrawn"
+    """What was decided, as its outcome says it for both protocols: "approved" or "denied"
+    for a held SSH command too (its record keeps "review"), and "withdrawn" for a held
+    statement its client withdrew (a cancel, a disconnect), which nobody denied (PostgreSQL's
+    record says "denied": the client was answered with an error)."""
+    if st.get("outcome") in DECIDED:
+        return str(st["outcome"])
     return str(st.get("verdict") or "allow")
 
 

@@ -72,3 +72,26 @@ def test_every_command_that_reads_the_store_takes_4_characters_of_an_id(tmp_path
                               "characters\n"), command
     assert gatewatch("show", "c0ff").returncode == 0
     assert gatewatch("show", "c0ffee11aa22bb33").returncode == 0
+
+
+def test_a_held_ssh_command_reads_as_its_decision_like_postgresqls(tmp_path: Path) -> None:
+    """An SSH command's record keeps the verdict "review" when it is approved and run; show
+    says "approved", as it does for a PostgreSQL statement (issue 16: statistics counted it
+    as "review", which reads as still waiting)."""
+    rec = Recording(new_store(tmp_path), "ssh4")
+    rec.command(1.0, "systemctl reload nginx", "review", rule="review-restarts", status="ok")
+    rec.command(5.0, "systemctl stop db", "review", rule="review-restarts", status="denied",
+                error="denied by bob: not now")
+    rec.close(9.0)
+    rec.store.close()
+    store = open_store(tmp_path / "gatewatch.db", readonly=True)
+    try:
+        session = store.find_session("ssh4")
+        assert session is not None
+        lines = show(store, session, as_json=False).splitlines()
+        ran = next(line for line in lines if "reload nginx" in line)
+        stopped = next(line for line in lines if "stop db" in line)
+        assert "approved (review-restarts)" in ran and " ok " in ran
+        assert "denied (review-restarts)" in stopped and "denied: denied by bob" in stopped
+    finally:
+        store.close()
