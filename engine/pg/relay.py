@@ -318,6 +318,10 @@ class PgRelay:
         # ROLLBACK is on its way).
         self._counting = False
         self._release = b""  # a counted write's RELEASE, sent in front of the next messages
+        # A Bind over the limit, asked again once decided: the gateway's, so its BindComplete
+        # is dropped (the client had one already).
+        self._rebinding = False
+        self._rebound: set[int] = set()
         self._segment: list[str] = []
         self._own_block = 0
 
@@ -640,6 +644,9 @@ class PgRelay:
         # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
         # reach the target before its record is committed (invariant 1).
         record = self._start(statement.text, "extended", bind.params, judged)
+        if self._rebinding:
+            self._rebinding = False
+            self._rebound.add(record.seq)
         self._bound[record.seq] = record
         made = _Portal(statement, bind.params, record, judged, executes)
         if counted is not None:
@@ -873,6 +880,7 @@ class PgRelay:
     def _refuse(self, text: str, protocol: str, judged: Judged, error: bytes, *,
                 simple: bool) -> None:
         """Answer a statement the gateway will not send: record it and queue its error."""
+        self._rebinding = False
         record = self._start(text, protocol, None, judged)
         fields = messages.error_fields(error[5:])
         record.sqlstate, record.error = fields.get("C"), fields.get("M")
@@ -1011,6 +1019,7 @@ class PgRelay:
             text, "extended" if extended else "simple", judgement, params, notes=(
                 f"statement {record.seq} ran and was rolled back by the gateway: {over.why}",))
         self._client_in.unread(again)  # asked again once decided: it runs, or is refused
+        self._rebinding = extended
         return b""
 
     def _server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:
@@ -1077,7 +1086,14 @@ class PgRelay:
                 self._error(buf[pos + 5 : end], finished)
             elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
                 if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
-                    self._confirmed(*owed.popleft())
+                    kind, payload = owed.popleft()
+                    self._confirmed(kind, payload)
+                    if kind == _BIND and payload.seq in self._rebound:
+                        self._rebound.discard(payload.seq)  # the gateway's Bind (``_over``)
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(buf[run:pos])
+                        run = end
             elif tag in (84, 110):  # 'T' RowDescription, 'n' NoData
                 if owed and owed[0][0] == _DESCRIBE and owed.popleft()[1] is _GATEWAY:
                     # The answer to the gateway's own Describe: re-tagged for the masker.

@@ -15,7 +15,7 @@ from psycopg import errors
 
 from tests.conftest import Gateway, Target, start_gateway, stop_gateway
 from tests.engine.pg import build as b
-from tests.integration.guarded import example_rules, wait_for_request
+from tests.integration.guarded import example_rules, operator, wait_for_request
 from tests.integration.test_guardrail_relay import decide, in_thread, records
 from tests.integration.wire import Wire, errors_in
 
@@ -342,3 +342,32 @@ def test_returning_rows_of_a_counted_write_are_masked(gw: Gateway, protocol: str
                                                                              strict=True))
     assert [r[1:] for r in records(gw, app)] == [
         ("count", "ok"), ("count", "rolled back"), ("approved", "ok"), ("allow", "ok")]
+
+
+def test_a_named_portal_over_the_limit_runs_once_when_approved_on_the_wire(
+        gw: Gateway) -> None:
+    """A named statement and portal, a Describe between Bind and Execute, in the client's
+    transaction: over the limit the portal is rolled back and closed by the gateway, bound
+    again and run once when approved; the client sees each answer once, nothing of the
+    gateway's own statements."""
+    table = Table(gw.target)
+    wire = Wire(gw.port())
+    try:
+        wire.login("alice", gw.tokens["alice"], database="shop")
+        wire.query("BEGIN")
+        wire.send(b.parse(f"UPDATE {table.name} SET n = n + 1 WHERE id <= $1", "big")
+                  + b.bind([b"150"], portal="p", statement="big") + b.describe("P", "p")
+                  + b.execute("p") + b.SYNC)
+        request = wait_for_request(gw)
+        assert "150 rows" in request["statement"] and "parameters: '150'" in request["statement"]
+        assert table.total() == 0
+        with operator(gw) as client:
+            client.call("approve", request=request["id"], reason="test")
+        answers = wire.until(b"Z")
+        tags = bytes(t for t, _ in answers if t != ord("N"))  # the notice of the hold
+        assert tags == b"12nCZ" and answers[-1] == (ord("Z"), b"T")
+        assert (ord("C"), b"UPDATE 150\x00") in answers
+        wire.query("COMMIT")
+    finally:
+        wire.close()
+    assert table.total() == 150

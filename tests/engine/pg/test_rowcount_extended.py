@@ -89,6 +89,10 @@ def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() 
     assert out.out == b.bind() + b.execute() + b.SYNC
     assert [(s.verdict, s.approval) for s in out.started] == [("approved", "a1")]
     assert wire == b.bind() + b.execute() + rowcount.COMMIT + b.SYNC
+    # The client sent one Bind and had its BindComplete: the gateway's is not passed on.
+    to_client, _ = r.server_data(b.BIND_COMPLETE + b.command_complete("UPDATE 150")
+                                 + ours("COMMIT") + b.ready(b"I"))
+    assert to_client == b.command_complete("UPDATE 150") + b.ready(b"I")
 
 
 def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
