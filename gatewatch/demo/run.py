@@ -169,11 +169,13 @@ async def _bring_up(source: Path, cleanup: contextlib.AsyncExitStack, *, headles
     second: tuple[Config, DemoNode] | None = None
     if store == "postgres":
         url = await _blocking(lambda: _store_database(cluster, work))
-        sandbox = dataclasses.replace(sandbox, store=work / "node-a.db", store_url=url,
+        # one local base for the machine: each node's journal beside it, where the other node
+        # finds it if this one is lost
+        sandbox = dataclasses.replace(sandbox, store=work / "local.db", store_url=url,
                                       node="demo-a", workers=1)
         second_path = work / "policies-b.yaml"
         policies.write(second_path, dataclasses.replace(
-            sandbox, store=work / "node-b.db", node="demo-b",
+            sandbox, node="demo-b",
             control_socket=work / "control-b.sock", metrics_listen=None,
             listen={name: f"127.0.0.1:{free_port()}" for name, _ in policies.connections}))
         second_config = load_config(second_path)
@@ -253,6 +255,8 @@ def _same_host_keys(first: Config, second: Config) -> None:
         if conn.kind != "ssh" or other is None:
             continue
         src, dst = host_key_path(first, conn), host_key_path(second, other)
+        if src == dst:
+            continue  # one file already (both nodes keep their keys beside one local base)
         for suffix in ("", ".pub"):
             source = src.with_name(src.name + suffix)
             _secret(dst.with_name(dst.name + suffix), source.read_text())

@@ -119,7 +119,9 @@ def _node(target: Target, work: Path, name: str, store: str) -> Node:
     extra = (f"  node: {name}\n  workers: 1\n  heartbeat: 500ms\n"
              f"  node_timeout: {NODE_TIMEOUT}s\n")
     if store.startswith("postgresql://"):
-        extra += f'  local_store: {work / (name + ".db")}\n'
+        # one base for the nodes of one machine: each node's journal and lock beside it, where
+        # a node that takes over a lost one finds the journal it left
+        extra += f'  local_store: {work / "local.db"}\n'
         text = text.replace(f"  store: {work}/store.db\n", f'  store: "{store}"\n')
     text = text.replace("engine:\n", "engine:\n" + extra, 1)
     path = work / f"policies-{name}.yaml"
