@@ -53,6 +53,7 @@ class LiveSource:
         self._events: ControlConnection | None = None
         self._stream: AsyncIterator[Event] | None = None
         self._store_path: Path | None = None
+        self._store: Path | str | None = None  # a PostgreSQL store: its URL
         self.identity = ""
 
     async def connect(self) -> None:
@@ -60,7 +61,9 @@ class LiveSource:
         self._requests = ControlConnection(self._control, self._token)
         hello = await self._requests.connect()
         self.identity = str(hello.get("identity"))
-        self._store_path = Path(hello["store"])
+        url = str(hello["store"]).startswith(("postgresql://", "postgres://"))
+        self._store = str(hello["store"]) if url else Path(hello["store"])
+        self._store_path = None if url else Path(hello["store"])  # replay reads SQLite only
         if self._events is not None:
             await self._events.close()
         self._events = ControlConnection(self._control, self._token)
@@ -68,10 +71,12 @@ class LiveSource:
         self._stream = self._events.events().__aiter__()
 
     async def sessions(self) -> dict[str, Any]:
-        return dict(await self._requests.call("sessions", limit=1000))
+        return _with_node(dict(await self._requests.call("sessions", limit=1000)), "live",
+                          "client_addr")
 
     async def approvals(self) -> dict[str, Any]:
-        return dict(await self._requests.call("approvals", limit=200))
+        return _with_node(dict(await self._requests.call("approvals", limit=200)), "pending",
+                          "connection")
 
     async def decide(self, request_id: str, approve: bool, reason: str | None) -> Any:
         return await self._requests.call("approve" if approve else "deny", request=request_id,
@@ -98,9 +103,9 @@ class LiveSource:
 
     def _read(self, fn: Callable[[SqliteStore], T]) -> T:
         """``fn`` on the store, opened read-only for it (in a thread: SQLite blocks)."""
-        if self._store_path is None:
+        if self._store is None:
             raise EngineGone("not connected")
-        store = open_store(self._store_path, readonly=True)
+        store = open_store(self._store, readonly=True)
         try:
             return fn(store)
         finally:
@@ -110,6 +115,14 @@ class LiveSource:
         if self._stream is None:
             raise EngineGone("not connected")
         return [await self._stream.__anext__()]
+
+
+def _with_node(answer: dict[str, Any], key: str, column: str) -> dict[str, Any]:
+    """Live rows say which node (worker) holds them, after a column the screens show and only
+    show (a session's client, a request's connection): ``127.0.0.1:5000 @gw1-w0``."""
+    answer[key] = [{**row, column: f"{row.get(column) or '-'} @{row['node']}"}
+                   if row.get("node") else row for row in answer.get(key, [])]
+    return answer
 
 
 class FixedSource:
