@@ -26,7 +26,14 @@ closed (masks the column and counts it as ``lineage-unknown``):
 - a function whose body the catalog shows empty (a SQL-standard body it could not read).
 
 What a statement writes (``Lineage.writes``) is remembered by the catalog (``derived``): a
-later read of that table column depends on what was written into it.
+later read of that table column depends on what was written into it. Writes are followed into
+the code the statement runs besides itself (``_effects``): the bodies of the user functions
+and procedures it calls and of its ``DO`` blocks (``engine.masking.bodies``), the triggers,
+rules and column defaults of the relations it writes, the base tables of a view written
+through, the partitions and parents of a table. In a body, every value written carries all
+the body reads and its arguments (what flows through variables is not followed one by one).
+Code that cannot be read (dynamic SQL, another procedural language) makes the lineage
+``opaque``: what it wrote, and where, is unknown.
 
 Relations are looked up by name in the target's catalog (``Catalog``): their columns (for ``*``
 and whole-row references) and, for views, their definition, whose own lineage is followed. The
