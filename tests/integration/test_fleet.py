@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -23,11 +25,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from engine.pg import codec
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
 from gatewatch.demo.pgcluster import free_port
 from store import StoreError, open_store
 from tests.conftest import ROOT, TOKENS, Target, write_policy
 from tests.integration.guarded import example_rules
+from tests.integration.wire import Wire, errors_in
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +261,24 @@ def test_a_killed_node_loses_nothing_and_b_ends_its_sessions(fleet: Fleet) -> No
     assert verified.returncode == 0, verified.stdout + verified.stderr
     with fleet.b.operator() as client_b:  # the lost node's session is no longer listed live
         assert [s for s in client_b.call("sessions")["live"] if s["node"] == "node-a"] == []
+
+
+def test_a_cancel_reaching_the_other_node_cancels(fleet: Fleet) -> None:
+    """Behind a load balancer a CancelRequest may reach another machine's engine than the one
+    holding the session: B offers the key to the fleet and A cancels its statement."""
+    wire = Wire(fleet.a.port)
+    try:
+        wire.send(codec.startup_message({"user": "alice", "database": "shop"}))
+        wire.recv()  # the password request
+        wire.send(codec.password_message(TOKENS["alice"].encode() + b"\x00"))
+        key = next(body for tag, body in wire.until(b"Z") if tag == ord("K"))
+        pid, secret = struct.unpack("!ii", key[:8])
+        wire.send(codec.message(b"Q", b"select pg_sleep(60)\x00"))
+        time.sleep(0.5)  # the statement is at the target
+        with socket.create_connection(("127.0.0.1", fleet.b.port), timeout=10) as cancel:
+            cancel.sendall(codec.untagged(codec.CANCEL_REQUEST, struct.pack("!ii", pid, secret)))
+            cancel.recv(1)  # the node closes it when done
+        answer = wire.until(b"Z")
+    finally:
+        wire.close()
+    assert [e["C"] for e in errors_in(answer)] == ["57014"]  # query_canceled
