@@ -340,3 +340,21 @@ def test_a_column_rewritten_by_alter_table_using(gateway: Gateway, tables: list[
         conn.execute(f"alter table {t} alter column full_name type varchar(20)"
                      " using national_id")
     assert_masked(gateway, f"select full_name from {t}")
+
+
+def test_a_trigger_added_on_the_target_after_the_table_was_looked_up(
+        gateway: Gateway, tables: list[str]) -> None:
+    src, audit, fn = name(), name(), name()
+    tables += [src, audit, fn]
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+        direct.execute(f"create table {src} (card text)")
+        direct.execute(f"create table {audit} (v text)")
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(f"insert into {src} select full_name from customers limit 1")  # cached
+        with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+            direct.execute(f"create function {fn}() returns trigger language plpgsql as"
+                           f" $$begin insert into {audit} values (NEW.card); return NEW; end$$")
+            direct.execute(f"create trigger {fn} after insert on {src} for each row"
+                           f" execute function {fn}()")
+        conn.execute(f"insert into {src} select national_id from customers")
+    assert_masked(gateway, f"select * from {audit}")
