@@ -3,9 +3,12 @@
 Keystrokes alone cannot say it (editing keys, history, tab completion, a paste), so the output
 stream is fed into a terminal emulator (pyte) and, at Enter, the line is read off the screen as
 the shell displays it. The prompt is whatever stood before the cursor when the user began to
-type; the row it was on is followed as the screen scrolls. When the prompt cannot be found
-again (the screen was cleared or redrawn), the line is also read from after each usual prompt
-ending (``$ ``, ``# ``, ``> ``, ``% ``) and the strictest verdict of those readings applies.
+type; the row it was on is followed as the screen scrolls. When the screen was cleared or
+redrawn since (Ctrl-L: bash draws the prompt and the line again on the top row), the line
+begins at the nearest row at or above the cursor that begins with that prompt, and is also
+read from the top of the screen. When the prompt cannot be found again, the line is also read
+from after each usual prompt ending (``$ ``, ``# ``, ``> ``, ``% ``); the strictest verdict
+of all those readings applies, and the first is the one recorded.
 
 Honest limits: input that a program reads without echo is invisible (and so is not recorded —
 on purpose, for passwords); lines typed inside full-screen programs (the alternate screen: vim,
