@@ -21,7 +21,8 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
   (a value there may be split; this is the price of a bound on memory and latency).
 - Terminal escape sequences pass through unchanged. Colour (SGR) and erase-line sequences, which
   ``grep --color`` puts inside values, are looked through; any other sequence (cursor
-  movement) separates values, since what it draws next is elsewhere on the screen.
+  movement) separates values, since what it draws next is elsewhere on the screen, so the
+  tail held back never reaches back past one.
 
 An interactive shell prints prompts and echoes keys without a line break, and the last word of a
 prompt is held back like any other. ``preview()`` says what a flush would release of it now,
@@ -70,6 +71,7 @@ class StreamMasker:
         self.counts: Counter[str] = Counter()
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self._held = ""
+        self._released = ""  # the raw text the last feed or flush released
         # Held characters in which no in-line cut exists: those need not be looked at again.
         self._rejected = 0
         # The label of a key block whose start was released masked and whose rest is dropped.
@@ -82,6 +84,26 @@ class StreamMasker:
     def held(self) -> int:
         """How many characters are kept back, waiting for more data or a flush."""
         return len(self._held)
+
+    @property
+    def tail(self) -> str:
+        """The text held back, as it came (decoded, not masked)."""
+        return self._held
+
+    @property
+    def released(self) -> str:
+        """The text the last ``feed`` or ``flush`` released, as it came (before masking)."""
+        return self._released
+
+    def render(self, text: str) -> str:
+        """``text`` masked as a release would mask it, without counting its values: for a
+        terminal that must draw a part of what was released differently from the record."""
+        counts = self.counts
+        self.counts = Counter()
+        try:
+            return self._mask(text)
+        finally:
+            self.counts = counts
 
     def preview(self) -> str | None:
         """The tail as ``flush`` would release it now (masked as it stands), without releasing
@@ -100,6 +122,7 @@ class StreamMasker:
         """The masked bytes that can be released after ``data``."""
         text = self._decoder.decode(data)
         if not text:
+            self._released = ""
             return b""
         return self._release(self._held + text, final=False)
 
@@ -108,12 +131,18 @@ class StreamMasker:
         text = self._held + self._decoder.decode(b"", final=True)
         self._decoder.reset()
         if not text:
+            self._released = ""
             return b""
         return self._release(text, final=True)
 
     # --- where to cut ----------------------------------------------------------------------------
 
     def _release(self, text: str, *, final: bool) -> bytes:
+        out = self._releasing(text, final=final)
+        self._released = text[:len(text) - len(self._held)]
+        return out
+
+    def _releasing(self, text: str, *, final: bool) -> bytes:
         dropped = ""
         if self._key_label is not None:
             before = text
@@ -146,6 +175,13 @@ class StreamMasker:
                 return n
             limit = begin
         start = max(text.rfind("\n", 0, limit), text.rfind("\r", 0, limit)) + 1
+        if text.find("\x1b", start, limit) >= 0:
+            # An escape that is not looked through separates values (``_mask`` masks the
+            # text on either side of it apart): a cut right after it is safe too.
+            # (A bare "ESC [" is a CSI that has not ended yet.)
+            for esc in _ESCAPE.finditer(text, start, limit):
+                if esc.group() != "\x1b[" and not _SEE_THROUGH.fullmatch(esc.group()):
+                    start = esc.end()
         floor = self._rejected if start == 0 else start
         cut = start
         if closed is not None and closed[1] > start:

@@ -7,43 +7,404 @@ it stands (``StreamMasker.preview``: a value already complete in it is masked), 
 output changes what that word turns out to be — the last digit of a card arrives — it moves the
 cursor back over the word and draws its masked form over it, blanking what is left. So:
 
-- the client is only ever sent masked text (decided, or the tail masked as it stands), blanks
-  and cursor movement: a value is never on its screen whole; what it may have seen is the
-  beginning of a value before the value was complete (the first digits of a card typed key by
-  key), as it does at the target;
-- the record gets only what is decided (``StreamMasker.feed``): a word shown early is recorded
-  once it is decided, never a beginning that later became a value (ARCHITECTURE.md invariant 6).
+- the client is only ever sent masked text (decided, or the tail masked as it stands), blanks,
+  stars and cursor movement: a value is never on its screen whole, however long the pauses in
+  it; what it may have seen is the beginning of a value before the value was complete (the
+  first digits of a card typed key by key), as it does at the target, until the rewrite;
+- the record gets only what is decided (``StreamMasker.feed``), never a beginning that later
+  became a value (ARCHITECTURE.md invariant 6): a tail waits in the record until it is decided,
+  however long that takes (a pause is not a decision), or until the end of the output.
 
-Rewriting needs to know where the word starts on the screen. The tail is shown only when that
-is certain: it is printable ASCII (one cell a character), the line it is on since its carriage
-return holds nothing but printable ASCII and escapes that draw nothing (colours, modes, titles),
-and it spans fewer rows than the screen has (its start is still on the screen). Otherwise the
-tail is held, ``held`` says so, and the caller flushes it after a quiet moment as before. A
-flush (a quiet moment, the gateway writing on the terminal, the end) commits what is shown.
+Rewriting needs to know where the word is on the screen. ``_Cursor`` follows the cursor from
+the last line feed: printable characters of a known width (wrapping at the width, with the
+pending wrap of the last column), carriage returns, backspaces, cursor moves along the row,
+and escapes that draw nothing (colours, titles, harmless modes). The held word is shown early
+only where that is certain: the cursor is known, the word is printable ASCII, it lands on cells
+known to be blank (after a line feed below everything drawn, or after what the line already
+drew: a blanked rest is then blank without masking too), it stays on the cursor's row (a
+wrap may scroll the screen, which the decided text, a shorter mask, might never have done), and
+no mode changes what printing does (insert mode, no autowrap, margins).
+Anything else — tabs, a cursor moved up or to an absolute place, an alternate screen, a size
+change — leaves the cursor unknown until the next line break, and a word there is not shown
+until it is decided (it is held: fail closed), which at a terminal means until the next blank,
+comma or line break after it.
+
+``flush()`` is called when the gateway is about to write on the terminal itself (its line
+editor's echo) or output has been held for a moment: the cursor is then no longer known, and
+what is on the screen of the held word can no longer be rewritten. The word stays held for the
+record; the screen keeps what it showed of it and gets stars (``*``, white space kept) for the
+rest of it — and for a word not yet shown, stars at once — until the word is decided.
+``flush(end=True)`` at the end of the output commits everything.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
+from dataclasses import dataclass, field, replace
 
+from wcwidth import wcwidth
+
+from engine.masking.detectors import KEY_HEADER
 from engine.masking.masker import ValueMasker
 from engine.masking.stream import StreamMasker
 
 _PLAIN = re.compile(r"[ -~]*")  # printable ASCII: one cell a character
-# Escapes that draw nothing and do not move the cursor: colours, modes, window titles.
-_ZERO_WIDTH = re.compile(r"\x1b\[[0-9;:]*m|\x1b\[\??[0-9;]*[hl]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_TOKEN = re.compile(
+    r"(?P<plain>[ -~]+)|(?P<crlf>\r\n)|(?P<cr>\r)|(?P<lf>[\n\x0b\x0c])|(?P<bs>\x08)"
+    r"|(?P<csi>\x1b\[(?P<params>[0-?]*)(?P<inter>[ -/]*)(?P<final>[@-~]))"
+    r"|(?P<string>\x1b[]P_^X])|(?P<esc>\x1b[ -/]*[0-~])|(?P<other>.)", re.S)
+_STRING_END = re.compile(r"\x07|\x1b\\|[\x18\x1a]")  # BEL, ST, CAN, SUB
+# Before the last line break, what makes the lines before it worth following one by one:
+# anything but colours and erasing along a row (a mode, a saved cursor, a move up, a string).
+_NOT_IN_LINE = re.compile(r"\x1b(?!\[[0-9;:]*[mK])|[\x08\x0b\x0c]")
+# Private modes that change nothing a rewrite relies on: cursor keys, blinking and visible
+# cursor, mouse reports, focus events, meta key, bracketed paste, synchronized output.
+_HARMLESS_MODES = frozenset({1, 12, 25, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1015,
+                             1034, 1035, 1036, 1039, 2004, 2026})
+# Private modes that change what printing does while they are set (or, for 7, reset).
+_DISABLING = {7: "nowrap", 45: "reverse-wrap", 69: "side-margins"}
+_ZERO_WIDTH_CONTROLS = frozenset("\x00\x07\x0e\x0f\x7f")
+_SEPARATORS = frozenset(" \t\r\n")
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[ -/]*[0-~])")
+
+Pos = tuple[int, int, bool]  # row (counted from the last line feed), column, wrap pending
+_Saved = tuple[Pos | None, int | None, int]  # a saved cursor: pos, fresh, up
+
+
+@dataclass
+class _Cursor:
+    """Where the cursor is, as far as the output drawn so far tells: ``pos`` None when not
+    known. ``fresh`` (None: none known) is the first cell, as ``row * cols + col``, from which
+    every cell is blank; ``up`` how many rows above the lowest row that may hold text the
+    cursor may be (rows below that one are blank: a line feed from it brings a blank row);
+    ``flags`` the modes in force that rule out rewriting."""
+
+    cols: int
+    rows: int
+    pos: Pos | None = (0, 0, False)
+    fresh: int | None = 0
+    flags: set[str] = field(default_factory=set)
+    in_string: bool = False  # inside an OSC, DCS … string: nothing is drawn until its end
+    string_esc: bool = False  # … and its last character was an ESC (of an ST, maybe)
+    up: int = 0
+    saved: _Saved | None = None  # DECSC, CSI s, mode 1048
+    screen_saved: _Saved | None = None  # mode 1049
+
+    def copy(self) -> _Cursor:
+        return replace(self, flags=set(self.flags))
+
+    def forget(self) -> None:
+        """Something this does not see writes at the cursor (the gateway's line editor): it
+        stays on the rows below, which it leaves blank."""
+        self._lost(rows=False)
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        self._lost(rows=True)  # a terminal may reflow its lines, or cut them
+        self.saved = self.screen_saved = None
+        self.flags.discard("columns")
+
+    def _lost(self, *, rows: bool) -> None:
+        """The cursor went where this does not follow; with ``rows``, maybe up."""
+        self.pos = self.fresh = None
+        if rows:
+            self.up = max(self.rows, 1)  # at most a screen above its bottom row
+
+    def _save(self) -> _Saved:
+        return (self.pos, self.fresh, self.up)
+
+    def _restore(self, saved: _Saved | None) -> None:
+        if saved is None:
+            self._lost(rows=True)
+        else:
+            self.pos, self.fresh, self.up = saved
+
+    def _down(self, rows: int) -> None:
+        """The cursor went ``rows`` rows down: a row it reaches below the lowest that may hold
+        text is blank."""
+        self.up = max(self.up - rows, 0)
+
+    def next_cell(self) -> int | None:
+        """The cell the next character is drawn in (as ``row * cols + col``)."""
+        if self.pos is None:
+            return None
+        row, col, pending = self.pos
+        return (row + 1) * self.cols if pending else row * self.cols + col
+
+    def can_show(self, text: str) -> bool:
+        """Whether ``text``, drawn from here, can be found and rewritten later."""
+        first = self.next_cell()
+        if (first is None or self.pos is None or self.cols <= 0 or self.flags
+                or self.in_string or self.fresh is None or first < self.fresh or not text
+                or _PLAIN.fullmatch(text) is None):
+            return False
+        # On the cursor's row only: a row it wraps to may be one the screen scrolls up for,
+        # which the decided text (a shorter mask) might never have needed.
+        return (first + len(text) - 1) // self.cols == self.pos[0] and not self.pos[2]
+
+    def cell(self, n: int) -> tuple[int, int]:
+        """The (row, column) of the ``n``-th cell of printable ASCII drawn from here."""
+        first = self.next_cell()
+        assert first is not None
+        return divmod(first + n, self.cols)
+
+    def after(self, n: int) -> Pos:
+        """The cursor after ``n`` cells of printable ASCII drawn from here."""
+        assert self.pos is not None
+        if n == 0:
+            return self.pos
+        row, col = self.cell(n - 1)
+        return (row, col, True) if col == self.cols - 1 else (row, col + 1, False)
+
+    # --- following the output ----------------------------------------------------------------
+
+    def draw(self, text: str) -> None:
+        if not text:
+            return
+        if self.cols <= 0:
+            self.pos = None
+            return
+        at = 0
+        line = -1 if self.in_string else text.rfind("\r\n")
+        if line >= 0 and _NOT_IN_LINE.search(text, 0, line) is None:
+            # Only the last line says where the cursor is: what comes before it is followed
+            # only when it may do more than colour text or erase along a row (a mode, a saved
+            # cursor, a move up, a string).
+            self._down(text.count("\n", 0, line + 2))
+            self.pos, self.fresh, at = (0, 0, False), (0 if self.up == 0 else None), line + 2
+        self._follow(text, at)
+
+    def _follow(self, text: str, at: int) -> None:
+        end = len(text)
+        while at < end:
+            if self.in_string:
+                if self.string_esc:
+                    self.string_esc = False
+                    if text[at] == "\\":
+                        self.in_string = False
+                        at += 1
+                        continue
+                stop = _STRING_END.search(text, at)
+                if stop is None:
+                    self.string_esc = text.endswith("\x1b")
+                    return
+                self.in_string, at = False, stop.end()
+                continue
+            m = _TOKEN.match(text, at)
+            assert m is not None  # (?P<other>.) matches any character
+            at = m.end()
+            kind = m.lastgroup
+            if kind == "plain":
+                self._print(m.end() - m.start())
+            elif kind == "crlf":
+                self._down(1)
+                self.pos, self.fresh = (0, 0, False), (0 if self.up == 0 else None)
+            elif kind == "cr":
+                if self.pos is None:
+                    self.pos, self.fresh = (0, 0, False), None
+                else:
+                    self.pos = (self.pos[0], 0, False)
+            elif kind == "lf":
+                self._line_feed()
+            elif kind == "bs":
+                if self.pos is None or self.pos[2]:
+                    self.pos = None  # terminals differ on a backspace at a pending wrap
+                else:
+                    row, col, _ = self.pos
+                    self.pos = (row, max(col - 1, 0), False)
+            elif kind == "csi":
+                self._csi(m.group("params"), m.group("inter"), m.group("final"))
+            elif kind == "string":
+                self.in_string = True
+            elif kind == "esc":
+                self._escape(m.group())
+            else:
+                self._character(m.group())
+
+    def _print(self, cells: int) -> None:
+        if self.pos is None:
+            return
+        if self.flags:
+            self.pos = None
+            return
+        row, col, pending = self.after(cells)
+        if row > self.pos[0]:  # wrapped
+            self._down(row - self.pos[0])
+        self.pos = (row, col, pending)
+        if self.fresh is not None:
+            self.fresh = max(self.fresh, row * self.cols + col + (1 if pending else 0))
+
+    def _line_feed(self) -> None:
+        self._down(1)
+        if self.pos is None or self.pos[2]:
+            self._lost(rows=False)  # at a pending wrap terminals differ
+            return
+        row, col, _ = self.pos
+        self.pos = (row + 1, col, False)
+        self.fresh = (row + 1) * self.cols if self.up == 0 else None
+
+    def _character(self, char: str) -> None:
+        if char in _ZERO_WIDTH_CONTROLS:
+            return
+        width = _width(char)
+        if width == 0:
+            return
+        if width is None or self.pos is None or self.flags:
+            self.pos = None
+            return
+        if width == 2 and (self.pos[2] or self.pos[1] >= self.cols - 1):
+            self.pos = None  # a wide character at the last column: terminals differ
+            return
+        self._print(width)
+
+    def _csi(self, params: str, inter: str, final: str) -> None:
+        private = params[:1] in ("?", "<", "=", ">")
+        numbers = _numbers(params[1:] if private else params)
+        first = numbers[0] if numbers else 0
+        pos = self.pos
+        if inter or final in "mncq":
+            return  # colours, queries, cursor style: nothing moves
+        if final in "hl" and (not private or params[0] == "?"):
+            self._modes(numbers, final == "h", private=private)
+        elif private:
+            self._lost(rows=True)
+        elif final == "K":  # erase in line
+            if pos is None or pos[2]:
+                self.pos = None
+            elif first in (0, 2) and self.fresh is not None and \
+                    self.fresh <= (pos[0] + 1) * self.cols:
+                self.fresh = min(self.fresh, pos[0] * self.cols + (0 if first else pos[1]))
+        elif final == "J":  # erase in display
+            if pos is None or pos[2]:
+                self._lost(rows=False)
+            elif first in (0, 2, 3):
+                self.fresh = pos[0] * self.cols + (0 if first else pos[1])
+                self.up = 0
+        elif final == "X":  # erase characters
+            if pos is not None and pos[2]:
+                self.pos = None
+        elif final == "C" and pos is not None:
+            self.pos = (pos[0], min(pos[1] + max(first, 1), self.cols - 1), False)
+        elif final == "D" and pos is not None and not pos[2]:
+            self.pos = (pos[0], max(pos[1] - max(first, 1), 0), False)
+        elif final in "G`":
+            col = min(max(first, 1), self.cols) - 1
+            if pos is None:
+                self.pos, self.fresh = (0, col, False), None
+            else:
+                self.pos = (pos[0], col, False)
+        elif final == "r":
+            self._lost(rows=True)  # the cursor goes home
+            if numbers in ([], [0], [1, self.rows], [0, self.rows], [1], [0, 0]):
+                self.flags.discard("margins")
+            else:
+                self.flags.add("margins")
+        elif final == "s":
+            self.saved = self._save()
+        elif final == "u":
+            self._restore(self.saved)
+        else:  # up, down, to a place, inserted or deleted cells: not followed
+            self._lost(rows=final not in "@PX")
+
+    def _modes(self, numbers: list[int], on: bool, *, private: bool) -> None:
+        for n in numbers:
+            if not private:
+                if n in (4, 20):  # insert mode; a line feed that also returns the carriage
+                    name = "insert" if n == 4 else "newline"
+                    if on:
+                        self.flags.add(name)
+                    else:
+                        self.flags.discard(name)
+                else:
+                    self._lost(rows=True)
+            elif n in _HARMLESS_MODES:
+                continue
+            elif n in _DISABLING:
+                if on == (n == 7):  # autowrap on, reverse wrap or side margins off
+                    self.flags.discard(_DISABLING[n])
+                else:
+                    self.flags.add(_DISABLING[n])
+            elif n == 1049 and on:
+                self.screen_saved = self._save()
+                self._lost(rows=True)
+            elif n == 1049:
+                self._restore(self.screen_saved)
+                self.screen_saved = None
+            elif n == 1048:
+                if on:
+                    self.saved = self._save()
+                else:
+                    self._restore(self.saved)
+            elif n == 3:
+                self.flags.add("columns")  # 80 or 132 columns, until the client says its size
+            else:
+                self._lost(rows=True)  # the alternate screen, origin mode …: not followed
+
+    def _escape(self, seq: str) -> None:
+        code = seq[1:]
+        if code == "7":
+            self.saved = self._save()
+        elif code == "8":
+            self._restore(self.saved)
+        elif code == "c":  # full reset: home, blank screen, modes as they start
+            self.pos, self.fresh, self.up = (0, 0, False), 0, 0
+            self.flags.clear()
+            self.saved = self.screen_saved = None
+        elif code == "E":
+            self._down(1)
+            self.pos, self.fresh = (0, 0, False), (0 if self.up == 0 else None)
+        elif code == "D":
+            self._line_feed()
+        elif code in ("=", ">", "\\", "H", "N", "O") or (len(code) == 2 and code[0] in "()*+-./"):
+            return  # keypad, a lone ST, a tab stop, charsets: nothing moves
+        else:
+            self._lost(rows=True)
+
+
+def _numbers(params: str) -> list[int]:
+    out = []
+    for part in params.replace(":", ";").split(";"):
+        out.append(int(part) if part.isdigit() and len(part) < 6 else 0)
+    return out if params else []
+
+
+def _width(char: str) -> int | None:
+    """Cells a character takes on every terminal, or None when terminals differ on it."""
+    if unicodedata.combining(char):
+        return 0
+    code = ord(char)
+    if code < 0x20 or 0x7f <= code < 0xa0 or 0xd800 <= code < 0xe000:
+        return None  # controls; undecodable bytes (their replacement's width varies)
+    width = wcwidth(char)
+    kind = unicodedata.east_asian_width(char)
+    if width == 1 and kind in ("Na", "N", "H") and unicodedata.category(char)[0] != "C":
+        return 1
+    if width == 2 and kind in ("W", "F") and code < 0x1f000:  # not emoji: their width varies
+        return 2
+    return None
+
+
+def _stars(text: str) -> str:
+    """What stands for text the screen may not show: a star for each character, white space
+    kept, escape sequences and controls dropped."""
+    text = _ESCAPES.sub("", text)
+    return "".join(c if c in _SEPARATORS else "*" for c in text
+                   if c in _SEPARATORS or (c.isprintable() and c != "\x1b"))
 
 
 class TerminalMasker:
-    """One output stream of a channel with a terminal of ``cols`` by ``rows`` cells."""
+    """One output stream of a channel with a terminal of ``cols`` by ``rows`` cells (0: the
+    client did not say; nothing is then shown before it is decided)."""
 
     def __init__(self, masker: ValueMasker, cols: int, rows: int) -> None:
         self.stream = StreamMasker(masker)
-        self.cols, self.rows = max(cols, 1), max(rows, 1)
-        self._shown = ""  # on the screen beyond what is recorded: the tail masked as it stands
-        self._column: int | None = 0  # cells from the line's start to where _shown starts
-        self._hidden = False  # a tail that is neither recorded nor shown
+        self._cursor = _Cursor(max(cols, 0), max(rows, 0))  # after the decided text
+        self._shown = ""  # drawn after the decided text: the tail masked as it stands
+        # Raw characters at the start of the tail that the screen shows in a form that can no
+        # longer be rewritten (None: none): the rest of that word is shown as stars.
+        self._frozen: int | None = None
 
     @property
     def counts(self) -> Counter[str]:
@@ -51,45 +412,84 @@ class TerminalMasker:
 
     @property
     def held(self) -> bool:
-        """Output is held back from the client: the caller must flush it after a quiet moment."""
-        return self._hidden
+        """Never: a tail the screen cannot show yet waits for its decision, not for a quiet
+        moment (a flush cannot decide it; that is how a value split by a pause leaked)."""
+        return False
 
     def resize(self, cols: int, rows: int) -> None:
-        # A terminal that reflows its lines keeps a word's cells counted from the line's start.
-        self.cols, self.rows = max(cols, 1), max(rows, 1)
+        """The client's terminal changed size: what it shows of the tail stays as it is (it
+        may have been reflowed or cut) and the rest of that word is shown as stars."""
+        if self._shown:
+            self._frozen, self._shown = len(self.stream.tail), ""
+        self._cursor.resize(max(cols, 0), max(rows, 0))
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
         """(what the client is sent, what is recorded) after ``data``."""
         recorded = self.stream.feed(data)
+        return self._update(recorded), recorded
+
+    def flush(self, *, end: bool = False) -> tuple[bytes, bytes]:
+        """(what the client still needs, what is recorded). At the ``end`` of the output,
+        everything held, masked as it stands. Otherwise the gateway is about to write on the
+        terminal (or output was held for a moment): the tail stays held for the record, and
+        the screen gets stars for what it has not shown of it (see the module docstring)."""
+        if end:
+            recorded = self.stream.flush()
+            return self._update(recorded), recorded
+        self._cursor.forget()
+        tail = self.stream.tail
+        if not tail:
+            self._frozen, self._shown = None, ""
+            return b"", b""
+        covered = len(tail) if self._shown else (self._frozen or 0)
+        self._frozen, self._shown = len(tail), ""
+        return _encode(_stars(tail[covered:])), b""
+
+    # --- what the screen gets ---------------------------------------------------------------
+
+    def _update(self, recorded: bytes) -> bytes:
         decided = recorded.decode("utf-8", "surrogateescape")
-        preview = self.stream.preview() if self.stream.held else ""
-        start = _advance(self._column, decided)
-        if preview and not self._fits(start, preview):
-            preview = None
-        self._hidden = preview is None
-        return self._redraw(decided, preview or "", start), recorded
+        if self._frozen is not None:
+            decided, done = self._unfreeze(decided)
+            if not done:
+                return _encode(decided)
+        tail = self.stream.tail
+        preview = self.stream.preview() if tail else ""
+        after = self._cursor.copy()
+        after.draw(decided)
+        if preview is None or not after.can_show(preview):
+            preview = ""
+        out = self._redraw(decided + preview)
+        self._cursor, self._shown = after, preview
+        return _encode(out)
 
-    def flush(self) -> tuple[bytes, bytes]:
-        """Commit the tail as it stands: (what the client still needs, what is recorded)."""
-        recorded = self.stream.flush()
-        decided = recorded.decode("utf-8", "surrogateescape")
-        self._hidden = False
-        return self._redraw(decided, "", _advance(self._column, decided)), recorded
+    def _unfreeze(self, decided: str) -> tuple[str, bool]:
+        """What the screen gets of a release while a word is frozen, and whether the word is
+        now decided (True: the screen's cursor is then where that text leaves it)."""
+        assert self._frozen is not None
+        raw, tail = self.stream.released, self.stream.tail
+        if len(raw) < self._frozen:  # still inside what the screen covers
+            covered = self._frozen - len(raw)
+            self._frozen = len(tail)
+            return _stars(tail[covered:]), False
+        rest = raw[self._frozen:]
+        self._frozen = None
+        # What follows the word on its line is starred too (the record's mask of the whole
+        # cannot be cut there); after that line, released text is masked on its own.
+        breaks = [i for i in (rest.find("\r"), rest.find("\n")) if i >= 0]
+        if not breaks or KEY_HEADER.search(rest):
+            return _stars(rest), True
+        cut = min(breaks) + 1
+        if rest[cut - 1:cut + 1] == "\r\n":
+            cut += 1
+        return _stars(rest[:cut]) + self.stream.render(rest[cut:]), True
 
-    def _fits(self, start: int | None, preview: str) -> bool:
-        if start is None or _PLAIN.fullmatch(preview) is None:
-            return False
-        return _row(start + len(preview), self.cols) - start // self.cols < self.rows
-
-    def _redraw(self, decided: str, preview: str, start: int | None) -> bytes:
-        """Turn the screen's ``_shown`` into ``decided + preview``; the cursor ends after it."""
-        shown, target = self._shown, decided + preview
-        self._shown = preview
-        base = self._column
-        self._column = start
+    def _redraw(self, target: str) -> str:
+        """Turn the screen's ``_shown`` into ``target``, both drawn from ``_cursor``; the
+        cursor ends where drawing ``target`` alone would leave it."""
+        shown = self._shown
         if target.startswith(shown):  # nothing shown changes: the usual case
-            return target[len(shown):].encode("utf-8", "surrogateescape")
-        assert base is not None  # a tail is shown only where its column is known
+            return target[len(shown):]
         same = 0
         for a, b in zip(shown, target, strict=False):
             if a != b:
@@ -97,45 +497,29 @@ class TerminalMasker:
             same += 1
         rest = target[same:]
         plain = rest[:_PLAIN.match(rest).end()]  # type: ignore[union-attr]
-        old_end, end = base + len(shown), base + same + len(plain)
-        out = [self._move(old_end, base + same), plain]
-        if end < old_end:  # the new text is shorter: blank the old one's last cells
-            out += [" " * (old_end - end), self._move(old_end, end)]
-        out.append(rest[len(plain):])
-        return "".join(out).encode("utf-8", "surrogateescape")
-
-    def _move(self, written: int, to: int) -> str:
-        """Cursor movement from after ``written`` cells of the line to before cell ``to``."""
-        if to >= written:
-            return ""
-        cols = self.cols
-        row_to, col_to = divmod(to, cols)
-        if _row(written, cols) == row_to and written % cols:  # same row, no wrap pending
-            back = written - to
-            return "\b" * back if back < 4 else f"\x1b[{back}D"
-        up = _row(written, cols) - row_to
-        return "\r" + (f"\x1b[{up}A" if up else "") + (f"\x1b[{col_to}C" if col_to else "")
+        base = self._cursor
+        at = base.after(len(shown))  # the cursor now
+        kept = same + len(plain)
+        blanks = " " * (len(shown) - kept)  # the new text is shorter: blank the old one's rest
+        if not blanks:
+            out = [_move(at, base.cell(same)), plain]
+        elif not base.after(kept)[2]:
+            out = [_move(at, base.cell(same)), plain, blanks, _move(at, base.cell(kept))]
+        else:  # it ends at the last column: blank first, so that its wrap is pending as it was
+            out = [_move(at, base.cell(kept)), blanks, _move(at, base.cell(same)), plain]
+        return "".join(out) + rest[len(plain):]
 
 
-def _row(written: int, cols: int) -> int:
-    """The row (from the line's first) of the cursor after ``written`` cells: after a full
-    row it waits at the row's last cell until the next character wraps it."""
-    return (written - 1) // cols if written and written % cols == 0 else written // cols
+def _move(at: Pos, to: tuple[int, int]) -> str:
+    """Cursor movement from ``at`` back to the cell ``to`` (never below ``at``)."""
+    row, col, pending = at
+    to_row, to_col = to
+    if not pending and row == to_row and col >= to_col:  # back along the row
+        back = col - to_col
+        return "\b" * back if back < 4 else f"\x1b[{back}D"
+    up = row - to_row
+    return "\r" + (f"\x1b[{up}A" if up else "") + (f"\x1b[{to_col}C" if to_col else "")
 
 
-def _advance(column: int | None, text: str) -> int | None:
-    """The cells from the line's start after ``text`` is drawn at ``column``; None when that
-    cannot be known (cursor movement, tabs, wide or combining characters, a bare line feed)."""
-    cr, lf = text.rfind("\r"), text.rfind("\n")
-    if cr >= 0 or lf >= 0:
-        if lf > cr and (lf == 0 or text[lf - 1] != "\r"):
-            return None  # a line feed alone keeps the column, which a raw mode program uses
-        column, text = 0, text[max(cr, lf) + 1:]
-    if column is None:
-        return None
-    if _PLAIN.fullmatch(text) is None:
-        if "\x1b" in text:
-            text = _ZERO_WIDTH.sub("", text)
-        if _PLAIN.fullmatch(text) is None:
-            return None
-    return column + len(text)
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")

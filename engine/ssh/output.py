@@ -264,7 +264,7 @@ class ChannelOutput:
         self.transfer = transfer
         self.whole = whole
         self._maskers: dict[bool, StreamMasker | TerminalMasker] = {}  # stderr? → its masker
-        self._screen = screen if transfer is None and screen and screen[0] > 0 else None
+        self._screen = screen if transfer is None and screen else None
         self._files: SftpMasker | ScpMasker | None = None
         # At a terminal: the judged lines sent, not yet begun (True: it transforms), whether
         # the command running now is masked whole, and the start of a switch cut by a chunk.
@@ -406,7 +406,7 @@ class ChannelOutput:
                 out.append(Out(False, masked, masked))
         for stderr, masker in self._maskers.items():
             if isinstance(masker, TerminalMasker):  # what is shown is committed too
-                sent, masked = masker.flush()
+                sent, masked = masker.flush(end=end)
                 self._count(masker.counts)
                 if sent or masked:
                     out.append(Out(stderr, sent, masked))
