@@ -741,19 +741,30 @@ class SqliteStore:
         if claimed.rowcount != 1:
             return None
         try:
-            self._replay_other(node)
-        except StoreLocked:
-            conn.execute("UPDATE nodes SET lost_at = NULL, lost_by = NULL WHERE name = ?",
-                         (node,))
-            if node not in self._alive_said:  # once: the fleet asks at every heartbeat
-                self._alive_said.add(node)
-                log.warning("node %s has not sent a heartbeat for %.0f s but its process holds"
-                            " its lock: not ending its sessions", node, after_s)
-            return None
-        except (OSError, StoreError) as exc:
-            log.error("cannot replay the journal of lost node %s (%s): ending its sessions"
-                      " as the store has them", node, exc)
-        return self._lost_records(node, now)
+            try:
+                self._replay_other(node)
+            except StoreLocked:
+                self._unclaim(node)
+                if node not in self._alive_said:  # once: the fleet asks at every heartbeat
+                    self._alive_said.add(node)
+                    log.warning("node %s has not sent a heartbeat for %.0f s but its process"
+                                " holds its lock: not ending its sessions", node, after_s)
+                return None
+            except (OSError, StoreError) as exc:
+                log.error("cannot replay the journal of lost node %s (%s): ending its sessions"
+                          " as the store has them", node, exc)
+            return self._lost_records(node, now)
+        except BaseException:
+            self._unclaim(node)  # another try (here or elsewhere) need not wait out the claim
+            raise
+
+    def _unclaim(self, node: str) -> None:
+        try:
+            self._control_conn().execute(
+                "UPDATE nodes SET lost_at = NULL, lost_by = NULL WHERE name = ? AND lost_by = ?",
+                (node, self.node))
+        except DB_ERRORS as exc:
+            log.warning("cannot let go of the claim on lost node %s: %s", node, exc)
 
     def _lost_records(self, node: str, now: str) -> list[R.Record]:
         sessions = [r[0] for r in self.conn.execute(
