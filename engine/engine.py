@@ -525,19 +525,20 @@ class Engine:
             rid = resolve_id("approval request", request.get("request"), pending)
         except KeyError:
             return None
-        node = pending[rid]["node"]
+        node, before = pending[rid]["node"], pending[rid].get("approvals")
         reason = request.get("reason")
         await self.fleet.send(node, {"op": "decide", "request": rid, "approve": approve,
                                      "by": who.name, "groups": sorted(who.groups),
                                      "reason": str(reason) if reason else None})
-        row = await self._until_stored(lambda: next(
+        row = await self._until_stored(lambda: next(  # decided, or one more approval of several
             (r for r in self._stored_approvals() if r["id"] == rid
-             and r["status"] != "pending"), None))
+             and (r["status"] != "pending" or r.get("approvals") != before)), None))
         if row is None:
             raise ControlError(f"approval request {rid} is held by node {node}, which has not "
                                "decided it (it refuses a requester's own approval and anyone "
                                "who is not an approver there): see its log")
-        return {**row, "node": node}
+        approvals = [a for a in (row.get("approvals") or "").split(",") if a]  # as recorded
+        return {**row, "approvals": approvals, "node": node}
 
     def _stored_approvals(self) -> list[dict[str, Any]]:
         return self.store.approvals(limit=1000) if self.store is not None else []

@@ -13,6 +13,7 @@ is ``n * workers + worker``), so each test picks sessions on both workers rather
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -27,7 +28,9 @@ import pytest
 
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
 from gatewatch.demo.pgcluster import free_port
+from store import open_store
 from tests.conftest import ROOT, TOKENS, Target, write_policy
+from tests.integration.guarded import example_rules
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +62,7 @@ def with_workers(policy: Path, count: int) -> None:
 @pytest.fixture(scope="module")
 def workers(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     work = tmp_path_factory.mktemp("workers")
-    policy = write_policy(pg_target, work, shop_port=free_port())
+    policy = write_policy(pg_target, work, shop_port=free_port(), rules=example_rules())
     with_workers(policy, WORKERS)
     log = (work / "engine.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
@@ -187,3 +190,68 @@ def test_the_control_socket_lists_and_kills_in_every_worker(workers: Workers) ->
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_a_worker_restarted_leaves_its_siblings_sessions_and_requests(workers: Workers) -> None:
+    """SIGKILL one worker: the supervisor starts another in its place, which marks its own
+    sessions interrupted and never a sibling's; the sibling's held statement is still pending
+    and runs once approved."""
+    conns = on_each_worker(workers.dsn())
+    held_conn, lost_conn = conns
+    outcome: list[Any] = []
+
+    def held() -> None:
+        try:
+            held_conn.execute("create temp table t as select 1 as a")
+            outcome.append(held_conn.execute("delete from t").rowcount)  # held for review
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=held)
+    runner.start()
+    try:
+        with workers.control() as client:
+            deadline = time.monotonic() + 20
+            while not (pending := client.call("approvals")["pending"]):
+                assert time.monotonic() < deadline, "nothing held"
+                time.sleep(0.1)
+            [request] = pending
+            assert request["node"] == workers.nodes[0]
+        lost_sid = next(s["id"] for s in _live(workers) if s["node"] == workers.nodes[1])
+        store = open_store(workers.work / "store.db", readonly=True)
+        try:
+            pid = next(n["pid"] for n in store.nodes() if n["name"] == workers.nodes[1])
+        finally:
+            store.close()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:  # the supervisor restarts it: its node has a new process
+            store = open_store(workers.work / "store.db", readonly=True)
+            try:
+                row = next(n for n in store.nodes() if n["name"] == workers.nodes[1])
+                lost = next(r for r in store.sessions() if r["id"] == lost_sid)
+            finally:
+                store.close()
+            if row["pid"] != pid and lost["status"] != "open":
+                break
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.2)
+        assert (lost["status"], lost["end_reason"]) == ("interrupted", "engine restarted")
+        with workers.control() as client:
+            assert [r["id"] for r in client.call("approvals")["pending"]] == [request["id"]]
+            assert client.call("approve", request=request["id"], reason="ok")["status"] == \
+                "approved"
+        runner.join(30)
+        assert outcome == [1]
+        assert held_conn.execute("select 2").fetchone() == (2,)  # the sibling's session lives
+        with pytest.raises(psycopg.OperationalError):
+            lost_conn.execute("select 3")
+    finally:
+        runner.join(30)
+        for conn in conns:
+            conn.close()
+
+
+def _live(workers: Workers) -> list[dict[str, Any]]:
+    with workers.control() as client:
+        return list(client.call("sessions")["live"])
