@@ -2,12 +2,14 @@
 one run (issue 17: does a second worker use the second core?).
 
     .venv/bin/python bench/workers.py [--seconds 10] [--scale 5] [--clients 1,8]
-        [--modes simple,prepared] [--workers 1,2]
+        [--modes simple,prepared] [--workers 1,2] [--repeat 1] [--plain]
 
 Each engine runs the demo's configuration: the example policies.yaml's guardrails and masking,
-recording on. Prints TPS, average latency, the ratio to direct and to one worker, and the
-engine's CPU time per transaction (the supervisor and every worker: user + system from /proc).
-pgbouncer (the Debian package) is used when it is installed.
+recording on (``--plain``: neither, recording only). Prints TPS, average latency, the ratio to
+direct and to one worker, and the engine's CPU time per transaction (the supervisor and every
+worker: user + system from /proc). pgbouncer (the Debian package) is used when it is installed.
+``--repeat N`` runs every path N times, interleaved (a load that comes and goes on a shared
+machine then weighs on each path alike), and prints the median TPS.
 """
 
 from __future__ import annotations
@@ -82,16 +84,19 @@ def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None) ->
 
 
 @contextlib.contextmanager
-def engine(setup: Setup, workers: int) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """An engine with the demo's rules and masking and ``workers`` workers; its DSN."""
+def engine(setup: Setup, workers: int, plain: bool = False
+           ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """An engine with the demo's rules and masking (unless ``plain``) and ``workers`` workers;
+    its DSN."""
     port = free_port()
     private = setup.work / f"engine-w{workers}"
     private.mkdir(mode=0o700)
     policy = private / "policies.yaml"
     policy.write_text(POLICY.format(
         store=private / "store.db", control=private / "control.sock", durability="normal",
-        port=port, pg_port=setup.cluster.port, guardrails=example_guardrails(),
-        masking=example_masking(),
+        port=port, pg_port=setup.cluster.port,
+        guardrails="" if plain else example_guardrails(),
+        masking="" if plain else example_masking(),
     ).replace("  log_level: WARNING\n", f"  log_level: WARNING\n  workers: {workers}\n"))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
@@ -120,9 +125,10 @@ def main() -> None:
     ap.add_argument("--clients", default="1,8")
     ap.add_argument("--modes", default="simple,prepared")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--plain", action="store_true", help="no rules or masking")
     args = ap.parse_args()
     load = os.getloadavg()
-    results: dict[tuple[str, int, str], Run] = {}
     with target() as setup, contextlib.ExitStack() as stack:
         subprocess.run(["pgbench", "-i", "-q", "-s", str(args.scale), setup.direct_dsn()],
                        check=True, capture_output=True)
@@ -133,16 +139,22 @@ def main() -> None:
             stack.callback(bouncer[0].terminate)
             paths["pgbouncer"] = (bouncer[1], None)
         for n in map(int, args.workers.split(",")):
-            proc, dsn = stack.enter_context(engine(setup, n))
+            proc, dsn = stack.enter_context(engine(setup, n, args.plain))
             paths[f"gatewatch w={n}"] = (dsn, proc.pid)
-        for mode in args.modes.split(","):
-            for c in map(int, args.clients.split(",")):
-                for name, (dsn, pid) in paths.items():
-                    results[(name, c, mode)] = pgbench(dsn, c, mode, args.seconds, pid)
+        runs: dict[tuple[str, int, str], list[Run]] = {}
+        for _ in range(args.repeat):
+            for mode in args.modes.split(","):
+                for c in map(int, args.clients.split(",")):
+                    for name, (dsn, pid) in paths.items():
+                        runs.setdefault((name, c, mode), []).append(
+                            pgbench(dsn, c, mode, args.seconds, pid))
+        results = {key: sorted(found, key=lambda r: r.tps)[len(found) // 2]
+                   for key, found in runs.items()}
     after = os.getloadavg()
     first = f"gatewatch w={args.workers.split(',')[0]}"
-    print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, through the demo's rules and "
-          f"masking (recording on); {os.cpu_count()} CPUs, load average {load[0]:.2f} before, "
+    what = "recording only" if args.plain else "the demo's rules and masking, recording on"
+    print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, median of {args.repeat}, "
+          f"through {what}; {os.cpu_count()} CPUs, load average {load[0]:.2f} before, "
           f"{after[0]:.2f} after")
     print(f"{'path':<16} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
           f"{'/' + first:>14} {'engine µs/tx':>13}")
