@@ -855,7 +855,11 @@ class PgRelay:
         action = judgement.action
         if action == "allow":
             return "allow", ("allow", judgement.rule, None), b""
-        if judgement.verdict.rows_over is not None and decision is None:
+        under = judgement.verdict.under
+        if (judgement.verdict.rows_over is not None and decision is None
+                and (under is None or under.action == "allow")):
+            # (Where another rule would hold or refuse it under the limit too, no count can
+            # let it run: it meets the counted rule's action, the stricter, at once.)
             if len(judgement.statements) != 1 or plan:
                 return "refuse", ("block", judgement.rule, None), _uncountable(judgement)
             self._to_count = judgement

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.guardrail import Guard, GuardrailSettings, Rule
+from engine.guardrail.rules import Match
 from engine.pg import rowcount
 from engine.pg.relay import GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
 from tests.engine.pg import build as b
@@ -225,3 +227,19 @@ def test_a_commit_skipped_after_an_error_does_not_take_the_sync_s_answer() -> No
     assert to_client == error
     to_client, _ = r.server_data(b.ready(b"E"))
     assert to_client == b.ready(b"I") and r.upstream_data() == rowcount.ROLLBACK + b.SYNC
+
+
+def test_a_count_never_lets_through_what_another_rule_holds() -> None:
+    """A block over 1000 rows, and a review of every write to table r: under the limit the
+    review would still apply, so no count can let it run. It meets the stricter rule at
+    once, in both protocols (a count under the limit would have committed it unreviewed)."""
+    rules = (Rule("huge-writes", "block", Match(rows_over=1000)),
+             Rule("review-r", "review", Match(tables=("r",))))
+    for data in (b.query("UPDATE r SET a = 0 WHERE k = 1"),
+                 b.parse("UPDATE r SET a = 0 WHERE k = 1") + b.bind() + b.execute() + b.SYNC):
+        r = PgRelay(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
+                                                                           frozenset()))
+        out, wire = sent(r, data)
+        assert b"huge-writes" in out.reply + r.server_data(b.PARSE_COMPLETE)[0]
+        assert b.execute() not in wire and not wire.startswith(b"Q")  # a Parse runs nothing
+        assert [f.status for f in out.finished] == ["blocked"]
