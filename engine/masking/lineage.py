@@ -143,7 +143,7 @@ class Lineage:
     # Every catalog name the lineage depends on (looked up or not): checked against the
     # target's catalog once per statement (``engine.pg.catalog``).
     consulted: Missing = field(default_factory=lambda: Missing(frozenset(), frozenset()))
-    prepared_writes: tuple[tuple[Source, Lin], ...] = ()  # a PREPARE's, for each EXECUTE
+    prepared_query: dict[str, Any] | None = None  # a PREPARE's query, run by each EXECUTE
 
 
 # PostgreSQL's functions that run SQL given as text, or read what is not in a table.
@@ -225,14 +225,15 @@ class Analyzer:
         # Names whose cached catalog entries are not to be used (not checked yet): they
         # count as not looked up (``StatementFlow.lineage``).
         self.distrust: Missing | None = None
-        self._prepared_writes: tuple[tuple[Source, Lin], ...] = ()
+        self._prepared_query: dict[str, Any] | None = None
         self._depth = 0
         self._fn_safety: dict[str, bool] = {}
         # Cursors and prepared statements declared in the session, by name.
         self.cursors: dict[str, tuple[Lin, ...] | None] = {}
         self.prepared: dict[str, tuple[Lin, ...] | None] = {}
-        # What a prepared statement writes when executed (and whether code it runs is opaque).
-        self.prepared_writes: dict[str, tuple[tuple[tuple[Source, Lin], ...], str | None]] = {}
+        # The query of each prepared statement: each EXECUTE follows it afresh (what it reads
+        # may have been written to since the PREPARE).
+        self.prepared_queries: dict[str, dict[str, Any]] = {}
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -241,7 +242,7 @@ class Analyzer:
         self._consulted_rel, self._consulted_fn = set(), set()
         self._written, self._writes, self._calls = set(), [], []
         self._opaque, self._in_body, self._bound = None, False, ()
-        self._prepared_writes = ()
+        self._prepared_query = None
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
@@ -255,7 +256,7 @@ class Analyzer:
         consulted = Missing(frozenset(self._consulted_rel), frozenset(self._consulted_fn))
         return Lineage(columns, frozenset(self._reads), missing, declares, tuple(self._writes),
                        frozenset(self._written), self._opaque, consulted,
-                       self._prepared_writes)
+                       self._prepared_query)
 
     def _stmt(self, stmt: dict[str, Any],
               ) -> tuple[tuple[Lin, ...] | None, tuple[str, tuple[Lin, ...] | None] | None]:
@@ -291,27 +292,31 @@ class Analyzer:
             q = self._select_any(node.get("query", {}))
             declares = (node.get("portalname", ""), tuple(lin for _, lin in q))
         elif kind == "PrepareStmt":
-            start = len(self._writes)
+            start, calls = len(self._writes), len(self._calls)
             cols, _ = self._stmt(node.get("query", {}))
             declares = (node.get("name", ""), cols)
-            # What it writes happens at each EXECUTE (``learn`` keeps it for then).
-            self._prepared_writes = tuple(self._writes[start:])
+            # What it writes and runs happens at each EXECUTE, which follows the query again.
+            self._prepared_query = node.get("query") or None
             del self._writes[start:]
-        elif kind in ("FetchStmt", "ExecuteStmt"):
+            del self._calls[calls:]
+        elif kind == "FetchStmt":
             # The rows are the declared query's: its columns when the gateway followed
             # them (None: not, and every column is masked). What it reads is not kept:
             # its errors may quote any value it reads (fail closed).
-            name = node.get("portalname" if kind == "FetchStmt" else "name", "")
-            columns = (self.cursors if kind == "FetchStmt" else self.prepared).get(name)
+            columns = self.cursors.get(node.get("portalname", ""))
             self._reads.add(UNKNOWN)
-            if kind == "ExecuteStmt":
-                self._expr(node.get("params"), ())
-                found = self.prepared_writes.get(name)
-                if found is None:
-                    self._opaque = self._opaque or f"EXECUTE of {name!r}, not seen prepared"
-                else:
-                    self._writes += found[0]
-                    self._opaque = self._opaque or found[1]
+        elif kind == "ExecuteStmt":
+            name = node.get("name", "")
+            params = self._expr(node.get("params"), ())
+            self._reads.add(UNKNOWN)  # its errors may quote any value it reads
+            query = self.prepared_queries.get(name)
+            if query is None:
+                self._opaque = self._opaque or f"EXECUTE of {name!r}, not seen prepared"
+            else:
+                start = len(self._writes)
+                cols, _ = self._stmt(query)
+                columns = tuple(c | params for c in cols) if cols is not None else None
+                self._writes[start:] = [(t, lin | params) for t, lin in self._writes[start:]]
         elif kind == "CallStmt":
             lin = self._expr({"FuncCall": node.get("funccall") or {}}, ())
             self._reads |= lin
@@ -567,11 +572,8 @@ class Analyzer:
         if lineage.declares is not None:
             name, cols = lineage.declares
             (self.cursors if kind == "DeclareCursorStmt" else self.prepared)[name] = cols
-            if kind == "PrepareStmt":
-                unsure = bool(lineage.missing.relations or lineage.missing.functions)
-                self.prepared_writes[name] = (
-                    lineage.prepared_writes,
-                    lineage.opaque or ("its lineage was not followed" if unsure else None))
+            if kind == "PrepareStmt" and lineage.prepared_query is not None:
+                self.prepared_queries[name] = lineage.prepared_query
 
     # --- statements -----------------------------------------------------------------------
 

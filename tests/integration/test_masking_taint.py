@@ -359,3 +359,15 @@ def test_a_trigger_added_on_the_target_after_the_table_was_looked_up(
                            f" execute function {fn}()")
         conn.execute(f"insert into {src} select national_id from customers")
     assert_masked(gateway, f"select * from {audit}")
+
+
+def test_a_statement_prepared_before_the_copy(gateway: Gateway, tables: list[str]) -> None:
+    notes = name()
+    tables.append(notes)
+    values = seeded(gateway)
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(f"create table {notes} (body text)")
+        conn.execute(f"prepare show_notes as select body from {notes}")
+        conn.execute(f"insert into {notes} select national_id from customers")
+        rows = conn.execute("execute show_notes").fetchall()
+    assert len(rows) == len(values) and not leaked(values, str(rows)), rows[-3:]
