@@ -114,7 +114,7 @@ def test_a_node_killed_mid_write_loses_nothing(tmp_path: Path, who: str) -> None
                    for sid in store.interrupted_sessions()]  # as the engine's recovery does
     else:
         store = open_store(path, node="c")
-        assert store.lost_nodes(0) == ["a"]
+        assert "a" in store.lost_nodes(0)  # (b too while it runs: it sends no heartbeat)
         ended = store.end_lost_node("a", 0)  # its open session ends 'node lost', in c's chain
         assert ended is not None
         records = ended
