@@ -309,6 +309,7 @@ class PgRelay:
         # only when the statement stands: over the limit, the target's answers never reach
         # the client, and the masker must not wait for them.
         self._count_sent = b""
+        self._count_statement: Statement | None = None  # the counted portal's (extended)
         self._late = b""
         # The extended protocol (``rowcount.ExtendedCount``): whether the answers of the counted
         # Execute have begun (those owed before it take the usual path); the texts Executed in
@@ -320,7 +321,7 @@ class PgRelay:
         self._release = b""  # a counted write's RELEASE, sent in front of the next messages
         # A Bind over the limit, asked again once decided: the gateway's, so its BindComplete
         # is dropped (the client had one already).
-        self._rebinding = False
+        self._rebinding: Statement | None = None  # what it bound when it was counted
         self._rebound: set[int] = set()
         self._segment: list[str] = []
         self._own_block = 0
@@ -613,6 +614,13 @@ class PgRelay:
                                               "26000"), simple=False)
             self._discarding = True
             return False
+        if self._rebinding is not None and statement is not self._rebinding:
+            # Its name was given to another statement in the pipeline after the Bind: the
+            # approval was of what it bound then (invariant 10).
+            self._refuse_extended(statement.text, codec.error_response(
+                "the prepared statement this write was bound from was replaced before it was "
+                "approved, so the gateway did not run it", "42501", hint="Run it again."))
+            return False
         judgement = statement.judgement
         executes: list[Statement | None] = []
         counted = None
@@ -644,8 +652,8 @@ class PgRelay:
         # can already run code (IMMUTABLE functions are evaluated), so nothing of it may
         # reach the target before its record is committed (invariant 1).
         record = self._start(statement.text, "extended", bind.params, judged)
-        if self._rebinding:
-            self._rebinding = False
+        if self._rebinding is not None:
+            self._rebinding = None
             self._rebound.add(record.seq)
         self._bound[record.seq] = record
         made = _Portal(statement, bind.params, record, judged, executes)
@@ -728,6 +736,7 @@ class PgRelay:
                       + execute + _FLUSH)
         self._count, self._count_sent = count, execute
         self._to_count = portal.counted
+        self._count_statement = portal.statement
         self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
                              portal.params)
         return False
@@ -884,7 +893,7 @@ class PgRelay:
     def _refuse(self, text: str, protocol: str, judged: Judged, error: bytes, *,
                 simple: bool) -> None:
         """Answer a statement the gateway will not send: record it and queue its error."""
-        self._rebinding = False
+        self._rebinding = None
         record = self._start(text, protocol, None, judged)
         fields = messages.error_fields(error[5:])
         record.sqlstate, record.error = fields.get("C"), fields.get("M")
@@ -1023,7 +1032,8 @@ class PgRelay:
             text, "extended" if extended else "simple", judgement, params, notes=(
                 f"statement {record.seq} ran and was rolled back by the gateway: {over.why}",))
         self._client_in.unread(again)  # asked again once decided: it runs, or is refused
-        self._rebinding = extended
+        if extended:
+            self._rebinding = self._count_statement
         return b""
 
     def _server_data(self, data: bytes) -> tuple[bytes, list[StatementFinished]]:

@@ -243,3 +243,21 @@ def test_a_count_never_lets_through_what_another_rule_holds() -> None:
         assert b"huge-writes" in out.reply + r.server_data(b.PARSE_COMPLETE)[0]
         assert b.execute() not in wire and not wire.startswith(b"Q")  # a Parse runs nothing
         assert [f.status for f in out.finished] == ["blocked"]
+
+
+def test_an_approval_is_of_the_statement_bound_then_not_of_its_name() -> None:
+    """The pipeline gave the statement's name to another one after the Bind: approved, the
+    write is not bound again from that name (another statement would run), it is refused."""
+    r = relay(b"T")
+    other = "UPDATE t SET a = 1 WHERE k = 'y'"
+    before = (b.parse(WRITE, "s") + b.bind(statement="s") + b.close("S", "s")
+              + b.parse(other, "s"))
+    counting(r, before, owed=b.PARSE_COMPLETE + b.BIND_COMPLETE + b.CLOSE_COMPLETE
+             + b.PARSE_COMPLETE)
+    r.server_data(ours("SAVEPOINT") + b.command_complete("UPDATE 500"))
+    r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(True, "a1"))
+    out, wire = sent(r, b"")
+    assert wire == b.SYNC and b"was replaced" in out.reply
+    assert [f.status for f in out.finished] == ["blocked"]
