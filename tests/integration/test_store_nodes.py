@@ -10,12 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
 import pytest
 
 from store import open_store, verify
+from store import ops as O
 from store import records as R
 from store.errors import StoreLocked
 from store.sqlite import journal_path
@@ -109,8 +111,9 @@ def test_a_node_killed_mid_write_loses_nothing(tmp_path: Path, who: str) -> None
     assert journal_path(path, "a").exists()
     if who == "itself":
         store = open_store(path, node="a")  # replays its journal on start
-        records: list[R.Record] = [R.SessionClose(sid, ended_at="now", status="interrupted",
-                                  end_reason="engine restarted")
+        now = O.utc(time.time())
+        records: list[R.Record] = [R.SessionClose(sid, ended_at=now, status="interrupted",
+                                                  end_reason="engine restarted")
                    for sid in store.interrupted_sessions()]  # as the engine's recovery does
     else:
         store = open_store(path, node="c")
