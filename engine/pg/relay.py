@@ -242,6 +242,26 @@ def _not_counted(why: str, hint: str) -> bytes:
                                 "0A000", hint=hint)
 
 
+def _limits(text: str, judgement: Judgement) -> tuple[int | None, ...] | None:
+    """For a Query of several statements with a counted write: the limit of each statement
+    (None: not counted), or None when it cannot be counted soundly. Every statement must be
+    allowed, or counted and allowed under its limit; none may be transaction control or COPY;
+    each answers with one CommandComplete (``rowcount.plain_statements``)."""
+    limits: list[int | None] = []
+    for verdict in judgement.statements:
+        if verdict.rows_over is not None:
+            if verdict.under is not None and verdict.under.action != "allow":
+                return None
+            limits.append(verdict.rows_over)
+        elif verdict.action == "allow":
+            limits.append(None)
+        else:
+            return None
+    if rowcount.plain_statements(text) != len(limits):
+        return None
+    return tuple(limits)
+
+
 def _refusal(text: str, reason: str, hint: str | None = None) -> Judgement:
     verdict = Verdict("block", reading.RULE, reason, text, hint)
     return Judgement("block", verdict, (verdict,))
@@ -310,6 +330,7 @@ class PgRelay:
         # the client, and the masker must not wait for them.
         self._count_sent = b""
         self._count_statement: Statement | None = None  # the counted portal's (extended)
+        self._count_limits: tuple[int | None, ...] = ()  # a Query of several statements
         self._late = b""
         # The extended protocol (``rowcount.ExtendedCount``): whether the answers of the counted
         # Execute have begun (those owed before it take the usual path); the texts Executed in
@@ -537,7 +558,8 @@ class PgRelay:
                 in_transaction = self.transaction_status == b"T"
                 assert self._to_count is not None and self._to_count.verdict.rows_over is not None
                 count = rowcount.RowCount(self._to_count.verdict.rows_over, in_transaction,
-                                          min(self.max_message_size, _WAITING_LIMIT))
+                                          min(self.max_message_size, _WAITING_LIMIT),
+                                          self._count_limits)
                 query = codec.message(b"Q", body)
                 self._count_query = (text, query, None)
                 self._count_sent = query
@@ -869,9 +891,12 @@ class PgRelay:
                 and (under is None or under.action == "allow")):
             # (Where another rule would hold or refuse it under the limit too, no count can
             # let it run: it meets the counted rule's action, the stricter, at once.)
-            if len(judgement.statements) != 1 or plan:
+            limits = None
+            if len(judgement.statements) != 1 and protocol == "simple" and not plan:
+                limits = _limits(text, judgement)
+            if (len(judgement.statements) != 1 and limits is None) or plan:
                 return "refuse", ("block", judgement.rule, None), _uncountable(judgement)
-            self._to_count = judgement
+            self._to_count, self._count_limits = judgement, limits or ()
             return "count", ("count", judgement.rule, None), b""
         if action == "block":
             return "refuse", ("block", judgement.rule, None), _blocked(judgement)
@@ -1014,8 +1039,13 @@ class PgRelay:
         judgement, (text, again, params) = self._to_count, self._count_query
         self._to_count = self._count_query = None
         verdict = judgement.verdict
+        why = over.why
+        if len(judgement.statements) > 1 and (
+                judgement.statements[over.statement].rows_over is not None):
+            verdict = judgement.statements[over.statement]  # that of the one that went over
+            why = f"its statement {over.statement + 1}: {why}"
         if verdict.action == "block":
-            message = (f'statement blocked by rule "{verdict.rule}": {over.why} (the gateway '
+            message = (f'statement blocked by rule "{verdict.rule}": {why} (the gateway '
                        "ran it and rolled it back)")
             record.sqlstate, record.error = "42501", message
             finished.append(record.finish("blocked"))
@@ -1024,13 +1054,13 @@ class PgRelay:
                 self._discarding = True
                 return error
             return error + codec.ready_for_query(over.status)
-        record.error = f"rolled back by the gateway: {over.why}; held for an approval"
+        record.error = f"rolled back by the gateway: {why}; held for an approval"
         finished.append(record.finish("rolled back"))
         self._holding = True
         self._held = (text, params, notes(None))
         self._count_hold = Hold(
             text, "extended" if extended else "simple", judgement, params, notes=(
-                f"statement {record.seq} ran and was rolled back by the gateway: {over.why}",))
+                f"statement {record.seq} ran and was rolled back by the gateway: {why}",))
         self._client_in.unread(again)  # asked again once decided: it runs, or is refused
         if extended:
             self._rebinding = self._count_statement

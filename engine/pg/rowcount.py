@@ -49,6 +49,7 @@ class Over:
     command: str | None
     why: str
     status: bytes
+    statement: int = 0  # which statement of the Query went over
 
 
 def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
@@ -61,8 +62,15 @@ def prefix_length(in_transaction: bool) -> int:
 
 
 class RowCount:
-    def __init__(self, limit: int, in_transaction: bool, keep: int) -> None:
+    """``limits``: for a Query of several statements, each one's limit (None: not counted);
+    their answers are kept in order, and a failed COMMIT takes the last one's
+    CommandComplete's place, as PostgreSQL commits the Query's implicit transaction before
+    it answers its last statement."""
+
+    def __init__(self, limit: int, in_transaction: bool, keep: int,
+                 limits: tuple[int | None, ...] = ()) -> None:
         self.limit = limit
+        self.limits = limits or (limit,)
         self.in_transaction = in_transaction
         self._keep = keep
         self._shift = prefix_length(in_transaction)
@@ -70,7 +78,8 @@ class RowCount:
         self._kept: list[bytes] = []
         self._size = 0
         self._overflow = False
-        self._complete: bytes | None = None  # the write's CommandComplete
+        self._completes: list[bytes] = []  # each statement's CommandComplete, in order
+        self._last: int | None = None  # where the last one sits in ``_kept``
         self._failed = False  # the write (or what the gateway put in front) failed
         self._finish_error: bytes | None = None
         self._over: Over | None = None
@@ -90,8 +99,10 @@ class RowCount:
         if self._phase == 1:
             if tag == 90:  # ReadyForQuery: the write is answered
                 self._written(msg[5:])
-            elif tag == 67 and self._complete is None:
-                self._complete = msg
+            elif tag == 67:
+                self._completes.append(msg)
+                self._hold(msg)
+                self._last = len(self._kept) - 1
             else:
                 if tag == 69:
                     self._failed = True
@@ -112,7 +123,7 @@ class RowCount:
         if self._size > self._keep:
             self._overflow = True
             self._kept = []
-        if not self._overflow or msg[0] == 69:  # an error always reaches the client
+        if not self._overflow or msg[0] in (67, 69):  # an error always reaches the client
             self._kept.append(msg)
 
     def _written(self, status: bytes) -> None:
@@ -125,7 +136,18 @@ class RowCount:
                 self._phase = 3
                 self.result = self._answers(codec.ready_for_query(status))
             return
-        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep)
+        self._over = None
+        if len(self._completes) != len(self.limits):
+            self._over = Over(None, None, "its count cannot be read (the server answered "
+                              f"{len(self._completes)} of its {len(self.limits)} statements)",
+                              b"")
+        for i, limit in enumerate(self.limits):
+            if self._over is not None:
+                break
+            if limit is not None:
+                over = _verdict(self._completes[i], limit, self._overflow, self._keep)
+                if over is not None:
+                    self._over = Over(over.rows, over.command, over.why, b"", i)
         if self._over is not None:
             finish = _ROLLBACK_TO if self.in_transaction else _ROLLBACK
         else:
@@ -137,19 +159,17 @@ class RowCount:
         status = ready[5:]
         if self._over is not None and self._finish_error is None:
             over = self._over
-            self.result = Over(over.rows, over.command, over.why, status)
+            self.result = Over(over.rows, over.command, over.why, status, over.statement)
             return
-        if self._over is not None:
-            # The rollback failed (it does not, short of a broken server): say so, ran nothing.
-            self._complete = None
-        elif self._finish_error is not None:
-            self._complete = None  # PostgreSQL reports the failed commit in its place
+        if (self._over is not None or self._finish_error is not None) and (
+                self._last is not None):
+            # PostgreSQL reports the failed commit in the last CommandComplete's place (the
+            # rollback failing says so too: it does not, short of a broken server).
+            del self._kept[self._last]
         self.result = self._answers(ready)
 
     def _answers(self, ready: bytes) -> bytes:
         out = list(self._kept)
-        if self._complete is not None:
-            out.append(self._complete)
         if self._finish_error is not None:
             out.append(self._finish_error)
         out.append(ready)
@@ -311,6 +331,22 @@ class ExtendedCount:
 
 
 TRANSACTION_OPENS, TRANSACTION_CLOSES, TRANSACTION_SAME = "opens", "closes", "same"
+
+
+@functools.lru_cache(maxsize=256)
+def plain_statements(text: str) -> int | None:
+    """How many statements a Query holds, when each answers with one CommandComplete (or an
+    error) inside the implicit transaction its string runs in; None when one is transaction
+    control (the gateway's BEGIN would change what it means) or COPY (data would flow while
+    the gateway counts)."""
+    try:
+        trees = pglast.parse_sql(text)
+    except pglast.parser.ParseError:
+        return None
+    if any(isinstance(raw.stmt, pglast.ast.TransactionStmt | pglast.ast.CopyStmt)
+           for raw in trees):
+        return None
+    return len(trees)
 
 
 @functools.lru_cache(maxsize=256)

@@ -371,3 +371,37 @@ def test_a_named_portal_over_the_limit_runs_once_when_approved_on_the_wire(
     finally:
         wire.close()
     assert table.total() == 150
+
+
+# --- a Query of several statements (psql -c "…; …") --------------------------------------
+
+
+def test_several_statements_in_one_query_are_counted_each(gw: Gateway) -> None:
+    table = Table(gw.target)
+    two = f"{table.bump(50)}; {table.bump(20)}"
+    out = subprocess.run(["psql", gw.dsn(application_name="rows-multi"), "-X", "-c", two],
+                         env=gw.env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert table.total() == 70
+    refused = subprocess.run(
+        ["psql", gw.dsn(application_name="rows-multi-tx"), "-X", "-c",
+         f"BEGIN; {table.bump(5)}; COMMIT"], env=gw.env(), capture_output=True, text=True,
+        timeout=60)
+    assert refused.returncode == 1 and "alone in its Query" in refused.stderr
+    assert table.total() == 70
+    assert records(gw, "rows-multi") == [(two, "count", "ok")]
+
+    def work() -> list[int]:
+        with connect(gw, "rows-multi-over") as conn:
+            cur = conn.execute(f"{table.bump(10)}; {table.bump(150)}")
+            counts = [cur.rowcount]
+            assert cur.nextset()
+            return [*counts, cur.rowcount]
+
+    thread, result = in_thread(work)
+    request = wait_for_request(gw)
+    assert "its statement 2: it writes 150 rows" in request["statement"]
+    assert table.total() == 70  # both rolled back
+    decide(gw, True)
+    thread.join(30)
+    assert result == [[10, 150]] and table.total() == 70 + 10 + 150  # once

@@ -191,11 +191,9 @@ def test_what_cannot_be_counted_is_held_or_refused() -> None:
         "WITH d AS (UPDATE u SET b = 1 WHERE k = 'y' RETURNING k) UPDATE t SET a = 0 "
         "WHERE k = 'x'"))
     assert out.hold is not None and "cannot count" in out.hold.judgement.verdict.reason
-    # Two statements in one Query: refused, with what to do (test_rowcount_extended.py has
-    # the extended protocol, which is counted).
+    # Two statements in one Query: counted (below, with what is refused).
     out = relay().client_data(b.query(WRITE + "; SELECT 1"))
-    assert b"alone in its Query or prepared statement" in out.reply and out.out == b""
-    assert [f.status for f in out.finished] == ["blocked"]
+    assert [s.verdict for s in out.started] == ["count"]
 
 
 def test_reads_are_not_counted() -> None:
@@ -213,3 +211,55 @@ def test_a_write_behind_unanswered_queries_waits_for_them() -> None:
     assert r.wants_input
     out, wire = sent(r, b"")
     assert wire == q("SAVEPOINT gatewatch_rows;" + WRITE)
+
+
+# --- a Query of several statements --------------------------------------------------------
+
+TWO = WRITE + "; UPDATE u SET b = 1 WHERE k = 'y'"
+
+
+def test_several_statements_are_counted_each_and_committed_together() -> None:
+    r = relay()
+    _, wire = sent(r, b.query(TWO + "; SELECT 1"))
+    assert wire == q("BEGIN;" + TWO + "; SELECT 1")
+    answers = (b.command_complete("UPDATE 3") + b.command_complete("UPDATE 100")
+               + b.row_description("?column?") + b.data_row(b"1") + b.command_complete("SELECT 1"))
+    r.server_data(b.command_complete("BEGIN") + answers + b.ready(b"T"))
+    assert r.upstream_data() == q("COMMIT")
+    to_client, [f] = r.server_data(b.command_complete("COMMIT") + b.ready(b"I"))
+    assert to_client == answers + b.ready(b"I") and f.status == "ok"
+
+
+def test_one_statement_over_its_limit_holds_the_whole_query() -> None:
+    r = relay(b"T")
+    sent(r, b.query(TWO))
+    r.server_data(b.command_complete("SAVEPOINT") + b.command_complete("UPDATE 3")
+                  + b.command_complete("UPDATE 101") + b.ready(b"T"))
+    assert r.upstream_data() == q("ROLLBACK TO SAVEPOINT gatewatch_rows; "
+                                  "RELEASE SAVEPOINT gatewatch_rows")
+    _, [f] = r.server_data(b.command_complete("ROLLBACK") + b.command_complete("RELEASE")
+                           + b.ready(b"T"))
+    assert f.status == "rolled back" and "its statement 2: it writes 101 rows" in (f.error or "")
+    held = r.client_data(b"")
+    assert held.hold is not None and held.hold.text == TWO
+    r.decide(Decision(True, "a1"))
+    out, wire = sent(r, b"")
+    assert out.out == wire == b.query(TWO)  # once, as sent
+
+
+def test_a_failed_commit_takes_the_last_statement_s_place() -> None:
+    r = relay()
+    sent(r, b.query(TWO))
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("UPDATE 3")
+                  + b.command_complete("UPDATE 1") + b.ready(b"T"))
+    r.upstream_data()
+    err = b.error("23503", "violates foreign key constraint")
+    to_client, _ = r.server_data(err + b.ready(b"I"))
+    assert to_client == b.command_complete("UPDATE 3") + err + b.ready(b"I")
+
+
+def test_several_statements_with_transaction_control_or_copy_are_refused() -> None:
+    for sql in ("BEGIN; " + WRITE + "; COMMIT", WRITE + "; COPY t FROM STDIN",
+                WRITE + "; SAVEPOINT a"):
+        out = relay().client_data(b.query(sql))
+        assert b"alone in its Query" in out.reply and out.out == b""
