@@ -55,11 +55,13 @@ from engine.ssh.output import (
     ChannelOutput,
     InputRecord,
     Out,
+    prints_no_escapes,
     transfer_kind,
     transfers_files,
     transforms_output,
 )
 from engine.ssh.session import Admission, SshSession
+from engine.ssh.shellstate import bare_shell, leaves_state
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
 from store import StoreError
@@ -211,6 +213,23 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.tell(message)
             self._guarded(lambda: self.chan.exit(255))  # type: ignore[union-attr]
 
+    def tainted(self) -> None:
+        """The session left state behind that the gateway cannot follow (``SshSession.taint``):
+        this channel's output is masked whole from now on; a file transfer, whose protocol
+        cannot be masked whole, is closed (what it sends may have been written by that line)."""
+        if self._output is None or self._closed:
+            return
+        if self._output.transfer == "allow":
+            return  # passed unmasked by the connection's settings anyway
+        if self._output.transfer is not None:
+            self._output = None
+            if self.up is not None:
+                self.up.close()
+            self.close_with("the file transfer was closed: this connection ran a command whose "
+                            "writes the gateway cannot follow, while output is masked")
+            return
+        self._output.taint()
+
     def cancel(self) -> None:
         """Stop waiting for echoes, verdicts and approvals (their requests are withdrawn)."""
         if self._wake is not None:
@@ -302,6 +321,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.s.end_command(self._seq, "error", None, refusal, command=self.kind)
                 self._refuse(refusal, 1)
                 return
+            if ChannelOutput.masks(self.s.masking) and self._leaves_state():
+                self.s.taint()  # before the twin channel opens
         target = await self.s.target()
         if self._closed:
             return
@@ -340,12 +361,25 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             up.pause_reading()
         self._feed(TargetOpened())
 
+    def _leaves_state(self) -> bool:
+        """An exec or subsystem that may leave state behind that changes what later commands
+        print (``leaves_state``): a file transfer that writes (sftp, scp -t, an rsync upload)
+        too."""
+        if not self._data_channel:
+            return leaves_state(self.command or "")
+        return self._transfer in ("sftp", "upload") or (
+            self._transfer == "scp" and "-t" in (self.command or "").split())
+
     def _transfer_refusal(self) -> str | None:
         """Why a file transfer may not run (``ssh.transfers``), or None."""
         if not self._data_channel:
             return None
         settings = self.s.conn.ssh
         policy = settings.transfers if settings is not None else "mask"
+        if self.s.tainted and policy != "allow" and ChannelOutput.masks(self.s.masking):
+            return ("this connection ran a command whose writes the gateway cannot follow, so "
+                    "its output is masked whole and files cannot be transferred on it; open "
+                    "a new connection")
         if policy == "refuse":
             return ("file transfers (sftp, scp, rsync) are refused on this connection "
                     "(ssh.transfers: refuse); ask an administrator for another way")
@@ -390,9 +424,12 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.tell(message)
             case EchoToClient(data):
                 self._echo(data)
-            case LineSent(transforms, delimited, detaches):
+            case LineSent(transforms, delimited, detaches, ends, taints):
                 if (output := self._masked_output()) is not None:
-                    output.line_sent(transforms, delimited=delimited, detaches=detaches)
+                    output.line_sent(transforms, delimited=delimited, detaches=detaches,
+                                     ends=ends)
+                    if taints:  # before the line reaches the shell
+                        self.s.taint()
             case PauseClient():
                 self._block_client("queued", True)
             case ResumeClient():
@@ -484,15 +521,21 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 transfer = ("allow" if allowed or self._transfer == "upload"
                             else self._transfer)
             size = self._size or (self.term[1] if self.term is not None else None)
-            transforms = (self.kind == "exec" and not self._data_channel
-                          and transforms_output(self.command or ""))
-            # a shell started by the exec (bash -i): its commands are told apart from its first
-            # prompt on, as in a shell channel
+            command = self.command or ""
+            # a shell started by the exec whose lines are judged (bash -i) is a shell channel;
+            # anything else that starts one (perl -e 'exec "bash"') is masked whole until its
+            # first prompt, then command by command — when its output cannot forge that prompt
             shell = self.gate is not None and self.gate.shell_lines
+            transforms = (self.kind == "exec" and not self._data_channel
+                          and not (shell and bare_shell(command))
+                          and (transforms_output(command) or leaves_state(command)))
+            delimited = shell and prints_no_escapes(command)
             self._output = ChannelOutput(
                 self.s.masking, self.s.masked, transfer=transfer,
-                whole=transforms and not shell, until_prompt=transforms and shell,
+                whole=transforms and not delimited, until_prompt=transforms and delimited,
                 screen=size[:2] if size is not None else None)
+            if self.s.tainted and transfer is None:
+                self._output.taint()
         return self._output
 
     def _flush_masked(self) -> None:

@@ -54,7 +54,8 @@ from engine.guardrail.commands import CDPATH_SET, READS_INPUT, SHELLS, Cwd, clas
 from engine.guardrail.shellwords import ShellParseError, needs_more
 from engine.ssh.editor import Control, Echo, LineEditor, Submit
 from engine.ssh.lines import MODE_EVENTS_MAX, LineWatcher, continues, find_enter, spelled
-from engine.ssh.output import detaches, transforms_output
+from engine.ssh.output import detaches, prints_no_escapes, transforms_output
+from engine.ssh.shellstate import leaves_state
 
 QUEUE_MAX = 64 * 1024  # input waiting for a verdict; beyond it the client is not read
 LINE_MAX = 64 * 1024  # the longest command the gateway reads (a line, or continued lines)
@@ -204,11 +205,16 @@ class EchoToClient:
 class LineSent:
     """A judged command line is sent to the shell (``ChannelOutput.line_sent``): whether it
     ``transforms`` its output, whether readline reads it (``delimited``: bracketed paste is
-    on, so its output is delimited), whether it ``detaches`` something that writes later."""
+    on, so its output is delimited), whether it ``detaches`` something that writes later,
+    whether its output ``ends`` at the next prompt (it cannot forge one:
+    ``prints_no_escapes``), and whether it ``taints`` the session: it may leave state behind
+    that changes what later lines print (``engine.ssh.shellstate.leaves_state``)."""
 
     transforms: bool
     delimited: bool
     detaches: bool
+    ends: bool = False
+    taints: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,9 +790,11 @@ class InputGate:
         if self._command:
             self._command = False
             delimited = self.watcher is not None and self.watcher.bracketed_paste
-            transforms = transforms_output(self._line)
+            taints = leaves_state(self._line)
+            transforms = taints or transforms_output(self._line)
             if transforms or delimited:
-                self._out.append(LineSent(transforms, delimited, detaches(self._line)))
+                self._out.append(LineSent(transforms, delimited, detaches(self._line),
+                                          ends=prints_no_escapes(self._line), taints=taints))
 
     @property
     def shell_lines(self) -> bool:

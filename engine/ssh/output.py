@@ -27,11 +27,15 @@ output is text the masker cannot read, so it is masked whole (every byte but whi
 ``*``; counted as ``output-transform``). On an exec channel that is its whole output. At an
 interactive shell the bridge tells ``ChannelOutput`` of each judged line sent (``line_sent``):
 bash's readline turns bracketed paste off once it has read a line and on again with the next
-prompt (``ESC[?2004l`` … ``ESC[?2004h``), which delimits each command's output, so only that is
-masked whole — not the prompt, nor the echo of the line. A shell that does not show those
-switches, a line that may go on writing after its prompt (``&``, ``setsid``, a job suspended
-while masked whole) mask the rest of the channel whole. What a transforming program writes can
-forge those switches: the honest limit of reading a terminal's stream.
+prompt (``ESC[?2004l`` … ``ESC[?2004h``), which delimits each command's output. Those switches
+are bytes in the stream like any other, so a program can print them: only a transform that
+cannot print an escape at all (``prints_no_escapes``: ``od``, ``xxd``, ``base64`` …) has its
+output masked whole up to the next prompt — not the prompt, nor the echo of the line. Any other
+transform masks the rest of the channel whole from the moment its line is read: the gateway
+cannot tell the shell's next prompt from one the program forged. So do a shell that does not
+show those switches and a line that may go on writing after its prompt (``&``, ``setsid``, a job
+suspended while masked whole). A line that leaves state behind (``engine.ssh.shellstate``)
+masks every channel of the connection whole (``taint``, from the bridge).
 No I/O here: the bridge writes and records what it is told.
 """
 
@@ -89,8 +93,23 @@ _RUNS_CODE = frozenset({"INTERPRETER CODE", "SCRIPT FILE", "EVAL", "COMMAND IN O
 _MAX_NESTED = 4
 _LITERAL_ARITHMETIC = re.compile(r"\$\(\([0-9+*/%() -]*\)\)")  # $((2+3)): from the line only
 OUTPUT_TRANSFORM = "output-transform"  # the count of output masked whole
+# Transforms whose output cannot hold an escape (control characters come out as numbers or
+# as base64), so no forged prompt switch: their end at the next prompt can be believed. The
+# options that print bytes raw are refused (``xxd -r``, ``base64 -d``, ``od -S``).
+_NO_ESCAPES = {
+    "od": ("S", ("--strings",)), "xxd": ("r", ("-revert",)),
+    "base64": ("dD", ("--decode",)), "base32": ("d", ("--decode",)),
+    "seq": ("fs", ("--format", "--separator")),
+    "true": ("", ()), "false": ("", ()), ":": ("", ()), "sleep": ("", ()),
+    "test": ("", ()), "[": ("", ()), "umask": ("", ()), "unset": ("", ()),
+    "export": ("p", ()), "cd": ("", ("-",)),
+    # print their words, which are on the line: when no word spells an escape
+    "echo": ("e", ()), "printf": ("", ()),
+}
+_SPELLS_ESCAPE = re.compile(r"\\[^nt\\]|%[0-9.+ #-]*[bc]")  # \e, \033, \x1b, \u, %b, %c
 _WHITE = frozenset(b" \t\r\n")
 _STARRED = bytes(b if b in _WHITE else 42 for b in range(256))
+_PLAIN, _WHOLE, _REST = "plain", "whole", "rest"  # how a line's output is masked at a shell
 PASTE_OFF = b"\x1b[?2004l"  # readline has read a line: the command runs
 PASTE_ON = b"\x1b[?2004h"  # readline reads the next one: the prompt
 
@@ -121,6 +140,39 @@ def transforms_output(command: str) -> bool:
     program it runs is a plain one (``PLAIN_PROGRAMS``), fed nothing only known at run time
     (fail closed: a line the gateway cannot read transforms)."""
     return not _plain(command, 0)
+
+
+def prints_no_escapes(command: str) -> bool:
+    """Whether nothing a line prints can hold an escape, and so forge a prompt switch: every
+    program it runs is one of ``_NO_ESCAPES``, with no word only known at run time."""
+    try:
+        facts = classify_command(command)
+        script = parse(command)
+    except ShellParseError:
+        return False
+    if (facts.opaque or facts.unknown_program or facts.program_patterns or not facts.commands
+            or "$'" in command or facts.programs - {_name(argv[0]) for argv in facts.commands
+                                                     if argv}
+            or any(isinstance(stage, SimpleCommand) and stage.unresolved  # a glob, $x: a name
+                   for pipeline in _pipelines(script) for stage in pipeline.stages)):
+        return False  # … in an error message could hold one
+    for argv in facts.commands:
+        spec = _NO_ESCAPES.get(_name(argv[0])) if argv else None
+        if spec is None:
+            return False
+        letters, long_names = spec
+        if argv[0] == "export" and len(argv) == 1:
+            return False  # it prints every variable
+        if argv[0] in ("echo", "printf") and any(_SPELLS_ESCAPE.search(w) for w in argv[1:]):
+            return False
+        for word in argv[1:]:
+            if word.startswith("--") and word.split("=", 1)[0] in long_names:
+                return False
+            if word.startswith("-") and not word.startswith("--") and set(word[1:]) & set(letters):
+                return False
+            if word in long_names:
+                return False
+    return True
 
 
 def detaches(command: str) -> bool:
@@ -266,9 +318,10 @@ class ChannelOutput:
         self._maskers: dict[bool, StreamMasker | TerminalMasker] = {}  # stderr? → its masker
         self._screen = screen if transfer is None and screen else None
         self._files: SftpMasker | ScpMasker | None = None
-        # At a terminal: the judged lines sent, not yet begun (True: it transforms), whether
-        # the command running now is masked whole, and the start of a switch cut by a chunk.
-        self._lines: deque[bool] = deque()
+        # At a terminal: the judged lines sent, not yet begun (how each is masked: _PLAIN,
+        # _WHOLE up to its prompt, _REST of the channel), whether the command running now is
+        # masked whole, and the start of a switch cut by a chunk.
+        self._lines: deque[str] = deque()
         self._running_whole = until_prompt
         self._cut = b""
         self._delimited = until_prompt  # once a shell's commands are told apart, always
@@ -289,16 +342,24 @@ class ChannelOutput:
         return bool(self._cut) or any(masker.held for masker in self._maskers.values()) or (
             self._files is not None and self._files.held)
 
-    def line_sent(self, transforms: bool, *, delimited: bool, detaches: bool = False) -> None:
+    def line_sent(self, transforms: bool, *, delimited: bool, detaches: bool = False,
+                  ends: bool = False) -> None:
         """A judged line went to an interactive shell: ``transforms`` (``transforms_output``);
         ``delimited``: readline reads it, so bracketed paste goes off when it runs and on at
-        the next prompt; ``detaches`` (``detaches``): it may write after its prompt. A line
-        that transforms and cannot be delimited masks the rest of the channel whole."""
+        the next prompt; ``detaches`` (``detaches``): it may write after its prompt; ``ends``
+        (``prints_no_escapes``): its output cannot forge the next prompt. A line that
+        transforms and cannot be delimited masks the rest of the channel whole; one that may
+        forge its end does so from the moment the shell reads it."""
         if transforms and (detaches or not delimited):
             self.whole = True
         elif delimited:
-            self._lines.append(transforms)
+            self._lines.append(_PLAIN if not transforms else _WHOLE if ends else _REST)
             self._delimited = True
+
+    def taint(self) -> None:
+        """A line left state behind that the gateway cannot follow (``leaves_state``): the rest
+        of the channel is masked whole."""
+        self.whole = True
 
     def suspended(self) -> None:
         """The client sent Ctrl-Z: a command masked whole may be resumed after its prompt
@@ -370,12 +431,19 @@ class ChannelOutput:
             sent += out.sent
             recorded += out.recorded
             if found >= 0 and switch == PASTE_OFF:  # a line was read: its command runs
-                whole = self._lines.popleft() if self._lines else True
-                self._running_whole = whole or any(self._lines)
+                how = self._lines.popleft() if self._lines else _WHOLE
+                self._running_whole = how != _PLAIN or any(k != _PLAIN for k in self._lines)
                 if self._running_whole:  # what masking held of the echo goes first
                     for held in self.flush():
                         sent += held.sent
                         recorded += held.recorded
+                if how == _REST:  # its end could be forged: nothing after it is believed
+                    self.whole = True
+                    out = self._starred(self._cut + data[at:])
+                    self._cut = b""
+                    sent += out.sent
+                    recorded += out.recorded
+                    break
         return Out(False, bytes(sent), bytes(recorded))
 
     def _starred(self, data: bytes) -> Out:

@@ -26,6 +26,8 @@ from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
 from engine.masking.policy import SessionMasking
 from engine.session import AccessRefused, Session, SessionContext
+from engine.ssh.output import ChannelOutput
+from engine.ssh.shellstate import STARTUP_REFUSED, startup_write
 from engine.ssh.tape import Tape
 from engine.ssh.upstream import TargetUnavailable, connect_target
 from engine.tasks import spawn
@@ -41,6 +43,7 @@ class Bridge(Protocol):
     def tell(self, message: str) -> None: ...
     def close_with(self, message: str) -> None: ...
     def cancel(self) -> None: ...
+    def tainted(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class SshSession:
         # How the target last ended a channel by itself (the user typed exit, a command ran
         # to its end): a disconnect that follows is the user quitting (issue 16).
         self.quit: str | None = None
+        # A line or command left state behind that changes what later ones print, which the
+        # gateway cannot follow (``engine.ssh.shellstate``): from then on every channel's
+        # output is masked whole (issue 14).
+        self.tainted = False
 
     @property
     def identity(self) -> Identity | None:
@@ -212,6 +219,17 @@ class SshSession:
 
     # --- commands -------------------------------------------------------------------------
 
+    def taint(self) -> None:
+        """Mask every channel's output whole from now on, those still to come too: a line left
+        state behind (a file, a variable, an alias …) that a later plain reader could print
+        transformed. Called before that line reaches the target."""
+        if not self.tainted:
+            log.info("session %s: output masked whole from now on (a line left state behind "
+                     "that the gateway cannot follow)", self.session_id)
+        self.tainted = True
+        for bridge in list(self.bridges):
+            bridge.tainted()
+
     def judge(self, readings: tuple[str, ...], *, lenient: bool = False,
               cwd: Cwd = None) -> Judgement:
         """The strictest verdict over every reading of a line (the first is the one shown).
@@ -245,12 +263,20 @@ class SshSession:
         after = judgement.facts.cwd_after if judgement and judgement.facts else None
         verdict = judgement.verdict if judgement is not None else None
         action = judgement.action if judgement is not None else "allow"
+        startup = (action != "block" and not lenient and kind != "subsystem"
+                   and ChannelOutput.masks(self.masking)
+                   and any(startup_write(r, unreadable=not i)
+                           for i, r in enumerate(readings or (text,))))
         self.seq += 1
         seq = self.seq
-        op = self.core.statement_record(seq, text, verdict=action,
-                               rule=verdict.rule if verdict else None)
+        op = self.core.statement_record(
+            seq, text, verdict="block" if startup else action,
+            rule="masking" if startup else verdict.rule if verdict else None)
         await self.ctx.recorder.committed([op])
         self.core.running(op)
+        if startup:  # the state later shells start with: not followed, so not written
+            self.end_command(seq, "blocked", None, STARTUP_REFUSED)
+            return Admission(False, seq, STARTUP_REFUSED, blocked=True)
         if verdict is None or action == "allow":
             return Admission(True, seq, cwd=after)
         if action == "block":

@@ -1,17 +1,21 @@
 """Issue 14, the outside attack after the deny-list: through the real OpenSSH client and sshd,
 a command that is not a plain reader (sed, awk, tac, dd conv=swab, grep -o, perl, rev, fold, od,
 xxd …) has its output masked whole, on exec channels and at an interactive shell (``ssh -tt``,
-lenient and strict), and is recorded so; ``cat``, ``head`` and ``grep`` of the same file are
-masked the usual way (partially), and the shell's prompt is not masked."""
+lenient and strict), and is recorded so — at a shell with the rest of the channel when its output
+could forge the shell's next prompt; ``cat``, ``head`` and ``grep`` of the same file are masked
+the usual way (partially), and the shell's prompt is not masked."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from engine.ssh.output import PASTE_OFF, PASTE_ON, prints_no_escapes
+from engine.ssh.shellstate import leaves_state
 from tests.integration.test_masking_ssh_transfers import CARDS, EMAILS, leaked
 from tests.integration.test_ssh_strict import Terminal
 from tests.sshd import SshdTarget
@@ -74,38 +78,58 @@ def test_exec_of_a_plain_reader_is_masked_as_usual(mgw: SshGateway, command: str
     assert b"note 0" in result.stdout and b"**** **** **** 1111" in result.stdout
 
 
-@pytest.fixture(params=["web", "web_strict"])
-def shell(mgw: SshGateway, request: pytest.FixtureRequest) -> Iterator[Terminal]:
-    terminal = Terminal(mgw, connection=request.param)
+def session(gw: SshGateway, connection: str, lines: list[str]) -> bytes:
+    """Everything the client's screen got for ``lines`` typed at a shell, then ``exit``."""
+    terminal = Terminal(gw, connection=connection)
     try:
-        yield terminal
+        for line in lines:
+            terminal.keys(line + "\r")
+        terminal.keys("exit\r")
+        try:
+            terminal.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the shell never ended; screen: {terminal.seen[-800:]!r}") from None
+        time.sleep(0.1)  # the reader thread takes the last bytes
+        return terminal.seen
     finally:
         terminal.close()
 
 
-def test_at_a_shell_transforming_commands_are_masked_whole_and_plain_ones_as_usual(
-        mgw: SshGateway, shell: Terminal) -> None:
+@pytest.fixture(params=["web", "web_strict"])
+def connection(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.parametrize("command", TRANSFORMS)
+def test_at_a_shell_a_transforming_command_is_masked_whole(mgw: SshGateway, connection: str,
+                                                           command: str) -> None:
+    """What the command prints is masked whole; after a command whose output could forge the
+    shell's next prompt (anything but od, xxd, base64 …), so is the rest of the channel."""
+    typed = command.format(f=mgw.sshd.home / "small.txt")
+    screen = session(mgw, connection, [typed, "printf 'end-%s\\n' 1"])
+    assert not spaced_out(screen), (command, screen[-400:])
+    after_prompt = screen.split(PASTE_OFF, 1)[1].split(PASTE_ON, 1)[1]  # the test's prompt
+    if leaves_state(typed):  # the session is masked whole before the line is sent, its echo too
+        assert b"end-1" not in after_prompt and b"*****" in after_prompt, screen[-400:]
+        return
+    run_by_it = after_prompt.split(PASTE_OFF, 1)[1]
+    if prints_no_escapes(typed):  # its end is believed: the prompt and what follows as usual
+        assert b"end-1" in run_by_it, (command, screen[-400:])
+        run_by_it = run_by_it.split(PASTE_ON, 1)[0]
+    for echoed in (b"printf 'end-%s\\n' 1", b"exit"):  # strict: the gateway's own line editor
+        run_by_it = run_by_it.replace(echoed, b"")
+    run_by_it = re.sub(rb"\x1b\[[0-9;]*[A-Za-z]", b"", run_by_it)
+    assert b"*" in run_by_it and set(run_by_it) <= set(b"* \t\r\n"), (command, screen[-400:])
+
+
+def test_at_a_shell_plain_readers_are_masked_as_usual(mgw: SshGateway, connection: str) -> None:
     path = mgw.sshd.home / "small.txt"
-
-    def ran(n: int, command: str) -> bytes:
-        """What the screen showed of ``command``, up to a plain line after it."""
-        at = shell.mark()
-        shell.keys(command.format(f=path) + "\r")
-        return shell.wait_for(f"end-{n}".encode(), at) if shell.line(
-            f"printf 'end-%s\\n' {n}", f"end-{n}".encode()) else b""
-
-    for n, command in enumerate(TRANSFORMS):
-        output = ran(n, command)
-        assert not spaced_out(output), (command, output[-400:])
-        run_by_it = output.split(b"\x1b[?2004l", 1)[1].split(b"\x1b[?2004h", 1)[0]
-        assert run_by_it.strip() and set(run_by_it) <= set(b"* \t\r\n"), (command, output)
-    for n, command in enumerate(PLAIN, len(TRANSFORMS)):  # masked as usual again after them
-        screen = ran(n, command)
-        assert b"note 0" in screen and b"**** **** **** 1111" in screen, (command, screen)
-        assert not leaked(screen)
+    screen = session(mgw, connection, [c.format(f=path) for c in PLAIN])
+    assert screen.count(b"note 0") >= 2 and b"**** **** **** 1111" in screen, screen[-400:]
+    assert not leaked(screen)
     deadline = time.monotonic() + 10
     while b"note 0" not in recorded(mgw):
         assert time.monotonic() < deadline, "the shell's output was never recorded"
         time.sleep(0.1)
     assert not spaced_out(recorded(mgw))
-    shell.keys("exit\r")

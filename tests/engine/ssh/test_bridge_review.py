@@ -890,7 +890,9 @@ async def test_a_shell_started_through_an_interpreter_has_its_lines_judged(
     async with connect(gw) as conn:
         process = await conn.create_process(command, term_type="xterm", term_size=(80, 24))
         term = Terminal(process)
-        await term.until("$ ", "# ")
+        # the interpreter may have left state behind, so the session's output is masked whole
+        # (issue 14): its prompt shows as stars
+        await term.until("$ ", "# ", "* ")
         await asyncio.sleep(0.3)
         term.type(FORBIDDEN_LINE + "\r")
         assert await term.outcome() == "[gatewatch] blocked"

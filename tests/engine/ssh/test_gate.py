@@ -894,7 +894,7 @@ def test_a_plain_line_without_bracketed_paste_tells_nothing(term: Conversation) 
 def test_a_transforming_line_without_bracketed_paste_is_told_undelimited(
         term: Conversation) -> None:
     term.typed(b"od -c f &")
-    assert term.decide(True)[0] == LineSent(True, delimited=False, detaches=True)
+    assert term.decide(True)[0] == LineSent(True, delimited=False, detaches=True, ends=True)
 
 
 def test_strict_a_transforming_line_tells_the_output_side() -> None:
@@ -903,8 +903,31 @@ def test_strict_a_transforming_line_tells_the_output_side() -> None:
     chat.keys(b"xxd f\r")
     went = chat.decide(True)
     told = [a for a in went if isinstance(a, LineSent)]
-    assert told == [LineSent(True, delimited=True, detaches=False)]
+    assert told == [LineSent(True, delimited=True, detaches=False, ends=True)]
     assert went.index(told[0]) < went.index(next(a for a in went if isinstance(a, SendToTarget)))
+
+
+@pytest.mark.parametrize("line", [b"rev s > g", b"alias cat=rev", b"export PATH=/tmp",
+                                  b"sed -i s/x/y/ f", b"python3 -c 1"])
+def test_a_line_that_leaves_state_behind_taints_the_session_before_its_enter(
+        line: bytes) -> None:
+    chat = strict()
+    chat.shows(PASTING)
+    chat.keys(line + b"\r")
+    went = chat.decide(True)
+    told = [a for a in went if isinstance(a, LineSent)]
+    assert len(told) == 1 and told[0].taints and told[0].transforms
+    assert went.index(told[0]) < went.index(next(a for a in went if isinstance(a, SendToTarget)))
+
+
+def test_lines_without_a_terminal_tell_the_output_side_what_they_leave_behind() -> None:
+    conv = Conversation(for_channel("shell", None, None))
+    conv(TargetOpened())
+    conv(ClientData(b"cat f > g\n"))
+    assert not [a for a in conv.decide(True) if isinstance(a, LineSent)]
+    conv(ClientData(b"rev f > g\n"))
+    assert [a for a in conv.decide(True) if isinstance(a, LineSent)] == [
+        LineSent(True, delimited=False, detaches=False, taints=True)]
 
 
 def test_refused_lines_and_passwords_tell_the_output_side_nothing(term: Conversation) -> None:

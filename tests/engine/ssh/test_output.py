@@ -15,6 +15,7 @@ from engine.ssh.output import (
     ChannelOutput,
     Out,
     detaches,
+    prints_no_escapes,
     transfer_kind,
     transfers_files,
     transforms_output,
@@ -213,9 +214,9 @@ def ran(command: bytes, output: bytes) -> bytes:
 def test_at_a_shell_the_output_of_a_transforming_line_is_masked_whole_not_its_prompt() -> None:
     counts: Counter[str] = Counter()
     output = cards(counts)
-    output.line_sent(True, delimited=True)
-    out = output.feed(ran(b"rev f", b"1111 1111 1111 1114\r\n"), False)
-    assert out.sent == out.recorded == ran(b"rev f", b"**** **** **** ****\r\n")
+    output.line_sent(True, delimited=True, ends=True)  # od: it cannot forge the prompt
+    out = output.feed(ran(b"od f", b"1111 1111 1111 1114\r\n"), False)
+    assert out.sent == out.recorded == ran(b"od f", b"**** **** **** ****\r\n")
     assert counts == {"output-transform:output-transform": 1}
     output.line_sent(False, delimited=True)  # a plain reader after it: masked as usual
     out = output.feed(ran(b"cat f", b"pay " + CARD + b"\r\n"), False)
@@ -225,7 +226,7 @@ def test_at_a_shell_the_output_of_a_transforming_line_is_masked_whole_not_its_pr
 def test_the_switches_are_found_across_chunks_and_each_line_gets_its_own_output() -> None:
     output = cards(Counter())
     output.line_sent(False, delimited=True)
-    output.line_sent(True, delimited=True)  # typed ahead: read after the first one ran
+    output.line_sent(True, delimited=True, ends=True)  # typed ahead: read after the first
     stream = ran(b"cat f", b"x " + CARD + b"\r\n") + ran(b"xxd f", b"3431 3131\r\n")
     sent = b"".join(output.feed(stream[i:i + 3], False).sent for i in range(0, len(stream), 3))
     sent += b"".join(out.sent for out in output.flush(end=True))
@@ -241,6 +242,45 @@ def test_a_line_the_shell_reads_that_was_not_announced_is_masked_whole() -> None
     output.feed(ran(b"ls", b"a b\r\n"), False)
     out = output.feed(ran(b"", b"secret\r\n"), False)  # a line no LineSent told of
     assert out.sent == ran(b"", b"******\r\n")
+
+
+@pytest.mark.parametrize("cut", [1, 3, 7, 1000])
+def test_a_transform_that_may_forge_its_prompt_masks_the_rest_of_the_channel(cut: int) -> None:
+    """Issue 14: ``rev`` of a file holding the switches backwards prints a prompt switch of its
+    own; what follows it — and every later command — stays masked whole."""
+    counts: Counter[str] = Counter()
+    output = cards(counts)
+    output.line_sent(True, delimited=True)  # rev: its output may hold any byte
+    stream = (b"rev a\r\n" + PASTE_OFF + b"\r" + PROMPT + b"\r\n" + PASTE_OFF
+              + b"pay 4111 1111 1111 1111 \r\n" + PROMPT)
+    output.line_sent(False, delimited=True)  # the next line: plain, but not believed
+    stream += ran(b"cat f", b"pay " + CARD + b"\r\n")
+    sent = b"".join(output.feed(stream[i:i + cut], False).sent
+                    for i in range(0, len(stream), cut))
+    sent += b"".join(out.sent for out in output.flush(end=True))
+    assert sent.startswith(b"rev a\r\n" + PASTE_OFF)
+    assert set(sent[len(b"rev a\r\n" + PASTE_OFF):]) <= set(b"* \t\r\n")
+    assert output.whole
+
+
+def test_a_tainted_channel_is_masked_whole_from_then_on() -> None:
+    output = cards(Counter())
+    output.line_sent(False, delimited=True)
+    output.feed(b"tail -f g\r\n" + PASTE_OFF + b"x\r\n", False)
+    output.taint()  # another channel ran ``rev s >> g``
+    out = output.feed(b"1111 1111 1111 1114\r\n" + PROMPT, False)
+    assert set(out.sent) <= set(b"* \t\r\n") and output.whole
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("od -c f", True), ("xxd -p f", True), ("base64 f", True), ("seq 40", True),
+    ("sleep 1; od -An -tx1 f", True), ("rev f", False), ("xxd -r f", False),
+    ("base64 -d f", False), ("od -S 4 f", False), ("seq -f '%g' 3", False),
+    ("od -c f | cat", False), ("od $f", False), ("od *", False), ("cat f", False),
+    ("sed 's/x/y/' f", False), ("od 'unclosed", False),
+])
+def test_which_lines_cannot_forge_a_prompt(command: str, expected: bool) -> None:
+    assert prints_no_escapes(command) is expected
 
 
 @pytest.mark.parametrize("how", ["undelimited", "detaches", "suspended"])
