@@ -159,7 +159,7 @@ def test_a_count_that_cannot_be_read_is_held() -> None:
     """A rule DO INSTEAD may answer with another tag: no count, so it is held."""
     r = relay()
     sent(r, b.query(WRITE))
-    r.server_data(b.command_complete("BEGIN") + b.command_complete("INSERT 0 1")
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("SELECT 0")
                   + b.ready(b"T"))
     assert r.upstream_data() == q("ROLLBACK")
     _, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
