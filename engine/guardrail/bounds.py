@@ -273,15 +273,51 @@ def merge_unbounded(node: dict[str, Any]) -> set[str]:
     return out
 
 
+def upsert_unbounded(node: dict[str, Any]) -> bool:
+    """Whether an INSERT's ``ON CONFLICT … DO UPDATE`` may rewrite every row of its table:
+    its rows come from a query (not a literal list of rows) and its update has no condition
+    on the existing row (``excluded``, the row proposed, is another table's row here)."""
+    clause = node.get("onConflictClause")
+    if not isinstance(clause, dict) or clause.get("action") != "ONCONFLICT_UPDATE":
+        return False
+    source = node.get("selectStmt")
+    select = source.get("SelectStmt") if isinstance(source, dict) else None
+    if source is None or (isinstance(select, dict) and literal_select(select)):
+        return False  # DEFAULT VALUES, or VALUES (…), (…): the rows are in the text
+    excluded = {"RangeVar": {"relname": "excluded"}}
+    target = Target.of(node.get("relation"), [excluded])
+    return unbounded(where_reach(clause.get("whereClause"), target))
+
+
 def _literal_rows(source: Any) -> bool:
     """A source of constant rows: (VALUES …) or a SELECT without FROM."""
     if not isinstance(source, dict) or "RangeSubselect" not in source:
         return False
     sub = source["RangeSubselect"].get("subquery", {})
     select = sub.get("SelectStmt") if isinstance(sub, dict) else None
-    if not isinstance(select, dict):
+    return isinstance(select, dict) and literal_select(select)
+
+
+def literal_select(select: dict[str, Any]) -> bool:
+    """A query whose rows are written out in it: ``VALUES (…), (…)`` (PostgreSQL allows no
+    set-returning function there), or one SELECT without FROM, set operation or function
+    call (``SELECT generate_series(1, 10000)`` or ``SELECT 1 UNION SELECT id FROM t`` are not:
+    they make rows)."""
+    if select.get("valuesLists"):
+        return not select.get("withClause")
+    if select.get("op", "SETOP_NONE") != "SETOP_NONE":
         return False
-    return bool(select.get("valuesLists")) or not select.get("fromClause")
+    return not (select.get("fromClause") or select.get("withClause")
+                or _has_node(select.get("targetList"), "FuncCall"))
+
+
+def _has_node(node: Any, node_type: str) -> bool:
+    if isinstance(node, list):
+        return any(_has_node(item, node_type) for item in node)
+    if not isinstance(node, dict):
+        return False
+    return node_type in node or any(_has_node(v, node_type) for v in node.values()
+                                    if isinstance(v, dict | list))
 
 
 def _from_names(items: list[Any]) -> dict[str, bool]:

@@ -26,12 +26,13 @@ import orjson
 from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
-from engine.guardrail import procedural, querytext
+from engine.guardrail import procedural, protection, querytext
 from engine.guardrail.bounds import (
     Target,
     constants_blind,
     merge_unbounded,
     unbounded,
+    upsert_unbounded,
     where_reach,
 )
 from engine.guardrail.kinds import ALTER_TABLE_WORDS, OBJECT_WORDS, STATEMENT_KINDS, words
@@ -209,6 +210,8 @@ def classify(sql: str, depth: int = 0) -> list[Facts]:
             _Walker(facts, known, depth).visit(entry.get("stmt", {}))
         except RecursionError as exc:
             raise ParseFailure("the statement is too deeply nested to classify", None) from exc
+        if facts.settings and protection.settings_off(facts.settings):
+            facts.kinds.add(protection.OFF)  # session_replication_role: triggers stop firing
         if _keeps_functions(entry.get("stmt", {})):
             known.update(facts.defines)
         else:
@@ -239,6 +242,7 @@ class _Walker:
         self.facts = facts
         self.bodies = bodies
         self.depth = depth
+        self.table: str | None = None  # the table a CREATE or ALTER TABLE defines
 
     def visit(self, node: Any) -> None:
         """Visit every dict and list below ``node``; scalars (most values) cost no call."""
@@ -431,6 +435,31 @@ class _Walker:
     def _create_table(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.update({"CREATE", "CREATE TABLE"})
         self._write(node.get("relation"))
+        self.table = _relation(node.get("relation"))
+        return True
+
+    def _constraint(self, node: dict[str, Any]) -> bool:
+        """A foreign key whose actions write (ON DELETE CASCADE, SET NULL, SET DEFAULT) is a
+        built-in trigger on the referenced table that deletes or updates this one's rows,
+        uncounted, whenever the referenced rows go or change: code that writes later, judged
+        as its write (a part, like a function body's)."""
+        writes = protection.fk_writes(node)
+        if not writes:
+            return True
+        referenced = _relation(node.get("pktable"))
+        self.facts.kinds.add(protection.CASCADING_FK)
+        for kind, action in writes:
+            verb = "deletes from" if kind == "DELETE" else "updates in"
+            event = "deleted" if action.startswith("ON DELETE") else "whose key changes"
+            part = Facts(f"{action}: {verb} {self.table or 'the table'} the rows that "
+                         f"reference a {referenced or 'referenced'} row {event}",
+                         {kind}, origin=f"foreign key {action}", deferred=True)
+            if referenced:
+                part.reads.add(referenced)
+            if self.table:
+                part.writes.add(self.table)
+            _combine(self.facts, part, deferred=True)
+            self.facts.parts.append(part)
         return True
 
     def _alter_table(self, node: dict[str, Any]) -> bool:
@@ -438,6 +467,7 @@ class _Walker:
         kinds = self.facts.kinds
         kinds.update({"ALTER", "ALTER TABLE"})
         self._write(node.get("relation"))
+        self.table = _relation(node.get("relation"))
         for item in node.get("cmds", []):
             cmd = item.get("AlterTableCmd", {}) if isinstance(item, dict) else {}
             subtype = str(cmd.get("subtype", ""))
@@ -446,7 +476,23 @@ class _Walker:
                 sub = "DROP DEFAULT"
             if sub:
                 kinds.add(f"ALTER TABLE {sub}")
+            off = protection.alter_table_off(cmd)
+            if off is not None:
+                kinds.update(off)
+            if subtype in protection.REWRITES_ROWS:
+                kinds.add("UPDATE")  # every row's value of the column is rewritten
         return True
+
+    def _protection(self, node: dict[str, Any], node_type: str) -> bool:
+        """Statements besides ALTER TABLE that may turn protection off (``protection``)."""
+        if node_type == "DropStmt":
+            keep_going = self._drop(node)
+        else:
+            self._generic(node_type)
+            keep_going = True
+        if protection.statement_off(node_type, node):
+            self.facts.kinds.add(protection.OFF)
+        return keep_going
 
     def _dropdb(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.update({"DROP", "DROP DATABASE"})
@@ -463,8 +509,16 @@ class _Walker:
         return True
 
     def _insert(self, node: dict[str, Any]) -> bool:
+        """INSERT … ON CONFLICT … DO UPDATE rewrites the existing rows its rows collide with:
+        an UPDATE too, of every row when fed by a query and unconditioned (``bounds``)."""
         self.facts.kinds.add("INSERT")
         self._write(node.get("relation"))
+        clause = node.get("onConflictClause")
+        if isinstance(clause, dict) and clause.get("action") == "ONCONFLICT_UPDATE":
+            self.facts.kinds.add("UPDATE")
+            if upsert_unbounded(node):
+                self.facts.kinds.add("UPDATE WITHOUT WHERE")
+            self.facts.by_shape &= constants_blind(clause.get("whereClause"))
         return True
 
     def _update(self, node: dict[str, Any]) -> bool:
@@ -537,6 +591,8 @@ class _Walker:
         rel = _relation(node.get("relation"))
         if rel:
             (self.facts.writes if node.get("is_from") else self.facts.reads).add(rel)
+        if node.get("is_from"):
+            kinds.add("INSERT")  # COPY … FROM adds rows (and fires INSERT triggers)
         return True
 
     def _do(self, node: dict[str, Any]) -> bool:
@@ -862,7 +918,12 @@ _HANDLERS: dict[str, _Handler] = {
     "UpdateStmt": _Walker._update,
     "DeleteStmt": _Walker._delete,
     "MergeStmt": _Walker._merge,
-    "DropStmt": _Walker._drop,
+    "DropStmt": lambda w, n: w._protection(n, "DropStmt"),
+    "AlterEventTrigStmt": lambda w, n: w._protection(n, "AlterEventTrigStmt"),
+    "CreatePolicyStmt": lambda w, n: w._protection(n, "CreatePolicyStmt"),
+    "AlterPolicyStmt": lambda w, n: w._protection(n, "AlterPolicyStmt"),
+    "AlterDomainStmt": lambda w, n: w._protection(n, "AlterDomainStmt"),
+    "Constraint": _Walker._constraint,
     "TruncateStmt": _Walker._truncate,
     "GrantStmt": _Walker._grant,
     "GrantRoleStmt": _Walker._grant_role,

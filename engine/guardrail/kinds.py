@@ -26,6 +26,9 @@ EXPLICIT = frozenset({
     "DYNAMIC SQL", "OPAQUE BODY",
     "CREATE TRIGGER", "CREATE EVENT TRIGGER", "ALTER TABLE RENAME", "ALTER TABLE RENAME COLUMN",
     "ALTER TABLE RENAME CONSTRAINT", "ALTER TABLE SET SCHEMA",
+    # What turns a trigger, rule, policy or constraint off, and a foreign key whose actions
+    # write later (``protection``).
+    "DISABLE PROTECTION", "ADD CASCADING FOREIGN KEY",
 })
 
 _OBJECT_NAMES = {

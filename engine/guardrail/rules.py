@@ -16,12 +16,16 @@ from typing import Protocol
 
 import pglast
 from pglast import ast
+from pglast.enums import OnConflictAction
 
 from engine.guardrail.classify import Facts
 from engine.guardrail.commands import READS_INPUT, CommandFacts
 
 ACTIONS = ("allow", "review", "block")
 COUNTED_KINDS = frozenset({"UPDATE", "DELETE", "MERGE"})  # what ``rows_over`` counts
+# What a ``rows_over`` rule looks at: the counted kinds (an INSERT … ON CONFLICT DO UPDATE is
+# an UPDATE too), and TRUNCATE, which empties tables and has no count (so it meets the rule).
+ROW_WRITES = COUNTED_KINDS | {"TRUNCATE"}
 SEVERITY = {"allow": 0, "review": 1, "block": 2}
 
 
@@ -143,7 +147,7 @@ class Match:
         if not self.for_sql():
             return None
         reasons: list[str] = []
-        if self.rows_over is not None and not facts.kinds & COUNTED_KINDS:
+        if self.rows_over is not None and not facts.kinds & ROW_WRITES:
             return None
         if self.statements:
             hit = sorted(facts.kinds & self.statements)
@@ -359,20 +363,31 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
     if SEVERITY[rule.action] <= verdict.severity:
         return verdict
     limit = min(r.match.rows_over or 0 for r, _ in counted)
+    # What is counted, in the operator's words: the rule's own criteria when it has others
+    # ("UPDATE orders; "), else the statement's writing kinds and tables.
+    what = f"{why}; " if why else _writes(facts) + " "
     if not countable(facts):
         # The tag would not say how many rows it writes: it meets the rule (invariant 9).
-        return Verdict(rule.action, rule.name, f"{why}; the gateway cannot count the rows it "
-                       "writes (a data-modifying WITH, code run inside it, or not one UPDATE, "
-                       "DELETE or MERGE)", facts.text, rule.message)
-    return Verdict(rule.action, rule.name, f"{why}; writes more than {limit} rows",
+        return Verdict(rule.action, rule.name, f"{what}may write more than {limit} rows, and "
+                       "the gateway cannot count them (a data-modifying WITH, code that runs "
+                       "inside it or later, or not one UPDATE, DELETE, MERGE or INSERT … ON "
+                       "CONFLICT DO UPDATE)", facts.text, rule.message)
+    return Verdict(rule.action, rule.name, f"{what}writes more than {limit} rows",
                    facts.text, rule.message, rows_over=limit, under=verdict)
+
+
+def _writes(facts: Facts) -> str:
+    """``UPDATE orders``, ``DELETE and UPDATE t``: what a rows_over rule saw write rows."""
+    kinds = " and ".join(sorted(facts.kinds & ROW_WRITES))
+    return f"{kinds} {', '.join(sorted(facts.writes))}" if facts.writes else kinds
 
 
 def countable(facts: Facts) -> bool:
     """Whether the server's CommandComplete counts every row ``facts`` writes: one UPDATE,
-    DELETE or MERGE, with no data-modifying WITH (PostgreSQL allows one only at the top) and
-    nothing run inside it that the gateway reads as code of its own (``facts.parts``).
-    Triggers and rules on the table are not seen here (see README)."""
+    DELETE or MERGE, or INSERT … ON CONFLICT DO UPDATE (its ``INSERT 0 n`` counts the rows
+    inserted and updated), with no data-modifying WITH (PostgreSQL allows one only at the
+    top) and nothing run inside it that the gateway reads as code of its own
+    (``facts.parts``). Triggers and rules on the table are not seen here (see README)."""
     if facts.parts or len(facts.writes) != 1:
         return False
     try:
@@ -382,7 +397,11 @@ def countable(facts: Facts) -> bool:
     if len(statements) != 1:
         return False
     stmt = statements[0].stmt
-    if not isinstance(stmt, (ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
+    if isinstance(stmt, ast.InsertStmt):
+        clause = stmt.onConflictClause
+        if clause is None or clause.action != OnConflictAction.ONCONFLICT_UPDATE:
+            return False
+    elif not isinstance(stmt, (ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
         return False
     with_clause = getattr(stmt, "withClause", None)
     ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
