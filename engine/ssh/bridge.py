@@ -424,10 +424,10 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.tell(message)
             case EchoToClient(data):
                 self._echo(data)
-            case LineSent(transforms, delimited, detaches, ends, taints):
+            case LineSent(transforms, delimited, detaches, ends, taints, secret):
                 if (output := self._masked_output()) is not None:
                     output.line_sent(transforms, delimited=delimited, detaches=detaches,
-                                     ends=ends)
+                                     ends=ends, secret=secret)
                     if taints:  # before the line reaches the shell
                         self.s.taint()
             case PauseClient():

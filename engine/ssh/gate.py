@@ -215,6 +215,9 @@ class LineSent:
     detaches: bool
     ends: bool = False
     taints: bool = False
+    # typed where the screen showed a password prompt and not readline's (nothing of it is
+    # known): input to the program that asked, or a line for a shell without bracketed paste
+    secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,9 @@ class WakeAfter:
 
     seconds: float
 
+
+# A line typed at a password prompt goes on (``ChannelOutput.line_sent``)
+SECRET_LINE = LineSent(True, delimited=False, detaches=False, secret=True)
 
 Action = (SendToTarget | SendEof | RecordInput | Judge | Tell | PauseClient | ResumeClient
           | WakeAfter | EchoToClient | LineSent)
@@ -343,6 +349,7 @@ class InputGate:
         self._line = ""  # strict: the command being judged
         self._command = False  # the line being judged is a command for the shell (seen)
         self._secret = False  # … typed at a password prompt
+        self._unseen = False  # the line being judged was typed without echo
         self._prompt = ""  # strict: what stood before the command on its row
         self._displaced = False  # strict: output came while a line was being edited
         self._unseen_pending = ""  # unseen lines let through though they did not parse
@@ -541,6 +548,7 @@ class InputGate:
             return
         if self._secret:
             self._unseen_pending = _unparsed(self._line, self._unseen_pending)
+            self._out.append(SECRET_LINE)
         else:
             self._echo(self.editor.erase().data)  # the shell echoes the line it gets
             self.editor.remember(self._line)
@@ -712,6 +720,7 @@ class InputGate:
             # Keys were typed but the screen shows nothing: echo is off (a password, or
             # ``stty -echo``). What the keys spell is judged, and recorded only if refused.
             self._waiting = "verdict"
+            self._unseen = True
             self._out.append(Judge(UNSEEN, (typed,), lenient=True, unseen=True, cwd=self.cwd))
 
     # --- no terminal --------------------------------------------------------------------------
@@ -776,10 +785,13 @@ class InputGate:
             self._strict_decided(allowed, message)
             return
         self._waiting = None
+        unseen, self._unseen = self._unseen, False
         if allowed:
             self._escape_judged = False
             self._continued = ""
             self._line_sent()
+            if unseen:
+                self._out.append(SECRET_LINE)
             self._release()
         else:
             self._refuse(message)

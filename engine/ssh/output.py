@@ -325,6 +325,7 @@ class ChannelOutput:
         self._running_whole = until_prompt
         self._cut = b""
         self._delimited = until_prompt  # once a shell's commands are told apart, always
+        self._running = until_prompt  # the last switch was readline's off: a command runs
         if transfer in ("sftp", "scp"):
             values = masking.values
             kept = ValueMasker(values.detectors, values.strategies, key=values.key,
@@ -343,13 +344,20 @@ class ChannelOutput:
             self._files is not None and self._files.held)
 
     def line_sent(self, transforms: bool, *, delimited: bool, detaches: bool = False,
-                  ends: bool = False) -> None:
+                  ends: bool = False, secret: bool = False) -> None:
         """A judged line went to an interactive shell: ``transforms`` (``transforms_output``);
         ``delimited``: readline reads it, so bracketed paste goes off when it runs and on at
         the next prompt; ``detaches`` (``detaches``): it may write after its prompt; ``ends``
         (``prints_no_escapes``): its output cannot forge the next prompt. A line that
         transforms and cannot be delimited masks the rest of the channel whole; one that may
-        forge its end does so from the moment the shell reads it."""
+        forge its end does so from the moment the shell reads it. A ``secret`` line (typed
+        at a password prompt, not readline's) is the input of the command running now, if the
+        shell's switches say one runs; otherwise it may be a line for a shell that shows no
+        switches (``PS1='Password: '`` in dash), and masks the rest of the channel whole."""
+        if secret:
+            if not (self._delimited and self._running):
+                self.whole = True
+            return
         if transforms and (detaches or not delimited):
             self.whole = True
         elif delimited:
@@ -411,6 +419,9 @@ class ChannelOutput:
         line transforms — or if it is not known which line it is (ARCHITECTURE.md invariant
         9): a line ahead of it that transforms, or no line sent that the shell reads."""
         data, self._cut = self._cut + data, b""
+        on, off = data.rfind(PASTE_ON), data.rfind(PASTE_OFF)
+        if on >= 0 or off >= 0:
+            self._running = off > on
         sent, recorded = bytearray(), bytearray()
         at = 0
         while at < len(data):

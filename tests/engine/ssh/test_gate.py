@@ -24,6 +24,7 @@ from engine.ssh.gate import (
     LONGER_THAN_SCREEN,
     QUEUE_MAX,
     QUIET,
+    SECRET_LINE,
     TOO_LONG,
     UNSEEN,
     Action,
@@ -377,7 +378,7 @@ def test_keys_typed_without_echo_are_judged_as_they_spell(term: Conversation) ->
     assert term.keys(b"echo forbidden-wore\x7fd") == [SendToTarget(b"echo forbidden-wore\x7fd")]
     assert term.keys(b"\r") == [WakeAfter(QUIET)]
     assert term.settle() == [Judge(UNSEEN, ("echo forbidden-word",), lenient=True, unseen=True)]
-    assert term.decide(True) == [SendToTarget(b"\r"), WakeAfter(QUIET)]
+    assert term.decide(True) == [SECRET_LINE, SendToTarget(b"\r"), WakeAfter(QUIET)]
 
 
 def test_keys_typed_without_echo_and_refused_are_aborted(term: Conversation) -> None:
@@ -930,14 +931,22 @@ def test_lines_without_a_terminal_tell_the_output_side_what_they_leave_behind() 
         LineSent(True, delimited=False, detaches=False, taints=True)]
 
 
-def test_refused_lines_and_passwords_tell_the_output_side_nothing(term: Conversation) -> None:
+def test_refused_lines_tell_the_output_side_nothing_and_passwords_that_they_are_secret(
+        term: Conversation) -> None:
     term.typed(b"rev f")
     assert not [a for a in term.decide(False, BLOCKED) if isinstance(a, LineSent)]
     term.answer()
-    term.keys(b"hunter2")  # typed without echo: a password, not a command line
+    term.keys(b"hunter2")  # typed without echo: a password, or a line for a shell
     term.keys(b"\r")
     term.settle()
-    assert not [a for a in term.decide(True) if isinstance(a, LineSent)]
+    assert [a for a in term.decide(True) if isinstance(a, LineSent)] == [SECRET_LINE]
+
+
+def test_strict_a_line_typed_at_a_password_prompt_tells_the_output_side() -> None:
+    chat = strict()
+    chat.shows(b"Password: ")  # no bracketed paste: not readline's prompt
+    chat.keys(b"rev secrets\r")
+    assert [a for a in chat.decide(True) if isinstance(a, LineSent)] == [SECRET_LINE]
 
 
 def test_lines_given_to_a_program_that_is_not_a_shell_tell_nothing() -> None:

@@ -272,6 +272,30 @@ def test_a_tainted_channel_is_masked_whole_from_then_on() -> None:
     assert set(out.sent) <= set(b"* \t\r\n") and output.whole
 
 
+def test_a_password_typed_while_a_command_runs_changes_nothing() -> None:
+    output = cards(Counter())
+    output.line_sent(False, delimited=True)
+    output.feed(b"sudo cat f\r\n" + PASTE_OFF + b"[sudo] password for a: ", False)
+    output.line_sent(True, delimited=False, secret=True)
+    assert not output.whole
+    out = output.feed(b"\r\npay " + CARD + b"\r\n", False)
+    assert out.sent.endswith(b"\r\npay ****\r\n")  # after the prompt masking held back
+
+
+@pytest.mark.parametrize("before", [b"", ran(b"cat f", b"x\r\n")],
+                         ids=["no switches", "at the prompt"])
+def test_a_line_typed_at_a_password_prompt_of_a_shell_masks_the_rest(before: bytes) -> None:
+    """``PS1='Password: '`` in a shell without bracketed paste: the line typed there is a
+    shell line nothing of which the gateway knows."""
+    output = cards(Counter())
+    if before:
+        output.line_sent(False, delimited=True)
+        output.feed(before, False)
+    output.line_sent(True, delimited=False, secret=True)
+    assert output.whole
+    assert set(output.feed(b"1111 1111 1111 1114\r\n", False).sent) <= set(b"* \r\n")
+
+
 @pytest.mark.parametrize(("command", "expected"), [
     ("od -c f", True), ("xxd -p f", True), ("base64 f", True), ("seq 40", True),
     ("sleep 1; od -An -tx1 f", True), ("rev f", False), ("xxd -r f", False),
