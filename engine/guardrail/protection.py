@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.guardrail.literals import option_truth
+from engine.guardrail.literals import name, option_truth
 
 OFF = "DISABLE PROTECTION"
 CASCADING_FK = "ADD CASCADING FOREIGN KEY"
@@ -115,13 +115,23 @@ def _weakens_view(definition: Any, reset: bool) -> bool:
         if reset:
             return True
         if option == "check_option":
-            value = elem.get("arg", {})
-            text = value.get("String", {}).get("sval") if isinstance(value, dict) else None
-            if str(text).lower() != "cascaded":
+            if _word(elem.get("arg")) != "cascaded":
                 return True
         elif option_truth(elem.get("arg")) is not True:
             return True
     return False
+
+
+def _word(arg: Any) -> str | None:
+    """An option's value written as a word or a string (``cascaded``, ``'local'``)."""
+    if not isinstance(arg, dict):
+        return None
+    if "String" in arg:
+        return str(arg["String"].get("sval", "")).lower()
+    if "TypeName" in arg:
+        names = name(arg["TypeName"].get("names", []))
+        return names[-1].lower() if len(names) == 1 else None
+    return None
 
 
 def statement_off(node_type: str, node: dict[str, Any]) -> bool:
