@@ -263,7 +263,11 @@ class Supervisor:
                 [sys.executable, "-m", "engine.worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=stderr, pass_fds=tuple(fds.values()),
                 cwd=_ROOT, preexec_fn=_die_with_parent,
-                start_new_session=True)  # a terminal's Ctrl-C or hang-up is the supervisor's
+                # A process group of its own: a terminal's Ctrl-C or hang-up is the
+                # supervisor's to forward. Not a session of its own: with the kernel's
+                # autogroup scheduling each session shares the CPU as one, and workers in
+                # sessions of their own took CPU from the targets and clients beside them.
+                process_group=0)
         finally:
             if stderr is not None:
                 os.close(stderr)  # the worker has its own copy
