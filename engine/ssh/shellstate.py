@@ -24,10 +24,11 @@ only known at run time) leaves state.
 files (``~/.bashrc``, ``~/.profile``, ``~/.inputrc`` …) before the first prompt, so an alias
 written there in one session hides a transform behind ``cat`` in the next. Under masking the
 session refuses a line that names one of them (or ``~/bin``, ``~/.local/bin``: directories a
-login puts on ``PATH``) unless the line only reads it, and a line that writes to a file only known
-at run time (``echo x >> "$f"``, ``> .b*``). Code that writes such a file without naming it
-(an interpreter building the name, an archive unpacked in the home directory, an upload) is not
-seen: see the README.
+login puts on ``PATH``) unless the line only reads it, a line that copies or redirects into a
+directory on every ``PATH`` (``sudo cp rev /usr/local/bin/cat``), and a line that writes to a
+file only known at run time (``echo x >> "$f"``, ``> .b*``). Code that writes such a file
+without naming it (an interpreter building the name, an archive unpacked in the home directory,
+an upload) is not seen: see the README.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ _STARTUP_NAMES = (".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".p
                   ".inputrc", ".bash_aliases", ".bash_functions", ".zshrc", ".zshenv",
                   ".zprofile", ".zlogin", ".kshrc", ".mkshrc", ".shrc", ".pam_environment",
                   ".ssh", ".local")
+# Directories on every PATH: a program written there stands in for a plain reader later (a
+# ``cat`` in /usr/local/bin is found before /usr/bin/cat), for every session.
+_PATH_DIRECTORIES = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/local/bin/",
+                     "/usr/local/sbin/", "/usr/games/", "/usr/local/games/", "/snap/bin/",
+                     "/etc/alternatives/")
+_COPIERS = frozenset({"cp", "mv", "install", "ln", "tee", "rsync", "dd", "link", "ginstall"})
 STARTUP_REFUSED = ("a line that writes a shell start-up file (~/.bashrc, ~/.profile, "
                    "~/.inputrc …), a directory on PATH (~/bin, ~/.local/bin), or a file only "
                    "known at run time is refused while this session's output is masked: the "
@@ -266,8 +273,12 @@ def startup_write(line: str, *, unreadable: bool = True) -> bool:
     answer for it; a guessed reading of a line that does not parse is no line at all)."""
     try:
         script = parse(line)
+        facts = classify_command(line)
     except ShellParseError:
         return unreadable
+    if any(_in_path_directory(target) for argv in facts.commands
+           for target in _destinations(argv)):
+        return True  # ``sudo cp … /usr/local/bin/cat``
     plain = not transforms_output(line)
     named = bool(_STARTUP.search(_unquoted(line)))
     reads_only = plain and not any(
@@ -278,12 +289,35 @@ def startup_write(line: str, *, unreadable: bool = True) -> bool:
         if any(_writes(r) and r.unresolved and r.target not in _QUIET_TARGETS
                and not _home_file(r.target) for r in redirects):
             return True  # ``> "$f"``, ``> .b*``: which file is only known at run time
+        if any(_writes(r) and _in_path_directory(r.target) for r in redirects):
+            return True
         words = command.argv if isinstance(command, SimpleCommand) else ()
         for word in (*words, *(r.target for r in redirects)):
             base = word.rstrip("/").rsplit("/", 1)[-1]
             if base.startswith((".", "[.]")) and has_glob(base) and _glob_startup(base):
                 named = True
     return named and not reads_only
+
+
+def _destinations(argv: tuple[str, ...]) -> list[str]:
+    """Where a program that copies files writes: the last operand (or ``-t DIR``) of ``cp``,
+    ``mv``, ``install``, ``ln``, ``rsync``; every operand of ``tee``; ``dd``'s ``of=``."""
+    name, words = _name(argv[0]) if argv else "", argv[1:]
+    if name not in _COPIERS:
+        return []
+    if name == "dd":
+        return [w.removeprefix("of=") for w in words if w.startswith("of=")]
+    targets = [w.split("=", 1)[1] for w in words if w.startswith("--target-directory=")]
+    targets += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-t"]
+    operands = [w for w in words if not w.startswith("-")]
+    if name == "tee":
+        return operands
+    return targets + operands[-1:]
+
+
+def _in_path_directory(word: str) -> bool:
+    path = word.rstrip("/") + ("/" if word.endswith("/") or "." not in word else "")
+    return (path + "/").startswith(_PATH_DIRECTORIES) or word.startswith(_PATH_DIRECTORIES)
 
 
 def _home_file(target: str) -> bool:
