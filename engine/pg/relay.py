@@ -339,6 +339,8 @@ class PgRelay:
         # before the Sync that ends the segment; 3: that segment failed, the gateway's
         # ROLLBACK is on its way).
         self._counting = False
+        self._count_ended = False
+        self._segment_ran = False  # an Execute was sent in this segment
         self._release = b""  # a counted write's RELEASE, sent in front of the next messages
         # A Bind over the limit, asked again once decided: the gateway's, so its BindComplete
         # is dropped (the client had one already).
@@ -477,7 +479,7 @@ class PgRelay:
             skipping = self._skipping
             self._discarding = self._skipping = False
             self._sent += 1
-            self._segment = []
+            self._segment, self._segment_ran = [], False
             if self._own_block == 1:
                 # The segment ran in the gateway's block: committed here, as PostgreSQL
                 # commits its implicit transaction at Sync. After an error it is skipped, and
@@ -572,7 +574,7 @@ class PgRelay:
             return True
         self._sent = mark
         self._unsettled = mark
-        self._segment = []
+        self._segment, self._segment_ran = [], False
         if plan:
             record.ops = self._prepared.changes(plan, mark, self._portals)
         self._owed.append((_SIMPLE, record))
@@ -737,6 +739,7 @@ class PgRelay:
         else:  # the same execution goes on (after PortalSuspended)
             record = self._start(portal.statement.text, "extended", portal.params,
                                  portal.judged)
+        self._segment_ran = True
         if portal is not None:
             self._executed(portal.statement.text)
         describe = b""
@@ -754,8 +757,8 @@ class PgRelay:
         # the count under way holds what the client sends next (``_counted``).
         assert portal is not None and portal.counted is not None
         execute = describe + codec.message(b"E", body)
-        self._wire = (0, (rowcount.BEGIN if count.begins else b"") + rowcount.SAVEPOINT_
-                      + execute + _FLUSH)
+        self._wire = (0, (rowcount.BEGIN if count.begins else b"")
+                      + (rowcount.SAVEPOINT_ if count.savepoint else b"") + execute + _FLUSH)
         self._count, self._count_sent = count, execute
         self._to_count = portal.counted
         self._count_statement = portal.statement
@@ -809,8 +812,10 @@ class PgRelay:
             begins = not in_block
             if begins:
                 self._own_block = 1
+            # Nothing ran before it in a block of the gateway's: that block is the savepoint.
             return rowcount.ExtendedCount(limit, begins, raw,
-                                          min(self.max_message_size, _WAITING_LIMIT))
+                                          min(self.max_message_size, _WAITING_LIMIT),
+                                          savepoint=not begins or self._segment_ran)
         self._refuse_extended(portal.statement.text, error)
         return None
 
@@ -1014,6 +1019,7 @@ class PgRelay:
             self._late = sent  # the statement stands (or failed): its answers are masked
             return b"", count.result + buf[pos:]
         extended = isinstance(count, rowcount.ExtendedCount)
+        self._count_ended = isinstance(count, rowcount.ExtendedCount) and count.ended
         return self._over(count.result, finished, extended), buf[pos:]
 
     def _over(self, over: rowcount.Over, finished: list[StatementFinished],
@@ -1024,6 +1030,8 @@ class PgRelay:
         refusal skips to the Sync, as an error there would."""
         assert self._to_count is not None and self._count_query is not None
         if extended:
+            if self._count_ended:  # its block rolled back whole: the segment's is implicit
+                self._own_block = 0
             if self._owed[0][0] == _DESCRIBE:  # the gateway's own, answered and dropped
                 self._owed.popleft()
             kind, record = self._owed.popleft()

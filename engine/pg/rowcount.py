@@ -248,12 +248,17 @@ class ExtendedCount:
     statements, ends it at once: the target now skips everything up to the next Sync (which
     ends the gateway's transaction block too: ``relay``), and the client hears the error."""
 
-    def __init__(self, limit: int, begin: bool, portal: bytes, keep: int) -> None:
+    def __init__(self, limit: int, begin: bool, portal: bytes, keep: int,
+                 savepoint: bool = True) -> None:
         self.limit = limit
         self.begins = begin
+        # Without a savepoint (the gateway's BEGIN, and nothing ran before in the segment):
+        # under the limit nothing is left to release; over it the block is rolled back whole.
+        self.savepoint = savepoint
+        self.ended = False  # over the limit, the gateway's block was rolled back whole
         self._keep = keep
         self._portal = portal
-        self._expect = ANSWERS * (2 if begin else 1)
+        self._expect = ANSWERS * (int(begin) + int(savepoint))
         self._phase = 0  # 0: the gateway's statements; 1: the Execute; 2: the finishing ones
         self._kept: list[bytes] = []
         self._size = 0
@@ -321,13 +326,17 @@ class ExtendedCount:
             # It stands: released without waiting for the answer (a round trip saved on
             # every write under the limit), in front of what the client sends next (the
             # relay's ``wire``), which drops the RELEASE's answers as they come.
-            self.released = True
+            self.released = self.savepoint
             self._phase = 3
             self.result = self._answers(b"")
         else:
             close = codec.message(b"C", b"P" + self._portal + b"\x00")
-            self.to_target = ROLLBACK_TO + RELEASE + close + FLUSH
-            self._expect = 2 * ANSWERS + 1
+            if self.savepoint:
+                self.to_target = ROLLBACK_TO + RELEASE + close + FLUSH
+                self._expect = 2 * ANSWERS + 1
+            else:
+                self.to_target, self._expect = ROLLBACK + close + FLUSH, ANSWERS + 1
+                self.ended = True
             self._phase = 2
 
 

@@ -15,8 +15,14 @@ from engine.pg.relay import GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
 from tests.engine.pg import build as b
 from tests.engine.pg.test_rowcount import WRITE, relay, sent
 
-OWED = b.PARSE_COMPLETE + b.BIND_COMPLETE + b.NO_DATA  # answers to Parse, Bind, Describe
-BEFORE = b.parse(WRITE) + b.bind() + b.describe()  # psycopg's, in front of its Execute
+# A statement that ran before the write in its pipeline (so the gateway needs a savepoint
+# inside its own block: it will not roll that back), then psycopg's messages for the write.
+RAN = b.parse("SELECT 1", "s1") + b.bind(statement="s1", portal="p1") + b.execute("p1")
+RAN_OWED = (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(b"1")
+            + b.command_complete("SELECT 1"))
+ALONE = b.parse(WRITE) + b.bind() + b.describe()
+BEFORE = RAN + ALONE
+OWED = RAN_OWED + b.PARSE_COMPLETE + b.BIND_COMPLETE + b.NO_DATA
 
 
 def ours(tag: str) -> bytes:
@@ -69,7 +75,8 @@ def test_a_begin_earlier_in_the_pipeline_is_a_block() -> None:
     """psycopg's pipeline opens the client's transaction with a BEGIN of its own segment."""
     r = relay()
     begin = b.parse("BEGIN") + b.bind() + b.execute()
-    wire = counting(r, begin + BEFORE, owed=OWED[:-5] + b.command_complete("BEGIN") + OWED)
+    wire = counting(r, begin + ALONE, owed=b.PARSE_COMPLETE + b.BIND_COMPLETE
+                    + b.command_complete("BEGIN") + OWED[len(RAN_OWED):])
     assert wire == rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
 
 
@@ -130,7 +137,7 @@ def test_a_failed_segment_rolls_the_gateway_s_block_back_and_the_client_hears_id
 def test_masked_sessions_describe_the_counted_portal_for_the_masker() -> None:
     r = relay(b"T")
     r.describe_portals = True
-    wire = counting(r)
+    wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
     describe = b.describe()
     assert wire == rowcount.SAVEPOINT_ + describe + b.execute() + b.FLUSH
     rows = b.row_description("a") + b.data_row(b"1")
@@ -200,7 +207,7 @@ def test_an_error_in_front_of_the_counted_execute_gives_the_count_up() -> None:
     """The target skips the gateway's statements and the Execute up to the Sync: nothing is
     counted, the client hears the error, the Sync's answer is the segment's (idle)."""
     r = relay()
-    wire = counting(r, owed=b"")
+    wire = counting(r, ALONE, owed=b"")
     assert wire.startswith(rowcount.BEGIN)
     error = b.error("42P01", "relation does not exist")
     to_client, done = r.server_data(error)
@@ -261,3 +268,25 @@ def test_an_approval_is_of_the_statement_bound_then_not_of_its_name() -> None:
     out, wire = sent(r, b"")
     assert wire == b.SYNC and b"was replaced" in out.reply
     assert [f.status for f in out.finished] == ["blocked"]
+
+
+def test_first_in_its_pipeline_the_gateway_s_block_is_the_savepoint() -> None:
+    """Nothing ran before the write in its segment: BEGIN alone; under the limit nothing to
+    release; over it the block is rolled back whole, and the write runs in PostgreSQL's own
+    implicit transaction once approved (no COMMIT of the gateway's before the Sync)."""
+    r = relay()
+    wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
+    assert wire == rowcount.BEGIN + b.execute() + b.FLUSH
+    to_client, _ = r.server_data(ours("BEGIN") + b.command_complete("UPDATE 3"))
+    assert to_client == b.command_complete("UPDATE 3") and r.upstream_data() == b""
+    assert sent(r, b"")[1] == rowcount.COMMIT + b.SYNC
+    r.server_data(ours("COMMIT") + b.ready(b"I"))
+
+    wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
+    r.server_data(ours("BEGIN") + b.command_complete("UPDATE 300"))
+    assert r.upstream_data() == rowcount.ROLLBACK + b.close("P") + b.FLUSH
+    _, [f] = r.server_data(ours("ROLLBACK") + b.CLOSE_COMPLETE)
+    assert (f.status, f.rows) == ("rolled back", 300)
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(True, "a1"))
+    assert sent(r, b"")[1] == b.bind() + b.execute() + b.SYNC
