@@ -237,8 +237,9 @@ def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int) -> O
 
 class ExtendedCount:
     """One Execute of the extended protocol counted, fed the target's answers one whole
-    message at a time, everything the client sent before it already answered. Sent: the
-    gateway's BEGIN (the session was in no transaction block) and SAVEPOINT, the client's
+    message at a time, after the answers to what the client sent before it. Sent: the
+    gateway's BEGIN (the session was in no transaction block) and SAVEPOINT (none when
+    nothing ran before it in the gateway's new block: that block is the savepoint), the client's
     Execute (the gateway's Describe of its portal in front when results are masked), and a
     Flush. Their answers are dropped, the Execute's kept (``keep`` bytes at most); then
     under the limit ``result`` is at once the Execute's answers, for the relay's usual path,
