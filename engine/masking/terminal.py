@@ -21,9 +21,11 @@ pending wrap of the last column), carriage returns, backspaces, cursor moves alo
 and escapes that draw nothing (colours, titles, harmless modes). The held word is shown early
 only where that is certain: the cursor is known, the word is printable ASCII, it lands on cells
 known to be blank (after a line feed below everything drawn, or after what the line already
-drew: a blanked rest is then blank without masking too), it stays on the cursor's row (a
-wrap may scroll the screen, which the decided text, a shorter mask, might never have done), and
-no mode changes what printing does (insert mode, no autowrap, margins).
+drew: a blanked rest is then blank without masking too), its rows fit on the screen (its start
+is still there when it is rewritten), and no mode changes what printing does (insert mode, no
+autowrap, margins). One difference stays: a word drawn early that wrapped onto a new bottom row
+scrolled the screen, and a shorter mask drawn over it does not scroll it back (the screen is
+then one row further on than without masking: nothing is hidden or shown by it).
 Anything else — tabs, a cursor moved up or to an absolute place, an alternate screen, a size
 change — leaves the cursor unknown until the next line break, and a word there is not shown
 until it is decided (it is held: fail closed), which at a terminal means until the next blank,
@@ -140,9 +142,8 @@ class _Cursor:
                 or self.in_string or self.fresh is None or first < self.fresh or not text
                 or _PLAIN.fullmatch(text) is None):
             return False
-        # On the cursor's row only: a row it wraps to may be one the screen scrolls up for,
-        # which the decided text (a shorter mask) might never have needed.
-        return (first + len(text) - 1) // self.cols == self.pos[0] and not self.pos[2]
+        # Its first row must still be on the screen when it is rewritten.
+        return (first + len(text) - 1) // self.cols - first // self.cols < max(self.rows, 1)
 
     def cell(self, n: int) -> tuple[int, int]:
         """The (row, column) of the ``n``-th cell of printable ASCII drawn from here."""
