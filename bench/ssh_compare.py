@@ -11,8 +11,11 @@
    is part of the cost, and the store's size is printed.
 2. Keystroke echo latency: one printable byte sent to ``cat`` on a PTY until the terminal's echo
    comes back, direct and gateway alternating on open shells; p50, p99 and what is added. Through
-   the gateway twice: lenient (``ssh.interactive: lenient``: the target's tty echoes the key) and
-   strict (the gateway's own line editor echoes it; the key reaches cat with its line's Enter).
+   the gateway twice: lenient (``ssh.interactive: lenient``: the target's tty echoes the key,
+   and the echo goes through output masking: the keys make one word that grows to hundreds of
+   characters, drawn early and masked as it stands at every key, the terminal masker's worst
+   case) and strict (the gateway's own line editor echoes it; the key reaches cat with its
+   line's Enter).
 3. Memory per idle interactive session (PTY shell) through the gateway: the engine runs in a
    thread of this process, so its cost is this process's VmRSS growth; sshd's own cost is the
    PSS (and RSS) of its per-connection processes, measured on the gateway's upstream sessions.
