@@ -223,3 +223,21 @@ def test_with_a_custom_detector_whole_lines_are_held() -> None:
     assert stream.feed(b"see TCK-12 ") == b""
     assert stream.feed(b"34 done\nnext") == b"see **** done\n"
     assert stream.flush() == b"next"
+
+
+def test_a_cut_may_follow_an_escape_that_separates_values() -> None:
+    # What follows a cursor move is masked apart from what precedes it, held or not.
+    stream = StreamMasker(MASKER)
+    assert stream.feed(b"pay 4242 4242\x1b[10G4242") == b"pay 4242 4242\x1b[10G"
+    assert stream.tail == "4242"
+    assert stream.feed(b"\x1b[") == b""  # a CSI that has not ended is no cut
+    assert stream.tail == "4242\x1b["
+
+
+def test_released_is_the_text_a_release_masked_and_render_counts_nothing() -> None:
+    stream = StreamMasker(MASKER)
+    assert stream.feed(b"a@b.co and c") == b"**** and "
+    assert (stream.released, stream.tail) == ("a@b.co and ", "c")
+    assert stream.render("x@y.io ok") == "**** ok"
+    assert stream.counts == {"email": 1}
+    assert stream.flush() == b"c" and stream.released == "c"
