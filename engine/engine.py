@@ -169,9 +169,10 @@ class Engine:
                 self.listeners[conn.name] = (host, port)
                 log.info("connection %s listening on %s:%d", conn.name, host, port)
             if self.metrics is not None and settings.metrics is not None:
-                self.metrics_server = MetricsServer(
-                    self.metrics, settings.metrics.listen_host, settings.metrics.listen_port,
-                    self._not_ready)
+                # a worker's on a private port: its supervisor serves the sum of them all
+                host, port = (("127.0.0.1", 0) if self.placement.worker else
+                              (settings.metrics.listen_host, settings.metrics.listen_port))
+                self.metrics_server = MetricsServer(self.metrics, host, port, self._not_ready)
                 await self.metrics_server.start()
             await asyncio.to_thread(self.store.register_node, {
                 "listeners": {n: f"{h}:{p}" for n, (h, p) in self.listeners.items()},

@@ -23,7 +23,9 @@ class Placement:
     masking_key: bytes | None = None  # None: the engine's own (engine.masking_key_env or random)
     sockets: dict[str, socket.socket] = field(default_factory=dict)  # connection → listening
     cancel_paths: tuple[Path, ...] = ()  # by worker index: where each takes forwarded cancels
-    metrics: bool = True  # serve engine.metrics (one worker does: the port is not shared)
+    # A worker serves its metrics on a private loopback port, which the supervisor reads and
+    # sums on engine.metrics' own address (engine/metrics_fanout.py).
+    metrics: bool = True
     control_socket: Path | None = None  # a worker's private one; None: engine.control_socket
     siblings: tuple[str, ...] = ()  # every worker's node name, this one's included
 

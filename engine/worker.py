@@ -32,12 +32,13 @@ def placement(setup: dict[str, Any]) -> Placement:
         masking_key=bytes.fromhex(setup["masking_key"]),
         sockets={name: socket.socket(fileno=int(fd)) for name, fd in setup["sockets"].items()},
         cancel_paths=tuple(Path(p) for p in setup["cancel_paths"]),
-        metrics=int(setup["index"]) == 0, control_socket=Path(setup["control_socket"]),
+        control_socket=Path(setup["control_socket"]),
         siblings=tuple(str(n) for n in setup["nodes"]))
 
 
 def _ready(engine: Engine) -> None:
-    sys.stdout.write("ready\n")
+    server = engine.metrics_server  # its private port, for the supervisor to read
+    sys.stdout.write(f"ready {server.port if server is not None else ''}\n")
     sys.stdout.flush()
 
 

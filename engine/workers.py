@@ -43,6 +43,7 @@ from engine.config import Config
 from engine.engine import host_key_path, recover_node
 from engine.fanout import Fanout
 from engine.masking.policy import masking_key
+from engine.metrics_fanout import MetricsFanout
 from engine.node import sibling_path, worker_node
 from engine.ssh.hostkey import load_or_create_host_key
 from engine.tasks import spawn
@@ -131,6 +132,7 @@ class Worker:
     restarts: int = 0
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
     failure: tuple[str, str] | None = None  # ("store" or "os", message): why it did not start
+    metrics_port: int | None = None  # where the worker serves its metrics (loopback)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -180,6 +182,9 @@ class Supervisor:
         self.sockets: dict[str, list[socket.socket]] = {}
         self.key = b""
         self.fanout = Fanout(control, [(w.node, w.control) for w in self.workers])
+        self.metrics = (MetricsFanout(config.engine.metrics.listen_host,
+                                      config.engine.metrics.listen_port, self._metrics_ports)
+                        if config.engine.metrics is not None else None)
         self.listeners: dict[str, tuple[str, int]] = {}
         self._lock: StoreLock | None = None
         self._stopping = False
@@ -236,6 +241,8 @@ class Supervisor:
             for worker in self.workers:
                 self._listen(worker)
             await self._all(lambda w: w.ready, "did not start")
+            if self.metrics is not None:
+                await self.metrics.start()
         except BaseException:
             await self.stop()
             raise
@@ -282,6 +289,7 @@ class Supervisor:
         if word == "recovered":
             worker.recovered.set()
         elif word == "ready":
+            worker.metrics_port = int(rest) if rest.strip().isdigit() else None
             worker.ready.set()
         elif word == "failed":
             kind, _, message = rest.partition(" ")
@@ -352,8 +360,15 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.send_signal(sig)  # (a worker that just ended: nothing to do)
 
+    def _metrics_ports(self) -> list[int | None]:
+        """Each worker's metrics port; None for one that is not running and ready."""
+        return [w.metrics_port if w.ready.is_set() and w.proc is not None
+                and w.proc.returncode is None else None for w in self.workers]
+
     async def stop(self) -> None:
         self._stopping = True
+        if self.metrics is not None:
+            await self.metrics.stop()
         for task in self._watchers:
             task.cancel()
         await self.fanout.stop()

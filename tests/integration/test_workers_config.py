@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Config, ConfigError, load_config
+from engine.metrics_fanout import summed
 from store import default_node
 
 BASE = """\
@@ -64,3 +65,15 @@ def test_local_store_is_for_a_postgresql_store(tmp_path: Path) -> None:
 def test_workers_are_at_least_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         load(tmp_path, "  store: store.db\n  workers: 0")
+
+
+def test_metrics_of_workers_add_up() -> None:
+    """The supervisor's /metrics: each series the sum of the workers' (a counter's creation
+    time the earliest), comments once."""
+    first = (b'# HELP s Sessions\n# TYPE s counter\ns_total{c="shop"} 2.0\n'
+             b's_created{c="shop"} 100.0\n')
+    second = (b'# HELP s Sessions\n# TYPE s counter\ns_total{c="shop"} 3.0\n'
+              b's_total{c="web"} 1.0\ns_created{c="shop"} 90.0\n')
+    assert summed([first, second]).decode().splitlines() == [
+        "# HELP s Sessions", "# TYPE s counter", 's_total{c="shop"} 5.0',
+        's_created{c="shop"} 90.0', 's_total{c="web"} 1.0']
