@@ -230,6 +230,14 @@ def test_a_taint_on_one_channel_masks_the_other_channels_of_the_connection(
         assert (work / "g").exists()
         after = run(f"cat {work}/g")
         assert after.strip() and set(after) <= set(b"* \t\r\n"), after[:300]
+        # a download over the same connection is refused now: its protocol cannot be starred
+        copy = tmp_path / "copy"
+        scp = subprocess.run(
+            ["scp", "-P", str(sgw.port("web")), *sgw.client_options("web"), "-o",
+             f"ControlPath={control}", f"alice@127.0.0.1:{work}/g", str(copy)],
+            env=sgw.env(), capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert scp.returncode != 0 and b"open a new connection" in scp.stderr, scp.stderr
+        assert not (copy.exists() and exposed(copy.read_bytes()))
     finally:
         master.terminate()
         master.wait(10)
