@@ -1,6 +1,7 @@
 """Guardrail classification cost per statement: cold (parsed and judged) and warm (cached).
 
     .venv/bin/python bench/classify_cost.py
+    .venv/bin/python bench/classify_cost.py --shell   # hostile shell lines of ~64 kB each
 
 Uses the example policies.yaml rules for identity alice on connection shop.
 """
@@ -40,7 +41,33 @@ def measure(guard_factory: object, texts: list[str]) -> list[float]:
     return out
 
 
+HOSTILE_LINES = {
+    "pipes": "a|" * 30_000 + "a", "words": "a " * 32_000, "quotes": "'x'" * 20_000,
+    "here-documents": "cat" + " <<A" * 16_000 + "\n", "operands": "systemctl " + "x " * 32_000,
+    "evals": "eval " * 13_000 + "rm",
+}
+
+
+def shell() -> None:
+    """How long one huge hostile command line takes to judge or refuse (the engine reads
+    lines of up to 64 kB): a line's cost must grow with its length, not its square."""
+    from engine.guardrail.commands import classify_command
+    from engine.guardrail.shellwords import ShellParseError
+    for name, line in HOSTILE_LINES.items():
+        start = time.perf_counter()
+        try:
+            classify_command(line)
+            outcome = "judged"
+        except ShellParseError:
+            outcome = "refused"
+        took = (time.perf_counter() - start) * 1e3
+        print(f"{name:<16} {len(line):>7} bytes  {outcome:<8} {took:8.1f} ms")
+
+
 def main() -> None:
+    if "--shell" in sys.argv:
+        shell()
+        return
     os.environ.setdefault("GATEWATCH_SHOP_PG_PASSWORD", "unused")
     config = load_config(Path(__file__).resolve().parents[1] / "policies.yaml")
     settings = GuardrailSettings(cache_size=1_000_000)

@@ -7,7 +7,6 @@ line that suddenly reports more, or less, than before is noticed.
 from __future__ import annotations
 
 import shlex
-import time
 from typing import Any
 
 import pytest
@@ -347,13 +346,15 @@ def test_hostile_nesting_is_refused(line: str) -> None:
     "a|" * 30_000 + "a", "a " * 32_000, "'x'" * 20_000, "cat" + " <<A" * 16_000 + "\n",
     "systemctl " + "x " * 32_000, "eval " * 13_000 + "rm",
 ], ids=["pipes", "words", "quotes", "here-documents", "operands", "evals"])
-def test_large_lines_take_little_time(line: str) -> None:
-    started = time.perf_counter()
+def test_large_lines_are_judged_or_refused(line: str) -> None:
+    """Huge lines end in a judgement or a refusal, never in another error (how long they
+    take is bench/classify_cost.py's ``--shell``, not a test's)."""
     try:
-        classify_command(line)
-    except ShellParseError:
-        pass
-    assert time.perf_counter() - started < 2.0
+        facts = classify_command(line)
+    except ShellParseError as refused:
+        assert str(refused)
+    else:
+        assert facts.text == line
 
 
 @FUZZ
