@@ -104,7 +104,9 @@ class _Cursor:
 
     def resize(self, cols: int, rows: int) -> None:
         self.cols, self.rows = cols, rows
-        self._lost(rows=True)  # a terminal may reflow its lines, or cut them
+        # A terminal may reflow its lines, or cut them: the column is lost; rows below the
+        # last one that held text stay blank either way.
+        self._lost(rows=False)
         self.saved = self.screen_saved = None
         self.flags.discard("columns")
 
