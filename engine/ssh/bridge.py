@@ -228,6 +228,10 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.close_with("the file transfer was closed: this connection ran a command whose "
                             "writes the gateway cannot follow, while output is masked")
             return
+        if not self._output.whole and self.term is not None:
+            self.tell("from here on this connection's output is masked whole: that line may "
+                      "leave behind files, variables or aliases the gateway cannot follow "
+                      "(open a new connection to read output again)")
         self._output.taint()
 
     def cancel(self) -> None:

@@ -119,6 +119,8 @@ def test_state_left_by_a_line_masks_what_later_lines_print(
     # what the lines printed was masked whole, not dropped
     after = screen.split(typed[-1].encode(), 1)[-1]
     assert b"*" * 10 in after, screen[-600:]
+    # and the user is told why, once, in words the masking leaves alone
+    assert screen.count(b"[gatewatch] from here on this connection's output is masked") == 1
 
 
 def test_a_session_that_only_read_files_stays_readable(sgw: SshGateway, connection: str) -> None:
