@@ -244,6 +244,8 @@ class PgConnection:
             # statement whose description it cached: the columns for column rules, the
             # formats (binary values are decoded by type) for the detectors.
             self.relay.describe_portals = results.describes_portals = True
+            # The gateway's own errors among the target's answers pass the masker untouched.
+            self.relay.marks_own = True
         self.relay.transaction_status = greeting.transaction_status
         for tag, body in MessageReader(self.ctx.sessions.settings.max_message_size).feed(
                 greeting.status_messages):
@@ -340,6 +342,8 @@ class PgConnection:
         late = self.relay.seen_late()  # a counted write that stands: its results are masked
         if late:
             self.path.sent(late)
+        self.path.own_errors += self.relay.own_errors
+        self.relay.own_errors = 0
         self.path.deliver(out, finished)
         self._more_input()
 

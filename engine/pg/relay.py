@@ -88,14 +88,30 @@ _PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _SYNC, _SIMPLE, _INJECT = range(8)
 # is one of them], dropped as they arrive;
 # and where the answers of a counted Execute begin (what comes before is the usual path's).
 _OURS, _COUNT = 8, 9
+# A statement the gateway answered with an error in place of the target: the target got the
+# gateway's own failing message instead (``_failing``), whose error is replaced by the
+# gateway's (``(error, skip)``: skip, the extended protocol's skipping to the Sync follows).
+_FAIL = 10
 _OURS_TAGS = frozenset(b"123CNZ")
 _GATEWAY = object()  # the record of a Describe the gateway sent itself (describe_portals)
 # Tags of the answers to that Describe, as server_data hands them on. Never sent by a server
 # (its tags are ASCII letters) and never to a client: ``engine.masking.pg`` drops them.
 GATEWAY_ROW_DESCRIPTION = b"\x00"
 GATEWAY_NO_DATA = b"\x01"
+# The tag of an ErrorResponse of the gateway's own spliced among the target's answers, when
+# results are masked (``marks_own``): the masker passes it untouched (it carries no target
+# data, and is no answer to a statement the masker follows); ``results`` tags it 'E' again.
+GATEWAY_ERROR = b"\x02"
+# What the target gets in place of a statement the gateway answers with an error: a message
+# that fails at once (a syntax error, before anything runs), so that the target's state is
+# what the statement failing there would leave (its implicit transaction rolled back at the
+# Sync, the client's block aborted). A named statement: the unnamed one is the client's.
+REFUSED_SQL = b"gatewatch refused this statement"
+FAILING_QUERY = codec.message(b"Q", REFUSED_SQL + b"\x00")
+FAILING_PARSE = (codec.message(b"P", rowcount.RESERVED + b"\x00" + REFUSED_SQL + b"\x00\x00\x00")
+               + b"H\x00\x00\x00\x04")
 _EXTENDED_UNTIL_SYNC = frozenset((_PARSE, _BIND, _DESCRIBE, _EXECUTE, _CLOSE, _INJECT, _OURS,
-                                  _COUNT))
+                                  _COUNT, _FAIL))
 
 _FRONTEND_PASS = frozenset(b"dcfH")  # CopyData, CopyDone, CopyFail, Flush: forwarded as they are
 _FRONTEND_KNOWN = frozenset(b"QPBEDSCHXFdcf")
@@ -200,7 +216,8 @@ class _Open:
 class _Portal:
     """A portal a Bind made: one execution of a statement, approved (or not) as a whole."""
 
-    __slots__ = ("bind", "counted", "executes", "judged", "params", "record", "statement")
+    __slots__ = ("bind", "counted", "executes", "judged", "limit", "params", "record",
+                 "statement")
 
     def __init__(self, statement: Statement, params: str | None, record: _Open,
                  judged: Judged, executes: list[Statement | None]) -> None:
@@ -211,6 +228,7 @@ class _Portal:
         # held and approved (its portal is spent by then).
         self.counted: Judgement | None = None
         self.bind = b""
+        self.limit: int | None = None  # approved: the count its approver saw
 
 
 def _blocked(judgement: Judgement) -> bytes:
@@ -308,6 +326,10 @@ class PgRelay:
         # Its answer is handed on with the tag GATEWAY_ROW_DESCRIPTION or GATEWAY_NO_DATA, for
         # the masker to use and drop: the client never sees it.
         self.describe_portals = False
+        self.marks_own = False  # tag the gateway's own errors GATEWAY_ERROR (results masked)
+        self.own_errors = 0  # how many were tagged (``results`` counts them back)
+        self._instead = b""  # the failing message sent in place of a refused one
+        self._unmarked = False  # a message was sent since the last Sync or Query
         self._inject_before: bytes | None = None
         self._flush = False  # a refusal waits behind answers the target still owes
         # Per client_data call:
@@ -348,6 +370,11 @@ class PgRelay:
         self._rebound: set[int] = set()
         self._segment: list[str] = []
         self._own_block = 0
+        # An approval of a write held by its count: the limits it is counted again with (the
+        # count its approver saw in place of the one it went over), and the decision, kept
+        # while it waits for the answers in front of it.
+        self._seen: tuple[int | None, ...] | None = None
+        self._again: tuple[Decision, tuple[int | None, ...]] | None = None
 
     # --- frontend -------------------------------------------------------------------------
 
@@ -398,6 +425,8 @@ class PgRelay:
                 keep = True
             else:
                 keep = self._frontend(tag, buf[pos + 5 : end])
+                if keep and tag not in (81, 83):  # (a Sync or Query is a mark of its own)
+                    self._unmarked = True
                 if self._hold is not None or self._wait:  # resume here later
                     break
                 if self._inject_before is not None:  # the gateway's Describe, then Execute
@@ -408,6 +437,9 @@ class PgRelay:
             if not keep:
                 if pos > run:
                     self._out.append(buf[run:pos])
+                if self._instead:
+                    self._out.append(self._instead)
+                    self._instead = b""
                 if self._flush:  # the target must answer what came before the refusal
                     self._out.append(_FLUSH)
                     self._flush = False
@@ -479,6 +511,7 @@ class PgRelay:
             skipping = self._skipping
             self._discarding = self._skipping = False
             self._sent += 1
+            self._unmarked = False
             self._segment, self._segment_ran = [], False
             if self._own_block == 1:
                 # The segment ran in the gateway's block: committed here, as PostgreSQL
@@ -548,6 +581,8 @@ class PgRelay:
         if action == "count" and not self._skipping:
             if self._owed:  # its transaction status is known once everything is answered
                 self._to_count = None  # judged again then
+                if judged[0] == "approved" and self._again is not None:  # decided as it was
+                    self._decision, self._seen = self._again
                 if self._owed[-1][0] in (_SYNC, _SIMPLE):
                     self._wait = self._sent
                 else:
@@ -562,6 +597,7 @@ class PgRelay:
                 count = rowcount.RowCount(self._to_count.verdict.rows_over, in_transaction,
                                           min(self.max_message_size, _WAITING_LIMIT),
                                           self._count_limits)
+                count.recount = judged[0] == "approved"
                 query = codec.message(b"Q", body)
                 self._count_query = (text, query, None)
                 self._count_sent = query
@@ -573,6 +609,7 @@ class PgRelay:
             self._finished.append(record.finish("skipped"))
             return True
         self._sent = mark
+        self._unmarked = False
         self._unsettled = mark
         self._segment, self._segment_ran = [], False
         if plan:
@@ -683,6 +720,8 @@ class PgRelay:
         made = _Portal(statement, bind.params, record, judged, executes)
         if counted is not None:
             made.counted, made.bind = counted, codec.message(b"B", body)
+            if judged[0] == "approved":  # counted again: over what the approver saw, refused
+                made.limit = self._count_limits[0]
         record.bound = self._portals.change(portal, made, mark)
         self._owed.append((_BIND, record))
         self._unsettled = mark
@@ -757,6 +796,7 @@ class PgRelay:
         # the count under way holds what the client sends next (``_counted``).
         assert portal is not None and portal.counted is not None
         execute = describe + codec.message(b"E", body)
+        self._unmarked = True
         self._wire = (0, (rowcount.BEGIN if count.begins else b"")
                       + (rowcount.SAVEPOINT_ if count.savepoint else b"") + execute + _FLUSH)
         self._count, self._count_sent = count, execute
@@ -794,7 +834,7 @@ class PgRelay:
         """The count of a counted portal's Execute, everything before it answered; or None
         when it is refused: a shape the gateway cannot count soundly (fail closed)."""
         assert portal.counted is not None and portal.counted.verdict.rows_over is not None
-        limit = portal.counted.verdict.rows_over
+        limit = portal.counted.verdict.rows_over if portal.limit is None else portal.limit
         if body[len(raw) + 1 :] != b"\x00\x00\x00\x00":
             error = _not_counted("a row limit on its Execute would leave it unfinished when "
                                  "counted", "Execute it without a row limit (max_rows 0).")
@@ -813,9 +853,11 @@ class PgRelay:
             if begins:
                 self._own_block = 1
             # Nothing ran before it in a block of the gateway's: that block is the savepoint.
-            return rowcount.ExtendedCount(limit, begins, raw,
-                                          min(self.max_message_size, _WAITING_LIMIT),
-                                          savepoint=not begins or self._segment_ran)
+            count = rowcount.ExtendedCount(limit, begins, raw,
+                                           min(self.max_message_size, _WAITING_LIMIT),
+                                           savepoint=not begins or self._segment_ran)
+            count.recount = portal.limit is not None
+            return count
         self._refuse_extended(portal.statement.text, error)
         return None
 
@@ -882,6 +924,7 @@ class PgRelay:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
         about to be sent."""
         decision, self._decision = self._decision, None
+        seen, self._seen = self._seen, None  # (only what was held by its count has it)
         if self.guard is None:
             return "allow", ALLOWED, b""
         if judgement is None:
@@ -916,6 +959,11 @@ class PgRelay:
             return "hold", ("review", judgement.rule, None), b""
         self._held = None
         if decision.approved:
+            if seen is not None and judgement.verdict.rows_over is not None:
+                # Counted again at once: refused if it now writes more than was approved.
+                self._to_count, self._count_limits = judgement, seen
+                self._again = (decision, seen)
+                return "count", ("approved", judgement.rule, decision.approval), b""
             return "allow", ("approved", judgement.rule, decision.approval), b""
         return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
             decision.message, decision.sqlstate, hint="The statement was not run.")
@@ -928,14 +976,57 @@ class PgRelay:
         fields = messages.error_fields(error[5:])
         record.sqlstate, record.error = fields.get("C"), fields.get("M")
         self._finished.append(record.finish("blocked" if judged[0] == "block" else "denied"))
+        if not self._skipping and not self._idle():
+            # The target fails in its place (``_failing``): what ran before it in the segment
+            # or the client's block meets the fate PostgreSQL gives it after an error.
+            if simple and self._own_block == 1:
+                # In the middle of a pipeline the gateway runs in its block: that block fails
+                # (rolled back at the Sync), and the client hears the Query's end at once.
+                self._instead = self._failing(
+                    error + codec.ready_for_query(self.transaction_status), skip=True)
+            else:
+                self._instead = self._failing(error, skip=not simple)
+            return
+        # The target skips what comes until the next Sync (an earlier error): nothing to fail.
         if self._owed:
             # After what the target owes: a Flush makes it answer now, as PostgreSQL answers
             # an error at once (the client may wait for it without a Sync).
-            self._owed.append((_INJECT, (error, simple)))
+            self._owed.append((_INJECT, (self._own(error), simple)))
             self._flush = True
         else:
             self._reply.append(error + (codec.ready_for_query(self.transaction_status)
                                         if simple else b""))
+
+    def _idle(self) -> bool:
+        """Whether the target waits at a ReadyForQuery that said it is in no transaction (or
+        in an aborted one), with nothing sent since: a statement failing there changes
+        nothing, and the gateway answers a refusal itself (no round trip)."""
+        return (not self._owed and not self._unmarked and self._done == self._sent
+                and not self._own_block and not self._release
+                and self.transaction_status in (b"I", b"E"))
+
+    def _own(self, error: bytes) -> bytes:
+        """One of the gateway's own ErrorResponses as it goes among the target's answers."""
+        if not self.marks_own:
+            return error
+        self.own_errors += 1
+        return GATEWAY_ERROR + error[1:]
+
+    def _failing(self, reply: bytes, *, skip: bool) -> bytes:
+        """The message the target gets in place of a statement the gateway answers with
+        ``reply`` (an ErrorResponse first): a Query that fails (``skip`` False, a Query of the
+        simple protocol), else a Parse that fails, and a Flush (the client may wait for the
+        error without a Sync), after which the target skips to the Sync. Its error is dropped
+        and ``reply`` goes to the client in its place; the ReadyForQuery is the target's."""
+        self._owed.append((_FAIL, (self._own(reply[: 1 + int.from_bytes(reply[1:5], "big")])
+                                   + reply[1 + int.from_bytes(reply[1:5], "big"):], skip)))
+        if skip:
+            return FAILING_PARSE
+        self._sent += 1  # a Query: a mark, answered by its ReadyForQuery
+        self._unmarked = False
+        self._segment, self._segment_ran = [], False
+        self._owed.append((_SIMPLE, None))
+        return FAILING_QUERY
 
     def _refuse_extended(self, text: str, error: bytes) -> None:
         self._refuse(text, "extended", ("block", None, None), error, simple=False)
@@ -1020,14 +1111,15 @@ class PgRelay:
             return b"", count.result + buf[pos:]
         extended = isinstance(count, rowcount.ExtendedCount)
         self._count_ended = isinstance(count, rowcount.ExtendedCount) and count.ended
-        return self._over(count.result, finished, extended), buf[pos:]
+        return self._over(count, count.result, finished, extended), buf[pos:]
 
-    def _over(self, over: rowcount.Over, finished: list[StatementFinished],
-              extended: bool) -> bytes:
+    def _over(self, count: rowcount.RowCount | rowcount.ExtendedCount, over: rowcount.Over,
+              finished: list[StatementFinished], extended: bool) -> bytes:
         """A counted write was rolled back: its record says so; it is held for an approval
         (and asked for again: ``client_data`` hands the hold on) or refused. In the extended
         protocol what is asked again is its Bind and Execute (its portal is spent), and a
-        refusal skips to the Sync, as an error there would."""
+        refusal skips to the Sync, as an error there would. An approved write counted again
+        (``recount``) that now writes more rows than the approver saw is refused."""
         assert self._to_count is not None and self._count_query is not None
         if extended:
             if self._count_ended:  # its block rolled back whole: the segment's is implicit
@@ -1052,20 +1144,41 @@ class PgRelay:
                 judgement.statements[over.statement].rows_over is not None):
             verdict = judgement.statements[over.statement]  # that of the one that went over
             why = f"its statement {over.statement + 1}: {why}"
-        if verdict.action == "block":
-            message = (f'statement blocked by rule "{verdict.rule}": {why} (the gateway '
-                       "ran it and rolled it back)")
+        if verdict.action == "block" or count.recount:
+            hint = verdict.hint
+            if count.recount:
+                message = (f'statement approved under rule "{verdict.rule}" refused: {why}, '
+                           "the count its approver saw (the gateway ran it again and rolled "
+                           "it back)")
+                hint = ("What it writes changed after it was approved; run it again to ask "
+                        "for a new approval.")
+            else:
+                message = (f'statement blocked by rule "{verdict.rule}": {why} (the gateway '
+                           "ran it and rolled it back)")
             record.sqlstate, record.error = "42501", message
             finished.append(record.finish("blocked"))
-            error = codec.error_response(message, "42501", hint=verdict.hint)
+            error = codec.error_response(message, "42501", hint=hint)
+            # The target fails in its place, as the write failing there would have: the
+            # client's block aborted, the pipeline's implicit transaction rolled back.
+            if not extended and over.status != b"T":  # no block left: nothing to fail
+                return error + codec.ready_for_query(over.status)
             if extended:
                 self._discarding = True
-                return error
-            return error + codec.ready_for_query(over.status)
+            self._to_target += self._failing(error, skip=extended)
+            return b""
         record.error = f"rolled back by the gateway: {why}; held for an approval"
         finished.append(record.finish("rolled back"))
         self._holding = True
         self._held = (text, params, notes(None))
+        # Approved, it is counted again with the count the approver saw as its limit (rows
+        # may have come to match meanwhile). Only when it went over by its count: a count
+        # that could not be read, or answers larger than the gateway keeps, run as approved.
+        limits = list(count.limits if isinstance(count, rowcount.RowCount) else (count.limit,))
+        limit = limits[over.statement] if over.statement < len(limits) else None
+        self._seen = None
+        if over.rows is not None and limit is not None and over.rows > limit:
+            limits[over.statement] = over.rows
+            self._seen = tuple(limits)
         self._count_hold = Hold(
             text, "extended" if extended else "simple", judgement, params, notes=(
                 f"statement {record.seq} ran and was rolled back by the gateway: {why}",))
@@ -1135,7 +1248,18 @@ class PgRelay:
                         pieces.append(codec.ready_for_query(b"I"))
                         run = end
             elif tag == 69:  # 'E'
-                self._error(buf[pos + 5 : end], finished)
+                if owed and owed[0][0] == _FAIL:
+                    # The gateway's failing message: its error in place of the target's.
+                    reply, skip = owed.popleft()[1]
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[run:pos])
+                    pieces.append(reply)
+                    run = end
+                    if skip:
+                        self._skip_to_sync(finished, None)
+                else:
+                    self._error(buf[pos + 5 : end], finished)
             elif tag in (49, 50, 51):  # '1' ParseComplete '2' BindComplete '3' CloseComplete
                 if owed and owed[0][0] in (_PARSE, _BIND, _CLOSE):
                     kind, payload = owed.popleft()
@@ -1242,7 +1366,14 @@ class PgRelay:
         # PostgreSQL now skips everything up to the next Sync. The error belongs to the first
         # Execute still owed: the failing message (Parse, Bind or Describe, say a division by
         # zero folded at Bind) was preparing that statement. Later statements never ran.
-        first = True
+        self._skip_to_sync(finished, fields)
+
+    def _skip_to_sync(self, finished: list[StatementFinished],
+                      fields: dict[str, str] | None) -> None:
+        """The target failed (``fields``, the error of the first statement still owed; None:
+        the gateway's failing message, its statement recorded already) and skips to the Sync."""
+        owed = self._owed
+        first = fields is not None
         while owed and owed[0][0] != _SYNC:
             kind, record = owed.popleft()
             if kind == _COUNT:  # the counted Execute is skipped too: nothing to count
@@ -1263,7 +1394,7 @@ class PgRelay:
                 # would report only the first error of the pipeline), or a Describe
             if kind == _BIND and record.bound is not None:
                 self._portals.drop(record.bound)
-            if first:
+            if first and fields is not None:
                 record.sqlstate = fields.get("C")
                 record.error = fields.get("M")
                 self._close(record, finished)

@@ -22,7 +22,7 @@ from engine.masking.policy import SessionMasking
 from engine.masking.strategies import REDACT
 from engine.pg.catalog import TableCatalog
 from engine.pg.codec import ProtocolViolation
-from engine.pg.relay import StatementFinished
+from engine.pg.relay import GATEWAY_ERROR, StatementFinished
 from engine.pg.side import Side
 from engine.session import Session
 from engine.tasks import spawn
@@ -50,6 +50,9 @@ class ResultPath:
         self.held: bytearray | None = None  # backend bytes held while the catalog is read
         self._finished_held: list[StatementFinished] = []
         self.client_full = False
+        # The gateway's own ErrorResponses tagged ``GATEWAY_ERROR`` in what the relay lets
+        # through, not yet tagged 'E' again (``_own``): they pass the masker untouched.
+        self.own_errors = 0
 
     def mask_with(self, masking: SessionMasking, values: TextMasker,
                   catalog: TableCatalog | None) -> ResultMasker:
@@ -111,7 +114,7 @@ class ResultPath:
         if finished:
             self.finish(finished)
         if out:
-            self.client.write(out)
+            self.client.write(self._own(out))
 
     def _reported_settings(self, out: bytes) -> bytes:
         """A ParameterStatus reporting ``application_name`` set from a masked column
@@ -171,6 +174,7 @@ class ResultPath:
             self.session.masked.update(self.keys(counts))
         if masked and results.flow is not None:
             masked = self._reported_settings(masked)  # after the statements it ends learnt
+        masked = self._own(masked)
         if results.stopped_at is not None:
             self.held = bytearray(out[results.stopped_at:])
             self._finished_held = list(finished)
@@ -185,6 +189,29 @@ class ResultPath:
             self.finish(finished)
         if masked:
             self.client.write(masked)
+
+    def _own(self, data: bytes) -> bytes:
+        """``data`` with the gateway's own errors tagged 'E' again: the gateway wrote them,
+        and they carry nothing of the target's (its rule, reason and hint reach the client
+        as written), while the masker screened every message of the target around them."""
+        if not self.own_errors:
+            return data
+        pieces: list[bytes] = []
+        pos = run = 0
+        n = len(data)
+        tag = GATEWAY_ERROR[0]
+        while n - pos >= 5 and self.own_errors:
+            end = pos + 1 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+            if data[pos] == tag:
+                pieces.append(data[run:pos])
+                pieces.append(b"E" + data[pos + 1 : end])
+                run = end
+                self.own_errors -= 1
+            pos = end
+        if not pieces:
+            return data
+        pieces.append(data[run:])
+        return b"".join(pieces)
 
     async def _look_up(self, tables: frozenset[int], names: Missing | None) -> None:
         assert self.catalog is not None

@@ -86,6 +86,7 @@ class RowCount:
         self._over: Over | None = None
         self.to_target = b""  # the finishing Query, once the write is answered
         self.result: bytes | Over | None = None  # set when done
+        self.recount = False  # an approved write counted again (over: refused, not held)
 
     def message(self, tag: int, msg: bytes) -> None:
         """One whole backend message (tag, length and body)."""
@@ -269,6 +270,7 @@ class ExtendedCount:
         self.to_target = b""
         self.released = False  # under the limit: RELEASE goes out with the client's next
         self.result: bytes | Over | None = None
+        self.recount = False  # an approved write counted again (over: refused, not held)
 
     def message(self, tag: int, msg: bytes) -> None:
         if self._phase == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -103,7 +104,10 @@ def test_in_a_transaction_denied_leaves_the_rest_of_it(gw: Gateway) -> None:
             try:
                 conn.execute(table.bump(200))
             except errors.InsufficientPrivilege as exc:
-                conn.commit()  # the transaction goes on: the first UPDATE commits
+                # Aborted, as the statement failing on the target would leave it: COMMIT
+                # ends it with a ROLLBACK, the first UPDATE with it.
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+                conn.commit()
                 return str(exc)
         return None
 
@@ -113,7 +117,7 @@ def test_in_a_transaction_denied_leaves_the_rest_of_it(gw: Gateway) -> None:
     decide(gw, False)
     thread.join(30)
     assert out and "denied" in str(out[0])
-    assert table.total() == 10
+    assert table.total() == 0
     assert [r[1:] for r in records(gw, "rows-tx")] == [
         ("allow", "ok"), ("count", "ok"), ("count", "rolled back"), ("denied", "denied"),
         ("allow", "ok")]  # BEGIN, the small UPDATE, the big one counted then denied, COMMIT
@@ -215,7 +219,8 @@ def test_extended_in_a_transaction_denied_leaves_the_rest_of_it(gw: Gateway) -> 
             try:
                 conn.execute(sql, [200], prepare=True)
             except errors.InsufficientPrivilege as exc:
-                conn.commit()  # the transaction goes on: the first UPDATE commits
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+                conn.commit()  # aborted: it ends with a ROLLBACK, the first UPDATE with it
                 return str(exc)
         return None
 
@@ -225,7 +230,7 @@ def test_extended_in_a_transaction_denied_leaves_the_rest_of_it(gw: Gateway) -> 
     decide(gw, False)
     thread.join(30)
     assert out and "denied" in str(out[0])
-    assert table.total() == 10
+    assert table.total() == 0
     assert [r[1:] for r in records(gw, "rows-ext-tx")] == [
         ("allow", "ok"), ("count", "ok"), ("count", "rolled back"), ("denied", "denied"),
         ("allow", "ok")]  # BEGIN, the small UPDATE, the big one counted then denied, COMMIT
@@ -305,9 +310,10 @@ def test_shapes_the_gateway_cannot_count_are_refused_on_the_wire(gw: Gateway) ->
         assert wire.until(b"Z")[-1] == (ord("Z"), b"I")
     finally:
         wire.close()
-    # The two UPDATEs before the refusals stood (as after any refusal by the gateway, the
-    # rest of the segment is skipped, and the Sync commits what ran before it).
-    assert table.total() == 20
+    # The two UPDATEs before the refusals did not stand: the target failed in the refused
+    # statement's place, and the segment's implicit transaction rolled back, as PostgreSQL
+    # does after an error.
+    assert table.total() == 0
 
 
 # --- with result masking (every portal described by the gateway, results rewritten) ---------
@@ -405,3 +411,143 @@ def test_several_statements_in_one_query_are_counted_each(gw: Gateway) -> None:
     decide(gw, True)
     thread.join(30)
     assert result == [[10, 150]] and table.total() == 70 + 10 + 150  # once
+
+
+# --- a statement the gateway refuses fails on the target too (issue 12, outside attacker) ----
+#
+# Whatever the gateway answers with an error in place of the target (a block, a denial, a
+# shape it cannot count), the target gets a message of the gateway's own that fails there: the
+# segment's implicit transaction rolls back at its Sync, the client's block is aborted, and the
+# ReadyForQuery the client sees is the target's.
+
+
+def rows_below_zero(table: Table) -> int:
+    return int(table._admin(f"SELECT count(*) FROM {table.name} WHERE id < 0")[0])
+
+
+def test_a_block_in_an_autocommit_pipeline_rolls_back_what_ran_before_it(gw: Gateway) -> None:
+    table = Table(gw.target)
+    with extended(gw, "refused-pipe") as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match='rule "no-drop"'):
+            with conn.pipeline():
+                conn.execute(f"INSERT INTO {table.name} VALUES (-7, 1)")
+                conn.execute(table.bump(5))  # counted, under the limit
+                conn.execute(f"DROP TABLE {table.name}")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert rows_below_zero(table) == 0 and table.total() == 0
+
+
+def test_a_block_in_a_pipeline_inside_a_transaction_aborts_it(gw: Gateway) -> None:
+    table = Table(gw.target)
+    with extended(gw, "refused-pipe-tx", autocommit=False) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            with conn.pipeline():
+                conn.execute(f"INSERT INTO {table.name} VALUES (-7, 1)")
+                conn.execute(f"DROP TABLE {table.name}")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        with pytest.raises(errors.InFailedSqlTransaction):
+            conn.execute("SELECT 1")
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        conn.commit()
+    assert rows_below_zero(table) == 0
+
+
+def test_a_denied_write_in_a_pipeline_rolls_back_the_counted_one_before_it(
+        gw: Gateway) -> None:
+    table = Table(gw.target)
+
+    def work() -> Any:
+        with extended(gw, "refused-pipe-denied") as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute(table.bump(50))  # counted, stands
+                    conn.execute(table.bump(150))  # counted, over: held
+            except errors.InsufficientPrivilege as exc:
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                return str(exc)
+        return None
+
+    thread, out = in_thread(work)
+    wait_for_request(gw)
+    decide(gw, False)
+    thread.join(30)
+    assert out and "denied" in str(out[0])
+    assert table.total() == 0  # the first UPDATE was not committed at the Sync
+
+
+@pytest.mark.parametrize("how", ["file", "commands"])
+def test_psql_a_block_inside_begin_aborts_the_transaction(gw: Gateway, how: str,
+                                                          tmp_path: Path) -> None:
+    table = Table(gw.target)
+    lines = ["BEGIN;", f"INSERT INTO {table.name} VALUES (-7, 1);", table.bump(5) + ";",
+             f"DROP TABLE {table.name};", "SELECT 1;", "COMMIT;"]
+    if how == "file":
+        script = tmp_path / "tx.sql"
+        script.write_text("\n".join(lines) + "\n")
+        args = ["-f", str(script)]
+    else:
+        args = [a for line in lines for a in ("-c", line)]
+    out = subprocess.run(["psql", gw.dsn(application_name=f"refused-psql-{how}"), "-X",
+                          *args], env=gw.env(), capture_output=True, text=True, timeout=60)
+    assert 'blocked by rule "no-drop"' in out.stderr
+    assert "current transaction is aborted" in out.stderr  # the SELECT after it
+    assert "ROLLBACK" in out.stdout.split()  # COMMIT of an aborted transaction
+    assert rows_below_zero(table) == 0 and table.total() == 0
+
+
+@pytest.mark.parametrize("in_block", [False, True])
+def test_on_the_wire_a_refused_message_fails_the_segment(gw: Gateway, in_block: bool) -> None:
+    table = Table(gw.target)
+    wire = Wire(gw.port())
+    try:
+        wire.login("alice", gw.tokens["alice"])
+        if in_block:
+            wire.query("BEGIN")
+        insert = f"INSERT INTO {table.name} VALUES (-7, 1)"
+        wire.send(b.parse(insert) + b.bind() + b.execute() + b.parse(f"DROP TABLE {table.name}")
+                  + b.bind() + b.execute() + b.SYNC)
+        answers = wire.until(b"Z")
+        [error] = errors_in(answers)
+        assert error["C"] == "42501" and 'rule "no-drop"' in error["M"]
+        assert answers[-1] == (ord("Z"), b"E" if in_block else b"I")
+        if in_block:
+            assert errors_in(wire.query("SELECT 1"))[0]["C"] == "25P02"
+            assert (ord("C"), b"ROLLBACK\x00") in wire.query("COMMIT")
+        # A denial in a segment the gateway counts in: the counted write before it goes too.
+        thread, out = in_thread(lambda: wire.send(
+            b.parse(table.bump(20)) + b.bind() + b.execute() + b.parse(table.bump(150), "big")
+            + b.bind(statement="big") + b.execute() + b.SYNC) or wire.until(b"Z"))
+        decide(gw, False)
+        thread.join(30)
+        [answers] = out
+        assert [e["C"] for e in errors_in(answers)] == ["42501"]
+        assert answers[-1] == (ord("Z"), b"I")
+    finally:
+        wire.close()
+    assert rows_below_zero(table) == 0 and table.total() == 0
+
+
+# --- the gateway's own errors on a masked connection (issue 12, outside attacker) -----------
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_the_gateway_s_own_errors_reach_a_masked_client_as_written(gw: Gateway,
+                                                                   pipeline: bool) -> None:
+    table = Table(gw.target)
+    with psycopg.connect(gw.dsn("shop_masked", application_name=f"own-errors-{pipeline}"),
+                         autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege) as caught:
+            if pipeline:
+                with conn.pipeline():
+                    conn.execute(f"SELECT id FROM {table.name} WHERE id = %s", [1])
+                    conn.execute(f"DROP TABLE {table.name}")
+            else:
+                conn.execute(f"SELECT id FROM {table.name} WHERE id = %s", [1])
+                conn.execute(f"DROP TABLE {table.name}", prepare=True)
+        diag = caught.value.diag
+        assert diag.message_primary and 'statement blocked by rule "no-drop"' in (
+            diag.message_primary)
+        assert diag.message_hint and "****" not in diag.message_hint
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -600,7 +600,7 @@ def test_an_error_skips_the_gateways_describes_with_the_rest() -> None:
 
 from engine.guardrail import Guard, GuardrailSettings, Rule  # noqa: E402
 from engine.guardrail.rules import Match  # noqa: E402
-from engine.pg.relay import ClientOutcome, Decision  # noqa: E402
+from engine.pg.relay import FAILING_PARSE, FAILING_QUERY, ClientOutcome, Decision  # noqa: E402
 
 RULES = (
     Rule("no-drop", "block", Match(statements=frozenset({"DROP"}))),
@@ -612,6 +612,8 @@ BLIND = "SELECT blind()"  # a function that may turn standard_conforming_strings
 # a SELECT and a DROP when it is off.
 TWO_READINGS = "SELECT 'x\\'' ; DROP TABLE t; --'"
 UNSETTLED = "may have changed how the server reads SQL"
+# The target's answer to the gateway's failing message, sent in place of a refused statement.
+SYNTAX_ERROR = b.error("42601", 'syntax error at or near "gatewatch"')
 
 
 def guarded(**reported: str) -> PgRelay:
@@ -660,8 +662,10 @@ def test_text_behind_an_unsynced_statement_is_refused(first: bytes, second: byte
         relay.client_data(b.parse(BLIND) + b.SYNC)
         relay.server_data(b.PARSE_COMPLETE + b.ready())
     out = relay.client_data(first + second)
-    # A Flush after them: the target answers now, and the client gets the error in its place.
-    assert out.out == first + b.FLUSH + (b.SYNC if second.endswith(b.SYNC) else b"")
+    # The target gets the gateway's failing message in its place (ending in a Flush when it is
+    # a Parse: the target answers now), and the client the gateway's error in its answer's.
+    failing = FAILING_QUERY if second.startswith(b"Q") else FAILING_PARSE
+    assert out.out == first + failing + (b.SYNC if second.endswith(b.SYNC) else b"")
     [(status, rule, error)] = refused(out)
     assert (status, rule) == ("blocked", "gateway-sql-reading") and UNSETTLED in (error or "")
 
@@ -745,11 +749,15 @@ def test_a_portal_continued_is_a_statement_that_may_change_settings() -> None:
     relay.server_data(b.command_complete("BEGIN") + b.ready(b"T") + b.PARSE_COMPLETE
                       + b.BIND_COMPLETE + b.data_row(b"1") + b.PORTAL_SUSPENDED + b.ready(b"T"))
     out = relay.client_data(b.execute("c", 1) + b.query(TWO_READINGS))
-    assert out.out == b.execute("c", 1) + b.FLUSH
+    # In the client's block the target fails in its place: the block is aborted, as an error
+    # there would leave it, and the client hears so from the target's ReadyForQuery.
+    assert out.out == b.execute("c", 1) + FAILING_QUERY
     assert refused(out)[0][1] == "gateway-sql-reading"
-    to_client, _ = relay.server_data(b.data_row(b"2") + b.PORTAL_SUSPENDED)
+    to_client, _ = relay.server_data(b.data_row(b"2") + b.PORTAL_SUSPENDED + SYNTAX_ERROR
+                                     + b.ready(b"E"))
     assert to_client.endswith(b"Send a Sync (or wait for the results) before this statement."
-                              b"\x00\x00" + b.ready(b"T"))
+                              b"\x00\x00" + b.ready(b"E"))
+    assert b"syntax error" not in to_client
 
 
 def test_text_sent_when_nothing_is_in_flight_is_judged_at_once() -> None:
@@ -826,8 +834,11 @@ def test_an_approval_covers_one_portal_not_two() -> None:
     assert out.hold is not None  # the second portal needs its own approval
     out = deny(relay)
     # Denied: an error, and PostgreSQL's rule after an error: nothing more until Sync.
-    assert out.out == b.FLUSH + b.SYNC and [f.status for f in out.finished] == ["denied"]
-    to_client, done = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.ready())
+    # The target fails in its place (p1's Bind then rolls back with the segment).
+    assert out.out == FAILING_PARSE + b.SYNC and [f.status for f in out.finished] == ["denied"]
+    to_client, done = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + SYNTAX_ERROR
+                                        + b.ready())
+    assert b"syntax error" not in to_client
     assert b"statement denied by oncall" in to_client  # where the client expects the answer
     assert [(f.command, f.status) for f in done] == [("BIND", "ok")]  # p1: planned, never run
 
@@ -1119,8 +1130,9 @@ def test_an_execute_whose_name_is_replaced_after_its_bind_is_refused() -> None:
     relay.server_data(b.PARSE_COMPLETE + b.ready())
     swap = b.close("S", "x") + b.parse("DELETE FROM t WHERE id = 1", "x")
     out = relay.client_data(b.bind(statement="runs_x") + swap + b.execute() + b.SYNC)
-    assert out.out == b.bind(statement="runs_x") + swap + b.FLUSH + b.SYNC
-    to_client, _ = relay.server_data(b.BIND_COMPLETE + b.CLOSE_COMPLETE + b.PARSE_COMPLETE)
+    assert out.out == b.bind(statement="runs_x") + swap + FAILING_PARSE + b.SYNC
+    to_client, _ = relay.server_data(b.BIND_COMPLETE + b.CLOSE_COMPLETE + b.PARSE_COMPLETE
+                                     + SYNTAX_ERROR)
     assert b"replaced after it was bound" in to_client
 
 
@@ -1409,7 +1421,7 @@ def test_a_non_ascii_name_behind_an_unsynced_statement_is_refused(second: bytes)
     relay.server_data(b.PARSE_COMPLETE + b.ready())
     first = b.parse(FLIP) + b.bind() + b.execute()
     out = relay.client_data(first + second + b.SYNC)
-    assert out.out == first + b.FLUSH + b.SYNC and out.hold is None
+    assert out.out == first + FAILING_PARSE + b.SYNC and out.hold is None
     [(status, rule, error)] = refused(out)
     assert (status, rule) == ("blocked", "gateway-sql-reading")
     assert "which name the server will read" in (error or "")

@@ -5,11 +5,14 @@ would have answered."""
 
 from __future__ import annotations
 
+import pytest
+
 from engine.guardrail import Guard, GuardrailSettings, Rule
 from engine.guardrail.rules import Match
 from engine.pg.codec import message
-from engine.pg.relay import ClientOutcome, Decision, PgRelay
+from engine.pg.relay import FAILING_QUERY, ClientOutcome, Decision, PgRelay
 from tests.engine.pg import build as b
+from tests.engine.pg.test_relay import SYNTAX_ERROR
 
 RULES = (
     Rule("review-unbounded-writes", "review",
@@ -76,10 +79,49 @@ def test_over_the_limit_is_rolled_back_held_and_run_once_when_approved() -> None
     assert r.client_data(b.query("SELECT 2")).out == b""  # waits behind the hold
     r.decide(Decision(True, "a1"))
     out, wire = sent(r, b"")
-    # Run once, as it is (no count, no rewrite); what the client sent behind it follows.
-    assert out.out == wire == b.query(WRITE) + b.query("SELECT 2")
-    assert [(s.verdict, s.approval, s.seq) for s in out.started] == [
-        ("approved", "a1", 2), ("allow", None, 3)]
+    # Run once, counted again with the count its approver saw (150) as its limit; what the
+    # client sent behind it waits for that count.
+    assert out.out == b"" and wire == q("BEGIN;" + WRITE)
+    assert [(s.verdict, s.approval, s.seq) for s in out.started] == [("approved", "a1", 2)]
+    r.server_data(b.command_complete("BEGIN") + b.command_complete("UPDATE 150")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == q("COMMIT")
+    to_client, [f] = r.server_data(b.command_complete("COMMIT") + b.ready(b"I"))
+    assert to_client == b.command_complete("UPDATE 150") + b.ready(b"I") and f.status == "ok"
+    out, wire = sent(r, b"")
+    assert out.out == wire == b.query("SELECT 2")
+
+
+@pytest.mark.parametrize("status", [b"I", b"T"])
+def test_approved_it_writes_no_more_rows_than_its_approver_saw(status: bytes) -> None:
+    """Issue 12 (TOCTOU): held at 150 rows; meanwhile its WHERE came to match 1000; approved,
+    it is counted again, rolled back and refused; in the client's block that block is then
+    aborted, as the statement failing there would leave it."""
+    r = relay(status)
+    first = "BEGIN;" if status == b"I" else "SAVEPOINT gatewatch_rows;"
+    finish = (q("ROLLBACK") if status == b"I" else
+              q("ROLLBACK TO SAVEPOINT gatewatch_rows; RELEASE SAVEPOINT gatewatch_rows"))
+    done = (b.command_complete("ROLLBACK") if status == b"I" else
+            b.command_complete("ROLLBACK") + b.command_complete("RELEASE"))
+    sent(r, b.query(WRITE))
+    r.server_data(b.command_complete(first[:-1]) + b.command_complete("UPDATE 150")
+                  + b.ready(b"T"))
+    r.upstream_data()
+    r.server_data(done + b.ready(status))
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == q(first + WRITE)
+    r.server_data(b.command_complete(first[:-1]) + b.command_complete("UPDATE 1000")
+                  + b.ready(b"T"))
+    assert r.upstream_data() == finish
+    to_client, [f] = r.server_data(done + b.ready(status))
+    assert f.status == "blocked" and "more than 150" in (f.error or "")
+    if status == b"T":  # the target fails in its place: the block is aborted
+        assert to_client == b"" and r.upstream_data() == FAILING_QUERY
+        to_client, _ = r.server_data(SYNTAX_ERROR + b.ready(b"E"))
+    assert b"it writes 1000 rows, more than 150" in to_client
+    assert to_client.endswith(b.ready(b"E" if status == b"T" else b"I"))
 
 
 def test_denied_after_the_count_runs_nothing_more() -> None:
@@ -244,7 +286,11 @@ def test_one_statement_over_its_limit_holds_the_whole_query() -> None:
     assert held.hold is not None and held.hold.text == TWO
     r.decide(Decision(True, "a1"))
     out, wire = sent(r, b"")
-    assert out.out == wire == b.query(TWO)  # once, as sent
+    # Once, counted again: statement 2 with the 101 rows its approver saw as its limit.
+    assert out.out == b"" and wire == q("SAVEPOINT gatewatch_rows;" + TWO)
+    r.server_data(b.command_complete("SAVEPOINT") + b.command_complete("UPDATE 3")
+                  + b.command_complete("UPDATE 101") + b.ready(b"T"))
+    assert r.upstream_data() == q("RELEASE SAVEPOINT gatewatch_rows")
 
 
 def test_a_failed_commit_takes_the_last_statement_s_place() -> None:

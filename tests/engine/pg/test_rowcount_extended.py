@@ -11,8 +11,9 @@ import pytest
 from engine.guardrail import Guard, GuardrailSettings, Rule
 from engine.guardrail.rules import Match
 from engine.pg import rowcount
-from engine.pg.relay import GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
+from engine.pg.relay import FAILING_PARSE, GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
 from tests.engine.pg import build as b
+from tests.engine.pg.test_relay import SYNTAX_ERROR
 from tests.engine.pg.test_rowcount import WRITE, relay, sent
 
 # A statement that ran before the write in its pipeline (so the gateway needs a savepoint
@@ -94,14 +95,44 @@ def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() 
     assert "150 rows" in held.hold.notes[0]
     r.decide(Decision(True, "a1"))
     out, wire = sent(r, b"")
-    # Bound again and run once, as it is: no count; the Sync then commits the block.
-    assert out.out == b.bind() + b.execute() + b.SYNC
+    # Bound again and run once, counted again with the 150 rows its approver saw as its limit;
+    # the Sync then commits the block.
+    assert out.out == b.bind()
     assert [(s.verdict, s.approval) for s in out.started] == [("approved", "a1")]
-    assert wire == b.bind() + b.execute() + rowcount.COMMIT + b.SYNC
+    assert wire == b.bind() + rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
     # The client sent one Bind and had its BindComplete: the gateway's is not passed on.
-    to_client, _ = r.server_data(b.BIND_COMPLETE + b.command_complete("UPDATE 150")
-                                 + ours("COMMIT") + b.ready(b"I"))
-    assert to_client == b.command_complete("UPDATE 150") + b.ready(b"I")
+    to_client, _ = r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT")
+                                 + b.command_complete("UPDATE 150"))
+    assert to_client == b.command_complete("UPDATE 150")
+    assert sent(r, b"")[1] == rowcount.RELEASE + rowcount.COMMIT + b.SYNC
+    to_client, _ = r.server_data(ours("RELEASE") + ours("COMMIT") + b.ready(b"I"))
+    assert to_client == b.ready(b"I")
+
+
+def test_approved_it_writes_no_more_rows_than_its_approver_saw() -> None:
+    """Issue 12 (TOCTOU): its WHERE came to match 1000 rows while it waited; approved, it is
+    counted again, rolled back and refused, and the segment fails on the target (the write
+    before it in the gateway's block rolls back with it): the client hears it idle."""
+    r = relay()
+    counting(r)
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 150"))
+    r.upstream_data()
+    r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(True, "a1"))
+    sent(r, b"")
+    r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + b.command_complete("UPDATE 1000"))
+    assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
+                                 + b.FLUSH)
+    to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert to_client == b"" and f.status == "blocked" and "more than 150" in (f.error or "")
+    assert r.upstream_data() == FAILING_PARSE
+    to_client, _ = r.server_data(SYNTAX_ERROR)
+    assert b"it writes 1000 rows, more than 150" in to_client and b"syntax" not in to_client
+    _, wire = sent(r, b"")
+    assert wire == b.SYNC  # no COMMIT: the target skips to the Sync
+    to_client, _ = r.server_data(b.ready(b"E"))
+    assert to_client == b.ready(b"I") and r.upstream_data() == rowcount.ROLLBACK + b.SYNC
 
 
 def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
@@ -111,9 +142,12 @@ def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(False, "a1", "statement denied by oncall"))
-    out, wire = sent(r, b"")
-    assert b"statement denied by oncall" in out.reply
-    assert wire == b.SYNC  # the Execute asked again is skipped, as after an error
+    _, wire = sent(r, b"")
+    # The target fails in its place: the client's block is aborted, as an error there leaves it.
+    assert wire == FAILING_PARSE + b.SYNC  # the Execute asked again is skipped, as after an error
+    to_client, _ = r.server_data(SYNTAX_ERROR + b.ready(b"E"))
+    assert b"statement denied by oncall" in to_client and b"syntax" not in to_client
+    assert to_client.endswith(b.ready(b"E"))
 
 
 def test_a_failed_segment_rolls_the_gateway_s_block_back_and_the_client_hears_idle() -> None:
@@ -155,9 +189,9 @@ def test_masked_sessions_describe_the_counted_portal_for_the_masker() -> None:
 def test_shapes_it_cannot_count_are_refused(bind: bytes, execute: bytes, why: bytes) -> None:
     r = relay(b"T")
     out = r.client_data(b.parse(WRITE) + bind + execute + b.SYNC)
-    assert out.out == b.parse(WRITE) + bind + b.FLUSH + b.SYNC  # not the Execute
+    assert out.out == b.parse(WRITE) + bind + FAILING_PARSE + b.SYNC  # not the Execute
     assert [f.status for f in out.finished] == ["blocked"]
-    to_client, _ = r.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE)
+    to_client, _ = r.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + SYNTAX_ERROR)
     assert why in to_client
 
 
@@ -168,9 +202,10 @@ def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused()
     out, wire = sent(r, b"")
     [refused] = out.finished
     assert refused.status == "blocked" and "would change" in (refused.error or "")
-    # What came before it goes on (answered at once: a Flush), the COMMIT before the Sync.
-    assert wire == (rowcount.RELEASE + b.parse("COMMIT", "c") + b.bind(statement="c") + b.FLUSH
-                    + rowcount.COMMIT + b.SYNC)
+    # What came before it goes on, then the gateway's failing message (and a Flush: answered
+    # at once), the COMMIT before the Sync (skipped by the target: the segment failed).
+    assert wire == (rowcount.RELEASE + b.parse("COMMIT", "c") + b.bind(statement="c")
+                    + FAILING_PARSE + rowcount.COMMIT + b.SYNC)
 
 
 @pytest.mark.parametrize(("sql", "effect"), [
@@ -247,7 +282,7 @@ def test_a_count_never_lets_through_what_another_rule_holds() -> None:
         r = PgRelay(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
                                                                            frozenset()))
         out, wire = sent(r, data)
-        assert b"huge-writes" in out.reply + r.server_data(b.PARSE_COMPLETE)[0]
+        assert b"huge-writes" in out.reply + r.server_data(b.PARSE_COMPLETE + SYNTAX_ERROR)[0]
         assert b.execute() not in wire and not wire.startswith(b"Q")  # a Parse runs nothing
         assert [f.status for f in out.finished] == ["blocked"]
 
@@ -266,7 +301,8 @@ def test_an_approval_is_of_the_statement_bound_then_not_of_its_name() -> None:
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
     out, wire = sent(r, b"")
-    assert wire == b.SYNC and b"was replaced" in out.reply
+    assert wire == FAILING_PARSE + b.SYNC
+    assert b"was replaced" in r.server_data(SYNTAX_ERROR)[0]
     assert [f.status for f in out.finished] == ["blocked"]
 
 
@@ -289,4 +325,6 @@ def test_first_in_its_pipeline_the_gateway_s_block_is_the_savepoint() -> None:
     assert (f.status, f.rows) == ("rolled back", 300)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
-    assert sent(r, b"")[1] == b.bind() + b.execute() + b.SYNC
+    # Counted again, in a block of the gateway's again.
+    assert sent(r, b"")[1] == (b.bind() + rowcount.BEGIN + rowcount.SAVEPOINT_ + b.execute()
+                               + b.FLUSH)
