@@ -551,3 +551,35 @@ def test_the_gateway_s_own_errors_reach_a_masked_client_as_written(gw: Gateway,
             diag.message_primary)
         assert diag.message_hint and "****" not in diag.message_hint
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+# --- an approval is of the count its approver saw (issue 12, TOCTOU) ------------------------
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_approved_it_is_counted_again_and_refused_when_it_now_writes_more(
+        gw: Gateway, protocol: str) -> None:
+    """Held with 150 rows; meanwhile another session makes its WHERE match 650; approved, it
+    runs counted again, is rolled back and refused: nothing is written."""
+    table = Table(gw.target)
+    app = f"rows-toctou-{protocol}"
+
+    def work() -> Any:
+        with (connect(gw, app) if protocol == "simple" else extended(gw, app)) as conn:
+            try:
+                conn.execute(f"UPDATE {table.name} SET n = n + 1 WHERE id <= %s", [150])
+            except errors.InsufficientPrivilege as exc:
+                assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
+                return str(exc)
+        return None
+
+    thread, out = in_thread(work)
+    request = wait_for_request(gw)
+    assert "150 rows" in request["statement"]
+    table._admin(f"INSERT INTO {table.name} SELECT g, 0 FROM generate_series(-500, -1) g")
+    decide(gw, True)
+    thread.join(30)
+    assert out and "it writes 650 rows, more than 150" in str(out[0])
+    assert table.total() == 0
+    verdicts = [r[1:] for r in records(gw, app)]
+    assert verdicts[:3] == [("count", "rolled back"), ("approved", "blocked"), ("allow", "ok")]
