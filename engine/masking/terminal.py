@@ -54,7 +54,7 @@ from engine.masking.stream import StreamMasker
 
 _PLAIN = re.compile(r"[ -~]*")  # printable ASCII: one cell a character
 _TOKEN = re.compile(
-    r"(?P<plain>[ -~]+)|(?P<crlf>\r\n)|(?P<cr>\r)|(?P<lf>[\n\x0b\x0c])|(?P<bs>\x08)"
+    r"(?P<plain>[ -~]+)|(?P<crlf>\r\n)|(?P<cr>\r)|(?P<lf>[\n\x0b\x0c])|(?P<bs>\x08)|(?P<tab>\t)"
     r"|(?P<csi>\x1b\[(?P<params>[0-?]*)(?P<inter>[ -/]*)(?P<final>[@-~]))"
     r"|(?P<string>\x1b[]P_^X])|(?P<esc>\x1b[ -/]*[0-~])|(?P<other>.)", re.S)
 _STRING_END = re.compile(r"\x07|\x1b\\|[\x18\x1a]")  # BEL, ST, CAN, SUB
@@ -92,6 +92,7 @@ class _Cursor:
     string_esc: bool = False  # … and its last character was an ESC (of an ST, maybe)
     up: int = 0
     saved: _Saved | None = None  # DECSC, CSI s, mode 1048
+    tabs: bool = True  # the tab stops are every 8 columns (none set or cleared since a reset)
     screen_saved: _Saved | None = None  # mode 1049
 
     def copy(self) -> _Cursor:
@@ -109,6 +110,7 @@ class _Cursor:
         self._lost(rows=False)
         self.saved = self.screen_saved = None
         self.flags.discard("columns")
+        self.tabs = False  # terminals differ on the stops of columns a resize adds
 
     def _lost(self, *, rows: bool) -> None:
         """The cursor went where this does not follow; with ``rows``, maybe up."""
@@ -217,6 +219,8 @@ class _Cursor:
                 else:
                     row, col, _ = self.pos
                     self.pos = (row, max(col - 1, 0), False)
+            elif kind == "tab":
+                self._tab()
             elif kind == "csi":
                 self._csi(m.group("params"), m.group("inter"), m.group("final"))
             elif kind == "string":
@@ -247,6 +251,43 @@ class _Cursor:
         row, col, _ = self.pos
         self.pos = (row + 1, col, False)
         self.fresh = (row + 1) * self.cols if self.up == 0 else None
+
+    def _tab(self) -> None:
+        """To the next stop, every 8 columns, drawing nothing (the cells it passes keep what
+        they hold); stops set or cleared, or a pending wrap, leave the column unknown."""
+        if self.pos is None or self.pos[2] or not self.tabs or self.flags:
+            self.pos = None
+            return
+        row, col, _ = self.pos
+        self.pos = (row, max(col, min((col // 8 + 1) * 8, self.cols - 1)), False)
+
+    def _up(self, rows: int) -> None:
+        """The cursor went up ``rows`` rows, or fewer at the top of the screen: rows below
+        the lowest that may hold text are now further below it (``up`` counts it as if it
+        was on that row when it was on a blank one, and as if it moved all the way at the
+        top; both only keep words back longer). The row in ``pos`` is as if it moved all the
+        way: where a word is drawn from there and where the cursor is after it stay right
+        relative to each other, which is all a rewrite needs (its moves are relative)."""
+        self.up = min(max(self.up, 1) + rows, max(self.rows, 1))
+        if self.pos is None or self.pos[2]:
+            self.pos = None  # terminals differ on a move at a pending wrap
+            return
+        row, col, _ = self.pos
+        self.pos = (row - rows, col, False)
+
+    def _place(self, row: int, col: int | None) -> None:
+        """The cursor went to a row of the screen (1 for the top), and a column (None: the
+        one it is in): a new reckoning of rows starts there, nothing about the cells around
+        it is known, and rows below the screen's bottom one are blank (a line feed there
+        scrolls a blank row in)."""
+        if self.rows <= 0 or self.cols <= 0 or (col is None and (self.pos is None
+                                                                 or self.pos[2])):
+            self._lost(rows=True)
+            return
+        at = min(max(row, 1), self.rows) - 1
+        column = self.pos[1] if col is None and self.pos is not None else \
+            min(max(col or 1, 1), self.cols) - 1
+        self.pos, self.fresh, self.up = (at, column, False), None, self.rows - at
 
     def _character(self, char: str) -> None:
         if char in _ZERO_WIDTH_CONTROLS:
@@ -282,12 +323,22 @@ class _Cursor:
         elif final == "J":  # erase in display
             if pos is None or pos[2]:
                 self._lost(rows=False)
-            elif first in (0, 2, 3):
+            elif first in (0, 2):  # (3 erases only the scrollback, on most terminals)
                 self.fresh = pos[0] * self.cols + (0 if first else pos[1])
                 self.up = 0
         elif final == "X":  # erase characters
             if pos is not None and pos[2]:
                 self.pos = None
+        elif final == "A":
+            self._up(max(first, 1))
+        elif final in "Hf":
+            self._place(first, numbers[1] if len(numbers) > 1 else 1)
+        elif final == "d":
+            self._place(first, None)
+        elif final in "Be":  # down, or fewer at the bottom: rows below only get nearer
+            self.pos = self.fresh = None
+        elif final == "g":  # tab stops cleared
+            self.tabs = False
         elif final == "C" and pos is not None:
             self.pos = (pos[0], min(pos[1] + max(first, 1), self.cols - 1), False)
         elif final == "D" and pos is not None and not pos[2]:
@@ -355,12 +406,15 @@ class _Cursor:
             self.pos, self.fresh, self.up = (0, 0, False), 0, 0
             self.flags.clear()
             self.saved = self.screen_saved = None
+            self.tabs = True
         elif code == "E":
             self._down(1)
             self.pos, self.fresh = (0, 0, False), (0 if self.up == 0 else None)
         elif code == "D":
             self._line_feed()
-        elif code in ("=", ">", "\\", "H", "N", "O") or (len(code) == 2 and code[0] in "()*+-./"):
+        elif code == "H":
+            self.tabs = False  # a tab stop set
+        elif code in ("=", ">", "\\", "N", "O") or (len(code) == 2 and code[0] in "()*+-./"):
             return  # keypad, a lone ST, a tab stop, charsets: nothing moves
         else:
             self._lost(rows=True)

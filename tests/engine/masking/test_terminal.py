@@ -188,6 +188,65 @@ def test_cursor_moves_along_the_row_stop_at_its_edges() -> None:
         assert same_screen(*typed_and_whole(data, cols)), cols
 
 
+# What bash sent through the gateway in tests/engine/ssh/test_bridge_review.py (80x24): the
+# echo of a line that wraps, readline's redraw of it (up a row, along it, erase), its output
+# and the next prompt. Moving up used to leave the rows below unknown for a screenful of lines,
+# and every last word typed waited for a blank or Enter.
+WRAPPED_ECHO = [b"\x1b[?2004hroot@vm:/root# ",
+                b"export PS1='gw$ '; stty -echoctl 2>/dev/null; echo ready-$((2+3)) \r",
+                b"\x1b[A" + b"\x1b[C" * 79 + b"\x1b[K)\r\n\x1b[?2004l", b"\r"]
+RM_LINE = b"rm -rf /etc/gatewatch-review-does-not-exist; echo ran-$((6*7))"
+
+
+def shown_at_once(term: TerminalMasker, reads: list[bytes]) -> bytes:
+    return b"".join(term.feed(read)[0] for read in reads)
+
+
+def test_keys_typed_after_a_wrapped_line_is_redrawn_are_echoed_at_once() -> None:
+    term = TerminalMasker(MASKER, 80, 24)
+    shown_at_once(term, [*WRAPPED_ECHO, b"ready-5\r\n", b"\x1b[?2004hgw$ "])
+    assert term.feed(b"echo one; echo two") == (b"echo one; echo two", b"echo one; echo ")
+    assert term.feed(b"\r\n\x1b[?2004l")[0] == b"\r\n\x1b[?2004l"
+    shown_at_once(term, [b"\r", b"one\r\ntwo\r\n\x1b[?2004hgw$ "])
+    assert term.feed(RM_LINE)[0] == RM_LINE
+    for key in b" abc":
+        assert term.feed(bytes([key]))[0] == bytes([key])
+
+
+def test_keys_typed_under_a_new_prompt_are_echoed_at_once() -> None:
+    term = TerminalMasker(MASKER, 80, 24)
+    shown_at_once(term, [*WRAPPED_ECHO, b"ready-5\r\n\x1b[?2004hgw$ "])
+    assert term.feed(b"PS1='X '")[0] == b"PS1='X '"
+    shown_at_once(term, [b"\r\n\x1b[?2004l", b"\r"])
+    assert term.feed(b"\x1b[?2004hX ")[0] == b"\x1b[?2004hX "
+    assert term.feed(RM_LINE)[0] == RM_LINE
+
+
+def test_keys_typed_after_the_screen_is_cleared_are_echoed_at_once() -> None:
+    term = TerminalMasker(MASKER, 80, 24)
+    shown_at_once(term, [*WRAPPED_ECHO, b"ready-5\r\n\x1b[?2004hgw$ ", b"abc"])
+    assert term.feed(b"\x1b[H\x1b[2Jgw$ abc")[0] == b"\x1b[H\x1b[2Jgw$ abc"  # Ctrl-L
+    assert term.feed(b"d")[0] == b"d"
+
+
+def test_a_card_typed_after_a_redraw_is_still_rewritten() -> None:
+    for before in ([*WRAPPED_ECHO, b"ready-5\r\n\x1b[?2004hgw$ "],
+                   [b"old text\r\n" * 30, b"\x1b[H\x1b[2Jgw$ "],
+                   [b"motd\r\n", b"\x1b[5;1H\x1b[Jgw$ "],
+                   [b"x\ty\r\n", b"a\tb\t"]):
+        data = b"".join(before) + b"echo " + CARD + b" done\r\n"
+        emu, reference = typed_and_whole(data, 80, 24)
+        assert same_screen(emu, reference), before
+        assert "4111 1111 1111 1111" not in screen_text(emu)
+
+
+def test_a_word_after_a_move_up_over_older_text_waits_for_its_decision() -> None:
+    term = TerminalMasker(MASKER, 80, 24)
+    term.feed(b"a long line of older text\r\n\r\n")
+    assert term.feed(b"\x1b[2Aab") == (b"\x1b[2A", b"\x1b[2A")  # "ab" lands on old text
+    assert term.feed(b"\x1b[3J\r\n\r\ncd")[0] == b"ab\x1b[3J\r\n\r\n"  # 3J: scrollback only
+    assert term.feed(b"\r\nef")[0] == b"cd\r\nef"  # below everything drawn again
+
 # --- the property ------------------------------------------------------------------------------
 
 VALUES = [CARD, b"4242424242424242", b"alice.martin@example.com", b"a@b.co", b"123-45-6789",
@@ -200,7 +259,8 @@ WORD = st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12).map(str.en
 SEPARATORS = [b" ", b" ", b" ", b", ", b"\r\n", b"\r\n", b"\r", b"\t", b"\b", b"\x1b[31m",
               b"\x1b[0m", b" \x1b[3C", b"\x1b[2D", b"\x1b[A", b"\x1b[K", b"\n",
               "\u65e5\u672c ".encode(), "\u00e9 ".encode(), b"\x1b]0;title\x07",
-              b"\x1b[?2004h", b"\x1b[?25l"]
+              b"\x1b[?2004h", b"\x1b[?25l", b"\x1b[3A", b"\x1b[B", b"\x1b[H", b"\x1b[2J",
+              b"\x1b[3;5H", b"\x1b[4d", b"\x1b[J", b"\x1b[3J", b"\x1bH", b"\x1b[g"]
 PIECE = st.one_of(st.sampled_from(VALUES), WORD, WORD, st.sampled_from(SEPARATORS))
 
 
