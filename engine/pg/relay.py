@@ -374,7 +374,8 @@ class PgRelay:
         # count its approver saw in place of the one it went over), and the decision, kept
         # while it waits for the answers in front of it.
         self._seen: tuple[int | None, ...] | None = None
-        self._again: tuple[Decision, tuple[int | None, ...]] | None = None
+        self._again: tuple[Decision, tuple[int | None, ...],
+                           tuple[str, str | None, tuple[str, ...]]] | None = None
 
     # --- frontend -------------------------------------------------------------------------
 
@@ -582,7 +583,7 @@ class PgRelay:
             if self._owed:  # its transaction status is known once everything is answered
                 self._to_count = None  # judged again then
                 if judged[0] == "approved" and self._again is not None:  # decided as it was
-                    self._decision, self._seen = self._again
+                    self._decision, self._seen, self._held = self._again
                 if self._owed[-1][0] in (_SYNC, _SIMPLE):
                     self._wait = self._sent
                 else:
@@ -962,7 +963,7 @@ class PgRelay:
             if seen is not None and judgement.verdict.rows_over is not None:
                 # Counted again at once: refused if it now writes more than was approved.
                 self._to_count, self._count_limits = judgement, seen
-                self._again = (decision, seen)
+                self._again = (decision, seen, about)
                 return "count", ("approved", judgement.rule, decision.approval), b""
             return "allow", ("approved", judgement.rule, decision.approval), b""
         return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
@@ -991,7 +992,7 @@ class PgRelay:
         if self._owed:
             # After what the target owes: a Flush makes it answer now, as PostgreSQL answers
             # an error at once (the client may wait for it without a Sync).
-            self._owed.append((_INJECT, (self._own(error), simple)))
+            self._owed.append((_INJECT, (error, simple)))
             self._flush = True
         else:
             self._reply.append(error + (codec.ready_for_query(self.transaction_status)
@@ -1006,7 +1007,8 @@ class PgRelay:
                 and self.transaction_status in (b"I", b"E"))
 
     def _own(self, error: bytes) -> bytes:
-        """One of the gateway's own ErrorResponses as it goes among the target's answers."""
+        """One of the gateway's own ErrorResponses as it goes among the target's answers
+        (tagged as it is handed on: ``results`` counts the tags it restores)."""
         if not self.marks_own:
             return error
         self.own_errors += 1
@@ -1018,8 +1020,7 @@ class PgRelay:
         simple protocol), else a Parse that fails, and a Flush (the client may wait for the
         error without a Sync), after which the target skips to the Sync. Its error is dropped
         and ``reply`` goes to the client in its place; the ReadyForQuery is the target's."""
-        self._owed.append((_FAIL, (self._own(reply[: 1 + int.from_bytes(reply[1:5], "big")])
-                                   + reply[1 + int.from_bytes(reply[1:5], "big"):], skip)))
+        self._owed.append((_FAIL, (reply, skip)))
         if skip:
             return FAILING_PARSE
         self._sent += 1  # a Query: a mark, answered by its ReadyForQuery
@@ -1161,7 +1162,7 @@ class PgRelay:
             # The target fails in its place, as the write failing there would have: the
             # client's block aborted, the pipeline's implicit transaction rolled back.
             if not extended and over.status != b"T":  # no block left: nothing to fail
-                return error + codec.ready_for_query(over.status)
+                return self._own(error) + codec.ready_for_query(over.status)
             if extended:
                 self._discarding = True
             self._to_target += self._failing(error, skip=extended)
@@ -1254,7 +1255,8 @@ class PgRelay:
                     if pieces is None:
                         pieces = []
                     pieces.append(buf[run:pos])
-                    pieces.append(reply)
+                    length = 1 + int.from_bytes(reply[1:5], "big")  # its error, then a Z
+                    pieces.append(self._own(reply[:length]) + reply[length:])
                     run = end
                     if skip:
                         self._skip_to_sync(finished, None)
@@ -1295,7 +1297,7 @@ class PgRelay:
                 run = pos
                 while owed and owed[0][0] == _INJECT:
                     error, simple = owed.popleft()[1]
-                    pieces.append(error)
+                    pieces.append(self._own(error))
                     if simple:
                         pieces.append(codec.ready_for_query(self.transaction_status))
         self._server_in.keep(buf[pos:] if pos else buf, need)

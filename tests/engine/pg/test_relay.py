@@ -600,7 +600,13 @@ def test_an_error_skips_the_gateways_describes_with_the_rest() -> None:
 
 from engine.guardrail import Guard, GuardrailSettings, Rule  # noqa: E402
 from engine.guardrail.rules import Match  # noqa: E402
-from engine.pg.relay import FAILING_PARSE, FAILING_QUERY, ClientOutcome, Decision  # noqa: E402
+from engine.pg.relay import (  # noqa: E402
+    FAILING_PARSE,
+    FAILING_QUERY,
+    GATEWAY_ERROR,
+    ClientOutcome,
+    Decision,
+)
 
 RULES = (
     Rule("no-drop", "block", Match(statements=frozenset({"DROP"}))),
@@ -1472,3 +1478,46 @@ def test_names_wait_for_the_settings_without_a_guard_too() -> None:
     relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + select_result("")
                       + b.parameter_status("client_encoding", "LATIN1") + b.ready())
     assert relay.client_data(b"").started[0].text == UPDATE_ALL
+
+
+# --- a refusal fails on the target too (issue 12, outside attacker) -------------------------
+
+
+def test_a_block_inside_the_client_s_block_aborts_it_on_the_target() -> None:
+    """Simple protocol, in the client's transaction: the target gets the gateway's failing
+    Query in the DROP's place, its error is replaced by the gateway's, and its ReadyForQuery
+    (the block aborted) is what the client hears."""
+    relay = guarded()
+    relay.client_data(b.query("BEGIN"))
+    relay.server_data(b.command_complete("BEGIN") + b.ready(b"T"))
+    out = relay.client_data(b.query("DROP TABLE t"))
+    assert out.out == FAILING_QUERY and out.reply == b""
+    assert [r[:2] for r in refused(out)] == [("blocked", "no-drop")]
+    to_client, _ = relay.server_data(SYNTAX_ERROR + b.ready(b"E"))
+    assert b'blocked by rule "no-drop"' in to_client and b"syntax" not in to_client
+    assert to_client.endswith(b.ready(b"E")) and relay.transaction_status == b"E"
+
+
+def test_a_block_at_an_idle_target_is_answered_by_the_gateway_alone() -> None:
+    relay = guarded()
+    out = relay.client_data(b.query("DROP TABLE t"))
+    assert out.out == b"" and out.reply.endswith(b.ready(b"I"))
+    out = relay.client_data(b.parse("DROP TABLE t") + b.bind() + b.execute() + b.SYNC)
+    assert out.out == b.SYNC and b"no-drop" in out.reply
+
+
+def test_a_block_in_a_pipeline_fails_the_segment_and_its_error_is_the_gateway_s_own() -> None:
+    """With results masked, the gateway's own error goes tagged GATEWAY_ERROR: the masker
+    passes it untouched (it carries nothing of the target's)."""
+    relay = guarded()
+    relay.marks_own = True
+    insert = b.parse("INSERT INTO t VALUES (1)") + b.bind() + b.execute()
+    out = relay.client_data(insert + b.parse("DROP TABLE t") + b.bind() + b.execute() + b.SYNC)
+    assert out.out == insert + FAILING_PARSE + b.SYNC
+    to_client, done = relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE
+                                        + b.command_complete("INSERT 0 1") + SYNTAX_ERROR
+                                        + b.ready())
+    assert relay.own_errors == 1
+    start = to_client.index(GATEWAY_ERROR + b"\x00")
+    assert b'blocked by rule "no-drop"' in to_client[start:] and b"syntax" not in to_client
+    assert to_client.endswith(b.ready()) and [f.status for f in done] == ["ok"]
