@@ -72,7 +72,7 @@ _SEPARATORS = frozenset(" \t\r\n")
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[ -/]*[0-~])")
 
 Pos = tuple[int, int, bool]  # row (counted from the last line feed), column, wrap pending
-_Saved = tuple[Pos | None, int | None, int]  # a saved cursor: pos, fresh, up
+_Saved = tuple[Pos | None, int | None, int, int]  # a saved screen: pos, fresh, up, frame
 
 
 @dataclass
@@ -91,7 +91,8 @@ class _Cursor:
     in_string: bool = False  # inside an OSC, DCS … string: nothing is drawn until its end
     string_esc: bool = False  # … and its last character was an ESC (of an ST, maybe)
     up: int = 0
-    saved: _Saved | None = None  # DECSC, CSI s, mode 1048
+    frame: int = 0  # which reckoning of rows ``pos`` is in: a new one at every line break …
+    saved: tuple[int, Pos] | None = None  # DECSC, CSI s, mode 1048: frame and cursor
     tabs: bool = True  # the tab stops are every 8 columns (none set or cleared since a reset)
     screen_saved: _Saved | None = None  # mode 1049
 
@@ -114,18 +115,41 @@ class _Cursor:
 
     def _lost(self, *, rows: bool) -> None:
         """The cursor went where this does not follow; with ``rows``, maybe up."""
+        self._new_frame()
         self.pos = self.fresh = None
         if rows:
             self.up = max(self.rows, 1)  # at most a screen above its bottom row
 
-    def _save(self) -> _Saved:
-        return (self.pos, self.fresh, self.up)
+    def _new_frame(self) -> None:
+        """Rows are counted from here on from a new place (or ``pos`` is lost): a cursor saved
+        before cannot be placed among them."""
+        self.frame += 1
 
-    def _restore(self, saved: _Saved | None) -> None:
+    def _save(self) -> None:
+        # (terminals differ on whether a pending wrap is saved)
+        self.saved = None if self.pos is None or self.pos[2] else (self.frame, self.pos)
+
+    def _restore(self) -> None:
+        """Back to the saved cursor. Only the cursor: what was drawn since stays (``fresh``),
+        and ``up`` counts from the cursor's new row; a cursor saved in another reckoning of
+        rows (or before a move up, which the top of the screen may have cut short) is not
+        placed."""
+        if self.saved is None or self.pos is None or self.saved[0] != self.frame:
+            self._lost(rows=True)
+            return
+        row, saved = self.pos[0], self.saved[1]
+        self.up = min(max(row - saved[0] + max(self.up, 1), 1), max(self.rows, 1))
+        self.pos = saved
+
+    def _save_screen(self) -> _Saved:
+        return (self.pos, self.fresh, self.up, self.frame)
+
+    def _restore_screen(self, saved: _Saved | None) -> None:
+        """Back from the alternate screen: the main one is as it was left, cursor included."""
         if saved is None:
             self._lost(rows=True)
         else:
-            self.pos, self.fresh, self.up = saved
+            self.pos, self.fresh, self.up, self.frame = saved
 
     def _down(self, rows: int) -> None:
         """The cursor went ``rows`` rows down: a row it reaches below the lowest that may hold
@@ -178,6 +202,7 @@ class _Cursor:
             # only when it may do more than colour text or erase along a row (a mode, a saved
             # cursor, a move up, a string).
             self._down(text.count("\n", 0, line + 2))
+            self._new_frame()
             self.pos, self.fresh, at = (0, 0, False), (0 if self.up == 0 else None), line + 2
         self._follow(text, at)
 
@@ -205,9 +230,11 @@ class _Cursor:
                 self._print(m.end() - m.start())
             elif kind == "crlf":
                 self._down(1)
+                self._new_frame()
                 self.pos, self.fresh = (0, 0, False), (0 if self.up == 0 else None)
             elif kind == "cr":
                 if self.pos is None:
+                    self._new_frame()
                     self.pos, self.fresh = (0, 0, False), None
                 else:
                     self.pos = (self.pos[0], 0, False)
@@ -269,6 +296,7 @@ class _Cursor:
         way: where a word is drawn from there and where the cursor is after it stay right
         relative to each other, which is all a rewrite needs (its moves are relative)."""
         self.up = min(max(self.up, 1) + rows, max(self.rows, 1))
+        self._new_frame()
         if self.pos is None or self.pos[2]:
             self.pos = None  # terminals differ on a move at a pending wrap
             return
@@ -287,6 +315,7 @@ class _Cursor:
         at = min(max(row, 1), self.rows) - 1
         column = self.pos[1] if col is None and self.pos is not None else \
             min(max(col or 1, 1), self.cols) - 1
+        self._new_frame()
         self.pos, self.fresh, self.up = (at, column, False), None, self.rows - at
 
     def _character(self, char: str) -> None:
@@ -346,6 +375,7 @@ class _Cursor:
         elif final in "G`":
             col = min(max(first, 1), self.cols) - 1
             if pos is None:
+                self._new_frame()
                 self.pos, self.fresh = (0, col, False), None
             else:
                 self.pos = (pos[0], col, False)
@@ -356,9 +386,9 @@ class _Cursor:
             else:
                 self.flags.add("margins")
         elif final == "s":
-            self.saved = self._save()
+            self._save()
         elif final == "u":
-            self._restore(self.saved)
+            self._restore()
         else:  # up, down, to a place, inserted or deleted cells: not followed
             self._lost(rows=final not in "@PX")
 
@@ -381,16 +411,17 @@ class _Cursor:
                 else:
                     self.flags.add(_DISABLING[n])
             elif n == 1049 and on:
-                self.screen_saved = self._save()
+                self.screen_saved = self._save_screen()
+                self.saved = None  # some terminals save the cursor in DECSC's place too
                 self._lost(rows=True)
             elif n == 1049:
-                self._restore(self.screen_saved)
+                self._restore_screen(self.screen_saved)
                 self.screen_saved = None
             elif n == 1048:
                 if on:
-                    self.saved = self._save()
+                    self._save()
                 else:
-                    self._restore(self.saved)
+                    self._restore()
             elif n == 3:
                 self.flags.add("columns")  # 80 or 132 columns, until the client says its size
             else:
@@ -399,16 +430,18 @@ class _Cursor:
     def _escape(self, seq: str) -> None:
         code = seq[1:]
         if code == "7":
-            self.saved = self._save()
+            self._save()
         elif code == "8":
-            self._restore(self.saved)
+            self._restore()
         elif code == "c":  # full reset: home, blank screen, modes as they start
+            self._new_frame()
             self.pos, self.fresh, self.up = (0, 0, False), 0, 0
             self.flags.clear()
             self.saved = self.screen_saved = None
             self.tabs = True
         elif code == "E":
             self._down(1)
+            self._new_frame()
             self.pos, self.fresh = (0, 0, False), (0 if self.up == 0 else None)
         elif code == "D":
             self._line_feed()

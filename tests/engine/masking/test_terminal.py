@@ -247,6 +247,21 @@ def test_a_word_after_a_move_up_over_older_text_waits_for_its_decision() -> None
     assert term.feed(b"\x1b[3J\r\n\r\ncd")[0] == b"ab\x1b[3J\r\n\r\n"  # 3J: scrollback only
     assert term.feed(b"\r\nef")[0] == b"cd\r\nef"  # below everything drawn again
 
+
+def test_a_cursor_restored_after_a_line_break_does_not_bring_back_blank_rows() -> None:
+    # The row below the saved cursor got text after it was saved: a shorter mask drawn there
+    # early would blank that text's letters.
+    masker = ValueMasker()  # "****" for a card
+    data = b"ab\x1b7\r\nhello world how are you\x1b8\r\n" + CARD + b" ok\r\n"
+    term = TerminalMasker(masker, 40, 10)
+    emu, reference = Emulator(40, 10), Emulator(40, 10)
+    for key in data:
+        emu.feed(term.feed(bytes([key]))[0])
+    stream = StreamMasker(masker)
+    reference.feed(stream.feed(data) + stream.flush())
+    assert same_screen(emu, reference)
+    assert screen_text(emu).startswith("ab\n**** okorld how are you\n")
+
 # --- the property ------------------------------------------------------------------------------
 
 VALUES = [CARD, b"4242424242424242", b"alice.martin@example.com", b"a@b.co", b"123-45-6789",
@@ -260,7 +275,8 @@ SEPARATORS = [b" ", b" ", b" ", b", ", b"\r\n", b"\r\n", b"\r", b"\t", b"\b", b"
               b"\x1b[0m", b" \x1b[3C", b"\x1b[2D", b"\x1b[A", b"\x1b[K", b"\n",
               "\u65e5\u672c ".encode(), "\u00e9 ".encode(), b"\x1b]0;title\x07",
               b"\x1b[?2004h", b"\x1b[?25l", b"\x1b[3A", b"\x1b[B", b"\x1b[H", b"\x1b[2J",
-              b"\x1b[3;5H", b"\x1b[4d", b"\x1b[J", b"\x1b[3J", b"\x1bH", b"\x1b[g"]
+              b"\x1b[3;5H", b"\x1b[4d", b"\x1b[J", b"\x1b[3J", b"\x1bH", b"\x1b[g", b"\x1b7",
+              b"\x1b8"]
 PIECE = st.one_of(st.sampled_from(VALUES), WORD, WORD, st.sampled_from(SEPARATORS))
 
 
