@@ -532,20 +532,25 @@ def test_on_the_wire_a_refused_message_fails_the_segment(gw: Gateway, in_block: 
 # --- the gateway's own errors on a masked connection (issue 12, outside attacker) -----------
 
 
-@pytest.mark.parametrize("pipeline", [False, True])
+@pytest.mark.parametrize("how", ["extended", "pipeline", "simple-in-a-transaction"])
 def test_the_gateway_s_own_errors_reach_a_masked_client_as_written(gw: Gateway,
-                                                                   pipeline: bool) -> None:
+                                                                   how: str) -> None:
     table = Table(gw.target)
-    with psycopg.connect(gw.dsn("shop_masked", application_name=f"own-errors-{pipeline}"),
-                         autocommit=True) as conn:
+    simple = how == "simple-in-a-transaction"
+    with psycopg.connect(gw.dsn("shop_masked", application_name=f"own-errors-{how}"),
+                         autocommit=not simple,
+                         cursor_factory=psycopg.ClientCursor if simple else psycopg.Cursor,
+                         ) as conn:
         with pytest.raises(errors.InsufficientPrivilege) as caught:
-            if pipeline:
+            if how == "pipeline":
                 with conn.pipeline():
                     conn.execute(f"SELECT id FROM {table.name} WHERE id = %s", [1])
                     conn.execute(f"DROP TABLE {table.name}")
             else:
                 conn.execute(f"SELECT id FROM {table.name} WHERE id = %s", [1])
-                conn.execute(f"DROP TABLE {table.name}", prepare=True)
+                conn.execute(f"DROP TABLE {table.name}", prepare=not simple)
+        if simple:
+            conn.rollback()
         diag = caught.value.diag
         assert diag.message_primary and 'statement blocked by rule "no-drop"' in (
             diag.message_primary)
