@@ -50,6 +50,17 @@ rolled back after it when the segment failed, the client told it is idle), as Po
 implicit transaction would end there. The result masker is handed a counted statement only
 once it stands (``seen_late``).
 
+A statement the gateway answers with an error in the target's place (blocked, denied,
+expired, withdrawn, a shape it cannot count) fails on the target too: unless the target waits
+idle outside a transaction, it gets a message of the gateway's own that fails there
+(``FAILING_QUERY``, ``FAILING_PARSE``), whose error is replaced by the gateway's. What ran
+before it in the segment, or in the client's block, then meets the fate an error gives it in
+PostgreSQL (the implicit transaction rolled back at the Sync, the block aborted), and the
+ReadyForQuery the client sees is the target's. With results masked those errors go tagged
+``GATEWAY_ERROR``: they carry nothing of the target's, and pass the masker untouched. A write
+held by its count and approved is counted again with the count its approver saw as its limit,
+and refused over it (rows may have come to match while it waited).
+
 Only complete messages cross the gateway (a later filter, masking, can rewrite whole messages);
 large ones are gathered without quadratic copying. Anything that is not valid protocol raises
 ``ProtocolViolation``; the connection ends that session with an ErrorResponse and a recorded

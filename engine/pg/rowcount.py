@@ -15,6 +15,9 @@ answers, an error at COMMIT in place of the CommandComplete as PostgreSQL report
 constraint, and the ReadyForQuery), for the relay's usual path (records, masking), or a count
 over the limit, for the relay to hold or refuse.
 
+Once approved, the write is counted again (``recount``), with the count its approver saw as
+its limit: over it, the relay refuses it rather than holding it again.
+
 An error inside the client's transaction leaves that transaction aborted, as it would be
 without the gateway: nothing is rolled back to hide it. Cost: one round trip more per counted
 write (``bench/rows_over.py``).
