@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -144,6 +145,39 @@ def start_engine_process(policy: Path, port: int) -> subprocess.Popen[str]:
             time.sleep(0.05)
 
 
+def _processes() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def crash(engine: subprocess.Popen[str]) -> None:
+    """The machine's crash, as the engine sees it: the supervisor and every worker it runs
+    SIGKILLed at once (a worker left alive a moment after its supervisor would still hold
+    its port and its sessions)."""
+    children = [pid for pid in _processes() if _parent(pid) == engine.pid]
+    for pid in [engine.pid, *children]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    engine.wait(10)
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in children):
+        assert time.monotonic() < deadline, "the engine's workers outlived SIGKILL"
+        time.sleep(0.05)
+
+
 def test_engine_crash_marks_sessions_interrupted_and_keeps_records(
     pg_target: Target, tmp_path: Path,
 ) -> None:
@@ -154,8 +188,7 @@ def test_engine_crash_marks_sessions_interrupted_and_keeps_records(
     engine = start_engine_process(policy, port)
     conn = psycopg.connect(dsn, autocommit=True)
     conn.execute("select 'before the crash'")
-    engine.send_signal(signal.SIGKILL)  # no chance to checkpoint or close anything
-    engine.wait(10)
+    crash(engine)  # no chance to checkpoint or close anything
     conn.close()
     engine = start_engine_process(policy, port)
     try:
