@@ -17,8 +17,15 @@ cursor back over the word and draws its masked form over it, blanking what is le
 
 Rewriting needs to know where the word is on the screen. ``_Cursor`` follows the cursor from
 the last line feed: printable characters of a known width (wrapping at the width, with the
-pending wrap of the last column), carriage returns, backspaces, cursor moves along the row,
-and escapes that draw nothing (colours, titles, harmless modes). The held word is shown early
+pending wrap of the last column), carriage returns, backspaces, tabs (at the default stops),
+cursor moves along the row and up (readline's redraw of a line that wrapped), a cursor saved
+and restored among the same rows, and escapes that draw nothing (colours, titles, harmless
+modes). It counts rows relative to the cursor, never from the top of the screen, which it
+does not know (a session starts under a motd and earlier output): a move up that the top of
+the screen cut short only makes it think old text is nearer than it is; a move to a row of
+the screen (a clear screen's ``ESC[H``) tells it that the rows below the bottom one are blank.
+The rewrite moves the cursor back relative to where it is, so where the word sits on the
+screen does not matter, only which cells it covers. The held word is shown early
 only where that is certain: the cursor is known, the word is printable ASCII, it lands on cells
 known to be blank (after a line feed below everything drawn, or after what the line already
 drew: a blanked rest is then blank without masking too), its rows fit on the screen (its start
@@ -26,10 +33,12 @@ is still there when it is rewritten), and no mode changes what printing does (in
 autowrap, margins). One difference stays: a word drawn early that wrapped onto a new bottom row
 scrolled the screen, and a shorter mask drawn over it does not scroll it back (the screen is
 then one row further on than without masking: nothing is hidden or shown by it).
-Anything else — tabs, a cursor moved up or to an absolute place, an alternate screen, a size
-change — leaves the cursor unknown until the next line break, and a word there is not shown
-until it is decided (it is held: fail closed), which at a terminal means until the next blank,
-comma or line break after it.
+Anything else — a cursor moved down, tab stops changed, an alternate screen, a size change —
+leaves the cursor unknown until the next line break; a word drawn where the cursor is unknown,
+or over cells that may hold older text (after a move up, until line feeds bring the cursor
+below everything drawn again, or an erase blanks the rest), is not shown until it is decided
+(it is held: fail closed), which at a terminal means until the next blank, comma or line
+break after it.
 
 ``flush()`` is called when the gateway is about to write on the terminal itself (its line
 editor's echo) or output has been held for a moment: the cursor is then no longer known, and
@@ -227,7 +236,7 @@ class _Cursor:
             at = m.end()
             kind = m.lastgroup
             if kind == "plain":
-                self._print(m.end() - m.start())
+                self._print(m.end() - m.start(), len(m.group().rstrip(" ")))
             elif kind == "crlf":
                 self._down(1)
                 self._new_frame()
@@ -257,18 +266,22 @@ class _Cursor:
             else:
                 self._character(m.group())
 
-    def _print(self, cells: int) -> None:
+    def _print(self, cells: int, inked: int | None = None) -> None:
+        """``cells`` drawn, of which the first ``inked`` (all: None) may not be blanks: a
+        blank drawn on a blank cell leaves it blank (readline's `` \r`` that moves the cursor
+        to the next row when a line wraps, typed over at once)."""
         if self.pos is None:
             return
         if self.flags:
             self.pos = None
             return
+        first = self.next_cell()
         row, col, pending = self.after(cells)
         if row > self.pos[0]:  # wrapped
             self._down(row - self.pos[0])
         self.pos = (row, col, pending)
-        if self.fresh is not None:
-            self.fresh = max(self.fresh, row * self.cols + col + (1 if pending else 0))
+        if self.fresh is not None and first is not None and (inked is None or inked):
+            self.fresh = max(self.fresh, first + (cells if inked is None else inked))
 
     def _line_feed(self) -> None:
         self._down(1)
@@ -585,9 +598,13 @@ class TerminalMasker:
             if a != b:
                 break
             same += 1
+        base = self._cursor
+        if same and base.after(same)[2] and _PLAIN.match(target, same).end() == same:  # type: ignore[union-attr]
+            # What is kept ends at the last column and nothing is drawn after it: its last
+            # character is drawn again, as only drawing there leaves the wrap pending.
+            same -= 1
         rest = target[same:]
         plain = rest[:_PLAIN.match(rest).end()]  # type: ignore[union-attr]
-        base = self._cursor
         at = base.after(len(shown))  # the cursor now
         kept = same + len(plain)
         blanks = " " * (len(shown) - kept)  # the new text is shorter: blank the old one's rest

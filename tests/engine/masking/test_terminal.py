@@ -262,6 +262,24 @@ def test_a_cursor_restored_after_a_line_break_does_not_bring_back_blank_rows() -
     assert same_screen(emu, reference)
     assert screen_text(emu).startswith("ab\n**** okorld how are you\n")
 
+
+def test_keys_typed_after_readline_wraps_a_line_are_echoed_at_once() -> None:
+    # At the last column readline draws a blank to move to the next row and returns to its
+    # start: the blank is typed over, and is no older text.
+    term = TerminalMasker(MASKER, 30, 24)
+    shown_at_once(term, [b"gw$ echo aaaaaaaaaa bbbbbbbbb", b"b \r"])
+    for key in b"bb cc":
+        assert term.feed(bytes([key]))[0] == bytes([key])
+    emu, reference = typed_and_whole(b"gw$ echo aaaaaaaaaa bbbbbbbbbb \r" + CARD + b"\r\n", 30)
+    assert same_screen(emu, reference)
+
+
+def test_a_blank_taken_back_after_the_last_column_leaves_the_wrap_pending() -> None:
+    # "+44 20 7946" turns into "****" at the end of a row; the blank after it joins the value
+    # and is taken back, and the next line starts right under it (found by the property).
+    data = b"alice.martin@example.com alice.martin@example.com aa aaa +44 20 7946 0958\r\n"
+    assert same_screen(*typed_and_whole(data, 21, 5))
+
 # --- the property ------------------------------------------------------------------------------
 
 VALUES = [CARD, b"4242424242424242", b"alice.martin@example.com", b"a@b.co", b"123-45-6789",
