@@ -162,6 +162,9 @@ _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
 _INSTALLED_CODE = frozenset({"c", "internal"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_DEPTH = 8
+# Passes over a recursive CTE before its columns are taken as unknown (each pass that
+# changes something adds a source to a column: a statement needs far fewer).
+_MAX_FIXED_POINT = 64
 _MAX_EFFECTS = 200  # bodies, triggers and rules followed for one statement
 # Where a value kept in a setting can be read back (``set_config``; ``SET`` takes literals).
 _SETTINGS = (Source("pg_catalog", "pg_settings", "setting"),
@@ -228,6 +231,10 @@ class Analyzer:
         self._prepared_query: dict[str, Any] | None = None
         self._depth = 0
         self._fn_safety: dict[str, bool] = {}
+        # The CTEs visible where the walk is: a subquery, sublink, lateral item or set-op
+        # branch nested anywhere in a statement sees its WITH names (a CTE named like a real
+        # table shadows it); a view's query or a function's body starts with none.
+        self._ctes: dict[str, list[tuple[str, Lin]]] = {}
         # Cursors and prepared statements declared in the session, by name.
         self.cursors: dict[str, tuple[Lin, ...] | None] = {}
         self.prepared: dict[str, tuple[Lin, ...] | None] = {}
@@ -243,6 +250,7 @@ class Analyzer:
         self._written, self._writes, self._calls = set(), [], []
         self._opaque, self._in_body, self._bound = None, False, ()
         self._prepared_query = None
+        self._ctes = {}
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
@@ -495,12 +503,12 @@ class Analyzer:
         if not stmts:
             self._opaque = self._opaque or f"the view {view.name!r} cannot be read"
             return
-        saved = self._reads, self._writes, self._no_derived
-        self._reads, self._writes, self._no_derived = set(), [], True
+        saved = self._reads, self._writes, self._no_derived, self._ctes
+        self._reads, self._writes, self._no_derived, self._ctes = set(), [], True, {}
         try:
             out = self._select_any(stmts[0])
         finally:
-            self._reads, self._writes, self._no_derived = saved
+            self._reads, self._writes, self._no_derived, self._ctes = saved
         by_name = {c: (out[i][1] if i < len(out) else _UNKNOWN)
                    for i, c in enumerate(view.columns)}
         for target, lin in into:
@@ -542,15 +550,16 @@ class Analyzer:
         """Statements of one body. A value moves through a body's variables in ways a walk
         of each statement cannot see (``SELECT x INTO v``, then ``INSERT ... VALUES (v)``):
         every value the body writes carries everything the body reads, and its arguments."""
-        saved = self._reads, self._writes, self._in_body, self._bound
+        saved = self._reads, self._writes, self._in_body, self._bound, self._ctes
         calls_from = len(self._calls)
         self._reads, self._writes, self._in_body, self._bound = set(), [], True, bound
+        self._ctes = {}
         try:
             for stmt in statements:
                 self._stmt(stmt)
             reads, writes = self._reads, self._writes
         finally:
-            self._reads, self._writes, self._in_body, self._bound = saved
+            self._reads, self._writes, self._in_body, self._bound, self._ctes = saved
         union = frozenset(reads) | args
         self._reads |= reads
         self._writes += [(target, lin | union) for target, lin in writes]
@@ -580,7 +589,7 @@ class Analyzer:
     def _select_any(self, node: dict[str, Any]) -> list[tuple[str, Lin]]:
         kind, inner = _only(node)
         if kind == "SelectStmt":
-            return self._select(inner, (), {})
+            return self._select(inner, (), self._ctes)
         if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
             cols = self._modify(kind, inner)
             return [("?column?", lin) for lin in (cols or ())]
@@ -589,9 +598,17 @@ class Analyzer:
     def _modify(self, kind: str, node: dict[str, Any]) -> tuple[Lin, ...] | None:
         """The RETURNING columns of an INSERT, UPDATE, DELETE or MERGE (None: none); what it
         writes goes to ``_writes`` (also from inside a WITH)."""
-        ctes = self._with(node.get("withClause"), (), {})
+        saved = self._ctes
+        try:
+            return self._modify_in(kind, node)
+        finally:
+            self._ctes = saved
+
+    def _modify_in(self, kind: str, node: dict[str, Any]) -> tuple[Lin, ...] | None:
+        ctes = self._with(node.get("withClause"), (), self._ctes)
+        self._ctes = ctes
         rel = node.get("relation", {})
-        target = self._range_var(rel, ctes)
+        target = self._range_var(rel, {})  # a write's target is a table, never a CTE
         assigned: dict[str, Lin] = {}
         writes = self._writes
         levels: list[_Range] = [target]
@@ -700,14 +717,7 @@ class Analyzer:
             query = cte.get("ctequery", {})
             aliases = [_only(a)[1].get("sval", "") for a in cte.get("aliascolnames", [])]
             if recursive:
-                ctes[name] = []
-                for _ in range(3):  # the recursive term sees the CTE itself: iterate
-                    out = self._cte_query(query, outer, ctes)
-                    if aliases:
-                        out = [(a, lin) for a, (_, lin) in zip(aliases, out, strict=False)]
-                    if out == ctes[name]:
-                        break
-                    ctes[name] = out
+                ctes[name] = self._fixed_point(name, query, aliases, outer, ctes)
             else:
                 out = self._cte_query(query, outer, ctes)
                 if aliases:
@@ -716,19 +726,58 @@ class Analyzer:
                 ctes[name] = out
         return ctes
 
+    def _fixed_point(self, name: str, query: dict[str, Any], aliases: list[str],
+                     outer: Scope, ctes: dict[str, list[tuple[str, Lin]]],
+                     ) -> list[tuple[str, Lin]]:
+        """A recursive CTE's columns: its term sees the CTE itself, so a value may reach a
+        column only after any number of steps (``select b, c, d, nid``: at the fourth). Each
+        pass unions into the last (a column's sources only grow, and they are finitely
+        many), so the walk reaches a fixed point; past the bound every column is unknown."""
+        ctes[name] = []
+        kind, inner = _only(query)
+        if kind == "SelectStmt" and inner.get("op", "SETOP_NONE") != "SETOP_NONE":
+            # Start from the non-recursive term: the first rows are its own.
+            seed = self._select(_only(inner["larg"])[1], outer, ctes)
+            ctes[name] = ([(a, lin) for a, (_, lin) in zip(aliases, seed, strict=False)]
+                          if aliases else seed)
+        for _ in range(_MAX_FIXED_POINT):
+            out = self._cte_query(query, outer, ctes)
+            if aliases:
+                out = [(a, lin) for a, (_, lin) in zip(aliases, out, strict=False)]
+            before = ctes[name]
+            out = [(n, lin | (before[i][1] if i < len(before) else _NONE))
+                   for i, (n, lin) in enumerate(out)]
+            if out == ctes[name]:
+                return out
+            ctes[name] = out
+        return [(n, lin | _UNKNOWN) for n, lin in ctes[name]] or [(_ANY, _UNKNOWN)]
+
     def _cte_query(self, query: dict[str, Any], outer: Scope,
                    ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
         kind, inner = _only(query)
         if kind == "SelectStmt":
             return self._select(inner, outer, ctes)
         if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
-            cols = self._modify(kind, inner)
+            saved, self._ctes = self._ctes, ctes  # the WITH's earlier names
+            try:
+                cols = self._modify(kind, inner)
+            finally:
+                self._ctes = saved
             return [("?column?", lin) for lin in (cols or ())]
         return []
 
     def _select(self, node: dict[str, Any], outer: Scope,
                 ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
+        saved = self._ctes
+        try:
+            return self._select_in(node, outer, ctes)
+        finally:
+            self._ctes = saved
+
+    def _select_in(self, node: dict[str, Any], outer: Scope,
+                   ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
         ctes = self._with(node.get("withClause"), outer, ctes)
+        self._ctes = ctes
         op = node.get("op", "SETOP_NONE")
         if op != "SETOP_NONE":
             left = self._select(_only(node["larg"])[1], outer, ctes)
@@ -939,10 +988,12 @@ class Analyzer:
             if not stmts:
                 return tuple((c, _UNKNOWN) for c in rel.columns)
             self._depth += 1
+            saved, self._ctes = self._ctes, {}  # a view's query sees no CTE of the statement
             try:
                 out = self._select_any(stmts[0])
             finally:
                 self._depth -= 1
+                self._ctes = saved
             own = tuple((Source(rel.schema, rel.name, c),) for c in rel.columns)
             return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i])
                           | self._derived(rel.name, c))
@@ -992,7 +1043,7 @@ class Analyzer:
         if kind == "A_Const" or kind == "ParamRef" or kind == "SQLValueFunction":
             return _NONE
         if kind == "SubLink":
-            sub = self._select_any_scoped(inner.get("subselect", {}), scope, {})
+            sub = self._select_any_scoped(inner.get("subselect", {}), scope, self._ctes)
             lin = self._expr(inner.get("testexpr"), scope)
             if inner.get("subLinkType") in ("EXPR_SUBLINK", "ARRAY_SUBLINK"):
                 return lin | (sub[0][1] if sub else _NONE)
@@ -1001,7 +1052,7 @@ class Analyzer:
             return lin
         if kind == "SelectStmt":
             out = _NONE
-            for _, s in self._select(inner, scope, {}):
+            for _, s in self._select(inner, scope, self._ctes):
                 out |= s
             return out
         if kind == "FuncCall":

@@ -183,3 +183,52 @@ def test_writes_are_reported() -> None:
 
 def test_a_statement_that_does_not_parse_has_no_lineage() -> None:
     assert parse("selec 1") is None
+
+
+# A CTE named like a real table (``orders``, clean) and read where the walk used to forget
+# the WITH: inside a scalar subquery, ARRAY(...), EXISTS, a lateral item, a set-op branch, a
+# nested WITH, or an INSERT's SELECT (its RETURNING, and what it writes).
+@pytest.mark.parametrize("sql", [
+    "with orders as (select c.* from customers c)"
+    " select array(select concat_ws('|', orders.national_id) from orders)::text",
+    "with orders as (select national_id as status from customers)"
+    " select (select status from orders limit 1)",
+    "with orders as (select national_id as status from customers)"
+    " select x.s from (select 1) o, lateral (select status from orders) x(s)",
+    "with orders as (select national_id as status from customers)"
+    " select 'a' union all select (select status from orders limit 1)",
+    "with orders as (select national_id as status from customers)"
+    " select (with z as (select status from orders) select status from z limit 1)",
+    "with orders as (select national_id as status from customers)"
+    " select s from (select (select array_agg(status) from orders) as s) q",
+])
+def test_a_cte_is_visible_in_every_nested_query(sql: str) -> None:
+    assert masked(sql) == [True], columns(sql)
+
+
+def test_an_inner_cte_shadows_an_outer_one_and_a_view_sees_none() -> None:
+    # The inner WITH's ``orders`` is clean; the outer one is not read.
+    assert masked("with orders as (select national_id as status from customers)"
+                  " select (with orders as (select 'x' as status) select status from orders)"
+                  ) == [False]
+    # A view's query names the real table even where the statement has a CTE of its name.
+    assert masked("with customers as (select 'x' as national_id) select nid from v") == [True]
+
+
+def test_an_insert_select_through_a_cte_taints_the_target() -> None:
+    lineage = analyzer().statement(tree(
+        "with orders as (select national_id as status from customers)"
+        " insert into orders (status) select (select status from orders limit 1)"))
+    assert any(target.table == "orders" and NID in lin for target, lin in lineage.writes)
+
+
+def test_a_recursive_cte_is_followed_to_a_fixed_point() -> None:
+    # The value reaches column ``e`` at the fifth step.
+    sql = ("with recursive r(a, b, c, d, e, k) as ("
+           " select national_id, '', '', '', '', 0 from customers"
+           " union all select '', a, b, c, d, k + 1 from r where k < 9)"
+           " select e from r")
+    assert masked(sql) == [True], columns(sql)
+    # Columns the value never reaches stay clean.
+    assert masked("with recursive r(a, k) as (select 'x', 0 union all"
+                  " select a, k + 1 from r where k < 9) select a, k from r") == [False, False]
