@@ -533,7 +533,8 @@ class _Walker:
         cwds, cdpath = self.cwds, self.cdpath
         for j, arg in enumerate(args):
             name, eq, value = arg.text.partition("=")
-            if not arg.runtime and name in _COMMAND_OPTIONS and (eq or j + 1 < len(args)):
+            if not arg.runtime and (name in _COMMAND_OPTIONS or long_options(
+                    arg.text, _COMMAND_OPTIONS)) and (eq or j + 1 < len(args)):
                 code = arg._replace(text=value) if eq else args[j + 1]
                 try:
                     parsed = parse(code.text, max_depth=MAX_DEPTH - depth - 1)
@@ -835,6 +836,21 @@ def _split_options(args: list[_Arg]) -> tuple[list[str], list[_Arg]]:
     return options, operands
 
 
+def long_options(word: str, known: Iterable[str]) -> list[str]:
+    """Every option of ``known`` a long option word (``--X`` or ``--X=…``) may name: itself
+    when known, else each option it is a prefix of. getopt_long takes any unambiguous prefix
+    (``grep --only`` is ``--only-matching``, ``env --split`` is ``--split-string``); an
+    ambiguous one makes the program refuse, so counting it as every option it could be fails
+    closed. Not a long option: none."""
+    if not word.startswith("--") or word == "--":
+        return []
+    name = word.partition("=")[0]
+    known = tuple(known)
+    if name in known:
+        return [name]
+    return [option for option in known if option.startswith(name) and option.startswith("--")]
+
+
 def _long(word: str, known: tuple[str, ...]) -> str:
     """The long option ``word`` names, allowing getopt's unambiguous abbreviations."""
     name = word.partition("=")[0]
@@ -847,13 +863,17 @@ def _long(word: str, known: tuple[str, ...]) -> str:
 class _Options(NamedTuple):
     found: dict[str, _Arg]  # "-u" / "--user" → value (text "" for a flag)
     rest: list[_Arg]  # from the first operand on
+    unique: frozenset[str]  # the options named for certain (not by an ambiguous prefix)
 
 
 def _getopt(args: list[_Arg], with_arg: str = "", long_with_arg: tuple[str, ...] = (),
-            optional: str = "") -> _Options:
+            optional: str = "", long_flags: tuple[str, ...] = ()) -> _Options:
     """Options up to the first operand or ``--``, as getopt reads them: ``-uroot``,
-    ``-Eu root``, ``--user root``, ``--user=root``, ``--us root``."""
+    ``-Eu root``, ``--user root``, ``--user=root``, ``--us root``. A long option is found
+    under every known name it abbreviates (``long_options``), and takes the next word when
+    one of them takes an argument."""
     found: dict[str, _Arg] = {}
+    unique: set[str] = set()
     i = 0
     while i < len(args):
         arg = args[i]
@@ -865,13 +885,14 @@ def _getopt(args: list[_Arg], with_arg: str = "", long_with_arg: tuple[str, ...]
             break
         if word.startswith("--"):
             name, eq, value = word.partition("=")
-            if eq:
-                found[name] = arg._replace(text=value)
-            elif any(option.startswith(name) for option in long_with_arg) and len(name) > 3:
-                found[name] = _nth(args, i) or _Arg("")
+            names = long_options(word, long_with_arg + long_flags)
+            given = arg._replace(text=value) if eq else _Arg("")
+            if not eq and set(names) & set(long_with_arg):
+                given = _nth(args, i) or _Arg("")
                 i += 1
-            else:
-                found[name] = _Arg("")
+            for option in {name, *names}:
+                found[option] = given
+            unique.update([name, *names] if len(names) <= 1 else [name])
             continue
         for j, letter in enumerate(word[1:], 2):
             if letter in with_arg or letter in optional:
@@ -880,9 +901,11 @@ def _getopt(args: list[_Arg], with_arg: str = "", long_with_arg: tuple[str, ...]
                     given = _nth(args, i) or _Arg("")
                     i += 1
                 found["-" + letter] = given
+                unique.add("-" + letter)
                 break
             found["-" + letter] = _Arg("")
-    return _Options(found, args[i:])
+            unique.add("-" + letter)
+    return _Options(found, args[i:], frozenset(unique))
 
 
 def _skip_assignments(args: list[_Arg]) -> list[_Arg]:
@@ -904,14 +927,21 @@ _Wrapper = Callable[[list[_Arg]], list[_Arg] | None]
 _SH = _Arg("sh")
 
 
+_SUDO_FLAGS = ("--edit", "--list", "--validate", "--version", "--remove-timestamp", "--shell",
+               "--login", "--help", "--background", "--preserve-env", "--set-home",
+               "--non-interactive", "--stdin", "--bell", "--reset-timestamp",
+               "--preserve-groups")
+
+
 def _sudo(args: list[_Arg]) -> list[_Arg] | None:
     opts = _getopt(args, "aCcDgpRrTtUu", ("--askpass", "--close-from", "--chdir", "--group",
                                            "--host", "--prompt", "--chroot", "--role", "--type",
                                            "--command-timeout", "--other-user", "--user",
-                                           "--login-class"), optional="h")
+                                           "--login-class"), optional="h",
+                   long_flags=_SUDO_FLAGS)
     if {"-e", "--edit", "-l", "--list", "-v", "--validate", "-V", "--version", "-K",
-            "--remove-timestamp"} & opts.found.keys():
-        return None
+            "--remove-timestamp"} & opts.unique:
+        return None  # only when named for certain: ``--l`` may be ``--login``
     rest = _skip_assignments(opts.rest)
     if not rest and {"-s", "--shell", "-i", "--login"} & opts.found.keys():
         return [_SH]
@@ -923,6 +953,12 @@ def _doas(args: list[_Arg]) -> list[_Arg] | None:
     if "-C" in opts.found:
         return None
     return opts.rest or ([_SH] if "-s" in opts.found else None)
+
+
+_SU_WITH_ARG = ("--command", "--session-command", "--shell", "--user", "--group",
+                "--supp-group", "--whitelist-environment")
+_SU_LONG = (*_SU_WITH_ARG, "--login", "--preserve-environment", "--pty", "--fast", "--help",
+            "--version", "--no-pty")
 
 
 def _su(args: list[_Arg]) -> list[_Arg] | None:
@@ -946,8 +982,10 @@ def _su(args: list[_Arg]) -> list[_Arg] | None:
             continue
         name, eq, value = word.partition("=")
         if word.startswith("--"):
-            if name not in ("--command", "--session-command", "--shell", "--group",
-                            "--supp-group", "--whitelist-environment", "--user"):
+            names = long_options(word, _SU_LONG)
+            # an ambiguous prefix is each option it may be, the one that runs code first
+            name = next((n for n in _SU_WITH_ARG if n in names), "")
+            if not name:
                 continue
             given = arg._replace(text=value) if eq else (_nth(args, i) or _Arg(""))
             i += not eq
@@ -1026,7 +1064,10 @@ def _chroot(args: list[_Arg]) -> list[_Arg] | None:
 
 
 def _watch(args: list[_Arg]) -> list[_Arg] | None:
-    opts = _getopt(args, "nq", ("--interval",), optional="d")
+    opts = _getopt(args, "nq", ("--interval",), optional="d",
+                   long_flags=("--exec", "--beep", "--color", "--no-color", "--chgexit",
+                               "--differences", "--errexit", "--equexit", "--no-title",
+                               "--no-wrap", "--precise", "--no-linewrap"))
     if not opts.rest:
         return None
     if {"-x", "--exec"} & opts.found.keys():
@@ -1047,8 +1088,8 @@ def _busybox(args: list[_Arg]) -> list[_Arg] | None:
 
 
 def _taskset(args: list[_Arg]) -> list[_Arg] | None:
-    opts = _getopt(args)
-    return None if {"-p", "--pid"} & opts.found.keys() else opts.rest[1:] or None
+    opts = _getopt(args, long_flags=("--pid", "--all-tasks", "--cpu-list"))
+    return None if {"-p", "--pid"} & opts.unique else opts.rest[1:] or None
 
 
 def _setarch(args: list[_Arg]) -> list[_Arg] | None:
@@ -1065,6 +1106,11 @@ def _shell_if_none(with_arg: str = "", long_with_arg: tuple[str, ...] = ()) -> _
     return unwrap
 
 
+_FLOCK_LONG = ("--command", "--timeout", "--wait", "--conflict-exit-code", "--shared",
+               "--exclusive", "--unlock", "--nonblock", "--nb", "--close", "--no-fork",
+               "--fcntl", "--verbose", "--help", "--version")
+
+
 def _flock(args: list[_Arg]) -> list[_Arg] | None:
     """``flock [options] FILE COMMAND…``, ``flock [options] FILE -c CODE``, ``flock FD``."""
     operands: list[_Arg] = []
@@ -1075,11 +1121,13 @@ def _flock(args: list[_Arg]) -> list[_Arg] | None:
         i += 1
         if operands and not word.startswith("-"):
             return operands[1:] + args[i - 1:]
-        if word in ("-c", "--command") or word.startswith("--command="):
+        names = long_options(word, _FLOCK_LONG)
+        if word == "-c" or "--command" in names:
             code = arg._replace(text=word.partition("=")[2]) if "=" in word \
                 else _nth(args, i)
             return [_SH, _Arg("-c"), code] if code is not None else None
-        if word in ("-w", "--timeout", "-E", "--conflict-exit-code"):
+        if word in ("-w", "-E") or ({"--timeout", "--wait", "--conflict-exit-code"}
+                                    & set(names) and "=" not in word):
             i += 1
         elif not word.startswith("-") or arg.runtime:
             operands.append(arg)
@@ -1730,17 +1778,19 @@ def _awk(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
             break
         i += 1
         name = word.partition("=")[0]
-        if name in ("-f", "--file", "-E", "--exec", "-i", "--include", "-l", "--load") or (
+        names = long_options(word, _AWK_LONG)
+        if name in ("-f", "-E", "-i", "-l") or (
                 word[:2] in ("-f", "-E", "-i", "-l") and len(word) > 2) or (
-                len(name) > 3 and any(o.startswith(name) for o in (
-                    "--file", "--exec", "--include", "--load"))):
+                {"--file", "--exec", "--include", "--load"} & set(names)):
             w.kinds.add("SCRIPT FILE")  # a program file, a library, a shared object
             w.note(RUNS_SCRIPT)
             return None
-        if word in ("-e", "--source"):
-            program = _nth(args, i)
-            i += 1
-        elif word in ("-v", "-F", "--assign", "--field-separator"):
+        if word == "-e" or "--source" in names:
+            program = arg._replace(text=word.partition("=")[2]) if "=" in word \
+                else _nth(args, i)
+            i += "=" not in word
+        elif word in ("-v", "-F") or ({"--assign", "--field-separator"} & set(names)
+                                      and "=" not in word):
             i += 1
     if program is None:
         program = _nth(args, i)
@@ -1769,6 +1819,16 @@ def _awk(w: _Walker, args: list[_Arg], depth: int) -> _Flow | None:
     return _Flow(reads=reads)
 
 
+_SED_LONG = ("--expression", "--file", "--in-place", "--line-length", "--null-data",
+             "--zero-terminated", "--quiet", "--silent", "--regexp-extended", "--separate",
+             "--sandbox", "--debug", "--posix", "--follow-symlinks", "--unbuffered",
+             "--binary", "--help", "--version")
+_AWK_LONG = ("--file", "--exec", "--include", "--load", "--source", "--assign",
+             "--field-separator", "--bignum", "--characters-as-bytes", "--copyright",
+             "--debug", "--dump-variables", "--gen-pot", "--help", "--lint", "--lint-old",
+             "--non-decimal-data", "--no-optimize", "--optimize", "--posix", "--pretty-print",
+             "--profile", "--re-interval", "--sandbox", "--traditional", "--use-lc-numeric",
+             "--version", "--csv", "--trace")
 _SED_EXECUTES = re.compile(r"(?:^|[;\n{}])\s*(?:[0-9$,/!~]*\s*)?e(?:\s|;|$)"
                            r"|s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1[gpiImMw0-9]*e")
 
@@ -1781,17 +1841,19 @@ def _sed(w: _Walker, args: list[_Arg], depth: int) -> None:
     while i < len(args):
         arg = args[i]
         i += 1
-        if arg.text in ("-e", "--expression"):
+        names = [] if arg.runtime else long_options(arg.text, _SED_LONG)
+        eq = "=" in arg.text
+        if arg.text == "-e" or ("--expression" in names and not eq):
             value = _nth(args, i)
             i += 1
             if value is not None:
                 scripts.append(value)
-        elif arg.text.startswith("--expression="):
+        elif "--expression" in names:
             scripts.append(arg._replace(text=arg.text.partition("=")[2]))
-        elif arg.text in ("-f", "--file") or arg.text.startswith("--file="):
+        if arg.text == "-f" or "--file" in names:
             w.kinds.add("SCRIPT FILE")
             w.note(RUNS_SCRIPT)
-            i += arg.text in ("-f", "--file")
+            i += arg.text == "-f" or not eq
         elif not arg.text.startswith("-") or arg.runtime:
             operands.append(arg)
     if not scripts and operands:
@@ -1814,7 +1876,8 @@ def _mv(w: _Walker, args: list[_Arg], depth: int) -> None:
     """mv takes its sources away from where they were (a delete there) and may replace the
     destination: both count as deletes of those paths (a directory moved: all below it)."""
     options, operands = _split_options(args)
-    target = next((o.partition("=")[2] for o in options if o.startswith("--target")), None)
+    target = next((o.partition("=")[2] for o in options
+                   if long_options(o, ("--target-directory",))), None)
     if any(re.fullmatch(r"-[a-zA-Z]*t", o) for o in options):
         target = ""  # -t DIR: the directory was read as an operand
     if len(operands) < 2 and target is None:

@@ -46,7 +46,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from engine.guardrail.commands import SHELLS, classify_command
+from engine.guardrail.commands import SHELLS, classify_command, long_options
 from engine.guardrail.shellwords import (
     Compound,
     Pipeline,
@@ -72,7 +72,7 @@ PLAIN_PROGRAMS = frozenset({
     "sleep", "test", "[", "export", "unset", "stty", "umask", "read",
 })
 # Options that make a plain program cut or re-encode what it prints: short letters (in any
-# cluster, also ``-5c``) and long names.
+# cluster, also ``-5c``) and long names, also abbreviated (``--only``, ``--by=120``).
 _CUTTING = {
     "grep": ("o", ("--only-matching",)), "egrep": ("o", ("--only-matching",)),
     "fgrep": ("o", ("--only-matching",)),
@@ -166,7 +166,7 @@ def prints_no_escapes(command: str) -> bool:
         if argv[0] in ("echo", "printf") and any(_SPELLS_ESCAPE.search(w) for w in argv[1:]):
             return False
         for word in argv[1:]:
-            if word.startswith("--") and word.split("=", 1)[0] in long_names:
+            if long_options(word, long_names):  # ``--dec`` is ``--decode``
                 return False
             if word.startswith("-") and not word.startswith("--") and set(word[1:]) & set(letters):
                 return False
@@ -223,7 +223,7 @@ def _plain_command(argv: tuple[str, ...], depth: int) -> bool:
         if word == "--":
             break
         if word.startswith("--"):
-            if word.split("=", 1)[0] in long_names:
+            if long_options(word, long_names):  # ``--only`` is ``--only-matching``
                 return False
         elif word[:1] in "-+" and len(word) > 1 and set(word[1:]) & set(letters):
             return False

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
-from engine.guardrail.commands import READS_INPUT, SHELLS, classify_command
+from engine.guardrail.commands import READS_INPUT, SHELLS, classify_command, long_options
 from engine.guardrail.shellwords import (
     Compound,
     Pipeline,
@@ -240,21 +240,26 @@ def _plain_writer_writes(name: str, words: tuple[str, ...]) -> bool:
     if name == "tee":
         return any(w != "-" for w in operands)
     if name == "sort":
-        return any(w.startswith(("-o", "--output")) for w in words)
+        return any(w.startswith("-o") or long_options(w, ("--output",)) for w in words)
     return len(operands) > 1  # uniq IN OUT
 
 
 def _pure(name: str, words: tuple[str, ...]) -> bool:
     """A filter with no option that makes it write a file or run code."""
     if name == "sed":
-        if any(w.startswith(("-i", "--in-place", "-f", "--file", "-s")) or
+        if any(w.startswith(("-i", "-f", "-s")) or long_options(w, (
+                "--in-place", "--file", "--separate", "--sandbox")) or
                (w.startswith("-") and not w.startswith("--") and "i" in w) for w in words):
             return False
+        if any(long_options(w, ("--expression",)) and "=" in w for w in words):
+            return False  # --expr=SCRIPT: judged below only as a word of its own
         scripts = [w for w in words if not w.startswith("-")][:1] + [
-            words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-e", "--expression")]
+            words[i + 1] for i, w in enumerate(words[:-1])
+            if w == "-e" or long_options(w, ("--expression",))]
         return not any(re.search(r"[wWe]", s) for s in scripts)  # write, execute
     if name in ("awk", "gawk", "mawk", "nawk"):
-        if any(w.startswith(("-f", "--file", "-i", "--include", "-l", "--load", "-E", "--exec"))
+        if any(w.startswith(("-f", "-i", "-l", "-E")) or long_options(
+                w, ("--file", "--include", "--load", "--exec", "--source", "--assign"))
                for w in words):
             return False
         programs = [w for w in words if not w.startswith("-")][:1]
@@ -307,7 +312,8 @@ def _destinations(argv: tuple[str, ...]) -> list[str]:
         return []
     if name == "dd":
         return [w.removeprefix("of=") for w in words if w.startswith("of=")]
-    targets = [w.split("=", 1)[1] for w in words if w.startswith("--target-directory=")]
+    targets = [w.split("=", 1)[1] for w in words
+               if "=" in w and long_options(w, ("--target-directory",))]
     targets += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-t"]
     operands = [w for w in words if not w.startswith("-")]
     if name == "tee":
