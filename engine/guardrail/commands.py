@@ -1645,6 +1645,11 @@ def _popd(w: _Walker, args: list[_Arg], depth: int) -> None:
     w.cwds = None
 
 
+_RSYNC_REMOVES = ("--remove-source-files", "--remove-sent-files", "--delete",
+                  "--delete-before", "--delete-during", "--delete-delay", "--delete-after",
+                  "--delete-excluded", "--delete-missing-args")
+
+
 def _rsync(w: _Walker, args: list[_Arg], depth: int) -> None:
     """``--delete`` (and its kin) removes files at the destination that the source lacks;
     ``--remove-source-files`` the sources. ``-e``'s command runs here."""
@@ -1660,13 +1665,14 @@ def _rsync(w: _Walker, args: list[_Arg], depth: int) -> None:
             break
         if word.startswith("--"):
             name, eq, value = word.partition("=")
-            deletes |= name.startswith("--del")
-            removes_sources |= name in ("--remove-source-files", "--remove-sent-files")
-            if name == "--rsh":
+            names = set(long_options(word, (*_RSYNC_WITH_ARG, *_RSYNC_REMOVES)))
+            deletes |= name.startswith("--del") or any(n.startswith("--del") for n in names)
+            removes_sources |= bool(names & {"--remove-source-files", "--remove-sent-files"})
+            if "--rsh" in names:
                 code = arg._replace(text=value) if eq else _nth(args, i)
                 if code is not None:
                     w.run_code(code, "sh", depth)
-            i += not eq and name in _RSYNC_WITH_ARG
+            i += not eq and bool(names & _RSYNC_WITH_ARG)
         elif word.startswith("-") and len(word) > 1 and not arg.runtime:
             for j, letter in enumerate(word[1:], 2):
                 if letter in "eBfTM":

@@ -92,3 +92,11 @@ def test_abbreviated_script_options_are_seen() -> None:
 ])
 def test_abbreviated_writing_options_leave_state(line: str) -> None:
     assert leaves_state(line)
+
+
+def test_rsync_abbreviations_delete_and_run_their_shell() -> None:
+    assert "RSYNC DELETE" in classify_command("rsync -a --remove-so a/ b/").kinds
+    assert "RSYNC DELETE" in classify_command("rsync -a --dele a/ /etc/").kinds
+    assert judge_command(RM_ETC, classify_command("rsync --rs='rm -rf /etc' a h:b")).action \
+        == "block"
+    assert "RSYNC DELETE" not in classify_command("rsync -a --dry-run a/ b/").kinds
