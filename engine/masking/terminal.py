@@ -81,7 +81,7 @@ _SEPARATORS = frozenset(" \t\r\n")
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[ -/]*[0-~])")
 
 Pos = tuple[int, int, bool]  # row (counted from the last line feed), column, wrap pending
-_Saved = tuple[Pos | None, int | None, int, int]  # a saved screen: pos, fresh, up, frame
+_Saved = tuple[Pos | None, int | None, int]  # a saved screen: pos, fresh, up
 
 
 @dataclass
@@ -151,14 +151,17 @@ class _Cursor:
         self.pos = saved
 
     def _save_screen(self) -> _Saved:
-        return (self.pos, self.fresh, self.up, self.frame)
+        return (self.pos, self.fresh, self.up)
 
     def _restore_screen(self, saved: _Saved | None) -> None:
-        """Back from the alternate screen: the main one is as it was left, cursor included."""
+        """Back from the alternate screen: the main one is as it was left, cursor included
+        (its rows counted anew: a cursor saved on the alternate screen is not placed)."""
         if saved is None:
             self._lost(rows=True)
         else:
-            self.pos, self.fresh, self.up, self.frame = saved
+            self.pos, self.fresh, self.up = saved
+            self._new_frame()
+            self.saved = None
 
     def _down(self, rows: int) -> None:
         """The cursor went ``rows`` rows down: a row it reaches below the lowest that may hold

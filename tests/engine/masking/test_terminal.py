@@ -280,6 +280,16 @@ def test_a_blank_taken_back_after_the_last_column_leaves_the_wrap_pending() -> N
     data = b"alice.martin@example.com alice.martin@example.com aa aaa +44 20 7946 0958\r\n"
     assert same_screen(*typed_and_whole(data, 21, 5))
 
+
+def test_a_cursor_saved_on_the_alternate_screen_is_not_placed_on_the_main_one() -> None:
+    term = TerminalMasker(MASKER, 80, 24)
+    term.feed(b"$ \x1b[?1049h\x1b[5;1Hvi\x1b7\x1b[?1049l\r\n\r\n")
+    assert term.feed(b"\x1b8ab") == (b"\x1b8", b"\x1b8")  # where "ab" lands is not known
+    assert term.feed(b"\r\ncd")[0] == b"ab\r\n"  # the rows below: not known either
+    term = TerminalMasker(MASKER, 80, 24)
+    term.feed(b"$ \x1b[?1049hvi\x1b[?1049l")
+    assert term.feed(b"ab")[0] == b"ab"  # the main screen is as it was left
+
 # --- the property ------------------------------------------------------------------------------
 
 VALUES = [CARD, b"4242424242424242", b"alice.martin@example.com", b"a@b.co", b"123-45-6789",
