@@ -209,7 +209,7 @@ class StatementFlow:
                 owed.popleft()
         elif tag == 69:  # ErrorResponse
             failing = self.upcoming(tag)
-            if failing is not None and failing.kind in _COMMITS_INSIDE:
+            if failing is not None and (failing.kind in _COMMITS_INSIDE or self._keeps(failing)):
                 self._learn(failing, failed=True)
             if isinstance(front, _Query):
                 front.failed = True
@@ -271,6 +271,14 @@ class StatementFlow:
         elif unsure:  # what was written is not known: every column of the tables it wrote
             for table in lineage.written:
                 taint(table, "*", frozenset({UNKNOWN}))
+
+    def _keeps(self, statement: Statement) -> bool:
+        """Whether a statement that failed may have kept a value outside its transaction
+        (``setval``, an advisory lock: ``Lineage.keeps``), which is then followed."""
+        if statement.kind not in COMPLETION_LINEAGE:
+            return False
+        lineage = self.lineage(statement)
+        return lineage is not None and lineage.keeps
 
     def _lose(self) -> None:
         self.lost = True

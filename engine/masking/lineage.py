@@ -144,6 +144,9 @@ class Lineage:
     # target's catalog once per statement (``engine.pg.catalog``).
     consulted: Missing = field(default_factory=lambda: Missing(frozenset(), frozenset()))
     prepared_query: dict[str, Any] | None = None  # a PREPARE's query, run by each EXECUTE
+    # A built-in kept a value outside the transaction (``setval``, an advisory lock): what it
+    # wrote stays even when the statement fails.
+    keeps: bool = False
 
 
 # PostgreSQL's functions that run SQL given as text, or read what is not in a table.
@@ -170,6 +173,29 @@ _MAX_EFFECTS = 200  # bodies, triggers and rules followed for one statement
 _SETTINGS = (Source("pg_catalog", "pg_settings", "setting"),
              Source("pg_catalog", "pg_stat_activity", "application_name"))
 _SETTINGS_WRITE = frozenset({"set_config"})
+# Built-in functions that keep an argument outside any table, where a later statement of any
+# session reads it back: ``setval`` (``currval``, ``nextval``, ``lastval``, pg_sequences),
+# the advisory locks (pg_locks), ``setseed`` (``random``). The value is written into a
+# column of the view (or a name) it is read back from; these keep it even when the statement
+# or its transaction fails (``Lineage.keeps``).
+_SEQUENCE = Source("pg_catalog", "pg_sequences", "last_value")
+_LOCKS = tuple(Source("pg_catalog", "pg_locks", c) for c in ("classid", "objid", "objsubid"))
+_SEED = Source("pg_catalog", "setseed", "seed")
+_KEEPS: dict[str, tuple[Source, ...]] = {
+    "setval": (_SEQUENCE,), "setseed": (_SEED,),
+    **{f"pg{t}_advisory{x}_lock{s}": _LOCKS for t in ("", "_try") for x in ("", "_xact")
+       for s in ("", "_shared")},
+}
+_KEPT_READ: dict[str, Source] = {
+    "currval": _SEQUENCE, "nextval": _SEQUENCE, "lastval": _SEQUENCE,
+    "pg_sequence_last_value": _SEQUENCE, "random": _SEED, "random_normal": _SEED,
+}
+# Built-ins that keep an argument where the gateway does not follow it (large objects and
+# their oids, backup labels, restore points, replication origins and slots): given a masked
+# value, the statement is code the gateway cannot follow (every table lineage-unknown).
+_KEEPS_UNFOLLOWED = re.compile(
+    r"lo_\w+|lowrite|lo_creat|pg_backup_start|pg_start_backup|pg_create_restore_point"
+    r"|pg_replication_origin\w*|pg_\w*replication_slot")
 _SETTINGS_READ = frozenset({"current_setting"})
 _ANY = "\0any"  # the column of a function's result that answers to any name
 
@@ -235,6 +261,7 @@ class Analyzer:
         # branch nested anywhere in a statement sees its WITH names (a CTE named like a real
         # table shadows it); a view's query or a function's body starts with none.
         self._ctes: dict[str, list[tuple[str, Lin]]] = {}
+        self._keeps = False  # a built-in kept a value outside the transaction
         # Cursors and prepared statements declared in the session, by name.
         self.cursors: dict[str, tuple[Lin, ...] | None] = {}
         self.prepared: dict[str, tuple[Lin, ...] | None] = {}
@@ -251,6 +278,7 @@ class Analyzer:
         self._opaque, self._in_body, self._bound = None, False, ()
         self._prepared_query = None
         self._ctes = {}
+        self._keeps = False
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
@@ -264,7 +292,7 @@ class Analyzer:
         consulted = Missing(frozenset(self._consulted_rel), frozenset(self._consulted_fn))
         return Lineage(columns, frozenset(self._reads), missing, declares, tuple(self._writes),
                        frozenset(self._written), self._opaque, consulted,
-                       self._prepared_query)
+                       self._prepared_query, self._keeps)
 
     def _stmt(self, stmt: dict[str, Any],
               ) -> tuple[tuple[Lin, ...] | None, tuple[str, tuple[Lin, ...] | None] | None]:
@@ -1095,7 +1123,27 @@ class Analyzer:
                 self._writes.append((where, args))
         if name in _SETTINGS_READ and schema in (None, "pg_catalog"):
             return args | self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
+        if schema in (None, "pg_catalog"):
+            return self._builtin_state(name, args)
         return args
+
+    def _builtin_state(self, name: str, args: Lin) -> Lin:
+        """A built-in that keeps its argument (a write into where it is read back) or reads
+        back what one kept (a read of it: an error quoting it is masked too)."""
+        if name in _KEEPS and args:
+            self._keeps = True
+            for where in _KEEPS[name]:
+                self._writes.append((where, args))
+        elif _KEEPS_UNFOLLOWED.fullmatch(name) and any(
+                s is UNKNOWN or self.masked(s) for s in args):
+            self._keeps = True
+            self._opaque = self._opaque or f"{name}() keeps a masked value out of sight"
+        kept = _KEPT_READ.get(name)
+        if kept is None:
+            return args
+        found = self._derived(kept.table, kept.column)
+        self._reads |= found
+        return args | found
 
     def function_safe(self, schema: str | None, name: str) -> bool:
         """Whether a function's result depends on its arguments only, as far as masked

@@ -232,3 +232,18 @@ def test_a_recursive_cte_is_followed_to_a_fixed_point() -> None:
     # Columns the value never reaches stay clean.
     assert masked("with recursive r(a, k) as (select 'x', 0 union all"
                   " select a, k + 1 from r where k < 9) select a, k from r") == [False, False]
+
+
+def test_built_ins_that_keep_a_value_write_where_it_is_read_back() -> None:
+    lineage = analyzer().statement(tree("select setval('s', length(national_id)) from customers"))
+    assert lineage.keeps and any(t.table == "pg_sequences" and NID in lin
+                                 for t, lin in lineage.writes)
+    lineage = analyzer().statement(tree(
+        "select pg_try_advisory_xact_lock_shared(length(national_id)) from customers"))
+    assert {t.column for t, lin in lineage.writes if NID in lin} == {
+        "classid", "objid", "objsubid"}
+    lineage = analyzer().statement(tree("select lo_from_bytea(0, national_id::bytea)"
+                                        " from customers"))
+    assert lineage.opaque is not None
+    # Large objects of values from no masked column are left alone.
+    assert analyzer().statement(tree("select lo_from_bytea(0, 'x')")).opaque is None
