@@ -162,6 +162,10 @@ _STATISTICS = frozenset({"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_e
 _STATISTIC_VALUE = re.compile(r"most_common|histogram|stavalues|stxd|elem_count|exprs")
 _BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
+# What the catalog says of an aggregate and of an operator (looked up as 'operator:<name>'):
+# its "body" is the functions it runs ('schema.name', space separated), followed as calls.
+_RUNS_FUNCTIONS = frozenset({"aggregate", "operator"})
+_OPERATOR = re.compile(r"[-+*/<>=~!@#%^&|`?]+")
 _INSTALLED_CODE = frozenset({"c", "internal"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_DEPTH = 8
@@ -552,6 +556,14 @@ class Analyzer:
         """A function's (or DO block's, or trigger's) body: its statements are followed as
         the statement's own; what they write carries what the body reads (``_body``). A body
         the gateway cannot read makes the statement opaque."""
+        if fn.language in _RUNS_FUNCTIONS:
+            # A user aggregate's state and final functions, an operator's function: run on
+            # the arguments (``create aggregate leak(text) (sfunc = copies_it, ...)``).
+            for support in fn.source.split():
+                schema, _, name = support.rpartition(".")
+                if schema not in _BUILTIN_SCHEMAS:
+                    self._calls.append((schema or None, name, args))
+            return
         if fn.language in _INSTALLED_CODE:
             # Compiled code a superuser installed (an extension's functions): taken not to
             # copy data between tables; the ones known to run SQL given as text are opaque by
@@ -1085,12 +1097,33 @@ class Analyzer:
             return out
         if kind == "FuncCall":
             return self._func(inner, scope)
+        if kind == "A_Expr":
+            return self._operator(inner, scope)
         if kind == "TypeCast":
             return self._expr(inner.get("arg"), scope)
         out = _NONE
         for key, value in inner.items():
             if key != "location" and isinstance(value, dict | list):
                 out |= self._expr(value, scope)
+        return out
+
+    def _operator(self, node: dict[str, Any], scope: Scope) -> Lin:
+        """An operator runs a function: a user's (``create operator ### (function = f)``)
+        is followed as a call of it, and one whose code reads a masked column is unknown."""
+        out = _NONE
+        for key in ("lexpr", "rexpr"):
+            out |= self._expr(node.get(key), scope)
+        names = [_only(n)[1].get("sval", "") for n in node.get("name", [])]
+        op = names[-1] if names else ""
+        if not _OPERATOR.fullmatch(op):
+            return out  # BETWEEN, IN and the like: their operators are the built-in ones
+        schema = names[-2] if len(names) > 1 else None
+        key = f"operator:{op}"
+        if schema not in _BUILTIN_SCHEMAS:
+            self._calls.append((schema, key, out))
+        if not self.function_safe(schema, key):
+            self._reads.add(UNKNOWN)
+            return out | _UNKNOWN
         return out
 
     def _func(self, node: dict[str, Any], scope: Scope) -> Lin:
@@ -1167,6 +1200,8 @@ class Analyzer:
         return safe
 
     def _body_safe(self, fn: Function) -> bool:
+        if fn.language in _RUNS_FUNCTIONS:
+            return all(self.function_safe(*_qualified(support)) for support in fn.source.split())
         if fn.language not in _TRUSTED_BODIES:
             return False
         if not fn.source.strip():
@@ -1261,6 +1296,11 @@ def _find_range(scope: Scope, name: str) -> _Range | None:
         if found is not None:
             return found
     return None
+
+
+def _qualified(name: str) -> tuple[str | None, str]:
+    schema, _, bare = name.rpartition(".")
+    return schema or None, bare
 
 
 def _only(node: Any) -> tuple[str, dict[str, Any]]:

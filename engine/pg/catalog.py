@@ -496,6 +496,11 @@ _RELATION_VERSION = (
 )
 _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"
+# The functions whose OIDs a subquery ({}) gives, as 'schema.name' separated by spaces.
+_SUPPORT = (
+    "coalesce((SELECT string_agg(sn.nspname || '.' || sp.proname, ' ')"
+    " FROM pg_catalog.pg_proc sp JOIN pg_catalog.pg_namespace sn ON sn.oid = sp.pronamespace"
+    " WHERE sp.oid IN ({})), '')")
 
 
 _PROBE = "gatewatch_versions"
@@ -528,7 +533,8 @@ def versions_query_of(relations: str, functions: str) -> str:
         " SELECT 'v', NULL, n, 'f', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
         f" FROM (SELECT {_FUNCTION_VERSION} AS v FROM pg_catalog.pg_proc p"
         " JOIN pg_catalog.pg_namespace ns ON ns.oid = p.pronamespace"
-        " WHERE p.proname = n) x), '')::text, NULL"
+        " WHERE p.proname = n UNION ALL SELECT o.oid::text || '/' || o.xmin::text"
+        " FROM pg_catalog.pg_operator o WHERE 'operator:' || o.oprname = n) x), '')::text, NULL"
         f" FROM unnest({functions}) n"
     )
 
@@ -568,14 +574,27 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         # A SQL-standard body (BEGIN ATOMIC ... END, RETURN ...) is not in prosrc (empty) but
         # in prosqlbody; pg_get_functiondef prints it on every version that has one. A
         # PL/pgSQL body is compiled with its signature (parameters, trigger or not).
-        " SELECT 'f', n.nspname::text, p.proname::text, l.lanname::text, NULL,"
-        " CASE WHEN p.prosrc = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END,"
+        # An aggregate is the functions it runs (language 'aggregate', its body their names).
+        " SELECT 'f', n.nspname::text, p.proname::text,"
+        " CASE WHEN p.prokind = 'a' THEN 'aggregate' ELSE l.lanname::text END,"
+        " NULL, CASE WHEN p.prokind = 'a' THEN " + _SUPPORT.format(
+            "SELECT unnest(ARRAY[g.aggtransfn, g.aggfinalfn, g.aggcombinefn, g.aggserialfn,"
+            " g.aggdeserialfn, g.aggmtransfn, g.aggminvtransfn, g.aggmfinalfn]::oid[])"
+            " FROM pg_catalog.pg_aggregate g WHERE g.aggfnoid = p.oid") +
+        " WHEN p.prosrc = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END,"
         " json_build_object('definition', CASE WHEN p.prokind IN ('f', 'p')"
         "  AND (l.lanname = 'plpgsql' OR p.prosrc = '')"
         "  THEN pg_catalog.pg_get_functiondef(p.oid) END)::text"
         " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
         " JOIN pg_catalog.pg_language l ON l.oid = p.prolang"
         f" WHERE p.proname = ANY({fns})"
+        " UNION ALL"
+        # An operator (asked for as 'operator:<name>'): the function it runs.
+        " SELECT 'f', n.nspname::text, 'operator:' || o.oprname, 'operator', NULL, "
+        + _SUPPORT.format("SELECT o.oprcode::oid") + ", NULL"
+        " FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = o.oprnamespace"
+        f" WHERE 'operator:' || o.oprname = ANY({fns})"
         " UNION ALL " + versions_query(relations, functions)
     )
 

@@ -158,3 +158,35 @@ def test_a_large_object_made_of_a_masked_value_fails_closed(gateway: Gateway) ->
             with psycopg.connect(gateway.target.direct(), autocommit=True) as plain:
                 plain.execute("select lo_unlink(oid) from pg_largeobject_metadata")
     assert made and not leaked_digits(values, out), out[:400]
+
+
+def copier(loot: str, fn: str, args: str, returns: str) -> str:
+    """A PL/pgSQL function that copies its last argument into ``loot``."""
+    return (f"create function {fn}({args}) returns {returns} language plpgsql as $$"
+            f" begin insert into {loot} values (${args.count(',') + 1}); return $1; end $$")
+
+
+@pytest.mark.parametrize("attack", [
+    # A user aggregate's state function
+    ["{copy_sf}", "create aggregate {agg}(text) (sfunc = {fn}, stype = text)",
+     "select {agg}(national_id) is null from customers"],
+    # An operator's function
+    ["{copy_op}", "create operator {op} (rightarg = text, function = {fn})",
+     "select ({op} national_id) is null from customers"],
+])
+def test_code_run_by_aggregates_and_operators_is_followed(
+        gateway: Gateway, tables: list[str], attack: list[str]) -> None:
+    loot, fn, agg = name(), name(), name()
+    tables += [loot, fn, agg]
+    op = "###"
+    words = {"copy_sf": copier(loot, fn, "s text, v text", "text"),
+             "copy_op": copier(loot, fn, "v text", "text"), "agg": agg, "fn": fn, "op": op}
+    values = seeded(gateway)
+    out = through(gateway, f"create table {loot} (v text)",
+                  *(step.format(**words) for step in attack), f"select * from {loot}")
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as conn:
+        copied = str(conn.execute(f"select * from {loot}").fetchall())
+        if "operator" in attack[1]:
+            conn.execute(f"drop operator {op} (none, text)")
+    assert leaked(values, copied), "the attack copied nothing"
+    assert not leaked(values, out), out[:400]
