@@ -1,6 +1,6 @@
 """TUI figures: key-press handling with 1,000 sessions listed while one session streams
-statements, and (with a real engine) the time from a statement being held to the request
-being on the operator's screen.
+statements, switching screens (1, 2, 3) at 80x24 and 160x48, and (with a real engine) the
+time from a statement being held to the request being on the operator's screen.
 
     .venv/bin/python bench/tui_responsiveness.py
 """
@@ -66,7 +66,27 @@ async def keypress_latency() -> list[float]:
     return times
 
 
+async def screen_switches(size: tuple[int, int], rounds: int = 10) -> list[float]:
+    """From pressing 1, 2 or 3 to that screen being the active one and drawn (the app idle
+    again: Pilot's wait, with no events streaming)."""
+    app = GatewatchApp(fixed_source(), clock=lambda: NOW)
+    times = []
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.5)
+        for _ in range(rounds):
+            for key in ("2", "3", "1"):
+                start = time.perf_counter()
+                await pilot.press(key)
+                await pilot.pause()
+                times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
 def main() -> None:
+    for size in ((80, 24), (160, 48)):
+        switches = asyncio.run(screen_switches(size))
+        print(f"screen switch at {size[0]}x{size[1]}: median {statistics.median(switches):.0f} ms, "
+              f"max {max(switches):.0f} ms ({len(switches)} switches)")
     times = asyncio.run(keypress_latency())
     q = statistics.quantiles(times, n=20)
     print(f"key press with 1,000 sessions and a streaming session: median "
@@ -92,6 +112,7 @@ def held_to_screen(rounds: int = 10) -> None:
         cluster.create_role("gw_md5", "pw2", md5=True)
         cluster.create_role("gw_trust", None)
         cluster.sql("CREATE DATABASE shop OWNER gw_scram;")
+        (work / "gw").mkdir(mode=0o700)  # the store's directory is private
         gw = start_guarded(Target(cluster, {"gw_scram": "pw", "gw_md5": "pw2"}, tls),
                            work / "gw")
         try:
