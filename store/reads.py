@@ -19,6 +19,7 @@ All of them only read, on the store's reading connection; a read-only store will
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -47,6 +48,21 @@ OUTCOME = ("(select case when (st.verdict = 'denied' and exists (select 1 from a
            " and coalesce(st.error, '') not like 'the gateway could not record%'"
            " then 'approved'"
            " else st.verdict end)")
+
+def outcome(verdict: str | None, status: str | None, error: str | None) -> str | None:
+    """``OUTCOME`` for one statement's fields, where there is no database to ask (an export
+    built from audit records): "withdrawn" for a held statement its client withdrew,
+    "approved" or "denied" for one decided after a hold, else the verdict."""
+    text = error or ""
+    if verdict == "review" and status == "denied":
+        withdrawn = (re.match(r"approval request .* withdrawn", text) is not None
+                     or text.startswith("the client went away"))
+        return "withdrawn" if withdrawn else "denied"
+    if (verdict == "review" and status in ("ok", "error", "interrupted")
+            and not text.startswith("the gateway could not record")):
+        return "approved"
+    return verdict
+
 
 STATISTICS_QUERIES = {
     "by_connection": "select connection as k, count(*) as n from sessions group by 1"

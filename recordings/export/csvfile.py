@@ -6,6 +6,9 @@ row follows. Readers skip it with ``comment="#"`` (pandas), ``skip=1`` (R) or by
 one line; the trade is one line that plain ``csv.reader`` shows as a row, against a file that
 could not be checked at all.
 
+``outcome`` is the verdict as the operator reads it (the statistics' rule): a held statement
+says ``approved``, ``denied`` or ``withdrawn`` (its client withdrew it: nobody denied it).
+
 A row is a statement as it stood at the chain head: a statement still running then has no
 ``finished_at`` and status ``running``. Rows come in statement order and are written as soon
 as every earlier statement is complete, so only statements in flight wait in memory (a
@@ -21,11 +24,12 @@ from typing import Any
 import orjson
 
 from recordings.export.events import ChainHead, Sink, Tick, metadata, opening, session_records
-from store import SqliteStore
+from store import SqliteStore, reads
 from store import ops as O
 
-COLUMNS = ("seq", "started_at", "finished_at", "duration_ms", "verdict", "rule", "approval_id",
-           "status", "rows", "exit_status", "sqlstate", "error", "masked", "text", "params")
+COLUMNS = ("seq", "started_at", "finished_at", "duration_ms", "verdict", "outcome", "rule",
+           "approval_id", "status", "rows", "exit_status", "sqlstate", "error", "masked", "text",
+           "params")
 COMMENT = b"# gatewatch "
 
 
@@ -73,7 +77,8 @@ class _Rows:
             self.flush()
 
     def statement(self, seq: int, fields: dict[str, Any]) -> None:
-        values = {**fields, "seq": seq}
+        values = {**fields, "seq": seq, "outcome": reads.outcome(
+            fields.get("verdict"), fields.get("status"), fields.get("error"))}
         self.write(["" if values.get(c) is None else values[c] for c in COLUMNS])
 
     def flush(self) -> None:

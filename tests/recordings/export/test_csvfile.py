@@ -61,3 +61,27 @@ def test_statements_in_order_and_as_they_stood_at_the_head(writer: SqliteStore,
     _, got = rows(reader, "pg")
     assert [(r["seq"], r["status"], r["finished_at"] != "") for r in got] == [
         ("1", "running", False), ("2", "ok", True), ("3", "ok", True)]
+
+
+def test_outcome_says_what_became_of_held_statements(writer: SqliteStore,
+                                                      reader: SqliteStore) -> None:
+    """A held statement reads approved, denied or withdrawn (its client withdrew it: nobody
+    denied it), as the statistics and the replay say; the verdict stays as recorded."""
+    held = {"verdict": "review", "rule": "review-deletes", "approval_id": "a1"}
+    record(writer, [
+        session_open("pg"),
+        statement_start("pg", 1, "DELETE FROM t WHERE id = 1", **held),
+        statement_end("pg", 1),
+        statement_start("pg", 2, "DELETE FROM t WHERE id = 2", **held),
+        statement_end("pg", 2, status="denied", sqlstate="42501",
+                      error="statement denied by oncall: not on prod"),
+        statement_start("pg", 3, "DELETE FROM t WHERE id = 3", **held),
+        statement_end("pg", 3, status="denied", sqlstate="57014",
+                      error="approval request a1 withdrawn: canceled by the client"),
+        statement_start("pg", 4, "SELECT 1", verdict="allow", rule=None, approval_id=None),
+        statement_end("pg", 4),
+    ])
+    _, got = rows(reader, "pg")
+    assert [(r["verdict"], r["outcome"]) for r in got] == [
+        ("review", "approved"), ("review", "denied"), ("review", "withdrawn"),
+        ("allow", "allow")]
