@@ -93,6 +93,9 @@ class Relation:
     # Partitions and inheritance: the relations whose rows are this one's, or whose rows
     # this one's are (a write into one is read through the other).
     family: tuple[str, ...] = ()
+    # CHECK expressions a write into the relation runs: the table's, and its columns'
+    # domains' (of VALUE).
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ _BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 _TRUSTED_BODIES = frozenset({"sql", "plpgsql"})
 # What the catalog says of an aggregate and of an operator (looked up as 'operator:<name>'):
 # its "body" is the functions it runs ('schema.name', space separated), followed as calls.
-_RUNS_FUNCTIONS = frozenset({"aggregate", "operator"})
+_RUNS_FUNCTIONS = frozenset({"aggregate", "operator", "type"})
 _OPERATOR = re.compile(r"[-+*/<>=~!@#%^&|`?]+")
 _INSTALLED_CODE = frozenset({"c", "internal"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -390,6 +393,16 @@ class Analyzer:
             self._rename(node)
         elif kind == "AlterTableStmt":
             self._alter_table(node)
+        elif kind == "IndexStmt":  # its expressions run on every row (a function may write)
+            rng = self._range_var(node.get("relation") or {}, {})
+            for param in node.get("indexParams", []):
+                self._expr(_only(param)[1].get("expr"), ((rng,),))
+            self._expr(node.get("whereClause"), ((rng,),))
+        elif kind == "AlterDomainStmt":  # a new CHECK runs on values of any table: unknown
+            con = _only(node.get("def", {}))[1] if node.get("def") else {}
+            if con.get("raw_expr"):
+                self._expr(con["raw_expr"],
+                           ((_Range("", (("value", _UNKNOWN),)),),))
         elif kind == "VariableShowStmt":  # a setting may hold what set_config() kept
             self._reads |= self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
         elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
@@ -403,6 +416,15 @@ class Analyzer:
         rng: _Range | None = None
         for cmd in node.get("cmds", []):
             c = _only(cmd)[1]
+            if c.get("subtype") in ("AT_AddConstraint", "AT_ValidateConstraint"):
+                # Checked against every existing row: what its functions get is the table.
+                rng = rng or self._range_var(rel, {})
+                con = _only(c.get("def", {}))[1] if c.get("def") else {}
+                if con.get("raw_expr"):
+                    self._expr(con["raw_expr"], ((rng,),))
+                for found in self._relations(rel.get("relname", "")) or []:
+                    self._checks(found.checks, rng.columns, found.name)
+                continue
             if c.get("subtype") != "AT_AlterColumnType":
                 continue
             using = _only(c.get("def", {}))[1].get("raw_default")
@@ -505,6 +527,7 @@ class Analyzer:
                 for fn in fns:
                     if fn.schema == fn_schema or not fn_schema:
                         self._run_code(fn, new, bound)
+            self._checks(rel.checks, row, table)
             for default in rel.defaults:  # an INSERT evaluates them (a function may write)
                 trees = parse("SELECT " + default)
                 if trees is None:
@@ -526,6 +549,19 @@ class Analyzer:
                     self._writes += [(t._replace(schema=None, table=other), lin)
                                      for t, lin in into]
                     self._written.add(other)
+
+    def _checks(self, checks: Iterable[str], row: tuple[tuple[str, Lin], ...],
+                what: str) -> None:
+        """CHECK expressions run on a row (a domain's on VALUE, which then is the whole row):
+        the functions they call get the values, and are followed."""
+        whole: Lin = frozenset().union(*(lin for _, lin in row))
+        scope: Scope = ((_Range("", (*row, ("value", whole))),),)
+        for check in checks:
+            trees = parse("SELECT " + check)
+            if not trees:
+                self._opaque = self._opaque or f"a CHECK of {what!r} cannot be read"
+                continue
+            self._expr(trees[0], scope)
 
     def _through_view(self, view: Relation, into: list[tuple[Source, Lin]]) -> None:
         """Values written into a view's columns land in the columns its query reads them from
@@ -563,6 +599,8 @@ class Analyzer:
                 schema, _, name = support.rpartition(".")
                 if schema not in _BUILTIN_SCHEMAS:
                     self._calls.append((schema or None, name, args))
+            if fn.language == "type":  # a cast into a domain runs its CHECKs on the value
+                self._checks(_json_list(fn.definition), (("value", args),), fn.name)
             return
         if fn.language in _INSTALLED_CODE:
             # Compiled code a superuser installed (an extension's functions): taken not to
@@ -1100,11 +1138,27 @@ class Analyzer:
         if kind == "A_Expr":
             return self._operator(inner, scope)
         if kind == "TypeCast":
-            return self._expr(inner.get("arg"), scope)
+            return self._cast(inner, scope)
         out = _NONE
         for key, value in inner.items():
             if key != "location" and isinstance(value, dict | list):
                 out |= self._expr(value, scope)
+        return out
+
+    def _cast(self, node: dict[str, Any], scope: Scope) -> Lin:
+        """A cast into a user's type runs its cast function, and a domain's CHECKs on the
+        value (``national_id::leakdom``, whose CHECK copies VALUE): followed as a call."""
+        out = self._expr(node.get("arg"), scope)
+        names = [_only(n)[1].get("sval", "") for n in
+                 (node.get("typeName") or {}).get("names", [])]
+        if not names or (len(names) > 1 and names[-2] in _BUILTIN_SCHEMAS):
+            return out
+        schema = names[-2] if len(names) > 1 else None
+        key = f"type:{names[-1]}"
+        self._calls.append((schema, key, out))
+        if not self.function_safe(schema, key):
+            self._reads.add(UNKNOWN)
+            return out | _UNKNOWN
         return out
 
     def _operator(self, node: dict[str, Any], scope: Scope) -> Lin:
@@ -1296,6 +1350,14 @@ def _find_range(scope: Scope, name: str) -> _Range | None:
         if found is not None:
             return found
     return None
+
+
+def _json_list(text: str) -> list[str]:
+    try:
+        found = orjson.loads(text or "[]")
+    except orjson.JSONDecodeError:
+        return ["("]  # unreadable: parses as nothing, so the CHECK is unknown (opaque)
+    return [str(x) for x in found] if isinstance(found, list) else ["("]
 
 
 def _qualified(name: str) -> tuple[str | None, str]:

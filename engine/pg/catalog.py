@@ -448,7 +448,7 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
     return Relation(schema or "", name, kind or "", tuple(json.loads(columns or "[]")),
                     definition, tuple(more.get("triggers") or ()), tuple(more.get("rules") or ()),
                     tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()),
-                    tuple(more.get("family") or ()))
+                    tuple(more.get("family") or ()), tuple(more.get("checks") or ()))
 
 
 def catalog_query(oids: list[int]) -> str:
@@ -534,7 +534,11 @@ def versions_query_of(relations: str, functions: str) -> str:
         f" FROM (SELECT {_FUNCTION_VERSION} AS v FROM pg_catalog.pg_proc p"
         " JOIN pg_catalog.pg_namespace ns ON ns.oid = p.pronamespace"
         " WHERE p.proname = n UNION ALL SELECT o.oid::text || '/' || o.xmin::text"
-        " FROM pg_catalog.pg_operator o WHERE 'operator:' || o.oprname = n) x), '')::text, NULL"
+        " FROM pg_catalog.pg_operator o WHERE 'operator:' || o.oprname = n"
+        " UNION ALL SELECT coalesce(k.oid::text || '/' || k.xmin::text, '') || '/'"
+        " || t.oid::text || '/' || t.xmin::text"
+        " FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid"
+        " WHERE 'type:' || t.typname = n) x), '')::text, NULL"
         f" FROM unnest({functions}) n"
     )
 
@@ -567,7 +571,15 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "   WHERE d.adrelid = c.oid AND a.attgenerated = ''),"
         "  'family', (SELECT coalesce(json_agg(k.relname), '[]') FROM pg_catalog.pg_inherits i"
         "   JOIN pg_catalog.pg_class k ON k.oid IN (i.inhrelid, i.inhparent) AND k.oid <> c.oid"
-        "   WHERE c.oid IN (i.inhrelid, i.inhparent)))::text"
+        "   WHERE c.oid IN (i.inhrelid, i.inhparent)),"
+        # CHECK constraints of the table and of its columns' domains (VALUE): a write runs them.
+        "  'checks', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
+        "   SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) AS e"
+        "   FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' UNION ALL"
+        "   SELECT pg_catalog.pg_get_expr(k.conbin, 0) FROM pg_catalog.pg_attribute a"
+        "   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_constraint k"
+        "   ON k.contypid IN (t.oid, t.typbasetype) WHERE a.attrelid = c.oid AND a.attnum > 0"
+        "   AND k.contype = 'c' AND k.contypid <> 0) x))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"
@@ -595,6 +607,18 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         " FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n"
         " ON n.oid = o.oprnamespace"
         f" WHERE 'operator:' || o.oprname = ANY({fns})"
+        " UNION ALL"
+        # A type (asked for as 'type:<name>'): the functions of casts into it, and a domain's
+        # CHECK expressions (of VALUE), run by a cast into it.
+        " SELECT 'f', n.nspname::text, 'type:' || t.typname, 'type', NULL, "
+        + _SUPPORT.format("SELECT k.castfunc FROM pg_catalog.pg_cast k"
+                          " WHERE k.casttarget = t.oid") +
+        ", json_build_object('definition', (SELECT coalesce(json_agg("
+        "pg_catalog.pg_get_expr(k.conbin, 0)), '[]') FROM pg_catalog.pg_constraint k"
+        " WHERE k.contypid IN (t.oid, t.typbasetype) AND k.contypid <> 0"
+        " AND k.contype = 'c')::text)::text"
+        " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+        f" WHERE 'type:' || t.typname = ANY({fns})"
         " UNION ALL " + versions_query(relations, functions)
     )
 

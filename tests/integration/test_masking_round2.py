@@ -173,14 +173,22 @@ def copier(loot: str, fn: str, args: str, returns: str) -> str:
     # An operator's function
     ["{copy_op}", "create operator {op} (rightarg = text, function = {fn})",
      "select ({op} national_id) is null from customers"],
+    # A CHECK constraint added to the table: run on every existing row
+    ["{copy_ck}", "alter table customers add constraint {agg} check ({fn}(id, national_id))",
+     "alter table customers drop constraint {agg}"],
+    # A domain's CHECK, run by a cast into it
+    ["{copy_ck}", "create domain {agg} as text check ({fn}(0, value))",
+     "select national_id::{agg} is null from customers"],
 ])
-def test_code_run_by_aggregates_and_operators_is_followed(
+def test_code_run_by_aggregates_operators_checks_and_domains_is_followed(
         gateway: Gateway, tables: list[str], attack: list[str]) -> None:
     loot, fn, agg = name(), name(), name()
     tables += [loot, fn, agg]
     op = "###"
     words = {"copy_sf": copier(loot, fn, "s text, v text", "text"),
-             "copy_op": copier(loot, fn, "v text", "text"), "agg": agg, "fn": fn, "op": op}
+             "copy_op": copier(loot, fn, "v text", "text"), "agg": agg, "fn": fn, "op": op,
+             "copy_ck": copier(loot, fn, "k int, v text", "boolean").replace(
+                 "return $1", "return true")}
     values = seeded(gateway)
     out = through(gateway, f"create table {loot} (v text)",
                   *(step.format(**words) for step in attack), f"select * from {loot}")
