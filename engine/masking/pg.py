@@ -112,6 +112,8 @@ VALUE_BUDGET = 5.0  # seconds of masking one value may take (in a worker thread:
 VALUE_BUDGET_COUNT = "value-budget"  # a value whose rest was masked whole
 _PIECE = 1 << 14
 READS_MASKED = "reads-masked-column"  # an error of a statement that reads a masked column
+# An integrity error's DETAIL quoting rows of a table (any row's, not only the statement's).
+QUOTES_ROWS = "constraint-detail"
 NOTIFICATION_MASKED = "notification"  # a NOTIFY channel or payload, masked whole
 BINARY_COPY_REFUSED = "binary-copy-refused"  # a binary COPY TO STDOUT, whose rows were refused
 
@@ -920,7 +922,8 @@ class ResultMasker:
         """An ErrorResponse or NoticeResponse (at ``buf[pos:end]``) with its texts masked."""
         body = buf[pos + 5 : end]
         hide = self._hide_errors
-        if not hide and not self._screen(body):
+        quotes = self._quotes_rows(body)
+        if not hide and not quotes and not self._screen(body):
             return None
         fields: list[bytes] = []
         changed = False
@@ -939,6 +942,12 @@ class ResultMasker:
                 changed = True
                 if body[p] == 77 and buf[pos] == 69:
                     self._remember_error(body[p + 1 : stop], HIDDEN_ERROR)
+            elif quotes and body[p] == 68 and stop > p + 1:
+                # "Key (r)=(...) conflicts with existing key (r)=(...)", "Failing row contains
+                # (...)": values of rows the statement itself may not read, of any column.
+                counts[(QUOTES_ROWS, "")] += 1
+                field = b"D****\x00"
+                changed = True
             elif body[p] in _MASKED_FIELDS and self._screen(field):
                 text = body[p + 1 : stop].decode("utf-8", "surrogateescape")
                 masked, fired = self._mask(text)
@@ -958,6 +967,15 @@ class ResultMasker:
         new_body = b"".join(fields)
         return buf[pos : pos + 1] + _I32.pack(len(new_body) + 4) + new_body
 
+
+    def _quotes_rows(self, body: bytes) -> bool:
+        """Whether an error's DETAIL may quote table rows where column rules apply: an
+        integrity constraint violation (SQLSTATE class 23) quotes the conflicting existing
+        key or the failing row, read by the constraint, not by the statement's lineage."""
+        if self.flow is None or self._lineage_rule is None:
+            return False
+        at = body.find(b"\x00C23")
+        return at >= 0 or body.startswith(b"C23")
 
     def _remember_error(self, original: bytes, masked: str) -> None:
         if len(self._errors) >= _ERRORS_KEPT:

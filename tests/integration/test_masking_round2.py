@@ -198,3 +198,26 @@ def test_code_run_by_aggregates_operators_checks_and_domains_is_followed(
             conn.execute(f"drop operator {op} (none, text)")
     assert leaked(values, copied), "the attack copied nothing"
     assert not leaked(values, out), out[:400]
+
+
+def test_an_integrity_error_quoting_an_existing_row_is_masked(gateway: Gateway,
+                                                              tables: list[str]) -> None:
+    ranges = name()
+    tables.append(ranges)
+    values = seeded(gateway)
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(f"create table {ranges} (r int8range, exclude using gist (r with &&))")
+        conn.execute(f"insert into {ranges} select int8range({DIGITS}, {DIGITS} + 1)"
+                     " from customers where id = 11")
+        # The failing statement reads no masked column: the DETAIL quotes the existing key.
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(f"insert into {ranges} values (int8range(1, 9999999999))")
+        diag = info.value.diag
+        quoted = f"{diag.message_primary} {diag.message_detail} {diag.message_hint}"
+        conn.execute("select 1").fetchall()  # the session goes on
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as conn, \
+            pytest.raises(psycopg.Error) as clear:
+        conn.execute(f"insert into {ranges} values (int8range(1, 9999999999))")
+    assert leaked_digits(values, str(clear.value.diag.message_detail))
+    assert info.value.sqlstate == "23P01"
+    assert not leaked_digits(values, quoted), quoted
