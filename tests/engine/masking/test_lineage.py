@@ -26,6 +26,12 @@ FUNCTIONS = {
     "rows_of": [Function("public", "rows_of", "sql", "select * from customers")],
     "safe": [Function("public", "safe", "sql", "select $1 || 'x'")],
     "perl": [Function("public", "perl", "plperl", "return 1")],
+    # A user aggregate, operator and domain run these functions (as the catalog gives them).
+    "leakagg": [Function("public", "leakagg", "aggregate", "public.leak pg_catalog.textcat")],
+    "operator:###": [Function("public", "operator:###", "operator", "public.leak")],
+    "operator:||": [Function("pg_catalog", "operator:||", "operator", "pg_catalog.textcat")],
+    "type:leakdom": [Function("public", "type:leakdom", "type", "public.leak",
+                              '["(perl() IS NULL)"]')],
 }
 NID = Source("public", "customers", "national_id")
 
@@ -247,3 +253,32 @@ def test_built_ins_that_keep_a_value_write_where_it_is_read_back() -> None:
     assert lineage.opaque is not None
     # Large objects of values from no masked column are left alone.
     assert analyzer().statement(tree("select lo_from_bytea(0, 'x')")).opaque is None
+
+
+@pytest.mark.parametrize("sql", [
+    "select leakagg(email) from customers",
+    "select ### 'a'",
+    "select email::leakdom from customers",
+])
+def test_code_of_aggregates_operators_and_domains_is_judged(sql: str) -> None:
+    assert masked(sql) == [True], columns(sql)
+
+
+def test_built_in_operators_and_casts_keep_lineage() -> None:
+    assert masked("select email || 'x', id::text from customers") == [False, False]
+    assert masked("select national_id || 'x' from customers") == [True]
+
+
+def test_index_expressions_and_constraints_follow_their_functions() -> None:
+    for sql in ("create index on customers (safe(national_id))",
+                "alter table customers add constraint k check (safe(national_id) <> '')"):
+        lineage = analyzer().statement(tree(sql))
+        assert lineage.opaque is None, sql
+    # An ALTER DOMAIN's CHECK runs on values of any table: its functions get unknown ones.
+    lineage = analyzer().statement(tree("alter domain d add constraint k check (perl())"))
+    assert lineage.opaque is not None
+
+
+def test_a_cast_into_a_domain_runs_its_checks() -> None:
+    # The CHECK calls a function in a language the gateway cannot read: opaque.
+    assert analyzer().statement(tree("select email::leakdom from customers")).opaque
