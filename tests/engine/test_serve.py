@@ -47,6 +47,10 @@ async def test_sigterm_while_starting_stops_what_started(
         await asyncio.sleep(30)
 
     monkeypatch.setattr(Engine, "_recover", slow_recover)
+    # One process: the engine's start is the one patched here (with workers, each worker
+    # starts in a process of its own; tests/integration/test_workers.py stops those).
+    config_path.write_text(config_path.read_text().replace(
+        "control_socket: ", "workers: 1, control_socket: "))
     assert await asyncio.wait_for(serve(load_config(config_path)), 10) == 0
     # The store was closed and its lock let go: another engine may open it.
     open_store(tmp_path / "s.db").close()
