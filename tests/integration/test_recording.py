@@ -192,11 +192,16 @@ def test_engine_crash_marks_sessions_interrupted_and_keeps_records(
     conn.close()
     engine = start_engine_process(policy, port)
     try:
-        listed = run_cli("sessions", "--json", "-c", str(policy))
-        assert listed.returncode == 0, listed.stderr
         import json
 
-        sessions = json.loads(listed.stdout)
+        deadline = time.monotonic() + 15  # each worker replays the journal its node left
+        while True:
+            listed = run_cli("sessions", "--json", "-c", str(policy))
+            assert listed.returncode == 0, listed.stderr
+            sessions = json.loads(listed.stdout)
+            if sessions or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert [s["status"] for s in sessions] == ["interrupted"]
         assert sessions[0]["end_reason"] == "engine restarted"
         shown = json.loads(run_cli("show", sessions[0]["id"][:6], "--json", "-c",
