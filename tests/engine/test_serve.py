@@ -37,8 +37,16 @@ def config_path(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def one_process(config_path: Path) -> Path:
+    """The policies with ``workers: 1``: the engine runs in this process, not as workers."""
+    config_path.write_text(config_path.read_text().replace(
+        "control_socket: ", "workers: 1, control_socket: "))
+    return config_path
+
+
 async def test_sigterm_while_starting_stops_what_started(
-        config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        one_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recover = Engine._recover
 
     async def slow_recover(self: Engine) -> None:
@@ -49,9 +57,7 @@ async def test_sigterm_while_starting_stops_what_started(
     monkeypatch.setattr(Engine, "_recover", slow_recover)
     # One process: the engine's start is the one patched here (with workers, each worker
     # starts in a process of its own; tests/integration/test_workers.py stops those).
-    config_path.write_text(config_path.read_text().replace(
-        "control_socket: ", "workers: 1, control_socket: "))
-    assert await asyncio.wait_for(serve(load_config(config_path)), 10) == 0
+    assert await asyncio.wait_for(serve(load_config(one_process)), 10) == 0
     # The store was closed and its lock let go: another engine may open it.
     open_store(tmp_path / "s.db").close()
     assert not (tmp_path / "c.sock").exists()
