@@ -141,6 +141,17 @@ def simple_commands(script: Script) -> Iterator[SimpleCommand]:
                 yield stage
 
 
+def pipelines(script: Script) -> Iterator[Pipeline]:
+    """Every pipeline of ``script``: in substitutions, groups, subshells and functions too."""
+    for pipeline in script:
+        yield pipeline
+        for stage in pipeline.stages:
+            for sub in stage.substitutions:
+                yield from pipelines(sub.script)
+            if isinstance(stage, Compound):
+                yield from pipelines(stage.body)
+
+
 # --- while parsing: mutable nodes (a here-document's body arrives after its command ended) --
 
 @dataclass

@@ -43,17 +43,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter, deque
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from engine.guardrail.commands import SHELLS, classify_command, long_options
 from engine.guardrail.shellwords import (
-    Compound,
-    Pipeline,
     Script,
     ShellParseError,
     SimpleCommand,
     parse,
+    pipelines,
 )
 from engine.masking.masker import ValueMasker
 from engine.masking.policy import SessionMasking
@@ -154,7 +152,7 @@ def prints_no_escapes(command: str) -> bool:
             or "$'" in command or facts.programs - {_name(argv[0]) for argv in facts.commands
                                                      if argv}
             or any(isinstance(stage, SimpleCommand) and stage.unresolved  # a glob, $x: a name
-                   for pipeline in _pipelines(script) for stage in pipeline.stages)):
+                   for pipeline in pipelines(script) for stage in pipeline.stages)):
         return False  # … in an error message could hold one
     for argv in facts.commands:
         spec = _NO_ESCAPES.get(_name(argv[0])) if argv else None
@@ -183,7 +181,7 @@ def detaches(command: str) -> bool:
         script = parse(command)
     except ShellParseError:
         return True
-    return bool(facts.programs & _DETACHING) or any(p.background for p in _pipelines(script))
+    return bool(facts.programs & _DETACHING) or any(p.background for p in pipelines(script))
 
 
 def _plain(command: str, depth: int) -> bool:
@@ -233,7 +231,7 @@ def _plain_command(argv: tuple[str, ...], depth: int) -> bool:
 def _runtime_words(script: Script) -> bool:
     """A word only known at run time (``$x``, ``$(…)``: a shell may slice, split or join it) or
     a here-document or here-string that expands one."""
-    for pipeline in _pipelines(script):
+    for pipeline in pipelines(script):
         for stage in pipeline.stages:
             redirects = stage.redirects
             if isinstance(stage, SimpleCommand) and any(
@@ -245,16 +243,6 @@ def _runtime_words(script: Script) -> bool:
                 return True
     return False
 
-
-def _pipelines(script: Script) -> Iterator[Pipeline]:
-    """Every pipeline of ``script``: in substitutions, groups, subshells and functions too."""
-    for pipeline in script:
-        yield pipeline
-        for stage in pipeline.stages:
-            for sub in stage.substitutions:
-                yield from _pipelines(sub.script)
-            if isinstance(stage, Compound):
-                yield from _pipelines(stage.body)
 
 
 def transfers_files(command: str) -> bool:

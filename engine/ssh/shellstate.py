@@ -40,13 +40,13 @@ from fnmatch import fnmatchcase
 from engine.guardrail.commands import READS_INPUT, SHELLS, classify_command, long_options
 from engine.guardrail.shellwords import (
     Compound,
-    Pipeline,
     Redirect,
     Script,
     ShellParseError,
     SimpleCommand,
     has_glob,
     parse,
+    pipelines,
 )
 from engine.ssh.output import transforms_output
 
@@ -165,18 +165,9 @@ def bare_shell(command: str) -> bool:
 
 def _commands(script: Script) -> Iterator[SimpleCommand | Compound]:
     """Every simple command and compound of ``script``, in substitutions and bodies too."""
-    for pipeline in _pipelines(script):
+    for pipeline in pipelines(script):
         yield from pipeline.stages
 
-
-def _pipelines(script: Script) -> Iterator[Pipeline]:
-    for pipeline in script:
-        yield pipeline
-        for stage in pipeline.stages:
-            for sub in stage.substitutions:
-                yield from _pipelines(sub.script)
-            if isinstance(stage, Compound):
-                yield from _pipelines(stage.body)
 
 
 def _writes(redirect: Redirect) -> bool:
