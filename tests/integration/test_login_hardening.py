@@ -108,9 +108,12 @@ def test_what_a_client_pipelines_before_access_is_not_read_without_bound(
     wire.sock.setblocking(False)
     sent = 0
     deadline = time.monotonic() + 10
-    while sent < 64 << 20 and time.monotonic() < deadline:  # the gateway stops reading
+    moved = time.monotonic()
+    # the gateway stops reading: sends stall (a second without progress ends the attempt)
+    while sent < 64 << 20 and time.monotonic() < deadline and time.monotonic() - moved < 1:
         try:
             sent += wire.sock.send(query)
+            moved = time.monotonic()
         except BlockingIOError:
             time.sleep(0.01)
     [session] = [s for s in guarded.engine.live().values() if s.conn.name == "shop_jit"]
