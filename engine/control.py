@@ -90,19 +90,7 @@ class ControlServer:
         self._handlers_running: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            if _in_use(self.path):
-                raise OSError(f"control socket {self.path} is in use: is an engine running?")
-            self.path.unlink()
-        old = os.umask(0o077)
-        try:
-            self._server = await asyncio.start_unix_server(
-                self._client, path=str(self.path), limit=MAX_REQUEST
-            )
-        finally:
-            os.umask(old)
-        self.path.chmod(0o600)
+        self._server = await serve_private(self.path, self._client)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = Peer()
@@ -209,6 +197,29 @@ class ControlServer:
         self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+async def serve_private(path: Path, client: Callable[
+        [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> asyncio.AbstractServer:
+    """A control socket at ``path`` that only the engine's user can open (0600, created under
+    umask 077 so it is never reachable by others, not even for a moment). A socket left by an
+    engine that died is replaced; one that answers is an engine running: refused."""
+    _make_room(path)
+    old = os.umask(0o077)
+    try:
+        server = await asyncio.start_unix_server(client, path=str(path), limit=MAX_REQUEST)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return server
+
+
+def _make_room(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if _in_use(path):
+            raise OSError(f"control socket {path} is in use: is an engine running?")
+        path.unlink()
 
 
 def _in_use(path: Path) -> bool:

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -84,20 +83,9 @@ class Fanout:
         self._clients: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        from engine.control import _in_use  # the same check as a lone engine's
+        from engine.control import serve_private  # the same socket as a lone engine's
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            if _in_use(self.path):
-                raise OSError(f"control socket {self.path} is in use: is an engine running?")
-            self.path.unlink()
-        old = os.umask(0o077)
-        try:
-            self._server = await asyncio.start_unix_server(self._client, path=str(self.path),
-                                                           limit=MAX_REQUEST)
-        finally:
-            os.umask(old)
-        self.path.chmod(0o600)
+        self._server = await serve_private(self.path, self._client)
 
     async def stop(self) -> None:
         if self._server is None:
