@@ -42,6 +42,7 @@ from engine.guardrail.literals import (
     option_truth,
     reads_differently_without_scs,
 )
+from engine.guardrail.memory import EMPTY, Effects, Known
 
 __all__ = ["STATEMENT_KINDS", "TRUSTED_LANGUAGES", "Facts", "ParseFailure", "classify"]
 
@@ -52,6 +53,9 @@ TRUSTED_LANGUAGES = frozenset({"sql", "plpgsql", "plperl", "pltcl", "plv8"})
 _KNOWN_TRIGGER_FUNCTIONS = frozenset({"suppress_redundant_updates_trigger",
                                       "tsvector_update_trigger",
                                       "tsvector_update_trigger_column"})
+# pg_catalog's trigger functions (PostgreSQL 15: these and the RI_FKey_* of foreign keys): an
+# unqualified name among them is pg_catalog's, whatever the session created.
+_CATALOG_TRIGGERS = _KNOWN_TRIGGER_FUNCTIONS | {"unique_key_recheck"}
 # SQL in SQL in SQL …: past this depth a body is opaque (each level is judged once).
 _MAX_DEPTH = 8
 # Options that name a function the object will call (CREATE OPERATOR, AGGREGATE — "sfunc1"
@@ -160,6 +164,9 @@ class Facts:
     # bodies, a WHERE whose bounds were decided from constants, casts of a literal to a
     # catalog name). The guard keys verdicts by the normalized text only when this holds.
     by_shape: bool = True
+    # Every table it writes is one the session created (``memory``): only rows the session
+    # put there, which no ``rows_over`` rule counts.
+    own: bool = False
     # Where ``text`` sits in the query string (characters), for a statement of one.
     span: tuple[int, int] = (0, 0)
 
@@ -175,15 +182,27 @@ class Facts:
 
 
 def classify(sql: str, depth: int = 0) -> list[Facts]:
-    """Facts for each statement of ``sql`` (a multi-statement string gives several).
+    """Facts for each statement of ``sql`` (a multi-statement string gives several), judged
+    with no memory of the session (``classify_text``)."""
+    return classify_text(sql, depth)[0]
+
+
+def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
+                  qualified_only: bool = False) -> tuple[list[Facts], Effects]:
+    """Facts for each statement of ``sql``, against what the session is known to have
+    created (``memory``), and what running the text does to that memory. ``qualified_only``:
+    the session chose its own search_path at login, so a function named without its schema
+    is never taken for one created earlier (see ``_Walker._bind_body``).
 
     A trigger is judged by the body of the function it binds only when that function is
     created earlier in the same text, under the same schema-qualified name, with no statement
     between that could run code or change what the name means (see ``_KEEPS_FUNCTIONS``): the
     server stops a query string at its first error, so if the CREATE FUNCTION fails ("already
     exists"), the trigger is never created. Anything else binds a body the gateway has not
-    seen, which is opaque. No memory is kept across texts: a function the session created
-    before may since have been replaced, renamed or never created at all."""
+    seen, which is opaque. Across texts, ``known`` plays the same part: functions and tables
+    the session created in earlier texts with nothing since that keeps nothing (``_keeps``).
+    A write whose tables are all the session's own (``Facts.own``) meets no ``rows_over``
+    rule."""
     try:
         raw = sql.encode()
         tree = orjson.loads(parse_sql_json(sql))
@@ -196,7 +215,11 @@ def classify(sql: str, depth: int = 0) -> list[Facts]:
         raise ParseFailure("the statement is too deeply nested for the gateway to classify",
                            None) from exc
     out: list[Facts] = []
-    known: dict[str, Facts] = {}
+    functions: dict[str, Facts] = dict(known.functions)
+    own: set[str] = set(known.tables)
+    added_functions: dict[str, Facts] = {}
+    added_tables: set[str] = set()
+    forgets = False
     for entry in tree.get("stmts", []):
         start = entry.get("stmt_location", 0)
         length = entry.get("stmt_len", 0) or len(raw) - start
@@ -207,17 +230,46 @@ def classify(sql: str, depth: int = 0) -> list[Facts]:
             head = len(raw[:start].decode(errors="replace")) + len(piece) - len(piece.lstrip())
             facts.span = (head, head + len(text))
         try:
-            _Walker(facts, known, depth).visit(entry.get("stmt", {}))
+            _Walker(facts, functions, depth, qualified_only).visit(entry.get("stmt", {}))
         except RecursionError as exc:
             raise ParseFailure("the statement is too deeply nested to classify", None) from exc
         if facts.settings and protection.settings_off(facts.settings):
             facts.kinds.add(protection.OFF)  # session_replication_role: triggers stop firing
-        if _keeps_functions(entry.get("stmt", {})):
-            known.update(facts.defines)
+        stmt = entry.get("stmt", {})
+        if _sets_search_path(facts):
+            qualified_only = True
+        if _keeps(stmt, facts, own):
+            functions.update(facts.defines)
+            added_functions.update(facts.defines)
+            table = _new_table(stmt)
+            if table is not None:
+                own.add(table)
+                added_tables.add(table)
         else:
-            known.clear()
+            functions.clear()
+            own.clear()
+            added_functions.clear()
+            added_tables.clear()
+            forgets = True
+        _mark_own(facts, own)
         out.append(facts)
-    return out
+    return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only)
+
+
+def _sets_search_path(facts: Facts) -> bool:
+    """Whether ``facts`` (or code stored in it) may change the search_path: with pg_temp
+    first, an unqualified CREATE FUNCTION goes where no function is ever looked up."""
+    settings, kinds = facts.settings, facts.kinds
+    return ("search_path" in settings or "*" in settings or "DISCARD" in kinds
+            or "SET ROLE" in kinds  # a role's own default search_path
+            or ("SET" in kinds and not settings))  # RESET ALL
+
+
+def _mark_own(facts: Facts, own: set[str]) -> None:
+    """``Facts.own`` for ``facts`` and everything inside it."""
+    facts.own = bool(facts.writes) and facts.writes <= own
+    for part in facts.parts:
+        _mark_own(part, own)
 
 
 def _relation(node: dict[str, Any] | None) -> str | None:
@@ -238,9 +290,11 @@ def _trivial(facts: Facts) -> bool:
 
 
 class _Walker:
-    def __init__(self, facts: Facts, bodies: dict[str, Facts], depth: int) -> None:
+    def __init__(self, facts: Facts, bodies: dict[str, Facts], depth: int,
+                 qualified_only: bool = False) -> None:
         self.facts = facts
         self.bodies = bodies
+        self.qualified_only = qualified_only
         self.depth = depth
         self.table: str | None = None  # the table a CREATE or ALTER TABLE defines
 
@@ -688,16 +742,24 @@ class _Walker:
 
     def _bind_body(self, funcname: list[Any], what: str) -> None:
         """A trigger runs its function (looked up with no arguments) on others' writes: judge
-        the body if this text creates it under the same schema-qualified name (see
-        ``classify``), else it is opaque. An unqualified name is looked up along a search_path
-        the gateway does not know (pg_catalog first, or later; never pg_temp, where an
-        unqualified CREATE FUNCTION may go), so it never matches a body."""
+        the body if this text, or the session's memory, created it under the same name (see
+        ``classify_text``), else it is opaque.
+
+        An unqualified name is looked up along the search_path, pg_catalog first: it matches
+        a body created unqualified, under the same search_path (a SET forgets the memory),
+        unless pg_catalog has a trigger function of that name or the session set its own
+        search_path at login (``qualified_only``). What the gateway cannot see: a search_path
+        from a role's or database's defaults that names pg_temp first, where an unqualified
+        CREATE FUNCTION would go and where no function is ever looked up."""
         parts = name(funcname)
         if not parts:
             return
         function = parts[-1].lower()
         self.facts.functions.add(function)
-        body = self.bodies.get(_identity(parts, [])) if len(parts) > 1 else None
+        unqualified = len(parts) == 1 and not (self.qualified_only or function in _CATALOG_TRIGGERS
+                                               or function.startswith("ri_fkey_"))
+        body = (self.bodies.get(_identity(parts, [])) if len(parts) > 1 or unqualified
+                else None)
         origin = f"{what} {'.'.join(parts)}"
         if body is not None:
             bound = dataclasses.replace(body, origin=origin, deferred=True)
@@ -846,12 +908,46 @@ _KEEPS_FUNCTIONS = frozenset({"CreateFunctionStmt", "CreateTrigStmt", "CreateEve
                               "CommentStmt"})
 
 
-def _keeps_functions(stmt: dict[str, Any]) -> bool:
+# COMMIT is not among them: it fires deferred triggers of what ran before.
+_KEEPS_TRANSACTION = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_SAVEPOINT",
+                                "TRANS_STMT_RELEASE"})
+_OWN_WRITES = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt"})
+
+
+def _keeps(stmt: dict[str, Any], facts: Facts, own: set[str]) -> bool:
+    """Whether what the session created before ``stmt`` still means the same after it: it
+    runs no code the gateway has not read and renames, moves, drops or shadows nothing.
+    A ROLLBACK keeps names too, but not what was created: ``SessionMemory.rolled_back``."""
     node_type = next(iter(stmt), "")
+    node = stmt.get(node_type)
+    if not isinstance(node, dict):
+        return False
     if node_type == "CreateStmt":  # a new table (a partition's bounds are checked: not one)
-        node = stmt[node_type]
-        return not (isinstance(node, dict) and node.get("partbound"))
-    return node_type in _KEEPS_FUNCTIONS
+        return not node.get("partbound")
+    if node_type in _KEEPS_FUNCTIONS:
+        return True
+    if node_type == "IndexStmt":  # on columns: no expression runs code
+        return all(isinstance(p, dict) and not p.get("IndexElem", {}).get("expr")
+                   for p in node.get("indexParams", []))
+    if node_type == "TransactionStmt":
+        return node.get("kind") in _KEEPS_TRANSACTION
+    if node_type in _OWN_WRITES:  # the session's own rows: triggers only it created fire
+        return (bool(facts.writes) and facts.writes <= own and facts.reads <= own
+                and not (facts.functions or facts.parts or facts.settings))
+    return False
+
+
+def _new_table(stmt: dict[str, Any]) -> str | None:
+    """The table a CREATE TABLE makes, as written; None for a temporary one (a function
+    body's name may later reach the permanent table it shadowed) or IF NOT EXISTS (it may
+    already be someone else's)."""
+    node = stmt.get("CreateStmt")
+    if not isinstance(node, dict) or node.get("if_not_exists") or node.get("partbound"):
+        return None
+    relation = node.get("relation", {})
+    if not isinstance(relation, dict) or relation.get("relpersistence") == "t":
+        return None
+    return _relation(relation)
 
 
 def _identity(parts: list[str], parameters: list[Any]) -> str:

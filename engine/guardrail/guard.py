@@ -2,9 +2,11 @@
 
 A statement gets the strictest verdict of itself and of everything that runs inside it (its
 ``parts``: body statements, rule actions, query strings handed to functions), each judged by
-the same rules. Nothing is remembered from one text to the next: a trigger is judged by its
-function's body only when the same text creates it (``classify``); a function allowed earlier
-may since have failed to be created, been replaced or renamed, so binding it later is opaque.
+the same rules. What the session created and the target confirmed (its own functions and
+tables, ``memory``) is remembered from one text to the next until a statement that could change
+what their names mean: a trigger binding one of its functions is judged by that body, and its
+writes to its own tables meet no ``rows_over`` rule. Verdicts judged against one memory are not
+taken from the caches under another.
 
 Verdicts are cached by exact text, and also by *shape*: the text with its constants replaced
 by ``$1, $2…`` (``pglast.parser.normalize``, ~4 µs), so that ``WHERE aid = 1`` and ``WHERE aid
@@ -32,8 +34,9 @@ from typing import TypeVar
 from pglast.parser import ParseError, normalize
 
 from engine.guardrail import reading
-from engine.guardrail.classify import Facts, ParseFailure, classify
+from engine.guardrail.classify import Facts, ParseFailure, classify_text
 from engine.guardrail.commands import CommandFacts, Cwd, classify_command
+from engine.guardrail.memory import FORGETS, NOTHING, Effects, SessionMemory
 from engine.guardrail.rules import (
     SEVERITY,
     GuardrailSettings,
@@ -55,6 +58,8 @@ class Judgement:
     statements: tuple[Verdict, ...]
     parse_error: str | None = None
     facts: CommandFacts | None = None  # a shell command line's facts, when it could be read
+    effects: Effects = NOTHING  # what running it does to the session's memory
+    remembered: bool = False  # judged against a memory that was not empty
 
     @property
     def rule(self) -> str | None:
@@ -78,6 +83,11 @@ class SessionGuard:
         self._by_shape = shape_blind(rules)
         self._patterns = _patterns(rules)
         self._commands: dict[str, Judgement] = {}
+        self.memory = SessionMemory()
+        # The session chose its search_path at login: unqualified function names never
+        # match what it created (``classify_text``).
+        self.qualified_only = False
+        self._generation = 0  # the memory's generation the caches were filled under
 
     def replace(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
         """A reloaded policy: the next statement is judged by ``rules`` (verdicts remembered
@@ -110,7 +120,25 @@ class SessionGuard:
         self._commands[key] = judgement
         return judgement
 
+    def started(self, text: str) -> tuple[Effects, int] | None:
+        """``text`` goes to the target: what it will do to the memory once it completes
+        (None: nothing), forgetting now if it forgets."""
+        effects = self.judge(text).effects
+        if effects.qualified_only and not self.qualified_only:
+            self.qualified_only = True
+            self.memory.forget()  # judged otherwise from now on: nothing cached stands
+        epoch = self.memory.started(effects)
+        return (effects, epoch) if effects.adds else None
+
+    def finished(self, started: tuple[Effects, int]) -> None:
+        """What ``started`` returned for a text that completed without an error."""
+        self.memory.finished(*started)
+
     def judge(self, text: str) -> Judgement:
+        if self.memory.generation != self._generation:
+            self._generation = self.memory.generation
+            self._cache.clear()
+            self._shapes.clear()
         cached = self._cache.get(text)
         if cached is not None:
             return cached
@@ -162,19 +190,21 @@ class SessionGuard:
     def _judge(self, text: str) -> tuple[Judgement, bool, tuple[int, int] | None]:
         """(the judgement, whether it may be cached, and where its statement sits when it is
         one statement whose verdict may be kept by shape)."""
+        known = self.memory.known
         try:
-            statements = classify(text)
+            statements, effects = classify_text(text, 0, known,
+                                                qualified_only=self.qualified_only)
         except ParseFailure as exc:
             verdict = Verdict(
                 self.settings.fallback, "fallback",
                 f"PostgreSQL's parser rejects it ({exc}), so it cannot be classified",
                 text,
             )
-            return (Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc)),
-                    True, None)
-        if not statements:
+            return (Judgement(verdict.action, verdict, (verdict,), parse_error=str(exc),
+                              effects=FORGETS), True, None)
+        if not statements:  # forgets: an unknown portal's Execute shows as a comment
             verdict = Verdict("allow", None, "empty query", text)
-            return Judgement("allow", verdict, (verdict,)), True, None
+            return Judgement("allow", verdict, (verdict,), effects=FORGETS), True, None
         fallback = self.settings.fallback
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         # Of equal strength, a verdict that stands whatever the count wins over a rows_over
@@ -182,7 +212,9 @@ class SessionGuard:
         decisive = max(verdicts, key=lambda v: (v.severity, v.rows_over is None))
         one = statements[0]
         by_shape = len(statements) == 1 and one.by_shape and not one.settings
-        return Judgement(decisive.action, decisive, verdicts), True, one.span if by_shape else None
+        judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
+                              remembered=bool(known))
+        return judgement, True, one.span if by_shape else None
 
 
 def _put(cache: dict[str, _V], key: str, value: _V, size: int) -> None:

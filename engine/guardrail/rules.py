@@ -147,8 +147,8 @@ class Match:
         if not self.for_sql():
             return None
         reasons: list[str] = []
-        if self.rows_over is not None and not facts.kinds & ROW_WRITES:
-            return None
+        if self.rows_over is not None and (facts.own or not facts.kinds & ROW_WRITES):
+            return None  # own: rows the session itself put in tables it created
         if self.statements:
             hit = sorted(facts.kinds & self.statements)
             if not hit:

@@ -45,10 +45,12 @@ class Statement:
         self.text = text
         self.judgement = judgement  # None without a guard
         self.uses = uses  # what it does with names when it runs (EXECUTE x, PREPARE y …)
-        # How each Bind is recorded when that needs no judging again: allowed on its own
-        # and naming no other statement.
+        # How each Bind is recorded when that needs no judging again: allowed on its own,
+        # naming no other statement, and judged without the session's memory (which may have
+        # forgotten since: ``SessionGuard.memory``).
         self.allowed: Judged | None = None
-        if not uses and (judgement is None or judgement.action == "allow"):
+        if not uses and (judgement is None or (judgement.action == "allow"
+                                               and not judgement.remembered)):
             self.allowed = ALLOWED if judgement is None else ("allow", judgement.rule, None)
 
 

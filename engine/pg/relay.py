@@ -76,6 +76,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
+from engine.guardrail.memory import Effects
 from engine.pg import codec, messages, rowcount
 from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
@@ -201,10 +202,13 @@ class StatementFinished:
 class _Open:
     """A statement that has been forwarded and not yet answered."""
 
-    __slots__ = ("bound", "closed", "command", "error", "ops", "rows", "seq", "sqlstate")
+    __slots__ = ("bound", "closed", "command", "error", "memo", "ops", "rows", "seq",
+                 "sqlstate")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
+        # What it adds to the guard's memory of the session's own objects once it completes.
+        self.memo: tuple[Effects, int] | None = None
         self.closed = False
         self.rows: int | None = None
         self.command: str | None = None
@@ -695,6 +699,8 @@ class PgRelay:
                 "approved, so the gateway did not run it", "42501", hint="Run it again."))
             return False
         judgement = statement.judgement
+        if judgement is not None and judgement.remembered:  # the memory may have changed
+            judgement = self._judge_text(statement.text)
         executes: list[Statement | None] = []
         counted = None
         if statement.allowed is not None and self.unreadable is None:
@@ -1050,7 +1056,10 @@ class PgRelay:
         seq = self.statements
         self._started.append(StatementStarted(seq, text, protocol, params, time.time(),
                                               *judged))
-        return _Open(seq)
+        record = _Open(seq)
+        if self.guard is not None:
+            record.memo = self.guard.started(text)
+        return record
 
     # --- backend --------------------------------------------------------------------------
 
@@ -1240,6 +1249,8 @@ class PgRelay:
             elif tag == 90:  # 'Z' ReadyForQuery
                 self.transaction_status = buf[pos + 5 : end]
                 self._ready(finished)
+                if self.guard is not None:
+                    self.guard.memory.ready(self.transaction_status)
                 if self._own_block == 2:
                     self._own_block = 0
                     self.wants_input = True
@@ -1346,6 +1357,8 @@ class PgRelay:
             return
         command, rows = messages.command_rows(body)
         record.command = command
+        if command == "ROLLBACK" and self.guard is not None:  # of a block or to a savepoint
+            self.guard.memory.rolled_back()
         if rows is not None:
             record.rows = (record.rows or 0) + rows if kind == _SIMPLE else rows
         if record.ops:
@@ -1364,6 +1377,8 @@ class PgRelay:
         if not owed:
             return
         fields = messages.error_fields(body)
+        if self.guard is not None:  # its transaction, or statement, is rolled back
+            self.guard.memory.rolled_back()
         kind, record = owed[0]
         if kind == _SIMPLE:
             if record is not None:
@@ -1482,7 +1497,10 @@ class PgRelay:
         if record is None:
             return
         if not record.closed:
-            finished.append(record.finish(status))
+            done = record.finish(status)
+            finished.append(done)
+            if record.memo is not None and done.status == "ok" and self.guard is not None:
+                self.guard.finished(record.memo)
         self._bound.pop(record.seq, None)
 
     def open_statements(self) -> list[int]:

@@ -106,13 +106,13 @@ def test_empty_query_is_allowed(sql: str) -> None:
 @pytest.fixture
 def classify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = guard_module.classify
+    real = guard_module.classify_text
 
-    def counting(sql: str, *args):  # type: ignore[no-untyped-def]
+    def counting(sql: str, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(sql)
-        return real(sql, *args)
+        return real(sql, *args, **kwargs)
 
-    monkeypatch.setattr(guard_module, "classify", counting)
+    monkeypatch.setattr(guard_module, "classify_text", counting)
     return calls
 
 

@@ -40,17 +40,31 @@ def test_the_body_created_in_the_same_text_is_the_one_judged() -> None:
     assert "OPAQUE BODY" not in last(f"{HARMLESS}; {between}; {TRIGGER}")
 
 
+def test_unqualified_on_both_sides_is_the_function_created() -> None:
+    """Created and bound without a schema, under one search_path the session did not
+    change: the name means the function just created (pg_catalog, first, has none of it)."""
+    kinds = last(HARMLESS.replace("public.tf", "tf") + "; " + TRIGGER.replace("public.tf", "tf"))
+    assert "OPAQUE BODY" not in kinds
+
+
 @pytest.mark.parametrize("sql", [
     # The attack: the CREATE failed in an earlier text; its body means nothing now.
     TRIGGER,
     "CREATE TRIGGER t BEFORE INSERT ON v4 FOR EACH ROW EXECUTE FUNCTION tf()",
-    # Unqualified on either side: which function the name means depends on the search_path.
-    HARMLESS.replace("public.tf", "tf") + "; "
-    + TRIGGER.replace("public.tf", "tf"),
+    # Unqualified on one side only: which function the name means depends on the search_path.
     HARMLESS.replace("public.tf", "tf") + "; " + TRIGGER,
     HARMLESS + "; " + TRIGGER.replace("public.tf", "tf"),
+    # Unqualified on both, after a change of the search_path: with pg_temp first, the
+    # function is created where no function is looked up.
     "SET search_path = pg_temp, public; " + HARMLESS.replace("public.tf", "tf") + "; "
     + TRIGGER.replace("public.tf", "tf"),
+    "SELECT set_config('search_path', 'pg_temp,public', false); "
+    + HARMLESS.replace("public.tf", "tf") + "; " + TRIGGER.replace("public.tf", "tf"),
+    "DISCARD ALL; " + HARMLESS.replace("public.tf", "tf") + "; "
+    + TRIGGER.replace("public.tf", "tf"),
+    # A trigger function of pg_catalog's name is pg_catalog's, whatever was created.
+    HARMLESS.replace("public.tf", "unique_key_recheck") + "; "
+    + TRIGGER.replace("public.tf", "unique_key_recheck"),
     # Another schema, another name, another signature.
     HARMLESS + "; " + TRIGGER.replace("public.tf", "other.tf"),
     HARMLESS.replace("tf()", "tf(int)") + "; " + TRIGGER,

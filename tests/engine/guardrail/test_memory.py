@@ -1,0 +1,152 @@
+"""A session's memory of what it created (issue 12: "migrations with functions that only touch
+their own tables are never held"), text by text as ``psql -f`` sends a migration, and what
+makes it forget. The relay's part (confirmation by the target, rollbacks) is in
+tests/integration/test_guardrail_migrations.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import load_config
+from engine.guardrail.guard import Guard, SessionGuard
+
+REPO = Path(__file__).resolve().parents[3]
+
+TABLE = "CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL DEFAULT 0)"
+BUMP = ("CREATE FUNCTION bump(i int) RETURNS void LANGUAGE plpgsql AS "
+        "$$BEGIN UPDATE counters SET n = n + 1 WHERE id = i; END$$")
+STAMP = ("CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS "
+         "$$BEGIN UPDATE counters SET n = n + 1 WHERE id = NEW.id; RETURN NEW; END$$")
+TRIGGER = ("CREATE TRIGGER counters_stamp AFTER INSERT ON counters FOR EACH ROW "
+           "EXECUTE FUNCTION stamp()")
+
+
+@pytest.fixture
+def alice() -> SessionGuard:
+    config = load_config(REPO / "policies.yaml")
+    who = next(i for i in config.identities if i.name == "alice")
+    return Guard(config.rules, config.guardrails).for_session("shop", who.name, who.groups)
+
+
+def run(guard: SessionGuard, text: str, *, ok: bool = True) -> str:
+    """Judge ``text`` and run it as the relay does: started, then completed, then the
+    ReadyForQuery of autocommit. The action it was judged with."""
+    action = guard.judge(text).action
+    started = guard.started(text)
+    if ok and started is not None:
+        guard.finished(started)
+    if not ok:
+        guard.memory.rolled_back()
+    guard.memory.ready(b"I")
+    return action
+
+
+def test_a_migration_sent_text_by_text_is_never_held(alice: SessionGuard) -> None:
+    assert run(alice, TABLE) == "allow"
+    assert run(alice, BUMP) == "allow"  # writes only its own table: no rows_over
+    assert run(alice, STAMP) == "allow"
+    assert run(alice, TRIGGER) == "allow"  # binds the body it judged
+    assert run(alice, "CREATE INDEX counters_n ON counters (n)") == "allow"
+    assert run(alice, "INSERT INTO counters (id) VALUES (1), (2)") == "allow"
+    assert run(alice, "COMMENT ON FUNCTION bump(int) IS 'x'") == "allow"
+
+
+def test_the_same_in_one_transaction(alice: SessionGuard) -> None:
+    for text in ("BEGIN", TABLE, STAMP):
+        alice.judge(text)
+        started = alice.started(text)
+        if started is not None:
+            alice.finished(started)
+        alice.memory.ready(b"T")
+    assert alice.judge(TRIGGER).action == "allow"
+    alice.memory.rolled_back()  # ROLLBACK: neither the table nor the function is there
+    assert alice.judge(TRIGGER).action == "review"
+    assert alice.judge(BUMP).action == "review"
+
+
+@pytest.mark.parametrize("between", [
+    "SET search_path = other, public",
+    "SELECT set_config('search_path', 'pg_temp, public', false)",
+    "RESET ALL",
+    "DISCARD ALL",
+    "ALTER FUNCTION stamp() RENAME TO old_stamp",
+    "ALTER SCHEMA public RENAME TO p2",
+    "CREATE SCHEMA alice",  # "$user" comes first in the default search_path
+    "SELECT some_function()",
+    "UPDATE orders SET note = 'x' WHERE id = 1",  # another table's triggers may run
+    "INSERT INTO counters (id) VALUES (now()::text::int)",  # a call
+    "CALL p()",
+    "DO $$BEGIN NULL; END$$",
+    "PREPARE q AS SELECT 1",
+    "EXECUTE q",
+    "COMMIT",  # deferred triggers of what ran before
+])
+def test_what_could_change_a_name_forgets(alice: SessionGuard, between: str) -> None:
+    run(alice, TABLE)
+    run(alice, STAMP)
+    run(alice, between)
+    assert alice.judge(TRIGGER).action == "review"
+    assert alice.judge(BUMP).action == "review"
+
+
+def test_what_failed_is_not_remembered(alice: SessionGuard) -> None:
+    run(alice, TABLE, ok=False)  # "already exists": someone else's table
+    assert run(alice, BUMP) == "review"
+    run(alice, STAMP, ok=False)
+    assert alice.judge(TRIGGER).action == "review"
+
+
+@pytest.mark.parametrize("table", [
+    "CREATE TABLE IF NOT EXISTS counters (id int PRIMARY KEY, n int)",  # maybe not ours
+    "CREATE TEMP TABLE counters (id int PRIMARY KEY, n int)",  # shadows a permanent one
+    "CREATE TABLE counters PARTITION OF all_counters FOR VALUES IN (1)",
+    "CREATE TABLE public.counters (id int PRIMARY KEY, n int)",  # another spelling
+])
+def test_only_a_table_surely_created_is_own(alice: SessionGuard, table: str) -> None:
+    run(alice, table)
+    assert alice.judge(BUMP).action == "review"
+
+
+def test_a_function_that_also_writes_another_table_is_held(alice: SessionGuard) -> None:
+    run(alice, TABLE)
+    both = BUMP.replace("END$$", "UPDATE orders SET note = 'x' WHERE id > i; END$$")
+    judged = alice.judge(both)
+    assert (judged.action, judged.rule) == ("review", "review-big-writes")
+
+
+def test_other_rules_still_apply_to_own_tables(alice: SessionGuard) -> None:
+    run(alice, TABLE)
+    assert alice.judge(BUMP.replace("WHERE id = i", "")).rule == "review-unbounded-writes"
+    assert alice.judge(BUMP.replace("UPDATE counters SET n = n + 1 WHERE id = i",
+                                    "EXECUTE 'DROP TABLE ' || i")).action == "block"
+    assert alice.judge("DROP TABLE counters").action == "block"
+
+
+def test_a_session_with_its_own_search_path_matches_qualified_names_only(
+        alice: SessionGuard) -> None:
+    alice.qualified_only = True
+    run(alice, TABLE)
+    run(alice, STAMP)
+    assert alice.judge(TRIGGER).action == "review"
+    qualified = STAMP.replace("stamp()", "public.stamp()")
+    run(alice, qualified)
+    assert alice.judge(TRIGGER.replace("stamp()", "public.stamp()")).action == "allow"
+
+
+def test_forgetting_is_in_the_order_statements_run(alice: SessionGuard) -> None:
+    """Judged, then overtaken: a text judged before a forgetting one adds nothing when it
+    completes after it (a pipeline)."""
+    run(alice, TABLE)
+    started = alice.started(STAMP)
+    alice.judge(STAMP)
+    alice.started("SELECT some_function()")  # sent behind it
+    assert started is not None
+    alice.finished(started)
+    assert alice.judge(TRIGGER).rule == "review-opaque-code"
+    again = alice.started(STAMP)
+    assert again is not None
+    alice.finished(again)
+    # Its body now, but the table is no longer known to be the session's own.
+    assert alice.judge(TRIGGER).rule == "review-big-writes"
