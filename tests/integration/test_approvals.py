@@ -211,7 +211,13 @@ def test_engine_restart_expires_pending_requests(pg_target: Target, tmp_path: Pa
     client.wait(10)
     engine = start_engine_process(policy, port)
     try:
-        listed = json.loads(run_cli("approvals", "--json", "-c", str(policy), env=env).stdout)
+        # The listener may answer before the control socket does (workers start first).
+        deadline = time.monotonic() + 15
+        while (answer := run_cli("approvals", "--json", "-c", str(policy), env=env)
+               ).returncode != 0:
+            assert time.monotonic() < deadline, answer.stderr
+            time.sleep(0.1)
+        listed = json.loads(answer.stdout)
         assert listed["pending"] == []
         assert [(r["status"], r["decision_reason"]) for r in listed["recent"]] == [
             ("expired", "engine restarted")]

@@ -691,10 +691,12 @@ async def test_a_shell_without_echo_still_has_its_lines_judged(gw: SshGateway) -
 
 
 @integration
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(run=False, reason=(
     "lines.py ENTER_KEYS / bridge.py _keys: only CR, Ctrl-J and Ctrl-O are taken as Enter, "
     "but readline's keys are the user's to bind: after `bind '\"\\C-t\": accept-line'` "
-    "Ctrl-T runs the line and the gateway never judges it"))
+    "Ctrl-T runs the line and the gateway never judges it (the example policy blocks `bind` "
+    "and key-binding files; not run: since the bind masks the connection's output whole, "
+    "the terminal cannot show the outcome, and it waited out its whole deadline every run)"))
 async def test_a_rebound_accept_line_key_does_not_skip_judgement(gw: SshGateway) -> None:
     async with connect(gw) as conn:
         term = await open_shell(conn)
