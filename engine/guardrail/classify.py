@@ -533,6 +533,10 @@ class _Walker:
             off = protection.alter_table_off(cmd)
             if off is not None:
                 kinds.update(off)
+            if subtype in protection.ENABLES_CODE:
+                what = f"{(sub or subtype).lower()} {cmd.get('name') or 'all'}"
+                _opaque(self.facts, what, what, "runs stored code whose creation the gateway "
+                        "may not have judged", True)
             if subtype in protection.REWRITES_ROWS:
                 kinds.add("UPDATE")  # every row's value of the column is rewritten
         return True
@@ -546,6 +550,10 @@ class _Walker:
             keep_going = True
         if protection.statement_off(node_type, node):
             self.facts.kinds.add(protection.OFF)
+        if node_type == "AlterEventTrigStmt" and node.get("tgenabled") in ("O", "A"):
+            what = f"event trigger {node.get('trigname', '')} enabled"
+            _opaque(self.facts, what, what, "runs stored code whose creation the gateway may "
+                    "not have judged", True)
         return keep_going
 
     def _dropdb(self, node: dict[str, Any]) -> bool:

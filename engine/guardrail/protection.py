@@ -57,6 +57,10 @@ _OTHER_SUBCOMMANDS = frozenset({
     "AT_DetachPartition", "AT_DetachPartitionFinalize", "AT_AddIdentity", "AT_SetIdentity",
     "AT_DropIdentity", "AT_ReAddStatistics",
 })
+# Subcommands that let a disabled trigger or rule run again: its code may never have been
+# judged (created before the gateway, or behind it), so it is opaque.
+ENABLES_CODE = frozenset({"AT_EnableTrig", "AT_EnableAlwaysTrig", "AT_EnableTrigAll",
+                          "AT_EnableTrigUser", "AT_EnableRule", "AT_EnableAlwaysRule"})
 # Subcommands that rewrite every row's value of a column: an UPDATE the text does not spell.
 REWRITES_ROWS = frozenset({"AT_AlterColumnType", "AT_SetExpression"})
 # A view's options whose removal (or a weaker value) lets through what it held back.

@@ -94,7 +94,7 @@ def test_sigkill_under_load_loses_no_record(pg_target: Target, tmp_path: Path,
     clients = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for thread in clients:
         thread.start()
-    time.sleep(2)
+    time.sleep(1)
     engine.send_signal(signal.SIGKILL)  # in the middle of it: no checkpoint, no close
     engine.wait(10)
     stop.set()

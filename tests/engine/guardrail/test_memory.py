@@ -150,3 +150,35 @@ def test_forgetting_is_in_the_order_statements_run(alice: SessionGuard) -> None:
     alice.finished(again)
     # Its body now, but the table is no longer known to be the session's own.
     assert alice.judge(TRIGGER).rule == "review-big-writes"
+
+
+# --- what issue 12's last round left open: stored code enabled, objects handed over ----------
+
+
+@pytest.mark.parametrize("sql", [
+    "ALTER TABLE orders ENABLE TRIGGER audit",
+    "ALTER TABLE orders ENABLE TRIGGER ALL",
+    "alter table only orders enable trigger user",
+    "ALTER TABLE orders ENABLE RULE keep",
+    "ALTER TABLE orders ADD COLUMN z int, ENABLE TRIGGER audit",
+    "ALTER EVENT TRIGGER e ENABLE",
+    "ALTER EVENT TRIGGER e ENABLE ALWAYS",
+])
+def test_enabling_stored_code_is_opaque(alice: SessionGuard, sql: str) -> None:
+    """A disabled trigger or rule may bind code the gateway never judged: enabling it runs
+    that code on others' writes."""
+    judged = alice.judge(sql)
+    assert (judged.action, judged.rule) == ("review", "review-opaque-code")
+
+
+@pytest.mark.parametrize("sql", [
+    "ALTER TABLE orders OWNER TO mallory",
+    "ALTER VIEW v OWNER TO mallory",
+    "ALTER FUNCTION f() OWNER TO mallory",
+    "ALTER SCHEMA public OWNER TO mallory",
+    "ALTER SEQUENCE s OWNER TO CURRENT_ROLE",
+    "REASSIGN OWNED BY gatewatch TO mallory",
+])
+def test_handing_objects_over_is_blocked(alice: SessionGuard, sql: str) -> None:
+    """A new owner may drop or change the object outside the gateway."""
+    assert alice.judge(sql).rule == "no-role-or-grant-changes"
