@@ -2,14 +2,16 @@
 one run (issue 17: does a second worker use the second core?).
 
     .venv/bin/python bench/workers.py [--seconds 10] [--scale 5] [--clients 1,8]
-        [--modes simple,prepared] [--workers 1,2] [--repeat 1] [--plain]
+        [--modes simple,prepared] [--workers 1,2] [--repeat 1] [--plain] [--baseline DIR]
 
 Each engine runs the demo's configuration: the example policies.yaml's guardrails and masking,
 recording on (``--plain``: neither, recording only). Prints TPS, average latency, the ratio to
 direct and to one worker, and the engine's CPU time per transaction (the supervisor and every
 worker: user + system from /proc). pgbouncer (the Debian package) is used when it is installed.
 ``--repeat N`` runs every path N times, interleaved (a load that comes and goes on a shared
-machine then weighs on each path alike), and prints the median TPS.
+machine then weighs on each path alike), and prints the median TPS. ``--baseline DIR`` runs the
+same engines from another checkout too (``git archive <commit> | tar -x -C DIR``), in the same
+run, so a change is measured against its parent under the same load.
 """
 
 from __future__ import annotations
@@ -84,12 +86,12 @@ def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None) ->
 
 
 @contextlib.contextmanager
-def engine(setup: Setup, workers: int, plain: bool = False
+def engine(setup: Setup, workers: int, plain: bool = False, root: Path = ROOT
            ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """An engine with the demo's rules and masking (unless ``plain``) and ``workers`` workers;
-    its DSN."""
+    """An engine with the demo's rules and masking (unless ``plain``) and ``workers`` workers,
+    run from the checkout ``root``; its DSN."""
     port = free_port()
-    private = setup.work / f"engine-w{workers}"
+    private = setup.work / f"engine-w{workers}{'' if root == ROOT else '-' + root.name}"
     private.mkdir(mode=0o700)
     policy = private / "policies.yaml"
     policy.write_text(POLICY.format(
@@ -100,7 +102,7 @@ def engine(setup: Setup, workers: int, plain: bool = False
     ).replace("  log_level: WARNING\n", f"  log_level: WARNING\n  workers: {workers}\n"))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
-                            env=env, cwd=ROOT)
+                            env=env, cwd=root)
     try:
         wait_port(port)
         dsn = setup.gateway_dsn().replace(f"port={setup.gateway_port}", f"port={port}")
@@ -127,6 +129,8 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--plain", action="store_true", help="no rules or masking")
+    ap.add_argument("--baseline", type=Path, action="append", default=[],
+                    help="another checkout to run the engines from too (may be repeated)")
     args = ap.parse_args()
     load = os.getloadavg()
     with target() as setup, contextlib.ExitStack() as stack:
@@ -138,9 +142,11 @@ def main() -> None:
             stack.callback(bouncer[0].wait)
             stack.callback(bouncer[0].terminate)
             paths["pgbouncer"] = (bouncer[1], None)
-        for n in map(int, args.workers.split(",")):
-            proc, dsn = stack.enter_context(engine(setup, n, args.plain))
-            paths[f"gatewatch w={n}"] = (dsn, proc.pid)
+        for suffix, root in [("", ROOT)] + [(f" ({b.name})", b.resolve())
+                                            for b in args.baseline]:
+            for n in map(int, args.workers.split(",")):
+                proc, dsn = stack.enter_context(engine(setup, n, args.plain, root))
+                paths[f"gatewatch w={n}{suffix}"] = (dsn, proc.pid)
         runs: dict[tuple[str, int, str], list[Run]] = {}
         for _ in range(args.repeat):
             for mode in args.modes.split(","):
@@ -156,14 +162,15 @@ def main() -> None:
     print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, median of {args.repeat}, "
           f"through {what}; {os.cpu_count()} CPUs, load average {load[0]:.2f} before, "
           f"{after[0]:.2f} after")
-    print(f"{'path':<16} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
+    width = max(map(len, (path for path, _, _ in results)))
+    print(f"{'path':<{width}} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
           f"{'/' + first:>14} {'engine µs/tx':>13}")
     for (path, c, mode), run in results.items():
         direct = results[("direct", c, mode)].tps
         one = results.get((first, c, mode))
         vs_one = f"{run.tps / one.tps:.2f}" if one and path.startswith("gatewatch") else "-"
         cpu = run.cpu_us_per_tx()
-        print(f"{path:<16} {mode:<9} {c:>2} {run.tps:>9.0f} {run.latency_ms:>7.3f} "
+        print(f"{path:<{width}} {mode:<9} {c:>2} {run.tps:>9.0f} {run.latency_ms:>7.3f} "
               f"{run.tps / direct:>8.2f} {vs_one:>14} "
               f"{f'{cpu:.0f}' if cpu is not None else '-':>13}")
 

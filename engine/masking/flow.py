@@ -16,6 +16,7 @@ fails closed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 from collections import OrderedDict, deque
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _I32 = struct.Struct("!i")
 _PARSED_CACHE = 512
+_LINEAGE_CACHE = 256  # lineages kept by parse tree, for the next statement with that tree
+_UNKNOWN = frozenset({UNKNOWN})
 # Statements that change no catalog entry lineage reads (relations, columns, views, functions).
 # Any other statement that completes may have (DDL, DO, CALL, SELECT INTO...): until its
 # transaction ends the gateway's catalog, read on a connection of its own, may not show it.
@@ -64,6 +67,10 @@ class Statement:
     # (``StatementFlow.lineage``).
     checked_from: int | None = None
     checked: bool = False
+    # The lineage computed from the catalog's cached entries before they were checked, with
+    # the catalog's state then (``StatementFlow._epoch``): once they are checked, it is the
+    # statement's lineage if that state has not changed (``StatementFlow.lineage``).
+    unchecked: tuple[tuple[int, int], Lineage] | None = None
 
     @property
     def kind(self) -> str:
@@ -108,6 +115,14 @@ class StatementFlow:
     # cannot be trusted until the transaction ends (every column is masked meanwhile), and
     # then the connection's catalog cache is dropped so that every session reads it afresh.
     catalog_changed: bool = False
+    # The last check of catalog names failed (``engine.pg.results``): a lineage whose names
+    # are not checked is used as it is, failing closed on them, rather than looked up again.
+    names_failed: bool = False
+    # Lineages by parse tree (its id, the tree itself kept alive) and the state they were
+    # computed at: a statement sent again (a prepared statement's each Bind, the same text
+    # again) is followed again only when the catalog or the session's declarations changed.
+    _lineages: OrderedDict[int, tuple[dict[str, Any], tuple[int, int], Lineage]] = field(
+        default_factory=OrderedDict)
 
     # --- frontend ---------------------------------------------------------------------------
 
@@ -247,7 +262,7 @@ class StatementFlow:
             self.catalog_changed = True
         if kind not in COMPLETION_LINEAGE:
             return
-        lineage = self.lineage(statement)
+        lineage = self.lineage(statement, final=True)
         assert lineage is not None
         unsure = bool(lineage.missing.relations or lineage.missing.functions)
         if kind in ("DeclareCursorStmt", "PrepareStmt"):
@@ -278,21 +293,28 @@ class StatementFlow:
         (``setval``, an advisory lock: ``Lineage.keeps``), which is then followed."""
         if statement.kind not in COMPLETION_LINEAGE:
             return False
-        lineage = self.lineage(statement)
+        lineage = self.lineage(statement, final=True)
         return lineage is not None and lineage.keeps
 
     def _lose(self) -> None:
         self.lost = True
         self.current = None
 
-    def lineage(self, statement: Statement) -> Lineage | None:
+    def lineage(self, statement: Statement, *, final: bool = False) -> Lineage | None:
         """The statement's lineage; None when it does not parse.
 
         Once per statement, every catalog name the lineage used is checked against the
         target's catalog (a view replaced, a trigger added, by anyone, on any path): until
         the catalog (``stamp``) says each was read or checked after the statement was first
         seen here, the lineage comes back with those names in ``missing``, and the caller
-        looks them up (which checks them) before it uses the lineage."""
+        looks them up (which checks them) before it uses the lineage. Meanwhile it fails
+        closed: every column and write carries ``UNKNOWN`` (``_unchecked``); after a failed
+        check (``names_failed``), or when ``final`` (what the statement wrote is kept), the
+        names not checked count as not looked up instead, and only what depends on them is
+        unknown.
+
+        The lineage is computed once from the cached entries: when the check finds them
+        unchanged (the catalog's ``changes`` the same), that one is the statement's."""
         if statement.tree is None:
             return None
         catalog = self.analyzer.catalog
@@ -303,7 +325,14 @@ class StatementFlow:
         if known is not None and statement.checked and not (
                 known.missing.relations or known.missing.functions):
             return known
-        lineage = statement.lineage = self.analyzer.statement(statement.tree)
+        epoch = self._epoch()
+        unchecked = statement.unchecked
+        if unchecked is not None and unchecked[0] == epoch:
+            lineage = unchecked[1]
+        else:
+            lineage = self._analyze(statement.tree, epoch)
+            statement.unchecked = (epoch, lineage) if epoch is not None else None
+        statement.lineage = lineage
         if lineage.missing.relations or lineage.missing.functions:
             return lineage
         if stamp is None:
@@ -314,8 +343,12 @@ class StatementFlow:
             frozenset(n for n in lineage.consulted.relations if stamp(n) <= since),
             frozenset(n for n in lineage.consulted.functions if stamp(n) <= since))
         if stale.relations or stale.functions:
-            # Not to be used as cached: what depends on them fails closed unless the caller
-            # looks them up (and so checks them) first.
+            if not (self.names_failed or final):
+                # Not to be used as it is: the caller looks the names up (and so checks
+                # them) first, and asks again.
+                unsure = statement.lineage = _unchecked(lineage, stale)
+                return unsure
+            # Not to be used as cached: what depends on them fails closed.
             self.analyzer.distrust = stale
             try:
                 lineage = statement.lineage = self.analyzer.statement(statement.tree)
@@ -326,7 +359,49 @@ class StatementFlow:
                                       stale.functions | lineage.missing.functions)
             return lineage
         statement.checked = True
+        statement.unchecked = None
         return lineage
+
+    def _epoch(self) -> tuple[int, int] | None:
+        """What a lineage is computed from besides the statement: the catalog's entries (its
+        ``changes``) and the session's cursors and prepared statements (the analyzer's
+        ``learned``). None when the catalog does not count its changes."""
+        changes = getattr(self.analyzer.catalog, "changes", None)
+        if not isinstance(changes, int):
+            return None
+        return changes, self.analyzer.learned
+
+    def _analyze(self, tree: dict[str, Any], epoch: tuple[int, int] | None) -> Lineage:
+        """The lineage of ``tree`` with the catalog's cached entries; the one computed for the
+        same tree at the same ``epoch`` when there is one (a copy: callers change theirs)."""
+        lineages = self._lineages
+        key = id(tree)
+        if epoch is not None:
+            found = lineages.get(key)
+            if found is not None and found[0] is tree and found[1] == epoch:
+                lineages.move_to_end(key)
+                return dataclasses.replace(found[2])
+        lineage = self.analyzer.statement(tree)
+        if epoch is not None:
+            lineages[key] = (tree, epoch, dataclasses.replace(lineage))
+            if len(lineages) > _LINEAGE_CACHE:
+                lineages.popitem(last=False)
+        return lineage
+
+
+def _unchecked(lineage: Lineage, stale: Missing) -> Lineage:
+    """``lineage`` while ``stale`` names are not checked: what it says, and ``UNKNOWN`` in
+    every column, read and write (fails closed whatever depends on them)."""
+    return dataclasses.replace(
+        lineage,
+        columns=(None if lineage.columns is None
+                 else tuple(c | _UNKNOWN for c in lineage.columns)),
+        reads=lineage.reads | _UNKNOWN,
+        writes=tuple((target, sources | _UNKNOWN) for target, sources in lineage.writes),
+        declares=(lineage.declares[0], None) if lineage.declares else None,
+        missing=Missing(stale.relations | lineage.missing.relations,
+                        stale.functions | lineage.missing.functions),
+        opaque=lineage.opaque or "its catalog names are not checked yet")
 
 
 def _cstr(body: bytes, pos: int) -> tuple[str, int]:

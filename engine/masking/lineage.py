@@ -275,6 +275,7 @@ class Analyzer:
         # The query of each prepared statement: each EXECUTE follows it afresh (what it reads
         # may have been written to since the PREPARE).
         self.prepared_queries: dict[str, dict[str, Any]] = {}
+        self.learned = 0  # bumped by ``learn``: a lineage computed before may differ now
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -656,6 +657,7 @@ class Analyzer:
 
     def learn(self, lineage: Lineage, kind: str) -> None:
         """Remember what a statement declared (a cursor, a prepared statement)."""
+        self.learned += 1
         if lineage.declares is not None:
             name, cols = lineage.declares
             (self.cursors if kind == "DeclareCursorStmt" else self.prepared)[name] = cols

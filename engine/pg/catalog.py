@@ -22,6 +22,11 @@ without a check: each statement whose lineage used them has them checked once
 open compares a version of each name (the ``xmin`` of its catalog rows: pg_class, pg_namespace,
 pg_attribute, pg_rewrite, pg_trigger, pg_attrdef, pg_proc) with the cached one, and reads
 again what changed. A view replaced directly on the target is seen by the next statement.
+The same query gives the target's snapshot (``txid_current_snapshot``: which transactions had
+ended), and reads no version when that snapshot is the one of the last check and every name
+was confirmed at it: catalog rows change only in transactions, so when none ended since,
+nothing changed (``_resolve_names``). The check is taken after the statement's result arrived,
+never before: it proves what the statement saw.
 
 What statements wrote (``taint``) is kept in a journal beside the store (``taint_file``), keyed
 by the target (host, port, database): it outlives a restart, and engines (workers) sharing the
@@ -96,6 +101,17 @@ class TableCatalog:
         self._stamps: dict[str, int] = {}
         self._versions: dict[tuple[str, str], str] = {}  # (kind, name) → version
         self.probes = 0  # version checks run (for tests and statistics)
+        # The target's snapshot (txid_current_snapshot) at the last check, and the names whose
+        # cached version was the target's at that snapshot: while the snapshot is the same, no
+        # transaction that could have changed the catalog has ended, so neither have they
+        # (``_resolve_names``).
+        self._snapshot: str | None = None
+        self._fresh: set[tuple[str, str]] = set()
+        self.quick = 0  # checks the snapshot answered alone (for tests and statistics)
+        # Bumped whenever what lineage reads of this catalog may have changed (an entry read
+        # again, dropped or expired and read, a taint added): a lineage computed at the same
+        # value, from the same statement, is the same (``StatementFlow``).
+        self.changes = 0
         self._side: Any = None  # the catalog's own connection, kept open between queries
         self._prepared = False  # whether the version probe is prepared on it
         # Names asked about while a lookup runs, served together by the next one.
@@ -111,6 +127,9 @@ class TableCatalog:
         """Forget every cached entry (a session changed the catalog: DDL). What was written
         where (``taint``) is kept."""
         self.generation += 1
+        self.changes += 1
+        self._snapshot = None
+        self._fresh.clear()
         self._tables.clear()
         self._relations.clear()
         self._functions.clear()
@@ -146,6 +165,7 @@ class TableCatalog:
         if sources <= before:
             return False
         self._derived[key] = before | sources
+        self.changes += 1
         return True
 
     def _read_taints(self) -> None:
@@ -154,7 +174,7 @@ class TableCatalog:
         if path is None:
             return
         try:
-            size = path.stat().st_size
+            size = os.stat(path).st_size
             if size <= self._taint_read:
                 return
             with path.open("rb") as f:
@@ -248,7 +268,12 @@ class TableCatalog:
 
     async def _resolve_names(self, relations: frozenset[str], functions: frozenset[str],
                              ) -> bool:
-        """``resolve_names`` for one batch, under the lock."""
+        """``resolve_names`` for one batch, under the lock.
+
+        Cached names are checked in one query (``probe_query``) that gives the target's
+        snapshot and, unless that snapshot is the one of the last check and every name was
+        confirmed at it, the version of each name: with the same snapshot (the same
+        transactions ended, none since), the catalog shows what it showed then."""
         self.checks += 1
         check = self.checks
         self._read_taints()
@@ -259,24 +284,38 @@ class TableCatalog:
         if len(rels) > _MAX_NAMES or len(fns) > _MAX_NAMES:
             log.warning("masking: a statement's lineage needs more than %d catalog names; "
                         "what depends on them is masked", _MAX_NAMES)
-            for n in rels:
-                self._relations.pop(n, None)
-            for n in fns:
-                self._functions.pop(n, None)
+            self._forget(rels, fns)
             return False
         try:
             cached_r = [n for n in rels if self.relations(n) is not None]
             cached_f = [n for n in fns if self.functions(n) is not None]
-            stale_r, stale_f = [], []
+            stale_r: list[str] = []
+            stale_f: list[str] = []
+            confirmed: list[tuple[str, str]] = []
+            snapshot: str | None = None
             if cached_r or cached_f:
                 self.probes += 1
-                versions = {(kind, name): version or ""
-                            for _, _, name, kind, _, version, _ in
-                            await self._run(cached_r, cached_f)}
-                stale_r = [n for n in cached_r if versions.get(("r", n), "")
-                           != self._versions.get(("r", n))]
-                stale_f = [n for n in cached_f if versions.get(("f", n), "")
-                           != self._versions.get(("f", n))]
+                asked = [("r", n) for n in cached_r] + [("f", n) for n in cached_f]
+                fresh = self._fresh
+                gate = (self._snapshot or "") if all(k in fresh for k in asked) else ""
+                versions: dict[tuple[str, str], str] = {}
+                for kind, _, name, sub, _, version, _ in await self._run(cached_r, cached_f,
+                                                                         gate):
+                    if kind == "s":
+                        snapshot = version
+                    else:
+                        versions[(sub or "", name or "")] = version or ""
+                if snapshot is None:
+                    raise CatalogError("the catalog check answered no snapshot")
+                if snapshot == gate:
+                    self.quick += 1  # nothing ended since the last check: all as they were
+                else:
+                    known = self._versions
+                    for key in asked:
+                        if versions.get(key, "") == known.get(key):
+                            confirmed.append(key)
+                        else:
+                            (stale_r if key[0] == "r" else stale_f).append(key[1])
             if stale_r:
                 self._tables.clear()  # a relation changed: its columns by OID too
             fetch_r = sorted({n for n in rels if n not in cached_r} | set(stale_r))
@@ -289,16 +328,32 @@ class TableCatalog:
             log.warning("masking: cannot read the catalog of database %r to follow a "
                         "statement's lineage (%s); its computed columns are masked",
                         self.database, exc)
-            for n in rels:
-                self._relations.pop(n, None)
-            for n in fns:
-                self._functions.pop(n, None)
+            self._forget(rels, fns)
             return False
+        if generation != self.generation:
+            return True  # the catalog changed meanwhile: the caller asks again
+        if snapshot is not None and snapshot != self._snapshot:
+            self._snapshot, self._fresh = snapshot, set()
+        self._fresh.update(confirmed)
+        if fetch_r or fetch_f:
+            self._store(rows, fetch_r, fetch_f)
+        for n in rels:
+            self._stamps[n] = max(self._stamps.get(n, 0), check)
+        for n in fns:
+            self._stamps[n] = max(self._stamps.get(n, 0), check)
+        return True
+
+    def _store(self, rows: list[list[str | None]], fetch_r: list[str], fetch_f: list[str],
+               ) -> None:
+        """Keep what ``names_query`` read, with each name's version at its snapshot."""
         found_rel: dict[str, list[Relation]] = {n: [] for n in fetch_r}
         found_fn: dict[str, list[Function]] = {n: [] for n in fetch_f}
-        versions = {}
+        versions: dict[tuple[str, str], str] = {}
+        snapshot: str | None = None
         for kind, schema, name, sub, columns, text, extra in rows:
-            if kind == "v" and name is not None:
+            if kind == "s":
+                snapshot = text
+            elif kind == "v" and name is not None:
                 versions[(sub or "", name)] = text or ""
             elif kind == "r" and name in found_rel:
                 found_rel[name].append(_relation(schema, name, sub, columns, text, extra))
@@ -306,20 +361,30 @@ class TableCatalog:
                 more = json.loads(extra or "{}")
                 found_fn[name].append(Function(schema or "", name, sub or "", text or "",
                                                more.get("definition") or ""))
-        if generation != self.generation:
-            return True  # the catalog changed meanwhile: the caller asks again
+        self.changes += 1
         until = time.monotonic() + self.ttl
+        read = [("r", n) for n in found_rel] + [("f", n) for n in found_fn]
         for n, r in found_rel.items():
             self._relations[n] = (until, r)
-            self._versions[("r", n)] = versions.get(("r", n), "")
         for n, f in found_fn.items():
             self._functions[n] = (until, f)
-            self._versions[("f", n)] = versions.get(("f", n), "")
+        for key in read:
+            self._versions[key] = versions.get(key, "")
+        if snapshot is None:  # not known at which snapshot: checked in full next time
+            self._fresh.difference_update(read)
+        elif snapshot == self._snapshot:
+            self._fresh.update(read)
+        else:
+            self._snapshot, self._fresh = snapshot, set(read)
+
+    def _forget(self, rels: list[str], fns: list[str]) -> None:
+        """The names could not be read or checked: lineage fails closed on them."""
+        self.changes += 1
         for n in rels:
-            self._stamps[n] = max(self._stamps.get(n, 0), check)
+            self._relations.pop(n, None)
         for n in fns:
-            self._stamps[n] = max(self._stamps.get(n, 0), check)
-        return True
+            self._functions.pop(n, None)
+        self._fresh.difference_update([("r", n) for n in rels] + [("f", n) for n in fns])
 
     async def resolve(self, table_oids: set[int] | frozenset[int]) -> None:
         """Read the columns of these tables into the cache. Never raises: a failure marks the
@@ -356,10 +421,11 @@ class TableCatalog:
         return found
 
     async def _run(self, sql: str | list[str], functions: list[str] | None = None,
-                   ) -> list[list[str | None]]:
+                   gate: str = "") -> list[list[str | None]]:
         """Every row of ``sql``'s results, as text, on the connection the catalog keeps (a
         new one when it has none, or when the one it kept turns out closed). Given two lists
-        of names instead, the versions of those names (``probe_query``)."""
+        of names instead, the target's snapshot and, unless it is ``gate``, the versions of
+        those names (``probe_query``)."""
         for attempt in range(2):
             side = self._side
             reused = side is not None
@@ -369,7 +435,7 @@ class TableCatalog:
             if isinstance(sql, str):
                 text = sql
             else:
-                text = probe_query(sql, functions or [], prepare=not self._prepared)
+                text = probe_query(sql, functions or [], gate, prepare=not self._prepared)
             try:
                 rows = await self._ask(side, text)
             except _QueryFailed:
@@ -503,32 +569,43 @@ _SUPPORT = (
     " WHERE sp.oid IN ({})), '')")
 
 
-_PROBE = "gatewatch_versions"
+_PROBE = "gatewatch_probe"
+# The target's snapshot: which transactions had ended when the query began. Catalog rows are
+# only changed by transactions (DDL always has one): the same snapshot, the same catalog.
+_SNAPSHOT = "pg_catalog.txid_current_snapshot()::text"
 
 
-def probe_query(relations: list[str], functions: list[str], *, prepare: bool) -> str:
+def probe_query(relations: list[str], functions: list[str], gate: str = "", *,
+                prepare: bool) -> str:
     """``versions_query`` as a prepared statement of the catalog's connection (planned once:
-    planning is most of its cost), prepared first when ``prepare``."""
-    execute = f"EXECUTE {_PROBE}({_names(relations)}, {_names(functions)})"
+    planning is most of its cost), prepared first when ``prepare``: the snapshot, and the
+    versions unless the snapshot is ``gate``."""
+    execute = f"EXECUTE {_PROBE}({_names(relations)}, {_names(functions)}, {_literal(gate)})"
     if not prepare:
         return execute
-    return (f"PREPARE {_PROBE}(text[], text[]) AS {versions_query_of('$1', '$2')}; "
+    return (f"PREPARE {_PROBE}(text[], text[], text) AS {versions_query_of('$1', '$2', '$3')}; "
             + execute)
 
 
 def versions_query(relations: list[str], functions: list[str]) -> str:
-    """One row per name: ('v', NULL, name, 'r' or 'f', NULL, version, NULL). A name nothing
-    has gets '' (created later, it changes)."""
-    return versions_query_of(_names(relations), _names(functions))
+    """One row per name: ('v', NULL, name, 'r' or 'f', NULL, version, NULL), and the snapshot
+    they were read at: ('s', NULL, NULL, NULL, NULL, snapshot, NULL). A name nothing has gets
+    '' (created later, it changes)."""
+    return versions_query_of(_names(relations), _names(functions), "NULL")
 
 
-def versions_query_of(relations: str, functions: str) -> str:
+def versions_query_of(relations: str, functions: str, gate: str) -> str:
+    """The versions are read only when the snapshot is not ``gate`` (a one-time filter: when
+    it is, the target reads no catalog row)."""
+    when = f" WHERE {gate}::text IS DISTINCT FROM {_SNAPSHOT}"
     return (
-        "SELECT 'v', NULL, n, 'r', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
+        f"SELECT 's', NULL, NULL, NULL, NULL, {_SNAPSHOT}, NULL"
+        " UNION ALL"
+        " SELECT 'v', NULL, n, 'r', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
         f" FROM (SELECT {_RELATION_VERSION} AS v FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace"
         f" WHERE c.relname = n AND c.relkind IN {_RELKINDS}) x), '')::text, NULL"
-        f" FROM unnest({relations}) n"
+        f" FROM unnest({relations}) n{when}"
         " UNION ALL"
         " SELECT 'v', NULL, n, 'f', NULL, coalesce((SELECT md5(string_agg(x.v, ';' ORDER BY x.v))"
         f" FROM (SELECT {_FUNCTION_VERSION} AS v FROM pg_catalog.pg_proc p"
@@ -539,7 +616,7 @@ def versions_query_of(relations: str, functions: str) -> str:
         " || t.oid::text || '/' || t.xmin::text"
         " FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid"
         " WHERE 'type:' || t.typname = n) x), '')::text, NULL"
-        f" FROM unnest({functions}) n"
+        f" FROM unnest({functions}) n{when}"
     )
 
 

@@ -222,11 +222,11 @@ class ResultPath:
                 # A failed lookup leaves the names unknown: lineage then fails closed on them,
                 # without asking again, for the catalog's retry interval.
                 results = self.results
-                results.names_failed = not await self.catalog.resolve_names(
-                    names.relations, names.functions)
-                if results.names_failed:
+                failed = not await self.catalog.resolve_names(names.relations, names.functions)
+                _names_failed(results, failed)
+                if failed:
                     asyncio.get_running_loop().call_later(
-                        self.catalog.retry, setattr, results, "names_failed", False)
+                        self.catalog.retry, _names_failed, results, False)
         except Exception:  # resolve fails closed itself; a bug must not leave the session hung
             log.exception("session %s: catalog lookup failed", self.session.id)
             self._failed("the gateway could not check this result's columns")
@@ -288,3 +288,11 @@ class ResultPath:
             key = f"{key}/{column}" if column else key
             keyed[key] = keyed.get(key, 0) + n
         return keyed
+
+
+def _names_failed(results: ResultMasker, failed: bool) -> None:
+    """Whether the last check of catalog names failed: the masker and its statements' flow
+    then use lineages with names not checked as they are, failing closed on them."""
+    results.names_failed = failed
+    if results.flow is not None:
+        results.flow.names_failed = failed

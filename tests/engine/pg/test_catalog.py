@@ -98,10 +98,11 @@ def test_the_version_probe_is_prepared_once_per_connection() -> None:
     from engine.pg.catalog import names_query, probe_query
 
     first = probe_query(["orders"], ["f"], prepare=True)
-    assert first.startswith("PREPARE gatewatch_versions(text[], text[])")
-    assert probe_query(["o'x"], [], prepare=False) == (
-        "EXECUTE gatewatch_versions(ARRAY['o''x']::text[], ARRAY[]::text[])")
+    assert first.startswith("PREPARE gatewatch_probe(text[], text[], text)")
+    assert probe_query(["o'x"], [], "1:2:", prepare=False) == (
+        "EXECUTE gatewatch_probe(ARRAY['o''x']::text[], ARRAY[]::text[], '1:2:')")
     assert "'v', NULL, n, 'r'" in names_query(["orders"], [])  # versions in the same snapshot
+    assert "txid_current_snapshot()" in names_query(["orders"], [])  # and that snapshot
 
 
 async def test_sessions_asking_at_once_share_one_lookup() -> None:
