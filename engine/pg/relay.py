@@ -816,7 +816,8 @@ class PgRelay:
         execute = describe + codec.message(b"E", body)
         self._unmarked = True
         self._wire = (0, (rowcount.BEGIN if count.begins else b"")
-                      + (rowcount.SAVEPOINT_ if count.savepoint else b"") + execute + _FLUSH)
+                      + (rowcount.SAVEPOINT_ if count.savepoint else b"") + rowcount.STAT_
+                      + execute + rowcount.STAT_ + _FLUSH)
         self._count, self._count_sent = count, execute
         self._to_count = portal.counted
         self._count_statement = portal.statement

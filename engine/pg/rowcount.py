@@ -18,6 +18,14 @@ over the limit, for the relay to hold or refuse.
 Once approved, the write is counted again (``recount``), with the count its approver saw as
 its limit: over it, the relay refuses it rather than holding it again.
 
+What the tag does not count — rows that triggers, rules and foreign keys' cascades write
+because of the statement — is read from the transaction's own statistics: the gateway's
+statement in front also reads ``pg_stat_xact_user_tables`` (rows updated and deleted so far in
+the transaction, savepoints included), and a second Query right behind the client's (sent at
+once, no round trip of its own) reads it again. What the statement wrote beyond its tag's count
+is added to each counted statement's count (errs strict); a difference that cannot be read
+counts as over the limit.
+
 An error inside the client's transaction leaves that transaction aborted, as it would be
 without the gateway: nothing is rolled back to hide it. Cost: one round trip more per counted
 write (``bench/rows_over.py``).
@@ -34,8 +42,11 @@ from pglast.enums.parsenodes import TransactionStmtKind
 from engine.pg import codec, messages
 
 SAVEPOINT = b"gatewatch_rows"
-_BEGIN = b"BEGIN;"
-_SAVEPOINT = b"SAVEPOINT " + SAVEPOINT + b";"
+# Rows updated and deleted so far in the transaction, by anything: triggers, rules, cascades.
+STAT = (b"SELECT coalesce(sum(n_tup_upd + n_tup_del), 0)::int8 AS gatewatch_rows "
+        b"FROM pg_catalog.pg_stat_xact_user_tables")
+_BEGIN = b"BEGIN;" + STAT + b";"
+_SAVEPOINT = b"SAVEPOINT " + SAVEPOINT + b";" + STAT + b";"
 _COMMIT = b"COMMIT"
 _RELEASE = b"RELEASE SAVEPOINT " + SAVEPOINT
 _ROLLBACK = b"ROLLBACK"
@@ -57,8 +68,31 @@ class Over:
 
 
 def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
-    """The Query to send instead of the client's (its body: the text and its NUL)."""
-    return codec.message(b"Q", (_SAVEPOINT if in_transaction else _BEGIN) + query_body)
+    """The Queries to send instead of the client's (its body: the text and its NUL): the
+    client's behind the gateway's statements, then the second reading of the statistics."""
+    return (codec.message(b"Q", (_SAVEPOINT if in_transaction else _BEGIN) + query_body)
+            + codec.message(b"Q", STAT + b"\x00"))
+
+
+def stat_value(row: bytes) -> int | None:
+    """The count in a DataRow of ``STAT`` (the whole message), or None."""
+    body = row[5:]
+    if len(body) < 6 or int.from_bytes(body[:2], "big") != 1:
+        return None
+    size = int.from_bytes(body[2:6], "big", signed=True)
+    value = body[6 : 6 + size] if size >= 0 else b""
+    return int(value) if value.isdigit() else None
+
+
+def _own_rows(completes: list[bytes]) -> int:
+    """The rows the statements' tags say they updated or deleted (a MERGE's and an INSERT …
+    ON CONFLICT's count their inserts too: more than the statistics' share, never less)."""
+    total = 0
+    for complete in completes:
+        command, rows = messages.command_rows(complete[5:])
+        if rows is not None and command and command.split(" ", 1)[0] in _COUNTED_TAGS:
+            total += rows
+    return total
 
 
 def prefix_length(in_transaction: bool) -> int:
@@ -78,7 +112,13 @@ class RowCount:
         self.in_transaction = in_transaction
         self._keep = keep
         self._shift = prefix_length(in_transaction)
-        self._phase = 0  # 0: the gateway's own statement; 1: the write; 2: the finishing Query
+        # 0: the gateway's own statements; 1: the write; 4: the statistics read again;
+        # 2: the finishing Query
+        self._phase = 0
+        self._prefix_left = 2  # CommandCompletes of the gateway's statements in front
+        self._before: int | None = None
+        self._after: int | None = None
+        self._status = b""  # the transaction's, once the write was answered
         self._kept: list[bytes] = []
         self._size = 0
         self._overflow = False
@@ -94,16 +134,31 @@ class RowCount:
     def message(self, tag: int, msg: bytes) -> None:
         """One whole backend message (tag, length and body)."""
         if self._phase == 0:
-            if tag == 67:  # CommandComplete of BEGIN or SAVEPOINT
-                self._phase = 1
+            if tag == 67:  # CommandComplete of BEGIN or SAVEPOINT, then of the statistics
+                self._prefix_left -= 1
+                if not self._prefix_left:
+                    self._phase = 1
                 return
-            if tag != 69:  # a notice or a setting
+            if tag == 68:
+                self._before = stat_value(msg)
+                return
+            if tag not in (69, 84):  # a notice or a setting
                 self._hold(msg)
                 return
+            if tag == 84:  # the statistics' RowDescription
+                return
             self._phase = 1  # it failed: the write did not run; the client hears why
+        if self._phase == 4:  # the statistics read again: answered, or failed with the write
+            if tag == 68:
+                self._after = stat_value(msg)
+            elif tag == 90:
+                self._written(self._status)
+            elif tag not in (67, 69, 84):
+                self._hold(msg)
+            return
         if self._phase == 1:
-            if tag == 90:  # ReadyForQuery: the write is answered
-                self._written(msg[5:])
+            if tag == 90:  # ReadyForQuery: the write is answered; the statistics next
+                self._status, self._phase = msg[5:], 4
             elif tag == 67:
                 self._completes.append(msg)
                 self._hold(msg)
@@ -146,11 +201,12 @@ class RowCount:
             self._over = Over(None, None, "its count cannot be read (the server answered "
                               f"{len(self._completes)} of its {len(self.limits)} statements)",
                               b"")
+        hidden = _hidden(self._before, self._after, self._completes)
         for i, limit in enumerate(self.limits):
             if self._over is not None:
                 break
             if limit is not None:
-                over = _verdict(self._completes[i], limit, self._overflow, self._keep)
+                over = _verdict(self._completes[i], limit, self._overflow, self._keep, hidden)
                 if over is not None:
                     self._over = Over(over.rows, over.command, over.why, b"", i)
         if self._over is not None:
@@ -221,18 +277,34 @@ RELEASE = statement(_RELEASE)
 ROLLBACK_TO = statement(b"ROLLBACK TO SAVEPOINT " + SAVEPOINT)
 COMMIT = statement(_COMMIT)
 ROLLBACK = statement(_ROLLBACK)
+STAT_ = statement(STAT)  # answered with a DataRow besides the ``ANSWERS``
 
 
-def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int) -> Over | None:
-    """Whether a write stands by its CommandComplete: None under the limit, else why not."""
+def _hidden(before: int | None, after: int | None, completes: list[bytes]) -> int | None:
+    """Rows written beyond what the tags count (triggers, rules, cascades); None: unknown."""
+    if before is None or after is None:
+        return None
+    return max(after - before - _own_rows(completes), 0)
+
+
+def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int,
+             hidden: int | None) -> Over | None:
+    """Whether a write stands by its CommandComplete and the rows written beside it
+    (``hidden``): None under the limit, else why not."""
     command, rows = (messages.command_rows(complete[5:]) if complete is not None
                      else (None, None))
     verb = command.split(" ", 1)[0] if command else None
     if verb not in _COUNTED_TAGS or rows is None:
         why = f"its count cannot be read (the server answered {command or 'no count'})"
         return Over(None, command, why, b"")
-    if rows > limit:
-        return Over(rows, command, f"it writes {rows} rows, more than {limit}", b"")
+    if hidden is None:
+        return Over(None, command, "the rows written through triggers, rules and foreign keys "
+                    "cannot be read", b"")
+    if rows + hidden > limit:
+        beside = (f" ({hidden} of them through triggers, rules or foreign keys)" if hidden
+                  else "")
+        return Over(rows + hidden, command,
+                    f"it writes {rows + hidden} rows{beside}, more than {limit}", b"")
     if overflow:
         return Over(rows, command, f"its result is larger than the {keep} bytes the gateway "
                     "keeps while it counts", b"")
@@ -263,8 +335,12 @@ class ExtendedCount:
         self.ended = False  # over the limit, the gateway's block was rolled back whole
         self._keep = keep
         self._portal = portal
-        self._expect = ANSWERS * (int(begin) + int(savepoint))
-        self._phase = 0  # 0: the gateway's statements; 1: the Execute; 2: the finishing ones
+        self._expect = ANSWERS * (int(begin) + int(savepoint) + 1)  # and the statistics
+        # 0: the gateway's statements; 1: the Execute; 4: the statistics read again;
+        # 2: the finishing ones
+        self._phase = 0
+        self._before: int | None = None
+        self._after: int | None = None
         self._kept: list[bytes] = []
         self._size = 0
         self._overflow = False
@@ -281,6 +357,8 @@ class ExtendedCount:
                 self._expect -= 1
                 if self._expect == 0:
                     self._phase = 1
+            elif tag == 68:
+                self._before = stat_value(msg)
             elif tag == 69:
                 self._end(msg)
             elif tag != 78:  # a notice of the gateway's statements is the gateway's
@@ -289,12 +367,26 @@ class ExtendedCount:
         if self._phase == 1:
             if tag == 67:
                 self._complete = msg
-                self._counted()
+                self._phase, self._expect = 4, ANSWERS
             elif tag == 69:
                 self._end(msg)
             elif tag in (73, 115):  # EmptyQueryResponse, PortalSuspended: no count
-                self._counted()
+                self._phase, self._expect = 4, ANSWERS
             else:
+                self._hold(msg)
+            return
+        if self._phase == 4:
+            if tag in _ANSWER_TAGS:
+                self._expect -= 1
+                if self._expect == 0:
+                    self._counted()
+            elif tag == 68:
+                self._after = stat_value(msg)
+            elif tag == 69:  # the transaction is aborted: nothing of it stands
+                self._over = Over(None, None, "the rows it wrote cannot be read", b"")
+                self._complete = None
+                self._end(msg)
+            elif tag != 78:
                 self._hold(msg)
             return
         if tag in _ANSWER_TAGS:
@@ -327,7 +419,9 @@ class ExtendedCount:
         self.result = self._answers(error)
 
     def _counted(self) -> None:
-        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep)
+        hidden = _hidden(self._before, self._after,
+                         [self._complete] if self._complete is not None else [])
+        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, hidden)
         if self._over is None:
             # It stands: released without waiting for the answer (a round trip saved on
             # every write under the limit), in front of what the client sends next (the
