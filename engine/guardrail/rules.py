@@ -387,7 +387,8 @@ def countable(facts: Facts) -> bool:
     DELETE or MERGE, or INSERT … ON CONFLICT DO UPDATE (its ``INSERT 0 n`` counts the rows
     inserted and updated), with no data-modifying WITH (PostgreSQL allows one only at the
     top) and nothing run inside it that the gateway reads as code of its own
-    (``facts.parts``). Triggers and rules on the table are not seen here (see README)."""
+    (``facts.parts``). Triggers, rules and cascades on the table are not seen here: what they
+    write is counted at run time (``engine.pg.rowcount``)."""
     if facts.parts or len(facts.writes) != 1:
         return False
     try:
