@@ -35,6 +35,7 @@ import psycopg
 
 from bench import harness
 from bench.harness import target
+from engine.pg.rowcount import STAT
 from gatewatch.demo.pgcluster import free_port
 
 # One write (its number), how to run BEGIN and COMMIT, whether in a transaction.
@@ -173,12 +174,16 @@ def on_postgres(writes: int) -> None:
             def sql(i: int) -> str:
                 return f"UPDATE accounts SET balance = balance + 1 WHERE id = {i % 10000 + 1}"
 
-            def probe_autocommit(i: int) -> None:
-                run(f"BEGIN; {sql(i)}")
+            stat = STAT.decode()
+
+            def probe_autocommit(i: int) -> None:  # the second reading goes in the same flight
+                run(f"BEGIN; {stat}; {sql(i)}")
+                run(stat)
                 run("COMMIT")
 
             def probe_in_transaction(i: int) -> None:
-                run(f"SAVEPOINT gatewatch_rows; {sql(i)}")
+                run(f"SAVEPOINT gatewatch_rows; {stat}; {sql(i)}")
+                run(stat)
                 run("RELEASE SAVEPOINT gatewatch_rows")
 
             plain = functools.partial(update, pg, "simple")

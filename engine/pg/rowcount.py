@@ -20,8 +20,8 @@ its limit: over it, the relay refuses it rather than holding it again.
 
 What the tag does not count — rows that triggers, rules and foreign keys' cascades write
 because of the statement — is read from the transaction's own statistics: the gateway's
-statement in front also reads ``pg_stat_xact_user_tables`` (rows updated and deleted so far in
-the transaction, savepoints included), and a second Query right behind the client's (sent at
+statement in front also reads them (``STAT``: rows updated and deleted so far in the
+transaction, savepoints included), and a second Query right behind the client's (sent at
 once, no round trip of its own) reads it again. What the statement wrote beyond its tag's count
 is added to each counted statement's count (errs strict); a difference that cannot be read
 counts as over the limit.
@@ -42,9 +42,15 @@ from pglast.enums.parsenodes import TransactionStmtKind
 from engine.pg import codec, messages
 
 SAVEPOINT = b"gatewatch_rows"
-# Rows updated and deleted so far in the transaction, by anything: triggers, rules, cascades.
-STAT = (b"SELECT coalesce(sum(n_tup_upd + n_tup_del), 0)::int8 AS gatewatch_rows "
-        b"FROM pg_catalog.pg_stat_xact_user_tables")
+# Rows updated and deleted so far in the transaction, by anything (triggers, rules, cascades),
+# in every table a user created (OIDs from FirstNormalObjectId: no system catalog). Every name
+# and operator is pg_catalog's, whatever the session's search_path. Cheaper than the
+# pg_stat_xact_user_tables view (~60 µs against ~400 on this machine: bench/rows_over.py).
+STAT = (b"SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) "
+        b"OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0) "
+        b"AS gatewatch_rows FROM pg_catalog.pg_class c "
+        b"WHERE c.oid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid "
+        b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\"")
 _BEGIN = b"BEGIN;" + STAT + b";"
 _SAVEPOINT = b"SAVEPOINT " + SAVEPOINT + b";" + STAT + b";"
 _COMMIT = b"COMMIT"
