@@ -1,8 +1,9 @@
 """Writes judged by the rows they change (``rows_over``) in the extended protocol, as relay
 conversations: the counted Execute waits for what is owed before it, goes behind the gateway's
-SAVEPOINT (and BEGIN outside a transaction block, committed in front of the Sync), the answers
-to the gateway's own messages never reach the client, and over the limit the Bind and Execute
-are asked again once approved."""
+SAVEPOINT (and BEGIN outside a transaction block, committed in front of the Sync), between two
+readings of the transaction's statistics (what triggers, rules and cascades wrote beside it),
+the answers to the gateway's own messages never reach the client, and over the limit the Bind
+and Execute are asked again once approved."""
 
 from __future__ import annotations
 
@@ -32,6 +33,21 @@ def ours(tag: str) -> bytes:
             + b.CLOSE_COMPLETE)
 
 
+def ours_stat(n: int | bytes | None) -> bytes:
+    """The target's answers to one reading of the statistics (``rowcount.STAT_``): ``n`` rows
+    updated and deleted so far in the transaction (bytes: as the DataRow carries them)."""
+    value = str(n).encode() if isinstance(n, int) else n
+    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(value)
+            + b.command_complete("SELECT 1") + b.CLOSE_COMPLETE + b.CLOSE_COMPLETE)
+
+
+def counted(*statements: bytes, describe: bytes = b"") -> bytes:
+    """What the target gets for the counted Execute: the gateway's ``statements`` (BEGIN,
+    SAVEPOINT) in front, the statistics read before and after it, then a Flush."""
+    return (b"".join(statements) + rowcount.STAT_ + describe + b.execute() + rowcount.STAT_
+            + b.FLUSH)
+
+
 def counting(r: PgRelay, before: bytes = BEFORE, after: bytes = b.SYNC,
              owed: bytes = OWED) -> bytes:
     """Send ``before``, the counted Execute and ``after``; the target answers what came
@@ -47,9 +63,12 @@ def counting(r: PgRelay, before: bytes = BEFORE, after: bytes = b.SYNC,
 def test_outside_a_block_it_runs_in_the_gateway_s_block_committed_before_the_sync() -> None:
     r = relay()
     wire = counting(r)
-    assert wire == rowcount.BEGIN + rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
-    to_client, done = r.server_data(ours("BEGIN") + ours("SAVEPOINT")
+    assert wire == counted(rowcount.BEGIN, rowcount.SAVEPOINT_)
+    to_client, done = r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
                                     + b.command_complete("UPDATE 3"))
+    # Nothing is decided before the statistics are read again.
+    assert (to_client, done) == (b"", []) and r.upstream_data() == b""
+    to_client, done = r.server_data(ours_stat(3))
     # Under the limit it stands at once; the RELEASE goes out without waiting for it, in
     # front of the Sync that follows, which commits the gateway's block.
     assert to_client == b.command_complete("UPDATE 3")
@@ -66,8 +85,9 @@ def test_outside_a_block_it_runs_in_the_gateway_s_block_committed_before_the_syn
 
 def test_inside_the_client_s_block_only_a_savepoint() -> None:
     r = relay(b"T")
-    assert counting(r) == rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
-    r.server_data(ours("SAVEPOINT") + b.command_complete("UPDATE 1"))
+    assert counting(r) == counted(rowcount.SAVEPOINT_)
+    r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("UPDATE 1")
+                  + ours_stat(1))
     # No COMMIT: the transaction is the client's.
     assert sent(r, b"")[1] == rowcount.RELEASE + b.SYNC
 
@@ -78,13 +98,14 @@ def test_a_begin_earlier_in_the_pipeline_is_a_block() -> None:
     begin = b.parse("BEGIN") + b.bind() + b.execute()
     wire = counting(r, begin + ALONE, owed=b.PARSE_COMPLETE + b.BIND_COMPLETE
                     + b.command_complete("BEGIN") + OWED[len(RAN_OWED):])
-    assert wire == rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
+    assert wire == counted(rowcount.SAVEPOINT_)
 
 
 def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() -> None:
     r = relay()
     counting(r)
-    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 150"))
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                  + b.command_complete("UPDATE 150") + ours_stat(150))
     assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
                                  + b.FLUSH)
     to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
@@ -99,10 +120,12 @@ def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() 
     # the Sync then commits the block.
     assert out.out == b.bind()
     assert [(s.verdict, s.approval) for s in out.started] == [("approved", "a1")]
-    assert wire == b.bind() + rowcount.SAVEPOINT_ + b.execute() + b.FLUSH
-    # The client sent one Bind and had its BindComplete: the gateway's is not passed on.
-    to_client, _ = r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT")
-                                 + b.command_complete("UPDATE 150"))
+    assert wire == b.bind() + counted(rowcount.SAVEPOINT_)
+    # The client sent one Bind and had its BindComplete: the gateway's is not passed on. The
+    # statistics still hold the rows rolled back (they count what ran): only the difference
+    # is the write's.
+    to_client, _ = r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + ours_stat(150)
+                                 + b.command_complete("UPDATE 150") + ours_stat(300))
     assert to_client == b.command_complete("UPDATE 150")
     assert sent(r, b"")[1] == rowcount.RELEASE + rowcount.COMMIT + b.SYNC
     to_client, _ = r.server_data(ours("RELEASE") + ours("COMMIT") + b.ready(b"I"))
@@ -115,13 +138,15 @@ def test_approved_it_writes_no_more_rows_than_its_approver_saw() -> None:
     before it in the gateway's block rolls back with it): the client hears it idle."""
     r = relay()
     counting(r)
-    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 150"))
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                  + b.command_complete("UPDATE 150") + ours_stat(150))
     r.upstream_data()
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
     sent(r, b"")
-    r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + b.command_complete("UPDATE 1000"))
+    r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + ours_stat(150)
+                  + b.command_complete("UPDATE 1000") + ours_stat(1150))
     assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
                                  + b.FLUSH)
     to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
@@ -138,7 +163,8 @@ def test_approved_it_writes_no_more_rows_than_its_approver_saw() -> None:
 def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
     r = relay(b"T")
     counting(r)
-    r.server_data(ours("SAVEPOINT") + b.command_complete("DELETE 500"))
+    r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("DELETE 500")
+                  + ours_stat(500))
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(False, "a1", "statement denied by oncall"))
@@ -154,7 +180,8 @@ def test_a_failed_segment_rolls_the_gateway_s_block_back_and_the_client_hears_id
     r = relay()
     counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
              + b.SYNC)
-    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                  + b.command_complete("UPDATE 3") + ours_stat(3))
     _, wire = sent(r, b"")
     assert wire.startswith(rowcount.RELEASE) and wire.endswith(rowcount.COMMIT + b.SYNC)
     error = b.error("22012", "division by zero")
@@ -173,9 +200,10 @@ def test_masked_sessions_describe_the_counted_portal_for_the_masker() -> None:
     r.describe_portals = True
     wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
     describe = b.describe()
-    assert wire == rowcount.SAVEPOINT_ + describe + b.execute() + b.FLUSH
+    assert wire == counted(rowcount.SAVEPOINT_, describe=describe)
     rows = b.row_description("a") + b.data_row(b"1")
-    to_client, _ = r.server_data(ours("SAVEPOINT") + rows + b.command_complete("UPDATE 1"))
+    to_client, _ = r.server_data(ours("SAVEPOINT") + ours_stat(0) + rows
+                                 + b.command_complete("UPDATE 1") + ours_stat(1))
     # The gateway's Describe is answered by the RowDescription, re-tagged for the masker,
     # which is handed the Describe and the Execute now that the write stands.
     assert to_client == (GATEWAY_ROW_DESCRIPTION + rows[1:] + b.command_complete("UPDATE 1"))
@@ -198,7 +226,8 @@ def test_shapes_it_cannot_count_are_refused(bind: bytes, execute: bytes, why: by
 def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused() -> None:
     r = relay()
     counting(r, after=b.parse("COMMIT", "c") + b.bind(statement="c") + b.execute() + b.SYNC)
-    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                  + b.command_complete("UPDATE 3") + ours_stat(3))
     out, wire = sent(r, b"")
     [refused] = out.finished
     assert refused.status == "blocked" and "would change" in (refused.error or "")
@@ -260,7 +289,8 @@ def test_a_commit_skipped_after_an_error_does_not_take_the_sync_s_answer() -> No
     r = relay()
     counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
              + b.SYNC)
-    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + b.command_complete("UPDATE 3"))
+    r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                  + b.command_complete("UPDATE 3") + ours_stat(3))
     _, wire = sent(r, b"")
     assert wire.startswith(rowcount.RELEASE) and wire.endswith(rowcount.COMMIT + b.SYNC)
     error = b.error("22012", "division by zero")
@@ -296,7 +326,8 @@ def test_an_approval_is_of_the_statement_bound_then_not_of_its_name() -> None:
               + b.parse(other, "s"))
     counting(r, before, owed=b.PARSE_COMPLETE + b.BIND_COMPLETE + b.CLOSE_COMPLETE
              + b.PARSE_COMPLETE)
-    r.server_data(ours("SAVEPOINT") + b.command_complete("UPDATE 500"))
+    r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("UPDATE 500")
+                  + ours_stat(500))
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
@@ -312,19 +343,117 @@ def test_first_in_its_pipeline_the_gateway_s_block_is_the_savepoint() -> None:
     implicit transaction once approved (no COMMIT of the gateway's before the Sync)."""
     r = relay()
     wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
-    assert wire == rowcount.BEGIN + b.execute() + b.FLUSH
-    to_client, _ = r.server_data(ours("BEGIN") + b.command_complete("UPDATE 3"))
+    assert wire == counted(rowcount.BEGIN)
+    to_client, _ = r.server_data(ours("BEGIN") + ours_stat(0) + b.command_complete("UPDATE 3")
+                                 + ours_stat(3))
     assert to_client == b.command_complete("UPDATE 3") and r.upstream_data() == b""
     assert sent(r, b"")[1] == rowcount.COMMIT + b.SYNC
     r.server_data(ours("COMMIT") + b.ready(b"I"))
 
     wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
-    r.server_data(ours("BEGIN") + b.command_complete("UPDATE 300"))
+    r.server_data(ours("BEGIN") + ours_stat(0) + b.command_complete("UPDATE 300")
+                  + ours_stat(300))
     assert r.upstream_data() == rowcount.ROLLBACK + b.close("P") + b.FLUSH
     _, [f] = r.server_data(ours("ROLLBACK") + b.CLOSE_COMPLETE)
     assert (f.status, f.rows) == ("rolled back", 300)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
     # Counted again, in a block of the gateway's again.
-    assert sent(r, b"")[1] == (b.bind() + rowcount.BEGIN + rowcount.SAVEPOINT_ + b.execute()
-                               + b.FLUSH)
+    assert sent(r, b"")[1] == b.bind() + counted(rowcount.BEGIN, rowcount.SAVEPOINT_)
+
+
+# --- rows written beside the Execute: triggers, rules, foreign keys' cascades -------------
+
+
+def test_rows_written_through_triggers_count_too() -> None:
+    """Its tag says 3 rows; the transaction's statistics grew by 253 around the Execute: 250
+    more were written because of it. Over the limit: rolled back and held with that count;
+    approved, it is its limit (the statistics still hold the rows rolled back), and it
+    stands with the tag the client would have had."""
+    r = relay()
+    counting(r)
+    to_client, done = r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                                    + b.command_complete("UPDATE 3") + ours_stat(253))
+    assert (to_client, done) == (b"", [])
+    assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
+                                 + b.FLUSH)
+    to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert to_client == b"" and r.seen_late() == b""
+    assert (f.status, f.rows) == ("rolled back", 253)
+    assert "253 rows (250 of them through triggers, rules or foreign keys)" in (f.error or "")
+    held = r.client_data(b"")
+    assert held.hold is not None and held.hold.protocol == "extended"
+    assert "through triggers, rules or foreign keys" in held.hold.notes[0]
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == b.bind() + counted(rowcount.SAVEPOINT_)
+    to_client, [f] = r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + ours_stat(253)
+                                   + b.command_complete("UPDATE 3") + ours_stat(506))
+    assert to_client == b.command_complete("UPDATE 3") and f.status == "ok"
+    assert sent(r, b"")[1] == rowcount.RELEASE + rowcount.COMMIT + b.SYNC
+
+
+@pytest.mark.parametrize(("before", "rows", "after", "stands"), [
+    (10, 3, 15, True),  # 2 rows beside its 3: 5, far under the limit
+    (10, 98, 110, True),  # 98 + 2 = 100: not more than 100
+    (10, 98, 111, False),  # 98 + 3 = 101
+])
+def test_rows_beside_it_under_the_limit_stand(before: int, rows: int, after: int,
+                                              stands: bool) -> None:
+    """Inside the client's block the first reading holds what the block wrote before: only
+    the difference is the write's; under the limit with it, it stands at once."""
+    r = relay(b"T")
+    counting(r)
+    to_client, done = r.server_data(ours("SAVEPOINT") + ours_stat(before)
+                                    + b.command_complete(f"UPDATE {rows}") + ours_stat(after))
+    if stands:
+        assert to_client == b.command_complete(f"UPDATE {rows}")
+        assert [(f.status, f.rows) for f in done] == [("ok", rows)]
+        assert r.upstream_data() == b"" and sent(r, b"")[1] == rowcount.RELEASE + b.SYNC
+        return
+    assert (to_client, done) == (b"", [])
+    assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
+                                 + b.FLUSH)
+    _, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert (f.status, f.rows) == ("rolled back", 101)
+    assert r.client_data(b"").hold is not None
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (0, None),  # NULL
+    (0, b"3x"),  # not a number
+    (None, 3),  # the first reading is the one that cannot be read
+])
+def test_statistics_that_cannot_be_read_hold_the_write(before: int | bytes | None,
+                                                       after: int | bytes | None) -> None:
+    """Fail closed: what the write wrote beside its tag is unknown, so it is rolled back and
+    held, however small its tag's count."""
+    r = relay(b"T")
+    counting(r)
+    to_client, _ = r.server_data(ours("SAVEPOINT") + ours_stat(before)
+                                 + b.command_complete("UPDATE 3") + ours_stat(after))
+    assert to_client == b""
+    assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
+                                 + b.FLUSH)
+    _, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
+    assert f.status == "rolled back"
+    assert "triggers, rules and foreign keys cannot be read" in (f.error or "")
+    assert r.client_data(b"").hold is not None
+
+
+def test_a_second_reading_that_fails_leaves_nothing_standing() -> None:
+    """The statistics read after the Execute fail (a statement timeout, say): the target now
+    skips to the Sync, the client hears the error in place of the write's CommandComplete,
+    and the gateway's block, the write in it, is rolled back after the Sync."""
+    r = relay()
+    counting(r)
+    error = b.error("57014", "canceling statement due to statement timeout")
+    to_client, [f] = r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
+                                   + b.command_complete("UPDATE 3") + b.PARSE_COMPLETE
+                                   + b.BIND_COMPLETE + error)
+    assert to_client == error and f.status == "error"
+    assert r.seen_late() == b.execute()  # what the client hears of it passes the masker
+    _, wire = sent(r, b"")
+    assert wire == b.SYNC  # no COMMIT: the target would skip it
+    to_client, _ = r.server_data(b.ready(b"E"))
+    assert to_client == b.ready(b"I") and r.upstream_data() == rowcount.ROLLBACK + b.SYNC
