@@ -7,7 +7,10 @@ would have answered."""
 
 from __future__ import annotations
 
+import pglast
 import pytest
+from pglast import ast
+from pglast.visitors import Visitor
 
 from engine.guardrail import Guard, GuardrailSettings, Rule
 from engine.guardrail.rules import Match
@@ -397,6 +400,37 @@ def test_rows_an_upsert_inserted_hide_no_trigger_rows() -> None:
     sent(r, b.query("INSERT INTO t VALUES (1) ON CONFLICT (k) DO UPDATE SET a = 0"))
     r.server_data(begun() + b.command_complete("INSERT 0 95") + b.ready(b"T") + read_again(100))
     assert r.upstream_data() == q("ROLLBACK")
+
+
+def _unqualified(sql: bytes) -> list[str]:
+    """The functions, operators and types ``sql`` names without ``pg_catalog.``: the client's
+    search_path chooses what they are."""
+    found: list[str] = []
+
+    class Names(Visitor):  # type: ignore[misc]
+        def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
+            found.extend(_name(node.funcname))
+
+        def visit_A_Expr(self, ancestors: object, node: ast.A_Expr) -> None:
+            found.extend(_name(node.name))
+
+        def visit_TypeName(self, ancestors: object, node: ast.TypeName) -> None:
+            found.extend(_name(node.names))
+
+    Names()(pglast.parse_sql(sql.decode()))
+    return found
+
+
+def _name(parts: tuple[ast.String, ...] | None) -> list[str]:
+    names = [str(part.sval) for part in parts or ()]
+    return [] if names[:1] == ["pg_catalog"] else [".".join(names)]
+
+
+def test_the_statistics_are_read_with_the_catalog_s_own_functions() -> None:
+    """A client that puts a schema of its own before pg_catalog in its search_path (with,
+    say, ``CREATE AGGREGATE public.sum(int8) (sfunc = int8mul, stype = int8, initcond =
+    '0')``, no code of its own) must not choose what the gateway's reading computes."""
+    assert _unqualified(rowcount.STAT) == []
 
 
 # --- a Query of several statements --------------------------------------------------------
