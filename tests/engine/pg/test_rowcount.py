@@ -324,7 +324,7 @@ def test_rows_written_through_triggers_count_too() -> None:
     (10, 3, 15, True),  # 2 rows beside its 3: 5, far under the limit
     (10, 98, 110, True),  # 98 + 2 = 100: not more than 100
     (10, 98, 111, False),  # 98 + 3 = 101
-    (10, 98, 50, True),  # fewer than its tag (rows it inserted, say): never less than its tag
+    (10, 98, 50, True),  # fewer than its tag (a foreign table has none): never less than it
 ])
 def test_rows_beside_it_under_the_limit_stand(before: int, rows: int, after: int,
                                               stands: bool) -> None:
