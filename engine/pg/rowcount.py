@@ -23,8 +23,9 @@ because of the statement — is read from the transaction's own statistics: the 
 statement in front also reads them (``STAT``: rows updated and deleted so far in the
 transaction, savepoints included), and a second Query right behind the client's (sent at
 once, no round trip of its own) reads it again. What the statement wrote beyond its tag's count
-is added to each counted statement's count (errs strict); a difference that cannot be read
-counts as over the limit.
+is added to each counted statement's count (errs strict: ``_hidden_rows``); a difference that
+cannot be read, or a server that keeps no counts (``track_counts`` off), counts as over the
+limit.
 
 An error inside the client's transaction leaves that transaction aborted, as it would be
 without the gateway: nothing is rolled back to hide it. Cost: one round trip more per counted
@@ -42,13 +43,18 @@ from pglast.enums.parsenodes import TransactionStmtKind
 from engine.pg import codec, messages
 
 SAVEPOINT = b"gatewatch_rows"
-# Rows updated and deleted so far in the transaction, by anything (triggers, rules, cascades),
-# in every table a user created (OIDs from FirstNormalObjectId: no system catalog). Every name
+# Rows updated or deleted, and rows inserted, so far in the transaction, by anything
+# (triggers, rules, cascades), in every table a user created (OIDs from FirstNormalObjectId:
+# no system catalog); NULL when the server keeps no such counts (track_counts off). Every name
 # and operator is pg_catalog's, whatever the session's search_path. Cheaper than the
-# pg_stat_xact_user_tables view (~60 µs against ~400 on this machine: bench/rows_over.py).
-STAT = (b"SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) "
-        b"OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0) "
-        b"AS gatewatch_rows FROM pg_catalog.pg_class c "
+# pg_stat_xact_user_tables view (~60 µs against ~400 on this machine).
+_COUNTING = b"pg_catalog.current_setting('track_counts')::pg_catalog.bool"
+STAT = (b"SELECT CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
+        b"pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) "
+        b"pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0) END AS gatewatch_rows, "
+        b"CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
+        b"pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)), 0) END AS gatewatch_inserted "
+        b"FROM pg_catalog.pg_class c "
         b"WHERE c.oid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid "
         b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\"")
 _BEGIN = b"BEGIN;" + STAT + b";"
@@ -80,25 +86,52 @@ def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
             + codec.message(b"Q", STAT + b"\x00"))
 
 
-def stat_value(row: bytes) -> int | None:
-    """The count in a DataRow of ``STAT`` (the whole message), or None."""
+Stat = tuple[int, int]  # rows updated or deleted, rows inserted
+
+
+def stat_value(row: bytes) -> Stat | None:
+    """The counts in a DataRow of ``STAT`` (the whole message), or None."""
     body = row[5:]
-    if len(body) < 6 or int.from_bytes(body[:2], "big") != 1:
+    if len(body) < 2 or int.from_bytes(body[:2], "big") != 2:
         return None
-    size = int.from_bytes(body[2:6], "big", signed=True)
-    value = body[6 : 6 + size] if size >= 0 else b""
-    return int(value) if value.isdigit() else None
+    values: list[int] = []
+    pos = 2
+    for _ in range(2):
+        if len(body) < pos + 4:
+            return None
+        size = int.from_bytes(body[pos : pos + 4], "big", signed=True)
+        value = body[pos + 4 : pos + 4 + size] if size >= 0 else b""
+        if not value.isdigit():
+            return None
+        values.append(int(value))
+        pos += 4 + max(size, 0)
+    return values[0], values[1]
 
 
-def _own_rows(completes: list[bytes]) -> int:
-    """The rows the statements' tags say they updated or deleted (a MERGE's and an INSERT …
-    ON CONFLICT's count their inserts too: more than the statistics' share, never less)."""
-    total = 0
-    for complete in completes:
+def _hidden_rows(before: Stat | None, after: Stat | None, completes: list[bytes],
+                 counted: list[bool]) -> int | None:
+    """Rows updated or deleted beyond what the statements' tags count (by triggers, rules and
+    cascades); None: unknown. An UPDATE's or DELETE's tag counts rows updated or deleted; a
+    plain INSERT's (one no rule counts), rows inserted; a MERGE's or an upsert's (a counted
+    INSERT), both, in a split the tag does not tell: taken as the most inserts the statistics
+    allow, which leaves the most rows to what ran beside them (errs strict)."""
+    if before is None or after is None:
+        return None
+    updated, inserted = after[0] - before[0], after[1] - before[1]
+    exact = mixed = plain = 0
+    for complete, is_counted in zip(completes, counted, strict=False):
         command, rows = messages.command_rows(complete[5:])
-        if rows is not None and command and command.split(" ", 1)[0] in _COUNTED_TAGS:
-            total += rows
-    return total
+        verb = command.split(" ", 1)[0] if command else ""
+        if rows is None:
+            continue
+        if verb in ("UPDATE", "DELETE"):
+            exact += rows
+        elif verb == "MERGE" or (verb == "INSERT" and is_counted):
+            mixed += rows
+        elif verb == "INSERT":
+            plain += rows
+    mixed_inserts = min(mixed, max(inserted - plain, 0))
+    return max(updated - exact - (mixed - mixed_inserts), 0)
 
 
 def prefix_length(in_transaction: bool) -> int:
@@ -122,8 +155,8 @@ class RowCount:
         # 2: the finishing Query
         self._phase = 0
         self._prefix_left = 2  # CommandCompletes of the gateway's statements in front
-        self._before: int | None = None
-        self._after: int | None = None
+        self._before: Stat | None = None
+        self._after: Stat | None = None
         self._status = b""  # the transaction's, once the write was answered
         self._kept: list[bytes] = []
         self._size = 0
@@ -207,7 +240,8 @@ class RowCount:
             self._over = Over(None, None, "its count cannot be read (the server answered "
                               f"{len(self._completes)} of its {len(self.limits)} statements)",
                               b"")
-        hidden = _hidden(self._before, self._after, self._completes)
+        hidden = _hidden_rows(self._before, self._after, self._completes,
+                              [limit is not None for limit in self.limits])
         for i, limit in enumerate(self.limits):
             if self._over is not None:
                 break
@@ -286,13 +320,6 @@ ROLLBACK = statement(_ROLLBACK)
 STAT_ = statement(STAT)  # answered with a DataRow besides the ``ANSWERS``
 
 
-def _hidden(before: int | None, after: int | None, completes: list[bytes]) -> int | None:
-    """Rows written beyond what the tags count (triggers, rules, cascades); None: unknown."""
-    if before is None or after is None:
-        return None
-    return max(after - before - _own_rows(completes), 0)
-
-
 def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int,
              hidden: int | None) -> Over | None:
     """Whether a write stands by its CommandComplete and the rows written beside it
@@ -345,8 +372,8 @@ class ExtendedCount:
         # 0: the gateway's statements; 1: the Execute; 4: the statistics read again;
         # 2: the finishing ones
         self._phase = 0
-        self._before: int | None = None
-        self._after: int | None = None
+        self._before: Stat | None = None
+        self._after: Stat | None = None
         self._kept: list[bytes] = []
         self._size = 0
         self._overflow = False
@@ -425,8 +452,8 @@ class ExtendedCount:
         self.result = self._answers(error)
 
     def _counted(self) -> None:
-        hidden = _hidden(self._before, self._after,
-                         [self._complete] if self._complete is not None else [])
+        hidden = _hidden_rows(self._before, self._after,
+                              [self._complete] if self._complete is not None else [], [True])
         self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, hidden)
         if self._over is None:
             # It stands: released without waiting for the answer (a round trip saved on

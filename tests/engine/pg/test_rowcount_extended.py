@@ -37,7 +37,7 @@ def ours_stat(n: int | bytes | None) -> bytes:
     """The target's answers to one reading of the statistics (``rowcount.STAT_``): ``n`` rows
     updated and deleted so far in the transaction (bytes: as the DataRow carries them)."""
     value = str(n).encode() if isinstance(n, int) else n
-    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(value)
+    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(value, b"0")
             + b.command_complete("SELECT 1") + b.CLOSE_COMPLETE + b.CLOSE_COMPLETE)
 
 
