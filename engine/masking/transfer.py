@@ -16,7 +16,10 @@ fed to a ``StreamMasker``, so that a value split between two replies is masked a
   reply is masked only as the next bytes of the one file being read, from offset 0 on; a
   read at another offset, of a second file before the first is closed, or a reply to no
   read is refused with a failure status in its place (reads at chosen offsets would
-  otherwise give each value in pieces that no detector recognises).
+  otherwise give each value in pieces that no detector recognises). A file opened for reading
+  that ``refuse`` names (the SSH side's files written by transforms, whose content no detector
+  reads) gets a failure status in place of its handle, and any read of that handle one in place
+  of its data.
 - ``ScpMasker`` reads the legacy scp protocol the target's ``scp -f`` speaks: control lines
   (``C0644 size name``, ``D``, ``E``, ``T``, warnings), acknowledgements (a NUL byte), and
   after each ``C`` line exactly ``size`` bytes of file, masked and flushed at the file's end.
@@ -29,14 +32,18 @@ listings are not masked.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 
 from engine.masking.masker import ValueMasker
 from engine.masking.stream import StreamMasker
 
+SSH_FXP_OPEN = 3
 SSH_FXP_READ = 5
 SSH_FXP_CLOSE = 4
 SSH_FXP_STATUS = 101
+SSH_FXP_HANDLE = 102
 SSH_FXP_DATA = 103
+SSH_FXF_READ = 0x1
 SSH_FX_FAILURE = 4
 OUT_OF_ORDER = ("the gateway masks file data read in order only: this read was refused (read "
                 "the file from its start, in order, without other files in between)")
@@ -49,9 +56,17 @@ class TransferError(ValueError):
 
 
 class SftpMasker:
-    def __init__(self, masker: ValueMasker) -> None:
+    """``refuse``: why a file the client opens for reading (its name as sent: absolute, or
+    relative to the home directory) may not be read, or None."""
+
+    def __init__(self, masker: ValueMasker,
+                 refuse: Callable[[str], str | None] | None = None) -> None:
         if not masker.keep_length:
             raise ValueError("a transfer needs a masker that keeps lengths")
+        self._refuse = refuse
+        self._refused_opens: dict[int, str] = {}  # OPEN request id → why it is refused
+        self._refused_handles: dict[bytes, str] = {}  # … its handle, once the target gave it
+        self._refused_reads: dict[int, str] = {}  # READ request id of such a handle → why
         self._stream = StreamMasker(masker)
         self._buf = bytearray()
         self._pending: deque[tuple[bytes, int]] = deque()  # DATA replies: header, data length
@@ -88,6 +103,18 @@ class SftpMasker:
                 break
             packet = bytes(buf[pos:pos + 4 + n])
             pos += 4 + n
+            request = int.from_bytes(packet[5:9], "big") if n >= 5 else -1
+            refused = (self._refused_reads.pop(request, None) if packet[4] == SSH_FXP_DATA
+                       else self._refused_opens.pop(request, None)
+                       if packet[4] == SSH_FXP_HANDLE else None)
+            if refused is not None:  # in its place, like a read out of order
+                if packet[4] == SSH_FXP_HANDLE and n >= 9:
+                    size = int.from_bytes(packet[9:13], "big")
+                    self._refused_handles[packet[13:13 + size]] = refused
+                self._reads.pop(request, None)
+                self._pending.append((_status(packet[5:9], refused), 0))
+                out.append(self._drain())
+                continue
             if packet[4] == SSH_FXP_DATA:
                 if n < 9 or int.from_bytes(packet[9:13], "big") != n - 9:
                     raise TransferError("an SFTP data reply whose lengths do not agree")
@@ -126,6 +153,8 @@ class SftpMasker:
                 break
             packet = bytes(buf[pos:pos + 4 + n])
             pos += 4 + n
+            if packet[4] == SSH_FXP_OPEN and n >= 9 and self._refuse is not None:
+                self._opened(packet)
             if packet[4] in (SSH_FXP_READ, SSH_FXP_CLOSE) and n >= 9:
                 size = int.from_bytes(packet[9:13], "big")
                 handle = packet[13:13 + size]
@@ -135,7 +164,25 @@ class SftpMasker:
                 elif 13 + size + 8 <= len(packet):
                     offset = int.from_bytes(packet[13 + size:13 + size + 8], "big")
                     self._reads[int.from_bytes(packet[5:9], "big")] = (handle, offset)
+                    if handle in self._refused_handles:
+                        self._refused_reads[int.from_bytes(packet[5:9], "big")] = (
+                            self._refused_handles[handle])
         del buf[:pos]
+
+    def _opened(self, packet: bytes) -> None:
+        """An OPEN request: one for reading a file ``refuse`` names is refused when its handle
+        comes back (a request the gateway cannot read is refused too)."""
+        assert self._refuse is not None
+        request = int.from_bytes(packet[5:9], "big")
+        size = int.from_bytes(packet[9:13], "big")
+        if 13 + size + 4 > len(packet):
+            self._refused_opens[request] = "the gateway could not read this request"
+            return
+        flags = int.from_bytes(packet[13 + size:17 + size], "big")
+        if flags & SSH_FXF_READ:
+            why = self._refuse(packet[13:13 + size].decode("utf-8", "surrogateescape"))
+            if why is not None:
+                self._refused_opens[request] = why
 
     def _in_order(self, packet: bytes, size: int) -> bool:
         """Whether a DATA reply holds the next bytes of the file being read (a first read at

@@ -537,7 +537,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._output = ChannelOutput(
                 self.s.masking, self.s.masked, transfer=transfer,
                 whole=transforms and not delimited, until_prompt=transforms and delimited,
-                screen=size[:2] if size is not None else None)
+                screen=size[:2] if size is not None else None,
+                refuse=self.s.download_refusal)  # files written by transforms (sftp)
             if self.s.tainted and transfer is None:
                 self._output.taint()
         return self._output

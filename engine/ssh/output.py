@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from engine.guardrail.commands import SHELLS, classify_command, long_options
@@ -292,12 +293,14 @@ class ChannelOutput:
     a terminal whose commands cannot be told apart any more); ``until_prompt``: masked whole
     until readline's first prompt (an exec that transforms and starts a shell whose lines are
     judged: ``bash -i``, ``perl -e 'exec "bash"'``), then command by command. ``screen``: the
-    client's terminal (columns, rows), whose output is shown at once."""
+    client's terminal (columns, rows), whose output is shown at once. ``refuse``: an SFTP
+    transfer's files that may not be read (``SftpMasker``)."""
 
     def __init__(self, masking: SessionMasking, counts: Counter[str], *,
                  transfer: str | None = None, whole: bool = False,
                  until_prompt: bool = False,
-                 screen: tuple[int, int] | None = None) -> None:
+                 screen: tuple[int, int] | None = None,
+                 refuse: Callable[[str], str | None] | None = None) -> None:
         assert masking.values is not None
         self._masking = masking
         self._counts = counts  # the session's: "rule:detector" → values masked
@@ -318,7 +321,7 @@ class ChannelOutput:
             values = masking.values
             kept = ValueMasker(values.detectors, values.strategies, key=values.key,
                                keep_length=True)
-            self._files = SftpMasker(kept) if transfer == "sftp" else ScpMasker(kept)
+            self._files = SftpMasker(kept, refuse) if transfer == "sftp" else ScpMasker(kept)
 
     @staticmethod
     def masks(masking: SessionMasking | None) -> bool:

@@ -26,10 +26,11 @@ from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
 from engine.masking.policy import SessionMasking
 from engine.session import AccessRefused, Session, SessionContext
-from engine.ssh.output import ChannelOutput
+from engine.ssh.output import ChannelOutput, transfer_kind, transfers_files
 from engine.ssh.shellstate import STARTUP_REFUSED, startup_write
 from engine.ssh.tape import Tape
 from engine.ssh.upstream import TargetUnavailable, connect_target
+from engine.ssh.written import Memory, journal_for
 from engine.tasks import spawn
 from store import StoreError
 
@@ -89,6 +90,10 @@ class SshSession:
         # gateway cannot follow (``engine.ssh.shellstate``): from then on every channel's
         # output is masked whole (issue 14).
         self.tainted = False
+        # Files written on the target by lines whose output the gateway could not read, by any
+        # connection (``engine.ssh.written``): this one's view of them, once its identity is
+        # known.
+        self._memory: Memory | None = None
 
     @property
     def identity(self) -> Identity | None:
@@ -219,10 +224,13 @@ class SshSession:
 
     # --- commands -------------------------------------------------------------------------
 
-    def taint(self) -> None:
+    def taint(self, why: str | None = None) -> None:
         """Mask every channel's output whole from now on, those still to come too: a line left
         state behind (a file, a variable, an alias …) that a later plain reader could print
-        transformed. Called before that line reaches the target."""
+        transformed, or reads a file an earlier line left (``why``: told to the user, unless
+        the output is masked whole already). Called before that line reaches the target."""
+        if why is not None and not self.tainted:
+            self.tell(why)
         if not self.tainted:
             log.info("session %s: output masked whole from now on (a line left state behind "
                      "that the gateway cannot follow)", self.session_id)
@@ -257,26 +265,43 @@ class SshSession:
                     cwd: Cwd = None) -> Admission:
         """Judge a command, record it, and wait for an approval when a rule asks for one.
         Nothing reaches the target before the record is committed (invariant 1). An allowed
-        line's admission says where the shell may be after it (``cwd``)."""
+        line's admission says where the shell may be after it (``cwd``). Before it runs, the
+        files it reads and writes are checked against, and added to, the files written by
+        transforms (``engine.ssh.written``); a legacy scp download of one is refused."""
+        lines = readings or (text,)
+        refusal = self._download_refusal(text, kind)
+        admission = await self._admit(text, kind, on_held, readings=lines, lenient=lenient,
+                                      cwd=cwd, refusal=refusal)
+        if admission.allowed and (kind == "shell" or (
+                kind == "exec" and not transfers_files(text))):
+            self._follow_files(lines, cwd)  # a transfer's files are the client's, or screened
+        return admission
+
+    async def _admit(self, text: str, kind: str, on_held: Callable[[str], None] | None, *,
+                     readings: tuple[str, ...], lenient: bool, cwd: Cwd,
+                     refusal: str | None) -> Admission:
         judgement = (self.judge(readings or (text,), lenient=lenient, cwd=cwd)
                      if kind != "subsystem" else None)
         after = judgement.facts.cwd_after if judgement and judgement.facts else None
         verdict = judgement.verdict if judgement is not None else None
         action = judgement.action if judgement is not None else "allow"
-        startup = (action != "block" and not lenient and kind != "subsystem"
-                   and ChannelOutput.masks(self.masking)
-                   and any(startup_write(r, unreadable=not i)
-                           for i, r in enumerate(readings or (text,))))
+        if (action != "block" and not lenient and kind != "subsystem"
+                and ChannelOutput.masks(self.masking)
+                and any(startup_write(r, unreadable=not i)
+                        for i, r in enumerate(readings or (text,)))):
+            refusal = STARTUP_REFUSED  # the state later shells start with: not followed
+        elif action == "block":
+            refusal = None  # the rule's own refusal says why
         self.seq += 1
         seq = self.seq
         op = self.core.statement_record(
-            seq, text, verdict="block" if startup else action,
-            rule="masking" if startup else verdict.rule if verdict else None)
+            seq, text, verdict="block" if refusal else action,
+            rule="masking" if refusal else verdict.rule if verdict else None)
         await self.ctx.recorder.committed([op])
         self.core.running(op)
-        if startup:  # the state later shells start with: not followed, so not written
-            self.end_command(seq, "blocked", None, STARTUP_REFUSED)
-            return Admission(False, seq, STARTUP_REFUSED, blocked=True)
+        if refusal:
+            self.end_command(seq, "blocked", None, refusal)
+            return Admission(False, seq, refusal, blocked=True)
         if verdict is None or action == "allow":
             return Admission(True, seq, cwd=after)
         if action == "block":
@@ -285,6 +310,46 @@ class SshSession:
             self.end_command(seq, "blocked", None, message)
             return Admission(False, seq, message, blocked=True)
         return await self._review(seq, text, verdict.rule, verdict.reason, on_held, after)
+
+    @property
+    def memory(self) -> Memory | None:
+        """This connection's view of the files written by transforms on its target."""
+        if self._memory is None and self.identity is not None:
+            up = self.conn.upstream
+            self._memory = Memory(journal_for(self.ctx.settings.store), f"{up.host}:{up.port}",
+                                  self.identity.name, self.session_id)
+        return self._memory
+
+    def _follow_files(self, lines: tuple[str, ...], cwd: Cwd) -> None:
+        """An allowed line is about to run: if it may read a file written by a transform, this
+        connection's output is masked whole from now on; what it writes from output the
+        gateway could not read is remembered for every later connection."""
+        memory = self.memory
+        if memory is None:
+            return
+        read = memory.read(lines, cwd)
+        if read is not None and ChannelOutput.masks(self.masking):
+            self.taint(f"{read}: from here on this connection's output is masked whole")
+        memory.wrote(lines, cwd, unseen=self.tainted or read is not None)
+
+    def _download_refusal(self, text: str, kind: str) -> str | None:
+        """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a
+        transform, which the transfer's masking would pass as it is."""
+        if (kind != "exec" or transfer_kind(text) != "scp" or "-f" not in text.split()
+                or not ChannelOutput.masks(self.masking) or self.memory is None):
+            return None
+        why = self.memory.read((text,))
+        return None if why is None else f"download refused: {why}"
+
+    def download_refusal(self, path: str) -> str | None:
+        """Why an SFTP read of ``path`` is refused (a file written by a transform), or None;
+        a refusal is recorded."""
+        why = self.memory.download(path) if self.memory is not None else None
+        if why is not None:
+            log.info("session %s: sftp read of %r refused: %s", self.session_id, path, why)
+            spawn(self.refused(f"sftp read {path}", "masking", why),
+                  name=f"ssh-refusal-{self.session_id}")
+        return why
 
     async def refused(self, text: str, rule: str, reason: str) -> None:
         """Record something the gateway refused by its own settings, not by a rule."""

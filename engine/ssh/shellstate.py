@@ -141,12 +141,12 @@ def _leaves(line: str, depth: int) -> bool:
         if isinstance(command, Compound):
             if command.kind == "function":
                 return True
-            if transforms and any(_writes(r) for r in command.redirects):
+            if transforms and any(writes_file(r) for r in command.redirects):
                 return True
             continue
         if any(not _harmless(word) for word in (*command.assignments, *command.argv[1:])):
             return True  # ``PATH=… cat``, ``env LD_PRELOAD=… cat``, ``sudo VAR=… cat``
-        if transforms and any(_writes(r) for r in command.redirects):
+        if transforms and any(writes_file(r) for r in command.redirects):
             return True
     return not all(argv and _leaves_nothing(argv, transforms, depth) for argv in facts.commands)
 
@@ -170,7 +170,7 @@ def _commands(script: Script) -> Iterator[SimpleCommand | Compound]:
 
 
 
-def _writes(redirect: Redirect) -> bool:
+def writes_file(redirect: Redirect) -> bool:
     """Whether a redirection writes a file (``2>&1``, ``>/dev/null`` do not)."""
     op = redirect.op.lstrip("0123456789")
     if op.startswith("<") and op != "<>":
@@ -273,19 +273,19 @@ def startup_write(line: str, *, unreadable: bool = True) -> bool:
     except ShellParseError:
         return unreadable
     if any(_in_path_directory(target) for argv in facts.commands
-           for target in _destinations(argv)):
+           for target in destinations(argv)):
         return True  # ``sudo cp … /usr/local/bin/cat``
     plain = not transforms_output(line)
     named = bool(_STARTUP.search(_unquoted(line)))
     reads_only = plain and not any(
         (isinstance(c, SimpleCommand) and c.argv and _name(c.argv[0]) in _PLAIN_WRITERS)
-        or any(_writes(r) for r in c.redirects) for c in _commands(script))
+        or any(writes_file(r) for r in c.redirects) for c in _commands(script))
     for command in _commands(script):
         redirects = command.redirects
-        if any(_writes(r) and r.unresolved and r.target not in _QUIET_TARGETS
+        if any(writes_file(r) and r.unresolved and r.target not in _QUIET_TARGETS
                and not _home_file(r.target) for r in redirects):
             return True  # ``> "$f"``, ``> .b*``: which file is only known at run time
-        if any(_writes(r) and _in_path_directory(r.target) for r in redirects):
+        if any(writes_file(r) and _in_path_directory(r.target) for r in redirects):
             return True
         words = command.argv if isinstance(command, SimpleCommand) else ()
         for word in (*words, *(r.target for r in redirects)):
@@ -295,7 +295,7 @@ def startup_write(line: str, *, unreadable: bool = True) -> bool:
     return named and not reads_only
 
 
-def _destinations(argv: tuple[str, ...]) -> list[str]:
+def destinations(argv: tuple[str, ...]) -> list[str]:
     """Where a program that copies files writes: the last operand (or ``-t DIR``) of ``cp``,
     ``mv``, ``install``, ``ln``, ``rsync``; every operand of ``tee``; ``dd``'s ``of=``."""
     name, words = _name(argv[0]) if argv else "", argv[1:]

@@ -1,0 +1,228 @@
+"""The memory of files written by transforms (``engine.ssh.written``): which paths a line writes
+and reads, how a path the gateway can only name in part matches, and the journal shared by
+processes (appended, read again, failing closed when it cannot be read)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.ssh.written import (
+    Journal,
+    JournalUnreadable,
+    Mark,
+    Memory,
+    carried,
+    copies,
+    journal_for,
+    names,
+    reads,
+    transforms,
+    writes,
+)
+
+HOME = frozenset({"/home/alice"})
+
+
+def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False,
+           tmp: Path) -> list[Mark]:
+    memory = Memory(Journal(tmp / "j"), "db1:22", "alice", "s1")
+    return memory.wrote((line,), cwd, unseen=unseen)
+
+
+@pytest.mark.parametrize(("line", "paths"), [
+    ("rev secret.env > /tmp/x", ["/tmp/x"]),
+    ("fold -w5 secret.env | tee out >/dev/null", ["/home/alice/out"]),
+    ("od -c s >> /tmp/a; base64 s >| /tmp/b", ["/tmp/a", "/tmp/b"]),
+    ("tr a-z n-za-m < s | sort -o /tmp/sorted", ["/tmp/sorted"]),
+    ("rev s | dd of=/tmp/d", ["/tmp/d"]),
+    ("sed -i 's/./&-/g' /tmp/f", ["/tmp/f"]),
+    ("rev s > '/tmp/with space'", ["/tmp/with space"]),
+    ("rev s > ~/r.txt", ["r.txt"]),
+    ("cd /srv && rev s > r.txt", ["r.txt"]),  # where cd leads is not followed in the line
+    ("sudo sh -c 'rev s > /tmp/y'", ["/tmp/y"]),
+])
+def test_a_transform_marks_what_it_writes(line: str, paths: list[str], tmp_path: Path) -> None:
+    assert transforms(line)
+    assert sorted(m.path for m in marked(line, HOME, tmp=tmp_path)) == sorted(paths)
+
+
+@pytest.mark.parametrize("line", [
+    "echo hi > note.txt", "cat secret.env > copy", "grep a s | sort > sorted", "cp a b",
+    "mv a b", "cat s | tee t", "ls > listing", "rev secret.env", "cat /tmp/x",
+])
+def test_plain_writes_and_reads_mark_nothing(line: str, tmp_path: Path) -> None:
+    assert marked(line, HOME, tmp=tmp_path) == []
+
+
+def test_a_connection_masked_whole_marks_everything_it_writes(tmp_path: Path) -> None:
+    found = marked("cat a > b; cp c /srv/d; mv e /srv/f", HOME, unseen=True, tmp=tmp_path)
+    assert {(m.path, m.tree) for m in found} == {
+        ("/home/alice/b", False), ("/srv/d", False), ("/srv/d/c", False), ("/srv/f", False),
+        ("/srv/f/e", False)}
+
+
+def test_a_name_only_known_at_run_time_marks_its_directory_or_anything(tmp_path: Path) -> None:
+    [directory] = marked("rev s > /srv/$d/x", tmp=tmp_path)
+    assert directory.path == "/srv" and directory.tree
+    [anything] = marked('rev s > "$f"', tmp=tmp_path)
+    assert anything.anywhere and anything.identity == "alice"
+    [pieces] = marked("split -b5 s part_", HOME, tmp=tmp_path)
+    assert pieces.path == "/home/alice/part_*" and pieces.pattern
+
+
+def mark(path: str, **kw: bool) -> Mark:
+    return Mark("db1:22", path, "alice", "s1", 0.0, floating=not path.startswith("/"), **kw)
+
+
+@pytest.mark.parametrize(("line", "cwd", "hit"), [
+    ("cat /tmp/x", None, True),
+    ("cat '/tmp/x'", None, True),
+    ("cat /tmp/./x", None, True),
+    ("head -n 3 /tmp/x", None, True),
+    ("cat x", frozenset({"/tmp"}), True),
+    ("cat x", frozenset({"/srv"}), False),
+    ("cat x", None, True),  # the directory is not known: the name may be it
+    ("cat y", None, False),
+    ("cat /tmp/*", None, True),
+    ("cat /tmp/[xy]", None, True),
+    ("cat /srv/*", None, False),
+    ("grep -r secret /tmp", None, True),
+    ("grep -r secret /", None, True),
+    ("grep -r secret /srv", None, False),
+    ("grep secret /tmp", None, False),  # not recursive: a directory prints nothing
+    ("tar cf - /tmp | base64", None, True),
+    ("find / -name x", None, True),
+    ("ls /tmp", None, False),
+    ("echo /tmp/x", None, False),
+    ("cat /tmp/x.old", None, False),
+    ("cat < /tmp/x", None, True),
+    ("cat $f", None, True),  # only known at run time, while a file is marked
+    ("sudo cat /tmp/x", None, True),
+    ("sh -c 'cat /tmp/x'", None, True),
+    ("head -n 2 /tmp/y", None, False),  # 2 is the value of -n, not a file
+    ("grep -e x /tmp/y", None, False),
+])
+def test_a_read_of_a_marked_file(line: str, cwd: frozenset[str] | None, hit: bool) -> None:
+    assert names(mark("/tmp/x"), reads(line, cwd)) is hit
+
+
+@pytest.mark.parametrize(("line", "hit"), [
+    ("cat /home/alice/r.txt", True), ("cat ~/r.txt", True), ("cat r.txt", True),
+    ("cat /srv/d/r.txt", True), ("cat /srv/r.txt.bak", False), ("cat q.txt", False),
+    ("cat /home/alice/*.txt", True),
+])
+def test_a_relative_mark_matches_by_its_last_components(line: str, hit: bool) -> None:
+    assert names(mark("r.txt"), reads(line)) is hit
+
+
+@pytest.mark.parametrize(("line", "paths"), [
+    ("cp /tmp/x /srv/y", {"/srv/y", "/srv/y/x"}),
+    ("sudo mv /tmp/x /srv/", {"/srv", "/srv/x"}),
+    ("cp -r /tmp /backup", {"/backup/x", "/backup/tmp/x"}),
+    ("rsync -a /tmp/ /backup/", {"/backup/x", "/backup/tmp/x"}),
+    ("cp /etc/hosts /srv/y", set()),
+    ("cp -r /etc /backup", set()),
+])
+def test_a_copy_of_a_marked_file_is_marked_where_it_lands(line: str, paths: set[str]) -> None:
+    found = {"/" + "/".join(w.place.parts) for c in copies(line) for w in carried(c, [
+        mark("/tmp/x")]) if w.place is not None}
+    assert found == paths
+
+
+def test_a_copy_of_a_file_only_known_at_run_time_marks_its_destination() -> None:
+    [copy] = copies("cp $f /srv/y")
+    assert {(w.place, w.tree) for w in carried(copy, [mark("/tmp/x")])} == {
+        (copy.destination, True)}
+    assert carried(copy, []) == []  # nothing marked on the target: nothing to carry
+
+
+def test_a_directory_mark_covers_what_is_under_it() -> None:
+    tree = mark("/srv/backup", tree=True)
+    assert names(tree, reads("cat /srv/backup/tmp/x"))
+    assert not names(tree, reads("cat /srv/other"))
+    assert names(tree, reads("cat x"))  # the directory is not known: it may be there
+
+
+def test_an_anywhere_mark_covers_every_read_but_not_lines_that_read_nothing() -> None:
+    anything = Mark("db1:22", "", "alice", "s1", 0.0, anywhere=True)
+    assert names(anything, reads("cat /etc/hostname"))
+    assert not names(anything, reads("ls -l"))
+
+
+def test_memory_keeps_to_its_target_and_scopes_anywhere_to_the_identity(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "store.db.ssh-written")
+    Memory(journal, "db1:22", "alice", "s1").wrote(("rev s > /tmp/x", 'rev s > "$f"'))
+    same_host = Memory(journal, "db1:22", "bob", "s2")
+    assert same_host.read(("cat /tmp/x",)) is not None
+    assert same_host.read(("cat /etc/hostname",)) is None  # alice's "anywhere" is not bob's
+    assert Memory(journal, "db1:22", "alice", "s3").read(("cat /etc/hostname",)) is not None
+    assert Memory(journal, "db2:22", "alice", "s4").read(("cat /tmp/x",)) is None
+    assert same_host.download("/tmp/x") is not None
+    assert same_host.download("notes.txt") is None
+
+
+def test_processes_share_the_journal(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    code = ("import sys; from pathlib import Path; from engine.ssh.written import Journal, Memory;"
+            "Memory(Journal(Path(sys.argv[1])), 'db1:22', 'bob', 's9')"
+            ".wrote(('fold -w5 s > /var/tmp/f',))")
+    ours = journal_for(store)
+    assert Memory(ours, "db1:22", "alice", "s1").read(("cat /var/tmp/f",)) is None
+    subprocess.run([sys.executable, "-c", code, str(ours.path)], check=True,
+                   cwd=Path(__file__).resolve().parents[3])
+    assert Memory(ours, "db1:22", "alice", "s1").read(("cat /var/tmp/f",)) is not None
+    assert json.loads(ours.path.read_text().splitlines()[0])["session"] == "s9"
+    assert os.stat(ours.path).st_mode & 0o777 == 0o600
+
+
+def test_a_damaged_journal_fails_closed_and_a_half_written_line_waits(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    journal = Journal(path)
+    memory = Memory(journal, "db1:22", "alice", "s1")
+    path.write_text('{"target": "db1:22", "path": "/tmp/x"')  # a writer is still at it
+    assert journal.marks() == []
+    with path.open("a") as f:
+        f.write(', "identity": "bob", "session": "s2", "at": 1.0}\n')
+    assert [m.path for m in journal.marks()] == ["/tmp/x"]
+    with path.open("a") as f:
+        f.write("not a mark\n")
+    with pytest.raises(JournalUnreadable):
+        journal.marks()
+    assert memory.read(("cat /etc/hostname",)) is not None  # every path counts as marked
+    assert memory.read(("ls",)) is None
+    assert memory.download("/etc/hostname") is not None
+
+
+def test_an_unreadable_journal_fails_closed(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    path.mkdir()  # cannot be read as a file
+    memory = Memory(Journal(path), "db1:22", "alice", "s1")
+    assert memory.read(("cat /etc/hostname",)) is not None
+
+
+def test_a_mark_that_cannot_be_written_is_kept_in_memory(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-directory" / "j"
+    memory = Memory(Journal(missing), "db1:22", "alice", "s1")
+    assert memory.wrote(("rev s > /tmp/x",))
+    assert not missing.exists()
+    assert memory.read(("cat /tmp/x",)) is not None
+
+
+@pytest.mark.parametrize("line", [
+    "x=$(rev s)", "x=1", "> /tmp/g", "PATH=/x:$PATH", "cat() { rev \"$@\"; }", "alias cat=rev",
+    "for f in *; do rev \"$f\" > \"$f.r\"; done", "(cd /tmp; rev s > r)", "echo 'unclosed",
+    "trap 'rev s' DEBUG", "sh -c", "bash -c 'sh -c \"rev s > /tmp/z\"'", "", "   ", "!!",
+    "tar xf a.tar -C /srv", "find . -name '*.env' -exec rev {} \\;", "exec 3> /tmp/fd",
+])
+def test_any_line_is_read_without_failing(line: str, tmp_path: Path) -> None:
+    memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
+    memory.wrote((line, line + " '"), None, unseen=True)
+    memory.read((line,), HOME)
+    reads(line)
+    writes(line, HOME)
