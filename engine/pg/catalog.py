@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from engine.masking.lineage import Function, Relation, Source
 from engine.masking.pg import UNAVAILABLE, ColumnSource, Unavailable
 from engine.pg import codec, messages, startup
 from engine.pg.side import PeerClosed
+from engine.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,12 @@ class TableCatalog:
         # Names asked about while a lookup runs, served together by the next one.
         self._batch: tuple[set[str], set[str], asyncio.Future[bool]] | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._used = 0.0  # when the connection was last used (it closes ``IDLE`` after)
+        # Checks asked through ``check_names``, for the next check; whether one runs; the
+        # probe on the connection, driven by its callbacks, when one is in flight.
+        self._waiting: list[_Asked] = []
+        self._checking = False
+        self._probe: _Probe | None = None
         self._target = f"{upstream.host}:{upstream.port}/{database}"
         self.taint_file = taint_file
         self._taint_read = 0  # bytes of the journal read so far
@@ -266,6 +274,124 @@ class TableCatalog:
         batch[2].set_result(found)
         return found
 
+    def check_names(self, relations: frozenset[str], functions: frozenset[str],
+                    done: Callable[[bool], None]) -> None:
+        """``resolve_names`` for a caller that is not a coroutine: ``done(found)`` is called
+        once the check has answered, never before this returns.
+
+        Callers asking while a check runs are served together by the next one, whose snapshot
+        is taken after they asked. When every name is cached, the check is one probe written
+        on the catalog's connection and read by its callbacks, without a task or a coroutine
+        (``_probe_now``); otherwise, or when the probe finds a name changed, it goes through
+        ``_resolve_names`` (which reads what changed)."""
+        self._waiting.append((relations, functions, done))
+        if not self._checking:
+            self._next_check()
+
+    def _next_check(self) -> None:
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            self._checking = False
+            return
+        self._checking = True
+        rels = frozenset().union(*(b[0] for b in batch))
+        fns = frozenset().union(*(b[1] for b in batch))
+        if not self._probe_now(rels, fns, batch):
+            spawn(self._check_slowly(rels, fns, batch), f"catalog check {self._target}")
+
+    async def _check_slowly(self, rels: frozenset[str], fns: frozenset[str],
+                            batch: list[_Asked]) -> None:
+        found = False
+        try:
+            async with self._lock:
+                found = await self._resolve_names(rels, fns)
+        finally:
+            self._checked(batch, found)
+
+    def _checked(self, batch: list[_Asked], found: bool) -> None:
+        """Tell each caller of ``batch``, then start the next check."""
+        for _, _, done in batch:
+            try:
+                done(found)
+            except Exception:  # one caller's bug must not leave the others waiting
+                log.exception("masking: a session failed to take its catalog check's answer")
+        self._next_check()
+
+    def _probe_now(self, rels: frozenset[str], fns: frozenset[str],
+                   batch: list[_Asked]) -> bool:
+        """Start the probe of ``_resolve_names`` by callbacks, when it can answer alone: the
+        connection is open, idle and has the probe prepared, and every name is cached. False:
+        nothing was started."""
+        side = self._side
+        if (side is None or side.closed or side.buffered or not self._prepared
+                or self._lock.locked() or self._probe is not None
+                or len(rels) > _MAX_NAMES or len(fns) > _MAX_NAMES):
+            return False
+        rel_list, fn_list = sorted(rels), sorted(fns)
+        if not (rel_list or fn_list) or any(self.relations(n) is None for n in rel_list) or any(
+                self.functions(n) is None for n in fn_list):
+            return False
+        self.checks += 1
+        self._read_taints()
+        self.probes += 1
+        asked = [("r", n) for n in rel_list] + [("f", n) for n in fn_list]
+        probe = self._probe = _Probe(self, rels, fns, batch, asked, self._gate(asked),
+                                     self.checks, self.generation)
+        side.on_data = probe.data
+        side.on_lost = probe.lost
+        loop = asyncio.get_running_loop()
+        probe.timer = loop.call_later(self.upstream.connect_timeout, probe.timed_out)
+        self._used = time.monotonic()
+        side.write(codec.message(b"Q", codec.cstr(
+            probe_query(rel_list, fn_list, probe.gate, prepare=False))))
+        return True
+
+    def _probed(self, probe: _Probe, rows: list[list[str | None]] | None,
+                failure: str | None) -> None:
+        """The probe ``probe`` answered ``rows``, or failed (``failure``)."""
+        side = self._side
+        if side is not None:
+            side.on_data = None
+            side.on_lost = None
+        if probe.timer is not None:
+            probe.timer.cancel()
+        self._probe = None
+        if failure == _LOST:  # the target may have closed an idle connection: a new one
+            self.close()
+            spawn(self._check_slowly(probe.rels, probe.fns, probe.batch),
+                  f"catalog check {self._target}")
+            return
+        try:
+            if failure is not None or rows is None:
+                raise CatalogError(failure or "no answer")
+            snapshot, confirmed, stale = self._compare(probe.asked, rows, probe.gate)
+        except CatalogError as exc:  # fail closed, as ``_resolve_names`` does
+            self.close()
+            log.warning("masking: cannot read the catalog of database %r to follow a "
+                        "statement's lineage (%s); its computed columns are masked",
+                        self.database, exc)
+            self._forget(sorted(probe.rels), sorted(probe.fns))
+            self._checked(probe.batch, False)
+            return
+        self._keep_open()
+        if stale:  # what changed is read again (and the rest checked once more) there
+            spawn(self._check_slowly(probe.rels, probe.fns, probe.batch),
+                  f"catalog check {self._target}")
+            return
+        if probe.generation == self.generation:
+            if snapshot != probe.gate:  # versions were compared at this snapshot
+                if snapshot != self._snapshot:
+                    self._snapshot, self._fresh = snapshot, set()
+                self._fresh.update(confirmed)
+            stamps, check = self._stamps, probe.check
+            for n in probe.rels:
+                stamps[n] = max(stamps.get(n, 0), check)
+            for n in probe.fns:
+                stamps[n] = max(stamps.get(n, 0), check)
+        # else: the catalog changed meanwhile; the names are not stamped and the caller asks
+        # again (as ``_resolve_names``).
+        self._checked(probe.batch, True)
+
     async def _resolve_names(self, relations: frozenset[str], functions: frozenset[str],
                              ) -> bool:
         """``resolve_names`` for one batch, under the lock.
@@ -296,26 +422,11 @@ class TableCatalog:
             if cached_r or cached_f:
                 self.probes += 1
                 asked = [("r", n) for n in cached_r] + [("f", n) for n in cached_f]
-                fresh = self._fresh
-                gate = (self._snapshot or "") if all(k in fresh for k in asked) else ""
-                versions: dict[tuple[str, str], str] = {}
-                for kind, _, name, sub, _, version, _ in await self._run(cached_r, cached_f,
-                                                                         gate):
-                    if kind == "s":
-                        snapshot = version
-                    else:
-                        versions[(sub or "", name or "")] = version or ""
-                if snapshot is None:
-                    raise CatalogError("the catalog check answered no snapshot")
-                if snapshot == gate:
-                    self.quick += 1  # nothing ended since the last check: all as they were
-                else:
-                    known = self._versions
-                    for key in asked:
-                        if versions.get(key, "") == known.get(key):
-                            confirmed.append(key)
-                        else:
-                            (stale_r if key[0] == "r" else stale_f).append(key[1])
+                gate = self._gate(asked)
+                snapshot, confirmed, stale = self._compare(
+                    asked, await self._run(cached_r, cached_f, gate), gate)
+                stale_r = [n for k, n in stale if k == "r"]
+                stale_f = [n for k, n in stale if k == "f"]
             if stale_r:
                 self._tables.clear()  # a relation changed: its columns by OID too
             fetch_r = sorted({n for n in rels if n not in cached_r} | set(stale_r))
@@ -342,6 +453,34 @@ class TableCatalog:
         for n in fns:
             self._stamps[n] = max(self._stamps.get(n, 0), check)
         return True
+
+    def _gate(self, asked: list[tuple[str, str]]) -> str:
+        """The snapshot at which every name asked about was confirmed, or "" (none)."""
+        fresh = self._fresh
+        return (self._snapshot or "") if all(k in fresh for k in asked) else ""
+
+    def _compare(self, asked: list[tuple[str, str]], rows: list[list[str | None]], gate: str,
+                 ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
+        """What a probe (``probe_query``) says of the names asked about: its snapshot, the
+        names whose version is the cached one, and the others (to read again)."""
+        snapshot: str | None = None
+        versions: dict[tuple[str, str], str] = {}
+        for kind, _, name, sub, _, version, _ in rows:
+            if kind == "s":
+                snapshot = version
+            else:
+                versions[(sub or "", name or "")] = version or ""
+        if snapshot is None:
+            raise CatalogError("the catalog check answered no snapshot")
+        if snapshot == gate:
+            self.quick += 1  # nothing ended since the last check: all as they were
+            return snapshot, [], []
+        confirmed: list[tuple[str, str]] = []
+        stale: list[tuple[str, str]] = []
+        known = self._versions
+        for key in asked:
+            (confirmed if versions.get(key, "") == known.get(key) else stale).append(key)
+        return snapshot, confirmed, stale
 
     def _store(self, rows: list[list[str | None]], fetch_r: list[str], fetch_f: list[str],
                ) -> None:
@@ -426,6 +565,8 @@ class TableCatalog:
         new one when it has none, or when the one it kept turns out closed). Given two lists
         of names instead, the target's snapshot and, unless it is ``gate``, the versions of
         those names (``probe_query``)."""
+        while self._probe is not None:  # the connection answers a probe: after it
+            await self._probe.answered
         for attempt in range(2):
             side = self._side
             reused = side is not None
@@ -488,9 +629,18 @@ class TableCatalog:
             raise CatalogError("the target closed the catalog connection") from exc
 
     def _keep_open(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(IDLE, self.close)
+        self._used = time.monotonic()
+        if self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(IDLE, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close the connection ``IDLE`` seconds after it was last used."""
+        self._idle = None
+        left = self._used + IDLE - time.monotonic()
+        if left > 0 and self._side is not None:
+            self._idle = asyncio.get_running_loop().call_later(left, self._idle_check)
+        else:
+            self.close()
 
     def close(self) -> None:
         """Close the catalog's own connection (it opens again when needed)."""
@@ -506,6 +656,68 @@ class TableCatalog:
 
 class _QueryFailed(CatalogError):
     """The target answered the catalog query with an error (the connection is fine)."""
+
+
+# A caller of ``check_names``: its relations, its functions, and what to call with the answer.
+_Asked = tuple[frozenset[str], frozenset[str], Callable[[bool], None]]
+_LOST = "the target closed the catalog connection"
+
+
+class _Probe:
+    """One probe of ``check_names`` in flight: the backend messages that answer it, read as
+    they arrive (the catalog connection's ``on_data``), up to ReadyForQuery."""
+
+    def __init__(self, catalog: TableCatalog, rels: frozenset[str], fns: frozenset[str],
+                 batch: list[_Asked], asked: list[tuple[str, str]], gate: str, check: int,
+                 generation: int) -> None:
+        self.catalog = catalog
+        self.rels, self.fns, self.batch = rels, fns, batch
+        self.asked, self.gate, self.check, self.generation = asked, gate, check, generation
+        self.timer: asyncio.TimerHandle | None = None
+        self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buf = bytearray()
+        self._rows: list[list[str | None]] = []
+        self._error: str | None = None
+
+    def data(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        pos, n = 0, len(buf)
+        try:
+            while n - pos >= 5:
+                size = int.from_bytes(buf[pos + 1:pos + 5], "big", signed=True)
+                codec.check_length(buf[pos], size, self.catalog.max_message_size)
+                end = pos + 1 + size
+                if end > n:
+                    break
+                tag = buf[pos]
+                if tag == 68:  # DataRow
+                    self._rows.append(_row(bytes(buf[pos + 5:end])))
+                elif tag == 69:  # ErrorResponse
+                    fields = messages.error_fields(bytes(buf[pos + 5:end]))
+                    self._error = (f"the catalog query failed: {fields.get('C', '')} "
+                                   f"{fields.get('M', 'error')}")
+                elif tag == 90:  # ReadyForQuery: the answer is complete
+                    self._end(self._rows if self._error is None else None, self._error)
+                    return
+                pos = end
+        except Exception as exc:  # a malformed answer: fail closed
+            self._end(None, f"the catalog query answered a malformed message ({exc})")
+            return
+        del buf[:pos]
+
+    def lost(self, exc: Exception | None) -> None:
+        self._end(None, _LOST)
+
+    def timed_out(self) -> None:
+        self.timer = None
+        self._end(None, "the catalog query timed out")
+
+    def _end(self, rows: list[list[str | None]] | None, failure: str | None) -> None:
+        if self.answered.done():
+            return
+        self.answered.set_result(None)
+        self.catalog._probed(self, rows, failure)
 
 
 def _relation(schema: str | None, name: str, kind: str | None, columns: str | None,

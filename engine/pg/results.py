@@ -180,10 +180,15 @@ class ResultPath:
             self._finished_held = list(finished)
             if self.upstream is not None:
                 self.upstream.pause_reading()
-            spawn(self._look_up(results.missing, results.missing_names),
-                  f"pg session {self.session.id} catalog")
             if masked:
                 self.client.write(masked)
+            names = results.missing_names
+            if not results.missing and names is not None and self.catalog is not None:
+                # Only names to check (each statement's once): answered by a callback.
+                self.catalog.check_names(names.relations, names.functions, self._names_checked)
+            else:
+                spawn(self._look_up(results.missing, names),
+                      f"pg session {self.session.id} catalog")
             return
         if finished:
             self.finish(finished)
@@ -231,6 +236,25 @@ class ResultPath:
             log.exception("session %s: catalog lookup failed", self.session.id)
             self._failed("the gateway could not check this result's columns")
             return
+        self._release()
+
+    def _names_checked(self, found: bool) -> None:
+        """The catalog answered the check of the names the held result's lineage used."""
+        try:
+            if self.results is not None:
+                # A failed check leaves the names unknown: lineage then fails closed on them,
+                # without asking again, for the catalog's retry interval.
+                _names_failed(self.results, not found)
+                if not found and self.catalog is not None:
+                    asyncio.get_running_loop().call_later(
+                        self.catalog.retry, _names_failed, self.results, False)
+            self._release()
+        except Exception:  # a bug must not leave the session hung
+            log.exception("session %s: catalog check failed", self.session.id)
+            self._failed("the gateway could not check this result's columns")
+
+    def _release(self) -> None:
+        """What was held for a catalog lookup goes on (masked with what it found)."""
         held, finished = self.held, self._finished_held
         self.held, self._finished_held = None, []
         if self.session.ended or held is None:

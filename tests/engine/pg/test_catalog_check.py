@@ -4,6 +4,8 @@ alone while no transaction ended, and never missing a change a transaction commi
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 
@@ -94,5 +96,80 @@ async def test_a_transaction_open_across_checks_is_seen_when_it_commits(
             early.commit()  # began first, ends last
             assert await catalog.resolve_names(*NAMES)
             assert "b AS x" in definition(catalog)
+    finally:
+        catalog.close()
+
+
+async def check(catalog: TableCatalog, *names: frozenset[str]) -> list[bool]:
+    """``check_names`` for each pair of names, all asked at once; their answers."""
+    loop = asyncio.get_running_loop()
+    answers = [loop.create_future() for _ in names[::2]]
+    for i, answer in enumerate(answers):
+        catalog.check_names(names[2 * i], names[2 * i + 1], answer.set_result)
+    return list(await asyncio.gather(*answers))
+
+
+async def test_checks_by_callback_share_a_probe_and_see_changes(
+        pg_target: Target, catalog: TableCatalog) -> None:
+    try:
+        assert await check(catalog, *NAMES) == [True]  # not cached: read (a task)
+        assert await check(catalog, *NAMES) == [True]  # the probe is prepared (a task)
+        slow: list[object] = []
+        resolve = catalog._resolve_names
+
+        async def counted(relations: frozenset[str], functions: frozenset[str]) -> bool:
+            slow.append(relations)
+            return await resolve(relations, functions)
+
+        catalog._resolve_names = counted  # type: ignore[method-assign]
+        probes = catalog.probes
+        # the first is probed at once; the two asking meanwhile share the next probe
+        assert await check(catalog, *NAMES, frozenset({"check_t"}), frozenset(),
+                           frozenset(), frozenset({"check_f"})) == [True, True, True]
+        assert catalog.probes == probes + 2 and catalog.lookups == 1
+        assert catalog.stamp("check_t") == catalog.stamp("check_f") == catalog.checks
+        assert not slow  # the probes were read by the connection's callbacks
+        with psycopg.connect(pg_target.direct(), autocommit=True) as conn:
+            conn.execute("CREATE OR REPLACE VIEW check_v AS SELECT b AS x FROM check_t")
+        assert await check(catalog, *NAMES) == [True]
+        assert "b AS x" in definition(catalog) and catalog.lookups == 2
+        assert len(slow) == 1  # what changed is read again through a lookup
+        quick = catalog.quick
+        assert await check(catalog, *NAMES) == [True]
+        assert catalog.quick == quick + 1
+    finally:
+        catalog.close()
+
+
+async def test_a_catalog_connection_closed_by_the_target_is_opened_again(
+        pg_target: Target, catalog: TableCatalog) -> None:
+    try:
+        assert await check(catalog, *NAMES) == [True]
+        assert await check(catalog, *NAMES) == [True]
+        with psycopg.connect(pg_target.superuser(), autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE application_name = 'gatewatch catalog'")
+        await asyncio.sleep(0.2)  # the connection's end is read (or the probe finds it)
+        checks = catalog.checks
+        assert await check(catalog, *NAMES) == [True]
+        assert catalog.stamp("check_v") == catalog.checks > checks
+        with psycopg.connect(pg_target.superuser(), autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE application_name = 'gatewatch catalog'")
+        assert await check(catalog, *NAMES) == [True]  # at once: while it ends
+    finally:
+        catalog.close()
+
+
+async def test_a_probe_answer_it_cannot_read_fails_closed(catalog: TableCatalog) -> None:
+    try:
+        assert await check(catalog, *NAMES) == [True]
+        assert await check(catalog, *NAMES) == [True]  # prepared now: probes by callback
+        catalog.max_message_size = 16  # its RowDescription is longer
+        assert await check(catalog, *NAMES) == [False]
+        assert catalog.relations("check_v") is None  # forgotten: lineage fails closed
+        catalog.max_message_size = 1 << 20
+        assert await check(catalog, *NAMES) == [True]  # read again on a new connection
+        assert catalog.relations("check_v")
     finally:
         catalog.close()
