@@ -14,10 +14,15 @@ What is marked (``writes``), before the line reaches the target:
 - every file a line writes whose content comes from a program that may change what it reads
   (``transforms_output``): a redirection (``>``, ``>>``, ``>|``, ``&>``), ``tee``, ``sort -o``,
   ``uniq IN OUT``, ``dd of=``, ``xxd IN OUT``, ``sed -i``/``perl -i`` in place, ``split``'s
-  pieces, the destination of ``cp``/``mv``/``install``/``ln``/``rsync`` (a directory perhaps:
-  all under it). A copy is not a transform: ``cp a b`` marks ``b`` only when ``a`` may be marked;
+  pieces (a glob), the destination of ``cp``/``mv``/``install``/``ln``/``rsync`` (and the name
+  a file copied into it would have there);
 - on a connection whose output is masked whole (it read a marked file, or left state the
-  gateway could not follow), every file it names as written: its content was not seen.
+  gateway could not follow), or by a line that reads a marked file, every file it names as
+  written: its content was not seen;
+- a copy is not a transform (``carried``): ``cp a b`` marks ``b`` when ``a`` may be a marked
+  file, and ``cp -r d e``/``mv d e`` the place under ``e`` of each marked file under ``d``
+  (a relative mark keeps matching a file copied under its own name). A copier prints nothing,
+  so reading a marked file with it does not mask the connection.
 
 A path is resolved against the working directory the gateway follows (``Cwd``), ``~`` and quotes
 taken out. Where the directory is not known (an exec starts in a home directory the gateway does
@@ -27,8 +32,11 @@ least aggressive choice that still fails closed — short of links the gateway d
 A written name only known at run time (``> "$f"``, ``cp x /srv/$d``) marks the directory it is
 known to be in (everything under it); with no such directory it marks "any path" for that
 identity on that target — every later line of that identity there that reads a file is masked
-whole (the name may only be known to the one who chose it; a line that writes such a name on a
-masked connection is refused anyway, ``startup_write``).
+whole (the name may only be known to the one who chose it: scoping it to the identity keeps
+one odd line from masking the target for everyone; a redirection to such a name on a masked
+connection is refused anyway, ``startup_write``). A relative path read or written where the
+directory is not known may be under any directory: it counts as under every directory marked
+whole, and every relative mark counts as under a directory a recursive reader walks.
 
 What is checked (``reads``), before a line is judged, on every later connection to the target,
 whoever opens it: a word that may name a marked file, a file under a marked directory, a glob that
