@@ -423,6 +423,7 @@ class Analyzer:
                 con = _only(c.get("def", {}))[1] if c.get("def") else {}
                 if con.get("raw_expr"):
                     self._expr(con["raw_expr"], ((rng,),))
+                self._consulted_rel.add(rel.get("relname", ""))
                 for found in self._relations(rel.get("relname", "")) or []:
                     self._checks(found.checks, rng.columns, found.name)
                 continue
@@ -493,6 +494,7 @@ class Analyzer:
         if schema in _BUILTIN_SCHEMAS:
             return
         found = self._functions(name)
+        self._consulted_fn.add(name)  # checked with the rest (an operator's, a trigger's)
         if found is None:
             self._missing_fn.add(name)
             return
