@@ -121,6 +121,7 @@ class Sandbox:
         self._held: list[threading.Thread] = []
         self._open: list[psycopg.Connection[Any]] = []
         self._count = itertools.count()
+        self._made: dict[str, str] = {}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "gatewatch", *args], cwd=ROOT, env=self.env,
@@ -140,7 +141,19 @@ class Sandbox:
         raise AssertionError(f"no {what} within 20 s")
 
     def recorded_session(self) -> str:
-        """A closed PostgreSQL session with a statement."""
+        """A closed PostgreSQL session with a statement (one for all: the commands that
+        name it only read it)."""
+        if "recorded" not in self._made:
+            self._made["recorded"] = self._recorded_session()
+        return self._made["recorded"]
+
+    def ssh_session(self) -> str:
+        """A closed SSH exec session (``ssh host cmd``: no terminal), one for all."""
+        if "ssh" not in self._made:
+            self._made["ssh"] = self._ssh_session()
+        return self._made["ssh"]
+
+    def _recorded_session(self) -> str:
         name = f"readme-{next(self._count)}"
         with connect(self.info["postgres"], sslmode="require", application_name=name) as conn:
             conn.execute("select count(*) from customers")
@@ -148,8 +161,7 @@ class Sandbox:
             (s["id"] for s in self.sessions()
              if s["application_name"] == name and s["ended_at"]), None)))
 
-    def ssh_session(self) -> str:
-        """A closed SSH exec session (``ssh host cmd``: no terminal)."""
+    def _ssh_session(self) -> str:
         before = {s["id"] for s in self.sessions()}
         done = _ssh(self.info["ssh"], self.work, "echo readme-$((6*7))")
         assert "readme-42" in done.stdout, done.stderr

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def gw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
     gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw-strict"),
-                                policy=STRICT_POLICY, review_timeout="2s")
+                                policy=STRICT_POLICY, review_timeout="1s")
     try:
         yield gateway
     finally:
