@@ -16,10 +16,11 @@ fed to a ``StreamMasker``, so that a value split between two replies is masked a
   reply is masked only as the next bytes of the one file being read, from offset 0 on; a
   read at another offset, of a second file before the first is closed, or a reply to no
   read is refused with a failure status in its place (reads at chosen offsets would
-  otherwise give each value in pieces that no detector recognises). A file opened for reading
-  that ``refuse`` names (the SSH side's files written by transforms, whose content no detector
-  reads) gets a failure status in place of its handle, and any read of that handle one in place
-  of its data.
+  otherwise give each value in pieces that no detector recognises). A request that opens for
+  reading, renames or links a file ``refuse`` names (the SSH side's files written by
+  transforms, whose content no detector reads) ends the transfer before it reaches the target
+  (``TransferRefused``): a handle the target opened could still be guessed and read, or copied
+  on the target (``copy-data``), and a new name would not be remembered.
 - ``ScpMasker`` reads the legacy scp protocol the target's ``scp -f`` speaks: control lines
   (``C0644 size name``, ``D``, ``E``, ``T``, warnings), acknowledgements (a NUL byte), and
   after each ``C`` line exactly ``size`` bytes of file, masked and flushed at the file's end.
@@ -40,10 +41,13 @@ from engine.masking.stream import StreamMasker
 SSH_FXP_OPEN = 3
 SSH_FXP_READ = 5
 SSH_FXP_CLOSE = 4
+SSH_FXP_RENAME = 18
+SSH_FXP_SYMLINK = 20
+SSH_FXP_EXTENDED = 200
 SSH_FXP_STATUS = 101
-SSH_FXP_HANDLE = 102
 SSH_FXP_DATA = 103
 SSH_FXF_READ = 0x1
+_TWO_PATHS = (b"posix-rename@openssh.com", b"hardlink@openssh.com")
 SSH_FX_FAILURE = 4
 OUT_OF_ORDER = ("the gateway masks file data read in order only: this read was refused (read "
                 "the file from its start, in order, without other files in between)")
@@ -55,6 +59,10 @@ class TransferError(ValueError):
     """The target's side of a transfer is not the protocol it should be."""
 
 
+class TransferRefused(TransferError):
+    """The client asked for a file the transfer may not give: the message says why."""
+
+
 class SftpMasker:
     """``refuse``: why a file the client opens for reading (its name as sent: absolute, or
     relative to the home directory) may not be read, or None."""
@@ -64,9 +72,6 @@ class SftpMasker:
         if not masker.keep_length:
             raise ValueError("a transfer needs a masker that keeps lengths")
         self._refuse = refuse
-        self._refused_opens: dict[int, str] = {}  # OPEN request id → why it is refused
-        self._refused_handles: dict[bytes, str] = {}  # … its handle, once the target gave it
-        self._refused_reads: dict[int, str] = {}  # READ request id of such a handle → why
         self._stream = StreamMasker(masker)
         self._buf = bytearray()
         self._pending: deque[tuple[bytes, int]] = deque()  # DATA replies: header, data length
@@ -103,18 +108,6 @@ class SftpMasker:
                 break
             packet = bytes(buf[pos:pos + 4 + n])
             pos += 4 + n
-            request = int.from_bytes(packet[5:9], "big") if n >= 5 else -1
-            refused = (self._refused_reads.pop(request, None) if packet[4] == SSH_FXP_DATA
-                       else self._refused_opens.pop(request, None)
-                       if packet[4] == SSH_FXP_HANDLE else None)
-            if refused is not None:  # in its place, like a read out of order
-                if packet[4] == SSH_FXP_HANDLE and n >= 9:
-                    size = int.from_bytes(packet[9:13], "big")
-                    self._refused_handles[packet[13:13 + size]] = refused
-                self._reads.pop(request, None)
-                self._pending.append((_status(packet[5:9], refused), 0))
-                out.append(self._drain())
-                continue
             if packet[4] == SSH_FXP_DATA:
                 if n < 9 or int.from_bytes(packet[9:13], "big") != n - 9:
                     raise TransferError("an SFTP data reply whose lengths do not agree")
@@ -153,8 +146,8 @@ class SftpMasker:
                 break
             packet = bytes(buf[pos:pos + 4 + n])
             pos += 4 + n
-            if packet[4] == SSH_FXP_OPEN and n >= 9 and self._refuse is not None:
-                self._opened(packet)
+            if self._refuse is not None:
+                self._screen(packet)
             if packet[4] in (SSH_FXP_READ, SSH_FXP_CLOSE) and n >= 9:
                 size = int.from_bytes(packet[9:13], "big")
                 handle = packet[13:13 + size]
@@ -164,25 +157,36 @@ class SftpMasker:
                 elif 13 + size + 8 <= len(packet):
                     offset = int.from_bytes(packet[13 + size:13 + size + 8], "big")
                     self._reads[int.from_bytes(packet[5:9], "big")] = (handle, offset)
-                    if handle in self._refused_handles:
-                        self._refused_reads[int.from_bytes(packet[5:9], "big")] = (
-                            self._refused_handles[handle])
         del buf[:pos]
 
-    def _opened(self, packet: bytes) -> None:
-        """An OPEN request: one for reading a file ``refuse`` names is refused when its handle
-        comes back (a request the gateway cannot read is refused too)."""
+    def _screen(self, packet: bytes) -> None:
+        """Raise ``TransferRefused`` for a request that opens for reading, renames or links a
+        path ``refuse`` names (or that the gateway cannot read)."""
         assert self._refuse is not None
-        request = int.from_bytes(packet[5:9], "big")
-        size = int.from_bytes(packet[9:13], "big")
-        if 13 + size + 4 > len(packet):
-            self._refused_opens[request] = "the gateway could not read this request"
+        kind = packet[4]
+        paths: list[bytes] | None
+        if kind == SSH_FXP_OPEN:
+            paths = _strings(packet, 9, 1)
+            if paths is None or len(packet) < 9 + 4 + len(paths[0]) + 4:
+                raise TransferRefused("the gateway could not read this request")
+            flags_at = 9 + 4 + len(paths[0])
+            if not int.from_bytes(packet[flags_at:flags_at + 4], "big") & SSH_FXF_READ:
+                return
+        elif kind in (SSH_FXP_RENAME, SSH_FXP_SYMLINK):
+            paths = _strings(packet, 9, 2)
+        elif kind == SSH_FXP_EXTENDED:
+            name = _strings(packet, 9, 1)
+            if name is None or name[0] not in _TWO_PATHS:
+                return
+            paths = _strings(packet, 9 + 4 + len(name[0]), 2)
+        else:
             return
-        flags = int.from_bytes(packet[13 + size:17 + size], "big")
-        if flags & SSH_FXF_READ:
-            why = self._refuse(packet[13:13 + size].decode("utf-8", "surrogateescape"))
+        if paths is None:
+            raise TransferRefused("the gateway could not read this request")
+        for path in paths:
+            why = self._refuse(path.decode("utf-8", "surrogateescape"))
             if why is not None:
-                self._refused_opens[request] = why
+                raise TransferRefused(why)
 
     def _in_order(self, packet: bytes, size: int) -> bool:
         """Whether a DATA reply holds the next bytes of the file being read (a first read at
@@ -218,6 +222,20 @@ class SftpMasker:
             out.append(head + bytes(self._released[:size]))
             del self._released[:size]
         return b"".join(out)
+
+
+def _strings(packet: bytes, at: int, count: int) -> list[bytes] | None:
+    """``count`` SFTP strings (uint32 length, bytes) from ``at``; None if the packet is short."""
+    out = []
+    for _ in range(count):
+        if at + 4 > len(packet):
+            return None
+        size = int.from_bytes(packet[at:at + 4], "big")
+        if at + 4 + size > len(packet):
+            return None
+        out.append(packet[at + 4:at + 4 + size])
+        at += 4 + size
+    return out
 
 
 def _status(request_id: bytes, message: str) -> bytes:

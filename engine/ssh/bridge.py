@@ -26,7 +26,7 @@ from typing import Any
 import asyncssh
 from asyncssh import EXTENDED_DATA_STDERR
 
-from engine.masking.transfer import TransferError
+from engine.masking.transfer import TransferError, TransferRefused
 from engine.ssh.gate import (
     Action,
     ClientData,
@@ -263,7 +263,12 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 output.sent(data)  # SFTP: which file and offset each read asks for
             except TransferError as exc:
                 log.info("session %s: file transfer closed: %s", self.s.session_id, exc)
-                self.close_with("the file transfer was closed: the gateway could not read it")
+                self._output = None  # what the target still sends is not the client's
+                if self.up is not None:
+                    self.up.close()
+                self.close_with(f"the file transfer was closed: {exc}"
+                                if isinstance(exc, TransferRefused) else
+                                "the file transfer was closed: the gateway could not read it")
                 return
         if b"\x1a" in data and self._output is not None:  # Ctrl-Z: a job may go on later
             self._output.suspended()

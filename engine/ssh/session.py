@@ -342,12 +342,12 @@ class SshSession:
         return None if why is None else f"download refused: {why}"
 
     def download_refusal(self, path: str) -> str | None:
-        """Why an SFTP read of ``path`` is refused (a file written by a transform), or None;
-        a refusal is recorded."""
+        """Why an SFTP request that reads, renames or links ``path`` is refused (a file
+        written by a transform), or None; a refusal is recorded."""
         why = self.memory.download(path) if self.memory is not None else None
         if why is not None:
-            log.info("session %s: sftp read of %r refused: %s", self.session_id, path, why)
-            spawn(self.refused(f"sftp read {path}", "masking", why),
+            log.info("session %s: sftp request on %r refused: %s", self.session_id, path, why)
+            spawn(self.refused(f"sftp {path}", "masking", why),
                   name=f"ssh-refusal-{self.session_id}")
         return why
 

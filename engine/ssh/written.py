@@ -719,7 +719,7 @@ class Memory:
         return None
 
     def download(self, path: str) -> str | None:
-        """Why an SFTP read of ``path`` (absolute, or relative to the home directory) is
+        """Why an SFTP request on ``path`` (absolute, or relative to the home directory) is
         refused, or None."""
         marks = self._marks()
         if marks is None:
@@ -728,7 +728,7 @@ class Memory:
         found = Reads(files=tuple(place(path if path.startswith("/") else "~/" + path, None)))
         for mark in marks:
             if names(mark, found):
-                return f"download refused: {_why(mark)}"
+                return f"refused: {_why(mark)}"
         return None
 
     def wrote(self, lines: Iterable[str], cwd: Cwd = None, *, unseen: bool = False

@@ -171,13 +171,28 @@ def test_a_download_of_a_transformed_file_is_refused(wgw: SshGateway, work: Path
         result = _scp(wgw, work / "x", dest, *how.split()[1:])
     assert result.returncode != 0, result.stderr
     assert not dest.exists() or not exposed(dest.read_bytes())
-    assert refusals(wgw, "download refused"), "the refusal was not recorded"
+    assert refusals(wgw, "refused: %was written"), "the refusal was not recorded"
     # an unmarked file still comes down, masked the usual way
     plain = tmp_path / "plain"
     result = (_sftp(wgw, str(secret(wgw)), plain) if how.startswith("sftp")
               else _scp(wgw, secret(wgw), plain, *how.split()[1:]))
     assert result.returncode == 0, result.stderr
     assert b"note 5" in plain.read_bytes() and not exposed(plain.read_bytes())
+
+
+def test_sftp_cannot_rename_or_link_a_transformed_file(wgw: SshGateway, work: Path,
+                                                      tmp_path: Path) -> None:
+    assert run(wgw, f"rev {secret(wgw)} > {work}/x").returncode == 0
+    for command in (f"rename {work}/x {work}/renamed", f"ln -s {work}/x {work}/link",
+                    f"ln {work}/x {work}/hard"):
+        batch = tmp_path / "batch"
+        batch.write_text(command + "\n")
+        result = subprocess.run(
+            ["sftp", "-P", str(wgw.port()), *wgw.client_options(key=True), "-b", str(batch),
+             "alice@127.0.0.1"], env=wgw.env(), capture_output=True, timeout=60)
+        assert result.returncode != 0, (command, result.stderr)
+    assert (work / "x").exists()
+    assert not any((work / name).exists() for name in ("renamed", "link", "hard"))
 
 
 def test_ordinary_connections_are_not_masked_whole(wgw: SshGateway, work: Path) -> None:
