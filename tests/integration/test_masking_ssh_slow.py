@@ -40,7 +40,7 @@ CASES = {
     "email": ("mail: ", EMAIL, "*****.******@******e.com"),
     "secret": ("password=", SECRET, "*******-****et42"),
 }
-GAPS = ("0.05", "0.1", "0.07")
+GAPS = ("0.03", "0.05", "0.04")  # each longer than the quiet the gateway waits for (20 ms)
 
 
 @pytest.fixture(scope="module")
