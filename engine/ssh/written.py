@@ -126,6 +126,7 @@ _PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "zgrep", "rg", "ag", "ack"
 _CD = frozenset({"cd", "pushd", "popd"})
 _MAX_NESTED = 4  # shells in shells (sh -c "sh -c …"): deeper is a line not read
 _DEVICES = ("/dev/", "/proc/")
+_PROCESS_SUBSTITUTION = ("<(", ">(")
 _EXPANSION = re.compile(r"[$`]")
 _GLOB_START = re.compile(r"[$`*?\[{]")
 
@@ -351,6 +352,8 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
             if recursive and not operands:
                 operands = ["."]  # the working directory
             for word in operands:
+                if word.startswith(_PROCESS_SUBSTITUTION):
+                    continue  # <(…): its commands are walked with the line's
                 if _EXPANSION.search(word):
                     unknown = True
                     continue
@@ -580,6 +583,8 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
 def _written(word: str, unresolved: bool, cwd: Cwd, *, tree: bool) -> list[Written]:
     if word.startswith(_DEVICES) and not _GLOB_START.search(word):
         return []  # /dev/null, /dev/tty …: nothing to read back
+    if word.startswith(_PROCESS_SUBSTITUTION):
+        return []  # >(…): a pipe; what its commands write is walked with them
     if not unresolved or not _GLOB_START.search(word):
         return [Written(p, tree) for p in place(word, cwd)]
     known = word[:_GLOB_START.search(word).start()]  # type: ignore[union-attr]

@@ -46,6 +46,9 @@ def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False
     ("rev s > ~/r.txt", ["r.txt"]),
     ("cd /srv && rev s > r.txt", ["r.txt"]),  # where cd leads is not followed in the line
     ("sudo sh -c 'rev s > /tmp/y'", ["/tmp/y"]),
+    ("exec > /tmp/all", ["/tmp/all"]),  # whatever later lines print goes there
+    ("{ rev s; } > /tmp/g", ["/tmp/g"]),
+    ("cat s | tee >(rev > /tmp/p) > /dev/null", ["/tmp/p"]),
 ])
 def test_a_transform_marks_what_it_writes(line: str, paths: list[str], tmp_path: Path) -> None:
     assert transforms(line)
