@@ -75,9 +75,11 @@ from engine.guardrail.shellwords import (
     Compound,
     ShellParseError,
     SimpleCommand,
+    brace_expand,
     has_glob,
     parse,
     pipelines,
+    unescape,
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
 from engine.ssh.shellstate import destinations, writes_file
@@ -194,11 +196,24 @@ class Written:
 # --- paths ---------------------------------------------------------------------------------------
 
 
-def place(word: str, cwd: Cwd) -> list[Place]:
+def place(word: str, cwd: Cwd, pattern: str | None = None) -> list[Place]:
     """Where a path word may point, once ``~`` and the working directories are applied (one
-    place per directory the line may run in; relative to an unknown one when none is known)."""
-    pattern = has_glob(word) or "{" in word
-    text = re.sub(r"\{[^{}]*\}", "*", word) if "{" in word else word
+    place per directory the line may run in; relative to an unknown one when none is known).
+    ``pattern``: the word as the shell expands it (``SimpleCommand.patterns``: quoted
+    characters escaped), its braces and globs kept as globs; without it, the word is taken as
+    written, a glob character as a glob."""
+    if pattern is None:
+        return _place(word, has_glob(word), cwd)
+    out: list[Place] = []
+    for each in brace_expand(pattern) or [pattern]:
+        globbed = has_glob(each)
+        text = re.sub(r"\\(.)", lambda m: f"[{m.group(1)}]" if m.group(1) in "*?[]"
+                      else m.group(1), each) if globbed else unescape(each)
+        out += _place(text, globbed, cwd)
+    return out
+
+
+def _place(text: str, pattern: bool, cwd: Cwd) -> list[Place]:
     if text.startswith("~"):
         _, _, rest = text.partition("/")
         return [_floating(rest, pattern)]
@@ -337,6 +352,8 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                     files += place(redirect.target, cwd)
         if not isinstance(stage, SimpleCommand):
             continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        patterns = dict(zip(stage.argv, stage.patterns, strict=False))
         for argv in _programs(stage):
             name = _name(argv[0])
             if (code := _code(argv)) is not None:
@@ -345,19 +362,21 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                 trees += inner.trees
                 unknown = unknown or inner.unknown
                 continue
-            if name in _NAMES_ONLY or name in _COPIERS:
+            if name in _NAMES_ONLY or name in _COPIERS or name == "tee":
                 continue  # a copier prints nothing: what it copies is followed (``copies``)
             operands = _operands(name, argv[1:])
+            if name == "dd":
+                operands = [w[3:] for w in argv[1:] if w.startswith("if=")]
             recursive = name in _RECURSIVE_ALWAYS or _recursive(name, argv[1:])
             if recursive and not operands:
                 operands = ["."]  # the working directory
             for word in operands:
                 if word.startswith(_PROCESS_SUBSTITUTION):
                     continue  # <(…): its commands are walked with the line's
-                if _EXPANSION.search(word):
+                if word in dynamic:
                     unknown = True
                     continue
-                (trees if recursive else files).extend(place(word, cwd))
+                (trees if recursive else files).extend(place(word, cwd, patterns.get(word)))
     return Reads(tuple(files), tuple(trees), unknown)
 
 
@@ -462,6 +481,7 @@ def copies(line: str, cwd: Cwd = None, depth: int = 0) -> list[Copy]:
     for stage in stages:
         if not isinstance(stage, SimpleCommand):
             continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
         for argv in _programs(stage):
             if (code := _code(argv)) is not None:
                 out += copies(code, cwd, depth + 1)
@@ -469,7 +489,7 @@ def copies(line: str, cwd: Cwd = None, depth: int = 0) -> list[Copy]:
             if _name(argv[0]) not in _COPIERS:
                 continue
             sources = tuple(p for w in _sources(_name(argv[0]), argv)
-                            for p in (place(w, cwd) if not _EXPANSION.search(w)
+                            for p in (place(w, cwd) if w not in dynamic
                                       else [Place((), False, True)]))
             for destination in destinations(argv):
                 if not _GLOB_START.search(destination):
@@ -538,17 +558,20 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
                 out += _written(redirect.target, redirect.unresolved, cwd, tree=False)
         if not isinstance(stage, SimpleCommand):
             continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        unresolved = {stage.argv[i] for i in stage.unresolved}
+        patterns = dict(zip(stage.argv, stage.patterns, strict=False))
         for argv in _programs(stage):
             name = _name(argv[0])
             if (code := _code(argv)) is not None:
                 out += writes(code, cwd, depth + 1)
                 continue
             for word, tree in _targets(name, argv):
-                if name in ("split", "csplit") and not _EXPANSION.search(word):
+                if name in ("split", "csplit") and word not in dynamic:
                     out += [Written(p, tree) for p in place(word, cwd)]  # a glob of pieces
                     continue
-                out += _written(word, has_glob(word) or bool(_EXPANSION.search(word)), cwd,
-                                tree=tree)
+                out += _written(word, word in unresolved, cwd, tree=tree,
+                                pattern=None if word in dynamic else patterns.get(word))
     return out
 
 
@@ -580,11 +603,19 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
     return [(w, tree) for w, tree in found if w and w != "-"]
 
 
-def _written(word: str, unresolved: bool, cwd: Cwd, *, tree: bool) -> list[Written]:
+def _written(word: str, unresolved: bool, cwd: Cwd, *, tree: bool,
+             pattern: str | None = None) -> list[Written]:
+    """The marks for a written word: the paths it names; for a name known only in part, the
+    directory it is known to be in (``pattern``: as in ``place``, for braces)."""
     if word.startswith(_DEVICES) and not _GLOB_START.search(word):
         return []  # /dev/null, /dev/tty …: nothing to read back
     if word.startswith(_PROCESS_SUBSTITUTION):
         return []  # >(…): a pipe; what its commands write is walked with them
+    if pattern is not None:
+        expanded = brace_expand(pattern) or [pattern]
+        if not any(has_glob(each) for each in expanded):  # a/{b,c}: a/b and a/c
+            return [Written(p, tree) for each in expanded
+                    for p in _place(unescape(each), False, cwd)]
     if not unresolved or not _GLOB_START.search(word):
         return [Written(p, tree) for p in place(word, cwd)]
     known = word[:_GLOB_START.search(word).start()]  # type: ignore[union-attr]

@@ -47,6 +47,7 @@ def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False
     ("cd /srv && rev s > r.txt", ["r.txt"]),  # where cd leads is not followed in the line
     ("sudo sh -c 'rev s > /tmp/y'", ["/tmp/y"]),
     ("exec > /tmp/all", ["/tmp/all"]),  # whatever later lines print goes there
+    ("rev s | tee /tmp/{a,b} '/tmp/c*'", ["/tmp/a", "/tmp/b", "/tmp/c*"]),
     ("{ rev s; } > /tmp/g", ["/tmp/g"]),
     ("cat s | tee >(rev > /tmp/p) > /dev/null", ["/tmp/p"]),
 ])
@@ -108,6 +109,12 @@ def mark(path: str, **kw: bool) -> Mark:
     ("cat $f", None, True),  # only known at run time, while a file is marked
     ("sudo cat /tmp/x", None, True),
     ("sh -c 'cat /tmp/x'", None, True),
+    ("awk '{print $1}' /srv/y", None, False),  # a quoted program is no glob
+    ("cat '/tmp/*'", None, False),  # … nor a quoted star
+    ("cat /tmp/{x,y}", None, True),
+    ("cat /tmp/{a,b}", None, False),
+    ("dd if=/tmp/x", None, True),
+    ("echo hi | tee /tmp/x", None, False),  # written, not read
     ("head -n 2 /tmp/y", None, False),  # 2 is the value of -n, not a file
     ("grep -e x /tmp/y", None, False),
 ])
