@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import asyncssh
@@ -314,9 +315,11 @@ class SshSession:
     @property
     def memory(self) -> Memory | None:
         """This connection's view of the files written by transforms on its target."""
-        if self._memory is None and self.identity is not None:
+        # a context built without engine settings (a unit test's) keeps no memory
+        store: Path | None = getattr(self.ctx.settings, "store", None)
+        if self._memory is None and self.identity is not None and store is not None:
             up = self.conn.upstream
-            self._memory = Memory(journal_for(self.ctx.settings.store), f"{up.host}:{up.port}",
+            self._memory = Memory(journal_for(store), f"{up.host}:{up.port}",
                                   self.identity.name, self.session_id)
         return self._memory
 
@@ -335,7 +338,9 @@ class SshSession:
     def _download_refusal(self, text: str, kind: str) -> str | None:
         """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a
         transform, which the transfer's masking would pass as it is."""
-        if (kind != "exec" or transfer_kind(text) != "scp" or "-f" not in text.split()
+        sends = any(w.startswith("-") and not w.startswith("--") and "f" in w
+                    for w in text.split())  # scp's server side sending files: -f
+        if (kind != "exec" or transfer_kind(text) != "scp" or not sends
                 or not ChannelOutput.masks(self.masking) or self.memory is None):
             return None
         why = self.memory.read((text,))

@@ -41,10 +41,10 @@ whole, and every relative mark counts as under a directory a recursive reader wa
 What is checked (``reads``), before a line is judged, on every later connection to the target,
 whoever opens it: a word that may name a marked file, a file under a marked directory, a glob that
 could match one (component by component), a directory that holds one for a recursive reader
-(``grep -r``, ``find``, ``tar``, ``rsync``, ``cp -r`` …), or a word only known at run time
-(``$f``, ``$(…)``) while anything is marked on the target. Programs that only print names
-(``ls``, ``cd``, ``stat`` …) are not readers. A connection that reads one has its output masked
-whole from then on, and an SFTP or scp download of one is refused.
+(``grep -r``, ``find``, ``tar``, ``zip`` …), or a word only known at run time (``$f``,
+``$(…)``) while anything is marked on the target. Programs that only print names (``ls``,
+``cd``, ``stat`` …) are not readers, nor are copiers (above). A connection that reads one has
+its output masked whole from then on, and an SFTP or scp download of one is refused.
 
 A journal that cannot be read, or holds a line that is not a mark, fails closed: every path counts
 as marked until it can be read. A mark that cannot be written is kept in this process's memory
@@ -93,7 +93,7 @@ _NAMES_ONLY = frozenset({
     "true", "false", ":", "exit", "sleep", "umask", "unset", "export", "stty", "id", "whoami",
     "groups", "hostname", "uname", "ps", "free", "uptime", "wc", "mkdir", "rmdir", "rm",
     "touch", "chmod", "chown", "chgrp", "kill", "which", "type", "basename", "dirname",
-    "realpath", "readlink", "date", "sync", "file",
+    "realpath", "readlink", "sync", "file",
 })
 # Programs that copy a file as it is: what they write is marked when what they read may be.
 _COPIERS = frozenset({"cp", "mv", "install", "ginstall", "ln", "link", "rsync"})
