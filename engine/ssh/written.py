@@ -643,6 +643,7 @@ class Journal:
         self._inode: tuple[int, int] | None = None
         self._damaged: str | None = None
         self._unwritten: list[Mark] = []  # could not be written: kept for this process's life
+        self.unreadable: str | None = None  # the trouble last logged
 
     def marks(self) -> list[Mark]:
         """Every mark so far; ``JournalUnreadable`` when the journal cannot be read."""
@@ -732,8 +733,10 @@ class Memory:
         try:
             marks = self.journal.marks()
         except JournalUnreadable as exc:
-            log.error("session %s: the journal of written files is unreadable, every path "
-                      "counts as written: %s", self.session, exc)
+            if self.journal.unreadable != str(exc):  # once for each new trouble
+                self.journal.unreadable = str(exc)
+                log.error("session %s: the journal of written files is unreadable, every "
+                          "path counts as written until it is mended: %s", self.session, exc)
             return None
         return [m for m in marks if m.target == self.target
                 and (not m.anywhere or m.identity == self.identity)]

@@ -211,3 +211,24 @@ def test_ordinary_connections_are_not_masked_whole(wgw: SshGateway, work: Path) 
                                   f"echo ran > {done}"])
     assert b"note 1" in screen and b"was written" not in screen, screen[-600:]
     assert not exposed(screen)
+
+
+def test_a_damaged_journal_masks_every_reader_until_it_is_mended(wgw: SshGateway,
+                                                                 work: Path) -> None:
+    journal = wgw.work / "store.db.ssh-written"
+    assert run(wgw, f"rev {secret(wgw)} > {work}/x").returncode == 0
+    good = journal.read_bytes()
+    with journal.open("ab") as f:
+        f.write(b"{not a mark\n")
+    try:
+        read = run(wgw, f"head -n 3 {secret(wgw)}")
+        assert read.stdout.strip() and set(read.stdout) <= set(b"* \t\r\n"), read.stdout[:300]
+        assert b"cannot be read" in read.stderr
+    finally:
+        mended = journal.with_name("mended")
+        mended.write_bytes(good)
+        mended.chmod(0o600)
+        mended.replace(journal)  # a new file: read again from its start
+    read = run(wgw, f"head -n 3 {secret(wgw)}")
+    assert b"note 2" in read.stdout and not exposed(read.stdout), read.stdout[:300]
+    assert set(run(wgw, f"cat {work}/x").stdout) <= set(b"* \t\r\n")
