@@ -275,7 +275,9 @@ class SshSession:
                                       cwd=cwd, refusal=refusal)
         if admission.allowed and (kind == "shell" or (
                 kind == "exec" and not transfers_files(text))):
-            self._follow_files(lines, cwd)  # a transfer's files are the client's, or screened
+            # a transfer's files are the client's, or screened; a line typed into a program
+            # (lenient) is the shell's only when it could be shell, as for its judgement
+            self._follow_files(lines, cwd, shell=not lenient or could_be_shell(lines[0]))
         return admission
 
     async def _admit(self, text: str, kind: str, on_held: Callable[[str], None] | None, *,
@@ -323,17 +325,17 @@ class SshSession:
                                   self.identity.name, self.session_id)
         return self._memory
 
-    def _follow_files(self, lines: tuple[str, ...], cwd: Cwd) -> None:
+    def _follow_files(self, lines: tuple[str, ...], cwd: Cwd, *, shell: bool) -> None:
         """An allowed line is about to run: if it may read a file written by a transform, this
         connection's output is masked whole from now on; what it writes from output the
         gateway could not read is remembered for every later connection."""
         memory = self.memory
         if memory is None:
             return
-        read = memory.read(lines, cwd)
+        read = memory.read(lines, cwd, shell=shell)
         if read is not None and ChannelOutput.masks(self.masking):
             self.taint(f"{read}: from here on this connection's output is masked whole")
-        memory.wrote(lines, cwd, unseen=self.tainted or read is not None)
+        memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell)
 
     def _download_refusal(self, text: str, kind: str) -> str | None:
         """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a

@@ -741,12 +741,14 @@ class Memory:
         return [m for m in marks if m.target == self.target
                 and (not m.anywhere or m.identity == self.identity)]
 
-    def read(self, lines: Iterable[str], cwd: Cwd = None) -> str | None:
+    def read(self, lines: Iterable[str], cwd: Cwd = None, *, shell: bool = True) -> str | None:
         """Which marked path one of ``lines`` (readings of one line, the first the one shown)
-        may read, said for the user, or None."""
+        may read, said for the user, or None. ``shell``: the first reading is a line for the
+        shell, which reads anything when the gateway cannot read it (the others are guesses,
+        and a line typed into a program is not one, as in ``reads``)."""
         marks = self._marks()
         for i, line in enumerate(lines):
-            found = reads(line, cwd, unreadable=not i)
+            found = reads(line, cwd, unreadable=shell and not i)
             if not found.any:
                 continue
             if marks is None:
@@ -770,18 +772,19 @@ class Memory:
                 return f"refused: {_why(mark)}"
         return None
 
-    def wrote(self, lines: Iterable[str], cwd: Cwd = None, *, unseen: bool = False
-              ) -> list[Mark]:
+    def wrote(self, lines: Iterable[str], cwd: Cwd = None, *, unseen: bool = False,
+              shell: bool = True) -> list[Mark]:
         """Mark what ``lines`` (readings of one line) write: every path when its content may
         not have been seen (``unseen``: the connection's output is masked whole, or the line
-        reads a marked file), else only what a transforming line writes."""
+        reads a marked file), else only what a transforming line writes (``shell`` as in
+        ``read``)."""
         now = time.time()
         new: dict[tuple[str, bool, bool, bool], Mark] = {}  # one mark per path
         known: list[Mark] | None = None
         for i, line in enumerate(lines):
             found: list[Written] = []
             if unseen or transforms(line):
-                found = writes(line, cwd, unreadable=not i)
+                found = writes(line, cwd, unreadable=shell and not i)
             elif made := copies(line, cwd):
                 known = self._marks() if known is None else known
                 found = [w for c in made for w in (

@@ -236,3 +236,13 @@ def test_any_line_is_read_without_failing(line: str, tmp_path: Path) -> None:
     memory.read((line,), HOME)
     reads(line)
     writes(line, HOME)
+
+
+def test_a_line_typed_into_a_program_is_no_shell_line(tmp_path: Path) -> None:
+    memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
+    typed = "it's a line of text in an editor"  # does not parse as shell
+    assert memory.wrote((typed,), unseen=True, shell=False) == []
+    [anything] = memory.wrote((typed,), unseen=True)  # the shell's: any name it may write
+    assert anything.anywhere
+    assert memory.read((typed,), shell=False) is None
+    assert memory.read((typed,)) is not None
