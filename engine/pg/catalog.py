@@ -373,7 +373,10 @@ class TableCatalog:
             self._forget(sorted(probe.rels), sorted(probe.fns))
             self._checked(probe.batch, False)
             return
-        self._keep_open()
+        if probe.spent:
+            self.close()
+        else:
+            self._keep_open()
         if stale:  # what changed is read again (and the rest checked once more) there
             spawn(self._check_slowly(probe.rels, probe.fns, probe.batch),
                   f"catalog check {self._target}")
@@ -675,6 +678,7 @@ class _Probe:
         self.asked, self.gate, self.check, self.generation = asked, gate, check, generation
         self.timer: asyncio.TimerHandle | None = None
         self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.spent = False  # the connection is not to be used again
         self._buf = bytearray()
         self._rows: list[list[str | None]] = []
         self._error: str | None = None
@@ -698,6 +702,9 @@ class _Probe:
                     self._error = (f"the catalog query failed: {fields.get('C', '')} "
                                    f"{fields.get('M', 'error')}")
                 elif tag == 90:  # ReadyForQuery: the answer is complete
+                    # What the target sent after it (nothing, unless unasked) would be read
+                    # out of step: the connection is not used again.
+                    self.spent = end < n
                     self._end(self._rows if self._error is None else None, self._error)
                     return
                 pos = end
