@@ -213,10 +213,11 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.tell(message)
             self._guarded(lambda: self.chan.exit(255))  # type: ignore[union-attr]
 
-    def tainted(self) -> None:
+    def tainted(self, *, told: bool = False) -> None:
         """The session left state behind that the gateway cannot follow (``SshSession.taint``):
         this channel's output is masked whole from now on; a file transfer, whose protocol
-        cannot be masked whole, is closed (what it sends may have been written by that line)."""
+        cannot be masked whole, is closed (what it sends may have been written by that line).
+        ``told``: the session told the user why already."""
         if self._output is None or self._closed:
             return
         if self._output.transfer == "allow":
@@ -228,7 +229,7 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.close_with("the file transfer was closed: this connection ran a command whose "
                             "writes the gateway cannot follow, while output is masked")
             return
-        if not self._output.whole and self.term is not None:
+        if not self._output.whole and self.term is not None and not told:
             self.tell("from here on this connection's output is masked whole: that line may "
                       "leave behind files, variables or aliases the gateway cannot follow "
                       "(open a new connection to read output again)")

@@ -45,7 +45,7 @@ class Bridge(Protocol):
     def tell(self, message: str) -> None: ...
     def close_with(self, message: str) -> None: ...
     def cancel(self) -> None: ...
-    def tainted(self) -> None: ...
+    def tainted(self, *, told: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -230,14 +230,16 @@ class SshSession:
         state behind (a file, a variable, an alias …) that a later plain reader could print
         transformed, or reads a file an earlier line left (``why``: told to the user, unless
         the output is masked whole already). Called before that line reaches the target."""
+        told = False
         if why is not None and not self.tainted:
             self.tell(why)
+            told = True
         if not self.tainted:
             log.info("session %s: output masked whole from now on (a line left state behind "
                      "that the gateway cannot follow)", self.session_id)
         self.tainted = True
         for bridge in list(self.bridges):
-            bridge.tainted()
+            bridge.tainted(told=told)
 
     def judge(self, readings: tuple[str, ...], *, lenient: bool = False,
               cwd: Cwd = None) -> Judgement:
@@ -334,7 +336,7 @@ class SshSession:
             return
         read = memory.read(lines, cwd, shell=shell)
         if read is not None and ChannelOutput.masks(self.masking):
-            self.taint(f"{read}: from here on this connection's output is masked whole")
+            self.taint(f"from here on this connection's output is masked whole: {read}")
         memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell)
 
     def _download_refusal(self, text: str, kind: str) -> str | None:

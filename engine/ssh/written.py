@@ -754,9 +754,14 @@ class Memory:
             if marks is None:
                 return ("the gateway's record of files written by transforms cannot be read "
                         "(every file on this target counts as one)")
+            named = Reads(found.files, found.trees)  # what it names, words known
             for mark in marks:
-                if names(mark, found):
+                if names(mark, named) or (mark.anywhere and found.any):
                     return _why(mark)
+            if found.unknown and marks:
+                return ("the line reads a file only known when it runs, and files written on "
+                        "this target by commands whose output the gateway could not read may "
+                        f"be it ({len(marks)} remembered)")
         return None
 
     def download(self, path: str) -> str | None:

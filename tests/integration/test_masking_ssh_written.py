@@ -133,6 +133,7 @@ def test_a_file_folded_at_a_shell_is_masked_whole_at_the_next_shell(
         screen = session(wgw, connection, [f"cat {work}/out", f"echo ran > {done}"])
         assert not exposed(screen), screen[-600:]
         assert b"out was written on this target" in screen, screen[-600:]
+        assert screen.count(b"masked whole") == 1  # told once, why
         assert b"*****" in screen.split(b"was written on this target", 1)[1]
     read = run(wgw, f"tail -n 100 {work}/out")
     assert read.stdout.strip() and not exposed(read.stdout), read.stdout[:300]

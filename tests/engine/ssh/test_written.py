@@ -246,3 +246,12 @@ def test_a_line_typed_into_a_program_is_no_shell_line(tmp_path: Path) -> None:
     assert anything.anywhere
     assert memory.read((typed,), shell=False) is None
     assert memory.read((typed,)) is not None
+
+
+def test_the_user_is_told_which_file_or_that_a_name_is_not_known(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    Memory(journal, "db1:22", "bob", "s1").wrote(("rev s > /tmp/x",))
+    memory = Memory(journal, "db1:22", "alice", "s2")
+    assert (memory.read(("cat /tmp/x",)) or "").startswith("/tmp/x was written on this target")
+    assert "only known when it runs" in (memory.read(("cat $f",)) or "")
+    assert memory.read(("cat /tmp/y",)) is None
