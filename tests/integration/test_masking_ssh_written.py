@@ -137,6 +137,10 @@ def test_a_file_folded_at_a_shell_is_masked_whole_at_the_next_shell(
         assert b"*****" in screen.split(b"was written on this target", 1)[1]
     read = run(wgw, f"tail -n 100 {work}/out")
     assert read.stdout.strip() and not exposed(read.stdout), read.stdout[:300]
+    # by a relative name, where the shell went with cd
+    done = work / "done-relative"
+    screen = session(wgw, "web", [f"cd {work}", "head -n 50 ./out", f"echo ran > {done}"])
+    assert not exposed(screen) and b"out was written on this target" in screen, screen[-600:]
 
 
 def _scp(gw: SshGateway, source: Path, dest: Path,
