@@ -328,14 +328,16 @@ class SshSession:
         return self._memory
 
     def _follow_files(self, lines: tuple[str, ...], cwd: Cwd, *, shell: bool) -> None:
-        """An allowed line is about to run: if it may read a file written by a transform, this
-        connection's output is masked whole from now on; what it writes from output the
-        gateway could not read is remembered for every later connection."""
+        """An allowed line of a masked connection is about to run: if it may read a file
+        written by a transform, this connection's output is masked whole from now on; what it
+        writes from output the gateway could not read is remembered for every later
+        connection. (A connection whose output is not masked saw every value in clear: what it
+        writes is its identity's to answer for, as what it types is.)"""
         memory = self.memory
-        if memory is None:
+        if memory is None or not ChannelOutput.masks(self.masking):
             return
         read = memory.read(lines, cwd, shell=shell)
-        if read is not None and ChannelOutput.masks(self.masking):
+        if read is not None:
             self.taint(f"from here on this connection's output is masked whole: {read}")
         memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell)
 

@@ -9,13 +9,15 @@ the secret reversed, where no detector sees it. So the gateway remembers such fi
 appended with ``O_APPEND`` so that every engine and worker process on the machine shares it, and
 read again, from where it was left, before each check).
 
-What is marked (``writes``), before the line reaches the target:
+What is marked (``writes``) by a connection whose output is masked, before the line reaches the
+target (one whose output is not masked saw the values in clear: what it writes, like what it
+types, is its identity's to answer for):
 
 - every file a line writes whose content comes from a program that may change what it reads
   (``transforms_output``): a redirection (``>``, ``>>``, ``>|``, ``&>``), ``tee``, ``sort -o``,
   ``uniq IN OUT``, ``dd of=``, ``xxd IN OUT``, ``sed -i``/``perl -i`` in place, ``split``'s
   pieces (a glob), the destination of ``cp``/``mv``/``install``/``ln``/``rsync`` (and the name
-  a file copied into it would have there);
+  a file copied into it would have there), ``script``'s typescript, ``gawk -i inplace``'s files;
 - on a connection whose output is masked whole (it read a marked file, or left state the
   gateway could not follow), or by a line that reads a marked file, every file it names as
   written: its content was not seen;
@@ -51,9 +53,10 @@ as marked until it can be read. A mark that cannot be written is kept in this pr
 (and logged) for its life. Marks are never forgotten: removing or rewriting the file does not
 clear them (the gateway cannot tell the removal worked).
 
-Not seen: a writer that does not name its file (an interpreter, an editor, ``make``, an archive
-unpacked, a program's own output files), a link made before the file was marked, and a file
-read through a path the gateway cannot tie to the one written (a hard link, a bind mount).
+Not seen: a writer that does not say which files it writes (an editor, an interpreter, ``make``,
+an archive unpacked, a program's own output files: marking every file they are named would mask
+the files they only read, for everyone, for good), a link made before the file was marked, and
+a file read through a path the gateway cannot tie to the one written (a hard link, a bind mount).
 """
 
 from __future__ import annotations
@@ -113,9 +116,9 @@ _WITH_VALUE = {
     "head": "nc", "tail": "ncs", "grep": _GREP_VALUES, "egrep": _GREP_VALUES,
     "fgrep": _GREP_VALUES, "zgrep": _GREP_VALUES, "rg": "efgmACtTM", "ag": "ABCmG",
     "sort": "ktST", "uniq": "fsw", "cut": "bcdf", "fold": "w", "od": "AjNtw", "xxd": "cglos",
-    "base64": "w", "nl": "bdfhilnsvw", "sed": "el", "awk": "vF", "gawk": "vF",
+    "base64": "w", "nl": "bdfhilnsvw", "sed": "el", "awk": "vFfi", "gawk": "vFfi",
     "column": "cst", "pr": "hlwo", "fmt": "w", "split": "abdlnt", "dd": "", "diff": "IxX",
-    "cp": "S", "scp": "PicFloJSD", "rsync": "e", "tar": "bCT",
+    "cp": "S", "scp": "PicFloJSD", "rsync": "e", "tar": "bCT", "script": "cE",
 }
 _LONG_WITH_VALUE = frozenset({
     "--lines", "--bytes", "--max-count", "--regexp", "--context", "--after-context",
@@ -561,7 +564,10 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
         dynamic = {stage.argv[i] for i in stage.dynamic}
         unresolved = {stage.argv[i] for i in stage.unresolved}
         patterns = dict(zip(stage.argv, stage.patterns, strict=False))
-        for argv in _programs(stage):
+        programs = _programs(stage)
+        if stage.argv and _name(stage.argv[0]) == "script":
+            programs.append(stage.argv)  # a wrapper that also writes its typescript
+        for argv in programs:
             name = _name(argv[0])
             if (code := _code(argv)) is not None:
                 out += writes(code, cwd, depth + 1)
@@ -600,6 +606,12 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         prefix = operands[2] if name == "split" and len(operands) > 2 else (
             operands[-1] if name == "split" and len(operands) == 2 else "x")
         found.append((re.sub(r"([*?\[])", r"[\1]", prefix) + "*", False))
+    elif name == "script":  # a terminal recorder: its typescript holds what was shown
+        found += [(w, False) for w in _operands(name, words)]
+    elif name in ("awk", "gawk") and "inplace" in words:  # gawk -i inplace: sed -i's kin
+        files = _operands(name, words)
+        program_file = any(w.startswith("-f") or w.startswith("--file") for w in words)
+        found += [(w, False) for w in (files if program_file else files[1:])]
     return [(w, tree) for w, tree in found if w and w != "-"]
 
 

@@ -48,6 +48,8 @@ def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False
     ("sudo sh -c 'rev s > /tmp/y'", ["/tmp/y"]),
     ("exec > /tmp/all", ["/tmp/all"]),  # whatever later lines print goes there
     ("rev s | tee /tmp/{a,b} '/tmp/c*'", ["/tmp/a", "/tmp/b", "/tmp/c*"]),
+    ("script -q /tmp/typescript", ["/tmp/typescript"]),  # a recorder: what it records
+    ("gawk -i inplace '{print $2}' /srv/f", ["/srv/f"]),
     ("{ rev s; } > /tmp/g", ["/tmp/g"]),
     ("cat s | tee >(rev > /tmp/p) > /dev/null", ["/tmp/p"]),
 ])
@@ -57,6 +59,7 @@ def test_a_transform_marks_what_it_writes(line: str, paths: list[str], tmp_path:
 
 
 @pytest.mark.parametrize("line", [
+    "vim /etc/app.conf", "python3 convert.py secret.env",  # what they write is not named
     "echo hi > note.txt", "cat secret.env > copy", "grep a s | sort > sorted", "cp a b",
     "mv a b", "cat s | tee t", "ls > listing", "rev secret.env", "cat /tmp/x",
 ])
