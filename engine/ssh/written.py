@@ -446,6 +446,9 @@ def transforms(line: str, depth: int = 0) -> bool:
     except ShellParseError:
         return True
     for stage in stages:
+        if any(r.op.lstrip("0123456789").startswith("<<") and r.unresolved
+               for r in stage.redirects):
+            return True  # a here-document or here-string that expands a value
         if not isinstance(stage, SimpleCommand):
             continue
         if stage.dynamic:

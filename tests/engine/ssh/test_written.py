@@ -50,6 +50,8 @@ def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False
     ("rev s | tee /tmp/{a,b} '/tmp/c*'", ["/tmp/a", "/tmp/b", "/tmp/c*"]),
     ("script -q /tmp/typescript", ["/tmp/typescript"]),  # a recorder: what it records
     ("gawk -i inplace '{print $2}' /srv/f", ["/srv/f"]),
+    ('cat > /tmp/h <<< "$x"', ["/tmp/h"]),  # a value computed earlier
+    ('echo "$x" > /tmp/e', ["/tmp/e"]),
     ("{ rev s; } > /tmp/g", ["/tmp/g"]),
     ("cat s | tee >(rev > /tmp/p) > /dev/null", ["/tmp/p"]),
 ])
