@@ -217,6 +217,13 @@ def place(word: str, cwd: Cwd, pattern: str | None = None) -> list[Place]:
 
 
 def _place(text: str, pattern: bool, cwd: Cwd) -> list[Place]:
+    climbs = text.split("/")
+    if ".." in climbs[1:] and climbs[0] != "..":
+        # a/b/../c: where ".." leads depends on what a/b is (a link goes elsewhere), so also
+        # what follows the last "..", under any directory
+        last = len(climbs) - 1 - climbs[::-1].index("..")
+        return [*_place(posixpath.normpath(text), pattern, cwd),
+                _floating("/".join(climbs[last + 1:]), pattern)]
     if text.startswith("~"):
         _, _, rest = text.partition("/")
         return [_floating(rest, pattern)]

@@ -119,6 +119,7 @@ def mark(path: str, **kw: bool) -> Mark:
     ("cat /tmp/{x,y}", None, True),
     ("cat /tmp/{a,b}", None, False),
     ("dd if=/tmp/x", None, True),
+    ("cat /srv/link/../x", None, True),  # link/.. may lead anywhere, to a directory with x
     ("echo hi | tee /tmp/x", None, False),  # written, not read
     ("head -n 2 /tmp/y", None, False),  # 2 is the value of -n, not a file
     ("grep -e x /tmp/y", None, False),
