@@ -272,11 +272,12 @@ class SshSession:
         files it reads and writes are checked against, and added to, the files written by
         transforms (``engine.ssh.written``); a legacy scp download of one is refused."""
         lines = readings or (text,)
-        refusal = self._download_refusal(text, kind)
+        refusal = await self._download_refusal(text, kind)
         admission = await self._admit(text, kind, on_held, readings=lines, lenient=lenient,
                                       cwd=cwd, refusal=refusal)
         if admission.allowed and (kind == "shell" or (
                 kind == "exec" and not transfers_files(text))):
+            await self._target_known()
             # a transfer's files are the client's, or screened; a line typed into a program
             # (lenient) is the shell's only when it could be shell, as for its judgement
             self._follow_files(lines, cwd, shell=not lenient or could_be_shell(lines[0]))
@@ -316,15 +317,29 @@ class SshSession:
             return Admission(False, seq, message, blocked=True)
         return await self._review(seq, text, verdict.rule, verdict.reason, on_held, after)
 
+    async def _target_known(self) -> None:
+        """Until the target is connected (or could not be): its host key says which machine
+        it is, whatever name the connection gives it. An exec's command waits here for what it
+        waits for next anyway."""
+        if self._target is not None and not self._target.done():
+            with contextlib.suppress(TargetUnavailable):
+                await asyncio.shield(self._target)
+
     @property
     def memory(self) -> Memory | None:
-        """This connection's view of the files written by transforms on its target."""
+        """This connection's view of the files written by transforms on its target (its host
+        key once the target is connected)."""
         # a context built without engine settings (a unit test's) keeps no memory
         store: Path | None = getattr(self.ctx.settings, "store", None)
         if self._memory is None and self.identity is not None and store is not None:
             up = self.conn.upstream
             self._memory = Memory(journal_for(store), f"{up.host}:{up.port}",
                                   self.identity.name, self.session_id)
+        target = self._target
+        if (self._memory is not None and not self._memory.host_key and target is not None
+                and target.done() and not target.cancelled() and target.exception() is None):
+            key = target.result().get_server_host_key()
+            self._memory.host_key = key.get_fingerprint() if key is not None else ""
         return self._memory
 
     def _follow_files(self, lines: tuple[str, ...], cwd: Cwd, *, shell: bool) -> None:
@@ -341,13 +356,16 @@ class SshSession:
             self.taint(f"from here on this connection's output is masked whole: {read}")
         memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell)
 
-    def _download_refusal(self, text: str, kind: str) -> str | None:
+    async def _download_refusal(self, text: str, kind: str) -> str | None:
         """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a
         transform, which the transfer's masking would pass as it is."""
         sends = any(w.startswith("-") and not w.startswith("--") and "f" in w
                     for w in text.split())  # scp's server side sending files: -f
         if (kind != "exec" or transfer_kind(text) != "scp" or not sends
-                or not ChannelOutput.masks(self.masking) or self.memory is None):
+                or not ChannelOutput.masks(self.masking)):
+            return None
+        await self._target_known()
+        if self.memory is None:
             return None
         why = self.memory.read((text,))
         return None if why is None else f"download refused: {why}"

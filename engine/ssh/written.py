@@ -5,7 +5,8 @@ Masking reads what a program prints. A line that transforms a secret (``rev .env
 rest of its connection (``engine.ssh.shellstate``, ``SshSession.taint``). But the file outlives
 the connection: ``ssh host 'rev .env > /tmp/r'``, then a new connection's ``cat /tmp/r`` prints
 the secret reversed, where no detector sees it. So the gateway remembers such files, per target
-(``host:port``), in a journal beside the store (``<store>.ssh-written``: one JSON line per mark,
+(``host:port``, and its host key: the same machine reached by another name), in a journal
+beside the store (``<store>.ssh-written``: one JSON line per mark,
 appended with ``O_APPEND`` so that every engine and worker process on the machine shares it, and
 read again, from where it was left, before each check).
 
@@ -156,6 +157,7 @@ class Mark:
     tree: bool = False
     anywhere: bool = False
     pattern: bool = False  # a glob: every name it matches (``split``'s pieces)
+    host_key: str = ""  # the target's host key (fingerprint): the same machine by any name
 
     def describe(self) -> str:
         if self.anywhere:
@@ -742,7 +744,11 @@ def journal_for(store: Path) -> Journal:
 
 
 class Memory:
-    """One SSH connection's view of the marks of its ``target``, as ``identity``."""
+    """One SSH connection's view of the marks of its ``target``, as ``identity``: those made
+    through ``target`` (``host:port``), or through any name of the machine whose host key is
+    ``host_key`` (set once the target is connected)."""
+
+    host_key = ""
 
     def __init__(self, journal: Journal, target: str, identity: str, session: str) -> None:
         self.journal = journal
@@ -760,7 +766,8 @@ class Memory:
                 log.error("session %s: the journal of written files is unreadable, every "
                           "path counts as written until it is mended: %s", self.session, exc)
             return None
-        return [m for m in marks if m.target == self.target
+        return [m for m in marks
+                if (m.target == self.target or (self.host_key and m.host_key == self.host_key))
                 and (not m.anywhere or m.identity == self.identity)]
 
     def read(self, lines: Iterable[str], cwd: Cwd = None, *, shell: bool = True) -> str | None:
@@ -818,13 +825,15 @@ class Memory:
                     carried(c, known) if known is not None else [Written(c.destination, True)])]
             for written in found:
                 if written.place is None:
-                    mark = Mark(self.target, "", self.identity, self.session, now, anywhere=True)
+                    mark = Mark(self.target, "", self.identity, self.session, now, anywhere=True,
+                                host_key=self.host_key)
                 else:
                     where = written.place
                     path = "/".join(where.parts)
                     mark = Mark(self.target, "/" + path if where.anchored else path,
                                 self.identity, self.session, now, floating=not where.anchored,
-                                tree=written.tree, pattern=where.pattern)
+                                tree=written.tree, pattern=where.pattern,
+                                host_key=self.host_key)
                 new.setdefault((mark.path, mark.floating, mark.tree, mark.pattern), mark)
         marks = list(new.values())
         if marks:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.test_masking_ssh_commands import session
 from tests.integration.test_masking_ssh_transfers import CARDS, EMAILS, leaked
-from tests.sshd import SshdTarget
+from tests.sshd import SshdTarget, known_hosts_line
 from tests.sshgw import POLICY, SshGateway, start_ssh_gateway, stop_ssh_gateway
 
 pytestmark = pytest.mark.integration
@@ -29,10 +29,24 @@ SECRETS = "".join(f"{i},{EMAILS[i % 2]},{CARDS[i % 3]},note {i}\n" for i in rang
 _COUNTER = itertools.count()
 
 
+# The same target by another name: its marks are found by its host key.
+_BY_NAME = """  - name: web_by_name
+    kind: ssh
+    listen: 127.0.0.1:0
+    upstream: {{host: localhost, port: {sshd_port}, user: {sshd_user},
+               key_file: {client_key}, known_hosts: {work}/known_hosts_by_name}}
+    allow: {{groups: [engineering, operators]}}
+"""
+
+
 @pytest.fixture(scope="module")
 def wgw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
-    policy = POLICY.replace("    connections: [web]\n", "    connections: [web, web_strict]\n")
-    gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw"), policy=policy)
+    policy = POLICY.replace("    connections: [web]\n",
+                            "    connections: [web, web_strict, web_by_name]\n") + _BY_NAME
+    work = tmp_path_factory.mktemp("sshgw")
+    (work / "known_hosts_by_name").write_text(
+        known_hosts_line("localhost", sshd.port, sshd.host_key_pub) + "\n")
+    gateway = start_ssh_gateway(sshd, work, policy=policy)
     base = sshd.home / "written"
     base.mkdir(exist_ok=True)
     (base / "secret.env").write_text(SECRETS)
@@ -111,6 +125,16 @@ def test_a_file_reversed_by_one_exec_is_masked_whole_for_the_next(wgw: SshGatewa
     assert copied.returncode == 0 and exposed((work / "y").read_bytes())
     read_copy = run(wgw, f"cat {work}/y")
     assert read_copy.stdout.strip() and not exposed(read_copy.stdout), read_copy.stdout[:300]
+
+
+def test_the_same_target_by_another_name_knows_the_file(wgw: SshGateway, work: Path) -> None:
+    assert run(wgw, f"rev {secret(wgw)} > {work}/x").returncode == 0
+    read = run(wgw, f"cat {work}/x", connection="web_by_name")
+    assert read.returncode == 0 and read.stdout.strip(), read.stderr
+    assert not exposed(read.stdout), read.stdout[:300]
+    assert b"was written on this target" in read.stderr
+    plain = run(wgw, f"head -n 2 {secret(wgw)}", connection="web_by_name")
+    assert b"note 1" in plain.stdout and not exposed(plain.stdout)
 
 
 def test_a_relative_path_written_where_the_directory_is_not_known(wgw: SshGateway,
