@@ -264,9 +264,6 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 output.sent(data)  # SFTP: which file and offset each read asks for
             except TransferError as exc:
                 log.info("session %s: file transfer closed: %s", self.s.session_id, exc)
-                self._output = None  # what the target still sends is not the client's
-                if self.up is not None:
-                    self.up.close()
                 self.close_with(f"the file transfer was closed: {exc}"
                                 if isinstance(exc, TransferRefused) else
                                 "the file transfer was closed: the gateway could not read it")
