@@ -199,6 +199,7 @@ def test_a_download_of_a_transformed_file_is_refused(wgw: SshGateway, work: Path
     else:
         result = _scp(wgw, work / "x", dest, *how.split()[1:])
     assert result.returncode != 0, result.stderr
+    assert b"was written on this target" in result.stderr, result.stderr  # and why
     assert not dest.exists() or not exposed(dest.read_bytes())
     assert refusals(wgw, "refused: %was written"), "the refusal was not recorded"
     # an unmarked file still comes down, masked the usual way
