@@ -473,10 +473,11 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             if line.unseen and self.s.judge(line.readings, lenient=True,
                                             cwd=line.cwd).action == "allow":
                 admission = Admission(True, 0, cwd=line.cwd)  # not recorded: a password?
+                self.s.follow_unseen(line.readings, line.cwd)  # a shell line typed blind?
             else:
                 admission = await self.s.admit(line.text, "shell", self.tell,
                                                readings=line.readings, lenient=line.lenient,
-                                               cwd=line.cwd)
+                                               cwd=line.cwd, unseen=line.unseen)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -265,7 +265,7 @@ class SshSession:
     async def admit(self, text: str, kind: str,
                     on_held: Callable[[str], None] | None = None, *,
                     readings: tuple[str, ...] = (), lenient: bool = False,
-                    cwd: Cwd = None) -> Admission:
+                    cwd: Cwd = None, unseen: bool = False) -> Admission:
         """Judge a command, record it, and wait for an approval when a rule asks for one.
         Nothing reaches the target before the record is committed (invariant 1). An allowed
         line's admission says where the shell may be after it (``cwd``). Before it runs, the
@@ -280,7 +280,8 @@ class SshSession:
             await self._target_known()
             # a transfer's files are the client's, or screened; a line typed into a program
             # (lenient) is the shell's only when it could be shell, as for its judgement
-            self._follow_files(lines, cwd, shell=not lenient or could_be_shell(lines[0]))
+            self._follow_files(lines, cwd, shell=not lenient or could_be_shell(lines[0]),
+                               blind=unseen)
         return admission
 
     async def _admit(self, text: str, kind: str, on_held: Callable[[str], None] | None, *,
@@ -342,7 +343,13 @@ class SshSession:
             self._memory.host_key = key.get_fingerprint() if key is not None else ""
         return self._memory
 
-    def _follow_files(self, lines: tuple[str, ...], cwd: Cwd, *, shell: bool) -> None:
+    def follow_unseen(self, readings: tuple[str, ...], cwd: Cwd) -> None:
+        """A line typed without echo, let through unrecorded (a password, perhaps a shell line
+        typed blind): followed like any, but no path of it is kept."""
+        self._follow_files(readings, cwd, shell=False, blind=True)
+
+    def _follow_files(self, lines: tuple[str, ...], cwd: Cwd, *, shell: bool,
+                      blind: bool = False) -> None:
         """An allowed line of a masked connection is about to run: if it may read a file
         written by a transform, this connection's output is masked whole from now on; what it
         writes from output the gateway could not read is remembered for every later
@@ -351,10 +358,15 @@ class SshSession:
         memory = self.memory
         if memory is None or not ChannelOutput.masks(self.masking):
             return
+        # typed without echo (a password perhaps): what does not parse is no shell line (what
+        # follows it is masked whole at the terminal anyway, ``ChannelOutput.line_sent``)
+        shell = shell and not blind
         read = memory.read(lines, cwd, shell=shell)
         if read is not None:
             self.taint(f"from here on this connection's output is masked whole: {read}")
-        memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell)
+        memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell,
+                     blind=blind,
+                     hide=lambda path: self.core.mask_text(path, count=False) != path)
 
     async def _download_refusal(self, text: str, kind: str) -> str | None:
         """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a

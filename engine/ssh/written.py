@@ -69,7 +69,7 @@ import posixpath
 import re
 import shlex
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -807,11 +807,14 @@ class Memory:
         return None
 
     def wrote(self, lines: Iterable[str], cwd: Cwd = None, *, unseen: bool = False,
-              shell: bool = True) -> list[Mark]:
+              shell: bool = True, blind: bool = False,
+              hide: Callable[[str], bool] | None = None) -> list[Mark]:
         """Mark what ``lines`` (readings of one line) write: every path when its content may
         not have been seen (``unseen``: the connection's output is masked whole, or the line
         reads a marked file), else only what a transforming line writes (``shell`` as in
-        ``read``)."""
+        ``read``). A path is not kept where it would keep what should not be: a line typed
+        without echo (``blind``: a password perhaps), a path that holds a value masking finds
+        (``hide``); "any path" of the identity is marked instead."""
         now = time.time()
         new: dict[tuple[str, bool, bool, bool], Mark] = {}  # one mark per path
         known: list[Mark] | None = None
@@ -824,6 +827,9 @@ class Memory:
                 found = [w for c in made for w in (
                     carried(c, known) if known is not None else [Written(c.destination, True)])]
             for written in found:
+                if written.place is not None and (blind or (hide is not None and hide(
+                        "/".join(written.place.parts)))):
+                    written = Written(None)
                 if written.place is None:
                     mark = Mark(self.target, "", self.identity, self.session, now, anywhere=True,
                                 host_key=self.host_key)

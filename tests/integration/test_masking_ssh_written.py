@@ -262,3 +262,17 @@ def test_a_damaged_journal_masks_every_reader_until_it_is_mended(wgw: SshGateway
     read = run(wgw, f"head -n 3 {secret(wgw)}")
     assert b"note 2" in read.stdout and not exposed(read.stdout), read.stdout[:300]
     assert set(run(wgw, f"cat {work}/x").stdout) <= set(b"* \t\r\n")
+
+
+def test_a_line_typed_without_echo_is_remembered_without_its_path(wgw: SshGateway,
+                                                                  work: Path) -> None:
+    """(Last: it marks every path of alice's on the target.)"""
+    done = work / "done"
+    session(wgw, "web", ["stty -echo", f"rev {secret(wgw)} > {work}/blind", "stty echo",
+                         f"echo ran > {done}"])
+    wait_for_file(done)
+    assert exposed((work / "blind").read_bytes())  # it ran, blind
+    assert not any(f"{work}/blind" in str(m["path"]) for m in marks(wgw))  # no path kept
+    read = run(wgw, f"cat {work}/blind")
+    assert read.stdout.strip() and not exposed(read.stdout), read.stdout[:300]
+    assert b"whose name the gateway could not see" in read.stderr, read.stderr

@@ -261,3 +261,12 @@ def test_the_user_is_told_which_file_or_that_a_name_is_not_known(tmp_path: Path)
     assert (memory.read(("cat /tmp/x",)) or "").startswith("/tmp/x was written on this target")
     assert "only known when it runs" in (memory.read(("cat $f",)) or "")
     assert memory.read(("cat /tmp/y",)) is None
+
+
+def test_no_path_is_kept_of_a_line_typed_blind_or_holding_a_value(tmp_path: Path) -> None:
+    memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
+    [blind] = memory.wrote(("rev s > /tmp/x",), blind=True)
+    assert blind.anywhere and blind.path == ""
+    [hidden] = memory.wrote(("rev s > /tmp/4111111111111111",), hide=lambda p: "4111" in p)
+    assert hidden.anywhere and "4111" not in (tmp_path / "j").read_text()
+    assert memory.wrote(("it's > not a line",), blind=True, shell=False) == []
