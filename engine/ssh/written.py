@@ -37,9 +37,11 @@ known to be in (everything under it); with no such directory it marks "any path"
 identity on that target — every later line of that identity there that reads a file is masked
 whole (the name may only be known to the one who chose it: scoping it to the identity keeps
 one odd line from masking the target for everyone; a redirection to such a name on a masked
-connection is refused anyway, ``startup_write``). A relative path read or written where the
-directory is not known may be under any directory: it counts as under every directory marked
-whole, and every relative mark counts as under a directory a recursive reader walks.
+connection is refused anyway, ``startup_write``). So does a path the journal should not keep:
+one written by a line typed without echo (a password, perhaps), or one holding a value masking
+finds (the journal keeps paths in clear, beside the store). A relative path read or written
+where the directory is not known may be under any directory: it counts as under every directory
+marked whole, and every relative mark counts as under a directory a recursive reader walks.
 
 What is checked (``reads``), before a line is judged, on every later connection to the target,
 whoever opens it: a word that may name a marked file, a file under a marked directory, a glob that
