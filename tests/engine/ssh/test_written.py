@@ -1,6 +1,6 @@
-"""The memory of files written by transforms (``engine.ssh.written``): which paths a line writes
-and reads, how a path the gateway can only name in part matches, and the journal shared by
-processes (appended, read again, failing closed when it cannot be read)."""
+"""The memory of files written by transforms (``engine.ssh.written``, ``engine.ssh.linepaths``):
+which paths a line writes and reads, how a path the gateway can only name in part matches, and
+the journal shared by processes (appended, read again, failing closed when it cannot be read)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from engine.ssh.linepaths import copies, reads, transforms, writes
 from engine.ssh.written import (
     Journal,
     JournalUnreadable,
     Mark,
     Memory,
     carried,
-    copies,
     journal_for,
     names,
-    reads,
-    transforms,
-    writes,
 )
 
 HOME = frozenset({"/home/alice"})
@@ -85,8 +82,8 @@ def test_a_name_only_known_at_run_time_marks_its_directory_or_anything(tmp_path:
     assert pieces.path == "/home/alice/part_*" and pieces.pattern
 
 
-def mark(path: str, **kw: bool) -> Mark:
-    return Mark("db1:22", path, "alice", "s1", 0.0, floating=not path.startswith("/"), **kw)
+def mark(path: str, *, tree: bool = False) -> Mark:
+    return Mark("db1:22", path, "alice", "s1", 0.0, floating=not path.startswith("/"), tree=tree)
 
 
 @pytest.mark.parametrize(("line", "cwd", "hit"), [

@@ -1,0 +1,525 @@
+"""The paths a shell line reads and writes, as far as the gateway can name them (issue 14).
+
+For the memory of files written by transforms (``engine.ssh.written``): ``reads`` says which
+paths a line may print the content of (its readers' operands, input redirections; the directories
+a recursive reader walks; a word only known at run time), ``writes`` which it writes
+(redirections, ``tee``, ``sort -o``, ``dd of=``, ``sed -i``, a copier's destination …),
+``copies`` what it copies as it is, and ``transforms`` whether what it writes may be what it read
+changed (``transforms_output``, short of copiers). Words are read as the shell expands them
+(quotes, braces, globs, ``~``), wrappers taken off (``sudo``, ``sh -c``).
+
+A path is a ``Place``: absolute, or relative to a directory the gateway does not know (an
+exec's home, after ``cd`` in the same line, a relative ``cd``), which may be that name under any
+directory: ``same`` and ``under`` say whether two places may be one path, or one under the
+other, part by part (globs matched as globs). A path that climbs (``a/b/../c``) may lead
+anywhere a link goes: its tail counts under any directory too.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from engine.guardrail.commands import CDPATH_SET, SHELLS, Cwd, classify_command, long_options
+from engine.guardrail.shellwords import (
+    Compound,
+    ShellParseError,
+    SimpleCommand,
+    brace_expand,
+    has_glob,
+    parse,
+    pipelines,
+    unescape,
+)
+from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
+from engine.ssh.shellstate import destinations, writes_file
+
+# Programs whose path operands are names to them, not content they print.
+_NAMES_ONLY = frozenset({
+    "ls", "cd", "pushd", "popd", "pwd", "echo", "printf", "stat", "du", "df", "test", "[",
+    "true", "false", ":", "exit", "sleep", "umask", "unset", "export", "stty", "id", "whoami",
+    "groups", "hostname", "uname", "ps", "free", "uptime", "wc", "mkdir", "rmdir", "rm",
+    "touch", "chmod", "chown", "chgrp", "kill", "which", "type", "basename", "dirname",
+    "realpath", "readlink", "sync", "file",
+})
+# Programs that copy a file as it is: what they write is marked when what they read may be.
+_COPIERS = frozenset({"cp", "mv", "install", "ginstall", "ln", "link", "rsync"})
+_RECURSIVE_ALWAYS = frozenset({"rg", "ag", "ack", "find", "tar", "bsdtar", "zip", "7z", "7za",
+                               "cpio", "rsync", "tree", "jar", "fd", "fdfind"})
+_RECURSIVE_OPTIONS = {
+    "grep": ("rR", ("--recursive", "--dereference-recursive", "--directories")),
+    "egrep": ("rR", ("--recursive", "--dereference-recursive", "--directories")),
+    "fgrep": ("rR", ("--recursive", "--dereference-recursive", "--directories")),
+    "cp": ("rRa", ("--recursive", "--archive")), "scp": ("r", ()),
+    "diff": ("r", ("--recursive",)), "zgrep": ("r", ("--recursive",)),
+}
+# Options whose value is a number, a pattern or a script, not a file the program prints: short
+# letters by program, and long names.
+_GREP_VALUES = "efmABCdD"
+_WITH_VALUE = {
+    "head": "nc", "tail": "ncs", "grep": _GREP_VALUES, "egrep": _GREP_VALUES,
+    "fgrep": _GREP_VALUES, "zgrep": _GREP_VALUES, "rg": "efgmACtTM", "ag": "ABCmG",
+    "sort": "ktST", "uniq": "fsw", "cut": "bcdf", "fold": "w", "od": "AjNtw", "xxd": "cglos",
+    "base64": "w", "nl": "bdfhilnsvw", "sed": "el", "awk": "vFfi", "gawk": "vFfi",
+    "column": "cst", "pr": "hlwo", "fmt": "w", "split": "abdlnt", "dd": "", "diff": "IxX",
+    "cp": "S", "scp": "PicFloJSD", "rsync": "e", "tar": "bCT", "script": "cE",
+}
+_LONG_WITH_VALUE = frozenset({
+    "--lines", "--bytes", "--max-count", "--regexp", "--context", "--after-context",
+    "--before-context", "--key", "--field-separator", "--width", "--delimiter", "--fields",
+    "--characters", "--expression", "--skip-fields", "--skip-chars", "--check-chars",
+    "--sleep-interval", "--max-depth", "--glob", "--type", "--label", "--exclude",
+    "--include", "--exclude-dir",
+})
+_PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "zgrep", "rg", "ag", "ack"})
+_CD = frozenset({"cd", "pushd", "popd"})
+_MAX_NESTED = 4  # shells in shells (sh -c "sh -c …"): deeper is a line not read
+_DEVICES = ("/dev/", "/proc/")
+_PROCESS_SUBSTITUTION = ("<(", ">(")
+_EXPANSION = re.compile(r"[$`]")
+_GLOB_START = re.compile(r"[$`*?\[{]")
+
+
+@dataclass(frozen=True)
+class Place:
+    """A path as far as the gateway can name it: absolute (``anchored``) or under a directory
+    it does not know; its components may be glob patterns (a read)."""
+
+    parts: tuple[str, ...]
+    anchored: bool
+    pattern: bool = False
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The paths a line may read: ``files`` (and everything under those a recursive reader
+    walks: ``trees``), and whether a word only known at run time names one (``unknown``)."""
+
+    files: tuple[Place, ...] = ()
+    trees: tuple[Place, ...] = ()
+    unknown: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.files or self.trees or self.unknown)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A path a line writes: ``tree`` when it may be a directory (or a name known only in
+    part: everything under the part known); ``place`` None: no part of it is known."""
+
+    place: Place | None
+    tree: bool = False
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+
+def place(word: str, cwd: Cwd, pattern: str | None = None) -> list[Place]:
+    """Where a path word may point, once ``~`` and the working directories are applied (one
+    place per directory the line may run in; relative to an unknown one when none is known).
+    ``pattern``: the word as the shell expands it (``SimpleCommand.patterns``: quoted
+    characters escaped), its braces and globs kept as globs; without it, the word is taken as
+    written, a glob character as a glob."""
+    if pattern is None:
+        return _place(word, has_glob(word), cwd)
+    out: list[Place] = []
+    for each in brace_expand(pattern) or [pattern]:
+        globbed = has_glob(each)
+        text = re.sub(r"\\(.)", lambda m: f"[{m.group(1)}]" if m.group(1) in "*?[]"
+                      else m.group(1), each) if globbed else unescape(each)
+        out += _place(text, globbed, cwd)
+    return out
+
+
+def _place(text: str, pattern: bool, cwd: Cwd) -> list[Place]:
+    climbs = text.split("/")
+    if ".." in climbs[1:] and climbs[0] != "..":
+        # a/b/../c: where ".." leads depends on what a/b is (a link goes elsewhere), so also
+        # what follows the last "..", under any directory
+        last = len(climbs) - 1 - climbs[::-1].index("..")
+        return [*_place(posixpath.normpath(text), pattern, cwd),
+                _floating("/".join(climbs[last + 1:]), pattern)]
+    if text.startswith("~"):
+        _, _, rest = text.partition("/")
+        return [_floating(rest, pattern)]
+    if text.startswith("/"):
+        return [Place(path_parts(posixpath.normpath(text)), True, pattern)]
+    if cwd is None or cwd & CDPATH_SET or not cwd:
+        return [_floating(text, pattern)]
+    return [Place(path_parts(posixpath.normpath(posixpath.join(d, text))), True, pattern)
+            if d.startswith("/") else _floating(posixpath.join(d, text), pattern)
+            for d in sorted(cwd)]
+
+
+def _floating(text: str, pattern: bool) -> Place:
+    parts = [p for p in posixpath.normpath(text or ".").split("/") if p not in ("", ".")]
+    while parts and parts[0] == "..":
+        parts.pop(0)  # ../x: x, under some directory
+    return Place(tuple(parts), False, pattern)
+
+
+def path_parts(path: str) -> tuple[str, ...]:
+    """An absolute path's components."""
+    return tuple(p for p in path.split("/") if p)
+
+
+def _match(a: str, a_pattern: bool, b: str, b_pattern: bool) -> bool:
+    if a_pattern and b_pattern:
+        return True  # two globs may match one name (fail closed)
+    if a_pattern:
+        return fnmatchcase(b, a)
+    return fnmatchcase(a, b) if b_pattern else a == b
+
+
+def same(a: Place, b: Place) -> bool:
+    """Whether ``a`` and ``b`` (either's parts perhaps globs) may be one path: alike part by
+    part when both are absolute, else the shorter relative one alike with the other's end."""
+    if (a.anchored and b.anchored and len(a.parts) != len(b.parts)) or (
+            b.anchored and len(b.parts) < len(a.parts)) or (
+            a.anchored and len(a.parts) < len(b.parts)):
+        return False
+    n = min(len(a.parts), len(b.parts))
+    return all(_match(a.parts[len(a.parts) - i], a.pattern, b.parts[len(b.parts) - i],
+                      b.pattern) for i in range(1, n + 1))
+
+
+def under(inner: Place, outer: Place) -> bool:
+    """Whether ``inner`` may be ``outer`` or a path under it. A relative ``inner`` may be under
+    anything (its directory is not known)."""
+    if not inner.anchored:
+        return True
+    return any(same(Place(inner.parts[:k], True, inner.pattern), outer)
+               for k in range(len(inner.parts) + 1))
+
+
+# --- what a line reads and writes ----------------------------------------------------------------
+
+
+def _stages(line: str) -> Iterator[SimpleCommand | Compound]:
+    for pipeline in pipelines(parse(line)):
+        yield from pipeline.stages
+
+
+def _programs(stage: SimpleCommand) -> list[tuple[str, ...]]:
+    """The commands a stage runs once wrappers are taken off (``sudo cp a b``: ``cp a b``)."""
+    if not stage.argv:
+        return []  # assignments only
+    try:
+        commands = classify_command(shlex.join(stage.argv)).commands
+    except ShellParseError:
+        return [stage.argv]
+    return [c for c in commands if c] or [stage.argv]
+
+
+def _name(word: str) -> str:
+    return word.rsplit("/", 1)[-1]
+
+
+def _code(argv: tuple[str, ...]) -> str | None:
+    """The code a shell runs (``sh -c CODE``, ``bash -ec CODE``), or None."""
+    if _name(argv[0]) not in SHELLS:
+        return None
+    words = argv[1:]
+    for i, word in enumerate(words):
+        if not word.startswith("-") or word.startswith("--"):
+            return None
+        if "c" in word[1:]:
+            return words[i + 1] if i + 1 < len(words) else None
+    return None
+
+
+def _line_cwd(line: str, cwd: Cwd) -> Cwd:
+    """The working directory for a line's paths: not known once it may change in the line."""
+    try:
+        for stage in _stages(line):
+            if isinstance(stage, SimpleCommand) and stage.argv and _name(stage.argv[0]) in _CD:
+                return None
+    except ShellParseError:
+        return None
+    return cwd
+
+
+def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True) -> Reads:
+    """The paths ``line`` may read (a line the gateway cannot read: any, or none when it is
+    not ``unreadable``: a guessed reading of a line that does not parse is no line at all)."""
+    if depth > _MAX_NESTED:
+        return Reads(unknown=True)
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return Reads(unknown=unreadable)
+    cwd = _line_cwd(line, cwd)
+    files: list[Place] = []
+    trees: list[Place] = []
+    unknown = False
+    for stage in stages:
+        for redirect in stage.redirects:
+            op = redirect.op.lstrip("0123456789")
+            if op in ("<", "<>"):
+                if redirect.unresolved and _EXPANSION.search(redirect.target):
+                    unknown = True
+                else:
+                    files += place(redirect.target, cwd)
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        patterns = dict(zip(stage.argv, stage.patterns, strict=False))
+        for argv in _programs(stage):
+            name = _name(argv[0])
+            if (code := _code(argv)) is not None:
+                inner = reads(code, cwd, depth + 1)
+                files += inner.files
+                trees += inner.trees
+                unknown = unknown or inner.unknown
+                continue
+            if name in _NAMES_ONLY or name in _COPIERS or name == "tee":
+                continue  # a copier prints nothing: what it copies is followed (``copies``)
+            operands = _operands(name, argv[1:])
+            if name == "dd":
+                operands = [w[3:] for w in argv[1:] if w.startswith("if=")]
+            recursive = name in _RECURSIVE_ALWAYS or _recursive(name, argv[1:])
+            if recursive and not operands:
+                operands = ["."]  # the working directory
+            for word in operands:
+                if word.startswith(_PROCESS_SUBSTITUTION):
+                    continue  # <(…): its commands are walked with the line's
+                if word in dynamic:
+                    unknown = True
+                    continue
+                (trees if recursive else files).extend(place(word, cwd, patterns.get(word)))
+    return Reads(tuple(files), tuple(trees), unknown)
+
+
+def _operands(name: str, words: tuple[str, ...]) -> list[str]:
+    """The words of a command that may name a file: its operands, and option values written
+    ``--opt=VALUE`` (not the value of an option known to take a number or a pattern, nor a
+    grep's pattern when it is the first operand)."""
+    letters = _WITH_VALUE.get(name, "")
+    out: list[str] = []
+    explicit = False
+    skip = False
+    ended = False
+    for word in words:
+        if skip:
+            skip = False
+        elif not ended and word == "--":
+            ended = True
+        elif not ended and word.startswith("--"):
+            key = word.split("=", 1)[0]
+            explicit = explicit or key in ("--regexp", "--file")
+            if "=" in word:
+                if key not in _LONG_WITH_VALUE:
+                    out.append(word.split("=", 1)[1])
+            else:
+                skip = key in _LONG_WITH_VALUE
+        elif not ended and word.startswith("-") and len(word) > 1:
+            for i, letter in enumerate(word[1:]):
+                if letter in letters:
+                    explicit = explicit or letter in "ef"
+                    skip = i == len(word) - 2  # its value is the next word
+                    break
+        else:
+            out.append(word)
+    if name in _PATTERN_FIRST and not explicit and out:
+        out = out[1:]
+    return [w for w in out if w]
+
+
+def _recursive(name: str, words: tuple[str, ...]) -> bool:
+    letters, long_names = _RECURSIVE_OPTIONS.get(name, ("", ()))
+    if not letters:
+        return False
+    for word in words:
+        if word == "--":
+            break
+        if word.startswith("--"):
+            if long_options(word.split("=", 1)[0], long_names):
+                return "--directories" not in word or word.endswith("recurse")
+        elif word.startswith("-") and set(word[1:]) & set(letters):
+            return True
+    return False
+
+
+def transforms(line: str, depth: int = 0) -> bool:
+    """Whether what ``line`` writes may be what it read transformed: ``transforms_output``,
+    short of commands that copy files as they are (``cp``, ``mv`` …), which are judged by what
+    they read."""
+    if depth > _MAX_NESTED:
+        return True
+    if not transforms_output(line):
+        return False
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return True
+    for stage in stages:
+        if any(r.op.lstrip("0123456789").startswith("<<") and r.unresolved
+               for r in stage.redirects):
+            return True  # a here-document or here-string that expands a value
+        if not isinstance(stage, SimpleCommand):
+            continue
+        if stage.dynamic:
+            return True
+        for argv in _programs(stage):
+            if (code := _code(argv)) is not None:
+                if transforms(code, depth + 1):
+                    return True
+                continue
+            if _name(argv[0]) in _COPIERS or _name(argv[0]) in _NAMES_ONLY:
+                continue
+            if _name(argv[0]) not in PLAIN_PROGRAMS or transforms_output(shlex.join(argv)):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Files copied as they are (``cp``, ``mv`` …): from ``sources`` to ``destination``."""
+
+    sources: tuple[Place, ...]
+    destination: Place
+
+
+def copies(line: str, cwd: Cwd = None, depth: int = 0) -> list[Copy]:
+    """The copies ``line`` makes (a source only known at run time is any path: ``Place``
+    with no parts, relative)."""
+    if depth > _MAX_NESTED:
+        return []
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return []
+    cwd = _line_cwd(line, cwd)
+    out: list[Copy] = []
+    for stage in stages:
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        for argv in _programs(stage):
+            if (code := _code(argv)) is not None:
+                out += copies(code, cwd, depth + 1)
+                continue
+            if _name(argv[0]) not in _COPIERS:
+                continue
+            sources = tuple(p for w in _sources(_name(argv[0]), argv)
+                            for p in (place(w, cwd) if w not in dynamic
+                                      else [Place((), False, True)]))
+            for destination in destinations(argv):
+                if not _GLOB_START.search(destination):
+                    out += [Copy(sources, d) for d in place(destination, cwd)]
+    return out
+
+
+def _sources(name: str, argv: tuple[str, ...]) -> list[str]:
+    """What a copier copies: its operands but the destination (``-t DIR``: all of them)."""
+    words = argv[1:]
+    operands = [w for w in _operands(name, words)]
+    if "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))
+                            for w in words if w.startswith("--")):
+        return [w for w in operands if w not in destinations(argv)]
+    return operands[:-1]
+
+
+def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
+           unreadable: bool = True) -> list[Written]:
+    """Every path ``line`` names as written: redirections, and what writers write (``tee``,
+    ``sort -o``, ``cp``'s destination, ``sed -i``'s files …). A line the gateway cannot read
+    writes a name it does not know (unless it is not ``unreadable``, as in ``reads``)."""
+    if depth > _MAX_NESTED:
+        return [Written(None)]
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return [Written(None)] if unreadable else []
+    cwd = _line_cwd(line, cwd)
+    out: list[Written] = []
+    for stage in stages:
+        for redirect in stage.redirects:
+            if writes_file(redirect):
+                out += _written(redirect.target, redirect.unresolved, cwd, tree=False)
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        unresolved = {stage.argv[i] for i in stage.unresolved}
+        patterns = dict(zip(stage.argv, stage.patterns, strict=False))
+        programs = _programs(stage)
+        if stage.argv and _name(stage.argv[0]) == "script":
+            programs.append(stage.argv)  # a wrapper that also writes its typescript
+        for argv in programs:
+            name = _name(argv[0])
+            if (code := _code(argv)) is not None:
+                out += writes(code, cwd, depth + 1)
+                continue
+            for word, tree in _targets(name, argv):
+                if name in ("split", "csplit") and word not in dynamic:
+                    out += [Written(p, tree) for p in place(word, cwd)]  # a glob of pieces
+                    continue
+                out += _written(word, word in unresolved, cwd, tree=tree,
+                                pattern=None if word in dynamic else patterns.get(word))
+    return out
+
+
+def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """What a writer writes, and whether it may be a directory (whose files it writes)."""
+    words = argv[1:]
+    operands = [w for w in words if not w.startswith("-") or w == "-"]
+    found = [(w, False) for w in destinations(argv)]
+    if name in _COPIERS:  # a file copied into a directory lands there by its own name
+        found += [(d.rstrip("/") + "/" + _name(source.rstrip("/")), False)
+                  for d in destinations(argv) for source in _sources(name, argv)]
+    if name == "sort" or name == "shuf" or name == "iconv":
+        found += [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w in ("-o",)]
+        found += [(w[2:], False) for w in words if w.startswith("-o") and len(w) > 2]
+        found += [(w.split("=", 1)[1], False) for w in words
+                  if "=" in w and long_options(w.split("=", 1)[0], ("--output",))]
+    elif name == "uniq" and len(operands) > 1:
+        found.append((operands[1], False))
+    elif name == "xxd" and len(operands) > 1:
+        found.append((operands[1], False))
+    elif name in ("sed", "perl") and any(
+            w.startswith("-i") or (w.startswith("-") and not w.startswith("--") and "i" in w)
+            or long_options(w.split("=", 1)[0], ("--in-place",)) for w in words):
+        found += [(w, False) for w in operands[1:]]  # every file after the script
+    elif name in ("split", "csplit"):
+        prefix = operands[2] if name == "split" and len(operands) > 2 else (
+            operands[-1] if name == "split" and len(operands) == 2 else "x")
+        found.append((re.sub(r"([*?\[])", r"[\1]", prefix) + "*", False))
+    elif name == "script":  # a terminal recorder: its typescript holds what was shown
+        found += [(w, False) for w in _operands(name, words)]
+    elif name in ("awk", "gawk") and "inplace" in words:  # gawk -i inplace: sed -i's kin
+        files = _operands(name, words)
+        program_file = any(w.startswith("-f") or w.startswith("--file") for w in words)
+        found += [(w, False) for w in (files if program_file else files[1:])]
+    return [(w, tree) for w, tree in found if w and w != "-"]
+
+
+def _written(word: str, unresolved: bool, cwd: Cwd, *, tree: bool,
+             pattern: str | None = None) -> list[Written]:
+    """The marks for a written word: the paths it names; for a name known only in part, the
+    directory it is known to be in (``pattern``: as in ``place``, for braces)."""
+    if word.startswith(_DEVICES) and not _GLOB_START.search(word):
+        return []  # /dev/null, /dev/tty …: nothing to read back
+    if word.startswith(_PROCESS_SUBSTITUTION):
+        return []  # >(…): a pipe; what its commands write is walked with them
+    if pattern is not None:
+        expanded = brace_expand(pattern) or [pattern]
+        if not any(has_glob(each) for each in expanded):  # a/{b,c}: a/b and a/c
+            return [Written(p, tree) for each in expanded
+                    for p in _place(unescape(each), False, cwd)]
+    if not unresolved or not _GLOB_START.search(word):
+        return [Written(p, tree) for p in place(word, cwd)]
+    known = word[:_GLOB_START.search(word).start()]  # type: ignore[union-attr]
+    directory = known.rpartition("/")[0] if "/" in known else ""
+    if known.startswith("/") and not directory:
+        directory = "/"
+    if directory:
+        return [Written(p, True) for p in place(directory, cwd)]
+    if cwd is not None and cwd and not cwd & CDPATH_SET:
+        return [Written(p, True) for p in place(".", cwd)]
+    return [Written(None)]
