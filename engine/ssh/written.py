@@ -65,6 +65,7 @@ a file read through a path the gateway cannot tie to the one written (a hard lin
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -128,14 +129,34 @@ def names(mark: Mark, reads: Reads) -> bool:
         return reads.any
     if reads.unknown:
         return True
-    marked = Place(path_parts(mark.path), not mark.floating, mark.pattern)
+    marked = _place_of(mark)
+    plain = marked.anchored and not marked.pattern  # then, for plain absolute reads, strings
     for read in reads.files:
-        if same(read, marked) or (mark.tree and under(read, marked)):
+        if plain and read.anchored and not read.pattern:
+            if _at_or_under(read.parts, marked.parts if mark.tree else None, marked.parts):
+                return True
+        elif same(read, marked) or (mark.tree and under(read, marked)):
             return True
     for tree in reads.trees:
-        if same(tree, marked) or under(marked, tree) or (mark.tree and under(tree, marked)):
+        if plain and tree.anchored and not tree.pattern:
+            if (_at_or_under(marked.parts, tree.parts, tree.parts)
+                    or (mark.tree and _at_or_under(tree.parts, marked.parts, marked.parts))):
+                return True
+        elif same(tree, marked) or under(marked, tree) or (
+                mark.tree and under(tree, marked)):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _place_of(mark: Mark) -> Place:
+    return Place(path_parts(mark.path), not mark.floating, mark.pattern)
+
+
+def _at_or_under(path: tuple[str, ...], top: tuple[str, ...] | None,
+                 exact: tuple[str, ...]) -> bool:
+    """``path`` is ``exact``, or under ``top`` (None: only ``exact``)."""
+    return path == exact or (top is not None and path[:len(top)] == top)
 
 
 def carried(copy: Copy, marks: Iterable[Mark]) -> list[Written]:
@@ -146,7 +167,7 @@ def carried(copy: Copy, marks: Iterable[Mark]) -> list[Written]:
     dest = copy.destination
     out: list[Written] = []
     for mark in marks:
-        marked = Place(path_parts(mark.path), not mark.floating, mark.pattern)
+        marked = _place_of(mark)
         for source in copy.sources:
             base = source.parts[-1:] if source.parts and not source.pattern else ()
             if mark.anywhere or not source.parts or (
