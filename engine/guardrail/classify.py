@@ -164,9 +164,11 @@ class Facts:
     # bodies, a WHERE whose bounds were decided from constants, casts of a literal to a
     # catalog name). The guard keys verdicts by the normalized text only when this holds.
     by_shape: bool = True
-    # Every table it writes is one the session created (``memory``): only rows the session
-    # put there, which no ``rows_over`` rule counts.
+    # Every table it writes later (a body, a foreign key's action) is one the session created
+    # (``memory``), under a name that means that table when it runs: no ``rows_over`` rule
+    # counts it. A write that runs now is counted whatever its table.
     own: bool = False
+    cased: bool = False  # it writes a relation whose quoted name has upper-case letters
     # Where ``text`` sits in the query string (characters), for a statement of one.
     span: tuple[int, int] = (0, 0)
 
@@ -236,14 +238,16 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
         if facts.settings and protection.settings_off(facts.settings):
             facts.kinds.add(protection.OFF)  # session_replication_role: triggers stop firing
         stmt = entry.get("stmt", {})
-        if _sets_search_path(facts):
+        defers = _DEFERS_WRITES.get(next(iter(stmt), ""), False)
+        paths = _sets_search_path(facts)
+        if paths:
             qualified_only = True
+        table = _new_table(stmt)
         if _keeps(stmt, facts, own):
             functions.update(facts.defines)
             added_functions.update(facts.defines)
-            table = _new_table(stmt)
             if table is not None:
-                own.add(table)
+                own.add(table)  # its own foreign keys' actions write it: before the marks
                 added_tables.add(table)
         else:
             functions.clear()
@@ -251,7 +255,7 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             added_functions.clear()
             added_tables.clear()
             forgets = True
-        _mark_own(facts, own)
+        _mark_own(facts, own, defers)
         out.append(facts)
     return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only)
 
@@ -262,14 +266,34 @@ def _sets_search_path(facts: Facts) -> bool:
     settings, kinds = facts.settings, facts.kinds
     return ("search_path" in settings or "*" in settings or "DISCARD" in kinds
             or "SET ROLE" in kinds  # a role's own default search_path
+            or "CREATE SCHEMA" in kinds  # "$user", first in the default search_path
             or ("SET" in kinds and not settings))  # RESET ALL
 
 
-def _mark_own(facts: Facts, own: set[str]) -> None:
-    """``Facts.own`` for ``facts`` and everything inside it."""
-    facts.own = bool(facts.writes) and facts.writes <= own
+# Statements whose writes all run later (bodies, rule actions, foreign keys' actions): the
+# statement itself may be ``own``; any other statement writes now, and is counted.
+_DEFERS_WRITES = {"CreateFunctionStmt": True, "CreateTrigStmt": True, "CreateStmt": True,
+                  "RuleStmt": True, "CreateEventTrigStmt": True}
+
+
+def _mark_own(facts: Facts, own: set[str], top: bool) -> None:
+    """``Facts.own`` for the parts of ``facts`` that run later, and for ``facts`` itself when
+    all its writes do (``top``). Only names with their schema, created with the same: a name
+    without one is resolved when the code runs, with the search_path of whoever runs it then
+    (another session's, this one's after a SET, a function's own SET clause), and may mean
+    another table."""
+    def mark(f: Facts) -> None:
+        names = f.writes
+        f.own = (bool(names) and names <= own and not f.cased
+                 and all("." in n for n in names))
+        for part in f.parts:
+            mark(part)
     for part in facts.parts:
-        _mark_own(part, own)
+        if part.deferred:
+            mark(part)
+    if top:  # its row writes are all its parts' (the table it names is not written to)
+        writing = [p for p in facts.parts if p.writes]
+        facts.own = bool(writing) and all(p.own for p in writing)
 
 
 def _relation(node: dict[str, Any] | None) -> str | None:
@@ -281,6 +305,17 @@ def _relation(node: dict[str, Any] | None) -> str | None:
         return None
     schema = rel.get("schemaname")
     return f"{schema}.{relname}".lower() if schema else str(relname).lower()
+
+
+def _cased(node: Any) -> bool:
+    """Whether a relation's name, as the parser left it, has an upper-case letter or a dot
+    (it was quoted): ``writes`` holds it lower-cased and joined by dots, the same as another
+    table's (``"Orders"``, ``"public.orders"``)."""
+    if not isinstance(node, dict):
+        return False
+    rel = node.get("RangeVar", node)
+    words = [str(rel.get(k) or "") for k in ("relname", "schemaname")]
+    return any(w != w.lower() or "." in w for w in words)
 
 
 def _trivial(facts: Facts) -> bool:
@@ -620,6 +655,10 @@ class _Walker:
         relname = _relation(relation)
         if relname:
             self.facts.writes.add(relname)
+            if _cased(relation):
+                self.facts.cased = True
+            if relname.startswith(("pg_", "pg_catalog.", "information_schema.")):
+                self.facts.kinds.add("CATALOG WRITE")  # unqualified: pg_catalog comes first
 
     def _drop(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("DROP")
@@ -732,6 +771,8 @@ class _Walker:
         self.facts.kinds.update({"CREATE", "CREATE RULE"})
         self.facts.by_shape = False  # its actions are read back through the deparser
         self._write(node.get("relation"))
+        if protection.statement_off("RuleStmt", node):  # DO INSTEAD: the write never happens
+            self.facts.kinds.add(protection.OFF)
         sink = Facts(self.facts.text)
         self._inline_parts("actions", "rule action {n}", sink)
         self.facts.parts.extend(sink.parts)
@@ -953,8 +994,9 @@ def _new_table(stmt: dict[str, Any]) -> str | None:
     if not isinstance(node, dict) or node.get("if_not_exists") or node.get("partbound"):
         return None
     relation = node.get("relation", {})
-    if not isinstance(relation, dict) or relation.get("relpersistence") == "t":
-        return None
+    if (not isinstance(relation, dict) or relation.get("relpersistence") == "t"
+            or _cased(relation) or node.get("inhRelations")):
+        return None  # temporary, quoted with capitals, or holding a parent's columns
     return _relation(relation)
 
 
@@ -970,7 +1012,10 @@ def _identity(parts: list[str], parameters: list[Any]) -> str:
         names = name(arg.get("names", [])) if isinstance(arg, dict) else []
         bounds = "[]" * len(arg.get("arrayBounds", [])) if isinstance(arg, dict) else ""
         types.append(".".join(names) + bounds if names else "?")
-    return f"{'.'.join(parts)}({','.join(types)})"
+    # A part holding a dot or a quote is quoted: "public.f" is not public.f.
+    shown = [f'"{p.replace(chr(34), chr(34) * 2)}"' if "." in p or '"' in p else p
+             for p in parts]
+    return f"{'.'.join(shown)}({','.join(types)})"
 
 
 def _opaque(sink: Facts, text: str, origin: str, why: str, deferred: bool) -> None:

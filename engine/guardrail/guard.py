@@ -70,34 +70,87 @@ def statement_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class SessionGuard:
-    """The rules that apply to one session (connection and identity), with its own cache."""
+class _Shared:
+    """What the sessions of one connection and identity share: their rules, and the verdicts
+    judged against no memory of a session's own objects."""
 
     def __init__(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
-        self.rules = rules
-        self.settings = settings
-        self._cache: dict[str, Judgement] = {}
+        self.cache: dict[str, Judgement] = {}
         # normalized text → (characters before and after its statement, verdicts by which
         # of the session's regular expressions match the statement)
-        self._shapes: dict[str, tuple[int, int, dict[tuple[bool, ...], Judgement]]] = {}
-        self._by_shape = shape_blind(rules)
-        self._patterns = _patterns(rules)
-        self._commands: dict[str, Judgement] = {}
+        self.shapes: dict[str, tuple[int, int, dict[tuple[bool, ...], Judgement]]] = {}
+        self.commands: dict[str, Judgement] = {}
+        self.set(rules, settings)
+
+    def set(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
+        self.rules, self.settings = rules, settings
+        self.by_shape = shape_blind(rules)
+        self.patterns = _patterns(rules)
+        self.cache.clear()
+        self.shapes.clear()
+        self.commands.clear()
+
+
+class SessionGuard:
+    """The rules that apply to one session (connection and identity), with caches shared by
+    the sessions of that connection and identity (``fork``), and the session's own memory:
+    while it holds something, its verdicts are cached apart."""
+
+    def __init__(self, rules: tuple[Rule, ...], settings: GuardrailSettings,
+                 shared: _Shared | None = None) -> None:
+        self._shared = shared if shared is not None else _Shared(rules, settings)
+        self._own_cache: dict[str, Judgement] = {}
+        self._own_shapes: dict[str, tuple[int, int, dict[tuple[bool, ...], Judgement]]] = {}
         self.memory = SessionMemory()
         # The session chose its search_path at login: unqualified function names never
         # match what it created (``classify_text``).
         self.qualified_only = False
-        self._generation = 0  # the memory's generation the caches were filled under
+        self._generation = 0  # the memory's generation the own caches were filled under
+
+    def fork(self) -> SessionGuard:
+        """A guard for another session of the same rules: the caches shared, a memory of
+        its own (a session never sees what another created)."""
+        return SessionGuard(self.rules, self.settings, self._shared)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._shared.rules
+
+    @property
+    def settings(self) -> GuardrailSettings:
+        return self._shared.settings
+
+    @property
+    def _by_shape(self) -> bool:
+        return self._shared.by_shape
+
+    @property
+    def _patterns(self) -> tuple[re.Pattern[str], ...]:
+        return self._shared.patterns
+
+    @property
+    def _commands(self) -> dict[str, Judgement]:
+        return self._shared.commands
+
+    @property
+    def _blank(self) -> bool:
+        """Judged as any session of these rules would be: nothing remembered."""
+        return not self.memory.known and not self.qualified_only
+
+    @property
+    def _cache(self) -> dict[str, Judgement]:
+        return self._shared.cache if self._blank else self._own_cache
+
+    @property
+    def _shapes(self) -> dict[str, tuple[int, int, dict[tuple[bool, ...], Judgement]]]:
+        return self._shared.shapes if self._blank else self._own_shapes
 
     def replace(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
         """A reloaded policy: the next statement is judged by ``rules`` (verdicts remembered
-        under the old ones are forgotten)."""
-        self.rules, self.settings = rules, settings
-        self._by_shape = shape_blind(rules)
-        self._patterns = _patterns(rules)
-        self._cache.clear()
-        self._shapes.clear()
-        self._commands.clear()
+        under the old ones are forgotten), in every session sharing these rules."""
+        self._shared.set(rules, settings)
+        self._own_cache.clear()
+        self._own_shapes.clear()
 
     def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
         """A shell command line (SSH exec, or a line entered in an interactive shell);
@@ -126,7 +179,9 @@ class SessionGuard:
         effects = self.judge(text).effects
         if effects.qualified_only and not self.qualified_only:
             self.qualified_only = True
-            self.memory.forget()  # judged otherwise from now on: nothing cached stands
+            self.memory.forget()
+            self._own_cache.clear()  # judged otherwise from now on: nothing cached stands
+            self._own_shapes.clear()
         epoch = self.memory.started(effects)
         return (effects, epoch) if effects.adds else None
 
@@ -137,8 +192,8 @@ class SessionGuard:
     def judge(self, text: str) -> Judgement:
         if self.memory.generation != self._generation:
             self._generation = self.memory.generation
-            self._cache.clear()
-            self._shapes.clear()
+            self._own_cache.clear()
+            self._own_shapes.clear()
         cached = self._cache.get(text)
         if cached is not None:
             return cached
@@ -330,4 +385,4 @@ class Guard:
         if guard is None:
             applicable = tuple(r for r in self.rules if r.applies(connection, identity, groups))
             guard = self._sessions[key] = SessionGuard(applicable, self.settings)
-        return guard
+        return guard.fork()

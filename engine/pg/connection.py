@@ -178,7 +178,7 @@ class PgConnection:
             await self._reject(user, "not allowed", "28000", refusal)
             return
         await session.record_open()
-        if session.guard is not None and "search_path" in hello.params:
+        if session.guard is not None and any(k.lower() == "search_path" for k in hello.params):
             session.guard.qualified_only = True  # a search_path of its own from the start
         session.go_live()  # operators see it (and may kill it) while it waits for access
         if not await self._access():

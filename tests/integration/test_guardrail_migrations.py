@@ -23,24 +23,27 @@ from tests.integration.guarded import operator, start_guarded, wait_for_request
 
 pytestmark = pytest.mark.integration
 
+# Names with their schema, as a migration that means its own tables writes them: a body's name
+# without one is resolved when it runs, with the search_path of whoever runs it then, and may
+# mean another table (held once for review).
 MIGRATION = """
-CREATE TABLE gw12m_counters (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
-CREATE TABLE gw12m_events (id serial PRIMARY KEY,
-                           counter int REFERENCES gw12m_counters ON DELETE CASCADE);
+CREATE TABLE public.gw12m_counters (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+CREATE TABLE public.gw12m_events (id serial PRIMARY KEY,
+                           counter int REFERENCES public.gw12m_counters ON DELETE CASCADE);
 CREATE FUNCTION gw12m_bump(i int) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE gw12m_counters SET n = n + 1 WHERE id = i;
+  UPDATE public.gw12m_counters SET n = n + 1 WHERE id = i;
 END $$;
 CREATE FUNCTION gw12m_on_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE gw12m_counters SET n = n + 10 WHERE id = NEW.counter;
+  UPDATE public.gw12m_counters SET n = n + 10 WHERE id = NEW.counter;
   RETURN NEW;
 END $$;
 CREATE TRIGGER gw12m_count AFTER INSERT ON gw12m_events
   FOR EACH ROW EXECUTE FUNCTION gw12m_on_event();
 CREATE INDEX gw12m_counters_n ON gw12m_counters (n);
-INSERT INTO gw12m_counters (id) VALUES (1), (2), (3);
-INSERT INTO gw12m_events (counter) VALUES (1), (1), (2);
+INSERT INTO public.gw12m_counters (id) VALUES (1), (2), (3);
+INSERT INTO public.gw12m_events (counter) VALUES (1), (1), (2);
 SELECT gw12m_bump(3);
 """
 CLEAN = ("DROP TABLE IF EXISTS gw12m_events, gw12m_counters, gw12m_victim CASCADE; "

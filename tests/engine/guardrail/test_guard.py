@@ -191,17 +191,36 @@ def test_for_session_judges_with_its_own_rules() -> None:
     assert guard.for_session("warehouse", "alice", ENG).judge("TRUNCATE t").action == "allow"
 
 
-def test_for_session_reuses_the_session_guard() -> None:
+def test_sessions_of_one_identity_share_verdicts_but_not_memory() -> None:
     settings = GuardrailSettings(fallback="review")
     guard = Guard(SCOPED, settings)
     first = guard.for_session("shop", "alice", ENG)
-    assert guard.for_session("shop", "alice", frozenset({"engineering"})) is first
-    assert guard.for_session("shop", "alice", frozenset()) is not first
-    assert guard.for_session("warehouse", "alice", ENG) is not first
-    assert guard.for_session("shop", "bob", ENG) is not first
+    second = guard.for_session("shop", "alice", frozenset({"engineering"}))
+    assert second is not first and second.rules is first.rules
+    assert guard.for_session("shop", "alice", frozenset()).rules != first.rules
     assert first.settings is settings
     judged = first.judge("DELETE FROM t")
-    assert guard.for_session("shop", "alice", ENG).judge("DELETE FROM t") is judged
+    assert second.judge("DELETE FROM t") is judged  # one cache for the rules
+
+
+
+def test_what_one_session_created_is_not_another_s() -> None:
+    """Another session of the same identity (in another database, say) does not take a
+    table of the same name for its own."""
+    guard = Guard((Rule("big", "review", Match(rows_over=100)),), GuardrailSettings())
+    first = guard.for_session("shop", "alice", ENG)
+    second = guard.for_session("shop", "alice", ENG)
+    table = "CREATE TABLE public.t (id int)"
+    first.judge(table)
+    started = first.started(table)
+    assert started is not None
+    first.finished(started)
+    assert first.memory.known and not second.memory.known
+    body = "$$BEGIN DELETE FROM public.t WHERE id > 0; END$$"
+    create = f"CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS {body}"
+    assert first.judge(create).action == "allow"
+    assert second.judge(create).action == "review"
+    assert first.judge(create).action == "allow"  # each from its own cache
 
 
 def test_statement_hash_is_sha256_hex() -> None:
@@ -623,4 +642,4 @@ def test_a_reload_changes_the_rules_a_live_sessions_guard_applies() -> None:
     assert live.judge("drop table t").action == "allow"  # the old rule is gone
     assert live.judge("selec nonsense").action == "review"  # the new fallback
     assert other.judge("select * from orders").action == "allow"  # not in its scope
-    assert guard.for_session("shop", "alice", ENG) is live
+    assert guard.for_session("shop", "alice", ENG).rules is live.rules
