@@ -817,7 +817,7 @@ class PgRelay:
         self._unmarked = True
         self._wire = (0, (rowcount.BEGIN if count.begins else b"")
                       + (rowcount.SAVEPOINT_ if count.savepoint else b"") + rowcount.STAT_
-                      + execute + rowcount.STAT_ + _FLUSH)
+                      + execute + rowcount.IMMEDIATE_ + rowcount.STAT_ + _FLUSH)
         self._count, self._count_sent = count, execute
         self._to_count = portal.counted
         self._count_statement = portal.statement
@@ -1199,8 +1199,9 @@ class PgRelay:
         limit = limits[over.statement] if over.statement < len(limits) else None
         self._seen = None
         if over.rows is not None and limit is not None and over.rows > limit:
-            limits[over.statement] = over.rows
-            self._seen = tuple(limits)
+            # Each counted statement of a Query is charged with what the Query wrote beside
+            # its tag (``rowcount._beside``): the count seen is every one's limit.
+            self._seen = tuple(None if n is None else max(n, over.rows) for n in limits)
         self._count_hold = Hold(
             text, "extended" if extended else "simple", judgement, params, notes=(
                 f"statement {record.seq} ran and was rolled back by the gateway: {why}",))

@@ -23,7 +23,7 @@ because of the statement — is read from the transaction's own statistics: the 
 statement in front also reads them (``STAT``: rows updated and deleted so far in the
 transaction, savepoints included), and a second Query right behind the client's (sent at
 once, no round trip of its own) reads it again. What the statement wrote beyond its tag's count
-is added to each counted statement's count (errs strict: ``_hidden_rows``); a difference that
+is added to each counted statement's count (errs strict: ``_beside``); a difference that
 cannot be read, or a server that keeps no counts (``track_counts`` off), counts as over the
 limit.
 
@@ -57,6 +57,9 @@ STAT = (b"SELECT CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
         b"FROM pg_catalog.pg_class c "
         b"WHERE c.oid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid "
         b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\"")
+# Deferred constraint triggers of what ran fire now, before the second reading, not at a
+# COMMIT after it (the constraints stay immediate for the rest of the transaction).
+IMMEDIATE = b"SET CONSTRAINTS ALL IMMEDIATE"
 _BEGIN = b"BEGIN;" + STAT + b";"
 _SAVEPOINT = b"SAVEPOINT " + SAVEPOINT + b";" + STAT + b";"
 _COMMIT = b"COMMIT"
@@ -83,7 +86,7 @@ def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
     """The Queries to send instead of the client's (its body: the text and its NUL): the
     client's behind the gateway's statements, then the second reading of the statistics."""
     return (codec.message(b"Q", (_SAVEPOINT if in_transaction else _BEGIN) + query_body)
-            + codec.message(b"Q", STAT + b"\x00"))
+            + codec.message(b"Q", IMMEDIATE + b";" + STAT + b"\x00"))
 
 
 Stat = tuple[int, int]  # rows updated or deleted, rows inserted
@@ -108,30 +111,31 @@ def stat_value(row: bytes) -> Stat | None:
     return values[0], values[1]
 
 
-def _hidden_rows(before: Stat | None, after: Stat | None, completes: list[bytes],
-                 counted: list[bool]) -> int | None:
-    """Rows updated or deleted beyond what the statements' tags count (by triggers, rules and
-    cascades); None: unknown. An UPDATE's or DELETE's tag counts rows updated or deleted; a
-    plain INSERT's (one no rule counts), rows inserted; a MERGE's or an upsert's (a counted
-    INSERT), both, in a split the tag does not tell: taken as the most inserts the statistics
-    allow, which leaves the most rows to what ran beside them (errs strict)."""
+def _beside(before: Stat | None, after: Stat | None, completes: list[bytes],
+            counted: list[bool], i: int) -> int | None:
+    """Rows updated or deleted that the ``i``-th statement's tag does not count, charged to it
+    (None: unknown): everything the Query updated or deleted beyond that tag — its other
+    statements' too, since a tag may count rows nothing wrote (a view's INSTEAD OF trigger
+    that does nothing) — so several counted writes in one Query are held when together they
+    go over. An UPDATE's or DELETE's tag counts rows updated or deleted; a MERGE's or an
+    upsert's (a counted INSERT) counts inserts too, in a split the tag does not tell: taken as
+    the most inserts the statistics allow beside the plain INSERTs' (errs strict)."""
     if before is None or after is None:
         return None
     updated, inserted = after[0] - before[0], after[1] - before[1]
-    exact = mixed = plain = 0
+    plain = 0
     for complete, is_counted in zip(completes, counted, strict=False):
         command, rows = messages.command_rows(complete[5:])
-        verb = command.split(" ", 1)[0] if command else ""
-        if rows is None:
-            continue
-        if verb in ("UPDATE", "DELETE"):
-            exact += rows
-        elif verb == "MERGE" or (verb == "INSERT" and is_counted):
-            mixed += rows
-        elif verb == "INSERT":
+        if rows is not None and command and command.startswith("INSERT") and not is_counted:
             plain += rows
-    mixed_inserts = min(mixed, max(inserted - plain, 0))
-    return max(updated - exact - (mixed - mixed_inserts), 0)
+    command, rows = messages.command_rows(completes[i][5:])
+    verb = command.split(" ", 1)[0] if command else ""
+    if rows is None:
+        return None
+    if verb in ("UPDATE", "DELETE"):
+        return max(updated - rows, 0)
+    inserts = min(rows, max(inserted - plain, 0))  # MERGE, or an upsert
+    return max(updated - (rows - inserts), 0)
 
 
 def prefix_length(in_transaction: bool) -> int:
@@ -191,7 +195,15 @@ class RowCount:
             if tag == 68:
                 self._after = stat_value(msg)
             elif tag == 90:
-                self._written(self._status)
+                self._written(msg[5:] if self._failed else self._status)
+            elif tag == 69 and not self._failed:
+                # A deferred constraint failing as its triggers fire early: the statement's
+                # error in place of its CommandComplete, as PostgreSQL reports one at COMMIT.
+                self._failed = True
+                if self._last is not None:
+                    del self._kept[self._last]
+                    self._last = None
+                self._hold(msg)
             elif tag not in (67, 69, 84):
                 self._hold(msg)
             return
@@ -240,13 +252,14 @@ class RowCount:
             self._over = Over(None, None, "its count cannot be read (the server answered "
                               f"{len(self._completes)} of its {len(self.limits)} statements)",
                               b"")
-        hidden = _hidden_rows(self._before, self._after, self._completes,
-                              [limit is not None for limit in self.limits])
+        counted = [limit is not None for limit in self.limits]
         for i, limit in enumerate(self.limits):
             if self._over is not None:
                 break
             if limit is not None:
-                over = _verdict(self._completes[i], limit, self._overflow, self._keep, hidden)
+                beside = _beside(self._before, self._after, self._completes, counted, i)
+                over = _verdict(self._completes[i], limit, self._overflow, self._keep, beside,
+                                len(self._completes) > 1)
                 if over is not None:
                     self._over = Over(over.rows, over.command, over.why, b"", i)
         if self._over is not None:
@@ -318,10 +331,11 @@ ROLLBACK_TO = statement(b"ROLLBACK TO SAVEPOINT " + SAVEPOINT)
 COMMIT = statement(_COMMIT)
 ROLLBACK = statement(_ROLLBACK)
 STAT_ = statement(STAT)  # answered with a DataRow besides the ``ANSWERS``
+IMMEDIATE_ = statement(IMMEDIATE)
 
 
 def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int,
-             hidden: int | None) -> Over | None:
+             hidden: int | None, others: bool = False) -> Over | None:
     """Whether a write stands by its CommandComplete and the rows written beside it
     (``hidden``): None under the limit, else why not."""
     command, rows = (messages.command_rows(complete[5:]) if complete is not None
@@ -334,8 +348,9 @@ def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int,
         return Over(None, command, "the rows written through triggers, rules and foreign keys "
                     "cannot be read", b"")
     if rows + hidden > limit:
-        beside = (f" ({hidden} of them through triggers, rules or foreign keys)" if hidden
-                  else "")
+        beside = (f" ({hidden} of them through triggers, rules or foreign keys"
+                  f"{', or by the Query' + chr(39) + 's other statements' if others else ''})"
+                  if hidden else "")
         return Over(rows + hidden, command,
                     f"it writes {rows + hidden} rows{beside}, more than {limit}", b"")
     if overflow:
@@ -400,11 +415,11 @@ class ExtendedCount:
         if self._phase == 1:
             if tag == 67:
                 self._complete = msg
-                self._phase, self._expect = 4, ANSWERS
+                self._phase, self._expect = 4, 2 * ANSWERS  # SET CONSTRAINTS, the statistics
             elif tag == 69:
                 self._end(msg)
             elif tag in (73, 115):  # EmptyQueryResponse, PortalSuspended: no count
-                self._phase, self._expect = 4, ANSWERS
+                self._phase, self._expect = 4, 2 * ANSWERS
             else:
                 self._hold(msg)
             return
@@ -415,7 +430,7 @@ class ExtendedCount:
                     self._counted()
             elif tag == 68:
                 self._after = stat_value(msg)
-            elif tag == 69:  # the transaction is aborted: nothing of it stands
+            elif tag == 69:  # a deferred constraint failed, or the reading: nothing stands
                 self._over = Over(None, None, "the rows it wrote cannot be read", b"")
                 self._complete = None
                 self._end(msg)
@@ -452,9 +467,9 @@ class ExtendedCount:
         self.result = self._answers(error)
 
     def _counted(self) -> None:
-        hidden = _hidden_rows(self._before, self._after,
-                              [self._complete] if self._complete is not None else [], [True])
-        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, hidden)
+        beside = (_beside(self._before, self._after, [self._complete], [True], 0)
+                  if self._complete is not None else None)
+        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, beside)
         if self._over is None:
             # It stands: released without waiting for the answer (a round trip saved on
             # every write under the limit), in front of what the client sends next (the

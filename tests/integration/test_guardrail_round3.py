@@ -14,6 +14,7 @@ security policy still acting as before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,7 +143,10 @@ def test_a_conditioned_upsert_over_the_limit_is_counted_then_held(guarded: Gatew
     thread, out = in_thread(work)
     request = wait_for_request(guarded)
     assert request["rule"] == "review-big-writes"
-    assert "150 rows" in str(request["statement"]) + str(request["reason"])
+    # 150 rows of its own; its trigger's 150 inserts into gw13_log make the split of its
+    # INSERT 0 150 between inserts and updates unknowable, so it is charged strictly.
+    counted = re.search(r"it writes (\d+) rows", str(request["statement"]))
+    assert counted is not None and int(counted.group(1)) >= 150
     assert rewritten(guarded.target) == 0  # run, counted, rolled back
     decide(guarded, False)
     thread.join(30)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 SETUP = """
 SET ROLE gw_scram;
 DROP TABLE IF EXISTS gw12h_k, gw12h_c, gw12h_audit, gw12h_log CASCADE;
+DROP FUNCTION IF EXISTS gw12h_purge(), gw12h_purge_log();
 CREATE TABLE gw12h_k (id int PRIMARY KEY, note text);
 INSERT INTO gw12h_k SELECT i, 'n' FROM generate_series(1, 10) AS i;
 CREATE TABLE gw12h_c (id int PRIMARY KEY, k int REFERENCES gw12h_k ON DELETE CASCADE);
@@ -34,6 +35,10 @@ CREATE TRIGGER gw12h_purge AFTER UPDATE OF note ON gw12h_k
   FOR EACH STATEMENT EXECUTE FUNCTION gw12h_purge();
 CREATE TABLE gw12h_log (id int);
 INSERT INTO gw12h_log SELECT generate_series(1, 500);
+CREATE FUNCTION gw12h_purge_log() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM gw12h_log; RETURN NULL; END$$;
+CREATE CONSTRAINT TRIGGER gw12h_later AFTER UPDATE OF id ON gw12h_k
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gw12h_purge_log();
 CREATE VIEW gw12h_v AS SELECT id, note FROM gw12h_k;
 CREATE RULE gw12h_wipe AS ON UPDATE TO gw12h_v DO INSTEAD DELETE FROM gw12h_log;
 RESET ROLE;
@@ -52,7 +57,8 @@ def guarded(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         stop_gateway(gw)
         pg_target.cluster.sql("DROP TABLE IF EXISTS gw12h_k, gw12h_c, gw12h_audit, gw12h_log "
-                              "CASCADE; DROP FUNCTION IF EXISTS gw12h_purge();", dbname="shop")
+                              "CASCADE; DROP FUNCTION IF EXISTS gw12h_purge(), gw12h_purge_log();",
+                              dbname="shop")
 
 
 def state(target: Target) -> object:
@@ -95,12 +101,14 @@ HIDDEN = [
     ("UPDATE gw12h_k SET note = 'x' WHERE id = %s", (2,)),
     # a view's INSTEAD rule: the tag says UPDATE 0, the rule deletes 500
     ("UPDATE gw12h_v SET note = 'x' WHERE id = %s", (3,)),
+    # a deferred constraint trigger: it would delete 500 at COMMIT, after the count
+    ("UPDATE gw12h_k SET id = id WHERE id = %s", (4,)),
 ]
 
 
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in a transaction"])
 @pytest.mark.parametrize("protocol", ["simple", "extended"])
-@pytest.mark.parametrize(("sql", "params"), HIDDEN, ids=["cascade", "trigger", "rule"])
+@pytest.mark.parametrize(("sql", "params"), HIDDEN, ids=["cascade", "trigger", "rule", "deferred"])
 def test_rows_written_beside_the_statement_are_counted(
         guarded: Gateway, sql: str, params: tuple[object, ...], protocol: str,
         in_transaction: bool) -> None:

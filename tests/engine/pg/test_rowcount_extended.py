@@ -43,9 +43,16 @@ def ours_stat(n: int | bytes | None) -> bytes:
 
 def counted(*statements: bytes, describe: bytes = b"") -> bytes:
     """What the target gets for the counted Execute: the gateway's ``statements`` (BEGIN,
-    SAVEPOINT) in front, the statistics read before and after it, then a Flush."""
-    return (b"".join(statements) + rowcount.STAT_ + describe + b.execute() + rowcount.STAT_
-            + b.FLUSH)
+    SAVEPOINT) in front, the statistics read before it and, once deferred constraints fire,
+    after it, then a Flush."""
+    return (b"".join(statements) + rowcount.STAT_ + describe + b.execute()
+            + rowcount.IMMEDIATE_ + rowcount.STAT_ + b.FLUSH)
+
+
+def then_stat(n: int | bytes | None) -> bytes:
+    """The target's answers behind the Execute: SET CONSTRAINTS ALL IMMEDIATE, then the
+    statistics read again."""
+    return ours("SET CONSTRAINTS") + ours_stat(n)
 
 
 def counting(r: PgRelay, before: bytes = BEFORE, after: bytes = b.SYNC,
@@ -68,7 +75,7 @@ def test_outside_a_block_it_runs_in_the_gateway_s_block_committed_before_the_syn
                                     + b.command_complete("UPDATE 3"))
     # Nothing is decided before the statistics are read again.
     assert (to_client, done) == (b"", []) and r.upstream_data() == b""
-    to_client, done = r.server_data(ours_stat(3))
+    to_client, done = r.server_data(then_stat(3))
     # Under the limit it stands at once; the RELEASE goes out without waiting for it, in
     # front of the Sync that follows, which commits the gateway's block.
     assert to_client == b.command_complete("UPDATE 3")
@@ -87,7 +94,7 @@ def test_inside_the_client_s_block_only_a_savepoint() -> None:
     r = relay(b"T")
     assert counting(r) == counted(rowcount.SAVEPOINT_)
     r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("UPDATE 1")
-                  + ours_stat(1))
+                  + then_stat(1))
     # No COMMIT: the transaction is the client's.
     assert sent(r, b"")[1] == rowcount.RELEASE + b.SYNC
 
@@ -105,7 +112,7 @@ def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() 
     r = relay()
     counting(r)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
-                  + b.command_complete("UPDATE 150") + ours_stat(150))
+                  + b.command_complete("UPDATE 150") + then_stat(150))
     assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
                                  + b.FLUSH)
     to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
@@ -125,7 +132,7 @@ def test_over_the_limit_is_rolled_back_and_its_bind_asked_again_when_approved() 
     # statistics still hold the rows rolled back (they count what ran): only the difference
     # is the write's.
     to_client, _ = r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + ours_stat(150)
-                                 + b.command_complete("UPDATE 150") + ours_stat(300))
+                                 + b.command_complete("UPDATE 150") + then_stat(300))
     assert to_client == b.command_complete("UPDATE 150")
     assert sent(r, b"")[1] == rowcount.RELEASE + rowcount.COMMIT + b.SYNC
     to_client, _ = r.server_data(ours("RELEASE") + ours("COMMIT") + b.ready(b"I"))
@@ -139,14 +146,14 @@ def test_approved_it_writes_no_more_rows_than_its_approver_saw() -> None:
     r = relay()
     counting(r)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
-                  + b.command_complete("UPDATE 150") + ours_stat(150))
+                  + b.command_complete("UPDATE 150") + then_stat(150))
     r.upstream_data()
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
     sent(r, b"")
     r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + ours_stat(150)
-                  + b.command_complete("UPDATE 1000") + ours_stat(1150))
+                  + b.command_complete("UPDATE 1000") + then_stat(1150))
     assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
                                  + b.FLUSH)
     to_client, [f] = r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
@@ -164,7 +171,7 @@ def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
     r = relay(b"T")
     counting(r)
     r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("DELETE 500")
-                  + ours_stat(500))
+                  + then_stat(500))
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(False, "a1", "statement denied by oncall"))
@@ -181,7 +188,7 @@ def test_a_failed_segment_rolls_the_gateway_s_block_back_and_the_client_hears_id
     counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
              + b.SYNC)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
-                  + b.command_complete("UPDATE 3") + ours_stat(3))
+                  + b.command_complete("UPDATE 3") + then_stat(3))
     _, wire = sent(r, b"")
     assert wire.startswith(rowcount.RELEASE) and wire.endswith(rowcount.COMMIT + b.SYNC)
     error = b.error("22012", "division by zero")
@@ -203,7 +210,7 @@ def test_masked_sessions_describe_the_counted_portal_for_the_masker() -> None:
     assert wire == counted(rowcount.SAVEPOINT_, describe=describe)
     rows = b.row_description("a") + b.data_row(b"1")
     to_client, _ = r.server_data(ours("SAVEPOINT") + ours_stat(0) + rows
-                                 + b.command_complete("UPDATE 1") + ours_stat(1))
+                                 + b.command_complete("UPDATE 1") + then_stat(1))
     # The gateway's Describe is answered by the RowDescription, re-tagged for the masker,
     # which is handed the Describe and the Execute now that the write stands.
     assert to_client == (GATEWAY_ROW_DESCRIPTION + rows[1:] + b.command_complete("UPDATE 1"))
@@ -227,7 +234,7 @@ def test_transaction_control_behind_a_counted_write_before_the_sync_is_refused()
     r = relay()
     counting(r, after=b.parse("COMMIT", "c") + b.bind(statement="c") + b.execute() + b.SYNC)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
-                  + b.command_complete("UPDATE 3") + ours_stat(3))
+                  + b.command_complete("UPDATE 3") + then_stat(3))
     out, wire = sent(r, b"")
     [refused] = out.finished
     assert refused.status == "blocked" and "would change" in (refused.error or "")
@@ -290,7 +297,7 @@ def test_a_commit_skipped_after_an_error_does_not_take_the_sync_s_answer() -> No
     counting(r, after=b.parse("SELECT 1/0", "z") + b.bind(statement="z") + b.execute()
              + b.SYNC)
     r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
-                  + b.command_complete("UPDATE 3") + ours_stat(3))
+                  + b.command_complete("UPDATE 3") + then_stat(3))
     _, wire = sent(r, b"")
     assert wire.startswith(rowcount.RELEASE) and wire.endswith(rowcount.COMMIT + b.SYNC)
     error = b.error("22012", "division by zero")
@@ -327,7 +334,7 @@ def test_an_approval_is_of_the_statement_bound_then_not_of_its_name() -> None:
     counting(r, before, owed=b.PARSE_COMPLETE + b.BIND_COMPLETE + b.CLOSE_COMPLETE
              + b.PARSE_COMPLETE)
     r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("UPDATE 500")
-                  + ours_stat(500))
+                  + then_stat(500))
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
     assert r.client_data(b"").hold is not None
     r.decide(Decision(True, "a1"))
@@ -345,14 +352,14 @@ def test_first_in_its_pipeline_the_gateway_s_block_is_the_savepoint() -> None:
     wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
     assert wire == counted(rowcount.BEGIN)
     to_client, _ = r.server_data(ours("BEGIN") + ours_stat(0) + b.command_complete("UPDATE 3")
-                                 + ours_stat(3))
+                                 + then_stat(3))
     assert to_client == b.command_complete("UPDATE 3") and r.upstream_data() == b""
     assert sent(r, b"")[1] == rowcount.COMMIT + b.SYNC
     r.server_data(ours("COMMIT") + b.ready(b"I"))
 
     wire = counting(r, ALONE, owed=OWED[len(RAN_OWED):])
     r.server_data(ours("BEGIN") + ours_stat(0) + b.command_complete("UPDATE 300")
-                  + ours_stat(300))
+                  + then_stat(300))
     assert r.upstream_data() == rowcount.ROLLBACK + b.close("P") + b.FLUSH
     _, [f] = r.server_data(ours("ROLLBACK") + b.CLOSE_COMPLETE)
     assert (f.status, f.rows) == ("rolled back", 300)
@@ -373,7 +380,7 @@ def test_rows_written_through_triggers_count_too() -> None:
     r = relay()
     counting(r)
     to_client, done = r.server_data(ours("BEGIN") + ours("SAVEPOINT") + ours_stat(0)
-                                    + b.command_complete("UPDATE 3") + ours_stat(253))
+                                    + b.command_complete("UPDATE 3") + then_stat(253))
     assert (to_client, done) == (b"", [])
     assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
                                  + b.FLUSH)
@@ -388,7 +395,7 @@ def test_rows_written_through_triggers_count_too() -> None:
     _, wire = sent(r, b"")
     assert wire == b.bind() + counted(rowcount.SAVEPOINT_)
     to_client, [f] = r.server_data(b.BIND_COMPLETE + ours("SAVEPOINT") + ours_stat(253)
-                                   + b.command_complete("UPDATE 3") + ours_stat(506))
+                                   + b.command_complete("UPDATE 3") + then_stat(506))
     assert to_client == b.command_complete("UPDATE 3") and f.status == "ok"
     assert sent(r, b"")[1] == rowcount.RELEASE + rowcount.COMMIT + b.SYNC
 
@@ -405,7 +412,7 @@ def test_rows_beside_it_under_the_limit_stand(before: int, rows: int, after: int
     r = relay(b"T")
     counting(r)
     to_client, done = r.server_data(ours("SAVEPOINT") + ours_stat(before)
-                                    + b.command_complete(f"UPDATE {rows}") + ours_stat(after))
+                                    + b.command_complete(f"UPDATE {rows}") + then_stat(after))
     if stands:
         assert to_client == b.command_complete(f"UPDATE {rows}")
         assert [(f.status, f.rows) for f in done] == [("ok", rows)]
@@ -431,7 +438,7 @@ def test_statistics_that_cannot_be_read_hold_the_write(before: int | bytes | Non
     r = relay(b"T")
     counting(r)
     to_client, _ = r.server_data(ours("SAVEPOINT") + ours_stat(before)
-                                 + b.command_complete("UPDATE 3") + ours_stat(after))
+                                 + b.command_complete("UPDATE 3") + then_stat(after))
     assert to_client == b""
     assert r.upstream_data() == (rowcount.ROLLBACK_TO + rowcount.RELEASE + b.close("P")
                                  + b.FLUSH)
