@@ -180,6 +180,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from gatewatch.cli import records
     from gatewatch.cli.runner import run, setup_logging
+    from gatewatch.cli.shown import safe
     from store import StoreError, open_store
 
     if args.command == "policy" and args.policy_command == "schema":
@@ -198,7 +199,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                                           args.shell_command)
         except ExplainError as exc:
             raise UsageError(str(exc)) from exc
-        print(text)
+        print(safe(text))
         return 0
     if args.command == "policy":
         if not args.file.is_file():
@@ -281,19 +282,20 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.command == "reload":
                 return operate.reload(config, token, as_json=args.json)
             if args.command == "approvals":
-                print(operate.approvals(config, token, as_json=args.json))
+                print(safe(operate.approvals(config, token, as_json=args.json)))
             elif args.command == "kill":
                 if args.scope != "identity" and not args.lock_out:
                     raise UsageError("--scope goes with --lock-out")
-                print(operate.kill(config, token, args.session, args.reason, args.lock_out,
-                                   args.scope))
+                print(safe(operate.kill(config, token, args.session, args.reason,
+                                        args.lock_out, args.scope)))
             elif args.command == "lockouts":
-                print(operate.lockouts(config, token, as_json=args.json))
+                print(safe(operate.lockouts(config, token, as_json=args.json)))
             elif args.command == "unlock":
-                print(operate.unlock(config, token, args.lockout, args.reason))
+                print(safe(operate.unlock(config, token, args.lockout, args.reason)))
             else:
-                print(operate.decide(config, token, args.request,
-                                     approve=args.command == "approve", reason=args.reason))
+                print(safe(operate.decide(config, token, args.request,
+                                          approve=args.command == "approve",
+                                          reason=args.reason)))
         except operate.OperateError as exc:
             return operate.fail(str(exc))
         return 0
@@ -325,13 +327,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "sessions":
-            print(records.sessions(store, as_json=args.json, limit=args.limit))
+            print(safe(records.sessions(store, as_json=args.json, limit=args.limit)))
             return 0
         if args.command == "show":
             session = find_session(store, args.session)
             if session is None:
                 raise UsageError(f"no session {args.session!r} in {config.store_shown()}")
-            print(records.show(store, session, as_json=args.json))
+            print(safe(records.show(store, session, as_json=args.json)))
             return 0
         if args.command == "export":
             from gatewatch.cli.export import export_command
@@ -346,7 +348,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 raise UsageError(f"no session {args.session!r} in {config.store_shown()}")
             session_id = find_session(store, args.session)["id"] if args.session else None  # type: ignore[index]
             ok, message = records.verify_store(store, session_id)
-            print(message, file=sys.stdout if ok else sys.stderr)
+            print(safe(message), file=sys.stdout if ok else sys.stderr)
             return 0 if ok else 1
     except StoreError as exc:
         raise UsageError(str(exc)) from exc

@@ -95,3 +95,33 @@ def test_a_held_ssh_command_reads_as_its_decision_like_postgresqls(tmp_path: Pat
         assert "denied (review-restarts)" in stopped and "denied: denied by bob" in stopped
     finally:
         store.close()
+
+
+def test_escape_sequences_in_a_statement_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A statement can carry escape sequences that erase lines and move the cursor: printed
+    as they are, the approver's terminal would draw a harmless statement over the one that
+    runs. ``gatewatch show`` (and approvals, sessions …) print them as visible escapes."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    work = tmp_path / "w"
+    work.mkdir(mode=0o700)
+    rec = Recording(new_store(work), "e5c4pe00aa22bb33", protocol="postgres")
+    hidden = "UPDATE orders SET total = 0 /* \x1b[2K\x1b[1A\x1b[8m \u202e \x07 */"
+    rec.approval("h1", 1.0, 3.0, "denied", hidden, reason="no")
+    rec.store.apply([*_held("e5c4pe00aa22bb33", 1, 3.0, hidden, "denied", "h1",
+                            status="denied", sqlstate="42501", error="denied", rows=None)])
+    rec.close(5.0)
+    rec.store.close()
+    config = tmp_path / "p.yaml"
+    config.write_text(f"version: 1\nengine:\n  store: {work / 'gatewatch.db'}\n"
+                      f"  control_socket: {tmp_path / 'c.sock'}\n")
+    out = subprocess.run([sys.executable, "-m", "gatewatch", "show", "e5c4", "-c", str(config)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "GATEWATCH_CONFIG": ""})
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout and "\u202e" not in out.stdout
+    assert "UPDATE orders SET total = 0 /* \\x1b[2K\\x1b[1A" in out.stdout
