@@ -29,6 +29,9 @@ EXPLICIT = frozenset({
     # What turns a trigger, rule, policy or constraint off, and a foreign key whose actions
     # write later (``protection``).
     "DISABLE PROTECTION", "ADD CASCADING FOREIGN KEY",
+    # A write of a system catalog (pg_class, pg_authid …): a rename, a role change or a
+    # drop by another name, for a role allowed to.
+    "CATALOG WRITE",
 })
 
 _OBJECT_NAMES = {

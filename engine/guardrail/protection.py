@@ -142,6 +142,8 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
     """Statements other than ALTER TABLE that turn protection off."""
     if node_type == "AlterEventTrigStmt":
         return node.get("tgenabled") in ("D", "R")  # DISABLE, ENABLE REPLICA
+    if node_type == "RuleStmt":
+        return bool(node.get("instead"))  # the write it replaces no longer happens
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":
