@@ -153,7 +153,8 @@ class TableCatalog:
         column of the table; table "*": any table, when code the gateway cannot read ran)."""
         if self._add_taint(table, column, sources) and self.taint_file is not None:
             record = {"target": self._target, "table": table, "column": column,
-                      "sources": sorted([s.schema, s.table, s.column] for s in sources)}
+                      "sources": sorted(([s.schema, s.table, s.column] for s in sources),
+                                        key=lambda source: [v or "" for v in source])}
             line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
             try:
                 fd = os.open(self.taint_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

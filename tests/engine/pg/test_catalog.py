@@ -122,3 +122,18 @@ async def test_sessions_asking_at_once_share_one_lookup() -> None:
     assert await asyncio.gather(*waiting) == [True, True, True]
     assert len(asked) == 1 and all(f"'{n}'" in asked[0] for n in "abc")
     assert catalog.stamp("a") == catalog.stamp("c") == catalog.checks == 1
+
+
+def test_sources_with_and_without_a_schema_are_kept_together(tmp_path: Path) -> None:
+    """Found in the fourth outside attack: a write from a source without a schema beside one
+    with a schema (code the gateway could not read, and a column it could) failed to sort, and
+    every later statement of the session was refused."""
+    from engine.masking.lineage import Source
+    from engine.pg.catalog import taint_file
+
+    journal = taint_file(tmp_path / "store.db")
+    upstream = Upstream("127.0.0.1", 5432, "gw", sslmode="disable")
+    catalog = TableCatalog(upstream, "shop", 1 << 20, taint_file=journal)
+    both = frozenset({Source(None, "", ""), Source("public", "customers", "national_id")})
+    catalog.taint("*", "*", both)
+    assert TableCatalog(upstream, "shop", 1 << 20, taint_file=journal).derived("t", "c") == both
