@@ -80,9 +80,11 @@ class _Shared:
         # of the session's regular expressions match the statement)
         self.shapes: dict[str, tuple[int, int, dict[tuple[bool, ...], Judgement]]] = {}
         self.commands: dict[str, Judgement] = {}
+        self.version = -1
         self.set(rules, settings)
 
     def set(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
+        self.version += 1  # what a session kept at hand (``SessionGuard.judge``) is old
         self.rules, self.settings = rules, settings
         self.by_shape = shape_blind(rules)
         self.patterns = _patterns(rules)
@@ -106,6 +108,8 @@ class SessionGuard:
         # match what it created (``classify_text``).
         self.qualified_only = False
         self._generation = 0  # the memory's generation the own caches were filled under
+        self._last: tuple[str, Judgement | None, tuple[int, bool, int]] = ("", None,
+                                                                         (-1, False, -1))
 
     def fork(self) -> SessionGuard:
         """A guard for another session of the same rules: the caches shared, a memory of
@@ -151,6 +155,7 @@ class SessionGuard:
         self._shared.set(rules, settings)
         self._own_cache.clear()
         self._own_shapes.clear()
+        self._last = ("", None, (-1, False, -1))
 
     def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
         """A shell command line (SSH exec, or a line entered in an interactive shell);
@@ -190,6 +195,17 @@ class SessionGuard:
         self.memory.finished(*started)
 
     def judge(self, text: str) -> Judgement:
+        """The judgement of ``text``; the last one is kept at hand, as the relay asks for the
+        same text again when it starts the statement (``started``)."""
+        state = (self.memory.generation, self.qualified_only, self._shared.version)
+        last, kept, at = self._last
+        if kept is not None and text == last and state == at:
+            return kept
+        judgement = self._judged(text)
+        self._last = (text, judgement, state)
+        return judgement
+
+    def _judged(self, text: str) -> Judgement:
         if self.memory.generation != self._generation:
             self._generation = self.memory.generation
             self._own_cache.clear()
