@@ -183,6 +183,10 @@ def test_a_value_printed_slowly_at_a_shell_is_masked(sgw: SshGateway, connection
     marker = f"slow-shell-{connection}-{cols}"
     client = PtyClient(sgw.ssh_argv(connection=connection, options=("-tt",)), sgw.env(),
                        cols, 24)
+    deadline = time.monotonic() + 30  # the shell's first prompt before any key, as a person
+    while not (b"$ " in client.seen or b"# " in client.seen):  # waits (keys typed earlier
+        assert time.monotonic() < deadline, client.seen[-400:]  # are lines never seen)
+        time.sleep(0.02)
     client.keys("export PS1='g''w$ '\r")
     client.wait_for(b"gw$ ")
     for case in ("card-after-tab", "email", "secret"):

@@ -121,6 +121,9 @@ class Terminal:
         self.seen = b""
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
+        # The shell's first prompt before any key, as a person waits for it: keys typed before
+        # the shell echoes them are judged as lines the gateway could not see (fail closed).
+        self.wait_for_any((b"$ ", b"# "))
         self.keys("export PS1='g''w$ '\r")
         self.wait_for(b"gw$ ")
 
@@ -138,6 +141,16 @@ class Terminal:
     def mark(self) -> int:
         with self._lock:
             return len(self.seen)
+
+    def wait_for_any(self, wanted: tuple[bytes, ...], seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            with self._lock:
+                seen = self.seen
+            if any(w in seen for w in wanted):
+                return
+            assert time.monotonic() < deadline, f"never saw {wanted!r}; screen: {seen[-600:]!r}"
+            time.sleep(0.02)
 
     def wait_for(self, wanted: bytes, since: int = 0, seconds: float = 15) -> bytes:
         deadline = time.monotonic() + seconds
