@@ -137,7 +137,22 @@ def place(word: str, cwd: Cwd, pattern: str | None = None) -> list[Place]:
     return out
 
 
+# /proc/PID/root and /proc/PID/cwd are other processes' views of the file system: what follows
+# is a path from their root or working directory; their open files and mappings may be any file.
+_PROC_VIEW = re.compile(r"^/+proc/+[^/]+/+(root|cwd)(/.*)?$")
+_PROC_ANY = re.compile(r"^/+proc/+[^/]+/+(fd|fdinfo|map_files)(/|$)")
+
+
 def _place(text: str, pattern: bool, cwd: Cwd) -> list[Place]:
+    view = _PROC_VIEW.match(text)
+    if view is not None:
+        rest = view.group(2) or "/"
+        inner = (_place(rest, pattern, cwd) if view.group(1) == "root"
+                 else [_floating(rest.lstrip("/") or ".", pattern)])
+        return [Place(path_parts(posixpath.normpath(text)), True, pattern), *inner]
+    if _PROC_ANY.match(text):
+        return [Place(path_parts(posixpath.normpath(text)), True, pattern),
+                _floating("*", True)]  # an open file of another process: any
     climbs = text.split("/")
     if ".." in climbs[1:] and climbs[0] != "..":
         # a/b/../c: where ".." leads depends on what a/b is (a link goes elsewhere), so also
@@ -492,11 +507,43 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         found.append((re.sub(r"([*?\[])", r"[\1]", prefix) + "*", False))
     elif name == "script":  # a terminal recorder: its typescript holds what was shown
         found += [(w, False) for w in _operands(name, words)]
+    elif name in ("tar", "bsdtar"):  # the archive it creates: -f FILE, --file=FILE, cf FILE
+        found += _tar_archive(words)
+    elif name in _COMPRESSORS and not any(
+            w in ("-c", "--stdout", "--to-stdout") or (w.startswith("-") and not w.startswith("--")
+                                                       and "c" in w) for w in words):
+        suffix = "*" if any(w.startswith(("-S", "--suffix")) for w in words) else (
+            _COMPRESSORS[name])
+        found += [(re.sub(r"([*?\[])", r"[\1]", w) + suffix, False)
+                  for w in _operands(name, words)]
+    elif name in ("zip", "7z", "7za") and operands:
+        archive = operands[1] if name != "zip" and len(operands) > 1 else operands[0]
+        found += [(archive, False), (archive + "*", False)]  # zip adds .zip when it has none
     elif name in ("awk", "gawk") and "inplace" in words:  # gawk -i inplace: sed -i's kin
         files = _operands(name, words)
         program_file = any(w.startswith("-f") or w.startswith("--file") for w in words)
         found += [(w, False) for w in (files if program_file else files[1:])]
     return [(w, tree) for w, tree in found if w and w != "-"]
+
+
+# Compressors that write FILE and a suffix beside each FILE they are given (unless -c).
+_COMPRESSORS = {"gzip": ".gz", "pigz": ".gz", "bzip2": ".bz2", "pbzip2": ".bz2", "xz": ".xz",
+                "lzma": ".lzma", "zstd": ".zst", "lz4": ".lz4", "lzip": ".lz", "compress": ".Z"}
+
+
+def _tar_archive(words: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """The archive a tar line names: the word after a cluster holding f (``-czf x``, ``czf
+    x``, ``-f x``), or ``--file=x`` / ``--file x``. Without one it writes $TAPE or the
+    standard output (a redirection, seen as such)."""
+    found: list[tuple[str, bool]] = []
+    for i, w in enumerate(words):
+        if w.startswith("--file"):
+            value = w.partition("=")[2] or (words[i + 1] if i + 1 < len(words) else "")
+            found.append((value, False))
+        elif (re.fullmatch(r"-[A-Za-z]+" if i else r"-?[A-Za-z]+", w) and "f" in w
+              and i + 1 < len(words)):
+            found.append((words[i + 1], False))
+    return found
 
 
 def _written(word: str, unresolved: bool, cwd: Cwd, *, tree: bool,
