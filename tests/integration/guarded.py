@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg import errors
 
 from gatewatch.cli.control_client import ControlClient
 from tests.conftest import ROOT, Gateway, Target, start_gateway
@@ -41,3 +46,25 @@ def wait_for_request(gateway: Gateway, timeout: float = 15) -> dict[str, Any]:
 def cli_env(gateway: Gateway, who: str = "oncall") -> dict[str, str]:
     return {**os.environ, "GATEWATCH_TOKEN": gateway.tokens[who],
             "GATEWATCH_CONFIG": str(gateway.work / "policies.yaml")}
+
+
+def denied(gateway: Gateway, work: Callable[[], object],
+           reason: str = "issue 12") -> dict[str, Any]:
+    """Run ``work`` (a client's statement) in a thread: it must be held for approval; an
+    operator denies it, and the client hears the denial (42501). The request."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except psycopg.Error as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    request = wait_for_request(gateway)
+    with operator(gateway) as client:
+        client.call("deny", request=request["id"], reason=reason)
+    worker.join(30)
+    assert failure and isinstance(failure[0], errors.InsufficientPrivilege), failure
+    return request

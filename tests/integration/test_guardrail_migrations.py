@@ -9,7 +9,6 @@ must not be fooled by (a CREATE that failed, one rolled back) is held.
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from psycopg import errors
 
 from tests.conftest import Gateway, Target, need, stop_gateway
-from tests.integration.guarded import operator, start_guarded, wait_for_request
+from tests.integration.guarded import denied, operator, start_guarded
 
 pytestmark = pytest.mark.integration
 
@@ -122,26 +121,6 @@ def test_a_migration_is_never_held(guarded: Gateway, clean: None, tmp_path: Path
                                      "WHERE tgname = 'gw12m_count'") == 1
 
 
-def held_and_denied(gateway: Gateway, conn: psycopg.Connection[tuple[object, ...]],
-                    sql: str) -> str:
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            conn.execute(sql)  # type: ignore[arg-type]
-        except psycopg.Error as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    request = wait_for_request(gateway)
-    with operator(gateway) as client:
-        client.call("deny", request=request["id"], reason="issue 12")
-    worker.join(30)
-    assert failure and isinstance(failure[0], errors.InsufficientPrivilege)
-    return str(request["rule"])
-
-
 @pytest.mark.parametrize("fooled_by", ["failed", "rolled back"])
 def test_a_create_that_did_not_stand_is_not_remembered(guarded: Gateway, clean: None,
                                                         fooled_by: str) -> None:
@@ -158,7 +137,8 @@ def test_a_create_that_did_not_stand_is_not_remembered(guarded: Gateway, clean: 
             conn.execute(replace)  # type: ignore[arg-type]
             conn.execute("ROLLBACK")
         # The trigger would bind the function that empties gw12m_victim.
-        assert held_and_denied(guarded, conn, TRIGGER) == "review-opaque-code"
+        request = denied(guarded, lambda: conn.execute(TRIGGER))  # type: ignore[arg-type]
+        assert request["rule"] == "review-opaque-code"
         assert conn.execute("SELECT 1").fetchone() == (1,)
     assert on_target(guarded.target, "SELECT count(*) FROM gw12m_victim") == 50
     assert on_target(guarded.target, "SELECT count(*) FROM pg_trigger "

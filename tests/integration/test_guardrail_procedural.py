@@ -18,7 +18,7 @@ import pytest
 from psycopg import errors
 
 from tests.conftest import ROOT, Gateway, Target, need, stop_gateway
-from tests.integration.guarded import operator, start_guarded, wait_for_request
+from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
 from tests.integration.test_recording import run_cli
 
 pytestmark = pytest.mark.integration
@@ -100,23 +100,9 @@ def refused(gateway: Gateway, sql: str, protocol: str = "simple") -> str:
 
 def held_and_denied(gateway: Gateway, sql: str) -> dict[str, object]:
     """Run ``sql``: it must be held for approval; an operator denies it."""
-    failure: list[BaseException] = []
     with psycopg.connect(gateway.dsn(), autocommit=True,
                          cursor_factory=psycopg.ClientCursor) as conn:
-
-        def run() -> None:
-            try:
-                conn.execute(sql)  # type: ignore[arg-type]
-            except psycopg.Error as exc:
-                failure.append(exc)
-
-        worker = threading.Thread(target=run)
-        worker.start()
-        request = wait_for_request(gateway)
-        with operator(gateway) as client:
-            client.call("deny", request=request["id"], reason="issue 12")
-        worker.join(30)
-        assert failure and isinstance(failure[0], errors.InsufficientPrivilege)
+        request = denied(gateway, lambda: conn.execute(sql))  # type: ignore[arg-type]
         assert conn.execute("SELECT 1").fetchone() == (1,)
     return request
 

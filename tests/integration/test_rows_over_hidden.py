@@ -7,15 +7,13 @@ leaves every row in place. Writes that stay small pass.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import errors
 
 from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import operator, start_guarded, wait_for_request
+from tests.integration.guarded import denied, operator, start_guarded
 
 pytestmark = pytest.mark.integration
 
@@ -69,29 +67,19 @@ def state(target: Target) -> object:
 
 def held_and_denied(gateway: Gateway, sql: str, params: tuple[object, ...] | None,
                     in_transaction: bool) -> dict[str, object]:
-    failure: list[BaseException] = []
     cursor = psycopg.ClientCursor if params is None else psycopg.Cursor
     with psycopg.connect(gateway.dsn(), autocommit=True, cursor_factory=cursor) as conn:
 
-        def run() -> None:
+        def work() -> None:
             try:
                 if in_transaction:
                     conn.execute("BEGIN")
                 conn.execute(sql, params)  # type: ignore[arg-type]
-            except psycopg.Error as exc:
-                failure.append(exc)
             finally:
                 if in_transaction:
                     conn.execute("ROLLBACK")
 
-        worker = threading.Thread(target=run)
-        worker.start()
-        request = wait_for_request(gateway)
-        with operator(gateway) as client:
-            client.call("deny", request=request["id"], reason="issue 12")
-        worker.join(30)
-        assert failure and isinstance(failure[0], errors.InsufficientPrivilege)
-    return request
+        return denied(gateway, work)
 
 
 HIDDEN = [
