@@ -1273,6 +1273,8 @@ class PgRelay:
                         pieces.append(codec.ready_for_query(b"I"))
                         run = end
             elif tag == 69:  # 'E'
+                if self.guard is not None:  # its transaction, or statement, is rolled back
+                    self.guard.memory.rolled_back()
                 if owed and owed[0][0] == _FAIL:
                     # The gateway's failing message: its error in place of the target's.
                     reply, skip = owed.popleft()[1]
@@ -1379,8 +1381,6 @@ class PgRelay:
         if not owed:
             return
         fields = messages.error_fields(body)
-        if self.guard is not None:  # its transaction, or statement, is rolled back
-            self.guard.memory.rolled_back()
         kind, record = owed[0]
         if kind == _SIMPLE:
             if record is not None:

@@ -1521,3 +1521,23 @@ def test_a_block_in_a_pipeline_fails_the_segment_and_its_error_is_the_gateway_s_
     start = to_client.index(GATEWAY_ERROR + b"\x00")
     assert b'blocked by rule "no-drop"' in to_client[start:] and b"syntax" not in to_client
     assert to_client.endswith(b.ready()) and [f.status for f in done] == ["ok"]
+
+
+def test_a_function_created_in_a_segment_the_gateway_failed_is_not_remembered() -> None:
+    """CREATE FUNCTION completes, then a blocked statement fails the segment on the target:
+    its implicit transaction rolls back, and the function was never created. The session's
+    memory (``SessionGuard.memory``) must not keep it for a trigger to bind later."""
+    # A rule that blocks a statement which would keep the memory itself (an index on
+    # columns): only the failed segment can tell that the function is gone.
+    rules = (Rule("no-indexes", "block", Match(statements=frozenset({"CREATE INDEX"}))),)
+    relay = PgRelay(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
+                                                                           frozenset()))
+    create = ("CREATE FUNCTION public.tf() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$BEGIN RETURN NEW; END$$")
+    first = b.parse(create) + b.bind() + b.execute()
+    blocked = b.parse("CREATE INDEX i ON t (a)") + b.bind() + b.execute()
+    out = relay.client_data(first + blocked + b.SYNC)
+    assert out.out == first + FAILING_PARSE + b.SYNC
+    relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.command_complete("CREATE FUNCTION")
+                      + SYNTAX_ERROR + b.ready())
+    assert relay.guard is not None and not relay.guard.memory.known.functions
