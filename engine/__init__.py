@@ -17,3 +17,10 @@ reads ``recordings`` and ``store`` and never imports ``tui``, ``themes``, ``text
 entry points in ``gatewatch``; inside it, the front ends sit above the session core, then
 approvals, identity, the policies file, masking and the guardrails, in that order.
 """
+
+import warnings
+
+# asyncssh names DSA key types in its annotations, and cryptography 51 and later warn at each such
+# name when asyncssh is imported. The operator cannot act on that, and it would land on stderr
+# ahead of the engine's own messages, which scripts read. Gatewatch never offers or accepts DSA.
+warnings.filterwarnings("ignore", message=r"DSA is deprecated", module=r"asyncssh(\.|$)")
