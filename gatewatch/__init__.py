@@ -4,5 +4,8 @@ They sit above everything else — they start the engine, attach the TUI, and re
 and nothing imports them (the import-linter contracts in pyproject.toml say so).
 """
 
-# The engine package quiets asyncssh's import-time warnings; the demo imports asyncssh too.
-import engine as _engine  # noqa: F401
+import warnings
+
+# As ``engine`` does: cryptography 51 and later warn about DSA names when asyncssh is imported
+# (the demo's SSH target imports it too), on stderr that scripts read. Nothing offers DSA.
+warnings.filterwarnings("ignore", message=r"DSA is deprecated", module=r"asyncssh(\.|$)")
