@@ -227,7 +227,7 @@ class Gateway:
     def wait_for(self, check: Callable[[SqliteStore], T], timeout: float = 10) -> T:
         """Poll the store (records reach SQLite within the recorder's checkpoint delay)."""
         deadline = time.monotonic() + timeout
-        last: Any = None
+        last: T | None = None
         while time.monotonic() < deadline:
             if (self.work / "store.db").exists():
                 store = self.store()

@@ -26,7 +26,7 @@ import orjson
 from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
-from engine.guardrail import procedural, protection, querytext
+from engine.guardrail import builtin_names, procedural, protection, querytext
 from engine.guardrail.bounds import (
     Target,
     constants_blind,
@@ -169,6 +169,11 @@ class Facts:
     # counts it. A write that runs now is counted whatever its table.
     own: bool = False
     cased: bool = False  # it writes a relation whose quoted name has upper-case letters
+    # It runs code of the target's that the gateway has not read, now (not in a body for
+    # later): a function or operator that is not PostgreSQL's own, a procedure, SQL text
+    # built at run time. What that code writes shows only in the target's counts: a
+    # ``rows_over`` rule counts the statement (``engine.pg.rowcount``).
+    reaches: bool = False
     # Where ``text`` sits in the query string (characters), for a statement of one.
     span: tuple[int, int] = (0, 0)
 
@@ -382,6 +387,7 @@ class _Walker:
         """SQL text only known at run time: opaque; what builds it is judged for its calls."""
         part = Facts(shown, {"DYNAMIC SQL"}, origin=origin, deferred=deferred)
         sink.kinds.add("DYNAMIC SQL")
+        sink.reaches |= not deferred
         if builder is not None:
             holder = Facts(shown)
             self._inner(builder, origin, deferred, holder, reread=False)  # the body's text
@@ -876,6 +882,8 @@ class _Walker:
         if parts:
             function = parts[-1].lower()
             self.facts.functions.add(function)
+            if not self.facts.reaches and self._user_code(parts, builtin_names.FUNCTIONS):
+                self.facts.reaches = True
             if function == "set_config":
                 self.facts.by_shape = False
                 self._set_config(node.get("args", []))
@@ -885,6 +893,31 @@ class _Walker:
             elif function in _NAMES_FROM_TEXT:
                 self.facts.by_shape = False
         return True
+
+    def _operator(self, node: dict[str, Any]) -> bool:
+        if node.get("kind") in _OPERATOR_EXPRESSIONS and not self.facts.reaches:
+            parts = name(node.get("name", []))
+            if parts and self._user_code(parts, builtin_names.OPERATORS):
+                self.facts.reaches = True
+        return True
+
+    def _user_code(self, parts: list[str], builtin: frozenset[str]) -> bool:
+        """Whether a call of ``parts`` (a function's or operator's name as written) may run
+        code a user created that writes rows. PostgreSQL's own (``builtin_names``, case
+        as written: ``"Lower"`` is not lower) do not; a function the session created and the
+        gateway remembers (``memory``, the same name as created) does only if its body writes
+        tables that are not the session's own, or runs code it cannot read; anything else may.
+        """
+        schema = parts[0].lower() if len(parts) > 1 else None
+        if schema in ("pg_catalog", "information_schema") and len(parts) == 2:
+            return parts[1] not in builtin
+        shown = [f'"{p.replace(chr(34), chr(34) * 2)}"' if "." in p or '"' in p else p
+                 for p in parts]
+        prefix = ".".join(shown) + "("
+        known = [body for identity, body in self.bodies.items() if identity.startswith(prefix)]
+        if known and (schema is not None or not self.qualified_only):
+            return any(_may_write(body) for body in known)
+        return schema is not None or parts[-1] not in builtin
 
     def _query_text(self, function: str, args: list[Any]) -> None:
         """A function that runs SQL given as text: a constant is judged as the SQL it is, as
@@ -941,6 +974,8 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.writes |= inner.writes
     sink.by_shape &= inner.by_shape
     sink.settings.update(inner.settings)
+    if not deferred:
+        sink.reaches |= inner.reaches
 
 
 # Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
@@ -1018,9 +1053,24 @@ def _identity(parts: list[str], parameters: list[Any]) -> str:
     return f"{'.'.join(shown)}({','.join(types)})"
 
 
+# Expressions that name an operator (BETWEEN and the like name a keyword instead).
+_OPERATOR_EXPRESSIONS = frozenset({
+    "AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
+    "AEXPR_NULLIF", "AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR"})
+
+
+def _may_write(body: Facts) -> bool:
+    """Whether a remembered function's body, run now, may write rows the session does not
+    own, or run code the gateway has not read."""
+    if body.reaches or body.kinds & {"DYNAMIC SQL", "OPAQUE BODY"}:
+        return True
+    return any(_may_write(part) or (part.writes and not part.own) for part in body.parts)
+
+
 def _opaque(sink: Facts, text: str, origin: str, why: str, deferred: bool) -> None:
     """Code the gateway cannot read: an OPAQUE BODY part, never allowed by default."""
     sink.kinds.add("OPAQUE BODY")
+    sink.reaches |= not deferred
     shown = " ".join(text.split())
     sink.parts.append(Facts(shown[:200] or origin, {"OPAQUE BODY"},
                             origin=f"{origin} {why}", deferred=deferred))
@@ -1099,6 +1149,7 @@ _HANDLERS: dict[str, _Handler] = {
     "CreateTrigStmt": _Walker._create_trigger,
     "CreateEventTrigStmt": _Walker._create_event_trigger,
     "FuncCall": _Walker._func_call,
+    "A_Expr": _Walker._operator,
     "RangeVar": _Walker._range_var,
     "TypeCast": _Walker._type_cast,
 }

@@ -147,7 +147,8 @@ class Match:
         if not self.for_sql():
             return None
         reasons: list[str] = []
-        if self.rows_over is not None and (facts.own or not facts.kinds & ROW_WRITES):
+        if self.rows_over is not None and (
+                facts.own or not (facts.kinds & ROW_WRITES or facts.reaches)):
             return None  # own: rows the session itself put in tables it created
         if self.statements:
             hit = sorted(facts.kinds & self.statements)
@@ -283,6 +284,9 @@ class Verdict:
     # and rolling it back when over. Anything that does not count treats it as ``action``.
     rows_over: int | None = None
     under: Verdict | None = None
+    # Whether the statement's own tag counts toward ``rows_over`` (an UPDATE's does); when not,
+    # only what the code it calls writes does (``SELECT f()``, an INSERT … VALUES (f())).
+    tag_counts: bool = True
 
     @property
     def severity(self) -> int:
@@ -366,6 +370,10 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
     # What is counted, in the operator's words: the rule's own criteria when it has others
     # ("UPDATE orders; "), else the statement's writing kinds and tables.
     what = f"{why}; " if why else _writes(facts) + " "
+    if not countable(facts) and reaches_only(facts):
+        return Verdict(rule.action, rule.name, f"{what}writes more than {limit} rows",
+                       facts.text, rule.message, rows_over=limit, under=verdict,
+                       tag_counts=False)
     if not countable(facts):
         # The tag would not say how many rows it writes: it meets the rule (invariant 9).
         return Verdict(rule.action, rule.name, f"{what}may write more than {limit} rows, and "
@@ -379,7 +387,31 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
 def _writes(facts: Facts) -> str:
     """``UPDATE orders``, ``DELETE and UPDATE t``: what a rows_over rule saw write rows."""
     kinds = " and ".join(sorted(facts.kinds & ROW_WRITES))
+    if not kinds:
+        return "the code it calls (functions, procedures, operators not PostgreSQL's own)"
     return f"{kinds} {', '.join(sorted(facts.writes))}" if facts.writes else kinds
+
+
+def reaches_only(facts: Facts) -> bool:
+    """Whether ``facts`` writes rows only through code it calls (``Facts.reaches``): one
+    statement that is not an UPDATE, DELETE, MERGE or TRUNCATE itself (an INSERT's own rows
+    are no ``rows_over`` matter), nor transaction control (the gateway's block would change
+    what it does) nor COPY (data flows while the gateway counts), with no data-modifying
+    WITH. What the code writes is read from the target's counts (``engine.pg.rowcount``)."""
+    if not facts.reaches or facts.kinds & ROW_WRITES:
+        return False
+    try:
+        statements = pglast.parse_sql(facts.text)
+    except pglast.parser.ParseError:
+        return False
+    if len(statements) != 1:
+        return False
+    stmt = statements[0].stmt
+    if isinstance(stmt, ast.TransactionStmt | ast.CopyStmt):
+        return False
+    with_clause = getattr(stmt, "withClause", None)
+    ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
+    return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes)
 
 
 def countable(facts: Facts) -> bool:

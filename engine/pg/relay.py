@@ -610,9 +610,12 @@ class PgRelay:
             if self.transaction_status in (b"I", b"T"):  # aborted (E): it runs nothing
                 in_transaction = self.transaction_status == b"T"
                 assert self._to_count is not None and self._to_count.verdict.rows_over is not None
+                statements = (self._to_count.statements if self._count_limits
+                              else (self._to_count.verdict,))
                 count = rowcount.RowCount(self._to_count.verdict.rows_over, in_transaction,
                                           min(self.max_message_size, _WAITING_LIMIT),
-                                          self._count_limits)
+                                          self._count_limits,
+                                          tuple(v.tag_counts for v in statements))
                 count.recount = judged[0] == "approved"
                 query = codec.message(b"Q", body)
                 self._count_query = (text, query, None)
@@ -874,7 +877,8 @@ class PgRelay:
             # Nothing ran before it in a block of the gateway's: that block is the savepoint.
             count = rowcount.ExtendedCount(limit, begins, raw,
                                            min(self.max_message_size, _WAITING_LIMIT),
-                                           savepoint=not begins or self._segment_ran)
+                                           savepoint=not begins or self._segment_ran,
+                                           tag_counts=portal.counted.verdict.tag_counts)
             count.recount = portal.limit is not None
             return count
         self._refuse_extended(portal.statement.text, error)

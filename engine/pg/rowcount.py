@@ -66,6 +66,7 @@ _COMMIT = b"COMMIT"
 _RELEASE = b"RELEASE SAVEPOINT " + SAVEPOINT
 _ROLLBACK = b"ROLLBACK"
 _ROLLBACK_TO = b"ROLLBACK TO SAVEPOINT " + SAVEPOINT + b"; RELEASE SAVEPOINT " + SAVEPOINT
+_TERMINATION = "2D000"  # invalid_transaction_termination
 # INSERT: an INSERT … ON CONFLICT DO UPDATE (``INSERT 0 n``: rows inserted and updated).
 _COUNTED_TAGS = frozenset({"UPDATE", "DELETE", "MERGE", "INSERT"})
 
@@ -119,10 +120,15 @@ def _beside(before: Stat | None, after: Stat | None, completes: list[bytes],
     that does nothing) — so several counted writes in one Query are held when together they
     go over. An UPDATE's or DELETE's tag counts rows updated or deleted; a MERGE's or an
     upsert's (a counted INSERT) counts inserts too, in a split the tag does not tell: taken as
-    the most inserts the statistics allow beside the plain INSERTs' (errs strict)."""
+    the most inserts the statistics allow beside the plain INSERTs' (errs strict).
+    ``counted``: whether each statement's tag counts (a statement counted only for the code
+    it calls, ``SELECT f()``, has ``False``: all the Query updated or deleted is charged to
+    it, its own inserts are plain)."""
     if before is None or after is None:
         return None
     updated, inserted = after[0] - before[0], after[1] - before[1]
+    if not counted[i]:
+        return max(updated, 0)
     plain = 0
     for complete, is_counted in zip(completes, counted, strict=False):
         command, rows = messages.command_rows(complete[5:])
@@ -149,9 +155,12 @@ class RowCount:
     it answers its last statement."""
 
     def __init__(self, limit: int, in_transaction: bool, keep: int,
-                 limits: tuple[int | None, ...] = ()) -> None:
+                 limits: tuple[int | None, ...] = (), tags: tuple[bool, ...] = ()) -> None:
         self.limit = limit
         self.limits = limits or (limit,)
+        # Whether each statement's own tag counts (``_beside``): False where only the code
+        # it calls is counted.
+        self.tags = tags or (True,) * len(self.limits)
         self.in_transaction = in_transaction
         self._keep = keep
         self._shift = prefix_length(in_transaction)
@@ -173,6 +182,9 @@ class RowCount:
         self.to_target = b""  # the finishing Query, once the write is answered
         self.result: bytes | Over | None = None  # set when done
         self.recount = False  # an approved write counted again (over: refused, not held)
+        # Which statement failed because it ends transactions itself (a procedure's COMMIT
+        # inside the gateway's BEGIN): it cannot be counted, so it is held, not failed.
+        self._ends_itself: int | None = None
 
     def message(self, tag: int, msg: bytes) -> None:
         """One whole backend message (tag, length and body)."""
@@ -217,6 +229,9 @@ class RowCount:
             else:
                 if tag == 69:
                     self._failed = True
+                    if (not self.in_transaction and self._ends_itself is None
+                            and messages.error_fields(msg[5:]).get("C") == _TERMINATION):
+                        self._ends_itself = len(self._completes)
                     msg = _shift_position(msg, self._shift)
                 self._hold(msg)
             return
@@ -243,6 +258,10 @@ class RowCount:
             # In the client's transaction it stays aborted; in autocommit ours is ended.
             if status == b"E" and not self.in_transaction:
                 self.to_target = codec.message(b"Q", _ROLLBACK + b"\x00")
+                if self._ends_itself is not None:
+                    self._over = Over(None, None, "it ends transactions itself (a COMMIT or "
+                                      "ROLLBACK inside the procedure it calls), so the gateway "
+                                      "cannot count what it writes", b"", self._ends_itself)
             else:
                 self._phase = 3
                 self.result = self._answers(codec.ready_for_query(status))
@@ -252,14 +271,15 @@ class RowCount:
             self._over = Over(None, None, "its count cannot be read (the server answered "
                               f"{len(self._completes)} of its {len(self.limits)} statements)",
                               b"")
-        counted = [limit is not None for limit in self.limits]
+        counted = [limit is not None and tag for limit, tag in zip(self.limits, self.tags,
+                                                                   strict=True)]
         for i, limit in enumerate(self.limits):
             if self._over is not None:
                 break
             if limit is not None:
                 beside = _beside(self._before, self._after, self._completes, counted, i)
                 over = _verdict(self._completes[i], limit, self._overflow, self._keep, beside,
-                                len(self._completes) > 1)
+                                len(self._completes) > 1, self.tags[i])
                 if over is not None:
                     self._over = Over(over.rows, over.command, over.why, b"", i)
         if self._over is not None:
@@ -335,13 +355,21 @@ IMMEDIATE_ = statement(IMMEDIATE)
 
 
 def _verdict(complete: bytes | None, limit: int, overflow: bool, keep: int,
-             hidden: int | None, others: bool = False) -> Over | None:
+             hidden: int | None, others: bool = False, tag_counts: bool = True) -> Over | None:
     """Whether a write stands by its CommandComplete and the rows written beside it
-    (``hidden``): None under the limit, else why not."""
+    (``hidden``): None under the limit, else why not. ``tag_counts``: False for a statement
+    counted only for the code it calls, whose own tag (SELECT 1, CALL) counts nothing."""
     command, rows = (messages.command_rows(complete[5:]) if complete is not None
                      else (None, None))
     verb = command.split(" ", 1)[0] if command else None
-    if verb not in _COUNTED_TAGS or rows is None:
+    if not tag_counts and complete is not None and hidden is not None:
+        if hidden > limit:
+            return Over(hidden, command, f"the code it calls writes {hidden} rows (through "
+                        f"functions, procedures, triggers, rules or foreign keys"
+                        f"{', or the Query' + chr(39) + 's other statements' if others else ''}"
+                        f"), more than {limit}", b"")
+        rows = 0
+    elif verb not in _COUNTED_TAGS or rows is None:
         why = f"its count cannot be read (the server answered {command or 'no count'})"
         return Over(None, command, why, b"")
     if hidden is None:
@@ -374,8 +402,9 @@ class ExtendedCount:
     ends the gateway's transaction block too: ``relay``), and the client hears the error."""
 
     def __init__(self, limit: int, begin: bool, portal: bytes, keep: int,
-                 savepoint: bool = True) -> None:
+                 savepoint: bool = True, tag_counts: bool = True) -> None:
         self.limit = limit
+        self.tag_counts = tag_counts  # False: only what the code it calls writes counts
         self.begins = begin
         # Without a savepoint (the gateway's BEGIN, and nothing ran before in the segment):
         # under the limit nothing is left to release; over it the block is rolled back whole.
@@ -467,9 +496,10 @@ class ExtendedCount:
         self.result = self._answers(error)
 
     def _counted(self) -> None:
-        beside = (_beside(self._before, self._after, [self._complete], [True], 0)
+        beside = (_beside(self._before, self._after, [self._complete], [self.tag_counts], 0)
                   if self._complete is not None else None)
-        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, beside)
+        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, beside,
+                              tag_counts=self.tag_counts)
         if self._over is None:
             # It stands: released without waiting for the answer (a round trip saved on
             # every write under the limit), in front of what the client sends next (the

@@ -543,3 +543,63 @@ def test_a_deferred_constraint_failing_early_is_the_statement_s_error(status: by
     else:  # the client's: aborted, as after any error
         assert to_client == err + b.ready(b"E")
         assert r.upstream_data() == b""
+
+
+CALLS_CODE = "SELECT purge_old()"  # a function of the target's: what it writes is counted
+
+
+@pytest.mark.parametrize(("after", "stands"), [(100, True), (101, False)])
+def test_a_call_is_charged_with_what_its_code_writes_and_not_with_its_own_tag(
+        after: int, stands: bool) -> None:
+    """``SELECT 1`` counts a row returned, not one written: only the statistics count."""
+    r = relay()
+    _, wire = sent(r, b.query(CALLS_CODE))
+    assert wire == wrapped(CALLS_CODE)
+    r.server_data(begun(0) + b.row_description("purge_old") + b.data_row(b"1")
+                  + b.command_complete("SELECT 1") + b.ready(b"T") + read_again(after))
+    assert r.upstream_data() == q("COMMIT" if stands else "ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("COMMIT" if stands else "ROLLBACK")
+                                   + b.ready(b"I"))
+    if stands:
+        assert to_client == (b.row_description("purge_old") + b.data_row(b"1")
+                             + b.command_complete("SELECT 1") + b.ready(b"I"))
+    else:
+        assert to_client == b"" and f.status == "rolled back" and f.rows == after
+        assert f"the code it calls writes {after} rows" in (f.error or "")
+
+
+def test_an_insert_calling_code_is_not_charged_with_its_own_rows() -> None:
+    r = relay()
+    sql = "INSERT INTO t SELECT g FROM generate_series(1, 5000) g WHERE purge_old() > 0"
+    sent(r, b.query(sql))
+    r.server_data(begun(0) + b.command_complete("INSERT 0 5000") + b.ready(b"T")
+                  + read_again(7, inserted=5000))
+    assert r.upstream_data() == q("COMMIT")
+
+
+def test_a_procedure_that_ends_transactions_itself_is_held_not_failed() -> None:
+    """Inside the gateway's BEGIN, a procedure's COMMIT fails (2D000): nothing of it stood,
+    and it is held; approved, it runs as it is (no count can be made of it)."""
+    r = relay()
+    sent(r, b.query("CALL nightly()"))
+    r.server_data(begun(0) + b.error("2D000", "invalid transaction termination")
+                  + b.ready(b"E") + ABORTED)
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert to_client == b"" and f.status == "rolled back"
+    assert "it ends transactions itself" in (f.error or "")
+    held = r.client_data(b"")
+    assert held.hold is not None
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == q("CALL nightly()")
+
+
+def test_in_the_client_s_transaction_a_committing_procedure_fails_as_it_would() -> None:
+    r = relay(b"T")
+    sent(r, b.query("CALL nightly()"))
+    to_client, done = r.server_data(
+        begun(0, "SAVEPOINT") + b.error("2D000", "invalid transaction termination")
+        + b.ready(b"E") + ABORTED)
+    assert b"invalid transaction termination" in to_client
+    assert [(f.status, f.sqlstate) for f in done] == [("error", "2D000")]

@@ -1,0 +1,93 @@
+"""Which statements run code of the target's that the gateway has not read (``Facts.reaches``),
+and how a ``rows_over`` rule then counts them (only what that code writes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.guardrail.classify import classify, classify_text
+from engine.guardrail.memory import Known
+from engine.guardrail.rules import Match, Rule, judge_statement
+
+REACHES = [
+    "SELECT purge()",
+    "SELECT * FROM purge()",
+    "CALL nightly()",
+    "SELECT public.lower('x')",  # not pg_catalog's, whatever its name
+    'SELECT "Lower"(\'x\')',  # quoted: another function than lower
+    "SELECT 1 @~@ 2",
+    "SELECT 1 OPERATOR(public.+) 2",
+    "SELECT x FROM t WHERE id IN (SELECT purge())",
+    "UPDATE t SET a = purge() WHERE id = 1",
+    "SELECT query_to_xml('SELECT purge()', true, true, '')",
+    "SELECT pg_catalog.no_such_function()",
+    "SELECT count(*) FROM t GROUP BY purge(a)",
+]
+READS_ONLY = [
+    "SELECT lower('x'), now(), count(*) FROM t",
+    "SELECT pg_catalog.lower('x')",
+    "SELECT 1 + 2 * 3 FROM t WHERE a BETWEEN 1 AND 2 AND b LIKE 'x%' AND c IN (1, 2)",
+    "SELECT 1 OPERATOR(pg_catalog.+) 2",
+    "SELECT a ->> 'k' FROM t WHERE b @> '{}' AND c ~* 'x' AND d IS DISTINCT FROM 1",
+    # code stored for later is judged as it is created, not counted now
+    "CREATE FUNCTION g() RETURNS int LANGUAGE plpgsql AS $$BEGIN PERFORM purge(); "
+    "RETURN 1; END$$",
+]
+
+
+@pytest.mark.parametrize("sql", REACHES)
+def test_calls_of_code_not_postgresql_s_own_reach(sql: str) -> None:
+    assert classify(sql)[0].reaches
+
+
+@pytest.mark.parametrize("sql", READS_ONLY)
+def test_postgresql_s_own_functions_and_operators_do_not(sql: str) -> None:
+    assert not classify(sql)[0].reaches
+
+
+RULE = (Rule("big", "review", Match(rows_over=100)),)
+
+
+def test_a_call_is_counted_by_what_its_code_writes_only() -> None:
+    verdict = judge_statement(RULE, classify("SELECT purge()")[0])
+    assert verdict.rows_over == 100 and not verdict.tag_counts
+    assert "the code it calls" in verdict.reason
+    update = judge_statement(RULE, classify("UPDATE t SET a = purge() WHERE id = 1")[0])
+    assert update.rows_over == 100 and update.tag_counts
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY t FROM STDIN WHERE purge() > 0",  # data flows while it is counted
+    "WITH d AS (DELETE FROM t RETURNING 1) SELECT purge()",  # writes of its own, uncounted
+])
+def test_calls_the_gateway_cannot_count_meet_the_rule(sql: str) -> None:
+    verdict = judge_statement(RULE, classify(sql)[0])
+    assert verdict.action == "review" and verdict.rows_over is None
+
+
+def test_nothing_is_counted_for_reads_of_built_in_code() -> None:
+    verdict = judge_statement(RULE, classify("SELECT lower(name) FROM t")[0])
+    assert verdict.action == "allow"
+
+
+CREATE_OWN = ("CREATE TABLE s.own (id int); CREATE FUNCTION s.tidy() RETURNS int "
+              "LANGUAGE sql AS $$DELETE FROM s.own RETURNING 1$$;")
+CREATE_OTHER = ("CREATE FUNCTION s.purge() RETURNS int LANGUAGE sql AS "
+                "$$DELETE FROM s.orders RETURNING 1$$;")
+
+
+def remembered(sql: str) -> Known:
+    _, effects = classify_text(sql)
+    return Known(dict(effects.functions), effects.tables)
+
+
+def test_a_remembered_function_that_writes_only_the_session_s_tables_does_not_reach() -> None:
+    known = remembered(CREATE_OWN)
+    [facts], _ = classify_text("SELECT s.tidy()", known=known)
+    assert not facts.reaches
+
+
+def test_a_remembered_function_that_writes_other_tables_reaches() -> None:
+    known = remembered(CREATE_OTHER)
+    [facts], _ = classify_text("SELECT s.purge()", known=known)
+    assert facts.reaches

@@ -1,0 +1,142 @@
+"""Issue 12, "judge writes by their effect … and what procedural code reaches": a statement
+that writes nothing itself but calls code already on the target — a PL/pgSQL or SQL function,
+a set-returning function, a procedure, an operator's function, a query passed as text — is
+counted by what that code writes, and held by the example policy's ``review-big-writes``
+(over 100 rows) in both protocols, in autocommit and in a transaction; denied, it leaves every
+row in place. A procedure that commits cannot be counted inside the gateway's transaction: it
+is held, and once approved runs as the procedure it is. Code that writes little passes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import Gateway, Target, stop_gateway
+from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
+
+pytestmark = pytest.mark.integration
+
+SETUP = """
+SET ROLE gw_scram;
+DROP TABLE IF EXISTS gw12c_log, gw12c_done CASCADE;
+CREATE TABLE gw12c_log (id int);
+INSERT INTO gw12c_log SELECT generate_series(1, 500);
+CREATE TABLE gw12c_done (note text);
+CREATE OR REPLACE FUNCTION gw12c_purge() RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM gw12c_log; RETURN 1; END$$;
+CREATE OR REPLACE FUNCTION gw12c_sql_purge() RETURNS SETOF int LANGUAGE sql AS
+  $$UPDATE gw12c_log SET id = -id RETURNING 1$$;
+CREATE OR REPLACE PROCEDURE gw12c_proc() LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM gw12c_log WHERE id > 0; END$$;
+CREATE OR REPLACE FUNCTION gw12c_op(a int, b int) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM gw12c_log; RETURN a = b; END$$;
+DROP OPERATOR IF EXISTS @~~@ (int, int);
+CREATE OPERATOR @~~@ (LEFTARG = int, RIGHTARG = int, FUNCTION = gw12c_op);
+CREATE OR REPLACE FUNCTION gw12c_five() RETURNS int LANGUAGE sql AS
+  $$DELETE FROM gw12c_log WHERE id > 495 RETURNING 1$$;
+CREATE OR REPLACE PROCEDURE gw12c_commits() LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO gw12c_done VALUES ('committed'); COMMIT; DELETE FROM gw12c_log; END$$;
+RESET ROLE;
+"""
+CLEANUP = ("DROP TABLE IF EXISTS gw12c_log, gw12c_done CASCADE; "
+           "DROP OPERATOR IF EXISTS @~~@ (int, int); "
+           "DROP FUNCTION IF EXISTS gw12c_purge(), gw12c_sql_purge(), gw12c_op(int, int), "
+           "gw12c_five(); DROP PROCEDURE IF EXISTS gw12c_proc(), gw12c_commits();")
+
+
+@pytest.fixture(scope="module")
+def guarded(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    pg_target.cluster.sql(SETUP, dbname="shop")
+    gw = start_guarded(pg_target, tmp_path_factory.mktemp("code12"))
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+        pg_target.cluster.sql(CLEANUP, dbname="shop")
+
+
+def rows(target: Target, sql: str = "SELECT count(*) FROM gw12c_log WHERE id > 0") -> object:
+    with psycopg.connect(target.superuser(), dbname="shop", autocommit=True) as admin:
+        row = admin.execute(sql).fetchone()  # type: ignore[arg-type]
+        return row[0] if row else None
+
+
+CALLS = [
+    ("SELECT gw12c_purge() WHERE %s = 1", (1,)),
+    ("SELECT count(*) FROM gw12c_sql_purge() WHERE %s = 1", (1,)),
+    ("CALL gw12c_proc()", None),
+    ("SELECT %s @~~@ 2", (1,)),
+    ("SELECT query_to_xml('SELECT gw12c_purge()', true, true, '') WHERE %s = 1", (1,)),
+    ("SELECT 1 FROM generate_series(1, 2) g WHERE public.gw12c_purge() = %s", (1,)),
+]
+
+
+NAMES = ["plpgsql", "sql-setof", "procedure", "operator", "query-text", "qualified"]
+CASES = [pytest.param(sql, params, protocol, id=f"{name}-{protocol}")
+         for name, (sql, params) in zip(NAMES, CALLS, strict=True)
+         for protocol in (("simple", "extended") if params else ("simple",))]
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in a transaction"])
+@pytest.mark.parametrize(("sql", "params", "protocol"), CASES)
+def test_what_the_code_a_statement_calls_writes_is_counted(
+        guarded: Gateway, sql: str, params: tuple[object, ...] | None, protocol: str,
+        in_transaction: bool) -> None:
+    simple = protocol == "simple"
+    text = sql % params if simple and params is not None else sql
+    cursor = psycopg.ClientCursor if simple else psycopg.Cursor
+
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True, cursor_factory=cursor) as conn:
+            if in_transaction:
+                conn.execute("BEGIN")
+            conn.execute(text, None if simple else params)  # type: ignore[arg-type]
+
+    request = denied(guarded, work)
+    assert request["rule"] == "review-big-writes"
+    assert "the code it calls writes 500 rows" in str(request["statement"])
+    assert rows(guarded.target) == 500
+
+
+def test_code_that_writes_little_passes(guarded: Gateway) -> None:
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT gw12c_five()").fetchone() == (1,)
+        conn.execute("INSERT INTO gw12c_log SELECT generate_series(496, 500)")
+    with operator(guarded) as client:
+        assert not client.call("approvals")["pending"]
+    assert rows(guarded.target) == 500
+
+
+def test_a_procedure_that_commits_is_held_and_runs_whole_once_approved(
+        guarded: Gateway) -> None:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+                conn.execute("CALL gw12c_commits()")
+                outcome.append("ran")
+        except psycopg.Error as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        request = wait_for_request(guarded)
+        assert "it ends transactions itself" in str(request["statement"])
+        # Held, nothing of it stands: the gateway's transaction was rolled back whole.
+        assert rows(guarded.target, "SELECT count(*) FROM gw12c_done") == 0
+        assert rows(guarded.target) == 500
+        with operator(guarded) as client:
+            client.call("approve", request=request["id"], reason="the nightly purge")
+    finally:
+        worker.join(30)
+    assert outcome == ["ran"]
+    assert rows(guarded.target, "SELECT count(*) FROM gw12c_done") == 1
+    assert rows(guarded.target, "SELECT count(*) FROM gw12c_log") == 0
+    guarded.target.cluster.sql("INSERT INTO gw12c_log SELECT generate_series(1, 500); "
+                               "TRUNCATE gw12c_done", dbname="shop")
