@@ -27,6 +27,7 @@ from fnmatch import fnmatchcase
 from engine.guardrail.commands import CDPATH_SET, SHELLS, Cwd, classify_command, long_options
 from engine.guardrail.shellwords import (
     Compound,
+    Script,
     ShellParseError,
     SimpleCommand,
     brace_expand,
@@ -36,6 +37,7 @@ from engine.guardrail.shellwords import (
     unescape,
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
+from engine.ssh.scriptwrites import RUNTIME, ScriptFiles, awk_files, sed_files
 from engine.ssh.shellstate import destinations, writes_file
 
 # Programs whose path operands are names to them, not content they print.
@@ -221,15 +223,101 @@ def _stages(line: str) -> Iterator[SimpleCommand | Compound]:
         yield from pipeline.stages
 
 
+def _fed_input(script: Script) -> set[int]:
+    """The stages (``id``) whose standard input is not the terminal's or the exec's, whose
+    lines the gateway judges: a pipe, a file, a here-document."""
+    fed: set[int] = set()
+    for pipeline in pipelines(script):
+        for i, stage in enumerate(pipeline.stages):
+            if i or any(r.op in ("<", "0<", "<<", "<<-", "<<<", "<>", "0<>")
+                        for r in stage.redirects):
+                fed.add(id(stage))
+    return fed
+
+
 def _programs(stage: SimpleCommand) -> list[tuple[str, ...]]:
-    """The commands a stage runs once wrappers are taken off (``sudo cp a b``: ``cp a b``)."""
+    """The commands a stage runs once wrappers are taken off (``sudo cp a b``: ``cp a b``).
+    A word a runner fills in at run time (``xargs``'s input, its ``-I`` string, ``find
+    -exec``'s ``{}``, ``parallel``'s ``{…}``) holds ``RUNTIME`` where its value goes."""
     if not stage.argv:
         return []  # assignments only
     try:
-        commands = classify_command(shlex.join(stage.argv)).commands
+        commands = [c for c in classify_command(shlex.join(stage.argv)).commands if c]
     except ShellParseError:
         return [stage.argv]
-    return [c for c in commands if c] or [stage.argv]
+    fed = _fed_marker(stage.argv)
+    out: list[tuple[str, ...]] = []
+    for argv in commands:
+        name = _name(argv[0])
+        if name == "find" and _FIND_EXEC & set(argv):
+            out.append(argv)
+            out += _find_exec(argv)
+            break  # what classify found for -exec follows: read again, {} as RUNTIME
+        if name in _RUNNERS:
+            out.append(argv)
+            continue
+        words = [RUNTIME if w == "(input)" else w for w in argv[1:]]
+        if fed is not None:
+            words = [fed.sub(RUNTIME, w) for w in words]
+        if fed is not None and fed.pattern == _PARALLEL_FIELD and not any(
+                RUNTIME in w for w in words):
+            words.append(RUNTIME)  # parallel appends its arguments
+        out.append((argv[0], *words))
+    return out or [stage.argv]
+
+
+_RUNNERS = frozenset({"xargs", "parallel", "find"})
+_FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+_PARALLEL_FIELD = r"\{[^{}]*\}"
+
+
+def _fed_marker(argv: tuple[str, ...]) -> re.Pattern[str] | None:
+    """What stands, in the words of the command a runner in ``argv`` runs, for what it fills
+    in: xargs's ``-I``/``-i``/``--replace`` string, parallel's ``{}`` fields."""
+    for i, word in enumerate(argv):
+        name = _name(word)
+        if name == "parallel":
+            return re.compile(_PARALLEL_FIELD)
+        if name != "xargs":
+            continue
+        rest = argv[i + 1:]
+        for j, option in enumerate(rest):
+            if option == "--" or not option.startswith("-"):
+                break
+            if option.startswith("--"):
+                if long_options(option.split("=", 1)[0], ("--replace",)):
+                    return re.compile(re.escape(option.partition("=")[2] or "{}"))
+            elif option.startswith("-I"):
+                value = option[2:] or (rest[j + 1] if j + 1 < len(rest) else "{}")
+                return re.compile(re.escape(value or "{}"))
+            elif option.startswith("-i"):
+                return re.compile(re.escape(option[2:] or "{}"))
+        return None
+    return None
+
+
+def _find_exec(argv: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The commands of find's ``-exec … ;`` (and ``-execdir``, ``-ok``), each file found
+    where ``{}`` stands (``RUNTIME``), wrappers taken off."""
+    out: list[tuple[str, ...]] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] not in _FIND_EXEC:
+            i += 1
+            continue
+        inner: list[str] = []
+        i += 1
+        while i < len(argv) and argv[i] not in (";", "+"):
+            inner.append(argv[i].replace("{}", RUNTIME))
+            i += 1
+        if not inner:
+            continue
+        try:
+            found = [c for c in classify_command(shlex.join(inner)).commands if c]
+        except ShellParseError:
+            found = []
+        out += found or [tuple(inner)]
+    return out
 
 
 def _name(word: str) -> str:
@@ -295,6 +383,20 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                 continue
             if name in _NAMES_ONLY or name in _COPIERS or name == "tee":
                 continue  # a copier prints nothing: what it copies is followed (``copies``)
+            if name in _SCRIPT_EDITORS and _scripted(name, argv):
+                unknown = True  # its script may read any file (ed's ``r``, ex's ``:r``)
+            if (script := _script_files(name, argv)) is not None:
+                unknown = unknown or script.unknown
+                for word in script.reads:
+                    if RUNTIME in word:
+                        unknown = True
+                    else:
+                        files += place(word, cwd)
+                for command in script.commands:
+                    inner = reads(command, cwd, depth + 1)
+                    files += inner.files
+                    trees += inner.trees
+                    unknown = unknown or inner.unknown
             operands = _operands(name, argv[1:])
             if name == "dd":
                 operands = [w[3:] for w in argv[1:] if w.startswith("if=")]
@@ -304,7 +406,7 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
             for word in operands:
                 if word.startswith(_PROCESS_SUBSTITUTION):
                     continue  # <(…): its commands are walked with the line's
-                if word in dynamic:
+                if word in dynamic or RUNTIME in word:
                     unknown = True
                     continue
                 (trees if recursive else files).extend(place(word, cwd, patterns.get(word)))
@@ -386,7 +488,11 @@ def transforms(line: str, depth: int = 0) -> bool:
                 if transforms(code, depth + 1):
                     return True
                 continue
-            if _name(argv[0]) in _COPIERS or _name(argv[0]) in _NAMES_ONLY:
+            if _name(argv[0]) in _NAMES_ONLY:
+                continue
+            if any(RUNTIME in w for w in argv):
+                return True  # files a runner names at run time (``xargs cp -t d``)
+            if _name(argv[0]) in _COPIERS:
                 continue
             if _name(argv[0]) not in PLAIN_PROGRAMS or transforms_output(shlex.join(argv)):
                 return True
@@ -423,9 +529,9 @@ def copies(line: str, cwd: Cwd = None, depth: int = 0) -> list[Copy]:
             if _name(argv[0]) not in _COPIERS:
                 continue
             sources = tuple(p for w in _sources(_name(argv[0]), argv)
-                            for p in (place(w, cwd) if w not in dynamic
+                            for p in (place(w, cwd) if w not in dynamic and RUNTIME not in w
                                       else [Place((), False, True)]))
-            for destination in destinations(argv):
+            for destination in _destinations(argv):
                 if not _GLOB_START.search(destination):
                     out += [Copy(sources, d) for d in place(destination, cwd)]
     return out
@@ -437,8 +543,20 @@ def _sources(name: str, argv: tuple[str, ...]) -> list[str]:
     operands = [w for w in _operands(name, words)]
     if "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))
                             for w in words if w.startswith("--")):
-        return [w for w in operands if w not in destinations(argv)]
+        return [w for w in operands if w not in _destinations(argv)]
     return operands[:-1]
+
+
+def _destinations(argv: tuple[str, ...]) -> list[str]:
+    """``destinations``, but for a copier told its directory (``-t DIR``) that alone: its
+    last operand is then a file it copies (``xargs cp -t d`` puts its input there)."""
+    found = destinations(argv)
+    words = argv[1:]
+    if _name(argv[0]) in _COPIERS and _name(argv[0]) not in ("tee", "dd") and (
+            "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))
+                                 for w in words if w.startswith("--"))):
+        return found[:-1] or found
+    return found
 
 
 def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
@@ -449,9 +567,11 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
     if depth > _MAX_NESTED:
         return [Written(None)]
     try:
-        stages = list(_stages(line))
+        script = parse(line)
     except ShellParseError:
         return [Written(None)] if unreadable else []
+    stages = [stage for pipeline in pipelines(script) for stage in pipeline.stages]
+    fed_input = _fed_input(script)
     cwd = _line_cwd(line, cwd)
     out: list[Written] = []
     for stage in stages:
@@ -471,23 +591,86 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
             if (code := _code(argv)) is not None:
                 out += writes(code, cwd, depth + 1)
                 continue
+            if (id(stage) in fed_input and _reads_code(name, argv)) or (
+                    name in _SCRIPT_EDITORS and _scripted(name, argv)):
+                out.append(Written(None))  # code it reads at run time may write any file
+            if (named := _script_files(name, argv)) is not None:
+                if named.unknown:
+                    out.append(Written(None))
+                for word in named.writes:
+                    out += _written(word, RUNTIME in word, cwd, tree=False)
+                for command in named.commands:  # its input is the script's (print | "sh")
+                    out += writes(f"cat | {command}", cwd, depth + 1)
             for word, tree in _targets(name, argv):
-                if name in ("split", "csplit") and word not in dynamic:
+                if name in ("split", "csplit") and word not in dynamic and RUNTIME not in word:
                     out += [Written(p, tree) for p in place(word, cwd)]  # a glob of pieces
                     continue
-                out += _written(word, word in unresolved, cwd, tree=tree,
-                                pattern=None if word in dynamic else patterns.get(word))
+                if tree and word == "." and not _known(cwd):
+                    out.append(Written(None))  # unpacked where the gateway does not know
+                    continue
+                fed = RUNTIME in word
+                out += _written(word, word in unresolved or fed, cwd, tree=tree,
+                                pattern=None if word in dynamic or fed else patterns.get(word))
     return out
+
+
+def _known(cwd: Cwd) -> bool:
+    return cwd is not None and bool(cwd) and not cwd & CDPATH_SET
+
+
+def _script_files(name: str, argv: tuple[str, ...]) -> ScriptFiles | None:
+    """The files an awk program or a sed script names (None: not one of them)."""
+    if name in _AWKS:
+        return awk_files(argv[1:])
+    if name in ("sed", "gsed"):
+        return sed_files(argv[1:])
+    return None
+
+
+_AWKS = frozenset({"awk", "gawk", "mawk", "nawk", "original-awk", "bwk-awk", "goawk"})
+# Editors that may run commands they are given rather than typed at their screen: ed and ex
+# always (their commands come from the standard input, which the exec's client or a pipe may
+# fill), vi and its kin, emacs when told to (``-e``, ``-s``, ``-c``, ``+cmd``, ``--batch`` …).
+_SCRIPT_EDITORS = frozenset({"ed", "red", "ex", "vi", "vim", "nvim", "view", "vimdiff", "gvim",
+                             "rvim", "rview", "vimx", "nex", "nvi", "elvis", "emacs", "vile"})
+_EDITOR_SCRIPTING = frozenset({"-e", "-E", "-s", "-es", "-Es", "-c", "-S", "--cmd",
+                               "--headless", "-", "-W", "-w", "--batch", "-batch", "--script",
+                               "-l", "--load", "--eval", "-x", "-f", "--funcall", "-u"})
+
+
+def _scripted(name: str, argv: tuple[str, ...]) -> bool:
+    """Whether an editor runs commands it is given: ed and ex always; the others when an
+    option or a ``+cmd`` says so."""
+    if name in ("ed", "red", "ex", "nex"):
+        return True
+    return any(w in _EDITOR_SCRIPTING or w.startswith("+") or w.startswith(("--eval",
+               "--script", "--load", "--funcall", "--cmd"))
+               or (w.startswith("-") and not w.startswith("--") and len(w) > 1
+                   and set(w[1:]) & set("esEScWwu"))
+               for w in argv[1:])
+
+
+def _reads_code(name: str, argv: tuple[str, ...]) -> bool:
+    """A shell that runs code from its standard input (``… | sh``, ``bash -s < f``), or
+    ``parallel`` running the lines it reads as commands: when that input is not the one the
+    gateway judges line by line, what they write is not on the line."""
+    if name == "parallel":
+        return len(argv) == 1 or all(w.startswith("-") for w in argv[1:])
+    if name not in SHELLS:
+        return False
+    operands = [w for w in argv[1:] if not w.startswith(("-", "+"))]
+    return not operands or any(w.startswith("-") and not w.startswith("--") and "s" in w
+                               for w in argv[1:])
 
 
 def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
     """What a writer writes, and whether it may be a directory (whose files it writes)."""
     words = argv[1:]
     operands = [w for w in words if not w.startswith("-") or w == "-"]
-    found = [(w, False) for w in destinations(argv)]
+    found = [(w, False) for w in _destinations(argv)]
     if name in _COPIERS:  # a file copied into a directory lands there by its own name
         found += [(d.rstrip("/") + "/" + _name(source.rstrip("/")), False)
-                  for d in destinations(argv) for source in _sources(name, argv)]
+                  for d in _destinations(argv) for source in _sources(name, argv)]
     if name == "sort" or name == "shuf" or name == "iconv":
         found += [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w in ("-o",)]
         found += [(w[2:], False) for w in words if w.startswith("-o") and len(w) > 2]
@@ -507,8 +690,15 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         found.append((re.sub(r"([*?\[])", r"[\1]", prefix) + "*", False))
     elif name == "script":  # a terminal recorder: its typescript holds what was shown
         found += [(w, False) for w in _operands(name, words)]
-    elif name in ("tar", "bsdtar"):  # the archive it creates: -f FILE, --file=FILE, cf FILE
+    elif name in ("tar", "bsdtar", "gtar"):  # the archive it creates: -f FILE, cf FILE …
         found += _tar_archive(words)
+        found += _unpacked(name, words)
+    elif name in _DECOMPRESSORS or (name in _COMPRESSORS and any(
+            w in ("-d", "--decompress", "--uncompress") or (
+                w.startswith("-") and not w.startswith("--") and "d" in w) for w in words)):
+        if not any(w in ("-c", "--stdout", "--to-stdout") or (
+                w.startswith("-") and not w.startswith("--") and "c" in w) for w in words):
+            found += [(_stem(w) + "*", False) for w in _operands(name, words)]
     elif name in _COMPRESSORS and not any(
             w in ("-c", "--stdout", "--to-stdout") or (w.startswith("-") and not w.startswith("--")
                                                        and "c" in w) for w in words):
@@ -523,7 +713,81 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         files = _operands(name, words)
         program_file = any(w.startswith("-f") or w.startswith("--file") for w in words)
         found += [(w, False) for w in (files if program_file else files[1:])]
+    if name in _UNPACKERS:
+        found += _unpacked(name, words)
     return [(w, tree) for w, tree in found if w and w != "-"]
+
+
+def _stem(word: str) -> str:
+    """A compressed file's name without its suffix, as a glob (``a.tar.gz``: ``a.tar``)."""
+    escaped = re.sub(r"([*?\[])", r"[\1]", word)
+    head, _, base = escaped.rpartition("/")
+    if "." in base.lstrip("."):
+        base = base[:base.rindex(".")]
+    return f"{head}/{base}" if head or escaped.startswith("/") else base
+
+
+_DECOMPRESSORS = frozenset({"gunzip", "bunzip2", "unxz", "unlzma", "unzstd", "lz4cat",
+                            "uncompress", "unpigz", "lunzip"})
+_UNPACKERS = frozenset({"unzip", "7z", "7za", "7zr", "cpio", "ar", "pax", "unrar", "rar",
+                        "jar"})
+
+
+def _unpacked(name: str, words: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """Where an archive is unpacked: every file under that directory (``tar x -C DIR``,
+    ``unzip -d DIR``, ``7z x -oDIR``, ``cpio -i -D DIR``, ``cpio -p DIR`` …; the working
+    directory by default). Nothing for a listing, or an unpacking to the standard output."""
+    first = words[0] if words else ""
+    flags = "".join(w[1:] for w in words if w.startswith("-") and not w.startswith("--"))
+    longs = {w.split("=", 1)[0] for w in words if w.startswith("--")}
+    if name in ("tar", "bsdtar", "gtar"):
+        cluster = first.lstrip("-") if re.fullmatch(r"-?[A-Za-z]+", first) else ""
+        extracts = "x" in cluster or "x" in flags or bool(
+            {o for w in longs for o in long_options(w, ("--extract", "--get"))})
+        if not extracts or "O" in cluster + flags or {
+                o for w in longs for o in long_options(w, ("--to-stdout", "--to-command"))}:
+            return []
+        dirs = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-C"]
+        dirs += [w[2:] for w in words if w.startswith("-C") and len(w) > 2]
+        dirs += [w.split("=", 1)[1] for w in words if w.startswith("--") and "=" in w
+                 and long_options(w.split("=", 1)[0], ("--directory",))]
+        dirs += [words[i + 1] for i, w in enumerate(words[:-1])
+                 if w.startswith("--") and "=" not in w and long_options(w, ("--directory",))]
+        if cluster and "C" in cluster:  # old style: the C's value is among the next words
+            dirs += [w for w in words[1:] if not w.startswith("-")]
+        return [(d, True) for d in dirs or ["."]]
+    if name == "unzip":
+        if set(flags) & set("lptvZ"):
+            return []
+        dirs = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-d"]
+        dirs += [w[2:] for w in words if w.startswith("-d") and len(w) > 2]
+        return [(d, True) for d in dirs or ["."]]
+    if name in ("7z", "7za", "7zr"):
+        if first not in ("x", "e"):
+            return []
+        dirs = [w[2:] for w in words if w.startswith("-o")]
+        return [(d, True) for d in dirs or ["."]]
+    if name == "cpio":
+        if "p" in flags or {o for w in longs for o in long_options(w, ("--pass-through",))}:
+            operands = [w for w in words if not w.startswith("-")]
+            return [(d, True) for d in operands[-1:] or ["."]]
+        if not ("i" in flags or {o for w in longs for o in long_options(w, ("--extract",))}):
+            return []
+        dirs = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-D"]
+        dirs += [w.split("=", 1)[1] for w in words if w.startswith("--directory=")]
+        return [(d, True) for d in dirs or ["."]]
+    if name == "pax":
+        if "r" not in flags:
+            return []
+        operands = [w for w in words if not w.startswith("-")]
+        return [(operands[-1] if "w" in flags and operands else ".", True)]
+    if name in ("unrar", "rar") and first in ("x", "e"):
+        operands = [w for w in words[1:] if not w.startswith("-")]
+        last = operands[-1:] if len(operands) > 1 and operands[-1].endswith("/") else []
+        return [(d, True) for d in [*last, "."]]
+    if name in ("ar", "jar") and "x" in first:
+        return [(".", True)]
+    return []
 
 
 # Compressors that write FILE and a suffix beside each FILE they are given (unless -c).
@@ -567,6 +831,6 @@ def _written(word: str, unresolved: bool, cwd: Cwd, *, tree: bool,
         directory = "/"
     if directory:
         return [Written(p, True) for p in place(directory, cwd)]
-    if cwd is not None and cwd and not cwd & CDPATH_SET:
+    if known and _known(cwd):  # out_$n: in the working directory (``$f`` may be any path)
         return [Written(p, True) for p in place(".", cwd)]
     return [Written(None)]
