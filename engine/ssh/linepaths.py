@@ -8,6 +8,17 @@ a recursive reader walks; a word only known at run time), ``writes`` which it wr
 changed (``transforms_output``, short of copiers). Words are read as the shell expands them
 (quotes, braces, globs, ``~``), wrappers taken off (``sudo``, ``sh -c``).
 
+Programs that name files in a script of their own are read too (``engine.ssh.scriptwrites``):
+awk's ``print > "f"`` and ``getline < "f"``, sed's ``w``, ``s///w`` and ``r``. What runs code
+the line does not hold may write any file (``Written(None)``): a script in a file (``awk -f``,
+``sed -f``), an ed or ex script and an editor told to run commands (``vim -es``, ``-c``,
+``+cmd``), a shell or ``parallel`` fed code through a pipe or a file. A word a runner fills in
+at run time (``xargs``'s input, its ``-I`` string, ``find -exec``'s ``{}``, ``parallel``'s
+``{…}``) is one only known at run time (``RUNTIME``): a reader of it may read any file, a
+writer writes where it is known to be. An archive unpacked (``tar x``, ``unzip``, ``7z x``,
+``cpio -i``/``-p``) writes everything under where it lands; a file decompressed, its name
+short of the suffix.
+
 A path is a ``Place``: absolute, or relative to a directory the gateway does not know (an
 exec's home, after ``cd`` in the same line, a relative ``cd``), which may be that name under any
 directory: ``same`` and ``under`` say whether two places may be one path, or one under the
@@ -245,7 +256,7 @@ def _programs(stage: SimpleCommand) -> list[tuple[str, ...]]:
         commands = [c for c in classify_command(shlex.join(stage.argv)).commands if c]
     except ShellParseError:
         return [stage.argv]
-    fed = _fed_marker(stage.argv)
+    fed = _fed_marker(stage.argv, commands)
     out: list[tuple[str, ...]] = []
     for argv in commands:
         name = _name(argv[0])
@@ -271,14 +282,16 @@ _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 _PARALLEL_FIELD = r"\{[^{}]*\}"
 
 
-def _fed_marker(argv: tuple[str, ...]) -> re.Pattern[str] | None:
+def _fed_marker(argv: tuple[str, ...],
+                commands: list[tuple[str, ...]]) -> re.Pattern[str] | None:
     """What stands, in the words of the command a runner in ``argv`` runs, for what it fills
-    in: xargs's ``-I``/``-i``/``--replace`` string, parallel's ``{}`` fields."""
-    for i, word in enumerate(argv):
-        name = _name(word)
-        if name == "parallel":
-            return re.compile(_PARALLEL_FIELD)
-        if name != "xargs":
+    in: xargs's ``-I``/``-i``/``--replace`` string, parallel's ``{}`` fields. (xargs is a
+    wrapper: it comes before the command it runs, not among its words.)"""
+    if any(_name(c[0]) == "parallel" for c in commands):
+        return re.compile(_PARALLEL_FIELD)
+    first = argv.index(commands[0][0]) if commands and commands[0][0] in argv else len(argv)
+    for i, word in enumerate(argv[:first]):
+        if _name(word) != "xargs":
             continue
         rest = argv[i + 1:]
         for j, option in enumerate(rest):
@@ -591,9 +604,12 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
             if (code := _code(argv)) is not None:
                 out += writes(code, cwd, depth + 1)
                 continue
-            if (id(stage) in fed_input and _reads_code(name, argv)) or (
-                    name in _SCRIPT_EDITORS and _scripted(name, argv)):
+            if id(stage) in fed_input and _reads_code(name, argv):
                 out.append(Written(None))  # code it reads at run time may write any file
+            if name in _SCRIPT_EDITORS and _scripted(name, argv):
+                out.append(Written(None))  # and the files it edits (ed's ``w``)
+                out += [w for word in _edited(argv) for w in _written(
+                    word, word in unresolved or RUNTIME in word, cwd, tree=False)]
             if (named := _script_files(name, argv)) is not None:
                 if named.unknown:
                     out.append(Written(None))
@@ -648,6 +664,25 @@ def _scripted(name: str, argv: tuple[str, ...]) -> bool:
                or (w.startswith("-") and not w.startswith("--") and len(w) > 1
                    and set(w[1:]) & set("esEScWwu"))
                for w in argv[1:])
+
+
+_EDITOR_VALUES = frozenset({"-c", "-S", "--cmd", "-s", "-W", "-w", "-u", "-U", "-i", "-l",
+                            "--load", "--eval", "-f", "--funcall", "-T", "-t", "-q", "-r",
+                            "-p", "--script", "-L", "--insert", "-x"})
+
+
+def _edited(argv: tuple[str, ...]) -> list[str]:
+    """The files an editor is given (its operands, not its options' values)."""
+    out: list[str] = []
+    skip = False
+    for word in argv[1:]:
+        if skip:
+            skip = False
+        elif word in _EDITOR_VALUES and _name(argv[0]) not in ("ed", "red"):
+            skip = True
+        elif not word.startswith(("-", "+")):
+            out.append(word)
+    return out
 
 
 def _reads_code(name: str, argv: tuple[str, ...]) -> bool:

@@ -177,6 +177,11 @@ def test_a_program_running_commands_not_on_the_line_may_write_anything(line: str
     assert anywhere(line), written(line)
 
 
+def test_the_files_an_editor_script_edits_are_written() -> None:
+    assert ("/home/alice/.env", False) in paths("printf ',s/a/b/\\nw\\n' | ed .env")
+    assert paths("vim -es -c '%s/a/b/' -c wq /srv/f") == [("/srv/f", False)]
+
+
 def test_an_editor_script_may_read_anything() -> None:
     assert reads("printf 'r /tmp/r\\n,p\\nq\\n' | ed", HOME).unknown
     assert reads("vim -es -c 'r /tmp/r' -c '%p' -c 'q!'", HOME).unknown
@@ -202,6 +207,11 @@ def test_an_editor_at_the_screen_or_a_shell_at_the_terminal_is_not_a_script(line
 ])
 def test_a_file_a_runner_names_at_run_time_is_read_unknown(line: str) -> None:
     assert reads(line, HOME).unknown, reads(line, HOME)
+
+
+def test_a_runner_s_name_among_a_command_s_words_is_no_runner() -> None:
+    assert not reads("grep parallel notes.txt", HOME).unknown
+    assert not reads("grep xargs -I x notes.txt", HOME).unknown
 
 
 def test_a_runner_printing_names_only_reads_nothing_unknown() -> None:
