@@ -750,6 +750,10 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         found += [(w, False) for w in (files if program_file else files[1:])]
     if name in _UNPACKERS:
         found += _unpacked(name, words)
+    if name in ("zstd", "unzstd", "pzstd", "lz4", "brotli"):  # -o FILE, compressing or not
+        found += [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w == "-o"]
+        found += [(w.split("=", 1)[1], False) for w in words
+                  if "=" in w and long_options(w.split("=", 1)[0], ("--output",))]
     return [(w, tree) for w, tree in found if w and w != "-"]
 
 

@@ -131,7 +131,19 @@ _AWK_TOKEN = re.compile(r"""
 _AWK_REGEX = re.compile(r"/(?:[^/\\\n\[]|\\.|\[(?:\\.|[^\]\\])*\])*/")
 # after these a "/" divides; elsewhere it starts a regular expression
 _OPERAND_END = frozenset({")", "]", "$", "++", "--"})
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "/": "/"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "/": "/", "a": "\a",
+            "b": "\b", "f": "\f", "v": "\v"}
+_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{1,2}|.)", re.DOTALL)
+
+
+def _unescape(m: re.Match[str]) -> str:
+    """An escape in an awk string as awk reads it (``\\057`` and ``\\x2f`` are ``/``)."""
+    code = m.group(1)
+    if code[0] in "01234567":
+        return chr(int(code, 8) & 0xFF)
+    if code[0] == "x" and len(code) > 1:
+        return chr(int(code[1:], 16))
+    return _ESCAPES.get(code, code)
 
 
 @dataclass(frozen=True)
@@ -160,8 +172,7 @@ def _awk_tokens(program: str) -> list[_Tok]:
         if m.lastgroup == "string":
             body = m.group()[1:-1] if m.group().endswith('"') and len(m.group()) > 1 else (
                 m.group()[1:])
-            text = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e.group(1), e.group(1)), body,
-                          flags=re.DOTALL)
+            text = _ESCAPE.sub(_unescape, body)
             tokens.append(_Tok("string", text))
         else:
             tokens.append(_Tok(m.lastgroup, m.group()))

@@ -51,6 +51,8 @@ def marked(path: str) -> Place:
     ("""awk '{ if ($1 > 3) print $2 > "/tmp/x"; else print }' .env""", "/tmp/x"),
     ("""awk '{print > "x"}' .env""", "/home/alice/x"),
     ("""gawk -d/tmp/x 'BEGIN { while ((getline l < ".env") > 0) s = s l }'""", "/tmp/x"),
+    ("""awk '{print > "\\057tmp\\057x"}' .env""", "/tmp/x"),  # octal escapes
+    ("""awk '{print > "\\x2ftmp/x"}' .env""", "/tmp/x"),
 ])
 def test_a_file_awk_prints_into_is_written(line: str, path: str) -> None:
     assert transforms(line)
@@ -281,6 +283,11 @@ def test_a_listing_or_an_unpacking_to_the_output_writes_nothing() -> None:
 def test_a_file_decompressed_is_written_without_its_suffix(line: str, glob: str) -> None:
     found = [w.place for w in written(line) if w.place is not None]
     assert any(p.pattern and "/" + "/".join(p.parts) == glob for p in found), found
+
+
+def test_a_decompressor_s_output_option_is_written() -> None:
+    assert ("/tmp/out", False) in paths("zstd -d /tmp/r.zst -o /tmp/out")
+    assert ("/tmp/out", False) in paths("lz4 -d /tmp/r.lz4 --output=/tmp/out")
 
 
 # --- names only known at run time ----------------------------------------------------------------
