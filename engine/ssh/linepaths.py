@@ -398,7 +398,7 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                 continue  # a copier prints nothing: what it copies is followed (``copies``)
             if name in _SCRIPT_EDITORS and _scripted(name, argv):
                 unknown = True  # its script may read any file (ed's ``r``, ex's ``:r``)
-            if (script := _script_files(name, argv)) is not None:
+            if (script := _script_files(name, argv, dynamic)) is not None:
                 unknown = unknown or script.unknown
                 for word in script.reads:
                     if RUNTIME in word:
@@ -599,6 +599,9 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
         programs = _programs(stage)
         if stage.argv and _name(stage.argv[0]) == "script":
             programs.append(stage.argv)  # a wrapper that also writes its typescript
+        if _runs_option_code(stage.argv):
+            for given in _option_codes(stage.argv):  # tar --to-command="cat > f" …
+                out += writes(f"cat | {given}", cwd, depth + 1, unreadable=False)
         for argv in programs:
             name = _name(argv[0])
             if (code := _code(argv)) is not None:
@@ -610,7 +613,7 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
                 out.append(Written(None))  # and the files it edits (ed's ``w``)
                 out += [w for word in _edited(argv) for w in _written(
                     word, word in unresolved or RUNTIME in word, cwd, tree=False)]
-            if (named := _script_files(name, argv)) is not None:
+            if (named := _script_files(name, argv, dynamic)) is not None:
                 if named.unknown:
                     out.append(Written(None))
                 for word in named.writes:
@@ -630,16 +633,40 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
     return out
 
 
+def _runs_option_code(argv: tuple[str, ...]) -> bool:
+    """Whether a program runs commands given in its options (``tar --to-command``, ``-I``,
+    ``--checkpoint-action=exec=``, ``ssh -o LocalCommand=``, ``tmux new CMD`` …): their
+    redirections are not among the commands the line runs."""
+    try:
+        return "COMMAND IN OPTION" in classify_command(shlex.join(argv)).kinds
+    except ShellParseError:
+        return True
+
+
+def _option_codes(argv: tuple[str, ...]) -> list[str]:
+    """Every word of ``argv`` that may be code given to it, whole or after an ``=``."""
+    out: list[str] = []
+    for word in argv[1:]:
+        out.append(word)
+        if "=" in word:
+            value = word.partition("=")[2]
+            out += [value, value.partition("=")[2]] if "=" in value else [value]
+    return [w for w in out if w.strip()]
+
+
 def _known(cwd: Cwd) -> bool:
     return cwd is not None and bool(cwd) and not cwd & CDPATH_SET
 
 
-def _script_files(name: str, argv: tuple[str, ...]) -> ScriptFiles | None:
-    """The files an awk program or a sed script names (None: not one of them)."""
+def _script_files(name: str, argv: tuple[str, ...],
+                  dynamic: set[str]) -> ScriptFiles | None:
+    """The files an awk program or a sed script names (None: not one of them); a word only
+    known at run time (``dynamic``) is given as ``RUNTIME``."""
+    words = tuple(RUNTIME if w in dynamic else w for w in argv[1:])
     if name in _AWKS:
-        return awk_files(argv[1:])
+        return awk_files(words)
     if name in ("sed", "gsed"):
-        return sed_files(argv[1:])
+        return sed_files(words)
     return None
 
 

@@ -6,9 +6,10 @@ one of them, which names files of its own: awk's ``print > "f"``, ``printf … >
 ``W f``, ``s/a/b/w f``, ``r f``, ``R f``, ``e cmd``. A file named by a constant is a path; one
 built at run time (a variable, a concatenation) is a word holding ``RUNTIME`` where its value
 starts, which linepaths marks as it marks ``> "$f"`` (the directory it is known to be in, or any
-path). What cannot be read — a script in a file (``awk -f``, ``sed -f``), code loaded from a
-library, a sed command this reader does not know, a command built at run time — is
-``unknown``: it may read and write any file. No I/O here.
+path); linepaths gives a word of the line only known at run time as ``RUNTIME`` too. What
+cannot be read — a script in a file (``awk -f``, ``sed -f``) or only known at run time, code
+loaded from a library, a sed command this reader does not know, a command built at run time —
+is ``unknown``: it may read and write any file. No I/O here.
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ def awk_files(words: tuple[str, ...]) -> ScriptFiles:
         else:
             programs.append(operand)
     for program in programs:
-        _awk_program(program, out)
+        if RUNTIME in program:
+            out.unknown = True  # a program only known at run time (awk "$p")
+        else:
+            _awk_program(program, out)
     return out
 
 
@@ -351,7 +355,10 @@ def sed_files(words: tuple[str, ...]) -> ScriptFiles:
             out.unknown = True
         else:
             scripts.append(operands[0])
-    _sed_script("\n".join(scripts), out)
+    if any(RUNTIME in script for script in scripts):
+        out.unknown = True  # a script only known at run time (sed "$s")
+    else:
+        _sed_script("\n".join(scripts), out)
     return out
 
 

@@ -77,6 +77,7 @@ def test_an_awk_file_named_in_part_marks_its_directory(line: str, directory: str
     """gawk -i lib.awk '{print}' .env""",
     """gawk -l ext '{print}' .env""",
     """awk '{print | "sh"}' cmds""",  # the shell's code comes from awk: not on the line
+    'awk "$prog" .env', "awk \"$(cat prog.awk)\" .env",  # a program only known at run time
 ])
 def test_awk_writing_where_only_the_run_knows_fails_closed(line: str) -> None:
     assert anywhere(line), written(line)
@@ -139,6 +140,7 @@ def test_a_file_sed_writes_with_w_is_written(line: str, path: str) -> None:
     "sed -f script.sed .env", "sed --file=script.sed .env", "sed 's/.*/cat &/e' .env",
     "sed 'e' cmds", "sed 'Z' .env",  # a command sed does not have: not read, fail closed
     "sed 's/a/b' .env",
+    'sed -n "$script" .env', "sed -e p -e \"$w\" .env",
 ])
 def test_sed_that_cannot_be_read_fails_closed(line: str) -> None:
     assert anywhere(line), written(line)
@@ -263,6 +265,15 @@ def test_an_archive_unpacked_marks_where_it_lands(line: str, directory: str | No
         assert not any(w.tree for w in written(line))
         return
     assert (directory, True) in paths(line), paths(line)
+
+
+@pytest.mark.parametrize(("line", "path"), [
+    ("tar xf /tmp/a.tar --to-command='cat > /tmp/x'", "/tmp/x"),
+    ("tar xf /tmp/a.tar --checkpoint-action=exec='rev .env > /tmp/x'", "/tmp/x"),
+    ("tar -x -f /tmp/a.tar -I 'gzip -d > /tmp/x'", "/tmp/x"),
+])
+def test_what_a_command_given_in_an_option_writes_is_written(line: str, path: str) -> None:
+    assert (path, False) in paths(line), paths(line)
 
 
 def test_unpacking_where_the_directory_is_not_known_writes_any() -> None:
