@@ -195,11 +195,14 @@ def classify(sql: str, depth: int = 0) -> list[Facts]:
 
 
 def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
-                  qualified_only: bool = False) -> tuple[list[Facts], Effects]:
+                  qualified_only: bool = False, shadowed: bool = False,
+                  ) -> tuple[list[Facts], Effects]:
     """Facts for each statement of ``sql``, against what the session is known to have
     created (``memory``), and what running the text does to that memory. ``qualified_only``:
     the session chose its own search_path at login, so a function named without its schema
-    is never taken for one created earlier (see ``_Walker._bind_body``).
+    is never taken for one created earlier (see ``_Walker._bind_body``). ``shadowed``: the
+    session may have put a schema ahead of pg_catalog in its search_path (``shadows``), so a
+    function or operator named without its schema may be a user's, not PostgreSQL's own.
 
     A trigger is judged by the body of the function it binds only when that function is
     created earlier in the same text, under the same schema-qualified name, with no statement
@@ -237,7 +240,8 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             head = len(raw[:start].decode(errors="replace")) + len(piece) - len(piece.lstrip())
             facts.span = (head, head + len(text))
         try:
-            _Walker(facts, functions, depth, qualified_only).visit(entry.get("stmt", {}))
+            _Walker(facts, functions, depth, qualified_only, shadowed).visit(
+                entry.get("stmt", {}))
         except RecursionError as exc:
             raise ParseFailure("the statement is too deeply nested to classify", None) from exc
         if facts.settings and protection.settings_off(facts.settings):
@@ -247,6 +251,8 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
         paths = _sets_search_path(facts)
         if paths:
             qualified_only = True
+        if shadows(facts.settings):
+            shadowed = True
         table = _new_table(stmt)
         if _keeps(stmt, facts, own):
             functions.update(facts.defines)
@@ -262,7 +268,28 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             forgets = True
         _mark_own(facts, own, defers)
         out.append(facts)
-    return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only)
+    return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only,
+                        shadowed)
+
+
+def shadows(settings: dict[str, str | None]) -> bool:
+    """Whether settings a statement makes may put a schema ahead of pg_catalog in the
+    search_path (PostgreSQL looks in pg_catalog first only when the path does not name it):
+    a value the gateway cannot read, or one that names pg_catalog after another schema."""
+    if "*" in settings:
+        return True
+    if "search_path" not in settings:
+        return False
+    return catalog_later(settings["search_path"])
+
+
+def catalog_later(value: str | None) -> bool:
+    """Whether a search_path value (None: not known) may look in another schema before
+    pg_catalog."""
+    if value is None:
+        return True
+    schemas = [part.strip().strip('"').lower() for part in value.split(",")]
+    return "pg_catalog" in schemas and schemas.index("pg_catalog") > 0
 
 
 def _sets_search_path(facts: Facts) -> bool:
@@ -331,10 +358,11 @@ def _trivial(facts: Facts) -> bool:
 
 class _Walker:
     def __init__(self, facts: Facts, bodies: dict[str, Facts], depth: int,
-                 qualified_only: bool = False) -> None:
+                 qualified_only: bool = False, shadowed: bool = False) -> None:
         self.facts = facts
         self.bodies = bodies
         self.qualified_only = qualified_only
+        self.shadowed = shadowed
         self.depth = depth
         self.table: str | None = None  # the table a CREATE or ALTER TABLE defines
 
@@ -858,9 +886,11 @@ class _Walker:
             self.facts.kinds.add("SET ROLE")
         value: str | None = None
         args = node.get("args", [])
-        if node.get("kind") == "VAR_SET_VALUE" and len(args) == 1:
-            known, literal = constant(args[0])
-            value = str(literal) if known and literal is not None else None
+        if node.get("kind") == "VAR_SET_VALUE" and args:
+            values = [constant(arg) for arg in args]
+            if all(known and literal is not None for known, literal in values) and (
+                    len(args) == 1 or setting == "search_path"):  # a list: schema, schema
+                value = ", ".join(str(literal) for _, literal in values)
         if setting:
             self.facts.settings[setting] = value
         return True
@@ -905,8 +935,9 @@ class _Walker:
         """Whether a call of ``parts`` (a function's or operator's name as written) may run
         code a user created that writes rows. PostgreSQL's own (``builtin_names``, case
         as written: ``"Lower"`` is not lower) do not; a function the session created and the
-        gateway remembers (``memory``, the same name as created) does only if its body writes
-        tables that are not the session's own, or runs code it cannot read; anything else may.
+        gateway remembers (``memory``) may, as may any other function of that name; and after
+        the session put a schema ahead of pg_catalog in its search_path (``shadowed``), any
+        name written without its schema may be a user's function.
         """
         schema = parts[0].lower() if len(parts) > 1 else None
         if schema in ("pg_catalog", "information_schema") and len(parts) == 2:
@@ -914,10 +945,12 @@ class _Walker:
         shown = [f'"{p.replace(chr(34), chr(34) * 2)}"' if "." in p or '"' in p else p
                  for p in parts]
         prefix = ".".join(shown) + "("
-        known = [body for identity, body in self.bodies.items() if identity.startswith(prefix)]
-        if known and (schema is not None or not self.qualified_only):
-            return any(_may_write(body) for body in known)
-        return schema is not None or parts[-1] not in builtin
+        # A function the session created may be called, or another of the same name
+        # (another signature: the gateway cannot tell which the arguments pick).
+        if any(_may_write(body) for identity, body in self.bodies.items()
+               if identity.startswith(prefix)):
+            return True
+        return schema is not None or self.shadowed or parts[-1] not in builtin
 
     def _query_text(self, function: str, args: list[Any]) -> None:
         """A function that runs SQL given as text: a constant is judged as the SQL it is, as

@@ -107,9 +107,12 @@ class SessionGuard:
         # The session chose its search_path at login: unqualified function names never
         # match what it created (``classify_text``).
         self.qualified_only = False
+        # A schema may come before pg_catalog in the session's search_path: names without
+        # a schema may be users' functions (``classify.shadows``).
+        self.shadowed = False
         self._generation = 0  # the memory's generation the own caches were filled under
-        self._last: tuple[str, Judgement | None, tuple[int, bool, int]] = ("", None,
-                                                                         (-1, False, -1))
+        self._last: tuple[str, Judgement | None, tuple[int, int, int]] = ("", None,
+                                                                        (-1, -1, -1))
 
     def fork(self) -> SessionGuard:
         """A guard for another session of the same rules: the caches shared, a memory of
@@ -139,7 +142,7 @@ class SessionGuard:
     @property
     def _blank(self) -> bool:
         """Judged as any session of these rules would be: nothing remembered."""
-        return not self.memory.known and not self.qualified_only
+        return not self.memory.known and not self.qualified_only and not self.shadowed
 
     @property
     def _cache(self) -> dict[str, Judgement]:
@@ -155,7 +158,7 @@ class SessionGuard:
         self._shared.set(rules, settings)
         self._own_cache.clear()
         self._own_shapes.clear()
-        self._last = ("", None, (-1, False, -1))
+        self._last = ("", None, (-1, -1, -1))
 
     def judge_command(self, line: str, cwd: Cwd = None) -> Judgement:
         """A shell command line (SSH exec, or a line entered in an interactive shell);
@@ -187,6 +190,10 @@ class SessionGuard:
             self.memory.forget()
             self._own_cache.clear()  # judged otherwise from now on: nothing cached stands
             self._own_shapes.clear()
+        if effects.shadowed and not self.shadowed:
+            self.shadowed = True
+            self._own_cache.clear()
+            self._own_shapes.clear()
         epoch = self.memory.started(effects)
         return (effects, epoch) if effects.adds else None
 
@@ -197,7 +204,8 @@ class SessionGuard:
     def judge(self, text: str) -> Judgement:
         """The judgement of ``text``; the last one is kept at hand, as the relay asks for the
         same text again when it starts the statement (``started``)."""
-        state = (self.memory.generation, self.qualified_only, self._shared.version)
+        state = (self.memory.generation, int(self.qualified_only) + 2 * int(self.shadowed),
+                 self._shared.version)
         last, kept, at = self._last
         if kept is not None and text == last and state == at:
             return kept
@@ -264,7 +272,8 @@ class SessionGuard:
         known = self.memory.known
         try:
             statements, effects = classify_text(text, 0, known,
-                                                qualified_only=self.qualified_only)
+                                                qualified_only=self.qualified_only,
+                                                shadowed=self.shadowed)
         except ParseFailure as exc:
             verdict = Verdict(
                 self.settings.fallback, "fallback",

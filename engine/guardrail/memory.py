@@ -63,6 +63,9 @@ class Effects:
     tables: frozenset[str] = frozenset()
     # It may change the search_path: from then on, unqualified function names never match.
     qualified_only: bool = False
+    # It may put a schema ahead of pg_catalog: from then on, a name without its schema may
+    # be a user's function or operator (``classify.shadows``).
+    shadowed: bool = False
 
     @property
     def adds(self) -> bool:

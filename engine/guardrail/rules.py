@@ -396,8 +396,9 @@ def reaches_only(facts: Facts) -> bool:
     """Whether ``facts`` writes rows only through code it calls (``Facts.reaches``): one
     statement that is not an UPDATE, DELETE, MERGE or TRUNCATE itself (an INSERT's own rows
     are no ``rows_over`` matter), nor transaction control (the gateway's block would change
-    what it does) nor COPY (data flows while the gateway counts), with no data-modifying
-    WITH. What the code writes is read from the target's counts (``engine.pg.rowcount``)."""
+    what it does) nor COPY (data flows while the gateway counts), nor DECLARE or PREPARE
+    (the code runs at a later FETCH, COMMIT or EXECUTE), with no data-modifying WITH. What
+    the code writes is read from the target's counts (``engine.pg.rowcount``)."""
     if not facts.reaches or facts.kinds & ROW_WRITES:
         return False
     try:
@@ -407,11 +408,21 @@ def reaches_only(facts: Facts) -> bool:
     if len(statements) != 1:
         return False
     stmt = statements[0].stmt
-    if isinstance(stmt, ast.TransactionStmt | ast.CopyStmt):
-        return False
+    if isinstance(stmt, ast.TransactionStmt | ast.CopyStmt | ast.DeclareCursorStmt
+                  | ast.PrepareStmt):
+        return False  # (a cursor's or a prepared statement's code runs later, uncounted)
+    if isinstance(stmt, ast.IndexStmt | ast.ReindexStmt) and _concurrently(stmt):
+        return False  # cannot run inside the gateway's transaction block
     with_clause = getattr(stmt, "withClause", None)
     ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
     return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes)
+
+
+def _concurrently(stmt: ast.IndexStmt | ast.ReindexStmt) -> bool:
+    if isinstance(stmt, ast.IndexStmt):
+        return bool(stmt.concurrent)
+    return any(isinstance(o, ast.DefElem) and o.defname == "concurrently"
+               for o in stmt.params or ())
 
 
 def countable(facts: Facts) -> bool:

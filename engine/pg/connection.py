@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import Connection
+from engine.guardrail.classify import catalog_later
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.catalog import TableCatalog, taint_file
@@ -180,6 +181,8 @@ class PgConnection:
         await session.record_open()
         if session.guard is not None and any(k.lower() == "search_path" for k in hello.params):
             session.guard.qualified_only = True  # a search_path of its own from the start
+            session.guard.shadowed = any(catalog_later(v) for k, v in hello.params.items()
+                                         if k.lower() == "search_path")
         session.go_live()  # operators see it (and may kill it) while it waits for access
         if not await self._access():
             return

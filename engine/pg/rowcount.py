@@ -45,18 +45,25 @@ from engine.pg import codec, messages
 SAVEPOINT = b"gatewatch_rows"
 # Rows updated or deleted, and rows inserted, so far in the transaction, by anything
 # (triggers, rules, cascades), in every table a user created (OIDs from FirstNormalObjectId:
-# no system catalog); NULL when the server keeps no such counts (track_counts off). Every name
-# and operator is pg_catalog's, whatever the session's search_path. Cheaper than the
+# no system catalog) but temporary ones (the session's own, gone with it); NULL when the
+# server keeps no such counts (track_counts off). And which file holds each table's rows: a
+# TRUNCATE or a rewrite (ALTER TABLE … TYPE, a volatile DEFAULT) gives it a new one and resets
+# its counts, so a change there means rows changed that no count shows. Every name, type and
+# operator is pg_catalog's, whatever the session's search_path. Cheaper than the
 # pg_stat_xact_user_tables view (~60 µs against ~400 on this machine).
 _COUNTING = b"pg_catalog.current_setting('track_counts')::pg_catalog.bool"
 STAT = (b"SELECT CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
         b"pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) "
         b"pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0) END AS gatewatch_rows, "
         b"CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
-        b"pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)), 0) END AS gatewatch_inserted "
+        b"pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)), 0) END AS gatewatch_inserted, "
+        b"pg_catalog.md5(COALESCE(pg_catalog.string_agg(c.oid::pg_catalog.text OPERATOR("
+        b"pg_catalog.||) ':' OPERATOR(pg_catalog.||) c.relfilenode::pg_catalog.text, ',' "
+        b"ORDER BY c.oid), '')) AS gatewatch_files "
         b"FROM pg_catalog.pg_class c "
         b"WHERE c.oid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid "
-        b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\"")
+        b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\" "
+        b"AND c.relpersistence OPERATOR(pg_catalog.<>) 't'::pg_catalog.\"char\"")
 # Deferred constraint triggers of what ran fire now, before the second reading, not at a
 # COMMIT after it (the constraints stay immediate for the rest of the transaction).
 IMMEDIATE = b"SET CONSTRAINTS ALL IMMEDIATE"
@@ -90,26 +97,37 @@ def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
             + codec.message(b"Q", IMMEDIATE + b";" + STAT + b"\x00"))
 
 
-Stat = tuple[int, int]  # rows updated or deleted, rows inserted
+Stat = tuple[int, int, bytes]  # rows updated or deleted, rows inserted, the tables' files
 
 
 def stat_value(row: bytes) -> Stat | None:
     """The counts in a DataRow of ``STAT`` (the whole message), or None."""
     body = row[5:]
-    if len(body) < 2 or int.from_bytes(body[:2], "big") != 2:
+    if len(body) < 2 or int.from_bytes(body[:2], "big") != 3:
         return None
-    values: list[int] = []
+    values: list[bytes] = []
     pos = 2
-    for _ in range(2):
+    for _ in range(3):
         if len(body) < pos + 4:
             return None
         size = int.from_bytes(body[pos : pos + 4], "big", signed=True)
         value = body[pos + 4 : pos + 4 + size] if size >= 0 else b""
-        if not value.isdigit():
+        if size < 0 or len(value) != size:
             return None
-        values.append(int(value))
-        pos += 4 + max(size, 0)
-    return values[0], values[1]
+        values.append(value)
+        pos += 4 + size
+    if not (values[0].isdigit() and values[1].isdigit()):
+        return None
+    return int(values[0]), int(values[1]), values[2]
+
+
+REWRITTEN = ("a table was emptied or rewritten (TRUNCATE, or ALTER TABLE rewriting its rows) "
+             "by what it ran: the target's counts cannot show how many rows changed")
+
+
+def rewritten(before: Stat | None, after: Stat | None) -> bool:
+    """Whether a table got a new file between two readings (``STAT``)."""
+    return before is not None and after is not None and before[2] != after[2]
 
 
 def _beside(before: Stat | None, after: Stat | None, completes: list[bytes],
@@ -271,6 +289,8 @@ class RowCount:
             self._over = Over(None, None, "its count cannot be read (the server answered "
                               f"{len(self._completes)} of its {len(self.limits)} statements)",
                               b"")
+        if self._over is None and rewritten(self._before, self._after):
+            self._over = Over(None, None, REWRITTEN, b"")
         counted = [limit is not None and tag for limit, tag in zip(self.limits, self.tags,
                                                                    strict=True)]
         for i, limit in enumerate(self.limits):
@@ -498,8 +518,10 @@ class ExtendedCount:
     def _counted(self) -> None:
         beside = (_beside(self._before, self._after, [self._complete], [self.tag_counts], 0)
                   if self._complete is not None else None)
-        self._over = _verdict(self._complete, self.limit, self._overflow, self._keep, beside,
-                              tag_counts=self.tag_counts)
+        self._over = (Over(None, None, REWRITTEN, b"")
+                      if rewritten(self._before, self._after) else
+                      _verdict(self._complete, self.limit, self._overflow, self._keep, beside,
+                               tag_counts=self.tag_counts))
         if self._over is None:
             # It stands: released without waiting for the answer (a round trip saved on
             # every write under the limit), in front of what the client sends next (the

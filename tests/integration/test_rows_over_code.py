@@ -40,12 +40,19 @@ CREATE OR REPLACE FUNCTION gw12c_five() RETURNS int LANGUAGE sql AS
   $$DELETE FROM gw12c_log WHERE id > 495 RETURNING 1$$;
 CREATE OR REPLACE PROCEDURE gw12c_commits() LANGUAGE plpgsql AS
   $$BEGIN INSERT INTO gw12c_done VALUES ('committed'); COMMIT; DELETE FROM gw12c_log; END$$;
+CREATE OR REPLACE FUNCTION gw12c_empty() RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN TRUNCATE gw12c_log; RETURN 0; END$$;
+CREATE OR REPLACE FUNCTION gw12c_rewrite() RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN ALTER TABLE gw12c_log ALTER COLUMN id TYPE int USING -id; RETURN 0; END$$;
+CREATE OR REPLACE FUNCTION public.pi() RETURNS float8 LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM gw12c_log; RETURN 3; END$$;
 RESET ROLE;
 """
 CLEANUP = ("DROP TABLE IF EXISTS gw12c_log, gw12c_done CASCADE; "
            "DROP OPERATOR IF EXISTS @~~@ (int, int); "
            "DROP FUNCTION IF EXISTS gw12c_purge(), gw12c_sql_purge(), gw12c_op(int, int), "
-           "gw12c_five(); DROP PROCEDURE IF EXISTS gw12c_proc(), gw12c_commits();")
+           "gw12c_five(), gw12c_empty(), gw12c_rewrite(), public.pi(), gw12c_purge(int); "
+           "DROP PROCEDURE IF EXISTS gw12c_proc(), gw12c_commits();")
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +147,59 @@ def test_a_procedure_that_commits_is_held_and_runs_whole_once_approved(
     assert rows(guarded.target, "SELECT count(*) FROM gw12c_log") == 0
     guarded.target.cluster.sql("INSERT INTO gw12c_log SELECT generate_series(1, 500); "
                                "TRUNCATE gw12c_done", dbname="shop")
+
+
+@pytest.mark.parametrize("call", ["SELECT gw12c_empty()", "SELECT gw12c_rewrite()"],
+                         ids=["truncate", "rewrite"])
+def test_a_table_emptied_or_rewritten_by_the_code_is_held(guarded: Gateway, call: str) -> None:
+    """TRUNCATE and a rewrite reset the table's counts: the count reads nothing, but the
+    table's file changed, and that is held."""
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute(call)
+
+    request = denied(guarded, work)
+    assert "emptied or rewritten" in str(request["statement"])
+    assert rows(guarded.target) == 500
+
+
+def test_a_schema_ahead_of_pg_catalog_makes_a_built_in_name_a_user_s(guarded: Gateway) -> None:
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute("SET search_path = public, pg_catalog")
+            conn.execute("SELECT pi()")
+
+    request = denied(guarded, work)
+    assert "the code it calls writes 500 rows" in str(request["statement"])
+    assert rows(guarded.target) == 500
+
+
+def test_a_function_the_session_created_does_not_vouch_for_another_of_its_name(
+        guarded: Gateway) -> None:
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE FUNCTION gw12c_purge(x int) RETURNS int LANGUAGE sql "
+                         "AS 'SELECT 1'")
+            conn.execute("SELECT gw12c_purge()")
+
+    try:
+        request = denied(guarded, work)
+    finally:
+        guarded.target.cluster.sql("DROP FUNCTION IF EXISTS gw12c_purge(int)", dbname="shop")
+    assert "the code it calls writes 500 rows" in str(request["statement"])
+    assert rows(guarded.target) == 500
+
+
+@pytest.mark.parametrize("declare", ["DECLARE c CURSOR FOR SELECT gw12c_purge()",
+                                     "DECLARE c CURSOR WITH HOLD FOR SELECT gw12c_purge()"])
+def test_a_cursor_over_code_is_held_before_a_fetch_can_run_it(guarded: Gateway,
+                                                             declare: str) -> None:
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute("BEGIN")
+            conn.execute(declare)
+            conn.execute("FETCH ALL FROM c")
+            conn.execute("COMMIT")
+
+    denied(guarded, work)
+    assert rows(guarded.target) == 500

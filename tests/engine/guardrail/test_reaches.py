@@ -59,6 +59,9 @@ def test_a_call_is_counted_by_what_its_code_writes_only() -> None:
 @pytest.mark.parametrize("sql", [
     "COPY t FROM STDIN WHERE purge() > 0",  # data flows while it is counted
     "WITH d AS (DELETE FROM t RETURNING 1) SELECT purge()",  # writes of its own, uncounted
+    "DECLARE c CURSOR FOR SELECT purge()",  # runs at each FETCH
+    "DECLARE c CURSOR WITH HOLD FOR SELECT purge()",  # and at COMMIT
+    "PREPARE p AS SELECT purge()",  # runs at each EXECUTE
 ])
 def test_calls_the_gateway_cannot_count_meet_the_rule(sql: str) -> None:
     verdict = judge_statement(RULE, classify(sql)[0])
@@ -81,13 +84,47 @@ def remembered(sql: str) -> Known:
     return Known(dict(effects.functions), effects.tables)
 
 
-def test_a_remembered_function_that_writes_only_the_session_s_tables_does_not_reach() -> None:
-    known = remembered(CREATE_OWN)
+def test_a_remembered_function_still_reaches_another_of_its_name() -> None:
+    """The session created s.tidy(int); s.tidy() may be another function, created by
+    someone else: the call is counted, whatever the remembered body does."""
+    known = remembered(CREATE_OWN.replace("s.tidy()", "s.tidy(n int)"))
     [facts], _ = classify_text("SELECT s.tidy()", known=known)
-    assert not facts.reaches
+    assert facts.reaches
 
 
 def test_a_remembered_function_that_writes_other_tables_reaches() -> None:
     known = remembered(CREATE_OTHER)
     [facts], _ = classify_text("SELECT s.purge()", known=known)
     assert facts.reaches
+
+
+@pytest.mark.parametrize(("setting", "shadowed"), [
+    ("SET search_path = public, pg_catalog", True),
+    ("SET search_path TO \"$user\", public", False),  # pg_catalog is looked in first
+    ("SET search_path = pg_catalog, public", False),
+    ("SELECT set_config('search_path', 'public, pg_catalog', false)", True),
+    ("SELECT set_config('search_path', current_setting('x'), false)", True),
+    ("SELECT set_config(name, 'v', false) FROM t", True),
+])
+def test_a_schema_ahead_of_pg_catalog_makes_every_unqualified_name_user_code(
+        setting: str, shadowed: bool) -> None:
+    _, effects = classify_text(setting)
+    assert effects.shadowed is shadowed
+    [facts], _ = classify_text("SELECT now()", shadowed=effects.shadowed)
+    assert facts.reaches is shadowed
+    [_, after], _ = classify_text(f"{setting}; SELECT lower('x')")
+    assert after.reaches is shadowed
+
+
+def test_in_a_shadowed_session_a_qualified_built_in_is_still_postgresql_s() -> None:
+    [facts], _ = classify_text("SELECT pg_catalog.now()", shadowed=True)
+    assert not facts.reaches
+
+
+@pytest.mark.parametrize("sql", ["CREATE INDEX CONCURRENTLY i ON t (purge(a))",
+                                 "REINDEX (CONCURRENTLY) INDEX i"])
+def test_what_cannot_run_in_a_transaction_block_is_not_counted(sql: str) -> None:
+    facts = classify(sql)[0]
+    facts.reaches = True  # (REINDEX runs the index's expressions, named elsewhere)
+    verdict = judge_statement(RULE, facts)
+    assert verdict.action == "review" and verdict.rows_over is None

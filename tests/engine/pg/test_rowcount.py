@@ -40,6 +40,7 @@ def q(sql: str) -> bytes:
 
 
 STAT = rowcount.STAT.decode()
+FILES = b"0f343b0931126a20f133d67c2b018a3b"  # the tables' files, unchanged unless a test says
 # The second reading of the statistics in a transaction the client's statement left aborted.
 ABORTED = b.error("25P02", "current transaction is aborted") + b.ready(b"E")
 
@@ -51,13 +52,14 @@ def wrapped(sql: str, in_transaction: bool = False) -> bytes:
     return q(first + STAT + ";" + sql) + q("SET CONSTRAINTS ALL IMMEDIATE;" + STAT)
 
 
-def stat(n: int | bytes | None, inserted: int = 0) -> bytes:
+def stat(n: int | bytes | None, inserted: int = 0, files: bytes = FILES) -> bytes:
     """The target's answer to one reading of the statistics (``rowcount.STAT``): ``n`` rows
-    updated and deleted so far in the transaction (bytes: as the DataRow carries them), and
-    ``inserted`` rows inserted."""
+    updated and deleted so far in the transaction (bytes: as the DataRow carries them),
+    ``inserted`` rows inserted, and the digest of which file holds each table."""
     value = str(n).encode() if isinstance(n, int) else n
-    return (b.row_description("gatewatch_rows", "gatewatch_inserted")
-            + b.data_row(value, str(inserted).encode()) + b.command_complete("SELECT 1"))
+    return (b.row_description("gatewatch_rows", "gatewatch_inserted", "gatewatch_files")
+            + b.data_row(value, str(inserted).encode(), files)
+            + b.command_complete("SELECT 1"))
 
 
 def begun(before: int | bytes | None = 0, first: str = "BEGIN") -> bytes:
@@ -65,10 +67,12 @@ def begun(before: int | bytes | None = 0, first: str = "BEGIN") -> bytes:
     return b.command_complete(first) + stat(before)
 
 
-def read_again(after: int | bytes | None, status: bytes = b"T", inserted: int = 0) -> bytes:
+def read_again(after: int | bytes | None, status: bytes = b"T", inserted: int = 0,
+               files: bytes = FILES) -> bytes:
     """The target's answers to the Query behind the client's (deferred constraints made
     immediate, the statistics read again)."""
-    return b.command_complete("SET CONSTRAINTS") + stat(after, inserted) + b.ready(status)
+    return (b.command_complete("SET CONSTRAINTS") + stat(after, inserted, files)
+            + b.ready(status))
 
 
 def sent(r: PgRelay, data: bytes) -> tuple[ClientOutcome, bytes]:
@@ -603,3 +607,21 @@ def test_in_the_client_s_transaction_a_committing_procedure_fails_as_it_would() 
         + b.ready(b"E") + ABORTED)
     assert b"invalid transaction termination" in to_client
     assert [(f.status, f.sqlstate) for f in done] == [("error", "2D000")]
+
+
+def test_a_table_emptied_or_rewritten_by_what_ran_is_held() -> None:
+    """A TRUNCATE (or a rewrite) inside the code resets that table's counts: the counts say
+    nothing was written, but the table's file changed. Held, and approved runs as it is."""
+    r = relay()
+    sent(r, b.query(CALLS_CODE))
+    r.server_data(begun(0) + b.row_description("purge_old") + b.data_row(b"0")
+                  + b.command_complete("SELECT 1") + b.ready(b"T")
+                  + read_again(0, files=b"5d41402abc4b2a76b9719d911017c592"))
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert to_client == b"" and f.status == "rolled back"
+    assert "emptied or rewritten" in (f.error or "")
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == q(CALLS_CODE)

@@ -15,7 +15,7 @@ from engine.pg import rowcount
 from engine.pg.relay import FAILING_PARSE, GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
 from tests.engine.pg import build as b
 from tests.engine.pg.test_relay import SYNTAX_ERROR
-from tests.engine.pg.test_rowcount import WRITE, relay, sent
+from tests.engine.pg.test_rowcount import FILES, WRITE, relay, sent
 
 # A statement that ran before the write in its pipeline (so the gateway needs a savepoint
 # inside its own block: it will not roll that back), then psycopg's messages for the write.
@@ -37,7 +37,7 @@ def ours_stat(n: int | bytes | None) -> bytes:
     """The target's answers to one reading of the statistics (``rowcount.STAT_``): ``n`` rows
     updated and deleted so far in the transaction (bytes: as the DataRow carries them)."""
     value = str(n).encode() if isinstance(n, int) else n
-    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(value, b"0")
+    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(value, b"0", FILES)
             + b.command_complete("SELECT 1") + b.CLOSE_COMPLETE + b.CLOSE_COMPLETE)
 
 
