@@ -777,11 +777,29 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         found += [(w, False) for w in (files if program_file else files[1:])]
     if name in _UNPACKERS:
         found += _unpacked(name, words)
-    if name in ("zstd", "unzstd", "pzstd", "lz4", "brotli"):  # -o FILE, compressing or not
-        found += [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w == "-o"]
-        found += [(w.split("=", 1)[1], False) for w in words
-                  if "=" in w and long_options(w.split("=", 1)[0], ("--output",))]
+    if name not in ("sort", "shuf", "iconv", "split", "csplit"):
+        found += _output_option(name, words)
     return [(w, tree) for w, tree in found if w and w != "-"]
+
+
+# The option by which a program says where it writes (``openssl enc -out F``, ``gpg -o F``,
+# ``zstd -d -o F``, ``curl -o F``, ``wget -O F``): whatever the program, its value is written.
+_OUTPUT_SHORT = frozenset({"-o", "-out", "-outfile", "-output"})
+_OUTPUT_LONG = ("--output", "--output-file", "--outfile", "--output-document", "--out-file")
+
+
+def _output_option(name: str, words: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """The files a program's output options name (``-o F``, ``--output=F`` …)."""
+    short = _OUTPUT_SHORT | ({"-O"} if name == "wget" else set())
+    found = [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w in short]
+    for i, w in enumerate(words):
+        if not w.startswith("--") or not long_options(w.split("=", 1)[0], _OUTPUT_LONG):
+            continue
+        if "=" in w:
+            found.append((w.split("=", 1)[1], False))
+        elif i + 1 < len(words):
+            found.append((words[i + 1], False))
+    return found
 
 
 def _stem(word: str) -> str:

@@ -296,9 +296,14 @@ def test_a_file_decompressed_is_written_without_its_suffix(line: str, glob: str)
     assert any(p.pattern and "/" + "/".join(p.parts) == glob for p in found), found
 
 
-def test_a_decompressor_s_output_option_is_written() -> None:
-    assert ("/tmp/out", False) in paths("zstd -d /tmp/r.zst -o /tmp/out")
-    assert ("/tmp/out", False) in paths("lz4 -d /tmp/r.lz4 --output=/tmp/out")
+@pytest.mark.parametrize("line", [
+    "zstd -d /tmp/r.zst -o /tmp/out", "lz4 -d /tmp/r.lz4 --output=/tmp/out",
+    "openssl enc -base64 -in .env -out /tmp/out", "gpg --output /tmp/out -c .env",
+    "openssl base64 -in .env -outfile /tmp/out", "wget -O /tmp/out file:///x",
+    "curl --output /tmp/out file:///home/alice/.env",
+])
+def test_a_program_s_output_option_is_written(line: str) -> None:
+    assert ("/tmp/out", False) in paths(line), paths(line)
 
 
 # --- names only known at run time ----------------------------------------------------------------
