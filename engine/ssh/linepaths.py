@@ -17,7 +17,8 @@ at run time (``xargs``'s input, its ``-I`` string, ``find -exec``'s ``{}``, ``pa
 ``{…}``) is one only known at run time (``RUNTIME``): a reader of it may read any file, a
 writer writes where it is known to be. An archive unpacked (``tar x``, ``unzip``, ``7z x``,
 ``cpio -i``/``-p``) writes everything under where it lands; a file decompressed, its name
-short of the suffix.
+short of the suffix; any program, the file its output option names (``-o``, ``-out``,
+``--output``); a command given in an option (``tar --to-command``), what it writes.
 
 A path is a ``Place``: absolute, or relative to a directory the gateway does not know (an
 exec's home, after ``cd`` in the same line, a relative ``cd``), which may be that name under any
