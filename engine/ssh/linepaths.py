@@ -352,10 +352,12 @@ def _code(argv: tuple[str, ...]) -> str | None:
 
 
 def _line_cwd(line: str, cwd: Cwd) -> Cwd:
-    """The working directory for a line's paths: not known once it may change in the line."""
+    """The working directory for a line's paths: not known once it may change in the line
+    (``cd``; ``find -execdir`` runs its command in each found file's directory)."""
     try:
         for stage in _stages(line):
-            if isinstance(stage, SimpleCommand) and stage.argv and _name(stage.argv[0]) in _CD:
+            if isinstance(stage, SimpleCommand) and stage.argv and (
+                    _name(stage.argv[0]) in _CD or {"-execdir", "-okdir"} & set(stage.argv)):
                 return None
     except ShellParseError:
         return None

@@ -237,6 +237,11 @@ def test_what_a_runner_s_command_writes_is_marked(line: str, path: str, tree: bo
     assert (path, tree) in paths(line), paths(line)
 
 
+def test_find_execdir_runs_where_the_gateway_does_not_know() -> None:
+    found = paths("find /srv -name .env -execdir cp {} copy \\;")
+    assert ("copy", False) in found and all(not p.startswith("/") for p, _ in found), found
+
+
 @pytest.mark.parametrize("line", [
     "ls | xargs tee", "ls | xargs sed -i s/a/b/", "ls | xargs gzip",
     "find . -exec cp {} \\;", "ls | xargs -I{} sh -c 'rev .env > {}'",
