@@ -57,10 +57,12 @@ as marked until it can be read. A mark that cannot be written is kept in this pr
 (and logged) for its life. Marks are never forgotten: removing or rewriting the file does not
 clear them (the gateway cannot tell the removal worked).
 
-Not seen: a writer that does not say which files it writes (an editor, an interpreter, ``make``,
-an archive unpacked, a program's own output files: marking every file they are named would mask
-the files they only read, for everyone, for good), a link made before the file was marked, and
-a file read through a path the gateway cannot tie to the one written (a hard link, a bind mount).
+Not seen: a writer that does not say which files it writes (an interpreter, ``make``, what an
+interactive editor saves: marking every file they are named would mask the files they only
+read, for everyone, for good; scripted editors, awk and sed scripts, archives unpacked and
+programs' output options are read by ``linepaths`` and ``scriptwrites``), a link made before
+the file was marked, and a file read through a path the gateway cannot tie to the one written
+(a hard link, a bind mount).
 """
 
 from __future__ import annotations
