@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from engine.config import Upstream
-from engine.pg.catalog import TableCatalog
+from engine.pg.catalog import SNAPSHOT_QUERY, TableCatalog
 from tests.conftest import Target
 
 NAMES = (frozenset({"check_v", "check_t"}), frozenset({"operator:=", "check_f"}))
@@ -171,5 +171,59 @@ async def test_a_probe_answer_it_cannot_read_fails_closed(catalog: TableCatalog)
         catalog.max_message_size = 1 << 20
         assert await check(catalog, *NAMES) == [True]  # read again on a new connection
         assert catalog.relations("check_v")
+    finally:
+        catalog.close()
+
+
+async def test_the_probe_is_planned_once(catalog: TableCatalog) -> None:
+    """Re-planned at each execution (PostgreSQL's choice for its parameters), the probe cost
+    the target more CPU than the statements it checked."""
+    try:
+        for _ in range(8):
+            assert await catalog.resolve_names(*NAMES)
+        catalog._still = False  # the versions are asked for too: the prepared probe runs
+        for _ in range(8):
+            assert await check(catalog, *NAMES) == [True]
+            catalog._still = False
+        rows = await catalog._run("SELECT generic_plans, custom_plans"
+                                  " FROM pg_catalog.pg_prepared_statements"
+                                  " WHERE name = 'gatewatch_probe'")
+        assert rows and int(rows[0][1] or 0) == 0 and int(rows[0][0] or 0) >= 15
+    finally:
+        catalog.close()
+
+
+def last_query(target: Target) -> str:
+    with psycopg.connect(target.superuser(), autocommit=True) as conn:
+        row = conn.execute("SELECT query FROM pg_stat_activity"
+                           " WHERE application_name = 'gatewatch catalog'").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def test_a_still_snapshot_is_asked_alone_and_a_moved_one_has_the_versions_compared(
+        pg_target: Target, catalog: TableCatalog) -> None:
+    try:
+        assert await check(catalog, *NAMES) == [True]  # read
+        assert await check(catalog, *NAMES) == [True]  # prepared: still since the read
+        assert await check(catalog, *NAMES) == [True]
+        assert last_query(pg_target) == SNAPSHOT_QUERY
+        quick, lookups = catalog.quick, catalog.lookups
+        with psycopg.connect(pg_target.direct(), autocommit=True) as conn:
+            conn.execute("CREATE OR REPLACE VIEW check_v AS SELECT b AS x FROM check_t")
+        assert await check(catalog, *NAMES) == [True]  # the snapshot moved: versions
+        assert "b AS x" in definition(catalog) and catalog.lookups == lookups + 1
+        assert catalog.quick == quick
+        assert await check(catalog, *NAMES) == [True]  # moved last time: versions at once
+        assert "EXECUTE gatewatch_probe" in last_query(pg_target)
+        assert catalog.quick == quick + 1
+        with psycopg.connect(pg_target.direct(), autocommit=True) as conn:
+            conn.execute("CREATE OR REPLACE VIEW check_v AS SELECT a AS x FROM check_t")
+        assert await check(catalog, *NAMES) == [True]  # still last time: the snapshot alone
+        assert "a AS x" in definition(catalog) and catalog.lookups == lookups + 2
+        assert await check(catalog, *NAMES) == [True]
+        assert await check(catalog, *NAMES) == [True]
+        assert last_query(pg_target) == SNAPSHOT_QUERY
+        assert catalog.quick == quick + 3
     finally:
         catalog.close()
