@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from engine.guardrail.scriptwrites import sed_script
 from engine.guardrail.shellwords import (
     MAX_DEPTH,
     MAX_LENGTH,
@@ -1835,8 +1836,6 @@ _AWK_LONG = ("--file", "--exec", "--include", "--load", "--source", "--assign",
              "--non-decimal-data", "--no-optimize", "--optimize", "--posix", "--pretty-print",
              "--profile", "--re-interval", "--sandbox", "--traditional", "--use-lc-numeric",
              "--version", "--csv", "--trace")
-_SED_EXECUTES = re.compile(r"(?:^|[;\n{}])\s*(?:[0-9$,/!~]*\s*)?e(?:\s|;|$)"
-                           r"|s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1[gpiImMw0-9]*e")
 
 
 def _sed(w: _Walker, args: list[_Arg], depth: int) -> None:
@@ -1867,9 +1866,11 @@ def _sed(w: _Walker, args: list[_Arg], depth: int) -> None:
     for script in scripts:
         if script.runtime:
             w.unknown_program("sed script built at run time")
-        elif _SED_EXECUTES.search(script.text):
-            w.kinds.add("INTERPRETER CODE")
-            w.unknown_program("a command sed builds at run time")
+        else:
+            read = sed_script(script.text)
+            if read.commands or read.unknown:  # ``e``, ``s///e``, or what it cannot read
+                w.kinds.add("INTERPRETER CODE")
+                w.unknown_program("a command sed builds at run time")
 
 
 def _unlink(w: _Walker, args: list[_Arg], depth: int) -> None:

@@ -8,7 +8,7 @@ a recursive reader walks; a word only known at run time), ``writes`` which it wr
 changed (``transforms_output``, short of copiers). Words are read as the shell expands them
 (quotes, braces, globs, ``~``), wrappers taken off (``sudo``, ``sh -c``).
 
-Programs that name files in a script of their own are read too (``engine.ssh.scriptwrites``):
+Programs that name files in a script of their own are read too (``engine.guardrail.scriptwrites``):
 awk's ``print > "f"`` and ``getline < "f"``, sed's ``w``, ``s///w`` and ``r``. What runs code
 the line does not hold may write any file (``Written(None)``): a script in a file (``awk -f``,
 ``sed -f``), an ed or ex script and an editor told to run commands (``vim -es``, ``-c``,
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from engine.guardrail.commands import CDPATH_SET, SHELLS, Cwd, classify_command, long_options
+from engine.guardrail.scriptwrites import RUNTIME, ScriptFiles, awk_files, sed_files
 from engine.guardrail.shellwords import (
     Compound,
     Script,
@@ -49,7 +50,6 @@ from engine.guardrail.shellwords import (
     unescape,
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
-from engine.ssh.scriptwrites import RUNTIME, ScriptFiles, awk_files, sed_files
 from engine.ssh.shellstate import destinations, writes_file
 
 # Programs whose path operands are names to them, not content they print.

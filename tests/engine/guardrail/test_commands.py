@@ -372,3 +372,21 @@ def test_any_text_gives_facts_or_a_parse_error(line: str) -> None:
     except ShellParseError:
         return
     assert facts.kinds <= COMMAND_KINDS
+
+
+@pytest.mark.parametrize("line", [
+    "sed '1e id' f", "sed 's/a/b/e' f", "sed -e p -e 'e ls' f", "sed 'e' f",
+    "sed --expression='$e rm -rf x' f",
+    "sed 'k' f",  # a command sed's reader does not know: fail closed
+])
+def test_sed_scripts_that_run_commands_are_code(line: str) -> None:
+    facts = classify_command(line)
+    assert "INTERPRETER CODE" in facts.kinds
+
+
+@pytest.mark.parametrize("line", [
+    "sed -n 'w /tmp/pytest-of-root/sshd0/x' f",  # an s, a t … and an e in a file name
+    "sed 's/pattern/repl/gw /tmp/seen' f", "sed -n '/set/p' f", "sed 'y/se/es/' f",
+])
+def test_sed_scripts_that_only_edit_or_write_files_are_not(line: str) -> None:
+    assert "INTERPRETER CODE" not in classify_command(line).kinds

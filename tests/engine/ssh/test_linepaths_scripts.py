@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.guardrail.scriptwrites import RUNTIME, awk_files, sed_files
 from engine.ssh.linepaths import Place, Written, reads, same, transforms, writes
-from engine.ssh.scriptwrites import RUNTIME, awk_files, sed_files
 from engine.ssh.written import Journal, Memory
 
 HOME = frozenset({"/home/alice"})

@@ -1,6 +1,7 @@
 """The files a program's own script reads and writes: awk's and sed's (issue 14).
 
-``engine.ssh.linepaths`` reads a shell line's words; some programs take a second language in
+``engine.ssh.linepaths`` reads a shell line's words (and the guardrail, ``commands``, whether a
+sed script runs commands); some programs take a second language in
 one of them, which names files of its own: awk's ``print > "f"``, ``printf … >> "f"``,
 ``getline < "f"``, ``print | "cmd"``, ``"cmd" | getline``, ``system("cmd")``; sed's ``w f``,
 ``W f``, ``s/a/b/w f``, ``r f``, ``R f``, ``e cmd``. A file named by a constant is a path; one
@@ -359,6 +360,13 @@ def sed_files(words: tuple[str, ...]) -> ScriptFiles:
         out.unknown = True  # a script only known at run time (sed "$s")
     else:
         _sed_script("\n".join(scripts), out)
+    return out
+
+
+def sed_script(script: str) -> ScriptFiles:
+    """What one sed script (its text) names and runs."""
+    out = ScriptFiles()
+    _sed_script(script, out)
     return out
 
 
