@@ -382,6 +382,9 @@ class PgRelay:
         # A Bind over the limit, asked again once decided: the gateway's, so its BindComplete
         # is dropped (the client had one already).
         self._rebinding: Statement | None = None  # what it bound when it was counted
+        # A counted portal bound and not executed yet (its raw name): until its Execute only
+        # a Describe of it or a Flush may come (``_next_to_counted``).
+        self._counted_portal: bytes | None = None
         self._rebound: set[int] = set()
         self._segment: list[str] = []
         self._own_block = 0
@@ -515,6 +518,20 @@ class PgRelay:
         """Handle one message; False when it must not be forwarded. A handler that waits (an
         approval, or the answer to an earlier segment) sets ``_hold`` or ``_wait`` before
         anything else, and the message is handled again from the start when it may go on."""
+        if self._counted_portal is not None and not self._next_to_counted(tag, body):
+            # Bound, not executed yet: anything else could run it uncounted (``FETCH p``,
+            # ``cursor_to_xml('p', …)`` from another portal or a later Query).
+            self._counted_portal = None
+            self._refuse_extended(f"-- {chr(tag)} message before a counted portal's Execute",
+                                  _not_counted(
+                "a portal it counts was bound, and another message came before its Execute "
+                "(what runs there could run that portal uncounted)",
+                "Execute a portal whose rows are counted right after its Bind (a Describe "
+                "of it may come between)."))
+            if tag != 83:
+                return False
+            # A Sync still ends the segment, the refusal's failure in front of it.
+            self._inject_before, self._instead = self._instead or None, b""
         if tag == 81:  # 'Q'
             return self._query(body)
         if tag == 66:  # 'B'
@@ -673,6 +690,25 @@ class PgRelay:
         self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
         return True
 
+    def _next_to_counted(self, tag: int, body: bytes) -> bool:
+        """Whether a message may come between a counted portal's Bind and its Execute: what
+        runs nothing (a Flush, a Parse, a Describe of it or of a statement, a Close of a
+        statement), or that Execute or a Close of it (either ends the wait). Not a Query, a
+        Sync (the portal would outlive it in a transaction), another Bind (planning may
+        run code) or another Execute."""
+        if tag in (72, 80):  # Flush, Parse
+            return True
+        if tag in (68, 67):  # Describe, Close
+            if body[:1] == b"S" or body[1:-1] == self._counted_portal:
+                if tag == 67 and body[:1] == b"P":
+                    self._counted_portal = None
+                return True
+            return False
+        if tag == 69 and messages.execute_portal(body) == self._counted_portal:
+            self._counted_portal = None
+            return True
+        return False
+
     def _bind(self, body: bytes) -> bool:
         bind = messages.bind(body, self.encoding.codec)
         if not self._names_settled(f"-- Bind of {self.encoding.show(bind.statement)!r}",
@@ -741,6 +777,7 @@ class PgRelay:
         made = _Portal(statement, bind.params, record, judged, executes)
         if counted is not None:
             made.counted, made.bind = counted, codec.message(b"B", body)
+            self._counted_portal = bind.portal
             if judged[0] == "approved":  # counted again: over what the approver saw, refused
                 made.limit = self._count_limits[0]
         record.bound = self._portals.change(portal, made, mark)

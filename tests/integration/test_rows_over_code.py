@@ -15,8 +15,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from engine.pg import codec
+from engine.pg.messages import error_fields
 from tests.conftest import Gateway, Target, stop_gateway
+from tests.engine.pg import build as b
 from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
+from tests.integration.wire import Wire
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +207,69 @@ def test_a_cursor_over_code_is_held_before_a_fetch_can_run_it(guarded: Gateway,
 
     denied(guarded, work)
     assert rows(guarded.target) == 500
+
+
+WRITE_ALL = "DELETE FROM gw12c_log WHERE id > 0 RETURNING id"
+
+
+def errors_of(answers: list[tuple[int, bytes]]) -> list[dict[str, str]]:
+    return [error_fields(body) for tag, body in answers if tag == ord("E")]
+
+
+def raw_login(gateway: Gateway) -> Wire:
+    wire = Wire(gateway.port())
+    wire.send(codec.startup_message({"user": "alice", "database": "shop"}))
+    assert (wire.recv() or (0, b""))[0] == ord("R")
+    wire.send(codec.password_message(gateway.tokens["alice"].encode() + b"\x00"))
+    wire.until(b"Z")
+    return wire
+
+
+@pytest.mark.parametrize("run_it", [
+    # the portal bound, the segment ended, then a Query runs it by name
+    [b.parse(WRITE_ALL, "s1") + b.bind(statement="s1", portal="p1") + b.SYNC,
+     b.query("FETCH ALL FROM p1")],
+    # in one pipeline: another portal's statement fetches from it
+    [b.parse(WRITE_ALL, "s1") + b.bind(statement="s1", portal="p1")
+     + b.pbes("SELECT length(cursor_to_xml('p1', 100000, false, false, '')::text)")],
+    # the unnamed portal, fetched from by a named one
+    [b.parse(WRITE_ALL) + b.bind() + b.parse("SELECT cursor_to_xml('', 100000, false, false, "
+                                              "'')", "s2")
+     + b.bind(statement="s2", portal="p2") + b.execute("p2") + b.SYNC],
+], ids=["fetch-later", "cursor-to-xml", "unnamed"])
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["implicit", "in a transaction"])
+def test_a_counted_portal_cannot_be_run_by_anything_but_its_execute(
+        guarded: Gateway, run_it: list[bytes], in_transaction: bool) -> None:
+    """Found by the outside attack: a counted write's portal, bound and left unexecuted, ran
+    whole under FETCH or cursor_to_xml, uncounted. Whatever comes between its Bind and its
+    Execute but a Describe of it is refused, and the portal never runs."""
+    wire = raw_login(guarded)
+    try:
+        if in_transaction:
+            wire.query("BEGIN")
+        answers = []
+        for data in run_it:
+            wire.send(data)
+            answers += wire.until(b"Z")
+        refused = errors_of(answers)
+        assert refused and refused[0]["C"] == "0A000", answers
+        assert "another message came before its Execute" in refused[0]["M"]
+        if in_transaction:
+            wire.query("ROLLBACK")
+    finally:
+        wire.close()
+    assert rows(guarded.target) == 500
+
+
+def test_a_counted_portal_described_then_executed_is_counted(guarded: Gateway) -> None:
+    """What drivers send — Bind, Describe of the portal, Execute — is counted as before."""
+    wire = raw_login(guarded)
+    try:
+        wire.send(b.parse("UPDATE gw12c_log SET id = id WHERE id <= 3", "s3")
+                  + b.bind(statement="s3", portal="p3") + b.describe("P", "p3")
+                  + b.execute("p3") + b.SYNC)
+        answers = wire.until(b"Z")
+        assert not errors_of(answers)
+        assert any(tag == ord("C") and body.startswith(b"UPDATE 3") for tag, body in answers)
+    finally:
+        wire.close()
