@@ -464,3 +464,30 @@ def test_a_second_reading_that_fails_leaves_nothing_standing() -> None:
     assert wire == b.SYNC  # no COMMIT: the target would skip it
     to_client, _ = r.server_data(b.ready(b"E"))
     assert to_client == b.ready(b"I") and r.upstream_data() == rowcount.ROLLBACK + b.SYNC
+
+
+@pytest.mark.parametrize("between", [
+    b.SYNC,  # the portal would outlive the segment in the client's transaction
+    b.query("FETCH ALL FROM p1"),
+    b.parse("SELECT cursor_to_xml('p1', 10, false, false, '')", "x") + b.bind(statement="x"),
+    b.execute("other"),
+], ids=["sync", "query", "other-portal", "other-execute"])
+def test_nothing_but_its_execute_may_run_a_counted_portal(between: bytes) -> None:
+    """A counted portal bound and left unexecuted could be run by name by what follows
+    (FETCH, cursor_to_xml), uncounted: refused, failing on the target in its place."""
+    r = relay(b"T")
+    bound = b.parse(WRITE, "s1") + b.bind(statement="s1", portal="p1")
+    out, wire = sent(r, bound + between + b.SYNC)
+    assert wire.startswith(bound) and FAILING_PARSE in wire
+    # What came after the Bind and could run something never reaches the target.
+    assert b"FETCH" not in wire and b"\x00x\x00" not in wire and b"other" not in wire
+    assert [(f.status, f.sqlstate) for f in out.finished] == [("blocked", "0A000")]
+
+
+def test_a_describe_parse_and_flush_may_come_between() -> None:
+    r = relay(b"T")
+    bound = (b.parse(WRITE, "s1") + b.bind(statement="s1", portal="p1") + b.describe("P", "p1")
+             + b.parse("SELECT 1", "s2") + b.describe("S", "s2") + b.FLUSH)
+    out, wire = sent(r, bound + b.execute("p1") + b.SYNC)
+    assert not out.finished and FAILING_PARSE not in wire
+    assert wire.startswith(bound)
