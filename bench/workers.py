@@ -6,8 +6,10 @@ one run (issue 17: does a second worker use the second core?).
 
 Each engine runs the demo's configuration: the example policies.yaml's guardrails and masking,
 recording on (``--plain``: neither, recording only). Prints TPS, average latency, the ratio to
-direct and to one worker, and the engine's CPU time per transaction (the supervisor and every
-worker: user + system from /proc). pgbouncer (the Debian package) is used when it is installed.
+direct and to one worker, the engine's CPU time per transaction (the supervisor and every
+worker: user + system from /proc) and the target's (the PostgreSQL server and its backends,
+those that ended included: the gateway's catalog checks run there). pgbouncer (the Debian
+package) is used when it is installed.
 ``--repeat N`` runs every path N times, interleaved (a load that comes and goes on a shared
 machine then weighs on each path alike), and prints the median TPS. ``--baseline DIR`` runs the
 same engines from another checkout too (``git archive <commit> | tar -x -C DIR``), in the same
@@ -47,11 +49,17 @@ class Run(NamedTuple):
     latency_ms: float
     transactions: int
     cpu_s: float | None  # the engine's, all processes
+    target_cpu_s: float | None = None  # the PostgreSQL server's, all processes
 
     def cpu_us_per_tx(self) -> float | None:
         if self.cpu_s is None or not self.transactions:
             return None
         return self.cpu_s * 1e6 / self.transactions
+
+    def target_us_per_tx(self) -> float | None:
+        if self.target_cpu_s is None or not self.transactions:
+            return None
+        return self.target_cpu_s * 1e6 / self.transactions
 
 
 def tree_cpu(pid: int) -> float:
@@ -71,18 +79,38 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None) -> Run:
+def server_cpu(postmaster: int) -> float:
+    """User + system seconds of the PostgreSQL server: the postmaster, its live backends, and
+    the backends it has reaped (its children's times)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
+    reaped = sum(int(f) for f in fields[13:15]) / tick
+    return tree_cpu(postmaster) + reaped
+
+
+def postmaster_pid(setup: Setup) -> int | None:
+    try:
+        return int((setup.cluster.data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None,
+            server: int | None = None) -> Run:
     before = tree_cpu(pid) if pid is not None else None
+    server_before = server_cpu(server) if server is not None else None
     out = subprocess.run(
         ["pgbench", "-S", "-n", "-M", mode, "-c", str(clients), "-j", str(clients),
          "-T", str(seconds), dsn],
         capture_output=True, text=True, check=True,
     ).stdout
     cpu = tree_cpu(pid) - before if pid is not None and before is not None else None
+    target_cpu = (server_cpu(server) - server_before
+                  if server is not None and server_before is not None else None)
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
     done = int(re.search(r"actually processed: (\d+)", out).group(1))  # type: ignore[union-attr]
-    return Run(tps, lat, done, cpu)
+    return Run(tps, lat, done, cpu, target_cpu)
 
 
 @contextlib.contextmanager
@@ -147,13 +175,14 @@ def main() -> None:
             for n in map(int, args.workers.split(",")):
                 proc, dsn = stack.enter_context(engine(setup, n, args.plain, root))
                 paths[f"gatewatch w={n}{suffix}"] = (dsn, proc.pid)
+        server = postmaster_pid(setup)
         runs: dict[tuple[str, int, str], list[Run]] = {}
         for _ in range(args.repeat):
             for mode in args.modes.split(","):
                 for c in map(int, args.clients.split(",")):
                     for name, (dsn, pid) in paths.items():
                         runs.setdefault((name, c, mode), []).append(
-                            pgbench(dsn, c, mode, args.seconds, pid))
+                            pgbench(dsn, c, mode, args.seconds, pid, server))
         results = {key: sorted(found, key=lambda r: r.tps)[len(found) // 2]
                    for key, found in runs.items()}
     after = os.getloadavg()
@@ -164,15 +193,16 @@ def main() -> None:
           f"{after[0]:.2f} after")
     width = max(map(len, (path for path, _, _ in results)))
     print(f"{'path':<{width}} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
-          f"{'/' + first:>14} {'engine µs/tx':>13}")
+          f"{'/' + first:>14} {'engine µs/tx':>13} {'target µs/tx':>13}")
     for (path, c, mode), run in results.items():
         direct = results[("direct", c, mode)].tps
         one = results.get((first, c, mode))
         vs_one = f"{run.tps / one.tps:.2f}" if one and path.startswith("gatewatch") else "-"
-        cpu = run.cpu_us_per_tx()
+        cpu, target_cpu = run.cpu_us_per_tx(), run.target_us_per_tx()
         print(f"{path:<{width}} {mode:<9} {c:>2} {run.tps:>9.0f} {run.latency_ms:>7.3f} "
               f"{run.tps / direct:>8.2f} {vs_one:>14} "
-              f"{f'{cpu:.0f}' if cpu is not None else '-':>13}")
+              f"{f'{cpu:.0f}' if cpu is not None else '-':>13} "
+              f"{f'{target_cpu:.0f}' if target_cpu is not None else '-':>13}")
 
 
 if __name__ == "__main__":
