@@ -247,6 +247,10 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
         if facts.settings and protection.settings_off(facts.settings):
             facts.kinds.add(protection.OFF)  # session_replication_role: triggers stop firing
         stmt = entry.get("stmt", {})
+        if _stores_user_code(stmt, facts):
+            _opaque(facts, text, "an expression it stores", "calls code the gateway has not "
+                    "read, which will run later in statements that are not counted (a view, "
+                    "a default, a check, an index, a rule, a cast, an operator …)", True)
         defers = _DEFERS_WRITES.get(next(iter(stmt), ""), False)
         paths = _sets_search_path(facts)
         if paths:
@@ -300,6 +304,23 @@ def _sets_search_path(facts: Facts) -> bool:
             or "SET ROLE" in kinds  # a role's own default search_path
             or "CREATE SCHEMA" in kinds  # "$user", first in the default search_path
             or ("SET" in kinds and not settings))  # RESET ALL
+
+
+# Statements that store expressions (or bind functions) for statements to come to run: code
+# of the target's they call runs there, where nothing counts it (``Facts.reaches``).
+_STORES_CODE = frozenset({
+    "ViewStmt", "CreateStmt", "AlterTableStmt", "IndexStmt", "CreateDomainStmt",
+    "AlterDomainStmt", "RuleStmt", "CreatePolicyStmt", "AlterPolicyStmt", *_BINDINGS})
+
+
+def _stores_user_code(stmt: dict[str, Any], facts: Facts) -> bool:
+    kind = next(iter(stmt), "")
+    node = stmt.get(kind)
+    matview = (kind == "CreateTableAsStmt" and isinstance(node, dict)
+               and node.get("objtype") == "OBJECT_MATVIEW")
+    if kind not in _STORES_CODE and not matview:
+        return False
+    return facts.reaches or any(p.reaches for p in facts.parts if p.deferred)
 
 
 # Statements whose writes all run later (bodies, rule actions, foreign keys' actions): the
@@ -503,7 +524,10 @@ class _Walker:
             if what:
                 self.facts.kinds.update({"CREATE", f"CREATE {what}"})
         for field_name in _BINDINGS[node_type]:
-            self.facts.functions.update(_bound(node.get(field_name)))
+            bound = _bound(node.get(field_name))
+            self.facts.functions.update(bound)
+            if any(f not in builtin_names.FUNCTIONS for f in bound):
+                self.facts.reaches = True  # (stored: ``_STORES_CODE``)
         return True
 
     def _create_table_as(self, node: dict[str, Any]) -> bool:
@@ -540,6 +564,14 @@ class _Walker:
         if node.get("objectType") in _RELATIONS:
             self.facts.kinds.update({"ALTER", "ALTER TABLE", "ALTER TABLE SET SCHEMA"})
             self._write(node.get("relation"))
+        return True
+
+    def _alter_enum(self, node: dict[str, Any]) -> bool:
+        """ALTER TYPE … RENAME VALUE changes what every row holding the value reads, with no
+        row written (nothing counts it)."""
+        self._generic("AlterEnumStmt")
+        if node.get("oldVal"):
+            self.facts.kinds.add("ALTER TYPE RENAME VALUE")
         return True
 
     def _call(self, node: dict[str, Any]) -> bool:
@@ -1177,6 +1209,7 @@ _HANDLERS: dict[str, _Handler] = {
     "RenameStmt": _Walker._rename,
     "AlterObjectSchemaStmt": _Walker._set_schema,
     "CallStmt": _Walker._call,
+    "AlterEnumStmt": _Walker._alter_enum,
     "AlterTableStmt": _Walker._alter_table,
     "DropdbStmt": _Walker._dropdb,
     "CreateTrigStmt": _Walker._create_trigger,

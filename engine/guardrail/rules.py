@@ -287,6 +287,9 @@ class Verdict:
     # Whether the statement's own tag counts toward ``rows_over`` (an UPDATE's does); when not,
     # only what the code it calls writes does (``SELECT f()``, an INSERT … VALUES (f())).
     tag_counts: bool = True
+    # It calls code of the target's (``Facts.reaches``): in the extended protocol that code
+    # may already run when the statement is planned, at its Bind, before any count begins.
+    calls_code: bool = False
 
     @property
     def severity(self) -> int:
@@ -373,7 +376,7 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
     if not countable(facts) and reaches_only(facts):
         return Verdict(rule.action, rule.name, f"{what}writes more than {limit} rows",
                        facts.text, rule.message, rows_over=limit, under=verdict,
-                       tag_counts=False)
+                       tag_counts=False, calls_code=True)
     if not countable(facts):
         # The tag would not say how many rows it writes: it meets the rule (invariant 9).
         return Verdict(rule.action, rule.name, f"{what}may write more than {limit} rows, and "
@@ -381,7 +384,8 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
                        "inside it or later, or not one UPDATE, DELETE, MERGE or INSERT … ON "
                        "CONFLICT DO UPDATE)", facts.text, rule.message)
     return Verdict(rule.action, rule.name, f"{what}writes more than {limit} rows",
-                   facts.text, rule.message, rows_over=limit, under=verdict)
+                   facts.text, rule.message, rows_over=limit, under=verdict,
+                   calls_code=facts.reaches)
 
 
 def _writes(facts: Facts) -> str:

@@ -231,8 +231,8 @@ class _Open:
 class _Portal:
     """A portal a Bind made: one execution of a statement, approved (or not) as a whole."""
 
-    __slots__ = ("bind", "counted", "executes", "judged", "limit", "params", "record",
-                 "statement")
+    __slots__ = ("bind", "counted", "executes", "judged", "limit", "params", "planned",
+                 "record", "statement")
 
     def __init__(self, statement: Statement, params: str | None, record: _Open,
                  judged: Judged, executes: list[Statement | None]) -> None:
@@ -244,6 +244,9 @@ class _Portal:
         self.counted: Judgement | None = None
         self.bind = b""
         self.limit: int | None = None  # approved: the count its approver saw
+        # A counted write that calls code of the target's: the statistics read in front of
+        # its Bind (filled as the answer comes), since planning may already run that code.
+        self.planned: list[rowcount.Stat | None] | None = None
 
 
 def _blocked(judgement: Judgement) -> bytes:
@@ -778,6 +781,12 @@ class PgRelay:
         if counted is not None:
             made.counted, made.bind = counted, codec.message(b"B", body)
             self._counted_portal = bind.portal
+            if counted.verdict.calls_code:
+                # PostgreSQL plans it at this Bind, and planning runs IMMUTABLE functions of
+                # constants: the statistics are read in front of it too (``ExtendedCount``).
+                made.planned = []
+                self._inject_before = rowcount.STAT_
+                self._owed.append((_OURS, [rowcount.ANSWERS, False, made.planned]))
             if judged[0] == "approved":  # counted again: over what the approver saw, refused
                 made.limit = self._count_limits[0]
         record.bound = self._portals.change(portal, made, mark)
@@ -917,6 +926,7 @@ class PgRelay:
                                            savepoint=not begins or self._segment_ran,
                                            tag_counts=portal.counted.verdict.tag_counts)
             count.recount = portal.limit is not None
+            count.planned = portal.planned
             return count
         self._refuse_extended(portal.statement.text, error)
         return None
@@ -1276,6 +1286,14 @@ class PgRelay:
             if owed and owed[0][0] == _COUNT:  # the rest is the count's (``server_data``)
                 break
             if tag == 68:  # 'D' DataRow: the bulk of most results, nothing to track
+                if owed and owed[0][0] == _OURS:  # the gateway's reading of the statistics
+                    slot = owed[0][1]
+                    if len(slot) > 2:
+                        slot[2].append(rowcount.stat_value(buf[pos:end]))
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[run:pos])
+                    run = end
                 pos = end
                 continue
             while tag == 90 and owed and owed[0][0] == _OURS and not owed[0][1][1]:

@@ -113,6 +113,53 @@ def test_what_the_code_a_statement_calls_writes_is_counted(
     assert rows(guarded.target) == 500
 
 
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in a transaction"])
+def test_code_run_while_a_statement_is_planned_cannot_pass_uncounted(
+        guarded: Gateway, in_transaction: bool) -> None:
+    """Found by the outside attack: an IMMUTABLE function with constant arguments runs when
+    the statement is planned (a Bind), before the count that begins at its Execute."""
+    guarded.target.cluster.sql(
+        "CREATE OR REPLACE FUNCTION gw12c_imm(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE "
+        "AS $$BEGIN RETURN gw12c_purge() + x; END$$; "
+        "GRANT EXECUTE ON FUNCTION gw12c_imm(int) TO PUBLIC", dbname="shop")
+    try:
+        for sql in ("SELECT gw12c_imm(0) WHERE %s = 1",
+                    "UPDATE gw12c_done SET note = 'x' WHERE note = %s AND gw12c_imm(0) > 0"):
+            def work(sql: str = sql) -> None:
+                with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+                    if in_transaction:
+                        conn.execute("BEGIN")
+                    try:
+                        conn.execute(sql, ("1",) if "note" in sql else (1,), prepare=True)
+                    finally:
+                        if in_transaction:
+                            conn.execute("COMMIT")  # aborted by the denial: rolls back
+
+            request = denied(guarded, work)
+            assert "when PostgreSQL planned the statement" in str(request["statement"])
+            assert rows(guarded.target) == 500
+    finally:
+        guarded.target.cluster.sql("DROP FUNCTION IF EXISTS gw12c_imm(int)", dbname="shop")
+
+
+@pytest.mark.parametrize("stores", [
+    "CREATE VIEW gw12c_v AS SELECT gw12c_purge()",
+    "CREATE TEMP TABLE gw12c_t (x int DEFAULT gw12c_purge())",
+    "CREATE MATERIALIZED VIEW gw12c_mv AS SELECT gw12c_purge() WITH NO DATA",
+])
+def test_code_stored_to_run_later_is_read_when_it_is_stored(guarded: Gateway,
+                                                             stores: str) -> None:
+    """Found by the outside attack: a view, a default, a materialized view made through the
+    gateway over a writing function let later statements run it, uncounted."""
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute(stores)
+
+    request = denied(guarded, work)
+    assert request["rule"] == "review-opaque-code"
+    assert rows(guarded.target) == 500
+
+
 def test_code_that_writes_little_passes(guarded: Gateway) -> None:
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
         assert conn.execute("SELECT gw12c_five()").fetchone() == (1,)

@@ -128,3 +128,37 @@ def test_what_cannot_run_in_a_transaction_block_is_not_counted(sql: str) -> None
     facts.reaches = True  # (REINDEX runs the index's expressions, named elsewhere)
     verdict = judge_statement(RULE, facts)
     assert verdict.action == "review" and verdict.rows_over is None
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE VIEW v AS SELECT purge()",
+    "CREATE MATERIALIZED VIEW mv AS SELECT purge() WITH NO DATA",
+    "CREATE TABLE t (x int DEFAULT purge())",
+    "CREATE TABLE t (x int CHECK (purge() > 0))",
+    "ALTER TABLE t ALTER COLUMN x SET DEFAULT purge()",
+    "ALTER TABLE t ADD CONSTRAINT c CHECK (purge() > 0) NOT VALID",
+    "CREATE DOMAIN d AS int CHECK (purge() > VALUE)",
+    "CREATE INDEX i ON t (purge(x))",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO SELECT purge()",
+    "CREATE CAST (int AS mytype) WITH FUNCTION to_mytype(int)",
+    "CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = purge_eq)",
+])
+def test_code_stored_for_later_statements_is_opaque(sql: str) -> None:
+    """What it stores runs in statements to come, where nothing counts what that code writes:
+    the storing statement carries an OPAQUE BODY part (reviewed by the example policy)."""
+    assert "OPAQUE BODY" in classify(sql)[0].kinds
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE VIEW v AS SELECT lower(a), now() FROM t",
+    "CREATE TABLE t (id int DEFAULT nextval('s'), at timestamptz DEFAULT now())",
+    "CREATE TABLE t2 AS SELECT purge()",  # runs now: counted, not stored
+    "CREATE INDEX i ON t (lower(a))",
+])
+def test_built_in_code_stored_is_not(sql: str) -> None:
+    assert "OPAQUE BODY" not in classify(sql)[0].kinds
+
+
+def test_renaming_an_enum_value_is_its_own_kind() -> None:
+    assert "ALTER TYPE RENAME VALUE" in classify("ALTER TYPE m RENAME VALUE 'a' TO 'b'")[0].kinds
+    assert "ALTER TYPE RENAME VALUE" not in classify("ALTER TYPE m ADD VALUE 'c'")[0].kinds
