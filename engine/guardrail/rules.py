@@ -405,18 +405,25 @@ def reaches_only(facts: Facts) -> bool:
     the code writes is read from the target's counts (``engine.pg.rowcount``)."""
     if not facts.reaches or facts.kinds & ROW_WRITES:
         return False
-    try:
-        statements = pglast.parse_sql(facts.text)
-    except pglast.parser.ParseError:
-        return False
-    if len(statements) != 1:
-        return False
-    stmt = statements[0].stmt
-    if isinstance(stmt, ast.TransactionStmt | ast.CopyStmt | ast.DeclareCursorStmt
+    stmt = _one_statement(facts.text)
+    if stmt is None or isinstance(stmt, ast.TransactionStmt | ast.CopyStmt | ast.DeclareCursorStmt
                   | ast.PrepareStmt):
         return False  # (a cursor's or a prepared statement's code runs later, uncounted)
     if isinstance(stmt, ast.IndexStmt | ast.ReindexStmt) and _concurrently(stmt):
         return False  # cannot run inside the gateway's transaction block
+    return _reads_only_in_with(stmt)
+
+
+def _one_statement(text: str) -> ast.Node | None:
+    try:
+        statements = pglast.parse_sql(text)
+    except pglast.parser.ParseError:
+        return None
+    return statements[0].stmt if len(statements) == 1 else None
+
+
+def _reads_only_in_with(stmt: ast.Node) -> bool:
+    """No data-modifying WITH (PostgreSQL allows one only at the top)."""
     with_clause = getattr(stmt, "withClause", None)
     ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
     return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes)
@@ -438,19 +445,13 @@ def countable(facts: Facts) -> bool:
     write is counted at run time (``engine.pg.rowcount``)."""
     if facts.parts or len(facts.writes) != 1:
         return False
-    try:
-        statements = pglast.parse_sql(facts.text)
-    except pglast.parser.ParseError:
+    stmt = _one_statement(facts.text)
+    if stmt is None:
         return False
-    if len(statements) != 1:
-        return False
-    stmt = statements[0].stmt
     if isinstance(stmt, ast.InsertStmt):
         clause = stmt.onConflictClause
         if clause is None or clause.action != OnConflictAction.ONCONFLICT_UPDATE:
             return False
     elif not isinstance(stmt, (ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
         return False
-    with_clause = getattr(stmt, "withClause", None)
-    ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
-    return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes)
+    return _reads_only_in_with(stmt)
