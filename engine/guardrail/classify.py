@@ -174,6 +174,9 @@ class Facts:
     # built at run time. What that code writes shows only in the target's counts: a
     # ``rows_over`` rule counts the statement (``engine.pg.rowcount``).
     reaches: bool = False
+    # Of that code, some the gateway never read (not a function it remembers the session
+    # created, whose body was judged then): stored for later, it is opaque (``_STORES_CODE``).
+    unread: bool = False
     # Where ``text`` sits in the query string (characters), for a statement of one.
     span: tuple[int, int] = (0, 0)
 
@@ -320,7 +323,7 @@ def _stores_user_code(stmt: dict[str, Any], facts: Facts) -> bool:
                and node.get("objtype") == "OBJECT_MATVIEW")
     if kind not in _STORES_CODE and not matview:
         return False
-    return facts.reaches or any(p.reaches for p in facts.parts if p.deferred)
+    return facts.unread or any(p.unread for p in facts.parts if p.deferred)
 
 
 # Statements whose writes all run later (bodies, rule actions, foreign keys' actions): the
@@ -437,6 +440,7 @@ class _Walker:
         part = Facts(shown, {"DYNAMIC SQL"}, origin=origin, deferred=deferred)
         sink.kinds.add("DYNAMIC SQL")
         sink.reaches |= not deferred
+        sink.unread |= not deferred
         if builder is not None:
             holder = Facts(shown)
             self._inner(builder, origin, deferred, holder, reread=False)  # the body's text
@@ -528,6 +532,8 @@ class _Walker:
             self.facts.functions.update(bound)
             if any(f not in builtin_names.FUNCTIONS for f in bound):
                 self.facts.reaches = True  # (stored: ``_STORES_CODE``)
+                self.facts.unread |= any(not self._remembered(f) for f in bound
+                                         if f not in builtin_names.FUNCTIONS)
         return True
 
     def _create_table_as(self, node: dict[str, Any]) -> bool:
@@ -944,8 +950,9 @@ class _Walker:
         if parts:
             function = parts[-1].lower()
             self.facts.functions.add(function)
-            if not self.facts.reaches and self._user_code(parts, builtin_names.FUNCTIONS):
+            if self._user_code(parts, builtin_names.FUNCTIONS):
                 self.facts.reaches = True
+                self.facts.unread |= not self._remembered(parts[-1])
             if function == "set_config":
                 self.facts.by_shape = False
                 self._set_config(node.get("args", []))
@@ -957,11 +964,16 @@ class _Walker:
         return True
 
     def _operator(self, node: dict[str, Any]) -> bool:
-        if node.get("kind") in _OPERATOR_EXPRESSIONS and not self.facts.reaches:
+        if node.get("kind") in _OPERATOR_EXPRESSIONS and not self.facts.unread:
             parts = name(node.get("name", []))
             if parts and self._user_code(parts, builtin_names.OPERATORS):
-                self.facts.reaches = True
+                self.facts.reaches = self.facts.unread = True
         return True
+
+    def _remembered(self, function: str) -> bool:
+        """Whether the session created a function of that name, remembered with its body."""
+        return any(identity.split("(", 1)[0].rsplit(".", 1)[-1].strip('"') == function
+                   for identity in self.bodies)
 
     def _user_code(self, parts: list[str], builtin: frozenset[str]) -> bool:
         """Whether a call of ``parts`` (a function's or operator's name as written) may run
@@ -1041,6 +1053,7 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.settings.update(inner.settings)
     if not deferred:
         sink.reaches |= inner.reaches
+        sink.unread |= inner.unread
 
 
 # Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
@@ -1136,6 +1149,7 @@ def _opaque(sink: Facts, text: str, origin: str, why: str, deferred: bool) -> No
     """Code the gateway cannot read: an OPAQUE BODY part, never allowed by default."""
     sink.kinds.add("OPAQUE BODY")
     sink.reaches |= not deferred
+    sink.unread |= not deferred
     shown = " ".join(text.split())
     sink.parts.append(Facts(shown[:200] or origin, {"OPAQUE BODY"},
                             origin=f"{origin} {why}", deferred=deferred))

@@ -162,3 +162,16 @@ def test_built_in_code_stored_is_not(sql: str) -> None:
 def test_renaming_an_enum_value_is_its_own_kind() -> None:
     assert "ALTER TYPE RENAME VALUE" in classify("ALTER TYPE m RENAME VALUE 'a' TO 'b'")[0].kinds
     assert "ALTER TYPE RENAME VALUE" not in classify("ALTER TYPE m ADD VALUE 'c'")[0].kinds
+
+
+def test_storing_a_function_the_session_created_is_judged_by_its_body() -> None:
+    """Its body was judged when it was created, by the same rules: binding it adds nothing
+    unread (a user's function the gateway never saw stays opaque)."""
+    known = remembered("CREATE FUNCTION s.keep(t text) RETURNS text LANGUAGE plpgsql AS "
+                       "$$BEGIN INSERT INTO s.log VALUES (t); RETURN t; END$$;")
+    for sql in ("CREATE AGGREGATE s.agg(text) (SFUNC = s.keep, STYPE = text)",
+                "CREATE VIEW s.v AS SELECT s.keep(name) FROM s.t"):
+        [facts], _ = classify_text(sql, known=known)
+        assert "OPAQUE BODY" not in facts.kinds, sql
+        [unknown], _ = classify_text(sql.replace("s.keep", "s.other"), known=known)
+        assert "OPAQUE BODY" in unknown.kinds, sql
