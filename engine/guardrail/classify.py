@@ -250,6 +250,10 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
         if facts.settings and protection.settings_off(facts.settings):
             facts.kinds.add(protection.OFF)  # session_replication_role: triggers stop firing
         stmt = entry.get("stmt", {})
+        if facts.unread and "CreateFunctionStmt" in stmt:
+            # A parameter's DEFAULT calls unread code: every call that leaves it out runs it.
+            for body in facts.defines.values():
+                body.reaches = body.unread = True
         if _stores_user_code(stmt, facts):
             _opaque(facts, text, "an expression it stores", "calls code the gateway has not "
                     "read, which will run later in statements that are not counted (a view, "
@@ -313,7 +317,8 @@ def _sets_search_path(facts: Facts) -> bool:
 # of the target's they call runs there, where nothing counts it (``Facts.reaches``).
 _STORES_CODE = frozenset({
     "ViewStmt", "CreateStmt", "AlterTableStmt", "IndexStmt", "CreateDomainStmt",
-    "AlterDomainStmt", "RuleStmt", "CreatePolicyStmt", "AlterPolicyStmt", *_BINDINGS})
+    "AlterDomainStmt", "RuleStmt", "CreatePolicyStmt", "AlterPolicyStmt", "CreateStatsStmt",
+    *_BINDINGS})
 
 
 def _stores_user_code(stmt: dict[str, Any], facts: Facts) -> bool:
@@ -914,6 +919,14 @@ class _Walker:
                 self.facts.by_shape &= elem.get("arg") is None
         if analyze:
             self.facts.kinds.add("EXPLAIN ANALYZE")
+        else:
+            # Not run, but planned: planning runs IMMUTABLE functions of constants and STABLE
+            # ones for estimates, so code it calls reaches the target all the same.
+            planned = Facts(self.facts.text)
+            _Walker(planned, self.bodies, self.depth, self.qualified_only,
+                    self.shadowed).visit(node.get("query", {}))
+            self.facts.reaches |= planned.reaches
+            self.facts.unread |= planned.unread
         return analyze  # only EXPLAIN ANALYZE runs the statement inside
 
     def _set(self, node: dict[str, Any]) -> bool:
@@ -971,9 +984,11 @@ class _Walker:
         return True
 
     def _remembered(self, function: str) -> bool:
-        """Whether the session created a function of that name, remembered with its body."""
-        return any(identity.split("(", 1)[0].rsplit(".", 1)[-1].strip('"') == function
-                   for identity in self.bodies)
+        """Whether the session created a function of that name, remembered with a body that
+        calls no code the gateway never read (nor does a parameter's DEFAULT)."""
+        found = [body for identity, body in self.bodies.items()
+                 if identity.split("(", 1)[0].rsplit(".", 1)[-1].strip('"') == function]
+        return bool(found) and not any(_calls_unread(body) for body in found)
 
     def _user_code(self, parts: list[str], builtin: frozenset[str]) -> bool:
         """Whether a call of ``parts`` (a function's or operator's name as written) may run
@@ -1135,6 +1150,11 @@ def _identity(parts: list[str], parameters: list[Any]) -> str:
 _OPERATOR_EXPRESSIONS = frozenset({
     "AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
     "AEXPR_NULLIF", "AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR"})
+
+
+def _calls_unread(body: Facts) -> bool:
+    return (body.unread or bool(body.kinds & {"DYNAMIC SQL", "OPAQUE BODY"})
+            or any(_calls_unread(part) for part in body.parts))
 
 
 def _may_write(body: Facts) -> bool:

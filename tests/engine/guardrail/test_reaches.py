@@ -175,3 +175,31 @@ def test_storing_a_function_the_session_created_is_judged_by_its_body() -> None:
         assert "OPAQUE BODY" not in facts.kinds, sql
         [unknown], _ = classify_text(sql.replace("s.keep", "s.other"), known=known)
         assert "OPAQUE BODY" in unknown.kinds, sql
+
+
+def test_plain_explain_plans_and_so_reaches_what_planning_runs() -> None:
+    """EXPLAIN does not run the statement, but planning runs IMMUTABLE functions of constants
+    and STABLE ones for estimates; what it is, EXPLAIN stays (not an UPDATE)."""
+    facts = classify("EXPLAIN UPDATE t SET a = 1 WHERE id = imm(1)")[0]
+    assert facts.reaches and facts.kinds == {"EXPLAIN"}
+    assert not classify("EXPLAIN SELECT lower(a) FROM t")[0].reaches
+
+
+def test_extended_statistics_over_code_are_stored_code() -> None:
+    """ANALYZE (and autovacuum's) runs a statistics object's expressions."""
+    assert "OPAQUE BODY" in classify("CREATE STATISTICS s ON (purge(c)) FROM t")[0].kinds
+
+
+@pytest.mark.parametrize("created", [
+    # a parameter's DEFAULT runs at every call that leaves it out
+    "CREATE FUNCTION s.own(a int DEFAULT purge()) RETURNS int LANGUAGE plpgsql AS "
+    "$$BEGIN RETURN a; END$$",
+    # its body calls code the gateway never read
+    "CREATE FUNCTION s.own() RETURNS int LANGUAGE plpgsql AS "
+    "$$BEGIN PERFORM purge(); RETURN 1; END$$",
+])
+def test_a_session_function_that_calls_unread_code_does_not_vouch_for_a_view(
+        created: str) -> None:
+    known = remembered(created + ";")
+    [facts], _ = classify_text("CREATE VIEW s.v AS SELECT s.own()", known=known)
+    assert "OPAQUE BODY" in facts.kinds
