@@ -15,12 +15,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from engine.pg import codec
-from engine.pg.messages import error_fields
 from tests.conftest import Gateway, Target, stop_gateway
 from tests.engine.pg import build as b
 from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
-from tests.integration.wire import Wire
+from tests.integration.wire import Wire, errors_in
 
 pytestmark = pytest.mark.integration
 
@@ -259,16 +257,9 @@ def test_a_cursor_over_code_is_held_before_a_fetch_can_run_it(guarded: Gateway,
 WRITE_ALL = "DELETE FROM gw12c_log WHERE id > 0 RETURNING id"
 
 
-def errors_of(answers: list[tuple[int, bytes]]) -> list[dict[str, str]]:
-    return [error_fields(body) for tag, body in answers if tag == ord("E")]
-
-
 def raw_login(gateway: Gateway) -> Wire:
     wire = Wire(gateway.port())
-    wire.send(codec.startup_message({"user": "alice", "database": "shop"}))
-    assert (wire.recv() or (0, b""))[0] == ord("R")
-    wire.send(codec.password_message(gateway.tokens["alice"].encode() + b"\x00"))
-    wire.until(b"Z")
+    wire.login("alice", gateway.tokens["alice"])
     return wire
 
 
@@ -298,7 +289,7 @@ def test_a_counted_portal_cannot_be_run_by_anything_but_its_execute(
         for data in run_it:
             wire.send(data)
             answers += wire.until(b"Z")
-        refused = errors_of(answers)
+        refused = errors_in(answers)
         assert refused and refused[0]["C"] == "0A000", answers
         assert "another message came before its Execute" in refused[0]["M"]
         if in_transaction:
@@ -316,7 +307,7 @@ def test_a_counted_portal_described_then_executed_is_counted(guarded: Gateway) -
                   + b.bind(statement="s3", portal="p3") + b.describe("P", "p3")
                   + b.execute("p3") + b.SYNC)
         answers = wire.until(b"Z")
-        assert not errors_of(answers)
+        assert not errors_in(answers)
         assert any(tag == ord("C") and body.startswith(b"UPDATE 3") for tag, body in answers)
     finally:
         wire.close()

@@ -32,7 +32,7 @@ class Wire:
         return self.pending.pop(0)
 
     def until(self, tag: bytes) -> list[tuple[int, bytes]]:
-        seen = []
+        seen: list[tuple[int, bytes]] = []
         while True:
             msg = self.recv()
             if msg is None:
