@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -60,6 +61,10 @@ class Judgement:
     facts: CommandFacts | None = None  # a shell command line's facts, when it could be read
     effects: Effects = NOTHING  # what running it does to the session's memory
     remembered: bool = False  # judged against a memory that was not empty
+    # Relations its statements name that nothing counts yet (not counted for code they
+    # call, nor for their own writes), by bare name, with whether a statement writes them:
+    # stored code there makes a ``rows_over`` rule count it (``SessionGuard.stored_code``).
+    touches: frozenset[tuple[str, bool]] = frozenset()
 
     @property
     def rule(self) -> str | None:
@@ -86,6 +91,7 @@ class _Shared:
     def set(self, rules: tuple[Rule, ...], settings: GuardrailSettings) -> None:
         self.version += 1  # what a session kept at hand (``SessionGuard.judge``) is old
         self.rules, self.settings = rules, settings
+        self.counts = any(r.match.rows_over is not None for r in rules)
         self.by_shape = shape_blind(rules)
         self.patterns = _patterns(rules)
         self.cache.clear()
@@ -113,6 +119,14 @@ class SessionGuard:
         self._generation = 0  # the memory's generation the own caches were filled under
         self._last: tuple[str, Judgement | None, tuple[int, int, int]] = ("", None,
                                                                         (-1, -1, -1))
+        # Whether a relation (bare name; written or only read) carries code of the target's
+        # that a statement naming it runs (triggers, rules, defaults, checks, a view's
+        # query): True, False, or None when not known (``engine.pg.storedcode``). None: no
+        # catalog to ask (a connection without column masking), and nothing is asked.
+        self.stored_code: Callable[[str, bool], bool | None] | None = None
+        # Judgements with stored code counted, by text and the relations that carry it.
+        self._counted: dict[tuple[str, frozenset[str], frozenset[str], tuple[int, int, int]],
+                            Judgement] = {}
 
     def fork(self) -> SessionGuard:
         """A guard for another session of the same rules: the caches shared, a memory of
@@ -208,10 +222,38 @@ class SessionGuard:
                  self._shared.version)
         last, kept, at = self._last
         if kept is not None and text == last and state == at:
-            return kept
-        judgement = self._judged(text)
-        self._last = (text, judgement, state)
+            judgement = kept
+        else:
+            judgement = self._judged(text)
+            self._last = (text, judgement, state)
+        if judgement.touches and self.stored_code is not None and judgement.action != "block":
+            return self._stored_code_counted(text, judgement, self.stored_code, state)
         return judgement
+
+    def _stored_code_counted(self, text: str, judgement: Judgement,
+                             stored_code: Callable[[str, bool], bool | None],
+                             state: tuple[int, int, int]) -> Judgement:
+        """``judgement`` again with the statements that reach relations carrying code counted
+        as ``SELECT f()`` is (``Facts.reaches``): what that code writes shows only in the
+        target's counts. A relation not known to the catalog yet counts as carrying code,
+        except for a COPY, which cannot be counted and would be held: it is judged by what
+        is known (ARCHITECTURE.md's known gaps)."""
+        code: set[str] = set()
+        unknown: set[str] = set()
+        for name, writes in judgement.touches:
+            runs = stored_code(name, writes)
+            if runs is None:
+                unknown.add(name)
+            elif runs:
+                code.add(name)
+        if not code and not unknown:
+            return judgement
+        key = (text, frozenset(code), frozenset(unknown), state)
+        counted = self._counted.get(key)
+        if counted is None:
+            counted = self._judge(text, key[1], key[2])[0]
+            _put(self._counted, key, counted, self.settings.cache_size)
+        return counted
 
     def _judged(self, text: str) -> Judgement:
         if self.memory.generation != self._generation:
@@ -266,9 +308,12 @@ class SessionGuard:
         except (ParseError, UnicodeError, ValueError):
             return None  # classify says why, and the verdict is kept by exact text
 
-    def _judge(self, text: str) -> tuple[Judgement, bool, tuple[int, int] | None]:
+    def _judge(self, text: str, code: frozenset[str] = frozenset(),
+               unknown: frozenset[str] = frozenset(),
+               ) -> tuple[Judgement, bool, tuple[int, int] | None]:
         """(the judgement, whether it may be cached, and where its statement sits when it is
-        one statement whose verdict may be kept by shape)."""
+        one statement whose verdict may be kept by shape). ``code``, ``unknown``: relations
+        that carry code of the target's, or may (``_stored_code_counted``)."""
         known = self.memory.known
         try:
             statements, effects = classify_text(text, 0, known,
@@ -286,23 +331,68 @@ class SessionGuard:
             verdict = Verdict("allow", None, "empty query", text)
             return Judgement("allow", verdict, (verdict,), effects=FORGETS), True, None
         fallback = self.settings.fallback
+        if code or unknown:
+            statements = [_reaching(facts, code, unknown) for facts in statements]
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         # Of equal strength, a verdict that stands whatever the count wins over a rows_over
         # one (which may come to nothing).
         decisive = max(verdicts, key=lambda v: (v.severity, v.rows_over is None))
         one = statements[0]
         by_shape = len(statements) == 1 and one.by_shape and not one.settings
+        touches = (frozenset(_touches(statements, verdicts))
+                   if self._shared.counts and not (code or unknown) else frozenset())
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
-                              remembered=bool(known))
+                              remembered=bool(known), touches=touches)
         return judgement, True, one.span if by_shape else None
 
 
-def _put(cache: dict[str, _V], key: str, value: _V, size: int) -> None:
+# Statements whose relations' stored code runs: rows written (triggers, rules, defaults,
+# checks) or read (a view's query). An UPDATE or DELETE is counted for its own rows, and what
+# its table's code writes is counted with them (``engine.pg.rowcount``).
+_RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE"})
+# Statements a count cannot wrap (the code runs later, or data flows while counting): marked
+# as reaching code they are held, so only for code known to be there.
+_HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE"})
+
+
+def _bare(name: str) -> str:
+    return name.rpartition(".")[2]
+
+
+def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
+             ) -> Iterator[tuple[str, bool]]:
+    """The relations of statements that nothing counts yet, and whether each is written."""
+    for facts, verdict in zip(statements, verdicts, strict=True):
+        if (facts.reaches or facts.own or verdict.rows_over is not None
+                or not facts.kinds & _RUNS_STORED_CODE):
+            continue
+        for name in facts.writes:
+            yield _bare(name), True
+        for name in facts.reads - facts.writes:
+            yield _bare(name), False
+
+
+def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Facts:
+    """``facts`` marked as running code of the target's when a relation it names carries
+    some (``code``), or may (``unknown``; not for a COPY, see ``_stored_code_counted``)."""
+    if facts.reaches or facts.own:
+        return facts
+    if not facts.kinds & _RUNS_STORED_CODE:
+        return facts
+    names = {_bare(n) for n in facts.writes | facts.reads}
+    maybe = unknown if not facts.kinds & _HELD_WHEN_REACHING else frozenset()
+    if names & code or names & maybe:
+        return dataclasses.replace(facts, reaches=True)
+    return facts
+
+
+def _put(cache: dict[_K, _V], key: _K, value: _V, size: int) -> None:
     if len(cache) >= size:
         cache.pop(next(iter(cache)))  # the oldest entry
     cache[key] = value
 
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 # What a rule may look at for its verdict to be shared by texts of one shape: the kinds,

@@ -30,6 +30,7 @@ from engine.pg.held import Held
 from engine.pg.relay import Decision, Hold, PgRelay, StatementFinished, StatementStarted
 from engine.pg.results import ResultPath
 from engine.pg.side import PeerClosed, Side
+from engine.pg.storedcode import StoredCode
 from engine.session import AccessRefused, Session, SessionContext
 from engine.tasks import spawn
 from store import StoreError
@@ -244,6 +245,8 @@ class PgConnection:
                         self.conn.upstream, key[1], self.ctx.sessions.settings.max_message_size,
                         taint_file=taint_file(self.ctx.sessions.settings.store))
                 masking.sources = self.path.catalog = catalog
+                if session.guard is not None:  # triggers, rules, views: code a count follows
+                    session.guard.stored_code = StoredCode(catalog)
             results = self.path.mask_with(masking, masking.values or _NoValues(), catalog)
             # Masking needs every result described, also what a driver runs from a prepared
             # statement whose description it cached: the columns for column rules, the

@@ -1,0 +1,119 @@
+"""Whether a relation carries code of the target's that a statement naming it runs.
+
+A statement can run code without calling it: an INSERT fires its table's triggers and rules and
+evaluates its columns' defaults, CHECK constraints (of the table and of its columns' domains) and
+generated columns; a SELECT from a view runs the functions of the view's query. Code created
+through the gateway was judged when it was created (``engine.guardrail.classify``); code
+installed another way (by a DBA, before the gateway) was not, and what it writes shows only in
+the target's counts. A ``rows_over`` rule therefore counts a statement that reaches such a
+relation as it counts ``SELECT f()`` (``SessionGuard.stored_code``).
+
+The answer comes from what the connection's catalog cache (``engine.pg.catalog``, kept for the
+masking lineage and checked against the target after every statement that names a relation)
+knows of the relation: ``True`` it carries code, ``False`` it does not, ``None`` not known (not
+looked up yet, expired, or a relation it leads to is not). Code is anything but PostgreSQL's own
+(``engine.guardrail.builtin_names``): a trigger function outside pg_catalog, any rule, a default,
+CHECK or view query that calls a function or operator that is not PostgreSQL's; a generated
+column counts as code whatever its expression (the cache keeps its name only).
+
+Reads and writes differ: reading a table runs none of its triggers, so for a read only a view's
+query (and the views it reads) matter; a write into a view lands in its base tables, and a write
+into a partitioned table or an inheritance parent in its family.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Protocol
+
+from engine.guardrail.classify import ParseFailure, classify
+from engine.masking.lineage import Relation
+
+DEPTH = 8  # views over views, partitions of partitions: deeper is not known (None)
+
+
+class Relations(Protocol):
+    def relations(self, name: str) -> list[Relation] | None: ...
+
+
+class StoredCode:
+    """``(name, writes) -> bool | None`` over a catalog cache (see the module's docstring)."""
+
+    def __init__(self, catalog: Relations) -> None:
+        self.catalog = catalog
+
+    def __call__(self, name: str, writes: bool) -> bool | None:
+        return self._named(name.rpartition(".")[2], writes, 0)
+
+    def _named(self, name: str, writes: bool, depth: int) -> bool | None:
+        found = self.catalog.relations(name)
+        if found is None:
+            return None
+        answer: bool | None = False
+        for relation in found:
+            runs = self._relation(relation, writes, depth)
+            if runs:
+                return True
+            if runs is None:
+                answer = None
+        return answer
+
+    def _relation(self, relation: Relation, writes: bool, depth: int) -> bool | None:
+        if writes and runs_on_write(relation):
+            return True
+        if relation.definition is not None:
+            query = view_query(relation.definition)
+            if query is None or query[0]:
+                return True
+            inner = query[1]
+        else:
+            inner = frozenset()
+        further = [(n, False) for n in inner]
+        if writes:
+            further += [(n.rpartition(".")[2], True) for n in relation.family]
+            further += [(n, True) for n in inner]  # a write through a view lands there
+        if not further:
+            return False
+        if depth >= DEPTH:
+            return None
+        answer: bool | None = False
+        for name, write in further:
+            runs = self._named(name, write, depth + 1)
+            if runs:
+                return True
+            if runs is None:
+                answer = None
+        return answer
+
+
+@lru_cache(maxsize=4096)
+def runs_on_write(relation: Relation) -> bool:
+    """Whether a write into ``relation`` runs code that is not PostgreSQL's own."""
+    if relation.rules or relation.generated:
+        return True
+    if any(not t.startswith("pg_catalog.") for t in relation.triggers):
+        return True
+    return any(calls_code(e) for e in relation.defaults + relation.checks)
+
+
+@lru_cache(maxsize=4096)
+def calls_code(expression: str) -> bool:
+    """Whether an expression (a default's, a CHECK's) calls code that is not PostgreSQL's own;
+    one the parser cannot read does (fail closed). ``VALUE`` (a domain's CHECK) reads as a
+    column."""
+    try:
+        return any(f.reaches for f in classify(f"SELECT {expression}"))
+    except ParseFailure:
+        return True
+
+
+@lru_cache(maxsize=4096)
+def view_query(definition: str) -> tuple[bool, frozenset[str]] | None:
+    """(whether a view's query calls code that is not PostgreSQL's own, the relations it
+    reads by bare name); None when it cannot be read."""
+    try:
+        statements = classify(definition)
+    except ParseFailure:
+        return None
+    return (any(f.reaches for f in statements),
+            frozenset(n.rpartition(".")[2] for f in statements for n in f.reads | f.writes))

@@ -1,0 +1,148 @@
+"""Which relations carry code a statement runs without naming it (``engine.pg.storedcode``), and
+how a session's guard counts the statements that reach them (``SessionGuard.stored_code``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.guardrail.guard import SessionGuard
+from engine.guardrail.rules import GuardrailSettings, Match, Rule
+from engine.masking.lineage import Relation
+from engine.pg.storedcode import StoredCode, calls_code
+
+
+class Known:
+    """What a catalog cache holds: relations by bare name (absent: not looked up)."""
+
+    def __init__(self, *relations: Relation) -> None:
+        self.by_name: dict[str, list[Relation]] = {}
+        for r in relations:
+            self.by_name.setdefault(r.name, []).append(r)
+
+    def relations(self, name: str) -> list[Relation] | None:
+        return self.by_name.get(name)
+
+
+def table(name: str, **more: object) -> Relation:
+    return Relation("public", name, "r", ("id",), **more)  # type: ignore[arg-type]
+
+
+def view(name: str, query: str) -> Relation:
+    return Relation("public", name, "v", ("x",), definition=query)
+
+
+CATALOG = Known(
+    table("plain", defaults=("nextval('plain_id_seq'::regclass)", "now()")),
+    table("audited", triggers=("public.audit",)),
+    table("builtin_trigger", triggers=("pg_catalog.suppress_redundant_updates_trigger",)),
+    table("ruled", rules=("CREATE RULE r AS ON INSERT TO ruled DO ALSO DELETE FROM x",)),
+    table("defaulted", defaults=("purge()",)),
+    table("checked", checks=("(id > 0) AND ok(id)",)),
+    table("generated", generated=("total",)),
+    table("parent", family=("public.child",)),
+    table("child", triggers=("app.on_child",)),
+    table("orphan", family=("public.nowhere",)),
+    view("calls", "SELECT purge() AS x"),
+    view("operates", "SELECT 1 @~@ 2 AS x"),
+    view("harmless", "SELECT id, lower(name) FROM plain"),
+    view("over_calls", "SELECT * FROM calls"),
+    view("over_audited", "SELECT * FROM audited"),
+    view("over_unknown", "SELECT * FROM nobody_knows"),
+    Relation("app", "plain", "r", ("id",), triggers=("app.audit",)),  # same name, other schema
+)
+
+
+@pytest.mark.parametrize(("name", "writes", "expected"), [
+    ("plain", True, True),  # app.plain has a trigger: either may be meant
+    ("builtin_trigger", True, False),
+    ("audited", True, True),
+    ("audited", False, False),  # reading runs no trigger
+    ("ruled", True, True),
+    ("defaulted", True, True),
+    ("checked", True, True),
+    ("generated", True, True),
+    ("parent", True, True),  # a write lands in a partition with a trigger
+    ("parent", False, False),
+    ("orphan", True, None),  # its family is not known yet
+    ("calls", False, True),
+    ("operates", False, True),
+    ("harmless", False, False),  # reads "plain": no trigger runs
+    ("harmless", True, True),  # a write through it lands in plain (app.plain has a trigger)
+    ("over_calls", False, True),
+    ("over_audited", False, False),
+    ("over_audited", True, True),  # a write through the view lands in audited
+    ("over_unknown", False, None),
+    ("never_looked_up", False, None),
+    ("public.audited", True, True),
+])
+def test_what_carries_code(name: str, writes: bool, expected: bool | None) -> None:
+    assert StoredCode(CATALOG)(name, writes) is expected
+
+
+def test_a_view_over_plain_tables_carries_none() -> None:
+    catalog = Known(table("t"), view("v", "SELECT id, upper(name), now() FROM t"))
+    assert StoredCode(catalog)("v", False) is False
+    assert StoredCode(catalog)("v", True) is False
+
+
+def test_views_nested_deeper_than_followed_are_not_known() -> None:
+    chain = [view(f"v{i}", f"SELECT * FROM v{i + 1}") for i in range(12)] + [table("v12")]
+    assert StoredCode(Known(*chain))("v0", False) is None
+
+
+@pytest.mark.parametrize(("expression", "code"), [
+    ("now()", False), ("nextval('s'::regclass)", False), ("(id > 0)", False),
+    ("purge()", True), ("app.f(id)", True), ("id @~@ 1", True), ("((", True),
+])
+def test_expressions_that_call_code(expression: str, code: bool) -> None:
+    assert calls_code(expression) is code
+
+
+RULES = (Rule("review-big-writes", "review", Match(rows_over=100)),)
+
+
+def guard(known: dict[str, bool | None]) -> SessionGuard:
+    g = SessionGuard(RULES, GuardrailSettings())
+    g.stored_code = lambda name, writes: known.get(name) if writes or name == "v" else False
+    return g
+
+
+@pytest.mark.parametrize(("sql", "known", "counted"), [
+    ("INSERT INTO t VALUES (1)", {"t": True}, True),
+    ("INSERT INTO t VALUES (1)", {"t": None}, True),  # not known yet: counted
+    ("INSERT INTO t VALUES (1)", {"t": False}, False),
+    ("SELECT * FROM v", {"v": True}, True),
+    ("SELECT * FROM t", {"t": True}, False),  # a read runs no trigger
+    ("COPY t FROM STDIN", {"t": None}, False),  # not known: not held
+    ("DECLARE c CURSOR FOR SELECT * FROM v", {"v": None}, False),
+])
+def test_a_statement_reaching_stored_code_is_counted(sql: str, known: dict[str, bool | None],
+                                                     counted: bool) -> None:
+    verdict = guard(known).judge(sql).verdict
+    if counted:
+        assert verdict.rows_over == 100
+        assert not verdict.tag_counts and verdict.calls_code
+    else:
+        assert verdict.action == "allow"
+
+
+@pytest.mark.parametrize("sql", ["COPY t FROM STDIN", "DECLARE c CURSOR FOR SELECT * FROM v",
+                                 "PREPARE p AS INSERT INTO t VALUES (1)"])
+def test_what_cannot_be_counted_is_held_over_known_code(sql: str) -> None:
+    verdict = guard({"t": True, "v": True}).judge(sql).verdict
+    assert verdict.action == "review" and verdict.rows_over is None
+
+
+def test_the_answer_follows_the_catalog_from_one_statement_to_the_next() -> None:
+    known: dict[str, bool | None] = {"t": False}
+    g = guard(known)
+    assert g.judge("INSERT INTO t VALUES (1)").action == "allow"
+    known["t"] = True  # a trigger appeared on the target
+    assert g.judge("INSERT INTO t VALUES (2)").verdict.rows_over == 100
+    known["t"] = False
+    assert g.judge("INSERT INTO t VALUES (1)").action == "allow"
+
+
+def test_an_update_is_counted_for_its_own_rows_as_before() -> None:
+    verdict = guard({"t": True}).judge("UPDATE t SET a = 1 WHERE id = 2").verdict
+    assert verdict.rows_over == 100 and verdict.tag_counts
