@@ -256,7 +256,10 @@ def test_pipelined_sql_behind_a_settings_change_is_judged_after_it(guarded: Gate
         "RETURN set_config('standard_conforming_strings', 'off', false); END $$"))
     assert refused and refused[0]["C"] == "42501"
     # ...but one may exist already, made behind the gateway's back: the relay still holds.
+    # Made as gw_scram, the owner test_guardrail_relay.py gives the same function: whichever
+    # module runs first, the other may replace it (the suite runs modules in any order).
     with psycopg.connect(guarded.target.superuser(), autocommit=True) as admin:
+        admin.execute("SET ROLE gw_scram")
         admin.execute("CREATE OR REPLACE FUNCTION public.blind() RETURNS text LANGUAGE plpgsql"
                       " AS $$ BEGIN RETURN set_config('standard_conforming_strings', 'off',"
                       " false); END $$")
