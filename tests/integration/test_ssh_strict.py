@@ -28,8 +28,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def gw(sshd: SshdTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGateway]:
+    # Nobody approves here: what is held is refused when its review expires, soon.
     gateway = start_ssh_gateway(sshd, tmp_path_factory.mktemp("sshgw-strict"),
-                                policy=STRICT_POLICY, review_timeout="1s")
+                                policy=STRICT_POLICY, review_timeout="200ms")
     try:
         yield gateway
     finally:
@@ -111,6 +112,11 @@ def test_an_ordinary_exec_still_runs(gw: SshGateway, decoy: Path) -> None:
 # --- strict terminal mode, through ssh -tt ---------------------------------------------------
 
 
+# How a prompt for the next line ends: the test's PS1, bash's PS2, the attacks' own PS1 and
+# bash's default one (a shell started by ``exec bash``).
+PROMPT_ENDS = (b"gw$ ", b"> ", b"token: ", b"# ")
+
+
 class Terminal:
     """ssh -tt with keys written by the test and the screen read as it comes."""
 
@@ -120,7 +126,8 @@ class Terminal:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.seen = b""
         self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         # The shell's first prompt before any key, as a person waits for it: keys typed before
         # the shell echoes them are judged as lines the gateway could not see (fail closed).
         self.wait_for_any((b"$ ", b"# "))
@@ -161,6 +168,24 @@ class Terminal:
                 return seen
             assert time.monotonic() < deadline, f"never saw {wanted!r}; screen: {seen[-600:]!r}"
             time.sleep(0.02)
+
+    def answered(self, since: int, seconds: float) -> None:
+        """Wait until the line typed at ``since`` is answered as a person sees it: its newline,
+        then a prompt for the next line (the shell's, or the gateway's after a refusal) and a
+        moment without output. Gives up after ``seconds`` without failing: a full-screen
+        program shows no prompt, and a line may leave the shell waiting on purpose."""
+        deadline = time.monotonic() + seconds
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            with self._lock:
+                seen = self.seen[since:]
+            if len(seen) != last:
+                last, quiet_since = len(seen), time.monotonic()
+            tail = seen.removesuffix(b"\x1b[K")
+            if (b"\n" in seen and tail.endswith(PROMPT_ENDS)
+                    and time.monotonic() - quiet_since >= 0.05):
+                return
+            time.sleep(0.01)
 
     def line(self, text: str, wanted: bytes = b"gw$ ") -> bytes:
         at = self.mark()
@@ -215,8 +240,7 @@ def test_strict_terminal_attacks_leave_the_decoy(gw: SshGateway, decoy: Path,
         for line in lines:
             at = term.mark()
             term.keys(line.format(d=decoy, p=decoy.parent, n=decoy.name) + "\r")
-            time.sleep(0.4)
-            term.wait_for(b"", at)
+            term.answered(at, 0.4)
         term.keys("\x03")
         term.line("echo done-$((40+2))", b"done-42")
     finally:
@@ -353,8 +377,7 @@ def test_strict_terminal_attack_classes_2_leave_the_decoy(gw: SshGateway, decoy:
         for line in lines:
             at = term.mark()
             term.keys(line.format(d=decoy, p=decoy.parent, n=decoy.name) + "\r")
-            time.sleep(0.5)
-            term.wait_for(b"", at)
+            term.answered(at, 0.5)
     finally:
         term.close()
     assert intact(decoy), term.seen[-2000:]
