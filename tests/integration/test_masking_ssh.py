@@ -29,6 +29,6 @@ def test_exec_stdin_is_recorded_masked(gw: SshGateway) -> None:
             recorded = b"".join(
                 r["data"] for r in gw.query("SELECT data FROM ssh_output WHERE session_id = ?"
                                             " AND stream = 'i'", rows[-1]["id"]))
-        time.sleep(0.1)
+        time.sleep(0.02)
     assert recorded and CARD not in recorded and b"5555 5555 5555 4444" not in recorded
     assert recorded.endswith(b"4444\n")  # partial: the last four digits stay

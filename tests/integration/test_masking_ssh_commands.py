@@ -90,7 +90,7 @@ def session(gw: SshGateway, connection: str, lines: list[str]) -> bytes:
         except subprocess.TimeoutExpired:
             raise AssertionError(
                 f"the shell never ended; screen: {terminal.seen[-800:]!r}") from None
-        time.sleep(0.1)  # the reader thread takes the last bytes
+        terminal.reader.join(10)  # it has taken the last bytes once the client's output ends
         return terminal.seen
     finally:
         terminal.close()
@@ -131,5 +131,5 @@ def test_at_a_shell_plain_readers_are_masked_as_usual(mgw: SshGateway, connectio
     deadline = time.monotonic() + 10
     while b"note 0" not in recorded(mgw):
         assert time.monotonic() < deadline, "the shell's output was never recorded"
-        time.sleep(0.1)
+        time.sleep(0.02)
     assert not spaced_out(recorded(mgw))

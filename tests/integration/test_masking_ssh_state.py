@@ -80,7 +80,7 @@ def settled(gw: SshGateway, done: Path) -> bytes:
     deadline = time.monotonic() + 15
     while gw.query("SELECT id FROM sessions WHERE ended_at IS NULL") or not done.exists():
         assert time.monotonic() < deadline, "the session never ended, or never ran its lines"
-        time.sleep(0.1)
+        time.sleep(0.02)
     return recorded(gw)
 
 

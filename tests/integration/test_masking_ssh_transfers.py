@@ -160,7 +160,7 @@ def test_refused_transfers_are_refused_with_a_reason_and_recorded(tgw: SshGatewa
         rows = tgw.query("SELECT t.text, t.error FROM statements t JOIN sessions s"
                          " ON s.id = t.session_id WHERE s.connection = 'web_refuse'"
                          " AND t.error LIKE '%ssh.transfers: refuse%'")
-        time.sleep(0.1)
+        time.sleep(0.02)
     assert len(rows) >= 3, rows
 
 

@@ -99,7 +99,7 @@ def refusals(gw: SshGateway, like: str) -> list[dict[str, object]]:
     while time.monotonic() < deadline and not rows:
         rows = gw.query("SELECT text, error, rule FROM statements WHERE rule = 'masking'"
                         " AND error LIKE ?", f"%{like}%")
-        time.sleep(0.1)
+        time.sleep(0.02)
     return rows
 
 
