@@ -28,9 +28,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pglast.parser import ParseError, normalize
 
@@ -73,6 +73,16 @@ class Judgement:
 
 def statement_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class StoredCodeCheck(Protocol):
+    """Whether a relation carries code of the target's (``engine.pg.storedcode``)."""
+
+    def __call__(self, name: str, writes: bool) -> bool | None: ...
+
+    def missing(self, name: str, writes: bool) -> set[str]:
+        """The relations its answer needs that the catalog never read."""
+        ...
 
 
 class _Shared:
@@ -123,7 +133,9 @@ class SessionGuard:
         # that a statement naming it runs (triggers, rules, defaults, checks, a view's
         # query): True, False, or None when not known (``engine.pg.storedcode``). None: no
         # catalog to ask (a connection without column masking), and nothing is asked.
-        self.stored_code: Callable[[str, bool], bool | None] | None = None
+        self.stored_code: StoredCodeCheck | None = None
+        # Relations the catalog was asked to read for this session (``unread``, ``looked``).
+        self._looked: set[str] = set()
         # Judgements with stored code counted, by text and the relations that carry it.
         self._counted: dict[tuple[str, frozenset[str], frozenset[str], tuple[int, int, int]],
                             Judgement] = {}
@@ -140,6 +152,11 @@ class SessionGuard:
     @property
     def settings(self) -> GuardrailSettings:
         return self._shared.settings
+
+    @property
+    def counts(self) -> bool:
+        """Whether a rule of the session counts rows (``rows_over``)."""
+        return self._shared.counts
 
     @property
     def _by_shape(self) -> bool:
@@ -218,26 +235,52 @@ class SessionGuard:
     def judge(self, text: str) -> Judgement:
         """The judgement of ``text``; the last one is kept at hand, as the relay asks for the
         same text again when it starts the statement (``started``)."""
-        state = (self.memory.generation, int(self.qualified_only) + 2 * int(self.shadowed),
-                 self._shared.version)
-        last, kept, at = self._last
-        if kept is not None and text == last and state == at:
-            judgement = kept
-        else:
-            judgement = self._judged(text)
-            self._last = (text, judgement, state)
+        state = self._state()
+        judgement = self._plain(text, state)
         if judgement.touches and self.stored_code is not None and judgement.action != "block":
             return self._stored_code_counted(text, judgement, self.stored_code, state)
         return judgement
 
+    def _state(self) -> tuple[int, int, int]:
+        return (self.memory.generation, int(self.qualified_only) + 2 * int(self.shadowed),
+                self._shared.version)
+
+    def _plain(self, text: str, state: tuple[int, int, int]) -> Judgement:
+        """The judgement of ``text`` before stored code is counted (``touches`` in it)."""
+        last, kept, at = self._last
+        if kept is not None and text == last and state == at:
+            return kept
+        judgement = self._judged(text)
+        self._last = (text, judgement, state)
+        return judgement
+
+    def unread(self, text: str) -> frozenset[str]:
+        """Relations ``text`` names whose stored code matters to its verdict, that the
+        catalog never read and this session has not had read yet: the relay has them read
+        first (``looked``). Those still unknown after are counted as carrying code."""
+        stored_code = self.stored_code
+        judgement = self._plain(text, self._state())
+        if stored_code is None or not judgement.touches or judgement.action == "block":
+            return frozenset()
+        missing: set[str] = set()
+        for name, writes in judgement.touches:
+            missing |= stored_code.missing(name, writes)
+        return frozenset(missing - self._looked)
+
+    def looked(self, names: frozenset[str]) -> None:
+        """The catalog was asked to read ``names`` (whatever it found)."""
+        if len(self._looked) > 10_000:
+            self._looked.clear()
+        self._looked |= names
+
     def _stored_code_counted(self, text: str, judgement: Judgement,
-                             stored_code: Callable[[str, bool], bool | None],
+                             stored_code: StoredCodeCheck,
                              state: tuple[int, int, int]) -> Judgement:
         """``judgement`` again with the statements that reach relations carrying code counted
         as ``SELECT f()`` is (``Facts.reaches``): what that code writes shows only in the
-        target's counts. A relation not known to the catalog yet counts as carrying code,
-        except for a COPY, which cannot be counted and would be held: it is judged by what
-        is known (ARCHITECTURE.md's known gaps)."""
+        target's counts. A relation the catalog never read (since the engine started, or its
+        read failed) counts as carrying code — but for a COPY, DECLARE or PREPARE, which
+        cannot be counted and would be held (ARCHITECTURE.md's known gaps)."""
         code: set[str] = set()
         unknown: set[str] = set()
         for name, writes in judgement.touches:
@@ -374,10 +417,8 @@ def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
 
 def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Facts:
     """``facts`` marked as running code of the target's when a relation it names carries
-    some (``code``), or may (``unknown``; not for a COPY, see ``_stored_code_counted``)."""
-    if facts.reaches or facts.own:
-        return facts
-    if not facts.kinds & _RUNS_STORED_CODE:
+    some (``code``), or may (``unknown``; see ``_stored_code_counted``)."""
+    if facts.reaches or facts.own or not facts.kinds & _RUNS_STORED_CODE:
         return facts
     names = {_bare(n) for n in facts.writes | facts.reads}
     maybe = unknown if not facts.kinds & _HELD_WHEN_REACHING else frozenset()

@@ -96,6 +96,10 @@ class Relation:
     # CHECK expressions a write into the relation runs: the table's, and its columns'
     # domains' (of VALUE).
     checks: tuple[str, ...] = ()
+    # Index expressions and partial-index predicates (a write evaluates them), and row-security
+    # policies' USING and WITH CHECK expressions (a read or a write does).
+    indexes: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from engine.tasks import spawn
 log = logging.getLogger(__name__)
 
 TTL = 60.0
+_KNOWN = 10_000
 RETRY = 10.0
 IDLE = 30.0  # seconds the catalog's own connection stays open unused
 APPLICATION_NAME = "gatewatch catalog"
@@ -138,6 +139,10 @@ class TableCatalog:
         self._checking = False
         self._probe: _Probe | None = None
         self._target = f"{upstream.host}:{upstream.port}/{database}"
+        self._looking: set[str] = set()  # relations ``look_up`` reads now
+        # Relations by name as last read, never expired (``last_known``), the most recent
+        # ``_KNOWN`` names.
+        self._known: dict[str, list[Relation]] = {}
         self.taint_file = taint_file
         self._taint_read = 0  # bytes of the journal read so far
         if taint_file is not None:
@@ -255,6 +260,12 @@ class TableCatalog:
         entry = self._relations.get(name)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
+    def last_known(self, name: str) -> list[Relation] | None:
+        """Every relation named ``name`` as last read, expired or dropped from the cache since
+        (by ``invalidate`` too): the guard's view of stored code (``engine.pg.storedcode``)
+        must not go blind when a session's DDL empties the cache. None: never read."""
+        return self._known.get(name)
+
     def functions(self, name: str) -> list[Function] | None:
         entry = self._functions.get(name)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
@@ -286,6 +297,22 @@ class TableCatalog:
             raise
         batch[2].set_result(found)
         return found
+
+    def look_up(self, relation: str) -> None:
+        """Read ``relation`` by name in the background, once at a time, for a caller that
+        only reads the cache (the guard's ``engine.pg.storedcode`` where no masking drives
+        the checks): what it finds serves ``relations`` until it expires (``ttl``)."""
+        if relation in self._looking:
+            return
+        self._looking.add(relation)
+
+        async def read() -> None:
+            try:
+                await self.resolve_names(frozenset({relation}), frozenset())
+            finally:
+                self._looking.discard(relation)
+
+        spawn(read(), f"catalog look-up {self._target}")
 
     def check_names(self, relations: frozenset[str], functions: frozenset[str],
                     done: Callable[[bool], None]) -> None:
@@ -527,6 +554,10 @@ class TableCatalog:
         read = [("r", n) for n in found_rel] + [("f", n) for n in found_fn]
         for n, r in found_rel.items():
             self._relations[n] = (until, r)
+            self._known.pop(n, None)
+            if len(self._known) >= _KNOWN:
+                self._known.pop(next(iter(self._known)))  # the oldest read
+            self._known[n] = r
         for n, f in found_fn.items():
             self._functions[n] = (until, f)
         for key in read:
@@ -620,8 +651,13 @@ class TableCatalog:
         raise CatalogError("the catalog connection failed twice")  # not reached
 
     async def _connect(self) -> Any:
+        # search_path: pg_catalog alone, so that the catalog's own queries (``||``,
+        # ``json_agg``, ``coalesce`` … unqualified) can never run a user's operator or
+        # function of a better-matching signature in a schema of the path (``public.||
+        # (name, text)`` would rewrite what the queries read).
         params = {"user": self.upstream.user, "database": self.database,
-                  "application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
+                  "application_name": APPLICATION_NAME, "client_encoding": "UTF8",
+                  "search_path": "pg_catalog"}
         try:
             greeting = await startup.connect_upstream(self.upstream, params,
                                                       self.max_message_size)
@@ -756,7 +792,8 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
     return Relation(schema or "", name, kind or "", tuple(json.loads(columns or "[]")),
                     definition, tuple(more.get("triggers") or ()), tuple(more.get("rules") or ()),
                     tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()),
-                    tuple(more.get("family") or ()), tuple(more.get("checks") or ()))
+                    tuple(more.get("family") or ()), tuple(more.get("checks") or ()),
+                    tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()))
 
 
 def catalog_query(oids: list[int]) -> str:
@@ -915,7 +952,21 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "   SELECT pg_catalog.pg_get_expr(k.conbin, 0) FROM pg_catalog.pg_attribute a"
         "   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_constraint k"
         "   ON k.contypid IN (t.oid, t.typbasetype) WHERE a.attrelid = c.oid AND a.attnum > 0"
-        "   AND k.contype = 'c' AND k.contypid <> 0) x))::text"
+        "   AND k.contype = 'c' AND k.contypid <> 0) x),"
+        # Index expressions and predicates (a write evaluates them), row-security policies'
+        # expressions (a read or a write does): code that is not PostgreSQL's own there is
+        # code a statement runs without naming it (``engine.pg.storedcode``).
+        "  'indexes', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
+        "   SELECT pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS e"
+        "   FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL"
+        "   UNION ALL SELECT pg_catalog.pg_get_expr(i.indpred, i.indrelid)"
+        "   FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indpred IS NOT NULL) x),"
+        "  'policies', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
+        "   SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS e"
+        "   FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polqual IS NOT NULL"
+        "   UNION ALL SELECT pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)"
+        "   FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid"
+        "   AND p.polwithcheck IS NOT NULL) x))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"

@@ -77,6 +77,7 @@ class PgConnection:
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._cancel_pid: int | None = None
         self._committing = False
+        self._looking = False  # the catalog reads what a waiting statement names
         self._held: list[bytes] = []
         self.held = Held(self.session, client.write, self._resume)
         self._auth_ok_sent = False
@@ -226,6 +227,16 @@ class PgConnection:
         await self.session.record_open(user=user, rejected=reason)
         self.client.close()
 
+    def _catalog(self) -> TableCatalog:
+        """The catalog cache of this connection's database, shared by its sessions."""
+        key = (self.conn.name, self.session.database or "")
+        catalog = self.ctx.catalogs.get(key)
+        if catalog is None:
+            catalog = self.ctx.catalogs[key] = TableCatalog(
+                self.conn.upstream, key[1], self.ctx.sessions.settings.max_message_size,
+                taint_file=taint_file(self.ctx.sessions.settings.store))
+        return catalog
+
     def _start_relay(self, greeting: startup.UpstreamGreeting) -> None:
         session = self.session
         upstream = self.upstream = self.path.upstream = greeting.side
@@ -235,18 +246,18 @@ class PgConnection:
         self._cancel_pid = pid
         self.relay.guard = session.guard
         masking = session.masking
+        masked = masking is not None and masking.active and bool(masking.columns)
+        if session.guard is not None and (masked or session.guard.counts):
+            # Triggers, rules, views: code a rows_over count follows (engine.pg.storedcode).
+            # Where masking keeps the catalog it checks it after every statement; elsewhere
+            # the guard has what it does not know read in the background.
+            cache = self._catalog()
+            session.guard.stored_code = StoredCode(cache, None if masked else cache.look_up)
         if masking is not None and masking.active:
             catalog = None
             if masking.columns:
-                key = (self.conn.name, session.database or "")
-                catalog = self.ctx.catalogs.get(key)
-                if catalog is None:
-                    catalog = self.ctx.catalogs[key] = TableCatalog(
-                        self.conn.upstream, key[1], self.ctx.sessions.settings.max_message_size,
-                        taint_file=taint_file(self.ctx.sessions.settings.store))
+                catalog = self._catalog()
                 masking.sources = self.path.catalog = catalog
-                if session.guard is not None:  # triggers, rules, views: code a count follows
-                    session.guard.stored_code = StoredCode(catalog)
             results = self.path.mask_with(masking, masking.values or _NoValues(), catalog)
             # Masking needs every result described, also what a driver runs from a prepared
             # statement whose description it cached: the columns for column rules, the
@@ -337,6 +348,23 @@ class PgConnection:
             self.path.reply(reply)
         if hold is not None:
             self.held.ask(hold)
+        if self.relay.lookup is not None and not self._looking:
+            self._looking = True
+            spawn(self._look_up(self.relay.lookup), f"session {self.session.id} catalog look-up")
+
+    async def _look_up(self, names: frozenset[str]) -> None:
+        """Have the catalog read relations a waiting statement names, then go on with it
+        (``PgRelay.lookup``). A read that fails leaves them unknown: counted as carrying
+        code (``SessionGuard._stored_code_counted``)."""
+        try:
+            await self._catalog().resolve_names(names, frozenset())
+        finally:
+            self._looking = False
+            if self.session.guard is not None:
+                self.session.guard.looked(names)
+            self.relay.lookup = None
+        if not self.session.ended:
+            self._client_data(b"")
 
     def _server_data(self, data: bytes) -> None:
         try:

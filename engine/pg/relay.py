@@ -337,6 +337,9 @@ class PgRelay:
         self._skipping = False  # the target skips what comes until the next Sync (an error)
         self._wait = 0  # the message at hand waits until this mark is done
         self.wants_input = False  # set when waiting input may go on (see server_data)
+        # Relations the message at hand names that the catalog never read: it waits until the
+        # connection had them read (``_looks_up``), so that code stored on them is judged.
+        self.lookup: frozenset[str] | None = None
         # Column masking: right before each Execute the gateway sends a Describe of the portal
         # itself, so that the columns of the rows that follow are known even when the client
         # did not ask (drivers that cached a prepared statement's description do not), for
@@ -408,7 +411,7 @@ class PgRelay:
         self.wants_input = False
         counted, self._count_hold = self._count_hold, None  # held once its count was over
         waiting = (self._holding or self._wait > self._done or self._count is not None
-                   or self._own_block > 1)
+                   or self._own_block > 1 or self.lookup is not None)
         if buf is None:  # the rest of a large message is still on its way
             if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
@@ -449,7 +452,7 @@ class PgRelay:
                 keep = self._frontend(tag, buf[pos + 5 : end])
                 if keep and tag not in (81, 83):  # (a Sync or Query is a mark of its own)
                     self._unmarked = True
-                if self._hold is not None or self._wait:  # resume here later
+                if self._hold is not None or self._wait or self.lookup:  # resume here later
                     break
                 if self._inject_before is not None:  # the gateway's Describe, then Execute
                     self._out.append(buf[run:pos])
@@ -587,6 +590,8 @@ class PgRelay:
         text = self._text(messages.query_text(body), "simple")
         if text is None:
             return False
+        if self._looks_up(text):
+            return False
         if self._own_block == 1:
             # It would end the implicit transaction of the pipeline before it, which runs in
             # the gateway's block since a write was counted: refused, the block left as it is.
@@ -673,6 +678,8 @@ class PgRelay:
             existing, _ = self._statements.lookup(key, mark, strict=True)
         text = self._text(parsed.query, "extended")
         if text is None:
+            return False
+        if self._looks_up(text):
             return False
         judgement = self._judge_text(text) if self.guard is not None else None
         if (judgement is not None and judgement.action == "block"
@@ -981,6 +988,18 @@ class PgRelay:
         self._discarding = True
         return False
 
+    def _looks_up(self, text: str) -> bool:
+        """Whether ``text`` waits for relations it names to be read from the catalog first
+        (``lookup``; the connection reads them and asks again): a trigger, rule or view
+        made on the target is judged only from what the catalog says of it."""
+        if self.guard is None or self.guard.stored_code is None or self.unreadable is not None:
+            return False
+        names = self.guard.unread(text)
+        if names:
+            self.lookup = names
+            return True
+        return False
+
     def _judge_text(self, text: str) -> Judgement:
         assert self.guard is not None
         if self.unreadable is not None:
@@ -1002,6 +1021,12 @@ class PgRelay:
         elif self.unreadable is not None:
             judgement = self._judge_text(text)
         action = judgement.action
+        if decision is not None and not decision.approved:
+            # A refusal is final, whatever the statement is judged now (what the catalog
+            # knows of its tables may have changed since it was held).
+            self._held = None
+            return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
+                decision.message, decision.sqlstate, hint="The statement was not run.")
         if action == "allow":
             return "allow", ("allow", judgement.rule, None), b""
         under = judgement.verdict.under

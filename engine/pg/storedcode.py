@@ -1,20 +1,27 @@
 """Whether a relation carries code of the target's that a statement naming it runs.
 
 A statement can run code without calling it: an INSERT fires its table's triggers and rules and
-evaluates its columns' defaults, CHECK constraints (of the table and of its columns' domains) and
-generated columns; a SELECT from a view runs the functions of the view's query. Code created
+evaluates its columns' defaults, CHECK constraints (of the table and of its columns' domains),
+generated columns and index expressions; a SELECT from a view runs the functions of the view's
+query, and a read or a write runs those of the table's row-security policies. Code created
 through the gateway was judged when it was created (``engine.guardrail.classify``); code
 installed another way (by a DBA, before the gateway) was not, and what it writes shows only in
 the target's counts. A ``rows_over`` rule therefore counts a statement that reaches such a
 relation as it counts ``SELECT f()`` (``SessionGuard.stored_code``).
 
-The answer comes from what the connection's catalog cache (``engine.pg.catalog``, kept for the
-masking lineage and checked against the target after every statement that names a relation)
-knows of the relation: ``True`` it carries code, ``False`` it does not, ``None`` not known (not
-looked up yet, expired, or a relation it leads to is not). Code is anything but PostgreSQL's own
-(``engine.guardrail.builtin_names``): a trigger function outside pg_catalog, any rule, a default,
-CHECK or view query that calls a function or operator that is not PostgreSQL's; a generated
-column counts as code whatever its expression (the cache keeps its name only).
+The answer comes from what the connection's catalog cache (``engine.pg.catalog``) knows of the
+relation: ``True`` it carries code, ``False`` it does not, ``None`` not known (never read, or
+a relation it leads to never was: ``missing`` names them, and the relay has a statement wait
+while they are read, ``PgRelay.lookup``). Where the connection masks columns, the cache is the
+one lineage keeps, checked against the target after every statement that names a relation;
+elsewhere an entry older than the cache's ``ttl`` (60 s) is read again in the background
+(``ask``) for the statements after. Meanwhile, and after DDL empties the cache, the relation as
+last read answers (``last_known``).
+
+Code is anything but PostgreSQL's own (``engine.guardrail.builtin_names``): a trigger function
+outside pg_catalog, any rule, a default, CHECK, index expression, row-security policy or view
+query that calls a function or operator that is not PostgreSQL's; a generated column counts as
+code whatever its expression (the cache keeps its name only).
 
 Reads and writes differ: reading a table runs none of its triggers, so for a read only a view's
 query (and the views it reads) matter; a write into a view lands in its base tables, and a write
@@ -23,6 +30,7 @@ into a partitioned table or an inheritance parent in its family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
@@ -35,20 +43,44 @@ DEPTH = 8  # views over views, partitions of partitions: deeper is not known (No
 class Relations(Protocol):
     def relations(self, name: str) -> list[Relation] | None: ...
 
+    def last_known(self, name: str) -> list[Relation] | None: ...
+
 
 class StoredCode:
     """``(name, writes) -> bool | None`` over a catalog cache (see the module's docstring)."""
 
-    def __init__(self, catalog: Relations) -> None:
+    def __init__(self, catalog: Relations, ask: Callable[[str], None] | None = None) -> None:
         self.catalog = catalog
+        # Told of each name whose entry expired, where nothing else checks names (no
+        # masking): the catalog reads it again in the background, for the statements after.
+        self.ask = ask
+        self._missing: set[str] | None = None  # collecting, for ``missing``
 
     def __call__(self, name: str, writes: bool) -> bool | None:
+        self._missing = None
         return self._named(name.rpartition(".")[2], writes, 0)
+
+    def missing(self, name: str, writes: bool) -> set[str]:
+        """The relations the answer for ``name`` needs that the catalog never read."""
+        found: set[str] = set()
+        self._missing = found
+        try:
+            self._named(name.rpartition(".")[2], writes, 0)
+        finally:
+            self._missing = None
+        return found
 
     def _named(self, name: str, writes: bool, depth: int) -> bool | None:
         found = self.catalog.relations(name)
         if found is None:
-            return None
+            # Expired, or dropped by DDL: as last read, while it is read again.
+            found = self.catalog.last_known(name)
+            if found is None:
+                if self._missing is not None:
+                    self._missing.add(name)
+                return None
+            if self.ask is not None:
+                self.ask(name)
         answer: bool | None = False
         for relation in found:
             runs = self._relation(relation, writes, depth)
@@ -60,6 +92,8 @@ class StoredCode:
 
     def _relation(self, relation: Relation, writes: bool, depth: int) -> bool | None:
         if writes and runs_on_write(relation):
+            return True
+        if any(calls_code(e) for e in relation.policies):
             return True
         if relation.definition is not None:
             query = view_query(relation.definition)
@@ -93,7 +127,7 @@ def runs_on_write(relation: Relation) -> bool:
         return True
     if any(not t.startswith("pg_catalog.") for t in relation.triggers):
         return True
-    return any(calls_code(e) for e in relation.defaults + relation.checks)
+    return any(calls_code(e) for e in relation.defaults + relation.checks + relation.indexes)
 
 
 @lru_cache(maxsize=4096)

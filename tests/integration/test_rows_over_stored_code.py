@@ -2,26 +2,30 @@
 statement runs without naming it: a trigger, a rule or a column default on the table an INSERT
 writes, a view whose query calls a function. Installed on the target by its owner (not through
 the gateway, where it would have been judged when created), that code is followed through the
-connection's catalog (the one masking keeps): the statement is counted by what the code writes
-and held by the example policy's ``review-big-writes``. Denied, every row stays. A table with no
+connection's catalog (the one masking keeps, or one read in the background where the
+connection masks nothing): the statement is counted by what the code writes and held by the
+example policy's ``review-big-writes``. Denied, every row stays. A table with no
 code, or code that runs only on writes when the statement reads, passes as before.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import denied, operator, start_guarded
+from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
 
 pytestmark = pytest.mark.integration
 
 SETUP = """
 SET ROLE gw_scram;
-DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain CASCADE;
+DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain,
+  gw12s_secured CASCADE;
 CREATE TABLE gw12s_log (id int);
 INSERT INTO gw12s_log SELECT generate_series(1, 500);
 CREATE OR REPLACE FUNCTION gw12s_purge() RETURNS int LANGUAGE plpgsql AS
@@ -37,10 +41,15 @@ CREATE TABLE gw12s_default (id int, stamp int DEFAULT gw12s_purge());
 CREATE VIEW gw12s_view AS SELECT gw12s_purge() AS done;
 CREATE VIEW gw12s_outer AS SELECT * FROM gw12s_view;
 CREATE TABLE gw12s_plain (id int, at timestamptz DEFAULT now());
+CREATE TABLE gw12s_secured (id int);
+INSERT INTO gw12s_secured VALUES (1);
+ALTER TABLE gw12s_secured ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gw12s_secured FORCE ROW LEVEL SECURITY;
+CREATE POLICY gw12s_sees ON gw12s_secured USING (gw12s_purge() = 1);
 RESET ROLE;
 """
-CLEANUP = ("DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain "
-           "CASCADE; DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
+CLEANUP = ("DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain, "
+           "gw12s_secured CASCADE; DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +77,21 @@ STATEMENTS = [
     pytest.param("SELECT * FROM public.gw12s_outer WHERE 1 = %s", id="view-over-a-view"),
     pytest.param("INSERT INTO gw12s_plain (id) SELECT done FROM gw12s_view WHERE 1 = %s",
                  id="insert-from-a-view"),
+    pytest.param("SELECT * FROM gw12s_secured WHERE 1 = %s", id="row-security-policy"),
 ]
 
 
+@pytest.mark.parametrize("connection", ["shop_masked", "shop"])
 @pytest.mark.parametrize("protocol", ["simple", "extended"])
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in a transaction"])
 @pytest.mark.parametrize("sql", STATEMENTS)
 def test_code_stored_on_what_a_statement_names_is_counted(
-        guarded: Gateway, sql: str, protocol: str, in_transaction: bool) -> None:
+        guarded: Gateway, sql: str, protocol: str, in_transaction: bool, connection: str) -> None:
     simple = protocol == "simple"
     cursor = psycopg.ClientCursor if simple else psycopg.Cursor
 
     def work() -> None:
-        with psycopg.connect(guarded.dsn("shop_masked"), autocommit=True,
+        with psycopg.connect(guarded.dsn(connection), autocommit=True,
                              cursor_factory=cursor) as conn:
             if in_transaction:
                 conn.execute("BEGIN")
@@ -106,15 +117,124 @@ def test_a_copy_into_a_table_known_to_carry_code_is_held(guarded: Gateway) -> No
     assert intact(guarded.target) == 500
 
 
+def known(gateway: Gateway, connection: str, name: str) -> bool:
+    """Whether the engine's catalog of ``connection`` holds ``name`` now."""
+    assert gateway.engine.pg is not None
+    catalog = gateway.engine.pg.catalogs.get((connection, "shop"))
+    return catalog is not None and catalog.relations(name) is not None
+
+
+def test_without_masking_the_catalog_read_in_the_background_keeps_counting(
+        guarded: Gateway) -> None:
+    """On a connection that masks nothing, the first statement naming a table the catalog
+    does not hold is counted (not known yet) and has it read; the next ones are counted from
+    what was read."""
+    def work() -> None:
+        with psycopg.connect(guarded.dsn("shop"), autocommit=True) as conn:
+            conn.execute("INSERT INTO gw12s_trig VALUES (1)")
+
+    for _ in range(2):
+        denied(guarded, work)
+        deadline = time.monotonic() + 10
+        while not known(guarded, "shop", "gw12s_trig") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert known(guarded, "shop", "gw12s_trig")
+    assert intact(guarded.target) == 500
+    with psycopg.connect(guarded.dsn("shop"), autocommit=True) as conn:
+        conn.execute("SELECT count(*) FROM gw12s_plain")
+    deadline = time.monotonic() + 10
+    while not known(guarded, "shop", "gw12s_plain") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with psycopg.connect(guarded.dsn("shop"), autocommit=True) as conn:
+        with conn.cursor().copy("COPY gw12s_plain (id) FROM STDIN") as copy:
+            copy.write_row((7,))  # no code on it: passes
+    with operator(guarded) as client:
+        assert not client.call("approvals")["pending"]
+
+
 def test_tables_without_code_and_reads_of_tables_with_write_code_pass(guarded: Gateway) -> None:
     with psycopg.connect(guarded.dsn("shop_masked"), autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM gw12s_plain").fetchone()
+        assert before is not None
         conn.execute("INSERT INTO gw12s_plain (id) VALUES (1)")  # now() is PostgreSQL's own
         conn.execute("INSERT INTO gw12s_plain (id) SELECT g FROM generate_series(1, 300) g")
         assert conn.execute("SELECT count(*) FROM gw12s_trig").fetchone() == (0,)
         with conn.cursor().copy("COPY gw12s_plain (id) FROM STDIN") as copy:
             for i in range(200):
                 copy.write_row((i,))
-        assert conn.execute("SELECT count(*) FROM gw12s_plain").fetchone() == (501,)
+        assert conn.execute("SELECT count(*) FROM gw12s_plain").fetchone() == (before[0] + 501,)
     with operator(guarded) as client:
         assert not client.call("approvals")["pending"]
     assert intact(guarded.target) == 500
+
+
+def test_a_denial_is_final_when_the_statement_is_judged_otherwise_by_then(
+        guarded: Gateway) -> None:
+    """Held for what a trigger wrote, then the trigger is dropped on the target and the
+    catalog reads the table again before the operator decides: the statement would now
+    pass, but a denial still refuses it (it used to run)."""
+    target = guarded.target
+    target.cluster.sql("SET ROLE gw_scram; CREATE TABLE gw12s_fleeting (id int); "
+                       "CREATE TRIGGER gw12s_fleeting_after AFTER INSERT ON gw12s_fleeting "
+                       "FOR EACH ROW EXECUTE FUNCTION gw12s_trigger(); RESET ROLE;",
+                       dbname="shop")
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(guarded.dsn("shop"), autocommit=True) as conn:
+                conn.execute("INSERT INTO gw12s_fleeting VALUES (42)")
+        except psycopg.Error as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        request = wait_for_request(guarded)
+        target.cluster.sql("DROP TRIGGER gw12s_fleeting_after ON gw12s_fleeting", dbname="shop")
+        assert guarded.engine.pg is not None
+        catalog = guarded.engine.pg.catalogs[("shop", "shop")]
+        assert guarded.call(catalog.resolve_names(frozenset({"gw12s_fleeting"}), frozenset()))
+        relation = catalog.relations("gw12s_fleeting")
+        assert relation is not None and not relation[0].triggers
+        with operator(guarded) as client:
+            client.call("deny", request=request["id"], reason="issue 12")
+        worker.join(30)
+        assert failure and isinstance(failure[0], psycopg.errors.InsufficientPrivilege)
+        with psycopg.connect(target.superuser(), dbname="shop", autocommit=True) as admin:
+            assert admin.execute("SELECT count(*) FROM gw12s_fleeting").fetchone() == (0,)
+        assert intact(target) == 500
+    finally:
+        worker.join(30)
+        target.cluster.sql("DROP TABLE IF EXISTS gw12s_fleeting", dbname="shop")
+
+
+def test_an_operator_of_the_users_cannot_rewrite_what_the_catalog_reads(
+        guarded: Gateway) -> None:
+    """Found by the outside attack: ``public.|| (name, text)`` matched the catalog's own
+    ``nspname || '.' || proname`` better than PostgreSQL's, and made every trigger function
+    read as one of pg_catalog's (so, not code). The catalog's connection searches pg_catalog
+    alone."""
+    target = guarded.target
+    target.cluster.sql(
+        "SET ROLE gw_scram; "
+        "CREATE FUNCTION public.gw12s_cat(name, text) RETURNS text LANGUAGE sql "
+        "AS 'SELECT ''pg_catalog.''::text'; "
+        "CREATE OPERATOR public.|| (LEFTARG = name, RIGHTARG = text, "
+        "FUNCTION = public.gw12s_cat); "
+        "CREATE TABLE gw12s_hijacked (id int); "
+        "CREATE TRIGGER gw12s_hijacked_after AFTER INSERT ON gw12s_hijacked "
+        "FOR EACH ROW EXECUTE FUNCTION gw12s_trigger(); RESET ROLE;", dbname="shop")
+    try:
+        for connection in ("shop", "shop_masked"):
+            def work(connection: str = connection) -> None:
+                with psycopg.connect(guarded.dsn(connection), autocommit=True) as conn:
+                    conn.execute("INSERT INTO gw12s_hijacked VALUES (1)")
+
+            request = denied(guarded, work)
+            assert "writes 500 rows" in str(request["statement"])
+        assert intact(target) == 500
+    finally:
+        target.cluster.sql("DROP TABLE IF EXISTS gw12s_hijacked; "
+                           "DROP OPERATOR IF EXISTS public.|| (name, text); "
+                           "DROP FUNCTION IF EXISTS public.gw12s_cat(name, text)", dbname="shop")

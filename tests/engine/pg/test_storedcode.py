@@ -22,6 +22,9 @@ class Known:
     def relations(self, name: str) -> list[Relation] | None:
         return self.by_name.get(name)
 
+    def last_known(self, name: str) -> list[Relation] | None:
+        return None
+
 
 def table(name: str, **more: object) -> Relation:
     return Relation("public", name, "r", ("id",), **more)  # type: ignore[arg-type]
@@ -42,6 +45,10 @@ CATALOG = Known(
     table("parent", family=("public.child",)),
     table("child", triggers=("app.on_child",)),
     table("orphan", family=("public.nowhere",)),
+    table("indexed", indexes=("lower(name)", "f_key(id)")),
+    table("partial", indexes=("(id > 0)",)),
+    table("secured", policies=("(owner = CURRENT_USER)", "allowed(id)")),
+    table("secured_builtin", policies=("(owner = CURRENT_USER)",)),
     view("calls", "SELECT purge() AS x"),
     view("operates", "SELECT 1 @~@ 2 AS x"),
     view("harmless", "SELECT id, lower(name) FROM plain"),
@@ -64,6 +71,11 @@ CATALOG = Known(
     ("parent", True, True),  # a write lands in a partition with a trigger
     ("parent", False, False),
     ("orphan", True, None),  # its family is not known yet
+    ("indexed", True, True),
+    ("indexed", False, False),  # a read evaluates no index expression
+    ("partial", True, False),
+    ("secured", False, True),  # a policy runs on reads too
+    ("secured_builtin", False, False),
     ("calls", False, True),
     ("operates", False, True),
     ("harmless", False, False),  # reads "plain": no trigger runs
@@ -90,6 +102,30 @@ def test_views_nested_deeper_than_followed_are_not_known() -> None:
     assert StoredCode(Known(*chain))("v0", False) is None
 
 
+class Expired(Known):
+    """A cache whose entries expired (or DDL emptied it): only the last reading is left."""
+
+    def __init__(self, *relations: Relation) -> None:
+        super().__init__(*relations)
+        self.asked: list[str] = []
+
+    def relations(self, name: str) -> list[Relation] | None:
+        return None
+
+    def last_known(self, name: str) -> list[Relation] | None:
+        return self.by_name.get(name)
+
+
+def test_an_expired_entry_answers_as_last_read_and_is_read_again() -> None:
+    catalog = Expired(table("audited", triggers=("public.audit",)), table("plain"))
+    code = StoredCode(catalog, catalog.asked.append)
+    assert code("audited", True) is True
+    assert code("plain", True) is False
+    assert code("never", True) is None
+    assert catalog.asked == ["audited", "plain"]  # read again; "never" waits for the relay
+    assert code.missing("never", True) == {"never"}
+
+
 @pytest.mark.parametrize(("expression", "code"), [
     ("now()", False), ("nextval('s'::regclass)", False), ("(id > 0)", False),
     ("purge()", True), ("app.f(id)", True), ("id @~@ 1", True), ("((", True),
@@ -101,10 +137,32 @@ def test_expressions_that_call_code(expression: str, code: bool) -> None:
 RULES = (Rule("review-big-writes", "review", Match(rows_over=100)),)
 
 
+class Answers:
+    """Stored code as a dictionary says (``v`` a view, anything else a table)."""
+
+    def __init__(self, known: dict[str, bool | None]) -> None:
+        self.known = known
+
+    def __call__(self, name: str, writes: bool) -> bool | None:
+        return self.known.get(name) if writes or name == "v" else False
+
+    def missing(self, name: str, writes: bool) -> set[str]:
+        return {name} if self(name, writes) is None else set()
+
+
 def guard(known: dict[str, bool | None]) -> SessionGuard:
     g = SessionGuard(RULES, GuardrailSettings())
-    g.stored_code = lambda name, writes: known.get(name) if writes or name == "v" else False
+    g.stored_code = Answers(known)
     return g
+
+
+def test_names_never_read_are_asked_for_once() -> None:
+    g = guard({"t": None, "u": False})
+    assert g.unread("INSERT INTO t SELECT * FROM u") == {"t"}
+    g.looked(frozenset({"t"}))
+    assert g.unread("INSERT INTO t SELECT * FROM u") == frozenset()
+    assert g.judge("INSERT INTO t SELECT * FROM u").verdict.rows_over == 100  # still unknown
+    assert g.unread("DROP TABLE t") == frozenset()  # nothing stored matters to it
 
 
 @pytest.mark.parametrize(("sql", "known", "counted"), [
@@ -113,6 +171,7 @@ def guard(known: dict[str, bool | None]) -> SessionGuard:
     ("INSERT INTO t VALUES (1)", {"t": False}, False),
     ("SELECT * FROM v", {"v": True}, True),
     ("SELECT * FROM t", {"t": True}, False),  # a read runs no trigger
+    ("SELECT * FROM v", {"v": None}, True),  # never read: counted
     ("COPY t FROM STDIN", {"t": None}, False),  # not known: not held
     ("DECLARE c CURSOR FOR SELECT * FROM v", {"v": None}, False),
 ])
