@@ -535,11 +535,23 @@ class _Walker:
         for field_name in _BINDINGS[node_type]:
             bound = _bound(node.get(field_name))
             self.facts.functions.update(bound)
+            if bound & querytext.NAMES:
+                # Bound, a function that runs SQL given as text gets that text when the
+                # operator, aggregate or cast is used, as an argument the gateway never sees
+                # as a call's: it runs SQL built at run time.
+                self.facts.kinds.add("DYNAMIC SQL")
+            if "set_config" in bound:  # changes settings through an operator or aggregate
+                self.facts.settings["*"] = None
             if any(f not in builtin_names.FUNCTIONS for f in bound):
                 self.facts.reaches = True  # (stored: ``_STORES_CODE``)
                 self.facts.unread |= any(not self._remembered(f) for f in bound
                                          if f not in builtin_names.FUNCTIONS)
         return True
+
+    def _create_view(self, node: dict[str, Any]) -> bool:
+        if protection.statement_off("ViewStmt", node):
+            self.facts.kinds.add(protection.OFF)
+        return self._created(node, "VIEW", "view")
 
     def _create_table_as(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.update({"CREATE", "CREATE TABLE AS"})
@@ -562,6 +574,8 @@ class _Walker:
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME", "RENAME TABLE"})
         elif what == "OBJECT_COLUMN" and node.get("relationType") in _RELATIONS:
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME COLUMN"})
+        elif what == "OBJECT_ATTRIBUTE":  # a composite type's: CASCADE renames typed tables'
+            kinds.update({"ALTER TABLE RENAME COLUMN", "RENAME COLUMN"})
         elif what == "OBJECT_TABCONSTRAINT":  # only tables have these (domains: DOMCONSTRAINT)
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME CONSTRAINT"})
         if node.get("relation"):
@@ -798,6 +812,8 @@ class _Walker:
     def _create_function(self, node: dict[str, Any]) -> bool:
         kinds = self.facts.kinds
         kinds.update({"CREATE", "CREATE FUNCTION"})
+        if protection.statement_off("CreateFunctionStmt", node):
+            kinds.add(protection.OFF)
         self.facts.by_shape = False  # the body is a string constant
         language, strings = "sql", []
         for option in node.get("options", []):
@@ -857,6 +873,8 @@ class _Walker:
 
     def _create_trigger(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.update({"CREATE", "CREATE TRIG", "CREATE TRIGGER"})
+        if protection.statement_off("CreateTrigStmt", node):
+            self.facts.kinds.add(protection.OFF)
         self._write(node.get("relation"))
         self._bind_body(node.get("funcname", []), "trigger function")
         return True
@@ -975,6 +993,25 @@ class _Walker:
             elif function in _NAMES_FROM_TEXT:
                 self.facts.by_shape = False
         return True
+
+    def _syntax_call(self, function: str) -> bool:
+        """SQL/JSON and MERGE syntax of newer PostgreSQL (the parser's grammar is 18's):
+        ``json_scalar(x)``, ``json(x)``, ``json_value(…)``, ``merge_action()`` … are calls of
+        functions by those names on a server that lacks the syntax (15 has none of them but
+        ``json_object``): a user's function there, when it is not PostgreSQL 15's own."""
+        self.facts.functions.add(function)
+        if self._user_code([function], builtin_names.FUNCTIONS):
+            self.facts.reaches = True
+            self.facts.unread |= not self._remembered(function)
+        return True
+
+    def _json_function(self, node: dict[str, Any]) -> bool:
+        op = str(node.get("op", ""))
+        named = {"0": "json_exists", "1": "json_query", "2": "json_value", "3": "json_table"}
+        for key, function in named.items():
+            if op == key or op.upper().startswith(function.upper() + "_"):
+                return self._syntax_call(function)
+        return self._syntax_call("json_value")  # an op not known: some function all the same
 
     def _operator(self, node: dict[str, Any]) -> bool:
         if node.get("kind") in _OPERATOR_EXPRESSIONS and not self.facts.unread:
@@ -1236,7 +1273,7 @@ _HANDLERS: dict[str, _Handler] = {
     "AlterSystemStmt": lambda w, n: w._stored_setting(n, "AlterSystemStmt"),
     "CreateStmt": _Walker._create_table,
     "CreateTableAsStmt": _Walker._create_table_as,
-    "ViewStmt": lambda w, n: w._created(n, "VIEW", "view"),
+    "ViewStmt": _Walker._create_view,
     "IndexStmt": lambda w, n: w._created(n, "INDEX", None),
     "CreatedbStmt": lambda w, n: w._created(n, "DATABASE", None),
     "RuleStmt": _Walker._rule,
@@ -1252,6 +1289,14 @@ _HANDLERS: dict[str, _Handler] = {
     "A_Expr": _Walker._operator,
     "RangeVar": _Walker._range_var,
     "TypeCast": _Walker._type_cast,
+    "JsonFuncExpr": _Walker._json_function,
+}
+_SYNTAX_CALLS = {
+    "JsonScalarExpr": "json_scalar", "JsonParseExpr": "json", "JsonSerializeExpr":
+    "json_serialize", "JsonArrayAgg": "json_arrayagg", "JsonObjectAgg": "json_objectagg",
+    "JsonArrayConstructor": "json_array", "JsonArrayQueryConstructor": "json_array",
+    "JsonObjectConstructor": "json_object", "JsonTable": "json_table",
+    "MergeSupportFunc": "merge_action",
 }
 
 
@@ -1260,3 +1305,10 @@ def _binder(node_type: str) -> _Handler:
 
 
 _HANDLERS.update({node_type: _binder(node_type) for node_type in _BINDINGS})
+
+
+def _syntax_caller(function: str) -> _Handler:
+    return lambda walker, node: walker._syntax_call(function)
+
+
+_HANDLERS.update({node_type: _syntax_caller(f) for node_type, f in _SYNTAX_CALLS.items()})

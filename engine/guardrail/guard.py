@@ -35,7 +35,7 @@ from typing import Protocol, TypeVar
 from pglast.parser import ParseError, normalize
 
 from engine.guardrail import reading
-from engine.guardrail.classify import Facts, ParseFailure, classify_text
+from engine.guardrail.classify import Facts, ParseFailure, catalog_later, classify_text
 from engine.guardrail.commands import CommandFacts, Cwd, classify_command
 from engine.guardrail.memory import FORGETS, NOTHING, Effects, SessionMemory
 from engine.guardrail.rules import (
@@ -227,6 +227,15 @@ class SessionGuard:
             self._own_shapes.clear()
         epoch = self.memory.started(effects)
         return (effects, epoch) if effects.adds else None
+
+    def search_path_seen(self, value: str) -> None:
+        """The session's search_path as read from the target after a counted statement
+        (code it ran may have changed it unseen): a schema ahead of pg_catalog shadows
+        PostgreSQL's names from now on (``shadowed`` is never taken back)."""
+        if not self.shadowed and catalog_later(value):
+            self.shadowed = True
+            self._own_cache.clear()
+            self._own_shapes.clear()
 
     def finished(self, started: tuple[Effects, int]) -> None:
         """What ``started`` returned for a text that completed without an error."""

@@ -10,7 +10,9 @@ Two classes of statement do harm without a DELETE or UPDATE in their text:
   it, keeps of changed rows), dropping a constraint or NOT NULL, ``ALTER CONSTRAINT …
   DEFERRABLE`` or ``NOT ENFORCED``, a view's ``check_option`` / ``security_barrier`` /
   ``security_invoker`` taken away, a permissive or altered row security policy, ``ALTER
-  EVENT TRIGGER … DISABLE``, dropping a trigger, rule or policy, and setting
+  EVENT TRIGGER … DISABLE``, dropping a trigger, rule or policy, replacing one (``CREATE OR
+  REPLACE`` of a trigger, a rule, a trigger function or a view without ``WITH CHECK OPTION``:
+  what the old one held back may no longer be), and setting
   ``session_replication_role`` (replica sessions fire no ordinary trigger, foreign keys'
   included). Every ALTER TABLE subcommand is decided here, one way or the other; one this
   module does not know (a later PostgreSQL's) counts as turning protection off.
@@ -143,7 +145,18 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
     if node_type == "AlterEventTrigStmt":
         return node.get("tgenabled") in ("D", "R")  # DISABLE, ENABLE REPLICA
     if node_type == "RuleStmt":
-        return bool(node.get("instead"))  # the write it replaces no longer happens
+        # DO INSTEAD: the write it replaces no longer happens; OR REPLACE: the rule it
+        # replaces (which may have held writes back) no longer acts.
+        return bool(node.get("instead")) or bool(node.get("replace"))
+    if node_type == "CreateTrigStmt":
+        return bool(node.get("replace"))  # the trigger it replaces no longer acts
+    if node_type == "CreateFunctionStmt":
+        return bool(node.get("replace")) and _returns_trigger(node)
+    if node_type == "ViewStmt":
+        # A view replaced loses its options (check_option, security_barrier) unless given
+        # again: WITH CHECK OPTION in the text keeps what matters most.
+        return bool(node.get("replace")) and node.get("withCheckOption") in (
+            None, "NO_CHECK_OPTION", 0)
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":
@@ -154,6 +167,15 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
         return node.get("removeType") in ("OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY",
                                           "OBJECT_EVENT_TRIGGER")
     return False
+
+
+def _returns_trigger(node: dict[str, Any]) -> bool:
+    """Whether a CREATE FUNCTION makes a trigger or event trigger function (the triggers
+    that call one by name act by its new body)."""
+    returns = node.get("returnType", {})
+    returns = returns.get("TypeName", returns) if isinstance(returns, dict) else {}
+    words = [n.lower() for n in name(returns.get("names", []))] if returns else []
+    return bool(words) and words[-1] in ("trigger", "event_trigger")
 
 
 def settings_off(settings: dict[str, str | None]) -> bool:

@@ -1196,6 +1196,10 @@ class PgRelay:
             return b"", b""
         self._server_in.keep(b"", 0)
         self._count = None
+        if self.guard is not None and count.search_path is not None:
+            # Code it ran may have put a schema ahead of pg_catalog (set_config in a view or
+            # a function, an UPDATE of pg_settings): no ParameterStatus says so.
+            self.guard.search_path_seen(count.search_path.decode(errors="replace"))
         self.wants_input = True  # what the client sent meanwhile goes on (or the hold)
         sent, self._count_sent = self._count_sent, b""
         if isinstance(count.result, bytes):

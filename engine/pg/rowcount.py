@@ -50,7 +50,9 @@ SAVEPOINT = b"gatewatch_rows"
 # (``oid:relfilenode,…``): a TRUNCATE or a rewrite (ALTER TABLE … TYPE, a volatile DEFAULT)
 # gives it a new one and resets its counts, and a DROP takes it away, so a table of the first
 # reading whose file changed or went means rows changed that no count shows (a new table does
-# not: ``rewritten``). Every name, type and
+# not: ``rewritten``). And the session's search_path: code the statement ran may have changed
+# it (a view or function calling set_config, an UPDATE of pg_settings), which no
+# ParameterStatus reports (``search_path``). Every name, type and
 # operator is pg_catalog's, whatever the session's search_path. Cheaper than the
 # pg_stat_xact_user_tables view (~60 µs against ~400 on this machine).
 _COUNTING = b"pg_catalog.current_setting('track_counts')::pg_catalog.bool"
@@ -61,7 +63,7 @@ STAT = (b"SELECT CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
         b"pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)), 0) END AS gatewatch_inserted, "
         b"COALESCE(pg_catalog.string_agg(c.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' "
         b"OPERATOR(pg_catalog.||) c.relfilenode::pg_catalog.text, ',' ORDER BY c.oid), '') "
-        b"AS gatewatch_files "
+        b"AS gatewatch_files, pg_catalog.current_setting('search_path') AS gatewatch_path "
         b"FROM pg_catalog.pg_class c "
         b"WHERE c.oid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid "
         b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\" "
@@ -99,17 +101,20 @@ def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
             + codec.message(b"Q", IMMEDIATE + b";" + STAT + b"\x00"))
 
 
-Stat = tuple[int, int, bytes]  # rows updated or deleted, rows inserted, the tables' files
+# Rows updated or deleted, rows inserted, the tables' files, the search_path (None: a row of
+# three values, from a server that was not asked).
+Stat = tuple[int, int, bytes, bytes | None]
 
 
 def stat_value(row: bytes) -> Stat | None:
     """The counts in a DataRow of ``STAT`` (the whole message), or None."""
     body = row[5:]
-    if len(body) < 2 or int.from_bytes(body[:2], "big") != 3:
+    columns = int.from_bytes(body[:2], "big") if len(body) >= 2 else 0
+    if columns not in (3, 4):
         return None
     values: list[bytes] = []
     pos = 2
-    for _ in range(3):
+    for _ in range(columns):
         if len(body) < pos + 4:
             return None
         size = int.from_bytes(body[pos : pos + 4], "big", signed=True)
@@ -120,7 +125,7 @@ def stat_value(row: bytes) -> Stat | None:
         pos += 4 + size
     if not (values[0].isdigit() and values[1].isdigit()):
         return None
-    return int(values[0]), int(values[1]), values[2]
+    return int(values[0]), int(values[1]), values[2], values[3] if columns == 4 else None
 
 
 REWRITTEN = ("a table was emptied or rewritten (TRUNCATE, or ALTER TABLE rewriting its rows) "
@@ -218,6 +223,11 @@ class RowCount:
         # Which statement failed because it ends transactions itself (a procedure's COMMIT
         # inside the gateway's BEGIN): it cannot be counted, so it is held, not failed.
         self._ends_itself: int | None = None
+
+    @property
+    def search_path(self) -> bytes | None:
+        """The session's search_path at the second reading, or None (not read)."""
+        return self._after[3] if self._after is not None else None
 
     def message(self, tag: int, msg: bytes) -> None:
         """One whole backend message (tag, length and body)."""
@@ -465,6 +475,11 @@ class ExtendedCount:
         # The statistics read in front of its Bind (``relay``), when it calls code that its
         # planning may run: rows written there, before this count began, hold it.
         self.planned: list[Stat | None] | None = None
+
+    @property
+    def search_path(self) -> bytes | None:
+        """The session's search_path at the second reading, or None (not read)."""
+        return self._after[3] if self._after is not None else None
 
     def message(self, tag: int, msg: bytes) -> None:
         if self._phase == 0:

@@ -132,22 +132,23 @@ def runs_on_write(relation: Relation) -> bool:
 
 @lru_cache(maxsize=4096)
 def calls_code(expression: str) -> bool:
-    """Whether an expression (a default's, a CHECK's) calls code that is not PostgreSQL's own;
+    """Whether an expression (a default's, a CHECK's) calls code that is not PostgreSQL's own,
+    or changes a setting (set_config: the search_path may then shadow PostgreSQL's names);
     one the parser cannot read does (fail closed). ``VALUE`` (a domain's CHECK) reads as a
     column."""
     try:
-        return any(f.reaches for f in classify(f"SELECT {expression}"))
+        return any(f.reaches or f.settings for f in classify(f"SELECT {expression}"))
     except ParseFailure:
         return True
 
 
 @lru_cache(maxsize=4096)
 def view_query(definition: str) -> tuple[bool, frozenset[str]] | None:
-    """(whether a view's query calls code that is not PostgreSQL's own, the relations it
-    reads by bare name); None when it cannot be read."""
+    """(whether a view's query calls code that is not PostgreSQL's own or changes a setting,
+    the relations it reads by bare name); None when it cannot be read."""
     try:
         statements = classify(definition)
     except ParseFailure:
         return None
-    return (any(f.reaches for f in statements),
+    return (any(f.reaches or f.settings for f in statements),
             frozenset(n.rpartition(".")[2] for f in statements for n in f.reads | f.writes))

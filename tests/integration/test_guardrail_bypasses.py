@@ -209,17 +209,20 @@ def test_in_one_text_a_failed_create_function_stops_the_trigger(guarded: Gateway
     assert state(guarded.target) == BEFORE
 
 
-def test_in_one_text_a_replaced_function_and_its_trigger_are_judged_by_the_new_body(
-        guarded: Gateway) -> None:
-    # CREATE OR REPLACE of a harmless body, then the trigger, in one text: allowed, and what
-    # runs is the harmless body (v5 keeps its rows).
+def test_in_one_text_a_replaced_trigger_function_is_held(guarded: Gateway) -> None:
+    # CREATE OR REPLACE of a trigger function, then the trigger, in one text: replacing a
+    # trigger function changes what every trigger calling it does (a guard made a no-op, as
+    # the fifth outside attack did), so it is held whatever the new body; denied, nothing of
+    # it runs (v5 keeps its rows, no trigger).
     sql = f"{HARMLESS_TF.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION')}; {TRIGGER}"
     try:
-        with psycopg.connect(guarded.dsn(), autocommit=True,
-                             cursor_factory=psycopg.ClientCursor) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+        request = held_and_denied(guarded, sql)
+        assert request["rule"] == "review-destructive-alter-table"
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
             conn.execute("INSERT INTO gw12b_v4 VALUES (1)")
         assert on_target(guarded.target, "SELECT count(*) FROM gw12b_v5") == 10
+        assert on_target(guarded.target, "SELECT count(*) FROM pg_trigger "
+                                         "WHERE tgname = 'gw12b_t'") == 0
     finally:
         guarded.target.cluster.sql(
             "DROP TRIGGER IF EXISTS gw12b_t ON gw12b_v4; TRUNCATE gw12b_v4; "

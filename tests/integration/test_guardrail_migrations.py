@@ -9,6 +9,7 @@ must not be fooled by (a CREATE that failed, one rolled back) is held.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from psycopg import errors
 
 from tests.conftest import Gateway, Target, need, stop_gateway
-from tests.integration.guarded import denied, operator, start_guarded
+from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
 
 pytestmark = pytest.mark.integration
 
@@ -133,8 +134,14 @@ def test_a_create_that_did_not_stand_is_not_remembered(guarded: Gateway, clean: 
                 conn.execute(HARMLESS_WIPE)  # type: ignore[arg-type]
         else:
             conn.execute("BEGIN")
+            # Replacing a trigger function is reviewed (it may take a protection away):
+            # approved here, then rolled back.
             replace = HARMLESS_WIPE.replace("CREATE", "CREATE OR REPLACE")
-            conn.execute(replace)  # type: ignore[arg-type]
+            worker = threading.Thread(target=lambda: conn.execute(replace))  # type: ignore
+            worker.start()
+            with operator(guarded) as client:
+                client.call("approve", request=wait_for_request(guarded)["id"], reason="test")
+            worker.join(30)
             conn.execute("ROLLBACK")
         # The trigger would bind the function that empties gw12m_victim.
         request = denied(guarded, lambda: conn.execute(TRIGGER))  # type: ignore[arg-type]
