@@ -20,6 +20,7 @@ from engine.masking.lineage import Analyzer, Missing
 from engine.masking.pg import ResultMasker, TextMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.strategies import REDACT
+from engine.pg import rowcount
 from engine.pg.catalog import TableCatalog
 from engine.pg.codec import ProtocolViolation
 from engine.pg.relay import GATEWAY_ERROR, StatementFinished
@@ -32,6 +33,24 @@ log = logging.getLogger(__name__)
 _APPLICATION_NAME = b"application_name\x00"
 
 OFF_LOOP = 256 * 1024  # bytes of target output masked in a worker thread rather than inline
+
+
+def _without_own(data: bytes) -> bytes:
+    """``data`` (whole frontend messages) without the gateway's own Parse, Bind, Describe,
+    Execute and Close under its reserved statement and portal name."""
+    kept: list[bytes] = []
+    pos, n = 0, len(data)
+    own = rowcount.RESERVED + b"\x00"
+    while n - pos >= 5:
+        tag = data[pos]
+        end = pos + 1 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+        body = data[pos + 5 : end]
+        named = body[1:] if tag in (67, 68) else body  # Close, Describe: a kind byte first
+        if not (tag in (66, 67, 68, 69, 80) and named.startswith(own)):
+            kept.append(data[pos:end])
+        pos = end
+    kept.append(data[pos:])
+    return b"".join(kept)
 
 
 class ResultPath:
@@ -71,8 +90,14 @@ class ResultPath:
         return self.results
 
     def sent(self, data: bytes) -> None:
-        """Frontend messages forwarded to the target: which statement each result is of."""
+        """Frontend messages forwarded to the target: which statement each result is of. The
+        gateway's own among them (the statistics read in front of a counted Bind, under the
+        ``rowcount.RESERVED`` names) are not the client's: the relay drops their answers, so
+        the flow must not wait for them (an error of the client's Execute was taken for the
+        reading's, and went out unmasked)."""
         if self.results is not None and self.results.flow is not None:
+            if rowcount.RESERVED in data:
+                data = _without_own(data)
             self.results.flow.sent(data)
 
     def deliver(self, out: bytes, finished: list[StatementFinished]) -> None:
