@@ -34,6 +34,21 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIRE = os.environ.get("GATEWATCH_REQUIRE_INTEGRATION") == "1"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many processes run the suite (pyproject's ``-n auto --dist loadfile``): two, as CI's
+    two cores, when a directory or several files are asked for; none for one file, which
+    ``loadfile`` keeps in one process anyway, nor with ``-s`` (a worker's output is not
+    shown). ``PYTEST_XDIST_AUTO_NUM_WORKERS`` or ``-n N`` choose otherwise."""
+    if config.option.capture == "no":
+        return 0
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist reads it
+    paths = {Path(str(arg).split("::", 1)[0]) for arg in config.args}
+    if len(paths) <= 1 and all(path.suffix == ".py" for path in paths):
+        return 0
+    return min(2, len(os.sched_getaffinity(0)))
+
+
 def need(*tools: str) -> None:
     """Skip (or, in CI, fail) when a real component the test drives is not installed."""
     missing = [t for t in tools if shutil.which(t) is None]
