@@ -135,6 +135,23 @@ class StreamMasker:
             return b""
         return self._release(text, final=True)
 
+    def flush_starred(self) -> bytes:
+        """Release everything held, masked as it stands but for its last run of printable
+        ASCII (what may be the start of a value: values are printable ASCII, and a card's
+        spaces are in it), which becomes ``*`` but for white space (lengths kept): for a pause
+        in the middle of a file read in pieces, where the rest of that value has not come
+        (``SftpMasker``). Counted as ``transfer-paused`` when something is starred."""
+        text = self._held + self._decoder.decode(b"", final=True)
+        self._decoder.reset()
+        cut = len(text.rstrip(_PRINTABLE))
+        out = self._release(text[:cut], final=True) if cut else b""
+        self._held, self._released, self._rejected = "", "", 0
+        self._key_label = None
+        tail = text[cut:]
+        if tail:
+            self.counts["transfer-paused"] += 1
+        return out + starred(tail.encode("ascii"))
+
     # --- where to cut ----------------------------------------------------------------------------
 
     def _release(self, text: str, *, final: bool) -> bytes:
@@ -335,6 +352,15 @@ class StreamMasker:
 
 
 _LINE_CONTENT = re.compile(r"[^\r\n]+")
+
+
+def starred(data: bytes) -> bytes:
+    """``data`` with every byte but ASCII white space as ``*``."""
+    return _NOT_SPACE.sub(b"*", data)
+
+
+_NOT_SPACE = re.compile(rb"[^ \t\r\n\f\v]")
+_PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))  # what a value is written with
 
 
 def _stars(m: re.Match[str]) -> str:

@@ -11,7 +11,11 @@ fed to a ``StreamMasker``, so that a value split between two replies is masked a
   are released, rewritten in place; other packets go out as they are, after every reply before
   them (the stream is flushed first, since a status or a handle ends a file). A reply whose
   bytes are still held waits for the next reply (clients keep many reads in flight) or for
-  ``flush``, which the bridge calls when the target is quiet. All replies are read as one
+  ``flush``, which the bridge calls when the target is quiet: a client with no other read in
+  flight waits for it, so it goes out — with the last run of printable ASCII it holds starred,
+  since it may be the start of a value the next read completes, and the rest of that run
+  starred when it comes (a client reading a few bytes at a time gets stars for most of a text
+  file; binary data outside printable ASCII passes as it is). All replies are read as one
   stream, so the client's READ requests are followed too (``request``, from the bridge): a
   reply is masked only as the next bytes of the one file being read, from offset 0 on; a
   read at another offset, of a second file before the first is closed, or a reply to no
@@ -36,7 +40,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from engine.masking.masker import ValueMasker
-from engine.masking.stream import StreamMasker
+from engine.masking.stream import StreamMasker, starred
 
 SSH_FXP_OPEN = 3
 SSH_FXP_READ = 5
@@ -49,6 +53,7 @@ SSH_FXP_DATA = 103
 SSH_FXF_READ = 0x1
 _TWO_PATHS = (b"posix-rename@openssh.com", b"hardlink@openssh.com")
 SSH_FX_FAILURE = 4
+_PRINTABLE = bytes(range(0x20, 0x7F))  # printable ASCII: what values are written with
 OUT_OF_ORDER = ("the gateway masks file data read in order only: this read was refused (read "
                 "the file from its start, in order, without other files in between)")
 MAX_PACKET = 1 << 24  # bytes: OpenSSH's sftp-server sends at most 256 KiB; more is not SFTP
@@ -73,6 +78,7 @@ class SftpMasker:
             raise ValueError("a transfer needs a masker that keeps lengths")
         self._refuse = refuse
         self._stream = StreamMasker(masker)
+        self._continuing = False  # a word starred at a pause goes on in the next reply
         self._buf = bytearray()
         self._pending: deque[tuple[bytes, int]] = deque()  # DATA replies: header, data length
         self._released = bytearray()  # masked file bytes not placed in a reply yet
@@ -118,7 +124,15 @@ class SftpMasker:
                     out.append(self._drain())
                     continue
                 self._pending.append((packet[:13], n - 9))
-                self._released += self._stream.feed(packet[13:])
+                data = packet[13:]
+                if self._continuing:
+                    # The rest of what went out starred at a pause (a run of printable
+                    # ASCII: a value's characters): starred too, up to its end (``flush``).
+                    run = len(data) - len(data.lstrip(_PRINTABLE))
+                    self._released += starred(data[:run])
+                    data = data[run:]
+                    self._continuing = not data
+                self._released += self._stream.feed(data)
                 out.append(self._drain())
             elif self._tracked and n >= 5 and (
                     int.from_bytes(packet[5:9], "big") not in self._reads):
@@ -204,12 +218,22 @@ class SftpMasker:
         self._offset += size
         return True
 
-    def flush(self) -> bytes:
-        """Every data reply waiting, masked as the stream stands (a quiet target, or a packet
-        that is not file data)."""
-        if not self._pending:
-            return b""
-        self._released += self._stream.flush()
+    def flush(self, *, pause: bool = False) -> bytes:
+        """Every data reply waiting, masked as the stream stands (a packet that is not file
+        data: the file ended); at a ``pause`` (a quiet target: a client reading in pieces so
+        small that one read is all it has asked for), what the stream holds back may be the
+        start of a value the next read completes, where no detector would know the rest:
+        it is starred whole, and so is the rest of its word when it comes. While the client
+        has other reads in flight nothing is released at a pause: their replies will come."""
+        if not self._pending or (pause and self._reads):
+            return b""  # (other reads are in flight: their replies come, and complete it)
+        if pause:
+            held = self._stream.tail
+            self._released += self._stream.flush_starred()
+            self._continuing = bool(held) and " " <= held[-1] <= "~"
+        else:
+            self._released += self._stream.flush()
+            self._continuing = False
         out = self._drain()
         if self._pending or self._released:
             raise TransferError("masking changed the length of SFTP file data")

@@ -470,7 +470,8 @@ class ChannelOutput:
             out.append(self._starred(cut) if self._running_whole or self.whole
                        else self._as_usual(cut))
         if self._files is not None and (self._files.held or end):
-            masked = self._files.flush()
+            masked = (self._files.flush(pause=not end) if isinstance(self._files, SftpMasker)
+                      else self._files.flush())
             self._count(self._files.counts)
             if masked:
                 out.append(Out(False, masked, masked))

@@ -212,3 +212,28 @@ def test_sftp_reads_at_chosen_offsets_do_not_come_back_in_clear(tgw: SshGateway)
     # a file read from its start, in order, still comes back (masked)
     whole = tgw.call(_read_at_offsets(tgw, [(0, len(data))]))[0]
     assert len(whole) == len(data) and not leaked(whole) and b"note 1" in whole
+
+
+@pytest.mark.parametrize("size", [8, 24])
+def test_a_download_read_in_small_pieces_one_at_a_time_is_masked(tgw: SshGateway,
+                                                                  tmp_path: Path,
+                                                                  size: int) -> None:
+    """Outside attack on issue 14: ``sftp -B 8 -R 1`` asks for a few bytes at a time and
+    waits for each; the gateway released each reply at a pause as it stood, and every value
+    came back in pieces no detector knows. What may start a value at a pause is starred now."""
+    small = "".join(f"{i} {CARDS[i % len(CARDS)]} {EMAILS[i % len(EMAILS)]}\n" for i in range(4))
+    (tgw.sshd.home / "small.txt").write_text(small)
+    dest = tmp_path / "small.txt"
+    batch = tmp_path / "batch"
+    batch.write_text(f"get {tgw.sshd.home / 'small.txt'} {dest}\n")
+    result = subprocess.run(
+        ["sftp", "-B", str(size), "-R", "1", "-P", str(tgw.port("web")),
+         *tgw.client_options("web", key=True), "-b", str(batch), "alice@127.0.0.1"],
+        env=tgw.env(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    got = dest.read_bytes()
+    assert len(got) == len(small.encode()) and got.count(b"\n") == 4
+    for value in CARDS + EMAILS:
+        plain = value.replace(" ", "").encode()
+        pieces = {plain[i:i + 6] for i in range(len(plain) - 5)}
+        assert not [p for p in pieces if p in got.replace(b" ", b"")], (value, got)

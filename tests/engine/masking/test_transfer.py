@@ -164,3 +164,58 @@ def test_sftp_a_reply_to_no_read_is_refused() -> None:
     masker.request(read(1, b"a", 0, 19))
     out = masker.feed(data(9, b"4111 1111 1111 1111")) + masker.flush()
     assert statuses(out) == [9] and b"4111" not in out
+
+
+# --- a client that reads in small pieces, one read at a time (outside attack on issue 14) ----
+
+SECRETS = (b"name=app\ncard=4012888888881881\n"
+           b"aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+           b"mail=grace.hopper@example.com\nend\n")
+
+
+def read_at(request: int, offset: int, size: int) -> bytes:
+    return packet(5, struct.pack("!I", request) + struct.pack("!I", 4) + b"h001"
+                  + struct.pack("!QI", offset, size))
+
+
+def pieces(value: bytes, n: int) -> set[bytes]:
+    return {value[i:i + n] for i in range(len(value) - n + 1)}
+
+
+@pytest.mark.parametrize("size", [1, 3, 8, 13, 64])
+def test_reads_one_at_a_time_never_give_a_value_in_pieces(size: int) -> None:
+    """Each read waits for its reply, so the gateway must release a reply whose end may be
+    the start of a value: what it holds is starred, and so is the rest of that word."""
+    masker = SftpMasker(ValueMasker(keep_length=True))
+    got = b""
+    for i, at in enumerate(range(0, len(SECRETS), size)):
+        masker.request(read_at(i + 2, at, size))
+        out = masker.feed(data(i + 2, SECRETS[at:at + size]))
+        if masker.held:
+            out += masker.flush(pause=True)
+        assert not masker.held
+        got += file_data(out)
+    got += file_data(masker.flush())
+    assert len(got) == len(SECRETS) and got.count(b"\n") == SECRETS.count(b"\n")
+    for value in (b"4012888888881881", b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                  b"grace.hopper"):
+        leaked = [p for p in pieces(value, 5) if p in got]
+        assert not leaked, (value, leaked, got)
+    # (What may start a value at a pause is starred: with tiny reads, nearly everything.)
+
+
+def test_with_reads_in_flight_a_pause_releases_nothing() -> None:
+    """A pipelined client (OpenSSH's sftp): its next replies complete what is held, so a
+    quiet moment changes nothing and the file is masked exactly as when read whole."""
+    size = 8
+    masker = SftpMasker(ValueMasker(keep_length=True))
+    for i, at in enumerate(range(0, len(SECRETS), size)):
+        masker.request(read_at(i + 2, at, size))
+    got = b""
+    for i, at in enumerate(range(0, len(SECRETS), size)):
+        got += file_data(masker.feed(data(i + 2, SECRETS[at:at + size])))
+        got += file_data(masker.flush(pause=True))
+    got += file_data(masker.feed(packet(101, struct.pack("!II", 99, 1) + bytes(8))))
+    whole = SftpMasker(ValueMasker(keep_length=True))
+    expected = file_data(through(whole, replies(SECRETS, len(SECRETS)), 10_000))
+    assert got == expected and b"transfer-paused" not in str(masker.counts).encode()

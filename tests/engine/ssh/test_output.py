@@ -113,7 +113,9 @@ def test_an_sftp_reply_held_back_goes_out_at_a_quiet_flush() -> None:
     packet = _sftp_data(1, b"pays " + CARD[:9])
     assert output.feed(packet, False).sent == b""
     assert output.held and output.quiet_flush
-    assert [out.sent for out in output.flush()] == [_sftp_data(1, b"pays 4111 1111")]
+    # Released at a pause, the held start of a card is starred: the next read would have
+    # given its rest, and no detector knows a card's second half (outside attack, issue 14).
+    assert [out.sent for out in output.flush()] == [_sftp_data(1, b"pays **** ****")]
 
 
 def test_sftp_that_is_not_sftp_closes_the_transfer() -> None:
