@@ -1764,6 +1764,42 @@ def _tar(w: _Walker, args: list[_Arg], depth: int) -> None:
         w.run_code(code, "sh", depth)
 
 
+_SORT_LONG = (
+    "--ignore-leading-blanks", "--dictionary-order", "--ignore-case", "--general-numeric-sort",
+    "--ignore-nonprinting", "--month-sort", "--human-numeric-sort", "--numeric-sort",
+    "--random-sort", "--random-source", "--reverse", "--sort", "--version-sort", "--batch-size",
+    "--check", "--compress-program", "--debug", "--files0-from", "--key", "--merge", "--output",
+    "--stable", "--buffer-size", "--field-separator", "--temporary-directory", "--parallel",
+    "--unique", "--zero-terminated", "--help", "--version")
+# sort's long options that take a value as the next word when not given with ``=``.
+_SORT_VALUED = frozenset({"--random-source", "--sort", "--batch-size", "--compress-program",
+                          "--files0-from", "--key", "--output", "--buffer-size",
+                          "--field-separator", "--temporary-directory", "--parallel"})
+
+
+def _sort(w: _Walker, args: list[_Arg], depth: int) -> None:
+    """``--compress-program=PROG`` runs PROG on sort's temporary files (and what it prints
+    becomes sort's output): a command in an option, judged as shell code."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg.text == "--":
+            break
+        if arg.runtime or not arg.text.startswith("--"):  # (a run-time word: _OPTION_KINDS)
+            continue
+        name, eq, value = arg.text.partition("=")
+        full = _long(name, _SORT_LONG)
+        if full in _SORT_VALUED and not eq:
+            given = _nth(args, i)
+            i += 1
+        else:
+            given = arg._replace(text=value) if eq else None
+        if full == "--compress-program" and given is not None:
+            w.kinds.add("COMMAND IN OPTION")
+            w.run_code(given, "sh", depth)
+
+
 _AWK_STRING = r'"((?:[^"\\]|\\.)*)"'
 _AWK_COMMANDS = (re.compile(r"\bsystem\s*\(\s*" + _AWK_STRING + r"\s*\)"),
                  re.compile(r"\|&?\s*" + _AWK_STRING),
@@ -2125,8 +2161,8 @@ _HANDLERS: dict[str, _Handler] = {
     "local": _declare, "alias": _alias, "trap": _trap, "unset": _unset, "set": _set,
     "history": _history,
     "cd": _cd, "pushd": _cd, "popd": _popd, "rsync": _rsync, "tar": _tar, "gtar": _tar,
-    "bsdtar": _tar, "awk": _awk, "gawk": _awk, "mawk": _awk, "nawk": _awk, "sed": _sed,
-    "gsed": _sed, "bind": _bind, "fc": _fc, "enable": _loads_code, "hash": _loads_code,
+    "bsdtar": _tar, "sort": _sort, "awk": _awk, "gawk": _awk, "mawk": _awk, "nawk": _awk,
+    "sed": _sed, "gsed": _sed, "bind": _bind, "fc": _fc, "enable": _loads_code, "hash": _loads_code,
     "unlink": _unlink, "rmdir": _unlink, "mv": _mv, "chgrp": _chgrp, "truncate": _truncate,
     "ln": _ln, "at": _at, "batch": _at, "parallel": _parallel, "ssh": _ssh, "scp": _ssh,
     "sftp": _ssh, "git": _git, "zip": _zip, "tmux": _multiplexer, "screen": _multiplexer,
@@ -2150,6 +2186,7 @@ _OPTION_KINDS: dict[str, frozenset[str]] = {
     "find": frozenset({"FIND DELETE"}),
     "rsync": frozenset({"RSYNC DELETE"}),
     "tar": frozenset({"TAR REMOVE FILES", "COMMAND IN OPTION"}),
+    "sort": frozenset({"COMMAND IN OPTION"}),
     "dd": frozenset({"DD TO DEVICE"}),
     "tee": frozenset({"WRITE TO DEVICE"}), "shred": frozenset({"WRITE TO DEVICE"}),
     "iptables": frozenset({"FIREWALL FLUSH"}), "ip6tables": frozenset({"FIREWALL FLUSH"}),
