@@ -816,7 +816,13 @@ class ResultMasker:
             masked, fired = self._mask(text)
             for detector in fired:
                 counts[(detector, name)] += 1
-            return raw if masked == text else prefix + _encode(masked)
+            if masked == text:
+                return raw
+            if mode == _DETECT_JSON:
+                # A value found inside a JSON number (``{"n": ****1111}``) is no JSON: the
+                # client's parser would fail on it. Then the whole becomes a JSON string.
+                masked = _as_json(masked)
+            return prefix + _encode(masked)
         assert column is not None and column.action is not None
         action = column.action
         counts[(action.rule, action.source or name)] += 1
