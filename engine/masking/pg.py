@@ -818,7 +818,7 @@ class ResultMasker:
                 counts[(detector, name)] += 1
             if masked == text:
                 return raw
-            if mode == _DETECT_JSON:
+            if mode == _DETECT_JSON and _is_json(text):
                 # A value found inside a JSON number (``{"n": ****1111}``) is no JSON: the
                 # client's parser would fail on it. Then the whole becomes a JSON string.
                 masked = _as_json(masked)
@@ -1106,6 +1106,14 @@ def _split_notification(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if payload_end != end - 1:
         raise _malformed("NotificationResponse")
     return channel_end + 1, payload_end
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _as_json(text: str) -> str:
