@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from collections import Counter
@@ -442,7 +443,19 @@ def expected(value: bytes | None, type_oid: int, fmt: int, ruled: bool) -> bytes
         prefix, value = value[:1], value[1:]
     if ruled:
         return prefix + (b'"***"' if type_oid == JSONB else b"***")
-    return prefix + _fake(value)
+    masked = _fake(value)
+    if type_oid == JSONB and masked != value and _json(value) and not _json(masked):
+        masked = json.dumps(masked.decode("utf-8", "surrogateescape")).encode(
+            "utf-8", "surrogateescape")  # a masked number is no JSON: a JSON string
+    return prefix + masked
+
+
+def _json(value: bytes) -> bool:
+    try:
+        json.loads(value.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return False
+    return True
 
 
 @FUZZ
