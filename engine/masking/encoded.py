@@ -48,7 +48,8 @@ RUN = re.compile(
 # before a value, and it may be a letter).
 RUN_TRIGGER = rf"[{_B64}]{{{MIN_RUN}}}"
 URL_TRIGGER = r"%[0-9A-Fa-f]{2}"
-_URL = re.compile(r"[^\s\"'<>`]*%[0-9A-Fa-f]{2}[^\s\"'<>`]*", re.ASCII)
+_WORD = re.compile(r"[^\s\"'<>`]+", re.ASCII)
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}", re.ASCII)
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+", re.ASCII)
 _DIGITS_ENCODED = 26  # hex of 13 ASCII digits is 26 digits: shorter digit runs are numbers
 _LINES = re.compile(r"\r?\n")
@@ -69,7 +70,12 @@ class EncodedValues:
             if detector is not None:
                 yield Finding(m.start(), m.end(), detector)
         if "%" in text:
-            for m in _URL.finditer(text):
+            # Each word (a run without white space or quotes) holding a %XX escape, found in
+            # one pass: a pattern that looks for the escape inside the word from every start
+            # is quadratic in a long word (binary data), and stalled the loop for seconds.
+            for m in _WORD.finditer(text):
+                if "%" not in m.group() or _ESCAPE.search(m.group()) is None:
+                    continue
                 decoded = unquote_plus(m.group(), errors="surrogateescape")
                 if decoded != m.group():
                     found = self._find(decoded)
