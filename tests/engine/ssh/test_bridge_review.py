@@ -123,6 +123,16 @@ async def _withdraw(gw: SshGateway, request_id: str) -> None:
     gw.engine.broker.withdraw(request_id, "test cleanup")  # type: ignore[union-attr]
 
 
+async def settled(check: Any, seconds: float = 5) -> None:
+    """Until ``check()`` holds, for at most ``seconds`` (the caller asserts it again): what a
+    session's end undoes takes the event loop a moment, not a fixed one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if check() or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def _live_tasks(session_id: str) -> list[str]:
     return sorted(t.get_name() for t in tasks._running
                   if session_id in t.get_name() and not t.done())
@@ -252,7 +262,8 @@ async def test_a_client_leaving_during_an_approval_wait_leaves_no_task(
     conn.abort()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(waiting, 5)
-    await asyncio.sleep(1)
+    await settled(lambda: request.id not in gw.engine.broker.pending  # type: ignore[union-attr]
+                  and not gw.call(_live_tasks(request.session_id)))
     assert request.id not in gw.engine.broker.pending  # type: ignore[union-attr]
     assert gw.call(_live_tasks(request.session_id)) == []
 
@@ -272,7 +283,9 @@ async def test_every_pending_approval_of_a_session_is_withdrawn_at_its_end(
     for waiting in (first, second):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(waiting, 5)
-    await asyncio.sleep(1)
+    await settled(lambda: not any(
+        "-of-two" in r.statement
+        for r in list(gw.engine.broker.pending.values())))  # type: ignore[union-attr]
     left = [r for r in list(gw.engine.broker.pending.values())  # type: ignore[union-attr]
             if "-of-two" in r.statement]
     for request in left:
@@ -291,7 +304,7 @@ async def test_closing_a_channel_during_an_approval_wait_withdraws_the_request(
                                             "echo needs-review channel-closed")
         request = await pending_for(gw, "channel-closed")
         chan.close()
-        await asyncio.sleep(1)
+        await settled(lambda: request.id not in gw.engine.broker.pending)  # type: ignore[union-attr]
         still = request.id in gw.engine.broker.pending  # type: ignore[union-attr]
         if still:
             gw.call(_withdraw(gw, request.id))
