@@ -251,6 +251,13 @@ class Analyzer:
         self._consulted_rel: set[str] = set()
         self._consulted_fn: set[str] = set()
         self._reads: set[Source] = set()
+        # What decides how many rows there are and which (``_select``): the sources of the
+        # FROM being read (set-returning functions' arguments, subqueries' and CTEs' own),
+        # the last SELECT's, each CTE's (by name), and whether a recursive CTE is being read.
+        self._shapes: Lin = _NONE
+        self._last_shape: Lin = _NONE
+        self._cte_shapes: dict[str, Lin] = {}
+        self._recursive = 0
         self._written: set[str] = set()
         self._writes: list[tuple[Source, Lin]] = []
         # User functions the statement calls: (schema, name, what their arguments carry).
@@ -285,6 +292,7 @@ class Analyzer:
 
     def statement(self, stmt: dict[str, Any]) -> Lineage:
         self._missing_rel, self._missing_fn, self._reads = set(), set(), set()
+        self._shapes, self._last_shape, self._cte_shapes, self._recursive = _NONE, _NONE, {}, 0
         self._consulted_rel, self._consulted_fn = set(), set()
         self._written, self._writes, self._calls = set(), [], []
         self._opaque, self._in_body, self._bound = None, False, ()
@@ -802,10 +810,17 @@ class Analyzer:
             name = cte.get("ctename", "")
             query = cte.get("ctequery", {})
             aliases = [_only(a)[1].get("sval", "") for a in cte.get("aliascolnames", [])]
+            self._last_shape = _NONE
             if recursive:
-                ctes[name] = self._fixed_point(name, query, aliases, outer, ctes)
+                self._recursive += 1
+                try:
+                    ctes[name] = self._fixed_point(name, query, aliases, outer, ctes)
+                finally:
+                    self._recursive -= 1
+                self._cte_shapes[name] = self._cte_shapes.get(name, _NONE) | self._last_shape
             else:
                 out = self._cte_query(query, outer, ctes)
+                self._cte_shapes[name] = self._cte_shapes.get(name, _NONE) | self._last_shape
                 if aliases:
                     out = [(a, lin) for a, (_, lin) in
                            zip(aliases + [n for n, _ in out[len(aliases):]], out, strict=False)]
@@ -867,10 +882,13 @@ class Analyzer:
         op = node.get("op", "SETOP_NONE")
         if op != "SETOP_NONE":
             left = self._select(_only(node["larg"])[1], outer, ctes)
+            shape = self._last_shape
             right = self._select(_only(node["rarg"])[1], outer, ctes)
+            self._last_shape = shape | self._last_shape
             out = [(name, lin | (right[i][1] if i < len(right) else _UNKNOWN))
                    for i, (name, lin) in enumerate(left)]
             return out
+        self._last_shape = _NONE
         values = node.get("valuesLists")
         if values:
             width = max(len(_only(v)[1].get("items", [])) for v in values)
@@ -879,16 +897,33 @@ class Analyzer:
                 for i, item in enumerate(_only(v)[1].get("items", [])):
                     cols[i] = cols[i] | self._expr(item, outer)
             return [(f"column{i + 1}", lin) for i, lin in enumerate(cols)]
-        level = tuple(self._from(node.get("fromClause", []), outer, ctes))
+        shaped = self._shapes
+        self._shapes = _NONE
+        try:
+            level = tuple(self._from(node.get("fromClause", []), outer, ctes))
+            shape = self._shapes  # the arguments of functions in FROM: how many rows
+        finally:
+            self._shapes = shaped
         scope: Scope = (level, *outer)
         # Every clause is read (its columns are what the statement reads); only the target
-        # list carries values to the client.
+        # list carries values to the client — and what decides how many rows there are and
+        # which: a LIMIT or OFFSET, the arguments of a set-returning function in FROM
+        # (``count(*) FROM generate_series(1, ascii(substr(name, 1, 1)))`` or ``OFFSET
+        # ascii(…) LIMIT 1`` give a value in one query), carried into every column.
         for key in ("whereClause", "havingClause", "groupClause", "sortClause",
                     "distinctClause", "windowClause", "limitCount", "limitOffset"):
             part = node.get(key)
             if part:
-                self._expr(part, scope)
-        return self._targets(node.get("targetList", []), scope)
+                lin = self._expr(part, scope)
+                if key in ("limitCount", "limitOffset") or (
+                        key == "whereClause" and self._recursive):
+                    # (a recursive term's WHERE decides when it stops: how many rows)
+                    shape = shape | lin
+        targets = self._targets(node.get("targetList", []), scope)
+        self._last_shape = shape
+        if not shape:
+            return targets
+        return [(name, lin | shape) for name, lin in targets]
 
     def _targets(self, targets: list[dict[str, Any]], scope: Scope) -> list[tuple[str, Lin]]:
         out: list[tuple[str, Lin]] = []
@@ -942,11 +977,14 @@ class Analyzer:
             name = node.get("relname", "")
             if not node.get("schemaname") and name in ctes:
                 rng = _Range(name, tuple(ctes[name]))
+                self._shapes = self._shapes | self._cte_shapes.get(name, _NONE)
             else:
                 rng = self._range_var(node, ctes)
         elif kind == "RangeSubselect":
             scope = ((before, *outer) if node.get("lateral") else outer)
+            self._last_shape = _NONE
             sub = self._select_any_scoped(node.get("subquery", {}), scope, ctes)
+            self._shapes = self._shapes | self._last_shape  # its rows are this level's
             rng = _Range("", tuple(sub))
         elif kind == "JoinExpr":
             left = self._from_item(node["larg"], outer, before, ctes)
@@ -986,6 +1024,7 @@ class Analyzer:
                 for part in _only(f)[1].get("items", []) if "List" in f else [f]:
                     if isinstance(part, dict) and part:
                         lin |= self._expr(part, scope)
+            self._shapes = self._shapes | lin  # its arguments decide how many rows
             # The columns a function returns are its own: any name resolves to its lineage.
             names = alias_cols or [_ANY]
             rng = _Range(alias_name or _figure_name(
@@ -1189,15 +1228,22 @@ class Analyzer:
         return out
 
     def _func(self, node: dict[str, Any], scope: Scope) -> Lin:
+        args = self._expr(node.get("args"), scope)
+        # An aggregate's FILTER and ORDER BY and a window's PARTITION BY and ORDER BY decide
+        # its result too (``mode() WITHIN GROUP (ORDER BY x)`` is x itself, ``row_number()
+        # OVER (ORDER BY x)`` ranks by it, ``count(*) FILTER (WHERE x …)`` counts by it).
+        around = self._expr(node.get("agg_filter"), scope) | self._expr(
+            node.get("agg_order"), scope)
+        over = node.get("over")
+        if over:
+            around = around | self._expr(over, scope)
+        result = self._func_result(node, args)
+        return result | around if around else result
+
+    def _func_result(self, node: dict[str, Any], args: Lin) -> Lin:
         names = [_only(n)[1].get("sval", "") for n in node.get("funcname", [])]
         name = names[-1] if names else ""
         schema = names[-2] if len(names) > 1 else None
-        args = self._expr(node.get("args"), scope)
-        self._expr(node.get("agg_filter"), scope)
-        self._expr(node.get("agg_order"), scope)
-        over = node.get("over")
-        if over:
-            self._expr(over, scope)
         if _OPAQUE_FUNCTIONS.fullmatch(name):
             self._reads.add(UNKNOWN)
             if name.startswith(("dblink", "lo_import")) or name.endswith("_to_xml"):
