@@ -182,7 +182,10 @@ class Session:
             self.id, protocol=self.protocol, connection=self.conn.name,
             identity=ident.name if ident else user,
             identity_kind=ident.kind if ident else None,
-            client_addr=self.client_addr, application_name=self.application_name,
+            client_addr=self.client_addr,
+            # The client chose it (a PostgreSQL startup parameter, an SSH client's version
+            # string): a value in it is masked like any recorded text.
+            application_name=self.mask_text(self.application_name),
             database=self.database, started_at=O.utc(self.started), status=status,
             target=self.target, identity_vendor=ident.vendor if ident else None)]
         if rejected is not None:
@@ -382,7 +385,8 @@ class Session:
             identity=ident.name if ident else None,
             identity_kind=ident.kind if ident else None,
             identity_vendor=ident.vendor if ident else None,
-            client_addr=self.client_addr, application_name=self.application_name,
+            client_addr=self.client_addr,
+            application_name=self.mask_text(self.application_name, count=False),
             database=self.database, target=self.target, started_at=O.utc(self.started),
             statements=0, waiting_for=self.waiting[0] if self.waiting else None,
             masked=dict(self.masked))

@@ -29,3 +29,16 @@ def test_json_with_a_value_in_a_number_stays_json(gateway: Gateway, binary: bool
             row = cursor.execute(sql).fetchone()  # parsed by psycopg: must not raise
             assert row is not None
             assert CARD not in str(row[0]) and CARD[:8] not in str(row[0]), (sql, row)
+
+
+def test_an_application_name_holding_a_value_is_recorded_masked(gateway: Gateway) -> None:
+    """Outside attack on issue 14 (the record): the client's application_name went into the
+    sessions table and the audit chain as it was sent."""
+    name = f"app {CARD}"
+    with psycopg.connect(gateway.dsn("shop_masked", application_name=f"'{name}'"),
+                         autocommit=True) as conn:
+        conn.execute("SELECT 1")
+    sessions = gateway.wait_for(lambda s: [r for r in s.sessions()
+                                           if (r["application_name"] or "").startswith("app ")])
+    assert sessions and all(CARD not in r["application_name"] for r in sessions)
+    assert "1111" in sessions[0]["application_name"]  # masked as results are: last 4 kept
