@@ -18,6 +18,7 @@ approver of a held statement still sees it exactly (``Session.ask``).
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from pglast.parser import scan
@@ -97,16 +98,61 @@ def _joined(pieces: list[tuple[int, int, str]], values: Values,
 
 
 def _content(token: str) -> str:
-    """What a literal token says: quotes undone (escapes are left as written)."""
+    """What a literal token says, as the server reads it: quotes undone, pieces continued
+    across a line break joined (``'4012'`` newline ``'8888…'`` is one string), and the escapes
+    of ``E''`` and ``U&''`` strings decoded (``E'\\x34'``, ``U&'\\0034'`` are a 4); what
+    cannot be decoded is left as written."""
+    escaped = token[:1] in "eE" and token[1:2] == "'"
+    unicode = token[:2] in ("U&", "u&") and token[2:3] == "'"
     if token[:1] in "eEbBxXuU" and token[1:2] in ("'", "&"):
         token = token[1:] if token[1:2] == "'" else token[2:]
     if token.startswith("'") and token.endswith("'") and len(token) >= 2:
-        return token[1:-1].replace("''", "'")
+        body = "".join(_CONTINUED.split(token[1:-1]))
+        body = body.replace("''", "'")
+        if escaped:
+            return _unescape(body)
+        if unicode:
+            return _unicode(body)
+        return body
     if token.startswith("$"):
         tag_end = token.find("$", 1)
         if tag_end > 0:
             return token[tag_end + 1 : len(token) - (tag_end + 1)]
     return token
+
+
+_CONTINUED = re.compile(r"'[ \t\f\r]*\n\s*'")  # a string continued on the next line
+_ESCAPE = re.compile(r"\\(?:x([0-9A-Fa-f]{1,2})|([0-7]{1,3})|u([0-9A-Fa-f]{4})"
+                     r"|U([0-9A-Fa-f]{8})|(.))", re.DOTALL)
+_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_UNICODE = re.compile(r"\\(?:\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4})|(\\))")
+
+
+def _char(code: int) -> str:
+    try:
+        return chr(code)
+    except (ValueError, OverflowError):
+        return "\ufffd"
+
+
+def _unescape(body: str) -> str:
+    """An ``E''`` string's backslash escapes, decoded as PostgreSQL does."""
+    def one(m: re.Match[str]) -> str:
+        hexa, octal, short, long, other = m.groups()
+        if hexa or octal or short or long:
+            return _char(int(hexa or short or long, 16) if not octal else int(octal, 8))
+        return _SIMPLE.get(other, other)
+
+    return _ESCAPE.sub(one, body)
+
+
+def _unicode(body: str) -> str:
+    """A ``U&''`` string's escapes (``\\XXXX``, ``\\+XXXXXX``), decoded."""
+    def one(m: re.Match[str]) -> str:
+        six, four, backslash = m.groups()
+        return "\\" if backslash else _char(int(six or four, 16))
+
+    return _UNICODE.sub(one, body)
 
 
 def _quote(masked: str, kind: str) -> bytes:

@@ -37,6 +37,15 @@ def test_passwords_of_role_statements_are_always_masked(sql: str,
     f"select * from t where note = 'card {CARD} expires'",
     f"-- {CARD}\nselect 1",
     "update people set email = 'ada.lovelace1@example.com'",
+    # Escapes and continuations the server decodes (outside attack on issue 14): the record
+    # must not keep what the detectors would find once decoded.
+    f"insert into cards values (E'{CARD[:4]}\\061{CARD[5:]}')",
+    f"insert into cards values (e'\\x34\\x31\\x31{CARD[3:]}')",
+    f"insert into cards values (E'\\u0034{CARD[1:]}')",
+    f"insert into cards values (U&'\\0034{CARD[1:]}')",
+    f"insert into cards values (U&'\\+000034{CARD[1:]}')",
+    f"insert into cards values ('{CARD[:4]}'\n'{CARD[4:]}')",
+    "update people set email = E'ada.lovelace1\\x40example.com'",
 ])
 def test_literals_the_detectors_find_are_masked(sql: str) -> None:
     masked, fired = mask_statement(sql, ValueMasker())
