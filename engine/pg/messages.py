@@ -103,6 +103,21 @@ def bind(body: bytes, codec: str = "utf-8") -> Bind:
 
 def _preview(raw: bytes, size: int, fmt: int, codec: str) -> str:
     if fmt == 1:
+        # A binary parameter is shown as what it most likely is, so that the record's
+        # detectors read it (outside attack on issue 14: a card sent as binary text, or as
+        # an int8, was recorded as hex no detector reads): text when its bytes are printable
+        # text in the session's encoding, an integer when it has an integer's size (an int8
+        # of a card number), else its bytes in hex.
+        if size == len(raw):
+            try:
+                text = raw.decode(codec)
+            except (UnicodeDecodeError, LookupError):
+                text = None
+            if text and all(ch.isprintable() or ch in "\t\n\r" for ch in text):
+                return repr(text[:PARAM_PREVIEW_CHARS]) + ("…" if len(text) > PARAM_PREVIEW_CHARS
+                                                           else "")
+            if size in (2, 4, 8):
+                return f"{int.from_bytes(raw, 'big', signed=True)} (binary int{size})"
         shown = raw[: PARAM_PREVIEW_CHARS // 2].hex()
         return f"\\x{shown}{'…' if size > PARAM_PREVIEW_CHARS // 2 else ''}"
     text = raw.decode(codec, "replace")

@@ -112,8 +112,16 @@ def test_bind_binary_params_are_hex() -> None:
 
 
 def test_bind_per_parameter_formats() -> None:
-    body = bind_body([b"\x00\x2a", b"text", None], formats=(1, 0, 1))
-    assert messages.bind(body).params == "\\x002a, 'text', NULL"
+    body = bind_body([b"\x00\x2a", b"text", None, b"\x01\xff\x00"], formats=(1, 0, 1, 1))
+    assert messages.bind(body).params == "42 (binary int2), 'text', NULL, \\x01ff00"
+
+
+def test_binary_parameters_are_shown_as_what_they_hold() -> None:
+    """Outside attack on issue 14: a card sent as binary text or as an int8 was recorded as
+    hex, which no detector reads."""
+    card = 4012888888881881
+    body = bind_body([str(card).encode(), card.to_bytes(8, "big")], formats=(1, 1))
+    assert messages.bind(body).params == f"'{card}', {card} (binary int8)"
 
 
 def test_bind_control_characters_are_escaped() -> None:
