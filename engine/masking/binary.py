@@ -42,6 +42,13 @@ _U32 = struct.Struct("!I")
 _NUMERIC_HEAD = struct.Struct("!hhhh")
 # Binary values of these types hold no text at all: flags, dates and times, intervals.
 _NO_TEXT = frozenset({16, 1082, 1083, 1114, 1184, 1186, 1266})
+# Ranges and multiranges of numbers (their bounds are what is screened) and of dates and times
+# (none): range type → its subtype. And the geometric types: float8s, whole numbers up to 2^53
+# (a card number) among them.
+RANGE_OF = {3904: 23, 3926: 20, 3906: 1700, 3912: 1082, 3908: 1114, 3910: 1184}
+MULTIRANGE_OF = {4451: 3904, 4536: 3926, 4532: 3906, 4535: 3912, 4533: 3908, 4534: 3910}
+_GEOMETRIC = frozenset({600, 601, 602, 603, 604, 628, 718})
+_F8 = struct.Struct("!d")
 
 
 class Undecodable(ValueError):
@@ -51,7 +58,8 @@ class Undecodable(ValueError):
 def known(type_oid: int) -> bool:
     return (type_oid in TEXT_LIKE or type_oid in (BYTEA, RECORD, 1700, 2950, MONEY)
             or type_oid in _INTS
-            or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in _NO_TEXT)
+            or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in _NO_TEXT
+            or type_oid in RANGE_OF or type_oid in MULTIRANGE_OF or type_oid in _GEOMETRIC)
 
 
 def text_of(type_oid: int, raw: bytes) -> str | None:
@@ -77,7 +85,68 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
         return str(uuid.UUID(bytes=raw))
     if type_oid in _NO_TEXT:
         return None
+    if type_oid in RANGE_OF:
+        return _range(RANGE_OF[type_oid], raw)
+    if type_oid in MULTIRANGE_OF:
+        return _multirange(MULTIRANGE_OF[type_oid], raw)
+    if type_oid in _GEOMETRIC:
+        return _floats(raw)
     raise Undecodable(type_oid)
+
+
+def _range(subtype: int, raw: bytes) -> str | None:
+    """A range's bounds as text ("lower,upper"), for the detectors (None: no text in them)."""
+    if not raw:
+        raise Undecodable("range")
+    flags, pos, bounds = raw[0], 1, []
+    for present in (not flags & 0x08, not flags & 0x10):  # lower, upper not infinite
+        if flags & 0x01 or not present:  # empty, or no bound there
+            continue
+        if pos + 4 > len(raw):
+            raise Undecodable("range")
+        size = _I32.unpack_from(raw, pos)[0]
+        item = raw[pos + 4:pos + 4 + size]
+        if size < 0 or len(item) != size:
+            raise Undecodable("range")
+        pos += 4 + size
+        shown = text_of(subtype, item)
+        if shown is not None:
+            bounds.append(shown)
+    if pos != len(raw):
+        raise Undecodable("range")
+    return ",".join(bounds) if bounds else None
+
+
+def _multirange(range_type: int, raw: bytes) -> str | None:
+    if len(raw) < 4:
+        raise Undecodable("multirange")
+    count, pos, parts = _I32.unpack_from(raw)[0], 4, []
+    for _ in range(count):
+        if pos + 4 > len(raw):
+            raise Undecodable("multirange")
+        size = _I32.unpack_from(raw, pos)[0]
+        item = raw[pos + 4:pos + 4 + size]
+        if size < 0 or len(item) != size:
+            raise Undecodable("multirange")
+        pos += 4 + size
+        shown = _range(RANGE_OF[range_type], item)
+        if shown is not None:
+            parts.append(shown)
+    if pos != len(raw):
+        raise Undecodable("multirange")
+    return " ".join(parts) if parts else None
+
+
+def _floats(raw: bytes) -> str:
+    """Every 8-byte float in a geometric value (a path's or polygon's header skipped by
+    reading at both alignments), whole ones written without a fraction."""
+    shown = []
+    for start in (0, 1, 4, 5):
+        for at in range(start, len(raw) - 7, 8):
+            value = _F8.unpack_from(raw, at)[0]
+            shown.append(str(int(value)) if value.is_integer() and abs(value) < 2**63
+                         else repr(value))
+    return " ".join(shown)
 
 
 def _numeric(raw: bytes) -> str:
