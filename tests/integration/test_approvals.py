@@ -111,10 +111,18 @@ def test_expired_request_fails_the_statement(pg_target: Target, tmp_path: Path) 
 def test_cancel_withdraws_the_request(guarded: Gateway) -> None:
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
         conn.execute("create temp table t (a int)")
-        timer = threading.Timer(1.0, conn.cancel_safe)
-        timer.start()
+
+        def cancel_once_held() -> None:  # (it had waited a fixed second)
+            try:
+                wait_for_request(guarded)
+            finally:
+                conn.cancel_safe()
+
+        canceller = threading.Thread(target=cancel_once_held)
+        canceller.start()
         with pytest.raises(errors.QueryCanceled):
             conn.execute("delete from t")
+        canceller.join(30)
         assert conn.execute("select 1").fetchone() == (1,)
     row = guarded.wait_for(lambda s: next(iter(s.approvals("withdrawn")), None))
     assert row["decision_reason"] == "canceled by the client"
