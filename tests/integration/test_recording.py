@@ -109,7 +109,12 @@ def test_full_store_refuses_statements_and_loses_nothing(gateway: Gateway) -> No
     with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
         conn.execute("create temp table probe (id int)")
         assert conn.execute(big).fetchone() == ("kept",)  # committed to the journal
-        time.sleep(0.3)  # the checkpoint into SQLite now fails: database or disk is full
+        # the checkpoint into SQLite now fails (database or disk is full): until it has (a
+        # fixed 0.3 s was not always enough on a loaded machine)
+        deadline = time.monotonic() + 10
+        while store.broken is None:
+            assert time.monotonic() < deadline, "the checkpoint never failed"
+            time.sleep(0.02)
         with pytest.raises(psycopg.OperationalError) as info:
             conn.execute("insert into probe values (1)")
         assert "could not record this statement, so it was not run" in str(info.value)
