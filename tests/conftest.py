@@ -77,6 +77,19 @@ class Target:
         return self.cluster.dsn(dbname)
 
 
+def running_on_target(target: Target, sql: str, timeout: float = 10) -> None:
+    """Until ``sql`` runs on the target (an active backend in pg_stat_activity): where a test
+    cancels or drops a statement in flight, instead of a fixed wait for it to get there."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(target.superuser(), autocommit=True) as admin:
+        while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE state = 'active'"
+                                " AND query = %s", [sql]).fetchone():
+            assert time.monotonic() < deadline, f"{sql!r} never ran on the target"
+            time.sleep(0.02)
+
+
 @pytest.fixture(scope="session")
 def pg_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     need("postgres", "psql")

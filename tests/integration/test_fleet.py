@@ -29,7 +29,7 @@ from engine.pg import codec
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
 from gatewatch.demo.pgcluster import free_port
 from store import StoreError, open_store
-from tests.conftest import ROOT, TOKENS, Target, write_policy
+from tests.conftest import ROOT, TOKENS, Target, running_on_target, write_policy
 from tests.integration.guarded import example_rules
 from tests.integration.wire import Wire, errors_in
 
@@ -263,7 +263,7 @@ def test_a_killed_node_loses_nothing_and_b_ends_its_sessions(fleet: Fleet) -> No
         assert [s for s in client_b.call("sessions")["live"] if s["node"] == "node-a"] == []
 
 
-def test_a_cancel_reaching_the_other_node_cancels(fleet: Fleet) -> None:
+def test_a_cancel_reaching_the_other_node_cancels(fleet: Fleet, pg_target: Target) -> None:
     """Behind a load balancer a CancelRequest may reach another machine's engine than the one
     holding the session: B offers the key to the fleet and A cancels its statement."""
     wire = Wire(fleet.a.port)
@@ -273,8 +273,8 @@ def test_a_cancel_reaching_the_other_node_cancels(fleet: Fleet) -> None:
         wire.send(codec.password_message(TOKENS["alice"].encode() + b"\x00"))
         key = next(body for tag, body in wire.until(b"Z") if tag == ord("K"))
         pid, secret = struct.unpack("!ii", key[:8])
-        wire.send(codec.message(b"Q", b"select pg_sleep(60)\x00"))
-        time.sleep(0.5)  # the statement is at the target
+        wire.send(codec.message(b"Q", b"select pg_sleep(60) as fleet_cancel\x00"))
+        running_on_target(pg_target, "select pg_sleep(60) as fleet_cancel")
         with socket.create_connection(("127.0.0.1", fleet.b.port), timeout=10) as cancel:
             cancel.sendall(codec.untagged(codec.CANCEL_REQUEST, struct.pack("!ii", pid, secret)))
             cancel.recv(1)  # the node closes it when done

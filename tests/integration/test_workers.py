@@ -29,7 +29,7 @@ import pytest
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
 from gatewatch.demo.pgcluster import free_port
 from store import open_store
-from tests.conftest import ROOT, TOKENS, Target, write_policy
+from tests.conftest import ROOT, TOKENS, Target, running_on_target, write_policy
 from tests.integration.guarded import example_rules
 
 pytestmark = pytest.mark.integration
@@ -123,24 +123,25 @@ def test_both_workers_take_sessions_and_the_hello_names_them(workers: Workers) -
             conn.close()
 
 
-def test_a_cancel_reaching_either_worker_cancels(workers: Workers) -> None:
+def test_a_cancel_reaching_either_worker_cancels(workers: Workers, pg_target: Target) -> None:
     """Each CancelRequest arrives on a new connection, which the kernel gives either worker;
     every one cancels, and some had to be handed from one worker to the other."""
     handed_before = workers.log().count("handed to it")
-    for _ in range(12):
+    for i in range(12):
+        sql = f"select pg_sleep(60) as cancel_{i}"
         conn = psycopg.connect(workers.dsn(), autocommit=True)
         errors: list[BaseException] = []
 
-        def sleep(conn: psycopg.Connection[Any] = conn, errors: list[BaseException] = errors
-                  ) -> None:
+        def sleep(conn: psycopg.Connection[Any] = conn, errors: list[BaseException] = errors,
+                  sql: str = sql) -> None:
             try:
-                conn.execute("select pg_sleep(60)")
+                conn.execute(sql.encode())
             except BaseException as exc:
                 errors.append(exc)
 
         runner = threading.Thread(target=sleep)
         runner.start()
-        time.sleep(0.3)  # the statement is at the target
+        running_on_target(pg_target, sql)
         conn.cancel()
         runner.join(30)
         assert not runner.is_alive(), "the cancel did not cancel"
