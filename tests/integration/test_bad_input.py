@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from engine.pg import codec
-from tests.conftest import Gateway, Target, start_gateway, stop_gateway
+from tests.conftest import Gateway, Target, running_on_target, start_gateway, stop_gateway
 from tests.integration.wire import Wire, first_error
 
 pytestmark = pytest.mark.integration
@@ -195,14 +195,15 @@ def test_target_dies_mid_query(gateway: Gateway, bystander: object) -> None:
 def test_client_disconnects_mid_statement(gateway: Gateway, bystander: object) -> None:
     wire = Wire(gateway.port())
     wire.login("alice", gateway.tokens["alice"])
-    wire.send(codec.message(b"Q", b"select pg_sleep(30)\x00"))
-    time.sleep(0.5)
+    sql = "select pg_sleep(30) as left_mid_statement"
+    wire.send(codec.message(b"Q", sql.encode() + b"\x00"))
+    running_on_target(gateway.target, sql)  # (it had waited 0.5 s)
     wire.close()
     session = ended(gateway, "client disconnected")
     store = gateway.store()
     statements = store.statements(str(session["id"]))
     store.close()
-    assert statements[-1]["text"] == "select pg_sleep(30)"
+    assert statements[-1]["text"] == sql
     assert statements[-1]["status"] == "lost"
 
 
