@@ -174,6 +174,10 @@ class Facts:
     # built at run time. What that code writes shows only in the target's counts: a
     # ``rows_over`` rule counts the statement (``engine.pg.rowcount``).
     reaches: bool = False
+    # The relations it writes and reads by their names as PostgreSQL stores them (pg_class's
+    # relname: case kept, quotes undone, no schema), for the catalog (``engine.pg.storedcode``).
+    written_names: set[str] = field(default_factory=set)
+    read_names: set[str] = field(default_factory=set)
     # Of that code, some the gateway never read (not a function it remembers the session
     # created, whose body was judged then): stored for later, it is opaque (``_STORES_CODE``).
     unread: bool = False
@@ -366,6 +370,11 @@ def _relation(node: dict[str, Any] | None) -> str | None:
         return None
     schema = rel.get("schemaname")
     return f"{schema}.{relname}".lower() if schema else str(relname).lower()
+
+
+def _stored_name(node: dict[str, Any]) -> str:
+    """A relation's name as pg_class stores it (the parser has folded it or kept its case)."""
+    return str(node.get("RangeVar", node).get("relname") or "")
 
 
 def _cased(node: Any) -> bool:
@@ -693,6 +702,7 @@ class _Walker:
             target = _relation(into.get("rel"))
             if target:
                 self.facts.writes.add(target)
+                self.facts.written_names.add(_stored_name(into.get("rel") or {}))
                 self.facts.kinds.add("SELECT INTO")
         return True
 
@@ -746,6 +756,7 @@ class _Walker:
         relname = _relation(relation)
         if relname:
             self.facts.writes.add(relname)
+            self.facts.written_names.add(_stored_name(relation))
             if _cased(relation):
                 self.facts.cased = True
             if relname.startswith(("pg_", "pg_catalog.", "information_schema.")):
@@ -783,6 +794,8 @@ class _Walker:
         rel = _relation(node.get("relation"))
         if rel:
             (self.facts.writes if node.get("is_from") else self.facts.reads).add(rel)
+            (self.facts.written_names if node.get("is_from") else self.facts.read_names).add(
+                _stored_name(node.get("relation") or {}))
         if node.get("is_from"):
             kinds.add("INSERT")  # COPY … FROM adds rows (and fires INSERT triggers)
         return True
@@ -1090,6 +1103,7 @@ class _Walker:
         relname = _relation(node)
         if relname:
             self.facts.reads.add(relname)
+            self.facts.read_names.add(_stored_name(node))
         return True
 
 
@@ -1101,6 +1115,8 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     sink.functions |= inner.functions
     sink.reads |= inner.reads
     sink.writes |= inner.writes
+    sink.read_names |= inner.read_names
+    sink.written_names |= inner.written_names
     sink.by_shape &= inner.by_shape
     sink.settings.update(inner.settings)
     if not deferred:

@@ -407,10 +407,6 @@ _RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE"})
 _HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE"})
 
 
-def _bare(name: str) -> str:
-    return name.rpartition(".")[2]
-
-
 def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
              ) -> Iterator[tuple[str, bool]]:
     """The relations of statements that nothing counts yet, and whether each is written."""
@@ -418,10 +414,10 @@ def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
         if (facts.reaches or facts.own or verdict.rows_over is not None
                 or not facts.kinds & _RUNS_STORED_CODE):
             continue
-        for name in facts.writes:
-            yield _bare(name), True
-        for name in facts.reads - facts.writes:
-            yield _bare(name), False
+        for name in facts.written_names:
+            yield name, True
+        for name in facts.read_names - facts.written_names:
+            yield name, False
 
 
 def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Facts:
@@ -429,7 +425,7 @@ def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Fa
     some (``code``), or may (``unknown``; see ``_stored_code_counted``)."""
     if facts.reaches or facts.own or not facts.kinds & _RUNS_STORED_CODE:
         return facts
-    names = {_bare(n) for n in facts.writes | facts.reads}
+    names = facts.written_names | facts.read_names
     maybe = unknown if not facts.kinds & _HELD_WHEN_REACHING else frozenset()
     if names & code or names & maybe:
         return dataclasses.replace(facts, reaches=True)

@@ -55,22 +55,44 @@ class StoredCode:
         # masking): the catalog reads it again in the background, for the statements after.
         self.ask = ask
         self._missing: set[str] | None = None  # collecting, for ``missing``
+        # Answers while the catalog's ``changes`` stays what it was (nothing read anew).
+        self._answers: dict[tuple[str, bool], bool | None] = {}
+        self._version: int | None = None
 
     def __call__(self, name: str, writes: bool) -> bool | None:
+        """``name``: pg_class's relname, case kept (``Facts.read_names``)."""
+        version = getattr(self.catalog, "changes", None)
+        key = (name, writes)
+        if version is not None:
+            if version != self._version:
+                self._answers.clear()
+                self._version = version
+            elif key in self._answers:
+                return self._answers[key]
         self._missing = None
-        return self._named(name.rpartition(".")[2], writes, 0)
+        answer = self._named(name, writes, 0, set())
+        if version is not None:
+            self._answers[key] = answer
+        return answer
 
     def missing(self, name: str, writes: bool) -> set[str]:
         """The relations the answer for ``name`` needs that the catalog never read."""
         found: set[str] = set()
         self._missing = found
         try:
-            self._named(name.rpartition(".")[2], writes, 0)
+            self._named(name, writes, 0, set())
         finally:
             self._missing = None
         return found
 
-    def _named(self, name: str, writes: bool, depth: int) -> bool | None:
+    def _named(self, name: str, writes: bool, depth: int,
+               seen: set[tuple[str, bool]]) -> bool | None:
+        # Each relation is looked at once per question: a partition's family leads back to
+        # its parent, and a parent to every partition (the outside attack froze a worker
+        # for 78 s on an INSERT into a table of 40 partitions, walked again at every step).
+        if (name, writes) in seen:
+            return False  # (its answer is the one being worked out, or known False)
+        seen.add((name, writes))
         found = self.catalog.relations(name)
         if found is None:
             # Expired, or dropped by DDL: as last read, while it is read again.
@@ -83,14 +105,15 @@ class StoredCode:
                 self.ask(name)
         answer: bool | None = False
         for relation in found:
-            runs = self._relation(relation, writes, depth)
+            runs = self._relation(relation, writes, depth, seen)
             if runs:
                 return True
             if runs is None:
                 answer = None
         return answer
 
-    def _relation(self, relation: Relation, writes: bool, depth: int) -> bool | None:
+    def _relation(self, relation: Relation, writes: bool, depth: int,
+                  seen: set[tuple[str, bool]]) -> bool | None:
         if writes and runs_on_write(relation):
             return True
         if any(calls_code(e) for e in relation.policies):
@@ -104,7 +127,7 @@ class StoredCode:
             inner = frozenset()
         further = [(n, False) for n in inner]
         if writes:
-            further += [(n.rpartition(".")[2], True) for n in relation.family]
+            further += [(n, True) for n in relation.family]
             further += [(n, True) for n in inner]  # a write through a view lands there
         if not further:
             return False
@@ -112,7 +135,7 @@ class StoredCode:
             return None
         answer: bool | None = False
         for name, write in further:
-            runs = self._named(name, write, depth + 1)
+            runs = self._named(name, write, depth + 1, seen)
             if runs:
                 return True
             if runs is None:
@@ -151,4 +174,4 @@ def view_query(definition: str) -> tuple[bool, frozenset[str]] | None:
     except ParseFailure:
         return None
     return (any(f.reaches or f.settings for f in statements),
-            frozenset(n.rpartition(".")[2] for f in statements for n in f.reads | f.writes))
+            frozenset(n for f in statements for n in f.read_names | f.written_names))

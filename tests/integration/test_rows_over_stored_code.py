@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 SETUP = """
 SET ROLE gw_scram;
 DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain,
-  gw12s_secured CASCADE;
+  gw12s_secured, "Gw12s_Cased", "gw12s.dotted", gw12s_parted CASCADE;
 CREATE TABLE gw12s_log (id int);
 INSERT INTO gw12s_log SELECT generate_series(1, 500);
 CREATE OR REPLACE FUNCTION gw12s_purge() RETURNS int LANGUAGE plpgsql AS
@@ -41,6 +41,18 @@ CREATE TABLE gw12s_default (id int, stamp int DEFAULT gw12s_purge());
 CREATE VIEW gw12s_view AS SELECT gw12s_purge() AS done;
 CREATE VIEW gw12s_outer AS SELECT * FROM gw12s_view;
 CREATE TABLE gw12s_plain (id int, at timestamptz DEFAULT now());
+CREATE TABLE "Gw12s_Cased" (id int);
+CREATE TRIGGER gw12s_cased_after AFTER INSERT ON "Gw12s_Cased" FOR EACH ROW
+  EXECUTE FUNCTION gw12s_trigger();
+CREATE TABLE "gw12s.dotted" (id int);
+CREATE TRIGGER gw12s_dotted_after AFTER INSERT ON "gw12s.dotted" FOR EACH ROW
+  EXECUTE FUNCTION gw12s_trigger();
+CREATE VIEW "Gw12s_View" AS SELECT gw12s_purge() AS done;
+CREATE TABLE gw12s_parted (id int) PARTITION BY RANGE (id);
+SELECT format('CREATE TABLE gw12s_part%s PARTITION OF gw12s_parted FOR VALUES FROM (%s) TO (%s)',
+              i, i * 10, i * 10 + 10) FROM generate_series(0, 39) i \\gexec
+CREATE TRIGGER gw12s_parted_after AFTER INSERT ON gw12s_part7 FOR EACH ROW
+  EXECUTE FUNCTION gw12s_trigger();
 CREATE TABLE gw12s_secured (id int);
 INSERT INTO gw12s_secured VALUES (1);
 ALTER TABLE gw12s_secured ENABLE ROW LEVEL SECURITY;
@@ -49,7 +61,7 @@ CREATE POLICY gw12s_sees ON gw12s_secured USING (gw12s_purge() = 1);
 RESET ROLE;
 """
 CLEANUP = ("DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain, "
-           "gw12s_secured CASCADE; DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
+           "gw12s_secured, \"Gw12s_Cased\", \"gw12s.dotted\", gw12s_parted CASCADE; DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +90,10 @@ STATEMENTS = [
     pytest.param("INSERT INTO gw12s_plain (id) SELECT done FROM gw12s_view WHERE 1 = %s",
                  id="insert-from-a-view"),
     pytest.param("SELECT * FROM gw12s_secured WHERE 1 = %s", id="row-security-policy"),
+    pytest.param('INSERT INTO "Gw12s_Cased" VALUES (%s)', id="quoted-name-with-capitals"),
+    pytest.param('INSERT INTO "gw12s.dotted" VALUES (%s)', id="quoted-name-with-a-dot"),
+    pytest.param('SELECT * FROM public."Gw12s_View" WHERE 1 = %s', id="quoted-view"),
+    pytest.param("INSERT INTO gw12s_parted VALUES (70 + %s)", id="partition-of-forty"),
 ]
 
 
