@@ -409,6 +409,11 @@ class PgConnection:
         self._end("client quit" if self.relay.terminated else "client disconnected")
 
     def _upstream_lost(self, exc: Exception | None) -> None:
+        if self.relay.terminated:
+            # The client sent Terminate, the target closed on it: that close may be seen
+            # before the client's own (under load it was recorded as "upstream lost").
+            self._end("client quit")
+            return
         if not self.session.ended:
             self._fatal("the connection to the target was lost", "08006")
         self._end("upstream lost")

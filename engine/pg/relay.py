@@ -748,11 +748,15 @@ class PgRelay:
                 "approved, so the gateway did not run it", "42501", hint="Run it again."))
             return False
         judgement = statement.judgement
-        if judgement is not None and judgement.remembered:  # the memory may have changed
+        if judgement is not None and (judgement.remembered or judgement.touches):
+            # The memory may have changed, or what the catalog knows of the relations it
+            # names (a trigger added since the Parse: a driver keeps its prepared
+            # statements for the connection's life).
             judgement = self._judge_text(statement.text)
         executes: list[Statement | None] = []
         counted = None
-        if statement.allowed is not None and self.unreadable is None:
+        if (statement.allowed is not None and self.unreadable is None
+                and judgement is statement.judgement):
             judged = statement.allowed  # the common case: decided once, at Parse
         else:
             plan = None

@@ -61,7 +61,8 @@ CREATE POLICY gw12s_sees ON gw12s_secured USING (gw12s_purge() = 1);
 RESET ROLE;
 """
 CLEANUP = ("DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain, "
-           "gw12s_secured, \"Gw12s_Cased\", \"gw12s.dotted\", gw12s_parted CASCADE; DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
+           "gw12s_secured, \"Gw12s_Cased\", \"gw12s.dotted\", gw12s_parted CASCADE; "
+           "DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +255,32 @@ def test_an_operator_of_the_users_cannot_rewrite_what_the_catalog_reads(
         target.cluster.sql("DROP TABLE IF EXISTS gw12s_hijacked; "
                            "DROP OPERATOR IF EXISTS public.|| (name, text); "
                            "DROP FUNCTION IF EXISTS public.gw12s_cat(name, text)", dbname="shop")
+
+
+@pytest.mark.parametrize("connection", ["shop_masked", "shop"])
+def test_a_statement_prepared_before_a_trigger_is_judged_at_each_bind(
+        guarded: Gateway, connection: str) -> None:
+    """Sixth outside attack: a driver's prepared statement was judged once, at its Parse, and
+    kept that verdict for the connection's life while a DBA added a trigger."""
+    target = guarded.target
+    table = f"gw12s_prep_{connection}"
+    target.cluster.sql(f"SET ROLE gw_scram; CREATE TABLE {table} (id int); RESET ROLE;",
+                       dbname="shop")
+    try:
+        with psycopg.connect(guarded.dsn(connection), autocommit=True,
+                             prepare_threshold=0) as conn:
+            conn.execute(f"INSERT INTO {table} VALUES (%s)", [1])  # prepared, no code yet
+            target.cluster.sql(f"CREATE TRIGGER {table}_after AFTER INSERT ON {table} "
+                               "FOR EACH ROW EXECUTE FUNCTION gw12s_trigger()", dbname="shop")
+            assert guarded.engine.pg is not None
+            catalog = guarded.engine.pg.catalogs[(connection, "shop")]
+            assert guarded.call(catalog.resolve_names(frozenset({table}), frozenset()))
+
+            def work() -> None:
+                conn.execute(f"INSERT INTO {table} VALUES (%s)", [2])  # the same prepared one
+
+            request = denied(guarded, work)
+            assert "writes 500 rows" in str(request["statement"])
+        assert intact(target) == 500
+    finally:
+        target.cluster.sql(f"DROP TABLE IF EXISTS {table}", dbname="shop")
