@@ -541,6 +541,8 @@ class _Walker:
             what = OBJECT_WORDS.get(str(node.get("kind")))
             if what:
                 self.facts.kinds.update({"CREATE", f"CREATE {what}"})
+        if protection.statement_off(node_type, node):
+            self.facts.kinds.add(protection.OFF)
         for field_name in _BINDINGS[node_type]:
             bound = _bound(node.get(field_name))
             self.facts.functions.update(bound)
@@ -555,6 +557,13 @@ class _Walker:
                 self.facts.reaches = True  # (stored: ``_STORES_CODE``)
                 self.facts.unread |= any(not self._remembered(f) for f in bound
                                          if f not in builtin_names.FUNCTIONS)
+        return True
+
+    def _refresh(self, node: dict[str, Any]) -> bool:
+        """REFRESH MATERIALIZED VIEW runs the view's query: the code a DBA stored in it runs
+        (``engine.pg.storedcode``), so the view is a relation it reads."""
+        self._generic("RefreshMatViewStmt")
+        self._range_var(node.get("relation") or {})
         return True
 
     def _create_view(self, node: dict[str, Any]) -> bool:
@@ -1269,6 +1278,7 @@ _HANDLERS: dict[str, _Handler] = {
     "UpdateStmt": _Walker._update,
     "DeleteStmt": _Walker._delete,
     "MergeStmt": _Walker._merge,
+    "RefreshMatViewStmt": _Walker._refresh,
     "DropStmt": lambda w, n: w._protection(n, "DropStmt"),
     "AlterEventTrigStmt": lambda w, n: w._protection(n, "AlterEventTrigStmt"),
     "CreatePolicyStmt": lambda w, n: w._protection(n, "CreatePolicyStmt"),

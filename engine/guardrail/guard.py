@@ -294,7 +294,11 @@ class SessionGuard:
         unknown: set[str] = set()
         for name, writes in judgement.touches:
             runs = stored_code(name, writes)
-            if runs is None:
+            if runs is None and name in self._looked:
+                # Asked for and still not known: the read failed (a lock held on a table
+                # the view reads timed it out). Fail closed: held where it cannot be counted.
+                code.add(name)
+            elif runs is None:
                 unknown.add(name)
             elif runs:
                 code.add(name)
@@ -401,7 +405,7 @@ class SessionGuard:
 # Statements whose relations' stored code runs: rows written (triggers, rules, defaults,
 # checks) or read (a view's query). An UPDATE or DELETE is counted for its own rows, and what
 # its table's code writes is counted with them (``engine.pg.rowcount``).
-_RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE"})
+_RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE", "REFRESH MAT VIEW"})
 # Statements a count cannot wrap (the code runs later, or data flows while counting): marked
 # as reaching code they are held, so only for code known to be there.
 _HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE"})

@@ -11,8 +11,9 @@ Two classes of statement do harm without a DELETE or UPDATE in their text:
   DEFERRABLE`` or ``NOT ENFORCED``, a view's ``check_option`` / ``security_barrier`` /
   ``security_invoker`` taken away, a permissive or altered row security policy, ``ALTER
   EVENT TRIGGER … DISABLE``, dropping a trigger, rule or policy, replacing one (``CREATE OR
-  REPLACE`` of a trigger, a rule, a trigger function or a view without ``WITH CHECK OPTION``:
-  what the old one held back may no longer be), and setting
+  REPLACE`` of a trigger, a rule, a trigger function or a view: what the old one held back
+  may no longer be; ``ALTER FUNCTION … SET`` or ``RESET``: the same code reads other names),
+  and setting
   ``session_replication_role`` (replica sessions fire no ordinary trigger, foreign keys'
   included). Every ALTER TABLE subcommand is decided here, one way or the other; one this
   module does not know (a later PostgreSQL's) counts as turning protection off.
@@ -154,9 +155,13 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
         return bool(node.get("replace")) and _returns_trigger(node)
     if node_type == "ViewStmt":
         # A view replaced loses its options (check_option, security_barrier) unless given
-        # again: WITH CHECK OPTION in the text keeps what matters most.
-        return bool(node.get("replace")) and node.get("withCheckOption") in (
-            None, "NO_CHECK_OPTION", 0)
+        # again, and its WHERE (what a check option enforced) may be another.
+        return bool(node.get("replace"))
+    if node_type == "AlterFunctionStmt":
+        # SET or RESET of a function's settings (search_path: a trigger function's audit
+        # table becomes the session's temporary one) changes what existing code does.
+        return any(isinstance(a, dict) and a.get("DefElem", {}).get("defname") == "set"
+                   for a in node.get("actions", []))
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":

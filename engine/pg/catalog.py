@@ -952,7 +952,10 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "   SELECT pg_catalog.pg_get_expr(k.conbin, 0) FROM pg_catalog.pg_attribute a"
         "   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_constraint k"
         "   ON k.contypid IN (t.oid, t.typbasetype) WHERE a.attrelid = c.oid AND a.attnum > 0"
-        "   AND k.contype = 'c' AND k.contypid <> 0) x),"
+        "   AND k.contype = 'c' AND k.contypid <> 0 UNION ALL"
+        # A trigger's WHEN condition: evaluated for each row a write touches.
+        "   SELECT pg_catalog.pg_get_expr(g.tgqual, g.tgrelid) FROM pg_catalog.pg_trigger g"
+        "   WHERE g.tgrelid = c.oid AND g.tgqual IS NOT NULL) x),"
         # Index expressions and predicates (a write evaluates them), row-security policies'
         # expressions (a read or a write does): code that is not PostgreSQL's own there is
         # code a statement runs without naming it (``engine.pg.storedcode``).

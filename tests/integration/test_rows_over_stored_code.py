@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 SETUP = """
 SET ROLE gw_scram;
 DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain,
-  gw12s_secured, "Gw12s_Cased", "gw12s.dotted", gw12s_parted CASCADE;
+  gw12s_secured, "Gw12s_Cased", "gw12s.dotted", gw12s_parted, gw12s_when CASCADE;
 CREATE TABLE gw12s_log (id int);
 INSERT INTO gw12s_log SELECT generate_series(1, 500);
 CREATE OR REPLACE FUNCTION gw12s_purge() RETURNS int LANGUAGE plpgsql AS
@@ -53,6 +53,14 @@ SELECT format('CREATE TABLE gw12s_part%s PARTITION OF gw12s_parted FOR VALUES FR
               i, i * 10, i * 10 + 10) FROM generate_series(0, 39) i \\gexec
 CREATE TRIGGER gw12s_parted_after AFTER INSERT ON gw12s_part7 FOR EACH ROW
   EXECUTE FUNCTION gw12s_trigger();
+CREATE OR REPLACE FUNCTION gw12s_check(x int) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM gw12s_log WHERE id > 0; RETURN true; END$$;
+CREATE TABLE gw12s_when (id int, t text, v tsvector);
+CREATE TRIGGER gw12s_when_before BEFORE INSERT ON gw12s_when FOR EACH ROW
+  WHEN (gw12s_check(new.id)) EXECUTE FUNCTION tsvector_update_trigger(v, 'pg_catalog.english', t);
+DROP MATERIALIZED VIEW IF EXISTS gw12s_matview;
+CREATE OR REPLACE VIEW gw12s_mvsource AS SELECT gw12s_purge() AS done;
+CREATE MATERIALIZED VIEW gw12s_matview AS SELECT * FROM gw12s_mvsource WITH NO DATA;
 CREATE TABLE gw12s_secured (id int);
 INSERT INTO gw12s_secured VALUES (1);
 ALTER TABLE gw12s_secured ENABLE ROW LEVEL SECURITY;
@@ -61,8 +69,10 @@ CREATE POLICY gw12s_sees ON gw12s_secured USING (gw12s_purge() = 1);
 RESET ROLE;
 """
 CLEANUP = ("DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain, "
-           "gw12s_secured, \"Gw12s_Cased\", \"gw12s.dotted\", gw12s_parted CASCADE; "
-           "DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger() CASCADE;")
+           "gw12s_secured, \"Gw12s_Cased\", \"gw12s.dotted\", gw12s_parted, gw12s_when "
+           "CASCADE; DROP MATERIALIZED VIEW IF EXISTS gw12s_matview; "
+           "DROP VIEW IF EXISTS gw12s_mvsource; "
+           "DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger(), gw12s_check(int) CASCADE;")
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +105,7 @@ STATEMENTS = [
     pytest.param('INSERT INTO "gw12s.dotted" VALUES (%s)', id="quoted-name-with-a-dot"),
     pytest.param('SELECT * FROM public."Gw12s_View" WHERE 1 = %s', id="quoted-view"),
     pytest.param("INSERT INTO gw12s_parted VALUES (70 + %s)", id="partition-of-forty"),
+    pytest.param("INSERT INTO gw12s_when (id, t) VALUES (%s, 'a')", id="trigger-when"),
 ]
 
 
@@ -284,3 +295,15 @@ def test_a_statement_prepared_before_a_trigger_is_judged_at_each_bind(
         assert intact(target) == 500
     finally:
         target.cluster.sql(f"DROP TABLE IF EXISTS {table}", dbname="shop")
+
+
+@pytest.mark.parametrize("connection", ["shop_masked", "shop"])
+def test_refreshing_a_materialized_view_over_code_is_counted(guarded: Gateway,
+                                                             connection: str) -> None:
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(connection), autocommit=True) as conn:
+            conn.execute("REFRESH MATERIALIZED VIEW gw12s_matview")
+
+    request = denied(guarded, work)
+    assert "writes 500 rows" in str(request["statement"])
+    assert intact(guarded.target) == 500
