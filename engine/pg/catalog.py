@@ -838,6 +838,14 @@ _RELATION_VERSION = (
     " || '/' || coalesce((SELECT string_agg(i.inhrelid::text || '.' || i.inhparent::text"
     "  || '.' || i.xmin::text, ',' ORDER BY i.inhrelid, i.inhparent)"
     "  FROM pg_catalog.pg_inherits i WHERE c.oid IN (i.inhrelid, i.inhparent)), '')"
+    # Indexes, row-security policies and constraints: what the guardrail reads of stored
+    # code changes with them too (an expression index, a policy added by a DBA).
+    " || '/' || coalesce((SELECT string_agg(x.indexrelid::text || '.' || x.xmin::text, ','"
+    "  ORDER BY x.indexrelid) FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(y.oid::text || '.' || y.xmin::text, ','"
+    "  ORDER BY y.oid) FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(k.oid::text || '.' || k.xmin::text, ','"
+    "  ORDER BY k.oid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid), '')"
 )
 _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"

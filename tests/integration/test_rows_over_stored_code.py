@@ -307,3 +307,29 @@ def test_refreshing_a_materialized_view_over_code_is_counted(guarded: Gateway,
     request = denied(guarded, work)
     assert "writes 500 rows" in str(request["statement"])
     assert intact(guarded.target) == 500
+
+
+def test_a_policy_added_to_a_table_already_read_is_seen(guarded: Gateway) -> None:
+    """Sixth outside attack: the catalog's check of what it holds did not look at policies
+    (nor indexes, nor constraints), so a policy a DBA added later went unseen for a minute."""
+    target = guarded.target
+    target.cluster.sql("SET ROLE gw_scram; CREATE TABLE gw12s_later (id int); "
+                       "INSERT INTO gw12s_later VALUES (1); RESET ROLE;", dbname="shop")
+    try:
+        with psycopg.connect(guarded.dsn("shop_masked"), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM gw12s_later").fetchone() == (1,)
+            target.cluster.sql(
+                "ALTER TABLE gw12s_later ENABLE ROW LEVEL SECURITY; "
+                "ALTER TABLE gw12s_later FORCE ROW LEVEL SECURITY; "
+                "CREATE POLICY gw12s_later_p ON gw12s_later USING (gw12s_check(id))",
+                dbname="shop")
+            conn.execute("SELECT 1 FROM gw12s_later WHERE false")  # its check sees the change
+
+            def work() -> None:
+                conn.execute("SELECT * FROM gw12s_later")
+
+            request = denied(guarded, work)
+            assert "writes 500 rows" in str(request["statement"])
+        assert intact(target) == 500
+    finally:
+        target.cluster.sql("DROP TABLE IF EXISTS gw12s_later", dbname="shop")
