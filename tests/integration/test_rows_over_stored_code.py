@@ -314,15 +314,16 @@ def test_a_policy_added_to_a_table_already_read_is_seen(guarded: Gateway) -> Non
     (nor indexes, nor constraints), so a policy a DBA added later went unseen for a minute."""
     target = guarded.target
     target.cluster.sql("SET ROLE gw_scram; CREATE TABLE gw12s_later (id int); "
-                       "INSERT INTO gw12s_later VALUES (1); RESET ROLE;", dbname="shop")
+                       "INSERT INTO gw12s_later VALUES (1); "
+                       "ALTER TABLE gw12s_later ENABLE ROW LEVEL SECURITY; "
+                       "ALTER TABLE gw12s_later FORCE ROW LEVEL SECURITY; "
+                       "CREATE POLICY gw12s_later_all ON gw12s_later USING (true); "
+                       "RESET ROLE;", dbname="shop")
     try:
         with psycopg.connect(guarded.dsn("shop_masked"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM gw12s_later").fetchone() == (1,)
-            target.cluster.sql(
-                "ALTER TABLE gw12s_later ENABLE ROW LEVEL SECURITY; "
-                "ALTER TABLE gw12s_later FORCE ROW LEVEL SECURITY; "
-                "CREATE POLICY gw12s_later_p ON gw12s_later USING (gw12s_check(id))",
-                dbname="shop")
+            target.cluster.sql("CREATE POLICY gw12s_later_p ON gw12s_later AS RESTRICTIVE "
+                               "USING (gw12s_check(id))", dbname="shop")
             conn.execute("SELECT 1 FROM gw12s_later WHERE false")  # its check sees the change
 
             def work() -> None:
