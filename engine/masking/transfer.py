@@ -248,6 +248,85 @@ class SftpMasker:
         return b"".join(out)
 
 
+SSH_FXP_WRITE = 6
+
+
+class SftpUploadRecord:
+    """What the tape records of an SFTP client's requests: the data of its WRITEs masked as
+    one stream per file written in order (a value split between two WRITE packets is masked
+    as if whole: the outside attack on issue 14 recorded ``4012888888`` and ``881881`` in
+    clear), lengths kept; every other request as it is. Records only: the client's bytes
+    reach the target unchanged."""
+
+    def __init__(self, masker: ValueMasker) -> None:
+        if not masker.keep_length:
+            raise ValueError("an upload's record needs a masker that keeps lengths")
+        self._stream = StreamMasker(masker)
+        self._buf = bytearray()
+        self._pending: deque[tuple[bytes, int]] = deque()  # WRITEs: all but data, its length
+        self._released = bytearray()
+        self._file: tuple[bytes, int] | None = None  # the handle written, the next offset
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self._stream.counts
+
+    def feed(self, data: bytes) -> bytes:
+        self._buf += data
+        out: list[bytes] = []
+        buf = self._buf
+        pos = 0
+        while len(buf) - pos >= 4:
+            n = int.from_bytes(buf[pos:pos + 4], "big")
+            if n < 1 or n > MAX_PACKET:  # not SFTP: recorded masked as plain text from here
+                rest = bytes(buf[pos:])
+                del buf[:]
+                return b"".join(out) + self.flush() + starred(rest)
+            if len(buf) - pos < 4 + n:
+                break
+            packet = bytes(buf[pos:pos + 4 + n])
+            pos += 4 + n
+            write = _write(packet)
+            if write is None:
+                out.append(self.flush())
+                out.append(packet)
+                continue
+            handle, offset, at = write
+            if self._file != (handle, offset):  # another file, or out of order: a new stream
+                out.append(self.flush())
+            self._file = (handle, offset + len(packet) - at)
+            self._pending.append((packet[:at], len(packet) - at))
+            self._released += self._stream.feed(packet[at:])
+            out.append(self._drain())
+        del buf[:pos]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        self._released += self._stream.flush()
+        out = self._drain()
+        rest, self._released = bytes(self._released), bytearray()
+        return out + rest  # (lengths kept: nothing is left but by a broken masker)
+
+    def _drain(self) -> bytes:
+        out: list[bytes] = []
+        while self._pending and len(self._released) >= self._pending[0][1]:
+            head, size = self._pending.popleft()
+            out.append(head + bytes(self._released[:size]))
+            del self._released[:size]
+        return b"".join(out)
+
+
+def _write(packet: bytes) -> tuple[bytes, int, int] | None:
+    """A WRITE request's handle, offset and where its data starts; None for anything else."""
+    if len(packet) < 13 or packet[4] != SSH_FXP_WRITE:
+        return None
+    size = int.from_bytes(packet[9:13], "big")
+    at = 13 + size + 8 + 4
+    if at > len(packet) or int.from_bytes(packet[at - 4:at], "big") != len(packet) - at:
+        return None
+    return packet[13:13 + size], int.from_bytes(packet[13 + size:13 + size + 8], "big"), at
+
+
 def _strings(packet: bytes, at: int, count: int) -> list[bytes] | None:
     """``count`` SFTP strings (uint32 length, bytes) from ``at``; None if the packet is short."""
     out = []

@@ -422,7 +422,8 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                     self._guarded(self.up.write_eof)
             case RecordInput(data):  # an exec's stdin: recorded masked (invariant 6)
                 if self._input is None:
-                    self._input = InputRecord(self.s.masking, self.s.masked)
+                    self._input = InputRecord(self.s.masking, self.s.masked,
+                                              sftp=self._transfer == "sftp")
                 if recorded := self._input.feed(data):
                     self.s.tape.add(self.number, "i", recorded)
             case Judge():

@@ -58,7 +58,7 @@ from engine.masking.masker import ValueMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.stream import StreamMasker
 from engine.masking.terminal import TerminalMasker
-from engine.masking.transfer import ScpMasker, SftpMasker
+from engine.masking.transfer import ScpMasker, SftpMasker, SftpUploadRecord
 
 _TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
 # Programs that print what they read, or metadata, unchanged: a value in their output stands as
@@ -265,11 +265,18 @@ class InputRecord:
     """What the tape records of a data channel's input (an exec's stdin): masked like output
     (ARCHITECTURE.md invariant 6). The client's bytes reach the target as they are."""
 
-    def __init__(self, masking: SessionMasking | None, counts: Counter[str]) -> None:
+    def __init__(self, masking: SessionMasking | None, counts: Counter[str], *,
+                 sftp: bool = False) -> None:
         self._masking = masking
         self._counts = counts
-        self._masker = (StreamMasker(masking.values) if ChannelOutput.masks(masking)
-                        and masking is not None and masking.values is not None else None)
+        self._masker: StreamMasker | SftpUploadRecord | None = None
+        if ChannelOutput.masks(masking) and masking is not None and masking.values is not None:
+            values = masking.values
+            # An SFTP client's requests: the data of its WRITEs, read as one stream per file
+            # (``SftpUploadRecord``), not the packets' bytes (a value split by a header).
+            self._masker = (SftpUploadRecord(ValueMasker(
+                values.detectors, values.strategies, key=values.key, keep_length=True))
+                if sftp else StreamMasker(values))
 
     def feed(self, data: bytes) -> bytes:
         if self._masker is None:

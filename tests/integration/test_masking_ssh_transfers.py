@@ -237,3 +237,47 @@ def test_a_download_read_in_small_pieces_one_at_a_time_is_masked(tgw: SshGateway
         plain = value.replace(" ", "").encode()
         pieces = {plain[i:i + 6] for i in range(len(plain) - 5)}
         assert not [p for p in pieces if p in got.replace(b" ", b"")], (value, got)
+
+
+def test_an_upload_in_small_writes_is_recorded_masked(tgw: SshGateway, tmp_path: Path) -> None:
+    """Outside attack on issue 14 (the record): an SFTP upload whose WRITE packets split a
+    value was recorded in clear; the record reads WRITE data as one stream per file."""
+    source = tmp_path / "up.txt"
+    source.write_text("".join(f"{i} {CARDS[i % len(CARDS)]} {EMAILS[i % len(EMAILS)]}\n"
+                              for i in range(6)))
+    batch = tmp_path / "batch-up"
+    batch.write_text(f"put {source} {tgw.sshd.home / 'uploaded.txt'}\n")
+    result = subprocess.run(
+        ["sftp", "-B", "10", "-P", str(tgw.port("web")), *tgw.client_options("web", key=True),
+         "-b", str(batch), "alice@127.0.0.1"], env=tgw.env(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tgw.sshd.home / "uploaded.txt").read_bytes() == source.read_bytes()  # unchanged
+    recorded = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ended = tgw.query("SELECT id FROM sessions WHERE ended_at IS NOT NULL "
+                          "ORDER BY started_at DESC LIMIT 1")
+        if ended:
+            recorded = b"".join(r["data"] for r in tgw.query(
+                "SELECT data FROM ssh_output WHERE stream = 'i' AND session_id = ?",
+                ended[0]["id"]))
+            if b"put" in recorded or len(recorded) > len(source.read_bytes()):
+                break
+        time.sleep(0.05)
+    written = _written(recorded)  # what the WRITE packets carry, joined
+    assert len(written) == len(source.read_bytes())
+    for value in CARDS + EMAILS:
+        plain = value.replace(" ", "").encode()
+        assert value.encode() not in written and plain not in written.replace(b" ", b"")
+
+
+def _written(stream: bytes) -> bytes:
+    """The data of the SFTP WRITE requests in a recorded client stream, in order."""
+    out, pos = b"", 0
+    while pos + 5 <= len(stream):
+        n = int.from_bytes(stream[pos:pos + 4], "big")
+        if stream[pos + 4] == 6:  # SSH_FXP_WRITE: id, handle, offset, data
+            size = int.from_bytes(stream[pos + 9:pos + 13], "big")
+            out += stream[pos + 13 + size + 12:pos + 4 + n]
+        pos += 4 + n
+    return out

@@ -219,3 +219,40 @@ def test_with_reads_in_flight_a_pause_releases_nothing() -> None:
     whole = SftpMasker(ValueMasker(keep_length=True))
     expected = file_data(through(whole, replies(SECRETS, len(SECRETS)), 10_000))
     assert got == expected and b"transfer-paused" not in str(masker.counts).encode()
+
+
+# --- the record of an upload: WRITE data as one stream per file --------------------------------
+
+from engine.masking.transfer import SftpUploadRecord  # noqa: E402
+
+
+def write(request: int, offset: int, chunk: bytes, handle: bytes = b"h001") -> bytes:
+    return packet(6, struct.pack("!I", request) + struct.pack("!I", len(handle)) + handle
+                  + struct.pack("!Q", offset) + struct.pack("!I", len(chunk)) + chunk)
+
+
+@pytest.mark.parametrize("size", [1, 7, 10, 64, 4096])
+def test_an_upload_is_recorded_with_values_split_between_writes_masked(size: int) -> None:
+    record = SftpUploadRecord(ValueMasker(keep_length=True))
+    stream = b"".join(write(i + 2, at, SECRETS[at:at + size])
+                      for i, at in enumerate(range(0, len(SECRETS), size)))
+    stream += packet(4, struct.pack("!I", 99) + struct.pack("!I", 4) + b"h001")  # CLOSE
+    out = b"".join(record.feed(stream[at:at + 5]) for at in range(0, len(stream), 5))
+    out += record.flush()
+    assert len(out) == len(stream)
+    recorded = b"".join(chunk for chunk in _write_data(out))
+    assert len(recorded) == len(SECRETS)
+    for value in (b"4012888888881881", b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                  b"grace.hopper@example.com"):
+        assert value not in recorded
+
+
+def _write_data(stream: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(stream):
+        n = struct.unpack_from("!I", stream, pos)[0]
+        if stream[pos + 4] == 6:
+            size = struct.unpack_from("!I", stream, pos + 9)[0]
+            out.append(stream[pos + 13 + size + 12:pos + 4 + n])
+        pos += 4 + n
+    return out
