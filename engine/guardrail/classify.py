@@ -178,6 +178,9 @@ class Facts:
     # relname: case kept, quotes undone, no schema), for the catalog (``engine.pg.storedcode``).
     written_names: set[str] = field(default_factory=set)
     read_names: set[str] = field(default_factory=set)
+    # Functions a CREATE OR REPLACE FUNCTION may replace, by name as stored (proname): one that
+    # exists on the target may be what a policy, CHECK or default calls (``SessionGuard``).
+    replaced: set[str] = field(default_factory=set)
     # Of that code, some the gateway never read (not a function it remembers the session
     # created, whose body was judged then): stored for later, it is opaque (``_STORES_CODE``).
     unread: bool = False
@@ -836,6 +839,10 @@ class _Walker:
         kinds.update({"CREATE", "CREATE FUNCTION"})
         if protection.statement_off("CreateFunctionStmt", node):
             kinds.add(protection.OFF)
+        elif node.get("replace") and self.depth == 0:
+            replaced = name(node.get("funcname", []))
+            if replaced:
+                self.facts.replaced.add(replaced[-1])
         self.facts.by_shape = False  # the body is a string constant
         language, strings = "sql", []
         for option in node.get("options", []):

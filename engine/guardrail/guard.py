@@ -28,13 +28,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from pglast.parser import ParseError, normalize
 
-from engine.guardrail import reading
+from engine.guardrail import protection, reading
 from engine.guardrail.classify import Facts, ParseFailure, catalog_later, classify_text
 from engine.guardrail.commands import CommandFacts, Cwd, classify_command
 from engine.guardrail.memory import FORGETS, NOTHING, Effects, SessionMemory
@@ -65,6 +66,8 @@ class Judgement:
     # call, nor for their own writes), by bare name, with whether a statement writes them:
     # stored code there makes a ``rows_over`` rule count it (``SessionGuard.stored_code``).
     touches: frozenset[tuple[str, bool]] = frozenset()
+    # Functions its CREATE OR REPLACE FUNCTION statements may replace (``Facts.replaced``).
+    replaces: frozenset[str] = frozenset()
 
     @property
     def rule(self) -> str | None:
@@ -73,6 +76,9 @@ class Judgement:
 
 def statement_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+LOOKED = 10.0  # seconds a read of the catalog stands for a name it could not find
 
 
 class StoredCodeCheck(Protocol):
@@ -134,8 +140,12 @@ class SessionGuard:
         # query): True, False, or None when not known (``engine.pg.storedcode``). None: no
         # catalog to ask (a connection without column masking), and nothing is asked.
         self.stored_code: StoredCodeCheck | None = None
+        # Whether a function of that name exists on the target (None: not known yet): one
+        # replaced may be what a policy, a CHECK or a default calls, so replacing it is
+        # reviewed as DISABLE PROTECTION; a new one (a migration's) is not.
+        self.function_exists: Callable[[str], bool | None] | None = None
         # Relations the catalog was asked to read for this session (``unread``, ``looked``).
-        self._looked: set[str] = set()
+        self._looked: dict[str, float] = {}  # name → when it was read (monotonic)
         # Judgements with stored code counted, by text and the relations that carry it.
         self._counted: dict[tuple[str, frozenset[str], frozenset[str], tuple[int, int, int]],
                             Judgement] = {}
@@ -246,9 +256,25 @@ class SessionGuard:
         same text again when it starts the statement (``started``)."""
         state = self._state()
         judgement = self._plain(text, state)
+        if judgement.replaces and self.function_exists is not None:
+            replaced = frozenset(n for n in judgement.replaces if self._exists(n))
+            if replaced:
+                key = (text, replaced, frozenset({"\0replaces"}), state)
+                kept = self._counted.get(key)
+                if kept is None:
+                    kept = self._judge(text, replaced=replaced)[0]
+                    _put(self._counted, key, kept, self.settings.cache_size)
+                return kept
         if judgement.touches and self.stored_code is not None and judgement.action != "block":
             return self._stored_code_counted(text, judgement, self.stored_code, state)
         return judgement
+
+    def _exists(self, function: str) -> bool:
+        """Whether a function of that name exists on the target; not known after it was
+        asked for (the read failed): taken as existing."""
+        assert self.function_exists is not None
+        found = self.function_exists(function)
+        return found if found is not None else self._just_looked(f"fn:{function}")
 
     def _state(self) -> tuple[int, int, int]:
         return (self.memory.generation, int(self.qualified_only) + 2 * int(self.shadowed),
@@ -264,23 +290,33 @@ class SessionGuard:
         return judgement
 
     def unread(self, text: str) -> frozenset[str]:
-        """Relations ``text`` names whose stored code matters to its verdict, that the
-        catalog never read and this session has not had read yet: the relay has them read
-        first (``looked``). Those still unknown after are counted as carrying code."""
+        """Relations ``text`` names whose stored code matters to its verdict, and functions it
+        may replace (as ``fn:name``), that the catalog never read and this session has not had
+        read yet: the relay has them read first (``looked``). Those still unknown after are
+        counted as carrying code, or taken as existing."""
         stored_code = self.stored_code
         judgement = self._plain(text, self._state())
-        if stored_code is None or not judgement.touches or judgement.action == "block":
-            return frozenset()
         missing: set[str] = set()
-        for name, writes in judgement.touches:
-            missing |= stored_code.missing(name, writes)
-        return frozenset(missing - self._looked)
+        if self.function_exists is not None:
+            missing |= {f"fn:{n}" for n in judgement.replaces if self.function_exists(n) is None}
+        if stored_code is not None and judgement.touches and judgement.action != "block":
+            for name, writes in judgement.touches:
+                missing |= stored_code.missing(name, writes)
+        return frozenset(n for n in missing if not self._just_looked(n))
 
     def looked(self, names: frozenset[str]) -> None:
         """The catalog was asked to read ``names`` (whatever it found)."""
         if len(self._looked) > 10_000:
             self._looked.clear()
-        self._looked |= names
+        now = time.monotonic()
+        for name in names:
+            self._looked[name] = now
+
+    def _just_looked(self, name: str) -> bool:
+        """Whether ``name`` was read moments ago: still not known, the read failed (a name
+        read long ago and expired since is read again)."""
+        at = self._looked.get(name)
+        return at is not None and time.monotonic() - at < LOOKED
 
     def _stored_code_counted(self, text: str, judgement: Judgement,
                              stored_code: StoredCodeCheck,
@@ -294,7 +330,7 @@ class SessionGuard:
         unknown: set[str] = set()
         for name, writes in judgement.touches:
             runs = stored_code(name, writes)
-            if runs is None and name in self._looked:
+            if runs is None and self._just_looked(name):
                 # Asked for and still not known: the read failed (a lock held on a table
                 # the view reads timed it out). Fail closed: held where it cannot be counted.
                 code.add(name)
@@ -365,7 +401,8 @@ class SessionGuard:
             return None  # classify says why, and the verdict is kept by exact text
 
     def _judge(self, text: str, code: frozenset[str] = frozenset(),
-               unknown: frozenset[str] = frozenset(),
+               unknown: frozenset[str] = frozenset(), *,
+               replaced: frozenset[str] = frozenset(),
                ) -> tuple[Judgement, bool, tuple[int, int] | None]:
         """(the judgement, whether it may be cached, and where its statement sits when it is
         one statement whose verdict may be kept by shape). ``code``, ``unknown``: relations
@@ -389,6 +426,8 @@ class SessionGuard:
         fallback = self.settings.fallback
         if code or unknown:
             statements = [_reaching(facts, code, unknown) for facts in statements]
+        if replaced:
+            statements = [_replacing(facts, replaced) for facts in statements]
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         # Of equal strength, a verdict that stands whatever the count wins over a rows_over
         # one (which may come to nothing).
@@ -397,8 +436,10 @@ class SessionGuard:
         by_shape = len(statements) == 1 and one.by_shape and not one.settings
         touches = (frozenset(_touches(statements, verdicts))
                    if self._shared.counts and not (code or unknown) else frozenset())
+        replaces = (frozenset(n for f in statements for n in f.replaced)
+                    if not replaced else frozenset())
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
-                              remembered=bool(known), touches=touches)
+                              remembered=bool(known), touches=touches, replaces=replaces)
         return judgement, True, one.span if by_shape else None
 
 
@@ -422,6 +463,14 @@ def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
             yield name, True
         for name in facts.read_names - facts.written_names:
             yield name, False
+
+
+def _replacing(facts: Facts, replaced: frozenset[str]) -> Facts:
+    """``facts`` of a CREATE OR REPLACE FUNCTION of a function that exists on the target: it
+    turns protection off (what calls it — a policy, a CHECK, a default — now does otherwise)."""
+    if not facts.replaced & replaced:
+        return facts
+    return dataclasses.replace(facts, kinds=facts.kinds | {protection.OFF})
 
 
 def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Facts:

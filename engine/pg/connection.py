@@ -63,6 +63,12 @@ class PgContext:
     catalogs: dict[tuple[str, str], TableCatalog] = field(default_factory=dict)
 
 
+def _exists(catalog: TableCatalog, function: str) -> bool | None:
+    """Whether the catalog knows a function of that name (None: not read, or expired)."""
+    found = catalog.functions(function)
+    return None if found is None else bool(found)
+
+
 class PgConnection:
     def __init__(self, ctx: PgContext, conn: Connection, client: Side) -> None:
         self.ctx = ctx
@@ -253,6 +259,7 @@ class PgConnection:
             # the guard has what it does not know read in the background.
             cache = self._catalog()
             session.guard.stored_code = StoredCode(cache, None if masked else cache.look_up)
+            session.guard.function_exists = functools.partial(_exists, cache)
         if masking is not None and masking.active:
             catalog = None
             if masking.columns:
@@ -357,7 +364,9 @@ class PgConnection:
         (``PgRelay.lookup``). A read that fails leaves them unknown: counted as carrying
         code (``SessionGuard._stored_code_counted``)."""
         try:
-            await self._catalog().resolve_names(names, frozenset())
+            await self._catalog().resolve_names(
+                frozenset(n for n in names if not n.startswith("fn:")),
+                frozenset(n[3:] for n in names if n.startswith("fn:")))
         finally:
             self._looking = False
             if self.session.guard is not None:

@@ -102,3 +102,36 @@ def test_a_function_that_runs_sql_text_cannot_be_bound_to_an_operator(guarded: G
     with psycopg.connect(guarded.target.superuser(), dbname="shop", autocommit=True) as admin:
         assert admin.execute("SELECT count(*) FROM pg_operator WHERE oprname = '#####'"
                              ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("connection", ["shop", "shop_masked"])
+def test_replacing_a_function_a_check_calls_is_held_a_new_one_is_not(
+        guarded: Gateway, connection: str) -> None:
+    """Sixth outside attack: ``CREATE OR REPLACE FUNCTION public.positive(int) … SELECT true``
+    turned off the CHECK that called it. A function that exists on the target may be what a
+    policy, a CHECK or a default calls: replacing it is DISABLE PROTECTION (reviewed); a
+    function that does not exist yet (a migration's first run) is created as before."""
+    target = guarded.target
+    target.cluster.sql(
+        "SET ROLE gw_scram; CREATE OR REPLACE FUNCTION public.gw5_positive(x int) RETURNS bool "
+        "LANGUAGE sql AS 'SELECT x > 0'; CREATE TABLE IF NOT EXISTS gw5_ledger "
+        "(amount int CHECK (public.gw5_positive(amount))); RESET ROLE;", dbname="shop")
+    replace = ("CREATE OR REPLACE FUNCTION public.gw5_positive(x int) RETURNS bool "
+               "LANGUAGE sql AS 'SELECT true'")
+    fresh = f"gw5_fresh_{connection}"
+    try:
+        def work() -> None:
+            with psycopg.connect(guarded.dsn(connection), autocommit=True) as conn:
+                conn.execute(replace)
+
+        request = denied(guarded, work)
+        assert request["rule"] == "review-destructive-alter-table"
+        with psycopg.connect(guarded.dsn(connection), autocommit=True) as conn:
+            with pytest.raises(errors.CheckViolation):
+                conn.execute("INSERT INTO gw5_ledger VALUES (-5)")  # the CHECK still holds
+            conn.execute(f"CREATE OR REPLACE FUNCTION public.{fresh}() RETURNS int "
+                         "LANGUAGE sql AS 'SELECT 1'")  # new: not held
+            assert conn.execute(f"SELECT public.{fresh}()").fetchone() == (1,)
+    finally:
+        target.cluster.sql(f"DROP TABLE IF EXISTS gw5_ledger; DROP FUNCTION IF EXISTS "
+                           f"public.gw5_positive(int), public.{fresh}()", dbname="shop")
