@@ -199,3 +199,12 @@ def test_no_finding_without_its_trigger(parts: list[str]) -> None:
         if list(detector.find(text)):
             assert ALONE[name].screen_text(text), (name, text)
             assert ALL.screen(text.encode()), (name, text)
+
+
+def test_a_huge_exponent_is_no_card_and_costs_nothing() -> None:
+    """Found by the prefilter property test: ``4111111111111111e0378282246310005`` in a value
+    was expanded to an integer of 378 quadrillion digits (MemoryError)."""
+    from engine.masking.detectors import _card_valid
+
+    assert _card_valid("4111111111111111e0378282246310005") in (True, False)
+    assert _card_valid("4.111111111111111e15")  # a card's value written as a float
