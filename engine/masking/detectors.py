@@ -126,10 +126,10 @@ def _card_valid(value: str) -> bool:
     if not digits.isdigit():  # a number's form: its integer digits, or its value's
         whole = re.split("[.eE]", digits, maxsplit=1)[0]
         try:
-            value = decimal.Decimal(digits)
+            amount = decimal.Decimal(digits)
             # (a card has at most 19 digits: a larger exponent is no card, and expanding
             # ``4111e0378282246310005`` to an integer ran out of memory)
-            number = (str(int(value)) if value.is_finite() and value.adjusted() < 25 else "")
+            number = str(int(amount)) if amount.is_finite() and amount.adjusted() < 25 else ""
         except (decimal.InvalidOperation, ValueError, OverflowError):
             number = ""
         return any(_card_digits(d) for d in (whole, number, digits.partition("e")[0].replace(
