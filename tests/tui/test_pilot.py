@@ -127,7 +127,8 @@ def test_gatewatch_tui_with_a_wrong_token_exits_1_before_taking_the_screen(
 
     for token, reason in (("not-a-token", "unknown token"),
                           (gateway.tokens["alice"], "alice is not an operator")):
-        done = run_cli("tui", "-c", str(gateway.work / "policies.yaml"), f"--token={token}")  # (a token may start with "-")
+        # --token=VALUE: a random token may start with "-"
+        done = run_cli("tui", "-c", str(gateway.work / "policies.yaml"), f"--token={token}")
         assert done.returncode == 1, done.stderr
         assert done.stderr.startswith("gatewatch: the engine refused the operator token ("), \
             done.stderr
