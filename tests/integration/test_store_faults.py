@@ -228,6 +228,8 @@ def test_store_files_made_unwritable_refuse_statements_until_writable(
         assert (again, refusal) == ([3, 4], "")
         assert in_target(pg_target, table) == {1, 3, 4}
         gateway.wait_for(lambda s: len(s.sessions()) == 2)
+        # (the last record reaches the file within the recorder's delay: waited for)
+        gateway.wait_for(lambda s: recorded_values(policy, table) == {1, 3, 4})
         assert recorded_values(policy, table) == {1, 3, 4}  # 2 could not be recorded: not run
         verified(policy)
     finally:
