@@ -275,7 +275,17 @@ class _Rows:
             return
         with self._conn.raw.cursor(name=f"gatewatch_{next(_CURSORS)}") as named:
             named.itersize = 2000
-            named.execute(pg_sql(sql), tuple(params))  # type: ignore[arg-type]
+            try:
+                named.execute(pg_sql(sql), tuple(params))  # type: ignore[arg-type]
+            except psycopg.errors.NoActiveSqlTransaction:
+                # The transaction ended between the look and the DECLARE (another user of
+                # the connection committed): read the rows at once instead (nothing was
+                # yielded yet). A node's control connection was closed on this.
+                cur = self._conn.execute(sql, params)
+                names = [d.name for d in cur.description or ()]
+                for row in cur.fetchall():
+                    yield names, row
+                return
             names = [d.name for d in named.description or ()]
             for row in named:
                 yield names, row
