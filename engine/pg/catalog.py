@@ -957,10 +957,18 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "  'checks', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
         "   SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) AS e"
         "   FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' UNION ALL"
+        # A column's type, and what it is made of (a domain's base, an array's element, a
+        # composite's attributes), some levels down: each domain's CHECK runs on a write.
         "   SELECT pg_catalog.pg_get_expr(k.conbin, 0) FROM pg_catalog.pg_attribute a"
-        "   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_constraint k"
-        "   ON k.contypid IN (t.oid, t.typbasetype) WHERE a.attrelid = c.oid AND a.attnum > 0"
-        "   AND k.contype = 'c' AND k.contypid <> 0 UNION ALL"
+        "   CROSS JOIN LATERAL (WITH RECURSIVE d(tid, n) AS (SELECT a.atttypid, 0 UNION"
+        "    SELECT z.nxt, d.n + 1 FROM d JOIN pg_catalog.pg_type y ON y.oid = d.tid"
+        "    CROSS JOIN LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem UNION ALL"
+        "     SELECT q.atttypid FROM pg_catalog.pg_attribute q WHERE q.attrelid = y.typrelid"
+        "     AND y.typrelid <> 0 AND q.attnum > 0) z(nxt)"
+        "    WHERE z.nxt <> 0 AND d.n < 6) SELECT tid FROM d) dd"
+        "   JOIN pg_catalog.pg_constraint k ON k.contypid = dd.tid"
+        "   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        "   AND k.contype = 'c' UNION ALL"
         # A trigger's WHEN condition: evaluated for each row a write touches.
         "   SELECT pg_catalog.pg_get_expr(g.tgqual, g.tgrelid) FROM pg_catalog.pg_trigger g"
         "   WHERE g.tgrelid = c.oid AND g.tgqual IS NOT NULL) x),"

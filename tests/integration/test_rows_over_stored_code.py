@@ -61,6 +61,16 @@ CREATE TRIGGER gw12s_when_before BEFORE INSERT ON gw12s_when FOR EACH ROW
 DROP MATERIALIZED VIEW IF EXISTS gw12s_matview;
 CREATE OR REPLACE VIEW gw12s_mvsource AS SELECT gw12s_purge() AS done;
 CREATE MATERIALIZED VIEW gw12s_matview AS SELECT * FROM gw12s_mvsource WITH NO DATA;
+DROP TABLE IF EXISTS gw12s_deep, gw12s_darr, gw12s_comp CASCADE;
+DROP TYPE IF EXISTS gw12s_pair;
+DROP DOMAIN IF EXISTS gw12s_d3, gw12s_d2, gw12s_d1;
+CREATE DOMAIN gw12s_d1 AS int CHECK (gw12s_check(VALUE));
+CREATE DOMAIN gw12s_d2 AS gw12s_d1;
+CREATE DOMAIN gw12s_d3 AS gw12s_d2;
+CREATE TABLE gw12s_deep (x gw12s_d3);
+CREATE TABLE gw12s_darr (x gw12s_d1[]);
+CREATE TYPE gw12s_pair AS (a gw12s_d1, b int);
+CREATE TABLE gw12s_comp (p gw12s_pair);
 CREATE TABLE gw12s_secured (id int);
 INSERT INTO gw12s_secured VALUES (1);
 ALTER TABLE gw12s_secured ENABLE ROW LEVEL SECURITY;
@@ -70,7 +80,9 @@ RESET ROLE;
 """
 CLEANUP = ("DROP TABLE IF EXISTS gw12s_log, gw12s_trig, gw12s_rule, gw12s_default, gw12s_plain, "
            "gw12s_secured, \"Gw12s_Cased\", \"gw12s.dotted\", gw12s_parted, gw12s_when "
-           "CASCADE; DROP MATERIALIZED VIEW IF EXISTS gw12s_matview; "
+           "CASCADE; DROP TABLE IF EXISTS gw12s_deep, gw12s_darr, gw12s_comp; "
+           "DROP TYPE IF EXISTS gw12s_pair; DROP DOMAIN IF EXISTS gw12s_d3, gw12s_d2, gw12s_d1; "
+           "DROP MATERIALIZED VIEW IF EXISTS gw12s_matview; "
            "DROP VIEW IF EXISTS gw12s_mvsource; "
            "DROP FUNCTION IF EXISTS gw12s_purge(), gw12s_trigger(), gw12s_check(int) CASCADE;")
 
@@ -106,6 +118,9 @@ STATEMENTS = [
     pytest.param('SELECT * FROM public."Gw12s_View" WHERE 1 = %s', id="quoted-view"),
     pytest.param("INSERT INTO gw12s_parted VALUES (70 + %s)", id="partition-of-forty"),
     pytest.param("INSERT INTO gw12s_when (id, t) VALUES (%s, 'a')", id="trigger-when"),
+    pytest.param("INSERT INTO gw12s_deep VALUES (%s)", id="domain-over-domains"),
+    pytest.param("INSERT INTO gw12s_darr VALUES (ARRAY[%s::int])", id="array-of-a-domain"),
+    pytest.param("INSERT INTO gw12s_comp VALUES (ROW(%s, 2))", id="composite-of-a-domain"),
 ]
 
 
