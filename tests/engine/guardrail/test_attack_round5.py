@@ -17,13 +17,6 @@ from engine.guardrail.guard import SessionGuard
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="module")
-def shipped() -> SessionGuard:
-    config = load_config(REPO / "policies.yaml")
-    alice = next(i for i in config.identities if i.name == "alice")
-    return Guard(config.rules, config.guardrails).for_session("shop", alice.name, alice.groups)
-
-
 @pytest.mark.parametrize("sql", [
     "CREATE OPERATOR public.##### (RIGHTARG = text, FUNCTION = ts_stat)",
     "CREATE OPERATOR public.#@# (LEFTARG = text, RIGHTARG = text, FUNCTION = pg_catalog.ts_stat)",

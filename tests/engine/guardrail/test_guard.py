@@ -232,13 +232,6 @@ def test_statement_hash_is_sha256_hex() -> None:
 # --- the shipped policies.yaml -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shipped() -> SessionGuard:
-    config = load_config(REPO / "policies.yaml")
-    alice = next(i for i in config.identities if i.name == "alice")
-    return Guard(config.rules, config.guardrails).for_session("shop", alice.name, alice.groups)
-
-
 def test_shipped_settings() -> None:
     config = load_config(REPO / "policies.yaml")
     assert config.guardrails.fallback == "block"

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from pglast import enums
 
-from engine.config import load_config
-from engine.guardrail import Guard, GuardrailSettings, Rule
+from engine.guardrail import GuardrailSettings, Rule
 from engine.guardrail.classify import Facts, classify
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.protection import CASCADING_FK, OFF, known_subcommands
@@ -22,13 +21,6 @@ def one(sql: str) -> Facts:
     facts = classify(sql)
     assert len(facts) == 1
     return facts[0]
-
-
-@pytest.fixture(scope="module")
-def shipped() -> SessionGuard:
-    config = load_config(REPO / "policies.yaml")
-    return Guard(config.rules, config.guardrails).for_session(
-        "shop", "alice", frozenset({"engineering"}))
 
 
 # --- 1. INSERT … ON CONFLICT DO UPDATE is an UPDATE -----------------------------------------

@@ -14,20 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
-from engine.guardrail import Guard
 from engine.guardrail.classify import classify
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.literals import reads_differently_without_scs
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def shipped() -> SessionGuard:
-    config = load_config(REPO / "policies.yaml")
-    alice = next(i for i in config.identities if i.name == "alice")
-    return Guard(config.rules, config.guardrails).for_session("shop", alice.name, alice.groups)
 
 
 def body(code: str, language: str = "plpgsql") -> str:
