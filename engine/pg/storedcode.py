@@ -55,25 +55,13 @@ class StoredCode:
         # masking): the catalog reads it again in the background, for the statements after.
         self.ask = ask
         self._missing: set[str] | None = None  # collecting, for ``missing``
-        # Answers while the catalog's ``changes`` stays what it was (nothing read anew).
-        self._answers: dict[tuple[str, bool], bool | None] = {}
-        self._version: int | None = None
 
     def __call__(self, name: str, writes: bool) -> bool | None:
-        """``name``: pg_class's relname, case kept (``Facts.read_names``)."""
-        version = getattr(self.catalog, "changes", None)
-        key = (name, writes)
-        if version is not None:
-            if version != self._version:
-                self._answers.clear()
-                self._version = version
-            elif key in self._answers:
-                return self._answers[key]
+        """``name``: pg_class's relname, case kept (``Facts.read_names``). Worked out anew at
+        each question (each relation looked at once): an answer kept would skip the look that
+        has an expired entry read again (``ask``)."""
         self._missing = None
-        answer = self._named(name, writes, 0, set())
-        if version is not None:
-            self._answers[key] = answer
-        return answer
+        return self._named(name, writes, 0, set())
 
     def missing(self, name: str, writes: bool) -> set[str]:
         """The relations the answer for ``name`` needs that the catalog never read."""

@@ -235,3 +235,13 @@ def test_names_are_looked_up_as_stored() -> None:
     assert guard({"T_Up": True}).judge('INSERT INTO "T_Up" VALUES (1)').verdict.rows_over == 100
     assert guard({"s.t_dot": True}).judge('INSERT INTO "s.t_dot" VALUES (1)'
                                           ).verdict.rows_over == 100
+
+
+def test_an_expired_entry_is_asked_for_at_every_question() -> None:
+    """While the catalog is unchanged an answer could be kept, but then an expired entry
+    would never be read again on a connection without masking (nothing else reads it)."""
+    catalog = Expired(table("audited", triggers=("public.audit",)))
+    catalog.changes = 0  # type: ignore[attr-defined]  # (a TableCatalog's counter)
+    code = StoredCode(catalog, catalog.asked.append)
+    assert code("audited", True) is True and code("audited", True) is True
+    assert catalog.asked == ["audited", "audited"]
