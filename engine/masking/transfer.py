@@ -240,12 +240,7 @@ class SftpMasker:
         return out
 
     def _drain(self) -> bytes:
-        out: list[bytes] = []
-        while self._pending and len(self._released) >= self._pending[0][1]:
-            head, size = self._pending.popleft()
-            out.append(head + bytes(self._released[:size]))
-            del self._released[:size]
-        return b"".join(out)
+        return _placed(self._pending, self._released)
 
 
 SSH_FXP_WRITE = 6
@@ -308,12 +303,18 @@ class SftpUploadRecord:
         return out + rest  # (lengths kept: nothing is left but by a broken masker)
 
     def _drain(self) -> bytes:
-        out: list[bytes] = []
-        while self._pending and len(self._released) >= self._pending[0][1]:
-            head, size = self._pending.popleft()
-            out.append(head + bytes(self._released[:size]))
-            del self._released[:size]
-        return b"".join(out)
+        return _placed(self._pending, self._released)
+
+
+def _placed(pending: deque[tuple[bytes, int]], released: bytearray) -> bytes:
+    """The packets waiting for their data (each: all but its data, and the data's length)
+    whose masked data has been released, in order: what may go out (or be recorded) now."""
+    out: list[bytes] = []
+    while pending and len(released) >= pending[0][1]:
+        head, size = pending.popleft()
+        out.append(head + bytes(released[:size]))
+        del released[:size]
+    return b"".join(out)
 
 
 def _write(packet: bytes) -> tuple[bytes, int, int] | None:
