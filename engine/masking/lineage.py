@@ -55,6 +55,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from pglast.parser import ParseError, parse_sql_json
 
+from engine.guardrail import builtin_names
 from engine.masking import bodies
 
 
@@ -209,6 +210,47 @@ _KEEPS_UNFOLLOWED = re.compile(
     r"|pg_replication_origin\w*|pg_\w*replication_slot")
 _SETTINGS_READ = frozenset({"current_setting"})
 _ANY = "\0any"  # the column of a function's result that answers to any name
+
+
+# A SELECT's clauses that decide how many rows it gives and which: their sources are carried
+# into every column (``_select``). GROUP BY, DISTINCT and HAVING decide how many groups.
+_SHAPING = frozenset({"limitCount", "limitOffset", "groupClause", "distinctClause",
+                      "havingClause"})
+# Built-in set-returning functions: in a target list each makes rows as its arguments say. A
+# function the gateway does not know may return a set too: any call that is not PostgreSQL's
+# own is taken as one.
+_SET_RETURNING = frozenset({
+    "generate_series", "generate_subscripts", "unnest", "regexp_split_to_table",
+    "regexp_matches", "string_to_table", "json_array_elements", "json_array_elements_text",
+    "jsonb_array_elements", "jsonb_array_elements_text", "json_each", "json_each_text",
+    "jsonb_each", "jsonb_each_text", "json_object_keys", "jsonb_object_keys",
+    "jsonb_path_query", "json_populate_recordset", "jsonb_populate_recordset",
+    "json_to_recordset", "jsonb_to_recordset", "pg_options_to_table", "ts_stat",
+    "ts_debug", "ts_parse", "ts_token_type", "xpath_table", "aclexplode",
+})
+
+
+def _set_returning(node: Any) -> list[dict[str, Any]]:
+    """The calls in an expression that may return a set: PostgreSQL's set-returning functions
+    and every function that is not PostgreSQL's own (a user's may be declared SETOF)."""
+    found: list[dict[str, Any]] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            call = item.get("FuncCall")
+            if isinstance(call, dict):
+                names = [_only(n)[1].get("sval", "") for n in call.get("funcname", [])]
+                schema = names[-2] if len(names) > 1 else None
+                if names and (names[-1] in _SET_RETURNING or schema not in (None, "pg_catalog")
+                              or names[-1] not in builtin_names.FUNCTIONS):
+                    found.append(call)
+            if "SelectStmt" in item:
+                continue  # a subquery's own target list decides its own rows
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def parse(text: str) -> list[dict[str, Any]] | None:
@@ -915,11 +957,16 @@ class Analyzer:
             part = node.get(key)
             if part:
                 lin = self._expr(part, scope)
-                if key in ("limitCount", "limitOffset") or (
-                        key == "whereClause" and self._recursive):
+                if key in _SHAPING or (key == "whereClause" and self._recursive):
                     # (a recursive term's WHERE decides when it stops: how many rows)
                     shape = shape | lin
         targets = self._targets(node.get("targetList", []), scope)
+        # A set-returning function in the target list makes as many rows as its arguments
+        # say (``generate_series(1, ascii(name))``, ``unnest``, ``regexp_split_to_table``):
+        # its arguments decide how many rows there are.
+        for t in node.get("targetList", []):
+            for call in _set_returning(_only(t)[1].get("val", {})):
+                shape = shape | self._expr(call.get("args"), scope)
         self._last_shape = shape
         if not shape:
             return targets
@@ -1036,6 +1083,9 @@ class Analyzer:
             names = [_only(c)[1].get("colname", "") for c in node.get("columns", [])]
             return [_Range(alias_name or "", tuple((n, lin) for n in names or ["?"]))]
         elif kind == "RangeTableSample":
+            # Its percentage and seed decide which rows, and how many.
+            self._shapes = self._shapes | self._expr(node.get("args"), outer) | self._expr(
+                node.get("repeatable"), outer)
             return self._from_item(node.get("relation", {}), outer, before, ctes)
         else:
             rng = _Range("", (("?column?", _UNKNOWN),))

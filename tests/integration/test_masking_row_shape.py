@@ -57,6 +57,34 @@ def test_row_counts_and_offsets_do_not_spell_a_value(gateway: Gateway, sql: str)
     assert spelled(rows(gateway, sql)) != secret
 
 
+@pytest.mark.parametrize("sql", [
+    # re-attack: a set-returning function in a subquery's target list, counted outside
+    "SELECT k, count(*) FROM (SELECT k, generate_series(1, ascii(substr(c.national_id, k, 1))) "
+    "FROM customers c, generate_series(1, 11) k WHERE c.id = 1) s GROUP BY k ORDER BY k",
+    "SELECT k, count(*) FROM (SELECT k, unnest(string_to_array(repeat('x,', "
+    "ascii(substr(c.national_id, k, 1)) - 1) || 'x', ',')) FROM customers c, "
+    "generate_series(1, 11) k WHERE c.id = 1) s GROUP BY k ORDER BY k",
+    "SELECT k, (SELECT count(*) FROM (SELECT DISTINCT ON (g % ascii(substr(c.national_id, k, 1)))"
+    " g FROM generate_series(1, 300) g) d) FROM customers c, generate_series(1, 11) k "
+    "WHERE c.id = 1 ORDER BY k",
+    "SELECT k, (SELECT count(*) FROM (SELECT 1 FROM generate_series(1, 300) g "
+    "GROUP BY g % ascii(substr(c.national_id, k, 1))) d) FROM customers c, "
+    "generate_series(1, 11) k WHERE c.id = 1 ORDER BY k",
+])
+def test_set_returning_calls_and_groups_do_not_spell_a_value(gateway: Gateway,
+                                                              sql: str) -> None:
+    secret = national_ids(gateway)[0]
+    assert spelled(rows(gateway, sql)) != secret
+
+
+def test_a_sample_sized_by_a_value_is_masked(gateway: Gateway) -> None:
+    """TABLESAMPLE's percentage from a masked value: the count of the sample measures it."""
+    got = rows(gateway, "SELECT count(*) FROM generate_series(1, 1) g, customers c "
+                        "TABLESAMPLE BERNOULLI ((SELECT ascii(national_id) FROM customers "
+                        "WHERE id = 2) / 1.0) REPEATABLE (1)")
+    assert got[0][0] is None  # a count is a number: masked, it is NULL
+
+
 def test_aggregate_filters_and_window_orders_are_masked(gateway: Gateway) -> None:
     secret = national_ids(gateway)
     ranked = rows(gateway, "SELECT id, row_number() OVER (ORDER BY national_id) FROM customers")
