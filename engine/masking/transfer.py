@@ -250,8 +250,9 @@ class SftpUploadRecord:
     """What the tape records of an SFTP client's requests: the data of its WRITEs masked as
     one stream per file written in order (a value split between two WRITE packets is masked
     as if whole: the outside attack on issue 14 recorded ``4012888888`` and ``881881`` in
-    clear), lengths kept; every other request as it is. Records only: the client's bytes
-    reach the target unchanged."""
+    clear), lengths kept; the data of a WRITE that neither starts a file nor continues the one
+    being written is recorded starred; every other request as it is. Records only: the
+    client's bytes reach the target unchanged."""
 
     def __init__(self, masker: ValueMasker) -> None:
         if not masker.keep_length:
@@ -287,8 +288,15 @@ class SftpUploadRecord:
                 out.append(packet)
                 continue
             handle, offset, at = write
-            if self._file != (handle, offset):  # another file, or out of order: a new stream
+            if self._file != (handle, offset):
                 out.append(self.flush())
+                if offset != 0:
+                    # Not the next bytes of the file being written, nor a file's start (writes
+                    # in pieces at falling offsets, or two files interleaved): no stream reads
+                    # the pieces together, so the record keeps none of this data.
+                    out.append(packet[:at] + starred(packet[at:]))
+                    self._file = None
+                    continue
             self._file = (handle, offset + len(packet) - at)
             self._pending.append((packet[:at], len(packet) - at))
             self._released += self._stream.feed(packet[at:])

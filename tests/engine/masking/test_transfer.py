@@ -256,3 +256,21 @@ def _write_data(stream: bytes) -> list[bytes]:
             out.append(stream[pos + 13 + size + 12:pos + 4 + n])
         pos += 4 + n
     return out
+
+
+@pytest.mark.parametrize("order", ["falling", "interleaved"])
+def test_an_upload_written_out_of_order_keeps_no_data_in_the_record(order: str) -> None:
+    """Re-attack on issue 14: 3-byte WRITEs at falling offsets, or 2-byte WRITEs alternating
+    with another file, were each a stream of their own and recorded the card in clear."""
+    record = SftpUploadRecord(ValueMasker(keep_length=True))
+    pieces = [(at, SECRETS[at:at + 3]) for at in range(0, len(SECRETS), 3)]
+    if order == "falling":
+        stream = b"".join(write(i + 2, at, chunk) for i, (at, chunk) in
+                          enumerate(reversed(pieces)))
+    else:
+        stream = b"".join(write(2 * i + 2, at, chunk) + write(2 * i + 3, at, b"zz", b"h002")
+                          for i, (at, chunk) in enumerate(pieces))
+    out = record.feed(stream) + record.flush()
+    assert len(out) == len(stream)
+    recorded = b"".join(_write_data(out))
+    assert b"888" not in recorded and b"ENG" not in recorded  # no piece of a value
