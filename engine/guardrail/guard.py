@@ -251,10 +251,19 @@ class SessionGuard:
         """What ``started`` returned for a text that completed without an error."""
         self.memory.finished(*started)
 
-    def judge(self, text: str) -> Judgement:
+    def judge(self, text: str, *, typed: bool = False) -> Judgement:
         """The judgement of ``text``; the last one is kept at hand, as the relay asks for the
-        same text again when it starts the statement (``started``)."""
+        same text again when it starts the statement (``started``). ``typed``: its Parse gave
+        a parameter a type that is not PostgreSQL's own, whose input (a domain's CHECKs, the
+        code they call) runs at the Bind: the statement is judged as calling code."""
         state = self._state()
+        if typed:
+            key = (text, frozenset[str](), frozenset({"\0typed"}), state)
+            kept = self._counted.get(key)
+            if kept is None:
+                kept = self._judge(text, typed=True)[0]
+                _put(self._counted, key, kept, self.settings.cache_size)
+            return kept
         judgement = self._plain(text, state)
         if judgement.replaces and self.function_exists is not None:
             replaced = frozenset(n for n in judgement.replaces if self._exists(n))
@@ -402,7 +411,7 @@ class SessionGuard:
 
     def _judge(self, text: str, code: frozenset[str] = frozenset(),
                unknown: frozenset[str] = frozenset(), *,
-               replaced: frozenset[str] = frozenset(),
+               replaced: frozenset[str] = frozenset(), typed: bool = False,
                ) -> tuple[Judgement, bool, tuple[int, int] | None]:
         """(the judgement, whether it may be cached, and where its statement sits when it is
         one statement whose verdict may be kept by shape). ``code``, ``unknown``: relations
@@ -428,6 +437,8 @@ class SessionGuard:
             statements = [_reaching(facts, code, unknown) for facts in statements]
         if replaced:
             statements = [_replacing(facts, replaced) for facts in statements]
+        if typed:
+            statements = [_typed(facts) for facts in statements]
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         # Of equal strength, a verdict that stands whatever the count wins over a rows_over
         # one (which may come to nothing).
@@ -435,7 +446,7 @@ class SessionGuard:
         one = statements[0]
         by_shape = len(statements) == 1 and one.by_shape and not one.settings
         touches = (frozenset(_touches(statements, verdicts))
-                   if self._shared.counts and not (code or unknown) else frozenset())
+                   if self._shared.counts and not (code or unknown or typed) else frozenset())
         replaces = (frozenset(n for f in statements for n in f.replaced)
                     if not replaced else frozenset())
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
@@ -483,6 +494,14 @@ def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Fa
     if names & code or names & maybe:
         return dataclasses.replace(facts, reaches=True)
     return facts
+
+
+def _typed(facts: Facts) -> Facts:
+    """``facts`` of a statement whose parameters' types run code of the target's at its Bind
+    (a domain's CHECKs): it calls code, whatever tables it names (own ones too)."""
+    if facts.reaches and not facts.own:
+        return facts
+    return dataclasses.replace(facts, reaches=True, own=False)
 
 
 def _put(cache: dict[_K, _V], key: _K, value: _V, size: int) -> None:

@@ -24,7 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.masking.lineage import UNKNOWN, Analyzer, Lineage, Missing, parse
+from engine.masking.lineage import (
+    FIRST_USER_OID,
+    PARAM_TYPES,
+    UNKNOWN,
+    Analyzer,
+    Lineage,
+    Missing,
+    parse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +151,12 @@ class StatementFlow:
                 self._owed.append(_Query(stmts))
             elif tag == 80:  # Parse
                 name, p = _cstr(body, 0)
-                text = _cstr(body, p)[0]
+                text, p = _cstr(body, p)
                 trees = self._parse(text)
-                self._prepared[name] = Statement(text, trees[0] if trees else None)
+                tree = trees[0] if trees else None
+                if tree is not None:
+                    tree = _typed(tree, body, p)
+                self._prepared[name] = Statement(text, tree)
             elif tag == 66:  # Bind
                 portal, p = _cstr(body, 0)
                 name = _cstr(body, p)[0]
@@ -387,6 +398,20 @@ class StatementFlow:
             if len(lineages) > _LINEAGE_CACHE:
                 lineages.popitem(last=False)
         return lineage
+
+
+def _typed(tree: dict[str, Any], body: bytes, pos: int) -> dict[str, Any]:
+    """A Parse's tree with the types it gave its parameters that are not PostgreSQL's own
+    (``PARAM_TYPES``): their input at each Bind runs a domain's CHECKs. A tree of its own
+    (lineages are kept by tree), or the parsed text's shared one when there are none."""
+    count = int.from_bytes(body[pos:pos + 2], "big")
+    oids = tuple(sorted({o for o in (int.from_bytes(body[p:p + 4], "big")
+                                     for p in range(pos + 2, pos + 2 + 4 * count, 4))
+                         if o >= FIRST_USER_OID}))
+    if not oids:
+        return tree
+    kind, node = next(iter(tree.items()))
+    return {kind: {**node, PARAM_TYPES: oids}}
 
 
 def _unchecked(lineage: Lineage, stale: Missing) -> Lineage:

@@ -72,6 +72,12 @@ UNKNOWN = Source(None, "", "")
 
 Lin = frozenset[Source]
 _NONE: Lin = frozenset()
+# The first OID PostgreSQL gives an object created after initdb: below it, every type is
+# PostgreSQL's own (the system catalogs' and information_schema's).
+FIRST_USER_OID = 16384
+# The key, in a statement's tree, of the user types its Parse gave its parameters by OID
+# (``engine.masking.flow``); a tuple, which no walk of the tree descends into.
+PARAM_TYPES = "gatewatchParamTypes"
 _UNKNOWN: Lin = frozenset({UNKNOWN})
 
 
@@ -346,6 +352,8 @@ class Analyzer:
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
         try:
             columns, declares = self._stmt(stmt)
+            for oid in _only(stmt)[1].get(PARAM_TYPES, ()):
+                self._parameter_type(oid)
             self._effects()
         except RecursionError:
             columns, self._reads = None, {UNKNOWN}
@@ -1257,6 +1265,14 @@ class Analyzer:
             self._reads.add(UNKNOWN)
             return out | _UNKNOWN
         return out
+
+    def _parameter_type(self, oid: int) -> None:
+        """A parameter the Parse typed by OID with a user's type: its input at the Bind runs
+        the type's code (a domain's CHECKs), as a cast into it does (``_cast``)."""
+        key = f"type:#{oid}"
+        self._calls.append((None, key, _NONE))
+        if not self.function_safe(None, key):
+            self._reads.add(UNKNOWN)
 
     def _operator(self, node: dict[str, Any], scope: Scope) -> Lin:
         """An operator runs a function: a user's (``create operator ### (function = f)``)

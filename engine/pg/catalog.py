@@ -919,7 +919,7 @@ def versions_query_of(relations: str, functions: str, gate: str) -> str:
         " UNION ALL SELECT coalesce(k.oid::text || '/' || k.xmin::text, '') || '/'"
         " || t.oid::text || '/' || t.xmin::text"
         " FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid"
-        " WHERE 'type:' || t.typname = n) x), '')::text, NULL"
+        " WHERE n IN ('type:' || t.typname, 'type:#' || t.oid::text)) x), '')::text, NULL"
         f" FROM unnest({functions}) n{when}"
     )
 
@@ -1014,17 +1014,19 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         " ON n.oid = o.oprnamespace"
         f" WHERE 'operator:' || o.oprname = ANY({fns})"
         " UNION ALL"
-        # A type (asked for as 'type:<name>'): the functions of casts into it, and a domain's
-        # CHECK expressions (of VALUE), run by a cast into it.
-        " SELECT 'f', n.nspname::text, 'type:' || t.typname, 'type', NULL, "
+        # A type (asked for as 'type:<name>', or 'type:#<oid>' for a parameter's type given by
+        # OID in a Parse): the functions of casts into it, and a domain's CHECK expressions
+        # (of VALUE), run by a cast into it (and by a parameter's input at the Bind).
+        " SELECT 'f', n.nspname::text, a.name, 'type', NULL, "
         + _SUPPORT.format("SELECT k.castfunc FROM pg_catalog.pg_cast k"
                           " WHERE k.casttarget = t.oid") +
         ", json_build_object('definition', (SELECT coalesce(json_agg("
         "pg_catalog.pg_get_expr(k.conbin, 0)), '[]') FROM pg_catalog.pg_constraint k"
         " WHERE k.contypid IN (t.oid, t.typbasetype) AND k.contypid <> 0"
         " AND k.contype = 'c')::text)::text"
-        " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
-        f" WHERE 'type:' || t.typname = ANY({fns})"
+        f" FROM unnest({fns}) a(name) JOIN pg_catalog.pg_type t"
+        " ON a.name IN ('type:' || t.typname, 'type:#' || t.oid::text)"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
         " UNION ALL " + versions_query(relations, functions)
     )
 

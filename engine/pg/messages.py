@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.masking.lineage import FIRST_USER_OID
 from engine.pg.codec import ProtocolViolation
 
 PARAM_PREVIEW_CHARS = 64
@@ -42,6 +43,13 @@ def query_text(body: bytes) -> bytes:
 class Parse:
     name: bytes
     query: bytes
+    types: tuple[int, ...] = ()  # the parameters' type OIDs the client gave (0: unspecified)
+
+    @property
+    def user_typed(self) -> bool:
+        """Whether a parameter is given a type that is not PostgreSQL's own: its input
+        conversion at the Bind may run code of the target's (a domain's CHECKs)."""
+        return any(oid >= FIRST_USER_OID for oid in self.types)
 
 
 def parse(body: bytes) -> Parse:
@@ -50,7 +58,8 @@ def parse(body: bytes) -> Parse:
     count, pos = _int(body, pos, 2, "Parse")
     if count < 0 or pos + 4 * count != len(body):
         raise ProtocolViolation("malformed Parse message: bad parameter type list")
-    return Parse(name, query)
+    types = tuple(int.from_bytes(body[p:p + 4], "big") for p in range(pos, len(body), 4))
+    return Parse(name, query, types)
 
 
 @dataclass(slots=True)

@@ -681,7 +681,8 @@ class PgRelay:
             return False
         if self._looks_up(text):
             return False
-        judgement = self._judge_text(text) if self.guard is not None else None
+        typed = parsed.user_typed
+        judgement = self._judge_text(text, typed=typed) if self.guard is not None else None
         if (judgement is not None and judgement.action == "block"
                 and judgement.verdict.rows_over is None):  # a count is judged at its Bind
             self._refuse(text, "extended", ("block", judgement.rule, None),
@@ -696,7 +697,7 @@ class PgRelay:
                 "42P05"))
             return False
         # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
-        entry = Statement(text, judgement, name_uses(text))
+        entry = Statement(text, judgement, name_uses(text), typed=typed)
         self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
         return True
 
@@ -752,7 +753,7 @@ class PgRelay:
             # The memory may have changed, or what the catalog knows of the relations it
             # names (a trigger added since the Parse: a driver keeps its prepared
             # statements for the connection's life).
-            judgement = self._judge_text(statement.text)
+            judgement = self._judge_text(statement.text, typed=statement.typed)
         executes: list[Statement | None] = []
         counted = None
         if (statement.allowed is not None and self.unreadable is None
@@ -1004,12 +1005,12 @@ class PgRelay:
             return True
         return False
 
-    def _judge_text(self, text: str) -> Judgement:
+    def _judge_text(self, text: str, *, typed: bool = False) -> Judgement:
         assert self.guard is not None
         if self.unreadable is not None:
             return _refusal(text, f"{self.unreadable}, so the gateway cannot read SQL as the "
                             "server does")
-        return self.guard.judge(text)
+        return self.guard.judge(text, typed=typed)
 
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
                 params: str | None = None, plan: list[Use] | None = None,

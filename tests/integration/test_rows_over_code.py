@@ -311,3 +311,34 @@ def test_a_counted_portal_described_then_executed_is_counted(guarded: Gateway) -
         assert any(tag == ord("C") and body.startswith(b"UPDATE 3") for tag, body in answers)
     finally:
         wire.close()
+
+
+@pytest.mark.parametrize("sql", [b"SELECT 1", b"SELECT $1::text",
+                                 b"INSERT INTO gw12c_done VALUES ($1)"])
+def test_a_parameter_typed_by_oid_runs_its_domain_checks_counted(
+        guarded: Gateway, sql: bytes) -> None:
+    """Found by the outside attack on issue 14: a Parse may give a parameter a type by OID
+    that the text never names; the input of a domain-typed parameter runs the domain's CHECK
+    at the Bind, and a CHECK may call a writing function."""
+    guarded.target.cluster.sql(
+        "CREATE DOMAIN gw12c_dom AS text CHECK (gw12c_purge() = 1)", dbname="shop")
+    try:
+        with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
+            row = admin.execute("SELECT 'gw12c_dom'::regtype::oid").fetchone()
+            assert row is not None
+            oid = int(row[0])
+
+        def work() -> None:
+            with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+                pg = conn.pgconn
+                pg.prepare(b"gw12c_typed", sql, [oid])
+                result = pg.exec_prepared(b"gw12c_typed", [b"x"])
+                state = result.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
+                if state:
+                    raise psycopg.errors.lookup(state.decode())(result.error_message.decode())
+
+        request = denied(guarded, work)
+        assert "the code it calls" in str(request["statement"])
+        assert rows(guarded.target) == 500
+    finally:
+        guarded.target.cluster.sql("DROP DOMAIN IF EXISTS gw12c_dom", dbname="shop")

@@ -51,7 +51,14 @@ def test_parse_unnamed() -> None:
 
 def test_parse_named_with_parameter_types() -> None:
     body = b"s1\x00SELECT $1, $2\x00" + h(2) + i(23) + i(0)
-    assert messages.parse(body) == messages.Parse(b"s1", b"SELECT $1, $2")
+    parsed = messages.parse(body)
+    assert parsed == messages.Parse(b"s1", b"SELECT $1, $2", (23, 0))
+    assert not parsed.user_typed  # int4 and unspecified: PostgreSQL's own
+
+
+def test_parse_with_a_user_type_says_so() -> None:
+    body = b"\x00SELECT $1\x00" + h(1) + i(16384)
+    assert messages.parse(body).user_typed
 
 
 @pytest.mark.parametrize(
