@@ -347,6 +347,10 @@ class PgRelay:
         # Its answer is handed on with the tag GATEWAY_ROW_DESCRIPTION or GATEWAY_NO_DATA, for
         # the masker to use and drop: the client never sees it.
         self.describe_portals = False
+        # The portal the client itself described since the last message that could change
+        # what it means (a Bind, a Close, a Query…): an Execute of it right after needs no
+        # Describe of the gateway's (libpq describes every portal it executes).
+        self._described: bytes | None = None
         self.marks_own = False  # tag the gateway's own errors GATEWAY_ERROR (results masked)
         self.own_errors = 0  # how many were tagged (``results`` counts them back)
         self._instead = b""  # the failing message sent in place of a refused one
@@ -538,6 +542,8 @@ class PgRelay:
                 return False
             # A Sync still ends the segment, the refusal's failure in front of it.
             self._inject_before, self._instead = self._instead or None, b""
+        if tag not in (68, 69, 72):  # Describe, Execute, Flush
+            self._described = None
         if tag == 81:  # 'Q'
             return self._query(body)
         if tag == 66:  # 'B'
@@ -564,7 +570,9 @@ class PgRelay:
         elif tag == 80:  # 'P'
             return self._parse(body)
         elif tag == 68:  # 'D'
-            messages.describe_or_close(body, "Describe")
+            kind, name = messages.describe_or_close(body, "Describe")
+            if kind == "P":
+                self._described = name
             self._owed.append((_DESCRIBE, None))
         elif tag == 67:  # 'C'
             kind, raw = messages.describe_or_close(body, "Close")
@@ -861,9 +869,12 @@ class PgRelay:
         if portal is not None:
             self._executed(portal.statement.text)
         describe = b""
+        described, self._described = self._described == raw, None
         if count is not None:
             self._owed.append((_COUNT, None))
-        if self.describe_portals:
+        if self.describe_portals and not (described and count is None):
+            # (A counted Execute has the gateway's statements between the client's Describe
+            # and its rows: described again, right before them.)
             describe = codec.message(b"D", b"P" + raw + b"\x00")
             self._owed.append((_DESCRIBE, _GATEWAY))
         self._owed.append((_EXECUTE, record))
