@@ -40,7 +40,7 @@ class ReplayApp(App[None]):
         self.push_screen(ReplayScreen(self.store, self.timeline, self.row, live=self._live))
 
 
-def run_replay(store_path: Path, session_id: str, theme: str | None = None) -> None:
+def run_replay(store_path: Path | str, session_id: str, theme: str | None = None) -> None:
     """Raises ``recordings.replay.SessionNotFound`` (and StoreError) for the CLI to report."""
     if theme not in {t.name for t in THEMES}:
         theme = DEFAULT

@@ -40,8 +40,10 @@ class Source(Protocol):
     async def output(self, session_id: str, after: int) -> list[Chunk]: ...
     async def stats(self) -> Statistics: ...
     async def next_events(self) -> list[Event]: ...
-    def store_path(self) -> Path | None:
-        """The store to replay recorded sessions from (None: replay is not available)."""
+    def store_path(self) -> Path | str | None:
+        """The store to replay recorded sessions from: a SQLite file, or a PostgreSQL store's
+        URL (libpq finds its password as for the other reads); None: replay is not
+        available."""
         ...
 
 
@@ -52,7 +54,6 @@ class LiveSource:
         self._requests = ControlConnection(control, token)
         self._events: ControlConnection | None = None
         self._stream: AsyncIterator[Event] | None = None
-        self._store_path: Path | None = None
         self._store: Path | str | None = None  # a PostgreSQL store: its URL
         self.identity = ""
 
@@ -63,7 +64,6 @@ class LiveSource:
         self.identity = str(hello.get("identity"))
         url = str(hello["store"]).startswith(("postgresql://", "postgres://"))
         self._store = str(hello["store"]) if url else Path(hello["store"])
-        self._store_path = None if url else Path(hello["store"])  # replay reads SQLite only
         if self._events is not None:
             await self._events.close()
         self._events = ControlConnection(self._control, self._token)
@@ -98,8 +98,8 @@ class LiveSource:
     async def stats(self) -> Statistics:
         return await asyncio.to_thread(self._read, reads.statistics)
 
-    def store_path(self) -> Path | None:
-        return self._store_path
+    def store_path(self) -> Path | str | None:
+        return self._store
 
     def _read(self, fn: Callable[[SqliteStore], T]) -> T:
         """``fn`` on the store, opened read-only for it (in a thread: SQLite blocks)."""
@@ -131,7 +131,7 @@ class FixedSource:
     def __init__(self, sessions: dict[str, Any], approvals: dict[str, Any],
                  statements: dict[str, list[dict[str, Any]]], stats: Statistics,
                  output: dict[str, list[Chunk]] | None = None,
-                 store: Path | None = None) -> None:
+                 store: Path | str | None = None) -> None:
         self._sessions, self._approvals = sessions, approvals
         self._store = store  # a real store holding recorded sessions, for replay
         self._output = output or {}
@@ -178,5 +178,5 @@ class FixedSource:
         await asyncio.Event().wait()  # never again: fixed data does not change
         return []
 
-    def store_path(self) -> Path | None:
+    def store_path(self) -> Path | str | None:
         return self._store

@@ -282,3 +282,30 @@ def test_a_cancel_reaching_the_other_node_cancels(fleet: Fleet, pg_target: Targe
     finally:
         wire.close()
     assert [e["C"] for e in errors_in(answer)] == ["57014"]  # query_canceled
+
+
+def test_the_tui_attached_to_b_replays_a_session_recorded_on_a(fleet: Fleet) -> None:
+    """Replay read SQLite only: a TUI attached to a node of a PostgreSQL store had no replay."""
+    import asyncio
+
+    from recordings.replay import open_timeline
+    from tui.source import LiveSource
+
+    with psycopg.connect(fleet.a.dsn(), autocommit=True) as conn:
+        conn.execute("select 'replayed from b'")
+    row = fleet.wait_for(lambda s: next((r for r in s.sessions() if r["status"] != "open"
+                                         and r["statements"]), None))
+
+    async def location() -> Path | str | None:
+        source = LiveSource(fleet.b.control, TOKENS["oncall"])
+        await source.connect()
+        return source.store_path()
+
+    where = asyncio.run(location())
+    assert where is not None, "the TUI attached to B offers no replay"
+    store = open_store(where, readonly=True)
+    try:
+        timeline = open_timeline(store, row["id"])
+        assert "replayed from b" in " ".join(s.text for s in timeline.statements)
+    finally:
+        store.close()

@@ -359,3 +359,44 @@ def test_a_listener_whose_connection_was_lost_listens_again(
     finally:
         a.close()
         b.close()
+
+
+async def test_the_operators_tui_replays_a_session_of_a_postgresql_store(
+        url: str, tmp_path: Path) -> None:
+    """Replay read SQLite only: on a fleet's PostgreSQL store, Enter on a recorded session
+    opened its statements instead of its replay."""
+    from tests.tui.fixtures import NOW, fixed_source
+    from tests.tui.test_replay import press
+    from tui.app import GatewatchApp
+    from tui.screens.replay import ReplayScreen
+    from tui.widgets.terminal import TerminalView
+
+    a = node(url, "a", tmp_path)
+    try:
+        a.apply([session_open("s1", protocol="ssh"),
+                 O.output_op("s1", 1, T0, 0, "r", b"80x24"),
+                 O.output_op("s1", 2, T0 + 1, 0, "o", b"$ ls\r\n"),
+                 O.output_op("s1", 3, T0 + 2, 0, "o", b"notes.txt\r\n"),
+                 O.Op(O.SESSION_CLOSE, "s1", 0, {
+                     "ended_at": O.utc(T0 + 9), "status": "closed", "end_reason": "client quit",
+                     "masked": "{}"})])
+        a.checkpoint()
+        source = fixed_source()
+        source._store = url
+        source._sessions = {"live": [], "recent": [
+            {"id": "s1", "protocol": "ssh", "identity": "alice", "connection": "box",
+             "client_addr": "10.0.0.1:5000", "application_name": None, "database": None,
+             "started_at": O.utc(T0), "ended_at": O.utc(T0 + 9), "statements": 0,
+             "status": "closed", "end_reason": "client quit"}]}
+        app = GatewatchApp(source, clock=lambda: NOW, live=False)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await press(pilot, "enter")
+            await pilot.pause()
+            assert isinstance(app.screen, ReplayScreen)
+            await press(pilot, "end")
+            assert "notes.txt" in app.screen.query_one("#terminal", TerminalView).text()
+            await press(pilot, "escape")
+    finally:
+        a.close()
