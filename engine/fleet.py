@@ -148,11 +148,9 @@ class Fleet:
 
     # --- the fleet as the operator sees it ---------------------------------------------------
 
-    def remote_sessions(self, exclude: frozenset[str], limit: int = 2000
-                        ) -> list[dict[str, Any]]:
+    def remote_sessions(self, exclude: frozenset[str]) -> list[dict[str, Any]]:
         """Open sessions of the other nodes (not ``exclude``), as the store has them."""
-        return [_as_live(row) for row in self.store.sessions(limit)
-                if row.get("status") == "open" and row.get("node") not in exclude]
+        return [_as_live(row) for row in self.store.open_sessions(sorted(exclude))]
 
     def remote_pending(self, exclude: frozenset[str]) -> list[dict[str, Any]]:
         """Pending approval requests of the other nodes (statements as recorded: masked)."""

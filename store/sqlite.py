@@ -30,7 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -825,6 +825,20 @@ class SqliteStore:
                 "SELECT s.*, (SELECT count(*) FROM statements t WHERE t.session_id = s.id)"
                 f" AS statements FROM sessions s {where} ORDER BY s.started_at DESC LIMIT ?",
                 [*args, limit],
+            )
+        )
+
+    def open_sessions(self, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
+        """Sessions still open, of every node but those in ``exclude``, newest first: all of
+        them, however many sessions started since (``sessions`` pages by start time). Read
+        node by node through the (node, status) index."""
+        skip = f" WHERE n.name NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        return list(
+            self.db.query(
+                "SELECT s.*, (SELECT count(*) FROM statements t WHERE t.session_id = s.id)"
+                " AS statements FROM nodes n JOIN sessions s"
+                f" ON s.node = n.name AND s.status = 'open'{skip} ORDER BY s.started_at DESC",
+                list(exclude),
             )
         )
 

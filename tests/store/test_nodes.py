@@ -298,3 +298,25 @@ def test_gatewatch_verify_names_each_nodes_chain(db_path: Path) -> None:
                                               " (node a: 6, node b: 4); 2 sessions match them")
     finally:
         reader.close()
+
+
+def test_a_nodes_open_session_is_listed_however_many_started_since(db_path: Path) -> None:
+    """The fleet's live sessions of other nodes came from the store's 2,000 newest: a session
+    open on B for longer than A took to record 2,000 more vanished from every list and could
+    not be killed through A."""
+    a = open_store(db_path, node="a")
+    b = open_store(db_path, node="b")
+    try:
+        b.apply([session_open("old-on-b", started_at=O.utc(T0 - 3600))])
+        b.checkpoint()
+        a.apply([op for i in range(2100) for op in (
+            session_open(f"s{i:05d}", started_at=O.utc(T0 + i)),
+            session_close(f"s{i:05d}"))])
+        a.apply([session_open("open-on-a", started_at=O.utc(T0 + 5000))])
+        a.checkpoint()
+        assert [r["id"] for r in a.open_sessions(["a"])] == ["old-on-b"]
+        assert [r["id"] for r in a.open_sessions()] == ["open-on-a", "old-on-b"]
+        assert not [r for r in b.open_sessions(["a", "b"])]
+    finally:
+        a.close()
+        b.close()
