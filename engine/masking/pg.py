@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
-from engine.masking import binary
+from engine.masking import binary, sqlstates
 from engine.masking.flow import COMPLETION_LINEAGE, Statement, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
 from engine.masking.masker import ValueMasker
@@ -940,7 +940,14 @@ class ResultMasker:
             if stop < 0:
                 raise _malformed("ErrorResponse" if buf[pos] == 69 else "NoticeResponse")
             field = body[p : stop + 1]
-            if hide and body[p] in _STATEMENT_FIELDS and stop > p + 1:
+            if hide and body[p] == 67 and body[p + 1:stop].decode("ascii", "replace") not in (
+                    sqlstates.KNOWN):
+                # RAISE … USING ERRCODE spells any five characters: kept only when it is a
+                # code PostgreSQL raises itself (clients act on those).
+                counts[(READS_MASKED, "")] += 1
+                field = b"C" + sqlstates.RAISED.encode() + b"\x00"
+                changed = True
+            elif hide and body[p] in _STATEMENT_FIELDS and stop > p + 1:
                 # The statement reads a masked column: any of its texts may quote a value.
                 counts[(READS_MASKED, "")] += 1
                 field = body[p : p + 1] + (HIDDEN_ERROR.encode()

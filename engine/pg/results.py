@@ -15,9 +15,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
+from engine.masking import sqlstates
 from engine.masking.flow import StatementFlow
 from engine.masking.lineage import Analyzer, Missing
-from engine.masking.pg import ResultMasker, TextMasker
+from engine.masking.pg import HIDDEN_ERROR, ResultMasker, TextMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.strategies import REDACT
 from engine.pg import rowcount
@@ -317,13 +318,16 @@ class ResultPath:
                     last.update(ended.popleft())
         for i, f in enumerate(finished):
             counted = per.get(i)
-            error = f.error
+            error, sqlstate = f.error, f.sqlstate
             if error is not None and self.results is not None:
                 # The relay read the target's error; the record keeps what the client got
-                # (ARCHITECTURE.md invariant 6): an error may quote a masked column's value.
+                # (ARCHITECTURE.md invariant 6): an error may quote a masked column's value,
+                # and a hidden error's code is PostgreSQL's own or P0001 (``sqlstates``).
                 error, _ = self.results.recorded_error(error)
+                if error == HIDDEN_ERROR and sqlstate not in sqlstates.KNOWN:
+                    sqlstate = sqlstates.RAISED
             self.session.finished(f.seq, f.status, command=f.command, rows=f.rows,
-                                  sqlstate=f.sqlstate, error=error, at=f.finished,
+                                  sqlstate=sqlstate, error=error, at=f.finished,
                                   masked=self.keys(counted) if counted else None)
 
     def keys(self, counts: Counter[tuple[str, str]]) -> dict[str, int]:

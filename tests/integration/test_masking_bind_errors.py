@@ -108,3 +108,35 @@ def test_a_parameter_typed_by_oid_in_parse_is_checked_as_its_type(
     stored = guarded.wait_for(lambda s: [r for r in s.conn.execute(
         "SELECT error FROM statements WHERE error IS NOT NULL").fetchall()])
     assert not [e for (e,) in stored if value in str(e)]
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_an_error_code_chosen_by_code_that_reads_a_masked_column_is_not_passed_on(
+        guarded: Gateway, protocol: str) -> None:
+    """``RAISE … USING ERRCODE`` takes any five characters of [0-9A-Z]: five characters of a
+    national id per error. Where a statement reads a masked column, only the codes
+    PostgreSQL raises itself pass; others read P0001, as a plain RAISE gives."""
+    value = first_national_id(guarded.target)
+    guarded.target.cluster.sql(
+        "CREATE OR REPLACE FUNCTION gw14b_code() RETURNS int LANGUAGE plpgsql AS $$"
+        " DECLARE s text; BEGIN"
+        "  SELECT national_id INTO s FROM customers ORDER BY id LIMIT 1;"
+        "  RAISE EXCEPTION 'x' USING ERRCODE = 'Q' || translate(substr(s, 1, 4), '-', 'Z');"
+        " END$$", dbname="shop")
+    try:
+        cursor = psycopg.ClientCursor if protocol == "simple" else psycopg.Cursor
+        with psycopg.connect(guarded.dsn("shop_masked"), autocommit=True,
+                             cursor_factory=cursor) as conn:
+            with pytest.raises(psycopg.Error) as failed:
+                conn.execute("SELECT gw14b_code() WHERE %s::int = 1", [1])
+            assert failed.value.sqlstate == "P0001", failed.value.sqlstate
+            assert value[:4].replace("-", "Z") not in str(failed.value.sqlstate)
+            stored = guarded.wait_for(lambda s: s.conn.execute(
+                "SELECT sqlstate FROM statements WHERE text LIKE '%gw14b_code()%'"
+                " AND sqlstate IS NOT NULL").fetchall())
+            assert {code for (code,) in stored} == {"P0001"}, stored
+            # A code PostgreSQL raises itself still reaches the client as it is.
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT national_id, 1 / 0 FROM customers WHERE %s::int = 1", [1])
+    finally:
+        guarded.target.cluster.sql("DROP FUNCTION IF EXISTS gw14b_code()", dbname="shop")
