@@ -214,7 +214,10 @@ _KEPT_READ: dict[str, Source] = {
 _KEEPS_UNFOLLOWED = re.compile(
     r"lo_\w+|lowrite|lo_creat|pg_backup_start|pg_start_backup|pg_create_restore_point"
     r"|pg_replication_origin\w*|pg_\w*replication_slot")
-_SETTINGS_READ = frozenset({"current_setting"})
+# Built-ins whose result reads settings set_config() may have kept a value in: the time zone
+# (``to_char(now(), 'TZ')`` spells a zone named '<…>+4' whole, its hours shift by the
+# offset), the locale's names, ``timeofday()``'s zone.
+_SETTINGS_READ = frozenset({"current_setting", "to_char", "timeofday"})
 _ANY = "\0any"  # the column of a function's result that answers to any name
 
 

@@ -31,7 +31,9 @@ from engine.tasks import spawn
 
 log = logging.getLogger(__name__)
 
-_APPLICATION_NAME = b"application_name\x00"
+# Reported settings whose value is free text that set_config() may have set from a masked
+# column: ``application_name``, and a ``TimeZone`` named '<…>+4' (POSIX zones take any name).
+_FREE_TEXT_SETTINGS = (b"application_name\x00", b"TimeZone\x00")
 
 OFF_LOOP = 256 * 1024  # bytes of target output masked in a worker thread rather than inline
 
@@ -143,11 +145,12 @@ class ResultPath:
             self.client.write(self._own(out))
 
     def _reported_settings(self, out: bytes) -> bytes:
-        """A ParameterStatus reporting ``application_name`` set from a masked column
-        (``set_config('application_name', national_id, false)``): its value is masked whole.
-        Lineage keeps what settings were set from (``engine.masking.lineage``)."""
+        """A ParameterStatus reporting ``application_name`` or ``TimeZone`` set from a masked
+        column (``set_config('application_name', national_id, false)``): its value is masked
+        whole. Lineage keeps what settings were set from (``engine.masking.lineage``)."""
         masking = self.session.masking
-        if self.catalog is None or masking is None or _APPLICATION_NAME not in out:
+        if self.catalog is None or masking is None or not any(
+                name in out for name in _FREE_TEXT_SETTINGS):
             return out
         kept = self.catalog.derived("pg_settings", "setting")
         if not kept or masking.lineage_rule(kept) is None:
@@ -158,8 +161,9 @@ class ResultPath:
             end = pos + 1 + int.from_bytes(out[pos + 1:pos + 5], "big")
             if end > len(out):
                 break
-            if out[pos] == ord("S") and out[pos + 5:end].startswith(_APPLICATION_NAME):
-                body = _APPLICATION_NAME + REDACT.mask.encode() + b"\x00"
+            name = out[pos + 5:end].partition(b"\x00")[0] + b"\x00"
+            if out[pos] == ord("S") and name in _FREE_TEXT_SETTINGS:
+                body = name + REDACT.mask.encode() + b"\x00"
                 pieces.append(b"S" + (len(body) + 4).to_bytes(4, "big") + body)
             else:
                 pieces.append(out[pos:end])

@@ -371,3 +371,23 @@ def test_a_statement_prepared_before_the_copy(gateway: Gateway, tables: list[str
         conn.execute(f"insert into {notes} select national_id from customers")
         rows = conn.execute("execute show_notes").fetchall()
     assert len(rows) == len(values) and not leaked(values, str(rows)), rows[-3:]
+
+
+@pytest.mark.parametrize("read_back", [
+    "select to_char(now(), 'TZ')",
+    "select to_char(now(), 'tz OF')",
+    "select to_char(now(), f) from (select 'T' || 'Z' as f) x",
+    "select timeofday()",
+])
+def test_a_value_kept_in_the_time_zone(gateway: Gateway, read_back: str) -> None:
+    """POSIX time zones take any name: ``set_config('timezone', '<' || national_id || '>+4')``
+    made the zone's name the value, reported in the TimeZone ParameterStatus and spelled by
+    ``to_char(…, 'TZ')``."""
+    values = seeded(gateway)
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute("select set_config('timezone', '<' || translate(national_id, '-', '')"
+                     " || '>+4', false) from customers where id = 3")
+        status = conn.info.parameter_status("TimeZone")
+        rows = conn.execute(read_back).fetchall()
+    assert not leaked(values, str(status).replace("<", "").replace(">+4", "")), status
+    assert not leaked([v.replace("-", "") for v in values], str(rows)), rows
