@@ -806,6 +806,12 @@ class Analyzer:
                     assigned[name] = assigned.get(name, _NONE) | self._expr(val, scope)
         self._expr(node.get("whereClause"), scope)
         self._written.add(rel.get("relname", ""))
+        kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
+        if kept:
+            # A sequence setval() set from a masked column: a serial or identity default
+            # (nextval() in no text of the statement) writes that value into the row.
+            for name in [n for n, _ in target.columns] or [_ANY]:
+                assigned[name] = assigned.get(name, _NONE) | kept
         if assigned:
             src_table = rel.get("relname", "")
             src_schema = rel.get("schemaname")
