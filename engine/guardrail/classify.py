@@ -178,6 +178,11 @@ class Facts:
     # relname: case kept, quotes undone, no schema), for the catalog (``engine.pg.storedcode``).
     written_names: set[str] = field(default_factory=set)
     read_names: set[str] = field(default_factory=set)
+    # Relations whose stored expressions (CHECKs, index expressions and predicates, generated
+    # columns, extended statistics, a partition key) it evaluates over the rows they hold,
+    # by the same names: ANALYZE, VALIDATE CONSTRAINT, a table rewrite, CLUSTER, REINDEX.
+    # Where it cannot name them (ANALYZE of the whole database, REINDEX INDEX), it reaches.
+    evaluated_names: set[str] = field(default_factory=set)
     # Functions a CREATE OR REPLACE FUNCTION may replace, by name as stored (proname): one that
     # exists on the target may be what a policy, CHECK or default calls (``SessionGuard``).
     replaced: set[str] = field(default_factory=set)
@@ -686,6 +691,15 @@ class _Walker:
                         "may not have judged", True)
             if subtype in protection.REWRITES_ROWS:
                 kinds.add("UPDATE")  # every row's value of the column is rewritten
+            if subtype in _EVALUATES_ROWS:
+                self._evaluates([node.get("relation")])
+            if subtype == "AT_AttachPartition":  # the partition's rows meet its new bounds
+                partition = cmd.get("def", {}).get("PartitionCmd", {})
+                self._evaluates([partition.get("name")])
+            if subtype in _CONVERTS_ROWS:  # each row's value becomes one of the column's type
+                column = cmd.get("def")
+                if isinstance(column, dict):
+                    self._converts(column.get("ColumnDef", {}).get("typeName"))
         return True
 
     def _protection(self, node: dict[str, Any], node_type: str) -> bool:
@@ -697,6 +711,9 @@ class _Walker:
             keep_going = True
         if protection.statement_off(node_type, node):
             self.facts.kinds.add(protection.OFF)
+        if node_type == "AlterDomainStmt" and node.get("subtype") == "V":
+            # VALIDATE CONSTRAINT runs a user's type's CHECK over every value of it stored.
+            self.facts.reaches = True
         if node_type == "AlterEventTrigStmt" and node.get("tgenabled") in ("O", "A"):
             what = f"event trigger {node.get('trigname', '')} enabled"
             _opaque(self.facts, what, what, "runs stored code whose creation the gateway may "
@@ -948,12 +965,48 @@ class _Walker:
             self._take(sink, deferred=True)
 
     def _vacuum(self, node: dict[str, Any]) -> bool:
+        """ANALYZE evaluates index expressions and extended statistics over sampled rows,
+        VACUUM FULL rebuilds every index: stored code runs (``_evaluates``). A plain VACUUM
+        evaluates none."""
         is_vacuum = node.get("is_vacuumcmd", False)  # pglast leaves a false flag out
         self.facts.kinds.add("VACUUM" if is_vacuum else "ANALYZE")
+        evaluates = not is_vacuum
         for option in node.get("options", []):
-            if isinstance(option, dict) and option.get("DefElem", {}).get("defname") == "full":
+            elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+            if elem.get("defname") == "full":
                 self.facts.kinds.add("VACUUM FULL")
+            if elem.get("defname") in ("full", "analyze"):
+                evaluates |= option_truth(elem.get("arg")) is not False
+        if evaluates:
+            self._evaluates([r.get("VacuumRelation", r).get("relation") for r in
+                             node.get("rels") or [] if isinstance(r, dict)])
         return True
+
+    def _cluster(self, node: dict[str, Any]) -> bool:
+        """CLUSTER rewrites the table and rebuilds its indexes (``_evaluates``)."""
+        self._generic("ClusterStmt")
+        self._evaluates([node.get("relation")])
+        return True
+
+    def _reindex(self, node: dict[str, Any]) -> bool:
+        """REINDEX TABLE evaluates the table's index expressions over its rows; REINDEX INDEX
+        names an index, whose table the gateway cannot tell: it reaches, as does REINDEX of a
+        schema, a database or the system catalogs."""
+        self._generic("ReindexStmt")
+        table = node.get("kind") == "REINDEX_OBJECT_TABLE"
+        self._evaluates([node.get("relation") if table else None])
+        return True
+
+    def _evaluates(self, relations: list[Any]) -> None:
+        """The statement evaluates the stored expressions of ``relations`` (RangeVars) over
+        the rows they hold: whether one calls code of the target's is the catalog's to say
+        (``Facts.evaluated_names``, ``SessionGuard.stored_code``). None named, or one that
+        is not a relation by name (the whole database, an index): it reaches, fail closed."""
+        named = [r for r in relations if isinstance(r, dict) and _relation(r)]
+        if not named or len(named) < len(relations):
+            self.facts.reaches = True
+        for relation in named:
+            self.facts.evaluated_names.add(_stored_name(relation))
 
     def _explain(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("EXPLAIN")
@@ -1105,15 +1158,52 @@ class _Walker:
             self.facts.kinds.add("SET ROLE")
 
     def _type_cast(self, node: dict[str, Any]) -> bool:
-        """'pg_terminate_backend'::regproc names a function (or table, role…) in a literal.
+        """A cast into a user's type (``x::t``, ``CAST(x AS t)``, ``t 'x'``, ``x::t[]``) runs
+        code without a call: a domain's CHECKs, a cast's function (``_converts``).
+
+        'pg_terminate_backend'::regproc names a function (or table, role…) in a literal.
         The rules do not read such names today; keyed by exact text they never will be
         wrong to."""
+        self._converts(node.get("typeName"))
         arg = node.get("arg")
         if isinstance(arg, dict) and "A_Const" in arg:
             names = name(node.get("typeName", {}).get("names", []))
             if names and names[-1].lower() in _CATALOG_NAME_TYPES:
                 self.facts.by_shape = False
         return True
+
+    def _prepare(self, node: dict[str, Any]) -> bool:
+        """PREPARE p (t) AS …: each EXECUTE converts its arguments into the parameters' types
+        (judged as the body alone, which never names them): a user's type is code reached."""
+        self._generic("PrepareStmt")
+        for type_name in node.get("argtypes") or []:
+            self._converts(type_name)
+        return True
+
+    def _converts(self, type_name: Any) -> None:
+        """Values are converted into the type ``type_name`` (a TypeName) as the statement
+        runs: into a user's type, that runs code the target holds (a domain's CHECK calling
+        a function, a ``CREATE CAST … WITH FUNCTION``), as ``SELECT f()`` does
+        (``Facts.reaches``). Not ``unread``: stored in a view, a default or an index, the
+        expression is read again from the catalog where it runs (``engine.pg.storedcode``)."""
+        if isinstance(type_name, dict):
+            type_name = type_name.get("TypeName", type_name)
+            parts = name(type_name.get("names", []))
+            if parts and self._user_type(parts):
+                self.facts.reaches = True
+
+    def _user_type(self, parts: list[str]) -> bool:
+        """Whether a type named ``parts`` (as written) may be a user's, fail closed: a name
+        not PostgreSQL's own (``builtin_names.TYPES``; the parser spells ``int``,
+        ``varchar(9)``, ``double precision`` … as pg_catalog's), one in another schema, or
+        any name without its schema once the session put a schema ahead of pg_catalog."""
+        if len(parts) > 1:
+            if parts[-2] == "pg_catalog":
+                return parts[-1] not in builtin_names.TYPES
+            if parts[-2] == "information_schema":
+                return parts[-1] not in builtin_names.INFORMATION_SCHEMA_TYPES
+            return True
+        return self.shadowed or parts[0] not in builtin_names.TYPES
 
     def _range_var(self, node: dict[str, Any]) -> bool:
         relname = _relation(node)
@@ -1138,6 +1228,7 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     if not deferred:
         sink.reaches |= inner.reaches
         sink.unread |= inner.unread
+        sink.evaluated_names |= inner.evaluated_names
 
 
 # Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
@@ -1213,6 +1304,19 @@ def _identity(parts: list[str], parameters: list[Any]) -> str:
     shown = [f'"{p.replace(chr(34), chr(34) * 2)}"' if "." in p or '"' in p else p
              for p in parts]
     return f"{'.'.join(shown)}({','.join(types)})"
+
+
+# ALTER TABLE subcommands that convert every row's value of a column into the column's type
+# (ADD COLUMN: its DEFAULT, or NULL, goes through a domain's CHECKs; ALTER COLUMN TYPE).
+_CONVERTS_ROWS = frozenset({"AT_AddColumn", "AT_AlterColumnType"})
+# ALTER TABLE subcommands that evaluate the table's stored expressions over the rows it holds:
+# a rewrite (ADD COLUMN with a volatile DEFAULT or a domain, ALTER COLUMN TYPE, SET LOGGED or
+# UNLOGGED, SET ACCESS METHOD, SET EXPRESSION) rebuilds its indexes and checks again what
+# depends on the column; VALIDATE CONSTRAINT runs a CHECK over every row; ATTACH PARTITION
+# checks the table's partition key and bounds over the partition's rows.
+_EVALUATES_ROWS = frozenset({"AT_AddColumn", "AT_AlterColumnType", "AT_SetLogged",
+                             "AT_SetUnLogged", "AT_SetAccessMethod", "AT_SetExpression",
+                             "AT_ValidateConstraint", "AT_AttachPartition"})
 
 
 # Expressions that name an operator (BETWEEN and the like name a keyword instead).
@@ -1299,6 +1403,8 @@ _HANDLERS: dict[str, _Handler] = {
     "DoStmt": _Walker._do,
     "CreateFunctionStmt": _Walker._create_function,
     "VacuumStmt": _Walker._vacuum,
+    "ClusterStmt": _Walker._cluster,
+    "ReindexStmt": _Walker._reindex,
     "ExplainStmt": _Walker._explain,
     "VariableSetStmt": _Walker._set,
     "AlterRoleSetStmt": lambda w, n: w._stored_setting(n, "AlterRoleSetStmt"),
@@ -1322,6 +1428,7 @@ _HANDLERS: dict[str, _Handler] = {
     "A_Expr": _Walker._operator,
     "RangeVar": _Walker._range_var,
     "TypeCast": _Walker._type_cast,
+    "PrepareStmt": _Walker._prepare,
     "JsonFuncExpr": _Walker._json_function,
 }
 _SYNTAX_CALLS = {

@@ -63,9 +63,10 @@ class Judgement:
     effects: Effects = NOTHING  # what running it does to the session's memory
     remembered: bool = False  # judged against a memory that was not empty
     # Relations its statements name that nothing counts yet (not counted for code they
-    # call, nor for their own writes), by bare name, with whether a statement writes them:
-    # stored code there makes a ``rows_over`` rule count it (``SessionGuard.stored_code``).
-    touches: frozenset[tuple[str, bool]] = frozenset()
+    # call, nor for their own writes), by bare name, with whether a statement writes them,
+    # and whether it evaluates their stored expressions over their rows (ANALYZE, a
+    # rewrite): stored code there makes a ``rows_over`` rule count it (``stored_code``).
+    touches: frozenset[tuple[str, bool, bool]] = frozenset()
     # Functions its CREATE OR REPLACE FUNCTION statements may replace (``Facts.replaced``).
     replaces: frozenset[str] = frozenset()
 
@@ -82,11 +83,13 @@ LOOKED = 10.0  # seconds a read of the catalog stands for a name it could not fi
 
 
 class StoredCodeCheck(Protocol):
-    """Whether a relation carries code of the target's (``engine.pg.storedcode``)."""
+    """Whether a relation carries code of the target's (``engine.pg.storedcode``) that a
+    statement reading it, writing it (``writes``) or evaluating its stored expressions over
+    its rows (``rows``) runs."""
 
-    def __call__(self, name: str, writes: bool) -> bool | None: ...
+    def __call__(self, name: str, writes: bool, rows: bool = False) -> bool | None: ...
 
-    def missing(self, name: str, writes: bool) -> set[str]:
+    def missing(self, name: str, writes: bool, rows: bool = False) -> set[str]:
         """The relations its answer needs that the catalog never read."""
         ...
 
@@ -309,8 +312,8 @@ class SessionGuard:
         if self.function_exists is not None:
             missing |= {f"fn:{n}" for n in judgement.replaces if self.function_exists(n) is None}
         if stored_code is not None and judgement.touches and judgement.action != "block":
-            for name, writes in judgement.touches:
-                missing |= stored_code.missing(name, writes)
+            for name, writes, rows in judgement.touches:
+                missing |= stored_code.missing(name, writes, rows)
         return frozenset(n for n in missing if not self._just_looked(n))
 
     def looked(self, names: frozenset[str]) -> None:
@@ -337,8 +340,8 @@ class SessionGuard:
         cannot be counted and would be held (ARCHITECTURE.md's known gaps)."""
         code: set[str] = set()
         unknown: set[str] = set()
-        for name, writes in judgement.touches:
-            runs = stored_code(name, writes)
+        for name, writes, rows in judgement.touches:
+            runs = stored_code(name, writes, rows)
             if runs is None and self._just_looked(name):
                 # Asked for and still not known: the read failed (a lock held on a table
                 # the view reads timed it out). Fail closed: held where it cannot be counted.
@@ -458,22 +461,27 @@ class SessionGuard:
 # checks) or read (a view's query). An UPDATE or DELETE is counted for its own rows, and what
 # its table's code writes is counted with them (``engine.pg.rowcount``).
 _RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE", "REFRESH MAT VIEW"})
-# Statements a count cannot wrap (the code runs later, or data flows while counting): marked
-# as reaching code they are held, so only for code known to be there.
-_HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE"})
+# Statements a count cannot wrap (the code runs later, or data flows while counting, or it
+# cannot run in a transaction block): marked as reaching code they are held, so only for
+# code known to be there.
+_HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE", "VACUUM"})
 
 
 def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
-             ) -> Iterator[tuple[str, bool]]:
-    """The relations of statements that nothing counts yet, and whether each is written."""
+             ) -> Iterator[tuple[str, bool, bool]]:
+    """The relations of statements that nothing counts yet, whether each is written, and
+    whether its stored expressions are evaluated over its rows."""
     for facts, verdict in zip(statements, verdicts, strict=True):
-        if (facts.reaches or facts.own or verdict.rows_over is not None
-                or not facts.kinds & _RUNS_STORED_CODE):
+        if facts.reaches or facts.own or verdict.rows_over is not None:
+            continue
+        for name in facts.evaluated_names:
+            yield name, False, True
+        if not facts.kinds & _RUNS_STORED_CODE:
             continue
         for name in facts.written_names:
-            yield name, True
+            yield name, True, False
         for name in facts.read_names - facts.written_names:
-            yield name, False
+            yield name, False, False
 
 
 def _replacing(facts: Facts, replaced: frozenset[str]) -> Facts:
@@ -487,9 +495,11 @@ def _replacing(facts: Facts, replaced: frozenset[str]) -> Facts:
 def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Facts:
     """``facts`` marked as running code of the target's when a relation it names carries
     some (``code``), or may (``unknown``; see ``_stored_code_counted``)."""
-    if facts.reaches or facts.own or not facts.kinds & _RUNS_STORED_CODE:
+    if facts.reaches or facts.own:
         return facts
-    names = facts.written_names | facts.read_names
+    names = set(facts.evaluated_names)
+    if facts.kinds & _RUNS_STORED_CODE:
+        names |= facts.written_names | facts.read_names
     maybe = unknown if not facts.kinds & _HELD_WHEN_REACHING else frozenset()
     if names & code or names & maybe:
         return dataclasses.replace(facts, reaches=True)

@@ -793,7 +793,8 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
                     definition, tuple(more.get("triggers") or ()), tuple(more.get("rules") or ()),
                     tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()),
                     tuple(more.get("family") or ()), tuple(more.get("checks") or ()),
-                    tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()))
+                    tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()),
+                    tuple(more.get("evaluated") or ()))
 
 
 def catalog_query(oids: list[int]) -> str:
@@ -846,6 +847,8 @@ _RELATION_VERSION = (
     "  ORDER BY y.oid) FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid), '')"
     " || '/' || coalesce((SELECT string_agg(k.oid::text || '.' || k.xmin::text, ','"
     "  ORDER BY k.oid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(s.oid::text || '.' || s.xmin::text, ','"
+    "  ORDER BY s.oid) FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = c.oid), '')"
 )
 _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"
@@ -985,7 +988,30 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "   FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polqual IS NOT NULL"
         "   UNION ALL SELECT pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)"
         "   FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid"
-        "   AND p.polwithcheck IS NOT NULL) x))::text"
+        "   AND p.polwithcheck IS NOT NULL) x),"
+        # The functions (an operator's too) and types extended statistics and a partition
+        # key use, read from pg_depend (every version: pg_statistic_ext's expressions have
+        # no column before 14), written as calls and casts for the guard to read.
+        "  'evaluated', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
+        "   SELECT pg_catalog.quote_ident(fn.nspname) || '.'"
+        "   || pg_catalog.quote_ident(fp.proname) || '()' AS e"
+        "   FROM pg_catalog.pg_depend dp LEFT JOIN pg_catalog.pg_operator o"
+        "   ON dp.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass"
+        "   AND o.oid = dp.refobjid JOIN pg_catalog.pg_proc fp ON fp.oid = CASE"
+        "   WHEN dp.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN dp.refobjid"
+        "   ELSE o.oprcode::oid END"
+        "   JOIN pg_catalog.pg_namespace fn ON fn.oid = fp.pronamespace"
+        "   WHERE (dp.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass"
+        "   AND dp.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s"
+        "   WHERE s.stxrelid = c.oid)) OR (dp.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+        "   AND dp.objid = c.oid AND dp.objsubid = 0) UNION ALL"
+        "   SELECT 'NULL::' || pg_catalog.quote_ident(tn.nspname) || '.'"
+        "   || pg_catalog.quote_ident(t.typname) FROM pg_catalog.pg_depend dp"
+        "   JOIN pg_catalog.pg_type t ON dp.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+        "   AND t.oid = dp.refobjid JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace"
+        "   WHERE dp.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass"
+        "   AND dp.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s"
+        "   WHERE s.stxrelid = c.oid)) x))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"
