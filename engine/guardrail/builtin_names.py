@@ -10,7 +10,9 @@ Generated from a fresh ``initdb`` of PostgreSQL 15 with::
 
 A name missing here (a later server version's new function) is taken for user code: counted,
 never let through uncounted. A user's function or operator that overloads one of these names
-(``public.lower(int)``) is not told apart: README's guardrail section says so.
+(``public.lower(int)``) is not told apart here: a statement lists the names of these it calls
+(``Facts.builtins``) and the session's guard asks the target's catalog whether one has a
+user's overload (``SessionGuard.overloads``).
 """
 
 from __future__ import annotations

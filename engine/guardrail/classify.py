@@ -183,6 +183,16 @@ class Facts:
     # by the same names: ANALYZE, VALIDATE CONSTRAINT, a table rewrite, CLUSTER, REINDEX.
     # Where it cannot name them (ANALYZE of the whole database, REINDEX INDEX), it reaches.
     evaluated_names: set[str] = field(default_factory=set)
+    # PostgreSQL's own names it calls, as the catalog is asked for them (``lower``,
+    # ``operator:=``, ``type:int4`` for a cast's functions): a user's function or operator
+    # of the same name in another schema (``public.lower(int)``, an ``=`` for a user's
+    # type) or a user's cast into the type may be what runs. The target's catalog says
+    # (``SessionGuard.overloads``).
+    builtins: set[str] = field(default_factory=set)
+    # Those names it gives a user's function, aggregate, operator or cast (``*``: an
+    # extension's, any of them): the session's later statements using one count it
+    # (``SessionGuard.started``), whatever the catalog last read.
+    overloads: set[str] = field(default_factory=set)
     # Functions a CREATE OR REPLACE FUNCTION may replace, by name as stored (proname): one that
     # exists on the target may be what a policy, CHECK or default calls (``SessionGuard``).
     replaced: set[str] = field(default_factory=set)
@@ -549,6 +559,17 @@ class _Walker:
             what = OBJECT_WORDS.get(str(node.get("kind")))
             if what:
                 self.facts.kinds.update({"CREATE", f"CREATE {what}"})
+            defined = name(node.get("defnames", []))[-1:]
+            if node.get("kind") == "OBJECT_OPERATOR" and defined and (
+                    defined[0] in builtin_names.OPERATORS):
+                self.facts.overloads.add(f"operator:{defined[0]}")
+            elif node.get("kind") == "OBJECT_AGGREGATE" and defined and (
+                    defined[0] in builtin_names.FUNCTIONS):
+                self.facts.overloads.add(defined[0])
+        if node_type == "CreateCastStmt":
+            target = name((node.get("targettype") or {}).get("names", []))
+            if target and not self._user_type(target):
+                self.facts.overloads.add(f"type:{target[-1]}")
         if protection.statement_off(node_type, node):
             self.facts.kinds.add(protection.OFF)
         for field_name in _BINDINGS[node_type]:
@@ -592,6 +613,8 @@ class _Walker:
         what = str(node.get("renameType", ""))
         if what in OBJECT_WORDS:
             kinds.add(f"RENAME {OBJECT_WORDS[what]}")
+        if what in _ROUTINES and str(node.get("newname")) in builtin_names.FUNCTIONS:
+            self.facts.overloads.add(str(node.get("newname")))
         if what == "OBJECT_ROLE":
             kinds.update({"ALTER ROLE", "ROLE"})
         elif what == "OBJECT_DATABASE":
@@ -875,6 +898,8 @@ class _Walker:
             kinds.add("CREATE FUNCTION UNTRUSTED")
         parts = name(node.get("funcname", []))
         function = parts[-1].lower() if parts else "?"
+        if parts and parts[-1] in builtin_names.FUNCTIONS:
+            self.facts.overloads.add(parts[-1])
         what = f"body of {function}"
         sink = Facts(f"{function}(…)")
         if language == "sql" and node.get("sql_body") is not None:  # BEGIN ATOMIC, RETURN
@@ -1066,6 +1091,8 @@ class _Walker:
             if self._user_code(parts, builtin_names.FUNCTIONS):
                 self.facts.reaches = True
                 self.facts.unread |= not self._remembered(parts[-1])
+            elif len(parts) == 1:
+                self.facts.builtins.add(parts[0])
             if function == "set_config":
                 self.facts.by_shape = False
                 self._set_config(node.get("args", []))
@@ -1085,6 +1112,8 @@ class _Walker:
         if self._user_code([function], builtin_names.FUNCTIONS):
             self.facts.reaches = True
             self.facts.unread |= not self._remembered(function)
+        else:
+            self.facts.builtins.add(function)
         return True
 
     def _json_function(self, node: dict[str, Any]) -> bool:
@@ -1096,10 +1125,42 @@ class _Walker:
         return self._syntax_call("json_value")  # an op not known: some function all the same
 
     def _operator(self, node: dict[str, Any]) -> bool:
-        if node.get("kind") in _OPERATOR_EXPRESSIONS and not self.facts.unread:
-            parts = name(node.get("name", []))
-            if parts and self._user_code(parts, builtin_names.OPERATORS):
-                self.facts.reaches = self.facts.unread = True
+        kind = node.get("kind")
+        if kind in _OPERATOR_EXPRESSIONS and not self.facts.unread:
+            self._operator_named(name(node.get("name", [])))
+        elif kind in _RANGE_EXPRESSIONS:  # x BETWEEN a AND b: x >= a AND x <= b, by name
+            self._operator_named([">="])
+            self._operator_named(["<="])
+        return True
+
+    def _operator_named(self, parts: list[str]) -> None:
+        """An operator looked up by its name (written, or implied: ``IN (SELECT …)``'s ``=``)
+        along the search_path."""
+        if not parts or self.facts.unread:
+            return
+        if self._user_code(parts, builtin_names.OPERATORS):
+            self.facts.reaches = self.facts.unread = True
+        elif len(parts) == 1:
+            self.facts.builtins.add(f"operator:{parts[0]}")
+
+    def _sublink(self, node: dict[str, Any]) -> bool:
+        """``x IN (SELECT …)``, ``x op ANY (SELECT …)``: the operator is looked up by name
+        (``=`` when none is written)."""
+        if node.get("subLinkType") in ("ANY_SUBLINK", "ALL_SUBLINK", "ROWCOMPARE_SUBLINK"):
+            self._operator_named(name(node.get("operName") or []) or ["="])
+        return True
+
+    def _implied_equality(self, node: dict[str, Any]) -> bool:
+        """``CASE x WHEN v``, ``JOIN … USING (c)`` and NATURAL JOIN compare with ``=`` by
+        name."""
+        if node.get("arg") is not None or node.get("usingClause") or node.get("isNatural"):
+            self._operator_named(["="])
+        return True
+
+    def _sort_by(self, node: dict[str, Any]) -> bool:
+        """``ORDER BY x USING <``: an operator by name."""
+        if node.get("useOp"):
+            self._operator_named(name(node.get("useOp") or []))
         return True
 
     def _remembered(self, function: str) -> bool:
@@ -1172,6 +1233,13 @@ class _Walker:
                 self.facts.by_shape = False
         return True
 
+    def _extension(self, node_type: str) -> bool:
+        """An extension's script may define functions and operators under any of
+        PostgreSQL's names (citext's lower, =): every such name may be a user's after it."""
+        self._generic(node_type)
+        self.facts.overloads.add("*")
+        return True
+
     def _prepare(self, node: dict[str, Any]) -> bool:
         """PREPARE p (t) AS …: each EXECUTE converts its arguments into the parameters' types
         (judged as the body alone, which never names them): a user's type is code reached."""
@@ -1191,6 +1259,8 @@ class _Walker:
             parts = name(type_name.get("names", []))
             if parts and self._user_type(parts):
                 self.facts.reaches = True
+            elif parts:  # a user's CREATE CAST into PostgreSQL's own type may run
+                self.facts.builtins.add(f"type:{parts[-1]}")
 
     def _user_type(self, parts: list[str]) -> bool:
         """Whether a type named ``parts`` (as written) may be a user's, fail closed: a name
@@ -1229,6 +1299,13 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
         sink.reaches |= inner.reaches
         sink.unread |= inner.unread
         sink.evaluated_names |= inner.evaluated_names
+        sink.builtins |= inner.builtins
+        sink.overloads |= inner.overloads
+
+
+# Object types of ALTER … RENAME that name a function.
+_ROUTINES = frozenset({"OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
+                       "OBJECT_AGGREGATE"})
 
 
 # Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
@@ -1319,6 +1396,9 @@ _EVALUATES_ROWS = frozenset({"AT_AddColumn", "AT_AlterColumnType", "AT_SetLogged
                              "AT_ValidateConstraint", "AT_AttachPartition"})
 
 
+# Expressions that use >= and <= by name under a keyword of their own.
+_RANGE_EXPRESSIONS = frozenset({"AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM",
+                                "AEXPR_NOT_BETWEEN_SYM"})
 # Expressions that name an operator (BETWEEN and the like name a keyword instead).
 _OPERATOR_EXPRESSIONS = frozenset({
     "AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
@@ -1426,9 +1506,16 @@ _HANDLERS: dict[str, _Handler] = {
     "CreateEventTrigStmt": _Walker._create_event_trigger,
     "FuncCall": _Walker._func_call,
     "A_Expr": _Walker._operator,
+    "SubLink": _Walker._sublink,
+    "CaseExpr": _Walker._implied_equality,
+    "JoinExpr": _Walker._implied_equality,
+    "SortBy": _Walker._sort_by,
     "RangeVar": _Walker._range_var,
     "TypeCast": _Walker._type_cast,
     "PrepareStmt": _Walker._prepare,
+    "CreateExtensionStmt": lambda w, n: w._extension("CreateExtensionStmt"),
+    "AlterExtensionStmt": lambda w, n: w._extension("AlterExtensionStmt"),
+    "AlterExtensionContentsStmt": lambda w, n: w._extension("AlterExtensionContentsStmt"),
     "JsonFuncExpr": _Walker._json_function,
 }
 _SYNTAX_CALLS = {

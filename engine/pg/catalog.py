@@ -143,6 +143,9 @@ class TableCatalog:
         # Relations by name as last read, never expired (``last_known``), the most recent
         # ``_KNOWN`` names.
         self._known: dict[str, list[Relation]] = {}
+        # Functions (operators, types) by name as last read, never expired: the guard's
+        # view of users' overloads of PostgreSQL's names (``last_known_functions``).
+        self._known_functions: dict[str, list[Function]] = {}
         self.taint_file = taint_file
         self._taint_read = 0  # bytes of the journal read so far
         if taint_file is not None:
@@ -270,6 +273,11 @@ class TableCatalog:
         entry = self._functions.get(name)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
+    def last_known_functions(self, name: str) -> list[Function] | None:
+        """Every function (operator, type) named ``name`` as last read, expired since or not
+        (``last_known``'s twin, for the guard's ``overloads``). None: never read."""
+        return self._known_functions.get(name)
+
     async def resolve_names(self, relations: frozenset[str], functions: frozenset[str]) -> bool:
         """Look relations and functions up by name; names already cached are checked against
         the target's catalog and read again if they changed. Every name asked about is
@@ -298,19 +306,23 @@ class TableCatalog:
         batch[2].set_result(found)
         return found
 
-    def look_up(self, relation: str) -> None:
-        """Read ``relation`` by name in the background, once at a time, for a caller that
-        only reads the cache (the guard's ``engine.pg.storedcode`` where no masking drives
-        the checks): what it finds serves ``relations`` until it expires (``ttl``)."""
-        if relation in self._looking:
+    def look_up(self, relation: str, *, function: bool = False) -> None:
+        """Read ``relation`` (a function's name when ``function``) by name in the background,
+        once at a time, for a caller that only reads the cache (the guard's
+        ``engine.pg.storedcode`` where no masking drives the checks, its ``overloads``):
+        what it finds serves ``relations`` (``functions``) until it expires (``ttl``)."""
+        key = f"fn:{relation}" if function else relation
+        if key in self._looking:
             return
-        self._looking.add(relation)
+        self._looking.add(key)
 
         async def read() -> None:
             try:
-                await self.resolve_names(frozenset({relation}), frozenset())
+                names = frozenset({relation})
+                await self.resolve_names(frozenset() if function else names,
+                                         names if function else frozenset())
             finally:
-                self._looking.discard(relation)
+                self._looking.discard(key)
 
         spawn(read(), f"catalog look-up {self._target}")
 
@@ -560,6 +572,10 @@ class TableCatalog:
             self._known[n] = r
         for n, f in found_fn.items():
             self._functions[n] = (until, f)
+            self._known_functions.pop(n, None)
+            if len(self._known_functions) >= _KNOWN:
+                self._known_functions.pop(next(iter(self._known_functions)))
+            self._known_functions[n] = f
         for key in read:
             self._versions[key] = versions.get(key, "")
         if snapshot is None:  # not known at which snapshot: checked in full next time

@@ -8,13 +8,15 @@ every row is still there. Statements of PostgreSQL's own code pass as before.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import denied, operator, start_guarded
+from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +49,23 @@ INSERT INTO gw12u_stats SELECT generate_series(1, 3);
 CREATE STATISTICS gw12u_st ON (gw12u_imm(id)), id FROM gw12u_stats;
 CREATE TABLE gw12u_parted (id int) PARTITION BY LIST (gw12u_imm(id));
 CREATE TABLE gw12u_part PARTITION OF gw12u_parted FOR VALUES IN (2);
+CREATE OR REPLACE FUNCTION public.lower(x int) RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN RETURN gw12u_purge() + x; END$$;
+CREATE OR REPLACE FUNCTION gw12u_eq(a gw12u_t, b gw12u_t) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gw12u_purge(); RETURN true; END$$;
+CREATE OPERATOR public.= (LEFTARG = gw12u_t, RIGHTARG = gw12u_t, FUNCTION = gw12u_eq);
+DROP TABLE IF EXISTS gw12u_typed;
+CREATE TABLE gw12u_typed (v gw12u_t);
+INSERT INTO gw12u_typed VALUES (ROW('a')), (ROW('b'));
 TRUNCATE gw12u_log;
 INSERT INTO gw12u_log SELECT generate_series(1, 500);
 RESET ROLE;
 CREATE CAST (text AS gw12u_t) WITH FUNCTION gw12u_cast(text);
 """
 CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); "
+           "DROP OPERATOR IF EXISTS public.= (gw12u_t, gw12u_t); DROP TABLE IF EXISTS gw12u_typed; "
+           "DROP FUNCTION IF EXISTS public.lower(int), public.upper(int), "
+           "gw12u_eq(gw12u_t, gw12u_t); "
            "DROP TABLE IF EXISTS gw12u_indexed, gw12u_checked, gw12u_stats, gw12u_parted "
            "CASCADE; DROP TABLE IF EXISTS gw12u_log, gw12u_small CASCADE; "
            "DROP DOMAIN IF EXISTS gw12u_dom CASCADE; DROP TYPE IF EXISTS gw12u_t CASCADE; "
@@ -148,6 +161,83 @@ def test_maintenance_of_tables_without_such_code_passes(guarded: Gateway) -> Non
         conn.execute("VACUUM (ANALYZE) gw12u_small")
         conn.execute("ALTER TABLE gw12u_small ADD COLUMN z float8 DEFAULT random()")
         conn.execute("VACUUM gw12u_indexed")  # evaluates no expression
+    with operator(guarded) as client:
+        assert not client.call("approvals")["pending"]
+    assert rows(guarded.target) == 500
+
+
+OVERLOADS = [
+    "SELECT lower(5)",  # public.lower(int): pg_catalog has no lower(int)
+    "SELECT lower(id) FROM gw12u_small",
+    "SELECT count(*) FROM gw12u_typed WHERE v = v",  # public.= for a user's type
+    "SELECT count(*) FROM gw12u_typed a JOIN gw12u_typed b USING (v)",
+    "SELECT count(*) FROM gw12u_typed WHERE v IN (SELECT v FROM gw12u_typed)",
+]
+
+
+@pytest.mark.parametrize("sql", OVERLOADS)
+def test_a_user_s_overload_of_a_built_in_name_is_counted(guarded: Gateway, sql: str) -> None:
+    request = held(guarded, sql)
+    assert "the code it calls writes 500 rows" in str(request["statement"])
+
+
+def test_an_overload_with_parameters_is_counted_in_the_extended_protocol(
+        guarded: Gateway) -> None:
+    held(guarded, "SELECT lower(%s::int)", (5,))
+
+
+def test_an_overload_the_session_creates_is_counted_at_once(guarded: Gateway) -> None:
+    """The catalog read ``upper`` (no overload) a moment before: once the session's own
+    CREATE FUNCTION (reviewed: its body writes) runs, the next call counts, without waiting
+    for the catalog to read the name again."""
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+                assert conn.execute("SELECT upper('x')").fetchone() == ("X",)
+                conn.execute("CREATE FUNCTION public.upper(x int) RETURNS int "
+                             "LANGUAGE plpgsql AS $$BEGIN DELETE FROM gw12u_log; "
+                             "RETURN x; END$$")
+                conn.execute("SELECT upper(5)")
+        except psycopg.Error as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        created = wait_for_request(guarded)
+        assert "CREATE FUNCTION public.upper" in str(created["statement"])
+        with operator(guarded) as client:
+            client.call("approve", request=created["id"], reason="issue 12")
+        deadline = time.monotonic() + 15
+        with operator(guarded) as client:
+            while time.monotonic() < deadline:
+                pending = [r for r in client.call("approvals")["pending"]
+                           if r["id"] != created["id"]]
+                if pending:
+                    break
+                time.sleep(0.05)
+            assert pending, "the call was not held"
+            call = pending[0]
+            client.call("deny", request=call["id"], reason="issue 12")
+        worker.join(30)
+    finally:
+        worker.join(30)
+        guarded.target.cluster.sql("DROP FUNCTION IF EXISTS public.upper(int)", dbname="shop")
+    assert call["rule"] == "review-big-writes"
+    assert "SELECT upper(5)" in str(call["statement"])
+    assert failure and isinstance(failure[0], psycopg.errors.InsufficientPrivilege)
+    assert rows(guarded.target) == 500
+
+
+def test_built_in_names_without_overloads_pass(guarded: Gateway) -> None:
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT lower('X'), upper('x'), 1 = 1, %s::int + 1 "
+                            "FROM gw12u_small WHERE id BETWEEN 0 AND 9 AND id IN (1, 2)",
+                            (1,)).fetchone() == ("x", "X", True, 2)
+        assert conn.execute("SELECT count(*) FROM gw12u_small s JOIN gw12u_small t "
+                            "USING (id)").fetchone() == (1,)
     with operator(guarded) as client:
         assert not client.call("approvals")["pending"]
     assert rows(guarded.target) == 500
