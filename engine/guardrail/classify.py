@@ -178,6 +178,21 @@ class Facts:
     # relname: case kept, quotes undone, no schema), for the catalog (``engine.pg.storedcode``).
     written_names: set[str] = field(default_factory=set)
     read_names: set[str] = field(default_factory=set)
+    # Relations whose stored expressions (CHECKs, index expressions and predicates, generated
+    # columns, extended statistics, a partition key) it evaluates over the rows they hold,
+    # by the same names: ANALYZE, VALIDATE CONSTRAINT, a table rewrite, CLUSTER, REINDEX.
+    # Where it cannot name them (ANALYZE of the whole database, REINDEX INDEX), it reaches.
+    evaluated_names: set[str] = field(default_factory=set)
+    # PostgreSQL's own names it calls, as the catalog is asked for them (``lower``,
+    # ``operator:=``, ``type:int4`` for a cast's functions): a user's function or operator
+    # of the same name in another schema (``public.lower(int)``, an ``=`` for a user's
+    # type) or a user's cast into the type may be what runs. The target's catalog says
+    # (``SessionGuard.overloads``).
+    builtins: set[str] = field(default_factory=set)
+    # Those names it gives a user's function, aggregate, operator or cast (``*``: an
+    # extension's, any of them): the session's later statements using one count it
+    # (``SessionGuard.started``), whatever the catalog last read.
+    overloads: set[str] = field(default_factory=set)
     # Functions a CREATE OR REPLACE FUNCTION may replace, by name as stored (proname): one that
     # exists on the target may be what a policy, CHECK or default calls (``SessionGuard``).
     replaced: set[str] = field(default_factory=set)
@@ -544,6 +559,17 @@ class _Walker:
             what = OBJECT_WORDS.get(str(node.get("kind")))
             if what:
                 self.facts.kinds.update({"CREATE", f"CREATE {what}"})
+            defined = name(node.get("defnames", []))[-1:]
+            if node.get("kind") == "OBJECT_OPERATOR" and defined and (
+                    defined[0] in builtin_names.OPERATORS):
+                self.facts.overloads.add(f"operator:{defined[0]}")
+            elif node.get("kind") == "OBJECT_AGGREGATE" and defined and (
+                    defined[0] in builtin_names.FUNCTIONS):
+                self.facts.overloads.add(defined[0])
+        if node_type == "CreateCastStmt":
+            target = name((node.get("targettype") or {}).get("names", []))
+            if target and not self._user_type(target):
+                self.facts.overloads.add(f"type:{target[-1]}")
         if protection.statement_off(node_type, node):
             self.facts.kinds.add(protection.OFF)
         for field_name in _BINDINGS[node_type]:
@@ -587,6 +613,8 @@ class _Walker:
         what = str(node.get("renameType", ""))
         if what in OBJECT_WORDS:
             kinds.add(f"RENAME {OBJECT_WORDS[what]}")
+        if what in _ROUTINES and str(node.get("newname")) in builtin_names.FUNCTIONS:
+            self.facts.overloads.add(str(node.get("newname")))
         if what == "OBJECT_ROLE":
             kinds.update({"ALTER ROLE", "ROLE"})
         elif what == "OBJECT_DATABASE":
@@ -686,6 +714,15 @@ class _Walker:
                         "may not have judged", True)
             if subtype in protection.REWRITES_ROWS:
                 kinds.add("UPDATE")  # every row's value of the column is rewritten
+            if subtype in _EVALUATES_ROWS:
+                self._evaluates([node.get("relation")])
+            if subtype == "AT_AttachPartition":  # the partition's rows meet its new bounds
+                partition = cmd.get("def", {}).get("PartitionCmd", {})
+                self._evaluates([partition.get("name")])
+            if subtype in _CONVERTS_ROWS:  # each row's value becomes one of the column's type
+                column = cmd.get("def")
+                if isinstance(column, dict):
+                    self._converts(column.get("ColumnDef", {}).get("typeName"))
         return True
 
     def _protection(self, node: dict[str, Any], node_type: str) -> bool:
@@ -697,6 +734,9 @@ class _Walker:
             keep_going = True
         if protection.statement_off(node_type, node):
             self.facts.kinds.add(protection.OFF)
+        if node_type == "AlterDomainStmt" and node.get("subtype") == "V":
+            # VALIDATE CONSTRAINT runs a user's type's CHECK over every value of it stored.
+            self.facts.reaches = True
         if node_type == "AlterEventTrigStmt" and node.get("tgenabled") in ("O", "A"):
             what = f"event trigger {node.get('trigname', '')} enabled"
             _opaque(self.facts, what, what, "runs stored code whose creation the gateway may "
@@ -858,6 +898,8 @@ class _Walker:
             kinds.add("CREATE FUNCTION UNTRUSTED")
         parts = name(node.get("funcname", []))
         function = parts[-1].lower() if parts else "?"
+        if parts and parts[-1] in builtin_names.FUNCTIONS:
+            self.facts.overloads.add(parts[-1])
         what = f"body of {function}"
         sink = Facts(f"{function}(…)")
         if language == "sql" and node.get("sql_body") is not None:  # BEGIN ATOMIC, RETURN
@@ -948,12 +990,48 @@ class _Walker:
             self._take(sink, deferred=True)
 
     def _vacuum(self, node: dict[str, Any]) -> bool:
+        """ANALYZE evaluates index expressions and extended statistics over sampled rows,
+        VACUUM FULL rebuilds every index: stored code runs (``_evaluates``). A plain VACUUM
+        evaluates none."""
         is_vacuum = node.get("is_vacuumcmd", False)  # pglast leaves a false flag out
         self.facts.kinds.add("VACUUM" if is_vacuum else "ANALYZE")
+        evaluates = not is_vacuum
         for option in node.get("options", []):
-            if isinstance(option, dict) and option.get("DefElem", {}).get("defname") == "full":
+            elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+            if elem.get("defname") == "full":
                 self.facts.kinds.add("VACUUM FULL")
+            if elem.get("defname") in ("full", "analyze"):
+                evaluates |= option_truth(elem.get("arg")) is not False
+        if evaluates:
+            self._evaluates([r.get("VacuumRelation", r).get("relation") for r in
+                             node.get("rels") or [] if isinstance(r, dict)])
         return True
+
+    def _cluster(self, node: dict[str, Any]) -> bool:
+        """CLUSTER rewrites the table and rebuilds its indexes (``_evaluates``)."""
+        self._generic("ClusterStmt")
+        self._evaluates([node.get("relation")])
+        return True
+
+    def _reindex(self, node: dict[str, Any]) -> bool:
+        """REINDEX TABLE evaluates the table's index expressions over its rows; REINDEX INDEX
+        names an index, whose table the gateway cannot tell: it reaches, as does REINDEX of a
+        schema, a database or the system catalogs."""
+        self._generic("ReindexStmt")
+        table = node.get("kind") == "REINDEX_OBJECT_TABLE"
+        self._evaluates([node.get("relation") if table else None])
+        return True
+
+    def _evaluates(self, relations: list[Any]) -> None:
+        """The statement evaluates the stored expressions of ``relations`` (RangeVars) over
+        the rows they hold: whether one calls code of the target's is the catalog's to say
+        (``Facts.evaluated_names``, ``SessionGuard.stored_code``). None named, or one that
+        is not a relation by name (the whole database, an index): it reaches, fail closed."""
+        named = [r for r in relations if isinstance(r, dict) and _relation(r)]
+        if not named or len(named) < len(relations):
+            self.facts.reaches = True
+        for relation in named:
+            self.facts.evaluated_names.add(_stored_name(relation))
 
     def _explain(self, node: dict[str, Any]) -> bool:
         self.facts.kinds.add("EXPLAIN")
@@ -1013,6 +1091,8 @@ class _Walker:
             if self._user_code(parts, builtin_names.FUNCTIONS):
                 self.facts.reaches = True
                 self.facts.unread |= not self._remembered(parts[-1])
+            elif len(parts) == 1:
+                self.facts.builtins.add(parts[0])
             if function == "set_config":
                 self.facts.by_shape = False
                 self._set_config(node.get("args", []))
@@ -1032,6 +1112,8 @@ class _Walker:
         if self._user_code([function], builtin_names.FUNCTIONS):
             self.facts.reaches = True
             self.facts.unread |= not self._remembered(function)
+        else:
+            self.facts.builtins.add(function)
         return True
 
     def _json_function(self, node: dict[str, Any]) -> bool:
@@ -1043,10 +1125,42 @@ class _Walker:
         return self._syntax_call("json_value")  # an op not known: some function all the same
 
     def _operator(self, node: dict[str, Any]) -> bool:
-        if node.get("kind") in _OPERATOR_EXPRESSIONS and not self.facts.unread:
-            parts = name(node.get("name", []))
-            if parts and self._user_code(parts, builtin_names.OPERATORS):
-                self.facts.reaches = self.facts.unread = True
+        kind = node.get("kind")
+        if kind in _OPERATOR_EXPRESSIONS and not self.facts.unread:
+            self._operator_named(name(node.get("name", [])))
+        elif kind in _RANGE_EXPRESSIONS:  # x BETWEEN a AND b: x >= a AND x <= b, by name
+            self._operator_named([">="])
+            self._operator_named(["<="])
+        return True
+
+    def _operator_named(self, parts: list[str]) -> None:
+        """An operator looked up by its name (written, or implied: ``IN (SELECT …)``'s ``=``)
+        along the search_path."""
+        if not parts or self.facts.unread:
+            return
+        if self._user_code(parts, builtin_names.OPERATORS):
+            self.facts.reaches = self.facts.unread = True
+        elif len(parts) == 1:
+            self.facts.builtins.add(f"operator:{parts[0]}")
+
+    def _sublink(self, node: dict[str, Any]) -> bool:
+        """``x IN (SELECT …)``, ``x op ANY (SELECT …)``: the operator is looked up by name
+        (``=`` when none is written)."""
+        if node.get("subLinkType") in ("ANY_SUBLINK", "ALL_SUBLINK", "ROWCOMPARE_SUBLINK"):
+            self._operator_named(name(node.get("operName") or []) or ["="])
+        return True
+
+    def _implied_equality(self, node: dict[str, Any]) -> bool:
+        """``CASE x WHEN v``, ``JOIN … USING (c)`` and NATURAL JOIN compare with ``=`` by
+        name."""
+        if node.get("arg") is not None or node.get("usingClause") or node.get("isNatural"):
+            self._operator_named(["="])
+        return True
+
+    def _sort_by(self, node: dict[str, Any]) -> bool:
+        """``ORDER BY x USING <``: an operator by name."""
+        if node.get("useOp"):
+            self._operator_named(name(node.get("useOp") or []))
         return True
 
     def _remembered(self, function: str) -> bool:
@@ -1105,15 +1219,61 @@ class _Walker:
             self.facts.kinds.add("SET ROLE")
 
     def _type_cast(self, node: dict[str, Any]) -> bool:
-        """'pg_terminate_backend'::regproc names a function (or table, role…) in a literal.
+        """A cast into a user's type (``x::t``, ``CAST(x AS t)``, ``t 'x'``, ``x::t[]``) runs
+        code without a call: a domain's CHECKs, a cast's function (``_converts``).
+
+        'pg_terminate_backend'::regproc names a function (or table, role…) in a literal.
         The rules do not read such names today; keyed by exact text they never will be
         wrong to."""
+        self._converts(node.get("typeName"))
         arg = node.get("arg")
         if isinstance(arg, dict) and "A_Const" in arg:
             names = name(node.get("typeName", {}).get("names", []))
             if names and names[-1].lower() in _CATALOG_NAME_TYPES:
                 self.facts.by_shape = False
         return True
+
+    def _extension(self, node_type: str) -> bool:
+        """An extension's script may define functions and operators under any of
+        PostgreSQL's names (citext's lower, =): every such name may be a user's after it."""
+        self._generic(node_type)
+        self.facts.overloads.add("*")
+        return True
+
+    def _prepare(self, node: dict[str, Any]) -> bool:
+        """PREPARE p (t) AS …: each EXECUTE converts its arguments into the parameters' types
+        (judged as the body alone, which never names them): a user's type is code reached."""
+        self._generic("PrepareStmt")
+        for type_name in node.get("argtypes") or []:
+            self._converts(type_name)
+        return True
+
+    def _converts(self, type_name: Any) -> None:
+        """Values are converted into the type ``type_name`` (a TypeName) as the statement
+        runs: into a user's type, that runs code the target holds (a domain's CHECK calling
+        a function, a ``CREATE CAST … WITH FUNCTION``), as ``SELECT f()`` does
+        (``Facts.reaches``). Not ``unread``: stored in a view, a default or an index, the
+        expression is read again from the catalog where it runs (``engine.pg.storedcode``)."""
+        if isinstance(type_name, dict):
+            type_name = type_name.get("TypeName", type_name)
+            parts = name(type_name.get("names", []))
+            if parts and self._user_type(parts):
+                self.facts.reaches = True
+            elif parts:  # a user's CREATE CAST into PostgreSQL's own type may run
+                self.facts.builtins.add(f"type:{parts[-1]}")
+
+    def _user_type(self, parts: list[str]) -> bool:
+        """Whether a type named ``parts`` (as written) may be a user's, fail closed: a name
+        not PostgreSQL's own (``builtin_names.TYPES``; the parser spells ``int``,
+        ``varchar(9)``, ``double precision`` … as pg_catalog's), one in another schema, or
+        any name without its schema once the session put a schema ahead of pg_catalog."""
+        if len(parts) > 1:
+            if parts[-2] == "pg_catalog":
+                return parts[-1] not in builtin_names.TYPES
+            if parts[-2] == "information_schema":
+                return parts[-1] not in builtin_names.INFORMATION_SCHEMA_TYPES
+            return True
+        return self.shadowed or parts[0] not in builtin_names.TYPES
 
     def _range_var(self, node: dict[str, Any]) -> bool:
         relname = _relation(node)
@@ -1138,6 +1298,14 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
     if not deferred:
         sink.reaches |= inner.reaches
         sink.unread |= inner.unread
+        sink.evaluated_names |= inner.evaluated_names
+        sink.builtins |= inner.builtins
+        sink.overloads |= inner.overloads
+
+
+# Object types of ALTER … RENAME that name a function.
+_ROUTINES = frozenset({"OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
+                       "OBJECT_AGGREGATE"})
 
 
 # Object types of ALTER … RENAME / SET SCHEMA that name a relation. PostgreSQL lets ALTER
@@ -1215,6 +1383,22 @@ def _identity(parts: list[str], parameters: list[Any]) -> str:
     return f"{'.'.join(shown)}({','.join(types)})"
 
 
+# ALTER TABLE subcommands that convert every row's value of a column into the column's type
+# (ADD COLUMN: its DEFAULT, or NULL, goes through a domain's CHECKs; ALTER COLUMN TYPE).
+_CONVERTS_ROWS = frozenset({"AT_AddColumn", "AT_AlterColumnType"})
+# ALTER TABLE subcommands that evaluate the table's stored expressions over the rows it holds:
+# a rewrite (ADD COLUMN with a volatile DEFAULT or a domain, ALTER COLUMN TYPE, SET LOGGED or
+# UNLOGGED, SET ACCESS METHOD, SET EXPRESSION) rebuilds its indexes and checks again what
+# depends on the column; VALIDATE CONSTRAINT runs a CHECK over every row; ATTACH PARTITION
+# checks the table's partition key and bounds over the partition's rows.
+_EVALUATES_ROWS = frozenset({"AT_AddColumn", "AT_AlterColumnType", "AT_SetLogged",
+                             "AT_SetUnLogged", "AT_SetAccessMethod", "AT_SetExpression",
+                             "AT_ValidateConstraint", "AT_AttachPartition"})
+
+
+# Expressions that use >= and <= by name under a keyword of their own.
+_RANGE_EXPRESSIONS = frozenset({"AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM",
+                                "AEXPR_NOT_BETWEEN_SYM"})
 # Expressions that name an operator (BETWEEN and the like name a keyword instead).
 _OPERATOR_EXPRESSIONS = frozenset({
     "AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
@@ -1299,6 +1483,8 @@ _HANDLERS: dict[str, _Handler] = {
     "DoStmt": _Walker._do,
     "CreateFunctionStmt": _Walker._create_function,
     "VacuumStmt": _Walker._vacuum,
+    "ClusterStmt": _Walker._cluster,
+    "ReindexStmt": _Walker._reindex,
     "ExplainStmt": _Walker._explain,
     "VariableSetStmt": _Walker._set,
     "AlterRoleSetStmt": lambda w, n: w._stored_setting(n, "AlterRoleSetStmt"),
@@ -1320,8 +1506,16 @@ _HANDLERS: dict[str, _Handler] = {
     "CreateEventTrigStmt": _Walker._create_event_trigger,
     "FuncCall": _Walker._func_call,
     "A_Expr": _Walker._operator,
+    "SubLink": _Walker._sublink,
+    "CaseExpr": _Walker._implied_equality,
+    "JoinExpr": _Walker._implied_equality,
+    "SortBy": _Walker._sort_by,
     "RangeVar": _Walker._range_var,
     "TypeCast": _Walker._type_cast,
+    "PrepareStmt": _Walker._prepare,
+    "CreateExtensionStmt": lambda w, n: w._extension("CreateExtensionStmt"),
+    "AlterExtensionStmt": lambda w, n: w._extension("AlterExtensionStmt"),
+    "AlterExtensionContentsStmt": lambda w, n: w._extension("AlterExtensionContentsStmt"),
     "JsonFuncExpr": _Walker._json_function,
 }
 _SYNTAX_CALLS = {

@@ -63,11 +63,18 @@ class Judgement:
     effects: Effects = NOTHING  # what running it does to the session's memory
     remembered: bool = False  # judged against a memory that was not empty
     # Relations its statements name that nothing counts yet (not counted for code they
-    # call, nor for their own writes), by bare name, with whether a statement writes them:
-    # stored code there makes a ``rows_over`` rule count it (``SessionGuard.stored_code``).
-    touches: frozenset[tuple[str, bool]] = frozenset()
+    # call, nor for their own writes), by bare name, with whether a statement writes them,
+    # and whether it evaluates their stored expressions over their rows (ANALYZE, a
+    # rewrite): stored code there makes a ``rows_over`` rule count it (``stored_code``).
+    touches: frozenset[tuple[str, bool, bool]] = frozenset()
     # Functions its CREATE OR REPLACE FUNCTION statements may replace (``Facts.replaced``).
     replaces: frozenset[str] = frozenset()
+    # PostgreSQL's names its statements that nothing counts yet call (``Facts.builtins``):
+    # a user's overload of one on the target makes a ``rows_over`` rule count them
+    # (``SessionGuard.overloads``).
+    builtins: frozenset[str] = frozenset()
+    # Those names it gives a user's function, operator or cast (``Facts.overloads``).
+    overloading: frozenset[str] = frozenset()
 
     @property
     def rule(self) -> str | None:
@@ -82,11 +89,13 @@ LOOKED = 10.0  # seconds a read of the catalog stands for a name it could not fi
 
 
 class StoredCodeCheck(Protocol):
-    """Whether a relation carries code of the target's (``engine.pg.storedcode``)."""
+    """Whether a relation carries code of the target's (``engine.pg.storedcode``) that a
+    statement reading it, writing it (``writes``) or evaluating its stored expressions over
+    its rows (``rows``) runs."""
 
-    def __call__(self, name: str, writes: bool) -> bool | None: ...
+    def __call__(self, name: str, writes: bool, rows: bool = False) -> bool | None: ...
 
-    def missing(self, name: str, writes: bool) -> set[str]:
+    def missing(self, name: str, writes: bool, rows: bool = False) -> set[str]:
         """The relations its answer needs that the catalog never read."""
         ...
 
@@ -144,6 +153,15 @@ class SessionGuard:
         # replaced may be what a policy, a CHECK or a default calls, so replacing it is
         # reviewed as DISABLE PROTECTION; a new one (a migration's) is not.
         self.function_exists: Callable[[str], bool | None] | None = None
+        # Whether the target has a function, aggregate or operator of that name outside
+        # pg_catalog (for ``type:t``, a user's cast into t), as the catalog read it within its
+        # time to live (``fresh``) or as last read: PostgreSQL's name may then run a user's
+        # code (``public.lower(int)`` for ``lower(5)``). None: not known (never read). None
+        # for the hook: no catalog to ask, and nothing is asked.
+        self.overloads: Callable[[str, bool], bool | None] | None = None
+        # Names the session itself gave a user's code (``*``: any, after CREATE EXTENSION):
+        # counted whatever the catalog last read.
+        self._overloading: set[str] = set()
         # Relations the catalog was asked to read for this session (``unread``, ``looked``).
         self._looked: dict[str, float] = {}  # name → when it was read (monotonic)
         # Judgements with stored code counted, by text and the relations that carry it.
@@ -225,7 +243,9 @@ class SessionGuard:
     def started(self, text: str) -> tuple[Effects, int] | None:
         """``text`` goes to the target: what it will do to the memory once it completes
         (None: nothing), forgetting now if it forgets."""
-        effects = self.judge(text).effects
+        judgement = self.judge(text)
+        effects = judgement.effects
+        self._overloading |= judgement.overloading
         if effects.qualified_only and not self.qualified_only:
             self.qualified_only = True
             self.memory.forget()
@@ -274,9 +294,37 @@ class SessionGuard:
                     kept = self._judge(text, replaced=replaced)[0]
                     _put(self._counted, key, kept, self.settings.cache_size)
                 return kept
+        overloaded = self._overloaded(judgement)
+        if overloaded:
+            key = (text, overloaded, frozenset({"\0overloads"}), state)
+            kept = self._counted.get(key)
+            if kept is None:
+                kept = self._judge(text, overloaded=overloaded)[0]
+                _put(self._counted, key, kept, self.settings.cache_size)
+            judgement = kept
         if judgement.touches and self.stored_code is not None and judgement.action != "block":
-            return self._stored_code_counted(text, judgement, self.stored_code, state)
+            return self._stored_code_counted(text, judgement, self.stored_code, state,
+                                             overloaded)
         return judgement
+
+    def _overloaded(self, judgement: Judgement) -> frozenset[str]:
+        """The names of PostgreSQL's that ``judgement``'s statements call and a user's code
+        may answer to: the session gave one to its code, or the catalog shows one outside
+        pg_catalog; not known (never read, or its read failed) counts too (fail closed).
+        A name the relay did not have read just before (a Bind judged again: nothing is
+        looked up there) is taken as last read."""
+        if not judgement.builtins or self.overloads is None or judgement.action == "block":
+            return frozenset()
+        if "*" in self._overloading:
+            return judgement.builtins
+        found = set(judgement.builtins & self._overloading)
+        for name in judgement.builtins - found:
+            answer = self.overloads(name, True)
+            if answer is None and not self._just_looked(f"fn:{name}"):
+                answer = self.overloads(name, False)
+            if answer is not False:
+                found.add(name)
+        return frozenset(found)
 
     def _exists(self, function: str) -> bool:
         """Whether a function of that name exists on the target; not known after it was
@@ -308,9 +356,13 @@ class SessionGuard:
         missing: set[str] = set()
         if self.function_exists is not None:
             missing |= {f"fn:{n}" for n in judgement.replaces if self.function_exists(n) is None}
+        if self.overloads is not None and judgement.action != "block":
+            # Never read: read first. Read a minute ago: as last read, read again meanwhile.
+            missing |= {f"fn:{n}" for n in judgement.builtins - self._overloading
+                        if self.overloads(n, False) is None}
         if stored_code is not None and judgement.touches and judgement.action != "block":
-            for name, writes in judgement.touches:
-                missing |= stored_code.missing(name, writes)
+            for name, writes, rows in judgement.touches:
+                missing |= stored_code.missing(name, writes, rows)
         return frozenset(n for n in missing if not self._just_looked(n))
 
     def looked(self, names: frozenset[str]) -> None:
@@ -328,8 +380,8 @@ class SessionGuard:
         return at is not None and time.monotonic() - at < LOOKED
 
     def _stored_code_counted(self, text: str, judgement: Judgement,
-                             stored_code: StoredCodeCheck,
-                             state: tuple[int, int, int]) -> Judgement:
+                             stored_code: StoredCodeCheck, state: tuple[int, int, int],
+                             overloaded: frozenset[str] = frozenset()) -> Judgement:
         """``judgement`` again with the statements that reach relations carrying code counted
         as ``SELECT f()`` is (``Facts.reaches``): what that code writes shows only in the
         target's counts. A relation the catalog never read (since the engine started, or its
@@ -337,8 +389,8 @@ class SessionGuard:
         cannot be counted and would be held (ARCHITECTURE.md's known gaps)."""
         code: set[str] = set()
         unknown: set[str] = set()
-        for name, writes in judgement.touches:
-            runs = stored_code(name, writes)
+        for name, writes, rows in judgement.touches:
+            runs = stored_code(name, writes, rows)
             if runs is None and self._just_looked(name):
                 # Asked for and still not known: the read failed (a lock held on a table
                 # the view reads timed it out). Fail closed: held where it cannot be counted.
@@ -349,10 +401,11 @@ class SessionGuard:
                 code.add(name)
         if not code and not unknown:
             return judgement
-        key = (text, frozenset(code), frozenset(unknown), state)
+        key = (text, frozenset(code),
+               frozenset(unknown) | {f"\0overloads:{n}" for n in overloaded}, state)
         counted = self._counted.get(key)
         if counted is None:
-            counted = self._judge(text, key[1], key[2])[0]
+            counted = self._judge(text, key[1], frozenset(unknown), overloaded=overloaded)[0]
             _put(self._counted, key, counted, self.settings.cache_size)
         return counted
 
@@ -412,6 +465,7 @@ class SessionGuard:
     def _judge(self, text: str, code: frozenset[str] = frozenset(),
                unknown: frozenset[str] = frozenset(), *,
                replaced: frozenset[str] = frozenset(), typed: bool = False,
+               overloaded: frozenset[str] = frozenset(),
                ) -> tuple[Judgement, bool, tuple[int, int] | None]:
         """(the judgement, whether it may be cached, and where its statement sits when it is
         one statement whose verdict may be kept by shape). ``code``, ``unknown``: relations
@@ -439,6 +493,8 @@ class SessionGuard:
             statements = [_replacing(facts, replaced) for facts in statements]
         if typed:
             statements = [_typed(facts) for facts in statements]
+        if overloaded:
+            statements = [_overloading(facts, overloaded) for facts in statements]
         verdicts = tuple(judge_facts(self.rules, facts, fallback) for facts in statements)
         # Of equal strength, a verdict that stands whatever the count wins over a rows_over
         # one (which may come to nothing).
@@ -449,8 +505,13 @@ class SessionGuard:
                    if self._shared.counts and not (code or unknown or typed) else frozenset())
         replaces = (frozenset(n for f in statements for n in f.replaced)
                     if not replaced else frozenset())
+        builtins = (frozenset(_builtins(statements, verdicts))
+                    if self._shared.counts and not (code or unknown or typed or overloaded)
+                    else frozenset())
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
-                              remembered=bool(known), touches=touches, replaces=replaces)
+                              remembered=bool(known), touches=touches, replaces=replaces,
+                              builtins=builtins,
+                              overloading=frozenset(n for f in statements for n in f.overloads))
         return judgement, True, one.span if by_shape else None
 
 
@@ -458,22 +519,42 @@ class SessionGuard:
 # checks) or read (a view's query). An UPDATE or DELETE is counted for its own rows, and what
 # its table's code writes is counted with them (``engine.pg.rowcount``).
 _RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE", "REFRESH MAT VIEW"})
-# Statements a count cannot wrap (the code runs later, or data flows while counting): marked
-# as reaching code they are held, so only for code known to be there.
-_HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE"})
+# Statements a count cannot wrap (the code runs later, or data flows while counting, or it
+# cannot run in a transaction block): marked as reaching code they are held, so only for
+# code known to be there.
+_HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE", "VACUUM"})
 
 
 def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
-             ) -> Iterator[tuple[str, bool]]:
-    """The relations of statements that nothing counts yet, and whether each is written."""
+             ) -> Iterator[tuple[str, bool, bool]]:
+    """The relations of statements that nothing counts yet, whether each is written, and
+    whether its stored expressions are evaluated over its rows."""
     for facts, verdict in zip(statements, verdicts, strict=True):
-        if (facts.reaches or facts.own or verdict.rows_over is not None
-                or not facts.kinds & _RUNS_STORED_CODE):
+        if facts.reaches or facts.own or verdict.rows_over is not None:
+            continue
+        for name in facts.evaluated_names:
+            yield name, False, True
+        if not facts.kinds & _RUNS_STORED_CODE:
             continue
         for name in facts.written_names:
-            yield name, True
+            yield name, True, False
         for name in facts.read_names - facts.written_names:
-            yield name, False
+            yield name, False, False
+
+
+def _builtins(statements: list[Facts], verdicts: tuple[Verdict, ...]) -> Iterator[str]:
+    """PostgreSQL's names that statements nothing counts yet call (``Judgement.builtins``)."""
+    for facts, verdict in zip(statements, verdicts, strict=True):
+        if not (facts.reaches or facts.own or verdict.rows_over is not None):
+            yield from facts.builtins
+
+
+def _overloading(facts: Facts, overloaded: frozenset[str]) -> Facts:
+    """``facts`` marked as calling code of the target's when a name of PostgreSQL's it calls
+    may be a user's overload (``overloaded``): counted as ``SELECT f()`` is."""
+    if (facts.reaches and not facts.own) or not facts.builtins & overloaded:
+        return facts
+    return dataclasses.replace(facts, reaches=True, own=False)
 
 
 def _replacing(facts: Facts, replaced: frozenset[str]) -> Facts:
@@ -487,9 +568,11 @@ def _replacing(facts: Facts, replaced: frozenset[str]) -> Facts:
 def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Facts:
     """``facts`` marked as running code of the target's when a relation it names carries
     some (``code``), or may (``unknown``; see ``_stored_code_counted``)."""
-    if facts.reaches or facts.own or not facts.kinds & _RUNS_STORED_CODE:
+    if facts.reaches or facts.own:
         return facts
-    names = facts.written_names | facts.read_names
+    names = set(facts.evaluated_names)
+    if facts.kinds & _RUNS_STORED_CODE:
+        names |= facts.written_names | facts.read_names
     maybe = unknown if not facts.kinds & _HELD_WHEN_REACHING else frozenset()
     if names & code or names & maybe:
         return dataclasses.replace(facts, reaches=True)

@@ -401,7 +401,8 @@ def reaches_only(facts: Facts) -> bool:
     statement that is not an UPDATE, DELETE, MERGE or TRUNCATE itself (an INSERT's own rows
     are no ``rows_over`` matter), nor transaction control (the gateway's block would change
     what it does) nor COPY (data flows while the gateway counts), nor DECLARE or PREPARE
-    (the code runs at a later FETCH, COMMIT or EXECUTE), with no data-modifying WITH. What
+    (the code runs at a later FETCH, COMMIT or EXECUTE), nor what cannot run inside a
+    transaction block (VACUUM, CLUSTER or REINDEX of many tables), with no data-modifying WITH. What
     the code writes is read from the target's counts (``engine.pg.rowcount``)."""
     if not facts.reaches or facts.kinds & ROW_WRITES:
         return False
@@ -411,6 +412,8 @@ def reaches_only(facts: Facts) -> bool:
         return False  # (a cursor's or a prepared statement's code runs later, uncounted)
     if isinstance(stmt, ast.IndexStmt | ast.ReindexStmt) and _concurrently(stmt):
         return False  # cannot run inside the gateway's transaction block
+    if not _in_transaction_block(stmt):
+        return False
     return _reads_only_in_with(stmt)
 
 
@@ -427,6 +430,23 @@ def _reads_only_in_with(stmt: ast.Node) -> bool:
     with_clause = getattr(stmt, "withClause", None)
     ctes = with_clause.ctes if with_clause is not None and with_clause.ctes else ()
     return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes)
+
+
+# REINDEX of these runs one transaction per table, outside any transaction block.
+_REINDEX_MANY = frozenset({"REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_SYSTEM",
+                           "REINDEX_OBJECT_DATABASE"})
+
+
+def _in_transaction_block(stmt: ast.Node) -> bool:
+    """Whether PostgreSQL lets ``stmt`` run inside the gateway's transaction block: VACUUM
+    never does, nor CLUSTER of every table, nor REINDEX of a schema, database or system."""
+    if isinstance(stmt, ast.VacuumStmt):
+        return not stmt.is_vacuumcmd  # ANALYZE does
+    if isinstance(stmt, ast.ClusterStmt):
+        return stmt.relation is not None
+    if isinstance(stmt, ast.ReindexStmt):
+        return str(getattr(stmt.kind, "name", stmt.kind)) not in _REINDEX_MANY
+    return True
 
 
 def _concurrently(stmt: ast.IndexStmt | ast.ReindexStmt) -> bool:

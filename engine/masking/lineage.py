@@ -107,6 +107,9 @@ class Relation:
     # policies' USING and WITH CHECK expressions (a read or a write does).
     indexes: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()
+    # What ANALYZE, or a write into a partitioned table, also evaluates: the functions (as
+    # calls, ``s.f()``) and types (as casts) its extended statistics and partition key use.
+    evaluated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

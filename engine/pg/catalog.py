@@ -143,6 +143,9 @@ class TableCatalog:
         # Relations by name as last read, never expired (``last_known``), the most recent
         # ``_KNOWN`` names.
         self._known: dict[str, list[Relation]] = {}
+        # Functions (operators, types) by name as last read, never expired: the guard's
+        # view of users' overloads of PostgreSQL's names (``last_known_functions``).
+        self._known_functions: dict[str, list[Function]] = {}
         self.taint_file = taint_file
         self._taint_read = 0  # bytes of the journal read so far
         if taint_file is not None:
@@ -270,6 +273,11 @@ class TableCatalog:
         entry = self._functions.get(name)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
+    def last_known_functions(self, name: str) -> list[Function] | None:
+        """Every function (operator, type) named ``name`` as last read, expired since or not
+        (``last_known``'s twin, for the guard's ``overloads``). None: never read."""
+        return self._known_functions.get(name)
+
     async def resolve_names(self, relations: frozenset[str], functions: frozenset[str]) -> bool:
         """Look relations and functions up by name; names already cached are checked against
         the target's catalog and read again if they changed. Every name asked about is
@@ -298,19 +306,23 @@ class TableCatalog:
         batch[2].set_result(found)
         return found
 
-    def look_up(self, relation: str) -> None:
-        """Read ``relation`` by name in the background, once at a time, for a caller that
-        only reads the cache (the guard's ``engine.pg.storedcode`` where no masking drives
-        the checks): what it finds serves ``relations`` until it expires (``ttl``)."""
-        if relation in self._looking:
+    def look_up(self, relation: str, *, function: bool = False) -> None:
+        """Read ``relation`` (a function's name when ``function``) by name in the background,
+        once at a time, for a caller that only reads the cache (the guard's
+        ``engine.pg.storedcode`` where no masking drives the checks, its ``overloads``):
+        what it finds serves ``relations`` (``functions``) until it expires (``ttl``)."""
+        key = f"fn:{relation}" if function else relation
+        if key in self._looking:
             return
-        self._looking.add(relation)
+        self._looking.add(key)
 
         async def read() -> None:
             try:
-                await self.resolve_names(frozenset({relation}), frozenset())
+                names = frozenset({relation})
+                await self.resolve_names(frozenset() if function else names,
+                                         names if function else frozenset())
             finally:
-                self._looking.discard(relation)
+                self._looking.discard(key)
 
         spawn(read(), f"catalog look-up {self._target}")
 
@@ -560,6 +572,10 @@ class TableCatalog:
             self._known[n] = r
         for n, f in found_fn.items():
             self._functions[n] = (until, f)
+            self._known_functions.pop(n, None)
+            if len(self._known_functions) >= _KNOWN:
+                self._known_functions.pop(next(iter(self._known_functions)))
+            self._known_functions[n] = f
         for key in read:
             self._versions[key] = versions.get(key, "")
         if snapshot is None:  # not known at which snapshot: checked in full next time
@@ -793,7 +809,8 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
                     definition, tuple(more.get("triggers") or ()), tuple(more.get("rules") or ()),
                     tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()),
                     tuple(more.get("family") or ()), tuple(more.get("checks") or ()),
-                    tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()))
+                    tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()),
+                    tuple(more.get("evaluated") or ()))
 
 
 def catalog_query(oids: list[int]) -> str:
@@ -846,6 +863,8 @@ _RELATION_VERSION = (
     "  ORDER BY y.oid) FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid), '')"
     " || '/' || coalesce((SELECT string_agg(k.oid::text || '.' || k.xmin::text, ','"
     "  ORDER BY k.oid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid), '')"
+    " || '/' || coalesce((SELECT string_agg(s.oid::text || '.' || s.xmin::text, ','"
+    "  ORDER BY s.oid) FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = c.oid), '')"
 )
 _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"
@@ -985,7 +1004,30 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "   FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polqual IS NOT NULL"
         "   UNION ALL SELECT pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)"
         "   FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid"
-        "   AND p.polwithcheck IS NOT NULL) x))::text"
+        "   AND p.polwithcheck IS NOT NULL) x),"
+        # The functions (an operator's too) and types extended statistics and a partition
+        # key use, read from pg_depend (every version: pg_statistic_ext's expressions have
+        # no column before 14), written as calls and casts for the guard to read.
+        "  'evaluated', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
+        "   SELECT pg_catalog.quote_ident(fn.nspname) || '.'"
+        "   || pg_catalog.quote_ident(fp.proname) || '()' AS e"
+        "   FROM pg_catalog.pg_depend dp LEFT JOIN pg_catalog.pg_operator o"
+        "   ON dp.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass"
+        "   AND o.oid = dp.refobjid JOIN pg_catalog.pg_proc fp ON fp.oid = CASE"
+        "   WHEN dp.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN dp.refobjid"
+        "   ELSE o.oprcode::oid END"
+        "   JOIN pg_catalog.pg_namespace fn ON fn.oid = fp.pronamespace"
+        "   WHERE (dp.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass"
+        "   AND dp.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s"
+        "   WHERE s.stxrelid = c.oid)) OR (dp.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+        "   AND dp.objid = c.oid AND dp.objsubid = 0) UNION ALL"
+        "   SELECT 'NULL::' || pg_catalog.quote_ident(tn.nspname) || '.'"
+        "   || pg_catalog.quote_ident(t.typname) FROM pg_catalog.pg_depend dp"
+        "   JOIN pg_catalog.pg_type t ON dp.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+        "   AND t.oid = dp.refobjid JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace"
+        "   WHERE dp.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass"
+        "   AND dp.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s"
+        "   WHERE s.stxrelid = c.oid)) x))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"

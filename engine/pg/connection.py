@@ -69,6 +69,32 @@ def _exists(catalog: TableCatalog, function: str) -> bool | None:
     return None if found is None else bool(found)
 
 
+# Schemas whose functions, operators and casts are PostgreSQL's own.
+_OWN_SCHEMAS = ("pg_catalog", "information_schema")
+
+
+def _overloads(catalog: TableCatalog, name: str, fresh: bool) -> bool | None:
+    """Whether the target has code of a user's under one of PostgreSQL's names: a function,
+    aggregate or operator (``operator:=``) of that name outside pg_catalog, or a cast into
+    the type (``type:t``) whose function is (``SessionGuard.overloads``). None: not read
+    (within the cache's time to live when ``fresh``; else ever, and an expired entry is read
+    again in the background for the statements after)."""
+    found = catalog.functions(name)
+    if found is None and not fresh:
+        found = catalog.last_known_functions(name)
+        if found is not None:
+            catalog.look_up(name, function=True)
+    if found is None:
+        return None
+    for function in found:
+        if function.schema not in _OWN_SCHEMAS:
+            return True
+        if name.startswith("type:") and any(
+                not f.startswith("pg_catalog.") for f in function.source.split()):
+            return True
+    return False
+
+
 class PgConnection:
     def __init__(self, ctx: PgContext, conn: Connection, client: Side) -> None:
         self.ctx = ctx
@@ -260,6 +286,7 @@ class PgConnection:
             cache = self._catalog()
             session.guard.stored_code = StoredCode(cache, None if masked else cache.look_up)
             session.guard.function_exists = functools.partial(_exists, cache)
+            session.guard.overloads = functools.partial(_overloads, cache)
         if masking is not None and masking.active:
             catalog = None
             if masking.columns:

@@ -757,7 +757,8 @@ class PgRelay:
                 "approved, so the gateway did not run it", "42501", hint="Run it again."))
             return False
         judgement = statement.judgement
-        if judgement is not None and (judgement.remembered or judgement.touches):
+        if judgement is not None and (judgement.remembered or judgement.touches
+                                      or judgement.builtins):
             # The memory may have changed, or what the catalog knows of the relations it
             # names (a trigger added since the Parse: a driver keeps its prepared
             # statements for the connection's life).

@@ -25,7 +25,10 @@ code whatever its expression (the cache keeps its name only).
 
 Reads and writes differ: reading a table runs none of its triggers, so for a read only a view's
 query (and the views it reads) matter; a write into a view lands in its base tables, and a write
-into a partitioned table or an inheritance parent in its family.
+into a partitioned table or an inheritance parent in its family. A statement that evaluates a
+table's stored expressions over the rows it holds (``rows``: ANALYZE, VALIDATE CONSTRAINT, a
+rewrite, CLUSTER, REINDEX) runs its CHECKs, index expressions, generated columns, extended
+statistics and partition key, in its family too, but no trigger, rule or default.
 """
 
 from __future__ import annotations
@@ -56,31 +59,31 @@ class StoredCode:
         self.ask = ask
         self._missing: set[str] | None = None  # collecting, for ``missing``
 
-    def __call__(self, name: str, writes: bool) -> bool | None:
+    def __call__(self, name: str, writes: bool, rows: bool = False) -> bool | None:
         """``name``: pg_class's relname, case kept (``Facts.read_names``). Worked out anew at
         each question (each relation looked at once): an answer kept would skip the look that
         has an expired entry read again (``ask``)."""
         self._missing = None
-        return self._named(name, writes, 0, set())
+        return self._named(name, (writes, rows), 0, set())
 
-    def missing(self, name: str, writes: bool) -> set[str]:
+    def missing(self, name: str, writes: bool, rows: bool = False) -> set[str]:
         """The relations the answer for ``name`` needs that the catalog never read."""
         found: set[str] = set()
         self._missing = found
         try:
-            self._named(name, writes, 0, set())
+            self._named(name, (writes, rows), 0, set())
         finally:
             self._missing = None
         return found
 
-    def _named(self, name: str, writes: bool, depth: int,
-               seen: set[tuple[str, bool]]) -> bool | None:
+    def _named(self, name: str, mode: tuple[bool, bool], depth: int,
+               seen: set[tuple[str, tuple[bool, bool]]]) -> bool | None:
         # Each relation is looked at once per question: a partition's family leads back to
         # its parent, and a parent to every partition (the outside attack froze a worker
         # for 78 s on an INSERT into a table of 40 partitions, walked again at every step).
-        if (name, writes) in seen:
+        if (name, mode) in seen:
             return False  # (its answer is the one being worked out, or known False)
-        seen.add((name, writes))
+        seen.add((name, mode))
         found = self.catalog.relations(name)
         if found is None:
             # Expired, or dropped by DDL: as last read, while it is read again.
@@ -93,15 +96,20 @@ class StoredCode:
                 self.ask(name)
         answer: bool | None = False
         for relation in found:
-            runs = self._relation(relation, writes, depth, seen)
+            runs = self._relation(relation, mode, depth, seen)
             if runs:
                 return True
             if runs is None:
                 answer = None
         return answer
 
-    def _relation(self, relation: Relation, writes: bool, depth: int,
-                  seen: set[tuple[str, bool]]) -> bool | None:
+    def _relation(self, relation: Relation, mode: tuple[bool, bool], depth: int,
+                  seen: set[tuple[str, tuple[bool, bool]]]) -> bool | None:
+        writes, rows = mode
+        if rows:
+            if runs_over_rows(relation):
+                return True
+            return self._further(relation.family, mode, depth, seen)
         if writes and runs_on_write(relation):
             return True
         if any(calls_code(e) for e in relation.policies):
@@ -113,17 +121,23 @@ class StoredCode:
             inner = query[1]
         else:
             inner = frozenset()
-        further = [(n, False) for n in inner]
-        if writes:
-            further += [(n, True) for n in relation.family]
-            further += [(n, True) for n in inner]  # a write through a view lands there
-        if not further:
+        answer = self._further(inner, (False, False), depth, seen)
+        if answer or not writes:
+            return answer
+        # A write through a view lands in its base tables; into a parent, in its family.
+        further = self._further(relation.family + tuple(inner), mode, depth, seen)
+        return further if further or answer is False else answer
+
+    def _further(self, names: tuple[str, ...] | frozenset[str], mode: tuple[bool, bool],
+                 depth: int, seen: set[tuple[str, tuple[bool, bool]]]) -> bool | None:
+        """Whether any of the relations ``names`` carries such code (None: not known)."""
+        if not names:
             return False
         if depth >= DEPTH:
             return None
         answer: bool | None = False
-        for name, write in further:
-            runs = self._named(name, write, depth + 1, seen)
+        for name in sorted(names):
+            runs = self._named(name, mode, depth + 1, seen)
             if runs:
                 return True
             if runs is None:
@@ -138,7 +152,19 @@ def runs_on_write(relation: Relation) -> bool:
         return True
     if any(not t.startswith("pg_catalog.") for t in relation.triggers):
         return True
-    return any(calls_code(e) for e in relation.defaults + relation.checks + relation.indexes)
+    return any(calls_code(e) for e in relation.defaults + relation.checks + relation.indexes
+               + relation.evaluated)
+
+
+@lru_cache(maxsize=4096)
+def runs_over_rows(relation: Relation) -> bool:
+    """Whether evaluating ``relation``'s stored expressions over its rows (ANALYZE, VALIDATE
+    CONSTRAINT, a rewrite) runs code that is not PostgreSQL's own: its CHECKs (its columns'
+    domains' too), index expressions and predicates, generated columns, extended statistics
+    and partition key."""
+    if relation.generated:
+        return True
+    return any(calls_code(e) for e in relation.checks + relation.indexes + relation.evaluated)
 
 
 @lru_cache(maxsize=4096)

@@ -143,11 +143,11 @@ class Answers:
     def __init__(self, known: dict[str, bool | None]) -> None:
         self.known = known
 
-    def __call__(self, name: str, writes: bool) -> bool | None:
-        return self.known.get(name) if writes or name == "v" else False
+    def __call__(self, name: str, writes: bool, rows: bool = False) -> bool | None:
+        return self.known.get(name) if writes or rows or name == "v" else False
 
-    def missing(self, name: str, writes: bool) -> set[str]:
-        return {name} if self(name, writes) is None else set()
+    def missing(self, name: str, writes: bool, rows: bool = False) -> set[str]:
+        return {name} if self(name, writes, rows) is None else set()
 
 
 def guard(known: dict[str, bool | None]) -> SessionGuard:
@@ -245,3 +245,74 @@ def test_an_expired_entry_is_asked_for_at_every_question() -> None:
     code = StoredCode(catalog, catalog.asked.append)
     assert code("audited", True) is True and code("audited", True) is True
     assert catalog.asked == ["audited", "audited"]
+
+
+ROWS = Known(
+    table("audited", triggers=("public.audit",), defaults=("purge()",)),
+    table("checked", checks=("(id > 0) AND ok(id)",)),
+    table("indexed", indexes=("f_key(id)",)),
+    table("generated", generated=("total",)),
+    table("statistics", evaluated=("public.f()",)),
+    table("statistics_builtin", evaluated=("pg_catalog.lower()", "NULL::pg_catalog.text")),
+    table("statistics_typed", evaluated=("NULL::public.mydomain",)),
+    table("parent", family=("checked",)),
+    table("plain", checks=("(id > 0)",), indexes=("lower(name)",)),
+)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("audited", False),  # ANALYZE or a rewrite fires no trigger, evaluates no default
+    ("checked", True),
+    ("indexed", True),
+    ("generated", True),
+    ("statistics", True),
+    ("statistics_builtin", False),
+    ("statistics_typed", True),
+    ("parent", True),  # its partitions are analyzed, rewritten too
+    ("plain", False),
+    ("never_looked_up", None),
+])
+def test_what_runs_over_a_table_s_rows(name: str, expected: bool | None) -> None:
+    assert StoredCode(ROWS)(name, False, rows=True) is expected
+
+
+@pytest.mark.parametrize("sql", [
+    "ANALYZE checked", "VACUUM (ANALYZE) checked", "VACUUM ANALYZE public.checked",
+    "VACUUM FULL checked", "CLUSTER checked USING checked_pkey", "REINDEX TABLE checked",
+    "ALTER TABLE checked VALIDATE CONSTRAINT ok", "ALTER TABLE checked SET LOGGED",
+    "ALTER TABLE checked SET UNLOGGED", "ALTER TABLE checked ADD COLUMN d int DEFAULT random()",
+    "ALTER TABLE plain ATTACH PARTITION checked FOR VALUES IN (1)",
+])
+def test_a_statement_evaluating_stored_code_over_rows_is_counted_or_held(sql: str) -> None:
+    g = guard({"checked": True, "plain": False})
+    assert g.unread(sql) == frozenset()
+    verdict = g.judge(sql).verdict
+    assert verdict.action == "review" and verdict.rule == "review-big-writes"
+    assert guard({"checked": False, "plain": False}).judge(sql).action == "allow"
+    # Never read: asked for first.
+    assert guard({"checked": None, "plain": False}).unread(sql) == {"checked"}
+
+
+@pytest.mark.parametrize(("sql", "counted"), [
+    ("ANALYZE checked", True),  # runs in the gateway's savepoint
+    ("ALTER TABLE checked VALIDATE CONSTRAINT ok", True),
+    ("VACUUM (ANALYZE) checked", False),  # cannot run in a transaction block: held
+    ("VACUUM FULL checked", False),
+])
+def test_what_cannot_run_in_a_transaction_block_is_held_not_counted(
+        sql: str, counted: bool) -> None:
+    verdict = guard({"checked": True}).judge(sql).verdict
+    assert (verdict.rows_over == 100) is counted
+
+
+@pytest.mark.parametrize("sql", ["ANALYZE", "VACUUM ANALYZE", "REINDEX INDEX checked_pkey",
+                                 "REINDEX DATABASE shop", "CLUSTER"])
+def test_maintenance_of_what_the_gateway_cannot_name_reaches(sql: str) -> None:
+    assert guard({}).judge(sql).verdict.rule == "review-big-writes"
+
+
+@pytest.mark.parametrize("sql", ["VACUUM checked", "VACUUM (ANALYZE false) checked",
+                                 "ALTER TABLE checked ADD CONSTRAINT c CHECK (id > 0)",
+                                 "ALTER TABLE checked SET TABLESPACE pg_default"])
+def test_what_evaluates_no_stored_expression_is_not_counted(sql: str) -> None:
+    assert guard({"checked": True}).judge(sql).action == "allow"
