@@ -70,6 +70,9 @@ def _encodings(value: str) -> list[str]:
         quote(value, safe=""),
         "\\x" + raw.hex(),  # a bytea's text form
         base64.encodebytes(raw * 3).decode(),  # wrapped at 76
+        "".join(f"\\u{ord(c):04x}" for c in value),  # JSON string escapes
+        "".join(f"\\u{ord(c):04X}" if i % 2 else c for i, c in enumerate(value)),
+        "x\\n" + value.replace("/", "\\/"),  # the n was a letter right before the value
     ]
 
 
