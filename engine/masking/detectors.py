@@ -292,27 +292,30 @@ _DETECTORS = (
     # and scientific notation (``4.111111111111111e+15``, ``41.11111111111111E14``): a
     # mantissa with at least 9 digits (a card has 13; fewer are left when it ends in zeros),
     # whose value the validator reads. Each branch holds a part of DIGITS: a run of 8 digits,
-    # or 6 and 6 around the point of a mantissa.
+    # or 6 and 6 around the point of a mantissa. (Every branch has 8 digits or separators
+    # after its first digit: the look-ahead turns the many short numbers away at once.)
     _builtin("payment_card", r"""
-        \d (?<![\w.]\d)
+        \d (?<![\w.]\d) (?=[\d.,\ -]{8})
         (?: \d{2,3}(?P<s1>[\ ,-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
           | \d{3}(?P<s2>[\ -])\d{6}(?P=s2)\d{4,5}
           | \d{0,2}(?:,\d{3}){4,6}
-          | \d{12,}
-          | (?: \d*\.\d{8,} | \d{7,}\.\d+ | \d{5,6}\.\d{6,7} ) [eE][+-]?\d+ )
+          | \d{12,}+
+          | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
         (?!\w|\.\d)
         """, DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""
-        (?<![A-Za-z0-9]) [A-Z]{2}\d{2}
+        [A-Z] (?<![A-Za-z0-9][A-Z]) [A-Z]\d{2}
         (?: [A-Z0-9]{11,30} | (?:\ [A-Z0-9]{4}){2,7}(?:\ [A-Z0-9]{1,3})? )
         (?![A-Za-z0-9])
         """, DIGITS, iban_valid),
     # AAA-GG-SSSS without the numbers never issued: area 000, 666, 9xx; group 00; serial 0000.
     # Not inside a longer dashed token; a sign before it is no part of one (``-123-45-6789``).
+    # (Led by the area's first digit, the boundary checked after it, so the search skips in C.)
     _builtin("us_ssn", r"""
-        (?<!\w) (?<![\w-]-) (?!000|666|9)\d{3} - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
+        [0-8] (?<!\w\d) (?<![\w-]-\d) (?!(?<=0)00|(?<=6)66)
+        \d\d - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
         """, DIGITS),
     # E.164 (+ and 8-15 digits, spaces, dashes, an area code in parentheses), or the North
     # American (555) 123-4567 and 555-123-4567. Dots are not separators: no IPs, no versions.
