@@ -289,11 +289,13 @@ _DETECTORS = (
     # ``-`` after a word is masked too), nor are leading zeros (``lpad``, ``%020d``).
     # Numeric forms of one too: a decimal or exponent after it (``::numeric(30,2)``,
     # ``::float8``, ``4111111111111111e0``), thousands groups (``::money``: $5,555,...,444.00)
-    # and scientific notation (``4.111111111111111e+15``, ``41.11111111111111E14``): a
-    # mantissa with at least 9 digits (a card has 13; fewer are left when it ends in zeros),
-    # whose value the validator reads. Each branch holds a part of DIGITS: a run of 8 digits,
-    # or 6 and 6 around the point of a mantissa. (Every branch has 8 digits or separators
-    # after its first digit: the look-ahead turns the many short numbers away at once.)
+    # and scientific notation (``4.111111111111111e+15``, ``41.11111111111111E14``: a
+    # mantissa with at least 9 digits, as a card has 13 and fewer are left when it ends in
+    # zeros, whose value the validator reads); a literal's type suffix after it is no part of
+    # a word (``4111111111111111L``, ``…n``, ``…ULL``, ``…m``). Each branch holds a part of
+    # DIGITS: a run of 8 digits, or 6 and 6 around the point of a mantissa. (Every branch has
+    # 8 digits or separators after its first digit: the look-ahead turns the many short
+    # numbers away at once.)
     _builtin("payment_card", r"""
         \d (?<![\w.]\d) (?=[\d.,\ -]{8})
         (?: \d{2,3}(?P<s1>[\ ,-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
@@ -302,7 +304,7 @@ _DETECTORS = (
           | \d{12,}+
           | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
-        (?!\w|\.\d)
+        (?! \.\d | (?![lLnNuUfFdDmM]{1,3}\b)\w )
         """, DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""

@@ -56,6 +56,9 @@ FOUND = [
     ("payment_card", "411111111111111100000e-5", ["411111111111111100000e-5"]),
     ("payment_card", "-$4,111,111,111,111,111.00", ["4,111,111,111,111,111.00"]),
     ("payment_card", "-5555-5555-5555-4444", ["5555-5555-5555-4444"]),
+    ("payment_card", "long n = -4111111111111111L;", ["4111111111111111"]),  # type suffixes
+    ("payment_card", "BigInt: 4111111111111111n, 5555555555554444ULL",
+     ["4111111111111111", "5555555555554444"]),
     ("iban", "DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
     ("iban", "iban=GB82WEST12345698765432;", ["GB82WEST12345698765432"]),
     ("iban", "NL91ABNA0417164300 and FR1420041010050500013M02606",
@@ -107,6 +110,8 @@ NOT_FOUND = [
     ("payment_card", "ts 1733457600.123456"),  # epoch seconds and microseconds
     ("payment_card", "-12345678901234567890"),  # 20 digits
     ("payment_card", "000000000000000000"),  # zeros only
+    ("payment_card", "4111111111111111dead"),  # a word, not a suffix
+    ("payment_card", "id_4111111111111111_x"),
     ("iban", "DE89 3704 0044 0532 0130 01"),  # mod 97 fails
     ("iban", "DE89370400440532013"),  # too short for DE
     ("iban", "ZZ89370400440532013000"),  # no such country
