@@ -9,9 +9,10 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
   character is never split and arbitrary bytes come back unchanged where nothing is masked.
 - The safe cuts follow from the built-in patterns (``engine.masking.detectors``): no match
   crosses a line break (CR or LF), and one crosses a blank or a comma only after a word that
-  ends in a digit, a capital, ``) = : - +``, a quote around a key, a secret word
-  (``password``, ``key``...) or a JSON escape (read decoded, ``\\u006e`` may end a key),
-  or while a quote is open. The tail held back is therefore
+  ends in a digit, a capital, ``) = : - +``, a quote around a key, or a secret word
+  (``password``, ``key``...), or while a quote is open. A line holding a JSON escape is read
+  decoded (``engine.masking.escaped``): an escaped quote, ``=`` or letter of a key word defeats
+  those rules, so only its line break is a cut (and ``max_hold``). The tail held back is therefore
   usually the last word of the last line. With a custom detector (any pattern) only line
   breaks are cuts.
 - A private key block is held from its header until its footer, up to ``max_key_block``
@@ -43,7 +44,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 
 from engine.masking.detectors import KEY_ENDINGS, KEY_HEADER, is_builtin
-from engine.masking.escaped import TRIGGER as ESCAPE_TRIGGER
+from engine.masking.escaped import has_escape
 from engine.masking.masker import ValueMasker
 
 MAX_HOLD = 4096  # characters of an unfinished line held back (bytes, for ASCII)
@@ -228,6 +229,8 @@ class StreamMasker:
         cuts at or before ``floor`` are known to be unsafe.
         """
         line = text[start:limit]
+        if "\\" in line and has_escape(line):
+            return None  # read decoded: an escaped quote, = or key letter defeats the rules
         backwards = line[::-1]
         open_double = line.count('"')
         open_single = line.count("'")
@@ -354,10 +357,6 @@ class StreamMasker:
 
 
 _LINE_CONTENT = re.compile(r"[^\r\n]+")
-# A word that ends in a JSON escape (``engine.masking.escaped``) ends as its decoded character
-# does, which may be a letter of a key or a quote: no cut after it.
-_ENDS_ESCAPED = re.compile(ESCAPE_TRIGGER + r"\Z")
-_ESCAPE_ENDINGS = tuple('/"bfnrt0123456789abcdefABCDEF')
 
 
 def starred(data: bytes) -> bytes:
@@ -379,12 +378,8 @@ def _ends_values(word: str) -> bool:
         word = _ESCAPE.sub("", word)
         if "\x1b" in word:
             return False  # an escape sequence still arriving
-    if word.endswith(_ESCAPE_ENDINGS) and _ENDS_ESCAPED.search(word):
-        return False  # a JSON escape (``toke\u006e``, ``\n``, ``\"``): read decoded, it may go on
     if word[-1:] in ("'", '"'):
         word = word[:-1]  # "password": the key's closing quote
-        if word.endswith(_ESCAPE_ENDINGS) and _ENDS_ESCAPED.search(word):
-            return False  # "toke\u006e": a key spelled with an escape, then its quote
     if not word:
         return True
     return word[-1] not in _CONTINUES and not word.lower().endswith(KEY_ENDINGS)
