@@ -14,8 +14,10 @@ Every escape a JSON string may hold is decoded, anywhere in a text, not only bet
 a text cut out of a JSON document, a log line, source code read the same (JavaScript, Java and
 Python share these escapes). ``TRIGGER`` is an escape whose decoded character can make or
 complete a finding; a text without one is read as it stands (``\\\\`` is a backslash either
-way, and no value holds one). Decoded text is shorter than the text, so JSON inside a JSON
-string (escaped twice) is read by the next round, and rounds end.
+way, and no value holds one). JSON inside a JSON string (escaped twice) is read by the next
+round, up to ``MAX_ROUNDS`` rounds: ``\\u005cu005cu005c…`` makes one new escape a round, and
+unbounded it nested a round per escape (quadratic, and out of stack). What a client would
+have to decode more than ``MAX_ROUNDS`` times is read as it stands after them.
 
 Cost: one split of the text at its escapes (in C), each escape's character looked up in a
 table, and one screen of the decoded text; offsets are worked out only for a finding.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from itertools import accumulate
@@ -40,6 +43,8 @@ _TRIGGER = re.compile(TRIGGER)
 _SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
            "t": "\t"}
 _TABLE_SIZE = 4096  # escapes remembered (hex digits in either case make ~1M spellings)
+MAX_ROUNDS = 4  # nested decodings of one text (JSON in JSON in JSON in JSON)
+_ROUNDS = threading.local()  # rounds under way in this thread (maskers are shared)
 
 Find = Callable[[str], list[Finding]]
 
@@ -110,10 +115,17 @@ class EscapedValues:
         parts = _ESCAPE.split(text)
         if len(parts) == 1:
             return
+        rounds = getattr(_ROUNDS, "n", 0)
+        if rounds >= MAX_ROUNDS:
+            return
         bodies = parts[1::2]
         decoded_parts = list(parts)
         decoded_parts[1::2] = map(_CHARS.__getitem__, bodies)
-        found = self._find("".join(decoded_parts))
+        _ROUNDS.n = rounds + 1
+        try:
+            found = self._find("".join(decoded_parts))
+        finally:
+            _ROUNDS.n = rounds
         if not found:
             return
         # Where each part starts in the text and in the decoded text: a literal part has the

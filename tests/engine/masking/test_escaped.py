@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.masking.escaped import EscapedValues, has_escape, unescape
+from engine.masking.escaped import MAX_ROUNDS, EscapedValues, has_escape, unescape
 from engine.masking.masker import ValueMasker
 from engine.masking.strategies import Strategy
 
@@ -129,3 +129,13 @@ def test_any_escaping_of_a_value_is_masked(value: str, seed: int, before: str,
     text = '{"v": "' + before + written + after + '"}'
     masked, fired = PARTIAL.mask(text)
     assert fired and value not in json.loads(masked)["v"], (text, masked)
+
+
+def test_rounds_of_decoding_are_bounded() -> None:
+    """``\\u005cu005c…`` makes one new escape a round: unbounded, a round per escape ran out
+    of stack (RecursionError) on a few thousand. JSON in JSON up to MAX_ROUNDS deep is read."""
+    crafted = "\\u005c" + "u005c" * 5000 + "x"
+    assert REDACT.mask(crafted) == (crafted, [])
+    for rounds in range(1, MAX_ROUNDS + 1):  # each JSON level doubles the backslashes
+        text = '"' + "\\" * (1 << (rounds - 1)) + "u0034" + CARD[1:] + '"'
+        assert REDACT.mask(text) == ('"****"', ["payment_card"]), rounds
