@@ -73,6 +73,11 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
                 fired.append("password")
             elif values is not None:
                 names = _literal(token.name, content, values, start, end, replace)
+                if not names and escape != "\\":
+                    # Read with the backslash too: the server takes ``\0034`` after UESCAPE
+                    # '!' as written, but a reader of the record decodes it at a glance.
+                    names = _literal(token.name, _content(word.decode(
+                        "utf-8", "surrogateescape")), values, start, end, replace)
                 fired += names
                 if token.name in _STRINGS:
                     pieces.append((start, end, content))

@@ -82,6 +82,8 @@ def _with(escape: str) -> str:
     (f"insert into cards values (U&'!+000034{CARD[1:]}' UESCAPE '!')", "!+000034"),
     (f"select 1 as U&\"{_with('!')}\" UESCAPE '!'", _with("!")),
     (f"select 1 as U&\"{UNICODE}\"", UNICODE),
+    # \XXXX after another UESCAPE is text to the server, but the record shows a card
+    (f"insert into cards values (U&'{UNICODE}' UESCAPE '!')", UNICODE),
     # one string continued across a line break with -- comments in between (quotecontinue)
     (f"insert into cards values ('{CARD[:4]}' -- first part\n '{CARD[4:]}')", CARD[4:]),
     (f"insert into cards values ('{CARD[:4]}'\n-- a\n\t-- b\n'{CARD[4:]}')", CARD[4:]),
