@@ -121,8 +121,13 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+_GROUP_DASH = re.compile(r"(?<=\d)-")
+
+
 def _card_valid(value: str) -> bool:
-    digits = value.replace(" ", "").replace("-", "").replace(",", "")
+    digits = value.replace(" ", "").replace(",", "")
+    if "-" in digits:  # group separators; an exponent's sign stays (``41111111111111110e-1``)
+        digits = _GROUP_DASH.sub("", digits)
     if not digits.isdigit():  # a number's form: its integer digits, or its value's
         whole = re.split("[.eE]", digits, maxsplit=1)[0]
         try:
@@ -134,7 +139,7 @@ def _card_valid(value: str) -> bool:
             number = ""
         return any(_card_digits(d) for d in (whole, number, digits.partition("e")[0].replace(
             ".", "").partition("E")[0]))
-    return _card_digits(digits)
+    return _card_digits(digits) or (digits[:1] == "0" and _card_digits(digits.lstrip("0")))
 
 
 def _card_digits(digits: str) -> bool:
@@ -202,7 +207,7 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # with a character class, which the engine skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
                    | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
-                                       | (?<=[A-Z]{2}\d\d) | \.\d{8} )
+                                       | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
                    | (?<![\d,]\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
 
 # The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
@@ -220,7 +225,7 @@ ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
 NATIVE_TRIGGERS: dict[str, str] = {
     "@": r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]",
     DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
-             r"|\d\d(?:\d\d[ ,\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8})"
+             r"|\d\d(?:\d\d[ ,\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}|\d{4,5}\.\d{6,7}[eE])"
              r"|[A-Z]{2}\d\d"
              r"|\d\d?\d?,\d{3},\d{3},\d{3}"),
     ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
@@ -280,28 +285,39 @@ _DETECTORS = (
     # 13-19 digits, together or in groups with one kind of separator: 4-4-4-4(-1..3), and the
     # 4-6-5 / 4-6-4 of American Express and Diners. No issuer prefix is required. (Led by the
     # first digit, with the left boundary checked after it, so that the search skips in C.)
+    # A sign before it is no boundary (``-4111111111111111``, a bigint or a JSON number; a
+    # ``-`` after a word is masked too), nor are leading zeros (``lpad``, ``%020d``).
     # Numeric forms of one too: a decimal or exponent after it (``::numeric(30,2)``,
     # ``::float8``, ``4111111111111111e0``), thousands groups (``::money``: $5,555,...,444.00)
-    # and scientific notation (``4.111111111111111e+15``).
+    # and scientific notation (``4.111111111111111e+15``, ``41.11111111111111E14``: a
+    # mantissa with at least 9 digits, as a card has 13 and fewer are left when it ends in
+    # zeros, whose value the validator reads); a literal's type suffix after it is no part of
+    # a word (``4111111111111111L``, ``…n``, ``…ULL``, ``…m``). Each branch holds a part of
+    # DIGITS: a run of 8 digits, or 6 and 6 around the point of a mantissa. (Every branch has
+    # 8 digits or separators after its first digit: the look-ahead turns the many short
+    # numbers away at once.)
     _builtin("payment_card", r"""
-        \d (?<![\w.-]\d)
+        \d (?<![\w.]\d) (?=[\d.,\ -]{8})
         (?: \d{2,3}(?P<s1>[\ ,-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
           | \d{3}(?P<s2>[\ -])\d{6}(?P=s2)\d{4,5}
           | \d{0,2}(?:,\d{3}){4,6}
-          | \d{12,18}
-          | \.\d{8,18}[eE]\+?\d{1,2} )
+          | \d{12,}+
+          | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
-        (?!\w|\.\d)
+        (?! \.\d | (?![lLnNuUfFdDmM]{1,3}\b)\w )
         """, DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""
-        (?<![A-Za-z0-9]) [A-Z]{2}\d{2}
+        [A-Z] (?<![A-Za-z0-9][A-Z]) [A-Z]\d{2}
         (?: [A-Z0-9]{11,30} | (?:\ [A-Z0-9]{4}){2,7}(?:\ [A-Z0-9]{1,3})? )
         (?![A-Za-z0-9])
         """, DIGITS, iban_valid),
     # AAA-GG-SSSS without the numbers never issued: area 000, 666, 9xx; group 00; serial 0000.
+    # Not inside a longer dashed token; a sign before it is no part of one (``-123-45-6789``).
+    # (Led by the area's first digit, the boundary checked after it, so the search skips in C.)
     _builtin("us_ssn", r"""
-        (?<![\w-]) (?!000|666|9)\d{3} - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
+        [0-8] (?<!\w\d) (?<![\w-]-\d) (?!(?<=0)00|(?<=6)66)
+        \d\d - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
         """, DIGITS),
     # E.164 (+ and 8-15 digits, spaces, dashes, an area code in parentheses), or the North
     # American (555) 123-4567 and 555-123-4567. Dots are not separators: no IPs, no versions.

@@ -51,6 +51,7 @@ URL_TRIGGER = r"%[0-9A-Fa-f]{2}"
 _WORD = re.compile(r"[^\s\"'<>`]+", re.ASCII)
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}", re.ASCII)
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+", re.ASCII)
+_PREFIXED_HEX = re.compile(r"0?[xX]((?:[0-9A-Fa-f]{2})+)", re.ASCII)
 _DIGITS_ENCODED = 26  # hex of 13 ASCII digits is 26 digits: shorter digit runs are numbers
 _LINES = re.compile(r"\r?\n")
 _URLSAFE = str.maketrans("_", "/")
@@ -99,7 +100,11 @@ class EncodedValues:
 
 
 def decode(run: str) -> str | None:
-    """A run of hex (when it is hex-shaped) or base64 characters, decoded; None if it is not."""
+    """A run of hex (when it is hex-shaped, maybe after an ``x`` or ``0x``: a bytea's text
+    ``\\x3431…``, a hex dump's ``0x3431…``) or base64 characters, decoded; None if it is not."""
+    prefixed = _PREFIXED_HEX.fullmatch(run)
+    if prefixed is not None:
+        run = prefixed.group(1)
     if _HEX.fullmatch(run):
         if len(run) < _DIGITS_ENCODED and run.isdigit():
             return None  # a number (a card itself); hex of the shortest card is 26 digits

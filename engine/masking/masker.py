@@ -9,7 +9,9 @@ tests; in a value it lets through, only the detectors whose own trigger occurs a
 
 Detected values inside base64, hex and URL encodings are found too (``encoded``): a candidate
 run is decoded and its decoded text masked like any other; the pre-screens let a text with a
-candidate through.
+candidate through. So are values behind JSON string escapes (``escaped``: ``\\u0034``, ``\\/``,
+a ``\\n`` right before a value): the text is decoded and each finding of the decoded text masks
+the characters it was read from; the pre-screens let a text with such an escape through.
 
 Where hyperscan is installed the same triggers are compiled into one database
 (``engine.masking.prefilter``) and ``screen`` scans longer data in C; ``ResultMasker`` uses it
@@ -28,6 +30,8 @@ from collections.abc import Callable, Iterable, Mapping
 from engine.masking import prefilter
 from engine.masking.detectors import BUILTIN, NATIVE_TRIGGERS, Detector, Finding
 from engine.masking.encoded import RUN_TRIGGER, URL_TRIGGER, EncodedValues
+from engine.masking.escaped import TRIGGER as ESCAPE_TRIGGER
+from engine.masking.escaped import EscapedValues, escape, has_escape, unescape, widened
 from engine.masking.prefilter import Prefilter
 from engine.masking.strategies import REDACT, SEPARATORS, Strategy
 
@@ -63,6 +67,7 @@ class ValueMasker:
         self.keep_length = keep_length
         self._cache: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._encoded = EncodedValues(self.find) if encodings else None
+        self._escaped = EscapedValues(self.find) if encodings else None
 
         # The pre-screen: plain-string triggers are substring tests (memchr-fast); the others
         # (built-in: DIGITS, ASSIGNMENT) are joined into one regex, led by a character class.
@@ -93,12 +98,11 @@ class ValueMasker:
         # wherever one of them matches. Per call it costs one search instead of six; on a long
         # buffer the substring tests stay, as they skip in memchr rather than at each ``e``.
         short = [f"[\\x{ord(w[0]):02x}]{re.escape(w[1:])}" for w in literals] + regexes
-        if encodings:  # a candidate run or a %XX escape lets a value through to ``find``
-            short += [RUN_TRIGGER, URL_TRIGGER]
+        if encodings:  # a candidate run, a %XX or JSON escape lets a value through to ``find``
+            short += list(_ENCODED)
             self._encoded_bytes: re.Pattern[bytes] | None = re.compile(
-                f"{RUN_TRIGGER}|{URL_TRIGGER}".encode("ascii"))
-            self._encoded_text: re.Pattern[str] | None = re.compile(
-                f"{RUN_TRIGGER}|{URL_TRIGGER}")
+                "|".join(_ENCODED).encode("ascii"))
+            self._encoded_text: re.Pattern[str] | None = re.compile("|".join(_ENCODED))
         else:
             self._encoded_bytes = self._encoded_text = None
         self._screen_short = (re.compile(_loose(_combined(short)).encode("ascii"), re.VERBOSE)
@@ -112,7 +116,7 @@ class ValueMasker:
         if native and not self._untriggered:
             self.prefilter = prefilter.build(
                 triggers, NATIVE_TRIGGERS,
-                encoded=(RUN_TRIGGER, URL_TRIGGER) if encodings else ())
+                encoded=_ENCODED if encodings else ())
         # For ``ResultMasker``: one search per DataRow instead of a screen per value. Sound only
         # for a pattern whose match in a value alone is also a match inside the row around it
         # (engine.masking.pg.TextMasker), so anything context-dependent turns it off.
@@ -183,6 +187,10 @@ class ValueMasker:
                 and self._encoded_text.search(text) is not None:
             after = len(self.detectors)  # a plain finding of the same span wins
             found.extend((f.start, -f.end, after, f) for f in self._encoded.find(text))
+            if self._escaped is not None and has_escape(text):
+                found.extend((f.start, -f.end, after, f) for f in self._escaped.find(text))
+        if found and "\\" in text:  # no finding starts or ends inside a JSON escape
+            found = [_widened(text, entry) for entry in found]
         if len(found) < 2:
             return [f for *_, f in found]
         found.sort()
@@ -197,7 +205,18 @@ class ValueMasker:
         return kept
 
     def replacement(self, detector: str, value: str) -> str:
-        """What ``value``, found by ``detector``, becomes inside a text (NULL is not possible)."""
+        """What ``value``, found by ``detector``, becomes inside a text (NULL is not possible).
+
+        A value written with JSON escapes is masked as the value they spell (a hash of
+        ``\\u0034…`` is the hash of ``4…``), and written back escaped where needed, so that a
+        JSON string around it stays one (a partial mask kept ``\\u`` of an escape it cut)."""
+        if not self.keep_length and has_escape(value):
+            decoded = unescape(value)
+            if decoded != value:
+                return escape(self._replacement(detector, decoded))
+        return self._replacement(detector, value)
+
+    def _replacement(self, detector: str, value: str) -> str:
         strategy = self.strategies[detector]
         masked = strategy.apply(value, self.key)
         if masked is None:
@@ -244,6 +263,14 @@ def _stars(m: re.Match[str]) -> str:
     return "*" * len(m.group().encode("utf-8", "surrogateescape"))
 
 
+def _widened(text: str, entry: tuple[int, int, int, Finding]) -> tuple[int, int, int, Finding]:
+    f = entry[3]
+    start, end = widened(text, f.start, f.end)
+    if (start, end) == (f.start, f.end):
+        return entry
+    return start, -end, entry[2], Finding(start, end, f.detector)
+
+
 def _loose(pattern: str) -> str:
     """A trigger pattern without its negative look-behinds (for raw protocol bytes)."""
     return re.sub(r"\(\?<!(?:[^()\\]|\\.)*\)", "", pattern)
@@ -252,6 +279,10 @@ def _loose(pattern: str) -> str:
 # Negative look-arounds, anchors and word boundaries: what makes a match depend on what lies
 # outside it (the escapes are matched with their backslash, so "\\$" is a literal dollar).
 _CONTEXT = re.compile(r"\(\?<?!|(?<!\\)[$^]|\\[bBAZz]")
+
+# What lets a text through to ``find`` for its encoded candidates: a base64 or hex run, a %XX
+# escape, a JSON string escape. Each is native too (no look-arounds).
+_ENCODED = (RUN_TRIGGER, URL_TRIGGER, ESCAPE_TRIGGER)
 
 _CACHE_SIZE = 8192
 _SHORT = 256  # longest ``screen`` data searched with the one regex

@@ -6,10 +6,16 @@ The record keeps what a user ran, but not the secrets in it (ARCHITECTURE.md inv
   ``ALTER USER ... ENCRYPTED PASSWORD '...'``, ``OPTIONS (password 'x')`` of a user mapping) is
   always masked, whatever the session's masking rules: it is a credential;
 - every literal (string, number, bit string) is read by the value detectors as the value the
-  server sees (quotes undone, ``E''`` escapes kept as written), and literals written in pieces
-  (``'4111' || '111111111111'``) are read joined as well: a value found across pieces masks
+  server sees: quotes undone, the escapes of ``E''`` and ``U&''`` strings decoded (with the
+  escape character its ``UESCAPE`` names), a string continued on the next line joined (also
+  across ``--`` comments between its pieces, as the server's scanner joins them), a bit
+  string or hex literal as its bytes and as the integer a cast to ``bigint`` reads
+  (``x'000E99A0C2ACE3C7'``), a number without its ``_`` separators and in base 10
+  (``0x…``, ``0o…``, ``0b…``); and literals written in pieces (``'4111' || '111111111111'``,
+  two strings around a comment) are read joined as well: a value found across pieces masks
   each piece;
-- the rest of the text (comments, identifiers) is masked as any text is.
+- a ``U&""`` identifier is read decoded; the rest of the text (comments, identifiers) is
+  masked as any text is.
 
 PostgreSQL's own scanner (pglast) cuts the text into tokens, so a quote inside a comment or a
 dollar-quoted body does not confuse it; a text it cannot scan is masked as plain text. The
@@ -24,7 +30,11 @@ from typing import Protocol
 from pglast.parser import scan
 
 PASSWORD_MASK = "****"
-_LITERALS = frozenset({"SCONST", "USCONST", "FCONST", "ICONST", "BCONST", "XCONST"})
+_LITERALS = frozenset({"SCONST", "USCONST", "FCONST", "ICONST", "BCONST", "XCONST", "UIDENT"})
+_STRINGS = frozenset({"SCONST", "USCONST"})
+_NUMBERS = frozenset({"FCONST", "ICONST"})
+_BITS = frozenset({"BCONST", "XCONST"})
+_INT64_BITS = 64  # a bit string cast to bigint: at most 64 bits, the last one the sign
 _MAX_SCANNED = 1 << 20  # longer texts are masked as plain text (the scanner is not free)
 
 
@@ -46,20 +56,30 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
     replace: dict[int, tuple[int, bytes]] = {}  # token start → (end, new bytes)
     previous = ""
     pieces: list[tuple[int, int, str]] = []  # string literals: start, end, content
-    for token in tokens:
+    escapes = -1  # the index of a UESCAPE's character: no literal of its own
+    for i, token in enumerate(tokens):
         start, end = token.start, token.end + 1
         word = raw[start:end]
-        if token.name in _LITERALS:
-            content = _content(word.decode("utf-8", "surrogateescape"))
-            if previous == "password" and token.name in ("SCONST", "USCONST"):
+        if token.name in _LITERALS and i != escapes:
+            escape = "\\"
+            if (token.name in ("USCONST", "UIDENT") and i + 2 < len(tokens)
+                    and tokens[i + 1].name == "UESCAPE" and tokens[i + 2].name == "SCONST"):
+                after, escapes = tokens[i + 2], i + 2
+                escape = _content(raw[after.start:after.end + 1].decode(
+                    "utf-8", "surrogateescape"))[:1] or escape
+            content = _content(word.decode("utf-8", "surrogateescape"), escape)
+            if previous == "password" and token.name in _STRINGS:
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append("password")
             elif values is not None:
-                masked, names = values.mask(content)
-                if names:
-                    fired += names
-                    replace[start] = (end, _quote(masked, token.name))
-                if token.name in ("SCONST", "USCONST"):
+                names = _literal(token.name, content, values, start, end, replace)
+                if not names and escape != "\\":
+                    # Read with the backslash too: the server takes ``\0034`` after UESCAPE
+                    # '!' as written, but a reader of the record decodes it at a glance.
+                    names = _literal(token.name, _content(word.decode(
+                        "utf-8", "surrogateescape")), values, start, end, replace)
+                fired += names
+                if token.name in _STRINGS:
                     pieces.append((start, end, content))
         previous = word.decode("utf-8", "surrogateescape").lower()
     if values is not None and len(pieces) > 1:
@@ -97,22 +117,77 @@ def _joined(pieces: list[tuple[int, int, str]], values: Values,
             fired.append(names[0])
 
 
-def _content(token: str) -> str:
+def _literal(kind: str, content: str, values: Values, start: int, end: int,
+             replace: dict[int, tuple[int, bytes]]) -> list[str]:
+    """Mask one literal (its token replaced in ``replace``); the detectors that fired."""
+    if kind in _STRINGS or kind == "UIDENT":
+        masked, names = values.mask(content)
+        if names:
+            replace[start] = (end, _quote(masked, kind))
+        return names
+    forms = _bit_forms(content, kind) if kind in _BITS else _number_forms(content)
+    for form in forms:
+        masked, names = values.mask(form)
+        if names:
+            replace[start] = (end, _quote(masked, kind) if form is content
+                              else f"'{PASSWORD_MASK}'".encode())
+            return names
+    return []
+
+
+def _number_forms(number: str) -> list[str]:
+    """A number token as written, and as the decimal it is (``4_111…``, ``0x0E99A0C2ACE3C7``:
+    PostgreSQL 16's separators and prefixes)."""
+    forms = [number]
+    plain = number.replace("_", "")
+    if plain[:2].lower() in ("0x", "0o", "0b"):
+        try:
+            plain = str(int(plain, 0)) if len(plain) <= 2 + _INT64_BITS else plain
+        except ValueError:
+            pass
+    if plain != number:
+        forms.append(plain)
+    return forms
+
+
+def _bit_forms(digits: str, kind: str) -> list[str]:
+    """A bit string's digits (hex of text is read by the masker's encoded candidates), its
+    bytes as text, and the integer a cast reads (``::bigint``, ``::int``: two's complement)."""
+    forms = [digits]
+    base, per_byte = (16, 2) if kind == "XCONST" else (2, 8)
+    try:
+        number = int(digits, base) if digits else 0
+    except ValueError:
+        return forms
+    width = len(digits) * (4 if base == 16 else 1)
+    if len(digits) % per_byte == 0 and digits:
+        forms.append(number.to_bytes(width // 8, "big").decode("utf-8", "surrogateescape"))
+    if number.bit_length() <= _INT64_BITS:
+        forms.append(str(number))
+        if 0 < width <= _INT64_BITS and number >> (width - 1):  # its sign bit set
+            forms.append(str(number - (1 << width)))
+    return forms
+
+
+def _content(token: str, escape: str = "\\") -> str:
     """What a literal token says, as the server reads it: quotes undone, pieces continued
-    across a line break joined (``'4012'`` newline ``'8888…'`` is one string), and the escapes
-    of ``E''`` and ``U&''`` strings decoded (``E'\\x34'``, ``U&'\\0034'`` are a 4); what
-    cannot be decoded is left as written."""
+    across a line break joined (``'4012'`` newline ``'8888…'`` is one string, also with a
+    ``--`` comment between them), and the escapes of ``E''`` and ``U&''`` strings decoded
+    (``E'\\x34'``, ``U&'\\0034'``, ``U&'!0034' UESCAPE '!'`` are a 4; ``escape`` is the
+    ``UESCAPE`` character); what cannot be decoded is left as written."""
     escaped = token[:1] in "eE" and token[1:2] == "'"
-    unicode = token[:2] in ("U&", "u&") and token[2:3] == "'"
+    unicode = token[:2] in ("U&", "u&") and token[2:3] in ("'", '"')
     if token[:1] in "eEbBxXuU" and token[1:2] in ("'", "&"):
         token = token[1:] if token[1:2] == "'" else token[2:]
+    if token.startswith('"') and token.endswith('"') and len(token) >= 2:  # U&"identifier"
+        body = token[1:-1].replace('""', '"')
+        return _unicode(body, escape) if unicode else body
     if token.startswith("'") and token.endswith("'") and len(token) >= 2:
-        body = "".join(_CONTINUED.split(token[1:-1]))
-        body = body.replace("''", "'")
+        body = (_E_PIECES if escaped else _PIECES).sub(_piece, token[1:-1])
         if escaped:
             return _unescape(body)
         if unicode:
-            return _unicode(body)
+            return _unicode(body, escape)
         return body
     if token.startswith("$"):
         tag_end = token.find("$", 1)
@@ -121,11 +196,24 @@ def _content(token: str) -> str:
     return token
 
 
-_CONTINUED = re.compile(r"'[ \t\f\r]*\n\s*'")  # a string continued on the next line
+# A string continued on the next line, as PostgreSQL's scanner reads one (``quotecontinue``):
+# a quote, blanks and ``--`` comments holding at least one line break, a quote. Read from the
+# left with the doubled quotes (and an ``E''`` string's backslash escapes), so that ``''``
+# before a line break is a quote, not the end of a piece.
+_GAP = r"'(?:[ \t\f\v]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f\v]|--[^\n\r]*)*'"
+_PIECES = re.compile(rf"''|{_GAP}")
+_E_PIECES = re.compile(rf"\\.|''|{_GAP}", re.DOTALL)
+
+
+def _piece(m: re.Match[str]) -> str:
+    text = m.group()
+    if text == "''":
+        return "'"
+    return text if text[:1] == "\\" else ""
 _ESCAPE = re.compile(r"\\(?:x([0-9A-Fa-f]{1,2})|([0-7]{1,3})|u([0-9A-Fa-f]{4})"
                      r"|U([0-9A-Fa-f]{8})|(.))", re.DOTALL)
 _SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_UNICODE = re.compile(r"\\(?:\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4})|(\\))")
+_UNICODE: dict[str, re.Pattern[str]] = {}
 
 
 def _char(code: int) -> str:
@@ -146,16 +234,26 @@ def _unescape(body: str) -> str:
     return _ESCAPE.sub(one, body)
 
 
-def _unicode(body: str) -> str:
-    """A ``U&''`` string's escapes (``\\XXXX``, ``\\+XXXXXX``), decoded."""
-    def one(m: re.Match[str]) -> str:
-        six, four, backslash = m.groups()
-        return "\\" if backslash else _char(int(six or four, 16))
+def _unicode(body: str, escape: str = "\\") -> str:
+    """A ``U&''`` string's escapes (``\\XXXX``, ``\\+XXXXXX``, or with the ``UESCAPE``
+    character instead of the backslash), decoded."""
+    pattern = _UNICODE.get(escape)
+    if pattern is None:
+        e = re.escape(escape)
+        pattern = re.compile(rf"{e}(?:\+([0-9A-Fa-f]{{6}})|([0-9A-Fa-f]{{4}})|({e}))")
+        if len(_UNICODE) < 64:
+            _UNICODE[escape] = pattern
 
-    return _UNICODE.sub(one, body)
+    def one(m: re.Match[str]) -> str:
+        six, four, doubled = m.groups()
+        return escape if doubled else _char(int(six or four, 16))
+
+    return pattern.sub(one, body)
 
 
 def _quote(masked: str, kind: str) -> bytes:
+    if kind == "UIDENT":
+        return ('"' + masked.replace('"', '""') + '"').encode("utf-8", "surrogateescape")
     if kind in ("FCONST", "ICONST"):
         return f"'{masked}'".encode("utf-8", "surrogateescape")
     return ("'" + masked.replace("'", "''") + "'").encode("utf-8", "surrogateescape")

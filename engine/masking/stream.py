@@ -10,7 +10,9 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
 - The safe cuts follow from the built-in patterns (``engine.masking.detectors``): no match
   crosses a line break (CR or LF), and one crosses a blank or a comma only after a word that
   ends in a digit, a capital, ``) = : - +``, a quote around a key, or a secret word
-  (``password``, ``key``...), or while a quote is open. The tail held back is therefore
+  (``password``, ``key``...), or while a quote is open. A line holding a JSON escape is read
+  decoded (``engine.masking.escaped``): an escaped quote, ``=`` or letter of a key word defeats
+  those rules, so only its line break is a cut (and ``max_hold``). The tail held back is therefore
   usually the last word of the last line. With a custom detector (any pattern) only line
   breaks are cuts.
 - A private key block is held from its header until its footer, up to ``max_key_block``
@@ -42,6 +44,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 
 from engine.masking.detectors import KEY_ENDINGS, KEY_HEADER, is_builtin
+from engine.masking.escaped import has_escape
 from engine.masking.masker import ValueMasker
 
 MAX_HOLD = 4096  # characters of an unfinished line held back (bytes, for ASCII)
@@ -226,6 +229,8 @@ class StreamMasker:
         cuts at or before ``floor`` are known to be unsafe.
         """
         line = text[start:limit]
+        if "\\" in line and has_escape(line):
+            return None  # read decoded: an escaped quote, = or key letter defeats the rules
         backwards = line[::-1]
         open_double = line.count('"')
         open_single = line.count("'")

@@ -39,6 +39,26 @@ FOUND = [
     ("payment_card", "visa13 4222222222222", ["4222222222222"]),
     ("payment_card", "19 digits 6011000990139424123", []),  # 19 digits, fails Luhn
     ("payment_card", "card 4242 4242 4242 4242 12/25", ["4242 4242 4242 4242"]),  # + expiry
+    # Signed and decorated numeric forms of a card (outside attack on issue 14): a bigint or a
+    # JSON number below zero, a plus, leading zeros, a decimal, scientific notation.
+    ("payment_card", "-4111111111111111", ["4111111111111111"]),
+    ("payment_card", '{"n": -4111111111111111}', ["4111111111111111"]),
+    ("payment_card", "n=+4111111111111111;", ["4111111111111111"]),
+    ("payment_card", "x-4111111111111111", ["4111111111111111"]),
+    ("payment_card", "0000004111111111111111", ["0000004111111111111111"]),
+    ("payment_card", "-0004111111111111111.000", ["0004111111111111111.000"]),
+    ("payment_card", "-4111111111111111.0", ["4111111111111111.0"]),
+    ("payment_card", "-4.111111111111111e+015", ["4.111111111111111e+015"]),
+    ("payment_card", "41.11111111111111E14", ["41.11111111111111E14"]),
+    ("payment_card", "4111111.111111111e9", ["4111111.111111111e9"]),
+    ("payment_card", "422222.2222222e7", ["422222.2222222e7"]),  # 13 digits, 6 and 7
+    ("payment_card", "41111111111111110e-1", ["41111111111111110e-1"]),
+    ("payment_card", "411111111111111100000e-5", ["411111111111111100000e-5"]),
+    ("payment_card", "-$4,111,111,111,111,111.00", ["4,111,111,111,111,111.00"]),
+    ("payment_card", "-5555-5555-5555-4444", ["5555-5555-5555-4444"]),
+    ("payment_card", "long n = -4111111111111111L;", ["4111111111111111"]),  # type suffixes
+    ("payment_card", "BigInt: 4111111111111111n, 5555555555554444ULL",
+     ["4111111111111111", "5555555555554444"]),
     ("iban", "DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
     ("iban", "iban=GB82WEST12345698765432;", ["GB82WEST12345698765432"]),
     ("iban", "NL91ABNA0417164300 and FR1420041010050500013M02606",
@@ -46,6 +66,8 @@ FOUND = [
     ("iban", "GB82 WEST 1234 5698 7654 32 ABCD", ["GB82 WEST 1234 5698 7654 32"]),
     ("us_ssn", "ssn 123-45-6789", ["123-45-6789"]),
     ("us_ssn", "078-05-1120,", ["078-05-1120"]),
+    ("us_ssn", "-123-45-6789", ["123-45-6789"]),  # a sign is no part of a dashed token
+    ("us_ssn", "ssn: -078-05-1120", ["078-05-1120"]),
     ("phone", "call +1 555 123 4567", ["+1 555 123 4567"]),
     ("phone", "+44 (20) 7946 0958", ["+44 (20) 7946 0958"]),
     ("phone", "+33 1 23 45 67 89", ["+33 1 23 45 67 89"]),
@@ -82,6 +104,14 @@ NOT_FOUND = [
     ("payment_card", "order 12345678901234567890"),  # 20 digits
     ("payment_card", "pi 3.4242424242424242"),  # a fraction
     ("payment_card", "4242 4242-4242 4242"),  # mixed separators
+    ("payment_card", "-4111111111111112"),  # a signed number that fails Luhn
+    ("payment_card", "1.4111111111111111"),  # a fraction, signed or not
+    ("payment_card", "-0.4111111111111111"),
+    ("payment_card", "ts 1733457600.123456"),  # epoch seconds and microseconds
+    ("payment_card", "-12345678901234567890"),  # 20 digits
+    ("payment_card", "000000000000000000"),  # zeros only
+    ("payment_card", "4111111111111111dead"),  # a word, not a suffix
+    ("payment_card", "id_4111111111111111_x"),
     ("iban", "DE89 3704 0044 0532 0130 01"),  # mod 97 fails
     ("iban", "DE89370400440532013"),  # too short for DE
     ("iban", "ZZ89370400440532013000"),  # no such country
@@ -91,6 +121,9 @@ NOT_FOUND = [
     ("us_ssn", "123-00-4567"),
     ("us_ssn", "123-45-0000"),
     ("us_ssn", "123-45-67890"),
+    ("us_ssn", "x-123-45-6789"),  # inside a dashed token
+    ("us_ssn", "1-123-45-6789"),
+    ("us_ssn", "--123-45-6789"),
     ("phone", "2024-05-02"),
     ("phone", "2024-05-02T09:14:03Z"),
     ("phone", "12:30:45"),

@@ -27,6 +27,8 @@ def forms(secret: str) -> dict[str, str]:
         "url": urllib.parse.quote(secret), "url+": urllib.parse.quote_plus(secret),
         "base64 of base64": base64.b64encode(base64.b64encode(raw)).decode(),
         "hex of base64": base64.b64encode(raw).hex(),
+        # a bytea's text form and a hex dump's prefix (re-attack on issue 14: '\\x3431…')
+        "bytea": "\\x" + raw.hex(), "0x": "0x" + raw.hex().upper(),
     }
 
 

@@ -61,3 +61,81 @@ def test_texts_without_secrets_are_unchanged(sql: str) -> None:
 def test_non_ascii_text_keeps_its_place() -> None:
     masked, _ = mask_statement(f"select 'été', '{CARD}', 'ñ'", ValueMasker())
     assert masked.startswith("select 'été', '") and masked.endswith("'ñ'") and CARD not in masked
+
+
+# --- literals in the forms the server decodes (re-attack on issue 14) --------------------------
+
+C = int(CARD)
+UNICODE = "".join(f"\\{ord(c):04x}" for c in CARD)
+
+
+def _with(escape: str) -> str:
+    return UNICODE.replace("\\", escape)
+
+
+@pytest.mark.parametrize(("sql", "hidden"), [
+    # U&'' with the escape character its UESCAPE names (any but hex digits, +, quotes, blanks)
+    (f"insert into cards values (U&'{_with('!')}' UESCAPE '!')", _with("!")),
+    (f"insert into cards values (U&'{_with('#')}' uescape '#')", _with("#")),
+    (f"insert into cards values (u&'{_with('*')[:10]}{CARD[2:]}'  UESCAPE  '*')",
+     _with("*")[:10]),
+    (f"insert into cards values (U&'!+000034{CARD[1:]}' UESCAPE '!')", "!+000034"),
+    (f"select 1 as U&\"{_with('!')}\" UESCAPE '!'", _with("!")),
+    (f"select 1 as U&\"{UNICODE}\"", UNICODE),
+    # \XXXX after another UESCAPE is text to the server, but the record shows a card
+    (f"insert into cards values (U&'{UNICODE}' UESCAPE '!')", UNICODE),
+    # one string continued across a line break with -- comments in between (quotecontinue)
+    (f"insert into cards values ('{CARD[:4]}' -- first part\n '{CARD[4:]}')", CARD[4:]),
+    (f"insert into cards values ('{CARD[:4]}'\n-- a\n\t-- b\n'{CARD[4:]}')", CARD[4:]),
+    (f"insert into cards values (E'{CARD[:2]}\\x31' -- c\n '{CARD[3:]}')", CARD[3:]),
+    (f"insert into cards values ('{CARD[:6]}' /* c */ '{CARD[6:]}')", CARD[6:]),
+    # bit strings and hex literals: their bytes, and the integer a cast reads
+    (f"insert into cards values (x'{C:016x}'::bigint)", f"{C:016x}"),
+    (f"insert into cards values (X'{C:X}'::bit(64)::bigint)", f"{C:X}"),
+    (f"insert into cards values (x'{(-C) % (1 << 64):016x}'::bigint)", f"{(-C) % (1 << 64):016x}"),
+    (f"insert into cards values (b'{C:064b}'::bigint)", f"{C:064b}"),
+    (f"insert into cards values (b'{int(CARD.encode().hex(), 16):0128b}')", "00110100001100"),
+    (f"insert into cards values (convert_from(x'{CARD.encode().hex()}', 'UTF8'))",
+     CARD.encode().hex()),
+    # numbers as PostgreSQL 16 writes them
+    ("insert into cards values (4_111_111_111_111_111)", "4_111_111_111_111_111"),
+    (f"insert into cards values (0x{C:x})", f"0x{C:x}"),
+    (f"insert into cards values (0o{C:o})", f"0o{C:o}"),
+    (f"insert into cards values (0b{C:b})", f"0b{C:b}"),
+    (f"insert into cards values (-{CARD}), ({CARD}.0e0)", CARD),
+    # dollar quotes, tagged or not
+    (f"insert into cards values ($${CARD}$$), ($t$ {CARD} $t$)", CARD),
+])
+def test_literals_the_server_decodes_are_masked_in_the_record(sql: str, hidden: str) -> None:
+    masked, fired = mask_statement(sql, ValueMasker())
+    assert "payment_card" in fired and hidden not in masked and CARD not in masked, masked
+    assert masked.startswith(sql[:12])
+
+
+@pytest.mark.parametrize("sql", [
+    "select x'deadbeef', b'0101', X'', 42, 0x1F, 1_000_000, 0o17",
+    "select 'it''s' -- a comment\n 'fine'",
+    "select U&'caf\\00e9' UESCAPE '\\', U&'!0041' UESCAPE '!'",
+    f"select b'{'1' * 80}', x'{'f' * 40}'",  # no integer a cast reads
+])
+def test_literals_without_values_stay_as_written(sql: str) -> None:
+    assert mask_statement(sql, ValueMasker()) == (sql, [])
+
+
+@pytest.mark.parametrize(("token", "content"), [
+    ("'a''\n''b'", "a'\n'b"),  # doubled quotes around a line break: no continuation
+    ("'a' -- c\n 'b'", "ab"),
+    ("'a'\n-- c\n-- d\n'b'", "ab"),
+    ("E'a\\'' \n 'b'", "a'b"),
+])
+def test_content_reads_strings_as_the_scanner_does(token: str, content: str) -> None:
+    from engine.masking.statements import _content
+
+    assert _content(token) == content
+
+
+def test_a_uescape_character_is_read_as_its_escape() -> None:
+    from engine.masking.statements import _content
+
+    assert _content("U&'!0034!!x'", "!") == "4!x"
+    assert _content("U&'\\0034'") == "4"

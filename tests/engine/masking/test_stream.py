@@ -40,6 +40,11 @@ CORPUS = [
     b" id | ssn         | phone\n----+-------------+--------------\n"
     b"  1 | 123-45-6789 | 555-123-4567\n",
     b"\x1b[2J\x1b[H\x1b[1;1Hcard 4242\x1b[0m 4242 4242 4242\x1b[5C a@b.co\xff\xfe binary",
+    # JSON string escapes: read decoded (a key spelled with one, a value after a \n)
+    b'{"c": "\\u0034\\u0032\\u0034\\u0032 4242 \\u0034242 4242", "e": "a\\u0040b.co",'
+    b' "toke\\u006e" : "abc def", "n": "x\\n4111111111111111 \\/ \\t+44 20 7946 0958"}\n',
+    b'{"log": "\\""t\\u006fk\\u0065n\\": \\"abc de\\u0066\\" passwo\\u0072d \\u003d '
+    b'\\u0027correct horse\\u0027"}\n',
 ]
 
 
