@@ -299,6 +299,11 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             added_functions.clear()
             added_tables.clear()
             forgets = True
+        if _overrides(stmt, own):
+            facts.kinds.add(protection.OFF)
+        if depth == 0:
+            # Asked of the target's catalog (``SessionGuard.judge``): a name it has.
+            facts.replaced |= {f"rel:{n}" for n in _temporary(stmt)}
         _mark_own(facts, own, defers)
         out.append(facts)
     return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only,
@@ -627,14 +632,18 @@ class _Walker:
             kinds.update({"ALTER TABLE RENAME COLUMN", "RENAME COLUMN"})
         elif what == "OBJECT_TABCONSTRAINT":  # only tables have these (domains: DOMCONSTRAINT)
             kinds.update({"ALTER TABLE", "ALTER TABLE RENAME CONSTRAINT"})
+        if protection.rename_off(node):
+            kinds.add(protection.OFF)
         if node.get("relation"):
             self._write(node.get("relation"))
         return True
 
     def _set_schema(self, node: dict[str, Any]) -> bool:
         """ALTER TABLE t SET SCHEMA s: the table leaves the name applications use (spelled
-        with any relation's keyword: the gateway cannot see what t is)."""
+        with any relation's keyword: the gateway cannot see what t is). Any other object
+        moved to another schema leaves the name code calls it by, as a rename does."""
         self._generic("AlterObjectSchemaStmt")
+        self.facts.kinds.add(protection.OFF)
         if node.get("objectType") in _RELATIONS:
             self.facts.kinds.update({"ALTER", "ALTER TABLE", "ALTER TABLE SET SCHEMA"})
             self._write(node.get("relation"))
@@ -879,7 +888,10 @@ class _Walker:
         kinds.update({"CREATE", "CREATE FUNCTION"})
         if protection.statement_off("CreateFunctionStmt", node):
             kinds.add(protection.OFF)
-        elif node.get("replace") and self.depth == 0:
+        elif self.depth == 0:
+            # OR REPLACE of a function the target has, or a new one of its name: an overload
+            # that matches a caller's arguments better is the one PostgreSQL calls
+            # (``refund_allowed(int)`` ahead of the DBA's ``refund_allowed(bigint)``).
             replaced = name(node.get("funcname", []))
             if replaced:
                 self.facts.replaced.add(replaced[-1])
@@ -1348,6 +1360,45 @@ def _keeps(stmt: dict[str, Any], facts: Facts, own: set[str]) -> bool:
     if node_type in _OWN_WRITES:  # the session's own rows: triggers only it created fire
         return (bool(facts.writes) and facts.writes <= own and facts.reads <= own
                 and not (facts.functions or facts.parts or facts.settings))
+    return False
+
+
+def _temporary(stmt: dict[str, Any]) -> set[str]:
+    """The names of temporary relations a statement creates. PostgreSQL looks in the
+    session's temporary schema first for a table or view named without its schema: in a
+    function body, a trigger or a row security policy's function made by someone else
+    (``delete_permits``, ``managers``), a temporary relation of an existing table's name
+    stands in for it — protection off, when the target has one of that name."""
+    node_type = next(iter(stmt), "")
+    node = stmt.get(node_type)
+    if not isinstance(node, dict):
+        return set()
+    rel = {"CreateStmt": node.get("relation"), "ViewStmt": node.get("view"),
+           "CreateSeqStmt": node.get("sequence")}.get(node_type)
+    if node_type == "CreateTableAsStmt":
+        into = node.get("into", {})
+        rel = (into.get("IntoClause", into) if isinstance(into, dict) else {}).get("rel")
+    if not isinstance(rel, dict):
+        return set()
+    rel = rel.get("RangeVar", rel)
+    temporary = rel.get("relpersistence") == "t" or str(rel.get("schemaname") or "") == "pg_temp"
+    return {str(rel.get("relname"))} if temporary and rel.get("relname") else set()
+
+
+def _overrides(stmt: dict[str, Any], own: set[str]) -> bool:
+    """Whether a statement puts code or rows in front of an existing table's own protection:
+    a row trigger firing BEFORE or INSTEAD OF its writes (``protection.trigger_vetoes``), or
+    a new table that inherits from it or is a partition of it (its rows then show in the
+    parent unchecked by the parent's keys and triggers, as ``ALTER TABLE … INHERIT`` and
+    ``ATTACH PARTITION`` would). Not over the session's own tables."""
+    trigger = stmt.get("CreateTrigStmt")
+    if isinstance(trigger, dict):
+        return protection.trigger_vetoes(trigger) and _relation(
+            trigger.get("relation")) not in own
+    table = stmt.get("CreateStmt")
+    if isinstance(table, dict):
+        parents = [_relation(p) for p in table.get("inhRelations") or []]
+        return any(p is None or p not in own for p in parents)
     return False
 
 

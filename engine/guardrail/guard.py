@@ -327,11 +327,11 @@ class SessionGuard:
         return frozenset(found)
 
     def _exists(self, function: str) -> bool:
-        """Whether a function of that name exists on the target; not known after it was
-        asked for (the read failed): taken as existing."""
+        """Whether a function of that name (a relation: ``rel:name``) exists on the target;
+        not known after it was asked for (the read failed): taken as existing."""
         assert self.function_exists is not None
         found = self.function_exists(function)
-        return found if found is not None else self._just_looked(f"fn:{function}")
+        return found if found is not None else self._just_looked(_looked_up_as(function))
 
     def _state(self) -> tuple[int, int, int]:
         return (self.memory.generation, int(self.qualified_only) + 2 * int(self.shadowed),
@@ -355,7 +355,8 @@ class SessionGuard:
         judgement = self._plain(text, self._state())
         missing: set[str] = set()
         if self.function_exists is not None:
-            missing |= {f"fn:{n}" for n in judgement.replaces if self.function_exists(n) is None}
+            missing |= {_looked_up_as(n) for n in judgement.replaces
+                        if self.function_exists(n) is None}
         if self.overloads is not None and judgement.action != "block":
             # Never read: read first. Read a minute ago: as last read, read again meanwhile.
             missing |= {f"fn:{n}" for n in judgement.builtins - self._overloading
@@ -577,6 +578,12 @@ def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Fa
     if names & code or names & maybe:
         return dataclasses.replace(facts, reaches=True)
     return facts
+
+
+def _looked_up_as(name: str) -> str:
+    """How the relay has a name of ``Judgement.replaces`` read: ``rel:t`` as the relation
+    ``t``, a function ``f`` as ``fn:f``."""
+    return name[4:] if name.startswith("rel:") else f"fn:{name}"
 
 
 def _typed(facts: Facts) -> Facts:

@@ -174,6 +174,33 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
     return False
 
 
+# Renames that leave a name other code binds to, besides a table's (ALTER TABLE RENAME has
+# kinds of its own), a column's or a constraint's: the next CREATE of the old name — an
+# innocent-looking new function, type or trigger — stands in for it wherever code calls it
+# (``is_frozen`` renamed away and created again returning false), and a trigger or rule
+# renamed fires in another order among its table's.
+_RENAMES_KEPT = frozenset({"OBJECT_COLUMN", "OBJECT_ATTRIBUTE", "OBJECT_TABCONSTRAINT",
+                           "OBJECT_DOMCONSTRAINT", "OBJECT_TABLE", "OBJECT_VIEW",
+                           "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE", "OBJECT_INDEX",
+                           "OBJECT_SEQUENCE", "OBJECT_ROLE", "OBJECT_DATABASE"})
+# Trigger timing bits of CreateTrigStmt (PostgreSQL's TRIGGER_TYPE_BEFORE, _INSTEAD).
+_BEFORE, _INSTEAD = 1 << 1, 1 << 6
+
+
+def rename_off(node: dict[str, Any]) -> bool:
+    """Whether a RENAME rebinds a name that code calls (see ``_RENAMES_KEPT``)."""
+    return str(node.get("renameType", "")) not in _RENAMES_KEPT
+
+
+def trigger_vetoes(node: dict[str, Any]) -> bool:
+    """Whether a CREATE TRIGGER makes a row trigger that fires BEFORE or INSTEAD OF the
+    write: it may change or drop each row (``RETURN NULL``, ``NEW.amount := 0``), ahead of
+    the table's own triggers that fire after it by name — on a table that is not the
+    session's own, what those enforced may no longer hold."""
+    timing = int(node.get("timing") or 0)
+    return bool(node.get("row")) and bool(timing & (_BEFORE | _INSTEAD))
+
+
 def _returns_trigger(node: dict[str, Any]) -> bool:
     """Whether a CREATE FUNCTION makes a trigger or event trigger function (the triggers
     that call one by name act by its new body)."""

@@ -64,7 +64,11 @@ class PgContext:
 
 
 def _exists(catalog: TableCatalog, function: str) -> bool | None:
-    """Whether the catalog knows a function of that name (None: not read, or expired)."""
+    """Whether the catalog knows a function of that name, or a relation (``rel:name``)
+    (None: not read, or expired)."""
+    if function.startswith("rel:"):
+        relations = catalog.relations(function[4:])
+        return None if relations is None else bool(relations)
     found = catalog.functions(function)
     return None if found is None else bool(found)
 

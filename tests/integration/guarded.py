@@ -68,3 +68,25 @@ def denied(gateway: Gateway, work: Callable[[], object],
     worker.join(30)
     assert failure and isinstance(failure[0], errors.InsufficientPrivilege), failure
     return request
+
+
+def approved(gateway: Gateway, work: Callable[[], object],
+             reason: str = "issue 12") -> tuple[dict[str, Any], BaseException | None]:
+    """Run ``work`` in a thread: it must be held for approval; an operator approves it. The
+    request, and what ``work`` raised once it ran (the target's own error), if anything."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except psycopg.Error as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    request = wait_for_request(gateway)
+    with operator(gateway) as client:
+        client.call("approve", request=request["id"], reason=reason)
+    worker.join(30)
+    assert not worker.is_alive()
+    return request, (failure[0] if failure else None)

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import start_guarded
+from tests.integration.guarded import approved, start_guarded
 from tests.integration.test_guardrail_procedural import held_and_denied, on_target, refused
 
 pytestmark = pytest.mark.integration
@@ -185,8 +185,10 @@ TRIGGER = ("CREATE TRIGGER gw12b_t AFTER INSERT ON gw12b_v4 FOR EACH ROW "
 def test_a_trigger_after_a_failed_create_function_is_held(guarded: Gateway) -> None:
     # The attack: the CREATE fails ("already exists"), its harmless body must mean nothing.
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.DuplicateFunction):
-            conn.execute(HARMLESS_TF)
+        # A CREATE of a name the target has is held (a new overload may be the one that
+        # runs); approved, the target refuses it.
+        _, failed = approved(guarded, lambda: conn.execute(HARMLESS_TF))
+        assert isinstance(failed, psycopg.errors.DuplicateFunction), failed
     request = held_and_denied(guarded, TRIGGER)
     assert request["rule"] == "review-opaque-code"
     # Unqualified, the same.
@@ -202,8 +204,9 @@ def test_in_one_text_a_failed_create_function_stops_the_trigger(guarded: Gateway
     # CREATE and never creates the trigger, so allowing it is sound.
     with psycopg.connect(guarded.dsn(), autocommit=True,
                          cursor_factory=psycopg.ClientCursor) as conn:
-        with pytest.raises(psycopg.errors.DuplicateFunction):
-            conn.execute(f"{HARMLESS_TF}; {TRIGGER}")  # type: ignore[arg-type]
+        # (Held first, as a CREATE of a name the target has: approved, the server stops.)
+        _, failed = approved(guarded, lambda: conn.execute(f"{HARMLESS_TF}; {TRIGGER}"))
+        assert isinstance(failed, psycopg.errors.DuplicateFunction), failed
         conn.execute("INSERT INTO gw12b_v4 VALUES (1)")
         conn.execute("DELETE FROM gw12b_v4 WHERE id = 1")
     assert state(guarded.target) == BEFORE

@@ -18,7 +18,7 @@ import pytest
 from psycopg import errors
 
 from tests.conftest import ROOT, Gateway, Target, need, stop_gateway
-from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
+from tests.integration.guarded import approved, denied, operator, start_guarded, wait_for_request
 from tests.integration.test_recording import run_cli
 
 pytestmark = pytest.mark.integration
@@ -347,11 +347,15 @@ def test_ordinary_functions_triggers_and_writes_pass(guarded: Gateway) -> None:
         worker.join(30)
         # The trigger binds a function created in the same text, under its schema: its body
         # is the one bound (a failed CREATE would stop the text before the trigger).
+        # A BEFORE row trigger on a table the session did not create may veto or rewrite
+        # rows ahead of the table's own triggers: it waits for a review (the seventh attack).
         psycopg.ClientCursor(conn).execute("""
             CREATE FUNCTION public.gw12_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN NEW.note := coalesce(NEW.note, '') || '*'; RETURN NEW; END $$;
+            BEGIN NEW.note := coalesce(NEW.note, '') || '*'; RETURN NEW; END $$""")
+        made, failed = approved(guarded, lambda: conn.execute("""
             CREATE TRIGGER gw12_stamp BEFORE UPDATE ON gw12_items
-            FOR EACH ROW EXECUTE FUNCTION public.gw12_stamp()""")
+            FOR EACH ROW EXECUTE FUNCTION public.gw12_stamp()"""))
+        assert made["rule"] == "review-destructive-alter-table" and failed is None
         assert conn.execute("SELECT gw12_touch(7)").fetchone() == (1,)
         assert conn.execute("SELECT gw12_touch(%s)", [7]).fetchone() == (2,)
         conn.execute("UPDATE gw12_items SET x = x WHERE id = %s", [8])

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Gateway, Target, stop_gateway
 from tests.engine.pg import build as b
-from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
+from tests.integration.guarded import approved, denied, operator, start_guarded, wait_for_request
 from tests.integration.wire import Wire, errors_in
 
 pytestmark = pytest.mark.integration
@@ -225,14 +225,15 @@ def test_a_schema_ahead_of_pg_catalog_makes_a_built_in_name_a_user_s(guarded: Ga
 
 def test_a_function_the_session_created_does_not_vouch_for_another_of_its_name(
         guarded: Gateway) -> None:
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE FUNCTION gw12c_purge(x int) RETURNS int LANGUAGE sql "
-                         "AS 'SELECT 1'")
-            conn.execute("SELECT gw12c_purge()")
-
     try:
-        request = denied(guarded, work)
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            # A new function of a name the target has: held (an overload that matches a
+            # caller's arguments better is the one that runs — the seventh attack).
+            made, failed = approved(guarded, lambda: conn.execute(
+                "CREATE FUNCTION gw12c_purge(x int) RETURNS int LANGUAGE sql "
+                "AS 'SELECT 1'"))
+            assert made["rule"] == "review-destructive-alter-table" and failed is None
+            request = denied(guarded, lambda: conn.execute("SELECT gw12c_purge()"))
     finally:
         guarded.target.cluster.sql("DROP FUNCTION IF EXISTS gw12c_purge(int)", dbname="shop")
     assert "the code it calls writes 500 rows" in str(request["statement"])

@@ -93,7 +93,9 @@ def test_protection_or_data_taken_away_by_other_names_is_reviewed(
 
 
 @pytest.mark.parametrize("sql", [
-    "CREATE TRIGGER g BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION f()",
+    # (a BEFORE row trigger may veto or rewrite rows ahead of the table's own: the seventh
+    # attack, test_attack_round7)
+    "CREATE TRIGGER g AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION f()",
     "CREATE VIEW v AS SELECT * FROM orders",
     "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS $$SELECT 1$$",
     "CREATE FUNCTION g() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$",
