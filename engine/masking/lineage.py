@@ -185,6 +185,7 @@ _RUNS_FUNCTIONS = frozenset({"aggregate", "operator", "type"})
 _OPERATOR = re.compile(r"[-+*/<>=~!@#%^&|`?]+")
 _INSTALLED_CODE = frozenset({"c", "internal"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_ESCAPED_NAME = re.compile(r'[Uu]&"')
 _MAX_DEPTH = 8
 # Passes over a recursive CTE before its columns are taken as unknown (each pass that
 # changes something adds a source to a column: a statement needs far fewer).
@@ -1333,7 +1334,8 @@ class Analyzer:
         if not self.function_safe(schema, name):
             self._reads.add(UNKNOWN)
             return args | _UNKNOWN
-        if name in _VALUE_FREE and (schema in (None, "pg_catalog")):
+        if name in _VALUE_FREE and (schema == "pg_catalog" or (
+                schema is None and not self._user_named(name))):
             return _NONE
         if name in _SETTINGS_WRITE and schema in (None, "pg_catalog") and args:
             # A value kept in a setting is read back with SHOW, current_setting(),
@@ -1345,6 +1347,13 @@ class Analyzer:
         if schema in (None, "pg_catalog"):
             return self._builtin_state(name, args)
         return args
+
+    def _user_named(self, name: str) -> bool:
+        """Whether a function of that name is a user's (or may be: not looked up): called
+        without its schema, a user's ``public.count(text)`` matches a text argument better
+        than PostgreSQL's ``count("any")``, and is the one that runs."""
+        found = self._functions(name)
+        return found is None or any(f.schema not in _BUILTIN_SCHEMAS for f in found)
 
     def _builtin_state(self, name: str, args: Lin) -> Lin:
         """A built-in that keeps its argument (a write into where it is read back) or reads
@@ -1393,6 +1402,10 @@ class Analyzer:
         if not fn.source.strip():
             # A body the catalog did not show (a SQL-standard body lives in prosqlbody, not
             # prosrc): what it reads is unknown (ARCHITECTURE.md invariant 9).
+            return False
+        if _ESCAPED_NAME.search(fn.source):
+            # A name spelled with Unicode escapes (U&"\0063ustomers") is no word a scan
+            # finds: what the body reads is unknown.
             return False
         words = {w.lower() for w in _WORD.findall(fn.source)}
         if fn.language == "plpgsql" and "execute" in words:
