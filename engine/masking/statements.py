@@ -32,9 +32,8 @@ from pglast.parser import scan
 PASSWORD_MASK = "****"
 _LITERALS = frozenset({"SCONST", "USCONST", "FCONST", "ICONST", "BCONST", "XCONST", "UIDENT"})
 _STRINGS = frozenset({"SCONST", "USCONST"})
-_NUMBERS = frozenset({"FCONST", "ICONST"})
 _BITS = frozenset({"BCONST", "XCONST"})
-_INT64_BITS = 64  # a bit string cast to bigint: at most 64 bits, the last one the sign
+_INT64_BITS = 64  # a bit string cast to bigint: at most 64 bits, the first one the sign
 _MAX_SCANNED = 1 << 20  # longer texts are masked as plain text (the scanner is not free)
 
 
