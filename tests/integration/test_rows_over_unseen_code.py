@@ -49,6 +49,9 @@ INSERT INTO gw12u_stats SELECT generate_series(1, 3);
 CREATE STATISTICS gw12u_st ON (gw12u_imm(id)), id FROM gw12u_stats;
 CREATE TABLE gw12u_parted (id int) PARTITION BY LIST (gw12u_imm(id));
 CREATE TABLE gw12u_part PARTITION OF gw12u_parted FOR VALUES IN (2);
+DROP MATERIALIZED VIEW IF EXISTS gw12u_mv;
+CREATE MATERIALIZED VIEW gw12u_mv AS SELECT generate_series(1, 3) AS id;
+CREATE INDEX gw12u_mv_expr ON gw12u_mv ((gw12u_imm(id)));
 CREATE OR REPLACE FUNCTION public.lower(x int) RETURNS int LANGUAGE plpgsql AS
   $$BEGIN RETURN gw12u_purge() + x; END$$;
 CREATE OR REPLACE FUNCTION gw12u_eq(a gw12u_t, b gw12u_t) RETURNS bool LANGUAGE plpgsql AS
@@ -62,7 +65,7 @@ INSERT INTO gw12u_log SELECT generate_series(1, 500);
 RESET ROLE;
 CREATE CAST (text AS gw12u_t) WITH FUNCTION gw12u_cast(text);
 """
-CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); "
+CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); DROP MATERIALIZED VIEW IF EXISTS gw12u_mv; "
            "DROP OPERATOR IF EXISTS public.= (gw12u_t, gw12u_t); DROP TABLE IF EXISTS gw12u_typed; "
            "DROP FUNCTION IF EXISTS public.lower(int), public.upper(int), "
            "gw12u_eq(gw12u_t, gw12u_t); "
@@ -145,6 +148,7 @@ MAINTENANCE = [
     "ALTER TABLE gw12u_indexed SET LOGGED",  # a rewrite rebuilds the index
     "ALTER TABLE gw12u_indexed ADD COLUMN z float8 DEFAULT random()",
     "INSERT INTO gw12u_parted VALUES (1)",  # routed by a partition key calling code
+    "REFRESH MATERIALIZED VIEW gw12u_mv",  # its index is built again
     "ANALYZE",  # every table: not known which
 ]
 
