@@ -256,3 +256,36 @@ def test_casts_into_postgresql_s_own_types_pass(guarded: Gateway) -> None:
     with operator(guarded) as client:
         assert not client.call("approvals")["pending"]
     assert rows(guarded.target) == 500
+
+
+def test_built_in_names_are_read_once_not_at_every_statement(guarded: Gateway) -> None:
+    """The common case stays cheap: once the catalog read the names a statement uses, the
+    same names cost no further round trip to the target while the entries stand, and are
+    not counted (a cursor over them, which cannot be counted, is not held)."""
+    assert guarded.engine.pg is not None
+    # (lower and = have users' overloads here: see the tests above)
+    sql = ("SELECT btrim(note), length(note) FROM gw12u_small WHERE id < {} "
+           "AND id BETWEEN 0 AND 9")
+    done: list[object] = []
+
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute(sql.format(5))  # the first reads the names
+            catalog = guarded.engine.pg.catalogs[("shop", "shop")]  # type: ignore[union-attr]
+            before = (catalog.lookups, catalog.probes)
+            for n in range(30):
+                with conn.transaction():
+                    conn.execute(f"DECLARE gw12u_c CURSOR FOR {sql.format(n + 5)}")
+                    conn.execute("CLOSE gw12u_c")
+            done.append((catalog.lookups, catalog.probes) == before)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(20)
+    with operator(guarded) as client:
+        pending = client.call("approvals")["pending"]
+        for request in pending:
+            client.call("deny", request=request["id"], reason="issue 12")
+    worker.join(30)
+    assert not pending, [(r["statement"], r.get("reason")) for r in pending]
+    assert done == [True]
