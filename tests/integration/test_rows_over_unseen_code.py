@@ -64,8 +64,11 @@ TRUNCATE gw12u_log;
 INSERT INTO gw12u_log SELECT generate_series(1, 500);
 RESET ROLE;
 CREATE CAST (text AS gw12u_t) WITH FUNCTION gw12u_cast(text);
+CREATE OR REPLACE FUNCTION gw12u_to_text(x gw12u_t) RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gw12u_purge(); RETURN x.a; END$$;
+CREATE CAST (gw12u_t AS text) WITH FUNCTION gw12u_to_text(gw12u_t);
 """
-CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); DROP MATERIALIZED VIEW IF EXISTS gw12u_mv; "
+CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); DROP CAST IF EXISTS (gw12u_t AS text); DROP MATERIALIZED VIEW IF EXISTS gw12u_mv; "
            "DROP OPERATOR IF EXISTS public.= (gw12u_t, gw12u_t); DROP TABLE IF EXISTS gw12u_typed; "
            "DROP FUNCTION IF EXISTS public.lower(int), public.upper(int), "
            "gw12u_eq(gw12u_t, gw12u_t); "
@@ -176,6 +179,7 @@ OVERLOADS = [
     "SELECT count(*) FROM gw12u_typed WHERE v = v",  # public.= for a user's type
     "SELECT count(*) FROM gw12u_typed a JOIN gw12u_typed b USING (v)",
     "SELECT count(*) FROM gw12u_typed WHERE v IN (SELECT v FROM gw12u_typed)",
+    "SELECT v::text FROM gw12u_typed",  # a user's cast into PostgreSQL's text
 ]
 
 
