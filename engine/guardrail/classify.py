@@ -598,6 +598,7 @@ class _Walker:
         (``engine.pg.storedcode``), so the view is a relation it reads."""
         self._generic("RefreshMatViewStmt")
         self._range_var(node.get("relation") or {})
+        self._evaluates([node.get("relation")])  # and rebuilds its indexes
         return True
 
     def _create_view(self, node: dict[str, Any]) -> bool:

@@ -90,13 +90,13 @@ def _overloads(catalog: TableCatalog, name: str, fresh: bool) -> bool | None:
             catalog.look_up(name, function=True)
     if found is None:
         return None
-    for function in found:
-        if function.schema not in _OWN_SCHEMAS:
-            return True
-        if name.startswith("type:") and any(
-                not f.startswith("pg_catalog.") for f in function.source.split()):
-            return True
-    return False
+    if not name.startswith("type:"):
+        return any(f.schema not in _OWN_SCHEMAS for f in found)
+    # A type's name means PostgreSQL's own type (a user's type of the same name, a table's
+    # row type, is reached only with its schema, or once a schema comes before pg_catalog,
+    # which counts anyway): only a user's cast into PostgreSQL's type runs a user's code.
+    return any(f.schema in _OWN_SCHEMAS and any(not c.startswith("pg_catalog.")
+                                                for c in f.source.split()) for f in found)
 
 
 class PgConnection:

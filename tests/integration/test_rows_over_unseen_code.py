@@ -49,6 +49,9 @@ INSERT INTO gw12u_stats SELECT generate_series(1, 3);
 CREATE STATISTICS gw12u_st ON (gw12u_imm(id)), id FROM gw12u_stats;
 CREATE TABLE gw12u_parted (id int) PARTITION BY LIST (gw12u_imm(id));
 CREATE TABLE gw12u_part PARTITION OF gw12u_parted FOR VALUES IN (2);
+DROP MATERIALIZED VIEW IF EXISTS gw12u_mv;
+CREATE MATERIALIZED VIEW gw12u_mv AS SELECT generate_series(1, 3) AS id;
+CREATE INDEX gw12u_mv_expr ON gw12u_mv ((gw12u_imm(id)));
 CREATE OR REPLACE FUNCTION public.lower(x int) RETURNS int LANGUAGE plpgsql AS
   $$BEGIN RETURN gw12u_purge() + x; END$$;
 CREATE OR REPLACE FUNCTION gw12u_eq(a gw12u_t, b gw12u_t) RETURNS bool LANGUAGE plpgsql AS
@@ -61,8 +64,11 @@ TRUNCATE gw12u_log;
 INSERT INTO gw12u_log SELECT generate_series(1, 500);
 RESET ROLE;
 CREATE CAST (text AS gw12u_t) WITH FUNCTION gw12u_cast(text);
+CREATE OR REPLACE FUNCTION gw12u_to_text(x gw12u_t) RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gw12u_purge(); RETURN x.a; END$$;
+CREATE CAST (gw12u_t AS text) WITH FUNCTION gw12u_to_text(gw12u_t);
 """
-CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); "
+CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); DROP CAST IF EXISTS (gw12u_t AS text); DROP MATERIALIZED VIEW IF EXISTS gw12u_mv; "
            "DROP OPERATOR IF EXISTS public.= (gw12u_t, gw12u_t); DROP TABLE IF EXISTS gw12u_typed; "
            "DROP FUNCTION IF EXISTS public.lower(int), public.upper(int), "
            "gw12u_eq(gw12u_t, gw12u_t); "
@@ -145,6 +151,7 @@ MAINTENANCE = [
     "ALTER TABLE gw12u_indexed SET LOGGED",  # a rewrite rebuilds the index
     "ALTER TABLE gw12u_indexed ADD COLUMN z float8 DEFAULT random()",
     "INSERT INTO gw12u_parted VALUES (1)",  # routed by a partition key calling code
+    "REFRESH MATERIALIZED VIEW gw12u_mv",  # its index is built again
     "ANALYZE",  # every table: not known which
 ]
 
@@ -172,6 +179,7 @@ OVERLOADS = [
     "SELECT count(*) FROM gw12u_typed WHERE v = v",  # public.= for a user's type
     "SELECT count(*) FROM gw12u_typed a JOIN gw12u_typed b USING (v)",
     "SELECT count(*) FROM gw12u_typed WHERE v IN (SELECT v FROM gw12u_typed)",
+    "SELECT v::text FROM gw12u_typed",  # a user's cast into PostgreSQL's text
 ]
 
 
@@ -252,3 +260,36 @@ def test_casts_into_postgresql_s_own_types_pass(guarded: Gateway) -> None:
     with operator(guarded) as client:
         assert not client.call("approvals")["pending"]
     assert rows(guarded.target) == 500
+
+
+def test_built_in_names_are_read_once_not_at_every_statement(guarded: Gateway) -> None:
+    """The common case stays cheap: once the catalog read the names a statement uses, the
+    same names cost no further round trip to the target while the entries stand, and are
+    not counted (a cursor over them, which cannot be counted, is not held)."""
+    assert guarded.engine.pg is not None
+    # (lower and = have users' overloads here: see the tests above)
+    sql = ("SELECT btrim(note), length(note) FROM gw12u_small WHERE id < {} "
+           "AND id BETWEEN 0 AND 9")
+    done: list[object] = []
+
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute(sql.format(5))  # the first reads the names
+            catalog = guarded.engine.pg.catalogs[("shop", "shop")]  # type: ignore[union-attr]
+            before = (catalog.lookups, catalog.probes)
+            for n in range(30):
+                with conn.transaction():
+                    conn.execute(f"DECLARE gw12u_c CURSOR FOR {sql.format(n + 5)}")
+                    conn.execute("CLOSE gw12u_c")
+            done.append((catalog.lookups, catalog.probes) == before)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(20)
+    with operator(guarded) as client:
+        pending = client.call("approvals")["pending"]
+        for request in pending:
+            client.call("deny", request=request["id"], reason="issue 12")
+    worker.join(30)
+    assert not pending, [(r["statement"], r.get("reason")) for r in pending]
+    assert done == [True]
