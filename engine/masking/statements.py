@@ -25,7 +25,8 @@ approver of a held statement still sees it exactly (``Session.ask``).
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from pglast.parser import scan
 
@@ -34,6 +35,7 @@ _LITERALS = frozenset({"SCONST", "USCONST", "FCONST", "ICONST", "BCONST", "XCONS
 _STRINGS = frozenset({"SCONST", "USCONST"})
 _BITS = frozenset({"BCONST", "XCONST"})
 _INT64_BITS = 64  # a bit string cast to bigint: at most 64 bits, the first one the sign
+_COMMENTS = frozenset({"C_COMMENT", "SQL_COMMENT"})
 _MAX_SCANNED = 1 << 20  # longer texts are masked as plain text (the scanner is not free)
 
 
@@ -44,9 +46,17 @@ class Values(Protocol):
 def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
     """``text`` with secrets masked, and the detectors that fired (``password`` for a
     password literal)."""
-    if len(text) > _MAX_SCANNED or ("'" not in text and "$" not in text and not _digits(text)):
+    if len(text) > _MAX_SCANNED:
         return values.mask(text) if values is not None else (text, [])
-    raw = text.encode("utf-8", "surrogateescape")
+    if "'" not in text and "$" not in text and not _digits(text):
+        if values is None:
+            return text, []
+        masked, names = values.mask(text)
+        if not names:
+            return masked, names
+        # Something is found: read by tokens below, so that a finding cannot run from a
+        # comment over the SQL after it.
+    raw = text  # the scanner's offsets count characters, not bytes
     try:
         tokens = scan(text)
     except Exception:  # the scanner refused it: masked as plain text
@@ -64,9 +74,8 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
             if (token.name in ("USCONST", "UIDENT") and i + 2 < len(tokens)
                     and tokens[i + 1].name == "UESCAPE" and tokens[i + 2].name == "SCONST"):
                 after, escapes = tokens[i + 2], i + 2
-                escape = _content(raw[after.start:after.end + 1].decode(
-                    "utf-8", "surrogateescape"))[:1] or escape
-            content = _content(word.decode("utf-8", "surrogateescape"), escape)
+                escape = _content(raw[after.start:after.end + 1])[:1] or escape
+            content = _content(word, escape)
             if previous == "password" and token.name in _STRINGS:
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append("password")
@@ -75,32 +84,78 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
                 if not names and escape != "\\":
                     # Read with the backslash too: the server takes ``\0034`` after UESCAPE
                     # '!' as written, but a reader of the record decodes it at a glance.
-                    names = _literal(token.name, _content(word.decode(
-                        "utf-8", "surrogateescape")), values, start, end, replace)
+                    names = _literal(token.name, _content(word), values, start, end,
+                                     replace)
                 fired += names
                 if token.name in _STRINGS:
                     pieces.append((start, end, content))
-        previous = word.decode("utf-8", "surrogateescape").lower()
+        previous = word.lower()
     if values is not None and len(pieces) > 1:
         _joined(pieces, values, replace, fired)
     if replace:
-        out: list[bytes] = []
+        out: list[str] = []
         pos = 0
         for start in sorted(replace):
             end, new = replace[start]
-            out += [raw[pos:start], new]
+            out += [raw[pos:start], new.decode("utf-8", "surrogateescape")]
             pos = end
         out.append(raw[pos:])
-        text = b"".join(out).decode("utf-8", "surrogateescape")
-    if values is not None:
-        text, names = values.mask(text)  # comments, identifiers, what the scanner left
-        fired += names
-    return text, fired
+        whole = "".join(out)
+    else:
+        whole = text
+    if values is None:
+        return whole, fired
+    masked, names = values.mask(whole)  # comments, identifiers, what the scanner left
+    if not names:
+        return masked, fired
+    return _by_segments(raw, tokens, replace, values, fired), fired
+
+
+def _by_segments(raw: str, tokens: Sequence[Any], replace: dict[int, tuple[int, bytes]],
+                 values: Values, fired: list[str]) -> str:
+    """The text with each comment, quoted name and literal masked on its own, and the SQL
+    between them (keywords, operators, plain names) masked as runs: a finding never spans
+    from one into another. A private key's BEGIN line in a comment starred everything to
+    the end of the text, and the record showed a harmless SELECT where a DELETE had run."""
+    out: list[str] = []
+    pos = 0
+
+    def run(end: int) -> None:
+        if end > pos:
+            text, names = values.mask(raw[pos:end])
+            out.append(text)
+            fired.extend(names)
+
+    for token in tokens:
+        start, end = token.start, token.end + 1
+        if start < pos:
+            continue
+        own = token.name in _LITERALS or token.name in _COMMENTS or (
+            token.name in ("IDENT", "UIDENT") and raw[start:start + 1] in ('"', "U", "u"))
+        if not own:
+            continue
+        run(start)
+        if start in replace:  # a literal the detectors found a value in (done above)
+            end, new = replace[start]
+            out.append(new.decode("utf-8", "surrogateescape"))
+        elif token.name in _LITERALS:  # read already, with nothing found
+            out.append(raw[start:end])
+        else:
+            text, names = values.mask(raw[start:end])
+            out.append(text)
+            fired.extend(names)
+        pos = end
+    run(len(raw))
+    return "".join(out)
 
 
 def _joined(pieces: list[tuple[int, int, str]], values: Values,
             replace: dict[int, tuple[int, bytes]], fired: list[str]) -> None:
-    """Literals written in pieces: a value found across pieces masks each of them."""
+    """Literals written in pieces: a value found across pieces masks each of them (those not
+    masked already: a value found in one piece alone is not one found across others)."""
+    pieces = [p for p in pieces if p[0] not in replace]
+    if len(pieces) < 2:
+        return
     joined = "".join(p[2] for p in pieces)
     masked, names = values.mask(joined)
     if not names or masked == joined:

@@ -139,3 +139,35 @@ def test_a_uescape_character_is_read_as_its_escape() -> None:
 
     assert _content("U&'!0034!!x'", "!") == "4!x"
     assert _content("U&'\\0034'") == "4"
+
+
+KEY_LINE = "-----BEGIN PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(("sql", "kept"), [
+    (f"/* {KEY_LINE} */ update orders set amount = 7 where id in (select id from orders "
+     "where status='new' order by id limit 5)", "update orders set amount = 7 where id in"),
+    (f"select 1 as ok /* -----BEGIN RSA PRIVATE KEY----- */; delete from orders where id in "
+     "(select id from orders limit 2) /* -----END RSA PRIVATE KEY----- */ ; select 2",
+     "; delete from orders where id in (select id from orders limit 2)"),
+    (f"-- {KEY_LINE}\ndelete from orders where status is null", "delete from orders where"),
+    (f"select '{KEY_LINE}' || x; drop table orders", "; drop table orders"),
+    (f'select 1 as "{KEY_LINE}"; alter table orders disable trigger all',
+     "; alter table orders disable trigger all"),
+    # the scanner counts characters: text after non-ASCII letters is cut where it should be
+    (f"select 'été' as é /* {KEY_LINE} */; delete from orders", "; delete from orders"),
+])
+def test_a_finding_never_runs_from_a_comment_or_literal_over_the_sql_after_it(
+        sql: str, kept: str) -> None:
+    """Found by the seventh outside attack: a private key's BEGIN line in a comment starred
+    everything after it, and the record showed a harmless SELECT where a DELETE ran."""
+    masked, fired = mask_statement(sql, ValueMasker())
+    assert kept in masked, masked
+    assert fired and "BEGIN PRIVATE KEY" not in masked.replace("RSA ", "")
+
+
+def test_a_key_in_a_comment_is_still_masked() -> None:
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" * 3
+    sql = f"select 1 /* {KEY_LINE}\n{body}\n-----END PRIVATE KEY----- */"
+    masked, fired = mask_statement(sql, ValueMasker())
+    assert body not in masked and fired and masked.startswith("select 1 /*")
