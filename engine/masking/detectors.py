@@ -208,7 +208,7 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
                    | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
                                        | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
-                   | (?<![\d,]\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
+                   | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
 
 # The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
 # ends in a letter), which lets timestamps and times through without running the key regexes.
