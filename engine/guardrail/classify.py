@@ -213,14 +213,22 @@ class Facts:
         return "; ".join(parts)
 
 
-def classify(sql: str, depth: int = 0) -> list[Facts]:
+# A user's type known to run no code of a user's when a value is cast into it (an enum no
+# user's cast leads into), by schema and name.
+PlainTypes = frozenset[tuple[str, str]]
+
+
+def classify(sql: str, depth: int = 0, *, plain_types: PlainTypes = frozenset()
+             ) -> list[Facts]:
     """Facts for each statement of ``sql`` (a multi-statement string gives several), judged
-    with no memory of the session (``classify_text``)."""
-    return classify_text(sql, depth)[0]
+    with no memory of the session (``classify_text``). ``plain_types``: types the caller
+    knows from the target's catalog to run no user's code (``_Walker._user_type``)."""
+    return classify_text(sql, depth, plain_types=plain_types)[0]
 
 
 def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
                   qualified_only: bool = False, shadowed: bool = False,
+                  plain_types: PlainTypes = frozenset(),
                   ) -> tuple[list[Facts], Effects]:
     """Facts for each statement of ``sql``, against what the session is known to have
     created (``memory``), and what running the text does to that memory. ``qualified_only``:
@@ -265,7 +273,7 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             head = len(raw[:start].decode(errors="replace")) + len(piece) - len(piece.lstrip())
             facts.span = (head, head + len(text))
         try:
-            _Walker(facts, functions, depth, qualified_only, shadowed).visit(
+            _Walker(facts, functions, depth, qualified_only, shadowed, plain_types).visit(
                 entry.get("stmt", {}))
         except RecursionError as exc:
             raise ParseFailure("the statement is too deeply nested to classify", None) from exc
@@ -419,11 +427,13 @@ def _trivial(facts: Facts) -> bool:
 
 class _Walker:
     def __init__(self, facts: Facts, bodies: dict[str, Facts], depth: int,
-                 qualified_only: bool = False, shadowed: bool = False) -> None:
+                 qualified_only: bool = False, shadowed: bool = False,
+                 plain_types: PlainTypes = frozenset()) -> None:
         self.facts = facts
         self.bodies = bodies
         self.qualified_only = qualified_only
         self.shadowed = shadowed
+        self.plain_types = plain_types
         self.depth = depth
         self.table: str | None = None  # the table a CREATE or ALTER TABLE defines
 
@@ -1281,6 +1291,8 @@ class _Walker:
         ``varchar(9)``, ``double precision`` … as pg_catalog's), one in another schema, or
         any name without its schema once the session put a schema ahead of pg_catalog."""
         if len(parts) > 1:
+            if (parts[-2], parts[-1]) in self.plain_types:
+                return False
             if parts[-2] == "pg_catalog":
                 return parts[-1] not in builtin_names.TYPES
             if parts[-2] == "information_schema":

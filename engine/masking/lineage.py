@@ -110,6 +110,10 @@ class Relation:
     # What ANALYZE, or a write into a partitioned table, also evaluates: the functions (as
     # calls, ``s.f()``) and types (as casts) its extended statistics and partition key use.
     evaluated: tuple[str, ...] = ()
+    # Enums its defaults, CHECKs, index expressions and policies name (schema, name) that no
+    # user's cast leads into: a cast into one (pg_dump's ``'new'::public.status``) runs no
+    # user's code.
+    plain_types: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -810,7 +810,9 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
                     tuple(more.get("generated") or ()), tuple(more.get("defaults") or ()),
                     tuple(more.get("family") or ()), tuple(more.get("checks") or ()),
                     tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()),
-                    tuple(more.get("evaluated") or ()))
+                    tuple(more.get("evaluated") or ()),
+                    tuple((str(t[0]), str(t[1])) for t in more.get("plain_types") or ()
+                          if isinstance(t, list) and len(t) == 2))
 
 
 def catalog_query(oids: list[int]) -> str:
@@ -865,6 +867,16 @@ _RELATION_VERSION = (
     "  ORDER BY k.oid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid), '')"
     " || '/' || coalesce((SELECT string_agg(s.oid::text || '.' || s.xmin::text, ','"
     "  ORDER BY s.oid) FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = c.oid), '')"
+    # Casts into the types its defaults and constraints name: one added to an enum makes a
+    # cast into it code (``Relation.plain_types``).
+    " || '/' || coalesce((SELECT string_agg(k.oid::text || '.' || k.xmin::text, ','"
+    "  ORDER BY k.oid) FROM pg_catalog.pg_depend dp JOIN pg_catalog.pg_cast k"
+    "  ON k.casttarget = dp.refobjid"
+    "  WHERE dp.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND ("
+    "  (dp.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dp.objid IN"
+    "  (SELECT d.oid FROM pg_catalog.pg_attrdef d WHERE d.adrelid = c.oid)) OR"
+    "  (dp.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND dp.objid IN"
+    "  (SELECT q.oid FROM pg_catalog.pg_constraint q WHERE q.conrelid = c.oid)))), '')"
 )
 _FUNCTION_VERSION = "p.oid::text || '/' || p.xmin::text || '/' || ns.xmin::text"
 _RELKINDS = "('r', 'v', 'm', 'f', 'p')"
@@ -1027,7 +1039,20 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "   AND t.oid = dp.refobjid JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace"
         "   WHERE dp.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass"
         "   AND dp.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s"
-        "   WHERE s.stxrelid = c.oid)) x))::text"
+        "   WHERE s.stxrelid = c.oid)) x),"
+        # Enums its stored expressions depend on that no cast with a function leads into:
+        # a cast into one runs only enum_in (``storedcode``: not code).
+        "  'plain_types', (SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT"
+        "   pg_catalog.jsonb_build_array(tn.nspname::text, t.typname::text)), '[]'::jsonb)"
+        "   FROM pg_catalog.pg_depend dp JOIN pg_catalog.pg_type t"
+        "   ON dp.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+        "   AND t.oid = dp.refobjid JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace"
+        "   WHERE t.typtype = 'e' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cast k"
+        "   WHERE k.casttarget = t.oid AND k.castfunc <> 0) AND ("
+        "   (dp.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dp.objid IN"
+        "   (SELECT d.oid FROM pg_catalog.pg_attrdef d WHERE d.adrelid = c.oid)) OR"
+        "   (dp.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND dp.objid IN"
+        "   (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid)))))::text"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relname = ANY({rels}) AND c.relkind IN {_RELKINDS}"
         " UNION ALL"

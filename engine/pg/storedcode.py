@@ -152,8 +152,9 @@ def runs_on_write(relation: Relation) -> bool:
         return True
     if any(not t.startswith("pg_catalog.") for t in relation.triggers):
         return True
-    return any(calls_code(e) for e in relation.defaults + relation.checks + relation.indexes
-               + relation.evaluated)
+    plain = frozenset(relation.plain_types)
+    return any(calls_code(e, plain) for e in relation.defaults + relation.checks
+               + relation.indexes + relation.evaluated)
 
 
 @lru_cache(maxsize=4096)
@@ -164,17 +165,20 @@ def runs_over_rows(relation: Relation) -> bool:
     and partition key."""
     if relation.generated:
         return True
-    return any(calls_code(e) for e in relation.checks + relation.indexes + relation.evaluated)
+    plain = frozenset(relation.plain_types)
+    return any(calls_code(e, plain) for e in relation.checks + relation.indexes
+               + relation.evaluated)
 
 
 @lru_cache(maxsize=4096)
-def calls_code(expression: str) -> bool:
+def calls_code(expression: str, plain_types: frozenset[tuple[str, str]] = frozenset()) -> bool:
     """Whether an expression (a default's, a CHECK's) calls code that is not PostgreSQL's own,
     or changes a setting (set_config: the search_path may then shadow PostgreSQL's names);
     one the parser cannot read does (fail closed). ``VALUE`` (a domain's CHECK) reads as a
-    column."""
+    column. A cast into one of ``plain_types`` (``Relation.plain_types``) runs none."""
     try:
-        return any(f.reaches or f.settings for f in classify(f"SELECT {expression}"))
+        return any(f.reaches or f.settings
+                   for f in classify(f"SELECT {expression}", plain_types=plain_types))
     except ParseFailure:
         return True
 

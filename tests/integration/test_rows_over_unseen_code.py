@@ -60,6 +60,12 @@ CREATE OPERATOR public.= (LEFTARG = gw12u_t, RIGHTARG = gw12u_t, FUNCTION = gw12
 DROP TABLE IF EXISTS gw12u_typed;
 CREATE TABLE gw12u_typed (v gw12u_t);
 INSERT INTO gw12u_typed VALUES (ROW('a')), (ROW('b'));
+DROP TABLE IF EXISTS gw12u_orders, gw12u_domdef;
+DROP TYPE IF EXISTS gw12u_status;
+CREATE TYPE gw12u_status AS ENUM ('new', 'done');
+CREATE TABLE gw12u_orders (id int, s gw12u_status DEFAULT 'new'::gw12u_status
+  CHECK (s <> 'done'::gw12u_status));
+CREATE TABLE gw12u_domdef (id int, d int DEFAULT (1::gw12u_dom)::int);
 TRUNCATE gw12u_log;
 INSERT INTO gw12u_log SELECT generate_series(1, 500);
 RESET ROLE;
@@ -68,7 +74,9 @@ CREATE OR REPLACE FUNCTION gw12u_to_text(x gw12u_t) RETURNS text LANGUAGE plpgsq
   $$BEGIN PERFORM gw12u_purge(); RETURN x.a; END$$;
 CREATE CAST (gw12u_t AS text) WITH FUNCTION gw12u_to_text(gw12u_t);
 """
-CLEANUP = ("DROP CAST IF EXISTS (text AS gw12u_t); DROP CAST IF EXISTS (gw12u_t AS text); DROP MATERIALIZED VIEW IF EXISTS gw12u_mv; "
+CLEANUP = ("DROP TABLE IF EXISTS gw12u_orders, gw12u_domdef; DROP TYPE IF EXISTS gw12u_status; "
+           "DROP CAST IF EXISTS (text AS gw12u_t); DROP CAST IF EXISTS (gw12u_t AS text); "
+           "DROP MATERIALIZED VIEW IF EXISTS gw12u_mv; "
            "DROP OPERATOR IF EXISTS public.= (gw12u_t, gw12u_t); DROP TABLE IF EXISTS gw12u_typed; "
            "DROP FUNCTION IF EXISTS public.lower(int), public.upper(int), "
            "gw12u_eq(gw12u_t, gw12u_t); "
@@ -249,6 +257,23 @@ def test_built_in_names_without_overloads_pass(guarded: Gateway) -> None:
     with operator(guarded) as client:
         assert not client.call("approvals")["pending"]
     assert rows(guarded.target) == 500
+
+
+def test_a_default_casting_into_a_user_s_domain_is_code_a_write_runs(guarded: Gateway) -> None:
+    held(guarded, "INSERT INTO gw12u_domdef (id) VALUES (1)")
+
+
+def test_an_enum_default_is_not_code(guarded: Gateway) -> None:
+    """pg_dump writes an enum column's DEFAULT as a cast (``'new'::public.status``): the
+    catalog says the enum runs no user's code, so a COPY into the table (which cannot be
+    counted) is not held."""
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        with conn.cursor().copy("COPY gw12u_orders (id) FROM STDIN") as copy:
+            copy.write_row((1,))
+        assert conn.execute("SELECT count(*) FROM gw12u_orders WHERE s = 'new'").fetchone() == (
+            1,)
+    with operator(guarded) as client:
+        assert not client.call("approvals")["pending"]
 
 
 def test_casts_into_postgresql_s_own_types_pass(guarded: Gateway) -> None:

@@ -317,3 +317,19 @@ def test_maintenance_of_what_the_gateway_cannot_name_reaches(sql: str) -> None:
                                  "ALTER TABLE checked SET TABLESPACE pg_default"])
 def test_what_evaluates_no_stored_expression_is_not_counted(sql: str) -> None:
     assert guard({"checked": True}).judge(sql).action == "allow"
+
+
+def test_a_cast_into_an_enum_the_catalog_vouches_for_is_not_code() -> None:
+    """pg_dump's enum DEFAULT (``'new'::public.status``) runs enum_in only; a cast into any
+    other user's type (a domain's CHECKs, a user's cast) is code."""
+    enum = (("public", "status"),)
+    catalog = Known(
+        table("orders", defaults=("'new'::public.status",), plain_types=enum),
+        table("unvouched", defaults=("'new'::public.status",)),
+        table("domained", defaults=("(1)::public.positive",), plain_types=enum),
+        table("checked_enum", checks=("(s <> 'done'::public.status)",), plain_types=enum),
+    )
+    assert StoredCode(catalog)("orders", True) is False
+    assert StoredCode(catalog)("unvouched", True) is True
+    assert StoredCode(catalog)("domained", True) is True
+    assert StoredCode(catalog)("checked_enum", False, rows=True) is False
