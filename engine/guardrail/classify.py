@@ -607,6 +607,8 @@ class _Walker:
         """REFRESH MATERIALIZED VIEW runs the view's query: the code a DBA stored in it runs
         (``engine.pg.storedcode``), so the view is a relation it reads."""
         self._generic("RefreshMatViewStmt")
+        if node.get("skipData"):  # WITH NO DATA: empties it; its readers get an error
+            self.facts.kinds.add(protection.OFF)
         self._range_var(node.get("relation") or {})
         self._evaluates([node.get("relation")])  # and rebuilds its indexes
         return True

@@ -160,8 +160,10 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
     if node_type == "AlterFunctionStmt":
         # SET or RESET of a function's settings (search_path: a trigger function's audit
         # table becomes the session's temporary one) changes what existing code does.
-        return any(isinstance(a, dict) and a.get("DefElem", {}).get("defname") == "set"
-                   for a in node.get("actions", []))
+        # SECURITY DEFINER or INVOKER: the code runs with other privileges (a policy or
+        # grant that held its reads or writes back may no longer apply, or may now).
+        return any(isinstance(a, dict) and a.get("DefElem", {}).get("defname") in (
+            "set", "security") for a in node.get("actions", []))
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":

@@ -108,3 +108,19 @@ def test_a_new_overload_of_a_function_the_target_has_turns_protection_off(
     made = "CREATE FUNCTION {}(cid int) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$"
     assert shipped.judge(made.format("refund_allowed")).action == "review"
     assert shipped.judge(made.format("brand_new")).action == "allow"
+
+
+@pytest.mark.parametrize("sql", [
+    "ALTER FUNCTION is_manager() SECURITY DEFINER",
+    "ALTER FUNCTION is_manager() SECURITY INVOKER",
+    "ALTER PROCEDURE p() SECURITY DEFINER",
+    "REFRESH MATERIALIZED VIEW revenue_by_customer WITH NO DATA",
+])
+def test_privileges_code_runs_with_and_a_view_emptied_are_reviewed(
+        shipped: SessionGuard, sql: str) -> None:
+    assert OFF in classify(sql)[0].kinds
+    assert shipped.judge(sql).action in ("review", "block")
+
+
+def test_refreshing_with_data_is_not() -> None:
+    assert OFF not in classify("REFRESH MATERIALIZED VIEW revenue_by_customer")[0].kinds
