@@ -4,12 +4,14 @@ The bare relay (bench/bare_relay.py: uvloop, no parsing, no recording) is the fl
 Python proxy on this machine: it shows how much of the gap to direct is the extra hop itself.
 
     .venv/bin/python bench/pgbench_compare.py [--seconds 10] [--scale 5] [--cpu]
-        [--baseline DIR]
+        [--workers 1] [--baseline DIR]
 
 Prints TPS, average latency and the ratio to direct for -c 1 and -c 8, -M simple and
 -M prepared. pgbouncer (Debian package) is used when it is installed. ``--cpu`` adds the
 engine's CPU time per transaction (utime + stime from /proc, split into the event loop's
-thread and the others: the store's checkpoint and fsync workers). ``--baseline DIR`` runs the
+thread and the others: the store's fsync and checkpoint threads and its checkpoint process).
+The engines run with ``engine.workers: 1`` (``--workers``): with more, the event loops are in
+the worker processes and the split means nothing. ``--baseline DIR`` runs the
 same engines from another checkout too (``git archive <commit> | tar -x -C DIR``), in the same
 run, so a change is measured against its parent under the same load (repeat it for more).
 """
@@ -97,6 +99,7 @@ def main() -> None:
     ap.add_argument("--modes", default="simple,prepared")
     ap.add_argument("--durability", default="normal")
     ap.add_argument("--cpu", action="store_true", help="engine CPU per transaction")
+    ap.add_argument("--workers", type=int, default=1, help="engine.workers")
     ap.add_argument("--baseline", type=Path, action="append", default=[],
                     help="another checkout to run the engines from too (may be repeated)")
     args = ap.parse_args()
@@ -118,7 +121,8 @@ def main() -> None:
             for label, rules in (("gatewatch", False), ("gw+rules", True)):
                 port = free_port()
                 proc = stack.enter_context(engine(setup, args.durability, guardrails=rules,
-                                                  port=port, root=root))
+                                                  port=port, root=root,
+                                                  workers=args.workers))
                 dsn = setup.gateway_dsn().replace(f"port={setup.gateway_port}", f"port={port}")
                 paths[label + suffix] = (dsn, proc.pid if args.cpu else None)
         paths["bare relay"] = (relay_dsn, None)
@@ -135,7 +139,8 @@ def main() -> None:
             bouncer[0].wait()
     after = os.getloadavg()
     print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, recording on "
-          f"(durability {args.durability}); gw+rules: the example policies.yaml guardrails; "
+          f"(durability {args.durability}, {args.workers} worker(s)); gw+rules: the example "
+          "policies.yaml guardrails; "
           f"{os.cpu_count()} CPUs, load average {load[0]:.2f} before, {after[0]:.2f} after")
     cpu_head = f" {'µs/tx loop':>10} {'other':>6}" if args.cpu else ""
     print(f"{'path':<18} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
