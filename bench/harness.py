@@ -138,10 +138,10 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(the main thread's, the other threads' and child processes') user + system CPU time of
-    a process so far. The engine's other threads are its store's workers (fdatasync, the
-    checkpoint's), its child the store's checkpoint process (``store/checkpointer.py``)."""
+def cpu_seconds(pid: int) -> tuple[float, float, float]:
+    """(the main thread's, the other threads', the live child processes') user + system CPU
+    time of a process so far. The engine's other threads are its store's workers (fdatasync,
+    the checkpoint's), its child the store's checkpoint process (``store/checkpointer.py``)."""
     tick = os.sysconf("SC_CLK_TCK")
     main = other = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -157,7 +157,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     # Threads that ended count in the process's own total only.
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     total = (int(fields[11]) + int(fields[12])) / tick
-    return main, max(total - main, other) + _children_cpu(pid)
+    return main, max(total - main, other), _children_cpu(pid)
 
 
 def _children_cpu(pid: int) -> float:
