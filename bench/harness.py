@@ -100,9 +100,10 @@ def example_masking() -> str:
 
 @contextlib.contextmanager
 def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False,
-           masking: bool = False, port: int | None = None,
-           root: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
-    """An engine process; ``root``: the checkout it runs from (another one to compare)."""
+           masking: bool = False, port: int | None = None, root: Path = ROOT,
+           workers: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """An engine process; ``root``: the checkout it runs from (another one to compare);
+    ``workers``: ``engine.workers`` (None: the default, one per core)."""
     name = (f"{durability}{'-rules' if guardrails else ''}{'-masking' if masking else ''}"
             f"{'' if root == ROOT else '-' + root.name}")
     port = port or setup.gateway_port
@@ -113,7 +114,9 @@ def engine(setup: Setup, durability: str = "normal", *, guardrails: bool = False
         store=private / "store.db", control=private / "control.sock",
         durability=durability, port=port, pg_port=setup.cluster.port,
         guardrails=example_guardrails() if guardrails else "",
-        masking=example_masking() if masking else ""))
+        masking=example_masking() if masking else "",
+    ).replace("  log_level: WARNING\n",
+              "  log_level: WARNING\n" + (f"  workers: {workers}\n" if workers else "")))
     env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
                             env=env, cwd=root)
@@ -135,9 +138,10 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(the main thread's, the other threads') user + system CPU time of a process so far.
-    The engine's other threads are its store's workers (the checkpoint, fdatasync)."""
+def cpu_seconds(pid: int) -> tuple[float, float, float]:
+    """(the main thread's, the other threads', the live child processes') user + system CPU
+    time of a process so far. The engine's other threads are its store's workers (fdatasync,
+    the checkpoint's), its child the store's checkpoint process (``store/checkpointer.py``)."""
     tick = os.sysconf("SC_CLK_TCK")
     main = other = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -153,7 +157,25 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     # Threads that ended count in the process's own total only.
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     total = (int(fields[11]) + int(fields[12])) / tick
-    return main, max(total - main, other)
+    return main, max(total - main, other), _children_cpu(pid)
+
+
+def _children_cpu(pid: int) -> float:
+    """User + system seconds of the live descendants of ``pid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                for child in (task / "children").read_text().split():
+                    fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+                    total += (int(fields[11]) + int(fields[12])) / tick
+                    pending.append(int(child))
+        except OSError:
+            continue
+    return total
 
 
 def rss_kib(pid: int) -> int:

@@ -4,12 +4,15 @@ The bare relay (bench/bare_relay.py: uvloop, no parsing, no recording) is the fl
 Python proxy on this machine: it shows how much of the gap to direct is the extra hop itself.
 
     .venv/bin/python bench/pgbench_compare.py [--seconds 10] [--scale 5] [--cpu]
-        [--baseline DIR]
+        [--workers 1] [--baseline DIR]
 
 Prints TPS, average latency and the ratio to direct for -c 1 and -c 8, -M simple and
 -M prepared. pgbouncer (Debian package) is used when it is installed. ``--cpu`` adds the
 engine's CPU time per transaction (utime + stime from /proc, split into the event loop's
-thread and the others: the store's checkpoint and fsync workers). ``--baseline DIR`` runs the
+thread, the other threads — the store's fsync and checkpoint threads — and child processes:
+the store's checkpoint process).
+The engines run with ``engine.workers: 1`` (``--workers``): with more, the event loops are in
+the worker processes and the split means nothing. ``--baseline DIR`` runs the
 same engines from another checkout too (``git archive <commit> | tar -x -C DIR``), in the same
 run, so a change is measured against its parent under the same load (repeat it for more).
 """
@@ -35,12 +38,13 @@ class Run(NamedTuple):
     tps: float
     latency_ms: float
     transactions: int
-    cpu: tuple[float, float] | None = None  # engine seconds: event loop thread, others
+    # engine seconds: the event loop's thread, its other threads, its child processes
+    cpu: tuple[float, float, float] | None = None
 
-    def per_transaction_us(self) -> tuple[float, float] | None:
+    def per_transaction_us(self) -> tuple[float, ...] | None:
         if self.cpu is None or not self.transactions:
             return None
-        return (self.cpu[0] * 1e6 / self.transactions, self.cpu[1] * 1e6 / self.transactions)
+        return tuple(seconds * 1e6 / self.transactions for seconds in self.cpu)
 
 
 def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None = None) -> Run:
@@ -53,7 +57,7 @@ def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None = N
     cpu = None
     if pid is not None and before is not None:
         after = cpu_seconds(pid)
-        cpu = (after[0] - before[0], after[1] - before[1])
+        cpu = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
     done = int(re.search(r"actually processed: (\d+)", out).group(1))  # type: ignore[union-attr]
@@ -97,6 +101,7 @@ def main() -> None:
     ap.add_argument("--modes", default="simple,prepared")
     ap.add_argument("--durability", default="normal")
     ap.add_argument("--cpu", action="store_true", help="engine CPU per transaction")
+    ap.add_argument("--workers", type=int, default=1, help="engine.workers")
     ap.add_argument("--baseline", type=Path, action="append", default=[],
                     help="another checkout to run the engines from too (may be repeated)")
     args = ap.parse_args()
@@ -118,7 +123,8 @@ def main() -> None:
             for label, rules in (("gatewatch", False), ("gw+rules", True)):
                 port = free_port()
                 proc = stack.enter_context(engine(setup, args.durability, guardrails=rules,
-                                                  port=port, root=root))
+                                                  port=port, root=root,
+                                                  workers=args.workers))
                 dsn = setup.gateway_dsn().replace(f"port={setup.gateway_port}", f"port={port}")
                 paths[label + suffix] = (dsn, proc.pid if args.cpu else None)
         paths["bare relay"] = (relay_dsn, None)
@@ -135,9 +141,10 @@ def main() -> None:
             bouncer[0].wait()
     after = os.getloadavg()
     print(f"pgbench -S, scale {args.scale}, {args.seconds} s each, recording on "
-          f"(durability {args.durability}); gw+rules: the example policies.yaml guardrails; "
+          f"(durability {args.durability}, {args.workers} worker(s)); gw+rules: the example "
+          "policies.yaml guardrails; "
           f"{os.cpu_count()} CPUs, load average {load[0]:.2f} before, {after[0]:.2f} after")
-    cpu_head = f" {'µs/tx loop':>10} {'other':>6}" if args.cpu else ""
+    cpu_head = f" {'µs/tx loop':>10} {'thread':>6} {'child':>6}" if args.cpu else ""
     print(f"{'path':<18} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
           f"{'/pgbouncer':>10}{cpu_head}")
     for (path, c, mode), run in results.items():
@@ -146,7 +153,8 @@ def main() -> None:
             else 0.0
         vs_bouncer = f"{run.tps / bouncer_tps:.2f}" if bouncer_tps else "-"
         cpu = run.per_transaction_us()
-        cpu_cols = f" {cpu[0]:>10.0f} {cpu[1]:>6.0f}" if cpu else (" " * 18 if args.cpu else "")
+        cpu_cols = (f" {cpu[0]:>10.0f} {cpu[1]:>6.0f} {cpu[2]:>6.0f}" if cpu
+                    else (" " * 25 if args.cpu else ""))
         print(f"{path:<18} {mode:<9} {c:>2} {run.tps:>9.0f} {run.latency_ms:>7.3f} "
               f"{run.tps / direct:>8.2f} {vs_bouncer:>10}{cpu_cols}")
 

@@ -13,9 +13,11 @@ Everything handed over within one turn of the event loop is committed with one j
 With ``durability: full`` that write is followed by ``fdatasync``, in a worker thread, while the
 next batch gathers (group commit: one fsync serves every statement that arrived meanwhile).
 The store moves journal records into SQLite in the background, at most ``LAZY_DELAY`` after
-they were committed, so readers see them within that delay. That move runs in a worker thread
-(SQLite releases the GIL while it writes) while commits go on to a fresh journal file: with SSH
-sessions streaming hundreds of MB, doing it on the event loop stalled every relay.
+they were committed, so readers see them within that delay. That move is started from a worker
+thread while commits go on to a fresh journal file (with SSH sessions streaming hundreds of MB,
+doing it on the event loop stalled every relay), and with SQLite the work itself — folding,
+binding, writing — is done by the store's checkpoint process (``store/checkpointer.py``): in a
+thread of the engine it competed with the event loop for the GIL. The thread only waits for it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Recorder:
         self._in_flight: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, "gatewatch-store") if durability == "full" else None
         self._checkpointer = ThreadPoolExecutor(1, "gatewatch-checkpoint")
+        self._checkpointer.submit(store.prepare_checkpoints)  # its process starts meanwhile
         self._checkpointing: asyncio.Future[StoreError | None] | None = None
         self.listeners: list[CommitListener] = []
 

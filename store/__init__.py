@@ -49,12 +49,33 @@ a crash keeps what it cannot apply in the ``rejected`` table, and ``backup`` cop
 while the engines write it.
 """
 
-from store import reads
-from store.errors import StoreLocked
-from store.nodes import NODE_LOST, default_node
-from store.ops import Op
-from store.sqlite import SqliteStore, StoreError, open_store
-from store.verify import VerifyResult, verify
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store import reads
+    from store.errors import StoreLocked
+    from store.nodes import NODE_LOST, default_node
+    from store.ops import Op
+    from store.sqlite import SqliteStore, StoreError, open_store
+    from store.verify import VerifyResult, verify
 
 __all__ = ["NODE_LOST", "Op", "SqliteStore", "StoreError", "StoreLocked", "VerifyResult",
            "default_node", "open_store", "reads", "verify"]
+
+# Where each name lives, imported on first use: the store's checkpoint process
+# (``store/checkpointd.py``) needs a few small modules, not SQLite-utils and psycopg.
+_HOMES = {"NODE_LOST": "store.nodes", "default_node": "store.nodes", "Op": "store.ops",
+          "SqliteStore": "store.sqlite", "StoreError": "store.errors",
+          "StoreLocked": "store.errors", "open_store": "store.sqlite",
+          "VerifyResult": "store.verify", "verify": "store.verify"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "reads":
+        return importlib.import_module("store.reads")
+    if name not in _HOMES:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

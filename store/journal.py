@@ -227,6 +227,13 @@ def scan(path: Path) -> Iterator[tuple[Path, JournalRecord | Leftover]]:
             yield file, record
 
 
+def records_of(files: list[Path]) -> Iterator[JournalRecord]:
+    """The complete records of the journal files ``files``, in order, without what follows
+    them (the checkpoint process reads the files the engine rotated)."""
+    for file in files:
+        yield from _read(file)
+
+
 def _read(path: Path) -> Generator[JournalRecord, None, Leftover | None]:
     """The complete records of one journal file; returns what follows them, if anything: a
     torn last record, or the rest of the file from the first line that is not a record (what

@@ -11,7 +11,9 @@ two engines lock two different files.
 
 ``flock`` locks belong to an open file description: a second open in the same process
 conflicts like one in another process, which is what tests of a second engine rely on. The
-descriptor is close-on-exec (Python's default), so a child the engine starts never holds it.
+descriptor is close-on-exec (Python's default), so a child the engine starts never holds it —
+but for the node's checkpoint process (``store/checkpointer.py``), which is handed it on
+purpose: the lock is free only once that process is gone too.
 Read-only opens (the CLI, the TUI's history) never take the lock.
 """
 
@@ -71,6 +73,11 @@ class StoreLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    @property
+    def fd(self) -> int | None:
+        """The locked descriptor (None once released), for the checkpoint process."""
+        return self._fd
 
     def still_ours(self) -> bool:
         """False when the lock file was removed or replaced since it was taken: another engine

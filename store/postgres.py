@@ -43,13 +43,14 @@ import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from store.checkpoint import Rejected
 from store.errors import StoreError, StoreLocked
 from store.files import check_private, private_directory
 from store.journal import JournalRecord
 from store.lock import StoreLock
 from store.nodes import check_node, default_node
 from store.schema import SCHEMA_VERSION
-from store.sqlite import Rejected, SqliteStore, controlled, journal_path
+from store.sqlite import SqliteStore, controlled, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +342,8 @@ class PostgresStore(SqliteStore):
     reads are the same code; connections, schema, clock and fleet commands are PostgreSQL's."""
 
     dialect = "postgresql"
+    # Its checkpoints wait on the network more than they compute: they stay in a thread.
+    offloads = False
 
     def __init__(self, dsn: str, local: Path, conn: PgConnection, *, writer: bool, node: str,
                  durability: str = "normal", lock: StoreLock | None = None,

@@ -32,15 +32,16 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import sqlite_utils
 
-from store import lockouts
 from store import ops as O
 from store import records as R
 from store.chain import canonical, link
+from store.checkpoint import BUSY_ATTEMPTS, Rejected, busy, merge, write_once
+from store.checkpointer import CheckpointProcess
 from store.errors import StoreError, StoreLocked
 from store.files import check_private, private_directory, touch_private
 from store.journal import (
@@ -68,58 +69,6 @@ log = logging.getLogger(__name__)
 __all__ = ["SqliteStore", "StoreError", "journal_path", "open_sqlite", "open_store"]
 
 
-_SESSION_INSERT = (
-    "INSERT INTO sessions (id, protocol, connection, identity, identity_kind, client_addr,"
-    " application_name, database, started_at, status, ended_at, end_reason, target, masked,"
-    " identity_vendor, node)"
-    " VALUES (:id, :protocol, :connection, :identity, :identity_kind, :client_addr,"
-    " :application_name, :database, :started_at, :status, :ended_at, :end_reason, :target,"
-    " :masked, :identity_vendor, :node)"
-)
-# A session's own node closes it as often as it likes (the last close stands); another node
-# (ending a lost node's sessions) only while it is still open: a node's own close, replayed
-# from its journal after that, still stands. ``verify`` folds the chains by the same rule.
-_SESSION_CLOSE = (
-    "UPDATE sessions SET ended_at = :ended_at, status = :status, end_reason = :end_reason,"
-    " masked = :masked WHERE id = :id AND (node = :writer OR ended_at IS NULL)"
-)
-_STATEMENT_INSERT = (
-    "INSERT INTO statements (session_id, seq, protocol, text, params, started_at, status,"
-    " verdict, rule, approval_id, finished_at, duration_ms, command, rows, sqlstate, error,"
-    " exit_status, masked)"
-    " VALUES (:id, :ref, :protocol, :text, :params, :started_at, :status,"
-    " :verdict, :rule, :approval_id,"
-    " :finished_at, :duration_ms, :command, :rows, :sqlstate, :error, :exit_status, :masked)"
-)
-_APPROVAL_INSERT = (
-    "INSERT INTO approvals (id, session_id, requester, connection, statement, statement_hash,"
-    " rule, reason, created_at, expires_at, status, approvals, decided_at, decided_by,"
-    " decision_reason, node) VALUES (:id, :session_id, :requester, :connection, :statement,"
-    " :statement_hash, :rule, :reason, :created_at, :expires_at, :status, :approvals,"
-    " :decided_at, :decided_by, :decision_reason, :node)"
-)
-# Updates apply while the request is pending; once decided, only its own node's decisions
-# (never another node's expiry of a lost node's requests) change it again.
-_APPROVAL_UPDATE = (
-    "UPDATE approvals SET status = :status, approvals = :approvals, decided_at = :decided_at,"
-    " decided_by = :decided_by, decision_reason = :decision_reason WHERE id = :id"
-    " AND (status = 'pending' OR (node = :writer AND :status <> 'pending'))"
-)
-_STATEMENT_END = (
-    "UPDATE statements SET finished_at = :finished_at, duration_ms = :duration_ms,"
-    " status = :status, command = :command, rows = :rows, sqlstate = :sqlstate, error = :error,"
-    " exit_status = :exit_status, masked = :masked WHERE session_id = :id AND seq = :ref"
-)
-_OUTPUT_INSERT = (
-    "INSERT INTO ssh_output (session_id, seq, t, channel, stream, data) VALUES (?,?,?,?,?,?)"
-)
-_SESSION_CLOSED = {**dict.fromkeys(O.SESSION_CLOSE_FIELDS), "target": None,
-                   "identity_vendor": None}
-_STATEMENT_ENDED = dict.fromkeys(O.STATEMENT_END_FIELDS)
-_STATEMENT_JUDGED = {"verdict": "allow", "rule": None, "approval_id": None}
-_APPROVAL_OPEN = dict.fromkeys(O.APPROVAL_UPDATE_FIELDS)
-
-_Rows = dict[Any, dict[str, Any]]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -132,113 +81,13 @@ def controlled(method: _F) -> _F:
         with self._control_lock:
             return method(self, *args, **kwargs)
     return locked  # type: ignore[return-value]
-_BUSY_ATTEMPTS = 20  # a checkpoint tries again while other nodes' writes keep SQLite busy
-POLL_S = 0.05  # how often ``listen`` looks for fleet commands
-CLAIM_S = 60.0  # a claim on a lost node that another node may take over after this long
 
 
 # What a database refuses, SQLite's or PostgreSQL's (``store.postgres`` speaks to psycopg
 # through the same methods).
 DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
-
-
-def _busy(exc: Exception) -> bool:
-    """SQLite's write lock stayed with another node's process beyond the busy timeout (or
-    PostgreSQL chose this transaction to break a deadlock): worth trying again."""
-    return any(word in str(exc) for word in ("locked", "busy", "deadlock"))
-
-
-class _Merged(NamedTuple):
-    sessions: _Rows
-    statements: _Rows
-    session_updates: list[dict[str, Any]]
-    statement_updates: list[dict[str, Any]]
-    approvals: _Rows
-    approval_updates: list[dict[str, Any]]
-    output: list[tuple[Any, ...]]
-
-
-def _merge(pending: list[tuple[JournalRecord, dict[str, Any]]], node: str) -> _Merged:
-    """Fold a checkpoint's records (of ``node``'s chain) into one row per session and
-    statement: a statement that started and ended since the last checkpoint is one INSERT
-    instead of INSERT + UPDATE."""
-    sessions: _Rows = {}
-    statements: _Rows = {}
-    session_updates: list[dict[str, Any]] = []
-    statement_updates: list[dict[str, Any]] = []
-    approvals: _Rows = {}
-    approval_updates: list[dict[str, Any]] = []
-    output: list[tuple[Any, ...]] = []
-    for record, fields in pending:
-        kind, sid, ref = record.kind, record.session_id, record.ref
-        if kind == O.SSH_OUTPUT:
-            output.append((sid, ref, fields["t"], fields["channel"], fields["stream"],
-                           record.blob or b""))
-        elif kind == O.STATEMENT_START:
-            statements[(sid, ref)] = {**_STATEMENT_ENDED, **_STATEMENT_JUDGED, **fields,
-                                      "id": sid, "ref": ref}
-        elif kind == O.STATEMENT_END:
-            row = statements.get((sid, ref))
-            if row is not None:
-                row.update(fields)
-            else:
-                statement_updates.append({**_STATEMENT_ENDED, **fields, "id": sid, "ref": ref})
-        elif kind == O.SESSION_OPEN:
-            sessions[sid] = {**_SESSION_CLOSED, **fields, "id": sid, "node": node}
-        elif kind == O.SESSION_CLOSE:
-            row = sessions.get(sid)
-            if row is not None:
-                row.update(fields)
-            else:
-                session_updates.append({**_SESSION_CLOSED, **fields, "id": sid,
-                                        "writer": node})
-        elif kind == O.APPROVAL_REQUEST:
-            approvals[sid] = {**_APPROVAL_OPEN, **fields, "id": sid, "node": node}
-        elif kind == O.APPROVAL_UPDATE:
-            row = approvals.get(sid)
-            if row is not None:
-                if row["status"] == "pending" or fields.get("status") != "pending":
-                    row.update(fields)
-            else:
-                approval_updates.append({**_APPROVAL_OPEN, **fields, "id": sid,
-                                         "writer": node})
-    return _Merged(sessions, statements, session_updates, statement_updates, approvals,
-                   approval_updates, output)
-
-_AUDIT = (
-    "INSERT INTO audit (node, seq, kind, session_id, ref, body, prev, hash)"
-    " VALUES (?,?,?,?,?,?,?,?)"
-)
-_REJECTED = (
-    "INSERT INTO rejected (found_at, source, seq, kind, session_id, torn, reason, data)"
-    " VALUES (?,?,?,?,?,?,?,?)"
-)
-
-
-class Rejected(NamedTuple):
-    """What replay found in the journal and could not apply, kept as it was found."""
-
-    source: str  # the journal file's name
-    seq: int | None
-    kind: str | None
-    session_id: str | None
-    torn: bool  # a write a crash cut short
-    reason: str
-    data: bytes
-
-    @classmethod
-    def record(cls, source: Path, record: JournalRecord, reason: str) -> Rejected:
-        return cls(source.name, record.seq, record.kind, record.session_id, False, reason,
-                   record.line())
-
-    @classmethod
-    def leftover(cls, found: Leftover) -> Rejected:
-        return cls(found.path.name, None, None, None, found.torn,
-                   f"{found.reason} (from byte {found.offset})", found.data)
-
-    def row(self, found_at: str) -> tuple[Any, ...]:
-        return (found_at, self.source, self.seq, self.kind, self.session_id, int(self.torn),
-                self.reason, self.data)
+POLL_S = 0.05  # how often ``listen`` looks for fleet commands
+CLAIM_S = 60.0  # a claim on a lost node that another node may take over after this long
 
 
 class SqliteStore:
@@ -261,6 +110,7 @@ class SqliteStore:
         self._lock = lock
         self._file = _identity(path) if writer else None
         self.journal: Journal | None = None
+        self._process: CheckpointProcess | None = None  # writes the threaded checkpoints
         # Checkpoints write through a connection of their own: they may run in a worker
         # thread, and a transaction there must never meet a reader's statement (sqlite-utils
         # wraps queries in savepoints) on the connection the engine reads with.
@@ -272,6 +122,8 @@ class SqliteStore:
                 self.journal = Journal(journal_path(path, node), fsync=durability == "full")
                 self._replay()
                 self._register()
+                if self.offloads:
+                    self._process = CheckpointProcess(path, node, durability, lock)
             except BaseException:
                 if self.journal is not None:
                     self.journal.close()
@@ -300,6 +152,8 @@ class SqliteStore:
         then nothing of the batch is committed and the chain head is left as it was.
         """
         if self._broken is not None:
+            if self._job is not None:  # the retry is running: refused until it succeeds
+                raise self._broken
             self._checkpoint_now()  # files out of place are put back by the next checkpoint
         assert self.journal is not None, "a read-only store cannot be written"
         seq, head = self._seq, self._head
@@ -384,7 +238,50 @@ class SqliteStore:
             log.warning("the store journal rotates again")
             self._cannot_rotate = False
         self._job = records
-        return lambda: self._write_or_error(records)
+        if self._process is None:
+            return lambda: self._write_or_error(records)
+        first, last = records[0][0], records[-1][0]
+        job = {"files": [str(p) for p in self.journal.rotated()], "first": first.seq,
+               "prev": first.prev, "last": last.seq, "hash": last.hash,
+               "file": list(self._file) if self._file is not None else None}
+        return lambda: self._offloaded(records, job)
+
+    def prepare_checkpoints(self) -> None:
+        """Start the checkpoint process now rather than at the first checkpoint (it takes a
+        moment to start): blocking, call it off the event loop."""
+        if self._process is not None:
+            self._process.start()
+
+    def _offloaded(self, records: list[tuple[JournalRecord, dict[str, Any]]],
+                   job: dict[str, Any]) -> StoreError | None:
+        """A threaded checkpoint's job, run by the checkpoint process; here, from the records
+        in memory, when the process is not there or could not read them from the files."""
+        refused = self._unwritable()
+        if refused is not None:
+            return refused
+        assert self._process is not None
+        reply = self._process.run(job)
+        if reply is not None and "ok" in reply:
+            return None
+        if reply is not None and "error" in reply:
+            return StoreError(f"cannot write to the store {self.path}: {reply['error']}")
+        if reply is not None:
+            log.warning("the checkpoint process could not take records %d to %d from the"
+                        " journal files (%s): the engine writes them", job["first"],
+                        job["last"], reply.get("missing"))
+        if self._holds(records[-1][0]):
+            return None  # the process committed them, then ended before it said so
+        return self._write_or_error(records)
+
+    def _holds(self, record: JournalRecord) -> bool:
+        """Whether the database has ``record`` of this node's chain (on the writer's
+        connection: this runs in the checkpoint thread)."""
+        try:
+            row = self.writer.execute("SELECT hash FROM audit WHERE node = ? AND seq = ?",
+                                      (self.node, record.seq)).fetchone()
+        except DB_ERRORS:
+            return False
+        return row is not None and row[0] == record.hash
 
     def _failing(self, exc: StoreError) -> Callable[[], StoreError | None]:
         """A checkpoint job that reports ``exc``: the recorder logs it and tries again."""
@@ -417,49 +314,31 @@ class SqliteStore:
         serialises use of the connection). Other nodes' processes write the same file: the
         transaction takes SQLite's write lock first (BEGIN IMMEDIATE), waiting for theirs
         within the busy timeout, and a busy database is tried again."""
-        if self._file is not None and _identity(self.path) != self._file:
-            return StoreError(f"the store {self.path} was removed or replaced while the engine"
-                              " ran: nothing is written until it is back")
-        if self._lock is not None and not self._lock.still_ours():
-            return StoreError(f"the store's lock file {self._lock.path} was removed while the"
-                              " engine ran: nothing is written until it holds the lock again")
+        refused = self._unwritable()
+        if refused is not None:
+            return refused
         conn = self.writer if conn is None else conn
         node = self.node if node is None else node
-        merged = _merge(records, node)
-        for attempt in range(_BUSY_ATTEMPTS):
-            failed = self._write_once(conn, node, records, merged, rejected)
+        merged = merge(records, node)
+        for attempt in range(BUSY_ATTEMPTS):
+            failed = write_once(conn, node, records, merged, rejected, DB_ERRORS)
             lost = getattr(conn, "lost", False)  # PostgreSQL: opened again by the next try
-            if failed is None or not (_busy(failed) or lost) or attempt == _BUSY_ATTEMPTS - 1:
+            if failed is None or not (busy(failed) or lost) or attempt == BUSY_ATTEMPTS - 1:
                 break
             time.sleep(0.05 * (attempt + 1))
         if failed is None:
             return None
         return StoreError(f"cannot write to the store {self.path}: {failed}")
 
-    def _write_once(self, conn: sqlite3.Connection, node: str,
-                    records: list[tuple[JournalRecord, dict[str, Any]]], merged: _Merged,
-                    rejected: Iterable[Rejected]) -> Exception | None:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_SESSION_INSERT, merged.sessions.values())
-            conn.executemany(_SESSION_CLOSE, merged.session_updates)
-            conn.executemany(_STATEMENT_INSERT, merged.statements.values())
-            conn.executemany(_STATEMENT_END, merged.statement_updates)
-            conn.executemany(_APPROVAL_INSERT, merged.approvals.values())
-            conn.executemany(_APPROVAL_UPDATE, merged.approval_updates)
-            conn.executemany(_OUTPUT_INSERT, merged.output)
-            lockouts.write(conn, records)
-            conn.executemany(_AUDIT, [
-                (node, r.seq, r.kind, r.session_id, r.ref, r.body, r.prev, r.hash)
-                for r, _ in records
-            ])
-            found_at = O.utc(time.time())
-            conn.executemany(_REJECTED, [r.row(found_at) for r in rejected])
-            conn.execute("COMMIT")
-        except DB_ERRORS as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return exc
+    def _unwritable(self) -> StoreError | None:
+        """Why nothing may be written now: the store file or the lock file is not the one
+        the engine opened (put back by the next checkpoint's ``_keep_in_place``)."""
+        if self._file is not None and _identity(self.path) != self._file:
+            return StoreError(f"the store {self.path} was removed or replaced while the engine"
+                              " ran: nothing is written until it is back")
+        if self._lock is not None and not self._lock.still_ours():
+            return StoreError(f"the store's lock file {self._lock.path} was removed while the"
+                              " engine ran: nothing is written until it holds the lock again")
         return None
 
     # --- files out of place ----------------------------------------------------------------
@@ -650,6 +529,8 @@ class SqliteStore:
     # --- nodes and the fleet ----------------------------------------------------------------
 
     dialect = "sqlite"
+    # Threaded checkpoints are written by a process of their own (``store/checkpointer.py``).
+    offloads = True
 
     def _database(self, conn: sqlite3.Connection) -> sqlite_utils.Database:
         return sqlite_utils.Database(conn)
@@ -985,6 +866,8 @@ class SqliteStore:
 
     def close(self) -> None:
         try:
+            if self._process is not None:
+                self._process.stop()  # before the last checkpoint, here, and the lock's release
             if self.journal is not None:
                 try:
                     self.checkpoint()

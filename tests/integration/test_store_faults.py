@@ -127,6 +127,61 @@ def test_sigkill_under_load_loses_no_record(pg_target: Target, tmp_path: Path,
         assert engine.wait(30) == 0
 
 
+def checkpoint_processes(pid: int) -> set[int]:
+    """The store's checkpoint processes among the descendants of ``pid``."""
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                for child in map(int, (task / "children").read_text().split()):
+                    pending.append(child)
+                    with contextlib.suppress(OSError):
+                        if b"store.checkpointd" in Path(f"/proc/{child}/cmdline").read_bytes():
+                            found.add(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, reaped by nobody until init does, is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_checkpoint_processes_end_with_a_killed_engine(pg_target: Target, tmp_path: Path,
+                                                       table: str) -> None:
+    """The checkpoint processes hold their nodes' locks: they end when the engine dies,
+    however it dies, and the engine starts again on the same store with nothing lost."""
+    port = free_port()
+    policy = write_policy(pg_target, tmp_path, shop_port=port)
+    dsn = (f"host=127.0.0.1 port={port} dbname=shop user=alice "
+           f"password={os.environ['GWTEST_ALICE_TOKEN']} sslmode=disable")
+    engine = start_engine_process(policy, port)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"insert into {table} values (1)")
+        deadline = time.monotonic() + 30
+        while not (children := checkpoint_processes(engine.pid)):
+            assert time.monotonic() < deadline, "no checkpoint process was started"
+            time.sleep(0.1)
+        engine.send_signal(signal.SIGKILL)
+        engine.wait(10)
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in children):
+        assert time.monotonic() < deadline, "a checkpoint process outlived its engine"
+        time.sleep(0.1)
+    engine = start_engine_process(policy, port)
+    try:
+        assert recorded_values(policy, table) == {1}
+        verified(policy)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(30) == 0
+
+
 # --- a full file system ----------------------------------------------------------------------
 
 

@@ -64,7 +64,10 @@ def a_session(sid: str, statements: int = 2) -> list[Op]:
 
 def crash(store: SqliteStore) -> None:
     """Stop using a store the way a killed engine does: no checkpoint, no close(); the kernel
-    releases the store's lock with the process."""
+    releases the store's lock with the process (and its checkpoint process, which holds it too,
+    ends)."""
+    if store._process is not None:
+        store._process.kill()
     store.conn.close()
     assert store.journal is not None
     store.journal.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from store import StoreError, open_store, verify
 from store.sqlite import journal_path
 from tests.store.sample import crash, session_open, statement_end, statement_start
@@ -65,4 +67,23 @@ def test_a_failed_threaded_checkpoint_keeps_its_records_for_the_retry(db_path: P
     store.apply([statement_end("s1", 1)])  # retries the checkpoint first, then commits
     store.checkpoint()
     assert count(db_path, "statements") == 1 and count(db_path, "audit") == 3
+    store.close()
+
+
+def test_commits_are_refused_while_the_retry_of_a_failed_checkpoint_runs(
+        db_path: Path) -> None:
+    """A broken store refuses commits until a checkpoint succeeds, also while one is running
+    (then it cannot be tried here first): how long the retry takes decides nothing."""
+    store = open_store(db_path)
+    store.apply([session_open("s1")])
+    assert store.start_checkpoint() is not None
+    store.finish_checkpoint(StoreError("database or disk is full"))
+    retry = store.start_checkpoint()
+    assert retry is not None
+    with pytest.raises(StoreError, match="disk is full"):
+        store.apply([statement_start("s1", 1)])
+    store.finish_checkpoint(retry())
+    store.apply([statement_start("s1", 1)])
+    store.checkpoint()
+    assert count(db_path, "audit") == 2
     store.close()
