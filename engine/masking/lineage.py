@@ -55,7 +55,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from pglast.parser import ParseError, parse_sql_json
 
-from engine.guardrail import builtin_names
+from engine.guardrail import builtin_names, querytext
 from engine.masking import bodies
 
 
@@ -1327,9 +1327,12 @@ class Analyzer:
         names = [_only(n)[1].get("sval", "") for n in node.get("funcname", [])]
         name = names[-1] if names else ""
         schema = names[-2] if len(names) > 1 else None
-        if _OPAQUE_FUNCTIONS.fullmatch(name):
+        runs_text = name in querytext.NAMES and schema in (None, "pg_catalog") and not (
+            name == "ts_rewrite" and len(node.get("args") or ()) != 2)  # (tsquery, text): SQL
+        if _OPAQUE_FUNCTIONS.fullmatch(name) or runs_text:
             self._reads.add(UNKNOWN)
-            if name.startswith(("dblink", "lo_import")) or name.endswith("_to_xml"):
+            if (name.startswith(("dblink", "lo_import")) or name.endswith("_to_xml")
+                    or runs_text):
                 # SQL given as text (it may write), a file read into a large object
                 self._opaque = self._opaque or f"{name}() runs what the gateway cannot read"
             return args | _UNKNOWN
@@ -1347,10 +1350,25 @@ class Analyzer:
             for where in _SETTINGS:
                 self._writes.append((where, args))
         if name in _SETTINGS_READ and schema in (None, "pg_catalog"):
-            return args | self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
+            # (a read: an error quoting what the setting holds is masked too)
+            found = self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
+            self._reads |= found
+            return args | found
         if schema in (None, "pg_catalog"):
             return self._builtin_state(name, args)
         return args
+
+    def _reads_kept(self, word: str) -> bool:
+        """Whether a built-in a body names reads back a value kept from a masked column (or
+        one of unknown origin): a setting set_config() set, a sequence setval() set, the seed
+        setseed() set. Called from a body, its result is the body's."""
+        if word in _SETTINGS_READ or word == "pg_show_all_settings":
+            kept: Source | None = _SETTINGS[0]
+        else:
+            kept = _KEPT_READ.get(word)
+        if kept is None:
+            return False
+        return any(s is UNKNOWN or self.masked(s) for s in self._derived(kept.table, kept.column))
 
     def _user_named(self, name: str) -> bool:
         """Whether a function of that name is a user's (or may be: not looked up): called
@@ -1382,6 +1400,10 @@ class Analyzer:
         columns go: PostgreSQL's own, or one whose body reads no masked column."""
         if schema in _BUILTIN_SCHEMAS:
             return True
+        if schema is not None and (schema == "pg_temp" or schema.startswith("pg_temp_")):
+            # The session's own temporary schema: the catalog lists it under another name
+            # (pg_temp_3), and no other connection sees what is in it.
+            return False
         key = f"{schema}.{name}"
         known = self._fn_safety.get(key)
         if known is not None:
@@ -1415,7 +1437,8 @@ class Analyzer:
         if fn.language == "plpgsql" and "execute" in words:
             return False  # dynamic SQL: what it reads is a string
         for word in words:
-            if self.names(word) or _OPAQUE_FUNCTIONS.fullmatch(word):
+            if self.names(word) or _OPAQUE_FUNCTIONS.fullmatch(word) or (
+                    word in querytext.NAMES) or self._reads_kept(word):
                 return False
         if self._depth >= _MAX_DEPTH:
             return False
