@@ -79,11 +79,16 @@ def test_exec_of_a_plain_reader_is_masked_as_usual(mgw: SshGateway, command: str
 
 
 def session(gw: SshGateway, connection: str, lines: list[str]) -> bytes:
-    """Everything the client's screen got for ``lines`` typed at a shell, then ``exit``."""
+    """Everything the client's screen got for ``lines`` typed at a shell, then ``exit``: each
+    typed once the line before it is answered, as a person does (keys typed ahead are echoed
+    by the shell into the output of the command before, where the gateway cannot tell them
+    from it, and it masks the rest of the session whole: fail closed)."""
     terminal = Terminal(gw, connection=connection)
     try:
         for line in lines:
+            since = terminal.mark()
             terminal.keys(line + "\r")
+            terminal.answered(since, 10)
         terminal.keys("exit\r")
         try:
             terminal.proc.wait(60)
