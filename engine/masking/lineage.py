@@ -405,6 +405,7 @@ class Analyzer:
                     # of a masked column earlier, a dump).
                     self._writes.append((Source(rel.get("schemaname"), rel.get("relname", ""),
                                                 _ANY), _UNKNOWN))
+                self._sequence_fills(rel, ())
         elif kind == "DeclareCursorStmt":
             q = self._select_any(node.get("query", {}))
             declares = (node.get("portalname", ""), tuple(lin for _, lin in q))
@@ -484,12 +485,44 @@ class Analyzer:
                 self._written.add(_only(rel)[1].get("relname", ""))
         return columns, declares
 
+    def _sequence_fills(self, rel: dict[str, Any], added: tuple[str, ...]) -> None:
+        """A sequence setval() set from a masked column: a write that fills rows with column
+        defaults the statement does not spell (COPY FROM, ALTER TABLE … ADD COLUMN filling the
+        existing rows) may write that value into any column of the table (``added``: columns
+        the statement adds), as an INSERT's serial or identity default does."""
+        kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
+        if not kept:
+            return
+        rng = self._range_var(rel, {})
+        schema, table = rel.get("schemaname"), rel.get("relname", "")
+        self._written.add(table)
+        for name in [n for n, _ in rng.columns] + list(added) or [_ANY]:
+            self._writes.append((Source(schema, table, name), kept))
+
     def _alter_table(self, node: dict[str, Any]) -> None:
-        """``ALTER COLUMN c TYPE … USING expr`` rewrites c from the row's other columns."""
+        """``ALTER COLUMN c TYPE … USING expr`` rewrites c from the row's other columns;
+        ``ADD COLUMN c … DEFAULT expr`` (or GENERATED) fills c in every existing row."""
         rel = node.get("relation") or {}
         rng: _Range | None = None
         for cmd in node.get("cmds", []):
             c = _only(cmd)[1]
+            if c.get("subtype") in ("AT_AddColumn", "AT_AlterColumnType"):
+                col = _only(c.get("def", {}))[1] if c.get("def") else {}
+                name = col.get("colname") or c.get("name") or ""
+                self._sequence_fills(rel, (name,) if name else ())
+            if c.get("subtype") == "AT_AddColumn":
+                col = _only(c.get("def", {}))[1] if c.get("def") else {}
+                exprs = [_only(k)[1].get("raw_expr") for k in col.get("constraints") or []]
+                exprs = [e for e in [*exprs, col.get("raw_default")] if e]
+                if exprs:
+                    rng = rng or self._range_var(rel, {})
+                    self._written.add(rel.get("relname", ""))
+                    lin = self._expr(exprs, ((rng,),))
+                    if lin:
+                        self._writes.append((Source(rel.get("schemaname"),
+                                                    rel.get("relname", ""),
+                                                    col.get("colname", "")), lin))
+                continue
             if c.get("subtype") in ("AT_AddConstraint", "AT_ValidateConstraint"):
                 # Checked against every existing row: what its functions get is the table.
                 rng = rng or self._range_var(rel, {})
