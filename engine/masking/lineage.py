@@ -114,6 +114,9 @@ class Relation:
     # user's cast leads into: a cast into one (pg_dump's ``'new'::public.status``) runs no
     # user's code.
     plain_types: tuple[tuple[str, str], ...] = ()
+    # Users' types of its columns (schema, name), and of what they are made of: a value
+    # assigned to one goes through a cast into the type (an assignment cast), a user's code.
+    types: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -637,6 +640,10 @@ class Analyzer:
                     if fn.schema == fn_schema or not fn_schema:
                         self._run_code(fn, new, bound)
             self._checks(rel.checks, row, table)
+            for type_schema, type_name in rel.types:
+                # An assignment cast into a column's type runs with the value written (a
+                # user's cast function may write it into any table): followed as a cast is.
+                self._calls.append((type_schema, f"type:{type_name}", new))
             for default in rel.defaults:  # an INSERT evaluates them (a function may write)
                 trees = parse("SELECT " + default)
                 if trees is None:

@@ -71,3 +71,50 @@ def test_a_copy_whose_lines_cannot_be_split_is_refused(gateway: Gateway) -> None
         names = [r[0] for r in admin.execute(
             "SELECT full_name FROM customers ORDER BY id LIMIT 2")]
     assert [line.strip("|") for line in data.splitlines()] == names
+
+
+CAST_OBJECTS = (
+    "CREATE TYPE gw14r8_ty AS ENUM ('x')",
+    "CREATE TABLE gw14r8_kept (v text)",
+    "CREATE FUNCTION gw14r8_cf(text) RETURNS gw14r8_ty LANGUAGE sql AS"
+    " $$ INSERT INTO gw14r8_kept VALUES ($1); SELECT 'x'::gw14r8_ty $$",
+    "CREATE CAST (text AS gw14r8_ty) WITH FUNCTION gw14r8_cf(text) AS ASSIGNMENT",
+    "CREATE TABLE gw14r8_tyt (t gw14r8_ty)",
+    "CREATE TABLE gw14r8_arr (t gw14r8_ty[])",
+    "GRANT ALL ON gw14r8_kept, gw14r8_tyt, gw14r8_arr TO PUBLIC",
+)
+CAST_DROP = ("DROP TABLE IF EXISTS gw14r8_kept, gw14r8_tyt, gw14r8_arr;"
+             " DROP TYPE IF EXISTS gw14r8_ty CASCADE;"
+             " DROP FUNCTION IF EXISTS gw14r8_cf(text) CASCADE")
+
+
+@pytest.fixture
+def user_cast(gateway: Gateway) -> Iterator[None]:
+    with psycopg.connect(gateway.target.superuser(), dbname="shop", autocommit=True) as admin:
+        admin.execute(CAST_DROP)
+        for sql in CAST_OBJECTS:
+            admin.execute(sql)
+    try:
+        yield
+    finally:
+        with psycopg.connect(gateway.target.superuser(), dbname="shop",
+                             autocommit=True) as admin:
+            admin.execute(CAST_DROP)
+
+
+@pytest.mark.parametrize("write", [
+    "INSERT INTO gw14r8_tyt SELECT national_id FROM customers ORDER BY id LIMIT 3",
+    "INSERT INTO gw14r8_tyt (t) SELECT national_id FROM customers WHERE id = 2",
+    "WITH c AS (SELECT national_id FROM customers LIMIT 2) INSERT INTO gw14r8_tyt SELECT * FROM c",
+    "INSERT INTO gw14r8_arr SELECT ARRAY[national_id] FROM customers LIMIT 2",
+])
+def test_a_users_assignment_cast_is_followed_into_what_it_writes(
+        gateway: Gateway, user_cast: None, write: str) -> None:
+    values = secrets(gateway)
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(write)
+        rows = conn.execute("SELECT v FROM gw14r8_kept").fetchall()
+    with psycopg.connect(gateway.target.superuser(), dbname="shop") as admin:
+        direct = str(admin.execute("SELECT v FROM gw14r8_kept").fetchall())
+    assert [v for v in values if v in direct], "the cast kept no national id"
+    assert rows and not [v for v in values if v in str(rows)], rows
