@@ -1202,6 +1202,13 @@ class Analyzer:
             # transaction not committed yet, or since the lookup. Unknown, never empty.
             return ((_ANY, _UNKNOWN),)
         per: list[tuple[tuple[str, Lin], ...]] = [self._columns_of(r) for r in found]
+        for rel, row in zip(found, per, strict=True):
+            if rel.types:
+                # Values of a user's type read from it may go through a user's cast out of
+                # the type (an assignment cast into another column): its functions get them.
+                whole: Lin = frozenset().union(*(lin for _, lin in row))
+                for type_schema, type_name in rel.types:
+                    self._calls.append((type_schema, f"type:{type_name}", whole))
         if len(per) == 1:
             return per[0]
         width = max(len(p) for p in per)

@@ -1100,11 +1100,12 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         f" WHERE 'operator:' || o.oprname = ANY({fns})"
         " UNION ALL"
         # A type (asked for as 'type:<name>', or 'type:#<oid>' for a parameter's type given by
-        # OID in a Parse): the functions of casts into it, and a domain's CHECK expressions
+        # OID in a Parse): the functions of casts into it and out of it (a value of the type
+        # read into a column of another goes through one), and a domain's CHECK expressions
         # (of VALUE), run by a cast into it (and by a parameter's input at the Bind).
         " SELECT 'f', n.nspname::text, a.name, 'type', NULL, "
         + _SUPPORT.format("SELECT k.castfunc FROM pg_catalog.pg_cast k"
-                          " WHERE k.casttarget = t.oid") +
+                          " WHERE t.oid IN (k.casttarget, k.castsource)") +
         ", json_build_object('definition', (SELECT coalesce(json_agg("
         "pg_catalog.pg_get_expr(k.conbin, 0)), '[]') FROM pg_catalog.pg_constraint k"
         " WHERE k.contypid IN (t.oid, t.typbasetype) AND k.contypid <> 0"
