@@ -114,6 +114,9 @@ class Relation:
     # user's cast leads into: a cast into one (pg_dump's ``'new'::public.status``) runs no
     # user's code.
     plain_types: tuple[tuple[str, str], ...] = ()
+    # Users' types of its columns (schema, name), and of what they are made of: a value
+    # assigned to one goes through a cast into the type (an assignment cast), a user's code.
+    types: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,7 @@ class Analyzer:
                     # of a masked column earlier, a dump).
                     self._writes.append((Source(rel.get("schemaname"), rel.get("relname", ""),
                                                 _ANY), _UNKNOWN))
+                self._sequence_fills(rel, ())
         elif kind == "DeclareCursorStmt":
             q = self._select_any(node.get("query", {}))
             declares = (node.get("portalname", ""), tuple(lin for _, lin in q))
@@ -484,12 +488,44 @@ class Analyzer:
                 self._written.add(_only(rel)[1].get("relname", ""))
         return columns, declares
 
+    def _sequence_fills(self, rel: dict[str, Any], added: tuple[str, ...]) -> None:
+        """A sequence setval() set from a masked column: a write that fills rows with column
+        defaults the statement does not spell (COPY FROM, ALTER TABLE … ADD COLUMN filling the
+        existing rows) may write that value into any column of the table (``added``: columns
+        the statement adds), as an INSERT's serial or identity default does."""
+        kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
+        if not kept:
+            return
+        rng = self._range_var(rel, {})
+        schema, table = rel.get("schemaname"), rel.get("relname", "")
+        self._written.add(table)
+        for name in [n for n, _ in rng.columns] + list(added) or [_ANY]:
+            self._writes.append((Source(schema, table, name), kept))
+
     def _alter_table(self, node: dict[str, Any]) -> None:
-        """``ALTER COLUMN c TYPE … USING expr`` rewrites c from the row's other columns."""
+        """``ALTER COLUMN c TYPE … USING expr`` rewrites c from the row's other columns;
+        ``ADD COLUMN c … DEFAULT expr`` (or GENERATED) fills c in every existing row."""
         rel = node.get("relation") or {}
         rng: _Range | None = None
         for cmd in node.get("cmds", []):
             c = _only(cmd)[1]
+            if c.get("subtype") in ("AT_AddColumn", "AT_AlterColumnType"):
+                col = _only(c.get("def", {}))[1] if c.get("def") else {}
+                name = col.get("colname") or c.get("name") or ""
+                self._sequence_fills(rel, (name,) if name else ())
+            if c.get("subtype") == "AT_AddColumn":
+                col = _only(c.get("def", {}))[1] if c.get("def") else {}
+                exprs = [_only(k)[1].get("raw_expr") for k in col.get("constraints") or []]
+                exprs = [e for e in [*exprs, col.get("raw_default")] if e]
+                if exprs:
+                    rng = rng or self._range_var(rel, {})
+                    self._written.add(rel.get("relname", ""))
+                    lin = self._expr(exprs, ((rng,),))
+                    if lin:
+                        self._writes.append((Source(rel.get("schemaname"),
+                                                    rel.get("relname", ""),
+                                                    col.get("colname", "")), lin))
+                continue
             if c.get("subtype") in ("AT_AddConstraint", "AT_ValidateConstraint"):
                 # Checked against every existing row: what its functions get is the table.
                 rng = rng or self._range_var(rel, {})
@@ -604,6 +640,10 @@ class Analyzer:
                     if fn.schema == fn_schema or not fn_schema:
                         self._run_code(fn, new, bound)
             self._checks(rel.checks, row, table)
+            for type_schema, type_name in rel.types:
+                # An assignment cast into a column's type runs with the value written (a
+                # user's cast function may write it into any table): followed as a cast is.
+                self._calls.append((type_schema, f"type:{type_name}", new))
             for default in rel.defaults:  # an INSERT evaluates them (a function may write)
                 trees = parse("SELECT " + default)
                 if trees is None:
@@ -1162,6 +1202,13 @@ class Analyzer:
             # transaction not committed yet, or since the lookup. Unknown, never empty.
             return ((_ANY, _UNKNOWN),)
         per: list[tuple[tuple[str, Lin], ...]] = [self._columns_of(r) for r in found]
+        for rel, row in zip(found, per, strict=True):
+            if rel.types:
+                # Values of a user's type read from it may go through a user's cast out of
+                # the type (an assignment cast into another column): its functions get them.
+                whole: Lin = frozenset().union(*(lin for _, lin in row))
+                for type_schema, type_name in rel.types:
+                    self._calls.append((type_schema, f"type:{type_name}", whole))
         if len(per) == 1:
             return per[0]
         width = max(len(p) for p in per)

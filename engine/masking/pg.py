@@ -11,9 +11,13 @@ nothing without the RowDescription before it.
 - ``DataRow`` ('D') values are masked where the plan says so and the row is rebuilt with its new
   lengths; values left alone are byte-identical. A row nothing can touch (no column rule, and the
   detectors' ``screen`` finds nothing in its bytes) is forwarded without being parsed.
-- ``CopyData`` ('d') of a text or CSV COPY TO STDOUT is masked as a whole line. A binary COPY
-  carries no types (a card number cast to bigint is eight bytes): it is refused, the client
-  gets an ErrorResponse instead of its CopyOutResponse, data and CommandComplete.
+- ``CopyData`` ('d') of a text or CSV COPY TO STDOUT is split into its fields with the
+  statement's own options (``engine.masking.copyline``): columns a rule masks become the COPY's
+  NULL, the others are masked by the detectors field by field; a line that does not split into
+  the COPY's number of columns is sent as NULLs only. A binary COPY carries no types (a card
+  number cast to bigint is eight bytes), and options the gateway cannot read (an encoding whose
+  bytes it cannot split, an unknown option): such a COPY is refused, the client gets an
+  ErrorResponse instead of its CopyOutResponse, data and CommandComplete.
 - ``NoticeResponse`` and ``ErrorResponse``: their message, detail, hint, context and internal
   query fields are masked (an input syntax error quotes the value it could not read).
 - ``NotificationResponse``: the payload of a NOTIFY (the channel name is left as it is).
@@ -31,8 +35,6 @@ a value belongs to is unknown), otherwise the detectors read every value as text
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import struct
@@ -42,7 +44,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
-from engine.masking import binary, sqlstates
+from engine.masking import binary, copyline, sqlstates
+from engine.masking.copyline import CopyFormat
 from engine.masking.flow import COMPLETION_LINEAGE, Statement, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
 from engine.masking.masker import ValueMasker
@@ -116,6 +119,8 @@ READS_MASKED = "reads-masked-column"  # an error of a statement that reads a mas
 QUOTES_ROWS = "constraint-detail"
 NOTIFICATION_MASKED = "notification"  # a NOTIFY channel or payload, masked whole
 BINARY_COPY_REFUSED = "binary-copy-refused"  # a binary COPY TO STDOUT, whose rows were refused
+COPY_OPTIONS_REFUSED = "copy-options-refused"  # a COPY TO STDOUT whose options cannot be read
+COPY_LINE_UNREADABLE = "copy-line-unreadable"  # a COPY line not of its columns: sent as NULLs
 
 _NO_COPY, _COPY_TEXT, _COPY_REFUSED, _COPY_REFUSED_DONE = range(4)
 _NO_HIT = -2  # ``_data_row`` without the native prefilter's match
@@ -274,7 +279,9 @@ class ResultMasker:
         self.names_failed = False
         self._hide_errors = False  # the statement in progress reads a masked column
         self._copy_actions: tuple[ColumnAction | None, ...] = ()
-        self._copy_options: tuple[str, str, str] = ("text", "\t", "\\N")
+        self._copy_format: CopyFormat = copyline.TEXT
+        self._copy_count = 0  # the COPY's columns
+        self._copy_header = False  # the next CopyData is the CSV header (column names)
         # ``known_table(oid)``: whether ``column_rule`` can tell this table's columns apart now.
         # A RowDescription naming a table it does not know stops ``rewrite`` (see ``missing``).
         self._known_table = known_table
@@ -444,8 +451,11 @@ class ResultMasker:
                 if self._copy == _COPY_TEXT:
                     if dirty is None:
                         dirty = self._screen(messages)
-                    if dirty or self._copy_actions:
-                        new = self._copy_line(messages, pos + 5, end, counts)
+                    actions = self._copy_actions
+                    if self._copy_header:  # names, not values: only the detectors apply
+                        self._copy_header, actions = False, ()
+                    if dirty or actions:
+                        new = self._copy_line(messages, pos + 5, end, actions, counts)
                 elif self._copy == _COPY_REFUSED:
                     new = b""
             elif tag == 84 or tag == 0:  # 'T' RowDescription, or the gateway's own
@@ -504,6 +514,7 @@ class ResultMasker:
             elif tag == 72:  # 'H' CopyOutResponse
                 if end - pos < 6:
                     raise _malformed("CopyOutResponse")
+                fmt = self._copy_format_of()
                 if messages[pos + 5] != 0:
                     # Binary COPY data carries no type: a card number cast to bigint or
                     # numeric is a few bytes no detector or rule can tell (lineage knows its
@@ -511,8 +522,16 @@ class ResultMasker:
                     self._copy = _COPY_REFUSED
                     counts[(BINARY_COPY_REFUSED, "")] += 1
                     new = _BINARY_COPY_ERROR
+                elif fmt is None:
+                    # Lines the gateway cannot split as PostgreSQL spelled them: refused the
+                    # same way, not guessed at.
+                    self._copy = _COPY_REFUSED
+                    counts[(COPY_OPTIONS_REFUSED, "")] += 1
+                    new = _COPY_OPTIONS_ERROR
                 else:
                     self._copy = _COPY_TEXT
+                    self._copy_format = fmt
+                    self._copy_header = fmt.header
                     self._copy_plan(messages, pos + 5, end)
             elif tag == 99:  # 'c' CopyDone
                 refused = self._copy == _COPY_REFUSED
@@ -664,11 +683,20 @@ class ResultMasker:
         if end - start < 3:
             return
         count = _I16.unpack_from(buf, start + 1)[0]
-        statement = self.flow.upcoming(72) if self.flow is not None else None
+        self._copy_count = count
         actions = self._lineage_actions(count)
         if actions is not None and any(a is not None for a in actions):
             self._copy_actions = tuple(actions)
-        self._copy_options = _copy_options(statement)
+
+    def _copy_format_of(self) -> CopyFormat | None:
+        """How the upcoming COPY's lines are spelled, from its statement's options; None when
+        they cannot be read (or the statement is not known: its options are not either)."""
+        if self.flow is None:
+            return copyline.TEXT
+        statement = self.flow.upcoming(72)
+        tree = statement.tree if statement is not None else None
+        node = tree.get("CopyStmt") if tree else None
+        return copyline.copy_format(node) if isinstance(node, dict) else None
 
     def _data_row(self, buf: bytes, start: int, end: int, detect: bool,
                   counts: Counter[tuple[str, str]],
@@ -848,50 +876,41 @@ class ResultMasker:
         return prefix + _encode(result)
 
     def _copy_line(self, buf: bytes, start: int, end: int,
+                   actions: tuple[ColumnAction | None, ...],
                    counts: Counter[tuple[str, str]]) -> bytes | None:
         """A CopyData of a text or CSV COPY TO STDOUT, masked; its newline stays. Columns a
-        rule masks (by the COPY's lineage) become the COPY's NULL."""
+        rule masks (by the COPY's lineage) become the COPY's NULL, the detectors mask the
+        others' values one by one (a value is not screened glued to its neighbours)."""
         data = buf[start:end]
-        actions = self._copy_actions
-        if not actions and not self._screen(data):
-            return None
+        fmt = self._copy_format
         newline = data.endswith(b"\n")
         text = (data[:-1] if newline else data).decode("utf-8", "surrogateescape")
-        original = text
-        if actions:
-            text = self._copy_fields(text, actions, counts)
-        masked, fired = self._mask(text)
-        for detector in fired:
-            counts[(detector, "")] += 1
-        if masked == original:
+        fields = copyline.split(text, fmt)
+        if fields is None or len(fields) != self._copy_count:
+            # Not the line its options and columns describe: nothing of it is sent.
+            counts[(COPY_LINE_UNREADABLE, "")] += 1
+            masked = fmt.delimiter.join([fmt.null] * self._copy_count)
+        else:
+            parts: list[str] = []
+            for i, field in enumerate(fields):
+                action = actions[i] if i < len(actions) else None
+                if action is not None:
+                    counts[(action.rule, action.source or "")] += 1
+                    parts.append(fmt.null)
+                    continue
+                value = field.value
+                if value is None:
+                    parts.append(field.raw)
+                    continue
+                new, fired = self._mask(value)
+                for detector in fired:
+                    counts[(detector, "")] += 1
+                parts.append(field.raw if new == value else copyline.spell(new, fmt))
+            masked = fmt.delimiter.join(parts)
+        if masked == text:
             return None
         body = _encode(masked) + (b"\n" if newline else b"")
         return b"d" + _I32.pack(len(body) + 4) + body
-
-    def _copy_fields(self, line: str, actions: tuple[ColumnAction | None, ...],
-                     counts: Counter[tuple[str, str]]) -> str:
-        fmt, delimiter, null = self._copy_options
-        if fmt == "csv":
-            rows = list(csv.reader(io.StringIO(line), delimiter=delimiter))
-            if len(rows) != 1:
-                return null  # not one record: nothing of it is sent (fail closed)
-            fields = rows[0]
-            for i, action in enumerate(actions):
-                if action is not None and i < len(fields):
-                    counts[(action.rule, action.source or "")] += 1
-                    fields[i] = null
-            out = io.StringIO()
-            csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
-            # csv quotes an empty field only when it must: the NULL (empty, unquoted) stays one
-            return out.getvalue()
-        parts = line.split(delimiter)
-        if len(parts) != len(actions):
-            return delimiter.join([null] * len(actions))
-        for i, action in enumerate(actions):
-            if action is not None:
-                counts[(action.rule, action.source or "")] += 1
-                parts[i] = null
-        return delimiter.join(parts)
 
     def _notification(self, buf: bytes, pos: int, end: int,
                       counts: Counter[tuple[str, str]], *, whole: bool = False) -> bytes | None:
@@ -1070,6 +1089,9 @@ def _error(sqlstate: str, message: str) -> bytes:
 _BINARY_COPY_ERROR = _error(
     "0A000", "COPY TO STDOUT in binary format is refused where masking applies, since its "
     "values cannot be masked: use FORMAT text or csv.")
+_COPY_OPTIONS_ERROR = _error(
+    "0A000", "COPY TO STDOUT with these options is refused where masking applies, since the "
+    "gateway cannot read its lines to mask them: use FORMAT text or csv without ENCODING.")
 # Statements whose rows show no table value (settings, plans).
 _ROWS_WITHOUT_VALUES = frozenset({"VariableShowStmt", "ExplainStmt"})
 # Statements whose ``Lineage.reads`` holds every table column they read.
@@ -1084,26 +1106,6 @@ def _completion_lineage(statement: Statement | None) -> bool:
     """Whether a statement's lineage is needed when it completes (what it wrote or declared,
     ``StatementFlow._learn``): its catalog names are looked up first."""
     return statement is not None and statement.kind in COMPLETION_LINEAGE
-
-
-def _copy_options(statement: Statement | None) -> tuple[str, str, str]:
-    """A COPY's format, delimiter and NULL string, from its statement's options."""
-    fmt, delimiter, null = "text", "\t", "\\N"
-    tree = statement.tree if statement is not None else None
-    node = tree.get("CopyStmt") if tree else None
-    if not isinstance(node, dict):
-        return fmt, delimiter, null
-    options: dict[str, str] = {}
-    for item in node.get("options", []):
-        d = item.get("DefElem", {})
-        arg = d.get("arg", {})
-        value = arg.get("String", {}).get("sval") if isinstance(arg, dict) else None
-        options[d.get("defname", "")] = value if value is not None else "true"
-    if options.get("format", "").lower() == "csv" or "csv" in options:
-        fmt, delimiter, null = "csv", ",", ""
-    delimiter = options.get("delimiter", delimiter)
-    null = options.get("null", null)
-    return fmt, delimiter, null
 
 
 def _split_notification(buf: bytes, pos: int, end: int) -> tuple[int, int]:

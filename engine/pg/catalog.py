@@ -812,6 +812,8 @@ def _relation(schema: str | None, name: str, kind: str | None, columns: str | No
                     tuple(more.get("indexes") or ()), tuple(more.get("policies") or ()),
                     tuple(more.get("evaluated") or ()),
                     tuple((str(t[0]), str(t[1])) for t in more.get("plain_types") or ()
+                          if isinstance(t, list) and len(t) == 2),
+                    tuple((str(t[0]), str(t[1])) for t in more.get("types") or ()
                           if isinstance(t, list) and len(t) == 2))
 
 
@@ -1003,6 +1005,22 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         # A trigger's WHEN condition: evaluated for each row a write touches.
         "   SELECT pg_catalog.pg_get_expr(g.tgqual, g.tgrelid) FROM pg_catalog.pg_trigger g"
         "   WHERE g.tgrelid = c.oid AND g.tgqual IS NOT NULL) x),"
+        # Users' types of its columns, and what they are made of (as for the CHECKs above):
+        # a value assigned to such a column goes through a user's cast into the type, whose
+        # function may keep it anywhere (``Relation.types``).
+        "  'types', (SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT"
+        "   pg_catalog.jsonb_build_array(tn.nspname::text, t.typname::text)), '[]'::jsonb)"
+        "   FROM pg_catalog.pg_attribute a"
+        "   CROSS JOIN LATERAL (WITH RECURSIVE d(tid, n) AS (SELECT a.atttypid, 0 UNION"
+        "    SELECT z.nxt, d.n + 1 FROM d JOIN pg_catalog.pg_type y ON y.oid = d.tid"
+        "    CROSS JOIN LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem UNION ALL"
+        "     SELECT q.atttypid FROM pg_catalog.pg_attribute q WHERE q.attrelid = y.typrelid"
+        "     AND y.typrelid <> 0 AND q.attnum > 0) z(nxt)"
+        "    WHERE z.nxt <> 0 AND d.n < 6) SELECT tid FROM d) dd"
+        "   JOIN pg_catalog.pg_type t ON t.oid = dd.tid"
+        "   JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace"
+        "   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        "   AND tn.nspname NOT IN ('pg_catalog', 'information_schema')),"
         # Index expressions and predicates (a write evaluates them), row-security policies'
         # expressions (a read or a write does): code that is not PostgreSQL's own there is
         # code a statement runs without naming it (``engine.pg.storedcode``).
@@ -1082,11 +1100,12 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         f" WHERE 'operator:' || o.oprname = ANY({fns})"
         " UNION ALL"
         # A type (asked for as 'type:<name>', or 'type:#<oid>' for a parameter's type given by
-        # OID in a Parse): the functions of casts into it, and a domain's CHECK expressions
+        # OID in a Parse): the functions of casts into it and out of it (a value of the type
+        # read into a column of another goes through one), and a domain's CHECK expressions
         # (of VALUE), run by a cast into it (and by a parameter's input at the Bind).
         " SELECT 'f', n.nspname::text, a.name, 'type', NULL, "
         + _SUPPORT.format("SELECT k.castfunc FROM pg_catalog.pg_cast k"
-                          " WHERE k.casttarget = t.oid") +
+                          " WHERE t.oid IN (k.casttarget, k.castsource)") +
         ", json_build_object('definition', (SELECT coalesce(json_agg("
         "pg_catalog.pg_get_expr(k.conbin, 0)), '[]') FROM pg_catalog.pg_constraint k"
         " WHERE k.contypid IN (t.oid, t.typbasetype) AND k.contypid <> 0"
