@@ -12,7 +12,8 @@ Two classes of statement do harm without a DELETE or UPDATE in their text:
   ``security_invoker`` taken away, a permissive or altered row security policy, ``ALTER
   EVENT TRIGGER … DISABLE``, dropping a trigger, rule or policy, replacing one (``CREATE OR
   REPLACE`` of a trigger, a rule, a trigger function or a view: what the old one held back
-  may no longer be; ``ALTER FUNCTION … SET`` or ``RESET``: the same code reads other names),
+  may no longer be; any ``ALTER FUNCTION`` action: ``SET`` makes the same code read other
+  names, ``STRICT`` makes a check return NULL),
   and setting
   ``session_replication_role`` (replica sessions fire no ordinary trigger, foreign keys'
   included). Every ALTER TABLE subcommand is decided here, one way or the other; one this
@@ -158,12 +159,12 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
         # again, and its WHERE (what a check option enforced) may be another.
         return bool(node.get("replace"))
     if node_type == "AlterFunctionStmt":
-        # SET or RESET of a function's settings (search_path: a trigger function's audit
-        # table becomes the session's temporary one) changes what existing code does.
-        # SECURITY DEFINER or INVOKER: the code runs with other privileges (a policy or
-        # grant that held its reads or writes back may no longer apply, or may now).
-        return any(isinstance(a, dict) and a.get("DefElem", {}).get("defname") in (
-            "set", "security") for a in node.get("actions", []))
+        # Every action changes what existing code does, so every one is reviewed (fail
+        # closed): SET or RESET (search_path: a trigger function's audit table becomes the
+        # session's temporary one), SECURITY (other privileges), STRICT (a CHECK function
+        # returns NULL, which passes, for NULL input), volatility, LEAKPROOF, PARALLEL,
+        # COST, ROWS, SUPPORT, and any a later PostgreSQL adds.
+        return True
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":
