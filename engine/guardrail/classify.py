@@ -323,8 +323,10 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             # name like the system views' (pg_temp is searched before pg_catalog).
             facts.kinds.add(protection.OFF)
         elif depth == 0:
-            # Asked of the target's catalog (``SessionGuard.judge``): a name it has.
-            facts.replaced |= {f"rel:{n}" for n, _ in made}
+            # Asked of the target's catalog (``SessionGuard.judge``): a name it has. A
+            # temporary table or view is a type too (its rows'), found ahead of a domain or
+            # type of its name in a declaration or a cast (``v order_amount``).
+            facts.replaced |= {f"{k}:{n}" for n, _ in made for k in ("rel", "type")}
         _mark_own(facts, own, defers)
         out.append(facts)
     return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only,

@@ -32,10 +32,13 @@ CREATE OR REPLACE FUNCTION gw13r8_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 CREATE TRIGGER gw13r8_guard BEFORE DELETE ON gw13r8_orders FOR EACH ROW
   EXECUTE FUNCTION gw13r8_guard();
 GRANT ALL ON gw13r8_orders, gw13r8_permits TO PUBLIC;
+DROP DOMAIN IF EXISTS gw13r8_amount;
+CREATE DOMAIN gw13r8_amount AS numeric CHECK (VALUE > 0);
 """
 CLEANUP = """DROP TABLE IF EXISTS gw13r8_orders, gw13r8_permits CASCADE;
 DROP FUNCTION IF EXISTS gw13r8_guard(), gw13r8_mk() CASCADE;
-DROP OPERATOR IF EXISTS public.<= (integer, integer);"""
+DROP OPERATOR IF EXISTS public.<= (integer, integer);
+DROP DOMAIN IF EXISTS gw13r8_amount;"""
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,8 @@ def orders(target: Target) -> int:
     "EXPLAIN ANALYZE CREATE TEMP TABLE gw13r8_permits AS SELECT 1 AS order_id",
     "CREATE TEMP SEQUENCE gw13r8_seq",
     "CREATE DOMAIN pg_temp.gw13r8_amount AS numeric",
+    # a temporary table's row type, found ahead of the DBA's domain of its name
+    "CREATE TEMP TABLE gw13r8_amount (x numeric)",
     # 2. code that makes one when it runs
     "CREATE FUNCTION gw13r8_mk() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
     "CREATE TEMP TABLE gw13r8_permits AS SELECT 1 AS order_id; END $$",

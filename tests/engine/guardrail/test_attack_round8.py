@@ -140,3 +140,19 @@ def test_every_alter_function_action_is_off(shipped: SessionGuard, what: str,
     sql = f"ALTER {what} {action}"
     assert OFF in classify(sql)[0].kinds
     assert shipped.judge(sql).action in ("review", "block")
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE TEMP TABLE order_amount (x numeric)",
+    "SELECT 1::numeric AS x INTO TEMP order_amount",
+    "CREATE TEMP VIEW order_amount AS SELECT 1::numeric AS x",
+])
+def test_a_temporary_relation_named_like_a_type_turns_protection_off(
+        shipped: SessionGuard, sql: str) -> None:
+    """Its row type, in pg_temp, is found ahead of the domain ``order_amount`` that a DBA's
+    PL/pgSQL declaration or cast names."""
+    assert "type:order_amount" in classify(sql)[0].replaced
+    shipped.function_exists = {"rel:order_amount": False, "type:order_amount": True}.get
+    assert shipped.judge(sql).action in ("review", "block")
+    shipped.function_exists = {"rel:order_amount": False, "type:order_amount": False}.get
+    assert shipped.judge(sql).action == "allow"
