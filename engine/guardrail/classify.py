@@ -313,6 +313,8 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             # Every name PostgreSQL's own code and the DBA's is written with (an operator, a
             # function, a text search configuration) may then be a user's object.
             facts.kinds.add(protection.OFF)
+        if _builtin_type_named(stmt):
+            facts.kinds.add(protection.OFF)
         made = _temporaries(stmt)
         if depth > 0 and made:
             # Code that makes a temporary object when it runs: which names exist then is not
@@ -598,6 +600,9 @@ class _Walker:
             elif node.get("kind") == "OBJECT_AGGREGATE" and defined and (
                     defined[0] in builtin_names.FUNCTIONS):
                 self.facts.overloads.add(defined[0])
+                # A schema ahead of pg_catalog: a DBA's sum(x) is the user's (a new function
+                # of a name the target has is asked of the catalog: ``replaced``).
+                self.facts.kinds.add(protection.OFF)
         if node_type == "CreateCastStmt":
             target = name((node.get("targettype") or {}).get("names", []))
             if target and not self._user_type(target):
@@ -1439,6 +1444,27 @@ def _shadows_catalog(kind: str, defined: list[str]) -> bool:
              "OBJECT_TSCONFIGURATION": builtin_names.TEXT_SEARCH_CONFIGURATIONS,
              "OBJECT_TSDICTIONARY": builtin_names.TEXT_SEARCH_DICTIONARIES}.get(kind)
     return known is not None and bool(defined) and defined[-1] in known
+
+
+def _builtin_type_named(stmt: dict[str, Any]) -> bool:
+    """Whether a statement makes a type or domain named like one of pg_catalog's (``text``,
+    ``int4``, ``date``): any session whose search_path puts its schema ahead of pg_catalog
+    (or pg_temp's, always searched first for types) reads ``x::text`` in a DBA's code as
+    the user's type, its input function and CHECKs."""
+    node_type = next(iter(stmt), "")
+    node = stmt.get(node_type)
+    if not isinstance(node, dict):
+        return False
+    if node_type == "CompositeTypeStmt":
+        typevar = node.get("typevar")
+        typevar = typevar.get("RangeVar", typevar) if isinstance(typevar, dict) else {}
+        parts = [str(typevar.get("relname") or "")]
+    elif node_type in _CREATES_TYPE or (node_type == "DefineStmt"
+                                        and node.get("kind") == "OBJECT_TYPE"):
+        parts = name(node.get(_CREATES_TYPE.get(node_type, "defnames")) or [])
+    else:
+        return False
+    return bool(parts) and parts[-1] in builtin_names.TYPES
 
 
 def _find_temporaries(node: Any, out: set[tuple[str, str]]) -> None:

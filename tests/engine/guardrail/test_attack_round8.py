@@ -112,6 +112,12 @@ def test_a_search_path_after_pg_catalog_is_not(sql: str) -> None:
     'CREATE COLLATION public."C" FROM pg_catalog."C"',
     "CREATE CONVERSION public.latin1_to_utf8 FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8",
     "CREATE DEFAULT CONVERSION mine FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8",
+    "CREATE AGGREGATE public.sum(bigint) (SFUNC = int8pl, STYPE = bigint)",
+    "CREATE DOMAIN public.int4 AS integer CHECK (VALUE > 0)",
+    "CREATE TYPE public.text AS ENUM ('a')",
+    "CREATE TYPE attic.date AS (d int)",
+    "CREATE TYPE public.int8range AS RANGE (subtype = int8)",
+    "CREATE TYPE public.numeric",
 ])
 def test_a_user_object_named_like_postgresqls_own_is_off(
         shipped: SessionGuard, sql: str) -> None:
@@ -123,6 +129,9 @@ def test_a_user_object_named_like_postgresqls_own_is_off(
 @pytest.mark.parametrize("sql", [
     "CREATE OPERATOR public.<=> (LEFTARG = int, RIGHTARG = int, FUNCTION = f)",
     "CREATE TEXT SEARCH CONFIGURATION public.shop_words (COPY = pg_catalog.english)",
+    "CREATE DOMAIN public.order_amount AS numeric",
+    "CREATE TYPE mood AS ENUM ('sad', 'ok')",
+    "CREATE AGGREGATE public.my_sum(bigint) (SFUNC = int8pl, STYPE = bigint)",
 ])
 def test_user_objects_of_new_names_are_not(sql: str) -> None:
     assert OFF not in classify(sql)[0].kinds
