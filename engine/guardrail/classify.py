@@ -1417,8 +1417,28 @@ def _temporaries(stmt: dict[str, Any]) -> set[tuple[str, str]]:
     Found in any statement shape that makes one: CREATE TABLE / VIEW / SEQUENCE, CREATE
     TABLE AS, SELECT INTO, inside EXPLAIN, and types or domains created in ``pg_temp``."""
     out: set[tuple[str, str]] = set()
+    node_type = next(iter(stmt), "")
+    node = stmt.get(node_type)
+    while node_type == "ExplainStmt" and isinstance(node, dict):
+        stmt = node.get("query") or {}
+        node_type = next(iter(stmt), "")
+        node = stmt.get(node_type)
+    if node_type in _MAKE_NO_TEMPORARIES:
+        return out
+    if node_type == "SelectStmt":
+        # Only the statement's own INTO (the leftmost arm's, of a UNION): a query's
+        # subqueries make nothing, and walking them all would cost every SELECT.
+        while isinstance(node, dict):
+            _find_temporaries({"intoClause": node.get("intoClause")}, out)
+            node = (node.get("larg") or {}).get("SelectStmt", node.get("larg"))
+        return out
     _find_temporaries(stmt, out)
     return out
+
+
+# Statements that cannot make a temporary object (nothing in them is walked for one).
+_MAKE_NO_TEMPORARIES = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
+                                  "CopyStmt", "VariableSetStmt", "TransactionStmt"})
 
 
 # Statement node → (the field naming what it creates, what it is).

@@ -20,6 +20,8 @@ _NOTHING: dict[str, bool] = {}
     ("SELECT 1 AS at INTO TEMPORARY TABLE audit_log", "audit_log"),
     ("SELECT 1 AS at INTO pg_temp.audit_log", "audit_log"),
     ("SELECT 1 AS at INTO TEMP audit_log UNION SELECT 2", "audit_log"),
+    ("SELECT 1 AS at INTO TEMP audit_log UNION SELECT 2 EXCEPT SELECT 3", "audit_log"),
+    ("WITH w AS (SELECT 1 AS at) SELECT at INTO TEMP audit_log FROM w", "audit_log"),
     ("EXPLAIN ANALYZE CREATE TEMP TABLE managers AS SELECT 'x'::text AS name", "managers"),
     ("EXPLAIN (ANALYZE) SELECT 'x'::text AS name INTO TEMP managers", "managers"),
     ("EXPLAIN CREATE TEMPORARY TABLE managers AS SELECT 'x'::text AS name", "managers"),
