@@ -95,3 +95,25 @@ def test_a_temporary_table_of_a_new_name_is_not(guarded: Gateway) -> None:
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
         conn.execute("SELECT 1 AS x INTO TEMP gw13r8_scratch")
         assert conn.execute("SELECT count(*) FROM gw13r8_scratch").fetchone() == (1,)
+
+
+def test_a_search_path_ahead_of_pg_catalog_is_refused_at_login(guarded: Gateway) -> None:
+    """A startup parameter cannot be held for review as its SET is: the login is refused."""
+    from engine.pg import codec
+    from tests.integration.wire import Wire, first_error
+
+    for path, refused in (("public, pg_catalog", True), ("public", False)):
+        wire = Wire(guarded.port())  # libpq cannot send it; a hand-made client can
+        try:
+            wire.send(codec.startup_message({"user": "alice", "database": "shop",
+                                             "search_path": path}))
+            tag, _ = wire.recv() or (0, b"")
+            assert tag == ord("R")
+            wire.send(codec.password_message(guarded.tokens["alice"].encode() + b"\x00"))
+            if refused:
+                assert "ahead of pg_catalog" in first_error(wire)["M"]
+            else:
+                wire.until(b"Z")
+                assert not [m for m in wire.query("SELECT 1") if m[0] == ord("E")]
+        finally:
+            wire.close()
