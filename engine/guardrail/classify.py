@@ -1658,6 +1658,8 @@ _HANDLERS: dict[str, _Handler] = {
     "CreatePolicyStmt": lambda w, n: w._protection(n, "CreatePolicyStmt"),
     "AlterPolicyStmt": lambda w, n: w._protection(n, "AlterPolicyStmt"),
     "AlterDomainStmt": lambda w, n: w._protection(n, "AlterDomainStmt"),
+    "AlterOwnerStmt": lambda w, n: w._protection(n, "AlterOwnerStmt"),
+    "AlterObjectDependsStmt": lambda w, n: w._protection(n, "AlterObjectDependsStmt"),
     "Constraint": _Walker._constraint,
     "TruncateStmt": _Walker._truncate,
     "GrantStmt": _Walker._grant,

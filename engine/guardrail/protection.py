@@ -165,6 +165,10 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
         # returns NULL, which passes, for NULL input), volatility, LEAKPROOF, PARALLEL,
         # COST, ROWS, SUPPORT, and any a later PostgreSQL adds.
         return True
+    if node_type in ("AlterOwnerStmt", "AlterObjectDependsStmt"):
+        # ALTER FUNCTION … OWNER TO (a SECURITY DEFINER function runs with the new owner's
+        # privileges) or … DEPENDS ON EXTENSION (dropped with it): as any ALTER FUNCTION.
+        return node.get("objectType") in _ROUTINES
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":
@@ -186,6 +190,9 @@ _RENAMES_KEPT = frozenset({"OBJECT_COLUMN", "OBJECT_ATTRIBUTE", "OBJECT_TABCONST
                            "OBJECT_DOMCONSTRAINT", "OBJECT_TABLE", "OBJECT_VIEW",
                            "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE", "OBJECT_INDEX",
                            "OBJECT_SEQUENCE", "OBJECT_ROLE", "OBJECT_DATABASE"})
+# Object types of a function (ALTER FUNCTION / PROCEDURE / ROUTINE / AGGREGATE).
+_ROUTINES = frozenset({"OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
+                       "OBJECT_AGGREGATE"})
 # Trigger timing bits of CreateTrigStmt (PostgreSQL's TRIGGER_TYPE_BEFORE, _INSTEAD).
 _BEFORE, _INSTEAD = 1 << 1, 1 << 6
 

@@ -167,3 +167,20 @@ def test_a_temporary_relation_named_like_a_type_turns_protection_off(
     assert shipped.judge(sql).action in ("review", "block")
     shipped.function_exists = {"rel:order_amount": False, "type:order_amount": False}.get
     assert shipped.judge(sql).action == "allow"
+
+
+@pytest.mark.parametrize("sql", [
+    "ALTER FUNCTION check_amount(numeric) OWNER TO bob",
+    "ALTER PROCEDURE p() OWNER TO CURRENT_USER",
+    "ALTER ROUTINE r OWNER TO bob",
+    "ALTER AGGREGATE a(int) OWNER TO bob",
+    "ALTER FUNCTION check_amount(numeric) DEPENDS ON EXTENSION hstore",
+    "ALTER FUNCTION check_amount(numeric) NO DEPENDS ON EXTENSION hstore",
+])
+def test_other_alter_function_statements_are_off(shipped: SessionGuard, sql: str) -> None:
+    assert OFF in classify(sql)[0].kinds
+    assert shipped.judge(sql).action in ("review", "block")
+
+
+def test_an_owner_change_of_other_objects_is_not() -> None:
+    assert OFF not in classify("ALTER TYPE mood OWNER TO bob")[0].kinds
