@@ -601,3 +601,16 @@ time_stamp transforms triggered_update_columns triggers udt_privileges usage_pri
 user_defined_types user_mapping_options user_mappings view_column_usage view_routine_usage
 view_table_usage views yes_or_no
 """.split())
+
+
+# Text search configurations and dictionaries pg_catalog has (PostgreSQL 15 to 18; a name a
+# version lacks only makes a user's object of that name reviewed): ``to_tsvector('english',
+# …)`` looks the name up along the search_path, so a user's ``public.english`` answers it
+# wherever a session's path puts public ahead of pg_catalog.
+_LANGUAGES = """
+arabic armenian basque catalan danish dutch english estonian finnish french german greek
+hindi hungarian indonesian irish italian lithuanian nepali norwegian portuguese romanian
+russian serbian spanish swedish tamil turkish yiddish
+""".split()
+TEXT_SEARCH_CONFIGURATIONS = frozenset(["simple", *_LANGUAGES])
+TEXT_SEARCH_DICTIONARIES = frozenset(["simple", *(f"{lang}_stem" for lang in _LANGUAGES)])

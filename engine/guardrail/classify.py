@@ -309,9 +309,26 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             forgets = True
         if _overrides(stmt, own):
             facts.kinds.add(protection.OFF)
-        if depth == 0:
-            # Asked of the target's catalog (``SessionGuard.judge``): a name it has.
-            facts.replaced |= {f"rel:{n}" for n in _temporary(stmt)}
+        if shadows(facts.settings):
+            # Every name PostgreSQL's own code and the DBA's is written with (an operator, a
+            # function, a text search configuration) may then be a user's object.
+            facts.kinds.add(protection.OFF)
+        if _builtin_type_named(stmt):
+            facts.kinds.add(protection.OFF)
+        made = _temporaries(stmt)
+        if depth > 0 and made:
+            # Code that makes a temporary object when it runs: which names exist then is not
+            # the catalog's to say now (fail closed).
+            facts.kinds.add(protection.OFF)
+        elif any(what != "relation" or n.startswith("pg_") for n, what in made):
+            # A sequence (the catalog's relations list has none), a type or domain, or a
+            # name like the system views' (pg_temp is searched before pg_catalog).
+            facts.kinds.add(protection.OFF)
+        elif depth == 0:
+            # Asked of the target's catalog (``SessionGuard.judge``): a name it has. A
+            # temporary table or view is a type too (its rows'), found ahead of a domain or
+            # type of its name in a declaration or a cast (``v order_amount``).
+            facts.replaced |= {f"{k}:{n}" for n, _ in made for k in ("rel", "type")}
         _mark_own(facts, own, defers)
         out.append(facts)
     return out, Effects(forgets, added_functions, frozenset(added_tables), qualified_only,
@@ -575,17 +592,24 @@ class _Walker:
             if what:
                 self.facts.kinds.update({"CREATE", f"CREATE {what}"})
             defined = name(node.get("defnames", []))[-1:]
+            if _shadows_catalog(str(node.get("kind")), defined):
+                self.facts.kinds.add(protection.OFF)
             if node.get("kind") == "OBJECT_OPERATOR" and defined and (
                     defined[0] in builtin_names.OPERATORS):
                 self.facts.overloads.add(f"operator:{defined[0]}")
             elif node.get("kind") == "OBJECT_AGGREGATE" and defined and (
                     defined[0] in builtin_names.FUNCTIONS):
                 self.facts.overloads.add(defined[0])
+                # A schema ahead of pg_catalog: a DBA's sum(x) is the user's (a new function
+                # of a name the target has is asked of the catalog: ``replaced``).
+                self.facts.kinds.add(protection.OFF)
         if node_type == "CreateCastStmt":
             target = name((node.get("targettype") or {}).get("names", []))
             if target and not self._user_type(target):
                 self.facts.overloads.add(f"type:{target[-1]}")
-        if protection.statement_off(node_type, node):
+        if protection.statement_off(node_type, node) or node_type == "CreateConversionStmt":
+            # A conversion's name (and DEFAULT for an encoding pair) is found along the
+            # search_path like PostgreSQL's own: the gateway has no list of theirs, so any.
             self.facts.kinds.add(protection.OFF)
         for field_name in _BINDINGS[node_type]:
             bound = _bound(node.get(field_name))
@@ -1379,25 +1403,118 @@ def _keeps(stmt: dict[str, Any], facts: Facts, own: set[str]) -> bool:
 
 
 def _temporary(stmt: dict[str, Any]) -> set[str]:
-    """The names of temporary relations a statement creates. PostgreSQL looks in the
-    session's temporary schema first for a table or view named without its schema: in a
-    function body, a trigger or a row security policy's function made by someone else
-    (``delete_permits``, ``managers``), a temporary relation of an existing table's name
-    stands in for it — protection off, when the target has one of that name."""
+    """The names of temporary relations a statement creates (``_temporaries``)."""
+    return {n for n, what in _temporaries(stmt) if what != "type"}
+
+
+def _temporaries(stmt: dict[str, Any]) -> set[tuple[str, str]]:
+    """The temporary objects a statement creates, as (name, what): ``relation``,
+    ``sequence`` or ``type``. PostgreSQL looks in the session's temporary schema first for a
+    table, view, sequence or type named without its schema: in a function body, a trigger, a
+    row security policy's function or a PL/pgSQL declaration made by someone else
+    (``delete_permits``, ``managers``, ``order_amount``), a temporary object of an existing
+    one's name stands in for it — protection off, when the target has one of that name.
+    Found in any statement shape that makes one: CREATE TABLE / VIEW / SEQUENCE, CREATE
+    TABLE AS, SELECT INTO, inside EXPLAIN, and types or domains created in ``pg_temp``."""
+    out: set[tuple[str, str]] = set()
+    node_type = next(iter(stmt), "")
+    node = stmt.get(node_type)
+    while node_type == "ExplainStmt" and isinstance(node, dict):
+        stmt = node.get("query") or {}
+        node_type = next(iter(stmt), "")
+        node = stmt.get(node_type)
+    if node_type in _MAKE_NO_TEMPORARIES:
+        return out
+    if node_type == "SelectStmt":
+        # Only the statement's own INTO (the leftmost arm's, of a UNION): a query's
+        # subqueries make nothing, and walking them all would cost every SELECT.
+        while isinstance(node, dict):
+            _find_temporaries({"intoClause": node.get("intoClause")}, out)
+            node = (node.get("larg") or {}).get("SelectStmt", node.get("larg"))
+        return out
+    _find_temporaries(stmt, out)
+    return out
+
+
+# Statements that cannot make a temporary object (nothing in them is walked for one).
+_MAKE_NO_TEMPORARIES = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
+                                  "CopyStmt", "VariableSetStmt", "TransactionStmt"})
+
+
+# Statement node → (the field naming what it creates, what it is).
+_CREATES_RELATION = {"CreateStmt": ("relation", "relation"), "ViewStmt": ("view", "relation"),
+                     "CreateSeqStmt": ("sequence", "sequence"),
+                     "CompositeTypeStmt": ("typevar", "type"),
+                     # SELECT … INTO's and CREATE TABLE AS's target (inside EXPLAIN too)
+                     "intoClause": ("rel", "relation"), "into": ("rel", "relation")}
+# Statement node → the field naming the type it creates (a list of names).
+_CREATES_TYPE = {"CreateDomainStmt": "domainname", "CreateEnumStmt": "typeName",
+                 "CreateRangeStmt": "typeName"}
+
+
+def _shadows_catalog(kind: str, defined: list[str]) -> bool:
+    """Whether CREATE OPERATOR, TEXT SEARCH CONFIGURATION / DICTIONARY or COLLATION makes an
+    object of a name pg_catalog has, in a user's schema: any session (a DBA's trigger
+    included) whose search_path puts that schema ahead of pg_catalog uses it for the name
+    written without a schema (``o <= 1000`` runs a user's ``public.<=``). Collations' names
+    come from the operating system's locales, which the gateway cannot list: any."""
+    if kind == "OBJECT_COLLATION":
+        return True
+    known = {"OBJECT_OPERATOR": builtin_names.OPERATORS,
+             "OBJECT_TSCONFIGURATION": builtin_names.TEXT_SEARCH_CONFIGURATIONS,
+             "OBJECT_TSDICTIONARY": builtin_names.TEXT_SEARCH_DICTIONARIES}.get(kind)
+    return known is not None and bool(defined) and defined[-1] in known
+
+
+def _builtin_type_named(stmt: dict[str, Any]) -> bool:
+    """Whether a statement makes a type or domain named like one of pg_catalog's (``text``,
+    ``int4``, ``date``): any session whose search_path puts its schema ahead of pg_catalog
+    (or pg_temp's, always searched first for types) reads ``x::text`` in a DBA's code as
+    the user's type, its input function and CHECKs."""
     node_type = next(iter(stmt), "")
     node = stmt.get(node_type)
     if not isinstance(node, dict):
-        return set()
-    rel = {"CreateStmt": node.get("relation"), "ViewStmt": node.get("view"),
-           "CreateSeqStmt": node.get("sequence")}.get(node_type)
-    if node_type == "CreateTableAsStmt":
-        into = node.get("into", {})
-        rel = (into.get("IntoClause", into) if isinstance(into, dict) else {}).get("rel")
-    if not isinstance(rel, dict):
-        return set()
-    rel = rel.get("RangeVar", rel)
-    temporary = rel.get("relpersistence") == "t" or str(rel.get("schemaname") or "") == "pg_temp"
-    return {str(rel.get("relname"))} if temporary and rel.get("relname") else set()
+        return False
+    if node_type == "CompositeTypeStmt":
+        typevar = node.get("typevar")
+        typevar = typevar.get("RangeVar", typevar) if isinstance(typevar, dict) else {}
+        parts = [str(typevar.get("relname") or "")]
+    elif node_type in _CREATES_TYPE or (node_type == "DefineStmt"
+                                        and node.get("kind") == "OBJECT_TYPE"):
+        parts = name(node.get(_CREATES_TYPE.get(node_type, "defnames")) or [])
+    else:
+        return False
+    return bool(parts) and parts[-1] in builtin_names.TYPES
+
+
+def _find_temporaries(node: Any, out: set[tuple[str, str]]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _find_temporaries(item, out)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if not isinstance(value, dict | list):
+            continue
+        if isinstance(value, dict) and key in _CREATES_RELATION:
+            field_name, what = _CREATES_RELATION[key]
+            rel = value.get(field_name)
+            rel = rel.get("RangeVar", rel) if isinstance(rel, dict) else None
+            if isinstance(rel, dict) and rel.get("relname") and (
+                    rel.get("relpersistence") == "t" or _temp_schema(rel.get("schemaname"))):
+                out.add((str(rel["relname"]), what))
+        elif isinstance(value, dict) and (key in _CREATES_TYPE or (
+                key == "DefineStmt" and value.get("kind") == "OBJECT_TYPE")):
+            parts = name(value.get(_CREATES_TYPE.get(key, "defnames")) or [])
+            if len(parts) > 1 and _temp_schema(parts[-2]):
+                out.add((parts[-1], "type"))
+        _find_temporaries(value, out)
+
+
+def _temp_schema(schema: Any) -> bool:
+    """``pg_temp``, or the session's temporary schema by its own name (``pg_temp_3``)."""
+    return str(schema or "").lower().startswith("pg_temp")
 
 
 def _overrides(stmt: dict[str, Any], own: set[str]) -> bool:
@@ -1541,6 +1658,8 @@ _HANDLERS: dict[str, _Handler] = {
     "CreatePolicyStmt": lambda w, n: w._protection(n, "CreatePolicyStmt"),
     "AlterPolicyStmt": lambda w, n: w._protection(n, "AlterPolicyStmt"),
     "AlterDomainStmt": lambda w, n: w._protection(n, "AlterDomainStmt"),
+    "AlterOwnerStmt": lambda w, n: w._protection(n, "AlterOwnerStmt"),
+    "AlterObjectDependsStmt": lambda w, n: w._protection(n, "AlterObjectDependsStmt"),
     "Constraint": _Walker._constraint,
     "TruncateStmt": _Walker._truncate,
     "GrantStmt": _Walker._grant,

@@ -12,7 +12,8 @@ Two classes of statement do harm without a DELETE or UPDATE in their text:
   ``security_invoker`` taken away, a permissive or altered row security policy, ``ALTER
   EVENT TRIGGER … DISABLE``, dropping a trigger, rule or policy, replacing one (``CREATE OR
   REPLACE`` of a trigger, a rule, a trigger function or a view: what the old one held back
-  may no longer be; ``ALTER FUNCTION … SET`` or ``RESET``: the same code reads other names),
+  may no longer be; any ``ALTER FUNCTION`` action: ``SET`` makes the same code read other
+  names, ``STRICT`` makes a check return NULL),
   and setting
   ``session_replication_role`` (replica sessions fire no ordinary trigger, foreign keys'
   included). Every ALTER TABLE subcommand is decided here, one way or the other; one this
@@ -158,12 +159,16 @@ def statement_off(node_type: str, node: dict[str, Any]) -> bool:
         # again, and its WHERE (what a check option enforced) may be another.
         return bool(node.get("replace"))
     if node_type == "AlterFunctionStmt":
-        # SET or RESET of a function's settings (search_path: a trigger function's audit
-        # table becomes the session's temporary one) changes what existing code does.
-        # SECURITY DEFINER or INVOKER: the code runs with other privileges (a policy or
-        # grant that held its reads or writes back may no longer apply, or may now).
-        return any(isinstance(a, dict) and a.get("DefElem", {}).get("defname") in (
-            "set", "security") for a in node.get("actions", []))
+        # Every action changes what existing code does, so every one is reviewed (fail
+        # closed): SET or RESET (search_path: a trigger function's audit table becomes the
+        # session's temporary one), SECURITY (other privileges), STRICT (a CHECK function
+        # returns NULL, which passes, for NULL input), volatility, LEAKPROOF, PARALLEL,
+        # COST, ROWS, SUPPORT, and any a later PostgreSQL adds.
+        return True
+    if node_type in ("AlterOwnerStmt", "AlterObjectDependsStmt"):
+        # ALTER FUNCTION … OWNER TO (a SECURITY DEFINER function runs with the new owner's
+        # privileges) or … DEPENDS ON EXTENSION (dropped with it): as any ALTER FUNCTION.
+        return node.get("objectType") in _ROUTINES
     if node_type == "CreatePolicyStmt":
         return bool(node.get("permissive"))  # widens what row security lets through
     if node_type == "AlterPolicyStmt":
@@ -185,6 +190,9 @@ _RENAMES_KEPT = frozenset({"OBJECT_COLUMN", "OBJECT_ATTRIBUTE", "OBJECT_TABCONST
                            "OBJECT_DOMCONSTRAINT", "OBJECT_TABLE", "OBJECT_VIEW",
                            "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE", "OBJECT_INDEX",
                            "OBJECT_SEQUENCE", "OBJECT_ROLE", "OBJECT_DATABASE"})
+# Object types of a function (ALTER FUNCTION / PROCEDURE / ROUTINE / AGGREGATE).
+_ROUTINES = frozenset({"OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
+                       "OBJECT_AGGREGATE"})
 # Trigger timing bits of CreateTrigStmt (PostgreSQL's TRIGGER_TYPE_BEFORE, _INSTEAD).
 _BEFORE, _INSTEAD = 1 << 1, 1 << 6
 

@@ -216,6 +216,15 @@ class PgConnection:
         if refusal is not None:
             await self._reject(user, "not allowed", "28000", refusal)
             return
+        if session.guard is not None and any(catalog_later(v) for k, v in hello.params.items()
+                                             if k.lower() == "search_path"):
+            # A schema ahead of pg_catalog makes PostgreSQL's names in a DBA's code (a
+            # trigger's ``<=``) a user's: a SET of it is held for review, a login cannot be.
+            await self._reject(user, "search_path ahead of pg_catalog", "42501",
+                               "a search_path that puts a schema ahead of pg_catalog cannot be "
+                               "set at login", hint="SET it in the session (it is reviewed).",
+                               throttle=False)
+            return
         await session.record_open()
         if session.guard is not None and any(k.lower() == "search_path" for k in hello.params):
             session.guard.qualified_only = True  # a search_path of its own from the start

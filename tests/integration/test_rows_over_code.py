@@ -213,12 +213,13 @@ def test_a_table_emptied_or_rewritten_by_the_code_is_held(guarded: Gateway, call
 
 
 def test_a_schema_ahead_of_pg_catalog_makes_a_built_in_name_a_user_s(guarded: Gateway) -> None:
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute("SET search_path = public, pg_catalog")
-            conn.execute("SELECT pi()")
-
-    request = denied(guarded, work)
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        # The SET is held itself (the eighth attack: a DBA's code run in this session
+        # would call the user's functions and operators); approved, what follows still is.
+        made, failed = approved(guarded, lambda: conn.execute(
+            "SET search_path = public, pg_catalog"))
+        assert made["rule"] == "review-destructive-alter-table" and failed is None
+        request = denied(guarded, lambda: conn.execute("SELECT pi()"))
     assert "the code it calls writes 500 rows" in str(request["statement"])
     assert rows(guarded.target) == 500
 
