@@ -47,7 +47,13 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
     """``text`` with secrets masked, and the detectors that fired (``password`` for a
     password literal)."""
     if len(text) > _MAX_SCANNED:
-        return values.mask(text) if values is not None else (text, [])
+        if values is None:
+            return text, []
+        masked, names = values.mask(text)
+        if "private_key" not in names:
+            return masked, names
+        # A key's BEGIN line would star the text to its end (or to a matching END): read by
+        # tokens below, however long, so that the SQL around it stays as it ran.
     if "'" not in text and "$" not in text and not _digits(text):
         if values is None:
             return text, []
@@ -80,7 +86,10 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append("password")
             elif values is not None:
-                names = _literal(token.name, content, values, start, end, replace)
+                # A function's or DO block's body is SQL itself: read the same way, so that a
+                # finding in one of its comments cannot star the rest of it.
+                names = _literal(token.name, content, values, start, end, replace,
+                                 code=previous in ("as", "do"))
                 if not names and escape != "\\":
                     # Read with the backslash too: the server takes ``\0034`` after UESCAPE
                     # '!' as written, but a reader of the record decodes it at a glance.
@@ -172,10 +181,12 @@ def _joined(pieces: list[tuple[int, int, str]], values: Values,
 
 
 def _literal(kind: str, content: str, values: Values, start: int, end: int,
-             replace: dict[int, tuple[int, bytes]]) -> list[str]:
-    """Mask one literal (its token replaced in ``replace``); the detectors that fired."""
+             replace: dict[int, tuple[int, bytes]], *, code: bool = False) -> list[str]:
+    """Mask one literal (its token replaced in ``replace``); the detectors that fired.
+    ``code``: it is a body (``AS $$…$$``), masked as a statement's text is."""
     if kind in _STRINGS or kind == "UIDENT":
-        masked, names = values.mask(content)
+        masked, names = (mask_statement(content, values) if code and kind in _STRINGS
+                         else values.mask(content))
         if names:
             replace[start] = (end, _quote(masked, kind))
         return names

@@ -147,7 +147,7 @@ KEY_LINE = "-----BEGIN PRIVATE KEY-----"
 @pytest.mark.parametrize(("sql", "kept"), [
     (f"/* {KEY_LINE} */ update orders set amount = 7 where id in (select id from orders "
      "where status='new' order by id limit 5)", "update orders set amount = 7 where id in"),
-    (f"select 1 as ok /* -----BEGIN RSA PRIVATE KEY----- */; delete from orders where id in "
+    ("select 1 as ok /* -----BEGIN RSA PRIVATE KEY----- */; delete from orders where id in "
      "(select id from orders limit 2) /* -----END RSA PRIVATE KEY----- */ ; select 2",
      "; delete from orders where id in (select id from orders limit 2)"),
     (f"-- {KEY_LINE}\ndelete from orders where status is null", "delete from orders where"),
@@ -171,3 +171,19 @@ def test_a_key_in_a_comment_is_still_masked() -> None:
     sql = f"select 1 /* {KEY_LINE}\n{body}\n-----END PRIVATE KEY----- */"
     masked, fired = mask_statement(sql, ValueMasker())
     assert body not in masked and fired and masked.startswith("select 1 /*")
+
+
+def test_a_finding_in_a_bodys_comment_does_not_star_the_body() -> None:
+    """The eighth attack: a function body is one literal, and a key's BEGIN line in its
+    comment starred the whole body, hiding what the function does."""
+    sql = (f"CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $$ /* {KEY_LINE} */"
+           " BEGIN CREATE TEMP TABLE IF NOT EXISTS audit_log (op text); END $$")
+    masked, fired = mask_statement(sql, ValueMasker())
+    assert "CREATE TEMP TABLE IF NOT EXISTS audit_log" in masked and fired, masked
+
+
+def test_a_long_statement_is_read_by_tokens_when_a_key_line_is_in_it() -> None:
+    sql = (f"/* {KEY_LINE} */ UPDATE orders SET status = 'refunded' WHERE id = 1993 "
+           f"/*{'x' * (1 << 20)}*/")
+    masked, fired = mask_statement(sql, ValueMasker())
+    assert "UPDATE orders SET status = 'refunded' WHERE id = 1993" in masked and fired
