@@ -88,7 +88,7 @@ def session(gw: SshGateway, connection: str, lines: list[str]) -> bytes:
         for line in lines:
             since = terminal.mark()
             terminal.keys(line + "\r")
-            terminal.answered(since, 10)
+            _settled(terminal, since)
         terminal.keys("exit\r")
         try:
             terminal.proc.wait(60)
@@ -99,6 +99,20 @@ def session(gw: SshGateway, connection: str, lines: list[str]) -> bytes:
         return terminal.seen
     finally:
         terminal.close()
+
+
+def _settled(terminal: Terminal, since: int, quiet: float = 0.15, limit: float = 5) -> None:
+    """Wait until the line typed at ``since`` has its newline and the screen has then been
+    quiet a moment (a prompt may be masked: the session masked whole stars it too)."""
+    deadline = time.monotonic() + limit
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        seen = terminal.seen[since:]
+        if len(seen) != last:
+            last, quiet_since = len(seen), time.monotonic()
+        elif b"\n" in seen and time.monotonic() - quiet_since >= quiet:
+            return
+        time.sleep(0.01)
 
 
 @pytest.fixture(params=["web", "web_strict"])
