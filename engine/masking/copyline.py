@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.pg.encoding import CODECS, canonical
+from engine.masking.encodings import CODECS, canonical
 
 # Client encodings whose second bytes may be ASCII (a backslash, a delimiter): a line in one of
 # them cannot be split byte-wise.
