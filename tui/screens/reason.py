@@ -47,7 +47,11 @@ class ReasonPrompt(ModalScreen[str | None]):
             yield Label(self._title, id="prompt-title")
             if self._detail:
                 yield Static(excerpt(self._detail), id="prompt-detail", markup=False)
-            yield Input(placeholder=self._placeholder, id="prompt-input")
+            field = Input(placeholder=self._placeholder, id="prompt-input")
+            # Headless (tests, screenshots) no one sees it blink: a screenshot taken mid-blink
+            # differed from the pinned one by the cursor alone.
+            field.cursor_blink = not self.app.is_headless
+            yield field
             yield Label("Enter confirms · Esc cancels", id="prompt-help")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
