@@ -64,13 +64,23 @@ def store_files(store: Path) -> list[Path]:
     return found
 
 
+def _mode(path: Path) -> int | None:
+    """A file's permission bits; None when it went meanwhile (another node's checkpoint
+    process closing the database removes its -wal and -shm between the listing and the
+    look)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+
+
 def check_private(store: Path) -> None:
     """Raise ``ExposedStore`` when the store's directory or one of its files is open to
     group or others; the message gives the command that fixes it."""
     directory = store.parent
     info = os.stat(directory)
     open_dir = stat.S_IMODE(info.st_mode) & 0o077
-    files = [(p, stat.S_IMODE(p.stat().st_mode)) for p in store_files(store)]
+    files = [(p, mode) for p in store_files(store) if (mode := _mode(p)) is not None]
     open_files = [(p, mode) for p, mode in files if mode & 0o077]
     if not open_dir and not open_files:
         return
