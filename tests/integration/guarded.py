@@ -52,21 +52,8 @@ def denied(gateway: Gateway, work: Callable[[], object],
            reason: str = "issue 12") -> dict[str, Any]:
     """Run ``work`` (a client's statement) in a thread: it must be held for approval; an
     operator denies it, and the client hears the denial (42501). The request."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except psycopg.Error as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    request = wait_for_request(gateway)
-    with operator(gateway) as client:
-        client.call("deny", request=request["id"], reason=reason)
-    worker.join(30)
-    assert failure and isinstance(failure[0], errors.InsufficientPrivilege), failure
+    request, failure = _decided(gateway, work, "deny", reason)
+    assert isinstance(failure, errors.InsufficientPrivilege), failure
     return request
 
 
@@ -74,6 +61,13 @@ def approved(gateway: Gateway, work: Callable[[], object],
              reason: str = "issue 12") -> tuple[dict[str, Any], BaseException | None]:
     """Run ``work`` in a thread: it must be held for approval; an operator approves it. The
     request, and what ``work`` raised once it ran (the target's own error), if anything."""
+    return _decided(gateway, work, "approve", reason)
+
+
+def _decided(gateway: Gateway, work: Callable[[], object], decision: str,
+             reason: str) -> tuple[dict[str, Any], BaseException | None]:
+    """``work`` run in a thread until held, the request decided by an operator; the request
+    and the client's error once ``work`` returned."""
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -86,7 +80,7 @@ def approved(gateway: Gateway, work: Callable[[], object],
     worker.start()
     request = wait_for_request(gateway)
     with operator(gateway) as client:
-        client.call("approve", request=request["id"], reason=reason)
+        client.call(decision, request=request["id"], reason=reason)
     worker.join(30)
     assert not worker.is_alive()
     return request, (failure[0] if failure else None)
