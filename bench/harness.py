@@ -157,10 +157,10 @@ def cpu_seconds(pid: int) -> tuple[float, float, float]:
     # Threads that ended count in the process's own total only.
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     total = (int(fields[11]) + int(fields[12])) / tick
-    return main, max(total - main, other), _children_cpu(pid)
+    return main, max(total - main, other), children_cpu(pid)
 
 
-def _children_cpu(pid: int) -> float:
+def children_cpu(pid: int) -> float:
     """User + system seconds of the live descendants of ``pid``."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0

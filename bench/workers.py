@@ -35,6 +35,7 @@ from bench.harness import (
     POLICY,
     ROOT,
     Setup,
+    children_cpu,
     example_guardrails,
     example_masking,
     free_port,
@@ -64,19 +65,12 @@ class Run(NamedTuple):
 
 def tree_cpu(pid: int) -> float:
     """User + system seconds of ``pid`` and its live descendants (the workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pending = [pid]
-    while pending:
-        p = pending.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                pending += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return total
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + children_cpu(pid)
 
 
 def server_cpu(postmaster: int) -> float:
