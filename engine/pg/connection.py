@@ -247,8 +247,39 @@ class PgConnection:
                     hint="The gateway has logged the reason; try again later or tell the operator.")
             self._end("upstream unavailable", error=str(exc))
             return
+        if session.guard is not None and not any(k.lower() == "search_path"
+                                                 for k in hello.params):
+            if not await self._default_search_path(greeting):
+                return
         self._start_relay(greeting)
         await self._done
+
+    async def _default_search_path(self, greeting: startup.UpstreamGreeting) -> bool:
+        """Read the search_path the target gave the session at login (a role's or database's
+        default, which PostgreSQL does not report): one ahead of pg_catalog makes PostgreSQL's
+        names in a DBA's code a user's, as a SET of it would (``SessionGuard.shadowed``); any
+        other than PostgreSQL's default makes the session's memory of its own code match
+        qualified names only (``qualified_only``); one that cannot be read counts as both.
+        False: the target went away (the session ended)."""
+        guard = self.session.guard
+        assert guard is not None
+        try:
+            async with asyncio.timeout(self.conn.upstream.connect_timeout):
+                value = await startup.read_setting(
+                    greeting.side, "search_path", self.ctx.sessions.settings.max_message_size)
+        except (startup.UpstreamUnavailable, TimeoutError, PeerClosed, OSError) as exc:
+            greeting.side.close()
+            log.warning("session %s: connection %s: reading the search_path: %s",
+                        self.session.id, self.conn.name, exc)
+            self._fatal(f'the target of connection "{self.conn.name}" is not available',
+                        "08006", hint="The gateway has logged the reason; try again later "
+                        "or tell the operator.")
+            self._end("upstream unavailable", error=str(exc))
+            return False
+        if value is None or value.replace(" ", "") != '"$user",public':
+            guard.qualified_only = True  # not PostgreSQL's default (pg_temp first, say)
+        guard.shadowed = guard.shadowed or catalog_later(value)  # None: any may come first
+        return True
 
     async def _access(self) -> bool:
         """Just-in-time access, given up when the client leaves while it waits."""

@@ -159,6 +159,24 @@ def command_rows(body: bytes) -> tuple[str, int | None]:
     return tag, int(last) if last.isdigit() else None
 
 
+def data_row(body: bytes) -> list[bytes | None]:
+    """The values of a DataRow (None: NULL)."""
+    count, pos = _int(body, 0, 2, "DataRow")
+    values: list[bytes | None] = []
+    for _ in range(count):
+        size, pos = _int(body, pos, 4, "DataRow")
+        if size < 0:
+            values.append(None)
+            continue
+        if pos + size > len(body):
+            raise ProtocolViolation("malformed DataRow message: truncated")
+        values.append(body[pos:pos + size])
+        pos += size
+    if pos != len(body):
+        raise ProtocolViolation("malformed DataRow message: trailing data")
+    return values
+
+
 def error_fields(body: bytes) -> dict[str, str]:
     """Fields of an ErrorResponse or NoticeResponse, keyed by their one-letter code."""
     fields: dict[str, str] = {}

@@ -217,6 +217,31 @@ async def _login(
         raise UpstreamUnavailable(f"the target broke the protocol: {exc}") from exc
 
 
+async def read_setting(side: Side, name: str, max_size: int) -> str | None:
+    """The session's value of the setting ``name``, read on a connection that has just logged
+    in (before the client's first message), with the gateway's own query; None when the target
+    answered an error. What a login's startup message does not say is the role's or the
+    database's default (``ALTER ROLE … SET``), which PostgreSQL does not report."""
+    literal = "'" + name.replace("'", "''") + "'"
+    side.write(codec.message(b"Q", codec.cstr(
+        f"SELECT pg_catalog.current_setting({literal})")))
+    value: str | None = None
+    failed = False
+    try:
+        while True:
+            tag, body = await side.read_message(max_size)
+            if tag == ord("D"):
+                columns = messages.data_row(body)
+                value = None if not columns or columns[0] is None else columns[0].decode(
+                    errors="replace")
+            elif tag == ord("E"):
+                failed = True
+            elif tag == ord("Z"):
+                return None if failed else value
+    except ProtocolViolation as exc:
+        raise UpstreamUnavailable(f"the target broke the protocol: {exc}") from exc
+
+
 class UpstreamRefused(UpstreamUnavailable):
     """The target answered the login with an ErrorResponse."""
 

@@ -117,3 +117,39 @@ def test_a_search_path_ahead_of_pg_catalog_is_refused_at_login(guarded: Gateway)
                 assert not [m for m in wire.query("SELECT 1") if m[0] == ord("E")]
         finally:
             wire.close()
+
+
+
+
+def test_a_role_default_search_path_ahead_of_pg_catalog_is_seen_at_login(
+        guarded: Gateway) -> None:
+    """PostgreSQL does not report a role's default search_path (``ALTER ROLE … SET``): the
+    gateway reads it at login. One ahead of
+    pg_catalog makes an unqualified built-in name a possible user's: here a DBA's
+    ``public.pi()``, made after the gateway last looked at the name, writes 300 rows when
+    ``pi()`` is called; the call is counted and held."""
+    admin = guarded.target.superuser()
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        conn.execute("SELECT pi()")  # the gateway knows pi as PostgreSQL's own
+    with psycopg.connect(admin, autocommit=True) as dba:
+        dba.execute("""
+            DROP TABLE IF EXISTS gw13r8_victim;
+            CREATE TABLE gw13r8_victim (v int);
+            INSERT INTO gw13r8_victim SELECT 0 FROM generate_series(1, 300);
+            GRANT ALL ON gw13r8_victim TO PUBLIC;
+            CREATE OR REPLACE FUNCTION public.pi() RETURNS double precision
+              LANGUAGE sql AS 'UPDATE gw13r8_victim SET v = v + 1; SELECT 3.0::float8';""")
+        dba.execute("ALTER ROLE gw_scram IN DATABASE shop SET search_path = public, pg_catalog")
+    try:
+        def work() -> None:
+            with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+                assert conn.execute("SHOW search_path").fetchone() == ("public, pg_catalog",)
+                conn.execute("SELECT pi()")
+
+        denied(guarded, work)
+        with psycopg.connect(admin) as dba:
+            assert dba.execute("SELECT sum(v) FROM gw13r8_victim").fetchone() == (0,)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as dba:
+            dba.execute("ALTER ROLE gw_scram IN DATABASE shop RESET search_path;"
+                        "DROP FUNCTION public.pi(); DROP TABLE gw13r8_victim")
