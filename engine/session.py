@@ -41,13 +41,14 @@ from engine.identity import Identity, IdentityProvider
 from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.lockout import Lockouts
 from engine.masking.policy import SessionMasking, for_session
-from engine.masking.statements import mask_statement
+from engine.masking.statements import PASSWORD_MASK, TIED, mask_statement, names_any
 from engine.recorder import Recorder
 from engine.tasks import spawn
 from engine.throttle import LoginThrottle, Unauthenticated
 from store import ops as O
 from store import records as R
 
+_NAMED_KEPT = 256  # statement texts whose naming of masked columns is kept
 log = logging.getLogger(__name__)
 
 
@@ -132,6 +133,7 @@ class Session:
         self.guard: SessionGuard | None = None
         self.masking: SessionMasking | None = None
         self.masked: Counter[str] = Counter()  # "rule:detector[/column]" → values masked
+        self._named: dict[str, bool] = {}  # statement text → whether it names a masked column
         self.waiting: list[str] = []  # approval requests the session waits on, oldest first
         self._decisions: dict[str, asyncio.Future[ApprovalRequest]] = {}
         self.recorded = False  # the open record is in the store: a close record follows
@@ -304,6 +306,13 @@ class Session:
         front end commits it before the statement reaches the target. ``protocol``: how it
         came (PostgreSQL: simple or extended), the session's protocol by default."""
         at = time.time() if at is None else at
+        masking = self.masking
+        if (params is not None and text is not None and self.protocol == "postgres"
+                and masking is not None and masking.active and masking.columns
+                and self._names_masked(text)):
+            # The parameters of a statement that names a masked column may be its values.
+            params = PASSWORD_MASK
+            self.masked[masking.count_key(TIED) + "/recorded"] += 1
         return R.StatementStart(
             self.id, seq, protocol=protocol or self.protocol,
             text=self.mask_text(text, sql=self.protocol == "postgres"),
@@ -360,7 +369,9 @@ class Session:
         if sql:
             # Literals the detectors find, and a role statement's password (always: a
             # credential in the record is a leak whatever the masking rules).
-            masked, fired = mask_statement(text, values)
+            masked, fired = mask_statement(
+                text, values, masking.names_masked if masking is not None and masking.active
+                and masking.columns else None)
         elif values is not None:
             masked, fired = values.mask(text)
         else:
@@ -369,6 +380,19 @@ class Session:
             for name in fired:
                 self.masked[masking.count_key(name) + "/recorded"] += 1
         return masked
+
+    def _names_masked(self, text: str) -> bool:
+        """``names_any`` of a statement's text, kept per text (a prepared statement's
+        parameters are recorded at each execution)."""
+        known = self._named.get(text)
+        if known is None:
+            masking = self.masking
+            assert masking is not None
+            known = names_any(text, masking.names_masked)
+            if len(self._named) >= _NAMED_KEPT:
+                self._named.clear()
+            self._named[text] = known
+        return known
 
     def masked_json(self) -> str | None:
         masking = self.masking

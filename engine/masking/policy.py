@@ -104,6 +104,16 @@ class SessionMasking:
         return any(fnmatch.fnmatchcase(word.lower(), p.lower().split(".")[-1])
                    for p, _ in self.columns)
 
+    def names_masked(self, word: str) -> bool:
+        """Whether a word of a statement could name a masked column, or a table with masked
+        columns (a rule's ``table.column``): the statement's literals may be its values."""
+        word = word.lower()
+        for pattern, _ in self.columns:
+            parts = pattern.lower().split(".")
+            if any(fnmatch.fnmatchcase(word, part) for part in parts[-2:]):
+                return True
+        return False
+
     def count_key(self, detector: str) -> str:
         return f"{self.rule_of.get(detector, detector)}:{detector}"
 

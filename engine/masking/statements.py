@@ -15,7 +15,11 @@ The record keeps what a user ran, but not the secrets in it (ARCHITECTURE.md inv
   two strings around a comment) are read joined as well: a value found across pieces masks
   each piece;
 - a ``U&""`` identifier is read decoded; the rest of the text (comments, identifiers) is
-  masked as any text is.
+  masked as any text is;
+- in a statement that names a masked column or a table with masked columns (``names``: a
+  rule's column or table part, as a word of the text), every literal is masked, found or not:
+  ``WHERE national_id = '…'`` or ``INSERT INTO customers VALUES (…)`` carries the column's
+  values, which no detector may know the shape of (counted as ``masked-column``).
 
 PostgreSQL's own scanner (pglast) cuts the text into tokens, so a quote inside a comment or a
 dollar-quoted body does not confuse it; a text it cannot scan is masked as plain text. The
@@ -25,7 +29,7 @@ approver of a held statement still sees it exactly (``Session.ask``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pglast.parser import scan
@@ -37,29 +41,33 @@ _BITS = frozenset({"BCONST", "XCONST"})
 _INT64_BITS = 64  # a bit string cast to bigint: at most 64 bits, the first one the sign
 _COMMENTS = frozenset({"C_COMMENT", "SQL_COMMENT"})
 _MAX_SCANNED = 1 << 20  # longer texts are masked as plain text (the scanner is not free)
+TIED = "masked-column"  # what a literal masked for the column it goes with counts as
+_WORD = re.compile(r'[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|"(?:[^"]|"")+"')
 
 
 class Values(Protocol):
     def mask(self, text: str) -> tuple[str, list[str]]: ...
 
 
-def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
+def mask_statement(text: str, values: Values | None,
+                   names: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
     """``text`` with secrets masked, and the detectors that fired (``password`` for a
-    password literal)."""
-    if len(text) > _MAX_SCANNED:
+    password literal, ``TIED`` for literals masked for a masked column ``names`` says the
+    text names)."""
+    if len(text) > _MAX_SCANNED and names is None:
         if values is None:
             return text, []
-        masked, names = values.mask(text)
-        if "private_key" not in names:
-            return masked, names
+        masked, found = values.mask(text)
+        if "private_key" not in found:
+            return masked, found
         # A key's BEGIN line would star the text to its end (or to a matching END): read by
         # tokens below, however long, so that the SQL around it stays as it ran.
     if "'" not in text and "$" not in text and not _digits(text):
         if values is None:
             return text, []
-        masked, names = values.mask(text)
-        if not names:
-            return masked, names
+        masked, found = values.mask(text)
+        if not found:
+            return masked, found
         # Something is found: read by tokens below, so that a finding cannot run from a
         # comment over the SQL after it.
     raw = text  # the scanner's offsets count characters, not bytes
@@ -67,6 +75,9 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
         tokens = scan(text)
     except Exception:  # the scanner refused it: masked as plain text
         return values.mask(text) if values is not None else (text, [])
+    tied = names is not None and any(
+        token.name not in _LITERALS and token.name not in _COMMENTS
+        and _names(raw[token.start:token.end + 1], names) for token in tokens)
     fired: list[str] = []
     replace: dict[int, tuple[int, bytes]] = {}  # token start → (end, new bytes)
     previous = ""
@@ -82,22 +93,30 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
                 after, escapes = tokens[i + 2], i + 2
                 escape = _content(raw[after.start:after.end + 1])[:1] or escape
             content = _content(word, escape)
+            code = previous in ("as", "do") and token.name in _STRINGS
             if previous == "password" and token.name in _STRINGS:
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append("password")
-            elif values is not None:
+            elif code and (values is not None or names is not None):
                 # A function's or DO block's body is SQL itself: read the same way, so that a
                 # finding in one of its comments cannot star the rest of it.
-                names = _literal(token.name, content, values, start, end, replace,
-                                 code=previous in ("as", "do"))
-                if not names and escape != "\\":
+                masked, found = mask_statement(content, values, names)
+                if found:
+                    replace[start] = (end, _quote(masked, token.name))
+                    fired += found
+            elif values is not None:
+                found = _literal(token.name, content, values, start, end, replace)
+                if not found and escape != "\\":
                     # Read with the backslash too: the server takes ``\0034`` after UESCAPE
                     # '!' as written, but a reader of the record decodes it at a glance.
-                    names = _literal(token.name, _content(word), values, start, end,
+                    found = _literal(token.name, _content(word), values, start, end,
                                      replace)
-                fired += names
+                fired += found
                 if token.name in _STRINGS:
                     pieces.append((start, end, content))
+            if tied and not code and start not in replace and token.name != "UIDENT":
+                replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
+                fired.append(TIED)
         previous = word.lower()
     if values is not None and len(pieces) > 1:
         _joined(pieces, values, replace, fired)
@@ -114,8 +133,8 @@ def mask_statement(text: str, values: Values | None) -> tuple[str, list[str]]:
         whole = text
     if values is None:
         return whole, fired
-    masked, names = values.mask(whole)  # comments, identifiers, what the scanner left
-    if not names:
+    masked, found = values.mask(whole)  # comments, identifiers, what the scanner left
+    if not found:
         return masked, fired
     return _by_segments(raw, tokens, replace, values, fired), fired
 
@@ -180,13 +199,41 @@ def _joined(pieces: list[tuple[int, int, str]], values: Values,
             fired.append(names[0])
 
 
+def names_any(text: str, names: Callable[[str], bool]) -> bool:
+    """Whether a statement names a masked column or a table with masked columns anywhere (a
+    function's body too): its parameters may be the column's values."""
+    if not any(names(word) for word in _WORD.findall(text)):
+        return False  # no word of it does, quoted or not: no need to scan
+    try:
+        tokens = scan(text)
+    except Exception:  # the scanner refused it: the words alone say
+        return True
+    for token in tokens:
+        word = text[token.start:token.end + 1]
+        if token.name in _STRINGS and word.startswith("$"):
+            if names_any(_content(word), names):  # a body
+                return True
+        elif token.name not in _LITERALS and token.name not in _COMMENTS and _names(
+                word, names):
+            return True
+    return False
+
+
+def _names(word: str, names: Callable[[str], bool]) -> bool:
+    """Whether a token (a name, perhaps quoted, or a keyword used as one) names a masked
+    column or a table with masked columns."""
+    if not _WORD.fullmatch(word):
+        return False
+    if word.startswith('"'):
+        word = word[1:-1].replace('""', '"')
+    return names(word)
+
+
 def _literal(kind: str, content: str, values: Values, start: int, end: int,
-             replace: dict[int, tuple[int, bytes]], *, code: bool = False) -> list[str]:
-    """Mask one literal (its token replaced in ``replace``); the detectors that fired.
-    ``code``: it is a body (``AS $$…$$``), masked as a statement's text is."""
+             replace: dict[int, tuple[int, bytes]]) -> list[str]:
+    """Mask one literal (its token replaced in ``replace``); the detectors that fired."""
     if kind in _STRINGS or kind == "UIDENT":
-        masked, names = (mask_statement(content, values) if code and kind in _STRINGS
-                         else values.mask(content))
+        masked, names = values.mask(content)
         if names:
             replace[start] = (end, _quote(masked, kind))
         return names

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -22,3 +24,24 @@ def test_binary_parameters_are_masked_in_the_record(gateway: Gateway) -> None:
         if "binary" in str(r[0]) or "'" in str(r[0])])
     assert params and not [p for p in params if str(CARD) in str(p)], params
     assert not [p for p in params if CARD.to_bytes(8, "big").hex() in str(p)]
+
+
+def test_values_going_with_a_masked_column_are_masked_in_the_record(gateway: Gateway) -> None:
+    """A national id has no shape a detector knows: a literal or parameter of a statement that
+    names the masked column is recorded masked (outside attack on issue 14: ``WHERE
+    national_id = '…'`` was recorded in clear)."""
+    secret = "ZZ-9931-QX"
+    with psycopg.connect(gateway.dsn("shop_masked", application_name="tied"),
+                         autocommit=True) as conn:
+        conn.execute(f"SELECT count(*) FROM customers WHERE national_id = '{secret}'")
+        conn.execute("SELECT count(*) FROM customers WHERE national_id = %s", [secret])
+        conn.execute("SELECT count(*) FROM customers WHERE id = %s", [9931])
+    def recorded(store: Any) -> list[tuple[str, str | None]] | None:
+        found = store.conn.execute("SELECT text, params FROM statements "
+                                   "WHERE text LIKE '%FROM customers WHERE%'").fetchall()
+        return found if len(found) >= 3 else None
+
+    rows = gateway.wait_for(recorded)
+    assert not [r for r in rows if secret in f"{r[0]} {r[1]}"], rows
+    assert [r for r in rows if "national_id = '****'" in r[0]], rows
+    assert [r for r in rows if "9931" in str(r[1])], rows  # no masked column named: kept
