@@ -48,7 +48,8 @@ from engine.throttle import LoginThrottle, Unauthenticated
 from store import ops as O
 from store import records as R
 
-_NAMED_KEPT = 256  # statement texts whose naming of masked columns is kept
+_NAMED_KEPT = 256  # statement texts whose naming of masked columns (masking) is kept
+_KEPT_TEXT = 4096  # longer statement texts are masked again at each execution
 log = logging.getLogger(__name__)
 
 
@@ -134,6 +135,8 @@ class Session:
         self.masking: SessionMasking | None = None
         self.masked: Counter[str] = Counter()  # "rule:detector[/column]" → values masked
         self._named: dict[str, bool] = {}  # statement text → whether it names a masked column
+        # statement text → (the masking it was masked with, as recorded, what fired)
+        self._statements: dict[str, tuple[SessionMasking | None, str, list[str]]] = {}
         self.waiting: list[str] = []  # approval requests the session waits on, oldest first
         self._decisions: dict[str, asyncio.Future[ApprovalRequest]] = {}
         self.recorded = False  # the open record is in the store: a close record follows
@@ -368,10 +371,18 @@ class Session:
         values = (masking.values if masking is not None and masking.active else None)
         if sql:
             # Literals the detectors find, and a role statement's password (always: a
-            # credential in the record is a leak whatever the masking rules).
-            masked, fired = mask_statement(
-                text, values, masking.names_masked if masking is not None and masking.active
-                and masking.columns else None)
+            # credential in the record is a leak whatever the masking rules). A prepared
+            # statement's text is recorded at each execution: its masking is kept.
+            kept = self._statements.get(text)
+            if kept is None or kept[0] is not masking:
+                kept = (masking, *mask_statement(
+                    text, values, masking.names_masked if masking is not None
+                    and masking.active and masking.columns else None))
+                if len(text) <= _KEPT_TEXT:
+                    if len(self._statements) >= _NAMED_KEPT:
+                        self._statements.clear()
+                    self._statements[text] = kept
+            _, masked, fired = kept
         elif values is not None:
             masked, fired = values.mask(text)
         else:

@@ -26,6 +26,7 @@ import fnmatch
 import functools
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,12 +108,13 @@ class SessionMasking:
     def names_masked(self, word: str) -> bool:
         """Whether a word of a statement could name a masked column, or a table with masked
         columns (a rule's ``table.column``): the statement's literals may be its values."""
-        word = word.lower()
-        for pattern, _ in self.columns:
-            parts = pattern.lower().split(".")
-            if any(fnmatch.fnmatchcase(word, part) for part in parts[-2:]):
-                return True
-        return False
+        return self._names_pattern.fullmatch(word.lower()) is not None
+
+    @functools.cached_property
+    def _names_pattern(self) -> re.Pattern[str]:
+        parts = {part for pattern, _ in self.columns for part in pattern.lower().split(".")[-2:]}
+        return re.compile("|".join(f"(?:{fnmatch.translate(part)})" for part in sorted(parts))
+                          or "(?!)")
 
     def count_key(self, detector: str) -> str:
         return f"{self.rule_of.get(detector, detector)}:{detector}"

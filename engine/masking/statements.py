@@ -75,9 +75,15 @@ def mask_statement(text: str, values: Values | None,
         tokens = scan(text)
     except Exception:  # the scanner refused it: masked as plain text
         return values.mask(text) if values is not None else (text, [])
-    tied = names is not None and any(
-        token.name not in _LITERALS and token.name not in _COMMENTS
-        and _names(raw[token.start:token.end + 1], names) for token in tokens)
+    tied: list[bool] = []  # whether the text names a masked column: asked at its 1st literal
+
+    def names_tied() -> bool:
+        if not tied:
+            tied.append(names is not None and any(
+                (token.name == "IDENT" or token.kind != "NO_KEYWORD")  # a keyword may name
+                and _names(raw[token.start:token.end + 1], names) for token in tokens))
+        return tied[0]
+
     fired: list[str] = []
     replace: dict[int, tuple[int, bytes]] = {}  # token start → (end, new bytes)
     previous = ""
@@ -114,7 +120,8 @@ def mask_statement(text: str, values: Values | None,
                 fired += found
                 if token.name in _STRINGS:
                     pieces.append((start, end, content))
-            if tied and not code and start not in replace and token.name != "UIDENT":
+            if (names is not None and not code and start not in replace
+                    and token.name != "UIDENT" and names_tied()):
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append(TIED)
         previous = word.lower()
@@ -213,8 +220,7 @@ def names_any(text: str, names: Callable[[str], bool]) -> bool:
         if token.name in _STRINGS and word.startswith("$"):
             if names_any(_content(word), names):  # a body
                 return True
-        elif token.name not in _LITERALS and token.name not in _COMMENTS and _names(
-                word, names):
+        elif (token.name == "IDENT" or token.kind != "NO_KEYWORD") and _names(word, names):
             return True
     return False
 
