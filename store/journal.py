@@ -74,6 +74,7 @@ class Journal:
         self._fsync = fsync
         self._fd = create_private(path, os.O_WRONLY | os.O_APPEND)
         self._size = os.fstat(self._fd).st_size
+        self._last: int | None = None  # the last rotated file's number (read at the first)
 
     def append(self, records: list[JournalRecord]) -> None:
         """Write the records durably, or raise OSError leaving the file as it was."""
@@ -94,12 +95,14 @@ class Journal:
         are none) and go on appending to a fresh journal."""
         if self._size == 0:
             return None
-        taken = {int(p.suffix[1:]) for p in self.rotated()}
-        old = self.path.with_name(f"{self.path.name}.{max(taken, default=0) + 1}")
+        if self._last is None:  # numbers only grow: the directory is listed once
+            self._last = max((int(p.suffix[1:]) for p in self.rotated()), default=0)
+        old = self.path.with_name(f"{self.path.name}.{self._last + 1}")
         fd = create_private(self.path.with_name(self.path.name + ".next"),
                             os.O_WRONLY | os.O_TRUNC | os.O_APPEND)
         try:
             os.rename(self.path, old)
+            self._last += 1  # taken, whatever happens next
             os.rename(self.path.with_name(self.path.name + ".next"), self.path)
         except OSError:
             os.close(fd)
