@@ -91,6 +91,8 @@ _OTHER_OPTIONS = frozenset({
     "volatility", "strict", "security", "leakproof", "cost", "rows", "set", "window",
     "language", "as", "transform",
 })
+# A function that runs with its owner's privileges for any caller (``_security_definer``).
+SECURITY_DEFINER = "SECURITY DEFINER FUNCTION"
 # Statement node → the fields that bind functions (option lists, object names, name lists).
 _BINDINGS = {
     "DefineStmt": ("definition",), "AlterOperatorStmt": ("options",),
@@ -603,6 +605,8 @@ class _Walker:
                 # A schema ahead of pg_catalog: a DBA's sum(x) is the user's (a new function
                 # of a name the target has is asked of the catalog: ``replaced``).
                 self.facts.kinds.add(protection.OFF)
+        if node_type == "AlterFunctionStmt" and _security_definer(node.get("actions")):
+            self.facts.kinds.add(SECURITY_DEFINER)
         if node_type == "CreateCastStmt":
             target = name((node.get("targettype") or {}).get("names", []))
             if target and not self._user_type(target):
@@ -945,6 +949,8 @@ class _Walker:
                 self.facts.functions.update(_bound(arg))
         if language not in TRUSTED_LANGUAGES:
             kinds.add("CREATE FUNCTION UNTRUSTED")
+        if _security_definer(node.get("options")):
+            kinds.add(SECURITY_DEFINER)
         parts = name(node.get("funcname", []))
         function = parts[-1].lower() if parts else "?"
         if parts and parts[-1] in builtin_names.FUNCTIONS:
@@ -1586,6 +1592,20 @@ _RANGE_EXPRESSIONS = frozenset({"AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BET
 _OPERATOR_EXPRESSIONS = frozenset({
     "AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
     "AEXPR_NULLIF", "AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR"})
+
+
+def _security_definer(options: Any) -> bool:
+    """Whether a function's options (or ALTER FUNCTION's actions) make it SECURITY DEFINER:
+    it runs with its owner's privileges for whoever may call it, PUBLIC by default — a grant
+    of what the owner may do, by another name."""
+    for option in options or []:
+        elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+        if elem.get("defname") == "security":
+            arg = elem.get("arg") or {}
+            value = arg.get("Boolean", {}).get("boolval") if isinstance(arg, dict) else None
+            if value is not False:  # not known: taken as definer
+                return True
+    return False
 
 
 def _calls_unread(body: Facts) -> bool:

@@ -32,6 +32,8 @@ EXPLICIT = frozenset({
     # A write of a system catalog (pg_class, pg_authid …): a rename, a role change or a
     # drop by another name, for a role allowed to.
     "CATALOG WRITE",
+    # CREATE or ALTER FUNCTION … SECURITY DEFINER: the owner's privileges for every caller.
+    "SECURITY DEFINER FUNCTION",
 })
 
 _OBJECT_NAMES = {

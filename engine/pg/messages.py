@@ -112,22 +112,27 @@ def bind(body: bytes, codec: str = "utf-8") -> Bind:
 
 def _preview(raw: bytes, size: int, fmt: int, codec: str) -> str:
     if fmt == 1:
-        # A binary parameter is shown as what it most likely is, so that the record's
-        # detectors read it (outside attack on issue 14: a card sent as binary text, or as
-        # an int8, was recorded as hex no detector reads): text when its bytes are printable
-        # text in the session's encoding, an integer when it has an integer's size (an int8
-        # of a card number), else its bytes in hex.
+        # A binary parameter's type is the statement's, which the Bind does not say: it is
+        # recorded as its bytes, with what it reads as (text in the session's encoding when
+        # printable, an integer of its size) beside them, so that the record never states
+        # one reading as the value (outside attack on issue 12: text recorded as an int8, an
+        # int4 recorded as the text '0001') and the detectors read each (issue 14: a card
+        # sent as binary text or as an int8).
+        shown = raw[: PARAM_PREVIEW_CHARS // 2].hex()
+        readings: list[str] = []
         if size == len(raw):
             try:
                 text = raw.decode(codec)
             except (UnicodeDecodeError, LookupError):
                 text = None
             if text and all(ch.isprintable() or ch in "\t\n\r" for ch in text):
-                return repr(text[:PARAM_PREVIEW_CHARS]) + ("…" if len(text) > PARAM_PREVIEW_CHARS
-                                                           else "")
+                readings.append(repr(text[:PARAM_PREVIEW_CHARS])
+                                + ("…" if len(text) > PARAM_PREVIEW_CHARS else ""))
             if size in (2, 4, 8):
-                return f"{int.from_bytes(raw, 'big', signed=True)} (binary int{size})"
-        shown = raw[: PARAM_PREVIEW_CHARS // 2].hex()
+                readings.append(f"int{size} {int.from_bytes(raw, 'big', signed=True)}")
+        if readings:  # each gives the bytes back whole: no hex (a card's int8 in hex is
+            # one no detector reads)
+            return f"binary ({size} bytes, read as {' or '.join(readings)})"
         return f"\\x{shown}{'…' if size > PARAM_PREVIEW_CHARS // 2 else ''}"
     text = raw.decode(codec, "replace")
     if len(text) > PARAM_PREVIEW_CHARS or size > len(raw):

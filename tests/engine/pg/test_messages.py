@@ -120,7 +120,8 @@ def test_bind_binary_params_are_hex() -> None:
 
 def test_bind_per_parameter_formats() -> None:
     body = bind_body([b"\x00\x2a", b"text", None, b"\x01\xff\x00"], formats=(1, 0, 1, 1))
-    assert messages.bind(body).params == "42 (binary int2), 'text', NULL, \\x01ff00"
+    assert messages.bind(body).params == (
+        "binary (2 bytes, read as int2 42), 'text', NULL, \\x01ff00")
 
 
 def test_binary_parameters_are_shown_as_what_they_hold() -> None:
@@ -128,7 +129,22 @@ def test_binary_parameters_are_shown_as_what_they_hold() -> None:
     hex, which no detector reads."""
     card = 4012888888881881
     body = bind_body([str(card).encode(), card.to_bytes(8, "big")], formats=(1, 1))
-    assert messages.bind(body).params == f"'{card}', {card} (binary int8)"
+    assert messages.bind(body).params == (f"binary (16 bytes, read as '{card}'), "
+                                         f"binary (8 bytes, read as int8 {card})")
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    # text the statement stored, which an int8 reading alone called 72340173916095300
+    (b"\x01\x01\x01\x01ABCD", "binary (8 bytes, read as int8 72340173916095300)"),
+    # an int4 the statement compared, which a text reading alone called '0001' (id 1)
+    (b"0001", "binary (4 bytes, read as '0001' or int4 808464433)"),
+    (b"ABCDEFGH", "binary (8 bytes, read as 'ABCDEFGH' or int8 4702394921427289928)"),
+])
+def test_a_binary_parameter_of_a_type_the_bind_does_not_say_is_never_one_reading_alone(
+        value: bytes, shown: str) -> None:
+    """Outside attack on issue 12: the record told an approver and the store one reading of a
+    binary parameter as its value, the wrong one (the type is the statement's)."""
+    assert messages.bind(bind_body([value], formats=(1,))).params == shown
 
 
 def test_bind_control_characters_are_escaped() -> None:

@@ -1,0 +1,84 @@
+"""Issue 12, the ninth outside attack, through the gateway with the shipped rules: a sequence
+moved back by ``setval`` (the next insert collides with an existing id) and a SECURITY
+DEFINER function (every role may then read what its owner reads: a grant by another name).
+Both are stopped; the target is checked directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from tests.conftest import Gateway, Target, stop_gateway
+from tests.integration.guarded import denied, start_guarded
+
+pytestmark = pytest.mark.integration
+
+SETUP = """
+DROP TABLE IF EXISTS gw12r9_orders CASCADE;
+CREATE TABLE gw12r9_orders (id serial PRIMARY KEY, note text);
+INSERT INTO gw12r9_orders (note) SELECT 'n' FROM generate_series(1, 20);
+GRANT ALL ON gw12r9_orders, gw12r9_orders_id_seq TO PUBLIC;
+"""
+CLEANUP = """DROP TABLE IF EXISTS gw12r9_orders CASCADE;
+DROP FUNCTION IF EXISTS gw12r9_peek(), gw12r9_plain();"""
+
+
+@pytest.fixture(scope="module")
+def guarded(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    pg_target.cluster.sql(SETUP, dbname="shop")
+    gw = start_guarded(pg_target, tmp_path_factory.mktemp("guard12r9"))
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+        pg_target.cluster.sql(CLEANUP, dbname="shop")
+
+
+def next_id(target: Target) -> int:
+    with psycopg.connect(target.superuser(), dbname="shop") as admin:
+        row = admin.execute("SELECT last_value FROM gw12r9_orders_id_seq").fetchone()
+        return int(row[0]) if row else -1
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT setval(pg_get_serial_sequence('gw12r9_orders', 'id'), 1, false)",
+    "SELECT pg_catalog.setval('gw12r9_orders_id_seq', 1)",
+    "SELECT s FROM (SELECT setval('gw12r9_orders_id_seq'::regclass, 2, true) AS s) x",
+])
+def test_a_sequence_moved_by_setval_is_held(guarded: Gateway, sql: str) -> None:
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    request = denied(guarded, work)
+    assert request["rule"] == "review-sequence-resets", request
+    assert next_id(guarded.target) == 20
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE FUNCTION gw12r9_peek() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER "
+    "AS 'SELECT note FROM gw12r9_orders'",
+    "CREATE FUNCTION gw12r9_peek() RETURNS int LANGUAGE plpgsql EXTERNAL SECURITY DEFINER "
+    "AS $$ BEGIN RETURN 1; END $$",
+])
+def test_a_security_definer_function_is_refused(guarded: Gateway, sql: str) -> None:
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(sql)  # type: ignore[arg-type]
+    with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
+        assert admin.execute("SELECT count(*) FROM pg_proc WHERE proname = 'gw12r9_peek'"
+                             ).fetchone() == (0,)
+
+
+def test_making_one_security_definer_afterwards_is_refused(guarded: Gateway) -> None:
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION gw12r9_plain() RETURNS int LANGUAGE sql "
+                     "SECURITY INVOKER AS 'SELECT 1'")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("ALTER FUNCTION gw12r9_plain() SECURITY DEFINER")
+    with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
+        assert admin.execute("SELECT prosecdef FROM pg_proc WHERE proname = 'gw12r9_plain'"
+                             ).fetchone() == (False,)
