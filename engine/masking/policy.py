@@ -149,8 +149,11 @@ def _apply(strategy: Strategy, value: str, *, key: bytes) -> str | None:
 def _strategy(rule: MaskingRule, *, computed: bool = False) -> Strategy:
     """The rule's strategy; for a computed column (``substr(card_number, 5, 4)``), a partial
     one redacts whole: the characters it keeps would be a different piece of the value in each
-    expression, and a few expressions would show all of it."""
-    if computed and rule.strategy == "partial":
+    expression, and a few expressions would show all of it. So does a hash: the hash of a
+    piece (one character of a national id) is looked up in a dictionary of hashes the same
+    session computes (``SELECT chr(g) AS national_id``), piece by piece (outside attack on
+    issue 14). Equal values of a column still hash equally where it is read as it is."""
+    if computed and rule.strategy in ("partial", "hash"):
         return REDACT
     return Strategy(rule.strategy, keep_first=rule.keep_first, keep_last=rule.keep_last)
 
