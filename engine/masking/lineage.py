@@ -848,6 +848,19 @@ class Analyzer:
                 assigned[name] = assigned.get(name, _NONE) | lin
             conflict = _only(node.get("onConflictClause", {}))[1] if node.get(
                 "onConflictClause") else {}
+            if conflict:
+                # Whether a row is inserted (or updated) depends on the values already in the
+                # arbiter's columns (``on conflict (national_id) do nothing returning id``
+                # confirms a guess): the columns it names, or any (a constraint's name).
+                infer = conflict.get("infer") or {}
+                elems = [_only(e)[1] for e in infer.get("indexElems") or []]
+                if elems and not infer.get("conname"):
+                    by = dict(target.columns)
+                    for elem in elems:
+                        picks = picks | (by.get(elem["name"], _UNKNOWN) if elem.get("name")
+                                         else self._expr(elem.get("expr"), ((target,),)))
+                else:
+                    picks = picks | target.whole()
             if conflict.get("targetList"):
                 # ON CONFLICT DO UPDATE: EXCLUDED is the row being inserted.
                 excluded = _Range("excluded", tuple(
@@ -856,6 +869,7 @@ class Analyzer:
                 on: Scope = ((target, excluded),)
                 # Its WHERE picks the rows it updates.
                 when = self._expr(conflict.get("whereClause"), on)
+                picks = picks | when
                 for t in conflict.get("targetList", []):
                     res = _only(t)[1]
                     assigned[res.get("name", "")] = (assigned.get(res.get("name", ""), _NONE)
@@ -875,11 +889,11 @@ class Analyzer:
                     names = [n for n, _ in target.columns]
                 for name, val in zip(names, vals, strict=False):
                     assigned[name] = assigned.get(name, _NONE) | self._expr(val, scope)
-        if picks and kind != "InsertStmt":
-            # The rows an UPDATE changes, a DELETE or MERGE leaves or removes: what remains in
-            # each column of the table tells which rows were picked.
+        if picks:
+            # The rows an UPDATE changes or an INSERT adds, a DELETE or MERGE leaves or
+            # removes: what remains in each column of the table tells which rows were picked.
             every = [n for n, _ in target.columns] or [_ANY]
-            for name in (every if kind != "UpdateStmt" else list(assigned)):
+            for name in (list(assigned) if kind in ("UpdateStmt", "InsertStmt") else every):
                 assigned[name] = assigned.get(name, _NONE) | picks
         self._written.add(rel.get("relname", ""))
         kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
@@ -1018,16 +1032,11 @@ class Analyzer:
             shape = shape | self._last_shape
             out = [(name, lin | (right[i][1] if i < len(right) else _UNKNOWN))
                    for i, (name, lin) in enumerate(left)]
-            # The set operation's own ORDER BY, LIMIT and OFFSET (over its output columns)
-            # order and pick its rows.
-            own: Scope = ((_Range("", tuple(out)),), *outer)
-            for key in ("sortClause", "limitCount", "limitOffset"):
-                part = node.get(key)
-                if part:
-                    shape = shape | (self._by_output(part, own, out) if key in _BY_OUTPUT
-                                     else self._expr(part, own))
-            self._last_shape = shape
-            return [(name, lin | shape) for name, lin in out] if shape else out
+            if not (op == "SETOP_UNION" and node.get("all")):
+                # UNION, INTERSECT and EXCEPT compare whole rows: how many of each row
+                # remain depends on every column (as a plain DISTINCT's do).
+                shape = shape | frozenset().union(*(lin for _, lin in out))
+            return self._own_order(node, outer, out, shape)
         self._last_shape = _NONE
         values = node.get("valuesLists")
         if values:
@@ -1036,7 +1045,8 @@ class Analyzer:
             for v in values:
                 for i, item in enumerate(_only(v)[1].get("items", [])):
                     cols[i] = cols[i] | self._expr(item, outer)
-            return [(f"column{i + 1}", lin) for i, lin in enumerate(cols)]
+            return self._own_order(node, outer,
+                                   [(f"column{i + 1}", lin) for i, lin in enumerate(cols)], _NONE)
         shaped = self._shapes
         self._shapes = _NONE
         try:
@@ -1060,6 +1070,10 @@ class Analyzer:
                        else self._expr(part, scope))
                 if key in _SHAPING:
                     shape = shape | lin
+        if node.get("distinctClause") == [{}]:
+            # A plain DISTINCT compares whole rows: how many rows of each value of a column
+            # remain depends on every other column.
+            shape = shape | frozenset().union(*(lin for _, lin in targets))
         # A set-returning function in the target list makes as many rows as its arguments
         # say (``generate_series(1, ascii(name))``, ``unnest``, ``regexp_split_to_table``):
         # its arguments decide how many rows there are.
@@ -1070,6 +1084,19 @@ class Analyzer:
         if not shape:
             return targets
         return [(name, lin | shape) for name, lin in targets]
+
+    def _own_order(self, node: dict[str, Any], outer: Scope, out: list[tuple[str, Lin]],
+                   shape: Lin) -> list[tuple[str, Lin]]:
+        """A set operation's or VALUES list's own ORDER BY, LIMIT and OFFSET (over its output
+        columns) order and pick its rows: carried into every column, with ``shape``."""
+        own: Scope = ((_Range("", tuple(out)),), *outer)
+        for key in ("sortClause", "limitCount", "limitOffset"):
+            part = node.get(key)
+            if part:
+                shape = shape | (self._by_output(part, own, out) if key in _BY_OUTPUT
+                                 else self._expr(part, own))
+        self._last_shape = shape
+        return [(name, lin | shape) for name, lin in out] if shape else out
 
     def _by_output(self, part: Any, scope: Scope, targets: list[tuple[str, Lin]]) -> Lin:
         """An ORDER BY, GROUP BY or DISTINCT ON: a bare name may be an output column's
@@ -1189,7 +1216,8 @@ class Analyzer:
                 return [_Range(alias_name or "", joined)]
             return ranges
         elif kind == "RangeFunction":
-            scope = ((before, *outer) if node.get("lateral") else outer)
+            # A function in FROM sees the items before it, LATERAL or not (PostgreSQL's rule).
+            scope = (before, *outer)
             lin = _NONE
             for f in node.get("functions", []):
                 for part in _only(f)[1].get("items", []) if "List" in f else [f]:

@@ -123,3 +123,33 @@ def test_returning_of_a_write_picked_by_a_masked_column_carries_it() -> None:
 def test_a_clean_update_writes_nothing_masked() -> None:
     lineage = analyzer().statement(tree("update orders set status = 'x' where id = 1"))
     assert all(NID not in lin for _, lin in lineage.writes)
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    # plain DISTINCT and UNION / INTERSECT / EXCEPT compare whole rows: the multiplicity of
+    # ``k`` says whether ``g <= ascii(…)`` changes between k and k + 1
+    ("select k, count(*) from (select distinct k, k + d <= ascii(national_id) from customers,"
+     " generate_series(1, 127) k, generate_series(0, 1) d) s group by k", [True, True]),
+    ("select k from (select k, k + d <= ascii(national_id) from customers,"
+     " generate_series(1, 127) k, generate_series(0, 1) d union select 1, true) s", [True]),
+    ("select id, 1 from customers except select 0, ascii(national_id) from customers",
+     [True, True]),
+    # a function in FROM sees the items before it (no LATERAL needed): followed, not unknown
+    ("select k, g from generate_series(1, 9) k, generate_series(k, k + 1) g", [False, False]),
+    ("select id from customers union all select 1", [False]),
+    ("select distinct id, email from customers", [False, False]),
+    # a VALUES list's own LIMIT
+    ("values (1), (2) order by 1 limit (select ascii(national_id) from customers limit 1)",
+     [True]),
+    # ON CONFLICT over a masked arbiter confirms a guess
+    ("insert into customers (id, national_id) values (1, 'x') on conflict (national_id)"
+     " do nothing returning id", [True]),
+    ("insert into customers (id, national_id) values (1, 'x') on conflict do nothing"
+     " returning id", [True]),
+    ("insert into customers (id) values (1) on conflict (id) do update set email = 'a'"
+     " where customers.national_id > 'M' returning id", [True]),
+    ("insert into customers (id, national_id) values (1, 'x') on conflict (id) do nothing"
+     " returning id", [False]),
+])
+def test_row_multiplicity_and_arbiters(sql: str, expected: list[bool]) -> None:
+    assert masked(sql) == expected, columns(sql)
