@@ -9,9 +9,13 @@ through aliases, expressions, function calls, casts, subqueries, CTEs, set opera
 ``*`` and whole-row references to the table columns it depends on.
 
 The walk is conservative: an expression depends on every column it mentions (a CASE's
-conditions and a function's arguments included); only ``count(...)``, whose result never
-carries a value, is left out. What cannot be followed is ``UNKNOWN`` and the caller fails
-closed (masks the column and counts it as ``lineage-unknown``):
+conditions and a function's arguments included); only ``count(*)`` and ``count`` of a column
+read straight from a table, whose result never carries a value, are left out. What picks,
+orders or counts a query level's rows (WHERE, JOIN conditions, ORDER BY, LIMIT, GROUP BY,
+DISTINCT, HAVING…: its "shape") is carried into every column of the level and of the levels
+it feeds: a clean column of rows a masked value picks spells that value. What cannot be
+followed is ``UNKNOWN`` and the caller fails closed (masks the column and counts it as
+``lineage-unknown``):
 
 - a function that is not PostgreSQL's own whose body the gateway cannot read, or that runs
   dynamic SQL, or reads a relation with a column a rule names (``Catalog.function``);
