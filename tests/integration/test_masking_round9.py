@@ -95,3 +95,27 @@ def test_a_clean_filter_keeps_clean_columns(gateway: Gateway) -> None:
                               " order by id limit 3").fetchall()
     assert clean == ids
     assert [r[0] for r in picked] != ids  # the ids come back masked (NULL for a number)
+
+
+def test_a_write_whose_rows_a_masked_column_picks_taints_what_it_writes(
+        gateway: Gateway) -> None:
+    """``DELETE … WHERE g <> ascii(…)`` leaves the one row the value picks; ``UPDATE … SET
+    hit = true WHERE g = ascii(…)`` marks it. Read back later, neither says which."""
+    code = ord(first_national_id(gateway)[0])
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+        for t in ("gw14r9_del", "gw14r9_upd"):
+            direct.execute(f"drop table if exists {t}")
+            direct.execute(f"create table {t} as select g, false as hit"
+                           " from generate_series(32, 126) g")
+    pick = f"(select ascii(national_id) from customers where id = {_ID})"
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(f"delete from gw14r9_del where g <> {pick}")
+        conn.execute(f"update gw14r9_upd set hit = true where g = {pick}")
+        left = conn.execute("select g from gw14r9_del").fetchall()
+        marked = conn.execute("select g, hit from gw14r9_upd order by g").fetchall()
+        where = conn.execute("select g from gw14r9_upd where hit").fetchall()
+    with psycopg.connect(gateway.target.direct()) as direct:
+        assert direct.execute("select g from gw14r9_del").fetchall() == [(code,)]
+    assert left == [(None,)], left
+    assert (code, True) not in marked and len(marked) == 126 - 32 + 1, marked[:5]
+    assert where == [(None,)], where
