@@ -333,6 +333,7 @@ class Analyzer:
         self._shapes: Lin = _NONE
         self._last_shape: Lin = _NONE
         self._cte_shapes: dict[str, Lin] = {}
+        self._view_shapes: dict[str, Lin] = {}  # a view's query's, by the view's name
         self._written: set[str] = set()
         self._writes: list[tuple[Source, Lin]] = []
         # User functions the statement calls: (schema, name, what their arguments carry).
@@ -368,6 +369,7 @@ class Analyzer:
     def statement(self, stmt: dict[str, Any]) -> Lineage:
         self._missing_rel, self._missing_fn, self._reads = set(), set(), set()
         self._shapes, self._last_shape, self._cte_shapes = _NONE, _NONE, {}
+        self._view_shapes = {}
         self._consulted_rel, self._consulted_fn = set(), set()
         self._written, self._writes, self._calls = set(), [], []
         self._opaque, self._in_body, self._bound = None, False, ()
@@ -1179,6 +1181,8 @@ class Analyzer:
                 self._shapes = self._shapes | self._cte_shapes.get(name, _NONE)
             else:
                 rng = self._range_var(node, ctes)
+                # A view's rows are those its query picks (``count(*)`` of it too).
+                self._shapes = self._shapes | self._view_shapes.get(name, _NONE)
         elif kind == "RangeSubselect":
             scope = ((before, *outer) if node.get("lateral") else outer)
             self._last_shape = _NONE
@@ -1327,11 +1331,14 @@ class Analyzer:
                 return tuple((c, _UNKNOWN) for c in rel.columns)
             self._depth += 1
             saved, self._ctes = self._ctes, {}  # a view's query sees no CTE of the statement
+            last, self._last_shape = self._last_shape, _NONE
             try:
                 out = self._select_any(stmts[0])
+                self._view_shapes[rel.name] = (self._view_shapes.get(rel.name, _NONE)
+                                               | self._last_shape)
             finally:
                 self._depth -= 1
-                self._ctes = saved
+                self._ctes, self._last_shape = saved, last
             own = tuple((Source(rel.schema, rel.name, c),) for c in rel.columns)
             return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i])
                           | self._derived(rel.name, c))

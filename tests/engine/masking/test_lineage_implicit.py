@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.masking.test_lineage import NID, analyzer, columns, masked, tree
+from engine.masking.lineage import Analyzer, Relation
+from tests.engine.masking.test_lineage import (
+    NID,
+    RELATIONS,
+    Catalog,
+    analyzer,
+    columns,
+    masked,
+    tree,
+)
 
 _ALPHABET = "generate_series(1, 20) p, generate_series(32, 126) g"
 _CHAR = "ascii(substr(c.national_id, p, 1))"
@@ -153,3 +162,18 @@ def test_a_clean_update_writes_nothing_masked() -> None:
 ])
 def test_row_multiplicity_and_arbiters(sql: str, expected: list[bool]) -> None:
     assert masked(sql) == expected, columns(sql)
+
+
+def test_a_view_whose_query_a_masked_column_filters_shapes_what_reads_it() -> None:
+    class WithView(Catalog):
+        def relations(self, name: str) -> list[Relation] | None:
+            if name == "picked":
+                return [Relation("public", "picked", "v", ("id",),
+                                 "SELECT customers.id FROM customers"
+                                 " WHERE ascii(customers.national_id) > 77")]
+            return RELATIONS.get(name, [])
+
+    a = Analyzer(WithView(), lambda s: s.column == "national_id")
+    for sql in ("select count(*) from picked", "select 1 from picked", "select id from picked"):
+        lineage = a.statement(tree(sql))
+        assert lineage.columns is not None and NID in lineage.columns[0], sql
