@@ -1401,7 +1401,7 @@ class Analyzer:
             out = _NONE
             for _, s in self._select(inner, scope, self._ctes):
                 out |= s
-            return out
+            return out | self._last_shape  # (a query with no column still picks rows)
         if kind == "FuncCall":
             return self._func(inner, scope)
         if kind == "A_Expr":
