@@ -1114,6 +1114,9 @@ class Analyzer:
         out = _NONE
         for item in part if isinstance(part, list) else [part]:
             kind, inner = _only(item)
+            if kind == "GroupingSet":  # ROLLUP, CUBE, GROUPING SETS: numbers inside too
+                out |= self._by_output(inner.get("content") or [], scope, targets)
+                continue
             expr = inner.get("node") if kind == "SortBy" else item
             ekind, value = _only(expr)
             if ekind == "A_Const" and "ival" in value:

@@ -62,6 +62,7 @@ _CHAR = "ascii(substr(c.national_id, p, 1))"
     "select id from customers order by national_id",
     "select id, national_id n from customers order by n",
     "select id, national_id || '' from customers order by 2 limit 1",
+    "select id, ascii(national_id) a, count(*) from customers group by rollup (1, 2)",
     # a named window's ORDER BY
     "select row_number() over w from customers window w as (order by national_id)",
     # CTE, UNION branches, a set operation's own ORDER BY … LIMIT
