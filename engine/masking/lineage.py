@@ -838,6 +838,7 @@ class Analyzer:
             self._shapes = shaped
         scope: Scope = (tuple(levels),)
         picks = picks | self._expr(node.get("whereClause"), scope)
+        conflict: dict[str, Any] = {}
         if kind == "MergeStmt":
             picks = picks | self._expr(node.get("joinCondition"), scope)
             for clause in node.get("mergeWhenClauses", []):
@@ -896,10 +897,14 @@ class Analyzer:
                 for name, val in zip(names, vals, strict=False):
                     assigned[name] = assigned.get(name, _NONE) | self._expr(val, scope)
         if picks:
-            # The rows an UPDATE changes or an INSERT adds, a DELETE or MERGE leaves or
-            # removes: what remains in each column of the table tells which rows were picked.
+            # The rows a DELETE or MERGE removes, or an UPDATE (an ON CONFLICT DO UPDATE)
+            # rewrites: every column of the table tells which rows were picked — those left,
+            # and the order a plain read gives (an updated row is written anew, at the end of
+            # the table: ``update t set x = x where g = ascii(…)``, then ``select g from t``
+            # ends with the value). An INSERT's picks decide only the rows it adds.
+            moved = kind != "InsertStmt" or bool(conflict.get("targetList"))
             every = [n for n, _ in target.columns] or [_ANY]
-            for name in (list(assigned) if kind in ("UpdateStmt", "InsertStmt") else every):
+            for name in (every if moved else list(assigned)):
                 assigned[name] = assigned.get(name, _NONE) | picks
         self._written.add(rel.get("relname", ""))
         kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
