@@ -498,6 +498,15 @@ class Analyzer:
                            ((_Range("", (("value", _UNKNOWN),)),),))
         elif kind == "VariableShowStmt":  # a setting may hold what set_config() kept
             self._reads |= self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
+        elif kind == "ClusterStmt" and node.get("relation"):
+            # Rewrites the table in an index's order: a plain read's row order then follows
+            # the indexed values, whatever columns it shows (which index: not looked up).
+            rel = node["relation"]
+            whole = self._range_var(rel, {}).whole()
+            if any(s is UNKNOWN or self.masked(s) for s in whole):
+                self._written.add(rel.get("relname", ""))
+                self._writes.append((Source(rel.get("schemaname"), rel.get("relname", ""),
+                                            _ANY), whole))
         elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
             for rel in node.get("relations", []):
                 self._written.add(_only(rel)[1].get("relname", ""))

@@ -184,3 +184,9 @@ def test_a_view_whose_query_a_masked_column_filters_shapes_what_reads_it() -> No
     for sql in ("select count(*) from picked", "select 1 from picked", "select id from picked"):
         lineage = a.statement(tree(sql))
         assert lineage.columns is not None and NID in lineage.columns[0], sql
+
+
+def test_cluster_orders_a_table_by_what_it_holds() -> None:
+    lineage = analyzer().statement(tree("cluster customers using customers_nid_idx"))
+    assert any(t.table == "customers" and NID in lin for t, lin in lineage.writes)
+    assert analyzer().statement(tree("cluster orders using orders_pkey")).writes == ()
