@@ -846,7 +846,9 @@ class Analyzer:
         finally:
             self._shapes = shaped
         scope: Scope = (tuple(levels),)
-        picks = picks | self._expr(node.get("whereClause"), scope)
+        # (a view written through: its query's WHERE picks the rows too)
+        picks = picks | self._expr(node.get("whereClause"), scope) | self._view_shapes.get(
+            rel.get("relname", ""), _NONE)
         conflict: dict[str, Any] = {}
         if kind == "MergeStmt":
             picks = picks | self._expr(node.get("joinCondition"), scope)

@@ -181,9 +181,13 @@ def test_a_view_whose_query_a_masked_column_filters_shapes_what_reads_it() -> No
             return RELATIONS.get(name, [])
 
     a = Analyzer(WithView(), lambda s: s.column == "national_id")
-    for sql in ("select count(*) from picked", "select 1 from picked", "select id from picked"):
+    for sql in ("select count(*) from picked", "select 1 from picked", "select id from picked",
+                "update picked set id = 1 returning 1"):
         lineage = a.statement(tree(sql))
         assert lineage.columns is not None and NID in lineage.columns[0], sql
+    # written through, the view's base table is written on the rows its WHERE picks
+    lineage = a.statement(tree("update picked set id = 1"))
+    assert any(t.table == "customers" and NID in lin for t, lin in lineage.writes)
 
 
 def test_cluster_orders_a_table_by_what_it_holds() -> None:
