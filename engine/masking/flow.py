@@ -56,7 +56,7 @@ COMPLETION_LINEAGE = frozenset({
     "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt", "SelectStmt",
     "DeclareCursorStmt", "PrepareStmt", "ExecuteStmt", "CallStmt", "DoStmt", "CopyStmt",
     "ExplainStmt", "RenameStmt", "TruncateStmt", "AlterTableStmt", "IndexStmt",
-    "AlterDomainStmt",
+    "AlterDomainStmt", "ClusterStmt",
 })
 # Statements that may commit part of their work before they fail (transaction control inside
 # a procedure or a DO block): what they wrote is followed even when they end in an error.

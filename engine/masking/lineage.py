@@ -9,9 +9,13 @@ through aliases, expressions, function calls, casts, subqueries, CTEs, set opera
 ``*`` and whole-row references to the table columns it depends on.
 
 The walk is conservative: an expression depends on every column it mentions (a CASE's
-conditions and a function's arguments included); only ``count(...)``, whose result never
-carries a value, is left out. What cannot be followed is ``UNKNOWN`` and the caller fails
-closed (masks the column and counts it as ``lineage-unknown``):
+conditions and a function's arguments included); only ``count(*)`` and ``count`` of a column
+read straight from a table, whose result never carries a value, are left out. What picks,
+orders or counts a query level's rows (WHERE, JOIN conditions, ORDER BY, LIMIT, GROUP BY,
+DISTINCT, HAVING…: its "shape") is carried into every column of the level and of the levels
+it feeds: a clean column of rows a masked value picks spells that value. What cannot be
+followed is ``UNKNOWN`` and the caller fails closed (masks the column and counts it as
+``lineage-unknown``):
 
 - a function that is not PostgreSQL's own whose body the gateway cannot read, or that runs
   dynamic SQL, or reads a relation with a column a rule names (``Catalog.function``);
@@ -178,7 +182,10 @@ _OPAQUE_FUNCTIONS = re.compile(
     r"(?:query|cursor|table|schema|database)_to_xml(?:schema|_and_xmlschema)?|dblink\w*"
     r"|lo_get|loread|lo_export|pg_read_file|pg_read_binary_file|pg_ls_\w+|lo_import"
     r"|pg_stat_file|pg_logical\w*")
-# Count of rows or values: the result is a number, never one of the values.
+# Count of rows or values: ``count(*)``, or ``count(c)`` of a column read straight from a
+# table, is a number, never one of the values. ``count(expr)`` counts the rows where expr is
+# not null: ``count(nullif(g <= ascii(substr(nid, p, 1)), false))`` is the character's code,
+# so it carries expr's sources (``Analyzer._counts_rows``).
 _VALUE_FREE = frozenset({"count"})
 # Catalog relations that hold samples of column values.
 _STATISTICS = frozenset({"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs",
@@ -232,10 +239,16 @@ _SETTINGS_READ = frozenset({"current_setting", "to_char", "timeofday"})
 _ANY = "\0any"  # the column of a function's result that answers to any name
 
 
-# A SELECT's clauses that decide how many rows it gives and which: their sources are carried
-# into every column (``_select``). GROUP BY, DISTINCT and HAVING decide how many groups.
-_SHAPING = frozenset({"limitCount", "limitOffset", "groupClause", "distinctClause",
-                      "havingClause"})
+# A SELECT's clauses that decide how many rows it gives, which, and in what order: their
+# sources are carried into every column (``_select``). A WHERE over a masked column picks the
+# rows of another row source whose columns are output (``… where ascii(substr(nid, p, 1)) =
+# g`` spells the value with the clean ``g``), an ORDER BY orders them or picks the one a LIMIT
+# keeps; GROUP BY, DISTINCT and HAVING decide how many groups; a named window's PARTITION BY
+# and ORDER BY decide its functions' values. (JOIN … ON / USING are a FROM's: ``_from_item``.)
+_SHAPING = frozenset({"whereClause", "sortClause", "limitCount", "limitOffset", "groupClause",
+                      "distinctClause", "havingClause", "windowClause"})
+# Clauses whose bare names may be output columns' (``order by n``, ``group by 1``).
+_BY_OUTPUT = frozenset({"sortClause", "groupClause", "distinctClause"})
 # Built-in set-returning functions: in a target list each makes rows as its arguments say. A
 # function the gateway does not know may return a set too: any call that is not PostgreSQL's
 # own is taken as one.
@@ -286,6 +299,7 @@ def parse(text: str) -> list[dict[str, Any]] | None:
 class _Range(NamedTuple):
     name: str  # alias, or the relation's name
     columns: tuple[tuple[str, Lin], ...]
+    table: str = ""  # the relation it reads straight (no CTE, subquery or function)
 
     def whole(self) -> Lin:
         out: set[Source] = set()
@@ -313,13 +327,13 @@ class Analyzer:
         self._consulted_rel: set[str] = set()
         self._consulted_fn: set[str] = set()
         self._reads: set[Source] = set()
-        # What decides how many rows there are and which (``_select``): the sources of the
-        # FROM being read (set-returning functions' arguments, subqueries' and CTEs' own),
-        # the last SELECT's, each CTE's (by name), and whether a recursive CTE is being read.
+        # What decides how many rows there are, which and in what order (``_select``): the
+        # sources of the FROM being read (set-returning functions' arguments, JOIN
+        # conditions, subqueries' and CTEs' own), the last SELECT's, each CTE's (by name).
         self._shapes: Lin = _NONE
         self._last_shape: Lin = _NONE
         self._cte_shapes: dict[str, Lin] = {}
-        self._recursive = 0
+        self._view_shapes: dict[str, Lin] = {}  # a view's query's, by the view's name
         self._written: set[str] = set()
         self._writes: list[tuple[Source, Lin]] = []
         # User functions the statement calls: (schema, name, what their arguments carry).
@@ -354,7 +368,8 @@ class Analyzer:
 
     def statement(self, stmt: dict[str, Any]) -> Lineage:
         self._missing_rel, self._missing_fn, self._reads = set(), set(), set()
-        self._shapes, self._last_shape, self._cte_shapes, self._recursive = _NONE, _NONE, {}, 0
+        self._shapes, self._last_shape, self._cte_shapes = _NONE, _NONE, {}
+        self._view_shapes = {}
         self._consulted_rel, self._consulted_fn = set(), set()
         self._written, self._writes, self._calls = set(), [], []
         self._opaque, self._in_body, self._bound = None, False, ()
@@ -483,6 +498,15 @@ class Analyzer:
                            ((_Range("", (("value", _UNKNOWN),)),),))
         elif kind == "VariableShowStmt":  # a setting may hold what set_config() kept
             self._reads |= self._derived(_SETTINGS[0].table, _SETTINGS[0].column)
+        elif kind == "ClusterStmt" and node.get("relation"):
+            # Rewrites the table in an index's order: a plain read's row order then follows
+            # the indexed values, whatever columns it shows (which index: not looked up).
+            rel = node["relation"]
+            whole = self._range_var(rel, {}).whole()
+            if any(s is UNKNOWN or self.masked(s) for s in whole):
+                self._written.add(rel.get("relname", ""))
+                self._writes.append((Source(rel.get("schemaname"), rel.get("relname", ""),
+                                            _ANY), whole))
         elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
             for rel in node.get("relations", []):
                 self._written.add(_only(rel)[1].get("relname", ""))
@@ -807,13 +831,29 @@ class Analyzer:
         assigned: dict[str, Lin] = {}
         writes = self._writes
         levels: list[_Range] = [target]
-        if kind == "UpdateStmt":
-            levels += self._from(node.get("fromClause", []), (), ctes)
-        elif kind == "DeleteStmt":
-            levels += self._from(node.get("usingClause", []), (), ctes)
-        elif kind == "MergeStmt":
-            levels += self._from([node.get("sourceRelation", {})], (), ctes)
+        # What picks the rows it writes (its FROM's or USING's JOIN conditions and functions,
+        # its WHERE, a MERGE's join and WHEN conditions): an UPDATE that sets a clean value on
+        # the rows a masked column picks writes what that column says (``_SHAPING``).
+        shaped, self._shapes = self._shapes, _NONE
+        try:
+            if kind == "UpdateStmt":
+                levels += self._from(node.get("fromClause", []), (), ctes)
+            elif kind == "DeleteStmt":
+                levels += self._from(node.get("usingClause", []), (), ctes)
+            elif kind == "MergeStmt":
+                levels += self._from([node.get("sourceRelation", {})], (), ctes)
+            picks = self._shapes
+        finally:
+            self._shapes = shaped
         scope: Scope = (tuple(levels),)
+        # (a view written through: its query's WHERE picks the rows too)
+        picks = picks | self._expr(node.get("whereClause"), scope) | self._view_shapes.get(
+            rel.get("relname", ""), _NONE)
+        conflict: dict[str, Any] = {}
+        if kind == "MergeStmt":
+            picks = picks | self._expr(node.get("joinCondition"), scope)
+            for clause in node.get("mergeWhenClauses", []):
+                picks = picks | self._expr(_only(clause)[1].get("condition"), scope)
         if kind == "InsertStmt":
             cols = [_only(c)[1].get("name", "") for c in node.get("cols", [])]
             if not cols:
@@ -826,17 +866,32 @@ class Analyzer:
                 assigned[name] = assigned.get(name, _NONE) | lin
             conflict = _only(node.get("onConflictClause", {}))[1] if node.get(
                 "onConflictClause") else {}
+            if conflict:
+                # Whether a row is inserted (or updated) depends on the values already in the
+                # arbiter's columns (``on conflict (national_id) do nothing returning id``
+                # confirms a guess): the columns it names, or any (a constraint's name).
+                infer = conflict.get("infer") or {}
+                elems = [_only(e)[1] for e in infer.get("indexElems") or []]
+                if elems and not infer.get("conname"):
+                    by = dict(target.columns)
+                    for elem in elems:
+                        picks = picks | (by.get(elem["name"], _UNKNOWN) if elem.get("name")
+                                         else self._expr(elem.get("expr"), ((target,),)))
+                else:
+                    picks = picks | target.whole()
             if conflict.get("targetList"):
                 # ON CONFLICT DO UPDATE: EXCLUDED is the row being inserted.
                 excluded = _Range("excluded", tuple(
                     (n, lin | assigned.get(n, _NONE) | assigned.get(_ANY, _NONE))
                     for n, lin in target.columns))
                 on: Scope = ((target, excluded),)
+                # Its WHERE picks the rows it updates.
+                when = self._expr(conflict.get("whereClause"), on)
+                picks = picks | when
                 for t in conflict.get("targetList", []):
                     res = _only(t)[1]
                     assigned[res.get("name", "")] = (assigned.get(res.get("name", ""), _NONE)
-                                                     | self._expr(res.get("val"), on))
-                self._expr(conflict.get("whereClause"), on)
+                                                     | self._expr(res.get("val"), on) | when)
         elif kind == "UpdateStmt":
             for t in node.get("targetList", []):
                 res = _only(t)[1]
@@ -852,7 +907,16 @@ class Analyzer:
                     names = [n for n, _ in target.columns]
                 for name, val in zip(names, vals, strict=False):
                     assigned[name] = assigned.get(name, _NONE) | self._expr(val, scope)
-        self._expr(node.get("whereClause"), scope)
+        if picks:
+            # The rows a DELETE or MERGE removes, or an UPDATE (an ON CONFLICT DO UPDATE)
+            # rewrites: every column of the table tells which rows were picked — those left,
+            # and the order a plain read gives (an updated row is written anew, at the end of
+            # the table: ``update t set x = x where g = ascii(…)``, then ``select g from t``
+            # ends with the value). An INSERT's picks decide only the rows it adds.
+            moved = kind != "InsertStmt" or bool(conflict.get("targetList"))
+            every = [n for n, _ in target.columns] or [_ANY]
+            for name in (every if moved else list(assigned)):
+                assigned[name] = assigned.get(name, _NONE) | picks
         self._written.add(rel.get("relname", ""))
         kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
         if kept:
@@ -875,7 +939,7 @@ class Analyzer:
                 "exprs")
         if not returning:
             return None
-        return tuple(lin for _, lin in self._targets(returning, scope))
+        return tuple(lin | picks for _, lin in self._targets(returning, scope))
 
     def _copy(self, node: dict[str, Any]) -> tuple[Lin, ...] | None:
         query = node.get("query")
@@ -919,11 +983,7 @@ class Analyzer:
             aliases = [_only(a)[1].get("sval", "") for a in cte.get("aliascolnames", [])]
             self._last_shape = _NONE
             if recursive:
-                self._recursive += 1
-                try:
-                    ctes[name] = self._fixed_point(name, query, aliases, outer, ctes)
-                finally:
-                    self._recursive -= 1
+                ctes[name] = self._fixed_point(name, query, aliases, outer, ctes)
                 self._cte_shapes[name] = self._cte_shapes.get(name, _NONE) | self._last_shape
             else:
                 out = self._cte_query(query, outer, ctes)
@@ -991,10 +1051,14 @@ class Analyzer:
             left = self._select(_only(node["larg"])[1], outer, ctes)
             shape = self._last_shape
             right = self._select(_only(node["rarg"])[1], outer, ctes)
-            self._last_shape = shape | self._last_shape
+            shape = shape | self._last_shape
             out = [(name, lin | (right[i][1] if i < len(right) else _UNKNOWN))
                    for i, (name, lin) in enumerate(left)]
-            return out
+            if not (op == "SETOP_UNION" and node.get("all")):
+                # UNION, INTERSECT and EXCEPT compare whole rows: how many of each row
+                # remain depends on every column (as a plain DISTINCT's do).
+                shape = shape | frozenset().union(*(lin for _, lin in out))
+            return self._own_order(node, outer, out, shape)
         self._last_shape = _NONE
         values = node.get("valuesLists")
         if values:
@@ -1003,7 +1067,8 @@ class Analyzer:
             for v in values:
                 for i, item in enumerate(_only(v)[1].get("items", [])):
                     cols[i] = cols[i] | self._expr(item, outer)
-            return [(f"column{i + 1}", lin) for i, lin in enumerate(cols)]
+            return self._own_order(node, outer,
+                                   [(f"column{i + 1}", lin) for i, lin in enumerate(cols)], _NONE)
         shaped = self._shapes
         self._shapes = _NONE
         try:
@@ -1012,20 +1077,25 @@ class Analyzer:
         finally:
             self._shapes = shaped
         scope: Scope = (level, *outer)
-        # Every clause is read (its columns are what the statement reads); only the target
-        # list carries values to the client — and what decides how many rows there are and
-        # which: a LIMIT or OFFSET, the arguments of a set-returning function in FROM
-        # (``count(*) FROM generate_series(1, ascii(substr(name, 1, 1)))`` or ``OFFSET
-        # ascii(…) LIMIT 1`` give a value in one query), carried into every column.
+        targets = self._targets(node.get("targetList", []), scope)
+        # Every clause is read (its columns are what the statement reads); the target list
+        # carries values to the client — and so does what decides how many rows there are,
+        # which, and in what order (``_SHAPING``): a WHERE, an ORDER BY, a LIMIT or OFFSET,
+        # the arguments of a set-returning function in FROM (``count(*) FROM
+        # generate_series(1, ascii(substr(name, 1, 1)))`` or ``OFFSET ascii(…) LIMIT 1``
+        # give a value in one query), a JOIN's condition; carried into every column.
         for key in ("whereClause", "havingClause", "groupClause", "sortClause",
                     "distinctClause", "windowClause", "limitCount", "limitOffset"):
             part = node.get(key)
             if part:
-                lin = self._expr(part, scope)
-                if key in _SHAPING or (key == "whereClause" and self._recursive):
-                    # (a recursive term's WHERE decides when it stops: how many rows)
+                lin = (self._by_output(part, scope, targets) if key in _BY_OUTPUT
+                       else self._expr(part, scope))
+                if key in _SHAPING:
                     shape = shape | lin
-        targets = self._targets(node.get("targetList", []), scope)
+        if node.get("distinctClause") == [{}]:
+            # A plain DISTINCT compares whole rows: how many rows of each value of a column
+            # remain depends on every other column.
+            shape = shape | frozenset().union(*(lin for _, lin in targets))
         # A set-returning function in the target list makes as many rows as its arguments
         # say (``generate_series(1, ascii(name))``, ``unnest``, ``regexp_split_to_table``):
         # its arguments decide how many rows there are.
@@ -1036,6 +1106,44 @@ class Analyzer:
         if not shape:
             return targets
         return [(name, lin | shape) for name, lin in targets]
+
+    def _own_order(self, node: dict[str, Any], outer: Scope, out: list[tuple[str, Lin]],
+                   shape: Lin) -> list[tuple[str, Lin]]:
+        """A set operation's or VALUES list's own ORDER BY, LIMIT and OFFSET (over its output
+        columns) order and pick its rows: carried into every column, with ``shape``."""
+        own: Scope = ((_Range("", tuple(out)),), *outer)
+        for key in ("sortClause", "limitCount", "limitOffset"):
+            part = node.get(key)
+            if part:
+                shape = shape | (self._by_output(part, own, out) if key in _BY_OUTPUT
+                                 else self._expr(part, own))
+        self._last_shape = shape
+        return [(name, lin | shape) for name, lin in out] if shape else out
+
+    def _by_output(self, part: Any, scope: Scope, targets: list[tuple[str, Lin]]) -> Lin:
+        """An ORDER BY, GROUP BY or DISTINCT ON: a bare name may be an output column's
+        (``select national_id n … order by n``) and a number is one (``order by 2``). A name
+        that is both an output and an input column is taken as both (either way, fail
+        closed)."""
+        outputs = _Range("", tuple(targets))
+        by: Scope = ((*scope[0], outputs), *scope[1:]) if scope else ((outputs,),)
+        out = _NONE
+        for item in part if isinstance(part, list) else [part]:
+            kind, inner = _only(item)
+            if kind == "GroupingSet":  # ROLLUP, CUBE, GROUPING SETS: numbers inside too
+                out |= self._by_output(inner.get("content") or [], scope, targets)
+                continue
+            expr = inner.get("node") if kind == "SortBy" else item
+            ekind, value = _only(expr)
+            if ekind == "A_Const" and "ival" in value:
+                number = (value.get("ival") or {}).get("ival", 0)
+                if isinstance(number, int) and 0 < number <= len(targets):
+                    out |= targets[number - 1][1]
+                else:
+                    out |= _UNKNOWN
+                continue
+            out |= self._expr(item, by)
+        return out
 
     def _targets(self, targets: list[dict[str, Any]], scope: Scope) -> list[tuple[str, Lin]]:
         out: list[tuple[str, Lin]] = []
@@ -1092,6 +1200,8 @@ class Analyzer:
                 self._shapes = self._shapes | self._cte_shapes.get(name, _NONE)
             else:
                 rng = self._range_var(node, ctes)
+                # A view's rows are those its query picks (``count(*)`` of it too).
+                self._shapes = self._shapes | self._view_shapes.get(name, _NONE)
         elif kind == "RangeSubselect":
             scope = ((before, *outer) if node.get("lateral") else outer)
             self._last_shape = _NONE
@@ -1108,7 +1218,9 @@ class Analyzer:
                 using = [n for r in right for n, _ in r.columns if n in lnames]
             on: Scope = (tuple((*before, *ranges)), *outer)
             if node.get("quals"):
-                self._expr(node["quals"], on)
+                # Its condition picks which rows of each side meet: carried into every column
+                # of the level, as a WHERE's is (``_SHAPING``).
+                self._shapes = self._shapes | self._expr(node["quals"], on)
             if using:
                 merged = []
                 for name in using:
@@ -1118,11 +1230,12 @@ class Analyzer:
                             if n == name:
                                 lin |= ln
                     merged.append((name, lin))
+                    self._shapes = self._shapes | lin  # compared: picks rows, as ON does
                 # ``*`` shows the merged columns first, then each side's others; a qualified
                 # reference (``a.id``, ``a.*``) still sees its side whole (the hidden copy).
-                stripped = [_Range(r.name, tuple(c for c in r.columns if c[0] not in using))
-                            for r in ranges]
-                hidden = [_Range("\0" + r.name, r.columns) for r in ranges if r.name]
+                stripped = [_Range(r.name, tuple(c for c in r.columns if c[0] not in using),
+                                   r.table) for r in ranges]
+                hidden = [_Range("\0" + r.name, r.columns, r.table) for r in ranges if r.name]
                 ranges = [_Range("", tuple(merged)), *stripped, *hidden]
             if node.get("alias"):
                 joined = tuple(c for r in ranges if not r.name.startswith("\0")
@@ -1130,7 +1243,8 @@ class Analyzer:
                 return [_Range(alias_name or "", joined)]
             return ranges
         elif kind == "RangeFunction":
-            scope = ((before, *outer) if node.get("lateral") else outer)
+            # A function in FROM sees the items before it, LATERAL or not (PostgreSQL's rule).
+            scope = (before, *outer)
             lin = _NONE
             for f in node.get("functions", []):
                 for part in _only(f)[1].get("items", []) if "List" in f else [f]:
@@ -1159,7 +1273,7 @@ class Analyzer:
             if alias_cols:
                 cols = tuple((alias_cols[i] if i < len(alias_cols) else n, lin)
                              for i, (n, lin) in enumerate(cols))
-            rng = _Range(alias_name, cols)
+            rng = _Range(alias_name, cols, rng.table)
         return [rng]
 
     def _select_any_scoped(self, node: dict[str, Any], scope: Scope,
@@ -1176,7 +1290,7 @@ class Analyzer:
         if not schema and name in ctes:
             return _Range(name, tuple(ctes[name]))
         cols = self.relation_columns(schema, name)
-        return _Range(name, cols)
+        return _Range(name, cols, name)
 
     def relation_columns(self, schema: str | None, name: str) -> tuple[tuple[str, Lin], ...]:
         """The columns of a relation with their lineage (a view's are its query's)."""
@@ -1236,11 +1350,14 @@ class Analyzer:
                 return tuple((c, _UNKNOWN) for c in rel.columns)
             self._depth += 1
             saved, self._ctes = self._ctes, {}  # a view's query sees no CTE of the statement
+            last, self._last_shape = self._last_shape, _NONE
             try:
                 out = self._select_any(stmts[0])
+                self._view_shapes[rel.name] = (self._view_shapes.get(rel.name, _NONE)
+                                               | self._last_shape)
             finally:
                 self._depth -= 1
-                self._ctes = saved
+                self._ctes, self._last_shape = saved, last
             own = tuple((Source(rel.schema, rel.name, c),) for c in rel.columns)
             return tuple((c, (out[i][1] if i < len(out) else _UNKNOWN) | frozenset(own[i])
                           | self._derived(rel.name, c))
@@ -1291,7 +1408,9 @@ class Analyzer:
             return _NONE
         if kind == "SubLink":
             sub = self._select_any_scoped(inner.get("subselect", {}), scope, self._ctes)
-            lin = self._expr(inner.get("testexpr"), scope)
+            # What picks the subquery's rows decides its result even with no column
+            # (``exists (select from customers where … national_id …)``).
+            lin = self._last_shape | self._expr(inner.get("testexpr"), scope)
             if inner.get("subLinkType") in ("EXPR_SUBLINK", "ARRAY_SUBLINK"):
                 return lin | (sub[0][1] if sub else _NONE)
             for _, s in sub:
@@ -1301,7 +1420,7 @@ class Analyzer:
             out = _NONE
             for _, s in self._select(inner, scope, self._ctes):
                 out |= s
-            return out
+            return out | self._last_shape  # (a query with no column still picks rows)
         if kind == "FuncCall":
             return self._func(inner, scope)
         if kind == "A_Expr":
@@ -1367,10 +1486,42 @@ class Analyzer:
         over = node.get("over")
         if over:
             around = around | self._expr(over, scope)
-        result = self._func_result(node, args)
+        result = self._func_result(node, args, self._counts_rows(node, scope))
         return result | around if around else result
 
-    def _func_result(self, node: dict[str, Any], args: Lin) -> Lin:
+    def _counts_rows(self, node: dict[str, Any], scope: Scope) -> bool:
+        """Whether a call's arguments are ``*`` or one column read straight from a table
+        (nothing written into it from elsewhere): what ``count`` of it gives is a number of
+        rows, none of the values. Anything else, a column of a subquery or CTE included, may
+        be null exactly when a masked value says so."""
+        if node.get("agg_star"):
+            return True
+        args = node.get("args") or []
+        kind, ref = _only(args[0]) if len(args) == 1 else ("", {})
+        if kind != "ColumnRef":
+            return False
+        fields = ref.get("fields", [])
+        parts = [_only(f)[1].get("sval") if "String" in f else None for f in fields]
+        if not parts or None in parts or len(parts) > 2:
+            return False
+        column = str(parts[-1])
+        rng: _Range | None = None
+        if len(parts) == 2:
+            rng = _find_range(scope, str(parts[0]))
+        else:
+            for level in scope:
+                having = [r for r in level
+                          if any(n in (column, _ANY) for n, _ in r.columns)]
+                if having:
+                    rng = having[0] if len(having) == 1 else None
+                    break
+        if rng is None or not rng.table:
+            return False
+        found = [lin for n, lin in rng.columns if n in (column, _ANY)]
+        return len(found) == 1 and len(found[0]) == 1 and all(
+            s.table == rng.table and s.column == column for s in found[0])
+
+    def _func_result(self, node: dict[str, Any], args: Lin, counts_rows: bool = False) -> Lin:
         names = [_only(n)[1].get("sval", "") for n in node.get("funcname", [])]
         name = names[-1] if names else ""
         schema = names[-2] if len(names) > 1 else None
@@ -1388,7 +1539,7 @@ class Analyzer:
         if not self.function_safe(schema, name):
             self._reads.add(UNKNOWN)
             return args | _UNKNOWN
-        if name in _VALUE_FREE and (schema == "pg_catalog" or (
+        if name in _VALUE_FREE and counts_rows and (schema == "pg_catalog" or (
                 schema is None and not self._user_named(name))):
             return _NONE
         if name in _SETTINGS_WRITE and schema in (None, "pg_catalog") and args:
