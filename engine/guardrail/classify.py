@@ -769,6 +769,8 @@ class _Walker:
             if subtype == "AT_AttachPartition":  # the partition's rows meet its new bounds
                 partition = cmd.get("def", {}).get("PartitionCmd", {})
                 self._evaluates([partition.get("name")])
+            if subtype == "AT_AddColumn" and _rewrites(cmd.get("def")):
+                kinds.add(REWRITE)
             if subtype in _CONVERTS_ROWS:  # each row's value becomes one of the column's type
                 column = cmd.get("def")
                 if isinstance(column, dict):
@@ -1592,6 +1594,55 @@ _RANGE_EXPRESSIONS = frozenset({"AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BET
 _OPERATOR_EXPRESSIONS = frozenset({
     "AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
     "AEXPR_NULLIF", "AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR"})
+
+
+# ADD COLUMN that writes a value into every row under an exclusive lock (``_rewrites``).
+REWRITE = "ALTER TABLE REWRITE"
+# PostgreSQL's own functions whose value differs from row to row (volatile): as a new column's
+# DEFAULT, each row gets its own, so the table is rewritten. Any other function is taken as
+# stable, as now() is (stored once: no rewrite); a user's function counts as volatile.
+_VOLATILE = frozenset({
+    "random", "random_normal", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
+    "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval", "setval", "setseed",
+    "txid_current", "pg_current_xact_id", "currval", "lastval", "statement_timestamp",
+})
+_SERIAL_TYPES = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial",
+                           "bigserial"})
+
+
+def _rewrites(column: Any) -> bool:
+    """Whether ADD COLUMN of ``column`` (a ColumnDef) writes a value into every existing row:
+    a volatile DEFAULT (or one calling a function that is not PostgreSQL's own), a serial
+    type, an identity or a stored generated column. A constant or stable DEFAULT is kept in
+    the catalog instead (PostgreSQL 11+)."""
+    definition = column.get("ColumnDef", {}) if isinstance(column, dict) else {}
+    names = name((definition.get("typeName") or {}).get("names", []))
+    if names and names[-1].lower() in _SERIAL_TYPES:
+        return True
+    for constraint in definition.get("constraints", []) or []:
+        c = constraint.get("Constraint", {}) if isinstance(constraint, dict) else {}
+        kind = c.get("contype")
+        if kind in ("CONSTR_IDENTITY", "CONSTR_GENERATED"):
+            return True
+        if kind == "CONSTR_DEFAULT" and _volatile(c.get("raw_expr")):
+            return True
+    return False
+
+
+def _volatile(expr: Any) -> bool:
+    """Whether an expression calls a volatile function of PostgreSQL's, or any other's."""
+    if isinstance(expr, list):
+        return any(_volatile(e) for e in expr)
+    if not isinstance(expr, dict):
+        return False
+    call = expr.get("FuncCall")
+    if isinstance(call, dict):
+        parts = name(call.get("funcname", []))
+        function = parts[-1].lower() if parts else ""
+        if function in _VOLATILE or function not in builtin_names.FUNCTIONS or (
+                len(parts) > 1 and parts[0].lower() != "pg_catalog"):
+            return True
+    return any(_volatile(v) for v in expr.values())
 
 
 def _security_definer(options: Any) -> bool:

@@ -34,6 +34,9 @@ EXPLICIT = frozenset({
     "CATALOG WRITE",
     # CREATE or ALTER FUNCTION … SECURITY DEFINER: the owner's privileges for every caller.
     "SECURITY DEFINER FUNCTION",
+    # ADD COLUMN that writes every row under an exclusive lock (a volatile DEFAULT, serial,
+    # identity, a stored generated column).
+    "ALTER TABLE REWRITE",
 })
 
 _OBJECT_NAMES = {
