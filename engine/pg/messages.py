@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.masking import binary
 from engine.masking.lineage import FIRST_USER_OID
 from engine.pg.codec import ProtocolViolation
 
 PARAM_PREVIEW_CHARS = 64
 PARAM_PREVIEW_COUNT = 16
+SHOWN_CHARS = 8192  # of each parameter, shown to an approver (``bind(full=True)``)
+# Binary parameters' types by OID, as the record names them.
+_TYPE_NAMES = {16: "bool", 17: "bytea", 20: "int8", 21: "int2", 23: "int4", 25: "text",
+               26: "oid", 700: "float4", 701: "float8", 1043: "varchar", 1042: "bpchar",
+               1082: "date", 1083: "time", 1114: "timestamp", 1184: "timestamptz",
+               1700: "numeric", 2950: "uuid", 114: "json", 3802: "jsonb", 19: "name"}
 
 
 def _cstring(body: bytes, pos: int, what: str) -> tuple[bytes, int]:
@@ -69,9 +76,12 @@ class Bind:
     params: str | None
 
 
-def bind(body: bytes, codec: str = "utf-8") -> Bind:
-    """Bind, with a short preview of its parameters for the record (never the full values);
-    text parameters are shown decoded with ``codec``, the session's client encoding."""
+def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
+         full: bool = False) -> Bind:
+    """Bind, with its parameters shown for the record: a short preview (never the full values;
+    ``full``: every parameter whole, for an approver, up to ``SHOWN_CHARS``). Text parameters
+    are shown decoded with ``codec``, the session's client encoding; binary ones by the type
+    ``types`` (the statement's Parse) gives them, or by what their bytes read as."""
     portal, pos = _cstring(body, 0, "Bind")
     statement, pos = _cstring(body, pos, "Bind")
     nfmt, pos = _int(body, pos, 2, "Bind")
@@ -84,6 +94,7 @@ def bind(body: bytes, codec: str = "utf-8") -> Bind:
     nparams, pos = _int(body, pos, 2, "Bind")
     if nparams < 0 or (nfmt > 1 and nfmt != nparams):
         raise ProtocolViolation("malformed Bind message: format and parameter counts differ")
+    count, chars = (nparams, SHOWN_CHARS) if full else (PARAM_PREVIEW_COUNT, PARAM_PREVIEW_CHARS)
     previews: list[str] = []
     for i in range(nparams):
         size, pos = _int(body, pos, 4, "Bind")
@@ -95,22 +106,35 @@ def bind(body: bytes, codec: str = "utf-8") -> Bind:
             end = pos + size
             if end > len(body):
                 raise ProtocolViolation("malformed Bind message: truncated parameter")
-            if i < PARAM_PREVIEW_COUNT:
+            if i < count:
                 fmt = formats[0] if nfmt == 1 else (formats[i] if nfmt else 0)
-                value = _preview(body[pos : min(end, pos + PARAM_PREVIEW_CHARS * 4)], size, fmt,
-                                 codec)
+                value = _preview(body[pos : min(end, pos + chars * 4)], size, fmt, codec,
+                                 types[i] if i < len(types) else 0, chars)
             pos = end
-        if i < PARAM_PREVIEW_COUNT:
+        if i < count:
             previews.append(value)
     nres, pos = _int(body, pos, 2, "Bind")
     if nres < 0 or pos + 2 * nres != len(body):
         raise ProtocolViolation("malformed Bind message: bad result format list")
-    if nparams > PARAM_PREVIEW_COUNT:
-        previews.append(f"… {nparams - PARAM_PREVIEW_COUNT} more")
+    if nparams > count:
+        previews.append(f"… {nparams - count} more")
     return Bind(portal, statement, ", ".join(previews) if nparams else None)
 
 
-def _preview(raw: bytes, size: int, fmt: int, codec: str) -> str:
+def _preview(raw: bytes, size: int, fmt: int, codec: str, type_oid: int = 0,
+             chars: int = PARAM_PREVIEW_CHARS) -> str:
+    if fmt == 1 and type_oid:  # its type is the statement's: read as the server will
+        named = _TYPE_NAMES.get(type_oid, f"type {type_oid}")
+        text = None
+        if size == len(raw) and binary.known(type_oid):
+            try:
+                text = binary.text_of(type_oid, raw)
+            except (binary.Undecodable, ValueError, OverflowError):
+                text = None
+        if text is not None:
+            return f"{repr(text[:chars]) + ('…' if len(text) > chars else '')} (binary {named})"
+        hexa = raw[: chars // 2].hex()
+        return f"\\x{hexa}{'…' if size > chars // 2 else ''} (binary {named})"
     if fmt == 1:
         # A binary parameter's type is the statement's, which the Bind does not say: it is
         # recorded as its bytes, with what it reads as (text in the session's encoding when
@@ -118,7 +142,7 @@ def _preview(raw: bytes, size: int, fmt: int, codec: str) -> str:
         # one reading as the value (outside attack on issue 12: text recorded as an int8, an
         # int4 recorded as the text '0001') and the detectors read each (issue 14: a card
         # sent as binary text or as an int8).
-        shown = raw[: PARAM_PREVIEW_CHARS // 2].hex()
+        shown = raw[: chars // 2].hex()
         readings: list[str] = []
         if size == len(raw):
             try:
@@ -126,17 +150,16 @@ def _preview(raw: bytes, size: int, fmt: int, codec: str) -> str:
             except (UnicodeDecodeError, LookupError):
                 text = None
             if text and all(ch.isprintable() or ch in "\t\n\r" for ch in text):
-                readings.append(repr(text[:PARAM_PREVIEW_CHARS])
-                                + ("…" if len(text) > PARAM_PREVIEW_CHARS else ""))
+                readings.append(repr(text[:chars]) + ("…" if len(text) > chars else ""))
             if size in (2, 4, 8):
                 readings.append(f"int{size} {int.from_bytes(raw, 'big', signed=True)}")
         if readings:  # each gives the bytes back whole: no hex (a card's int8 in hex is
             # one no detector reads)
             return f"binary ({size} bytes, read as {' or '.join(readings)})"
-        return f"\\x{shown}{'…' if size > PARAM_PREVIEW_CHARS // 2 else ''}"
+        return f"\\x{shown}{'…' if size > chars // 2 else ''}"
     text = raw.decode(codec, "replace")
-    if len(text) > PARAM_PREVIEW_CHARS or size > len(raw):
-        text = text[:PARAM_PREVIEW_CHARS] + "…"
+    if len(text) > chars or size > len(raw):
+        text = text[:chars] + "…"
     return repr(text)
 
 

@@ -38,12 +38,14 @@ class NotYet(Exception):  # not an error: the caller waits
 class Statement:
     """A prepared statement as the gateway read it: what its name runs."""
 
-    __slots__ = ("allowed", "judgement", "text", "typed", "uses")
+    __slots__ = ("allowed", "judgement", "text", "typed", "types", "uses")
 
     def __init__(self, text: str, judgement: Judgement | None,
-                 uses: tuple[NameUse, ...] = (), *, typed: bool = False) -> None:
+                 uses: tuple[NameUse, ...] = (), *, typed: bool = False,
+                 types: tuple[int, ...] = ()) -> None:
         self.text = text
         self.typed = typed  # its Parse typed a parameter with a type not PostgreSQL's own
+        self.types = types  # its parameters' types as its Parse gave them (0: unspecified)
         self.judgement = judgement  # None without a guard
         self.uses = uses  # what it does with names when it runs (EXECUTE x, PREPARE y …)
         # How each Bind is recorded when that needs no judging again: allowed on its own,

@@ -69,8 +69,10 @@ reason.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
@@ -705,7 +707,7 @@ class PgRelay:
                 "42P05"))
             return False
         # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
-        entry = Statement(text, judgement, name_uses(text), typed=typed)
+        entry = Statement(text, judgement, name_uses(text), typed=typed, types=parsed.types)
         self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
         return True
 
@@ -749,6 +751,8 @@ class PgRelay:
                                               "26000"), simple=False)
             self._discarding = True
             return False
+        if statement.types and bind.params is not None:  # binary ones read by their type
+            bind = messages.bind(body, self.encoding.codec, statement.types)
         if self._rebinding is not None and statement is not self._rebinding:
             # Its name was given to another statement in the pipeline after the Bind: the
             # approval was of what it bound then (invariant 10).
@@ -779,8 +783,9 @@ class PgRelay:
                     self._wait = wait.mark
                     return False
                 executes = executed(plan)
-            action, judged, error = self._decide(statement.text, "extended", judgement,
-                                                 bind.params, plan)
+            action, judged, error = self._decide(
+                statement.text, "extended", judgement, bind.params, plan,
+                shown=functools.partial(self._shown_params, body, statement.types))
             if action == "hold":
                 return False
             if action == "refuse":
@@ -895,7 +900,7 @@ class PgRelay:
         self._to_count = portal.counted
         self._count_statement = portal.statement
         self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
-                             portal.params)
+                             self._shown_params(portal.bind[5:], portal.statement.types))
         return False
 
     def _executed(self, text: str) -> None:
@@ -1024,11 +1029,18 @@ class PgRelay:
                             "server does")
         return self.guard.judge(text, typed=typed)
 
+    def _shown_params(self, body: bytes, types: tuple[int, ...]) -> str | None:
+        """A Bind's parameters whole, for its approver (the record keeps a preview): what is
+        approved is exactly what runs (outside attack on issue 12: a 17th parameter, or the
+        end of a long one, ran unseen)."""
+        return messages.bind(body, self.encoding.codec, types, full=True).params
+
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
                 params: str | None = None, plan: list[Use] | None = None,
+                shown: Callable[[], str | None] | None = None,
                 ) -> tuple[str, Judged, bytes]:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
-        about to be sent."""
+        about to be sent. ``shown``: the parameters as an approver is to see them."""
         decision, self._decision = self._decision, None
         seen, self._seen = self._seen, None  # (only what was held by its count has it)
         if self.guard is None:
@@ -1060,14 +1072,16 @@ class PgRelay:
             return "count", ("count", judgement.rule, None), b""
         if action == "block":
             return "refuse", ("block", judgement.rule, None), _blocked(judgement)
-        shown = notes(plan)
-        about = (text, params, shown)
+        if shown is not None:
+            params = shown()
+        shown_notes = notes(plan)
+        about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
         # something else meanwhile: a change skipped by the target); a refusal is final.
         if decision is None or (decision.approved and self._held != about):
             self._holding = True
             self._held = about
-            self._hold = Hold(text, protocol, judgement, params, shown)
+            self._hold = Hold(text, protocol, judgement, params, shown_notes)
             return "hold", ("review", judgement.rule, None), b""
         self._held = None
         if decision.approved:

@@ -5,14 +5,17 @@ Both are stopped; the target is checked directly."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import errors
 
+from engine.pg import codec
 from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import denied, start_guarded
+from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
+from tests.integration.wire import Wire, first_error
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +85,53 @@ def test_making_one_security_definer_afterwards_is_refused(guarded: Gateway) -> 
     with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
         assert admin.execute("SELECT prosecdef FROM pg_proc WHERE proname = 'gw12r9_plain'"
                              ).fetchone() == (False,)
+
+
+def _bind_binary(value: bytes) -> bytes:
+    """A Bind of the unnamed statement with one binary parameter, results in text."""
+    return (b"\x00\x00" + struct.pack("!hh", 1, 1) + struct.pack("!h", 1)
+            + struct.pack("!i", len(value)) + value + struct.pack("!h", 0))
+
+
+def test_a_binary_parameter_is_shown_to_its_approver_as_its_declared_type(
+        guarded: Gateway) -> None:
+    """Outside attack on issue 12 (round 10): a float8 1.0 was shown to the approver as the
+    int8 its bytes read as (4607182418800017408: a sequence moved forward), and the sequence
+    was set to 1."""
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        sql = b"SELECT setval('gw12r9_orders_id_seq', $1::bigint)"
+        wire.send(codec.message(b"P", b"\x00" + sql + b"\x00" + struct.pack("!hI", 1, 701))
+                  + codec.message(b"B", _bind_binary(struct.pack("!d", 1.0)))
+                  + codec.message(b"E", b"\x00\x00\x00\x00\x00")
+                  + codec.message(b"S"))
+        request = wait_for_request(guarded)
+        with operator(guarded) as client:
+            client.call("deny", request=request["id"], reason="issue 12")
+        assert first_error(wire)["C"] == "42501"
+    finally:
+        wire.close()
+    shown = request["statement"]
+    assert "'1.0' (binary float8)" in shown, shown
+    assert "4607182418800017408" not in shown
+    assert next_id(guarded.target) == 20
+
+
+def test_every_parameter_is_shown_to_its_approver_whole(guarded: Gateway) -> None:
+    """Outside attack on issue 12 (round 10): the 17th and 18th parameters, and the end of a
+    long one, ran unseen by the approver (the record's preview shows 16, each cut at 64
+    characters)."""
+    decoy = "gw12r9_scratch_" + "x" * 80
+
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute(
+                "SELECT setval(coalesce(%s, %s)::regclass, 1), "
+                + ", ".join(["%s::text"] * 15) + ", length(%s)",
+                [None, "gw12r9_orders_id_seq", *(["100"] * 15), decoy])
+
+    request = denied(guarded, work)
+    shown = request["statement"]
+    assert "gw12r9_orders_id_seq" in shown and decoy in shown, shown
+    assert next_id(guarded.target) == 20
