@@ -74,6 +74,7 @@ class Bind:
     portal: bytes
     statement: bytes
     params: str | None
+    cut: bool = False  # a parameter is longer than what is shown of it
 
 
 def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
@@ -96,6 +97,7 @@ def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
         raise ProtocolViolation("malformed Bind message: format and parameter counts differ")
     count, chars = (nparams, SHOWN_CHARS) if full else (PARAM_PREVIEW_COUNT, PARAM_PREVIEW_CHARS)
     previews: list[str] = []
+    cut = nparams > count
     for i in range(nparams):
         size, pos = _int(body, pos, 4, "Bind")
         if size < -1:
@@ -106,6 +108,7 @@ def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
             end = pos + size
             if end > len(body):
                 raise ProtocolViolation("malformed Bind message: truncated parameter")
+            cut = cut or size > chars
             if i < count:
                 fmt = formats[0] if nfmt == 1 else (formats[i] if nfmt else 0)
                 value = _preview(body[pos : min(end, pos + chars * 4)], size, fmt, codec,
@@ -118,7 +121,7 @@ def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
         raise ProtocolViolation("malformed Bind message: bad result format list")
     if nparams > count:
         previews.append(f"… {nparams - count} more")
-    return Bind(portal, statement, ", ".join(previews) if nparams else None)
+    return Bind(portal, statement, ", ".join(previews) if nparams else None, cut)
 
 
 def _preview(raw: bytes, size: int, fmt: int, codec: str, type_oid: int = 0,

@@ -251,6 +251,10 @@ class _Portal:
         self.planned: list[rowcount.Stat | None] | None = None
 
 
+# What ``_shown_params`` answers for parameters an approver cannot be shown whole.
+TOO_LONG = "(parameters too long to show)"
+
+
 def _blocked(judgement: Judgement) -> bytes:
     """The ErrorResponse for a statement the guard blocks (or cannot parse)."""
     if judgement.parse_error is not None:
@@ -1032,8 +1036,10 @@ class PgRelay:
     def _shown_params(self, body: bytes, types: tuple[int, ...]) -> str | None:
         """A Bind's parameters whole, for its approver (the record keeps a preview): what is
         approved is exactly what runs (outside attack on issue 12: a 17th parameter, or the
-        end of a long one, ran unseen)."""
-        return messages.bind(body, self.encoding.codec, types, full=True).params
+        end of a long one, ran unseen). One longer than an approver is shown
+        (``messages.SHOWN_CHARS``) cannot be approved: ``TOO_LONG``, and it is refused."""
+        shown = messages.bind(body, self.encoding.codec, types, full=True)
+        return TOO_LONG if shown.cut else shown.params
 
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
                 params: str | None = None, plan: list[Use] | None = None,
@@ -1074,6 +1080,11 @@ class PgRelay:
             return "refuse", ("block", judgement.rule, None), _blocked(judgement)
         if shown is not None:
             params = shown()
+            if params is TOO_LONG:
+                return "refuse", ("block", judgement.rule, None), codec.error_response(
+                    f'statement held by rule "{judgement.rule}" refused: a parameter is '
+                    f"longer than an approver is shown ({messages.SHOWN_CHARS} bytes)",
+                    "42501", hint="Send shorter parameters, or have an operator run it.")
         shown_notes = notes(plan)
         about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
@@ -1277,9 +1288,15 @@ class PgRelay:
                 judgement.statements[over.statement].rows_over is not None):
             verdict = judgement.statements[over.statement]  # that of the one that went over
             why = f"its statement {over.statement + 1}: {why}"
-        if verdict.action == "block" or count.recount:
+        if verdict.action == "block" or count.recount or params is TOO_LONG:
             hint = verdict.hint
-            if count.recount:
+            if params is TOO_LONG:
+                message = (f'statement held by rule "{verdict.rule}" refused: {why}, and a '
+                           "parameter is longer than an approver is shown "
+                           f"({messages.SHOWN_CHARS} bytes; the gateway ran it and rolled it "
+                           "back)")
+                hint = "Send shorter parameters, or have an operator run it."
+            elif count.recount:
                 message = (f'statement approved under rule "{verdict.rule}" refused: {why}, '
                            "the count its approver saw (the gateway ran it again and rolled "
                            "it back)")

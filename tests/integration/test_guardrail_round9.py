@@ -135,3 +135,23 @@ def test_every_parameter_is_shown_to_its_approver_whole(guarded: Gateway) -> Non
     shown = request["statement"]
     assert "gw12r9_orders_id_seq" in shown and decoy in shown, shown
     assert next_id(guarded.target) == 20
+
+
+def test_a_parameter_longer_than_an_approver_is_shown_is_refused(guarded: Gateway) -> None:
+    """What an approver cannot see whole cannot be approved: a held statement whose parameter
+    is longer than what is shown is refused at once, counted or not."""
+    long = "gw12r9_orders_id_seq" + " " * 9000
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match="longer than an approver"):
+            conn.execute("SELECT setval(trim(%s)::regclass, 1)", [long])
+    assert next_id(guarded.target) == 20
+    with psycopg.connect(guarded.target.superuser(), dbname="shop", autocommit=True) as admin:
+        admin.execute("DROP TABLE IF EXISTS gw12r9_notes; CREATE TABLE gw12r9_notes AS "
+                      "SELECT g AS id, 'n'::text AS note FROM generate_series(1, 150) g; "
+                      "GRANT ALL ON gw12r9_notes TO PUBLIC")
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            with pytest.raises(errors.InsufficientPrivilege, match="longer than an approver"):
+                conn.execute("UPDATE gw12r9_notes SET note = %s WHERE id > 0", ["x" * 9000])
+        assert admin.execute("SELECT count(*) FROM gw12r9_notes WHERE note <> 'n'"
+                             ).fetchone() == (0,)
+        admin.execute("DROP TABLE gw12r9_notes")
