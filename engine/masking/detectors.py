@@ -81,12 +81,19 @@ class Detector:
             if shorter is None:
                 return None
             limit = shorter.end()
-            if limit < len(text) and text[limit].isalnum():
+            if limit < len(text) and (text[limit].isalnum() or _spaced_on(text, limit)):
                 continue
             start, end = shorter.span(group)
             if start >= 0 and end > start and self.validate(text[start:end]):
                 return Finding(start, end, self.name)
         return None
+
+
+def _spaced_on(text: str, end: int) -> bool:
+    """Whether a match ending at ``end`` in one digit after a separator (``4 0 1 2``) is cut
+    from a longer run of the same form: the same separator and another digit follow."""
+    return (2 <= end < len(text) - 1 and text[end] == text[end - 2]
+            and not text[end].isalnum() and text[end - 1].isdigit() and text[end + 1].isdigit())
 
 
 def custom(name: str, regex: str) -> Detector:
@@ -125,7 +132,7 @@ _GROUP_DASH = re.compile(r"(?<=\d)-")
 
 
 def _card_valid(value: str) -> bool:
-    digits = value.replace(" ", "").replace(",", "")
+    digits = value.replace(" ", "").replace(",", "").replace("_", "")
     if "-" in digits:  # group separators; an exponent's sign stays (``41111111111111110e-1``)
         digits = _GROUP_DASH.sub("", digits)
     if not digits.isdigit():  # a number's form: its integer digits, or its value's
@@ -206,8 +213,9 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # boundary excludes a digit before it), so only those digits are tried; and the regex starts
 # with a character class, which the engine skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
-                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
+                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,._-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
                                        | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
+                   | (?<!\d\d)(?<=\d)(?:[\ ._-]\d){8}
                    | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
 
 # The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
@@ -225,7 +233,8 @@ ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
 NATIVE_TRIGGERS: dict[str, str] = {
     "@": r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]",
     DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
-             r"|\d\d(?:\d\d[ ,\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}|\d{4,5}\.\d{6,7}[eE])"
+             r"|\d\d(?:\d\d[ ,._\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}|\d{4,5}\.\d{6,7}[eE])"
+             r"|\d(?:[ ._\-]\d){8}"
              r"|[A-Z]{2}\d\d"
              r"|\d\d?\d?,\d{3},\d{3},\d{3}"),
     ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
@@ -297,14 +306,15 @@ _DETECTORS = (
     # 8 digits or separators after its first digit: the look-ahead turns the many short
     # numbers away at once.)
     _builtin("payment_card", r"""
-        \d (?<![\w.]\d) (?=[\d.,\ -]{8})
-        (?: \d{2,3}(?P<s1>[\ ,-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
-          | \d{3}(?P<s2>[\ -])\d{6}(?P=s2)\d{4,5}
+        \d (?<!\d\d) (?<!\d\.\d) (?=[\d.,_\ -]{8})
+        (?: \d{2,3}(?P<s1>[\ ,._-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
+          | \d{3}(?P<s2>[\ ._-])\d{6}(?P=s2)\d{4,5}
+          | (?P<s3>[\ ._-])\d(?:(?P=s3)\d){11,17}
           | \d{0,2}(?:,\d{3}){4,6}
           | \d{12,}+
           | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
-        (?! \.\d | (?![lLnNuUfFdDmM]{1,3}\b)\w )
+        (?! \.\d | \d )
         """, DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""
