@@ -243,7 +243,8 @@ NATIVE_TRIGGERS: dict[str, str] = {
 # Words that end the key of a secret assignment (whatever comes before them: DB_PASSWORD), by
 # first letter: see _first_letter_led.
 SECRET_WORDS = {
-    "p": r"assw(?:or)?d | assphrase | rivate[_-]?key",
+    # "pass" alone only as a word of its own (db_pass, PASS=): "bypass: on" is no secret.
+    "p": r"assw(?:or)?d | assphrase | rivate[_-]?key | (?<![A-Za-z]p)ass",
     "s": r"ecret(?:[_-]?(?:access[_-]?)?key)?",
     "a": r"pi[_-]?key",
     "t": r"oken",
@@ -288,6 +289,13 @@ _DETECTORS = (
         (?P<q>["'])?
         (?P<value>(?(q)(?:(?!(?P=q))[^\r\n])+|[^\s"',;&]+))
         """, ASSIGNMENT),
+    # The password of a URL's user information (RFC 3986): postgres://user:PASSWORD@host,
+    # redis://:PASSWORD@cache. Only the password is masked. Led by the "://" (the scheme does
+    # not matter); the password stops at what ends a URL's authority, or a blank, quote, comma
+    # or semicolon (which the stream masker may cut at).
+    _builtin("url_credentials", r"""
+        :// [^\s:/?\#@"'<>,;]{0,256} : (?P<value>[^\s/?\#@"'<>,;]{1,256}) @
+        """, "://"),
     _builtin("email", r"""
         (?<![\w.+%-]) [A-Za-z0-9_][A-Za-z0-9._%+-]*+ @ (?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63} (?![\w-])
         """, "@"),
@@ -348,7 +356,7 @@ BUILTIN: dict[str, Detector] = {d.name: d for d in _DETECTORS}
 # How every key that SECRET_WORDS or aws_secret_key accepts ends, in lower case. A stream masker
 # keeps back text after a word that ends like this, since "= value" may still follow it.
 KEY_ENDINGS = ("password", "passwd", "passphrase", "secret", "key", "token", "credential",
-               "credentials")
+               "credentials", "pass")
 
 # The order BUILTIN lists them in is also the order that breaks ties between findings of the
 # same span: "password=4242..." is a password (redacted) before it is a card (partly shown).

@@ -108,6 +108,14 @@ FOUND = [
     ("secret_assignment", "client_secret=abc&x=1", ["abc"]),
     ("secret_assignment", "x-api-key: k1\tGITHUB_TOKEN=ghp_123", ["k1", "ghp_123"]),
     ("secret_assignment", "API_KEY=xyz", ["xyz"]),
+    ("secret_assignment", "db_pass: Yaml0Pass", ["Yaml0Pass"]),
+    ("secret_assignment", "PASS=abc", ["abc"]),
+    ("url_credentials", "DATABASE_URL=postgres://shop:Pa55w0rdX@10.1.2.3:5432/shop",
+     ["Pa55w0rdX"]),
+    ("url_credentials", "REDIS_URL=redis://:R3disPassZ@cache:6379/0", ["R3disPassZ"]),
+    ("url_credentials", "url https://admin:Adm1nPassQ@intranet/", ["Adm1nPassQ"]),
+    ("url_credentials", "select 'postgres://u:PwUri2525@h/db'", ["PwUri2525"]),
+    ("url_credentials", "amqp://guest:gu:est@rabbit", ["gu:est"]),
 ]
 
 NOT_FOUND = [
@@ -163,6 +171,11 @@ NOT_FOUND = [
     ("secret_assignment", "PWD=/home/demo"),
     ("secret_assignment", "tokens: 5"),
     ("secret_assignment", 'password=""'),
+    ("secret_assignment", "bypass: on"),
+    ("secret_assignment", "compass=north"),
+    ("url_credentials", "https://example.com:8443/path?a=b@c"),
+    ("url_credentials", "http://user@host/"),
+    ("url_credentials", "see https://h/x:y and mail a@b.example"),
 ]
 
 
@@ -184,7 +197,7 @@ def test_findings_name_their_detector() -> None:
 def test_builtin_names() -> None:
     assert set(BUILTIN) == {"email", "payment_card", "iban", "us_ssn", "phone", "jwt",
                             "aws_access_key", "aws_secret_key", "private_key",
-                            "secret_assignment"}
+                            "secret_assignment", "url_credentials"}
 
 
 @pytest.mark.parametrize(("digits", "valid"), [

@@ -42,7 +42,8 @@ SEEDS = [
     "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END RSA PRIVATE KEY-----",
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE",
     "password=hunter2", 'token: "abc def ghi"', "DB_PASSWORD='s3cr3t'", "api_key:xyz123",
-    "Credentials = p@ss",
+    "Credentials = p@ss", "postgres://shop:Pa55w0rdX@10.1.2.3:5432/shop", "redis://:pw@c",
+    "db_pass: Yaml0Pass",
 ]
 # What comes close to a value and is none.
 NEAR_MISSES = [
