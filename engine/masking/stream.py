@@ -22,9 +22,14 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
 - A line longer than ``max_hold`` without a safe cut is cut at its last blank, comma or brace
   (a value there may be split; this is the price of a bound on memory and latency).
 - Terminal escape sequences pass through unchanged. Colour (SGR) and erase-line sequences, which
-  ``grep --color`` puts inside values, are looked through; any other sequence (cursor
-  movement) separates values, since what it draws next is elsewhere on the screen, so the
-  tail held back never reaches back past one.
+  ``grep --color`` puts inside values, and characters that draw nothing (U+200B, a soft
+  hyphen, BEL) are looked through; any other sequence separates values in the text, so the
+  tail held back never reaches back past one, but a line holding one (or a carriage return,
+  a backspace) is read again as the terminal would draw it, with what was released of the
+  line before (``engine.masking.rendered``): a value the row shows that is in no run of the
+  text (split by a saved cursor or a title, drawn over a placeholder) has the characters
+  drawn after the last cursor movement before its end starred. What a release starred may
+  then depend on where the stream was cut, when a value was shown between two releases.
 
 An interactive shell prints prompts and echoes keys without a line break, and the last word of a
 prompt is held back like any other. ``preview()`` says what a flush would release of it now,
