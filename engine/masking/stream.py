@@ -394,6 +394,9 @@ class StreamMasker:
                     self.counts[f.detector] += 1
         if not starred:
             return piece
+        if self.masker.keep_length:  # a file transfer: a star for each byte
+            return "".join(_stars_of(ch) if i in starred and not ch.isspace() else ch
+                           for i, ch in enumerate(piece))
         return "".join("*" if i in starred and not ch.isspace() else ch
                        for i, ch in enumerate(piece))
 
@@ -468,6 +471,10 @@ _PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))  # what a value is writt
 
 def _stars(m: re.Match[str]) -> str:
     return "*" * len(m.group().encode("utf-8", "surrogateescape"))
+
+
+def _stars_of(ch: str) -> str:
+    return "*" * len(ch.encode("utf-8", "surrogateescape"))
 
 
 def _in_order(drawn: str, cells: list[int]) -> bool:

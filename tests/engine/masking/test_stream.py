@@ -303,3 +303,11 @@ def test_text_drawn_over_that_shows_no_value_passes_unchanged() -> None:
             b"name\x1b[20Gsize\r\n4012 x\x1b[3Dy\r\n")
     assert whole(data) == data
     assert chunked(split(data, list(range(1, len(data))))) == data
+
+
+def test_a_value_drawn_out_of_order_in_a_transfer_keeps_the_file_length() -> None:
+    masker = ValueMasker(keep_length=True)
+    data = "d 4012xxxxxxxxxxxx\x1b[12D888888881881 password=h\x1b[s\u00e9llo\n".encode()
+    out = whole(data, masker)
+    assert len(out) == len(data) and b"\x1b[12D" in out and b"\x1b[s" in out
+    assert b"888888881881" not in out and "\u00e9llo".encode() not in out
