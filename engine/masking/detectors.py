@@ -332,10 +332,11 @@ _DETECTORS = (
         """, DIGITS, iban_valid),
     # AAA-GG-SSSS without the numbers never issued: area 000, 666, 9xx; group 00; serial 0000.
     # Not inside a longer dashed token; a sign before it is no part of one (``-123-45-6789``).
+    # Its boundaries are digits, not words: ``ssn_123-45-6789``, ``123-45-6789x``.
     # (Led by the area's first digit, the boundary checked after it, so the search skips in C.)
     _builtin("us_ssn", r"""
-        [0-8] (?<!\w\d) (?<![\w-]-\d) (?!(?<=0)00|(?<=6)66)
-        \d\d - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
+        [0-8] (?<!\d\d) (?<![\w-]-\d) (?!(?<=0)00|(?<=6)66)
+        \d\d - (?!00)\d{2} - (?!0000)\d{4} (?![\d-])
         """, DIGITS),
     # E.164 (+ and 8-15 digits, spaces, dashes, an area code in parentheses), or the North
     # American (555) 123-4567 and 555-123-4567. Dots are not separators: no IPs, no versions.

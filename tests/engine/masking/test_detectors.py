@@ -60,6 +60,8 @@ FOUND = [
     ("payment_card", "long n = -4111111111111111L;", ["4111111111111111"]),  # type suffixes
     # Digit boundaries, not word boundaries: a card glued to a letter or an underscore is one.
     ("payment_card", "4111111111111111dead", ["4111111111111111"]),
+    ("us_ssn", "ssn_123-45-6789", ["123-45-6789"]),
+    ("us_ssn", "SSN123-45-6789x", ["123-45-6789"]),
     ("payment_card", "id_4111111111111111_x", ["4111111111111111"]),
     ("payment_card", "ref_4012888888881881", ["4012888888881881"]),
     ("payment_card", "cardA4012888888881881", ["4012888888881881"]),
