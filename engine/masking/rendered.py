@@ -8,15 +8,16 @@ The detectors read text; a terminal shows cells. Two ways apart (outside attack 
   nothing on the screen: ``4012<ESC[s>888888881881`` shows a card. ``is_moving`` tells those
   (looked through, as colours are) from the sequences that move the cursor or change cells;
 - text drawn, then the cursor moved back over it (``\\r``, backspace, ``ESC[12D``, a restored
-  cursor) and drawn over: ``4012xxxxxxxxxxxx<ESC[12D>888888881881`` shows a card that is in
-  no run of the text. ``rows`` follows one line of output cell by cell (its columns from
-  where the line began) and gives each row it drew as text, with which character of the
-  line drew each cell; the stream masker reads those rows with the detectors.
+  cursor, a row up) and drawn over: ``4012xxxxxxxxxxxx<ESC[12D>888888881881`` shows a card
+  that is in no run of the text. ``rows`` follows output cell by cell (its columns from where
+  its first line began) and gives each row it drew as text, with which character drew each
+  cell; the stream masker reads those rows with the detectors.
 
-What ``rows`` does not know: the rows above or below the line (a move up or down, a move to a
-place on the screen, scrolling starts a row of its own, empty: text drawn there next to what
-an earlier line left is not read together), the width of the screen (no wrap), and tab stops
-other than every 8 columns.
+What ``rows`` does not know: where on the screen its text is (a move to a place on the
+screen, scrolling, erasing the screen start a new reckoning of rows: text drawn there next to
+what was drawn before is not read together), the width of the screen (no wrap), and tab stops
+other than every 8 columns. The stream masker gives it the current line, and the 24 lines
+before it when the cursor moves up or down.
 """
 
 from __future__ import annotations
@@ -124,26 +125,32 @@ _TAB = 8
 _MAX_COL = 1 << 16  # a move further right than any screen is as far as this
 
 
-def rows(line: str) -> list[tuple[str, list[int]]]:
-    """The rows ``line`` (no line feed in it) draws, from column 0: each as its text (a blank
-    where nothing was drawn) and, for each cell, the index in ``line`` of the character drawn
-    there last (-1: none)."""
-    done: list[dict[int, int]] = []
-    cells: dict[int, int] = {}
-    col = 0
-    saved: int | None = None
+def rows(text: str) -> list[tuple[str, list[int]]]:
+    """The rows ``text`` draws, from the first column of its first row: each as its text (a
+    blank where nothing was drawn) and, for each cell, the index in ``text`` of the character
+    drawn there last (-1: none). A line feed goes to the start of the next row (as a terminal
+    behind a pseudo-terminal does); moves up and down are followed; a move to a place on the
+    screen, scrolling or erasing the screen starts a new reckoning of rows (what was drawn
+    before is read apart from what is drawn after)."""
+    frames: list[dict[int, dict[int, int]]] = []
+    grid: dict[int, dict[int, int]] = {}
+    row = col = 0
+    saved: tuple[int, int] | None = None
     last = -1
 
-    def new_row() -> dict[int, int]:
-        if cells:
-            done.append(cells)
+    def new_frame() -> dict[int, dict[int, int]]:
+        nonlocal saved
+        if grid:
+            frames.append(grid)
+        saved = None
         return {}
 
-    for m in _TOKEN.finditer(line):
+    for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if kind == "text":
+            cells = grid.setdefault(row, {})
             for i in range(m.start(), m.end()):
-                if _INVISIBLE.match(line, i):
+                if _INVISIBLE.match(text, i):
                     continue
                 cells[col] = i
                 last = i
@@ -152,20 +159,23 @@ def rows(line: str) -> list[tuple[str, list[int]]]:
             ch = m.group()
             if ch == "\r":
                 col = 0
+            elif ch == "\n":
+                row, col = row + 1, 0
             elif ch == "\x08":
                 col = max(col - 1, 0)
             elif ch == "\t":
                 col = min((col // _TAB + 1) * _TAB, _MAX_COL)
             elif ch in "\x0b\x0c":
-                cells = new_row()
+                row += 1
         elif kind == "esc" and m.group("final") is not None:
             final = m.group("final")
             params = m.group("params") or ""
+            cells = grid.setdefault(row, {})
             if params[:1] in ("?", "<", "=", ">") or not is_moving(m.group()):
                 if final == "K":
-                    cells = _erased_in_line(cells, col, _first(params, 0))
+                    grid[row] = _erased_in_line(cells, col, _first(params, 0))
                 elif final == "s":
-                    saved = col
+                    saved = (row, col)
                 continue
             n = max(_first(params, 1), 1)
             if final in "Ca":
@@ -174,54 +184,67 @@ def rows(line: str) -> list[tuple[str, list[int]]]:
                 col = max(col - n, 0)
             elif final in "G`":
                 col = min(n - 1, _MAX_COL)
+            elif final == "A":
+                row -= n
+            elif final in "Be":
+                row += n
+            elif final == "E":
+                row, col = row + n, 0
+            elif final == "F":
+                row, col = row - n, 0
             elif final == "X":
                 for c in range(col, min(col + n, _MAX_COL)):
                     cells.pop(c, None)
             elif final == "P":
-                cells = {(c - n if c >= col + n else c): i for c, i in cells.items()
-                         if not col <= c < col + n}
+                grid[row] = {(c - n if c >= col + n else c): i for c, i in cells.items()
+                             if not col <= c < col + n}
             elif final == "@":
-                cells = {(c + n if c >= col else c): i for c, i in cells.items()}
+                grid[row] = {(c + n if c >= col else c): i for c, i in cells.items()}
             elif final == "b" and last >= 0:
                 for _ in range(min(n, _MAX_COL - col)):
                     cells[col] = last
                     col += 1
             elif final == "u":
                 if saved is None:
-                    cells = new_row()
+                    grid = new_frame()
                 else:
-                    col = saved
-            else:  # up, down, to a place, scrolling, erasing the display: another row
-                cells = new_row()
+                    row, col = saved
+            else:  # to a place, scrolling, erasing the screen, margins: rows counted anew
+                grid = new_frame()
+                row = 0
                 if final in "Hf":
                     parts = params.split(";")
                     col = max(_first(parts[1] if len(parts) > 1 else "", 1), 1) - 1
-                elif final in "EF":
-                    col = 0
         elif kind == "esc":
             code = m.group()[1:]
             if code == "7":
-                saved = col
+                saved = (row, col)
             elif code == "8":
                 if saved is None:
-                    cells = new_row()
+                    grid = new_frame()
+                    row = 0
                 else:
-                    col = saved
-            elif code in ("D", "E", "M", "c"):
-                cells = new_row()
-                if code in ("E", "c"):
-                    col = 0
-                if code == "c":
-                    saved = None
-    if cells:
-        done.append(cells)
+                    row, col = saved
+            elif code == "M":
+                row -= 1
+            elif code == "D":
+                row += 1
+            elif code == "E":
+                row, col = row + 1, 0
+            elif code == "c":
+                grid = new_frame()
+                row = col = 0
+    if grid:
+        frames.append(grid)
     out: list[tuple[str, list[int]]] = []
-    for row in done:
-        width = max(row) + 1
-        drawn = [-1] * width
-        for c, i in row.items():
-            drawn[c] = i
-        out.append(("".join(line[i] if i >= 0 else " " for i in drawn), drawn))
+    for frame in frames:
+        for _, cells in sorted(frame.items()):
+            if not cells:
+                continue
+            drawn = [-1] * (max(cells) + 1)
+            for c, i in cells.items():
+                drawn[c] = i
+            out.append(("".join(text[i] if i >= 0 else " " for i in drawn), drawn))
     return out
 
 

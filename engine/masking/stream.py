@@ -47,7 +47,7 @@ import codecs
 import itertools
 import re
 from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections import Counter, deque
 
 from engine.masking.detectors import KEY_ENDINGS, KEY_HEADER, is_builtin
 from engine.masking.escaped import has_escape
@@ -68,6 +68,10 @@ MAX_KEY_BLOCK = 16384  # characters of a private key block held back until its f
 # ECMA-48: control strings (OSC …) with their end, CSI, two-byte escapes, and the characters
 # a terminal draws nothing for (``engine.masking.rendered``).
 _ESCAPE = ESCAPE
+_ROWS_ABOVE = 24  # lines before the current one a move up may draw next to
+_ABOVE_CONTEXT = 512  # characters of each of those lines
+# What moves the cursor to another row relative to where it is.
+_VERTICAL = re.compile(r"\x1b(?:\[[0-9;]*[ABEFe]|[MDE])|[\x0b\x0c]")
 _LINE_CONTEXT = 4096  # characters of a line already released that a move may draw next to
 _BREAKS = re.compile(r"[ \t,]+")
 _FORCED_BREAKS = " \t,{}<>|"
@@ -99,6 +103,11 @@ class StreamMasker:
         # read as the terminal shows it, drawn over or next to it.
         self._line = ""
         self._line_moves = False
+        # The lines before it (their first ``_ABOVE_CONTEXT`` characters), as the screen got
+        # them, and whether the current line moves the cursor up or down: a value drawn next
+        # to what an earlier line left is read with those lines.
+        self._above: deque[str] = deque(maxlen=_ROWS_ABOVE)
+        self._line_rows = False
         # Word cuts are derived from the built-in patterns; a custom one may match anything.
         self._word_cuts = all(is_builtin(d) for d in masker.detectors)
         self._keys = any(d.name == "private_key" and is_builtin(d) for d in masker.detectors)
@@ -126,7 +135,7 @@ class StreamMasker:
         self.counts = Counter()
         try:
             if on_line:
-                return self._mask(text, self._line, self._line_moves)
+                return self._mask(text, self._line, self._line_moves, self._line_rows)
             return self._mask(text)
         finally:
             self.counts = counts
@@ -204,7 +213,7 @@ class StreamMasker:
         else:
             cut = self._cut(text)
         released, self._held = text[:cut], text[cut:]
-        masked = self._mask(released, self._line, self._line_moves)
+        masked = self._mask(released, self._line, self._line_moves, self._line_rows)
         self._on_line(masked)
         return (dropped + masked).encode("utf-8", "surrogateescape")
 
@@ -213,7 +222,9 @@ class StreamMasker:
         newline = released.rfind("\n")
         before = self._line
         if newline >= 0:
-            self._line, self._line_moves = released[newline + 1:], False
+            lines = (self._line + released[:newline]).split("\n")
+            self._above.extend(line[:_ABOVE_CONTEXT] for line in lines[-_ROWS_ABOVE:])
+            self._line, self._line_moves, self._line_rows = released[newline + 1:], False, False
             rest = self._line
         else:
             self._line += released
@@ -221,6 +232,8 @@ class StreamMasker:
         if not self._line_moves and rest and (
                 may_move(rest) or (newline < 0 and before.endswith("\r") and rest[0] != "\n")):
             self._line_moves = True
+        if not self._line_rows and rest and _VERTICAL.search(rest):
+            self._line_rows = True
         if len(self._line) > _LINE_CONTEXT:
             self._line = self._line[-_LINE_CONTEXT:]
 
@@ -347,9 +360,11 @@ class StreamMasker:
 
     # --- masking what is released ----------------------------------------------------------------
 
-    def _mask(self, text: str, line: str = "", moves: bool = False) -> str:
+    def _mask(self, text: str, line: str = "", moves: bool = False,
+              vertical: bool = False) -> str:
         """``text`` masked, drawn after ``line`` (what the screen got of the current line so
-        far), in which something may move the cursor (``moves``)."""
+        far), in which something may move the cursor (``moves``), up or down (``vertical``:
+        the lines above are read with it)."""
         if not text:
             return text
         masked = self._mask_text(text)
@@ -362,16 +377,21 @@ class StreamMasker:
         # card drawn over a placeholder, split by a saved cursor, a title) stars this text's
         # part of the line whole (its escapes kept, so that it draws over the same cells).
         out: list[str] = []
+        above = list(self._above)  # the lines before each piece
         start = 0
         while start < len(masked):
             newline = masked.find("\n", start)
             end = len(masked) if newline < 0 else newline + 1
             piece = masked[start:end]
-            before, moved = (line, moves) if start == 0 else ("", False)
+            before, moved, rows_moved = (line, moves, vertical) if start == 0 else (
+                "", False, False)
             if moved or may_move(piece):
+                if rows_moved or _VERTICAL.search(piece):
+                    before = "\n".join([*above[-_ROWS_ABOVE:], before])
                 piece = self._drawn_values(before, piece)
-            out.append(piece)
+            above.append((line + piece if start == 0 else piece).rstrip("\n")[:_ABOVE_CONTEXT])
             start = end
+            out.append(piece)
         return "".join(out)
 
     def _drawn_values(self, before: str, piece: str) -> str:

@@ -277,6 +277,9 @@ DRAWN = [
     b"w 4012xxxx" + b"\x08" * 4 + b"888888881881\r\n",  # backspaces
     b"v 4011\x1b[D2888888881881\r\n",  # one digit drawn over
     b"u 4012\x1b[1P\x1b[1@888888881881\r\n",  # a cell deleted and inserted
+    b"a 4012\r\n\x1b[A\x1b[6C888888881881\r\n",  # back up a row
+    b"b 4012\r\nline\r\n\x1b[2A\x1b[6C888888881881\x1b[2B\r\n",  # up two rows, and down
+    b"c 4012\r\n\x1bM\r\x1b[6C888888881881\r\n\r\n",  # a reverse index
 ]
 
 
