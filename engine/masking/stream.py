@@ -444,11 +444,24 @@ class StreamMasker:
                 sizes.append(len(esc.group()))
                 continue
             out.append(self._mask_piece(text[piece:esc.start()], "".join(plain), places, sizes))
-            out.append(esc.group())
+            out.append(self._control_string(esc.group()))
             piece, plain, places, sizes, length = esc.end(), [], [], [], 0
         plain.append(text[pos:])
         out.append(self._mask_piece(text[piece:], "".join(plain), places, sizes))
         return "".join(out)
+
+    def _control_string(self, seq: str) -> str:
+        """An escape sequence as it goes out: a control string's text (a window title the
+        terminal shows, a DCS payload) masked as any text is."""
+        if len(seq) < 4 or seq[1] not in "]P_^X":
+            return seq
+        end = len(seq) - (1 if seq.endswith("\x07") else 2)
+        body = seq[2:end]
+        masked, names = self.masker.mask(body)
+        if not names:
+            return seq
+        self.counts.update(names)
+        return seq[:2] + masked.replace("\x07", "").replace("\x1b", "") + seq[end:]
 
     def _mask_piece(self, raw: str, plain: str, places: list[int], sizes: list[int]) -> str:
         if not places:

@@ -314,3 +314,12 @@ def test_a_value_drawn_out_of_order_in_a_transfer_keeps_the_file_length() -> Non
     out = whole(data, masker)
     assert len(out) == len(data) and b"\x1b[12D" in out and b"\x1b[s" in out
     assert b"888888881881" not in out and "\u00e9llo".encode() not in out
+
+
+def test_a_value_in_a_window_title_is_masked() -> None:
+    # The title bar shows it; a control string is read as text (outside attack on issue 14).
+    data = b"x\x1b]0;card 4012888888881881 of a@b.co\x07y\r\n\x1b]2;4012 8888 8888 1881\x1b\\z\n"
+    for points in ([], [9], list(range(1, len(data)))):
+        out = chunked(split(data, points))
+        assert b"88881881" not in out.replace(b" ", b"") and b"a@b.co" not in out, out
+        assert out.startswith(b"x\x1b]0;card ") and b"\x07y\r\n\x1b]2;" in out
