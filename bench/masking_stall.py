@@ -46,7 +46,7 @@ MASKING = """
 masking:
   - name: personal-data
     detect: [email, payment_card, iban, us_ssn, phone, jwt, aws_access_key, aws_secret_key,
-             private_key, secret_assignment]
+             private_key, secret_assignment, url_credentials]
     strategy: partial
     keep_last: 4
 """

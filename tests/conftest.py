@@ -149,7 +149,7 @@ guardrails:
 masking:
   - name: personal-data
     detect: [email, payment_card, iban, us_ssn, phone, jwt, aws_access_key, aws_secret_key,
-             private_key, secret_assignment]
+             private_key, secret_assignment, url_credentials]
     strategy: partial
     keep_last: 4
     connections: [shop_masked]

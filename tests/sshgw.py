@@ -72,7 +72,8 @@ rules:
     match: {{commands: [INTERPRETER CODE]}}
 masking:
   - name: personal-data
-    detect: [email, payment_card, aws_secret_key, private_key, secret_assignment]
+    detect: [email, payment_card, aws_secret_key, private_key, secret_assignment,
+             url_credentials]
     strategy: partial
     keep_last: 4
     connections: [web]

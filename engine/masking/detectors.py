@@ -81,12 +81,19 @@ class Detector:
             if shorter is None:
                 return None
             limit = shorter.end()
-            if limit < len(text) and text[limit].isalnum():
+            if limit < len(text) and (text[limit].isalnum() or _spaced_on(text, limit)):
                 continue
             start, end = shorter.span(group)
             if start >= 0 and end > start and self.validate(text[start:end]):
                 return Finding(start, end, self.name)
         return None
+
+
+def _spaced_on(text: str, end: int) -> bool:
+    """Whether a match ending at ``end`` in one digit after a separator (``4 0 1 2``) is cut
+    from a longer run of the same form: the same separator and another digit follow."""
+    return (2 <= end < len(text) - 1 and text[end] == text[end - 2]
+            and not text[end].isalnum() and text[end - 1].isdigit() and text[end + 1].isdigit())
 
 
 def custom(name: str, regex: str) -> Detector:
@@ -125,7 +132,7 @@ _GROUP_DASH = re.compile(r"(?<=\d)-")
 
 
 def _card_valid(value: str) -> bool:
-    digits = value.replace(" ", "").replace(",", "")
+    digits = value.replace(" ", "").replace(",", "").replace("_", "")
     if "-" in digits:  # group separators; an exponent's sign stays (``41111111111111110e-1``)
         digits = _GROUP_DASH.sub("", digits)
     if not digits.isdigit():  # a number's form: its integer digits, or its value's
@@ -206,8 +213,9 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # boundary excludes a digit before it), so only those digits are tried; and the regex starts
 # with a character class, which the engine skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
-                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
+                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,._-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
                                        | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
+                   | (?<!\d\d)(?<=\d)(?:[\ ._-]\d){8}
                    | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
 
 # The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
@@ -225,7 +233,8 @@ ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
 NATIVE_TRIGGERS: dict[str, str] = {
     "@": r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]",
     DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
-             r"|\d\d(?:\d\d[ ,\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}|\d{4,5}\.\d{6,7}[eE])"
+             r"|\d\d(?:\d\d[ ,._\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}|\d{4,5}\.\d{6,7}[eE])"
+             r"|\d(?:[ ._\-]\d){8}"
              r"|[A-Z]{2}\d\d"
              r"|\d\d?\d?,\d{3},\d{3},\d{3}"),
     ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
@@ -234,7 +243,8 @@ NATIVE_TRIGGERS: dict[str, str] = {
 # Words that end the key of a secret assignment (whatever comes before them: DB_PASSWORD), by
 # first letter: see _first_letter_led.
 SECRET_WORDS = {
-    "p": r"assw(?:or)?d | assphrase | rivate[_-]?key",
+    # "pass" alone only as a word of its own (db_pass, PASS=): "bypass: on" is no secret.
+    "p": r"assw(?:or)?d | assphrase | rivate[_-]?key | (?<![A-Za-z]p)ass",
     "s": r"ecret(?:[_-]?(?:access[_-]?)?key)?",
     "a": r"pi[_-]?key",
     "t": r"oken",
@@ -279,6 +289,13 @@ _DETECTORS = (
         (?P<q>["'])?
         (?P<value>(?(q)(?:(?!(?P=q))[^\r\n])+|[^\s"',;&]+))
         """, ASSIGNMENT),
+    # The password of a URL's user information (RFC 3986): postgres://user:PASSWORD@host,
+    # redis://:PASSWORD@cache. Only the password is masked. Led by the "://" (the scheme does
+    # not matter); the password stops at what ends a URL's authority, or a blank, quote, comma
+    # or semicolon (which the stream masker may cut at).
+    _builtin("url_credentials", r"""
+        :// [^\s:/?\#@"'<>,;]{0,256} : (?P<value>[^\s/?\#@"'<>,;]{1,256}) @
+        """, "://"),
     _builtin("email", r"""
         (?<![\w.+%-]) [A-Za-z0-9_][A-Za-z0-9._%+-]*+ @ (?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63} (?![\w-])
         """, "@"),
@@ -297,14 +314,15 @@ _DETECTORS = (
     # 8 digits or separators after its first digit: the look-ahead turns the many short
     # numbers away at once.)
     _builtin("payment_card", r"""
-        \d (?<![\w.]\d) (?=[\d.,\ -]{8})
-        (?: \d{2,3}(?P<s1>[\ ,-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
-          | \d{3}(?P<s2>[\ -])\d{6}(?P=s2)\d{4,5}
+        \d (?<!\d\d) (?<!\d\.\d) (?=[\d.,_\ -]{8})
+        (?: \d{2,3}(?P<s1>[\ ,._-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
+          | \d{3}(?P<s2>[\ ._-])\d{6}(?P=s2)\d{4,5}
+          | (?P<s3>[\ ._-])\d(?:(?P=s3)\d){11,17}
           | \d{0,2}(?:,\d{3}){4,6}
           | \d{12,}+
           | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
-        (?! \.\d | (?![lLnNuUfFdDmM]{1,3}\b)\w )
+        (?! \.\d | \d )
         """, DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""
@@ -314,10 +332,11 @@ _DETECTORS = (
         """, DIGITS, iban_valid),
     # AAA-GG-SSSS without the numbers never issued: area 000, 666, 9xx; group 00; serial 0000.
     # Not inside a longer dashed token; a sign before it is no part of one (``-123-45-6789``).
+    # Its boundaries are digits, not words: ``ssn_123-45-6789``, ``123-45-6789x``.
     # (Led by the area's first digit, the boundary checked after it, so the search skips in C.)
     _builtin("us_ssn", r"""
-        [0-8] (?<!\w\d) (?<![\w-]-\d) (?!(?<=0)00|(?<=6)66)
-        \d\d - (?!00)\d{2} - (?!0000)\d{4} (?![\w-])
+        [0-8] (?<!\d\d) (?<![\w-]-\d) (?!(?<=0)00|(?<=6)66)
+        \d\d - (?!00)\d{2} - (?!0000)\d{4} (?![\d-])
         """, DIGITS),
     # E.164 (+ and 8-15 digits, spaces, dashes, an area code in parentheses), or the North
     # American (555) 123-4567 and 555-123-4567. Dots are not separators: no IPs, no versions.
@@ -338,7 +357,7 @@ BUILTIN: dict[str, Detector] = {d.name: d for d in _DETECTORS}
 # How every key that SECRET_WORDS or aws_secret_key accepts ends, in lower case. A stream masker
 # keeps back text after a word that ends like this, since "= value" may still follow it.
 KEY_ENDINGS = ("password", "passwd", "passphrase", "secret", "key", "token", "credential",
-               "credentials")
+               "credentials", "pass")
 
 # The order BUILTIN lists them in is also the order that breaks ties between findings of the
 # same span: "password=4242..." is a password (redacted) before it is a card (partly shown).

@@ -20,7 +20,10 @@ nothing without the RowDescription before it.
   ErrorResponse instead of its CopyOutResponse, data and CommandComplete.
 - ``NoticeResponse`` and ``ErrorResponse``: their message, detail, hint, context and internal
   query fields are masked (an input syntax error quotes the value it could not read).
-- ``NotificationResponse``: the payload of a NOTIFY (the channel name is left as it is).
+- ``NotificationResponse``: the channel and the payload of a NOTIFY, by the detectors; where
+  column rules apply both are masked whole (a channel name computed from a masked column,
+  ``pg_notify('p1_' || substr(national_id, 1, 1), …)``, tells which of the channels a client
+  listens to fired: the value, one guess at a time).
 
 Which rows a description covers: the rows that follow it until the result ends (CommandComplete,
 EmptyQueryResponse, ErrorResponse or ReadyForQuery); a PortalSuspended keeps it, as the next
@@ -493,8 +496,9 @@ class ResultMasker:
                     mark = self._result_ended(counts, mark)
             elif tag == 65:  # 'A' NotificationResponse: pg_notify payloads are free text
                 if flow is not None:
-                    # Column rules apply: a payload may be a masked column's value in any form,
-                    # which no detector recognises (fail closed).
+                    # Column rules apply: a payload, or the name of a channel, may be computed
+                    # from a masked column's value in any form, which no detector recognises;
+                    # which statement of which session sent it is not known (fail closed).
                     new = self._notification(messages, pos, end, counts, whole=True)
                 else:
                     if dirty is None:
@@ -915,15 +919,15 @@ class ResultMasker:
     def _notification(self, buf: bytes, pos: int, end: int,
                       counts: Counter[tuple[str, str]], *, whole: bool = False) -> bytes | None:
         """A NotificationResponse (at ``buf[pos:end]``) with its channel and payload masked
-        (``whole``: a payload replaced by the redaction mark unless empty)."""
+        (``whole``: each replaced by the redaction mark unless empty)."""
         start, stop = _split_notification(buf, pos, end)
         parts: list[bytes] = [buf[pos + 5 : pos + 9]]
         changed = False
         for a, b in ((pos + 9, start - 1), (start, stop)):
             raw = buf[a:b]
-            # The channel is one the client LISTENs to by that exact name: it already has it
-            # (screened all the same). The payload may be anything a session computed.
-            if whole and a == start:
+            # The channel is one the client LISTENs to by that exact name, but which of them
+            # fired may be computed too (``pg_notify(chan, …)``): the value, guess by guess.
+            if whole:
                 if raw:
                     counts[(NOTIFICATION_MASKED, "")] += 1
                     raw = REDACT.mask.encode()

@@ -3,7 +3,9 @@
 The record keeps what a user ran, but not the secrets in it (ARCHITECTURE.md invariant 6):
 
 - a string literal right after the word ``password`` (``CREATE ROLE ... PASSWORD 'x'``,
-  ``ALTER USER ... ENCRYPTED PASSWORD '...'``, ``OPTIONS (password 'x')`` of a user mapping) is
+  ``ALTER USER ... ENCRYPTED PASSWORD '...'``, ``OPTIONS (password 'x')`` of a user mapping),
+  or after any word that ends like a credential's name (``sslpassword``, ``"password"``,
+  ``api_token``; comments between them skipped, a quoted name unquoted, case folded) is
   always masked, whatever the session's masking rules: it is a credential;
 - every literal (string, number, bit string) is read by the value detectors as the value the
   server sees: quotes undone, the escapes of ``E''`` and ``U&''`` strings decoded (with the
@@ -43,6 +45,20 @@ _COMMENTS = frozenset({"C_COMMENT", "SQL_COMMENT"})
 _MAX_SCANNED = 1 << 20  # longer texts are masked as plain text (the scanner is not free)
 TIED = "masked-column"  # what a literal masked for the column it goes with counts as
 _WORD = re.compile(r'[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|"(?:[^"]|"")+"')
+
+
+# What a word right before a string literal ends with when the literal is a credential: the
+# PASSWORD of a role, and the options of servers and user mappings (sslpassword, passfile,
+# "password", an extension's api_token, secret_key …). Compared unquoted and case-folded.
+_CREDENTIAL_NAMES = ("password", "passwd", "passphrase", "pass", "passfile", "secret",
+                     "token", "key", "credential", "credentials")
+
+
+def _unquoted(word: str) -> str:
+    """A quoted identifier's name (``"pass""word"`` → ``pass"word``); other words as they are."""
+    if len(word) >= 2 and word[0] == word[-1] == '"':
+        return word[1:-1].replace('""', '"')
+    return word
 
 
 class Values(Protocol):
@@ -100,7 +116,7 @@ def mask_statement(text: str, values: Values | None,
                 escape = _content(raw[after.start:after.end + 1])[:1] or escape
             content = _content(word, escape)
             code = previous in ("as", "do") and token.name in _STRINGS
-            if previous == "password" and token.name in _STRINGS:
+            if token.name in _STRINGS and previous.endswith(_CREDENTIAL_NAMES):
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append("password")
             elif code and (values is not None or names is not None):
@@ -124,7 +140,10 @@ def mask_statement(text: str, values: Values | None,
                     and token.name != "UIDENT" and names_tied()):
                 replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
                 fired.append(TIED)
-        previous = word.lower()
+        if token.name == "UIDENT":  # U&"pass\0077ord": the name it spells (its UESCAPE's)
+            previous = content.lower()
+        elif token.name not in _COMMENTS and token.name != "UESCAPE" and i != escapes:
+            previous = _unquoted(word).lower()  # PASSWORD /* … */ 'x' is PASSWORD 'x'
     if values is not None and len(pieces) > 1:
         _joined(pieces, values, replace, fired)
     if replace:

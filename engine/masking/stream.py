@@ -22,9 +22,14 @@ not flushed in the middle: the tail is cut only where no detector's match can cr
 - A line longer than ``max_hold`` without a safe cut is cut at its last blank, comma or brace
   (a value there may be split; this is the price of a bound on memory and latency).
 - Terminal escape sequences pass through unchanged. Colour (SGR) and erase-line sequences, which
-  ``grep --color`` puts inside values, are looked through; any other sequence (cursor
-  movement) separates values, since what it draws next is elsewhere on the screen, so the
-  tail held back never reaches back past one.
+  ``grep --color`` puts inside values, and characters that draw nothing (U+200B, a soft
+  hyphen, BEL) are looked through; any other sequence separates values in the text, so the
+  tail held back never reaches back past one, but a line holding one (or a carriage return,
+  a backspace) is read again as the terminal would draw it, with what was released of the
+  line before (``engine.masking.rendered``): a value the row shows that is in no run of the
+  text (split by a saved cursor or a title, drawn over a placeholder) has the characters
+  drawn after the last cursor movement before its end starred. What a release starred may
+  then depend on where the stream was cut, when a value was shown between two releases.
 
 An interactive shell prints prompts and echoes keys without a line break, and the last word of a
 prompt is held back like any other. ``preview()`` says what a flush would release of it now,
@@ -39,21 +44,35 @@ value that straddles a flush is not recognised; a key block open at a flush is m
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections import Counter, deque
 
 from engine.masking.detectors import KEY_ENDINGS, KEY_HEADER, is_builtin
 from engine.masking.escaped import has_escape
 from engine.masking.masker import ValueMasker
+from engine.masking.rendered import (
+    ESCAPE,
+    escapes,
+    has_invisible,
+    looked_through,
+    may_move,
+    rows,
+    unterminated,
+)
 
 MAX_HOLD = 4096  # characters of an unfinished line held back (bytes, for ASCII)
 MAX_KEY_BLOCK = 16384  # characters of a private key block held back until its footer
 
-# ECMA-48: CSI (ESC [ params intermediates final) and the two-byte escapes (ESC ] starting an
-# OSC included: its text is then ordinary text, which may be masked).
-_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[ -/]*[0-~])")
-_SEE_THROUGH = re.compile(r"\x1b\[[0-9;:]*m|\x1b\[[0-2]?K")  # SGR colours, erase in line
+# ECMA-48: control strings (OSC …) with their end, CSI, two-byte escapes, and the characters
+# a terminal draws nothing for (``engine.masking.rendered``).
+_ESCAPE = ESCAPE
+_ROWS_ABOVE = 24  # lines before the current one a move up may draw next to
+_ABOVE_CONTEXT = 512  # characters of each of those lines
+# What moves the cursor to another row relative to where it is.
+_VERTICAL = re.compile(r"\x1b(?:\[[0-9;]*[ABEFe]|[MDE])|[\x0b\x0c]")
+_LINE_CONTEXT = 4096  # characters of a line already released that a move may draw next to
 _BREAKS = re.compile(r"[ \t,]+")
 _FORCED_BREAKS = " \t,{}<>|"
 # A word ending in one of these may be the first part of a value that goes on after a blank:
@@ -79,6 +98,16 @@ class StreamMasker:
         self._rejected = 0
         # The label of a key block whose start was released masked and whose rest is dropped.
         self._key_label: str | None = None
+        # The current line as released so far (its last ``_LINE_CONTEXT`` characters), and
+        # whether something in it may move the cursor: what is released next on that line is
+        # read as the terminal shows it, drawn over or next to it.
+        self._line = ""
+        self._line_moves = False
+        # The lines before it (their first ``_ABOVE_CONTEXT`` characters), as the screen got
+        # them, and whether the current line moves the cursor up or down: a value drawn next
+        # to what an earlier line left is read with those lines.
+        self._above: deque[str] = deque(maxlen=_ROWS_ABOVE)
+        self._line_rows = False
         # Word cuts are derived from the built-in patterns; a custom one may match anything.
         self._word_cuts = all(is_builtin(d) for d in masker.detectors)
         self._keys = any(d.name == "private_key" and is_builtin(d) for d in masker.detectors)
@@ -98,12 +127,15 @@ class StreamMasker:
         """The text the last ``feed`` or ``flush`` released, as it came (before masking)."""
         return self._released
 
-    def render(self, text: str) -> str:
+    def render(self, text: str, *, on_line: bool = False) -> str:
         """``text`` masked as a release would mask it, without counting its values: for a
-        terminal that must draw a part of what was released differently from the record."""
+        terminal that must draw a part of what was released differently from the record
+        (``on_line``: drawn after what has been released of the current line)."""
         counts = self.counts
         self.counts = Counter()
         try:
+            if on_line:
+                return self._mask(text, self._line, self._line_moves, self._line_rows)
             return self._mask(text)
         finally:
             self.counts = counts
@@ -119,7 +151,7 @@ class StreamMasker:
             return None
         if "\x1b" in held:
             return None  # escapes are masked piece by piece; a terminal will not rewrite them
-        return self.masker.mask(held)[0]
+        return self.render(held, on_line=True)
 
     def feed(self, data: bytes) -> bytes:
         """The masked bytes that can be released after ``data``."""
@@ -181,7 +213,29 @@ class StreamMasker:
         else:
             cut = self._cut(text)
         released, self._held = text[:cut], text[cut:]
-        return (dropped + self._mask(released)).encode("utf-8", "surrogateescape")
+        masked = self._mask(released, self._line, self._line_moves, self._line_rows)
+        self._on_line(masked)
+        return (dropped + masked).encode("utf-8", "surrogateescape")
+
+    def _on_line(self, released: str) -> None:
+        """Follow the current line through what was released (as the screen got it)."""
+        newline = released.rfind("\n")
+        before = self._line
+        if newline >= 0:
+            lines = (self._line + released[:newline]).split("\n")
+            self._above.extend(line[:_ABOVE_CONTEXT] for line in lines[-_ROWS_ABOVE:])
+            self._line, self._line_moves, self._line_rows = released[newline + 1:], False, False
+            rest = self._line
+        else:
+            self._line += released
+            rest = released
+        if not self._line_moves and rest and (
+                may_move(rest) or (newline < 0 and before.endswith("\r") and rest[0] != "\n")):
+            self._line_moves = True
+        if not self._line_rows and rest and _VERTICAL.search(rest):
+            self._line_rows = True
+        if len(self._line) > _LINE_CONTEXT:
+            self._line = self._line[-_LINE_CONTEXT:]
 
     def _cut(self, text: str) -> int:
         n = len(text)
@@ -196,12 +250,19 @@ class StreamMasker:
             limit = begin
         start = max(text.rfind("\n", 0, limit), text.rfind("\r", 0, limit)) + 1
         if text.find("\x1b", start, limit) >= 0:
-            # An escape that is not looked through separates values (``_mask`` masks the
-            # text on either side of it apart): a cut right after it is safe too.
+            # An escape that moves the cursor separates values in the text (``_mask`` masks
+            # the text on either side of it apart, and reads the line as the screen shows it
+            # with what was released of it before): a cut right after it is safe too. A
+            # control string not yet ended is held whole (its text is not drawn).
             # (A bare "ESC [" is a CSI that has not ended yet.)
-            for esc in _ESCAPE.finditer(text, start, limit):
-                if esc.group() != "\x1b[" and not _SEE_THROUGH.fullmatch(esc.group()):
+            for esc in escapes(text).finditer(text, start, limit):
+                seq = esc.group()
+                if unterminated(seq):
+                    limit = esc.start()
+                    break
+                if seq != "\x1b[" and not looked_through(seq):
                     start = esc.end()
+            start = min(start, limit)
         floor = self._rejected if start == 0 else start
         cut = start
         if closed is not None and closed[1] > start:
@@ -299,10 +360,70 @@ class StreamMasker:
 
     # --- masking what is released ----------------------------------------------------------------
 
-    def _mask(self, text: str) -> str:
+    def _mask(self, text: str, line: str = "", moves: bool = False,
+              vertical: bool = False) -> str:
+        """``text`` masked, drawn after ``line`` (what the screen got of the current line so
+        far), in which something may move the cursor (``moves``), up or down (``vertical``:
+        the lines above are read with it)."""
         if not text:
             return text
-        if "\x1b" not in text:
+        masked = self._mask_text(text)
+        if line.endswith("\r") and masked[:1] != "\n":
+            moves = True  # a carriage return the line feed did not follow
+        if not moves and not may_move(masked):
+            return masked
+        # A line in which the cursor moves (or an escape seems to split text) is read again as
+        # the screen would show it, masked: a value there that this text draws a part of (a
+        # card drawn over a placeholder, split by a saved cursor, a title) stars this text's
+        # part of the line whole (its escapes kept, so that it draws over the same cells).
+        out: list[str] = []
+        above = list(self._above)  # the lines before each piece
+        start = 0
+        while start < len(masked):
+            newline = masked.find("\n", start)
+            end = len(masked) if newline < 0 else newline + 1
+            piece = masked[start:end]
+            before, moved, rows_moved = (line, moves, vertical) if start == 0 else (
+                "", False, False)
+            if moved or may_move(piece):
+                if rows_moved or _VERTICAL.search(piece):
+                    before = "\n".join([*above[-_ROWS_ABOVE:], before])
+                piece = self._drawn_values(before, piece)
+            above.append((line + piece if start == 0 else piece).rstrip("\n")[:_ABOVE_CONTEXT])
+            start = end
+            out.append(piece)
+        return "".join(out)
+
+    def _drawn_values(self, before: str, piece: str) -> str:
+        """``piece`` (drawn after ``before`` on the same line) with the characters starred
+        that draw a value the row shows out of the text's order: those of the value drawn
+        after the last cursor movement before its last character (what went before that
+        movement was released, and shown, before the value was complete)."""
+        drawn = before + piece.rstrip("\r\n")
+        starred: set[int] = set()
+        for shown, cells in rows(drawn):
+            for f in self.masker.find(shown):
+                span = cells[f.start:f.end]
+                last = max(span)
+                if last < len(before) or _in_order(drawn, span):
+                    continue
+                since = max(_last_move(drawn, last), len(before))
+                hidden = {i - len(before) for i in span if i >= since}
+                if hidden - starred:
+                    starred |= hidden
+                    self.counts[f.detector] += 1
+        if not starred:
+            return piece
+        if self.masker.keep_length:  # a file transfer: a star for each byte
+            return "".join(_stars_of(ch) if i in starred and not ch.isspace() else ch
+                           for i, ch in enumerate(piece))
+        return "".join("*" if i in starred and not ch.isspace() else ch
+                       for i, ch in enumerate(piece))
+
+    def _mask_text(self, text: str) -> str:
+        if not text:
+            return text
+        if "\x1b" not in text and not has_invisible(text):
             masked, names = self.masker.mask(text)
             self.counts.update(names)
             return masked
@@ -314,20 +435,33 @@ class StreamMasker:
         sizes: list[int] = []
         length = 0
         pos = 0
-        for esc in _ESCAPE.finditer(text):
+        for esc in escapes(text).finditer(text):
             plain.append(text[pos:esc.start()])
             length += esc.start() - pos
             pos = esc.end()
-            if _SEE_THROUGH.fullmatch(esc.group()):
+            if looked_through(esc.group()):
                 places.append(length)
                 sizes.append(len(esc.group()))
                 continue
             out.append(self._mask_piece(text[piece:esc.start()], "".join(plain), places, sizes))
-            out.append(esc.group())
+            out.append(self._control_string(esc.group()))
             piece, plain, places, sizes, length = esc.end(), [], [], [], 0
         plain.append(text[pos:])
         out.append(self._mask_piece(text[piece:], "".join(plain), places, sizes))
         return "".join(out)
+
+    def _control_string(self, seq: str) -> str:
+        """An escape sequence as it goes out: a control string's text (a window title the
+        terminal shows, a DCS payload) masked as any text is."""
+        if len(seq) < 4 or seq[1] not in "]P_^X":
+            return seq
+        end = len(seq) - (1 if seq.endswith("\x07") else 2)
+        body = seq[2:end]
+        masked, names = self.masker.mask(body)
+        if not names:
+            return seq
+        self.counts.update(names)
+        return seq[:2] + masked.replace("\x07", "").replace("\x1b", "") + seq[end:]
 
     def _mask_piece(self, raw: str, plain: str, places: list[int], sizes: list[int]) -> str:
         if not places:
@@ -370,6 +504,37 @@ _PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))  # what a value is writt
 
 def _stars(m: re.Match[str]) -> str:
     return "*" * len(m.group().encode("utf-8", "surrogateescape"))
+
+
+def _stars_of(ch: str) -> str:
+    return "*" * len(ch.encode("utf-8", "surrogateescape"))
+
+
+def _in_order(drawn: str, cells: list[int]) -> bool:
+    """Whether the characters that drew ``cells`` come in the text in that order, with nothing
+    between them that the masker does not look through: the text as it stands was read with
+    that value (a mask, say ``password=****``, is found again as it is shown)."""
+    for a, b in itertools.pairwise(cells):
+        if a < 0 or b <= a or may_move(drawn[a + 1:b]) or _drawn(drawn[a + 1:b]):
+            return False
+    return bool(cells) and cells[0] >= 0
+
+
+def _last_move(drawn: str, end: int) -> int:
+    """Where the text after the last cursor movement before ``drawn[end]`` begins (0: none)."""
+    at = 0
+    for m in _MOVES.finditer(drawn, 0, end):
+        if m.group()[0] != "\x1b" or not looked_through(m.group()):
+            at = m.end()
+    return at
+
+
+_MOVES = re.compile(r"[\x08\x09\x0b\x0c\r]|" + ESCAPE.pattern)
+
+
+def _drawn(between: str) -> bool:
+    """Whether text between two characters draws a cell (elsewhere: it was moved over)."""
+    return bool(escapes(between).sub("", between))
 
 
 def _ends_values(word: str) -> bool:

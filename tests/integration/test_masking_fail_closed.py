@@ -259,8 +259,25 @@ def test_a_notification_payload_is_masked_where_column_rules_apply(gateway: Gate
         conn.execute("listen chan")
         conn.execute("select pg_notify('chan', reverse(national_id)) from customers where id = 2")
         notes = list(conn.notifies(timeout=10, stop_after=1))
-    assert [n.channel for n in notes] == ["chan"]
+    assert [n.channel for n in notes] == ["****"]
     assert notes[0].payload == "****" and not leaked(values, notes[0].payload)
+
+
+def test_a_notification_channel_computed_from_a_masked_column_is_masked(
+        gateway: Gateway) -> None:
+    """Outside attack on issue 14 (F16): a client listens to every (position, character)
+    channel, and pg_notify names the one that spells the value; the payload was masked whole,
+    the channel name came back as it was."""
+    values = seeded(gateway)
+    chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-"
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(";".join(f'listen "p{p}_{ch}"' for p in range(1, 4) for ch in chars))
+        conn.execute("select pg_notify('p' || p || '_' || upper(substr(national_id, p, 1)),"
+                     " 'x') from customers, generate_series(1, 3) p where id = 2")
+        notes = list(conn.notifies(timeout=10, stop_after=3))
+    assert len(notes) == 3
+    assert {(n.channel, n.payload) for n in notes} == {("****", "****")}
+    assert not leaked(values, " ".join(n.channel for n in notes))
 
 
 # --- D: numeric forms of card numbers --------------------------------------------------------

@@ -58,6 +58,23 @@ FOUND = [
     ("payment_card", "id 1234,4,111,111,111,111,111 x", ["4,111,111,111,111,111"]),  # after ,
     ("payment_card", "-5555-5555-5555-4444", ["5555-5555-5555-4444"]),
     ("payment_card", "long n = -4111111111111111L;", ["4111111111111111"]),  # type suffixes
+    # Digit boundaries, not word boundaries: a card glued to a letter or an underscore is one.
+    ("payment_card", "4111111111111111dead", ["4111111111111111"]),
+    ("us_ssn", "ssn_123-45-6789", ["123-45-6789"]),
+    ("us_ssn", "SSN123-45-6789x", ["123-45-6789"]),
+    ("payment_card", "id_4111111111111111_x", ["4111111111111111"]),
+    ("payment_card", "ref_4012888888881881", ["4012888888881881"]),
+    ("payment_card", "cardA4012888888881881", ["4012888888881881"]),
+    ("payment_card", "4012888888881881x", ["4012888888881881"]),
+    ("payment_card", "stmt_4012888888881881.pdf", ["4012888888881881"]),
+    # Dots, underscores and single blanks as separators.
+    ("payment_card", "card 4012.8888.8888.1881", ["4012.8888.8888.1881"]),
+    ("payment_card", "card 4012_8888_8888_1881", ["4012_8888_8888_1881"]),
+    ("payment_card", "3782_822463_10005", ["3782_822463_10005"]),
+    ("payment_card", "card 4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 1 end",
+     ["4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 1"]),
+    ("payment_card", "4.0.1.2.8.8.8.8.8.8.8.8.1.8.8.1", ["4.0.1.2.8.8.8.8.8.8.8.8.1.8.8.1"]),
+    ("payment_card", "x4_0_1_2_8_8_8_8_8_8_8_8_1_8_8_1y", ["4_0_1_2_8_8_8_8_8_8_8_8_1_8_8_1"]),
     ("payment_card", "BigInt: 4111111111111111n, 5555555555554444ULL",
      ["4111111111111111", "5555555555554444"]),
     ("iban", "DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
@@ -93,6 +110,14 @@ FOUND = [
     ("secret_assignment", "client_secret=abc&x=1", ["abc"]),
     ("secret_assignment", "x-api-key: k1\tGITHUB_TOKEN=ghp_123", ["k1", "ghp_123"]),
     ("secret_assignment", "API_KEY=xyz", ["xyz"]),
+    ("secret_assignment", "db_pass: Yaml0Pass", ["Yaml0Pass"]),
+    ("secret_assignment", "PASS=abc", ["abc"]),
+    ("url_credentials", "DATABASE_URL=postgres://shop:Pa55w0rdX@10.1.2.3:5432/shop",
+     ["Pa55w0rdX"]),
+    ("url_credentials", "REDIS_URL=redis://:R3disPassZ@cache:6379/0", ["R3disPassZ"]),
+    ("url_credentials", "url https://admin:Adm1nPassQ@intranet/", ["Adm1nPassQ"]),
+    ("url_credentials", "select 'postgres://u:PwUri2525@h/db'", ["PwUri2525"]),
+    ("url_credentials", "amqp://guest:gu:est@rabbit", ["gu:est"]),
 ]
 
 NOT_FOUND = [
@@ -111,8 +136,8 @@ NOT_FOUND = [
     ("payment_card", "ts 1733457600.123456"),  # epoch seconds and microseconds
     ("payment_card", "-12345678901234567890"),  # 20 digits
     ("payment_card", "000000000000000000"),  # zeros only
-    ("payment_card", "4111111111111111dead"),  # a word, not a suffix
-    ("payment_card", "id_4111111111111111_x"),
+    ("payment_card", "4012 8888.8888 1881"),  # mixed separators
+    ("payment_card", "4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 2"),  # Luhn fails, spaced
     ("iban", "DE89 3704 0044 0532 0130 01"),  # mod 97 fails
     ("iban", "DE89370400440532013"),  # too short for DE
     ("iban", "ZZ89370400440532013000"),  # no such country
@@ -148,6 +173,11 @@ NOT_FOUND = [
     ("secret_assignment", "PWD=/home/demo"),
     ("secret_assignment", "tokens: 5"),
     ("secret_assignment", 'password=""'),
+    ("secret_assignment", "bypass: on"),
+    ("secret_assignment", "compass=north"),
+    ("url_credentials", "https://example.com:8443/path?a=b@c"),
+    ("url_credentials", "http://user@host/"),
+    ("url_credentials", "see https://h/x:y and mail a@b.example"),
 ]
 
 
@@ -169,7 +199,7 @@ def test_findings_name_their_detector() -> None:
 def test_builtin_names() -> None:
     assert set(BUILTIN) == {"email", "payment_card", "iban", "us_ssn", "phone", "jwt",
                             "aws_access_key", "aws_secret_key", "private_key",
-                            "secret_assignment"}
+                            "secret_assignment", "url_credentials"}
 
 
 @pytest.mark.parametrize(("digits", "valid"), [

@@ -210,13 +210,18 @@ def test_errors_of_statements_whose_reads_lineage_does_not_know_are_hidden() -> 
     assert error_fields(split(out)[0][1])["M"] == "division by zero"
 
 
-def test_a_notification_payload_is_masked_whole_where_column_rules_apply() -> None:
+def test_a_notification_is_masked_whole_where_column_rules_apply() -> None:
+    # The channel too: a client that listens to "p1_A" … "p1_Z" learns a masked column's
+    # first character from which of them pg_notify('p1_' || substr(col, 1, 1), …) names.
     c = Conversation()
-    body = b"\x00\x00\x00\x07" + b"chan\x00" + b"3101-10-709\x00"
+    body = b"\x00\x00\x00\x07" + b"p1_N\x00" + b"3101-10-709\x00"
     out, counts = c.results.rewrite(b"A" + len(body + b"1234").to_bytes(4, "big") + body)
     [(tag, got)] = split(out)
-    assert tag == ord("A") and got == b"\x00\x00\x00\x07chan\x00****\x00"
-    assert counts == Counter({("notification", ""): 1})
+    assert tag == ord("A") and got == b"\x00\x00\x00\x07****\x00****\x00"
+    assert counts == Counter({("notification", ""): 2})
+    body = b"\x00\x00\x00\x07" + b"p1_N\x00\x00"  # an empty payload stays empty
+    out, counts = c.results.rewrite(b"A" + len(body + b"1234").to_bytes(4, "big") + body)
+    assert split(out) == [(ord("A"), b"\x00\x00\x00\x07****\x00\x00")]
 
 
 # --- policy and detectors ----------------------------------------------------------------------

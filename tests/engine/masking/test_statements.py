@@ -18,6 +18,17 @@ CARD = "4111111111111111"
     "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password 'hunter2')",
     "alter role bob password $$hunter2$$",
     "select 1; alter role bob password 'hunter2'; select 2",
+    # A comment between the keyword and the literal; a quoted or spelled-out option name; an
+    # option whose name ends like a credential's (outside attack on issue 14, F10).
+    "alter role bob password /* c */ 'hunter2'",
+    "alter role bob password -- c\n 'hunter2'",
+    "create user mapping for bob server s options (user 'u', \"password\" 'hunter2')",
+    "create user mapping for bob server s options (user 'u', \"PassWord\" /**/ 'hunter2')",
+    "alter user mapping for bob server s options (add U&\"pass\\0077ord\" 'hunter2')",
+    "alter user mapping for bob server s options (set U&\"pass!0077ord\" UESCAPE '!' 'hunter2')",
+    "create server s1 foreign data wrapper postgres_fdw options (host 'h', sslpassword 'hunter2')",
+    "create server s1 foreign data wrapper x options (host 'h', passfile 'hunter2')",
+    "create server s1 foreign data wrapper x options (api_token 'hunter2', a_secret 'hunter2')",
 ])
 @pytest.mark.parametrize("values", [None, ValueMasker()])
 def test_passwords_of_role_statements_are_always_masked(sql: str,

@@ -363,3 +363,30 @@ def test_values_split_anywhere_and_paused_never_reach_the_screen_or_the_record(
     assert emu.screen.display == reference.screen.display[ahead:] + [" " * cols] * ahead
     assert (emu.screen.cursor.x, emu.screen.cursor.y) == (
         reference.screen.cursor.x, reference.screen.cursor.y - ahead)
+
+
+def test_a_card_split_by_what_draws_nothing_or_drawn_out_of_order_never_reaches_the_screen(
+        ) -> None:
+    """Outside attack on issue 14 (F15): ``cat`` of a log whose cards are split by a title,
+    a saved cursor, a character set, a zero-width character, or drawn over a placeholder
+    with cursor movement; a terminal shows the card whole. Sent whole or key by key, the
+    screen never shows it, nor does the record hold it."""
+    from tests.engine.masking.test_stream import DRAWN
+
+    for data in DRAWN:
+        for size in (len(data), 1, 5):
+            term = TerminalMasker(MASKER, 80, 24)
+            emu = Emulator(80, 24)
+            recorded = b""
+            for at in range(0, len(data), size):
+                sent, rec = term.feed(data[at:at + size])
+                emu.feed(sent)
+                recorded += rec
+                assert "4012888888881881" not in screen_text(emu), (data, size)
+            sent, rec = term.flush(end=True)
+            emu.feed(sent)
+            recorded += rec
+            shown = screen_text(emu)
+            assert "4012888888881881" not in shown, (data, size, shown)
+            assert "88881881" not in shown or "4012" not in shown, (data, size, shown)
+            assert b"4012888888881881" not in recorded
