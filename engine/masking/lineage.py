@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 from pglast.parser import ParseError, parse_sql_json
@@ -126,6 +126,15 @@ class Function:
     language: str
     source: str  # the body (prosrc)
     definition: str = ""  # the whole CREATE FUNCTION (pg_get_functiondef), for PL/pgSQL
+
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Named(Protocol[_T_co]):
+    """Declared things by the name SQL text gives them (a dict, or the flow's maps)."""
+
+    def get(self, name: str, /) -> _T_co | None: ...
 
 
 class Catalog(Protocol):
@@ -342,12 +351,12 @@ class Analyzer:
         # table shadows it); a view's query or a function's body starts with none.
         self._ctes: dict[str, list[tuple[str, Lin]]] = {}
         self._keeps = False  # a built-in kept a value outside the transaction
-        # Cursors and prepared statements declared in the session, by name.
-        self.cursors: dict[str, tuple[Lin, ...] | None] = {}
-        self.prepared: dict[str, tuple[Lin, ...] | None] = {}
+        # Cursors and prepared statements declared in the session, by name (the statement
+        # flow gives its own maps, which the protocol's names share: ``engine.masking.flow``).
+        self.cursors: Named[tuple[Lin, ...] | None] = {}
         # The query of each prepared statement: each EXECUTE follows it afresh (what it reads
         # may have been written to since the PREPARE).
-        self.prepared_queries: dict[str, dict[str, Any]] = {}
+        self.prepared_queries: Named[dict[str, Any]] = {}
         self.learned = 0  # bumped by ``learn``: a lineage computed before may differ now
 
     # --- entry points ---------------------------------------------------------------------
@@ -771,12 +780,15 @@ class Analyzer:
         return self.catalog.functions(name)
 
     def learn(self, lineage: Lineage, kind: str) -> None:
-        """Remember what a statement declared (a cursor, a prepared statement)."""
+        """Remember what a statement declared (a cursor, a prepared statement), in the
+        analyzer's own maps (an analyzer without a statement flow)."""
         self.learned += 1
         if lineage.declares is not None:
             name, cols = lineage.declares
-            (self.cursors if kind == "DeclareCursorStmt" else self.prepared)[name] = cols
-            if kind == "PrepareStmt" and lineage.prepared_query is not None:
+            if kind == "DeclareCursorStmt" and isinstance(self.cursors, dict):
+                self.cursors[name] = cols
+            elif (kind == "PrepareStmt" and lineage.prepared_query is not None
+                  and isinstance(self.prepared_queries, dict)):
                 self.prepared_queries[name] = lineage.prepared_query
 
     # --- statements -----------------------------------------------------------------------
