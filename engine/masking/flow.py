@@ -63,6 +63,10 @@ COMPLETION_LINEAGE = frozenset({
 # a procedure or a DO block): what they wrote is followed even when they end in an error.
 _COMMITS_INSIDE = frozenset({"CallStmt", "DoStmt"})
 _NAME_BYTES = 63  # NAMEDATALEN - 1: the target compares no more of a name
+_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
+# Statements that change what a name means (when an EXECUTE runs one, it does as well).
+_NAMING = frozenset({"DeclareCursorStmt", "ClosePortalStmt", "DeallocateStmt", "PrepareStmt",
+                     "DiscardStmt", "TransactionStmt", "ExecuteStmt"})
 _CURSOR_OPT_HOLD = 0x0020  # DeclareCursorStmt.options: WITH HOLD
 # Transaction control that ends the transaction (its portals end with it).
 _ENDS = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE",
@@ -285,6 +289,10 @@ class StatementFlow:
                     else None)
         if isinstance(front, _Describe | _Execute):
             return self._resolved(front)
+        if isinstance(front, _Parse):  # its error is about its own text
+            return front.statement
+        if isinstance(front, _Bind):  # its error (a parameter's input) is its statement's
+            return self._prepared.get(front.key) if front.key is not None else None
         return self.current if tag in (69, 78) else None
 
     def advance(self, tag: int) -> None:
@@ -353,7 +361,8 @@ class StatementFlow:
             if invalidate is not None:
                 invalidate()
 
-    def _learn(self, statement: Statement | None, *, failed: bool = False) -> None:
+    def _learn(self, statement: Statement | None, *, failed: bool = False,
+               depth: int = 0) -> None:
         """A statement completed: a DECLARE's or PREPARE's columns are known now, what it
         wrote (itself, or through the functions, triggers and rules it ran) carries the
         lineage of what it was computed from, and a statement that may have changed the
@@ -363,6 +372,14 @@ class StatementFlow:
         kind = statement.kind
         if not failed:
             self._names(statement)
+            if kind == "ExecuteStmt" and depth < _DEPTH:
+                # EXECUTE of a statement that is itself DECLARE, CLOSE, PREPARE, DEALLOCATE
+                # (a protocol Parse may prepare any statement): its names change as if it
+                # had been sent.
+                key = self.sql_key(str(statement.tree[kind].get("name", "")))
+                inner = self._prepared.get(key) if key is not None else None
+                if inner is not None and inner.kind in _NAMING:
+                    self._learn(Statement(inner.text, inner.tree), depth=depth + 1)
         if not failed and (kind not in _CATALOG_KEEPING or (
                 kind == "SelectStmt" and statement.tree[kind].get("intoClause"))):
             self.catalog_changed = True

@@ -129,6 +129,7 @@ class Function:
 
 
 _T_co = TypeVar("_T_co", covariant=True)
+_EXECUTE_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
 
 
 class Named(Protocol[_T_co]):
@@ -358,6 +359,7 @@ class Analyzer:
         # may have been written to since the PREPARE).
         self.prepared_queries: Named[dict[str, Any]] = {}
         self.learned = 0  # bumped by ``learn``: a lineage computed before may differ now
+        self._executing = 0  # EXECUTEs being followed, one inside the other
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -442,9 +444,15 @@ class Analyzer:
             query = self.prepared_queries.get(name)
             if query is None:
                 self._opaque = self._opaque or f"EXECUTE of {name!r}, not seen prepared"
+            elif self._executing >= _EXECUTE_DEPTH:
+                self._opaque = self._opaque or f"EXECUTE of {name!r} runs EXECUTE this deep"
             else:
                 start = len(self._writes)
-                cols, _ = self._stmt(query)
+                self._executing += 1
+                try:
+                    cols, _ = self._stmt(query)
+                finally:
+                    self._executing -= 1
                 columns = tuple(c | params for c in cols) if cols is not None else None
                 self._writes[start:] = [(t, lin | params) for t, lin in self._writes[start:]]
         elif kind == "CallStmt":

@@ -23,7 +23,7 @@ from engine.pg import codec
 from tests.conftest import Gateway, Target, stop_gateway
 from tests.integration.guarded import approved, denied, refused_held, start_guarded
 from tests.integration.test_masking_lineage import leaked, seeded
-from tests.integration.wire import Wire
+from tests.integration.wire import Wire, errors_in
 
 pytestmark = pytest.mark.integration
 
@@ -361,3 +361,30 @@ def test_the_guard_judges_a_bind_of_an_sql_prepared_statement(gateway: Gateway) 
         request = refused_held(gateway, lambda: out.append(pipeline(conn, run("w3"))))
     assert "delete from orders" in str(request).lower(), request
     assert out and out[0] and any("denied" in v.lower() for v in out[0]), out
+
+
+def test_execute_of_a_prepared_close_or_declare(gateway: Gateway) -> None:
+    """A protocol Parse may prepare CLOSE or DECLARE, and EXECUTE of it changes a portal: the
+    guard refuses such an EXECUTE (what it runs changes names: the policy's fallback), and
+    the portal still runs what it was bound from (the masking flow follows the statement an
+    EXECUTE runs, should a policy let it through)."""
+    w = wire(gateway)
+    try:
+        w.query("begin")
+        w.send(m_parse("st", HARMLESS) + m_bind("p6", "st") + m_parse("cl6", "close p6")
+               + m_parse("de6", f"declare p6 cursor for {LEAK}") + SYNC)
+        w.until(b"Z")
+        closed = w.query("execute cl6")
+        w.query("rollback")
+        w.query("begin")
+        w.send(m_bind("p6", "st") + SYNC)
+        w.until(b"Z")
+        declared = w.query("execute de6")
+        w.send(m_execute("p6") + SYNC)
+        got = w.until(b"Z")
+        w.query("commit")
+    finally:
+        w.close()
+    assert [e.get("C") for e in errors_in(closed)] == ["42501"], closed
+    assert [e.get("C") for e in errors_in(declared)] == ["42501"], declared
+    assert_clean(gateway, rows(got))
