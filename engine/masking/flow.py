@@ -415,19 +415,36 @@ class StatementFlow:
 
     def _confirmed(self, entry: _Parse | _Bind | _Close) -> None:
         """The target did what a Parse, Bind or Close asked."""
-        self.analyzer.learned += 1  # a lineage computed before may differ now
         if isinstance(entry, _Parse):
             if entry.key is not None:
                 self._prepared[entry.key] = entry.statement
+                self._statement_changed(entry.key)
         elif isinstance(entry, _Bind):
             if entry.portal is None:
                 return
             found = self._prepared.get(entry.key) if entry.key is not None else None
             # A Statement of its own: its lineage is followed at its Execute.
+            self._portal_changed(self._portals.get(entry.portal))
             self._portals[entry.portal] = _Portal(
                 None if found is None else Statement(found.text, found.tree))
         elif entry.key is not None:
-            (self._prepared if entry.kind == b"S" else self._portals).pop(entry.key, None)
+            if entry.kind == b"S":
+                if self._prepared.pop(entry.key, None) is not None:
+                    self._statement_changed(entry.key)
+            else:
+                self._portal_changed(self._portals.pop(entry.key, None))
+
+    def _statement_changed(self, key: bytes) -> None:
+        """A lineage computed before may differ now (``EXECUTE`` of the name): computed again.
+        Not for the unnamed statement, which no SQL text can name (a driver's every query
+        would follow its statement afresh)."""
+        if key:
+            self.analyzer.learned += 1
+
+    def _portal_changed(self, portal: _Portal | None) -> None:
+        """A cursor's columns (``FETCH`` of it) are gone or replaced."""
+        if portal is not None and portal.columns is not None:
+            self.analyzer.learned += 1
 
     def _names(self, statement: Statement) -> None:
         """A statement completed: the names it removed (DEALLOCATE, DISCARD ALL, CLOSE) are
@@ -438,20 +455,26 @@ class StatementFlow:
         if kind == "DeallocateStmt":
             key = None if node.get("isall") or node.get("name") is None else self.sql_key(
                 str(node["name"]))
-            if key is None:
-                self._prepared.clear()  # DEALLOCATE ALL (or a name not known: fail closed)
-            else:
-                self._prepared.pop(key, None)
+            if key is None:  # DEALLOCATE ALL (or a name not known: fail closed)
+                if self._prepared:
+                    self._prepared.clear()
+                    self.analyzer.learned += 1
+            elif self._prepared.pop(key, None) is not None:
+                self._statement_changed(key)
         elif kind == "DiscardStmt" and node.get("target") == "DISCARD_ALL":
-            self._prepared.clear()
-            self._portals.clear()
+            if self._prepared or self._portals:
+                self._prepared.clear()
+                self._portals.clear()
+                self.analyzer.learned += 1
         elif kind == "ClosePortalStmt":
             name = node.get("portalname")
             key = None if name is None else self.sql_key(str(name))
-            if key is None:
-                self._portals.clear()  # CLOSE ALL
+            if key is None:  # CLOSE ALL
+                for portal in self._portals.values():
+                    self._portal_changed(portal)
+                self._portals.clear()
             else:
-                self._portals.pop(key, None)
+                self._portal_changed(self._portals.pop(key, None))
         elif kind == "TransactionStmt":
             what = node.get("kind")
             if what in _ENDS:
@@ -462,10 +485,7 @@ class StatementFlow:
                 # Portals made since the savepoint are gone: those of this transaction
                 # count as gone (unknown, masked whole, if the name is used again).
                 for key in [k for k, p in self._portals.items() if p.fresh]:
-                    del self._portals[key]
-        else:
-            return
-        self.analyzer.learned += 1
+                    self._portal_changed(self._portals.pop(key))
 
     def _declared(self, statement: Statement, lineage: Lineage) -> None:
         """A PREPARE or a DECLARE completed: the name stands for its query now."""
@@ -499,9 +519,9 @@ class StatementFlow:
         for key, portal in list(self._portals.items()):
             if not portal.hold or (portal.fresh and aborted):
                 del self._portals[key]
+                self._portal_changed(portal)
             else:
                 portal.fresh = False
-        self.analyzer.learned += 1
 
     def _keeps(self, statement: Statement) -> bool:
         """Whether a statement that failed may have kept a value outside its transaction
