@@ -346,7 +346,13 @@ class StatementFlow:
         elif tag == 90:  # ReadyForQuery
             while owed:
                 entry = owed.popleft()
-                if isinstance(entry, _Query | _Sync):
+                if isinstance(entry, _Query):
+                    # A simple Query runs in the unnamed portal, and drops it when done:
+                    # whatever a later Execute of "" finds, no Bind of the client's made it
+                    # (a function may open a cursor named "").
+                    self._portal_changed(self._portals.pop(b"", None))
+                    break
+                if isinstance(entry, _Sync):
                     break
             self.current = None
 

@@ -157,3 +157,29 @@ def test_execute_of_a_name_never_prepared_is_unknown() -> None:
     lineage = f.lineage(statement)
     assert lineage is not None and lineage.opaque is not None
     assert UNKNOWN in lineage.reads
+
+
+def test_a_simple_query_drops_the_unnamed_portal() -> None:
+    f = flow()
+    f.sent(query("begin"))
+    answered(f, 67, 90, status=ord("T"))
+    f.sent(parse("", HARMLESS) + bind("", "") + SYNC)
+    answered(f, 49, 50, 90, status=ord("T"))
+    f.sent(query("select 1"))
+    answered(f, 84, 68, 67, 90, status=ord("T"))
+    f.sent(describe(b"P", ""))
+    assert f.upcoming(84) is None  # not the harmless statement's: masked whole
+
+
+def test_a_bind_of_an_sql_prepared_statement_is_that_statement() -> None:
+    f = flow()
+    f.sent(parse("h1", HARMLESS) + SYNC)
+    answered(f, 49, 90)
+    f.sent(query("deallocate all"))
+    answered(f, 67, 90)
+    f.sent(query(f"prepare h1 as {LEAK}"))
+    answered(f, 67, 90)
+    f.sent(bind("", "h1") + describe(b"P", "") + SYNC)
+    answered(f, 50)
+    lineage = described(f)
+    assert lineage.columns is not None and NID in lineage.columns[0]
