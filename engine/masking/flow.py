@@ -349,8 +349,10 @@ class StatementFlow:
                 if isinstance(entry, _Query):
                     # A simple Query runs in the unnamed portal, and drops it when done:
                     # whatever a later Execute of "" finds, no Bind of the client's made it
-                    # (a function may open a cursor named "").
+                    # (a function may open a cursor named ""). It drops the unnamed
+                    # statement too.
                     self._portal_changed(self._portals.pop(b"", None))
+                    self._prepared.pop(b"", None)
                     break
                 if isinstance(entry, _Sync):
                     break
