@@ -388,3 +388,25 @@ def test_execute_of_a_prepared_close_or_declare(gateway: Gateway) -> None:
     assert [e.get("C") for e in errors_in(closed)] == ["42501"], closed
     assert [e.get("C") for e in errors_in(declared)] == ["42501"], declared
     assert_clean(gateway, rows(got))
+
+
+def sql(text: str) -> Step:
+    return lambda pg: pg.send_query_params(text.encode(), [])
+
+
+@pytest.mark.parametrize("steps", [
+    # SQL PREPARE through the extended protocol, then Bind of its name, in one pipeline
+    (sql(f"prepare q1 as {LEAK}"), run("q1")),
+    # protocol Parse, then SQL EXECUTE through the extended protocol
+    (parse("q2", LEAK), sql("execute q2")),
+    # SQL PREPARE harmless, protocol Close, Parse of the leak, SQL EXECUTE
+    (sql(f"prepare q3 as {HARMLESS}"), close("q3"), parse("q3", LEAK), sql("execute q3")),
+    # protocol Parse harmless, SQL DEALLOCATE ALL and PREPARE of the leak, Bind
+    (parse("q4", HARMLESS), sql("deallocate all"), sql(f"prepare q4 as {LEAK}"), run("q4")),
+], ids=["prepare-bind", "parse-execute", "close-parse-execute", "deallocate-prepare-bind"])
+def test_one_pipeline_mixing_sql_and_protocol_names(gateway: Gateway,
+                                                    steps: tuple[Step, ...]) -> None:
+    with connect(gateway) as conn:
+        got = pipeline(conn, *steps)
+    assert len([v for v in got if v and "harmless" not in v]) >= 3, got
+    assert_clean(gateway, got)
