@@ -29,6 +29,7 @@ from engine.masking.lineage import (
     PARAM_TYPES,
     UNKNOWN,
     Analyzer,
+    Lin,
     Lineage,
     Missing,
     parse,
@@ -61,6 +62,15 @@ COMPLETION_LINEAGE = frozenset({
 # Statements that may commit part of their work before they fail (transaction control inside
 # a procedure or a DO block): what they wrote is followed even when they end in an error.
 _COMMITS_INSIDE = frozenset({"CallStmt", "DoStmt"})
+_NAME_BYTES = 63  # NAMEDATALEN - 1: the target compares no more of a name
+_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
+# Statements that change what a name means (when an EXECUTE runs one, it does as well).
+_NAMING = frozenset({"DeclareCursorStmt", "ClosePortalStmt", "DeallocateStmt", "PrepareStmt",
+                     "DiscardStmt", "TransactionStmt", "ExecuteStmt"})
+_CURSOR_OPT_HOLD = 0x0020  # DeclareCursorStmt.options: WITH HOLD
+# Transaction control that ends the transaction (its portals end with it).
+_ENDS = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE",
+                   "TRANS_STMT_COMMIT_PREPARED", "TRANS_STMT_ROLLBACK_PREPARED"})
 
 
 @dataclass(eq=False)
@@ -94,12 +104,13 @@ class _Query:
 
 @dataclass(eq=False)
 class _Describe:
-    statement: Statement | None
+    kind: bytes  # b"S": a prepared statement, else a portal
+    key: bytes | None  # its name as the target holds it (None: the gateway cannot tell)
 
 
 @dataclass(eq=False)
 class _Execute:
-    statement: Statement | None
+    key: bytes | None  # the portal's name
 
 
 @dataclass(eq=False)
@@ -107,15 +118,76 @@ class _Sync:
     pass
 
 
-_Entry = _Query | _Describe | _Execute | _Sync
+@dataclass(eq=False)
+class _Parse:  # answered by ParseComplete
+    key: bytes | None
+    statement: Statement
+
+
+@dataclass(eq=False)
+class _Bind:  # answered by BindComplete
+    portal: bytes | None
+    key: bytes | None  # the statement it binds
+
+
+@dataclass(eq=False)
+class _Close:  # answered by CloseComplete
+    kind: bytes
+    key: bytes | None
+
+
+@dataclass(eq=False)
+class _Portal:
+    """A portal or an SQL cursor (one namespace on the target): what an Execute of it runs,
+    and what a FETCH of it returns."""
+
+    statement: Statement | None  # None: not known, its rows are masked whole
+    columns: tuple[Lin, ...] | None = None  # a DECLARE's columns, for FETCH (None: unknown)
+    hold: bool = False  # WITH HOLD: it outlives its transaction's commit
+    fresh: bool = True  # made in the transaction in progress
+
+
+class _ByName:
+    """The flow's names as the analyzer looks them up: by the name SQL text spells."""
+
+    __slots__ = ("_get", "_key")
+
+    def __init__(self, key: Callable[[str], bytes | None],
+                 get: Callable[[bytes], Any]) -> None:
+        self._key, self._get = key, get
+
+    def get(self, name: str, /) -> Any:
+        key = self._key(name)
+        return None if key is None else self._get(key)
+
+
+def _raw_name(raw: bytes) -> bytes | None:
+    return raw[:_NAME_BYTES]
+
+
+def _sql_name(name: str) -> bytes | None:
+    return name.encode()[:_NAME_BYTES]
+
+
+_ANSWER: dict[type, int] = {_Parse: 49, _Bind: 50, _Close: 51}
+_Entry = _Query | _Describe | _Execute | _Sync | _Parse | _Bind | _Close
 
 
 @dataclass
 class StatementFlow:
     analyzer: Analyzer
+    # A name as the target holds it: of a protocol message (its bytes), of SQL text (the
+    # parser's reading); None when the gateway cannot tell (``engine.pg.encoding``).
+    name_key: Callable[[bytes], bytes | None] = _raw_name
+    sql_key: Callable[[str], bytes | None] = _sql_name
     _owed: deque[_Entry] = field(default_factory=deque)
-    _prepared: dict[str, Statement] = field(default_factory=dict)
-    _portals: dict[str, Statement] = field(default_factory=dict)
+    # The session's prepared statements, however made (Parse, PREPARE), and its portals and
+    # cursors (Bind, DECLARE): one namespace each on the target, so one map each here, by
+    # name as the target holds it, changed when the target confirms a change (ParseComplete,
+    # BindComplete, CloseComplete, a statement's CommandComplete), never before.
+    _prepared: dict[bytes, Statement] = field(default_factory=dict)
+    _portals: dict[bytes, _Portal] = field(default_factory=dict)
+    _aborted: bool = False  # an error or a rollback in the transaction in progress
     _parsed: OrderedDict[str, list[dict[str, Any]] | None] = field(default_factory=OrderedDict)
     current: Statement | None = None  # the statement whose result is in progress
     lost: bool = False  # the queue and the answers disagreed once: fail closed from then on
@@ -131,6 +203,29 @@ class StatementFlow:
     # again) is followed again only when the catalog or the session's declarations changed.
     _lineages: OrderedDict[int, tuple[dict[str, Any], tuple[int, int], Lineage]] = field(
         default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        # EXECUTE x and FETCH x (SQL) find what the flow's maps hold under that name.
+        self.analyzer.prepared_queries = _ByName(self.sql_key, self._query_of)
+        self.analyzer.cursors = _ByName(self.sql_key, self._columns_of)
+
+    def _query_of(self, key: bytes) -> dict[str, Any] | None:
+        statement = self._prepared.get(key)
+        return None if statement is None else statement.tree
+
+    def _columns_of(self, key: bytes) -> tuple[Lin, ...] | None:
+        portal = self._portals.get(key)
+        return None if portal is None else portal.columns
+
+    def _resolved(self, entry: _Describe | _Execute) -> Statement | None:
+        """What a Describe or an Execute is of, now that the messages before it are answered
+        (the target reads the name when it gets there)."""
+        if entry.key is None:
+            return None
+        if isinstance(entry, _Describe) and entry.kind == b"S":
+            return self._prepared.get(entry.key)
+        portal = self._portals.get(entry.key)
+        return None if portal is None else portal.statement
 
     # --- frontend ---------------------------------------------------------------------------
 
@@ -150,32 +245,25 @@ class StatementFlow:
                          else [Statement(text, None)])
                 self._owed.append(_Query(stmts))
             elif tag == 80:  # Parse
-                name, p = _cstr(body, 0)
+                raw, p = _cstr_raw(body, 0)
                 text, p = _cstr(body, p)
                 trees = self._parse(text)
-                tree = trees[0] if trees else None
+                tree = trees[0] if trees and len(trees) == 1 else None
                 if tree is not None:
                     tree = _typed(tree, body, p)
-                self._prepared[name] = Statement(text, tree)
+                self._owed.append(_Parse(self.name_key(raw), Statement(text, tree)))
             elif tag == 66:  # Bind
-                portal, p = _cstr(body, 0)
-                name = _cstr(body, p)[0]
-                found = self._prepared.get(name)
-                if found is not None:
-                    self._portals[portal] = Statement(found.text, found.tree)
-                else:
-                    self._portals.pop(portal, None)
+                portal, p = _cstr_raw(body, 0)
+                name = _cstr_raw(body, p)[0]
+                self._owed.append(_Bind(self.name_key(portal), self.name_key(name)))
             elif tag == 68:  # Describe
-                kind, name = body[:1], _cstr(body, 1)[0]
-                table = self._prepared if kind == b"S" else self._portals
-                self._owed.append(_Describe(table.get(name)))
+                self._owed.append(_Describe(body[:1], self.name_key(_cstr_raw(body, 1)[0])))
             elif tag == 69:  # Execute
-                self._owed.append(_Execute(self._portals.get(_cstr(body, 0)[0])))
+                self._owed.append(_Execute(self.name_key(_cstr_raw(body, 0)[0])))
             elif tag == 83:  # Sync
                 self._owed.append(_Sync())
             elif tag == 67:  # Close
-                kind, name = body[:1], _cstr(body, 1)[0]
-                (self._prepared if kind == b"S" else self._portals).pop(name, None)
+                self._owed.append(_Close(body[:1], self.name_key(_cstr_raw(body, 1)[0])))
             pos = end
 
     def _parse(self, text: str) -> list[dict[str, Any]] | None:
@@ -200,7 +288,11 @@ class StatementFlow:
             return (front.statements[front.index] if front.index < len(front.statements)
                     else None)
         if isinstance(front, _Describe | _Execute):
+            return self._resolved(front)
+        if isinstance(front, _Parse):  # its error is about its own text
             return front.statement
+        if isinstance(front, _Bind):  # its error (a parameter's input) is its statement's
+            return self._prepared.get(front.key) if front.key is not None else None
         return self.current if tag in (69, 78) else None
 
     def advance(self, tag: int) -> None:
@@ -211,7 +303,7 @@ class StatementFlow:
             if isinstance(front, _Query):
                 self.current = self.upcoming(tag)
             elif isinstance(front, _Describe):
-                self.current = front.statement
+                self.current = self._resolved(front)
                 owed.popleft()
             else:
                 self._lose()
@@ -228,9 +320,15 @@ class StatementFlow:
                     front.statements) else None)
                 front.index += 1
             elif isinstance(front, _Execute):
-                self._learn(front.statement)
+                self._learn(self._resolved(front))
                 owed.popleft()
             self.current = None
+        elif tag in (49, 50, 51):  # ParseComplete, BindComplete, CloseComplete
+            if isinstance(front, _Parse | _Bind | _Close) and tag == _ANSWER[type(front)]:
+                owed.popleft()
+                self._confirmed(front)
+            else:
+                self._lose()
         elif tag == 115:  # PortalSuspended
             if isinstance(front, _Execute):
                 owed.popleft()
@@ -238,6 +336,7 @@ class StatementFlow:
             failing = self.upcoming(tag)
             if failing is not None and (failing.kind in _COMMITS_INSIDE or self._keeps(failing)):
                 self._learn(failing, failed=True)
+            self._aborted = True
             if isinstance(front, _Query):
                 front.failed = True
             else:
@@ -247,20 +346,31 @@ class StatementFlow:
         elif tag == 90:  # ReadyForQuery
             while owed:
                 entry = owed.popleft()
-                if isinstance(entry, _Query | _Sync):
+                if isinstance(entry, _Query):
+                    # A simple Query runs in the unnamed portal, and drops it when done:
+                    # whatever a later Execute of "" finds, no Bind of the client's made it
+                    # (a function may open a cursor named ""). It drops the unnamed
+                    # statement too.
+                    self._portal_changed(self._portals.pop(b"", None))
+                    self._prepared.pop(b"", None)
+                    break
+                if isinstance(entry, _Sync):
                     break
             self.current = None
 
     def ready(self, status: int) -> None:
         """A ReadyForQuery with this transaction status: at the end of a transaction that
         may have changed the catalog, the connection's catalog cache is dropped."""
-        if status == 73 and self.catalog_changed:  # 'I': idle, the transaction is over
+        if status == 73:  # 'I': idle, the transaction is over, and its portals
+            self._ended()
+        if status == 73 and self.catalog_changed:
             self.catalog_changed = False
             invalidate = getattr(self.analyzer.catalog, "invalidate", None)
             if invalidate is not None:
                 invalidate()
 
-    def _learn(self, statement: Statement | None, *, failed: bool = False) -> None:
+    def _learn(self, statement: Statement | None, *, failed: bool = False,
+               depth: int = 0) -> None:
         """A statement completed: a DECLARE's or PREPARE's columns are known now, what it
         wrote (itself, or through the functions, triggers and rules it ran) carries the
         lineage of what it was computed from, and a statement that may have changed the
@@ -268,6 +378,16 @@ class StatementFlow:
         if statement is None or statement.tree is None:
             return
         kind = statement.kind
+        if not failed:
+            self._names(statement)
+            if kind == "ExecuteStmt" and depth < _DEPTH:
+                # EXECUTE of a statement that is itself DECLARE, CLOSE, PREPARE, DEALLOCATE
+                # (a protocol Parse may prepare any statement): its names change as if it
+                # had been sent.
+                key = self.sql_key(str(statement.tree[kind].get("name", "")))
+                inner = self._prepared.get(key) if key is not None else None
+                if inner is not None and inner.kind in _NAMING:
+                    self._learn(Statement(inner.text, inner.tree), depth=depth + 1)
         if not failed and (kind not in _CATALOG_KEEPING or (
                 kind == "SelectStmt" and statement.tree[kind].get("intoClause"))):
             self.catalog_changed = True
@@ -277,9 +397,11 @@ class StatementFlow:
         assert lineage is not None
         unsure = bool(lineage.missing.relations or lineage.missing.functions)
         if kind in ("DeclareCursorStmt", "PrepareStmt"):
+            if failed:
+                return  # it declared nothing
             if unsure:
                 lineage.declares = (lineage.declares[0], None) if lineage.declares else None
-            self.analyzer.learn(lineage, kind)
+            self._declared(statement, lineage)
             if kind == "PrepareStmt":
                 return  # what it writes, it writes at each EXECUTE
         taint = getattr(self.analyzer.catalog, "taint", None)
@@ -298,6 +420,116 @@ class StatementFlow:
         elif unsure:  # what was written is not known: every column of the tables it wrote
             for table in lineage.written:
                 taint(table, "*", frozenset({UNKNOWN}))
+
+    def _confirmed(self, entry: _Parse | _Bind | _Close) -> None:
+        """The target did what a Parse, Bind or Close asked."""
+        if isinstance(entry, _Parse):
+            if entry.key is not None:
+                self._prepared[entry.key] = entry.statement
+                self._statement_changed(entry.key)
+        elif isinstance(entry, _Bind):
+            if entry.portal is None:
+                return
+            found = self._prepared.get(entry.key) if entry.key is not None else None
+            # A Statement of its own: its lineage is followed at its Execute.
+            self._portal_changed(self._portals.get(entry.portal))
+            self._portals[entry.portal] = _Portal(
+                None if found is None else Statement(found.text, found.tree))
+        elif entry.key is not None:
+            if entry.kind == b"S":
+                if self._prepared.pop(entry.key, None) is not None:
+                    self._statement_changed(entry.key)
+            else:
+                self._portal_changed(self._portals.pop(entry.key, None))
+
+    def _statement_changed(self, key: bytes) -> None:
+        """A lineage computed before may differ now (``EXECUTE`` of the name): computed again.
+        Not for the unnamed statement, which no SQL text can name (a driver's every query
+        would follow its statement afresh)."""
+        if key:
+            self.analyzer.learned += 1
+
+    def _portal_changed(self, portal: _Portal | None) -> None:
+        """A cursor's columns (``FETCH`` of it) are gone or replaced."""
+        if portal is not None and portal.columns is not None:
+            self.analyzer.learned += 1
+
+    def _names(self, statement: Statement) -> None:
+        """A statement completed: the names it removed (DEALLOCATE, DISCARD ALL, CLOSE) are
+        gone, and a transaction it ended took its portals with it. (What PREPARE and DECLARE
+        make is added with their lineage: ``_declared``.)"""
+        assert statement.tree is not None
+        kind, node = statement.kind, statement.tree[statement.kind]
+        if kind == "DeallocateStmt":
+            key = None if node.get("isall") or node.get("name") is None else self.sql_key(
+                str(node["name"]))
+            if key is None:  # DEALLOCATE ALL (or a name not known: fail closed)
+                if self._prepared:
+                    self._prepared.clear()
+                    self.analyzer.learned += 1
+            elif self._prepared.pop(key, None) is not None:
+                self._statement_changed(key)
+        elif kind == "DiscardStmt" and node.get("target") == "DISCARD_ALL":
+            if self._prepared or self._portals:
+                self._prepared.clear()
+                self._portals.clear()
+                self.analyzer.learned += 1
+        elif kind == "ClosePortalStmt":
+            name = node.get("portalname")
+            key = None if name is None else self.sql_key(str(name))
+            if key is None:  # CLOSE ALL
+                for portal in self._portals.values():
+                    self._portal_changed(portal)
+                self._portals.clear()
+            else:
+                self._portal_changed(self._portals.pop(key, None))
+        elif kind == "TransactionStmt":
+            what = node.get("kind")
+            if what in _ENDS:
+                if what != "TRANS_STMT_COMMIT":
+                    self._aborted = True
+                self._ended()
+            elif what == "TRANS_STMT_ROLLBACK_TO":
+                # Portals made since the savepoint are gone: those of this transaction
+                # count as gone (unknown, masked whole, if the name is used again).
+                for key in [k for k, p in self._portals.items() if p.fresh]:
+                    self._portal_changed(self._portals.pop(key))
+
+    def _declared(self, statement: Statement, lineage: Lineage) -> None:
+        """A PREPARE or a DECLARE completed: the name stands for its query now."""
+        assert statement.tree is not None
+        kind, node = statement.kind, statement.tree[statement.kind]
+        self.analyzer.learned += 1
+        if kind == "PrepareStmt":
+            key = self.sql_key(str(node.get("name", "")))
+            query = lineage.prepared_query
+            if key is not None and query is not None:
+                self._prepared[key] = Statement(statement.text, query)
+            elif key is not None:
+                self._prepared.pop(key, None)
+            return
+        name = str(node.get("portalname", ""))
+        key = self.sql_key(name)
+        if key is None:
+            return
+        columns = lineage.declares[1] if lineage.declares else None
+        # An Execute of the cursor returns what a FETCH of it would.
+        fetch = Statement(statement.text, {"FetchStmt": {"portalname": name}})
+        self._portals[key] = _Portal(fetch, columns,
+                                     bool(int(node.get("options", 0)) & _CURSOR_OPT_HOLD))
+
+    def _ended(self) -> None:
+        """The transaction ended: its portals with it, but the holdable cursors, which
+        outlive a commit (not a rollback of the transaction that declared them)."""
+        aborted, self._aborted = self._aborted, False
+        if not self._portals:
+            return
+        for key, portal in list(self._portals.items()):
+            if not portal.hold or (portal.fresh and aborted):
+                del self._portals[key]
+                self._portal_changed(portal)
+            else:
+                portal.fresh = False
 
     def _keeps(self, statement: Statement) -> bool:
         """Whether a statement that failed may have kept a value outside its transaction
@@ -427,6 +659,13 @@ def _unchecked(lineage: Lineage, stale: Missing) -> Lineage:
         missing=Missing(stale.relations | lineage.missing.relations,
                         stale.functions | lineage.missing.functions),
         opaque=lineage.opaque or "its catalog names are not checked yet")
+
+
+def _cstr_raw(body: bytes, pos: int) -> tuple[bytes, int]:
+    end = body.find(b"\x00", pos)
+    if end < 0:
+        end = len(body)
+    return body[pos:end], end + 1
 
 
 def _cstr(body: bytes, pos: int) -> tuple[str, int]:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 from pglast.parser import ParseError, parse_sql_json
@@ -130,6 +130,16 @@ class Function:
     language: str
     source: str  # the body (prosrc)
     definition: str = ""  # the whole CREATE FUNCTION (pg_get_functiondef), for PL/pgSQL
+
+
+_T_co = TypeVar("_T_co", covariant=True)
+_EXECUTE_DEPTH = 4  # EXECUTE of a statement that is itself EXECUTE …: followed this deep
+
+
+class Named(Protocol[_T_co]):
+    """Declared things by the name SQL text gives them (a dict, or the flow's maps)."""
+
+    def get(self, name: str, /) -> _T_co | None: ...
 
 
 class Catalog(Protocol):
@@ -356,13 +366,14 @@ class Analyzer:
         # table shadows it); a view's query or a function's body starts with none.
         self._ctes: dict[str, list[tuple[str, Lin]]] = {}
         self._keeps = False  # a built-in kept a value outside the transaction
-        # Cursors and prepared statements declared in the session, by name.
-        self.cursors: dict[str, tuple[Lin, ...] | None] = {}
-        self.prepared: dict[str, tuple[Lin, ...] | None] = {}
+        # Cursors and prepared statements declared in the session, by name (the statement
+        # flow gives its own maps, which the protocol's names share: ``engine.masking.flow``).
+        self.cursors: Named[tuple[Lin, ...] | None] = {}
         # The query of each prepared statement: each EXECUTE follows it afresh (what it reads
         # may have been written to since the PREPARE).
-        self.prepared_queries: dict[str, dict[str, Any]] = {}
+        self.prepared_queries: Named[dict[str, Any]] = {}
         self.learned = 0  # bumped by ``learn``: a lineage computed before may differ now
+        self._executing = 0  # EXECUTEs being followed, one inside the other
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -448,9 +459,15 @@ class Analyzer:
             query = self.prepared_queries.get(name)
             if query is None:
                 self._opaque = self._opaque or f"EXECUTE of {name!r}, not seen prepared"
+            elif self._executing >= _EXECUTE_DEPTH:
+                self._opaque = self._opaque or f"EXECUTE of {name!r} runs EXECUTE this deep"
             else:
                 start = len(self._writes)
-                cols, _ = self._stmt(query)
+                self._executing += 1
+                try:
+                    cols, _ = self._stmt(query)
+                finally:
+                    self._executing -= 1
                 columns = tuple(c | params for c in cols) if cols is not None else None
                 self._writes[start:] = [(t, lin | params) for t, lin in self._writes[start:]]
         elif kind == "CallStmt":
@@ -795,12 +812,15 @@ class Analyzer:
         return self.catalog.functions(name)
 
     def learn(self, lineage: Lineage, kind: str) -> None:
-        """Remember what a statement declared (a cursor, a prepared statement)."""
+        """Remember what a statement declared (a cursor, a prepared statement), in the
+        analyzer's own maps (an analyzer without a statement flow)."""
         self.learned += 1
         if lineage.declares is not None:
             name, cols = lineage.declares
-            (self.cursors if kind == "DeclareCursorStmt" else self.prepared)[name] = cols
-            if kind == "PrepareStmt" and lineage.prepared_query is not None:
+            if kind == "DeclareCursorStmt" and isinstance(self.cursors, dict):
+                self.cursors[name] = cols
+            elif (kind == "PrepareStmt" and lineage.prepared_query is not None
+                  and isinstance(self.prepared_queries, dict)):
                 self.prepared_queries[name] = lineage.prepared_query
 
     # --- statements -----------------------------------------------------------------------

@@ -129,7 +129,7 @@ _NO_COPY, _COPY_TEXT, _COPY_REFUSED, _COPY_REFUSED_DONE = range(4)
 _NO_HIT = -2  # ``_data_row`` without the native prefilter's match
 _LINEAGE_TAGS = frozenset({84, 0, 72, 69, 78})  # messages that need the statement's lineage
 # Messages that move ``StatementFlow`` on.
-_FLOW_TAGS = frozenset({84, 0, 110, 1, 72, 71, 87, 67, 73, 115, 69, 90})
+_FLOW_TAGS = frozenset({84, 0, 110, 1, 72, 71, 87, 67, 73, 115, 69, 90, 49, 50, 51})
 
 
 class TextMasker(Protocol):

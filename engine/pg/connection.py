@@ -336,7 +336,8 @@ class PgConnection:
             if masking.columns:
                 catalog = self._catalog()
                 masking.sources = self.path.catalog = catalog
-            results = self.path.mask_with(masking, masking.values or _NoValues(), catalog)
+            results = self.path.mask_with(masking, masking.values or _NoValues(), catalog,
+                                          self.relay.encoding)
             # Masking needs every result described, also what a driver runs from a prepared
             # statement whose description it cached: the columns for column rules, the
             # formats (binary values are decoded by type) for the detectors.

@@ -24,6 +24,7 @@ from engine.masking.strategies import REDACT
 from engine.pg import rowcount
 from engine.pg.catalog import TableCatalog
 from engine.pg.codec import ProtocolViolation
+from engine.pg.encoding import SessionEncoding
 from engine.pg.relay import GATEWAY_ERROR, StatementFinished
 from engine.pg.side import Side
 from engine.session import Session
@@ -77,14 +78,18 @@ class ResultPath:
         self.own_errors = 0
 
     def mask_with(self, masking: SessionMasking, values: TextMasker,
-                  catalog: TableCatalog | None) -> ResultMasker:
+                  catalog: TableCatalog | None,
+                  encoding: SessionEncoding | None = None) -> ResultMasker:
         """Mask this session's results. With column rules, each result column follows its
         statement's lineage (``engine.masking.lineage``) back to table columns, read from the
-        catalog by name."""
+        catalog by name; statements and portals are named as the relay names them
+        (``encoding``: as the target holds them)."""
         flow = None
         if masking.columns and catalog is not None:
+            encoding = encoding or SessionEncoding()
             flow = StatementFlow(Analyzer(catalog, masking.masked_source,
-                                          names=masking.masked_name))
+                                          names=masking.masked_name),
+                                 name_key=encoding.name, sql_key=encoding.sql_name)
         self.results = ResultMasker(
             values, masking.column_rule if masking.columns else None,
             catalog.known if catalog is not None else None,

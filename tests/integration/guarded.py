@@ -57,6 +57,13 @@ def denied(gateway: Gateway, work: Callable[[], object],
     return request
 
 
+def refused_held(gateway: Gateway, work: Callable[[], object],
+                 reason: str = "issue 12") -> dict[str, Any]:
+    """Run ``work`` in a thread: it must be held for approval; an operator denies it. The
+    request (for work that reports the denial itself, such as a libpq pipeline)."""
+    return _decided(gateway, work, "deny", reason)[0]
+
+
 def approved(gateway: Gateway, work: Callable[[], object],
              reason: str = "issue 12") -> tuple[dict[str, Any], BaseException | None]:
     """Run ``work`` in a thread: it must be held for approval; an operator approves it. The
