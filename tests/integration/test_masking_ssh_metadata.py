@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,13 +62,13 @@ def exposed(data: bytes) -> list[str]:
 def stored(gw: SshGateway) -> bytes:
     """Everything the store keeps of SSH sessions: output, command texts, exit statuses."""
     deadline = time.monotonic() + 5
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         rows = gw.query("SELECT data FROM ssh_output")
         if rows:
             break
         time.sleep(0.05)
-    out = b"".join(bytes(r["data"]) for r in rows)  # type: ignore[arg-type]
+    out = b"".join(bytes(r["data"]) for r in rows)
     texts = gw.query("SELECT text, exit_status FROM statements")
     return out + "\n".join(f"{r['text']} {r['exit_status']}" for r in texts).encode()
 
