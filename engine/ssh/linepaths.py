@@ -50,7 +50,7 @@ from engine.guardrail.shellwords import (
     unescape,
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
-from engine.ssh.shellstate import destinations, writes_file
+from engine.ssh.shellstate import destinations, leaves_state, writes_file
 
 # Programs whose path operands are names to them, not content they print.
 _NAMES_ONLY = frozenset({
@@ -513,6 +513,58 @@ def transforms(line: str, depth: int = 0) -> bool:
             if _name(argv[0]) not in PLAIN_PROGRAMS or transforms_output(shlex.join(argv)):
                 return True
     return False
+
+
+def names_from_data(line: str, depth: int = 0, *, unreadable: bool = True) -> bool:
+    """Whether ``line`` may put what it read, changed, where no output shows it: into the
+    words of a command it runs (``rev f | xargs mkdir``, ``touch -d @$(cut -c6- f) x``,
+    ``… | while read v; do mkdir "$v"; done``) — file names, times, modes, a background
+    process's arguments — which plain programs print later (``ls``, ``stat``, ``ps``, a
+    prompt showing the working directory) and no detector recognises. Only a line whose output
+    may be what it read changed (``transforms_output``) counts; a command substitution, a
+    word a runner fills in from input (short of names printed by programs that only print
+    names: ``find . | xargs grep -l x``), or a variable read from input does (the gateway
+    cannot follow the value, so it fails closed: ``written.Memory.metadata``). A line that
+    does not parse counts when it is ``unreadable`` (the shell's, as in ``reads``)."""
+    if depth > _MAX_NESTED:
+        return True
+    try:
+        parse(line)
+    except ShellParseError:
+        return unreadable
+    if not (transforms_output(line) or leaves_state(line)):
+        return False
+    if "$(" in line or "`" in line:
+        return True  # a substitution: its output becomes words
+    try:
+        commands = [c for c in classify_command(line).commands if c]
+        stages = list(_stages(line))
+    except ShellParseError:
+        return unreadable
+    programs: list[tuple[str, ...]] = []
+    for stage in stages:
+        if isinstance(stage, SimpleCommand):
+            programs += _programs(stage)
+    # inside loops and groups, as classified (xargs's input as RUNTIME)
+    programs += [(c[0], *(RUNTIME if w == "(input)" else w for w in c[1:])) for c in commands]
+    for i, argv in enumerate(programs):
+        if (code := _code(argv)) is not None:
+            if names_from_data(code, depth + 1):
+                return True
+            continue
+        if _name(argv[0]) in _READS_WORDS:
+            return True
+        # a runner's words (xargs's input, find's {}): from data unless every other program
+        # of the line only prints names (``find . | xargs grep -l x``: names stay names)
+        if any(RUNTIME in w for w in argv) and any(
+                j != i and other != argv and _name(other[0]) not in _NAMES_ONLY | _RUNNERS
+                for j, other in enumerate(programs)):
+            return True
+    return False
+
+
+# builtins that make variables (words of later commands) of their input
+_READS_WORDS = frozenset({"read", "mapfile", "readarray"})
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,8 @@ class SshSession:
         files it reads and writes are checked against, and added to, the files written by
         transforms (``engine.ssh.written``); a legacy scp download of one is refused."""
         lines = readings or (text,)
-        refusal = await self._download_refusal(text, kind)
+        refusal = (await self._download_refusal(text, kind)
+                   or await self._transfer_refusal(text, kind))
         admission = await self._admit(text, kind, on_held, readings=lines, lenient=lenient,
                                       cwd=cwd, refusal=refusal)
         if admission.allowed and (kind == "shell" or (
@@ -361,12 +362,29 @@ class SshSession:
         # typed without echo (a password perhaps): what does not parse is no shell line (what
         # follows it is masked whole at the terminal anyway, ``ChannelOutput.line_sent``)
         shell = shell and not blind
+        left = memory.metadata()
+        if left is not None:  # names, times, arguments made from data: any output may show
+            self.taint(f"from here on this connection's output is masked whole: {left}")
         read = memory.read(lines, cwd, shell=shell)
         if read is not None:
             self.taint(f"from here on this connection's output is masked whole: {read}")
-        memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell,
-                     blind=blind,
-                     hide=lambda path: self.core.mask_text(path, count=False) != path)
+        made = memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell,
+                            blind=blind,
+                            hide=lambda path: self.core.mask_text(path, count=False) != path)
+        if any(m.metadata for m in made):
+            self.taint("from here on this connection's output is masked whole: that line may "
+                       "put what it read into file names, times or process arguments")
+
+    async def _transfer_refusal(self, text: str, kind: str) -> str | None:
+        """Why a file transfer (sftp, scp) may not start: this identity put what it read,
+        changed, into file names or times on this target (``Memory.metadata``), which a
+        transfer's listings and attributes carry unmasked."""
+        if not ((kind == "subsystem" or (kind == "exec" and transfers_files(text)))
+                and ChannelOutput.masks(self.masking)):
+            return None
+        await self._target_known()
+        why = self.memory.metadata() if self.memory is not None else None
+        return None if why is None else f"file transfers refused: {why}"
 
     async def _download_refusal(self, text: str, kind: str) -> str | None:
         """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a

@@ -91,3 +91,93 @@ def test_a_transforms_exit_status_carries_no_byte_of_it(mgw: SshGateway, work: P
     assert statuses and statuses <= {0, 1}, statuses
     # a plain command keeps its exit status
     assert run(mgw, "exit 3").returncode == 3
+
+
+@pytest.fixture
+def fresh(sshd: SshdTarget, tmp_path: Path) -> Iterator[SshGateway]:
+    """A gateway of its own (and so a journal of its own): what one test leaves on the
+    target's record masks that identity's later output whole, by design."""
+    gateway = start_ssh_gateway(sshd, tmp_path / "gw", policy=POLICY)
+    try:
+        yield gateway
+    finally:
+        stop_ssh_gateway(gateway)
+
+
+def _sftp(gw: SshGateway, batch: str, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
+    path = tmp_path / "batch"
+    path.write_text(batch)
+    return subprocess.run(
+        ["sftp", "-P", str(gw.port()), *gw.client_options(key=True), "-b", str(path),
+         "alice@127.0.0.1"], env=gw.env(), capture_output=True, timeout=60)
+
+
+def _masked_whole(result: subprocess.CompletedProcess[bytes]) -> None:
+    assert result.stdout.strip(), result.stderr
+    assert set(result.stdout) <= set(b"* \t\r\n"), result.stdout[:300]
+
+
+def test_names_made_from_data_are_not_listed(fresh: SshGateway, work: Path,
+                                             tmp_path: Path) -> None:
+    """F22: ``awk | xargs mkdir`` turned the values into directory names, shown by an SFTP
+    ``ls``, ``scp -r`` and (reversed) by plain ``ls``; from then on that identity's output on
+    the target is masked whole and its transfers refused."""
+    made = run(fresh, f"mkdir -p {work}/nm && cd {work}/nm && "
+                      f"awk '{{print $2}}' ../s.txt | rev | xargs mkdir -p")
+    assert made.returncode == 0, made.stderr
+    assert (work / "nm" / CARD[::-1]).is_dir()  # the names are there, on the target
+    listed = run(fresh, f"ls {work}/nm")
+    assert not exposed(listed.stdout), listed.stdout[:300]
+    _masked_whole(listed)
+    assert b"file names, times or process arguments" in listed.stderr, listed.stderr
+    # a later connection too, whatever prints names (a glob, find)
+    for line in (f"echo {work}/nm/*", f"find {work}/nm"):
+        again = run(fresh, line)
+        assert not exposed(again.stdout), (line, again.stdout[:300])
+        _masked_whole(again)
+    # SFTP: refused, names not shown
+    got = _sftp(fresh, f"ls {work}/nm\n", tmp_path)
+    assert got.returncode != 0 and not exposed(got.stdout + got.stderr), got.stdout[:300]
+    assert b"file transfers refused" in got.stderr, got.stderr
+    scp = subprocess.run(["scp", "-r", "-P", str(fresh.port()), *fresh.client_options(),
+                          f"alice@127.0.0.1:{work}/nm", str(tmp_path / "dl")],
+                         env=fresh.env(), capture_output=True, timeout=60)
+    assert scp.returncode != 0
+    assert not (tmp_path / "dl").exists() or not any(
+        CARD[::-1] in p.name for p in (tmp_path / "dl").iterdir())
+    assert not exposed(stored(fresh))
+
+
+def test_a_background_process_arguments_are_not_shown(fresh: SshGateway, work: Path) -> None:
+    """F3: a transformed secret left in a background process's arguments came back through
+    plain ``ps -eo args``."""
+    parked = run(fresh, f"sed 's/./& /g' {work}/s.txt | "
+                        f"xargs timeout 15 tail -F /dev/null >/dev/null 2>&1 &")
+    assert parked.returncode == 0, parked.stderr
+    deadline = time.monotonic() + 10
+    mine = f"/dev/null c a r d {' '.join(CARD)}"
+    while mine not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                                     text=True).stdout:
+        assert time.monotonic() < deadline, "the process was never started"
+        time.sleep(0.05)
+    shown = run(fresh, "ps -eo args")
+    assert not exposed(shown.stdout), shown.stdout[:300]
+    _masked_whole(shown)
+
+
+def test_file_times_made_from_data_are_not_shown(fresh: SshGateway, work: Path) -> None:
+    """F7: the card, eight digits at a time, written as two files' modification times
+    (``awk | xargs touch -d @…``), came back through plain ``ls -l`` and ``stat``."""
+    assert run(fresh, f"mkdir -p {work}/z; touch {work}/z/a {work}/z/b").returncode == 0
+    moved = run(fresh, f"awk 'NR==1{{print substr($2,1,8)}}' {work}/s.txt | "
+                       f"xargs -I{{}} touch -d @{{}} {work}/z/a; "
+                       f"awk 'NR==1{{print substr($2,9,8)}}' {work}/s.txt | "
+                       f"xargs -I{{}} touch -d @{{}} {work}/z/b")
+    assert moved.returncode == 0, moved.stderr
+    assert int((work / "z" / "a").stat().st_mtime) == int(CARD[:8])  # it is there
+    for line in (f"ls -l --time-style=+%s {work}/z", f"stat -c '%n %Y' {work}/z/a {work}/z/b"):
+        shown = run(fresh, line)
+        assert CARD[:8].encode() not in shown.stdout, (line, shown.stdout)
+        assert CARD[8:].encode() not in shown.stdout, (line, shown.stdout)
+        _masked_whole(shown)
+    assert CARD[:8].encode() not in stored(fresh)
