@@ -534,13 +534,13 @@ def names_from_data(line: str, depth: int = 0, *, unreadable: bool = True) -> bo
         return unreadable
     if not (transforms_output(line) or leaves_state(line)):
         return False
-    if "$(" in line or "`" in line:
-        return True  # a substitution: its output becomes words
     try:
         commands = [c for c in classify_command(line).commands if c]
         stages = list(_stages(line))
     except ShellParseError:
         return unreadable
+    if ("$(" in line or "`" in line) and words_from_values(line):
+        return True  # a substitution: its output becomes words (an assignment: state)
     programs: list[tuple[str, ...]] = []
     for stage in stages:
         if isinstance(stage, SimpleCommand):
@@ -563,8 +563,90 @@ def names_from_data(line: str, depth: int = 0, *, unreadable: bool = True) -> bo
     return False
 
 
+def words_from_values(line: str) -> bool:
+    """Whether a command of ``line`` has a word only known at run time (a variable, a
+    substitution), or runs in a loop or group whose words may be: on a connection whose
+    output is masked whole, such a word may hold what an earlier line read (``x=$(rev f)``,
+    then ``mkdir "$x"``)."""
+    try:
+        script = parse(line)
+    except ShellParseError:
+        return True
+    return _values_in(script)
+
+
+def _values_in(script: Script) -> bool:
+    """``words_from_values`` of a parsed line; a function's body runs when it is called (a
+    later line), not where it is defined."""
+    for pipeline in script:
+        for stage in pipeline.stages:
+            if isinstance(stage, SimpleCommand):
+                if stage.argv and stage.dynamic:
+                    return True
+                if any(_values_in(sub.script) for sub in stage.substitutions):
+                    return True
+            elif stage.kind != "function" and _values_in(stage.body):
+                return True
+    return False
+
+
 # builtins that make variables (words of later commands) of their input
 _READS_WORDS = frozenset({"read", "mapfile", "readarray"})
+
+
+def links(line: str, cwd: Cwd = None, depth: int = 0) -> list[Written]:
+    """The names a line makes of one file (``ln``, ``link``, ``cp -l``/``--link``, ``cp
+    -s``/``--symbolic-link``), each operand and the name made under a destination directory:
+    a file written later through one name is read through the other, so both are marked when
+    the link is made (``written.Memory.wrote``). A name only known at run time is any name
+    (``Written(None)``)."""
+    if depth > _MAX_NESTED:
+        return [Written(None)]
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return []
+    cwd = _line_cwd(line, cwd)
+    out: list[Written] = []
+    for stage in stages:
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        for argv in _programs(stage):
+            if (code := _code(argv)) is not None:
+                out += links(code, cwd, depth + 1)
+                continue
+            if not _makes_link(argv):
+                continue
+            operands = [w for w in argv[1:] if not w.startswith("-")]
+            base = operands[0].rstrip("/").rsplit("/", 1)[-1] if operands else ""
+            if len(operands) == 1:
+                operands.append(base)  # ``ln -s /x``: the link is made here, by that name
+            elif operands[-1].count("/") and not operands[-1].endswith("/"):
+                # a symbolic link's relative target is read from the link's directory
+                folder = posixpath.dirname(operands[-1])
+                operands[:-1] = [w for o in operands[:-1] for w in (
+                    (o,) if o.startswith(("/", "~")) else (o, f"{folder}/{o}"))]
+            for word in operands:
+                if word in dynamic or RUNTIME in word:
+                    out.append(Written(None))
+                    continue
+                for where in place(word, cwd):
+                    out.append(Written(where))
+                    if base and word is operands[-1] and len(operands) > 1:
+                        out.append(Written(Place((*where.parts, base), where.anchored)))
+    return out
+
+
+def _makes_link(argv: tuple[str, ...]) -> bool:
+    name = _name(argv[0])
+    if name in ("ln", "link"):
+        return True
+    if name != "cp":
+        return False
+    return any(w in ("--link", "--symbolic-link") or (
+        w.startswith("-") and not w.startswith("--") and ("l" in w or "s" in w))
+        for w in argv[1:])
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
 from engine.masking.policy import SessionMasking
 from engine.session import AccessRefused, Session, SessionContext
+from engine.ssh.lines import shell_reading
 from engine.ssh.output import ChannelOutput, transfer_kind, transfers_files
 from engine.ssh.shellstate import STARTUP_REFUSED, startup_write
 from engine.ssh.tape import Tape
@@ -303,7 +304,7 @@ class SshSession:
         self.seq += 1
         seq = self.seq
         op = self.core.statement_record(
-            seq, text, verdict="block" if refusal else action,
+            seq, self._recorded(text), verdict="block" if refusal else action,
             rule="masking" if refusal else verdict.rule if verdict else None)
         await self.ctx.recorder.committed([op])
         self.core.running(op)
@@ -318,6 +319,17 @@ class SshSession:
             self.end_command(seq, "blocked", None, message)
             return Admission(False, seq, message, blocked=True)
         return await self._review(seq, text, verdict.rule, verdict.reason, on_held, after)
+
+    def _recorded(self, text: str) -> str:
+        """A command line as the store keeps it (masked there): as the shell reads its words
+        when that reading holds a value masking finds and the line as typed may hide it
+        (``echo 4012''8888…``, ``4012\\8888…``, ``"4012"8888…``, ``$'\\x34'012…``: quote
+        removal glues the pieces back together, the detectors never see them whole)."""
+        reading = shell_reading(text)
+        if (reading is None or reading == text or not ChannelOutput.masks(self.masking)
+                or self.core.mask_text(reading, count=False) == reading):
+            return text
+        return reading
 
     async def _target_known(self) -> None:
         """Until the target is connected (or could not be): its host key says which machine

@@ -83,6 +83,7 @@ from engine.ssh.linepaths import (
     Reads,
     Written,
     copies,
+    links,
     names_from_data,
     path_parts,
     place,
@@ -90,6 +91,7 @@ from engine.ssh.linepaths import (
     same,
     transforms,
     under,
+    words_from_values,
     writes,
 )
 
@@ -387,7 +389,8 @@ class Memory:
         into_names = False  # what it read may become names, times, arguments
         for i, line in enumerate(lines):
             found: list[Written] = []
-            if names_from_data(line, unreadable=shell and not i):
+            if names_from_data(line, unreadable=shell and not i) or (
+                    unseen and (shell or i) and words_from_values(line)):
                 into_names = True
             if unseen or transforms(line):
                 found = writes(line, cwd, unreadable=shell and not i)
@@ -400,6 +403,9 @@ class Memory:
                 known = self._marks() if known is None else known
                 found = [w for c in made for w in (
                     carried(c, known) if known is not None else [Written(c.destination, True)])]
+            # a second name of a file (a hard link, a symbolic one): what is written later
+            # through one is read through the other, so both are marked now
+            found += links(line, cwd)
             for written in found:
                 if written.place is not None and (blind or (hide is not None and hide(
                         "/".join(written.place.parts)))):

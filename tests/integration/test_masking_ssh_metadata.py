@@ -181,3 +181,39 @@ def test_file_times_made_from_data_are_not_shown(fresh: SshGateway, work: Path) 
         assert CARD[8:].encode() not in shown.stdout, (line, shown.stdout)
         _masked_whole(shown)
     assert CARD[:8].encode() not in stored(fresh)
+
+
+@pytest.mark.parametrize("make", ["cp -l {t} {w}", "link {t} {w}", "cp -s {t} {w}",
+                                  "ln -s {t} {w}"])
+def test_a_file_written_through_another_name_is_masked_whole(mgw: SshGateway, work: Path,
+                                                             make: str) -> None:
+    """F24: a transform wrote through a second name of a file (a hard link made with ``cp -l``
+    or ``link``, a symbolic one with ``cp -s``/``ln -s``); the mark named only the path written
+    and ``cat`` of the other name printed the values spaced out."""
+    t, w = work / "t.txt", work / "w.txt"
+    made = run(mgw, f"touch {t} && " + make.format(t=t, w=w))
+    assert made.returncode == 0, made.stderr
+    wrote = run(mgw, f"sed 's/./& /g' {work}/s.txt > {w}")
+    assert wrote.returncode == 0, wrote.stderr
+    assert exposed(t.read_bytes())  # there, through the other name
+    read = run(mgw, f"cat {t}")
+    assert not exposed(read.stdout), read.stdout[:300]
+    _masked_whole(read)
+
+
+def test_a_value_in_quoted_pieces_is_not_recorded(mgw: SshGateway) -> None:
+    """F26: shell quoting split a card in the command line; the store kept it in clear (the
+    output was masked). The record reads the words as the shell does."""
+    line = ("echo 4012''888888881881; echo 4012\\888888881881; echo \"4012\"888888881881; "
+            "echo 4012$'8'88888881881; echo 4012$'\\x38'88888881881")
+    result = run(mgw, line)
+    assert result.returncode == 0 and CARD.encode() not in result.stdout, result.stdout
+    deadline = time.monotonic() + 10
+    texts: list[str] = []
+    while not texts and time.monotonic() < deadline:
+        texts = [r["text"] for r in mgw.query(
+            "SELECT text FROM statements WHERE text LIKE 'echo %1881; echo %'")]
+        time.sleep(0.05)
+    assert texts
+    assert not any("4012" in t for t in texts), texts  # no piece of it either
+    assert CARD.encode() not in stored(mgw)
