@@ -217,3 +217,16 @@ def test_a_value_in_quoted_pieces_is_not_recorded(mgw: SshGateway) -> None:
     assert texts
     assert not any("4012" in t for t in texts), texts  # no piece of it either
     assert CARD.encode() not in stored(mgw)
+
+
+def test_sftp_lists_names_masked(mgw: SshGateway, work: Path, tmp_path: Path) -> None:
+    """F22: an SFTP listing passed file names as they are; a value made a name (here by the
+    target's own hand) is listed masked, in the short and the long form, and stored masked."""
+    (work / "names").mkdir()
+    (work / "names" / CARD).mkdir()
+    (work / "names" / f"stmt-{CARD}.pdf").write_text("x")
+    got = _sftp(mgw, f"ls {work}/names\nls -l {work}/names\n", tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert b"1881" in got.stdout  # listed, masked
+    assert CARD.encode() not in got.stdout, got.stdout
+    assert CARD.encode() not in stored(mgw)
