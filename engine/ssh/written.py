@@ -57,12 +57,27 @@ as marked until it can be read. A mark that cannot be written is kept in this pr
 (and logged) for its life. Marks are never forgotten: removing or rewriting the file does not
 clear them (the gateway cannot tell the removal worked).
 
+A second name of a file made by a line of a masked connection (``ln``, ``link``, ``cp -l``,
+``cp -s``) marks both names when it is made: what a transform writes later through one is
+read through the other.
+
+Names, times and process arguments (issue 14): a line whose output may be what it read changed
+and that puts it into the words of a command (``rev f | xargs mkdir``, ``touch -d
+@$(cut -c6- f) x``, ``… | while read v; do …``: ``linepaths.names_from_data``), or a line of a
+connection masked whole that names a value only known at run time (``mkdir "$x"`` after
+``x=$(rev f)``), leaves a ``metadata`` mark for its identity on the target: plain programs
+print names and times (``ls``, ``stat``, ``ps``, ``echo *``, a prompt), so from then on every
+output of that identity there is masked whole and its file transfers refused
+(``Memory.metadata``). Another identity's listing of those names is not masked whole (its
+detectors still apply, to SFTP listings too).
+
 Not seen: a writer that does not say which files it writes (an interpreter, ``make``, what an
 interactive editor saves: marking every file they are named would mask the files they only
 read, for everyone, for good; scripted editors, awk and sed scripts, archives unpacked and
-programs' output options are read by ``linepaths`` and ``scriptwrites``), a link made before
-the file was marked, and a file read through a path the gateway cannot tie to the one written
-(a hard link, a bind mount).
+programs' output options are read by ``linepaths`` and ``scriptwrites``), a link made by a
+connection whose output is not masked or by a program the gateway does not read (an
+interpreter, an SFTP client's ``ln`` before the file was marked), and a file read through a
+path the gateway cannot tie to the one written (a link made before, a bind mount).
 """
 
 from __future__ import annotations
