@@ -581,7 +581,7 @@ def _values_in(script: Script) -> bool:
     for pipeline in script:
         for stage in pipeline.stages:
             if isinstance(stage, SimpleCommand):
-                if stage.argv and stage.dynamic:
+                if stage.argv and stage.dynamic and _name(stage.argv[0]) not in _PRINTS_ONLY:
                     return True
                 if any(_values_in(sub.script) for sub in stage.substitutions):
                     return True
@@ -590,6 +590,10 @@ def _values_in(script: Script) -> bool:
     return False
 
 
+# builtins whose words only go to output or a test (masked, or a status clamped), nowhere they
+# stay: no process, file or variable keeps them
+_PRINTS_ONLY = frozenset({"echo", "printf", "test", "[", "[[", ":", "true", "false", "let",
+                          "return", "shift", "exit"})
 # builtins that make variables (words of later commands) of their input
 _READS_WORDS = frozenset({"read", "mapfile", "readarray"})
 
