@@ -212,6 +212,7 @@ class SftpMasker:
         assert self._refuse is not None
         kind = packet[4]
         paths: list[bytes] | None
+        name: list[bytes] | None = None
         if kind == SSH_FXP_OPEN:
             paths = _strings(packet, 9, 1)
             if paths is None or len(packet) < 9 + 4 + len(paths[0]) + 4:
@@ -234,6 +235,12 @@ class SftpMasker:
             why = self._refuse(path.decode("utf-8", "surrogateescape"))
             if why is not None:
                 raise TransferRefused(why)
+        if kind == SSH_FXP_SYMLINK or (kind == SSH_FXP_EXTENDED and name is not None
+                                       and name[0] == b"hardlink@openssh.com"):
+            # a file written later through one name would be read through the other, which
+            # the SSH side's marks do not know (they follow the links made by shell lines)
+            raise TransferRefused("links are not made over SFTP while output is masked "
+                                  "(make them with ln in a command)")
 
     def _in_order(self, packet: bytes, size: int) -> bool:
         """Whether a DATA reply holds the next bytes of the file being read (a first read at
