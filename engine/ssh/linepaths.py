@@ -389,6 +389,11 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
             continue
         dynamic = {stage.argv[i] for i in stage.dynamic}
         patterns = dict(zip(stage.argv, stage.patterns, strict=False))
+        for word in _xargs_files(stage.argv):  # xargs -a FILE: its input, as words
+            if word in dynamic:
+                unknown = True
+            else:
+                files += place(word, cwd)
         for argv in _programs(stage):
             name = _name(argv[0])
             if (code := _code(argv)) is not None:
@@ -427,6 +432,34 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                     continue
                 (trees if recursive else files).extend(place(word, cwd, patterns.get(word)))
     return Reads(tuple(files), tuple(trees), unknown)
+
+
+def _xargs_files(argv: tuple[str, ...]) -> list[str]:
+    """The files an ``xargs`` in ``argv`` reads its input from (``-a FILE``, ``-aFILE``,
+    ``--arg-file[=]FILE``): the words of the command it runs (``_programs`` takes the
+    wrapper off, and its options with it)."""
+    out: list[str] = []
+    for i, word in enumerate(argv):
+        if _name(word) != "xargs":
+            continue
+        rest = argv[i + 1:]
+        j = 0
+        while j < len(rest) and rest[j].startswith("-") and rest[j] != "--":
+            option = rest[j]
+            if option in ("-a", "--arg-file") and j + 1 < len(rest):
+                out.append(rest[j + 1])
+                j += 1
+            elif option.startswith("--arg-file="):
+                out.append(option.split("=", 1)[1])
+            elif option.startswith("-a") and not option.startswith("--"):
+                out.append(option[2:])
+            elif option in ("-n", "-L", "-s", "-P", "-d", "-E", "-I", "--max-args",
+                            "--max-lines", "--max-chars", "--max-procs", "--delimiter",
+                            "--replace", "--process-slot-var"):
+                j += 1  # its value
+            j += 1
+        break
+    return out
 
 
 def _operands(name: str, words: tuple[str, ...]) -> list[str]:
@@ -565,7 +598,7 @@ def names_from_data(line: str, depth: int = 0, *, unreadable: bool = True) -> bo
 
 def words_from_values(line: str) -> bool:
     """Whether a command of ``line`` has a word only known at run time (a variable, a
-    substitution), or runs in a loop or group whose words may be: on a connection whose
+    substitution, a runner's input), short of words only printed: on a connection whose
     output is masked whole, such a word may hold what an earlier line read (``x=$(rev f)``,
     then ``mkdir "$x"``)."""
     try:
@@ -579,9 +612,20 @@ def _values_in(script: Script) -> bool:
     """``words_from_values`` of a parsed line; a function's body runs when it is called (a
     later line), not where it is defined."""
     for pipeline in script:
+        programs = [argv for stage in pipeline.stages if isinstance(stage, SimpleCommand)
+                    for argv in _programs(stage)]
         for stage in pipeline.stages:
             if isinstance(stage, SimpleCommand):
                 if stage.argv and stage.dynamic and _name(stage.argv[0]) not in _PRINTS_ONLY:
+                    return True
+                # a runner's words: its input (``xargs -a f mkdir``, ``cat f | xargs …``),
+                # unless only names feed it (``ls | xargs cat``)
+                fed = [argv for argv in _programs(stage)
+                       if _name(argv[0]) not in _PRINTS_ONLY and any(RUNTIME in w
+                                                                    for w in argv[1:])]
+                if fed and (_xargs_files(stage.argv) or any(
+                        other not in fed and _name(other[0]) not in _NAMES_ONLY | _RUNNERS
+                        for other in programs)):
                     return True
                 if any(_values_in(sub.script) for sub in stage.substitutions):
                     return True

@@ -230,3 +230,15 @@ def test_sftp_lists_names_masked(mgw: SshGateway, work: Path, tmp_path: Path) ->
     assert b"1881" in got.stdout  # listed, masked
     assert CARD.encode() not in got.stdout, got.stdout
     assert CARD.encode() not in stored(mgw)
+
+
+def test_names_made_from_a_marked_file_are_not_listed(fresh: SshGateway, work: Path) -> None:
+    """A file written by a transform (marked), then made names by a plain runner: ``xargs -a``
+    reads the reversed values with no transform on its line."""
+    assert run(fresh, f"rev {work}/s.txt > {work}/r").returncode == 0
+    made = run(fresh, f"mkdir -p {work}/nm && cd {work}/nm && xargs -a ../r mkdir -p")
+    assert made.returncode == 0, made.stderr
+    assert (work / "nm" / CARD[::-1]).is_dir()
+    listed = run(fresh, f"ls {work}/nm")
+    assert not exposed(listed.stdout), listed.stdout[:300]
+    _masked_whole(listed)

@@ -293,3 +293,15 @@ def test_what_a_transform_puts_into_names_masks_its_identity_whole(
     assert (alice.metadata() is not None) == into_names
     assert alice.read(("cat /tmp/y",)) is None  # no file of it
     assert Memory(journal, "db1:22", "bob", "s3").metadata() is None  # its identity's
+
+
+@pytest.mark.parametrize("line", ["xargs -a /tmp/x echo", "xargs -n 1 --arg-file=/tmp/x echo",
+                                  "xargs -0 -a/tmp/x mkdir"])
+def test_xargs_reads_its_arg_file(tmp_path: Path, line: str) -> None:
+    """``xargs -a FILE`` prints (or makes names of) a marked file's content."""
+    journal = Journal(tmp_path / "j")
+    Memory(journal, "db1:22", "bob", "s1").wrote(("rev s > /tmp/x",))
+    assert Memory(journal, "db1:22", "alice", "s2").read((line,)) is not None
+    # on a connection masked whole, what it makes of them may be names
+    assert any(m.metadata for m in Memory(journal, "db1:22", "alice", "s3").wrote(
+        ("xargs -a /tmp/x mkdir",), unseen=True))
