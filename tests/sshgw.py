@@ -93,7 +93,7 @@ connections:
     listen: 127.0.0.1:0
     upstream: {{host: 127.0.0.1, port: {sshd_port}, user: {sshd_user},
                key_file: {client_key}, known_hosts: {known_hosts}}}
-    ssh: {{interactive: strict}}
+    ssh: {{interactive: strict, forward: [{{to: 127.0.0.1/32, ports: [{forward_port}]}}]}}
     allow: {{groups: [engineering, operators]}}
   - name: web_exec_only
     kind: ssh

@@ -29,9 +29,12 @@ fed to a ``StreamMasker``, so that a value split between two replies is masked a
   (``C0644 size name``, ``D``, ``E``, ``T``, warnings), acknowledgements (a NUL byte), and
   after each ``C`` line exactly ``size`` bytes of file, masked and flushed at the file's end.
 
+File names in directory listings (``SSH_FXP_NAME`` replies: ``ls``, ``realpath``,
+``readlink``) are masked like output, each name and its ``ls -l`` line: a value made a file
+name (``mkdir 4111…``) is not listed in clear.
+
 What a transfer's masking cannot do: read a compressed or binary format (a zip of a CSV, a
-database file) — values inside it pass, as in terminal output; and file names in directory
-listings are not masked.
+database file) — values inside it pass, as in terminal output.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ SSH_FXP_SYMLINK = 20
 SSH_FXP_EXTENDED = 200
 SSH_FXP_STATUS = 101
 SSH_FXP_DATA = 103
+SSH_FXP_NAME = 104
 SSH_FXF_READ = 0x1
 _TWO_PATHS = (b"posix-rename@openssh.com", b"hardlink@openssh.com")
 SSH_FX_FAILURE = 4
@@ -77,6 +81,7 @@ class SftpMasker:
         if not masker.keep_length:
             raise ValueError("a transfer needs a masker that keeps lengths")
         self._refuse = refuse
+        self._masker = masker
         self._stream = StreamMasker(masker)
         self._continuing = False  # a word starred at a pause goes on in the next reply
         self._buf = bytearray()
@@ -114,6 +119,8 @@ class SftpMasker:
                 break
             packet = bytes(buf[pos:pos + 4 + n])
             pos += 4 + n
+            if packet[4] == SSH_FXP_NAME:
+                packet = self._names(packet)
             if packet[4] == SSH_FXP_DATA:
                 if n < 9 or int.from_bytes(packet[9:13], "big") != n - 9:
                     raise TransferError("an SFTP data reply whose lengths do not agree")
@@ -145,6 +152,32 @@ class SftpMasker:
                 out.append(packet)
         del buf[:pos]
         return b"".join(out)
+
+    def _names(self, packet: bytes) -> bytes:
+        """A NAME reply with each file name and its long form masked (a value made a name
+        is listed masked); a reply that does not parse ends the transfer."""
+        if len(packet) < 13:
+            raise TransferError("an SFTP name reply too short")
+        count = int.from_bytes(packet[9:13], "big")
+        at = 13
+        body = bytearray(packet[4:13])
+        for _ in range(count):
+            strings = _strings(packet, at, 2)
+            if strings is None:
+                raise TransferError("an SFTP name reply that does not parse")
+            at += 8 + len(strings[0]) + len(strings[1])
+            end = _attrs_end(packet, at)
+            if end is None:
+                raise TransferError("an SFTP name reply whose attributes do not parse")
+            for name in strings:
+                text, fired = self._masker.mask(name.decode("utf-8", "surrogateescape"))
+                self._stream.counts.update(fired)
+                masked = text.encode("utf-8", "surrogateescape")
+                body += len(masked).to_bytes(4, "big") + masked
+            body += packet[at:end]
+            at = end
+        body += packet[at:]
+        return len(body).to_bytes(4, "big") + bytes(body)
 
     def request(self, data: bytes) -> None:
         """The client's bytes to the target: which file and offset each READ asks for."""
@@ -179,6 +212,7 @@ class SftpMasker:
         assert self._refuse is not None
         kind = packet[4]
         paths: list[bytes] | None
+        name: list[bytes] | None = None
         if kind == SSH_FXP_OPEN:
             paths = _strings(packet, 9, 1)
             if paths is None or len(packet) < 9 + 4 + len(paths[0]) + 4:
@@ -201,6 +235,12 @@ class SftpMasker:
             why = self._refuse(path.decode("utf-8", "surrogateescape"))
             if why is not None:
                 raise TransferRefused(why)
+        if kind == SSH_FXP_SYMLINK or (kind == SSH_FXP_EXTENDED and name is not None
+                                       and name[0] == b"hardlink@openssh.com"):
+            # a file written later through one name would be read through the other, which
+            # the SSH side's marks do not know (they follow the links made by shell lines)
+            raise TransferRefused("links are not made over SFTP while output is masked "
+                                  "(make them with ln in a command)")
 
     def _in_order(self, packet: bytes, size: int) -> bool:
         """Whether a DATA reply holds the next bytes of the file being read (a first read at
@@ -348,6 +388,29 @@ def _strings(packet: bytes, at: int, count: int) -> list[bytes] | None:
         out.append(packet[at + 4:at + 4 + size])
         at += 4 + size
     return out
+
+
+def _attrs_end(packet: bytes, at: int) -> int | None:
+    """Where the SFTP ATTRS starting at ``at`` end (None: the packet is short)."""
+    if at + 4 > len(packet):
+        return None
+    flags = int.from_bytes(packet[at:at + 4], "big")
+    at += 4
+    at += 8 if flags & 0x1 else 0  # size
+    at += 8 if flags & 0x2 else 0  # uid, gid
+    at += 4 if flags & 0x4 else 0  # permissions
+    at += 8 if flags & 0x8 else 0  # access and modification times
+    if flags & 0x80000000:  # extended: count, then name and data strings
+        if at + 4 > len(packet):
+            return None
+        pairs = int.from_bytes(packet[at:at + 4], "big")
+        at += 4
+        for _ in range(pairs):
+            strings = _strings(packet, at, 2)
+            if strings is None:
+                return None
+            at += 8 + len(strings[0]) + len(strings[1])
+    return at if at <= len(packet) else None
 
 
 def _status(request_id: bytes, message: str) -> bytes:

@@ -584,6 +584,12 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._guarded(self.chan.write_eof)  # type: ignore[union-attr]
 
     def target_exit(self, how: str, value: Any) -> None:
+        output = self._masked_output()  # a command that printed nothing has none yet
+        if (output is not None and output.transfer is None and output.hides_status
+                and (how, value) != ("status", 0)):
+            # a transform's exit status (or the signal it chose) is a byte of what it read:
+            # only its failure goes on (issue 14)
+            how, value = "status", 1
         self._exit = (how, value)
 
     def target_closed(self, exc: Exception | None) -> None:

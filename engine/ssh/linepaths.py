@@ -50,7 +50,7 @@ from engine.guardrail.shellwords import (
     unescape,
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
-from engine.ssh.shellstate import destinations, writes_file
+from engine.ssh.shellstate import destinations, leaves_state, writes_file
 
 # Programs whose path operands are names to them, not content they print.
 _NAMES_ONLY = frozenset({
@@ -389,6 +389,11 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
             continue
         dynamic = {stage.argv[i] for i in stage.dynamic}
         patterns = dict(zip(stage.argv, stage.patterns, strict=False))
+        for word in _xargs_files(stage.argv):  # xargs -a FILE: its input, as words
+            if word in dynamic:
+                unknown = True
+            else:
+                files += place(word, cwd)
         for argv in _programs(stage):
             name = _name(argv[0])
             if (code := _code(argv)) is not None:
@@ -427,6 +432,34 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                     continue
                 (trees if recursive else files).extend(place(word, cwd, patterns.get(word)))
     return Reads(tuple(files), tuple(trees), unknown)
+
+
+def _xargs_files(argv: tuple[str, ...]) -> list[str]:
+    """The files an ``xargs`` in ``argv`` reads its input from (``-a FILE``, ``-aFILE``,
+    ``--arg-file[=]FILE``): the words of the command it runs (``_programs`` takes the
+    wrapper off, and its options with it)."""
+    out: list[str] = []
+    for i, word in enumerate(argv):
+        if _name(word) != "xargs":
+            continue
+        rest = argv[i + 1:]
+        j = 0
+        while j < len(rest) and rest[j].startswith("-") and rest[j] != "--":
+            option = rest[j]
+            if option in ("-a", "--arg-file") and j + 1 < len(rest):
+                out.append(rest[j + 1])
+                j += 1
+            elif option.startswith("--arg-file="):
+                out.append(option.split("=", 1)[1])
+            elif option.startswith("-a") and not option.startswith("--"):
+                out.append(option[2:])
+            elif option in ("-n", "-L", "-s", "-P", "-d", "-E", "-I", "--max-args",
+                            "--max-lines", "--max-chars", "--max-procs", "--delimiter",
+                            "--replace", "--process-slot-var"):
+                j += 1  # its value
+            j += 1
+        break
+    return out
 
 
 def _operands(name: str, words: tuple[str, ...]) -> list[str]:
@@ -513,6 +546,155 @@ def transforms(line: str, depth: int = 0) -> bool:
             if _name(argv[0]) not in PLAIN_PROGRAMS or transforms_output(shlex.join(argv)):
                 return True
     return False
+
+
+def names_from_data(line: str, depth: int = 0, *, unreadable: bool = True) -> bool:
+    """Whether ``line`` may put what it read, changed, where no output shows it: into the
+    words of a command it runs (``rev f | xargs mkdir``, ``touch -d @$(cut -c6- f) x``,
+    ``… | while read v; do mkdir "$v"; done``) — file names, times, modes, a background
+    process's arguments — which plain programs print later (``ls``, ``stat``, ``ps``, a
+    prompt showing the working directory) and no detector recognises. Only a line whose output
+    may be what it read changed (``transforms_output``) counts; a command substitution, a
+    word a runner fills in from input (short of names printed by programs that only print
+    names: ``find . | xargs grep -l x``), or a variable read from input does (the gateway
+    cannot follow the value, so it fails closed: ``written.Memory.metadata``). A line that
+    does not parse counts when it is ``unreadable`` (the shell's, as in ``reads``)."""
+    if depth > _MAX_NESTED:
+        return True
+    try:
+        parse(line)
+    except ShellParseError:
+        return unreadable
+    if not (transforms_output(line) or leaves_state(line)):
+        return False
+    try:
+        commands = [c for c in classify_command(line).commands if c]
+        stages = list(_stages(line))
+    except ShellParseError:
+        return unreadable
+    if ("$(" in line or "`" in line) and words_from_values(line):
+        return True  # a substitution: its output becomes words (an assignment: state)
+    programs: list[tuple[str, ...]] = []
+    for stage in stages:
+        if isinstance(stage, SimpleCommand):
+            programs += _programs(stage)
+    # inside loops and groups, as classified (xargs's input as RUNTIME)
+    programs += [(c[0], *(RUNTIME if w == "(input)" else w for w in c[1:])) for c in commands]
+    for i, argv in enumerate(programs):
+        if (code := _code(argv)) is not None:
+            if names_from_data(code, depth + 1):
+                return True
+            continue
+        if _name(argv[0]) in _READS_WORDS:
+            return True
+        # a runner's words (xargs's input, find's {}): from data unless every other program
+        # of the line only prints names (``find . | xargs grep -l x``: names stay names)
+        if any(RUNTIME in w for w in argv) and any(
+                j != i and other != argv and _name(other[0]) not in _NAMES_ONLY | _RUNNERS
+                for j, other in enumerate(programs)):
+            return True
+    return False
+
+
+def words_from_values(line: str) -> bool:
+    """Whether a command of ``line`` has a word only known at run time (a variable, a
+    substitution, a runner's input), short of words only printed: on a connection whose
+    output is masked whole, such a word may hold what an earlier line read (``x=$(rev f)``,
+    then ``mkdir "$x"``)."""
+    try:
+        script = parse(line)
+    except ShellParseError:
+        return True
+    return _values_in(script)
+
+
+def _values_in(script: Script) -> bool:
+    """``words_from_values`` of a parsed line; a function's body runs when it is called (a
+    later line), not where it is defined."""
+    for pipeline in script:
+        programs = [argv for stage in pipeline.stages if isinstance(stage, SimpleCommand)
+                    for argv in _programs(stage)]
+        for stage in pipeline.stages:
+            if isinstance(stage, SimpleCommand):
+                if stage.argv and stage.dynamic and _name(stage.argv[0]) not in _PRINTS_ONLY:
+                    return True
+                # a runner's words: its input (``xargs -a f mkdir``, ``cat f | xargs …``),
+                # unless only names feed it (``ls | xargs cat``)
+                fed = [argv for argv in _programs(stage)
+                       if _name(argv[0]) not in _PRINTS_ONLY and any(RUNTIME in w
+                                                                    for w in argv[1:])]
+                if fed and (_xargs_files(stage.argv) or any(
+                        other not in fed and _name(other[0]) not in _NAMES_ONLY | _RUNNERS
+                        for other in programs)):
+                    return True
+                if any(_values_in(sub.script) for sub in stage.substitutions):
+                    return True
+            elif stage.kind != "function" and _values_in(stage.body):
+                return True
+    return False
+
+
+# builtins whose words only go to output or a test (masked, or a status clamped), nowhere they
+# stay: no process, file or variable keeps them
+_PRINTS_ONLY = frozenset({"echo", "printf", "test", "[", "[[", ":", "true", "false", "let",
+                          "return", "shift", "exit"})
+# builtins that make variables (words of later commands) of their input
+_READS_WORDS = frozenset({"read", "mapfile", "readarray"})
+
+
+def links(line: str, cwd: Cwd = None, depth: int = 0) -> list[Written]:
+    """The names a line makes of one file (``ln``, ``link``, ``cp -l``/``--link``, ``cp
+    -s``/``--symbolic-link``), each operand and the name made under a destination directory:
+    a file written later through one name is read through the other, so both are marked when
+    the link is made (``written.Memory.wrote``). A name only known at run time is any name
+    (``Written(None)``)."""
+    if depth > _MAX_NESTED:
+        return [Written(None)]
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return []
+    cwd = _line_cwd(line, cwd)
+    out: list[Written] = []
+    for stage in stages:
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        for argv in _programs(stage):
+            if (code := _code(argv)) is not None:
+                out += links(code, cwd, depth + 1)
+                continue
+            if not _makes_link(argv):
+                continue
+            operands = [w for w in argv[1:] if not w.startswith("-")]
+            base = operands[0].rstrip("/").rsplit("/", 1)[-1] if operands else ""
+            if len(operands) == 1:
+                operands.append(base)  # ``ln -s /x``: the link is made here, by that name
+            elif operands[-1].count("/") and not operands[-1].endswith("/"):
+                # a symbolic link's relative target is read from the link's directory
+                folder = posixpath.dirname(operands[-1])
+                operands[:-1] = [w for o in operands[:-1] for w in (
+                    (o,) if o.startswith(("/", "~")) else (o, f"{folder}/{o}"))]
+            for word in operands:
+                if word in dynamic or RUNTIME in word:
+                    out.append(Written(None))
+                    continue
+                for where in place(word, cwd):
+                    out.append(Written(where))
+                    if base and word is operands[-1] and len(operands) > 1:
+                        out.append(Written(Place((*where.parts, base), where.anchored)))
+    return out
+
+
+def _makes_link(argv: tuple[str, ...]) -> bool:
+    name = _name(argv[0])
+    if name in ("ln", "link"):
+        return True
+    if name != "cp":
+        return False
+    return any(w in ("--link", "--symbolic-link") or (
+        w.startswith("-") and not w.startswith("--") and ("l" in w or "s" in w))
+        for w in argv[1:])
 
 
 @dataclass(frozen=True)

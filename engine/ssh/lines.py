@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.guardrail.shellwords import ShellParseError, SimpleCommand, parse, pipelines
 from recordings.emulator import Emulator
 
 ENTER_KEYS = (b"\r", b"\n", b"\x0f")  # Enter, Ctrl-J and readline's operate-and-get-next
@@ -211,3 +212,24 @@ def spelled(keys: bytes) -> str:
             out.append(char)
         i += 1
     return "".join(out)
+
+
+def shell_reading(line: str) -> str | None:
+    """``line``'s words as the shell reads them — quotes and backslashes removed, ``$'…'``
+    decoded, here-documents' bodies and substitutions' commands included — joined by spaces,
+    its commands by ``; `` (None: it does not parse). For the record (``SshSession``): a value
+    written in quoted pieces is whole here, where the detectors see it."""
+    try:
+        script = parse(line)
+    except ShellParseError:
+        return None
+    parts: list[str] = []
+    for pipeline in pipelines(script):
+        for stage in pipeline.stages:
+            words: list[str] = []
+            if isinstance(stage, SimpleCommand):
+                words += [*stage.assignments, *stage.argv]
+            words += [r.target for r in stage.redirects]
+            if words:
+                parts.append(" ".join(words))
+    return "; ".join(parts)

@@ -324,6 +324,9 @@ class ChannelOutput:
         self._cut = b""
         self._delimited = until_prompt  # once a shell's commands are told apart, always
         self._running = until_prompt  # the last switch was readline's off: a command runs
+        # a command whose output was masked whole ran here: the channel's exit status may be
+        # its (``awk '{exit substr($2,1,2)}' f``), so it is hidden too (``hides_status``)
+        self._transformed = whole or until_prompt
         if transfer in ("sftp", "scp"):
             values = masking.values
             kept = ValueMasker(values.detectors, values.strategies, key=values.key,
@@ -356,6 +359,7 @@ class ChannelOutput:
             if not (self._delimited and self._running):
                 self.whole = True
             return
+        self._transformed = self._transformed or transforms
         if transforms and (detaches or not delimited):
             self.whole = True
         elif delimited:
@@ -366,6 +370,14 @@ class ChannelOutput:
         """A line left state behind that the gateway cannot follow (``leaves_state``): the rest
         of the channel is masked whole."""
         self.whole = True
+
+    @property
+    def hides_status(self) -> bool:
+        """Whether the channel's exit status may carry what its output could not show: a
+        command masked whole ran on it (a transform's exit status is a byte of its own
+        choosing), or its output is masked whole now. Then only success or failure (0 or 1)
+        reaches the client and the record."""
+        return self.whole or self._transformed
 
     def suspended(self) -> None:
         """The client sent Ctrl-Z: a command masked whole may be resumed after its prompt

@@ -7,7 +7,9 @@ answered late (longer for an address that keeps failing) and the client is disco
 ``login_attempts`` failures.
 Agent and X11 forwarding are refused (the listener turns them off); remote forwarding (-R) is
 refused; local forwarding (-L) reaches only the connection's ``forward`` destinations, through
-the target, and each attempt is recorded with its verdict.
+the target, and each attempt is recorded with its verdict. A forward's bytes are a protocol the
+gateway does not read, so a session whose output is masked gets none (fail closed): anything on
+the target can listen on an allowed destination and send a secret file through the tunnel.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from engine.config import Connection
 from engine.identity import Identity, IdentityDirectory
 from engine.session import Session, SessionContext, may_use
 from engine.ssh.bridge import ChannelBridge
+from engine.ssh.output import ChannelOutput
 from engine.ssh.session import SshSession
 from engine.ssh.upstream import TargetUnavailable
 from engine.tasks import spawn
@@ -229,6 +232,14 @@ class GatewayServer(asyncssh.SSHServer):
             reason = why or (f"{dest_host}:{dest_port} is outside the connection's allowed "
                              "forward destinations")
             await session.refused(text, "forward-not-allowed", reason)
+            log.info("ssh session %s: %s refused: %s", session.session_id, text, reason)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                            f"gatewatch: {reason}")
+        if ChannelOutput.masks(session.masking):
+            reason = ("port forwarding is refused for this identity on this connection: its "
+                      "data is masked, and the gateway cannot read (nor mask) what a tunnel "
+                      "carries")
+            await session.refused(text, "masking", reason)
             log.info("ssh session %s: %s refused: %s", session.session_id, text, reason)
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
                                             f"gatewatch: {reason}")

@@ -27,6 +27,7 @@ from engine.guardrail.rules import SEVERITY, Verdict
 from engine.identity import Identity
 from engine.masking.policy import SessionMasking
 from engine.session import AccessRefused, Session, SessionContext
+from engine.ssh.lines import shell_reading
 from engine.ssh.output import ChannelOutput, transfer_kind, transfers_files
 from engine.ssh.shellstate import STARTUP_REFUSED, startup_write
 from engine.ssh.tape import Tape
@@ -272,7 +273,8 @@ class SshSession:
         files it reads and writes are checked against, and added to, the files written by
         transforms (``engine.ssh.written``); a legacy scp download of one is refused."""
         lines = readings or (text,)
-        refusal = await self._download_refusal(text, kind)
+        refusal = (await self._download_refusal(text, kind)
+                   or await self._transfer_refusal(text, kind))
         admission = await self._admit(text, kind, on_held, readings=lines, lenient=lenient,
                                       cwd=cwd, refusal=refusal)
         if admission.allowed and (kind == "shell" or (
@@ -302,7 +304,7 @@ class SshSession:
         self.seq += 1
         seq = self.seq
         op = self.core.statement_record(
-            seq, text, verdict="block" if refusal else action,
+            seq, self._recorded(text), verdict="block" if refusal else action,
             rule="masking" if refusal else verdict.rule if verdict else None)
         await self.ctx.recorder.committed([op])
         self.core.running(op)
@@ -317,6 +319,17 @@ class SshSession:
             self.end_command(seq, "blocked", None, message)
             return Admission(False, seq, message, blocked=True)
         return await self._review(seq, text, verdict.rule, verdict.reason, on_held, after)
+
+    def _recorded(self, text: str) -> str:
+        """A command line as the store keeps it (masked there): as the shell reads its words
+        when that reading holds a value masking finds and the line as typed may hide it
+        (``echo 4012''8888…``, ``4012\\8888…``, ``"4012"8888…``, ``$'\\x34'012…``: quote
+        removal glues the pieces back together, the detectors never see them whole)."""
+        reading = shell_reading(text)
+        if (reading is None or reading == text or not ChannelOutput.masks(self.masking)
+                or self.core.mask_text(reading, count=False) == reading):
+            return text
+        return reading
 
     async def _target_known(self) -> None:
         """Until the target is connected (or could not be): its host key says which machine
@@ -361,12 +374,29 @@ class SshSession:
         # typed without echo (a password perhaps): what does not parse is no shell line (what
         # follows it is masked whole at the terminal anyway, ``ChannelOutput.line_sent``)
         shell = shell and not blind
+        left = memory.metadata()
+        if left is not None:  # names, times, arguments made from data: any output may show
+            self.taint(f"from here on this connection's output is masked whole: {left}")
         read = memory.read(lines, cwd, shell=shell)
         if read is not None:
             self.taint(f"from here on this connection's output is masked whole: {read}")
-        memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell,
-                     blind=blind,
-                     hide=lambda path: self.core.mask_text(path, count=False) != path)
+        made = memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell,
+                            blind=blind,
+                            hide=lambda path: self.core.mask_text(path, count=False) != path)
+        if any(m.metadata for m in made):
+            self.taint("from here on this connection's output is masked whole: that line may "
+                       "put what it read into file names, times or process arguments")
+
+    async def _transfer_refusal(self, text: str, kind: str) -> str | None:
+        """Why a file transfer (sftp, scp) may not start: this identity put what it read,
+        changed, into file names or times on this target (``Memory.metadata``), which a
+        transfer's listings and attributes carry unmasked."""
+        if not ((kind == "subsystem" or (kind == "exec" and transfers_files(text)))
+                and ChannelOutput.masks(self.masking)):
+            return None
+        await self._target_known()
+        why = self.memory.metadata() if self.memory is not None else None
+        return None if why is None else f"file transfers refused: {why}"
 
     async def _download_refusal(self, text: str, kind: str) -> str | None:
         """Why a legacy scp download (``scp -f``) may not run: it reads a file written by a

@@ -57,12 +57,27 @@ as marked until it can be read. A mark that cannot be written is kept in this pr
 (and logged) for its life. Marks are never forgotten: removing or rewriting the file does not
 clear them (the gateway cannot tell the removal worked).
 
+A second name of a file made by a line of a masked connection (``ln``, ``link``, ``cp -l``,
+``cp -s``) marks both names when it is made: what a transform writes later through one is
+read through the other.
+
+Names, times and process arguments (issue 14): a line whose output may be what it read changed
+and that puts it into the words of a command (``rev f | xargs mkdir``, ``touch -d
+@$(cut -c6- f) x``, ``… | while read v; do …``: ``linepaths.names_from_data``), or a line of a
+connection masked whole that names a value only known at run time (``mkdir "$x"`` after
+``x=$(rev f)``), leaves a ``metadata`` mark for its identity on the target: plain programs
+print names and times (``ls``, ``stat``, ``ps``, ``echo *``, a prompt), so from then on every
+output of that identity there is masked whole and its file transfers refused
+(``Memory.metadata``). Another identity's listing of those names is not masked whole (its
+detectors still apply, to SFTP listings too).
+
 Not seen: a writer that does not say which files it writes (an interpreter, ``make``, what an
 interactive editor saves: marking every file they are named would mask the files they only
 read, for everyone, for good; scripted editors, awk and sed scripts, archives unpacked and
-programs' output options are read by ``linepaths`` and ``scriptwrites``), a link made before
-the file was marked, and a file read through a path the gateway cannot tie to the one written
-(a hard link, a bind mount).
+programs' output options are read by ``linepaths`` and ``scriptwrites``), a link made by a
+connection whose output is not masked or by a program the gateway does not read (an
+interpreter, an SFTP client's ``ln`` before the file was marked), and a file read through a
+path the gateway cannot tie to the one written (a link made before, a bind mount).
 """
 
 from __future__ import annotations
@@ -83,12 +98,15 @@ from engine.ssh.linepaths import (
     Reads,
     Written,
     copies,
+    links,
+    names_from_data,
     path_parts,
     place,
     reads,
     same,
     transforms,
     under,
+    words_from_values,
     writes,
 )
 
@@ -118,8 +136,13 @@ class Mark:
     anywhere: bool = False
     pattern: bool = False  # a glob: every name it matches (``split``'s pieces)
     host_key: str = ""  # the target's host key (fingerprint): the same machine by any name
+    # ``identity`` put what it read, changed, into metadata on ``target`` (names, times, a
+    # process's arguments: ``linepaths.names_from_data``): no file of it, every output of it
+    metadata: bool = False
 
     def describe(self) -> str:
+        if self.metadata:
+            return "file names, times or process arguments made from data"
         if self.anywhere:
             return "a file whose name the gateway could not see"
         return self.path if not self.floating else f"…/{self.path}" if self.path else "…"
@@ -127,6 +150,8 @@ class Mark:
 
 def names(mark: Mark, reads: Reads) -> bool:
     """Whether a line that reads ``reads`` may read what ``mark`` marks."""
+    if mark.metadata:
+        return False  # no file: every output of its identity (``Memory.metadata``)
     if mark.anywhere:
         return reads.any
     if reads.unknown:
@@ -169,6 +194,8 @@ def carried(copy: Copy, marks: Iterable[Mark]) -> list[Written]:
     dest = copy.destination
     out: list[Written] = []
     for mark in marks:
+        if mark.metadata:
+            continue
         marked = _place_of(mark)
         for source in copy.sources:
             base = source.parts[-1:] if source.parts and not source.pattern else ()
@@ -308,7 +335,22 @@ class Memory:
             return None
         return [m for m in marks
                 if (m.target == self.target or (self.host_key and m.host_key == self.host_key))
-                and (not m.anywhere or m.identity == self.identity)]
+                and (not (m.anywhere or m.metadata) or m.identity == self.identity)]
+
+    def metadata(self) -> str | None:
+        """Why every output of this identity on this target is masked whole (and its file
+        transfers refused), or None: it put what it read, changed, into file names, times or
+        process arguments there (``linepaths.names_from_data``), which plain programs print
+        (``ls``, ``stat``, ``ps``, a prompt, an SFTP listing). Such a mark is never forgotten,
+        like a file's: the names may stay. A journal that cannot be read counts as one."""
+        marks = self._marks()
+        if marks is None:
+            return ("the gateway's record of what transforms left on this target cannot be "
+                    "read")
+        for mark in marks:
+            if mark.metadata:
+                return _why(mark)
+        return None
 
     def read(self, lines: Iterable[str], cwd: Cwd = None, *, shell: bool = True) -> str | None:
         """Which marked path one of ``lines`` (readings of one line, the first the one shown)
@@ -324,6 +366,7 @@ class Memory:
                 return ("the gateway's record of files written by transforms cannot be read "
                         "(every file on this target counts as one)")
             named = Reads(found.files, found.trees)  # what it names, words known
+            marks = [m for m in marks if not m.metadata]
             for mark in marks:
                 if names(mark, named) or (mark.anywhere and found.any):
                     return _why(mark)
@@ -358,14 +401,26 @@ class Memory:
         now = time.time()
         new: dict[tuple[str, bool, bool, bool], Mark] = {}  # one mark per path
         known: list[Mark] | None = None
+        into_names = False  # what it read may become names, times, arguments
         for i, line in enumerate(lines):
             found: list[Written] = []
+            if names_from_data(line, unreadable=shell and not i) or (
+                    unseen and (shell or i) and words_from_values(line)):
+                into_names = True
             if unseen or transforms(line):
                 found = writes(line, cwd, unreadable=shell and not i)
+                # a name only known at run time, written by a transform (``awk '{print >
+                # $2}'``), or by a line whose output is masked whole (a variable it names may
+                # hold what an earlier line read): what was read may be that name
+                into_names |= any(w.place is None for w in found) and (
+                    unseen or transforms(line))
             elif made := copies(line, cwd):
                 known = self._marks() if known is None else known
                 found = [w for c in made for w in (
                     carried(c, known) if known is not None else [Written(c.destination, True)])]
+            # a second name of a file (a hard link, a symbolic one): what is written later
+            # through one is read through the other, so both are marked now
+            found += links(line, cwd)
             for written in found:
                 if written.place is not None and (blind or (hide is not None and hide(
                         "/".join(written.place.parts)))):
@@ -381,6 +436,10 @@ class Memory:
                                 tree=written.tree, pattern=where.pattern,
                                 host_key=self.host_key)
                 new.setdefault((mark.path, mark.floating, mark.tree, mark.pattern), mark)
+        if into_names:
+            mark = Mark(self.target, "", self.identity, self.session, now, metadata=True,
+                        host_key=self.host_key)
+            new.setdefault(("", False, False, True), mark)
         marks = list(new.values())
         if marks:
             self.journal.add(marks)

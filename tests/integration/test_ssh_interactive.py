@@ -186,7 +186,8 @@ async def _pending(gw: SshGateway) -> object:
 
 
 async def test_forwarding_only_to_allowed_destinations(gw: SshGateway, echo: Echo) -> None:
-    async with connect(gw) as conn:
+    # web_strict masks nothing (web masks: its forwards are refused, below)
+    async with connect(gw, connection="web_strict") as conn:
         reader, writer = await conn.open_connection("127.0.0.1", echo.port)
         writer.write(b"ping through the target")
         assert await asyncio.wait_for(reader.readexactly(23), 10) == b"ping through the target"
@@ -203,6 +204,22 @@ async def test_forwarding_only_to_allowed_destinations(gw: SshGateway, echo: Ech
         verdicts = {r["text"]: r["verdict"] for r in rows}
     assert verdicts[f"forward to 127.0.0.1:{echo.port}"] == "allow"
     assert verdicts["forward to 127.0.0.1:22"] == "block"
+
+
+async def test_a_masked_session_gets_no_forward(gw: SshGateway, echo: Echo) -> None:
+    """Issue 14: a tunnel's bytes are not read, so an identity whose output is masked cannot
+    open one, even to an allowed destination (anything on the target can listen there and
+    send a secret file through it); the refusal is recorded and says why."""
+    async with connect(gw) as conn:
+        with pytest.raises(asyncssh.ChannelOpenError, match="data is masked"):
+            await conn.open_connection("127.0.0.1", echo.port)
+    rows: list[dict[str, object]] = []
+    deadline = time.monotonic() + 10
+    while not rows and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        rows = gw.query("SELECT text, verdict, rule FROM statements WHERE rule = 'masking' "
+                        "AND text = ?", f"forward to 127.0.0.1:{echo.port}")
+    assert rows and rows[0]["verdict"] == "block"
 
 
 async def test_remote_forwarding_is_refused(gw: SshGateway) -> None:

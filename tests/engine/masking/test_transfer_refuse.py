@@ -73,3 +73,15 @@ def test_a_request_the_gateway_cannot_read_is_refused() -> None:
 
 def test_without_refuse_nothing_is_asked() -> None:
     SftpMasker(ValueMasker(keep_length=True)).request(open_request(MARKED, 0x1))
+
+
+@pytest.mark.parametrize("request_bytes", [
+    packet(20, struct.pack("!I", 9) + string(b"/srv/plain") + string(b"/srv/link")),
+    packet(200, struct.pack("!I", 11) + string(b"hardlink@openssh.com") + string(b"/srv/plain")
+           + string(b"/srv/hard")),
+])
+def test_no_link_is_made_over_sftp(request_bytes: bytes) -> None:
+    """Issue 14, F24: a transform writing through the link later would be read through the
+    file's other name, which no mark names."""
+    with pytest.raises(TransferRefused, match="links are not made"):
+        masker([]).request(request_bytes)

@@ -76,8 +76,10 @@ def test_a_connection_masked_whole_marks_everything_it_writes(tmp_path: Path) ->
 def test_a_name_only_known_at_run_time_marks_its_directory_or_anything(tmp_path: Path) -> None:
     [directory] = marked("rev s > /srv/$d/x", tmp=tmp_path)
     assert directory.path == "/srv" and directory.tree
-    [anything] = marked('rev s > "$f"', tmp=tmp_path)
+    # the name may be what was read (a variable set from it): its identity's names too
+    anything, names = marked('rev s > "$f"', tmp=tmp_path)
     assert anything.anywhere and anything.identity == "alice"
+    assert names.metadata and names.identity == "alice"
     [pieces] = marked("split -b5 s part_", HOME, tmp=tmp_path)
     assert pieces.path == "/home/alice/part_*" and pieces.pattern
 
@@ -245,8 +247,9 @@ def test_a_line_typed_into_a_program_is_no_shell_line(tmp_path: Path) -> None:
     memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
     typed = "it's a line of text in an editor"  # does not parse as shell
     assert memory.wrote((typed,), unseen=True, shell=False) == []
-    [anything] = memory.wrote((typed,), unseen=True)  # the shell's: any name it may write
-    assert anything.anywhere
+    # the shell's: any name it may write, and what it read may become names
+    anything, names = memory.wrote((typed,), unseen=True)
+    assert anything.anywhere and names.metadata
     assert memory.read((typed,), shell=False) is None
     assert memory.read((typed,)) is not None
 
@@ -267,3 +270,38 @@ def test_no_path_is_kept_of_a_line_typed_blind_or_holding_a_value(tmp_path: Path
     [hidden] = memory.wrote(("rev s > /tmp/4111111111111111",), hide=lambda p: "4111" in p)
     assert hidden.anywhere and "4111" not in (tmp_path / "j").read_text()
     assert memory.wrote(("it's > not a line",), blind=True, shell=False) == []
+
+
+@pytest.mark.parametrize(("line", "into_names"), [
+    ("rev s | xargs mkdir", True),
+    ("awk 'NR==1{print substr($2,1,8)}' s | xargs -I{} touch -d @{} z/a", True),
+    ("sed 's/./& /g' s | xargs timeout 60 tail -F /dev/null &", True),
+    ("touch -d @$(cut -c6-13 s) z", True),
+    ("rev s | while read v; do mkdir \"$v\"; done", True),
+    ("for w in $(rev s); do mkdir $w; done", True),
+    ("rev s > /tmp/x", False),
+    ("find . -name '*.txt' | xargs grep -l foo", False),  # names stay names
+    ("cat s", False),
+    ("ls -l", False),
+])
+def test_what_a_transform_puts_into_names_masks_its_identity_whole(
+        tmp_path: Path, line: str, into_names: bool) -> None:
+    journal = Journal(tmp_path / "j")
+    made = Memory(journal, "db1:22", "alice", "s1").wrote((line,))
+    assert any(m.metadata for m in made) == into_names
+    alice = Memory(journal, "db1:22", "alice", "s2")
+    assert (alice.metadata() is not None) == into_names
+    assert alice.read(("cat /tmp/y",)) is None  # no file of it
+    assert Memory(journal, "db1:22", "bob", "s3").metadata() is None  # its identity's
+
+
+@pytest.mark.parametrize("line", ["xargs -a /tmp/x echo", "xargs -n 1 --arg-file=/tmp/x echo",
+                                  "xargs -0 -a/tmp/x mkdir"])
+def test_xargs_reads_its_arg_file(tmp_path: Path, line: str) -> None:
+    """``xargs -a FILE`` prints (or makes names of) a marked file's content."""
+    journal = Journal(tmp_path / "j")
+    Memory(journal, "db1:22", "bob", "s1").wrote(("rev s > /tmp/x",))
+    assert Memory(journal, "db1:22", "alice", "s2").read((line,)) is not None
+    # on a connection masked whole, what it makes of them may be names
+    assert any(m.metadata for m in Memory(journal, "db1:22", "alice", "s3").wrote(
+        ("xargs -a /tmp/x mkdir",), unseen=True))
