@@ -149,6 +149,9 @@ def _floats(raw: bytes) -> str:
     return " ".join(shown)
 
 
+_NUMERIC_MAX_SCALE = 0x3FFF  # NUMERIC_DSCALE_MASK
+
+
 def _numeric(raw: bytes) -> str:
     if len(raw) < 8:
         raise Undecodable(1700)
@@ -159,13 +162,24 @@ def _numeric(raw: bytes) -> str:
         return "NaN"
     if sign in (-12288, -4096):  # infinities
         return "Infinity" if sign == -12288 else "-Infinity"
+    if sign not in (0, 0x4000) or not 0 <= dscale <= _NUMERIC_MAX_SCALE:
+        raise Undecodable(1700)
     digits = struct.unpack_from(f"!{ndigits}h", raw, 8)
-    value = Decimal(0)
-    for i, d in enumerate(digits):
-        value += Decimal(d) * (Decimal(10000) ** (weight - i))
-    if sign == 0x4000:
-        value = -value
-    return f"{value:.{dscale}f}" if dscale >= 0 else str(value)
+    if any(not 0 <= d < 10000 for d in digits):
+        raise Undecodable(1700)
+    # Exactly, digit by digit (a Decimal context keeps 28 digits and rounds: 10^28 + 1 was
+    # shown as 10^28), and cut at the scale the value carries, as PostgreSQL reads it
+    # (0.9999 with scale 0 is 0).
+
+    def group(position: int) -> str:  # the base-10000 digit at 10000**position
+        i = weight - position
+        return f"{digits[i]:04d}" if 0 <= i < ndigits else "0000"
+
+    whole = "".join(group(p) for p in range(weight, -1, -1)).lstrip("0") or "0"
+    fraction = "".join(group(p) for p in range(-1, -(dscale // 4) - 2, -1))[:dscale]
+    text = f"{whole}.{fraction}" if dscale else whole
+    negative = sign == 0x4000 and any(ch not in "0." for ch in text)
+    return ("-" if negative else "") + text
 
 
 def mask_value(type_oid: int, raw: bytes, mask: Mask, fired: list[str],

@@ -9,6 +9,7 @@ text with the session's encoding, and never decodes a name (``engine.pg.encoding
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from engine.masking import binary
@@ -18,6 +19,10 @@ from engine.pg.codec import ProtocolViolation
 PARAM_PREVIEW_CHARS = 64
 PARAM_PREVIEW_COUNT = 16
 SHOWN_CHARS = 8192  # of each parameter, shown to an approver (``bind(full=True)``)
+_JSONB = 3802
+# Binary types whose text the gateway writes exactly as the server reads them: integers,
+# floats, numeric (every digit, cut at its scale), uuid.
+_EXACT = frozenset({20, 21, 23, 26, 700, 701, 1700, 2950})
 # Binary parameters' types by OID, as the record names them.
 _TYPE_NAMES = {16: "bool", 17: "bytea", 20: "int8", 21: "int2", 23: "int4", 25: "text",
                26: "oid", 700: "float4", 701: "float8", 1043: "varchar", 1042: "bpchar",
@@ -111,8 +116,10 @@ def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
             cut = cut or size > chars
             if i < count:
                 fmt = formats[0] if nfmt == 1 else (formats[i] if nfmt else 0)
-                value = _preview(body[pos : min(end, pos + chars * 4)], size, fmt, codec,
-                                 types[i] if i < len(types) else 0, chars)
+                value, exact = _preview(body[pos : min(end, pos + chars * 4)], size, fmt,
+                                        codec, types[i] if i < len(types) else 0, chars,
+                                        full=full)
+                cut = cut or (full and not exact)
             pos = end
         if i < count:
             previews.append(value)
@@ -125,45 +132,64 @@ def bind(body: bytes, codec: str = "utf-8", types: tuple[int, ...] = (), *,
 
 
 def _preview(raw: bytes, size: int, fmt: int, codec: str, type_oid: int = 0,
-             chars: int = PARAM_PREVIEW_CHARS) -> str:
-    if fmt == 1 and type_oid:  # its type is the statement's: read as the server will
+             chars: int = PARAM_PREVIEW_CHARS, *, full: bool = False) -> tuple[str, bool]:
+    """One parameter as shown, and whether that is exactly what the server reads (``full``:
+    an approver's view, which must be; else the record's preview)."""
+    whole = size == len(raw)
+    hex_bytes = chars if full else chars // 2
+
+    def hexed(label: str) -> str:
+        return f"\\x{raw[:hex_bytes].hex()}{'…' if size > hex_bytes else ''}{label}"
+
+    if fmt == 0:
+        text = raw.decode(codec, "replace")
+        if len(text) > chars or not whole:
+            text = text[:chars] + "…"
+        return repr(text), True
+    if type_oid:  # its type is the statement's: read as the server will
         named = _TYPE_NAMES.get(type_oid, f"type {type_oid}")
-        text = None
-        if size == len(raw) and binary.known(type_oid):
-            try:
-                text = binary.text_of(type_oid, raw)
-            except (binary.Undecodable, ValueError, OverflowError):
-                text = None
-        if text is not None:
-            return f"{repr(text[:chars]) + ('…' if len(text) > chars else '')} (binary {named})"
-        hexa = raw[: chars // 2].hex()
-        return f"\\x{hexa}{'…' if size > chars // 2 else ''} (binary {named})"
-    if fmt == 1:
-        # A binary parameter's type is the statement's, which the Bind does not say: it is
-        # recorded as its bytes, with what it reads as (text in the session's encoding when
-        # printable, an integer of its size) beside them, so that the record never states
-        # one reading as the value (outside attack on issue 12: text recorded as an int8, an
-        # int4 recorded as the text '0001') and the detectors read each (issue 14: a card
-        # sent as binary text or as an int8).
-        shown = raw[: chars // 2].hex()
-        readings: list[str] = []
-        if size == len(raw):
-            try:
-                text = raw.decode(codec)
-            except (UnicodeDecodeError, LookupError):
-                text = None
-            if text and all(ch.isprintable() or ch in "\t\n\r" for ch in text):
-                readings.append(repr(text[:chars]) + ("…" if len(text) > chars else ""))
-            if size in (2, 4, 8):
-                readings.append(f"int{size} {int.from_bytes(raw, 'big', signed=True)}")
-        if readings:  # each gives the bytes back whole: no hex (a card's int8 in hex is
-            # one no detector reads)
-            return f"binary ({size} bytes, read as {' or '.join(readings)})"
-        return f"\\x{shown}{'…' if size > chars // 2 else ''}"
-    text = raw.decode(codec, "replace")
-    if len(text) > chars or size > len(raw):
-        text = text[:chars] + "…"
-    return repr(text)
+        typed = _typed_text(type_oid, raw, codec) if whole else None
+        if typed is not None:
+            shown = repr(typed[:chars]) + ("…" if len(typed) > chars else "")
+            return f"{shown} (binary {named})", True
+        return hexed(f" (binary {named})"), True  # its bytes exactly, if not readably
+    # A binary parameter of a type the Parse left to the server: its bytes, with what they
+    # read as (text in the session's encoding when printable, an integer or a float of its
+    # size) beside them; never one reading as the value (outside attack on issue 12: text
+    # was recorded as an int8, an int4 as the text '0001', a float8 1.0 as an int8) and the
+    # detectors read each (issue 14: a card sent as binary text or as an int8). Not exact:
+    # an approver cannot be shown it (a held statement with one is refused).
+    readings: list[str] = []
+    if whole:
+        try:
+            decoded: str | None = raw.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            decoded = None
+        if decoded and all(ch.isprintable() or ch in "\t\n\r" for ch in decoded):
+            readings.append(repr(decoded[:chars]) + ("…" if len(decoded) > chars else ""))
+        if size in (2, 4, 8):
+            readings.append(f"int{size} {int.from_bytes(raw, 'big', signed=True)}")
+        if size in (4, 8):
+            readings.append(f"float{size} {struct.unpack('!f' if size == 4 else '!d', raw)[0]!r}")
+    if readings:  # each gives the bytes back whole: no hex (a card's int8 in hex is one no
+        # detector reads)
+        return f"binary ({size} bytes; type not said; read as {' or '.join(readings)})", False
+    return hexed(" (binary; type not said)"), False
+
+
+def _typed_text(type_oid: int, raw: bytes, codec: str) -> str | None:
+    """A binary value of a known type as the server reads it, exactly; None when the gateway
+    does not write that type's text exactly (a range's bounds, a date: shown as bytes)."""
+    try:
+        if type_oid in binary.TEXT_LIKE and type_oid != _JSONB:
+            return raw.decode(codec)
+        if type_oid == _JSONB:
+            return raw[1:].decode("utf-8") if raw[:1] == b"\x01" else None
+        if type_oid in _EXACT:
+            return binary.text_of(type_oid, raw)
+    except (binary.Undecodable, UnicodeDecodeError, LookupError, ValueError, OverflowError):
+        return None
+    return None
 
 
 def execute_portal(body: bytes) -> bytes:

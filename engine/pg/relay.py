@@ -252,7 +252,11 @@ class _Portal:
 
 
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
-TOO_LONG = "(parameters too long to show)"
+TOO_LONG = "(parameters that cannot be shown)"
+_UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
+            f"{messages.SHOWN_CHARS} bytes, or binary of a type the Parse did not give)")
+_UNSHOWN_HINT = ("Send shorter parameters, give binary parameters' types in the Parse, or have "
+                 "an operator run it.")
 
 
 def _blocked(judgement: Judgement) -> bytes:
@@ -1036,8 +1040,9 @@ class PgRelay:
     def _shown_params(self, body: bytes, types: tuple[int, ...]) -> str | None:
         """A Bind's parameters whole, for its approver (the record keeps a preview): what is
         approved is exactly what runs (outside attack on issue 12: a 17th parameter, or the
-        end of a long one, ran unseen). One longer than an approver is shown
-        (``messages.SHOWN_CHARS``) cannot be approved: ``TOO_LONG``, and it is refused."""
+        end of a long one, ran unseen). One that cannot be shown as the server reads it
+        (longer than ``messages.SHOWN_CHARS``, binary of a type not given) cannot be approved:
+        ``TOO_LONG``, and the statement is refused."""
         shown = messages.bind(body, self.encoding.codec, types, full=True)
         return TOO_LONG if shown.cut else shown.params
 
@@ -1082,9 +1087,8 @@ class PgRelay:
             params = shown()
             if params is TOO_LONG:
                 return "refuse", ("block", judgement.rule, None), codec.error_response(
-                    f'statement held by rule "{judgement.rule}" refused: a parameter is '
-                    f"longer than an approver is shown ({messages.SHOWN_CHARS} bytes)",
-                    "42501", hint="Send shorter parameters, or have an operator run it.")
+                    f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
+                    "42501", hint=_UNSHOWN_HINT)
         shown_notes = notes(plan)
         about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
@@ -1291,11 +1295,9 @@ class PgRelay:
         if verdict.action == "block" or count.recount or params is TOO_LONG:
             hint = verdict.hint
             if params is TOO_LONG:
-                message = (f'statement held by rule "{verdict.rule}" refused: {why}, and a '
-                           "parameter is longer than an approver is shown "
-                           f"({messages.SHOWN_CHARS} bytes; the gateway ran it and rolled it "
-                           "back)")
-                hint = "Send shorter parameters, or have an operator run it."
+                message = (f'statement held by rule "{verdict.rule}" refused: {why}, and '
+                           f"{_UNSHOWN} (the gateway ran it and rolled it back)")
+                hint = _UNSHOWN_HINT
             elif count.recount:
                 message = (f'statement approved under rule "{verdict.rule}" refused: {why}, '
                            "the count its approver saw (the gateway ran it again and rolled "

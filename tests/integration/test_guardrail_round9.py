@@ -19,6 +19,8 @@ from tests.integration.wire import Wire, first_error
 
 pytestmark = pytest.mark.integration
 
+UNSHOWN = "cannot be shown to an approver"  # what a refusal of unshowable parameters says
+
 SETUP = """
 DROP TABLE IF EXISTS gw12r9_orders CASCADE;
 CREATE TABLE gw12r9_orders (id serial PRIMARY KEY, note text);
@@ -142,7 +144,7 @@ def test_a_parameter_longer_than_an_approver_is_shown_is_refused(guarded: Gatewa
     is longer than what is shown is refused at once, counted or not."""
     long = "gw12r9_orders_id_seq" + " " * 9000
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-        with pytest.raises(errors.InsufficientPrivilege, match="longer than an approver"):
+        with pytest.raises(errors.InsufficientPrivilege, match=UNSHOWN):
             conn.execute("SELECT setval(trim(%s)::regclass, 1)", [long])
     assert next_id(guarded.target) == 20
     with psycopg.connect(guarded.target.superuser(), dbname="shop", autocommit=True) as admin:
@@ -150,8 +152,87 @@ def test_a_parameter_longer_than_an_approver_is_shown_is_refused(guarded: Gatewa
                       "SELECT g AS id, 'n'::text AS note FROM generate_series(1, 150) g; "
                       "GRANT ALL ON gw12r9_notes TO PUBLIC")
         with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            with pytest.raises(errors.InsufficientPrivilege, match="longer than an approver"):
+            with pytest.raises(errors.InsufficientPrivilege, match=UNSHOWN):
                 conn.execute("UPDATE gw12r9_notes SET note = %s WHERE id > 0", ["x" * 9000])
         assert admin.execute("SELECT count(*) FROM gw12r9_notes WHERE note <> 'n'"
                              ).fetchone() == (0,)
         admin.execute("DROP TABLE gw12r9_notes")
+
+
+def _numeric(value: int) -> bytes:
+    """A non-negative integer in PostgreSQL's binary numeric form."""
+    groups: list[int] = []
+    while value:
+        value, group = divmod(value, 10000)
+        groups.insert(0, group)
+    return struct.pack("!hhHh", len(groups), len(groups) - 1, 0, 0) + struct.pack(
+        f"!{len(groups)}h", *groups)
+
+
+def _held_extended(guarded: Gateway, sql: bytes, types: tuple[int, ...], value: bytes,
+                   ) -> tuple[dict[str, object] | None, dict[str, str]]:
+    """Parse (with ``types``), Bind of one binary ``value``, Execute, Sync: the request an
+    operator sees (denied), or None when the gateway refused at once; the client's error."""
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        wire.send(codec.message(b"P", b"\x00" + sql + b"\x00" + struct.pack(
+                      f"!h{len(types)}I", len(types), *types))
+                  + codec.message(b"B", _bind_binary(value))
+                  + codec.message(b"E", b"\x00\x00\x00\x00\x00")
+                  + codec.message(b"S"))
+        request = None
+        try:
+            request = wait_for_request(guarded, timeout=3)
+        except AssertionError:
+            pass
+        if request is not None:
+            with operator(guarded) as client:
+                client.call("deny", request=request["id"], reason="issue 12")
+        return request, first_error(wire)
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize(("sql", "types", "value", "shown"), [
+    # round 11: a numeric of 29 digits was shown rounded to 28 (10^28), which reads as a
+    # harmless move; the server read every digit
+    (b"SELECT setval('gw12r9_orders_id_seq', "
+     b"coalesce(nullif(($1 - 1e28)::bigint, 0), 2001))", (1700,), _numeric(10**28 + 1),
+     "'10000000000000000000000000001' (binary numeric)"),
+    # round 11: binary text past 4,096 bytes was shown as hex of its start
+    (b"SELECT setval(split_part($1, ',', 2)::regclass, 1)", (25,),
+     b"scratch_seq" + b" " * 5000 + b",gw12r9_orders_id_seq", ",gw12r9_orders_id_seq'"),
+], ids=["numeric-of-29-digits", "binary-text-past-4096-bytes"])
+def test_a_declared_binary_parameter_is_shown_as_the_server_reads_it(
+        guarded: Gateway, sql: bytes, types: tuple[int, ...], value: bytes,
+        shown: str) -> None:
+    request, error = _held_extended(guarded, sql, types, value)
+    assert request is not None and shown in str(request["statement"]), request
+    assert error["C"] == "42501"
+    assert next_id(guarded.target) == 20
+
+
+def test_a_binary_parameter_of_a_type_not_given_cannot_be_approved(guarded: Gateway) -> None:
+    """Round 11: with no type in the Parse, a float8 1.0 was shown only as what its bytes read
+    as (an int8), and approved. Its reading is the server's: nothing to show, refused."""
+    request, error = _held_extended(
+        guarded, b"SELECT setval('gw12r9_orders_id_seq', $1::float8::bigint)", (),
+        struct.pack("!d", 1.0))
+    assert request is None
+    assert error["C"] == "42501" and "cannot be shown to an approver" in error["M"], error
+    assert next_id(guarded.target) == 20
+
+
+def test_renaming_a_key_s_constraint_is_held(guarded: Gateway) -> None:
+    """Round 11: RENAME CONSTRAINT of a primary key renames its index, which ALTER INDEX …
+    RENAME may not."""
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute("ALTER TABLE gw12r9_orders RENAME CONSTRAINT gw12r9_orders_pkey "
+                         "TO gw12r9_old")
+
+    denied(guarded, work)
+    with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
+        assert admin.execute("SELECT count(*) FROM pg_class WHERE relname = "
+                             "'gw12r9_orders_pkey'").fetchone() == (1,)

@@ -114,14 +114,15 @@ def test_bind_multibyte_text_truncates_by_characters() -> None:
 def test_bind_binary_params_are_hex() -> None:
     body = bind_body([b"\x00\x01\xff", b"\xab" * 40], formats=(1,))
     short, long_ = messages.bind(body).params.split(", ")  # type: ignore[union-attr]
-    assert short == "\\x0001ff"
-    assert long_ == "\\x" + "ab" * 32 + "…"
+    assert short == "\\x0001ff (binary; type not said)"
+    assert long_ == "\\x" + "ab" * 32 + "… (binary; type not said)"
 
 
 def test_bind_per_parameter_formats() -> None:
     body = bind_body([b"\x00\x2a", b"text", None, b"\x01\xff\x00"], formats=(1, 0, 1, 1))
     assert messages.bind(body).params == (
-        "binary (2 bytes, read as int2 42), 'text', NULL, \\x01ff00")
+        "binary (2 bytes; type not said; read as int2 42), 'text', NULL, "
+        "\\x01ff00 (binary; type not said)")
 
 
 def test_binary_parameters_are_shown_as_what_they_hold() -> None:
@@ -129,16 +130,20 @@ def test_binary_parameters_are_shown_as_what_they_hold() -> None:
     hex, which no detector reads."""
     card = 4012888888881881
     body = bind_body([str(card).encode(), card.to_bytes(8, "big")], formats=(1, 1))
-    assert messages.bind(body).params == (f"binary (16 bytes, read as '{card}'), "
-                                         f"binary (8 bytes, read as int8 {card})")
+    assert messages.bind(body).params == (
+        f"binary (16 bytes; type not said; read as '{card}'), binary (8 bytes; type not said;"
+        f" read as int8 {card} or float8 1.982630540574589e-308)")
 
 
 @pytest.mark.parametrize(("value", "shown"), [
     # text the statement stored, which an int8 reading alone called 72340173916095300
-    (b"\x01\x01\x01\x01ABCD", "binary (8 bytes, read as int8 72340173916095300)"),
+    (b"\x01\x01\x01\x01ABCD", "binary (8 bytes; type not said; read as int8 "
+     "72340173916095300 or float8 7.748605930752249e-304)"),
     # an int4 the statement compared, which a text reading alone called '0001' (id 1)
-    (b"0001", "binary (4 bytes, read as '0001' or int4 808464433)"),
-    (b"ABCDEFGH", "binary (8 bytes, read as 'ABCDEFGH' or int8 4702394921427289928)"),
+    (b"0001", "binary (4 bytes; type not said; read as '0001' or int4 808464433 or float4 "
+     "6.409691111208815e-10)"),
+    (b"ABCDEFGH", "binary (8 bytes; type not said; read as 'ABCDEFGH' or int8 "
+     "4702394921427289928 or float8 2393736.541207228)"),
 ])
 def test_a_binary_parameter_of_a_type_the_bind_does_not_say_is_never_one_reading_alone(
         value: bytes, shown: str) -> None:
