@@ -368,16 +368,19 @@ class ChannelOutput:
 
     def taint(self) -> None:
         """A line left state behind that the gateway cannot follow (``leaves_state``): the rest
-        of the channel is masked whole."""
+        of the channel is masked whole, and its exit status may be made of that state."""
         self.whole = True
+        self._transformed = True
 
     @property
     def hides_status(self) -> bool:
         """Whether the channel's exit status may carry what its output could not show: a
         command masked whole ran on it (a transform's exit status is a byte of its own
-        choosing), or its output is masked whole now. Then only success or failure (0 or 1)
-        reaches the client and the record."""
-        return self.whole or self._transformed
+        choosing), or state the gateway cannot follow was left on it (``taint``). Then only
+        success or failure (0 or 1) reaches the client and the record. (Output masked whole
+        for a line typed where no prompt was seen — a password, or a line typed ahead of an
+        interrupted command's prompt — carries nothing read from files: the status stays.)"""
+        return self._transformed
 
     def suspended(self) -> None:
         """The client sent Ctrl-Z: a command masked whole may be resumed after its prompt
