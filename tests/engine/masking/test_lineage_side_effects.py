@@ -69,8 +69,8 @@ def into(found: Lineage, table: str, column: str) -> frozenset[Source]:
     "select coalesce(nullif(ascii(national_id), 78), nextval('s')) from customers",
     "select nextval(national_id) from customers",
     "select bump(ascii(national_id)) from customers",
-    f"select * from (select nextval('s') from generate_series(1, 1000)) z"
-    f" limit (select ascii(national_id) from customers limit 1)",
+    "select * from (select nextval('s') from generate_series(1, 1000)) z"
+    " limit (select ascii(national_id) from customers limit 1)",
     # a serial's or an identity's default moves the sequence once per row inserted
     f"insert into serials(x) select 1 {SHAPED}",
     f"insert into idents(x) select 1 {SHAPED}",
