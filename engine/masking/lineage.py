@@ -23,6 +23,9 @@ followed is ``UNKNOWN`` and the caller fails closed (masks the column and counts
   outside the tables (large objects, server files);
 - the statistics PostgreSQL keeps of column values (``pg_stats`` most common values and
   histograms, ``pg_statistic``);
+- the names and text of the session's cursors and prepared statements as the catalog shows
+  them (``pg_cursors``, ``pg_prepared_statements``): a refcursor names its portal with a value
+  chosen at run time;
 - a cursor or a prepared statement the gateway did not see declared, or whose declaration it
   could not follow (``FETCH``, ``EXECUTE``);
 - a relation the catalog does not show (a temporary table, one created since the lookup or in
