@@ -194,7 +194,8 @@ class Lineage:
 _OPAQUE_FUNCTIONS = re.compile(
     r"(?:query|cursor|table|schema|database)_to_xml(?:schema|_and_xmlschema)?|dblink\w*"
     r"|lo_get|loread|lo_export|pg_read_file|pg_read_binary_file|pg_ls_\w+|lo_import"
-    r"|pg_stat_file|pg_logical\w*|pg_cursor|pg_prepared_statement")
+    r"|pg_stat_file|pg_logical\w*|pg_cursor|pg_prepared_statement"
+    r"|pg_get_backend_memory_contexts")
 # Count of rows or values: ``count(*)``, or ``count(c)`` of a column read straight from a
 # table, is a number, never one of the values. ``count(expr)`` counts the rows where expr is
 # not null: ``count(nullif(g <= ascii(substr(nid, p, 1)), false))`` is the character's code,
@@ -245,6 +246,8 @@ _SEQUENCE_MOVES = frozenset({"nextval", "setval"})
 _RUNTIME_NAMES: dict[str, frozenset[str]] = {
     "pg_cursors": frozenset({"name", "statement"}),
     "pg_prepared_statements": frozenset({"name", "statement"}),
+    # (a portal's memory context is identified by the portal's name)
+    "pg_backend_memory_contexts": frozenset({"name", "ident", "path"}),
 }
 _KEPT_READ: dict[str, Source] = {
     "currval": _SEQUENCE, "nextval": _SEQUENCE, "lastval": _SEQUENCE,
@@ -1023,7 +1026,9 @@ class Analyzer:
             self._shaped(picks)
             for name in [n for n, _ in target.columns] + [_ANY]:
                 assigned[name] = assigned.get(name, _NONE) | picks
-        if kind in ("InsertStmt", "MergeStmt"):
+        if kind in ("InsertStmt", "MergeStmt") or '"SetToDefault"' in orjson.dumps(
+                node.get("targetList") or []).decode():
+            # (``UPDATE … SET id = DEFAULT`` fills a default in each row it picks too)
             self._inserts.add(rel.get("relname", ""))
         self._written.add(rel.get("relname", ""))
         kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)

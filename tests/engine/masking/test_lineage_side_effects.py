@@ -75,6 +75,10 @@ def into(found: Lineage, table: str, column: str) -> frozenset[Source]:
     f"insert into serials(x) select 1 {SHAPED}",
     f"insert into idents(x) select 1 {SHAPED}",
     f"with w as (insert into serials(x) select 1 {SHAPED} returning 1) select 1",
+    "update serials set id = default where x = (select ascii(national_id) from customers"
+    " limit 1)",
+    "update serials set x = 1 from customers c where c.national_id like 'N%'"
+    " and serials.x = nextval('s')",
 ])
 def test_a_sequence_moved_as_a_masked_value_says_keeps_it(sql: str) -> None:
     found = lineage(sql)
@@ -119,6 +123,7 @@ def test_an_insert_of_clean_rows_leaves_its_defaults_clean() -> None:
     ("select name, statement from pg_catalog.pg_prepared_statements", [True, True]),
     ("select name from pg_cursor()", [True]),
     ("select * from pg_prepared_statement()", None),
+    ("select ident from pg_backend_memory_contexts", [True]),
 ])
 def test_names_chosen_at_run_time_are_lineage_unknown(sql: str,
                                                       unknown: list[bool] | None) -> None:
