@@ -1537,6 +1537,9 @@ class Analyzer:
                 return lin | (sub[0][1] if sub else _NONE)
             for _, s in sub:
                 lin |= s
+            if inner.get("testexpr") and _may_move_sequence(inner.get("subselect")):
+                # ``x = ANY (select nextval(…) …)`` stops at the first row that matches x.
+                self._shaped(lin)
             return lin
         if kind == "SelectStmt":
             out = _NONE
@@ -1589,6 +1592,10 @@ class Analyzer:
         out = _NONE
         for key in ("lexpr", "rexpr"):
             out |= self._expr(node.get(key), scope)
+        if node.get("kind", "AEXPR_OP") != "AEXPR_OP" and out and _may_move_sequence(node):
+            # IN and BETWEEN are ORs and ANDs of comparisons: whether a nextval in them runs
+            # (and how often) is decided by the rest (``_sequence_moves``).
+            self._shaped(out)
         names = [_only(n)[1].get("sval", "") for n in node.get("name", [])]
         op = names[-1] if names else ""
         if not _OPERATOR.fullmatch(op):
@@ -1612,6 +1619,9 @@ class Analyzer:
         over = node.get("over")
         if over:
             around = around | self._expr(over, scope)
+        if node.get("agg_filter") and around and _may_move_sequence(node.get("args")):
+            # An aggregate's arguments are computed only for the rows its FILTER keeps.
+            self._shaped(around)
         result = self._func_result(node, args, self._counts_rows(node, scope))
         return result | around if around else result
 

@@ -75,6 +75,12 @@ def into(found: Lineage, table: str, column: str) -> frozenset[Source]:
     f"insert into serials(x) select 1 {SHAPED}",
     f"insert into idents(x) select 1 {SHAPED}",
     f"with w as (insert into serials(x) select 1 {SHAPED} returning 1) select 1",
+    "select sum(nextval('s')) filter (where ascii(national_id) > g) from customers,"
+    " generate_series(1, 127) g",
+    "select ascii(national_id) in (78, nextval('s')) from customers",
+    "select nextval('s') between 1 and ascii(national_id) from customers",
+    "select ascii(national_id) = any (select nextval('s') from generate_series(1, 200))"
+    " from customers",
     "update serials set id = default where x = (select ascii(national_id) from customers"
     " limit 1)",
     "update serials set x = 1 from customers c where c.national_id like 'N%'"
