@@ -784,6 +784,8 @@ class Analyzer:
                     self._writes += [(t._replace(schema=None, table=other), lin)
                                      for t, lin in into]
                     self._written.add(other)
+                    if table in self._inserts:
+                        self._inserts.add(other)
 
     def _checks(self, checks: Iterable[str], row: tuple[tuple[str, Lin], ...],
                 what: str) -> None:
@@ -822,6 +824,8 @@ class Analyzer:
                     continue
                 self._writes.append((base, lin))
                 self._written.add(base.table)
+                if view.name in self._inserts:  # its base table's defaults fill the rows
+                    self._inserts.add(base.table)
 
     def _run_code(self, fn: Function, args: Lin, bound: tuple[_Range, ...]) -> None:
         """A function's (or DO block's, or trigger's) body: its statements are followed as

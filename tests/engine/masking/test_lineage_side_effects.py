@@ -17,6 +17,10 @@ RELATIONS = {
     "idents": [Relation("public", "idents", "r", ("id", "x"),
                         defaults=("pg_catalog.nextval(0)",))],
     "plain": [Relation("public", "plain", "r", ("id", "x"))],
+    "vserials": [Relation("public", "vserials", "v", ("x",), "SELECT serials.x FROM serials")],
+    "parted": [Relation("public", "parted", "p", ("id", "x"), family=("part1",))],
+    "part1": [Relation("public", "part1", "r", ("id", "x"),
+                       defaults=("nextval('parted_id_seq'::regclass)",), family=("parted",))],
     "pg_cursors": [Relation("pg_catalog", "pg_cursors", "v",
                             ("name", "statement", "is_holdable", "creation_time"))],
     "pg_prepared_statements": [Relation("pg_catalog", "pg_prepared_statements", "v",
@@ -81,6 +85,8 @@ def into(found: Lineage, table: str, column: str) -> frozenset[Source]:
     "select nextval('s') between 1 and ascii(national_id) from customers",
     "select ascii(national_id) = any (select nextval('s') from generate_series(1, 200))"
     " from customers",
+    f"insert into vserials(x) select 1 {SHAPED}",
+    f"insert into parted(x) select 1 {SHAPED}",
     "update serials set id = default where x = (select ascii(national_id) from customers"
     " limit 1)",
     "update serials set x = 1 from customers c where c.national_id like 'N%'"
