@@ -23,6 +23,9 @@ followed is ``UNKNOWN`` and the caller fails closed (masks the column and counts
   outside the tables (large objects, server files);
 - the statistics PostgreSQL keeps of column values (``pg_stats`` most common values and
   histograms, ``pg_statistic``);
+- the names and text of the session's cursors and prepared statements as the catalog shows
+  them (``pg_cursors``, ``pg_prepared_statements``): a refcursor names its portal with a value
+  chosen at run time;
 - a cursor or a prepared statement the gateway did not see declared, or whose declaration it
   could not follow (``FETCH``, ``EXECUTE``);
 - a relation the catalog does not show (a temporary table, one created since the lookup or in
@@ -191,7 +194,8 @@ class Lineage:
 _OPAQUE_FUNCTIONS = re.compile(
     r"(?:query|cursor|table|schema|database)_to_xml(?:schema|_and_xmlschema)?|dblink\w*"
     r"|lo_get|loread|lo_export|pg_read_file|pg_read_binary_file|pg_ls_\w+|lo_import"
-    r"|pg_stat_file|pg_logical\w*")
+    r"|pg_stat_file|pg_logical\w*|pg_cursor|pg_prepared_statement"
+    r"|pg_get_backend_memory_contexts")
 # Count of rows or values: ``count(*)``, or ``count(c)`` of a column read straight from a
 # table, is a number, never one of the values. ``count(expr)`` counts the rows where expr is
 # not null: ``count(nullif(g <= ascii(substr(nid, p, 1)), false))`` is the character's code,
@@ -231,6 +235,19 @@ _KEEPS: dict[str, tuple[Source, ...]] = {
     "setval": (_SEQUENCE,), "setseed": (_SEED,),
     **{f"pg{t}_advisory{x}_lock{s}": _LOCKS for t in ("", "_try") for x in ("", "_xact")
        for s in ("", "_shared")},
+}
+# Built-ins that move a sequence on: how many times they run (a row count a masked value
+# decides, a CASE over one) is kept in the sequence, read back by ``pg_sequences``,
+# ``currval`` and the next serial id, by any session (``Analyzer._sequence_moves``).
+_SEQUENCE_MOVES = frozenset({"nextval", "setval"})
+# Catalog views whose columns hold names and text chosen at run time: a PL/pgSQL refcursor's
+# value names its portal (``declare c refcursor := national_id; open c for …``), so
+# ``pg_cursors.name`` may be any value a function read. Masked as lineage-unknown.
+_RUNTIME_NAMES: dict[str, frozenset[str]] = {
+    "pg_cursors": frozenset({"name", "statement"}),
+    "pg_prepared_statements": frozenset({"name", "statement"}),
+    # (a portal's memory context is identified by the portal's name)
+    "pg_backend_memory_contexts": frozenset({"name", "ident", "path"}),
 }
 _KEPT_READ: dict[str, Source] = {
     "currval": _SEQUENCE, "nextval": _SEQUENCE, "lastval": _SEQUENCE,
@@ -294,6 +311,29 @@ def _set_returning(node: Any) -> list[dict[str, Any]]:
         elif isinstance(item, list):
             stack.extend(item)
     return found
+
+
+_CONDITIONAL = frozenset({"CaseExpr", "CoalesceExpr", "BoolExpr", "MinMaxExpr"})
+
+
+def _may_move_sequence(node: Any) -> bool:
+    """Whether an expression may call nextval or setval: by name, or a function that is not
+    PostgreSQL's own (its body may)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            call = item.get("FuncCall")
+            if isinstance(call, dict):
+                names = [_only(n)[1].get("sval", "") for n in call.get("funcname", [])]
+                schema = names[-2] if len(names) > 1 else None
+                if names and (names[-1] in _SEQUENCE_MOVES or schema not in (
+                        None, "pg_catalog") or names[-1] not in builtin_names.FUNCTIONS):
+                    return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def parse(text: str) -> list[dict[str, Any]] | None:
@@ -366,6 +406,12 @@ class Analyzer:
         # table shadows it); a view's query or a function's body starts with none.
         self._ctes: dict[str, list[tuple[str, Lin]]] = {}
         self._keeps = False  # a built-in kept a value outside the transaction
+        # Sequences (``_sequence_moves``): whether the statement may move one (nextval,
+        # setval, a serial or identity default of a table it inserts into), every shape of
+        # its query levels, and what decides whether a conditional runs a nextval.
+        self._sequenced = False
+        self._all_shapes: set[Source] = set()
+        self._inserts: set[str] = set()
         # Cursors and prepared statements declared in the session, by name (the statement
         # flow gives its own maps, which the protocol's names share: ``engine.masking.flow``).
         self.cursors: Named[tuple[Lin, ...] | None] = {}
@@ -387,6 +433,7 @@ class Analyzer:
         self._prepared_query = None
         self._ctes = {}
         self._keeps = False
+        self._sequenced, self._all_shapes, self._inserts = False, set(), set()
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
         declares: tuple[str, tuple[Lin, ...] | None] | None = None
@@ -395,6 +442,7 @@ class Analyzer:
             for oid in _only(stmt)[1].get(PARAM_TYPES, ()):
                 self._parameter_type(oid)
             self._effects()
+            self._sequence_moves()
         except RecursionError:
             columns, self._reads = None, {UNKNOWN}
             self._opaque = self._opaque or "statement too deeply nested to follow"
@@ -528,6 +576,28 @@ class Analyzer:
             for rel in node.get("relations", []):
                 self._written.add(_only(rel)[1].get("relname", ""))
         return columns, declares
+
+    def _sequence_moves(self) -> None:
+        """A statement that moves a sequence (nextval, setval, a serial or identity default
+        of a table it inserts into) as many times as its rows say keeps that count in the
+        sequence: ``nextval('s')`` once per row of ``generate_series(1, ascii(…))`` leaves
+        the character's code in ``pg_sequences.last_value``, which any session reads. The
+        sequence then carries what shaped any of the statement's query levels (the level of
+        the call cannot always be told: an outer LIMIT stops an inner one) and what decides
+        whether a conditional reaching a nextval runs it. Which sequence is not followed:
+        every read of sequence state carries it (``_KEPT_READ``, ``pg_sequences``)."""
+        if not self._sequenced:
+            return
+        shape = frozenset(self._all_shapes)
+        if shape:
+            self._keeps = True  # a sequence does not roll back
+            self._writes.append((_SEQUENCE, shape))
+
+    def _shaped(self, shape: Lin) -> Lin:
+        """Remember one query level's shape for ``_sequence_moves``; returned as given."""
+        if shape:
+            self._all_shapes |= shape
+        return shape
 
     def _sequence_fills(self, rel: dict[str, Any], added: tuple[str, ...]) -> None:
         """A sequence setval() set from a masked column: a write that fills rows with column
@@ -664,6 +734,10 @@ class Analyzer:
             return
         into = [(t, lin) for t, lin in self._writes if t.table == table]
         new = frozenset().union(*(lin for _, lin in into))
+        if table in self._inserts and all(r.schema in _BUILTIN_SCHEMAS for r in found):
+            # A table the catalog does not show (a temporary one): a serial column of its
+            # may move a sequence (``_sequence_moves``).
+            self._sequenced = True
         for rel in found:
             if rel.schema in _BUILTIN_SCHEMAS:
                 continue
@@ -685,12 +759,16 @@ class Analyzer:
                 # An assignment cast into a column's type runs with the value written (a
                 # user's cast function may write it into any table): followed as a cast is.
                 self._calls.append((type_schema, f"type:{type_name}", new))
+            sequenced = self._sequenced
             for default in rel.defaults:  # an INSERT evaluates them (a function may write)
                 trees = parse("SELECT " + default)
                 if trees is None:
                     self._opaque = self._opaque or f"a default of {table!r} cannot be read"
                     continue
                 self._expr(trees[0], ())
+            if table not in self._inserts:
+                # (an UPDATE or DELETE fills no default: its nextval does not run)
+                self._sequenced = sequenced
             for rule in rel.rules:
                 trees = parse(rule)
                 node = _only(trees[0])[1] if trees else {}
@@ -706,6 +784,8 @@ class Analyzer:
                     self._writes += [(t._replace(schema=None, table=other), lin)
                                      for t, lin in into]
                     self._written.add(other)
+                    if table in self._inserts:
+                        self._inserts.add(other)
 
     def _checks(self, checks: Iterable[str], row: tuple[tuple[str, Lin], ...],
                 what: str) -> None:
@@ -744,6 +824,8 @@ class Analyzer:
                     continue
                 self._writes.append((base, lin))
                 self._written.add(base.table)
+                if view.name in self._inserts:  # its base table's defaults fill the rows
+                    self._inserts.add(base.table)
 
     def _run_code(self, fn: Function, args: Lin, bound: tuple[_Range, ...]) -> None:
         """A function's (or DO block's, or trigger's) body: its statements are followed as
@@ -798,6 +880,12 @@ class Analyzer:
         union = frozenset(reads) | args
         self._reads |= reads
         self._writes += [(target, lin | union) for target, lin in writes]
+        if union:
+            # How many rows a body writes (a loop's bound, an IF) is what it reads too, and
+            # the rows fill the columns it does not name (a serial id counts them).
+            for schema, table in sorted({(t.schema or "", t.table) for t, _ in writes
+                                         if t.table and t.schema not in _BUILTIN_SCHEMAS}):
+                self._writes.append((Source(schema or None, table, _ANY), union))
         # What the body calls gets what the body holds.
         self._calls[calls_from:] = [(s, n, a | union) for s, n, a in self._calls[calls_from:]]
 
@@ -879,7 +967,11 @@ class Analyzer:
             if not cols:
                 cols = [n for n, _ in target.columns]
             sel = node.get("selectStmt")
+            self._last_shape = _NONE
             out = self._select_any(sel) if sel else []
+            # What decides how many rows it inserts (``select 1 from generate_series(1,
+            # ascii(…))``): each row fills its defaults too (a serial id counts them).
+            picks = picks | self._last_shape
             if cols == [_ANY]:  # a table the catalog does not show: any column, any value
                 out = [(_ANY, frozenset().union(*(lin for _, lin in out)))]
             for name, (_, lin) in zip(cols, out, strict=False):
@@ -932,11 +1024,16 @@ class Analyzer:
             # rewrites: every column of the table tells which rows were picked — those left,
             # and the order a plain read gives (an updated row is written anew, at the end of
             # the table: ``update t set x = x where g = ascii(…)``, then ``select g from t``
-            # ends with the value). An INSERT's picks decide only the rows it adds.
-            moved = kind != "InsertStmt" or bool(conflict.get("targetList"))
-            every = [n for n, _ in target.columns] or [_ANY]
-            for name in (every if moved else list(assigned)):
+            # ends with the value). The rows an INSERT adds fill every column, those it does
+            # not name with their defaults (``max(id)`` of a serial counts them): every
+            # column, and any the catalog does not list yet.
+            self._shaped(picks)
+            for name in [n for n, _ in target.columns] + [_ANY]:
                 assigned[name] = assigned.get(name, _NONE) | picks
+        if kind in ("InsertStmt", "MergeStmt") or '"SetToDefault"' in orjson.dumps(
+                node.get("targetList") or []).decode():
+            # (``UPDATE … SET id = DEFAULT`` fills a default in each row it picks too)
+            self._inserts.add(rel.get("relname", ""))
         self._written.add(rel.get("relname", ""))
         kept = self._derived(_SEQUENCE.table, _SEQUENCE.column)
         if kept:
@@ -1122,7 +1219,7 @@ class Analyzer:
         for t in node.get("targetList", []):
             for call in _set_returning(_only(t)[1].get("val", {})):
                 shape = shape | self._expr(call.get("args"), scope)
-        self._last_shape = shape
+        self._last_shape = self._shaped(shape)
         if not shape:
             return targets
         return [(name, lin | shape) for name, lin in targets]
@@ -1137,7 +1234,7 @@ class Analyzer:
             if part:
                 shape = shape | (self._by_output(part, own, out) if key in _BY_OUTPUT
                                  else self._expr(part, own))
-        self._last_shape = shape
+        self._last_shape = self._shaped(shape)
         return [(name, lin | shape) for name, lin in out] if shape else out
 
     def _by_output(self, part: Any, scope: Scope, targets: list[tuple[str, Lin]]) -> Lin:
@@ -1322,6 +1419,15 @@ class Analyzer:
             cols = found[0].columns if found else ()
             return tuple((c, _UNKNOWN if _STATISTIC_VALUE.search(c) else _NONE) for c in cols) \
                 or (("?column?", _UNKNOWN),)
+        runtime = _RUNTIME_NAMES.get(name)
+        if runtime is not None and schema in (None, "pg_catalog"):
+            found = self._relations(name)
+            self._consulted_rel.add(name)
+            if found is None:
+                self._missing_rel.add(name)
+            cols = found[0].columns if found else ()
+            return tuple((c, _UNKNOWN if c in runtime else _NONE) for c in cols) \
+                or (("?column?", _UNKNOWN),)
         found = self._relations(name)
         self._consulted_rel.add(name)
         if found is None:
@@ -1435,6 +1541,9 @@ class Analyzer:
                 return lin | (sub[0][1] if sub else _NONE)
             for _, s in sub:
                 lin |= s
+            if inner.get("testexpr") and _may_move_sequence(inner.get("subselect")):
+                # ``x = ANY (select nextval(…) …)`` stops at the first row that matches x.
+                self._shaped(lin)
             return lin
         if kind == "SelectStmt":
             out = _NONE
@@ -1451,6 +1560,10 @@ class Analyzer:
         for key, value in inner.items():
             if key != "location" and isinstance(value, dict | list):
                 out |= self._expr(value, scope)
+        if kind in _CONDITIONAL and out and _may_move_sequence(inner):
+            # Whether a CASE, COALESCE, AND or OR reaches its nextval is decided by the rest:
+            # how many times the sequence moves (``_sequence_moves``).
+            self._shaped(out)
         return out
 
     def _cast(self, node: dict[str, Any], scope: Scope) -> Lin:
@@ -1483,6 +1596,10 @@ class Analyzer:
         out = _NONE
         for key in ("lexpr", "rexpr"):
             out |= self._expr(node.get(key), scope)
+        if node.get("kind", "AEXPR_OP") != "AEXPR_OP" and out and _may_move_sequence(node):
+            # IN and BETWEEN are ORs and ANDs of comparisons: whether a nextval in them runs
+            # (and how often) is decided by the rest (``_sequence_moves``).
+            self._shaped(out)
         names = [_only(n)[1].get("sval", "") for n in node.get("name", [])]
         op = names[-1] if names else ""
         if not _OPERATOR.fullmatch(op):
@@ -1506,6 +1623,9 @@ class Analyzer:
         over = node.get("over")
         if over:
             around = around | self._expr(over, scope)
+        if node.get("agg_filter") and around and _may_move_sequence(node.get("args")):
+            # An aggregate's arguments are computed only for the rows its FILTER keeps.
+            self._shaped(around)
         result = self._func_result(node, args, self._counts_rows(node, scope))
         return result | around if around else result
 
@@ -1598,6 +1718,13 @@ class Analyzer:
     def _builtin_state(self, name: str, args: Lin) -> Lin:
         """A built-in that keeps its argument (a write into where it is read back) or reads
         back what one kept (a read of it: an error quoting it is masked too)."""
+        if name in _SEQUENCE_MOVES:
+            # Which sequence it moves (a name a masked value spells) is kept there too; in a
+            # body, the write carries all the body reads (a loop's bound).
+            self._sequenced = True
+            if args:
+                self._keeps = True
+                self._writes.append((_SEQUENCE, args))
         if name in _KEEPS and args:
             self._keeps = True
             for where in _KEEPS[name]:

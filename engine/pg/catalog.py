@@ -979,10 +979,15 @@ def names_query(relations: list[str], functions: list[str]) -> str:
         "  'generated', (SELECT coalesce(json_agg(a.attname), '[]')"
         "   FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
         "   AND NOT a.attisdropped AND a.attgenerated <> ''),"
-        "  'defaults', (SELECT coalesce(json_agg(pg_catalog.pg_get_expr(d.adbin, d.adrelid)),"
-        "   '[]') FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a"
+        "  'defaults', (SELECT coalesce(json_agg(x.e), '[]') FROM ("
+        "   SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS e"
+        "   FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a"
         "   ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
-        "   WHERE d.adrelid = c.oid AND a.attgenerated = ''),"
+        "   WHERE d.adrelid = c.oid AND a.attgenerated = '' UNION ALL"
+        # An identity column has no default expression, but each row it fills moves its
+        # sequence as a serial's nextval() does (lineage follows the call).
+        "   SELECT 'pg_catalog.nextval(0)' FROM pg_catalog.pg_attribute a"
+        "   WHERE a.attrelid = c.oid AND a.attidentity <> '' AND NOT a.attisdropped) x),"
         "  'family', (SELECT coalesce(json_agg(k.relname), '[]') FROM pg_catalog.pg_inherits i"
         "   JOIN pg_catalog.pg_class k ON k.oid IN (i.inhrelid, i.inhparent) AND k.oid <> c.oid"
         "   WHERE c.oid IN (i.inhrelid, i.inhparent)),"
