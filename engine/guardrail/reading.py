@@ -20,10 +20,21 @@ UNSAFE_ENCODINGS = frozenset({"sjis", "shift_jis_2004", "big5", "gbk", "uhc", "g
                               "win950", "shift_jis", "cp932", "cp936", "cp949", "cp950"})
 _SAFE_ENCODINGS_TO_SET = frozenset({"utf8", "unicode", "sqlascii"})
 _ON = frozenset({"on", "true", "yes", "1", "t", "y"})
+_ON_VALUES = _ON
 
 
 def _normal(value: str | None) -> str:
     return (value or "").strip().lower().replace("-", "_").replace(" ", "")
+
+
+# Settings that change what a statement's text means to the server, away from the value an
+# approver reads it with (outside attack on issue 12: with transform_null_equals on, a held
+# ``CASE WHEN NULL = NULL THEN 1 ELSE 2001 END`` read as 2001 and ran as 1): a setting → the
+# only values a statement may set it to.
+_MEANING = {"transform_null_equals": frozenset({"off", "false", "no", "0", "f", "n"}),
+            "array_nulls": _ON_VALUES, "xmloption": frozenset({"content"}),
+            "lc_monetary": frozenset(), "backslash_quote": frozenset({"safe_encoding", "off",
+                                                                      "false", "no", "0"})}
 
 
 def unsafe_change(settings: dict[str, str | None]) -> str | None:
@@ -31,6 +42,10 @@ def unsafe_change(settings: dict[str, str | None]) -> str | None:
     for name, value in settings.items():
         if name == "*":
             return "calls set_config with a setting name that is not a constant"
+        allowed = _MEANING.get(name)
+        if allowed is not None and (value is None or _normal(value) not in allowed):
+            return (f"would set {name}, which changes what statements' text means from how "
+                    "an approver reads it")
         if name == "standard_conforming_strings" and _normal(value) not in _ON:
             return "would turn standard_conforming_strings off"
         if name == "client_encoding" and _normal(value).replace("_", "") not in (

@@ -20,6 +20,7 @@ PARAM_PREVIEW_CHARS = 64
 PARAM_PREVIEW_COUNT = 16
 SHOWN_CHARS = 8192  # of each parameter, shown to an approver (``bind(full=True)``)
 _JSONB = 3802
+_XML = 142
 # Binary types whose text the gateway writes exactly as the server reads them: integers,
 # floats, numeric (every digit, cut at its scale), uuid.
 _EXACT = frozenset({20, 21, 23, 26, 700, 701, 1700, 2950})
@@ -151,7 +152,8 @@ def _preview(raw: bytes, size: int, fmt: int, codec: str, type_oid: int = 0,
         typed = _typed_text(type_oid, raw, codec) if whole else None
         if typed is not None:
             shown = repr(typed[:chars]) + ("…" if len(typed) > chars else "")
-            return f"{shown} (binary {named})", True
+            # (a numeric's text can be twice its bytes: cut, it is not what runs)
+            return f"{shown} (binary {named})", len(typed) <= chars
         return hexed(f" (binary {named})"), True  # its bytes exactly, if not readably
     # A binary parameter of a type the Parse left to the server: its bytes, with what they
     # read as (text in the session's encoding when printable, an integer or a float of its
@@ -181,10 +183,12 @@ def _typed_text(type_oid: int, raw: bytes, codec: str) -> str | None:
     """A binary value of a known type as the server reads it, exactly; None when the gateway
     does not write that type's text exactly (a range's bounds, a date: shown as bytes)."""
     try:
+        if type_oid == _XML:  # read in the encoding its declaration names: shown as bytes
+            return None
         if type_oid in binary.TEXT_LIKE and type_oid != _JSONB:
             return raw.decode(codec)
-        if type_oid == _JSONB:
-            return raw[1:].decode("utf-8") if raw[:1] == b"\x01" else None
+        if type_oid == _JSONB:  # a version byte, then text in the client's encoding
+            return raw[1:].decode(codec) if raw[:1] == b"\x01" else None
         if type_oid in _EXACT:
             return binary.text_of(type_oid, raw)
     except (binary.Undecodable, UnicodeDecodeError, LookupError, ValueError, OverflowError):

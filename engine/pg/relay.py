@@ -251,6 +251,8 @@ class _Portal:
         self.planned: list[rowcount.Stat | None] | None = None
 
 
+# Reported settings that change what a statement's literals mean (``_settings_note``).
+_MEANING_REPORTED = frozenset({"DateStyle", "IntervalStyle", "TimeZone"})
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
 TOO_LONG = "(parameters that cannot be shown)"
 _UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
@@ -338,6 +340,10 @@ class PgRelay:
         self._decision: Decision | None = None
         self._held: tuple[str, str | None, tuple[str, ...]] | None = None  # what was shown
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
+        # Settings that change what literals in a statement mean (a date, an interval, a time
+        # zone), as the target reported them at login and now: an approver is told of a change.
+        self._meaning_at_login: dict[str, str] = {}
+        self._meaning: dict[str, str] = {}
         # Segments: each Sync and Query sent is a mark, answered by a ReadyForQuery (or skipped
         # after an error). A message sent now belongs to the segment of mark ``_sent + 1``.
         self._sent = 0
@@ -529,6 +535,9 @@ class PgRelay:
     def parameter_status(self, name: str, value: str) -> None:
         """The target reports a setting (at login and whenever it changes)."""
         self.encoding.report(name, value)
+        if name in _MEANING_REPORTED:
+            self._meaning_at_login.setdefault(name, value)
+            self._meaning[name] = value
         why = reading.unsafe_state(name, value) or (
             self.encoding.unreadable if name == "client_encoding" else None)
         if why is not None and self.unreadable is None:
@@ -1037,6 +1046,13 @@ class PgRelay:
                             "server does")
         return self.guard.judge(text, typed=typed)
 
+    def _settings_note(self) -> tuple[str, ...]:
+        """For an approver: the settings that change what a statement's literals mean, where
+        the session changed them since login (a date read day first, another time zone)."""
+        changed = [f"{name}={value}" for name, value in sorted(self._meaning.items())
+                   if self._meaning_at_login.get(name) != value]
+        return (f"the session changed since login: {', '.join(changed)}",) if changed else ()
+
     def _shown_params(self, body: bytes, types: tuple[int, ...]) -> str | None:
         """A Bind's parameters whole, for its approver (the record keeps a preview): what is
         approved is exactly what runs (outside attack on issue 12: a 17th parameter, or the
@@ -1089,7 +1105,7 @@ class PgRelay:
                 return "refuse", ("block", judgement.rule, None), codec.error_response(
                     f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
                     "42501", hint=_UNSHOWN_HINT)
-        shown_notes = notes(plan)
+        shown_notes = notes(plan) + self._settings_note()
         about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
         # something else meanwhile: a change skipped by the target); a refusal is final.
@@ -1321,7 +1337,7 @@ class PgRelay:
         record.error = f"rolled back by the gateway: {why}; held for an approval"
         finished.append(record.finish("rolled back"))
         self._holding = True
-        self._held = (text, params, notes(None))
+        self._held = (text, params, notes(None) + self._settings_note())
         # Approved, it is counted again with the count the approver saw as its limit (rows
         # may have come to match meanwhile). Only when it went over by its count: a count
         # that could not be read, or answers larger than the gateway keeps, run as approved.
@@ -1334,7 +1350,8 @@ class PgRelay:
             self._seen = tuple(None if n is None else max(n, over.rows) for n in limits)
         self._count_hold = Hold(
             text, "extended" if extended else "simple", judgement, params, notes=(
-                f"statement {record.seq} ran and was rolled back by the gateway: {why}",))
+                f"statement {record.seq} ran and was rolled back by the gateway: {why}",
+                *self._settings_note()))
         self._client_in.unread(again)  # asked again once decided: it runs, or is refused
         if extended:
             self._rebinding = self._count_statement

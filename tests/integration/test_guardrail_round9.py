@@ -27,7 +27,7 @@ CREATE TABLE gw12r9_orders (id serial PRIMARY KEY, note text);
 INSERT INTO gw12r9_orders (note) SELECT 'n' FROM generate_series(1, 20);
 GRANT ALL ON gw12r9_orders, gw12r9_orders_id_seq TO PUBLIC;
 """
-CLEANUP = """DROP TABLE IF EXISTS gw12r9_orders CASCADE;
+CLEANUP = """DROP TABLE IF EXISTS gw12r9_orders, gw12r9_items CASCADE;
 DROP FUNCTION IF EXISTS gw12r9_peek(), gw12r9_plain();"""
 
 
@@ -236,3 +236,65 @@ def test_renaming_a_key_s_constraint_is_held(guarded: Gateway) -> None:
     with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
         assert admin.execute("SELECT count(*) FROM pg_class WHERE relname = "
                              "'gw12r9_orders_pkey'").fetchone() == (1,)
+
+
+def test_a_numeric_whose_text_an_approver_cannot_see_whole_is_refused(
+        guarded: Gateway) -> None:
+    """Round 12: a binary numeric of 4,210 bytes prints 8,404 digits; shown cut ("5000…"),
+    its tail ("0001") set the sequence."""
+    request, error = _held_extended(
+        guarded, b"SELECT setval('gw12r9_orders_id_seq', right($1::text, 4)::bigint)", (1700,),
+        _numeric(5 * 10**8403 + 1))
+    assert request is None and UNSHOWN in error["M"], (request, error)
+    assert next_id(guarded.target) == 20
+
+
+def test_a_binary_xml_parameter_is_shown_as_its_bytes(guarded: Gateway) -> None:
+    """Round 12: binary xml is read in the encoding its declaration names, not the session's:
+    decoded in the session's, an approver read another document than the server."""
+    request, error = _held_extended(
+        guarded, b"SELECT setval('gw12r9_orders_id_seq', 1 + 0 * length($1::text))", (142,),
+        b"<a>x</a>")
+    assert request is not None and error["C"] == "42501"
+    shown = str(request["statement"])
+    assert "\\x3c613e783c2f613e (binary type 142)" in shown and "<a>" not in shown, shown
+
+
+def test_settings_that_change_what_text_means(guarded: Gateway) -> None:
+    """Round 12: with transform_null_equals on, a held CASE WHEN NULL = NULL THEN 1 ELSE 2001
+    read as 2001 and ran as 1. Such settings cannot be changed; a date style or time zone
+    changed since login is shown to the approver."""
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        for sql in ("SET transform_null_equals TO on", "SET array_nulls TO off",
+                    "SELECT set_config('transform_null_equals', 'on', false)"):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute("SET transform_null_equals TO off")  # its default: allowed
+
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute("SET datestyle TO 'ISO, DMY'")
+            conn.execute("SELECT setval('gw12r9_orders_id_seq', "
+                         "extract(day from '01/02/2025'::date)::bigint)")
+
+    request = denied(guarded, work)
+    assert "the session changed since login: DateStyle=ISO, DMY" in request["statement"]
+    assert next_id(guarded.target) == 20
+
+
+def test_adding_an_identity_to_a_column_is_held(guarded: Gateway) -> None:
+    """Round 12: every INSERT naming the column fails afterwards."""
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE gw12r9_items (gw12r9_n int NOT NULL DEFAULT 0)")
+
+    def work() -> None:
+        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+            conn.execute("ALTER TABLE gw12r9_items ALTER COLUMN gw12r9_n "
+                         "ADD GENERATED ALWAYS AS IDENTITY")
+
+    denied(guarded, work)
+    with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
+        assert admin.execute("SELECT attidentity FROM pg_attribute WHERE attname = 'gw12r9_n'"
+                             ).fetchone() == ("",)
+        admin.execute("DROP TABLE gw12r9_items")
+        admin.commit()

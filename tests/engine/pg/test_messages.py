@@ -335,3 +335,11 @@ def test_fuzz_bind_near_valid_bodies(body: bytes) -> None:
     except ProtocolViolation:
         return
     assert result.params is None or isinstance(result.params, str)
+
+
+def test_a_binary_jsonb_parameter_is_read_in_the_session_s_encoding() -> None:
+    """Outside attack on issue 12 (round 12): jsonb's binary text is in the client encoding;
+    read as UTF-8 in a LATIN1 session, the approver saw another key than the server."""
+    raw = b"\x01" + '{"Ã©": "a"}'.encode("latin-1")
+    shown = messages.bind(bind_body([raw], formats=(1,)), "latin-1", (3802,)).params
+    assert shown == repr('{"Ã©": "a"}') + " (binary jsonb)", shown
