@@ -39,7 +39,7 @@ _MENTION = re.compile(
     r"|/dev/+fd(?![\w.-])")
 # Programs that print names, not what the files hold: a line of only these may name one.
 _NAMES = frozenset({"ls", "stat", "readlink", "realpath", "basename", "dirname", "pwd", "du",
-                    "df", "test", "[", "true", "false", "cd", "pushd", "popd"})
+                    "df", "echo", "printf", "test", "[", "true", "false", "cd", "pushd", "popd"})
 _CD = frozenset({"cd", "pushd"})
 
 
