@@ -115,7 +115,7 @@ def test_a_pipe_parked_elsewhere_is_not_read_back_through_proc(gw: SshGateway,
     try:
         pid = _wait_for("91.25")
         for command in (f"timeout 1 cat /proc/{pid}/fd/0; echo proc10-a",
-                        f"timeout 1 cat /proc/[0-9]*/fd/0 2>/dev/null; echo proc10-b",
+                        "timeout 1 cat /proc/[0-9]*/fd/0 2>/dev/null; echo proc10-b",
                         f"cd /proc/{pid}/fd && timeout 1 cat 0; echo proc10-c"):
             shown = run(gw, command).decode("utf-8", "replace")
             marker = command.rsplit(" ", 1)[-1]
