@@ -51,6 +51,11 @@ could match one (component by component), a directory that holds one for a recur
 ``$(…)``) while anything is marked on the target. Programs that only print names (``ls``,
 ``cd``, ``stat`` …) are not readers, nor are copiers (above). A connection that reads one has
 its output masked whole from then on, and an SFTP or scp download of one is refused.
+A path of another process's memory, descriptors or arguments (``/proc/PID/fd/0``: what a transform
+printed may wait in a pipe, in no file) counts as read from a marked file whether or not anything
+is marked (``engine.ssh.procpaths``); a transform that pipes into a process run in the background
+or detached (``rev f | setsid sleep 600 &``) marks "any path" of its identity, as a name only
+known at run time does (not a metadata mark: no name is made from the data).
 
 A journal that cannot be read, or holds a line that is not a mark, fails closed: every path counts
 as marked until it can be read. A mark that cannot be written is kept in this process's memory
