@@ -103,12 +103,27 @@ def process_memory(line: str, cwd: Cwd = None, *, unreadable: bool = True) -> st
             programs.add(name)
             if name in _CD and found.any:
                 for word in stage.argv[1:]:
-                    if "proc" in word or any(_under_proc("/".join(p.parts)) for p in place(
-                            word, None) if p.anchored):
+                    if _cd_proc(word):
                         return f"a file under {word}"
     if (mention := _MENTION.search(line)) is not None and not programs <= _NAMES:
         return mention.group()
     return None
+
+
+def _cd_proc(word: str) -> bool:
+    """Whether ``cd WORD`` may lead under /proc or /dev/fd (a relative name: a component)."""
+    if _PROC_WORD.search(word):
+        return True
+    for where in place(word, None):
+        parts, pattern = where.parts, where.pattern
+        if where.anchored and parts and (_could(parts[0], "proc", pattern) or (
+                _could(parts[0], "dev", pattern) and parts[1:2]
+                and _could(parts[1], "fd", pattern))):
+            return True
+    return False
+
+
+_PROC_WORD = re.compile(r"(?:^|/)proc(?:/|$)|(?:^|/)dev/+fd(?:/|$)")
 
 
 def _said(where: Place) -> str:

@@ -29,6 +29,8 @@ HOME = frozenset({"/home/alice"})
     "cat 1/environ",
     "cd /proc/1/fd && cat 0",
     "cd /proc/$p; cat status",
+    "cd /pro?/1 && cat status",
+    "cd /dev/fd; cat 3",
     "echo /proc/1/fd/0 | xargs cat",
     "f=/proc/1/environ; cat $f",
     "grep -r x /proc/1",
@@ -54,6 +56,7 @@ def test_a_read_of_another_process_is_named(line: str) -> None:
 @pytest.mark.parametrize("line", [
     "cat s2.txt", "ls -l /proc/[0-9]*/fd/0", "ls /proc", "cat /proc/cpuinfo",
     "cat /proc/1/status", "grep x notes.txt", "echo hello", "cat /home/alice/fd.txt",
+    "cd ~/processing && cat x", "cd /proc && ls", "echo /proc/1/fd/0",
 ])
 def test_other_lines_are_not(line: str) -> None:
     assert process_memory(line, HOME) is None
