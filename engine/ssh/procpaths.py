@@ -11,9 +11,10 @@ as a line that reads a marked file (``written.Memory.read``), and an SFTP reques
 refused. Globs are read component by component (``/proc/[0-9]*/fd/0``), a relative path where
 the working directory is not known as it may be under ``/proc`` (``fd/0``, ``1/environ``), a
 working directory under ``/proc`` (followed, or ``cd`` in the same line) as making every read
-one, and a line that names such a path in any word (``echo /proc/1/fd/0 | xargs cat``,
-``f=/proc/1/environ; …``) as reading it, short of programs that only print names (``ls -l
-/proc/*/fd``).
+one, a line that names such a path in any word (``echo /proc/1/fd/0 | xargs cat``,
+``f=/proc/1/environ``) as reading it, short of programs that only print names (``ls -l
+/proc/*/fd``), and a line that names /proc and reads a name only known at run time (``for d
+in /proc/[0-9]*; do cat $d/fd/0; done``) too.
 
 Not seen: a path only known at run time whose text holds none of these names
 (``cat "$(printf /pr%soc/1/fd/0)"``), and a link to one made before the gateway saw it.
@@ -105,9 +106,16 @@ def process_memory(line: str, cwd: Cwd = None, *, unreadable: bool = True) -> st
                 for word in stage.argv[1:]:
                     if _cd_proc(word):
                         return f"a file under {word}"
-    if (mention := _MENTION.search(line)) is not None and not programs <= _NAMES:
+    if (mention := _MENTION.search(line)) is not None and not (programs and programs <= _NAMES):
         return mention.group()
+    if found.unknown and (mention := _PROC_NAMED.search(line)) is not None:
+        # a name only known at run time, in a line that names /proc (``for d in /proc/[0-9]*;
+        # do cat $d/fd/0; done``): it may be one
+        return f"{mention.group()}/…"
     return None
+
+
+_PROC_NAMED = re.compile(r"/proc(?![\w.-])|/dev/+fd(?![\w.-])")
 
 
 def _cd_proc(word: str) -> bool:

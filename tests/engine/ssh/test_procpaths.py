@@ -30,6 +30,10 @@ HOME = frozenset({"/home/alice"})
     "cd /proc/1/fd && cat 0",
     "cd /proc/$p; cat status",
     "cd /pro?/1 && cat status",
+    "for d in /proc/[0-9]*; do cat $d/fd/0; done",
+    "f=/proc/1/fd/0",  # an assignment: a later line reads it as $f
+    "while read p; do cat /proc/$p/fd/0; done < pids",
+    "xargs -I{} cat /proc/{}/fd/0 < pids",
     "cd /dev/fd; cat 3",
     "echo /proc/1/fd/0 | xargs cat",
     "f=/proc/1/environ; cat $f",
@@ -56,7 +60,8 @@ def test_a_read_of_another_process_is_named(line: str) -> None:
 @pytest.mark.parametrize("line", [
     "cat s2.txt", "ls -l /proc/[0-9]*/fd/0", "ls /proc", "cat /proc/cpuinfo",
     "cat /proc/1/status", "grep x notes.txt", "echo hello", "cat /home/alice/fd.txt",
-    "cd ~/processing && cat x", "cd /proc && ls", "echo /proc/1/fd/0",
+    "cd ~/processing && cat x", "cd /proc && ls", "echo /proc/1/fd/0", "cat $f",
+    "cat /process/$x",
 ])
 def test_other_lines_are_not(line: str) -> None:
     assert process_memory(line, HOME) is None
