@@ -113,3 +113,15 @@ def test_a_transform_parked_in_a_pipe_marks_any_file_of_its_identity(tmp_path: P
     assert Memory(journal, "db1:22", "bob", "s3").read(("cat notes.txt",), HOME) is None
     # a plain pipe in the background is no transform: nothing marked
     assert Memory(journal, "db1:22", "carol", "s4").wrote(("cat s | sleep 9 &",), HOME) == []
+
+
+def test_what_a_reader_of_one_writes_is_marked(tmp_path: Path) -> None:
+    """``cp /proc/PID/fd/0 /tmp/x``: the session reads it as unseen (``read`` says why) and
+    marks what the line writes, so that a later ``cat /tmp/x`` is masked whole."""
+    journal = Journal(tmp_path / "j")
+    memory = Memory(journal, "db1:22", "alice", "s1")
+    line = "cp /proc/4242/fd/0 /tmp/x"
+    assert memory.read((line,), HOME) is not None
+    made = memory.wrote((line,), HOME, unseen=True)
+    assert "/tmp/x" in {m.path for m in made}
+    assert Memory(journal, "db1:22", "bob", "s2").read(("cat /tmp/x",), HOME) is not None
