@@ -69,9 +69,8 @@ def _sensitive(where: Place, tree: bool) -> bool:
     # under a directory not known: the path may start anywhere, /proc or /proc/PID included
     if any(_from_root(parts[i:], pattern, False) for i in range(len(parts))):
         return True
-    if parts and any(_could(parts[0], n, pattern) for n in _MEMORY):
-        return True  # fd/0, environ: under /proc/PID
-    return len(parts) >= 2 and any(_could(parts[1], n, pattern) for n in _MEMORY)
+    # fd/0, environ, 1/fd/0, task/1/fd/0: under /proc or /proc/PID
+    return any(_could(part, n, pattern) for part in parts for n in _MEMORY)
 
 
 def _under_proc(directory: str) -> bool:

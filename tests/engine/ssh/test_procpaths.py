@@ -27,6 +27,7 @@ HOME = frozenset({"/home/alice"})
     "cat ../../proc/1/fd/0",
     "cat fd/0",  # the working directory is not known: it may be /proc/PID
     "cat 1/environ",
+    "cat task/1/fd/0",
     "cd /proc/1/fd && cat 0",
     "cd /proc/$p; cat status",
     "cd /pro?/1 && cat status",
