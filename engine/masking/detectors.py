@@ -128,13 +128,13 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-_GROUP_DASH = re.compile(r"(?<=\d)-")
+# Group separators: any character but a digit, the point and an exponent ("e", "E") and its
+# sign (a + or - after the "e"), which a number's form keeps for the decimal reading below.
+_GROUP_SEPARATORS = re.compile(r"[^\d.eE+-]|(?<=\d)[+-]")
 
 
 def _card_valid(value: str) -> bool:
-    digits = value.replace(" ", "").replace(",", "").replace("_", "")
-    if "-" in digits:  # group separators; an exponent's sign stays (``41111111111111110e-1``)
-        digits = _GROUP_DASH.sub("", digits)
+    digits = _GROUP_SEPARATORS.sub("", value)
     if not digits.isdigit():  # a number's form: its integer digits, or its value's
         whole = re.split("[.eE]", digits, maxsplit=1)[0]
         try:
@@ -213,10 +213,14 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # boundary excludes a digit before it), so only those digits are tried; and the regex starts
 # with a character class, which the engine skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
-                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ ,._-]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
+                   | (?<!\d\d)(?<=\d)\d (?: \d\d[\ -/:-@\[-`{-~]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
                                        | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
-                   | (?<!\d\d)(?<=\d)(?:[\ ._-]\d){8}
+                   | (?<!\d\d)(?<=\d)(?:[\ -/:-@\[-`{-~]\d){8}
                    | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
+
+# One separator between a card's digit groups, where the groups may be separated by different
+# ones: printable ASCII but letters, digits, the point and the comma (see payment_card).
+_MIXED_SEPARATOR = r"[\ -+\-/:-@\[-`{-~]"
 
 # The trigger of assignments: an = or : right after a letter, a quote or a blank (the key word
 # ends in a letter), which lets timestamps and times through without running the key regexes.
@@ -233,8 +237,9 @@ ASSIGNMENT = r"""[=:](?<=[A-Za-z"'\ \t][=:])"""
 NATIVE_TRIGGERS: dict[str, str] = {
     "@": r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]",
     DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
-             r"|\d\d(?:\d\d[ ,._\-]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}|\d{4,5}\.\d{6,7}[eE])"
-             r"|\d(?:[ ._\-]\d){8}"
+             r"|\d\d(?:\d\d[ -/:-@\[-`{-~]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}"
+             r"|\d{4,5}\.\d{6,7}[eE])"
+             r"|\d(?:[ -/:-@\[-`{-~]\d){8}"
              r"|[A-Z]{2}\d\d"
              r"|\d\d?\d?,\d{3},\d{3},\d{3}"),
     ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
@@ -299,8 +304,13 @@ _DETECTORS = (
     _builtin("email", r"""
         (?<![\w.+%-]) [A-Za-z0-9_][A-Za-z0-9._%+-]*+ @ (?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63} (?![\w-])
         """, "@"),
-    # 13-19 digits, together or in groups with one kind of separator: 4-4-4-4(-1..3), and the
-    # 4-6-5 / 4-6-4 of American Express and Diners. No issuer prefix is required. (Led by the
+    # 13-19 digits, together or in groups: 4-4-4-4(-1..3), the 4-6-5 / 4-6-4 of American
+    # Express and Diners, single digits, the first four apart (``(4012)888888881881``) or the
+    # last four. Groups are separated by one blank, ``,`` ``.`` ``_`` or ``-`` used throughout,
+    # or by any one printable character that is neither a letter nor a digit, mixed as it
+    # comes (``4012/8888:8888|1881``: SQL and shell turn a card into any of these), bar the
+    # point and the comma, which mixed with others are how numbers are written
+    # (``1234.5678 9012.3456``: two amounts, not a card). No issuer prefix is required. (Led by the
     # first digit, with the left boundary checked after it, so that the search skips in C.)
     # A sign before it is no boundary (``-4111111111111111``, a bigint or a JSON number; a
     # ``-`` after a word is masked too), nor are leading zeros (``lpad``, ``%020d``).
@@ -314,16 +324,21 @@ _DETECTORS = (
     # 8 digits or separators after its first digit: the look-ahead turns the many short
     # numbers away at once.)
     _builtin("payment_card", r"""
-        \d (?<!\d\d) (?<!\d\.\d) (?=[\d.,_\ -]{8})
+        \d (?<!\d\d) (?<!\d\.\d) (?=[\ -@\[-`{-~]{8})
         (?: \d{2,3}(?P<s1>[\ ,._-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
+          | \d{2,3}{sep}\d{4}{sep}\d{4}{sep}\d{4}
+            (?:{sep}\d{1,3})?
           | \d{3}(?P<s2>[\ ._-])\d{6}(?P=s2)\d{4,5}
+          | \d{3}{sep}\d{6}{sep}\d{4,5}
           | (?P<s3>[\ ._-])\d(?:(?P=s3)\d){11,17}
+          | (?:{sep}\d){12,18}
+          | \d{3}{sep}\d{9,15} | \d{8,14}{sep}\d{4}
           | \d{0,2}(?:,\d{3}){4,6}
           | \d{12,}+
           | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
         (?! \.\d | \d )
-        """, DIGITS, _card_valid),
+        """.replace("{sep}", _MIXED_SEPARATOR), DIGITS, _card_valid),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""
         [A-Z] (?<![A-Za-z0-9][A-Z]) [A-Z]\d{2}

@@ -51,6 +51,11 @@ could match one (component by component), a directory that holds one for a recur
 ``$(…)``) while anything is marked on the target. Programs that only print names (``ls``,
 ``cd``, ``stat`` …) are not readers, nor are copiers (above). A connection that reads one has
 its output masked whole from then on, and an SFTP or scp download of one is refused.
+A path of another process's memory, descriptors or arguments (``/proc/PID/fd/0``: what a transform
+printed may wait in a pipe, in no file) counts as read from a marked file whether or not anything
+is marked (``engine.ssh.procpaths``); a transform that pipes into a process run in the background
+or detached (``rev f | setsid sleep 600 &``) marks "any path" of its identity, as a name only
+known at run time does (not a metadata mark: no name is made from the data).
 
 A journal that cannot be read, or holds a line that is not a mark, fails closed: every path counts
 as marked until it can be read. A mark that cannot be written is kept in this process's memory
@@ -109,6 +114,8 @@ from engine.ssh.linepaths import (
     words_from_values,
     writes,
 )
+from engine.ssh.procpaths import parks, process_memory, sensitive_path
+from engine.ssh.procpaths import why as why_process
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +366,10 @@ class Memory:
         and a line typed into a program is not one, as in ``reads``)."""
         marks = self._marks()
         for i, line in enumerate(lines):
+            # another process's memory, descriptors, arguments (``procpaths``): a transform may
+            # have parked its output there, in a pipe, with no file to mark
+            if (other := process_memory(line, cwd, unreadable=shell and not i)) is not None:
+                return why_process(other)
             found = reads(line, cwd, unreadable=shell and not i)
             if not found.any:
                 continue
@@ -379,6 +390,8 @@ class Memory:
     def download(self, path: str) -> str | None:
         """Why an SFTP request on ``path`` (absolute, or relative to the home directory) is
         refused, or None."""
+        if sensitive_path(path):
+            return f"refused: {why_process(path)}"
         marks = self._marks()
         if marks is None:
             return ("the gateway's record of files written by transforms cannot be read, so "
@@ -421,6 +434,10 @@ class Memory:
             # a second name of a file (a hard link, a symbolic one): what is written later
             # through one is read through the other, so both are marked now
             found += links(line, cwd)
+            # what a transform printed, left in a pipe to a process that outlives the line
+            # (``rev f | setsid sleep 600 &``): no file holds it, any may (``/proc/PID/fd/0``)
+            if (unseen or transforms(line)) and parks(line):
+                found.append(Written(None))
             for written in found:
                 if written.place is not None and (blind or (hide is not None and hide(
                         "/".join(written.place.parts)))):

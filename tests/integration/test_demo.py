@@ -253,10 +253,13 @@ def test_the_ssh_target_cannot_reach_the_engine(start: Any, base: Path, tmp_path
     for key in ("ssh", "ssh_direct"):
         assert _ssh(info[key], tmp_path, "id -un").stdout.splitlines() == ["gatewatch-demo"]
     # Through the gateway, psql's output (a program that transforms what it reads) is masked
-    # whole: its errors are read on the direct path; the file probes go through both.
-    for probe in (f"cat /proc/{demo.proc.pid}/environ", f"cat {info['store']}",
-                  f"ls {info['dir']}"):
+    # whole, and so is a read of another process's memory (it may hold anything): their errors
+    # are read on the direct path; the file probes go through both.
+    for probe in (f"cat {info['store']}", f"ls {info['dir']}"):
         assert "Permission denied" in _ssh(info["ssh"], tmp_path, probe).stderr, probe
+    denied = _ssh(info["ssh"], tmp_path, f"cat /proc/{demo.proc.pid}/environ").stderr
+    told, _, shown = denied.partition("\n")
+    assert "masked whole" in told and shown.strip() and not any(c.isalnum() for c in shown), denied
     errors = _ssh(info["ssh_direct"], tmp_path, probes).stderr
     assert errors.count("Permission denied") == 5, errors
     assert "no password supplied" in errors, errors

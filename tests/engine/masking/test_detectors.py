@@ -75,6 +75,16 @@ FOUND = [
      ["4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 1"]),
     ("payment_card", "4.0.1.2.8.8.8.8.8.8.8.8.1.8.8.1", ["4.0.1.2.8.8.8.8.8.8.8.8.1.8.8.1"]),
     ("payment_card", "x4_0_1_2_8_8_8_8_8_8_8_8_1_8_8_1y", ["4_0_1_2_8_8_8_8_8_8_8_8_1_8_8_1"]),
+    # Any other printable separator, mixed or not, and the first or last four apart (outside
+    # attack, round 10): SQL (regexp_replace, ||) and the shell write a card in any of these.
+    ("payment_card", "4012/8888/8888/1881", ["4012/8888/8888/1881"]),
+    ("payment_card", "4012:8888:8888:1881", ["4012:8888:8888:1881"]),
+    ("payment_card", "(4012)888888881881", ["4012)888888881881"]),
+    ("payment_card", "4012|8888;8888#1881", ["4012|8888;8888#1881"]),
+    ("payment_card", "4242 4242-4242 4242", ["4242 4242-4242 4242"]),
+    ("payment_card", "n=401288888888/1881;", ["401288888888/1881"]),
+    ("payment_card", "3782/822463:10005", ["3782/822463:10005"]),
+    ("payment_card", "4+0+1+2+8+8+8+8+8+8+8+8+1+8+8+1", ["4+0+1+2+8+8+8+8+8+8+8+8+1+8+8+1"]),
     ("payment_card", "BigInt: 4111111111111111n, 5555555555554444ULL",
      ["4111111111111111", "5555555555554444"]),
     ("iban", "DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
@@ -129,7 +139,9 @@ NOT_FOUND = [
     ("payment_card", "0000 0000 0000 0000"),  # a placeholder
     ("payment_card", "order 12345678901234567890"),  # 20 digits
     ("payment_card", "pi 3.4242424242424242"),  # a fraction
-    ("payment_card", "4242 4242-4242 4242"),  # mixed separators
+    ("payment_card", "1234.5678 9012.3456"),  # two amounts (point and blank mixed)
+    ("payment_card", "ts 2024/01/02 12:30:45"),  # a date and a time
+    ("payment_card", "4012/8888/8888/1882"),  # Luhn fails
     ("payment_card", "-4111111111111112"),  # a signed number that fails Luhn
     ("payment_card", "1.4111111111111111"),  # a fraction, signed or not
     ("payment_card", "-0.4111111111111111"),
