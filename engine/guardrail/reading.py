@@ -33,8 +33,7 @@ def _normal(value: str | None) -> str:
 # only values a statement may set it to.
 _MEANING = {"transform_null_equals": frozenset({"off", "false", "no", "0", "f", "n"}),
             "array_nulls": _ON_VALUES, "xmloption": frozenset({"content"}),
-            "lc_monetary": frozenset(), "backslash_quote": frozenset({"safe_encoding", "off",
-                                                                      "false", "no", "0"})}
+            "backslash_quote": frozenset({"safe_encoding", "off", "false", "no", "0"})}
 
 
 def unsafe_change(settings: dict[str, str | None]) -> str | None:

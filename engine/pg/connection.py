@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import Connection
+from engine.guardrail import reading
 from engine.guardrail.classify import catalog_later
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.catalog import TableCatalog, taint_file
 from engine.pg.codec import MessageReader, ProtocolViolation
 from engine.pg.held import Held
-from engine.pg.relay import Decision, Hold, PgRelay, StatementFinished, StatementStarted
+from engine.pg.relay import MEANING, Decision, Hold, PgRelay, StatementFinished, StatementStarted
 from engine.pg.results import ResultPath
 from engine.pg.side import PeerClosed, Side
 from engine.pg.storedcode import StoredCode
@@ -247,26 +248,29 @@ class PgConnection:
                     hint="The gateway has logged the reason; try again later or tell the operator.")
             self._end("upstream unavailable", error=str(exc))
             return
-        if session.guard is not None and not any(k.lower() == "search_path"
-                                                 for k in hello.params):
-            if not await self._default_search_path(greeting):
-                return
+        if session.guard is not None and not await self._login_settings(greeting, hello.params):
+            return
         self._start_relay(greeting)
         await self._done
 
-    async def _default_search_path(self, greeting: startup.UpstreamGreeting) -> bool:
-        """Read the search_path the target gave the session at login (a role's or database's
-        default, which PostgreSQL does not report): one ahead of pg_catalog makes PostgreSQL's
-        names in a DBA's code a user's, as a SET of it would (``SessionGuard.shadowed``); any
-        other than PostgreSQL's default makes the session's memory of its own code match
-        qualified names only (``qualified_only``); one that cannot be read counts as both.
-        False: the target went away (the session ended)."""
+    async def _login_settings(self, greeting: startup.UpstreamGreeting,
+                              params: dict[str, str]) -> bool:
+        """Read the settings the target gave the session at login that PostgreSQL does not
+        report (a role's or database's default). The search_path: one ahead of pg_catalog
+        makes PostgreSQL's names in a DBA's code a user's, as a SET of it would
+        (``SessionGuard.shadowed``); any other than PostgreSQL's default makes the session's
+        memory of its own code match qualified names only (``qualified_only``); one that
+        cannot be read counts as both. A setting that changes how text reads
+        (``transform_null_equals`` on …) makes every statement refused, as its SET would be;
+        those that change what literals mean are shown to approvers. False: the target went
+        away (the session ended)."""
         guard = self.session.guard
         assert guard is not None
+        names = ["search_path", *sorted(MEANING)]
         try:
             async with asyncio.timeout(self.conn.upstream.connect_timeout):
-                value = await startup.read_setting(
-                    greeting.side, "search_path", self.ctx.sessions.settings.max_message_size)
+                values = await startup.read_settings(
+                    greeting.side, names, self.ctx.sessions.settings.max_message_size)
         except (startup.UpstreamUnavailable, TimeoutError, PeerClosed, OSError) as exc:
             greeting.side.close()
             log.warning("session %s: connection %s: reading the search_path: %s",
@@ -276,6 +280,15 @@ class PgConnection:
                         "or tell the operator.")
             self._end("upstream unavailable", error=str(exc))
             return False
+        self.relay.login_settings(params, {n: v for n, v in (values or {}).items()
+                                           if n != "search_path"})
+        why = reading.unsafe_change({n: v for n, v in (values or {}).items()
+                                     if n != "search_path"})
+        if why is not None and self.relay.unreadable is None:
+            self.relay.unreadable = f"the session's role or database default {why}"
+        if any(k.lower() == "search_path" for k in params):
+            return True  # its own, judged at login
+        value = None if values is None else values.get("search_path")
         if value is None or value.replace(" ", "") != '"$user",public':
             guard.qualified_only = True  # not PostgreSQL's default (pg_temp first, say)
         guard.shadowed = guard.shadowed or catalog_later(value)  # None: any may come first

@@ -38,12 +38,15 @@ class NotYet(Exception):  # not an error: the caller waits
 class Statement:
     """A prepared statement as the gateway read it: what its name runs."""
 
-    __slots__ = ("allowed", "judgement", "text", "typed", "types", "uses")
+    __slots__ = ("allowed", "judgement", "settings", "text", "typed", "types", "uses")
 
     def __init__(self, text: str, judgement: Judgement | None,
                  uses: tuple[NameUse, ...] = (), *, typed: bool = False,
-                 types: tuple[int, ...] = ()) -> None:
+                 types: tuple[int, ...] = (), settings: tuple[str, ...] = ()) -> None:
         self.text = text
+        # The settings in force when it was parsed, as shown to an approver: a literal's
+        # meaning (a date under DateStyle) is fixed then, whatever is in force at its Bind.
+        self.settings = settings
         self.typed = typed  # its Parse typed a parameter with a type not PostgreSQL's own
         self.types = types  # its parameters' types as its Parse gave them (0: unspecified)
         self.judgement = judgement  # None without a guard

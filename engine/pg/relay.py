@@ -251,8 +251,22 @@ class _Portal:
         self.planned: list[rowcount.Stat | None] | None = None
 
 
-# Reported settings that change what a statement's literals mean (``_settings_note``).
-_MEANING_REPORTED = frozenset({"DateStyle", "IntervalStyle", "TimeZone"})
+# Settings that change what a statement's literals and expressions mean, which an approver
+# is shown (``_settings_note``; those that change how its text reads cannot be set at all:
+# ``reading``). Lower case.
+MEANING = frozenset({"datestyle", "intervalstyle", "timezone", "bytea_output",
+                     "extra_float_digits", "default_text_search_config",
+                     "timezone_abbreviations", "lc_numeric", "lc_time", "lc_monetary",
+                     "quote_all_identifiers", "transform_null_equals", "array_nulls",
+                     "xmloption", "backslash_quote"})
+# PostgreSQL's defaults of those, not worth an approver's attention (the time zone and the
+# locales are the server's own: always shown).
+_MEANING_DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "bytea_output": "hex",
+                     "extra_float_digits": "1",
+                     "default_text_search_config": "pg_catalog.english",
+                     "timezone_abbreviations": "default", "quote_all_identifiers": "off",
+                     "transform_null_equals": "off", "array_nulls": "on",
+                     "xmloption": "content", "backslash_quote": "safe_encoding"}
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
 TOO_LONG = "(parameters that cannot be shown)"
 _UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
@@ -340,10 +354,14 @@ class PgRelay:
         self._decision: Decision | None = None
         self._held: tuple[str, str | None, tuple[str, ...]] | None = None  # what was shown
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
-        # Settings that change what literals in a statement mean (a date, an interval, a time
-        # zone), as the target reported them at login and now: an approver is told of a change.
-        self._meaning_at_login: dict[str, str] = {}
+        # Settings that change what a statement's literals and expressions mean (a date, a
+        # time zone, a float's digits, a text search configuration …), as far as the gateway
+        # knows them — reported by the target, given at login, set by a statement it let
+        # through — by lower-case name: shown to every approver (``_settings_note``).
         self._meaning: dict[str, str] = {}
+        # Their values as the server chose them at login (its own, a role's or database's
+        # defaults), where the client did not: what needs no telling (``login_settings``).
+        self._baseline: dict[str, str] = {}
         # Segments: each Sync and Query sent is a mark, answered by a ReadyForQuery (or skipped
         # after an error). A message sent now belongs to the segment of mark ``_sent + 1``.
         self._sent = 0
@@ -535,13 +553,27 @@ class PgRelay:
     def parameter_status(self, name: str, value: str) -> None:
         """The target reports a setting (at login and whenever it changes)."""
         self.encoding.report(name, value)
-        if name in _MEANING_REPORTED:
-            self._meaning_at_login.setdefault(name, value)
-            self._meaning[name] = value
+        if name.lower() in MEANING:
+            self._meaning[name.lower()] = value
         why = reading.unsafe_state(name, value) or (
             self.encoding.unreadable if name == "client_encoding" else None)
         if why is not None and self.unreadable is None:
             self.unreadable = why
+
+    def login_settings(self, params: dict[str, str],
+                       server: dict[str, str] | None = None) -> None:
+        """The client's startup parameters, and the values the server gave the session at
+        login (``server``, read by the gateway): those the client did not choose are the
+        baseline an approver need not be told of."""
+        chosen = {name.lower() for name in params}
+        for name, value in (server or {}).items():
+            if name.lower() in MEANING:
+                self._meaning[name.lower()] = value
+                if name.lower() not in chosen:
+                    self._baseline[name.lower()] = value
+        for name, value in params.items():
+            if name.lower() in MEANING:
+                self._meaning.setdefault(name.lower(), value)
 
     def _frontend(self, tag: int, body: bytes) -> bool:
         """Handle one message; False when it must not be forwarded. A handler that waits (an
@@ -724,7 +756,8 @@ class PgRelay:
                 "42P05"))
             return False
         # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
-        entry = Statement(text, judgement, name_uses(text), typed=typed, types=parsed.types)
+        entry = Statement(text, judgement, name_uses(text), typed=typed, types=parsed.types,
+                          settings=self._settings_note())
         self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
         return True
 
@@ -802,7 +835,8 @@ class PgRelay:
                 executes = executed(plan)
             action, judged, error = self._decide(
                 statement.text, "extended", judgement, bind.params, plan,
-                shown=functools.partial(self._shown_params, body, statement.types))
+                shown=functools.partial(self._shown_params, body, statement.types),
+                parsed_under=statement.settings)
             if action == "hold":
                 return False
             if action == "refuse":
@@ -1047,11 +1081,13 @@ class PgRelay:
         return self.guard.judge(text, typed=typed)
 
     def _settings_note(self) -> tuple[str, ...]:
-        """For an approver: the settings that change what a statement's literals mean, where
-        the session changed them since login (a date read day first, another time zone)."""
-        changed = [f"{name}={value}" for name, value in sorted(self._meaning.items())
-                   if self._meaning_at_login.get(name) != value]
-        return (f"the session changed since login: {', '.join(changed)}",) if changed else ()
+        """For an approver: the settings in force that change what a statement's literals and
+        expressions mean (a date read day first, another time zone, a float's digits), as
+        far as the gateway knows them."""
+        known = [f"{name} = {value}" for name, value in sorted(self._meaning.items())
+                 if (self._baseline[name] != value if name in self._baseline
+                     else _MEANING_DEFAULTS.get(name, "\0") != value.strip().lower())]
+        return (f"settings in force: {'; '.join(known)}",) if known else ()
 
     def _shown_params(self, body: bytes, types: tuple[int, ...]) -> str | None:
         """A Bind's parameters whole, for its approver (the record keeps a preview): what is
@@ -1065,6 +1101,7 @@ class PgRelay:
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
                 params: str | None = None, plan: list[Use] | None = None,
                 shown: Callable[[], str | None] | None = None,
+                parsed_under: tuple[str, ...] = (),
                 ) -> tuple[str, Judged, bytes]:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
         about to be sent. ``shown``: the parameters as an approver is to see them."""
@@ -1105,7 +1142,11 @@ class PgRelay:
                 return "refuse", ("block", judgement.rule, None), codec.error_response(
                     f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
                     "42501", hint=_UNSHOWN_HINT)
-        shown_notes = notes(plan) + self._settings_note()
+        now = self._settings_note()
+        shown_notes = notes(plan) + now
+        if parsed_under != now:  # its literals were read then
+            shown_notes += tuple(f"parsed under other {n}" for n in parsed_under) or (
+                "parsed under the settings the session had at login",)
         about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
         # something else meanwhile: a change skipped by the target); a refusal is final.
@@ -1198,6 +1239,9 @@ class PgRelay:
         record = _Open(seq)
         if self.guard is not None:
             record.memo = self.guard.started(text)
+            for name, value in self.guard.judge(text).settings:
+                if name.lower() in MEANING:  # (set before any later statement is judged)
+                    self._meaning[name.lower()] = value if value is not None else "(reset)"
         return record
 
     # --- backend --------------------------------------------------------------------------

@@ -217,27 +217,28 @@ async def _login(
         raise UpstreamUnavailable(f"the target broke the protocol: {exc}") from exc
 
 
-async def read_setting(side: Side, name: str, max_size: int) -> str | None:
-    """The session's value of the setting ``name``, read on a connection that has just logged
-    in (before the client's first message), with the gateway's own query; None when the target
-    answered an error. What a login's startup message does not say is the role's or the
-    database's default (``ALTER ROLE … SET``), which PostgreSQL does not report."""
-    literal = "'" + name.replace("'", "''") + "'"
-    side.write(codec.message(b"Q", codec.cstr(
-        f"SELECT pg_catalog.current_setting({literal})")))
-    value: str | None = None
+async def read_settings(side: Side, names: list[str], max_size: int,
+                        ) -> dict[str, str] | None:
+    """The session's values of the settings ``names``, read on a connection that has just
+    logged in (before the client's first message), with the gateway's own query; None when
+    the target answered an error. What a login's startup message does not say is the role's
+    or the database's default (``ALTER ROLE … SET``), which PostgreSQL does not report."""
+    columns = ", ".join("pg_catalog.current_setting('" + n.replace("'", "''") + "', true)"
+                        for n in names)
+    side.write(codec.message(b"Q", codec.cstr(f"SELECT {columns}")))
+    values: dict[str, str] = {}
     failed = False
     try:
         while True:
             tag, body = await side.read_message(max_size)
             if tag == ord("D"):
-                columns = messages.data_row(body)
-                value = None if not columns or columns[0] is None else columns[0].decode(
-                    errors="replace")
+                row = messages.data_row(body)
+                values = {n: v.decode(errors="replace") for n, v in zip(names, row, strict=False)
+                          if v is not None}
             elif tag == ord("E"):
                 failed = True
             elif tag == ord("Z"):
-                return None if failed else value
+                return None if failed else values
     except ProtocolViolation as exc:
         raise UpstreamUnavailable(f"the target broke the protocol: {exc}") from exc
 

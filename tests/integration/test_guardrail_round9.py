@@ -278,7 +278,7 @@ def test_settings_that_change_what_text_means(guarded: Gateway) -> None:
                          "extract(day from '01/02/2025'::date)::bigint)")
 
     request = denied(guarded, work)
-    assert "the session changed since login: DateStyle=ISO, DMY" in request["statement"]
+    assert "datestyle = ISO, DMY" in request["statement"], request["statement"]
     assert next_id(guarded.target) == 20
 
 
@@ -298,3 +298,30 @@ def test_adding_an_identity_to_a_column_is_held(guarded: Gateway) -> None:
                              ).fetchone() == ("",)
         admin.execute("DROP TABLE gw12r9_items")
         admin.commit()
+
+
+def test_an_approver_is_shown_the_settings_that_change_what_literals_mean(
+        guarded: Gateway) -> None:
+    """Round 13: a DateStyle given at login, and an extra_float_digits set by a statement
+    (neither reported as a change since login), made a held setval read otherwise than it
+    ran. Every setting in force that changes what literals mean is shown."""
+    wire = Wire(guarded.port())
+    try:
+        wire.send(codec.startup_message({"user": "alice", "database": "shop",
+                                         "datestyle": "SQL, DMY"}))
+        tag, _ = wire.recv() or (0, b"")
+        assert tag == ord("R")
+        wire.send(codec.password_message(guarded.tokens["alice"].encode() + b"\x00"))
+        wire.until(b"Z")
+        assert not [m for m in wire.query("SET extra_float_digits = -14") if m[0] == ord("E")]
+        wire.send(codec.message(b"Q", b"SELECT setval('gw12r9_orders_id_seq', "
+                                b"extract(day from '01/02/2025'::date)::bigint)\x00"))
+        request = wait_for_request(guarded)
+        with operator(guarded) as client:
+            client.call("deny", request=request["id"], reason="issue 12")
+        assert first_error(wire)["C"] == "42501"
+    finally:
+        wire.close()
+    shown = str(request["statement"])
+    assert "datestyle = SQL, DMY" in shown and "extra_float_digits = -14" in shown, shown
+    assert next_id(guarded.target) == 20
