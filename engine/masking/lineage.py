@@ -290,27 +290,33 @@ _SET_RETURNING = frozenset({
 })
 
 
-def _set_returning(node: Any) -> list[dict[str, Any]]:
-    """The calls in an expression that may return a set: PostgreSQL's set-returning functions
-    and every function that is not PostgreSQL's own (a user's may be declared SETOF)."""
-    found: list[dict[str, Any]] = []
+def _calls(node: Any, names: frozenset[str], *, subqueries: bool
+           ) -> Iterator[dict[str, Any]]:
+    """The calls in an expression of a function named in ``names``, or of one that is not
+    PostgreSQL's own (a user's may do anything); ``subqueries``: inside them too."""
     stack = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             call = item.get("FuncCall")
             if isinstance(call, dict):
-                names = [_only(n)[1].get("sval", "") for n in call.get("funcname", [])]
-                schema = names[-2] if len(names) > 1 else None
-                if names and (names[-1] in _SET_RETURNING or schema not in (None, "pg_catalog")
-                              or names[-1] not in builtin_names.FUNCTIONS):
-                    found.append(call)
-            if "SelectStmt" in item:
-                continue  # a subquery's own target list decides its own rows
+                parts = [_only(n)[1].get("sval", "") for n in call.get("funcname", [])]
+                schema = parts[-2] if len(parts) > 1 else None
+                if parts and (parts[-1] in names or schema not in (None, "pg_catalog")
+                              or parts[-1] not in builtin_names.FUNCTIONS):
+                    yield call
+            if "SelectStmt" in item and not subqueries:
+                continue
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return found
+
+
+def _set_returning(node: Any) -> list[dict[str, Any]]:
+    """The calls in an expression that may return a set: PostgreSQL's set-returning functions
+    and every function that is not PostgreSQL's own (a user's may be declared SETOF). A
+    subquery's own target list decides its own rows."""
+    return list(_calls(node, _SET_RETURNING, subqueries=False))
 
 
 _CONDITIONAL = frozenset({"CaseExpr", "CoalesceExpr", "BoolExpr", "MinMaxExpr"})
@@ -319,21 +325,7 @@ _CONDITIONAL = frozenset({"CaseExpr", "CoalesceExpr", "BoolExpr", "MinMaxExpr"})
 def _may_move_sequence(node: Any) -> bool:
     """Whether an expression may call nextval or setval: by name, or a function that is not
     PostgreSQL's own (its body may)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            call = item.get("FuncCall")
-            if isinstance(call, dict):
-                names = [_only(n)[1].get("sval", "") for n in call.get("funcname", [])]
-                schema = names[-2] if len(names) > 1 else None
-                if names and (names[-1] in _SEQUENCE_MOVES or schema not in (
-                        None, "pg_catalog") or names[-1] not in builtin_names.FUNCTIONS):
-                    return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+    return next(_calls(node, _SEQUENCE_MOVES, subqueries=True), None) is not None
 
 
 def parse(text: str) -> list[dict[str, Any]] | None:
