@@ -89,9 +89,12 @@ async def shell(conn: asyncssh.SSHClientConnection,
                 size: tuple[int, int] = (80, 24)) -> asyncssh.SSHClientProcess:  # type: ignore[type-arg]
     process = await conn.create_process(term_type="xterm", term_size=size,
                                         env={"LANG": "C.UTF-8"})
-    # The first prompt (readline ready) before typing: typed ahead of it under load, the
-    # line was once read with the shell's start-up text and refused.
-    await read_until(process, "\x1b[?2004h")
+    # The first prompt (readline ready, and its text drawn) before typing: typed ahead of
+    # it under load, the line was read with the shell's start-up text, or with the prompt's
+    # text in front ("root@vm:/root# export …"), and refused.
+    seen = await read_until(process, "\x1b[?2004h")
+    while not seen.rstrip(" ").endswith(("#", "$")):
+        seen += await read_until(process, " ")
     # Quoted apart, so that the echo of this line is not mistaken for the prompt it sets.
     process.stdin.write("export PS1='g''w$ '; stty -echoctl 2>/dev/null\n")
     await read_until(process, "gw$ ")
