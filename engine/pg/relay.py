@@ -70,6 +70,7 @@ reason.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -258,7 +259,13 @@ MEANING = frozenset({"datestyle", "intervalstyle", "timezone", "bytea_output",
                      "extra_float_digits", "default_text_search_config",
                      "timezone_abbreviations", "lc_numeric", "lc_time", "lc_monetary",
                      "quote_all_identifiers", "transform_null_equals", "array_nulls",
-                     "xmloption", "backslash_quote"})
+                     "xmloption", "backslash_quote", "xmlbinary"})
+# What ``_settings_set`` records for a value it no longer knows.
+UNKNOWN_SETTING = "(not known)"
+# Those of them the server reports whenever they change (never not known).
+_REPORTED = frozenset({"datestyle", "intervalstyle", "timezone"})
+# Statements that may undo a SET: a rollback (to a savepoint), RESET, DISCARD.
+_UNDOES = re.compile(r"\b(?:rollback|abort|reset|discard)\b", re.IGNORECASE)
 # PostgreSQL's defaults of those, not worth an approver's attention (the time zone and the
 # locales are the server's own: always shown).
 _MEANING_DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "bytea_output": "hex",
@@ -266,7 +273,8 @@ _MEANING_DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "byte
                      "default_text_search_config": "pg_catalog.english",
                      "timezone_abbreviations": "default", "quote_all_identifiers": "off",
                      "transform_null_equals": "off", "array_nulls": "on",
-                     "xmloption": "content", "backslash_quote": "safe_encoding"}
+                     "xmloption": "content", "backslash_quote": "safe_encoding",
+                     "xmlbinary": "base64"}
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
 TOO_LONG = "(parameters that cannot be shown)"
 _UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
@@ -1101,7 +1109,7 @@ class PgRelay:
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
                 params: str | None = None, plan: list[Use] | None = None,
                 shown: Callable[[], str | None] | None = None,
-                parsed_under: tuple[str, ...] = (),
+                parsed_under: tuple[str, ...] | None = None,
                 ) -> tuple[str, Judged, bytes]:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
         about to be sent. ``shown``: the parameters as an approver is to see them."""
@@ -1143,8 +1151,14 @@ class PgRelay:
                     f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
                     "42501", hint=_UNSHOWN_HINT)
         now = self._settings_note()
+        if UNKNOWN_SETTING in self._meaning.values():
+            return "refuse", ("block", judgement.rule, None), codec.error_response(
+                f'statement held by rule "{judgement.rule}" refused: a setting that changes '
+                "what it means may have been undone (a rollback, RESET or DISCARD after a "
+                "SET), so an approver cannot be shown the settings in force", "42501",
+                hint="SET it again on its own, outside a transaction block, then run this.")
         shown_notes = notes(plan) + now
-        if parsed_under != now:  # its literals were read then
+        if parsed_under is not None and parsed_under != now:  # its literals were read then
             shown_notes += tuple(f"parsed under other {n}" for n in parsed_under) or (
                 "parsed under the settings the session had at login",)
         about = (text, params, shown_notes)
@@ -1239,10 +1253,29 @@ class PgRelay:
         record = _Open(seq)
         if self.guard is not None:
             record.memo = self.guard.started(text)
-            for name, value in self.guard.judge(text).settings:
-                if name.lower() in MEANING:  # (set before any later statement is judged)
-                    self._meaning[name.lower()] = value if value is not None else "(reset)"
+            self._settings_set(text, protocol)
         return record
+
+    def _settings_set(self, text: str, protocol: str) -> None:
+        """What a statement the gateway lets through does to the settings an approver is
+        shown, before any later statement is judged. A value is only known when set on its
+        own, outside a transaction block, in a simple Query (in a block, beside other
+        statements or in a pipeline, a rollback or a later error may undo it); a rollback,
+        RESET or DISCARD makes every value set so far one the gateway no longer knows (the
+        server reports none of these but three)."""
+        judgement = self.guard.judge(text) if self.guard is not None else None
+        if judgement is None:
+            return
+        alone = (protocol == "simple" and self.transaction_status == b"I"
+                 and len(judgement.statements) == 1)
+        for name, value in judgement.settings:
+            key = name.lower()
+            if key in MEANING:
+                self._meaning[key] = value if alone and value is not None else UNKNOWN_SETTING
+        if _UNDOES.search(text):
+            for key in list(self._meaning):
+                if key not in _REPORTED and self._baseline.get(key) != self._meaning[key]:
+                    self._meaning[key] = UNKNOWN_SETTING
 
     # --- backend --------------------------------------------------------------------------
 
