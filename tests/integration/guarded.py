@@ -57,6 +57,19 @@ def denied(gateway: Gateway, work: Callable[[], object],
     return request
 
 
+def denied_sql(gateway: Gateway, *statements: str,
+               params: list[object] | None = None) -> dict[str, Any]:
+    """``statements`` run by alice on one autocommit connection, the last held and denied
+    (``denied``), with ``params`` if given. The request."""
+    def work() -> None:
+        with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+            for sql in statements[:-1]:
+                conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(statements[-1], params)  # type: ignore[arg-type]
+
+    return denied(gateway, work)
+
+
 def refused_held(gateway: Gateway, work: Callable[[], object],
                  reason: str = "issue 12") -> dict[str, Any]:
     """Run ``work`` in a thread: it must be held for approval; an operator denies it. The

@@ -15,7 +15,12 @@ from psycopg import errors
 
 from engine.pg import codec
 from tests.conftest import Gateway, Target, stop_gateway
-from tests.integration.guarded import denied, operator, start_guarded, wait_for_request
+from tests.integration.guarded import (
+    denied_sql,
+    operator,
+    start_guarded,
+    wait_for_request,
+)
 from tests.integration.wire import Wire, first_error
 
 pytestmark = pytest.mark.integration
@@ -55,11 +60,7 @@ def next_id(target: Target) -> int:
     "SELECT s FROM (SELECT setval('gw12r9_orders_id_seq'::regclass, 2, true) AS s) x",
 ])
 def test_a_sequence_moved_by_setval_is_held(guarded: Gateway, sql: str) -> None:
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
-
-    request = denied(guarded, work)
+    request = denied_sql(guarded, sql)
     assert request["rule"] == "review-sequence-resets", request
     assert next_id(guarded.target) == 20
 
@@ -127,14 +128,10 @@ def test_every_parameter_is_shown_to_its_approver_whole(guarded: Gateway) -> Non
     characters)."""
     decoy = "gw12r9_scratch_" + "x" * 80
 
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute(
-                "SELECT setval(coalesce(%s, %s)::regclass, 1), "
-                + ", ".join(["%s::text"] * 15) + ", length(%s)",
-                [None, "gw12r9_orders_id_seq", *(["100"] * 15), decoy])
-
-    request = denied(guarded, work)
+    request = denied_sql(
+        guarded, "SELECT setval(coalesce(%s, %s)::regclass, 1), "
+        + ", ".join(["%s::text"] * 15) + ", length(%s)",
+        params=[None, "gw12r9_orders_id_seq", *(["100"] * 15), decoy])
     shown = request["statement"]
     assert "gw12r9_orders_id_seq" in shown and decoy in shown, shown
     assert next_id(guarded.target) == 20
@@ -228,12 +225,8 @@ def test_a_binary_parameter_of_a_type_not_given_cannot_be_approved(guarded: Gate
 def test_renaming_a_key_s_constraint_is_held(guarded: Gateway) -> None:
     """Round 11: RENAME CONSTRAINT of a primary key renames its index, which ALTER INDEX …
     RENAME may not."""
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute("ALTER TABLE gw12r9_orders RENAME CONSTRAINT gw12r9_orders_pkey "
-                         "TO gw12r9_old")
-
-    denied(guarded, work)
+    denied_sql(guarded, "ALTER TABLE gw12r9_orders RENAME CONSTRAINT gw12r9_orders_pkey "
+               "TO gw12r9_old")
     with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
         assert admin.execute("SELECT count(*) FROM pg_class WHERE relname = "
                              "'gw12r9_orders_pkey'").fetchone() == (1,)
@@ -272,13 +265,9 @@ def test_settings_that_change_what_text_means(guarded: Gateway) -> None:
                 conn.execute(sql)  # type: ignore[arg-type]
         conn.execute("SET transform_null_equals TO off")  # its default: allowed
 
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute("SET datestyle TO 'ISO, DMY'")
-            conn.execute("SELECT setval('gw12r9_orders_id_seq', "
+    request = denied_sql(guarded, "SET datestyle TO 'ISO, DMY'",
+                         "SELECT setval('gw12r9_orders_id_seq', "
                          "extract(day from '01/02/2025'::date)::bigint)")
-
-    request = denied(guarded, work)
     assert "datestyle = ISO, DMY" in request["statement"], request["statement"]
     assert next_id(guarded.target) == 20
 
@@ -288,12 +277,8 @@ def test_adding_an_identity_to_a_column_is_held(guarded: Gateway) -> None:
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
         conn.execute("CREATE TABLE gw12r9_items (gw12r9_n int NOT NULL DEFAULT 0)")
 
-    def work() -> None:
-        with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
-            conn.execute("ALTER TABLE gw12r9_items ALTER COLUMN gw12r9_n "
-                         "ADD GENERATED ALWAYS AS IDENTITY")
-
-    denied(guarded, work)
+    denied_sql(guarded, "ALTER TABLE gw12r9_items ALTER COLUMN gw12r9_n "
+               "ADD GENERATED ALWAYS AS IDENTITY")
     with psycopg.connect(guarded.target.superuser(), dbname="shop") as admin:
         assert admin.execute("SELECT attidentity FROM pg_attribute WHERE attname = 'gw12r9_n'"
                              ).fetchone() == ("",)
