@@ -96,8 +96,7 @@ def mask_statement(text: str, values: Values | None,
     def names_tied() -> bool:
         if not tied:
             tied.append(names is not None and any(
-                (token.name == "IDENT" or token.kind != "NO_KEYWORD")  # a keyword may name
-                and _names(raw[token.start:token.end + 1], names) for token in tokens))
+                _names(token, raw[token.start:token.end + 1], names) for token in tokens))
         return tied[0]
 
     fired: list[str] = []
@@ -239,15 +238,15 @@ def names_any(text: str, names: Callable[[str], bool]) -> bool:
         if token.name in _STRINGS and word.startswith("$"):
             if names_any(_content(word), names):  # a body
                 return True
-        elif (token.name == "IDENT" or token.kind != "NO_KEYWORD") and _names(word, names):
+        elif _names(token, word, names):
             return True
     return False
 
 
-def _names(word: str, names: Callable[[str], bool]) -> bool:
-    """Whether a token (a name, perhaps quoted, or a keyword used as one) names a masked
+def _names(token: Any, word: str, names: Callable[[str], bool]) -> bool:
+    """Whether a token — a name, perhaps quoted, or a keyword used as one — names a masked
     column or a table with masked columns."""
-    if not _WORD.fullmatch(word):
+    if not (token.name == "IDENT" or token.kind != "NO_KEYWORD") or not _WORD.fullmatch(word):
         return False
     if word.startswith('"'):
         word = word[1:-1].replace('""', '"')
