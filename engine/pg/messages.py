@@ -213,6 +213,16 @@ def describe_or_close(body: bytes, what: str) -> tuple[str, bytes]:
     return chr(body[0]), name
 
 
+def parameter_types(body: bytes) -> tuple[int, ...] | None:
+    """The type OIDs of a ParameterDescription, or None when it is malformed."""
+    if len(body) < 2:
+        return None
+    count = int.from_bytes(body[:2], "big", signed=True)
+    if count < 0 or len(body) != 2 + 4 * count:
+        return None
+    return struct.unpack(f"!{count}I", body[2:])
+
+
 def command_rows(body: bytes) -> tuple[str, int | None]:
     """The command tag of a CommandComplete and the row count it carries, if any."""
     tag = body.rstrip(b"\x00").decode("ascii", "replace")

@@ -59,6 +59,14 @@ class Statement:
                                                and not judgement.remembered)):
             self.allowed = ALLOWED if judgement is None else ("allow", judgement.rule, None)
 
+    def described(self, types: tuple[int, ...] | None) -> None:
+        """The server's ParameterDescription of it: the type of every parameter as the server
+        reads it, those its Parse left unspecified (0) included (a driver such as asyncpg
+        gives none, then sends binary parameters of the types the server described)."""
+        if types is not None and len(types) >= len(self.types) and all(
+                given in (0, got) for given, got in zip(self.types, types, strict=False)):
+            self.types = types
+
 
 class Use(NamedTuple):
     """One statement's use of names, resolved."""

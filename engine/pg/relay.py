@@ -278,9 +278,10 @@ _MEANING_DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "byte
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
 TOO_LONG = "(parameters that cannot be shown)"
 _UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
-            f"{messages.SHOWN_CHARS} bytes, or binary of a type the Parse did not give)")
-_UNSHOWN_HINT = ("Send shorter parameters, give binary parameters' types in the Parse, or have "
-                 "an operator run it.")
+            f"{messages.SHOWN_CHARS} bytes, or binary of a type neither the Parse gave nor a "
+            f"Describe of the statement answered)")
+_UNSHOWN_HINT = ("Send shorter parameters, give binary parameters' types in the Parse (or "
+                 "Describe the statement first), or have an operator run it.")
 
 
 def _blocked(judgement: Judgement) -> bytes:
@@ -630,9 +631,14 @@ class PgRelay:
             return self._parse(body)
         elif tag == 68:  # 'D'
             kind, name = messages.describe_or_close(body, "Describe")
+            described: Statement | None = None
             if kind == "P":
                 self._described = name
-            self._owed.append((_DESCRIBE, None))
+            else:  # its ParameterDescription gives the types the Parse left to the server
+                key = self.encoding.name(name)
+                if key is not None:
+                    described = self._statements.lookup(key, self._sent + 1)[0]
+            self._owed.append((_DESCRIBE, described))
         elif tag == 67:  # 'C'
             kind, raw = messages.describe_or_close(body, "Close")
             if not self._names_settled(f"-- Close of {self.encoding.show(raw)!r}", raw):
@@ -1539,6 +1545,9 @@ class PgRelay:
                     pieces.append((GATEWAY_ROW_DESCRIPTION if tag == 84 else GATEWAY_NO_DATA)
                                   + buf[pos + 1 : end])
                     run = end
+            elif tag == 116:  # 't' ParameterDescription
+                if owed and owed[0][0] == _DESCRIBE and isinstance(owed[0][1], Statement):
+                    owed[0][1].described(messages.parameter_types(buf[pos + 5 : end]))
             elif tag == 83:  # 'S' ParameterStatus
                 self._parameter(buf[pos + 5 : end])
             elif tag in (73, 115):  # 'I' EmptyQueryResponse, 's' PortalSuspended

@@ -5,10 +5,12 @@ Both are stopped; the target is checked directly."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import threading
 from collections.abc import Iterator
 
+import asyncpg
 import psycopg
 import pytest
 from psycopg import errors
@@ -18,6 +20,7 @@ from tests.conftest import Gateway, Target, stop_gateway
 from tests.integration.guarded import (
     denied_sql,
     operator,
+    refused_held,
     start_guarded,
     wait_for_request,
 )
@@ -219,6 +222,32 @@ def test_a_binary_parameter_of_a_type_not_given_cannot_be_approved(guarded: Gate
         struct.pack("!d", 1.0))
     assert request is None
     assert error["C"] == "42501" and "cannot be shown to an approver" in error["M"], error
+    assert next_id(guarded.target) == 20
+
+
+def test_a_binary_parameter_typed_by_the_server_is_shown_and_can_be_decided(
+        guarded: Gateway) -> None:
+    """asyncpg gives no types in its Parse: it asks the server (Describe) and sends binary
+    parameters of the types described. The gateway reads the same ParameterDescription, so
+    its held statements are shown as the server reads them, and decided, not refused."""
+    heard: list[BaseException] = []
+
+    async def run() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=guarded.port(), user="alice",
+                                     password=guarded.tokens["alice"], database="shop",
+                                     ssl=False)
+        try:
+            await conn.fetchval(
+                "SELECT setval('gw12r9_orders_id_seq', ($1::float8 + $2)::bigint)", 1.0, 0)
+        except asyncpg.PostgresError as exc:
+            heard.append(exc)
+        finally:
+            await conn.close()
+
+    request = refused_held(guarded, lambda: asyncio.run(run()))
+    shown = str(request["statement"])
+    assert "'1.0' (binary float8)" in shown and "'0.0' (binary float8)" in shown, shown
+    assert [type(e) for e in heard] == [asyncpg.InsufficientPrivilegeError], heard
     assert next_id(guarded.target) == 20
 
 

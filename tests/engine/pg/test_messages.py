@@ -343,3 +343,17 @@ def test_a_binary_jsonb_parameter_is_read_in_the_session_s_encoding() -> None:
     raw = b"\x01" + '{"Ã©": "a"}'.encode("latin-1")
     shown = messages.bind(bind_body([raw], formats=(1,)), "latin-1", (3802,)).params
     assert shown == repr('{"Ã©": "a"}') + " (binary jsonb)", shown
+
+
+# --- ParameterDescription ----------------------------------------------------------------------
+
+
+def test_parameter_description() -> None:
+    assert messages.parameter_types(h(2) + struct.pack("!II", 701, 23)) == (701, 23)
+    assert messages.parameter_types(h(0)) == ()
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00", h(-1), h(2) + struct.pack("!I", 701),
+                                  h(1) + struct.pack("!I", 701) + b"\x00"])
+def test_a_malformed_parameter_description_gives_no_types(body: bytes) -> None:
+    assert messages.parameter_types(body) is None

@@ -80,3 +80,19 @@ def test_changes_go_to_the_right_names(guard: SessionGuard) -> None:
         (False, b"PREPARE"), (True, b"DECLARE CURSOR"), (True, b"CLOSE CURSOR ALL"),
         (False, b"DISCARD ALL")]
     assert prepared.changes(prepared.plan(name_uses("EXECUTE x"), 2, guard), 2, portals) is None
+
+
+@pytest.mark.parametrize(("given", "described", "types"), [
+    ((), (701, 23), (701, 23)),  # the server's types for what the Parse left to it
+    ((0, 23), (701, 23), (701, 23)),
+    ((25,), (25, 16), (25, 16)),
+    ((25,), (1043,), (25,)),  # contradicts what the Parse gave: not taken
+    ((25, 23), (25,), (25, 23)),  # fewer than the Parse gave: not taken
+    ((), None, ()),  # malformed
+])
+def test_a_statement_takes_the_types_the_server_described(
+        given: tuple[int, ...], described: tuple[int, ...] | None,
+        types: tuple[int, ...]) -> None:
+    statement = Statement("SELECT $1", None, types=given)
+    statement.described(described)
+    assert statement.types == types
