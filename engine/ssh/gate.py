@@ -660,6 +660,19 @@ class InputGate:
         assert self.watcher is not None
         enter = find_enter(data)
         self.watcher.typed()
+        interrupt = data.find(CTRL_C)
+        if interrupt >= 0 and (enter < 0 or interrupt < enter):
+            # The shell drops the line and draws a new prompt. Keys typed after the Ctrl-C
+            # wait for that answer: sent at once, they would be read off the screen with what
+            # stood before the new prompt (a line the gateway cannot judge as typed).
+            self._continued = ""
+            self._typed.clear()
+            self._typed_whole = True
+            self.watcher.forget_prompt()
+            self._to_target(data[:interrupt + 1])
+            self._put_back(data[interrupt + 1:])
+            self._wait_for("answer")
+            return
         keys = data if enter < 0 else data[:enter]
         dropped = max(keys.rfind(b"\x03"), keys.rfind(b"\x04"))
         if dropped >= 0:  # the shell drops an unfinished command

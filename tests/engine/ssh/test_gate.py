@@ -355,9 +355,25 @@ def test_ctrl_c_abandons_a_continuation(term: Conversation) -> None:
     term.typed(b"echo \\")
     term.shows(b"\r\n> ")
     assert term.settle() == []
-    assert term.keys(b"\x03") == [SendToTarget(b"\x03")]
+    assert term.keys(b"\x03") == [SendToTarget(b"\x03"), WakeAfter(QUIET)]
     term.shows(b"^C\r\n" + PROMPT)
+    assert term.settle() == []
     assert term.typed(b"rm -rf /etc/x") == [judge("rm -rf /etc/x")]
+
+
+def test_keys_typed_after_a_ctrl_c_wait_for_the_new_prompt(term: Conversation) -> None:
+    """Sent at once, they were echoed before the shell's new prompt and read with what stood
+    before it (CI: ``sleep 30``, Ctrl-C, then ``echo after-interrupt`` typed at once)."""
+    assert term.typed(b"sleep 30") == [judge("sleep 30")]
+    assert term(Decided(True)) == [SendToTarget(b"\r"), WakeAfter(QUIET)]
+    term.shows(b"\r\n")
+    assert term.settle() == []
+    assert term.keys(b"\x03") == [SendToTarget(b"\x03"), WakeAfter(QUIET)]
+    assert term.keys(b"echo hi\r") == []  # queued until the shell answers
+    term.shows(b"^C\r\n" + PROMPT)
+    assert term.settle() == [SendToTarget(b"echo hi"), WakeAfter(QUIET)]
+    term.shows(b"echo hi")
+    assert term.settle() == [judge("echo hi")]
 
 
 def test_a_continued_command_longer_than_line_max_is_refused(term: Conversation) -> None:
@@ -391,6 +407,7 @@ def test_keys_before_a_ctrl_c_are_not_part_of_the_next_line(term: Conversation) 
     term.keys(b"abc\x03")
     term.shows(b"\r\n" + PROMPT)  # echo is off: only the new prompt shows
     term.keys(b"def\r")
+    assert term.settle() == [SendToTarget(b"def"), WakeAfter(QUIET)]
     assert term.settle() == [Judge(UNSEEN, ("def",), lenient=True, unseen=True)]
 
 
