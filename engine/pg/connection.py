@@ -28,7 +28,8 @@ from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.catalog import TableCatalog, taint_file
 from engine.pg.codec import MessageReader, ProtocolViolation
 from engine.pg.held import Held
-from engine.pg.relay import MEANING, Decision, Hold, PgRelay, StatementFinished, StatementStarted
+from engine.pg.inforce import MEANING
+from engine.pg.relay import Decision, Hold, PgRelay, StatementFinished, StatementStarted
 from engine.pg.results import ResultPath
 from engine.pg.side import PeerClosed, Side
 from engine.pg.storedcode import StoredCode

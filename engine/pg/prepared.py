@@ -38,15 +38,19 @@ class NotYet(Exception):  # not an error: the caller waits
 class Statement:
     """A prepared statement as the gateway read it: what its name runs."""
 
-    __slots__ = ("allowed", "judgement", "settings", "text", "typed", "types", "uses")
+    __slots__ = ("allowed", "judgement", "parsed", "ran", "text", "typed", "types", "uses")
 
     def __init__(self, text: str, judgement: Judgement | None,
                  uses: tuple[NameUse, ...] = (), *, typed: bool = False,
-                 types: tuple[int, ...] = (), settings: tuple[str, ...] = ()) -> None:
+                 types: tuple[int, ...] = (), ran: int = 0) -> None:
         self.text = text
-        # The settings in force when it was parsed, as shown to an approver: a literal's
-        # meaning (a date under DateStyle) is fixed then, whatever is in force at its Bind.
-        self.settings = settings
+        # How many statements the session had sent to run when it was parsed: a literal's
+        # meaning (a date under DateStyle) is fixed then, whatever is in force at its Bind,
+        # so a held Bind after other statements ran cannot be shown as it reads (``relay``).
+        self.ran = ran
+        # The settings in force read right after its Parse (or at its PREPARE's approval),
+        # where it was one to hold: what its literals mean at any later Bind.
+        self.parsed: dict[str, str] | None = None
         self.typed = typed  # its Parse typed a parameter with a type not PostgreSQL's own
         self.types = types  # its parameters' types as its Parse gave them (0: unspecified)
         self.judgement = judgement  # None without a guard

@@ -70,7 +70,6 @@ reason.
 from __future__ import annotations
 
 import functools
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -80,7 +79,7 @@ from typing import Any, NamedTuple, NoReturn
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.memory import Effects
-from engine.pg import codec, messages, rowcount
+from engine.pg import codec, inforce, messages, rowcount
 from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
 from engine.pg.names import Change, Names
@@ -252,29 +251,9 @@ class _Portal:
         self.planned: list[rowcount.Stat | None] | None = None
 
 
-# Settings that change what a statement's literals and expressions mean, which an approver
-# is shown (``_settings_note``; those that change how its text reads cannot be set at all:
-# ``reading``). Lower case.
-MEANING = frozenset({"datestyle", "intervalstyle", "timezone", "bytea_output",
-                     "extra_float_digits", "default_text_search_config",
-                     "timezone_abbreviations", "lc_numeric", "lc_time", "lc_monetary",
-                     "quote_all_identifiers", "transform_null_equals", "array_nulls",
-                     "xmloption", "backslash_quote", "xmlbinary"})
-# What ``_settings_set`` records for a value it no longer knows.
-UNKNOWN_SETTING = "(not known)"
-# Those of them the server reports whenever they change (never not known).
-_REPORTED = frozenset({"datestyle", "intervalstyle", "timezone"})
-# Statements that may undo a SET: a rollback (to a savepoint), RESET, DISCARD.
-_UNDOES = re.compile(r"\b(?:rollback|abort|reset|discard)\b", re.IGNORECASE)
-# PostgreSQL's defaults of those, not worth an approver's attention (the time zone and the
-# locales are the server's own: always shown).
-_MEANING_DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "bytea_output": "hex",
-                     "extra_float_digits": "1",
-                     "default_text_search_config": "pg_catalog.english",
-                     "timezone_abbreviations": "default", "quote_all_identifiers": "off",
-                     "transform_null_equals": "off", "array_nulls": "on",
-                     "xmloption": "content", "backslash_quote": "safe_encoding",
-                     "xmlbinary": "base64"}
+# A reading of the settings in force owed by the target (``inforce.Reading``): answers of the
+# gateway's own, dropped.
+_PROBE = 11
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
 TOO_LONG = "(parameters that cannot be shown)"
 _UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
@@ -363,14 +342,18 @@ class PgRelay:
         self._decision: Decision | None = None
         self._held: tuple[str, str | None, tuple[str, ...]] | None = None  # what was shown
         self.unreadable: str | None = None  # why statements cannot be judged (then refused)
-        # Settings that change what a statement's literals and expressions mean (a date, a
-        # time zone, a float's digits, a text search configuration …), as far as the gateway
-        # knows them — reported by the target, given at login, set by a statement it let
-        # through — by lower-case name: shown to every approver (``_settings_note``).
-        self._meaning: dict[str, str] = {}
-        # Their values as the server chose them at login (its own, a role's or database's
-        # defaults), where the client did not: what needs no telling (``login_settings``).
+        # The settings that change what a statement's literals and expressions mean
+        # (``inforce.MEANING``) as the server chose them at login (its own, a role's or
+        # database's defaults), where the client did not: what an approver need not be told
+        # of (``login_settings``). What is in force is read when a statement is held.
         self._baseline: dict[str, str] = {}
+        self._probe: inforce.Reading | None = None  # a reading under way
+        self._probed: inforce.Reading | None = None  # its result, for the message it waits
+        self._approved_under: dict[str, str] | None = None  # settings an approval was shown
+        # Statements sent to run (Executes and Queries): a prepared statement parsed at
+        # another count than its Bind's may have been parsed (and planned) under other
+        # settings than those read at the Bind.
+        self._ran = 0
         # Segments: each Sync and Query sent is a mark, answered by a ReadyForQuery (or skipped
         # after an error). A message sent now belongs to the segment of mark ``_sent + 1``.
         self._sent = 0
@@ -458,7 +441,8 @@ class PgRelay:
         self.wants_input = False
         counted, self._count_hold = self._count_hold, None  # held once its count was over
         waiting = (self._holding or self._wait > self._done or self._count is not None
-                   or self._own_block > 1 or self.lookup is not None)
+                   or self._own_block > 1 or self.lookup is not None
+                   or self._probe is not None)
         if buf is None:  # the rest of a large message is still on its way
             if waiting and self._client_in.size > min(self.max_message_size, _WAITING_LIMIT):
                 raise ProtocolViolation("too much data sent while a statement waits",
@@ -499,7 +483,11 @@ class PgRelay:
                 keep = self._frontend(tag, buf[pos + 5 : end])
                 if keep and tag not in (81, 83):  # (a Sync or Query is a mark of its own)
                     self._unmarked = True
-                if self._hold is not None or self._wait or self.lookup:  # resume here later
+                if keep and self._probe is not None:  # a reading of the settings behind it
+                    pos = end
+                    break
+                if (self._hold is not None or self._wait or self.lookup
+                        or self._probe is not None):  # resume here later
                     break
                 if self._inject_before is not None:  # the gateway's Describe, then Execute
                     self._out.append(buf[run:pos])
@@ -562,8 +550,6 @@ class PgRelay:
     def parameter_status(self, name: str, value: str) -> None:
         """The target reports a setting (at login and whenever it changes)."""
         self.encoding.report(name, value)
-        if name.lower() in MEANING:
-            self._meaning[name.lower()] = value
         why = reading.unsafe_state(name, value) or (
             self.encoding.unreadable if name == "client_encoding" else None)
         if why is not None and self.unreadable is None:
@@ -576,13 +562,8 @@ class PgRelay:
         baseline an approver need not be told of."""
         chosen = {name.lower() for name in params}
         for name, value in (server or {}).items():
-            if name.lower() in MEANING:
-                self._meaning[name.lower()] = value
-                if name.lower() not in chosen:
-                    self._baseline[name.lower()] = value
-        for name, value in params.items():
-            if name.lower() in MEANING:
-                self._meaning.setdefault(name.lower(), value)
+            if name.lower() in inforce.MEANING and name.lower() not in chosen:
+                self._baseline[name.lower()] = value
 
     def _frontend(self, tag: int, body: bytes) -> bool:
         """Handle one message; False when it must not be forwarded. A handler that waits (an
@@ -688,6 +669,17 @@ class PgRelay:
         action, judged, error = self._decide(text, "simple", judgement, plan=plan)
         if action == "hold":
             return False
+        if action == "probe":
+            if not self._owed:
+                self._read_settings("simple")
+            elif self._owed[-1][0] in (_SYNC, _SIMPLE):
+                self._wait = self._sent  # read once what was sent before it is answered
+            else:
+                self._refuse(text, "simple", ("block", judged[1], None), codec.error_response(
+                    "a statement held for an approval cannot follow extended-protocol "
+                    "messages without a Sync", "0A000", hint="Send a Sync first."),
+                    simple=True)
+            return False
         if action == "refuse":
             self._refuse(text, "simple", judged, error, simple=True)
             return False
@@ -726,6 +718,8 @@ class PgRelay:
             self._finished.append(record.finish("skipped"))
             return True
         self._sent = mark
+        self._ran += 1
+        self._prepared_here(text, plan, self._ran)
         self._unmarked = False
         self._unsettled = mark
         self._segment, self._segment_ran = [], False
@@ -771,7 +765,15 @@ class PgRelay:
             return False
         # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
         entry = Statement(text, judgement, name_uses(text), typed=typed, types=parsed.types,
-                          settings=self._settings_note())
+                          ran=self._ran)
+        if (judgement is not None and judgement.action == "review"
+                and judgement.verdict.rows_over is None and not self._skipping):
+            # One to hold at its Bind: what its literals mean is fixed now (a date under
+            # DateStyle), so the settings now are what an approver must see then. (One
+            # held by its count is read in front of its Execute: ``_over``.)
+            self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
+            self._read_settings(self._reading_kind(), entry)  # behind the Parse
+            return True
         self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
         return True
 
@@ -833,11 +835,11 @@ class PgRelay:
             judgement = self._judge_text(statement.text, typed=statement.typed)
         executes: list[Statement | None] = []
         counted = None
+        plan: list[Use] | None = None
         if (statement.allowed is not None and self.unreadable is None
                 and judgement is statement.judgement):
             judged = statement.allowed  # the common case: decided once, at Parse
         else:
-            plan = None
             if statement.uses:
                 try:
                     plan = self._prepared.plan(statement.uses, mark, self.guard)
@@ -850,8 +852,15 @@ class PgRelay:
             action, judged, error = self._decide(
                 statement.text, "extended", judgement, bind.params, plan,
                 shown=functools.partial(self._shown_params, body, statement.types),
-                parsed_under=statement.settings)
+                prepared=statement)
             if action == "hold":
+                return False
+            if action == "probe":
+                if self._skipping:  # an error before it: the target skips it, and the reading
+                    self._probed = inforce.Reading("flushed")
+                    self._probed.skipped("an earlier message of the pipeline failed")
+                    return self._bind(body)
+                self._read_settings(self._reading_kind())
                 return False
             if action == "refuse":
                 self._refuse(statement.text, "extended", judged, error, simple=False)
@@ -932,11 +941,13 @@ class PgRelay:
                         "bound", "42501", hint="Bind it again."))
                     return False
                 record.ops = self._prepared.changes(plan, mark, self._portals)
+                self._prepared_here(portal.statement.text, plan, self._ran + 1)
             del self._bound[record.seq]
         else:  # the same execution goes on (after PortalSuspended)
             record = self._start(portal.statement.text, "extended", portal.params,
                                  portal.judged)
         self._segment_ran = True
+        self._ran += 1
         if portal is not None:
             self._executed(portal.statement.text)
         describe = b""
@@ -967,6 +978,19 @@ class PgRelay:
         self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
                              self._shown_params(portal.bind[5:], portal.statement.types))
         return False
+
+    def _prepared_here(self, text: str, plan: list[Use] | None, ran: int) -> None:
+        """The SQL PREPAREs of a statement sent now (to run as the ``ran``-th) parse under
+        the settings in force: read when it was approved, if it is its text's only
+        statement; else not known."""
+        under, self._approved_under = self._approved_under, None
+        made = [step.prepared for step in plan or () if step.prepared is not None]
+        if not made:
+            return
+        alone = under is not None and len(self._judge_text(text).statements) == 1
+        for statement in made:
+            statement.ran = ran
+            statement.parsed = under if alone else None
 
     def _executed(self, text: str) -> None:
         """Remember what the segment executed; folded once it grows (a pipeline of many
@@ -1094,14 +1118,35 @@ class PgRelay:
                             "server does")
         return self.guard.judge(text, typed=typed)
 
-    def _settings_note(self) -> tuple[str, ...]:
-        """For an approver: the settings in force that change what a statement's literals and
-        expressions mean (a date read day first, another time zone, a float's digits), as
-        far as the gateway knows them."""
-        known = [f"{name} = {value}" for name, value in sorted(self._meaning.items())
-                 if (self._baseline[name] != value if name in self._baseline
-                     else _MEANING_DEFAULTS.get(name, "\0") != value.strip().lower())]
-        return (f"settings in force: {'; '.join(known)}",) if known else ()
+    @property
+    def reading(self) -> str | None:
+        """How the settings in force are being read (``inforce.Reading.how``), or None."""
+        return self._probe.how if self._probe is not None else None
+
+    def _reading_kind(self) -> str:
+        """How the settings are read inside a segment (``inforce``): behind a Sync of the
+        gateway's where the segment bound and executed nothing yet, else behind a Flush."""
+        return "flushed" if self._segment_ran or self._bound or self._own_block else "synced"
+
+    def _read_settings(self, how: str, statement: Statement | None = None) -> None:
+        """Read the settings in force behind what was sent (``inforce``): for ``statement``
+        (at its Parse), or for the message that asked, handled again once they are read
+        (``_probed``)."""
+        probe = inforce.Reading(how, statement)
+        sql = (inforce.SIMPLE if how == "simple" else rowcount.statement(inforce.SQL)
+               + (rowcount.SYNC if how == "synced" else _FLUSH))
+        self._wire = (0, sql)
+        self._probe = probe
+        self._owed.append((_PROBE, probe))
+
+    def _settings_read(self, probe: inforce.Reading) -> None:
+        """A reading is done: the message that asked for it goes on."""
+        self._probe = None
+        if probe.statement is not None:
+            probe.statement.parsed = probe.values
+        else:
+            self._probed = probe
+        self.wants_input = True
 
     def _shown_params(self, body: bytes, types: tuple[int, ...]) -> str | None:
         """A Bind's parameters whole, for its approver (the record keeps a preview): what is
@@ -1115,10 +1160,12 @@ class PgRelay:
     def _decide(self, text: str, protocol: str, judgement: Judgement | None,
                 params: str | None = None, plan: list[Use] | None = None,
                 shown: Callable[[], str | None] | None = None,
-                parsed_under: tuple[str, ...] | None = None,
+                prepared: Statement | None = None,
                 ) -> tuple[str, Judged, bytes]:
         """``allow``, ``refuse`` (with the ErrorResponse to send) or ``hold`` for a statement
-        about to be sent. ``shown``: the parameters as an approver is to see them."""
+        about to be sent; or ``probe``: the settings in force are to be read first (its
+        message is handled again once they are: ``_probed``). ``shown``: the parameters as
+        an approver is to see them. ``prepared``: the prepared statement it binds."""
         decision, self._decision = self._decision, None
         seen, self._seen = self._seen, None  # (only what was held by its count has it)
         if self.guard is None:
@@ -1156,17 +1203,27 @@ class PgRelay:
                 return "refuse", ("block", judgement.rule, None), codec.error_response(
                     f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
                     "42501", hint=_UNSHOWN_HINT)
-        now = self._settings_note()
-        if UNKNOWN_SETTING in self._meaning.values():
+        reading, self._probed = self._probed, None
+        if reading is None:  # asked again once read: what was decided is kept for it
+            self._decision, self._seen = decision, seen
+            return "probe", ("review", judgement.rule, None), b""
+        if reading.values is None:
             return "refuse", ("block", judgement.rule, None), codec.error_response(
-                f'statement held by rule "{judgement.rule}" refused: a setting that changes '
-                "what it means may have been undone (a rollback, RESET or DISCARD after a "
-                "SET), so an approver cannot be shown the settings in force", "42501",
-                hint="SET it again on its own, outside a transaction block, then run this.")
-        shown_notes = notes(plan) + now
-        if parsed_under is not None and parsed_under != now:  # its literals were read then
-            shown_notes += tuple(f"parsed under other {n}" for n in parsed_under) or (
-                "parsed under the settings the session had at login",)
+                f'statement held by rule "{judgement.rule}" refused: the gateway could not '
+                f"read the settings in force to show its approver ({reading.failed})",
+                "42501", hint="End the failed transaction (ROLLBACK), then run it again.")
+        if any(s is not None and s.ran != self._ran and s.parsed != reading.values
+               and inforce.has_literals(s.text) for s in (prepared, *executed(plan or []))):
+            # Parsed (and perhaps planned) after other settings were in force, or before
+            # other statements ran and unread: its literals may mean what the approver is not
+            # shown (a date read under another DateStyle).
+            return "refuse", ("block", judgement.rule, None), codec.error_response(
+                f'statement held by rule "{judgement.rule}" refused: it was prepared before '
+                "other statements ran, under settings the gateway did not read or that are not "
+                "those in force now, so an approver cannot be shown what its literals mean",
+                "42501",
+                hint="Prepare it again right before it runs (or run it unprepared).")
+        shown_notes = notes(plan) + inforce.note(reading.values, self._baseline)
         about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
         # something else meanwhile: a change skipped by the target); a refusal is final.
@@ -1177,6 +1234,7 @@ class PgRelay:
             return "hold", ("review", judgement.rule, None), b""
         self._held = None
         if decision.approved:
+            self._approved_under = reading.values
             if seen is not None and judgement.verdict.rows_over is not None:
                 # Counted again at once: refused if it now writes more than was approved.
                 self._to_count, self._count_limits = judgement, seen
@@ -1259,29 +1317,7 @@ class PgRelay:
         record = _Open(seq)
         if self.guard is not None:
             record.memo = self.guard.started(text)
-            self._settings_set(text, protocol)
         return record
-
-    def _settings_set(self, text: str, protocol: str) -> None:
-        """What a statement the gateway lets through does to the settings an approver is
-        shown, before any later statement is judged. A value is only known when set on its
-        own, outside a transaction block, in a simple Query (in a block, beside other
-        statements or in a pipeline, a rollback or a later error may undo it); a rollback,
-        RESET or DISCARD makes every value set so far one the gateway no longer knows (the
-        server reports none of these but three)."""
-        judgement = self.guard.judge(text) if self.guard is not None else None
-        if judgement is None:
-            return
-        alone = (protocol == "simple" and self.transaction_status == b"I"
-                 and len(judgement.statements) == 1)
-        for name, value in judgement.settings:
-            key = name.lower()
-            if key in MEANING:
-                self._meaning[key] = value if alone and value is not None else UNKNOWN_SETTING
-        if _UNDOES.search(text):
-            for key in list(self._meaning):
-                if key not in _REPORTED and self._baseline.get(key) != self._meaning[key]:
-                    self._meaning[key] = UNKNOWN_SETTING
 
     # --- backend --------------------------------------------------------------------------
 
@@ -1391,9 +1427,18 @@ class PgRelay:
                 judgement.statements[over.statement].rows_over is not None):
             verdict = judgement.statements[over.statement]  # that of the one that went over
             why = f"its statement {over.statement + 1}: {why}"
-        if verdict.action == "block" or count.recount or params is TOO_LONG:
+        prepared = self._count_statement if extended else None
+        stale = (prepared is not None and prepared.ran != self._ran - 1
+                 and prepared.parsed != count.settings and inforce.has_literals(text))
+        if verdict.action == "block" or count.recount or params is TOO_LONG or stale:
             hint = verdict.hint
-            if params is TOO_LONG:
+            if stale:
+                message = (f'statement held by rule "{verdict.rule}" refused: {why}, and it '
+                           "was prepared before other statements ran, under settings the "
+                           "gateway did not read, so an approver cannot be shown what its "
+                           "literals mean (the gateway ran it and rolled it back)")
+                hint = "Prepare it again right before it runs (or run it unprepared)."
+            elif params is TOO_LONG:
                 message = (f'statement held by rule "{verdict.rule}" refused: {why}, and '
                            f"{_UNSHOWN} (the gateway ran it and rolled it back)")
                 hint = _UNSHOWN_HINT
@@ -1417,10 +1462,16 @@ class PgRelay:
                 self._discarding = True
             self._to_target += self._failing(error, skip=extended)
             return b""
+        if prepared is not None:  # parsed under the settings read in front of the Execute
+            prepared.parsed = count.settings
         record.error = f"rolled back by the gateway: {why}; held for an approval"
         finished.append(record.finish("rolled back"))
         self._holding = True
-        self._held = (text, params, notes(None) + self._settings_note())
+        read = count.settings
+        settings = (inforce.note(read, self._baseline) if read is not None
+                    else ("settings in force: not read (they are read again once it is "
+                          "approved, and it is asked again if they were not these)",))
+        self._held = (text, params, notes(None) + settings)
         # Approved, it is counted again with the count the approver saw as its limit (rows
         # may have come to match meanwhile). Only when it went over by its count: a count
         # that could not be read, or answers larger than the gateway keeps, run as approved.
@@ -1434,7 +1485,7 @@ class PgRelay:
         self._count_hold = Hold(
             text, "extended" if extended else "simple", judgement, params, notes=(
                 f"statement {record.seq} ran and was rolled back by the gateway: {why}",
-                *self._settings_note()))
+                *settings))
         self._client_in.unread(again)  # asked again once decided: it runs, or is refused
         if extended:
             self._rebinding = self._count_statement
@@ -1464,6 +1515,23 @@ class PgRelay:
                 break
             if owed and owed[0][0] == _COUNT:  # the rest is the count's (``server_data``)
                 break
+            if self._probe is not None and owed and owed[0][0] == _PROBE and tag not in b"SA":
+                # The reading of the settings in force: the gateway's own, never the client's.
+                probe = owed[0][1]
+                probe.message(tag, buf[pos + 5 : end])
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[run:pos])
+                run = end
+                pos = end
+                if probe.done:
+                    owed.popleft()
+                    if tag == 90:
+                        self.transaction_status = buf[pos - 1 : pos]
+                    elif probe.failed is not None:  # the target skips to the client's Sync
+                        self._skip_to_sync(finished, None)
+                    self._settings_read(probe)
+                continue
             if tag == 68:  # 'D' DataRow: the bulk of most results, nothing to track
                 if owed and owed[0][0] == _OURS:  # the gateway's reading of the statistics
                     slot = owed[0][1]
@@ -1646,6 +1714,14 @@ class PgRelay:
         owed = self._owed
         first = fields is not None
         while owed and owed[0][0] != _SYNC:
+            if owed[0][0] == _PROBE:
+                reading = owed[0][1]
+                reading.skipped("an earlier message of the pipeline failed")
+                if not reading.done:
+                    break  # its own Sync is still answered
+                owed.popleft()
+                self._settings_read(reading)
+                continue
             kind, record = owed.popleft()
             if kind == _COUNT:  # the counted Execute is skipped too: nothing to count
                 self._count = None

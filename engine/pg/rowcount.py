@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import pglast
 from pglast.enums.parsenodes import TransactionStmtKind
 
-from engine.pg import codec, messages
+from engine.pg import codec, inforce, messages
 
 SAVEPOINT = b"gatewatch_rows"
 # Rows updated or deleted, and rows inserted, so far in the transaction, by anything
@@ -52,7 +52,8 @@ SAVEPOINT = b"gatewatch_rows"
 # reading whose file changed or went means rows changed that no count shows (a new table does
 # not: ``rewritten``). And the session's search_path: code the statement ran may have changed
 # it (a view or function calling set_config, an UPDATE of pg_settings), which no
-# ParameterStatus reports (``search_path``). Every name, type and
+# ParameterStatus reports (``search_path``); and the settings that change what literals mean,
+# shown to the approver of a write held by its count (``settings``). Every name, type and
 # operator is pg_catalog's, whatever the session's search_path. Cheaper than the
 # pg_stat_xact_user_tables view (~60 µs against ~400 on this machine).
 _COUNTING = b"pg_catalog.current_setting('track_counts')::pg_catalog.bool"
@@ -63,7 +64,8 @@ STAT = (b"SELECT CASE WHEN " + _COUNTING + b" THEN COALESCE(pg_catalog.sum("
         b"pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)), 0) END AS gatewatch_inserted, "
         b"COALESCE(pg_catalog.string_agg(c.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' "
         b"OPERATOR(pg_catalog.||) c.relfilenode::pg_catalog.text, ',' ORDER BY c.oid), '') "
-        b"AS gatewatch_files, pg_catalog.current_setting('search_path') AS gatewatch_path "
+        b"AS gatewatch_files, pg_catalog.current_setting('search_path') AS gatewatch_path, "
+        + inforce.EXPRESSION + b" AS gatewatch_settings "
         b"FROM pg_catalog.pg_class c "
         b"WHERE c.oid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid "
         b"AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\" "
@@ -101,16 +103,16 @@ def wrapped(query_body: bytes, in_transaction: bool) -> bytes:
             + codec.message(b"Q", IMMEDIATE + b";" + STAT + b"\x00"))
 
 
-# Rows updated or deleted, rows inserted, the tables' files, the search_path (None: a row of
-# three values, from a server that was not asked).
-Stat = tuple[int, int, bytes, bytes | None]
+# Rows updated or deleted, rows inserted, the tables' files, the search_path, the settings
+# that change what literals mean (``inforce.EXPRESSION``) (None: not in the row).
+Stat = tuple[int, int, bytes, bytes | None, bytes | None]
 
 
 def stat_value(row: bytes) -> Stat | None:
     """The counts in a DataRow of ``STAT`` (the whole message), or None."""
     body = row[5:]
     columns = int.from_bytes(body[:2], "big") if len(body) >= 2 else 0
-    if columns not in (3, 4):
+    if columns not in (3, 4, 5):
         return None
     values: list[bytes] = []
     pos = 2
@@ -125,7 +127,8 @@ def stat_value(row: bytes) -> Stat | None:
         pos += 4 + size
     if not (values[0].isdigit() and values[1].isdigit()):
         return None
-    return int(values[0]), int(values[1]), values[2], values[3] if columns == 4 else None
+    return (int(values[0]), int(values[1]), values[2], values[3] if columns > 3 else None,
+            values[4] if columns > 4 else None)
 
 
 REWRITTEN = ("a table was emptied or rewritten (TRUNCATE, or ALTER TABLE rewriting its rows) "
@@ -228,6 +231,12 @@ class RowCount:
     def search_path(self) -> bytes | None:
         """The session's search_path at the second reading, or None (not read)."""
         return self._after[3] if self._after is not None else None
+
+    @property
+    def settings(self) -> dict[str, str] | None:
+        """The settings that change what literals mean, at the first reading (those the
+        write runs under once approved: what it set was rolled back), or None."""
+        return inforce.values(self._before[4]) if self._before is not None else None
 
     def message(self, tag: int, msg: bytes) -> None:
         """One whole backend message (tag, length and body)."""
@@ -480,6 +489,12 @@ class ExtendedCount:
     def search_path(self) -> bytes | None:
         """The session's search_path at the second reading, or None (not read)."""
         return self._after[3] if self._after is not None else None
+
+    @property
+    def settings(self) -> dict[str, str] | None:
+        """The settings that change what literals mean, at the first reading (those the
+        write runs under once approved: what it set was rolled back), or None."""
+        return inforce.values(self._before[4]) if self._before is not None else None
 
     def message(self, tag: int, msg: bytes) -> None:
         if self._phase == 0:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from engine.pg.codec import ProtocolViolation, message
 from engine.pg.relay import PgRelay, StatementFinished, StatementStarted
 from tests.engine.pg import build as b
+from tests.engine.pg.answering import Answering
 
 FUZZ = settings(database=None, deadline=None, max_examples=300)
 T = TypeVar("T")
@@ -623,7 +624,7 @@ SYNTAX_ERROR = b.error("42601", 'syntax error at or near "gatewatch"')
 
 
 def guarded(**reported: str) -> PgRelay:
-    relay = PgRelay(1 << 20, Guard(RULES, GuardrailSettings()).for_session("c", "u", frozenset()))
+    relay = Answering(1 << 20, Guard(RULES, GuardrailSettings()).for_session("c", "u", frozenset()))
     for name, value in reported.items():
         relay.parameter_status(name, value)
     return relay
@@ -1054,6 +1055,10 @@ def test_an_execute_sent_before_its_prepare_is_answered() -> None:
     relay.client_data(b.query(f"PREPARE x AS {UPDATE_ALL}") + b.query("EXECUTE x"))
     out = approve(relay)
     assert out.out == b.query(f"PREPARE x AS {UPDATE_ALL}")
+    # held once the settings in force are read, behind the PREPARE's answer
+    assert out.hold is None and relay.reading is None
+    relay.server_data(b.command_complete("PREPARE") + b.ready())
+    out = relay.client_data(b"")
     assert out.hold is not None and out.hold.text == "EXECUTE x"
     # A name that meant something else before is another matter: that waits.
     relay = guarded()
@@ -1530,7 +1535,7 @@ def test_a_function_created_in_a_segment_the_gateway_failed_is_not_remembered() 
     # A rule that blocks a statement which would keep the memory itself (an index on
     # columns): only the failed segment can tell that the function is gone.
     rules = (Rule("no-indexes", "block", Match(statements=frozenset({"CREATE INDEX"}))),)
-    relay = PgRelay(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
+    relay = Answering(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
                                                                            frozenset()))
     create = ("CREATE FUNCTION public.tf() RETURNS trigger LANGUAGE plpgsql AS "
               "$$BEGIN RETURN NEW; END$$")

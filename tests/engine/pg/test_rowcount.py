@@ -18,6 +18,7 @@ from engine.pg import rowcount
 from engine.pg.codec import message
 from engine.pg.relay import FAILING_QUERY, ClientOutcome, Decision, PgRelay
 from tests.engine.pg import build as b
+from tests.engine.pg.answering import Answering, settings_value
 from tests.engine.pg.test_relay import SYNTAX_ERROR
 
 RULES = (
@@ -30,7 +31,7 @@ WRITE = "UPDATE t SET a = 0 WHERE k = 'x'"
 
 
 def relay(status: bytes = b"I") -> PgRelay:
-    r = PgRelay(1 << 20, Guard(RULES, GuardrailSettings()).for_session("c", "u", frozenset()))
+    r = Answering(1 << 20, Guard(RULES, GuardrailSettings()).for_session("c", "u", frozenset()))
     r.transaction_status = status
     return r
 
@@ -57,8 +58,10 @@ def stat(n: int | bytes | None, inserted: int = 0, files: bytes = FILES) -> byte
     updated and deleted so far in the transaction (bytes: as the DataRow carries them),
     ``inserted`` rows inserted, and the digest of which file holds each table."""
     value = str(n).encode() if isinstance(n, int) else n
-    return (b.row_description("gatewatch_rows", "gatewatch_inserted", "gatewatch_files")
-            + b.data_row(value, str(inserted).encode(), files)
+    return (b.row_description("gatewatch_rows", "gatewatch_inserted", "gatewatch_files",
+                              "gatewatch_path", "gatewatch_settings")
+            + b.data_row(value, str(inserted).encode(), files, b'"$user", public',
+                         settings_value())
             + b.command_complete("SELECT 1"))
 
 

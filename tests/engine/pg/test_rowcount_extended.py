@@ -14,6 +14,7 @@ from engine.guardrail.rules import Match
 from engine.pg import rowcount
 from engine.pg.relay import FAILING_PARSE, GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
 from tests.engine.pg import build as b
+from tests.engine.pg.answering import Answering, settings_value
 from tests.engine.pg.test_relay import SYNTAX_ERROR
 from tests.engine.pg.test_rowcount import FILES, WRITE, relay, sent
 
@@ -37,7 +38,8 @@ def ours_stat(n: int | bytes | None) -> bytes:
     """The target's answers to one reading of the statistics (``rowcount.STAT_``): ``n`` rows
     updated and deleted so far in the transaction (bytes: as the DataRow carries them)."""
     value = str(n).encode() if isinstance(n, int) else n
-    return (b.PARSE_COMPLETE + b.BIND_COMPLETE + b.data_row(value, b"0", FILES)
+    return (b.PARSE_COMPLETE + b.BIND_COMPLETE
+            + b.data_row(value, b"0", FILES, b'"$user", public', settings_value())
             + b.command_complete("SELECT 1") + b.CLOSE_COMPLETE + b.CLOSE_COMPLETE)
 
 
@@ -316,7 +318,7 @@ def test_a_count_never_lets_through_what_another_rule_holds() -> None:
              Rule("review-r", "review", Match(tables=("r",))))
     for data in (b.query("UPDATE r SET a = 0 WHERE k = 1"),
                  b.parse("UPDATE r SET a = 0 WHERE k = 1") + b.bind() + b.execute() + b.SYNC):
-        r = PgRelay(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
+        r = Answering(1 << 20, Guard(rules, GuardrailSettings()).for_session("c", "u",
                                                                            frozenset()))
         out, wire = sent(r, data)
         assert b"huge-writes" in out.reply + r.server_data(b.PARSE_COMPLETE + SYNTAX_ERROR)[0]

@@ -1,0 +1,180 @@
+"""Issue 12, the fifteenth outside attack: the settings an approver is shown with a held
+statement were worked out from the text of what had run, and code the gateway did not see
+(a function, a view, a DEFAULT calling ``set_config``) changed them unseen, while text that
+never took effect (a transaction-local set_config, a SET clause of a function, a branch never
+taken, a COMMIT that rolled back) made the note claim a value that was not in force. Each time
+a held ``setval`` read as setting 2001 set 1. The settings are now read from the session
+itself when a statement is held; the target is checked directly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from engine.pg import codec
+from tests.conftest import Gateway, Target, stop_gateway
+from tests.integration.guarded import denied_sql, operator, start_guarded, wait_for_request
+from tests.integration.wire import Wire, first_error
+
+pytestmark = pytest.mark.integration
+
+SETUP = """
+DROP SEQUENCE IF EXISTS gw12r15_seq;
+CREATE SEQUENCE gw12r15_seq START 2000;
+SELECT setval('gw12r15_seq', 2000);
+GRANT ALL ON SEQUENCE gw12r15_seq TO PUBLIC;
+DROP TABLE IF EXISTS gw12r15_log;
+CREATE TABLE gw12r15_log (v text DEFAULT set_config('bytea_output', 'escape', false));
+GRANT ALL ON gw12r15_log TO PUBLIC;
+CREATE OR REPLACE FUNCTION gw12r15_escape() RETURNS text LANGUAGE sql
+    AS $$SELECT set_config('bytea_output', 'escape', false)$$;
+CREATE OR REPLACE VIEW gw12r15_view AS SELECT set_config('bytea_output', 'escape', false) AS v;
+GRANT SELECT ON gw12r15_view TO PUBLIC;
+CREATE OR REPLACE PROCEDURE gw12r15_proc() LANGUAGE plpgsql
+    AS $$BEGIN SET bytea_output = 'escape'; END$$;
+CREATE OR REPLACE FUNCTION gw12r15_clause() RETURNS int LANGUAGE sql
+    SET bytea_output = 'escape' AS $$SELECT 1$$;
+"""
+CLEANUP = """DROP SEQUENCE IF EXISTS gw12r15_seq; DROP TABLE IF EXISTS gw12r15_log;
+DROP VIEW IF EXISTS gw12r15_view; DROP FUNCTION IF EXISTS gw12r15_escape(), gw12r15_clause();
+DROP PROCEDURE IF EXISTS gw12r15_proc();"""
+# Under bytea_output = escape the text of '\x0102' is 8 characters long, and this sets 2001;
+# under hex (the default) it is 6, and this sets 1.
+HELD = ("SELECT setval('gw12r15_seq', 1 + 1000 * "
+        "(length(('\\x0102'::bytea)::text) - 6))")
+ESCAPE = "bytea_output = escape"
+
+
+@pytest.fixture(scope="module")
+def guarded(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    pg_target.cluster.sql(SETUP, dbname="shop")
+    gw = start_guarded(pg_target, tmp_path_factory.mktemp("guard12r15"))
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+        pg_target.cluster.sql(CLEANUP, dbname="shop")
+
+
+def sequence(target: Target) -> int:
+    with psycopg.connect(target.superuser(), dbname="shop") as admin:
+        row = admin.execute("SELECT last_value FROM gw12r15_seq").fetchone()
+        return int(row[0]) if row else -1
+
+
+@pytest.mark.parametrize("change", [
+    "SELECT gw12r15_escape()",  # a function made by someone else
+    "SELECT v FROM gw12r15_view",  # a view
+    "INSERT INTO gw12r15_log DEFAULT VALUES",  # a column's DEFAULT
+    "CALL gw12r15_proc()",  # a procedure's SET
+], ids=["function", "view", "default", "procedure"])
+def test_a_setting_changed_by_code_the_gateway_did_not_see_is_shown(
+        guarded: Gateway, change: str) -> None:
+    request = denied_sql(guarded, change, HELD)
+    assert ESCAPE in str(request["statement"]), request["statement"]
+    assert sequence(guarded.target) == 2000
+
+
+@pytest.mark.parametrize("statements", [
+    ("SELECT set_config('bytea_output', 'escape', true)",),  # lasts to the end of its
+    ("SET LOCAL bytea_output = 'escape'",),  # … transaction: outside a block, at once
+    ("SELECT gw12r15_clause()",),  # a function's SET clause: only inside its call
+    ("SELECT CASE WHEN false THEN set_config('bytea_output', 'escape', false) END",),
+    ("PREPARE gw12r15_p AS SELECT set_config('bytea_output', 'escape', false)",),
+    ("BEGIN", "SET bytea_output = 'escape'", "ROLLBACK"),
+], ids=["local", "set-local", "clause", "never-taken", "prepared", "rolled-back"])
+def test_a_setting_not_in_force_is_not_claimed(guarded: Gateway,
+                                               statements: tuple[str, ...]) -> None:
+    request = denied_sql(guarded, *statements, HELD)
+    assert "bytea_output" not in str(request["statement"]), request["statement"]
+    assert sequence(guarded.target) == 2000
+
+
+def test_a_commit_that_rolled_back_a_pipeline_is_seen(guarded: Gateway) -> None:
+    """Round 15 F4: a SET sent behind a BEGIN in one write, an error, and a COMMIT that rolled
+    the block back (the gateway took the SET as standing)."""
+    def work() -> None:
+        wire = Wire(guarded.port())
+        try:
+            wire.login("alice", guarded.tokens["alice"])
+            wire.query("SET bytea_output = 'escape'")
+            wire.send(b"".join(codec.message(b"Q", sql.encode() + b"\x00") for sql in (
+                "BEGIN", "SET bytea_output = 'hex'", "SELECT 1/0", "COMMIT")))
+            for _ in range(4):
+                wire.until(b"Z")
+            wire.query(HELD)
+        finally:
+            wire.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    request = wait_for_request(guarded)
+    with operator(guarded) as client:
+        client.call("deny", request=request["id"], reason="issue 12")
+    worker.join(30)
+    assert ESCAPE in str(request["statement"]), request["statement"]
+    assert sequence(guarded.target) == 2000
+
+
+def _prepared_then_bound(guarded: Gateway, between: str) -> tuple[dict[str, object] | None,
+                                                                 dict[str, str]]:
+    """A statement prepared under DateStyle SQL, DMY (its date literal read day first), then
+    ``between`` in a Query of its own, then bound: the request an operator sees (denied), or
+    None when the gateway refused at once; the client's error."""
+    sql = (b"SELECT setval('gw12r15_seq', 2000 + "
+           b"extract(day from '01/02/2025'::date)::bigint)")
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        wire.query("SET datestyle = 'SQL, DMY'")
+        wire.send(codec.message(b"P", b"gw12r15_s\x00" + sql + b"\x00\x00\x00")
+                  + codec.message(b"S"))
+        wire.until(b"Z")
+        wire.query(between)
+        wire.send(codec.message(b"B", b"\x00gw12r15_s\x00" + b"\x00\x00" * 3)
+                  + codec.message(b"E", b"\x00\x00\x00\x00\x00") + codec.message(b"S"))
+        request = None
+        try:
+            request = wait_for_request(guarded, timeout=3)
+        except AssertionError:
+            pass
+        if request is not None:
+            with operator(guarded) as client:
+                client.call("deny", request=request["id"], reason="issue 12")
+        return request, first_error(wire)
+    finally:
+        wire.close()
+
+
+def test_a_statement_prepared_under_other_settings_is_refused(guarded: Gateway) -> None:
+    """Its literals were read when it was parsed: shown under the DateStyle of its Bind, the
+    date would read as 1 February."""
+    request, error = _prepared_then_bound(guarded, "SET datestyle = 'ISO, MDY'")
+    assert request is None
+    assert error["C"] == "42501" and "prepared before" in error["M"], error
+    assert sequence(guarded.target) == 2000
+
+
+def test_a_statement_prepared_under_the_settings_in_force_is_held(guarded: Gateway) -> None:
+    request, error = _prepared_then_bound(guarded, "SELECT 1")
+    assert request is not None and "datestyle = SQL, DMY" in str(request["statement"])
+    assert error["C"] == "42501"
+    assert sequence(guarded.target) == 2000
+
+
+def test_a_held_statement_in_a_failed_transaction_is_refused(guarded: Gateway) -> None:
+    """Nothing can be read there, so nothing true can be shown."""
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        wire.query("BEGIN")
+        wire.query("SELECT 1/0")
+        wire.send(codec.message(b"Q", HELD.encode() + b"\x00"))
+        error = first_error(wire)
+        assert error["C"] == "42501" and "could not read the settings" in error["M"], error
+    finally:
+        wire.close()
+    assert sequence(guarded.target) == 2000
