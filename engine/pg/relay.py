@@ -79,7 +79,7 @@ from typing import Any, NamedTuple, NoReturn
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.memory import Effects
-from engine.pg import codec, inforce, messages, rowcount
+from engine.pg import codec, heldtext, inforce, messages, rowcount
 from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
 from engine.pg.names import Change, Names
@@ -1203,6 +1203,10 @@ class PgRelay:
                 return "refuse", ("block", judgement.rule, None), codec.error_response(
                     f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
                     "42501", hint=_UNSHOWN_HINT)
+        if heldtext.scrolls(text):
+            return "refuse", ("block", judgement.rule, None), codec.error_response(
+                f'statement held by rule "{judgement.rule}" refused: {heldtext.SCROLLS}',
+                "42501", hint="Declare the cursor NO SCROLL.")
         reading, self._probed = self._probed, None
         if reading is None:  # asked again once read: what was decided is kept for it
             self._decision, self._seen = decision, seen
@@ -1224,6 +1228,8 @@ class PgRelay:
                 "42501",
                 hint="Prepare it again right before it runs (or run it unprepared).")
         shown_notes = notes(plan) + inforce.note(reading.values, self._baseline)
+        if heldtext.stores_code(text):
+            shown_notes += (heldtext.STORED,)
         about = (text, params, shown_notes)
         # An approval is about what the approver was shown (a name may have come to mean
         # something else meanwhile: a change skipped by the target); a refusal is final.

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import errors
 
 from engine.pg import codec
 from tests.conftest import Gateway, Target, stop_gateway
@@ -177,4 +178,30 @@ def test_a_held_statement_in_a_failed_transaction_is_refused(guarded: Gateway) -
         assert error["C"] == "42501" and "could not read the settings" in error["M"], error
     finally:
         wire.close()
+    assert sequence(guarded.target) == 2000
+
+
+def test_a_held_cursor_must_not_scroll(guarded: Gateway) -> None:
+    """Round 15 F6: an approved DECLARE ran its setval again at every backward fetch (FETCH
+    ABSOLUTE 1, MOVE BACKWARD, FETCH RELATIVE 0), with or without SCROLL."""
+    cursor = "CURSOR FOR SELECT setval('gw12r15_seq', g) FROM generate_series(2001, 2002) g"
+    for declared in (f"DECLARE gw12r15_c {cursor}", f"DECLARE gw12r15_c SCROLL {cursor}"):
+        with psycopg.connect(guarded.dsn()) as conn:
+            with pytest.raises(errors.InsufficientPrivilege, match="NO SCROLL"):
+                conn.execute(declared)  # type: ignore[arg-type]
+    request = denied_sql(guarded, "BEGIN", f"DECLARE gw12r15_c NO SCROLL {cursor}")
+    assert "NO SCROLL" in str(request["statement"])
+    assert sequence(guarded.target) == 2000
+
+
+def test_an_approver_of_stored_code_is_told_it_runs_at_every_call(guarded: Gateway) -> None:
+    """Round 15 F3: approving a function, view or materialized view that moves a sequence let
+    every later call, read or refresh move it, unheld. The approval is of the definition: its
+    approver is told so."""
+    for sql in ("CREATE FUNCTION gw12r15_bump() RETURNS bigint LANGUAGE sql "
+                "AS $$SELECT setval('gw12r15_seq', 2001)$$",
+                "CREATE VIEW gw12r15_bumps AS SELECT setval('gw12r15_seq', 2001)",
+                "CREATE MATERIALIZED VIEW gw12r15_m AS SELECT setval('gw12r15_seq', 2001)"):
+        request = denied_sql(guarded, sql)
+        assert "without a new approval each time" in str(request["statement"]), request
     assert sequence(guarded.target) == 2000
