@@ -13,6 +13,12 @@ round 15):
   check, operator, cast or aggregate runs what it contains each time it is called, read,
   fired or refreshed, in any session, and none of those is held again: its approval is of the
   definition. The approver is told so (``stores_code``).
+
+And one shape runs before it: in a query string of several statements, the settings its
+approver is shown are read before the first one runs, so a statement in front of the held one
+that may change them unseen — one that calls code not PostgreSQL's own, reads or writes a
+relation (a view's query or a DEFAULT may call ``set_config``), sets a setting or runs code
+inside it — makes the query string one that cannot be held (``unseen_before``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import pglast
 from pglast import ast
 from pglast.enums.parsenodes import CURSOR_OPT_NO_SCROLL, ObjectType
 from pglast.visitors import Visitor
+
+from engine.guardrail.classify import ParseFailure, classify
 
 STORED = ("approving it stores code that runs without a new approval each time it is "
           "called, read, fired or refreshed, in any session (the approval is of the "
@@ -67,6 +75,22 @@ def _shapes(text: str) -> tuple[bool, bool]:
     shapes = _Shapes()
     shapes(tree)
     return shapes.scrolls, shapes.stores
+
+
+@lru_cache(maxsize=256)
+def unseen_before(text: str, held: int) -> bool:
+    """Whether a statement of ``text`` in front of its ``held``-th (from 0) may change the
+    settings in force unseen (a text that does not parse: yes)."""
+    try:
+        facts = classify(text)
+    except (ParseFailure, pglast.parser.ParseError):
+        return True
+    for f in facts[:held]:
+        creates = "CREATE" in f.kinds  # a relation it makes has no code yet
+        if (f.reaches or f.settings or f.parts or f.reads or f.read_names
+                or (f.writes and not creates)):
+            return True
+    return False
 
 
 def scrolls(text: str) -> bool:

@@ -254,6 +254,9 @@ class _Portal:
 # A reading of the settings in force owed by the target (``inforce.Reading``): answers of the
 # gateway's own, dropped.
 _PROBE = 11
+_UNSEEN_BEFORE = ("a statement in front of it in its query string may change the settings "
+                  "its approver is shown after they are read (it calls code, reads or writes "
+                  "a relation, or sets a setting)")
 # What ``_shown_params`` answers for parameters an approver cannot be shown whole.
 TOO_LONG = "(parameters that cannot be shown)"
 _UNSHOWN = (f"a parameter cannot be shown to an approver as the server reads it (longer than "
@@ -766,11 +769,12 @@ class PgRelay:
         # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
         entry = Statement(text, judgement, name_uses(text), typed=typed, types=parsed.types,
                           ran=self._ran)
-        if (judgement is not None and judgement.action == "review"
-                and judgement.verdict.rows_over is None and not self._skipping):
+        if (judgement is not None and judgement.action == "review" and not self._skipping
+                and (judgement.verdict.rows_over is None or key)):
             # One to hold at its Bind: what its literals mean is fixed now (a date under
-            # DateStyle), so the settings now are what an approver must see then. (One
-            # held by its count is read in front of its Execute: ``_over``.)
+            # DateStyle), so the settings now are what an approver must see then. One a
+            # count may hold is read in front of its Execute (``_over``), which is when an
+            # unnamed one is parsed too; a named one may be bound again much later.
             self._owed.append((_PARSE, self._statements.change(key, entry, mark)))
             self._read_settings(self._reading_kind(), entry)  # behind the Parse
             return True
@@ -1128,6 +1132,13 @@ class PgRelay:
         gateway's where the segment bound and executed nothing yet, else behind a Flush."""
         return "flushed" if self._segment_ran or self._bound or self._own_block else "synced"
 
+    def _unseen_before(self, text: str) -> bool:
+        """Whether a statement in front of the last one to hold in ``text`` may change the
+        settings in force after they are read (``heldtext.unseen_before``)."""
+        verdicts = self._judge_text(text).statements
+        held = max((i for i, v in enumerate(verdicts) if v.action != "allow"), default=0)
+        return held > 0 and heldtext.unseen_before(text, held)
+
     def _read_settings(self, how: str, statement: Statement | None = None) -> None:
         """Read the settings in force behind what was sent (``inforce``): for ``statement``
         (at its Parse), or for the message that asked, handled again once they are read
@@ -1203,6 +1214,10 @@ class PgRelay:
                 return "refuse", ("block", judgement.rule, None), codec.error_response(
                     f'statement held by rule "{judgement.rule}" refused: {_UNSHOWN}',
                     "42501", hint=_UNSHOWN_HINT)
+        if protocol == "simple" and self._unseen_before(text):
+            return "refuse", ("block", judgement.rule, None), codec.error_response(
+                f'statement held by rule "{judgement.rule}" refused: {_UNSEEN_BEFORE}',
+                "42501", hint="Send it in a query string of its own.")
         if heldtext.scrolls(text):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: {heldtext.SCROLLS}',
@@ -1436,9 +1451,14 @@ class PgRelay:
         prepared = self._count_statement if extended else None
         stale = (prepared is not None and prepared.ran != self._ran - 1
                  and prepared.parsed != count.settings and inforce.has_literals(text))
-        if verdict.action == "block" or count.recount or params is TOO_LONG or stale:
+        several = not extended and self._unseen_before(text)
+        if verdict.action == "block" or count.recount or params is TOO_LONG or stale or several:
             hint = verdict.hint
-            if stale:
+            if several:
+                message = (f'statement held by rule "{verdict.rule}" refused: {why}, and '
+                           f"{_UNSEEN_BEFORE} (the gateway ran it and rolled it back)")
+                hint = "Send it in a query string of its own."
+            elif stale:
                 message = (f'statement held by rule "{verdict.rule}" refused: {why}, and it '
                            "was prepared before other statements ran, under settings the "
                            "gateway did not read, so an approver cannot be shown what its "

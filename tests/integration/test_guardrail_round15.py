@@ -205,3 +205,17 @@ def test_an_approver_of_stored_code_is_told_it_runs_at_every_call(guarded: Gatew
         request = denied_sql(guarded, sql)
         assert "without a new approval each time" in str(request["statement"]), request
     assert sequence(guarded.target) == 2000
+
+
+def test_a_statement_to_hold_comes_alone(guarded: Gateway) -> None:
+    """Its settings are read before its query string runs: a function called in front of it
+    in the same string could change them after (round 15 F1, in one Query)."""
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        wire.send(codec.message(b"Q", f"SELECT gw12r15_escape(); {HELD}".encode() + b"\x00"))
+        error = first_error(wire)
+        assert error["C"] == "42501" and "in front of it" in error["M"], error
+    finally:
+        wire.close()
+    assert sequence(guarded.target) == 2000

@@ -241,8 +241,9 @@ def test_a_function_the_session_created_does_not_vouch_for_another_of_its_name(
     assert rows(guarded.target) == 500
 
 
-@pytest.mark.parametrize("declare", ["DECLARE c CURSOR FOR SELECT gw12c_purge()",
-                                     "DECLARE c CURSOR WITH HOLD FOR SELECT gw12c_purge()"])
+@pytest.mark.parametrize("declare", ["DECLARE c NO SCROLL CURSOR FOR SELECT gw12c_purge()",
+                                     "DECLARE c NO SCROLL CURSOR WITH HOLD FOR "
+                                     "SELECT gw12c_purge()"])
 def test_a_cursor_over_code_is_held_before_a_fetch_can_run_it(guarded: Gateway,
                                                              declare: str) -> None:
     def work() -> None:

@@ -14,7 +14,7 @@ from engine.guardrail.rules import Match
 from engine.pg import rowcount
 from engine.pg.relay import FAILING_PARSE, GATEWAY_ROW_DESCRIPTION, Decision, PgRelay
 from tests.engine.pg import build as b
-from tests.engine.pg.answering import Answering, settings_value
+from tests.engine.pg.answering import Answering, reading_answers, settings_value
 from tests.engine.pg.test_relay import SYNTAX_ERROR
 from tests.engine.pg.test_rowcount import FILES, WRITE, relay, sent
 
@@ -330,11 +330,18 @@ def test_an_approval_is_of_the_statement_bound_then_not_of_its_name() -> None:
     """The pipeline gave the statement's name to another one after the Bind: approved, the
     write is not bound again from that name (another statement would run), it is refused."""
     r = relay(b"T")
+    assert isinstance(r, Answering)
+    r.auto = False  # named statements a count may hold: their settings read after each Parse
     other = "UPDATE t SET a = 1 WHERE k = 'y'"
-    before = (b.parse(WRITE, "s") + b.bind(statement="s") + b.close("S", "s")
-              + b.parse(other, "s"))
-    counting(r, before, owed=b.PARSE_COMPLETE + b.BIND_COMPLETE + b.CLOSE_COMPLETE
-             + b.PARSE_COMPLETE)
+    r.client_data(b.parse(WRITE, "s"))
+    assert r.reading == "synced"
+    r.server_data(b.PARSE_COMPLETE + reading_answers("synced", status=b"T"))
+    r.client_data(b.bind(statement="s") + b.close("S", "s") + b.parse(other, "s"))
+    assert r.reading == "flushed"
+    r.server_data(b.BIND_COMPLETE + b.CLOSE_COMPLETE + b.PARSE_COMPLETE
+                  + reading_answers("flushed"))
+    r.auto = True
+    counting(r, b"", owed=b"")
     r.server_data(ours("SAVEPOINT") + ours_stat(0) + b.command_complete("UPDATE 500")
                   + then_stat(500))
     r.server_data(ours("ROLLBACK") + ours("RELEASE") + b.CLOSE_COMPLETE)
