@@ -476,7 +476,7 @@ def test_one_statement_over_its_limit_refuses_the_whole_query() -> None:
     assert r.upstream_data() == q("ROLLBACK TO SAVEPOINT gatewatch_rows; "
                                   "RELEASE SAVEPOINT gatewatch_rows")
     _, [f] = r.server_data(b.command_complete("ROLLBACK") + b.command_complete("RELEASE")
-                                   + b.ready(b"T"))
+                           + b.ready(b"T"))
     # Together they write 104 rows: which of them wrote what the tags cannot say (a tag may
     # count rows nothing wrote), so the first counted statement is charged with them all.
     assert f.status == "blocked" and "its statement 1: it writes 104 rows" in (f.error or "")
