@@ -266,6 +266,16 @@ class StatementFlow:
                 self._owed.append(_Close(body[:1], self.name_key(_cstr_raw(body, 1)[0])))
             pos = end
 
+    def trees(self, text: str) -> list[dict[str, Any]] | None:
+        """The statements of ``text`` as the flow will follow them when it is sent (parsed
+        once: the lineage computed before it runs is the one used after)."""
+        return self._parse(text)
+
+    def analyze(self, tree: dict[str, Any]) -> Lineage:
+        """The lineage of a statement not sent yet, from the catalog as cached (names not
+        looked up are in its ``missing``): what ``engine.masking.effects`` judges."""
+        return self._analyze(tree, self._epoch())
+
     def _parse(self, text: str) -> list[dict[str, Any]] | None:
         if text in self._parsed:
             self._parsed.move_to_end(text)

@@ -1,0 +1,124 @@
+"""Statements refused before they run: effects others observe, computed from a masked value.
+
+Masking rewrites what a statement returns and follows what it writes (``lineage``). Some of
+what a statement does is neither: a setting it changes (``set_config('TimeZone', '<x>+' ||
+ascii(…))`` shifts every timestamptz the session prints later, and the server reports
+DateStyle to the client), rows it locks (``FOR UPDATE`` of the rows a masked value picks: a
+SKIP LOCKED in another session skips exactly those), advisory locks (another session's
+``pg_try_advisory_lock`` finds them), a notification (delivered or not), subtransactions (each
+takes a transaction id that any session's ``txid_current()`` counts). Their arguments, and
+how many times they run, are whatever the statement computed them from.
+
+The rule (one, for every such effect): a statement whose lineage reads a masked column —
+in any clause, through a view, or in the code it runs (function bodies, triggers, DO blocks),
+or a column whose lineage the gateway cannot follow — and that has, itself or in that code,
+an effect outside its own result (``Lineage.effects``; code the gateway cannot read counts
+as one) is refused before it reaches the target. The same effects in a statement that reads
+no masked column run as before, and so do reads and writes of masked columns (writes taint
+what they write).
+
+``EffectCheck`` answers for a query string (the guard's ``masked_effects``, which refuses it
+under the rule ``gateway-masking-effects``), from the connection's catalog as cached: a name it
+has not looked up yet is asked for (the relay has it read first, then asks again); one whose
+read fails (or that no catalog shows) counts as not known: a function not known may do
+anything, a relation not known reads what its lineage cannot follow. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from engine.masking.flow import StatementFlow
+from engine.masking.lineage import UNKNOWN, Lineage, Source
+
+
+class Outcome(NamedTuple):
+    """Why the text is refused (None: it is not), and catalog names to read before an
+    answer is final (relations by name, functions as ``fn:name``)."""
+
+    refused: str | None
+    missing: frozenset[str]
+
+
+_FINE = Outcome(None, frozenset())
+_TRIES = 8  # times a text has its names read before those still missing count as unknown
+_KEPT = 256
+
+
+class EffectCheck:
+    """The check for one session: ``flow`` is its statement flow (the names of its
+    prepared statements and cursors, the catalog, the lineages it caches), ``masked`` says
+    whether a source is a masked column (``UNKNOWN`` is)."""
+
+    def __init__(self, flow: StatementFlow, masked: Callable[[Source], bool]) -> None:
+        self._flow = flow
+        self._masked = masked
+        self._tries: dict[str, int] = {}  # texts that asked for names, how many times
+
+    def __call__(self, text: str, *, final: bool) -> Outcome:
+        """``final``: names not looked up count as read and not found (the relay had them
+        read when it could); else they are asked for, a few times per text at most (a read
+        that fails, or a name no catalog shows, must not make the statement wait forever)."""
+        trees = self._flow.trees(text)
+        if not trees:
+            return _FINE  # the guard refuses what does not parse
+        missing: set[str] = set()
+        asking = not final and self._tries.get(text, 0) < _TRIES
+        for tree in trees:
+            lineage = self._flow.analyze(tree)
+            if asking and (lineage.missing.relations or lineage.missing.functions):
+                # What it runs is not known yet: asked again once the names are read.
+                missing |= {*lineage.missing.relations}
+                missing |= {f"fn:{n}" for n in lineage.missing.functions}
+                continue
+            if "ExecuteStmt" in tree:
+                effects, reads = self._executed(tree, lineage)
+            else:
+                effects, reads = _effects(lineage), lineage.reads
+            if lineage.missing.functions:  # not known after all: its code may do anything
+                effects |= {"code the catalog could not be read for"}
+            if not effects:
+                continue
+            masked = sorted({_shown(s) for s in reads if self._masked(s)})
+            if masked:
+                return Outcome(
+                    f"it reads {', '.join(masked[:4])}{' …' if len(masked) > 4 else ''} "
+                    f"and has effects other sessions can observe "
+                    f"({', '.join(sorted(effects)[:4])}): masking cannot hide them, so a "
+                    "statement may not do both", frozenset())
+        if missing:
+            if len(self._tries) >= _KEPT:
+                self._tries.clear()
+            self._tries[text] = self._tries.get(text, 0) + 1
+        else:
+            self._tries.pop(text, None)
+        return Outcome(None, frozenset(missing))
+
+    def _executed(self, tree: dict[str, Any], lineage: Lineage
+                  ) -> tuple[frozenset[str], frozenset[Source]]:
+        """The effects and reads of ``EXECUTE x(…)``: its prepared query's and its
+        arguments'. (Its own lineage also reads ``UNKNOWN`` for the errors it may quote.) A
+        statement the flow does not know yet (prepared earlier in the same pipeline) is
+        judged as itself when the relay resolves the name (``engine.pg.prepared``): here
+        only arguments read from a masked column count, as given to unknown code."""
+        arguments = lineage.reads - {UNKNOWN}
+        query = self._flow.analyzer.prepared_queries.get(str(tree["ExecuteStmt"].get("name", "")))
+        if query is None:
+            if any(self._masked(s) for s in arguments):
+                return frozenset({"a prepared statement not known yet"}), arguments
+            return frozenset(), arguments
+        inner = self._flow.analyze(query)
+        return _effects(inner) | lineage.effects, inner.reads | arguments
+
+
+def _effects(lineage: Lineage) -> frozenset[str]:
+    if lineage.opaque is not None:
+        return lineage.effects | {f"code the gateway cannot read: {lineage.opaque}"}
+    return lineage.effects
+
+
+def _shown(source: Source) -> str:
+    if source is UNKNOWN:
+        return "a value whose lineage the gateway cannot follow"
+    return f"{source.table}.{source.column}"
