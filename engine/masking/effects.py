@@ -78,6 +78,9 @@ class EffectCheck:
                 effects, reads = _effects(lineage), lineage.reads
             if lineage.missing.functions:  # not known after all: its code may do anything
                 effects |= {"code the catalog could not be read for"}
+            locks = lineage.locks
+            if locks is not None and any(self._masked(s) for s in locks):
+                effects, reads = effects | {"row locks (FOR UPDATE/SHARE)"}, reads | locks
             if not effects:
                 continue
             masked = sorted({_shown(s) for s in reads if self._masked(s)})
@@ -109,7 +112,10 @@ class EffectCheck:
                 return frozenset({"a prepared statement not known yet"}), arguments
             return frozenset(), arguments
         inner = self._flow.analyze(query)
-        return _effects(inner) | lineage.effects, inner.reads | arguments
+        effects = _effects(inner) | lineage.effects
+        if inner.locks is not None and any(self._masked(s) for s in inner.locks | arguments):
+            effects |= {"row locks (FOR UPDATE/SHARE)"}  # (its parameters may pick them)
+        return effects, inner.reads | arguments
 
 
 def _effects(lineage: Lineage) -> frozenset[str]:

@@ -193,6 +193,11 @@ class Lineage:
     # notification, subtransactions (each takes a transaction id), in words for an error
     # (``engine.masking.effects`` refuses them where the statement reads a masked column).
     effects: frozenset[str] = frozenset()
+    # Row locks (FOR UPDATE/SHARE) of the statement's own query levels: what picks the rows
+    # they lock (every level's shape: WHERE, JOIN conditions, LIMIT …), which another
+    # session's SKIP LOCKED or NOWAIT finds; None: it locks no rows. (The columns it shows
+    # do not choose them: ``select * from customers where id = 1 for update`` picks by id.)
+    locks: Lin | None = None
 
 
 # PostgreSQL's functions that run SQL given as text, or read what is not in a table.
@@ -423,6 +428,7 @@ class Analyzer:
         self._ctes: dict[str, list[tuple[str, Lin]]] = {}
         self._keeps = False  # a built-in kept a value outside the transaction
         self._side: set[str] = set()  # what others observe besides its result (``effects``)
+        self._locked = False  # a query level of its own locks rows (``locks``)
         # Sequences (``_sequence_moves``): whether the statement may move one (nextval,
         # setval, a serial or identity default of a table it inserts into), every shape of
         # its query levels, and what decides whether a conditional runs a nextval.
@@ -451,6 +457,7 @@ class Analyzer:
         self._ctes = {}
         self._keeps = False
         self._side = set()
+        self._locked = False
         self._sequenced, self._all_shapes, self._inserts = False, set(), set()
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
@@ -468,7 +475,8 @@ class Analyzer:
         consulted = Missing(frozenset(self._consulted_rel), frozenset(self._consulted_fn))
         return Lineage(columns, frozenset(self._reads), missing, declares, tuple(self._writes),
                        frozenset(self._written), self._opaque, consulted,
-                       self._prepared_query, self._keeps, frozenset(self._side))
+                       self._prepared_query, self._keeps, frozenset(self._side),
+                       frozenset(self._all_shapes) if self._locked else None)
 
     def _stmt(self, stmt: dict[str, Any],
               ) -> tuple[tuple[Lin, ...] | None, tuple[str, tuple[Lin, ...] | None] | None]:
@@ -1188,8 +1196,12 @@ class Analyzer:
         self._ctes = ctes
         if node.get("lockingClause"):
             # Rows locked FOR UPDATE/SHARE: another session's SKIP LOCKED or NOWAIT finds
-            # which (the rows a masked value picks, while the transaction lasts).
-            self._side.add("row locks (FOR UPDATE/SHARE)")
+            # which (the rows a masked value picks, while the transaction lasts). In a body
+            # what picks them may come through variables: the body's reads decide.
+            if self._in_body:
+                self._side.add("row locks (FOR UPDATE/SHARE)")
+            else:
+                self._locked = True
         op = node.get("op", "SETOP_NONE")
         if op != "SETOP_NONE":
             left = self._select(_only(node["larg"])[1], outer, ctes)

@@ -209,5 +209,11 @@ def test_plain_reads_writes_and_clean_effects_still_run(gateway: Gateway) -> Non
         assert nid[0] not in str(conn.execute("select id, v from gw14r11_w").fetchall())
         assert conn.execute("select count(*) from (select 1 from gw14r11_w for update) z"
                             ).fetchone() == (5,)
+    with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+        # A row locked by a clean column, whatever the columns shown (an ORM's way).
+        rows = conn.execute(f"select id, national_id from customers where id = {_ID}"
+                            " for update").fetchall()
+        assert len(rows) == 1 and nid not in str(rows)
+        conn.rollback()
         conn.execute("select pg_advisory_unlock_all()")
 
