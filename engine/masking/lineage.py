@@ -247,6 +247,13 @@ _EFFECT_FUNCTIONS = re.compile(
 # masked value): a setting, a table lock, a notification.
 _EFFECT_STATEMENTS = {"VariableSetStmt": "a setting (SET)", "LockStmt": "a table lock (LOCK)",
                       "NotifyStmt": "a notification (NOTIFY)"}
+# What a body may run that shows only in its result and its writes (which lineage follows):
+# any other statement in a body changes the catalog, a role or database setting, a cursor…
+_BODY_DATA = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
+                        "CallStmt", "DoStmt", "DeclareCursorStmt", "FetchStmt",
+                        "ClosePortalStmt", "ExecuteStmt", "PrepareStmt", "DeallocateStmt",
+                        "TransactionStmt", "VariableShowStmt", "CopyStmt", "TruncateStmt",
+                        "ExplainStmt"})
 # PL/pgSQL that opens subtransactions or ends transactions (an EXCEPTION block, COMMIT,
 # ROLLBACK): each takes a transaction id when it writes, which any session's txid_current()
 # counts (a loop of them as long as a masked value says).
@@ -603,6 +610,11 @@ class Analyzer:
                 self._written.add(_only(rel)[1].get("relname", ""))
         elif kind in _EFFECT_STATEMENTS:
             self._side.add(_EFFECT_STATEMENTS[kind])
+        if self._in_body and kind and kind not in _BODY_DATA and kind not in _EFFECT_STATEMENTS:
+            # DDL in a body (a table created, a role's setting altered under an IF over what
+            # the body read): other sessions see the catalog change, or the next login's
+            # ParameterStatus.
+            self._side.add(f"{kind.removesuffix('Stmt')} in code it runs")
         return columns, declares
 
     def _sequence_moves(self) -> None:

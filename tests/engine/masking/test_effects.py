@@ -26,6 +26,18 @@ FUNCTIONS = {
                       " exception when others then null; end; end loop; return 0; end$$")],
     "tz": [Function("public", "tz", "sql", "select set_config('TimeZone', $1, false)")],
     "twice": [Function("public", "twice", "sql", "select $1 || $1")],
+    "flag": [Function("public", "flag", "plpgsql",
+                      "begin if substr(t, 1, 1) = 'N' then create table flagged (); end if;"
+                      " return 0; end",
+                      "create function flag(t text) returns int language plpgsql as $$"
+                      "begin if substr(t, 1, 1) = 'N' then create table flagged (); end if;"
+                      " return 0; end$$")],
+    "role_ds": [Function("public", "role_ds", "plpgsql",
+                         "begin if t > 'M' then alter role current_user set datestyle = 'SQL';"
+                         " end if; return 0; end",
+                         "create function role_ds(t text) returns int language plpgsql as $$"
+                         "begin if t > 'M' then alter role current_user set datestyle = 'SQL';"
+                         " end if; return 0; end$$")],
     "lock_it": [Function("public", "lock_it", "plpgsql",
                          "begin perform pg_advisory_lock(ascii(new.v)); return new; end")],
 }
@@ -70,6 +82,8 @@ def effects(sql: str) -> frozenset[str]:
     "select pg_advisory_lock(ascii(n)) from nids",
     "declare c cursor for select id from customers where national_id > 'M' for update",
     "prepare p as select pg_advisory_lock(ascii(national_id)) from customers",
+    "select flag(national_id) from customers",
+    "select role_ds(national_id) from customers",
 ])
 def test_effects_computed_from_a_masked_value_are_refused(sql: str) -> None:
     why = check(sql)
