@@ -433,7 +433,28 @@ class Session:
             found = known(name) if known is not None else None
             return None if found is None else [f"{f.source}\n{f.definition}" for f in found]
 
-        if runs_unseen(text, masking.names_masked, bodies):
+        last_known = getattr(catalog, "last_known", None)
+        derived = getattr(catalog, "derived", None)
+
+        def holds_masked(name: str) -> bool:
+            """A view naming a masked column, a table written from one; not known: may."""
+            if last_known is None:
+                return False  # no catalog: the words alone say
+            found = last_known(name)
+            if found is None:
+                return True
+            for rel in found:
+                if rel.schema in ("pg_catalog", "information_schema"):
+                    continue
+                if rel.definition and names_any(rel.definition, masking.names_masked):
+                    return True
+                if derived is not None and any(
+                        masking.masked_source(s) for c in (*rel.columns, "*")
+                        for s in derived(rel.name, c)):
+                    return True
+            return False
+
+        if runs_unseen(text, masking.names_masked, bodies, holds_masked):
             return True
         if len(self._unseen_clear) >= _NAMED_KEPT:
             self._unseen_clear.clear()

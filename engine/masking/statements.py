@@ -254,26 +254,29 @@ Bodies = Callable[[str], list[str] | None]
 _BODY_DEPTH = 4  # a function calling a function …: followed this deep
 
 
-def runs_unseen(text: str, names: Callable[[str], bool], bodies: Bodies | None) -> bool:
+def runs_unseen(text: str, names: Callable[[str], bool], bodies: Bodies | None,
+                relations: Callable[[str], bool] | None = None) -> bool:
     """Whether a statement's literals and parameters may reach a masked column through code
     its text does not show, so that they are recorded masked as if it named one: an
     ``EXECUTE`` of a prepared statement (its arguments go to a text recorded elsewhere, in
     SQL or as a Bind's parameters of ``execute p($1)``), a call of a function that is not
     PostgreSQL's own whose body names a masked column or a table with masked columns
     (``select f('…')`` of ``… where national_id = $1``), or whose body the gateway does not
-    know (``bodies``: the catalog's; None, or a name it never read: not known), and a text
-    PostgreSQL would not parse (what it holds cannot be told)."""
-    if "(" not in text and "execute" not in text.lower():
+    know (``bodies``: the catalog's; None, or a name it never read: not known), a relation
+    that holds a masked column's values under another name (``relations``: a view naming
+    one, a table written from one), and a text PostgreSQL would not parse (what it holds
+    cannot be told)."""
+    if relations is None and "(" not in text and "execute" not in text.lower():
         return False  # no call, no EXECUTE
     try:
         tree = orjson.loads(parse_sql_json(text))
     except Exception:
         return True
-    return _reaches(tree, names, bodies, 0, set())
+    return _reaches(tree, names, bodies, 0, set(), relations)
 
 
 def _reaches(node: Any, names: Callable[[str], bool], bodies: Bodies | None, depth: int,
-             seen: set[str]) -> bool:
+             seen: set[str], relations: Callable[[str], bool] | None = None) -> bool:
     stack = [node]
     while stack:
         item = stack.pop()
@@ -283,6 +286,9 @@ def _reaches(node: Any, names: Callable[[str], bool], bodies: Bodies | None, dep
         if not isinstance(item, dict):
             continue
         if "ExecuteStmt" in item:
+            return True
+        relname = item.get("relname")  # a RangeVar's, or a write's target's
+        if isinstance(relname, str) and relations is not None and relations(relname):
             return True
         call = item.get("FuncCall") or (item.get("CallStmt") or {}).get("funccall")
         if isinstance(call, dict):

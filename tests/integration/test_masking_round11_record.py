@@ -58,3 +58,27 @@ def test_arguments_of_execute_and_of_functions_naming_a_masked_column_are_masked
     assert f"execute gw14r11_p{tag}('****')" in recorded, rows
     # A function whose body names no masked column keeps its literal.
     assert f"kept-{tag}" in recorded, rows
+
+
+def test_literals_for_a_view_or_a_table_holding_masked_values_are_masked(
+        gateway: Gateway) -> None:
+    """A view over the column named otherwise, and a table written from it through the
+    gateway (its taint), carry its values too."""
+    tag = secrets.token_hex(3)
+    values = [f"NIDV{tag}{i}" for i in range(3)]
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+        direct.execute(f"create or replace view gw14r11_v_{tag} as select id,"
+                       " national_id as n from customers")
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        conn.execute(f"create table gw14r11_copy_{tag} (n text)")
+        conn.execute(f"insert into gw14r11_copy_{tag} select national_id from customers")
+        conn.execute(f"select id from gw14r11_v_{tag} where n = '{values[0]}'")
+        conn.execute(f"select count(*) from gw14r11_copy_{tag} where n = %s", [values[1]])
+        conn.execute(f"insert into gw14r11_copy_{tag} values ('{values[2]}')")
+        conn.execute(f"select 'kept-{tag}'")
+    rows = _recorded(gateway, tag, 6)
+    recorded = " ".join(f"{t} {p} {a}" for t, p, a in rows)
+    assert not [v for v in values if v in recorded], rows
+    assert f"kept-{tag}" in recorded, rows
+    with psycopg.connect(gateway.target.direct(), autocommit=True) as direct:
+        direct.execute(f"drop view gw14r11_v_{tag}; drop table gw14r11_copy_{tag}")
