@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from engine.masking.flow import StatementFlow
+from engine.guardrail import builtin_names
+from engine.masking.flow import CATALOG_KEEPING, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Source
 
 
@@ -55,6 +56,9 @@ class EffectCheck:
         self._flow = flow
         self._masked = masked
         self._tries: dict[str, int] = {}  # texts that asked for names, how many times
+        # ``flow.idle`` when DDL was last judged: until the next idle ReadyForQuery the
+        # catalog cache may show a function or view as it was before it.
+        self._ddl_at: tuple[int, str] = (-1, "")  # (and the text: it does not mark itself)
 
     def __call__(self, text: str, *, final: bool) -> Outcome:
         """``final``: names not looked up count as read and not found (the relay had them
@@ -65,7 +69,15 @@ class EffectCheck:
             return _FINE  # the guard refuses what does not parse
         missing: set[str] = set()
         asking = not final and self._tries.get(text, 0) < _TRIES
+        changed = self._flow.catalog_changed or (
+            self._ddl_at[0] == self._flow.idle and self._ddl_at[1] != text)
+        ddl = False  # the tree before may have changed the catalog
         for tree in trees:
+            if ddl:
+                self._ddl_at, changed = (self._flow.idle, text), True
+            kind = next(iter(tree), "")
+            ddl = kind not in CATALOG_KEEPING or bool(
+                kind == "SelectStmt" and tree[kind].get("intoClause"))
             lineage = self._flow.analyze(tree)
             if asking and (lineage.missing.relations or lineage.missing.functions):
                 # What it runs is not known yet: asked again once the names are read.
@@ -78,6 +90,11 @@ class EffectCheck:
                 effects, reads = _effects(lineage), lineage.reads
             if lineage.missing.functions:  # not known after all: its code may do anything
                 effects |= {"code the catalog could not be read for"}
+            if changed and any(n not in builtin_names.FUNCTIONS and ":" not in n
+                               for n in lineage.consulted.functions):
+                # DDL before it in its transaction (or its text) may have replaced what a
+                # user's function does: the cache does not show it until the transaction ends.
+                effects |= {"code replaced by DDL in its transaction"}
             locks = lineage.locks
             if locks is not None and any(self._masked(s) for s in locks):
                 effects, reads = effects | {"row locks (FOR UPDATE/SHARE)"}, reads | locks
@@ -90,6 +107,8 @@ class EffectCheck:
                     f"and has effects other sessions can observe "
                     f"({', '.join(sorted(effects)[:4])}): masking cannot hide them, so a "
                     "statement may not do both", frozenset())
+        if ddl:
+            self._ddl_at = (self._flow.idle, text)
         if missing:
             if len(self._tries) >= _KEPT:
                 self._tries.clear()

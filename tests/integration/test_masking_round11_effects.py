@@ -217,3 +217,25 @@ def test_plain_reads_writes_and_clean_effects_still_run(gateway: Gateway) -> Non
         conn.rollback()
         conn.execute("select pg_advisory_unlock_all()")
 
+
+
+
+def test_a_function_made_in_the_same_transaction_is_not_judged_as_cached(
+        gateway: Gateway) -> None:
+    """The catalog, read on a connection of the gateway's own, shows neither a function made
+    in a transaction not committed yet nor one replaced there: a call of a user's function
+    reading a masked value after DDL in its transaction (or earlier in its text) is
+    refused."""
+    make = ("create function gw14r11_new{n}(t text) returns int language plpgsql"
+            " as $$ begin perform pg_advisory_lock(ascii(t)); return 0; end $$")
+    call = "select gw14r11_new{n}(national_id) from customers where id = " + _ID
+    with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+        conn.execute(make.format(n=1))
+        refused(conn, call.format(n=1))
+        conn.rollback()
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match=RULE):
+            conn.execute(f"{make.format(n=2)}; {call.format(n=2)}")
+    with psycopg.connect(gateway.target.direct()) as plain:
+        assert plain.execute("select count(*) from pg_locks where locktype = 'advisory'"
+                             ).fetchone() == (0,)
