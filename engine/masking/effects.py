@@ -43,6 +43,14 @@ class Outcome(NamedTuple):
 
 
 _FINE = Outcome(None, frozenset())
+# DDL that makes or replaces code a write runs (a trigger, a rule, a policy, a function a
+# trigger may call, a domain's CHECK, a cast, an operator; or may: DO, CALL): after it in
+# its transaction a write is judged as running code the cache does not show. (ALTER TABLE,
+# a migration's, is left out: a default or CHECK it adds runs at once, over what it names.)
+_BINDS_CODE = frozenset({"CreateTrigStmt", "RuleStmt", "CreateFunctionStmt", "CreatePolicyStmt",
+                         "AlterPolicyStmt", "CreateDomainStmt", "AlterDomainStmt",
+                         "CreateCastStmt", "DefineStmt", "DoStmt", "CallStmt",
+                         "AlterFunctionStmt", "CreateEventTrigStmt"})
 _TRIES = 8  # times a text has its names read before those still missing count as unknown
 _KEPT = 256
 
@@ -59,6 +67,7 @@ class EffectCheck:
         # ``flow.idle`` when DDL was last judged: until the next idle ReadyForQuery the
         # catalog cache may show a function or view as it was before it.
         self._ddl_at: tuple[int, str] = (-1, "")  # (and the text: it does not mark itself)
+        self._code_ddl_at = -1  # ``flow.idle`` when DDL that binds code to writes was judged
 
     def __call__(self, text: str, *, final: bool) -> Outcome:
         """``final``: names not looked up count as read and not found (the relay had them
@@ -72,6 +81,7 @@ class EffectCheck:
         changed = self._flow.catalog_changed or (
             self._ddl_at[0] == self._flow.idle and self._ddl_at[1] != text)
         ddl = False  # the tree before may have changed the catalog
+        binds = False  # a tree before binds code to writes (``_BINDS_CODE``)
         for tree in trees:
             if ddl:
                 self._ddl_at, changed = (self._flow.idle, text), True
@@ -79,6 +89,8 @@ class EffectCheck:
             ddl = kind not in CATALOG_KEEPING or bool(
                 kind == "SelectStmt" and tree[kind].get("intoClause"))
             lineage = self._flow.analyze(tree)
+            if kind in _BINDS_CODE:
+                binds, self._code_ddl_at = True, self._flow.idle
             if asking and (lineage.missing.relations or lineage.missing.functions):
                 # What it runs is not known yet: asked again once the names are read.
                 missing |= {*lineage.missing.relations}
@@ -95,6 +107,10 @@ class EffectCheck:
                 # DDL before it in its transaction (or its text) may have replaced what a
                 # user's function does: the cache does not show it until the transaction ends.
                 effects |= {"code replaced by DDL in its transaction"}
+            if lineage.written and (binds or self._code_ddl_at == self._flow.idle) and (
+                    kind not in _BINDS_CODE):
+                # A trigger, rule or function made there runs with what the write writes.
+                effects |= {"code bound to its tables by DDL in its transaction"}
             locks = lineage.locks
             if locks is not None and any(self._masked(s) for s in locks):
                 effects, reads = effects | {"row locks (FOR UPDATE/SHARE)"}, reads | locks

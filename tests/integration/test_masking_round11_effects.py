@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.conftest import Gateway, Target, stop_gateway
+from tests.conftest import Gateway, Target, start_gateway, stop_gateway
 from tests.integration.guarded import start_guarded
 
 pytestmark = pytest.mark.integration
@@ -28,6 +28,16 @@ RULE = "gateway-masking-effects"
 @pytest.fixture(scope="module")
 def gateway(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = start_guarded(pg_target, tmp_path_factory.mktemp("masked14r11"))
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+@pytest.fixture(scope="module")
+def bare(pg_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """Masking without guardrail rules: DDL that the example policy holds runs at once."""
+    gw = start_gateway(pg_target, tmp_path_factory.mktemp("masked14r11bare"))
     try:
         yield gw
     finally:
@@ -239,3 +249,24 @@ def test_a_function_made_in_the_same_transaction_is_not_judged_as_cached(
     with psycopg.connect(gateway.target.direct()) as plain:
         assert plain.execute("select count(*) from pg_locks where locktype = 'advisory'"
                              ).fetchone() == (0,)
+
+
+def test_a_trigger_made_in_the_same_transaction_is_not_judged_as_cached(
+        bare: Gateway) -> None:
+    gateway = bare
+    direct(gateway, "drop table if exists gw14r11_tt", "create table gw14r11_tt(v text)",
+           "drop function if exists gw14r11_ttf()")
+    with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+        conn.execute("create function gw14r11_ttf() returns trigger language plpgsql as"
+                     " $$ begin perform pg_advisory_lock(ascii(new.v)); return new; end $$")
+        conn.execute("create trigger gw14r11_tt before insert on gw14r11_tt for each row"
+                     " execute function gw14r11_ttf()")
+        refused(conn, f"insert into gw14r11_tt select national_id from customers"
+                      f" where id = {_ID}")
+        conn.rollback()
+    with psycopg.connect(gateway.dsn("shop_masked")) as conn:
+        # A migration's ALTER TABLE then a write from a masked column: runs as before.
+        conn.execute("alter table gw14r11_tt add column w int")
+        conn.execute(f"insert into gw14r11_tt select national_id from customers"
+                     f" where id = {_ID}")
+        conn.rollback()
