@@ -41,7 +41,13 @@ from engine.identity import Identity, IdentityProvider
 from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.lockout import Lockouts
 from engine.masking.policy import SessionMasking, for_session
-from engine.masking.statements import PASSWORD_MASK, TIED, mask_statement, names_any
+from engine.masking.statements import (
+    PASSWORD_MASK,
+    TIED,
+    mask_statement,
+    names_any,
+    runs_unseen,
+)
 from engine.recorder import Recorder
 from engine.tasks import spawn
 from engine.throttle import LoginThrottle, Unauthenticated
@@ -136,7 +142,10 @@ class Session:
         self.masked: Counter[str] = Counter()  # "rule:detector[/column]" → values masked
         self._named: dict[str, bool] = {}  # statement text → whether it names a masked column
         # statement text → (the masking it was masked with, as recorded, what fired)
-        self._statements: dict[str, tuple[SessionMasking | None, str, list[str]]] = {}
+        self._statements: dict[str, tuple[SessionMasking | None, bool, str, list[str]]] = {}
+        # statement text → the catalog's state when it was found not to reach a masked
+        # column through code it does not show (``runs_unseen``)
+        self._unseen_clear: dict[str, int] = {}
         self.waiting: list[str] = []  # approval requests the session waits on, oldest first
         self._decisions: dict[str, asyncio.Future[ApprovalRequest]] = {}
         self.recorded = False  # the open record is in the store: a close record follows
@@ -312,8 +321,9 @@ class Session:
         masking = self.masking
         if (params is not None and text is not None and self.protocol == "postgres"
                 and masking is not None and masking.active and masking.columns
-                and self._names_masked(text)):
-            # The parameters of a statement that names a masked column may be its values.
+                and (self._names_masked(text) or self._runs_unseen(text))):
+            # The parameters of a statement that names a masked column may be its values
+            # (also through a prepared statement it executes, or a function it calls).
             params = PASSWORD_MASK
             self.masked[masking.count_key(TIED) + "/recorded"] += 1
         return R.StatementStart(
@@ -373,16 +383,18 @@ class Session:
             # Literals the detectors find, and a role statement's password (always: a
             # credential in the record is a leak whatever the masking rules). A prepared
             # statement's text is recorded at each execution: its masking is kept.
+            columns = masking is not None and masking.active and bool(masking.columns)
+            tied = columns and self._runs_unseen(text)
             kept = self._statements.get(text)
-            if kept is None or kept[0] is not masking:
-                kept = (masking, *mask_statement(
-                    text, values, masking.names_masked if masking is not None
-                    and masking.active and masking.columns else None))
+            if kept is None or kept[0] is not masking or kept[1] != tied:
+                kept = (masking, tied, *mask_statement(
+                    text, values, masking.names_masked if masking is not None and columns
+                    else None, tied=tied))
                 if len(text) <= _KEPT_TEXT:
                     if len(self._statements) >= _NAMED_KEPT:
                         self._statements.clear()
                     self._statements[text] = kept
-            _, masked, fired = kept
+            _, _, masked, fired = kept
         elif values is not None:
             masked, fired = values.mask(text)
         else:
@@ -404,6 +416,50 @@ class Session:
                 self._named.clear()
             self._named[text] = known
         return known
+
+    def _runs_unseen(self, text: str) -> bool:
+        """``runs_unseen`` of a statement's text under this session's column rules: its
+        literals and parameters may reach a masked column through a prepared statement it
+        executes or a function it calls, by the function bodies the catalog last read."""
+        masking = self.masking
+        assert masking is not None
+        catalog = masking.sources
+        state = int(getattr(catalog, "changes", 0))
+        if self._unseen_clear.get(text) == state:
+            return False
+        known = getattr(catalog, "last_known_functions", None)
+
+        def bodies(name: str) -> list[str] | None:
+            found = known(name) if known is not None else None
+            return None if found is None else [f"{f.source}\n{f.definition}" for f in found]
+
+        last_known = getattr(catalog, "last_known", None)
+        derived = getattr(catalog, "derived", None)
+
+        def holds_masked(name: str) -> bool:
+            """A view naming a masked column, a table written from one; not known: may."""
+            if last_known is None:
+                return False  # no catalog: the words alone say
+            found = last_known(name)
+            if found is None:
+                return True
+            for rel in found:
+                if rel.schema in ("pg_catalog", "information_schema"):
+                    continue
+                if rel.definition and names_any(rel.definition, masking.names_masked):
+                    return True
+                if derived is not None and any(
+                        masking.masked_source(s) for c in (*rel.columns, "*")
+                        for s in derived(rel.name, c)):
+                    return True
+            return False
+
+        if runs_unseen(text, masking.names_masked, bodies, holds_masked):
+            return True
+        if len(self._unseen_clear) >= _NAMED_KEPT:
+            self._unseen_clear.clear()
+        self._unseen_clear[text] = state
+        return False
 
     def masked_json(self) -> str | None:
         masking = self.masking

@@ -104,6 +104,19 @@ class StoredCodeCheck(Protocol):
         ...
 
 
+EFFECTS_RULE = "gateway-masking-effects"
+_EFFECTS_HINT = ("Run the effect in a statement that reads no masked column (the masking rules "
+                 "cannot hide a lock, a setting, a notification or a transaction id).")
+
+
+class MaskedEffects(Protocol):
+    """Why a query string is refused for effects computed from masked values (None: it is
+    not), and the catalog names to read first (``engine.masking.effects``); ``final``: names
+    not read count as not known (else they are asked for, a few times at most)."""
+
+    def __call__(self, text: str, *, final: bool) -> tuple[str | None, frozenset[str]]: ...
+
+
 class _Shared:
     """What the sessions of one connection and identity share: their rules, and the verdicts
     judged against no memory of a session's own objects."""
@@ -163,6 +176,9 @@ class SessionGuard:
         # code (``public.lower(int)`` for ``lower(5)``). None: not known (never read). None
         # for the hook: no catalog to ask, and nothing is asked.
         self.overloads: Callable[[str, bool], bool | None] | None = None
+        # Refuses a statement that reads a masked column and has effects other sessions
+        # observe (``engine.masking.effects``). None: no column masking in this session.
+        self.masked_effects: MaskedEffects | None = None
         # Names the session itself gave a user's code (``*``: any, after CREATE EXTENSION):
         # counted whatever the catalog last read.
         self._overloading: set[str] = set()
@@ -287,7 +303,7 @@ class SessionGuard:
             if kept is None:
                 kept = self._judge(text, typed=True)[0]
                 _put(self._counted, key, kept, self.settings.cache_size)
-            return kept
+            return self._effects_refused(text, kept)
         judgement = self._plain(text, state)
         if judgement.replaces and self.function_exists is not None:
             replaced = frozenset(n for n in judgement.replaces if self._exists(n))
@@ -297,7 +313,7 @@ class SessionGuard:
                 if kept is None:
                     kept = self._judge(text, replaced=replaced)[0]
                     _put(self._counted, key, kept, self.settings.cache_size)
-                return kept
+                return self._effects_refused(text, kept)
         overloaded = self._overloaded(judgement)
         if overloaded:
             key = (text, overloaded, frozenset({"\0overloads"}), state)
@@ -307,9 +323,23 @@ class SessionGuard:
                 _put(self._counted, key, kept, self.settings.cache_size)
             judgement = kept
         if judgement.touches and self.stored_code is not None and judgement.action != "block":
-            return self._stored_code_counted(text, judgement, self.stored_code, state,
-                                             overloaded)
-        return judgement
+            judgement = self._stored_code_counted(text, judgement, self.stored_code, state,
+                                                  overloaded)
+        return self._effects_refused(text, judgement)
+
+    def _effects_refused(self, text: str, judgement: Judgement) -> Judgement:
+        """``judgement``, or a refusal when the statement computes effects other sessions
+        observe from a masked value (``masked_effects``). Names its answer needs that were
+        not read count as not known: the relay has them read first (``unread``)."""
+        if self.masked_effects is None or judgement.action == "block":
+            return judgement
+        why, _ = self.masked_effects(text, final=True)
+        if why is None:
+            return judgement
+        verdict = Verdict("block", EFFECTS_RULE, why, text, _EFFECTS_HINT)
+        return dataclasses.replace(judgement, action="block", verdict=verdict,
+                                   statements=(verdict,), touches=frozenset(),
+                                   builtins=frozenset())
 
     def _overloaded(self, judgement: Judgement) -> frozenset[str]:
         """The names of PostgreSQL's that ``judgement``'s statements call and a user's code
@@ -368,7 +398,11 @@ class SessionGuard:
         if stored_code is not None and judgement.touches and judgement.action != "block":
             for name, writes, rows in judgement.touches:
                 missing |= stored_code.missing(name, writes, rows)
-        return frozenset(n for n in missing if not self._just_looked(n))
+        out = frozenset(n for n in missing if not self._just_looked(n))
+        if self.masked_effects is not None and judgement.action != "block":
+            # (it bounds its own asking: a catalog cache emptied by DDL is read again)
+            out |= self.masked_effects(text, final=False)[1]
+        return out
 
     def looked(self, names: frozenset[str]) -> None:
         """The catalog was asked to read ``names`` (whatever it found)."""

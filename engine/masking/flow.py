@@ -44,7 +44,7 @@ _UNKNOWN = frozenset({UNKNOWN})
 # Statements that change no catalog entry lineage reads (relations, columns, views, functions).
 # Any other statement that completes may have (DDL, DO, CALL, SELECT INTO...): until its
 # transaction ends the gateway's catalog, read on a connection of its own, may not show it.
-_CATALOG_KEEPING = frozenset({
+CATALOG_KEEPING = frozenset({
     "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt",
     "DeclareCursorStmt", "FetchStmt", "ClosePortalStmt", "PrepareStmt", "ExecuteStmt",
     "DeallocateStmt", "TransactionStmt", "VariableSetStmt", "VariableShowStmt", "ExplainStmt",
@@ -198,6 +198,9 @@ class StatementFlow:
     # The last check of catalog names failed (``engine.pg.results``): a lineage whose names
     # are not checked is used as it is, failing closed on them, rather than looked up again.
     names_failed: bool = False
+    # ReadyForQuery messages that said idle: DDL judged since the last one may have changed
+    # the catalog the cache does not show yet (``engine.masking.effects``).
+    idle: int = 0
     # Lineages by parse tree (its id, the tree itself kept alive) and the state they were
     # computed at: a statement sent again (a prepared statement's each Bind, the same text
     # again) is followed again only when the catalog or the session's declarations changed.
@@ -265,6 +268,16 @@ class StatementFlow:
             elif tag == 67:  # Close
                 self._owed.append(_Close(body[:1], self.name_key(_cstr_raw(body, 1)[0])))
             pos = end
+
+    def trees(self, text: str) -> list[dict[str, Any]] | None:
+        """The statements of ``text`` as the flow will follow them when it is sent (parsed
+        once: the lineage computed before it runs is the one used after)."""
+        return self._parse(text)
+
+    def analyze(self, tree: dict[str, Any]) -> Lineage:
+        """The lineage of a statement not sent yet, from the catalog as cached (names not
+        looked up are in its ``missing``): what ``engine.masking.effects`` judges."""
+        return self._analyze(tree, self._epoch())
 
     def _parse(self, text: str) -> list[dict[str, Any]] | None:
         if text in self._parsed:
@@ -362,6 +375,7 @@ class StatementFlow:
         """A ReadyForQuery with this transaction status: at the end of a transaction that
         may have changed the catalog, the connection's catalog cache is dropped."""
         if status == 73:  # 'I': idle, the transaction is over, and its portals
+            self.idle += 1
             self._ended()
         if status == 73 and self.catalog_changed:
             self.catalog_changed = False
@@ -388,7 +402,7 @@ class StatementFlow:
                 inner = self._prepared.get(key) if key is not None else None
                 if inner is not None and inner.kind in _NAMING:
                     self._learn(Statement(inner.text, inner.tree), depth=depth + 1)
-        if not failed and (kind not in _CATALOG_KEEPING or (
+        if not failed and (kind not in CATALOG_KEEPING or (
                 kind == "SelectStmt" and statement.tree[kind].get("intoClause"))):
             self.catalog_changed = True
         if kind not in COMPLETION_LINEAGE:

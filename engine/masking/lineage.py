@@ -188,6 +188,16 @@ class Lineage:
     # A built-in kept a value outside the transaction (``setval``, an advisory lock): what it
     # wrote stays even when the statement fails.
     keeps: bool = False
+    # What the statement, or code it runs, does that other sessions (or later statements)
+    # observe besides its result and its writes: a setting, a row or advisory lock, a
+    # notification, subtransactions (each takes a transaction id), in words for an error
+    # (``engine.masking.effects`` refuses them where the statement reads a masked column).
+    effects: frozenset[str] = frozenset()
+    # Row locks (FOR UPDATE/SHARE) of the statement's own query levels: what picks the rows
+    # they lock (every level's shape: WHERE, JOIN conditions, LIMIT …), which another
+    # session's SKIP LOCKED or NOWAIT finds; None: it locks no rows. (The columns it shows
+    # do not choose them: ``select * from customers where id = 1 for update`` picks by id.)
+    locks: Lin | None = None
 
 
 # PostgreSQL's functions that run SQL given as text, or read what is not in a table.
@@ -223,6 +233,32 @@ _MAX_EFFECTS = 200  # bodies, triggers and rules followed for one statement
 _SETTINGS = (Source("pg_catalog", "pg_settings", "setting"),
              Source("pg_catalog", "pg_stat_activity", "application_name"))
 _SETTINGS_WRITE = frozenset({"set_config"})
+# Built-ins whose call other sessions (or the session's later results) observe, whatever they
+# return: how many times they run, and with which arguments, is what a masked value in the
+# statement may decide (``Lineage.effects``). A setting changes how later values print (a
+# TimeZone offset in every timestamptz, DateStyle reported to the client); a lock is found
+# by another session's ``pg_try_advisory_lock``; a notification is delivered or not; a
+# backend is cancelled or not.
+_EFFECT_FUNCTIONS = re.compile(
+    r"set_config|pg_(?:try_)?advisory_\w+|pg_notify|pg_cancel_backend|pg_terminate_backend"
+    r"|pg_log_backend_memory_contexts|pg_reload_conf|pg_rotate_logfile|pg_stat_reset\w*"
+    r"|pg_switch_wal|pg_promote|pg_wal_replay_\w+")
+# Statements whose running is observed outside their result (in a body, under an IF on a
+# masked value): a setting, a table lock, a notification.
+_EFFECT_STATEMENTS = {"VariableSetStmt": "a setting (SET)", "LockStmt": "a table lock (LOCK)",
+                      "NotifyStmt": "a notification (NOTIFY)"}
+# What a body may run that shows only in its result and its writes (which lineage follows):
+# any other statement in a body changes the catalog, a role or database setting, a cursor…
+_BODY_DATA = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
+                        "CallStmt", "DoStmt", "DeclareCursorStmt", "FetchStmt",
+                        "ClosePortalStmt", "ExecuteStmt", "PrepareStmt", "DeallocateStmt",
+                        "TransactionStmt", "VariableShowStmt", "CopyStmt", "TruncateStmt",
+                        "ExplainStmt"})
+# PL/pgSQL that opens subtransactions or ends transactions (an EXCEPTION block, COMMIT,
+# ROLLBACK): each takes a transaction id when it writes, which any session's txid_current()
+# counts (a loop of them as long as a masked value says).
+_SUBTRANSACTIONS = re.compile(r"\b(?:exception|commit|rollback)\b", re.IGNORECASE)
+_RAISE = re.compile(r"\braise\s+exception\b", re.IGNORECASE)  # an error, no block
 # Built-in functions that keep an argument outside any table, where a later statement of any
 # session reads it back: ``setval`` (``currval``, ``nextval``, ``lastval``, pg_sequences),
 # the advisory locks (pg_locks), ``setseed`` (``random``). The value is written into a
@@ -398,6 +434,8 @@ class Analyzer:
         # table shadows it); a view's query or a function's body starts with none.
         self._ctes: dict[str, list[tuple[str, Lin]]] = {}
         self._keeps = False  # a built-in kept a value outside the transaction
+        self._side: set[str] = set()  # what others observe besides its result (``effects``)
+        self._locked = False  # a query level of its own locks rows (``locks``)
         # Sequences (``_sequence_moves``): whether the statement may move one (nextval,
         # setval, a serial or identity default of a table it inserts into), every shape of
         # its query levels, and what decides whether a conditional runs a nextval.
@@ -425,6 +463,8 @@ class Analyzer:
         self._prepared_query = None
         self._ctes = {}
         self._keeps = False
+        self._side = set()
+        self._locked = False
         self._sequenced, self._all_shapes, self._inserts = False, set(), set()
         self._fn_safety = {}
         columns: tuple[Lin, ...] | None = None
@@ -442,7 +482,8 @@ class Analyzer:
         consulted = Missing(frozenset(self._consulted_rel), frozenset(self._consulted_fn))
         return Lineage(columns, frozenset(self._reads), missing, declares, tuple(self._writes),
                        frozenset(self._written), self._opaque, consulted,
-                       self._prepared_query, self._keeps)
+                       self._prepared_query, self._keeps, frozenset(self._side),
+                       frozenset(self._all_shapes) if self._locked else None)
 
     def _stmt(self, stmt: dict[str, Any],
               ) -> tuple[tuple[Lin, ...] | None, tuple[str, tuple[Lin, ...] | None] | None]:
@@ -567,6 +608,13 @@ class Analyzer:
         elif kind == "TruncateStmt":  # its triggers (ON TRUNCATE) run
             for rel in node.get("relations", []):
                 self._written.add(_only(rel)[1].get("relname", ""))
+        elif kind in _EFFECT_STATEMENTS:
+            self._side.add(_EFFECT_STATEMENTS[kind])
+        if self._in_body and kind and kind not in _BODY_DATA and kind not in _EFFECT_STATEMENTS:
+            # DDL in a body (a table created, a role's setting altered under an IF over what
+            # the body read): other sessions see the catalog change, or the next login's
+            # ParameterStatus.
+            self._side.add(f"{kind.removesuffix('Stmt')} in code it runs")
         return columns, declares
 
     def _sequence_moves(self) -> None:
@@ -841,6 +889,9 @@ class Analyzer:
         if fn.language not in _TRUSTED_BODIES:
             self._opaque = self._opaque or f"code in language {fn.language!r}"
             return
+        if fn.language == "plpgsql" and _SUBTRANSACTIONS.search(_RAISE.sub("", fn.source)):
+            self._side.add("subtransactions (a PL/pgSQL EXCEPTION block, COMMIT or ROLLBACK: "
+                           "each takes a transaction id)")
         if self._depth >= _MAX_DEPTH:
             self._opaque = self._opaque or "code nested too deeply to follow"
             return
@@ -1155,6 +1206,14 @@ class Analyzer:
                    ctes: dict[str, list[tuple[str, Lin]]]) -> list[tuple[str, Lin]]:
         ctes = self._with(node.get("withClause"), outer, ctes)
         self._ctes = ctes
+        if node.get("lockingClause"):
+            # Rows locked FOR UPDATE/SHARE: another session's SKIP LOCKED or NOWAIT finds
+            # which (the rows a masked value picks, while the transaction lasts). In a body
+            # what picks them may come through variables: the body's reads decide.
+            if self._in_body:
+                self._side.add("row locks (FOR UPDATE/SHARE)")
+            else:
+                self._locked = True
         op = node.get("op", "SETOP_NONE")
         if op != "SETOP_NONE":
             left = self._select(_only(node["larg"])[1], outer, ctes)
@@ -1668,6 +1727,9 @@ class Analyzer:
             return args | _UNKNOWN
         if schema not in _BUILTIN_SCHEMAS:
             self._calls.append((schema, name, args))
+        if (schema in (None, "pg_catalog") and _EFFECT_FUNCTIONS.fullmatch(name)
+                and not _followed_setting(node)):
+            self._side.add(f"{name}()")
         if not self.function_safe(schema, name):
             self._reads.add(UNKNOWN)
             return args | _UNKNOWN
@@ -1847,6 +1909,20 @@ class Analyzer:
         if found:
             return frozenset().union(*found)
         return rng.whole()
+
+
+def _followed_setting(call: dict[str, Any]) -> bool:
+    """Whether a call is ``set_config`` of a setting whose value changes nothing but what it
+    reads back (a custom ``x.y``), or is shown only where the gateway masks it
+    (``application_name``): what it keeps is followed (``_SETTINGS``), it shows nowhere
+    else. Any other setting (TimeZone, DateStyle …) changes how later values print."""
+    names = [_only(n)[1].get("sval", "") for n in call.get("funcname", [])]
+    args = call.get("args") or []
+    if not names or names[-1] != "set_config" or not args:
+        return False
+    kind, const = _only(args[0])
+    value = const.get("sval", {}).get("sval") if kind == "A_Const" else None
+    return isinstance(value, str) and ("." in value or value.lower() == "application_name")
 
 
 def _find_range(scope: Scope, name: str) -> _Range | None:

@@ -34,7 +34,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from pglast.parser import scan
+import orjson
+from pglast.parser import parse_sql_json, scan
+
+from engine.guardrail import builtin_names
 
 PASSWORD_MASK = "****"
 _LITERALS = frozenset({"SCONST", "USCONST", "FCONST", "ICONST", "BCONST", "XCONST", "UIDENT"})
@@ -66,10 +69,12 @@ class Values(Protocol):
 
 
 def mask_statement(text: str, values: Values | None,
-                   names: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
+                   names: Callable[[str], bool] | None = None, *,
+                   tied: bool = False) -> tuple[str, list[str]]:
     """``text`` with secrets masked, and the detectors that fired (``password`` for a
     password literal, ``TIED`` for literals masked for a masked column ``names`` says the
-    text names)."""
+    text names, or that reach one through code the text does not show: ``tied``, see
+    ``runs_unseen``)."""
     if len(text) > _MAX_SCANNED and names is None:
         if values is None:
             return text, []
@@ -91,13 +96,13 @@ def mask_statement(text: str, values: Values | None,
         tokens = scan(text)
     except Exception:  # the scanner refused it: masked as plain text
         return values.mask(text) if values is not None else (text, [])
-    tied: list[bool] = []  # whether the text names a masked column: asked at its 1st literal
+    ties: list[bool] = []  # whether the text names a masked column: asked at its 1st literal
 
     def names_tied() -> bool:
-        if not tied:
-            tied.append(names is not None and any(
-                _names(token, raw[token.start:token.end + 1], names) for token in tokens))
-        return tied[0]
+        if not ties:
+            ties.append(names is not None and (tied or any(
+                _names(token, raw[token.start:token.end + 1], names) for token in tokens)))
+        return ties[0]
 
     fired: list[str] = []
     replace: dict[int, tuple[int, bytes]] = {}  # token start → (end, new bytes)
@@ -240,6 +245,82 @@ def names_any(text: str, names: Callable[[str], bool]) -> bool:
                 return True
         elif _names(token, word, names):
             return True
+    return False
+
+
+# Bodies of the functions of a name as the catalog last read them (source and definition),
+# or None when it never read them.
+Bodies = Callable[[str], list[str] | None]
+_BODY_DEPTH = 4  # a function calling a function …: followed this deep
+
+
+def runs_unseen(text: str, names: Callable[[str], bool], bodies: Bodies | None,
+                relations: Callable[[str], bool] | None = None) -> bool:
+    """Whether a statement's literals and parameters may reach a masked column through code
+    its text does not show, so that they are recorded masked as if it named one: an
+    ``EXECUTE`` of a prepared statement (its arguments go to a text recorded elsewhere, in
+    SQL or as a Bind's parameters of ``execute p($1)``), a call of a function that is not
+    PostgreSQL's own whose body names a masked column or a table with masked columns
+    (``select f('…')`` of ``… where national_id = $1``), or whose body the gateway does not
+    know (``bodies``: the catalog's; None, or a name it never read: not known), a relation
+    that holds a masked column's values under another name (``relations``: a view naming
+    one, a table written from one), and a text PostgreSQL would not parse (what it holds
+    cannot be told)."""
+    if relations is None and "(" not in text and "execute" not in text.lower():
+        return False  # no call, no EXECUTE
+    try:
+        tree = orjson.loads(parse_sql_json(text))
+    except Exception:
+        return True
+    return _reaches(tree, names, bodies, 0, set(), relations)
+
+
+def _reaches(node: Any, names: Callable[[str], bool], bodies: Bodies | None, depth: int,
+             seen: set[str], relations: Callable[[str], bool] | None = None) -> bool:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if "ExecuteStmt" in item:
+            return True
+        relname = item.get("relname")  # a RangeVar's, or a write's target's
+        if isinstance(relname, str) and relations is not None and relations(relname):
+            return True
+        call = item.get("FuncCall") or (item.get("CallStmt") or {}).get("funccall")
+        if isinstance(call, dict):
+            parts = [str(n.get("String", {}).get("sval", ""))
+                     for n in call.get("funcname", []) if isinstance(n, dict)]
+            name = parts[-1].lower() if parts else ""
+            schema = parts[-2] if len(parts) > 1 else None
+            if (schema not in (None, "pg_catalog") or name not in builtin_names.FUNCTIONS) \
+                    and _body_reaches(name, names, bodies, depth, seen):
+                return True
+        stack.extend(v for k, v in item.items() if k != "location")
+    return False
+
+
+def _body_reaches(name: str, names: Callable[[str], bool], bodies: Bodies | None,
+                  depth: int, seen: set[str]) -> bool:
+    """Whether a user's function of that name names a masked column in its body, or calls
+    one that does (by the words of its body), or is not known."""
+    if name in seen:
+        return False
+    seen.add(name)
+    found = bodies(name) if bodies is not None else None
+    if found is None or depth >= _BODY_DEPTH:
+        return True
+    for body in found:
+        if names_any(body, names):
+            return True
+        for word in {w.lower() for w in _WORD.findall(body)}:
+            if word in seen or word in builtin_names.FUNCTIONS or bodies is None:
+                continue
+            if bodies(word) and _body_reaches(word, names, bodies, depth + 1, seen):
+                return True
     return False
 
 

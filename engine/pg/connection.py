@@ -23,6 +23,7 @@ from typing import Any
 from engine.config import Connection
 from engine.guardrail import reading
 from engine.guardrail.classify import catalog_later
+from engine.masking.effects import EffectCheck
 from engine.pg import codec, startup
 from engine.pg.cancel import CancelKeys, UpstreamKey
 from engine.pg.catalog import TableCatalog, taint_file
@@ -352,6 +353,11 @@ class PgConnection:
                 masking.sources = self.path.catalog = catalog
             results = self.path.mask_with(masking, masking.values or _NoValues(), catalog,
                                           self.relay.encoding)
+            if results.flow is not None and session.guard is not None:
+                # Effects other sessions observe, computed from a masked value, are refused
+                # before the statement runs (results cannot hide them).
+                session.guard.masked_effects = EffectCheck(results.flow,
+                                                           masking.masked_source)
             # Masking needs every result described, also what a driver runs from a prepared
             # statement whose description it cached: the columns for column rules, the
             # formats (binary values are decoded by type) for the detectors.

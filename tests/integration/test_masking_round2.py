@@ -132,7 +132,9 @@ def test_a_value_kept_by_setval_is_masked_when_read_back(gateway: Gateway,
 def test_a_value_kept_by_an_advisory_lock_is_masked_in_pg_locks(gateway: Gateway) -> None:
     values = seeded(gateway)
     with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
-        conn.execute(f"select pg_advisory_lock({DIGITS}) from customers where id = 2")
+        # Refused since round 11: another session's pg_try_advisory_lock finds the lock.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="masking-effects"):
+            conn.execute(f"select pg_advisory_lock({DIGITS}) from customers where id = 2")
         held = str(conn.execute("select classid, objid, objsubid from pg_locks"
                                 " where locktype = 'advisory'").fetchall())
         with psycopg.connect(gateway.target.direct()) as plain:
@@ -141,17 +143,19 @@ def test_a_value_kept_by_an_advisory_lock_is_masked_in_pg_locks(gateway: Gateway
                 " where locktype = 'advisory'").fetchall())
         other = through(gateway, "select ((classid::int8 << 32) | objid::int8) from pg_locks"
                                  " where locktype = 'advisory'")
-    assert leaked_digits(values, clear), clear
-    assert not leaked_digits(values, held + other), held + other
+    assert not leaked_digits(values, clear + held + other), clear + held + other
 
 
 def test_a_large_object_made_of_a_masked_value_fails_closed(gateway: Gateway) -> None:
     values = seeded(gateway)
     with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
-        made = conn.execute(f"select lo_from_bytea({DIGITS}::oid, convert_to(national_id,"
-                            " 'UTF8')) from customers where id = 5").fetchall()
+        # Refused since round 11 (code the gateway cannot follow, given a masked value).
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="masking-effects"):
+            conn.execute(f"select lo_from_bytea({DIGITS}::oid, convert_to(national_id,"
+                         " 'UTF8')) from customers where id = 5")
+        made = [1]
         try:
-            out = str(made) + str(conn.execute("select convert_from(lo_get(l.oid), 'UTF8')"
+            out = str(conn.execute("select convert_from(lo_get(l.oid), 'UTF8')"
                                    " from pg_largeobject_metadata l").fetchall())
             out += str(conn.execute("select * from pg_largeobject_metadata").fetchall())
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.masking.masker import ValueMasker
-from engine.masking.statements import mask_statement
+from engine.masking.statements import mask_statement, runs_unseen
 
 CARD = "4111111111111111"
 
@@ -243,3 +243,56 @@ def test_parameters_of_a_statement_naming_a_masked_column() -> None:
     assert names_any("SELECT f($1) FROM t -- x", _customers) is False
     assert names_any("DO $$ BEGIN PERFORM 1 FROM customers; END $$", _customers)
     assert names_any("SELECT $1 -- customers", _customers) is False
+
+
+# --- literals that reach a masked column through code the text does not show (round 11) ---
+
+_BODIES = {
+    "by_nid": ["select id from customers where national_id = $1"],
+    "via": ["select by_nid(t)"],
+    "clean": ["select upper(t)"],
+}
+
+
+def _names(word: str) -> bool:
+    return word.lower() in ("national_id", "customers")
+
+
+def _unseen(sql: str, relations: dict[str, bool] | None = None) -> bool:
+    return runs_unseen(sql, _names, _BODIES.get,
+                       None if relations is None else (lambda n: relations.get(n, True)))
+
+
+@pytest.mark.parametrize("sql", [
+    "execute p('NID1')",
+    "EXECUTE p($1)",
+    "select by_nid('NID1')",
+    "select * from by_nid($1)",
+    "select via('NID1')",  # one call further
+    "select unknown_fn('NID1')",  # a body the catalog never read
+    "call by_nid('NID1')",
+    "select f(1 from",  # does not parse: cannot tell
+])
+def test_literals_reaching_a_masked_column_unseen_are_tied(sql: str) -> None:
+    assert _unseen(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "select clean('x')", "select upper('x')", "select 1", "select 'execute'",
+    "select pg_catalog.lower('x')",
+])
+def test_literals_reaching_no_masked_column_are_not_tied(sql: str) -> None:
+    assert not _unseen(sql)
+
+
+def test_relations_holding_masked_values_tie_their_literals() -> None:
+    held = {"nids": True, "orders": False}
+    assert _unseen("select id from nids where n = 'NID1'", held)
+    assert _unseen("insert into nids values ('NID1')", held)
+    assert not _unseen("select id from orders where status = 'x'", held)
+    assert _unseen("select * from never_read where v = 'x'", held)
+
+
+def test_a_tied_text_masks_every_literal() -> None:
+    masked, fired = mask_statement("execute p('NID1', 42)", None, _names, tied=True)
+    assert "NID1" not in masked and "42" not in masked and "masked-column" in fired
