@@ -61,6 +61,7 @@ from engine.masking.rendered import (
     rows,
     unterminated,
 )
+from engine.masking.unidigits import fold
 
 MAX_HOLD = 4096  # characters of an unfinished line held back (bytes, for ASCII)
 MAX_KEY_BLOCK = 16384  # characters of a private key block held back until its footer
@@ -547,4 +548,5 @@ def _ends_values(word: str) -> bool:
         word = word[:-1]  # "password": the key's closing quote
     if not word:
         return True
+    word = fold(word)  # a fullwidth digit goes on as an ASCII one does
     return word[-1] not in _CONTINUES and not word.lower().endswith(KEY_ENDINGS)
