@@ -202,7 +202,7 @@ def test_cursor_movement_separates_values() -> None:
     # What follows the movement is drawn elsewhere: not the same value. (At column 10 it
     # would be: the row shows 4242 42424242 4242, a card in groups of 4, 8 and 4.)
     assert whole(b"4242 4242\x1b[20G4242 4242\n") == b"4242 4242\x1b[20G4242 4242\n"
-    assert whole(b"4242 4242\x1b[10G4242 4242\n") == b"4242 4242\x1b[10G**** ****\n"
+    assert whole(b"4242 4242\x1b[10G4242 4242\n") == b"**** ****\x1b[10G**** ****\n"
 
 
 def test_multibyte_characters_are_never_split() -> None:
