@@ -144,3 +144,21 @@ def test_the_prefilter_lets_every_grouped_or_unicode_card_through(
     raw = (around + text + around).encode()
     assert native.prefilter.first(raw) >= 0
     assert native.mask(raw.decode()) == PYTHON.mask(raw.decode())
+
+
+@pytest.mark.parametrize(("type_oid", "raw"), [
+    (774, bytes.fromhex("4012888888881881")),  # macaddr8: 40:12:88:88:88:88:18:81
+    (3220, bytes.fromhex("4012888888881881")),  # pg_lsn: 40128888/88881881
+    (869, bytes([3, 128, 0, 16]) + bytes.fromhex("4012888888881881") + bytes(8)),  # inet
+])
+def test_binary_values_printed_in_hex_groups_are_read_as_their_text(type_oid: int,
+                                                                    raw: bytes) -> None:
+    """A binary macaddr8, pg_lsn or inet is bytes a driver prints as the card's digits: read
+    as PostgreSQL prints it, and NULL when that holds one."""
+    from engine.masking import binary
+
+    fired: list[str] = []
+    assert binary.mask_value(type_oid, raw, MASKER.mask, fired) is None
+    assert "payment_card" in fired
+    clean = bytes.fromhex("0011223344556677")
+    assert binary.mask_value(3220, clean, MASKER.mask, []) == clean
