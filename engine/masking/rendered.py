@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from engine.masking.unidigits import FOLD
+
 # Zero-width characters a terminal draws nothing for (or draws over the cell before them):
 # format characters, combining marks, the line and paragraph separators (U+2028, U+2029: no
 # line break at a terminal), and the C0 controls terminals ignore; and the fillers drawn as a
@@ -36,13 +38,22 @@ _BLANK_FILLERS = frozenset({0x115F, 0x1160, 0x2800, 0x3164, 0xFFA0})
 def _invisible_class() -> str:
     """A character class of the invisible characters of the Basic Multilingual Plane, listed
     one by one (the regex engine tests such a class with a bitmap), and of every character
-    beyond it: the few invisible ones there (tags, variation selectors) are looked through
-    with the others (an emoji inside a value then masks it: more masking, never less)."""
+    beyond it but the digits (``unidigits``: mathematical digits are drawn, and read as the
+    digits they are): the few invisible ones there (tags, variation selectors) are looked
+    through with the others (an emoji inside a value then masks it: more masking, never
+    less)."""
     codes = [code for code in range(0xA0, 0x10000)
              if unicodedata.category(chr(code)) in _ZERO_WIDTH_CATEGORIES
              or code in _BLANK_FILLERS]
+    ranges: list[str] = []
+    start = 0x10000
+    for digit in sorted(code for code in FOLD if code >= 0x10000):
+        if digit > start:
+            ranges.append(f"\\U{start:08x}-\\U{digit - 1:08x}")
+        start = digit + 1
+    ranges.append(f"\\U{start:08x}-\\U0010ffff")
     return ("[\\x00\\x07\\x0e\\x0f\\x7f" + "".join(f"\\u{code:04x}" for code in codes)
-            + "\\U00010000-\\U0010ffff]")
+            + "".join(ranges) + "]")
 
 
 INVISIBLE = _invisible_class()
