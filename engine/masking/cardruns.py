@@ -31,6 +31,7 @@ address and its port, a list of small numbers, a fraction) 1 time in 10.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Iterator
@@ -40,6 +41,10 @@ MAX_RUN = 40  # digits of a run without separators checked window by window
 
 # Digits with at most one separator between any two (ASCII: the detectors read folded text).
 _RUN = re.compile(r"[0-9](?:[\t ./:_-]?[0-9]){12,}")
+_GROUP = re.compile(r"[0-9]+")
+# Luhn's value of each ASCII digit, as it is and doubled.
+_AS_IS = {48 + v: v for v in range(10)}
+_DOUBLED = {48 + v: 2 * v - 9 if v > 4 else 2 * v for v in range(10)}
 # A timestamp (date, time, fraction, offset), each field in range, year 1900-2199.
 _TIMESTAMP = re.compile(
     r"(?<![0-9])(?:19|20|21)[0-9]{2}([-/])(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12][0-9]|3[01])"
@@ -47,48 +52,77 @@ _TIMESTAMP = re.compile(
     r"(?:[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?(?![0-9])")
 
 
-def find(text: str) -> Iterator[tuple[int, int]]:
-    """The spans of ``text`` (ASCII digits) that hold a card in a run, in order."""
+def find(text: str, covered: list[tuple[int, int]] | None = None) -> Iterator[tuple[int, int]]:
+    """The spans of ``text`` (ASCII digits) that hold a card in a run, in order; a run inside
+    one of ``covered`` (sorted spans already found) is not read again."""
     if _TIMESTAMP.search(text) is not None:
         text = _TIMESTAMP.sub(lambda m: "x" * len(m.group()), text)
+    starts = [a for a, _ in covered] if covered else []
     for m in _RUN.finditer(text):
+        if starts:
+            k = bisect.bisect_right(starts, m.start()) - 1
+            if k >= 0 and covered is not None and covered[k][1] >= m.end():
+                continue
         run = m.group()
         if run.isdigit():
-            if len(run) > MAX_RUN:
-                if run.count(run[0]) < len(run):
-                    yield m.span()
-            elif _windows(run, range(len(run)), range(len(run) + 1)):
+            if _contiguous(run):
                 yield m.span()
             continue
         glued = m.start() > 0 and text[m.start() - 1].isalpha()
-        yield from _separated(run, m.start(), glued)
+        yield from _separated(run, m.start(), glued, covered or [], starts)
 
 
-def _separated(run: str, offset: int, glued: bool) -> Iterator[tuple[int, int]]:
+def _contiguous(run: str, *, windows: bool = True) -> bool:
+    """Whether a run of digits alone holds a card: in any window of it (``windows``), or as
+    a whole."""
+    if len(run) < MIN_CARD:
+        return False
+    if len(run) > MAX_RUN:
+        return windows and run.count(run[0]) < len(run)
+    if not windows:
+        return len(run) <= MAX_CARD and _windows(run, [0], [len(run)]) is not None
+    return _windows(run, range(len(run)), range(len(run) + 1)) is not None
+
+
+def _separated(run: str, offset: int, glued: bool, covered: list[tuple[int, int]],
+               covered_starts: list[int]) -> Iterator[tuple[int, int]]:
     """``run`` (at ``offset``) when it holds a card; ``glued``: its first group ends a word
-    (``sp3 401 288 888 888 1881``), and the run without it is read too."""
-    # Each digit's place in the run, and where the groups start and end (in digits).
-    places = [i for i, ch in enumerate(run) if ch.isdigit()]
-    starts = [0] + [k for k in range(1, len(places)) if places[k] != places[k - 1] + 1]
-    count = len(places)
+    (``sp3 401 288 888 888 1881``), and the run without it is read too. A group of 13 digits
+    or more is read as a run of its own too (digits glued to a card in a list of numbers),
+    but for its windows when it is a fraction's (a float's 16 digits would be read as a card
+    two times in three)."""
+    groups = list(_GROUP.finditer(run))
+    sizes = [len(g.group()) for g in groups]
+    count = sum(sizes)
+    starts = list(itertools.accumulate([0, *sizes[:-1]]))
     window_starts, window_ends = [0], [count]
-    first, last = starts[1], count - starts[-1]
-    inner = [b - a for a, b in itertools.pairwise(starts[1:])]
+    first, last = sizes[0], sizes[-1]
     if glued:
         window_starts.append(first)
+    inner = sizes[1:-1]
     if inner and all(size in (4, 6) for size in inner):
         # A card printed in its groups (4-4-4-4, 4-6-5) with digits glued to its first or
         # last group: those cut back to the card's own size.
         window_starts.append(max(first - 4, 0))
         window_ends += [count - max(last - 4, 0), count - max(last - 5, 0)]
-    if min(window_ends) - max(window_starts) > MAX_CARD:
-        return  # too many digits for a card, however cut (a long list of numbers)
-    digits = "".join(run[i] for i in places)
-    found = _windows(digits, window_starts, window_ends)
-    if found is not None:  # masked in whole groups: no glued digit is left beside the mask
-        lo = max(k for k in starts if k <= found[0])
-        hi = min(k for k in [*starts[1:], count] if k >= found[1])
-        yield offset + places[lo], offset + places[hi - 1] + 1
+    if min(window_ends) - max(window_starts) <= MAX_CARD:
+        digits = "".join(g.group() for g in groups)
+        found = _windows(digits, window_starts, window_ends)
+        if found is not None:  # masked in whole groups: no glued digit is left beside it
+            lo = bisect.bisect_right(starts, found[0]) - 1
+            hi = bisect.bisect_left([a + n for a, n in zip(starts, sizes, strict=True)],
+                                    found[1])
+            yield offset + groups[lo].start(), offset + groups[hi].end()
+            return
+    for g in groups:
+        if len(g.group()) >= MIN_CARD:
+            if covered_starts:
+                k = bisect.bisect_right(covered_starts, offset + g.start()) - 1
+                if k >= 0 and covered[k][1] >= offset + g.end():
+                    continue  # found already
+            fraction = run[g.start() - 1:g.start()] == "." or run[g.end():g.end() + 1] == "."
+            if _contiguous(g.group(), windows=not fraction):
+                yield offset + g.start(), offset + g.end()
 
 
 def _windows(digits: str, starts: range | list[int], ends: range | list[int]) -> (
@@ -97,12 +131,12 @@ def _windows(digits: str, starts: range | list[int], ends: range | list[int]) ->
     digits that is a card, or None. Luhn of a window from prefix sums: a digit is doubled when
     its distance from the window's end is odd, so which of two sums a window takes depends on
     the parity of its end only."""
-    sums = ([0], [0])  # digit i as is when i has the parity, doubled otherwise
-    for i, ch in enumerate(digits):
-        v = ord(ch) - 48
-        d = 2 * v - 9 if v > 4 else 2 * v
-        sums[0].append(sums[0][-1] + (v if i % 2 == 0 else d))
-        sums[1].append(sums[1][-1] + (v if i % 2 else d))
+    raw = digits.encode("ascii")
+    # digit i as is when i has the parity, doubled otherwise
+    sums = (list(itertools.accumulate((_AS_IS[c] if i % 2 == 0 else _DOUBLED[c]
+                                       for i, c in enumerate(raw)), initial=0)),
+            list(itertools.accumulate((_DOUBLED[c] if i % 2 == 0 else _AS_IS[c]
+                                       for i, c in enumerate(raw)), initial=0)))
     allowed = set(starts)
     lo = hi = -1
     for end in ends:

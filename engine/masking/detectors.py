@@ -98,7 +98,8 @@ class _CardDetector(Detector):
 
     def find(self, text: str) -> Iterator[Finding]:
         found = list(super().find(text))
-        runs = [Finding(a, b, self.name) for a, b in cardruns.find(text)]
+        covered = [(f.start, f.end) for f in found]
+        runs = [Finding(a, b, self.name) for a, b in cardruns.find(text, covered)]
         if not runs:
             yield from found
             return

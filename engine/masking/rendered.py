@@ -202,7 +202,7 @@ def rows(text: str) -> list[tuple[str, list[int]]]:
 def drawn(text: str) -> tuple[list[tuple[str, list[int]]], int]:
     """The rows ``text`` draws, from the first column of its first row: each as its text (a
     blank where nothing was drawn) and, for each cell, the index in ``text`` of the character
-    drawn there last (-1: none); and where in ``text`` the last escape ends that the rows do
+    drawn there last (-1: none); and where in ``text`` the first escape ends that the rows do
     not follow exactly (-1: none), after which what is drawn may be anywhere.
 
     A line feed goes to the start of the next row (as a terminal behind a pseudo-terminal
@@ -264,7 +264,7 @@ def drawn(text: str) -> tuple[list[tuple[str, list[int]]], int]:
             if switch == "l":
                 if alternate is None:  # left a screen entered before: where is not known
                     grid = new_frame()
-                    lost = m.end()
+                    lost = m.end() if lost < 0 else lost
                 else:  # what the alternate screen showed is read apart
                     if grid:
                         frames.append(grid)
@@ -272,7 +272,7 @@ def drawn(text: str) -> tuple[list[tuple[str, list[int]]], int]:
                     alternate = None
                 continue
             if not _followed(seq, params, final):
-                lost = m.end()
+                lost = m.end() if lost < 0 else lost
             if params[:1] in ("?", "<", "=", ">") or _intermediates(seq) or not is_moving(seq):
                 if final == "K" and not _intermediates(seq) and params[:1] not in "?<=>":
                     grid[row] = _erased_in_line(cells, col, _first(params, 0))
@@ -319,7 +319,7 @@ def drawn(text: str) -> tuple[list[tuple[str, list[int]]], int]:
             elif final == "u":
                 if saved is None:
                     grid = new_frame()
-                    lost = m.end()
+                    lost = m.end() if lost < 0 else lost
                 else:
                     row, col = saved
             else:  # to a place, scrolling, erasing the screen, margins: rows counted anew
@@ -334,14 +334,14 @@ def drawn(text: str) -> tuple[list[tuple[str, list[int]]], int]:
             code = m.group()[1:]
             if code not in _FOLLOWED_ESC and not code.startswith(
                     ("(", ")", "*", "+", "#", "]", "P", "_", "^", "X")):
-                lost = m.end()
+                lost = m.end() if lost < 0 else lost
             if code == "7":
                 saved = (row, col)
             elif code == "8":
                 if saved is None:
                     grid = new_frame()
                     row = 0
-                    lost = m.end()
+                    lost = m.end() if lost < 0 else lost
                 else:
                     row, col = saved
             elif code == "M":

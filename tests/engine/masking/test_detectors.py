@@ -99,6 +99,11 @@ FOUND = [
     ("payment_card", "40_12 888:888 88:1 8-81", ["40_12 888:888 88:1 8-81"]),
     # Fractions are groups too: a card divided by a power of ten.
     ("payment_card", "-0.4111111111111111", ["0.4111111111111111"]),
+    # A group of 13-19 digits that is a card is one wherever it stands (cat pre.txt k.txt
+    # with "1." in pre.txt); digits glued to a card in a list of numbers too.
+    ("payment_card", "pi 3.4242424242424242", ["4242424242424242"]),
+    ("payment_card", "1.4111111111111111", ["4111111111111111"]),
+    ("payment_card", "12 34 340128888888818815 7", ["340128888888818815"]),
     # Digits glued to a card (cat k.txt suffix): the run is masked whole, as are the groups
     # a card's digits touch in a separated run; and a run longer than 40 digits.
     ("payment_card", "40128888888818815", ["40128888888818815"]),
@@ -164,8 +169,7 @@ NOT_FOUND = [
     ("payment_card", "4111 1111 1111 1113"),
     ("payment_card", "0000 0000 0000 0000"),  # a placeholder
     ("payment_card", "ts 2024/01/02 12:30:45"),  # a date and a time
-    ("payment_card", "pi 3.4242424242424242"),  # a fraction (17 digits that fail Luhn)
-    ("payment_card", "1.4111111111111111"),
+    ("payment_card", "pi 3.4444444444444441"),  # a fraction that is no card, however read
     ("payment_card", "4111/1111/1111/1113"),  # Luhn fails
     ("payment_card", "-4111111111111113"),  # a signed number that fails Luhn
     ("payment_card", "000000000000000000"),  # zeros only
