@@ -13,7 +13,8 @@ tabs, groups of three; and ``cat k.txt suffix`` glues a digit to a card that end
   files, SQL's ``||``). In a run with separators the whole run counts; when its inner groups
   have a card's sizes (4, or the 6 of 4-6-5), the run with its first group cut to 4 digits or
   its last to 4 or 5 (``4012 8888 8888 18815``); and the run without its first group when
-  that group ends a word (``sp3 401 288 888 888 1881``);
+  that group ends a word (``sp3 401 288 888 888 1881``). A group of 13 digits or more is read
+  as a run without separators of its own (but whole only when it is a fraction's);
 - a run without separators longer than ``MAX_RUN`` digits is masked whole unchecked (about
   every run of 25 digits or more holds a window that passes Luhn; checking costs time), unless
   it is one digit repeated (``b'1111…'``), in which no window is a card;
