@@ -15,6 +15,7 @@ detectors read it, and answers a value the client can still decode:
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 import uuid
 from collections.abc import Callable
@@ -49,6 +50,10 @@ RANGE_OF = {3904: 23, 3926: 20, 3906: 1700, 3912: 1082, 3908: 1114, 3910: 1184}
 MULTIRANGE_OF = {4451: 3904, 4536: 3926, 4532: 3906, 4535: 3912, 4533: 3908, 4534: 3910}
 _GEOMETRIC = frozenset({600, 601, 602, 603, 604, 628, 718})
 _F8 = struct.Struct("!d")
+# Types printed as hexadecimal digits, which may be a card's (``card_t::macaddr8`` prints
+# 40:12:88:88:88:88:18:81, ``pg_lsn`` 40128888/88881881): read as their text.
+_HEX_PAIRS = {829: 6, 774: 8}
+PG_LSN, INET, CIDR = 3220, 869, 650
 
 
 class Undecodable(ValueError):
@@ -59,6 +64,7 @@ def known(type_oid: int) -> bool:
     return (type_oid in TEXT_LIKE or type_oid in (BYTEA, RECORD, 1700, 2950, MONEY)
             or type_oid in _INTS
             or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in _NO_TEXT
+            or type_oid in _HEX_PAIRS or type_oid in (PG_LSN, INET, CIDR)
             or type_oid in RANGE_OF or type_oid in MULTIRANGE_OF or type_oid in _GEOMETRIC)
 
 
@@ -85,6 +91,17 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
         return str(uuid.UUID(bytes=raw))
     if type_oid in _NO_TEXT:
         return None
+    if type_oid in _HEX_PAIRS:  # macaddr, macaddr8: as PostgreSQL prints them
+        if len(raw) != _HEX_PAIRS[type_oid]:
+            raise Undecodable(type_oid)
+        return ":".join(f"{b:02x}" for b in raw)
+    if type_oid == PG_LSN:
+        if len(raw) != 8:
+            raise Undecodable(type_oid)
+        high, low = struct.unpack("!II", raw)
+        return f"{high:X}/{low:X}"
+    if type_oid in (INET, CIDR):
+        return _inet(raw)
     if type_oid in RANGE_OF:
         return _range(RANGE_OF[type_oid], raw)
     if type_oid in MULTIRANGE_OF:
@@ -92,6 +109,17 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
     if type_oid in _GEOMETRIC:
         return _floats(raw)
     raise Undecodable(type_oid)
+
+
+def _inet(raw: bytes) -> str:
+    """An inet or cidr value as its address and prefix length (IPv6 in groups: hex digits)."""
+    if len(raw) < 4 or raw[0] not in (2, 3) or len(raw) != 4 + raw[3]:
+        raise Undecodable("inet")
+    try:
+        address = ipaddress.ip_address(raw[4:])
+    except ValueError as exc:
+        raise Undecodable("inet") from exc
+    return f"{address.exploded}/{raw[1]} {address}"
 
 
 def _range(subtype: int, raw: bytes) -> str | None:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from engine.masking import cardruns
+
 
 class Finding(NamedTuple):
     """A span of text to mask, and the detector that found it. (A tuple: cheap to make.)"""
@@ -87,6 +89,28 @@ class Detector:
             if start >= 0 and end > start and self.validate(text[start:end]):
                 return Finding(start, end, self.name)
         return None
+
+
+@dataclass(frozen=True)
+class _CardDetector(Detector):
+    """Payment cards: the pattern's groupings and numeric forms, and cards in runs of digits
+    of any grouping or with digits glued on (``engine.masking.cardruns``), merged."""
+
+    def find(self, text: str) -> Iterator[Finding]:
+        found = list(super().find(text))
+        covered = [(f.start, f.end) for f in found]
+        runs = [Finding(a, b, self.name) for a, b in cardruns.find(text, covered)]
+        if not runs:
+            yield from found
+            return
+        merged: list[Finding] = []
+        for f in sorted(found + runs):
+            if merged and f.start < merged[-1].end:
+                last = merged[-1]
+                merged[-1] = Finding(last.start, max(last.end, f.end), self.name)
+            else:
+                merged.append(f)
+        yield from merged
 
 
 def _spaced_on(text: str, end: int) -> bool:
@@ -208,7 +232,8 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # The trigger of every number-shaped detector, one regex so that the pre-screen searches once.
 # Each detector's shape has one of its parts: four digits, maybe a separator, four digits (cards);
 # 3-2-4 (SSNs); 3-4 (North American phones); a + and five digits (E.164, not a time zone like
-# +0200); two capitals and two digits (IBANs). Dates, times, IP addresses and version numbers
+# +0200); two capitals and two digits (IBANs); 13 digits with at most one separator between
+# any two (a card in a run, ``cardruns``). Short dates, times, IP addresses and version numbers
 # have none of them. Each part starts where a run of digits starts (every detector's left
 # boundary excludes a digit before it), so only those digits are tried; and the regex starts
 # with a character class, which the engine skips to in C.
@@ -216,7 +241,8 @@ DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
                    | (?<!\d\d)(?<=\d)\d (?: \d\d[\ -/:-@\[-`{-~]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
                                        | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
                    | (?<!\d\d)(?<=\d)(?:[\ -/:-@\[-`{-~]\d){8}
-                   | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3} )"""
+                   | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3}
+                   | (?<!\d\d)(?<=\d)(?:[\t\ ./:_-]?\d){12} )"""
 
 # One separator between a card's digit groups, where the groups may be separated by different
 # ones: printable ASCII but letters, digits, the point and the comma (see payment_card).
@@ -241,7 +267,8 @@ NATIVE_TRIGGERS: dict[str, str] = {
              r"|\d{4,5}\.\d{6,7}[eE])"
              r"|\d(?:[ -/:-@\[-`{-~]\d){8}"
              r"|[A-Z]{2}\d\d"
-             r"|\d\d?\d?,\d{3},\d{3},\d{3}"),
+             r"|\d\d?\d?,\d{3},\d{3},\d{3}"
+             r"|\d(?:[\t ./:_\-]?\d){12}"),
     ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
 }
 
@@ -323,7 +350,7 @@ _DETECTORS = (
     # DIGITS: a run of 8 digits, or 6 and 6 around the point of a mantissa. (Every branch has
     # 8 digits or separators after its first digit: the look-ahead turns the many short
     # numbers away at once.)
-    _builtin("payment_card", r"""
+    _CardDetector("payment_card", re.compile(r"""
         \d (?<!\d\d) (?<!\d\.\d) (?=[\ -@\[-`{-~]{8})
         (?: \d{2,3}(?P<s1>[\ ,._-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
           | \d{2,3}{sep}\d{4}{sep}\d{4}{sep}\d{4}
@@ -338,7 +365,7 @@ _DETECTORS = (
           | (?: \d*+\.\d{8,}+ | \d{7,}+\.\d++ | \d{5,6}+\.\d{6,7}+ ) [eE][+-]?\d+ )
         (?:\.\d+)? (?:[eE][+-]?\d+)?
         (?! \.\d | \d )
-        """.replace("{sep}", _MIXED_SEPARATOR), DIGITS, _card_valid),
+        """.replace("{sep}", _MIXED_SEPARATOR), re.ASCII | re.VERBOSE), _card_valid, DIGITS),
     # Country, check digits, then the rest together or in groups of four.
     _builtin("iban", r"""
         [A-Z] (?<![A-Za-z0-9][A-Z]) [A-Z]\d{2}

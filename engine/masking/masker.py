@@ -34,6 +34,9 @@ from engine.masking.escaped import TRIGGER as ESCAPE_TRIGGER
 from engine.masking.escaped import EscapedValues, escape, has_escape, unescape, widened
 from engine.masking.prefilter import Prefilter
 from engine.masking.strategies import REDACT, SEPARATORS, Strategy
+from engine.masking.unidigits import BYTES_TRIGGER as FOLDED_BYTES
+from engine.masking.unidigits import NATIVE_TRIGGER as FOLDED_NATIVE
+from engine.masking.unidigits import fold
 
 
 class ValueMasker:
@@ -98,6 +101,10 @@ class ValueMasker:
         # wherever one of them matches. Per call it costs one search instead of six; on a long
         # buffer the substring tests stay, as they skip in memchr rather than at each ``e``.
         short = [f"[\\x{ord(w[0]):02x}]{re.escape(w[1:])}" for w in literals] + regexes
+        # Unicode digits and separators (``unidigits``): ``find`` reads them folded to ASCII,
+        # so the byte screens let a value holding one through (in its UTF-8 form).
+        self._folded_bytes = re.compile(FOLDED_BYTES.encode("ascii"))
+        short.append(FOLDED_BYTES)
         if encodings:  # a candidate run, a %XX or JSON escape lets a value through to ``find``
             short += list(_ENCODED)
             self._encoded_bytes: re.Pattern[bytes] | None = re.compile(
@@ -116,7 +123,7 @@ class ValueMasker:
         if native and not self._untriggered:
             self.prefilter = prefilter.build(
                 triggers, NATIVE_TRIGGERS,
-                encoded=_ENCODED if encodings else ())
+                encoded=(*(_ENCODED if encodings else ()), FOLDED_NATIVE))
         # For ``ResultMasker``: one search per DataRow instead of a screen per value. Sound only
         # for a pattern whose match in a value alone is also a match inside the row around it
         # (engine.masking.pg.TextMasker), so anything context-dependent turns it off.
@@ -156,6 +163,8 @@ class ValueMasker:
             return True
         if self._encoded_bytes is not None and self._encoded_bytes.search(data) is not None:
             return True
+        if not data.isascii() and self._folded_bytes.search(data) is not None:
+            return True
         if not self._untriggered:
             return False
         text = data.decode("utf-8", "surrogateescape")
@@ -173,7 +182,10 @@ class ValueMasker:
         return any(d.pattern.search(text) is not None for d in self._untriggered)
 
     def find(self, text: str) -> list[Finding]:
-        """The spans to mask in ``text``, in order, not overlapping."""
+        """The spans to mask in ``text``, in order, not overlapping. Unicode digits and
+        separators are read as the ASCII they show (``unidigits.fold``: one character for one,
+        so the spans are those of ``text``)."""
+        text = fold(text)
         if not self.screen_text(text):
             return []
         found: list[tuple[int, int, int, Finding]] = []

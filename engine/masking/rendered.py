@@ -25,20 +25,35 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from engine.masking.unidigits import FOLD
+
 # Zero-width characters a terminal draws nothing for (or draws over the cell before them):
-# format characters, combining marks, and the C0 controls terminals ignore.
-_ZERO_WIDTH_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+# format characters, combining marks, the line and paragraph separators (U+2028, U+2029: no
+# line break at a terminal), and the C0 controls terminals ignore; and the fillers drawn as a
+# blank (Hangul fillers, the blank braille pattern), which split a value no more than a blank.
+_ZERO_WIDTH_CATEGORIES = frozenset({"Cf", "Mn", "Me", "Zl", "Zp"})
+_BLANK_FILLERS = frozenset({0x115F, 0x1160, 0x2800, 0x3164, 0xFFA0})
 
 
 def _invisible_class() -> str:
     """A character class of the invisible characters of the Basic Multilingual Plane, listed
     one by one (the regex engine tests such a class with a bitmap), and of every character
-    beyond it: the few invisible ones there (tags, variation selectors) are looked through
-    with the others (an emoji inside a value then masks it: more masking, never less)."""
+    beyond it but the digits (``unidigits``: mathematical digits are drawn, and read as the
+    digits they are): the few invisible ones there (tags, variation selectors) are looked
+    through with the others (an emoji inside a value then masks it: more masking, never
+    less)."""
     codes = [code for code in range(0xA0, 0x10000)
-             if unicodedata.category(chr(code)) in _ZERO_WIDTH_CATEGORIES]
+             if unicodedata.category(chr(code)) in _ZERO_WIDTH_CATEGORIES
+             or code in _BLANK_FILLERS]
+    ranges: list[str] = []
+    start = 0x10000
+    for digit in sorted(code for code in FOLD if code >= 0x10000):
+        if digit > start:
+            ranges.append(f"\\U{start:08x}-\\U{digit - 1:08x}")
+        start = digit + 1
+    ranges.append(f"\\U{start:08x}-\\U0010ffff")
     return ("[\\x00\\x07\\x0e\\x0f\\x7f" + "".join(f"\\u{code:04x}" for code in codes)
-            + "\\U00010000-\\U0010ffff]")
+            + "".join(ranges) + "]")
 
 
 INVISIBLE = _invisible_class()
@@ -66,12 +81,66 @@ def has_invisible(text: str) -> bool:
 _STRING_START = frozenset({"\x1b]", "\x1bP", "\x1b_", "\x1b^", "\x1bX"})
 
 # CSI finals that move the cursor or change cells other than by drawing (insert, delete,
-# erase characters or the display, repeat, scroll, margins, restore the cursor).
-_MOVING_CSI = frozenset("@ABCDEFGHIJLMPSTXZ`abdefru")
+# erase characters or the display, repeat, scroll, margins, restore the cursor, tabs).
+_MOVING_CSI = frozenset("@ABCDEFGHIJLMPSTXZ`abdefruI")
 _MOVING_ESC = frozenset("78DEMc")
 # Somewhere in a text: a control or an escape that may move the cursor (colours do not).
 # (A carriage return at the end may be the first half of a line break: ``stream`` decides.)
 _HINT = re.compile(r"[\x08\x0b\x0c]|\r(?!\n|\Z)|\x1b(?!\[[0-9;:]*m)")
+
+
+def lost_after(text: str, lost: bool, entered: bool | None) -> tuple[bool, bool | None]:
+    """Whether, after ``text``, where output is drawn is not known (``drawn``), and whether it
+    was when the alternate screen now in use was entered (None: the main screen is in use);
+    ``lost`` and ``entered`` say so before it. Leaving the alternate screen brings back the
+    main screen as it was (and its cursor): as known as it was then."""
+    if "\x1b" not in text:
+        return lost, entered
+    saved = False  # a cursor saved in ``text``: restoring it is followed
+    for m in _TOKEN.finditer(text):
+        if m.lastgroup != "esc":
+            continue
+        seq, final, params = m.group(), m.group("final"), m.group("params") or ""
+        if final is None:
+            code = seq[1:]
+            if code == "c":
+                lost, entered = False, None
+            elif code in ("7", "8"):
+                lost = lost or (code == "8" and not saved)
+                saved = saved or code == "7"
+            elif code not in _FOLLOWED_ESC and not code.startswith(
+                    ("(", ")", "*", "+", "#", "]", "P", "_", "^", "X")):
+                lost = True
+        elif _alternate(params, final) == "h":
+            if entered is None:
+                entered = lost
+            lost = False
+        elif _alternate(params, final) == "l":
+            lost, entered = (True if entered is None else entered), None
+        elif final == "J" and _first(params, 0) == 2:
+            lost = False
+        elif final in "su" and not params:
+            lost = lost or (final == "u" and not saved)
+            saved = saved or final == "s"
+        elif not _followed(seq, params, final):
+            lost = True
+    return lost, entered
+
+
+def _alternate(params: str, final: str) -> str | None:
+    """``h`` or ``l`` for a CSI that enters or leaves the alternate screen, else None."""
+    if final in "hl" and params[:1] == "?" and any(
+            p in ("47", "1047", "1049") for p in params[1:].split(";")):
+        return final
+    return None
+
+
+_BLANKED = re.compile(r"\x1b(?:\[2J|c)")
+
+
+def blanked(text: str) -> bool:
+    """Whether ``text`` erases the whole screen (or resets the terminal)."""
+    return "\x1b" in text and _BLANKED.search(text) is not None
 
 
 def unterminated(seq: str) -> bool:
@@ -126,17 +195,32 @@ _MAX_COL = 1 << 16  # a move further right than any screen is as far as this
 
 
 def rows(text: str) -> list[tuple[str, list[int]]]:
+    """The rows ``text`` draws (``drawn``'s first part)."""
+    return drawn(text)[0]
+
+
+def drawn(text: str) -> tuple[list[tuple[str, list[int]]], int]:
     """The rows ``text`` draws, from the first column of its first row: each as its text (a
     blank where nothing was drawn) and, for each cell, the index in ``text`` of the character
-    drawn there last (-1: none). A line feed goes to the start of the next row (as a terminal
-    behind a pseudo-terminal does); moves up and down are followed; a move to a place on the
-    screen, scrolling or erasing the screen starts a new reckoning of rows (what was drawn
-    before is read apart from what is drawn after)."""
+    drawn there last (-1: none); and where in ``text`` the first escape ends that the rows do
+    not follow exactly (-1: none), after which what is drawn may be anywhere.
+
+    A line feed goes to the start of the next row (as a terminal behind a pseudo-terminal
+    does); moves along the row (tabs at every 8 columns, back tabs), up and down are followed,
+    and so are edits of the row (insert, delete, erase, repeat); a move to a place on the
+    screen, scrolling, inserting or deleting lines, margins, an alternate screen, insert mode,
+    tab stops changed, rectangles, and any escape not known to draw nothing start a new
+    reckoning of rows (what was drawn before is read apart from what is drawn after) and are
+    not followed exactly (but erasing the whole screen, or a reset, leaves it blank: what is
+    drawn after it is followed again)."""
     frames: list[dict[int, dict[int, int]]] = []
     grid: dict[int, dict[int, int]] = {}
     row = col = 0
     saved: tuple[int, int] | None = None
     last = -1
+    lost = -1
+    alternate: tuple[dict[int, dict[int, int]], int, int, tuple[int, int] | None, int] | None
+    alternate = None
 
     def new_frame() -> dict[int, dict[int, int]]:
         nonlocal saved
@@ -170,11 +254,29 @@ def rows(text: str) -> list[tuple[str, list[int]]]:
         elif kind == "esc" and m.group("final") is not None:
             final = m.group("final")
             params = m.group("params") or ""
+            seq = m.group()
             cells = grid.setdefault(row, {})
-            if params[:1] in ("?", "<", "=", ">") or not is_moving(m.group()):
-                if final == "K":
+            switch = _alternate(params, final)
+            if switch == "h":  # a blank screen; the main one kept as it is, with its cursor
+                alternate = (grid, row, col, saved, lost)
+                grid, saved, lost = {}, None, -1
+                continue
+            if switch == "l":
+                if alternate is None:  # left a screen entered before: where is not known
+                    grid = new_frame()
+                    lost = m.end() if lost < 0 else lost
+                else:  # what the alternate screen showed is read apart
+                    if grid:
+                        frames.append(grid)
+                    grid, row, col, saved, lost = alternate
+                    alternate = None
+                continue
+            if not _followed(seq, params, final):
+                lost = m.end() if lost < 0 else lost
+            if params[:1] in ("?", "<", "=", ">") or _intermediates(seq) or not is_moving(seq):
+                if final == "K" and not _intermediates(seq) and params[:1] not in "?<=>":
                     grid[row] = _erased_in_line(cells, col, _first(params, 0))
-                elif final == "s":
+                elif final == "s" and not params:
                     saved = (row, col)
                 continue
             n = max(_first(params, 1), 1)
@@ -192,6 +294,10 @@ def rows(text: str) -> list[tuple[str, list[int]]]:
                 row, col = row + n, 0
             elif final == "F":
                 row, col = row - n, 0
+            elif final == "I":
+                col = min((col // _TAB + min(n, _MAX_COL)) * _TAB, _MAX_COL)
+            elif final == "Z":
+                col = max(((col + _TAB - 1) // _TAB - n) * _TAB, 0)
             elif final == "X":
                 for c in range(col, min(col + n, _MAX_COL)):
                     cells.pop(c, None)
@@ -204,25 +310,38 @@ def rows(text: str) -> list[tuple[str, list[int]]]:
                 for _ in range(min(n, _MAX_COL - col)):
                     cells[col] = last
                     col += 1
+            elif final == "J" and _first(params, 0) == 3:
+                pass  # the scrollback erased: the screen stays
+            elif final == "J" and _first(params, 0) in (0, 1):
+                below = _first(params, 0) == 0
+                grid = {r: (_erased_in_line(c, col, 0 if below else 1) if r == row else c)
+                        for r, c in grid.items() if (r <= row if below else r >= row)}
             elif final == "u":
                 if saved is None:
                     grid = new_frame()
+                    lost = m.end() if lost < 0 else lost
                 else:
                     row, col = saved
             else:  # to a place, scrolling, erasing the screen, margins: rows counted anew
                 grid = new_frame()
                 row = 0
+                if final == "J":
+                    lost = -1  # a blank screen: what is drawn next is all there is
                 if final in "Hf":
                     parts = params.split(";")
                     col = max(_first(parts[1] if len(parts) > 1 else "", 1), 1) - 1
         elif kind == "esc":
             code = m.group()[1:]
+            if code not in _FOLLOWED_ESC and not code.startswith(
+                    ("(", ")", "*", "+", "#", "]", "P", "_", "^", "X")):
+                lost = m.end() if lost < 0 else lost
             if code == "7":
                 saved = (row, col)
             elif code == "8":
                 if saved is None:
                     grid = new_frame()
                     row = 0
+                    lost = m.end() if lost < 0 else lost
                 else:
                     row, col = saved
             elif code == "M":
@@ -234,18 +353,53 @@ def rows(text: str) -> list[tuple[str, list[int]]]:
             elif code == "c":
                 grid = new_frame()
                 row = col = 0
+                lost = -1
     if grid:
         frames.append(grid)
+    if alternate is not None and alternate[0]:
+        frames.append(alternate[0])  # the main screen, under the alternate one
     out: list[tuple[str, list[int]]] = []
     for frame in frames:
         for _, cells in sorted(frame.items()):
             if not cells:
                 continue
-            drawn = [-1] * (max(cells) + 1)
+            cells_drawn = [-1] * (max(cells) + 1)
             for c, i in cells.items():
-                drawn[c] = i
-            out.append(("".join(text[i] if i >= 0 else " " for i in drawn), drawn))
-    return out
+                cells_drawn[c] = i
+            out.append(("".join(text[i] if i >= 0 else " " for i in cells_drawn), cells_drawn))
+    return out, lost
+
+
+# What ``drawn`` follows exactly: CSI finals (without a private prefix or intermediates) that
+# it models or that draw nothing (colours, erasing, device reports), two-byte escapes that
+# draw nothing or that it models (a reset starts a blank screen), private modes that change
+# nothing drawn (cursor keys and visibility, blinking, mouse and focus reports, meta keys,
+# bracketed paste, synchronized output), and the intermediates of a cursor style and of
+# character protection. (Charsets, ``ESC (`` …, and line sizes, ``ESC #`` …, keep the cells
+# where they are.)
+_FOLLOWED_CSI = frozenset("ABCDEFGIJKPXZ`@abcemnsu")
+_FOLLOWED_ESC = frozenset({"7", "8", "D", "E", "M", "c", "=", ">", "\\", "N", "O"})
+_HARMLESS_MODES = frozenset({1, 12, 25, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1015, 1034,
+                             1035, 1036, 1039, 2004, 2026})
+_HARMLESS_INTERMEDIATES = frozenset({" q", '"q'})
+
+
+def _followed(seq: str, params: str, final: str) -> bool:
+    """Whether ``drawn`` follows a CSI ``seq`` exactly."""
+    body = seq[2:-1]
+    inter = "".join(ch for ch in body if " " <= ch <= "/")
+    if inter:
+        return inter + final in _HARMLESS_INTERMEDIATES
+    if params[:1] == "?":
+        return final in "hl" and all(
+            p.isdigit() and int(p) in _HARMLESS_MODES for p in params[1:].split(";"))
+    if params[:1] in ("<", "=", ">"):
+        return final not in "hl"  # key modifiers, device attributes: nothing drawn
+    if final == "J":
+        return _first(params, 0) in (0, 1, 2, 3)  # (2: all blank, read apart, exactly)
+    if final == "l":
+        return all(p in ("", "4", "20") for p in params.split(";"))  # replace mode
+    return final in _FOLLOWED_CSI
 
 
 def _first(params: str, default: int) -> int:

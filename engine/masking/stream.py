@@ -54,13 +54,16 @@ from engine.masking.escaped import has_escape
 from engine.masking.masker import ValueMasker
 from engine.masking.rendered import (
     ESCAPE,
+    blanked,
+    drawn,
     escapes,
     has_invisible,
     looked_through,
+    lost_after,
     may_move,
-    rows,
     unterminated,
 )
+from engine.masking.unidigits import fold
 
 MAX_HOLD = 4096  # characters of an unfinished line held back (bytes, for ASCII)
 MAX_KEY_BLOCK = 16384  # characters of a private key block held back until its footer
@@ -108,6 +111,11 @@ class StreamMasker:
         # to what an earlier line left is read with those lines.
         self._above: deque[str] = deque(maxlen=_ROWS_ABOVE)
         self._line_rows = False
+        # Whether an escape the rendered rows do not follow (a move to a place on the screen,
+        # scrolling, an alternate screen…) came on an earlier line with no blank screen
+        # since: where output is drawn is not known, and its digits are starred.
+        self._lost = False
+        self._entered: bool | None = None  # ``_lost`` when the alternate screen was entered
         # Word cuts are derived from the built-in patterns; a custom one may match anything.
         self._word_cuts = all(is_builtin(d) for d in masker.detectors)
         self._keys = any(d.name == "private_key" and is_builtin(d) for d in masker.detectors)
@@ -131,14 +139,14 @@ class StreamMasker:
         """``text`` masked as a release would mask it, without counting its values: for a
         terminal that must draw a part of what was released differently from the record
         (``on_line``: drawn after what has been released of the current line)."""
-        counts = self.counts
+        counts, lost, entered = self.counts, self._lost, self._entered
         self.counts = Counter()
         try:
             if on_line:
                 return self._mask(text, self._line, self._line_moves, self._line_rows)
             return self._mask(text)
         finally:
-            self.counts = counts
+            self.counts, self._lost, self._entered = counts, lost, entered
 
     def preview(self) -> str | None:
         """The tail as ``flush`` would release it now (masked as it stands), without releasing
@@ -260,8 +268,8 @@ class StreamMasker:
                 if unterminated(seq):
                     limit = esc.start()
                     break
-                if seq != "\x1b[" and not looked_through(seq):
-                    start = esc.end()
+                if seq != "\x1b[" and not looked_through(seq) and not _REPEAT.fullmatch(seq):
+                    start = esc.end()  # (a repeat draws: what follows may go on its value)
             start = min(start, limit)
         floor = self._rejected if start == 0 else start
         cut = start
@@ -370,7 +378,7 @@ class StreamMasker:
         masked = self._mask_text(text)
         if line.endswith("\r") and masked[:1] != "\n":
             moves = True  # a carriage return the line feed did not follow
-        if not moves and not may_move(masked):
+        if not moves and not self._lost and not may_move(masked):
             return masked
         # A line in which the cursor moves (or an escape seems to split text) is read again as
         # the screen would show it, masked: a value there that this text draws a part of (a
@@ -385,40 +393,87 @@ class StreamMasker:
             piece = masked[start:end]
             before, moved, rows_moved = (line, moves, vertical) if start == 0 else (
                 "", False, False)
-            if moved or may_move(piece):
+            lost = self._lost
+            if lost or moved or may_move(piece):
                 if rows_moved or _VERTICAL.search(piece):
                     before = "\n".join([*above[-_ROWS_ABOVE:], before])
-                piece = self._drawn_values(before, piece)
+                piece = self._drawn_values(before, piece, lost)
+            self._lost, self._entered = lost_after(piece, lost, self._entered)
             above.append((line + piece if start == 0 else piece).rstrip("\n")[:_ABOVE_CONTEXT])
             start = end
             out.append(piece)
         return "".join(out)
 
-    def _drawn_values(self, before: str, piece: str) -> str:
+    def _drawn_values(self, before: str, piece: str, lost_before: bool = False) -> str:
         """``piece`` (drawn after ``before`` on the same line) with the characters starred
-        that draw a value the row shows out of the text's order: those of the value drawn
-        after the last cursor movement before its last character (what went before that
-        movement was released, and shown, before the value was complete)."""
-        drawn = before + piece.rstrip("\r\n")
+        that draw a value the row shows out of the text's order: every character of the
+        piece that drew one of its cells, and a repeat (``ESC[7b``) that drew some becomes
+        the stars it would have drawn. After an escape the rows do not follow exactly (a
+        move to a place on the screen, scrolling, insert mode…: ``rendered.drawn``), where
+        the piece draws is not known: every digit it draws from there is starred (fail
+        closed: a value may be completed there with what the screen already shows), and so
+        is every digit of a piece drawn while that holds from an earlier line
+        (``lost_before``)."""
+        text = before + piece.rstrip("\r\n")
+        shown_rows, lost = drawn(text)
         starred: set[int] = set()
-        for shown, cells in rows(drawn):
+        repeats = False
+        for shown, cells in shown_rows:
             for f in self.masker.find(shown):
                 span = cells[f.start:f.end]
                 last = max(span)
-                if last < len(before) or _in_order(drawn, span):
+                if last < len(before) or _in_order(text, span):
                     continue
-                since = max(_last_move(drawn, last), len(before))
-                hidden = {i - len(before) for i in span if i >= since}
-                if hidden - starred:
+                hidden = {i - len(before) for i in span if i >= len(before)}
+                repeats = repeats or len(set(span)) < len(span)
+                if hidden - starred or repeats:
                     starred |= hidden
                     self.counts[f.detector] += 1
-        if not starred:
-            return piece
-        if self.masker.keep_length:  # a file transfer: a star for each byte
-            return "".join(_stars_of(ch) if i in starred and not ch.isspace() else ch
-                           for i, ch in enumerate(piece))
-        return "".join("*" if i in starred and not ch.isspace() else ch
-                       for i, ch in enumerate(piece))
+        if repeats:
+            piece = _REPEAT.sub(lambda m: self._stars_for(m.group()), piece)
+        if starred:
+            if self.masker.keep_length:  # a file transfer: a star for each byte
+                piece = "".join(_stars_of(ch) if i in starred and not ch.isspace() else ch
+                                for i, ch in enumerate(piece))
+            else:
+                piece = "".join("*" if i in starred and not ch.isspace() else ch
+                                for i, ch in enumerate(piece))
+        if lost_before and blanked(piece):
+            lost_before = False  # a blank screen in it: ``drawn`` knows from where
+        if lost >= 0 or lost_before:
+            at = max(lost - len(before), 0) if lost >= 0 and not lost_before else 0
+            rest = self._digits_starred(piece[at:])
+            if rest != piece[at:]:
+                self.counts["rendered-unknown"] += 1
+                piece = piece[:at] + rest
+        return piece
+
+    def _stars_for(self, repeat: str) -> str:
+        """What replaces a repeat that drew part of a value: the stars it would draw (its
+        length in stars in a file transfer)."""
+        if self.masker.keep_length:
+            return "*" * len(repeat)
+        count = repeat[2:-1].split(";", 1)[0]
+        return "*" * min(max(int(count) if count.isdigit() and len(count) < 6 else 1, 1),
+                         _MAX_REPEAT)
+
+    def _digits_starred(self, text: str) -> str:
+        """``text`` with every digit it draws (of any script) starred, its escapes kept."""
+        def stars(part: str) -> str:
+            if part.isascii():
+                return _ASCII_DIGITS.sub("*", part)
+            return "".join((_stars_of(ch) if self.masker.keep_length else "*")
+                           if ch.isdigit() or ch != folded else ch
+                           for ch, folded in zip(part, fold(part), strict=True))
+
+        out: list[str] = []
+        pos = 0
+        for m in escapes(text).finditer(text):
+            out.append(stars(text[pos:m.start()]))
+            out.append(m.group())
+            pos = m.end()
+        out.append(stars(text[pos:]))
+        return "".join(out)
 
     def _mask_text(self, text: str) -> str:
         if not text:
@@ -510,6 +565,11 @@ def _stars_of(ch: str) -> str:
     return "*" * len(ch.encode("utf-8", "surrogateescape"))
 
 
+_REPEAT = re.compile(r"\x1b\[[0-9;]*b")
+_MAX_REPEAT = 4096
+_ASCII_DIGITS = re.compile(r"[0-9]")
+
+
 def _in_order(drawn: str, cells: list[int]) -> bool:
     """Whether the characters that drew ``cells`` come in the text in that order, with nothing
     between them that the masker does not look through: the text as it stands was read with
@@ -518,18 +578,6 @@ def _in_order(drawn: str, cells: list[int]) -> bool:
         if a < 0 or b <= a or may_move(drawn[a + 1:b]) or _drawn(drawn[a + 1:b]):
             return False
     return bool(cells) and cells[0] >= 0
-
-
-def _last_move(drawn: str, end: int) -> int:
-    """Where the text after the last cursor movement before ``drawn[end]`` begins (0: none)."""
-    at = 0
-    for m in _MOVES.finditer(drawn, 0, end):
-        if m.group()[0] != "\x1b" or not looked_through(m.group()):
-            at = m.end()
-    return at
-
-
-_MOVES = re.compile(r"[\x08\x09\x0b\x0c\r]|" + ESCAPE.pattern)
 
 
 def _drawn(between: str) -> bool:
@@ -547,4 +595,5 @@ def _ends_values(word: str) -> bool:
         word = word[:-1]  # "password": the key's closing quote
     if not word:
         return True
+    word = fold(word)  # a fullwidth digit goes on as an ASCII one does
     return word[-1] not in _CONTINUES and not word.lower().endswith(KEY_ENDINGS)

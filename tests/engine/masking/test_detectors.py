@@ -37,7 +37,8 @@ FOUND = [
     ("payment_card", "amex 3782 822463 10005", ["3782 822463 10005"]),
     ("payment_card", "diners 30569309025904", ["30569309025904"]),
     ("payment_card", "visa13 4222222222222", ["4222222222222"]),
-    ("payment_card", "19 digits 6011000990139424123", []),  # 19 digits, fails Luhn
+    # 19 digits that fail Luhn, but hold a window that passes: a card with digits glued on.
+    ("payment_card", "19 digits 6011000990139424123", ["6011000990139424123"]),
     ("payment_card", "card 4242 4242 4242 4242 12/25", ["4242 4242 4242 4242"]),  # + expiry
     # Signed and decorated numeric forms of a card (outside attack on issue 14): a bigint or a
     # JSON number below zero, a plus, leading zeros, a decimal, scientific notation.
@@ -87,6 +88,34 @@ FOUND = [
     ("payment_card", "4+0+1+2+8+8+8+8+8+8+8+8+1+8+8+1", ["4+0+1+2+8+8+8+8+8+8+8+8+1+8+8+1"]),
     ("payment_card", "BigInt: 4111111111111111n, 5555555555554444ULL",
      ["4111111111111111", "5555555555554444"]),
+    # Groups of any size, any one of blank, tab, - . / : _ between them, mixed (outside attack,
+    # round 11): pg_lsn's and macaddr8's output of a card, pairs, threes, tabs.
+    ("payment_card", "lsn 40128888/88881881", ["40128888/88881881"]),
+    ("payment_card", "mac 40:12:88:88:88:88:18:81", ["40:12:88:88:88:88:18:81"]),
+    ("payment_card", "40-12-88-88-88-88-18-81", ["40-12-88-88-88-88-18-81"]),
+    ("payment_card", "tab 4012\t8888\t8888\t1881", ["4012\t8888\t8888\t1881"]),
+    ("payment_card", "sp3 401 288 888 888 1881.", ["401 288 888 888 1881"]),
+    ("payment_card", "4012 8888.8888 1881", ["4012 8888.8888 1881"]),
+    ("payment_card", "40_12 888:888 88:1 8-81", ["40_12 888:888 88:1 8-81"]),
+    # Fractions are groups too: a card divided by a power of ten.
+    ("payment_card", "-0.4111111111111111", ["0.4111111111111111"]),
+    # A group of 13-19 digits that is a card is one wherever it stands (cat pre.txt k.txt
+    # with "1." in pre.txt); digits glued to a card in a list of numbers too.
+    ("payment_card", "pi 3.4242424242424242", ["4242424242424242"]),
+    ("payment_card", "1.4111111111111111", ["4111111111111111"]),
+    ("payment_card", "12 34 340128888888818815 7", ["340128888888818815"]),
+    # Digits glued to a card (cat k.txt suffix): the run is masked whole, as are the groups
+    # a card's digits touch in a separated run; and a run longer than 40 digits.
+    ("payment_card", "40128888888818815", ["40128888888818815"]),
+    ("payment_card", "x 940128888888818815", ["940128888888818815"]),
+    ("payment_card", "-40128888888818815", ["40128888888818815"]),
+    ("payment_card", "4012 8888 8888 18815", ["4012 8888 8888 18815"]),
+    ("payment_card", "7 4012/8888/8888/1881 2", ["4012/8888/8888/1881"]),
+    ("payment_card", "54012 8888 8888 1881", ["54012 8888 8888 1881"]),
+    ("payment_card", "3782 822463 100059", ["3782 822463 100059"]),
+    ("payment_card", "order 12345678901234567890", ["12345678901234567890"]),
+    ("payment_card", "n " + "12" * 21, ["12" * 21]),
+    ("payment_card", "n " + "1" * 41 + " ", []),  # one digit: no card in any window
     ("iban", "DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
     ("iban", "iban=GB82WEST12345698765432;", ["GB82WEST12345698765432"]),
     ("iban", "NL91ABNA0417164300 and FR1420041010050500013M02606",
@@ -134,22 +163,23 @@ NOT_FOUND = [
     ("email", "user@host:~$ "),
     ("email", "no at sign here"),
     ("email", "a@localhost"),
-    ("payment_card", "4242424242424241"),  # Luhn fails
-    ("payment_card", "4242 4242 4242 4241"),
+    # Luhn fails, and in every window of 13 digits or more (a 4242… or 4012888… near miss
+    # holds a window that passes: digits glued to a shorter card).
+    ("payment_card", "4111111111111113"),
+    ("payment_card", "4111 1111 1111 1113"),
     ("payment_card", "0000 0000 0000 0000"),  # a placeholder
-    ("payment_card", "order 12345678901234567890"),  # 20 digits
-    ("payment_card", "pi 3.4242424242424242"),  # a fraction
-    ("payment_card", "1234.5678 9012.3456"),  # two amounts (point and blank mixed)
     ("payment_card", "ts 2024/01/02 12:30:45"),  # a date and a time
-    ("payment_card", "4012/8888/8888/1882"),  # Luhn fails
-    ("payment_card", "-4111111111111112"),  # a signed number that fails Luhn
-    ("payment_card", "1.4111111111111111"),  # a fraction, signed or not
-    ("payment_card", "-0.4111111111111111"),
-    ("payment_card", "ts 1733457600.123456"),  # epoch seconds and microseconds
-    ("payment_card", "-12345678901234567890"),  # 20 digits
+    ("payment_card", "pi 3.4444444444444441"),  # a fraction that is no card, however read
+    ("payment_card", "4111/1111/1111/1113"),  # Luhn fails
+    ("payment_card", "-4111111111111113"),  # a signed number that fails Luhn
     ("payment_card", "000000000000000000"),  # zeros only
-    ("payment_card", "4012 8888.8888 1881"),  # mixed separators
-    ("payment_card", "4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 2"),  # Luhn fails, spaced
+    ("payment_card", "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 3"),  # Luhn fails, spaced
+    # Timestamps as PostgreSQL and ls --full-time print them are no runs of digits.
+    ("payment_card", "2024-05-02 09:14:03.123456+00"),
+    ("payment_card", "pg 2026-12-06 07:18:55.5+05:30"),
+    ("payment_card", "ls 2026-12-06 07:18:55.123456789 +0000"),
+    ("payment_card", "2026-12-06T07:18:55.123-05:00"),
+    ("payment_card", "12:30:45.123456"),
     ("iban", "DE89 3704 0044 0532 0130 01"),  # mod 97 fails
     ("iban", "DE89370400440532013"),  # too short for DE
     ("iban", "ZZ89370400440532013000"),  # no such country

@@ -57,7 +57,7 @@ def test_a_wrapped_base64_block_is_read_joined() -> None:
 @pytest.mark.parametrize("text", [
     "AbstractSingletonProxyFactoryBean", "deadbeefdeadbeefcafebabe0123", "2024-05-02T09:14:03",
     "/usr/local/lib/python3.11/site-packages", base64.b64encode(b"nothing to see here").decode(),
-    "123456789012345678901234", "100% done, 50%20 off", "e3b0c44298fc1c149afbf4c8996fb924",
+    "111111111111111111111111", "100% done, 50%20 off", "e3b0c44298fc1c149afbf4c8996fb924",
     "550e8400-e29b-41d4-a716-446655440000",
 ])
 def test_what_encodes_nothing_passes(text: str) -> None:
