@@ -51,6 +51,7 @@ from engine.guardrail.shellwords import (
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
 from engine.ssh.shellstate import destinations, leaves_state, writes_file
+from engine.ssh.writeropts import WRITERS, outputs, prefix_glob
 
 # Programs whose path operands are names to them, not content they print.
 _NAMES_ONLY = frozenset({
@@ -805,6 +806,8 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
                     out += _written(word, RUNTIME in word, cwd, tree=False)
                 for command in named.commands:  # its input is the script's (print | "sh")
                     out += writes(f"cat | {command}", cwd, depth + 1)
+            if (told := outputs(name, argv[1:])) is not None and told.anywhere:
+                out.append(Written(None))  # ``split --filter``: a command writes the pieces
             for word, tree in _targets(name, argv):
                 if name in ("split", "csplit") and word not in dynamic and RUNTIME not in word:
                     out += [Written(p, tree) for p in place(word, cwd)]  # a glob of pieces
@@ -918,23 +921,13 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
     if name in _COPIERS:  # a file copied into a directory lands there by its own name
         found += [(d.rstrip("/") + "/" + _name(source.rstrip("/")), False)
                   for d in _destinations(argv) for source in _sources(name, argv)]
-    if name == "sort" or name == "shuf" or name == "iconv":
-        found += [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w in ("-o",)]
-        found += [(w[2:], False) for w in words if w.startswith("-o") and len(w) > 2]
-        found += [(w.split("=", 1)[1], False) for w in words
-                  if "=" in w and long_options(w.split("=", 1)[0], ("--output",))]
-    elif name == "uniq" and len(operands) > 1:
-        found.append((operands[1], False))
-    elif name == "xxd" and len(operands) > 1:
-        found.append((operands[1], False))
+    if (given := outputs(name, words)) is not None:  # read with the program's own grammar
+        found += [(w, False) for w in given.files]
+        found += [(prefix_glob(p), False) for p in given.prefixes]
     elif name in ("sed", "perl") and any(
             w.startswith("-i") or (w.startswith("-") and not w.startswith("--") and "i" in w)
             or long_options(w.split("=", 1)[0], ("--in-place",)) for w in words):
         found += [(w, False) for w in operands[1:]]  # every file after the script
-    elif name in ("split", "csplit"):
-        prefix = operands[2] if name == "split" and len(operands) > 2 else (
-            operands[-1] if name == "split" and len(operands) == 2 else "x")
-        found.append((re.sub(r"([*?\[])", r"[\1]", prefix) + "*", False))
     elif name == "script":  # a terminal recorder: its typescript holds what was shown
         found += [(w, False) for w in _operands(name, words)]
     elif name in ("tar", "bsdtar", "gtar"):  # the archive it creates: -f FILE, cf FILE …
@@ -962,7 +955,7 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         found += [(w, False) for w in (files if program_file else files[1:])]
     if name in _UNPACKERS:
         found += _unpacked(name, words)
-    if name not in ("sort", "shuf", "iconv", "split", "csplit"):
+    if name not in WRITERS:
         found += _output_option(name, words)
     return [(w, tree) for w, tree in found if w and w != "-"]
 
