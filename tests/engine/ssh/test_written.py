@@ -38,6 +38,8 @@ def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False
     ("fold -w5 secret.env | tee out >/dev/null", ["/home/alice/out"]),
     ("od -c s >> /tmp/a; base64 s >| /tmp/b", ["/tmp/a", "/tmp/b"]),
     ("tr a-z n-za-m < s | sort -o /tmp/sorted", ["/tmp/sorted"]),
+    ("grep a s | sort > /tmp/sorted", ["/tmp/sorted"]),  # an order among lines (round 11)
+    ("sort -uo /tmp/u s probes", ["/tmp/u"]),
     ("rev s | dd of=/tmp/d", ["/tmp/d"]),
     ("sed -i 's/./&-/g' /tmp/f", ["/tmp/f"]),
     ("rev s > '/tmp/with space'", ["/tmp/with space"]),
@@ -60,7 +62,7 @@ def test_a_transform_marks_what_it_writes(line: str, paths: list[str], tmp_path:
 
 @pytest.mark.parametrize("line", [
     "vim /etc/app.conf", "python3 convert.py secret.env",  # what they write is not named
-    "echo hi > note.txt", "cat secret.env > copy", "grep a s | sort > sorted", "cp a b",
+    "echo hi > note.txt", "cat secret.env > copy", "grep a s | cat > found", "cp a b",
     "mv a b", "cat s | tee t", "ls > listing", "rev secret.env", "cat /tmp/x",
 ])
 def test_plain_writes_and_reads_mark_nothing(line: str, tmp_path: Path) -> None:
