@@ -114,8 +114,10 @@ from engine.ssh.linepaths import (
     words_from_values,
     writes,
 )
+from engine.ssh.lingering import lingers
 from engine.ssh.procpaths import parks, process_memory, sensitive_path
 from engine.ssh.procpaths import why as why_process
+from engine.ssh.shellstate import leaves_state
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,19 @@ class Mark:
     # ``identity`` put what it read, changed, into metadata on ``target`` (names, times, a
     # process's arguments: ``linepaths.names_from_data``): no file of it, every output of it
     metadata: bool = False
+    # ``identity`` left a process running on ``target`` after its line (``lingering``): no
+    # file of it; a later transform that writes a file there marks more (``Memory.wrote``)
+    lingers: bool = False
+
+    @property
+    def path_mark(self) -> bool:
+        """A mark of files (a path, or any path of its identity), not of metadata or of a
+        process left running."""
+        return not (self.metadata or self.lingers)
 
     def describe(self) -> str:
+        if self.lingers:
+            return "a process left running after its line"
         if self.metadata:
             return "file names, times or process arguments made from data"
         if self.anywhere:
@@ -157,8 +170,9 @@ class Mark:
 
 def names(mark: Mark, reads: Reads) -> bool:
     """Whether a line that reads ``reads`` may read what ``mark`` marks."""
-    if mark.metadata:
-        return False  # no file: every output of its identity (``Memory.metadata``)
+    if not mark.path_mark:
+        return False  # no file: every output of its identity (``Memory.metadata``), or a
+        # process left running (``Memory.wrote``)
     if mark.anywhere:
         return reads.any
     if reads.unknown:
@@ -201,7 +215,7 @@ def carried(copy: Copy, marks: Iterable[Mark]) -> list[Written]:
     dest = copy.destination
     out: list[Written] = []
     for mark in marks:
-        if mark.metadata:
+        if not mark.path_mark:
             continue
         marked = _place_of(mark)
         for source in copy.sources:
@@ -344,6 +358,16 @@ class Memory:
                 if (m.target == self.target or (self.host_key and m.host_key == self.host_key))
                 and (not (m.anywhere or m.metadata) or m.identity == self.identity)]
 
+    def _lingering(self) -> set[str] | None:
+        """The identities that left a process running on this target (any identity's: its
+        process may copy what this one writes where it reads); None: not known."""
+        try:
+            marks = self.journal.marks()
+        except JournalUnreadable:
+            return None
+        return {m.identity for m in marks if m.lingers and (
+            m.target == self.target or (self.host_key and m.host_key == self.host_key))}
+
     def metadata(self) -> str | None:
         """Why every output of this identity on this target is masked whole (and its file
         transfers refused), or None: it put what it read, changed, into file names, times or
@@ -377,7 +401,7 @@ class Memory:
                 return ("the gateway's record of files written by transforms cannot be read "
                         "(every file on this target counts as one)")
             named = Reads(found.files, found.trees)  # what it names, words known
-            marks = [m for m in marks if not m.metadata]
+            marks = [m for m in marks if m.path_mark]
             for mark in marks:
                 if names(mark, named) or (mark.anywhere and found.any):
                     return _why(mark)
@@ -415,21 +439,31 @@ class Memory:
         new: dict[tuple[str, bool, bool, bool], Mark] = {}  # one mark per path
         known: list[Mark] | None = None
         into_names = False  # what it read may become names, times, arguments
+        lingering = False  # it leaves a process running (``lingering.lingers``)
+        transformed = False  # what it writes may be what it read changed
         for i, line in enumerate(lines):
             found: list[Written] = []
             if names_from_data(line, unreadable=shell and not i) or (
                     unseen and (shell or i) and words_from_values(line)):
                 into_names = True
+            if lingers(line, unreadable=shell and not i):
+                # what the process writes later may be what a later transform wrote where it
+                # reads (``tail -f x > t &``): every file it names is marked now, as written;
+                # one that writes nothing the gateway cannot see leaves nothing (``sleep 9 &``)
+                left = writes(line, cwd, unreadable=shell and not i)
+                lingering |= bool(left) or leaves_state(line)
+                found += left
             if unseen or transforms(line):
-                found = writes(line, cwd, unreadable=shell and not i)
+                made_now = writes(line, cwd, unreadable=shell and not i)
+                found += made_now
+                transformed = transformed or bool(made_now)
                 # a name only known at run time, written by a transform (``awk '{print >
                 # $2}'``), or by a line whose output is masked whole (a variable it names may
                 # hold what an earlier line read): what was read may be that name
-                into_names |= any(w.place is None for w in found) and (
-                    unseen or transforms(line))
+                into_names |= any(w.place is None for w in made_now)
             elif made := copies(line, cwd):
                 known = self._marks() if known is None else known
-                found = [w for c in made for w in (
+                found += [w for c in made for w in (
                     carried(c, known) if known is not None else [Written(c.destination, True)])]
             # a second name of a file (a hard link, a symbolic one): what is written later
             # through one is read through the other, so both are marked now
@@ -457,6 +491,22 @@ class Memory:
             mark = Mark(self.target, "", self.identity, self.session, now, metadata=True,
                         host_key=self.host_key)
             new.setdefault(("", False, False, True), mark)
+        if lingering:
+            mark = Mark(self.target, "", self.identity, self.session, now, lingers=True,
+                        host_key=self.host_key)
+            new.setdefault(("", True, True, True), mark)
+        if transformed:
+            # a process left running on the target (by any identity) may copy what this line
+            # writes into files no line named (``tail -f x > t &`` before ``rev s >> x``; a
+            # ``cat`` on a named pipe): every path of this identity and of each identity that
+            # left one is marked (a journal not read: this identity's)
+            others = self._lingering()
+            identities = ({self.identity} if others is None else
+                          others | {self.identity} if others or lingering else set())
+            for identity in sorted(identities):
+                mark = Mark(self.target, "", identity, self.session, now, anywhere=True,
+                            host_key=self.host_key)
+                new.setdefault((f"\0{identity}", False, False, False), mark)
         marks = list(new.values())
         if marks:
             self.journal.add(marks)

@@ -250,9 +250,11 @@ def test_a_line_typed_into_a_program_is_no_shell_line(tmp_path: Path) -> None:
     memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
     typed = "it's a line of text in an editor"  # does not parse as shell
     assert memory.wrote((typed,), unseen=True, shell=False) == []
-    # the shell's: any name it may write, and what it read may become names
-    anything, names = memory.wrote((typed,), unseen=True)
-    assert anything.anywhere and names.metadata
+    # the shell's: any name it may write, what it read may become names, and it may leave a
+    # process running
+    made = memory.wrote((typed,), unseen=True)
+    assert {(m.anywhere, m.metadata, m.lingers) for m in made} == {
+        (True, False, False), (False, True, False), (False, False, True)}
     assert memory.read((typed,), shell=False) is None
     assert memory.read((typed,)) is not None
 
