@@ -29,6 +29,7 @@ anywhere a link goes: its tail counts under any directory too.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import re
 import shlex
@@ -432,6 +433,109 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
                     unknown = True
                     continue
                 (trees if recursive else files).extend(place(word, cwd, patterns.get(word)))
+    return Reads(tuple(files), tuple(trees), unknown)
+
+
+# Programs that show what a file's metadata holds — its size, times, counts, type — always, and
+# ``ls``, ``find``, ``date`` with the options that do. A transform that writes a file may have
+# put what it read there (one file per digit, sized by the digit): ``lists``.
+_SHOWS_METADATA = frozenset({"stat", "du", "wc", "file", "test", "[", "[[", "tree", "lsattr",
+                             "getfacl", "getfattr", "dir", "vdir", "cmp", "diff"})
+_LISTS_HERE = frozenset({"ls", "dir", "vdir", "du", "find", "tree"})  # none named: "."
+_RECURSIVE_LISTERS = frozenset({"du", "find", "tree"})
+# ls options that show only names, in the order of their names (``-v``, ``-X`` sort names)
+_LS_NAMES = frozenset("aA1CxmFpdRbqQNBDwvXIT")
+_LS_NAMES_LONG = ("--all", "--almost-all", "--color", "--classify", "--file-type",
+                  "--indicator-style", "--quoting-style", "--escape", "--literal", "--hide",
+                  "--ignore", "--width", "--directory", "--recursive", "--hide-control-chars",
+                  "--show-control-chars", "--group-directories-first", "--zero",
+                  "--ignore-backups", "--dired", "--tabsize", "--hyperlink")
+# find's words that choose by name or depth and print names only
+_FIND_NAMES = frozenset({"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename",
+                         "-regex", "-iregex", "-type", "-xtype", "-maxdepth", "-mindepth",
+                         "-print", "-print0", "-o", "-a", "-or", "-and", "-not", "!", "(", ")",
+                         "-depth", "-prune", "-L", "-P", "-H", "-xdev", "-mount", "-follow",
+                         "-true", "-false", "-regextype", "-quit", ","})
+
+
+def _shows_metadata(name: str, words: tuple[str, ...]) -> bool:
+    """Whether a command may print a file's size, times, counts or type."""
+    if name in _SHOWS_METADATA:
+        return True
+    if name == "ls":
+        for word in words:
+            if word == "--":
+                break
+            if word.startswith("--"):
+                if not long_options(word.split("=", 1)[0], _LS_NAMES_LONG):
+                    return True
+            elif word.startswith("-") and set(word[1:]) - _LS_NAMES:
+                return True
+        return False
+    if name == "find":
+        return any(w.startswith("-") and w not in _FIND_NAMES for w in words)
+    if name == "date":
+        return any(w.startswith(("-r", "--ref")) or (
+            w.startswith("-") and not w.startswith("--") and "r" in w) for w in words)
+    return False
+
+
+def lists(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True) -> Reads:
+    """The paths whose metadata ``line`` may print (``_shows_metadata``): each it names, what a
+    directory it names holds (its entries: ``Place`` with a glob last; everything under it
+    for ``du``, ``find``, ``tree``, ``ls -R``), the working directory when it names none;
+    a word only known at run time may be any path (a line the gateway cannot read: any,
+    unless not ``unreadable``, as in ``reads``)."""
+    if depth > _MAX_NESTED:
+        return Reads(unknown=True)
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return Reads(unknown=unreadable)
+    cwd = _line_cwd(line, cwd)
+    files: list[Place] = []
+    trees: list[Place] = []
+    unknown = False
+    for stage in stages:
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        patterns = dict(zip(stage.argv, stage.patterns, strict=False))
+        for argv in _programs(stage):
+            name = _name(argv[0])
+            if (code := _code(argv)) is not None:
+                inner = lists(code, cwd, depth + 1)
+                files += inner.files
+                trees += inner.trees
+                unknown = unknown or inner.unknown
+                continue
+            words = argv[1:]
+            if not _shows_metadata(name, words):
+                continue
+            if name == "find":
+                operands = list(itertools.takewhile(
+                    lambda w: not w.startswith("-") and w not in ("(", "!"), words))
+            elif name == "date":
+                operands = [w.split("=", 1)[1] if "=" in w else w[2:] for w in words
+                            if w.startswith(("-r", "--ref")) and (w[2:] or "=" in w)]
+                operands += [words[k + 1] for k, w in enumerate(words[:-1])
+                             if w in ("-r", "--reference")]
+            else:
+                operands = [w for w in _operands(name, words) if w not in ("]", "]]")]
+            if not operands and name in _LISTS_HERE:
+                operands = ["."]
+            recursive = name in _RECURSIVE_LISTERS or (name == "ls" and any(
+                w == "--recursive" or (w.startswith("-") and not w.startswith("--")
+                                       and "R" in w) for w in words))
+            for word in operands:
+                if word in dynamic or RUNTIME in word:
+                    unknown = True
+                    continue
+                for where in place(word, cwd, patterns.get(word)):
+                    if recursive:
+                        trees.append(where)
+                    else:  # the file, or a directory's entries
+                        files += [where, Place((*where.parts, "*"), where.anchored, True)]
     return Reads(tuple(files), tuple(trees), unknown)
 
 

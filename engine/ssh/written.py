@@ -104,6 +104,7 @@ from engine.ssh.linepaths import (
     Written,
     copies,
     links,
+    lists,
     names_from_data,
     path_parts,
     place,
@@ -396,6 +397,8 @@ class Memory:
                 return why_process(other)
             found = reads(line, cwd, unreadable=shell and not i)
             if not found.any:
+                if (listed := self._listed(line, cwd, marks, unreadable=shell and not i)):
+                    return listed
                 continue
             if marks is None:
                 return ("the gateway's record of files written by transforms cannot be read "
@@ -409,6 +412,32 @@ class Memory:
                 return ("the line reads a file only known when it runs, and files written on "
                         "this target by commands whose output the gateway could not read may "
                         f"be it ({len(marks)} remembered)")
+            if (listed := self._listed(line, cwd, marks, unreadable=shell and not i)):
+                return listed
+        return None
+
+    def _listed(self, line: str, cwd: Cwd, marks: list[Mark] | None, *,
+                unreadable: bool) -> str | None:
+        """Which marked file's metadata ``line`` may print (``ls -l``, ``stat``, ``du``,
+        ``wc -c``, ``find -printf``: ``linepaths.lists``), said for the user, or None. A
+        transform that wrote the file may have put what it read into its size, times or
+        name as well as its content."""
+        shown = lists(line, cwd, unreadable=unreadable)
+        if not shown.any:
+            return None
+        if marks is None:
+            return ("the gateway's record of files written by transforms cannot be read "
+                    "(every file on this target counts as one)")
+        marks = [m for m in marks if m.path_mark]
+        named = Reads(shown.files, shown.trees)
+        for mark in marks:
+            if mark.anywhere or names(mark, named):
+                return (f"{_why(mark)}; its size, times and name may hold what that command "
+                        "read")
+        if shown.unknown and marks:
+            return ("the line shows the size or times of a file only known when it runs, and "
+                    "files written on this target by commands whose output the gateway could "
+                    f"not read may be it ({len(marks)} remembered)")
         return None
 
     def download(self, path: str) -> str | None:
