@@ -57,6 +57,23 @@ is marked (``engine.ssh.procpaths``); a transform that pipes into a process run 
 or detached (``rev f | setsid sleep 600 &``) marks "any path" of its identity, as a name only
 known at run time does (not a metadata mark: no name is made from the data).
 
+A process left running after its line (``engine.ssh.lingering``: ``&``, ``nohup``, ``setsid``,
+a loop, ``tail -f``, ``sleep``, a named pipe made) is not judged again, and may copy what a
+later transform writes where it reads into a file no line names (``tail -f x > t &``, then ``rev
+s >> x``; a ``cat`` waiting on a FIFO). The rule: such a line marks every file it writes,
+transform or not, and, when it writes anything or runs what the gateway cannot read, leaves a
+``lingers`` mark for its identity on the target; from then on a line there that writes a file
+from output the gateway could not read marks "any path" of its identity and of every identity
+with a ``lingers`` mark (anywhere marks are scoped to an identity, so each one that may read the
+copy gets its own). Marks never expire, so neither does this.
+
+A file a transform wrote may carry what it read in its size, times and name too (one file per
+digit, sized by the digit). Every path mark covers its metadata: a line that may show a marked
+file's size or times (``linepaths.lists``: ``ls -l``, ``stat``, ``du``, ``wc``, ``find
+-printf`` …), or those of the entries of a directory that holds one, masks its connection whole
+as a read does; an SFTP stat, lstat, open that keeps the content, or listing of the directory
+is refused (``download``, asked of ``DIR/*`` for a listing).
+
 A journal that cannot be read, or holds a line that is not a mark, fails closed: every path counts
 as marked until it can be read. A mark that cannot be written is kept in this process's memory
 (and logged) for its life. Marks are never forgotten: removing or rewriting the file does not
