@@ -275,6 +275,15 @@ class Journal:
         self._unwritten: list[Mark] = []  # could not be written: kept for this process's life
         self.unreadable: str | None = None  # the trouble last logged
 
+    def size(self) -> tuple[int, int, int]:
+        """The journal's inode and length, and how many marks this process could not write
+        to it: a cheap sign that marks were added (or the journal replaced)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return (-1, -1, len(self._unwritten))
+        return (st.st_ino, st.st_size, len(self._unwritten))
+
     def marks(self) -> list[Mark]:
         """Every mark so far; ``JournalUnreadable`` when the journal cannot be read."""
         try:

@@ -162,3 +162,28 @@ def test_sort_does_not_place_a_masked_line_among_probe_lines(rgw: SshGateway) ->
     plain = run(rgw, f"cat {work}/s.txt {work}/pr.txt")
     assert b"card 3" in plain.stdout and b"1881" in plain.stdout, plain.stdout
     assert not exposed(plain.stdout)
+
+
+@pytest.mark.parametrize("reader", ["sleep 3; cat {f}", "timeout 6 tail -n +1 -f {f}"])
+def test_a_reader_running_when_its_file_is_marked_is_masked_whole(rgw: SshGateway,
+                                                                  reader: str) -> None:
+    """A line judged before another connection's transform marks what it reads (G14, and
+    G2's reader printing to its channel) prints that transform's output masked whole."""
+    work = _work(rgw)
+    target = work / "late.txt"
+    target.write_text("start\n")
+    first = subprocess.Popen(rgw.ssh_argv(reader.format(f=target)), env=rgw.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)  # judged, running
+        assert run(rgw, f"rev {work}/s.txt >> {target}; echo wrote").returncode == 0
+        assert CARD[::-1] in target.read_text()  # there, reversed
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert not exposed(out), out[:300]
+    assert b"marked while a line of this connection that reads it ran" in err, err
+    assert not exposed(recorded(rgw))
