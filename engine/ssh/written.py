@@ -65,7 +65,10 @@ transform or not, and, when it writes anything or runs what the gateway cannot r
 ``lingers`` mark for its identity on the target; from then on a line there that writes a file
 from output the gateway could not read marks "any path" of its identity and of every identity
 with a ``lingers`` mark (anywhere marks are scoped to an identity, so each one that may read the
-copy gets its own). Marks never expire, so neither does this.
+copy gets its own). Marks never expire, so neither does this. A line judged before a file it
+reads was marked (``tail -f x``, ``sleep 4; cat x``) may print what the transform wrote: the
+session checks the connection's last line, and those it left running, again whenever output
+arrives and the journal has grown (``SshSession.recheck``), and masks the connection whole.
 
 A file a transform wrote may carry what it read in its size, times and name too (one file per
 digit, sized by the digit). Every path mark covers its metadata: a line that may show a marked
