@@ -1028,7 +1028,7 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
     if (given := outputs(name, words)) is not None:  # read with the program's own grammar
         found += [(w, False) for w in given.files]
         found += [(prefix_glob(p), False) for p in given.prefixes]
-    elif name in ("sed", "perl") and any(
+    elif name == "perl" and any(
             w.startswith("-i") or (w.startswith("-") and not w.startswith("--") and "i" in w)
             or long_options(w.split("=", 1)[0], ("--in-place",)) for w in words):
         found += [(w, False) for w in operands[1:]]  # every file after the script

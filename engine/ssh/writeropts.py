@@ -43,6 +43,7 @@ class Grammar:
     long_flags: tuple[str, ...] = ("--help", "--version")
     permutes: bool = True
     clusters: bool = True  # ``-uo F``; else one letter a word, a value only a number after it
+    optional: str = ""  # short letters whose value is only the rest of the word (``-i.bak``)
 
 
 _GRAMMARS: dict[str, Grammar] = {
@@ -76,6 +77,11 @@ _GRAMMARS: dict[str, Grammar] = {
         "--help", "--version")),
     # xxd reads its options itself, before its operands only; its long forms (``-cols``,
     # ``-len``) are words the grammar does not know: every operand counts then
+    "sed": Grammar("efl", "nrEsuz", ("--expression", "--file", "--line-length"),
+                   ("--in-place",), (
+        "--quiet", "--silent", "--regexp-extended", "--separate", "--unbuffered",
+        "--null-data", "--zero-terminated", "--posix", "--debug", "--sandbox",
+        "--follow-symlinks", "--binary", "--help", "--version"), optional="i"),
     "xxd": Grammar("cglnosR", "abCdEehipruv", ("-cols", "-groupsize", "-len", "-name", "-seek"),
                    (), ("-ps", "-postscript", "-plain", "-bits", "-include", "-revert",
                         "-autoskip", "-capitalize", "-EBCDIC", "-help", "-version"),
@@ -172,6 +178,9 @@ def parse_words(grammar: Grammar, words: tuple[str, ...], *, permute: bool) -> P
                     i += 1
                 out.options.append(("-" + letter, value))
                 break
+            if letter in grammar.optional:
+                out.options.append(("-" + letter, word[j + 1:] or None))
+                break
             if letter in grammar.flags:
                 out.options.append(("-" + letter, None))
                 continue
@@ -222,6 +231,11 @@ def _written(name: str, parsed: Parsed) -> tuple[list[str], list[str]] | None:
         return [w for w in operands[1:2] if w != "-"], []
     if name == "tee":
         return list(operands), []  # GNU tee writes a file named ``-`` too
+    if name == "sed":
+        if not any(o in ("-i", "--in-place") for o, _ in parsed.options):
+            return [], []
+        scripted = any(o in ("-e", "-f", "--expression", "--file") for o, _ in parsed.options)
+        return list(operands if scripted else operands[1:]), []  # the files after the script
     if name == "split":
         if "--filter" in values:
             return None

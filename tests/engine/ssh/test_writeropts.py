@@ -46,6 +46,11 @@ HOME = frozenset({"/home/alice"})
     ("csplit", "--prefix P - 2", [], ["P"]),
     ("csplit", "-sfP - 2", [], ["P"]),
     ("csplit", "- 2", [], ["xx"]),
+    ("sed", "-i s/a/b/ -- -x.txt", ["-x.txt", "--"], []),  # "--": read without permuting
+    ("sed", "-ie s/a/b/ f", ["f"], []),  # -i's suffix is "e"
+    ("sed", "-i.bak -e s/a/b/ f g", ["f", "g"], []),
+    ("sed", "--in-place -n -f script f", ["f"], []),
+    ("sed", "s/a/b/ f", [], []),
     ("xxd", "-c 8 in out", ["out"], []),
     ("xxd", "-cols 8 in out", ["out"], []),
     ("xxd", "-ps in", [], []),
