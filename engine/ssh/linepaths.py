@@ -52,7 +52,7 @@ from engine.guardrail.shellwords import (
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
 from engine.ssh.shellstate import destinations, leaves_state, writes_file
-from engine.ssh.writeropts import WRITERS, outputs, prefix_glob
+from engine.ssh.writeropts import WRITERS, copied, outputs, prefix_glob
 
 # Programs whose path operands are names to them, not content they print.
 _NAMES_ONLY = frozenset({
@@ -841,7 +841,10 @@ def copies(line: str, cwd: Cwd = None, depth: int = 0) -> list[Copy]:
 
 
 def _sources(name: str, argv: tuple[str, ...]) -> list[str]:
-    """What a copier copies: its operands but the destination (``-t DIR``: all of them)."""
+    """What a copier copies: its operands but the destination (``-t DIR``: all of them), read
+    with its own grammar where the gateway has it."""
+    if (moved := copied(name, argv[1:])) is not None:
+        return list(moved.sources)
     words = argv[1:]
     operands = [w for w in _operands(name, words)]
     if "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))
@@ -854,6 +857,8 @@ def _destinations(argv: tuple[str, ...]) -> list[str]:
     """``destinations``, but for a copier told its directory (``-t DIR``) that alone: its
     last operand is then a file it copies (``xargs cp -t d`` puts its input there)."""
     found = destinations(argv)
+    if copied(_name(argv[0]) if argv else "", argv[1:]) is not None:
+        return found  # read with its grammar: the directory already
     words = argv[1:]
     if _name(argv[0]) in _COPIERS and _name(argv[0]) not in ("tee", "dd") and (
             "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))

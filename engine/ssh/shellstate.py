@@ -49,7 +49,7 @@ from engine.guardrail.shellwords import (
     pipelines,
 )
 from engine.ssh.output import transforms_output
-from engine.ssh.writeropts import outputs
+from engine.ssh.writeropts import copied, outputs
 
 # Filters that write their standard output and nothing else, whatever their operands (options
 # that would write a file or run code are refused in ``_pure``).
@@ -301,6 +301,8 @@ def destinations(argv: tuple[str, ...]) -> list[str]:
         return []
     if name == "dd":
         return [w.removeprefix("of=") for w in words if w.startswith("of=")]
+    if (moved := copied(name, words)) is not None:  # read with its own grammar
+        return list(moved.destinations)
     targets = [w.split("=", 1)[1] for w in words
                if "=" in w and long_options(w, ("--target-directory",))]
     targets += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-t"]

@@ -88,6 +88,73 @@ _GRAMMARS: dict[str, Grammar] = {
                    permutes=False, clusters=False),
 }
 WRITERS = frozenset(_GRAMMARS)
+_BACKUP = ("--backup",)
+# Programs that copy (or move, or link) files as they are: where they put them.
+_COPIERS: dict[str, Grammar] = {
+    "cp": Grammar("St", "abdfHilLnprsuvxPRTZ", (
+        "--no-preserve", "--sparse", "--suffix", "--target-directory"), (
+        *_BACKUP, "--preserve", "--reflink", "--update", "--context"), (
+        "--archive", "--attributes-only", "--copy-contents", "--debug", "--force",
+        "--interactive", "--link", "--dereference", "--no-clobber", "--no-dereference",
+        "--parents", "--recursive", "--remove-destination", "--strip-trailing-slashes",
+        "--symbolic-link", "--no-target-directory", "--verbose", "--one-file-system",
+        "--keep-directory-symlink", "--help", "--version")),
+    "mv": Grammar("St", "bfinuvTZ", ("--suffix", "--target-directory"), (
+        *_BACKUP, "--update", "--context"), (
+        "--exchange", "--force", "--interactive", "--no-clobber", "--no-copy",
+        "--no-target-directory", "--strip-trailing-slashes", "--verbose", "--debug",
+        "--help", "--version")),
+    "install": Grammar("gmotS", "bcCdDpsTvZ", (
+        "--group", "--mode", "--owner", "--strip-program", "--suffix", "--target-directory"),
+        (*_BACKUP, "--context"), (
+        "--compare", "--debug", "--directory", "--preserve-timestamps", "--strip",
+        "--no-target-directory", "--verbose", "--preserve-context", "--help", "--version")),
+    "ln": Grammar("St", "bdfinrsvFLPT", ("--suffix", "--target-directory"), _BACKUP, (
+        "--directory", "--force", "--interactive", "--logical", "--no-dereference",
+        "--physical", "--relative", "--symbolic", "--no-target-directory", "--verbose",
+        "--help", "--version")),
+    "link": Grammar("", "", ()),
+}
+_COPIERS["ginstall"] = _COPIERS["install"]
+COPIERS = frozenset(_COPIERS)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copier copies (``sources``) and where to (``destinations``: the directory
+    ``-t`` names, else the last operand)."""
+
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+
+
+def copied(name: str, words: tuple[str, ...]) -> Copied | None:
+    """``cp``, ``mv``, ``install``, ``ln`` read with their own grammar (``-vt DIR``,
+    ``--target-directory DIR``, ``-t/d``, ``--``), under every reading getopt may give them;
+    words the grammar cannot read make every word a source and a destination. None for
+    another program."""
+    grammar = _COPIERS.get(name)
+    if grammar is None:
+        return None
+    sources: list[str] = []
+    destinations: list[str] = []
+    for permute in (True, False):
+        parsed = parse_words(grammar, words, permute=permute)
+        if parsed.unknown:
+            every = _every_value(words)
+            sources += every
+            destinations += every
+            continue
+        into = [v for o, v in parsed.options
+                if o in ("-t", "--target-directory") and v is not None]
+        if into:
+            sources += parsed.operands
+            destinations += into
+        else:
+            sources += parsed.operands[:-1]
+            destinations += parsed.operands[-1:]
+    return Copied(tuple(dict.fromkeys(w for w in sources if w)),
+                  tuple(dict.fromkeys(w for w in destinations if w)))
 
 
 @dataclass

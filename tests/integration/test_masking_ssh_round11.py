@@ -96,6 +96,20 @@ def test_a_transform_into_a_writer_is_masked_for_the_next_connection(rgw: SshGat
     assert not exposed(recorded(rgw))
 
 
+@pytest.mark.parametrize("copy", ["cp -vt {d} {x}", "cp --target-directory {d} {x}",
+                                  "mv -ft {d} {x}", "cp {x} -t {d}"])
+def test_a_copy_of_a_transformed_file_is_masked_where_it_lands(rgw: SshGateway,
+                                                                copy: str) -> None:
+    work = _work(rgw)
+    (work / "d").mkdir()
+    assert run(rgw, f"rev {work}/s.txt > {work}/x").returncode == 0
+    assert run(rgw, copy.format(d=f"{work}/d", x=f"{work}/x")).returncode == 0
+    assert exposed((work / "d" / "x").read_bytes())  # there, reversed
+    read = run(rgw, f"cat {work}/d/x")
+    assert not exposed(read.stdout), read.stdout[:300]
+    masked_whole(read)
+
+
 def _wait_for(path: Path, text: str) -> None:
     deadline = time.monotonic() + 15
     while not (path.exists() and text in path.read_text(errors="replace")):

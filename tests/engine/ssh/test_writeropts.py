@@ -111,3 +111,17 @@ def test_a_split_filter_marks_any_path(tmp_path: Path) -> None:
 def test_tee_destinations_follow_its_grammar() -> None:
     assert destinations(("tee", "--", "-x")) == ["-x"]
     assert destinations(("tee", "-a", "/usr/local/bin/cat")) == ["/usr/local/bin/cat"]
+
+
+@pytest.mark.parametrize(("line", "landed"), [
+    ("cp -vt /d /w/x", "/d/x"), ("cp --target-directory /d /w/x", "/d/x"),
+    ("cp -t/d /w/x", "/d/x"), ("cp /w/x -t /d", "/d/x"), ("mv -ft /d /w/x", "/d/x"),
+    ("install -t /d /w/x", "/d/x"), ("ln -vt /d /w/x", "/d/x"), ("cp -S .b /w/x /d/y", "/d/y"),
+    ("cp -- /w/x /d/z", "/d/z"), ("cp -Q /w/x /d/q", "/d/q"),  # not read: every word
+])
+def test_a_copy_of_a_marked_file_lands_where_the_copiers_grammar_says(
+        line: str, landed: str, tmp_path: Path) -> None:
+    memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
+    memory.wrote(("rev /w/s > /w/x",))
+    assert landed in {m.path for m in memory.wrote((line,))}
+    assert memory.read((f"cat {landed}",)) is not None
