@@ -11,6 +11,9 @@ its grammar: which short letters and long names take a value, which take one onl
 which take none. The words are read as getopt would, once permuting and once not (a
 ``POSIXLY_CORRECT`` environment stops the permutation), and what either reading writes counts.
 
+Copiers (``cp``, ``mv``, ``install``, ``ln``) are read the same way (``copied``): where a copy
+of a marked file lands (``cp -vt DIR``, ``--target-directory DIR``, ``-t/d``).
+
 Fail closed: a word the grammar does not know (an option the program does not have, an
 ambiguous abbreviation, a value missing) means the gateway cannot place the operands, so every
 operand and every option value counts as written (``Outputs.guessed``); a program told to run a
