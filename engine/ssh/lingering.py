@@ -10,9 +10,8 @@ leave such a process behind or wait before it reads: a pipeline run in the backg
 ``screen`` …), a named pipe made (``mkfifo``, ``mknod … p``: its reader waits for a writer,
 on any connection), a follower (``tail -f``, ``less +F``, ``watch``, ``inotifywait``), a
 loop, or a ``sleep`` (what it reads afterwards is read after the line was judged). A line the
-gateway cannot read may, and so may code it cannot read (an interpreter's code, a script: it may
-fork a reader, or make a named pipe, itself). ``written.Memory.wrote`` then
-fails closed (the rule is documented there).
+gateway cannot read may. ``written.Memory.wrote`` then fails closed (the rule is documented
+there).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ _QUOTED = re.compile(r"'[^']*'|\"(?:\\.|[^\"\\])*\"|\\.", re.DOTALL)
 _BACKGROUND = re.compile(r"(?<![&>|<])&(?![&>])")
 _LOOP = re.compile(r"(?:^|[\s;&|(){}])(?:while|until|coproc)(?=[\s;&|(){}]|$)")
 _MAX_NESTED = 4
-_RUNS_CODE = frozenset({"INTERPRETER CODE", "SCRIPT FILE", "EVAL"})
 
 
 def lingers(line: str, depth: int = 0, *, unreadable: bool = True) -> bool:
@@ -57,8 +55,6 @@ def lingers(line: str, depth: int = 0, *, unreadable: bool = True) -> bool:
         return True
     if facts.programs & _LINGERING:
         return True
-    if facts.kinds & _RUNS_CODE:
-        return True  # code the gateway cannot read may fork one (``python3 -c 'os.fork()'``)
     if any(pipeline.background for pipeline in pipelines(script)):
         return True
     for argv in facts.commands:
