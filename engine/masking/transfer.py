@@ -46,6 +46,9 @@ from engine.masking.masker import ValueMasker
 from engine.masking.stream import StreamMasker, starred
 
 SSH_FXP_OPEN = 3
+SSH_FXP_LSTAT = 7
+SSH_FXP_OPENDIR = 11
+SSH_FXP_STAT = 17
 SSH_FXP_READ = 5
 SSH_FXP_CLOSE = 4
 SSH_FXP_RENAME = 18
@@ -55,6 +58,7 @@ SSH_FXP_STATUS = 101
 SSH_FXP_DATA = 103
 SSH_FXP_NAME = 104
 SSH_FXF_READ = 0x1
+SSH_FXF_TRUNC = 0x10
 _TWO_PATHS = (b"posix-rename@openssh.com", b"hardlink@openssh.com")
 SSH_FX_FAILURE = 4
 _PRINTABLE = bytes(range(0x20, 0x7F))  # printable ASCII: what values are written with
@@ -208,7 +212,9 @@ class SftpMasker:
 
     def _screen(self, packet: bytes) -> None:
         """Raise ``TransferRefused`` for a request that opens for reading, renames or links a
-        path ``refuse`` names (or that the gateway cannot read)."""
+        path ``refuse`` names (or that the gateway cannot read), or that shows its size and
+        times: a STAT or LSTAT of it, an OPEN that keeps its content (then FSTAT), an
+        OPENDIR of the directory that holds it (asked as ``DIR/*``: its entries)."""
         assert self._refuse is not None
         kind = packet[4]
         paths: list[bytes] | None
@@ -218,8 +224,15 @@ class SftpMasker:
             if paths is None or len(packet) < 9 + 4 + len(paths[0]) + 4:
                 raise TransferRefused("the gateway could not read this request")
             flags_at = 9 + 4 + len(paths[0])
-            if not int.from_bytes(packet[flags_at:flags_at + 4], "big") & SSH_FXF_READ:
-                return
+            flags = int.from_bytes(packet[flags_at:flags_at + 4], "big")
+            if not flags & SSH_FXF_READ and flags & SSH_FXF_TRUNC:
+                return  # written anew: nothing of what it held stays
+        elif kind in (SSH_FXP_STAT, SSH_FXP_LSTAT):
+            paths = _strings(packet, 9, 1)
+        elif kind == SSH_FXP_OPENDIR:
+            paths = _strings(packet, 9, 1)
+            if paths is not None:  # its entries' sizes and times come back with their names
+                paths = [paths[0].rstrip(b"/") + b"/*" if paths[0] else b"*"]
         elif kind in (SSH_FXP_RENAME, SSH_FXP_SYMLINK):
             paths = _strings(packet, 9, 2)
         elif kind == SSH_FXP_EXTENDED:

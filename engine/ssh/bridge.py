@@ -503,6 +503,10 @@ class ChannelBridge(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if output is None:
             self._emit(Out(stderr, data, data))
             return
+        if output.transfer is None:
+            # a file read here may have been marked since its line was judged (``tail -f``)
+            self.s.recheck()
+            output = self._masked_output() or output
         try:
             self._emit(output.feed(data, stderr))
         except TransferError as exc:  # not the protocol it claims: nothing more goes out

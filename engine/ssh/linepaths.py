@@ -29,6 +29,7 @@ anywhere a link goes: its tail counts under any directory too.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import re
 import shlex
@@ -51,6 +52,7 @@ from engine.guardrail.shellwords import (
 )
 from engine.ssh.output import PLAIN_PROGRAMS, transforms_output
 from engine.ssh.shellstate import destinations, leaves_state, writes_file
+from engine.ssh.writeropts import WRITERS, copied, outputs, prefix_glob
 
 # Programs whose path operands are names to them, not content they print.
 _NAMES_ONLY = frozenset({
@@ -434,6 +436,109 @@ def reads(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True
     return Reads(tuple(files), tuple(trees), unknown)
 
 
+# Programs that show what a file's metadata holds — its size, times, counts, type — always, and
+# ``ls``, ``find``, ``date`` with the options that do. A transform that writes a file may have
+# put what it read there (one file per digit, sized by the digit): ``lists``.
+_SHOWS_METADATA = frozenset({"stat", "du", "wc", "file", "test", "[", "[[", "tree", "lsattr",
+                             "getfacl", "getfattr", "dir", "vdir", "cmp", "diff"})
+_LISTS_HERE = frozenset({"ls", "dir", "vdir", "du", "find", "tree"})  # none named: "."
+_RECURSIVE_LISTERS = frozenset({"du", "find", "tree"})
+# ls options that show only names, in the order of their names (``-v``, ``-X`` sort names)
+_LS_NAMES = frozenset("aA1CxmFpdRbqQNBDwvXIT")
+_LS_NAMES_LONG = ("--all", "--almost-all", "--color", "--classify", "--file-type",
+                  "--indicator-style", "--quoting-style", "--escape", "--literal", "--hide",
+                  "--ignore", "--width", "--directory", "--recursive", "--hide-control-chars",
+                  "--show-control-chars", "--group-directories-first", "--zero",
+                  "--ignore-backups", "--dired", "--tabsize", "--hyperlink")
+# find's words that choose by name or depth and print names only
+_FIND_NAMES = frozenset({"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename",
+                         "-regex", "-iregex", "-type", "-xtype", "-maxdepth", "-mindepth",
+                         "-print", "-print0", "-o", "-a", "-or", "-and", "-not", "!", "(", ")",
+                         "-depth", "-prune", "-L", "-P", "-H", "-xdev", "-mount", "-follow",
+                         "-true", "-false", "-regextype", "-quit", ","})
+
+
+def _shows_metadata(name: str, words: tuple[str, ...]) -> bool:
+    """Whether a command may print a file's size, times, counts or type."""
+    if name in _SHOWS_METADATA:
+        return True
+    if name == "ls":
+        for word in words:
+            if word == "--":
+                break
+            if word.startswith("--"):
+                if not long_options(word.split("=", 1)[0], _LS_NAMES_LONG):
+                    return True
+            elif word.startswith("-") and set(word[1:]) - _LS_NAMES:
+                return True
+        return False
+    if name == "find":
+        return any(w.startswith("-") and w not in _FIND_NAMES for w in words)
+    if name == "date":
+        return any(w.startswith(("-r", "--ref")) or (
+            w.startswith("-") and not w.startswith("--") and "r" in w) for w in words)
+    return False
+
+
+def lists(line: str, cwd: Cwd = None, depth: int = 0, *, unreadable: bool = True) -> Reads:
+    """The paths whose metadata ``line`` may print (``_shows_metadata``): each it names, what a
+    directory it names holds (its entries: ``Place`` with a glob last; everything under it
+    for ``du``, ``find``, ``tree``, ``ls -R``), the working directory when it names none;
+    a word only known at run time may be any path (a line the gateway cannot read: any,
+    unless not ``unreadable``, as in ``reads``)."""
+    if depth > _MAX_NESTED:
+        return Reads(unknown=True)
+    try:
+        stages = list(_stages(line))
+    except ShellParseError:
+        return Reads(unknown=unreadable)
+    cwd = _line_cwd(line, cwd)
+    files: list[Place] = []
+    trees: list[Place] = []
+    unknown = False
+    for stage in stages:
+        if not isinstance(stage, SimpleCommand):
+            continue
+        dynamic = {stage.argv[i] for i in stage.dynamic}
+        patterns = dict(zip(stage.argv, stage.patterns, strict=False))
+        for argv in _programs(stage):
+            name = _name(argv[0])
+            if (code := _code(argv)) is not None:
+                inner = lists(code, cwd, depth + 1)
+                files += inner.files
+                trees += inner.trees
+                unknown = unknown or inner.unknown
+                continue
+            words = argv[1:]
+            if not _shows_metadata(name, words):
+                continue
+            if name == "find":
+                operands = list(itertools.takewhile(
+                    lambda w: not w.startswith("-") and w not in ("(", "!"), words))
+            elif name == "date":
+                operands = [w.split("=", 1)[1] if "=" in w else w[2:] for w in words
+                            if w.startswith(("-r", "--ref")) and (w[2:] or "=" in w)]
+                operands += [words[k + 1] for k, w in enumerate(words[:-1])
+                             if w in ("-r", "--reference")]
+            else:
+                operands = [w for w in _operands(name, words) if w not in ("]", "]]")]
+            if not operands and name in _LISTS_HERE:
+                operands = ["."]
+            recursive = name in _RECURSIVE_LISTERS or (name == "ls" and any(
+                w == "--recursive" or (w.startswith("-") and not w.startswith("--")
+                                       and "R" in w) for w in words))
+            for word in operands:
+                if word in dynamic or RUNTIME in word:
+                    unknown = True
+                    continue
+                for where in place(word, cwd, patterns.get(word)):
+                    if recursive:
+                        trees.append(where)
+                    else:  # the file, or a directory's entries
+                        files += [where, Place((*where.parts, "*"), where.anchored, True)]
+    return Reads(tuple(files), tuple(trees), unknown)
+
+
 def _xargs_files(argv: tuple[str, ...]) -> list[str]:
     """The files an ``xargs`` in ``argv`` reads its input from (``-a FILE``, ``-aFILE``,
     ``--arg-file[=]FILE``): the words of the command it runs (``_programs`` takes the
@@ -736,7 +841,10 @@ def copies(line: str, cwd: Cwd = None, depth: int = 0) -> list[Copy]:
 
 
 def _sources(name: str, argv: tuple[str, ...]) -> list[str]:
-    """What a copier copies: its operands but the destination (``-t DIR``: all of them)."""
+    """What a copier copies: its operands but the destination (``-t DIR``: all of them), read
+    with its own grammar where the gateway has it."""
+    if (moved := copied(name, argv[1:])) is not None:
+        return list(moved.sources)
     words = argv[1:]
     operands = [w for w in _operands(name, words)]
     if "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))
@@ -749,6 +857,8 @@ def _destinations(argv: tuple[str, ...]) -> list[str]:
     """``destinations``, but for a copier told its directory (``-t DIR``) that alone: its
     last operand is then a file it copies (``xargs cp -t d`` puts its input there)."""
     found = destinations(argv)
+    if copied(_name(argv[0]) if argv else "", argv[1:]) is not None:
+        return found  # read with its grammar: the directory already
     words = argv[1:]
     if _name(argv[0]) in _COPIERS and _name(argv[0]) not in ("tee", "dd") and (
             "-t" in words or any(long_options(w.split("=", 1)[0], ("--target-directory",))
@@ -805,6 +915,8 @@ def writes(line: str, cwd: Cwd = None, depth: int = 0, *,
                     out += _written(word, RUNTIME in word, cwd, tree=False)
                 for command in named.commands:  # its input is the script's (print | "sh")
                     out += writes(f"cat | {command}", cwd, depth + 1)
+            if (told := outputs(name, argv[1:])) is not None and told.anywhere:
+                out.append(Written(None))  # ``split --filter``: a command writes the pieces
             for word, tree in _targets(name, argv):
                 if name in ("split", "csplit") and word not in dynamic and RUNTIME not in word:
                     out += [Written(p, tree) for p in place(word, cwd)]  # a glob of pieces
@@ -918,23 +1030,13 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
     if name in _COPIERS:  # a file copied into a directory lands there by its own name
         found += [(d.rstrip("/") + "/" + _name(source.rstrip("/")), False)
                   for d in _destinations(argv) for source in _sources(name, argv)]
-    if name == "sort" or name == "shuf" or name == "iconv":
-        found += [(words[i + 1], False) for i, w in enumerate(words[:-1]) if w in ("-o",)]
-        found += [(w[2:], False) for w in words if w.startswith("-o") and len(w) > 2]
-        found += [(w.split("=", 1)[1], False) for w in words
-                  if "=" in w and long_options(w.split("=", 1)[0], ("--output",))]
-    elif name == "uniq" and len(operands) > 1:
-        found.append((operands[1], False))
-    elif name == "xxd" and len(operands) > 1:
-        found.append((operands[1], False))
-    elif name in ("sed", "perl") and any(
+    if (given := outputs(name, words)) is not None:  # read with the program's own grammar
+        found += [(w, False) for w in given.files]
+        found += [(prefix_glob(p), False) for p in given.prefixes]
+    elif name == "perl" and any(
             w.startswith("-i") or (w.startswith("-") and not w.startswith("--") and "i" in w)
             or long_options(w.split("=", 1)[0], ("--in-place",)) for w in words):
         found += [(w, False) for w in operands[1:]]  # every file after the script
-    elif name in ("split", "csplit"):
-        prefix = operands[2] if name == "split" and len(operands) > 2 else (
-            operands[-1] if name == "split" and len(operands) == 2 else "x")
-        found.append((re.sub(r"([*?\[])", r"[\1]", prefix) + "*", False))
     elif name == "script":  # a terminal recorder: its typescript holds what was shown
         found += [(w, False) for w in _operands(name, words)]
     elif name in ("tar", "bsdtar", "gtar"):  # the archive it creates: -f FILE, cf FILE …
@@ -962,7 +1064,7 @@ def _targets(name: str, argv: tuple[str, ...]) -> list[tuple[str, bool]]:
         found += [(w, False) for w in (files if program_file else files[1:])]
     if name in _UNPACKERS:
         found += _unpacked(name, words)
-    if name not in ("sort", "shuf", "iconv", "split", "csplit"):
+    if name not in WRITERS:
         found += _output_option(name, words)
     return [(w, tree) for w, tree in found if w and w != "-"]
 

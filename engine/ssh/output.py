@@ -63,9 +63,11 @@ from engine.masking.transfer import ScpMasker, SftpMasker, SftpUploadRecord
 _TRANSFERS = frozenset({"scp", "rsync", "sftp-server", "internal-sftp"})
 # Programs that print what they read, or metadata, unchanged: a value in their output stands as
 # it stood in the file, where the masker finds it. ``echo``/``printf`` print their arguments, which
-# are on the command line (recorded masked) as long as none is only known at run time.
+# are on the command line (recorded masked) as long as none is only known at run time. Not
+# ``sort`` nor ``uniq``: where a masked line lands among lines the user chose (``sort secret
+# probes``), or which neighbour it is merged with (``uniq -w 6``), spells what masking hid.
 PLAIN_PROGRAMS = frozenset({
-    "cat", "head", "tail", "grep", "egrep", "fgrep", "sort", "uniq", "wc", "tee", "ls", "pwd",
+    "cat", "head", "tail", "grep", "egrep", "fgrep", "wc", "tee", "ls", "pwd",
     "cd", "ps", "df", "du", "free", "uptime", "id", "whoami", "groups", "hostname", "uname",
     "date", "env", "printenv", "stat", "echo", "printf", "true", "false", ":", "exit",
     "sleep", "test", "[", "export", "unset", "stty", "umask", "read",

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from engine.identity import Identity
 from engine.masking.policy import SessionMasking
 from engine.session import AccessRefused, Session, SessionContext
 from engine.ssh.lines import shell_reading
+from engine.ssh.lingering import lingers
 from engine.ssh.output import ChannelOutput, transfer_kind, transfers_files
 from engine.ssh.shellstate import STARTUP_REFUSED, startup_write
 from engine.ssh.tape import Tape
@@ -96,6 +97,11 @@ class SshSession:
         # connection (``engine.ssh.written``): this one's view of them, once its identity is
         # known.
         self._memory: Memory | None = None
+        # The lines whose readers may still be running (the last one, and those that left a
+        # process running): checked again against marks made since (``recheck``).
+        self._running: tuple[tuple[str, ...], Cwd, bool] | None = None
+        self._left_running: deque[tuple[tuple[str, ...], Cwd, bool]] = deque(maxlen=64)
+        self._journal_size: tuple[int, int, int] | None = None
 
     @property
     def identity(self) -> Identity | None:
@@ -383,9 +389,34 @@ class SshSession:
         made = memory.wrote(lines, cwd, unseen=self.tainted or read is not None, shell=shell,
                             blind=blind,
                             hide=lambda path: self.core.mask_text(path, count=False) != path)
+        watched = (lines, cwd, shell)
+        self._running = watched
+        if lingers(lines[0], unreadable=shell):
+            self._left_running.append(watched)
+        self._journal_size = None  # its own marks count too (``cp marked y; cat y``)
         if any(m.metadata for m in made):
             self.taint("from here on this connection's output is masked whole: that line may "
                        "put what it read into file names, times or process arguments")
+
+    def recheck(self) -> None:
+        """Output is arriving: if a file a line of this connection may still be reading was
+        marked since that line was judged (another connection's ``rev s >> x`` while
+        ``tail -f x`` or ``sleep 4; cat x`` runs here; its own ``cp marked y; cat y``), mask
+        this connection whole from now on — the output may be that transform's. Checked only
+        when the journal has grown."""
+        memory = self._memory
+        if memory is None or self.tainted or self._running is None:
+            return
+        size = memory.journal.size()
+        if size == self._journal_size:
+            return
+        self._journal_size = size
+        for lines, cwd, shell in (*self._left_running, self._running):
+            why = memory.read(lines, cwd, shell=shell)
+            if why is not None:
+                self.taint(f"from here on this connection's output is masked whole: {why} "
+                           "(marked while a line of this connection that reads it ran)")
+                return
 
     async def _transfer_refusal(self, text: str, kind: str) -> str | None:
         """Why a file transfer (sftp, scp) may not start: this identity put what it read,

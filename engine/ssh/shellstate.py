@@ -49,6 +49,7 @@ from engine.guardrail.shellwords import (
     pipelines,
 )
 from engine.ssh.output import transforms_output
+from engine.ssh.writeropts import copied, outputs
 
 # Filters that write their standard output and nothing else, whatever their operands (options
 # that would write a file or run code are refused in ``_pure``).
@@ -227,12 +228,9 @@ def _leaves_nothing(argv: tuple[str, ...], transforms: bool, depth: int) -> bool
 
 
 def _plain_writer_writes(name: str, words: tuple[str, ...]) -> bool:
-    operands = [w for w in words if not w.startswith("-") or w == "-"]
-    if name == "tee":
-        return any(w != "-" for w in operands)
-    if name == "sort":
-        return any(w.startswith("-o") or long_options(w, ("--output",)) for w in words)
-    return len(operands) > 1  # uniq IN OUT
+    """Whether ``tee``, ``sort`` or ``uniq`` writes a file, read with its own option grammar
+    (``sort -uo F``, ``uniq -f 0 - F``, ``tee -- -x``; one it cannot read writes)."""
+    return bool(outputs(name, words))
 
 
 def _pure(name: str, words: tuple[str, ...]) -> bool:
@@ -303,12 +301,15 @@ def destinations(argv: tuple[str, ...]) -> list[str]:
         return []
     if name == "dd":
         return [w.removeprefix("of=") for w in words if w.startswith("of=")]
+    if (moved := copied(name, words)) is not None:  # read with its own grammar
+        return list(moved.destinations)
     targets = [w.split("=", 1)[1] for w in words
                if "=" in w and long_options(w, ("--target-directory",))]
     targets += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-t"]
     operands = [w for w in words if not w.startswith("-")]
     if name == "tee":
-        return operands
+        given = outputs(name, words)
+        return list(given.files) if given is not None else operands
     return targets + operands[-1:]
 
 

@@ -57,6 +57,26 @@ is marked (``engine.ssh.procpaths``); a transform that pipes into a process run 
 or detached (``rev f | setsid sleep 600 &``) marks "any path" of its identity, as a name only
 known at run time does (not a metadata mark: no name is made from the data).
 
+A process left running after its line (``engine.ssh.lingering``: ``&``, ``nohup``, ``setsid``,
+a loop, ``tail -f``, ``sleep``, a named pipe made) is not judged again, and may copy what a
+later transform writes where it reads into a file no line names (``tail -f x > t &``, then ``rev
+s >> x``; a ``cat`` waiting on a FIFO). The rule: such a line marks every file it writes,
+transform or not, and, when it writes anything or runs what the gateway cannot read, leaves a
+``lingers`` mark for its identity on the target; from then on a line there that writes a file
+from output the gateway could not read marks "any path" of its identity and of every identity
+with a ``lingers`` mark (anywhere marks are scoped to an identity, so each one that may read the
+copy gets its own). Marks never expire, so neither does this. A line judged before a file it
+reads was marked (``tail -f x``, ``sleep 4; cat x``) may print what the transform wrote: the
+session checks the connection's last line, and those it left running, again whenever output
+arrives and the journal has grown (``SshSession.recheck``), and masks the connection whole.
+
+A file a transform wrote may carry what it read in its size, times and name too (one file per
+digit, sized by the digit). Every path mark covers its metadata: a line that may show a marked
+file's size or times (``linepaths.lists``: ``ls -l``, ``stat``, ``du``, ``wc``, ``find
+-printf`` …), or those of the entries of a directory that holds one, masks its connection whole
+as a read does; an SFTP stat, lstat, open that keeps the content, or listing of the directory
+is refused (``download``, asked of ``DIR/*`` for a listing).
+
 A journal that cannot be read, or holds a line that is not a mark, fails closed: every path counts
 as marked until it can be read. A mark that cannot be written is kept in this process's memory
 (and logged) for its life. Marks are never forgotten: removing or rewriting the file does not
@@ -104,6 +124,7 @@ from engine.ssh.linepaths import (
     Written,
     copies,
     links,
+    lists,
     names_from_data,
     path_parts,
     place,
@@ -114,8 +135,10 @@ from engine.ssh.linepaths import (
     words_from_values,
     writes,
 )
+from engine.ssh.lingering import lingers
 from engine.ssh.procpaths import parks, process_memory, sensitive_path
 from engine.ssh.procpaths import why as why_process
+from engine.ssh.shellstate import leaves_state
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +169,19 @@ class Mark:
     # ``identity`` put what it read, changed, into metadata on ``target`` (names, times, a
     # process's arguments: ``linepaths.names_from_data``): no file of it, every output of it
     metadata: bool = False
+    # ``identity`` left a process running on ``target`` after its line (``lingering``): no
+    # file of it; a later transform that writes a file there marks more (``Memory.wrote``)
+    lingers: bool = False
+
+    @property
+    def path_mark(self) -> bool:
+        """A mark of files (a path, or any path of its identity), not of metadata or of a
+        process left running."""
+        return not (self.metadata or self.lingers)
 
     def describe(self) -> str:
+        if self.lingers:
+            return "a process left running after its line"
         if self.metadata:
             return "file names, times or process arguments made from data"
         if self.anywhere:
@@ -157,8 +191,9 @@ class Mark:
 
 def names(mark: Mark, reads: Reads) -> bool:
     """Whether a line that reads ``reads`` may read what ``mark`` marks."""
-    if mark.metadata:
-        return False  # no file: every output of its identity (``Memory.metadata``)
+    if not mark.path_mark:
+        return False  # no file: every output of its identity (``Memory.metadata``), or a
+        # process left running (``Memory.wrote``)
     if mark.anywhere:
         return reads.any
     if reads.unknown:
@@ -201,7 +236,7 @@ def carried(copy: Copy, marks: Iterable[Mark]) -> list[Written]:
     dest = copy.destination
     out: list[Written] = []
     for mark in marks:
-        if mark.metadata:
+        if not mark.path_mark:
             continue
         marked = _place_of(mark)
         for source in copy.sources:
@@ -242,6 +277,15 @@ class Journal:
         self._damaged: str | None = None
         self._unwritten: list[Mark] = []  # could not be written: kept for this process's life
         self.unreadable: str | None = None  # the trouble last logged
+
+    def size(self) -> tuple[int, int, int]:
+        """The journal's inode and length, and how many marks this process could not write
+        to it: a cheap sign that marks were added (or the journal replaced)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return (-1, -1, len(self._unwritten))
+        return (st.st_ino, st.st_size, len(self._unwritten))
 
     def marks(self) -> list[Mark]:
         """Every mark so far; ``JournalUnreadable`` when the journal cannot be read."""
@@ -344,6 +388,16 @@ class Memory:
                 if (m.target == self.target or (self.host_key and m.host_key == self.host_key))
                 and (not (m.anywhere or m.metadata) or m.identity == self.identity)]
 
+    def _lingering(self) -> set[str] | None:
+        """The identities that left a process running on this target (any identity's: its
+        process may copy what this one writes where it reads); None: not known."""
+        try:
+            marks = self.journal.marks()
+        except JournalUnreadable:
+            return None
+        return {m.identity for m in marks if m.lingers and (
+            m.target == self.target or (self.host_key and m.host_key == self.host_key))}
+
     def metadata(self) -> str | None:
         """Why every output of this identity on this target is masked whole (and its file
         transfers refused), or None: it put what it read, changed, into file names, times or
@@ -372,12 +426,14 @@ class Memory:
                 return why_process(other)
             found = reads(line, cwd, unreadable=shell and not i)
             if not found.any:
+                if (listed := self._listed(line, cwd, marks, unreadable=shell and not i)):
+                    return listed
                 continue
             if marks is None:
                 return ("the gateway's record of files written by transforms cannot be read "
                         "(every file on this target counts as one)")
             named = Reads(found.files, found.trees)  # what it names, words known
-            marks = [m for m in marks if not m.metadata]
+            marks = [m for m in marks if m.path_mark]
             for mark in marks:
                 if names(mark, named) or (mark.anywhere and found.any):
                     return _why(mark)
@@ -385,6 +441,32 @@ class Memory:
                 return ("the line reads a file only known when it runs, and files written on "
                         "this target by commands whose output the gateway could not read may "
                         f"be it ({len(marks)} remembered)")
+            if (listed := self._listed(line, cwd, marks, unreadable=shell and not i)):
+                return listed
+        return None
+
+    def _listed(self, line: str, cwd: Cwd, marks: list[Mark] | None, *,
+                unreadable: bool) -> str | None:
+        """Which marked file's metadata ``line`` may print (``ls -l``, ``stat``, ``du``,
+        ``wc -c``, ``find -printf``: ``linepaths.lists``), said for the user, or None. A
+        transform that wrote the file may have put what it read into its size, times or
+        name as well as its content."""
+        shown = lists(line, cwd, unreadable=unreadable)
+        if not shown.any:
+            return None
+        if marks is None:
+            return ("the gateway's record of files written by transforms cannot be read "
+                    "(every file on this target counts as one)")
+        marks = [m for m in marks if m.path_mark]
+        named = Reads(shown.files, shown.trees)
+        for mark in marks:
+            if mark.anywhere or names(mark, named):
+                return (f"{_why(mark)}; its size, times and name may hold what that command "
+                        "read")
+        if shown.unknown and marks:
+            return ("the line shows the size or times of a file only known when it runs, and "
+                    "files written on this target by commands whose output the gateway could "
+                    f"not read may be it ({len(marks)} remembered)")
         return None
 
     def download(self, path: str) -> str | None:
@@ -415,21 +497,31 @@ class Memory:
         new: dict[tuple[str, bool, bool, bool], Mark] = {}  # one mark per path
         known: list[Mark] | None = None
         into_names = False  # what it read may become names, times, arguments
+        lingering = False  # it leaves a process running (``lingering.lingers``)
+        transformed = False  # what it writes may be what it read changed
         for i, line in enumerate(lines):
             found: list[Written] = []
             if names_from_data(line, unreadable=shell and not i) or (
                     unseen and (shell or i) and words_from_values(line)):
                 into_names = True
+            if lingers(line, unreadable=shell and not i):
+                # what the process writes later may be what a later transform wrote where it
+                # reads (``tail -f x > t &``): every file it names is marked now, as written;
+                # one that writes nothing the gateway cannot see leaves nothing (``sleep 9 &``)
+                left = writes(line, cwd, unreadable=shell and not i)
+                lingering |= bool(left) or leaves_state(line)
+                found += left
             if unseen or transforms(line):
-                found = writes(line, cwd, unreadable=shell and not i)
+                made_now = writes(line, cwd, unreadable=shell and not i)
+                found += made_now
+                transformed = transformed or bool(made_now)
                 # a name only known at run time, written by a transform (``awk '{print >
                 # $2}'``), or by a line whose output is masked whole (a variable it names may
                 # hold what an earlier line read): what was read may be that name
-                into_names |= any(w.place is None for w in found) and (
-                    unseen or transforms(line))
+                into_names |= any(w.place is None for w in made_now)
             elif made := copies(line, cwd):
                 known = self._marks() if known is None else known
-                found = [w for c in made for w in (
+                found += [w for c in made for w in (
                     carried(c, known) if known is not None else [Written(c.destination, True)])]
             # a second name of a file (a hard link, a symbolic one): what is written later
             # through one is read through the other, so both are marked now
@@ -457,6 +549,22 @@ class Memory:
             mark = Mark(self.target, "", self.identity, self.session, now, metadata=True,
                         host_key=self.host_key)
             new.setdefault(("", False, False, True), mark)
+        if lingering:
+            mark = Mark(self.target, "", self.identity, self.session, now, lingers=True,
+                        host_key=self.host_key)
+            new.setdefault(("", True, True, True), mark)
+        if transformed:
+            # a process left running on the target (by any identity) may copy what this line
+            # writes into files no line named (``tail -f x > t &`` before ``rev s >> x``; a
+            # ``cat`` on a named pipe): every path of this identity and of each identity that
+            # left one is marked (a journal not read: this identity's)
+            others = self._lingering()
+            identities = ({self.identity} if others is None else
+                          others | {self.identity} if others or lingering else set())
+            for identity in sorted(identities):
+                mark = Mark(self.target, "", identity, self.session, now, anywhere=True,
+                            host_key=self.host_key)
+                new.setdefault((f"\0{identity}", False, False, False), mark)
         marks = list(new.values())
         if marks:
             self.journal.add(marks)

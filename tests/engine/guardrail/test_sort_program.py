@@ -25,9 +25,11 @@ def test_a_program_in_sorts_option_is_code_and_its_output_a_transform(line: str)
 
 @pytest.mark.parametrize("line", ["sort .env", "sort -k2 -n -t, data.csv", "sort -o out.txt f",
                                   "sort -- --compress-program=xxd"])
-def test_plain_sorts_stay_plain(line: str) -> None:
+def test_plain_sorts_run_no_program(line: str) -> None:
     assert "COMMAND IN OPTION" not in classify_command(line).kinds
-    assert not transforms_output(line)
+    # (its output is masked whole all the same: the order it gives among lines the user
+    # chose spells a masked line, outside attack round 11)
+    assert transforms_output(line)
 
 
 def test_the_program_is_judged_as_shell_code() -> None:

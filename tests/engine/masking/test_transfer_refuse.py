@@ -44,6 +44,10 @@ def masker(asked: list[str]) -> SftpMasker:
            + string(b"/srv/new")),
     packet(200, struct.pack("!I", 11) + string(b"hardlink@openssh.com") + string(MARKED)
            + string(b"/srv/hard")),
+    # its size and times (round 11): a stat, an lstat, an open that keeps its content (fstat)
+    packet(17, struct.pack("!I", 14) + string(MARKED)),
+    packet(7, struct.pack("!I", 15) + string(MARKED)),
+    open_request(MARKED, 0x2 | 0x8),
 ])
 def test_a_request_on_a_refused_file_ends_the_transfer(request_bytes: bytes) -> None:
     asked: list[str] = []
@@ -56,13 +60,22 @@ def test_a_request_on_a_refused_file_ends_the_transfer(request_bytes: bytes) -> 
 
 
 @pytest.mark.parametrize("request_bytes", [
-    open_request(MARKED, 0x2 | 0x8),  # write, create: nothing read back
+    open_request(MARKED, 0x2 | 0x8 | 0x10),  # write, create, truncate: nothing read back
     open_request(b"/srv/plain.txt", 0x1),
     packet(200, struct.pack("!I", 12) + string(b"statvfs@openssh.com") + string(MARKED)),
-    packet(11, struct.pack("!I", 13) + string(MARKED)),  # opendir: names only
+    packet(11, struct.pack("!I", 13) + string(b"/srv/other")),  # opendir: asked of its entries
+    packet(17, struct.pack("!I", 16) + string(b"/srv/plain.txt")),
 ])
 def test_other_requests_pass(request_bytes: bytes) -> None:
     masker([]).request(request_bytes)
+
+
+def test_a_directory_is_listed_only_when_none_of_its_entries_is_refused() -> None:
+    asked: list[str] = []
+    sftp = masker(asked)
+    sftp.request(packet(11, struct.pack("!I", 17) + string(b"/srv/")))
+    sftp.request(packet(11, struct.pack("!I", 18) + string(b"")))
+    assert asked == ["/srv/*", "*"]  # the entries' sizes and times come back with them
 
 
 def test_a_request_the_gateway_cannot_read_is_refused() -> None:

@@ -181,6 +181,9 @@ def test_transfer_kinds(command: str | None, kind: str | None) -> None:
     ("cat <<< \"$x\"", True), ("while read -n1 c; do echo $c; done < f", True),
     ("./cat f", True), ("bash -lc 'cat f'", True), ("watch cat f", True),
     ("frobnicate f", True), ("$PAGER f", True), ("date -f f", True),
+    # round 11: the order sort gives, the neighbours uniq merges, spell a masked line
+    ("sort s2.txt probes", True), ("cat s2.txt probes | sort", True), ("sort -u f", True),
+    ("uniq -w 6 f", True), ("uniq -c f", True), ("uniq f", True),
     ("cat secrets.txt", False), ("ls -l", False), ("grep alice secrets.txt", False),
     ("sudo -u app nice -n 5 cat f | head -3 | grep -c x", False), ("/bin/cat f", False),
     ("head -n 5 f; tail -n +3 f", False), ("sh -c 'cat f'", False), ("echo hi", False),

@@ -10,7 +10,8 @@ from engine.ssh.shellstate import bare_shell, leaves_state, startup_write
 LEAVES_STATE = [
     # files written by a transform, or by a program the gateway cannot read
     "rev secrets > g", "sed -i 's/./&-/g' f", "rev f | tee g", "{ rev f; } > g",
-    "rev f | cat > g", "rev f | sort -o g", "dd if=f of=g conv=swab", "awk '{print > \"g\"}' f",
+    "rev f | cat > g", "rev f | sort -o g", "sort -o g f", "sort -uo g f", "uniq f g",
+    "sort f > g", "dd if=f of=g conv=swab", "awk '{print > \"g\"}' f",
     "sed 's/x/y/w g' f", "xxd f g", "cp g h", "mv g h", "ln -s /usr/bin/rev cat", "chmod +x g",
     "python3 -c 'open(\"g\",\"w\").write(\"x\")'", "perl -e 1", "vim f", "systemctl status",
     "./x", "bash x.sh", "exec > g",
@@ -30,7 +31,7 @@ LEAVES_STATE = [
 ]
 LEAVES_NOTHING = [
     "cat f", "ls -l", "cd /tmp", "export PS1='g''w$ '", "x=1", "cat f > g", "cat f | tee g",
-    "sort -o g f", "uniq f", "rev f", "sed 's/./& /g' f", "awk '{print substr($0,1,12)}' f",
+    "uniq f", "rev f", "sed 's/./& /g' f", "awk '{print substr($0,1,12)}' f",
     "od -c f", "xxd f", "tr a-z A-Z < f", "grep -o x f", "head -c 20 f; echo; tail -c +21 f",
     "dd conv=swab if=f status=none", "sh -c 'cat f'", "bash -i", "echo hi >&2",
     "rev f 2>&1 >/dev/null", "stty -a", "stty -echoctl 2>/dev/null", "stty cols 80",

@@ -38,6 +38,8 @@ def marked(line: str, cwd: frozenset[str] | None = None, *, unseen: bool = False
     ("fold -w5 secret.env | tee out >/dev/null", ["/home/alice/out"]),
     ("od -c s >> /tmp/a; base64 s >| /tmp/b", ["/tmp/a", "/tmp/b"]),
     ("tr a-z n-za-m < s | sort -o /tmp/sorted", ["/tmp/sorted"]),
+    ("grep a s | sort > /tmp/sorted", ["/tmp/sorted"]),  # an order among lines (round 11)
+    ("sort -uo /tmp/u s probes", ["/tmp/u"]),
     ("rev s | dd of=/tmp/d", ["/tmp/d"]),
     ("sed -i 's/./&-/g' /tmp/f", ["/tmp/f"]),
     ("rev s > '/tmp/with space'", ["/tmp/with space"]),
@@ -60,7 +62,7 @@ def test_a_transform_marks_what_it_writes(line: str, paths: list[str], tmp_path:
 
 @pytest.mark.parametrize("line", [
     "vim /etc/app.conf", "python3 convert.py secret.env",  # what they write is not named
-    "echo hi > note.txt", "cat secret.env > copy", "grep a s | sort > sorted", "cp a b",
+    "echo hi > note.txt", "cat secret.env > copy", "grep a s | cat > found", "cp a b",
     "mv a b", "cat s | tee t", "ls > listing", "rev secret.env", "cat /tmp/x",
 ])
 def test_plain_writes_and_reads_mark_nothing(line: str, tmp_path: Path) -> None:
@@ -248,9 +250,11 @@ def test_a_line_typed_into_a_program_is_no_shell_line(tmp_path: Path) -> None:
     memory = Memory(Journal(tmp_path / "j"), "db1:22", "alice", "s1")
     typed = "it's a line of text in an editor"  # does not parse as shell
     assert memory.wrote((typed,), unseen=True, shell=False) == []
-    # the shell's: any name it may write, and what it read may become names
-    anything, names = memory.wrote((typed,), unseen=True)
-    assert anything.anywhere and names.metadata
+    # the shell's: any name it may write, what it read may become names, and it may leave a
+    # process running
+    made = memory.wrote((typed,), unseen=True)
+    assert {(m.anywhere, m.metadata, m.lingers) for m in made} == {
+        (True, False, False), (False, True, False), (False, False, True)}
     assert memory.read((typed,), shell=False) is None
     assert memory.read((typed,)) is not None
 
