@@ -53,9 +53,12 @@ _TIMESTAMP = re.compile(
     r"(?:[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?(?![0-9])")
 
 
-def find(text: str, covered: list[tuple[int, int]] | None = None) -> Iterator[tuple[int, int]]:
+def find(text: str, covered: list[tuple[int, int]] | None = None, *,
+         glued: bool = True) -> Iterator[tuple[int, int]]:
     """The spans of ``text`` (ASCII digits) that hold a card in a run, in order; a run inside
-    one of ``covered`` (sorted spans already found) is not read again."""
+    one of ``covered`` (sorted spans already found) is not read again. ``glued=False``: a run
+    without separators is a card only whole (a database value read whole, where digits on
+    either side of one are the value's own: an id of 17 digits, not two files joined)."""
     if _TIMESTAMP.search(text) is not None:
         text = _TIMESTAMP.sub(lambda m: "x" * len(m.group()), text)
     starts = [a for a, _ in covered] if covered else []
@@ -66,11 +69,11 @@ def find(text: str, covered: list[tuple[int, int]] | None = None) -> Iterator[tu
                 continue
         run = m.group()
         if run.isdigit():
-            if _contiguous(run):
+            if _contiguous(run, windows=glued):
                 yield m.span()
             continue
-        glued = m.start() > 0 and text[m.start() - 1].isalpha()
-        yield from _separated(run, m.start(), glued, covered or [], starts)
+        worded = m.start() > 0 and text[m.start() - 1].isalpha()
+        yield from _separated(run, m.start(), worded, covered or [], starts, windows=glued)
 
 
 def _contiguous(run: str, *, windows: bool = True) -> bool:
@@ -86,7 +89,8 @@ def _contiguous(run: str, *, windows: bool = True) -> bool:
 
 
 def _separated(run: str, offset: int, glued: bool, covered: list[tuple[int, int]],
-               covered_starts: list[int]) -> Iterator[tuple[int, int]]:
+               covered_starts: list[int], *, windows: bool = True,
+               ) -> Iterator[tuple[int, int]]:
     """``run`` (at ``offset``) when it holds a card; ``glued``: its first group ends a word
     (``sp3 401 288 888 888 1881``), and the run without it is read too. A group of 13 digits
     or more is read as a run of its own too (digits glued to a card in a list of numbers),
@@ -122,7 +126,7 @@ def _separated(run: str, offset: int, glued: bool, covered: list[tuple[int, int]
                 if k >= 0 and covered[k][1] >= offset + g.end():
                     continue  # found already
             fraction = run[g.start() - 1:g.start()] == "." or run[g.end():g.end() + 1] == "."
-            if _contiguous(g.group(), windows=not fraction):
+            if _contiguous(g.group(), windows=windows and not fraction):
                 yield offset + g.start(), offset + g.end()
 
 

@@ -92,14 +92,18 @@ class Detector:
 
 
 @dataclass(frozen=True)
-class _CardDetector(Detector):
+class CardDetector(Detector):
     """Payment cards: the pattern's groupings and numeric forms, and cards in runs of digits
-    of any grouping or with digits glued on (``engine.masking.cardruns``), merged."""
+    of any grouping or with digits glued on (``engine.masking.cardruns``; ``glued=False``: a
+    run of digits alone only whole), merged."""
+
+    glued: bool = True
 
     def find(self, text: str) -> Iterator[Finding]:
         found = list(super().find(text))
         covered = [(f.start, f.end) for f in found]
-        runs = [Finding(a, b, self.name) for a, b in cardruns.find(text, covered)]
+        runs = [Finding(a, b, self.name)
+                for a, b in cardruns.find(text, covered, glued=self.glued)]
         if not runs:
             yield from found
             return
@@ -350,7 +354,7 @@ _DETECTORS = (
     # DIGITS: a run of 8 digits, or 6 and 6 around the point of a mantissa. (Every branch has
     # 8 digits or separators after its first digit: the look-ahead turns the many short
     # numbers away at once.)
-    _CardDetector("payment_card", re.compile(r"""
+    CardDetector("payment_card", re.compile(r"""
         \d (?<!\d\d) (?<!\d\.\d) (?=[\ -@\[-`{-~]{8})
         (?: \d{2,3}(?P<s1>[\ ,._-])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?
           | \d{2,3}{sep}\d{4}{sep}\d{4}{sep}\d{4}

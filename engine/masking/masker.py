@@ -24,11 +24,12 @@ so that no value is left half-masked and nothing is masked twice.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping
 
 from engine.masking import prefilter
-from engine.masking.detectors import BUILTIN, NATIVE_TRIGGERS, Detector, Finding
+from engine.masking.detectors import BUILTIN, NATIVE_TRIGGERS, CardDetector, Detector, Finding
 from engine.masking.encoded import RUN_TRIGGER, URL_TRIGGER, EncodedValues
 from engine.masking.escaped import TRIGGER as ESCAPE_TRIGGER
 from engine.masking.escaped import EscapedValues, escape, has_escape, unescape, widened
@@ -65,6 +66,8 @@ class ValueMasker:
         if not key and any(s.kind == "hash" for s in self.strategies.values()):
             raise ValueError("a hash masking strategy needs a secret key; configure one.")
         self.key = key
+        self._options = (encodings, native)
+        self._values: ValueMasker | None = None
         # A file transfer's data must keep its length (and so its protocol's framing): every
         # replacement then keeps the value's length in UTF-8 bytes.
         self.keep_length = keep_length
@@ -140,6 +143,20 @@ class ValueMasker:
 
     def strategy_for(self, detector: str) -> Strategy:
         return self.strategies[detector]
+
+    def for_values(self) -> ValueMasker:
+        """This masker for database values, each read whole: a run of digits is a card only
+        whole, since digits beside a card in one value are the value's own (an id of 17 or
+        19 digits would be masked nine times in ten), where in a stream they may be another
+        file's (``cardruns``). Made once."""
+        if self._values is None:
+            encodings, native = self._options
+            detectors = tuple(dataclasses.replace(d, glued=False)
+                              if isinstance(d, CardDetector) else d for d in self.detectors)
+            self._values = ValueMasker(detectors, self.strategies, key=self.key,
+                                       encodings=encodings, keep_length=self.keep_length,
+                                       native=native)
+        return self._values
 
     def screen(self, data: bytes) -> bool:
         """Whether ``data`` (a whole message, say) could contain anything to mask.

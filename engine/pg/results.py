@@ -18,6 +18,7 @@ from collections.abc import Callable
 from engine.masking import sqlstates
 from engine.masking.flow import StatementFlow
 from engine.masking.lineage import Analyzer, Missing
+from engine.masking.masker import ValueMasker
 from engine.masking.pg import HIDDEN_ERROR, ResultMasker, TextMasker
 from engine.masking.policy import SessionMasking
 from engine.masking.strategies import REDACT
@@ -90,6 +91,8 @@ class ResultPath:
             flow = StatementFlow(Analyzer(catalog, masking.masked_source,
                                           names=masking.masked_name),
                                  name_key=encoding.name, sql_key=encoding.sql_name)
+        if isinstance(values, ValueMasker):  # database values, each read whole
+            values = values.for_values()
         self.results = ResultMasker(
             values, masking.column_rule if masking.columns else None,
             catalog.known if catalog is not None else None,
