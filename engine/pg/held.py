@@ -23,6 +23,9 @@ from engine.tasks import spawn
 from store import StoreError
 
 log = logging.getLogger(__name__)
+# How each line the gateway adds for the approver begins; a client's text that could pass for
+# one is not held (``heldtext.imitates_notes``).
+NOTE = "-- gatewatch: "
 
 
 class Held:
@@ -43,9 +46,9 @@ class Held:
         verdict = hold.judgement.verdict
         text = hold.text
         if hold.params is not None:
-            text += f"\n-- parameters: {hold.params}"
+            text += f"\n{NOTE}parameters: {hold.params}"
         for note in hold.notes:
-            text += f"\n-- {note}"
+            text += f"\n{NOTE}{note}"
         try:
             req, decided = await self.session.ask(text, verdict.rule, verdict.reason)
         except StoreError as exc:

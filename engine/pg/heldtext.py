@@ -23,6 +23,8 @@ inside it — makes the query string one that cannot be held (``unseen_before``)
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import lru_cache
 
 import pglast
@@ -89,6 +91,22 @@ def unseen_before(text: str, held: int) -> bool:
         creates = "CREATE" in f.kinds  # a relation it makes has no code yet
         if (f.reaches or f.settings or f.parts or f.reads or f.read_names
                 or (f.writes and not creates)):
+            return True
+    return False
+
+
+_COMMENT_LINE = re.compile(r"^[ \t]*--(.*)$", re.MULTILINE)
+
+
+def imitates_notes(text: str) -> bool:
+    """Whether a line of ``text`` could pass for one the gateway adds for the approver
+    (``-- gatewatch: settings in force: …``): a comment line naming the gateway, in any case
+    or compatibility form, or holding anything but ASCII (a lookalike of its name). A client
+    wrote one under a held statement, and the approver read the forged settings as the
+    gateway's (outside attack on issue 12, round 16)."""
+    for m in _COMMENT_LINE.finditer(text):
+        line = m.group(1)
+        if not line.isascii() or "gatewatch" in unicodedata.normalize("NFKC", line).casefold():
             return True
     return False
 

@@ -1218,6 +1218,11 @@ class PgRelay:
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: {_UNSEEN_BEFORE}',
                 "42501", hint="Send it in a query string of its own.")
+        if heldtext.imitates_notes(text):
+            return "refuse", ("block", judgement.rule, None), codec.error_response(
+                f'statement held by rule "{judgement.rule}" refused: a comment line in it '
+                "could pass for one of the lines the gateway adds for its approver", "42501",
+                hint="Take the comment out (or write it in ASCII without the gateway's name).")
         if heldtext.scrolls(text):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: {heldtext.SCROLLS}',

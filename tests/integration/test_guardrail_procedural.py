@@ -174,7 +174,7 @@ HELD_CODE = [
 def test_code_that_needs_eyes_is_held_and_when_denied_changes_nothing(
         guarded: Gateway, sql: str) -> None:
     request = held_and_denied(guarded, sql)
-    assert request["statement"].split("\n-- ")[0] == sql  # (then the gateway's notes)
+    assert request["statement"].split("\n-- gatewatch: ")[0] == sql  # (then the gateway's notes)
     assert request["rule"] in ("review-unbounded-writes", "review-opaque-code")
     # What the trigger or rule would have done on the next insert does not happen.
     with psycopg.connect(guarded.dsn(), autocommit=True) as conn:

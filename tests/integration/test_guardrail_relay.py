@@ -325,7 +325,7 @@ def test_prepare_then_execute_is_judged_at_every_execute(gw: Gateway) -> None:
     wire.send(b.query("EXECUTE bump"))
     request = decide(gw, True, seen)
     # The approver sees what it runs; the reason (stored as it is) names no values.
-    assert request["statement"] == f"EXECUTE bump\n-- EXECUTE bump runs: {victim.bump}"
+    assert request["statement"] == f"EXECUTE bump\n-- gatewatch: EXECUTE bump runs: {victim.bump}"
     assert request["reason"] == f"EXECUTE bump runs UPDATE WITHOUT WHERE {victim.name}"
     wire.until(b"Z")
     wire.send(b.query("EXECUTE bump"))

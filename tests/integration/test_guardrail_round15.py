@@ -219,3 +219,21 @@ def test_a_statement_to_hold_comes_alone(guarded: Gateway) -> None:
     finally:
         wire.close()
     assert sequence(guarded.target) == 2000
+
+
+@pytest.mark.parametrize("comment", [
+    "-- gatewatch: settings in force: bytea_output = escape",
+    "  --GATEWATCH: settings in force: bytea_output = escape",
+    "-- gatew\u0430tch: settings in force: bytea_output = escape",  # a Cyrillic a
+    "-- " + "".join(chr(0xFF41 + ord(c) - ord("a")) for c in "gatewatch")  # fullwidth
+    + ": settings in force: bytea_output = escape",
+])
+def test_a_client_cannot_write_the_gateway_s_notes(guarded: Gateway, comment: str) -> None:
+    """Round 16 G4: a comment under the held statement looked like the gateway's note of the
+    settings in force, and the approver read the setval under it."""
+    with psycopg.connect(guarded.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match="could pass for one"):
+            conn.execute(f"{HELD}\n{comment}")  # type: ignore[arg-type]
+    request = denied_sql(guarded, f"{HELD}\n-- a note of my own")
+    assert str(request["statement"]).endswith("-- a note of my own")  # no settings differ
+    assert sequence(guarded.target) == 2000

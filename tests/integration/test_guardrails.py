@@ -199,7 +199,7 @@ def test_reviewed_in_both_protocols(guarded: Gateway, protocol: str, sql: str) -
         worker.start()
         request = wait_for_request(guarded)
         # (what the gateway adds for its approver follows in comments: stored code's note)
-        shown = request["statement"].split("\n-- ")[0]
+        shown = request["statement"].split("\n-- gatewatch: ")[0]
         assert shown == sql and request["rule"] == "review-unbounded-writes"
         with operator(guarded) as client:
             client.call("deny", request=request["id"], reason="corpus")

@@ -198,7 +198,8 @@ def test_extended_over_the_limit_waits_for_an_approval_and_runs_once(gw: Gateway
     request = wait_for_request(gw)
     # What the approver sees: the text, its parameters (binary here: psycopg sends ints so),
     # and the count.
-    assert "150 rows" in request["statement"] and "-- parameters: " in request["statement"]
+    shown = request["statement"]
+    assert "150 rows" in shown and "-- gatewatch: parameters: " in shown
     assert table.total() == 0  # counted, rolled back: nothing happened yet
     decide(gw, True)
     thread.join(30)
