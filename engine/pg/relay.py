@@ -79,7 +79,8 @@ from typing import Any, NamedTuple, NoReturn
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.memory import Effects
-from engine.pg import codec, heldtext, inforce, messages, rowcount
+from engine.pg import approvedruns, codec, heldtext, inforce, messages, rowcount
+from engine.pg.approvedruns import ApprovedRuns
 from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
 from engine.pg.names import Change, Names
@@ -93,7 +94,7 @@ from engine.pg.prepared import (
     executed,
     notes,
 )
-from engine.pg.sqlnames import name_uses
+from engine.pg.sqlnames import NameUse, name_uses
 
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
@@ -353,6 +354,7 @@ class PgRelay:
         self._probe: inforce.Reading | None = None  # a reading under way
         self._probed: inforce.Reading | None = None  # its result, for the message it waits
         self._approved_under: dict[str, str] | None = None  # settings an approval was shown
+        self._runs = ApprovedRuns()  # approved portals and cursors, and when each last ran
         # Statements sent to run (Executes and Queries): a prepared statement parsed at
         # another count than its Bind's may have been parsed (and planned) under other
         # settings than those read at the Bind.
@@ -657,6 +659,13 @@ class PgRelay:
                 "gateway's until its Sync", "Send a Sync before a simple Query."), simple=True)
             return False
         uses = name_uses(text)
+        named = self._runs.named_in(text) if self._runs else []
+        if named and (self._spent_in(text, uses) or len(self._judge_text(text).statements) > 1):
+            self._refuse(text, "simple", ("block", None, None), codec.error_response(
+                approvedruns.SPENT if self._spent_in(text, uses) else
+                "an approved portal or cursor is used alone, in a query string of its own",
+                "42501", hint=approvedruns.SPENT_HINT), simple=True)
+            return False
         mark = self._sent + 1
         plan = None
         judgement = None
@@ -723,6 +732,7 @@ class PgRelay:
         self._sent = mark
         self._ran += 1
         self._prepared_here(text, plan, self._ran)
+        self._cursors_here(uses, named, judged)
         self._unmarked = False
         self._unsettled = mark
         self._segment, self._segment_ran = [], False
@@ -821,6 +831,10 @@ class PgRelay:
                                               "26000"), simple=False)
             self._discarding = True
             return False
+        if self._runs and self._spent_in(statement.text, statement.uses):
+            self._refuse_extended(statement.text, codec.error_response(
+                approvedruns.SPENT, "42501", hint=approvedruns.SPENT_HINT))
+            return False
         if statement.types and bind.params is not None:  # binary ones read by their type
             bind = messages.bind(body, self.encoding.codec, statement.types)
         if self._rebinding is not None and statement is not self._rebinding:
@@ -882,6 +896,11 @@ class PgRelay:
             self._rebound.add(record.seq)
         self._bound[record.seq] = record
         made = _Portal(statement, bind.params, record, judged, executes)
+        shown_portal = self.encoding.show(bind.portal)
+        if judged[0] == "approved":
+            self._runs.approved(shown_portal, self._ran)
+        else:
+            self._runs.forget(shown_portal)
         if counted is not None:
             made.counted, made.bind = counted, codec.message(b"B", body)
             self._counted_portal = bind.portal
@@ -911,6 +930,13 @@ class PgRelay:
                 self._wait = wait
                 return False
         count = None
+        shown_portal = self.encoding.show(raw)
+        if self._runs.spent(shown_portal, self._ran) and not self._skipping:
+            self._refuse_extended(portal.statement.text if portal is not None
+                                  else f"-- Execute of portal {shown_portal!r}",
+                                  codec.error_response(approvedruns.SPENT, "42501",
+                                                       hint=approvedruns.SPENT_HINT))
+            return False
         if portal is not None and not self._skipping:
             if self._own_block == 1 and rowcount.transaction_effect(portal.statement.text):
                 self._refuse_extended(portal.statement.text, _not_counted(
@@ -952,8 +978,12 @@ class PgRelay:
                                  portal.judged)
         self._segment_ran = True
         self._ran += 1
+        self._runs.ran(shown_portal, self._ran)
         if portal is not None:
             self._executed(portal.statement.text)
+            if self._runs or portal.statement.uses:  # cursors it fetches, declares or closes
+                self._cursors_here(portal.statement.uses,
+                                   self._runs.named_in(portal.statement.text), portal.judged)
         describe = b""
         described, self._described = self._described == raw, None
         if count is not None:
@@ -982,6 +1012,25 @@ class PgRelay:
         self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
                              self._shown_params(portal.bind[5:], portal.statement.types))
         return False
+
+    def _spent_in(self, text: str, uses: tuple[NameUse, ...]) -> bool:
+        """Whether ``text`` names a spent approved portal or cursor (but to close it)."""
+        closes = {u.cursor.casefold() for u in uses if u.close and u.cursor is not None}
+        return any(self._runs.spent(n, self._ran) and n not in closes
+                   for n in self._runs.named_in(text))
+
+    def _cursors_here(self, uses: tuple[NameUse, ...], named: list[str], judged: Judged) -> None:
+        """A Query sent now: the approved cursors it names ran; those it declares are
+        approved ones (its approval) or not; those it closes are gone."""
+        for name in named:
+            self._runs.ran(name, self._ran)
+        for use in uses:
+            if use.cursor is None:
+                continue
+            if not use.close and judged[0] == "approved":
+                self._runs.approved(use.cursor, self._ran)
+            else:
+                self._runs.forget(use.cursor)
 
     def _prepared_here(self, text: str, plan: list[Use] | None, ran: int) -> None:
         """The SQL PREPAREs of a statement sent now (to run as the ``ran``-th) parse under

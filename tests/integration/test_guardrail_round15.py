@@ -237,3 +237,65 @@ def test_a_client_cannot_write_the_gateway_s_notes(guarded: Gateway, comment: st
     request = denied_sql(guarded, f"{HELD}\n-- a note of my own")
     assert str(request["statement"]).endswith("-- a note of my own")  # no settings differ
     assert sequence(guarded.target) == 2000
+
+
+# --- round 16: an approved portal or cursor runs while nothing else runs -----------------------
+
+SETVAL_ROWS = "SELECT setval('gw12r15_seq', g) FROM generate_series(2001, 2002) g"
+
+
+def _approve_next(guarded: Gateway) -> threading.Thread:
+    """An operator approves the next request, in the background."""
+    def run() -> None:
+        request = wait_for_request(guarded)
+        with operator(guarded) as client:
+            client.call("approve", request=request["id"], reason="issue 12")
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker
+
+
+def test_an_approved_cursor_is_spent_once_something_else_ran(guarded: Gateway) -> None:
+    """Round 16 G3: an approved DECLARE ran its setval at a FETCH after a SET."""
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        wire.query("BEGIN")
+        worker = _approve_next(guarded)
+        assert not [m for m in wire.query(f"DECLARE gw12r15_k NO SCROLL CURSOR FOR "
+                                          f"{SETVAL_ROWS}") if m[0] == ord("E")]
+        worker.join(30)
+        assert not [m for m in wire.query("FETCH 1 FROM gw12r15_k") if m[0] == ord("E")]
+        assert sequence(guarded.target) == 2001  # approved, and run at once
+        wire.query("SET bytea_output = 'escape'")
+        wire.send(codec.message(b"Q", b"FETCH 1 FROM gw12r15_k\x00"))
+        error = first_error(wire)
+        assert error["C"] == "42501" and "runs only while nothing else runs" in error["M"]
+        wire.query("ROLLBACK")
+    finally:
+        wire.close()
+    with psycopg.connect(guarded.target.superuser(), dbname="shop", autocommit=True) as admin:
+        admin.execute("SELECT setval('gw12r15_seq', 2000)")
+
+
+def test_an_approved_portal_runs_right_after_its_bind(guarded: Gateway) -> None:
+    """Round 16 G1: a pipeline bound the held statement, had it approved, executed another
+    portal (a set_config), then executed the approved one under the new setting."""
+    setting = b"SELECT set_config('bytea_output', 'escape', false)"
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        worker = _approve_next(guarded)
+        wire.send(codec.message(b"P", b"s1\x00" + setting + b"\x00\x00\x00")
+                  + codec.message(b"P", b"h\x00" + HELD.encode() + b"\x00\x00\x00")
+                  + codec.message(b"B", b"ph\x00h\x00" + b"\x00\x00" * 3)
+                  + codec.message(b"B", b"p1\x00s1\x00" + b"\x00\x00" * 3)
+                  + codec.message(b"E", b"p1\x00\x00\x00\x00\x00")
+                  + codec.message(b"E", b"ph\x00\x00\x00\x00\x00") + codec.message(b"S"))
+        worker.join(30)
+        error = first_error(wire)
+        assert error["C"] == "42501" and "runs only while nothing else runs" in error["M"]
+    finally:
+        wire.close()
+    assert sequence(guarded.target) == 2000
