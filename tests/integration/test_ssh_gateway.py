@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,15 @@ def test_exec_is_recorded_with_its_output_and_exit_status(gw: SshGateway) -> Non
             row["command"]) == ("ssh", "alice", 4, "error", "exec")
     assert row["target"].startswith(f"{gw.sshd.user}@127.0.0.1:")
     _wait(gw, "SELECT id FROM sessions WHERE id = ? AND ended_at IS NOT NULL", row["id"])
-    output = gw.query("SELECT data FROM ssh_output WHERE session_id = ? AND stream = 'o'",
-                      row["id"])
-    assert f"{marker}\n".encode() in b"".join(r["data"] for r in output)
+    # (the output reaches the store in its own batches: waited for, not assumed there)
+    deadline = time.monotonic() + 10
+    while True:
+        output = gw.query("SELECT data FROM ssh_output WHERE session_id = ? AND stream = 'o'",
+                          row["id"])
+        if f"{marker}\n".encode() in b"".join(r["data"] for r in output):
+            break
+        assert time.monotonic() < deadline, f"the store never had the output: {output}"
+        time.sleep(0.05)
     store = gw.store()
     try:
         assert verify(store, row["id"]).ok
