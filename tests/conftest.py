@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from engine.config import load_config
 from engine.engine import Engine
@@ -28,6 +29,13 @@ from store import SqliteStore, open_store
 from tests.enginethread import run_engine
 from tests.sshd import SshdTarget, missing_sshd, start_sshd
 from tests.sshgw import SshGateway, start_ssh_gateway, stop_ssh_gateway
+
+# Property tests explore new examples on every run where a developer runs them; where every
+# test must pass for a change to land (CI sets GATEWATCH_REQUIRE_INTEGRATION), they run the
+# same examples each time: a failure there is the change's, never a draw's.
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("GATEWATCH_REQUIRE_INTEGRATION") == "1":
+    hypothesis_settings.load_profile("ci")
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
