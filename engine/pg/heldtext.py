@@ -4,11 +4,12 @@ An approval covers one execution of what its approver was shown (invariant 10). 
 statement outlive that execution, and the relay treats them so (outside attack on issue 12,
 round 15):
 
-- **A cursor that can scroll.** ``DECLARE c CURSOR FOR SELECT setval(…)`` runs its query as
-  rows are fetched, and a backward fetch (``FETCH ABSOLUTE 1``, ``MOVE BACKWARD``, ``FETCH
-  RELATIVE 0``) runs it again: the approved setval ran at every one. PostgreSQL lets a cursor
-  declared without ``NO SCROLL`` scan backward whenever its plan can, so a held DECLARE is
-  refused unless it says ``NO SCROLL`` (then every re-fetch is PostgreSQL's error).
+- **A cursor.** ``DECLARE c CURSOR FOR SELECT setval(…)`` runs its query as rows are
+  fetched, not when it is approved: a backward fetch (``FETCH ABSOLUTE 1``, ``MOVE
+  BACKWARD``) ran the approved setval again (round 15), a FETCH after a SET ran it under
+  settings its approver was not shown, a ``WITH HOLD`` cursor ran it at the COMMIT, and a
+  PL/pgSQL function fetched it by a name it computed (round 17). A held DECLARE is refused
+  (``declares``): a statement is approved to run at once.
 - **Stored code.** A function, procedure, view, materialized view, rule, trigger, default,
   check, operator, cast or aggregate runs what it contains each time it is called, read,
   fired or refreshed, in any session, and none of those is held again: its approval is of the
@@ -29,7 +30,8 @@ from functools import lru_cache
 
 import pglast
 from pglast import ast
-from pglast.enums.parsenodes import CURSOR_OPT_NO_SCROLL, ObjectType
+from pglast.enums.parsenodes import ObjectType
+from pglast.parser import scan
 from pglast.visitors import Visitor
 
 from engine.guardrail.classify import ParseFailure, classify
@@ -37,8 +39,8 @@ from engine.guardrail.classify import ParseFailure, classify
 STORED = ("approving it stores code that runs without a new approval each time it is "
           "called, read, fired or refreshed, in any session (the approval is of the "
           "definition)")
-SCROLLS = ("a cursor held for an approval must be declared NO SCROLL: fetching back would run "
-           "its query again, which its approval does not cover")
+DECLARES = ("a cursor runs its query when its rows are fetched, not when it is approved, so a "
+            "DECLARE cannot be approved")
 
 _CODE = (ast.CreateFunctionStmt, ast.ViewStmt, ast.RuleStmt, ast.CreateTrigStmt,
          ast.CreateEventTrigStmt, ast.CreatePolicyStmt, ast.CreateDomainStmt,
@@ -50,12 +52,11 @@ _CODE = (ast.CreateFunctionStmt, ast.ViewStmt, ast.RuleStmt, ast.CreateTrigStmt,
 class _Shapes(Visitor):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
-        self.scrolls = False
+        self.declares = False
         self.stores = False
 
     def visit_DeclareCursorStmt(self, ancestors: object, node: ast.DeclareCursorStmt) -> None:
-        if not (node.options or 0) & CURSOR_OPT_NO_SCROLL:
-            self.scrolls = True
+        self.declares = True
 
     def visit_CreateTableAsStmt(self, ancestors: object, node: ast.CreateTableAsStmt) -> None:
         if node.objtype == ObjectType.OBJECT_MATVIEW:
@@ -68,15 +69,14 @@ class _Shapes(Visitor):  # type: ignore[misc]
 
 @lru_cache(maxsize=256)
 def _shapes(text: str) -> tuple[bool, bool]:
-    """(declares a cursor that can scroll, stores code); a text that does not parse counts as
-    both."""
+    """(declares a cursor, stores code); a text that does not parse counts as both."""
     try:
         tree = pglast.parse_sql(text)
     except pglast.parser.ParseError:
         return True, True
     shapes = _Shapes()
     shapes(tree)
-    return shapes.scrolls, shapes.stores
+    return shapes.declares, shapes.stores
 
 
 @lru_cache(maxsize=256)
@@ -96,22 +96,35 @@ def unseen_before(text: str, held: int) -> bool:
 
 
 _COMMENT_LINE = re.compile(r"^[ \t]*--(.*)$", re.MULTILINE)
+# Characters a display may take for a line break, or draw as nothing: only \t and \n pass.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u0085\u2028\u2029]")
 
 
 def imitates_notes(text: str) -> bool:
-    """Whether a line of ``text`` could pass for one the gateway adds for the approver
-    (``-- gatewatch: settings in force: …``): a comment line naming the gateway, in any case
-    or compatibility form, or holding anything but ASCII (a lookalike of its name). A client
-    wrote one under a held statement, and the approver read the forged settings as the
-    gateway's (outside attack on issue 12, round 16)."""
-    for m in _COMMENT_LINE.finditer(text):
-        line = m.group(1)
-        if not line.isascii() or "gatewatch" in unicodedata.normalize("NFKC", line).casefold():
-            return True
-    return False
+    """Whether something in ``text`` (a held statement, the statement an EXECUTE in it runs,
+    its parameters as shown) could pass for a line the gateway adds for the approver
+    (``-- gatewatch: settings in force: …``): the gateway's name anywhere, in any case or
+    compatibility form; a comment (``--`` anywhere on a line, ``/* */``) or a line beginning
+    with ``--`` holding anything but ASCII (a lookalike of the name); a control character a
+    display may take for a line break (``\r``, ``\f``, ``\v``). A client wrote such notes
+    under and beside a held statement, and the approver read the forged settings as the
+    gateway's (outside attack on issue 12, rounds 16 and 17)."""
+    if "gatewatch" in unicodedata.normalize("NFKC", text).casefold() or _CONTROLS.search(text):
+        return True
+    if any(not m.group(1).isascii() for m in _COMMENT_LINE.finditer(text)):
+        return True
+    if text.isascii():
+        return False
+    try:
+        tokens = scan(text)
+    except pglast.parser.ParseError:
+        return True
+    raw = text.encode()
+    return any(t.name in ("SQL_COMMENT", "C_COMMENT")
+               and not raw[t.start:t.end + 1].isascii() for t in tokens)
 
 
-def scrolls(text: str) -> bool:
+def declares(text: str) -> bool:
     return _shapes(text)[0]
 
 

@@ -79,8 +79,7 @@ from typing import Any, NamedTuple, NoReturn
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.memory import Effects
-from engine.pg import approvedruns, codec, heldtext, inforce, messages, rowcount
-from engine.pg.approvedruns import ApprovedRuns
+from engine.pg import codec, heldtext, inforce, messages, rowcount
 from engine.pg.codec import Gathering, ProtocolViolation, check_length
 from engine.pg.encoding import SessionEncoding, reads_the_same
 from engine.pg.names import Change, Names
@@ -94,7 +93,7 @@ from engine.pg.prepared import (
     executed,
     notes,
 )
-from engine.pg.sqlnames import NameUse, name_uses
+from engine.pg.sqlnames import name_uses
 
 # What the target owes us, in order. _INJECT is the gateway's own answer (a blocked statement's
 # error) that must reach the client between the target's answers to the messages around it.
@@ -354,7 +353,6 @@ class PgRelay:
         self._probe: inforce.Reading | None = None  # a reading under way
         self._probed: inforce.Reading | None = None  # its result, for the message it waits
         self._approved_under: dict[str, str] | None = None  # settings an approval was shown
-        self._runs = ApprovedRuns()  # approved portals and cursors, and when each last ran
         # Statements sent to run (Executes and Queries): a prepared statement parsed at
         # another count than its Bind's may have been parsed (and planned) under other
         # settings than those read at the Bind.
@@ -425,7 +423,8 @@ class PgRelay:
         self._rebinding: Statement | None = None  # what it bound when it was counted
         # A counted portal bound and not executed yet (its raw name): until its Execute only
         # a Describe of it or a Flush may come (``_next_to_counted``).
-        self._counted_portal: bytes | None = None
+        self._pinned_portal: bytes | None = None
+        self._pinned = "counted"  # why: "counted", or "approved" (it runs right away)
         self._rebound: set[int] = set()
         self._segment: list[str] = []
         self._own_block = 0
@@ -574,16 +573,26 @@ class PgRelay:
         """Handle one message; False when it must not be forwarded. A handler that waits (an
         approval, or the answer to an earlier segment) sets ``_hold`` or ``_wait`` before
         anything else, and the message is handled again from the start when it may go on."""
-        if self._counted_portal is not None and not self._next_to_counted(tag, body):
+        if self._pinned_portal is not None and not self._next_to_counted(tag, body):
             # Bound, not executed yet: anything else could run it uncounted (``FETCH p``,
             # ``cursor_to_xml('p', …)`` from another portal or a later Query).
-            self._counted_portal = None
-            self._refuse_extended(f"-- {chr(tag)} message before a counted portal's Execute",
-                                  _not_counted(
-                "a portal it counts was bound, and another message came before its Execute "
-                "(what runs there could run that portal uncounted)",
-                "Execute a portal whose rows are counted right after its Bind (a Describe "
-                "of it may come between)."))
+            self._pinned_portal = None
+            if self._pinned == "approved":  # it could run later, after what was shown changed
+                self._refuse_extended(
+                    f"-- {chr(tag)} message before an approved portal's Execute",
+                    codec.error_response(
+                        "an approved statement runs right after its Bind: another message "
+                        "came before its Execute (what runs there could run it later, after "
+                        "what its approver was shown changed)", "42501",
+                        hint="Execute an approved portal right after its Bind (a Describe of "
+                        "it may come between)."))
+            else:
+                self._refuse_extended(
+                    f"-- {chr(tag)} message before a counted portal's Execute", _not_counted(
+                        "a portal it counts was bound, and another message came before its "
+                        "Execute (what runs there could run that portal uncounted)",
+                        "Execute a portal whose rows are counted right after its Bind (a "
+                        "Describe of it may come between)."))
             if tag != 83:
                 return False
             # A Sync still ends the segment, the refusal's failure in front of it.
@@ -659,13 +668,6 @@ class PgRelay:
                 "gateway's until its Sync", "Send a Sync before a simple Query."), simple=True)
             return False
         uses = name_uses(text)
-        named = self._runs.named_in(text) if self._runs else []
-        if named and (self._spent_in(text, uses) or len(self._judge_text(text).statements) > 1):
-            self._refuse(text, "simple", ("block", None, None), codec.error_response(
-                approvedruns.SPENT if self._spent_in(text, uses) else
-                "an approved portal or cursor is used alone, in a query string of its own",
-                "42501", hint=approvedruns.SPENT_HINT), simple=True)
-            return False
         mark = self._sent + 1
         plan = None
         judgement = None
@@ -732,7 +734,6 @@ class PgRelay:
         self._sent = mark
         self._ran += 1
         self._prepared_here(text, plan, self._ran)
-        self._cursors_here(uses, named, judged)
         self._unmarked = False
         self._unsettled = mark
         self._segment, self._segment_ran = [], False
@@ -800,13 +801,13 @@ class PgRelay:
         if tag in (72, 80):  # Flush, Parse
             return True
         if tag in (68, 67):  # Describe, Close
-            if body[:1] == b"S" or body[1:-1] == self._counted_portal:
+            if body[:1] == b"S" or body[1:-1] == self._pinned_portal:
                 if tag == 67 and body[:1] == b"P":
-                    self._counted_portal = None
+                    self._pinned_portal = None
                 return True
             return False
-        if tag == 69 and messages.execute_portal(body) == self._counted_portal:
-            self._counted_portal = None
+        if tag == 69 and messages.execute_portal(body) == self._pinned_portal:
+            self._pinned_portal = None
             return True
         return False
 
@@ -830,10 +831,6 @@ class PgRelay:
                          codec.error_response(f'prepared statement "{shown}" does not exist',
                                               "26000"), simple=False)
             self._discarding = True
-            return False
-        if self._runs and self._spent_in(statement.text, statement.uses):
-            self._refuse_extended(statement.text, codec.error_response(
-                approvedruns.SPENT, "42501", hint=approvedruns.SPENT_HINT))
             return False
         if statement.types and bind.params is not None:  # binary ones read by their type
             bind = messages.bind(body, self.encoding.codec, statement.types)
@@ -896,14 +893,12 @@ class PgRelay:
             self._rebound.add(record.seq)
         self._bound[record.seq] = record
         made = _Portal(statement, bind.params, record, judged, executes)
-        shown_portal = self.encoding.show(bind.portal)
-        if judged[0] == "approved":
-            self._runs.approved(shown_portal, self._ran)
-        else:
-            self._runs.forget(shown_portal)
+        if judged[0] == "approved" and counted is None:
+            # Approved: it runs right away, or not at all (``_next_to_counted``).
+            self._pinned_portal, self._pinned = bind.portal, "approved"
         if counted is not None:
             made.counted, made.bind = counted, codec.message(b"B", body)
-            self._counted_portal = bind.portal
+            self._pinned_portal, self._pinned = bind.portal, "counted"
             if counted.verdict.calls_code:
                 # PostgreSQL plans it at this Bind, and planning runs IMMUTABLE functions of
                 # constants: the statistics are read in front of it too (``ExtendedCount``).
@@ -930,12 +925,13 @@ class PgRelay:
                 self._wait = wait
                 return False
         count = None
-        shown_portal = self.encoding.show(raw)
-        if self._runs.spent(shown_portal, self._ran) and not self._skipping:
-            self._refuse_extended(portal.statement.text if portal is not None
-                                  else f"-- Execute of portal {shown_portal!r}",
-                                  codec.error_response(approvedruns.SPENT, "42501",
-                                                       hint=approvedruns.SPENT_HINT))
+        if (portal is not None and portal.judged[0] == "approved" and not self._skipping
+                and body[len(raw) + 1 :] != b"\x00\x00\x00\x00"):
+            # With a row limit it would stop and go on later, after other statements (a SET)
+            # changed what its approver was shown.
+            self._refuse_extended(portal.statement.text, codec.error_response(
+                "an approved statement runs whole, at once: this Execute has a row limit",
+                "42501", hint="Execute it without a row limit (fetch its rows as they come)."))
             return False
         if portal is not None and not self._skipping:
             if self._own_block == 1 and rowcount.transaction_effect(portal.statement.text):
@@ -978,12 +974,8 @@ class PgRelay:
                                  portal.judged)
         self._segment_ran = True
         self._ran += 1
-        self._runs.ran(shown_portal, self._ran)
         if portal is not None:
             self._executed(portal.statement.text)
-            if self._runs or portal.statement.uses:  # cursors it fetches, declares or closes
-                self._cursors_here(portal.statement.uses,
-                                   self._runs.named_in(portal.statement.text), portal.judged)
         describe = b""
         described, self._described = self._described == raw, None
         if count is not None:
@@ -1012,25 +1004,6 @@ class PgRelay:
         self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
                              self._shown_params(portal.bind[5:], portal.statement.types))
         return False
-
-    def _spent_in(self, text: str, uses: tuple[NameUse, ...]) -> bool:
-        """Whether ``text`` names a spent approved portal or cursor (but to close it)."""
-        closes = {u.cursor.casefold() for u in uses if u.close and u.cursor is not None}
-        return any(self._runs.spent(n, self._ran) and n not in closes
-                   for n in self._runs.named_in(text))
-
-    def _cursors_here(self, uses: tuple[NameUse, ...], named: list[str], judged: Judged) -> None:
-        """A Query sent now: the approved cursors it names ran; those it declares are
-        approved ones (its approval) or not; those it closes are gone."""
-        for name in named:
-            self._runs.ran(name, self._ran)
-        for use in uses:
-            if use.cursor is None:
-                continue
-            if not use.close and judged[0] == "approved":
-                self._runs.approved(use.cursor, self._ran)
-            else:
-                self._runs.forget(use.cursor)
 
     def _prepared_here(self, text: str, plan: list[Use] | None, ran: int) -> None:
         """The SQL PREPAREs of a statement sent now (to run as the ``ran``-th) parse under
@@ -1267,15 +1240,16 @@ class PgRelay:
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: {_UNSEEN_BEFORE}',
                 "42501", hint="Send it in a query string of its own.")
-        if heldtext.imitates_notes(text):
+        if any(heldtext.imitates_notes(t) for t in (
+                text, params or "", *(s.text for s in executed(plan or []) if s is not None))):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: a comment line in it '
                 "could pass for one of the lines the gateway adds for its approver", "42501",
                 hint="Take the comment out (or write it in ASCII without the gateway's name).")
-        if heldtext.scrolls(text):
+        if heldtext.declares(text):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
-                f'statement held by rule "{judgement.rule}" refused: {heldtext.SCROLLS}',
-                "42501", hint="Declare the cursor NO SCROLL.")
+                f'statement held by rule "{judgement.rule}" refused: {heldtext.DECLARES}',
+                "42501", hint="Run its query without a cursor to have it approved.")
         reading, self._probed = self._probed, None
         if reading is None:  # asked again once read: what was decided is kept for it
             self._decision, self._seen = decision, seen
