@@ -79,14 +79,30 @@ def _shapes(text: str) -> tuple[bool, bool]:
     return shapes.declares, shapes.stores
 
 
+# What may come in front of a held statement in its query string: opening a block or a
+# savepoint, a query or a table made of nothing the gateway cannot see. Anything else may
+# change the settings after they are read: a COMMIT or ROLLBACK undoes a SET, a FETCH or MOVE
+# runs a cursor's query, EXPLAIN plans (and folds immutable functions of) a view (round 17).
+_IN_FRONT = frozenset({"SelectStmt", "CreateStmt", "CreateTableAsStmt"})
+_OPENS = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_SAVEPOINT"})
+
+
 @lru_cache(maxsize=256)
 def unseen_before(text: str, held: int) -> bool:
     """Whether a statement of ``text`` in front of its ``held``-th (from 0) may change the
     settings in force unseen (a text that does not parse: yes)."""
     try:
         facts = classify(text)
+        kinds = [(s.stmt.__class__.__name__, getattr(s.stmt, "kind", None))
+                 for s in pglast.parse_sql(text)]
     except (ParseFailure, pglast.parser.ParseError):
         return True
+    for name, kind in kinds[:held]:
+        if name == "TransactionStmt":
+            if kind is None or kind.name not in _OPENS:
+                return True
+        elif name not in _IN_FRONT:
+            return True
     for f in facts[:held]:
         creates = "CREATE" in f.kinds  # a relation it makes has no code yet
         if (f.reaches or f.settings or f.parts or f.reads or f.read_names

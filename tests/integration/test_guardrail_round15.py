@@ -277,3 +277,22 @@ def test_an_approved_portal_runs_right_after_its_bind(guarded: Gateway) -> None:
     finally:
         wire.close()
     assert sequence(guarded.target) == 2000
+
+
+@pytest.mark.parametrize("front", [
+    "ROLLBACK", "COMMIT", "ROLLBACK TO SAVEPOINT gw12r15_s", "FETCH NEXT FROM gw12r15_x",
+    "MOVE NEXT IN gw12r15_x", "EXPLAIN SELECT * FROM gw12r15_view",
+])
+def test_what_may_change_the_settings_cannot_come_in_front(guarded: Gateway,
+                                                           front: str) -> None:
+    """Round 17: a transaction end undid a SET, a FETCH ran a cursor's set_config, EXPLAIN
+    folded an immutable function's set_config, all after the settings were read."""
+    wire = Wire(guarded.port())
+    try:
+        wire.login("alice", guarded.tokens["alice"])
+        wire.send(codec.message(b"Q", f"{front}; {HELD}".encode() + b"\x00"))
+        error = first_error(wire)
+        assert error["C"] == "42501" and "in front of it" in error["M"], error
+    finally:
+        wire.close()
+    assert sequence(guarded.target) == 2000
