@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,18 @@ from engine.masking.pg import (
 )
 from engine.masking.rules import MaskingRule
 from engine.masking.strategies import REDACT, Strategy
+
+
+def column_key(key: bytes, source: ColumnSource) -> bytes:
+    """The hash rule's key for one table column: the engine's key bound to the column's
+    schema, table and name. A value hashes the same wherever that column is read, and
+    otherwise elsewhere: a user who fills a table of her own with candidate values under a
+    column of the same name cannot read its hashes as a dictionary of the masked column's
+    (outside attack on issue 14, round 12: 6.8 million candidates found a national id in 78 s)."""
+    if not key:
+        return key
+    return hmac.new(key, ".".join(source).encode("utf-8", "surrogateescape"),
+                    hashlib.sha256).digest()
 
 
 @dataclass
@@ -75,7 +88,8 @@ class SessionMasking:
                     for mine, want in zip(have[-len(parts):], parts, strict=True)):
                 if isinstance(source, ColumnSource):
                     return ColumnAction(rule.name, functools.partial(
-                        _apply, _strategy(rule), key=self.key), ".".join(source[1:]))
+                        _apply, _strategy(rule), key=column_key(self.key, source)),
+                        ".".join(source[1:]))
                 return ColumnAction(rule.name, functools.partial(
                     _apply, _strategy(rule, computed=True), key=self.key))
         return None

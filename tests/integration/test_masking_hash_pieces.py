@@ -24,3 +24,21 @@ def test_a_piece_of_a_hashed_column_cannot_be_looked_up(gateway: Gateway) -> Non
     # neither a piece nor a value merely named like the column is hashed: nothing to look up
     hashed = [v for v in [*pieces, *dictionary] if str(v).startswith("h:")]
     assert pieces and not hashed, hashed[:3]
+
+
+def test_a_table_of_ones_own_is_no_dictionary_of_a_hashed_column(gateway: Gateway) -> None:
+    """Round 12: a user filled a table of her own with candidates under a column named like
+    the hashed one, and read its hashes back: the row whose hash was the customer's gave the
+    national id. A column's hashes are its own."""
+    with psycopg.connect(gateway.target.superuser(), dbname="shop") as admin:
+        raw = admin.execute("SELECT national_id FROM customers WHERE id = 1").fetchone()
+    assert raw is not None
+    with psycopg.connect(gateway.dsn("shop_masked"), autocommit=True) as conn:
+        whole = conn.execute("SELECT national_id FROM customers WHERE id = 1").fetchone()
+        again = conn.execute("SELECT c.national_id FROM customers c WHERE c.id = 1").fetchone()
+        conn.execute("CREATE TEMP TABLE gw14r12_dict (k int, national_id text)")
+        conn.execute("INSERT INTO gw14r12_dict VALUES (1, %s), (2, 'other')", [raw[0]])
+        mine = dict(conn.execute("SELECT k, national_id FROM gw14r12_dict").fetchall())
+    assert whole is not None and whole == again and str(whole[0]).startswith("h:")
+    assert str(mine[1]).startswith("h:")  # hashed too: its name is the rule's
+    assert mine[1] != whole[0]  # but with the key of that table's column, not the customers'
