@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from store.nodes import NODE_LOST, default_node
     from store.ops import Op
     from store.sqlite import SqliteStore, StoreError, open_store
-    from store.verify import VerifyResult, verify
+    from store.verifier import VerifyResult, verify
 
 __all__ = ["NODE_LOST", "Op", "SqliteStore", "StoreError", "StoreLocked", "VerifyResult",
            "default_node", "open_store", "reads", "verify"]
@@ -68,7 +68,7 @@ __all__ = ["NODE_LOST", "Op", "SqliteStore", "StoreError", "StoreLocked", "Verif
 _HOMES = {"NODE_LOST": "store.nodes", "default_node": "store.nodes", "Op": "store.ops",
           "SqliteStore": "store.sqlite", "StoreError": "store.errors",
           "StoreLocked": "store.errors", "open_store": "store.sqlite",
-          "VerifyResult": "store.verify", "verify": "store.verify"}
+          "VerifyResult": "store.verifier", "verify": "store.verifier"}
 
 
 def __getattr__(name: str) -> Any:

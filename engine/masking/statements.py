@@ -5,8 +5,9 @@ The record keeps what a user ran, but not the secrets in it (ARCHITECTURE.md inv
 - a string literal right after the word ``password`` (``CREATE ROLE ... PASSWORD 'x'``,
   ``ALTER USER ... ENCRYPTED PASSWORD '...'``, ``OPTIONS (password 'x')`` of a user mapping),
   or after any word that ends like a credential's name (``sslpassword``, ``"password"``,
-  ``api_token``; comments between them skipped, a quoted name unquoted, case folded) is
-  always masked, whatever the session's masking rules: it is a credential;
+  ``api_token``; comments between them skipped, a quoted name unquoted, case folded), and the
+  value given a setting of such a name (``SET my.password = 'x'``, ``set_config('app.token',
+  'x', false)``) is always masked, whatever the session's masking rules: it is a credential;
 - every literal (string, number, bit string) is read by the value detectors as the value the
   server sees: quotes undone, the escapes of ``E''`` and ``U&''`` strings decoded (with the
   escape character its ``UESCAPE`` names), a string continued on the next line joined (also
@@ -55,6 +56,10 @@ _WORD = re.compile(r'[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|"(?:[^"]|"")+"')
 # "password", an extension's api_token, secret_key …). Compared unquoted and case-folded.
 _CREDENTIAL_NAMES = ("password", "passwd", "passphrase", "pass", "passfile", "secret",
                      "token", "key", "credential", "credentials")
+
+
+# Between a setting's name and its value: ``SET name = 'v'``, ``SET name TO 'v'``.
+_SETTING_TO = frozenset({"ASCII_61", "TO"})
 
 
 def _unquoted(word: str) -> str:
@@ -146,6 +151,11 @@ def mask_statement(text: str, values: Values | None,
                 fired.append(TIED)
         if token.name == "UIDENT":  # U&"pass\0077ord": the name it spells (its UESCAPE's)
             previous = content.lower()
+        elif token.name in _STRINGS and "." in content:
+            # set_config('my.password', 'x', …): a custom setting's name, then its value
+            previous = content.lower()
+        elif token.name in _SETTING_TO or (token.name == "ASCII_44" and "." in previous):
+            pass  # SET my.password = 'x' (or TO 'x'): the name stands before the value
         elif token.name not in _COMMENTS and token.name != "UESCAPE" and i != escapes:
             previous = _unquoted(word).lower()  # PASSWORD /* … */ 'x' is PASSWORD 'x'
     if values is not None and len(pieces) > 1:

@@ -15,10 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from store import open_store
+from store import open_store, verify
 from store import ops as O
 from store.chain import link
-from store.verify import verify
 from tests.conftest import Gateway, Target, stop_gateway
 from tests.integration.test_metrics import scrape, start_with_engine_keys, value
 

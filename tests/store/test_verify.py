@@ -159,7 +159,7 @@ def test_progress_is_reported_as_records_are_checked(recorded: SqliteStore,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    monkeypatch.setattr(sys.modules["store.verify"], "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(sys.modules["store.verifier"], "PROGRESS_EVERY", 2)
     seen: list[int] = []
     result = verify(recorded, progress=seen.append)
     assert result.ok and seen and sum(seen) == result.records - result.records % 2

@@ -296,3 +296,19 @@ def test_relations_holding_masked_values_tie_their_literals() -> None:
 def test_a_tied_text_masks_every_literal() -> None:
     masked, fired = mask_statement("execute p('NID1', 42)", None, _names, tied=True)
     assert "NID1" not in masked and "42" not in masked and "masked-column" in fired
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("SET my.password = 'SecretPWl12xyz'", "SET my.password = '****'"),
+    ("set my.password to 'SecretPWl12xyz'", "set my.password to '****'"),
+    ("SELECT set_config('my.pw_token', 'SecretPWl12xyz', false)",
+     "SELECT set_config('my.pw_token', '****', false)"),
+    ("SET application_name = 'nightly'", "SET application_name = 'nightly'"),
+    ("SELECT set_config('app.name', 'nightly', false)",
+     "SELECT set_config('app.name', 'nightly', false)"),
+])
+def test_a_setting_named_like_a_credential_is_recorded_without_its_value(
+        text: str, shown: str) -> None:
+    """Outside attack on issue 14, round 12: ``SET my.password = '…'`` and ``set_config`` of one
+    were recorded in clear."""
+    assert mask_statement(text, None, None)[0] == shown
