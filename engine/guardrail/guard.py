@@ -73,10 +73,6 @@ class Judgement:
     # a user's overload of one on the target makes a ``rows_over`` rule count them
     # (``SessionGuard.overloads``).
     builtins: frozenset[str] = frozenset()
-    # The settings its statements set, by name, with the value when a constant says it
-    # (``Facts.settings``): the relay keeps those that change what literals mean, for the
-    # approver of a later statement (``PgRelay._settings_note``).
-    settings: tuple[tuple[str, str | None], ...] = ()
     # Those names it gives a user's function, operator or cast (``Facts.overloads``).
     overloading: frozenset[str] = frozenset()
 
@@ -550,9 +546,7 @@ class SessionGuard:
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
                               remembered=bool(known), touches=touches, replaces=replaces,
                               builtins=builtins,
-                              overloading=frozenset(n for f in statements for n in f.overloads),
-                              settings=tuple((k, v) for f in statements
-                                             for k, v in f.settings.items()))
+                              overloading=frozenset(n for f in statements for n in f.overloads))
         return judgement, True, one.span if by_shape else None
 
 
