@@ -40,6 +40,7 @@ from engine.guardrail.guard import SessionGuard
 from engine.identity import Identity, IdentityProvider
 from engine.identity.expiry import EXPIRED, MESSAGE, watch_expiry
 from engine.lockout import Lockouts
+from engine.masking.lineage import Source
 from engine.masking.policy import SessionMasking, for_session
 from engine.masking.statements import (
     PASSWORD_MASK,
@@ -447,6 +448,12 @@ class Session:
                 if rel.schema in ("pg_catalog", "information_schema"):
                     continue
                 if rel.definition and names_any(rel.definition, masking.names_masked):
+                    return True
+                if any(masking.masked_source(Source(rel.schema, rel.name, c))
+                       for c in rel.columns):
+                    # A table with a column a rule names without its table part
+                    # (``national_id``): ``INSERT INTO staff VALUES (…, '…')`` names neither
+                    # the column nor the table a rule names (outside attack round 13).
                     return True
                 if derived is not None and any(
                         masking.masked_source(s) for c in (*rel.columns, "*")

@@ -622,9 +622,51 @@ class ResultMasker:
             raise _malformed("RowDescription")
         actions = self._lineage_actions(len(columns))
         if actions is not None:
-            columns = [c if c.action is not None or a is None else c._replace(action=a)
+            written = self._written_masked()
+            columns = [c._replace(action=self._rewritten_rule(c, a, written))
+                       if c.table_oid and c.action is not None and c.action.source is not None
+                       and written(c.action.source)
+                       else c if c.action is not None or a is None else c._replace(action=a)
                        for c, a in zip(columns, actions, strict=True)]
         self._describe(tuple(columns))
+
+    def _written_masked(self) -> Callable[[str], frozenset[Source]]:
+        """``written("table.column")``: the masked sources of values written into that table
+        column, by earlier statements (the catalog's ``derived``) or by the statement in
+        progress (its ``writes``, which its RETURNING shows). A column rule that shows part
+        of a value (``keep_last``, ``hash``) must not apply to such a column: a piece of a
+        masked value written back into its own column (``'xxxx' || substr(card_number, 5,
+        4)``), or another masked column's, would come back shown by the piece, and single
+        characters written beside candidates would hash alike (outside attack on issue 14,
+        round 13). Such a column is masked as computed from what was written (whole)."""
+        flow, rule = self.flow, self._lineage_rule
+        if flow is None or rule is None:
+            return lambda _name: frozenset()
+        derived = getattr(flow.analyzer.catalog, "derived", None)
+        statement = flow.upcoming(84)
+        lineage = self._lineage(statement)
+        writes = lineage.writes if lineage is not None else ()
+
+        def written(name: str) -> frozenset[Source]:
+            table, _, column = name.lower().rpartition(".")
+            kept: frozenset[Source] = (derived(table, column) if derived is not None
+                                       else frozenset())
+            for target, lin in writes:
+                if target.table.lower() == table and target.column.lower() in (column, _ANY_COLUMN):
+                    kept |= lin
+            return kept if kept and rule(kept) is not None else frozenset()
+
+        return written
+
+    def _rewritten_rule(self, column: ResultColumn, by_lineage: ColumnAction | None,
+                        written: Callable[[str], frozenset[Source]]) -> ColumnAction | None:
+        """The rule of a table column that holds values written from masked columns:
+        lineage's (computed: whole), else that of what was written."""
+        if by_lineage is not None:
+            return by_lineage
+        assert self._lineage_rule is not None and column.action is not None
+        assert column.action.source is not None
+        return self._lineage_rule(written(column.action.source))
 
     def _computed_rule(self, rule: ColumnRule, name: str) -> ColumnAction | None:
         rules = self._computed_rules
@@ -1082,6 +1124,7 @@ def _null_row(buf: bytes, start: int, end: int,
 
 
 _UNKNOWN_LINEAGE = frozenset({UNKNOWN})
+_ANY_COLUMN = "\0any"  # lineage's name for any column of a table (a write it cannot place)
 
 
 def _error(sqlstate: str, message: str) -> bytes:
