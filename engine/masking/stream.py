@@ -80,8 +80,7 @@ _BREAKS = re.compile(r"[ \t,]+")
 _FORCED_BREAKS = " \t,{}<>|"
 # A word ending in one of these may be the first part of a value that goes on after a blank:
 # card, phone and IBAN groups, "key =", "key: value", a private key header, an element of a
-# list whose digits go on in the next (``{{4012,8888},{8888,1881}}``). So may a word of one
-# to four letters and digits, an IBAN's group in lower case.
+# list whose digits go on in the next (``{{4012,8888},{8888,1881}}``).
 _CONTINUES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ)]}=:-+")
 # What the lines of a key block look like: base64, or a PEM header like "Proc-Type: 4,ENCRYPTED".
 _KEY_LINE = re.compile(r"[A-Za-z0-9+/=]*|[A-Za-z][A-Za-z0-9-]*: .*")
@@ -598,5 +597,4 @@ def _ends_values(word: str) -> bool:
     if not word:
         return True
     word = fold(word)  # a fullwidth digit goes on as an ASCII one does
-    return (word[-1] not in _CONTINUES and not word.lower().endswith(KEY_ENDINGS)
-            and not (len(word) <= 4 and word.isascii() and word.isalnum()))
+    return word[-1] not in _CONTINUES and not word.lower().endswith(KEY_ENDINGS)

@@ -7,8 +7,9 @@ with a digit value (Unicode category Nd, and the superscript and circled digits 
 NFKC turns into one) to that ASCII digit, every space separator (Zs: NBSP, U+3000) to a space,
 and the few characters whose NFKC form is one of the separators a card is read with
 (fullwidth ``- . / : _``) to it; an apostrophe between two digits (U+2019, U+02BC, the
-fullwidth one: how some locales group thousands) becomes ``'``. Each character becomes exactly one, so a finding in the
-folded text is the same span of the text itself, and the original characters are masked.
+fullwidth one: how some locales group thousands) becomes ``'``. Each character becomes
+exactly one, so a finding in the folded text is the same span of the text itself, and the
+original characters are masked.
 
 ``BYTES_TRIGGER`` (a regex over UTF-8 bytes, led by a class of lead bytes so that a search
 skips in C) and ``NATIVE_TRIGGER`` (the same without look-arounds, for hyperscan) find a
@@ -25,7 +26,7 @@ import unicodedata
 # supplementary ideographic planes have none.
 _LAST_CODE = 0x1FFFF
 _SEPARATORS = "-./:_"
-# Apostrophes some locales group thousands with (4’012’888…, fullwidth too): read as ``'``
+# Apostrophes some locales group thousands with (U+2019, fullwidth too): read as ``'``
 # between two digits only (elsewhere one may be part of a password, which ``'`` would end).
 _APOSTROPHES = "\u2019\u02bc\uff07"
 _GROUPING = re.compile(f"(?<=[0-9])[{_APOSTROPHES}](?=[0-9])")
