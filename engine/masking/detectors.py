@@ -244,11 +244,14 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # The trigger of every number-shaped detector, one regex so that the pre-screen searches once.
 # Each detector's shape has one of its parts: four digits, maybe a separator, four digits (cards);
 # 3-2-4 (SSNs); 3-4 (North American phones); a + and five digits (E.164, not a time zone like
-# +0200); two capitals and two digits (IBANs); 13 digits with at most one separator between
-# any two (a card in a run, ``cardruns``). Short dates, times, IP addresses and version numbers
-# have none of them. Each part starts where a run of digits starts (every detector's left
-# boundary excludes a digit before it), so only those digits are tried; and the regex starts
-# with a character class, which the engine skips to in C.
+# +0200); two letters and two digits (IBANs); 13 digits with at most one separator between
+# any two (a card in a run, ``cardruns``); four digits, one to eight blanks, four digits (a
+# card's layout spaced out); a bracket, quote or sign, then 13 digits with up to 18 of a
+# list's characters between any two (a card in a list's elements, ``cardruns``). Short
+# dates, times, IP addresses and version numbers have none of them. Each part starts where a
+# run of digits starts (every detector's left boundary excludes a digit before it), so only
+# those digits are tried; and the regex starts with a character class, which the engine
+# skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
                    | (?<!\d\d)(?<=\d)\d (?: \d\d[\ -/:-@\[-`{-~]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
                                        | (?<=[A-Za-z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE]
