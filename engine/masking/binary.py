@@ -34,6 +34,9 @@ ARRAY_OF: dict[int, int] = {
     1001: 17, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701, 1231: 1700, 1028: 26,
     1000: 16, 1182: 1082, 1115: 1114, 1185: 1184, 2951: 2950, 2287: 2249,
 }
+# int2vector and oidvector: sent as one-dimensional arrays, written as their elements with a
+# blank between them (``4012 8888 8888 1881``).
+VECTOR_OF: dict[int, int] = {22: 21, 30: 26}
 _INTS = {21: struct.Struct("!h"), 23: struct.Struct("!i"), 20: struct.Struct("!q"),
          26: struct.Struct("!I")}
 _FLOATS = {700: struct.Struct("!f"), 701: struct.Struct("!d")}
@@ -63,7 +66,8 @@ class Undecodable(ValueError):
 def known(type_oid: int) -> bool:
     return (type_oid in TEXT_LIKE or type_oid in (BYTEA, RECORD, 1700, 2950, MONEY)
             or type_oid in _INTS
-            or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in _NO_TEXT
+            or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in VECTOR_OF
+            or type_oid in _NO_TEXT
             or type_oid in _HEX_PAIRS or type_oid in (PG_LSN, INET, CIDR)
             or type_oid in RANGE_OF or type_oid in MULTIRANGE_OF or type_oid in _GEOMETRIC)
 
@@ -107,7 +111,7 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
     if type_oid in MULTIRANGE_OF:
         return _multirange(MULTIRANGE_OF[type_oid], raw)
     if type_oid in _GEOMETRIC:
-        return _floats(raw)
+        return _geometric(type_oid, raw)
     raise Undecodable(type_oid)
 
 
@@ -123,11 +127,12 @@ def _inet(raw: bytes) -> str:
 
 
 def _range(subtype: int, raw: bytes) -> str | None:
-    """A range's bounds as text ("lower,upper"), for the detectors (None: no text in them)."""
+    """A range as its text form writes it (``[lower,upper)``), for the detectors (None: no
+    text in its bounds)."""
     if not raw:
         raise Undecodable("range")
-    flags, pos, bounds = raw[0], 1, []
-    for present in (not flags & 0x08, not flags & 0x10):  # lower, upper not infinite
+    flags, pos, bounds, shown_any = raw[0], 1, ["", ""], False
+    for i, present in enumerate((not flags & 0x08, not flags & 0x10)):  # not infinite
         if flags & 0x01 or not present:  # empty, or no bound there
             continue
         if pos + 4 > len(raw):
@@ -139,10 +144,13 @@ def _range(subtype: int, raw: bytes) -> str | None:
         pos += 4 + size
         shown = text_of(subtype, item)
         if shown is not None:
-            bounds.append(shown)
+            bounds[i] = shown
+            shown_any = True
     if pos != len(raw):
         raise Undecodable("range")
-    return ",".join(bounds) if bounds else None
+    if not shown_any:
+        return None
+    return ("[" if flags & 0x02 else "(") + ",".join(bounds) + ("]" if flags & 0x04 else ")")
 
 
 def _multirange(range_type: int, raw: bytes) -> str | None:
@@ -162,19 +170,38 @@ def _multirange(range_type: int, raw: bytes) -> str | None:
             parts.append(shown)
     if pos != len(raw):
         raise Undecodable("multirange")
-    return " ".join(parts) if parts else None
+    return "{" + ",".join(parts) + "}" if parts else None
 
 
-def _floats(raw: bytes) -> str:
-    """Every 8-byte float in a geometric value (a path's or polygon's header skipped by
-    reading at both alignments), whole ones written without a fraction."""
-    shown = []
-    for start in (0, 1, 4, 5):
-        for at in range(start, len(raw) - 7, 8):
-            value = _F8.unpack_from(raw, at)[0]
-            shown.append(str(int(value)) if value.is_integer() and abs(value) < 2**63
-                         else repr(value))
-    return " ".join(shown)
+def _float_text(value: float) -> str:
+    """A float8 as near PostgreSQL's text as the detectors need: whole ones without a
+    fraction."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**63 else repr(value)
+
+
+def _geometric(type_oid: int, raw: bytes) -> str:
+    """A geometric value as its text form writes it (``(x,y)``, ``[(x1,y1),(x2,y2)]``,
+    ``((x1,y1),…)``, ``<(x,y),r>``, ``{a,b,c}``): a card split across its numbers is read as
+    it is in text (``engine.masking.cardruns``)."""
+    header = {602: 5, 604: 4}.get(type_oid, 0)
+    if len(raw) < header or (len(raw) - header) % 8:
+        raise Undecodable(type_oid)
+    values = [_float_text(_F8.unpack_from(raw, at)[0]) for at in range(header, len(raw), 8)]
+    count = {600: 2, 601: 4, 603: 4, 628: 3, 718: 3}.get(type_oid)
+    if count is not None and len(values) != count:
+        raise Undecodable(type_oid)
+    if header and (_I32.unpack_from(raw, header - 4)[0] * 2 != len(values)):
+        raise Undecodable(type_oid)
+    points = ",".join(f"({x},{y})" for x, y in zip(values[::2], values[1::2], strict=False))
+    if type_oid == 628:
+        return "{" + ",".join(values) + "}"
+    if type_oid == 718:
+        return f"<({values[0]},{values[1]}),{values[2]}>"
+    if type_oid in (600, 603):
+        return points
+    if type_oid == 602 and not raw[0]:  # an open path
+        return f"[{points}]"
+    return f"[{points}]" if type_oid == 601 else f"({points})"
 
 
 _NUMERIC_MAX_SCALE = 0x3FFF  # NUMERIC_DSCALE_MASK
@@ -229,6 +256,8 @@ def mask_value(type_oid: int, raw: bytes, mask: Mask, fired: list[str],
         raise Undecodable(type_oid)
     if type_oid in ARRAY_OF:
         return _array(raw, mask, fired, depth)
+    if type_oid in VECTOR_OF:
+        return _array(raw, mask, fired, depth, vector=True)
     if type_oid == RECORD:
         return _record(raw, mask, fired, depth)
     shown = text_of(type_oid, raw)
@@ -239,7 +268,9 @@ def mask_value(type_oid: int, raw: bytes, mask: Mask, fired: list[str],
     return raw if masked == shown else None
 
 
-def _array(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None:
+def _array(raw: bytes, mask: Mask, fired: list[str], depth: int, *,
+           vector: bool = False) -> bytes | None:
+    """An array (or a vector: its text form has no braces, and no element can be NULL)."""
     if len(raw) < 12:
         raise Undecodable("array")
     ndim, _, elem = struct.unpack_from("!iiI", raw)
@@ -249,8 +280,9 @@ def _array(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None
     if len(raw) < pos:
         raise Undecodable("array")
     count = 1 if ndim else 0
-    for d in range(ndim):
-        count *= _I32.unpack_from(raw, 12 + 8 * d)[0]
+    dims = [_I32.unpack_from(raw, 12 + 8 * d)[0] for d in range(ndim)]
+    for size in dims:
+        count *= size
     parts: list[bytes] = []
     shown: list[str] = []
     changed, nulls = False, False
@@ -261,6 +293,7 @@ def _array(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None
         pos += 4
         if size < 0:
             parts.append(_I32.pack(-1))
+            shown.append("NULL")
             nulls = True
             continue
         item = raw[pos:pos + size]
@@ -278,12 +311,27 @@ def _array(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None
             parts.append(_I32.pack(len(new)) + new)
     if pos != len(raw):
         raise Undecodable("array")
-    if not changed and _whole_holds("{" + ",".join(shown) + "}", mask, fired):
+    whole = " ".join(shown) if vector else _nested(shown, dims)
+    if not changed and _whole_holds(whole, mask, fired):
         return None
     if not changed:
         return raw
+    if vector:
+        return None
     head = struct.pack("!iiI", ndim, 1 if nulls else 0, elem) + raw[12:12 + 8 * ndim]
     return head + b"".join(parts)
+
+
+def _nested(shown: list[str], dims: list[int]) -> str:
+    """An array's elements written as its text form writes them, a pair of braces around
+    each dimension's elements (``{{4012,8888},{8888,1881}}``)."""
+    if not dims:
+        return "{}"
+    if len(dims) == 1:
+        return "{" + ",".join(shown) + "}"
+    step = len(shown) // dims[0] if dims[0] > 0 else 0
+    return "{" + ",".join(_nested(shown[i * step:(i + 1) * step], dims[1:])
+                          for i in range(dims[0])) + "}"
 
 
 def _record(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | None:
@@ -328,6 +376,10 @@ def _shown(type_oid: int, raw: bytes) -> str:
     try:
         if type_oid in TEXT_LIKE or type_oid == BYTEA:
             return raw.decode("utf-8", "surrogateescape")
+        if type_oid in _FLOATS and len(raw) == _FLOATS[type_oid].size:
+            value = _FLOATS[type_oid].unpack(raw)[0]
+            if value.is_integer() and abs(value) < 1e15:  # as PostgreSQL writes it: 40128888
+                return str(int(value))
         text = text_of(type_oid, raw) if known(type_oid) else None
     except Undecodable:
         text = None

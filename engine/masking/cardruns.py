@@ -40,8 +40,25 @@ from collections.abc import Iterator
 MIN_CARD, MAX_CARD = 13, 19
 MAX_RUN = 40  # digits of a run without separators checked window by window
 
-# Digits with at most one separator between any two (ASCII: the detectors read folded text).
-_RUN = re.compile(r"[0-9](?:[\t ./:_-]?[0-9]){12,}")
+# Digits with at most one separator between any two (ASCII: the detectors read folded text;
+# the apostrophe is the thousands separator of Swiss and other locales: 4'012'888'888'881'881).
+_RUN = re.compile(r"[0-9](?:[\t ./:_'-]?[0-9]){12,}")
+# Digit groups with blanks between them, two to eight somewhere (a card spaced out, or the
+# columns of a table: only a card's printed layout counts, ``_LAYOUTS``; groups further apart
+# than a tab stop read as apart).
+_BLANKED = re.compile(r"(?<![0-9][\t ])(?<![0-9])[0-9]+(?:[\t ]{1,8}[0-9]+){2,}"
+                      r"(?![\t ]{0,8}[0-9])")
+_LAYOUTS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3),
+                      (4, 6, 5), (4, 6, 4)})
+# The elements of a list of numbers as PostgreSQL writes arrays (1-D or more), ranges,
+# multiranges, points, boxes, paths, polygons, records and vectors, and JSON arrays: opened
+# by a bracket, closed by one, each element a group of digits (maybe quoted, maybe negative),
+# between them a comma (brackets and quotes around it) or a separator of a run. Such a list
+# is read as a run: ``{40128888,88881881}``, ``[(4012,8888),(8888,1881)]``.
+# (The brackets around a comma are at most 6 deep, PostgreSQL's limit of array dimensions:
+# detectors.DIGITS' trigger has a bound on the characters between two digits.)
+_LIST_GAP = r"(?:[\t ./:_'-]|\"?[)\]}]{0,6}\ ?,\ ?[\[{(]{0,6}\"?-?)"
+_LISTED = re.compile(r"[\[{(][\[{(\"]*-?([0-9](?:" + _LIST_GAP + r"?[0-9]){12,})\"?[)\]}]")
 _GROUP = re.compile(r"[0-9]+")
 # Luhn's value of each ASCII digit, as it is and doubled.
 _AS_IS = {48 + v: v for v in range(10)}
@@ -62,6 +79,8 @@ def find(text: str, covered: list[tuple[int, int]] | None = None, *,
     if _TIMESTAMP.search(text) is not None:
         text = _TIMESTAMP.sub(lambda m: "x" * len(m.group()), text)
     starts = [a for a, _ in covered] if covered else []
+    yield from _blank_spaced(text)
+    yield from _listed(text)
     for m in _RUN.finditer(text):
         if starts:
             k = bisect.bisect_right(starts, m.start()) - 1
@@ -74,6 +93,39 @@ def find(text: str, covered: list[tuple[int, int]] | None = None, *,
             continue
         worded = m.start() > 0 and text[m.start() - 1].isalpha()
         yield from _separated(run, m.start(), worded, covered or [], starts, windows=glued)
+
+
+def _blank_spaced(text: str) -> Iterator[tuple[int, int]]:
+    """Cards in a card's printed layout with two or more blanks somewhere between its groups
+    (``4012  8888  8888  1881``), the groups alone between blanks (not the columns of a
+    table: ``_LAYOUTS``)."""
+    if "  " not in text and "\t" not in text:
+        return
+    for m in _BLANKED.finditer(text):
+        groups = m.group().split()
+        if tuple(len(g) for g in groups) in _LAYOUTS and _card("".join(groups)):
+            yield m.span()
+
+
+def _listed(text: str) -> Iterator[tuple[int, int]]:
+    """Cards whose digits are a list's elements, read as one run (``_LISTED``). Only the
+    whole list, with a card's cut windows when it is in groups of 4 (a list of ids in which
+    some 13 to 19 digits in a row pass Luhn is not a card: 1 in 10 of them would)."""
+    if "," not in text:
+        return
+    for m in _LISTED.finditer(text):
+        run = m.group(1)
+        if "," not in run:
+            continue  # a run of its own (``find``)
+        groups = list(_GROUP.finditer(run))
+        if len(groups) < 2:
+            continue
+        yield from _separated(run, m.start(1), False, [], [], windows=False, alone=False)
+
+
+def _card(digits: str) -> bool:
+    return (MIN_CARD <= len(digits) <= MAX_CARD and digits.count(digits[0]) < len(digits)
+            and _windows(digits, [0], [len(digits)]) is not None)
 
 
 def _contiguous(run: str, *, windows: bool = True) -> bool:
@@ -89,7 +141,7 @@ def _contiguous(run: str, *, windows: bool = True) -> bool:
 
 
 def _separated(run: str, offset: int, glued: bool, covered: list[tuple[int, int]],
-               covered_starts: list[int], *, windows: bool = True,
+               covered_starts: list[int], *, windows: bool = True, alone: bool = True,
                ) -> Iterator[tuple[int, int]]:
     """``run`` (at ``offset``) when it holds a card; ``glued``: its first group ends a word
     (``sp3 401 288 888 888 1881``), and the run without it is read too. A group of 13 digits
@@ -119,6 +171,8 @@ def _separated(run: str, offset: int, glued: bool, covered: list[tuple[int, int]
                                     found[1])
             yield offset + groups[lo].start(), offset + groups[hi].end()
             return
+    if not alone:
+        return
     for g in groups:
         if len(g.group()) >= MIN_CARD:
             if covered_starts:

@@ -198,13 +198,21 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+_IBAN_SEPARATORS = re.compile(r"[\ \-./_]")
+
+
 def iban_valid(value: str) -> bool:
     """Known country, that country's length, and the mod-97 check (ISO 7064) equal to 1."""
-    iban = value.replace(" ", "")
+    iban = _IBAN_SEPARATORS.sub("", value).upper()
     if IBAN_LENGTHS.get(iban[:2]) != len(iban):
         return False
     rearranged = iban[4:] + iban[:4]
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _aws_key_valid(value: str) -> bool:
+    """An access key id together, or with separators and a digit among its last 16."""
+    return value.isalnum() or any(ch.isdigit() for ch in value[4:])
 
 
 def _phone_valid(value: str) -> bool:
@@ -236,17 +244,22 @@ KEY_HEADER = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----", re.ASCII)
 # The trigger of every number-shaped detector, one regex so that the pre-screen searches once.
 # Each detector's shape has one of its parts: four digits, maybe a separator, four digits (cards);
 # 3-2-4 (SSNs); 3-4 (North American phones); a + and five digits (E.164, not a time zone like
-# +0200); two capitals and two digits (IBANs); 13 digits with at most one separator between
-# any two (a card in a run, ``cardruns``). Short dates, times, IP addresses and version numbers
-# have none of them. Each part starts where a run of digits starts (every detector's left
-# boundary excludes a digit before it), so only those digits are tried; and the regex starts
-# with a character class, which the engine skips to in C.
+# +0200); two letters and two digits (IBANs); 13 digits with at most one separator between
+# any two (a card in a run, ``cardruns``); four digits, one to eight blanks, four digits (a
+# card's layout spaced out); a bracket, quote or sign, then 13 digits with up to 18 of a
+# list's characters between any two (a card in a list's elements, ``cardruns``). Short
+# dates, times, IP addresses and version numbers have none of them. Each part starts where a
+# run of digits starts (every detector's left boundary excludes a digit before it), so only
+# those digits are tried; and the regex starts with a character class, which the engine
+# skips to in C.
 DIGITS = r"""[\d+](?: (?<=\+)\d(?:[\ ()-]{0,2}\d){4}
                    | (?<!\d\d)(?<=\d)\d (?: \d\d[\ -/:-@\[-`{-~]?\d{4} | \d-\d\d-\d{4} | \d-\d{4}
-                                       | (?<=[A-Z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE] )
+                                       | (?<=[A-Za-z]{2}\d\d) | \.\d{8} | \d{4,5}\.\d{6,7}[eE]
+                                       | \d\d[\t\ ]{1,8}\d{4} )
                    | (?<!\d\d)(?<=\d)(?:[\ -/:-@\[-`{-~]\d){8}
                    | (?<!\d\d)(?<=\d)\d?\d?,\d{3},\d{3},\d{3}
-                   | (?<!\d\d)(?<=\d)(?:[\t\ ./:_-]?\d){12} )"""
+                   | (?<!\d\d)(?<=\d)(?:[\t\ ./:_'-]?\d){12}
+                   | (?<=[\[{("-]\d)(?:[\t\ ./:_'",()\[\]{}-]{0,18}\d){12} )"""
 
 # One separator between a card's digit groups, where the groups may be separated by different
 # ones: printable ASCII but letters, digits, the point and the comma (see payment_card).
@@ -268,11 +281,12 @@ NATIVE_TRIGGERS: dict[str, str] = {
     "@": r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]",
     DIGITS: (r"\+\d(?:[ ()\-]{0,2}\d){4}"
              r"|\d\d(?:\d\d[ -/:-@\[-`{-~]?\d{4}|\d-\d\d-\d{4}|\d-\d{4}|\.\d{8}"
-             r"|\d{4,5}\.\d{6,7}[eE])"
+             r"|\d{4,5}\.\d{6,7}[eE]|\d\d[\t ]{1,8}\d{4})"
              r"|\d(?:[ -/:-@\[-`{-~]\d){8}"
-             r"|[A-Z]{2}\d\d"
+             r"|[A-Za-z]{2}\d\d"
              r"|\d\d?\d?,\d{3},\d{3},\d{3}"
-             r"|\d(?:[\t ./:_\-]?\d){12}"),
+             r"|\d(?:[\t ./:_'\-]?\d){12}"
+             r"|[\[{(\"\-]\d(?:[\t ./:_'\",()\[\]{}\-]{0,18}\d){12}"),
     ASSIGNMENT: r"""[A-Za-z"' \t][=:]""",
 }
 
@@ -309,9 +323,15 @@ _DETECTORS = (
     _builtin("jwt", r"""
         (?<![\w-]) eyJ[A-Za-z0-9_-]{2,} \. [A-Za-z0-9_-]{2,} \. [A-Za-z0-9_-]*
         """, "eyJ", _jwt_valid),
+    # The 16 characters after the prefix together, or with a separator between any two: a
+    # blank or blanks, or one printable character that is neither a letter nor a digit
+    # (``AKIA IOSF ODNN 7EXA MPLE``, ``AKIA-IOSFODNN7EXAMPLE``); so written they hold a digit
+    # (capital words after "ASIA" are no key: ``ASIA PACIFIC TOTAL SALE``).
     _builtin("aws_access_key", r"""
-        (?<![A-Za-z0-9]) (?:AKIA|ASIA)[A-Z0-9]{16} (?![A-Za-z0-9])
-        """, "AKIA|ASIA"),
+        (?<![A-Za-z0-9]) (?:AKIA|ASIA)
+        (?:(?:[\ \t]+|[!-/:-@\[-`{-~])?[A-Z0-9]){16}
+        (?![A-Za-z0-9])
+        """, "AKIA|ASIA", _aws_key_valid),
     # aws_secret_access_key = ..., AWS_SECRET_ACCESS_KEY=..., "SecretAccessKey": "...". What comes
     # before the key word does not matter: only the value is masked.
     _builtin("aws_secret_key", r"""
@@ -370,10 +390,13 @@ _DETECTORS = (
         (?:\.\d+)? (?:[eE][+-]?\d+)?
         (?! \.\d | \d )
         """.replace("{sep}", _MIXED_SEPARATOR), re.ASCII | re.VERBOSE), _card_valid, DIGITS),
-    # Country, check digits, then the rest together or in groups of four.
+    # Country, check digits, then the rest together or in groups of four, in capitals or not
+    # (``de89370400440532013000``). The groups are separated by one blank or more, or by one
+    # ``-`` ``.`` ``_`` or ``/`` (``de89-3704-0044-0532-0130-00``).
     _builtin("iban", r"""
-        [A-Z] (?<![A-Za-z0-9][A-Z]) [A-Z]\d{2}
-        (?: [A-Z0-9]{11,30} | (?:\ [A-Z0-9]{4}){2,7}(?:\ [A-Z0-9]{1,3})? )
+        [A-Za-z] (?<![A-Za-z0-9][A-Za-z]) [A-Za-z]\d{2}
+        (?: [A-Za-z0-9]{11,30}
+          | (?:(?:\ +|[\-./_])[A-Za-z0-9]{4}){2,7}(?:(?:\ +|[\-./_])[A-Za-z0-9]{1,3})? )
         (?![A-Za-z0-9])
         """, DIGITS, iban_valid),
     # AAA-GG-SSSS without the numbers never issued: area 000, 666, 9xx; group 00; serial 0000.

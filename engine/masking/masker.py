@@ -38,6 +38,10 @@ from engine.masking.strategies import REDACT, SEPARATORS, Strategy
 from engine.masking.unidigits import BYTES_TRIGGER as FOLDED_BYTES
 from engine.masking.unidigits import NATIVE_TRIGGER as FOLDED_NATIVE
 from engine.masking.unidigits import fold
+from engine.masking.zerowidth import BYTES_TRIGGER as UNSEEN_BYTES
+from engine.masking.zerowidth import NATIVE_TRIGGER as UNSEEN_NATIVE
+from engine.masking.zerowidth import present as unseen_present
+from engine.masking.zerowidth import stripped as unseen_stripped
 
 
 class ValueMasker:
@@ -108,6 +112,9 @@ class ValueMasker:
         # so the byte screens let a value holding one through (in its UTF-8 form).
         self._folded_bytes = re.compile(FOLDED_BYTES.encode("ascii"))
         short.append(FOLDED_BYTES)
+        # Characters that draw nothing (``zerowidth``): ``find`` reads the text without them too.
+        self._unseen_bytes = re.compile(UNSEEN_BYTES.encode("ascii"))
+        short.append(UNSEEN_BYTES)
         if encodings:  # a candidate run, a %XX or JSON escape lets a value through to ``find``
             short += list(_ENCODED)
             self._encoded_bytes: re.Pattern[bytes] | None = re.compile(
@@ -126,7 +133,7 @@ class ValueMasker:
         if native and not self._untriggered:
             self.prefilter = prefilter.build(
                 triggers, NATIVE_TRIGGERS,
-                encoded=(*(_ENCODED if encodings else ()), FOLDED_NATIVE))
+                encoded=(*(_ENCODED if encodings else ()), FOLDED_NATIVE, UNSEEN_NATIVE))
         # For ``ResultMasker``: one search per DataRow instead of a screen per value. Sound only
         # for a pattern whose match in a value alone is also a match inside the row around it
         # (engine.masking.pg.TextMasker), so anything context-dependent turns it off.
@@ -180,7 +187,8 @@ class ValueMasker:
             return True
         if self._encoded_bytes is not None and self._encoded_bytes.search(data) is not None:
             return True
-        if not data.isascii() and self._folded_bytes.search(data) is not None:
+        if not data.isascii() and (self._folded_bytes.search(data) is not None
+                                   or self._unseen_bytes.search(data) is not None):
             return True
         if not self._untriggered:
             return False
@@ -201,8 +209,20 @@ class ValueMasker:
     def find(self, text: str) -> list[Finding]:
         """The spans to mask in ``text``, in order, not overlapping. Unicode digits and
         separators are read as the ASCII they show (``unidigits.fold``: one character for one,
-        so the spans are those of ``text``)."""
+        so the spans are those of ``text``), and the text is read without the characters that
+        draw nothing too (``zerowidth``: a finding there masks the characters it was read
+        from)."""
         text = fold(text)
+        found = self._found(text)
+        if unseen_present(text):
+            plain, places = unseen_stripped(text)
+            found += [(places[f.start], -(places[f.end - 1] + 1), order,
+                       Finding(places[f.start], places[f.end - 1] + 1, f.detector))
+                      for _, _, order, f in self._found(plain)]
+        return _resolved(found)
+
+    def _found(self, text: str) -> list[tuple[int, int, int, Finding]]:
+        """Every finding in ``text`` (folded), with what orders them, overlapping."""
         if not self.screen_text(text):
             return []
         found: list[tuple[int, int, int, Finding]] = []
@@ -220,18 +240,7 @@ class ValueMasker:
                 found.extend((f.start, -f.end, after, f) for f in self._escaped.find(text))
         if found and "\\" in text:  # no finding starts or ends inside a JSON escape
             found = [_widened(text, entry) for entry in found]
-        if len(found) < 2:
-            return [f for *_, f in found]
-        found.sort()
-        kept: list[Finding] = []
-        for *_, f in found:
-            if kept and f.start < kept[-1].end:
-                last = kept[-1]
-                if f.end > last.end:
-                    kept[-1] = Finding(last.start, f.end, last.detector)
-                continue
-            kept.append(f)
-        return kept
+        return found
 
     def replacement(self, detector: str, value: str) -> str:
         """What ``value``, found by ``detector``, becomes inside a text (NULL is not possible).
@@ -290,6 +299,23 @@ _HIDDEN_BYTES = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(SEPARAT
 
 def _stars(m: re.Match[str]) -> str:
     return "*" * len(m.group().encode("utf-8", "surrogateescape"))
+
+
+def _resolved(found: list[tuple[int, int, int, Finding]]) -> list[Finding]:
+    """Findings in order, not overlapping: the earliest start wins, then the longest, then the
+    detector listed first; one that starts inside a kept one and runs past it extends it."""
+    if len(found) < 2:
+        return [f for *_, f in found]
+    found.sort()
+    kept: list[Finding] = []
+    for *_, f in found:
+        if kept and f.start < kept[-1].end:
+            last = kept[-1]
+            if f.end > last.end:
+                kept[-1] = Finding(last.start, f.end, last.detector)
+            continue
+        kept.append(f)
+    return kept
 
 
 def _widened(text: str, entry: tuple[int, int, int, Finding]) -> tuple[int, int, int, Finding]:

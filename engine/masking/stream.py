@@ -79,8 +79,9 @@ _LINE_CONTEXT = 4096  # characters of a line already released that a move may dr
 _BREAKS = re.compile(r"[ \t,]+")
 _FORCED_BREAKS = " \t,{}<>|"
 # A word ending in one of these may be the first part of a value that goes on after a blank:
-# card, phone and IBAN groups, "key =", "key: value", a private key header.
-_CONTINUES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ)=:-+")
+# card, phone and IBAN groups, "key =", "key: value", a private key header, an element of a
+# list whose digits go on in the next (``{{4012,8888},{8888,1881}}``).
+_CONTINUES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ)]}=:-+")
 # What the lines of a key block look like: base64, or a PEM header like "Proc-Type: 4,ENCRYPTED".
 _KEY_LINE = re.compile(r"[A-Za-z0-9+/=]*|[A-Za-z][A-Za-z0-9-]*: .*")
 

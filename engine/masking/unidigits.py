@@ -6,8 +6,10 @@ read ASCII digits only (outside attack on issue 14, round 11). ``fold`` maps eve
 with a digit value (Unicode category Nd, and the superscript and circled digits of No that
 NFKC turns into one) to that ASCII digit, every space separator (Zs: NBSP, U+3000) to a space,
 and the few characters whose NFKC form is one of the separators a card is read with
-(fullwidth ``- . / : _``) to it. Each character becomes exactly one, so a finding in the
-folded text is the same span of the text itself, and the original characters are masked.
+(fullwidth ``- . / : _``) to it; an apostrophe between two digits (U+2019, U+02BC, the
+fullwidth one: how some locales group thousands) becomes ``'``. Each character becomes
+exactly one, so a finding in the folded text is the same span of the text itself, and the
+original characters are masked.
 
 ``BYTES_TRIGGER`` (a regex over UTF-8 bytes, led by a class of lead bytes so that a search
 skips in C) and ``NATIVE_TRIGGER`` (the same without look-arounds, for hyperscan) find a
@@ -24,6 +26,10 @@ import unicodedata
 # supplementary ideographic planes have none.
 _LAST_CODE = 0x1FFFF
 _SEPARATORS = "-./:_"
+# Apostrophes some locales group thousands with (U+2019, fullwidth too): read as ``'``
+# between two digits only (elsewhere one may be part of a password, which ``'`` would end).
+_APOSTROPHES = "\u2019\u02bc\uff07"
+_GROUPING = re.compile(f"(?<=[0-9])[{_APOSTROPHES}](?=[0-9])")
 
 
 def _table() -> dict[int, str]:
@@ -45,7 +51,8 @@ def _table() -> dict[int, str]:
 
 
 FOLD: dict[int, str] = _table()
-_FOLDABLE = re.compile("[" + "".join(f"\\U{code:08x}" for code in sorted(FOLD)) + "]")
+_FOLDABLE = re.compile("[" + "".join(f"\\U{code:08x}" for code in sorted(FOLD))
+                       + _APOSTROPHES + "]")
 
 
 def foldable(text: str) -> bool:
@@ -57,13 +64,16 @@ def fold(text: str) -> str:
     """``text`` with its Unicode digits and separators as ASCII, one character for one."""
     if not foldable(text):
         return text
-    return text.translate(FOLD)
+    text = text.translate(FOLD)
+    if any(ch in text for ch in _APOSTROPHES):
+        text = _GROUPING.sub("'", text)
+    return text
 
 
 def _byte_forms() -> dict[bytes, list[int]]:
     """The UTF-8 of every folded character, grouped by all its bytes but the last."""
     groups: dict[bytes, list[int]] = {}
-    for code in sorted(FOLD):
+    for code in sorted({*FOLD, *map(ord, _APOSTROPHES)}):
         raw = chr(code).encode("utf-8")
         groups.setdefault(raw[:-1], []).append(raw[-1])
     return groups
