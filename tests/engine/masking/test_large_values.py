@@ -12,7 +12,13 @@ from engine.masking.masker import ValueMasker
 from engine.masking.pg import LARGE_VALUE, ResultMasker
 from engine.masking.strategies import Strategy
 from engine.pg.messages import error_fields
-from tests.engine.masking.test_pg import column, copy_out_response, parse_row, row_description, split
+from tests.engine.masking.test_pg import (
+    column,
+    copy_out_response,
+    parse_row,
+    row_description,
+    split,
+)
 from tests.engine.pg import build as b
 
 VALUES = ValueMasker(strategies={"payment_card": Strategy("partial", keep_last=4)},
