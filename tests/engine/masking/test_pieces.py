@@ -143,3 +143,15 @@ def test_a_custom_detector_masks_the_value_whole() -> None:
     masker = ValueMasker([custom("ticket", r"T K T\s+\d+")])
     text = "a T K T 12 b " * 50
     assert mask_in_pieces(masker, text, budget=1e9, piece=3) == masker.mask(text)
+
+
+def test_the_foldable_screen_reads_the_basic_plane_from_a_bitmap() -> None:
+    # Work, not time: a class mixing planes is a list of ranges tested one by one for every
+    # character (20 times slower on binary data decoded from a long base64 run); the basic
+    # plane's class holds no supplementary character, which only a look-ahead leads to.
+    from engine.masking.unidigits import _FOLDABLE, FOLD
+
+    head = _FOLDABLE.pattern.split("]", 1)[0]
+    assert all(ord(ch) < 0x10000 for ch in head.encode().decode("unicode_escape"))
+    for code in [*FOLD, 0x41, 0xE9, 0x10000, 0x1D7CD, 0x1F600]:
+        assert (_FOLDABLE.search(chr(code)) is not None) == (code in FOLD), hex(code)
