@@ -658,6 +658,7 @@ class _Builder:
                 "log_level", self.choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
             masking_key_env=sec.get("masking_key_env", self.string, None),
+            masking_value_budget=sec.get("masking_value_budget", self.seconds, 5.0),
             metrics=self.metrics(sec.section("metrics", "the metrics endpoint")),
             audit_stream=self.audit_stream(sec.section("audit_stream", "the audit stream")),
         )

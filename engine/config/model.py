@@ -194,6 +194,8 @@ class EngineSettings:
     durability: str = "normal"  # "normal": WAL commit; "full": fsync per group commit
     log_level: str = "INFO"
     masking_key_env: str | None = None  # the key of the hash masking strategy
+    # Seconds of masking one long value may take before its result is refused.
+    masking_value_budget: float = 5.0
     metrics: MetricsSettings | None = None  # None: no metrics endpoint
     audit_stream: AuditStreamSettings | None = None  # None: the store is the only copy
 

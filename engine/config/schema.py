@@ -121,7 +121,7 @@ def schema() -> Schema:
         "control_socket": _STRING, "startup_timeout": _DURATION,
         "max_message_size": _SIZE, "durability": _choice("normal", "full"),
         "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
-        "masking_key_env": _STRING,
+        "masking_key_env": _STRING, "masking_value_budget": _DURATION,
         "metrics": _object({"listen": _LISTEN}, ("listen",)),
         "audit_stream": _object({
             "sink": _choice("file", "syslog"), "path": _STRING, "address": _LISTEN,

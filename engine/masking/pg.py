@@ -52,8 +52,8 @@ from engine.masking.copyline import CopyFormat
 from engine.masking.flow import COMPLETION_LINEAGE, Statement, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
 from engine.masking.masker import ValueMasker
+from engine.masking.pieces import OverBudget, mask_in_pieces
 from engine.masking.strategies import REDACT
-from engine.masking.stream import StreamMasker
 from engine.wire import ProtocolViolation
 
 # Reasons counted in ``ResultMasker.uninspected``: data that may hold what should be masked
@@ -115,8 +115,7 @@ _STATEMENT_FIELDS = frozenset(b"MDHWqstcdn")  # what a statement reading masked 
 LINEAGE_UNKNOWN = "lineage-unknown"
 LARGE_VALUE = 1 << 20  # characters: longer values are masked piece by piece, within a budget
 VALUE_BUDGET = 5.0  # seconds of masking one value may take (in a worker thread: results.py)
-VALUE_BUDGET_COUNT = "value-budget"  # a value whose rest was masked whole
-_PIECE = 1 << 14
+VALUE_BUDGET_COUNT = "value-budget"  # a value refused: not masked within its budget
 READS_MASKED = "reads-masked-column"  # an error of a statement that reads a masked column
 # An integrity error's DETAIL quoting rows of a table (any row's, not only the statement's).
 QUOTES_ROWS = "constraint-detail"
@@ -264,10 +263,13 @@ class ResultMasker:
         self._mask = self._bounded if isinstance(masker, ValueMasker) else masker.mask
         self._mask_inline = masker.mask  # the hot path checks the length itself
         self._screen = masker.screen
-        # A value this long is masked in pieces by a stream masker (which cuts only where no
-        # value can cross the cut), within ``value_budget`` seconds; what is left when the
-        # budget is spent is masked whole (counted as ``value-budget``).
+        # A value this long is masked in pieces (``engine.masking.pieces``: cut only where no
+        # value can cross the cut, so masked as it is whole), within ``value_budget`` seconds.
+        # A value not done when its budget is spent is refused: its result ends with an
+        # ErrorResponse (``VALUE_BUDGET_ERROR``) and the rest of that result is dropped
+        # (counted as ``value-budget``); in an error's or notice's text it is masked whole.
         self.value_budget = VALUE_BUDGET
+        self._refused = False  # the result in progress was refused: drop it to its end
         self._column_rule = column_rule
         # Lineage (column rules only): which statement each result is of, and the rule for a
         # column computed from table columns. ``missing_names``: catalog names the last
@@ -326,33 +328,34 @@ class ResultMasker:
     def reset(self) -> None:
         """Forget the result in progress (done at each ReadyForQuery)."""
         self._describe(None)
+        self._refused = False
         self._statement_description = False
         self._copy = _NO_COPY
 
     def _bounded(self, text: str) -> tuple[str, list[str]]:
+        """``text`` masked; raises ``OverBudget`` for a long value not masked in its budget."""
         masker = self._values
         assert isinstance(masker, ValueMasker)
         if len(text) < LARGE_VALUE:
             return masker.mask(text)
-        stream = StreamMasker(masker)
-        data = text.encode("utf-8", "surrogateescape")
-        deadline = time.monotonic() + self.value_budget
-        out: list[bytes] = []
-        fired: list[str] = []
-        for at in range(0, len(data), _PIECE):
-            if time.monotonic() > deadline:
-                stream.flush()
-                out.append(REDACT.mask.encode())
-                fired.append(VALUE_BUDGET_COUNT)
-                break
-            out.append(stream.feed(data[at:at + _PIECE]))
-            # Give the GIL away between pieces: in a worker thread (engine.pg.results), the
-            # event loop of every other session then waits for one piece at most.
-            time.sleep(0)
-        else:
-            out.append(stream.flush())
-        fired += stream.counts.elements()
-        return b"".join(out).decode("utf-8", "surrogateescape"), fired
+        # Give the GIL away between pieces: in a worker thread (engine.pg.results), the
+        # event loop of every other session then waits for one piece at most.
+        return mask_in_pieces(masker, text, budget=self.value_budget, pause=_yield)
+
+    def _whole_on_budget(self, text: str) -> tuple[str, list[str]]:
+        """``text`` masked, or masked whole when it cannot be in its budget (an error's or a
+        notice's text, a record: not data a client asked for)."""
+        try:
+            return self._mask(text)
+        except OverBudget:
+            return REDACT.mask, [VALUE_BUDGET_COUNT]
+
+    def _refuse(self, exc: OverBudget, counts: Counter[tuple[str, str]]) -> bytes:
+        """The ErrorResponse that replaces a row with a value not masked within its budget;
+        the rest of its result is dropped (``_refused``)."""
+        self._refused = True
+        counts[(VALUE_BUDGET_COUNT, "")] += 1
+        return _budget_error(exc)
 
     def _describe(self, columns: tuple[ResultColumn, ...] | None) -> None:
         self.columns = columns
@@ -443,9 +446,15 @@ class ResultMasker:
                         detect = bool(spans)
                     else:
                         detect = self._screen(messages[pos + 5 : end])
-                if detect or self._rules:  # (decoded binary values count as rules here)
-                    new = self._data_row(messages, pos + 5, end, detect, counts,
-                                         spans if detect else None, hit if detect else _NO_HIT)
+                if self._refused:
+                    new = b""  # the client got an error for this result instead
+                elif detect or self._rules:  # (decoded binary values count as rules here)
+                    try:
+                        new = self._data_row(messages, pos + 5, end, detect, counts,
+                                             spans if detect else None,
+                                             hit if detect else _NO_HIT)
+                    except OverBudget as exc:
+                        new = self._refuse(exc, counts)
                 elif self.columns is None and self._column_rule is not None:
                     self.uninspected[UNDESCRIBED_ROW] += 1
                     if self.describes_portals:
@@ -458,7 +467,13 @@ class ResultMasker:
                     if self._copy_header:  # names, not values: only the detectors apply
                         self._copy_header, actions = False, ()
                     if dirty or actions:
-                        new = self._copy_line(messages, pos + 5, end, actions, counts)
+                        try:
+                            new = self._copy_line(messages, pos + 5, end, actions, counts)
+                        except OverBudget as exc:
+                            # Refused like a binary COPY: the rest of it is dropped.
+                            self._copy = _COPY_REFUSED
+                            counts[(VALUE_BUDGET_COUNT, "")] += 1
+                            new = _budget_error(exc)
                 elif self._copy == _COPY_REFUSED:
                     new = b""
             elif tag == 84 or tag == 0:  # 'T' RowDescription, or the gateway's own
@@ -478,6 +493,13 @@ class ResultMasker:
             elif tag == 1:  # NoData, answering the gateway's own Describe
                 self._describe(None)
                 new = b""
+            elif tag in (67, 69, 115) and self._refused:
+                # The refused result's own end ('s' PortalSuspended too): the client was told.
+                new = b""
+                self._refused = False
+                self._describe(None)
+                self._hide_errors = False
+                mark = self._result_ended(counts, mark)
             elif tag == 69 and self._copy in (_COPY_REFUSED, _COPY_REFUSED_DONE):
                 new = b""  # the client was told already: the refused COPY's own end
                 self._describe(None)
@@ -976,7 +998,7 @@ class ResultMasker:
                     changed = True
             elif self._screen(raw):
                 text = raw.decode("utf-8", "surrogateescape")
-                masked, fired = self._mask(text)
+                masked, fired = self._whole_on_budget(text)
                 for detector in fired:
                     counts[(detector, "")] += 1
                 if masked != text:
@@ -1028,7 +1050,7 @@ class ResultMasker:
                 changed = True
             elif body[p] in _MASKED_FIELDS and self._screen(field):
                 text = body[p + 1 : stop].decode("utf-8", "surrogateescape")
-                masked, fired = self._mask(text)
+                masked, fired = self._whole_on_budget(text)
                 for detector in fired:
                     counts[(detector, "")] += 1
                 if masked != text:
@@ -1066,7 +1088,7 @@ class ResultMasker:
         masked = self._errors.pop(text, None)
         if masked is not None:
             return masked, []
-        return self._mask(text)
+        return self._whole_on_budget(text)
 
 
 HIDDEN_ERROR = "**** (masked: the statement reads a masked column)"
@@ -1131,6 +1153,18 @@ def _error(sqlstate: str, message: str) -> bytes:
     body = b"".join(key + value.encode() + b"\x00" for key, value in (
         (b"S", "ERROR"), (b"V", "ERROR"), (b"C", sqlstate), (b"M", message))) + b"\x00"
     return b"E" + _I32.pack(len(body) + 4) + body
+
+
+def _budget_error(exc: OverBudget) -> bytes:
+    """What the client gets for a result with a value the gateway could not mask in time:
+    SQLSTATE 54000 (program_limit_exceeded), as for a message over ``max_message_size``."""
+    return _error("54000", f"the gateway refused this result: {exc} (engine."
+                  "masking_value_budget); the statement itself ran. Select less of the "
+                  "value (substr, left) or ask an administrator to raise the budget.")
+
+
+def _yield() -> None:
+    time.sleep(0)
 
 
 _BINARY_COPY_ERROR = _error(

@@ -317,7 +317,7 @@ class StreamMasker:
                 continue  # inside a quoted value
             before = _BREAKS.search(backwards, run.end())
             word_start = limit - before.start() if before is not None else start
-            if _ends_values(text[word_start:limit - run.end()]):
+            if ends_values(text[word_start:limit - run.end()]):
                 return cut
         return None
 
@@ -586,7 +586,7 @@ def _drawn(between: str) -> bool:
     return bool(escapes(between).sub("", between))
 
 
-def _ends_values(word: str) -> bool:
+def ends_values(word: str) -> bool:
     """Whether a word before a blank or comma ends every value: nothing after it can join it."""
     if "\x1b" in word:
         word = _ESCAPE.sub("", word)

@@ -51,8 +51,15 @@ def _table() -> dict[int, str]:
 
 
 FOLD: dict[int, str] = _table()
-_FOLDABLE = re.compile("[" + "".join(f"\\U{code:08x}" for code in sorted(FOLD))
-                       + _APOSTROPHES + "]")
+# One class of the BMP characters (a bitmap: one lookup per character) and the supplementary
+# ones behind a look-ahead for that plane. A single class holding both is searched as a list
+# of ranges, each character tested against them in turn: 0.5 s for 750 K characters of binary
+# data decoded from a long base64 run (outside attack round 13, finding 3), 20 times as long.
+_FOLDABLE = re.compile(
+    "[" + "".join(f"\\u{code:04x}" for code in sorted(FOLD) if code < 0x10000)
+    + _APOSTROPHES + "]"
+    "|(?=[\\U00010000-\\U0001ffff])["
+    + "".join(f"\\U{code:08x}" for code in sorted(FOLD) if code >= 0x10000) + "]")
 
 
 def foldable(text: str) -> bool:

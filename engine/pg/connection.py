@@ -353,6 +353,7 @@ class PgConnection:
                 masking.sources = self.path.catalog = catalog
             results = self.path.mask_with(masking, masking.values or _NoValues(), catalog,
                                           self.relay.encoding)
+            results.value_budget = self.ctx.sessions.settings.masking_value_budget
             if results.flow is not None and session.guard is not None:
                 # Effects other sessions observe, computed from a masked value, are refused
                 # before the statement runs (results cannot hide them).
