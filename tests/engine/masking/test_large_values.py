@@ -100,10 +100,10 @@ def test_a_copy_line_over_its_budget_refuses_the_copy() -> None:
 
 def test_no_single_masker_call_reads_more_than_about_a_piece(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A row of values just under 1 MiB each (400 KB here) was masked one value per call: one search over a
-    MiB held the interpreter, and every session of the worker, for seconds even from the
-    worker thread (outside attack round 13, finding 5). Each call now reads about a piece, and
-    the value comes out as it is masked whole."""
+    """A row of values just under 1 MiB each (400 KB here) was masked one value per call:
+    one search over a MiB held the interpreter, and every session of the worker, for seconds
+    even from the worker thread (outside attack round 13, finding 5). Each call now reads
+    about a piece, and the value comes out as it is masked whole."""
     values = ValueMasker(strategies={"payment_card": Strategy("partial", keep_last=4)},
                          key=b"k").for_values()
     whole = ValueMasker.mask
