@@ -10,8 +10,16 @@ FROM big_table`` (N rows of a column the example policies hash) through the gate
 example masking rules, and the pull is timed straight to PostgreSQL too; a third probe opens
 a new connection through the gateway every 100 ms and times connect + ``SELECT 1``.
 
+With ``--wide N`` the load is one row of N columns, each ``repeat(UNIT, K)`` just under 1 MiB
+(outside attack round 13, finding 5: 16 columns of ``repeat('7 ', 499995)``, each value once
+masked in one call). ``psql`` reads it straight from PostgreSQL and then through the gateway,
+and the others' ``SELECT 1`` is timed during each pull, printed side by side. ``--unit`` sets
+what is repeated: ``'{i} '`` (column i's digit and a blank: a run of digits, which has no
+place to cut) or words (``'word{i} '``: cut every 16 KiB).
+
     .venv/bin/python bench/masking_stall.py [--megabytes 10]
     .venv/bin/python bench/masking_stall.py --rows 3000000
+    .venv/bin/python bench/masking_stall.py --wide 16 [--unit '{i} ']
 
 The engine runs in its own process (as in production); the clients run here.
 """
@@ -29,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncssh
@@ -72,6 +80,21 @@ def pull_rows(dsn: str, out: dict[str, float], key: str = "pull") -> None:
     start = time.perf_counter()
     subprocess.run(["psql", "-X", "-A", "-t", "-o", "/dev/null", "-c",
                     "SELECT national_id FROM big_table", dsn], check=True)
+    out[key] = time.perf_counter() - start
+
+
+def wide_query(columns: int, unit: str) -> str:
+    """One row of ``columns`` values of just under 1 MiB characters each (``unit`` repeated,
+    ``{i}`` in it the column's number modulo 10)."""
+    def one(i: int) -> str:
+        text = unit.format(i=i % 10)
+        return f"repeat('{text}', {(1 << 20) // len(text) - 10}) AS c{i}"
+    return "SELECT " + ", ".join(one(i) for i in range(columns))
+
+
+def pull_wide(dsn: str, query: str, out: dict[str, float], key: str = "pull") -> None:
+    start = time.perf_counter()
+    subprocess.run(["psql", "-X", "-A", "-t", "-o", "/dev/null", "-c", query, dsn], check=True)
     out[key] = time.perf_counter() - start
 
 
@@ -118,6 +141,49 @@ async def probe_ssh(port: int, token: str, stop: threading.Event, times: list[fl
         proc.stdin.write_eof()
 
 
+def quantiles(times: list[float]) -> str:
+    if not times:
+        return "no answers"
+    ms = sorted(t * 1000 for t in times)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return (f"n={len(ms):<4} p50 {statistics.median(ms):7.1f}  p99 {p99:7.1f}  "
+            f"max {ms[-1]:7.1f} ms")
+
+
+def probed(dsn: str, load: Callable[[], None]) -> list[float]:
+    """``SELECT 1`` through the gateway (``dsn``), timed while ``load`` runs."""
+    stop = threading.Event()
+    times: list[float] = []
+    thread = threading.Thread(target=probe_sql, args=(dsn, stop, times))
+    thread.start()
+    time.sleep(0.5)
+    times.clear()
+    try:
+        load()
+    finally:
+        stop.set()
+        thread.join()
+    return times
+
+
+def wide(setup: Setup, ssh: str, columns: int, unit: str, workers: int) -> None:
+    """The wide row straight from PostgreSQL and through the gateway; the others' ``SELECT 1``
+    through the gateway during each, side by side."""
+    query = wide_query(columns, unit)
+    with engine_with(setup, ssh, MASKING, workers):
+        dsn = setup.gateway_dsn()
+        timed: dict[str, float] = {}
+        idle = probed(dsn, lambda: time.sleep(2))
+        direct = probed(dsn, lambda: pull_wide(setup.direct_dsn(), query, timed, "direct"))
+        gateway = probed(dsn, lambda: pull_wide(dsn, query, timed, "gateway"))
+    print(f"one row of {columns} values of {unit!r} repeated to just under 1 MiB; "
+          f"pull direct {timed['direct']:.2f} s, through the gateway {timed['gateway']:.2f} s")
+    print("others' SELECT 1 through the gateway (ms):")
+    print(f"  {'idle':<28} {quantiles(idle)}")
+    print(f"  {'while the pull is direct':<28} {quantiles(direct)}")
+    print(f"  {'while it goes through':<28} {quantiles(gateway)}")
+
+
 def summary(name: str, times: list[float]) -> str:
     if not times:
         return f"{name:<14} no answers"
@@ -162,6 +228,10 @@ def main() -> None:
                         help="engine.workers (1: every probe shares the pull's event loop; "
                              "with more, a probe meets the pull only where the kernel hands it "
                              "to the same worker)")
+    parser.add_argument("--wide", type=int, default=0,
+                        help="pull one row of this many values of just under 1 MiB instead")
+    parser.add_argument("--unit", default="{i} ",
+                        help="what --wide repeats ({i}: the column's number modulo 10)")
     parser.add_argument("--pull", help=argparse.SUPPRESS)  # the child process's DSN
     args = parser.parse_args()
     if args.pull:
@@ -175,6 +245,9 @@ def main() -> None:
             ssh = SSH_CONNECTION.format(
                 port=ssh_port, sshd_port=sshd.port, sshd_user=sshd.user,
                 client_key=sshd.client_key, known_hosts=sshd.known_hosts)
+            if args.wide:
+                wide(setup, ssh, args.wide, args.unit, args.workers)
+                return
             rows = args.rows
             if rows:
                 setup.cluster.sql(

@@ -52,7 +52,7 @@ from engine.masking.copyline import CopyFormat
 from engine.masking.flow import COMPLETION_LINEAGE, Statement, StatementFlow
 from engine.masking.lineage import UNKNOWN, Lineage, Missing, Source
 from engine.masking.masker import ValueMasker
-from engine.masking.pieces import OverBudget, mask_in_pieces
+from engine.masking.pieces import PIECE, OverBudget, mask_in_pieces
 from engine.masking.strategies import REDACT
 from engine.wire import ProtocolViolation
 
@@ -113,7 +113,10 @@ _NULL = _I32.pack(-1)
 _MASKED_FIELDS = frozenset(b"MDHWqstcdn")
 _STATEMENT_FIELDS = frozenset(b"MDHWqstcdn")  # what a statement reading masked columns hides
 LINEAGE_UNKNOWN = "lineage-unknown"
-LARGE_VALUE = 1 << 20  # characters: longer values are masked piece by piece, within a budget
+# Characters: a value this long is masked piece by piece (``pieces.PIECE`` at a time), within a
+# budget. One search over a value of a MiB held the interpreter (and every session of a
+# worker, even from its worker thread) for seconds (outside attack round 13, finding 5).
+LARGE_VALUE = 2 * PIECE
 VALUE_BUDGET = 5.0  # seconds of masking one value may take (in a worker thread: results.py)
 VALUE_BUDGET_COUNT = "value-budget"  # a value refused: not masked within its budget
 READS_MASKED = "reads-masked-column"  # an error of a statement that reads a masked column
@@ -339,7 +342,8 @@ class ResultMasker:
         if len(text) < LARGE_VALUE:
             return masker.mask(text)
         # Give the GIL away between pieces: in a worker thread (engine.pg.results), the
-        # event loop of every other session then waits for one piece at most.
+        # event loop of every other session then waits for one piece at most. (A value with
+        # no place to cut, ``pieces.next_cut``, is still masked in one call.)
         return mask_in_pieces(masker, text, budget=self.value_budget, pause=_yield)
 
     def _whole_on_budget(self, text: str) -> tuple[str, list[str]]:

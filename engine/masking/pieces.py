@@ -130,10 +130,9 @@ def _last_cut(text: str, anchor: int, lo: int, hi: int) -> int | None:
     opened: list[int] = []  # where each quoted value of that line opens, in order
     reach: list[int] = []  # how far the values opened so far reach (a running maximum)
     escape_at = -1
-    for start, end in _runs_backwards(text, lo, hi):
-        line_start = text.rfind("\n", 0, start) + 1
-        word_start = max(text.rfind(" ", line_start, start), text.rfind("\t", line_start, start),
-                         line_start - 1) + 1
+    runs = _runs_backwards(text, lo, hi)
+    for (start, end), (line_start, word_start) in zip(runs, _starts(text, anchor, runs),
+                                                       strict=True):
         word = text[word_start:start]
         if not word or not ends_values(word):
             continue
@@ -157,6 +156,31 @@ def _last_cut(text: str, anchor: int, lo: int, hi: int) -> int | None:
             continue  # read decoded: an escaped quote, = or key letter defeats the rules
         return end
     return None
+
+
+def _starts(text: str, anchor: int, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """For each of ``runs`` (the last first): where its line starts, and where the word before
+    it starts. Read once from the left, the word before a run starting where the run before
+    it ends: looking for them back from every blank of a line of a MiB made finding no cut
+    quadratic (seconds for 1 MiB of ``7 7 7 …``). A line that starts before
+    ``anchor - _ESCAPE_REACH`` is taken to start there: nothing read here looks further back
+    (``anchor`` is the start, or comes after a blank)."""
+    if not runs:
+        return []
+    floor = max(anchor - _ESCAPE_REACH, 0)
+    first = runs[-1][0]
+    line_start = max(text.rfind("\n", floor, first) + 1, floor)
+    word_start = max(text.rfind(" ", line_start, first), text.rfind("\t", line_start, first),
+                     line_start - 1) + 1
+    starts: list[tuple[int, int]] = []
+    for start, end in reversed(runs):
+        starts.append((line_start, word_start))
+        feed = text.rfind("\n", start, end)
+        if feed >= 0:
+            line_start = feed + 1
+        word_start = end
+    starts.reverse()
+    return starts
 
 
 def _quoted(text: str, start: int, stop: int, line_end: int) -> tuple[list[int], list[int]]:

@@ -13,6 +13,14 @@ order, the target is not read, and the masking goes on in the next turn, after t
 sessions' ready sockets.
 (The event loop reads a socket up to 32 times, 256 KiB each, in one turn: 8 MB of hashed rows
 masked inline held every other session for seconds, issue 14.)
+
+A slice of ``OFF_LOOP`` bytes or more (a long message: a long value) is masked in a worker
+thread, never in a turn of the loop, and there each value of ``LARGE_VALUE`` characters or more
+is masked in pieces that give the interpreter away between them (``ResultMasker._bounded``): no
+masking call on the loop reads more than ``OFF_LOOP`` bytes, none in the thread (but for a value
+with no place to cut) more than about a piece. A message of 8-256 KiB was masked in one call
+on the loop, and a value just under 1 MiB in one call in the thread, which held the
+interpreter, and so the loop, for as long (outside attack round 13, finding 5).
 """
 
 from __future__ import annotations
@@ -45,8 +53,9 @@ log = logging.getLogger(__name__)
 # column: ``application_name``, and a ``TimeZone`` named '<…>+4' (POSIX zones take any name).
 _FREE_TEXT_SETTINGS = (b"application_name\x00", b"TimeZone\x00")
 
-OFF_LOOP = 256 * 1024  # bytes of target output masked in a worker thread rather than inline
 SLICE = 8 * 1024  # bytes of whole messages masked at a time
+OFF_LOOP = 2 * SLICE  # a slice this long is masked in a worker thread rather than inline
+BATCH = 1 << 20  # bytes of whole messages a worker thread masks at a time (one hop per MiB)
 TURN = 0.002  # seconds of masking in one turn of the event loop, before the rest waits
 
 
@@ -93,6 +102,10 @@ class ResultPath:
         self.held: bytearray | None = None  # backend bytes held while the catalog is read
         self._finished_held: list[StatementFinished] = []
         self.client_full = False
+        # A worker thread masks with ``results``: statements the client sends meanwhile are
+        # told to its flow when it is done (the flow is not changed under its feet).
+        self._off_loop = False
+        self._unsent: list[bytes] = []
         # The gateway's own ErrorResponses tagged ``GATEWAY_ERROR`` in what the relay lets
         # through, not yet tagged 'E' again (``_own``): they pass the masker untouched.
         self.own_errors = 0
@@ -128,7 +141,10 @@ class ResultPath:
         if self.results is not None and self.results.flow is not None:
             if rowcount.RESERVED in data:
                 data = _without_own(data)
-            self.results.flow.sent(data)
+            if self._off_loop:
+                self._unsent.append(data)
+            else:
+                self.results.flow.sent(data)
 
     def deliver(self, out: bytes, finished: list[StatementFinished]) -> None:
         """Backend bytes the relay let through, and the statements they finished."""
@@ -167,9 +183,13 @@ class ResultPath:
             head = out[pos:cut] if pos or cut < n else out
             last = cut == n
             if len(head) >= OFF_LOOP:
-                # A huge message (a huge value) is masked in a worker thread: other sessions
-                # go on meanwhile (ARCHITECTURE.md invariant 8). This session's later results
-                # wait behind it, in order, and the target is not read.
+                # A long message (a long value) is masked in a worker thread, with the whole
+                # messages after it up to ``BATCH``: other sessions go on meanwhile
+                # (ARCHITECTURE.md invariant 8). This session's later results wait behind
+                # it, in order, and the target is not read.
+                if cut < n:
+                    cut = _cut(out, pos, BATCH) if n - pos > BATCH else n
+                    head, last = out[pos:cut], cut == n
                 self.held = bytearray(out[cut:])
                 self._finished_held = [] if last else list(finished)
                 if self.upstream is not None:
@@ -229,6 +249,7 @@ class ResultPath:
     async def _rewrite_off_loop(self, out: bytes, finished: list[StatementFinished]) -> None:
         results = self.results
         assert results is not None
+        self._off_loop = True
         try:
             masked, counts = await asyncio.to_thread(results.rewrite, out)
         except ProtocolViolation as exc:
@@ -238,6 +259,11 @@ class ResultPath:
             log.exception("session %s: masking failed", self.session.id)
             self._failed("the gateway could not mask this result")
             return
+        finally:
+            self._off_loop = False
+            unsent, self._unsent = self._unsent, []
+            if unsent and results.flow is not None:
+                results.flow.sent(b"".join(unsent))
         if self.session.ended:
             return
         waiting, waiting_finished = self.held, self._finished_held

@@ -8,8 +8,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import pytest
+
 from engine.masking.masker import ValueMasker
 from engine.masking.pg import LARGE_VALUE, ResultMasker
+from engine.masking.pieces import PIECE
 from engine.masking.strategies import Strategy
 from engine.pg.messages import error_fields
 from tests.engine.masking.test_pg import (
@@ -93,3 +96,31 @@ def test_a_copy_line_over_its_budget_refuses_the_copy() -> None:
     assert [chr(tag) for tag, _ in messages] == ["H", "E", "Z"]
     assert error_fields(messages[1][1])["C"] == "54000"
     assert counts[("value-budget", "")] == 1
+
+
+def test_no_single_masker_call_reads_more_than_about_a_piece(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row of values just under 1 MiB each (400 KB here) was masked one value per call:
+    one search over a MiB held the interpreter, and every session of the worker, for seconds
+    even from the worker thread (outside attack round 13, finding 5). Each call now reads
+    about a piece, and the value comes out as it is masked whole."""
+    values = ValueMasker(strategies={"payment_card": Strategy("partial", keep_last=4)},
+                         key=b"k").for_values()
+    whole = ValueMasker.mask
+    calls: list[int] = []
+
+    def counted(text: str) -> tuple[str, list[str]]:
+        calls.append(len(text))
+        return whole(values, text)
+
+    monkeypatch.setattr(values, "mask", counted)
+    texts = [(BODY + f"n{i} ") * (400_000 // (len(BODY) + 3)) for i in range(2)]
+    out, counts = ResultMasker(values).rewrite(
+        row_description(*(column(f"c{i}") for i in range(2)))
+        + b.data_row(*(t.encode() for t in texts)) + b.command_complete("SELECT 1"))
+    assert calls and max(calls) <= 2 * PIECE  # was one call of each value: 400 KB
+    sent = out[out.index(b"D"):]
+    got = parse_row(sent[: 1 + int.from_bytes(sent[1:5], "big")])
+    assert [g.decode() if g is not None else None for g in got] == [
+        whole(values, t)[0] for t in texts]
+    assert counts[("payment_card", "c0")] == texts[0].count("4012 8888 8888 1881")
