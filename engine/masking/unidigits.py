@@ -35,8 +35,8 @@ read it as its ASCII form reads: ``2019<U+2013>2020``, ``1<U+2013>2 million`` pa
 
 ``BYTES_TRIGGER`` (a regex over UTF-8 bytes, led by a class of lead bytes so that a search
 skips in C) and ``NATIVE_TRIGGER`` (the same without look-arounds, for hyperscan) find a
-folded character in raw protocol bytes, so that the screens let such a value through to the
-detectors.
+folded character (or any character of the supplementary plane, where most are folded) in raw
+protocol bytes, so that the screens let such a value through to the detectors.
 """
 
 from __future__ import annotations
@@ -131,12 +131,20 @@ def fold(text: str) -> str:
 
 
 def _byte_forms() -> dict[bytes, list[int]]:
-    """The UTF-8 of every folded character, grouped by all its bytes but the last."""
+    """The UTF-8 of every folded character of the basic plane, grouped by all its bytes but
+    the last."""
     groups: dict[bytes, list[int]] = {}
     for code in sorted({*FOLD, *map(ord, _APOSTROPHES)}):
-        raw = chr(code).encode("utf-8")
-        groups.setdefault(raw[:-1], []).append(raw[-1])
+        if code < 0x10000:
+            raw = chr(code).encode("utf-8")
+            groups.setdefault(raw[:-1], []).append(raw[-1])
     return groups
+
+
+# Every character of the supplementary plane (U+10000-U+1FFFF), where the folded ones are
+# thousands (mathematical letters and digits, emoji and other symbols): listed one by one they
+# made hyperscan's compile five times as long (1 s), and the plane's other characters are rare.
+_PLANE_1 = "\\xf0[\\x90-\\x9f][\\x80-\\xbf][\\x80-\\xbf]"
 
 
 def _byte_class(values: list[int]) -> str:
@@ -155,11 +163,11 @@ def _triggers() -> tuple[str, str]:
     groups = _byte_forms()
     branches = ["".join(f"\\x{b:02x}" for b in prefix) + _byte_class(last)
                 for prefix, last in groups.items()]
-    native = "|".join(branches)
-    leads = sorted({prefix[0] for prefix in groups})
-    led = "|".join(
+    native = "|".join([*branches, _PLANE_1])
+    leads = sorted({prefix[0] for prefix in groups} | {0xF0})
+    led = "|".join([*(
         f"(?<=\\x{prefix[0]:02x})" + "".join(f"\\x{b:02x}" for b in prefix[1:])
-        + _byte_class(last) for prefix, last in groups.items())
+        + _byte_class(last) for prefix, last in groups.items()), f"(?<=\\xf0){_PLANE_1[4:]}"])
     return native, f"{_byte_class(leads)}(?:{led})"
 
 
