@@ -207,13 +207,17 @@ class ValueMasker:
         return any(d.pattern.search(text) is not None for d in self._untriggered)
 
     def find(self, text: str) -> list[Finding]:
-        """The spans to mask in ``text``, in order, not overlapping. Unicode digits and
-        separators are read as the ASCII they show (``unidigits.fold``: one character for one,
-        so the spans are those of ``text``), and the text is read without the characters that
-        draw nothing too (``zerowidth``: a finding there masks the characters it was read
-        from)."""
-        text = fold(text)
-        found = self._found(text)
+        """The spans to mask in ``text``, in order, not overlapping. Unicode digits,
+        separators, letters and symbols are read as the ASCII they show (``unidigits.fold``:
+        one character for one, so the spans are those of ``text``), and the text as it stands
+        too (a fold only adds findings: ``password=ab<U+FF1B>cd`` folded ends its value at
+        the ``;``); and the text is read without the characters that draw nothing too
+        (``zerowidth``: a finding there masks the characters it was read from)."""
+        folded = fold(text)
+        found = self._found(folded)
+        if folded is not text:
+            found += self._found(text)
+            text = folded
         if unseen_present(text):
             plain, places = unseen_stripped(text)
             found += [(places[f.start], -(places[f.end - 1] + 1), order,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from engine.masking.unidigits import FOLD
+from engine.masking.unidigits import DIGITS
 
 # Zero-width characters a terminal draws nothing for (or draws over the cell before them):
 # format characters, combining marks, the line and paragraph separators (U+2028, U+2029: no
@@ -47,7 +47,7 @@ def _invisible_class() -> str:
              or code in _BLANK_FILLERS]
     ranges: list[str] = []
     start = 0x10000
-    for digit in sorted(code for code in FOLD if code >= 0x10000):
+    for digit in sorted(code for code in DIGITS if code >= 0x10000):
         if digit > start:
             ranges.append(f"\\U{start:08x}-\\U{digit - 1:08x}")
         start = digit + 1

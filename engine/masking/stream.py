@@ -464,8 +464,7 @@ class StreamMasker:
             if part.isascii():
                 return _ASCII_DIGITS.sub("*", part)
             return "".join((_stars_of(ch) if self.masker.keep_length else "*")
-                           if ch.isdigit() or ch != folded else ch
-                           for ch, folded in zip(part, fold(part), strict=True))
+                           if ch.isdigit() else ch for ch in part)
 
         out: list[str] = []
         pos = 0
