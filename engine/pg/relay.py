@@ -1181,7 +1181,12 @@ class PgRelay:
         settings in force after they are read (``heldtext.unseen_before``)."""
         verdicts = self._judge_text(text).statements
         held = max((i for i, v in enumerate(verdicts) if v.action != "allow"), default=0)
-        return held > 0 and heldtext.unseen_before(text, held)
+        if held == 0:
+            return False
+        guard = self.guard
+        assert guard is not None
+        return (heldtext.unseen_before(text, held, guard.shadowed)
+                or guard.may_be_users(heldtext.front_names(text, held)))
 
     def _read_settings(self, how: str, statement: Statement | None = None) -> None:
         """Read the settings in force behind what was sent (``inforce``): for ``statement``
