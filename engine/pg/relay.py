@@ -1270,9 +1270,11 @@ class PgRelay:
         if any(heldtext.imitates_notes(t) for t in (
                 text, params or "", *(s.text for s in executed(plan or []) if s is not None))):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
-                f'statement held by rule "{judgement.rule}" refused: a comment line in it '
-                "could pass for one of the lines the gateway adds for its approver", "42501",
-                hint="Take the comment out (or write it in ASCII without the gateway's name).")
+                f'statement held by rule "{judgement.rule}" refused: a line or comment in it '
+                "(in a string or a quoted name too) could pass for one of the lines the gateway "
+                "adds for its approver", "42501",
+                hint="Take it out (or write it in ASCII without the gateway's name, and no line "
+                "beginning with -- after a blank other than a space or tab).")
         if heldtext.declares(text):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: {heldtext.DECLARES}',
