@@ -356,6 +356,18 @@ class SessionGuard:
                 found.add(name)
         return frozenset(found)
 
+    def may_be_users(self, names: frozenset[str]) -> bool:
+        """Whether one of PostgreSQL's ``names`` (``Facts.builtins``) may answer to a user's
+        function, aggregate, operator or cast on the target: the session gave one to its
+        code, put a schema ahead of pg_catalog, or the catalog shows one; a name the catalog
+        never read, or no catalog to ask, counts too (fail closed)."""
+        if not names:
+            return False
+        if self.shadowed or "*" in self._overloading or names & self._overloading:
+            return True
+        overloads = self.overloads
+        return overloads is None or any(overloads(n, False) is not False for n in names)
+
     def _exists(self, function: str) -> bool:
         """Whether a function of that name (a relation: ``rel:name``) exists on the target;
         not known after it was asked for (the read failed): taken as existing."""

@@ -234,7 +234,7 @@ class _Portal:
     """A portal a Bind made: one execution of a statement, approved (or not) as a whole."""
 
     __slots__ = ("bind", "counted", "executes", "judged", "limit", "params", "planned",
-                 "record", "statement")
+                 "ran", "record", "statement")
 
     def __init__(self, statement: Statement, params: str | None, record: _Open,
                  judged: Judged, executes: list[Statement | None]) -> None:
@@ -249,6 +249,7 @@ class _Portal:
         # A counted write that calls code of the target's: the statistics read in front of
         # its Bind (filled as the answer comes), since planning may already run that code.
         self.planned: list[rowcount.Stat | None] | None = None
+        self.ran = 0  # the relay's ``_ran`` right after its Bind was sent
 
 
 # A reading of the settings in force owed by the target (``inforce.Reading``): answers of the
@@ -353,10 +354,20 @@ class PgRelay:
         self._probe: inforce.Reading | None = None  # a reading under way
         self._probed: inforce.Reading | None = None  # its result, for the message it waits
         self._approved_under: dict[str, str] | None = None  # settings an approval was shown
-        # Statements sent to run (Executes and Queries): a prepared statement parsed at
-        # another count than its Bind's may have been parsed (and planned) under other
-        # settings than those read at the Bind.
+        # Messages sent that may run code, and so change the settings in force: Queries and
+        # Executes, and also a Parse (its analysis runs types' input functions: a literal of
+        # an array or composite over a domain runs the domain's CHECK, which may call any
+        # function), a Bind (planning evaluates IMMUTABLE functions of constants), a Describe
+        # of a statement (one invalidated since its Parse is analysed again), a Close of a
+        # portal (a suspended one is finished: the rest of its data-modifying WITH, its AFTER
+        # triggers) and a Sync (a COMMIT fires deferred triggers). A prepared statement parsed
+        # at another count than its Bind's may have been parsed under other settings than
+        # those read at the Bind (outside attack round 18: a Bind of a statement calling an
+        # IMMUTABLE function that ran set_config, between a held statement's Parse and Bind).
         self._ran = 0
+        # A counted portal's Execute: whether nothing that may run code was sent between its
+        # statement's Parse and its Bind, nor between its Bind and its Execute.
+        self._count_fresh = False
         # Segments: each Sync and Query sent is a mark, answered by a ReadyForQuery (or skipped
         # after an error). A message sent now belongs to the segment of mark ``_sent + 1``.
         self._sent = 0
@@ -611,6 +622,7 @@ class PgRelay:
             skipping = self._skipping
             self._discarding = self._skipping = False
             self._sent += 1
+            self._ran += 1  # a COMMIT of the implicit transaction fires deferred triggers
             self._unmarked = False
             self._segment, self._segment_ran = [], False
             if self._own_block == 1:
@@ -633,6 +645,7 @@ class PgRelay:
                 key = self.encoding.name(name)
                 if key is not None:
                     described = self._statements.lookup(key, self._sent + 1)[0]
+                self._ran += 1  # one invalidated since its Parse is analysed again
             self._owed.append((_DESCRIBE, described))
         elif tag == 67:  # 'C'
             kind, raw = messages.describe_or_close(body, "Close")
@@ -643,6 +656,8 @@ class PgRelay:
             if key is not None:  # else the target cannot convert it either, and fails
                 names: Names[Any] = self._statements if kind == "S" else self._portals
                 change = (names, names.change(key, None, self._sent + 1))
+            if kind != "S":
+                self._ran += 1  # a suspended portal is run to its end (ExecutorFinish)
             self._owed.append((_CLOSE, change))
         elif tag == 88:  # 'X'
             self.terminated = True
@@ -777,7 +792,9 @@ class PgRelay:
                 f'prepared statement "{self.encoding.show(parsed.name)}" already exists',
                 "42P05"))
             return False
-        # Not held here even when it needs a review: Parse runs nothing. Each Bind is judged.
+        # Not held here even when it needs a review: each Bind is judged. Its analysis may run
+        # code (a domain's CHECK, through a type's input function): it counts as run.
+        self._ran += 1
         entry = Statement(text, judgement, name_uses(text), typed=typed, types=parsed.types,
                           ran=self._ran)
         if (judgement is not None and judgement.action == "review" and not self._skipping
@@ -910,6 +927,8 @@ class PgRelay:
         record.bound = self._portals.change(portal, made, mark)
         self._owed.append((_BIND, record))
         self._unsettled = mark
+        self._ran += 1  # planning evaluates IMMUTABLE functions of constants: code runs
+        made.ran = self._ran
         return True
 
     def _execute(self, body: bytes) -> bool:
@@ -1001,6 +1020,9 @@ class PgRelay:
         self._count, self._count_sent = count, execute
         self._to_count = portal.counted
         self._count_statement = portal.statement
+        # (This Execute was counted in ``_ran`` already.)
+        self._count_fresh = portal.ran == self._ran - 1 and (
+            portal.ran == portal.statement.ran + 1)
         self._count_query = (portal.statement.text, portal.bind + codec.message(b"E", body),
                              self._shown_params(portal.bind[5:], portal.statement.types))
         return False
@@ -1159,7 +1181,12 @@ class PgRelay:
         settings in force after they are read (``heldtext.unseen_before``)."""
         verdicts = self._judge_text(text).statements
         held = max((i for i, v in enumerate(verdicts) if v.action != "allow"), default=0)
-        return held > 0 and heldtext.unseen_before(text, held)
+        if held == 0:
+            return False
+        guard = self.guard
+        assert guard is not None
+        return (heldtext.unseen_before(text, held, guard.shadowed)
+                or guard.may_be_users(heldtext.front_names(text, held)))
 
     def _read_settings(self, how: str, statement: Statement | None = None) -> None:
         """Read the settings in force behind what was sent (``inforce``): for ``statement``
@@ -1243,9 +1270,11 @@ class PgRelay:
         if any(heldtext.imitates_notes(t) for t in (
                 text, params or "", *(s.text for s in executed(plan or []) if s is not None))):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
-                f'statement held by rule "{judgement.rule}" refused: a comment line in it '
-                "could pass for one of the lines the gateway adds for its approver", "42501",
-                hint="Take the comment out (or write it in ASCII without the gateway's name).")
+                f'statement held by rule "{judgement.rule}" refused: a line or comment in it '
+                "(in a string or a quoted name too) could pass for one of the lines the gateway "
+                "adds for its approver", "42501",
+                hint="Take it out (or write it in ASCII without the gateway's name, and no line "
+                "beginning with -- after a blank other than a space or tab).")
         if heldtext.declares(text):
             return "refuse", ("block", judgement.rule, None), codec.error_response(
                 f'statement held by rule "{judgement.rule}" refused: {heldtext.DECLARES}',
@@ -1477,8 +1506,14 @@ class PgRelay:
             verdict = judgement.statements[over.statement]  # that of the one that went over
             why = f"its statement {over.statement + 1}: {why}"
         prepared = self._count_statement if extended else None
-        stale = (prepared is not None and prepared.ran != self._ran - 1
-                 and prepared.parsed != count.settings and inforce.has_literals(text))
+        # Stale: other code may have run between its Parse and the reading in front of its
+        # Execute (a Bind of another statement, or its own Bind's planning of an IMMUTABLE
+        # function changing the settings read after it), so its literals may mean what the
+        # approver is not shown.
+        stale = (prepared is not None and inforce.has_literals(text) and (
+            (not self._count_fresh and prepared.parsed != count.settings)
+            or (isinstance(count, rowcount.ExtendedCount)
+                and count.planned_settings != count.settings)))
         several = not extended and self._unseen_before(text)
         if verdict.action == "block" or count.recount or params is TOO_LONG or stale or several:
             hint = verdict.hint

@@ -496,6 +496,16 @@ class ExtendedCount:
         write runs under once approved: what it set was rolled back), or None."""
         return inforce.values(self._before[4]) if self._before is not None else None
 
+    @property
+    def planned_settings(self) -> dict[str, str] | None:
+        """The settings read in front of its Bind where that was read (``planned``), else
+        those of the first reading: its planning may have changed them (an IMMUTABLE
+        function calling set_config) after its literals were read."""
+        if self.planned is None:
+            return self.settings
+        early = self.planned[0] if self.planned else None
+        return inforce.values(early[4]) if early is not None else None
+
     def message(self, tag: int, msg: bytes) -> None:
         if self._phase == 0:
             if tag in _ANSWER_TAGS:

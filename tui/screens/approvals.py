@@ -34,6 +34,7 @@ from tui import timefmt
 from tui.commands import Command, CommandList
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
+from tui.shown import safe
 from tui.widgets.choice import ChoiceTable
 
 COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
@@ -155,7 +156,7 @@ class ApprovalsScreen(Screen[None]):
         for r in newest:
             decided.add_row(timefmt.clock(r.get("decided_at") or r.get("created_at")),
                             r["id"], str(r.get("requester") or "-"), outcome(r)[:60],
-                            " ".join(str(r.get("statement") or "").split())[:120])
+                            safe(" ".join(str(r.get("statement") or "").split()))[:120])
 
     def selected(self) -> dict[str, Any] | None:
         """The request the operator chose, by id — never whatever row the cursor is on."""
@@ -191,7 +192,7 @@ class ApprovalsScreen(Screen[None]):
         dark = self.app.current_theme.dark
         detail.update(Syntax(
             f"-- {req['id']}: {req['requester']} on {req['connection']}\n"
-            f"-- rule {req.get('rule')}: {req.get('reason')}\n{req['statement']}",
+            f"-- rule {req.get('rule')}: {req.get('reason')}\n{safe(str(req['statement']))}",
             "sql", word_wrap=True, theme="monokai" if dark else "default",
             background_color="default"))
 
@@ -220,5 +221,5 @@ class ApprovalsScreen(Screen[None]):
         self.app.push_screen(
             ReasonPrompt(f"{verb} {req['id']} from {req['requester']} on {req['connection']}?",
                          "reason (optional)" if approve else "reason (told to the user)",
-                         detail=str(req.get("statement") or "")),
+                         detail=safe(str(req.get("statement") or ""))),
             decided)

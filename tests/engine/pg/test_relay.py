@@ -1551,3 +1551,58 @@ def test_a_function_created_in_a_segment_the_gateway_failed_is_not_remembered() 
     relay.server_data(b.PARSE_COMPLETE + b.BIND_COMPLETE + b.command_complete("CREATE FUNCTION")
                       + SYNTAX_ERROR + b.ready())
     assert relay.guard is not None and not relay.guard.memory.known.functions
+
+
+# --- what may run code between a held statement's Parse and its Bind (round 18) -----------
+
+from tests.engine.pg.answering import reading_answers  # noqa: E402
+
+DATED = "UPDATE t SET d = '03/04/2024'"  # its literal is read at its Parse (DateStyle)
+DMY = {"datestyle": "SQL, DMY"}
+
+
+def _parsed_then(between: bytes, answers: bytes) -> ClientOutcome:
+    """``DATED`` parsed as s2 under ISO, MDY (the reading behind its Parse), then
+    ``between`` (answered with ``answers``), then its Bind: the settings read there are
+    SQL, DMY."""
+    relay = guarded()
+    relay.auto = False  # type: ignore[attr-defined]
+    relay.client_data(b.parse(DATED, "s2"))
+    assert relay.reading == "synced"
+    relay.server_data(b.PARSE_COMPLETE + reading_answers("synced"))
+    out = relay.client_data(between + b.bind(statement="s2") + b.execute() + b.SYNC)
+    assert out.out == between and relay.reading is not None
+    how = relay.reading
+    relay.wire(b"")
+    relay.server_data(answers + reading_answers(how, DMY))
+    return relay.client_data(b"")
+
+
+@pytest.mark.parametrize(("between", "answers"), [
+    # Planning folds an IMMUTABLE function of constants (which may call set_config).
+    (b.parse("SELECT public.f()", "s1") + b.bind(statement="s1", portal="p1")
+     + b.close("P", "p1"), b.PARSE_COMPLETE + b.BIND_COMPLETE + b.CLOSE_COMPLETE),
+    # Analysis runs types' input functions (a domain's CHECK in an array literal).
+    (b.parse("SELECT '{1}'::public.d[]", "s1"), b.PARSE_COMPLETE),
+    # A statement invalidated since its Parse is analysed again.
+    (b.describe("S", "s2"), b"\x74\x00\x00\x00\x06\x00\x00" + b.NO_DATA),
+    # A COMMIT fires deferred triggers.
+    (b.SYNC, b.ready()),
+], ids=["bind-close", "parse", "describe-statement", "sync"])
+def test_what_may_run_code_between_a_parse_and_its_held_bind_counts(
+        between: bytes, answers: bytes) -> None:
+    """Round 18: a Bind of a statement calling an IMMUTABLE function that ran set_config
+    came between a held statement's Parse and its Bind; its approver was shown the new
+    DateStyle, its literal had been read under the old one. Refused: it cannot be shown."""
+    out = _parsed_then(between, answers)
+    assert out.hold is None
+    [f] = out.finished
+    assert f.status == "blocked" and "prepared before" in (f.error or "")
+
+
+def test_what_runs_nothing_between_a_parse_and_its_held_bind_does_not_count() -> None:
+    """A Flush, a Describe of a portal and a Close of a statement run nothing: held, with the
+    settings read (which nothing could have changed since its Parse)."""
+    out = _parsed_then(b.FLUSH + b.describe("P", "nope") + b.close("S", "s9"),
+                       b.error("34000", "portal does not exist"))
+    assert out.hold is not None and out.hold.text == DATED
