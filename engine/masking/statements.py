@@ -276,8 +276,9 @@ def runs_unseen(text: str, names: Callable[[str], bool], bodies: Bodies | None,
     that holds a masked column's values under another name (``relations``: a view naming
     one, a table written from one), and a text PostgreSQL would not parse (what it holds
     cannot be told)."""
-    if relations is None and "(" not in text and "execute" not in text.lower():
-        return False  # no call, no EXECUTE
+    if (relations is None and "(" not in text and "." not in text
+            and "execute" not in text.lower()):
+        return False  # no call (``t.f`` may be ``f(t)``: ``attribute``), no EXECUTE
     try:
         tree = orjson.loads(parse_sql_json(text))
     except Exception:

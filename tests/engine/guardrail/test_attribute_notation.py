@@ -159,3 +159,16 @@ def test_a_function_the_session_created_is_called_in_attribute_notation() -> Non
 ])
 def test_attribute_notation_in_front_of_a_held_statement(text: str, unseen: bool) -> None:
     assert unseen_before(text, 1) is unseen
+
+
+def test_a_select_of_a_set_returning_function_in_attribute_notation_makes_rows() -> None:
+    """``INSERT … SELECT (a).unnest ON CONFLICT DO UPDATE`` is not a literal list of rows."""
+    from engine.guardrail.bounds import literal_select
+    from engine.masking.lineage import parse
+
+    stmts = parse("SELECT ('{1,2}'::int[]).unnest")
+    assert stmts is not None
+    assert not literal_select(stmts[0]["SelectStmt"])
+    stmts = parse("SELECT 1, 'a'")
+    assert stmts is not None
+    assert literal_select(stmts[0]["SelectStmt"])

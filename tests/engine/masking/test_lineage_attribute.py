@@ -84,3 +84,18 @@ def test_columns_stay_columns() -> None:
     assert found.columns[2] == frozenset({Source("public", "customers", "id")})
     assert not found.effects and found.opaque is None
     assert not found.missing.functions
+
+
+def test_a_user_s_function_in_attribute_notation_masks_the_recorded_text() -> None:
+    """``select ('123-45').leak`` hands its literal to a body that names a masked column."""
+    from engine.masking.statements import runs_unseen
+
+    def bodies(name: str) -> list[str] | None:
+        return [LEAK] if name == "leak" else []
+
+    def names(word: str) -> bool:
+        return word == "national_id"
+
+    assert runs_unseen("select ('123-45').leak", names, bodies)
+    assert runs_unseen("select c.leak from customers c", names, bodies)
+    assert not runs_unseen("select (c).full_name from customers c", names, bodies)
