@@ -461,7 +461,8 @@ def _cased(node: Any) -> bool:
 def _trivial(facts: Facts) -> bool:
     """An expression that only computes (SELECT n > 1): not worth listing as a part."""
     return (facts.kinds <= {"SELECT"} and not (facts.functions or facts.reads or facts.writes
-                                               or facts.settings or facts.parts))
+                                               or facts.settings or facts.parts
+                                               or facts.attributes))
 
 
 class _Walker:

@@ -133,8 +133,12 @@ def test_a_user_s_function_of_the_selected_name_is_counted_as_a_call() -> None:
     assert g.judge(sql).verdict.calls_code  # still not known: fail closed
 
 
-def test_a_user_s_function_selected_in_stored_code_makes_it_opaque() -> None:
-    sql = "CREATE VIEW v AS SELECT (o).archive FROM orders o"
+@pytest.mark.parametrize("sql", [
+    "CREATE VIEW v AS SELECT (o).archive FROM orders o",
+    "CREATE TABLE t (a int DEFAULT (1).archive)",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$SELECT (1).archive$$",
+])
+def test_a_user_s_function_selected_in_stored_code_makes_it_opaque(sql: str) -> None:
     assert guard({"archive": True}).judge(sql).verdict.rule == "no-opaque"
     assert guard({"archive": False}).judge(sql).action == "allow"
 
