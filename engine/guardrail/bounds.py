@@ -308,7 +308,9 @@ def literal_select(select: dict[str, Any]) -> bool:
     if select.get("op", "SETOP_NONE") != "SETOP_NONE":
         return False
     return not (select.get("fromClause") or select.get("withClause")
-                or _has_node(select.get("targetList"), "FuncCall"))
+                or _has_node(select.get("targetList"), "FuncCall")
+                # ((x).unnest is unnest(x): ``attribute``)
+                or _has_node(select.get("targetList"), "A_Indirection"))
 
 
 def _has_node(node: Any, node_type: str) -> bool:

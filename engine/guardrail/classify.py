@@ -26,7 +26,7 @@ import orjson
 from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
-from engine.guardrail import builtin_names, procedural, protection, querytext
+from engine.guardrail import attribute, builtin_names, procedural, protection, querytext
 from engine.guardrail.bounds import (
     Target,
     constants_blind,
@@ -195,6 +195,15 @@ class Facts:
     # extension's, any of them): the session's later statements using one count it
     # (``SessionGuard.started``), whatever the catalog last read.
     overloads: set[str] = field(default_factory=set)
+    # Names selected in attribute notation (``t.f``, ``(x).f``) that no function of
+    # PostgreSQL's has: a column, or a call of a user's function of that name with the
+    # selected value (``engine.guardrail.attribute``). They are in ``builtins`` too (the
+    # catalog says whether the target has such a function), and a rule's ``functions``
+    # pattern matches them (fail closed: the gateway cannot tell a column from a call).
+    attributes: set[str] = field(default_factory=set)
+    # It stores code for later (a view, a default, a function's body …: ``_STORES_CODE``):
+    # a user's function its ``attributes`` call makes it opaque (``SessionGuard``).
+    stores: bool = False
     # Functions a CREATE OR REPLACE FUNCTION may replace, by name as stored (proname): one that
     # exists on the target may be what a policy, CHECK or default calls (``SessionGuard``).
     replaced: set[str] = field(default_factory=set)
@@ -286,6 +295,7 @@ def classify_text(sql: str, depth: int = 0, known: Known = EMPTY, *,
             # A parameter's DEFAULT calls unread code: every call that leaves it out runs it.
             for body in facts.defines.values():
                 body.reaches = body.unread = True
+        facts.stores = _stores(stmt)
         if _stores_user_code(stmt, facts):
             _opaque(facts, text, "an expression it stores", "calls code the gateway has not "
                     "read, which will run later in statements that are not counted (a view, "
@@ -385,6 +395,16 @@ def _stores_user_code(stmt: dict[str, Any], facts: Facts) -> bool:
     return facts.unread or any(p.unread for p in facts.parts if p.deferred)
 
 
+def _stores(stmt: dict[str, Any]) -> bool:
+    """Whether a statement stores code that runs later: an expression (``_STORES_CODE``),
+    a materialized view's query, a function's body, a trigger's or rule's action."""
+    kind = next(iter(stmt), "")
+    node = stmt.get(kind)
+    return (kind in _STORES_CODE or kind in _DEFERS_WRITES
+            or (kind == "CreateTableAsStmt" and isinstance(node, dict)
+                and node.get("objtype") == "OBJECT_MATVIEW"))
+
+
 # Statements whose writes all run later (bodies, rule actions, foreign keys' actions): the
 # statement itself may be ``own``; any other statement writes now, and is counted.
 _DEFERS_WRITES = {"CreateFunctionStmt": True, "CreateTrigStmt": True, "CreateStmt": True,
@@ -441,7 +461,8 @@ def _cased(node: Any) -> bool:
 def _trivial(facts: Facts) -> bool:
     """An expression that only computes (SELECT n > 1): not worth listing as a part."""
     return (facts.kinds <= {"SELECT"} and not (facts.functions or facts.reads or facts.writes
-                                               or facts.settings or facts.parts))
+                                               or facts.settings or facts.parts
+                                               or facts.attributes))
 
 
 class _Walker:
@@ -1160,6 +1181,24 @@ class _Walker:
                 self.facts.by_shape = False
         return True
 
+    def _attribute(self, node: dict[str, Any], node_type: str) -> bool:
+        """``(x).f``, ``t.f``: PostgreSQL calls ``f(x)`` when ``f`` is no column of ``x``
+        (``attribute``). A name a function of PostgreSQL's or of the session's has is judged
+        as that call (which one it is cannot be told here: fail closed); any other name is a
+        column unless the target's catalog has a user's function of it (``attributes``)."""
+        for function, argument in attribute.selections(node_type, node):
+            if attribute.may_be_builtin(function) or self._session_function(function):
+                self._func_call(attribute.call(function, argument))
+            else:
+                self.facts.attributes.add(function)
+                self.facts.builtins.add(function)
+        return True
+
+    def _session_function(self, function: str) -> bool:
+        """Whether the session created a function of that name (``memory``)."""
+        return any(identity.split("(", 1)[0].rsplit(".", 1)[-1].strip('"') == function
+                   for identity in self.bodies)
+
     def _syntax_call(self, function: str) -> bool:
         """SQL/JSON and MERGE syntax of newer PostgreSQL (the parser's grammar is 18's):
         ``json_scalar(x)``, ``json(x)``, ``json_value(…)``, ``merge_action()`` … are calls of
@@ -1360,6 +1399,7 @@ def _combine(sink: Facts, inner: Facts, deferred: bool) -> None:
         sink.evaluated_names |= inner.evaluated_names
         sink.builtins |= inner.builtins
         sink.overloads |= inner.overloads
+    sink.attributes |= inner.attributes
 
 
 # Object types of ALTER … RENAME that name a function.
@@ -1642,6 +1682,12 @@ def _volatile(expr: Any) -> bool:
         if function in _VOLATILE or function not in builtin_names.FUNCTIONS or (
                 len(parts) > 1 and parts[0].lower() != "pg_catalog"):
             return True
+    for kind in ("A_Indirection", "ColumnRef"):  # (x).f: f(x) (``attribute``)
+        inner = expr.get(kind)
+        if isinstance(inner, dict) and any(
+                f in _VOLATILE or f not in builtin_names.FUNCTIONS
+                for f, _ in attribute.selections(kind, inner)):
+            return True
     return any(_volatile(v) for v in expr.values())
 
 
@@ -1761,6 +1807,8 @@ _HANDLERS: dict[str, _Handler] = {
     "CreateTrigStmt": _Walker._create_trigger,
     "CreateEventTrigStmt": _Walker._create_event_trigger,
     "FuncCall": _Walker._func_call,
+    "A_Indirection": lambda w, n: w._attribute(n, "A_Indirection"),
+    "ColumnRef": lambda w, n: w._attribute(n, "ColumnRef"),
     "A_Expr": _Walker._operator,
     "SubLink": _Walker._sublink,
     "CaseExpr": _Walker._implied_equality,

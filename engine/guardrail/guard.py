@@ -71,7 +71,8 @@ class Judgement:
     replaces: frozenset[str] = frozenset()
     # PostgreSQL's names its statements that nothing counts yet call (``Facts.builtins``):
     # a user's overload of one on the target makes a ``rows_over`` rule count them
-    # (``SessionGuard.overloads``).
+    # (``SessionGuard.overloads``); and names code it stores selects in attribute notation
+    # (``Facts.attributes``): a user's function of one makes that code opaque.
     builtins: frozenset[str] = frozenset()
     # Those names it gives a user's function, operator or cast (``Facts.overloads``).
     overloading: frozenset[str] = frozenset()
@@ -555,6 +556,10 @@ class SessionGuard:
         builtins = (frozenset(_builtins(statements, verdicts))
                     if self._shared.counts and not (code or unknown or typed or overloaded)
                     else frozenset())
+        if not (code or unknown or typed or overloaded):
+            # A user's function that code it stores calls in attribute notation makes that
+            # code opaque, counted or not (``_overloading``).
+            builtins |= {n for f in statements if f.stores for n in f.attributes}
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
                               remembered=bool(known), touches=touches, replaces=replaces,
                               builtins=builtins,
@@ -599,7 +604,16 @@ def _builtins(statements: list[Facts], verdicts: tuple[Verdict, ...]) -> Iterato
 def _overloading(facts: Facts, overloaded: frozenset[str]) -> Facts:
     """``facts`` marked as calling code of the target's when a name of PostgreSQL's it calls
     may be a user's overload (``overloaded``): counted as ``SELECT f()`` is."""
-    if (facts.reaches and not facts.own) or not facts.builtins & overloaded:
+    if not (facts.builtins | facts.attributes) & overloaded:
+        return facts
+    called = facts.attributes & overloaded
+    if called:
+        # ``t.f`` where the target has a user's function f: a call of code the gateway has
+        # not read (``Facts.attributes``), stored for later in a view or a default.
+        facts = dataclasses.replace(facts, functions=facts.functions | called, unread=True)
+        if facts.stores:
+            facts.kinds = facts.kinds | {"OPAQUE BODY"}
+    if facts.reaches and not facts.own:
         return facts
     return dataclasses.replace(facts, reaches=True, own=False)
 

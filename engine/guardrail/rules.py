@@ -157,7 +157,8 @@ class Match:
             shown = dict.fromkeys(_specific(facts, kind) for kind in hit)  # once each
             reasons.append(" and ".join(shown))
         if self.functions:
-            called = sorted(f for f in facts.functions
+            # A name selected in attribute notation may be a call (``Facts.attributes``).
+            called = sorted(f for f in facts.functions | facts.attributes
                             if any(fnmatch.fnmatchcase(f, p) for p in self.functions))
             if not called:
                 return None

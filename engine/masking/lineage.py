@@ -62,7 +62,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import orjson
 from pglast.parser import ParseError, parse_sql_json
 
-from engine.guardrail import builtin_names, querytext
+from engine.guardrail import attribute, builtin_names, querytext
 from engine.masking import bodies
 
 
@@ -341,6 +341,11 @@ def _calls(node: Any, names: frozenset[str], *, subqueries: bool
                 if parts and (parts[-1] in names or schema not in (None, "pg_catalog")
                               or parts[-1] not in builtin_names.FUNCTIONS):
                     yield call
+            for kind in ("A_Indirection", "ColumnRef"):  # (x).f is f(x) (``attribute``)
+                inner = item.get(kind)
+                if isinstance(inner, dict):
+                    yield from (attribute.call(n, a) for n, a in
+                                attribute.selections(kind, inner) if n in names)
             if "SelectStmt" in item and not subqueries:
                 continue
             stack.extend(item.values())
@@ -1603,6 +1608,8 @@ class Analyzer:
             return out | self._last_shape  # (a query with no column still picks rows)
         if kind == "FuncCall":
             return self._func(inner, scope)
+        if kind == "A_Indirection":
+            return self._indirection(inner, scope)
         if kind == "A_Expr":
             return self._operator(inner, scope)
         if kind == "TypeCast":
@@ -1679,6 +1686,29 @@ class Analyzer:
             self._shaped(around)
         result = self._func_result(node, args, self._counts_rows(node, scope))
         return result | around if around else result
+
+    def _indirection(self, node: dict[str, Any], scope: Scope) -> Lin:
+        """``(x).f``, ``(x)[1]``: what ``x`` carries (a field of it, an element). A name that
+        may be a function's is the call ``f(x)`` (``attribute``), followed as calls are: its
+        effects, and a user's function's body."""
+        out = self._expr(node.get("arg"), scope) | self._expr(node.get("indirection"), scope)
+        for function, _ in attribute.selections("A_Indirection", node):
+            if self._may_call(function):
+                out = self._func_result(attribute.call(function, None), out)
+        return out
+
+    def _may_call(self, name: str) -> bool:
+        """Whether a name selected in attribute notation may be a function's: PostgreSQL's
+        own, or one the catalog has (not looked up yet: asked for, and judged as one
+        meanwhile)."""
+        if attribute.may_be_builtin(name):
+            return True
+        found = self._functions(name)
+        self._consulted_fn.add(name)
+        if found is None:
+            self._missing_fn.add(name)
+            return True
+        return bool(found)
 
     def _counts_rows(self, node: dict[str, Any], scope: Scope) -> bool:
         """Whether a call's arguments are ``*`` or one column read straight from a table
@@ -1904,11 +1934,18 @@ class Analyzer:
         rng = _find_range(scope, parts[-2]) or _find_range((self._bound,), parts[-2])
         if rng is None:
             # ``(c).national_id``-like or a composite column: depend on the whole qualifier
-            return self._column_ref({"fields": [{"String": {"sval": parts[-2]}}]}, scope)
-        found = [lin for n, lin in rng.columns if n in (column, _ANY)]
-        if found:
-            return frozenset().union(*found)
-        return rng.whole()
+            out = self._column_ref({"fields": [{"String": {"sval": parts[-2]}}]}, scope)
+        elif any(n == column for n, _ in rng.columns):
+            return frozenset().union(*(lin for n, lin in rng.columns if n in (column, _ANY)))
+        else:
+            found = [lin for n, lin in rng.columns if n == _ANY]
+            out = frozenset().union(*found) if found else rng.whole()
+        # No column of that name is known: ``t.f`` is the call ``f(t)`` when a function f
+        # exists (``attribute``), with the whole row as its argument.
+        if self._may_call(column):
+            return self._func_result(attribute.call(column, None), out | (
+                rng.whole() if rng is not None else _NONE))
+        return out
 
 
 def _followed_setting(call: dict[str, Any]) -> bool:

@@ -32,13 +32,13 @@ approver of a held statement still sees it exactly (``Session.ask``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
 from pglast.parser import parse_sql_json, scan
 
-from engine.guardrail import builtin_names
+from engine.guardrail import attribute, builtin_names
 
 PASSWORD_MASK = "****"
 _LITERALS = frozenset({"SCONST", "USCONST", "FCONST", "ICONST", "BCONST", "XCONST", "UIDENT"})
@@ -276,8 +276,9 @@ def runs_unseen(text: str, names: Callable[[str], bool], bodies: Bodies | None,
     that holds a masked column's values under another name (``relations``: a view naming
     one, a table written from one), and a text PostgreSQL would not parse (what it holds
     cannot be told)."""
-    if relations is None and "(" not in text and "execute" not in text.lower():
-        return False  # no call, no EXECUTE
+    if (relations is None and "(" not in text and "." not in text
+            and "execute" not in text.lower()):
+        return False  # no call (``t.f`` may be ``f(t)``: ``attribute``), no EXECUTE
     try:
         tree = orjson.loads(parse_sql_json(text))
     except Exception:
@@ -301,6 +302,9 @@ def _reaches(node: Any, names: Callable[[str], bool], bodies: Bodies | None, dep
         if isinstance(relname, str) and relations is not None and relations(relname):
             return True
         call = item.get("FuncCall") or (item.get("CallStmt") or {}).get("funccall")
+        for called in _attribute_calls(item, bodies):
+            if _body_reaches(called, names, bodies, depth, seen):
+                return True
         if isinstance(call, dict):
             parts = [str(n.get("String", {}).get("sval", ""))
                      for n in call.get("funcname", []) if isinstance(n, dict)]
@@ -311,6 +315,21 @@ def _reaches(node: Any, names: Callable[[str], bool], bodies: Bodies | None, dep
                 return True
         stack.extend(v for k, v in item.items() if k != "location")
     return False
+
+
+def _attribute_calls(item: dict[str, Any], bodies: Bodies | None) -> Iterator[str]:
+    """The users' functions a node may call in attribute notation (``(x).f`` is ``f(x)``,
+    ``attribute``): in ``(x).f`` any name no function of PostgreSQL's has; in ``t.f`` (a
+    column, as a rule) one the catalog knows a function of."""
+    for kind in ("A_Indirection", "ColumnRef"):
+        inner = item.get(kind)
+        if not isinstance(inner, dict):
+            continue
+        for name, _ in attribute.selections(kind, inner):
+            if name.lower() in builtin_names.FUNCTIONS:
+                continue
+            if kind == "A_Indirection" or (bodies is not None and bodies(name.lower())):
+                yield name.lower()
 
 
 def _body_reaches(name: str, names: Callable[[str], bool], bodies: Bodies | None,

@@ -17,7 +17,8 @@ round 15):
 
 And one shape runs before it: in a query string of several statements, the settings its
 approver is shown are read before the first one runs, so a statement in front of the held one
-that may change them unseen — one that calls code not PostgreSQL's own, reads or writes a
+that may change them unseen — one that calls code not PostgreSQL's own (in attribute notation
+too: ``(x).f`` is ``f(x)``), reads or writes a
 relation (a view's query or a DEFAULT may call ``set_config``), sets a setting or runs code
 inside it, calls a function of PostgreSQL's that is not known to run nothing but its own code
 (``cursor_to_xml`` fetches a cursor, ``query_to_xml`` runs SQL: ``pure_names``) or names a
@@ -139,7 +140,9 @@ def unseen_before(text: str, held: int, shadowed: bool = False) -> bool:
             return True
     for f in facts[:held]:
         creates = "CREATE" in f.kinds  # a relation it makes has no code yet
-        if (f.reaches or f.settings or f.parts or f.reads or f.read_names
+        # ``(x).f`` of a name no function of PostgreSQL's has (``Facts.attributes``): a
+        # user's function may be what runs.
+        if (f.reaches or f.settings or f.parts or f.reads or f.read_names or f.attributes
                 or (f.writes and not creates) or not f.functions <= pure_names.PURE):
             return True
     return False
