@@ -1050,7 +1050,8 @@ class PgRelay:
         if body[len(raw) + 1 :] != b"\x00\x00\x00\x00":
             error = _not_counted("a row limit on its Execute would leave it unfinished when "
                                  "counted", "Execute it without a row limit (max_rows 0).")
-        elif rowcount.RESERVED in (raw, *self._statements.live, *self._portals.live) or any(
+        elif (raw == rowcount.RESERVED or rowcount.RESERVED in self._statements.live
+              or rowcount.RESERVED in self._portals.live) or any(
                 c.key == rowcount.RESERVED for c in self._statements.pending) or any(
                 c.key == rowcount.RESERVED for c in self._portals.pending):
             error = _not_counted(f"{rowcount.RESERVED.decode()} is a name it uses for that",
