@@ -13,6 +13,7 @@ half-way leaves files the import system ignores (the ``.py`` files are used).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,8 @@ def remove() -> None:
     for path in compiled.shared_library_paths():
         path.unlink()
     shutil.rmtree(BUILD, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        BUILD.parent.rmdir()  # build/, when nothing else is there
 
 
 SETUP_PY = """\
@@ -61,7 +64,8 @@ def build() -> None:
     env = {**os.environ, "MYPYPATH": str(ROOT)}
     jobs = str(max(1, len(os.sched_getaffinity(0))))
     subprocess.run([sys.executable, str(script), "-q", "build_ext", "--inplace",
-                    "--build-temp", str(BUILD / "temp"), "--parallel", jobs],
+                    "--build-temp", str(BUILD / "temp"), "--build-lib", str(BUILD / "lib"),
+                    "--parallel", jobs],
                    cwd=ROOT, env=env, check=True)
     # The sources as they were compiled: one edited meanwhile makes the build stale (unused).
     compiled.STAMP.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
