@@ -3,6 +3,7 @@ one run (issue 17: does a second worker use the second core?).
 
     .venv/bin/python bench/workers.py [--seconds 10] [--scale 5] [--clients 1,8]
         [--modes simple,prepared] [--workers 1,2] [--repeat 1] [--plain] [--baseline DIR]
+        [--pure]
 
 Each engine runs the demo's configuration: the example policies.yaml's guardrails and masking,
 recording on (``--plain``: neither, recording only). Prints TPS, average latency, the ratio to
@@ -13,7 +14,10 @@ package) is used when it is installed.
 ``--repeat N`` runs every path N times, interleaved (a load that comes and goes on a shared
 machine then weighs on each path alike), and prints the median TPS. ``--baseline DIR`` runs the
 same engines from another checkout too (``git archive <commit> | tar -x -C DIR``), in the same
-run, so a change is measured against its parent under the same load.
+run, so a change is measured against its parent under the same load. ``--pure`` runs every
+engine a second time on its pure-Python modules (``GATEWATCH_PURE_PYTHON=1``, paths marked
+``py``) beside the compiled build ``.ci/setup`` made (issue 18; ``store/compiled.py``), in the
+same run.
 """
 
 from __future__ import annotations
@@ -108,12 +112,13 @@ def pgbench(dsn: str, clients: int, mode: str, seconds: int, pid: int | None,
 
 
 @contextlib.contextmanager
-def engine(setup: Setup, workers: int, plain: bool = False, root: Path = ROOT
-           ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def engine(setup: Setup, workers: int, plain: bool = False, root: Path = ROOT,
+           pure: bool = False) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """An engine with the demo's rules and masking (unless ``plain``) and ``workers`` workers,
-    run from the checkout ``root``; its DSN."""
+    run from the checkout ``root`` (``pure``: on its pure-Python modules); its DSN."""
     port = free_port()
-    private = setup.work / f"engine-w{workers}{'' if root == ROOT else '-' + root.name}"
+    private = setup.work / (f"engine-w{workers}{'' if root == ROOT else '-' + root.name}"
+                            f"{'-py' if pure else ''}")
     private.mkdir(mode=0o700)
     policy = private / "policies.yaml"
     policy.write_text(POLICY.format(
@@ -122,7 +127,8 @@ def engine(setup: Setup, workers: int, plain: bool = False, root: Path = ROOT
         guardrails="" if plain else example_guardrails(),
         masking="" if plain else example_masking(),
     ).replace("  log_level: WARNING\n", f"  log_level: WARNING\n  workers: {workers}\n"))
-    env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password}
+    env = {**os.environ, "BENCH_TOKEN": setup.token, "BENCH_PG_PASSWORD": setup.target_password,
+           "GATEWATCH_PURE_PYTHON": "1" if pure else ""}
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "engine", "-c", str(policy)],
                             env=env, cwd=root)
     try:
@@ -142,6 +148,18 @@ def warm_up(dsn: str) -> None:
                    check=True, capture_output=True, timeout=120)
 
 
+def versus_pure(results: dict[tuple[str, int, str], Run], path: str, c: int, mode: str) -> str:
+    """A compiled engine's TPS and CPU per transaction against the same engine's pure-Python
+    run (``--pure``)."""
+    name, _, suffix = path.partition(" (")
+    pure = results.get((f"{name} py{' (' + suffix if suffix else ''}", c, mode))
+    run = results[(path, c, mode)]
+    cpu, pure_cpu = run.cpu_us_per_tx(), pure.cpu_us_per_tx() if pure else None
+    if pure is None or cpu is None or pure_cpu is None or not pure.tps or not pure_cpu:
+        return ""
+    return f" {run.tps / pure.tps:>7.2f} {cpu / pure_cpu:>8.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
@@ -153,6 +171,8 @@ def main() -> None:
     ap.add_argument("--plain", action="store_true", help="no rules or masking")
     ap.add_argument("--baseline", type=Path, action="append", default=[],
                     help="another checkout to run the engines from too (may be repeated)")
+    ap.add_argument("--pure", action="store_true",
+                    help="also run each engine on its pure-Python modules")
     args = ap.parse_args()
     load = os.getloadavg()
     with target() as setup, contextlib.ExitStack() as stack:
@@ -167,8 +187,9 @@ def main() -> None:
         for suffix, root in [("", ROOT)] + [(f" ({b.name})", b.resolve())
                                             for b in args.baseline]:
             for n in map(int, args.workers.split(",")):
-                proc, dsn = stack.enter_context(engine(setup, n, args.plain, root))
-                paths[f"gatewatch w={n}{suffix}"] = (dsn, proc.pid)
+                for pure in (False, True) if args.pure else (False,):
+                    proc, dsn = stack.enter_context(engine(setup, n, args.plain, root, pure))
+                    paths[f"gatewatch w={n}{' py' if pure else ''}{suffix}"] = (dsn, proc.pid)
         server = postmaster_pid(setup)
         runs: dict[tuple[str, int, str], list[Run]] = {}
         for _ in range(args.repeat):
@@ -187,7 +208,8 @@ def main() -> None:
           f"{after[0]:.2f} after")
     width = max(map(len, (path for path, _, _ in results)))
     print(f"{'path':<{width}} {'mode':<9} {'c':>2} {'tps':>9} {'lat ms':>7} {'/direct':>8} "
-          f"{'/' + first:>14} {'engine µs/tx':>13} {'target µs/tx':>13}")
+          f"{'/' + first:>14} {'engine µs/tx':>13} {'target µs/tx':>13}"
+          f"{' /py tps  /py cpu' if args.pure else ''}")
     for (path, c, mode), run in results.items():
         direct = results[("direct", c, mode)].tps
         one = results.get((first, c, mode))
@@ -196,7 +218,8 @@ def main() -> None:
         print(f"{path:<{width}} {mode:<9} {c:>2} {run.tps:>9.0f} {run.latency_ms:>7.3f} "
               f"{run.tps / direct:>8.2f} {vs_one:>14} "
               f"{f'{cpu:.0f}' if cpu is not None else '-':>13} "
-              f"{f'{target_cpu:.0f}' if target_cpu is not None else '-':>13}")
+              f"{f'{target_cpu:.0f}' if target_cpu is not None else '-':>13}"
+              f"{versus_pure(results, path, c, mode) if args.pure else ''}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ approvals, identity, the policies file, masking and the guardrails, in that orde
 
 import warnings
 
+import store.compiled
+
+# The compiled build of the hot modules, or their .py files when it is off or stale.
+store.compiled.install()
+
 # asyncssh names DSA key types in its annotations, and cryptography 51 and later warn at each such
 # name when asyncssh is imported. The operator cannot act on that, and it would land on stderr
 # ahead of the engine's own messages, which scripts read. Gatewatch never offers or accepts DSA.

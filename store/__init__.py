@@ -52,6 +52,11 @@ while the engines write it.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from store import compiled as _compiled
+
+# The compiled build of the hot modules, or their .py files when it is off or stale.
+_compiled.install()
+
 if TYPE_CHECKING:
     from store import reads
     from store.errors import StoreLocked

@@ -57,7 +57,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 import orjson
 from pglast.parser import ParseError, parse_sql_json
@@ -464,8 +464,11 @@ class Analyzer:
         self._view_shapes = {}
         self._consulted_rel, self._consulted_fn = set(), set()
         self._written, self._writes, self._calls = set(), [], []
-        self._opaque, self._in_body, self._bound = None, False, ()
-        self._prepared_query = None
+        # Not narrowed to None (cast): the walk below sets both, and mypyc would trust a
+        # narrowed None when they are read after it (store/compiled.py).
+        self._opaque = cast("str | None", None)
+        self._in_body, self._bound = False, ()
+        self._prepared_query = cast("dict[str, Any] | None", None)
         self._ctes = {}
         self._keeps = False
         self._side = set()

@@ -56,7 +56,7 @@ DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "bytea_output"
 
 # One text value, a JSON array of the settings in ``NAMES`` order (also read in front of a
 # counted write: ``rowcount.STAT``). Every name is pg_catalog's.
-EXPRESSION = ("pg_catalog.json_build_array(" + ", ".join(
+EXPRESSION: bytes = ("pg_catalog.json_build_array(" + ", ".join(
     f"pg_catalog.current_setting('{name}', true)" for name in NAMES)
     + ")::pg_catalog.text").encode()
 SQL = b"SELECT " + EXPRESSION

@@ -74,7 +74,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, cast
 
 from engine.guardrail import Judgement, Verdict, reading
 from engine.guardrail.guard import SessionGuard
@@ -451,7 +451,10 @@ class PgRelay:
     def client_data(self, data: bytes) -> ClientOutcome:
         buf = self._client_in.take(data)
         started: list[StatementStarted] = []
-        self._out, self._reply, self._finished, self._hold = [], [], [], None
+        self._out, self._reply, self._finished = [], [], []
+        # Not narrowed to None (cast): ``_frontend`` below may hold a statement, and mypyc
+        # would trust a narrowed None when ``_hold`` is read after it (store/compiled.py).
+        self._hold = cast("Hold | None", None)
         self._started = started
         self.wants_input = False
         counted, self._count_hold = self._count_hold, None  # held once its count was over
@@ -1072,7 +1075,8 @@ class PgRelay:
         if body[len(raw) + 1 :] != b"\x00\x00\x00\x00":
             error = _not_counted("a row limit on its Execute would leave it unfinished when "
                                  "counted", "Execute it without a row limit (max_rows 0).")
-        elif rowcount.RESERVED in (raw, *self._statements.live, *self._portals.live) or any(
+        elif (raw == rowcount.RESERVED or rowcount.RESERVED in self._statements.live
+              or rowcount.RESERVED in self._portals.live) or any(
                 c.key == rowcount.RESERVED for c in self._statements.pending) or any(
                 c.key == rowcount.RESERVED for c in self._portals.pending):
             error = _not_counted(f"{rowcount.RESERVED.decode()} is a name it uses for that",
@@ -1409,16 +1413,21 @@ class PgRelay:
             # up to where the count's own answers begin (``_COUNT``).
             before, finished = self._server_data(data)
             data = b""
-            if self._count is None or self._owed[0][0] != _COUNT:
+            if self._count_now() is None or self._owed[0][0] != _COUNT:
                 return before, finished  # not yet; or given up (an error came first)
             self._owed.popleft()
             self._counting = True
         direct, data = self._counted(data, finished)
-        if self._count is not None:
+        if self._count_now() is not None:
             return before, finished
         self._counting = False
         out, more = self._server_data(data)
         return before + direct + out, finished + more
+
+    def _count_now(self) -> rowcount.RowCount | rowcount.ExtendedCount | None:
+        """``_count`` read anew after a call that may have ended it: read in place, mypy (and
+        mypyc, which trusts it) would take it for what it was narrowed to before the call."""
+        return self._count
 
     def _counted(self, data: bytes, finished: list[StatementFinished]) -> tuple[bytes, bytes]:
         """The target's answers while a write is counted: (bytes for the client now, bytes

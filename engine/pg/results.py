@@ -273,8 +273,7 @@ class ResultPath:
             self.deliver(bytes(waiting), waiting_finished)
         elif waiting_finished:
             self.deliver(b"", waiting_finished)
-        if self.held is None and not self.client_full and self.upstream is not None:
-            self.upstream.resume_reading()
+        self._resume_unless_held()
         self._more_input()
 
     def _rewritten(self, out: bytes, finished: list[StatementFinished], masked: bytes,
@@ -379,9 +378,15 @@ class ResultPath:
         if self.session.ended or held is None:
             return
         self._deliver(bytes(held), finished)
+        self._resume_unless_held()
+        self._more_input()
+
+    def _resume_unless_held(self) -> None:
+        """Read from the target again, unless a catalog lookup holds what it sends: read
+        ``held`` anew here, since what was just delivered may have started one (in the caller
+        mypy and mypyc take it for the None it was set to before)."""
         if self.held is None and not self.client_full and self.upstream is not None:
             self.upstream.resume_reading()
-        self._more_input()
 
     def drain_held(self) -> None:
         """The session ends: statements that finished at the target, whose results never

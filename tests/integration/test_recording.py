@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -11,17 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from engine.recorder import Done
-from engine.tasks import spawn
 from gatewatch.demo.pgcluster import free_port
-from store import StoreError
-from store.records import Record
+from store.journal import JournalRecord
+from store.ops import Op
 from tests.conftest import ROOT, Gateway, Target, write_policy
 from tests.integration.wire import Wire, first_error
 
@@ -37,50 +35,48 @@ def _running_on_target(target: Target, marker: str) -> bool:
 
 
 def test_statement_reaches_the_target_only_after_its_record_is_committed(
-    gateway: Gateway,
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The statement's record is committed to the store and held there (the store's write does
+    not return, so the recorder never says it is committed): the statement must not reach the
+    target meanwhile. The recorder is compiled (its methods cannot be patched), so the hold is
+    in the store's write, which runs in a thread of its own as with ``durability: full`` (the
+    engine's loop runs on meanwhile)."""
     marker = "gw_marker_7f3a"
     recorder = gateway.engine.recorder
-    assert recorder is not None
-    gate = gateway.call(_make_event())
-    original = recorder.commit
+    store = gateway.engine.store
+    assert recorder is not None and store is not None
+    released = threading.Event()
+    original = store.apply
 
-    def gated(records: list[Record], done: Done) -> None:
-        if not any(marker in str(r.op().fields.get("text")) for r in records):
-            original(records, done)
-            return
+    def held(ops: list[Op]) -> list[JournalRecord]:
+        chained = original(ops)  # committed to the journal
+        if any(marker in str(op.fields.get("text")) for op in ops):
+            released.wait(30)
+        return chained
 
-        def committed(exc: StoreError | None) -> None:
-            # Committed to the store; now held there until the test lets it go.
-            spawn(release(exc), name="test-gate")
-
-        async def release(exc: StoreError | None) -> None:
-            await gate.wait()
-            done(exc)
-
-        original(records, committed)
-
-    recorder.commit = gated  # type: ignore[method-assign]
+    writer = ThreadPoolExecutor(1, "test-store")
+    monkeypatch.setattr(store, "apply", held)
+    monkeypatch.setattr(recorder, "_executor", writer)
     result: list[Any] = []
-    with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
-        worker = threading.Thread(target=lambda: result.append(
-            conn.execute(f"select '{marker}' as m").fetchone()))
-        worker.start()
-        journal = gateway.work / "store.db.journal"
-        deadline = time.monotonic() + 10
-        while marker not in _committed_text(gateway, journal):
-            assert time.monotonic() < deadline, "the statement's record was never committed"
-            time.sleep(0.02)
-        time.sleep(0.3)
-        assert not _running_on_target(gateway.target, marker), "forwarded before the commit"
-        assert not result
-        gateway.loop.call_soon_threadsafe(gate.set)
-        worker.join(10)
+    try:
+        with psycopg.connect(gateway.dsn(), autocommit=True) as conn:
+            worker = threading.Thread(target=lambda: result.append(
+                conn.execute(f"select '{marker}' as m").fetchone()))
+            worker.start()
+            journal = gateway.work / "store.db.journal"
+            deadline = time.monotonic() + 10
+            while marker not in _committed_text(gateway, journal):
+                assert time.monotonic() < deadline, "the statement's record was never committed"
+                time.sleep(0.02)
+            time.sleep(0.3)
+            assert not _running_on_target(gateway.target, marker), "forwarded before the commit"
+            assert not result
+            released.set()
+            worker.join(10)
+    finally:
+        released.set()
     assert result == [(marker,)]
-
-
-async def _make_event() -> asyncio.Event:
-    return asyncio.Event()
 
 
 def _committed_text(gateway: Gateway, journal: Path) -> str:

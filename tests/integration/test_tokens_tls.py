@@ -6,11 +6,15 @@ address is what the gateway is told it is: a host on another network."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
+import engine.engine as engine_module
+from engine.config import Connection
+from engine.pg.connection import PgContext
 from engine.pg.side import Side
 from tests.conftest import Gateway
 
@@ -21,7 +25,17 @@ ELSEWHERE = "192.0.2.77:40000"  # TEST-NET-1: never a real peer
 
 @pytest.fixture
 def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(Side, "peer", lambda self: ELSEWHERE)
+    """Every client accepted from now on comes from ``ELSEWHERE``: its ``Side`` is told so
+    where the engine hands it to the session (a compiled ``Side``'s methods cannot be
+    patched)."""
+    real = engine_module.serve_client
+
+    def from_elsewhere(ctx: PgContext, conn: Connection, client: Side) -> Coroutine[
+            Any, Any, None]:
+        client._peer = ELSEWHERE
+        return real(ctx, conn, client)
+
+    monkeypatch.setattr(engine_module, "serve_client", from_elsewhere)
     yield
 
 
