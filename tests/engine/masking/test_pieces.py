@@ -5,6 +5,7 @@ and a value whose budget is spent is refused, never cut short (finding 3)."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -155,3 +156,18 @@ def test_the_foldable_screen_reads_the_basic_plane_from_a_bitmap() -> None:
     assert all(ord(ch) < 0x10000 for ch in head.encode().decode("unicode_escape"))
     for code in [*FOLD, 0x41, 0xE9, 0x10000, 0x1D7CD, 0x1F600]:
         assert (_FOLDABLE.search(chr(code)) is not None) == (code in FOLD), hex(code)
+
+
+def test_the_budget_counts_the_masking_threads_own_time_only() -> None:
+    """Time the thread spends not masking — waiting for the interpreter or a core while other
+    sessions work — does not spend a value's budget (round 14: one session's heavy pull made
+    another's ordinary long value fail with 54000)."""
+    text = "plain words without findings " * 200
+    waited = []
+
+    def busy_elsewhere() -> None:  # the interpreter is another thread's for a while
+        waited.append(1)
+        time.sleep(0.02)
+
+    masked = mask_in_pieces(VALUES, text, budget=0.05, piece=256, pause=busy_elsewhere)
+    assert masked == (text, []) and len(waited) > 5
