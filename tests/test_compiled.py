@@ -139,3 +139,23 @@ def test_mypy_checks_every_compiled_module_for_checks_it_decides() -> None:
     assert len(overrides) == 1
     assert sorted(overrides[0]["module"]) == sorted(compiled.MODULES)
     assert "redundant-expr" in overrides[0]["enable_error_code"]
+
+
+PURE_FILES = ["tests/engine/masking/test_pieces.py", "tests/engine/masking/test_large_values.py",
+              "tests/engine/pg/test_results.py"]
+
+
+def test_the_tests_that_inject_fakes_run_with_the_py_files() -> None:
+    """Tests marked ``pure_python`` (``tests/pure.py``) skip where the compiled build is in
+    use: here they run in a process of their own with the ``.py`` files."""
+    from tests.pure import compiled as is_compiled
+
+    if not is_compiled("engine.pg.results"):
+        pytest.skip("the .py files are in use: the pure_python tests ran in this process")
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+         "-m", "pure_python", *PURE_FILES],
+        cwd=ROOT, env={**os.environ, "GATEWATCH_PURE_PYTHON": "1"}, capture_output=True,
+        text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-2000:]

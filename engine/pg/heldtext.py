@@ -91,6 +91,18 @@ _IN_FRONT = frozenset({"SelectStmt", "CreateStmt", "CreateTableAsStmt"})
 _OPENS = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_SAVEPOINT"})
 
 
+class _Executes(Visitor):  # type: ignore[misc]
+    """Whether a statement runs a prepared statement (``EXECUTE``, also as a query of its own:
+    ``CREATE TABLE … AS EXECUTE p``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def visit_ExecuteStmt(self, ancestors: object, node: ast.ExecuteStmt) -> None:
+        self.found = True
+
+
 class _Types(Visitor):  # type: ignore[misc]
     """Whether a statement names a type that may be a user's (its input runs a domain's
     CHECK: a cast, a column definition list, an XMLTABLE column)."""
@@ -137,6 +149,12 @@ def unseen_before(text: str, held: int, shadowed: bool = False) -> bool:
         types = _Types(shadowed)
         types(stmt)
         if types.users:
+            return True
+        executes = _Executes()
+        executes(stmt)
+        if executes.found:
+            # ``CREATE TABLE z AS EXECUTE p``: the prepared query runs, whatever it calls
+            # (outside attack round 19: a ``set_config`` in front of a held statement).
             return True
     for f in facts[:held]:
         creates = "CREATE" in f.kinds  # a relation it makes has no code yet

@@ -23,6 +23,9 @@ from tests.engine.masking.test_pg import (
     split,
 )
 from tests.engine.pg import build as b
+from tests.pure import pure_python
+
+PURE = pure_python("engine.masking.pg", "engine.masking.masker")
 
 VALUES = ValueMasker(strategies={"payment_card": Strategy("partial", keep_last=4)},
                      key=b"k").for_values()
@@ -98,6 +101,8 @@ def test_a_copy_line_over_its_budget_refuses_the_copy() -> None:
     assert counts[("value-budget", "")] == 1
 
 
+@PURE
+@pytest.mark.pure_python
 def test_no_single_masker_call_reads_more_than_about_a_piece(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A row of values just under 1 MiB each (400 KB here) was masked one value per call:

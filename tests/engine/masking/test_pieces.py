@@ -16,6 +16,9 @@ from engine.masking.detectors import BUILTIN
 from engine.masking.masker import ValueMasker
 from engine.masking.pieces import OverBudget, mask_in_pieces, next_cut
 from engine.masking.strategies import Strategy
+from tests.pure import pure_python
+
+PURE = pure_python("engine.masking.pieces", "engine.masking.masker")
 
 VALUES = ValueMasker(strategies={"payment_card": Strategy("partial", keep_last=4)},
                      key=b"k").for_values()
@@ -99,6 +102,8 @@ def test_a_value_without_a_cut_is_one_piece() -> None:
     assert next_cut("1 2 3 4 5 6 7 8 9 " * 100, 0, 10) == 1800
 
 
+@PURE
+@pytest.mark.pure_python
 def test_the_pieces_of_a_long_value_are_read_once() -> None:
     # Work, not time: the masker is handed each character once (no piece is read again).
     seen: list[int] = []

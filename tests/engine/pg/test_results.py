@@ -22,6 +22,9 @@ from engine.pg.relay import StatementFinished
 from engine.pg.results import ResultPath
 from tests.engine.masking.test_pg import CARD, FakeMasker
 from tests.engine.pg import build as b
+from tests.pure import pure_python
+
+PURE = pure_python("engine.pg.results", "engine.masking.masker")
 
 ROWS = 20_000  # rows of a card each: about 700 KB
 
@@ -86,6 +89,8 @@ def _path(events: list[Any]) -> tuple[ResultPath, _Peer, _Peer]:
     return path, client, upstream
 
 
+@PURE
+@pytest.mark.pure_python
 def test_another_session_is_served_while_a_large_result_is_masked(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What one read of the target brings (up to 8 MB per turn: libuv reads a socket 32
@@ -130,6 +135,8 @@ def test_another_session_is_served_while_a_large_result_is_masked(
 
 
 
+@PURE
+@pytest.mark.pure_python
 def test_a_long_message_is_never_masked_in_a_turn_of_the_loop(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A message of 8-256 KiB (a value of a few hundred KiB) was masked in one call in the
