@@ -55,11 +55,20 @@ _WORD = re.compile(r'[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*|"(?:[^"]|"")+"')
 # PASSWORD of a role, and the options of servers and user mappings (sslpassword, passfile,
 # "password", an extension's api_token, secret_key …). Compared unquoted and case-folded.
 _CREDENTIAL_NAMES = ("password", "passwd", "passphrase", "pass", "passfile", "secret",
-                     "token", "key", "credential", "credentials")
+                     "token", "key", "credential", "credentials", "pwd", "pw", "auth")
 
 
 # Between a setting's name and its value: ``SET name = 'v'``, ``SET name TO 'v'``.
 _SETTING_TO = frozenset({"ASCII_61", "TO"})
+
+
+def _named_setting(tokens: Sequence[Any], i: int) -> bool:
+    """Whether the ``set_config`` at ``tokens[i]`` is called with its setting's name as one
+    string literal (``set_config('app.token', …)``), or is not called here at all."""
+    after = [t.name for t in tokens[i + 1:i + 12] if t.name not in _COMMENTS][:3]
+    if not after or after[0] != "ASCII_40":
+        return True  # a name, not a call
+    return len(after) >= 3 and after[1] in _STRINGS and after[2] == "ASCII_44"
 
 
 def _unquoted(word: str) -> str:
@@ -114,10 +123,19 @@ def mask_statement(text: str, values: Values | None,
     previous = ""
     pieces: list[tuple[int, int, str]] = []  # string literals: start, end, content
     escapes = -1  # the index of a UESCAPE's character: no literal of its own
+    unnamed = False  # a set_config whose setting's name is computed: its value may be a secret
     for i, token in enumerate(tokens):
         start, end = token.start, token.end + 1
         word = raw[start:end]
-        if token.name in _LITERALS and i != escapes:
+        if word.lower() == "set_config" and not _named_setting(tokens, i):
+            # set_config('my.pass' || 'word', 'x', …) (outside attack round 14): what it
+            # sets cannot be told, so every string after it is taken for a credential.
+            unnamed = True
+        if token.name in _STRINGS and unnamed and i != escapes:
+            content = _content(word)
+            replace[start] = (end, f"'{PASSWORD_MASK}'".encode())
+            fired.append("password")
+        elif token.name in _LITERALS and i != escapes:
             escape = "\\"
             if (token.name in ("USCONST", "UIDENT") and i + 2 < len(tokens)
                     and tokens[i + 1].name == "UESCAPE" and tokens[i + 2].name == "SCONST"):

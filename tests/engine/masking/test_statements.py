@@ -312,3 +312,24 @@ def test_a_setting_named_like_a_credential_is_recorded_without_its_value(
     """Outside attack on issue 14, round 12: ``SET my.password = '…'`` and ``set_config`` of one
     were recorded in clear."""
     assert mask_statement(text, None, None)[0] == shown
+
+
+@pytest.mark.parametrize("text", [
+    "SELECT set_config('my.pass' || 'word', 'hunter2', false)",
+    "SELECT set_config(concat('my.', 'password'), 'hunter2', false)",
+    "SELECT set_config(lower('MY.PASSWORD'), 'hunter2', false)",
+    "SELECT set_config(/* x */ lower('MY.PASSWORD'), 'hunter2', false)",
+    "SELECT set_config('my.pwd', 'hunter2', false)",
+    "SET my.auth = 'hunter2'",
+])
+def test_a_setting_whose_name_is_computed_or_short_keeps_its_value_out_of_the_record(
+        text: str) -> None:
+    """Round 14: a credential setting's name built at run time, or abbreviated, left its
+    value in the record in clear (the statement was refused, and recorded)."""
+    masked, fired = mask_statement(text, None)
+    assert "hunter2" not in masked and "password" in fired
+
+
+def test_a_setting_named_as_one_literal_keeps_its_ordinary_value() -> None:
+    assert mask_statement("SELECT set_config(/*c*/'app.name', 'hello', false)", None) == (
+        "SELECT set_config(/*c*/'app.name', 'hello', false)", [])
