@@ -7,7 +7,8 @@ The record keeps what a user ran, but not the secrets in it (ARCHITECTURE.md inv
   or after any word that ends like a credential's name (``sslpassword``, ``"password"``,
   ``api_token``; comments between them skipped, a quoted name unquoted, case folded), and the
   value given a setting of such a name (``SET my.password = 'x'``, ``set_config('app.token',
-  'x', false)``) is always masked, whatever the session's masking rules: it is a credential;
+  'x', false)``; a ``set_config`` whose setting's name is computed: every string after it) is
+  always masked, whatever the session's masking rules: it is a credential;
 - every literal (string, number, bit string) is read by the value detectors as the value the
   server sees: quotes undone, the escapes of ``E''`` and ``U&''`` strings decoded (with the
   escape character its ``UESCAPE`` names), a string continued on the next line joined (also
