@@ -41,7 +41,8 @@ def _codes() -> list[int]:
 
 
 CODES: frozenset[int] = frozenset(_codes())
-_INVISIBLE = re.compile("[" + "".join(f"\\U{code:08x}" for code in sorted(CODES)) + "]")
+CLASS = "[" + "".join(f"\\U{code:08x}" for code in sorted(CODES)) + "]"  # one such character
+_INVISIBLE = re.compile(CLASS)
 
 
 def present(text: str) -> bool:
