@@ -33,12 +33,18 @@ ARRAY_OF: dict[int, int] = {
     1009: 25, 1015: 1043, 1014: 1042, 1003: 19, 199: 114, 3807: 3802, 143: 142, 1002: 18,
     1001: 17, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701, 1231: 1700, 1028: 26,
     1000: 16, 1182: 1082, 1115: 1114, 1185: 1184, 2951: 2950, 2287: 2249,
+    1011: 28, 1012: 29, 271: 5069, 5039: 5038, 2949: 2970,
 }
 # int2vector and oidvector: sent as one-dimensional arrays, written as their elements with a
 # blank between them (``4012 8888 8888 1881``).
 VECTOR_OF: dict[int, int] = {22: 21, 30: 26}
+# (xid and cid: unsigned 32 bits; xid8: unsigned 64, which may hold a card's 16 digits.)
 _INTS = {21: struct.Struct("!h"), 23: struct.Struct("!i"), 20: struct.Struct("!q"),
-         26: struct.Struct("!I")}
+         26: struct.Struct("!I"), 28: struct.Struct("!I"), 29: struct.Struct("!I"),
+         5069: struct.Struct("!Q")}
+# pg_snapshot and txid_snapshot: a count, xmin, xmax and the transactions in progress, each
+# an unsigned 64-bit number, written ``xmin:xmax:xip,xip``.
+SNAPSHOTS = frozenset({5038, 2970})
 _FLOATS = {700: struct.Struct("!f"), 701: struct.Struct("!d")}
 MONEY = 790
 _I32 = struct.Struct("!i")
@@ -69,6 +75,7 @@ def known(type_oid: int) -> bool:
             or type_oid in _FLOATS or type_oid in ARRAY_OF or type_oid in VECTOR_OF
             or type_oid in _NO_TEXT
             or type_oid in _HEX_PAIRS or type_oid in (PG_LSN, INET, CIDR)
+            or type_oid in SNAPSHOTS
             or type_oid in RANGE_OF or type_oid in MULTIRANGE_OF or type_oid in _GEOMETRIC)
 
 
@@ -106,6 +113,8 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
         return f"{high:X}/{low:X}"
     if type_oid in (INET, CIDR):
         return _inet(raw)
+    if type_oid in SNAPSHOTS:
+        return _snapshot(raw)
     if type_oid in RANGE_OF:
         return _range(RANGE_OF[type_oid], raw)
     if type_oid in MULTIRANGE_OF:
@@ -113,6 +122,17 @@ def text_of(type_oid: int, raw: bytes) -> str | None:
     if type_oid in _GEOMETRIC:
         return _geometric(type_oid, raw)
     raise Undecodable(type_oid)
+
+
+def _snapshot(raw: bytes) -> str:
+    """A snapshot as its text form writes it (``xmin:xmax:xip,xip``)."""
+    if len(raw) < 20:
+        raise Undecodable("snapshot")
+    count = _I32.unpack_from(raw)[0]
+    if count < 0 or len(raw) != 20 + 8 * count:
+        raise Undecodable("snapshot")
+    numbers = struct.unpack_from(f"!{2 + count}Q", raw, 4)
+    return f"{numbers[0]}:{numbers[1]}:" + ",".join(str(n) for n in numbers[2:])
 
 
 def _inet(raw: bytes) -> str:
@@ -300,7 +320,7 @@ def _array(raw: bytes, mask: Mask, fired: list[str], depth: int, *,
         if len(item) != size:
             raise Undecodable("array")
         pos += size
-        shown.append(_shown(elem, item))
+        shown.append(_shown(elem, item, depth + 1))
         new = mask_value(elem, item, mask, fired, depth + 1) if known(elem) else _opaque(
             item, mask, fired)
         if new is None:
@@ -354,7 +374,7 @@ def _record(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | Non
         if len(item) != size:
             raise Undecodable("record")
         pos += size
-        shown.append(_shown(oid, item))
+        shown.append(_shown(oid, item, depth + 1))
         new = mask_value(oid, item, mask, fired, depth + 1) if known(oid) else _opaque(
             item, mask, fired)
         if new is None:
@@ -370,9 +390,11 @@ def _record(raw: bytes, mask: Mask, fired: list[str], depth: int) -> bytes | Non
     return raw if not changed else _I32.pack(count) + b"".join(parts)
 
 
-def _shown(type_oid: int, raw: bytes) -> str:
+def _shown(type_oid: int, raw: bytes, depth: int = 0) -> str:
     """An element's text, as near its text form as the gateway reads it (for ``_whole_holds``);
-    a type it cannot read as text, its bytes as text."""
+    a record or an array as PostgreSQL writes it (``{"(4012,8888)","(8888,1881)"}``); a type
+    it cannot read as text, its bytes as text, or the record or array its bytes are shaped as
+    (a composite type of the database's own, an array of them)."""
     try:
         if type_oid in TEXT_LIKE or type_oid == BYTEA:
             return raw.decode("utf-8", "surrogateescape")
@@ -380,10 +402,101 @@ def _shown(type_oid: int, raw: bytes) -> str:
             value = _FLOATS[type_oid].unpack(raw)[0]
             if value.is_integer() and abs(value) < 1e15:  # as PostgreSQL writes it: 40128888
                 return str(int(value))
-        text = text_of(type_oid, raw) if known(type_oid) else None
-    except Undecodable:
+        if depth < _DEEPEST and type_oid == RECORD:
+            return _record_text(raw, depth)
+        if depth < _DEEPEST and type_oid in ARRAY_OF:
+            return _array_text(raw, depth)
+        if known(type_oid):
+            text = text_of(type_oid, raw)
+        else:
+            text = _sniffed(raw, depth) if depth < _DEEPEST else None
+    except (Undecodable, struct.error):
         text = None
     return raw.decode("utf-8", "surrogateescape") if text is None else text
+
+
+_DEEPEST = 16
+_RECORD_QUOTED = frozenset('(),"\\ \t\n\r\v\f')
+_ARRAY_QUOTED = frozenset('{},"\\ \t\n\r\v\f')
+
+
+def _record_text(raw: bytes, depth: int) -> str:
+    """A binary record as its text form: ``(4012,"a b",)``."""
+    if len(raw) < 4:
+        raise Undecodable("record")
+    count = _I32.unpack_from(raw)[0]
+    if not 0 <= count <= 1664:  # PostgreSQL's most columns
+        raise Undecodable("record")
+    pos = 4
+    fields: list[str] = []
+    for _ in range(count):
+        if pos + 8 > len(raw):
+            raise Undecodable("record")
+        oid, size = struct.unpack_from("!Ii", raw, pos)
+        pos += 8
+        if size < 0:
+            fields.append("")
+            continue
+        if pos + size > len(raw):
+            raise Undecodable("record")
+        text = _shown(oid, raw[pos:pos + size], depth + 1)
+        pos += size
+        if not text or not _RECORD_QUOTED.isdisjoint(text):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '""') + '"'
+        fields.append(text)
+    if pos != len(raw):
+        raise Undecodable("record")
+    return "(" + ",".join(fields) + ")"
+
+
+def _array_text(raw: bytes, depth: int) -> str:
+    """A binary array as its text form: ``{"(4012,8888)","(8888,1881)"}``."""
+    if len(raw) < 12:
+        raise Undecodable("array")
+    ndim, flags, elem = struct.unpack_from("!iiI", raw)
+    if not 0 <= ndim <= 6 or flags not in (0, 1):
+        raise Undecodable("array")
+    pos = 12 + 8 * ndim
+    if len(raw) < pos:
+        raise Undecodable("array")
+    dims = [_I32.unpack_from(raw, 12 + 8 * d)[0] for d in range(ndim)]
+    count = 1 if ndim else 0
+    for size in dims:
+        if size < 0:
+            raise Undecodable("array")
+        count *= size
+    if count > len(raw):
+        raise Undecodable("array")
+    shown: list[str] = []
+    for _ in range(count):
+        if pos + 4 > len(raw):
+            raise Undecodable("array")
+        size = _I32.unpack_from(raw, pos)[0]
+        pos += 4
+        if size < 0:
+            shown.append("NULL")
+            continue
+        if pos + size > len(raw):
+            raise Undecodable("array")
+        text = _shown(elem, raw[pos:pos + size], depth + 1)
+        pos += size
+        if not text or text.upper() == "NULL" or not _ARRAY_QUOTED.isdisjoint(text):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        shown.append(text)
+    if pos != len(raw):
+        raise Undecodable("array")
+    return _nested(shown, dims)
+
+
+def _sniffed(raw: bytes, depth: int) -> str | None:
+    """The text of a value of a type the gateway does not know (a composite type, an array of
+    one) when its bytes are exactly a binary record's or array's; None otherwise."""
+    for reader in (_array_text, _record_text):
+        try:
+            return reader(raw, depth)
+        except (Undecodable, struct.error):
+            continue
+    return None
 
 
 def _whole_holds(text: str, mask: Mask, fired: list[str]) -> bool:
@@ -399,8 +512,14 @@ def _whole_holds(text: str, mask: Mask, fired: list[str]) -> bool:
 
 
 def _opaque(raw: bytes, mask: Mask, fired: list[str]) -> bytes | None:
-    """A value of a type the gateway cannot decode: NULL when its bytes hold a finding."""
+    """A value of a type the gateway cannot decode: NULL when its bytes hold a finding, or
+    when they are shaped as a record or an array whose text form holds one (an array of a
+    composite type: ``{"(4012,8888)","(8888,1881)"}``)."""
     _, names = mask(raw.decode("utf-8", "surrogateescape"))
+    if not names:
+        sniffed = _sniffed(raw, 0)
+        if sniffed is not None:
+            _, names = mask(sniffed)
     if names:
         fired += names
         return None

@@ -55,9 +55,11 @@ _LAYOUTS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 
 # by a bracket, closed by one, each element a group of digits (maybe quoted, maybe negative),
 # between them a comma (brackets and quotes around it) or a separator of a run. Such a list
 # is read as a run: ``{40128888,88881881}``, ``[(4012,8888),(8888,1881)]``.
+# A quote may come between the brackets: an array of records quotes each record
+# (``{"(4012,8888)","(8888,1881)"}``, outside attack round 14, finding 3).
 # (The brackets around a comma are at most 6 deep, PostgreSQL's limit of array dimensions:
 # detectors.DIGITS' trigger has a bound on the characters between two digits.)
-_LIST_GAP = r"(?:[\t ./:_'-]|\"?[)\]}]{0,6}\ ?,\ ?[\[{(]{0,6}\"?-?)"
+_LIST_GAP = r"(?:[\t ./:_'-]|[)\]}\"]{0,7}\ ?,\ ?[\[{(\"]{0,7}-?)"
 _LISTED = re.compile(r"[\[{(][\[{(\"]*-?([0-9](?:" + _LIST_GAP + r"?[0-9]){12,})\"?[)\]}]")
 _GROUP = re.compile(r"[0-9]+")
 # Luhn's value of each ASCII digit, as it is and doubled.

@@ -10,14 +10,17 @@ Where a cut is safe (derived from the built-in patterns, as ``engine.masking.str
 its own, but for values: a run of digits is a card only whole, and a base64 block wrapped over
 lines is read joined):
 
-- after a run of blanks and tabs whose word before it ends every value (``ends_values``: not a
-  digit, a capital, ``) = : - +``, a key word such as ``password``), outside every quoted value
+- after a run of blanks and tabs whose word before it ends every value (``ends_every_value``:
+  read without the characters that draw nothing and folded, not a digit, a capital,
+  ``) = : - +``, a key word such as ``password``, nor a lower-case IBAN group such as
+  ``nwbk``, nor a comma: a list's elements go on), outside every quoted value
   (from a quote after ``=`` or ``:`` to the same quote, or to the end of the line), on a line
   without a JSON escape up to a little past the cut;
 - after a line feed too, under the same rule, and when the line before it does not end in a
   base64 character (a wrapped block goes on on the next line);
 - never inside a private key block (from its header to its footer; a header without a footer
-  runs to the end of the value, as the pattern reads it).
+  runs to the end of the value, as the pattern reads it); a value with a header the
+  detectors read only folded or without characters that draw nothing is masked whole.
 
 Commas are no cut (a URL-encoded word runs across one). With a custom detector (any pattern)
 there is no cut: the value is masked whole. A value without a cut (16 MB of one word) is masked
@@ -38,15 +41,21 @@ from engine.masking.detectors import KEY_HEADER, is_builtin
 from engine.masking.escaped import TRIGGER as ESCAPE_TRIGGER
 from engine.masking.masker import ValueMasker
 from engine.masking.stream import ends_values
+from engine.masking.unidigits import fold
+from engine.masking.zerowidth import CLASS as UNSEEN_CLASS
+from engine.masking.zerowidth import present as unseen_present
+from engine.masking.zerowidth import stripped as unseen_stripped
 
 PIECE = 1 << 14  # characters masked per call, roughly (cuts fall where values cannot cross)
 
+_LAST_RUN = re.compile(r"[A-Za-z0-9]+\Z")
 _BLANKS = re.compile(r"[ \t\n]+")
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_=")
 _ESCAPE = re.compile(ESCAPE_TRIGGER)
 _ESCAPE_REACH = 8  # characters past a cut an escape may reach back over (``\u0034``)
 # What opens a quoted value that may hold blanks: the quote after a key's = or :.
-_OPENS = re.compile(r"[=:][ \t]*([\"'])")
+# (Characters that draw nothing between them are read through, as the detectors read them.)
+_OPENS = re.compile(rf"[=:](?:[ \t]|{UNSEEN_CLASS})*([\"'])")
 
 
 class OverBudget(Exception):
@@ -71,6 +80,8 @@ def mask_in_pieces(masker: ValueMasker, text: str, *, budget: float, piece: int 
     attack round 14)."""
     if not all(is_builtin(d) or _builtin_card(d) for d in masker.detectors):
         return masker.mask(text)  # a custom pattern may match across anything
+    if _hidden_key_header(text):
+        return masker.mask(text)
     deadline = clock() + budget
     out: list[str] = []
     fired: list[str] = []
@@ -109,6 +120,18 @@ def next_cut(text: str, pos: int, target: int) -> int:
     return n
 
 
+def _hidden_key_header(text: str) -> bool:
+    """Whether ``text`` holds a private key header the detectors read only folded or without
+    its characters that draw nothing (``-----BEGIN<U+200B> EC PRIVATE KEY-----``): the cuts
+    do not see that block, so the value is masked whole."""
+    if text.isascii():
+        return False
+    plain = fold(text)
+    if unseen_present(plain):
+        plain = unseen_stripped(plain)[0]
+    return len(KEY_HEADER.findall(plain)) != len(KEY_HEADER.findall(text))
+
+
 def _key_block_end(text: str, lo: int, hi: int) -> int | None:
     """Where a private key block that starts before ``hi`` and is open at ``hi`` ends (the
     end of the text without a footer); None when no block is open there."""
@@ -137,7 +160,7 @@ def _last_cut(text: str, anchor: int, lo: int, hi: int) -> int | None:
     for (start, end), (line_start, word_start) in zip(runs, _starts(text, anchor, runs),
                                                        strict=True):
         word = text[word_start:start]
-        if not word or not ends_values(word):
+        if not word or not ends_every_value(word):
             continue
         if text.find("\n", start, end) >= 0:
             if word[-1] in _BASE64:
@@ -159,6 +182,26 @@ def _last_cut(text: str, anchor: int, lo: int, hi: int) -> int | None:
             continue  # read decoded: an escaped quote, = or key letter defeats the rules
         return end
     return None
+
+
+def ends_every_value(word: str) -> bool:
+    """Whether the word before a blank ends every value a detector of the values masker reads
+    (``ends_values``), read as the detectors read it: without the characters that draw nothing
+    (``4012<U+200E> 8888 …`` is a card), folded, and without a blank it ends in once folded
+    (a no-break space). An IBAN's groups may be in lower case (``gb29 nwbk 6016 …``): a word
+    whose last run of letters and digits is four long and ends in a letter may be a group
+    that goes on (outside attack round 14, finding 2: the cut fell after ``nwbk``; a group of
+    one to three is an IBAN's last)."""
+    if not word.isascii():
+        if unseen_present(word):
+            word = unseen_stripped(word)[0]
+        word = fold(word).rstrip()
+        if not word:
+            return False  # only characters that draw nothing: what ends it is further back
+    if word[-1] == "," or not ends_values(word):
+        return False  # (a comma: a list's elements go on, ``[4012, 8888, 8888, 1881]``)
+    last = _LAST_RUN.search(word)
+    return last is None or not (len(last.group()) == 4 and last.group()[-1].isalpha())
 
 
 def _starts(text: str, anchor: int, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -14,9 +14,13 @@ through at a terminal (``engine.masking.rendered``).
 
 ``BYTES_TRIGGER`` (a regex over UTF-8 bytes, led by a class of lead bytes, so that a search
 skips in C) and ``NATIVE_TRIGGER`` (the same without look-arounds, for hyperscan) find such a
-character followed by a printable ASCII character (a digit, a letter or a separator it would
-join to what comes before it) in raw protocol bytes, so that the screens let a value with one
-through to the detectors.
+character followed by any ASCII character (a digit, a letter, or a separator it would join to
+what comes before it: a blank and a tab too, ``4012<U+200B> 8888 …``, which the screens let
+through in clear in round 14) in raw protocol bytes, so that the screens let a value with one
+through to the detectors. One followed by another character that is not ASCII needs no
+trigger of its own: that character is invisible too (the last of the row is followed by
+ASCII, or by nothing: then nothing is read across it), or it is a character the detectors
+fold (``unidigits``, whose own trigger fires), or one no detector reads.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def _codes() -> list[int]:
 
 
 CODES: frozenset[int] = frozenset(_codes())
-_INVISIBLE = re.compile("[" + "".join(f"\\U{code:08x}" for code in sorted(CODES)) + "]")
+CLASS = "[" + "".join(f"\\U{code:08x}" for code in sorted(CODES)) + "]"  # one such character
+_INVISIBLE = re.compile(CLASS)
 
 
 def present(text: str) -> bool:
@@ -84,7 +89,7 @@ def _byte_class(values: list[int]) -> str:
 
 def _triggers() -> tuple[str, str]:
     groups = _byte_forms()
-    after = "[\\x21-\\x7e]"
+    after = "[\\x00-\\x7f]"
     native = "(?:" + "|".join(
         "".join(f"\\x{b:02x}" for b in prefix) + _byte_class(last)
         for prefix, last in groups.items()) + ")" + after
