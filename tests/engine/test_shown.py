@@ -43,3 +43,18 @@ def test_a_long_statement_is_cut_with_its_lines_counted() -> None:
     text = "\n".join(f"line {n}" for n in range(1, 13))
     block = shown.block(text, indent="", limit=3)
     assert block.splitlines() == [" 1│ line 1", " 2│ line 2", " 3│ line 3", "  … 9 more lines"]
+
+
+def test_a_webhook_keeps_the_statement_s_lines() -> None:
+    from engine.events import ApprovalRequested
+    from engine.notify import Webhook
+
+    hook = Webhook("http://127.0.0.1:9/hook")
+    sent: list[dict[str, object]] = []
+    hook.send = sent.append  # type: ignore[method-assign]
+    hook.approval_event(ApprovalRequested(request={
+        "id": "a1", "requester": "alice", "connection": "shop",
+        "rule": "review-sequence-resets", "statement": FORGED + "\x1b[2K"}))
+    [payload] = sent
+    text = str(payload["text"])
+    assert "ticket OPS-88\n, setval('orders_id_seq', 1)\\x1b[2K```" in text
