@@ -540,7 +540,7 @@ class SessionGuard:
                    if self._shared.counts and not (code or unknown or typed) else frozenset())
         replaces = (frozenset(n for f in statements for n in f.replaced)
                     if not replaced else frozenset())
-        builtins = (frozenset(_builtins(statements))
+        builtins = (frozenset(_builtins(statements, verdicts))
                     if self._shared.counts and not (code or unknown or typed or overloaded)
                     else frozenset())
         judgement = Judgement(decisive.action, decisive, verdicts, effects=effects,
@@ -552,12 +552,8 @@ class SessionGuard:
 
 # Statements whose relations' stored code runs: rows written (triggers, rules, defaults,
 # checks) or read (a view's query). An UPDATE or DELETE is counted for its own rows, and what
-# its table's code writes is counted with them (``engine.pg.rowcount``) — but only where that
-# code is PostgreSQL's own: code of the target's could do what the counting run's rollback
-# does not undo (``undone``), so the tables of every statement a ``rows_over`` rule counts
-# are looked at too (``_touches``).
+# its table's code writes is counted with them (``engine.pg.rowcount``).
 _RUNS_STORED_CODE = frozenset({"INSERT", "SELECT", "COPY", "MERGE", "REFRESH MAT VIEW"})
-_COUNTED_WRITES = frozenset({"UPDATE", "DELETE"})
 # Statements a count cannot wrap (the code runs later, or data flows while counting, or it
 # cannot run in a transaction block): marked as reaching code they are held, so only for
 # code known to be there.
@@ -566,15 +562,14 @@ _HELD_WHEN_REACHING = frozenset({"COPY", "DECLARE CURSOR", "PREPARE", "VACUUM"})
 
 def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
              ) -> Iterator[tuple[str, bool, bool]]:
-    """The relations of statements not known to call code of the target's whose stored code
-    matters — to what they write, or to whether a count may run them (``undone``) — whether
-    each is written, and whether its stored expressions are evaluated over its rows."""
+    """The relations of statements that nothing counts yet, whether each is written, and
+    whether its stored expressions are evaluated over its rows."""
     for facts, verdict in zip(statements, verdicts, strict=True):
-        if facts.reaches or facts.own:
+        if facts.reaches or facts.own or verdict.rows_over is not None:
             continue
         for name in facts.evaluated_names:
             yield name, False, True
-        if not facts.kinds & _RUNS_STORED_CODE and verdict.rows_over is None:
+        if not facts.kinds & _RUNS_STORED_CODE:
             continue
         for name in facts.written_names:
             yield name, True, False
@@ -582,11 +577,10 @@ def _touches(statements: list[Facts], verdicts: tuple[Verdict, ...]
             yield name, False, False
 
 
-def _builtins(statements: list[Facts]) -> Iterator[str]:
-    """PostgreSQL's names that statements not known to call code of the target's call
-    (``Judgement.builtins``): a count runs them (``undone``), and so does an allowed one."""
-    for facts in statements:
-        if not (facts.reaches or facts.own):
+def _builtins(statements: list[Facts], verdicts: tuple[Verdict, ...]) -> Iterator[str]:
+    """PostgreSQL's names that statements nothing counts yet call (``Judgement.builtins``)."""
+    for facts, verdict in zip(statements, verdicts, strict=True):
+        if not (facts.reaches or facts.own or verdict.rows_over is not None):
             yield from facts.builtins
 
 
@@ -612,7 +606,7 @@ def _reaching(facts: Facts, code: frozenset[str], unknown: frozenset[str]) -> Fa
     if facts.reaches or facts.own:
         return facts
     names = set(facts.evaluated_names)
-    if facts.kinds & (_RUNS_STORED_CODE | _COUNTED_WRITES):
+    if facts.kinds & _RUNS_STORED_CODE:
         names |= facts.written_names | facts.read_names
     maybe = unknown if not facts.kinds & _HELD_WHEN_REACHING else frozenset()
     if names & code or names & maybe:

@@ -10,22 +10,18 @@ pg_advisory_lock(777) IS NOT NULL`` advanced the sequence by 2000 and kept the l
 denial). Such a write is not counted by running it: the ``rows_over`` rule holds it outright
 (``why_not_run`` says why, for the approver).
 
-Not known to be free of such effects (fail closed):
-
-- code of the target's (``Facts.reaches``): a function, procedure, operator or cast that is
-  not PostgreSQL's own, a trigger, rule, default, CHECK or view query calling one (the catalog
-  tells, ``engine.pg.storedcode``), an extension's function: its body could do anything;
-- PostgreSQL's own functions marked volatile (``VOLATILE``), but the few that only read a
-  clock, a random source or a size (``EFFECT_FREE``);
-- rows inserted (``INSERT … ON CONFLICT``, a ``MERGE`` that inserts) and ``SET c = DEFAULT``:
-  a column's default (a serial, an identity) may take a value from a sequence.
+Not known to be free of such effects: PostgreSQL's own functions marked volatile
+(``VOLATILE``), but the few that only read a clock, a random source or a size
+(``EFFECT_FREE``). Not covered (documented): code of the target's (a function's body, a
+trigger) that the counting run executes is counted by running it, as the ``rows_over``
+match asks: what it does outside the transaction (its own ``nextval``, an advisory lock,
+``dblink``) is done at the counting run; and a serial's default that an inserted row takes
+advances its sequence there (sequences have gaps after any rollback).
 """
 
 from __future__ import annotations
 
 from pglast import ast
-from pglast.enums.nodes import CmdType
-from pglast.visitors import Visitor
 
 from engine.guardrail.classify import Facts
 
@@ -107,44 +103,11 @@ EFFECT_FREE = frozenset({
 })
 KEPT = VOLATILE - EFFECT_FREE
 
-CODE = ("it calls code of the target's (a function, procedure, operator or cast that is not "
-        "PostgreSQL's own, or a trigger, rule, default or view that calls one), which may do "
-        "what a rollback does not undo")
-DEFAULTS = ("it may take a column's default (a serial's or identity's next value from its "
-            "sequence), which a rollback does not give back")
-
-
 def why_not_run(facts: Facts, statement: ast.Node | None) -> str | None:
     """Why counting ``facts`` (one statement, ``statement`` its tree; None: not read) by
     running it and rolling it back could leave effects behind; None when it could not."""
-    if facts.reaches:
-        return CODE
     kept = sorted(facts.functions & KEPT)
     if kept:
         return (f"it calls {', '.join(kept)}, whose effects a rollback does not undo (a "
                 "sequence's value, a lock, a signal, a file, a setting, …)")
-    if statement is None or _takes_defaults(statement):
-        return DEFAULTS
     return None
-
-
-def _takes_defaults(statement: ast.Node) -> bool:
-    """Whether ``statement`` inserts rows (an ``INSERT … ON CONFLICT``, a ``MERGE … INSERT``)
-    or sets a column to its ``DEFAULT`` anywhere: a default may call ``nextval``."""
-    if isinstance(statement, ast.InsertStmt):
-        return True
-    if isinstance(statement, ast.MergeStmt) and any(
-            c.commandType == CmdType.CMD_INSERT for c in statement.mergeWhenClauses or ()):
-        return True
-    finder = _Defaults()
-    finder(statement)
-    return finder.found
-
-
-class _Defaults(Visitor):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.found = False
-
-    def visit_SetToDefault(self, ancestors: object, node: ast.SetToDefault) -> None:
-        self.found = True

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_config
-from engine.guardrail import Guard, undone
+from engine.guardrail import Guard
 from engine.guardrail.classify import classify
 from engine.guardrail.guard import SessionGuard
 
@@ -47,9 +47,8 @@ def test_newer_syntax_is_a_call_of_a_function_postgresql_15_does_not_have(
         shipped: SessionGuard, sql: str, function: str) -> None:
     facts = classify(sql)[0]
     assert function in facts.functions and facts.reaches and facts.unread
-    verdict = shipped.judge(sql).verdict  # code: held, not counted by running it
-    assert verdict.action == "review" and verdict.rows_over is None
-    assert undone.CODE in verdict.reason
+    verdict = shipped.judge(sql).verdict
+    assert verdict.rows_over == 100 and not verdict.tag_counts
 
 
 def test_json_object_is_postgresql_15_s_own(shipped: SessionGuard) -> None:
@@ -110,6 +109,6 @@ def test_a_search_path_read_after_a_count_shadows_built_in_names() -> None:
     guard = Guard(config.rules, config.guardrails).for_session("shop", "alice", frozenset())
     assert guard.judge("SELECT pi()").action == "allow"
     guard.search_path_seen("public, pg_catalog")
-    assert undone.CODE in guard.judge("SELECT pi()").verdict.reason  # (held: may be a user's)
+    assert guard.judge("SELECT pi()").verdict.rows_over == 100
     guard.search_path_seen('"$user", public')  # never taken back
-    assert undone.CODE in guard.judge("SELECT pi()").verdict.reason
+    assert guard.judge("SELECT pi()").verdict.rows_over == 100

@@ -578,7 +578,7 @@ def test_shipped_policy_holds_what_needs_eyes(shipped: SessionGuard, sql: str,
     "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
     "DELETE FROM orders WHERE id = ANY($1)",
     "MERGE INTO orders o USING (VALUES (1, 'paid')) v(id, s) ON o.id = v.id "
-    "WHEN MATCHED THEN UPDATE SET status = v.s",
+    "WHEN MATCHED THEN UPDATE SET status = v.s WHEN NOT MATCHED THEN INSERT (id) VALUES (v.id)",
     "ALTER TABLE orders ADD COLUMN note text",
     "CREATE INDEX orders_status ON orders (lower(status))",
     "CREATE OPERATOR === (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int)",

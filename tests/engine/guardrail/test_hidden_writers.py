@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pglast import enums
 
-from engine.guardrail import GuardrailSettings, Rule, undone
+from engine.guardrail import GuardrailSettings, Rule
 from engine.guardrail.classify import Facts, classify
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.protection import CASCADING_FK, OFF, known_subcommands
@@ -112,12 +112,10 @@ def test_shipped_policy_holds_upserts(shipped: SessionGuard, sql: str, rule: str
     assert (judged.action, judged.rule) == ("review", rule), judged.verdict.reason
 
 
-def test_an_upsert_is_held_not_counted_by_running_it(shipped: SessionGuard) -> None:
-    """Its rows inserted may take a serial's next value, which the count's rollback does not
-    give back (outside attack, round 18)."""
+def test_a_counted_upsert_is_counted_from_its_tag(shipped: SessionGuard) -> None:
     judged = shipped.judge(f"INSERT INTO orders (id) VALUES (1) {UPSERT}")
     assert (judged.action, judged.rule) == ("review", "review-big-writes")
-    assert judged.verdict.rows_over is None and undone.DEFAULTS in judged.verdict.reason
+    assert judged.verdict.rows_over == 100  # the relay counts it (INSERT 0 n)
 
 
 def test_copy_from_is_an_insert() -> None:

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 
 import pytest
 
-from engine.guardrail import undone
 from engine.guardrail.classify import classify
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.rules import GuardrailSettings, Match, Rule
@@ -71,12 +70,9 @@ NONE: dict[str, bool | None] = {
     "type:text": False}
 
 
-def runs_code(g: SessionGuard, sql: str) -> bool:
-    """Taken for a call of code of the target's: held outright, not counted by running it
-    (its code may do what a rollback does not undo, ``undone``)."""
+def counted(g: SessionGuard, sql: str) -> bool:
     verdict = g.judge(sql).verdict
-    return (verdict.action == "review" and verdict.rows_over is None
-            and undone.CODE in verdict.reason)
+    return verdict.rows_over == 100 and verdict.calls_code
 
 
 @pytest.mark.parametrize(("sql", "overloaded"), [
@@ -85,24 +81,23 @@ def runs_code(g: SessionGuard, sql: str) -> bool:
     ("SELECT x::int FROM t", "type:int4"),
     ("SELECT upper(lower('x')) FROM t WHERE now() IS NOT NULL", "lower"),
 ])
-def test_a_name_a_user_overloads_on_the_target_is_code_of_the_target_s(
-        sql: str, overloaded: str) -> None:
-    assert not runs_code(guard(NONE), sql)
-    assert runs_code(guard({**NONE, overloaded: True}), sql)
+def test_a_name_a_user_overloads_on_the_target_is_counted(sql: str, overloaded: str) -> None:
+    assert not counted(guard(NONE), sql)
+    assert counted(guard({**NONE, overloaded: True}), sql)
 
 
-def test_a_name_never_read_is_read_first_and_code_when_the_read_fails() -> None:
+def test_a_name_never_read_is_read_first_and_counted_when_the_read_fails() -> None:
     g = guard({**NONE, "lower": None})
     assert g.unread("SELECT lower('x')") == {"fn:lower"}
     assert g.unread("SELECT upper('x')") == frozenset()  # read: nothing to ask
     g.looked(frozenset({"fn:lower"}))
     assert g.unread("SELECT lower('x')") == frozenset()
-    assert runs_code(g, "SELECT lower('x')")  # still not known: fail closed
+    assert counted(g, "SELECT lower('x')")  # still not known: fail closed
 
 
 def test_qualified_names_of_pg_catalog_are_never_a_user_s() -> None:
     g = guard({"lower": True, "operator:=": True})
-    assert not runs_code(g, "SELECT pg_catalog.lower('x') WHERE 1 OPERATOR(pg_catalog.=) 1")
+    assert not counted(g, "SELECT pg_catalog.lower('x') WHERE 1 OPERATOR(pg_catalog.=) 1")
     assert g.unread("SELECT pg_catalog.lower('x')") == frozenset()
 
 
@@ -111,25 +106,21 @@ def test_qualified_names_of_pg_catalog_are_never_a_user_s() -> None:
     "ALTER FUNCTION mine(int) RENAME TO lower",
     "CREATE EXTENSION citext",
 ])
-def test_a_name_the_session_gave_its_own_code_is_code_whatever_the_catalog_read(
+def test_a_name_the_session_gave_its_own_code_is_counted_whatever_the_catalog_read(
         creates: str) -> None:
     g = guard(NONE)  # the catalog read before the CREATE: no overload
-    assert not runs_code(g, "SELECT lower(5)")
+    assert not counted(g, "SELECT lower(5)")
     started = g.started(creates)
     if started is not None:
         g.finished(started)
-    assert runs_code(g, "SELECT lower(5)")
-    assert not runs_code(guard(NONE), "SELECT lower(5)")  # another session: as the catalog says
+    assert counted(g, "SELECT lower(5)")
+    assert not counted(guard(NONE), "SELECT lower(5)")  # another session: as the catalog says
 
 
-def test_writes_counted_by_running_them_are_asked_about() -> None:
-    """An UPDATE is counted by running it, so a user's overload it would run is looked for
-    first: such code may do what the count's rollback does not undo (outside attack, round
-    18)."""
+def test_writes_counted_for_their_own_rows_are_not_asked_about() -> None:
+    """An UPDATE is counted anyway, with what its code writes (the transaction's statistics)."""
     g = guard({})
-    assert g.unread("UPDATE t SET a = lower(a) WHERE id = 1") == {"fn:lower", "fn:operator:="}
-    assert runs_code(guard({**NONE, "lower": True}), "UPDATE t SET a = lower(a) WHERE id = 1")
-    assert guard(NONE).judge("UPDATE t SET a = lower(a) WHERE id = 1").verdict.rows_over == 100
+    assert g.unread("UPDATE t SET a = lower(a) WHERE id = 1") == frozenset()
 
 
 def test_without_a_catalog_nothing_is_asked_nor_counted() -> None:
@@ -149,6 +140,6 @@ def test_an_entry_a_minute_old_serves_as_last_read_without_a_wait() -> None:
     g = SessionGuard(RULES, GuardrailSettings())
     g.overloads = Expired(NONE)
     assert g.unread("SELECT lower('x')") == frozenset()  # no wait: read again meanwhile
-    assert not runs_code(g, "SELECT lower('x')")
+    assert not counted(g, "SELECT lower('x')")
     g.overloads = Expired({**NONE, "lower": True})
-    assert runs_code(g, "SELECT lower('x')")
+    assert counted(g, "SELECT lower('x')")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from engine.guardrail import undone
 from engine.guardrail.classify import classify, classify_text
 from engine.guardrail.memory import Known
 from engine.guardrail.rules import Match, Rule, judge_statement
@@ -49,14 +48,12 @@ def test_postgresql_s_own_functions_and_operators_do_not(sql: str) -> None:
 RULE = (Rule("big", "review", Match(rows_over=100)),)
 
 
-def test_a_call_of_code_is_held_not_counted_by_running_it() -> None:
-    """Its code may do what the count's rollback does not undo (outside attack, round 18)."""
+def test_a_call_is_counted_by_what_its_code_writes_only() -> None:
     verdict = judge_statement(RULE, classify("SELECT purge()")[0])
-    assert verdict.action == "review" and verdict.rows_over is None
-    assert "the code it calls" in verdict.reason and undone.CODE in verdict.reason
+    assert verdict.rows_over == 100 and not verdict.tag_counts
+    assert "the code it calls" in verdict.reason
     update = judge_statement(RULE, classify("UPDATE t SET a = purge() WHERE id = 1")[0])
-    assert update.action == "review" and update.rows_over is None
-    assert undone.CODE in update.reason
+    assert update.rows_over == 100 and update.tag_counts
 
 
 @pytest.mark.parametrize("sql", [

@@ -197,6 +197,23 @@ def test_denied_without_a_count_was_not_run() -> None:
     assert b"count its rows" not in out.reply
 
 
+@pytest.mark.parametrize("sql", [
+    "UPDATE t SET a = 0 WHERE k = 'x' AND nextval('s') > 0",
+    "UPDATE t SET a = 0 WHERE k = 'x' AND pg_advisory_lock(777) IS NOT NULL",
+])
+def test_a_write_whose_count_a_rollback_would_not_undo_is_held_unrun(sql: str) -> None:
+    """A call may take a lock or move a sequence: counting it by running it and rolling it
+    back would leave that behind before anybody approved it, and again once approved
+    (outside attack, round 18). Held at once, nothing sent; approved, it runs once, as it is."""
+    r = relay()
+    out, wire = sent(r, b.query(sql))
+    assert out.hold is not None and wire == b"" and out.out == b""
+    assert "does not count them by running it" in out.hold.judgement.verdict.reason
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == q(sql)
+
+
 def test_inside_a_transaction_a_savepoint_is_released_or_rolled_back_to() -> None:
     r = relay(b"T")
     _, wire = sent(r, b.query(WRITE + " RETURNING a"))
@@ -411,25 +428,26 @@ def test_rows_an_insert_beside_it_inserted_hide_no_trigger_rows() -> None:
     assert r.upstream_data() == q("ROLLBACK")
 
 
-@pytest.mark.parametrize("sql", [
-    "INSERT INTO t VALUES (1) ON CONFLICT (k) DO UPDATE SET a = 0",
-    "MERGE INTO t USING u ON t.k = u.k WHEN NOT MATCHED THEN INSERT VALUES (u.k)",
-    "UPDATE t SET a = DEFAULT WHERE k = 'x'",
-    "UPDATE t SET a = 0 WHERE k = 'x' AND nextval('s') > 0",
-    "UPDATE t SET a = 0 WHERE k = 'x' AND pg_advisory_lock(777) IS NOT NULL",
-])
-def test_a_write_whose_count_a_rollback_would_not_undo_is_held_unrun(sql: str) -> None:
-    """A row inserted may take a serial's next value, a call may take a lock or move a
-    sequence: counting it by running it and rolling it back would leave that behind before
-    anybody approved it, and again once approved (outside attack, round 18). Held at once,
-    nothing sent; approved, it runs once, as it is."""
+def test_rows_an_upsert_inserted_hide_no_trigger_rows() -> None:
+    """INSERT … ON CONFLICT DO UPDATE: 90 rows inserted, 5 updated (``INSERT 0 95``), and a
+    trigger on the update deleted 95 more: the statistics grew by 100, 95 of it beside the
+    statement: 190 rows, over the limit (counted as 100, it commits)."""
     r = relay()
-    out, wire = sent(r, b.query(sql))
-    assert out.hold is not None and wire == b"" and out.out == b""
-    assert "does not count them by running it" in out.hold.judgement.verdict.reason
-    r.decide(Decision(True, "a1"))
-    _, wire = sent(r, b"")
-    assert wire == q(sql)
+    sent(r, b.query("INSERT INTO t VALUES (1) ON CONFLICT (k) DO UPDATE SET a = 0"))
+    r.server_data(begun() + b.command_complete("INSERT 0 95") + b.ready(b"T")
+                  + read_again(100, inserted=90))
+    assert r.upstream_data() == q("ROLLBACK")
+
+
+@pytest.mark.parametrize(("inserted", "updated"), [(0, 60), (60, 0), (30, 30)])
+def test_an_upsert_s_own_rows_are_counted_once(inserted: int, updated: int) -> None:
+    """Its ``INSERT 0 60`` is its inserts and updates, whatever the split: 60 rows, under the
+    limit, with nothing written beside it."""
+    r = relay()
+    sent(r, b.query("INSERT INTO t VALUES (1) ON CONFLICT (k) DO UPDATE SET a = 0"))
+    r.server_data(begun() + b.command_complete("INSERT 0 60") + b.ready(b"T")
+                  + read_again(updated, inserted=inserted))
+    assert r.upstream_data() == q("COMMIT")
 
 
 def _unqualified(sql: bytes) -> list[str]:
@@ -561,24 +579,82 @@ def test_a_deferred_constraint_failing_early_is_the_statement_s_error(status: by
         assert r.upstream_data() == b""
 
 
-CALLS_CODE = "SELECT purge_old()"  # a function of the target's: it could do anything
+CALLS_CODE = "SELECT purge_old()"  # a function of the target's: what it writes is counted
 
 
-@pytest.mark.parametrize("status", [b"I", b"T"])
-@pytest.mark.parametrize("sql", [
-    CALLS_CODE, "INSERT INTO t SELECT g FROM generate_series(1, 5000) g WHERE purge_old() > 0",
-    "CALL nightly()",
-])
-def test_a_call_of_code_is_held_not_counted_by_running_it(sql: str, status: bytes) -> None:
-    """Its code may do what the count's rollback does not undo (outside attack, round 18):
-    held at once, outside a transaction or in the client's; approved, it runs as it is."""
-    r = relay(status)
-    out, wire = sent(r, b.query(sql))
-    assert out.hold is not None and wire == b"" and out.out == b""
-    assert "may do what a rollback does not undo" in out.hold.judgement.verdict.reason
+@pytest.mark.parametrize(("after", "stands"), [(100, True), (101, False)])
+def test_a_call_is_charged_with_what_its_code_writes_and_not_with_its_own_tag(
+        after: int, stands: bool) -> None:
+    """``SELECT 1`` counts a row returned, not one written: only the statistics count."""
+    r = relay()
+    _, wire = sent(r, b.query(CALLS_CODE))
+    assert wire == wrapped(CALLS_CODE)
+    r.server_data(begun(0) + b.row_description("purge_old") + b.data_row(b"1")
+                  + b.command_complete("SELECT 1") + b.ready(b"T") + read_again(after))
+    assert r.upstream_data() == q("COMMIT" if stands else "ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("COMMIT" if stands else "ROLLBACK")
+                                   + b.ready(b"I"))
+    if stands:
+        assert to_client == (b.row_description("purge_old") + b.data_row(b"1")
+                             + b.command_complete("SELECT 1") + b.ready(b"I"))
+    else:
+        assert to_client == b"" and f.status == "rolled back" and f.rows == after
+        assert f"the code it calls writes {after} rows" in (f.error or "")
+
+
+def test_an_insert_calling_code_is_not_charged_with_its_own_rows() -> None:
+    r = relay()
+    sql = "INSERT INTO t SELECT g FROM generate_series(1, 5000) g WHERE purge_old() > 0"
+    sent(r, b.query(sql))
+    r.server_data(begun(0) + b.command_complete("INSERT 0 5000") + b.ready(b"T")
+                  + read_again(7, inserted=5000))
+    assert r.upstream_data() == q("COMMIT")
+
+
+def test_a_procedure_that_ends_transactions_itself_is_held_not_failed() -> None:
+    """Inside the gateway's BEGIN, a procedure's COMMIT fails (2D000): nothing of it stood,
+    and it is held; approved, it runs as it is (no count can be made of it)."""
+    r = relay()
+    sent(r, b.query("CALL nightly()"))
+    r.server_data(begun(0) + b.error("2D000", "invalid transaction termination")
+                  + b.ready(b"E") + ABORTED)
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert to_client == b"" and f.status == "rolled back"
+    assert "it ends transactions itself" in (f.error or "")
+    held = r.client_data(b"")
+    assert held.hold is not None
     r.decide(Decision(True, "a1"))
     _, wire = sent(r, b"")
-    assert wire == q(sql)
+    assert wire == q("CALL nightly()")
+
+
+def test_in_the_client_s_transaction_a_committing_procedure_fails_as_it_would() -> None:
+    r = relay(b"T")
+    sent(r, b.query("CALL nightly()"))
+    to_client, done = r.server_data(
+        begun(0, "SAVEPOINT") + b.error("2D000", "invalid transaction termination")
+        + b.ready(b"E") + ABORTED)
+    assert b"invalid transaction termination" in to_client
+    assert [(f.status, f.sqlstate) for f in done] == [("error", "2D000")]
+
+
+def test_a_table_emptied_or_rewritten_by_what_ran_is_held() -> None:
+    """A TRUNCATE (or a rewrite) inside the code resets that table's counts: the counts say
+    nothing was written, but the table's file changed. Held, and approved runs as it is."""
+    r = relay()
+    sent(r, b.query(CALLS_CODE))
+    r.server_data(begun(0) + b.row_description("purge_old") + b.data_row(b"0")
+                  + b.command_complete("SELECT 1") + b.ready(b"T")
+                  + read_again(0, files=b"16384:16384,16390:16411"))
+    assert r.upstream_data() == q("ROLLBACK")
+    to_client, [f] = r.server_data(b.command_complete("ROLLBACK") + b.ready(b"I"))
+    assert to_client == b"" and f.status == "rolled back"
+    assert "emptied or rewritten" in (f.error or "")
+    assert r.client_data(b"").hold is not None
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == q(CALLS_CODE)
 
 
 @pytest.mark.parametrize(("files", "held"), [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from engine.guardrail import undone
 from engine.guardrail.guard import SessionGuard
 from engine.guardrail.rules import GuardrailSettings, Match, Rule
 from engine.masking.lineage import Relation
@@ -162,7 +161,7 @@ def test_names_never_read_are_asked_for_once() -> None:
     assert g.unread("INSERT INTO t SELECT * FROM u") == {"t"}
     g.looked(frozenset({"t"}))
     assert g.unread("INSERT INTO t SELECT * FROM u") == frozenset()
-    assert undone.CODE in g.judge("INSERT INTO t SELECT * FROM u").verdict.reason  # unknown
+    assert g.judge("INSERT INTO t SELECT * FROM u").verdict.rows_over == 100  # still unknown
     assert g.unread("DROP TABLE t") == frozenset()  # nothing stored matters to it
 
 
@@ -176,14 +175,12 @@ def test_names_never_read_are_asked_for_once() -> None:
     ("COPY t FROM STDIN", {"t": None}, False),  # not known: not held
     ("DECLARE c CURSOR FOR SELECT * FROM v", {"v": None}, False),
 ])
-def test_a_statement_reaching_stored_code_is_held_not_counted(
-        sql: str, known: dict[str, bool | None], counted: bool) -> None:
-    """(``counted``: a rows_over rule meets it.) Held, not counted by running it: the code
-    may do what the count's rollback does not undo (outside attack, round 18)."""
+def test_a_statement_reaching_stored_code_is_counted(sql: str, known: dict[str, bool | None],
+                                                     counted: bool) -> None:
     verdict = guard(known).judge(sql).verdict
     if counted:
-        assert verdict.action == "review" and verdict.rows_over is None
-        assert undone.CODE in verdict.reason
+        assert verdict.rows_over == 100
+        assert not verdict.tag_counts and verdict.calls_code
     else:
         assert verdict.action == "allow"
 
@@ -200,26 +197,14 @@ def test_the_answer_follows_the_catalog_from_one_statement_to_the_next() -> None
     g = guard(known)
     assert g.judge("INSERT INTO t VALUES (1)").action == "allow"
     known["t"] = True  # a trigger appeared on the target
-    assert undone.CODE in g.judge("INSERT INTO t VALUES (2)").verdict.reason
+    assert g.judge("INSERT INTO t VALUES (2)").verdict.rows_over == 100
     known["t"] = False
     assert g.judge("INSERT INTO t VALUES (1)").action == "allow"
 
 
-def test_an_update_of_a_table_carrying_code_is_held_not_counted() -> None:
-    """Counting it would fire its table's triggers, whose code may do what the rollback does
-    not undo (outside attack, round 18); without such code it is counted for its own rows."""
-    sql = "UPDATE t SET a = 1 WHERE id = 2"
-    verdict = guard({"t": True}).judge(sql).verdict
-    assert verdict.action == "review" and verdict.rows_over is None
-    assert undone.CODE in verdict.reason
-    verdict = guard({"t": False}).judge(sql).verdict
+def test_an_update_is_counted_for_its_own_rows_as_before() -> None:
+    verdict = guard({"t": True}).judge("UPDATE t SET a = 1 WHERE id = 2").verdict
     assert verdict.rows_over == 100 and verdict.tag_counts
-    assert guard({"t": None}).unread(sql) == {"t"}  # never read: asked for first
-    g = guard({"t": None})
-    g.looked(frozenset({"t"}))
-    assert undone.CODE in g.judge(sql).verdict.reason  # still not known: fail closed
-    assert undone.CODE in guard({"t": False, "v": True}).judge(
-        "DELETE FROM t WHERE id IN (SELECT id FROM v)").verdict.reason  # a view's code
 
 
 class Counting(Known):
@@ -247,10 +232,9 @@ def test_names_are_looked_up_as_stored() -> None:
                     table("s.t_dot", triggers=("public.audit",)))
     assert StoredCode(catalog)("T_Up", True) is True
     assert StoredCode(catalog)("s.t_dot", True) is True
-    assert undone.CODE in guard({"T_Up": True}).judge('INSERT INTO "T_Up" VALUES (1)'
-                                                      ).verdict.reason
-    assert undone.CODE in guard({"s.t_dot": True}).judge('INSERT INTO "s.t_dot" VALUES (1)'
-                                                         ).verdict.reason
+    assert guard({"T_Up": True}).judge('INSERT INTO "T_Up" VALUES (1)').verdict.rows_over == 100
+    assert guard({"s.t_dot": True}).judge('INSERT INTO "s.t_dot" VALUES (1)'
+                                          ).verdict.rows_over == 100
 
 
 def test_an_expired_entry_is_asked_for_at_every_question() -> None:
@@ -310,13 +294,16 @@ def test_a_statement_evaluating_stored_code_over_rows_is_counted_or_held(sql: st
     assert guard({"checked": None, "plain": False}).unread(sql) == {"checked"}
 
 
-@pytest.mark.parametrize("sql", [
-    "ANALYZE checked", "ALTER TABLE checked VALIDATE CONSTRAINT ok",  # code: held
-    "VACUUM (ANALYZE) checked", "VACUUM FULL checked",  # cannot run in a transaction block
+@pytest.mark.parametrize(("sql", "counted"), [
+    ("ANALYZE checked", True),  # runs in the gateway's savepoint
+    ("ALTER TABLE checked VALIDATE CONSTRAINT ok", True),
+    ("VACUUM (ANALYZE) checked", False),  # cannot run in a transaction block: held
+    ("VACUUM FULL checked", False),
 ])
-def test_what_runs_code_over_rows_is_held_not_counted(sql: str) -> None:
+def test_what_cannot_run_in_a_transaction_block_is_held_not_counted(
+        sql: str, counted: bool) -> None:
     verdict = guard({"checked": True}).judge(sql).verdict
-    assert verdict.action == "review" and verdict.rows_over is None
+    assert (verdict.rows_over == 100) is counted
 
 
 @pytest.mark.parametrize("sql", ["ANALYZE", "VACUUM ANALYZE", "REINDEX INDEX checked_pkey",
