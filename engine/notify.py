@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine import shown
 from engine.events import ApprovalEvent, ApprovalRequested
 from engine.tasks import spawn
 
@@ -49,9 +50,11 @@ class Webhook:
         if not isinstance(event, ApprovalRequested):
             return
         request = event.request
-        statement = " ".join(request["statement"].split())
+        # Its lines kept (never re-flowed: a line after a ``--`` comment is not the comment's),
+        # what a display acts on escaped; cut, the rest is counted.
+        statement = shown.escaped(request["statement"])
         if len(statement) > 300:
-            statement = statement[:300] + "…"
+            statement = f"{statement[:300]}… ({len(statement) - 300} more characters)"
         self.send({
             "text": (f"Gatewatch: {request['requester']} asks to run a statement on "
                      f"{request['connection']} (rule {request['rule']}). Approve with "

@@ -12,20 +12,11 @@ overrides and isolates, the word joiner, the soft hyphen) and the fillers drawn 
 
 from __future__ import annotations
 
-import re
-
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5"
-    "\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u2800\u3000\u3164\ufeff"
-    "\uffa0\ufff9-\ufffb]")
+from engine.shown import escaped
 
 
 def safe(text: str) -> str:
     """``text`` with what a terminal would act on, or draw as a blank or as nothing, shown
-    as an escape instead."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    as an escape instead (``engine.shown.escaped``: line breaks and tabs as they are, a lone
+    carriage return as its escape and a line break)."""
+    return escaped(text)

@@ -18,6 +18,7 @@ import pglast
 from pglast import ast
 from pglast.enums import OnConflictAction
 
+from engine.guardrail import undone
 from engine.guardrail.classify import Facts
 from engine.guardrail.commands import READS_INPUT, CommandFacts
 
@@ -374,6 +375,14 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
     # What is counted, in the operator's words: the rule's own criteria when it has others
     # ("UPDATE orders; "), else the statement's writing kinds and tables.
     what = f"{why}; " if why else _writes(facts) + " "
+    counted_by_run = countable(facts) or reaches_only(facts)
+    kept = undone.why_not_run(facts, _one_statement(facts.text)) if counted_by_run else None
+    if kept is not None:
+        # Counting runs it (rolled back over the limit): what a rollback does not undo would
+        # have happened before anybody approved it, and again once approved (round 18).
+        return Verdict(rule.action, rule.name, f"{what}may write more than {limit} rows, and "
+                       f"the gateway does not count them by running it: {kept}",
+                       facts.text, rule.message)
     if not countable(facts) and reaches_only(facts):
         return Verdict(rule.action, rule.name, f"{what}writes more than {limit} rows",
                        facts.text, rule.message, rows_over=limit, under=verdict,

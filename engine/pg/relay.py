@@ -290,6 +290,19 @@ def _uncountable(judgement: Judgement) -> bytes:
         "operator.")
 
 
+def _not_run(decision: Decision, *, counted: bool) -> bytes:
+    """For a statement denied (expired, withdrawn): what became of it, truthfully. One held by
+    its count did run once, to be counted, and was rolled back (``rowcount``): the client and
+    the record are told so (outside attack, round 18: "The statement was not run" after such a
+    run)."""
+    if not counted:
+        return codec.error_response(decision.message, decision.sqlstate,
+                                    hint="The statement was not run.")
+    return codec.error_response(
+        f"{decision.message} (it was run once to count its rows, and rolled back)",
+        decision.sqlstate, hint="It was not run again.")
+
+
 def _not_counted(why: str, hint: str) -> bytes:
     """For a write a rows_over rule counts, in a shape the gateway cannot count soundly."""
     return codec.error_response(f"the gateway counts the rows of this write and {why}",
@@ -1243,8 +1256,8 @@ class PgRelay:
             # A refusal is final, whatever the statement is judged now (what the catalog
             # knows of its tables may have changed since it was held).
             self._held = None
-            return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
-                decision.message, decision.sqlstate, hint="The statement was not run.")
+            return "refuse", ("denied", judgement.rule, decision.approval), _not_run(
+                decision, counted=seen is not None)
         if action == "allow":
             return "allow", ("allow", judgement.rule, None), b""
         under = judgement.verdict.under
@@ -1323,8 +1336,8 @@ class PgRelay:
                 self._again = (decision, seen, about)
                 return "count", ("approved", judgement.rule, decision.approval), b""
             return "allow", ("approved", judgement.rule, decision.approval), b""
-        return "refuse", ("denied", judgement.rule, decision.approval), codec.error_response(
-            decision.message, decision.sqlstate, hint="The statement was not run.")
+        return "refuse", ("denied", judgement.rule, decision.approval), _not_run(
+            decision, counted=seen is not None)
 
     def _refuse(self, text: str, protocol: str, judged: Judged, error: bytes, *,
                 simple: bool) -> None:

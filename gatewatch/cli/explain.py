@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine import shown
 from engine.config import Config
 from engine.guardrail import Guard
 from engine.guardrail.classify import ParseFailure, classify
@@ -93,5 +94,4 @@ def explain(config: Config, connection: str, user: str, sql: str) -> tuple[str, 
 
 
 def _shown(text: str) -> str:
-    text = " ".join(text.split())
-    return f"{text[:100]}{'…' if len(text) > 100 else ''}"
+    return shown.one_line(text, 100)  # line breaks marked, never re-flowed

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from engine import shown
 from engine.config import Config
 from gatewatch.cli.control_client import ControlClient, ControlRefused, EngineUnreachable
 
@@ -52,11 +53,12 @@ def approvals(config: Config, token: str | None, *, as_json: bool) -> str:
         return "no approval requests are waiting"
     lines = []
     for r in pending:
-        statement = " ".join(r["statement"].split())
+        # Line by line, numbered, never re-flowed: joined onto one line, a line after a
+        # ``--`` comment read as part of the comment (outside attack, round 18).
         lines.append(
             f"{r['id']}  {r['requester']} on {r['connection']}  rule {r['rule']}  "
             f"expires {r['expires_at'][11:19]}  approvals {len(r['approvals'])}\n"
-            f"    {statement}"
+            f"{shown.block(r['statement'])}"
         )
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine import shown
 from store import SqliteStore, reads, verify
 
 
@@ -12,13 +13,27 @@ def _short_time(value: str | None) -> str:
     return value[:19].replace("T", " ") if value else "-"
 
 
-def _table(rows: list[list[str]], headers: list[str]) -> str:
+def _table(rows: list[list[str]], headers: list[str], below: list[str] | None = None) -> str:
+    """``rows`` under ``headers``; ``below``: text shown under each row (empty: none)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
+    for i, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if below and below[i]:
+            lines.append(below[i])
     return "\n".join(lines)
+
+
+BELOW_LINES = 40  # lines of a statement shown under its row (``--json`` has them all)
+
+
+def _lines_below(text: str) -> str:
+    """A statement of several lines, line by line under its row (its cell marks the breaks
+    with ⏎ and is cut): a line after a ``--`` comment is its own line, never the comment's."""
+    if len(shown.lines(text.rstrip())) < 2:
+        return ""
+    return shown.block(text.rstrip(), indent="      ", limit=BELOW_LINES)
 
 
 def sessions(store: SqliteStore, *, as_json: bool, limit: int) -> str:
@@ -57,8 +72,9 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
     if not statements:
         return head + "\n\nno statements"
     table = []
+    below: list[str] = []  # under each row: a statement of several lines, line by line
     for s in statements:
-        text = " ".join(s["text"].split())
+        text = shown.one_line(s["text"])  # each line break marked, never re-flowed
         outcome = s["status"]
         if outcome == "running" and s.get("verdict") == "review":
             outcome = "held"  # waiting for an approval: it has not reached the target
@@ -69,9 +85,9 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
             outcome += f" {s['sqlstate']}: {s['error']}"
         elif ssh and s["error"]:
             outcome += f": {s['error']}"
-        shown = text[:80] + ("…" if len(text) > 80 else "")
+        cell = text[:80] + ("…" if len(text) > 80 else "")
         if s["params"]:
-            shown += f"  ← {s['params'][:60]}"
+            cell += f"  ← {s['params'][:60]}"
         # how a held one ended, for both protocols (an SSH command's record keeps "review")
         decided = s.get("outcome") in ("approved", "denied", "withdrawn")
         verdict = s["outcome"] if decided else s.get("verdict") or "allow"
@@ -81,11 +97,12 @@ def show(store: SqliteStore, session: dict[str, Any], *, as_json: bool) -> str:
             verdict += f" {s['approval_id']}"
         table.append([
             str(s["seq"]), s["started_at"][11:23], _ms(s["duration_ms"]),
-            _count(s, ssh), verdict, outcome[:60], shown,
+            _count(s, ssh), verdict, outcome[:60], cell,
         ])
+        below.append(_lines_below(s["text"]))
     return head + "\n\n" + _table(
         table, ["#", "TIME", "DURATION", "EXIT" if ssh else "ROWS", "VERDICT", "RESULT",
-                "COMMAND" if ssh else "STATEMENT"])
+                "COMMAND" if ssh else "STATEMENT"], below)
 
 
 def _count(statement: dict[str, Any], ssh: bool) -> str:

@@ -108,7 +108,12 @@ def test_what_the_code_a_statement_calls_writes_is_counted(
 
     request = denied(guarded, work)
     assert request["rule"] == "review-big-writes"
-    assert "the code it calls writes 500 rows" in str(request["statement"])
+    if "query_to_xml" in sql:
+        # PostgreSQL's volatile query_to_xml runs any SQL: held unrun, not counted by running
+        # it (what it does a rollback may not undo; outside attack round 18)
+        assert "does not count them by running it" in str(request["reason"])
+    else:
+        assert "the code it calls writes 500 rows" in str(request["statement"])
     assert rows(guarded.target) == 500
 
 

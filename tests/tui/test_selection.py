@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
 from rich.syntax import Syntax
+from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -53,7 +55,9 @@ async def engine_says(pilot: Pilot[None], source: FixedSource, **approvals: Any)
 
 def detail(app: GatewatchApp) -> str:
     content = app.approvals_screen.query_one("#statement", Static).content
-    return content.code if isinstance(content, Syntax) else str(content)
+    parts = content.renderables if isinstance(content, Group) else [content]
+    return "\n".join(p.code if isinstance(p, Syntax) else p.plain if isinstance(p, Text)
+                     else str(p) for p in parts)
 
 
 async def test_a_request_leaving_above_the_cursor_does_not_move_the_selection() -> None:

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Group
 from rich.syntax import Syntax
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +32,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from engine import shown
 from tui import timefmt
 from tui.commands import Command, CommandList
 from tui.screens.painting import paint
@@ -156,7 +159,7 @@ class ApprovalsScreen(Screen[None]):
         for r in newest:
             decided.add_row(timefmt.clock(r.get("decided_at") or r.get("created_at")),
                             r["id"], str(r.get("requester") or "-"), outcome(r)[:60],
-                            safe(" ".join(str(r.get("statement") or "").split()))[:120])
+                            shown.one_line(str(r.get("statement") or ""), 120))
 
     def selected(self) -> dict[str, Any] | None:
         """The request the operator chose, by id — never whatever row the cursor is on."""
@@ -190,11 +193,14 @@ class ApprovalsScreen(Screen[None]):
                 detail.update("No approval requests are waiting.")
             return
         dark = self.app.current_theme.dark
-        detail.update(Syntax(
-            f"-- {req['id']}: {req['requester']} on {req['connection']}\n"
-            f"-- rule {req.get('rule')}: {req.get('reason')}\n{safe(str(req['statement']))}",
-            "sql", word_wrap=True, theme="monokai" if dark else "default",
-            background_color="default"))
+        # The statement line by line, numbered (a line the screen wraps has no number), what a
+        # display acts on escaped: a line after a ``--`` comment is its own (round 18).
+        detail.update(Group(
+            Text(f"{req['id']}: {req['requester']} on {req['connection']}\n"
+                 f"rule {req.get('rule')}: {shown.escaped(str(req.get('reason')))}",
+                 style="bold"),
+            Syntax(shown.escaped(req["statement"]), "sql", word_wrap=True, line_numbers=True,
+                   theme="monokai" if dark else "default", background_color="default")))
 
     def action_approve(self) -> None:
         self._decide(approve=True)

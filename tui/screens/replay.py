@@ -33,6 +33,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from engine import shown
 from recordings.replay import (
     KINDS,
     IdleMap,
@@ -192,7 +193,7 @@ class ReplayScreen(Screen[None]):
                  "-" if s.duration_ms is None else f"{s.duration_ms:.1f} ms",
                  "-" if s.rows is None else str(s.rows),
                  s.status if not s.sqlstate else f"{s.sqlstate} {s.error or ''}",
-                 " ".join(s.text.split())[:500]] for s in self.timeline.statements]
+                 shown.one_line(s.text, 500)] for s in self.timeline.statements]
         layout = lay_out(table, STATEMENT_COLUMNS, self.app.size.width, self._layout,
                          longest(rows, STATEMENT_COLUMNS))
         if layout is None:
@@ -284,7 +285,7 @@ class ReplayScreen(Screen[None]):
             lines.append(f"-- error {s.sqlstate or ''}: {s.error or ''}")
         if s.masked:
             lines.append("-- masked: " + ", ".join(f"{k}: {n}" for k, n in s.masked.items()))
-        lines.append(s.text)
+        lines.append(shown.escaped(s.text))  # its lines kept, controls escaped
         self.detail_text = "\n".join(lines)
         dark = self.app.current_theme.dark
         detail.update(Syntax(self.detail_text, "sql", word_wrap=True,

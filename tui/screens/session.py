@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from engine import shown
 from tui import timefmt
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
@@ -148,7 +149,7 @@ class SessionScreen(Screen[None]):
         return [str(st["seq"]), timefmt.clock(st["started_at"]),
                 "-" if st["duration_ms"] is None else f"{st['duration_ms']:.1f}",
                 "-" if count is None else str(count), verdict, outcome(st),
-                " ".join(st["text"].split())[:500]]
+                shown.one_line(st["text"], 500)]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if 0 <= event.cursor_row < len(self.statements):

@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from engine import shown
 from tui import timefmt
 
 
@@ -75,11 +76,12 @@ class StatementDetail(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         st = self.statement
-        text = str(st.get("text") or "")
+        # Line by line, numbered, what a display acts on escaped (``engine.shown``).
+        text = shown.escaped(str(st.get("text") or ""))
         dark = self.app.current_theme.dark
         body = (Text(text) if self.ssh else
-                Syntax(text, "sql", word_wrap=True, theme="monokai" if dark else "default",
-                       background_color="default"))
+                Syntax(text, "sql", word_wrap=True, line_numbers=True,
+                       theme="monokai" if dark else "default", background_color="default"))
         with VerticalScroll(id="statement-box"):
             yield Label("Command" if self.ssh else "Statement", id="statement-title")
             yield Static(Group(Text(describe(st, ssh=self.ssh)), Text(""), body),

@@ -180,6 +180,38 @@ def test_denied_after_the_count_runs_nothing_more() -> None:
     out, wire = sent(r, b"")
     assert wire == b"" and b"statement denied by oncall" in out.reply
     assert [f.status for f in out.finished] == ["denied"]
+    # Told truthfully: it ran once, to be counted (outside attack, round 18: "The statement
+    # was not run"), in the answer and in the record.
+    assert b"it was run once to count its rows, and rolled back" in out.reply
+    assert b"The statement was not run" not in out.reply
+    assert "run once to count its rows" in (out.finished[0].error or "")
+
+
+def test_denied_without_a_count_was_not_run() -> None:
+    r = relay()
+    out = r.client_data(b.query("UPDATE t SET a = 0"))  # held at once
+    assert out.hold is not None
+    r.decide(Decision(False, "a1", "statement denied by oncall"))
+    out, wire = sent(r, b"")
+    assert wire == b"" and b"The statement was not run." in out.reply
+    assert b"count its rows" not in out.reply
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE t SET a = 0 WHERE k = 'x' AND nextval('s') > 0",
+    "UPDATE t SET a = 0 WHERE k = 'x' AND pg_advisory_lock(777) IS NOT NULL",
+])
+def test_a_write_whose_count_a_rollback_would_not_undo_is_held_unrun(sql: str) -> None:
+    """A call may take a lock or move a sequence: counting it by running it and rolling it
+    back would leave that behind before anybody approved it, and again once approved
+    (outside attack, round 18). Held at once, nothing sent; approved, it runs once, as it is."""
+    r = relay()
+    out, wire = sent(r, b.query(sql))
+    assert out.hold is not None and wire == b"" and out.out == b""
+    assert "does not count them by running it" in out.hold.judgement.verdict.reason
+    r.decide(Decision(True, "a1"))
+    _, wire = sent(r, b"")
+    assert wire == q(sql)
 
 
 def test_inside_a_transaction_a_savepoint_is_released_or_rolled_back_to() -> None:

@@ -182,6 +182,7 @@ def test_denied_it_runs_nothing_more_and_skips_to_the_sync() -> None:
     assert wire == FAILING_PARSE + b.SYNC  # the Execute asked again is skipped, as after an error
     to_client, _ = r.server_data(SYNTAX_ERROR + b.ready(b"E"))
     assert b"statement denied by oncall" in to_client and b"syntax" not in to_client
+    assert b"it was run once to count its rows, and rolled back" in to_client
     assert to_client.endswith(b.ready(b"E"))
 
 
