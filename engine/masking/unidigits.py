@@ -130,45 +130,24 @@ def fold(text: str) -> str:
     return text
 
 
-def _byte_forms() -> dict[bytes, list[int]]:
-    """The UTF-8 of every folded character of the basic plane, grouped by all its bytes but
-    the last."""
-    groups: dict[bytes, list[int]] = {}
-    for code in sorted({*FOLD, *map(ord, _APOSTROPHES)}):
-        if code < 0x10000:
-            raw = chr(code).encode("utf-8")
-            groups.setdefault(raw[:-1], []).append(raw[-1])
-    return groups
-
-
 # Every character of the supplementary plane (U+10000-U+1FFFF), where the folded ones are
 # thousands (mathematical letters and digits, emoji and other symbols): listed one by one they
 # made hyperscan's compile five times as long (1 s), and the plane's other characters are rare.
 _PLANE_1 = "\\xf0[\\x90-\\x9f][\\x80-\\xbf][\\x80-\\xbf]"
 
 
-def _byte_class(values: list[int]) -> str:
-    ranges: list[str] = []
-    start = prev = values[0]
-    for v in [*values[1:], -1]:
-        if v == prev + 1:
-            prev = v
-            continue
-        ranges.append(f"\\x{start:02x}" if start == prev else f"\\x{start:02x}-\\x{prev:02x}")
-        start = prev = v
-    return "[" + "".join(ranges) + "]"
-
-
 def _triggers() -> tuple[str, str]:
-    groups = _byte_forms()
-    branches = ["".join(f"\\x{b:02x}" for b in prefix) + _byte_class(last)
+    groups = zerowidth.utf8_groups(
+        code for code in {*FOLD, *map(ord, _APOSTROPHES)} if code < 0x10000)
+    branches = ["".join(f"\\x{b:02x}" for b in prefix) + zerowidth.byte_class(last)
                 for prefix, last in groups.items()]
     native = "|".join([*branches, _PLANE_1])
     leads = sorted({prefix[0] for prefix in groups} | {0xF0})
     led = "|".join([*(
         f"(?<=\\x{prefix[0]:02x})" + "".join(f"\\x{b:02x}" for b in prefix[1:])
-        + _byte_class(last) for prefix, last in groups.items()), f"(?<=\\xf0){_PLANE_1[4:]}"])
-    return native, f"{_byte_class(leads)}(?:{led})"
+        + zerowidth.byte_class(last) for prefix, last in groups.items()),
+        f"(?<=\\xf0){_PLANE_1[4:]}"])
+    return native, f"{zerowidth.byte_class(leads)}(?:{led})"
 
 
 NATIVE_TRIGGER, BYTES_TRIGGER = _triggers()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 _CATEGORIES = frozenset({"Cf", "Mn", "Me", "Zl", "Zp"})
 _BLANK_FILLERS = frozenset({0x115F, 0x1160, 0x2800, 0x3164, 0xFFA0})
@@ -66,16 +67,17 @@ def stripped(text: str) -> tuple[str, list[int]]:
     return "".join(kept), places
 
 
-def _byte_forms() -> dict[bytes, list[int]]:
-    """The UTF-8 of every such character, grouped by all its bytes but the last."""
+def utf8_groups(codes: Iterable[int]) -> dict[bytes, list[int]]:
+    """The UTF-8 of each of ``codes``, grouped by all its bytes but the last (what a byte
+    pattern of the screens matches them by, with ``byte_class`` of the last bytes)."""
     groups: dict[bytes, list[int]] = {}
-    for code in sorted(CODES):
+    for code in sorted(codes):
         raw = chr(code).encode("utf-8")
         groups.setdefault(raw[:-1], []).append(raw[-1])
     return groups
 
 
-def _byte_class(values: list[int]) -> str:
+def byte_class(values: list[int]) -> str:
     ranges: list[str] = []
     start = prev = values[0]
     for v in [*values[1:], -1]:
@@ -88,16 +90,16 @@ def _byte_class(values: list[int]) -> str:
 
 
 def _triggers() -> tuple[str, str]:
-    groups = _byte_forms()
+    groups = utf8_groups(CODES)
     after = "[\\x00-\\x7f]"
     native = "(?:" + "|".join(
-        "".join(f"\\x{b:02x}" for b in prefix) + _byte_class(last)
+        "".join(f"\\x{b:02x}" for b in prefix) + byte_class(last)
         for prefix, last in groups.items()) + ")" + after
     leads = sorted({prefix[0] for prefix in groups})
     led = "|".join(
         f"(?<=\\x{prefix[0]:02x})" + "".join(f"\\x{b:02x}" for b in prefix[1:])
-        + _byte_class(last) for prefix, last in groups.items())
-    return native, f"{_byte_class(leads)}(?:{led}){after}"
+        + byte_class(last) for prefix, last in groups.items())
+    return native, f"{byte_class(leads)}(?:{led}){after}"
 
 
 NATIVE_TRIGGER, BYTES_TRIGGER = _triggers()
