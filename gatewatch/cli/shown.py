@@ -6,11 +6,11 @@ erases lines, moves the cursor, hides text, sets the window title — so an appr
 shown a harmless statement drawn over the one that would run. ``safe`` shows every control
 character but the line breaks and tabs the CLI lays out itself as a visible escape (``\\x1b``),
 and so do C1 controls, the Unicode characters that reorder or hide text, and every blank
-but the ASCII space (``tui.shown``, which the TUI uses too).
+but the ASCII space (``engine.shown.escaped``, which the TUI uses too).
 """
 
 from __future__ import annotations
 
-from tui.shown import safe
+from engine.shown import escaped as safe
 
 __all__ = ["safe"]

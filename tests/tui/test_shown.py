@@ -1,11 +1,11 @@
-"""What the CLI and the TUI show of a client's text (``tui.shown``)."""
+"""What the CLI and the TUI show of a client's text (``engine.shown.escaped``)."""
 
 from __future__ import annotations
 
 import pytest
 
+from engine.shown import escaped as safe
 from gatewatch.cli.shown import safe as cli_safe
-from tui.shown import safe
 
 
 @pytest.mark.parametrize("blank", [

@@ -37,7 +37,6 @@ from tui import timefmt
 from tui.commands import Command, CommandList
 from tui.screens.painting import paint
 from tui.screens.reason import ReasonPrompt
-from tui.shown import safe
 from tui.widgets.choice import ChoiceTable
 
 COLUMNS = ("ID", "REQUESTER", "CONNECTION", "RULE", "AGE", "LEFT", "OK'D")
@@ -227,5 +226,5 @@ class ApprovalsScreen(Screen[None]):
         self.app.push_screen(
             ReasonPrompt(f"{verb} {req['id']} from {req['requester']} on {req['connection']}?",
                          "reason (optional)" if approve else "reason (told to the user)",
-                         detail=safe(str(req.get("statement") or ""))),
+                         detail=shown.escaped(str(req.get("statement") or ""))),
             decided)
