@@ -376,7 +376,7 @@ def judge_statement(rules: tuple[Rule, ...], facts: Facts) -> Verdict:
     # ("UPDATE orders; "), else the statement's writing kinds and tables.
     what = f"{why}; " if why else _writes(facts) + " "
     counted_by_run = countable(facts) or reaches_only(facts)
-    kept = undone.why_not_run(facts, _one_statement(facts.text)) if counted_by_run else None
+    kept = undone.why_not_run(facts) if counted_by_run else None
     if kept is not None:
         # Counting runs it (rolled back over the limit): what a rollback does not undo would
         # have happened before anybody approved it, and again once approved (round 18).

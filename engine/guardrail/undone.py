@@ -21,8 +21,6 @@ advances its sequence there (sequences have gaps after any rollback).
 
 from __future__ import annotations
 
-from pglast import ast
-
 from engine.guardrail.classify import Facts
 
 # The names of PostgreSQL 15's volatile functions (``pg_catalog`` and ``information_schema``;
@@ -103,9 +101,9 @@ EFFECT_FREE = frozenset({
 })
 KEPT = VOLATILE - EFFECT_FREE
 
-def why_not_run(facts: Facts, statement: ast.Node | None) -> str | None:
-    """Why counting ``facts`` (one statement, ``statement`` its tree; None: not read) by
-    running it and rolling it back could leave effects behind; None when it could not."""
+def why_not_run(facts: Facts) -> str | None:
+    """Why counting ``facts`` (one statement) by running it and rolling it back could leave
+    effects behind; None when it could not."""
     kept = sorted(facts.functions & KEPT)
     if kept:
         return (f"it calls {', '.join(kept)}, whose effects a rollback does not undo (a "
