@@ -648,12 +648,16 @@ class ResultMasker:
             raise _malformed("RowDescription")
         actions = self._lineage_actions(len(columns))
         if actions is not None:
-            written = self._written_masked()
-            columns = [c._replace(action=self._rewritten_rule(c, a, written))
-                       if c.table_oid and c.action is not None and c.action.source is not None
-                       and written(c.action.source)
-                       else c if c.action is not None or a is None else c._replace(action=a)
-                       for c, a in zip(columns, actions, strict=True)]
+            written: Callable[[str], frozenset[Source]] | None = None
+            for i, (c, a) in enumerate(zip(columns, actions, strict=True)):
+                if c.table_oid and c.action is not None and c.action.source is not None:
+                    written = written or self._written_masked()
+                    kept = written(c.action.source)
+                    if kept:  # the column holds values written from masked columns
+                        assert self._lineage_rule is not None
+                        columns[i] = c._replace(action=a or self._lineage_rule(kept))
+                elif c.action is None and a is not None:
+                    columns[i] = c._replace(action=a)
         self._describe(tuple(columns))
 
     def _written_masked(self) -> Callable[[str], frozenset[Source]]:
@@ -683,16 +687,6 @@ class ResultMasker:
             return kept if kept and rule(kept) is not None else frozenset()
 
         return written
-
-    def _rewritten_rule(self, column: ResultColumn, by_lineage: ColumnAction | None,
-                        written: Callable[[str], frozenset[Source]]) -> ColumnAction | None:
-        """The rule of a table column that holds values written from masked columns:
-        lineage's (computed: whole), else that of what was written."""
-        if by_lineage is not None:
-            return by_lineage
-        assert self._lineage_rule is not None and column.action is not None
-        assert column.action.source is not None
-        return self._lineage_rule(written(column.action.source))
 
     def _computed_rule(self, rule: ColumnRule, name: str) -> ColumnAction | None:
         rules = self._computed_rules
